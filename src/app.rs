@@ -1,0 +1,72 @@
+//! The running server's shared state: the store, the current price book (reloaded when
+//! a book is imported, even by another process), the rate limiter and the clock.
+
+use crate::price::{book::BookFile, Layer, PriceBook};
+use crate::ratelimit::{RateConfig, RateLimiter};
+use crate::store::{Store, StoredBook};
+use std::sync::{Arc, RwLock};
+
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| jiff::Timestamp::now().as_millisecond())
+}
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    prices: RwLock<Arc<PriceBook>>,
+    price_generation: RwLock<i64>,
+    pub limiter: RateLimiter,
+    clock: Clock,
+}
+
+impl AppState {
+    pub async fn new(store: Arc<dyn Store>, rate: RateConfig, clock: Clock) -> anyhow::Result<AppState> {
+        let generation = store.price_generation().await?;
+        let book = load_prices(store.as_ref()).await?;
+        Ok(AppState {
+            store,
+            prices: RwLock::new(Arc::new(book)),
+            price_generation: RwLock::new(generation),
+            limiter: RateLimiter::new(rate),
+            clock,
+        })
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    pub fn prices(&self) -> Arc<PriceBook> {
+        self.prices.read().unwrap().clone()
+    }
+
+    /// Reload the book if a price import happened since the last look.
+    pub async fn refresh_prices(&self) -> anyhow::Result<bool> {
+        let generation = self.store.price_generation().await?;
+        if generation == *self.price_generation.read().unwrap() {
+            return Ok(false);
+        }
+        let book = load_prices(self.store.as_ref()).await?;
+        *self.prices.write().unwrap() = Arc::new(book);
+        *self.price_generation.write().unwrap() = generation;
+        tracing::info!(generation, "price book reloaded");
+        Ok(true)
+    }
+}
+
+/// The bundled book plus every book stored in the database, in import order.
+pub async fn load_prices(store: &dyn Store) -> anyhow::Result<PriceBook> {
+    let mut book = PriceBook::bundled()?;
+    for stored in store.price_books().await? {
+        add_stored(&mut book, &stored)?;
+    }
+    Ok(book)
+}
+
+fn add_stored(book: &mut PriceBook, stored: &StoredBook) -> anyhow::Result<()> {
+    let file: BookFile = serde_json::from_str(&stored.body)?;
+    let layer = if stored.kind == "overrides" { Layer::Override } else { Layer::Catalog };
+    book.add_file(&file, layer)?;
+    Ok(())
+}

@@ -1,0 +1,611 @@
+//! The command line: flags in, library calls out. The only module that knows clap.
+
+use crate::app::{load_prices, system_clock, AppState};
+use crate::auth;
+use crate::ingest::{self, Item};
+use crate::price::book::BookFile;
+use crate::price::{self, litellm, Layer, PriceBook};
+use crate::ratelimit::RateConfig;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Scope, Store, StoredBook, WorkspaceId};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "burnrate", version, about = "Self-hosted LLM cost attribution and cost control")]
+pub struct Cli {
+    /// The SQLite database file.
+    #[arg(long, global = true, env = "BURNRATE_DB", default_value = "burnrate.db")]
+    pub db: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the API server.
+    Serve(ServeArgs),
+    /// Import usage events from a JSONL file ("-" for stdin), through the same validation,
+    /// dedupe and pricing as HTTP ingest.
+    Import {
+        file: String,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+    /// Write demo traffic (dataMode=demo) into the database.
+    Demo(DemoArgs),
+    /// Manage workspaces.
+    #[command(subcommand)]
+    Workspaces(WorkspaceCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeyCommand),
+    /// Inspect and manage the price book.
+    #[command(subcommand)]
+    Prices(PriceCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "BURNRATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Fill an empty database with demo traffic first.
+    #[arg(long)]
+    pub demo: bool,
+    /// Ingest rate per key in events per second (0 = unlimited).
+    #[arg(long, env = "BURNRATE_INGEST_RATE", default_value_t = 50_000.0)]
+    pub ingest_rate: f64,
+    /// Ingest burst per key in events.
+    #[arg(long, env = "BURNRATE_INGEST_BURST", default_value_t = 100_000.0)]
+    pub ingest_burst: f64,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    #[arg(long, default_value_t = 60_000)]
+    pub events: u64,
+    #[arg(long, default_value = "default")]
+    pub workspace: String,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Subcommand)]
+pub enum WorkspaceCommand {
+    Create { name: String },
+    List,
+    /// Refuse ingest for the workspace (402) until resumed.
+    Pause { name: String },
+    Resume { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; prints only the key on stdout (--json for more).
+    Create {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[arg(long, value_parser = ["ingest", "read", "admin"])]
+        scope: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        workspace: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id or prefix (br_xxxxxxxx); takes effect at once.
+    Revoke { key: String },
+}
+
+#[derive(Subcommand)]
+pub enum PriceCommand {
+    List {
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Show how a model resolves and the rates in force.
+    Show {
+        model: String,
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Import a LiteLLM map (a new catalogue version) or an overrides file.
+    Import {
+        file: PathBuf,
+        /// When the imported catalogue takes effect (RFC 3339; default now). Past events
+        /// keep the price they were stored with.
+        #[arg(long)]
+        effective_from: Option<String>,
+    },
+    /// Models seen in events that have no price.
+    Check,
+    /// Generate prices/book.json from a LiteLLM map and the reviewed corrections.
+    Generate {
+        #[arg(long)]
+        litellm: PathBuf,
+        #[arg(long, default_value = "prices/corrections.json")]
+        corrections: PathBuf,
+        #[arg(long, default_value = "prices/book.json")]
+        out: PathBuf,
+        #[arg(long)]
+        package_version: String,
+        #[arg(long)]
+        snapshot_date: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Prices(PriceCommand::Generate { litellm, corrections, out, package_version, snapshot_date }) = &cli.command {
+        return generate_book(litellm, corrections, out, package_version, snapshot_date);
+    }
+    if let Command::Bench(cmd) = cli.command {
+        return crate::bench::run(cmd).await;
+    }
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&cli.db).with_context(|| format!("opening database {}", cli.db.display()))?,
+    );
+    let result = match cli.command {
+        Command::Serve(args) => serve(store.clone(), &cli.db, args).await,
+        Command::Import { file, workspace } => import(store.as_ref(), &file, &workspace).await,
+        Command::Demo(args) => demo(store.as_ref(), &args).await.map(|_| ()),
+        Command::Workspaces(cmd) => workspaces(store.as_ref(), cmd).await,
+        Command::Keys(cmd) => keys(store.as_ref(), cmd).await,
+        Command::Prices(cmd) => prices(store.as_ref(), cmd).await,
+        Command::Bench(_) => unreachable!("handled above"),
+    };
+    store.close().await;
+    result
+}
+
+async fn workspace_id(store: &dyn Store, name: &str) -> anyhow::Result<WorkspaceId> {
+    match store.workspace(name.to_string()).await? {
+        Some(w) => Ok(w.id),
+        None => bail!("no workspace named {name:?}; create it with `burnrate workspaces create {name}`"),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+}
+
+async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
+    if args.demo && store.event_count().await? == 0 {
+        let args = DemoArgs { days: 30, events: 60_000, workspace: "default".into(), seed: 42 };
+        demo(store.as_ref(), &args).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    if store.claim_first_start().await? {
+        let key = auth::new_key();
+        store
+            .create_key("default".into(), Scope::Admin, auth::hash_key(&key), auth::key_prefix(&key), Some("first-start admin".into()))
+            .await?;
+        print_first_start(db, &addr.to_string(), &key);
+    }
+    let rate = RateConfig { per_second: args.ingest_rate, burst: args.ingest_burst.max(args.ingest_rate) };
+    let state = Arc::new(AppState::new(store.clone(), rate, system_clock()).await?);
+    let reloader = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                if let Err(e) = state.refresh_prices().await {
+                    tracing::warn!(error = %e, "price book reload failed");
+                }
+            }
+        })
+    };
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()?;
+    tracing::info!(%addr, db = %db.display(), "serving");
+    crate::http::serve(listener, state, shutdown_signal()).await?;
+    reloader.abort();
+    tracing::info!("in-flight requests done; closing the store");
+    Ok(())
+}
+
+fn print_first_start(db: &std::path::Path, addr: &str, key: &str) {
+    let event = r#"{"externalRequestId":"hello-1","provider":"openai","model":"gpt-4o-mini","endpointTag":"hello.world","inputTokens":1200,"cachedTokens":200,"outputTokens":300,"status":"success"}"#;
+    println!("new database {} with workspace \"default\"", db.display());
+    println!("admin key (shown once, keep it safe): {key}");
+    println!("post a first event:");
+    println!("  curl -sS http://{addr}/v1/ingest/llm-request -H 'X-API-Key: {key}' -H 'Content-Type: application/json' -d '{event}'");
+    println!("then see it priced:");
+    println!("  curl -sS http://{addr}/v1/events -H 'X-API-Key: {key}'");
+}
+
+/// Validate, price and store items in chunks; shared by `import` and `demo`.
+struct Loader<'a> {
+    store: &'a dyn Store,
+    workspace: WorkspaceId,
+    book: PriceBook,
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+}
+
+impl<'a> Loader<'a> {
+    async fn new(store: &'a dyn Store, workspace: WorkspaceId) -> anyhow::Result<Loader<'a>> {
+        Ok(Loader { store, workspace, book: load_prices(store).await?, accepted: 0, duplicates: 0, rejected: 0 })
+    }
+
+    /// Returns the rejected items' positions in `items` with their errors.
+    async fn load(&mut self, items: Vec<Item>) -> anyhow::Result<Vec<ingest::Rejected>> {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let prepared = ingest::prepare(items, &self.book, now);
+        self.rejected += prepared.rejected.len();
+        let outcome = self.store.ingest(self.workspace, prepared.events).await?;
+        self.accepted += outcome.accepted();
+        self.duplicates += outcome.duplicates();
+        Ok(prepared.rejected)
+    }
+}
+
+const CHUNK: usize = 5_000;
+
+async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Result<()> {
+    let ws = workspace_id(store, workspace).await?;
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("opening {file}"))?))
+    };
+    let mut loader = Loader::new(store, ws).await?;
+    let progress = indicatif::ProgressBar::new_spinner();
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {human_pos} events read, {per_sec} [{elapsed}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let started = std::time::Instant::now();
+    let mut items = Vec::with_capacity(CHUNK);
+    let mut line_numbers = Vec::with_capacity(CHUNK);
+    let mut lines = reader.split(b'\n').enumerate().peekable();
+    while let Some((i, line)) = lines.next() {
+        let line = line?;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            let item = match std::str::from_utf8(&line) {
+                Ok(text) => ingest::parse_item(text),
+                Err(_) => Err(vec![crate::event::FieldError::new("body", "line is not valid UTF-8")]),
+            };
+            items.push(item);
+            line_numbers.push(i + 1);
+        }
+        if items.len() == CHUNK || lines.peek().is_none() {
+            let batch = std::mem::take(&mut items);
+            for bad in loader.load(batch).await? {
+                let reasons: Vec<String> = bad.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+                progress.suspend(|| eprintln!("line {}: {}", line_numbers[bad.index], reasons.join("; ")));
+            }
+            progress.inc(line_numbers.len() as u64);
+            line_numbers.clear();
+        }
+    }
+    progress.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let total = loader.accepted + loader.duplicates + loader.rejected;
+    println!(
+        "imported {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected",
+        total as f64 / secs.max(1e-9),
+        loader.accepted,
+        loader.duplicates,
+        loader.rejected
+    );
+    Ok(())
+}
+
+async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
+    use crate::demo::{DemoConfig, DemoGenerator};
+    let ws = workspace_id(store, &args.workspace).await?;
+    let config = DemoConfig { days: args.days, events: args.events, end_ms: jiff::Timestamp::now().as_millisecond(), seed: args.seed };
+    let (spike_from, spike_to) = config.spike_window();
+    let mut generator = DemoGenerator::new(config).peekable();
+    let mut loader = Loader::new(store, ws).await?;
+    let progress = indicatif::ProgressBar::new(args.events);
+    while generator.peek().is_some() {
+        let chunk: Vec<Item> = generator
+            .by_ref()
+            .take(CHUNK)
+            .map(|v| serde_json::from_value(v).map_err(|e| vec![crate::event::FieldError::new("body", e.to_string())]))
+            .collect();
+        progress.inc(chunk.len() as u64);
+        loader.load(chunk).await?;
+    }
+    progress.finish_and_clear();
+    let fmt = |ms: i64| jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default();
+    println!(
+        "demo: {} events written to workspace {:?} (dataMode=demo, {} days); cost spike {} .. {}",
+        loader.accepted,
+        args.workspace,
+        args.days,
+        fmt(spike_from),
+        fmt(spike_to)
+    );
+    Ok(loader.accepted)
+}
+
+async fn workspaces(store: &dyn Store, cmd: WorkspaceCommand) -> anyhow::Result<()> {
+    match cmd {
+        WorkspaceCommand::Create { name } => {
+            let w = store.create_workspace(name).await?;
+            println!("created workspace {}", w.name);
+        }
+        WorkspaceCommand::List => {
+            let mut table = table(&["name", "paused", "created"]);
+            for w in store.workspaces().await? {
+                table.add_row(vec![w.name, w.paused.to_string(), w.created_at]);
+            }
+            println!("{table}");
+        }
+        WorkspaceCommand::Pause { name } => {
+            store.set_paused(name.clone(), true).await?;
+            println!("ingest for workspace {name} is paused (clients get 402)");
+        }
+        WorkspaceCommand::Resume { name } => {
+            store.set_paused(name.clone(), false).await?;
+            println!("ingest for workspace {name} is resumed");
+        }
+    }
+    Ok(())
+}
+
+async fn keys(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::Create { workspace, scope, name, json } => {
+            let scope = Scope::parse(&scope).context("scope")?;
+            let key = auth::new_key();
+            let record = store.create_key(workspace, scope, auth::hash_key(&key), auth::key_prefix(&key), name).await?;
+            if json {
+                let mut v = serde_json::to_value(&record)?;
+                v["key"] = serde_json::json!(key);
+                println!("{v}");
+            } else {
+                println!("{key}");
+            }
+        }
+        KeyCommand::List { workspace, json } => {
+            let keys = store.keys(workspace).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                return Ok(());
+            }
+            let mut table = table(&["id", "workspace", "prefix", "scope", "name", "created", "revoked"]);
+            for k in keys {
+                table.add_row(vec![
+                    k.id.to_string(),
+                    k.workspace,
+                    k.prefix,
+                    k.scope.as_str().into(),
+                    k.name.unwrap_or_default(),
+                    k.created_at,
+                    k.revoked_at.unwrap_or_default(),
+                ]);
+            }
+            println!("{table}");
+        }
+        KeyCommand::Revoke { key } => {
+            let n = store.revoke_key(key.clone()).await?;
+            if n == 0 {
+                bail!("no active key with id or prefix {key:?}");
+            }
+            println!("revoked {n} key(s)");
+        }
+    }
+    Ok(())
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    table
+}
+
+fn rate_text(r: Option<crate::money::Rate>) -> String {
+    r.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+}
+
+async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> {
+    let book = load_prices(store).await?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    match cmd {
+        PriceCommand::List { provider } => {
+            let mut table = table(&["provider", "model", "input $/M", "cached $/M", "cache write $/M", "output $/M", "bands", "tiers"]);
+            for c in 3..=5 {
+                if let Some(col) = table.column_mut(c) {
+                    col.set_cell_alignment(CellAlignment::Right);
+                }
+            }
+            let mut count = 0;
+            for key in book.keys() {
+                if provider.as_deref().is_some_and(|p| p != key.provider) {
+                    continue;
+                }
+                let Some((entry, _)) = book.lookup(&key.provider, &key.model, now) else { continue };
+                let base = entry.rows.iter().find(|r| r.tier == crate::event::ServiceTier::Standard && r.above == 0);
+                let Some(base) = base else { continue };
+                let mut bands: Vec<String> = entry.rows.iter().filter(|r| r.above > 0).map(|r| format!(">{}k", r.above / 1000)).collect();
+                bands.dedup();
+                let mut tiers: Vec<&str> = entry.rows.iter().map(|r| r.tier.as_str()).filter(|t| *t != "standard").collect();
+                tiers.dedup();
+                table.add_row(vec![
+                    key.provider.clone(),
+                    key.model.clone(),
+                    rate_text(base.input),
+                    rate_text(base.cached_input),
+                    rate_text(base.cache_write),
+                    rate_text(base.output),
+                    bands.join(" "),
+                    tiers.join(" "),
+                ]);
+                count += 1;
+            }
+            println!("{table}");
+            println!("{count} models; book versions: {}", book.versions().join(", "));
+        }
+        PriceCommand::Show { model, provider } => show_price(&book, provider.as_deref(), &model, now)?,
+        PriceCommand::Import { file, effective_from } => import_prices(store, &file, effective_from).await?,
+        PriceCommand::Check => {
+            let unpriced = store.unpriced_models().await?;
+            if unpriced.is_empty() {
+                println!("every event has a price");
+                return Ok(());
+            }
+            let mut table = table(&["provider", "model", "unpriced events", "last seen", "why"]);
+            for m in &unpriced {
+                let why = match book.lookup(&m.provider, &m.model, now) {
+                    Some(_) => "no rate for the event's service tier",
+                    None => "unknown model",
+                };
+                table.add_row(vec![m.provider.clone(), m.model.clone(), m.events.to_string(), m.last_seen.clone(), why.into()]);
+            }
+            println!("{table}");
+            println!("add prices with `burnrate prices import overrides.json` (see docs/price-book-format.md); stored events keep cost null until re-sent");
+        }
+        PriceCommand::Generate { .. } => unreachable!("handled in run"),
+    }
+    Ok(())
+}
+
+fn show_price(book: &PriceBook, provider: Option<&str>, model: &str, now: i64) -> anyhow::Result<()> {
+    let providers: Vec<String> = match provider {
+        Some(p) => vec![p.to_string()],
+        None => {
+            let mut ps: Vec<String> = book.keys().iter().filter(|k| k.model == model.to_ascii_lowercase()).map(|k| k.provider.clone()).collect();
+            ps.dedup();
+            if ps.is_empty() {
+                ps = price::model_candidates("openai", model).iter().map(|(k, _)| k.provider.clone()).take(1).collect();
+            }
+            ps
+        }
+    };
+    for p in providers {
+        let Some((entry, how)) = book.lookup(&p, model, now) else {
+            println!("{p}/{model}: no price (unknown model: cost stays null, counted as unpriced)");
+            continue;
+        };
+        println!("{p}/{model} -> {}/{} ({})", how.key.provider, how.key.model, how.rule);
+        println!("  entry {}  mode {}  source {}", entry.id, entry.mode, entry.source);
+        let mut table = table(&["tier", "input above", "input $/M", "cached $/M", "cache write $/M", "output $/M", "reasoning $/M"]);
+        for r in &entry.rows {
+            table.add_row(vec![
+                r.tier.as_str().to_string(),
+                r.above.to_string(),
+                rate_text(r.input),
+                rate_text(r.cached_input),
+                rate_text(r.cache_write),
+                rate_text(r.output),
+                rate_text(r.reasoning),
+            ]);
+        }
+        println!("{table}");
+        if let Some(img) = entry.per_image {
+            println!("  per image: ${img}");
+        }
+        for (layer, e) in book.history(&how.key) {
+            let from = jiff::Timestamp::from_millisecond(e.effective_from_ms).map(|t| t.to_string()).unwrap_or_default();
+            println!("  version {} ({:?}) effective from {from}", e.book_version, layer);
+        }
+    }
+    Ok(())
+}
+
+async fn import_prices(store: &dyn Store, file: &PathBuf, effective_from: Option<String>) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let now = jiff::Timestamp::now();
+    let effective = match effective_from {
+        Some(t) => t.parse::<jiff::Timestamp>().context("--effective-from must be RFC 3339")?,
+        None => now,
+    };
+    let (kind, mut book): (&str, BookFile) = if value.get("format").is_some() {
+        let book: BookFile = serde_json::from_value(value).context("not a price book file (see docs/price-book-format.md)")?;
+        let kind = if book.kind.as_deref() == Some("overrides") { "overrides" } else { "catalog" };
+        (kind, book)
+    } else {
+        let version = format!("import-{}", now.strftime("%Y%m%dT%H%M%SZ"));
+        let source = serde_json::json!({"name": "LiteLLM map", "file": file.display().to_string(), "imported": now.to_string()});
+        let converted = litellm::convert(&value, &version, source)?;
+        ("catalog", converted.book)
+    };
+    if book.version.is_empty() {
+        book.version = format!("{kind}-{}", now.strftime("%Y%m%dT%H%M%SZ"));
+    }
+    if kind == "catalog" {
+        // A new catalogue applies from its effective time on; history is never re-priced.
+        for e in &mut book.entries {
+            if e.effective_from == price::book::EPOCH {
+                e.effective_from = effective.to_string();
+            }
+        }
+    }
+    // Refuse a file with a bad entry before anything is stored.
+    let mut scratch = PriceBook::default();
+    scratch
+        .add_file(&book, if kind == "overrides" { Layer::Override } else { Layer::Catalog })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let entries = book.entries.len();
+    store
+        .save_price_book(StoredBook { kind: kind.into(), version: book.version.clone(), body: serde_json::to_string(&book)? })
+        .await?;
+    println!("imported {entries} {kind} entries as version {} (a running server picks them up within 2 s)", book.version);
+    Ok(())
+}
+
+fn generate_book(litellm_path: &PathBuf, corrections: &PathBuf, out: &PathBuf, package_version: &str, snapshot_date: &str) -> anyhow::Result<()> {
+    let map: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(litellm_path)?)?;
+    let fixes: BookFile = serde_json::from_str(&std::fs::read_to_string(corrections)?)
+        .with_context(|| format!("parsing {}", corrections.display()))?;
+    let version = format!("litellm-{package_version}+{snapshot_date}");
+    let source = serde_json::json!({
+        "name": "LiteLLM model_prices_and_context_window.json",
+        "package": "litellm", "packageVersion": package_version, "snapshotDate": snapshot_date,
+        "license": "MIT (see prices/LICENSE.litellm)", "corrections": corrections.display().to_string(),
+    });
+    let mut converted = litellm::convert(&map, &version, source)?;
+    let (replaced, added) = litellm::apply_corrections(&mut converted.book, &fixes);
+    // The generated book must load; fail here rather than at the next build.
+    let mut check = PriceBook::default();
+    check.add_file(&converted.book, Layer::Catalog).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut text = String::from("{\n");
+    text.push_str(&format!("\"format\": {},\n\"kind\": \"catalog\",\n\"version\": {},\n", price::book::FORMAT, serde_json::to_string(&version)?));
+    text.push_str(&format!("\"source\": {},\n\"aliases\": {},\n\"entries\": [\n", serde_json::to_string(&converted.book.source)?, serde_json::to_string(&converted.book.aliases)?));
+    // One entry per line: a price change shows as a one-line diff.
+    let lines: Vec<String> = converted.book.entries.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
+    text.push_str(&lines.join(",\n"));
+    text.push_str("\n]\n}\n");
+    std::fs::write(out, text)?;
+    println!(
+        "wrote {} entries to {} (version {version}); {} LiteLLM keys skipped (no token prices), {} collisions, corrections: {replaced} replaced, {added} added",
+        converted.book.entries.len(),
+        out.display(),
+        converted.skipped,
+        converted.collisions.len()
+    );
+    for c in converted.collisions.iter().take(20) {
+        eprintln!("collision (first key kept): {c}");
+    }
+    Ok(())
+}

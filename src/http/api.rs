@@ -1,0 +1,191 @@
+//! JSON API handlers: ingest, the request explorer, totals, health.
+
+use super::authorize;
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::event::{DataMode, Environment};
+use crate::ingest::{self, Item, MAX_BODY_BYTES};
+use crate::store::{EventQuery, IngestOutcome, Scope, SummaryQuery};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Read the body up to the ingest limit; past it, 413 without reading the rest.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("body is larger than {} MiB", MAX_BODY_BYTES / (1024 * 1024)),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| too_large())
+}
+
+fn is_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl"))
+}
+
+/// The common path of both ingest endpoints after the body is split into items.
+async fn ingest_items(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    single: bool,
+) -> Result<Response, ApiError> {
+    let key = authorize(state, headers, Scope::Ingest).await?;
+    if key.workspace_paused {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "workspace_paused",
+            "ingest for this workspace is paused by policy",
+        ));
+    }
+    let bytes = read_body(headers, body).await?;
+    let ndjson = is_ndjson(headers);
+    let now = state.now_ms();
+    let book = state.prices();
+    // Parsing, validation and pricing of up to 10,000 events is CPU work: off the reactor.
+    let prepared = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let items: Vec<Item> = if single {
+            vec![ingest::parse_single(&bytes)?]
+        } else {
+            ingest::parse_batch(&bytes, ndjson)?
+        };
+        let total = items.len();
+        Ok((ingest::prepare(items, &book, now), total))
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"))??;
+    let (prepared, total) = prepared;
+    if let Err(wait) = state.limiter.take(key.key_id, total, now) {
+        return Err(ApiError::too_many(wait, "ingest rate limit for this key exceeded"));
+    }
+    if prepared.events.is_empty() {
+        let mut err = if single {
+            ApiError::invalid_event(prepared.rejected[0].errors.clone())
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_events", "no event in the batch is valid")
+        };
+        if !single {
+            err.rejected = prepared.rejected;
+        }
+        return Err(err);
+    }
+    let outcome: IngestOutcome = state.store.ingest(key.workspace_id, prepared.events).await?;
+    let body = json!({
+        "accepted": outcome.accepted(),
+        "duplicates": outcome.duplicates(),
+        "rejected": prepared.rejected,
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+pub async fn ingest_one(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    ingest_items(&state, &headers, body, true).await
+}
+
+pub async fn ingest_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    ingest_items(&state, &headers, body, false).await
+}
+
+/// Query parameters arrive as strings so that every bad one gets a 400 naming it.
+type Params = Query<HashMap<String, String>>;
+
+fn time_param(params: &HashMap<String, String>, name: &str, default: i64) -> Result<i64, ApiError> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.as_millisecond())
+            .map_err(|_| ApiError::field(name, "must be an RFC 3339 date-time, e.g. 2026-01-31T00:00:00Z")),
+    }
+}
+
+fn choice_param<T>(
+    params: &HashMap<String, String>,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+    expected: fn() -> String,
+    default: T,
+) -> Result<T, ApiError> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(v) => parse(v).ok_or_else(|| ApiError::field(name, format!("must be one of: {}", expected()))),
+    }
+}
+
+pub async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let limit = match params.get("limit") {
+        None => 50,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(ApiError::field("limit", "must be an integer from 1 to 1000")),
+        },
+    };
+    let query = EventQuery {
+        external_request_id: params.get("externalRequestId").cloned(),
+        cursor: params.get("cursor").cloned(),
+        limit,
+    };
+    if query.cursor.as_deref().is_some_and(|c| c.split_once('.').is_none()) {
+        return Err(ApiError::field("cursor", "is not a cursor returned by this API"));
+    }
+    let page = state.store.events(key.workspace_id, query).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound(_) => ApiError::field("cursor", "is not a cursor returned by this API"),
+        other => other.into(),
+    })?;
+    Ok(Json(page).into_response())
+}
+
+pub async fn summary(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let now = state.now_ms();
+    let to_ms = time_param(&params, "to", now)?;
+    let from_ms = time_param(&params, "from", to_ms - 24 * 3600 * 1000)?;
+    if from_ms > to_ms {
+        return Err(ApiError::field("from", "must not be after to"));
+    }
+    let query = SummaryQuery {
+        from_ms,
+        to_ms,
+        environment: choice_param(&params, "environment", Environment::parse, Environment::expected, Environment::Prod)?,
+        data_mode: choice_param(&params, "dataMode", DataMode::parse, DataMode::expected, DataMode::Real)?,
+    };
+    let summary = state.store.summary(key.workspace_id, query.clone()).await?;
+    let mut body = serde_json::to_value(&summary).unwrap_or_default();
+    body["from"] = json!(jiff::Timestamp::from_millisecond(from_ms).map(|t| t.to_string()).unwrap_or_default());
+    body["to"] = json!(jiff::Timestamp::from_millisecond(to_ms).map(|t| t.to_string()).unwrap_or_default());
+    body["environment"] = json!(query.environment.as_str());
+    body["dataMode"] = json!(query.data_mode.as_str());
+    Ok(Json(body).into_response())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
+    state.store.price_generation().await?;
+    Ok("ready")
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}

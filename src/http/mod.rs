@@ -1,0 +1,65 @@
+//! HTTP: the axum router, authentication, and the server's lifecycle. The only module
+//! that knows axum.
+
+pub mod api;
+pub mod error;
+
+use crate::app::AppState;
+use crate::store::{KeyInfo, Scope};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use std::sync::Arc;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/ingest/llm-request", post(api::ingest_one))
+        .route("/v1/ingest/batch", post(api::ingest_batch))
+        .route("/v1/events", get(api::events))
+        .route("/v1/summary", get(api::summary))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+/// The key from `X-API-Key` or `Authorization: Bearer`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim());
+    }
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Check the key and its scope. Keys are looked up on every request so a key revoked
+/// with the CLI stops working at once.
+pub async fn authorize(state: &AppState, headers: &HeaderMap, needed: Scope) -> Result<KeyInfo, ApiError> {
+    let key = presented_key(headers)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("missing API key: send X-API-Key or Authorization: Bearer"))?;
+    let info = state
+        .store
+        .authenticate(crate::auth::hash_key(key))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid or revoked API key"))?;
+    if !info.scope.allows(needed) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a {} key cannot use this endpoint; it needs a {} key", info.scope.as_str(), needed.as_str()),
+        ));
+    }
+    Ok(info)
+}
+
+/// Serve until `shutdown` resolves, then stop accepting and let in-flight requests end.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

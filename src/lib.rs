@@ -1,0 +1,27 @@
+//! burnrate: self-hosted LLM cost attribution and cost control.
+//!
+//! The modules follow the data flow (see ARCHITECTURE.md):
+//! - `event`: the ingest contract: wire type and validated `Event`
+//! - `validate`: raw event in, event or field errors out (pure)
+//! - `dedupe`: what a retry or resend does to a stored logical call (pure)
+//! - `price`: the price book and the cost of an event (pure)
+//! - `ingest`: request bodies to validated, priced events (pure)
+//! - `store`: the `Store` trait and its SQLite backend (the only SQL)
+//! - `app`, `http`: the server's state and its axum API (the only axum)
+//! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
+//! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
+
+pub mod app;
+pub mod auth;
+pub mod bench;
+pub mod cli;
+pub mod dedupe;
+pub mod demo;
+pub mod event;
+pub mod http;
+pub mod ingest;
+pub mod money;
+pub mod price;
+pub mod ratelimit;
+pub mod store;
+pub mod validate;

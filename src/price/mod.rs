@@ -1,0 +1,253 @@
+//! Pricing: find the price entry in force for an event's provider, model and time, and
+//! compute its cost. Pure: no IO, no clock; the book is loaded by the caller.
+
+pub mod book;
+pub mod cost;
+pub mod litellm;
+
+use crate::event::{CostSource, Event, Pricing};
+use book::{AliasFile, BookFile, EntryError, ModelKey, PriceEntry};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use cost::{cost, CostBreakdown, Unpriced};
+
+/// The book generated from LiteLLM's map plus reviewed corrections, built into the binary.
+pub const BUNDLED_BOOK: &str = include_str!("../../prices/book.json");
+
+/// Which layer an entry comes from. Overrides win over the catalogue at any time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    Catalog,
+    Override,
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    layer: Layer,
+    /// Load order: among entries with the same effective time, the later book wins.
+    seq: usize,
+    entry: Arc<PriceEntry>,
+}
+
+/// All known prices, every version of every entry, ready for lookups.
+#[derive(Debug, Default)]
+pub struct PriceBook {
+    entries: HashMap<ModelKey, Vec<Candidate>>,
+    aliases: HashMap<ModelKey, ModelKey>,
+    versions: Vec<String>,
+    loaded: usize,
+}
+
+/// How a model name was resolved to a price entry, for `prices show`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub key: ModelKey,
+    pub rule: &'static str,
+}
+
+impl PriceBook {
+    /// The bundled book alone.
+    pub fn bundled() -> Result<PriceBook, anyhow::Error> {
+        let mut book = PriceBook::default();
+        book.add_file(&serde_json::from_str(BUNDLED_BOOK)?, Layer::Catalog)?;
+        Ok(book)
+    }
+
+    /// Add a book, corrections or overrides file as one layer version.
+    pub fn add_file(&mut self, file: &BookFile, layer: Layer) -> Result<(), EntryError> {
+        let version = if file.version.is_empty() { "unversioned" } else { &file.version };
+        let compiled: Vec<PriceEntry> = file
+            .entries
+            .iter()
+            .map(|e| e.compile(version))
+            .collect::<Result<_, _>>()?;
+        self.loaded += 1;
+        for entry in compiled {
+            let key = ModelKey { provider: entry.provider.clone(), model: entry.model.clone() };
+            self.entries.entry(key).or_default().push(Candidate {
+                layer,
+                seq: self.loaded,
+                entry: Arc::new(entry),
+            });
+        }
+        for alias in &file.aliases {
+            self.add_alias(alias);
+        }
+        self.versions.push(version.to_string());
+        Ok(())
+    }
+
+    fn add_alias(&mut self, alias: &AliasFile) {
+        let from = ModelKey {
+            provider: alias.provider.to_ascii_lowercase(),
+            model: alias.model.to_ascii_lowercase(),
+        };
+        let to = ModelKey {
+            provider: alias.target.provider.to_ascii_lowercase(),
+            model: alias.target.model.to_ascii_lowercase(),
+        };
+        self.aliases.insert(from, to);
+    }
+
+    pub fn versions(&self) -> &[String] {
+        &self.versions
+    }
+
+    /// Every key with at least one entry, sorted.
+    pub fn keys(&self) -> Vec<&ModelKey> {
+        let mut keys: Vec<_> = self.entries.keys().collect();
+        keys.sort();
+        keys
+    }
+
+    /// All versions of one key's entries, oldest first.
+    pub fn history(&self, key: &ModelKey) -> Vec<(Layer, Arc<PriceEntry>)> {
+        let mut list: Vec<_> = self.entries.get(key).into_iter().flatten().collect();
+        list.sort_by_key(|c| (c.layer, c.entry.effective_from_ms, c.seq));
+        list.into_iter().map(|c| (c.layer, c.entry.clone())).collect()
+    }
+
+    /// The entry in force at `at_ms` for one exact key.
+    fn in_force(&self, key: &ModelKey, at_ms: i64) -> Option<&Arc<PriceEntry>> {
+        let candidates = self.entries.get(key)?;
+        let best_of = |layer: Layer| {
+            candidates
+                .iter()
+                .filter(|c| c.layer == layer && c.entry.effective_from_ms <= at_ms)
+                .max_by_key(|c| (c.entry.effective_from_ms, c.seq))
+        };
+        best_of(Layer::Override)
+            .or_else(|| best_of(Layer::Catalog))
+            .map(|c| &c.entry)
+    }
+
+    /// Resolve a provider/model pair as a client sent it to the entry in force at `at_ms`.
+    /// Matching is explicit, never fuzzy: see `model_candidates`.
+    pub fn lookup(&self, provider: &str, model: &str, at_ms: i64) -> Option<(Arc<PriceEntry>, Resolution)> {
+        model_candidates(provider, model)
+            .into_iter()
+            .find_map(|(key, rule)| {
+                let key = self.aliases.get(&key).cloned().unwrap_or(key);
+                self.in_force(&key, at_ms)
+                    .map(|e| (e.clone(), Resolution { key, rule }))
+            })
+    }
+
+    /// Price one validated event: client-reported cost wins, then the catalogue; an
+    /// unknown model or a missing tier rate leaves the cost null (unpriced), never 0.
+    pub fn price(&self, event: &Event) -> Pricing {
+        if let Some(cost) = event.client_cost {
+            return Pricing {
+                cost: Some(cost),
+                source: Some(CostSource::Client),
+                price_entry_id: None,
+                price_book_version: None,
+            };
+        }
+        let unpriced = Pricing { cost: None, source: None, price_entry_id: None, price_book_version: None };
+        let Some((entry, _)) = self.lookup(&event.provider, &event.model, event.timestamp_ms) else {
+            return unpriced;
+        };
+        match cost(&entry, event.service_tier, &event.tokens, event.image_count) {
+            Ok(breakdown) => Pricing {
+                cost: Some(breakdown.total),
+                source: Some(CostSource::Catalog),
+                price_entry_id: Some(entry.id.clone()),
+                price_book_version: Some(entry.book_version.clone()),
+            },
+            Err(_) => Pricing { price_entry_id: Some(entry.id.clone()), ..unpriced },
+        }
+    }
+
+    /// An entry by its id (for the explorer's cost breakdown).
+    pub fn entry_by_id(&self, id: &str) -> Option<Arc<PriceEntry>> {
+        self.entries
+            .values()
+            .flatten()
+            .find(|c| c.entry.id == id)
+            .map(|c| c.entry.clone())
+    }
+}
+
+/// Provider names clients use for the same platform, mapped to the book's names.
+fn canonical_provider(provider: &str) -> &str {
+    match provider {
+        "gemini" | "google-ai" | "google_ai" | "googleai" | "google-genai" => "google",
+        "vertex_ai" | "vertexai" | "google-vertex" | "vertex-ai" => "vertex",
+        "aws" | "aws-bedrock" | "aws_bedrock" | "amazon-bedrock" | "bedrock_converse" => "bedrock",
+        "azure_openai" | "azure-openai" | "azureopenai" => "azure",
+        "x-ai" | "x.ai" | "grok" => "xai",
+        "mistralai" => "mistral",
+        other => other,
+    }
+}
+
+/// Region prefixes of Bedrock cross-region inference profiles (us.anthropic.claude-...).
+const BEDROCK_REGION_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca."];
+
+/// The exact keys tried for a client's provider/model, in order, each with the rule that
+/// produced it. Every rule is a fixed rewrite; nothing here guesses by similarity.
+pub fn model_candidates(provider: &str, model: &str) -> Vec<(ModelKey, &'static str)> {
+    let provider = canonical_provider(&provider.trim().to_ascii_lowercase()).to_string();
+    let model = model.trim().to_ascii_lowercase();
+    let key = |p: &str, m: &str| ModelKey { provider: p.to_string(), model: m.to_string() };
+    let mut out = vec![(key(&provider, &model), "exact")];
+    let mut bases = vec![model.clone()];
+
+    // "openai/gpt-4o", "models/gemini-2.5-pro": a provider prefix on the model name.
+    if let Some((prefix, rest)) = model.split_once('/') {
+        let prefix_provider = canonical_provider(prefix);
+        if prefix_provider == provider || prefix == "models" {
+            out.push((key(&provider, rest), "provider prefix"));
+            bases.push(rest.to_string());
+        } else if provider != "openrouter" && is_known_provider(prefix_provider) {
+            out.push((key(prefix_provider, rest), "provider prefix"));
+        }
+    }
+    if provider == "bedrock" {
+        for prefix in BEDROCK_REGION_PREFIXES {
+            if let Some(rest) = model.strip_prefix(prefix) {
+                out.push((key(&provider, rest), "bedrock region profile"));
+                bases.push(rest.to_string());
+            }
+        }
+    }
+    // Dated snapshots: gpt-4o-mini-2024-07-18 -> gpt-4o-mini, claude-x-20250514 -> claude-x.
+    for base in bases {
+        if let Some(undated) = strip_date_suffix(&base) {
+            out.push((key(&provider, undated), "dated snapshot"));
+        }
+    }
+    out
+}
+
+fn is_known_provider(p: &str) -> bool {
+    matches!(
+        p,
+        "openai" | "anthropic" | "google" | "vertex" | "mistral" | "deepseek" | "xai" | "bedrock" | "azure"
+            | "cohere" | "groq" | "together_ai" | "fireworks_ai" | "perplexity"
+    )
+}
+
+/// `name-2024-07-18` or `name-20240718` -> `name`.
+fn strip_date_suffix(model: &str) -> Option<&str> {
+    let bytes = model.as_bytes();
+    let is_digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    if bytes.len() > 11 && bytes[bytes.len() - 11] == b'-' {
+        let tail = &bytes[bytes.len() - 10..];
+        if is_digits(&tail[..4]) && tail[4] == b'-' && is_digits(&tail[5..7]) && tail[7] == b'-' && is_digits(&tail[8..]) {
+            return Some(&model[..model.len() - 11]);
+        }
+    }
+    if bytes.len() > 9 && bytes[bytes.len() - 9] == b'-' && is_digits(&bytes[bytes.len() - 8..]) {
+        let year = &model[model.len() - 8..model.len() - 4];
+        if year.starts_with("20") {
+            return Some(&model[..model.len() - 9]);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

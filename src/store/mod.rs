@@ -1,0 +1,261 @@
+//! Storage behind one trait: the SQLite backend (embedded default) today, ClickHouse
+//! later. Only `store/<backend>/` holds SQL.
+
+pub mod sqlite;
+
+use crate::event::{DataMode, Environment, PricedEvent};
+use crate::money::Usd;
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub type WorkspaceId = i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The writer's queue is full: back-pressure, the client should retry shortly.
+    #[error("store is busy")]
+    Busy,
+    #[error("store is closed")]
+    Closed,
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Ingest,
+    Read,
+    Admin,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "ingest" => Some(Scope::Ingest),
+            "read" => Some(Scope::Read),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Admin keys may do everything; ingest and read keys only their own thing.
+    pub fn allows(self, needed: Scope) -> bool {
+        self == needed || self == Scope::Admin
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workspace {
+    pub id: WorkspaceId,
+    pub name: String,
+    pub paused: bool,
+    pub created_at: String,
+}
+
+/// A key as the server sees it at authentication.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub key_id: i64,
+    pub workspace_id: WorkspaceId,
+    pub scope: Scope,
+    pub workspace_paused: bool,
+}
+
+/// A key as listed: never the key itself, only its public prefix.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRecord {
+    pub id: i64,
+    pub workspace: String,
+    pub prefix: String,
+    pub scope: Scope,
+    pub name: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// What an ingest write did, per event in input order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteResult {
+    /// A new logical call.
+    Inserted,
+    /// A new attempt of a stored call (`replaced`: it now carries this attempt's usage).
+    Attempt { replaced: bool },
+    /// The same (id, attempt) again.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IngestOutcome {
+    pub results: Vec<WriteResult>,
+}
+
+impl IngestOutcome {
+    pub fn accepted(&self) -> usize {
+        self.results.iter().filter(|r| !matches!(r, WriteResult::Duplicate)).count()
+    }
+
+    pub fn duplicates(&self) -> usize {
+        self.results.len() - self.accepted()
+    }
+}
+
+/// A stored logical call as read back.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    pub external_request_id: String,
+    pub idless: bool,
+    pub timestamp: String,
+    pub received_at: String,
+    pub provider: String,
+    pub model: String,
+    pub endpoint_tag: String,
+    pub prompt_version: Option<String>,
+    pub tenant_id: Option<String>,
+    pub user_id: Option<String>,
+    pub input_tokens: u64,
+    pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub total_tokens: u64,
+    pub image_count: u32,
+    pub latency_ms: Option<u32>,
+    pub status: &'static str,
+    pub error_code: Option<String>,
+    pub data_mode: &'static str,
+    pub environment: &'static str,
+    pub operation: &'static str,
+    pub service_tier: &'static str,
+    pub usage_missing: bool,
+    pub tags: serde_json::Map<String, serde_json::Value>,
+    /// The attempt whose usage the call carries.
+    pub attempt: u8,
+    pub attempts: u32,
+    pub cost_usd: Option<Usd>,
+    pub cost_source: Option<&'static str>,
+    pub price_entry_id: Option<String>,
+    pub price_book_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub external_request_id: Option<String>,
+    /// Opaque position from a previous page.
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SummaryQuery {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub environment: Environment,
+    pub data_mode: DataMode,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenTotals {
+    pub input: u64,
+    pub cached: u64,
+    pub cache_write: u64,
+    pub output: u64,
+    pub reasoning: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub requests: u64,
+    pub attempts: u64,
+    pub retry_ratio: f64,
+    /// Sum of priced calls only; see `unpriced`.
+    pub cost_usd: Usd,
+    pub tokens: TokenTotals,
+    /// Calls with no price (unknown model or no rate for the tier).
+    pub unpriced: u64,
+    /// priced / all calls.
+    pub pricing_coverage: f64,
+    pub usage_missing: u64,
+    pub idless: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnpricedModel {
+    pub provider: String,
+    pub model: String,
+    pub events: u64,
+    pub last_seen: String,
+}
+
+/// A price book stored in the database (imported catalogue or local overrides).
+#[derive(Debug, Clone)]
+pub struct StoredBook {
+    pub kind: String,
+    pub version: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Write validated, priced events for one workspace durably; one result per event.
+    async fn ingest(&self, workspace: WorkspaceId, events: Vec<PricedEvent>) -> Result<IngestOutcome>;
+
+    async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>>;
+    async fn create_workspace(&self, name: String) -> Result<Workspace>;
+    async fn workspaces(&self) -> Result<Vec<Workspace>>;
+    async fn workspace(&self, name: String) -> Result<Option<Workspace>>;
+    async fn set_paused(&self, name: String, paused: bool) -> Result<()>;
+    async fn create_key(&self, workspace: String, scope: Scope, key_hash: String, prefix: String, name: Option<String>) -> Result<KeyRecord>;
+    async fn keys(&self, workspace: Option<String>) -> Result<Vec<KeyRecord>>;
+    /// Revoke by id or prefix; returns how many keys were revoked.
+    async fn revoke_key(&self, id_or_prefix: String) -> Result<usize>;
+    /// Record once that the first-start admin key was issued; false if it already was.
+    async fn claim_first_start(&self) -> Result<bool>;
+
+    async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage>;
+    async fn summary(&self, workspace: WorkspaceId, query: SummaryQuery) -> Result<Summary>;
+    async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>>;
+    async fn event_count(&self) -> Result<u64>;
+
+    async fn price_books(&self) -> Result<Vec<StoredBook>>;
+    async fn save_price_book(&self, book: StoredBook) -> Result<()>;
+    /// Grows whenever a price book is saved, so servers can reload.
+    async fn price_generation(&self) -> Result<i64>;
+
+    /// Finish queued writes and release the database.
+    async fn close(&self);
+}

@@ -1,0 +1,287 @@
+//! The embedded SQLite backend: one file, WAL, a group-commit writer thread for events
+//! and a small pool of reader connections for everything else.
+
+mod read;
+pub mod schema;
+mod writer;
+
+use super::*;
+use crate::event::PricedEvent;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+/// Ingest jobs that may wait for the writer; beyond this, ingest answers 429.
+const WRITER_QUEUE: usize = 256;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<writer::IngestJob>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and start its writer.
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        let mut conn = Connection::open(path)?;
+        schema::configure(&conn)?;
+        schema::migrate(&mut conn, now_ms())?;
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("burnrate-writer".into())
+            .spawn(move || writer::run(conn, rx))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn connection(&self) -> Result<Connection> {
+        if let Some(conn) = self.readers.lock().unwrap().pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open(&self.path)?;
+        schema::configure(&conn)?;
+        Ok(conn)
+    }
+
+    /// Run blocking SQL on a pooled connection off the async threads.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let mut conn = self.connection()?;
+        let (result, conn) = tokio::task::spawn_blocking(move || {
+            let result = f(&mut conn);
+            (result, conn)
+        })
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+        let mut pool = self.readers.lock().unwrap();
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn key_record(r: &rusqlite::Row) -> rusqlite::Result<KeyRecord> {
+    let scope: String = r.get(3)?;
+    Ok(KeyRecord {
+        id: r.get(0)?,
+        workspace: r.get(1)?,
+        prefix: r.get(2)?,
+        scope: Scope::parse(&scope).unwrap_or(Scope::Read),
+        name: r.get(4)?,
+        created_at: ms_to_rfc3339(r.get(5)?),
+        revoked_at: r.get::<_, Option<i64>>(6)?.map(ms_to_rfc3339),
+    })
+}
+
+const KEY_COLUMNS: &str = "k.id, w.name, k.prefix, k.scope, k.name, k.created_at, k.revoked_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(&self, workspace: WorkspaceId, events: Vec<PricedEvent>) -> Result<IngestOutcome> {
+        if events.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        let sender = self.jobs.lock().unwrap().clone().ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        let job = writer::IngestJob { workspace, events, received_at_ms: now_ms(), reply };
+        sender.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+        })?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>> {
+        self.with_conn(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT k.id, k.workspace_id, k.scope, w.paused FROM api_keys k
+                 JOIN workspaces w ON w.id = k.workspace_id
+                 WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
+            )?
+            .query_row([key_hash], |r| {
+                let scope: String = r.get(2)?;
+                Ok(KeyInfo {
+                    key_id: r.get(0)?,
+                    workspace_id: r.get(1)?,
+                    scope: Scope::parse(&scope).unwrap_or(Scope::Read),
+                    workspace_paused: r.get(3)?,
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn create_workspace(&self, name: String) -> Result<Workspace> {
+        self.with_conn(move |c| {
+            let now = now_ms();
+            let n = c.execute(
+                "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES (?1, 0, ?2)",
+                params![name, now],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("workspace {name} exists")));
+            }
+            Ok(Workspace { id: c.last_insert_rowid(), name, paused: false, created_at: ms_to_rfc3339(now) })
+        })
+        .await
+    }
+
+    async fn workspaces(&self) -> Result<Vec<Workspace>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare("SELECT id, name, paused, created_at FROM workspaces ORDER BY name")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Workspace { id: r.get(0)?, name: r.get(1)?, paused: r.get(2)?, created_at: ms_to_rfc3339(r.get(3)?) })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn workspace(&self, name: String) -> Result<Option<Workspace>> {
+        Ok(self.workspaces().await?.into_iter().find(|w| w.name == name))
+    }
+
+    async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
+        self.with_conn(move |c| {
+            let n = c.execute("UPDATE workspaces SET paused = ?2 WHERE name = ?1", params![name, paused])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("workspace {name}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_key(&self, workspace: String, scope: Scope, key_hash: String, prefix: String, name: Option<String>) -> Result<KeyRecord> {
+        self.with_conn(move |c| {
+            let ws: i64 = c
+                .query_row("SELECT id FROM workspaces WHERE name = ?1", [&workspace], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("workspace {workspace}")))?;
+            c.execute(
+                "INSERT INTO api_keys (workspace_id, key_hash, prefix, scope, name, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![ws, key_hash, prefix, scope.as_str(), name, now_ms()],
+            )?;
+            let id = c.last_insert_rowid();
+            Ok(c.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = ?1"),
+                [id],
+                key_record,
+            )?)
+        })
+        .await
+    }
+
+    async fn keys(&self, workspace: Option<String>) -> Result<Vec<KeyRecord>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
+                 WHERE ?1 IS NULL OR w.name = ?1 ORDER BY k.id"
+            ))?;
+            let rows = stmt.query_map([workspace], key_record)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id_or_prefix: String) -> Result<usize> {
+        self.with_conn(move |c| {
+            Ok(c.execute(
+                "UPDATE api_keys SET revoked_at = ?2
+                 WHERE revoked_at IS NULL AND (CAST(id AS TEXT) = ?1 OR prefix = ?1)",
+                params![id_or_prefix, now_ms()],
+            )?)
+        })
+        .await
+    }
+
+    async fn claim_first_start(&self) -> Result<bool> {
+        self.with_conn(|c| {
+            Ok(c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('first_start_done', '1')", [])? == 1)
+        })
+        .await
+    }
+
+    async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage> {
+        self.with_conn(move |c| read::events(c, workspace, &query)).await
+    }
+
+    async fn summary(&self, workspace: WorkspaceId, query: SummaryQuery) -> Result<Summary> {
+        self.with_conn(move |c| read::summary(c, workspace, &query)).await
+    }
+
+    async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>> {
+        self.with_conn(read::unpriced_models).await
+    }
+
+    async fn event_count(&self) -> Result<u64> {
+        self.with_conn(|c| Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64))
+            .await
+    }
+
+    async fn price_books(&self) -> Result<Vec<StoredBook>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare("SELECT kind, version, body FROM price_books ORDER BY id")?;
+            let rows = stmt.query_map([], |r| Ok(StoredBook { kind: r.get(0)?, version: r.get(1)?, body: r.get(2)? }))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn save_price_book(&self, book: StoredBook) -> Result<()> {
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO price_books (kind, version, body, imported_at) VALUES (?1, ?2, ?3, ?4)",
+                params![book.kind, book.version, book.body, now_ms()],
+            )?;
+            tx.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'price_generation'",
+                [],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn price_generation(&self) -> Result<i64> {
+        self.with_conn(|c| {
+            let v: String = c.query_row("SELECT value FROM meta WHERE key = 'price_generation'", [], |r| r.get(0))?;
+            Ok(v.parse().unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        // Dropping the last sender ends the writer loop after it drains the queue.
+        self.jobs.lock().unwrap().take();
+        let handle = self.writer.lock().unwrap().take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        self.readers.lock().unwrap().clear();
+    }
+}

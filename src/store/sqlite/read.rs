@@ -1,0 +1,166 @@
+//! Read queries of the SQLite backend: the request explorer page, totals, unpriced models.
+
+use super::ms_to_rfc3339;
+use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
+use crate::money::Usd;
+use crate::store::*;
+use rusqlite::{params, Connection};
+
+/// Dimension ids resolved to their text inline, so a page is one query.
+const EVENT_SELECT: &str = "
+    SELECT e.id, e.external_request_id, e.idless, e.ts, e.received_at, e.attempt, e.attempts,
+        (SELECT value FROM dims WHERE id = e.provider),
+        (SELECT value FROM dims WHERE id = e.model),
+        (SELECT value FROM dims WHERE id = e.endpoint),
+        (SELECT value FROM dims WHERE id = e.prompt_version),
+        (SELECT value FROM dims WHERE id = e.tenant),
+        (SELECT value FROM dims WHERE id = e.user),
+        e.input_tokens, e.cached_tokens, e.cache_write_tokens, e.output_tokens, e.reasoning_tokens,
+        e.image_count, e.latency_ms, e.status,
+        (SELECT value FROM dims WHERE id = e.error_code),
+        e.data_mode, e.environment, e.operation, e.service_tier, e.usage_missing,
+        e.cost_nanos, e.cost_source,
+        (SELECT value FROM dims WHERE id = e.price_entry),
+        (SELECT value FROM dims WHERE id = e.price_book),
+        e.tags
+    FROM events e";
+
+fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, StoredEvent)> {
+    let code = |i: usize| -> rusqlite::Result<u8> { r.get::<_, u8>(i) };
+    let input: u64 = r.get(13)?;
+    let output: u64 = r.get(16)?;
+    let ts: i64 = r.get(3)?;
+    let tags: Option<String> = r.get(31)?;
+    let event = StoredEvent {
+        external_request_id: r.get(1)?,
+        idless: r.get(2)?,
+        timestamp: ms_to_rfc3339(ts),
+        received_at: ms_to_rfc3339(r.get(4)?),
+        attempt: r.get(5)?,
+        attempts: r.get(6)?,
+        provider: r.get(7)?,
+        model: r.get(8)?,
+        endpoint_tag: r.get(9)?,
+        prompt_version: r.get(10)?,
+        tenant_id: r.get(11)?,
+        user_id: r.get(12)?,
+        input_tokens: input,
+        cached_tokens: r.get(14)?,
+        cache_write_tokens: r.get(15)?,
+        output_tokens: output,
+        reasoning_tokens: r.get(17)?,
+        total_tokens: input + output,
+        image_count: r.get(18)?,
+        latency_ms: r.get(19)?,
+        status: Status::from_code(code(20)?).map_or("error", Status::as_str),
+        error_code: r.get(21)?,
+        data_mode: DataMode::from_code(code(22)?).map_or("real", DataMode::as_str),
+        environment: Environment::from_code(code(23)?).map_or("prod", Environment::as_str),
+        operation: Operation::from_code(code(24)?).map_or("chat", Operation::as_str),
+        service_tier: ServiceTier::from_code(code(25)?).map_or("standard", ServiceTier::as_str),
+        usage_missing: r.get(26)?,
+        cost_usd: r.get::<_, Option<i64>>(27)?.map(Usd),
+        cost_source: r.get::<_, Option<u8>>(28)?.and_then(CostSource::from_code).map(CostSource::as_str),
+        price_entry_id: r.get(29)?,
+        price_book_version: r.get(30)?,
+        tags: tags.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
+    };
+    Ok((ts, r.get(0)?, event))
+}
+
+/// Cursor = "ts.rowid" of the last row of the previous page (newest first).
+fn parse_cursor(cursor: &str) -> Option<(i64, i64)> {
+    let (ts, id) = cursor.split_once('.')?;
+    Some((ts.parse().ok()?, id.parse().ok()?))
+}
+
+pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Result<EventPage> {
+    if let Some(ext) = &q.external_request_id {
+        let sql = format!("{EVENT_SELECT} WHERE e.workspace_id = ?1 AND e.external_request_id = ?2");
+        let mut stmt = c.prepare_cached(&sql)?;
+        let events = stmt
+            .query_map(params![workspace, ext], stored_event)?
+            .map(|r| r.map(|(_, _, e)| e))
+            .collect::<rusqlite::Result<_>>()?;
+        return Ok(EventPage { events, next_cursor: None });
+    }
+    let (before_ts, before_id) = match &q.cursor {
+        Some(c) => parse_cursor(c).ok_or_else(|| StoreError::NotFound("cursor".into()))?,
+        None => (i64::MAX, i64::MAX),
+    };
+    let sql = format!(
+        "{EVENT_SELECT} WHERE e.workspace_id = ?1 AND (e.ts < ?2 OR (e.ts = ?2 AND e.id < ?3))
+         ORDER BY e.ts DESC, e.id DESC LIMIT ?4"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows: Vec<(i64, i64, StoredEvent)> = stmt
+        .query_map(params![workspace, before_ts, before_id, q.limit as i64 + 1], stored_event)?
+        .collect::<rusqlite::Result<_>>()?;
+    let more = rows.len() > q.limit;
+    let mut events = Vec::with_capacity(q.limit);
+    let mut last = None;
+    for (ts, id, event) in rows.into_iter().take(q.limit) {
+        last = Some(format!("{ts}.{id}"));
+        events.push(event);
+    }
+    Ok(EventPage { events, next_cursor: if more { last } else { None } })
+}
+
+pub fn summary(c: &mut Connection, workspace: WorkspaceId, q: &SummaryQuery) -> Result<Summary> {
+    let mut stmt = c.prepare_cached(
+        "SELECT COUNT(*), COALESCE(SUM(attempts), 0), COALESCE(SUM(cost_nanos), 0),
+            COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_tokens), 0),
+            COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(output_tokens), 0),
+            COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cost_nanos IS NULL), 0),
+            COALESCE(SUM(usage_missing), 0), COALESCE(SUM(idless), 0), COALESCE(SUM(status != 0), 0)
+         FROM events
+         WHERE workspace_id = ?1 AND ts >= ?2 AND ts < ?3 AND environment = ?4 AND data_mode = ?5",
+    )?;
+    let s = stmt.query_row(
+        params![workspace, q.from_ms, q.to_ms, q.environment.code(), q.data_mode.code()],
+        |r| {
+            let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
+            let requests = n(0)?;
+            let attempts = n(1)?;
+            let unpriced = n(8)?;
+            Ok(Summary {
+                requests,
+                attempts,
+                retry_ratio: ratio(attempts.saturating_sub(requests), requests),
+                cost_usd: Usd(r.get(2)?),
+                tokens: TokenTotals { input: n(3)?, cached: n(4)?, cache_write: n(5)?, output: n(6)?, reasoning: n(7)? },
+                unpriced,
+                pricing_coverage: if requests == 0 { 1.0 } else { ratio(requests - unpriced, requests) },
+                usage_missing: n(9)?,
+                idless: n(10)?,
+                errors: n(11)?,
+            })
+        },
+    )?;
+    Ok(s)
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+pub fn unpriced_models(c: &mut Connection) -> Result<Vec<UnpricedModel>> {
+    let mut stmt = c.prepare(
+        "SELECT (SELECT value FROM dims WHERE id = e.provider), (SELECT value FROM dims WHERE id = e.model),
+            COUNT(*), MAX(ts)
+         FROM events e WHERE cost_nanos IS NULL GROUP BY e.provider, e.model ORDER BY COUNT(*) DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(UnpricedModel {
+            provider: r.get(0)?,
+            model: r.get(1)?,
+            events: r.get::<_, i64>(2)? as u64,
+            last_seen: ms_to_rfc3339(r.get(3)?),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

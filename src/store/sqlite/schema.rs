@@ -1,0 +1,134 @@
+//! The SQLite schema and connection settings.
+
+use rusqlite::Connection;
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Dictionary kinds: repeated strings are stored once in `dims` and referenced by id,
+/// which keeps rows small and GROUP BY on integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DimKind {
+    Provider = 1,
+    Model = 2,
+    Endpoint = 3,
+    PromptVersion = 4,
+    Tenant = 5,
+    User = 6,
+    ErrorCode = 7,
+    PriceEntry = 8,
+    PriceBook = 9,
+}
+
+pub const DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workspaces (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    paused INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id INTEGER PRIMARY KEY,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+    key_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    name TEXT,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS dims (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    UNIQUE (kind, value)
+);
+-- One row per logical call (workspace, externalRequestId). Times in ms since the epoch,
+-- money in integer nano-USD, strings as dims ids.
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    workspace_id INTEGER NOT NULL,
+    external_request_id TEXT NOT NULL,
+    idless INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    attempt_mask INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    provider INTEGER NOT NULL,
+    model INTEGER NOT NULL,
+    endpoint INTEGER NOT NULL,
+    prompt_version INTEGER,
+    tenant INTEGER,
+    user INTEGER,
+    input_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    image_count INTEGER NOT NULL,
+    latency_ms INTEGER,
+    status INTEGER NOT NULL,
+    error_code INTEGER,
+    data_mode INTEGER NOT NULL,
+    environment INTEGER NOT NULL,
+    operation INTEGER NOT NULL,
+    service_tier INTEGER NOT NULL,
+    usage_missing INTEGER NOT NULL,
+    cost_nanos INTEGER,
+    cost_source INTEGER,
+    price_entry INTEGER,
+    price_book INTEGER,
+    tags TEXT,
+    UNIQUE (workspace_id, external_request_id)
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (workspace_id, ts);
+CREATE TABLE IF NOT EXISTS price_books (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    version TEXT NOT NULL,
+    body TEXT NOT NULL,
+    imported_at INTEGER NOT NULL
+);
+"#;
+
+/// Settings for every connection. synchronous=FULL: each commit is fsynced, so a 2xx
+/// survives power loss; group commit keeps that affordable (one fsync per batch of
+/// requests). NORMAL would risk the last commits on power loss.
+pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -131072;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA mmap_size = 1073741824;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Create the schema and the `default` workspace if they are missing.
+pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(DDL)?;
+    let version: Option<i64> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if version.is_none() {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('price_generation', '0')",
+            [SCHEMA_VERSION.to_string()],
+        )?;
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES ('default', 0, ?1)",
+        [now_ms],
+    )?;
+    tx.commit()
+}

@@ -1,0 +1,270 @@
+//! The single writer: one thread owns the write connection, drains every queued ingest
+//! job, writes them in one transaction with one fsync (group commit), then answers each
+//! sender. A 2xx is only sent after that commit.
+
+use super::schema::DimKind;
+use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
+use crate::event::{PricedEvent, Status};
+use crate::store::{IngestOutcome, Result, StoreError, WorkspaceId, WriteResult};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+
+pub struct IngestJob {
+    pub workspace: WorkspaceId,
+    pub events: Vec<PricedEvent>,
+    pub received_at_ms: i64,
+    pub reply: oneshot::Sender<Result<IngestOutcome>>,
+}
+
+/// Most events written in one transaction; more waits for the next commit.
+const MAX_EVENTS_PER_COMMIT: usize = 100_000;
+
+/// Interned dimension strings, valid for committed rows only (cleared on rollback).
+#[derive(Default)]
+struct DimCache {
+    ids: HashMap<DimKind, HashMap<String, i64>>,
+}
+
+pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<IngestJob>) {
+    let mut dims = DimCache::default();
+    while let Some(first) = jobs.blocking_recv() {
+        let mut batch = vec![first];
+        let mut queued: usize = batch[0].events.len();
+        while queued < MAX_EVENTS_PER_COMMIT {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    queued += job.events.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        match commit(&mut conn, &mut dims, &batch) {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                // Nothing of this batch is acknowledged; ids handed out inside the
+                // rolled-back transaction are gone, so forget them.
+                dims = DimCache::default();
+                tracing::error!(error = %e, jobs = batch.len(), "ingest commit failed");
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::Database(e.to_string())));
+                }
+            }
+        }
+    }
+    // Channel closed: every sender is gone; fold the WAL back before the file is closed.
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::warn!(error = %e, "checkpoint at shutdown failed");
+    }
+}
+
+fn commit(conn: &mut Connection, dims: &mut DimCache, batch: &[IngestJob]) -> rusqlite::Result<Vec<IngestOutcome>> {
+    let tx = conn.transaction()?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        let mut results = Vec::with_capacity(job.events.len());
+        for priced in &job.events {
+            results.push(write_event(&tx, dims, job.workspace, job.received_at_ms, priced)?);
+        }
+        outcomes.push(IngestOutcome { results });
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+fn intern(tx: &Transaction, dims: &mut DimCache, kind: DimKind, value: &str) -> rusqlite::Result<i64> {
+    if let Some(id) = dims.ids.get(&kind).and_then(|m| m.get(value)) {
+        return Ok(*id);
+    }
+    tx.prepare_cached("INSERT OR IGNORE INTO dims (kind, value) VALUES (?1, ?2)")?
+        .execute(params![kind as u8, value])?;
+    let id: i64 = tx
+        .prepare_cached("SELECT id FROM dims WHERE kind = ?1 AND value = ?2")?
+        .query_row(params![kind as u8, value], |r| r.get(0))?;
+    dims.ids.entry(kind).or_default().insert(value.to_string(), id);
+    Ok(id)
+}
+
+fn intern_opt(tx: &Transaction, dims: &mut DimCache, kind: DimKind, value: Option<&str>) -> rusqlite::Result<Option<i64>> {
+    value.map(|v| intern(tx, dims, kind, v)).transpose()
+}
+
+/// The columns that describe one attempt's usage and cost, in `events` order.
+struct UsageColumns {
+    attempt: u8,
+    provider: i64,
+    model: i64,
+    endpoint: i64,
+    prompt_version: Option<i64>,
+    tenant: Option<i64>,
+    user: Option<i64>,
+    error_code: Option<i64>,
+    price_entry: Option<i64>,
+    price_book: Option<i64>,
+    tags: Option<String>,
+}
+
+fn usage_columns(tx: &Transaction, dims: &mut DimCache, p: &PricedEvent) -> rusqlite::Result<UsageColumns> {
+    let e = &p.event;
+    Ok(UsageColumns {
+        attempt: e.attempt,
+        provider: intern(tx, dims, DimKind::Provider, &e.provider)?,
+        model: intern(tx, dims, DimKind::Model, &e.model)?,
+        endpoint: intern(tx, dims, DimKind::Endpoint, &e.endpoint_tag)?,
+        prompt_version: intern_opt(tx, dims, DimKind::PromptVersion, e.prompt_version.as_deref())?,
+        tenant: intern_opt(tx, dims, DimKind::Tenant, e.tenant_id.as_deref())?,
+        user: intern_opt(tx, dims, DimKind::User, e.user_id.as_deref())?,
+        error_code: intern_opt(tx, dims, DimKind::ErrorCode, e.error_code.as_deref())?,
+        price_entry: intern_opt(tx, dims, DimKind::PriceEntry, p.pricing.price_entry_id.as_deref())?,
+        price_book: intern_opt(tx, dims, DimKind::PriceBook, p.pricing.price_book_version.as_deref())?,
+        tags: (!e.tags.is_empty()).then(|| serde_json::to_string(&e.tags).unwrap_or_default()),
+    })
+}
+
+fn write_event(
+    tx: &Transaction,
+    dims: &mut DimCache,
+    workspace: WorkspaceId,
+    received_at_ms: i64,
+    p: &PricedEvent,
+) -> rusqlite::Result<WriteResult> {
+    let e = &p.event;
+    let cols = usage_columns(tx, dims, p)?;
+    let (ext_id, idless) = match &e.external_request_id {
+        Some(id) => (id.clone(), false),
+        None => (format!("idless-{}", crate::auth::random_token(16)), true),
+    };
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (workspace_id, external_request_id, idless, ts, received_at, attempt,
+                attempt_mask, attempts, provider, model, endpoint, prompt_version, tenant, user,
+                input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+                image_count, latency_ms, status, error_code, data_mode, environment, operation,
+                service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)
+             ON CONFLICT (workspace_id, external_request_id) DO NOTHING",
+        )?
+        .execute(params![
+            workspace,
+            ext_id,
+            idless,
+            e.timestamp_ms,
+            received_at_ms,
+            cols.attempt,
+            dedupe::attempt_bit(e.attempt) as i64,
+            cols.provider,
+            cols.model,
+            cols.endpoint,
+            cols.prompt_version,
+            cols.tenant,
+            cols.user,
+            e.tokens.input as i64,
+            e.tokens.cached as i64,
+            e.tokens.cache_write as i64,
+            e.tokens.output as i64,
+            e.tokens.reasoning as i64,
+            e.image_count,
+            e.latency_ms,
+            e.status.code(),
+            cols.error_code,
+            e.data_mode.code(),
+            e.environment.code(),
+            e.operation.code(),
+            e.service_tier.code(),
+            e.usage_missing,
+            p.pricing.cost.map(|c| c.nanos()),
+            p.pricing.source.map(|s| s.code()),
+            cols.price_entry,
+            cols.price_book,
+            cols.tags,
+        ])?;
+    if inserted == 1 {
+        return Ok(WriteResult::Inserted);
+    }
+    merge_attempt(tx, workspace, &ext_id, p, &cols)
+}
+
+/// The id is taken: apply the dedupe decision to the stored call.
+fn merge_attempt(
+    tx: &Transaction,
+    workspace: WorkspaceId,
+    ext_id: &str,
+    p: &PricedEvent,
+    cols: &UsageColumns,
+) -> rusqlite::Result<WriteResult> {
+    let e = &p.event;
+    let (row_id, mask, usage_missing, status): (i64, i64, bool, u8) = tx
+        .prepare_cached(
+            "SELECT id, attempt_mask, usage_missing, status FROM events
+             WHERE workspace_id = ?1 AND external_request_id = ?2",
+        )?
+        .query_row(params![workspace, ext_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?
+        .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let stored = StoredCall {
+        attempt_mask: mask as u64,
+        has_usage: !usage_missing,
+        success: status == Status::Success.code(),
+    };
+    let incoming = IncomingAttempt {
+        attempt: e.attempt,
+        has_usage: !e.usage_missing,
+        success: e.status == Status::Success,
+    };
+    let (replace, new_mask) = match dedupe::decide(stored, incoming) {
+        Decision::Duplicate => return Ok(WriteResult::Duplicate),
+        Decision::NewAttempt { replace, attempt_mask } => (replace, attempt_mask),
+    };
+    let attempts = dedupe::attempt_count(new_mask);
+    if !replace {
+        tx.prepare_cached("UPDATE events SET attempt_mask = ?2, attempts = ?3 WHERE id = ?1")?
+            .execute(params![row_id, new_mask as i64, attempts])?;
+        return Ok(WriteResult::Attempt { replaced: false });
+    }
+    tx.prepare_cached(
+        "UPDATE events SET attempt_mask = ?2, attempts = ?3, attempt = ?4, ts = ?5, provider = ?6,
+            model = ?7, endpoint = ?8, prompt_version = ?9, tenant = ?10, user = ?11,
+            input_tokens = ?12, cached_tokens = ?13, cache_write_tokens = ?14, output_tokens = ?15,
+            reasoning_tokens = ?16, image_count = ?17, latency_ms = ?18, status = ?19,
+            error_code = ?20, operation = ?21, service_tier = ?22, usage_missing = ?23,
+            cost_nanos = ?24, cost_source = ?25, price_entry = ?26, price_book = ?27, tags = ?28
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        row_id,
+        new_mask as i64,
+        attempts,
+        cols.attempt,
+        e.timestamp_ms,
+        cols.provider,
+        cols.model,
+        cols.endpoint,
+        cols.prompt_version,
+        cols.tenant,
+        cols.user,
+        e.tokens.input as i64,
+        e.tokens.cached as i64,
+        e.tokens.cache_write as i64,
+        e.tokens.output as i64,
+        e.tokens.reasoning as i64,
+        e.image_count,
+        e.latency_ms,
+        e.status.code(),
+        cols.error_code,
+        e.operation.code(),
+        e.service_tier.code(),
+        e.usage_missing,
+        p.pricing.cost.map(|c| c.nanos()),
+        p.pricing.source.map(|s| s.code()),
+        cols.price_entry,
+        cols.price_book,
+        cols.tags,
+    ])?;
+    Ok(WriteResult::Attempt { replaced: true })
+}
