@@ -21,7 +21,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub async fn new(store: Arc<dyn Store>, rate: RateConfig, clock: Clock) -> anyhow::Result<AppState> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        rate: RateConfig,
+        clock: Clock,
+    ) -> anyhow::Result<AppState> {
         let generation = store.price_generation().await?;
         let book = load_prices(store.as_ref()).await?;
         Ok(AppState {
@@ -66,7 +70,11 @@ pub async fn load_prices(store: &dyn Store) -> anyhow::Result<PriceBook> {
 
 fn add_stored(book: &mut PriceBook, stored: &StoredBook) -> anyhow::Result<()> {
     let file: BookFile = serde_json::from_str(&stored.body)?;
-    let layer = if stored.kind == "overrides" { Layer::Override } else { Layer::Catalog };
+    let layer = if stored.kind == "overrides" {
+        Layer::Override
+    } else {
+        Layer::Catalog
+    };
     book.add_file(&file, layer)?;
     Ok(())
 }

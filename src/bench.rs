@@ -19,7 +19,8 @@ pub enum BenchCommand {
         events: usize,
         #[arg(long, default_value_t = 1_000)]
         batch: usize,
-        #[arg(long, default_value_t = 4)]
+        /// Concurrent clients; enough of them keep the writer busy while others parse.
+        #[arg(long, default_value_t = 16)]
         clients: usize,
         /// Single-event requests per second for the latency run.
         #[arg(long, default_value_t = 2_000)]
@@ -34,9 +35,14 @@ pub enum BenchCommand {
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Ingest { events, batch, clients, rps, seconds, dir } => {
-            bench_ingest(events, batch, clients, rps, seconds, dir).await
-        }
+        BenchCommand::Ingest {
+            events,
+            batch,
+            clients,
+            rps,
+            seconds,
+            dir,
+        } => bench_ingest(events, batch, clients, rps, seconds, dir).await,
     }
 }
 
@@ -50,7 +56,13 @@ impl ServerProcess {
     pub fn start(db: &Path, extra: &[&str]) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe()?;
         let mut child = std::process::Command::new(exe)
-            .args(["--db", db.to_str().context("db path")?, "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--db",
+                db.to_str().context("db path")?,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -74,7 +86,9 @@ impl ServerProcess {
 
     /// SIGTERM, then wait: the graceful path a real deployment takes.
     pub fn stop(mut self) -> anyhow::Result<()> {
-        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         self.child.wait()?;
         Ok(())
     }
@@ -82,10 +96,20 @@ impl ServerProcess {
 
 fn create_key(db: &Path, scope: &str) -> anyhow::Result<String> {
     let out = std::process::Command::new(std::env::current_exe()?)
-        .args(["--db", db.to_str().context("db path")?, "keys", "create", "--scope", scope])
+        .args([
+            "--db",
+            db.to_str().context("db path")?,
+            "keys",
+            "create",
+            "--scope",
+            scope,
+        ])
         .output()?;
     if !out.status.success() {
-        bail!("keys create failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "keys create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
@@ -101,7 +125,14 @@ fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-async fn bench_ingest(events: usize, batch: usize, clients: usize, rps: u64, seconds: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
+async fn bench_ingest(
+    events: usize,
+    batch: usize,
+    clients: usize,
+    rps: u64,
+    seconds: u64,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let tmp = tempdir(dir)?;
     let db = tmp.join("bench.db");
     let key = create_key(&db, "ingest")?;
@@ -109,19 +140,36 @@ async fn bench_ingest(events: usize, batch: usize, clients: usize, rps: u64, sec
     let now = jiff::Timestamp::now().as_millisecond();
 
     println!("generating {events} events in batches of {batch} ...");
-    let generator = DemoGenerator::new(DemoConfig { days: 30, events: events as u64, end_ms: now, seed: 1 });
+    let generator = DemoGenerator::new(DemoConfig {
+        days: 30,
+        events: events as u64,
+        end_ms: now,
+        seed: 1,
+    });
     let all: Vec<serde_json::Value> = generator.collect();
     let raw_bytes: usize = all.iter().map(|e| e.to_string().len() + 1).sum();
-    let bodies: Arc<Vec<String>> = Arc::new(all.chunks(batch).map(|c| serde_json::to_string(c).unwrap()).collect());
+    let bodies: Arc<Vec<String>> = Arc::new(
+        all.chunks(batch)
+            .map(|c| serde_json::to_string(c).unwrap())
+            .collect(),
+    );
     let total_events = all.len();
     drop(all);
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (client, bodies, next, url, key) = (client.clone(), bodies.clone(), next.clone(), server.url.clone(), key.clone());
+        let (client, bodies, next, url, key) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            server.url.clone(),
+            key.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut accepted = 0u64;
             loop {
@@ -155,7 +203,9 @@ async fn bench_ingest(events: usize, batch: usize, clients: usize, rps: u64, sec
     server.stop()?;
     let db_bytes_after = file_size(&db);
 
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!();
     println!("machine: {cores} cores");
     println!(
@@ -181,7 +231,14 @@ async fn bench_ingest(events: usize, batch: usize, clients: usize, rps: u64, sec
 
 /// Open-loop: requests are sent on schedule whether or not earlier ones finished, so a
 /// slow server shows up as latency instead of hiding behind a slower send rate.
-async fn single_latency(client: &reqwest::Client, url: &str, key: &str, rps: u64, seconds: u64, now: i64) -> anyhow::Result<Vec<Duration>> {
+async fn single_latency(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    rps: u64,
+    seconds: u64,
+    now: i64,
+) -> anyhow::Result<Vec<Duration>> {
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rps.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let count = rps * seconds;
@@ -222,7 +279,9 @@ async fn single_latency(client: &reqwest::Client, url: &str, key: &str, rps: u64
 }
 
 fn tempdir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("burnrate-bench-{}", std::process::id())));
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("burnrate-bench-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir)?;
     for f in ["bench.db", "bench.db-wal", "bench.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));

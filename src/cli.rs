@@ -16,10 +16,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "burnrate", version, about = "Self-hosted LLM cost attribution and cost control")]
+#[command(
+    name = "burnrate",
+    version,
+    about = "Self-hosted LLM cost attribution and cost control"
+)]
 pub struct Cli {
     /// The SQLite database file.
-    #[arg(long, global = true, env = "BURNRATE_DB", default_value = "burnrate.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "BURNRATE_DB",
+        default_value = "burnrate.db"
+    )]
     pub db: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -81,11 +90,17 @@ pub struct DemoArgs {
 
 #[derive(Subcommand)]
 pub enum WorkspaceCommand {
-    Create { name: String },
+    Create {
+        name: String,
+    },
     List,
     /// Refuse ingest for the workspace (402) until resumed.
-    Pause { name: String },
-    Resume { name: String },
+    Pause {
+        name: String,
+    },
+    Resume {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,14 +164,22 @@ pub enum PriceCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Prices(PriceCommand::Generate { litellm, corrections, out, package_version, snapshot_date }) = &cli.command {
+    if let Command::Prices(PriceCommand::Generate {
+        litellm,
+        corrections,
+        out,
+        package_version,
+        snapshot_date,
+    }) = &cli.command
+    {
         return generate_book(litellm, corrections, out, package_version, snapshot_date);
     }
     if let Command::Bench(cmd) = cli.command {
         return crate::bench::run(cmd).await;
     }
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&cli.db).with_context(|| format!("opening database {}", cli.db.display()))?,
+        SqliteStore::open(&cli.db)
+            .with_context(|| format!("opening database {}", cli.db.display()))?,
     );
     let result = match cli.command {
         Command::Serve(args) => serve(store.clone(), &cli.db, args).await,
@@ -174,7 +197,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn workspace_id(store: &dyn Store, name: &str) -> anyhow::Result<WorkspaceId> {
     match store.workspace(name.to_string()).await? {
         Some(w) => Ok(w.id),
-        None => bail!("no workspace named {name:?}; create it with `burnrate workspaces create {name}`"),
+        None => {
+            bail!("no workspace named {name:?}; create it with `burnrate workspaces create {name}`")
+        }
     }
 }
 
@@ -182,7 +207,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -192,7 +218,12 @@ async fn shutdown_signal() {
 
 async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo && store.event_count().await? == 0 {
-        let args = DemoArgs { days: 30, events: 60_000, workspace: "default".into(), seed: 42 };
+        let args = DemoArgs {
+            days: 30,
+            events: 60_000,
+            workspace: "default".into(),
+            seed: 42,
+        };
         demo(store.as_ref(), &args).await?;
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -202,11 +233,20 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
     if store.claim_first_start().await? {
         let key = auth::new_key();
         store
-            .create_key("default".into(), Scope::Admin, auth::hash_key(&key), auth::key_prefix(&key), Some("first-start admin".into()))
+            .create_key(
+                "default".into(),
+                Scope::Admin,
+                auth::hash_key(&key),
+                auth::key_prefix(&key),
+                Some("first-start admin".into()),
+            )
             .await?;
         print_first_start(db, &addr.to_string(), &key);
     }
-    let rate = RateConfig { per_second: args.ingest_rate, burst: args.ingest_burst.max(args.ingest_rate) };
+    let rate = RateConfig {
+        per_second: args.ingest_rate,
+        burst: args.ingest_burst.max(args.ingest_rate),
+    };
     let state = Arc::new(AppState::new(store.clone(), rate, system_clock()).await?);
     let reloader = {
         let state = state.clone();
@@ -250,11 +290,18 @@ struct Loader<'a> {
 
 impl<'a> Loader<'a> {
     async fn new(store: &'a dyn Store, workspace: WorkspaceId) -> anyhow::Result<Loader<'a>> {
-        Ok(Loader { store, workspace, book: load_prices(store).await?, accepted: 0, duplicates: 0, rejected: 0 })
+        Ok(Loader {
+            store,
+            workspace,
+            book: load_prices(store).await?,
+            accepted: 0,
+            duplicates: 0,
+            rejected: 0,
+        })
     }
 
     /// Returns the rejected items' positions in `items` with their errors.
-    async fn load(&mut self, items: Vec<Item>) -> anyhow::Result<Vec<ingest::Rejected>> {
+    async fn load(&mut self, items: Vec<Item<'_>>) -> anyhow::Result<Vec<ingest::Rejected>> {
         let now = jiff::Timestamp::now().as_millisecond();
         let prepared = ingest::prepare(items, &self.book, now);
         self.rejected += prepared.rejected.len();
@@ -266,42 +313,62 @@ impl<'a> Loader<'a> {
 }
 
 const CHUNK: usize = 5_000;
+/// Stands in for a line that is not UTF-8 (a NUL can never start a JSON event).
+const INVALID_UTF8: &str = "\0invalid utf-8";
 
 async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Result<()> {
     let ws = workspace_id(store, workspace).await?;
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("opening {file}"))?))
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("opening {file}"))?,
+        ))
     };
     let mut loader = Loader::new(store, ws).await?;
     let progress = indicatif::ProgressBar::new_spinner();
     progress.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {human_pos} events read, {per_sec} [{elapsed}]")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {human_pos} events read, {per_sec} [{elapsed}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     let started = std::time::Instant::now();
-    let mut items = Vec::with_capacity(CHUNK);
+    // Lines of one chunk, kept as text: the parsed events borrow their strings.
+    let mut lines_text: Vec<String> = Vec::with_capacity(CHUNK);
     let mut line_numbers = Vec::with_capacity(CHUNK);
     let mut lines = reader.split(b'\n').enumerate().peekable();
     while let Some((i, line)) = lines.next() {
         let line = line?;
         if !line.iter().all(u8::is_ascii_whitespace) {
-            let item = match std::str::from_utf8(&line) {
-                Ok(text) => ingest::parse_item(text),
-                Err(_) => Err(vec![crate::event::FieldError::new("body", "line is not valid UTF-8")]),
-            };
-            items.push(item);
+            // Invalid UTF-8 stays visible as such: the item parser reports it.
+            lines_text.push(String::from_utf8(line).unwrap_or_else(|_| INVALID_UTF8.to_string()));
             line_numbers.push(i + 1);
         }
-        if items.len() == CHUNK || lines.peek().is_none() {
-            let batch = std::mem::take(&mut items);
-            for bad in loader.load(batch).await? {
-                let reasons: Vec<String> = bad.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
-                progress.suspend(|| eprintln!("line {}: {}", line_numbers[bad.index], reasons.join("; ")));
+        if lines_text.len() == CHUNK || lines.peek().is_none() {
+            let items: Vec<Item> = lines_text
+                .iter()
+                .map(|text| match text.as_str() {
+                    INVALID_UTF8 => Err(vec![crate::event::FieldError::new(
+                        "body",
+                        "line is not valid UTF-8",
+                    )]),
+                    text => ingest::parse_item(text),
+                })
+                .collect();
+            for bad in loader.load(items).await? {
+                let reasons: Vec<String> = bad
+                    .errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect();
+                progress.suspend(|| {
+                    eprintln!("line {}: {}", line_numbers[bad.index], reasons.join("; "))
+                });
             }
             progress.inc(line_numbers.len() as u64);
             line_numbers.clear();
+            lines_text.clear();
         }
     }
     progress.finish_and_clear();
@@ -320,22 +387,32 @@ async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Resul
 async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
     use crate::demo::{DemoConfig, DemoGenerator};
     let ws = workspace_id(store, &args.workspace).await?;
-    let config = DemoConfig { days: args.days, events: args.events, end_ms: jiff::Timestamp::now().as_millisecond(), seed: args.seed };
+    let config = DemoConfig {
+        days: args.days,
+        events: args.events,
+        end_ms: jiff::Timestamp::now().as_millisecond(),
+        seed: args.seed,
+    };
     let (spike_from, spike_to) = config.spike_window();
     let mut generator = DemoGenerator::new(config).peekable();
     let mut loader = Loader::new(store, ws).await?;
     let progress = indicatif::ProgressBar::new(args.events);
     while generator.peek().is_some() {
-        let chunk: Vec<Item> = generator
+        let texts: Vec<String> = generator
             .by_ref()
             .take(CHUNK)
-            .map(|v| serde_json::from_value(v).map_err(|e| vec![crate::event::FieldError::new("body", e.to_string())]))
+            .map(|v| v.to_string())
             .collect();
+        let chunk: Vec<Item> = texts.iter().map(|t| ingest::parse_item(t)).collect();
         progress.inc(chunk.len() as u64);
         loader.load(chunk).await?;
     }
     progress.finish_and_clear();
-    let fmt = |ms: i64| jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default();
+    let fmt = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    };
     println!(
         "demo: {} events written to workspace {:?} (dataMode=demo, {} days); cost spike {} .. {}",
         loader.accepted,
@@ -374,10 +451,23 @@ async fn workspaces(store: &dyn Store, cmd: WorkspaceCommand) -> anyhow::Result<
 
 async fn keys(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
-        KeyCommand::Create { workspace, scope, name, json } => {
+        KeyCommand::Create {
+            workspace,
+            scope,
+            name,
+            json,
+        } => {
             let scope = Scope::parse(&scope).context("scope")?;
             let key = auth::new_key();
-            let record = store.create_key(workspace, scope, auth::hash_key(&key), auth::key_prefix(&key), name).await?;
+            let record = store
+                .create_key(
+                    workspace,
+                    scope,
+                    auth::hash_key(&key),
+                    auth::key_prefix(&key),
+                    name,
+                )
+                .await?;
             if json {
                 let mut v = serde_json::to_value(&record)?;
                 v["key"] = serde_json::json!(key);
@@ -392,7 +482,15 @@ async fn keys(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
                 return Ok(());
             }
-            let mut table = table(&["id", "workspace", "prefix", "scope", "name", "created", "revoked"]);
+            let mut table = table(&[
+                "id",
+                "workspace",
+                "prefix",
+                "scope",
+                "name",
+                "created",
+                "revoked",
+            ]);
             for k in keys {
                 table.add_row(vec![
                     k.id.to_string(),
@@ -419,7 +517,9 @@ async fn keys(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
 
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
     table
 }
 
@@ -432,7 +532,16 @@ async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now().as_millisecond();
     match cmd {
         PriceCommand::List { provider } => {
-            let mut table = table(&["provider", "model", "input $/M", "cached $/M", "cache write $/M", "output $/M", "bands", "tiers"]);
+            let mut table = table(&[
+                "provider",
+                "model",
+                "input $/M",
+                "cached $/M",
+                "cache write $/M",
+                "output $/M",
+                "bands",
+                "tiers",
+            ]);
             for c in 3..=5 {
                 if let Some(col) = table.column_mut(c) {
                     col.set_cell_alignment(CellAlignment::Right);
@@ -443,12 +552,27 @@ async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> {
                 if provider.as_deref().is_some_and(|p| p != key.provider) {
                     continue;
                 }
-                let Some((entry, _)) = book.lookup(&key.provider, &key.model, now) else { continue };
-                let base = entry.rows.iter().find(|r| r.tier == crate::event::ServiceTier::Standard && r.above == 0);
+                let Some((entry, _)) = book.lookup(&key.provider, &key.model, now) else {
+                    continue;
+                };
+                let base = entry
+                    .rows
+                    .iter()
+                    .find(|r| r.tier == crate::event::ServiceTier::Standard && r.above == 0);
                 let Some(base) = base else { continue };
-                let mut bands: Vec<String> = entry.rows.iter().filter(|r| r.above > 0).map(|r| format!(">{}k", r.above / 1000)).collect();
+                let mut bands: Vec<String> = entry
+                    .rows
+                    .iter()
+                    .filter(|r| r.above > 0)
+                    .map(|r| format!(">{}k", r.above / 1000))
+                    .collect();
                 bands.dedup();
-                let mut tiers: Vec<&str> = entry.rows.iter().map(|r| r.tier.as_str()).filter(|t| *t != "standard").collect();
+                let mut tiers: Vec<&str> = entry
+                    .rows
+                    .iter()
+                    .map(|r| r.tier.as_str())
+                    .filter(|t| *t != "standard")
+                    .collect();
                 tiers.dedup();
                 table.add_row(vec![
                     key.provider.clone(),
@@ -463,10 +587,18 @@ async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> {
                 count += 1;
             }
             println!("{table}");
-            println!("{count} models; book versions: {}", book.versions().join(", "));
+            println!(
+                "{count} models; book versions: {}",
+                book.versions().join(", ")
+            );
         }
-        PriceCommand::Show { model, provider } => show_price(&book, provider.as_deref(), &model, now)?,
-        PriceCommand::Import { file, effective_from } => import_prices(store, &file, effective_from).await?,
+        PriceCommand::Show { model, provider } => {
+            show_price(&book, provider.as_deref(), &model, now)?
+        }
+        PriceCommand::Import {
+            file,
+            effective_from,
+        } => import_prices(store, &file, effective_from).await?,
         PriceCommand::Check => {
             let unpriced = store.unpriced_models().await?;
             if unpriced.is_empty() {
@@ -479,7 +611,13 @@ async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> {
                     Some(_) => "no rate for the event's service tier",
                     None => "unknown model",
                 };
-                table.add_row(vec![m.provider.clone(), m.model.clone(), m.events.to_string(), m.last_seen.clone(), why.into()]);
+                table.add_row(vec![
+                    m.provider.clone(),
+                    m.model.clone(),
+                    m.events.to_string(),
+                    m.last_seen.clone(),
+                    why.into(),
+                ]);
             }
             println!("{table}");
             println!("add prices with `burnrate prices import overrides.json` (see docs/price-book-format.md); stored events keep cost null until re-sent");
@@ -489,14 +627,28 @@ async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn show_price(book: &PriceBook, provider: Option<&str>, model: &str, now: i64) -> anyhow::Result<()> {
+fn show_price(
+    book: &PriceBook,
+    provider: Option<&str>,
+    model: &str,
+    now: i64,
+) -> anyhow::Result<()> {
     let providers: Vec<String> = match provider {
         Some(p) => vec![p.to_string()],
         None => {
-            let mut ps: Vec<String> = book.keys().iter().filter(|k| k.model == model.to_ascii_lowercase()).map(|k| k.provider.clone()).collect();
+            let mut ps: Vec<String> = book
+                .keys()
+                .iter()
+                .filter(|k| k.model == model.to_ascii_lowercase())
+                .map(|k| k.provider.clone())
+                .collect();
             ps.dedup();
             if ps.is_empty() {
-                ps = price::model_candidates("openai", model).iter().map(|(k, _)| k.provider.clone()).take(1).collect();
+                ps = price::model_candidates("openai", model)
+                    .iter()
+                    .map(|(k, _)| k.provider.clone())
+                    .take(1)
+                    .collect();
             }
             ps
         }
@@ -506,9 +658,23 @@ fn show_price(book: &PriceBook, provider: Option<&str>, model: &str, now: i64) -
             println!("{p}/{model}: no price (unknown model: cost stays null, counted as unpriced)");
             continue;
         };
-        println!("{p}/{model} -> {}/{} ({})", how.key.provider, how.key.model, how.rule);
-        println!("  entry {}  mode {}  source {}", entry.id, entry.mode, entry.source);
-        let mut table = table(&["tier", "input above", "input $/M", "cached $/M", "cache write $/M", "output $/M", "reasoning $/M"]);
+        println!(
+            "{p}/{model} -> {}/{} ({})",
+            how.key.provider, how.key.model, how.rule
+        );
+        println!(
+            "  entry {}  mode {}  source {}",
+            entry.id, entry.mode, entry.source
+        );
+        let mut table = table(&[
+            "tier",
+            "input above",
+            "input $/M",
+            "cached $/M",
+            "cache write $/M",
+            "output $/M",
+            "reasoning $/M",
+        ]);
         for r in &entry.rows {
             table.add_row(vec![
                 r.tier.as_str().to_string(),
@@ -525,24 +691,42 @@ fn show_price(book: &PriceBook, provider: Option<&str>, model: &str, now: i64) -
             println!("  per image: ${img}");
         }
         for (layer, e) in book.history(&how.key) {
-            let from = jiff::Timestamp::from_millisecond(e.effective_from_ms).map(|t| t.to_string()).unwrap_or_default();
-            println!("  version {} ({:?}) effective from {from}", e.book_version, layer);
+            let from = jiff::Timestamp::from_millisecond(e.effective_from_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            println!(
+                "  version {} ({:?}) effective from {from}",
+                e.book_version, layer
+            );
         }
     }
     Ok(())
 }
 
-async fn import_prices(store: &dyn Store, file: &PathBuf, effective_from: Option<String>) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+async fn import_prices(
+    store: &dyn Store,
+    file: &PathBuf,
+    effective_from: Option<String>,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
     let now = jiff::Timestamp::now();
     let effective = match effective_from {
-        Some(t) => t.parse::<jiff::Timestamp>().context("--effective-from must be RFC 3339")?,
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .context("--effective-from must be RFC 3339")?,
         None => now,
     };
     let (kind, mut book): (&str, BookFile) = if value.get("format").is_some() {
-        let book: BookFile = serde_json::from_value(value).context("not a price book file (see docs/price-book-format.md)")?;
-        let kind = if book.kind.as_deref() == Some("overrides") { "overrides" } else { "catalog" };
+        let book: BookFile = serde_json::from_value(value)
+            .context("not a price book file (see docs/price-book-format.md)")?;
+        let kind = if book.kind.as_deref() == Some("overrides") {
+            "overrides"
+        } else {
+            "catalog"
+        };
         (kind, book)
     } else {
         let version = format!("import-{}", now.strftime("%Y%m%dT%H%M%SZ"));
@@ -564,17 +748,34 @@ async fn import_prices(store: &dyn Store, file: &PathBuf, effective_from: Option
     // Refuse a file with a bad entry before anything is stored.
     let mut scratch = PriceBook::default();
     scratch
-        .add_file(&book, if kind == "overrides" { Layer::Override } else { Layer::Catalog })
+        .add_file(
+            &book,
+            if kind == "overrides" {
+                Layer::Override
+            } else {
+                Layer::Catalog
+            },
+        )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let entries = book.entries.len();
     store
-        .save_price_book(StoredBook { kind: kind.into(), version: book.version.clone(), body: serde_json::to_string(&book)? })
+        .save_price_book(StoredBook {
+            kind: kind.into(),
+            version: book.version.clone(),
+            body: serde_json::to_string(&book)?,
+        })
         .await?;
     println!("imported {entries} {kind} entries as version {} (a running server picks them up within 2 s)", book.version);
     Ok(())
 }
 
-fn generate_book(litellm_path: &PathBuf, corrections: &PathBuf, out: &PathBuf, package_version: &str, snapshot_date: &str) -> anyhow::Result<()> {
+fn generate_book(
+    litellm_path: &PathBuf,
+    corrections: &PathBuf,
+    out: &PathBuf,
+    package_version: &str,
+    snapshot_date: &str,
+) -> anyhow::Result<()> {
     let map: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(litellm_path)?)?;
     let fixes: BookFile = serde_json::from_str(&std::fs::read_to_string(corrections)?)
         .with_context(|| format!("parsing {}", corrections.display()))?;
@@ -588,12 +789,27 @@ fn generate_book(litellm_path: &PathBuf, corrections: &PathBuf, out: &PathBuf, p
     let (replaced, added) = litellm::apply_corrections(&mut converted.book, &fixes);
     // The generated book must load; fail here rather than at the next build.
     let mut check = PriceBook::default();
-    check.add_file(&converted.book, Layer::Catalog).map_err(|e| anyhow::anyhow!("{e}"))?;
+    check
+        .add_file(&converted.book, Layer::Catalog)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut text = String::from("{\n");
-    text.push_str(&format!("\"format\": {},\n\"kind\": \"catalog\",\n\"version\": {},\n", price::book::FORMAT, serde_json::to_string(&version)?));
-    text.push_str(&format!("\"source\": {},\n\"aliases\": {},\n\"entries\": [\n", serde_json::to_string(&converted.book.source)?, serde_json::to_string(&converted.book.aliases)?));
+    text.push_str(&format!(
+        "\"format\": {},\n\"kind\": \"catalog\",\n\"version\": {},\n",
+        price::book::FORMAT,
+        serde_json::to_string(&version)?
+    ));
+    text.push_str(&format!(
+        "\"source\": {},\n\"aliases\": {},\n\"entries\": [\n",
+        serde_json::to_string(&converted.book.source)?,
+        serde_json::to_string(&converted.book.aliases)?
+    ));
     // One entry per line: a price change shows as a one-line diff.
-    let lines: Vec<String> = converted.book.entries.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
+    let lines: Vec<String> = converted
+        .book
+        .entries
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<_, _>>()?;
     text.push_str(&lines.join(",\n"));
     text.push_str("\n]\n}\n");
     std::fs::write(out, text)?;

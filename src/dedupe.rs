@@ -41,7 +41,8 @@ pub fn decide(stored: StoredCall, incoming: IncomingAttempt) -> Decision {
     }
     let rank = |has_usage: bool, success: bool| (has_usage, success);
     Decision::NewAttempt {
-        replace: rank(incoming.has_usage, incoming.success) > rank(stored.has_usage, stored.success),
+        replace: rank(incoming.has_usage, incoming.success)
+            > rank(stored.has_usage, stored.success),
         attempt_mask: stored.attempt_mask | bit,
     }
 }
@@ -56,24 +57,41 @@ mod tests {
     use super::*;
 
     fn stored(mask: u64, has_usage: bool, success: bool) -> StoredCall {
-        StoredCall { attempt_mask: mask, has_usage, success }
+        StoredCall {
+            attempt_mask: mask,
+            has_usage,
+            success,
+        }
     }
 
     fn incoming(attempt: u8, has_usage: bool, success: bool) -> IncomingAttempt {
-        IncomingAttempt { attempt, has_usage, success }
+        IncomingAttempt {
+            attempt,
+            has_usage,
+            success,
+        }
     }
 
     #[test]
     fn same_attempt_again_is_a_duplicate_even_with_other_content() {
-        assert_eq!(decide(stored(0b1, false, false), incoming(1, true, true)), Decision::Duplicate);
-        assert_eq!(decide(stored(0b11, true, true), incoming(2, true, true)), Decision::Duplicate);
+        assert_eq!(
+            decide(stored(0b1, false, false), incoming(1, true, true)),
+            Decision::Duplicate
+        );
+        assert_eq!(
+            decide(stored(0b11, true, true), incoming(2, true, true)),
+            Decision::Duplicate
+        );
     }
 
     #[test]
     fn attempt_with_usage_replaces_one_without() {
         assert_eq!(
             decide(stored(0b1, false, false), incoming(2, true, true)),
-            Decision::NewAttempt { replace: true, attempt_mask: 0b11 }
+            Decision::NewAttempt {
+                replace: true,
+                attempt_mask: 0b11
+            }
         );
     }
 
@@ -81,7 +99,10 @@ mod tests {
     fn attempt_without_usage_never_replaces_one_with_usage() {
         assert_eq!(
             decide(stored(0b10, true, true), incoming(1, false, false)),
-            Decision::NewAttempt { replace: false, attempt_mask: 0b11 }
+            Decision::NewAttempt {
+                replace: false,
+                attempt_mask: 0b11
+            }
         );
     }
 
@@ -89,7 +110,10 @@ mod tests {
     fn success_replaces_a_failed_attempt_that_had_usage() {
         assert_eq!(
             decide(stored(0b1, true, false), incoming(3, true, true)),
-            Decision::NewAttempt { replace: true, attempt_mask: 0b101 }
+            Decision::NewAttempt {
+                replace: true,
+                attempt_mask: 0b101
+            }
         );
     }
 
@@ -97,7 +121,10 @@ mod tests {
     fn two_successes_keep_the_first_so_cost_counts_once() {
         assert_eq!(
             decide(stored(0b1, true, true), incoming(2, true, true)),
-            Decision::NewAttempt { replace: false, attempt_mask: 0b11 }
+            Decision::NewAttempt {
+                replace: false,
+                attempt_mask: 0b11
+            }
         );
         assert_eq!(attempt_count(0b111), 3);
     }
@@ -105,6 +132,9 @@ mod tests {
     #[test]
     fn attempt_64_uses_the_top_bit() {
         assert_eq!(attempt_bit(64), 1u64 << 63);
-        assert_eq!(decide(stored(1u64 << 63, true, true), incoming(64, true, true)), Decision::Duplicate);
+        assert_eq!(
+            decide(stored(1u64 << 63, true, true), incoming(64, true, true)),
+            Decision::Duplicate
+        );
     }
 }

@@ -24,13 +24,90 @@ struct Endpoint {
 }
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { tag: "support.reply", weight: 30, provider: "openai", model: "gpt-4o-mini-2024-07-18", operation: "chat", input: 1800, output: 260, cache_share: 0.4, reasoning_share: 0.0, versions: &[("support_v8", 99.0, 1.0), ("support_v9", 12.0, 1.1)] },
-    Endpoint { tag: "chat.assist", weight: 20, provider: "openai", model: "gpt-4.1", operation: "chat", input: 2400, output: 420, cache_share: 0.3, reasoning_share: 0.0, versions: &[("assist_v3", 99.0, 1.0)] },
-    Endpoint { tag: "search.embed", weight: 18, provider: "openai", model: "text-embedding-3-small", operation: "embeddings", input: 600, output: 0, cache_share: 0.0, reasoning_share: 0.0, versions: &[("embed_v1", 99.0, 1.0)] },
-    Endpoint { tag: "summarize.doc", weight: 14, provider: "anthropic", model: "claude-sonnet-4-5-20250929", operation: "chat", input: 5200, output: 520, cache_share: 0.2, reasoning_share: 0.0, versions: &[("summarize_v3", 99.0, 1.0), ("summarize_v4", 5.0, 2.9)] },
-    Endpoint { tag: "agent.plan", weight: 8, provider: "openai", model: "o4-mini", operation: "responses", input: 3000, output: 1800, cache_share: 0.25, reasoning_share: 0.7, versions: &[("planner_v1", 99.0, 1.0), ("planner_v2", 20.0, 0.9)] },
-    Endpoint { tag: "extract.invoice", weight: 7, provider: "google", model: "gemini-2.5-flash", operation: "chat", input: 4200, output: 380, cache_share: 0.0, reasoning_share: 0.3, versions: &[("extract_v2", 99.0, 1.0)] },
-    Endpoint { tag: "legacy.classify", weight: 3, provider: "selfhosted", model: "acme-classifier-7b", operation: "chat", input: 400, output: 8, cache_share: 0.0, reasoning_share: 0.0, versions: &[("classify_v1", 99.0, 1.0)] },
+    Endpoint {
+        tag: "support.reply",
+        weight: 30,
+        provider: "openai",
+        model: "gpt-4o-mini-2024-07-18",
+        operation: "chat",
+        input: 1800,
+        output: 260,
+        cache_share: 0.4,
+        reasoning_share: 0.0,
+        versions: &[("support_v8", 99.0, 1.0), ("support_v9", 12.0, 1.1)],
+    },
+    Endpoint {
+        tag: "chat.assist",
+        weight: 20,
+        provider: "openai",
+        model: "gpt-4.1",
+        operation: "chat",
+        input: 2400,
+        output: 420,
+        cache_share: 0.3,
+        reasoning_share: 0.0,
+        versions: &[("assist_v3", 99.0, 1.0)],
+    },
+    Endpoint {
+        tag: "search.embed",
+        weight: 18,
+        provider: "openai",
+        model: "text-embedding-3-small",
+        operation: "embeddings",
+        input: 600,
+        output: 0,
+        cache_share: 0.0,
+        reasoning_share: 0.0,
+        versions: &[("embed_v1", 99.0, 1.0)],
+    },
+    Endpoint {
+        tag: "summarize.doc",
+        weight: 14,
+        provider: "anthropic",
+        model: "claude-sonnet-4-5-20250929",
+        operation: "chat",
+        input: 5200,
+        output: 520,
+        cache_share: 0.2,
+        reasoning_share: 0.0,
+        versions: &[("summarize_v3", 99.0, 1.0), ("summarize_v4", 5.0, 2.9)],
+    },
+    Endpoint {
+        tag: "agent.plan",
+        weight: 8,
+        provider: "openai",
+        model: "o4-mini",
+        operation: "responses",
+        input: 3000,
+        output: 1800,
+        cache_share: 0.25,
+        reasoning_share: 0.7,
+        versions: &[("planner_v1", 99.0, 1.0), ("planner_v2", 20.0, 0.9)],
+    },
+    Endpoint {
+        tag: "extract.invoice",
+        weight: 7,
+        provider: "google",
+        model: "gemini-2.5-flash",
+        operation: "chat",
+        input: 4200,
+        output: 380,
+        cache_share: 0.0,
+        reasoning_share: 0.3,
+        versions: &[("extract_v2", 99.0, 1.0)],
+    },
+    Endpoint {
+        tag: "legacy.classify",
+        weight: 3,
+        provider: "selfhosted",
+        model: "acme-classifier-7b",
+        operation: "chat",
+        input: 400,
+        output: 8,
+        cache_share: 0.0,
+        reasoning_share: 0.0,
+        versions: &[("classify_v1", 99.0, 1.0)],
+    },
 ];
 
 const TENANTS: usize = 40;
@@ -63,7 +140,12 @@ pub struct DemoGenerator {
 impl DemoGenerator {
     pub fn new(config: DemoConfig) -> DemoGenerator {
         let rng = StdRng::seed_from_u64(config.seed);
-        DemoGenerator { config, rng, produced: 0, pending: Vec::new() }
+        DemoGenerator {
+            config,
+            rng,
+            produced: 0,
+            pending: Vec::new(),
+        }
     }
 
     fn tenant(&mut self) -> String {
@@ -118,7 +200,11 @@ impl DemoGenerator {
         let (spike_from, spike_to) = self.config.spike_window();
         let in_spike = self.rng.random::<f64>() < 0.03;
         let (ep_index, ts, tenant) = if in_spike {
-            (SPIKE_ENDPOINT, self.rng.random_range(spike_from..spike_to), SPIKE_TENANT.to_string())
+            (
+                SPIKE_ENDPOINT,
+                self.rng.random_range(spike_from..spike_to),
+                SPIKE_TENANT.to_string(),
+            )
         } else {
             (self.endpoint(), self.timestamp(), self.tenant())
         };
@@ -127,16 +213,21 @@ impl DemoGenerator {
         let (version, multiplier) = ep
             .versions
             .iter()
-            .filter(|v| v.1 >= days_before_end)
-            .last()
+            .rev()
+            .find(|v| v.1 >= days_before_end)
             .map(|v| (v.0, v.2))
             .unwrap_or((ep.versions[0].0, ep.versions[0].2));
         let input = self.jitter((ep.input as f64 * multiplier) as u64).max(1);
         let output = self.jitter((ep.output as f64 * multiplier) as u64);
-        let cached = (input as f64 * ep.cache_share * self.rng.random::<f64>() * 2.0).min(input as f64 * 0.9) as u64;
+        let cached = (input as f64 * ep.cache_share * self.rng.random::<f64>() * 2.0)
+            .min(input as f64 * 0.9) as u64;
         let reasoning = (output as f64 * ep.reasoning_share) as u64;
         let user = format!("user-{:04}", self.rng.random_range(0..USERS));
-        let environment = if self.rng.random::<f64>() < 0.1 { "staging" } else { "prod" };
+        let environment = if self.rng.random::<f64>() < 0.1 {
+            "staging"
+        } else {
+            "prod"
+        };
         let id = format!("demo-{}-{n}", self.config.seed);
         let latency = 200 + (output * 12).min(30_000) + self.rng.random_range(0..400);
         let base = json!({
@@ -175,8 +266,18 @@ impl DemoGenerator {
 }
 
 fn tenant_name(k: usize) -> String {
-    const NAMED: &[&str] = &[SPIKE_TENANT, "globex", "initech", "umbrella", "hooli", "acme-co"];
-    NAMED.get(k).map(|s| s.to_string()).unwrap_or_else(|| format!("tenant-{k:03}"))
+    const NAMED: &[&str] = &[
+        SPIKE_TENANT,
+        "globex",
+        "initech",
+        "umbrella",
+        "hooli",
+        "acme-co",
+    ];
+    NAMED
+        .get(k)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("tenant-{k:03}"))
 }
 
 impl Iterator for DemoGenerator {
@@ -207,15 +308,25 @@ mod tests {
     #[test]
     fn demo_events_are_valid_and_seeded() {
         let end = 1_764_000_000_000;
-        let make = || DemoGenerator::new(DemoConfig { days: 30, events: 500, end_ms: end, seed: 7 });
+        let make = || {
+            DemoGenerator::new(DemoConfig {
+                days: 30,
+                events: 500,
+                end_ms: end,
+                seed: 7,
+            })
+        };
         let events: Vec<Value> = make().collect();
         assert!(events.len() >= 500);
         assert_eq!(events, make().collect::<Vec<_>>(), "same seed, same events");
         for e in &events {
-            let raw: RawEvent = serde_json::from_value(e.clone()).unwrap();
+            let text = e.to_string();
+            let raw: RawEvent = serde_json::from_str(&text).unwrap();
             crate::validate::validate(&raw, end).unwrap();
         }
         assert!(events.iter().any(|e| e["attempt"] == json!(2)));
-        assert!(events.iter().any(|e| e["model"] == json!("acme-classifier-7b")));
+        assert!(events
+            .iter()
+            .any(|e| e["model"] == json!("acme-classifier-7b")));
     }
 }

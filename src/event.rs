@@ -4,38 +4,128 @@
 use crate::money::Usd;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-/// What a client sent, one field per contract field, each kept as raw JSON so that
+/// One field as a client sent it: any JSON scalar, strings borrowed from the body when
+/// they need no unescaping. Validation decides what is acceptable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field<'a> {
+    Null,
+    Bool(bool),
+    UInt(u64),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// An array or object where a scalar belongs.
+    Nested,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Field<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Field<'a>, E> {
+                Ok(Field::Null)
+            }
+            fn visit_none<E>(self) -> Result<Field<'a>, E> {
+                Ok(Field::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Field<'a>, E> {
+                Ok(Field::Bool(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Field<'a>, E> {
+                Ok(Field::UInt(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Field<'a>, E> {
+                Ok(if v >= 0 {
+                    Field::UInt(v as u64)
+                } else {
+                    Field::Int(v)
+                })
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Field<'a>, E> {
+                Ok(Field::Float(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Field<'a>, E> {
+                Ok(Field::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Field<'a>, E> {
+                Ok(Field::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Field<'a>, E> {
+                Ok(Field::Str(Cow::Owned(v)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Field<'a>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Field::Nested)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Field<'a>, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Field::Nested)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// What a client sent, one field per contract field, each kept loosely typed so that
 /// validation can name every wrong field instead of stopping at the first type error.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RawEvent {
-    pub external_request_id: Option<Value>,
-    pub attempt: Option<Value>,
-    pub timestamp: Option<Value>,
-    pub provider: Option<Value>,
-    pub model: Option<Value>,
-    pub endpoint_tag: Option<Value>,
-    pub prompt_version: Option<Value>,
-    pub tenant_id: Option<Value>,
-    pub user_id: Option<Value>,
-    pub input_tokens: Option<Value>,
-    pub cached_tokens: Option<Value>,
-    pub cache_write_tokens: Option<Value>,
-    pub output_tokens: Option<Value>,
-    pub reasoning_tokens: Option<Value>,
-    pub total_tokens: Option<Value>,
-    pub image_count: Option<Value>,
-    pub latency_ms: Option<Value>,
-    pub status: Option<Value>,
-    pub error_code: Option<Value>,
-    pub data_mode: Option<Value>,
-    pub environment: Option<Value>,
-    pub operation: Option<Value>,
-    pub service_tier: Option<Value>,
-    pub usage_missing: Option<Value>,
-    pub cost_usd: Option<Value>,
+pub struct RawEvent<'a> {
+    #[serde(borrow)]
+    pub external_request_id: Option<Field<'a>>,
+    pub attempt: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub timestamp: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub provider: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub model: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub endpoint_tag: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub prompt_version: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub tenant_id: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub user_id: Option<Field<'a>>,
+    pub input_tokens: Option<Field<'a>>,
+    pub cached_tokens: Option<Field<'a>>,
+    pub cache_write_tokens: Option<Field<'a>>,
+    pub output_tokens: Option<Field<'a>>,
+    pub reasoning_tokens: Option<Field<'a>>,
+    pub total_tokens: Option<Field<'a>>,
+    pub image_count: Option<Field<'a>>,
+    pub latency_ms: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub status: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub error_code: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub data_mode: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub environment: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub operation: Option<Field<'a>>,
+    #[serde(borrow)]
+    pub service_tier: Option<Field<'a>>,
+    pub usage_missing: Option<Field<'a>>,
+    pub cost_usd: Option<Field<'a>>,
     pub tags: Option<Value>,
 }
 
@@ -86,12 +176,6 @@ vocabulary!(Status {
     RateLimited = 3 => "rate_limited",
     Cancelled = 4 => "cancelled",
 });
-
-impl Default for Status {
-    fn default() -> Self {
-        Status::Success
-    }
-}
 
 vocabulary!(DataMode { Real = 0 => "real", Test = 1 => "test", Demo = 2 => "demo" });
 
@@ -185,6 +269,9 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }

@@ -27,43 +27,55 @@ pub struct Rejected {
 }
 
 /// One parsed item: a raw event, or why it could not be read.
-pub type Item = Result<RawEvent, Vec<FieldError>>;
+pub type Item<'a> = Result<RawEvent<'a>, Vec<FieldError>>;
 
 fn body_error(message: impl Into<String>) -> Vec<FieldError> {
     vec![FieldError::new("body", message)]
 }
 
 /// Parse one event from its JSON text (one NDJSON line, one array element).
-pub fn parse_item(text: &str) -> Item {
+pub fn parse_item(text: &str) -> Item<'_> {
     let trimmed = text.trim_start();
     if !trimmed.starts_with('{') {
         return Err(body_error("each event must be a JSON object"));
     }
-    serde_json::from_str::<RawEvent>(text).map_err(|e| body_error(format!("invalid JSON: {e}")))
+    serde_json::from_str::<RawEvent<'_>>(text).map_err(|e| body_error(format!("invalid JSON: {e}")))
 }
 
 fn utf8(body: &[u8]) -> Result<&str, BodyError> {
     std::str::from_utf8(body).map_err(|e| {
-        BodyError::Malformed(format!("body is not valid UTF-8 (at byte {})", e.valid_up_to()))
+        BodyError::Malformed(format!(
+            "body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
     })
 }
 
 /// A single event body (`/v1/ingest/llm-request`).
-pub fn parse_single(body: &[u8]) -> Result<Item, BodyError> {
+pub fn parse_single(body: &[u8]) -> Result<Item<'_>, BodyError> {
     let text = utf8(body)?;
     if text.trim().is_empty() {
-        return Err(BodyError::Malformed("body is empty: send one event as a JSON object".into()));
+        return Err(BodyError::Malformed(
+            "body is empty: send one event as a JSON object".into(),
+        ));
     }
     // Syntax errors refuse the body; a well-formed non-object is an item error.
-    serde_json::from_str::<&RawValue>(text).map_err(|e| BodyError::Malformed(format!("invalid JSON: {e}")))?;
+    serde_json::from_str::<&RawValue>(text)
+        .map_err(|e| BodyError::Malformed(format!("invalid JSON: {e}")))?;
     Ok(parse_item(text))
 }
 
 /// A batch body: a JSON array, or NDJSON (one event per line).
-pub fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Item>, BodyError> {
-    let items = if ndjson { parse_ndjson(body)? } else { parse_array(body)? };
+pub fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Item<'_>>, BodyError> {
+    let items = if ndjson {
+        parse_ndjson(body)?
+    } else {
+        parse_array(body)?
+    };
     if items.is_empty() {
-        return Err(BodyError::Malformed("batch is empty: send at least one event".into()));
+        return Err(BodyError::Malformed(
+            "batch is empty: send at least one event".into(),
+        ));
     }
     if items.len() > MAX_BATCH_EVENTS {
         return Err(BodyError::TooLarge(format!(
@@ -74,15 +86,15 @@ pub fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Item>, BodyError> {
     Ok(items)
 }
 
-fn parse_array(body: &[u8]) -> Result<Vec<Item>, BodyError> {
+fn parse_array(body: &[u8]) -> Result<Vec<Item<'_>>, BodyError> {
     let text = utf8(body)?;
     if !text.trim_start().starts_with('[') {
         return Err(BodyError::Malformed(
             "body must be a JSON array of events (or NDJSON with Content-Type: application/x-ndjson)".into(),
         ));
     }
-    let raw: Vec<&RawValue> =
-        serde_json::from_str(text).map_err(|e| BodyError::Malformed(format!("invalid JSON: {e}")))?;
+    let raw: Vec<&RawValue> = serde_json::from_str(text)
+        .map_err(|e| BodyError::Malformed(format!("invalid JSON: {e}")))?;
     if raw.len() > MAX_BATCH_EVENTS {
         return Err(BodyError::TooLarge(format!(
             "batch has {} events; at most {MAX_BATCH_EVENTS} per request",
@@ -92,7 +104,7 @@ fn parse_array(body: &[u8]) -> Result<Vec<Item>, BodyError> {
     Ok(raw.into_iter().map(|r| parse_item(r.get())).collect())
 }
 
-fn parse_ndjson(body: &[u8]) -> Result<Vec<Item>, BodyError> {
+fn parse_ndjson(body: &[u8]) -> Result<Vec<Item<'_>>, BodyError> {
     let ends_with_newline = body.last() == Some(&b'\n');
     let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
     let last = lines.len() - 1;
@@ -102,7 +114,9 @@ fn parse_ndjson(body: &[u8]) -> Result<Vec<Item>, BodyError> {
             continue;
         }
         if items.len() == MAX_BATCH_EVENTS {
-            return Err(BodyError::TooLarge(format!("batch has more than {MAX_BATCH_EVENTS} events")));
+            return Err(BodyError::TooLarge(format!(
+                "batch has more than {MAX_BATCH_EVENTS} events"
+            )));
         }
         let item = match std::str::from_utf8(line) {
             Err(_) => Err(body_error("line is not valid UTF-8")),
@@ -126,8 +140,12 @@ pub struct Prepared {
 }
 
 /// Validate and price every item. Pure: the caller passes the book and the clock.
-pub fn prepare(items: Vec<Item>, book: &PriceBook, now_ms: i64) -> Prepared {
-    let mut prepared = Prepared { events: Vec::with_capacity(items.len()), positions: Vec::new(), rejected: Vec::new() };
+pub fn prepare(items: Vec<Item<'_>>, book: &PriceBook, now_ms: i64) -> Prepared {
+    let mut prepared = Prepared {
+        events: Vec::with_capacity(items.len()),
+        positions: Vec::new(),
+        rejected: Vec::new(),
+    };
     for (index, item) in items.into_iter().enumerate() {
         match item.and_then(|raw| validate(&raw, now_ms)) {
             Ok(event) => {
@@ -151,7 +169,10 @@ mod tests {
         let items = parse_batch(body, true).unwrap();
         assert_eq!(items.len(), 2);
         assert!(items[0].is_ok());
-        assert_eq!(items[1].as_ref().unwrap_err()[0].message, "line is truncated: the body ends mid-line");
+        assert_eq!(
+            items[1].as_ref().unwrap_err()[0].message,
+            "line is truncated: the body ends mid-line"
+        );
     }
 
     #[test]
@@ -170,12 +191,30 @@ mod tests {
 
     #[test]
     fn whole_body_errors() {
-        assert!(matches!(parse_batch(b"[]", false), Err(BodyError::Malformed(_))));
-        assert!(matches!(parse_batch(b"[{\"a\":1}", false), Err(BodyError::Malformed(_))));
-        assert!(matches!(parse_batch(b"{\"a\":1}", false), Err(BodyError::Malformed(_))));
-        assert!(matches!(parse_batch(b"\xff[]", false), Err(BodyError::Malformed(_))));
+        assert!(matches!(
+            parse_batch(b"[]", false),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_batch(b"[{\"a\":1}", false),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_batch(b"{\"a\":1}", false),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_batch(b"\xff[]", false),
+            Err(BodyError::Malformed(_))
+        ));
         let big = format!("[{}]", vec!["{}"; MAX_BATCH_EVENTS + 1].join(","));
-        assert!(matches!(parse_batch(big.as_bytes(), false), Err(BodyError::TooLarge(_))));
-        assert!(matches!(parse_single(b"{\"a\":"), Err(BodyError::Malformed(_))));
+        assert!(matches!(
+            parse_batch(big.as_bytes(), false),
+            Err(BodyError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_single(b"{\"a\":"),
+            Err(BodyError::Malformed(_))
+        ));
     }
 }

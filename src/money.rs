@@ -82,7 +82,10 @@ impl Rate {
     pub fn parse_per_token_rounded(text: &str) -> Result<Rate, ParseMoneyError> {
         match parse_scaled(text, 15) {
             Err(ParseMoneyError::TooPrecise) => {
-                let value: f64 = text.trim().parse().map_err(|_| ParseMoneyError::NotADecimal)?;
+                let value: f64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| ParseMoneyError::NotADecimal)?;
                 Ok(Rate((value * 1e15).round() as i64))
             }
             other => other.map(Rate),
@@ -132,7 +135,9 @@ fn parse_scaled(text: &str, decimals: u32) -> Result<i64, ParseMoneyError> {
         None => (mantissa, ""),
     };
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (int_part.is_empty() && frac_part.is_empty()) || !all_digits(int_part) || !all_digits(frac_part)
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
     {
         return Err(ParseMoneyError::NotADecimal);
     }
@@ -179,9 +184,15 @@ mod tests {
 
     #[test]
     fn litellm_per_token_rates_become_exact_per_mtok_rates() {
-        assert_eq!(Rate::parse_per_token("2.5e-06").unwrap(), Rate::parse_per_mtok("2.5").unwrap());
+        assert_eq!(
+            Rate::parse_per_token("2.5e-06").unwrap(),
+            Rate::parse_per_mtok("2.5").unwrap()
+        );
         assert_eq!(Rate::parse_per_token("7.5e-08").unwrap(), Rate(75_000_000));
-        assert_eq!(Rate::parse_per_token("3.75e-08").unwrap().to_string(), "0.0375");
+        assert_eq!(
+            Rate::parse_per_token("3.75e-08").unwrap().to_string(),
+            "0.0375"
+        );
         assert_eq!(Rate::parse_per_token("0.0").unwrap(), Rate(0));
     }
 

@@ -23,7 +23,10 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(config: RateConfig) -> RateLimiter {
-        RateLimiter { config, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            config,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Take `n` events for `key_id` at `now_ms`; Err(seconds to wait) when the bucket
@@ -35,7 +38,10 @@ impl RateLimiter {
         }
         let need = (n as f64).min(burst);
         let mut buckets = self.buckets.lock().unwrap();
-        let bucket = buckets.entry(key_id).or_insert(Bucket { tokens: burst, updated_ms: now_ms });
+        let bucket = buckets.entry(key_id).or_insert(Bucket {
+            tokens: burst,
+            updated_ms: now_ms,
+        });
         let elapsed = (now_ms - bucket.updated_ms).max(0) as f64 / 1000.0;
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(burst);
         bucket.updated_ms = now_ms;
@@ -54,7 +60,10 @@ mod tests {
 
     #[test]
     fn refuses_past_the_burst_and_refills_over_time() {
-        let limiter = RateLimiter::new(RateConfig { per_second: 100.0, burst: 200.0 });
+        let limiter = RateLimiter::new(RateConfig {
+            per_second: 100.0,
+            burst: 200.0,
+        });
         assert_eq!(limiter.take(1, 150, 0), Ok(()));
         assert_eq!(limiter.take(1, 100, 0), Err(1));
         assert_eq!(limiter.take(2, 100, 0), Ok(()), "buckets are per key");
@@ -64,7 +73,10 @@ mod tests {
 
     #[test]
     fn zero_rate_means_unlimited() {
-        let limiter = RateLimiter::new(RateConfig { per_second: 0.0, burst: 0.0 });
+        let limiter = RateLimiter::new(RateConfig {
+            per_second: 0.0,
+            burst: 0.0,
+        });
         assert_eq!(limiter.take(1, 1_000_000, 0), Ok(()));
     }
 }

@@ -4,6 +4,7 @@
 use crate::event::*;
 use crate::money::Usd;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub const MAX_ID_LEN: usize = 128;
@@ -43,18 +44,44 @@ pub fn validate(raw: &RawEvent, now_ms: i64) -> Result<Event, Vec<FieldError>> {
         user_id: v.text("userId", &raw.user_id, MAX_ID_LEN),
         tokens,
         image_count: v.count("imageCount", &raw.image_count).min(u32::MAX as u64) as u32,
-        latency_ms: v.optional_count("latencyMs", &raw.latency_ms).map(|n| n.min(u32::MAX as u64) as u32),
-        status: v.required_choice("status", &raw.status, Status::parse, Status::expected),
+        latency_ms: v
+            .optional_count("latencyMs", &raw.latency_ms)
+            .map(|n| n.min(u32::MAX as u64) as u32),
+        status: v
+            .required_choice("status", &raw.status, Status::parse, Status::expected)
+            .unwrap_or(Status::Success),
         error_code: v.text("errorCode", &raw.error_code, MAX_ID_LEN),
-        data_mode: v.choice("dataMode", &raw.data_mode, DataMode::parse, DataMode::expected).unwrap_or(DataMode::Real),
+        data_mode: v
+            .choice(
+                "dataMode",
+                &raw.data_mode,
+                DataMode::parse,
+                DataMode::expected,
+            )
+            .unwrap_or(DataMode::Real),
         environment: v
-            .choice("environment", &raw.environment, Environment::parse, Environment::expected)
+            .choice(
+                "environment",
+                &raw.environment,
+                Environment::parse,
+                Environment::expected,
+            )
             .unwrap_or(Environment::Prod),
         operation: v
-            .choice("operation", &raw.operation, Operation::parse, Operation::expected)
+            .choice(
+                "operation",
+                &raw.operation,
+                Operation::parse,
+                Operation::expected,
+            )
             .unwrap_or(Operation::Chat),
         service_tier: v
-            .choice("serviceTier", &raw.service_tier, ServiceTier::parse, ServiceTier::expected)
+            .choice(
+                "serviceTier",
+                &raw.service_tier,
+                ServiceTier::parse,
+                ServiceTier::expected,
+            )
             .unwrap_or(ServiceTier::Standard),
         usage_missing: v.flag("usageMissing", &raw.usage_missing),
         client_cost: v.cost(&raw.cost_usd),
@@ -81,10 +108,10 @@ impl Validator {
     }
 
     /// An optional string: absent, null or empty means "not given".
-    fn text(&mut self, field: &str, value: &Option<Value>, max_len: usize) -> Option<String> {
+    fn text(&mut self, field: &str, value: &Option<Field>, max_len: usize) -> Option<String> {
         match value {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => {
+            None | Some(Field::Null) => None,
+            Some(Field::Str(s)) => {
                 let s = s.trim();
                 if s.is_empty() {
                     None
@@ -105,7 +132,7 @@ impl Validator {
         }
     }
 
-    fn required_text(&mut self, field: &str, value: &Option<Value>, max_len: usize) -> String {
+    fn required_text(&mut self, field: &str, value: &Option<Field>, max_len: usize) -> String {
         let before = self.errors.len();
         match self.text(field, value, max_len) {
             Some(s) => s,
@@ -118,16 +145,10 @@ impl Validator {
         }
     }
 
-    fn optional_count(&mut self, field: &str, value: &Option<Value>) -> Option<u64> {
+    fn optional_count(&mut self, field: &str, value: &Option<Field>) -> Option<u64> {
         match value {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(n) => Some(n),
-                None => {
-                    self.fail(field, "must be a non-negative integer");
-                    None
-                }
-            },
+            None | Some(Field::Null) => None,
+            Some(Field::UInt(n)) => Some(*n),
             Some(_) => {
                 self.fail(field, "must be a non-negative integer");
                 None
@@ -135,11 +156,11 @@ impl Validator {
         }
     }
 
-    fn count(&mut self, field: &str, value: &Option<Value>) -> u64 {
+    fn count(&mut self, field: &str, value: &Option<Field>) -> u64 {
         self.optional_count(field, value).unwrap_or(0)
     }
 
-    fn attempt(&mut self, value: &Option<Value>) -> u8 {
+    fn attempt(&mut self, value: &Option<Field>) -> u8 {
         match self.optional_count("attempt", value) {
             None => 1,
             Some(n) if (1..=MAX_ATTEMPT).contains(&n) => n as u8,
@@ -150,10 +171,10 @@ impl Validator {
         }
     }
 
-    fn timestamp(&mut self, value: &Option<Value>, now_ms: i64) -> i64 {
+    fn timestamp(&mut self, value: &Option<Field>, now_ms: i64) -> i64 {
         let text = match value {
-            None | Some(Value::Null) => return now_ms,
-            Some(Value::String(s)) => s,
+            None | Some(Field::Null) => return now_ms,
+            Some(Field::Str(s)) => s,
             Some(_) => {
                 self.fail("timestamp", "must be an RFC 3339 string");
                 return now_ms;
@@ -168,7 +189,10 @@ impl Validator {
                 ms
             }
             Err(_) => {
-                self.fail("timestamp", "must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00Z");
+                self.fail(
+                    "timestamp",
+                    "must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00Z",
+                );
                 now_ms
             }
         }
@@ -177,13 +201,13 @@ impl Validator {
     fn choice<T>(
         &mut self,
         field: &str,
-        value: &Option<Value>,
+        value: &Option<Field>,
         parse: fn(&str) -> Option<T>,
         expected: fn() -> String,
     ) -> Option<T> {
         match value {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => {
+            None | Some(Field::Null) => None,
+            Some(Field::Str(s)) => {
                 let parsed = parse(s.trim());
                 if parsed.is_none() {
                     self.fail(field, format!("must be one of: {}", expected()));
@@ -197,27 +221,24 @@ impl Validator {
         }
     }
 
-    fn required_choice<T: Copy>(
+    fn required_choice<T>(
         &mut self,
         field: &str,
-        value: &Option<Value>,
+        value: &Option<Field>,
         parse: fn(&str) -> Option<T>,
         expected: fn() -> String,
-    ) -> T
-    where
-        T: Default,
-    {
-        if matches!(value, None | Some(Value::Null)) {
+    ) -> Option<T> {
+        if matches!(value, None | Some(Field::Null)) {
             self.fail(field, format!("is required (one of: {})", expected()));
-            return T::default();
+            return None;
         }
-        self.choice(field, value, parse, expected).unwrap_or_default()
+        self.choice(field, value, parse, expected)
     }
 
-    fn flag(&mut self, field: &str, value: &Option<Value>) -> bool {
+    fn flag(&mut self, field: &str, value: &Option<Field>) -> bool {
         match value {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
+            None | Some(Field::Null) => false,
+            Some(Field::Bool(b)) => *b,
             Some(_) => {
                 self.fail(field, "must be true or false");
                 false
@@ -225,19 +246,26 @@ impl Validator {
         }
     }
 
-    fn cost(&mut self, value: &Option<Value>) -> Option<Usd> {
-        match value {
-            None | Some(Value::Null) => None,
-            // The shortest text of the parsed number, so 0.00123 stays 0.00123 exactly.
-            Some(Value::Number(n)) => match Usd::parse(&n.to_string()) {
-                Ok(usd) => Some(usd),
-                Err(e) => {
-                    self.fail("costUsd", format!("{e}"));
-                    None
-                }
-            },
-            Some(_) => {
+    fn cost(&mut self, value: &Option<Field>) -> Option<Usd> {
+        // The shortest text that reads back as the same number, so 0.00123 is 0.00123.
+        let text: Cow<str> = match value {
+            None | Some(Field::Null) => return None,
+            Some(Field::UInt(n)) => Cow::Owned(n.to_string()),
+            Some(Field::Float(f)) if *f >= 0.0 && f.is_finite() => Cow::Owned(
+                serde_json::Number::from_f64(*f)
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+            ),
+            _ => Cow::Borrowed(""),
+        };
+        match Usd::parse(&text) {
+            Ok(usd) => Some(usd),
+            Err(crate::money::ParseMoneyError::NotADecimal) => {
                 self.fail("costUsd", "must be a non-negative number (USD)");
+                None
+            }
+            Err(e) => {
+                self.fail("costUsd", format!("{e}"));
                 None
             }
         }
@@ -258,25 +286,32 @@ impl Validator {
             return tags;
         }
         for (key, value) in map {
-            let field = format!("tags.{}", key.chars().take(MAX_TAG_KEY_LEN).collect::<String>());
+            let field = format!(
+                "tags.{}",
+                key.chars().take(MAX_TAG_KEY_LEN).collect::<String>()
+            );
             if key.is_empty() || key.chars().count() > MAX_TAG_KEY_LEN {
-                self.fail(&field, format!("tag keys must be 1 to {MAX_TAG_KEY_LEN} characters"));
+                self.fail(
+                    &field,
+                    format!("tag keys must be 1 to {MAX_TAG_KEY_LEN} characters"),
+                );
                 continue;
             }
             match value {
                 Value::String(s) if s.chars().count() <= MAX_TAG_VALUE_LEN => {
                     tags.insert(key.clone(), s.clone());
                 }
-                Value::String(_) => {
-                    self.fail(&field, format!("must be at most {MAX_TAG_VALUE_LEN} characters"))
-                }
+                Value::String(_) => self.fail(
+                    &field,
+                    format!("must be at most {MAX_TAG_VALUE_LEN} characters"),
+                ),
                 _ => self.fail(&field, "must be a string"),
             }
         }
         tags
     }
 
-    fn check_token_sums(&mut self, t: &Tokens, total: &Option<Value>) {
+    fn check_token_sums(&mut self, t: &Tokens, total: &Option<Field>) {
         if t.cached.saturating_add(t.cache_write) > t.input {
             self.fail(
                 "cachedTokens",
@@ -304,8 +339,9 @@ mod tests {
 
     const NOW: i64 = 1_764_000_000_000;
 
-    fn raw(v: Value) -> RawEvent {
-        serde_json::from_value(v).unwrap()
+    /// Events borrow from their JSON text; a test's text may live for the whole run.
+    fn raw(v: Value) -> RawEvent<'static> {
+        serde_json::from_str(Box::leak(v.to_string().into_boxed_str())).unwrap()
     }
 
     fn base() -> Value {
@@ -315,7 +351,11 @@ mod tests {
     }
 
     fn fields(v: Value) -> Vec<String> {
-        validate(&raw(v), NOW).unwrap_err().into_iter().map(|e| e.field).collect()
+        validate(&raw(v), NOW)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
     }
 
     #[test]
@@ -326,12 +366,24 @@ mod tests {
         assert_eq!(e.timestamp_ms, NOW);
         assert_eq!(e.data_mode, DataMode::Real);
         assert_eq!(e.environment, Environment::Prod);
-        assert_eq!(e.tokens, Tokens { input: 100, cached: 40, cache_write: 0, output: 50, reasoning: 10 });
+        assert_eq!(
+            e.tokens,
+            Tokens {
+                input: 100,
+                cached: 40,
+                cache_write: 0,
+                output: 50,
+                reasoning: 10
+            }
+        );
     }
 
     #[test]
     fn names_every_missing_required_field() {
-        assert_eq!(fields(json!({})), vec!["provider", "model", "endpointTag", "status"]);
+        assert_eq!(
+            fields(json!({})),
+            vec!["provider", "model", "endpointTag", "status"]
+        );
     }
 
     #[test]
@@ -350,7 +402,10 @@ mod tests {
         v["cacheWriteTokens"] = json!(30);
         v["reasoningTokens"] = json!(51);
         v["totalTokens"] = json!(149);
-        assert_eq!(fields(v), vec!["cachedTokens", "reasoningTokens", "totalTokens"]);
+        assert_eq!(
+            fields(v),
+            vec!["cachedTokens", "reasoningTokens", "totalTokens"]
+        );
         let mut ok = base();
         ok["totalTokens"] = json!(150);
         assert!(validate(&raw(ok), NOW).is_ok());
@@ -363,7 +418,10 @@ mod tests {
         v["dataMode"] = json!("prod");
         v["environment"] = json!("production");
         v["serviceTier"] = json!("turbo");
-        assert_eq!(fields(v), vec!["status", "dataMode", "environment", "serviceTier"]);
+        assert_eq!(
+            fields(v),
+            vec!["status", "dataMode", "environment", "serviceTier"]
+        );
     }
 
     #[test]
@@ -371,7 +429,9 @@ mod tests {
         let mut v = base();
         v["endpointTag"] = json!("x".repeat(129));
         v["timestamp"] = json!("2099-01-01T00:00:00Z");
-        v["tags"] = json!((0..11).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>());
+        v["tags"] = json!((0..11)
+            .map(|i| (format!("k{i}"), json!("v")))
+            .collect::<serde_json::Map<_, _>>());
         assert_eq!(fields(v), vec!["timestamp", "endpointTag", "tags"]);
     }
 
@@ -398,6 +458,9 @@ mod tests {
     fn client_cost_is_exact() {
         let mut v = base();
         v["costUsd"] = json!(0.00123);
-        assert_eq!(validate(&raw(v), NOW).unwrap().client_cost, Some(Usd(1_230_000)));
+        assert_eq!(
+            validate(&raw(v), NOW).unwrap().client_cost,
+            Some(Usd(1_230_000))
+        );
     }
 }

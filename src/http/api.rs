@@ -31,14 +31,18 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| too_large())
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_large())
 }
 
 fn is_ndjson(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl"))
+        .is_some_and(|v| {
+            v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl")
+        })
 }
 
 /// The common path of both ingest endpoints after the body is split into items.
@@ -71,23 +75,39 @@ async fn ingest_items(
         Ok((ingest::prepare(items, &book, now), total))
     })
     .await
-    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"))??;
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })??;
     let (prepared, total) = prepared;
     if let Err(wait) = state.limiter.take(key.key_id, total, now) {
-        return Err(ApiError::too_many(wait, "ingest rate limit for this key exceeded"));
+        return Err(ApiError::too_many(
+            wait,
+            "ingest rate limit for this key exceeded",
+        ));
     }
     if prepared.events.is_empty() {
         let mut err = if single {
             ApiError::invalid_event(prepared.rejected[0].errors.clone())
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_events", "no event in the batch is valid")
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_events",
+                "no event in the batch is valid",
+            )
         };
         if !single {
             err.rejected = prepared.rejected;
         }
         return Err(err);
     }
-    let outcome: IngestOutcome = state.store.ingest(key.workspace_id, prepared.events).await?;
+    let outcome: IngestOutcome = state
+        .store
+        .ingest(key.workspace_id, prepared.events)
+        .await?;
     let body = json!({
         "accepted": outcome.accepted(),
         "duplicates": outcome.duplicates(),
@@ -96,11 +116,19 @@ async fn ingest_items(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-pub async fn ingest_one(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn ingest_one(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     ingest_items(&state, &headers, body, true).await
 }
 
-pub async fn ingest_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn ingest_batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     ingest_items(&state, &headers, body, false).await
 }
 
@@ -113,7 +141,12 @@ fn time_param(params: &HashMap<String, String>, name: &str, default: i64) -> Res
         Some(v) => v
             .parse::<jiff::Timestamp>()
             .map(|t| t.as_millisecond())
-            .map_err(|_| ApiError::field(name, "must be an RFC 3339 date-time, e.g. 2026-01-31T00:00:00Z")),
+            .map_err(|_| {
+                ApiError::field(
+                    name,
+                    "must be an RFC 3339 date-time, e.g. 2026-01-31T00:00:00Z",
+                )
+            }),
     }
 }
 
@@ -126,17 +159,28 @@ fn choice_param<T>(
 ) -> Result<T, ApiError> {
     match params.get(name) {
         None => Ok(default),
-        Some(v) => parse(v).ok_or_else(|| ApiError::field(name, format!("must be one of: {}", expected()))),
+        Some(v) => {
+            parse(v).ok_or_else(|| ApiError::field(name, format!("must be one of: {}", expected())))
+        }
     }
 }
 
-pub async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
     let limit = match params.get("limit") {
         None => 50,
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(ApiError::field("limit", "must be an integer from 1 to 1000")),
+            _ => {
+                return Err(ApiError::field(
+                    "limit",
+                    "must be an integer from 1 to 1000",
+                ))
+            }
         },
     };
     let query = EventQuery {
@@ -144,17 +188,34 @@ pub async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap, Quer
         cursor: params.get("cursor").cloned(),
         limit,
     };
-    if query.cursor.as_deref().is_some_and(|c| c.split_once('.').is_none()) {
-        return Err(ApiError::field("cursor", "is not a cursor returned by this API"));
+    if query
+        .cursor
+        .as_deref()
+        .is_some_and(|c| c.split_once('.').is_none())
+    {
+        return Err(ApiError::field(
+            "cursor",
+            "is not a cursor returned by this API",
+        ));
     }
-    let page = state.store.events(key.workspace_id, query).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound(_) => ApiError::field("cursor", "is not a cursor returned by this API"),
-        other => other.into(),
-    })?;
+    let page = state
+        .store
+        .events(key.workspace_id, query)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound(_) => {
+                ApiError::field("cursor", "is not a cursor returned by this API")
+            }
+            other => other.into(),
+        })?;
     Ok(Json(page).into_response())
 }
 
-pub async fn summary(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+pub async fn summary(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
     let now = state.now_ms();
     let to_ms = time_param(&params, "to", now)?;
@@ -165,13 +226,29 @@ pub async fn summary(State(state): State<Arc<AppState>>, headers: HeaderMap, Que
     let query = SummaryQuery {
         from_ms,
         to_ms,
-        environment: choice_param(&params, "environment", Environment::parse, Environment::expected, Environment::Prod)?,
-        data_mode: choice_param(&params, "dataMode", DataMode::parse, DataMode::expected, DataMode::Real)?,
+        environment: choice_param(
+            &params,
+            "environment",
+            Environment::parse,
+            Environment::expected,
+            Environment::Prod,
+        )?,
+        data_mode: choice_param(
+            &params,
+            "dataMode",
+            DataMode::parse,
+            DataMode::expected,
+            DataMode::Real,
+        )?,
     };
     let summary = state.store.summary(key.workspace_id, query.clone()).await?;
     let mut body = serde_json::to_value(&summary).unwrap_or_default();
-    body["from"] = json!(jiff::Timestamp::from_millisecond(from_ms).map(|t| t.to_string()).unwrap_or_default());
-    body["to"] = json!(jiff::Timestamp::from_millisecond(to_ms).map(|t| t.to_string()).unwrap_or_default());
+    body["from"] = json!(jiff::Timestamp::from_millisecond(from_ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default());
+    body["to"] = json!(jiff::Timestamp::from_millisecond(to_ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default());
     body["environment"] = json!(query.environment.as_str());
     body["dataMode"] = json!(query.data_mode.as_str());
     Ok(Json(body).into_response())

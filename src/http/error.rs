@@ -21,7 +21,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), fields: Vec::new(), retry_after: None, rejected: Vec::new() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+            retry_after: None,
+            rejected: Vec::new(),
+        }
     }
 
     pub fn unauthorized(message: &str) -> ApiError {
@@ -31,14 +38,22 @@ impl ApiError {
     /// 400 naming one field.
     pub fn field(field: &str, message: impl Into<String>) -> ApiError {
         let message = message.into();
-        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("{field} {message}"));
+        let mut e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("{field} {message}"),
+        );
         e.fields.push(FieldError::new(field, message));
         e
     }
 
     pub fn invalid_event(fields: Vec<FieldError>) -> ApiError {
         let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", format!("invalid fields: {}", names.join(", ")));
+        let mut e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            format!("invalid fields: {}", names.join(", ")),
+        );
         e.fields = fields;
         e
     }
@@ -53,7 +68,9 @@ impl ApiError {
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
         match e {
-            BodyError::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            BodyError::TooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
+            }
             BodyError::Malformed(m) => {
                 let mut err = ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m.clone());
                 err.fields.push(FieldError::new("body", m));
@@ -67,12 +84,24 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Busy => ApiError::too_many(1, "the server is busy writing; retry shortly"),
-            StoreError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down"),
-            StoreError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
+            StoreError::Closed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            ),
+            StoreError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", what),
             StoreError::Database(detail) => {
                 tracing::error!(error = %detail, "store error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
             }
         }
     }
@@ -80,7 +109,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": {"code": self.code, "message": self.message, "fields": self.fields}});
+        let mut body =
+            json!({"error": {"code": self.code, "message": self.message, "fields": self.fields}});
         if !self.rejected.is_empty() {
             body["rejected"] = json!(self.rejected);
             body["accepted"] = json!(0);
@@ -88,7 +118,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
         }
         response
     }

@@ -36,10 +36,16 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 /// Check the key and its scope. Keys are looked up on every request so a key revoked
 /// with the CLI stops working at once.
-pub async fn authorize(state: &AppState, headers: &HeaderMap, needed: Scope) -> Result<KeyInfo, ApiError> {
+pub async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    needed: Scope,
+) -> Result<KeyInfo, ApiError> {
     let key = presented_key(headers)
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("missing API key: send X-API-Key or Authorization: Bearer"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing API key: send X-API-Key or Authorization: Bearer")
+        })?;
     let info = state
         .store
         .authenticate(crate::auth::hash_key(key))
@@ -49,7 +55,11 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap, needed: Scope) -> 
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "forbidden",
-            format!("a {} key cannot use this endpoint; it needs a {} key", info.scope.as_str(), needed.as_str()),
+            format!(
+                "a {} key cannot use this endpoint; it needs a {} key",
+                info.scope.as_str(),
+                needed.as_str()
+            ),
         ));
     }
     Ok(info)
@@ -61,5 +71,7 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -149,7 +149,10 @@ impl EntryFile {
         let mut rows = Vec::with_capacity(self.usd_per_m_tok.len());
         for row in &self.usd_per_m_tok {
             let tier = ServiceTier::parse(&row.tier).ok_or_else(|| {
-                err("tier", format!("must be one of: {}", ServiceTier::expected()))
+                err(
+                    "tier",
+                    format!("must be one of: {}", ServiceTier::expected()),
+                )
             })?;
             rows.push(RateRow {
                 tier,
@@ -166,7 +169,10 @@ impl EntryFile {
             .find(|r| r.tier == ServiceTier::Standard && r.above == 0)
             .ok_or_else(|| err("usdPerMTok", "needs a standard row with above 0".into()))?;
         if base.input.is_none() || base.output.is_none() {
-            return Err(err("usdPerMTok", "the standard base row needs input and output".into()));
+            return Err(err(
+                "usdPerMTok",
+                "the standard base row needs input and output".into(),
+            ));
         }
         let usd = |field: &str, text: &Option<String>| -> Result<Option<Usd>, EntryError> {
             text.as_deref()

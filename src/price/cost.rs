@@ -100,7 +100,9 @@ pub fn cost(
 ) -> Result<CostBreakdown, Unpriced> {
     let rates = applied_rates(entry, tier, tokens.input)?;
     // Validation guarantees the parts fit inside their wholes; saturate anyway.
-    let uncached = tokens.input.saturating_sub(tokens.cached + tokens.cache_write);
+    let uncached = tokens
+        .input
+        .saturating_sub(tokens.cached + tokens.cache_write);
     let plain_output = tokens.output.saturating_sub(tokens.reasoning);
     let nanos_to_femtos = |u: Usd| u.0 as i128 * 1_000_000;
     let parts = [
@@ -109,7 +111,9 @@ pub fn cost(
         rates.cache_write.femtos_for(tokens.cache_write),
         rates.output.femtos_for(plain_output),
         rates.reasoning.femtos_for(tokens.reasoning),
-        entry.per_image.map_or(0, |p| nanos_to_femtos(p) * image_count as i128),
+        entry
+            .per_image
+            .map_or(0, |p| nanos_to_femtos(p) * image_count as i128),
         entry.per_request.map_or(0, nanos_to_femtos),
     ];
     Ok(CostBreakdown {

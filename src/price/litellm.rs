@@ -65,7 +65,9 @@ fn convert_entry(key: &str, spec: &Map<String, Value>) -> Option<EntryFile> {
     let lower = key.to_ascii_lowercase();
     // Keys carry a routing prefix ("gemini/", "xai/", "openrouter/"); the model id does not.
     let model = match lower.split_once('/') {
-        Some((prefix, rest)) if prefix == litellm_provider || provider_name(prefix) == provider => rest.to_string(),
+        Some((prefix, rest)) if prefix == litellm_provider || provider_name(prefix) == provider => {
+            rest.to_string()
+        }
         _ => lower,
     };
     let mut rows: BTreeMap<(u8, u64), [Option<Rate>; 5]> = BTreeMap::new();
@@ -77,8 +79,13 @@ fn convert_entry(key: &str, spec: &Map<String, Value>) -> Option<EntryFile> {
         else {
             continue;
         };
-        let Some((above, tier)) = parse_suffix(suffix) else { continue };
-        let Some(rate) = value.as_number().and_then(|n| Rate::parse_per_token_rounded(&n.to_string()).ok()) else {
+        let Some((above, tier)) = parse_suffix(suffix) else {
+            continue;
+        };
+        let Some(rate) = value
+            .as_number()
+            .and_then(|n| Rate::parse_per_token_rounded(&n.to_string()).ok())
+        else {
             continue;
         };
         rows.entry((tier.code(), above)).or_default()[slot] = Some(rate);
@@ -100,7 +107,9 @@ fn convert_entry(key: &str, spec: &Map<String, Value>) -> Option<EntryFile> {
         mode: mode_name(spec.get("mode").and_then(Value::as_str)).to_string(),
         usd_per_m_tok: rows
             .into_iter()
-            .map(|((tier, above), rates)| RateRowFile::from_rates(ServiceTier::from_code(tier).unwrap(), above, rates))
+            .map(|((tier, above), rates)| {
+                RateRowFile::from_rates(ServiceTier::from_code(tier).unwrap(), above, rates)
+            })
             .collect(),
         per_image_usd: usd("output_cost_per_image"),
         per_request_usd: usd("input_cost_per_request"),
@@ -120,14 +129,19 @@ pub struct Converted {
 /// Convert a whole LiteLLM map. When two keys map to the same provider/model, the first
 /// in key order wins and the collision is reported (never silently merged).
 pub fn convert(map: &Value, version: &str, source: Value) -> anyhow::Result<Converted> {
-    let object = map.as_object().ok_or_else(|| anyhow::anyhow!("a LiteLLM map is a JSON object"))?;
+    let object = map
+        .as_object()
+        .ok_or_else(|| anyhow::anyhow!("a LiteLLM map is a JSON object"))?;
     let mut by_key: BTreeMap<(String, String), EntryFile> = BTreeMap::new();
     let mut skipped = 0;
     let mut collisions = Vec::new();
     let mut keys: Vec<&String> = object.keys().collect();
     keys.sort();
     for key in keys {
-        let Some(entry) = object[key].as_object().and_then(|spec| convert_entry(key, spec)) else {
+        let Some(entry) = object[key]
+            .as_object()
+            .and_then(|spec| convert_entry(key, spec))
+        else {
             skipped += 1;
             continue;
         };
@@ -146,7 +160,11 @@ pub fn convert(map: &Value, version: &str, source: Value) -> anyhow::Result<Conv
         entries: by_key.into_values().collect(),
         aliases: Vec::new(),
     };
-    Ok(Converted { book, skipped, collisions })
+    Ok(Converted {
+        book,
+        skipped,
+        collisions,
+    })
 }
 
 /// Apply reviewed corrections: each replaces the entry with the same provider, model and
@@ -158,7 +176,9 @@ pub fn apply_corrections(book: &mut BookFile, corrections: &BookFile) -> (usize,
         fix.provider = fix.provider.to_ascii_lowercase();
         fix.model = fix.model.to_ascii_lowercase();
         let same = |e: &EntryFile| {
-            e.provider == fix.provider && e.model == fix.model && e.effective_from == fix.effective_from
+            e.provider == fix.provider
+                && e.model == fix.model
+                && e.effective_from == fix.effective_from
         };
         let source = format!(
             "correction: {} (checked {})",

@@ -8,7 +8,7 @@ pub mod litellm;
 use crate::event::{CostSource, Event, Pricing};
 use book::{AliasFile, BookFile, EntryError, ModelKey, PriceEntry};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use cost::{cost, CostBreakdown, Unpriced};
 
@@ -37,7 +37,18 @@ pub struct PriceBook {
     aliases: HashMap<ModelKey, ModelKey>,
     versions: Vec<String>,
     loaded: usize,
+    /// Client provider -> client model -> the candidate keys that exist in this book, in
+    /// rule order. Saves the string rewrites on every event; which entry is in force is
+    /// still decided per event time.
+    resolved: RwLock<HashMap<String, HashMap<String, CandidateKeys>>>,
 }
+
+/// Keys to try for one client model name, each with the rule that produced it.
+type CandidateKeys = Arc<Vec<(ModelKey, &'static str)>>;
+
+/// Distinct client model names remembered per book; past this, lookups are not cached
+/// (a client sending random model names cannot grow memory without bound).
+const RESOLVED_CACHE_LIMIT: usize = 10_000;
 
 /// How a model name was resolved to a price entry, for `prices show`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +67,11 @@ impl PriceBook {
 
     /// Add a book, corrections or overrides file as one layer version.
     pub fn add_file(&mut self, file: &BookFile, layer: Layer) -> Result<(), EntryError> {
-        let version = if file.version.is_empty() { "unversioned" } else { &file.version };
+        let version = if file.version.is_empty() {
+            "unversioned"
+        } else {
+            &file.version
+        };
         let compiled: Vec<PriceEntry> = file
             .entries
             .iter()
@@ -64,7 +79,10 @@ impl PriceBook {
             .collect::<Result<_, _>>()?;
         self.loaded += 1;
         for entry in compiled {
-            let key = ModelKey { provider: entry.provider.clone(), model: entry.model.clone() };
+            let key = ModelKey {
+                provider: entry.provider.clone(),
+                model: entry.model.clone(),
+            };
             self.entries.entry(key).or_default().push(Candidate {
                 layer,
                 seq: self.loaded,
@@ -75,6 +93,7 @@ impl PriceBook {
             self.add_alias(alias);
         }
         self.versions.push(version.to_string());
+        self.resolved.write().unwrap().clear();
         Ok(())
     }
 
@@ -105,7 +124,9 @@ impl PriceBook {
     pub fn history(&self, key: &ModelKey) -> Vec<(Layer, Arc<PriceEntry>)> {
         let mut list: Vec<_> = self.entries.get(key).into_iter().flatten().collect();
         list.sort_by_key(|c| (c.layer, c.entry.effective_from_ms, c.seq));
-        list.into_iter().map(|c| (c.layer, c.entry.clone())).collect()
+        list.into_iter()
+            .map(|c| (c.layer, c.entry.clone()))
+            .collect()
     }
 
     /// The entry in force at `at_ms` for one exact key.
@@ -124,14 +145,57 @@ impl PriceBook {
 
     /// Resolve a provider/model pair as a client sent it to the entry in force at `at_ms`.
     /// Matching is explicit, never fuzzy: see `model_candidates`.
-    pub fn lookup(&self, provider: &str, model: &str, at_ms: i64) -> Option<(Arc<PriceEntry>, Resolution)> {
-        model_candidates(provider, model)
-            .into_iter()
+    pub fn lookup(
+        &self,
+        provider: &str,
+        model: &str,
+        at_ms: i64,
+    ) -> Option<(Arc<PriceEntry>, Resolution)> {
+        self.existing_candidates(provider, model)
+            .iter()
             .find_map(|(key, rule)| {
-                let key = self.aliases.get(&key).cloned().unwrap_or(key);
-                self.in_force(&key, at_ms)
-                    .map(|e| (e.clone(), Resolution { key, rule }))
+                self.in_force(key, at_ms).map(|e| {
+                    (
+                        e.clone(),
+                        Resolution {
+                            key: key.clone(),
+                            rule,
+                        },
+                    )
+                })
             })
+    }
+
+    /// The candidate keys (aliases applied) that have entries, from the cache if seen.
+    fn existing_candidates(
+        &self,
+        provider: &str,
+        model: &str,
+    ) -> Arc<Vec<(ModelKey, &'static str)>> {
+        if let Some(hit) = self
+            .resolved
+            .read()
+            .unwrap()
+            .get(provider)
+            .and_then(|m| m.get(model))
+        {
+            return hit.clone();
+        }
+        let found: Arc<Vec<_>> = Arc::new(
+            model_candidates(provider, model)
+                .into_iter()
+                .map(|(key, rule)| (self.aliases.get(&key).cloned().unwrap_or(key), rule))
+                .filter(|(key, _)| self.entries.contains_key(key))
+                .collect(),
+        );
+        let mut cache = self.resolved.write().unwrap();
+        if cache.values().map(HashMap::len).sum::<usize>() < RESOLVED_CACHE_LIMIT {
+            cache
+                .entry(provider.to_string())
+                .or_default()
+                .insert(model.to_string(), found.clone());
+        }
+        found
     }
 
     /// Price one validated event: client-reported cost wins, then the catalogue; an
@@ -145,8 +209,14 @@ impl PriceBook {
                 price_book_version: None,
             };
         }
-        let unpriced = Pricing { cost: None, source: None, price_entry_id: None, price_book_version: None };
-        let Some((entry, _)) = self.lookup(&event.provider, &event.model, event.timestamp_ms) else {
+        let unpriced = Pricing {
+            cost: None,
+            source: None,
+            price_entry_id: None,
+            price_book_version: None,
+        };
+        let Some((entry, _)) = self.lookup(&event.provider, &event.model, event.timestamp_ms)
+        else {
             return unpriced;
         };
         match cost(&entry, event.service_tier, &event.tokens, event.image_count) {
@@ -156,7 +226,10 @@ impl PriceBook {
                 price_entry_id: Some(entry.id.clone()),
                 price_book_version: Some(entry.book_version.clone()),
             },
-            Err(_) => Pricing { price_entry_id: Some(entry.id.clone()), ..unpriced },
+            Err(_) => Pricing {
+                price_entry_id: Some(entry.id.clone()),
+                ..unpriced
+            },
         }
     }
 
@@ -184,14 +257,19 @@ fn canonical_provider(provider: &str) -> &str {
 }
 
 /// Region prefixes of Bedrock cross-region inference profiles (us.anthropic.claude-...).
-const BEDROCK_REGION_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca."];
+const BEDROCK_REGION_PREFIXES: &[&str] = &[
+    "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.",
+];
 
 /// The exact keys tried for a client's provider/model, in order, each with the rule that
 /// produced it. Every rule is a fixed rewrite; nothing here guesses by similarity.
 pub fn model_candidates(provider: &str, model: &str) -> Vec<(ModelKey, &'static str)> {
     let provider = canonical_provider(&provider.trim().to_ascii_lowercase()).to_string();
     let model = model.trim().to_ascii_lowercase();
-    let key = |p: &str, m: &str| ModelKey { provider: p.to_string(), model: m.to_string() };
+    let key = |p: &str, m: &str| ModelKey {
+        provider: p.to_string(),
+        model: m.to_string(),
+    };
     let mut out = vec![(key(&provider, &model), "exact")];
     let mut bases = vec![model.clone()];
 
@@ -225,8 +303,20 @@ pub fn model_candidates(provider: &str, model: &str) -> Vec<(ModelKey, &'static 
 fn is_known_provider(p: &str) -> bool {
     matches!(
         p,
-        "openai" | "anthropic" | "google" | "vertex" | "mistral" | "deepseek" | "xai" | "bedrock" | "azure"
-            | "cohere" | "groq" | "together_ai" | "fireworks_ai" | "perplexity"
+        "openai"
+            | "anthropic"
+            | "google"
+            | "vertex"
+            | "mistral"
+            | "deepseek"
+            | "xai"
+            | "bedrock"
+            | "azure"
+            | "cohere"
+            | "groq"
+            | "together_ai"
+            | "fireworks_ai"
+            | "perplexity"
     )
 }
 
@@ -236,7 +326,12 @@ fn strip_date_suffix(model: &str) -> Option<&str> {
     let is_digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
     if bytes.len() > 11 && bytes[bytes.len() - 11] == b'-' {
         let tail = &bytes[bytes.len() - 10..];
-        if is_digits(&tail[..4]) && tail[4] == b'-' && is_digits(&tail[5..7]) && tail[7] == b'-' && is_digits(&tail[8..]) {
+        if is_digits(&tail[..4])
+            && tail[4] == b'-'
+            && is_digits(&tail[5..7])
+            && tail[7] == b'-'
+            && is_digits(&tail[8..])
+        {
             return Some(&model[..model.len() - 11]);
         }
     }

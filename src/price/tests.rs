@@ -26,24 +26,49 @@ struct Expected {
 
 fn book_with(entries: Vec<EntryFile>) -> PriceBook {
     let mut book = PriceBook::default();
-    let file = BookFile { format: 1, version: "test".into(), entries, ..Default::default() };
+    let file = BookFile {
+        format: 1,
+        version: "test".into(),
+        entries,
+        ..Default::default()
+    };
     book.add_file(&file, Layer::Catalog).unwrap();
     book
 }
 
 #[test]
 fn shared_pricing_vectors() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/pricing-vectors.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/pricing-vectors.json"
+    ))
+    .unwrap();
     let vectors: Vectors = serde_json::from_str(&text).unwrap();
-    let now = vectors.now.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let now = vectors
+        .now
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
     assert!(vectors.cases.len() >= 12);
     for case in vectors.cases {
         let book = book_with(case.entry.into_iter().collect());
-        let raw: RawEvent = serde_json::from_value(case.event).unwrap();
-        let event = crate::validate::validate(&raw, now).unwrap_or_else(|e| panic!("{}: {e:?}", case.name));
+        let text = case.event.to_string();
+        let raw: RawEvent = serde_json::from_str(&text).unwrap();
+        let event =
+            crate::validate::validate(&raw, now).unwrap_or_else(|e| panic!("{}: {e:?}", case.name));
         let pricing = book.price(&event);
-        assert_eq!(pricing.cost.map(|c| c.to_string()), case.expected.cost_usd, "{}", case.name);
-        assert_eq!(pricing.source.map(|s| s.as_str().to_string()), case.expected.cost_source, "{}", case.name);
+        assert_eq!(
+            pricing.cost.map(|c| c.to_string()),
+            case.expected.cost_usd,
+            "{}",
+            case.name
+        );
+        assert_eq!(
+            pricing.source.map(|s| s.as_str().to_string()),
+            case.expected.cost_source,
+            "{}",
+            case.name
+        );
     }
 }
 
@@ -54,35 +79,69 @@ fn bundled() -> PriceBook {
 const NOW: i64 = 1_764_000_000_000;
 
 fn rates_of(book: &PriceBook, provider: &str, model: &str) -> (String, String, String) {
-    let (entry, _) = book.lookup(provider, model, NOW).unwrap_or_else(|| panic!("{provider}/{model} unpriced"));
+    let (entry, _) = book
+        .lookup(provider, model, NOW)
+        .unwrap_or_else(|| panic!("{provider}/{model} unpriced"));
     let r = cost::applied_rates(&entry, crate::event::ServiceTier::Standard, 1000).unwrap();
-    (r.input.to_string(), r.cached_input.to_string(), r.output.to_string())
+    (
+        r.input.to_string(),
+        r.cached_input.to_string(),
+        r.output.to_string(),
+    )
 }
 
 #[test]
 fn bundled_book_has_published_prices_for_common_models() {
     let book = bundled();
     // Published per-1M prices: input, cached input, output.
-    assert_eq!(rates_of(&book, "openai", "gpt-4o-mini"), ("0.15".into(), "0.075".into(), "0.6".into()));
-    assert_eq!(rates_of(&book, "openai", "gpt-4o"), ("2.5".into(), "1.25".into(), "10".into()));
-    assert_eq!(rates_of(&book, "anthropic", "claude-sonnet-4-5"), ("3".into(), "0.3".into(), "15".into()));
-    assert_eq!(rates_of(&book, "openai", "text-embedding-3-small").0, "0.02");
+    assert_eq!(
+        rates_of(&book, "openai", "gpt-4o-mini"),
+        ("0.15".into(), "0.075".into(), "0.6".into())
+    );
+    assert_eq!(
+        rates_of(&book, "openai", "gpt-4o"),
+        ("2.5".into(), "1.25".into(), "10".into())
+    );
+    assert_eq!(
+        rates_of(&book, "anthropic", "claude-sonnet-4-5"),
+        ("3".into(), "0.3".into(), "15".into())
+    );
+    assert_eq!(
+        rates_of(&book, "openai", "text-embedding-3-small").0,
+        "0.02"
+    );
 }
 
 #[test]
 fn aliases_resolve_by_explicit_rules_only() {
     let book = bundled();
-    let rule = |p: &str, m: &str| book.lookup(p, m, NOW).map(|(e, how)| (e.model.clone(), how.rule));
-    assert_eq!(rule("openai", "gpt-4o-mini-2024-07-18").unwrap().0, "gpt-4o-mini-2024-07-18");
-    assert_eq!(rule("openai", "openai/gpt-4o"), Some(("gpt-4o".into(), "provider prefix")));
+    let rule = |p: &str, m: &str| {
+        book.lookup(p, m, NOW)
+            .map(|(e, how)| (e.model.clone(), how.rule))
+    };
+    assert_eq!(
+        rule("openai", "gpt-4o-mini-2024-07-18").unwrap().0,
+        "gpt-4o-mini-2024-07-18"
+    );
+    assert_eq!(
+        rule("openai", "openai/gpt-4o"),
+        Some(("gpt-4o".into(), "provider prefix"))
+    );
     assert_eq!(rule("OpenAI", "GPT-4o"), Some(("gpt-4o".into(), "exact")));
-    assert_eq!(rule("gemini", "gemini-2.5-flash").unwrap().0, "gemini-2.5-flash");
+    assert_eq!(
+        rule("gemini", "gemini-2.5-flash").unwrap().0,
+        "gemini-2.5-flash"
+    );
     assert_eq!(
         rule("bedrock", "us.anthropic.claude-3-5-sonnet-20241022-v2:0").map(|r| r.0),
-        Some("us.anthropic.claude-3-5-sonnet-20241022-v2:0".into()).or(Some("anthropic.claude-3-5-sonnet-20241022-v2:0".into()))
+        Some("us.anthropic.claude-3-5-sonnet-20241022-v2:0".into())
+            .or(Some("anthropic.claude-3-5-sonnet-20241022-v2:0".into()))
     );
     // A dated snapshot the book does not list falls back to its undated model.
-    assert_eq!(rule("openai", "gpt-4o-mini-2031-01-01"), Some(("gpt-4o-mini".into(), "dated snapshot")));
+    assert_eq!(
+        rule("openai", "gpt-4o-mini-2031-01-01"),
+        Some(("gpt-4o-mini".into(), "dated snapshot"))
+    );
     // Close names are not guessed.
     assert_eq!(rule("openai", "gpt-4o-mini-fast"), None);
     assert_eq!(rule("openai", "gpt4o"), None);
@@ -93,34 +152,87 @@ fn corrections_are_applied_to_the_bundled_book() {
     let book = bundled();
     let (entry, _) = book.lookup("anthropic", "claude-sonnet-4-5", NOW).unwrap();
     assert!(entry.source.starts_with("correction:"), "{}", entry.source);
-    assert!(entry.rows.iter().any(|r| r.above == 200_000), "long-context band added by correction");
+    assert!(
+        entry.rows.iter().any(|r| r.above == 200_000),
+        "long-context band added by correction"
+    );
 }
 
 #[test]
 fn dated_entries_price_events_by_their_own_time() {
-    let mut old = EntryFile { provider: "openai".into(), model: "m".into(), ..Default::default() };
+    let mut old = EntryFile {
+        provider: "openai".into(),
+        model: "m".into(),
+        ..Default::default()
+    };
     old.effective_from = book::EPOCH.into();
-    old.usd_per_m_tok = vec![book::RateRowFile { tier: "standard".into(), input: Some("1".into()), output: Some("1".into()), ..Default::default() }];
+    old.usd_per_m_tok = vec![book::RateRowFile {
+        tier: "standard".into(),
+        input: Some("1".into()),
+        output: Some("1".into()),
+        ..Default::default()
+    }];
     let mut new = old.clone();
     new.effective_from = "2026-01-01T00:00:00Z".into();
     new.usd_per_m_tok[0].input = Some("2".into());
     let book = book_with(vec![old, new]);
-    let at = |ts: &str| book.lookup("openai", "m", ts.parse::<jiff::Timestamp>().unwrap().as_millisecond()).unwrap().0;
-    assert_eq!(at("2025-12-31T23:59:59Z").rows[0].input.unwrap().to_string(), "1");
-    assert_eq!(at("2026-01-01T00:00:00Z").rows[0].input.unwrap().to_string(), "2");
-    assert!(at("2026-01-01T00:00:00Z").id.ends_with("@2026-01-01T00:00:00Z"));
+    let at = |ts: &str| {
+        book.lookup(
+            "openai",
+            "m",
+            ts.parse::<jiff::Timestamp>().unwrap().as_millisecond(),
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(
+        at("2025-12-31T23:59:59Z").rows[0]
+            .input
+            .unwrap()
+            .to_string(),
+        "1"
+    );
+    assert_eq!(
+        at("2026-01-01T00:00:00Z").rows[0]
+            .input
+            .unwrap()
+            .to_string(),
+        "2"
+    );
+    assert!(at("2026-01-01T00:00:00Z")
+        .id
+        .ends_with("@2026-01-01T00:00:00Z"));
 }
 
 #[test]
 fn overrides_win_over_the_catalogue() {
     let mut book = bundled();
-    let mut fine_tune = EntryFile { provider: "openai".into(), model: "gpt-4o-mini".into(), ..Default::default() };
+    let mut fine_tune = EntryFile {
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        ..Default::default()
+    };
     fine_tune.effective_from = book::EPOCH.into();
-    fine_tune.usd_per_m_tok = vec![book::RateRowFile { tier: "standard".into(), input: Some("0.1".into()), output: Some("0.4".into()), ..Default::default() }];
-    let file = BookFile { format: 1, version: "negotiated".into(), entries: vec![fine_tune], ..Default::default() };
+    fine_tune.usd_per_m_tok = vec![book::RateRowFile {
+        tier: "standard".into(),
+        input: Some("0.1".into()),
+        output: Some("0.4".into()),
+        ..Default::default()
+    }];
+    let file = BookFile {
+        format: 1,
+        version: "negotiated".into(),
+        entries: vec![fine_tune],
+        ..Default::default()
+    };
     book.add_file(&file, Layer::Override).unwrap();
     assert_eq!(rates_of(&book, "openai", "gpt-4o-mini").0, "0.1");
-    assert!(book.lookup("openai", "gpt-4o-mini", NOW).unwrap().0.id.starts_with("negotiated:"));
+    assert!(book
+        .lookup("openai", "gpt-4o-mini", NOW)
+        .unwrap()
+        .0
+        .id
+        .starts_with("negotiated:"));
 }
 
 #[test]
@@ -137,18 +249,46 @@ fn litellm_conversion_maps_fields_and_suffixes() {
     });
     let converted = litellm::convert(&map, "v", serde_json::json!({})).unwrap();
     assert_eq!(converted.skipped, 1);
-    let g = converted.book.entries.iter().find(|e| e.model == "gemini-x").unwrap();
+    let g = converted
+        .book
+        .entries
+        .iter()
+        .find(|e| e.model == "gemini-x")
+        .unwrap();
     assert_eq!(g.provider, "google");
-    let rows: Vec<(String, u64, Option<String>, Option<String>)> =
-        g.usd_per_m_tok.iter().map(|r| (r.tier.clone(), r.above, r.input.clone(), r.cached_input.clone())).collect();
+    let rows: Vec<(String, u64, Option<String>, Option<String>)> = g
+        .usd_per_m_tok
+        .iter()
+        .map(|r| {
+            (
+                r.tier.clone(),
+                r.above,
+                r.input.clone(),
+                r.cached_input.clone(),
+            )
+        })
+        .collect();
     assert_eq!(
         rows,
         vec![
-            ("standard".into(), 0, Some("1.25".into()), Some("0.125".into())),
+            (
+                "standard".into(),
+                0,
+                Some("1.25".into()),
+                Some("0.125".into())
+            ),
             ("standard".into(), 200000, Some("2.5".into()), None),
             ("batch".into(), 0, Some("0.625".into()), None),
         ]
     );
-    let img = converted.book.entries.iter().find(|e| e.model == "img").unwrap();
-    assert_eq!((img.mode.as_str(), img.per_image_usd.as_deref()), ("image", Some("0.04")));
+    let img = converted
+        .book
+        .entries
+        .iter()
+        .find(|e| e.model == "img")
+        .unwrap();
+    assert_eq!(
+        (img.mode.as_str(), img.per_image_usd.as_deref()),
+        ("image", Some("0.04"))
+    );
 }

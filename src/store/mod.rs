@@ -114,7 +114,10 @@ pub struct IngestOutcome {
 
 impl IngestOutcome {
     pub fn accepted(&self) -> usize {
-        self.results.iter().filter(|r| !matches!(r, WriteResult::Duplicate)).count()
+        self.results
+            .iter()
+            .filter(|r| !matches!(r, WriteResult::Duplicate))
+            .count()
     }
 
     pub fn duplicates(&self) -> usize {
@@ -232,14 +235,25 @@ pub struct StoredBook {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Write validated, priced events for one workspace durably; one result per event.
-    async fn ingest(&self, workspace: WorkspaceId, events: Vec<PricedEvent>) -> Result<IngestOutcome>;
+    async fn ingest(
+        &self,
+        workspace: WorkspaceId,
+        events: Vec<PricedEvent>,
+    ) -> Result<IngestOutcome>;
 
     async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>>;
     async fn create_workspace(&self, name: String) -> Result<Workspace>;
     async fn workspaces(&self) -> Result<Vec<Workspace>>;
     async fn workspace(&self, name: String) -> Result<Option<Workspace>>;
     async fn set_paused(&self, name: String, paused: bool) -> Result<()>;
-    async fn create_key(&self, workspace: String, scope: Scope, key_hash: String, prefix: String, name: Option<String>) -> Result<KeyRecord>;
+    async fn create_key(
+        &self,
+        workspace: String,
+        scope: Scope,
+        key_hash: String,
+        prefix: String,
+        name: Option<String>,
+    ) -> Result<KeyRecord>;
     async fn keys(&self, workspace: Option<String>) -> Result<Vec<KeyRecord>>;
     /// Revoke by id or prefix; returns how many keys were revoked.
     async fn revoke_key(&self, id_or_prefix: String) -> Result<usize>;

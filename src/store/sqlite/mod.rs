@@ -19,6 +19,7 @@ pub struct SqliteStore {
     path: PathBuf,
     jobs: Mutex<Option<mpsc::Sender<writer::IngestJob>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -32,16 +33,44 @@ impl SqliteStore {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn, now_ms())?;
+        // The writer keeps SQLite's auto-checkpoint, which is what lets the WAL restart from
+        // the beginning; a background thread copies frames ahead of it so those checkpoints
+        // find little left to do and a commit rarely waits on one.
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let writer = std::thread::Builder::new()
             .name("burnrate-writer".into())
             .spawn(move || writer::run(conn, rx))?;
+        let checkpointer = Self::start_checkpointer(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Every 250 ms copy committed WAL frames into the database (PASSIVE: never blocks the
+    /// writer or readers).
+    fn start_checkpointer(
+        path: &Path,
+    ) -> anyhow::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+        let conn = Connection::open(path)?;
+        schema::configure(&conn)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("burnrate-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(std::time::Duration::from_millis(250))
+                {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                }
+            })?;
+        Ok((stop, handle))
     }
 
     fn connection(&self) -> Result<Connection> {
@@ -97,13 +126,27 @@ const KEY_COLUMNS: &str = "k.id, w.name, k.prefix, k.scope, k.name, k.created_at
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn ingest(&self, workspace: WorkspaceId, events: Vec<PricedEvent>) -> Result<IngestOutcome> {
+    async fn ingest(
+        &self,
+        workspace: WorkspaceId,
+        events: Vec<PricedEvent>,
+    ) -> Result<IngestOutcome> {
         if events.is_empty() {
             return Ok(IngestOutcome::default());
         }
-        let sender = self.jobs.lock().unwrap().clone().ok_or(StoreError::Closed)?;
+        let sender = self
+            .jobs
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        let job = writer::IngestJob { workspace, events, received_at_ms: now_ms(), reply };
+        let job = writer::IngestJob {
+            workspace,
+            events,
+            received_at_ms: now_ms(),
+            reply,
+        };
         sender.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Busy,
             mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
@@ -142,16 +185,27 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::Conflict(format!("workspace {name} exists")));
             }
-            Ok(Workspace { id: c.last_insert_rowid(), name, paused: false, created_at: ms_to_rfc3339(now) })
+            Ok(Workspace {
+                id: c.last_insert_rowid(),
+                name,
+                paused: false,
+                created_at: ms_to_rfc3339(now),
+            })
         })
         .await
     }
 
     async fn workspaces(&self) -> Result<Vec<Workspace>> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare("SELECT id, name, paused, created_at FROM workspaces ORDER BY name")?;
+            let mut stmt =
+                c.prepare("SELECT id, name, paused, created_at FROM workspaces ORDER BY name")?;
             let rows = stmt.query_map([], |r| {
-                Ok(Workspace { id: r.get(0)?, name: r.get(1)?, paused: r.get(2)?, created_at: ms_to_rfc3339(r.get(3)?) })
+                Ok(Workspace {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    paused: r.get(2)?,
+                    created_at: ms_to_rfc3339(r.get(3)?),
+                })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -159,12 +213,19 @@ impl Store for SqliteStore {
     }
 
     async fn workspace(&self, name: String) -> Result<Option<Workspace>> {
-        Ok(self.workspaces().await?.into_iter().find(|w| w.name == name))
+        Ok(self
+            .workspaces()
+            .await?
+            .into_iter()
+            .find(|w| w.name == name))
     }
 
     async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
         self.with_conn(move |c| {
-            let n = c.execute("UPDATE workspaces SET paused = ?2 WHERE name = ?1", params![name, paused])?;
+            let n = c.execute(
+                "UPDATE workspaces SET paused = ?2 WHERE name = ?1",
+                params![name, paused],
+            )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("workspace {name}")));
             }
@@ -173,7 +234,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_key(&self, workspace: String, scope: Scope, key_hash: String, prefix: String, name: Option<String>) -> Result<KeyRecord> {
+    async fn create_key(
+        &self,
+        workspace: String,
+        scope: Scope,
+        key_hash: String,
+        prefix: String,
+        name: Option<String>,
+    ) -> Result<KeyRecord> {
         self.with_conn(move |c| {
             let ws: i64 = c
                 .query_row("SELECT id FROM workspaces WHERE name = ?1", [&workspace], |r| r.get(0))
@@ -219,17 +287,22 @@ impl Store for SqliteStore {
 
     async fn claim_first_start(&self) -> Result<bool> {
         self.with_conn(|c| {
-            Ok(c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('first_start_done', '1')", [])? == 1)
+            Ok(c.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('first_start_done', '1')",
+                [],
+            )? == 1)
         })
         .await
     }
 
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage> {
-        self.with_conn(move |c| read::events(c, workspace, &query)).await
+        self.with_conn(move |c| read::events(c, workspace, &query))
+            .await
     }
 
     async fn summary(&self, workspace: WorkspaceId, query: SummaryQuery) -> Result<Summary> {
-        self.with_conn(move |c| read::summary(c, workspace, &query)).await
+        self.with_conn(move |c| read::summary(c, workspace, &query))
+            .await
     }
 
     async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>> {
@@ -237,14 +310,22 @@ impl Store for SqliteStore {
     }
 
     async fn event_count(&self) -> Result<u64> {
-        self.with_conn(|c| Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64))
-            .await
+        self.with_conn(|c| {
+            Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+        })
+        .await
     }
 
     async fn price_books(&self) -> Result<Vec<StoredBook>> {
         self.with_conn(|c| {
             let mut stmt = c.prepare("SELECT kind, version, body FROM price_books ORDER BY id")?;
-            let rows = stmt.query_map([], |r| Ok(StoredBook { kind: r.get(0)?, version: r.get(1)?, body: r.get(2)? }))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredBook {
+                    kind: r.get(0)?,
+                    version: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
@@ -269,13 +350,22 @@ impl Store for SqliteStore {
 
     async fn price_generation(&self) -> Result<i64> {
         self.with_conn(|c| {
-            let v: String = c.query_row("SELECT value FROM meta WHERE key = 'price_generation'", [], |r| r.get(0))?;
+            let v: String = c.query_row(
+                "SELECT value FROM meta WHERE key = 'price_generation'",
+                [],
+                |r| r.get(0),
+            )?;
             Ok(v.parse().unwrap_or(0))
         })
         .await
     }
 
     async fn close(&self) {
+        let checkpointer = self.checkpointer.lock().unwrap().take();
+        if let Some((stop, handle)) = checkpointer {
+            drop(stop);
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
         // Dropping the last sender ends the writer loop after it drains the queue.
         self.jobs.lock().unwrap().take();
         let handle = self.writer.lock().unwrap().take();

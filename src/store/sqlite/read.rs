@@ -60,10 +60,15 @@ fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, StoredEvent)> 
         service_tier: ServiceTier::from_code(code(25)?).map_or("standard", ServiceTier::as_str),
         usage_missing: r.get(26)?,
         cost_usd: r.get::<_, Option<i64>>(27)?.map(Usd),
-        cost_source: r.get::<_, Option<u8>>(28)?.and_then(CostSource::from_code).map(CostSource::as_str),
+        cost_source: r
+            .get::<_, Option<u8>>(28)?
+            .and_then(CostSource::from_code)
+            .map(CostSource::as_str),
         price_entry_id: r.get(29)?,
         price_book_version: r.get(30)?,
-        tags: tags.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
+        tags: tags
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     };
     Ok((ts, r.get(0)?, event))
 }
@@ -76,13 +81,17 @@ fn parse_cursor(cursor: &str) -> Option<(i64, i64)> {
 
 pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Result<EventPage> {
     if let Some(ext) = &q.external_request_id {
-        let sql = format!("{EVENT_SELECT} WHERE e.workspace_id = ?1 AND e.external_request_id = ?2");
+        let sql =
+            format!("{EVENT_SELECT} WHERE e.workspace_id = ?1 AND e.external_request_id = ?2");
         let mut stmt = c.prepare_cached(&sql)?;
         let events = stmt
             .query_map(params![workspace, ext], stored_event)?
             .map(|r| r.map(|(_, _, e)| e))
             .collect::<rusqlite::Result<_>>()?;
-        return Ok(EventPage { events, next_cursor: None });
+        return Ok(EventPage {
+            events,
+            next_cursor: None,
+        });
     }
     let (before_ts, before_id) = match &q.cursor {
         Some(c) => parse_cursor(c).ok_or_else(|| StoreError::NotFound("cursor".into()))?,
@@ -94,7 +103,10 @@ pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Res
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let rows: Vec<(i64, i64, StoredEvent)> = stmt
-        .query_map(params![workspace, before_ts, before_id, q.limit as i64 + 1], stored_event)?
+        .query_map(
+            params![workspace, before_ts, before_id, q.limit as i64 + 1],
+            stored_event,
+        )?
         .collect::<rusqlite::Result<_>>()?;
     let more = rows.len() > q.limit;
     let mut events = Vec::with_capacity(q.limit);
@@ -103,7 +115,10 @@ pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Res
         last = Some(format!("{ts}.{id}"));
         events.push(event);
     }
-    Ok(EventPage { events, next_cursor: if more { last } else { None } })
+    Ok(EventPage {
+        events,
+        next_cursor: if more { last } else { None },
+    })
 }
 
 pub fn summary(c: &mut Connection, workspace: WorkspaceId, q: &SummaryQuery) -> Result<Summary> {
@@ -117,7 +132,13 @@ pub fn summary(c: &mut Connection, workspace: WorkspaceId, q: &SummaryQuery) -> 
          WHERE workspace_id = ?1 AND ts >= ?2 AND ts < ?3 AND environment = ?4 AND data_mode = ?5",
     )?;
     let s = stmt.query_row(
-        params![workspace, q.from_ms, q.to_ms, q.environment.code(), q.data_mode.code()],
+        params![
+            workspace,
+            q.from_ms,
+            q.to_ms,
+            q.environment.code(),
+            q.data_mode.code()
+        ],
         |r| {
             let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
             let requests = n(0)?;
@@ -128,9 +149,19 @@ pub fn summary(c: &mut Connection, workspace: WorkspaceId, q: &SummaryQuery) -> 
                 attempts,
                 retry_ratio: ratio(attempts.saturating_sub(requests), requests),
                 cost_usd: Usd(r.get(2)?),
-                tokens: TokenTotals { input: n(3)?, cached: n(4)?, cache_write: n(5)?, output: n(6)?, reasoning: n(7)? },
+                tokens: TokenTotals {
+                    input: n(3)?,
+                    cached: n(4)?,
+                    cache_write: n(5)?,
+                    output: n(6)?,
+                    reasoning: n(7)?,
+                },
                 unpriced,
-                pricing_coverage: if requests == 0 { 1.0 } else { ratio(requests - unpriced, requests) },
+                pricing_coverage: if requests == 0 {
+                    1.0
+                } else {
+                    ratio(requests - unpriced, requests)
+                },
                 usage_missing: n(9)?,
                 idless: n(10)?,
                 errors: n(11)?,

@@ -1,0 +1,187 @@
+//! Test harness: the real `burnrate` binary on port 0 with a temporary database.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_burnrate");
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub db: PathBuf,
+}
+
+impl Server {
+    pub fn start(db: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args([
+                "--db",
+                db.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start burnrate");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            url,
+            db: db.to_path_buf(),
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, the harshest restart.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run a CLI command against `db`; returns stdout, panics on failure.
+pub fn cli(db: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["--db", db.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "burnrate {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn key(db: &Path, workspace: &str, scope: &str) -> String {
+    cli(
+        db,
+        &["keys", "create", "--workspace", workspace, "--scope", scope],
+    )
+    .trim()
+    .to_string()
+}
+
+pub struct Api {
+    pub http: reqwest::Client,
+    pub url: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Value,
+}
+
+impl Api {
+    pub fn new(server: &Server) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            url: server.url.clone(),
+        }
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(k) = key {
+            req = req.header("X-API-Key", k);
+        }
+        reply(req.send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> Reply {
+        self.post_raw(
+            path,
+            Some(key),
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        reply(
+            self.http
+                .get(format!("{}{path}", self.url))
+                .header("X-API-Key", key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+async fn reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+pub fn event(id: &str) -> Value {
+    serde_json::json!({
+        "externalRequestId": id, "provider": "openai", "model": "gpt-4o-mini",
+        "endpointTag": "support.reply", "tenantId": "acme", "inputTokens": 1000,
+        "cachedTokens": 400, "outputTokens": 200, "status": "success"
+    })
+}
+
+/// The names of the fields a 4xx reply or a rejected item blames.
+pub fn blamed(errors: &Value) -> Vec<String> {
+    errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect()
+}

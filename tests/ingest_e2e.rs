@@ -1,0 +1,592 @@
+//! End-to-end ingest: the real binary, a real SQLite file, HTTP on loopback.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+async fn summary(api: &Api, key: &str) -> Value {
+    let r = api.get("/v1/summary", key).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+#[tokio::test]
+async fn single_array_and_ndjson_batches_are_stored_and_priced() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+
+    let r = api
+        .post("/v1/ingest/llm-request", &ingest, &event("one"))
+        .await;
+    assert_eq!(
+        (r.status, r.body["accepted"].as_u64()),
+        (202, Some(1)),
+        "{}",
+        r.body
+    );
+    let r = api
+        .post(
+            "/v1/ingest/batch",
+            &ingest,
+            &json!([event("a1"), event("a2")]),
+        )
+        .await;
+    assert_eq!(r.body["accepted"], 2);
+    let ndjson = format!("{}\n\n{}\n", event("n1"), event("n2"));
+    let r = api
+        .post_raw(
+            "/v1/ingest/batch",
+            Some(&ingest),
+            "application/x-ndjson",
+            ndjson.into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["accepted"].as_u64()),
+        (202, Some(2)),
+        "{}",
+        r.body
+    );
+
+    let stored = api.get("/v1/events?externalRequestId=n2", &read).await.body;
+    let e = &stored["events"][0];
+    // 600 x 0.15/M + 400 x 0.075/M + 200 x 0.60/M = 0.00024
+    assert_eq!(e["costUsd"], json!(0.00024));
+    assert_eq!(e["costSource"], "catalog");
+    assert_eq!(
+        e["priceEntryId"],
+        "litellm-1.110.2+2026-11-25:openai/gpt-4o-mini"
+    );
+    assert_eq!(
+        (e["attempts"].as_u64(), e["tenantId"].as_str()),
+        (Some(1), Some("acme"))
+    );
+    let s = summary(&api, &read).await;
+    assert_eq!(
+        (s["requests"].as_u64(), s["costUsd"].as_f64()),
+        (Some(5), Some(0.0012))
+    );
+    assert_eq!(s["tokens"]["cached"], 2000);
+}
+
+#[tokio::test]
+async fn resent_duplicates_and_retries_count_once() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+
+    api.post("/v1/ingest/llm-request", &ingest, &event("dup"))
+        .await;
+    let r = api
+        .post(
+            "/v1/ingest/batch",
+            &ingest,
+            &json!([event("dup"), event("dup")]),
+        )
+        .await;
+    assert_eq!(
+        (r.body["accepted"].as_u64(), r.body["duplicates"].as_u64()),
+        (Some(0), Some(2))
+    );
+
+    // Attempt 1 failed without usage, attempt 2 succeeded with usage: one call, two attempts,
+    // the cost of attempt 2.
+    let mut failed = event("retry");
+    failed["status"] = json!("rate_limited");
+    failed["usageMissing"] = json!(true);
+    failed["inputTokens"] = json!(0);
+    failed["cachedTokens"] = json!(0);
+    failed["outputTokens"] = json!(0);
+    let mut ok = event("retry");
+    ok["attempt"] = json!(2);
+    assert_eq!(
+        api.post("/v1/ingest/llm-request", &ingest, &failed)
+            .await
+            .body["accepted"],
+        1
+    );
+    assert_eq!(
+        api.post("/v1/ingest/llm-request", &ingest, &ok).await.body["accepted"],
+        1
+    );
+    // A late resend of attempt 1 changes nothing.
+    assert_eq!(
+        api.post("/v1/ingest/llm-request", &ingest, &failed)
+            .await
+            .body["duplicates"],
+        1
+    );
+
+    let e = api
+        .get("/v1/events?externalRequestId=retry", &read)
+        .await
+        .body["events"][0]
+        .clone();
+    assert_eq!(
+        (e["attempts"].as_u64(), e["attempt"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(
+        (e["status"].as_str(), e["costUsd"].as_f64()),
+        (Some("success"), Some(0.00024))
+    );
+    let s = summary(&api, &read).await;
+    assert_eq!(
+        (s["requests"].as_u64(), s["attempts"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(s["retryRatio"], 0.5);
+    assert_eq!(s["costUsd"], 0.00048);
+}
+
+/// Every bad input of the contract gets a 4xx naming the field; nothing valid is lost.
+#[tokio::test]
+async fn bad_inputs_are_refused_with_the_field_named() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    api.post("/v1/ingest/llm-request", &ingest, &event("kept"))
+        .await;
+
+    let with = |patch: Value| {
+        let mut e = event("x");
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                e.as_object_mut().unwrap().remove(k);
+            } else {
+                e[k] = v.clone();
+            }
+        }
+        e
+    };
+    let future = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(10)).to_string();
+    let tags: serde_json::Map<String, Value> =
+        (0..11).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let cases: Vec<(Value, &str)> = vec![
+        (with(json!({"provider": null})), "provider"),
+        (with(json!({"model": null})), "model"),
+        (with(json!({"endpointTag": null})), "endpointTag"),
+        (with(json!({"status": null})), "status"),
+        (with(json!({"inputTokens": "100"})), "inputTokens"),
+        (with(json!({"outputTokens": -5})), "outputTokens"),
+        (with(json!({"outputTokens": 2.5})), "outputTokens"),
+        (
+            with(json!({"cachedTokens": 900, "cacheWriteTokens": 200})),
+            "cachedTokens",
+        ),
+        (with(json!({"reasoningTokens": 201})), "reasoningTokens"),
+        (with(json!({"totalTokens": 1})), "totalTokens"),
+        (with(json!({"status": "done"})), "status"),
+        (with(json!({"dataMode": "live"})), "dataMode"),
+        (with(json!({"environment": "production"})), "environment"),
+        (with(json!({"serviceTier": "turbo"})), "serviceTier"),
+        (with(json!({"tenantId": "t".repeat(129)})), "tenantId"),
+        (
+            with(json!({"externalRequestId": "i".repeat(129)})),
+            "externalRequestId",
+        ),
+        (with(json!({"timestamp": future})), "timestamp"),
+        (with(json!({"timestamp": "yesterday"})), "timestamp"),
+        (with(json!({"tags": tags})), "tags"),
+        (with(json!({"attempt": 0})), "attempt"),
+    ];
+    for (body, field) in &cases {
+        let r = api.post("/v1/ingest/llm-request", &ingest, body).await;
+        assert_eq!(r.status, 400, "{field}: {}", r.body);
+        assert!(
+            blamed(&r.body["error"]["fields"]).contains(&field.to_string()),
+            "{field}: {}",
+            r.body
+        );
+    }
+    // The same bad events in a batch next to a good one: the good one is kept.
+    let mut batch: Vec<Value> = cases.iter().map(|(b, _)| b.clone()).collect();
+    batch.push(event("good-neighbour"));
+    let r = api
+        .post("/v1/ingest/batch", &ingest, &Value::Array(batch))
+        .await;
+    assert_eq!(
+        (r.status, r.body["accepted"].as_u64()),
+        (202, Some(1)),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["rejected"].as_array().unwrap().len(), cases.len());
+    assert_eq!(r.body["rejected"][4]["index"], 4);
+    assert_eq!(
+        blamed(&r.body["rejected"][4]["errors"]),
+        vec!["inputTokens"]
+    );
+
+    // Malformed JSON, a cut array, an empty batch, invalid UTF-8: 400 naming the body.
+    let bodies: [(&[u8], &str); 4] = [
+        (b"{\"provider\": ", "/v1/ingest/llm-request"),
+        (b"[{\"provider\": \"x\"}", "/v1/ingest/batch"),
+        (b"[]", "/v1/ingest/batch"),
+        (b"{\"provider\":\"\xff\"}", "/v1/ingest/llm-request"),
+    ];
+    for (body, path) in bodies {
+        let r = api
+            .post_raw(path, Some(&ingest), "application/json", body.to_vec())
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(
+            blamed(&r.body["error"]["fields"]),
+            vec!["body"],
+            "{}",
+            r.body
+        );
+    }
+    // NDJSON that ends mid-line: the complete lines are kept, the cut one is named.
+    let ndjson = format!("{}\n{}", event("nd-ok"), &event("nd-cut").to_string()[..40]);
+    let r = api
+        .post_raw(
+            "/v1/ingest/batch",
+            Some(&ingest),
+            "application/x-ndjson",
+            ndjson.into_bytes(),
+        )
+        .await;
+    assert_eq!((r.status, r.body["accepted"].as_u64()), (202, Some(1)));
+    assert_eq!(
+        r.body["rejected"][0]["errors"][0]["message"],
+        "line is truncated: the body ends mid-line"
+    );
+
+    // Over 10,000 events or over 10 MiB: 413.
+    let many: Vec<Value> = (0..10_001).map(|i| event(&format!("m{i}"))).collect();
+    assert_eq!(
+        api.post("/v1/ingest/batch", &ingest, &Value::Array(many))
+            .await
+            .status,
+        413
+    );
+    // A declared body over 10 MiB is refused before it is read: send only the headers.
+    let status_line = head_only_post(&api.url, "/v1/ingest/batch", &ingest, 11 << 20).await;
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+
+    let s = summary(&api, &read).await;
+    assert_eq!(s["requests"], 3, "kept, good-neighbour and nd-ok: {s}");
+}
+
+/// POST headers declaring `length` bytes, and return the status line the server answers
+/// before any of the body is sent.
+async fn head_only_post(url: &str, path: &str, key: &str, length: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = socket.read(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn keys_have_scopes_workspaces_are_isolated_and_revocation_is_immediate() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    cli(&db, &["workspaces", "create", "other"]);
+    let (ingest, read, admin) = (
+        key(&db, "default", "ingest"),
+        key(&db, "default", "read"),
+        key(&db, "default", "admin"),
+    );
+    let other_read = key(&db, "other", "read");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+
+    let no_key = api
+        .post_raw(
+            "/v1/ingest/llm-request",
+            None,
+            "application/json",
+            event("a").to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(no_key.status, 401);
+    let bad = api
+        .post("/v1/ingest/llm-request", "br_not_a_key", &event("a"))
+        .await;
+    assert_eq!(bad.status, 401);
+    assert!(
+        !bad.body.to_string().contains("br_not_a_key"),
+        "the key is never echoed"
+    );
+    assert_eq!(
+        api.post("/v1/ingest/llm-request", &read, &event("a"))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(api.get("/v1/events", &ingest).await.status, 403);
+    assert_eq!(
+        api.post("/v1/ingest/llm-request", &admin, &event("a"))
+            .await
+            .status,
+        202
+    );
+    let bearer = api
+        .http
+        .get(format!("{}/v1/summary", api.url))
+        .header("Authorization", format!("Bearer {read}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status().as_u16(), 200);
+
+    assert_eq!(
+        api.get("/v1/events", &read).await.body["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        api.get("/v1/events", &other_read).await.body["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Revoked with the CLI while the server runs: refused at once.
+    let prefix = &ingest[..11];
+    cli(&db, &["keys", "revoke", prefix]);
+    assert_eq!(
+        api.post("/v1/ingest/llm-request", &ingest, &event("b"))
+            .await
+            .status,
+        401
+    );
+    let listed = cli(&db, &["keys", "list", "--json"]);
+    assert!(
+        !listed.contains(&ingest[11..]),
+        "keys list never shows a key"
+    );
+}
+
+#[tokio::test]
+async fn paused_workspace_gets_402_and_rate_limit_gets_429() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &["--ingest-rate", "5", "--ingest-burst", "10"]);
+    let api = Api::new(&server);
+
+    cli(&db, &["workspaces", "pause", "default"]);
+    assert_eq!(
+        api.post("/v1/ingest/llm-request", &ingest, &event("p"))
+            .await
+            .status,
+        402
+    );
+    cli(&db, &["workspaces", "resume", "default"]);
+
+    let batch: Vec<Value> = (0..10).map(|i| event(&format!("r{i}"))).collect();
+    assert_eq!(
+        api.post("/v1/ingest/batch", &ingest, &Value::Array(batch))
+            .await
+            .status,
+        202
+    );
+    let r = api
+        .post("/v1/ingest/llm-request", &ingest, &event("over"))
+        .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.retry_after.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn every_acknowledged_event_survives_a_kill() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &["--ingest-rate", "0"]);
+    let api = std::sync::Arc::new(Api::new(&server));
+    let mut tasks = Vec::new();
+    for c in 0..8 {
+        let (api, ingest) = (api.clone(), ingest.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = 0;
+            for b in 0..20 {
+                let batch: Vec<Value> = (0..50).map(|i| event(&format!("c{c}-b{b}-{i}"))).collect();
+                let r = api
+                    .post("/v1/ingest/batch", &ingest, &Value::Array(batch))
+                    .await;
+                if r.status == 202 {
+                    acked += r.body["accepted"].as_u64().unwrap();
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = 0;
+    for t in tasks {
+        acked += t.await.unwrap();
+    }
+    assert_eq!(acked, 8 * 20 * 50);
+    server.kill();
+
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let s = summary(&api, &read).await;
+    assert_eq!(s["requests"].as_u64(), Some(acked));
+    server.stop();
+}
+
+#[tokio::test]
+async fn pages_walk_newest_first_with_a_cursor() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let base = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let batch: Vec<Value> = (0..7)
+        .map(|i| {
+            let mut e = event(&format!("p{i}"));
+            e["timestamp"] = json!((base + jiff::SignedDuration::from_secs(i)).to_string());
+            e
+        })
+        .collect();
+    api.post("/v1/ingest/batch", &ingest, &Value::Array(batch))
+        .await;
+    let mut seen = Vec::new();
+    let mut path = "/v1/events?limit=3".to_string();
+    loop {
+        let page = api.get(&path, &read).await.body;
+        for e in page["events"].as_array().unwrap() {
+            seen.push(e["externalRequestId"].as_str().unwrap().to_string());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => path = format!("/v1/events?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["p6", "p5", "p4", "p3", "p2", "p1", "p0"]);
+    assert_eq!(api.get("/v1/events?limit=0", &read).await.status, 400);
+    assert_eq!(api.get("/v1/events?cursor=zzz", &read).await.status, 400);
+    assert_eq!(
+        api.get(
+            "/v1/summary?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            &read
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        blamed(&api.get("/v1/summary?dataMode=live", &read).await.body["error"]["fields"]),
+        vec!["dataMode"]
+    );
+}
+
+#[tokio::test]
+async fn an_override_imported_while_running_prices_new_events() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut selfhosted = event("before");
+    selfhosted["provider"] = json!("selfhosted");
+    selfhosted["model"] = json!("acme-7b");
+    api.post("/v1/ingest/llm-request", &ingest, &selfhosted)
+        .await;
+    let before = api
+        .get("/v1/events?externalRequestId=before", &read)
+        .await
+        .body;
+    assert_eq!(
+        before["events"][0]["costUsd"],
+        Value::Null,
+        "unknown model is unpriced, not 0"
+    );
+    assert!(cli(&db, &["prices", "check"]).contains("acme-7b"));
+
+    let overrides = dir.path().join("overrides.json");
+    std::fs::write(
+        &overrides,
+        json!({"format": 1, "kind": "overrides", "version": "local-1", "entries": [
+            {"provider": "selfhosted", "model": "acme-7b", "usdPerMTok": [{"tier": "standard", "above": 0, "input": "1", "output": "2"}]}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    cli(&db, &["prices", "import", overrides.to_str().unwrap()]);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    selfhosted["externalRequestId"] = json!("after");
+    api.post("/v1/ingest/llm-request", &ingest, &selfhosted)
+        .await;
+    let after = api
+        .get("/v1/events?externalRequestId=after", &read)
+        .await
+        .body;
+    // 600 x 1/M + 400 x 1/M (no cached rate: no discount) + 200 x 2/M = 0.0014
+    assert_eq!(after["events"][0]["costUsd"], json!(0.0014));
+    assert_eq!(
+        after["events"][0]["priceEntryId"],
+        "local-1:selfhosted/acme-7b"
+    );
+    // History is not re-priced.
+    let before = api
+        .get("/v1/events?externalRequestId=before", &read)
+        .await
+        .body;
+    assert_eq!(before["events"][0]["costUsd"], Value::Null);
+}
+
+#[test]
+fn import_reports_bad_lines_and_loads_the_rest() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let file = dir.path().join("events.jsonl");
+    let lines = [
+        event("i1").to_string(),
+        "{not json".into(),
+        event("i2").to_string(),
+        "".into(),
+        json!({"provider": "x"}).to_string(),
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "import",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("line 2: body: invalid JSON"), "{stderr}");
+    assert!(stderr.contains("line 5: model: is required"), "{stderr}");
+    assert!(
+        stdout.contains("2 accepted, 0 duplicates, 2 rejected"),
+        "{stdout}"
+    );
+    let again = cli(&db, &["import", file.to_str().unwrap()]);
+    assert!(again.contains("0 accepted, 2 duplicates"), "{again}");
+}
