@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run every test of the project. Installs what the tests need by itself (Python venv and
+# packages, npm packages); safe to run again. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+echo "== rust: build, lints, unit and end-to-end tests"
+cargo build --locked
+cargo test --locked --all-targets 2>&1 | tee /tmp/burnrate-cargo-test.log
+export BURNRATE_BIN="$root/target/debug/burnrate"
+
+if [ -x sdk/python/run-tests.sh ]; then
+  echo "== python sdk"
+  sdk/python/run-tests.sh
+fi
+if [ -x sdk/node/run-tests.sh ]; then
+  echo "== node sdk"
+  sdk/node/run-tests.sh
+fi
+echo "== all tests passed"
