@@ -34,6 +34,12 @@ impl Usd {
         parse_scaled(text, 9).map(Usd)
     }
 
+    /// Like `parse`, but rounds half-up past 9 decimals: providers report costs finer than
+    /// a nano-dollar (xAI's 1e-10 ticks) and such an event must not be refused for it.
+    pub fn parse_rounded(text: &str) -> Result<Usd, ParseMoneyError> {
+        parse_scaled_with(text, 9, true).map(Usd)
+    }
+
     /// Cost of `tokens` at `rate`, exact in femto-dollars, rounded half-up to nanos once.
     pub fn from_femtos(femtos: i128) -> Usd {
         let nanos = (femtos + FEMTOS_PER_NANO / 2).div_euclid(FEMTOS_PER_NANO);
@@ -120,6 +126,10 @@ fn write_scaled(f: &mut fmt::Formatter<'_>, value: i64, decimals: u32) -> fmt::R
 /// Parse a non-negative decimal (optionally with an exponent) into an integer scaled by
 /// 10^decimals, refusing anything that would lose precision.
 fn parse_scaled(text: &str, decimals: u32) -> Result<i64, ParseMoneyError> {
+    parse_scaled_with(text, decimals, false)
+}
+
+fn parse_scaled_with(text: &str, decimals: u32, round: bool) -> Result<i64, ParseMoneyError> {
     let text = text.trim();
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(i) => {
@@ -156,6 +166,10 @@ fn parse_scaled(text: &str, decimals: u32) -> Result<i64, ParseMoneyError> {
                 return Err(ParseMoneyError::TooLarge);
             }
         }
+    } else if round {
+        // Half-up: add half of the divisor, then divide; beyond 38 digits it is zero.
+        let divisor = 10i128.checked_pow((-shift) as u32);
+        value = divisor.map_or(0, |d| (value + d / 2) / d);
     } else {
         for _ in 0..(-shift) {
             if value % 10 != 0 {
@@ -180,6 +194,17 @@ mod tests {
         assert_eq!(Usd::parse("0.0000000001"), Err(ParseMoneyError::TooPrecise));
         assert_eq!(Usd::parse("-1"), Err(ParseMoneyError::NotADecimal));
         assert_eq!(Usd::parse("abc"), Err(ParseMoneyError::NotADecimal));
+    }
+
+    #[test]
+    fn reported_costs_finer_than_a_nano_round_half_up() {
+        assert_eq!(Usd::parse_rounded("0.0000000015").unwrap(), Usd(2));
+        assert_eq!(Usd::parse_rounded("0.0000000014").unwrap(), Usd(1));
+        assert_eq!(
+            Usd::parse_rounded("1.23456789049e-3").unwrap(),
+            Usd(1_234_568)
+        );
+        assert_eq!(Usd::parse_rounded("1e-60").unwrap(), Usd(0));
     }
 
     #[test]

@@ -258,7 +258,7 @@ impl Validator {
             ),
             _ => Cow::Borrowed(""),
         };
-        match Usd::parse(&text) {
+        match Usd::parse_rounded(&text) {
             Ok(usd) => Some(usd),
             Err(crate::money::ParseMoneyError::NotADecimal) => {
                 self.fail("costUsd", "must be a non-negative number (USD)");

@@ -6,7 +6,7 @@ use super::schema::DimKind;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{PricedEvent, Status};
 use crate::store::{IngestOutcome, Result, StoreError, WorkspaceId, WriteResult};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
@@ -79,27 +79,39 @@ fn commit(
 ) -> rusqlite::Result<Vec<IngestOutcome>> {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        let mut results = Vec::with_capacity(job.events.len());
-        for priced in &job.events {
-            results.push(write_event(
-                &tx,
-                dims,
-                job.workspace,
-                job.received_at_ms,
-                priced,
-            )?);
+    {
+        // Prepared once per commit: the statement cache would hash the SQL per event.
+        let mut insert = tx.prepare(INSERT_EVENT)?;
+        for job in batch {
+            let mut results = Vec::with_capacity(job.events.len());
+            for priced in &job.events {
+                let at = job.received_at_ms;
+                results.push(write_event(
+                    &tx,
+                    &mut insert,
+                    dims,
+                    job.workspace,
+                    at,
+                    priced,
+                )?);
+            }
+            outcomes.push(IngestOutcome { results });
         }
-        outcomes.push(IngestOutcome { results });
     }
-    let fsync_started = std::time::Instant::now();
     tx.commit()?;
-    tracing::trace!(
-        micros = fsync_started.elapsed().as_micros() as u64,
-        "commit"
-    );
     Ok(outcomes)
 }
+
+/// A new logical call; a taken (workspace, externalRequestId) inserts nothing.
+const INSERT_EVENT: &str =
+    "INSERT INTO events (workspace_id, external_request_id, idless, ts, received_at, attempt,
+                attempt_mask, attempts, provider, model, endpoint, prompt_version, tenant, user,
+                input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+                image_count, latency_ms, status, error_code, data_mode, environment, operation,
+                service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)
+             ON CONFLICT (workspace_id, external_request_id) DO NOTHING";
 
 fn intern(
     tx: &Transaction,
@@ -181,6 +193,7 @@ fn usage_columns(
 
 fn write_event(
     tx: &Transaction,
+    insert: &mut Statement,
     dims: &mut DimCache,
     workspace: WorkspaceId,
     received_at_ms: i64,
@@ -192,51 +205,40 @@ fn write_event(
         Some(id) => (id.clone(), false),
         None => (format!("idless-{}", crate::auth::random_token(16)), true),
     };
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO events (workspace_id, external_request_id, idless, ts, received_at, attempt,
-                attempt_mask, attempts, provider, model, endpoint, prompt_version, tenant, user,
-                input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
-                image_count, latency_ms, status, error_code, data_mode, environment, operation,
-                service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)
-             ON CONFLICT (workspace_id, external_request_id) DO NOTHING",
-        )?
-        .execute(params![
-            workspace,
-            ext_id,
-            idless,
-            e.timestamp_ms,
-            received_at_ms,
-            cols.attempt,
-            dedupe::attempt_bit(e.attempt) as i64,
-            cols.provider,
-            cols.model,
-            cols.endpoint,
-            cols.prompt_version,
-            cols.tenant,
-            cols.user,
-            e.tokens.input as i64,
-            e.tokens.cached as i64,
-            e.tokens.cache_write as i64,
-            e.tokens.output as i64,
-            e.tokens.reasoning as i64,
-            e.image_count,
-            e.latency_ms,
-            e.status.code(),
-            cols.error_code,
-            e.data_mode.code(),
-            e.environment.code(),
-            e.operation.code(),
-            e.service_tier.code(),
-            e.usage_missing,
-            p.pricing.cost.map(|c| c.nanos()),
-            p.pricing.source.map(|s| s.code()),
-            cols.price_entry,
-            cols.price_book,
-            cols.tags,
-        ])?;
+    let inserted = insert.execute(params![
+        workspace,
+        ext_id,
+        idless,
+        e.timestamp_ms,
+        received_at_ms,
+        cols.attempt,
+        dedupe::attempt_bit(e.attempt) as i64,
+        cols.provider,
+        cols.model,
+        cols.endpoint,
+        cols.prompt_version,
+        cols.tenant,
+        cols.user,
+        e.tokens.input as i64,
+        e.tokens.cached as i64,
+        e.tokens.cache_write as i64,
+        e.tokens.output as i64,
+        e.tokens.reasoning as i64,
+        e.image_count,
+        e.latency_ms,
+        e.status.code(),
+        cols.error_code,
+        e.data_mode.code(),
+        e.environment.code(),
+        e.operation.code(),
+        e.service_tier.code(),
+        e.usage_missing,
+        p.pricing.cost.map(|c| c.nanos()),
+        p.pricing.source.map(|s| s.code()),
+        cols.price_entry,
+        cols.price_book,
+        cols.tags,
+    ])?;
     if inserted == 1 {
         return Ok(WriteResult::Inserted);
     }
