@@ -17,6 +17,9 @@ pub struct AppState {
     prices: RwLock<Arc<PriceBook>>,
     price_generation: RwLock<i64>,
     pub limiter: RateLimiter,
+    /// Parsing and pricing run on at most (cores - 1) threads at once, so the single
+    /// writer thread always has a core: it is the serial step of ingest.
+    pub cpu_permits: tokio::sync::Semaphore,
     clock: Clock,
 }
 
@@ -33,6 +36,7 @@ impl AppState {
             prices: RwLock::new(Arc::new(book)),
             price_generation: RwLock::new(generation),
             limiter: RateLimiter::new(rate),
+            cpu_permits: tokio::sync::Semaphore::new(parse_threads()),
             clock,
         })
     }
@@ -57,6 +61,10 @@ impl AppState {
         tracing::info!(generation, "price book reloaded");
         Ok(true)
     }
+}
+
+fn parse_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 /// The bundled book plus every book stored in the database, in import order.

@@ -64,7 +64,15 @@ async fn ingest_items(
     let ndjson = is_ndjson(headers);
     let now = state.now_ms();
     let book = state.prices();
-    // Parsing, validation and pricing of up to 10,000 events is CPU work: off the reactor.
+    // Parsing, validation and pricing of up to 10,000 events is CPU work: off the reactor,
+    // and bounded so it never crowds out the writer.
+    let permit = state.cpu_permits.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "shutting down",
+        )
+    })?;
     let prepared = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let items: Vec<Item> = if single {
             vec![ingest::parse_single(&bytes)?]
@@ -82,6 +90,7 @@ async fn ingest_items(
             "internal error",
         )
     })??;
+    drop(permit);
     let (prepared, total) = prepared;
     if let Err(wait) = state.limiter.take(key.key_id, total, now) {
         return Err(ApiError::too_many(

@@ -292,3 +292,24 @@ fn litellm_conversion_maps_fields_and_suffixes() {
         ("image", Some("0.04"))
     );
 }
+
+#[test]
+fn azure_deployment_names_map_through_an_overrides_alias() {
+    let mut book = bundled();
+    assert!(
+        book.lookup("azure", "support-gpt4o-eastus", NOW).is_none(),
+        "a deployment name is not guessed"
+    );
+    let overrides: BookFile = serde_json::from_value(serde_json::json!({
+        "format": 1, "kind": "overrides", "version": "local",
+        "aliases": [{"provider": "azure", "model": "support-gpt4o-eastus",
+                     "target": {"provider": "azure", "model": "gpt-4o"}}]
+    }))
+    .unwrap();
+    book.add_file(&overrides, Layer::Override).unwrap();
+    let (entry, how) = book.lookup("azure", "support-gpt4o-eastus", NOW).unwrap();
+    assert_eq!(
+        (entry.provider.as_str(), entry.model.as_str(), how.rule),
+        ("azure", "gpt-4o", "exact")
+    );
+}
