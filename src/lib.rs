@@ -6,6 +6,7 @@
 //! - `dedupe`: what a retry or resend does to a stored logical call (pure)
 //! - `price`: the price book and the cost of an event (pure)
 //! - `ingest`: request bodies to validated, priced events (pure)
+//! - `query`: the one aggregate query type every reader uses (pure)
 //! - `store`: the `Store` trait and its SQLite backend (the only SQL)
 //! - `app`, `http`: the server's state and its axum API (the only axum)
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
@@ -22,6 +23,7 @@ pub mod http;
 pub mod ingest;
 pub mod money;
 pub mod price;
+pub mod query;
 pub mod ratelimit;
 pub mod store;
 pub mod validate;

@@ -590,3 +590,132 @@ fn import_reports_bad_lines_and_loads_the_rest() {
     let again = cli(&db, &["import", file.to_str().unwrap()]);
     assert!(again.contains("0 accepted, 2 duplicates"), "{again}");
 }
+
+/// The aggregate query answers from the stored events, exactly.
+#[tokio::test]
+async fn the_aggregate_query_groups_filters_and_buckets() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let hour = |h: i64| (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(h)).to_string();
+    let mut events = Vec::new();
+    for (i, (endpoint, tenant, h)) in [
+        ("a", "t1", 1),
+        ("a", "t2", 1),
+        ("b", "t1", 2),
+        ("b", "t1", 30),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut e = event(&format!("q{i}"));
+        e["endpointTag"] = json!(endpoint);
+        e["tenantId"] = json!(tenant);
+        e["timestamp"] = json!(hour(*h));
+        e["tags"] = json!({"team": if *endpoint == "a" { "growth" } else { "core" }});
+        events.push(e);
+    }
+    let mut unknown = event("q-unknown");
+    unknown["model"] = json!("mystery-1");
+    unknown.as_object_mut().unwrap().remove("tenantId");
+    events.push(unknown);
+    let mut staging = event("q-staging");
+    staging["environment"] = json!("staging");
+    events.push(staging);
+    api.post("/v1/ingest/batch", &ingest, &Value::Array(events))
+        .await;
+
+    let q = |body: Value| {
+        let api = &api;
+        let read = read.clone();
+        async move { api.post("/v1/query", &read, &body).await }
+    };
+    let r = q(json!({"groupBy": ["endpointTag"], "measures": ["requests", "costUsd", "unpriced", "costPerRequest"]})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Last 24 h, prod, real: a x2, b x1 (the 30 h old one is out), support.reply x1 (unpriced).
+    let rows = r.body["rows"].as_array().unwrap();
+    let by_endpoint: Vec<(String, u64, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["group"]["endpointTag"].as_str().unwrap().to_string(),
+                r["requests"].as_u64().unwrap(),
+                r["costUsd"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_endpoint,
+        vec![
+            ("a".into(), 2, 0.00048),
+            ("b".into(), 1, 0.00024),
+            ("support.reply".into(), 1, 0.0)
+        ]
+    );
+    assert_eq!(rows[2]["unpriced"], 1);
+    assert_eq!(
+        rows[2]["costPerRequest"],
+        Value::Null,
+        "no priced call: no cost per request"
+    );
+
+    let r = q(json!({"groupBy": ["tenantId"], "filters": {"endpointTag": ["a", "b"]}, "orderBy": "requests"})).await;
+    let tenants: Vec<&str> = r.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["group"]["tenantId"].as_str().unwrap())
+        .collect();
+    assert_eq!(tenants, vec!["t1", "t2"]);
+    let r = q(json!({"groupBy": ["tenantId"], "filters": {"tenantId": "unknown"}})).await;
+    assert_eq!(
+        r.body["rows"][0]["requests"], 1,
+        "missing tenants group and filter as unknown"
+    );
+
+    let r = q(json!({"groupBy": ["tag:team"], "from": hour(48), "filters": {"environment": ["prod", "staging"]}, "orderBy": "requests"})).await;
+    let teams: Vec<(String, u64)> = r.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["group"]["tag:team"].as_str().unwrap().to_string(),
+                r["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        teams,
+        vec![
+            ("core".into(), 2),
+            ("growth".into(), 2),
+            ("unknown".into(), 2)
+        ],
+        "ties by name"
+    );
+
+    let r =
+        q(json!({"bucket": "hour", "from": hour(3), "filters": {"endpointTag": ["a", "b"]}})).await;
+    let buckets: Vec<u64> = r.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["requests"].as_u64().unwrap())
+        .collect();
+    assert_eq!(buckets, vec![1, 2], "two hourly buckets, oldest first");
+
+    for (body, field) in [
+        (json!({"groupBy": ["colour"]}), "groupBy"),
+        (json!({"limit": 0}), "limit"),
+        (json!({"from": hour(1), "to": hour(2)}), "from"),
+        (json!({"filters": {"tenantId": 7}}), "filters.tenantId"),
+    ] {
+        let r = q(body).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(blamed(&r.body["error"]["fields"]), vec![field]);
+    }
+    assert_eq!(api.post("/v1/query", &ingest, &json!({})).await.status, 403);
+}

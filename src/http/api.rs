@@ -275,3 +275,71 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, 
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
+
+/// `POST /v1/query`: the aggregate query as JSON.
+pub async fn query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "a query is at most 1 MiB",
+        )
+    })?;
+    let request: crate::query::QueryRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::field("body", format!("is not a valid query: {e}")))?
+    };
+    let query = request
+        .check(state.now_ms())
+        .map_err(|e| ApiError::field(&e.field, e.message))?;
+    let rows = state
+        .store
+        .aggregate(key.workspace_id, query.clone())
+        .await?;
+    Ok(Json(query_answer(&query, &rows)).into_response())
+}
+
+fn rfc3339(ms: i64) -> serde_json::Value {
+    json!(jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default())
+}
+
+/// Rows as JSON objects: the group's dimensions under `group`, then each measure.
+pub fn query_answer(query: &crate::query::Query, rows: &[crate::query::Row]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let mut out = serde_json::Map::new();
+            let group: serde_json::Map<String, serde_json::Value> = query
+                .group_by
+                .iter()
+                .zip(&row.group)
+                .map(|(d, v)| (d.name(), json!(v)))
+                .collect();
+            out.insert("group".into(), serde_json::Value::Object(group));
+            if let Some(b) = row.bucket_ms {
+                out.insert("bucket".into(), rfc3339(b));
+            }
+            for m in &query.measures {
+                out.insert(m.name().into(), row.sums.value(*m));
+            }
+            serde_json::Value::Object(out)
+        })
+        .collect();
+    json!({
+        "from": rfc3339(query.from_ms),
+        "to": rfc3339(query.to_ms),
+        "groupBy": query.group_by.iter().map(|d| d.name()).collect::<Vec<_>>(),
+        "bucket": query.bucket,
+        "measures": query.measures,
+        "rows": rows,
+    })
+}

@@ -18,6 +18,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/ingest/batch", post(api::ingest_batch))
         .route("/v1/events", get(api::events))
         .route("/v1/summary", get(api::summary))
+        .route("/v1/query", post(api::query))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .fallback(api::not_found)

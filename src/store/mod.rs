@@ -262,6 +262,12 @@ pub trait Store: Send + Sync {
 
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage>;
     async fn summary(&self, workspace: WorkspaceId, query: SummaryQuery) -> Result<Summary>;
+    /// Answer one aggregate query (the only way stages read events in bulk).
+    async fn aggregate(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+    ) -> Result<Vec<crate::query::Row>>;
     async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>>;
     async fn event_count(&self) -> Result<u64>;
 

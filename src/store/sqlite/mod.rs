@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: one file, WAL, a group-commit writer thread for events
 //! and a small pool of reader connections for everything else.
 
+mod aggregate;
 mod read;
 pub mod schema;
 mod writer;
@@ -302,6 +303,15 @@ impl Store for SqliteStore {
 
     async fn summary(&self, workspace: WorkspaceId, query: SummaryQuery) -> Result<Summary> {
         self.with_conn(move |c| read::summary(c, workspace, &query))
+            .await
+    }
+
+    async fn aggregate(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+    ) -> Result<Vec<crate::query::Row>> {
+        self.with_conn(move |c| aggregate::aggregate(c, workspace, &query))
             .await
     }
 
