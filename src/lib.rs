@@ -7,6 +7,7 @@
 //! - `price`: the price book and the cost of an event (pure)
 //! - `ingest`: request bodies to validated, priced events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
+//! - `report`: top lists, time series, prompt versions, concentration (over `query`)
 //! - `store`: the `Store` trait and its SQLite backend (the only SQL)
 //! - `app`, `http`: the server's state and its axum API (the only axum)
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
@@ -25,5 +26,6 @@ pub mod money;
 pub mod price;
 pub mod query;
 pub mod ratelimit;
+pub mod report;
 pub mod store;
 pub mod validate;

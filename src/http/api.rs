@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -192,8 +192,25 @@ pub async fn events(
             }
         },
     };
+    // Without filter parameters the explorer lists everything (all environments and
+    // data modes); with any, the usual window and defaults of the query layer apply.
+    let filtered = params
+        .keys()
+        .any(|k| !matches!(k.as_str(), "limit" | "cursor" | "externalRequestId"));
+    let (window, filters) = if filtered {
+        let base = base_query(
+            &params,
+            state.now_ms(),
+            &["limit", "cursor", "externalRequestId"],
+        )?;
+        (Some((base.from_ms, base.to_ms)), Some(base.filters))
+    } else {
+        (None, None)
+    };
     let query = EventQuery {
         external_request_id: params.get("externalRequestId").cloned(),
+        window,
+        filters,
         cursor: params.get("cursor").cloned(),
         limit,
     };
@@ -342,4 +359,170 @@ pub fn query_answer(query: &crate::query::Query, rows: &[crate::query::Row]) -> 
         "measures": query.measures,
         "rows": rows,
     })
+}
+
+/// Filters and window from URL parameters, checked like a POST /v1/query body. Values
+/// may be comma-separated lists. Parameters a handler reads itself are listed in `own`;
+/// anything else unknown is a 400, so a typo never silently widens a view.
+pub fn base_query(
+    params: &HashMap<String, String>,
+    now_ms: i64,
+    own: &[&str],
+) -> Result<crate::query::Query, ApiError> {
+    let mut request = crate::query::QueryRequest {
+        from: params.get("from").cloned(),
+        to: params.get("to").cloned(),
+        ..Default::default()
+    };
+    for (name, value) in params {
+        if matches!(name.as_str(), "from" | "to") || own.contains(&name.as_str()) {
+            continue;
+        }
+        let is_filter = matches!(
+            name.as_str(),
+            "environment"
+                | "dataMode"
+                | "status"
+                | "provider"
+                | "model"
+                | "endpointTag"
+                | "promptVersion"
+                | "tenantId"
+                | "userId"
+        ) || name.starts_with("tag:");
+        if !is_filter {
+            return Err(ApiError::field(name, "is not a parameter of this endpoint"));
+        }
+        let values: Vec<Value> = value
+            .split(',')
+            .map(|v| Value::String(v.trim().to_string()))
+            .collect();
+        request.filters.insert(name.clone(), Value::Array(values));
+    }
+    request
+        .check(now_ms)
+        .map_err(|e| ApiError::field(&e.field, e.message))
+}
+
+fn limit_param(
+    params: &HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match params.get("limit") {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::field(
+                "limit",
+                format!("must be an integer from 1 to {max}"),
+            )),
+        },
+    }
+}
+
+pub async fn top(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(kind): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let kind = crate::report::TopKind::parse(&kind).ok_or_else(|| {
+        ApiError::field(
+            "kind",
+            format!("must be one of: {}", crate::report::TopKind::EXPECTED),
+        )
+    })?;
+    let base = base_query(&params, state.now_ms(), &["limit"])?;
+    let limit = limit_param(&params, 20, 1000)?;
+    let report =
+        crate::report::top(state.store.as_ref(), key.workspace_id, &base, kind, limit).await?;
+    Ok(Json(report).into_response())
+}
+
+pub async fn timeseries(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let base = base_query(&params, state.now_ms(), &["bucket", "by", "limit"])?;
+    let bucket = match params.get("bucket").map(String::as_str) {
+        None | Some("hour") => crate::query::Bucket::Hour,
+        Some("day") => crate::query::Bucket::Day,
+        Some(_) => return Err(ApiError::field("bucket", "must be hour or day")),
+    };
+    let buckets = (base.to_ms - base.from_ms) / bucket.millis();
+    if buckets > 2000 {
+        return Err(ApiError::field(
+            "bucket",
+            "gives more than 2000 points for this window; use day",
+        ));
+    }
+    let by = params
+        .get("by")
+        .map(|d| {
+            crate::query::Dimension::parse(d).ok_or_else(|| {
+                ApiError::field(
+                    "by",
+                    format!("must be one of: {}", crate::query::Dimension::EXPECTED),
+                )
+            })
+        })
+        .transpose()?;
+    let top_n = limit_param(&params, 8, 50)?;
+    let series = crate::report::timeseries(
+        state.store.as_ref(),
+        key.workspace_id,
+        &base,
+        bucket,
+        by,
+        top_n,
+    )
+    .await?;
+    Ok(Json(series).into_response())
+}
+
+pub async fn prompt_versions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let base = base_query(&params, state.now_ms(), &["baseline"])?;
+    let endpoints = crate::report::prompt_versions(
+        state.store.as_ref(),
+        key.workspace_id,
+        &base,
+        params.get("baseline").map(String::as_str),
+    )
+    .await?;
+    Ok(Json(
+        json!({"from": rfc3339(base.from_ms), "to": rfc3339(base.to_ms), "endpoints": endpoints}),
+    )
+    .into_response())
+}
+
+pub async fn concentration(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let base = base_query(&params, state.now_ms(), &["by"])?;
+    let by = match params.get("by").map(String::as_str) {
+        None | Some("tenantId") => crate::query::Dimension::TenantId,
+        Some("endpointTag") => crate::query::Dimension::EndpointTag,
+        Some("userId") => crate::query::Dimension::UserId,
+        Some(_) => {
+            return Err(ApiError::field(
+                "by",
+                "must be tenantId, userId or endpointTag",
+            ))
+        }
+    };
+    let report =
+        crate::report::concentration(state.store.as_ref(), key.workspace_id, &base, by).await?;
+    Ok(Json(report).into_response())
 }

@@ -167,6 +167,9 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub external_request_id: Option<String>,
+    /// Time window and dimension filters of the aggregate query (None = no filter).
+    pub window: Option<(i64, i64)>,
+    pub filters: Option<crate::query::Filters>,
     /// Opaque position from a previous page.
     pub cursor: Option<String>,
     pub limit: usize,
@@ -213,6 +216,16 @@ pub struct Summary {
     pub usage_missing: u64,
     pub idless: u64,
     pub errors: u64,
+}
+
+/// How current the data is: the dashboard's freshness line.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Freshness {
+    pub newest_event_ms: i64,
+    pub newest_received_ms: i64,
+    /// Receive time minus event time of the most recently received event.
+    pub ingest_lag_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -269,6 +282,8 @@ pub trait Store: Send + Sync {
         query: crate::query::Query,
     ) -> Result<Vec<crate::query::Row>>;
     async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>>;
+    /// The newest event time and the newest receive time in a workspace (ms), if any.
+    async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>>;
     async fn event_count(&self) -> Result<u64>;
 
     async fn price_books(&self) -> Result<Vec<StoredBook>>;

@@ -68,27 +68,48 @@ fn build(workspace: WorkspaceId, query: &Query) -> (String, Vec<SqlValue>) {
     }
     let group_count = select.len();
     let mut filter = String::from("workspace_id = ? AND ts >= ? AND ts < ?");
+    filter_sql(&query.filters, &mut filter, &mut params);
+    let groups: Vec<String> = (1..=group_count).map(|i| i.to_string()).collect();
+    let sql = format!(
+        "SELECT {select}{comma}COUNT(*), SUM(attempts), COALESCE(SUM(cost_nanos), 0), COUNT(cost_nanos),
+            SUM(input_tokens), SUM(cached_tokens), SUM(cache_write_tokens), SUM(output_tokens),
+            SUM(reasoning_tokens), COALESCE(SUM(latency_ms), 0), COUNT(latency_ms), SUM(status != 0),
+            MIN(ts), MAX(ts)
+         FROM events WHERE {filter}{group}",
+        select = select.join(", "),
+        comma = if select.is_empty() { "" } else { ", " },
+        group = if groups.is_empty() { String::new() } else { format!(" GROUP BY {}", groups.join(", ")) },
+    );
+    select_params.extend(params);
+    (sql, select_params)
+}
+
+/// Append the dimension filters to a WHERE clause (columns of `events`, unqualified).
+pub(super) fn filter_sql(
+    f: &crate::query::Filters,
+    filter: &mut String,
+    params: &mut Vec<SqlValue>,
+) {
     let codes = |column: &str, codes: Vec<u8>, filter: &mut String| {
         if !codes.is_empty() {
             let list: Vec<String> = codes.iter().map(u8::to_string).collect();
             filter.push_str(&format!(" AND {column} IN ({})", list.join(", ")));
         }
     };
-    let f = &query.filters;
     codes(
         "environment",
         f.environment.iter().map(|e| e.code()).collect(),
-        &mut filter,
+        filter,
     );
     codes(
         "data_mode",
         f.data_mode.iter().map(|e| e.code()).collect(),
-        &mut filter,
+        filter,
     );
     codes(
         "status",
         f.status.iter().map(|e| e.code()).collect(),
-        &mut filter,
+        filter,
     );
     for (d, values) in &f.text {
         let Some(kind) = dim_kind(d) else { continue };
@@ -111,18 +132,6 @@ fn build(workspace: WorkspaceId, query: &Query) -> (String, Vec<SqlValue>) {
         params.push(tag_path(key).into());
         params.extend(values.iter().map(|v| SqlValue::from(v.clone())));
     }
-    let groups: Vec<String> = (1..=group_count).map(|i| i.to_string()).collect();
-    let sql = format!(
-        "SELECT {select}{comma}COUNT(*), SUM(attempts), COALESCE(SUM(cost_nanos), 0), COUNT(cost_nanos),
-            SUM(input_tokens), SUM(cached_tokens), SUM(cache_write_tokens), SUM(output_tokens),
-            SUM(reasoning_tokens), COALESCE(SUM(latency_ms), 0), COUNT(latency_ms), SUM(status != 0)
-         FROM events WHERE {filter}{group}",
-        select = select.join(", "),
-        comma = if select.is_empty() { "" } else { ", " },
-        group = if groups.is_empty() { String::new() } else { format!(" GROUP BY {}", groups.join(", ")) },
-    );
-    select_params.extend(params);
-    (sql, select_params)
 }
 
 /// A group column's raw value before ids are turned into text.
@@ -186,6 +195,8 @@ pub fn aggregate(c: &mut Connection, workspace: WorkspaceId, query: &Query) -> R
             latency_sum: u(9)?,
             latency_count: u(10)?,
             errors: u(11)?,
+            first_ms: r.get::<_, Option<i64>>(n + 12)?.unwrap_or(0),
+            last_ms: r.get::<_, Option<i64>>(n + 13)?.unwrap_or(0),
         };
         if sums.requests > 0 {
             raw_rows.push((bucket_ms, group, sums));

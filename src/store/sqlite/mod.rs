@@ -319,6 +319,10 @@ impl Store for SqliteStore {
         self.with_conn(read::unpriced_models).await
     }
 
+    async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>> {
+        self.with_conn(move |c| read::freshness(c, workspace)).await
+    }
+
     async fn event_count(&self) -> Result<u64> {
         self.with_conn(|c| {
             Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)

@@ -195,3 +195,27 @@ pub fn unpriced_models(c: &mut Connection) -> Result<Vec<UnpricedModel>> {
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+pub fn freshness(c: &mut Connection, workspace: WorkspaceId) -> Result<Option<Freshness>> {
+    // The newest received row by rowid (rows are appended in receive order).
+    let row = c
+        .prepare_cached(
+            "SELECT ts, received_at FROM events WHERE workspace_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([workspace], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        });
+    let (ts, received) = match row {
+        Ok(v) => v,
+        Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let newest: i64 = c
+        .prepare_cached("SELECT MAX(ts) FROM events WHERE workspace_id = ?1")?
+        .query_row([workspace], |r| r.get(0))?;
+    Ok(Some(Freshness {
+        newest_event_ms: newest,
+        newest_received_ms: received,
+        ingest_lag_ms: received - ts,
+    }))
+}
