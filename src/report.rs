@@ -428,7 +428,21 @@ pub struct Concentration {
     pub previous_top1_share_pct: Option<f64>,
     pub previous_top5_share_pct: Option<f64>,
     /// The five largest groups now, with their share.
-    pub top: Vec<(String, Option<f64>)>,
+    pub top: Vec<Share>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Share {
+    pub key: String,
+    pub share_pct: Option<f64>,
+}
+
+/// Top-1 share, top-5 share and the top five, of one window.
+struct Shares {
+    top1: Option<f64>,
+    top5: Option<f64>,
+    top: Vec<Share>,
 }
 
 fn shares(rows: &[Row]) -> (Option<f64>, Option<f64>, Vec<(String, Option<f64>)>) {
@@ -441,7 +455,11 @@ fn shares(rows: &[Row]) -> (Option<f64>, Option<f64>, Vec<(String, Option<f64>)>
         .collect();
     let top1 = rows.first().map(|r| r.sums.cost.0).unwrap_or(0);
     let top5: i64 = rows.iter().take(5).map(|r| r.sums.cost.0).sum();
-    (share(top1), share(top5), top)
+    Shares {
+        top1: share(top1),
+        top5: share(top5),
+        top,
+    }
 }
 
 /// How much of the spend the largest one and five groups of `by` take, now and before.
