@@ -445,13 +445,16 @@ struct Shares {
     top: Vec<Share>,
 }
 
-fn shares(rows: &[Row]) -> (Option<f64>, Option<f64>, Vec<(String, Option<f64>)>) {
+fn shares(rows: &[Row]) -> Shares {
     let total: i64 = rows.iter().map(|r| r.sums.cost.0).sum();
     let share = |c: i64| (total > 0).then(|| c as f64 / total as f64 * 100.0);
-    let top: Vec<(String, Option<f64>)> = rows
+    let top: Vec<Share> = rows
         .iter()
         .take(5)
-        .map(|r| (r.group[0].clone(), share(r.sums.cost.0)))
+        .map(|r| Share {
+            key: r.group[0].clone(),
+            share_pct: share(r.sums.cost.0),
+        })
         .collect();
     let top1 = rows.first().map(|r| r.sums.cost.0).unwrap_or(0);
     let top5: i64 = rows.iter().take(5).map(|r| r.sums.cost.0).sum();
@@ -477,14 +480,13 @@ pub async fn concentration(
     q.limit = crate::query::MAX_LIMIT;
     let now = store.aggregate(ws, q.clone()).await?;
     let before = store.aggregate(ws, previous_window(&q)).await?;
-    let (top1, top5, top) = shares(&now);
-    let (p1, p5, _) = shares(&before);
+    let (now, before) = (shares(&now), shares(&before));
     Ok(Concentration {
         by: by.name(),
-        top1_share_pct: top1,
-        top5_share_pct: top5,
-        previous_top1_share_pct: p1,
-        previous_top5_share_pct: p5,
-        top,
+        top1_share_pct: now.top1,
+        top5_share_pct: now.top5,
+        previous_top1_share_pct: before.top1,
+        previous_top5_share_pct: before.top5,
+        top: now.top,
     })
 }
