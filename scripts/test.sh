@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-echo "== rust: build, lints, unit and end-to-end tests"
-cargo build --locked
-cargo test --locked --all-targets 2>&1 | tee /tmp/burnrate-cargo-test.log
+echo "== rust: the server, the Rust SDK, unit and end-to-end tests"
+# The binary first: the end-to-end tests of both crates start it.
+cargo build --locked -p burnrate
+cargo test --locked --workspace --all-targets
 export BURNRATE_BIN="$root/target/debug/burnrate"
 
 if [ -x sdk/python/run-tests.sh ]; then
