@@ -195,23 +195,11 @@ pub struct Sums {
     pub latency_sum: u64,
     pub latency_count: u64,
     pub errors: u64,
-    /// Earliest and latest event time in the group (ms); 0 when empty.
-    pub first_ms: i64,
-    pub last_ms: i64,
 }
 
 impl Sums {
     /// Fold another group's sums into this one (exact: sums add, first/last combine).
     pub fn add(&mut self, o: &Sums) {
-        if o.requests == 0 {
-            return;
-        }
-        self.first_ms = if self.requests == 0 {
-            o.first_ms
-        } else {
-            self.first_ms.min(o.first_ms)
-        };
-        self.last_ms = self.last_ms.max(o.last_ms);
         self.requests += o.requests;
         self.attempts += o.attempts;
         self.cost = Usd(self.cost.0 + o.cost.0);

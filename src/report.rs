@@ -354,6 +354,12 @@ pub async fn prompt_versions(
     q.bucket = None;
     q.limit = crate::query::MAX_LIMIT;
     let rows = store.aggregate(ws, q).await?;
+    let seen = store.versions_seen(ws, base.filters.clone()).await?;
+    let seen_of = |endpoint: &str, version: &str| {
+        seen.iter()
+            .find(|s| s.endpoint_tag == endpoint && s.prompt_version == version)
+            .map_or((0, 0), |s| (s.first_ms, s.last_ms))
+    };
     let mut endpoints: Vec<String> = rows.iter().map(|r| r.group[0].clone()).collect();
     endpoints.sort();
     endpoints.dedup();
@@ -365,8 +371,8 @@ pub async fn prompt_versions(
             .map(|r| VersionStats {
                 prompt_version: r.group[1].clone(),
                 stats: Stats::of(&r.sums),
-                first_seen: rfc3339(r.sums.first_ms),
-                last_seen: rfc3339(r.sums.last_ms),
+                first_seen: rfc3339(seen_of(&r.group[0], &r.group[1]).0),
+                last_seen: rfc3339(seen_of(&r.group[0], &r.group[1]).1),
             })
             .collect();
         versions.sort_by(|a, b| {

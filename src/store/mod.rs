@@ -218,6 +218,15 @@ pub struct Summary {
     pub errors: u64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSeen {
+    pub endpoint_tag: String,
+    /// "unversioned" when events carried none.
+    pub prompt_version: String,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
 /// How current the data is: the dashboard's freshness line.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -282,6 +291,13 @@ pub trait Store: Send + Sync {
         query: crate::query::Query,
     ) -> Result<Vec<crate::query::Row>>;
     async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>>;
+    /// When each (endpoint, prompt version) was first and last seen, over all time, in the
+    /// given environments and data modes.
+    async fn versions_seen(
+        &self,
+        workspace: WorkspaceId,
+        filters: crate::query::Filters,
+    ) -> Result<Vec<VersionSeen>>;
     /// The newest event time and the newest receive time in a workspace (ms), if any.
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>>;
     async fn event_count(&self) -> Result<u64>;

@@ -1,6 +1,7 @@
 //! The aggregate query over raw events: one GROUP BY in SQL, exact integer sums.
 //! (Rollup tables will answer the same `Query` faster; this path stays the reference.)
 
+use super::rollup::{table, Family, Grain, DAY_MS, FAMILIES, HOUR_MS, MEASURES, RAW_MEASURES};
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
 use crate::money::Usd;
@@ -47,15 +48,91 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// Build the SQL and its parameters for `query` in `workspace`.
-fn build(workspace: WorkspaceId, query: &Query) -> (String, Vec<SqlValue>) {
+/// Where one part of a query's window is read from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    Raw,
+    Rollup(&'static Family, Grain),
+}
+
+/// The rollup family that holds every dimension the query groups or filters by, if any.
+/// Tags live only in raw events.
+fn choose_family(query: &Query) -> Option<&'static Family> {
+    if !query.filters.tags.is_empty()
+        || query
+            .group_by
+            .iter()
+            .any(|d| matches!(d, Dimension::Tag(_)))
+    {
+        return None;
+    }
+    let needed: Vec<&str> = query
+        .group_by
+        .iter()
+        .chain(query.filters.text.keys())
+        .map(column)
+        .collect();
+    FAMILIES
+        .iter()
+        .find(|f| needed.iter().all(|c| f.dims.contains(c)))
+}
+
+/// Split [from, to) into exact parts: raw events for the partial hours at the edges,
+/// hourly rollups for whole hours, daily rollups for whole UTC days (unless the answer is
+/// bucketed by hour).
+fn plan(query: &Query, family: Option<&'static Family>) -> Vec<(Source, i64, i64)> {
+    let (from, to) = (query.from_ms, query.to_ms);
+    let Some(family) = family else {
+        return vec![(Source::Raw, from, to)];
+    };
+    let ceil = |t: i64, step: i64| {
+        t.div_euclid(step) * step + if t.rem_euclid(step) == 0 { 0 } else { step }
+    };
+    let floor = |t: i64, step: i64| t.div_euclid(step) * step;
+    let (h0, h1) = (ceil(from, HOUR_MS), floor(to, HOUR_MS));
+    if h0 >= h1 {
+        return vec![(Source::Raw, from, to)];
+    }
+    let mut parts = vec![(Source::Raw, from, h0)];
+    let (d0, d1) = (ceil(h0, DAY_MS), floor(h1, DAY_MS));
+    if query.bucket != Some(crate::query::Bucket::Hour) && d0 < d1 {
+        parts.push((Source::Rollup(family, Grain::Hour), h0, d0));
+        parts.push((Source::Rollup(family, Grain::Day), d0, d1));
+        parts.push((Source::Rollup(family, Grain::Hour), d1, h1));
+    } else {
+        parts.push((Source::Rollup(family, Grain::Hour), h0, h1));
+    }
+    parts.push((Source::Raw, h1, to));
+    parts.retain(|(_, a, b)| a < b);
+    parts
+}
+
+/// SQL and parameters for one part of the query.
+fn build(
+    workspace: WorkspaceId,
+    query: &Query,
+    source: Source,
+    from: i64,
+    to: i64,
+) -> (String, Vec<SqlValue>) {
+    let (table, time, measures): (String, &str, Vec<String>) = match source {
+        Source::Raw => (
+            "events".into(),
+            "ts",
+            RAW_MEASURES.iter().map(|m| m.to_string()).collect(),
+        ),
+        Source::Rollup(family, grain) => (
+            table(family, grain),
+            "bucket",
+            MEASURES.iter().map(|m| format!("SUM({m})")).collect(),
+        ),
+    };
     // Placeholders are positional: SELECT's come first, then WHERE's.
     let mut select_params: Vec<SqlValue> = Vec::new();
-    let mut params: Vec<SqlValue> =
-        vec![workspace.into(), query.from_ms.into(), query.to_ms.into()];
+    let mut params: Vec<SqlValue> = vec![workspace.into(), from.into(), to.into()];
     let mut select = Vec::new();
     if let Some(bucket) = query.bucket {
-        select.push(format!("(ts / {0}) * {0}", bucket.millis()));
+        select.push(format!("({time} / {0}) * {0}", bucket.millis()));
     }
     for d in &query.group_by {
         match d {
@@ -63,22 +140,23 @@ fn build(workspace: WorkspaceId, query: &Query) -> (String, Vec<SqlValue>) {
                 select.push("json_extract(tags, ?)".to_string());
                 select_params.push(tag_path(key).into());
             }
-            other => select.push(column(other).to_string()),
+            other => select.push(format!("COALESCE({}, 0)", column(other))),
         }
     }
     let group_count = select.len();
-    let mut filter = String::from("workspace_id = ? AND ts >= ? AND ts < ?");
+    let mut filter = format!("workspace_id = ? AND {time} >= ? AND {time} < ?");
     filter_sql(&query.filters, &mut filter, &mut params);
     let groups: Vec<String> = (1..=group_count).map(|i| i.to_string()).collect();
     let sql = format!(
-        "SELECT {select}{comma}COUNT(*), SUM(attempts), COALESCE(SUM(cost_nanos), 0), COUNT(cost_nanos),
-            SUM(input_tokens), SUM(cached_tokens), SUM(cache_write_tokens), SUM(output_tokens),
-            SUM(reasoning_tokens), COALESCE(SUM(latency_ms), 0), COUNT(latency_ms), SUM(status != 0),
-            MIN(ts), MAX(ts)
-         FROM events WHERE {filter}{group}",
+        "SELECT {select}{comma}{measures} FROM {table} WHERE {filter}{group}",
         select = select.join(", "),
         comma = if select.is_empty() { "" } else { ", " },
-        group = if groups.is_empty() { String::new() } else { format!(" GROUP BY {}", groups.join(", ")) },
+        measures = measures.join(", "),
+        group = if groups.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", groups.join(", "))
+        },
     );
     select_params.extend(params);
     (sql, select_params)
@@ -120,7 +198,7 @@ pub(super) fn filter_sql(
             col = column(d),
             kind = kind as u8,
             ph = placeholders(values.len()),
-            missing = if wants_missing { format!(" OR {} IS NULL", column(d)) } else { String::new() },
+            missing = if wants_missing { format!(" OR COALESCE({}, 0) = 0", column(d)) } else { String::new() },
         ));
         params.extend(values.iter().map(|v| SqlValue::from(v.clone())));
     }
@@ -134,88 +212,82 @@ pub(super) fn filter_sql(
     }
 }
 
-/// A group column's raw value before ids are turned into text.
+/// A group column's value while parts are merged: a dims id or code (0 = missing), or
+/// the text of a tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum GroupValue {
-    DimId(Option<i64>),
-    Text(String),
+    Id(i64),
+    Text(Option<String>),
 }
 
 pub fn aggregate(c: &mut Connection, workspace: WorkspaceId, query: &Query) -> Result<Vec<Row>> {
-    let (sql, params) = build(workspace, query);
-    let mut stmt = c.prepare(&sql)?;
-    let bucketed = query.bucket.is_some() as usize;
-    let n = bucketed + query.group_by.len();
-    let mut raw_rows: Vec<(Option<i64>, Vec<GroupValue>, Sums)> = Vec::new();
-    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-    while let Some(r) = rows.next()? {
-        let bucket_ms = if bucketed == 1 {
-            Some(r.get::<_, i64>(0)?)
-        } else {
-            None
-        };
-        let mut group = Vec::with_capacity(query.group_by.len());
-        for (i, d) in query.group_by.iter().enumerate() {
-            let idx = bucketed + i;
-            group.push(match d {
-                Dimension::Environment => GroupValue::Text(
-                    Environment::from_code(r.get(idx)?)
-                        .map_or("prod", Environment::as_str)
-                        .into(),
-                ),
-                Dimension::DataMode => GroupValue::Text(
-                    DataMode::from_code(r.get(idx)?)
-                        .map_or("real", DataMode::as_str)
-                        .into(),
-                ),
-                Dimension::Status => GroupValue::Text(
-                    Status::from_code(r.get(idx)?)
-                        .map_or("error", Status::as_str)
-                        .into(),
-                ),
-                Dimension::Tag(_) => GroupValue::Text(
-                    r.get::<_, Option<String>>(idx)?
-                        .unwrap_or_else(|| d.missing_label().into()),
-                ),
-                _ => GroupValue::DimId(r.get(idx)?),
-            });
-        }
-        let u = |i: usize| -> rusqlite::Result<u64> {
-            Ok(r.get::<_, Option<i64>>(n + i)?.unwrap_or(0) as u64)
-        };
-        let sums = Sums {
-            requests: u(0)?,
-            attempts: u(1)?,
-            cost: Usd(r.get(n + 2)?),
-            priced: u(3)?,
-            input: u(4)?,
-            cached: u(5)?,
-            cache_write: u(6)?,
-            output: u(7)?,
-            reasoning: u(8)?,
-            latency_sum: u(9)?,
-            latency_count: u(10)?,
-            errors: u(11)?,
-            first_ms: r.get::<_, Option<i64>>(n + 12)?.unwrap_or(0),
-            last_ms: r.get::<_, Option<i64>>(n + 13)?.unwrap_or(0),
-        };
-        if sums.requests > 0 {
-            raw_rows.push((bucket_ms, group, sums));
+    aggregate_with(c, workspace, query, true)
+}
+
+/// Answer `query`, from rollups where they are exact for it when `use_rollups`, else
+/// from raw events only (the reference the property test compares against).
+pub fn aggregate_with(
+    c: &mut Connection,
+    workspace: WorkspaceId,
+    query: &Query,
+    use_rollups: bool,
+) -> Result<Vec<Row>> {
+    let family = if use_rollups {
+        choose_family(query)
+    } else {
+        None
+    };
+    let mut merged: HashMap<(Option<i64>, Vec<GroupValue>), Sums> = HashMap::new();
+    for (source, from, to) in plan(query, family) {
+        let (sql, params) = build(workspace, query, source, from, to);
+        let mut stmt = c.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        let bucketed = query.bucket.is_some() as usize;
+        let n = bucketed + query.group_by.len();
+        while let Some(r) = rows.next()? {
+            let bucket_ms = if bucketed == 1 {
+                Some(r.get::<_, i64>(0)?)
+            } else {
+                None
+            };
+            let mut group = Vec::with_capacity(query.group_by.len());
+            for (i, d) in query.group_by.iter().enumerate() {
+                group.push(match d {
+                    Dimension::Tag(_) => GroupValue::Text(r.get(bucketed + i)?),
+                    _ => GroupValue::Id(r.get(bucketed + i)?),
+                });
+            }
+            let u = |i: usize| -> rusqlite::Result<u64> {
+                Ok(r.get::<_, Option<i64>>(n + i)?.unwrap_or(0) as u64)
+            };
+            let part = Sums {
+                requests: u(0)?,
+                attempts: u(1)?,
+                cost: Usd(r.get::<_, Option<i64>>(n + 2)?.unwrap_or(0)),
+                priced: u(3)?,
+                input: u(4)?,
+                cached: u(5)?,
+                cache_write: u(6)?,
+                output: u(7)?,
+                reasoning: u(8)?,
+                latency_sum: u(9)?,
+                latency_count: u(10)?,
+                errors: u(11)?,
+            };
+            merged.entry((bucket_ms, group)).or_default().add(&part);
         }
     }
-    let names = dim_names(c, &raw_rows)?;
-    let mut out: Vec<Row> = raw_rows
+    let names = dim_names(c, merged.keys().flat_map(|(_, g)| g.iter()))?;
+    let mut out: Vec<Row> = merged
         .into_iter()
-        .map(|(bucket_ms, group, sums)| Row {
+        .filter(|(_, sums)| sums.requests > 0)
+        .map(|((bucket_ms, group), sums)| Row {
             bucket_ms,
             sums,
             group: group
                 .into_iter()
                 .zip(&query.group_by)
-                .map(|(g, d)| match g {
-                    GroupValue::Text(t) => t,
-                    GroupValue::DimId(Some(id)) => names.get(&id).cloned().unwrap_or_default(),
-                    GroupValue::DimId(None) => d.missing_label().to_string(),
-                })
+                .map(|(g, d)| label(d, g, &names))
                 .collect(),
         })
         .collect();
@@ -223,16 +295,33 @@ pub fn aggregate(c: &mut Connection, workspace: WorkspaceId, query: &Query) -> R
     Ok(out)
 }
 
+/// The text a group shows: vocabulary names for codes, dims text for ids, the missing
+/// label for absent values.
+fn label(d: &Dimension, g: GroupValue, names: &HashMap<i64, String>) -> String {
+    match (d, g) {
+        (Dimension::Environment, GroupValue::Id(c)) => Environment::from_code(c as u8)
+            .map_or("prod", Environment::as_str)
+            .into(),
+        (Dimension::DataMode, GroupValue::Id(c)) => DataMode::from_code(c as u8)
+            .map_or("real", DataMode::as_str)
+            .into(),
+        (Dimension::Status, GroupValue::Id(c)) => Status::from_code(c as u8)
+            .map_or("error", Status::as_str)
+            .into(),
+        (_, GroupValue::Text(Some(t))) => t,
+        (_, GroupValue::Id(id)) if id != 0 => names.get(&id).cloned().unwrap_or_default(),
+        _ => d.missing_label().to_string(),
+    }
+}
+
 /// Text of every dims id the rows reference, in one query.
-fn dim_names(
+fn dim_names<'a>(
     c: &Connection,
-    rows: &[(Option<i64>, Vec<GroupValue>, Sums)],
+    values: impl Iterator<Item = &'a GroupValue>,
 ) -> Result<HashMap<i64, String>> {
-    let mut ids: Vec<i64> = rows
-        .iter()
-        .flat_map(|(_, g, _)| g.iter())
+    let mut ids: Vec<i64> = values
         .filter_map(|g| match g {
-            GroupValue::DimId(Some(id)) => Some(*id),
+            GroupValue::Id(id) if *id != 0 => Some(*id),
             _ => None,
         })
         .collect();

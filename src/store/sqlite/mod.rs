@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod read;
+mod rollup;
 pub mod schema;
 mod writer;
 
@@ -49,6 +50,16 @@ impl SqliteStore {
             checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Answer a query from raw events only, never rollups: the reference for tests.
+    pub async fn aggregate_raw(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+    ) -> Result<Vec<crate::query::Row>> {
+        self.with_conn(move |c| aggregate::aggregate_with(c, workspace, &query, false))
+            .await
     }
 
     /// Every 250 ms copy committed WAL frames into the database (PASSIVE: never blocks the
@@ -317,6 +328,15 @@ impl Store for SqliteStore {
 
     async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>> {
         self.with_conn(read::unpriced_models).await
+    }
+
+    async fn versions_seen(
+        &self,
+        workspace: WorkspaceId,
+        filters: crate::query::Filters,
+    ) -> Result<Vec<VersionSeen>> {
+        self.with_conn(move |c| read::versions_seen(c, workspace, &filters))
+            .await
     }
 
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>> {

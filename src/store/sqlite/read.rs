@@ -219,3 +219,41 @@ pub fn freshness(c: &mut Connection, workspace: WorkspaceId) -> Result<Option<Fr
         ingest_lag_ms: received - ts,
     }))
 }
+
+pub fn versions_seen(
+    c: &mut Connection,
+    workspace: WorkspaceId,
+    f: &crate::query::Filters,
+) -> Result<Vec<VersionSeen>> {
+    let codes = |v: Vec<u8>| v.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
+    let mut filter = String::from("workspace_id = ?1");
+    if !f.environment.is_empty() {
+        filter.push_str(&format!(
+            " AND environment IN ({})",
+            codes(f.environment.iter().map(|e| e.code()).collect())
+        ));
+    }
+    if !f.data_mode.is_empty() {
+        filter.push_str(&format!(
+            " AND data_mode IN ({})",
+            codes(f.data_mode.iter().map(|e| e.code()).collect())
+        ));
+    }
+    let sql = format!(
+        "SELECT (SELECT value FROM dims WHERE id = v.endpoint), (SELECT value FROM dims WHERE id = v.prompt_version),
+            MIN(first_ts), MAX(last_ts)
+         FROM versions_seen v WHERE {filter} GROUP BY endpoint, prompt_version"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([workspace], |r| {
+        Ok(VersionSeen {
+            endpoint_tag: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+            prompt_version: r
+                .get::<_, Option<String>>(1)?
+                .unwrap_or_else(|| "unversioned".into()),
+            first_ms: r.get(2)?,
+            last_ms: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -3,6 +3,8 @@
 use rusqlite::Connection;
 
 pub const SCHEMA_VERSION: i64 = 1;
+/// Bumped whenever the rollup tables change shape; a mismatch rebuilds them.
+const ROLLUPS_VERSION: &str = "1";
 
 /// Dictionary kinds: repeated strings are stored once in `dims` and referenced by id,
 /// which keeps rows small and GROUP BY on integers.
@@ -114,6 +116,7 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
 pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.execute_batch(DDL)?;
+    tx.execute_batch(&super::rollup::ddl())?;
     let version: Option<i64> = tx
         .query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -132,5 +135,20 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES ('default', 0, ?1)",
         [now_ms],
     )?;
+    // Rollups of this version are derived from the events; (re)build them when missing.
+    let rollups: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'rollups_version'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    if rollups.as_deref() != Some(ROLLUPS_VERSION) {
+        super::rollup::rebuild(&tx)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('rollups_version', ?1)",
+            [ROLLUPS_VERSION],
+        )?;
+    }
     tx.commit()
 }

@@ -2,6 +2,7 @@
 //! job, writes them in one transaction with one fsync (group commit), then answers each
 //! sender. A 2xx is only sent after that commit.
 
+use super::rollup::{Contribution, Pending};
 use super::schema::DimKind;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{PricedEvent, Status};
@@ -82,21 +83,25 @@ fn commit(
     {
         // Prepared once per commit: the statement cache would hash the SQL per event.
         let mut insert = tx.prepare(INSERT_EVENT)?;
+        let mut rollups = Pending::default();
         for job in batch {
             let mut results = Vec::with_capacity(job.events.len());
             for priced in &job.events {
-                let at = job.received_at_ms;
+                let (ws, at) = (job.workspace, job.received_at_ms);
                 results.push(write_event(
                     &tx,
                     &mut insert,
                     dims,
-                    job.workspace,
+                    &mut rollups,
+                    ws,
                     at,
                     priced,
                 )?);
             }
             outcomes.push(IngestOutcome { results });
         }
+        // Rollups change in the same transaction as the events they sum.
+        rollups.flush(&tx)?;
     }
     tx.commit()?;
     Ok(outcomes)
@@ -191,10 +196,42 @@ fn usage_columns(
     })
 }
 
+/// What a call stored with these columns contributes to the rollups.
+fn contribution(
+    workspace: WorkspaceId,
+    p: &PricedEvent,
+    cols: &UsageColumns,
+    attempts: i64,
+) -> Contribution {
+    let e = &p.event;
+    Contribution {
+        workspace,
+        ts: e.timestamp_ms,
+        environment: e.environment.code() as i64,
+        data_mode: e.data_mode.code() as i64,
+        status: e.status.code() as i64,
+        provider: cols.provider,
+        model: cols.model,
+        endpoint: cols.endpoint,
+        prompt_version: cols.prompt_version.unwrap_or(0),
+        tenant: cols.tenant.unwrap_or(0),
+        user: cols.user.unwrap_or(0),
+        attempts,
+        cost_nanos: p.pricing.cost.map(|c| c.nanos()),
+        input: e.tokens.input as i64,
+        cached: e.tokens.cached as i64,
+        cache_write: e.tokens.cache_write as i64,
+        output: e.tokens.output as i64,
+        reasoning: e.tokens.reasoning as i64,
+        latency_ms: e.latency_ms.map(i64::from),
+    }
+}
+
 fn write_event(
     tx: &Transaction,
     insert: &mut Statement,
     dims: &mut DimCache,
+    rollups: &mut Pending,
     workspace: WorkspaceId,
     received_at_ms: i64,
     p: &PricedEvent,
@@ -240,30 +277,56 @@ fn write_event(
         cols.tags,
     ])?;
     if inserted == 1 {
+        rollups.apply(&contribution(workspace, p, &cols, 1), 1);
         return Ok(WriteResult::Inserted);
     }
-    merge_attempt(tx, workspace, &ext_id, p, &cols)
+    merge_attempt(tx, rollups, workspace, &ext_id, p, &cols)
 }
 
 /// The id is taken: apply the dedupe decision to the stored call.
 fn merge_attempt(
     tx: &Transaction,
+    rollups: &mut Pending,
     workspace: WorkspaceId,
     ext_id: &str,
     p: &PricedEvent,
     cols: &UsageColumns,
 ) -> rusqlite::Result<WriteResult> {
     let e = &p.event;
-    let (row_id, mask, usage_missing, status): (i64, i64, bool, u8) = tx
+    let (row_id, mask, usage_missing, old) = tx
         .prepare_cached(
-            "SELECT id, attempt_mask, usage_missing, status FROM events
-             WHERE workspace_id = ?1 AND external_request_id = ?2",
+            "SELECT id, attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
+                endpoint, prompt_version, tenant, user, attempts, cost_nanos, input_tokens, cached_tokens,
+                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms
+             FROM events WHERE workspace_id = ?1 AND external_request_id = ?2",
         )?
         .query_row(params![workspace, ext_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            let old = Contribution {
+                workspace,
+                ts: r.get(3)?,
+                environment: r.get(4)?,
+                data_mode: r.get(5)?,
+                status: r.get(6)?,
+                provider: r.get(7)?,
+                model: r.get(8)?,
+                endpoint: r.get(9)?,
+                prompt_version: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
+                tenant: r.get::<_, Option<i64>>(11)?.unwrap_or(0),
+                user: r.get::<_, Option<i64>>(12)?.unwrap_or(0),
+                attempts: r.get(13)?,
+                cost_nanos: r.get(14)?,
+                input: r.get(15)?,
+                cached: r.get(16)?,
+                cache_write: r.get(17)?,
+                output: r.get(18)?,
+                reasoning: r.get(19)?,
+                latency_ms: r.get(20)?,
+            };
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?, old))
         })
         .optional()?
         .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let status = old.status as u8;
     let stored = StoredCall {
         attempt_mask: mask as u64,
         has_usage: !usage_missing,
@@ -282,11 +345,27 @@ fn merge_attempt(
         } => (replace, attempt_mask),
     };
     let attempts = dedupe::attempt_count(new_mask);
+    // The call's old contribution leaves the rollups; its new one enters.
+    rollups.apply(&old, -1);
     if !replace {
         tx.prepare_cached("UPDATE events SET attempt_mask = ?2, attempts = ?3 WHERE id = ?1")?
             .execute(params![row_id, new_mask as i64, attempts])?;
+        rollups.apply(
+            &Contribution {
+                attempts: attempts as i64,
+                ..old
+            },
+            1,
+        );
         return Ok(WriteResult::Attempt { replaced: false });
     }
+    // Environment and data mode belong to the logical call and are not replaced.
+    let new = Contribution {
+        environment: old.environment,
+        data_mode: old.data_mode,
+        ..contribution(workspace, p, cols, attempts as i64)
+    };
+    rollups.apply(&new, 1);
     tx.prepare_cached(
         "UPDATE events SET attempt_mask = ?2, attempts = ?3, attempt = ?4, ts = ?5, provider = ?6,
             model = ?7, endpoint = ?8, prompt_version = ?9, tenant = ?10, user = ?11,

@@ -1,0 +1,317 @@
+//! Rollups: per-hour and per-day sums of events by fixed dimension sets, written in the
+//! same transaction as the events so they can never disagree with them. Each commit's
+//! changes are folded in memory first and upserted once per key.
+
+use rusqlite::{params_from_iter, Transaction};
+use std::collections::HashMap;
+
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
+
+/// A family of rollups: the dimension columns it keeps (names of `events` columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    pub name: &'static str,
+    pub dims: &'static [&'static str],
+}
+
+/// Model/endpoint/version questions; tenants; users (high cardinality kept apart).
+pub const FAMILIES: [Family; 3] = [
+    Family {
+        name: "main",
+        dims: &[
+            "environment",
+            "data_mode",
+            "status",
+            "provider",
+            "model",
+            "endpoint",
+            "prompt_version",
+        ],
+    },
+    Family {
+        name: "tenant",
+        dims: &["environment", "data_mode", "status", "endpoint", "tenant"],
+    },
+    Family {
+        name: "user",
+        dims: &["environment", "data_mode", "status", "endpoint", "user"],
+    },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Grain {
+    Hour,
+    Day,
+}
+
+impl Grain {
+    pub fn millis(self) -> i64 {
+        match self {
+            Grain::Hour => HOUR_MS,
+            Grain::Day => DAY_MS,
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Grain::Hour => "hour",
+            Grain::Day => "day",
+        }
+    }
+}
+
+pub const GRAINS: [Grain; 2] = [Grain::Hour, Grain::Day];
+
+pub fn table(family: &Family, grain: Grain) -> String {
+    format!("rollup_{}_{}", family.name, grain.suffix())
+}
+
+/// The measure columns of a rollup row, in order; each is a plain sum.
+pub const MEASURES: [&str; 12] = [
+    "requests",
+    "attempts",
+    "cost_nanos",
+    "priced",
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "latency_sum",
+    "latency_count",
+    "errors",
+];
+
+/// The same measures computed from raw `events` rows, in the same order.
+pub const RAW_MEASURES: [&str; 12] = [
+    "COUNT(*)",
+    "SUM(attempts)",
+    "COALESCE(SUM(cost_nanos), 0)",
+    "COUNT(cost_nanos)",
+    "SUM(input_tokens)",
+    "SUM(cached_tokens)",
+    "SUM(cache_write_tokens)",
+    "SUM(output_tokens)",
+    "SUM(reasoning_tokens)",
+    "COALESCE(SUM(latency_ms), 0)",
+    "COUNT(latency_ms)",
+    "SUM(status != 0)",
+];
+
+pub fn ddl() -> String {
+    let mut sql = String::new();
+    for family in &FAMILIES {
+        for grain in GRAINS {
+            let dims: Vec<String> = family
+                .dims
+                .iter()
+                .map(|d| format!("{d} INTEGER NOT NULL"))
+                .collect();
+            let measures: Vec<String> = MEASURES
+                .iter()
+                .map(|m| format!("{m} INTEGER NOT NULL"))
+                .collect();
+            sql.push_str(&format!(
+                "CREATE TABLE IF NOT EXISTS {t} (workspace_id INTEGER NOT NULL, bucket INTEGER NOT NULL, {dims}, {measures},
+                 PRIMARY KEY (workspace_id, bucket, {keys})) WITHOUT ROWID;\n",
+                t = table(family, grain),
+                dims = dims.join(", "),
+                measures = measures.join(", "),
+                keys = family.dims.join(", "),
+            ));
+        }
+    }
+    sql.push_str(
+        "CREATE TABLE IF NOT EXISTS versions_seen (workspace_id INTEGER NOT NULL, endpoint INTEGER NOT NULL,
+            prompt_version INTEGER NOT NULL, environment INTEGER NOT NULL, data_mode INTEGER NOT NULL,
+            first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
+            PRIMARY KEY (workspace_id, endpoint, prompt_version, environment, data_mode)) WITHOUT ROWID;\n",
+    );
+    sql
+}
+
+/// Recompute every rollup from the events (after a schema change, or to verify).
+pub fn rebuild(tx: &Transaction) -> rusqlite::Result<()> {
+    for family in &FAMILIES {
+        for grain in GRAINS {
+            let t = table(family, grain);
+            let dims: Vec<String> = family
+                .dims
+                .iter()
+                .map(|d| format!("COALESCE({d}, 0)"))
+                .collect();
+            let groups: Vec<String> = (1..=family.dims.len() + 2).map(|i| i.to_string()).collect();
+            tx.execute_batch(&format!(
+                "DELETE FROM {t};
+                 INSERT INTO {t} (workspace_id, bucket, {dim_names}, {measures})
+                 SELECT workspace_id, (ts / {ms}) * {ms}, {dims}, {raw} FROM events GROUP BY {groups};",
+                dim_names = family.dims.join(", "),
+                measures = MEASURES.join(", "),
+                ms = grain.millis(),
+                dims = dims.join(", "),
+                raw = RAW_MEASURES.join(", "),
+                groups = groups.join(", "),
+            ))?;
+        }
+    }
+    tx.execute_batch(
+        "DELETE FROM versions_seen;
+         INSERT INTO versions_seen SELECT workspace_id, endpoint, COALESCE(prompt_version, 0), environment,
+             data_mode, MIN(ts), MAX(ts) FROM events GROUP BY 1, 2, 3, 4, 5;",
+    )
+}
+
+/// What one logical call contributes to the rollups: its dimension ids (0 = missing)
+/// and its measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Contribution {
+    pub workspace: i64,
+    pub ts: i64,
+    pub environment: i64,
+    pub data_mode: i64,
+    pub status: i64,
+    pub provider: i64,
+    pub model: i64,
+    pub endpoint: i64,
+    pub prompt_version: i64,
+    pub tenant: i64,
+    pub user: i64,
+    pub attempts: i64,
+    pub cost_nanos: Option<i64>,
+    pub input: i64,
+    pub cached: i64,
+    pub cache_write: i64,
+    pub output: i64,
+    pub reasoning: i64,
+    pub latency_ms: Option<i64>,
+}
+
+impl Contribution {
+    fn dim(&self, column: &str) -> i64 {
+        match column {
+            "environment" => self.environment,
+            "data_mode" => self.data_mode,
+            "status" => self.status,
+            "provider" => self.provider,
+            "model" => self.model,
+            "endpoint" => self.endpoint,
+            "prompt_version" => self.prompt_version,
+            "tenant" => self.tenant,
+            "user" => self.user,
+            _ => 0,
+        }
+    }
+
+    fn measures(&self) -> [i64; 12] {
+        [
+            1,
+            self.attempts,
+            self.cost_nanos.unwrap_or(0),
+            self.cost_nanos.is_some() as i64,
+            self.input,
+            self.cached,
+            self.cache_write,
+            self.output,
+            self.reasoning,
+            self.latency_ms.unwrap_or(0),
+            self.latency_ms.is_some() as i64,
+            (self.status != 0) as i64,
+        ]
+    }
+}
+
+/// (family index, grain, workspace, bucket start, dimension ids in family order).
+type Key = (usize, Grain, i64, i64, [i64; 7]);
+
+/// (workspace, endpoint, prompt version, environment, data mode) of `versions_seen`.
+type VersionKey = (i64, i64, i64, i64, i64);
+
+/// The rollup changes of one commit.
+#[derive(Default)]
+pub struct Pending {
+    sums: HashMap<Key, [i64; 12], foldhash::fast::RandomState>,
+    seen: HashMap<VersionKey, (i64, i64), foldhash::fast::RandomState>,
+}
+
+impl Pending {
+    /// Add (`sign` = 1) or take back (`sign` = -1) one call's contribution.
+    pub fn apply(&mut self, c: &Contribution, sign: i64) {
+        for (i, family) in FAMILIES.iter().enumerate() {
+            let mut dims = [0i64; 7];
+            for (slot, column) in dims.iter_mut().zip(family.dims) {
+                *slot = c.dim(column);
+            }
+            for grain in GRAINS {
+                let bucket = c.ts.div_euclid(grain.millis()) * grain.millis();
+                let entry = self
+                    .sums
+                    .entry((i, grain, c.workspace, bucket, dims))
+                    .or_insert([0; 12]);
+                for (total, m) in entry.iter_mut().zip(c.measures()) {
+                    *total += sign * m;
+                }
+            }
+        }
+        if sign > 0 {
+            let key = (
+                c.workspace,
+                c.endpoint,
+                c.prompt_version,
+                c.environment,
+                c.data_mode,
+            );
+            let span = self.seen.entry(key).or_insert((c.ts, c.ts));
+            *span = (span.0.min(c.ts), span.1.max(c.ts));
+        }
+    }
+
+    /// Upsert everything pending into the rollup tables of `tx`.
+    pub fn flush(self, tx: &Transaction) -> rusqlite::Result<()> {
+        let mut statements: HashMap<(usize, Grain), rusqlite::CachedStatement> = HashMap::new();
+        for ((family_index, grain, workspace, bucket, dims), measures) in self.sums {
+            if measures.iter().all(|m| *m == 0) {
+                continue;
+            }
+            let family = &FAMILIES[family_index];
+            let stmt = match statements.entry((family_index, grain)) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(tx.prepare_cached(&upsert_sql(family, grain))?)
+                }
+            };
+            let values = [workspace, bucket]
+                .into_iter()
+                .chain(dims.into_iter().take(family.dims.len()))
+                .chain(measures);
+            stmt.execute(params_from_iter(values))?;
+        }
+        let mut seen = tx.prepare_cached(
+            "INSERT INTO versions_seen VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT DO UPDATE SET first_ts = MIN(first_ts, excluded.first_ts), last_ts = MAX(last_ts, excluded.last_ts)",
+        )?;
+        for ((ws, endpoint, version, env, mode), (first, last)) in self.seen {
+            seen.execute([ws, endpoint, version, env, mode, first, last])?;
+        }
+        Ok(())
+    }
+}
+
+fn upsert_sql(family: &Family, grain: Grain) -> String {
+    let columns: Vec<&str> = ["workspace_id", "bucket"]
+        .into_iter()
+        .chain(family.dims.iter().copied())
+        .chain(MEASURES)
+        .collect();
+    let placeholders = vec!["?"; columns.len()].join(", ");
+    let updates: Vec<String> = MEASURES
+        .iter()
+        .map(|m| format!("{m} = {m} + excluded.{m}"))
+        .collect();
+    format!(
+        "INSERT INTO {t} ({cols}) VALUES ({placeholders}) ON CONFLICT DO UPDATE SET {updates}",
+        t = table(family, grain),
+        cols = columns.join(", "),
+        updates = updates.join(", "),
+    )
+}

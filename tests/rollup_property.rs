@@ -1,0 +1,168 @@
+//! Property: for random events (retries, replacements, missing dimensions included) and
+//! random queries, the answer from rollups equals the answer from raw events, exactly.
+
+use burnrate::ingest;
+use burnrate::price::PriceBook;
+use burnrate::query::QueryRequest;
+use burnrate::store::sqlite::SqliteStore;
+use burnrate::store::Store;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
+    &items[rng.random_range(0..items.len())]
+}
+
+fn random_event(rng: &mut StdRng, id: usize, start: i64) -> Value {
+    let ts = start + rng.random_range(0..3 * DAY);
+    let mut e = json!({
+        "externalRequestId": format!("p{id}"),
+        "timestamp": jiff::Timestamp::from_millisecond(ts).unwrap().to_string(),
+        "provider": "openai",
+        "model": pick(rng, &["gpt-4o-mini", "gpt-4o", "mystery-model"]),
+        "endpointTag": pick(rng, &["a", "b", "c", "d"]),
+        "environment": pick(rng, &["prod", "prod", "staging"]),
+        "dataMode": pick(rng, &["real", "real", "test"]),
+        "status": pick(rng, &["success", "success", "success", "error"]),
+        "inputTokens": rng.random_range(0..5000),
+        "outputTokens": rng.random_range(0..800),
+    });
+    e["cachedTokens"] = json!(rng.random_range(0..=e["inputTokens"].as_u64().unwrap()));
+    if rng.random_bool(0.8) {
+        e["tenantId"] = json!(pick(rng, &["t1", "t2", "t3", "t4", "t5"]));
+    }
+    if rng.random_bool(0.7) {
+        e["userId"] = json!(pick(rng, &["u1", "u2", "u3", "u4", "u5", "u6"]));
+    }
+    if rng.random_bool(0.6) {
+        e["promptVersion"] = json!(pick(rng, &["v1", "v2"]));
+    }
+    if rng.random_bool(0.8) {
+        e["latencyMs"] = json!(rng.random_range(50..5000));
+    }
+    if rng.random_bool(0.5) {
+        e["tags"] = json!({"team": pick(rng, &["x", "y"])});
+    }
+    e
+}
+
+/// A later attempt of event `e`: sometimes without usage, sometimes replacing it with other
+/// tokens, time, model and tenant.
+fn retry(rng: &mut StdRng, e: &Value, attempt: u64) -> Value {
+    let mut r = e.clone();
+    r["attempt"] = json!(attempt);
+    if rng.random_bool(0.4) {
+        r["usageMissing"] = json!(true);
+        r["status"] = json!("rate_limited");
+    } else {
+        r["status"] = json!("success");
+        r["inputTokens"] = json!(rng.random_range(100..3000));
+        r["cachedTokens"] = json!(0);
+        r["model"] = json!(pick(rng, &["gpt-4o-mini", "gpt-4o"]));
+        r["tenantId"] = json!(pick(rng, &["t1", "t6"]));
+    }
+    r
+}
+
+fn random_query(rng: &mut StdRng, start: i64) -> Value {
+    let align = |t: i64, rng: &mut StdRng| match rng.random_range(0..3) {
+        0 => t.div_euclid(HOUR) * HOUR,
+        1 => t.div_euclid(DAY) * DAY,
+        _ => t,
+    };
+    let a = align(start - HOUR + rng.random_range(0..4 * DAY), rng);
+    let b = align(start - HOUR + rng.random_range(0..4 * DAY), rng);
+    let (from, to) = (a.min(b), a.max(b));
+    let dims = [
+        "endpointTag",
+        "promptVersion",
+        "tenantId",
+        "userId",
+        "provider",
+        "model",
+        "environment",
+        "dataMode",
+        "status",
+        "tag:team",
+    ];
+    let group_by: Vec<&str> = (0..rng.random_range(0..=3))
+        .map(|_| *pick(rng, &dims))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut filters = serde_json::Map::new();
+    if rng.random_bool(0.5) {
+        filters.insert("environment".into(), json!(["prod", "staging"]));
+        filters.insert("dataMode".into(), json!(["real", "test"]));
+    }
+    for (name, values) in [
+        ("endpointTag", &["a", "b", "c"][..]),
+        ("tenantId", &["t1", "unknown"][..]),
+        ("userId", &["u1", "u2"][..]),
+        ("status", &["success"][..]),
+        ("model", &["gpt-4o"][..]),
+    ] {
+        if rng.random_bool(0.2) {
+            filters.insert(name.into(), json!(values));
+        }
+    }
+    let mut q = json!({
+        "from": jiff::Timestamp::from_millisecond(from).unwrap().to_string(),
+        "to": jiff::Timestamp::from_millisecond(to).unwrap().to_string(),
+        "groupBy": group_by,
+        "filters": filters,
+        "measures": ["requests", "attempts", "costUsd", "inputTokens", "cachedTokens", "outputTokens", "latencyAvgMs", "errorRate", "unpriced"],
+        "limit": 10000,
+    });
+    match rng.random_range(0..3) {
+        0 => q["bucket"] = json!("hour"),
+        1 => q["bucket"] = json!("day"),
+        _ => {}
+    }
+    q
+}
+
+#[tokio::test]
+async fn rollups_answer_exactly_what_raw_events_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
+    let book = PriceBook::bundled().unwrap();
+    let mut rng = StdRng::seed_from_u64(20261125);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let start = (now - 4 * DAY).div_euclid(DAY) * DAY + 7 * 60_000 + 13_000;
+    let mut texts = Vec::new();
+    for id in 0..3000 {
+        let e = random_event(&mut rng, id, start);
+        if rng.random_bool(0.1) {
+            texts.push(retry(&mut rng, &e, 2).to_string());
+        }
+        texts.push(e.to_string());
+        if rng.random_bool(0.05) {
+            texts.push(e.to_string()); // a resend
+        }
+    }
+    for chunk in texts.chunks(700) {
+        let items = chunk.iter().map(|t| ingest::parse_item(t)).collect();
+        let prepared = ingest::prepare(items, &book, now);
+        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
+        store.ingest(1, prepared.events).await.unwrap();
+    }
+    let mut compared = 0;
+    for _ in 0..300 {
+        let request: QueryRequest = serde_json::from_value(random_query(&mut rng, start)).unwrap();
+        let query = request.check(now).unwrap();
+        let from_rollups = store.aggregate(1, query.clone()).await.unwrap();
+        let from_raw = store.aggregate_raw(1, query.clone()).await.unwrap();
+        assert_eq!(from_rollups, from_raw, "query {query:?}");
+        compared += from_raw.len();
+    }
+    assert!(
+        compared > 1000,
+        "the queries must return rows to compare ({compared})"
+    );
+    store.close().await;
+}
