@@ -30,6 +30,11 @@ pub enum BenchCommand {
         /// Keep the database here instead of a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Measure a server that is already running (with --key) instead of starting one.
+        #[arg(long, requires = "key")]
+        url: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 
@@ -42,7 +47,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             rps,
             seconds,
             dir,
-        } => bench_ingest(events, batch, clients, rps, seconds, dir).await,
+            url,
+            key,
+        } => bench_ingest(events, batch, clients, rps, seconds, dir, url.zip(key)).await,
     }
 }
 
@@ -132,11 +139,19 @@ async fn bench_ingest(
     rps: u64,
     seconds: u64,
     dir: Option<PathBuf>,
+    target: Option<(String, String)>,
 ) -> anyhow::Result<()> {
     let tmp = tempdir(dir)?;
     let db = tmp.join("bench.db");
-    let key = create_key(&db, "ingest")?;
-    let server = ServerProcess::start(&db, &["--ingest-rate", "0"])?;
+    let (server, url, key) = match target {
+        Some((url, key)) => (None, url, key),
+        None => {
+            let key = create_key(&db, "ingest")?;
+            let server = ServerProcess::start(&db, &["--ingest-rate", "0"])?;
+            let url = server.url.clone();
+            (Some(server), url, key)
+        }
+    };
     let now = jiff::Timestamp::now().as_millisecond();
 
     println!("generating {events} events in batches of {batch} ...");
@@ -167,7 +182,7 @@ async fn bench_ingest(
             client.clone(),
             bodies.clone(),
             next.clone(),
-            server.url.clone(),
+            url.clone(),
             key.clone(),
         );
         tasks.push(tokio::spawn(async move {
@@ -199,8 +214,10 @@ async fn bench_ingest(
     let db_bytes = file_size(&db) + file_size(&tmp.join("bench.db-wal"));
 
     println!("single-event latency at {rps} requests/s for {seconds}s ...");
-    let latencies = single_latency(&client, &server.url, &key, rps, seconds, now).await?;
-    server.stop()?;
+    let latencies = single_latency(&client, &url, &key, rps, seconds, now).await?;
+    if let Some(server) = server {
+        server.stop()?;
+    }
     let db_bytes_after = file_size(&db);
 
     let cores = std::thread::available_parallelism()

@@ -66,15 +66,25 @@ fn choose_family(query: &Query) -> Option<&'static Family> {
     {
         return None;
     }
-    let needed: Vec<&str> = query
+    let f = &query.filters;
+    let mut needed: Vec<&str> = query
         .group_by
         .iter()
-        .chain(query.filters.text.keys())
+        .chain(f.text.keys())
         .map(column)
         .collect();
+    for (column, filtered) in [
+        ("environment", !f.environment.is_empty()),
+        ("data_mode", !f.data_mode.is_empty()),
+        ("status", !f.status.is_empty()),
+    ] {
+        if filtered {
+            needed.push(column);
+        }
+    }
     FAMILIES
         .iter()
-        .find(|f| needed.iter().all(|c| f.dims.contains(c)))
+        .find(|family| needed.iter().all(|c| family.dims.contains(c)))
 }
 
 /// Split [from, to) into exact parts: raw events for the partial hours at the edges,
@@ -107,25 +117,20 @@ fn plan(query: &Query, family: Option<&'static Family>) -> Vec<(Source, i64, i64
     parts
 }
 
-/// SQL and parameters for one part of the query.
+/// SQL and parameters for one part of the query, read from `table` (raw `events` or a
+/// rollup table) whose time column is `time`.
 fn build(
     workspace: WorkspaceId,
     query: &Query,
-    source: Source,
+    table: &str,
+    time: &str,
     from: i64,
     to: i64,
 ) -> (String, Vec<SqlValue>) {
-    let (table, time, measures): (String, &str, Vec<String>) = match source {
-        Source::Raw => (
-            "events".into(),
-            "ts",
-            RAW_MEASURES.iter().map(|m| m.to_string()).collect(),
-        ),
-        Source::Rollup(family, grain) => (
-            table(family, grain),
-            "bucket",
-            MEASURES.iter().map(|m| format!("SUM({m})")).collect(),
-        ),
+    let measures: Vec<String> = if table == "events" {
+        RAW_MEASURES.iter().map(|m| m.to_string()).collect()
+    } else {
+        MEASURES.iter().map(|m| format!("SUM({m})")).collect()
     };
     // Placeholders are positional: SELECT's come first, then WHERE's.
     let mut select_params: Vec<SqlValue> = Vec::new();
@@ -238,8 +243,14 @@ pub fn aggregate_with(
         None
     };
     let mut merged: HashMap<(Option<i64>, Vec<GroupValue>), Sums> = HashMap::new();
-    for (source, from, to) in plan(query, family) {
-        let (sql, params) = build(workspace, query, source, from, to);
+    let parts = plan(query, family)
+        .into_iter()
+        .map(|(source, from, to)| match source {
+            Source::Raw => ("events".to_string(), "ts", from, to),
+            Source::Rollup(f, g) => (table(f, g), "bucket", from, to),
+        });
+    for (table_name, time, from, to) in parts {
+        let (sql, params) = build(workspace, query, &table_name, time, from, to);
         let mut stmt = c.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
         let bucketed = query.bucket.is_some() as usize;

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 /// Ingest jobs that may wait for the writer; beyond this, ingest answers 429.
-const WRITER_QUEUE: usize = 256;
+const WRITER_QUEUE: usize = 1024;
 
 pub struct SqliteStore {
     path: PathBuf,

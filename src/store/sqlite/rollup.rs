@@ -15,8 +15,10 @@ pub struct Family {
     pub dims: &'static [&'static str],
 }
 
-/// Model/endpoint/version questions; tenants; users (high cardinality kept apart).
-pub const FAMILIES: [Family; 3] = [
+/// Model/endpoint/version questions, and tenants. Users have no rollup: per user and
+/// hour there is about one event, so a rollup would cost a write per event and save
+/// little; user questions read raw events (exact, slower).
+pub const FAMILIES: [Family; 2] = [
     Family {
         name: "main",
         dims: &[
@@ -31,11 +33,7 @@ pub const FAMILIES: [Family; 3] = [
     },
     Family {
         name: "tenant",
-        dims: &["environment", "data_mode", "status", "endpoint", "tenant"],
-    },
-    Family {
-        name: "user",
-        dims: &["environment", "data_mode", "status", "endpoint", "user"],
+        dims: &["environment", "data_mode", "endpoint", "tenant"],
     },
 ];
 
@@ -266,32 +264,27 @@ impl Pending {
         }
     }
 
-    /// Upsert everything pending into the rollup tables of `tx`.
-    pub fn flush(self, tx: &Transaction) -> rusqlite::Result<()> {
-        let mut statements: HashMap<(usize, Grain), rusqlite::CachedStatement> = HashMap::new();
-        for ((family_index, grain, workspace, bucket, dims), measures) in self.sums {
+    /// Upsert everything pending into the rollup tables of `tx`: one statement per key
+    /// the commit touched, however many events it held.
+    pub fn flush(&self, tx: &Transaction) -> rusqlite::Result<()> {
+        for ((family_index, grain, workspace, bucket, dims), measures) in &self.sums {
             if measures.iter().all(|m| *m == 0) {
                 continue;
             }
-            let family = &FAMILIES[family_index];
-            let stmt = match statements.entry((family_index, grain)) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(tx.prepare_cached(&upsert_sql(family, grain))?)
-                }
-            };
-            let values = [workspace, bucket]
+            let family = &FAMILIES[*family_index];
+            let values = [*workspace, *bucket]
                 .into_iter()
-                .chain(dims.into_iter().take(family.dims.len()))
-                .chain(measures);
-            stmt.execute(params_from_iter(values))?;
+                .chain(dims.iter().copied().take(family.dims.len()))
+                .chain(measures.iter().copied());
+            tx.prepare_cached(&upsert_sql(family, *grain))?
+                .execute(params_from_iter(values))?;
         }
         let mut seen = tx.prepare_cached(
             "INSERT INTO versions_seen VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT DO UPDATE SET first_ts = MIN(first_ts, excluded.first_ts), last_ts = MAX(last_ts, excluded.last_ts)",
         )?;
-        for ((ws, endpoint, version, env, mode), (first, last)) in self.seen {
-            seen.execute([ws, endpoint, version, env, mode, first, last])?;
+        for ((ws, endpoint, version, env, mode), (first, last)) in &self.seen {
+            seen.execute([*ws, *endpoint, *version, *env, *mode, *first, *last])?;
         }
         Ok(())
     }
@@ -303,15 +296,15 @@ fn upsert_sql(family: &Family, grain: Grain) -> String {
         .chain(family.dims.iter().copied())
         .chain(MEASURES)
         .collect();
-    let placeholders = vec!["?"; columns.len()].join(", ");
     let updates: Vec<String> = MEASURES
         .iter()
         .map(|m| format!("{m} = {m} + excluded.{m}"))
         .collect();
     format!(
         "INSERT INTO {t} ({cols}) VALUES ({placeholders}) ON CONFLICT DO UPDATE SET {updates}",
+        updates = updates.join(", "),
         t = table(family, grain),
         cols = columns.join(", "),
-        updates = updates.join(", "),
+        placeholders = vec!["?"; columns.len()].join(", "),
     )
 }

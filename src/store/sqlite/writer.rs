@@ -73,6 +73,7 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<IngestJob>) {
     }
 }
 
+/// One transaction for a whole batch of jobs; returns each job's outcome.
 fn commit(
     conn: &mut Connection,
     dims: &mut DimCache,
@@ -80,10 +81,10 @@ fn commit(
 ) -> rusqlite::Result<Vec<IngestOutcome>> {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut rollups = Pending::default();
     {
         // Prepared once per commit: the statement cache would hash the SQL per event.
         let mut insert = tx.prepare(INSERT_EVENT)?;
-        let mut rollups = Pending::default();
         for job in batch {
             let mut results = Vec::with_capacity(job.events.len());
             for priced in &job.events {
