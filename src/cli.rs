@@ -56,9 +56,36 @@ pub enum Command {
     /// Inspect and manage the price book.
     #[command(subcommand)]
     Prices(PriceCommand),
+    /// Where the money goes: the top endpoints, tenants, users, prompt versions or models.
+    Top(TopArgs),
+    /// Run an aggregate query from a JSON file (the body of POST /v1/query).
+    Query {
+        file: PathBuf,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
     /// Benchmarks.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+}
+
+#[derive(Args)]
+pub struct TopArgs {
+    /// endpoints, tenants, users, prompt-versions or models.
+    pub kind: String,
+    /// The window ending now: 30m, 24h, 7d ...
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    #[arg(long, default_value = "prod")]
+    pub env: String,
+    #[arg(long, default_value = "real")]
+    pub data_mode: String,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long, default_value = "default")]
+    pub workspace: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -188,6 +215,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Workspaces(cmd) => workspaces(store.as_ref(), cmd).await,
         Command::Keys(cmd) => keys(store.as_ref(), cmd).await,
         Command::Prices(cmd) => prices(store.as_ref(), cmd).await,
+        Command::Top(args) => top(store.as_ref(), args).await,
+        Command::Query { file, workspace } => query_file(store.as_ref(), &file, &workspace).await,
         Command::Bench(_) => unreachable!("handled above"),
     };
     store.close().await;
@@ -823,5 +852,157 @@ fn generate_book(
     for c in converted.collisions.iter().take(20) {
         eprintln!("collision (first key kept): {c}");
     }
+    Ok(())
+}
+
+/// "30m", "24h", "7d" as milliseconds.
+fn parse_since(text: &str) -> anyhow::Result<i64> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = number
+        .parse()
+        .with_context(|| format!("--since {text:?}: expected e.g. 30m, 24h or 7d"))?;
+    let unit_ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("--since {text:?}: the unit must be m, h or d"),
+    };
+    Ok(n * unit_ms)
+}
+
+fn pct_text(p: Option<f64>) -> String {
+    p.map(|p| format!("{p:+.1}%")).unwrap_or_else(|| "-".into())
+}
+
+/// Dollars with the digits that matter: $12.34, $0.0533, $0.000405.
+fn usd_text(u: Option<crate::money::Usd>) -> String {
+    match u {
+        Some(u) if u.0.abs() >= 1_000_000_000 => format!("${:.2}", u.as_f64()),
+        Some(u) if u.0.abs() >= 10_000_000 => format!("${:.4}", u.as_f64()),
+        Some(u) => format!("${:.6}", u.as_f64()),
+        None => "-".into(),
+    }
+}
+
+async fn top(store: &dyn Store, args: TopArgs) -> anyhow::Result<()> {
+    use crate::report::TopKind;
+    let kind = TopKind::parse(&args.kind)
+        .with_context(|| format!("{:?}: use one of {}", args.kind, TopKind::EXPECTED))?;
+    let ws = workspace_id(store, &args.workspace).await?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let request = crate::query::QueryRequest {
+        from: Some(crate::report::rfc3339(now - parse_since(&args.since)?)),
+        to: Some(crate::report::rfc3339(now)),
+        filters: [
+            ("environment".to_string(), serde_json::json!(args.env)),
+            ("dataMode".to_string(), serde_json::json!(args.data_mode)),
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    let base = request.check(now).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = crate::report::top(store, ws, &base, kind, args.limit).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let dims = kind.dimensions();
+    let mut header: Vec<String> = dims.iter().map(|d| d.name()).collect();
+    header.extend(
+        [
+            "requests",
+            "cost",
+            "share",
+            "cost/req",
+            "Δ cost",
+            "Δ cost/req",
+            "tokens/req",
+            "errors",
+            "retries",
+        ]
+        .map(String::from),
+    );
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+    for row in &report.rows {
+        let mut cells: Vec<String> = dims
+            .iter()
+            .map(|d| {
+                row.group
+                    .get(&d.name())
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        let s = &row.stats;
+        cells.extend([
+            s.requests.to_string(),
+            // Unpriced is a state, not $0.
+            if s.unpriced == s.requests {
+                "unpriced".into()
+            } else {
+                usd_text(Some(s.cost_usd))
+            },
+            row.share_pct
+                .map(|p| format!("{p:.1}%"))
+                .unwrap_or_else(|| "-".into()),
+            usd_text(s.cost_per_request),
+            pct_text(row.change.cost_usd_pct),
+            pct_text(row.change.cost_per_request_pct),
+            s.tokens_per_request
+                .map(|t| format!("{t:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            s.error_rate
+                .map(|e| format!("{:.1}%", e * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            s.retry_ratio
+                .map(|r| format!("{:.1}%", r * 100.0))
+                .unwrap_or_else(|| "-".into()),
+        ]);
+        t.add_row(cells);
+    }
+    for i in dims.len()..dims.len() + 9 {
+        if let Some(col) = t.column_mut(i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    println!("{t}");
+    println!(
+        "{} .. {} ({} {}): total {} over {} requests ({} vs the previous {}); {} unpriced",
+        report.from,
+        report.to,
+        args.env,
+        args.data_mode,
+        usd_text(Some(report.total.cost_usd)),
+        report.total.requests,
+        pct_text(crate::report::change_pct(
+            report.total.cost_usd.0 as f64,
+            report.previous_total.cost_usd.0 as f64
+        )),
+        args.since,
+        report.total.unpriced
+    );
+    Ok(())
+}
+
+async fn query_file(store: &dyn Store, file: &PathBuf, workspace: &str) -> anyhow::Result<()> {
+    let ws = workspace_id(store, workspace).await?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let request: crate::query::QueryRequest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a query (see POST /v1/query)", file.display()))?;
+    let query = request
+        .check(jiff::Timestamp::now().as_millisecond())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rows = store.aggregate(ws, query.clone()).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&crate::http::api::query_answer(&query, &rows))?
+    );
     Ok(())
 }

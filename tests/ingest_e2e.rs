@@ -718,4 +718,29 @@ async fn the_aggregate_query_groups_filters_and_buckets() {
         assert_eq!(blamed(&r.body["error"]["fields"]), vec![field]);
     }
     assert_eq!(api.post("/v1/query", &ingest, &json!({})).await.status, 403);
+
+    // The terminal shows the same numbers as the API.
+    let top: Value = serde_json::from_str(&cli(&db, &["top", "endpoints", "--json"])).unwrap();
+    let api_top = api.get("/v1/top/endpoints", &read).await.body;
+    assert_eq!(top["rows"], api_top["rows"]);
+    assert_eq!(top["rows"][0]["group"]["endpointTag"], "a");
+    let share = top["rows"][0]["sharePct"].as_f64().unwrap();
+    assert!(
+        (share - 200.0 / 3.0).abs() < 1e-9,
+        "a: 0.00048 of 0.00072 is 66.7%, got {share}"
+    );
+    let table = cli(&db, &["top", "endpoints"]);
+    assert!(
+        table.contains("support.reply") && table.contains("unpriced"),
+        "{table}"
+    );
+    let file = dir.path().join("q.json");
+    std::fs::write(
+        &file,
+        json!({"groupBy": ["tenantId"], "orderBy": "requests"}).to_string(),
+    )
+    .unwrap();
+    let answer: Value =
+        serde_json::from_str(&cli(&db, &["query", file.to_str().unwrap()])).unwrap();
+    assert_eq!(answer["rows"][0]["group"]["tenantId"], "t1");
 }
