@@ -19,4 +19,17 @@ if [ -x sdk/node/run-tests.sh ]; then
   echo "== node sdk"
   sdk/node/run-tests.sh
 fi
+
+echo "== dashboard in a real browser (Debian's chromium, playwright-core; no browser download)"
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+fi
+(
+  cd tests/browser
+  npm ci --no-audit --no-fund --loglevel=error
+  BURNRATE_BIN="$BURNRATE_BIN" node --test --test-concurrency=1 dashboard.test.mjs
+)
 echo "== all tests passed"

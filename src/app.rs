@@ -20,6 +20,8 @@ pub struct AppState {
     /// Parsing and pricing run on at most (cores - 1) threads at once, so the single
     /// writer thread always has a core: it is the serial step of ingest.
     pub cpu_permits: tokio::sync::Semaphore,
+    /// Dashboard login sessions (in memory).
+    pub sessions: crate::http::dashboard::session::Sessions,
     clock: Clock,
 }
 
@@ -37,6 +39,7 @@ impl AppState {
             price_generation: RwLock::new(generation),
             limiter: RateLimiter::new(rate),
             cpu_permits: tokio::sync::Semaphore::new(parse_threads()),
+            sessions: Default::default(),
             clock,
         })
     }

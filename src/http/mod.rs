@@ -2,6 +2,7 @@
 //! that knows axum.
 
 pub mod api;
+pub mod dashboard;
 pub mod error;
 
 use crate::app::AppState;
@@ -25,6 +26,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/concentration", get(api::concentration))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .merge(dashboard::routes())
         .fallback(api::not_found)
         .with_state(state)
 }
@@ -40,22 +42,33 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Check the key and its scope. Keys are looked up on every request so a key revoked
-/// with the CLI stops working at once.
+/// with the CLI stops working at once. Without a key header, read endpoints accept the
+/// dashboard's session cookie (whose key is checked the same way).
 pub async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     needed: Scope,
 ) -> Result<KeyInfo, ApiError> {
-    let key = presented_key(headers)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized("missing API key: send X-API-Key or Authorization: Bearer")
-        })?;
-    let info = state
-        .store
-        .authenticate(crate::auth::hash_key(key))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid or revoked API key"))?;
+    let info = match presented_key(headers).filter(|k| !k.is_empty()) {
+        Some(key) => state
+            .store
+            .authenticate(crate::auth::hash_key(key))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid or revoked API key"))?,
+        // No key header: a dashboard session may read (never ingest) with its key.
+        None if needed == Scope::Read => dashboard::session::key_of(state, headers)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing API key: send X-API-Key or Authorization: Bearer, or log in to the dashboard",
+                )
+            })?,
+        None => {
+            return Err(ApiError::unauthorized(
+                "missing API key: send X-API-Key or Authorization: Bearer",
+            ))
+        }
+    };
     if !info.scope.allows(needed) {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,

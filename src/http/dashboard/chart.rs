@@ -1,0 +1,355 @@
+//! Charts as inline SVG, drawn on the server: spend over time as stacked bars (with the
+//! spike window marked) and sparklines for table rows. Money arrives as exact nano-USD;
+//! f64 is used only for geometry.
+
+use super::format;
+use maud::{html, Markup};
+
+/// Series colours: a restrained, colour-blind-friendly set; "other" is grey.
+pub const PALETTE: &[&str] = &[
+    "#3867a8", "#e0913a", "#3f9a8c", "#c0506e", "#7a68b3", "#8c8c3a", "#5d9bd5", "#b07a52",
+];
+pub const OTHER: &str = "#b9bec7";
+
+pub fn color(i: usize, key: &str) -> &'static str {
+    if key == "other" {
+        OTHER
+    } else {
+        PALETTE[i % PALETTE.len()]
+    }
+}
+
+/// Cost per bucket, split into series (bottom first), with the totals.
+#[derive(Debug, Clone, Default)]
+pub struct Stack {
+    pub starts: Vec<i64>,
+    pub step_ms: i64,
+    pub series: Vec<(String, Vec<i64>)>,
+    pub totals: Vec<i64>,
+    pub requests: Vec<u64>,
+}
+
+/// A run of buckets far above the window's typical bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spike {
+    /// First bucket and one past the last.
+    pub start: usize,
+    pub end: usize,
+    /// The median bucket (nano-USD) the run is compared with.
+    pub median: i64,
+    /// Cost of the run (nano-USD).
+    pub cost: i64,
+}
+
+/// How many times the median a bucket must be to count as a spike.
+pub const SPIKE_FACTOR: i64 = 3;
+
+/// The contiguous run of buckets above `SPIKE_FACTOR` times the median bucket with the
+/// largest cost. The median is over all buckets, or over the non-empty ones when most
+/// are empty (sparse traffic); a window of fewer than six buckets has no spike.
+pub fn spike(totals: &[i64]) -> Option<Spike> {
+    if totals.len() < 6 {
+        return None;
+    }
+    let median_of = |v: &mut Vec<i64>| -> i64 {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let mut all = totals.to_vec();
+    let mut median = median_of(&mut all);
+    if median == 0 {
+        let mut nonzero: Vec<i64> = totals.iter().copied().filter(|c| *c > 0).collect();
+        if nonzero.len() < 3 {
+            return None;
+        }
+        median = median_of(&mut nonzero);
+    }
+    let threshold = median.saturating_mul(SPIKE_FACTOR);
+    let mut best: Option<Spike> = None;
+    let mut i = 0;
+    while i < totals.len() {
+        if totals[i] > threshold {
+            let start = i;
+            let mut cost = 0;
+            while i < totals.len() && totals[i] > threshold {
+                cost += totals[i];
+                i += 1;
+            }
+            if best.is_none_or(|b| cost > b.cost) {
+                best = Some(Spike {
+                    start,
+                    end: i,
+                    median,
+                    cost,
+                });
+            }
+        } else {
+            i += 1;
+        }
+    }
+    best
+}
+
+/// A "nice" axis step (1, 2, 2.5 or 5 times a power of ten) for about `ticks` ticks.
+fn nice_step(max: f64, ticks: usize) -> f64 {
+    if max <= 0.0 {
+        return 1.0;
+    }
+    let raw = max / ticks as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let norm = raw / mag;
+    let nice = if norm <= 1.0 {
+        1.0
+    } else if norm <= 2.0 {
+        2.0
+    } else if norm <= 2.5 {
+        2.5
+    } else if norm <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * mag
+}
+
+const W: f64 = 960.0;
+const H: f64 = 260.0;
+const LEFT: f64 = 58.0;
+const RIGHT: f64 = 6.0;
+const TOP: f64 = 14.0;
+const BOTTOM: f64 = 26.0;
+
+fn f(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// The bucket's label in a tooltip: `Nov 23 14:00–15:00 UTC` or `Nov 23 (UTC day)`.
+pub fn bucket_label(start: i64, step: i64) -> String {
+    if step >= super::view::DAY_MS {
+        format!("{} (UTC day)", format::day(start))
+    } else {
+        let end = format::time(start + step);
+        format!(
+            "{}–{} UTC",
+            format::time(start),
+            end.rsplit(' ').next().unwrap_or("")
+        )
+    }
+}
+
+/// Stacked bars of cost per bucket. `spike_href` makes the marked window a link.
+pub fn stacked(stack: &Stack, spike: Option<&Spike>, spike_href: Option<&str>) -> Markup {
+    let n = stack.starts.len().max(1);
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+    let max_usd = stack.totals.iter().copied().max().unwrap_or(0) as f64 / 1e9;
+    let step = nice_step(max_usd, 4);
+    let top_usd = if max_usd <= 0.0 {
+        step * 4.0
+    } else {
+        (max_usd / step).ceil() * step
+    };
+    let y = |usd: f64| TOP + plot_h - usd / top_usd * plot_h;
+    let bw = plot_w / n as f64;
+    let gap = if bw >= 6.0 {
+        bw * 0.18
+    } else if bw >= 3.0 {
+        0.6
+    } else {
+        0.0
+    };
+    let x = |i: usize| LEFT + i as f64 * bw;
+    let ticks: Vec<f64> = (0..)
+        .map(|k| k as f64 * step)
+        .take_while(|v| *v <= top_usd + step * 1e-6)
+        .collect();
+    let labels = x_labels(stack);
+    // Per bucket, each non-empty segment bottom-up: (top y, height, colour).
+    let columns: Vec<Vec<(f64, f64, &str)>> = (0..stack.starts.len())
+        .map(|i| {
+            let mut acc = 0f64;
+            let mut out = Vec::new();
+            for (k, (key, values)) in stack.series.iter().enumerate() {
+                let v = values[i] as f64 / 1e9;
+                if v > 0.0 {
+                    let (y0, y1) = (y(acc), y(acc + v));
+                    out.push((y1, (y0 - y1).max(0.6), color(k, key)));
+                    acc += v;
+                }
+            }
+            out
+        })
+        .collect();
+    html! {
+        svg class="chart" viewBox=(format!("0 0 {W} {H}")) preserveAspectRatio="none"
+            role="img" aria-label="Spend over time, stacked by group" {
+            @if let Some(s) = spike {
+                @let band = html! {
+                    rect class="spike-band" x=(f(x(s.start))) y=(f(TOP - 10.0))
+                        width=(f(x(s.end) - x(s.start))) height=(f(plot_h + 10.0)) {}
+                    text class="spike-label" x=(f((x(s.start) + x(s.end)) / 2.0)) y=(f(TOP - 1.0))
+                        text-anchor="middle" { "spike" }
+                };
+                @if let Some(href) = spike_href {
+                    a href=(href) { (band) }
+                } @else { (band) }
+            }
+            @for t in &ticks {
+                line class="grid" x1=(f(LEFT)) x2=(f(W - RIGHT)) y1=(f(y(*t))) y2=(f(y(*t))) {}
+                text class="axis" x=(f(LEFT - 8.0)) y=(f(y(*t) + 4.0)) text-anchor="end" {
+                    (format::usd_axis(*t, step))
+                }
+            }
+            @for (i, label) in &labels {
+                line class="tick" x1=(f(x(*i))) x2=(f(x(*i))) y1=(f(TOP + plot_h)) y2=(f(TOP + plot_h + 4.0)) {}
+                text class="axis" x=(f(x(*i) + 2.0)) y=(f(H - 8.0)) { (label) }
+            }
+            @for (i, segments) in columns.iter().enumerate() {
+                g class="col" data-tip=(tooltip(stack, i)) {
+                    rect class="hit" x=(f(x(i))) y=(f(TOP)) width=(f(bw)) height=(f(plot_h)) {}
+                    @for (y1, height, fill) in segments {
+                        rect x=(f(x(i) + gap / 2.0)) y=(f(*y1)) width=(f((bw - gap).max(0.5)))
+                            height=(f(*height)) fill=(fill) {}
+                    }
+                }
+            }
+            line class="baseline" x1=(f(LEFT)) x2=(f(W - RIGHT)) y1=(f(TOP + plot_h)) y2=(f(TOP + plot_h)) {}
+        }
+    }
+}
+
+fn tooltip(stack: &Stack, i: usize) -> String {
+    let mut lines = vec![
+        bucket_label(stack.starts[i], stack.step_ms),
+        format!(
+            "Total {} · {} requests",
+            format::usd(crate::money::Usd(stack.totals[i])),
+            format::int(stack.requests.get(i).copied().unwrap_or(0))
+        ),
+    ];
+    let mut parts: Vec<(&str, i64)> = stack
+        .series
+        .iter()
+        .map(|(k, v)| (k.as_str(), v[i]))
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    for (k, v) in parts {
+        lines.push(format!("{k}: {}", format::usd(crate::money::Usd(v))));
+    }
+    lines.join("\n")
+}
+
+/// Where the x axis gets a label: midnights for hourly buckets (thinned to about ten),
+/// every few hours in a one-day window, every few days for daily buckets.
+fn x_labels(stack: &Stack) -> Vec<(usize, String)> {
+    let n = stack.starts.len();
+    let day = super::view::DAY_MS;
+    if stack.step_ms < day {
+        let midnights: Vec<usize> = (0..n).filter(|i| stack.starts[*i] % day == 0).collect();
+        if midnights.len() >= 2 {
+            let every = midnights.len().div_ceil(10);
+            return midnights
+                .iter()
+                .step_by(every)
+                .map(|i| (*i, format::day(stack.starts[*i])))
+                .collect();
+        }
+        let every = n.div_ceil(8).max(1);
+        return (0..n)
+            .filter(|i| ((stack.starts[*i] / stack.step_ms) as usize).is_multiple_of(every))
+            .map(|i| {
+                let label = if stack.starts[i] % day == 0 {
+                    format::day(stack.starts[i])
+                } else {
+                    format::time(stack.starts[i])
+                        .rsplit(' ')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                };
+                (i, label)
+            })
+            .collect();
+    }
+    let every = n.div_ceil(10).max(1);
+    (0..n)
+        .step_by(every)
+        .map(|i| (i, format::day(stack.starts[i])))
+        .collect()
+}
+
+/// A small line of values (nano-USD) for a table row.
+pub fn sparkline(values: &[i64], title: &str) -> Markup {
+    let (w, h, pad) = (120.0, 26.0, 2.0);
+    let max = values.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let n = values.len();
+    let px = |i: usize| {
+        if n <= 1 {
+            w / 2.0
+        } else {
+            pad + i as f64 * (w - 2.0 * pad) / (n - 1) as f64
+        }
+    };
+    let py = |v: i64| pad + (h - 2.0 * pad) * (1.0 - v as f64 / max);
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{},{}", f(px(i)), f(py(*v))))
+        .collect();
+    let area = if n > 1 {
+        format!(
+            "{},{} {} {},{}",
+            f(px(0)),
+            f(h - pad),
+            points.join(" "),
+            f(px(n - 1)),
+            f(h - pad)
+        )
+    } else {
+        String::new()
+    };
+    html! {
+        svg class="spark" viewBox=(format!("0 0 {w} {h}")) width="120" height="26" role="img" aria-label=(title) {
+            title { (title) }
+            @if n > 1 {
+                polygon class="spark-area" points=(area) {}
+                polyline class="spark-line" points=(points.join(" ")) {}
+                circle class="spark-dot" cx=(f(px(n - 1))) cy=(f(py(values[n - 1]))) r="2" {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spike_is_the_biggest_run_above_three_medians() {
+        let mut t = vec![100; 48];
+        t[10] = 250;
+        t[20] = 400;
+        t[21] = 900;
+        t[22] = 500;
+        t[30] = 350;
+        let s = spike(&t).unwrap();
+        assert_eq!((s.start, s.end, s.median, s.cost), (20, 23, 100, 1800));
+        assert_eq!(spike(&[100; 48]), None);
+        assert_eq!(spike(&[0, 0, 0, 0, 0, 0, 0, 5]), None);
+        let mut sparse = vec![0; 48];
+        for i in [1, 5, 9, 13] {
+            sparse[i] = 100;
+        }
+        sparse[30] = 1000;
+        assert_eq!(spike(&sparse).map(|s| (s.start, s.end)), Some((30, 31)));
+        assert_eq!(spike(&[1, 100, 1, 1, 1]), None);
+    }
+
+    #[test]
+    fn steps_are_nice() {
+        assert_eq!(nice_step(11.3, 4), 5.0);
+        assert_eq!(nice_step(0.9, 4), 0.25);
+        assert_eq!(nice_step(400.0, 4), 100.0);
+    }
+}

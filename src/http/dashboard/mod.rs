@@ -1,0 +1,245 @@
+//! The dashboard: server-rendered HTML (maud) with inline SVG charts and inline CSS,
+//! usable without JavaScript. Every number comes from `report` and the store, like the
+//! JSON API's; the URL carries the view (time range and the API's filter names).
+
+pub mod chart;
+pub mod format;
+pub mod layout;
+pub mod pages;
+pub mod session;
+pub mod style;
+pub mod view;
+
+use crate::app::AppState;
+use crate::query::Query as Window;
+use crate::store::{KeyInfo, StoreError, WorkspaceId};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::Markup;
+use std::collections::HashMap;
+use std::sync::Arc;
+use view::View;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(pages::overview::page))
+        .route("/endpoints", get(pages::top::endpoints))
+        .route("/tenants", get(pages::top::tenants))
+        .route("/versions", get(pages::versions::page))
+        .route("/models", get(pages::models::page))
+        .route("/requests", get(pages::requests::page))
+        .route("/login", get(pages::login::form).post(pages::login::submit))
+        .route("/logout", post(pages::login::logout))
+}
+
+/// The dashboard's pages, in navigation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Overview,
+    Endpoints,
+    Tenants,
+    Versions,
+    Models,
+    Requests,
+}
+
+impl Page {
+    pub const ALL: &'static [Page] = &[
+        Page::Overview,
+        Page::Endpoints,
+        Page::Tenants,
+        Page::Versions,
+        Page::Models,
+        Page::Requests,
+    ];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Page::Overview => "/",
+            Page::Endpoints => "/endpoints",
+            Page::Tenants => "/tenants",
+            Page::Versions => "/versions",
+            Page::Models => "/models",
+            Page::Requests => "/requests",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Page::Overview => "Overview",
+            Page::Endpoints => "Top endpoints",
+            Page::Tenants => "Tenants & users",
+            Page::Versions => "Prompt versions",
+            Page::Models => "Models",
+            Page::Requests => "Requests",
+        }
+    }
+
+    /// The page's own URL parameters (besides time range and filters).
+    pub fn own_params(self) -> &'static [&'static str] {
+        match self {
+            Page::Overview => &["by", "bucket"],
+            Page::Endpoints => &[],
+            Page::Tenants => &["dim"],
+            Page::Versions => &["baseline"],
+            Page::Models => &[],
+            Page::Requests => &["cursor", "q"],
+        }
+    }
+}
+
+/// What one page request knows: who asked (the session's key, checked just now), when,
+/// and the view from the URL.
+pub struct Ctx {
+    pub state: Arc<AppState>,
+    pub key: KeyInfo,
+    pub now: i64,
+    pub view: View,
+    pub page: Page,
+    /// For the one inline script the Content-Security-Policy allows.
+    pub nonce: String,
+}
+
+/// Why a page could not be built.
+#[derive(Debug)]
+pub enum PageError {
+    /// A parameter was wrong: shown to the user with what to fix.
+    Bad(String),
+    /// Details are in the log, not on the page.
+    Internal,
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => PageError::Bad(format!("{what} not found")),
+            other => {
+                tracing::error!(error = %other, "dashboard store error");
+                PageError::Internal
+            }
+        }
+    }
+}
+
+pub type PageResult = Result<Markup, PageError>;
+
+impl Ctx {
+    /// Check the session and read the URL; without a live session, a redirect to the
+    /// login page that comes back here afterwards.
+    pub async fn load(
+        state: Arc<AppState>,
+        headers: &HeaderMap,
+        uri: &Uri,
+        params: &HashMap<String, String>,
+        page: Page,
+    ) -> Result<Ctx, Response> {
+        let key = match session::key_of(&state, headers).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return Err(to_login(uri)),
+            Err(e) => {
+                tracing::error!(error = %e, "dashboard session check failed");
+                return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
+            }
+        };
+        let view = View::parse(params, page.own_params());
+        if let Some(fixed) = view.canonical() {
+            return Err(redirect(&fixed.link(page.path(), true, &[]), None));
+        }
+        Ok(Ctx {
+            now: state.now_ms(),
+            key,
+            view,
+            page,
+            nonce: crate::auth::random_token(16),
+            state,
+        })
+    }
+
+    pub fn ws(&self) -> WorkspaceId {
+        self.key.workspace_id
+    }
+
+    /// The window and filters of the URL, checked by the query layer.
+    pub fn window(&self) -> Result<Window, PageError> {
+        self.view.query(self.now).map_err(PageError::Bad)
+    }
+
+    /// A link to another page keeping the time range and filters.
+    pub fn link(&self, page: Page, set: &[(&str, Option<&str>)]) -> String {
+        self.view.link(page.path(), page == self.page, set)
+    }
+
+    /// Wrap the page's body in the layout and answer.
+    pub async fn finish(&self, body: PageResult) -> Response {
+        let fresh = self.state.store.freshness(self.ws()).await.ok().flatten();
+        let (status, body) = match body {
+            Ok(m) => (StatusCode::OK, m),
+            Err(PageError::Bad(message)) => (StatusCode::BAD_REQUEST, layout::problem(&message)),
+            Err(PageError::Internal) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                layout::problem(
+                    "Something went wrong reading the data; the server log has the details.",
+                ),
+            ),
+        };
+        html(status, layout::page(self, fresh, body), &self.nonce)
+    }
+}
+
+/// An HTML answer with the headers every dashboard page carries: no caching (pages hold
+/// private numbers), no framing, no referrer to other sites (URLs hold filters), and a
+/// CSP that allows only the inline style and the one inline script with this page's
+/// nonce.
+pub fn html(status: StatusCode, markup: Markup, nonce: &str) -> Response {
+    let mut response = (status, markup.into_string()).into_response();
+    let h = response.headers_mut();
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; img-src data:; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let set = |h: &mut HeaderMap, name: header::HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    set(h, header::CONTENT_TYPE, "text/html; charset=utf-8");
+    set(h, header::CACHE_CONTROL, "no-store");
+    set(h, header::CONTENT_SECURITY_POLICY, &csp);
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "same-origin");
+    response
+}
+
+/// 303 to `location`, optionally setting a cookie.
+pub fn redirect(location: &str, cookie: Option<String>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::SET_COOKIE, c);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn to_login(uri: &Uri) -> Response {
+    let back = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if back == "/" {
+        redirect("/login", None)
+    } else {
+        redirect(&format!("/login?next={}", view::encode(back)), None)
+    }
+}
+
+/// Only same-site paths are followed after login (never `//host` or a scheme).
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/",
+    }
+}

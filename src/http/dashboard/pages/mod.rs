@@ -1,0 +1,197 @@
+//! One module per page, and what several pages share: deltas, money cells, share bars,
+//! sparklines and the empty state.
+
+pub mod login;
+pub mod models;
+pub mod overview;
+pub mod requests;
+pub mod top;
+pub mod versions;
+
+use super::{chart, format, Ctx, Page, PageError};
+use crate::money::Usd;
+use crate::query::{Bucket, Dimension, Query};
+use maud::{html, Markup};
+use std::collections::HashMap;
+
+/// A page handler: check the session, read the URL, build the body, answer.
+macro_rules! page_handler {
+    ($name:ident, $page:expr, $body:path) => {
+        pub async fn $name(
+            axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::app::AppState>>,
+            headers: axum::http::HeaderMap,
+            uri: axum::http::Uri,
+            axum::extract::Query(params): axum::extract::Query<
+                std::collections::HashMap<String, String>,
+            >,
+        ) -> axum::response::Response {
+            let ctx = match crate::http::dashboard::Ctx::load(state, &headers, &uri, &params, $page)
+                .await
+            {
+                Ok(ctx) => ctx,
+                Err(response) => return response,
+            };
+            let body = $body(&ctx).await;
+            ctx.finish(body).await
+        }
+    };
+}
+pub(crate) use page_handler;
+
+/// Whether a rise of a measure is bad news, good news or neither.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Sense {
+    UpIsBad,
+    UpIsGood,
+    Neutral,
+}
+
+fn tone(v: f64, sense: Sense, flat: f64) -> &'static str {
+    if v.abs() < flat || sense == Sense::Neutral {
+        "d flat"
+    } else if (v > 0.0) == (sense == Sense::UpIsBad) {
+        "d bad"
+    } else {
+        "d good"
+    }
+}
+
+/// A percentage change, coloured by what it means.
+pub fn delta(pct: Option<f64>, sense: Sense) -> Markup {
+    match pct {
+        Some(p) if p.is_finite() => {
+            html! { span class=(tone(p, sense, 0.5)) { (format::change(Some(p))) } }
+        }
+        _ => html! { span.d.flat { "—" } },
+    }
+}
+
+/// A change of a ratio in percentage points.
+pub fn delta_pp(now: Option<f64>, before: Option<f64>, sense: Sense) -> Markup {
+    match (now, before) {
+        (Some(a), Some(b)) => html! {
+            span class=(tone((a - b) * 100.0, sense, 0.05)) { (format::change_pp(Some(a), Some(b))) }
+        },
+        _ => html! { span.d.flat { "—" } },
+    }
+}
+
+/// Money with its exact value alongside, for tests and copy-paste.
+pub fn money(u: Usd) -> Markup {
+    html! { span data-usd=(u.to_string()) { (format::usd(u)) } }
+}
+
+pub fn money_opt(u: Option<Usd>) -> Markup {
+    match u {
+        Some(u) => money(u),
+        None => html! { span.faint { "—" } },
+    }
+}
+
+/// Share of total as a bar and a number.
+pub fn share(pct: Option<f64>) -> Markup {
+    let w = pct.unwrap_or(0.0).clamp(0.0, 100.0);
+    html! {
+        div.share {
+            div.bar { i style=(format!("width:{w:.1}%")) {} }
+            span.tnum { (format::share(pct)) }
+        }
+    }
+}
+
+/// The bucket for sparklines of this window: hours up to ~16 days, else days.
+pub fn spark_bucket(q: &Query) -> Bucket {
+    if (q.to_ms - q.from_ms) / Bucket::Hour.millis() <= 400 {
+        Bucket::Hour
+    } else {
+        Bucket::Day
+    }
+}
+
+/// Cost per bucket for each of `keys` of `dim` (a text dimension), in batches small
+/// enough that no aggregate answer is cut at the query layer's row limit.
+pub async fn sparks(
+    ctx: &Ctx,
+    q: &Query,
+    dim: &Dimension,
+    keys: &[String],
+) -> Result<HashMap<String, Vec<i64>>, PageError> {
+    let bucket = spark_bucket(q);
+    let buckets = ((q.to_ms - q.from_ms) / bucket.millis() + 2).max(1) as usize;
+    let batch = (crate::query::MAX_LIMIT / buckets).clamp(1, 50);
+    let mut out = HashMap::new();
+    for chunk in keys.chunks(batch) {
+        let mut fq = q.clone();
+        fq.filters.text.insert(dim.clone(), chunk.to_vec());
+        let ts = crate::report::timeseries(
+            ctx.state.store.as_ref(),
+            ctx.ws(),
+            &fq,
+            bucket,
+            Some(dim.clone()),
+            chunk.len(),
+        )
+        .await?;
+        for s in ts.series {
+            out.insert(s.key, s.cost_usd.iter().map(|u| u.0).collect());
+        }
+    }
+    Ok(out)
+}
+
+pub fn spark_cell(sparks: &HashMap<String, Vec<i64>>, key: &str) -> Markup {
+    match sparks.get(key) {
+        Some(v) => chart::sparkline(v, &format!("Spend of {key} over the window")),
+        None => html! {},
+    }
+}
+
+/// What to show when the view has no requests: where the data is instead (another data
+/// mode or environment, or an earlier time), as links.
+pub async fn no_data(ctx: &Ctx, q: &Query) -> Result<Markup, PageError> {
+    let mut aq = q.clone();
+    aq.filters.data_mode.clear();
+    aq.filters.environment.clear();
+    aq.group_by = vec![Dimension::DataMode, Dimension::Environment];
+    aq.bucket = None;
+    aq.order_by = Some(crate::query::Measure::Requests);
+    aq.ascending = false;
+    aq.limit = 20;
+    let rows = ctx.state.store.aggregate(ctx.ws(), aq).await?;
+    Ok(html! {
+        div.card.empty data-empty {
+            h2 { "No requests match this view" }
+            @if rows.is_empty() {
+                p { "Nothing was recorded in this window. Try a longer range: "
+                    a href=(ctx.view.link(ctx.page.path(), true, &[("range", Some("30d"))])) { "last 30 days" } "." }
+            } @else {
+                p { "This window does have traffic with other settings:" }
+                p {
+                    @for r in &rows {
+                        @let (mode, env) = (&r.group[0], &r.group[1]);
+                        @let env_value = if env == "prod" { None } else { Some(env.as_str()) };
+                        @let mode_value = if mode == "real" { None } else { Some(mode.as_str()) };
+                        a.btn.ghost style="display:inline-flex;align-items:center;margin:4px"
+                            href=(ctx.view.link(ctx.page.path(), true, &[("dataMode", mode_value), ("environment", env_value)])) {
+                            (format::int(r.sums.requests)) " " (mode) " requests in " (env)
+                        }
+                    }
+                }
+                p.muted { "Real traffic is the default view (dataMode=real, environment=prod); test and demo data never mix into it unless you ask." }
+            }
+        }
+    })
+}
+
+/// The page heading with the window in words.
+pub fn heading(title: &str, sub: Markup) -> Markup {
+    html! {
+        h1 { (title) }
+        p.sub { (sub) }
+    }
+}
+
+/// Links from a row to the next step of the investigation.
+pub fn step_link(ctx: &Ctx, page: Page, set: &[(&str, Option<&str>)], text: &str) -> Markup {
+    html! { a href=(ctx.link(page, set)) { (text) } }
+}

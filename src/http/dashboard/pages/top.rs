@@ -1,0 +1,229 @@
+//! Top endpoints, and top tenants or users with their concentration: who is behind the
+//! spend, now against the window before.
+
+use super::{
+    delta, heading, money, money_opt, no_data, page_handler, share, spark_cell, sparks, Sense,
+};
+use crate::http::dashboard::{chart, format, Ctx, Page, PageError, PageResult};
+use crate::query::Dimension;
+use crate::report::{self, TopKind, TopReport, TopRow};
+use maud::{html, Markup};
+
+page_handler!(endpoints, Page::Endpoints, endpoints_body);
+page_handler!(tenants, Page::Tenants, tenants_body);
+
+const ROWS: usize = 50;
+
+fn key_of<'a>(row: &'a TopRow, dim: &str) -> &'a str {
+    row.group.get(dim).and_then(|v| v.as_str()).unwrap_or("")
+}
+
+fn window_words(r: &TopReport) -> Markup {
+    let from = format::parse_ms(&r.from).unwrap_or(0);
+    let to = format::parse_ms(&r.to).unwrap_or(0);
+    html! {
+        "From " span.tnum { (format::time(from)) } " to " span.tnum { (format::time(to)) " UTC" }
+        ", against the previous " (format::span(to - from)) "."
+    }
+}
+
+async fn endpoints_body(ctx: &Ctx) -> PageResult {
+    let q = ctx.window()?;
+    let r = report::top(
+        ctx.state.store.as_ref(),
+        ctx.ws(),
+        &q,
+        TopKind::Endpoints,
+        ROWS,
+    )
+    .await?;
+    let title = heading("Top endpoints", window_words(&r));
+    if r.total.requests == 0 {
+        return Ok(html! { (title) (no_data(ctx, &q).await?) });
+    }
+    let keys: Vec<String> = r
+        .rows
+        .iter()
+        .map(|row| key_of(row, "endpointTag").to_string())
+        .collect();
+    let sparks = sparks(ctx, &q, &Dimension::EndpointTag, &keys).await?;
+    Ok(html! {
+        (title)
+        @if let Some(first) = r.rows.first() {
+            @let tag = key_of(first, "endpointTag");
+            div.callout.info {
+                span { b { (tag) } " takes " b { (format::share(first.share_pct)) } " of the spend ("
+                    (money(first.stats.cost_usd)) ", " (delta(first.change.cost_usd_pct, Sense::UpIsBad)) " vs before)." }
+                a.go href=(ctx.link(Page::Tenants, &[("endpointTag", Some(tag))])) { "Who is behind it →" }
+            }
+        }
+        div.card.scroll {
+            table.t #top-table data-total-usd=(r.total.cost_usd.to_string()) {
+                thead { tr {
+                    th { "Endpoint" } th.num { "Spend" } th.num { "Share" } th.num { "vs before" } th { "Trend" }
+                    th.num { "Requests" } th.num { "Cost / req" } th.num { "vs before" } th.num { "Tokens / req" }
+                    th.num { "Errors" } th.num { "Retries" } th {}
+                } }
+                tbody {
+                    @for row in &r.rows {
+                        @let tag = key_of(row, "endpointTag");
+                        tr data-key=(tag) {
+                            td.name { a href=(ctx.link(Page::Tenants, &[("endpointTag", Some(tag))])) title="Who is behind it" { (tag) } }
+                            td.num data-col="spend" { (money(row.stats.cost_usd)) }
+                            td.num { (share(row.share_pct)) }
+                            td.num { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
+                            td { (spark_cell(&sparks, tag)) }
+                            td.num { (format::int(row.stats.requests)) }
+                            td.num { (money_opt(row.stats.cost_per_request)) }
+                            td.num { (delta(row.change.cost_per_request_pct, Sense::UpIsBad)) }
+                            td.num { (format::count(row.stats.tokens_per_request)) }
+                            td.num { (format::ratio(row.stats.error_rate)) }
+                            td.num { (format::ratio(row.stats.retry_ratio)) }
+                            td.links {
+                                a href=(ctx.link(Page::Tenants, &[("endpointTag", Some(tag))])) { "who" }
+                                a href=(ctx.link(Page::Versions, &[("endpointTag", Some(tag))])) { "versions" }
+                                a href=(ctx.link(Page::Requests, &[("endpointTag", Some(tag))])) { "requests" }
+                            }
+                        }
+                    }
+                }
+                tfoot { tr {
+                    td { "All endpoints" }
+                    td.num data-col="total" { (money(r.total.cost_usd)) }
+                    td.num { "100%" }
+                    td.num { (delta(report::change_pct(r.total.cost_usd.0 as f64, r.previous_total.cost_usd.0 as f64), Sense::UpIsBad)) }
+                    td {}
+                    td.num { (format::int(r.total.requests)) }
+                    td.num { (money_opt(r.total.cost_per_request)) }
+                    td {} td.num { (format::count(r.total.tokens_per_request)) }
+                    td.num { (format::ratio(r.total.error_rate)) }
+                    td.num { (format::ratio(r.total.retry_ratio)) }
+                    td {}
+                } }
+            }
+        }
+    })
+}
+
+async fn tenants_body(ctx: &Ctx) -> PageResult {
+    let q = ctx.window()?;
+    let (dim_name, kind, dim, noun) = match ctx.view.own("dim").unwrap_or("tenantId") {
+        "tenantId" => ("tenantId", TopKind::Tenants, Dimension::TenantId, "Tenant"),
+        "userId" => ("userId", TopKind::Users, Dimension::UserId, "User"),
+        _ => return Err(PageError::Bad("dim must be tenantId or userId".into())),
+    };
+    let store = ctx.state.store.as_ref();
+    let r = report::top(store, ctx.ws(), &q, kind, ROWS).await?;
+    let endpoint = ctx.view.filter("endpointTag");
+    let title = heading(
+        "Tenants & users",
+        html! {
+            @if let Some(e) = endpoint { "Who is behind " b { (e) } ". " }
+            (window_words(&r))
+        },
+    );
+    let toggle = html! {
+        div.seg style="margin-bottom:14px" {
+            a class=(if dim_name == "tenantId" { "on" } else { "" }) href=(ctx.link(Page::Tenants, &[("dim", None)])) { "Tenants" }
+            a class=(if dim_name == "userId" { "on" } else { "" }) href=(ctx.link(Page::Tenants, &[("dim", Some("userId"))])) { "Users" }
+        }
+    };
+    if r.total.requests == 0 {
+        return Ok(html! { (title) (toggle) (no_data(ctx, &q).await?) });
+    }
+    let conc = report::concentration(store, ctx.ws(), &q, dim.clone()).await?;
+    let keys: Vec<String> = r
+        .rows
+        .iter()
+        .map(|row| key_of(row, dim_name).to_string())
+        .collect();
+    let sparks = sparks(ctx, &q, &dim, &keys).await?;
+    let lower = noun.to_lowercase();
+    Ok(html! {
+        (title)
+        (toggle)
+        @if let Some(e) = endpoint {
+            div.callout.info {
+                span { "Next: did a deploy change what " b { (e) } " costs per request?" }
+                a.go href=(ctx.link(Page::Versions, &[])) { "Prompt versions of " (e) " →" }
+            }
+        }
+        div.card #concentration {
+            div.conc {
+                div data-conc="top1" {
+                    div.muted { "Top 1 " (lower) " share" }
+                    div.big { (format::share(conc.top1_share_pct)) }
+                    div { (pp_change(conc.top1_share_pct, conc.previous_top1_share_pct)) " " span.faint { "vs " (format::share(conc.previous_top1_share_pct)) " before" } }
+                }
+                div data-conc="top5" {
+                    div.muted { "Top 5 " (lower) "s share" }
+                    div.big { (format::share(conc.top5_share_pct)) }
+                    div { (pp_change(conc.top5_share_pct, conc.previous_top5_share_pct)) " " span.faint { "vs " (format::share(conc.previous_top5_share_pct)) " before" } }
+                }
+                div {
+                    div.muted { "Largest " (lower) "s now" }
+                    div.stackbar {
+                        @for (i, s) in conc.top.iter().enumerate() {
+                            i style=(format!("width:{:.2}%;background:{}", s.share_pct.unwrap_or(0.0), chart::color(i, &s.key))) title=(format!("{}: {}", s.key, format::share(s.share_pct))) {}
+                        }
+                    }
+                    div.legend style="margin-top:0" {
+                        @for (i, s) in conc.top.iter().enumerate() {
+                            span { span.sw style=(format!("background:{}", chart::color(i, &s.key))) {} (s.key) span.v { (format::share(s.share_pct)) } }
+                        }
+                    }
+                }
+            }
+        }
+        div.card.scroll {
+            table.t #top-table data-total-usd=(r.total.cost_usd.to_string()) {
+                thead { tr {
+                    th { (noun) } th.num { "Spend" } th.num { "Share" } th.num { "vs before" } th { "Trend" }
+                    th.num { "Requests" } th.num { "Cost / req" } th.num { "vs before" } th.num { "Tokens / req" } th.num { "Errors" } th {}
+                } }
+                tbody {
+                    @for row in &r.rows {
+                        @let key = key_of(row, dim_name);
+                        tr data-key=(key) {
+                            td.name { a href=(ctx.link(Page::Requests, &[(dim_name, Some(key))])) title="Their requests" { (key) } }
+                            td.num data-col="spend" { (money(row.stats.cost_usd)) }
+                            td.num { (share(row.share_pct)) }
+                            td.num { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
+                            td { (spark_cell(&sparks, key)) }
+                            td.num { (format::int(row.stats.requests)) }
+                            td.num { (money_opt(row.stats.cost_per_request)) }
+                            td.num { (delta(row.change.cost_per_request_pct, Sense::UpIsBad)) }
+                            td.num { (format::count(row.stats.tokens_per_request)) }
+                            td.num { (format::ratio(row.stats.error_rate)) }
+                            td.links {
+                                a href=(ctx.link(Page::Endpoints, &[(dim_name, Some(key))])) { "endpoints" }
+                                a href=(ctx.link(Page::Requests, &[(dim_name, Some(key))])) { "requests" }
+                            }
+                        }
+                    }
+                }
+                tfoot { tr {
+                    td { "All " (lower) "s" }
+                    td.num data-col="total" { (money(r.total.cost_usd)) }
+                    td.num { "100%" }
+                    td.num { (delta(report::change_pct(r.total.cost_usd.0 as f64, r.previous_total.cost_usd.0 as f64), Sense::UpIsBad)) }
+                    td {}
+                    td.num { (format::int(r.total.requests)) }
+                    td.num { (money_opt(r.total.cost_per_request)) }
+                    td {} td.num { (format::count(r.total.tokens_per_request)) }
+                    td.num { (format::ratio(r.total.error_rate)) }
+                    td {}
+                } }
+            }
+        }
+    })
+}
+
+/// A change of a share (in percent) in percentage points; more concentration is a risk.
+fn pp_change(now: Option<f64>, before: Option<f64>) -> Markup {
+    super::delta_pp(
+        now.map(|v| v / 100.0),
+        before.map(|v| v / 100.0),
+        Sense::UpIsBad,
+    )
+}

@@ -1,0 +1,284 @@
+// The dashboard in a real browser: Debian's Chromium driven by playwright-core (no
+// browser download), against the real burnrate binary on port 0 with the fixed data set
+// of fixture/. Checks that the numbers shown are the JSON API's, that filters live in
+// the URL, the spike-to-deploy workflow, and saves a screenshot of every page under
+// artifacts/screenshots/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const BIN = process.env.BURNRATE_BIN || path.join(root, 'target/debug/burnrate');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = path.join(root, 'artifacts/screenshots');
+const WINDOW = 'from=2026-01-10T00:00:00Z&to=2026-01-12T00:00:00Z';
+
+let tmp, db, key, server, base, context, page;
+const consoleErrors = [];
+
+function cli(...args) {
+  return execFileSync(BIN, ['--db', db, ...args], { encoding: 'utf8' }).trim();
+}
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, ['--db', db, 'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const lines = createInterface({ input: child.stdout });
+    const timer = setTimeout(() => reject(new Error('burnrate did not start')), 20000);
+    lines.on('line', (line) => {
+      if (line.startsWith('listening on ')) {
+        clearTimeout(timer);
+        resolve({ child, url: line.slice('listening on '.length).trim() });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`burnrate exited with ${code}`)));
+  });
+}
+
+async function api(pathAndQuery) {
+  const r = await fetch(base + pathAndQuery, { headers: { 'X-API-Key': key } });
+  assert.equal(r.status, 200, `${pathAndQuery}: ${r.status}`);
+  return r.json();
+}
+
+// Money as the dashboard writes it (src/http/dashboard/format.rs, `usd`): cents from $1
+// up, below that four significant digits without trailing zeros (at least two
+// decimals), computed from exact nano-dollars.
+function toNanos(x) {
+  const [whole, frac = ''] = Number(x).toFixed(9).split('.');
+  return BigInt(whole) * 1_000_000_000n + BigInt(frac.padEnd(9, '0')) * (whole.startsWith('-') ? -1n : 1n);
+}
+function group(digits) {
+  return digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+function formatUsd(x) {
+  let n = toNanos(x);
+  const sign = n < 0n ? '-' : '';
+  if (n < 0n) n = -n;
+  if (n === 0n) return '$0.00';
+  if (n >= 1_000_000_000n) {
+    const cents = (n + 5_000_000n) / 10_000_000n;
+    return `${sign}$${group((cents / 100n).toString())}.${(cents % 100n).toString().padStart(2, '0')}`;
+  }
+  const digits = n.toString().length;
+  const drop = 10n ** BigInt(Math.max(digits - 4, 0));
+  const rounded = ((n + drop / 2n) / drop) * drop;
+  if (rounded >= 1_000_000_000n) return `${sign}$1.00`;
+  const text = rounded.toString().padStart(9, '0');
+  return `${sign}$0.${text.slice(0, Math.max(text.replace(/0+$/, '').length, 2))}`;
+}
+
+/** The exact value and the text of a money cell. */
+async function moneyIn(locator) {
+  const cell = locator.locator('[data-usd]').first();
+  return { exact: Number(await cell.getAttribute('data-usd')), text: (await cell.textContent()).trim() };
+}
+
+function assertMoney(shown, apiValue, what) {
+  assert.equal(shown.exact, Number(apiValue), `${what}: exact value`);
+  assert.equal(shown.text, formatUsd(apiValue), `${what}: as written`);
+}
+
+async function open(pathAndQuery) {
+  const r = await page.goto(base + pathAndQuery);
+  assert.equal(r.status(), 200, pathAndQuery);
+}
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+before(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'burnrate-browser-'));
+  db = path.join(tmp, 'b.db');
+  cli('prices', 'import', path.join(here, 'fixture/overrides.json'));
+  cli('import', path.join(here, 'fixture/events.jsonl'));
+  key = cli('keys', 'create', '--scope', 'read');
+  server = await startServer();
+  base = server.url;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1440, height: 900 },
+  });
+  page = context.pages()[0] || (await context.newPage());
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
+});
+
+after(async () => {
+  await context?.close();
+  server?.child.kill();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('login: a page asks for a key, the key gives an HttpOnly SameSite=Strict session', async () => {
+  await page.goto(`${base}/?${WINDOW}`);
+  assert.match(page.url(), /\/login\?next=/);
+  await shot('login');
+  await page.fill('#key', key);
+  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('button[type=submit]')]);
+  assert.equal(new URL(page.url()).pathname, '/');
+  assert.equal(new URL(page.url()).searchParams.get('from'), '2026-01-10T00:00:00Z', 'back where we were going');
+  const [cookie] = (await context.cookies()).filter((c) => c.name === 'burnrate_session');
+  assert.ok(cookie, 'session cookie');
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.sameSite, 'Strict');
+  assert.ok(!(await page.content()).includes(key), 'the key is not in the page');
+  assert.ok(!page.url().includes(key), 'nor in the URL');
+});
+
+test('overview: the KPIs are the API numbers, the spike is marked', async () => {
+  await open(`/?${WINDOW}`);
+  const top = await api(`/v1/top/endpoints?${WINDOW}`);
+  assertMoney(await moneyIn(page.locator('[data-kpi=spend]')), top.total.costUsd, 'spend');
+  assert.equal(Number(await page.locator('[data-kpi=requests] [data-n]').getAttribute('data-n')), top.total.requests);
+  assertMoney(await moneyIn(page.locator('[data-kpi=cost-per-request]')), top.total.costPerRequest, 'cost per request');
+  const series = await api(`/v1/timeseries?${WINDOW}&bucket=hour`);
+  const bars = await page.locator('svg.chart g.col').count();
+  assert.equal(bars, series.buckets.length, 'one column per hour');
+  const spike = page.locator('#spike');
+  assert.equal(await spike.getAttribute('data-spike-from'), '2026-01-11T14:00:00Z');
+  assert.equal(await spike.getAttribute('data-spike-to'), '2026-01-11T17:00:00Z');
+  // Hover details come from the little script.
+  const col = page.locator('svg.chart g.col').nth(38);
+  await col.hover();
+  await page.waitForSelector('.tip', { state: 'visible' });
+  assert.match(await page.locator('.tip').textContent(), /Jan 11 14:00/);
+  assert.match(await page.locator('.tip').textContent(), /summarize\.doc/);
+  await shot('overview');
+});
+
+test('top endpoints: every row and the total equal /v1/top/endpoints', async () => {
+  await open(`/endpoints?${WINDOW}`);
+  const top = await api(`/v1/top/endpoints?${WINDOW}`);
+  for (const row of top.rows) {
+    const tr = page.locator(`#top-table tr[data-key="${row.group.endpointTag}"]`);
+    assertMoney(await moneyIn(tr.locator('[data-col=spend]')), row.costUsd, row.group.endpointTag);
+  }
+  assertMoney(await moneyIn(page.locator('#top-table [data-col=total]')), top.total.costUsd, 'total');
+  await shot('endpoints');
+});
+
+test('tenants & users: rows and concentration equal the API, filtered by endpoint', async () => {
+  const q = `${WINDOW}&endpointTag=support.reply`;
+  await open(`/tenants?${q}`);
+  const top = await api(`/v1/top/tenants?${q}`);
+  assert.equal(await page.locator('#top-table tbody tr').count(), top.rows.length);
+  for (const row of top.rows) {
+    const tr = page.locator(`#top-table tr[data-key="${row.group.tenantId}"]`);
+    assertMoney(await moneyIn(tr.locator('[data-col=spend]')), row.costUsd, row.group.tenantId);
+  }
+  const conc = await api(`/v1/concentration?${q}&by=tenantId`);
+  const top1 = (await page.locator('[data-conc=top1] .big').textContent()).trim();
+  assert.equal(top1, `${conc.top1SharePct.toFixed(1)}%`);
+  await shot('tenants');
+});
+
+test('prompt versions: current vs baseline cost per request as in the API, regressions first', async () => {
+  await open(`/versions?${WINDOW}`);
+  const { endpoints } = await api(`/v1/prompt-versions?${WINDOW}`);
+  const order = await page.locator('#versions-table tr[data-endpoint]').evaluateAll((rows) => rows.map((r) => r.dataset.endpoint));
+  assert.deepEqual(order, endpoints.map((e) => e.endpointTag), 'same order as the API (regressions first)');
+  for (const e of endpoints) {
+    const tr = page.locator(`#versions-table tr[data-endpoint="${e.endpointTag}"]`);
+    if (e.current.costPerRequest !== null) {
+      assertMoney(await moneyIn(tr.locator('[data-col=cpr]')), e.current.costPerRequest, e.endpointTag);
+    }
+  }
+  assert.match(await page.locator('#versions-table tr[data-endpoint="support.reply"]').textContent(), /regression/);
+  await shot('versions');
+});
+
+test('models: spend per model as in the API, unpriced models with the prices check hint', async () => {
+  await open(`/models?${WINDOW}`);
+  const top = await api(`/v1/top/models?${WINDOW}`);
+  for (const row of top.rows) {
+    const tr = page.locator(`#top-table tr[data-key="${row.group.provider}/${row.group.model}"]`);
+    assertMoney(await moneyIn(tr.locator('[data-col=spend]')), row.costUsd, row.group.model);
+  }
+  assert.equal(await page.locator('#unpriced tr[data-unpriced="selfhosted/mystery-9b"]').count(), 1);
+  assert.match(await page.locator('#unpriced').textContent(), /burnrate prices check/);
+  await shot('models');
+});
+
+test('requests: filtered list, breakdown equal to the stored cost, search by id', async () => {
+  await open(`/requests?${WINDOW}&endpointTag=summarize.doc`);
+  const top = await api(`/v1/top/endpoints?${WINDOW}&endpointTag=summarize.doc`);
+  assert.equal(await page.locator('details.req').count(), top.total.requests);
+  const first = page.locator('details.req').first();
+  const id = await first.getAttribute('data-request-id');
+  await first.locator('summary').click();
+  const { events: [stored] } = await api(`/v1/events?externalRequestId=${id}`);
+  assert.equal(Number(await first.locator('[data-breakdown-total]').getAttribute('data-breakdown-total')), stored.costUsd);
+  assert.equal(await first.locator('[data-price-entry]').textContent(), stored.priceEntryId);
+  await shot('requests');
+  await page.fill('input[name=q]', 'sr-20');
+  await Promise.all([page.waitForURL(/q=sr-20/), page.click('form.search button[type=submit]')]);
+  assert.equal(await page.locator('details.req').count(), 1);
+  assert.equal(await page.locator('details.req').getAttribute('data-request-id'), 'sr-20');
+});
+
+test('a filter change goes into the URL and changes the numbers', async () => {
+  await open(`/endpoints?${WINDOW}`);
+  const before = await moneyIn(page.locator('#top-table [data-col=total]'));
+  await page.fill('.filters input[name=endpointTag]', 'summarize.doc');
+  await Promise.all([page.waitForURL(/endpointTag=summarize\.doc/), page.click('.filters button[type=submit]')]);
+  const url = new URL(page.url());
+  assert.equal(url.searchParams.get('endpointTag'), 'summarize.doc');
+  assert.equal(url.searchParams.get('from'), '2026-01-10T00:00:00Z', 'the window is kept, as RFC 3339');
+  const filtered = await api(`/v1/top/endpoints?${WINDOW}&endpointTag=summarize.doc`);
+  const after = await moneyIn(page.locator('#top-table [data-col=total]'));
+  assert.notEqual(after.exact, before.exact);
+  assertMoney(after, filtered.total.costUsd, 'filtered total');
+  // The data mode switch is a link; demo data is separate from real.
+  await Promise.all([page.waitForURL(/dataMode=demo/), page.click('.seg.mode a[data-mode=demo]')]);
+  const demo = await api(`/v1/top/endpoints?${WINDOW}&endpointTag=summarize.doc&dataMode=demo`);
+  assert.equal(demo.total.requests, 0);
+  assert.equal(await page.locator('[data-empty]').count(), 1, 'an empty view says so');
+  await page.click('.chip[data-filter=endpointTag] a');
+  await page.waitForURL((u) => !u.search.includes('endpointTag'));
+  const demoAll = await api(`/v1/top/endpoints?${WINDOW}&dataMode=demo`);
+  assertMoney(await moneyIn(page.locator('#top-table [data-col=total]')), demoAll.total.costUsd, 'demo total');
+  await shot('filtered');
+});
+
+test('the bill-jump workflow: spike -> endpoint -> who -> deploy in four clicks', async () => {
+  await open(`/?${WINDOW}`);
+  await Promise.all([page.waitForURL(/\/endpoints\?/), page.click('#spike a.go')]);
+  let url = new URL(page.url());
+  assert.equal(url.searchParams.get('from'), '2026-01-11T14:00:00Z');
+  assert.equal(url.searchParams.get('to'), '2026-01-11T17:00:00Z');
+  const dominant = await page.locator('#top-table tbody tr').first().getAttribute('data-key');
+  assert.equal(dominant, 'summarize.doc');
+  await Promise.all([page.waitForURL(/\/tenants\?/), page.locator('#top-table tbody tr').first().locator('td.name a').click()]);
+  url = new URL(page.url());
+  assert.equal(url.searchParams.get('endpointTag'), 'summarize.doc');
+  assert.equal(await page.locator('#top-table tbody tr').first().getAttribute('data-key'), 't-gamma');
+  await Promise.all([page.waitForURL(/\/versions\?/), page.click('a.go:has-text("Prompt versions")')]);
+  url = new URL(page.url());
+  assert.equal(url.searchParams.get('endpointTag'), 'summarize.doc');
+  assert.equal(url.searchParams.get('from'), '2026-01-11T14:00:00Z', 'the window travels along');
+  assert.equal(await page.locator('#versions-table tr[data-endpoint="summarize.doc"]').count(), 1);
+});
+
+test('no script or style was blocked and no script failed', () => {
+  assert.deepEqual(consoleErrors, []);
+});
+
+test('logout ends the session', async () => {
+  await open(`/?${WINDOW}`);
+  await Promise.all([page.waitForURL(/\/login/), page.click('header form button')]);
+  await page.goto(`${base}/models`);
+  assert.match(page.url(), /\/login/);
+});

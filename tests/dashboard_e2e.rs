@@ -1,0 +1,404 @@
+//! The dashboard against the real binary: login and sessions, and every page with known
+//! numbers from the fixed data set in tests/browser/fixture (see make.mjs there).
+
+mod common;
+
+use common::{cli, key, Server};
+use std::path::{Path, PathBuf};
+
+const WINDOW: &str = "from=2026-01-10T00:00:00Z&to=2026-01-12T00:00:00Z";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser/fixture")
+        .join(name)
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    server: Server,
+    read: String,
+    admin: String,
+    ingest: String,
+    http: reqwest::Client,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    cli(
+        &db,
+        &[
+            "prices",
+            "import",
+            fixture("overrides.json").to_str().unwrap(),
+        ],
+    );
+    cli(&db, &["import", fixture("events.jsonl").to_str().unwrap()]);
+    let read = key(&db, "default", "read");
+    let admin = key(&db, "default", "admin");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Setup {
+        _dir: dir,
+        db,
+        server,
+        read,
+        admin,
+        ingest,
+        http,
+    }
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    body: String,
+}
+
+impl Setup {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Page {
+        let resp = req.send().await.unwrap();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let (location, set_cookie) = (header("location"), header("set-cookie"));
+        Page {
+            status: resp.status().as_u16(),
+            location,
+            set_cookie,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn login(&self, key: &str) -> Page {
+        self.send(
+            self.http
+                .post(self.url("/login"))
+                .form(&[("key", key), ("next", "/endpoints")]),
+        )
+        .await
+    }
+
+    /// Log in and return the `name=value` of the session cookie.
+    async fn session(&self, key: &str) -> String {
+        let page = self.login(key).await;
+        assert_eq!(page.status, 303);
+        let cookie = page.set_cookie.expect("a session cookie");
+        cookie.split(';').next().unwrap().to_string()
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Page {
+        let mut req = self.http.get(self.url(path));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        self.send(req).await
+    }
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_httponly_session_cookie() {
+    let s = setup();
+    let form = s.get("/login", None).await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains(r#"method="post""#));
+
+    let page = s.login(&s.read).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/endpoints"));
+    let cookie = page.set_cookie.unwrap();
+    assert!(cookie.starts_with("burnrate_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(
+        !cookie.contains(&s.read[3..]),
+        "the key never goes into the cookie"
+    );
+
+    // The session opens pages, and the key appears in none of them.
+    let c = cookie.split(';').next().unwrap();
+    let overview = s.get(&format!("/?{WINDOW}"), Some(c)).await;
+    assert_eq!(overview.status, 200);
+    assert!(!overview.body.contains(&s.read));
+
+    // An admin key may log in too; an external next is not followed.
+    let admin = s
+        .send(
+            s.http
+                .post(s.url("/login"))
+                .form(&[("key", s.admin.as_str()), ("next", "//evil.example/")]),
+        )
+        .await;
+    assert_eq!(admin.status, 303);
+    assert_eq!(admin.location.as_deref(), Some("/"));
+}
+
+#[tokio::test]
+async fn pages_need_a_session() {
+    let s = setup();
+    for path in [
+        "/",
+        "/endpoints",
+        "/tenants",
+        "/versions",
+        "/models",
+        "/requests",
+    ] {
+        let page = s.get(path, None).await;
+        assert_eq!(page.status, 303, "{path}");
+        assert!(page.location.unwrap().starts_with("/login"), "{path}");
+    }
+    let page = s.get("/endpoints?dataMode=demo", None).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/login?next=/endpoints%3FdataMode%3Ddemo")
+    );
+    let forged = s.get("/", Some("burnrate_session=0123456789abcdef")).await;
+    assert_eq!(forged.status, 303);
+    // A key header does not open the HTML pages: they are for people with a session.
+    let with_key = s
+        .send(s.http.get(s.url("/")).header("X-API-Key", &s.read))
+        .await;
+    assert_eq!(with_key.status, 303);
+}
+
+#[tokio::test]
+async fn ingest_keys_and_bad_keys_cannot_log_in() {
+    let s = setup();
+    let ingest = s.login(&s.ingest).await;
+    assert_eq!(ingest.status, 403);
+    assert!(ingest.set_cookie.is_none());
+    assert!(ingest.body.contains("ingest key"));
+    let cross_site = s
+        .send(
+            s.http
+                .post(s.url("/login"))
+                .header("origin", "https://evil.example")
+                .form(&[("key", s.read.as_str())]),
+        )
+        .await;
+    assert_eq!(cross_site.status, 403, "no login from another site");
+    assert!(cross_site.set_cookie.is_none());
+    let bad = s.login("br_not_a_key").await;
+    assert_eq!(bad.status, 401);
+    assert!(bad.set_cookie.is_none());
+    assert!(!bad.body.contains("br_not_a_key"), "the key is not echoed");
+}
+
+#[tokio::test]
+async fn every_page_shows_the_known_numbers() {
+    let s = setup();
+    let c = s.session(&s.read).await;
+    let c = Some(c.as_str());
+
+    let overview = s.get(&format!("/?{WINDOW}"), c).await;
+    assert_eq!(overview.status, 200);
+    let b = &overview.body;
+    assert!(b.contains(r#"data-kpi="spend""#));
+    assert!(b.contains(r#"data-usd="1.8662">$1.87<"#), "spend");
+    assert!(b.contains(r#"data-n="43">43<"#), "requests");
+    assert!(b.contains("vs $0.024<"), "previous spend");
+    assert!(b.contains("4.7%"), "unpriced ratio 2/43");
+    assert!(b.contains("2.3%"), "retry ratio 1/43");
+    assert!(
+        b.contains(r#"data-spike-from="2026-01-11T14:00:00Z""#),
+        "spike"
+    );
+    assert!(
+        b.contains(r#"data-spike-to="2026-01-11T17:00:00Z""#),
+        "spike"
+    );
+    assert!(
+        b.contains("/endpoints?from=2026-01-11T14:00:00Z&amp;to=2026-01-11T17:00:00Z"),
+        "explain link"
+    );
+    assert!(b.contains("<svg class=\"chart\""));
+    assert!(b.contains("Budget posture"));
+    assert!(b.contains("data-freshness"), "freshness line");
+
+    let endpoints = s.get(&format!("/endpoints?{WINDOW}"), c).await;
+    assert_eq!(endpoints.status, 200);
+    let b = &endpoints.body;
+    assert!(b.contains(r#"data-total-usd="1.8662""#));
+    for (tag, usd) in [
+        ("summarize.doc", "1.8"),
+        ("support.reply", "0.0642"),
+        ("chat.assist", "0.002"),
+    ] {
+        let row = &b[b.find(&format!(r#"<tr data-key="{tag}">"#)).expect(tag)..];
+        assert!(row.contains(&format!(r#"data-usd="{usd}""#)), "{tag}");
+    }
+    assert!(b.contains("/tenants?from=2026-01-10T00:00:00Z&amp;to=2026-01-12T00:00:00Z&amp;endpointTag=summarize.doc"));
+
+    // The explained window: only the spike's three hours, against the three before.
+    let spike = s
+        .get(
+            "/endpoints?from=2026-01-11T14:00:00Z&to=2026-01-11T17:00:00Z",
+            c,
+        )
+        .await;
+    assert!(spike.body.contains(r#"data-total-usd="1.8067""#));
+
+    let tenants = s
+        .get(&format!("/tenants?{WINDOW}&endpointTag=support.reply"), c)
+        .await;
+    assert_eq!(tenants.status, 200);
+    let b = &tenants.body;
+    assert!(b.contains(r#"<tr data-key="t-alpha">"#) && b.contains(r#"<tr data-key="t-beta">"#));
+    assert!(
+        !b.contains(r#"<tr data-key="t-gamma">"#),
+        "filtered by endpoint"
+    );
+    assert!(b.contains(r#"data-total-usd="0.0642""#));
+    assert!(b.contains(r#"data-conc="top1""#) && b.contains("50.0%"));
+    assert!(b.contains("/versions?from=2026-01-10T00:00:00Z&amp;to=2026-01-12T00:00:00Z&amp;endpointTag=support.reply"));
+    let users = s.get(&format!("/tenants?{WINDOW}&dim=userId"), c).await;
+    assert!(users.body.contains(r#"<tr data-key="u3">"#));
+
+    let versions = s.get(&format!("/versions?{WINDOW}"), c).await;
+    assert_eq!(versions.status, 200);
+    let b = &versions.body;
+    let row = &b[b.find(r#"data-endpoint="support.reply""#).unwrap()..];
+    assert!(row.contains("sr_v2") && row.contains("sr_v1"));
+    assert!(row.contains("regression"));
+    assert!(
+        row.contains(r#"data-usd="0.00335""#),
+        "current cost per request"
+    );
+    assert!(
+        row.contains(r#"data-usd="0.001846153""#),
+        "baseline: $0.024 / 13"
+    );
+    assert!(row.contains("+81.5%"));
+    assert!(
+        b.find(r#"data-endpoint="support.reply""#) < b.find(r#"data-endpoint="summarize.doc""#),
+        "regressions first"
+    );
+
+    let models = s.get(&format!("/models?{WINDOW}"), c).await;
+    assert_eq!(models.status, 200);
+    let b = &models.body;
+    assert!(b.contains(r#"data-unpriced="selfhosted/mystery-9b""#));
+    assert!(b.contains("burnrate prices check"));
+    let row = &b[b.find(r#"<tr data-key="acme/m2">"#).unwrap()..];
+    assert!(row.contains(r#"data-usd="1.8""#));
+
+    let requests = s
+        .get(&format!("/requests?{WINDOW}&endpointTag=summarize.doc"), c)
+        .await;
+    assert_eq!(requests.status, 200);
+    assert_eq!(
+        requests.body.matches("<details class=\"req\"").count(),
+        15,
+        "filters apply"
+    );
+    let one = s.get("/requests?q=sr-20", c).await;
+    let b = &one.body;
+    assert_eq!(b.matches("<details class=\"req\"").count(), 1);
+    assert!(b.contains(r#"data-price-entry="fixture-1:acme/m1""#));
+    assert!(b.contains(r#"data-breakdown-total="0.00335""#));
+    for part in ["0.0015", "0.00025", "0.0016"] {
+        assert!(b.contains(&format!(r#"data-usd="{part}""#)), "{part}");
+    }
+    let unpriced = s.get("/requests?q=unpriced-0", c).await;
+    assert!(unpriced.body.contains("unpriced"));
+
+    // Paging: 55 real prod calls over four days, 50 a page.
+    let first = s
+        .get(
+            "/requests?from=2026-01-08T00:00:00Z&to=2026-01-12T00:00:00Z",
+            c,
+        )
+        .await;
+    assert_eq!(first.body.matches("<details class=\"req\"").count(), 50);
+    let b = &first.body;
+    let link = &b[b.find(r#"id="next-page""#).expect("a next page")..];
+    let link = &link[link.find("href=\"").unwrap() + 6..];
+    let next = link[..link.find('"').unwrap()].replace("&amp;", "&");
+    let second = s.get(&next, c).await;
+    assert_eq!(second.body.matches("<details class=\"req\"").count(), 5);
+    assert!(!second.body.contains("next-page"));
+
+    // Times typed in the filter bar become RFC 3339 in the URL, as the API takes them.
+    let typed = s
+        .get("/models?from=2026-01-10%2000:00&dataMode=demo", c)
+        .await;
+    assert_eq!(typed.status, 303);
+    assert_eq!(
+        typed.location.as_deref(),
+        Some("/models?from=2026-01-10T00:00:00Z&dataMode=demo")
+    );
+
+    // Bad parameters are explained, not ignored.
+    let bad = s.get("/endpoints?colour=red", c).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("colour"));
+}
+
+#[tokio::test]
+async fn the_json_api_takes_the_session_cookie_for_reads_only() {
+    let s = setup();
+    let c = s.session(&s.read).await;
+    let top = s
+        .get(&format!("/v1/top/endpoints?{WINDOW}"), Some(&c))
+        .await;
+    assert_eq!(top.status, 200);
+    let body: serde_json::Value = serde_json::from_str(&top.body).unwrap();
+    assert_eq!(body["total"]["costUsd"], serde_json::json!(1.8662));
+    let admin = s.session(&s.admin).await;
+    let ingest = s
+        .send(
+            s.http
+                .post(s.url("/v1/ingest/llm-request"))
+                .header("cookie", &admin)
+                .json(&common::event("via-cookie")),
+        )
+        .await;
+    assert_eq!(ingest.status, 401, "ingest needs a key, never a cookie");
+}
+
+#[tokio::test]
+async fn a_revoked_key_ends_its_sessions_at_once() {
+    let s = setup();
+    let c = s.session(&s.read).await;
+    assert_eq!(s.get("/models", Some(&c)).await.status, 200);
+    let prefix: String = s.read.chars().take(11).collect();
+    cli(&s.db, &["keys", "revoke", &prefix]);
+    let page = s.get("/models", Some(&c)).await;
+    assert_eq!(page.status, 303);
+    assert!(page.location.unwrap().starts_with("/login"));
+    let api = s.get("/v1/top/endpoints", Some(&c)).await;
+    assert_eq!(api.status, 401);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let s = setup();
+    let c = s.session(&s.read).await;
+    assert_eq!(s.get("/", Some(&c)).await.status, 200);
+    let out = s
+        .send(s.http.post(s.url("/logout")).header("cookie", &c))
+        .await;
+    assert_eq!(out.status, 303);
+    assert_eq!(out.location.as_deref(), Some("/login"));
+    assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
+    let after = s.get("/", Some(&c)).await;
+    assert_eq!(
+        after.status, 303,
+        "the old cookie is dead on the server too"
+    );
+}
