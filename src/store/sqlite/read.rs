@@ -97,16 +97,21 @@ pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Res
         Some(c) => parse_cursor(c).ok_or_else(|| StoreError::NotFound("cursor".into()))?,
         None => (i64::MAX, i64::MAX),
     };
-    let sql = format!(
-        "{EVENT_SELECT} WHERE e.workspace_id = ?1 AND (e.ts < ?2 OR (e.ts = ?2 AND e.id < ?3))
-         ORDER BY e.ts DESC, e.id DESC LIMIT ?4"
-    );
+    // Column names are unqualified so the aggregate query's filters apply as they are.
+    let mut filter = String::from("workspace_id = ? AND (ts < ? OR (ts = ? AND e.id < ?))");
+    let mut values: Vec<rusqlite::types::Value> = vec![workspace.into(), before_ts.into(), before_ts.into(), before_id.into()];
+    if let Some((from, to)) = q.window {
+        filter.push_str(" AND ts >= ? AND ts < ?");
+        values.extend([from.into(), to.into()]);
+    }
+    if let Some(f) = &q.filters {
+        super::aggregate::filter_sql(f, &mut filter, &mut values);
+    }
+    values.push((q.limit as i64 + 1).into());
+    let sql = format!("{EVENT_SELECT} WHERE {filter} ORDER BY e.ts DESC, e.id DESC LIMIT ?");
     let mut stmt = c.prepare_cached(&sql)?;
     let rows: Vec<(i64, i64, StoredEvent)> = stmt
-        .query_map(
-            params![workspace, before_ts, before_id, q.limit as i64 + 1],
-            stored_event,
-        )?
+        .query_map(rusqlite::params_from_iter(values), stored_event)?
         .collect::<rusqlite::Result<_>>()?;
     let more = rows.len() > q.limit;
     let mut events = Vec::with_capacity(q.limit);
