@@ -36,6 +36,18 @@ pub enum BenchCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Latency of every read API call and dashboard page over a store of demo events.
+    Query {
+        /// Demo events in the store (generated once; an existing store is reused).
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Where the store lives (kept between runs: generating 10M events takes minutes).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Timed requests per call after 3 warm-up requests.
+        #[arg(long, default_value_t = 40)]
+        rounds: usize,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -50,6 +62,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             url,
             key,
         } => bench_ingest(events, batch, clients, rps, seconds, dir, url.zip(key)).await,
+        BenchCommand::Query {
+            events,
+            dir,
+            rounds,
+        } => bench_query(events, &dir, rounds).await,
     }
 }
 
@@ -89,6 +106,10 @@ impl ServerProcess {
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Ok(ServerProcess { child, url })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, then wait: the graceful path a real deployment takes.
@@ -304,4 +325,207 @@ fn tempdir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         let _ = std::fs::remove_file(dir.join(f));
     }
     Ok(dir)
+}
+
+/// Fill `db` with demo events (30 days) through the normal CLI path; returns the size of
+/// the same events as NDJSON, for comparing storage.
+fn fill_store(db: &Path, events: u64) -> anyhow::Result<u64> {
+    let generator = DemoGenerator::new(DemoConfig {
+        days: 30,
+        events,
+        end_ms: jiff::Timestamp::now().as_millisecond(),
+        seed: 42,
+    });
+    let ndjson_bytes: u64 = generator.map(|e| e.to_string().len() as u64 + 1).sum();
+    let count = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "--db",
+            db.to_str().context("db path")?,
+            "demo",
+            "--events",
+            &events.to_string(),
+            "--seed",
+            "42",
+        ])
+        .status()?;
+    if !count.success() {
+        bail!("burnrate demo failed");
+    }
+    Ok(ndjson_bytes)
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn bench_query(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let db = dir.join("query.db");
+    let marker = dir.join(format!("filled-{events}"));
+    let ndjson_bytes = if marker.exists() {
+        std::fs::read_to_string(&marker)?
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    } else {
+        for f in ["query.db", "query.db-wal", "query.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        println!(
+            "generating {events} demo events over 30 days (once; kept in {}) ...",
+            dir.display()
+        );
+        let started = Instant::now();
+        let bytes = fill_store(&db, events)?;
+        println!("  done in {:.0}s", started.elapsed().as_secs_f64());
+        std::fs::write(&marker, bytes.to_string())?;
+        bytes
+    };
+    let key = create_key(&db, "read")?;
+    let server = ServerProcess::start(&db, &[])?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let login = client
+        .post(format!("{}/login", server.url))
+        .header("Origin", &server.url)
+        .form(&[("key", key.as_str())])
+        .send()
+        .await?;
+    let cookie = login
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("burnrate_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+        .context("dashboard login gave no session cookie")?;
+    let now = jiff::Timestamp::now();
+    let days_ago = |d: i64| (now - jiff::SignedDuration::from_hours(24 * d)).to_string();
+    let (week, month) = (days_ago(7), days_ago(30));
+    let d = "dataMode=demo";
+    let gets: Vec<(String, String)> = vec![
+        ("summary 24h".into(), format!("/v1/summary?{d}")),
+        ("top endpoints 24h".into(), format!("/v1/top/endpoints?{d}")),
+        (
+            "top endpoints 7d".into(),
+            format!("/v1/top/endpoints?{d}&from={week}"),
+        ),
+        ("top tenants 24h".into(), format!("/v1/top/tenants?{d}")),
+        (
+            "top tenants 30d".into(),
+            format!("/v1/top/tenants?{d}&from={month}"),
+        ),
+        ("top users 24h".into(), format!("/v1/top/users?{d}")),
+        (
+            "top prompt-versions 24h".into(),
+            format!("/v1/top/prompt-versions?{d}"),
+        ),
+        (
+            "top models 7d".into(),
+            format!("/v1/top/models?{d}&from={week}"),
+        ),
+        (
+            "timeseries hour by endpoint 24h".into(),
+            format!("/v1/timeseries?{d}&bucket=hour&by=endpointTag"),
+        ),
+        (
+            "timeseries day by model 30d".into(),
+            format!("/v1/timeseries?{d}&bucket=day&by=model&from={month}"),
+        ),
+        (
+            "prompt-versions 7d".into(),
+            format!("/v1/prompt-versions?{d}&from={week}"),
+        ),
+        (
+            "concentration tenants 24h".into(),
+            format!("/v1/concentration?{d}&by=tenantId"),
+        ),
+        ("events page".into(), format!("/v1/events?{d}&limit=50")),
+        ("page overview 24h".into(), format!("/?{d}&range=24h")),
+        ("page overview 7d".into(), format!("/?{d}&range=7d")),
+        (
+            "page endpoints 7d".into(),
+            format!("/endpoints?{d}&range=7d"),
+        ),
+        ("page tenants 7d".into(), format!("/tenants?{d}&range=7d")),
+        (
+            "page users 24h".into(),
+            format!("/tenants?{d}&range=24h&dim=userId"),
+        ),
+        ("page versions 7d".into(), format!("/versions?{d}&range=7d")),
+        ("page models 7d".into(), format!("/models?{d}&range=7d")),
+        ("page requests".into(), format!("/requests?{d}&range=24h")),
+    ];
+    let query_body = serde_json::json!({"from": week, "groupBy": ["model", "endpointTag"], "filters": {"dataMode": "demo"}, "measures": ["requests", "costUsd", "costPerRequest"]});
+    println!("{:<34} {:>10} {:>10}", "call", "p50 ms", "p95 ms");
+    let mut worst: (String, f64) = (String::new(), 0.0);
+    let mut measure = |name: &str, mut times: Vec<Duration>| {
+        times.sort();
+        let (p50, p95) = (
+            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.95).as_secs_f64() * 1e3,
+        );
+        println!("{name:<34} {p50:>10.2} {p95:>10.2}");
+        if p95 > worst.1 {
+            worst = (name.to_string(), p95);
+        }
+    };
+    for (name, path) in &gets {
+        let mut times = Vec::with_capacity(rounds);
+        for i in 0..rounds + 3 {
+            let started = Instant::now();
+            let resp = client
+                .get(format!("{}{path}", server.url))
+                .header("X-API-Key", &key)
+                .header("Cookie", &cookie)
+                .send()
+                .await?;
+            let status = resp.status();
+            resp.bytes().await?;
+            if !status.is_success() {
+                bail!("{name}: HTTP {status}");
+            }
+            if i >= 3 {
+                times.push(started.elapsed());
+            }
+        }
+        measure(name, times);
+    }
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds + 3 {
+        let started = Instant::now();
+        let resp = client
+            .post(format!("{}/v1/query", server.url))
+            .header("X-API-Key", &key)
+            .json(&query_body)
+            .send()
+            .await?;
+        resp.bytes().await?;
+        if i >= 3 {
+            times.push(started.elapsed());
+        }
+    }
+    measure("query model x endpoint 7d", times);
+    let rss = rss_mb(server.pid());
+    server.stop()?;
+    let db_bytes = file_size(&db) + file_size(&dir.join("query.db-wal"));
+    println!();
+    println!(
+        "store: {events} demo events over 30 days; {:.0} MB on disk vs {:.0} MB as NDJSON ({:.0}%)",
+        db_bytes as f64 / 1e6,
+        ndjson_bytes as f64 / 1e6,
+        db_bytes as f64 / ndjson_bytes.max(1) as f64 * 100.0
+    );
+    println!(
+        "server RSS after the run: {rss:.0} MB; slowest p95: {} ({:.1} ms)",
+        worst.0, worst.1
+    );
+    Ok(())
 }
