@@ -195,6 +195,8 @@ pub struct Sums {
     pub latency_sum: u64,
     pub latency_count: u64,
     pub errors: u64,
+    pub usage_missing: u64,
+    pub idless: u64,
 }
 
 impl Sums {
@@ -212,6 +214,8 @@ impl Sums {
         self.latency_sum += o.latency_sum;
         self.latency_count += o.latency_count;
         self.errors += o.errors;
+        self.usage_missing += o.usage_missing;
+        self.idless += o.idless;
     }
 }
 

@@ -496,3 +496,63 @@ pub async fn concentration(
         top: now.top,
     })
 }
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenTotals {
+    pub input: u64,
+    pub cached: u64,
+    pub cache_write: u64,
+    pub output: u64,
+    pub reasoning: u64,
+}
+
+/// Totals of a window (GET /v1/summary).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub requests: u64,
+    pub attempts: u64,
+    pub retry_ratio: f64,
+    /// Sum of priced calls only; see `unpriced`.
+    pub cost_usd: Usd,
+    pub tokens: TokenTotals,
+    /// Calls with no price (unknown model or no rate for the tier).
+    pub unpriced: u64,
+    /// priced / all calls.
+    pub pricing_coverage: f64,
+    pub usage_missing: u64,
+    pub idless: u64,
+    pub errors: u64,
+}
+
+/// Totals of `base`'s window and filters, from the one aggregate query.
+pub async fn summary(store: &dyn Store, ws: WorkspaceId, base: &Query) -> Result<Summary> {
+    let mut q = base.clone();
+    q.group_by.clear();
+    q.bucket = None;
+    let s = store
+        .aggregate(ws, q)
+        .await?
+        .first()
+        .map(|r| r.sums)
+        .unwrap_or_default();
+    Ok(Summary {
+        requests: s.requests,
+        attempts: s.attempts,
+        retry_ratio: ratio(s.attempts.saturating_sub(s.requests), s.requests).unwrap_or(0.0),
+        cost_usd: s.cost,
+        tokens: TokenTotals {
+            input: s.input,
+            cached: s.cached,
+            cache_write: s.cache_write,
+            output: s.output,
+            reasoning: s.reasoning,
+        },
+        unpriced: s.requests - s.priced,
+        pricing_coverage: ratio(s.priced, s.requests).unwrap_or(1.0),
+        usage_missing: s.usage_missing,
+        idless: s.idless,
+        errors: s.errors,
+    })
+}

@@ -757,18 +757,38 @@ async fn the_request_explorer_filters_and_pages() {
         .map(|i| {
             let mut e = event(&format!("x{i}"));
             e["endpointTag"] = json!(if i % 3 == 0 { "wanted" } else { "other" });
-            e["timestamp"] = json!((jiff::Timestamp::now() - jiff::SignedDuration::from_mins(60 - i)).to_string());
+            e["timestamp"] = json!((jiff::Timestamp::now()
+                - jiff::SignedDuration::from_mins(60 - i))
+            .to_string());
             e
         })
         .collect();
-    api.post("/v1/ingest/batch", &ingest, &Value::Array(batch)).await;
-    let page = api.get("/v1/events?endpointTag=wanted&limit=2", &read).await.body;
-    let ids: Vec<&str> = page["events"].as_array().unwrap().iter().map(|e| e["externalRequestId"].as_str().unwrap()).collect();
+    api.post("/v1/ingest/batch", &ingest, &Value::Array(batch))
+        .await;
+    let page = api
+        .get("/v1/events?endpointTag=wanted&limit=2", &read)
+        .await
+        .body;
+    let ids: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["externalRequestId"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["x6", "x3"]);
     let cursor = page["nextCursor"].as_str().unwrap();
-    let rest = api.get(&format!("/v1/events?endpointTag=wanted&limit=2&cursor={cursor}"), &read).await.body;
+    let rest = api
+        .get(
+            &format!("/v1/events?endpointTag=wanted&limit=2&cursor={cursor}"),
+            &read,
+        )
+        .await
+        .body;
     assert_eq!(rest["events"][0]["externalRequestId"], "x0");
     assert_eq!(rest["nextCursor"], Value::Null);
-    let none = api.get("/v1/events?endpointTag=wanted&dataMode=test", &read).await.body;
+    let none = api
+        .get("/v1/events?endpointTag=wanted&dataMode=test", &read)
+        .await
+        .body;
     assert_eq!(none["events"].as_array().unwrap().len(), 0);
 }

@@ -3,9 +3,8 @@
 use super::authorize;
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::event::{DataMode, Environment};
 use crate::ingest::{self, Item, MAX_BODY_BYTES};
-use crate::store::{EventQuery, IngestOutcome, Scope, SummaryQuery};
+use crate::store::{EventQuery, IngestOutcome, Scope};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -144,36 +143,6 @@ pub async fn ingest_batch(
 /// Query parameters arrive as strings so that every bad one gets a 400 naming it.
 type Params = Query<HashMap<String, String>>;
 
-fn time_param(params: &HashMap<String, String>, name: &str, default: i64) -> Result<i64, ApiError> {
-    match params.get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<jiff::Timestamp>()
-            .map(|t| t.as_millisecond())
-            .map_err(|_| {
-                ApiError::field(
-                    name,
-                    "must be an RFC 3339 date-time, e.g. 2026-01-31T00:00:00Z",
-                )
-            }),
-    }
-}
-
-fn choice_param<T>(
-    params: &HashMap<String, String>,
-    name: &str,
-    parse: fn(&str) -> Option<T>,
-    expected: fn() -> String,
-    default: T,
-) -> Result<T, ApiError> {
-    match params.get(name) {
-        None => Ok(default),
-        Some(v) => {
-            parse(v).ok_or_else(|| ApiError::field(name, format!("must be one of: {}", expected())))
-        }
-    }
-}
-
 pub async fn events(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -243,40 +212,11 @@ pub async fn summary(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let now = state.now_ms();
-    let to_ms = time_param(&params, "to", now)?;
-    let from_ms = time_param(&params, "from", to_ms - 24 * 3600 * 1000)?;
-    if from_ms > to_ms {
-        return Err(ApiError::field("from", "must not be after to"));
-    }
-    let query = SummaryQuery {
-        from_ms,
-        to_ms,
-        environment: choice_param(
-            &params,
-            "environment",
-            Environment::parse,
-            Environment::expected,
-            Environment::Prod,
-        )?,
-        data_mode: choice_param(
-            &params,
-            "dataMode",
-            DataMode::parse,
-            DataMode::expected,
-            DataMode::Real,
-        )?,
-    };
-    let summary = state.store.summary(key.workspace_id, query.clone()).await?;
+    let base = base_query(&params, state.now_ms(), &[])?;
+    let summary = crate::report::summary(state.store.as_ref(), key.workspace_id, &base).await?;
     let mut body = serde_json::to_value(&summary).unwrap_or_default();
-    body["from"] = json!(jiff::Timestamp::from_millisecond(from_ms)
-        .map(|t| t.to_string())
-        .unwrap_or_default());
-    body["to"] = json!(jiff::Timestamp::from_millisecond(to_ms)
-        .map(|t| t.to_string())
-        .unwrap_or_default());
-    body["environment"] = json!(query.environment.as_str());
-    body["dataMode"] = json!(query.data_mode.as_str());
+    body["from"] = rfc3339(base.from_ms);
+    body["to"] = rfc3339(base.to_ms);
     Ok(Json(body).into_response())
 }
 
@@ -399,9 +339,11 @@ pub fn base_query(
             .collect();
         request.filters.insert(name.clone(), Value::Array(values));
     }
-    request
-        .check(now_ms)
-        .map_err(|e| ApiError::field(&e.field, e.message))
+    // Name the URL parameter the client wrote, not the query body's path to it.
+    request.check(now_ms).map_err(|e| {
+        let field = e.field.strip_prefix("filters.").unwrap_or(&e.field);
+        ApiError::field(field, e.message)
+    })
 }
 
 fn limit_param(

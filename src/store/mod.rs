@@ -3,7 +3,7 @@
 
 pub mod sqlite;
 
-use crate::event::{DataMode, Environment, PricedEvent};
+use crate::event::PricedEvent;
 use crate::money::Usd;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -182,42 +182,6 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct SummaryQuery {
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub environment: Environment,
-    pub data_mode: DataMode,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenTotals {
-    pub input: u64,
-    pub cached: u64,
-    pub cache_write: u64,
-    pub output: u64,
-    pub reasoning: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub requests: u64,
-    pub attempts: u64,
-    pub retry_ratio: f64,
-    /// Sum of priced calls only; see `unpriced`.
-    pub cost_usd: Usd,
-    pub tokens: TokenTotals,
-    /// Calls with no price (unknown model or no rate for the tier).
-    pub unpriced: u64,
-    /// priced / all calls.
-    pub pricing_coverage: f64,
-    pub usage_missing: u64,
-    pub idless: u64,
-    pub errors: u64,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionSeen {
     pub endpoint_tag: String,
@@ -283,7 +247,6 @@ pub trait Store: Send + Sync {
     async fn claim_first_start(&self) -> Result<bool>;
 
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage>;
-    async fn summary(&self, workspace: WorkspaceId, query: SummaryQuery) -> Result<Summary>;
     /// Answer one aggregate query (the only way stages read events in bulk).
     async fn aggregate(
         &self,

@@ -284,6 +284,8 @@ pub fn aggregate_with(
                 latency_sum: u(9)?,
                 latency_count: u(10)?,
                 errors: u(11)?,
+                usage_missing: u(12)?,
+                idless: u(13)?,
             };
             merged.entry((bucket_ms, group)).or_default().add(&part);
         }

@@ -312,11 +312,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn summary(&self, workspace: WorkspaceId, query: SummaryQuery) -> Result<Summary> {
-        self.with_conn(move |c| read::summary(c, workspace, &query))
-            .await
-    }
-
     async fn aggregate(
         &self,
         workspace: WorkspaceId,

@@ -99,7 +99,12 @@ pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Res
     };
     // Column names are unqualified so the aggregate query's filters apply as they are.
     let mut filter = String::from("workspace_id = ? AND (ts < ? OR (ts = ? AND e.id < ?))");
-    let mut values: Vec<rusqlite::types::Value> = vec![workspace.into(), before_ts.into(), before_ts.into(), before_id.into()];
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        workspace.into(),
+        before_ts.into(),
+        before_ts.into(),
+        before_id.into(),
+    ];
     if let Some((from, to)) = q.window {
         filter.push_str(" AND ts >= ? AND ts < ?");
         values.extend([from.into(), to.into()]);
@@ -124,64 +129,6 @@ pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Res
         events,
         next_cursor: if more { last } else { None },
     })
-}
-
-pub fn summary(c: &mut Connection, workspace: WorkspaceId, q: &SummaryQuery) -> Result<Summary> {
-    let mut stmt = c.prepare_cached(
-        "SELECT COUNT(*), COALESCE(SUM(attempts), 0), COALESCE(SUM(cost_nanos), 0),
-            COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_tokens), 0),
-            COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(output_tokens), 0),
-            COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cost_nanos IS NULL), 0),
-            COALESCE(SUM(usage_missing), 0), COALESCE(SUM(idless), 0), COALESCE(SUM(status != 0), 0)
-         FROM events
-         WHERE workspace_id = ?1 AND ts >= ?2 AND ts < ?3 AND environment = ?4 AND data_mode = ?5",
-    )?;
-    let s = stmt.query_row(
-        params![
-            workspace,
-            q.from_ms,
-            q.to_ms,
-            q.environment.code(),
-            q.data_mode.code()
-        ],
-        |r| {
-            let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
-            let requests = n(0)?;
-            let attempts = n(1)?;
-            let unpriced = n(8)?;
-            Ok(Summary {
-                requests,
-                attempts,
-                retry_ratio: ratio(attempts.saturating_sub(requests), requests),
-                cost_usd: Usd(r.get(2)?),
-                tokens: TokenTotals {
-                    input: n(3)?,
-                    cached: n(4)?,
-                    cache_write: n(5)?,
-                    output: n(6)?,
-                    reasoning: n(7)?,
-                },
-                unpriced,
-                pricing_coverage: if requests == 0 {
-                    1.0
-                } else {
-                    ratio(requests - unpriced, requests)
-                },
-                usage_missing: n(9)?,
-                idless: n(10)?,
-                errors: n(11)?,
-            })
-        },
-    )?;
-    Ok(s)
-}
-
-fn ratio(num: u64, den: u64) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    }
 }
 
 pub fn unpriced_models(c: &mut Connection) -> Result<Vec<UnpricedModel>> {

@@ -66,7 +66,7 @@ pub fn table(family: &Family, grain: Grain) -> String {
 }
 
 /// The measure columns of a rollup row, in order; each is a plain sum.
-pub const MEASURES: [&str; 12] = [
+pub const MEASURES: [&str; N_MEASURES] = [
     "requests",
     "attempts",
     "cost_nanos",
@@ -79,10 +79,14 @@ pub const MEASURES: [&str; 12] = [
     "latency_sum",
     "latency_count",
     "errors",
+    "usage_missing",
+    "idless",
 ];
 
+pub const N_MEASURES: usize = 14;
+
 /// The same measures computed from raw `events` rows, in the same order.
-pub const RAW_MEASURES: [&str; 12] = [
+pub const RAW_MEASURES: [&str; N_MEASURES] = [
     "COUNT(*)",
     "SUM(attempts)",
     "COALESCE(SUM(cost_nanos), 0)",
@@ -95,6 +99,8 @@ pub const RAW_MEASURES: [&str; 12] = [
     "COALESCE(SUM(latency_ms), 0)",
     "COUNT(latency_ms)",
     "SUM(status != 0)",
+    "SUM(usage_missing)",
+    "SUM(idless)",
 ];
 
 pub fn ddl() -> String {
@@ -183,6 +189,8 @@ pub struct Contribution {
     pub output: i64,
     pub reasoning: i64,
     pub latency_ms: Option<i64>,
+    pub usage_missing: bool,
+    pub idless: bool,
 }
 
 impl Contribution {
@@ -201,7 +209,7 @@ impl Contribution {
         }
     }
 
-    fn measures(&self) -> [i64; 12] {
+    fn measures(&self) -> [i64; N_MEASURES] {
         [
             1,
             self.attempts,
@@ -215,6 +223,8 @@ impl Contribution {
             self.latency_ms.unwrap_or(0),
             self.latency_ms.is_some() as i64,
             (self.status != 0) as i64,
+            self.usage_missing as i64,
+            self.idless as i64,
         ]
     }
 }
@@ -228,7 +238,7 @@ type VersionKey = (i64, i64, i64, i64, i64);
 /// The rollup changes of one commit.
 #[derive(Default)]
 pub struct Pending {
-    sums: HashMap<Key, [i64; 12], foldhash::fast::RandomState>,
+    sums: HashMap<Key, [i64; N_MEASURES], foldhash::fast::RandomState>,
     seen: HashMap<VersionKey, (i64, i64), foldhash::fast::RandomState>,
 }
 
@@ -245,7 +255,7 @@ impl Pending {
                 let entry = self
                     .sums
                     .entry((i, grain, c.workspace, bucket, dims))
-                    .or_insert([0; 12]);
+                    .or_insert([0; N_MEASURES]);
                 for (total, m) in entry.iter_mut().zip(c.measures()) {
                     *total += sign * m;
                 }

@@ -225,6 +225,8 @@ fn contribution(
         output: e.tokens.output as i64,
         reasoning: e.tokens.reasoning as i64,
         latency_ms: e.latency_ms.map(i64::from),
+        usage_missing: e.usage_missing,
+        idless: e.external_request_id.is_none(),
     }
 }
 
@@ -298,7 +300,7 @@ fn merge_attempt(
         .prepare_cached(
             "SELECT id, attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
                 endpoint, prompt_version, tenant, user, attempts, cost_nanos, input_tokens, cached_tokens,
-                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms
+                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless
              FROM events WHERE workspace_id = ?1 AND external_request_id = ?2",
         )?
         .query_row(params![workspace, ext_id], |r| {
@@ -322,6 +324,8 @@ fn merge_attempt(
                 output: r.get(18)?,
                 reasoning: r.get(19)?,
                 latency_ms: r.get(20)?,
+                usage_missing: r.get(2)?,
+                idless: r.get(21)?,
             };
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?, old))
         })

@@ -2,10 +2,8 @@
 //! page with the cursor; each row opens to its cost breakdown, recomputed from the
 //! price entry the event was priced with.
 //!
-//! The store is asked with the window and filters, and the page checks every event
-//! against them again: the SQLite backend's explorer query does not apply them (yet),
-//! so without this check the list would ignore the filter bar. Paging keeps the store's
-//! cursor plus how many rows of that store page were already shown.
+//! The store applies the window and filters and pages the filtered list itself; the
+//! page passes its cursor through unchanged.
 
 use super::{heading, money, page_handler};
 use crate::event::{ServiceTier, Tokens};
@@ -13,7 +11,6 @@ use crate::http::dashboard::{format, Ctx, Page, PageError, PageResult};
 use crate::money::Usd;
 use crate::price;
 use crate::price::book::PriceEntry;
-use crate::query::{Dimension, Query};
 use crate::store::{EventQuery, StoreError, StoredEvent};
 use maud::{html, Markup};
 use std::collections::HashMap;
@@ -22,191 +19,32 @@ use std::sync::Arc;
 page_handler!(page, Page::Requests, body);
 
 const PAGE: usize = 50;
-/// Events read from the store per call while filling a page.
-const CHUNK: usize = 250;
-/// Events scanned for one page at most; past it the page offers to continue.
-const SCAN_MAX: usize = 25_000;
-
-/// Where the next page starts: a store cursor (None = newest) and rows to skip in it.
-#[derive(Debug, Clone, PartialEq)]
-struct Pos {
-    store: Option<String>,
-    skip: usize,
-}
-
-impl Pos {
-    fn encode(&self) -> String {
-        format!("{}~{}", self.store.as_deref().unwrap_or(""), self.skip)
-    }
-
-    fn decode(s: &str) -> Option<Pos> {
-        let (store, skip) = s.rsplit_once('~')?;
-        Some(Pos {
-            store: (!store.is_empty()).then(|| store.to_string()),
-            skip: skip.parse().ok()?,
-        })
-    }
-}
-
-/// Whether a stored event is inside the window and passes every filter (a missing
-/// value matches its label, as in the aggregate query).
-fn matches(e: &StoredEvent, q: &Query) -> bool {
-    let Some(ts) = format::parse_ms(&e.timestamp) else {
-        return false;
-    };
-    let f = &q.filters;
-    let any = |set: &[String], v: &str| set.is_empty() || set.iter().any(|s| s == v);
-    if ts < q.from_ms || ts >= q.to_ms {
-        return false;
-    }
-    if !f.environment.is_empty() && !f.environment.iter().any(|x| x.as_str() == e.environment) {
-        return false;
-    }
-    if !f.data_mode.is_empty() && !f.data_mode.iter().any(|x| x.as_str() == e.data_mode) {
-        return false;
-    }
-    if !f.status.is_empty() && !f.status.iter().any(|x| x.as_str() == e.status) {
-        return false;
-    }
-    for (dim, values) in &f.text {
-        let value = match dim {
-            Dimension::EndpointTag => Some(e.endpoint_tag.as_str()),
-            Dimension::PromptVersion => e.prompt_version.as_deref(),
-            Dimension::TenantId => e.tenant_id.as_deref(),
-            Dimension::UserId => e.user_id.as_deref(),
-            Dimension::Provider => Some(e.provider.as_str()),
-            Dimension::Model => Some(e.model.as_str()),
-            _ => continue,
-        };
-        if !any(values, value.unwrap_or(dim.missing_label())) {
-            return false;
-        }
-    }
-    for (key, values) in &f.tags {
-        let value = e
-            .tags
-            .get(key)
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown");
-        if !any(values, value) {
-            return false;
-        }
-    }
-    true
-}
-
-struct Found {
-    events: Vec<StoredEvent>,
-    next: Option<Pos>,
-    /// The scan limit stopped the page before it was full.
-    cut: bool,
-}
-
-async fn read_page(ctx: &Ctx, q: &Query, start: Option<Pos>) -> Result<Found, PageError> {
-    let store = ctx.state.store.as_ref();
-    let fetch = |cursor: Option<String>| EventQuery {
-        external_request_id: None,
-        window: Some((q.from_ms, q.to_ms)),
-        filters: Some(q.filters.clone()),
-        cursor,
-        limit: CHUNK,
-    };
-    // The first page starts at the window's end: a cursor "just before `to`", with a
-    // fallback to the newest event should the store not take it.
-    let mut pos = start.unwrap_or(Pos {
-        store: Some(format!("{}.0", q.to_ms)),
-        skip: 0,
-    });
-    let mut page = match store.events(ctx.ws(), fetch(pos.store.clone())).await {
-        Err(StoreError::NotFound(_)) if pos.skip == 0 => {
-            pos.store = None;
-            store.events(ctx.ws(), fetch(None)).await?
-        }
-        Err(StoreError::NotFound(_)) => {
-            return Err(PageError::Bad("cursor is not one this page made".into()))
-        }
-        other => other?,
-    };
-    let mut out = Vec::new();
-    let mut scanned = 0;
-    loop {
-        for (i, e) in page.events.into_iter().enumerate().skip(pos.skip) {
-            if format::parse_ms(&e.timestamp).is_some_and(|ts| ts < q.from_ms) {
-                return Ok(Found {
-                    events: out,
-                    next: None,
-                    cut: false,
-                });
-            }
-            scanned += 1;
-            if matches(&e, q) {
-                if out.len() == PAGE {
-                    let next = Pos {
-                        store: pos.store.clone(),
-                        skip: i,
-                    };
-                    return Ok(Found {
-                        events: out,
-                        next: Some(next),
-                        cut: false,
-                    });
-                }
-                out.push(e);
-            }
-        }
-        let Some(cursor) = page.next_cursor else {
-            return Ok(Found {
-                events: out,
-                next: None,
-                cut: false,
-            });
-        };
-        pos = Pos {
-            store: Some(cursor),
-            skip: 0,
-        };
-        if scanned >= SCAN_MAX {
-            return Ok(Found {
-                events: out,
-                next: Some(pos),
-                cut: true,
-            });
-        }
-        page = store.events(ctx.ws(), fetch(pos.store.clone())).await?;
-    }
-}
 
 async fn body(ctx: &Ctx) -> PageResult {
     let q = ctx.window()?;
     let search = ctx.view.own("q");
-    let (events, next, cut) = match search {
-        Some(id) => {
-            let page = ctx
-                .state
-                .store
-                .events(
-                    ctx.ws(),
-                    EventQuery {
-                        external_request_id: Some(id.to_string()),
-                        limit: 1,
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            (page.events, None, false)
-        }
-        None => {
-            let start = match ctx.view.own("cursor") {
-                Some(c) => Some(
-                    Pos::decode(c)
-                        .ok_or_else(|| PageError::Bad("cursor is not one this page made".into()))?,
-                ),
-                None => None,
-            };
-            let found = read_page(ctx, &q, start).await?;
-            (found.events, found.next, found.cut)
-        }
+    let cursor = ctx.view.own("cursor");
+    let query = match search {
+        Some(id) => EventQuery {
+            external_request_id: Some(id.to_string()),
+            limit: 1,
+            ..Default::default()
+        },
+        None => EventQuery {
+            external_request_id: None,
+            window: Some((q.from_ms, q.to_ms)),
+            filters: Some(q.filters.clone()),
+            cursor: cursor.map(str::to_string),
+            limit: PAGE,
+        },
     };
+    let page = match ctx.state.store.events(ctx.ws(), query).await {
+        Err(StoreError::NotFound(_)) if search.is_none() && cursor.is_some() => {
+            return Err(PageError::Bad("cursor is not one this page made".into()))
+        }
+        other => other?,
+    };
+    let (events, next) = (page.events, page.next_cursor);
     let book = ctx.state.prices();
     let mut entries: HashMap<String, Option<Arc<PriceEntry>>> = HashMap::new();
     let status = ctx.view.filter("status").unwrap_or("");
@@ -241,7 +79,6 @@ async fn body(ctx: &Ctx) -> PageResult {
         @if events.is_empty() {
             div.card.empty data-empty {
                 @if let Some(id) = search { "No request with externalRequestId " code { (id) } "." }
-                @else if cut { "No match among the last " (format::int(SCAN_MAX as u64)) " events scanned." }
                 @else { "No requests match this view." }
             }
         } @else {
@@ -259,12 +96,11 @@ async fn body(ctx: &Ctx) -> PageResult {
             }
         }
         div.pager {
-            @if ctx.view.own("cursor").is_some() {
+            @if cursor.is_some() {
                 a href=(ctx.link(Page::Requests, &[("cursor", None)])) { "← First page" }
             }
             @if let Some(n) = &next {
-                @if cut { span.muted { "Scanned " (format::int(SCAN_MAX as u64)) " events." } }
-                a.btn.ghost style="display:inline-flex;align-items:center" #next-page href=(ctx.link(Page::Requests, &[("cursor", Some(&n.encode()))])) { "Next page →" }
+                a.btn.ghost style="display:inline-flex;align-items:center" #next-page href=(ctx.link(Page::Requests, &[("cursor", Some(n.as_str()))])) { "Next page →" }
             }
         }
     })
