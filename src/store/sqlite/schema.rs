@@ -144,6 +144,15 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         )
         .ok();
     if rollups.as_deref() != Some(ROLLUPS_VERSION) {
+        // Another version may have other columns: drop every rollup table, recreate, refill.
+        let old_tables: Vec<String> = tx
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND (name LIKE 'rollup\\_%' ESCAPE '\\' OR name = 'versions_seen')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for table in old_tables {
+            tx.execute_batch(&format!("DROP TABLE \"{table}\";"))?;
+        }
+        tx.execute_batch(&super::rollup::ddl())?;
         super::rollup::rebuild(&tx)?;
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('rollups_version', ?1)",
