@@ -144,6 +144,18 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// `base`'s window and filters grouped by `dims`, every group, largest cost first.
+fn by_cost(base: &Query, dims: Vec<Dimension>) -> Query {
+    Query {
+        group_by: dims,
+        bucket: None,
+        order_by: Some(Measure::CostUsd),
+        ascending: false,
+        limit: crate::query::MAX_LIMIT,
+        ..base.clone()
+    }
+}
+
 /// The same query one window earlier (equal length, ending where this one starts).
 pub fn previous_window(q: &Query) -> Query {
     let len = q.to_ms - q.from_ms;
@@ -178,12 +190,7 @@ pub async fn top(
     kind: TopKind,
     limit: usize,
 ) -> Result<TopReport> {
-    let mut q = base.clone();
-    q.group_by = kind.dimensions();
-    q.bucket = None;
-    q.order_by = Some(Measure::CostUsd);
-    q.ascending = false;
-    q.limit = crate::query::MAX_LIMIT;
+    let q = by_cost(base, kind.dimensions());
     let now = store.aggregate(ws, q.clone()).await?;
     let before = store.aggregate(ws, previous_window(&q)).await?;
     let (total, previous_total) = (total_of(&now), total_of(&before));
@@ -349,10 +356,7 @@ pub async fn prompt_versions(
     base: &Query,
     baseline: Option<&str>,
 ) -> Result<Vec<VersionComparison>> {
-    let mut q = base.clone();
-    q.group_by = vec![Dimension::EndpointTag, Dimension::PromptVersion];
-    q.bucket = None;
-    q.limit = crate::query::MAX_LIMIT;
+    let q = by_cost(base, vec![Dimension::EndpointTag, Dimension::PromptVersion]);
     let rows = store.aggregate(ws, q).await?;
     let seen = store.versions_seen(ws, base.filters.clone()).await?;
     let seen_of = |endpoint: &str, version: &str| {
@@ -478,12 +482,7 @@ pub async fn concentration(
     base: &Query,
     by: Dimension,
 ) -> Result<Concentration> {
-    let mut q = base.clone();
-    q.group_by = vec![by.clone()];
-    q.bucket = None;
-    q.order_by = Some(Measure::CostUsd);
-    q.ascending = false;
-    q.limit = crate::query::MAX_LIMIT;
+    let q = by_cost(base, vec![by.clone()]);
     let now = store.aggregate(ws, q.clone()).await?;
     let before = store.aggregate(ws, previous_window(&q)).await?;
     let (now, before) = (shares(&now), shares(&before));
