@@ -180,7 +180,6 @@ pub struct Contribution {
     pub endpoint: i64,
     pub prompt_version: i64,
     pub tenant: i64,
-    pub user: i64,
     pub attempts: i64,
     pub cost_nanos: Option<i64>,
     pub input: i64,
@@ -204,7 +203,6 @@ impl Contribution {
             "endpoint" => self.endpoint,
             "prompt_version" => self.prompt_version,
             "tenant" => self.tenant,
-            "user" => self.user,
             _ => 0,
         }
     }

@@ -216,7 +216,6 @@ fn contribution(
         endpoint: cols.endpoint,
         prompt_version: cols.prompt_version.unwrap_or(0),
         tenant: cols.tenant.unwrap_or(0),
-        user: cols.user.unwrap_or(0),
         attempts,
         cost_nanos: p.pricing.cost.map(|c| c.nanos()),
         input: e.tokens.input as i64,
@@ -299,7 +298,7 @@ fn merge_attempt(
     let (row_id, mask, usage_missing, old) = tx
         .prepare_cached(
             "SELECT id, attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
-                endpoint, prompt_version, tenant, user, attempts, cost_nanos, input_tokens, cached_tokens,
+                endpoint, prompt_version, tenant, attempts, cost_nanos, input_tokens, cached_tokens,
                 cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless
              FROM events WHERE workspace_id = ?1 AND external_request_id = ?2",
         )?
@@ -315,17 +314,16 @@ fn merge_attempt(
                 endpoint: r.get(9)?,
                 prompt_version: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
                 tenant: r.get::<_, Option<i64>>(11)?.unwrap_or(0),
-                user: r.get::<_, Option<i64>>(12)?.unwrap_or(0),
-                attempts: r.get(13)?,
-                cost_nanos: r.get(14)?,
-                input: r.get(15)?,
-                cached: r.get(16)?,
-                cache_write: r.get(17)?,
-                output: r.get(18)?,
-                reasoning: r.get(19)?,
-                latency_ms: r.get(20)?,
+                attempts: r.get(12)?,
+                cost_nanos: r.get(13)?,
+                input: r.get(14)?,
+                cached: r.get(15)?,
+                cache_write: r.get(16)?,
+                output: r.get(17)?,
+                reasoning: r.get(18)?,
+                latency_ms: r.get(19)?,
                 usage_missing: r.get(2)?,
-                idless: r.get(21)?,
+                idless: r.get(20)?,
             };
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?, old))
         })
