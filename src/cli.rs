@@ -113,6 +113,10 @@ pub struct DemoArgs {
     pub workspace: String,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// End of the generated traffic (RFC 3339; default now). A fixed end makes the data
+    /// set reproducible, as the golden tests need.
+    #[arg(long, value_parser = parse_timestamp)]
+    pub end: Option<jiff::Timestamp>,
 }
 
 #[derive(Subcommand)]
@@ -252,6 +256,7 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
             events: 60_000,
             workspace: "default".into(),
             seed: 42,
+            end: None,
         };
         demo(store.as_ref(), &args).await?;
     }
@@ -419,7 +424,10 @@ async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
     let config = DemoConfig {
         days: args.days,
         events: args.events,
-        end_ms: jiff::Timestamp::now().as_millisecond(),
+        end_ms: args
+            .end
+            .unwrap_or_else(jiff::Timestamp::now)
+            .as_millisecond(),
         seed: args.seed,
     };
     let (spike_from, spike_to) = config.spike_window();
@@ -1005,4 +1013,9 @@ async fn query_file(store: &dyn Store, file: &PathBuf, workspace: &str) -> anyho
         serde_json::to_string_pretty(&crate::http::api::query_answer(&query, &rows))?
     );
     Ok(())
+}
+
+fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, String> {
+    s.parse()
+        .map_err(|e| format!("expected an RFC 3339 time like 2026-01-15T00:00:00Z: {e}"))
 }
