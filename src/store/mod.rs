@@ -125,6 +125,24 @@ impl IngestOutcome {
     }
 }
 
+/// Told about each commit's cost changes on the writer, after the commit and before its
+/// replies (the budget counters).
+pub type SpendListener =
+    std::sync::Arc<dyn Fn(&[crate::budget::counters::SpendEffect]) + Send + Sync>;
+
+/// Rows of aggregate queries read between two commits, handed over before the next one.
+pub type BetweenCommits = Box<dyn FnOnce(Result<Vec<Vec<crate::query::Row>>>) + Send>;
+
+/// A control object (budget, rate cap, alert rule, channel, alert) stored as JSON.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub id: i64,
+    pub workspace: WorkspaceId,
+    pub body: serde_json::Value,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
 /// A stored logical call as read back.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -269,6 +287,40 @@ pub trait Store: Send + Sync {
     async fn save_price_book(&self, book: StoredBook) -> Result<()>;
     /// Grows whenever a price book is saved, so servers can reload.
     async fn price_generation(&self) -> Result<i64>;
+
+    /// Register the one listener for committed cost changes.
+    fn set_spend_listener(&self, listener: SpendListener);
+    /// Run aggregate queries after the last commit's listener call and before the next
+    /// commit, and give the rows to `then` right there: a load of the budget counters
+    /// that no commit can slip past or be counted twice in.
+    async fn aggregate_between_commits(
+        &self,
+        workspace: WorkspaceId,
+        queries: Vec<crate::query::Query>,
+        then: BetweenCommits,
+    ) -> Result<()>;
+
+    /// Insert (`id` None) or replace a control object of `kind`; returns its id.
+    async fn put_object(
+        &self,
+        workspace: WorkspaceId,
+        kind: &'static str,
+        id: Option<i64>,
+        body: serde_json::Value,
+    ) -> Result<i64>;
+    /// Objects of `kind`, of one workspace or all, oldest first.
+    async fn objects(
+        &self,
+        workspace: Option<WorkspaceId>,
+        kind: &'static str,
+    ) -> Result<Vec<StoredObject>>;
+    /// False if there was no such object.
+    async fn delete_object(
+        &self,
+        workspace: WorkspaceId,
+        kind: &'static str,
+        id: i64,
+    ) -> Result<bool>;
 
     /// Finish queued writes and release the database.
     async fn close(&self);

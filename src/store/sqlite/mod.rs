@@ -19,7 +19,8 @@ const WRITER_QUEUE: usize = 1024;
 
 pub struct SqliteStore {
     path: PathBuf,
-    jobs: Mutex<Option<mpsc::Sender<writer::IngestJob>>>,
+    jobs: Mutex<Option<mpsc::Sender<writer::WriterJob>>>,
+    listener: writer::Listener,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
@@ -39,13 +40,16 @@ impl SqliteStore {
         // the beginning; a background thread copies frames ahead of it so those checkpoints
         // find little left to do and a commit rarely waits on one.
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let listener = writer::Listener::default();
+        let writer_listener = listener.clone();
         let writer = std::thread::Builder::new()
             .name("burnrate-writer".into())
-            .spawn(move || writer::run(conn, rx))?;
+            .spawn(move || writer::run(conn, rx, writer_listener))?;
         let checkpointer = Self::start_checkpointer(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             jobs: Mutex::new(Some(tx)),
+            listener,
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
@@ -159,10 +163,12 @@ impl Store for SqliteStore {
             received_at_ms: now_ms(),
             reply,
         };
-        sender.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-        })?;
+        sender
+            .try_send(writer::WriterJob::Ingest(job))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -385,6 +391,114 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )?;
             Ok(v.parse().unwrap_or(0))
+        })
+        .await
+    }
+
+    fn set_spend_listener(&self, listener: SpendListener) {
+        *self.listener.lock().unwrap() = Some(listener);
+    }
+
+    async fn aggregate_between_commits(
+        &self,
+        workspace: WorkspaceId,
+        queries: Vec<crate::query::Query>,
+        then: BetweenCommits,
+    ) -> Result<()> {
+        let sender = self
+            .jobs
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (done, finished) = oneshot::channel();
+        let read = Box::new(move |c: &mut Connection| {
+            let rows: Result<Vec<_>> = queries
+                .iter()
+                .map(|q| aggregate::aggregate(c, workspace, q))
+                .collect();
+            then(rows);
+            let _ = done.send(());
+        });
+        // Waits for room rather than failing: loads are rare and must happen.
+        sender
+            .send(writer::WriterJob::Read(read))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        finished.await.map_err(|_| StoreError::Closed)
+    }
+
+    async fn put_object(
+        &self,
+        workspace: WorkspaceId,
+        kind: &'static str,
+        id: Option<i64>,
+        body: serde_json::Value,
+    ) -> Result<i64> {
+        self.with_conn(move |c| {
+            let now = now_ms();
+            let text = body.to_string();
+            match id {
+                None => {
+                    c.execute(
+                        "INSERT INTO objects (workspace_id, kind, body, created_ms, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?4)",
+                        params![workspace, kind, text, now],
+                    )?;
+                    Ok(c.last_insert_rowid())
+                }
+                Some(id) => {
+                    let n = c.execute(
+                        "UPDATE objects SET body = ?4, updated_ms = ?5
+                         WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
+                        params![id, workspace, kind, text, now],
+                    )?;
+                    if n == 0 {
+                        return Err(StoreError::NotFound(format!("{kind} {id}")));
+                    }
+                    Ok(id)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn objects(
+        &self,
+        workspace: Option<WorkspaceId>,
+        kind: &'static str,
+    ) -> Result<Vec<StoredObject>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, workspace_id, body, created_ms, updated_ms FROM objects
+                 WHERE kind = ?1 AND (?2 IS NULL OR workspace_id = ?2) ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![kind, workspace], |r| {
+                let body: String = r.get(2)?;
+                Ok(StoredObject {
+                    id: r.get(0)?,
+                    workspace: r.get(1)?,
+                    body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                    created_ms: r.get(3)?,
+                    updated_ms: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn delete_object(
+        &self,
+        workspace: WorkspaceId,
+        kind: &'static str,
+        id: i64,
+    ) -> Result<bool> {
+        self.with_conn(move |c| {
+            Ok(c.execute(
+                "DELETE FROM objects WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
+                params![id, workspace, kind],
+            )? == 1)
         })
         .await
     }

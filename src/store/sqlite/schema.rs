@@ -86,6 +86,15 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (workspace_id, external_request_id)
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (workspace_id, ts);
+CREATE TABLE IF NOT EXISTS objects (
+    id INTEGER PRIMARY KEY,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS objects_by_kind ON objects (workspace_id, kind, id);
 CREATE TABLE IF NOT EXISTS price_books (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,

@@ -4,11 +4,14 @@
 
 use super::rollup::{Contribution, Pending};
 use super::schema::DimKind;
+use crate::budget::counters::SpendEffect;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
+use crate::event::{DataMode, Environment};
 use crate::event::{PricedEvent, Status};
-use crate::store::{IngestOutcome, Result, StoreError, WorkspaceId, WriteResult};
+use crate::store::{IngestOutcome, Result, SpendListener, StoreError, WorkspaceId, WriteResult};
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 pub struct IngestJob {
@@ -17,6 +20,18 @@ pub struct IngestJob {
     pub received_at_ms: i64,
     pub reply: oneshot::Sender<Result<IngestOutcome>>,
 }
+
+/// Work for the writer thread: writes, or reads that must fall between two commits.
+pub enum WriterJob {
+    Ingest(IngestJob),
+    /// Runs on the writer's connection after the previous commit's listener call and
+    /// before the next commit, so what it reads and what the listener reports never
+    /// overlap or leave a gap.
+    Read(Box<dyn FnOnce(&mut Connection) + Send>),
+}
+
+/// Told about every commit's cost changes, after the commit and before the replies.
+pub type Listener = Arc<Mutex<Option<SpendListener>>>;
 
 /// Most events written in one transaction; more waits for the next commit.
 const MAX_EVENTS_PER_COMMIT: usize = 100_000;
@@ -29,23 +44,40 @@ struct DimCache {
     ids: [HashMap<Box<str>, i64, foldhash::fast::RandomState>; 10],
 }
 
-pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<IngestJob>) {
+pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, listener: Listener) {
     let mut dims = DimCache::default();
-    while let Some(first) = jobs.blocking_recv() {
+    let mut next = None;
+    while let Some(first) = next.take().or_else(|| jobs.blocking_recv()) {
+        let first = match first {
+            WriterJob::Read(read) => {
+                read(&mut conn);
+                continue;
+            }
+            WriterJob::Ingest(job) => job,
+        };
         let mut batch = vec![first];
         let mut queued: usize = batch[0].events.len();
         while queued < MAX_EVENTS_PER_COMMIT {
             match jobs.try_recv() {
-                Ok(job) => {
+                Ok(WriterJob::Ingest(job)) => {
                     queued += job.events.len();
                     batch.push(job);
+                }
+                // A read waits for this commit: it must see it.
+                Ok(read) => {
+                    next = Some(read);
+                    break;
                 }
                 Err(_) => break,
             }
         }
         let started = std::time::Instant::now();
-        match commit(&mut conn, &mut dims, &batch) {
-            Ok(outcomes) => {
+        let listening = listener.lock().unwrap().clone();
+        match commit(&mut conn, &mut dims, &batch, listening.is_some()) {
+            Ok((outcomes, effects)) => {
+                if let Some(listen) = listening {
+                    listen(&effects);
+                }
                 tracing::debug!(
                     jobs = batch.len(),
                     events = queued,
@@ -78,9 +110,11 @@ fn commit(
     conn: &mut Connection,
     dims: &mut DimCache,
     batch: &[IngestJob],
-) -> rusqlite::Result<Vec<IngestOutcome>> {
+    collect_effects: bool,
+) -> rusqlite::Result<(Vec<IngestOutcome>, Vec<SpendEffect>)> {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut effects = Vec::new();
     let mut rollups = Pending::default();
     {
         // Prepared once per commit: the statement cache would hash the SQL per event.
@@ -89,15 +123,12 @@ fn commit(
             let mut results = Vec::with_capacity(job.events.len());
             for priced in &job.events {
                 let (ws, at) = (job.workspace, job.received_at_ms);
-                results.push(write_event(
-                    &tx,
-                    &mut insert,
-                    dims,
-                    &mut rollups,
-                    ws,
-                    at,
-                    priced,
-                )?);
+                let (result, change) =
+                    write_event(&tx, &mut insert, dims, &mut rollups, ws, at, priced)?;
+                if collect_effects && result != WriteResult::Duplicate {
+                    effects.push(spend_effect(ws, priced, change));
+                }
+                results.push(result);
             }
             outcomes.push(IngestOutcome { results });
         }
@@ -105,7 +136,54 @@ fn commit(
         rollups.flush(&tx)?;
     }
     tx.commit()?;
-    Ok(outcomes)
+    Ok((outcomes, effects))
+}
+
+/// How a write changed a call's cost: what it was before (None for a new call), and the
+/// environment and data mode the stored call keeps.
+struct CostChange {
+    old_cost: Option<Option<i64>>,
+    kept: Option<(i64, i64)>,
+    replaced: bool,
+}
+
+/// The budget-relevant change of one write. A replaced attempt moves the call's whole
+/// cost change to the new attempt's time (retries are seconds apart; at a period edge
+/// the old period keeps the old cost).
+fn spend_effect(workspace: WorkspaceId, p: &PricedEvent, change: CostChange) -> SpendEffect {
+    let e = &p.event;
+    let new_cost = p.pricing.cost.map(|c| c.nanos());
+    let (cost_delta, unpriced_delta) = match (change.old_cost, change.replaced) {
+        (None, _) => (new_cost.unwrap_or(0), new_cost.is_none() as i64),
+        (Some(old), true) => (
+            new_cost.unwrap_or(0) - old.unwrap_or(0),
+            new_cost.is_none() as i64 - old.is_none() as i64,
+        ),
+        (Some(_), false) => (0, 0),
+    };
+    let (environment, data_mode) = match change.kept {
+        Some((env, dm)) => (
+            Environment::from_code(env as u8).unwrap_or(e.environment),
+            DataMode::from_code(dm as u8).unwrap_or(e.data_mode),
+        ),
+        None => (e.environment, e.data_mode),
+    };
+    SpendEffect {
+        workspace,
+        external_request_id: e.external_request_id.clone(),
+        ts_ms: e.timestamp_ms,
+        environment,
+        data_mode,
+        endpoint_tag: e.endpoint_tag.clone(),
+        tenant_id: e.tenant_id.clone(),
+        user_id: e.user_id.clone(),
+        model: e.model.clone(),
+        provider: e.provider.clone(),
+        tags: e.tags.clone(),
+        cost_delta,
+        unpriced_delta,
+        new_call_cost: new_cost.filter(|_| change.old_cost.is_none()),
+    }
 }
 
 /// A new logical call; a taken (workspace, externalRequestId) inserts nothing.
@@ -237,7 +315,7 @@ fn write_event(
     workspace: WorkspaceId,
     received_at_ms: i64,
     p: &PricedEvent,
-) -> rusqlite::Result<WriteResult> {
+) -> rusqlite::Result<(WriteResult, CostChange)> {
     let e = &p.event;
     let cols = usage_columns(tx, dims, p)?;
     let (ext_id, idless) = match &e.external_request_id {
@@ -280,7 +358,12 @@ fn write_event(
     ])?;
     if inserted == 1 {
         rollups.apply(&contribution(workspace, p, &cols, 1), 1);
-        return Ok(WriteResult::Inserted);
+        let change = CostChange {
+            old_cost: None,
+            kept: None,
+            replaced: false,
+        };
+        return Ok((WriteResult::Inserted, change));
     }
     merge_attempt(tx, rollups, workspace, &ext_id, p, &cols)
 }
@@ -293,7 +376,7 @@ fn merge_attempt(
     ext_id: &str,
     p: &PricedEvent,
     cols: &UsageColumns,
-) -> rusqlite::Result<WriteResult> {
+) -> rusqlite::Result<(WriteResult, CostChange)> {
     let e = &p.event;
     let (row_id, mask, usage_missing, old) = tx
         .prepare_cached(
@@ -340,8 +423,13 @@ fn merge_attempt(
         has_usage: !e.usage_missing,
         success: e.status == Status::Success,
     };
+    let mut change = CostChange {
+        old_cost: Some(old.cost_nanos),
+        kept: Some((old.environment, old.data_mode)),
+        replaced: false,
+    };
     let (replace, new_mask) = match dedupe::decide(stored, incoming) {
-        Decision::Duplicate => return Ok(WriteResult::Duplicate),
+        Decision::Duplicate => return Ok((WriteResult::Duplicate, change)),
         Decision::NewAttempt {
             replace,
             attempt_mask,
@@ -360,7 +448,7 @@ fn merge_attempt(
             },
             1,
         );
-        return Ok(WriteResult::Attempt { replaced: false });
+        return Ok((WriteResult::Attempt { replaced: false }, change));
     }
     // Environment and data mode belong to the logical call and are not replaced.
     let new = Contribution {
@@ -408,5 +496,6 @@ fn merge_attempt(
         cols.price_book,
         cols.tags,
     ])?;
-    Ok(WriteResult::Attempt { replaced: true })
+    change.replaced = true;
+    Ok((WriteResult::Attempt { replaced: true }, change))
 }

@@ -1,0 +1,468 @@
+//! The live spend counters behind budgets and the guard. Kept exact by the store's writer,
+//! which reports every commit's cost changes (`apply`) and answers the initial loads
+//! between two commits (`load`), so a load and the commits around it never overlap.
+//! The guard answers from here under one short lock, never from the store.
+
+use super::{state_of, Action, Budget, CallDims, FailMode, State};
+use crate::event::{DataMode, Environment};
+use crate::store::WorkspaceId;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+/// One committed change of a stored call's cost, as the writer reports it.
+#[derive(Debug, Clone)]
+pub struct SpendEffect {
+    pub workspace: WorkspaceId,
+    pub external_request_id: Option<String>,
+    pub ts_ms: i64,
+    pub environment: Environment,
+    pub data_mode: DataMode,
+    pub endpoint_tag: String,
+    pub tenant_id: Option<String>,
+    pub user_id: Option<String>,
+    pub model: String,
+    pub provider: String,
+    pub tags: BTreeMap<String, String>,
+    /// Change of the call's cost in nano-USD (a replaced attempt can lower it).
+    pub cost_delta: i64,
+    /// +1 when the call became unpriced, -1 when it stopped being unpriced.
+    pub unpriced_delta: i64,
+    /// The call's cost now, for the per-endpoint estimate (new calls only).
+    pub new_call_cost: Option<i64>,
+}
+
+impl SpendEffect {
+    pub fn dims(&self) -> CallDims<'_> {
+        CallDims {
+            environment: Some(self.environment),
+            data_mode: Some(self.data_mode),
+            endpoint_tag: Some(&self.endpoint_tag),
+            tenant_id: self.tenant_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            model: Some(&self.model),
+            provider: Some(&self.provider),
+            tags: Some(&self.tags),
+        }
+    }
+}
+
+/// Requests per minute per endpoint (and optionally per tenant), checked by the guard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateCap {
+    pub id: i64,
+    pub endpoint_tag: String,
+    /// When set, the cap holds for each tenant separately instead of the endpoint total.
+    pub per_tenant: bool,
+    pub requests_per_minute: u32,
+}
+
+/// What a guard call asks.
+#[derive(Debug, Clone, Default)]
+pub struct GuardRequest {
+    pub environment: Option<Environment>,
+    pub data_mode: Option<DataMode>,
+    pub endpoint_tag: String,
+    pub tenant_id: Option<String>,
+    pub user_id: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub estimate: Option<i64>,
+    pub external_request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetPosition {
+    pub id: i64,
+    pub name: String,
+    pub action: Action,
+    pub remaining_usd: crate::money::Usd,
+    pub state: State,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardAnswer {
+    pub allow: bool,
+    /// ok | budget_exceeded | rate_capped | budgets_loading
+    pub reason: &'static str,
+    pub budgets: Vec<BudgetPosition>,
+    pub retry_after_seconds: Option<u64>,
+    pub estimated_cost_usd: crate::money::Usd,
+    /// client | endpoint_p95 | none
+    pub estimate_source: &'static str,
+    pub reserved: bool,
+}
+
+/// Spend of one budget, per period start (the current period, and the next one when
+/// events stamped a little ahead arrive before the clock rolls over).
+#[derive(Debug, Clone)]
+struct Live {
+    budget: Budget,
+    /// False until the store's spend for the current period has been loaded.
+    loaded: bool,
+    spent: BTreeMap<i64, (i64, u64)>,
+    reserved: i64,
+}
+
+impl Live {
+    fn current(&self, now_ms: i64) -> (i64, u64) {
+        let (start, _) = self.budget.window(now_ms);
+        self.spent.get(&start).copied().unwrap_or((0, 0))
+    }
+}
+
+struct Reservation {
+    amount: i64,
+    budgets: Vec<i64>,
+    expires_ms: i64,
+}
+
+#[derive(Default)]
+struct Book {
+    budgets: Vec<Live>,
+    caps: Vec<RateCap>,
+    reservations: HashMap<String, Reservation>,
+    /// Reservation ids by expiry (the TTL is one value, so this stays ordered).
+    expiry: VecDeque<(i64, String)>,
+    /// Recent priced call costs per endpoint, newest last, for estimates.
+    recent: HashMap<String, VecDeque<i64>>,
+    /// Rate-cap token buckets: (tokens, updated_ms) by cap id and tenant.
+    buckets: HashMap<(i64, String), (f64, i64)>,
+}
+
+const RECENT_COSTS: usize = 200;
+
+pub struct Counters {
+    books: Mutex<HashMap<WorkspaceId, Book>>,
+    reservation_ttl_ms: i64,
+}
+
+impl Counters {
+    pub fn new(reservation_ttl_ms: i64) -> Counters {
+        Counters {
+            books: Mutex::new(HashMap::new()),
+            reservation_ttl_ms,
+        }
+    }
+
+    /// Replace a workspace's budgets and caps (after a change); budgets whose definition
+    /// changed need a `load` before they count again.
+    pub fn configure(&self, ws: WorkspaceId, budgets: Vec<Budget>, caps: Vec<RateCap>) {
+        let mut books = self.books.lock().unwrap();
+        let book = books.entry(ws).or_default();
+        let old = std::mem::take(&mut book.budgets);
+        book.budgets = budgets
+            .into_iter()
+            .map(|b| match old.iter().find(|l| l.budget == b) {
+                Some(same) => same.clone(),
+                None => Live {
+                    budget: b,
+                    loaded: false,
+                    spent: BTreeMap::new(),
+                    reserved: 0,
+                },
+            })
+            .collect();
+        book.caps = caps;
+    }
+
+    /// Set a budget's spend for the period starting at `period_start` as read from the
+    /// store. Must run between two commits (the store's writer calls it).
+    pub fn load(
+        &self,
+        ws: WorkspaceId,
+        budget_id: i64,
+        period_start: i64,
+        spent: i64,
+        unpriced: u64,
+    ) {
+        let mut books = self.books.lock().unwrap();
+        let Some(book) = books.get_mut(&ws) else {
+            return;
+        };
+        if let Some(live) = book.budgets.iter_mut().find(|l| l.budget.id == budget_id) {
+            live.spent.retain(|start, _| *start > period_start);
+            live.spent.insert(period_start, (spent, unpriced));
+            live.loaded = true;
+        }
+    }
+
+    /// Seed the per-endpoint estimates (newest last).
+    pub fn seed_recent(&self, ws: WorkspaceId, endpoint: &str, costs: Vec<i64>) {
+        let mut books = self.books.lock().unwrap();
+        let recent = books
+            .entry(ws)
+            .or_default()
+            .recent
+            .entry(endpoint.to_string());
+        let ring = recent.or_default();
+        ring.extend(costs);
+        while ring.len() > RECENT_COSTS {
+            ring.pop_front();
+        }
+    }
+
+    /// Fold one commit's effects in; settles the reservations of the calls it stored.
+    pub fn apply(&self, effects: &[SpendEffect]) {
+        let mut books = self.books.lock().unwrap();
+        for effect in effects {
+            let book = books.entry(effect.workspace).or_default();
+            if let Some(id) = &effect.external_request_id {
+                book.release(id);
+            }
+            let dims = effect.dims();
+            for live in book.budgets.iter_mut() {
+                if !live.budget.scope.matches(&dims) {
+                    continue;
+                }
+                let (start, _) = live.budget.window(effect.ts_ms);
+                // Only the current period and later ones are kept; older spend is history.
+                if live.spent.keys().next().is_some_and(|first| start < *first) {
+                    continue;
+                }
+                let entry = live.spent.entry(start).or_insert((0, 0));
+                entry.0 += effect.cost_delta;
+                entry.1 = (entry.1 as i64 + effect.unpriced_delta).max(0) as u64;
+            }
+            if let Some(cost) = effect.new_call_cost {
+                let ring = book.recent.entry(effect.endpoint_tag.clone()).or_default();
+                ring.push_back(cost);
+                if ring.len() > RECENT_COSTS {
+                    ring.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Spent, reserved and unpriced of a budget's current period; None if unknown.
+    pub fn position(
+        &self,
+        ws: WorkspaceId,
+        budget_id: i64,
+        now_ms: i64,
+    ) -> Option<(i64, i64, u64, bool)> {
+        let mut books = self.books.lock().unwrap();
+        let book = books.get_mut(&ws)?;
+        book.expire(now_ms);
+        let live = book.budgets.iter_mut().find(|l| l.budget.id == budget_id)?;
+        live.prune(now_ms);
+        let (spent, unpriced) = live.current(now_ms);
+        Some((spent, live.reserved, unpriced, live.loaded))
+    }
+
+    /// The budgets these calls touched that are at warning or exceeded now.
+    pub fn touched(
+        &self,
+        ws: WorkspaceId,
+        calls: &[CallDims],
+        now_ms: i64,
+    ) -> (Vec<i64>, Vec<i64>) {
+        let books = self.books.lock().unwrap();
+        let (mut warning, mut exceeded) = (Vec::new(), Vec::new());
+        let Some(book) = books.get(&ws) else {
+            return (warning, exceeded);
+        };
+        for live in &book.budgets {
+            if !calls.iter().any(|c| live.budget.scope.matches(c)) {
+                continue;
+            }
+            match state_of(&live.budget, live.current(now_ms).0).0 {
+                State::Warning => warning.push(live.budget.id),
+                State::Exceeded => exceeded.push(live.budget.id),
+                State::Ok => {}
+            }
+        }
+        (warning, exceeded)
+    }
+
+    /// May this call go ahead? Reserves its estimate when allowed and it carries an id.
+    pub fn guard(&self, ws: WorkspaceId, req: &GuardRequest, now_ms: i64) -> GuardAnswer {
+        let mut books = self.books.lock().unwrap();
+        let book = books.entry(ws).or_default();
+        book.expire(now_ms);
+        let (estimate, estimate_source) = match req.estimate {
+            Some(e) => (e, "client"),
+            None => match book.p95(&req.endpoint_tag) {
+                Some(e) => (e, "endpoint_p95"),
+                None => (0, "none"),
+            },
+        };
+        let dims = CallDims {
+            environment: Some(req.environment.unwrap_or(Environment::Prod)),
+            data_mode: Some(req.data_mode.unwrap_or(DataMode::Real)),
+            endpoint_tag: Some(&req.endpoint_tag),
+            tenant_id: req.tenant_id.as_deref(),
+            user_id: req.user_id.as_deref(),
+            model: req.model.as_deref(),
+            provider: req.provider.as_deref(),
+            tags: None,
+        };
+        let mut answer = GuardAnswer {
+            allow: true,
+            reason: "ok",
+            budgets: Vec::new(),
+            retry_after_seconds: None,
+            estimated_cost_usd: crate::money::Usd(estimate),
+            estimate_source,
+            reserved: false,
+        };
+        let mut matched = Vec::new();
+        for live in book.budgets.iter_mut() {
+            if !live.budget.scope.matches(&dims) {
+                continue;
+            }
+            live.prune(now_ms);
+            matched.push(live.budget.id);
+            let b = &live.budget;
+            let (spent, _) = live.current(now_ms);
+            let limit = b.limit_usd.nanos();
+            answer.budgets.push(BudgetPosition {
+                id: b.id,
+                name: b.name.clone(),
+                action: b.action,
+                remaining_usd: crate::money::Usd((limit - spent - live.reserved).max(0)),
+                state: state_of(b, spent).0,
+            });
+            if b.action != Action::Block || !answer.allow {
+                continue;
+            }
+            if !live.loaded {
+                if b.fail_mode == FailMode::Closed {
+                    answer.allow = false;
+                    answer.reason = "budgets_loading";
+                    answer.retry_after_seconds = Some(1);
+                }
+                continue;
+            }
+            if spent + live.reserved + estimate > limit {
+                answer.allow = false;
+                answer.reason = "budget_exceeded";
+                let (_, end) = b.window(now_ms);
+                answer.retry_after_seconds = Some(((end - now_ms).max(0) as u64).div_ceil(1000));
+            }
+        }
+        if answer.allow {
+            if let Err(wait) = book.take_rate(&req.endpoint_tag, req.tenant_id.as_deref(), now_ms) {
+                answer.allow = false;
+                answer.reason = "rate_capped";
+                answer.retry_after_seconds = Some(wait);
+            }
+        }
+        if answer.allow {
+            if let Some(id) = &req.external_request_id {
+                book.release(id);
+                for live in book
+                    .budgets
+                    .iter_mut()
+                    .filter(|l| matched.contains(&l.budget.id))
+                {
+                    live.reserved += estimate;
+                }
+                let expires_ms = now_ms + self.reservation_ttl_ms;
+                book.reservations.insert(
+                    id.clone(),
+                    Reservation {
+                        amount: estimate,
+                        budgets: matched,
+                        expires_ms,
+                    },
+                );
+                book.expiry.push_back((expires_ms, id.clone()));
+                answer.reserved = true;
+            }
+        }
+        answer
+    }
+}
+
+impl Live {
+    /// Forget periods that ended before the current one.
+    fn prune(&mut self, now_ms: i64) {
+        let (start, _) = self.budget.window(now_ms);
+        self.spent.retain(|s, _| *s >= start);
+    }
+}
+
+impl Book {
+    fn release(&mut self, id: &str) {
+        if let Some(r) = self.reservations.remove(id) {
+            for live in self
+                .budgets
+                .iter_mut()
+                .filter(|l| r.budgets.contains(&l.budget.id))
+            {
+                live.reserved -= r.amount;
+            }
+        }
+    }
+
+    fn expire(&mut self, now_ms: i64) {
+        while let Some((at, _)) = self.expiry.front() {
+            if *at > now_ms {
+                break;
+            }
+            let (at, id) = self.expiry.pop_front().unwrap();
+            // A guard call that reused the id later has a later expiry: keep that one.
+            if self
+                .reservations
+                .get(&id)
+                .is_some_and(|r| r.expires_ms == at)
+            {
+                self.release(&id);
+            }
+        }
+    }
+
+    fn p95(&self, endpoint: &str) -> Option<i64> {
+        let ring = self.recent.get(endpoint).filter(|r| !r.is_empty())?;
+        let mut costs: Vec<i64> = ring.iter().copied().collect();
+        costs.sort_unstable();
+        let rank = (costs.len() * 95).div_ceil(100).max(1) - 1;
+        Some(costs[rank])
+    }
+
+    /// Take one request from every cap on this endpoint; Err(seconds to wait) if any is
+    /// empty (then none is taken).
+    fn take_rate(&mut self, endpoint: &str, tenant: Option<&str>, now_ms: i64) -> Result<(), u64> {
+        let keys: Vec<((i64, String), f64)> = self
+            .caps
+            .iter()
+            .filter(|c| c.endpoint_tag == endpoint)
+            .map(|c| {
+                let who = if c.per_tenant {
+                    tenant.unwrap_or("")
+                } else {
+                    ""
+                };
+                ((c.id, who.to_string()), c.requests_per_minute as f64)
+            })
+            .collect();
+        let mut wait = 0u64;
+        for (key, per_minute) in &keys {
+            let (tokens, updated) = self
+                .buckets
+                .get(key)
+                .copied()
+                .unwrap_or((*per_minute, now_ms));
+            let refill = (now_ms - updated).max(0) as f64 * per_minute / 60_000.0;
+            let tokens = (tokens + refill).min(*per_minute);
+            self.buckets.insert(key.clone(), (tokens, now_ms));
+            if tokens < 1.0 {
+                let seconds = ((1.0 - tokens) * 60.0 / per_minute).ceil().max(1.0) as u64;
+                wait = wait.max(seconds);
+            }
+        }
+        if wait > 0 {
+            return Err(wait);
+        }
+        for (key, _) in keys {
+            if let Some(bucket) = self.buckets.get_mut(&key) {
+                bucket.0 -= 1.0;
+            }
+        }
+        Ok(())
+    }
+}
