@@ -140,9 +140,18 @@ async fn send_once(
     let verdict = verdict(status, after);
     let error = match verdict {
         Verdict::Delivered => None,
-        _ => Some(format!("http {status}: {}", body_start(response).await)),
+        _ => Some(http_error(status, &body_start(response).await)),
     };
     (Some(status), error, verdict)
+}
+
+/// "http 400: invalid_payload", or "http 500" when the body is empty.
+fn http_error(status: u16, body: &str) -> String {
+    if body.is_empty() {
+        format!("http {status}")
+    } else {
+        format!("http {status}: {body}")
+    }
 }
 
 fn verdict(status: u16, retry_after: Option<u64>) -> Verdict {
