@@ -454,3 +454,23 @@ async fn the_test_message_reaches_a_webhook() {
     assert_eq!(got[0].json()["type"], "test");
     assert_eq!(got[0].json()["data"]["channel"], "ops-webhook");
 }
+
+/// The server delivers from spawned tasks, so the future must be Send.
+#[test]
+fn deliver_can_be_spawned() {
+    fn assert_send<T: Send>(_: T) {}
+    let client = http_client();
+    let slack = channel(ChannelKind::Slack {
+        url: "http://127.0.0.1:9/".into(),
+    });
+    let n = alert(NotificationState::Firing);
+    let policy = policy();
+    assert_send(deliver(
+        &client,
+        &slack,
+        &n,
+        &policy,
+        &now_ms,
+        tokio::time::sleep,
+    ));
+}
