@@ -83,8 +83,10 @@ where
     S: Fn(Duration) -> F,
     F: Future<Output = ()>,
 {
+    // At least one attempt, whatever the policy says.
+    let max_attempts = policy.max_attempts.max(1);
     let mut attempts = Vec::new();
-    for number in 1..=policy.max_attempts.max(1) {
+    for number in 1..=max_attempts {
         let at_ms = now_ms();
         let request = prepare(&channel.kind, n, at_ms);
         let started = Instant::now();
@@ -98,7 +100,7 @@ where
         match verdict {
             Verdict::Delivered => return report(attempts, true),
             Verdict::GiveUp => break,
-            Verdict::Retry(_) if number == policy.max_attempts => break,
+            Verdict::Retry(_) if number == max_attempts => break,
             Verdict::Retry(after) => {
                 let jitter = rand::rng().random::<f64>();
                 sleep(Duration::from_millis(backoff_ms(
