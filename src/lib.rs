@@ -8,6 +8,7 @@
 //! - `ingest`: request bodies to validated, priced events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
 //! - `report`: top lists, time series, prompt versions, concentration (over `query`)
+//! - `notify`: alert messages rendered for webhook, Slack, PagerDuty; delivery with retries
 //! - `store`: the `Store` trait and its SQLite backend (the only SQL)
 //! - `app`, `http`: the server's state and its axum API (the only axum)
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
@@ -24,6 +25,7 @@ pub mod event;
 pub mod http;
 pub mod ingest;
 pub mod money;
+pub mod notify;
 pub mod price;
 pub mod query;
 pub mod ratelimit;
