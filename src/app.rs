@@ -20,6 +20,8 @@ pub struct AppState {
     /// Parsing and pricing run on at most (cores - 1) threads at once, so the single
     /// writer thread always has a core: it is the serial step of ingest.
     pub cpu_permits: tokio::sync::Semaphore,
+    /// Budgets, rate caps and the live spend counters behind the guard.
+    pub budgets: Arc<crate::budget::service::Budgets>,
     /// Dashboard login sessions (in memory).
     pub sessions: crate::http::dashboard::session::Sessions,
     clock: Clock,
@@ -29,11 +31,19 @@ impl AppState {
     pub async fn new(
         store: Arc<dyn Store>,
         rate: RateConfig,
+        reservation_ttl_ms: i64,
         clock: Clock,
     ) -> anyhow::Result<AppState> {
         let generation = store.price_generation().await?;
         let book = load_prices(store.as_ref()).await?;
+        let budgets = crate::budget::service::Budgets::start(
+            store.clone(),
+            reservation_ttl_ms,
+            clock.clone(),
+        )
+        .await?;
         Ok(AppState {
+            budgets,
             store,
             prices: RwLock::new(Arc::new(book)),
             price_generation: RwLock::new(generation),

@@ -101,6 +101,9 @@ pub struct ServeArgs {
     /// Ingest burst per key in events.
     #[arg(long, env = "BURNRATE_INGEST_BURST", default_value_t = 100_000.0)]
     pub ingest_burst: f64,
+    /// How long a guard reservation waits for its ingest event before it lapses.
+    #[arg(long, env = "BURNRATE_RESERVATION_TTL_SECS", default_value_t = 600)]
+    pub reservation_ttl_secs: u32,
 }
 
 #[derive(Args)]
@@ -281,7 +284,15 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
         per_second: args.ingest_rate,
         burst: args.ingest_burst.max(args.ingest_rate),
     };
-    let state = Arc::new(AppState::new(store.clone(), rate, system_clock()).await?);
+    let state = Arc::new(
+        AppState::new(
+            store.clone(),
+            rate,
+            args.reservation_ttl_secs as i64 * 1000,
+            system_clock(),
+        )
+        .await?,
+    );
     let reloader = {
         let state = state.clone();
         tokio::spawn(async move {

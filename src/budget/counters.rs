@@ -253,6 +253,11 @@ impl Counters {
         Some((spent, live.reserved, unpriced, live.loaded))
     }
 
+    pub fn has_budgets(&self, ws: WorkspaceId) -> bool {
+        let books = self.books.lock().unwrap();
+        books.get(&ws).is_some_and(|b| !b.budgets.is_empty())
+    }
+
     /// The budgets these calls touched that are at warning or exceeded now.
     pub fn touched(
         &self,

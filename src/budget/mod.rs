@@ -88,6 +88,21 @@ pub struct CallDims<'a> {
     pub tags: Option<&'a BTreeMap<String, String>>,
 }
 
+impl<'a> CallDims<'a> {
+    pub fn of_event(e: &'a crate::event::Event) -> CallDims<'a> {
+        CallDims {
+            environment: Some(e.environment),
+            data_mode: Some(e.data_mode),
+            endpoint_tag: Some(&e.endpoint_tag),
+            tenant_id: e.tenant_id.as_deref(),
+            user_id: e.user_id.as_deref(),
+            model: Some(&e.model),
+            provider: Some(&e.provider),
+            tags: Some(&e.tags),
+        }
+    }
+}
+
 impl Scope {
     /// Does a call with these dimensions count against this scope? A guard call that does
     /// not name a dimension the scope restricts is not in the scope.
@@ -296,6 +311,10 @@ fn parse_limit(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Usd {
     match parsed {
         Some(usd) if usd.nanos() > 0 => usd,
         Some(_) => {
+            errors.push(FieldError::new("limitUsd", "must be greater than 0"));
+            Usd(0)
+        }
+        None if value.and_then(Value::as_f64).is_some_and(|v| v <= 0.0) => {
             errors.push(FieldError::new("limitUsd", "must be greater than 0"));
             Usd(0)
         }

@@ -16,6 +16,7 @@ pub const RATE_CAP: &str = "rate_cap";
 pub struct Budgets {
     store: Arc<dyn Store>,
     pub counters: Arc<Counters>,
+    clock: crate::app::Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +32,16 @@ impl Budgets {
     pub async fn start(
         store: Arc<dyn Store>,
         reservation_ttl_ms: i64,
+        clock: crate::app::Clock,
     ) -> anyhow::Result<Arc<Budgets>> {
         let counters = Arc::new(Counters::new(reservation_ttl_ms));
         let listening = counters.clone();
         store.set_spend_listener(Arc::new(move |effects| listening.apply(effects)));
-        let budgets = Arc::new(Budgets { store, counters });
+        let budgets = Arc::new(Budgets {
+            store,
+            counters,
+            clock,
+        });
         for ws in budgets.store.workspaces().await? {
             budgets.reload(ws.id).await?;
         }
@@ -74,7 +80,9 @@ impl Budgets {
         body: &Value,
     ) -> Result<Budget, BudgetError> {
         let budget = parse_budget(id.unwrap_or(0), body).map_err(BudgetError::Invalid)?;
-        let stored = serde_json::to_value(&budget).expect("budget serializes");
+        let mut stored = serde_json::to_value(&budget).expect("budget serializes");
+        // The id is the row's; the body is the definition as `parse_budget` reads it.
+        stored.as_object_mut().map(|o| o.remove("id"));
         let id = self.store.put_object(ws, BUDGET, id, stored).await?;
         self.reload(ws).await?;
         Ok(Budget { id, ..budget })
@@ -86,7 +94,8 @@ impl Budgets {
         body: &Value,
     ) -> Result<RateCap, BudgetError> {
         let cap = parse_rate_cap(0, body).map_err(BudgetError::Invalid)?;
-        let stored = serde_json::to_value(&cap).expect("cap serializes");
+        let mut stored = serde_json::to_value(&cap).expect("cap serializes");
+        stored.as_object_mut().map(|o| o.remove("id"));
         let id = self.store.put_object(ws, RATE_CAP, None, stored).await?;
         self.reload(ws).await?;
         Ok(RateCap { id, ..cap })
@@ -109,7 +118,7 @@ impl Budgets {
         let budgets = self.list(ws).await?;
         let caps = self.rate_caps(ws).await?;
         self.counters.configure(ws, budgets.clone(), caps);
-        let now = jiff::Timestamp::now().as_millisecond();
+        let now = (self.clock)();
         for budget in budgets {
             if self
                 .counters
@@ -219,7 +228,7 @@ pub fn parse_rate_cap(id: i64, body: &Value) -> Result<RateCap, Vec<FieldError>>
         return Err(vec![FieldError::new("body", "must be a JSON object")]);
     };
     for key in obj.keys() {
-        if !["endpointTag", "perTenant", "requestsPerMinute", "id"].contains(&key.as_str()) {
+        if !["endpointTag", "perTenant", "requestsPerMinute"].contains(&key.as_str()) {
             errors.push(FieldError::new(
                 key.as_str(),
                 "is not a rate cap field; use endpointTag, perTenant, requestsPerMinute",

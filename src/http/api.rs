@@ -112,16 +112,43 @@ async fn ingest_items(
         }
         return Err(err);
     }
+    // Kept only when budgets could be touched: the reply names them.
+    let budgeted = state
+        .budgets
+        .counters
+        .has_budgets(key.workspace_id)
+        .then(|| prepared.events.clone());
     let outcome: IngestOutcome = state
         .store
         .ingest(key.workspace_id, prepared.events)
         .await?;
+    let (warning, exceeded) = match budgeted {
+        Some(events) => touched_budgets(state, key.workspace_id, &events, &outcome),
+        None => (Vec::new(), Vec::new()),
+    };
     let body = json!({
         "accepted": outcome.accepted(),
         "duplicates": outcome.duplicates(),
         "rejected": prepared.rejected,
+        "budget": {"warning": warning, "exceeded": exceeded},
     });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The budgets the accepted events count against that are at warning or exceeded.
+fn touched_budgets(
+    state: &AppState,
+    ws: crate::store::WorkspaceId,
+    events: &[crate::event::PricedEvent],
+    outcome: &IngestOutcome,
+) -> (Vec<i64>, Vec<i64>) {
+    let dims: Vec<crate::budget::CallDims> = events
+        .iter()
+        .zip(&outcome.results)
+        .filter(|(_, r)| !matches!(r, crate::store::WriteResult::Duplicate))
+        .map(|(p, _)| crate::budget::CallDims::of_event(&p.event))
+        .collect();
+    state.budgets.counters.touched(ws, &dims, state.now_ms())
 }
 
 pub async fn ingest_one(

@@ -2,13 +2,14 @@
 //! that knows axum.
 
 pub mod api;
+pub mod control;
 pub mod dashboard;
 pub mod error;
 
 use crate::app::AppState;
 use crate::store::{KeyInfo, Scope};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use error::ApiError;
 use std::sync::Arc;
@@ -24,6 +25,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/timeseries", get(api::timeseries))
         .route("/v1/prompt-versions", get(api::prompt_versions))
         .route("/v1/concentration", get(api::concentration))
+        .route("/v1/guard", post(control::guard))
+        .route(
+            "/v1/budgets",
+            get(control::budgets).post(control::create_budget),
+        )
+        .route(
+            "/v1/budgets/{id}",
+            get(control::budget)
+                .put(control::update_budget)
+                .delete(control::delete_budget),
+        )
+        .route("/v1/budgets/{id}/status", get(control::budget_status))
+        .route(
+            "/v1/rate-caps",
+            get(control::rate_caps).post(control::create_rate_cap),
+        )
+        .route("/v1/rate-caps/{id}", delete(control::delete_rate_cap))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .merge(dashboard::routes())

@@ -1,0 +1,266 @@
+//! Control API: budgets, rate caps and the pre-call guard.
+
+use super::authorize;
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::budget::counters::GuardRequest;
+use crate::budget::service::{BudgetError, RATE_CAP};
+use crate::event::{DataMode, Environment, FieldError};
+use crate::money::Usd;
+use crate::store::Scope;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+impl From<BudgetError> for ApiError {
+    fn from(e: BudgetError) -> Self {
+        match e {
+            BudgetError::Invalid(fields) => invalid(fields),
+            BudgetError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn invalid(fields: Vec<FieldError>) -> ApiError {
+    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+    let mut e = ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        format!("invalid fields: {}", names.join(", ")),
+    );
+    e.fields = fields;
+    e
+}
+
+fn body_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::field("body", format!("is not JSON: {e}")))
+}
+
+pub async fn create_budget(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let budget = state
+        .budgets
+        .save(key.workspace_id, None, &body_json(&body)?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(budget)).into_response())
+}
+
+pub async fn update_budget(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let budget = state
+        .budgets
+        .save(key.workspace_id, Some(id), &body_json(&body)?)
+        .await?;
+    Ok(Json(json!(budget)))
+}
+
+pub async fn delete_budget(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let kind = crate::budget::service::BUDGET;
+    match state.budgets.delete(key.workspace_id, kind, id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(crate::store::StoreError::NotFound(format!("budget {id}")).into()),
+    }
+}
+
+/// Every budget with its current status.
+pub async fn budgets(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let now = state.now_ms();
+    let mut out = Vec::new();
+    for budget in state.budgets.list(key.workspace_id).await? {
+        let status = state.budgets.status(key.workspace_id, &budget, now).await?;
+        out.push(json!({"budget": budget, "status": status}));
+    }
+    Ok(Json(json!({ "budgets": out })))
+}
+
+pub async fn budget(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    Ok(Json(json!(state.budgets.get(key.workspace_id, id).await?)))
+}
+
+pub async fn budget_status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let budget = state.budgets.get(key.workspace_id, id).await?;
+    let status = state
+        .budgets
+        .status(key.workspace_id, &budget, state.now_ms())
+        .await?;
+    Ok(Json(json!(status)))
+}
+
+pub async fn create_rate_cap(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let cap = state
+        .budgets
+        .save_rate_cap(key.workspace_id, &body_json(&body)?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(cap)).into_response())
+}
+
+pub async fn rate_caps(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let caps = state.budgets.rate_caps(key.workspace_id).await?;
+    Ok(Json(json!({ "rateCaps": caps })))
+}
+
+pub async fn delete_rate_cap(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    match state.budgets.delete(key.workspace_id, RATE_CAP, id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(crate::store::StoreError::NotFound(format!("rate cap {id}")).into()),
+    }
+}
+
+/// May this call go ahead? Answered from memory; a denial is still a 200 (`allow:false`),
+/// so clients read one shape.
+pub async fn guard(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Ingest).await?;
+    let request = parse_guard(&body_json(&body)?).map_err(invalid)?;
+    let answer = state
+        .budgets
+        .guard(key.workspace_id, &request, state.now_ms());
+    Ok(Json(json!(answer)))
+}
+
+const GUARD_FIELDS: &[&str] = &[
+    "endpointTag",
+    "tenantId",
+    "userId",
+    "model",
+    "provider",
+    "estimatedCostUsd",
+    "externalRequestId",
+    "environment",
+    "dataMode",
+];
+
+pub fn parse_guard(body: &Value) -> Result<GuardRequest, Vec<FieldError>> {
+    let Some(obj) = body.as_object() else {
+        return Err(vec![FieldError::new("body", "must be a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    for key in obj.keys() {
+        if !GUARD_FIELDS.contains(&key.as_str()) {
+            errors.push(FieldError::new(
+                key.as_str(),
+                format!("is not a guard field; use {}", GUARD_FIELDS.join(", ")),
+            ));
+        }
+    }
+    let mut text = |field: &str| -> Option<String> {
+        match obj.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => {
+                Some(s.trim().to_string())
+            }
+            Some(_) => {
+                errors.push(FieldError::new(
+                    field,
+                    "must be a non-empty string of at most 256 bytes",
+                ));
+                None
+            }
+        }
+    };
+    let endpoint_tag = text("endpointTag");
+    let tenant_id = text("tenantId");
+    let user_id = text("userId");
+    let model = text("model");
+    let provider = text("provider");
+    let external_request_id = text("externalRequestId");
+    let environment = text("environment");
+    let data_mode = text("dataMode");
+    if endpoint_tag.is_none() && !errors.iter().any(|e| e.field == "endpointTag") {
+        errors.push(FieldError::new("endpointTag", "is required"));
+    }
+    let environment = environment.and_then(|e| {
+        Environment::parse(&e).or_else(|| {
+            errors.push(FieldError::new(
+                "environment",
+                "must be prod, staging or dev",
+            ));
+            None
+        })
+    });
+    let data_mode = data_mode.and_then(|d| {
+        DataMode::parse(&d).or_else(|| {
+            errors.push(FieldError::new("dataMode", "must be real, test or demo"));
+            None
+        })
+    });
+    let estimate = match obj.get("estimatedCostUsd") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match Usd::parse(&n.to_string()) {
+            Ok(usd) if usd.nanos() >= 0 => Some(usd.nanos()),
+            _ => {
+                errors.push(FieldError::new(
+                    "estimatedCostUsd",
+                    "must be an amount of at least 0 with at most 9 decimals",
+                ));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError::new("estimatedCostUsd", "must be a number"));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(GuardRequest {
+        environment,
+        data_mode,
+        endpoint_tag: endpoint_tag.unwrap_or_default(),
+        tenant_id,
+        user_id,
+        model,
+        provider,
+        estimate,
+        external_request_id,
+    })
+}
