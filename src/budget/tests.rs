@@ -1,1 +1,302 @@
-//! Budget tests.
+//! Budgets at frozen times: validation, thresholds, forecasts, the counters and the guard.
+
+use super::counters::{Counters, GuardRequest, RateCap, SpendEffect};
+use super::*;
+use serde_json::json;
+
+fn ms(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+fn budget(body: serde_json::Value) -> Budget {
+    parse_budget(1, &body).expect("valid budget")
+}
+
+fn usd(s: &str) -> i64 {
+    Usd::parse(s).unwrap().nanos()
+}
+
+fn effect(tenant: &str, at: &str, cost: &str, id: Option<&str>) -> SpendEffect {
+    SpendEffect {
+        workspace: 1,
+        external_request_id: id.map(str::to_string),
+        ts_ms: ms(at),
+        environment: Environment::Prod,
+        data_mode: DataMode::Real,
+        endpoint_tag: "support.reply".into(),
+        tenant_id: Some(tenant.into()),
+        user_id: None,
+        model: "gpt-4o-mini".into(),
+        provider: "openai".into(),
+        tags: Default::default(),
+        cost_delta: usd(cost),
+        unpriced_delta: 0,
+        new_call_cost: Some(usd(cost)),
+    }
+}
+
+fn guard_req(tenant: &str, estimate: Option<&str>, id: Option<&str>) -> GuardRequest {
+    GuardRequest {
+        endpoint_tag: "support.reply".into(),
+        tenant_id: Some(tenant.into()),
+        estimate: estimate.map(usd),
+        external_request_id: id.map(str::to_string),
+        ..GuardRequest::default()
+    }
+}
+
+/// Counters holding one loaded budget (nothing spent yet at `start`).
+fn live(b: &Budget, now: i64) -> Counters {
+    let counters = Counters::new(600_000);
+    counters.configure(1, vec![b.clone()], vec![]);
+    counters.load(1, b.id, b.window(now).0, 0, 0);
+    counters
+}
+
+#[test]
+fn bad_definitions_name_their_fields() {
+    let cases = [
+        (
+            json!({"name": "a", "period": "day", "limitUsd": -5}),
+            "limitUsd",
+        ),
+        (
+            json!({"name": "a", "period": "daily", "limitUsd": 5}),
+            "period",
+        ),
+        (
+            json!({"name": "a", "period": "day", "limitUsd": 5, "scope": {"team": "x"}}),
+            "scope.team",
+        ),
+        (
+            json!({"name": "a", "period": "day", "limitUsd": 5, "thresholds": [50, 120]}),
+            "thresholds[1]",
+        ),
+        (
+            json!({"name": "a", "period": "day", "limitUsd": 5, "timezone": "Mars/Olympus"}),
+            "timezone",
+        ),
+        (
+            json!({"name": "a", "period": "day", "limitUsd": 5, "action": "stop"}),
+            "action",
+        ),
+        (json!({"period": "day", "limitUsd": 5}), "name"),
+    ];
+    for (body, field) in cases {
+        let errors = parse_budget(0, &body).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.field == field),
+            "{body} should name {field}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn a_definition_reads_back_from_its_own_json() {
+    let b = budget(json!({
+        "name": "alpha monthly", "period": "month", "limitUsd": "500.10",
+        "scope": {"tenantId": "alpha", "tag:team": "search", "dataMode": "test"},
+        "thresholds": [95, 50, 80], "action": "block", "failMode": "closed",
+        "timezone": "Europe/Berlin"
+    }));
+    assert_eq!(b.limit_usd.nanos(), 500_100_000_000);
+    assert_eq!(b.thresholds, vec![50.0, 80.0, 95.0]);
+    assert_eq!(b.scope.data_mode, DataMode::Test);
+    let mut stored = serde_json::to_value(&b).unwrap();
+    stored.as_object_mut().unwrap().remove("id");
+    assert_eq!(parse_budget(1, &stored).unwrap(), b);
+}
+
+#[test]
+fn thresholds_give_warning_then_exceeded() {
+    let b = budget(json!({"name": "d", "period": "day", "limitUsd": 10, "thresholds": [50, 80]}));
+    assert_eq!(state_of(&b, usd("4.99")), (State::Ok, None));
+    assert_eq!(state_of(&b, usd("5")), (State::Warning, Some(50.0)));
+    assert_eq!(state_of(&b, usd("8.5")), (State::Warning, Some(80.0)));
+    assert_eq!(state_of(&b, usd("10")).0, State::Exceeded);
+}
+
+#[test]
+fn run_rate_forecast_and_exhaustion_time() {
+    let b = budget(json!({"name": "d", "period": "day", "limitUsd": 10}));
+    // $3 in the first 6 hours: $12 by midnight, the $10 reached at 20:00.
+    let input = SpendInput {
+        spent: usd("3"),
+        ..SpendInput::default()
+    };
+    let s = status(&b, &input, ms("2026-03-18T06:00:00Z"));
+    assert_eq!(s.forecast_usd, Usd(usd("12")));
+    assert_eq!(s.forecast_method, "run_rate");
+    assert_eq!(
+        s.projected_exhaustion.as_deref(),
+        Some("2026-03-18T20:00:00Z")
+    );
+    assert_eq!(s.remaining_usd, Usd(usd("7")));
+    assert_eq!(s.state, State::Ok);
+}
+
+#[test]
+fn monthly_forecast_follows_the_weekdays_of_the_last_week() {
+    let b = budget(json!({"name": "m", "period": "month", "limitUsd": 1000}));
+    // Monday 2026-03-30 00:00: two days left in March (Mon, Tue). Last week's Monday
+    // cost $10 and Tuesday $20; weekends $1.
+    let trailing = [
+        usd("10"),
+        usd("20"),
+        usd("5"),
+        usd("5"),
+        usd("5"),
+        usd("1"),
+        usd("1"),
+    ];
+    let input = SpendInput {
+        spent: usd("300"),
+        trailing_days: Some(trailing),
+        ..SpendInput::default()
+    };
+    let s = status(&b, &input, ms("2026-03-30T00:00:00Z"));
+    assert_eq!(s.forecast_method, "weekday_trailing_7d");
+    assert_eq!(s.forecast_usd, Usd(usd("330")));
+    assert_eq!(s.projected_exhaustion, None);
+    // With $985 spent, Monday's $10 ends at $995 and Tuesday reaches $1000 at 06:00.
+    let input = SpendInput {
+        spent: usd("985"),
+        trailing_days: Some(trailing),
+        ..SpendInput::default()
+    };
+    let s = status(&b, &input, ms("2026-03-30T00:00:00Z"));
+    assert_eq!(
+        s.projected_exhaustion.as_deref(),
+        Some("2026-03-31T06:00:00Z")
+    );
+}
+
+#[test]
+fn spend_counts_only_in_scope_and_resets_when_the_period_rolls_over() {
+    let b = budget(
+        json!({"name": "d", "period": "day", "limitUsd": 10, "scope": {"tenantId": "alpha"}}),
+    );
+    let c = live(&b, ms("2026-03-18T10:00:00Z"));
+    c.apply(&[
+        effect("alpha", "2026-03-18T10:00:00Z", "4", None),
+        effect("beta", "2026-03-18T10:00:01Z", "100", None),
+        effect("alpha", "2026-03-18T23:59:59Z", "1", None),
+        effect("alpha", "2026-03-19T00:00:30Z", "2", None), // stamped just past midnight
+    ]);
+    let spent = |at: &str| c.position(1, 1, ms(at)).unwrap().0;
+    assert_eq!(spent("2026-03-18T23:00:00Z"), usd("5"));
+    assert_eq!(
+        spent("2026-03-19T00:01:00Z"),
+        usd("2"),
+        "the new day starts afresh"
+    );
+}
+
+#[test]
+fn a_blocking_budget_denies_what_would_pass_the_limit_and_settles_reservations() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(
+        json!({"name": "cap", "period": "day", "limitUsd": 1, "action": "block",
+        "scope": {"tenantId": "alpha"}}),
+    );
+    let c = live(&b, now);
+    c.apply(&[effect("alpha", "2026-03-18T09:00:00Z", "0.5", None)]);
+    let a = c.guard(1, &guard_req("alpha", Some("0.3"), Some("r1")), now);
+    assert!(a.allow && a.reserved);
+    assert_eq!(a.budgets[0].remaining_usd, Usd(usd("0.5")));
+    // 0.5 spent + 0.3 reserved + 0.3 > 1: denied until the period ends (14 h).
+    let denied = c.guard(1, &guard_req("alpha", Some("0.3"), Some("r2")), now);
+    assert!(!denied.allow);
+    assert_eq!(denied.reason, "budget_exceeded");
+    assert_eq!(denied.retry_after_seconds, Some(14 * 3600));
+    // Other tenants are not in scope.
+    assert!(c.guard(1, &guard_req("beta", Some("5"), None), now).allow);
+    // The call costs 0.1, not 0.3: settling frees the difference.
+    c.apply(&[effect("alpha", "2026-03-18T10:00:01Z", "0.1", Some("r1"))]);
+    assert_eq!(c.position(1, 1, now).unwrap().1, 0, "reservation settled");
+    assert!(
+        c.guard(1, &guard_req("alpha", Some("0.3"), Some("r2")), now)
+            .allow
+    );
+}
+
+#[test]
+fn unsettled_reservations_lapse_after_their_ttl() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(json!({"name": "cap", "period": "day", "limitUsd": 1, "action": "block"}));
+    let c = live(&b, now);
+    assert!(
+        c.guard(1, &guard_req("a", Some("0.9"), Some("r1")), now)
+            .allow
+    );
+    assert!(
+        !c.guard(1, &guard_req("a", Some("0.2"), Some("r2")), now + 1000)
+            .allow
+    );
+    let later = now + 600_000;
+    assert!(
+        c.guard(1, &guard_req("a", Some("0.2"), Some("r2")), later)
+            .allow
+    );
+    assert_eq!(c.position(1, 1, later).unwrap().1, usd("0.2"));
+}
+
+#[test]
+fn without_an_estimate_the_guard_uses_the_endpoint_p95() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(json!({"name": "cap", "period": "day", "limitUsd": 100, "action": "block"}));
+    let c = live(&b, now);
+    let costs: Vec<SpendEffect> = (1..=100)
+        .map(|i| effect("a", "2026-03-18T09:00:00Z", &format!("0.{i:03}"), None))
+        .collect();
+    c.apply(&costs);
+    let a = c.guard(1, &guard_req("a", None, None), now);
+    assert_eq!(a.estimate_source, "endpoint_p95");
+    assert_eq!(a.estimated_cost_usd, Usd(usd("0.095")));
+}
+
+#[test]
+fn a_fail_closed_budget_denies_until_its_spend_is_loaded() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let closed = budget(
+        json!({"name": "c", "period": "day", "limitUsd": 1, "action": "block", "failMode": "closed"}),
+    );
+    let c = Counters::new(600_000);
+    c.configure(1, vec![closed.clone()], vec![]);
+    let a = c.guard(1, &guard_req("a", Some("0.01"), None), now);
+    assert_eq!((a.allow, a.reason), (false, "budgets_loading"));
+    let open = Budget {
+        fail_mode: FailMode::Open,
+        ..closed
+    };
+    c.configure(1, vec![open], vec![]);
+    assert!(c.guard(1, &guard_req("a", Some("0.01"), None), now).allow);
+}
+
+#[test]
+fn rate_caps_deny_past_the_requests_per_minute() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let c = Counters::new(600_000);
+    let cap = RateCap {
+        id: 7,
+        endpoint_tag: "support.reply".into(),
+        per_tenant: true,
+        requests_per_minute: 3,
+    };
+    c.configure(1, vec![], vec![cap]);
+    for _ in 0..3 {
+        assert!(c.guard(1, &guard_req("a", None, None), now).allow);
+    }
+    let denied = c.guard(1, &guard_req("a", None, None), now);
+    assert_eq!((denied.allow, denied.reason), (false, "rate_capped"));
+    assert_eq!(
+        denied.retry_after_seconds,
+        Some(20),
+        "one request per 20 s refills"
+    );
+    assert!(
+        c.guard(1, &guard_req("b", None, None), now).allow,
+        "per tenant"
+    );
+    assert!(c.guard(1, &guard_req("a", None, None), now + 20_000).allow);
+}

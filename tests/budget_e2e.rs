@@ -1,0 +1,226 @@
+//! Budgets and the guard against the real binary: concurrent clients racing for one
+//! budget, counters rebuilt after a restart, ingest replies naming budgets, bad input.
+
+mod common;
+
+use common::{blamed, cli, key, Api, Server};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// A call that costs exactly `cost` (reported by the client for a model with no price).
+fn call(id: &str, tenant: &str, cost: &str) -> Value {
+    json!({
+        "externalRequestId": id, "provider": "selfhosted", "model": "race-model",
+        "endpointTag": "support.reply", "tenantId": tenant, "inputTokens": 100,
+        "outputTokens": 10, "status": "success", "costUsd": cost.parse::<f64>().unwrap()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_clients_racing_for_a_ten_dollar_budget_never_overshoot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("race.db");
+    cli(&db, &["workspaces", "list"]);
+    let admin = key(&db, "default", "admin");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let api = Arc::new(Api::new(&server));
+    let created = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "acme cap", "scope": {"tenantId": "acme"}, "period": "month",
+                    "limitUsd": 10, "action": "block", "thresholds": [50, 80]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+
+    let mut clients = Vec::new();
+    for c in 0..50 {
+        let (api, ingest) = (api.clone(), ingest.clone());
+        clients.push(tokio::spawn(async move {
+            let mut allowed = 0;
+            for n in 0.. {
+                let rid = format!("c{c}-{n}");
+                let answer = api
+                    .post(
+                        "/v1/guard",
+                        &ingest,
+                        &json!({"endpointTag": "support.reply", "tenantId": "acme",
+                                "estimatedCostUsd": 0.01, "externalRequestId": rid}),
+                    )
+                    .await;
+                assert_eq!(answer.status, 200, "{}", answer.body);
+                if answer.body["allow"] != json!(true) {
+                    assert_eq!(answer.body["reason"], "budget_exceeded");
+                    break;
+                }
+                allowed += 1;
+                let stored = api
+                    .post(
+                        "/v1/ingest/llm-request",
+                        &ingest,
+                        &call(&rid, "acme", "0.01"),
+                    )
+                    .await;
+                assert_eq!(stored.status, 202, "{}", stored.body);
+            }
+            allowed
+        }));
+    }
+    let mut allowed = 0;
+    for c in clients {
+        allowed += c.await.unwrap();
+    }
+    // Each allowed call reserved $0.01 before spending it: exactly $10 worth got through.
+    assert_eq!(allowed, 1000);
+    let status = api.get(&format!("/v1/budgets/{id}/status"), &admin).await;
+    assert_eq!(
+        status.body["spentUsd"].as_f64(),
+        Some(10.0),
+        "{}",
+        status.body
+    );
+    assert_eq!(status.body["reservedUsd"], json!(0));
+    assert_eq!(status.body["state"], "exceeded");
+
+    // After a restart the counters are rebuilt from the store: still exceeded, still denied.
+    server.kill();
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let status = api.get(&format!("/v1/budgets/{id}/status"), &admin).await;
+    assert_eq!(
+        status.body["spentUsd"].as_f64(),
+        Some(10.0),
+        "{}",
+        status.body
+    );
+    let answer = api
+        .post(
+            "/v1/guard",
+            &ingest,
+            &json!({"endpointTag": "support.reply", "tenantId": "acme", "estimatedCostUsd": 0.01}),
+        )
+        .await;
+    assert_eq!(answer.body["allow"], json!(false));
+    assert!(answer.body["retryAfterSeconds"].as_u64().unwrap() > 0);
+    // Another tenant is outside the budget's scope.
+    let other = api
+        .post(
+            "/v1/guard",
+            &ingest,
+            &json!({"endpointTag": "support.reply", "tenantId": "zeta", "estimatedCostUsd": 0.01}),
+        )
+        .await;
+    assert_eq!(other.body["allow"], json!(true));
+}
+
+#[tokio::test]
+async fn ingest_replies_name_the_budgets_at_warning_and_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    cli(&db, &["workspaces", "list"]);
+    let admin = key(&db, "default", "admin");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let day = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "day", "period": "day", "limitUsd": 1, "thresholds": [50]}),
+        )
+        .await;
+    let other = api
+        .post("/v1/budgets", &admin, &json!({"name": "beta only", "period": "day", "limitUsd": 1, "scope": {"tenantId": "beta"}}))
+        .await;
+    let (day, other) = (day.body["id"].clone(), other.body["id"].clone());
+    let r = api
+        .post("/v1/ingest/llm-request", &admin, &call("a", "acme", "0.2"))
+        .await;
+    assert_eq!(r.body["budget"], json!({"warning": [], "exceeded": []}));
+    let r = api
+        .post("/v1/ingest/llm-request", &admin, &call("b", "acme", "0.4"))
+        .await;
+    assert_eq!(r.body["budget"], json!({"warning": [day], "exceeded": []}));
+    let r = api
+        .post(
+            "/v1/ingest/batch",
+            &admin,
+            &json!([call("c", "acme", "0.5")]),
+        )
+        .await;
+    assert_eq!(r.body["budget"], json!({"warning": [], "exceeded": [day]}));
+    // A duplicate touches nothing.
+    let r = api
+        .post("/v1/ingest/llm-request", &admin, &call("c", "acme", "0.5"))
+        .await;
+    assert_eq!(r.body["duplicates"], json!(1));
+    assert_eq!(r.body["budget"], json!({"warning": [], "exceeded": []}));
+    let status = api
+        .get(&format!("/v1/budgets/{other}/status"), &admin)
+        .await;
+    assert_eq!(status.body["spentUsd"], json!(0));
+    // Test traffic never spends a real budget.
+    let mut test_call = call("t", "acme", "5");
+    test_call["dataMode"] = json!("test");
+    api.post("/v1/ingest/llm-request", &admin, &test_call).await;
+    let status = api.get(&format!("/v1/budgets/{day}/status"), &admin).await;
+    assert_eq!(status.body["spentUsd"], json!(1.1));
+}
+
+#[tokio::test]
+async fn bad_budget_and_guard_input_is_a_400_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    cli(&db, &["workspaces", "list"]);
+    let admin = key(&db, "default", "admin");
+    let read = key(&db, "default", "read");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let cases = [
+        (
+            json!({"name": "x", "period": "day", "limitUsd": -3}),
+            "limitUsd",
+        ),
+        (
+            json!({"name": "x", "period": "day", "limitUsd": 3, "scope": {"colour": "red"}}),
+            "scope.colour",
+        ),
+        (
+            json!({"name": "x", "period": "dya", "limitUsd": 3}),
+            "period",
+        ),
+        (
+            json!({"name": "x", "period": "day", "limitUsd": 3, "thresholds": [101]}),
+            "thresholds[0]",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = api.post("/v1/budgets", &admin, &body).await;
+        assert_eq!(r.status, 400, "{body}");
+        assert_eq!(blamed(&r.body["error"]["fields"]), vec![field.to_string()]);
+    }
+    let r = api
+        .post(
+            "/v1/budgets",
+            &read,
+            &json!({"name": "x", "period": "day", "limitUsd": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "a read key cannot create budgets");
+    let r = api
+        .post(
+            "/v1/guard",
+            &admin,
+            &json!({"tenantId": "a", "estimatedCostUsd": -1}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        blamed(&r.body["error"]["fields"]),
+        vec!["endpointTag", "estimatedCostUsd"]
+    );
+    let r = api.get("/v1/budgets/999/status", &admin).await;
+    assert_eq!(r.status, 404);
+}
