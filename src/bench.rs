@@ -48,6 +48,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 40)]
         rounds: usize,
     },
+    /// Guard latency at a fixed call rate while ingest runs at a fixed event rate.
+    Guard {
+        /// Guard calls per second (open loop).
+        #[arg(long, default_value_t = 5_000)]
+        rps: u64,
+        /// Events per second ingested meanwhile, in batches of 500.
+        #[arg(long, default_value_t = 20_000)]
+        ingest_rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -67,6 +78,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             dir,
             rounds,
         } => bench_query(events, &dir, rounds).await,
+        BenchCommand::Guard {
+            rps,
+            ingest_rate,
+            seconds,
+        } => bench_guard(rps, ingest_rate, seconds).await,
     }
 }
 
@@ -528,4 +544,172 @@ async fn bench_query(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<(
         worst.0, worst.1
     );
     Ok(())
+}
+
+const GUARD_TENANTS: usize = 50;
+
+/// A server with 50 per-tenant budgets, a workspace budget and a rate cap; ingest at
+/// `ingest_rate` events/s in the background, guard calls at `rps` (open loop), each
+/// reserving against its tenant's budget and settled by an event with its id.
+async fn bench_guard(rps: u64, ingest_rate: u64, seconds: u64) -> anyhow::Result<()> {
+    let tmp = tempdir(None)?;
+    let db = tmp.join("bench.db");
+    let key = create_key(&db, "admin")?;
+    let server = ServerProcess::start(&db, &["--ingest-rate", "0"])?;
+    let url = server.url.clone();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{url}{path}"))
+            .header("X-API-Key", &key)
+            .json(&body)
+    };
+    for t in 0..GUARD_TENANTS {
+        post(
+            "/v1/budgets",
+            serde_json::json!({"name": format!("tenant-{t}"), "period": "day", "limitUsd": 1000,
+                "action": "block", "scope": {"tenantId": format!("tenant-{t}")}}),
+        )
+        .send()
+        .await?
+        .error_for_status()?;
+    }
+    post(
+        "/v1/budgets",
+        serde_json::json!({"name": "all", "period": "month", "limitUsd": 100000, "action": "block"}),
+    )
+    .send()
+    .await?
+    .error_for_status()?;
+    post(
+        "/v1/rate-caps",
+        serde_json::json!({"endpointTag": "bench.guard", "perTenant": true, "requestsPerMinute": 1000000}),
+    )
+    .send()
+    .await?
+    .error_for_status()?;
+
+    let now = jiff::Timestamp::now().as_millisecond();
+    let ingest_batches = ingest_bodies(ingest_rate, seconds + 1, now)?;
+    let guard_bodies: Vec<String> = (0..rps * seconds)
+        .map(|i| {
+            serde_json::json!({
+                "endpointTag": "bench.guard", "tenantId": format!("tenant-{}", i as usize % GUARD_TENANTS),
+                "estimatedCostUsd": 0.002, "externalRequestId": format!("guard-{now}-{i}")
+            })
+            .to_string()
+        })
+        .collect();
+    let ingest = tokio::spawn(background_ingest(
+        client.clone(),
+        url.clone(),
+        key.clone(),
+        ingest_rate,
+        ingest_batches,
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("guard at {rps} calls/s for {seconds}s while ingesting {ingest_rate} events/s ...");
+    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rps.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // Bodies were made before the clock started: the client's work is not the server's.
+    let mut tasks = Vec::new();
+    for body in guard_bodies {
+        ticker.tick().await;
+        let req = client
+            .post(format!("{url}/v1/guard"))
+            .header("X-API-Key", &key)
+            .header("Content-Type", "application/json")
+            .body(body);
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let resp = req.send().await?;
+            let v: serde_json::Value = resp.json().await?;
+            anyhow::Ok((t.elapsed(), v["allow"] == serde_json::json!(true)))
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut allowed = 0;
+    for t in tasks {
+        let (latency, allow) = t.await??;
+        latencies.push(latency);
+        allowed += allow as usize;
+    }
+    let (ingested, ingest_secs) = ingest.await??;
+    let rss = rss_mb(server.pid());
+    server.stop()?;
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!();
+    println!(
+        "guard: {} calls ({allowed} allowed), p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms (client-side, loopback HTTP)",
+        latencies.len(),
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(percentile(&latencies, 0.999)),
+        ms(latencies.last().copied().unwrap_or_default()),
+    );
+    println!(
+        "ingest meanwhile: {ingested} events in {ingest_secs:.1}s = {:.0} events/s; server RSS {rss:.0} MB",
+        ingested as f64 / ingest_secs
+    );
+    Ok(())
+}
+
+const BATCH: u64 = 500;
+
+/// `rate * seconds` demo-like events as JSON batches of 500.
+fn ingest_bodies(rate: u64, seconds: u64, now: i64) -> anyhow::Result<Vec<String>> {
+    let ts = jiff::Timestamp::from_millisecond(now)?.to_string();
+    let batches = (rate * seconds).div_ceil(BATCH);
+    Ok((0..batches)
+        .map(|b| {
+            let events: Vec<serde_json::Value> = (0..BATCH)
+                .map(|i| {
+                    let n = b * BATCH + i;
+                    serde_json::json!({
+                        "externalRequestId": format!("bg-{now}-{n}"), "timestamp": ts,
+                        "provider": "openai", "model": "gpt-4o-mini", "endpointTag": "bench.ingest",
+                        "tenantId": format!("tenant-{}", n as usize % GUARD_TENANTS),
+                        "inputTokens": 1200, "cachedTokens": 200, "outputTokens": 300,
+                        "status": "success"
+                    })
+                })
+                .collect();
+            serde_json::to_string(&events).unwrap_or_default()
+        })
+        .collect())
+}
+
+/// Send the batches on a schedule of `rate` events/s; returns (events accepted, seconds).
+async fn background_ingest(
+    client: reqwest::Client,
+    url: String,
+    key: String,
+    rate: u64,
+    bodies: Vec<String>,
+) -> anyhow::Result<(u64, f64)> {
+    let mut ticker =
+        tokio::time::interval(Duration::from_nanos(1_000_000_000 * BATCH / rate.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for body in bodies {
+        ticker.tick().await;
+        let req = client
+            .post(format!("{url}/v1/ingest/batch"))
+            .header("X-API-Key", &key)
+            .header("Content-Type", "application/json")
+            .body(body);
+        tasks.push(tokio::spawn(async move {
+            let v: serde_json::Value = req.send().await?.json().await?;
+            anyhow::Ok(v["accepted"].as_u64().unwrap_or(0))
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await??;
+    }
+    Ok((accepted, started.elapsed().as_secs_f64()))
 }
