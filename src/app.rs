@@ -20,6 +20,8 @@ pub struct AppState {
     /// Parsing and pricing run on at most (cores - 1) threads at once, so the single
     /// writer thread always has a core: it is the serial step of ingest.
     pub cpu_permits: tokio::sync::Semaphore,
+    /// Alert settings, evaluation, stored alerts, channels.
+    pub alerts: crate::alert::engine::Alerts,
     /// Budgets, rate caps and the live spend counters behind the guard.
     pub budgets: Arc<crate::budget::service::Budgets>,
     /// Dashboard login sessions (in memory).
@@ -32,6 +34,7 @@ impl AppState {
         store: Arc<dyn Store>,
         rate: RateConfig,
         reservation_ttl_ms: i64,
+        public_url: String,
         clock: Clock,
     ) -> anyhow::Result<AppState> {
         let generation = store.price_generation().await?;
@@ -42,7 +45,14 @@ impl AppState {
             clock.clone(),
         )
         .await?;
+        let alerts = crate::alert::engine::Alerts::new(
+            store.clone(),
+            budgets.clone(),
+            public_url,
+            clock.clone(),
+        );
         Ok(AppState {
+            alerts,
             budgets,
             store,
             prices: RwLock::new(Arc::new(book)),

@@ -197,6 +197,7 @@ async fn bench_ingest(
         events: events as u64,
         end_ms: now,
         seed: 1,
+        incidents: true,
     });
     let all: Vec<serde_json::Value> = generator.collect();
     let raw_bytes: usize = all.iter().map(|e| e.to_string().len() + 1).sum();
@@ -351,6 +352,7 @@ fn fill_store(db: &Path, events: u64) -> anyhow::Result<u64> {
         events,
         end_ms: jiff::Timestamp::now().as_millisecond(),
         seed: 42,
+        incidents: true,
     });
     let ndjson_bytes: u64 = generator.map(|e| e.to_string().len() as u64 + 1).sum();
     let count = std::process::Command::new(std::env::current_exe()?)

@@ -104,6 +104,13 @@ pub struct ServeArgs {
     /// How long a guard reservation waits for its ingest event before it lapses.
     #[arg(long, env = "BURNRATE_RESERVATION_TTL_SECS", default_value_t = 600)]
     pub reservation_ttl_secs: u32,
+    /// The dashboard's address as people reach it, for links in alert messages
+    /// (default: http:// plus the listen address).
+    #[arg(long, env = "BURNRATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Do not evaluate alert rules (they run every minute by default).
+    #[arg(long)]
+    pub no_alerts: bool,
 }
 
 #[derive(Args)]
@@ -120,6 +127,9 @@ pub struct DemoArgs {
     /// set reproducible, as the golden tests need.
     #[arg(long, value_parser = parse_timestamp)]
     pub end: Option<jiff::Timestamp>,
+    /// No spike, no costly prompt deploy, no unpriced model: ordinary traffic only.
+    #[arg(long)]
+    pub clean: bool,
 }
 
 #[derive(Subcommand)]
@@ -260,6 +270,7 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
             workspace: "default".into(),
             seed: 42,
             end: None,
+            clean: false,
         };
         demo(store.as_ref(), &args).await?;
     }
@@ -289,6 +300,9 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
             store.clone(),
             rate,
             args.reservation_ttl_secs as i64 * 1000,
+            args.public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
             system_clock(),
         )
         .await?,
@@ -304,11 +318,15 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
             }
         })
     };
+    let evaluator = (!args.no_alerts).then(|| crate::alert::engine::Alerts::spawn(state.clone()));
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, db = %db.display(), "serving");
     crate::http::serve(listener, state, shutdown_signal()).await?;
     reloader.abort();
+    if let Some(evaluator) = evaluator {
+        evaluator.abort();
+    }
     tracing::info!("in-flight requests done; closing the store");
     Ok(())
 }
@@ -440,6 +458,7 @@ async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
             .unwrap_or_else(jiff::Timestamp::now)
             .as_millisecond(),
         seed: args.seed,
+        incidents: !args.clean,
     };
     let (spike_from, spike_to) = config.spike_window();
     let mut generator = DemoGenerator::new(config).peekable();

@@ -120,6 +120,9 @@ pub struct DemoConfig {
     pub events: u64,
     pub end_ms: i64,
     pub seed: u64,
+    /// The spike, the costly prompt deploy and the unpriced model; off gives clean
+    /// traffic (the baseline the alert rules must stay quiet on).
+    pub incidents: bool,
 }
 
 impl DemoConfig {
@@ -198,7 +201,7 @@ impl DemoGenerator {
     fn call(&mut self) -> Vec<Value> {
         let n = self.produced;
         let (spike_from, spike_to) = self.config.spike_window();
-        let in_spike = self.rng.random::<f64>() < 0.03;
+        let in_spike = self.rng.random::<f64>() < 0.03 && self.config.incidents;
         let (ep_index, ts, tenant) = if in_spike {
             (
                 SPIKE_ENDPOINT,
@@ -207,6 +210,11 @@ impl DemoGenerator {
             )
         } else {
             (self.endpoint(), self.timestamp(), self.tenant())
+        };
+        // Clean traffic sends the unpriced model's share to the first endpoint.
+        let ep_index = match ENDPOINTS[ep_index].provider {
+            "selfhosted" if !self.config.incidents => 0,
+            _ => ep_index,
         };
         let ep = &ENDPOINTS[ep_index];
         let days_before_end = (self.config.end_ms - ts) as f64 / DAY_MS as f64;
@@ -217,6 +225,11 @@ impl DemoGenerator {
             .find(|v| v.1 >= days_before_end)
             .map(|v| (v.0, v.2))
             .unwrap_or((ep.versions[0].0, ep.versions[0].2));
+        let multiplier = if self.config.incidents {
+            multiplier
+        } else {
+            multiplier.min(1.2)
+        };
         let input = self.jitter((ep.input as f64 * multiplier) as u64).max(1);
         let output = self.jitter((ep.output as f64 * multiplier) as u64);
         let cached = (input as f64 * ep.cache_share * self.rng.random::<f64>() * 2.0)
@@ -314,6 +327,7 @@ mod tests {
                 events: 500,
                 end_ms: end,
                 seed: 7,
+                incidents: true,
             })
         };
         let events: Vec<Value> = make().collect();

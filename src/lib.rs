@@ -14,6 +14,7 @@
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
 
+pub mod alert;
 pub mod app;
 pub mod auth;
 pub mod bench;

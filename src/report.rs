@@ -145,7 +145,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// `base`'s window and filters grouped by `dims`, every group, largest cost first.
-fn by_cost(base: &Query, dims: Vec<Dimension>) -> Query {
+pub fn by_cost(base: &Query, dims: Vec<Dimension>) -> Query {
     Query {
         group_by: dims,
         bucket: None,

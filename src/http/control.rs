@@ -264,3 +264,132 @@ pub fn parse_guard(body: &Value) -> Result<GuardRequest, Vec<FieldError>> {
         external_request_id,
     })
 }
+
+impl From<crate::alert::engine::AlertError> for ApiError {
+    fn from(e: crate::alert::engine::AlertError) -> Self {
+        match e {
+            crate::alert::engine::AlertError::Invalid(fields) => invalid(fields),
+            crate::alert::engine::AlertError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Firing alerts first, then history, each with its evidence and deliveries.
+pub async fn alerts(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let alerts = state.alerts.alerts(key.workspace_id).await?;
+    Ok(Json(json!({ "alerts": alerts })))
+}
+
+/// Evaluate the rules now (they also run every minute); answers what changed.
+pub async fn evaluate_alerts(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let changed = state
+        .alerts
+        .evaluate_once(key.workspace_id, &state.prices())
+        .await?;
+    Ok(Json(json!({ "transitions": changed })))
+}
+
+/// What the rules find at `at` (default now), without storing or sending anything.
+pub async fn findings(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let at = match params.get("at") {
+        None => state.now_ms(),
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .map_err(|_| ApiError::field("at", "must be an RFC 3339 time"))?
+            .as_millisecond(),
+    };
+    let findings = state
+        .alerts
+        .findings(key.workspace_id, &state.prices(), at)
+        .await?;
+    Ok(Json(
+        json!({ "at": crate::report::rfc3339(at), "findings": findings }),
+    ))
+}
+
+pub async fn alert_rules(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    Ok(Json(
+        state.alerts.settings(key.workspace_id).await?.to_json(),
+    ))
+}
+
+pub async fn change_alert_rules(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let settings = state
+        .alerts
+        .change_settings(key.workspace_id, &body_json(&body)?)
+        .await?;
+    Ok(Json(settings.to_json()))
+}
+
+pub async fn channels(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let channels: Vec<_> = state
+        .alerts
+        .channels(key.workspace_id)
+        .await?
+        .iter()
+        .map(|c| c.redacted())
+        .collect();
+    Ok(Json(json!({ "channels": channels })))
+}
+
+/// The reply shows a webhook's signing secret once; listings redact it.
+pub async fn add_channel(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let channel = state
+        .alerts
+        .add_channel(key.workspace_id, &body_json(&body)?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(channel)).into_response())
+}
+
+pub async fn delete_channel(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    match state.alerts.delete_channel(key.workspace_id, id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(crate::store::StoreError::NotFound(format!("channel {id}")).into()),
+    }
+}
+
+pub async fn test_channel(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let report = state.alerts.test_channel(key.workspace_id, &id).await?;
+    Ok(Json(json!(report)))
+}

@@ -42,6 +42,19 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(control::rate_caps).post(control::create_rate_cap),
         )
         .route("/v1/rate-caps/{id}", delete(control::delete_rate_cap))
+        .route("/v1/alerts", get(control::alerts))
+        .route("/v1/alerts/evaluate", post(control::evaluate_alerts))
+        .route("/v1/alerts/findings", get(control::findings))
+        .route(
+            "/v1/alert-rules",
+            get(control::alert_rules).put(control::change_alert_rules),
+        )
+        .route(
+            "/v1/channels",
+            get(control::channels).post(control::add_channel),
+        )
+        .route("/v1/channels/{id}", delete(control::delete_channel))
+        .route("/v1/channels/{id}/test", post(control::test_channel))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .merge(dashboard::routes())

@@ -1,0 +1,399 @@
+//! Alerts as the server runs them: settings per workspace, the evaluation every minute,
+//! stored alerts with their history, channels and every delivery attempt.
+
+use super::rules::{evaluate, Context};
+use super::state::{step, AlertState, Known, Transition};
+use super::{AlertSettings, Finding, RuleKind, Severity};
+use crate::budget::service::Budgets;
+use crate::event::FieldError;
+use crate::notify::{self, Channel, Notification, NotificationState, RetryPolicy};
+use crate::price::PriceBook;
+use crate::store::{Store, StoreError, StoredObject, WorkspaceId};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub const ALERT: &str = "alert";
+pub const SETTINGS: &str = "alert_settings";
+pub const CHANNEL: &str = "channel";
+pub const DELIVERY: &str = "delivery";
+
+/// Alerts kept per workspace; older resolved ones are dropped.
+const HISTORY: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Alerts {
+    store: Arc<dyn Store>,
+    budgets: Arc<Budgets>,
+    http: reqwest::Client,
+    /// Absolute base of dashboard links in notifications.
+    public_url: String,
+    clock: crate::app::Clock,
+    pub retry: RetryPolicy,
+}
+
+impl Alerts {
+    pub fn new(
+        store: Arc<dyn Store>,
+        budgets: Arc<Budgets>,
+        public_url: String,
+        clock: crate::app::Clock,
+    ) -> Alerts {
+        Alerts {
+            store,
+            budgets,
+            http: notify::http_client(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            clock,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub async fn settings(&self, ws: WorkspaceId) -> Result<AlertSettings, StoreError> {
+        let stored = self.store.objects(Some(ws), SETTINGS).await?;
+        Ok(stored
+            .last()
+            .and_then(|o| AlertSettings::from_json(&o.body).ok())
+            .unwrap_or_default())
+    }
+
+    /// Merge a change (`{"dataMode": .., "rules": {"retry_storm": {...}}}`) into the
+    /// workspace's settings.
+    pub async fn change_settings(
+        &self,
+        ws: WorkspaceId,
+        change: &Value,
+    ) -> Result<AlertSettings, AlertError> {
+        let mut merged = self.settings(ws).await?.to_json();
+        merge(&mut merged, change);
+        let settings = AlertSettings::from_json(&merged).map_err(AlertError::Invalid)?;
+        let stored = self.store.objects(Some(ws), SETTINGS).await?;
+        let id = stored.last().map(|o| o.id);
+        self.store
+            .put_object(ws, SETTINGS, id, settings.to_json())
+            .await?;
+        Ok(settings)
+    }
+
+    pub async fn channels(&self, ws: WorkspaceId) -> Result<Vec<Channel>, StoreError> {
+        let stored = self.store.objects(Some(ws), CHANNEL).await?;
+        Ok(stored.iter().filter_map(channel_of).collect())
+    }
+
+    pub async fn add_channel(&self, ws: WorkspaceId, body: &Value) -> Result<Channel, AlertError> {
+        let mut body = body.clone();
+        let Some(obj) = body.as_object_mut() else {
+            return Err(AlertError::Invalid(vec![FieldError::new(
+                "body",
+                "must be a JSON object",
+            )]));
+        };
+        obj.insert("id".into(), json!("0"));
+        // A webhook without a secret gets one (shown once in the reply).
+        if obj.get("type") == Some(&json!("webhook")) && !obj.contains_key("secret") {
+            obj.insert("secret".into(), json!(notify::new_webhook_secret()));
+        }
+        let channel: Channel = serde_json::from_value(body.clone()).map_err(|e| {
+            AlertError::Invalid(vec![FieldError::new(
+                "type",
+                format!("is not a valid channel: {e}"),
+            )])
+        })?;
+        if channel.name.trim().is_empty() {
+            return Err(AlertError::Invalid(vec![FieldError::new(
+                "name",
+                "is required",
+            )]));
+        }
+        channel.kind.check().map_err(AlertError::Invalid)?;
+        let id = self.store.put_object(ws, CHANNEL, None, body).await?;
+        Ok(Channel {
+            id: id.to_string(),
+            ..channel
+        })
+    }
+
+    pub async fn delete_channel(&self, ws: WorkspaceId, id: i64) -> Result<bool, StoreError> {
+        self.store.delete_object(ws, CHANNEL, id).await
+    }
+
+    /// Stored alerts, newest first, with their deliveries.
+    pub async fn alerts(&self, ws: WorkspaceId) -> Result<Vec<Value>, StoreError> {
+        let deliveries = self.store.objects(Some(ws), DELIVERY).await?;
+        let mut out: Vec<Value> = self
+            .store
+            .objects(Some(ws), ALERT)
+            .await?
+            .into_iter()
+            .rev()
+            .map(|o| {
+                let mut v = o.body;
+                v["id"] = json!(o.id);
+                let mine: Vec<Value> = deliveries
+                    .iter()
+                    .filter(|d| d.body["alertId"] == json!(o.id))
+                    .map(|d| d.body.clone())
+                    .collect();
+                v["deliveries"] = json!(mine);
+                v
+            })
+            .collect();
+        out.sort_by_key(|a| std::cmp::Reverse(a["state"] == json!("firing")));
+        Ok(out)
+    }
+
+    /// Findings at `now` without storing or sending anything.
+    pub async fn findings(
+        &self,
+        ws: WorkspaceId,
+        book: &PriceBook,
+        now: i64,
+    ) -> Result<Vec<Finding>, StoreError> {
+        let settings = self.settings(ws).await?;
+        let ctx = Context {
+            store: self.store.as_ref(),
+            ws,
+            settings: &settings,
+            budgets: Some(&self.budgets),
+            book,
+            now,
+        };
+        evaluate(&ctx).await
+    }
+
+    /// One evaluation: findings, transitions, stored alerts, notifications.
+    pub async fn evaluate_once(
+        &self,
+        ws: WorkspaceId,
+        book: &PriceBook,
+    ) -> Result<usize, StoreError> {
+        let now = (self.clock)();
+        let settings = self.settings(ws).await?;
+        let findings = self.findings(ws, book, now).await?;
+        let stored = self.store.objects(Some(ws), ALERT).await?;
+        let known: Vec<Known> = stored.iter().filter_map(known_of).collect();
+        let cooldown = |kind: RuleKind| settings.rule(kind).cooldown_minutes as i64 * 60_000;
+        let transitions = step(&known, findings, now, cooldown);
+        let changed = transitions.len();
+        for t in transitions {
+            match t {
+                Transition::Fire(f) => {
+                    let body = alert_body(&f, AlertState::Firing, now, None, now);
+                    let id = self.store.put_object(ws, ALERT, None, body.clone()).await?;
+                    self.notify(ws, id, &f, NotificationState::Firing, now)
+                        .await?;
+                }
+                Transition::Refresh { id, finding } => {
+                    let fired = fired_at(&stored, id).unwrap_or(now);
+                    let body = alert_body(&finding, AlertState::Firing, fired, None, now);
+                    self.store.put_object(ws, ALERT, Some(id), body).await?;
+                }
+                Transition::Resolve { id } => {
+                    let Some(old) = stored.iter().find(|o| o.id == id) else {
+                        continue;
+                    };
+                    let mut body = old.body.clone();
+                    body["state"] = json!("resolved");
+                    body["resolvedAt"] = json!(crate::report::rfc3339(now));
+                    self.store
+                        .put_object(ws, ALERT, Some(id), body.clone())
+                        .await?;
+                    if let Some(f) = finding_of(&body) {
+                        self.notify(ws, id, &f, NotificationState::Resolved, now)
+                            .await?;
+                    }
+                }
+            }
+        }
+        self.prune(ws, &stored).await?;
+        Ok(changed)
+    }
+
+    /// Tell every channel, each delivery recorded with all its attempts.
+    async fn notify(
+        &self,
+        ws: WorkspaceId,
+        alert_id: i64,
+        f: &Finding,
+        state: NotificationState,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let n = Notification {
+            id: notify::new_notification_id(),
+            dedup_key: f.key.clone(),
+            state,
+            severity: match f.severity {
+                Severity::Warning => notify::Severity::Warning,
+                Severity::Critical => notify::Severity::Critical,
+            },
+            title: f.title.clone(),
+            text: f.text.clone(),
+            drivers: f.drivers.clone(),
+            link: Some(format!("{}{}", self.public_url, f.link)),
+            payload: json!({"alertId": alert_id, "alert": f, "state": state}),
+            at_ms: now,
+        };
+        for channel in self.channels(ws).await? {
+            let report = self.send(&channel, &n).await;
+            let record = json!({
+                "alertId": alert_id, "channelId": channel.id, "channel": channel.name,
+                "state": state, "delivered": report.delivered, "attempts": report.attempts,
+            });
+            self.store.put_object(ws, DELIVERY, None, record).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, channel: &Channel, n: &Notification) -> notify::DeliveryReport {
+        let clock = self.clock.clone();
+        let now = move || clock();
+        notify::deliver(
+            &self.http,
+            channel,
+            n,
+            &self.retry,
+            &now,
+            tokio::time::sleep,
+        )
+        .await
+    }
+
+    /// `burnrate alerts test CHANNEL`: a test message to one channel (id or name).
+    pub async fn test_channel(
+        &self,
+        ws: WorkspaceId,
+        which: &str,
+    ) -> Result<notify::DeliveryReport, StoreError> {
+        let channel = self
+            .channels(ws)
+            .await?
+            .into_iter()
+            .find(|c| c.id == which || c.name == which)
+            .ok_or_else(|| StoreError::NotFound(format!("channel {which}")))?;
+        let n = Notification::test(
+            &channel.name,
+            Some(format!("{}/alerts", self.public_url)),
+            (self.clock)(),
+        );
+        Ok(self.send(&channel, &n).await)
+    }
+
+    /// Keep the newest alerts; firing ones are never dropped.
+    async fn prune(&self, ws: WorkspaceId, stored: &[StoredObject]) -> Result<(), StoreError> {
+        if stored.len() <= HISTORY {
+            return Ok(());
+        }
+        let excess = stored.len() - HISTORY;
+        for old in stored
+            .iter()
+            .filter(|o| o.body["state"] == json!("resolved"))
+            .take(excess)
+        {
+            self.store.delete_object(ws, ALERT, old.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Evaluate every workspace once a minute until the server stops.
+    pub fn spawn(state: Arc<crate::app::AppState>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Ok(workspaces) = state.store.workspaces().await else {
+                    continue;
+                };
+                for ws in workspaces {
+                    if let Err(e) = state.alerts.evaluate_once(ws.id, &state.prices()).await {
+                        tracing::warn!(error = %e, workspace = ws.id, "alert evaluation failed");
+                    }
+                }
+            }
+        })
+    }
+}
+
+fn alert_body(
+    f: &Finding,
+    state: AlertState,
+    fired: i64,
+    resolved: Option<i64>,
+    seen: i64,
+) -> Value {
+    json!({
+        "key": f.key, "rule": f.rule, "state": state, "severity": f.severity,
+        "title": f.title, "text": f.text, "evidence": f.evidence, "drivers": f.drivers,
+        "link": f.link,
+        "firedAt": crate::report::rfc3339(fired),
+        "resolvedAt": resolved.map(crate::report::rfc3339),
+        "lastSeenAt": crate::report::rfc3339(seen),
+    })
+}
+
+fn ms_of(v: &Value) -> Option<i64> {
+    v.as_str()?
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
+fn fired_at(stored: &[StoredObject], id: i64) -> Option<i64> {
+    ms_of(&stored.iter().find(|o| o.id == id)?.body["firedAt"])
+}
+
+fn known_of(o: &StoredObject) -> Option<Known> {
+    let b = &o.body;
+    Some(Known {
+        id: o.id,
+        key: b["key"].as_str()?.to_string(),
+        rule: RuleKind::parse(b["rule"].as_str()?)?,
+        state: if b["state"] == json!("firing") {
+            AlertState::Firing
+        } else {
+            AlertState::Resolved
+        },
+        resolved_at_ms: ms_of(&b["resolvedAt"]),
+    })
+}
+
+fn finding_of(b: &Value) -> Option<Finding> {
+    Some(Finding {
+        rule: RuleKind::parse(b["rule"].as_str()?)?,
+        key: b["key"].as_str()?.to_string(),
+        severity: if b["severity"] == json!("critical") {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+        title: b["title"].as_str()?.to_string(),
+        text: b["text"].as_str().unwrap_or_default().to_string(),
+        evidence: b["evidence"].clone(),
+        drivers: serde_json::from_value(b["drivers"].clone()).unwrap_or_default(),
+        link: b["link"].as_str().unwrap_or("/").to_string(),
+    })
+}
+
+fn channel_of(o: &StoredObject) -> Option<Channel> {
+    let mut body = o.body.clone();
+    body["id"] = json!(o.id.to_string());
+    serde_json::from_value(body).ok()
+}
+
+/// Deep-merge `change` into `base` (objects merge, anything else replaces).
+fn merge(base: &mut Value, change: &Value) {
+    match (base, change) {
+        (Value::Object(b), Value::Object(c)) => {
+            for (k, v) in c {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, c) => *b = c.clone(),
+    }
+}

@@ -1,0 +1,715 @@
+//! The built-in rules. Each reads windows through the aggregate query layer (never SQL),
+//! compares them with a baseline, and returns findings with evidence and drivers.
+//! `now` is an argument so a rule can be evaluated at any past time (tests, backtests).
+
+use super::{AlertSettings, Finding, RuleKind, RuleSettings, Severity};
+use crate::budget::service::Budgets;
+use crate::money::Usd;
+use crate::notify::Driver;
+use crate::price::PriceBook;
+use crate::query::{Dimension, Query, Row, Sums};
+use crate::report::{by_cost, rfc3339, Stats};
+use crate::store::{Result, Store, WorkspaceId};
+use serde_json::json;
+
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+/// Baselines are the 7 days before the window.
+const BASELINE_MS: i64 = 7 * DAY_MS;
+
+pub struct Context<'a> {
+    pub store: &'a dyn Store,
+    pub ws: WorkspaceId,
+    pub settings: &'a AlertSettings,
+    pub budgets: Option<&'a Budgets>,
+    pub book: &'a PriceBook,
+    pub now: i64,
+}
+
+/// Every enabled, unmuted rule's findings at `ctx.now`.
+pub async fn evaluate(ctx: &Context<'_>) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    for rule in &ctx.settings.rules {
+        if !rule.enabled || rule.muted(ctx.now) {
+            continue;
+        }
+        let found = match rule.kind {
+            RuleKind::CostPerRequestDrift | RuleKind::CacheHitDrop => {
+                version_change(ctx, rule).await?
+            }
+            RuleKind::TokensPerRequestRise => tokens_rise(ctx, rule).await?,
+            RuleKind::HourlySpendSpike => spend_spike(ctx, rule).await?,
+            RuleKind::EndpointConcentration => {
+                concentration(ctx, rule, Dimension::EndpointTag).await?
+            }
+            RuleKind::TenantConcentration => concentration(ctx, rule, Dimension::TenantId).await?,
+            RuleKind::RetryStorm => retry_storm(ctx, rule).await?,
+            RuleKind::UnpricedRatio => unpriced(ctx, rule).await?,
+            RuleKind::LongContextCliff => long_context(ctx, rule).await?,
+            RuleKind::Budget => budgets(ctx).await?,
+        };
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// The rule's window ending now, in the watched environment and data mode.
+fn window(ctx: &Context, rule: &RuleSettings) -> Query {
+    let from = ctx.now - rule.window_minutes as i64 * MINUTE_MS;
+    query(ctx, from, ctx.now)
+}
+
+fn query(ctx: &Context, from_ms: i64, to_ms: i64) -> Query {
+    let filters = crate::query::Filters {
+        environment: vec![ctx.settings.environment],
+        data_mode: vec![ctx.settings.data_mode],
+        ..Default::default()
+    };
+    Query {
+        from_ms,
+        to_ms,
+        filters,
+        group_by: Vec::new(),
+        bucket: None,
+        measures: vec![crate::query::Measure::CostUsd],
+        order_by: None,
+        ascending: false,
+        limit: crate::query::MAX_LIMIT,
+    }
+}
+
+/// The 7 days before `q`'s window.
+fn baseline(q: &Query) -> Query {
+    Query {
+        from_ms: q.from_ms - BASELINE_MS,
+        to_ms: q.from_ms,
+        ..q.clone()
+    }
+}
+
+fn scoped(q: &Query, dim: Dimension, value: &str) -> Query {
+    let mut q = q.clone();
+    q.filters.text.insert(dim, vec![value.to_string()]);
+    q
+}
+
+async fn grouped(ctx: &Context<'_>, q: &Query, dim: Dimension) -> Result<Vec<Row>> {
+    ctx.store.aggregate(ctx.ws, by_cost(q, vec![dim])).await
+}
+
+async fn total(ctx: &Context<'_>, q: &Query) -> Result<Sums> {
+    let rows = ctx.store.aggregate(ctx.ws, by_cost(q, vec![])).await?;
+    Ok(rows.first().map(|r| r.sums).unwrap_or_default())
+}
+
+fn sums_of<'r>(rows: &'r [Row], value: &str) -> Option<&'r Sums> {
+    rows.iter().find(|r| r.group[0] == value).map(|r| &r.sums)
+}
+
+fn usd(nanos: i64) -> String {
+    format!("${:.2}", nanos as f64 / 1e9)
+}
+
+fn evidence_window(now: &Query, before: &Query) -> serde_json::Value {
+    json!({
+        "window": {"from": rfc3339(now.from_ms), "to": rfc3339(now.to_ms)},
+        "baseline": {"from": rfc3339(before.from_ms), "to": rfc3339(before.to_ms)},
+    })
+}
+
+fn link(page: &str, q: &Query, scope: &[(&str, &str)]) -> String {
+    let mut link = format!(
+        "{page}?from={}&to={}&environment={}&dataMode={}",
+        rfc3339(q.from_ms),
+        rfc3339(q.to_ms),
+        q.filters.environment.first().map_or("prod", |e| e.as_str()),
+        q.filters.data_mode.first().map_or("real", |d| d.as_str()),
+    );
+    for (k, v) in scope {
+        link.push_str(&format!("&{k}={v}"));
+    }
+    link
+}
+
+/// The top 3 groups (by endpoint, tenant, promptVersion or model) behind the rise of
+/// spend from `before` (scaled to the window's length) to `now`, with their share.
+pub async fn drivers(ctx: &Context<'_>, now: &Query, before: &Query) -> Result<Vec<Driver>> {
+    let scale = (now.to_ms - now.from_ms) as f64 / (before.to_ms - before.from_ms).max(1) as f64;
+    let total_now = total(ctx, now).await?.cost.0 as f64;
+    let total_before = total(ctx, before).await?.cost.0 as f64 * scale;
+    let change = total_now - total_before;
+    let mut found: Vec<(f64, Driver)> = Vec::new();
+    let dims = [
+        Dimension::EndpointTag,
+        Dimension::TenantId,
+        Dimension::PromptVersion,
+        Dimension::Model,
+    ];
+    for dim in dims {
+        let (rows_now, rows_before) = (
+            grouped(ctx, now, dim.clone()).await?,
+            grouped(ctx, before, dim.clone()).await?,
+        );
+        for row in &rows_now {
+            let value = &row.group[0];
+            let expected = sums_of(&rows_before, value).map_or(0.0, |s| s.cost.0 as f64 * scale);
+            let contribution = row.sums.cost.0 as f64 - expected;
+            if contribution <= 0.0 {
+                continue;
+            }
+            let share = if change > 0.0 {
+                contribution / change * 100.0
+            } else {
+                row.sums.cost.0 as f64 / total_now.max(1.0) * 100.0
+            };
+            found.push((
+                contribution,
+                Driver {
+                    dimension: dim.name(),
+                    value: value.clone(),
+                    share_pct: (share * 10.0).round() / 10.0,
+                    detail: format!(
+                        "{} now vs {} expected from the baseline",
+                        usd(row.sums.cost.0),
+                        usd(expected as i64)
+                    ),
+                },
+            ));
+        }
+    }
+    found.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Ok(found.into_iter().take(3).map(|(_, d)| d).collect())
+}
+
+fn pct_change(now: f64, before: f64) -> Option<f64> {
+    (before > 0.0).then(|| (now - before) / before * 100.0)
+}
+
+/// Rules 1 and 9: the current promptVersion of each endpoint against the previous one.
+async fn version_change(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
+    let q = window(ctx, rule);
+    let mut out = Vec::new();
+    for v in crate::report::prompt_versions(ctx.store, ctx.ws, &q, None).await? {
+        let Some(base) = &v.baseline else { continue };
+        let (c, b) = (&v.current.stats, &base.stats);
+        if c.requests < rule.min_requests || b.requests < rule.min_requests {
+            continue;
+        }
+        let (measure, now_value, before_value, fired) = match rule.kind {
+            RuleKind::CostPerRequestDrift => {
+                let (Some(cn), Some(bn)) = (c.cost_per_request, b.cost_per_request) else {
+                    continue;
+                };
+                let change = pct_change(cn.0 as f64, bn.0 as f64).unwrap_or(0.0);
+                (
+                    "costPerRequest",
+                    json!(cn),
+                    json!(bn),
+                    change > rule.threshold,
+                )
+            }
+            _ => {
+                let (Some(cn), Some(bn)) = (c.cache_hit_rate, b.cache_hit_rate) else {
+                    continue;
+                };
+                (
+                    "cacheHitRate",
+                    json!(cn),
+                    json!(bn),
+                    (bn - cn) * 100.0 > rule.threshold,
+                )
+            }
+        };
+        if !fired {
+            continue;
+        }
+        let endpoint = &v.endpoint_tag;
+        let (cur, old) = (&v.current.prompt_version, &base.prompt_version);
+        let since = v
+            .current
+            .first_seen
+            .parse::<jiff::Timestamp>()
+            .map_or(q.from_ms, |t| t.as_millisecond());
+        let now_q = scoped(
+            &Query {
+                from_ms: since.max(q.from_ms),
+                ..q.clone()
+            },
+            Dimension::EndpointTag,
+            endpoint,
+        );
+        let before_q = scoped(
+            &Query {
+                to_ms: since.max(q.from_ms + 1),
+                ..q.clone()
+            },
+            Dimension::EndpointTag,
+            endpoint,
+        );
+        let (title, text) = match rule.kind {
+            RuleKind::CostPerRequestDrift => (
+                format!("{endpoint}: cost/request up after promptVersion {cur}"),
+                format!(
+                    "Cost per request of {endpoint} is {} with {cur} ({} calls) vs {} with {old} ({} calls): {:+.0}%. {cur} first seen {}.",
+                    usd(c.cost_per_request.map_or(0, |u| u.0)),
+                    c.requests,
+                    usd(b.cost_per_request.map_or(0, |u| u.0)),
+                    b.requests,
+                    pct_change(c.cost_per_request.map_or(0, |u| u.0) as f64, b.cost_per_request.map_or(0, |u| u.0) as f64).unwrap_or(0.0),
+                    v.current.first_seen
+                ),
+            ),
+            _ => (
+                format!("{endpoint}: cache hit rate down after promptVersion {cur}"),
+                format!(
+                    "Cache hit rate of {endpoint} is {:.0}% with {cur} vs {:.0}% with {old}; uncached input is billed at the full rate.",
+                    c.cache_hit_rate.unwrap_or(0.0) * 100.0,
+                    b.cache_hit_rate.unwrap_or(0.0) * 100.0
+                ),
+            ),
+        };
+        let mut evidence = evidence_window(&now_q, &before_q);
+        evidence["endpointTag"] = json!(endpoint);
+        evidence["current"] = json!({"promptVersion": cur, "requests": c.requests, measure: now_value, "firstSeen": v.current.first_seen});
+        evidence["baselineVersion"] =
+            json!({"promptVersion": old, "requests": b.requests, measure: before_value});
+        out.push(Finding {
+            rule: rule.kind,
+            key: format!("{}:{endpoint}:{cur}", rule.kind.as_str()),
+            severity: Severity::Warning,
+            title,
+            text,
+            evidence,
+            drivers: drivers(ctx, &now_q, &before_q).await?,
+            link: link("/versions", &q, &[("endpointTag", endpoint)]),
+        });
+    }
+    Ok(out)
+}
+
+/// Rule 2: input or output tokens per request of an endpoint vs its 7-day baseline.
+async fn tokens_rise(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
+    let q = window(ctx, rule);
+    let b = baseline(&q);
+    let (now_rows, before_rows) = (
+        grouped(ctx, &q, Dimension::EndpointTag).await?,
+        grouped(ctx, &b, Dimension::EndpointTag).await?,
+    );
+    let mut out = Vec::new();
+    for row in &now_rows {
+        let endpoint = &row.group[0];
+        let Some(before) = sums_of(&before_rows, endpoint) else {
+            continue;
+        };
+        if row.sums.requests < rule.min_requests || before.requests < rule.min_requests {
+            continue;
+        }
+        let (n, o) = (Stats::of(&row.sums), Stats::of(before));
+        let kinds = [
+            (
+                "input",
+                n.input_tokens_per_request,
+                o.input_tokens_per_request,
+            ),
+            (
+                "output",
+                n.output_tokens_per_request,
+                o.output_tokens_per_request,
+            ),
+        ];
+        for (kind, now_v, before_v) in kinds {
+            let (Some(now_v), Some(before_v)) = (now_v, before_v) else {
+                continue;
+            };
+            let Some(change) = pct_change(now_v, before_v).filter(|c| *c > rule.threshold) else {
+                continue;
+            };
+            let (nq, bq) = (
+                scoped(&q, Dimension::EndpointTag, endpoint),
+                scoped(&b, Dimension::EndpointTag, endpoint),
+            );
+            let mut evidence = evidence_window(&q, &b);
+            evidence["endpointTag"] = json!(endpoint);
+            evidence["tokensPerRequest"] =
+                json!({"kind": kind, "now": now_v, "baseline": before_v, "changePct": change});
+            out.push(Finding {
+                rule: rule.kind,
+                key: format!("{}:{endpoint}:{kind}", rule.kind.as_str()),
+                severity: Severity::Warning,
+                title: format!("{endpoint}: {kind} tokens/request {change:+.0}%"),
+                text: format!(
+                    "{endpoint} uses {now_v:.0} {kind} tokens per request over the last {} h vs {before_v:.0} in the 7 days before ({change:+.0}%, {} calls).",
+                    rule.window_minutes / 60,
+                    row.sums.requests
+                ),
+                evidence,
+                drivers: drivers(ctx, &nq, &bq).await?,
+                link: link("/endpoints", &q, &[("endpointTag", endpoint)]),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Rule 3: spend of the last hour vs the trailing 7-day hourly average, per endpoint
+/// and overall.
+async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
+    let q = window(ctx, rule);
+    let b = baseline(&q);
+    let scale = (q.to_ms - q.from_ms) as f64 / BASELINE_MS as f64;
+    let mut groups: Vec<(Option<String>, Sums, Sums)> = Vec::new();
+    groups.push((None, total(ctx, &q).await?, total(ctx, &b).await?));
+    let before_rows = grouped(ctx, &b, Dimension::EndpointTag).await?;
+    for row in grouped(ctx, &q, Dimension::EndpointTag).await? {
+        let before = sums_of(&before_rows, &row.group[0])
+            .copied()
+            .unwrap_or_default();
+        groups.push((Some(row.group[0].clone()), row.sums, before));
+    }
+    let mut out = Vec::new();
+    for (endpoint, now, before) in groups {
+        let expected = before.cost.0 as f64 * scale;
+        if now.requests < rule.min_requests || expected <= 0.0 {
+            continue;
+        }
+        let times = now.cost.0 as f64 / expected;
+        if times < rule.threshold {
+            continue;
+        }
+        let name = endpoint.clone().unwrap_or_else(|| "all endpoints".into());
+        let (nq, bq) = match &endpoint {
+            Some(e) => (
+                scoped(&q, Dimension::EndpointTag, e),
+                scoped(&b, Dimension::EndpointTag, e),
+            ),
+            None => (q.clone(), b.clone()),
+        };
+        let mut evidence = evidence_window(&q, &b);
+        evidence["spendUsd"] = json!(Usd(now.cost.0));
+        evidence["expectedUsd"] = json!(Usd(expected as i64));
+        evidence["times"] = json!(times);
+        evidence["requests"] = json!(now.requests);
+        let scope: Vec<(&str, &str)> = endpoint
+            .iter()
+            .map(|e| ("endpointTag", e.as_str()))
+            .collect();
+        out.push(Finding {
+            rule: rule.kind,
+            key: format!("{}:{}", rule.kind.as_str(), endpoint.as_deref().unwrap_or("*")),
+            severity: if times >= 2.0 * rule.threshold { Severity::Critical } else { Severity::Warning },
+            title: format!("Spend spike on {name}: {times:.1}x the usual hour"),
+            text: format!(
+                "{name} spent {} in the last {} min vs {} expected from the trailing 7-day hourly average ({times:.1}x, {} calls).",
+                usd(now.cost.0),
+                rule.window_minutes,
+                usd(expected as i64),
+                now.requests
+            ),
+            evidence,
+            drivers: drivers(ctx, &nq, &bq).await?,
+            link: link("/", &q, &scope),
+        });
+    }
+    Ok(out)
+}
+
+/// Rules 4 and 5: a group's share of spend jumps vs the 7 days before.
+async fn concentration(
+    ctx: &Context<'_>,
+    rule: &RuleSettings,
+    dim: Dimension,
+) -> Result<Vec<Finding>> {
+    let q = window(ctx, rule);
+    let b = baseline(&q);
+    let (now_rows, before_rows) = (
+        grouped(ctx, &q, dim.clone()).await?,
+        grouped(ctx, &b, dim.clone()).await?,
+    );
+    let sum = |rows: &[Row]| rows.iter().map(|r| r.sums.cost.0).sum::<i64>() as f64;
+    let (total_now, total_before) = (sum(&now_rows), sum(&before_rows));
+    let requests: u64 = now_rows.iter().map(|r| r.sums.requests).sum();
+    if requests < rule.min_requests || total_now <= 0.0 || total_before <= 0.0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for row in &now_rows {
+        let value = &row.group[0];
+        let share_now = row.sums.cost.0 as f64 / total_now * 100.0;
+        let share_before =
+            sums_of(&before_rows, value).map_or(0.0, |s| s.cost.0 as f64 / total_before * 100.0);
+        let gain = share_now - share_before;
+        if gain <= rule.threshold || value.starts_with('(') {
+            continue;
+        }
+        let (nq, bq) = (
+            scoped(&q, dim.clone(), value),
+            scoped(&b, dim.clone(), value),
+        );
+        let mut evidence = evidence_window(&q, &b);
+        evidence[dim.name()] = json!(value);
+        evidence["sharePct"] = json!({"now": share_now, "baseline": share_before});
+        evidence["spendUsd"] = json!(Usd(row.sums.cost.0));
+        let page = if dim == Dimension::TenantId {
+            "/tenants"
+        } else {
+            "/endpoints"
+        };
+        out.push(Finding {
+            rule: rule.kind,
+            key: format!("{}:{value}", rule.kind.as_str()),
+            severity: Severity::Warning,
+            title: format!("{value} now takes {share_now:.0}% of spend (was {share_before:.0}%)"),
+            text: format!(
+                "{} {value} accounts for {share_now:.0}% of spend in the last {} h ({}) vs {share_before:.0}% in the 7 days before.",
+                dim.name(),
+                rule.window_minutes / 60,
+                usd(row.sums.cost.0)
+            ),
+            evidence,
+            drivers: drivers(ctx, &nq, &bq).await?,
+            link: link(page, &q, &[(&dim.name(), value)]),
+        });
+    }
+    Ok(out)
+}
+
+/// Rule 6: attempts per logical call, or the error share, well above the 7-day norm.
+async fn retry_storm(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
+    let q = window(ctx, rule);
+    let b = baseline(&q);
+    let (now_rows, before_rows) = (
+        grouped(ctx, &q, Dimension::EndpointTag).await?,
+        grouped(ctx, &b, Dimension::EndpointTag).await?,
+    );
+    let mut out = Vec::new();
+    for row in &now_rows {
+        let endpoint = &row.group[0];
+        if row.sums.requests < rule.min_requests {
+            continue;
+        }
+        let before = sums_of(&before_rows, endpoint).copied().unwrap_or_default();
+        let (n, o) = (Stats::of(&row.sums), Stats::of(&before));
+        let storm = |now: Option<f64>, base: Option<f64>| {
+            let now = now.unwrap_or(0.0);
+            now >= 0.10 && now >= rule.threshold * base.unwrap_or(0.0)
+        };
+        let retries = storm(n.retry_ratio, o.retry_ratio);
+        let errors = storm(n.error_rate, o.error_rate);
+        if !retries && !errors {
+            continue;
+        }
+        let mut evidence = evidence_window(&q, &b);
+        evidence["endpointTag"] = json!(endpoint);
+        evidence["retryRatio"] = json!({"now": n.retry_ratio, "baseline": o.retry_ratio});
+        evidence["errorRate"] = json!({"now": n.error_rate, "baseline": o.error_rate});
+        evidence["attempts"] = json!(row.sums.attempts);
+        evidence["requests"] = json!(row.sums.requests);
+        let (nq, bq) = (
+            scoped(&q, Dimension::EndpointTag, endpoint),
+            scoped(&b, Dimension::EndpointTag, endpoint),
+        );
+        out.push(Finding {
+            rule: rule.kind,
+            key: format!("{}:{endpoint}", rule.kind.as_str()),
+            severity: Severity::Critical,
+            title: format!("Retry storm on {endpoint}"),
+            text: format!(
+                "{endpoint}: {:.2} attempts per call and {:.0}% errors in the last {} min (7-day norm {:.2} and {:.0}%), {} calls.",
+                1.0 + n.retry_ratio.unwrap_or(0.0),
+                n.error_rate.unwrap_or(0.0) * 100.0,
+                rule.window_minutes,
+                1.0 + o.retry_ratio.unwrap_or(0.0),
+                o.error_rate.unwrap_or(0.0) * 100.0,
+                row.sums.requests
+            ),
+            evidence,
+            drivers: drivers(ctx, &nq, &bq).await?,
+            link: link("/requests", &q, &[("endpointTag", endpoint), ("status", "error")]),
+        });
+    }
+    Ok(out)
+}
+
+/// Rule 7: calls with no price (unknown model): the bill has them, burnrate does not.
+async fn unpriced(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
+    let q = window(ctx, rule);
+    let rows = grouped(ctx, &q, Dimension::Model).await?;
+    let requests: u64 = rows.iter().map(|r| r.sums.requests).sum();
+    let unpriced: u64 = rows.iter().map(|r| r.sums.requests - r.sums.priced).sum();
+    if requests < rule.min_requests || unpriced == 0 {
+        return Ok(Vec::new());
+    }
+    let ratio = unpriced as f64 / requests as f64 * 100.0;
+    if ratio <= rule.threshold {
+        return Ok(Vec::new());
+    }
+    let mut models: Vec<(&String, u64)> = rows
+        .iter()
+        .map(|r| (&r.group[0], r.sums.requests - r.sums.priced))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    models.sort_by_key(|m| std::cmp::Reverse(m.1));
+    let drivers = models
+        .iter()
+        .take(3)
+        .map(|(m, n)| Driver {
+            dimension: "model".into(),
+            value: (*m).clone(),
+            share_pct: (*n as f64 / unpriced as f64 * 1000.0).round() / 10.0,
+            detail: format!("{n} unpriced calls; add a price with `burnrate prices import`"),
+        })
+        .collect();
+    let mut evidence = evidence_window(&q, &baseline(&q));
+    evidence["unpricedRequests"] = json!(unpriced);
+    evidence["requests"] = json!(requests);
+    evidence["unpricedPct"] = json!(ratio);
+    Ok(vec![Finding {
+        rule: rule.kind,
+        key: rule.kind.as_str().to_string(),
+        severity: Severity::Warning,
+        title: format!("{ratio:.1}% of calls have no price"),
+        text: format!(
+            "{unpriced} of {requests} calls in the last {} h use models with no price, so their cost is missing from every total (never counted as $0). Run `burnrate prices check`.",
+            rule.window_minutes / 60
+        ),
+        evidence,
+        drivers,
+        link: link("/models", &q, &[]),
+    }])
+}
+
+/// Rule 8: prompts whose average size is close to (or past) the model's long-context
+/// price threshold. Averages, not single prompts: the aggregate layer keeps sums.
+async fn long_context(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
+    let q = window(ctx, rule);
+    let rows = ctx
+        .store
+        .aggregate(
+            ctx.ws,
+            by_cost(
+                &q,
+                vec![
+                    Dimension::Provider,
+                    Dimension::Model,
+                    Dimension::EndpointTag,
+                ],
+            ),
+        )
+        .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (provider, model, endpoint) = (&row.group[0], &row.group[1], &row.group[2]);
+        if row.sums.requests < rule.min_requests {
+            continue;
+        }
+        let Some((entry, _)) = ctx.book.lookup(provider, model, ctx.now) else {
+            continue;
+        };
+        let Some(cliff) = entry.rows.iter().map(|r| r.above).filter(|a| *a > 0).min() else {
+            continue;
+        };
+        let avg = row.sums.input as f64 / row.sums.requests as f64;
+        let reached = avg / cliff as f64 * 100.0;
+        if reached < rule.threshold {
+            continue;
+        }
+        let mut evidence = evidence_window(&q, &baseline(&q));
+        evidence["endpointTag"] = json!(endpoint);
+        evidence["model"] = json!(model);
+        evidence["avgInputTokens"] = json!(avg);
+        evidence["priceThresholdTokens"] = json!(cliff);
+        out.push(Finding {
+            rule: rule.kind,
+            key: format!("{}:{endpoint}:{model}", rule.kind.as_str()),
+            severity: Severity::Warning,
+            title: format!("{endpoint}: prompts near {model}'s long-context price tier"),
+            text: format!(
+                "{endpoint} sends {avg:.0} input tokens per call on average to {model}, whose price rises above {cliff} tokens ({reached:.0}% of the way); trimming the prompt keeps it in the cheaper tier."
+            ),
+            evidence,
+            drivers: vec![Driver {
+                dimension: "endpointTag".into(),
+                value: endpoint.clone(),
+                share_pct: 100.0,
+                detail: format!("{} calls averaging {avg:.0} input tokens", row.sums.requests),
+            }],
+            link: link("/models", &q, &[("endpointTag", endpoint), ("model", model)]),
+        });
+    }
+    Ok(out)
+}
+
+/// Rule 10: each budget threshold and exceeded, once per period, and a projected
+/// exhaustion before the period ends.
+async fn budgets(ctx: &Context<'_>) -> Result<Vec<Finding>> {
+    let Some(budgets) = ctx.budgets else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for budget in budgets.list(ctx.ws).await? {
+        let status = budgets.status(ctx.ws, &budget, ctx.now).await?;
+        let (start, end) = budget.window(ctx.now);
+        let period = rfc3339(start);
+        let q = query(ctx, start, ctx.now.min(end));
+        let scope =
+            json!({"budget": budget.name, "periodStart": period, "periodEnd": rfc3339(end)});
+        let spent_pct = status.used_pct;
+        let mut marks: Vec<(String, Severity, String)> = budget
+            .thresholds
+            .iter()
+            .filter(|t| spent_pct >= **t)
+            .map(|t| {
+                (
+                    format!("{t}"),
+                    Severity::Warning,
+                    format!("reached {t}% of its limit"),
+                )
+            })
+            .collect();
+        if status.state == crate::budget::State::Exceeded {
+            marks.push(("exceeded".into(), Severity::Critical, "is exceeded".into()));
+        } else if let Some(at) = &status.projected_exhaustion {
+            marks.push((
+                "exhaustion".into(),
+                Severity::Warning,
+                format!("is projected to run out at {at}, before the period ends"),
+            ));
+        }
+        for (mark, severity, what) in marks {
+            let mut evidence = scope.clone();
+            evidence["status"] = json!(status);
+            out.push(Finding {
+                rule: RuleKind::Budget,
+                key: format!("budget:{}:{period}:{mark}", budget.id),
+                severity,
+                title: format!("Budget {} {what}", budget.name),
+                text: format!(
+                    "Budget {} ({} per {}) {what}: {} spent, {} reserved, forecast {} by {}.",
+                    budget.name,
+                    usd(budget.limit_usd.0),
+                    budget.period.as_str(),
+                    usd(status.spent_usd.0),
+                    usd(status.reserved_usd.0),
+                    usd(status.forecast_usd.0),
+                    rfc3339(end)
+                ),
+                evidence,
+                drivers: drivers(
+                    ctx,
+                    &scope_query(&q, &budget),
+                    &baseline(&scope_query(&q, &budget)),
+                )
+                .await?,
+                link: format!("/budgets#budget-{}", budget.id),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn scope_query(q: &Query, budget: &crate::budget::Budget) -> Query {
+    Query {
+        filters: budget.scope.filters(),
+        ..q.clone()
+    }
+}
