@@ -140,6 +140,19 @@ impl Api {
         .await
     }
 
+    pub async fn put_json(&self, path: &str, key: &str, body: &Value) -> Reply {
+        reply(
+            self.http
+                .put(format!("{}{path}", self.url))
+                .header("X-API-Key", key)
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> Reply {
         reply(
             self.http
