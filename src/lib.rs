@@ -20,6 +20,7 @@ pub mod cli;
 pub mod dedupe;
 pub mod demo;
 pub mod event;
+pub mod explain;
 pub mod http;
 pub mod ingest;
 pub mod money;
