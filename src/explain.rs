@@ -888,13 +888,11 @@ fn summary(e: &Explanation) -> String {
         )
     };
     out.push_str(&format!(
-        " between {} and {} against {} to {}: requests {} → {}, volume effect {}, cost/request effect {}.",
-        day_time(&c.from).unwrap_or_default(),
-        day_time(&c.to).unwrap_or_default(),
-        day_time(&b.from).unwrap_or_default(),
-        day_time(&b.to).unwrap_or_default(),
-        b.requests,
-        c.requests,
+        " in {} against {}; requests {} → {}; volume effect {}, cost/request effect {}.",
+        span(&c.from, &c.to),
+        span(&b.from, &b.to),
+        crate::money::group_digits(&b.requests.to_string()),
+        crate::money::group_digits(&c.requests.to_string()),
         signed_usd(e.effects.volume_usd),
         signed_usd(e.effects.cost_per_request_usd)
     ));
@@ -918,6 +916,16 @@ fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+/// `Nov 18 06:00 – Nov 25 06:00 UTC`.
+fn span(from: &str, to: &str) -> String {
+    let short = |t: &str| day_time(t).map(|t| t.trim_end_matches(" UTC").to_string());
+    format!(
+        "{} – {} UTC",
+        short(from).unwrap_or_default(),
+        short(to).unwrap_or_default()
+    )
 }
 
 /// `Nov 20 14:00 UTC` from RFC 3339 text.

@@ -21,6 +21,7 @@ pub mod dedupe;
 pub mod demo;
 pub mod event;
 pub mod explain;
+pub mod gate;
 pub mod http;
 pub mod ingest;
 pub mod money;

@@ -24,6 +24,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/timeseries", get(api::timeseries))
         .route("/v1/prompt-versions", get(api::prompt_versions))
         .route("/v1/concentration", get(api::concentration))
+        .route("/v1/explain", get(api::explain))
+        .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .merge(dashboard::routes())
