@@ -254,7 +254,8 @@ fn print_explanation(e: &Value) {
     println!();
     let (b, c) = (&e["baseline"], &e["current"]);
     let mut t = table(&["", "baseline", "current"]);
-    let rows: [(&str, fn(&Value) -> String, &str); 6] = [
+    type Show = fn(&Value) -> String;
+    let rows: [(&str, Show, &str); 6] = [
         ("spend", money, "costUsd"),
         ("requests", number, "requests"),
         ("cost / request", money, "costPerRequest"),
