@@ -499,6 +499,21 @@ pub enum Kind {
     Cache,
 }
 
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Volume => "volume",
+            Kind::CostPerRequest => "cost_per_request",
+            Kind::NewGroup => "new_group",
+            Kind::PromptVersion => "prompt_version",
+            Kind::ModelMix => "model_mix",
+            Kind::Retries => "retries",
+            Kind::Tokens => "tokens",
+            Kind::Cache => "cache",
+        }
+    }
+}
+
 /// One finding that explains part of the change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -584,9 +599,11 @@ pub fn explain(input: &Input) -> Explanation {
 }
 
 /// The few groups whose change explains most of the total: ranked by size, each at
-/// least MIN_DRIVER_SHARE of the scale, with endpoints refined by their cause. A group
-/// that repeats a finding already listed (the version or model behind an endpoint's
-/// cause, or the same dollars seen through another dimension) is left out.
+/// least MIN_DRIVER_SHARE of the scale, with endpoints refined by their cause. The
+/// versions or models behind an endpoint's cause are that cause seen from the other
+/// side, so they are left out; a group of another dimension with the same dollars (the
+/// one tenant behind an endpoint's rise, the endpoint's only model) is named in the
+/// listed driver's sentence instead of being listed again.
 fn drivers(dims: &[DimensionChange], endpoints: &[EndpointFindings], total: i64) -> Vec<Driver> {
     let largest = dims
         .iter()
@@ -606,29 +623,36 @@ fn drivers(dims: &[DimensionChange], endpoints: &[EndpointFindings], total: i64)
     // Stable: equal changes keep the order of `by`.
     candidates.sort_by_key(|(_, g)| std::cmp::Reverse(g.change_usd.0.abs()));
     let mut out: Vec<Driver> = Vec::new();
+    let mut also: Vec<Vec<String>> = Vec::new();
     for (d, g) in candidates {
-        if out.len() == MAX_DRIVERS {
-            break;
-        }
-        let finding = endpoints
-            .iter()
-            .find(|e| d.dimension == Dimension::EndpointTag.name() && e.endpoint_tag == g.value);
-        if repeats(&out, endpoints, d, g) {
+        if behind_cause(endpoints, d, g) {
             continue;
         }
-        out.push(driver(&d.dimension, g, finding, total));
+        if let Some(i) = same_dollars(&out, d, g) {
+            also[i].push(label(&d.dimension, &g.value));
+            continue;
+        }
+        if out.len() < MAX_DRIVERS {
+            let finding = endpoints.iter().find(|e| {
+                d.dimension == Dimension::EndpointTag.name() && e.endpoint_tag == g.value
+            });
+            out.push(driver(&d.dimension, g, finding, total));
+            also.push(Vec::new());
+        }
+    }
+    for (d, names) in out.iter_mut().zip(also) {
+        if !names.is_empty() {
+            let s = d.sentence.trim_end_matches('.');
+            d.sentence = format!("{s}; the same change is {}.", names.join(" and "));
+        }
     }
     out
 }
 
-/// Whether group `g` of dimension `d` says again what a listed driver says.
-fn repeats(
-    out: &[Driver],
-    endpoints: &[EndpointFindings],
-    d: &DimensionChange,
-    g: &GroupChange,
-) -> bool {
-    let behind_cause = endpoints.iter().any(|e| {
+/// Whether group `g` of dimension `d` is a version or model whose share moved inside an
+/// endpoint whose cause is that version or model mix.
+fn behind_cause(endpoints: &[EndpointFindings], d: &DimensionChange, g: &GroupChange) -> bool {
+    endpoints.iter().any(|e| {
         let rows = match e.cause.as_ref().map(|c| c.kind) {
             Some(Kind::PromptVersion) if d.dimension == Dimension::PromptVersion.name() => {
                 &e.prompt_versions
@@ -636,17 +660,19 @@ fn repeats(
             Some(Kind::ModelMix) if d.dimension == Dimension::Model.name() => &e.models,
             _ => return false,
         };
-        // The versions (models) whose share moved are the cause seen from the other side.
         rows.iter()
             .any(|r| r.value == g.value && shift(r).abs() >= MIX_SHIFT)
-    });
-    let same_dollars = out.iter().any(|k| {
+    })
+}
+
+/// The listed driver of another dimension whose change is within 2% of `g`'s.
+fn same_dollars(out: &[Driver], d: &DimensionChange, g: &GroupChange) -> Option<usize> {
+    out.iter().position(|k| {
         k.dimension != d.dimension
             && k.contribution_usd.0.signum() == g.change_usd.0.signum()
             && (k.contribution_usd.0 - g.change_usd.0).abs() as f64
                 <= 0.02 * g.change_usd.0.abs() as f64
-    });
-    behind_cause || same_dollars
+    })
 }
 
 fn driver(
@@ -1237,7 +1263,7 @@ mod tests {
         assert_eq!(d.contribution_usd, Usd(1_900_000_000));
         assert_eq!(
             d.sentence,
-            "100% of the rise comes from endpoint summarize.doc, whose cost/request rose 2.9x ($0.01 → $0.029) after promptVersion v4 went live on Jan 10 00:00 UTC (100% of its requests now); volume was flat."
+            "100% of the rise comes from endpoint summarize.doc, whose cost/request rose 2.9x ($0.01 → $0.029) after promptVersion v4 went live on Jan 10 00:00 UTC (100% of its requests now); volume was flat; the same change is tenant acme."
         );
         // The tenant saw the same dollars, and v3/v4 are the cause seen from the side.
         assert_eq!(e.drivers.len(), 1, "{:?}", e.drivers);

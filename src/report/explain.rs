@@ -161,39 +161,33 @@ fn minus(a: &Sums, b: &Sums) -> Sums {
     }
 }
 
-/// Groups of `q` by `dims`; when the row limit cut some off (users, say), the rest is
-/// one "(other)" group so the groups still add up to the window's total.
-async fn groups(
+/// One window read: its total and its groups per dimension. The total is the sum of a
+/// dimension's groups (one query less) unless every answer hit the row limit; groups a
+/// limit cut off (users, say) are folded into one "(other)" group so that every
+/// dimension still adds up to the total.
+async fn window(
     store: &dyn Store,
     ws: WorkspaceId,
     q: &Query,
-    dims: Vec<Dimension>,
-    total: &Sums,
-) -> crate::store::Result<Vec<Row>> {
-    let mut rows = store.aggregate(ws, by_cost(q, dims)).await?;
-    if rows.len() >= MAX_LIMIT {
-        let shown = super::total_of(&rows);
-        let rest = minus(total, &shown);
+    dims: &[Dimension],
+) -> crate::store::Result<(Sums, Vec<Vec<Row>>)> {
+    let mut all = Vec::with_capacity(dims.len());
+    for d in dims {
+        all.push(store.aggregate(ws, by_cost(q, vec![d.clone()])).await?);
+    }
+    let total = match all.iter().find(|rows| rows.len() < MAX_LIMIT) {
+        Some(rows) => super::total_of(rows),
+        None => total(store, ws, q).await?,
+    };
+    for rows in all.iter_mut().filter(|rows| rows.len() >= MAX_LIMIT) {
+        let rest = minus(&total, &super::total_of(rows));
         rows.push(Row {
-            group: vec!["(other)".into(); rows[0].group.len()],
+            group: vec!["(other)".into()],
             bucket_ms: None,
             sums: rest,
         });
     }
-    Ok(rows)
-}
-
-async fn both(
-    store: &dyn Store,
-    ws: WorkspaceId,
-    q: &Pair<Query>,
-    dims: Vec<Dimension>,
-    total: &Pair<Sums>,
-) -> crate::store::Result<Pair<Vec<Row>>> {
-    Ok(Pair {
-        baseline: groups(store, ws, &q.baseline, dims.clone(), &total.baseline).await?,
-        current: groups(store, ws, &q.current, dims, &total.current).await?,
-    })
+    Ok((total, all))
 }
 
 async fn total(store: &dyn Store, ws: WorkspaceId, q: &Query) -> crate::store::Result<Sums> {
@@ -228,13 +222,13 @@ async fn endpoint_inputs(
         Dimension::PromptVersion,
         Dimension::Model,
     ];
+    let (baseline, current) = tokio::join!(
+        store.aggregate(ws, by_cost(&narrow(&q.baseline), dims.clone())),
+        store.aggregate(ws, by_cost(&narrow(&q.current), dims))
+    );
     let rows = Pair {
-        baseline: store
-            .aggregate(ws, by_cost(&narrow(&q.baseline), dims.clone()))
-            .await?,
-        current: store
-            .aggregate(ws, by_cost(&narrow(&q.current), dims))
-            .await?,
+        baseline: baseline?,
+        current: current?,
     };
     let sums_of = |rows: &[Row], endpoint: &str| {
         let mut s = Sums::default();
@@ -307,27 +301,36 @@ pub async fn explain(
         baseline: req.baseline_query(),
         current: req.window.clone(),
     };
-    let totals = Pair {
-        baseline: total(store, ws, &q.baseline).await?,
-        current: total(store, ws, &q.current).await?,
-    };
-    let mut dimensions = Vec::new();
-    for d in &req.by {
-        let rows = both(store, ws, &q, vec![d.clone()], &totals).await?;
-        dimensions.push((d.clone(), rows));
+    // The endpoint dimension is always read: the top endpoints are looked into.
+    let mut dims = req.by.clone();
+    if !dims.contains(&Dimension::EndpointTag) {
+        dims.push(Dimension::EndpointTag);
     }
-    let endpoint_rows = match dimensions
+    // Both windows at once: each query's partial hours at the edges read raw events.
+    let (baseline, current) = tokio::join!(
+        window(store, ws, &q.baseline, &dims),
+        window(store, ws, &q.current, &dims)
+    );
+    let ((total_b, rows_b), (total_c, rows_c)) = (baseline?, current?);
+    let mut dimensions: Vec<(Dimension, Pair<Vec<Row>>)> = dims
+        .into_iter()
+        .zip(rows_b.into_iter().zip(rows_c))
+        .map(|(d, (baseline, current))| (d, Pair { baseline, current }))
+        .collect();
+    let endpoint_rows = dimensions
         .iter()
         .find(|(d, _)| *d == Dimension::EndpointTag)
-    {
-        Some((_, rows)) => rows.clone(),
-        None => both(store, ws, &q, vec![Dimension::EndpointTag], &totals).await?,
-    };
+        .map(|(_, rows)| rows.clone())
+        .unwrap_or_default();
+    dimensions.truncate(req.by.len());
     let endpoints = endpoint_inputs(store, ws, &q, &endpoint_rows, &seen).await?;
     Ok(explain::explain(&Input {
         current: (q.current.from_ms, q.current.to_ms),
         baseline: (q.baseline.from_ms, q.baseline.to_ms),
-        total: totals,
+        total: Pair {
+            baseline: total_b,
+            current: total_c,
+        },
         dimensions,
         endpoints,
     }))
