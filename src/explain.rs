@@ -21,6 +21,8 @@ pub const TOP_ENDPOINTS: usize = 3;
 /// Drivers at most, and the smallest share of the change one must explain to be listed.
 const MAX_DRIVERS: usize = 6;
 const MIN_DRIVER_SHARE: f64 = 0.05;
+/// A total change below this share of the spend counts as flat: no drivers.
+const FLAT_SHARE: f64 = 0.005;
 /// A version or model "took over" when its share of an endpoint's requests grew by this.
 const MIX_SHIFT: f64 = 0.2;
 /// A ratio (retry ratio, error share, cache hit rate) "moved" by this many points.
@@ -576,7 +578,8 @@ pub fn explain(input: &Input) -> Explanation {
         .iter()
         .map(|e| endpoint_findings(e, input.current))
         .collect();
-    let drivers = drivers(&dimensions, &endpoints, change);
+    let spend = t.baseline.cost.0.max(t.current.cost.0);
+    let drivers = drivers(&dimensions, &endpoints, change, spend);
     let mut out = Explanation {
         current: Totals::of(&t.current, input.current),
         baseline: Totals::of(&t.baseline, input.baseline),
@@ -599,20 +602,20 @@ pub fn explain(input: &Input) -> Explanation {
 }
 
 /// The few groups whose change explains most of the total: ranked by size, each at
-/// least MIN_DRIVER_SHARE of the scale, with endpoints refined by their cause. The
+/// least MIN_DRIVER_SHARE of it, with endpoints refined by their cause. The
 /// versions or models behind an endpoint's cause are that cause seen from the other
 /// side, so they are left out; a group of another dimension with the same dollars (the
 /// one tenant behind an endpoint's rise, the endpoint's only model) is named in the
 /// listed driver's sentence instead of being listed again.
-fn drivers(dims: &[DimensionChange], endpoints: &[EndpointFindings], total: i64) -> Vec<Driver> {
-    let largest = dims
-        .iter()
-        .flat_map(|d| d.groups.first())
-        .map(|g| g.change_usd.0.abs())
-        .max()
-        .unwrap_or(0);
-    let scale = total.abs().max(largest);
-    if scale == 0 {
+fn drivers(
+    dims: &[DimensionChange],
+    endpoints: &[EndpointFindings],
+    total: i64,
+    spend: i64,
+) -> Vec<Driver> {
+    // A flat total has nothing to explain (its offsetting moves are in the tables).
+    let scale = total.abs();
+    if scale == 0 || (scale as f64) < FLAT_SHARE * spend as f64 {
         return Vec::new();
     }
     let mut candidates: Vec<(&DimensionChange, &GroupChange)> = dims
@@ -816,9 +819,9 @@ fn sentence(
     let lead = lead(dimension, g, total);
     let tail = match (kind, f) {
         (Kind::NewGroup, _) => format!(
-            " ({}, {} requests; none in the baseline)",
-            g.cost_usd.current.readable(),
-            g.requests.current
+            ", which had no requests in the baseline ({} now, {})",
+            g.requests.current,
+            g.cost_usd.current.readable()
         ),
         (Kind::Volume, _) if g.presence == Presence::Vanished => format!(
             ", which stopped ({} requests in the baseline)",
@@ -1296,6 +1299,30 @@ mod tests {
                 value: "chat.assist".into()
             })
         );
+    }
+
+    #[test]
+    fn a_new_group_is_its_own_kind_of_driver() {
+        let e = explain(&two_dims(
+            Pair {
+                baseline: vec![row("support.reply", 100, USD)],
+                current: vec![
+                    row("support.reply", 100, USD),
+                    row("agent.plan", 10, 3 * USD),
+                ],
+            },
+            Pair {
+                baseline: vec![row("acme", 100, USD)],
+                current: vec![row("acme", 100, USD), row("initech", 10, 3 * USD)],
+            },
+        ));
+        let d = &e.drivers[0];
+        assert_eq!((d.kind, d.value.as_str()), (Kind::NewGroup, "agent.plan"));
+        assert_eq!(
+            d.sentence,
+            "100% of the rise comes from new endpoint agent.plan, which had no requests in the baseline (10 now, $3.00); the same change is tenant initech."
+        );
+        assert_eq!(e.dimensions[0].new_usd, Usd(3 * USD));
     }
 
     #[test]
