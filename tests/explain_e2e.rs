@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const HOUR: i64 = 3_600_000;
-const DAY: i64 = 24 * HOUR;
 /// 2026-01-01T00:00:00Z: the baseline week, then the current week.
 const T0: i64 = 1_767_225_600_000;
 const WINDOW: &str = "from=2026-01-08T00:00:00Z&to=2026-01-15T00:00:00Z";
