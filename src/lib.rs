@@ -7,7 +7,10 @@
 //! - `price`: the price book and the cost of an event (pure)
 //! - `ingest`: request bodies to validated, priced events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
-//! - `report`: top lists, time series, prompt versions, concentration (over `query`)
+//! - `report`: top lists, time series, prompt versions, concentration (over `query`);
+//!   `report::explain` reads what explain and the gate need
+//! - `explain`: why spend changed between two windows, exact volume/cost split (pure)
+//! - `gate`: candidate vs baseline prompt version with a bootstrap interval (pure)
 //! - `store`: the `Store` trait and its SQLite backend (the only SQL)
 //! - `app`, `http`: the server's state and its axum API (the only axum)
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
