@@ -59,6 +59,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Latency of GET /v1/explain (7 days against the 7 before, three dimensions) and of
+    /// GET /v1/gate over the same store as `bench query`.
+    Explain {
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 40)]
+        rounds: usize,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -83,6 +93,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             ingest_rate,
             seconds,
         } => bench_guard(rps, ingest_rate, seconds).await,
+        BenchCommand::Explain {
+            events,
+            dir,
+            rounds,
+        } => bench_explain(events, &dir, rounds).await,
     }
 }
 
@@ -381,7 +396,10 @@ fn rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn bench_query(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<()> {
+/// The store of demo events that `bench query` and `bench explain` share: generated once
+/// into `dir`, reused while a marker says it holds `events`. Returns the database and
+/// the size of the same events as NDJSON.
+fn bench_store(events: u64, dir: &Path) -> anyhow::Result<(PathBuf, u64)> {
     std::fs::create_dir_all(dir)?;
     let db = dir.join("query.db");
     let marker = dir.join(format!("filled-{events}"));
@@ -404,6 +422,11 @@ async fn bench_query(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<(
         std::fs::write(&marker, bytes.to_string())?;
         bytes
     };
+    Ok((db, ndjson_bytes))
+}
+
+async fn bench_query(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<()> {
+    let (db, ndjson_bytes) = bench_store(events, dir)?;
     let key = create_key(&db, "read")?;
     let server = ServerProcess::start(&db, &[])?;
     let client = reqwest::Client::builder()
@@ -714,4 +737,82 @@ async fn background_ingest(
         accepted += t.await??;
     }
     Ok((accepted, started.elapsed().as_secs_f64()))
+}
+/// p50 and p95 of `rounds` timed GETs of `path` after 3 warm-up ones.
+async fn time_get(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    path: &str,
+    rounds: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds + 3 {
+        let started = Instant::now();
+        let resp = client
+            .get(format!("{url}{path}"))
+            .header("X-API-Key", key)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        if !status.is_success() {
+            bail!("{path}: HTTP {status}: {}", String::from_utf8_lossy(&body));
+        }
+        if i >= 3 {
+            times.push(started.elapsed());
+        }
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    Ok((ms(percentile(&times, 0.5)), ms(percentile(&times, 0.95))))
+}
+
+async fn bench_explain(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<()> {
+    let (db, _) = bench_store(events, dir)?;
+    let key = create_key(&db, "read")?;
+    let server = ServerProcess::start(&db, &[])?;
+    let client = reqwest::Client::new();
+    let now = jiff::Timestamp::now().as_millisecond();
+    const HOUR: i64 = 3_600_000;
+    const WEEK: i64 = 7 * 24 * HOUR;
+    let t = crate::report::rfc3339;
+    let d = "dataMode=demo&by=endpointTag,tenantId,promptVersion";
+    let hour = now.div_euclid(HOUR) * HOUR;
+    let calls = [
+        (
+            "explain 7d vs 7d, 3 dims (to = now)",
+            format!("/v1/explain?{d}&from={}&to={}", t(now - WEEK), t(now)),
+        ),
+        (
+            "explain 7d vs 7d, 3 dims (whole hours)",
+            format!("/v1/explain?{d}&from={}&to={}", t(hour - WEEK), t(hour)),
+        ),
+        (
+            "explain 7d vs 7d, 4 dims (default by)",
+            format!(
+                "/v1/explain?dataMode=demo&from={}&to={}",
+                t(now - WEEK),
+                t(now)
+            ),
+        ),
+        (
+            "explain 24h vs 24h, 3 dims",
+            format!("/v1/explain?{d}&from={}&to={}", t(now - WEEK / 7), t(now)),
+        ),
+        (
+            "gate summarize.doc v4 vs v3, 7d",
+            "/v1/gate?dataMode=demo&endpointTag=summarize.doc&candidate=summarize_v4&baseline=summarize_v3".to_string(),
+        ),
+    ];
+    println!("{:<42} {:>10} {:>10}", "call", "p50 ms", "p95 ms");
+    for (name, path) in &calls {
+        let (p50, p95) = time_get(&client, &server.url, &key, path, rounds).await?;
+        println!("{name:<42} {p50:>10.2} {p95:>10.2}");
+    }
+    let rss = rss_mb(server.pid());
+    server.stop()?;
+    println!();
+    println!("store: {events} demo events over 30 days; server RSS after the run: {rss:.0} MB");
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! The command line: flags in, library calls out. The only module that knows clap.
 
+pub mod explain;
+
 use crate::app::{load_prices, system_clock, AppState};
 use crate::auth;
 use crate::ingest::{self, Item};
@@ -13,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -58,6 +61,13 @@ pub enum Command {
     Prices(PriceCommand),
     /// Where the money goes: the top endpoints, tenants, users, prompt versions or models.
     Top(TopArgs),
+    /// Why spend changed: this window against the one before (or a given baseline),
+    /// split into volume and cost per request, with the drivers in words.
+    Explain(explain::ExplainArgs),
+    /// CI gate: is a candidate prompt version's cost (tokens, latency) per request within
+    /// --max-increase-pct of the baseline's? Exit 0 pass, 1 fail, 2 not enough data,
+    /// 3 could not run.
+    Gate(explain::GateArgs),
     /// Run an aggregate query from a JSON file (the body of POST /v1/query).
     Query {
         file: PathBuf,
@@ -207,7 +217,8 @@ pub enum PriceCommand {
     },
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Run a command; the exit code is success unless the command has its own (the gate).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Prices(PriceCommand::Generate {
         litellm,
         corrections,
@@ -216,10 +227,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         snapshot_date,
     }) = &cli.command
     {
-        return generate_book(litellm, corrections, out, package_version, snapshot_date);
+        generate_book(litellm, corrections, out, package_version, snapshot_date)?;
+        return Ok(ExitCode::SUCCESS);
     }
-    if let Command::Bench(cmd) = cli.command {
-        return crate::bench::run(cmd).await;
+    // These open the database themselves, or not at all when asking a server.
+    match cli.command {
+        Command::Bench(cmd) => return crate::bench::run(cmd).await.map(|_| ExitCode::SUCCESS),
+        Command::Explain(args) => {
+            return explain::explain(&cli.db, args)
+                .await
+                .map(|_| ExitCode::SUCCESS)
+        }
+        Command::Gate(args) => return Ok(explain::gate(&cli.db, args).await),
+        _ => {}
     }
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&cli.db)
@@ -234,10 +254,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prices(cmd) => prices(store.as_ref(), cmd).await,
         Command::Top(args) => top(store.as_ref(), args).await,
         Command::Query { file, workspace } => query_file(store.as_ref(), &file, &workspace).await,
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Explain(_) | Command::Gate(_) => {
+            unreachable!("handled above")
+        }
     };
     store.close().await;
-    result
+    result.map(|_| ExitCode::SUCCESS)
+}
+
+/// The exit code of a command line clap refused: 0 for --help and --version, the gate's
+/// "could not run" for the gate (2 would read as "not enough data"), else clap's 2.
+pub fn usage_exit_code(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "gate") {
+        return ExitCode::from(explain::GATE_ERROR);
+    }
+    ExitCode::from(2)
 }
 
 async fn workspace_id(store: &dyn Store, name: &str) -> anyhow::Result<WorkspaceId> {

@@ -7,7 +7,12 @@
 //! - `price`: the price book and the cost of an event (pure)
 //! - `ingest`: request bodies to validated, priced events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
-//! - `report`: top lists, time series, prompt versions, concentration (over `query`)
+//! - `report`: top lists, time series, prompt versions, concentration (over `query`);
+//!   `report::explain` reads what explain and the gate need
+//! - `explain`: why spend changed between two windows, exact volume/cost split (pure)
+//! - `gate`: candidate vs baseline prompt version with a bootstrap interval (pure)
+//! - `budget`: budgets, live spend counters, the guard (pure parts and the service)
+//! - `alert`: rules over the query layer, the alert state machine, the engine
 //! - `notify`: alert messages rendered for webhook, Slack, PagerDuty; delivery with retries
 //! - `store`: the `Store` trait and its SQLite backend (the only SQL)
 //! - `app`, `http`: the server's state and its axum API (the only axum)
@@ -23,6 +28,8 @@ pub mod cli;
 pub mod dedupe;
 pub mod demo;
 pub mod event;
+pub mod explain;
+pub mod gate;
 pub mod http;
 pub mod ingest;
 pub mod money;

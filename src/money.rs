@@ -56,6 +56,50 @@ impl Usd {
     }
 }
 
+impl Usd {
+    /// Money as people read it, from the exact nanos (integer arithmetic): `$1,234.57`
+    /// from $1 up (cents, half-up); below $1 four significant digits without trailing
+    /// zeros, at least two decimals (`$0.01531`, `$0.000345`, `$0.12`), at most nine.
+    pub fn readable(self) -> String {
+        let n = self.0;
+        let sign = if n < 0 { "-" } else { "" };
+        let n = n.unsigned_abs() as i128;
+        if n == 0 {
+            return "$0.00".into();
+        }
+        let whole = NANOS_PER_USD as i128;
+        if n >= whole {
+            let cents = (n + 5_000_000) / 10_000_000;
+            return format!(
+                "{sign}${}.{:02}",
+                group_digits(&(cents / 100).to_string()),
+                cents % 100
+            );
+        }
+        let digits = n.to_string().len() as u32; // 1..=9
+        let drop = 10i128.pow(digits.saturating_sub(4));
+        let rounded = (n + drop / 2) / drop * drop;
+        if rounded >= whole {
+            return format!("{sign}$1.00");
+        }
+        let text = format!("{rounded:09}");
+        let keep = text.trim_end_matches('0').len().max(2);
+        format!("{sign}$0.{}", &text[..keep])
+    }
+}
+
+/// Thousands separators for a non-negative integer given as decimal text.
+pub fn group_digits(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl fmt::Display for Usd {
     /// Plain decimal with up to 9 decimals and no trailing zeros: `0.000125`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -2,6 +2,8 @@
 //! window, time series, prompt-version comparisons and concentration. The JSON API, the
 //! dashboard and `burnrate top` all show these same structures.
 
+pub mod explain;
+
 use crate::money::Usd;
 use crate::query::{Bucket, Dimension, Measure, Query, Row, Sums};
 use crate::store::{Result, Store, WorkspaceId};

@@ -275,8 +275,11 @@ async fn budget_thresholds_and_exceeded_become_findings() {
     );
 }
 
+/// One request the receiver got: its headers and body.
+type Message = (Vec<(String, String)>, Vec<u8>);
+
 #[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>);
+struct Inbox(Arc<Mutex<Vec<Message>>>);
 
 async fn receiver() -> (Inbox, String) {
     let inbox = Inbox::default();

@@ -224,7 +224,15 @@ async fn every_page_shows_the_known_numbers() {
     );
     assert!(
         b.contains("/endpoints?from=2026-01-11T14:00:00Z&amp;to=2026-01-11T17:00:00Z"),
-        "explain link"
+        "endpoints in the spike"
+    );
+    assert!(
+        b.contains("/explain?from=2026-01-11T14:00:00Z&amp;to=2026-01-11T17:00:00Z"),
+        "explain the spike"
+    );
+    assert!(
+        b.contains(r#"href="/explain?from=2026-01-10T00:00:00Z&amp;to=2026-01-12T00:00:00Z""#),
+        "explain the window"
     );
     assert!(b.contains("<svg class=\"chart\""));
     assert!(b.contains("Budget posture"));
@@ -401,4 +409,36 @@ async fn logout_ends_the_session() {
         after.status, 303,
         "the old cookie is dead on the server too"
     );
+}
+
+#[tokio::test]
+async fn the_explain_page_shows_the_api_numbers() {
+    let s = setup();
+    let c = s.session(&s.read).await;
+    let page = s.get(&format!("/explain?{WINDOW}"), Some(&c)).await;
+    assert_eq!(page.status, 200);
+    let b = &page.body;
+    // $1.8662 now against $0.024 in the two days before.
+    assert!(b.contains(r#"data-change-usd="1.8422""#), "total change");
+    assert!(b.contains("Spend rose from $0.024 to $1.87"), "summary");
+    // The spike's endpoint is new in this window: the first driver.
+    let drivers = &b[b.find(r#"id="drivers""#).expect("drivers table")..];
+    assert!(
+        drivers.contains(
+            r#"data-kind="new_group" data-dimension="endpointTag" data-value="summarize.doc""#
+        ),
+        "first driver"
+    );
+    assert!(b.contains(r#"id="dim-tenantId""#) && b.contains(r#"id="endpoint-summarize.doc""#));
+    assert!(
+        b.contains(
+            r#"href="/explain?from=2026-01-10T00:00:00Z&amp;to=2026-01-12T00:00:00Z" class="on""#
+        ) || b.contains(r#"class="on" href="/explain"#),
+        "in the nav"
+    );
+    let bad = s
+        .get(&format!("/explain?{WINDOW}&by=colour"), Some(&c))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("by unknown dimension"));
 }

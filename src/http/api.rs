@@ -495,3 +495,152 @@ pub async fn concentration(
         crate::report::concentration(state.store.as_ref(), key.workspace_id, &base, by).await?;
     Ok(Json(report).into_response())
 }
+
+/// An RFC 3339 time parameter, if given.
+fn time_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .get(name)
+        .map(|t| {
+            t.parse::<jiff::Timestamp>()
+                .map(|t| t.as_millisecond())
+                .map_err(|_| {
+                    ApiError::field(
+                        name,
+                        "must be an RFC 3339 date-time, e.g. 2026-01-31T00:00:00Z",
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// The explain request of URL parameters; the dashboard and the CLI read theirs here
+/// too, so every front door accepts and refuses the same things.
+pub fn explain_request(
+    params: &HashMap<String, String>,
+    now_ms: i64,
+) -> Result<crate::report::explain::ExplainRequest, ApiError> {
+    let base = base_query(params, now_ms, &["baselineFrom", "baselineTo", "by"])?;
+    let request = crate::report::explain::ExplainRequest::new(
+        base,
+        time_param(params, "baselineFrom")?,
+        time_param(params, "baselineTo")?,
+        params.get("by").map(String::as_str),
+    )?;
+    Ok(request)
+}
+
+/// `GET /v1/explain`: why spend changed between two windows.
+pub async fn explain(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let request = explain_request(&params, state.now_ms())?;
+    let explanation =
+        crate::report::explain::explain(state.store.as_ref(), key.workspace_id, &request).await?;
+    Ok(Json(explanation).into_response())
+}
+
+/// The gate's window when none is given: a week, so that a canary has a baseline.
+const GATE_WINDOW_MS: i64 = 7 * 86_400_000;
+
+/// The gate request of URL parameters (shared with the CLI).
+pub fn gate_request(
+    params: &HashMap<String, String>,
+    now_ms: i64,
+) -> Result<crate::report::explain::GateRequest, ApiError> {
+    use crate::gate::{Metric, Settings, DEFAULT_MAX_INCREASE_PCT, DEFAULT_MIN_SAMPLES};
+    let required = |name: &str| {
+        params
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::field(name, "is required"))
+    };
+    let endpoint = required("endpointTag")?;
+    if endpoint.contains(',') {
+        return Err(ApiError::field("endpointTag", "takes one endpoint"));
+    }
+    if params.contains_key("promptVersion") {
+        return Err(ApiError::field(
+            "promptVersion",
+            "is not a parameter of the gate; use candidate and baseline",
+        ));
+    }
+    let candidate = required("candidate")?;
+    let baseline = params
+        .get("baseline")
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    let metric = match params.get("metric") {
+        None => Metric::CostPerRequest,
+        Some(m) => Metric::parse(m).ok_or_else(|| {
+            ApiError::field("metric", format!("must be one of: {}", Metric::EXPECTED))
+        })?,
+    };
+    let max_increase_pct = match params.get("maxIncreasePct") {
+        None => DEFAULT_MAX_INCREASE_PCT,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|p| p.is_finite() && *p >= -100.0)
+            .ok_or_else(|| {
+                ApiError::field("maxIncreasePct", "must be a number of at least -100")
+            })?,
+    };
+    let min_samples = match params.get("minSamples") {
+        None => DEFAULT_MIN_SAMPLES,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (2..=crate::report::explain::GATE_SAMPLE_CAP).contains(n))
+            .ok_or_else(|| {
+                ApiError::field(
+                    "minSamples",
+                    format!(
+                        "must be an integer from 2 to {}",
+                        crate::report::explain::GATE_SAMPLE_CAP
+                    ),
+                )
+            })?,
+    };
+    let mut params = params.clone();
+    if !params.contains_key("from") {
+        let to = time_param(&params, "to")?.unwrap_or(now_ms);
+        params.insert("from".into(), crate::report::rfc3339(to - GATE_WINDOW_MS));
+    }
+    let own = [
+        "endpointTag",
+        "candidate",
+        "baseline",
+        "metric",
+        "maxIncreasePct",
+        "minSamples",
+    ];
+    let window = base_query(&params, now_ms, &own)?;
+    Ok(crate::report::explain::GateRequest {
+        window,
+        endpoint,
+        candidate,
+        baseline,
+        metric,
+        settings: Settings {
+            max_increase_pct,
+            min_samples,
+        },
+    })
+}
+
+/// `GET /v1/gate`: is a candidate prompt version more expensive than its baseline?
+pub async fn gate(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let request = gate_request(&params, state.now_ms())?;
+    let report =
+        crate::report::explain::gate(state.store.as_ref(), key.workspace_id, &request).await?;
+    Ok(Json(report).into_response())
+}

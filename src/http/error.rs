@@ -107,6 +107,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::report::explain::ExplainError> for ApiError {
+    fn from(e: crate::report::explain::ExplainError) -> Self {
+        match e {
+            crate::report::explain::ExplainError::Field { field, message } => {
+                ApiError::field(&field, message)
+            }
+            crate::report::explain::ExplainError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body =

@@ -55,6 +55,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/channels/{id}", delete(control::delete_channel))
         .route("/v1/channels/{id}/test", post(control::test_channel))
+        .route("/v1/explain", get(api::explain))
+        .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .merge(dashboard::routes())

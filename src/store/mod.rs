@@ -209,6 +209,16 @@ pub struct VersionSeen {
     pub last_ms: i64,
 }
 
+/// One logical call's values for per-request statistics (the promptVersion gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestValues {
+    /// None = unpriced.
+    pub cost: Option<Usd>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub latency_ms: Option<u32>,
+}
+
 /// How current the data is: the dashboard's freshness line.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -279,6 +289,14 @@ pub trait Store: Send + Sync {
         workspace: WorkspaceId,
         filters: crate::query::Filters,
     ) -> Result<Vec<VersionSeen>>;
+    /// Per-request values of the logical calls in the query's window that match its
+    /// filters (group-by, bucket and order are ignored), newest first, at most `limit`.
+    async fn request_values(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+        limit: usize,
+    ) -> Result<Vec<RequestValues>>;
     /// The newest event time and the newest receive time in a workspace (ms), if any.
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>>;
     async fn event_count(&self) -> Result<u64>;

@@ -255,7 +255,7 @@ test('a filter change goes into the URL and changes the numbers', async () => {
 
 test('the bill-jump workflow: spike -> endpoint -> who -> deploy in four clicks', async () => {
   await open(`/?${WINDOW}`);
-  await Promise.all([page.waitForURL(/\/endpoints\?/), page.click('#spike a.go')]);
+  await Promise.all([page.waitForURL(/\/endpoints\?/), page.click('#spike a.go[data-go=endpoints]')]);
   let url = new URL(page.url());
   assert.equal(url.searchParams.get('from'), '2026-01-11T14:00:00Z');
   assert.equal(url.searchParams.get('to'), '2026-01-11T17:00:00Z');
@@ -270,6 +270,37 @@ test('the bill-jump workflow: spike -> endpoint -> who -> deploy in four clicks'
   assert.equal(url.searchParams.get('endpointTag'), 'summarize.doc');
   assert.equal(url.searchParams.get('from'), '2026-01-11T14:00:00Z', 'the window travels along');
   assert.equal(await page.locator('#versions-table tr[data-endpoint="summarize.doc"]').count(), 1);
+});
+
+test('explain: the summary, the total change and the drivers are the API\'s', async () => {
+  await open(`/?${WINDOW}`);
+  await Promise.all([page.waitForURL(/\/explain\?/), page.click('#spike a.go[data-go=explain]')]);
+  const url = new URL(page.url());
+  assert.equal(url.searchParams.get('from'), '2026-01-11T14:00:00Z');
+  assert.equal(url.searchParams.get('to'), '2026-01-11T17:00:00Z');
+  await open(`/explain?${WINDOW}`);
+  const e = await api(`/v1/explain?${WINDOW}`);
+  assert.equal((await page.locator('[data-summary]').textContent()).trim(), e.summary);
+  assert.equal(Number(await page.locator('#explain-totals').getAttribute('data-change-usd')), e.changeUsd);
+  const rows = page.locator('#drivers tbody tr');
+  assert.equal(await rows.count(), e.drivers.length);
+  for (const [i, d] of e.drivers.entries()) {
+    const tr = rows.nth(i);
+    assert.equal(await tr.getAttribute('data-kind'), d.kind);
+    assert.equal(await tr.getAttribute('data-value'), d.value);
+    // Signed money: the exact value, and the sign before the usual writing.
+    const shown = await moneyIn(tr.locator('[data-col=contribution]'));
+    const sign = d.contributionUsd > 0 ? '+' : d.contributionUsd < 0 ? '−' : '';
+    assert.equal(shown.exact, d.contributionUsd, `driver ${i}: exact value`);
+    assert.equal(shown.text, sign + formatUsd(Math.abs(d.contributionUsd)), `driver ${i}: as written`);
+  }
+  for (const d of e.dimensions) {
+    for (const g of d.groups.slice(0, 10)) {
+      const tr = page.locator(`table[data-dimension="${d.dimension}"] tr[data-key="${g.value}"]`);
+      assert.equal(Number(await tr.locator('[data-col=change] [data-usd]').getAttribute('data-usd')), g.changeUsd, `${d.dimension} ${g.value}`);
+    }
+  }
+  await shot('explain');
 });
 
 test('no script or style was blocked and no script failed', () => {

@@ -1,50 +1,12 @@
 //! How numbers, money and times read on the dashboard. Money is formatted from exact
 //! nano-USD with integer arithmetic, so the page shows the same digits as the JSON API.
 
-use crate::money::Usd;
+use crate::money::{group_digits, Usd};
 
-const NANOS_PER_USD: i64 = 1_000_000_000;
-
-/// Thousands separators for a non-negative integer given as decimal text.
-fn group_digits(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `$1,234.57` from $1 up (cents, half-up); below $1 four significant digits without
-/// trailing zeros, at least two decimals (`$0.01531`, `$0.000345`, `$0.12`), at most
-/// nine. The browser test mirrors this rule.
+/// `$1,234.57` from $1 up, below four significant digits (see `Usd::readable`). The
+/// browser test mirrors this rule.
 pub fn usd(amount: Usd) -> String {
-    let n = amount.0;
-    let sign = if n < 0 { "-" } else { "" };
-    let n = n.unsigned_abs() as i128;
-    if n == 0 {
-        return "$0.00".into();
-    }
-    let whole = NANOS_PER_USD as i128;
-    if n >= whole {
-        let cents = (n + 5_000_000) / 10_000_000;
-        return format!(
-            "{sign}${}.{:02}",
-            group_digits(&(cents / 100).to_string()),
-            cents % 100
-        );
-    }
-    let digits = n.to_string().len() as u32; // 1..=9
-    let drop = 10i128.pow(digits.saturating_sub(4));
-    let rounded = (n + drop / 2) / drop * drop;
-    if rounded >= whole {
-        return format!("{sign}$1.00");
-    }
-    let text = format!("{rounded:09}");
-    let keep = text.trim_end_matches('0').len().max(2);
-    format!("{sign}$0.{}", &text[..keep])
+    amount.readable()
 }
 
 /// Money for chart axes, with as many decimals as the axis step needs: `$15`, `$2.50`,

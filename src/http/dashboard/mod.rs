@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/versions", get(pages::versions::page))
         .route("/models", get(pages::models::page))
         .route("/requests", get(pages::requests::page))
+        .route("/explain", get(pages::explain::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
 }
@@ -43,6 +44,7 @@ pub enum Page {
     Versions,
     Models,
     Requests,
+    Explain,
 }
 
 impl Page {
@@ -53,6 +55,7 @@ impl Page {
         Page::Versions,
         Page::Models,
         Page::Requests,
+        Page::Explain,
     ];
 
     pub fn path(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Page {
             Page::Versions => "/versions",
             Page::Models => "/models",
             Page::Requests => "/requests",
+            Page::Explain => "/explain",
         }
     }
 
@@ -74,6 +78,7 @@ impl Page {
             Page::Versions => "Prompt versions",
             Page::Models => "Models",
             Page::Requests => "Requests",
+            Page::Explain => "Explain",
         }
     }
 
@@ -86,6 +91,7 @@ impl Page {
             Page::Versions => &["baseline"],
             Page::Models => &[],
             Page::Requests => &["cursor", "q"],
+            Page::Explain => &["baselineFrom", "baselineTo", "by"],
         }
     }
 }

@@ -340,6 +340,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn request_values(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+        limit: usize,
+    ) -> Result<Vec<RequestValues>> {
+        self.with_conn(move |c| read::request_values(c, workspace, &query, limit))
+            .await
+    }
+
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>> {
         self.with_conn(move |c| read::freshness(c, workspace)).await
     }

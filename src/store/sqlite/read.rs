@@ -1,4 +1,5 @@
-//! Read queries of the SQLite backend: the request explorer page, totals, unpriced models.
+//! Read queries of the SQLite backend: the request explorer page, totals, unpriced models,
+//! per-request values for the gate.
 
 use super::ms_to_rfc3339;
 use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
@@ -206,6 +207,36 @@ pub fn versions_seen(
                 .unwrap_or_else(|| "unversioned".into()),
             first_ms: r.get(2)?,
             last_ms: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The newest `limit` logical calls of the window that match the filters: newest first
+/// through the (workspace_id, ts) index, so the cost is bounded by the rows read, not by
+/// the window's size (a rare filter value still scans the window).
+pub fn request_values(
+    c: &mut Connection,
+    workspace: WorkspaceId,
+    q: &crate::query::Query,
+    limit: usize,
+) -> Result<Vec<RequestValues>> {
+    let mut filter = String::from("workspace_id = ? AND ts >= ? AND ts < ?");
+    let mut values: Vec<rusqlite::types::Value> =
+        vec![workspace.into(), q.from_ms.into(), q.to_ms.into()];
+    super::aggregate::filter_sql(&q.filters, &mut filter, &mut values);
+    values.push((limit as i64).into());
+    let sql = format!(
+        "SELECT cost_nanos, input_tokens, output_tokens, latency_ms FROM events
+         WHERE {filter} ORDER BY ts DESC LIMIT ?"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+        Ok(RequestValues {
+            cost: r.get::<_, Option<i64>>(0)?.map(Usd),
+            input_tokens: r.get(1)?,
+            output_tokens: r.get(2)?,
+            latency_ms: r.get(3)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -1,6 +1,7 @@
 //! One module per page, and what several pages share: deltas, money cells, share bars,
 //! sparklines and the empty state.
 
+pub mod explain;
 pub mod login;
 pub mod models;
 pub mod overview;

@@ -125,10 +125,15 @@ pub async fn body(ctx: &Ctx) -> PageResult {
     }
     let stack = stack(ctx, &q, bucket, &by).await?;
     let spike = chart::spike(&stack.totals);
-    let spike_href = spike.map(|s| explain_href(ctx, &stack, &s, &q));
+    let explain_href = spike.map(|s| spike_href(ctx, &stack, &s, &q, Page::Explain));
     Ok(html! {
         (title)
         (kpis(ctx, &top.total, &top.previous_total))
+        div.callout.info #explain-window {
+            span { "Spend " (delta(report::Change::between(&top.total, &top.previous_total).cost_usd_pct, Sense::UpIsBad))
+                " against the previous " (format::span(q.to_ms - q.from_ms)) "." }
+            a.go href=(ctx.link(Page::Explain, &[])) { "Explain this change →" }
+        }
         div.card #spend {
             div.card-head {
                 h2 { "Spend over time" }
@@ -149,10 +154,10 @@ pub async fn body(ctx: &Ctx) -> PageResult {
                     }
                 }
             }
-            @if let (Some(s), Some(href)) = (spike, &spike_href) {
-                (spike_callout(&stack, &s, href, bucket))
+            @if let Some(s) = spike {
+                (spike_callout(ctx, &stack, &s, &q, bucket))
             }
-            (chart::stacked(&stack, spike.as_ref(), spike_href.as_deref()))
+            (chart::stacked(&stack, spike.as_ref(), explain_href.as_deref()))
             div.legend {
                 @let total: i64 = stack.totals.iter().sum();
                 @for (i, (key, values)) in stack.series.iter().enumerate() {
@@ -200,15 +205,15 @@ pub async fn body(ctx: &Ctx) -> PageResult {
     })
 }
 
-/// The explained window: the spike's buckets, as a link to Top endpoints.
-fn explain_href(ctx: &Ctx, stack: &Stack, s: &Spike, q: &Query) -> String {
+/// The spike's buckets as a window, as a link to `page` keeping the filters.
+fn spike_href(ctx: &Ctx, stack: &Stack, s: &Spike, q: &Query, page: Page) -> String {
     let from = stack.starts[s.start].max(q.from_ms);
     let to = (stack.starts[s.end - 1] + stack.step_ms).min(q.to_ms);
     let (from, to) = (format::rfc3339(from), format::rfc3339(to));
-    ctx.link(Page::Endpoints, &[("from", Some(&from)), ("to", Some(&to))])
+    ctx.link(page, &[("from", Some(&from)), ("to", Some(&to))])
 }
 
-fn spike_callout(stack: &Stack, s: &Spike, href: &str, bucket: Bucket) -> Markup {
+fn spike_callout(ctx: &Ctx, stack: &Stack, s: &Spike, q: &Query, bucket: Bucket) -> Markup {
     let start = stack.starts[s.start];
     let end = stack.starts[s.end - 1] + stack.step_ms;
     let n = (s.end - s.start) as i64;
@@ -230,7 +235,8 @@ fn spike_callout(stack: &Stack, s: &Spike, href: &str, bucket: Bucket) -> Markup
                 ": " b { (format::usd(Usd(s.cost))) } " in " (n) " " (unit) (if n == 1 { "" } else { "s" })
                 ", " b { (format!("{times:.0}×")) } " the typical " (unit) " (" (format::usd(Usd(s.median))) ")."
             }
-            a.go href=(href) { "Explain this window →" }
+            a.go data-go="explain" href=(spike_href(ctx, stack, s, q, Page::Explain)) { "Explain this spike →" }
+            a.go data-go="endpoints" style="margin-left:0" href=(spike_href(ctx, stack, s, q, Page::Endpoints)) { "Top endpoints in it →" }
         }
     }
 }
