@@ -224,3 +224,46 @@ async fn bad_budget_and_guard_input_is_a_400_naming_the_field() {
     let r = api.get("/v1/budgets/999/status", &admin).await;
     assert_eq!(r.status, 404);
 }
+
+/// The Rust SDK's guard() against the real server: allowed, then denied once spent.
+#[tokio::test]
+async fn the_rust_sdk_guard_reads_the_server_answer() {
+    use burnrate_client::{Client, GuardRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sdk.db");
+    cli(&db, &["workspaces", "list"]);
+    let admin = key(&db, "default", "admin");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let created = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "sdk", "period": "day", "limitUsd": 1, "action": "block",
+              "scope": {"endpointTag": "support.reply"}}),
+        )
+        .await;
+    let id = created.body["id"].as_i64().unwrap().to_string();
+    let client = Client::new(server.url.clone(), ingest.clone());
+    let ask = || {
+        GuardRequest::new("support.reply")
+            .tenant_id("acme")
+            .estimated_cost_usd(0.4)
+    };
+    let first = client.guard(ask()).await.unwrap();
+    assert!(first.allow);
+    assert_eq!(first.budgets[0].id, id);
+    assert_eq!(first.budgets[0].remaining, Some(1.0));
+    api.post(
+        "/v1/ingest/llm-request",
+        &ingest,
+        &call("sdk-1", "acme", "0.9"),
+    )
+    .await;
+    let denied = client.guard(ask()).await.unwrap();
+    assert!(!denied.allow);
+    assert_eq!(denied.reason.as_deref(), Some("budget_exceeded"));
+    assert!(denied.retry_after().unwrap().as_secs() > 0);
+    assert!((denied.budgets[0].remaining.unwrap() - 0.1).abs() < 1e-9);
+}

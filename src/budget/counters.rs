@@ -78,7 +78,8 @@ pub struct BudgetPosition {
     pub id: i64,
     pub name: String,
     pub action: Action,
-    pub remaining_usd: crate::money::Usd,
+    /// USD left in the period after spend and reservations (the guard contract's name).
+    pub remaining: crate::money::Usd,
     pub state: State,
 }
 
@@ -328,7 +329,7 @@ impl Counters {
                 id: b.id,
                 name: b.name.clone(),
                 action: b.action,
-                remaining_usd: crate::money::Usd((limit - spent - live.reserved).max(0)),
+                remaining: crate::money::Usd((limit - spent - live.reserved).max(0)),
                 state: state_of(b, spent).0,
             });
             if b.action != Action::Block || !answer.allow {

@@ -203,7 +203,7 @@ fn a_blocking_budget_denies_what_would_pass_the_limit_and_settles_reservations()
     c.apply(&[effect("alpha", "2026-03-18T09:00:00Z", "0.5", None)]);
     let a = c.guard(1, &guard_req("alpha", Some("0.3"), Some("r1")), now);
     assert!(a.allow && a.reserved);
-    assert_eq!(a.budgets[0].remaining_usd, Usd(usd("0.5")));
+    assert_eq!(a.budgets[0].remaining, Usd(usd("0.5")));
     // 0.5 spent + 0.3 reserved + 0.3 > 1: denied until the period ends (14 h).
     let denied = c.guard(1, &guard_req("alpha", Some("0.3"), Some("r2")), now);
     assert!(!denied.allow);
