@@ -1,5 +1,6 @@
 //! The command line: flags in, library calls out. The only module that knows clap.
 
+pub mod control;
 pub mod explain;
 
 use crate::app::{load_prices, system_clock, AppState};
@@ -74,6 +75,12 @@ pub enum Command {
         #[arg(long, default_value = "default")]
         workspace: String,
     },
+    /// Budgets: create, list with status, delete.
+    #[command(subcommand)]
+    Budgets(control::BudgetCommand),
+    /// Alerts: list, rule settings, evaluate, channels, test messages.
+    #[command(subcommand)]
+    Alerts(control::AlertCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -254,6 +261,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prices(cmd) => prices(store.as_ref(), cmd).await,
         Command::Top(args) => top(store.as_ref(), args).await,
         Command::Query { file, workspace } => query_file(store.as_ref(), &file, &workspace).await,
+        Command::Budgets(cmd) => control::budgets(store.clone(), cmd).await,
+        Command::Alerts(cmd) => control::alerts(store.clone(), cmd).await,
         Command::Bench(_) | Command::Explain(_) | Command::Gate(_) => {
             unreachable!("handled above")
         }
@@ -354,6 +363,9 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                 if let Err(e) = state.refresh_prices().await {
                     tracing::warn!(error = %e, "price book reload failed");
+                }
+                if let Err(e) = state.budgets.reload_all().await {
+                    tracing::warn!(error = %e, "budget reload failed");
                 }
             }
         })

@@ -112,6 +112,14 @@ impl Budgets {
         Ok(deleted)
     }
 
+    /// Reload every workspace: picks up budgets changed by the CLI (another process).
+    pub async fn reload_all(&self) -> Result<(), StoreError> {
+        for ws in self.store.workspaces().await? {
+            self.reload(ws.id).await?;
+        }
+        Ok(())
+    }
+
     /// Hand the counters the current definitions and load the spend of budgets that are
     /// new or changed, between two commits.
     pub async fn reload(&self, ws: WorkspaceId) -> Result<(), StoreError> {
