@@ -318,6 +318,9 @@ pub struct VersionStats {
     pub prompt_version: String,
     #[serde(flatten)]
     pub stats: Stats,
+    /// Nearest-rank p95 of the newest `P95_SAMPLE` calls' latency (current and baseline
+    /// versions only; None for the others or without latencies).
+    pub latency_p95_ms: Option<u32>,
     pub first_seen: String,
     pub last_seen: String,
 }
@@ -343,6 +346,38 @@ pub struct VersionDelta {
     pub cache_hit_rate_pct: Option<f64>,
     pub error_rate_pct: Option<f64>,
     pub latency_avg_ms_pct: Option<f64>,
+    pub latency_p95_ms_pct: Option<f64>,
+}
+
+/// Calls read per version for its p95 latency (the newest of the window).
+pub const P95_SAMPLE: usize = 100_000;
+
+/// Nearest-rank p95 of the version's latencies in the window of `base`.
+async fn latency_p95(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    base: &Query,
+    endpoint: &str,
+    version: &str,
+) -> Result<Option<u32>> {
+    let mut q = base.clone();
+    q.filters
+        .text
+        .insert(Dimension::EndpointTag, vec![endpoint.to_string()]);
+    q.filters
+        .text
+        .insert(Dimension::PromptVersion, vec![version.to_string()]);
+    let mut latencies: Vec<u32> = store
+        .request_values(ws, q, P95_SAMPLE)
+        .await?
+        .into_iter()
+        .filter_map(|v| v.latency_ms)
+        .collect();
+    if latencies.is_empty() {
+        return Ok(None);
+    }
+    let rank = (latencies.len() * 95).div_ceil(100) - 1;
+    Ok(Some(*latencies.select_nth_unstable(rank).1))
 }
 
 fn pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -377,6 +412,7 @@ pub async fn prompt_versions(
             .map(|r| VersionStats {
                 prompt_version: r.group[1].clone(),
                 stats: Stats::of(&r.sums),
+                latency_p95_ms: None,
                 first_seen: rfc3339(seen_of(&r.group[0], &r.group[1]).0),
                 last_seen: rfc3339(seen_of(&r.group[0], &r.group[1]).1),
             })
@@ -386,11 +422,20 @@ pub async fn prompt_versions(
                 .cmp(&a.first_seen)
                 .then(a.prompt_version.cmp(&b.prompt_version))
         });
-        let current = versions[0].clone();
-        let baseline_stats = match baseline {
+        let mut current = versions[0].clone();
+        current.latency_p95_ms =
+            latency_p95(store, ws, base, &endpoint, &current.prompt_version).await?;
+        let mut baseline_stats = match baseline {
             Some(name) => versions.iter().find(|v| v.prompt_version == name).cloned(),
             None => versions.get(1).cloned(),
         };
+        if let Some(b) = baseline_stats.as_mut() {
+            b.latency_p95_ms = latency_p95(store, ws, base, &endpoint, &b.prompt_version).await?;
+        }
+        let p95s = (
+            current.latency_p95_ms,
+            baseline_stats.as_ref().and_then(|b| b.latency_p95_ms),
+        );
         let delta = baseline_stats.as_ref().map(|b| {
             let (c, b) = (&current.stats, &b.stats);
             let usd = |u: Option<Usd>| u.map(|u| u.0 as f64);
@@ -407,6 +452,7 @@ pub async fn prompt_versions(
                 cache_hit_rate_pct: pct(c.cache_hit_rate, b.cache_hit_rate),
                 error_rate_pct: pct(c.error_rate, b.error_rate),
                 latency_avg_ms_pct: pct(c.latency_avg_ms, b.latency_avg_ms),
+                latency_p95_ms_pct: pct(p95s.0.map(f64::from), p95s.1.map(f64::from)),
             }
         });
         out.push(VersionComparison {

@@ -110,3 +110,49 @@ async fn every_endpoint_answers_as_recorded() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The p95 latency of a prompt version equals the nearest-rank p95 of its events' own
+/// latencies, read back one by one through the request explorer.
+#[tokio::test]
+async fn prompt_version_p95_latency_is_the_nearest_rank_of_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p95.db");
+    data_set(&db);
+    let read = key(&db, "default", "read");
+    let server = Server::start(&db, &[]);
+    let http = reqwest::Client::new();
+    let window = "from=2026-01-08T00:00:00Z&to=2026-01-15T00:00:00Z&dataMode=demo";
+    let get = |path: String| {
+        let req = http
+            .get(format!("{}{path}", server.url))
+            .header("X-API-Key", &read);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let report = get(format!(
+        "/v1/prompt-versions?{window}&endpointTag=summarize.doc"
+    ))
+    .await;
+    let current = &report["endpoints"][0]["current"];
+    let version = current["promptVersion"].as_str().unwrap().to_string();
+    let mut latencies = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(format!(
+            "/v1/events?{window}&endpointTag=summarize.doc&promptVersion={version}&limit=1000{cursor}"
+        ))
+        .await;
+        for e in page["events"].as_array().unwrap() {
+            if let Some(ms) = e["latencyMs"].as_u64() {
+                latencies.push(ms);
+            }
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert!(latencies.len() > 100, "enough calls to make p95 meaningful");
+    latencies.sort_unstable();
+    let rank = (latencies.len() * 95).div_ceil(100) - 1;
+    assert_eq!(current["latencyP95Ms"].as_u64(), Some(latencies[rank]));
+}

@@ -86,6 +86,10 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (workspace_id, external_request_id)
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (workspace_id, ts);
+-- One endpoint's prompt version in a window, newest first, with its latency and the
+-- default filters in the index: p95 latency and the gate read it without a window scan.
+CREATE INDEX IF NOT EXISTS events_by_version
+    ON events (workspace_id, endpoint, prompt_version, ts, environment, data_mode, latency_ms);
 CREATE TABLE IF NOT EXISTS objects (
     id INTEGER PRIMARY KEY,
     workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
