@@ -362,6 +362,18 @@ pub fn gauge(g: &Gauge) -> Markup {
         format::usd(crate::money::Usd(g.forecast)),
     );
     let hatch = format!("hatch-{}", g.id);
+    // Threshold ticks, each labelled unless too close to the limit's label or the
+    // previous label to be read.
+    let mut ticks: Vec<(f64, Option<String>)> = Vec::new();
+    let mut last_label = f64::NEG_INFINITY;
+    for t in g.thresholds.iter().filter(|t| **t < 100.0) {
+        let x = g.x((g.limit as f64 * t / 100.0) as i64);
+        let readable = (limit_x - x).abs() >= 24.0 && x - last_label >= 24.0;
+        if readable {
+            last_label = x;
+        }
+        ticks.push((x, readable.then(|| format!("{t}%"))));
+    }
     html! {
         svg class={ "gauge " (g.state) } viewBox=(format!("0 0 {GW} 38")) role="img" aria-label=(title) {
             title { (title) }
@@ -376,11 +388,10 @@ pub fn gauge(g: &Gauge) -> Markup {
             @if reserved_w > 0.0 {
                 rect class="g-res" x=(f(spent_w)) y="10" width=(f(reserved_w)) height="12" fill=(format!("url(#{hatch})")) data-w=(f(reserved_w)) {}
             }
-            @for t in &g.thresholds {
-                @if *t < 100.0 {
-                    @let x = g.x((g.limit as f64 * t / 100.0) as i64);
-                    line class="g-tick" x1=(f(x)) x2=(f(x)) y1="7" y2="25" {}
-                    text class="g-label" x=(f(x)) y="35" text-anchor="middle" { (format!("{t}%")) }
+            @for (x, label) in &ticks {
+                line class="g-tick" x1=(f(*x)) x2=(f(*x)) y1="7" y2="25" {}
+                @if let Some(label) = label {
+                    text class="g-label" x=(f(*x)) y="35" text-anchor="middle" { (label) }
                 }
             }
             line class="g-limit" x1=(f(limit_x)) x2=(f(limit_x)) y1="5" y2="27" {}
@@ -461,6 +472,25 @@ pub fn burn(b: &Burn) -> Markup {
     } else {
         fc_y
     };
+    // The labels at the right: the limit's and the forecast's first, then each
+    // threshold's where it does not overlap them.
+    let mut taken = vec![limit_y];
+    if b.now < b.end {
+        taken.push(fc_label_y);
+    }
+    let thresholds: Vec<(f64, Option<String>)> = b
+        .thresholds
+        .iter()
+        .filter(|t| **t < 100.0)
+        .map(|t| {
+            let ty = y((b.limit as f64 * t / 100.0) as i64);
+            let free = taken.iter().all(|other| (other - ty).abs() >= 11.0);
+            if free {
+                taken.push(ty);
+            }
+            (ty, free.then(|| format!("{t}%")))
+        })
+        .collect();
     html! {
         svg class="burn" viewBox=(format!("0 0 {BW} {BH}")) role="img"
             aria-label="Cumulative spend this period, the forecast to its end and the limit" {
@@ -468,11 +498,10 @@ pub fn burn(b: &Burn) -> Markup {
                 line class="grid" x1=(f(BL)) x2=(f(BW - BR)) y1=(f(BT + plot_h - t / top * plot_h)) y2=(f(BT + plot_h - t / top * plot_h)) {}
                 text class="axis" x=(f(BL - 6.0)) y=(f(BT + plot_h - t / top * plot_h + 3.5)) text-anchor="end" { (format::usd_axis(*t, step)) }
             }
-            @for t in &b.thresholds {
-                @if *t < 100.0 {
-                    @let ty = y((b.limit as f64 * t / 100.0) as i64);
-                    line class="b-threshold" x1=(f(BL)) x2=(f(BW - BR)) y1=(f(ty)) y2=(f(ty)) {}
-                    text class="axis" x=(f(BW - BR + 4.0)) y=(f(ty + 3.5)) { (format!("{t}%")) }
+            @for (ty, label) in &thresholds {
+                line class="b-threshold" x1=(f(BL)) x2=(f(BW - BR)) y1=(f(*ty)) y2=(f(*ty)) {}
+                @if let Some(label) = label {
+                    text class="axis" x=(f(BW - BR + 4.0)) y=(f(ty + 3.5)) { (label) }
                 }
             }
             line class="b-limit" x1=(f(BL)) x2=(f(BW - BR)) y1=(f(limit_y)) y2=(f(limit_y)) {}
@@ -545,6 +574,20 @@ mod tests {
         let svg = gauge(&g).into_string();
         assert!(svg.contains(r#"data-w="100.0""#) && svg.contains(r#"data-w="20.0""#));
         assert!(svg.contains(">50%<") && svg.contains(">80%<"));
+        let crowded = Gauge {
+            thresholds: vec![50.0, 95.0, 100.0],
+            ..g.clone()
+        };
+        let svg = gauge(&crowded).into_string();
+        assert!(
+            svg.contains(">50%<") && !svg.contains(">95%<"),
+            "95% is too close to the limit to label"
+        );
+        assert_eq!(
+            svg.matches(r#"class="g-tick""#).count(),
+            2,
+            "100% is the limit itself"
+        );
         let over = Gauge {
             spent: 15_000_000_000,
             reserved: 5_000_000_000,

@@ -201,7 +201,9 @@ svg.gauge .g-limit { stroke: var(--ink); stroke-width: 2; }
 svg.gauge .g-label { font-size: 9px; fill: var(--muted); font-family: inherit; }
 svg.gauge .g-fc { fill: var(--ink-2); }
 .legend.small { font-size: 12px; color: var(--muted); margin-top: 6px; gap: 4px 14px; }
-.legend .sw.spent { background: var(--accent); }
+.legend .sw.spent, .legend .sw.line-spent { background: var(--accent); }
+.card.budget[data-state=warning] .sw.spent { background: #e0913a; }
+.card.budget[data-state=exceeded] .sw.spent { background: var(--bad); }
 .legend .sw.reserved { background: repeating-linear-gradient(45deg, #7d8592 0 2px, #fff 2px 5px); box-shadow: inset 0 0 0 1px #c4c9d2; }
 .legend .sw.fc, .legend .sw.limit { height: 0; border-radius: 0; width: 14px; border-top: 2px dashed var(--ink-2); vertical-align: 3px; }
 .legend .sw.limit { border-top-color: var(--bad); }

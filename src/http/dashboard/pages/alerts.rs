@@ -174,8 +174,17 @@ fn details(ctx: &Ctx, a: &Value) -> Markup {
     }
 }
 
-/// The evidence's numbers as (dotted key, value), leaving out the windows (shown as
-/// times) and keys of nested objects joined with dots, as in the API.
+/// Fields of a budget alert's `status` that repeat what the evidence says at its top
+/// level (the budget's name and period) or only identify it.
+const REPEATED: &[&str] = &[
+    "status.budgetId",
+    "status.name",
+    "status.periodStart",
+    "status.periodEnd",
+];
+
+/// The evidence's numbers as (dotted key, value), keys of nested objects joined with
+/// dots as in the API, leaving out the windows (shown as times) and `REPEATED`.
 fn flatten(ev: &Value) -> Vec<(String, &Value)> {
     fn walk<'v>(prefix: &str, v: &'v Value, out: &mut Vec<(String, &'v Value)>) {
         match v {
@@ -197,6 +206,7 @@ fn flatten(ev: &Value) -> Vec<(String, &Value)> {
     }
     let mut out = Vec::new();
     walk("", ev, &mut out);
+    out.retain(|(k, _)| !REPEATED.contains(&k.as_str()));
     out
 }
 
@@ -210,7 +220,7 @@ fn value_cell(key: &str, v: &Value) -> Markup {
             Ok(u) => money(u),
             Err(_) => html! { (n) },
         },
-        Value::Number(n) if named("Pct") => {
+        Value::Number(n) if named("Pct") || named("thresholdReached") => {
             html! { (format!("{:.1}%", n.as_f64().unwrap_or(0.0))) }
         }
         Value::Number(n) if named("Ratio") || named("Rate") => {

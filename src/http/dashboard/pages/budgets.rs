@@ -308,6 +308,7 @@ fn card(ctx: &Ctx, e: &Entry) -> Markup {
                                 td { "Projected to run out" }
                                 td.num {
                                     @match exhaustion {
+                                        _ if s.state == State::Exceeded => span.d.bad { "already exceeded" },
                                         Some(at) => span.d.bad data-at=(format::rfc3339(at)) { (format::time(at)) " UTC" span.faint { " · in " (format::duration(at - ctx.now)) } },
                                         None => span.faint { "not this period" },
                                     }
@@ -325,7 +326,7 @@ fn card(ctx: &Ctx, e: &Entry) -> Markup {
                 div {
                     (chart::burn(&burn))
                     div.legend.small {
-                        span { span.sw.spent {} "spent so far (" (if b.period == Period::Month { "per day" } else { "per hour" }) ")" }
+                        span { span.sw.line-spent {} "spent so far (" (if b.period == Period::Month { "per day" } else { "per hour" }) ")" }
                         span { span.sw.fc {} "forecast" }
                         span { span.sw.limit {} "limit" }
                     }
