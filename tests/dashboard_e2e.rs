@@ -708,4 +708,7 @@ async fn budgets_posture_and_alerts_show_the_api_numbers() {
     assert!(
         section(rules, r#"data-rule="unpriced_ratio""#, "</tr>").contains("until Jan 1 00:00 UTC")
     );
+    // These pages keep the view for the way back but reject what they do not know.
+    assert_eq!(s.get("/alerts?range=24h&tenantId=x", c).await.status, 200);
+    assert_eq!(s.get("/budgets?colour=red", c).await.status, 400);
 }

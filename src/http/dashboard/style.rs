@@ -241,7 +241,7 @@ table.drivers td.small { color: var(--ink-2); }
 .deliveries { display: flex; flex-wrap: wrap; gap: 6px 20px; color: var(--ink-2); }
 details.alert-row { border-bottom: 1px solid var(--line-2); }
 details.alert-row:last-child { border-bottom: 0; }
-details.alert-row > summary { list-style: none; cursor: pointer; display: grid; grid-template-columns: 72px minmax(0, 1fr) 240px 240px; gap: 12px; align-items: baseline; padding: 8px 6px; font-size: 13.5px; }
+details.alert-row > summary { list-style: none; cursor: pointer; display: grid; grid-template-columns: 72px minmax(0, 1fr) 250px 270px; gap: 12px; align-items: baseline; padding: 8px 6px; font-size: 13.5px; }
 details.alert-row > summary::-webkit-details-marker { display: none; }
 details.alert-row > summary:hover { background: #fafbfc; }
 details.alert-row[open] > summary { background: #f7f9fc; }
