@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{cli, key, Server};
+use common::{cli, key, Api, Server};
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 const WINDOW: &str = "from=2026-01-10T00:00:00Z&to=2026-01-12T00:00:00Z";
@@ -157,6 +158,8 @@ async fn pages_need_a_session() {
         "/versions",
         "/models",
         "/requests",
+        "/budgets",
+        "/alerts",
     ] {
         let page = s.get(path, None).await;
         assert_eq!(page.status, 303, "{path}");
@@ -441,4 +444,271 @@ async fn the_explain_page_shows_the_api_numbers() {
         .await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("by unknown dimension"));
+}
+
+/// Calls stamped now (budgets count the current period, alert rules the last hours):
+/// `cost` is reported by the client, so spend is exact; None leaves the unknown model
+/// unpriced.
+fn now_calls(tag: &str, n: usize, model: &str, tenant: &str, cost: Option<f64>) -> Vec<Value> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    (0..n)
+        .map(|i| {
+            let mut e = json!({
+                "externalRequestId": format!("{tag}-{i}"), "provider": "selfhosted",
+                "model": model, "endpointTag": format!("{tag}.endpoint"), "tenantId": tenant,
+                "inputTokens": 100, "outputTokens": 10, "status": "success",
+                "timestamp": jiff::Timestamp::from_millisecond(now - 1000 * i as i64).unwrap().to_string(),
+            });
+            if let Some(c) = cost {
+                e["costUsd"] = json!(c);
+            }
+            e
+        })
+        .collect()
+}
+
+/// A webhook receiver that answers 200 to anything.
+async fn receiver() -> String {
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// The text of the element that opens with `start` (up to the next `end`).
+fn section<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
+    let from = body
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not in the page"));
+    let rest = &body[from..];
+    &rest[..rest[start.len()..]
+        .find(end)
+        .map_or(rest.len(), |i| i + start.len())]
+}
+
+#[tokio::test]
+async fn budgets_posture_and_alerts_show_the_api_numbers() {
+    let s = setup();
+    let api = Api::new(&s.server);
+    let c = s.session(&s.read).await;
+    let c = Some(c.as_str());
+
+    // Before any budget: the Budgets page says how to make one, the Overview hints.
+    let page = s.get("/budgets", c).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-empty"));
+    assert!(page.body.contains("/v1/budgets") && page.body.contains("burnrate budgets create"));
+    let r = api
+        .post(
+            "/v1/ingest/batch",
+            &s.ingest,
+            &json!(now_calls("spend", 3, "race-model", "t-now", Some(0.25))),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["rejected"], json!([]), "{}", r.body);
+    let overview = s.get("/", c).await;
+    let posture = section(&overview.body, r#"id="budget""#, "</div></div>");
+    assert!(posture.contains("No budgets yet"), "{posture}");
+
+    // $0.75 of a $1 monthly budget for t-now: warning (50% reached, 80% not yet).
+    let mut ids = Vec::new();
+    for body in [
+        json!({"name": "t-now monthly", "scope": {"tenantId": "t-now"}, "period": "month",
+               "limitUsd": 1, "thresholds": [50, 80], "action": "block"}),
+        json!({"name": "spend endpoint daily", "scope": {"endpointTag": "spend.endpoint"},
+               "period": "day", "timezone": "Europe/Berlin", "limitUsd": 100}),
+    ] {
+        let r = api.post("/v1/budgets", &s.admin, &body).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.body["id"].as_i64().unwrap());
+    }
+    let status = api
+        .get(&format!("/v1/budgets/{}/status", ids[0]), &s.read)
+        .await
+        .body;
+    assert_eq!(status["spentUsd"], json!(0.75));
+    assert_eq!(status["state"], "warning");
+
+    let page = s.get("/budgets", c).await;
+    assert_eq!(page.status, 200);
+    let b = &page.body;
+    assert!(
+        b.contains(r#"class="on" href="/budgets""#) || b.contains(r#"href="/budgets" class="on""#),
+        "in the nav"
+    );
+    let listed = api.get("/v1/budgets", &s.read).await.body;
+    for item in listed["budgets"].as_array().unwrap() {
+        let (budget, st) = (&item["budget"], &item["status"]);
+        let card = section(
+            b,
+            &format!(r#"id="budget-{}""#, budget["id"]),
+            r#"<div class="card budget""#,
+        );
+        assert!(card.contains(&format!(
+            r#"data-state="{}""#,
+            st["state"].as_str().unwrap()
+        )));
+        // The forecast moves with the clock (a run rate); the amounts do not.
+        for field in ["spentUsd", "reservedUsd", "remainingUsd"] {
+            let cell = section(card, &format!(r#"data-field="{field}""#), "</tr>");
+            assert!(
+                cell.contains(&format!(r#"data-usd="{}""#, st[field])),
+                "{field}: {cell}"
+            );
+        }
+        assert!(card.contains(&format!(
+            r#"data-method="{}""#,
+            st["forecastMethod"].as_str().unwrap()
+        )));
+        let forecast = section(card, r#"data-field="forecastUsd""#, "</tr>");
+        let shown = section(forecast, "data-usd=", ">");
+        let shown: f64 = shown
+            .trim_start_matches("data-usd=")
+            .trim_matches('"')
+            .parse()
+            .unwrap();
+        assert!(
+            shown >= st["spentUsd"].as_f64().unwrap(),
+            "forecast {shown}"
+        );
+        assert!(card.contains(r#"<svg class="gauge"#) && card.contains(r#"<svg class="burn""#));
+    }
+    // The worst budget comes first, with its own numbers.
+    let first = section(b, r#"id="budget-"#, r#"<div class="card budget""#);
+    assert!(first.contains(&format!(r#"id="budget-{}""#, ids[0])));
+    assert!(
+        first.contains(r#"data-usd="0.75""#) && first.contains(r#"data-usd="0.25""#),
+        "spent, remaining"
+    );
+    assert!(first.contains("75.0%") && first.contains("50% reached"));
+    assert!(first.contains("tenant <code>t-now</code>") && first.contains("blocks at the limit"));
+    let second = section(b, &format!(r#"id="budget-{}""#, ids[1]), "</table>");
+    assert!(
+        second.contains("Europe/Berlin") && second.contains("endpoint <code>spend.endpoint</code>")
+    );
+
+    // The Overview's posture: one warning, one ok, the worst first with its gauge.
+    let overview = s.get("/", c).await;
+    let posture = section(&overview.body, r#"id="budget""#, "All budgets");
+    let posture = &overview.body[overview.body.find(posture).unwrap()..];
+    assert!(
+        posture.contains(r#"data-count="warning"><b class="tnum">1</b>"#),
+        "{posture}"
+    );
+    assert!(posture.contains(r#"data-count="ok"><b class="tnum">1</b>"#));
+    assert!(posture.contains(r#"data-count="exceeded"><b class="tnum">0</b>"#));
+    let worst = section(posture, "posture-row", "</svg>");
+    assert!(
+        worst.contains(&format!("/budgets#budget-{}", ids[0]))
+            && worst.contains(r#"data-usd="0.75""#)
+    );
+
+    // Alerts: an unknown model in 25 calls now, evaluated at once, with a channel.
+    let hook = receiver().await;
+    let r = api
+        .post(
+            "/v1/channels",
+            &s.admin,
+            &json!({"name": "ops-hook", "type": "webhook", "url": hook}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = api
+        .post(
+            "/v1/ingest/batch",
+            &s.ingest,
+            &json!(now_calls("burst", 25, "mystery-now", "t-burst", None)),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = api.post("/v1/alerts/evaluate", &s.admin, &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alerts = api.get("/v1/alerts", &s.read).await.body;
+    let alert = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "unpriced_ratio")
+        .expect("the unpriced rule fired")
+        .clone();
+    let id = alert["id"].as_i64().unwrap();
+    assert_eq!(alert["evidence"]["unpricedRequests"], json!(25));
+    assert_eq!(alert["drivers"][0]["value"], "mystery-now");
+
+    let page = s.get("/alerts", c).await;
+    assert_eq!(page.status, 200);
+    let b = &page.body;
+    let firing = section(b, r#"id="firing""#, r#"id="history""#);
+    let card = section(
+        firing,
+        &format!(r#"id="alert-{id}""#),
+        r#"<div class="card alert""#,
+    );
+    assert!(card.contains(r#"data-state="firing""#));
+    assert!(card.contains(alert["title"].as_str().unwrap()));
+    let row = section(card, r#"data-key="unpricedRequests""#, "</tr>");
+    assert!(row.contains(">25<"), "{row}");
+    let row = section(card, r#"data-key="requests""#, "</tr>");
+    assert!(
+        row.contains(&format!(">{}<", alert["evidence"]["requests"])),
+        "{row}"
+    );
+    assert!(card.contains(r#"data-dimension="model" data-value="mystery-now""#));
+    assert!(card.contains(&format!(
+        r#"data-share="{}""#,
+        alert["drivers"][0]["sharePct"]
+    )));
+    let ev = &alert["evidence"];
+    let explain = format!(
+        "/explain?from={}&amp;to={}&amp;baselineFrom={}&amp;baselineTo={}",
+        ev["window"]["from"].as_str().unwrap(),
+        ev["window"]["to"].as_str().unwrap(),
+        ev["baseline"]["from"].as_str().unwrap(),
+        ev["baseline"]["to"].as_str().unwrap()
+    );
+    assert!(
+        card.contains(&format!(r#"href="{explain}">Explain this"#)),
+        "{card}"
+    );
+    let view = alert["link"].as_str().unwrap().replace('&', "&amp;");
+    assert!(card.contains(&format!(r#"href="{view}">Open view"#)));
+    assert!(card.contains(r#"data-channel="ops-hook" data-delivered="true""#));
+    // The explain link opens.
+    assert_eq!(s.get(&explain.replace("&amp;", "&"), c).await.status, 200);
+    let rules = section(b, r#"id="rules""#, "</table>");
+    assert!(
+        section(rules, r#"data-rule="unpriced_ratio""#, "</tr>").contains(">1<"),
+        "threshold"
+    );
+
+    // Muted, the finding goes away: the alert moves to the history, resolved.
+    let r = api
+        .put_json(
+            "/v1/alert-rules",
+            &s.admin,
+            &json!({"rules": {"unpriced_ratio": {"mutedUntil": "2099-01-01T00:00:00Z"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    api.post("/v1/alerts/evaluate", &s.admin, &json!({})).await;
+    let page = s.get("/alerts", c).await;
+    let b = &page.body;
+    let history = section(b, r#"id="history""#, r#"id="rules""#);
+    let row = section(history, &format!(r#"id="alert-{id}""#), "</details>");
+    assert!(row.contains(r#"data-state="resolved""#) && row.contains("resolved "));
+    assert_eq!(
+        row.matches(r#"data-channel="ops-hook" data-delivered="true""#)
+            .count(),
+        2,
+        "firing and resolved sent"
+    );
+    let rules = section(b, r#"id="rules""#, "</table>");
+    assert!(
+        section(rules, r#"data-rule="unpriced_ratio""#, "</tr>").contains("until Jan 1 00:00 UTC")
+    );
+    // These pages keep the view for the way back but reject what they do not know.
+    assert_eq!(s.get("/alerts?range=24h&tenantId=x", c).await.status, 200);
+    assert_eq!(s.get("/budgets?colour=red", c).await.status, 400);
 }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +21,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.join(root, 'artifacts/screenshots');
 const WINDOW = 'from=2026-01-10T00:00:00Z&to=2026-01-12T00:00:00Z';
 
-let tmp, db, key, server, base, context, page;
+let tmp, db, key, admin, ingest, server, base, context, page, hook;
 const consoleErrors = [];
 
 function cli(...args) {
@@ -40,6 +41,14 @@ function startServer() {
     });
     child.on('exit', (code) => reject(new Error(`burnrate exited with ${code}`)));
   });
+}
+
+async function post(pathAndQuery, withKey, body, method = 'POST') {
+  const r = await fetch(base + pathAndQuery, {
+    method, headers: { 'X-API-Key': withKey, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+  });
+  assert.ok(r.status < 300, `${pathAndQuery}: ${r.status} ${await r.clone().text()}`);
+  return r.json();
 }
 
 async function api(pathAndQuery) {
@@ -101,6 +110,8 @@ before(async () => {
   cli('prices', 'import', path.join(here, 'fixture/overrides.json'));
   cli('import', path.join(here, 'fixture/events.jsonl'));
   key = cli('keys', 'create', '--scope', 'read');
+  admin = cli('keys', 'create', '--scope', 'admin');
+  ingest = cli('keys', 'create', '--scope', 'ingest');
   server = await startServer();
   base = server.url;
   fs.mkdirSync(SHOTS, { recursive: true });
@@ -118,6 +129,7 @@ before(async () => {
 
 after(async () => {
   await context?.close();
+  hook?.close();
   server?.child.kill();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -301,6 +313,102 @@ test('explain: the summary, the total change and the drivers are the API\'s', as
     }
   }
   await shot('explain');
+});
+
+// Budgets and alerts look at now: calls stamped in the current periods, with costs the
+// client reports (exact spend), then an unknown model burst for the alert rules.
+async function seedControl() {
+  hook = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); });
+  await new Promise((resolve) => hook.listen(0, '127.0.0.1', resolve));
+  const now = Date.now();
+  const call = (id, at, fields) => ({
+    externalRequestId: id, provider: 'selfhosted', model: 'race-model', inputTokens: 100, outputTokens: 10,
+    status: 'success', timestamp: new Date(at).toISOString(), ...fields,
+  });
+  const events = [];
+  // t-acme: $1.20 over the last 4 days; summarize.doc: $3.00 over the last 5 hours.
+  for (let i = 0; i < 24; i++) events.push(call(`acme-${i}`, now - i * 4 * 3_600_000, { endpointTag: 'support.reply', tenantId: 't-acme', costUsd: 0.05 }));
+  for (let i = 0; i < 30; i++) events.push(call(`sum-${i}`, now - i * 10 * 60_000, { endpointTag: 'summarize.doc', tenantId: 't-beta', costUsd: 0.1 }));
+  for (let i = 0; i < 25; i++) events.push(call(`burst-${i}`, now - i * 1000, { model: 'mystery-now', endpointTag: 'chat.assist', tenantId: 't-gamma' }));
+  const stored = await post('/v1/ingest/batch', ingest, events);
+  assert.deepEqual(stored.rejected, []);
+  for (const b of [
+    { name: 'acme monthly', scope: { tenantId: 't-acme' }, period: 'month', timezone: 'Europe/Berlin', limitUsd: 2, thresholds: [50, 80, 95] },
+    { name: 'summarize.doc daily', scope: { endpointTag: 'summarize.doc' }, period: 'day', limitUsd: 2.5, action: 'block' },
+    { name: 'workspace weekly', period: 'week', limitUsd: 50 },
+  ]) await post('/v1/budgets', admin, b);
+  await post('/v1/channels', admin, { name: 'ops-hook', type: 'webhook', url: `http://127.0.0.1:${hook.address().port}/hook` });
+  await post('/v1/alerts/evaluate', admin, {});
+  // Muted, the unpriced alert resolves: one alert in the history.
+  await post('/v1/alert-rules', admin, { rules: { unpriced_ratio: { mutedUntil: '2099-01-01T00:00:00Z' } } }, 'PUT');
+  await post('/v1/alerts/evaluate', admin, {});
+}
+
+test('budgets: every card shows the numbers of /v1/budgets, worst first; the Overview shows the posture', async () => {
+  await seedControl();
+  await open('/budgets');
+  const { budgets } = await api('/v1/budgets');
+  assert.equal(await page.locator('.card.budget').count(), budgets.length);
+  for (const { budget, status } of budgets) {
+    const card = page.locator(`#budget-${budget.id}`);
+    assert.equal(await card.getAttribute('data-state'), status.state, budget.name);
+    assertMoney(await moneyIn(card.locator('[data-field=spentUsd]')), status.spentUsd, `${budget.name}: spent`);
+    assertMoney(await moneyIn(card.locator('[data-field=remainingUsd]')), status.remainingUsd, `${budget.name}: remaining`);
+    assert.equal(await card.locator('[data-method]').getAttribute('data-method'), status.forecastMethod);
+    assert.equal(await card.locator('svg.gauge').count(), 1);
+    assert.equal(await card.locator('svg.burn .b-line').count(), 1, 'spend so far');
+  }
+  const rank = { exceeded: 2, warning: 1, ok: 0 };
+  const states = await page.locator('.card.budget').evaluateAll((cards) => cards.map((c) => c.dataset.state));
+  assert.deepEqual(states, [...states].sort((a, b) => rank[b] - rank[a]), 'worst first');
+  await shot('budgets');
+
+  await open('/');
+  for (const state of ['exceeded', 'warning', 'ok']) {
+    const shown = Number(await page.locator(`#budget [data-count=${state}] b`).textContent());
+    assert.equal(shown, budgets.filter((b) => b.status.state === state).length, state);
+  }
+  const worst = page.locator('#budget .posture-row').first();
+  const id = Number(await worst.getAttribute('data-budget-id'));
+  const first = budgets.find((b) => b.budget.id === id);
+  assert.equal(first.status.state, states[0]);
+  assertMoney(await moneyIn(worst), first.status.spentUsd, 'worst budget spent');
+  await page.locator('#budget').screenshot({ path: path.join(SHOTS, 'overview-budget-posture.png') });
+  await Promise.all([page.waitForURL(/\/budgets/), worst.locator('a').first().click()]);
+  assert.equal(new URL(page.url()).hash, `#budget-${id}`);
+});
+
+test('alerts: firing first with the evidence and drivers of /v1/alerts, the history, the explain link', async () => {
+  await open('/alerts');
+  const { alerts } = await api('/v1/alerts');
+  const firing = alerts.filter((a) => a.state === 'firing');
+  assert.ok(firing.length > 0);
+  assert.equal(await page.locator('.card.alert').count(), firing.length);
+  const budgetAlert = firing.find((a) => a.rule === 'budget');
+  const card = page.locator(`#alert-${budgetAlert.id}`);
+  assert.equal((await card.locator('h2').textContent()).trim(), budgetAlert.title);
+  assertMoney(await moneyIn(card.locator('tr[data-key="status.spentUsd"]')), budgetAlert.evidence.status.spentUsd, 'budget alert: spent');
+  assert.equal(await card.locator('[data-channel=ops-hook][data-delivered=true]').count(), 1);
+
+  const resolved = alerts.find((a) => a.rule === 'unpriced_ratio');
+  assert.equal(resolved.state, 'resolved');
+  const row = page.locator(`#alert-${resolved.id}`);
+  await row.locator('summary').click();
+  const unpriced = (await row.locator('tr[data-key=unpricedRequests] td.num').textContent()).trim();
+  assert.equal(unpriced, String(resolved.evidence.unpricedRequests));
+  const driver = row.locator('tr[data-dimension=model][data-value=mystery-now]');
+  assert.equal(Number(await driver.locator('[data-share]').getAttribute('data-share')), resolved.drivers[0].sharePct);
+  assert.equal(await row.locator('[data-channel=ops-hook][data-delivered=true]').count(), 2, 'firing and resolved delivered');
+  assert.equal(await page.locator('#rules tr[data-rule]').count(), 10);
+  await shot('alerts');
+
+  await Promise.all([page.waitForURL(/\/explain\?/), row.locator('a[data-go=explain]').click()]);
+  const url = new URL(page.url());
+  assert.equal(url.searchParams.get('from'), resolved.evidence.window.from);
+  assert.equal(url.searchParams.get('to'), resolved.evidence.window.to);
+  assert.equal(url.searchParams.get('baselineFrom'), resolved.evidence.baseline.from);
+  assert.equal(url.searchParams.get('baselineTo'), resolved.evidence.baseline.to);
+  assert.equal(await page.locator('[data-summary]').count(), 1, 'the explanation opens');
 });
 
 test('no script or style was blocked and no script failed', () => {

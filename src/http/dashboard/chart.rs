@@ -321,6 +321,214 @@ pub fn sparkline(values: &[i64], title: &str) -> Markup {
     }
 }
 
+/// A budget's position as a bar: spent (coloured by state), reserved after it, the
+/// threshold and limit ticks, and the forecast as a marker. Amounts in nano-USD.
+#[derive(Debug, Clone)]
+pub struct Gauge {
+    pub id: i64,
+    pub limit: i64,
+    pub spent: i64,
+    pub reserved: i64,
+    pub forecast: i64,
+    /// Percentages of the limit.
+    pub thresholds: Vec<f64>,
+    /// ok, warning or exceeded: the colour of the spent part.
+    pub state: &'static str,
+}
+
+const GW: f64 = 400.0;
+
+impl Gauge {
+    /// The bar spans the limit, or spent + reserved when they are past it.
+    fn scale(&self) -> f64 {
+        self.limit.max(self.spent + self.reserved).max(1) as f64
+    }
+
+    /// Where an amount sits on the bar, in viewBox units.
+    fn x(&self, nanos: i64) -> f64 {
+        (nanos.max(0) as f64 / self.scale() * GW).min(GW)
+    }
+}
+
+pub fn gauge(g: &Gauge) -> Markup {
+    let (spent_w, reserved_w) = (g.x(g.spent), g.x(g.spent + g.reserved) - g.x(g.spent));
+    let limit_x = g.x(g.limit);
+    let fc = g.x(g.forecast);
+    let title = format!(
+        "Spent {} + reserved {} of {}; forecast {}",
+        format::usd(crate::money::Usd(g.spent)),
+        format::usd(crate::money::Usd(g.reserved)),
+        format::usd(crate::money::Usd(g.limit)),
+        format::usd(crate::money::Usd(g.forecast)),
+    );
+    let hatch = format!("hatch-{}", g.id);
+    // Threshold ticks, each labelled unless too close to the limit's label or the
+    // previous label to be read.
+    let mut ticks: Vec<(f64, Option<String>)> = Vec::new();
+    let mut last_label = f64::NEG_INFINITY;
+    for t in g.thresholds.iter().filter(|t| **t < 100.0) {
+        let x = g.x((g.limit as f64 * t / 100.0) as i64);
+        let readable = (limit_x - x).abs() >= 24.0 && x - last_label >= 24.0;
+        if readable {
+            last_label = x;
+        }
+        ticks.push((x, readable.then(|| format!("{t}%"))));
+    }
+    html! {
+        svg class={ "gauge " (g.state) } viewBox=(format!("0 0 {GW} 38")) role="img" aria-label=(title) {
+            title { (title) }
+            defs {
+                pattern id=(hatch) width="5" height="5" patternUnits="userSpaceOnUse" patternTransform="rotate(45)" {
+                    rect class="g-res-bg" width="5" height="5" {}
+                    line class="g-res-line" x1="0" y1="0" x2="0" y2="5" {}
+                }
+            }
+            rect class="g-track" x="0" y="10" width=(f(GW)) height="12" rx="3" {}
+            rect class="g-spent" x="0" y="10" width=(f(spent_w)) height="12" rx="3" data-w=(f(spent_w)) {}
+            @if reserved_w > 0.0 {
+                rect class="g-res" x=(f(spent_w)) y="10" width=(f(reserved_w)) height="12" fill=(format!("url(#{hatch})")) data-w=(f(reserved_w)) {}
+            }
+            @for (x, label) in &ticks {
+                line class="g-tick" x1=(f(*x)) x2=(f(*x)) y1="7" y2="25" {}
+                @if let Some(label) = label {
+                    text class="g-label" x=(f(*x)) y="35" text-anchor="middle" { (label) }
+                }
+            }
+            line class="g-limit" x1=(f(limit_x)) x2=(f(limit_x)) y1="5" y2="27" {}
+            text class="g-label" x=(f(limit_x)) y="35" text-anchor=(if limit_x > GW - 20.0 { "end" } else { "middle" }) { "limit" }
+            path class="g-fc" d=(format!("M{} 1 L{} 1 L{} 8 Z", f(fc - 4.5), f(fc + 4.5), f(fc))) {}
+        }
+    }
+}
+
+/// A budget's period as a small chart: cumulative spend so far, the forecast line to the
+/// period's end, the limit and the thresholds. Amounts in nano-USD, times in ms.
+#[derive(Debug, Clone)]
+pub struct Burn {
+    pub start: i64,
+    pub end: i64,
+    pub now: i64,
+    /// (time, cumulative spend) from the period's start, ascending.
+    pub points: Vec<(i64, i64)>,
+    pub spent: i64,
+    pub forecast: i64,
+    pub limit: i64,
+    pub thresholds: Vec<f64>,
+    pub exhaustion: Option<i64>,
+    /// The axis labels of the period's start and end (in the budget's time zone).
+    pub start_label: String,
+    pub end_label: String,
+}
+
+const BW: f64 = 520.0;
+const BH: f64 = 170.0;
+const BL: f64 = 52.0;
+const BR: f64 = 92.0;
+const BT: f64 = 14.0;
+const BB: f64 = 22.0;
+
+pub fn burn(b: &Burn) -> Markup {
+    let plot_w = BW - BL - BR;
+    let plot_h = BH - BT - BB;
+    let span = (b.end - b.start).max(1) as f64;
+    let x = |t: i64| BL + ((t.clamp(b.start, b.end) - b.start) as f64 / span) * plot_w;
+    let max = b.limit.max(b.forecast).max(b.spent) as f64 / 1e9;
+    let step = nice_step(max, 3);
+    let top = if max <= 0.0 {
+        step * 3.0
+    } else {
+        (max / step).ceil() * step
+    };
+    let y = |nanos: i64| BT + plot_h - (nanos as f64 / 1e9) / top * plot_h;
+    let ticks: Vec<f64> = (0..)
+        .map(|k| k as f64 * step)
+        .take_while(|v| *v <= top + step * 1e-6)
+        .collect();
+    let line: Vec<String> = b
+        .points
+        .iter()
+        .map(|(t, v)| format!("{},{}", f(x(*t)), f(y(*v))))
+        .collect();
+    let area = match (b.points.first(), b.points.last()) {
+        (Some(first), Some(last)) => format!(
+            "{},{} {} {},{}",
+            f(x(first.0)),
+            f(y(0)),
+            line.join(" "),
+            f(x(last.0)),
+            f(y(0))
+        ),
+        _ => String::new(),
+    };
+    let now = b.now.min(b.end);
+    // Keep the forecast's label clear of the limit's.
+    let (limit_y, fc_y) = (y(b.limit), y(b.forecast));
+    let fc_label_y = if (fc_y - limit_y).abs() < 12.0 {
+        if fc_y >= limit_y {
+            limit_y + 12.0
+        } else {
+            limit_y - 12.0
+        }
+    } else {
+        fc_y
+    };
+    // The labels at the right: the limit's and the forecast's first, then each
+    // threshold's where it does not overlap them.
+    let mut taken = vec![limit_y];
+    if b.now < b.end {
+        taken.push(fc_label_y);
+    }
+    let thresholds: Vec<(f64, Option<String>)> = b
+        .thresholds
+        .iter()
+        .filter(|t| **t < 100.0)
+        .map(|t| {
+            let ty = y((b.limit as f64 * t / 100.0) as i64);
+            let free = taken.iter().all(|other| (other - ty).abs() >= 11.0);
+            if free {
+                taken.push(ty);
+            }
+            (ty, free.then(|| format!("{t}%")))
+        })
+        .collect();
+    html! {
+        svg class="burn" viewBox=(format!("0 0 {BW} {BH}")) role="img"
+            aria-label="Cumulative spend this period, the forecast to its end and the limit" {
+            @for t in &ticks {
+                line class="grid" x1=(f(BL)) x2=(f(BW - BR)) y1=(f(BT + plot_h - t / top * plot_h)) y2=(f(BT + plot_h - t / top * plot_h)) {}
+                text class="axis" x=(f(BL - 6.0)) y=(f(BT + plot_h - t / top * plot_h + 3.5)) text-anchor="end" { (format::usd_axis(*t, step)) }
+            }
+            @for (ty, label) in &thresholds {
+                line class="b-threshold" x1=(f(BL)) x2=(f(BW - BR)) y1=(f(*ty)) y2=(f(*ty)) {}
+                @if let Some(label) = label {
+                    text class="axis" x=(f(BW - BR + 4.0)) y=(f(ty + 3.5)) { (label) }
+                }
+            }
+            line class="b-limit" x1=(f(BL)) x2=(f(BW - BR)) y1=(f(limit_y)) y2=(f(limit_y)) {}
+            text class="b-limit-label" x=(f(BW - BR + 4.0)) y=(f(limit_y + 3.5)) { "limit " (format::usd(crate::money::Usd(b.limit))) }
+            @if !area.is_empty() {
+                polygon class="b-area" points=(area) {}
+                polyline class="b-line" points=(line.join(" ")) {}
+            }
+            @if b.now < b.end {
+                line class="b-now" x1=(f(x(now))) x2=(f(x(now))) y1=(f(BT - 4.0)) y2=(f(BT + plot_h)) {}
+                text class="axis" x=(f(x(now))) y=(f(BT - 6.0)) text-anchor="middle" { "now" }
+                line class="b-forecast" x1=(f(x(now))) y1=(f(y(b.spent))) x2=(f(x(b.end))) y2=(f(fc_y)) {}
+                circle class="b-forecast-dot" cx=(f(x(b.end))) cy=(f(fc_y)) r="3" {}
+                text class="b-forecast-label" x=(f(BW - BR + 4.0)) y=(f(fc_label_y + 3.5)) { "forecast " (format::usd(crate::money::Usd(b.forecast))) }
+            }
+            @if let Some(at) = b.exhaustion {
+                circle class="b-exhaust" cx=(f(x(at))) cy=(f(limit_y)) r="3.5" {
+                    title { "Projected to reach the limit at " (format::time(at)) " UTC" }
+                }
+            }
+            line class="baseline" x1=(f(BL)) x2=(f(BW - BR)) y1=(f(BT + plot_h)) y2=(f(BT + plot_h)) {}
+            text class="axis" x=(f(BL)) y=(f(BH - 6.0)) { (b.start_label) }
+            text class="axis" x=(f(BW - BR)) y=(f(BH - 6.0)) text-anchor="end" { (b.end_label) }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +552,49 @@ mod tests {
         sparse[30] = 1000;
         assert_eq!(spike(&sparse).map(|s| (s.start, s.end)), Some((30, 31)));
         assert_eq!(spike(&[1, 100, 1, 1, 1]), None);
+    }
+
+    #[test]
+    fn the_gauge_spans_the_limit_or_what_went_past_it() {
+        let g = Gauge {
+            id: 1,
+            limit: 10_000_000_000,
+            spent: 2_500_000_000,
+            reserved: 500_000_000,
+            forecast: 12_000_000_000,
+            thresholds: vec![50.0, 80.0],
+            state: "ok",
+        };
+        assert_eq!((g.x(g.spent), g.x(g.spent + g.reserved)), (100.0, 120.0));
+        assert_eq!(
+            g.x(g.forecast),
+            400.0,
+            "a forecast past the bar sits at its end"
+        );
+        let svg = gauge(&g).into_string();
+        assert!(svg.contains(r#"data-w="100.0""#) && svg.contains(r#"data-w="20.0""#));
+        assert!(svg.contains(">50%<") && svg.contains(">80%<"));
+        let crowded = Gauge {
+            thresholds: vec![50.0, 95.0, 100.0],
+            ..g.clone()
+        };
+        let svg = gauge(&crowded).into_string();
+        assert!(
+            svg.contains(">50%<") && !svg.contains(">95%<"),
+            "95% is too close to the limit to label"
+        );
+        assert_eq!(
+            svg.matches(r#"class="g-tick""#).count(),
+            2,
+            "100% is the limit itself"
+        );
+        let over = Gauge {
+            spent: 15_000_000_000,
+            reserved: 5_000_000_000,
+            state: "exceeded",
+            ..g
+        };
+        assert_eq!((over.x(over.limit), over.x(over.spent)), (200.0, 300.0));
     }
 
     #[test]

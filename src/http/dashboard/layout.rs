@@ -74,6 +74,11 @@ const TEXT_FILTERS: &[(&str, &str)] = &[
 ];
 
 fn filter_bar(ctx: &Ctx, fresh: Option<Freshness>) -> Markup {
+    if !ctx.page.uses_window() {
+        return html! {
+            div.filters.bare { div.wrap { (freshness(ctx, fresh, None)) } }
+        };
+    }
     let v: &View = &ctx.view;
     let path = ctx.page.path();
     let preset = v.preset();

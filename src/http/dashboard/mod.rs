@@ -31,6 +31,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/models", get(pages::models::page))
         .route("/requests", get(pages::requests::page))
         .route("/explain", get(pages::explain::page))
+        .route("/budgets", get(pages::budgets::page))
+        .route("/alerts", get(pages::alerts::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
 }
@@ -45,6 +47,8 @@ pub enum Page {
     Models,
     Requests,
     Explain,
+    Budgets,
+    Alerts,
 }
 
 impl Page {
@@ -56,6 +60,8 @@ impl Page {
         Page::Models,
         Page::Requests,
         Page::Explain,
+        Page::Budgets,
+        Page::Alerts,
     ];
 
     pub fn path(self) -> &'static str {
@@ -67,6 +73,8 @@ impl Page {
             Page::Models => "/models",
             Page::Requests => "/requests",
             Page::Explain => "/explain",
+            Page::Budgets => "/budgets",
+            Page::Alerts => "/alerts",
         }
     }
 
@@ -79,6 +87,8 @@ impl Page {
             Page::Models => "Models",
             Page::Requests => "Requests",
             Page::Explain => "Explain",
+            Page::Budgets => "Budgets",
+            Page::Alerts => "Alerts",
         }
     }
 
@@ -92,7 +102,15 @@ impl Page {
             Page::Models => &[],
             Page::Requests => &["cursor", "q"],
             Page::Explain => &["baselineFrom", "baselineTo", "by"],
+            Page::Budgets | Page::Alerts => &[],
         }
+    }
+
+    /// Whether the page reads the time range and filters of the URL. Budgets and alerts
+    /// carry their own scope and period, so those pages show only the freshness line
+    /// (their links still keep the view for the way back).
+    pub fn uses_window(self) -> bool {
+        !matches!(self, Page::Budgets | Page::Alerts)
     }
 }
 
@@ -170,6 +188,15 @@ impl Ctx {
     /// The window and filters of the URL, checked by the query layer.
     pub fn window(&self) -> Result<Window, PageError> {
         self.view.query(self.now).map_err(PageError::Bad)
+    }
+
+    /// For pages that do not read the window: a parameter they do not know is still
+    /// reported rather than ignored.
+    pub fn check_params(&self) -> Result<(), PageError> {
+        match self.view.errors.first() {
+            Some(e) => Err(PageError::Bad(e.clone())),
+            None => Ok(()),
+        }
     }
 
     /// A link to another page keeping the time range and filters.

@@ -172,6 +172,82 @@ table.bd tr.total td { font-weight: 650; border-bottom: 0; border-top: 1px solid
 .search { display: flex; gap: 10px; align-items: flex-end; margin-bottom: 14px; flex-wrap: wrap; }
 .search input[type=text] { width: 300px; }
 
+/* budgets */
+.filters.bare .fresh { padding: 10px 0 10px; }
+.posture-counts { display: flex; gap: 8px; flex-wrap: wrap; margin: 0 0 14px; }
+.pc { font-size: 12.5px; padding: 2px 10px; border-radius: 999px; background: var(--line-2); color: var(--ink-2); }
+.pc.bad { background: var(--bad-bg); color: var(--bad); }
+.pc.warn { background: var(--warn-bg); color: var(--warn); }
+.pc.good { background: var(--good-bg); color: var(--good); }
+.card.budget[data-state=exceeded] { border-left: 3px solid var(--bad); }
+.card.budget[data-state=warning] { border-left: 3px solid #e0913a; }
+.card:target, details:target { box-shadow: 0 0 0 2px #bcd0ee; }
+.budget-body { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1.3fr); gap: 32px; align-items: start; }
+@media (max-width: 1000px) { .budget-body { grid-template-columns: 1fr; } }
+.budget-big { display: flex; align-items: baseline; gap: 6px; font-size: 24px; font-weight: 600; font-variant-numeric: tabular-nums; letter-spacing: -.3px; margin: 2px 0 8px; }
+.budget-big .muted { font-size: 14px; font-weight: 400; letter-spacing: 0; }
+.budget-big .used { margin-left: auto; font-size: 15px; color: var(--ink-2); }
+table.budget-nums { margin-top: 12px; }
+table.budget-nums td { padding: 6px 8px 6px 0; }
+svg.gauge { width: 100%; height: auto; display: block; overflow: visible; }
+svg.gauge .g-track { fill: var(--line-2); }
+svg.gauge .g-spent { fill: var(--accent); }
+svg.gauge.warning .g-spent { fill: #e0913a; }
+svg.gauge.exceeded .g-spent { fill: var(--bad); }
+svg.gauge .g-res-bg { fill: #fff; }
+svg.gauge .g-res-line { stroke: #7d8592; stroke-width: 2.2; }
+svg.gauge .g-tick { stroke: #8d95a3; stroke-width: 1; }
+svg.gauge .g-limit { stroke: var(--ink); stroke-width: 2; }
+svg.gauge .g-label { font-size: 9px; fill: var(--muted); font-family: inherit; }
+svg.gauge .g-fc { fill: var(--ink-2); }
+.legend.small { font-size: 12px; color: var(--muted); margin-top: 6px; gap: 4px 14px; }
+.legend .sw.spent, .legend .sw.line-spent { background: var(--accent); }
+.card.budget[data-state=warning] .sw.spent { background: #e0913a; }
+.card.budget[data-state=exceeded] .sw.spent { background: var(--bad); }
+.legend .sw.reserved { background: repeating-linear-gradient(45deg, #7d8592 0 2px, #fff 2px 5px); box-shadow: inset 0 0 0 1px #c4c9d2; }
+.legend .sw.fc, .legend .sw.limit { height: 0; border-radius: 0; width: 14px; border-top: 2px dashed var(--ink-2); vertical-align: 3px; }
+.legend .sw.limit { border-top-color: var(--bad); }
+svg.burn { width: 100%; height: auto; display: block; overflow: visible; }
+svg.burn text { font-size: 10.5px; fill: var(--muted); font-family: inherit; font-variant-numeric: tabular-nums; }
+svg.burn .grid { stroke: var(--line-2); stroke-width: 1; }
+svg.burn .baseline { stroke: #c4c9d2; stroke-width: 1; }
+svg.burn .b-area { fill: var(--accent-2); }
+svg.burn .b-line { fill: none; stroke: var(--accent); stroke-width: 1.8; stroke-linejoin: round; }
+svg.burn .b-forecast { stroke: var(--ink-2); stroke-width: 1.5; stroke-dasharray: 5 4; }
+svg.burn .b-forecast-dot { fill: var(--ink-2); }
+svg.burn .b-forecast-label { fill: var(--ink-2); font-weight: 600; }
+svg.burn .b-limit { stroke: var(--bad); stroke-width: 1.3; stroke-dasharray: 6 3; }
+svg.burn .b-limit-label { fill: var(--bad); font-weight: 600; }
+svg.burn .b-threshold { stroke: #d9a441; stroke-width: 1; stroke-dasharray: 2 3; }
+svg.burn .b-now { stroke: var(--faint); stroke-dasharray: 2 2; }
+svg.burn .b-exhaust { fill: var(--bad); stroke: #fff; stroke-width: 1.5; }
+.posture-row { padding: 9px 0 6px; border-top: 1px solid var(--line-2); }
+.posture-head { display: flex; gap: 8px; align-items: baseline; font-size: 13.5px; margin-bottom: 3px; }
+.posture-head .right { margin-left: auto; font-variant-numeric: tabular-nums; }
+pre.code { background: #17202e; color: #e9edf3; padding: 12px 16px; border-radius: 8px; font-size: 12.5px; line-height: 1.5; overflow-x: auto; text-align: left; display: inline-block; max-width: 100%; margin: 4px 0 10px; }
+
+/* alerts */
+.card.alert { border-left: 3px solid var(--bad); }
+.card.alert h2 { font-size: 15.5px; }
+.alert-text { margin: 0 0 14px; color: var(--ink-2); max-width: 980px; }
+.alert-grid { grid-template-columns: minmax(0, 1fr) minmax(0, 1.4fr); gap: 28px; }
+@media (max-width: 1000px) { .alert-grid { grid-template-columns: 1fr; } }
+h3.mini { font-size: 11px; text-transform: uppercase; letter-spacing: .5px; color: var(--muted); margin: 0 0 6px; font-weight: 600; }
+table.evidence td:first-child { color: var(--ink-2); }
+table.drivers td.small { color: var(--ink-2); }
+.alert-links { display: flex; gap: 10px; margin: 16px 0 10px; }
+.alert-links .btn { display: inline-flex; align-items: center; }
+.alert-links .btn:hover { text-decoration: none; background: var(--accent-2); }
+.deliveries { display: flex; flex-wrap: wrap; gap: 6px 20px; color: var(--ink-2); }
+details.alert-row { border-bottom: 1px solid var(--line-2); }
+details.alert-row:last-child { border-bottom: 0; }
+details.alert-row > summary { list-style: none; cursor: pointer; display: grid; grid-template-columns: 72px minmax(0, 1fr) 250px 270px; gap: 12px; align-items: baseline; padding: 8px 6px; font-size: 13.5px; }
+details.alert-row > summary::-webkit-details-marker { display: none; }
+details.alert-row > summary:hover { background: #fafbfc; }
+details.alert-row[open] > summary { background: #f7f9fc; }
+details.alert-row .title { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.alert-more { padding: 10px 6px 16px; }
+
 /* login */
 .login { max-width: 380px; margin: 12vh auto 0; }
 .login .card { padding: 26px 28px; }

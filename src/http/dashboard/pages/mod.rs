@@ -1,6 +1,8 @@
 //! One module per page, and what several pages share: deltas, money cells, share bars,
 //! sparklines and the empty state.
 
+pub mod alerts;
+pub mod budgets;
 pub mod explain;
 pub mod login;
 pub mod models;

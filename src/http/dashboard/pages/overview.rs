@@ -1,6 +1,6 @@
 //! Overview: the headline measures with their change, spend over time stacked by a
 //! chosen dimension with the spike window marked, where the money went, and the budget
-//! placeholder.
+//! posture.
 
 use super::{delta, delta_pp, heading, money, no_data, page_handler, share, Sense};
 use crate::http::dashboard::chart::{self, Spike, Stack};
@@ -124,6 +124,7 @@ pub async fn body(ctx: &Ctx) -> PageResult {
         return Ok(html! { (title) (no_data(ctx, &q).await?) });
     }
     let stack = stack(ctx, &q, bucket, &by).await?;
+    let budgets = super::budgets::load(ctx, false).await?;
     let spike = chart::spike(&stack.totals);
     let explain_href = spike.map(|s| spike_href(ctx, &stack, &s, &q, Page::Explain));
     Ok(html! {
@@ -195,12 +196,7 @@ pub async fn body(ctx: &Ctx) -> PageResult {
                     }
                 }
             }
-            div.card #budget {
-                div.card-head { h2 { "Budget posture" } span.badge { "coming" } }
-                p.muted { "Budgets, caps and the guard arrive with the control issue: per endpoint and tenant limits, "
-                    "burn-rate forecasts and what happens when a limit is reached." }
-                p.muted { "Until then, the spike marker and the week-over-week changes above are the early warning." }
-            }
+            (super::budgets::posture(ctx, &budgets))
         }
     })
 }
