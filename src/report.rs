@@ -367,12 +367,7 @@ async fn latency_p95(
     q.filters
         .text
         .insert(Dimension::PromptVersion, vec![version.to_string()]);
-    let mut latencies: Vec<u32> = store
-        .request_values(ws, q, P95_SAMPLE)
-        .await?
-        .into_iter()
-        .filter_map(|v| v.latency_ms)
-        .collect();
+    let mut latencies = store.latencies(ws, q, P95_SAMPLE).await?;
     if latencies.is_empty() {
         return Ok(None);
     }

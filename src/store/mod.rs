@@ -297,6 +297,14 @@ pub trait Store: Send + Sync {
         query: crate::query::Query,
         limit: usize,
     ) -> Result<Vec<RequestValues>>;
+    /// The latencies of the newest `limit` calls in the window matching the filters (calls
+    /// without a latency are left out): what percentiles are computed from.
+    async fn latencies(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+        limit: usize,
+    ) -> Result<Vec<u32>>;
     /// The newest event time and the newest receive time in a workspace (ms), if any.
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>>;
     async fn event_count(&self) -> Result<u64>;

@@ -363,6 +363,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn latencies(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+        limit: usize,
+    ) -> Result<Vec<u32>> {
+        self.with_conn(move |c| read::latencies(c, workspace, &query, limit))
+            .await
+    }
+
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>> {
         self.with_conn(move |c| read::freshness(c, workspace)).await
     }

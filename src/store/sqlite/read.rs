@@ -215,20 +215,64 @@ pub fn versions_seen(
 /// The newest `limit` logical calls of the window that match the filters: newest first
 /// through the (workspace_id, ts) index, so the cost is bounded by the rows read, not by
 /// the window's size (a rare filter value still scans the window).
+/// The index a query for one endpoint's named prompt versions should use. SQLite's
+/// planner, without statistics, prefers the time index and scans the whole window.
+fn version_index(q: &crate::query::Query) -> &'static str {
+    use crate::query::Dimension;
+    let named = |d: Dimension| {
+        q.filters
+            .text
+            .get(&d)
+            .is_some_and(|v| !v.iter().any(|x| x == d.missing_label()))
+    };
+    if named(Dimension::EndpointTag) && named(Dimension::PromptVersion) {
+        "INDEXED BY events_by_version"
+    } else {
+        ""
+    }
+}
+
+fn window_filter(
+    workspace: WorkspaceId,
+    q: &crate::query::Query,
+    limit: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let mut filter = String::from("workspace_id = ? AND ts >= ? AND ts < ?");
+    let mut values: Vec<rusqlite::types::Value> =
+        vec![workspace.into(), q.from_ms.into(), q.to_ms.into()];
+    super::aggregate::filter_sql(&q.filters, &mut filter, &mut values);
+    values.push((limit as i64).into());
+    (filter, values)
+}
+
+pub fn latencies(
+    c: &mut Connection,
+    workspace: WorkspaceId,
+    q: &crate::query::Query,
+    limit: usize,
+) -> Result<Vec<u32>> {
+    let (filter, values) = window_filter(workspace, q, limit);
+    let sql = format!(
+        "SELECT latency_ms FROM events {index}
+         WHERE {filter} AND latency_ms IS NOT NULL ORDER BY ts DESC LIMIT ?",
+        index = version_index(q)
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn request_values(
     c: &mut Connection,
     workspace: WorkspaceId,
     q: &crate::query::Query,
     limit: usize,
 ) -> Result<Vec<RequestValues>> {
-    let mut filter = String::from("workspace_id = ? AND ts >= ? AND ts < ?");
-    let mut values: Vec<rusqlite::types::Value> =
-        vec![workspace.into(), q.from_ms.into(), q.to_ms.into()];
-    super::aggregate::filter_sql(&q.filters, &mut filter, &mut values);
-    values.push((limit as i64).into());
+    let (filter, values) = window_filter(workspace, q, limit);
     let sql = format!(
-        "SELECT cost_nanos, input_tokens, output_tokens, latency_ms FROM events
-         WHERE {filter} ORDER BY ts DESC LIMIT ?"
+        "SELECT cost_nanos, input_tokens, output_tokens, latency_ms FROM events {index}
+         WHERE {filter} ORDER BY ts DESC LIMIT ?",
+        index = version_index(q)
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
