@@ -379,6 +379,7 @@ fn fill_store(db: &Path, events: u64) -> anyhow::Result<u64> {
             &events.to_string(),
             "--seed",
             "42",
+            "--time-ordered",
         ])
         .status()?;
     if !count.success() {

@@ -147,6 +147,10 @@ pub struct DemoArgs {
     /// No spike, no costly prompt deploy, no unpriced model: ordinary traffic only.
     #[arg(long)]
     pub clean: bool,
+    /// Write the events in timestamp order, as live traffic arrives (slower: they are
+    /// sorted through one temporary file per day). The benchmarks' stores use it.
+    #[arg(long)]
+    pub time_ordered: bool,
 }
 
 #[derive(Subcommand)]
@@ -320,6 +324,7 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
             seed: 42,
             end: None,
             clean: false,
+            time_ordered: false,
         };
         demo(store.as_ref(), &args).await?;
     }
@@ -513,19 +518,25 @@ async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
         incidents: !args.clean,
     };
     let (spike_from, spike_to) = config.spike_window();
-    let mut generator = DemoGenerator::new(config).peekable();
+    let generator = DemoGenerator::new(config);
     let mut loader = Loader::new(store, ws).await?;
     let progress = indicatif::ProgressBar::new(args.events);
-    while generator.peek().is_some() {
-        let texts: Vec<String> = generator
-            .by_ref()
-            .take(CHUNK)
-            .map(|v| v.to_string())
-            .collect();
-        let chunk: Vec<Item> = texts.iter().map(|t| ingest::parse_item(t)).collect();
+    let spill = std::env::temp_dir().join(format!("burnrate-demo-{}", std::process::id()));
+    let mut texts: Box<dyn Iterator<Item = String>> = if args.time_ordered {
+        Box::new(in_time_order(generator, spill.clone())?)
+    } else {
+        Box::new(generator.map(|v| v.to_string()))
+    };
+    loop {
+        let batch: Vec<String> = texts.by_ref().take(CHUNK).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let chunk: Vec<Item> = batch.iter().map(|t| ingest::parse_item(t)).collect();
         progress.inc(chunk.len() as u64);
         loader.load(chunk).await?;
     }
+    let _ = std::fs::remove_dir_all(&spill);
     progress.finish_and_clear();
     let fmt = |ms: i64| {
         jiff::Timestamp::from_millisecond(ms)
@@ -541,6 +552,53 @@ async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
         fmt(spike_to)
     );
     Ok(loader.accepted)
+}
+
+/// The demo's events in timestamp order, as a live app writes them (the generator draws
+/// times at random). Spilled to one file per UTC day, each sorted in memory when read.
+fn in_time_order(
+    events: impl Iterator<Item = serde_json::Value>,
+    dir: std::path::PathBuf,
+) -> anyhow::Result<impl Iterator<Item = String>> {
+    use std::io::{BufRead, Write};
+    std::fs::create_dir_all(&dir)?;
+    let mut files: std::collections::BTreeMap<i64, std::io::BufWriter<std::fs::File>> =
+        Default::default();
+    for e in events {
+        let ms = e["timestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_millisecond());
+        let day = ms.div_euclid(86_400_000);
+        if !files.contains_key(&day) {
+            let file = std::fs::File::create(dir.join(format!("{day}.tsv")))?;
+            files.insert(day, std::io::BufWriter::new(file));
+        }
+        writeln!(files.get_mut(&day).expect("just inserted"), "{ms}\t{e}")?;
+    }
+    let days: Vec<i64> = files.keys().copied().collect();
+    for (_, mut file) in files {
+        file.flush()?;
+    }
+    Ok(days.into_iter().flat_map(move |day| {
+        let path = dir.join(format!("{day}.tsv"));
+        let file = std::fs::File::open(&path).map(std::io::BufReader::new);
+        let mut lines: Vec<(i64, String)> = file
+            .map(|f| {
+                f.lines()
+                    .map_while(Result::ok)
+                    .filter_map(|l| {
+                        let (ms, json) = l.split_once('\t')?;
+                        Some((ms.parse().ok()?, json.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = std::fs::remove_file(&path);
+        // Stable: the attempts of one call keep their order.
+        lines.sort_by_key(|(ms, _)| *ms);
+        lines.into_iter().map(|(_, json)| json)
+    }))
 }
 
 async fn workspaces(store: &dyn Store, cmd: WorkspaceCommand) -> anyhow::Result<()> {
