@@ -570,11 +570,14 @@ fn in_time_order(
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
             .map_or(0, |t| t.as_millisecond());
         let day = ms.div_euclid(86_400_000);
-        if !files.contains_key(&day) {
-            let file = std::fs::File::create(dir.join(format!("{day}.tsv")))?;
-            files.insert(day, std::io::BufWriter::new(file));
-        }
-        writeln!(files.get_mut(&day).expect("just inserted"), "{ms}\t{e}")?;
+        let file = match files.entry(day) {
+            std::collections::btree_map::Entry::Occupied(f) => f.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let file = std::fs::File::create(dir.join(format!("{day}.tsv")))?;
+                slot.insert(std::io::BufWriter::new(file))
+            }
+        };
+        writeln!(file, "{ms}\t{e}")?;
     }
     let days: Vec<i64> = files.keys().copied().collect();
     for (_, mut file) in files {
