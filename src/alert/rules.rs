@@ -78,6 +78,19 @@ fn query(ctx: &Context, from_ms: i64, to_ms: i64) -> Query {
     }
 }
 
+/// The rule's window and the 7 days before it, each grouped by `dim`.
+async fn window_and_baseline(
+    ctx: &Context<'_>,
+    rule: &RuleSettings,
+    dim: Dimension,
+) -> Result<(Query, Query, Vec<Row>, Vec<Row>)> {
+    let q = window(ctx, rule);
+    let b = baseline(&q);
+    let now_rows = grouped(ctx, &q, dim.clone()).await?;
+    let before_rows = grouped(ctx, &b, dim).await?;
+    Ok((q, b, now_rows, before_rows))
+}
+
 /// The 7 days before `q`'s window.
 fn baseline(q: &Query) -> Query {
     Query {
@@ -289,12 +302,8 @@ async fn version_change(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Fi
 
 /// Rule 2: input or output tokens per request of an endpoint vs its 7-day baseline.
 async fn tokens_rise(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
-    let q = window(ctx, rule);
-    let b = baseline(&q);
-    let (now_rows, before_rows) = (
-        grouped(ctx, &q, Dimension::EndpointTag).await?,
-        grouped(ctx, &b, Dimension::EndpointTag).await?,
-    );
+    let (q, b, now_rows, before_rows) =
+        window_and_baseline(ctx, rule, Dimension::EndpointTag).await?;
     let mut out = Vec::new();
     for row in &now_rows {
         let endpoint = &row.group[0];
@@ -419,12 +428,7 @@ async fn concentration(
     rule: &RuleSettings,
     dim: Dimension,
 ) -> Result<Vec<Finding>> {
-    let q = window(ctx, rule);
-    let b = baseline(&q);
-    let (now_rows, before_rows) = (
-        grouped(ctx, &q, dim.clone()).await?,
-        grouped(ctx, &b, dim.clone()).await?,
-    );
+    let (q, b, now_rows, before_rows) = window_and_baseline(ctx, rule, dim.clone()).await?;
     let sum = |rows: &[Row]| rows.iter().map(|r| r.sums.cost.0).sum::<i64>() as f64;
     let (total_now, total_before) = (sum(&now_rows), sum(&before_rows));
     let requests: u64 = now_rows.iter().map(|r| r.sums.requests).sum();
@@ -475,12 +479,8 @@ async fn concentration(
 
 /// Rule 6: attempts per logical call, or the error share, well above the 7-day norm.
 async fn retry_storm(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
-    let q = window(ctx, rule);
-    let b = baseline(&q);
-    let (now_rows, before_rows) = (
-        grouped(ctx, &q, Dimension::EndpointTag).await?,
-        grouped(ctx, &b, Dimension::EndpointTag).await?,
-    );
+    let (q, b, now_rows, before_rows) =
+        window_and_baseline(ctx, rule, Dimension::EndpointTag).await?;
     let mut out = Vec::new();
     for row in &now_rows {
         let endpoint = &row.group[0];
