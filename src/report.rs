@@ -350,7 +350,7 @@ pub struct VersionDelta {
 }
 
 /// Calls read per version for its p95 latency (the newest of the window).
-pub const P95_SAMPLE: usize = 100_000;
+pub const P95_SAMPLE: usize = 10_000;
 
 /// Nearest-rank p95 of the version's latencies in the window of `base`.
 async fn latency_p95(
