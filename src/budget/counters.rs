@@ -8,7 +8,7 @@ use crate::event::{DataMode, Environment};
 use crate::store::WorkspaceId;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// One committed change of a stored call's cost, as the writer reports it.
 #[derive(Debug, Clone)]
@@ -101,16 +101,32 @@ pub struct GuardAnswer {
 /// events stamped a little ahead arrive before the clock rolls over).
 #[derive(Debug, Clone)]
 struct Live {
-    budget: Budget,
+    budget: Arc<Budget>,
     /// False until the store's spend for the current period has been loaded.
     loaded: bool,
     spent: BTreeMap<i64, (i64, u64)>,
     reserved: i64,
+    window: Window,
+}
+
+/// The last period computed for a budget: calendar math in a time zone costs
+/// microseconds, and the guard asks for it on every call.
+#[derive(Debug, Clone, Copy, Default)]
+struct Window(i64, i64);
+
+impl Window {
+    fn at(&mut self, budget: &Budget, at_ms: i64) -> (i64, i64) {
+        if !(self.0..self.1).contains(&at_ms) {
+            let (start, end) = budget.window(at_ms);
+            *self = Window(start, end);
+        }
+        (self.0, self.1)
+    }
 }
 
 impl Live {
-    fn current(&self, now_ms: i64) -> (i64, u64) {
-        let (start, _) = self.budget.window(now_ms);
+    fn current(&mut self, now_ms: i64) -> (i64, u64) {
+        let (start, _) = self.window.at(&self.budget, now_ms);
         self.spent.get(&start).copied().unwrap_or((0, 0))
     }
 }
@@ -157,13 +173,14 @@ impl Counters {
         let old = std::mem::take(&mut book.budgets);
         book.budgets = budgets
             .into_iter()
-            .map(|b| match old.iter().find(|l| l.budget == b) {
+            .map(|b| match old.iter().find(|l| *l.budget == b) {
                 Some(same) => same.clone(),
                 None => Live {
-                    budget: b,
+                    budget: Arc::new(b),
                     loaded: false,
                     spent: BTreeMap::new(),
                     reserved: 0,
+                    window: Window::default(),
                 },
             })
             .collect();
@@ -206,27 +223,40 @@ impl Counters {
         }
     }
 
+    /// The budgets of every workspace, to match calls against without the lock.
+    fn snapshot(&self) -> Vec<(WorkspaceId, Arc<Budget>)> {
+        let books = self.books.lock().unwrap();
+        books
+            .iter()
+            .flat_map(|(ws, book)| book.budgets.iter().map(|l| (*ws, l.budget.clone())))
+            .collect()
+    }
+
     /// Fold one commit's effects in; settles the reservations of the calls it stored.
+    /// Which budget and period each effect counts against is worked out first, without
+    /// the lock, so the guard never waits behind a large commit's matching.
     pub fn apply(&self, effects: &[SpendEffect]) {
+        let budgets = self.snapshot();
+        let mut windows = vec![Window::default(); budgets.len()];
+        // (workspace, budget id, period start) -> (cost, unpriced)
+        let mut deltas: HashMap<(WorkspaceId, i64, i64), (i64, i64)> = HashMap::new();
+        for effect in effects {
+            let dims = effect.dims();
+            for (i, (ws, budget)) in budgets.iter().enumerate() {
+                if *ws != effect.workspace || !budget.scope.matches(&dims) {
+                    continue;
+                }
+                let (start, _) = windows[i].at(budget, effect.ts_ms);
+                let entry = deltas.entry((*ws, budget.id, start)).or_default();
+                entry.0 += effect.cost_delta;
+                entry.1 += effect.unpriced_delta;
+            }
+        }
         let mut books = self.books.lock().unwrap();
         for effect in effects {
             let book = books.entry(effect.workspace).or_default();
             if let Some(id) = &effect.external_request_id {
                 book.release(id);
-            }
-            let dims = effect.dims();
-            for live in book.budgets.iter_mut() {
-                if !live.budget.scope.matches(&dims) {
-                    continue;
-                }
-                let (start, _) = live.budget.window(effect.ts_ms);
-                // Only the current period and later ones are kept; older spend is history.
-                if live.spent.keys().next().is_some_and(|first| start < *first) {
-                    continue;
-                }
-                let entry = live.spent.entry(start).or_insert((0, 0));
-                entry.0 += effect.cost_delta;
-                entry.1 = (entry.1 as i64 + effect.unpriced_delta).max(0) as u64;
             }
             if let Some(cost) = effect.new_call_cost {
                 let ring = book.recent.entry(effect.endpoint_tag.clone()).or_default();
@@ -235,6 +265,21 @@ impl Counters {
                     ring.pop_front();
                 }
             }
+        }
+        for ((ws, id, start), (cost, unpriced)) in deltas {
+            let Some(book) = books.get_mut(&ws) else {
+                continue;
+            };
+            let Some(live) = book.budgets.iter_mut().find(|l| l.budget.id == id) else {
+                continue;
+            };
+            // Only the current period and later ones are kept; older spend is history.
+            if live.spent.keys().next().is_some_and(|first| start < *first) {
+                continue;
+            }
+            let entry = live.spent.entry(start).or_insert((0, 0));
+            entry.0 += cost;
+            entry.1 = (entry.1 as i64 + unpriced).max(0) as u64;
         }
     }
 
@@ -266,16 +311,23 @@ impl Counters {
         calls: &[CallDims],
         now_ms: i64,
     ) -> (Vec<i64>, Vec<i64>) {
-        let books = self.books.lock().unwrap();
+        let budgets: Vec<Arc<Budget>> = self
+            .snapshot()
+            .into_iter()
+            .filter(|(w, b)| *w == ws && calls.iter().any(|c| b.scope.matches(c)))
+            .map(|(_, b)| b)
+            .collect();
         let (mut warning, mut exceeded) = (Vec::new(), Vec::new());
-        let Some(book) = books.get(&ws) else {
+        let mut books = self.books.lock().unwrap();
+        let Some(book) = books.get_mut(&ws) else {
             return (warning, exceeded);
         };
-        for live in &book.budgets {
-            if !calls.iter().any(|c| live.budget.scope.matches(c)) {
+        for live in book.budgets.iter_mut() {
+            if !budgets.iter().any(|b| b.id == live.budget.id) {
                 continue;
             }
-            match state_of(&live.budget, live.current(now_ms).0).0 {
+            let spent = live.current(now_ms).0;
+            match state_of(&live.budget, spent).0 {
                 State::Warning => warning.push(live.budget.id),
                 State::Exceeded => exceeded.push(live.budget.id),
                 State::Ok => {}
@@ -322,8 +374,8 @@ impl Counters {
             }
             live.prune(now_ms);
             matched.push(live.budget.id);
-            let b = &live.budget;
             let (spent, _) = live.current(now_ms);
+            let b = &live.budget;
             let limit = b.limit_usd.nanos();
             answer.budgets.push(BudgetPosition {
                 id: b.id,
@@ -387,7 +439,7 @@ impl Counters {
 impl Live {
     /// Forget periods that ended before the current one.
     fn prune(&mut self, now_ms: i64) {
-        let (start, _) = self.budget.window(now_ms);
+        let (start, _) = self.window.at(&self.budget, now_ms);
         self.spent.retain(|s, _| *s >= start);
     }
 }
