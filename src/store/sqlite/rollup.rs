@@ -15,10 +15,9 @@ pub struct Family {
     pub dims: &'static [&'static str],
 }
 
-/// Model/endpoint/version questions, and tenants. Users have no rollup: per user and
-/// hour there is about one event, so a rollup would cost a write per event and save
-/// little; user questions read raw events (exact, slower).
-pub const FAMILIES: [Family; 2] = [
+/// Model/endpoint/version questions, tenants, and users (by endpoint: "who is behind
+/// this feature").
+pub const FAMILIES: [Family; 3] = [
     Family {
         name: "main",
         dims: &[
@@ -34,6 +33,10 @@ pub const FAMILIES: [Family; 2] = [
     Family {
         name: "tenant",
         dims: &["environment", "data_mode", "endpoint", "tenant"],
+    },
+    Family {
+        name: "user",
+        dims: &["environment", "data_mode", "endpoint", "user"],
     },
 ];
 
@@ -180,6 +183,7 @@ pub struct Contribution {
     pub endpoint: i64,
     pub prompt_version: i64,
     pub tenant: i64,
+    pub user: i64,
     pub attempts: i64,
     pub cost_nanos: Option<i64>,
     pub input: i64,
@@ -203,6 +207,7 @@ impl Contribution {
             "endpoint" => self.endpoint,
             "prompt_version" => self.prompt_version,
             "tenant" => self.tenant,
+            "user" => self.user,
             _ => 0,
         }
     }

@@ -294,6 +294,7 @@ fn contribution(
         endpoint: cols.endpoint,
         prompt_version: cols.prompt_version.unwrap_or(0),
         tenant: cols.tenant.unwrap_or(0),
+        user: cols.user.unwrap_or(0),
         attempts,
         cost_nanos: p.pricing.cost.map(|c| c.nanos()),
         input: e.tokens.input as i64,
@@ -382,7 +383,7 @@ fn merge_attempt(
         .prepare_cached(
             "SELECT id, attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
                 endpoint, prompt_version, tenant, attempts, cost_nanos, input_tokens, cached_tokens,
-                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless
+                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless, user
              FROM events WHERE workspace_id = ?1 AND external_request_id = ?2",
         )?
         .query_row(params![workspace, ext_id], |r| {
@@ -397,6 +398,7 @@ fn merge_attempt(
                 endpoint: r.get(9)?,
                 prompt_version: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
                 tenant: r.get::<_, Option<i64>>(11)?.unwrap_or(0),
+                user: r.get::<_, Option<i64>>(21)?.unwrap_or(0),
                 attempts: r.get(12)?,
                 cost_nanos: r.get(13)?,
                 input: r.get(14)?,
