@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 pub const SCHEMA_VERSION: i64 = 1;
 /// Bumped whenever the rollup tables change shape; a mismatch rebuilds them.
-const ROLLUPS_VERSION: &str = "5";
+const ROLLUPS_VERSION: &str = "6";
 
 /// Dictionary kinds: repeated strings are stored once in `dims` and referenced by id,
 /// which keeps rows small and GROUP BY on integers.
