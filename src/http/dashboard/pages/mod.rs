@@ -102,9 +102,10 @@ pub fn share(pct: Option<f64>) -> Markup {
     }
 }
 
-/// The bucket for sparklines of this window: hours up to ~16 days, else days.
+/// The bucket for sparklines of this window: hours up to three days, then days: a week of hourly points per row costs a rollup
+/// read of 168 buckets per tenant for a line 80 pixels wide.
 pub fn spark_bucket(q: &Query) -> Bucket {
-    if (q.to_ms - q.from_ms) / Bucket::Hour.millis() <= 400 {
+    if (q.to_ms - q.from_ms) / Bucket::Hour.millis() <= 72 {
         Bucket::Hour
     } else {
         Bucket::Day
