@@ -299,33 +299,46 @@ impl Counters {
         Some((spent, live.reserved, unpriced, live.loaded))
     }
 
-    pub fn has_budgets(&self, ws: WorkspaceId) -> bool {
-        let books = self.books.lock().unwrap();
-        books.get(&ws).is_some_and(|b| !b.budgets.is_empty())
-    }
-
-    /// The budgets these calls touched that are at warning or exceeded now.
-    pub fn touched(
+    /// (index of the call, budget id) for every budget of `ws` each call counts against;
+    /// matched outside the lock.
+    pub fn matching<'a>(
         &self,
         ws: WorkspaceId,
-        calls: &[CallDims],
-        now_ms: i64,
-    ) -> (Vec<i64>, Vec<i64>) {
+        calls: impl Iterator<Item = CallDims<'a>>,
+    ) -> Vec<(usize, i64)> {
         let budgets: Vec<Arc<Budget>> = self
             .snapshot()
             .into_iter()
-            .filter(|(w, b)| *w == ws && calls.iter().any(|c| b.scope.matches(c)))
+            .filter(|(w, _)| *w == ws)
             .map(|(_, b)| b)
             .collect();
+        if budgets.is_empty() {
+            return Vec::new();
+        }
+        let mut hits = Vec::new();
+        for (i, call) in calls.enumerate() {
+            for b in budgets.iter().filter(|b| b.scope.matches(&call)) {
+                hits.push((i, b.id));
+            }
+        }
+        hits
+    }
+
+    /// Of these budgets, the ones at warning and the ones exceeded now.
+    pub fn states(&self, ws: WorkspaceId, ids: &[i64], now_ms: i64) -> (Vec<i64>, Vec<i64>) {
         let (mut warning, mut exceeded) = (Vec::new(), Vec::new());
+        if ids.is_empty() {
+            return (warning, exceeded);
+        }
         let mut books = self.books.lock().unwrap();
         let Some(book) = books.get_mut(&ws) else {
             return (warning, exceeded);
         };
-        for live in book.budgets.iter_mut() {
-            if !budgets.iter().any(|b| b.id == live.budget.id) {
-                continue;
-            }
+        for live in book
+            .budgets
+            .iter_mut()
+            .filter(|l| ids.contains(&l.budget.id))
+        {
             let spent = live.current(now_ms).0;
             match state_of(&live.budget, spent).0 {
                 State::Warning => warning.push(live.budget.id),

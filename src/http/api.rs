@@ -112,20 +112,31 @@ async fn ingest_items(
         }
         return Err(err);
     }
-    // Kept only when budgets could be touched: the reply names them.
-    let budgeted = state
-        .budgets
-        .counters
-        .has_budgets(key.workspace_id)
-        .then(|| prepared.events.clone());
+    // Which budget each event counts against, worked out before the events move into
+    // the store: the reply names those the accepted ones touched.
+    let hits = state.budgets.counters.matching(
+        key.workspace_id,
+        prepared
+            .events
+            .iter()
+            .map(|p| crate::budget::CallDims::of_event(&p.event)),
+    );
     let outcome: IngestOutcome = state
         .store
         .ingest(key.workspace_id, prepared.events)
         .await?;
-    let (warning, exceeded) = match budgeted {
-        Some(events) => touched_budgets(state, key.workspace_id, &events, &outcome),
-        None => (Vec::new(), Vec::new()),
-    };
+    let mut touched: Vec<i64> = hits
+        .iter()
+        .filter(|(i, _)| !matches!(outcome.results[*i], crate::store::WriteResult::Duplicate))
+        .map(|(_, id)| *id)
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let (warning, exceeded) =
+        state
+            .budgets
+            .counters
+            .states(key.workspace_id, &touched, state.now_ms());
     let body = json!({
         "accepted": outcome.accepted(),
         "duplicates": outcome.duplicates(),
@@ -133,22 +144,6 @@ async fn ingest_items(
         "budget": {"warning": warning, "exceeded": exceeded},
     });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
-}
-
-/// The budgets the accepted events count against that are at warning or exceeded.
-fn touched_budgets(
-    state: &AppState,
-    ws: crate::store::WorkspaceId,
-    events: &[crate::event::PricedEvent],
-    outcome: &IngestOutcome,
-) -> (Vec<i64>, Vec<i64>) {
-    let dims: Vec<crate::budget::CallDims> = events
-        .iter()
-        .zip(&outcome.results)
-        .filter(|(_, r)| !matches!(r, crate::store::WriteResult::Duplicate))
-        .map(|(p, _)| crate::budget::CallDims::of_event(&p.event))
-        .collect();
-    state.budgets.counters.touched(ws, &dims, state.now_ms())
 }
 
 pub async fn ingest_one(
