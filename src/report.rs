@@ -193,8 +193,11 @@ pub async fn top(
     limit: usize,
 ) -> Result<TopReport> {
     let q = by_cost(base, kind.dimensions());
-    let now = store.aggregate(ws, q.clone()).await?;
-    let before = store.aggregate(ws, previous_window(&q)).await?;
+    // Both windows at once: each read runs on its own connection and core.
+    let (now, before) = tokio::try_join!(
+        store.aggregate(ws, q.clone()),
+        store.aggregate(ws, previous_window(&q))
+    )?;
     let (total, previous_total) = (total_of(&now), total_of(&before));
     let rows = now
         .iter()
@@ -389,8 +392,10 @@ pub async fn prompt_versions(
     baseline: Option<&str>,
 ) -> Result<Vec<VersionComparison>> {
     let q = by_cost(base, vec![Dimension::EndpointTag, Dimension::PromptVersion]);
-    let rows = store.aggregate(ws, q).await?;
-    let seen = store.versions_seen(ws, base.filters.clone()).await?;
+    let (rows, seen) = tokio::try_join!(
+        store.aggregate(ws, q),
+        store.versions_seen(ws, base.filters.clone())
+    )?;
     let seen_of = |endpoint: &str, version: &str| {
         seen.iter()
             .find(|s| s.endpoint_tag == endpoint && s.prompt_version == version)
@@ -418,14 +423,23 @@ pub async fn prompt_versions(
                 .then(a.prompt_version.cmp(&b.prompt_version))
         });
         let mut current = versions[0].clone();
-        current.latency_p95_ms =
-            latency_p95(store, ws, base, &endpoint, &current.prompt_version).await?;
         let mut baseline_stats = match baseline {
             Some(name) => versions.iter().find(|v| v.prompt_version == name).cloned(),
             None => versions.get(1).cloned(),
         };
+        let baseline_name = baseline_stats.as_ref().map(|b| b.prompt_version.clone());
+        let (current_p95, baseline_p95) = tokio::try_join!(
+            latency_p95(store, ws, base, &endpoint, &current.prompt_version),
+            async {
+                match &baseline_name {
+                    Some(name) => latency_p95(store, ws, base, &endpoint, name).await,
+                    None => Ok(None),
+                }
+            }
+        )?;
+        current.latency_p95_ms = current_p95;
         if let Some(b) = baseline_stats.as_mut() {
-            b.latency_p95_ms = latency_p95(store, ws, base, &endpoint, &b.prompt_version).await?;
+            b.latency_p95_ms = baseline_p95;
         }
         let p95s = (
             current.latency_p95_ms,
@@ -526,8 +540,11 @@ pub async fn concentration(
     by: Dimension,
 ) -> Result<Concentration> {
     let q = by_cost(base, vec![by.clone()]);
-    let now = store.aggregate(ws, q.clone()).await?;
-    let before = store.aggregate(ws, previous_window(&q)).await?;
+    // Both windows at once: each read runs on its own connection and core.
+    let (now, before) = tokio::try_join!(
+        store.aggregate(ws, q.clone()),
+        store.aggregate(ws, previous_window(&q))
+    )?;
     let (now, before) = (shares(&now), shares(&before));
     Ok(Concentration {
         by: by.name(),

@@ -115,7 +115,12 @@ pub async fn body(ctx: &Ctx) -> PageResult {
     let (by_name, by) = by_of(ctx)?;
     let bucket = bucket_of(ctx, &q)?;
     let store = ctx.state.store.as_ref();
-    let top = report::top(store, ctx.ws(), &q, TopKind::Endpoints, 6).await?;
+    // The table and the chart read at once, each on its own connection.
+    let (top, stack) = tokio::join!(
+        report::top(store, ctx.ws(), &q, TopKind::Endpoints, 6),
+        stack(ctx, &q, bucket, &by)
+    );
+    let top = top?;
     let title = heading(
         "Overview",
         html! { "Where the money went in this window, and how it compares with the window before." },
@@ -123,7 +128,7 @@ pub async fn body(ctx: &Ctx) -> PageResult {
     if top.total.requests == 0 {
         return Ok(html! { (title) (no_data(ctx, &q).await?) });
     }
-    let stack = stack(ctx, &q, bucket, &by).await?;
+    let stack = stack?;
     let budgets = super::budgets::load(ctx, false).await?;
     let spike = chart::spike(&stack.totals);
     let explain_href = spike.map(|s| spike_href(ctx, &stack, &s, &q, Page::Explain));

@@ -113,7 +113,11 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
         _ => return Err(PageError::Bad("dim must be tenantId or userId".into())),
     };
     let store = ctx.state.store.as_ref();
-    let r = report::top(store, ctx.ws(), &q, kind, ROWS).await?;
+    // The list and the concentration read at once, each on its own connection.
+    let (r, conc) = tokio::try_join!(
+        report::top(store, ctx.ws(), &q, kind, ROWS),
+        report::concentration(store, ctx.ws(), &q, dim.clone())
+    )?;
     let endpoint = ctx.view.filter("endpointTag");
     let title = heading(
         "Tenants & users",
@@ -131,7 +135,6 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
     if r.total.requests == 0 {
         return Ok(html! { (title) (toggle) (no_data(ctx, &q).await?) });
     }
-    let conc = report::concentration(store, ctx.ws(), &q, dim.clone()).await?;
     let keys: Vec<String> = r
         .rows
         .iter()
