@@ -223,6 +223,9 @@ async fn bad_budget_and_guard_input_is_a_400_naming_the_field() {
     );
     let r = api.get("/v1/budgets/999/status", &admin).await;
     assert_eq!(r.status, 404);
+    let r = api.get("/v1/budgets/abc/status", &admin).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(blamed(&r.body["error"]["fields"]), vec!["id"]);
 }
 
 /// The Rust SDK's guard() against the real server: allowed, then denied once spent.

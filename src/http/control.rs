@@ -35,6 +35,12 @@ fn invalid(fields: Vec<FieldError>) -> ApiError {
     e
 }
 
+/// Ids in paths are integers; anything else is a 400 naming `id`, in the API's shape.
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::field("id", "must be an integer id from this API"))
+}
+
 fn body_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::field("body", format!("is not JSON: {e}")))
 }
@@ -55,10 +61,11 @@ pub async fn create_budget(
 pub async fn update_budget(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
+    let id = parse_id(&id)?;
     let budget = state
         .budgets
         .save(key.workspace_id, Some(id), &body_json(&body)?)
@@ -69,9 +76,10 @@ pub async fn update_budget(
 pub async fn delete_budget(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
+    let id = parse_id(&id)?;
     let kind = crate::budget::service::BUDGET;
     match state.budgets.delete(key.workspace_id, kind, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
@@ -97,18 +105,20 @@ pub async fn budgets(
 pub async fn budget(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
+    let id = parse_id(&id)?;
     Ok(Json(json!(state.budgets.get(key.workspace_id, id).await?)))
 }
 
 pub async fn budget_status(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
+    let id = parse_id(&id)?;
     let budget = state.budgets.get(key.workspace_id, id).await?;
     let status = state
         .budgets
@@ -142,9 +152,10 @@ pub async fn rate_caps(
 pub async fn delete_rate_cap(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
+    let id = parse_id(&id)?;
     match state.budgets.delete(key.workspace_id, RATE_CAP, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(crate::store::StoreError::NotFound(format!("rate cap {id}")).into()),
@@ -375,9 +386,10 @@ pub async fn add_channel(
 pub async fn delete_channel(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
+    let id = parse_id(&id)?;
     match state.alerts.delete_channel(key.workspace_id, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(crate::store::StoreError::NotFound(format!("channel {id}")).into()),
