@@ -1,7 +1,7 @@
 //! `burnrate budgets ...` and `burnrate alerts ...`: the control objects, read and written
 //! in the database directly (a running server picks changes up within seconds).
 
-use crate::alert::engine::Alerts;
+use crate::alert::engine::{AlertError, Alerts};
 use crate::budget::service::{BudgetError, Budgets, BUDGET};
 use crate::store::Store;
 use anyhow::{bail, Context};
@@ -121,15 +121,25 @@ fn now() -> i64 {
 
 fn budget_error(e: BudgetError) -> anyhow::Error {
     match e {
-        BudgetError::Invalid(fields) => {
-            let lines: Vec<String> = fields
-                .iter()
-                .map(|f| format!("  {}: {}", f.field, f.message))
-                .collect();
-            anyhow::anyhow!("invalid budget:\n{}", lines.join("\n"))
-        }
+        BudgetError::Invalid(fields) => invalid("budget", &fields),
         BudgetError::Store(e) => e.into(),
     }
+}
+
+fn alert_error(what: &str, e: AlertError) -> anyhow::Error {
+    match e {
+        AlertError::Invalid(fields) => invalid(what, &fields),
+        AlertError::Store(e) => e.into(),
+    }
+}
+
+/// One line per field, as the API's 400 names them.
+fn invalid(what: &str, fields: &[crate::event::FieldError]) -> anyhow::Error {
+    let lines: Vec<String> = fields
+        .iter()
+        .map(|f| format!("  {}: {}", f.field, f.message))
+        .collect();
+    anyhow::anyhow!("invalid {what}:\n{}", lines.join("\n"))
 }
 
 fn print(value: &Value) {
@@ -280,14 +290,7 @@ pub async fn alerts(store: Arc<dyn Store>, cmd: AlertCommand) -> anyhow::Result<
             let change: Value = serde_json::from_str(&text)?;
             match alerts.change_settings(ws(workspace).await?, &change).await {
                 Ok(settings) => print_rules(&settings),
-                Err(crate::alert::engine::AlertError::Invalid(fields)) => {
-                    let lines: Vec<String> = fields
-                        .iter()
-                        .map(|f| format!("  {}: {}", f.field, f.message))
-                        .collect();
-                    bail!("invalid settings:\n{}", lines.join("\n"))
-                }
-                Err(crate::alert::engine::AlertError::Store(e)) => return Err(e.into()),
+                Err(e) => return Err(alert_error("settings", e)),
             }
         }
         AlertCommand::Evaluate { at, output } => {
@@ -329,14 +332,7 @@ pub async fn alerts(store: Arc<dyn Store>, cmd: AlertCommand) -> anyhow::Result<
                         println!("signing secret (shown once): {secret}");
                     }
                 }
-                Err(crate::alert::engine::AlertError::Invalid(fields)) => {
-                    let lines: Vec<String> = fields
-                        .iter()
-                        .map(|f| format!("  {}: {}", f.field, f.message))
-                        .collect();
-                    bail!("invalid channel:\n{}", lines.join("\n"))
-                }
-                Err(crate::alert::engine::AlertError::Store(e)) => return Err(e.into()),
+                Err(e) => return Err(alert_error("channel", e)),
             }
         }
         AlertCommand::Channels(out) => {

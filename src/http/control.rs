@@ -35,6 +35,14 @@ fn invalid(fields: Vec<FieldError>) -> ApiError {
     e
 }
 
+/// 204 when something was deleted, else 404 naming it.
+fn deleted(found: bool, what: &str, id: i64) -> Result<StatusCode, ApiError> {
+    match found {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(crate::store::StoreError::NotFound(format!("{what} {id}")).into()),
+    }
+}
+
 /// Ids in paths are integers; anything else is a 400 naming `id`, in the API's shape.
 fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse()
@@ -81,10 +89,11 @@ pub async fn delete_budget(
     let key = authorize(&state, &headers, Scope::Admin).await?;
     let id = parse_id(&id)?;
     let kind = crate::budget::service::BUDGET;
-    match state.budgets.delete(key.workspace_id, kind, id).await? {
-        true => Ok(StatusCode::NO_CONTENT),
-        false => Err(crate::store::StoreError::NotFound(format!("budget {id}")).into()),
-    }
+    deleted(
+        state.budgets.delete(key.workspace_id, kind, id).await?,
+        "budget",
+        id,
+    )
 }
 
 /// Every budget with its current status.
@@ -156,10 +165,11 @@ pub async fn delete_rate_cap(
 ) -> Result<StatusCode, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
     let id = parse_id(&id)?;
-    match state.budgets.delete(key.workspace_id, RATE_CAP, id).await? {
-        true => Ok(StatusCode::NO_CONTENT),
-        false => Err(crate::store::StoreError::NotFound(format!("rate cap {id}")).into()),
-    }
+    deleted(
+        state.budgets.delete(key.workspace_id, RATE_CAP, id).await?,
+        "rate cap",
+        id,
+    )
 }
 
 /// May this call go ahead? Answered from memory; a denial is still a 200 (`allow:false`),
@@ -390,10 +400,11 @@ pub async fn delete_channel(
 ) -> Result<StatusCode, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
     let id = parse_id(&id)?;
-    match state.alerts.delete_channel(key.workspace_id, id).await? {
-        true => Ok(StatusCode::NO_CONTENT),
-        false => Err(crate::store::StoreError::NotFound(format!("channel {id}")).into()),
-    }
+    deleted(
+        state.alerts.delete_channel(key.workspace_id, id).await?,
+        "channel",
+        id,
+    )
 }
 
 pub async fn test_channel(

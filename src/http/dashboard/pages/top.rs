@@ -8,6 +8,7 @@ use crate::http::dashboard::{chart, format, Ctx, Page, PageError, PageResult};
 use crate::query::Dimension;
 use crate::report::{self, TopKind, TopReport, TopRow};
 use maud::{html, Markup};
+use std::collections::HashMap;
 
 page_handler!(endpoints, Page::Endpoints, endpoints_body);
 page_handler!(tenants, Page::Tenants, tenants_body);
@@ -69,15 +70,7 @@ async fn endpoints_body(ctx: &Ctx) -> PageResult {
                         @let tag = key_of(row, "endpointTag");
                         tr data-key=(tag) {
                             td.name { a href=(ctx.link(Page::Tenants, &[("endpointTag", Some(tag))])) title="Who is behind it" { (tag) } }
-                            td.num data-col="spend" { (money(row.stats.cost_usd)) }
-                            td.num { (share(row.share_pct)) }
-                            td.num { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
-                            td { (spark_cell(&sparks, tag)) }
-                            td.num { (format::int(row.stats.requests)) }
-                            td.num { (money_opt(row.stats.cost_per_request)) }
-                            td.num { (delta(row.change.cost_per_request_pct, Sense::UpIsBad)) }
-                            td.num { (format::count(row.stats.tokens_per_request)) }
-                            td.num { (format::ratio(row.stats.error_rate)) }
+                            (stat_cells(row, &sparks, tag))
                             td.num { (format::ratio(row.stats.retry_ratio)) }
                             td.links {
                                 a href=(ctx.link(Page::Tenants, &[("endpointTag", Some(tag))])) { "who" }
@@ -189,15 +182,7 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
                         @let key = key_of(row, dim_name);
                         tr data-key=(key) {
                             td.name { a href=(ctx.link(Page::Requests, &[(dim_name, Some(key))])) title="Their requests" { (key) } }
-                            td.num data-col="spend" { (money(row.stats.cost_usd)) }
-                            td.num { (share(row.share_pct)) }
-                            td.num { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
-                            td { (spark_cell(&sparks, key)) }
-                            td.num { (format::int(row.stats.requests)) }
-                            td.num { (money_opt(row.stats.cost_per_request)) }
-                            td.num { (delta(row.change.cost_per_request_pct, Sense::UpIsBad)) }
-                            td.num { (format::count(row.stats.tokens_per_request)) }
-                            td.num { (format::ratio(row.stats.error_rate)) }
+                            (stat_cells(row, &sparks, key))
                             td.links {
                                 a href=(ctx.link(Page::Endpoints, &[(dim_name, Some(key))])) { "endpoints" }
                                 a href=(ctx.link(Page::Requests, &[(dim_name, Some(key))])) { "requests" }
@@ -229,4 +214,19 @@ fn pp_change(now: Option<f64>, before: Option<f64>) -> Markup {
         before.map(|v| v / 100.0),
         Sense::UpIsBad,
     )
+}
+
+/// The numbers of one top-list row that the endpoints and the tenants/users tables share.
+fn stat_cells(row: &TopRow, sparks: &HashMap<String, Vec<i64>>, key: &str) -> Markup {
+    html! {
+        td.num data-col="spend" { (money(row.stats.cost_usd)) }
+        td.num { (share(row.share_pct)) }
+        td.num { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
+        td { (spark_cell(sparks, key)) }
+        td.num { (format::int(row.stats.requests)) }
+        td.num { (money_opt(row.stats.cost_per_request)) }
+        td.num { (delta(row.change.cost_per_request_pct, Sense::UpIsBad)) }
+        td.num { (format::count(row.stats.tokens_per_request)) }
+        td.num { (format::ratio(row.stats.error_rate)) }
+    }
 }
