@@ -161,7 +161,7 @@ export class Burnrate implements CallSink {
           };
     const url = (o.url ?? env.BURNRATE_URL ?? "").trim();
     this.url = url ? url.replace(/\/+$/, "") : null;
-    this.apiKey = (o.apiKey ?? env.BURNRATE_API_KEY ?? "").trim() || null;
+    this.apiKey = (o.apiKey ?? this.envApiKey(env)).trim() || null;
     const environment = o.environment ?? env.BURNRATE_ENVIRONMENT ?? "prod";
     this.environment = ENVIRONMENTS.has(environment) ? (environment as Environment) : "prod";
     if (environment !== this.environment) this.log("environment", `unknown environment ${JSON.stringify(environment)}: using "prod"`);
@@ -185,6 +185,15 @@ export class Burnrate implements CallSink {
       fetch: this.fetchImpl,
       log: (key, message) => this.log(key, message),
     });
+  }
+
+  /** BURNRATE_API_KEY, else the deprecated BURNRATE_KEY (the CLI's old name) with a note. */
+  private envApiKey(env: Record<string, string | undefined>): string {
+    const key = (env.BURNRATE_API_KEY ?? "").trim();
+    if (key) return key;
+    const old = (env.BURNRATE_KEY ?? "").trim();
+    if (old) this.log("BURNRATE_KEY", "BURNRATE_KEY is deprecated; set BURNRATE_API_KEY instead");
+    return old;
   }
 
   /** Log a message once per key (the SDK never repeats itself, never logs keys or raw user ids). */

@@ -253,3 +253,35 @@ test("the SDK never keeps the process alive (idle, or burnrate hanging)", async 
   assert.ok(hung.ms < 6000, `exit with a hanging burnrate took ${hung.ms} ms`);
   await server.close();
 });
+
+test("the old BURNRATE_KEY env var still works, with a deprecation note on stderr", async () => {
+  const server = await startFakeBurnrate();
+  const r = await runChild(
+    `import { Burnrate } from ${JSON.stringify(SDK)};
+     const br = new Burnrate();
+     br.track({ provider: "mistral", model: "mistral-large", endpointTag: "old.key", usage: null });
+     await br.flush(2000);`,
+    { BURNRATE_URL: server.url, BURNRATE_API_KEY: "", BURNRATE_KEY: "old-key" },
+  );
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /BURNRATE_KEY is deprecated; set BURNRATE_API_KEY instead/);
+  const hit = server.hits.find((h) => h.path === "/v1/ingest/batch");
+  assert.ok(hit, "no batch reached the server");
+  assert.equal(hit.headers["x-api-key"], "old-key");
+  await server.close();
+});
+
+test("BURNRATE_API_KEY wins over the old name, without a note", async () => {
+  const server = await startFakeBurnrate();
+  const r = await runChild(
+    `import { Burnrate } from ${JSON.stringify(SDK)};
+     const br = new Burnrate();
+     br.track({ provider: "mistral", model: "mistral-large", endpointTag: "new.key", usage: null });
+     await br.flush(2000);`,
+    { BURNRATE_URL: server.url, BURNRATE_API_KEY: "new-key", BURNRATE_KEY: "old-key" },
+  );
+  assert.equal(r.code, 0, r.out);
+  assert.doesNotMatch(r.out, /BURNRATE_KEY/);
+  assert.equal(server.hits.find((h) => h.path === "/v1/ingest/batch").headers["x-api-key"], "new-key");
+  await server.close();
+});
