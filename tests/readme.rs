@@ -21,6 +21,7 @@
 //!
 //! When this test fails it lists every command whose output differs: the README line,
 //! the command, the shown lines and what it really printed. Fix the README (or the code).
+//! It needs `bash`, `curl` and coreutils `timeout` on PATH, as the README's reader does.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
