@@ -31,6 +31,9 @@ const ENVIRONMENTS: ReadonlySet<string> = new Set(["prod", "staging", "dev"]);
 const DATA_MODES: ReadonlySet<string> = new Set(["real", "test", "demo"]);
 const MAX_STR = 128;
 const MAX_TAGS = 10;
+const MAX_TAG_KEY = 64;
+/** The server accepts tag keys of these characters only (and rejects the whole event otherwise). */
+const TAG_KEY_OUTSIDE = /[^A-Za-z0-9_.-]/g;
 
 /** What track() accepts: a call to any provider, with the usage the caller read from it. */
 export interface TrackInput extends CallContext {
@@ -75,7 +78,8 @@ function mergeTags(...sources: Array<Record<string, string> | undefined>): Recor
       const v = (src as any)[k];
       if (v === undefined || v === null) continue;
       out = out ?? {};
-      const key = k.slice(0, MAX_STR);
+      const key = k.trim().slice(0, MAX_TAG_KEY).replace(TAG_KEY_OUTSIDE, "_");
+      if (!key) continue;
       if (!(key in out) && Object.keys(out).length >= MAX_TAGS) continue;
       out[key] = String(v).slice(0, MAX_STR);
     }

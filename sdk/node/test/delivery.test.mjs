@@ -7,7 +7,7 @@ import OpenAI from "openai";
 import { Burnrate } from "../dist/esm/index.js";
 import { startFakeProvider } from "./support/fake-provider.mjs";
 import { startFakeBurnrate, deadUrl } from "./support/fake-burnrate.mjs";
-import { waitFor } from "./support/harness.mjs";
+import { capturing, waitFor } from "./support/harness.mjs";
 
 const CHAT = { model: "gpt-4o-mini", messages: [{ role: "user", content: "Hi" }] };
 const EV = (i = 0) => ({ provider: "google", model: "gemini-2.5-flash", endpointTag: "t", externalRequestId: `ev-${i}`, usage: null });
@@ -284,4 +284,13 @@ test("BURNRATE_API_KEY wins over the old name, without a note", async () => {
   assert.doesNotMatch(r.out, /BURNRATE_KEY/);
   assert.equal(server.hits.find((h) => h.path === "/v1/ingest/batch").headers["x-api-key"], "new-key");
   await server.close();
+});
+
+test("tag keys outside the server's charset become underscores (the server rejects the whole event otherwise)", async () => {
+  const cap = await capturing();
+  cap.br.track({ provider: "x", model: "y", endpointTag: "z", usage: null,
+    tags: { "team name": "a", "région/zone": "b", "ok_key-1.x": "c", [" ".repeat(3)]: "dropped", ["k".repeat(80)]: "d" } });
+  const [ev] = await cap.events();
+  assert.deepEqual(ev.tags, { team_name: "a", r_gion_zone: "b", "ok_key-1.x": "c", ["k".repeat(64)]: "d" });
+  await cap.close();
 });
