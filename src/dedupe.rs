@@ -1,5 +1,6 @@
-//! Retries and dedupe (DESIGN 3): what a new (externalRequestId, attempt) does to the
-//! logical call already stored under that id. Pure; the store applies the decision.
+//! Retries and dedupe (docs/event-contract.md, "Retries"): what a new
+//! (externalRequestId, attempt) does to the logical call already stored under that id.
+//! Pure; the store applies the decision.
 
 /// What the store knows about a logical call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

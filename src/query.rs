@@ -63,7 +63,7 @@ impl Dimension {
         }
     }
 
-    /// What a missing value groups as (DESIGN 2).
+    /// What a missing value groups as (docs/event-contract.md).
     pub fn missing_label(&self) -> &'static str {
         match self {
             Dimension::PromptVersion => "unversioned",

@@ -411,6 +411,29 @@ test('alerts: firing first with the evidence and drivers of /v1/alerts, the hist
   assert.equal(await page.locator('[data-summary]').count(), 1, 'the explanation opens');
 });
 
+test('at 800 px wide every nav link and Log out is visible inside the viewport', async () => {
+  await page.setViewportSize({ width: 800, height: 900 });
+  try {
+    await open(`/?${WINDOW}`);
+    const items = [...(await page.locator('nav.tabs a').all()), page.locator('header form button')];
+    assert.equal(items.length, 10, 'nine pages and Log out');
+    for (const item of items) {
+      const label = (await item.innerText()).trim();
+      assert.ok(await item.isVisible(), `${label} is visible`);
+      const box = await item.boundingBox();
+      assert.ok(box.x >= 0 && box.x + box.width <= 800, `${label} lies inside the 800 px viewport: x ${box.x}..${box.x + box.width}`);
+      // Nothing covers it and nothing clips it: the point at its centre is the item itself.
+      const hit = await page.evaluate(([x, y]) => document.elementFromPoint(x, y)?.closest('a, button')?.textContent.trim(), [box.x + box.width / 2, box.y + box.height / 2]);
+      assert.equal(hit, label, `${label} is what a click at its centre reaches`);
+    }
+    const headerWidth = await page.evaluate(() => document.querySelector('header.top').scrollWidth);
+    assert.ok(headerWidth <= 800, `the header does not overflow (scrollWidth ${headerWidth})`);
+    await shot('nav-800px');
+  } finally {
+    await page.setViewportSize({ width: 1440, height: 900 });
+  }
+});
+
 test('no script or style was blocked and no script failed', () => {
   assert.deepEqual(consoleErrors, []);
 });

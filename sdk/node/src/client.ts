@@ -31,6 +31,9 @@ const ENVIRONMENTS: ReadonlySet<string> = new Set(["prod", "staging", "dev"]);
 const DATA_MODES: ReadonlySet<string> = new Set(["real", "test", "demo"]);
 const MAX_STR = 128;
 const MAX_TAGS = 10;
+const MAX_TAG_KEY = 64;
+/** The server accepts tag keys of these characters only (and rejects the whole event otherwise). */
+const TAG_KEY_OUTSIDE = /[^A-Za-z0-9_.-]/g;
 
 /** What track() accepts: a call to any provider, with the usage the caller read from it. */
 export interface TrackInput extends CallContext {
@@ -75,7 +78,8 @@ function mergeTags(...sources: Array<Record<string, string> | undefined>): Recor
       const v = (src as any)[k];
       if (v === undefined || v === null) continue;
       out = out ?? {};
-      const key = k.slice(0, MAX_STR);
+      const key = k.trim().slice(0, MAX_TAG_KEY).replace(TAG_KEY_OUTSIDE, "_");
+      if (!key) continue;
       if (!(key in out) && Object.keys(out).length >= MAX_TAGS) continue;
       out[key] = String(v).slice(0, MAX_STR);
     }
@@ -161,7 +165,7 @@ export class Burnrate implements CallSink {
           };
     const url = (o.url ?? env.BURNRATE_URL ?? "").trim();
     this.url = url ? url.replace(/\/+$/, "") : null;
-    this.apiKey = (o.apiKey ?? env.BURNRATE_API_KEY ?? "").trim() || null;
+    this.apiKey = (o.apiKey ?? this.envApiKey(env)).trim() || null;
     const environment = o.environment ?? env.BURNRATE_ENVIRONMENT ?? "prod";
     this.environment = ENVIRONMENTS.has(environment) ? (environment as Environment) : "prod";
     if (environment !== this.environment) this.log("environment", `unknown environment ${JSON.stringify(environment)}: using "prod"`);
@@ -185,6 +189,15 @@ export class Burnrate implements CallSink {
       fetch: this.fetchImpl,
       log: (key, message) => this.log(key, message),
     });
+  }
+
+  /** BURNRATE_API_KEY, else the deprecated BURNRATE_KEY (the CLI's old name) with a note. */
+  private envApiKey(env: Record<string, string | undefined>): string {
+    const key = (env.BURNRATE_API_KEY ?? "").trim();
+    if (key) return key;
+    const old = (env.BURNRATE_KEY ?? "").trim();
+    if (old) this.log("BURNRATE_KEY", "BURNRATE_KEY is deprecated; set BURNRATE_API_KEY instead");
+    return old;
   }
 
   /** Log a message once per key (the SDK never repeats itself, never logs keys or raw user ids). */

@@ -7,7 +7,7 @@ export type ServiceTier = "standard" | "batch" | "flex" | "priority";
 
 /**
  * One event per logical LLM call, exactly as sent to POST /v1/ingest/batch
- * (see docs/sdk-brief.md, "The event contract").
+ * (see docs/event-contract.md).
  */
 export interface LlmEvent {
   externalRequestId: string;

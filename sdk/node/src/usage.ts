@@ -1,6 +1,6 @@
 import type { Usage } from "./types.js";
 
-// One mapping function per provider usage shape (docs/sdk-brief.md, "Mapping conventions").
+// One mapping function per provider usage shape (docs/event-contract.md, "Token conventions per provider").
 // Every function takes the provider's usage object exactly as the API returns it (a whole
 // response carrying it under `usage` / `usageMetadata` is accepted too), never throws,
 // returns null when there is no usage, and always returns a contract-valid Usage

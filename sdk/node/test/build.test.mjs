@@ -11,10 +11,10 @@ const require = createRequire(import.meta.url);
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 test("ESM and CJS builds both load by package name and export the same API", async () => {
-  const esm = await import("@burnrate/sdk");
-  const cjs = require("@burnrate/sdk");
-  assert.ok(require.resolve("@burnrate/sdk").endsWith("dist/cjs/index.js"));
-  assert.ok(import.meta.resolve("@burnrate/sdk").endsWith("dist/esm/index.js"));
+  const esm = await import("burnrate-sdk");
+  const cjs = require("burnrate-sdk");
+  assert.ok(require.resolve("burnrate-sdk").endsWith("dist/cjs/index.js"));
+  assert.ok(import.meta.resolve("burnrate-sdk").endsWith("dist/esm/index.js"));
   assert.deepEqual(Object.keys(esm).filter((k) => k !== "default").sort(), Object.keys(cjs).filter((k) => k !== "__esModule").sort());
   for (const mod of [esm, cjs]) {
     assert.equal(typeof mod.Burnrate, "function");
@@ -27,9 +27,9 @@ test("ESM and CJS builds both load by package name and export the same API", asy
 });
 
 test("CJS build works from a plain CommonJS program, ESM from a module", () => {
-  const cjsOut = execFileSync(process.execPath, ["-e", "const { Burnrate } = require('@burnrate/sdk'); const b = new Burnrate({ url: '' }); console.log(typeof b.track, typeof b.stats().dropped)"], { cwd: root, encoding: "utf8" });
+  const cjsOut = execFileSync(process.execPath, ["-e", "const { Burnrate } = require('burnrate-sdk'); const b = new Burnrate({ url: '' }); console.log(typeof b.track, typeof b.stats().dropped)"], { cwd: root, encoding: "utf8" });
   assert.equal(cjsOut.trim(), "function object");
-  const esmOut = execFileSync(process.execPath, ["--input-type=module", "-e", "import { Burnrate } from '@burnrate/sdk'; console.log(typeof new Burnrate({ url: '' }).withContext)"], { cwd: root, encoding: "utf8" });
+  const esmOut = execFileSync(process.execPath, ["--input-type=module", "-e", "import { Burnrate } from 'burnrate-sdk'; console.log(typeof new Burnrate({ url: '' }).withContext)"], { cwd: root, encoding: "utf8" });
   assert.equal(esmOut.trim(), "function");
 });
 

@@ -7,7 +7,7 @@ import OpenAI from "openai";
 import { Burnrate } from "../dist/esm/index.js";
 import { startFakeProvider } from "./support/fake-provider.mjs";
 import { startFakeBurnrate, deadUrl } from "./support/fake-burnrate.mjs";
-import { waitFor } from "./support/harness.mjs";
+import { capturing, waitFor } from "./support/harness.mjs";
 
 const CHAT = { model: "gpt-4o-mini", messages: [{ role: "user", content: "Hi" }] };
 const EV = (i = 0) => ({ provider: "google", model: "gemini-2.5-flash", endpointTag: "t", externalRequestId: `ev-${i}`, usage: null });
@@ -252,4 +252,45 @@ test("the SDK never keeps the process alive (idle, or burnrate hanging)", async 
   assert.equal(hung.code, 0, hung.out);
   assert.ok(hung.ms < 6000, `exit with a hanging burnrate took ${hung.ms} ms`);
   await server.close();
+});
+
+test("the old BURNRATE_KEY env var still works, with a deprecation note on stderr", async () => {
+  const server = await startFakeBurnrate();
+  const r = await runChild(
+    `import { Burnrate } from ${JSON.stringify(SDK)};
+     const br = new Burnrate();
+     br.track({ provider: "mistral", model: "mistral-large", endpointTag: "old.key", usage: null });
+     await br.flush(2000);`,
+    { BURNRATE_URL: server.url, BURNRATE_API_KEY: "", BURNRATE_KEY: "old-key" },
+  );
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /BURNRATE_KEY is deprecated; set BURNRATE_API_KEY instead/);
+  const hit = server.hits.find((h) => h.path === "/v1/ingest/batch");
+  assert.ok(hit, "no batch reached the server");
+  assert.equal(hit.headers["x-api-key"], "old-key");
+  await server.close();
+});
+
+test("BURNRATE_API_KEY wins over the old name, without a note", async () => {
+  const server = await startFakeBurnrate();
+  const r = await runChild(
+    `import { Burnrate } from ${JSON.stringify(SDK)};
+     const br = new Burnrate();
+     br.track({ provider: "mistral", model: "mistral-large", endpointTag: "new.key", usage: null });
+     await br.flush(2000);`,
+    { BURNRATE_URL: server.url, BURNRATE_API_KEY: "new-key", BURNRATE_KEY: "old-key" },
+  );
+  assert.equal(r.code, 0, r.out);
+  assert.doesNotMatch(r.out, /BURNRATE_KEY/);
+  assert.equal(server.hits.find((h) => h.path === "/v1/ingest/batch").headers["x-api-key"], "new-key");
+  await server.close();
+});
+
+test("tag keys outside the server's charset become underscores (the server rejects the whole event otherwise)", async () => {
+  const cap = await capturing();
+  cap.br.track({ provider: "x", model: "y", endpointTag: "z", usage: null,
+    tags: { "team name": "a", "région/zone": "b", "ok_key-1.x": "c", [" ".repeat(3)]: "dropped", ["k".repeat(80)]: "d" } });
+  const [ev] = await cap.events();
+  assert.deepEqual(ev.tags, { team_name: "a", r_gion_zone: "b", "ok_key-1.x": "c", ["k".repeat(64)]: "d" });
+  await cap.close();
 });

@@ -13,7 +13,7 @@ from fakes import FakeBurnrate, FakeProvider  # noqa: E402
 from burnrate import Burnrate  # noqa: E402
 
 # never let a developer's environment point the tests at a real server
-for _k in ("BURNRATE_URL", "BURNRATE_API_KEY", "BURNRATE_ENVIRONMENT", "BURNRATE_DATA_MODE",
+for _k in ("BURNRATE_URL", "BURNRATE_API_KEY", "BURNRATE_KEY", "BURNRATE_ENVIRONMENT", "BURNRATE_DATA_MODE",
            "BURNRATE_PSEUDONYMIZE_SECRET", "BURNRATE_DISABLED"):
     os.environ.pop(_k, None)
 

@@ -144,6 +144,28 @@ def test_env_configuration(monkeypatch, ingest):
     assert Burnrate().stats()["enabled"] is False
 
 
+def test_old_burnrate_key_env_var_still_works_with_a_deprecation_warning(monkeypatch, ingest):
+    monkeypatch.setenv("BURNRATE_URL", ingest.url)
+    monkeypatch.delenv("BURNRATE_API_KEY", raising=False)
+    monkeypatch.setenv("BURNRATE_KEY", "old-env-key")
+    with pytest.warns(FutureWarning, match="BURNRATE_KEY is deprecated; set BURNRATE_API_KEY"):
+        br = Burnrate(flush_interval=0.02)
+    br.record("openai", "m", Usage(1), endpoint_tag="t")
+    assert br.flush(5)
+    assert ingest.headers[0]["X-API-Key"] == "old-env-key"
+
+
+def test_burnrate_api_key_wins_over_the_old_name_without_a_warning(monkeypatch, ingest, recwarn):
+    monkeypatch.setenv("BURNRATE_URL", ingest.url)
+    monkeypatch.setenv("BURNRATE_API_KEY", "new-env-key")
+    monkeypatch.setenv("BURNRATE_KEY", "old-env-key")
+    br = Burnrate(flush_interval=0.02)
+    br.record("openai", "m", Usage(1), endpoint_tag="t")
+    assert br.flush(5)
+    assert ingest.headers[0]["X-API-Key"] == "new-env-key"
+    assert not [w for w in recwarn if "BURNRATE_KEY" in str(w.message)]
+
+
 # ---- pseudonymize -----------------------------------------------------------------------------
 
 

@@ -205,6 +205,15 @@ def test_finalize_event_clamps_and_trims():
     assert ev["attempt"] == 64 and len(ev["tags"]) == 10 and "costUsd" not in ev
 
 
+def test_tag_keys_outside_the_servers_charset_become_underscores():
+    # The server rejects a whole event whose tag key has other characters.
+    ev = finalize_event(
+        {"provider": "openai", "model": "m", "endpointTag": "t", "status": "success",
+         "tags": {"team name": "a", "région/zone": "b", "ok_key-1.x": "c"}}
+    )
+    assert ev["tags"] == {"team_name": "a", "r_gion_zone": "b", "ok_key-1.x": "c"}
+
+
 def test_atexit_flush(ingest, tmp_path):
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent("""

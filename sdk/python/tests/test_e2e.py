@@ -1,8 +1,8 @@
 """End to end against the real burnrate binary (started on port 0 with a temp database).
 
-The binary is /work/main/target/debug/burnrate (repo-relative: target/debug/burnrate), or
-$BURNRATE_BIN. These tests FAIL (they do not skip) when it is missing or does not speak
-the CLI of docs/sdk-brief.md, so a missing server cannot pass unnoticed.
+The binary is target/debug/burnrate at the repository root, or $BURNRATE_BIN. These tests
+FAIL (they do not skip) when it is missing or does not speak the CLI (`keys create`,
+`serve --listen 127.0.0.1:0`), so a missing server cannot pass unnoticed.
 """
 
 from __future__ import annotations

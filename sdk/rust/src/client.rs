@@ -177,14 +177,30 @@ impl ClientBuilder {
         ClientBuilder::default()
     }
 
-    /// From the environment: `BURNRATE_URL`, `BURNRATE_API_KEY`, `BURNRATE_ENVIRONMENT`
-    /// (prod, staging, dev), `BURNRATE_DATA_MODE` (real, test, demo) and
-    /// `BURNRATE_DISABLED=1`. Unknown values are ignored.
+    /// From the environment: `BURNRATE_URL`, `BURNRATE_API_KEY` (the old name
+    /// `BURNRATE_KEY` still works, with a deprecation note on stderr),
+    /// `BURNRATE_ENVIRONMENT` (prod, staging, dev), `BURNRATE_DATA_MODE` (real, test, demo)
+    /// and `BURNRATE_DISABLED=1`. Unknown values are ignored.
     pub fn from_env() -> ClientBuilder {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        ClientBuilder::from_vars(
+            |k| std::env::var(k).ok(),
+            |note| eprintln!("burnrate: {note}"),
+        )
+    }
+
+    /// `from_env` over any variable lookup; `warn` receives deprecation notes.
+    fn from_vars(
+        lookup: impl Fn(&str) -> Option<String>,
+        warn: impl FnOnce(&str),
+    ) -> ClientBuilder {
+        let var = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
         let mut b = ClientBuilder::new();
         b.url = var("BURNRATE_URL");
-        b.api_key = var("BURNRATE_API_KEY");
+        b.api_key = var("BURNRATE_API_KEY").or_else(|| {
+            let old = var("BURNRATE_KEY")?;
+            warn("BURNRATE_KEY is deprecated; set BURNRATE_API_KEY instead");
+            Some(old)
+        });
         b.cfg.environment = var("BURNRATE_ENVIRONMENT").and_then(|v| Environment::parse(&v));
         b.cfg.data_mode = var("BURNRATE_DATA_MODE").and_then(|v| DataMode::parse(&v));
         if let Some(v) = var("BURNRATE_DISABLED") {
@@ -900,5 +916,48 @@ impl Worker {
                 fields.join(", ")
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn from(vars: &[(&str, &str)], notes: &RefCell<Vec<String>>) -> ClientBuilder {
+        ClientBuilder::from_vars(
+            |k| {
+                vars.iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            },
+            |note| notes.borrow_mut().push(note.to_string()),
+        )
+    }
+
+    #[test]
+    fn old_burnrate_key_env_var_still_works_with_a_deprecation_note() {
+        let notes = RefCell::new(Vec::new());
+        let b = from(
+            &[("BURNRATE_URL", "http://x:1"), ("BURNRATE_KEY", "old-key")],
+            &notes,
+        );
+        assert_eq!(b.api_key.as_deref(), Some("old-key"));
+        assert_eq!(b.url.as_deref(), Some("http://x:1"));
+        assert_eq!(
+            *notes.borrow(),
+            vec!["BURNRATE_KEY is deprecated; set BURNRATE_API_KEY instead"]
+        );
+    }
+
+    #[test]
+    fn burnrate_api_key_wins_over_the_old_name_without_a_note() {
+        let notes = RefCell::new(Vec::new());
+        let b = from(
+            &[("BURNRATE_API_KEY", "new-key"), ("BURNRATE_KEY", "old-key")],
+            &notes,
+        );
+        assert_eq!(b.api_key.as_deref(), Some("new-key"));
+        assert!(notes.borrow().is_empty());
     }
 }

@@ -408,6 +408,14 @@ impl Event {
                 if k.is_empty() {
                     continue;
                 }
+                // The server accepts tag keys of `A-Z a-z 0-9 _ . -` only and rejects
+                // the whole event otherwise.
+                if !k.chars().all(is_tag_key_char) {
+                    k = k
+                        .chars()
+                        .map(|c| if is_tag_key_char(c) { c } else { '_' })
+                        .collect();
+                }
                 truncate_chars(&mut v, MAX_TAG_VALUE_LEN);
                 self.tags.insert(k, v);
             }
@@ -425,6 +433,10 @@ pub(crate) fn round_usd(usd: f64) -> Option<f64> {
 }
 
 /// Trim, replace control characters, cut to `max` characters; empty -> `default`.
+fn is_tag_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
 fn fix_required(s: &mut String, max: usize, default: Option<&str>) {
     if s.chars().any(char::is_control) {
         *s = s
@@ -552,5 +564,27 @@ mod tests {
             let back: f64 = text.parse().unwrap();
             assert_eq!((back * 1e9).round() as u64, nanos, "{text}");
         }
+    }
+
+    #[test]
+    fn tag_keys_outside_the_servers_charset_become_underscores() {
+        let mut e = Event::new("p", "m", "x")
+            .tag("team name", "a")
+            .tag("région/zone", "b")
+            .tag("ok_key-1.x", "c");
+        e.finalize(None, None);
+        let tags: Vec<(&str, &str)> = e
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("ok_key-1.x", "c"),
+                ("r_gion_zone", "b"),
+                ("team_name", "a")
+            ]
+        );
     }
 }

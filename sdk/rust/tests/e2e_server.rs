@@ -1,7 +1,7 @@
 //! End-to-end: the real `burnrate` binary on port 0 with a temporary database; events
 //! tracked with this crate are read back through `GET /v1/events`.
 //!
-//! The binary is /work/main/target/debug/burnrate (built by the root crate), or
+//! The binary is target/debug/burnrate at the repository root (built by the root crate), or
 //! `BURNRATE_BIN`. When it is missing the tests fail and say so.
 
 use burnrate_client::{pseudonymize, usage, Client, Event, GuardRequest, Status};

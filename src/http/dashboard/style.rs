@@ -24,18 +24,24 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liber
 
 /* header and navigation */
 header.top { background: #17202e; color: #e9edf3; }
-header.top .wrap { display: flex; align-items: center; gap: 28px; height: 52px; }
+/* The header wraps instead of overflowing: on a narrow window the tabs take the room
+   left between the brand and the key/logout and break into rows, never off-screen. */
+header.top .wrap { display: flex; flex-wrap: wrap; align-items: center; column-gap: 28px; min-height: 52px; }
 .brand { font-weight: 700; font-size: 16px; letter-spacing: .2px; color: #fff; display: flex; align-items: center; gap: 8px; }
 .brand:hover { text-decoration: none; }
 .brand .flame { width: 10px; height: 10px; border-radius: 50%; background: linear-gradient(135deg, #f4a340, #d9543a); display: inline-block; }
-nav.tabs { display: flex; gap: 2px; flex: 1; height: 100%; }
-nav.tabs a { color: #b8c1cf; padding: 0 12px; display: flex; align-items: center; border-bottom: 2px solid transparent; height: 100%; }
+nav.tabs { display: flex; flex-wrap: wrap; gap: 0 2px; flex: 1 1 0; min-width: 0; align-self: stretch; }
+nav.tabs a { color: #b8c1cf; padding: 0 12px; display: flex; align-items: center; border-bottom: 2px solid transparent; min-height: 52px; white-space: nowrap; }
 nav.tabs a:hover { color: #fff; text-decoration: none; }
 nav.tabs a.on { color: #fff; border-bottom-color: #f4a340; }
 header.top form { margin: 0; }
-.linkbtn { background: none; border: 0; color: #b8c1cf; cursor: pointer; font: inherit; padding: 4px 0; }
+.linkbtn { background: none; border: 0; color: #b8c1cf; cursor: pointer; font: inherit; padding: 4px 0; white-space: nowrap; }
 .linkbtn:hover { color: #fff; text-decoration: underline; }
-.who { color: #8e99a9; font-size: 12.5px; }
+.who { color: #8e99a9; font-size: 12.5px; white-space: nowrap; }
+@media (max-width: 1180px) {
+  header.top .wrap { column-gap: 16px; }
+  nav.tabs a { min-height: 36px; padding: 0 8px; }
+}
 
 /* filter bar */
 .filters { background: var(--card); border-bottom: 1px solid var(--line); }

@@ -1,7 +1,7 @@
 // Type-checked by test/build.test.mjs against the shipped .d.ts (ESM resolution).
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { Burnrate, BudgetExceededError, usageFromGemini, type LlmEvent, type Usage, type DeliveryStats } from "@burnrate/sdk";
+import { Burnrate, BudgetExceededError, usageFromGemini, type LlmEvent, type Usage, type DeliveryStats } from "burnrate-sdk";
 
 const br = new Burnrate({ url: "http://127.0.0.1:1", apiKey: "k", environment: "dev", dataMode: "test", timeoutMs: 600 });
 const client: OpenAI = br.wrapOpenAI(new OpenAI({ apiKey: "k" }), { endpointTag: "support.reply", promptVersion: "support_v9" });

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlsplit
 
@@ -27,6 +28,24 @@ logger = logging.getLogger("burnrate")
 _ENVIRONMENTS = ("prod", "staging", "dev")
 _DATA_MODES = ("real", "test", "demo")
 _OPERATIONS = ("chat", "responses", "embeddings", "image", "audio")
+
+
+def env_api_key(env: Any) -> Optional[str]:
+    """The ingest key from the environment: BURNRATE_API_KEY, else the deprecated
+    BURNRATE_KEY (the name the CLI used before), with a warning on stderr so users rename it."""
+    key = env.get("BURNRATE_API_KEY")
+    if key:
+        return key
+    old = env.get("BURNRATE_KEY")
+    if old:
+        # FutureWarning, not DeprecationWarning: Python shows it by default, to the end user.
+        warnings.warn(
+            "burnrate: BURNRATE_KEY is deprecated; set BURNRATE_API_KEY instead",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return old
+    return None
 
 
 def pseudonymize(value: Any, secret: str) -> str:
@@ -249,7 +268,8 @@ class Burnrate(object):
     """The burnrate client. Cheap to keep one per process; thread-safe.
 
     Configuration comes from the arguments or the environment: BURNRATE_URL,
-    BURNRATE_API_KEY (ingest scope), BURNRATE_ENVIRONMENT, BURNRATE_DATA_MODE,
+    BURNRATE_API_KEY (ingest scope; the old name BURNRATE_KEY still works, with a
+    deprecation warning), BURNRATE_ENVIRONMENT, BURNRATE_DATA_MODE,
     BURNRATE_PSEUDONYMIZE_SECRET, BURNRATE_DISABLED=1.
     """
 
@@ -273,7 +293,7 @@ class Burnrate(object):
     ) -> None:
         env = os.environ
         self.url = (url or env.get("BURNRATE_URL") or "").rstrip("/") or None
-        api_key = api_key or env.get("BURNRATE_API_KEY") or None
+        api_key = api_key or env_api_key(env)
         self._logged: set = set()
         environment = environment or env.get("BURNRATE_ENVIRONMENT") or None
         data_mode = data_mode or env.get("BURNRATE_DATA_MODE") or None

@@ -27,6 +27,9 @@ logger = logging.getLogger("burnrate")
 
 _USER_AGENT = "burnrate-python/0.1.0"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# The server accepts tag keys of these characters only (and rejects the whole event
+# otherwise), so anything else becomes "_".
+_TAG_KEY_OUTSIDE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 # contract limits (server validator)
 _MAX_ID = 128
@@ -126,6 +129,7 @@ def finalize_event(ev: Dict[str, Any]) -> Dict[str, Any]:
             k = _text(k, _MAX_TAG_KEY)
             if k is None or v is None:
                 continue
+            k = _TAG_KEY_OUTSIDE.sub("_", k)
             v = v if isinstance(v, str) else str(v)
             clean[k] = v[:_MAX_TAG_VALUE]
         if clean:
