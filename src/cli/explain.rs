@@ -387,7 +387,7 @@ fn print_gate(g: &Value) {
         "{}: {} vs {} on {} ({})",
         s(&g["verdict"]).to_uppercase().replace('_', " "),
         s(&g["candidateVersion"]),
-        s(&g["baselineVersion"]),
+        g["baselineVersion"].as_str().unwrap_or("no baseline"),
         s(&g["endpointTag"]),
         s(&g["metric"])
     );
@@ -405,7 +405,7 @@ fn print_gate(g: &Value) {
         ("baseline", "baselineVersion"),
     ] {
         t.add_row(vec![
-            format!("{} ({role})", s(&g[name])),
+            format!("{} ({role})", g[name].as_str().unwrap_or("-")),
             s(&g[role]["requests"]),
             mean(&g[role]),
         ]);
