@@ -90,7 +90,7 @@ pub enum Command {
 pub struct TopArgs {
     /// endpoints, tenants, users, prompt-versions or models.
     pub kind: String,
-    /// The window ending now: 30m, 24h, 7d ...
+    /// The window ending now: 30m, 24h, 7d, 4w (at most 3 years).
     #[arg(long, default_value = "24h")]
     pub since: String,
     #[arg(long, default_value = "prod")]
@@ -1006,22 +1006,9 @@ fn generate_book(
     Ok(())
 }
 
-/// "30m", "24h", "7d" as milliseconds.
+/// --since as milliseconds: "30m", "24h", "7d", "4w" (see `window::parse_since`).
 fn parse_since(text: &str) -> anyhow::Result<i64> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: i64 = number
-        .parse()
-        .with_context(|| format!("--since {text:?}: expected e.g. 30m, 24h or 7d"))?;
-    let unit_ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => bail!("--since {text:?}: the unit must be m, h or d"),
-    };
-    Ok(n * unit_ms)
+    crate::window::parse_since(text).map_err(|e| anyhow::anyhow!("--since {e}"))
 }
 
 fn pct_text(p: Option<f64>) -> String {

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct WindowArgs {
-    /// The window ending now: 30m, 24h, 7d ... (default 7d)
+    /// The window ending now: 30m, 24h, 7d, 4w (at most 3 years; default 7d).
     #[arg(long, conflicts_with_all = ["from", "to"])]
     pub since: Option<String>,
     /// Window start, RFC 3339 (with --to).
@@ -106,10 +106,9 @@ fn window_params(
         .as_deref()
         .or(default_since.filter(|_| w.from.is_none()));
     if let Some(since) = since {
-        p.insert(
-            "from".into(),
-            crate::report::rfc3339(now - parse_since(since)?),
-        );
+        // The API reads since= with the same parser as top's --since.
+        parse_since(since)?;
+        p.insert("since".into(), since.to_string());
         p.insert("to".into(), crate::report::rfc3339(now));
     }
     for (name, value) in [("from", &w.from), ("to", &w.to)] {
