@@ -44,10 +44,15 @@ pub enum Command {
     Serve(ServeArgs),
     /// Import usage events from a JSONL file ("-" for stdin), through the same validation,
     /// dedupe and pricing as HTTP ingest.
+    /// Exits 1 when any line was rejected (the accepted ones are stored) unless
+    /// --allow-rejects.
     Import {
         file: String,
         #[arg(long, default_value = "default")]
         workspace: String,
+        /// Exit 0 even when lines were rejected.
+        #[arg(long)]
+        allow_rejects: bool,
     },
     /// Write demo traffic (dataMode=demo) into the database.
     Demo(DemoArgs),
@@ -258,7 +263,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     let result = match cli.command {
         Command::Serve(args) => serve(store.clone(), &cli.db, args).await,
-        Command::Import { file, workspace } => import(store.as_ref(), &file, &workspace).await,
+        Command::Import {
+            file,
+            workspace,
+            allow_rejects,
+        } => import(store.as_ref(), &file, &workspace, allow_rejects).await,
         Command::Demo(args) => demo(store.as_ref(), &args).await.map(|_| ()),
         Command::Workspaces(cmd) => workspaces(store.as_ref(), cmd).await,
         Command::Keys(cmd) => keys(store.as_ref(), cmd).await,
@@ -436,7 +445,12 @@ const CHUNK: usize = 5_000;
 /// Stands in for a line that is not UTF-8 (a NUL can never start a JSON event).
 const INVALID_UTF8: &str = "\0invalid utf-8";
 
-async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Result<()> {
+async fn import(
+    store: &dyn Store,
+    file: &str,
+    workspace: &str,
+    allow_rejects: bool,
+) -> anyhow::Result<()> {
     let ws = workspace_id(store, workspace).await?;
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -457,6 +471,7 @@ async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Resul
     // Lines of one chunk, kept as text: the parsed events borrow their strings.
     let mut lines_text: Vec<String> = Vec::with_capacity(CHUNK);
     let mut line_numbers = Vec::with_capacity(CHUNK);
+    let mut rejected_lines = Vec::new();
     let mut lines = reader.split(b'\n').enumerate().peekable();
     while let Some((i, line)) = lines.next() {
         let line = line?;
@@ -482,9 +497,9 @@ async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Resul
                     .iter()
                     .map(|e| format!("{}: {}", e.field, e.message))
                     .collect();
-                progress.suspend(|| {
-                    eprintln!("line {}: {}", line_numbers[bad.index], reasons.join("; "))
-                });
+                let line = line_numbers[bad.index];
+                rejected_lines.push(line);
+                progress.suspend(|| eprintln!("line {line}: {}", reasons.join("; ")));
             }
             progress.inc(line_numbers.len() as u64);
             line_numbers.clear();
@@ -495,13 +510,36 @@ async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Resul
     let secs = started.elapsed().as_secs_f64();
     let total = loader.accepted + loader.duplicates + loader.rejected;
     println!(
-        "imported {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected",
+        "read {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected",
         total as f64 / secs.max(1e-9),
         loader.accepted,
         loader.duplicates,
         loader.rejected
     );
-    Ok(())
+    if rejected_lines.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "{} of {total} events rejected (lines {}; reasons above); the accepted ones are stored, \
+         and importing the fixed file again skips them as duplicates",
+        rejected_lines.len(),
+        line_list(&rejected_lines)
+    );
+    if allow_rejects {
+        eprintln!("warning: {message}");
+        return Ok(());
+    }
+    bail!("{message} (--allow-rejects to exit 0)")
+}
+
+/// "2, 5, 7" or "2, 5, 7, ... and 40 more".
+fn line_list(lines: &[usize]) -> String {
+    const SHOWN: usize = 20;
+    let shown: Vec<String> = lines.iter().take(SHOWN).map(usize::to_string).collect();
+    match lines.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{}, ... and {more} more", shown.join(", ")),
+        _ => shown.join(", "),
+    }
 }
 
 async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {

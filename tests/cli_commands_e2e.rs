@@ -194,3 +194,55 @@ async fn api_read_endpoints_accept_since_and_refuse_it_with_from() {
         json!("since must be at most 1096d (3 years), got \"9999999999999d\"")
     );
 }
+
+#[test]
+fn import_with_rejected_lines_counts_honestly_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let mut bad_tokens = event("r3", "x.y", "v1");
+    bad_tokens["inputTokens"] = json!(-5);
+    let lines = [
+        event("r1", "x.y", "v1").to_string(),
+        "{not json".to_string(),
+        bad_tokens.to_string(),
+        event("r2", "x.y", "v1").to_string(),
+        event("r1", "x.y", "v1").to_string(),
+        json!({"provider": "openai"}).to_string(),
+        event("r4", "x.y", "v1").to_string(),
+    ];
+    let file = jsonl(dir.path(), "seven.jsonl", &lines.map(|l| l.to_string()));
+    let out = run(&db, &["import", &file], &[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("read 7 events") && stdout.contains("3 accepted, 1 duplicates, 3 rejected"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("imported 7"), "{stdout}");
+    assert!(stderr.contains("line 2: body: invalid JSON"), "{stderr}");
+    assert!(stderr.contains("line 3: inputTokens:"), "{stderr}");
+    assert!(stderr.contains("line 6: model: is required"), "{stderr}");
+    assert!(
+        stderr.contains("3 of 7 events rejected (lines 2, 3, 6; reasons above)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--allow-rejects"), "{stderr}");
+    // The accepted events are stored even so; --allow-rejects exits 0 with the counts.
+    let out = run(&db, &["import", "--allow-rejects", &file], &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("0 accepted, 4 duplicates, 3 rejected"),
+        "{stdout}"
+    );
+    assert!(text(&out.stderr).contains("warning: 3 of 7 events rejected"));
+    // A clean file exits 0 without a warning.
+    let clean = jsonl(
+        dir.path(),
+        "clean.jsonl",
+        &[event("r9", "x.y", "v1").to_string()],
+    );
+    let out = run(&db, &["import", &clean], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("1 accepted, 0 duplicates, 0 rejected"));
+}
