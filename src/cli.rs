@@ -2,6 +2,7 @@
 
 pub mod control;
 pub mod explain;
+pub mod remote;
 
 use crate::app::{load_prices, system_clock, AppState};
 use crate::auth;
@@ -245,6 +246,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         generate_book(litellm, corrections, out, package_version, snapshot_date)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(result) = control::from_server(&cli.command).await {
+        return result.map(|_| ExitCode::SUCCESS);
     }
     // These open the database themselves, or not at all when asking a server.
     match cli.command {

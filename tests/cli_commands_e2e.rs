@@ -246,3 +246,118 @@ fn import_with_rejected_lines_counts_honestly_and_exits_1() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("1 accepted, 0 duplicates, 0 rejected"));
 }
+
+#[tokio::test]
+async fn budgets_list_with_url_shows_the_servers_live_reservations() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let admin = common::key(&db, "default", "admin");
+    let ingest = common::key(&db, "default", "ingest");
+    let read = common::key(&db, "default", "read");
+    let server = Server::start(&db, &["--no-alerts"]);
+    let api = Api::new(&server);
+    let created = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "acme cap", "scope": {"tenantId": "acme"}, "period": "month",
+                    "limitUsd": 10, "action": "block"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_i64().unwrap().to_string();
+    let guard = api
+        .post(
+            "/v1/guard",
+            &ingest,
+            &json!({"endpointTag": "support.reply", "tenantId": "acme",
+                    "estimatedCostUsd": 2.5, "externalRequestId": "held-1"}),
+        )
+        .await;
+    assert_eq!(guard.body["allow"], json!(true), "{}", guard.body);
+
+    // From the server: the reservation is there, in the table and in JSON.
+    let url = server.url.as_str();
+    let out = run(&db, &["budgets", "list", "--url", url, "--key", &read], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let row = stdout.lines().find(|l| l.contains("acme cap")).unwrap();
+    let cells: Vec<&str> = row.split('┆').map(str::trim).collect();
+    assert_eq!(
+        cells[3..7],
+        ["$10.00", "$0.00", "$2.50", "$7.50"],
+        "{stdout}"
+    );
+    assert!(!stdout.contains("not shown"), "{stdout}");
+    let out = run(
+        &db,
+        &["budgets", "status", &id, "--json"],
+        &[("BURNRATE_URL", url), ("BURNRATE_API_KEY", &read)],
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["reservedUsd"], json!(2.5), "{status}");
+    assert_eq!(status["remainingUsd"], json!(7.5), "{status}");
+
+    // From the file alone: the reservation cannot be known, and the output says so.
+    let out = run(&db, &["budgets", "list"], &[]);
+    let stdout = text(&out.stdout);
+    let row = stdout.lines().find(|l| l.contains("acme cap")).unwrap();
+    assert!(row.contains("not shown"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "reserved: not shown (guard reservations live in the running server's memory"
+        ),
+        "{stdout}"
+    );
+    let out = run(&db, &["budgets", "status", &id, "--json"], &[]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["reservedUsd"], Value::Null, "{status}");
+    assert!(text(&out.stderr).contains("reserved: not shown"));
+}
+
+#[tokio::test]
+async fn the_cli_reads_burnrate_api_key_and_still_takes_the_old_burnrate_key_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let read = common::key(&db, "default", "read");
+    let server = Server::start(&db, &["--no-alerts"]);
+    let url = server.url.as_str();
+    let args = ["budgets", "list", "--json"];
+    let out = run(
+        &db,
+        &args,
+        &[("BURNRATE_URL", url), ("BURNRATE_API_KEY", &read)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!({"budgets": []})
+    );
+    assert!(!text(&out.stderr).contains("deprecated"));
+    let out = run(
+        &db,
+        &args,
+        &[("BURNRATE_URL", url), ("BURNRATE_KEY", &read)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!({"budgets": []})
+    );
+    assert!(
+        text(&out.stderr)
+            .contains("note: BURNRATE_KEY is deprecated; set BURNRATE_API_KEY instead"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&db, &args, &[("BURNRATE_URL", url)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--url needs --key (or BURNRATE_API_KEY)"));
+    // A wrong key is the server's 401, not a silent empty list.
+    let out = run(
+        &db,
+        &args,
+        &[("BURNRATE_URL", url), ("BURNRATE_API_KEY", "br_wrong")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
