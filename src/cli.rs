@@ -217,6 +217,11 @@ pub enum PriceCommand {
         #[arg(long)]
         effective_from: Option<String>,
     },
+    /// The stored price book versions (imports), oldest first, beside the bundled book.
+    Versions,
+    /// Remove an imported version (a mistaken import); events keep the price they were
+    /// stored with, and a running server drops it within 2 s.
+    RemoveVersion { version: String },
     /// Models seen in events that have no price.
     Check,
     /// Generate prices/book.json from a LiteLLM map and the reviewed corrections.
@@ -821,6 +826,8 @@ async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> {
             file,
             effective_from,
         } => import_prices(store, &file, effective_from).await?,
+        PriceCommand::Versions => price_versions(store, &book).await?,
+        PriceCommand::RemoveVersion { version } => remove_price_version(store, &version).await?,
         PriceCommand::Check => {
             let unpriced = store.unpriced_models().await?;
             if unpriced.is_empty() {
@@ -941,53 +948,72 @@ async fn import_prices(
             .context("--effective-from must be RFC 3339")?,
         None => now,
     };
-    let (kind, mut book): (&str, BookFile) = if value.get("format").is_some() {
-        let book: BookFile = serde_json::from_value(value)
-            .context("not a price book file (see docs/price-book-format.md)")?;
-        let kind = if book.kind.as_deref() == Some("overrides") {
-            "overrides"
-        } else {
-            "catalog"
-        };
-        (kind, book)
-    } else {
-        let version = format!("import-{}", now.strftime("%Y%m%dT%H%M%SZ"));
-        let source = serde_json::json!({"name": "LiteLLM map", "file": file.display().to_string(), "imported": now.to_string()});
-        let converted = litellm::convert(&value, &version, source)?;
-        ("catalog", converted.book)
-    };
-    if book.version.is_empty() {
-        book.version = format!("{kind}-{}", now.strftime("%Y%m%dT%H%M%SZ"));
-    }
-    if kind == "catalog" {
-        // A new catalogue applies from its effective time on; history is never re-priced.
-        for e in &mut book.entries {
-            if e.effective_from == price::book::EPOCH {
-                e.effective_from = effective.to_string();
-            }
-        }
-    }
-    // Refuse a file with a bad entry before anything is stored.
-    let mut scratch = PriceBook::default();
-    scratch
-        .add_file(
-            &book,
-            if kind == "overrides" {
-                Layer::Override
-            } else {
-                Layer::Catalog
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let price::import::Prepared { kind, book } =
+        price::import::prepare(value, &file.display().to_string(), now, effective)?;
     let entries = book.entries.len();
     store
         .save_price_book(StoredBook {
             kind: kind.into(),
             version: book.version.clone(),
             body: serde_json::to_string(&book)?,
+            imported_at_ms: None,
         })
         .await?;
-    println!("imported {entries} {kind} entries as version {} (a running server picks them up within 2 s)", book.version);
+    println!("imported {entries} {kind} entries as version {} (a running server picks them up within 2 s; undo with `burnrate prices remove-version {}`)", book.version, book.version);
+    Ok(())
+}
+
+async fn price_versions(store: &dyn Store, book: &PriceBook) -> anyhow::Result<()> {
+    let bundled: BookFile = serde_json::from_str(price::BUNDLED_BOOK)?;
+    let mut table = table(&["kind", "version", "entries", "aliases", "imported at"]);
+    table.add_row(vec![
+        "catalog (bundled)".into(),
+        bundled.version.clone(),
+        bundled.entries.len().to_string(),
+        bundled.aliases.len().to_string(),
+        "-".into(),
+    ]);
+    for stored in store.price_books().await? {
+        let file: Option<BookFile> = serde_json::from_str(&stored.body).ok();
+        let count = |n: Option<usize>| n.map_or("?".into(), |n| n.to_string());
+        table.add_row(vec![
+            stored.kind,
+            stored.version,
+            count(file.as_ref().map(|f| f.entries.len())),
+            count(file.as_ref().map(|f| f.aliases.len())),
+            stored
+                .imported_at_ms
+                .map_or("-".into(), crate::report::rfc3339),
+        ]);
+    }
+    println!("{table}");
+    println!("in force, newest last: {}", book.versions().join(", "));
+    Ok(())
+}
+
+async fn remove_price_version(store: &dyn Store, version: &str) -> anyhow::Result<()> {
+    let bundled: BookFile = serde_json::from_str(price::BUNDLED_BOOK)?;
+    if version == bundled.version {
+        bail!("{version} is the bundled book, built into the binary: it cannot be removed (overrides win over it)");
+    }
+    let removed = store.remove_price_book(version.to_string()).await?;
+    if removed == 0 {
+        let stored: Vec<String> = store
+            .price_books()
+            .await?
+            .into_iter()
+            .map(|b| b.version)
+            .collect();
+        bail!(
+            "no imported price book version {version:?}; stored: {}",
+            if stored.is_empty() {
+                "none".to_string()
+            } else {
+                stored.join(", ")
+            }
+        );
+    }
+    println!("removed version {version} ({removed} import(s)); stored events keep the price they were stored with, a running server drops it within 2 s");
     Ok(())
 }
 

@@ -361,3 +361,119 @@ async fn the_cli_reads_burnrate_api_key_and_still_takes_the_old_burnrate_key_wit
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser/fixture")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn prices_import_refuses_a_file_that_is_not_a_price_book_and_a_mistake_can_be_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let write = |name: &str, v: Value| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, v.to_string()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    for (file, message) in [
+        (
+            write("foo.json", json!({"foo": 1})),
+            "\"foo\" is not a model object",
+        ),
+        (write("empty.json", json!({})), "nothing to import"),
+        (
+            write(
+                "none.json",
+                json!({"format": 1, "kind": "overrides", "entries": []}),
+            ),
+            "has no entries and no aliases: nothing to import",
+        ),
+    ] {
+        let out = run(&db, &["prices", "import", &file], &[]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        assert!(
+            text(&out.stderr).contains(message),
+            "{file}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Nothing was stored by the refused imports: only the bundled book is listed.
+    let versions = cli(&db, &["prices", "versions"]);
+    assert_eq!(
+        versions.matches("catalog (bundled)").count(),
+        1,
+        "{versions}"
+    );
+    assert!(!versions.contains("import-"), "{versions}");
+    assert!(!versions.contains("overrides"), "{versions}");
+
+    // A good overrides file is listed with its entries, and prices events at a running
+    // server; removing it unprices the next event within the server's 2 s reload.
+    let imported = cli(&db, &["prices", "import", &fixture("overrides.json")]);
+    assert!(
+        imported.contains("imported 2 overrides entries as version fixture-1"),
+        "{imported}"
+    );
+    let versions = cli(&db, &["prices", "versions"]);
+    let row = versions.lines().find(|l| l.contains("fixture-1")).unwrap();
+    let cells: Vec<&str> = row.split('┆').map(str::trim).collect();
+    assert_eq!(cells[2..4], ["2", "0"], "{versions}");
+    assert!(cells[0].ends_with("overrides"), "{versions}");
+    assert!(cells[4].starts_with("20"), "{versions}");
+
+    let ingest = common::key(&db, "default", "ingest");
+    let server = Server::start(&db, &["--no-alerts"]);
+    let api = Api::new(&server);
+    let call = |id: &str| {
+        json!({"externalRequestId": id, "provider": "acme", "model": "m1", "endpointTag": "x",
+               "inputTokens": 1_000_000, "outputTokens": 0, "status": "success"})
+    };
+    let events = |id: &str| format!("/v1/events?externalRequestId={id}");
+    let read = common::key(&db, "default", "read");
+    assert_eq!(
+        api.post("/v1/ingest/llm-request", &ingest, &call("p1"))
+            .await
+            .status,
+        202
+    );
+    let stored = api.get(&events("p1"), &read).await;
+    assert_eq!(
+        stored.body["events"][0]["costUsd"],
+        json!(1),
+        "{}",
+        stored.body
+    );
+
+    let removed = cli(&db, &["prices", "remove-version", "fixture-1"]);
+    assert!(
+        removed.contains("removed version fixture-1 (1 import(s))"),
+        "{removed}"
+    );
+    let versions = cli(&db, &["prices", "versions"]);
+    assert!(!versions.contains("fixture-1"), "{versions}");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        api.post("/v1/ingest/llm-request", &ingest, &call("p2"))
+            .await
+            .status,
+        202
+    );
+    let stored = api.get(&events("p2"), &read).await;
+    assert_eq!(
+        stored.body["events"][0]["costUsd"],
+        Value::Null,
+        "{}",
+        stored.body
+    );
+
+    let out = run(&db, &["prices", "remove-version", "fixture-1"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no imported price book version \"fixture-1\"; stored: none")
+    );
+}

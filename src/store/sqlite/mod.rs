@@ -386,12 +386,14 @@ impl Store for SqliteStore {
 
     async fn price_books(&self) -> Result<Vec<StoredBook>> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare("SELECT kind, version, body FROM price_books ORDER BY id")?;
+            let mut stmt =
+                c.prepare("SELECT kind, version, body, imported_at FROM price_books ORDER BY id")?;
             let rows = stmt.query_map([], |r| {
                 Ok(StoredBook {
                     kind: r.get(0)?,
                     version: r.get(1)?,
                     body: r.get(2)?,
+                    imported_at_ms: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -412,6 +414,22 @@ impl Store for SqliteStore {
             )?;
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn remove_price_book(&self, version: String) -> Result<usize> {
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let removed = tx.execute("DELETE FROM price_books WHERE version = ?1", [version])?;
+            if removed > 0 {
+                tx.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'price_generation'",
+                    [],
+                )?;
+            }
+            tx.commit()?;
+            Ok(removed)
         })
         .await
     }
