@@ -2,7 +2,7 @@
 //! in the database directly (a running server picks changes up within seconds).
 
 use super::remote::RemoteArgs;
-use crate::alert::engine::{AlertError, Alerts};
+use crate::alert::engine::{AlertError, Alerts, ChannelRef};
 use crate::budget::service::{BudgetError, Budgets, BUDGET};
 use crate::store::Store;
 use anyhow::{bail, Context};
@@ -110,7 +110,8 @@ pub enum AlertCommand {
     },
     /// Channels (secrets redacted).
     Channels(Output),
-    /// Send a test message to a channel (id or name) and show every attempt.
+    /// Send a test message to a channel (its integer id, else its name) and show every
+    /// attempt.
     Test {
         channel: String,
         #[arg(long, default_value = "default")]
@@ -418,7 +419,11 @@ pub async fn alerts(store: Arc<dyn Store>, cmd: AlertCommand) -> anyhow::Result<
             print(&json!({ "channels": channels }));
         }
         AlertCommand::Test { channel, workspace } => {
-            let report = alerts.test_channel(ws(workspace).await?, &channel).await?;
+            let which = match channel.parse::<i64>() {
+                Ok(id) => ChannelRef::Id(id),
+                Err(_) => ChannelRef::Name(&channel),
+            };
+            let report = alerts.test_channel(ws(workspace).await?, which).await?;
             print(&json!(report));
             if !report.delivered {
                 bail!("the test message was not delivered");
