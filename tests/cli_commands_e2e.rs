@@ -350,6 +350,16 @@ async fn the_cli_reads_burnrate_api_key_and_still_takes_the_old_burnrate_key_wit
         "{}",
         text(&out.stderr)
     );
+    // alerts evaluate asks the same server the same way.
+    let out = run(
+        &db,
+        &["alerts", "evaluate", "--json"],
+        &[("BURNRATE_URL", url), ("BURNRATE_API_KEY", &read)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["findings"], json!([]), "{answer}");
+    assert!(answer["at"].as_str().unwrap().starts_with("20"), "{answer}");
     let out = run(&db, &args, &[("BURNRATE_URL", url)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--url needs --key (or BURNRATE_API_KEY)"));
