@@ -1,5 +1,6 @@
 //! `burnrate budgets ...` and `burnrate alerts ...`: the control objects, read and written
-//! in the database directly (a running server picks changes up within seconds).
+//! in the database directly (a running server picks changes up within seconds); the views
+//! of live state (budget list and status, alert findings) can ask a server (--url).
 
 use super::remote::RemoteArgs;
 use crate::alert::engine::{AlertError, Alerts, ChannelRef};
