@@ -158,7 +158,9 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Create the schema and the `default` workspace if they are missing.
 pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: a second process opening an old file waits here, then finds it migrated
+    // (a deferred transaction could read version 1 beside the first and fail to upgrade).
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(DDL)?;
     tx.execute_batch(&objects_ddl("objects"))?;
     tx.execute_batch(&super::rollup::ddl())?;
