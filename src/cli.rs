@@ -2,6 +2,7 @@
 
 pub mod control;
 pub mod explain;
+pub mod remote;
 
 use crate::app::{load_prices, system_clock, AppState};
 use crate::auth;
@@ -44,10 +45,15 @@ pub enum Command {
     Serve(ServeArgs),
     /// Import usage events from a JSONL file ("-" for stdin), through the same validation,
     /// dedupe and pricing as HTTP ingest.
+    /// Exits 1 when any line was rejected (the accepted ones are stored) unless
+    /// --allow-rejects.
     Import {
         file: String,
         #[arg(long, default_value = "default")]
         workspace: String,
+        /// Exit 0 even when lines were rejected.
+        #[arg(long)]
+        allow_rejects: bool,
     },
     /// Write demo traffic (dataMode=demo) into the database.
     Demo(DemoArgs),
@@ -90,7 +96,7 @@ pub enum Command {
 pub struct TopArgs {
     /// endpoints, tenants, users, prompt-versions or models.
     pub kind: String,
-    /// The window ending now: 30m, 24h, 7d ...
+    /// The window ending now: 30m, 24h, 7d, 4w (at most 3 years).
     #[arg(long, default_value = "24h")]
     pub since: String,
     #[arg(long, default_value = "prod")]
@@ -211,6 +217,11 @@ pub enum PriceCommand {
         #[arg(long)]
         effective_from: Option<String>,
     },
+    /// The stored price book versions (imports), oldest first, beside the bundled book.
+    Versions,
+    /// Remove an imported version (a mistaken import); events keep the price they were
+    /// stored with, and a running server drops it within 2 s.
+    RemoveVersion { version: String },
     /// Models seen in events that have no price.
     Check,
     /// Generate prices/book.json from a LiteLLM map and the reviewed corrections.
@@ -241,6 +252,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         generate_book(litellm, corrections, out, package_version, snapshot_date)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(result) = control::from_server(&cli.command).await {
+        return result.map(|_| ExitCode::SUCCESS);
+    }
     // These open the database themselves, or not at all when asking a server.
     match cli.command {
         Command::Bench(cmd) => return crate::bench::run(cmd).await.map(|_| ExitCode::SUCCESS),
@@ -258,7 +272,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     let result = match cli.command {
         Command::Serve(args) => serve(store.clone(), &cli.db, args).await,
-        Command::Import { file, workspace } => import(store.as_ref(), &file, &workspace).await,
+        Command::Import {
+            file,
+            workspace,
+            allow_rejects,
+        } => import(store.as_ref(), &file, &workspace, allow_rejects).await,
         Command::Demo(args) => demo(store.as_ref(), &args).await.map(|_| ()),
         Command::Workspaces(cmd) => workspaces(store.as_ref(), cmd).await,
         Command::Keys(cmd) => keys(store.as_ref(), cmd).await,
@@ -436,7 +454,12 @@ const CHUNK: usize = 5_000;
 /// Stands in for a line that is not UTF-8 (a NUL can never start a JSON event).
 const INVALID_UTF8: &str = "\0invalid utf-8";
 
-async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Result<()> {
+async fn import(
+    store: &dyn Store,
+    file: &str,
+    workspace: &str,
+    allow_rejects: bool,
+) -> anyhow::Result<()> {
     let ws = workspace_id(store, workspace).await?;
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -457,6 +480,7 @@ async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Resul
     // Lines of one chunk, kept as text: the parsed events borrow their strings.
     let mut lines_text: Vec<String> = Vec::with_capacity(CHUNK);
     let mut line_numbers = Vec::with_capacity(CHUNK);
+    let mut rejected_lines = Vec::new();
     let mut lines = reader.split(b'\n').enumerate().peekable();
     while let Some((i, line)) = lines.next() {
         let line = line?;
@@ -482,9 +506,9 @@ async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Resul
                     .iter()
                     .map(|e| format!("{}: {}", e.field, e.message))
                     .collect();
-                progress.suspend(|| {
-                    eprintln!("line {}: {}", line_numbers[bad.index], reasons.join("; "))
-                });
+                let line = line_numbers[bad.index];
+                rejected_lines.push(line);
+                progress.suspend(|| eprintln!("line {line}: {}", reasons.join("; ")));
             }
             progress.inc(line_numbers.len() as u64);
             line_numbers.clear();
@@ -495,13 +519,36 @@ async fn import(store: &dyn Store, file: &str, workspace: &str) -> anyhow::Resul
     let secs = started.elapsed().as_secs_f64();
     let total = loader.accepted + loader.duplicates + loader.rejected;
     println!(
-        "imported {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected",
+        "read {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected",
         total as f64 / secs.max(1e-9),
         loader.accepted,
         loader.duplicates,
         loader.rejected
     );
-    Ok(())
+    if rejected_lines.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "{} of {total} events rejected (lines {}; reasons above); the accepted ones are stored, \
+         and importing the fixed file again skips them as duplicates",
+        rejected_lines.len(),
+        line_list(&rejected_lines)
+    );
+    if allow_rejects {
+        eprintln!("warning: {message}");
+        return Ok(());
+    }
+    bail!("{message} (--allow-rejects to exit 0)")
+}
+
+/// "2, 5, 7" or "2, 5, 7, ... and 40 more".
+fn line_list(lines: &[usize]) -> String {
+    const SHOWN: usize = 20;
+    let shown: Vec<String> = lines.iter().take(SHOWN).map(usize::to_string).collect();
+    match lines.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{}, ... and {more} more", shown.join(", ")),
+        _ => shown.join(", "),
+    }
 }
 
 async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
@@ -779,6 +826,8 @@ async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> {
             file,
             effective_from,
         } => import_prices(store, &file, effective_from).await?,
+        PriceCommand::Versions => price_versions(store, &book).await?,
+        PriceCommand::RemoveVersion { version } => remove_price_version(store, &version).await?,
         PriceCommand::Check => {
             let unpriced = store.unpriced_models().await?;
             if unpriced.is_empty() {
@@ -899,53 +948,72 @@ async fn import_prices(
             .context("--effective-from must be RFC 3339")?,
         None => now,
     };
-    let (kind, mut book): (&str, BookFile) = if value.get("format").is_some() {
-        let book: BookFile = serde_json::from_value(value)
-            .context("not a price book file (see docs/price-book-format.md)")?;
-        let kind = if book.kind.as_deref() == Some("overrides") {
-            "overrides"
-        } else {
-            "catalog"
-        };
-        (kind, book)
-    } else {
-        let version = format!("import-{}", now.strftime("%Y%m%dT%H%M%SZ"));
-        let source = serde_json::json!({"name": "LiteLLM map", "file": file.display().to_string(), "imported": now.to_string()});
-        let converted = litellm::convert(&value, &version, source)?;
-        ("catalog", converted.book)
-    };
-    if book.version.is_empty() {
-        book.version = format!("{kind}-{}", now.strftime("%Y%m%dT%H%M%SZ"));
-    }
-    if kind == "catalog" {
-        // A new catalogue applies from its effective time on; history is never re-priced.
-        for e in &mut book.entries {
-            if e.effective_from == price::book::EPOCH {
-                e.effective_from = effective.to_string();
-            }
-        }
-    }
-    // Refuse a file with a bad entry before anything is stored.
-    let mut scratch = PriceBook::default();
-    scratch
-        .add_file(
-            &book,
-            if kind == "overrides" {
-                Layer::Override
-            } else {
-                Layer::Catalog
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let price::import::Prepared { kind, book } =
+        price::import::prepare(value, &file.display().to_string(), now, effective)?;
     let entries = book.entries.len();
     store
         .save_price_book(StoredBook {
             kind: kind.into(),
             version: book.version.clone(),
             body: serde_json::to_string(&book)?,
+            imported_at_ms: None,
         })
         .await?;
-    println!("imported {entries} {kind} entries as version {} (a running server picks them up within 2 s)", book.version);
+    println!("imported {entries} {kind} entries as version {} (a running server picks them up within 2 s; undo with `burnrate prices remove-version {}`)", book.version, book.version);
+    Ok(())
+}
+
+async fn price_versions(store: &dyn Store, book: &PriceBook) -> anyhow::Result<()> {
+    let bundled: BookFile = serde_json::from_str(price::BUNDLED_BOOK)?;
+    let mut table = table(&["kind", "version", "entries", "aliases", "imported at"]);
+    table.add_row(vec![
+        "catalog (bundled)".into(),
+        bundled.version.clone(),
+        bundled.entries.len().to_string(),
+        bundled.aliases.len().to_string(),
+        "-".into(),
+    ]);
+    for stored in store.price_books().await? {
+        let file: Option<BookFile> = serde_json::from_str(&stored.body).ok();
+        let count = |n: Option<usize>| n.map_or("?".into(), |n| n.to_string());
+        table.add_row(vec![
+            stored.kind,
+            stored.version,
+            count(file.as_ref().map(|f| f.entries.len())),
+            count(file.as_ref().map(|f| f.aliases.len())),
+            stored
+                .imported_at_ms
+                .map_or("-".into(), crate::report::rfc3339),
+        ]);
+    }
+    println!("{table}");
+    println!("in force, newest last: {}", book.versions().join(", "));
+    Ok(())
+}
+
+async fn remove_price_version(store: &dyn Store, version: &str) -> anyhow::Result<()> {
+    let bundled: BookFile = serde_json::from_str(price::BUNDLED_BOOK)?;
+    if version == bundled.version {
+        bail!("{version} is the bundled book, built into the binary: it cannot be removed (overrides win over it)");
+    }
+    let removed = store.remove_price_book(version.to_string()).await?;
+    if removed == 0 {
+        let stored: Vec<String> = store
+            .price_books()
+            .await?
+            .into_iter()
+            .map(|b| b.version)
+            .collect();
+        bail!(
+            "no imported price book version {version:?}; stored: {}",
+            if stored.is_empty() {
+                "none".to_string()
+            } else {
+                stored.join(", ")
+            }
+        );
+    }
+    println!("removed version {version} ({removed} import(s)); stored events keep the price they were stored with, a running server drops it within 2 s");
     Ok(())
 }
 
@@ -1006,22 +1074,9 @@ fn generate_book(
     Ok(())
 }
 
-/// "30m", "24h", "7d" as milliseconds.
+/// --since as milliseconds: "30m", "24h", "7d", "4w" (see `window::parse_since`).
 fn parse_since(text: &str) -> anyhow::Result<i64> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: i64 = number
-        .parse()
-        .with_context(|| format!("--since {text:?}: expected e.g. 30m, 24h or 7d"))?;
-    let unit_ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => bail!("--since {text:?}: the unit must be m, h or d"),
-    };
-    Ok(n * unit_ms)
+    crate::window::parse_since(text).map_err(|e| anyhow::anyhow!("--since {e}"))
 }
 
 fn pct_text(p: Option<f64>) -> String {

@@ -18,6 +18,7 @@
 //! - `app`, `http`: the server's state and its axum API (the only axum)
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
+//! - `window`: window lengths ("7d") for the CLI's --since and the API's since= (pure)
 
 pub mod alert;
 pub mod app;
@@ -40,3 +41,4 @@ pub mod ratelimit;
 pub mod report;
 pub mod store;
 pub mod validate;
+pub mod window;

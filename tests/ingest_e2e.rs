@@ -580,14 +580,14 @@ fn import_reports_bad_lines_and_loads_the_rest() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert!(out.status.success(), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("line 2: body: invalid JSON"), "{stderr}");
     assert!(stderr.contains("line 5: model: is required"), "{stderr}");
     assert!(
         stdout.contains("2 accepted, 0 duplicates, 2 rejected"),
         "{stdout}"
     );
-    let again = cli(&db, &["import", file.to_str().unwrap()]);
+    let again = cli(&db, &["import", "--allow-rejects", file.to_str().unwrap()]);
     assert!(again.contains("0 accepted, 2 duplicates"), "{again}");
 }
 

@@ -139,7 +139,7 @@ fn alert(state: NotificationState) -> Notification {
 
 fn channel(kind: ChannelKind) -> Channel {
     Channel {
-        id: "ch_1".into(),
+        id: 1,
         name: "test".into(),
         kind,
     }

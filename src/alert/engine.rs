@@ -28,6 +28,13 @@ pub enum AlertError {
     Store(#[from] StoreError),
 }
 
+/// A channel named by its integer id or by its name.
+#[derive(Debug, Clone, Copy)]
+pub enum ChannelRef<'a> {
+    Id(i64),
+    Name(&'a str),
+}
+
 pub struct Alerts {
     store: Arc<dyn Store>,
     budgets: Arc<Budgets>,
@@ -94,7 +101,8 @@ impl Alerts {
                 "must be a JSON object",
             )]));
         };
-        obj.insert("id".into(), json!("0"));
+        // The row holds the id; a client's own "id" is not kept.
+        obj.remove("id");
         // A webhook without a secret gets one (shown once in the reply).
         if obj.get("type") == Some(&json!("webhook")) && !obj.contains_key("secret") {
             obj.insert("secret".into(), json!(notify::new_webhook_secret()));
@@ -113,10 +121,7 @@ impl Alerts {
         }
         channel.kind.check().map_err(AlertError::Invalid)?;
         let id = self.store.put_object(ws, CHANNEL, None, body).await?;
-        Ok(Channel {
-            id: id.to_string(),
-            ..channel
-        })
+        Ok(Channel { id, ..channel })
     }
 
     pub async fn delete_channel(&self, ws: WorkspaceId, id: i64) -> Result<bool, StoreError> {
@@ -264,18 +269,24 @@ impl Alerts {
         .await
     }
 
-    /// `burnrate alerts test CHANNEL`: a test message to one channel (id or name).
+    /// A test message to one channel, by id (the API) or name (the CLI also takes one).
     pub async fn test_channel(
         &self,
         ws: WorkspaceId,
-        which: &str,
+        which: ChannelRef<'_>,
     ) -> Result<notify::DeliveryReport, StoreError> {
         let channel = self
             .channels(ws)
             .await?
             .into_iter()
-            .find(|c| c.id == which || c.name == which)
-            .ok_or_else(|| StoreError::NotFound(format!("channel {which}")))?;
+            .find(|c| match which {
+                ChannelRef::Id(id) => c.id == id,
+                ChannelRef::Name(name) => c.name == name,
+            })
+            .ok_or_else(|| match which {
+                ChannelRef::Id(id) => StoreError::NotFound(format!("channel {id}")),
+                ChannelRef::Name(name) => StoreError::NotFound(format!("channel {name:?}")),
+            })?;
         let n = Notification::test(
             &channel.name,
             Some(format!("{}/alerts", self.public_url)),
@@ -382,7 +393,7 @@ fn finding_of(b: &Value) -> Option<Finding> {
 
 fn channel_of(o: &StoredObject) -> Option<Channel> {
     let mut body = o.body.clone();
-    body["id"] = json!(o.id.to_string());
+    body["id"] = json!(o.id);
     serde_json::from_value(body).ok()
 }
 

@@ -1,7 +1,9 @@
 //! `burnrate budgets ...` and `burnrate alerts ...`: the control objects, read and written
-//! in the database directly (a running server picks changes up within seconds).
+//! in the database directly (a running server picks changes up within seconds); the views
+//! of live state (budget list and status, alert findings) can ask a server (--url).
 
-use crate::alert::engine::{AlertError, Alerts};
+use super::remote::RemoteArgs;
+use crate::alert::engine::{AlertError, Alerts, ChannelRef};
 use crate::budget::service::{BudgetError, Budgets, BUDGET};
 use crate::store::Store;
 use anyhow::{bail, Context};
@@ -15,13 +17,14 @@ use std::sync::Arc;
 pub enum BudgetCommand {
     /// Create a budget from flags or from a JSON file (the body of POST /v1/budgets).
     Create(CreateBudget),
-    /// Every budget with its current status.
-    List(Output),
-    /// One budget's status: spent, reserved, remaining, forecast, state.
+    /// Every budget with its current status. Guard reservations live in the server's
+    /// memory: --url/--key reads them (GET /v1/budgets); the database alone has none.
+    List(LiveOutput),
+    /// One budget's status: spent, reserved (with --url), remaining, forecast, state.
     Status {
         id: i64,
         #[command(flatten)]
-        output: Output,
+        output: LiveOutput,
     },
     Delete {
         id: i64,
@@ -34,6 +37,15 @@ pub enum BudgetCommand {
 pub struct Output {
     #[arg(long, default_value = "default")]
     pub workspace: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output of a command that can ask a running server for its live state.
+#[derive(Args)]
+pub struct LiveOutput {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -82,12 +94,13 @@ pub enum AlertCommand {
         #[arg(long, default_value = "default")]
         workspace: String,
     },
-    /// What the rules find now (or at --at), without storing or sending anything.
+    /// What the rules find now (or at --at), without storing or sending anything; with
+    /// --url, as the server sees it (budget findings then count its reservations).
     Evaluate {
         #[arg(long)]
         at: Option<String>,
         #[command(flatten)]
-        output: Output,
+        output: LiveOutput,
     },
     /// Add a channel from a JSON file: {"name": "ops", "type": "webhook", "url": "..."}
     /// (slack: url; pagerduty: routingKey).
@@ -98,7 +111,8 @@ pub enum AlertCommand {
     },
     /// Channels (secrets redacted).
     Channels(Output),
-    /// Send a test message to a channel (id or name) and show every attempt.
+    /// Send a test message to a channel (its integer id, else its name) and show every
+    /// attempt.
     Test {
         channel: String,
         #[arg(long, default_value = "default")]
@@ -149,6 +163,64 @@ fn print(value: &Value) {
     );
 }
 
+/// Commands that show live state, answered by the server at --url (or BURNRATE_URL)
+/// when one is given: its budget reservations exist only in its memory. None when the
+/// command reads the database.
+pub async fn from_server(command: &super::Command) -> Option<anyhow::Result<()>> {
+    use super::Command;
+    match command {
+        Command::Budgets(BudgetCommand::List(out)) if out.remote.url.is_some() => {
+            Some(remote_budgets(out, None).await)
+        }
+        Command::Budgets(BudgetCommand::Status { id, output }) if output.remote.url.is_some() => {
+            Some(remote_budgets(output, Some(*id)).await)
+        }
+        Command::Alerts(AlertCommand::Evaluate { at, output }) if output.remote.url.is_some() => {
+            Some(remote_findings(output, at.as_deref()).await)
+        }
+        _ => None,
+    }
+}
+
+async fn remote_budgets(out: &LiveOutput, id: Option<i64>) -> anyhow::Result<()> {
+    let none = Default::default();
+    let Some(id) = id else {
+        let answer = out.remote.get("/v1/budgets", &none).await?;
+        if out.json {
+            print(&answer);
+        } else {
+            print_budgets(answer["budgets"].as_array().map_or(&[], Vec::as_slice));
+        }
+        return Ok(());
+    };
+    let budget = out.remote.get(&format!("/v1/budgets/{id}"), &none).await?;
+    let status = out
+        .remote
+        .get(&format!("/v1/budgets/{id}/status"), &none)
+        .await?;
+    if out.json {
+        print(&status);
+    } else {
+        print_budgets(&[json!({"budget": budget, "status": status})]);
+    }
+    Ok(())
+}
+
+async fn remote_findings(out: &LiveOutput, at: Option<&str>) -> anyhow::Result<()> {
+    let params = at
+        .map(|t| ("at".to_string(), t.to_string()))
+        .into_iter()
+        .collect();
+    let answer = out.remote.get("/v1/alerts/findings", &params).await?;
+    print_findings(&answer, out.json);
+    Ok(())
+}
+
+/// Said wherever budgets are read from the database: reservations are not in it.
+const RESERVATIONS_NOT_SHOWN: &str =
+    "reserved: not shown (guard reservations live in the running server's memory; \
+     ask it with --url and --key, or BURNRATE_URL and BURNRATE_API_KEY)";
+
 pub async fn budgets(store: Arc<dyn Store>, cmd: BudgetCommand) -> anyhow::Result<()> {
     let budgets = Budgets::start(store.clone(), 600_000, crate::app::system_clock()).await?;
     match cmd {
@@ -159,26 +231,31 @@ pub async fn budgets(store: Arc<dyn Store>, cmd: BudgetCommand) -> anyhow::Resul
             println!("budget {} created: {}", budget.id, budget.name);
         }
         BudgetCommand::List(out) => {
-            let ws = super::workspace_id(store.as_ref(), &out.workspace).await?;
+            let ws = super::workspace_id(store.as_ref(), &out.remote.workspace).await?;
             let mut rows = Vec::new();
             for b in budgets.list(ws).await? {
                 let status = budgets.status(ws, &b, now()).await?;
-                rows.push(json!({"budget": b, "status": status}));
+                rows.push(without_reservations(json!({"budget": b, "status": status})));
             }
             if out.json {
                 print(&json!({ "budgets": rows }));
+                eprintln!("{RESERVATIONS_NOT_SHOWN}");
             } else {
                 print_budgets(&rows);
+                println!("{RESERVATIONS_NOT_SHOWN}");
             }
         }
         BudgetCommand::Status { id, output } => {
-            let ws = super::workspace_id(store.as_ref(), &output.workspace).await?;
+            let ws = super::workspace_id(store.as_ref(), &output.remote.workspace).await?;
             let budget = budgets.get(ws, id).await?;
             let status = budgets.status(ws, &budget, now()).await?;
+            let row = without_reservations(json!({"budget": budget, "status": status}));
             if output.json {
-                print(&json!(status));
+                print(&row["status"]);
+                eprintln!("{RESERVATIONS_NOT_SHOWN}");
             } else {
-                print_budgets(&[json!({"budget": budget, "status": status})]);
+                print_budgets(&[row]);
+                println!("{RESERVATIONS_NOT_SHOWN}");
             }
         }
         BudgetCommand::Delete { id, workspace } => {
@@ -190,6 +267,13 @@ pub async fn budgets(store: Arc<dyn Store>, cmd: BudgetCommand) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+/// A status read from the database knows no reservations: `reservedUsd` is null (not
+/// 0), so neither the table nor a script reads "nothing reserved".
+fn without_reservations(mut row: Value) -> Value {
+    row["status"]["reservedUsd"] = Value::Null;
+    row
 }
 
 fn create_body(args: &CreateBudget) -> anyhow::Result<Value> {
@@ -249,7 +333,11 @@ fn print_budgets(rows: &[Value]) {
             b["period"].as_str().unwrap_or_default().to_string(),
             usd(&b["limitUsd"]),
             usd(&s["spentUsd"]),
-            usd(&s["reservedUsd"]),
+            if s["reservedUsd"].is_null() {
+                "not shown".into()
+            } else {
+                usd(&s["reservedUsd"])
+            },
             usd(&s["remainingUsd"]),
             format!("{:.1}%", s["usedPct"].as_f64().unwrap_or(0.0)),
             s["state"].as_str().unwrap_or_default().to_string(),
@@ -303,23 +391,10 @@ pub async fn alerts(store: Arc<dyn Store>, cmd: AlertCommand) -> anyhow::Result<
             };
             let book = crate::app::load_prices(store.as_ref()).await?;
             let findings = alerts
-                .findings(ws(output.workspace).await?, &book, at)
+                .findings(ws(output.remote.workspace).await?, &book, at)
                 .await?;
-            if output.json {
-                print(&json!({ "findings": findings }));
-            } else if findings.is_empty() {
-                println!("no findings at {}", crate::report::rfc3339(at));
-            } else {
-                for f in findings {
-                    println!("[{:?}] {}\n  {}", f.severity, f.title, f.text);
-                    for d in f.drivers {
-                        println!(
-                            "  - {} {} ({:.0}%): {}",
-                            d.dimension, d.value, d.share_pct, d.detail
-                        );
-                    }
-                }
-            }
+            let answer = json!({"at": crate::report::rfc3339(at), "findings": findings});
+            print_findings(&answer, output.json);
         }
         AlertCommand::AddChannel { file, workspace } => {
             let text = std::fs::read_to_string(&file)
@@ -345,7 +420,11 @@ pub async fn alerts(store: Arc<dyn Store>, cmd: AlertCommand) -> anyhow::Result<
             print(&json!({ "channels": channels }));
         }
         AlertCommand::Test { channel, workspace } => {
-            let report = alerts.test_channel(ws(workspace).await?, &channel).await?;
+            let which = match channel.parse::<i64>() {
+                Ok(id) => ChannelRef::Id(id),
+                Err(_) => ChannelRef::Name(&channel),
+            };
+            let report = alerts.test_channel(ws(workspace).await?, which).await?;
             print(&json!(report));
             if !report.delivered {
                 bail!("the test message was not delivered");
@@ -353,6 +432,38 @@ pub async fn alerts(store: Arc<dyn Store>, cmd: AlertCommand) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// Findings as GET /v1/alerts/findings answers them: `{"at", "findings"}`.
+fn print_findings(answer: &Value, as_json: bool) {
+    let findings = answer["findings"].as_array().map_or(&[][..], Vec::as_slice);
+    if as_json {
+        print(answer);
+    } else if findings.is_empty() {
+        println!("no findings at {}", text(&answer["at"]));
+    } else {
+        for f in findings {
+            println!(
+                "[{}] {}\n  {}",
+                text(&f["severity"]),
+                text(&f["title"]),
+                text(&f["text"])
+            );
+            for d in f["drivers"].as_array().into_iter().flatten() {
+                println!(
+                    "  - {} {} ({:.0}%): {}",
+                    text(&d["dimension"]),
+                    text(&d["value"]),
+                    d["sharePct"].as_f64().unwrap_or(0.0),
+                    text(&d["detail"])
+                );
+            }
+        }
+    }
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
 }
 
 fn print_alerts(list: &[Value]) {

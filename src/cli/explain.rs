@@ -2,6 +2,7 @@
 //! /v1/gate, answered from the database or by a running server (--url), shown from the
 //! API's JSON so both paths print the same thing.
 
+use super::remote::RemoteArgs;
 use super::{parse_since, workspace_id};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct WindowArgs {
-    /// The window ending now: 30m, 24h, 7d ... (default 7d)
+    /// The window ending now: 30m, 24h, 7d, 4w (at most 3 years; default 7d).
     #[arg(long, conflicts_with_all = ["from", "to"])]
     pub since: Option<String>,
     /// Window start, RFC 3339 (with --to).
@@ -28,19 +29,6 @@ pub struct WindowArgs {
     pub env: String,
     #[arg(long, default_value = "real")]
     pub data_mode: String,
-}
-
-#[derive(Args)]
-pub struct RemoteArgs {
-    /// Ask a running server (e.g. http://127.0.0.1:8080) instead of reading --db.
-    #[arg(long, env = "BURNRATE_URL")]
-    pub url: Option<String>,
-    /// A read key for --url.
-    #[arg(long, env = "BURNRATE_KEY", hide_env_values = true)]
-    pub key: Option<String>,
-    /// The workspace when reading --db (a key already names its workspace).
-    #[arg(long, default_value = "default")]
-    pub workspace: String,
 }
 
 #[derive(Args)]
@@ -106,10 +94,9 @@ fn window_params(
         .as_deref()
         .or(default_since.filter(|_| w.from.is_none()));
     if let Some(since) = since {
-        p.insert(
-            "from".into(),
-            crate::report::rfc3339(now - parse_since(since)?),
-        );
+        // The API reads since= with the same parser as top's --since.
+        parse_since(since)?;
+        p.insert("since".into(), since.to_string());
         p.insert("to".into(), crate::report::rfc3339(now));
     }
     for (name, value) in [("from", &w.from), ("to", &w.to)] {
@@ -125,37 +112,6 @@ fn window_params(
 /// The API's error as one line: `by unknown dimension "x"; ...`.
 fn api_error(e: crate::http::error::ApiError) -> anyhow::Error {
     anyhow::anyhow!("{}", e.message)
-}
-
-/// GET `path` with `params` from the server at `url`; a 4xx/5xx becomes its message.
-async fn fetch(
-    url: &str,
-    key: Option<&str>,
-    path: &str,
-    params: &HashMap<String, String>,
-) -> anyhow::Result<Value> {
-    let key = key.context("--url needs --key (or BURNRATE_KEY): a read key")?;
-    let resp = reqwest::Client::new()
-        .get(format!("{}{path}", url.trim_end_matches('/')))
-        .query(params)
-        .header("X-API-Key", key)
-        .send()
-        .await
-        .with_context(|| format!("asking {url}"))?;
-    let status = resp.status();
-    let body: Value = resp
-        .json()
-        .await
-        .with_context(|| format!("{url} did not answer JSON"))?;
-    if !status.is_success() {
-        bail!(
-            "{}",
-            body["error"]["message"]
-                .as_str()
-                .unwrap_or("request failed")
-        );
-    }
-    Ok(body)
 }
 
 async fn open(db: &Path, workspace: &str) -> anyhow::Result<(SqliteStore, i64)> {
@@ -178,7 +134,7 @@ pub async fn explain(db: &Path, args: ExplainArgs) -> anyhow::Result<()> {
         }
     }
     let answer = match &args.remote.url {
-        Some(url) => fetch(url, args.remote.key.as_deref(), "/v1/explain", &params).await?,
+        Some(_) => args.remote.get("/v1/explain", &params).await?,
         None => {
             let request = crate::http::api::explain_request(&params, now).map_err(api_error)?;
             let (store, ws) = open(db, &args.remote.workspace).await?;
@@ -359,7 +315,7 @@ async fn run_gate(db: &Path, args: &GateArgs) -> anyhow::Result<u8> {
     params.insert("maxIncreasePct".into(), args.max_increase_pct.to_string());
     params.insert("minSamples".into(), args.min_samples.to_string());
     let answer = match &args.remote.url {
-        Some(url) => fetch(url, args.remote.key.as_deref(), "/v1/gate", &params).await?,
+        Some(_) => args.remote.get("/v1/gate", &params).await?,
         None => {
             let request = crate::http::api::gate_request(&params, now).map_err(api_error)?;
             let (store, ws) = open(db, &args.remote.workspace).await?;
@@ -387,7 +343,7 @@ fn print_gate(g: &Value) {
         "{}: {} vs {} on {} ({})",
         s(&g["verdict"]).to_uppercase().replace('_', " "),
         s(&g["candidateVersion"]),
-        s(&g["baselineVersion"]),
+        g["baselineVersion"].as_str().unwrap_or("no baseline"),
         s(&g["endpointTag"]),
         s(&g["metric"])
     );
@@ -405,7 +361,7 @@ fn print_gate(g: &Value) {
         ("baseline", "baselineVersion"),
     ] {
         t.add_row(vec![
-            format!("{} ({role})", s(&g[name])),
+            format!("{} ({role})", g[name].as_str().unwrap_or("-")),
             s(&g[role]["requests"]),
             mean(&g[role]),
         ]);

@@ -332,12 +332,12 @@ pub fn base_query(
     own: &[&str],
 ) -> Result<crate::query::Query, ApiError> {
     let mut request = crate::query::QueryRequest {
-        from: params.get("from").cloned(),
+        from: since_param(params, now_ms)?.or_else(|| params.get("from").cloned()),
         to: params.get("to").cloned(),
         ..Default::default()
     };
     for (name, value) in params {
-        if matches!(name.as_str(), "from" | "to") || own.contains(&name.as_str()) {
+        if matches!(name.as_str(), "from" | "to" | "since") || own.contains(&name.as_str()) {
             continue;
         }
         let is_filter = matches!(
@@ -366,6 +366,23 @@ pub fn base_query(
         let field = e.field.strip_prefix("filters.").unwrap_or(&e.field);
         ApiError::field(field, e.message)
     })
+}
+
+/// `since=7d`: the window of that length ending at `to` (default now), as `from`. Parsed
+/// by the same function as the CLI's --since; with `from` it is ambiguous, a 400.
+fn since_param(params: &HashMap<String, String>, now_ms: i64) -> Result<Option<String>, ApiError> {
+    let Some(text) = params.get("since") else {
+        return Ok(None);
+    };
+    if params.contains_key("from") {
+        return Err(ApiError::field(
+            "since",
+            "cannot be combined with from; give since (a window ending now or at to) or from",
+        ));
+    }
+    let length = crate::window::parse_since(text).map_err(|e| ApiError::field("since", e))?;
+    let to = time_param(params, "to")?.unwrap_or(now_ms);
+    Ok(Some(crate::report::rfc3339(to - length)))
 }
 
 fn limit_param(
@@ -601,7 +618,7 @@ pub fn gate_request(
             })?,
     };
     let mut params = params.clone();
-    if !params.contains_key("from") {
+    if !params.contains_key("from") && !params.contains_key("since") {
         let to = time_param(&params, "to")?.unwrap_or(now_ms);
         params.insert("from".into(), crate::report::rfc3339(to - GATE_WINDOW_MS));
     }

@@ -413,6 +413,8 @@ pub async fn test_channel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
-    let report = state.alerts.test_channel(key.workspace_id, &id).await?;
+    let id = parse_id(&id)?;
+    let which = crate::alert::engine::ChannelRef::Id(id);
+    let report = state.alerts.test_channel(key.workspace_id, which).await?;
     Ok(Json(json!(report)))
 }

@@ -23,7 +23,10 @@ const REDACTED: &str = "[redacted]";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Channel {
-    pub id: String,
+    /// The integer id the API gives it (ids are integers everywhere, as budgets'); 0 in
+    /// a stored body, where the row holds the id.
+    #[serde(default)]
+    pub id: i64,
     pub name: String,
     #[serde(flatten)]
     pub kind: ChannelKind,
@@ -110,7 +113,7 @@ impl Channel {
             },
         };
         Channel {
-            id: self.id.clone(),
+            id: self.id,
             name: self.name.clone(),
             kind,
         }

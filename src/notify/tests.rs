@@ -254,7 +254,7 @@ fn valid_channels_and_generated_secrets_pass() {
 #[test]
 fn channel_json_is_tagged_by_type_with_camel_case_fields() {
     let channel: Channel = serde_json::from_value(json!({
-        "id": "ch_1", "name": "on-call", "type": "pagerduty", "routingKey": ROUTING_KEY,
+        "id": 1, "name": "on-call", "type": "pagerduty", "routingKey": ROUTING_KEY,
     }))
     .unwrap();
     assert_eq!(
@@ -267,12 +267,11 @@ fn channel_json_is_tagged_by_type_with_camel_case_fields() {
     let back = serde_json::to_value(&channel).unwrap();
     assert_eq!(
         back,
-        json!({"id": "ch_1", "name": "on-call", "type": "pagerduty",
+        json!({"id": 1, "name": "on-call", "type": "pagerduty",
                "routingKey": ROUTING_KEY, "url": PAGERDUTY_EVENTS_URL})
     );
     let slack: Channel =
-        serde_json::from_value(json!({"id": "c", "name": "n", "type": "slack", "url": SLACK_URL}))
-            .unwrap();
+        serde_json::from_value(json!({"name": "n", "type": "slack", "url": SLACK_URL})).unwrap();
     assert_eq!(
         slack.kind,
         ChannelKind::Slack {
@@ -302,7 +301,7 @@ fn channels() -> Vec<Channel> {
     kinds
         .into_iter()
         .map(|kind| Channel {
-            id: "ch".into(),
+            id: 1,
             name: "n".into(),
             kind,
         })

@@ -3,6 +3,7 @@
 
 pub mod book;
 pub mod cost;
+pub mod import;
 pub mod litellm;
 
 use crate::event::{CostSource, Event, Pricing};

@@ -355,7 +355,8 @@ pub struct GateRequest {
 pub struct GateReport {
     pub endpoint_tag: String,
     pub candidate_version: String,
-    pub baseline_version: String,
+    /// None when the endpoint has no earlier version to compare with (not enough data).
+    pub baseline_version: Option<String>,
     pub from: String,
     pub to: String,
     /// At most this many of the newest requests of each version are compared.
@@ -414,20 +415,26 @@ pub async fn gate(
     req: &GateRequest,
 ) -> Result<GateReport, ExplainError> {
     let baseline = match &req.baseline {
-        Some(b) => b.clone(),
+        Some(b) => Some(b.clone()),
         None => {
             let seen = store.versions_seen(ws, req.window.filters.clone()).await?;
-            previous_version(&seen, &req.endpoint, &req.candidate).ok_or_else(|| {
-                field(
-                    "baseline",
-                    "is needed: no earlier version of this endpoint was seen before the candidate",
-                )
-            })?
+            previous_version(&seen, &req.endpoint, &req.candidate)
         }
     };
-    if baseline == req.candidate {
+    if baseline.as_ref() == Some(&req.candidate) {
         return Err(field("baseline", "must differ from candidate"));
     }
+    let candidate_values = values(store, ws, req, &req.candidate).await?;
+    // A new endpoint has no earlier version yet: that is missing data, not a failure to
+    // run, so the verdict is not_enough_data (exit 2) like a thin sample.
+    let Some(baseline) = baseline else {
+        let mut outcome = gate::evaluate(&candidate_values, &[], req.metric, req.settings);
+        outcome.reason = format!(
+            "no baseline: no earlier version of {} was seen before {} (name one with baseline)",
+            req.endpoint, req.candidate
+        );
+        return Ok(report(req, None, outcome));
+    };
     let candidate_values = values(store, ws, req, &req.candidate).await?;
     let baseline_values = values(store, ws, req, &baseline).await?;
     // The bootstrap is CPU work (up to 2000 x 40,000 draws): off the async threads.
@@ -437,7 +444,11 @@ pub async fn gate(
     })
     .await
     .map_err(|e| StoreError::Database(format!("gate task failed: {e}")))?;
-    Ok(GateReport {
+    Ok(report(req, Some(baseline), outcome))
+}
+
+fn report(req: &GateRequest, baseline: Option<String>, outcome: gate::Outcome) -> GateReport {
+    GateReport {
         endpoint_tag: req.endpoint.clone(),
         candidate_version: req.candidate.clone(),
         baseline_version: baseline,
@@ -445,5 +456,5 @@ pub async fn gate(
         to: super::rfc3339(req.window.to_ms),
         sample_cap: GATE_SAMPLE_CAP,
         outcome,
-    })
+    }
 }

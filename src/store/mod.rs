@@ -244,6 +244,8 @@ pub struct StoredBook {
     pub kind: String,
     pub version: String,
     pub body: String,
+    /// When it was stored (ms); None for a book not yet saved (the store sets it).
+    pub imported_at_ms: Option<i64>,
 }
 
 #[async_trait]
@@ -311,6 +313,9 @@ pub trait Store: Send + Sync {
 
     async fn price_books(&self) -> Result<Vec<StoredBook>>;
     async fn save_price_book(&self, book: StoredBook) -> Result<()>;
+    /// Remove every stored book of `version` (a mistaken import); returns how many. Bumps
+    /// the price generation, so servers reload without it.
+    async fn remove_price_book(&self, version: String) -> Result<usize>;
     /// Grows whenever a price book is saved, so servers can reload.
     async fn price_generation(&self) -> Result<i64>;
 

@@ -386,12 +386,14 @@ impl Store for SqliteStore {
 
     async fn price_books(&self) -> Result<Vec<StoredBook>> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare("SELECT kind, version, body FROM price_books ORDER BY id")?;
+            let mut stmt =
+                c.prepare("SELECT kind, version, body, imported_at FROM price_books ORDER BY id")?;
             let rows = stmt.query_map([], |r| {
                 Ok(StoredBook {
                     kind: r.get(0)?,
                     version: r.get(1)?,
                     body: r.get(2)?,
+                    imported_at_ms: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -412,6 +414,22 @@ impl Store for SqliteStore {
             )?;
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn remove_price_book(&self, version: String) -> Result<usize> {
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let removed = tx.execute("DELETE FROM price_books WHERE version = ?1", [version])?;
+            if removed > 0 {
+                tx.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'price_generation'",
+                    [],
+                )?;
+            }
+            tx.commit()?;
+            Ok(removed)
         })
         .await
     }
@@ -473,12 +491,22 @@ impl Store for SqliteStore {
             let text = body.to_string();
             match id {
                 None => {
-                    c.execute(
-                        "INSERT INTO objects (workspace_id, kind, body, created_ms, updated_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?4)",
-                        params![workspace, kind, text, now],
+                    // The next id of this workspace's kind, taken in the same transaction.
+                    let tx = c.transaction()?;
+                    let id: i64 = tx.query_row(
+                        "INSERT INTO object_ids (workspace_id, kind, last_id) VALUES (?1, ?2, 1)
+                         ON CONFLICT (workspace_id, kind) DO UPDATE SET last_id = last_id + 1
+                         RETURNING last_id",
+                        params![workspace, kind],
+                        |r| r.get(0),
                     )?;
-                    Ok(c.last_insert_rowid())
+                    tx.execute(
+                        "INSERT INTO objects (workspace_id, kind, id, body, created_ms, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        params![workspace, kind, id, text, now],
+                    )?;
+                    tx.commit()?;
+                    Ok(id)
                 }
                 Some(id) => {
                     let n = c.execute(
@@ -504,7 +532,7 @@ impl Store for SqliteStore {
         self.with_conn(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, workspace_id, body, created_ms, updated_ms FROM objects
-                 WHERE kind = ?1 AND (?2 IS NULL OR workspace_id = ?2) ORDER BY id",
+                 WHERE kind = ?1 AND (?2 IS NULL OR workspace_id = ?2) ORDER BY workspace_id, id",
             )?;
             let rows = stmt.query_map(params![kind, workspace], |r| {
                 let body: String = r.get(2)?;

@@ -2,7 +2,9 @@
 
 use rusqlite::Connection;
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: control objects are numbered per workspace and kind (`objects` keyed by
+/// (workspace, kind, id), `object_ids` the sequences); 1 had one rowid for all kinds.
+pub const SCHEMA_VERSION: i64 = 2;
 /// Bumped whenever the rollup tables change shape; a mismatch rebuilds them.
 const ROLLUPS_VERSION: &str = "6";
 
@@ -90,15 +92,14 @@ CREATE INDEX IF NOT EXISTS events_by_time ON events (workspace_id, ts);
 -- default filters in the index: p95 latency and the gate read it without a window scan.
 CREATE INDEX IF NOT EXISTS events_by_version
     ON events (workspace_id, endpoint, prompt_version, ts, environment, data_mode, latency_ms);
-CREATE TABLE IF NOT EXISTS objects (
-    id INTEGER PRIMARY KEY,
+-- The last id given to each (workspace, kind) of control object: a budget's ids run
+-- 1, 2, 3 whatever channels or alerts are created between, and are never reused.
+CREATE TABLE IF NOT EXISTS object_ids (
     workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
     kind TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
+    last_id INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, kind)
 );
-CREATE INDEX IF NOT EXISTS objects_by_kind ON objects (workspace_id, kind, id);
 CREATE TABLE IF NOT EXISTS price_books (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -107,6 +108,36 @@ CREATE TABLE IF NOT EXISTS price_books (
     imported_at INTEGER NOT NULL
 );
 "#;
+
+/// Control objects (budgets, rate caps, channels, alerts, ...): JSON bodies with an id
+/// per workspace and kind.
+fn objects_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+            workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+            kind TEXT NOT NULL,
+            id INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            PRIMARY KEY (workspace_id, kind, id)
+        );"
+    )
+}
+
+/// Schema 1 -> 2: rebuild `objects` keyed per kind; every object keeps its id, and each
+/// (workspace, kind) sequence continues after its largest id.
+fn number_objects_per_kind(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(&objects_ddl("objects_v2"))?;
+    tx.execute_batch(
+        "INSERT INTO objects_v2 (workspace_id, kind, id, body, created_ms, updated_ms)
+             SELECT workspace_id, kind, id, body, created_ms, updated_ms FROM objects;
+         DROP TABLE objects;
+         ALTER TABLE objects_v2 RENAME TO objects;
+         INSERT OR REPLACE INTO object_ids (workspace_id, kind, last_id)
+             SELECT workspace_id, kind, MAX(id) FROM objects GROUP BY workspace_id, kind;",
+    )
+}
 
 /// Settings for every connection. synchronous=FULL: each commit is fsynced, so a 2xx
 /// survives power loss; group commit keeps that affordable (one fsync per batch of
@@ -127,8 +158,11 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Create the schema and the `default` workspace if they are missing.
 pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: a second process opening an old file waits here, then finds it migrated
+    // (a deferred transaction could read version 1 beside the first and fail to upgrade).
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(DDL)?;
+    tx.execute_batch(&objects_ddl("objects"))?;
     tx.execute_batch(&super::rollup::ddl())?;
     let version: Option<i64> = tx
         .query_row(
@@ -138,11 +172,21 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         )
         .ok()
         .and_then(|v| v.parse().ok());
-    if version.is_none() {
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('price_generation', '0')",
-            [SCHEMA_VERSION.to_string()],
-        )?;
+    match version {
+        None => {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('price_generation', '0')",
+                [SCHEMA_VERSION.to_string()],
+            )?;
+        }
+        Some(1) => {
+            number_objects_per_kind(&tx)?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [SCHEMA_VERSION.to_string()],
+            )?;
+        }
+        Some(_) => {}
     }
     tx.execute(
         "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES ('default', 0, ?1)",
