@@ -107,15 +107,25 @@ export function parseGuardResponse(body: unknown): GuardDecision | null {
   const b = body as Record<string, any>;
   const allow = typeof b.allow === "boolean" ? b.allow : typeof b.allowed === "boolean" ? b.allowed : null;
   if (allow === null) return null;
-  const budget = b.budget && typeof b.budget === "object" ? b.budget : {};
   const s = (x: unknown) => (typeof x === "string" && x ? x : null);
+  // Ids are integers on the server; keep them as strings here so callers compare one type.
+  const id = (x: unknown) => s(x) ?? (typeof x === "number" && Number.isFinite(x) ? String(x) : null);
+  // The server answers `budgets: [{id, remaining, state}]`: the budget that decided is the
+  // first exceeded one (a denial), else the one with the least left.
+  const listed: Record<string, any>[] = Array.isArray(b.budgets)
+    ? b.budgets.filter((x: unknown) => x && typeof x === "object")
+    : [];
+  const deciding =
+    listed.find((x) => x.state === "exceeded") ??
+    [...listed].sort((x, y) => (num(x.remaining) ?? Infinity) - (num(y.remaining) ?? Infinity))[0];
+  const budget = b.budget && typeof b.budget === "object" ? b.budget : deciding ?? {};
   return {
     allow,
     reason: s(b.reason) ?? s(b.message) ?? null,
-    budgetId: s(b.budgetId) ?? s(budget.id) ?? null,
+    budgetId: id(b.budgetId) ?? id(budget.id) ?? null,
     limitUsd: num(b.limitUsd ?? budget.limitUsd),
     spentUsd: num(b.spentUsd ?? budget.spentUsd),
-    remainingUsd: num(b.remainingUsd ?? budget.remainingUsd),
+    remainingUsd: num(b.remainingUsd ?? budget.remainingUsd ?? budget.remaining),
     retryAfterSeconds: num(b.retryAfterSeconds ?? b.retryAfter),
     degraded: false,
     raw: body,

@@ -100,6 +100,25 @@ test("guard response parsing", () => {
   assert.equal(nested.remainingUsd, 0);
 });
 
+test("parseGuardResponse reads the server's budgets array with integer ids", () => {
+  // The shape POST /v1/guard really answers: ids are integers, the denying budget is exceeded.
+  const deny = parseGuardResponse({
+    allow: false, reason: "budget_exceeded", retryAfterSeconds: 120,
+    budgets: [
+      { id: 3, name: "team", action: "notify", remaining: 40.5, state: "ok" },
+      { id: 7, name: "acme monthly", action: "block", remaining: 0, state: "exceeded" },
+    ],
+  });
+  assert.equal(deny.budgetId, "7");
+  assert.equal(deny.remainingUsd, 0);
+  const allow = parseGuardResponse({
+    allow: true, reason: "ok",
+    budgets: [{ id: 2, remaining: 12.25, state: "ok" }, { id: 1, remaining: 3.5, state: "warning" }],
+  });
+  assert.equal(allow.budgetId, "1");
+  assert.equal(allow.remainingUsd, 3.5);
+});
+
 test("error classification", () => {
   class RateLimitError extends Error { status = 429; }
   class APIConnectionTimeoutError extends Error {}
