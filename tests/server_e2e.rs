@@ -274,3 +274,165 @@ async fn readiness_recovers_by_itself_when_space_returns() {
     assert_eq!(api.http.get(&readyz).send().await.unwrap().status(), 200);
     server.stop();
 }
+
+/// The `host:port` of a server URL.
+fn addr(server: &Server) -> String {
+    server.url.trim_start_matches("http://").to_string()
+}
+
+/// Read until the server closes the connection (or `limit` passes); returns what was
+/// read and when it closed, None if it stayed open.
+fn until_closed(
+    socket: &mut std::net::TcpStream,
+    start: std::time::Instant,
+    limit: std::time::Duration,
+) -> (Vec<u8>, Option<std::time::Duration>) {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        let left = limit
+            .saturating_sub(start.elapsed())
+            .max(std::time::Duration::from_millis(1));
+        socket.set_read_timeout(Some(left)).unwrap();
+        match socket.read(&mut buf) {
+            Ok(0) => return (got, Some(start.elapsed())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (got, Some(start.elapsed()))
+            }
+            Err(_) => break,
+        }
+    }
+    (got, None)
+}
+
+/// One request on a fresh connection; the status line's code.
+fn get_status(addr: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A client sending its headers a byte at a time held its connection forever: 200 such
+/// sockets starved real clients. It is now closed once the header timeout passes.
+#[test]
+fn slow_loris_client_is_disconnected_after_the_header_timeout() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("loris.db");
+    cli(&db, &["workspaces", "list"]);
+    let server = Server::start(&db, &["--no-alerts", "--header-timeout-secs", "1"]);
+    let mut socket = std::net::TcpStream::connect(addr(&server)).unwrap();
+    let start = Instant::now();
+    let request =
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut cut_off = None;
+    for byte in request {
+        if socket.write_all(&[*byte]).is_err() {
+            cut_off = Some(start.elapsed());
+            break;
+        }
+        // Gone already? A read that ends at once says so.
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let (got, closed) = until_closed(&mut socket, Instant::now(), Duration::from_millis(300));
+        assert!(got.is_empty() || !String::from_utf8_lossy(&got).contains("200 OK"));
+        if closed.is_some() {
+            cut_off = Some(start.elapsed());
+            break;
+        }
+    }
+    let cut_off = cut_off.expect("the slow client was never disconnected");
+    assert!(cut_off >= Duration::from_millis(900), "{cut_off:?}");
+    assert!(cut_off < Duration::from_secs(4), "{cut_off:?}");
+    // Real clients are served as before.
+    assert_eq!(get_status(&addr(&server), "/healthz"), 200);
+}
+
+/// Connections beyond the cap wait to be accepted; silent ones are closed by the header
+/// timeout, so they free their places and a real client behind them is still served.
+#[test]
+fn idle_sockets_beyond_the_cap_do_not_starve_real_clients() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cap.db");
+    cli(&db, &["workspaces", "list"]);
+    let server = Server::start(
+        &db,
+        &[
+            "--no-alerts",
+            "--header-timeout-secs",
+            "1",
+            "--max-connections",
+            "4",
+        ],
+    );
+    let start = Instant::now();
+    let idle: Vec<_> = (0..12)
+        .map(|_| std::net::TcpStream::connect(addr(&server)).unwrap())
+        .collect();
+    let url = addr(&server);
+    let client = std::thread::spawn(move || (get_status(&url, "/healthz"), start.elapsed()));
+    let closed: Vec<Duration> = idle
+        .into_iter()
+        .map(|mut s| {
+            until_closed(&mut s, start, Duration::from_secs(15))
+                .1
+                .expect("an idle socket stayed open")
+        })
+        .collect();
+    let (status, served_after) = client.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(served_after < Duration::from_secs(10), "{served_after:?}");
+    // Four at a time: the last of twelve silent sockets is served (and closed) in the
+    // third round of one-second timeouts.
+    let last = closed.iter().max().unwrap();
+    assert!(*last >= Duration::from_millis(2_500), "{closed:?}");
+    assert!(
+        closed.iter().min().unwrap() < &Duration::from_secs(2),
+        "{closed:?}"
+    );
+}
+
+/// A client that sends its headers and then stalls in the body is closed by the idle
+/// timeout (the header timeout no longer applies once the headers are in).
+#[test]
+fn stalled_upload_is_closed_after_the_idle_timeout() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stall.db");
+    cli(&db, &["workspaces", "list"]);
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &["--no-alerts", "--idle-timeout-secs", "2"]);
+    let mut socket = std::net::TcpStream::connect(addr(&server)).unwrap();
+    write!(
+        socket,
+        "POST /v1/ingest/llm-request HTTP/1.1\r\nHost: x\r\nX-API-Key: {ingest}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"externalRequestId\""
+    )
+    .unwrap();
+    let start = Instant::now();
+    let (_, closed) = until_closed(&mut socket, start, Duration::from_secs(15));
+    let closed = closed.expect("a stalled upload stayed open");
+    assert!(closed >= Duration::from_millis(1_900), "{closed:?}");
+    assert!(closed < Duration::from_secs(5), "{closed:?}");
+    assert_eq!(get_status(&addr(&server), "/healthz"), 200);
+}
