@@ -4,6 +4,7 @@
 //! stops accepting and lets in-flight requests end.
 
 use axum::Router;
+use hyper::server::conn::http1::Builder;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -16,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// How long and how many connections the server keeps.
@@ -43,7 +44,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
+    let mut http = Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
@@ -62,28 +63,40 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = socket.set_nodelay(true);
-        let (socket, activity) = Tracked::new(socket);
-        let conn =
-            http.serve_connection(TokioIo::new(socket), TowerToHyperService::new(app.clone()));
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            tokio::select! {
-                result = conn => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }
-                () = activity.stalled(limits.idle_timeout) => {
-                    tracing::debug!("connection closed after the idle timeout");
-                }
-            }
-            drop(permit);
-        });
+        spawn_connection(&http, &graceful, socket, app.clone(), limits, permit);
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serve one connection on its own task until it ends, stalls past the idle timeout or
+/// shuts down; its place under the cap is given back then.
+fn spawn_connection(
+    http: &Builder,
+    graceful: &GracefulShutdown,
+    socket: TcpStream,
+    app: Router,
+    limits: Limits,
+    permit: OwnedSemaphorePermit,
+) {
+    let _ = socket.set_nodelay(true);
+    let (socket, activity) = Tracked::new(socket);
+    let conn = http.serve_connection(TokioIo::new(socket), TowerToHyperService::new(app));
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        tokio::select! {
+            result = conn => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            }
+            () = activity.stalled(limits.idle_timeout) => {
+                tracing::debug!("connection closed after the idle timeout");
+            }
+        }
+        drop(permit);
+    });
 }
 
 /// Errors of accept() are about one connection (reset before it was accepted) or about
