@@ -288,10 +288,11 @@ pub fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
-/// RFC 3986 query characters (unreserved, sub-delims, `:@/?` and `%` escapes): no
-/// whitespace, control characters, backslashes, fragments or non-ASCII.
+/// RFC 3986 query characters (unreserved, sub-delims, `:@/?` and `%` escapes) and the
+/// few that browsers send unescaped in a query (`|[]{}^`): no whitespace, control
+/// characters, backslashes, quotes, fragments or non-ASCII.
 fn is_query_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%|[]{}^".contains(&b)
 }
 
 #[cfg(test)]
@@ -343,6 +344,7 @@ mod tests {
             "/tenants?dim=userId&range=24h",
             "/explain?from=2026-11-20T00%3A00%3A00Z&by=endpointTag,model",
             "/requests?tag%3Ateam=a%2Fb",
+            "/requests?tag:team=a|b",
             "/alerts",
         ] {
             assert_eq!(safe_next(Some(ok)), ok);
