@@ -134,6 +134,19 @@ pub struct ServeArgs {
     /// Do not evaluate alert rules (they run every minute by default).
     #[arg(long)]
     pub no_alerts: bool,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "BURNRATE_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers (after connecting, or after the
+    /// previous answer on a kept-alive connection).
+    #[arg(long, env = "BURNRATE_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may stay open with no bytes moving either way.
+    #[arg(long, env = "BURNRATE_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Args)]
@@ -397,7 +410,12 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, db = %db.display(), "serving");
-    crate::http::serve(listener, state, shutdown_signal()).await?;
+    let limits = crate::http::server::Limits {
+        header_read_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+        max_connections: args.max_connections as usize,
+    };
+    crate::http::serve(listener, state, limits, shutdown_signal()).await?;
     reloader.abort();
     if let Some(evaluator) = evaluator {
         evaluator.abort();

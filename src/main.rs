@@ -1,6 +1,7 @@
 //! The `burnrate` binary: parse flags, set up logging, run the command.
 
 use clap::Parser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -10,6 +11,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "burnrate=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only help a person at a terminal; in a file or a log pipeline
+        // they are noise that breaks grep and parsers.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = match burnrate::cli::Cli::try_parse() {
         Ok(cli) => cli,

@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 
 pub const MAX_GROUP_BY: usize = 3;
 pub const MAX_LIMIT: usize = 10_000;
+/// Values in one filter list, and in all of a query's filters. Each value is one SQL
+/// parameter: the caps keep a query far below SQLite's 32,766 and its plan small.
+pub const MAX_FILTER_VALUES: usize = 1_000;
+pub const MAX_QUERY_FILTER_VALUES: usize = 5_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dimension {
@@ -321,10 +325,17 @@ fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>, QueryError
         .transpose()
 }
 
-/// Filter values: a string or an array of strings.
+/// Filter values: a string or an array of at most MAX_FILTER_VALUES strings.
 fn filter_values(field: &str, v: &serde_json::Value) -> Result<Vec<String>, QueryError> {
     match v {
         serde_json::Value::String(s) => Ok(vec![s.clone()]),
+        serde_json::Value::Array(items) if items.len() > MAX_FILTER_VALUES => Err(err(
+            field,
+            format!(
+                "has {} values; a filter takes at most {MAX_FILTER_VALUES}",
+                items.len()
+            ),
+        )),
         serde_json::Value::Array(items) => items
             .iter()
             .map(|i| {
@@ -363,9 +374,19 @@ impl QueryRequest {
             data_mode: vec![DataMode::Real],
             ..Default::default()
         };
+        let mut total = 0;
         for (name, value) in &self.filters {
             let field = format!("filters.{name}");
             let values = filter_values(&field, value)?;
+            total += values.len();
+            if total > MAX_QUERY_FILTER_VALUES {
+                return Err(err(
+                    "filters",
+                    format!(
+                        "hold more than {MAX_QUERY_FILTER_VALUES} values in all; narrow the query"
+                    ),
+                ));
+            }
             match name.as_str() {
                 "environment" => {
                     filters.environment =
@@ -553,6 +574,29 @@ mod tests {
             "measures"
         );
         assert_eq!(field(serde_json::json!({"bucket": "week"})), "bucket");
+    }
+
+    /// 40,000 values in one filter reached SQLite as 40,000 parameters: a 500 "too many
+    /// SQL variables" and the whole statement in the log.
+    #[test]
+    fn filter_list_over_the_cap_is_an_error_naming_the_field() {
+        let values = |n: usize| -> Vec<String> { (0..n).map(|i| format!("t{i}")).collect() };
+        let q = check(serde_json::json!({"filters": {"tenantId": values(1_000)}})).unwrap();
+        assert_eq!(q.filters.text[&Dimension::TenantId].len(), 1_000);
+        let e = check(serde_json::json!({"filters": {"tenantId": values(1_001)}})).unwrap_err();
+        assert_eq!(e.field, "filters.tenantId");
+        assert!(e.message.contains("at most 1000"), "{}", e.message);
+        let e = check(serde_json::json!({"filters": {"tag:team": values(40_000)}})).unwrap_err();
+        assert_eq!(e.field, "filters.tag:team");
+        // Six full lists: each is allowed, together they pass the query's cap.
+        let mut filters = serde_json::Map::new();
+        for d in ["tenantId", "userId", "model", "provider", "endpointTag"] {
+            filters.insert(d.into(), serde_json::json!(values(1_000)));
+        }
+        assert!(check(serde_json::json!({ "filters": filters.clone() })).is_ok());
+        filters.insert("promptVersion".into(), serde_json::json!(values(1)));
+        let e = check(serde_json::json!({ "filters": filters })).unwrap_err();
+        assert_eq!(e.field, "filters");
     }
 
     #[test]

@@ -228,6 +228,88 @@ async fn bad_budget_and_guard_input_is_a_400_naming_the_field() {
     assert_eq!(blamed(&r.body["error"]["fields"]), vec!["id"]);
 }
 
+/// `estimatedCostUsd: 9223372036` was accepted and, on a budget with the largest limit,
+/// reserved: the next call's spent + reserved + estimate wrapped negative and was allowed.
+/// An estimate is now at most $10,000 (the ceiling of one call's costUsd).
+#[tokio::test]
+async fn guard_estimate_that_would_overflow_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    cli(&db, &["workspaces", "list"]);
+    let admin = key(&db, "default", "admin");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let created = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "huge", "period": "month", "action": "block",
+                    "limitUsd": "9223372036.854775807"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let guard = |estimate: Value, id: &str| {
+        let body = json!({"endpointTag": "support.reply", "estimatedCostUsd": estimate,
+                          "externalRequestId": id});
+        let (api, ingest) = (&api, &ingest);
+        async move { api.post("/v1/guard", ingest, &body).await }
+    };
+    for (n, estimate) in [
+        json!(9223372036u64),
+        json!(9223372036.5f64),
+        json!(10000.000000001f64),
+        json!(1e300),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = guard(estimate.clone(), &format!("big-{n}")).await;
+        assert_eq!(r.status, 400, "{estimate}: {}", r.body);
+        assert_eq!(blamed(&r.body["error"]["fields"]), vec!["estimatedCostUsd"]);
+        assert!(
+            r.body["error"]["fields"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("10000"),
+            "{}",
+            r.body
+        );
+    }
+    // The ceiling itself is fine, and it is held exactly (read as text: f64 would not).
+    let raw_guard = |estimate: u64, id: &str| {
+        let body = json!({"endpointTag": "support.reply", "estimatedCostUsd": estimate,
+                          "externalRequestId": id});
+        let (api, ingest) = (&api, &ingest);
+        async move {
+            let resp = api
+                .http
+                .post(format!("{}/v1/guard", api.url))
+                .header("X-API-Key", ingest.as_str())
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        }
+    };
+    let text = raw_guard(10_000, "max").await;
+    assert!(text.contains(r#""allow":true"#), "{text}");
+    assert!(text.contains(r#""reserved":true"#), "{text}");
+    assert!(
+        text.contains(r#""remaining":9223372036.854775807"#),
+        "{text}"
+    );
+    // Nothing wrapped: the next call sees the true sum of what is reserved.
+    let text = raw_guard(1, "small").await;
+    assert!(text.contains(r#""allow":true"#), "{text}");
+    assert!(
+        text.contains(r#""remaining":9223362036.854775807"#),
+        "{text}"
+    );
+}
+
 /// The Rust SDK's guard() against the real server: allowed, then denied once spent.
 #[tokio::test]
 async fn the_rust_sdk_guard_reads_the_server_answer() {

@@ -148,6 +148,58 @@ async fn login_sets_a_strict_httponly_session_cookie() {
     assert_eq!(admin.location.as_deref(), Some("/"));
 }
 
+/// `next=/%09/evil.example` passed the old check (it starts with one `/`), and browsers
+/// drop the tab and go to //evil.example. Only the dashboard's own pages are followed.
+#[tokio::test]
+async fn login_next_that_a_browser_reads_as_another_site_goes_home() {
+    let s = setup();
+    let attacks = [
+        "/%09/evil.example",
+        "/%0A/evil.example",
+        "/%5C/evil.example",
+        "/%5Cevil.example",
+        "%2F%2Fevil.example",
+        "//evil.example",
+        "https://evil.example/",
+        "/endpoints%3Fx%3D%09%2F%2Fevil",
+    ];
+    for attack in attacks {
+        // Signing in with the form's next.
+        let page = s
+            .send(
+                s.http
+                    .post(s.url("/login"))
+                    .body(format!("key={}&next={attack}", s.read))
+                    .header("content-type", "application/x-www-form-urlencoded"),
+            )
+            .await;
+        assert_eq!(page.status, 303, "{attack}");
+        assert_eq!(page.location.as_deref(), Some("/"), "POST next={attack}");
+        // Already signed in, the login page redirects at once.
+        let cookie = page.set_cookie.unwrap();
+        let c = cookie.split(';').next().unwrap();
+        let again = s.get(&format!("/login?next={attack}"), Some(c)).await;
+        assert_eq!(again.status, 303, "{attack}");
+        assert_eq!(again.location.as_deref(), Some("/"), "GET next={attack}");
+    }
+    // A dashboard page with its query string is still followed.
+    let page = s
+        .send(
+            s.http
+                .post(s.url("/login"))
+                .body(format!(
+                    "key={}&next=%2Ftenants%3Fdim%3DuserId%26range%3D24h",
+                    s.read
+                ))
+                .header("content-type", "application/x-www-form-urlencoded"),
+        )
+        .await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/tenants?dim=userId&range=24h")
+    );
+}
+
 #[tokio::test]
 async fn pages_need_a_session() {
     let s = setup();

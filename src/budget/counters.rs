@@ -58,6 +58,10 @@ pub struct RateCap {
     pub requests_per_minute: u32,
 }
 
+/// The largest estimate a guard call may send: the same ceiling as one event's costUsd
+/// (docs/event-contract.md). It keeps spent + reserved + estimate far from i64's range.
+pub const MAX_ESTIMATE_USD: crate::money::Usd = crate::money::Usd(10_000 * 1_000_000_000);
+
 /// What a guard call asks.
 #[derive(Debug, Clone, Default)]
 pub struct GuardRequest {
@@ -248,8 +252,8 @@ impl Counters {
                 }
                 let (start, _) = windows[i].at(budget, effect.ts_ms);
                 let entry = deltas.entry((*ws, budget.id, start)).or_default();
-                entry.0 += effect.cost_delta;
-                entry.1 += effect.unpriced_delta;
+                entry.0 = entry.0.saturating_add(effect.cost_delta);
+                entry.1 = entry.1.saturating_add(effect.unpriced_delta);
             }
         }
         let mut books = self.books.lock().unwrap();
@@ -277,9 +281,11 @@ impl Counters {
             if live.spent.keys().next().is_some_and(|first| start < *first) {
                 continue;
             }
+            // Saturating: spend too large to hold stays at the maximum, over every limit,
+            // so a blocking budget stays closed rather than wrapping to a negative spend.
             let entry = live.spent.entry(start).or_insert((0, 0));
-            entry.0 += cost;
-            entry.1 = (entry.1 as i64 + unpriced).max(0) as u64;
+            entry.0 = entry.0.saturating_add(cost);
+            entry.1 = entry.1.saturating_add_signed(unpriced);
         }
     }
 
@@ -394,7 +400,7 @@ impl Counters {
                 id: b.id,
                 name: b.name.clone(),
                 action: b.action,
-                remaining: crate::money::Usd((limit - spent - live.reserved).max(0)),
+                remaining: super::remaining(limit, spent, live.reserved),
                 state: state_of(b, spent).0,
             });
             if b.action != Action::Block || !answer.allow {
@@ -408,7 +414,7 @@ impl Counters {
                 }
                 continue;
             }
-            if spent + live.reserved + estimate > limit {
+            if !fits(limit, &[spent, live.reserved, estimate]) {
                 answer.allow = false;
                 answer.reason = "budget_exceeded";
                 let (_, end) = b.window(now_ms);
@@ -425,19 +431,27 @@ impl Counters {
         if answer.allow {
             if let Some(id) = &req.external_request_id {
                 book.release(id);
+                // A blocking budget was checked above, so its sum fits. A notify budget
+                // whose reservations no longer fit an i64 does not record this one (it
+                // only lowers its displayed remaining); the reservation lists only the
+                // budgets it was added to, so releasing it is exact.
+                let mut held = Vec::with_capacity(matched.len());
                 for live in book
                     .budgets
                     .iter_mut()
                     .filter(|l| matched.contains(&l.budget.id))
                 {
-                    live.reserved += estimate;
+                    if let Some(sum) = live.reserved.checked_add(estimate) {
+                        live.reserved = sum;
+                        held.push(live.budget.id);
+                    }
                 }
-                let expires_ms = now_ms + self.reservation_ttl_ms;
+                let expires_ms = now_ms.saturating_add(self.reservation_ttl_ms);
                 book.reservations.insert(
                     id.clone(),
                     Reservation {
                         amount: estimate,
-                        budgets: matched,
+                        budgets: held,
                         expires_ms,
                     },
                 );
@@ -447,6 +461,15 @@ impl Counters {
         }
         answer
     }
+}
+
+/// Whether `parts` (spent, reserved, the estimate) add up to at most `limit`. A sum an
+/// i64 cannot hold is over every limit: the guard fails closed, never wraps to allow.
+fn fits(limit: i64, parts: &[i64]) -> bool {
+    parts
+        .iter()
+        .try_fold(0i64, |sum, part| sum.checked_add(*part))
+        .is_some_and(|total| total <= limit)
 }
 
 impl Live {
@@ -465,7 +488,9 @@ impl Book {
                 .iter_mut()
                 .filter(|l| r.budgets.contains(&l.budget.id))
             {
-                live.reserved -= r.amount;
+                // It was added to exactly these budgets, so this cannot underflow; saturate
+                // anyway rather than wrap.
+                live.reserved = live.reserved.saturating_sub(r.amount);
             }
         }
     }

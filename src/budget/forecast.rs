@@ -29,9 +29,9 @@ fn run_rate(spent: i64, start: i64, end: i64, now: i64, limit: i64) -> Forecast 
     let remaining = (end - now).max(0) as i128;
     let total = spent as i128 + spent as i128 * remaining / elapsed;
     let exhaustion_ms = (spent < limit && total > limit as i128 && spent > 0)
-        .then(|| now + ((limit - spent) as i128 * elapsed / spent as i128) as i64);
+        .then(|| saturate(now as i128 + (limit as i128 - spent as i128) * elapsed / spent as i128));
     Forecast {
-        total: total as i64,
+        total: saturate(total),
         method: "run_rate",
         exhaustion_ms,
     }
@@ -60,14 +60,20 @@ fn weekday_aware(
         let add = expected(cursor) * part / day_len;
         if exhaustion_ms.is_none() && spent < limit && total + add > limit as i128 && add > 0 {
             let need = limit as i128 - total;
-            exhaustion_ms = Some(cursor + (need * part / add) as i64);
+            exhaustion_ms = Some(saturate(cursor as i128 + need * part / add));
         }
         total += add;
         cursor = day_end;
     }
     Forecast {
-        total: total as i64,
+        total: saturate(total),
         method: "weekday_trailing_7d",
         exhaustion_ms,
     }
+}
+
+/// An i128 result bounded to i64: a forecast past $9.2 billion shows the maximum rather
+/// than wrapping to a negative amount.
+fn saturate(v: i128) -> i64 {
+    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }

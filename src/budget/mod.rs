@@ -469,6 +469,13 @@ pub fn state_of(budget: &Budget, spent: i64) -> (State, Option<f64>) {
     }
 }
 
+/// What is left of `limit` after spend and reservations, never below 0. Computed in i128
+/// (three i64s cannot overflow it), then bounded to the i64 range.
+pub fn remaining(limit: i64, spent: i64, reserved: i64) -> Usd {
+    let left = limit as i128 - spent as i128 - reserved as i128;
+    Usd(left.clamp(0, i64::MAX as i128) as i64)
+}
+
 pub fn status(budget: &Budget, input: &SpendInput, now_ms: i64) -> Status {
     let (start, end) = budget.window(now_ms);
     let limit = budget.limit_usd.nanos();
@@ -482,7 +489,7 @@ pub fn status(budget: &Budget, input: &SpendInput, now_ms: i64) -> Status {
         limit_usd: budget.limit_usd,
         spent_usd: Usd(input.spent),
         reserved_usd: Usd(input.reserved),
-        remaining_usd: Usd((limit - input.spent - input.reserved).max(0)),
+        remaining_usd: remaining(limit, input.spent, input.reserved),
         used_pct: input.spent as f64 * 100.0 / limit as f64,
         state,
         threshold_reached,

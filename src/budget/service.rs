@@ -82,7 +82,16 @@ impl Budgets {
         let budget = parse_budget(id.unwrap_or(0), body).map_err(BudgetError::Invalid)?;
         let mut stored = serde_json::to_value(&budget).expect("budget serializes");
         // The id is the row's; the body is the definition as `parse_budget` reads it.
-        stored.as_object_mut().map(|o| o.remove("id"));
+        if let Some(o) = stored.as_object_mut() {
+            o.remove("id");
+            // As decimal text: a JSON number is read back through f64, which turns a
+            // limit with more than ~15 digits into another amount (or one too large to
+            // parse, and the budget would vanish from the list).
+            o.insert(
+                "limitUsd".into(),
+                Value::String(budget.limit_usd.to_string()),
+            );
+        }
         let id = self.store.put_object(ws, BUDGET, id, stored).await?;
         self.reload(ws).await?;
         Ok(Budget { id, ..budget })
@@ -153,7 +162,7 @@ impl Budgets {
                 Box::new(move |rows| match rows {
                     Ok(rows) => {
                         let sums = rows[0].first().map(|r| r.sums).unwrap_or_default();
-                        let unpriced = sums.requests - sums.priced;
+                        let unpriced = sums.requests.saturating_sub(sums.priced);
                         counters.load(ws, id, start, sums.cost.nanos(), unpriced);
                     }
                     Err(e) => tracing::error!(error = %e, budget = id, "budget load failed"),
@@ -219,7 +228,7 @@ impl Budgets {
         for row in rows {
             let at = row.bucket_ms.unwrap_or(0);
             if let Some(i) = (0..7).find(|i| at >= starts[*i] && at < starts[i + 1]) {
-                days[i] += row.sums.cost.nanos();
+                days[i] = days[i].saturating_add(row.sums.cost.nanos());
             }
         }
         Ok(Some(days))

@@ -300,3 +300,68 @@ fn rate_caps_deny_past_the_requests_per_minute() {
     );
     assert!(c.guard(1, &guard_req("a", None, None), now + 20_000).allow);
 }
+
+/// spent + reserved + estimate and `reserved += estimate` were unchecked i64: a sum past
+/// i64::MAX wrapped negative and a blocking budget allowed every later call. A sum that
+/// cannot be held now denies (fails closed), and spend saturates instead of wrapping.
+#[test]
+fn counter_overflow_fails_closed() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let max = "9223372036.854775807"; // i64::MAX nano-USD, the largest limitUsd
+    let b = budget(json!({"name": "cap", "period": "day", "limitUsd": max, "action": "block"}));
+
+    // Reservations: the first fills the limit exactly, the next one's sum overflows.
+    let c = live(&b, now);
+    let first = c.guard(1, &guard_req("a", Some("9223372036"), Some("r1")), now);
+    assert!(first.allow && first.reserved);
+    let next = c.guard(1, &guard_req("a", Some("1"), Some("r2")), now);
+    assert_eq!((next.allow, next.reason), (false, "budget_exceeded"));
+    assert!(!next.reserved);
+    assert_eq!(next.budgets[0].remaining, Usd(usd("0.854775807")));
+    assert_eq!(c.position(1, 1, now).unwrap().1, usd("9223372036"));
+
+    // Spend: two huge costs saturate at the maximum instead of wrapping negative.
+    let c = live(&b, now);
+    let mut huge = effect("a", "2026-03-18T09:00:00Z", "0", None);
+    huge.cost_delta = i64::MAX - 10;
+    c.apply(&[huge.clone(), huge.clone()]);
+    c.apply(&[huge]);
+    assert_eq!(c.position(1, 1, now).unwrap().0, i64::MAX);
+    let denied = c.guard(1, &guard_req("a", Some("0.000000001"), None), now);
+    assert_eq!((denied.allow, denied.reason), (false, "budget_exceeded"));
+    assert_eq!(denied.budgets[0].remaining, Usd::ZERO);
+    assert_eq!(denied.budgets[0].state, State::Exceeded);
+    let status = super::status(
+        &b,
+        &SpendInput {
+            spent: i64::MAX,
+            reserved: i64::MAX,
+            ..SpendInput::default()
+        },
+        now,
+    );
+    assert_eq!(status.remaining_usd, Usd::ZERO);
+    assert!(
+        status.forecast_usd.nanos() > 0,
+        "the forecast saturates too"
+    );
+}
+
+/// A notify budget never denies, so its reservations can pile up: one that no longer
+/// fits is not recorded, and releasing every reservation returns exactly to zero.
+#[test]
+fn notify_budget_reservations_that_cannot_be_held_are_skipped_exactly() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(json!({"name": "n", "period": "day", "limitUsd": 1, "action": "notify"}));
+    let c = live(&b, now);
+    let mut big = guard_req("a", None, Some("r1"));
+    big.estimate = Some(i64::MAX - 1);
+    assert!(c.guard(1, &big, now).allow);
+    let second = c.guard(1, &guard_req("a", Some("5"), Some("r2")), now);
+    assert!(second.allow, "a notify budget never blocks");
+    assert_eq!(c.position(1, 1, now).unwrap().1, i64::MAX - 1);
+    c.apply(&[effect("a", "2026-03-18T10:00:01Z", "0.1", Some("r2"))]);
+    assert_eq!(c.position(1, 1, now).unwrap().1, i64::MAX - 1);
+    c.apply(&[effect("a", "2026-03-18T10:00:02Z", "0.1", Some("r1"))]);
+    assert_eq!(c.position(1, 1, now).unwrap().1, 0);
+}

@@ -246,8 +246,11 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready when the database answers reads and takes writes (not while a full disk makes
+/// every ingest fail; it probes again on each call, so it recovers by itself).
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     state.store.price_generation().await?;
+    state.store.check_writable().await?;
     Ok("ready")
 }
 

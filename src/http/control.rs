@@ -3,8 +3,9 @@
 use super::authorize;
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::budget::counters::GuardRequest;
+use crate::budget::counters::{GuardAnswer, GuardRequest, MAX_ESTIMATE_USD};
 use crate::budget::service::{BudgetError, RATE_CAP};
+use crate::budget::{Budget, Status};
 use crate::event::{DataMode, Environment, FieldError};
 use crate::money::Usd;
 use crate::store::Scope;
@@ -12,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -71,14 +73,14 @@ pub async fn update_budget(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Budget>, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
     let id = parse_id(&id)?;
     let budget = state
         .budgets
         .save(key.workspace_id, Some(id), &body_json(&body)?)
         .await?;
-    Ok(Json(json!(budget)))
+    Ok(Json(budget))
 }
 
 pub async fn delete_budget(
@@ -96,36 +98,50 @@ pub async fn delete_budget(
     )
 }
 
+/// One entry of GET /v1/budgets. Answers holding money are serialized from their types,
+/// never through `json!`: a `Value` holds numbers as f64, which changes amounts with more
+/// than ~15 digits (a $9,223,372,036.854775807 limit read back as ...036.854776).
+#[derive(Serialize)]
+pub struct BudgetEntry {
+    budget: Budget,
+    status: Status,
+}
+
+#[derive(Serialize)]
+pub struct BudgetList {
+    budgets: Vec<BudgetEntry>,
+}
+
 /// Every budget with its current status.
 pub async fn budgets(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BudgetList>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
     let now = state.now_ms();
-    let mut out = Vec::new();
+    let mut budgets = Vec::new();
     for budget in state.budgets.list(key.workspace_id).await? {
         let status = state.budgets.status(key.workspace_id, &budget, now).await?;
-        out.push(json!({"budget": budget, "status": status}));
+        budgets.push(BudgetEntry { budget, status });
     }
-    Ok(Json(json!({ "budgets": out })))
+    Ok(Json(BudgetList { budgets }))
 }
 
 pub async fn budget(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Budget>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
     let id = parse_id(&id)?;
-    Ok(Json(json!(state.budgets.get(key.workspace_id, id).await?)))
+    Ok(Json(state.budgets.get(key.workspace_id, id).await?))
 }
 
 pub async fn budget_status(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
     let id = parse_id(&id)?;
     let budget = state.budgets.get(key.workspace_id, id).await?;
@@ -133,7 +149,7 @@ pub async fn budget_status(
         .budgets
         .status(key.workspace_id, &budget, state.now_ms())
         .await?;
-    Ok(Json(json!(status)))
+    Ok(Json(status))
 }
 
 pub async fn create_rate_cap(
@@ -178,13 +194,13 @@ pub async fn guard(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GuardAnswer>, ApiError> {
     let key = authorize(&state, &headers, Scope::Ingest).await?;
     let request = parse_guard(&body_json(&body)?).map_err(invalid)?;
     let answer = state
         .budgets
         .guard(key.workspace_id, &request, state.now_ms());
-    Ok(Json(json!(answer)))
+    Ok(Json(answer))
 }
 
 const GUARD_FIELDS: &[&str] = &[
@@ -256,11 +272,13 @@ pub fn parse_guard(body: &Value) -> Result<GuardRequest, Vec<FieldError>> {
     let estimate = match obj.get("estimatedCostUsd") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match Usd::parse(&n.to_string()) {
-            Ok(usd) if usd.nanos() >= 0 => Some(usd.nanos()),
+            Ok(usd) if (Usd::ZERO..=MAX_ESTIMATE_USD).contains(&usd) => Some(usd.nanos()),
             _ => {
                 errors.push(FieldError::new(
                     "estimatedCostUsd",
-                    "must be an amount of at least 0 with at most 9 decimals",
+                    format!(
+                        "must be an amount from 0 to {MAX_ESTIMATE_USD} USD with at most 9 decimals"
+                    ),
                 ));
                 None
             }

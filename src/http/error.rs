@@ -80,6 +80,9 @@ impl From<BodyError> for ApiError {
     }
 }
 
+/// Retry-After while the database cannot be written: space rarely returns within seconds.
+const STORAGE_RETRY_SECS: u64 = 30;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -95,6 +98,17 @@ impl From<StoreError> for ApiError {
                 format!("{what} not found"),
             ),
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", what),
+            StoreError::StorageFull(cause) => {
+                tracing::error!(error = %cause, "database cannot be written");
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_full",
+                    "the server cannot write to its database (disk full or failing); \
+                     nothing of this request was stored: retry later",
+                );
+                e.retry_after = Some(STORAGE_RETRY_SECS);
+                e
+            }
             StoreError::Database(detail) => {
                 tracing::error!(error = %detail, "store error");
                 ApiError::new(

@@ -5,6 +5,7 @@ pub mod api;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod server;
 
 use crate::app::AppState;
 use crate::store::{KeyInfo, Scope};
@@ -120,9 +121,8 @@ pub async fn authorize(
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    limits: server::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router(state), limits, shutdown).await
 }

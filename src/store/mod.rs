@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub type WorkspaceId = i64;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The writer's queue is full: back-pressure, the client should retry shortly.
     #[error("store is busy")]
@@ -21,14 +21,13 @@ pub enum StoreError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database cannot be written: its disk is full or failing (SQLITE_FULL or an I/O
+    /// error). Nothing of the write was kept; writes work again once space returns.
+    #[error("storage full or failing: {0}")]
+    StorageFull(String),
+    /// Any other database failure; the text is a short cause, never SQL.
     #[error("database error: {0}")]
     Database(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
-    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -318,6 +317,10 @@ pub trait Store: Send + Sync {
     async fn remove_price_book(&self, version: String) -> Result<usize>;
     /// Grows whenever a price book is saved, so servers can reload.
     async fn price_generation(&self) -> Result<i64>;
+    /// Ok when the database takes writes. After a write failed for lack of space (or an
+    /// I/O error) a small probe write tells whether it works again, so readiness
+    /// recovers by itself once space returns.
+    async fn check_writable(&self) -> Result<()>;
 
     /// Register the one listener for committed cost changes.
     fn set_spend_listener(&self, listener: SpendListener);

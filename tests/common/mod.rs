@@ -16,6 +16,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(db: &Path, extra: &[&str]) -> Server {
+        Server::spawn(db, extra, Stdio::null())
+    }
+
+    /// Like `start`, with the server's log (stderr) written to `log`.
+    pub fn start_logged(db: &Path, extra: &[&str], log: &Path) -> Server {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Server::spawn(db, extra, Stdio::from(file))
+    }
+
+    fn spawn(db: &Path, extra: &[&str], stderr: Stdio) -> Server {
         let mut child = Command::new(BIN)
             .args([
                 "--db",
@@ -26,7 +36,7 @@ impl Server {
             ])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start burnrate");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

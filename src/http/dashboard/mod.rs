@@ -269,10 +269,85 @@ fn to_login(uri: &Uri) -> Response {
     }
 }
 
-/// Only same-site paths are followed after login (never `//host` or a scheme).
+/// Where to go after login: only one of the dashboard's own pages (exactly its path)
+/// with a query string of plain URL characters; anything else goes to the Overview.
+/// Checking the shape of a free path is not enough: browsers drop tabs and newlines and
+/// read `\` as `/`, so `/<tab>/evil.example` becomes `//evil.example`, another site.
 pub fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/",
+    let Some(next) = next else { return "/" };
+    let (path, query) = match next.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (next, None),
+    };
+    let known = Page::ALL.iter().any(|p| p.path() == path);
+    let plain_query = query.is_none_or(|q| q.bytes().all(is_query_byte));
+    if known && plain_query {
+        next
+    } else {
+        "/"
+    }
+}
+
+/// RFC 3986 query characters (unreserved, sub-delims, `:@/?` and `%` escapes) and the
+/// few that browsers send unescaped in a query (`|[]{}^`): no whitespace, control
+/// characters, backslashes, quotes, fragments or non-ASCII.
+fn is_query_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%|[]{}^".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn login_next_outside_the_dashboard_goes_home() {
+        let attacks = [
+            "/\t/evil.example",
+            "\t//evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\evil.example",
+            "/\\/evil.example",
+            "/%09/evil.example",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "%2F%2Fevil.example",
+            "https://evil.example/",
+            "http:evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            " /endpoints",
+            "/endpoints/../../evil",
+            "/endpoints#//evil.example",
+            "/endpoints?x=\t//evil.example",
+            "/endpoints?x=\\evil",
+            "/nope",
+            "/login",
+            "/v1/events",
+            "",
+        ];
+        for attack in attacks {
+            assert_eq!(safe_next(Some(attack)), "/", "{attack:?} was followed");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn login_next_keeps_a_dashboard_page_and_its_query() {
+        for ok in [
+            "/",
+            "/endpoints",
+            "/endpoints?dataMode=demo",
+            "/tenants?dim=userId&range=24h",
+            "/explain?from=2026-11-20T00%3A00%3A00Z&by=endpointTag,model",
+            "/requests?tag%3Ateam=a%2Fb",
+            "/requests?tag:team=a|b",
+            "/alerts",
+        ] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
     }
 }

@@ -313,6 +313,23 @@ mod tests {
         );
     }
 
+    /// The dashboard's filter URLs are checked by the same query layer as the API.
+    #[test]
+    fn a_filter_list_over_the_cap_is_reported_naming_the_parameter() {
+        let now = 1_764_000_000_000;
+        let list = |n: usize| {
+            (0..n)
+                .map(|i| format!("t{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let ok = View::parse(&params(&[("tenantId", &list(1_000))]), &[]);
+        assert!(ok.query(now).is_ok());
+        let over = View::parse(&params(&[("tenantId", &list(1_001))]), &[]);
+        let e = over.query(now).unwrap_err();
+        assert!(e.starts_with("tenantId has 1001 values"), "{e}");
+    }
+
     #[test]
     fn windows_and_errors() {
         let now = 1_764_000_000_000;

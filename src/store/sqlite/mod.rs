@@ -11,6 +11,7 @@ use super::*;
 use crate::event::PricedEvent;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +25,9 @@ pub struct SqliteStore {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
+    /// Set when a write failed for lack of space or an I/O error; cleared by the next
+    /// write that commits (an ingest or the readiness probe).
+    write_failing: AtomicBool,
 }
 
 fn now_ms() -> i64 {
@@ -53,7 +57,18 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
+            write_failing: AtomicBool::new(false),
         })
+    }
+
+    /// Keep track of whether writes work: a storage failure marks the store unwritable
+    /// (so /readyz says not ready), a committed write marks it writable again.
+    fn note_write<T>(&self, result: &Result<T>) {
+        match result {
+            Ok(_) => self.write_failing.store(false, Ordering::Relaxed),
+            Err(StoreError::StorageFull(_)) => self.write_failing.store(true, Ordering::Relaxed),
+            Err(_) => {}
+        }
     }
 
     /// Answer a query from raw events only, never rollups: the reference for tests.
@@ -77,12 +92,21 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("burnrate-checkpoint".into())
             .spawn(move || {
+                // Logged when it starts and stops failing: on a full disk every round fails.
+                let mut failing = false;
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(std::time::Duration::from_millis(250))
                 {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "checkpoint failed");
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %StoreError::from(&e), "checkpoint failed");
+                        }
+                        Ok(()) if failing => {
+                            failing = false;
+                            tracing::info!("checkpoint works again");
+                        }
+                        _ => {}
                     }
                 }
             })?;
@@ -102,6 +126,9 @@ impl SqliteStore {
     fn with_conn_inline<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.connection()?;
         let result = f(&mut conn);
+        if matches!(result, Err(StoreError::StorageFull(_))) {
+            self.note_write(&result);
+        }
         let mut pool = self.readers.lock().unwrap();
         if pool.len() < 8 {
             pool.push(conn);
@@ -122,12 +149,74 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Database(e.to_string()))?;
+        // Other writes (keys, objects, price books) run here: a failure from lack of
+        // space counts, a success does not (most of these are reads).
+        if matches!(result, Err(StoreError::StorageFull(_))) {
+            self.note_write(&result);
+        }
         let mut pool = self.readers.lock().unwrap();
         if pool.len() < 8 {
             pool.push(conn);
         }
         result
     }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::from(&e)
+    }
+}
+
+impl From<&rusqlite::Error> for StoreError {
+    fn from(e: &rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DiskFull, SystemIoFailure};
+        let cause = short_cause(e);
+        match e.sqlite_error_code() {
+            Some(DiskFull | SystemIoFailure) => StoreError::StorageFull(cause),
+            _ => StoreError::Database(cause),
+        }
+    }
+}
+
+/// Longest cause kept from a database error.
+const MAX_CAUSE_LEN: usize = 200;
+
+/// What went wrong, without the statement: rusqlite's text for an error in a statement
+/// includes the whole SQL (400 KB for a query with 40,000 filter values), and neither
+/// logs nor answers carry SQL.
+fn short_cause(e: &rusqlite::Error) -> String {
+    let mut text = match e {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    };
+    if text.len() > MAX_CAUSE_LEN {
+        let mut end = MAX_CAUSE_LEN;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// Free space a store needs before it counts as writable again after a full disk.
+const PROBE_BYTES: usize = 1 << 20;
+
+/// Whether PROBE_BYTES can be written (and synced) next to the database; the scratch
+/// file is removed either way.
+fn room_for_a_batch(scratch: &Path) -> Result<()> {
+    use std::io::Write;
+    let written = std::fs::File::create(scratch).and_then(|mut file| {
+        let chunk = vec![0u8; 64 * 1024];
+        for _ in 0..PROBE_BYTES / chunk.len() {
+            file.write_all(&chunk)?;
+        }
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(scratch);
+    written.map_err(|e| StoreError::StorageFull(format!("no room for a write: {e}")))
 }
 
 fn ms_to_rfc3339(ms: i64) -> String {
@@ -180,7 +269,9 @@ impl Store for SqliteStore {
                 mpsc::error::TrySendError::Full(_) => StoreError::Busy,
                 mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
             })?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        let result = answer.await.map_err(|_| StoreError::Closed)?;
+        self.note_write(&result);
+        result
     }
 
     async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>> {
@@ -446,6 +537,45 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn check_writable(&self) -> Result<()> {
+        if !self.write_failing.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let sender = self
+            .jobs
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        // SQLite alone would say yes too early: a one-row write fits in WAL pages a failed
+        // batch left behind while the disk is still full. So first room for a batch.
+        let scratch = self.path.with_extension("space-probe");
+        tokio::task::spawn_blocking(move || room_for_a_batch(&scratch))
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?
+            .inspect_err(|_| self.write_failing.store(true, Ordering::Relaxed))?;
+        let (done, answer) = oneshot::channel();
+        // On the writer's connection, between two commits: a one-row write that must
+        // find room in the WAL like any ingest.
+        let probe = Box::new(move |c: &mut Connection| {
+            let result = c
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('write_probe', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [now_ms().to_string()],
+                )
+                .map(|_| ())
+                .map_err(StoreError::from);
+            let _ = done.send(result);
+        });
+        sender
+            .try_send(writer::WriterJob::Read(probe))
+            .map_err(|_| StoreError::Busy)?;
+        let result = answer.await.map_err(|_| StoreError::Closed)?;
+        self.note_write(&result);
+        result
+    }
+
     fn set_spend_listener(&self, listener: SpendListener) {
         *self.listener.lock().unwrap() = Some(listener);
     }
@@ -577,5 +707,57 @@ impl Store for SqliteStore {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
         self.readers.lock().unwrap().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// rusqlite's text for a bad statement is "{msg} in {sql} at offset N": the old
+    /// mapping put the whole SQL (400 KB for 40,000 filter values) into the log.
+    #[test]
+    fn database_errors_carry_a_short_cause_without_sql() {
+        let conn = Connection::open_in_memory().unwrap();
+        let values = vec!["?"; 40_000].join(", ");
+        let sql = format!("SELECT count(*) FROM no_such_table WHERE tenant IN ({values})");
+        let e = conn.prepare(&sql).map(|_| ()).unwrap_err();
+        assert!(
+            e.to_string().contains("no_such_table WHERE"),
+            "rusqlite's own text has it"
+        );
+        let StoreError::Database(cause) = StoreError::from(&e) else {
+            panic!("not a database error: {e}");
+        };
+        assert!(
+            !cause.contains("SELECT") && !cause.contains("WHERE"),
+            "{cause}"
+        );
+        assert!(
+            cause.len() <= MAX_CAUSE_LEN + '…'.len_utf8(),
+            "{}",
+            cause.len()
+        );
+        assert!(
+            cause.contains("no_such_table") || cause.contains("variables"),
+            "{cause}"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_is_storage_full_not_a_database_error() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        );
+        assert!(matches!(
+            StoreError::from(&full),
+            StoreError::StorageFull(_)
+        ));
+        let io = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_WRITE),
+            None,
+        );
+        assert!(matches!(StoreError::from(&io), StoreError::StorageFull(_)));
     }
 }

@@ -92,9 +92,10 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, listener: 
                 // Nothing of this batch is acknowledged; ids handed out inside the
                 // rolled-back transaction are gone, so forget them.
                 dims = DimCache::default();
+                let e = StoreError::from(&e);
                 tracing::error!(error = %e, jobs = batch.len(), "ingest commit failed");
                 for job in batch {
-                    let _ = job.reply.send(Err(StoreError::Database(e.to_string())));
+                    let _ = job.reply.send(Err(e.clone()));
                 }
             }
         }
