@@ -792,3 +792,116 @@ async fn the_request_explorer_filters_and_pages() {
         .body;
     assert_eq!(none["events"].as_array().unwrap().len(), 0);
 }
+
+/// Issue 10, item 1: u64 tokens were stored as i64 (wrapping negative) and broke every
+/// read of the workspace; now each numeric field has a ceiling and a 400 names it.
+#[tokio::test]
+async fn input_tokens_beyond_ten_billion_are_rejected_naming_the_field() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let cases = [
+        ("inputTokens", json!(u64::MAX)),
+        ("inputTokens", json!(10_000_000_001u64)),
+        ("costUsd", json!(9_000_000_000u64)),
+        ("latencyMs", json!(86_400_001)),
+        ("imageCount", json!(10_001)),
+        ("timestamp", json!("2019-12-31T23:59:59Z")),
+    ];
+    for (field, value) in cases {
+        let mut e = event("big");
+        e[field] = value.clone();
+        let r = api.post("/v1/ingest/llm-request", &ingest, &e).await;
+        assert_eq!(r.status, 400, "{field}={value}: {}", r.body);
+        assert_eq!(
+            blamed(&r.body["error"]["fields"]),
+            vec![field],
+            "{}",
+            r.body
+        );
+    }
+    let mut at_ceiling = event("ceiling");
+    at_ceiling["inputTokens"] = json!(10_000_000_000u64);
+    at_ceiling["cachedTokens"] = json!(0);
+    let r = api
+        .post("/v1/ingest/llm-request", &ingest, &at_ceiling)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // The workspace still reads: the one stored event, with its exact tokens.
+    let s = summary(&api, &read).await;
+    assert_eq!(s["tokens"]["input"], json!(10_000_000_000u64), "{s}");
+    let r = api.get("/v1/events", &read).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Issue 10, item 3: a key ending in `\` was stored and then every filter or group-by on
+/// it was a 500 (`bad JSON path`).
+#[tokio::test]
+async fn tag_key_with_backslash_is_rejected_at_ingest() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut e = event("tagged");
+    e["tags"] = json!({"team\\": "a"});
+    let r = api.post("/v1/ingest/llm-request", &ingest, &e).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(blamed(&r.body["error"]["fields"]), vec!["tags.team\\"]);
+    e["tags"] = json!({"nul\u{0}": "a"});
+    let r = api.post("/v1/ingest/llm-request", &ingest, &e).await;
+    assert_eq!(
+        blamed(&r.body["error"]["fields"]),
+        vec!["tags"],
+        "{}",
+        r.body
+    );
+    e["tags"] = json!({"team.eu-1_x": "a"});
+    let r = api.post("/v1/ingest/llm-request", &ingest, &e).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+}
+
+#[tokio::test]
+async fn group_by_an_invalid_tag_key_is_a_400_not_a_500() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut e = event("tagged");
+    e["tags"] = json!({"team.a": "search"});
+    api.post("/v1/ingest/llm-request", &ingest, &e).await;
+    for bad in ["tag:team\\", "tag:a\"b", "tag:a\u{0}"] {
+        let r = api
+            .post("/v1/query", &read, &json!({"groupBy": [bad]}))
+            .await;
+        assert_eq!(r.status, 400, "{bad:?}: {}", r.body);
+        assert_eq!(blamed(&r.body["error"]["fields"]), vec!["groupBy"]);
+        let r = api
+            .post("/v1/query", &read, &json!({"filters": {bad: ["x"]}}))
+            .await;
+        assert_eq!(r.status, 400, "{bad:?}: {}", r.body);
+        assert_eq!(
+            blamed(&r.body["error"]["fields"]),
+            vec![format!("filters.{bad}")]
+        );
+    }
+    let r = api.get("/v1/timeseries?by=tag:team%5C", &read).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // A valid key with a dot is one JSON label, not a path.
+    let r = api
+        .post(
+            "/v1/query",
+            &read,
+            &json!({"groupBy": ["tag:team.a"], "measures": ["requests"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["rows"][0]["group"]["tag:team.a"], "search",
+        "{}",
+        r.body
+    );
+}
