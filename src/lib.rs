@@ -38,5 +38,6 @@ pub mod price;
 pub mod query;
 pub mod ratelimit;
 pub mod report;
+pub mod settings;
 pub mod store;
 pub mod validate;

@@ -3,6 +3,7 @@
 
 use crate::event::*;
 use crate::money::Usd;
+use crate::settings::{IngestSettings, UnknownFields};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -59,9 +60,38 @@ fn grouped(n: u64) -> String {
     out
 }
 
-/// Validate one raw event. `now_ms` is the receive time (ms since the epoch).
+/// A valid event and what the client should hear about it (unknown fields, missing
+/// usage), each as a field and a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub event: Event,
+    pub warnings: Vec<FieldError>,
+}
+
+/// Validate one raw event under the default workspace settings.
 pub fn validate(raw: &RawEvent, now_ms: i64) -> Result<Event, Vec<FieldError>> {
+    check(raw, now_ms, &IngestSettings::default()).map(|c| c.event)
+}
+
+/// Validate one raw event under a workspace's settings. `now_ms` is the receive time
+/// (ms since the epoch).
+pub fn check(
+    raw: &RawEvent,
+    now_ms: i64,
+    settings: &IngestSettings,
+) -> Result<Checked, Vec<FieldError>> {
     let mut v = Validator { errors: Vec::new() };
+    let mut warnings = Vec::new();
+    for name in &raw.unknown.names {
+        let message = match suggest(name) {
+            Some(known) => format!("unknown field; did you mean {known}?"),
+            None => "unknown field; ignored".to_string(),
+        };
+        match settings.unknown_fields {
+            UnknownFields::Warn => warnings.push(FieldError::new(name, message)),
+            UnknownFields::Reject => v.fail(name, message),
+        }
+    }
     let before_tokens = v.errors.len();
     let tokens = Tokens {
         input: v.tokens("inputTokens", &raw.input_tokens),
@@ -71,6 +101,16 @@ pub fn validate(raw: &RawEvent, now_ms: i64) -> Result<Event, Vec<FieldError>> {
         reasoning: v.tokens("reasoningTokens", &raw.reasoning_tokens),
     };
     let tokens_readable = v.errors.len() == before_tokens;
+    let success = matches!(&raw.status, Some(Field::Str(s)) if Status::parse(s.trim()) == Some(Status::Success));
+    // A success with no usage at all is not a free call: its usage is missing and its
+    // cost unknown, unless the client says which (usageMissing given) or sends a cost.
+    let usage_unreported = success && !reports_usage(raw) && !given(&raw.usage_missing);
+    if usage_unreported {
+        warnings.push(FieldError::new(
+            "usage",
+            "status is success but no token count, imageCount or costUsd was sent: stored as usageMissing, unpriced",
+        ));
+    }
     let event = Event {
         external_request_id: v.text("externalRequestId", &raw.external_request_id, MAX_ID_LEN),
         attempt: v.attempt(&raw.attempt),
@@ -127,20 +167,95 @@ pub fn validate(raw: &RawEvent, now_ms: i64) -> Result<Event, Vec<FieldError>> {
                 ServiceTier::expected,
             )
             .unwrap_or(ServiceTier::Standard),
-        usage_missing: v.flag("usageMissing", &raw.usage_missing),
+        usage_missing: v.flag("usageMissing", &raw.usage_missing) || usage_unreported,
         client_cost: v.cost(&raw.cost_usd),
         tags: v.tags(&raw.tags),
     };
+    for field in &settings.required_fields {
+        let missing = match field.as_str() {
+            "tenantId" => event.tenant_id.is_none(),
+            "userId" => event.user_id.is_none(),
+            "promptVersion" => event.prompt_version.is_none(),
+            "externalRequestId" => event.external_request_id.is_none(),
+            // endpointTag is always required.
+            _ => false,
+        };
+        let already_blamed = v.errors.iter().any(|e| &e.field == field);
+        if missing && !already_blamed {
+            v.fail(
+                field,
+                "is required by this workspace's settings (requiredFields)",
+            );
+        }
+    }
     let total = v.bounded("totalTokens", &raw.total_tokens, MAX_TOKENS);
     // Sums are only meaningful when every count could be read.
     if tokens_readable {
         v.check_token_sums(&tokens, total);
     }
     if v.errors.is_empty() {
-        Ok(event)
+        Ok(Checked { event, warnings })
     } else {
         Err(v.errors)
     }
+}
+
+fn given(field: &Option<Field>) -> bool {
+    !matches!(field, None | Some(Field::Null))
+}
+
+/// Did the client report any usage: a token count, an image count or a cost (zero
+/// counts: explicit zeros stay zeros).
+fn reports_usage(raw: &RawEvent) -> bool {
+    [
+        &raw.input_tokens,
+        &raw.output_tokens,
+        &raw.cached_tokens,
+        &raw.cache_write_tokens,
+        &raw.reasoning_tokens,
+        &raw.total_tokens,
+        &raw.image_count,
+        &raw.cost_usd,
+    ]
+    .into_iter()
+    .any(given)
+}
+
+/// Widely used names of other APIs for contract fields, which no edit distance finds.
+const ALIASES: &[(&str, &str)] = &[
+    ("prompttokens", "inputTokens"),
+    ("completiontokens", "outputTokens"),
+    ("cost", "costUsd"),
+    ("latency", "latencyMs"),
+    ("requestid", "externalRequestId"),
+    ("tenant", "tenantId"),
+    ("user", "userId"),
+    ("endpoint", "endpointTag"),
+    ("env", "environment"),
+];
+
+/// The contract field a misspelled name most likely meant: the same letters ignoring
+/// case, `_` and `-` (`input_tokens`, `tenantID`), an alias, or within two edits.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '_' | '-' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let wanted = norm(name);
+    if let Some(known) = FIELD_NAMES.iter().find(|f| norm(f) == wanted) {
+        return Some(known);
+    }
+    if let Some((_, known)) = ALIASES.iter().find(|(alias, _)| *alias == wanted) {
+        return Some(known);
+    }
+    FIELD_NAMES
+        .iter()
+        .map(|f| (strsim::levenshtein(&norm(f), &wanted), *f))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, f)| f)
 }
 
 struct Validator {
@@ -602,5 +717,84 @@ mod tests {
         for bad in ["", "a\"b", "é", "a b", "a\\", &"k".repeat(65)] {
             assert!(!is_valid_tag_key(bad), "{bad:?}");
         }
+    }
+
+    fn no_usage() -> Value {
+        json!({"externalRequestId": "r1", "provider": "openai", "model": "gpt-4o-mini",
+               "endpointTag": "support.reply", "status": "success"})
+    }
+
+    #[test]
+    fn a_success_without_usage_is_usage_missing_with_a_warning() {
+        let c = check(&raw(no_usage()), NOW, &IngestSettings::default()).unwrap();
+        assert!(c.event.usage_missing);
+        assert_eq!(c.warnings.len(), 1);
+        assert_eq!(c.warnings[0].field, "usage");
+        // Explicit zeros stay zeros; so do a cost, images, or a client that says so.
+        for (field, value) in [
+            ("inputTokens", json!(0)),
+            ("totalTokens", json!(0)),
+            ("imageCount", json!(0)),
+            ("costUsd", json!(0)),
+            ("usageMissing", json!(false)),
+        ] {
+            let mut v = no_usage();
+            v[field] = value;
+            let c = check(&raw(v), NOW, &IngestSettings::default()).unwrap();
+            assert!(!c.event.usage_missing, "{field}");
+            assert!(c.warnings.is_empty(), "{field}");
+        }
+        // A failed call without usage is not a missing usage.
+        let mut v = no_usage();
+        v["status"] = json!("error");
+        assert!(!validate(&raw(v), NOW).unwrap().usage_missing);
+    }
+
+    #[test]
+    fn misspelled_fields_are_warned_with_the_closest_name() {
+        let mut v = base();
+        v["tenantID"] = json!("acme");
+        v["promptversion"] = json!("v2");
+        v["input_tokens"] = json!(5);
+        v["colour"] = json!("red");
+        let c = check(&raw(v), NOW, &IngestSettings::default()).unwrap();
+        let said: Vec<(&str, &str)> = c
+            .warnings
+            .iter()
+            .map(|w| (w.field.as_str(), w.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![
+                ("colour", "unknown field; ignored"),
+                ("input_tokens", "unknown field; did you mean inputTokens?"),
+                (
+                    "promptversion",
+                    "unknown field; did you mean promptVersion?"
+                ),
+                ("tenantID", "unknown field; did you mean tenantId?"),
+            ]
+        );
+        assert_eq!(c.event.tenant_id, None);
+        assert_eq!(suggest("completion_tokens"), Some("outputTokens"));
+        assert_eq!(suggest("endpointTga"), Some("endpointTag"));
+        assert_eq!(suggest("latencyMillis"), None);
+    }
+
+    #[test]
+    fn a_workspace_may_reject_unknown_fields_and_require_attribution() {
+        let strict = IngestSettings::default()
+            .updated(&json!({"unknownFields": "reject", "requiredFields": ["tenantId", "promptVersion"]}))
+            .unwrap();
+        let mut v = base();
+        v["tenantID"] = json!("acme");
+        let errors = check(&raw(v), NOW, &strict).unwrap_err();
+        let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(named, vec!["tenantID", "promptVersion", "tenantId"]);
+        assert_eq!(errors[0].message, "unknown field; did you mean tenantId?");
+        let mut ok = base();
+        ok["tenantId"] = json!("acme");
+        ok["promptVersion"] = json!("v1");
+        assert!(check(&raw(ok), NOW, &strict).unwrap().warnings.is_empty());
     }
 }

@@ -95,6 +95,10 @@ impl From<StoreError> for ApiError {
                 format!("{what} not found"),
             ),
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", what),
+            StoreError::WriteOverflow(field) => ApiError::field(
+                &field,
+                "would push a stored total (one hour's sum for these dimensions) past what can be held exactly; nothing of this request was stored",
+            ),
             StoreError::Database(detail) => {
                 tracing::error!(error = %detail, "store error");
                 ApiError::new(

@@ -5,6 +5,7 @@ pub mod api;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod settings;
 
 use crate::app::AppState;
 use crate::store::{KeyInfo, Scope};
@@ -55,6 +56,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/channels/{id}", delete(control::delete_channel))
         .route("/v1/channels/{id}/test", post(control::test_channel))
+        .route(
+            "/v1/workspace/settings",
+            get(settings::get_settings).put(settings::put_settings),
+        )
         .route("/v1/explain", get(api::explain))
         .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))

@@ -215,6 +215,10 @@ impl PriceBook {
             price_entry_id: None,
             price_book_version: None,
         };
+        // Unknown usage has an unknown cost: never the $0 its zero counts would price to.
+        if event.usage_missing {
+            return unpriced;
+        }
         let Some((entry, _)) = self.lookup(&event.provider, &event.model, event.timestamp_ms)
         else {
             return unpriced;

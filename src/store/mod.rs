@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub type WorkspaceId = i64;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The writer's queue is full: back-pressure, the client should retry shortly.
     #[error("store is busy")]
@@ -23,6 +23,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The request's events would push a stored total past i64 (nothing of the
+    /// request is stored); the event field whose sum it is.
+    #[error("{0} would overflow a stored total")]
+    WriteOverflow(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -94,6 +98,9 @@ pub struct KeyRecord {
     pub name: Option<String>,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// Unknown event fields this key has sent (typos of contract fields), and the last.
+    pub unknown_fields: u64,
+    pub last_unknown_field: Option<String>,
 }
 
 /// What an ingest write did, per event in input order.
@@ -246,6 +253,15 @@ pub struct StoredBook {
     pub body: String,
 }
 
+/// The unknown top-level fields of one ingest request, counted per API key (what a
+/// tracking-quality view shows: which key sends misspelled fields, and the last one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldTally {
+    pub key_id: Option<i64>,
+    pub unknown_fields: u64,
+    pub last_unknown: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Write validated, priced events for one workspace durably; one result per event.
@@ -253,6 +269,18 @@ pub trait Store: Send + Sync {
         &self,
         workspace: WorkspaceId,
         events: Vec<PricedEvent>,
+    ) -> Result<IngestOutcome> {
+        self.ingest_counted(workspace, events, FieldTally::default())
+            .await
+    }
+
+    /// `ingest`, adding the request's unknown-field tally to its key's count in the same
+    /// transaction as the events.
+    async fn ingest_counted(
+        &self,
+        workspace: WorkspaceId,
+        events: Vec<PricedEvent>,
+        tally: FieldTally,
     ) -> Result<IngestOutcome>;
 
     async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>>;
