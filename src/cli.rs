@@ -729,6 +729,7 @@ async fn keys(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
                 "name",
                 "created",
                 "revoked",
+                "unknown fields",
             ]);
             for k in keys {
                 table.add_row(vec![
@@ -739,6 +740,10 @@ async fn keys(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
                     k.name.unwrap_or_default(),
                     k.created_at,
                     k.revoked_at.unwrap_or_default(),
+                    match k.last_unknown_field {
+                        Some(last) => format!("{} (last: {last})", k.unknown_fields),
+                        None => k.unknown_fields.to_string(),
+                    },
                 ]);
             }
             println!("{table}");

@@ -905,3 +905,218 @@ async fn group_by_an_invalid_tag_key_is_a_400_not_a_500() {
         r.body
     );
 }
+
+async fn stored(api: &Api, read: &str, id: &str) -> Value {
+    let r = api
+        .get(&format!("/v1/events?externalRequestId={id}"), read)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["events"][0].clone()
+}
+
+/// Issue 10, item 9: `{"status":"success"}` without any usage was stored as a free
+/// success (0 tokens, $0, catalogue-priced).
+#[tokio::test]
+async fn a_success_without_usage_is_stored_as_usage_missing_and_unpriced() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let bare = json!({"externalRequestId": "bare", "provider": "openai", "model": "gpt-4o-mini",
+                      "endpointTag": "support.reply", "status": "success"});
+    let r = api.post("/v1/ingest/llm-request", &ingest, &bare).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["warnings"][0]["index"], 0, "{}", r.body);
+    assert_eq!(r.body["warnings"][0]["field"], "usage", "{}", r.body);
+    let e = stored(&api, &read, "bare").await;
+    assert_eq!(e["usageMissing"], true, "{e}");
+    assert_eq!(e["costUsd"], Value::Null, "{e}");
+    assert_eq!(e["costSource"], Value::Null, "{e}");
+
+    // Zeros the client sends are zeros: priced at $0, no warning.
+    let mut zero = bare.clone();
+    zero["externalRequestId"] = json!("zero");
+    zero["inputTokens"] = json!(0);
+    zero["outputTokens"] = json!(0);
+    let r = api.post("/v1/ingest/llm-request", &ingest, &zero).await;
+    assert_eq!(r.body["warnings"], json!([]), "{}", r.body);
+    let e = stored(&api, &read, "zero").await;
+    assert_eq!(
+        (e["usageMissing"].clone(), e["costUsd"].clone()),
+        (json!(false), json!(0)),
+        "{e}"
+    );
+
+    let s = summary(&api, &read).await;
+    assert_eq!(s["requests"], 2, "{s}");
+    assert_eq!(s["unpriced"], 1, "{s}");
+    assert_eq!(s["usageMissing"], 1, "{s}");
+}
+
+/// Issue 10, item 10: `tenantID`, `promptversion`, `input_tokens` were dropped with a 202
+/// and attribution silently went to "unknown".
+#[tokio::test]
+async fn misspelled_fields_are_warned_with_the_closest_name() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut typo = event("typo");
+    typo["tenantID"] = json!("acme");
+    typo["promptversion"] = json!("v2");
+    typo["input_tokens"] = json!(1000);
+    let r = api
+        .post("/v1/ingest/batch", &ingest, &json!([event("clean"), typo]))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["accepted"], 2);
+    assert_eq!(
+        r.body["warnings"],
+        json!([
+            {"index": 1, "field": "input_tokens", "message": "unknown field; did you mean inputTokens?"},
+            {"index": 1, "field": "promptversion", "message": "unknown field; did you mean promptVersion?"},
+            {"index": 1, "field": "tenantID", "message": "unknown field; did you mean tenantId?"},
+        ]),
+        "{}",
+        r.body
+    );
+    // `warnings` is always there, empty when there is nothing to say.
+    let r = api
+        .post("/v1/ingest/llm-request", &ingest, &event("clean-2"))
+        .await;
+    assert_eq!(r.body["warnings"], json!([]), "{}", r.body);
+    server.stop();
+    // Counted per key, durably (the writer commits the count with the events).
+    let keys: Value = serde_json::from_str(&cli(&db, &["keys", "list", "--json"])).unwrap();
+    let ingest_key = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scope"] == "ingest")
+        .unwrap();
+    assert_eq!(ingest_key["unknownFields"], 3, "{keys}");
+    assert_eq!(ingest_key["lastUnknownField"], "tenantID", "{keys}");
+}
+
+#[tokio::test]
+async fn workspace_rejecting_unknown_fields_rejects_the_event() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, admin) = (key(&db, "default", "ingest"), key(&db, "default", "admin"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let r = api.get("/v1/workspace/settings", &admin).await;
+    assert_eq!(
+        r.body,
+        json!({"unknownFields": "warn", "requiredFields": []})
+    );
+    let r = api
+        .put_json(
+            "/v1/workspace/settings",
+            &ingest,
+            &json!({"unknownFields": "reject"}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = api
+        .put_json(
+            "/v1/workspace/settings",
+            &admin,
+            &json!({"unknownFields": "drop", "requiredFields": ["model"]}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        blamed(&r.body["error"]["fields"]),
+        vec!["requiredFields", "unknownFields"]
+    );
+    let r = api
+        .put_json(
+            "/v1/workspace/settings",
+            &admin,
+            &json!({"unknownFields": "reject"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let mut typo = event("typo");
+    typo["tenantID"] = json!("acme");
+    let r = api.post("/v1/ingest/llm-request", &ingest, &typo).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(blamed(&r.body["error"]["fields"]), vec!["tenantID"]);
+    assert_eq!(
+        r.body["error"]["fields"][0]["message"],
+        "unknown field; did you mean tenantId?"
+    );
+
+    // The CLI (another process) turns it back; the server follows within 2 s.
+    cli(
+        &db,
+        &[
+            "workspaces",
+            "configure",
+            "default",
+            "--unknown-fields",
+            "warn",
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = api.post("/v1/ingest/llm-request", &ingest, &typo).await;
+        if r.status == 202 {
+            assert_eq!(r.body["warnings"][0]["field"], "tenantID");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still rejected: {}",
+            r.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn required_tenant_id_rejects_events_without_it() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let ingest = key(&db, "default", "ingest");
+    let out = cli(
+        &db,
+        &[
+            "workspaces",
+            "configure",
+            "default",
+            "--require",
+            "tenantId",
+        ],
+    );
+    assert!(out.contains("\"tenantId\""), "{out}");
+    let shown: Value = serde_json::from_str(&cli(&db, &["workspaces", "show", "default"])).unwrap();
+    assert_eq!(
+        shown,
+        json!({"unknownFields": "warn", "requiredFields": ["tenantId"]})
+    );
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut anonymous = event("anonymous");
+    anonymous.as_object_mut().unwrap().remove("tenantId");
+    let r = api
+        .post(
+            "/v1/ingest/batch",
+            &ingest,
+            &json!([event("attributed"), anonymous]),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["accepted"], 1);
+    assert_eq!(r.body["rejected"][0]["index"], 1);
+    assert_eq!(blamed(&r.body["rejected"][0]["errors"]), vec!["tenantId"]);
+    let r = api
+        .post("/v1/ingest/llm-request", &ingest, &anonymous)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(blamed(&r.body["error"]["fields"]), vec!["tenantId"]);
+}
