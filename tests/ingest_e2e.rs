@@ -1120,3 +1120,97 @@ async fn required_tenant_id_rejects_events_without_it() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(blamed(&r.body["error"]["fields"]), vec!["tenantId"]);
 }
+
+/// Issue 10, item 1 (write side): SQLite's `x = x + excluded.x` turns an i64 overflow
+/// into a float silently, and a failed group commit failed every request in it. Now the
+/// request that would overflow a rollup cell gets a 400 naming the field, and the good
+/// requests committed with it are stored.
+#[tokio::test]
+async fn a_request_that_would_overflow_a_rollup_cell_fails_alone() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let ingest = key(&db, "default", "ingest");
+    let read = key(&db, "default", "read");
+    // One hour's cost cell a dollar short of i64::MAX nano-USD (as a store written
+    // before the ceilings could hold), for the endpoint the bad event names.
+    let hour = jiff::Timestamp::now().as_millisecond() / 3_600_000 * 3_600_000 - 3_600_000;
+    let seeded = i64::MAX - 100;
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "INSERT INTO dims (kind, value) VALUES (1, 'openai'), (2, 'gpt-4o-mini'), (3, 'overflow.cell');",
+        )
+        .unwrap();
+        let id = |kind: i64, value: &str| -> i64 {
+            c.query_row(
+                "SELECT id FROM dims WHERE kind = ?1 AND value = ?2",
+                rusqlite::params![kind, value],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let (provider, model, endpoint) = (
+            id(1, "openai"),
+            id(2, "gpt-4o-mini"),
+            id(3, "overflow.cell"),
+        );
+        c.execute(
+            "INSERT INTO rollup_main_hour VALUES (1, ?1, 0, 0, 0, ?2, ?3, ?4, 0,
+                 1, 1, ?5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+            rusqlite::params![hour, provider, model, endpoint, seeded],
+        )
+        .unwrap();
+    }
+    let server = Server::start(&db, &[]);
+    let api = std::sync::Arc::new(Api::new(&server));
+    let at = jiff::Timestamp::from_millisecond(hour + 60_000)
+        .unwrap()
+        .to_string();
+    let mut bad = event("bad");
+    bad["endpointTag"] = json!("overflow.cell");
+    bad["costUsd"] = json!(1);
+    bad["timestamp"] = json!(at);
+    // Twenty good requests race the bad one, so some share its group commit.
+    let mut tasks = Vec::new();
+    for i in 0..21 {
+        let (api, ingest) = (api.clone(), ingest.clone());
+        let body = if i == 10 {
+            bad.clone()
+        } else {
+            let mut good = event(&format!("good-{i}"));
+            good["timestamp"] = json!(at);
+            good
+        };
+        tasks.push(tokio::spawn(async move {
+            api.post("/v1/ingest/llm-request", &ingest, &body).await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let r = task.await.unwrap();
+        if i == 10 {
+            assert_eq!(r.status, 400, "{}", r.body);
+            assert_eq!(blamed(&r.body["error"]["fields"]), vec!["costUsd"]);
+        } else {
+            assert_eq!(r.status, 202, "request {i}: {}", r.body);
+        }
+    }
+    let r = api.get("/v1/events?limit=100", &read).await;
+    let ids: Vec<&str> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["externalRequestId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 20, "{ids:?}");
+    assert!(!ids.contains(&"bad"), "{ids:?}");
+    server.stop();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let (kind, value): (String, i64) = c
+        .query_row(
+            "SELECT typeof(cost_nanos), cost_nanos FROM rollup_main_hour WHERE bucket = ?1 AND cost_nanos > 1000000000000",
+            [hour],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((kind.as_str(), value), ("integer", seeded));
+}

@@ -297,6 +297,11 @@ impl Pending {
     /// Upsert everything pending into the rollup tables of `tx`: one statement per key
     /// the commit touched, however many events it held.
     pub fn flush(&self, tx: &Transaction) -> Result<(), WriteError> {
+        // Each table's statement text once per commit, not once per key.
+        let sql: Vec<[String; 2]> = FAMILIES
+            .iter()
+            .map(|f| GRAINS.map(|g| upsert_sql(f, g)))
+            .collect();
         for ((family_index, grain, workspace, bucket, dims), measures) in &self.sums {
             if measures.iter().all(|m| *m == 0) {
                 continue;
@@ -309,7 +314,7 @@ impl Pending {
             // The upsert returns the index of the first measure that is no longer an
             // integer (SQLite turns an overflowing `x + y` into a float), or 0.
             let bad: i64 = tx
-                .prepare_cached(&upsert_sql(family, *grain))?
+                .prepare_cached(&sql[*family_index][*grain as usize])? // GRAINS order
                 .query_row(params_from_iter(values), |r| r.get(0))?;
             if bad > 0 {
                 return Err(WriteError::Overflow(MEASURES[bad as usize - 1]));
