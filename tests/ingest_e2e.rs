@@ -1214,3 +1214,21 @@ async fn a_request_that_would_overflow_a_rollup_cell_fails_alone() {
         .unwrap();
     assert_eq!((kind.as_str(), value), ("integer", seeded));
 }
+
+#[test]
+fn import_counts_warnings_like_ingest() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let file = dir.path().join("events.jsonl");
+    let mut typo = event("w1");
+    typo["tenantID"] = json!("acme");
+    let bare = json!({"externalRequestId": "w2", "provider": "openai", "model": "gpt-4o-mini",
+                      "endpointTag": "support.reply", "status": "success"});
+    let lines = [typo.to_string(), bare.to_string(), event("w3").to_string()];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = cli(&db, &["import", file.to_str().unwrap()]);
+    assert!(
+        out.contains("3 accepted, 0 duplicates, 0 rejected, 2 warnings"),
+        "{out}"
+    );
+}
