@@ -1050,6 +1050,13 @@ async fn workspace_rejecting_unknown_fields_rejects_the_event() {
         r.body["error"]["fields"][0]["message"],
         "unknown field; did you mean tenantId?"
     );
+    let keys: Value = serde_json::from_str(&cli(&db, &["keys", "list", "--json"])).unwrap();
+    let counted = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scope"] == "ingest");
+    assert_eq!(counted.unwrap()["unknownFields"], 1, "{keys}");
 
     // The CLI (another process) turns it back; the server follows within 2 s.
     cli(

@@ -98,7 +98,18 @@ async fn ingest_items(
             "ingest rate limit for this key exceeded",
         ));
     }
+    let tally = crate::store::FieldTally {
+        key_id: Some(key.key_id),
+        ..prepared.unknown.clone()
+    };
     if prepared.events.is_empty() {
+        // A request refused whole (reject mode) still counts its key's unknown fields.
+        if tally.unknown_fields > 0 {
+            state
+                .store
+                .ingest_counted(key.workspace_id, Vec::new(), tally)
+                .await?;
+        }
         let mut err = if single {
             ApiError::invalid_event(prepared.rejected[0].errors.clone())
         } else {
@@ -122,10 +133,6 @@ async fn ingest_items(
             .iter()
             .map(|p| crate::budget::CallDims::of_event(&p.event)),
     );
-    let tally = crate::store::FieldTally {
-        key_id: Some(key.key_id),
-        ..prepared.unknown
-    };
     let outcome: IngestOutcome = state
         .store
         .ingest_counted(key.workspace_id, prepared.events, tally)

@@ -165,7 +165,7 @@ impl Store for SqliteStore {
         events: Vec<PricedEvent>,
         tally: FieldTally,
     ) -> Result<IngestOutcome> {
-        if events.is_empty() {
+        if events.is_empty() && tally.unknown_fields == 0 {
             return Ok(IngestOutcome::default());
         }
         let sender = self
