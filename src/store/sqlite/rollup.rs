@@ -356,3 +356,46 @@ fn upsert_sql(family: &Family, grain: Grain) -> String {
         placeholders = vec!["?"; columns.len()].join(", "),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_whose_sum_would_wrap_fails_naming_the_measure() {
+        let mut pending = Pending::default();
+        let big = Contribution {
+            cost_nanos: Some(i64::MAX - 1),
+            ..Default::default()
+        };
+        pending.apply(&big, 1).unwrap();
+        let err = pending.apply(&big, 1).unwrap_err();
+        assert!(matches!(err, WriteError::Overflow("cost_nanos")), "{err}");
+    }
+
+    #[test]
+    fn an_upsert_that_would_leave_i64_is_refused_not_stored_as_a_float() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(&ddl()).unwrap();
+        let tx = conn.transaction().unwrap();
+        let near = Contribution {
+            cost_nanos: Some(i64::MAX - 1),
+            ..Default::default()
+        };
+        let mut first = Pending::default();
+        first.apply(&near, 1).unwrap();
+        first.flush(&tx).unwrap();
+        let mut second = Pending::default();
+        second
+            .apply(
+                &Contribution {
+                    cost_nanos: Some(5),
+                    ..Default::default()
+                },
+                1,
+            )
+            .unwrap();
+        let err = second.flush(&tx).unwrap_err();
+        assert!(matches!(err, WriteError::Overflow("cost_nanos")), "{err}");
+    }
+}
