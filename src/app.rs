@@ -24,6 +24,8 @@ pub struct AppState {
     pub alerts: crate::alert::engine::Alerts,
     /// Budgets, rate caps and the live spend counters behind the guard.
     pub budgets: Arc<crate::budget::service::Budgets>,
+    /// Each workspace's ingest settings (unknown fields, required fields).
+    pub settings: crate::settings::Settings,
     /// Dashboard login sessions (in memory).
     pub sessions: crate::http::dashboard::session::Sessions,
     clock: Clock,
@@ -51,8 +53,10 @@ impl AppState {
             public_url,
             clock.clone(),
         );
+        let settings = crate::settings::Settings::start(store.clone()).await?;
         Ok(AppState {
             alerts,
+            settings,
             budgets,
             store,
             prices: RwLock::new(Arc::new(book)),

@@ -185,6 +185,25 @@ pub enum WorkspaceCommand {
     Resume {
         name: String,
     },
+    /// Change a workspace's ingest settings (a running server applies them within 2 s).
+    Configure {
+        name: String,
+        /// What ingest does with fields the event contract does not know: warn (store
+        /// and say so in the reply) or reject (a 400 naming the field).
+        #[arg(long, value_parser = ["warn", "reject"])]
+        unknown_fields: Option<String>,
+        /// An attribution field every event must carry (repeatable): tenantId, userId,
+        /// promptVersion, endpointTag, externalRequestId.
+        #[arg(long = "require", value_name = "FIELD")]
+        require: Vec<String>,
+        /// Require no field any more.
+        #[arg(long, conflicts_with = "require")]
+        require_none: bool,
+    },
+    /// Print a workspace's ingest settings as JSON.
+    Show {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -403,6 +422,9 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
                 if let Err(e) = state.budgets.reload_all().await {
                     tracing::warn!(error = %e, "budget reload failed");
                 }
+                if let Err(e) = state.settings.reload_all().await {
+                    tracing::warn!(error = %e, "workspace settings reload failed");
+                }
             }
         })
     };
@@ -442,6 +464,8 @@ struct Loader<'a> {
     accepted: usize,
     duplicates: usize,
     rejected: usize,
+    warnings: usize,
+    settings: crate::settings::IngestSettings,
 }
 
 impl<'a> Loader<'a> {
@@ -453,14 +477,17 @@ impl<'a> Loader<'a> {
             accepted: 0,
             duplicates: 0,
             rejected: 0,
+            warnings: 0,
+            settings: crate::settings::load(store, workspace).await?,
         })
     }
 
     /// Returns the rejected items' positions in `items` with their errors.
     async fn load(&mut self, items: Vec<Item<'_>>) -> anyhow::Result<Vec<ingest::Rejected>> {
         let now = jiff::Timestamp::now().as_millisecond();
-        let prepared = ingest::prepare(items, &self.book, now);
+        let prepared = ingest::prepare(items, &self.book, &self.settings, now);
         self.rejected += prepared.rejected.len();
+        self.warnings += prepared.warnings.len() + prepared.warnings_omitted;
         let outcome = self.store.ingest(self.workspace, prepared.events).await?;
         self.accepted += outcome.accepted();
         self.duplicates += outcome.duplicates();
@@ -537,11 +564,12 @@ async fn import(
     let secs = started.elapsed().as_secs_f64();
     let total = loader.accepted + loader.duplicates + loader.rejected;
     println!(
-        "read {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected",
+        "read {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected, {} warnings",
         total as f64 / secs.max(1e-9),
         loader.accepted,
         loader.duplicates,
-        loader.rejected
+        loader.rejected,
+        loader.warnings
     );
     if rejected_lines.is_empty() {
         return Ok(());
@@ -690,6 +718,37 @@ async fn workspaces(store: &dyn Store, cmd: WorkspaceCommand) -> anyhow::Result<
             store.set_paused(name.clone(), false).await?;
             println!("ingest for workspace {name} is resumed");
         }
+        WorkspaceCommand::Configure {
+            name,
+            unknown_fields,
+            require,
+            require_none,
+        } => {
+            let ws = workspace_id(store, &name).await?;
+            let mut body = serde_json::Map::new();
+            if let Some(mode) = unknown_fields {
+                body.insert("unknownFields".into(), mode.into());
+            }
+            if !require.is_empty() || require_none {
+                body.insert("requiredFields".into(), require.into());
+            }
+            let body = serde_json::Value::Object(body);
+            match crate::settings::update(store, ws, &body).await? {
+                Ok(settings) => println!("{}", serde_json::to_string_pretty(&settings)?),
+                Err(errors) => {
+                    let reasons: Vec<String> = errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect();
+                    bail!("{}", reasons.join("; "))
+                }
+            }
+        }
+        WorkspaceCommand::Show { name } => {
+            let ws = workspace_id(store, &name).await?;
+            let settings = crate::settings::load(store, ws).await?;
+            println!("{}", serde_json::to_string_pretty(&settings)?);
+        }
     }
     Ok(())
 }
@@ -735,6 +794,7 @@ async fn keys(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
                 "name",
                 "created",
                 "revoked",
+                "unknown fields",
             ]);
             for k in keys {
                 table.add_row(vec![
@@ -745,6 +805,10 @@ async fn keys(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
                     k.name.unwrap_or_default(),
                     k.created_at,
                     k.revoked_at.unwrap_or_default(),
+                    match k.last_unknown_field {
+                        Some(last) => format!("{} (last: {last})", k.unknown_fields),
+                        None => k.unknown_fields.to_string(),
+                    },
                 ]);
             }
             println!("{table}");

@@ -127,7 +127,80 @@ pub struct RawEvent<'a> {
     pub usage_missing: Option<Field<'a>>,
     pub cost_usd: Option<Field<'a>>,
     pub tags: Option<Value>,
+    /// Top-level fields the contract does not know (typos such as `tenantID`).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
+
+/// The names of the unknown top-level fields of one event: the first
+/// `Unknown::MAX_NAMED` (each cut to 64 characters) and how many there were.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    pub names: Vec<String>,
+    pub count: usize,
+}
+
+impl Unknown {
+    /// An event may carry thousands of stray keys; a reply names at most this many.
+    pub const MAX_NAMED: usize = 10;
+}
+
+impl<'de> Deserialize<'de> for Unknown {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Unknown;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("the remaining fields of an event")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Unknown, A::Error> {
+                let mut unknown = Unknown::default();
+                while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    unknown.count += 1;
+                    if unknown.names.len() < Unknown::MAX_NAMED {
+                        unknown.names.push(name.chars().take(64).collect());
+                    }
+                }
+                Ok(unknown)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The contract's top-level field names, for unknown-field suggestions.
+pub const FIELD_NAMES: &[&str] = &[
+    "externalRequestId",
+    "attempt",
+    "timestamp",
+    "provider",
+    "model",
+    "endpointTag",
+    "promptVersion",
+    "tenantId",
+    "userId",
+    "inputTokens",
+    "cachedTokens",
+    "cacheWriteTokens",
+    "outputTokens",
+    "reasoningTokens",
+    "totalTokens",
+    "imageCount",
+    "latencyMs",
+    "status",
+    "errorCode",
+    "dataMode",
+    "environment",
+    "operation",
+    "serviceTier",
+    "usageMissing",
+    "costUsd",
+    "tags",
+];
 
 /// Declares a small closed vocabulary with its wire names, stored as a u8 code.
 macro_rules! vocabulary {

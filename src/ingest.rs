@@ -3,7 +3,9 @@
 
 use crate::event::{FieldError, PricedEvent, RawEvent};
 use crate::price::PriceBook;
-use crate::validate::validate;
+use crate::settings::IngestSettings;
+use crate::store::FieldTally;
+use crate::validate::check;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -25,6 +27,19 @@ pub struct Rejected {
     pub index: usize,
     pub errors: Vec<FieldError>,
 }
+
+/// Something the client should know about an accepted item (an unknown field, missing
+/// usage).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Warning {
+    pub index: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// A reply lists at most this many warnings (a 10,000-event batch of one client bug
+/// would otherwise answer megabytes); the rest are counted in `warnings_omitted`.
+pub const MAX_WARNINGS: usize = 1_000;
 
 /// One parsed item: a raw event, or why it could not be read.
 pub type Item<'a> = Result<RawEvent<'a>, Vec<FieldError>>;
@@ -137,26 +152,66 @@ pub struct Prepared {
     pub events: Vec<PricedEvent>,
     pub positions: Vec<usize>,
     pub rejected: Vec<Rejected>,
+    pub warnings: Vec<Warning>,
+    pub warnings_omitted: usize,
+    /// The unknown fields of every readable item, accepted or not.
+    pub unknown: FieldTally,
 }
 
-/// Validate and price every item. Pure: the caller passes the book and the clock.
-pub fn prepare(items: Vec<Item<'_>>, book: &PriceBook, now_ms: i64) -> Prepared {
+/// Validate and price every item under the workspace's settings. Pure: the caller
+/// passes the book, the settings and the clock.
+pub fn prepare(
+    items: Vec<Item<'_>>,
+    book: &PriceBook,
+    settings: &IngestSettings,
+    now_ms: i64,
+) -> Prepared {
     let mut prepared = Prepared {
         events: Vec::with_capacity(items.len()),
         positions: Vec::new(),
         rejected: Vec::new(),
+        warnings: Vec::new(),
+        warnings_omitted: 0,
+        unknown: FieldTally::default(),
     };
     for (index, item) in items.into_iter().enumerate() {
-        match item.and_then(|raw| validate(&raw, now_ms)) {
-            Ok(event) => {
-                let pricing = book.price(&event);
-                prepared.events.push(PricedEvent { event, pricing });
+        let checked = item.and_then(|raw| {
+            if let Some(last) = raw.unknown.names.last() {
+                prepared.unknown.unknown_fields += raw.unknown.count as u64;
+                prepared.unknown.last_unknown = Some(last.clone());
+            }
+            check(&raw, now_ms, settings)
+        });
+        match checked {
+            Ok(checked) => {
+                let pricing = book.price(&checked.event);
+                prepared.events.push(PricedEvent {
+                    event: checked.event,
+                    pricing,
+                });
                 prepared.positions.push(index);
+                prepared.warn(index, checked.warnings);
             }
             Err(errors) => prepared.rejected.push(Rejected { index, errors }),
         }
     }
     prepared
+}
+
+impl Prepared {
+    fn warn(&mut self, index: usize, warnings: Vec<FieldError>) {
+        for w in warnings {
+            if self.warnings.len() < MAX_WARNINGS {
+                self.warnings.push(Warning {
+                    index,
+                    field: w.field,
+                    message: w.message,
+                });
+            } else {
+                self.warnings_omitted += 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

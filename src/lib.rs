@@ -39,6 +39,7 @@ pub mod price;
 pub mod query;
 pub mod ratelimit;
 pub mod report;
+pub mod settings;
 pub mod store;
 pub mod validate;
 pub mod window;

@@ -43,8 +43,10 @@ impl Dimension {
             "dataMode" => Dimension::DataMode,
             "status" => Dimension::Status,
             other => {
+                // The ingest rule: a key outside it was never stored, and the store's
+                // JSON path is only built from keys of this charset.
                 let key = other.strip_prefix("tag:")?;
-                if key.is_empty() || key.len() > crate::validate::MAX_TAG_KEY_LEN {
+                if !crate::validate::is_valid_tag_key(key) {
                     return None;
                 }
                 Dimension::Tag(key.to_string())
@@ -72,6 +74,15 @@ impl Dimension {
         match self {
             Dimension::PromptVersion => "unversioned",
             _ => "unknown",
+        }
+    }
+
+    /// Why `s` is not a dimension: a `tag:` with a key outside the tag key rule says
+    /// the rule; anything else is `unknown` followed by the list of dimensions.
+    pub fn problem(s: &str, unknown: &str) -> String {
+        match s.strip_prefix("tag:") {
+            Some(_) => crate::validate::tag_key_rule(),
+            None => format!("{unknown}; use one of: {}", Dimension::EXPECTED),
         }
     }
 
@@ -413,12 +424,7 @@ impl QueryRequest {
                     ) => {
                         filters.text.insert(d, values);
                     }
-                    _ => {
-                        return Err(err(
-                            &field,
-                            format!("is not a dimension; use one of: {}", Dimension::EXPECTED),
-                        ))
-                    }
+                    _ => return Err(err(&field, Dimension::problem(other, "is not a dimension"))),
                 },
             }
         }
@@ -435,10 +441,7 @@ impl QueryRequest {
                 Dimension::parse(d).ok_or_else(|| {
                     err(
                         "groupBy",
-                        format!(
-                            "unknown dimension {d:?}; use one of: {}",
-                            Dimension::EXPECTED
-                        ),
+                        Dimension::problem(d, &format!("unknown dimension {d:?}")),
                     )
                 })
             })
@@ -597,6 +600,22 @@ mod tests {
         filters.insert("promptVersion".into(), serde_json::json!(values(1)));
         let e = check(serde_json::json!({ "filters": filters })).unwrap_err();
         assert_eq!(e.field, "filters");
+    }
+
+    #[test]
+    fn tag_keys_outside_the_ingest_charset_are_refused_naming_the_field() {
+        for bad in ["tag:a\\", "tag:a\u{0}b", "tag:", "tag:a\"b", "tag:é"] {
+            assert_eq!(Dimension::parse(bad), None, "{bad:?}");
+            let e = check(serde_json::json!({"groupBy": [bad]})).unwrap_err();
+            assert_eq!(e.field, "groupBy");
+            assert!(e.message.contains("A-Z a-z 0-9 _ . -"), "{}", e.message);
+            let e = check(serde_json::json!({"filters": {bad: ["x"]}})).unwrap_err();
+            assert_eq!(e.field, format!("filters.{bad}"));
+        }
+        assert_eq!(
+            Dimension::parse("tag:team.a-b_1"),
+            Some(Dimension::Tag("team.a-b_1".into()))
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::event::*;
 use crate::money::Usd;
+use crate::settings::{IngestSettings, UnknownFields};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,19 +18,99 @@ pub const MAX_ATTEMPT: u64 = 64;
 /// Events stamped further ahead than this are refused: a skewed clock would otherwise
 /// put spend into the future where no budget period sees it.
 pub const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
+/// The earliest accepted timestamp, 2020-01-01T00:00:00Z: older is a client bug (a zero
+/// or seconds-as-ms clock), never real LLM traffic.
+pub const MIN_TIMESTAMP_MS: i64 = 1_577_836_800_000;
+/// Per-call ceilings (docs/event-contract.md). They keep every stored sum far from
+/// i64 overflow: a billion calls at the token ceiling still fit.
+pub const MAX_TOKENS: u64 = 10_000_000_000;
+/// USD per call, for `costUsd` and the guard's `estimatedCostUsd`.
+pub const MAX_COST_USD: Usd = Usd(10_000 * 1_000_000_000);
+pub const MAX_LATENCY_MS: u64 = 86_400_000;
+pub const MAX_IMAGE_COUNT: u64 = 10_000;
+/// The characters a tag key may use, as the docs and error messages say it.
+pub const TAG_KEY_CHARSET: &str = "A-Z a-z 0-9 _ . -";
 
-/// Validate one raw event. `now_ms` is the receive time (ms since the epoch).
+/// Is `key` a tag key ingest accepts and queries can name: 1 to 64 characters from
+/// `TAG_KEY_CHARSET`. One definition for both sides, so a stored key can always be
+/// queried and a queried key can never break the store's JSON path.
+pub fn is_valid_tag_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_TAG_KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// What an invalid tag key is told.
+pub fn tag_key_rule() -> String {
+    format!("tag keys must be 1 to {MAX_TAG_KEY_LEN} characters from {TAG_KEY_CHARSET}")
+}
+
+/// `n` with thousands separators, for limits in messages.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A valid event and what the client should hear about it (unknown fields, missing
+/// usage), each as a field and a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub event: Event,
+    pub warnings: Vec<FieldError>,
+}
+
+/// Validate one raw event under the default workspace settings.
 pub fn validate(raw: &RawEvent, now_ms: i64) -> Result<Event, Vec<FieldError>> {
+    check(raw, now_ms, &IngestSettings::default()).map(|c| c.event)
+}
+
+/// Validate one raw event under a workspace's settings. `now_ms` is the receive time
+/// (ms since the epoch).
+pub fn check(
+    raw: &RawEvent,
+    now_ms: i64,
+    settings: &IngestSettings,
+) -> Result<Checked, Vec<FieldError>> {
     let mut v = Validator { errors: Vec::new() };
+    let mut warnings = Vec::new();
+    for name in &raw.unknown.names {
+        let message = match suggest(name) {
+            Some(known) => format!("unknown field; did you mean {known}?"),
+            None => "unknown field; ignored".to_string(),
+        };
+        match settings.unknown_fields {
+            UnknownFields::Warn => warnings.push(FieldError::new(name, message)),
+            UnknownFields::Reject => v.fail(name, message),
+        }
+    }
     let before_tokens = v.errors.len();
     let tokens = Tokens {
-        input: v.count("inputTokens", &raw.input_tokens),
-        cached: v.count("cachedTokens", &raw.cached_tokens),
-        cache_write: v.count("cacheWriteTokens", &raw.cache_write_tokens),
-        output: v.count("outputTokens", &raw.output_tokens),
-        reasoning: v.count("reasoningTokens", &raw.reasoning_tokens),
+        input: v.tokens("inputTokens", &raw.input_tokens),
+        cached: v.tokens("cachedTokens", &raw.cached_tokens),
+        cache_write: v.tokens("cacheWriteTokens", &raw.cache_write_tokens),
+        output: v.tokens("outputTokens", &raw.output_tokens),
+        reasoning: v.tokens("reasoningTokens", &raw.reasoning_tokens),
     };
     let tokens_readable = v.errors.len() == before_tokens;
+    let success = matches!(&raw.status, Some(Field::Str(s)) if Status::parse(s.trim()) == Some(Status::Success));
+    // A success with no usage at all is not a free call: its usage is missing and its
+    // cost unknown, unless the client says which (usageMissing given) or sends a cost.
+    let usage_unreported = success && !reports_usage(raw) && !given(&raw.usage_missing);
+    if usage_unreported {
+        warnings.push(FieldError::new(
+            "usage",
+            "status is success but no token count, imageCount or costUsd was sent: stored as usageMissing, unpriced",
+        ));
+    }
     let event = Event {
         external_request_id: v.text("externalRequestId", &raw.external_request_id, MAX_ID_LEN),
         attempt: v.attempt(&raw.attempt),
@@ -43,10 +124,13 @@ pub fn validate(raw: &RawEvent, now_ms: i64) -> Result<Event, Vec<FieldError>> {
         tenant_id: v.text("tenantId", &raw.tenant_id, MAX_ID_LEN),
         user_id: v.text("userId", &raw.user_id, MAX_ID_LEN),
         tokens,
-        image_count: v.count("imageCount", &raw.image_count).min(u32::MAX as u64) as u32,
+        // The ceilings fit u32, so these conversions never clamp.
+        image_count: v
+            .bounded("imageCount", &raw.image_count, MAX_IMAGE_COUNT)
+            .unwrap_or(0) as u32,
         latency_ms: v
-            .optional_count("latencyMs", &raw.latency_ms)
-            .map(|n| n.min(u32::MAX as u64) as u32),
+            .bounded("latencyMs", &raw.latency_ms, MAX_LATENCY_MS)
+            .map(|n| n as u32),
         status: v
             .required_choice("status", &raw.status, Status::parse, Status::expected)
             .unwrap_or(Status::Success),
@@ -83,19 +167,95 @@ pub fn validate(raw: &RawEvent, now_ms: i64) -> Result<Event, Vec<FieldError>> {
                 ServiceTier::expected,
             )
             .unwrap_or(ServiceTier::Standard),
-        usage_missing: v.flag("usageMissing", &raw.usage_missing),
+        usage_missing: v.flag("usageMissing", &raw.usage_missing) || usage_unreported,
         client_cost: v.cost(&raw.cost_usd),
         tags: v.tags(&raw.tags),
     };
+    for field in &settings.required_fields {
+        let missing = match field.as_str() {
+            "tenantId" => event.tenant_id.is_none(),
+            "userId" => event.user_id.is_none(),
+            "promptVersion" => event.prompt_version.is_none(),
+            "externalRequestId" => event.external_request_id.is_none(),
+            // endpointTag is always required.
+            _ => false,
+        };
+        let already_blamed = v.errors.iter().any(|e| &e.field == field);
+        if missing && !already_blamed {
+            v.fail(
+                field,
+                "is required by this workspace's settings (requiredFields)",
+            );
+        }
+    }
+    let total = v.bounded("totalTokens", &raw.total_tokens, MAX_TOKENS);
     // Sums are only meaningful when every count could be read.
     if tokens_readable {
-        v.check_token_sums(&tokens, &raw.total_tokens);
+        v.check_token_sums(&tokens, total);
     }
     if v.errors.is_empty() {
-        Ok(event)
+        Ok(Checked { event, warnings })
     } else {
         Err(v.errors)
     }
+}
+
+fn given(field: &Option<Field>) -> bool {
+    !matches!(field, None | Some(Field::Null))
+}
+
+/// Did the client report any usage: a token count, an image count or a cost (zero
+/// counts: explicit zeros stay zeros).
+fn reports_usage(raw: &RawEvent) -> bool {
+    [
+        &raw.input_tokens,
+        &raw.output_tokens,
+        &raw.cached_tokens,
+        &raw.cache_write_tokens,
+        &raw.reasoning_tokens,
+        &raw.total_tokens,
+        &raw.image_count,
+        &raw.cost_usd,
+    ]
+    .into_iter()
+    .any(given)
+}
+
+/// Widely used names of other APIs for contract fields, which no edit distance finds.
+const ALIASES: &[(&str, &str)] = &[
+    ("prompttokens", "inputTokens"),
+    ("completiontokens", "outputTokens"),
+    ("cost", "costUsd"),
+    ("latency", "latencyMs"),
+    ("requestid", "externalRequestId"),
+    ("tenant", "tenantId"),
+    ("user", "userId"),
+    ("endpoint", "endpointTag"),
+    ("env", "environment"),
+];
+
+/// The contract field a misspelled name most likely meant: the same letters ignoring
+/// case, `_` and `-` (`input_tokens`, `tenantID`), an alias, or within two edits.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '_' | '-' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let wanted = norm(name);
+    if let Some(known) = FIELD_NAMES.iter().find(|f| norm(f) == wanted) {
+        return Some(known);
+    }
+    if let Some((_, known)) = ALIASES.iter().find(|(alias, _)| *alias == wanted) {
+        return Some(known);
+    }
+    FIELD_NAMES
+        .iter()
+        .map(|f| (strsim::levenshtein(&norm(f), &wanted), *f))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, f)| f)
 }
 
 struct Validator {
@@ -156,8 +316,19 @@ impl Validator {
         }
     }
 
-    fn count(&mut self, field: &str, value: &Option<Field>) -> u64 {
-        self.optional_count(field, value).unwrap_or(0)
+    /// An optional count of at most `max`.
+    fn bounded(&mut self, field: &str, value: &Option<Field>, max: u64) -> Option<u64> {
+        match self.optional_count(field, value) {
+            Some(n) if n > max => {
+                self.fail(field, format!("must be at most {}", grouped(max)));
+                None
+            }
+            n => n,
+        }
+    }
+
+    fn tokens(&mut self, field: &str, value: &Option<Field>) -> u64 {
+        self.bounded(field, value, MAX_TOKENS).unwrap_or(0)
     }
 
     fn attempt(&mut self, value: &Option<Field>) -> u8 {
@@ -185,6 +356,8 @@ impl Validator {
                 let ms = ts.as_millisecond();
                 if ms > now_ms + MAX_FUTURE_MS {
                     self.fail("timestamp", "is more than 5 minutes in the future");
+                } else if ms < MIN_TIMESTAMP_MS {
+                    self.fail("timestamp", "must not be before 2020-01-01T00:00:00Z");
                 }
                 ms
             }
@@ -259,6 +432,10 @@ impl Validator {
             _ => Cow::Borrowed(""),
         };
         match Usd::parse_rounded(&text) {
+            Ok(usd) if usd > MAX_COST_USD => {
+                self.fail("costUsd", "must be at most 10000 (USD per call)");
+                None
+            }
             Ok(usd) => Some(usd),
             Err(crate::money::ParseMoneyError::NotADecimal) => {
                 self.fail("costUsd", "must be a non-negative number (USD)");
@@ -286,32 +463,39 @@ impl Validator {
             return tags;
         }
         for (key, value) in map {
-            let field = format!(
-                "tags.{}",
-                key.chars().take(MAX_TAG_KEY_LEN).collect::<String>()
-            );
-            if key.is_empty() || key.chars().count() > MAX_TAG_KEY_LEN {
-                self.fail(
-                    &field,
-                    format!("tag keys must be 1 to {MAX_TAG_KEY_LEN} characters"),
-                );
+            if !is_valid_tag_key(key) {
+                // A key that cannot be named safely (control characters, too long) is
+                // blamed on `tags` as a whole.
+                let nameable = key.chars().count() <= MAX_TAG_KEY_LEN
+                    && !key.is_empty()
+                    && !key.chars().any(char::is_control);
+                let field = if nameable {
+                    format!("tags.{key}")
+                } else {
+                    "tags".to_string()
+                };
+                self.fail(&field, tag_key_rule());
                 continue;
             }
+            let field = format!("tags.{key}");
             match value {
-                Value::String(s) if s.chars().count() <= MAX_TAG_VALUE_LEN => {
-                    tags.insert(key.clone(), s.clone());
-                }
-                Value::String(_) => self.fail(
+                Value::String(s) if s.chars().count() > MAX_TAG_VALUE_LEN => self.fail(
                     &field,
                     format!("must be at most {MAX_TAG_VALUE_LEN} characters"),
                 ),
+                Value::String(s) if s.chars().any(char::is_control) => {
+                    self.fail(&field, "must not contain control characters")
+                }
+                Value::String(s) => {
+                    tags.insert(key.clone(), s.clone());
+                }
                 _ => self.fail(&field, "must be a string"),
             }
         }
         tags
     }
 
-    fn check_token_sums(&mut self, t: &Tokens, total: &Option<Field>) {
+    fn check_token_sums(&mut self, t: &Tokens, total: Option<u64>) {
         if t.cached.saturating_add(t.cache_write) > t.input {
             self.fail(
                 "cachedTokens",
@@ -324,7 +508,7 @@ impl Validator {
                 "must not exceed outputTokens (output includes reasoning tokens)",
             );
         }
-        if let Some(total) = self.optional_count("totalTokens", total) {
+        if let Some(total) = total {
             if total != t.input.saturating_add(t.output) {
                 self.fail("totalTokens", "must equal inputTokens + outputTokens");
             }
@@ -462,5 +646,155 @@ mod tests {
             validate(&raw(v), NOW).unwrap().client_cost,
             Some(Usd(1_230_000))
         );
+    }
+
+    #[test]
+    fn input_tokens_beyond_ten_billion_are_rejected_naming_the_field() {
+        let mut v = base();
+        v["inputTokens"] = json!(u64::MAX);
+        v["outputTokens"] = json!(MAX_TOKENS + 1);
+        v["totalTokens"] = json!(9_223_372_036_854_775_808u64);
+        assert_eq!(
+            fields(v),
+            vec!["inputTokens", "outputTokens", "totalTokens"]
+        );
+        let errors = validate(&raw(json!({"inputTokens": MAX_TOKENS + 1})), NOW).unwrap_err();
+        assert_eq!(errors[0].message, "must be at most 10,000,000,000");
+        let mut ok = base();
+        ok["inputTokens"] = json!(MAX_TOKENS);
+        ok["cachedTokens"] = json!(MAX_TOKENS);
+        ok["outputTokens"] = json!(0);
+        ok["reasoningTokens"] = json!(0);
+        ok["totalTokens"] = json!(MAX_TOKENS);
+        assert_eq!(validate(&raw(ok), NOW).unwrap().tokens.input, MAX_TOKENS);
+    }
+
+    #[test]
+    fn cost_latency_and_images_have_ceilings_instead_of_silent_clamps() {
+        let mut v = base();
+        v["costUsd"] = json!(9_223_372_036u64);
+        v["latencyMs"] = json!(u64::from(u32::MAX) + 5);
+        v["imageCount"] = json!(MAX_IMAGE_COUNT + 1);
+        assert_eq!(fields(v), vec!["imageCount", "latencyMs", "costUsd"]);
+        let mut v = base();
+        v["costUsd"] = json!(10_000.000_000_001);
+        assert_eq!(fields(v), vec!["costUsd"]);
+        let mut ok = base();
+        ok["costUsd"] = json!(10_000);
+        ok["latencyMs"] = json!(MAX_LATENCY_MS);
+        ok["imageCount"] = json!(MAX_IMAGE_COUNT);
+        let e = validate(&raw(ok), NOW).unwrap();
+        assert_eq!(e.client_cost, Some(MAX_COST_USD));
+        assert_eq!(e.latency_ms, Some(86_400_000));
+        assert_eq!(e.image_count, 10_000);
+    }
+
+    #[test]
+    fn timestamps_before_2020_are_rejected() {
+        let mut v = base();
+        v["timestamp"] = json!("2019-12-31T23:59:59.999Z");
+        assert_eq!(fields(v.clone()), vec!["timestamp"]);
+        v["timestamp"] = json!("1970-01-01T00:00:00Z");
+        assert_eq!(fields(v.clone()), vec!["timestamp"]);
+        v["timestamp"] = json!("2020-01-01T00:00:00Z");
+        assert_eq!(
+            validate(&raw(v), NOW).unwrap().timestamp_ms,
+            MIN_TIMESTAMP_MS
+        );
+    }
+
+    #[test]
+    fn tag_keys_outside_the_charset_are_rejected_naming_the_key() {
+        let mut v = base();
+        v["tags"] = json!({"team": "a", "bad\\": "b", "nul\u{0}": "c", "sp ace": "d",
+                           "ok.key-1_x": "e", "ctl": "x\u{7}"});
+        let errors = validate(&raw(v), NOW).unwrap_err();
+        let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(named, vec!["tags.bad\\", "tags.ctl", "tags", "tags.sp ace"]);
+        assert!(errors[0].message.contains("A-Z a-z 0-9 _ . -"));
+        assert!(is_valid_tag_key("ok.key-1_x"));
+        assert!(is_valid_tag_key(&"k".repeat(64)));
+        for bad in ["", "a\"b", "é", "a b", "a\\", &"k".repeat(65)] {
+            assert!(!is_valid_tag_key(bad), "{bad:?}");
+        }
+    }
+
+    fn no_usage() -> Value {
+        json!({"externalRequestId": "r1", "provider": "openai", "model": "gpt-4o-mini",
+               "endpointTag": "support.reply", "status": "success"})
+    }
+
+    #[test]
+    fn a_success_without_usage_is_usage_missing_with_a_warning() {
+        let c = check(&raw(no_usage()), NOW, &IngestSettings::default()).unwrap();
+        assert!(c.event.usage_missing);
+        assert_eq!(c.warnings.len(), 1);
+        assert_eq!(c.warnings[0].field, "usage");
+        // Explicit zeros stay zeros; so do a cost, images, or a client that says so.
+        for (field, value) in [
+            ("inputTokens", json!(0)),
+            ("totalTokens", json!(0)),
+            ("imageCount", json!(0)),
+            ("costUsd", json!(0)),
+            ("usageMissing", json!(false)),
+        ] {
+            let mut v = no_usage();
+            v[field] = value;
+            let c = check(&raw(v), NOW, &IngestSettings::default()).unwrap();
+            assert!(!c.event.usage_missing, "{field}");
+            assert!(c.warnings.is_empty(), "{field}");
+        }
+        // A failed call without usage is not a missing usage.
+        let mut v = no_usage();
+        v["status"] = json!("error");
+        assert!(!validate(&raw(v), NOW).unwrap().usage_missing);
+    }
+
+    #[test]
+    fn misspelled_fields_are_warned_with_the_closest_name() {
+        let mut v = base();
+        v["tenantID"] = json!("acme");
+        v["promptversion"] = json!("v2");
+        v["input_tokens"] = json!(5);
+        v["colour"] = json!("red");
+        let c = check(&raw(v), NOW, &IngestSettings::default()).unwrap();
+        let said: Vec<(&str, &str)> = c
+            .warnings
+            .iter()
+            .map(|w| (w.field.as_str(), w.message.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![
+                ("colour", "unknown field; ignored"),
+                ("input_tokens", "unknown field; did you mean inputTokens?"),
+                (
+                    "promptversion",
+                    "unknown field; did you mean promptVersion?"
+                ),
+                ("tenantID", "unknown field; did you mean tenantId?"),
+            ]
+        );
+        assert_eq!(c.event.tenant_id, None);
+        assert_eq!(suggest("completion_tokens"), Some("outputTokens"));
+        assert_eq!(suggest("endpointTga"), Some("endpointTag"));
+        assert_eq!(suggest("latencyMillis"), None);
+    }
+
+    #[test]
+    fn a_workspace_may_reject_unknown_fields_and_require_attribution() {
+        let strict = IngestSettings::default()
+            .updated(&json!({"unknownFields": "reject", "requiredFields": ["tenantId", "promptVersion"]}))
+            .unwrap();
+        let mut v = base();
+        v["tenantID"] = json!("acme");
+        let errors = check(&raw(v), NOW, &strict).unwrap_err();
+        let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(named, vec!["tenantID", "promptVersion", "tenantId"]);
+        assert_eq!(errors[0].message, "unknown field; did you mean tenantId?");
+        let mut ok = base();
+        ok["tenantId"] = json!("acme");
+        ok["promptVersion"] = json!("v1");
+        assert!(check(&raw(ok), NOW, &strict).unwrap().warnings.is_empty());
     }
 }

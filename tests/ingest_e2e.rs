@@ -792,3 +792,450 @@ async fn the_request_explorer_filters_and_pages() {
         .body;
     assert_eq!(none["events"].as_array().unwrap().len(), 0);
 }
+
+/// Issue 10, item 1: u64 tokens were stored as i64 (wrapping negative) and broke every
+/// read of the workspace; now each numeric field has a ceiling and a 400 names it.
+#[tokio::test]
+async fn input_tokens_beyond_ten_billion_are_rejected_naming_the_field() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let cases = [
+        ("inputTokens", json!(u64::MAX)),
+        ("inputTokens", json!(10_000_000_001u64)),
+        ("costUsd", json!(9_000_000_000u64)),
+        ("latencyMs", json!(86_400_001)),
+        ("imageCount", json!(10_001)),
+        ("timestamp", json!("2019-12-31T23:59:59Z")),
+    ];
+    for (field, value) in cases {
+        let mut e = event("big");
+        e[field] = value.clone();
+        let r = api.post("/v1/ingest/llm-request", &ingest, &e).await;
+        assert_eq!(r.status, 400, "{field}={value}: {}", r.body);
+        assert_eq!(
+            blamed(&r.body["error"]["fields"]),
+            vec![field],
+            "{}",
+            r.body
+        );
+    }
+    let mut at_ceiling = event("ceiling");
+    at_ceiling["inputTokens"] = json!(10_000_000_000u64);
+    at_ceiling["cachedTokens"] = json!(0);
+    let r = api
+        .post("/v1/ingest/llm-request", &ingest, &at_ceiling)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // The workspace still reads: the one stored event, with its exact tokens.
+    let s = summary(&api, &read).await;
+    assert_eq!(s["tokens"]["input"], json!(10_000_000_000u64), "{s}");
+    let r = api.get("/v1/events", &read).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Issue 10, item 3: a key ending in `\` was stored and then every filter or group-by on
+/// it was a 500 (`bad JSON path`).
+#[tokio::test]
+async fn tag_key_with_backslash_is_rejected_at_ingest() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut e = event("tagged");
+    e["tags"] = json!({"team\\": "a"});
+    let r = api.post("/v1/ingest/llm-request", &ingest, &e).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(blamed(&r.body["error"]["fields"]), vec!["tags.team\\"]);
+    e["tags"] = json!({"nul\u{0}": "a"});
+    let r = api.post("/v1/ingest/llm-request", &ingest, &e).await;
+    assert_eq!(
+        blamed(&r.body["error"]["fields"]),
+        vec!["tags"],
+        "{}",
+        r.body
+    );
+    e["tags"] = json!({"team.eu-1_x": "a"});
+    let r = api.post("/v1/ingest/llm-request", &ingest, &e).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+}
+
+#[tokio::test]
+async fn group_by_an_invalid_tag_key_is_a_400_not_a_500() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut e = event("tagged");
+    e["tags"] = json!({"team.a": "search"});
+    api.post("/v1/ingest/llm-request", &ingest, &e).await;
+    for bad in ["tag:team\\", "tag:a\"b", "tag:a\u{0}"] {
+        let r = api
+            .post("/v1/query", &read, &json!({"groupBy": [bad]}))
+            .await;
+        assert_eq!(r.status, 400, "{bad:?}: {}", r.body);
+        assert_eq!(blamed(&r.body["error"]["fields"]), vec!["groupBy"]);
+        let r = api
+            .post("/v1/query", &read, &json!({"filters": {bad: ["x"]}}))
+            .await;
+        assert_eq!(r.status, 400, "{bad:?}: {}", r.body);
+        assert_eq!(
+            blamed(&r.body["error"]["fields"]),
+            vec![format!("filters.{bad}")]
+        );
+    }
+    let r = api.get("/v1/timeseries?by=tag:team%5C", &read).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // A valid key with a dot is one JSON label, not a path.
+    let r = api
+        .post(
+            "/v1/query",
+            &read,
+            &json!({"groupBy": ["tag:team.a"], "measures": ["requests"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["rows"][0]["group"]["tag:team.a"], "search",
+        "{}",
+        r.body
+    );
+}
+
+async fn stored(api: &Api, read: &str, id: &str) -> Value {
+    let r = api
+        .get(&format!("/v1/events?externalRequestId={id}"), read)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["events"][0].clone()
+}
+
+/// Issue 10, item 9: `{"status":"success"}` without any usage was stored as a free
+/// success (0 tokens, $0, catalogue-priced).
+#[tokio::test]
+async fn a_success_without_usage_is_stored_as_usage_missing_and_unpriced() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let bare = json!({"externalRequestId": "bare", "provider": "openai", "model": "gpt-4o-mini",
+                      "endpointTag": "support.reply", "status": "success"});
+    let r = api.post("/v1/ingest/llm-request", &ingest, &bare).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["warnings"][0]["index"], 0, "{}", r.body);
+    assert_eq!(r.body["warnings"][0]["field"], "usage", "{}", r.body);
+    let e = stored(&api, &read, "bare").await;
+    assert_eq!(e["usageMissing"], true, "{e}");
+    assert_eq!(e["costUsd"], Value::Null, "{e}");
+    assert_eq!(e["costSource"], Value::Null, "{e}");
+
+    // Zeros the client sends are zeros: priced at $0, no warning.
+    let mut zero = bare.clone();
+    zero["externalRequestId"] = json!("zero");
+    zero["inputTokens"] = json!(0);
+    zero["outputTokens"] = json!(0);
+    let r = api.post("/v1/ingest/llm-request", &ingest, &zero).await;
+    assert_eq!(r.body["warnings"], json!([]), "{}", r.body);
+    let e = stored(&api, &read, "zero").await;
+    assert_eq!(
+        (e["usageMissing"].clone(), e["costUsd"].clone()),
+        (json!(false), json!(0)),
+        "{e}"
+    );
+
+    let s = summary(&api, &read).await;
+    assert_eq!(s["requests"], 2, "{s}");
+    assert_eq!(s["unpriced"], 1, "{s}");
+    assert_eq!(s["usageMissing"], 1, "{s}");
+}
+
+/// Issue 10, item 10: `tenantID`, `promptversion`, `input_tokens` were dropped with a 202
+/// and attribution silently went to "unknown".
+#[tokio::test]
+async fn misspelled_fields_are_warned_with_the_closest_name() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut typo = event("typo");
+    typo["tenantID"] = json!("acme");
+    typo["promptversion"] = json!("v2");
+    typo["input_tokens"] = json!(1000);
+    let r = api
+        .post("/v1/ingest/batch", &ingest, &json!([event("clean"), typo]))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["accepted"], 2);
+    assert_eq!(
+        r.body["warnings"],
+        json!([
+            {"index": 1, "field": "input_tokens", "message": "unknown field; did you mean inputTokens?"},
+            {"index": 1, "field": "promptversion", "message": "unknown field; did you mean promptVersion?"},
+            {"index": 1, "field": "tenantID", "message": "unknown field; did you mean tenantId?"},
+        ]),
+        "{}",
+        r.body
+    );
+    // `warnings` is always there, empty when there is nothing to say.
+    let r = api
+        .post("/v1/ingest/llm-request", &ingest, &event("clean-2"))
+        .await;
+    assert_eq!(r.body["warnings"], json!([]), "{}", r.body);
+    server.stop();
+    // Counted per key, durably (the writer commits the count with the events).
+    let keys: Value = serde_json::from_str(&cli(&db, &["keys", "list", "--json"])).unwrap();
+    let ingest_key = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scope"] == "ingest")
+        .unwrap();
+    assert_eq!(ingest_key["unknownFields"], 3, "{keys}");
+    assert_eq!(ingest_key["lastUnknownField"], "tenantID", "{keys}");
+}
+
+#[tokio::test]
+async fn workspace_rejecting_unknown_fields_rejects_the_event() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, admin) = (key(&db, "default", "ingest"), key(&db, "default", "admin"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let r = api.get("/v1/workspace/settings", &admin).await;
+    assert_eq!(
+        r.body,
+        json!({"unknownFields": "warn", "requiredFields": []})
+    );
+    let r = api
+        .put_json(
+            "/v1/workspace/settings",
+            &ingest,
+            &json!({"unknownFields": "reject"}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = api
+        .put_json(
+            "/v1/workspace/settings",
+            &admin,
+            &json!({"unknownFields": "drop", "requiredFields": ["model"]}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        blamed(&r.body["error"]["fields"]),
+        vec!["requiredFields", "unknownFields"]
+    );
+    let r = api
+        .put_json(
+            "/v1/workspace/settings",
+            &admin,
+            &json!({"unknownFields": "reject"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let mut typo = event("typo");
+    typo["tenantID"] = json!("acme");
+    let r = api.post("/v1/ingest/llm-request", &ingest, &typo).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(blamed(&r.body["error"]["fields"]), vec!["tenantID"]);
+    assert_eq!(
+        r.body["error"]["fields"][0]["message"],
+        "unknown field; did you mean tenantId?"
+    );
+    let keys: Value = serde_json::from_str(&cli(&db, &["keys", "list", "--json"])).unwrap();
+    let counted = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scope"] == "ingest");
+    assert_eq!(counted.unwrap()["unknownFields"], 1, "{keys}");
+
+    // The CLI (another process) turns it back; the server follows within 2 s.
+    cli(
+        &db,
+        &[
+            "workspaces",
+            "configure",
+            "default",
+            "--unknown-fields",
+            "warn",
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = api.post("/v1/ingest/llm-request", &ingest, &typo).await;
+        if r.status == 202 {
+            assert_eq!(r.body["warnings"][0]["field"], "tenantID");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still rejected: {}",
+            r.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn required_tenant_id_rejects_events_without_it() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let ingest = key(&db, "default", "ingest");
+    let out = cli(
+        &db,
+        &[
+            "workspaces",
+            "configure",
+            "default",
+            "--require",
+            "tenantId",
+        ],
+    );
+    assert!(out.contains("\"tenantId\""), "{out}");
+    let shown: Value = serde_json::from_str(&cli(&db, &["workspaces", "show", "default"])).unwrap();
+    assert_eq!(
+        shown,
+        json!({"unknownFields": "warn", "requiredFields": ["tenantId"]})
+    );
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut anonymous = event("anonymous");
+    anonymous.as_object_mut().unwrap().remove("tenantId");
+    let r = api
+        .post(
+            "/v1/ingest/batch",
+            &ingest,
+            &json!([event("attributed"), anonymous]),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["accepted"], 1);
+    assert_eq!(r.body["rejected"][0]["index"], 1);
+    assert_eq!(blamed(&r.body["rejected"][0]["errors"]), vec!["tenantId"]);
+    let r = api
+        .post("/v1/ingest/llm-request", &ingest, &anonymous)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(blamed(&r.body["error"]["fields"]), vec!["tenantId"]);
+}
+
+/// Issue 10, item 1 (write side): SQLite's `x = x + excluded.x` turns an i64 overflow
+/// into a float silently, and a failed group commit failed every request in it. Now the
+/// request that would overflow a rollup cell gets a 400 naming the field, and the good
+/// requests committed with it are stored.
+#[tokio::test]
+async fn a_request_that_would_overflow_a_rollup_cell_fails_alone() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let ingest = key(&db, "default", "ingest");
+    let read = key(&db, "default", "read");
+    // One hour's cost cell a dollar short of i64::MAX nano-USD (as a store written
+    // before the ceilings could hold), for the endpoint the bad event names.
+    let hour = jiff::Timestamp::now().as_millisecond() / 3_600_000 * 3_600_000 - 3_600_000;
+    let seeded = i64::MAX - 100;
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "INSERT INTO dims (kind, value) VALUES (1, 'openai'), (2, 'gpt-4o-mini'), (3, 'overflow.cell');",
+        )
+        .unwrap();
+        let id = |kind: i64, value: &str| -> i64 {
+            c.query_row(
+                "SELECT id FROM dims WHERE kind = ?1 AND value = ?2",
+                rusqlite::params![kind, value],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let (provider, model, endpoint) = (
+            id(1, "openai"),
+            id(2, "gpt-4o-mini"),
+            id(3, "overflow.cell"),
+        );
+        c.execute(
+            "INSERT INTO rollup_main_hour VALUES (1, ?1, 0, 0, 0, ?2, ?3, ?4, 0,
+                 1, 1, ?5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+            rusqlite::params![hour, provider, model, endpoint, seeded],
+        )
+        .unwrap();
+    }
+    let server = Server::start(&db, &[]);
+    let api = std::sync::Arc::new(Api::new(&server));
+    let at = jiff::Timestamp::from_millisecond(hour + 60_000)
+        .unwrap()
+        .to_string();
+    let mut bad = event("bad");
+    bad["endpointTag"] = json!("overflow.cell");
+    bad["costUsd"] = json!(1);
+    bad["timestamp"] = json!(at);
+    // Twenty good requests race the bad one, so some share its group commit.
+    let mut tasks = Vec::new();
+    for i in 0..21 {
+        let (api, ingest) = (api.clone(), ingest.clone());
+        let body = if i == 10 {
+            bad.clone()
+        } else {
+            let mut good = event(&format!("good-{i}"));
+            good["timestamp"] = json!(at);
+            good
+        };
+        tasks.push(tokio::spawn(async move {
+            api.post("/v1/ingest/llm-request", &ingest, &body).await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let r = task.await.unwrap();
+        if i == 10 {
+            assert_eq!(r.status, 400, "{}", r.body);
+            assert_eq!(blamed(&r.body["error"]["fields"]), vec!["costUsd"]);
+        } else {
+            assert_eq!(r.status, 202, "request {i}: {}", r.body);
+        }
+    }
+    let r = api.get("/v1/events?limit=100", &read).await;
+    let ids: Vec<&str> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["externalRequestId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 20, "{ids:?}");
+    assert!(!ids.contains(&"bad"), "{ids:?}");
+    server.stop();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let (kind, value): (String, i64) = c
+        .query_row(
+            "SELECT typeof(cost_nanos), cost_nanos FROM rollup_main_hour WHERE bucket = ?1 AND cost_nanos > 1000000000000",
+            [hour],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((kind.as_str(), value), ("integer", seeded));
+}
+
+#[test]
+fn import_counts_warnings_like_ingest() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let file = dir.path().join("events.jsonl");
+    let mut typo = event("w1");
+    typo["tenantID"] = json!("acme");
+    let bare = json!({"externalRequestId": "w2", "provider": "openai", "model": "gpt-4o-mini",
+                      "endpointTag": "support.reply", "status": "success"});
+    let lines = [typo.to_string(), bare.to_string(), event("w3").to_string()];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = cli(&db, &["import", file.to_str().unwrap()]);
+    assert!(
+        out.contains("3 accepted, 0 duplicates, 0 rejected, 2 warnings"),
+        "{out}"
+    );
+}

@@ -147,7 +147,7 @@ async fn rollups_answer_exactly_what_raw_events_answer() {
     }
     for chunk in texts.chunks(700) {
         let items = chunk.iter().map(|t| ingest::parse_item(t)).collect();
-        let prepared = ingest::prepare(items, &book, now);
+        let prepared = ingest::prepare(items, &book, &Default::default(), now);
         assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
         store.ingest(1, prepared.events).await.unwrap();
     }
@@ -187,7 +187,12 @@ async fn an_older_rollup_schema_is_replaced_on_open() {
     let book = PriceBook::bundled().unwrap();
     let now = jiff::Timestamp::now().as_millisecond();
     let text = json!({"externalRequestId": "r", "provider": "openai", "model": "gpt-4o", "endpointTag": "e", "status": "success", "inputTokens": 10}).to_string();
-    let prepared = ingest::prepare(vec![ingest::parse_item(&text)], &book, now);
+    let prepared = ingest::prepare(
+        vec![ingest::parse_item(&text)],
+        &book,
+        &Default::default(),
+        now,
+    );
     store.ingest(1, prepared.events).await.unwrap();
     let query = serde_json::from_value::<QueryRequest>(json!({"groupBy": ["endpointTag"]}))
         .unwrap()

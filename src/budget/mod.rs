@@ -395,10 +395,11 @@ fn parse_scope(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Scope {
             "model" => scope.model = Some(text),
             "provider" => scope.provider = Some(text),
             other => match other.strip_prefix("tag:") {
-                Some(tag) if !tag.is_empty() => {
+                Some(tag) if crate::validate::is_valid_tag_key(tag) => {
                     scope.tags.insert(tag.to_string(), text);
                 }
-                _ => errors.push(FieldError::new(
+                Some(_) => errors.push(FieldError::new(field, crate::validate::tag_key_rule())),
+                None => errors.push(FieldError::new(
                     field,
                     format!("unknown scope dimension; use {SCOPE_FIELDS}"),
                 )),

@@ -63,6 +63,7 @@ async fn ingest_items(
     let ndjson = is_ndjson(headers);
     let now = state.now_ms();
     let book = state.prices();
+    let settings = state.settings.get(key.workspace_id);
     // Parsing, validation and pricing of up to 10,000 events is CPU work: off the reactor,
     // and bounded so it never crowds out the writer.
     let permit = state.cpu_permits.acquire().await.map_err(|_| {
@@ -79,7 +80,7 @@ async fn ingest_items(
             ingest::parse_batch(&bytes, ndjson)?
         };
         let total = items.len();
-        Ok((ingest::prepare(items, &book, now), total))
+        Ok((ingest::prepare(items, &book, &settings, now), total))
     })
     .await
     .map_err(|_| {
@@ -97,7 +98,18 @@ async fn ingest_items(
             "ingest rate limit for this key exceeded",
         ));
     }
+    let tally = crate::store::FieldTally {
+        key_id: Some(key.key_id),
+        ..prepared.unknown.clone()
+    };
     if prepared.events.is_empty() {
+        // A request refused whole (reject mode) still counts its key's unknown fields.
+        if tally.unknown_fields > 0 {
+            state
+                .store
+                .ingest_counted(key.workspace_id, Vec::new(), tally)
+                .await?;
+        }
         let mut err = if single {
             ApiError::invalid_event(prepared.rejected[0].errors.clone())
         } else {
@@ -123,7 +135,7 @@ async fn ingest_items(
     );
     let outcome: IngestOutcome = state
         .store
-        .ingest(key.workspace_id, prepared.events)
+        .ingest_counted(key.workspace_id, prepared.events, tally)
         .await?;
     let mut touched: Vec<i64> = hits
         .iter()
@@ -137,12 +149,16 @@ async fn ingest_items(
             .budgets
             .counters
             .states(key.workspace_id, &touched, state.now_ms());
-    let body = json!({
+    let mut body = json!({
         "accepted": outcome.accepted(),
         "duplicates": outcome.duplicates(),
         "rejected": prepared.rejected,
+        "warnings": prepared.warnings,
         "budget": {"warning": warning, "exceeded": exceeded},
     });
+    if prepared.warnings_omitted > 0 {
+        body["warningsOmitted"] = json!(prepared.warnings_omitted);
+    }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 

@@ -109,6 +109,10 @@ impl From<StoreError> for ApiError {
                 e.retry_after = Some(STORAGE_RETRY_SECS);
                 e
             }
+            StoreError::WriteOverflow(field) => ApiError::field(
+                &field,
+                "would push a stored total (one hour's sum for these dimensions) past what can be held exactly; nothing of this request was stored",
+            ),
             StoreError::Database(detail) => {
                 tracing::error!(error = %detail, "store error");
                 ApiError::new(

@@ -6,6 +6,7 @@ pub mod control;
 pub mod dashboard;
 pub mod error;
 pub mod server;
+pub mod settings;
 
 use crate::app::AppState;
 use crate::store::{KeyInfo, Scope};
@@ -56,6 +57,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/channels/{id}", delete(control::delete_channel))
         .route("/v1/channels/{id}/test", post(control::test_channel))
+        .route(
+            "/v1/workspace/settings",
+            get(settings::get_settings).put(settings::put_settings),
+        )
         .route("/v1/explain", get(api::explain))
         .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))

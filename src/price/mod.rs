@@ -216,6 +216,12 @@ impl PriceBook {
             price_entry_id: None,
             price_book_version: None,
         };
+        // A success whose usage is unknown has an unknown cost: never the $0 its zero
+        // counts would price to. A failed call without usage is taken as unbilled, as
+        // providers do not bill most failures (and SDKs mark them usageMissing).
+        if event.usage_missing && event.status == crate::event::Status::Success {
+            return unpriced;
+        }
         let Some((entry, _)) = self.lookup(&event.provider, &event.model, event.timestamp_ms)
         else {
             return unpriced;

@@ -313,3 +313,22 @@ fn azure_deployment_names_map_through_an_overrides_alias() {
         ("azure", "gpt-4o", "exact")
     );
 }
+
+#[test]
+fn a_success_with_missing_usage_is_unpriced_and_a_failure_without_usage_is_free() {
+    let book = bundled();
+    let raw = |status: &str| -> crate::event::Event {
+        let text = format!(
+            r#"{{"provider":"openai","model":"gpt-4o-mini","endpointTag":"e","status":"{status}","usageMissing":true}}"#
+        );
+        let raw: RawEvent = serde_json::from_str(&text).unwrap();
+        crate::validate::validate(&raw, 1_764_000_000_000).unwrap()
+    };
+    let success = book.price(&raw("success"));
+    assert_eq!((success.cost, success.source), (None, None));
+    let failed = book.price(&raw("error"));
+    assert_eq!(failed.cost, Some(crate::money::Usd(0)));
+    let mut reported = raw("success");
+    reported.client_cost = Some(crate::money::Usd(5));
+    assert_eq!(book.price(&reported).cost, Some(crate::money::Usd(5)));
+}

@@ -28,6 +28,10 @@ pub enum StoreError {
     /// Any other database failure; the text is a short cause, never SQL.
     #[error("database error: {0}")]
     Database(String),
+    /// The request's events would push a stored total past i64 (nothing of the
+    /// request is stored); the event field whose sum it is.
+    #[error("{0} would overflow a stored total")]
+    WriteOverflow(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -93,6 +97,9 @@ pub struct KeyRecord {
     pub name: Option<String>,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// Unknown event fields this key has sent (typos of contract fields), and the last.
+    pub unknown_fields: u64,
+    pub last_unknown_field: Option<String>,
 }
 
 /// What an ingest write did, per event in input order.
@@ -247,6 +254,15 @@ pub struct StoredBook {
     pub imported_at_ms: Option<i64>,
 }
 
+/// The unknown top-level fields of one ingest request, counted per API key (what a
+/// tracking-quality view shows: which key sends misspelled fields, and the last one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldTally {
+    pub key_id: Option<i64>,
+    pub unknown_fields: u64,
+    pub last_unknown: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Write validated, priced events for one workspace durably; one result per event.
@@ -254,6 +270,18 @@ pub trait Store: Send + Sync {
         &self,
         workspace: WorkspaceId,
         events: Vec<PricedEvent>,
+    ) -> Result<IngestOutcome> {
+        self.ingest_counted(workspace, events, FieldTally::default())
+            .await
+    }
+
+    /// `ingest`, adding the request's unknown-field tally to its key's count in the same
+    /// transaction as the events.
+    async fn ingest_counted(
+        &self,
+        workspace: WorkspaceId,
+        events: Vec<PricedEvent>,
+        tally: FieldTally,
     ) -> Result<IngestOutcome>;
 
     async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>>;

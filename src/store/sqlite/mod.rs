@@ -235,19 +235,26 @@ fn key_record(r: &rusqlite::Row) -> rusqlite::Result<KeyRecord> {
         name: r.get(4)?,
         created_at: ms_to_rfc3339(r.get(5)?),
         revoked_at: r.get::<_, Option<i64>>(6)?.map(ms_to_rfc3339),
+        unknown_fields: r.get::<_, Option<i64>>(7)?.unwrap_or(0) as u64,
+        last_unknown_field: r.get(8)?,
     })
 }
 
-const KEY_COLUMNS: &str = "k.id, w.name, k.prefix, k.scope, k.name, k.created_at, k.revoked_at";
+const KEY_COLUMNS: &str = "k.id, w.name, k.prefix, k.scope, k.name, k.created_at, k.revoked_at,
+    q.unknown_fields, q.last_unknown_field";
+/// The key tables every key listing joins.
+const KEY_TABLES: &str = "api_keys k JOIN workspaces w ON w.id = k.workspace_id
+    LEFT JOIN key_quality q ON q.key_id = k.id";
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn ingest(
+    async fn ingest_counted(
         &self,
         workspace: WorkspaceId,
         events: Vec<PricedEvent>,
+        tally: FieldTally,
     ) -> Result<IngestOutcome> {
-        if events.is_empty() {
+        if events.is_empty() && tally.unknown_fields == 0 {
             return Ok(IngestOutcome::default());
         }
         let sender = self
@@ -261,6 +268,7 @@ impl Store for SqliteStore {
             workspace,
             events,
             received_at_ms: now_ms(),
+            tally,
             reply,
         };
         sender
@@ -366,7 +374,11 @@ impl Store for SqliteStore {
     ) -> Result<KeyRecord> {
         self.with_conn(move |c| {
             let ws: i64 = c
-                .query_row("SELECT id FROM workspaces WHERE name = ?1", [&workspace], |r| r.get(0))
+                .query_row(
+                    "SELECT id FROM workspaces WHERE name = ?1",
+                    [&workspace],
+                    |r| r.get(0),
+                )
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("workspace {workspace}")))?;
             c.execute(
@@ -376,7 +388,7 @@ impl Store for SqliteStore {
             )?;
             let id = c.last_insert_rowid();
             Ok(c.query_row(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = ?1"),
+                &format!("SELECT {KEY_COLUMNS} FROM {KEY_TABLES} WHERE k.id = ?1"),
                 [id],
                 key_record,
             )?)
@@ -387,8 +399,7 @@ impl Store for SqliteStore {
     async fn keys(&self, workspace: Option<String>) -> Result<Vec<KeyRecord>> {
         self.with_conn(move |c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
-                 WHERE ?1 IS NULL OR w.name = ?1 ORDER BY k.id"
+                "SELECT {KEY_COLUMNS} FROM {KEY_TABLES} WHERE ?1 IS NULL OR w.name = ?1 ORDER BY k.id"
             ))?;
             let rows = stmt.query_map([workspace], key_record)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -5,6 +5,17 @@
 use rusqlite::{params_from_iter, Transaction};
 use std::collections::HashMap;
 
+/// Why a commit's writes failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+    /// A stored total would leave i64. SQLite's `x + y` would silently turn it into a
+    /// float, so it is refused instead; the measure is named.
+    #[error("the {0} total of a rollup cell would overflow")]
+    Overflow(&'static str),
+}
+
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -247,8 +258,9 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Add (`sign` = 1) or take back (`sign` = -1) one call's contribution.
-    pub fn apply(&mut self, c: &Contribution, sign: i64) {
+    /// Add (`sign` = 1) or take back (`sign` = -1) one call's contribution; checked, so
+    /// a sum that would wrap fails the commit instead.
+    pub fn apply(&mut self, c: &Contribution, sign: i64) -> Result<(), WriteError> {
         for (i, family) in FAMILIES.iter().enumerate() {
             let mut dims = [0i64; 7];
             for (slot, column) in dims.iter_mut().zip(family.dims) {
@@ -260,8 +272,11 @@ impl Pending {
                     .sums
                     .entry((i, grain, c.workspace, bucket, dims))
                     .or_insert([0; N_MEASURES]);
-                for (total, m) in entry.iter_mut().zip(c.measures()) {
-                    *total += sign * m;
+                for ((total, m), name) in entry.iter_mut().zip(c.measures()).zip(MEASURES) {
+                    *total = m
+                        .checked_mul(sign)
+                        .and_then(|d| total.checked_add(d))
+                        .ok_or(WriteError::Overflow(name))?;
                 }
             }
         }
@@ -276,11 +291,17 @@ impl Pending {
             let span = self.seen.entry(key).or_insert((c.ts, c.ts));
             *span = (span.0.min(c.ts), span.1.max(c.ts));
         }
+        Ok(())
     }
 
     /// Upsert everything pending into the rollup tables of `tx`: one statement per key
     /// the commit touched, however many events it held.
-    pub fn flush(&self, tx: &Transaction) -> rusqlite::Result<()> {
+    pub fn flush(&self, tx: &Transaction) -> Result<(), WriteError> {
+        // Each table's statement text once per commit, not once per key.
+        let sql: Vec<[String; 2]> = FAMILIES
+            .iter()
+            .map(|f| GRAINS.map(|g| upsert_sql(f, g)))
+            .collect();
         for ((family_index, grain, workspace, bucket, dims), measures) in &self.sums {
             if measures.iter().all(|m| *m == 0) {
                 continue;
@@ -290,8 +311,14 @@ impl Pending {
                 .into_iter()
                 .chain(dims.iter().copied().take(family.dims.len()))
                 .chain(measures.iter().copied());
-            tx.prepare_cached(&upsert_sql(family, *grain))?
-                .execute(params_from_iter(values))?;
+            // The upsert returns the index of the first measure that is no longer an
+            // integer (SQLite turns an overflowing `x + y` into a float), or 0.
+            let bad: i64 = tx
+                .prepare_cached(&sql[*family_index][*grain as usize])? // GRAINS order
+                .query_row(params_from_iter(values), |r| r.get(0))?;
+            if bad > 0 {
+                return Err(WriteError::Overflow(MEASURES[bad as usize - 1]));
+            }
         }
         let mut seen = tx.prepare_cached(
             "INSERT INTO versions_seen VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -314,11 +341,61 @@ fn upsert_sql(family: &Family, grain: Grain) -> String {
         .iter()
         .map(|m| format!("{m} = {m} + excluded.{m}"))
         .collect();
+    let checks: Vec<String> = MEASURES
+        .iter()
+        .enumerate()
+        .map(|(i, m)| format!("WHEN typeof({m}) != 'integer' THEN {}", i + 1))
+        .collect();
     format!(
-        "INSERT INTO {t} ({cols}) VALUES ({placeholders}) ON CONFLICT DO UPDATE SET {updates}",
+        "INSERT INTO {t} ({cols}) VALUES ({placeholders}) ON CONFLICT DO UPDATE SET {updates}
+         RETURNING CASE {checks} ELSE 0 END",
         updates = updates.join(", "),
+        checks = checks.join(" "),
         t = table(family, grain),
         cols = columns.join(", "),
         placeholders = vec!["?"; columns.len()].join(", "),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_whose_sum_would_wrap_fails_naming_the_measure() {
+        let mut pending = Pending::default();
+        let big = Contribution {
+            cost_nanos: Some(i64::MAX - 1),
+            ..Default::default()
+        };
+        pending.apply(&big, 1).unwrap();
+        let err = pending.apply(&big, 1).unwrap_err();
+        assert!(matches!(err, WriteError::Overflow("cost_nanos")), "{err}");
+    }
+
+    #[test]
+    fn an_upsert_that_would_leave_i64_is_refused_not_stored_as_a_float() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(&ddl()).unwrap();
+        let tx = conn.transaction().unwrap();
+        let near = Contribution {
+            cost_nanos: Some(i64::MAX - 1),
+            ..Default::default()
+        };
+        let mut first = Pending::default();
+        first.apply(&near, 1).unwrap();
+        first.flush(&tx).unwrap();
+        let mut second = Pending::default();
+        second
+            .apply(
+                &Contribution {
+                    cost_nanos: Some(5),
+                    ..Default::default()
+                },
+                1,
+            )
+            .unwrap();
+        let err = second.flush(&tx).unwrap_err();
+        assert!(matches!(err, WriteError::Overflow("cost_nanos")), "{err}");
+    }
 }

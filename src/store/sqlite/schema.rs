@@ -100,6 +100,14 @@ CREATE TABLE IF NOT EXISTS object_ids (
     last_id INTEGER NOT NULL,
     PRIMARY KEY (workspace_id, kind)
 );
+-- Per API key: how many unknown event fields it sent (misspellings such as tenantID),
+-- and the last one; counted by the writer with the events.
+CREATE TABLE IF NOT EXISTS key_quality (
+    key_id INTEGER PRIMARY KEY,
+    unknown_fields INTEGER NOT NULL,
+    last_unknown_field TEXT,
+    last_unknown_ms INTEGER
+);
 CREATE TABLE IF NOT EXISTS price_books (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,

@@ -2,13 +2,15 @@
 //! job, writes them in one transaction with one fsync (group commit), then answers each
 //! sender. A 2xx is only sent after that commit.
 
-use super::rollup::{Contribution, Pending};
+use super::rollup::{Contribution, Pending, WriteError};
 use super::schema::DimKind;
 use crate::budget::counters::SpendEffect;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{DataMode, Environment};
 use crate::event::{PricedEvent, Status};
-use crate::store::{IngestOutcome, Result, SpendListener, StoreError, WorkspaceId, WriteResult};
+use crate::store::{
+    FieldTally, IngestOutcome, Result, SpendListener, StoreError, WorkspaceId, WriteResult,
+};
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,7 @@ pub struct IngestJob {
     pub workspace: WorkspaceId,
     pub events: Vec<PricedEvent>,
     pub received_at_ms: i64,
+    pub tally: FieldTally,
     pub reply: oneshot::Sender<Result<IngestOutcome>>,
 }
 
@@ -71,38 +74,87 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, listener: 
                 Err(_) => break,
             }
         }
-        let started = std::time::Instant::now();
         let listening = listener.lock().unwrap().clone();
-        match commit(&mut conn, &mut dims, &batch, listening.is_some()) {
-            Ok((outcomes, effects)) => {
-                if let Some(listen) = listening {
-                    listen(&effects);
-                }
-                tracing::debug!(
-                    jobs = batch.len(),
-                    events = queued,
-                    micros = started.elapsed().as_micros() as u64,
-                    "committed"
-                );
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
-            Err(e) => {
-                // Nothing of this batch is acknowledged; ids handed out inside the
-                // rolled-back transaction are gone, so forget them.
+        let result = commit(&mut conn, &mut dims, &batch, listening.is_some());
+        match result {
+            // One request's data (a total it would overflow, say) must not fail the
+            // others it happened to share a commit with: each is retried alone, so only
+            // the bad one is refused. Nothing was acknowledged, so nothing is lost.
+            Err(e) if batch.len() > 1 => {
                 dims = DimCache::default();
-                let e = StoreError::from(&e);
-                tracing::error!(error = %e, jobs = batch.len(), "ingest commit failed");
+                let cause = store_error(e);
+                tracing::warn!(error = %cause, jobs = batch.len(), "group commit failed; committing its requests one by one");
                 for job in batch {
-                    let _ = job.reply.send(Err(e.clone()));
+                    let alone = vec![job];
+                    let result = commit(&mut conn, &mut dims, &alone, listening.is_some());
+                    answer(alone, result, &listening, &mut dims);
                 }
             }
+            result => answer(batch, result, &listening, &mut dims),
         }
     }
     // Channel closed: every sender is gone; fold the WAL back before the file is closed.
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "checkpoint at shutdown failed");
+    }
+}
+
+/// The event field a rollup measure sums, to name it to the client.
+fn event_field(measure: &str) -> &'static str {
+    match measure {
+        "cost_nanos" => "costUsd",
+        "input_tokens" => "inputTokens",
+        "cached_tokens" => "cachedTokens",
+        "cache_write_tokens" => "cacheWriteTokens",
+        "output_tokens" => "outputTokens",
+        "reasoning_tokens" => "reasoningTokens",
+        "latency_sum" => "latencyMs",
+        _ => "body",
+    }
+}
+
+/// What a failed write tells its senders: a short cause (never SQL text), storage
+/// full as its own kind (503), an overflow naming the event field.
+fn store_error(e: WriteError) -> StoreError {
+    match e {
+        WriteError::Overflow(measure) => StoreError::WriteOverflow(event_field(measure).to_string()),
+        WriteError::Db(e) => StoreError::from(&e),
+    }
+}
+
+type Committed = std::result::Result<(Vec<IngestOutcome>, Vec<SpendEffect>), WriteError>;
+
+/// Tell the budget counters, then each sender, how its commit went.
+fn answer(
+    batch: Vec<IngestJob>,
+    result: Committed,
+    listening: &Option<SpendListener>,
+    dims: &mut DimCache,
+) {
+    match result {
+        Ok((outcomes, effects)) => {
+            if let Some(listen) = listening {
+                listen(&effects);
+            }
+            for (job, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            // Nothing of this batch is acknowledged; ids handed out inside the
+            // rolled-back transaction are gone, so forget them.
+            *dims = DimCache::default();
+            let error = store_error(e);
+            match &error {
+                StoreError::WriteOverflow(field) => {
+                    tracing::warn!(field, "ingest refused: a stored total would overflow")
+                }
+                other => tracing::error!(error = %other, jobs = batch.len(), "ingest commit failed"),
+            }
+            for job in batch {
+                let _ = job.reply.send(Err(error.clone()));
+            }
+        }
     }
 }
 
@@ -112,7 +164,7 @@ fn commit(
     dims: &mut DimCache,
     batch: &[IngestJob],
     collect_effects: bool,
-) -> rusqlite::Result<(Vec<IngestOutcome>, Vec<SpendEffect>)> {
+) -> Committed {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut effects = Vec::new();
@@ -132,12 +184,34 @@ fn commit(
                 results.push(result);
             }
             outcomes.push(IngestOutcome { results });
+            count_unknown_fields(&tx, &job.tally, job.received_at_ms)?;
         }
         // Rollups change in the same transaction as the events they sum.
         rollups.flush(&tx)?;
     }
     tx.commit()?;
     Ok((outcomes, effects))
+}
+
+/// Add a request's unknown fields to its key's count, with the events: as durable as
+/// they are, and free for the (usual) request without any.
+fn count_unknown_fields(tx: &Transaction, tally: &FieldTally, now_ms: i64) -> rusqlite::Result<()> {
+    let Some(key_id) = tally.key_id.filter(|_| tally.unknown_fields > 0) else {
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT INTO key_quality (key_id, unknown_fields, last_unknown_field, last_unknown_ms)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (key_id) DO UPDATE SET unknown_fields = unknown_fields + excluded.unknown_fields,
+             last_unknown_field = excluded.last_unknown_field, last_unknown_ms = excluded.last_unknown_ms",
+    )?
+    .execute(params![
+        key_id,
+        tally.unknown_fields.min(i64::MAX as u64) as i64,
+        tally.last_unknown,
+        now_ms
+    ])?;
+    Ok(())
 }
 
 /// How a write changed a call's cost: what it was before (None for a new call), and the
@@ -317,7 +391,7 @@ fn write_event(
     workspace: WorkspaceId,
     received_at_ms: i64,
     p: &PricedEvent,
-) -> rusqlite::Result<(WriteResult, CostChange)> {
+) -> std::result::Result<(WriteResult, CostChange), WriteError> {
     let e = &p.event;
     let cols = usage_columns(tx, dims, p)?;
     let (ext_id, idless) = match &e.external_request_id {
@@ -359,7 +433,7 @@ fn write_event(
         cols.tags,
     ])?;
     if inserted == 1 {
-        rollups.apply(&contribution(workspace, p, &cols, 1), 1);
+        rollups.apply(&contribution(workspace, p, &cols, 1), 1)?;
         let change = CostChange {
             old_cost: None,
             kept: None,
@@ -378,7 +452,7 @@ fn merge_attempt(
     ext_id: &str,
     p: &PricedEvent,
     cols: &UsageColumns,
-) -> rusqlite::Result<(WriteResult, CostChange)> {
+) -> std::result::Result<(WriteResult, CostChange), WriteError> {
     let e = &p.event;
     let (row_id, mask, usage_missing, old) = tx
         .prepare_cached(
@@ -440,7 +514,7 @@ fn merge_attempt(
     };
     let attempts = dedupe::attempt_count(new_mask);
     // The call's old contribution leaves the rollups; its new one enters.
-    rollups.apply(&old, -1);
+    rollups.apply(&old, -1)?;
     if !replace {
         tx.prepare_cached("UPDATE events SET attempt_mask = ?2, attempts = ?3 WHERE id = ?1")?
             .execute(params![row_id, new_mask as i64, attempts])?;
@@ -450,7 +524,7 @@ fn merge_attempt(
                 ..old
             },
             1,
-        );
+        )?;
         return Ok((WriteResult::Attempt { replaced: false }, change));
     }
     // Environment and data mode belong to the logical call and are not replaced.
@@ -459,7 +533,7 @@ fn merge_attempt(
         data_mode: old.data_mode,
         ..contribution(workspace, p, cols, attempts as i64)
     };
-    rollups.apply(&new, 1);
+    rollups.apply(&new, 1)?;
     tx.prepare_cached(
         "UPDATE events SET attempt_mask = ?2, attempts = ?3, attempt = ?4, ts = ?5, provider = ?6,
             model = ?7, endpoint = ?8, prompt_version = ?9, tenant = ?10, user = ?11,

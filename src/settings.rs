@@ -1,0 +1,224 @@
+//! Per-workspace ingest settings: what happens to unknown fields (`warn` or `reject`)
+//! and which attribution fields every event must carry. Stored as one `objects` row of
+//! kind `workspace_settings`; the server keeps them in memory and rereads them every 2 s,
+//! so a change made by the CLI (another process) applies within that time.
+
+use crate::event::FieldError;
+use crate::store::{Store, StoreError, WorkspaceId};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub const KIND: &str = "workspace_settings";
+
+/// What ingest does with a top-level field the contract does not know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownFields {
+    /// Store the event and say so in the reply's `warnings`.
+    #[default]
+    Warn,
+    /// Reject the event with a 400 naming the field.
+    Reject,
+}
+
+/// The attribution fields a workspace may require: "fail fast, never default
+/// attribution to unknown".
+pub const REQUIRABLE: &[&str] = &[
+    "tenantId",
+    "userId",
+    "promptVersion",
+    "endpointTag",
+    "externalRequestId",
+];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestSettings {
+    pub unknown_fields: UnknownFields,
+    /// Names from `REQUIRABLE`, sorted, without repeats.
+    pub required_fields: Vec<String>,
+}
+
+impl IngestSettings {
+    /// `current` with the fields `body` gives replaced (a field left out keeps its
+    /// value), or every problem of the body by field.
+    pub fn updated(&self, body: &Value) -> Result<IngestSettings, Vec<FieldError>> {
+        let Some(obj) = body.as_object() else {
+            return Err(vec![FieldError::new(
+                "body",
+                "must be an object with unknownFields and/or requiredFields",
+            )]);
+        };
+        let mut next = self.clone();
+        let mut errors = Vec::new();
+        for (name, value) in obj {
+            match name.as_str() {
+                "unknownFields" => match value.as_str() {
+                    Some("warn") => next.unknown_fields = UnknownFields::Warn,
+                    Some("reject") => next.unknown_fields = UnknownFields::Reject,
+                    _ => errors.push(FieldError::new(name, "must be warn or reject")),
+                },
+                "requiredFields" => match required(value) {
+                    Ok(fields) => next.required_fields = fields,
+                    Err(message) => errors.push(FieldError::new(name, message)),
+                },
+                _ => errors.push(FieldError::new(
+                    name,
+                    "is not a setting; use unknownFields or requiredFields",
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(next)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Read back what `updated` produced and was stored; anything unreadable is the
+    /// default (a hand-edited row must not stop ingest).
+    pub fn from_stored(body: &Value) -> IngestSettings {
+        IngestSettings::default().updated(body).unwrap_or_default()
+    }
+
+    pub fn requires(&self, field: &str) -> bool {
+        self.required_fields.iter().any(|f| f == field)
+    }
+}
+
+fn required(value: &Value) -> Result<Vec<String>, String> {
+    let expected = || format!("must be a list of: {}", REQUIRABLE.join(", "));
+    let list = value.as_array().ok_or_else(expected)?;
+    let mut fields = Vec::new();
+    for item in list {
+        match item.as_str() {
+            Some(name) if REQUIRABLE.contains(&name) => fields.push(name.to_string()),
+            _ => return Err(expected()),
+        }
+    }
+    fields.sort();
+    fields.dedup();
+    Ok(fields)
+}
+
+/// Every workspace's settings as the server uses them.
+pub struct Settings {
+    store: Arc<dyn Store>,
+    cache: RwLock<HashMap<WorkspaceId, Arc<IngestSettings>>>,
+}
+
+impl Settings {
+    pub async fn start(store: Arc<dyn Store>) -> Result<Settings, StoreError> {
+        let settings = Settings {
+            store,
+            cache: RwLock::default(),
+        };
+        settings.reload_all().await?;
+        Ok(settings)
+    }
+
+    /// The settings ingest applies to `ws` now (the defaults when none are stored).
+    pub fn get(&self, ws: WorkspaceId) -> Arc<IngestSettings> {
+        self.cache
+            .read()
+            .unwrap()
+            .get(&ws)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Reread every workspace's settings: one read of a few rows.
+    pub async fn reload_all(&self) -> Result<(), StoreError> {
+        let mut all = HashMap::new();
+        // Ordered by id: if two rows exist (two first writes racing), the newest wins.
+        for object in self.store.objects(None, KIND).await? {
+            all.insert(
+                object.workspace,
+                Arc::new(IngestSettings::from_stored(&object.body)),
+            );
+        }
+        *self.cache.write().unwrap() = all;
+        Ok(())
+    }
+
+    /// Apply `body` to `ws`'s settings, store them and use them at once.
+    pub async fn update(
+        &self,
+        ws: WorkspaceId,
+        body: &Value,
+    ) -> Result<Result<IngestSettings, Vec<FieldError>>, StoreError> {
+        let result = update(self.store.as_ref(), ws, body).await?;
+        if let Ok(settings) = &result {
+            self.cache
+                .write()
+                .unwrap()
+                .insert(ws, Arc::new(settings.clone()));
+        }
+        Ok(result)
+    }
+}
+
+/// The stored settings of `ws` (for the CLI, which has no running cache).
+pub async fn load(store: &dyn Store, ws: WorkspaceId) -> Result<IngestSettings, StoreError> {
+    Ok(store
+        .objects(Some(ws), KIND)
+        .await?
+        .last()
+        .map(|o| IngestSettings::from_stored(&o.body))
+        .unwrap_or_default())
+}
+
+/// Apply `body` to the stored settings of `ws`: the new settings, or the body's field
+/// errors (nothing stored then).
+pub async fn update(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    body: &Value,
+) -> Result<Result<IngestSettings, Vec<FieldError>>, StoreError> {
+    let stored = store.objects(Some(ws), KIND).await?;
+    let current = stored
+        .last()
+        .map(|o| IngestSettings::from_stored(&o.body))
+        .unwrap_or_default();
+    let next = match current.updated(body) {
+        Ok(next) => next,
+        Err(errors) => return Ok(Err(errors)),
+    };
+    let value = serde_json::to_value(&next).expect("settings serialize");
+    store
+        .put_object(ws, KIND, stored.last().map(|o| o.id), value)
+        .await?;
+    Ok(Ok(next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn updates_keep_what_they_do_not_name_and_name_every_bad_field() {
+        let s = IngestSettings::default()
+            .updated(&json!({"unknownFields": "reject", "requiredFields": ["userId", "tenantId", "userId"]}))
+            .unwrap();
+        assert_eq!(s.unknown_fields, UnknownFields::Reject);
+        assert_eq!(s.required_fields, vec!["tenantId", "userId"]);
+        let kept = s.updated(&json!({"unknownFields": "warn"})).unwrap();
+        assert_eq!(kept.required_fields, vec!["tenantId", "userId"]);
+        let errors = s
+            .updated(&json!({"unknownFields": "drop", "requiredFields": ["model"], "colour": 1}))
+            .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["colour", "requiredFields", "unknownFields"]);
+        assert_eq!(
+            serde_json::to_value(&s).unwrap(),
+            json!({"unknownFields": "reject", "requiredFields": ["tenantId", "userId"]})
+        );
+        assert_eq!(
+            IngestSettings::from_stored(&serde_json::to_value(&s).unwrap()),
+            s
+        );
+    }
+}
