@@ -45,6 +45,14 @@ pub struct Split {
     pub cost_per_request_usd: Usd,
 }
 
+/// The split of one group's change between two windows. Volume counts priced calls,
+/// the same calls `Sums::cost_per_request` divides by, so that cost = calls x
+/// cost/request holds on both sides; unpriced calls have no known cost and move
+/// neither part.
+fn split_of(b: &Sums, c: &Sums) -> Split {
+    split(b.priced, b.cost, c.priced, c.cost)
+}
+
 /// Round num / den (den > 0) to the nearest integer, halves away from zero.
 fn div_round(num: i128, den: i128) -> i128 {
     let (q, r) = (num / den, num % den);
@@ -90,10 +98,9 @@ fn change_pct(now: f64, before: f64) -> Option<f64> {
     (before != 0.0).then(|| (now - before) / before * 100.0)
 }
 
-/// Cost per request over every request (unpriced ones count as $0 here, as in the
-/// decomposition), exact to the nano.
+/// Cost per request: the one definition (`Sums::cost_per_request`, priced calls only).
 fn cost_per_request(s: &Sums) -> Option<Usd> {
-    (s.requests > 0).then(|| Usd(s.cost.0 / s.requests as i64))
+    s.cost_per_request()
 }
 
 /// The headline measures of one window.
@@ -181,17 +188,12 @@ pub struct DimensionChange {
 /// The groups of both windows matched by value.
 fn pairs(baseline: &[Row], current: &[Row]) -> Vec<(String, Pair<Sums>)> {
     let mut out: std::collections::BTreeMap<String, Pair<Sums>> = Default::default();
+    // Each group is one row of its window's answer: its sums are taken as they are.
     for r in baseline {
-        out.entry(r.group.join("/"))
-            .or_default()
-            .baseline
-            .add(&r.sums);
+        out.entry(r.group.join("/")).or_default().baseline = r.sums;
     }
     for r in current {
-        out.entry(r.group.join("/"))
-            .or_default()
-            .current
-            .add(&r.sums);
+        out.entry(r.group.join("/")).or_default().current = r.sums;
     }
     out.into_iter().collect()
 }
@@ -221,7 +223,7 @@ fn group_change(value: String, s: &Pair<Sums>, total_change: i64) -> GroupChange
         },
         cost_per_request: cpr,
         change_usd: Usd(change),
-        split: split(b.requests, b.cost, c.requests, c.cost),
+        split: split_of(b, c),
         share_of_change_pct: (total_change != 0)
             .then(|| change as f64 / total_change as f64 * 100.0),
         requests_change_pct: change_pct(c.requests as f64, b.requests as f64),
@@ -466,7 +468,7 @@ pub fn endpoint_findings(e: &EndpointInput, current: (i64, i64)) -> EndpointFind
     let mut f = EndpointFindings {
         endpoint_tag: e.endpoint.clone(),
         change_usd: Usd(c.cost.0 - b.cost.0),
-        split: split(b.requests, b.cost, c.requests, c.cost),
+        split: split_of(b, c),
         requests: pair_of(s, |s| s.requests),
         cost_per_request: pair_of(s, cost_per_request),
         retry_ratio: pair_of(s, |s| {
@@ -562,7 +564,7 @@ pub struct Explanation {
     pub method: &'static str,
 }
 
-pub const METHOD: &str = "two-factor midpoint (Shapley) decomposition of cost = requests x cost/request: volume = Δrequests x mean of both cost/request, cost/request = Δcost/request x mean of both request counts; integer nano-USD, volume rounded to the nearest nano and cost/request taking the rest so the parts add up exactly; groups only in one window are new or vanished";
+pub const METHOD: &str = "two-factor midpoint (Shapley) decomposition of cost = priced requests x cost/request (cost of priced calls / priced calls; unpriced calls have no known cost): volume = Δrequests x mean of both cost/request, cost/request = Δcost/request x mean of both request counts; integer nano-USD, volume rounded to the nearest nano and cost/request taking the rest so the parts add up exactly; groups only in one window are new or vanished";
 
 /// Explain the change from the baseline window to the current one.
 pub fn explain(input: &Input) -> Explanation {
@@ -585,12 +587,7 @@ pub fn explain(input: &Input) -> Explanation {
         baseline: Totals::of(&t.baseline, input.baseline),
         change_usd: Usd(change),
         change_pct: change_pct(t.current.cost.0 as f64, t.baseline.cost.0 as f64),
-        effects: split(
-            t.baseline.requests,
-            t.baseline.cost,
-            t.current.requests,
-            t.current.cost,
-        ),
+        effects: split_of(&t.baseline, &t.current),
         dimensions,
         endpoints,
         drivers,
@@ -1137,11 +1134,7 @@ mod tests {
     }
 
     fn two_dims(endpoints: Pair<Vec<Row>>, tenants: Pair<Vec<Row>>) -> Input {
-        let total = |rows: &[Row]| {
-            let mut s = Sums::default();
-            rows.iter().for_each(|r| s.add(&r.sums));
-            s
-        };
+        let total = |rows: &[Row]| Sums::total(rows.iter().map(|r| &r.sums)).unwrap();
         Input {
             current: (7 * 86_400_000, 14 * 86_400_000),
             baseline: (0, 7 * 86_400_000),

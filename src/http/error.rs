@@ -95,6 +95,11 @@ impl From<StoreError> for ApiError {
                 format!("{what} not found"),
             ),
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", what),
+            StoreError::SumOverflow => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "sum_overflow",
+                StoreError::SumOverflow.to_string(),
+            ),
             StoreError::Database(detail) => {
                 tracing::error!(error = %detail, "store error");
                 ApiError::new(

@@ -84,6 +84,16 @@ pub fn money(u: Usd) -> Markup {
     html! { span data-usd=(u.to_string()) { (format::usd(u)) } }
 }
 
+/// A group's money with its unpriced calls (`report::money_text`): what every page shows
+/// for a group's spend, so that unknown never reads as $0.00.
+pub fn group_money(s: &crate::report::Stats) -> Markup {
+    let text = s.money_text();
+    match s.cost_usd {
+        None => html! { span.badge.warn data-usd="" data-unpriced=(s.unpriced) { (text) } },
+        Some(u) => html! { span data-usd=(u.to_string()) data-unpriced=(s.unpriced) { (text) } },
+    }
+}
+
 pub fn money_opt(u: Option<Usd>) -> Markup {
     match u {
         Some(u) => money(u),
@@ -161,7 +171,7 @@ pub async fn no_data(ctx: &Ctx, q: &Query) -> Result<Markup, PageError> {
     aq.order_by = Some(crate::query::Measure::Requests);
     aq.ascending = false;
     aq.limit = 20;
-    let rows = ctx.state.store.aggregate(ctx.ws(), aq).await?;
+    let rows = ctx.state.store.aggregate(ctx.ws(), aq).await?.rows;
     Ok(html! {
         div.card.empty data-empty {
             h2 { "No requests match this view" }
