@@ -4,7 +4,7 @@
 
 pub mod explain;
 
-use crate::money::Usd;
+use crate::money::{group_digits, Usd};
 use crate::query::{Answer, Bucket, Dimension, Measure, Query, Row, SumOverflow, Sums};
 use crate::store::{Result, Store, WorkspaceId};
 use serde::Serialize;
@@ -106,15 +106,22 @@ impl Stats {
 /// unpriced calls, `$1.23`, `$1.23 + 4 unpriced`, or `unpriced (4 calls)` when no call
 /// of the group has a price. Unknown is never shown as $0.00.
 pub fn money_text(cost: Option<Usd>, unpriced: u64) -> String {
-    let count = crate::money::group_digits(&unpriced.to_string());
     match cost {
-        None => format!(
-            "unpriced ({count} call{})",
-            if unpriced == 1 { "" } else { "s" }
-        ),
-        Some(c) if unpriced > 0 => format!("{} + {count} unpriced", c.readable()),
+        None => unpriced_only(unpriced),
+        Some(c) if unpriced > 0 => format!("{} {}", c.readable(), unpriced_suffix(unpriced)),
         Some(c) => c.readable(),
     }
+}
+
+/// The money of a group none of whose calls is priced: `unpriced (4 calls)`.
+pub fn unpriced_only(unpriced: u64) -> String {
+    let s = if unpriced == 1 { "" } else { "s" };
+    format!("unpriced ({} call{s})", group_digits(&unpriced.to_string()))
+}
+
+/// What follows a cost when some of the group's calls are unpriced: `+ 4 unpriced`.
+pub fn unpriced_suffix(unpriced: u64) -> String {
+    format!("+ {} unpriced", group_digits(&unpriced.to_string()))
 }
 
 /// Percentage changes of the headline measures.

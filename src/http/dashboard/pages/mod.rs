@@ -84,13 +84,20 @@ pub fn money(u: Usd) -> Markup {
     html! { span data-usd=(u.to_string()) { (format::usd(u)) } }
 }
 
-/// A group's money with its unpriced calls (`report::money_text`): what every page shows
-/// for a group's spend, so that unknown never reads as $0.00.
+/// A group's money with its unpriced calls, as `report::money_text` words it: what every
+/// page shows for a group's spend, so that unknown never reads as $0.00. The exact cost
+/// keeps its own `data-usd` element; the unpriced count follows it.
 pub fn group_money(s: &crate::report::Stats) -> Markup {
-    let text = s.money_text();
     match s.cost_usd {
-        None => html! { span.badge.warn data-usd="" data-unpriced=(s.unpriced) { (text) } },
-        Some(u) => html! { span data-usd=(u.to_string()) data-unpriced=(s.unpriced) { (text) } },
+        None => html! {
+            span.badge.warn data-unpriced-calls=(s.unpriced) { (crate::report::unpriced_only(s.unpriced)) }
+        },
+        Some(u) => html! {
+            (money(u))
+            @if s.unpriced > 0 {
+                " " span.faint data-unpriced-calls=(s.unpriced) { (crate::report::unpriced_suffix(s.unpriced)) }
+            }
+        },
     }
 }
 
