@@ -12,6 +12,7 @@ const DAY: &str = "from=2026-01-10T00:00:00Z&to=2026-01-11T00:00:00Z";
 /// Exact nano-USD of a JSON money value (written from the exact decimal text; up to
 /// 15 significant digits survive f64 parsing unchanged).
 fn nanos(v: &Value) -> i64 {
+    assert!(v.is_number(), "not an amount of money: {v}");
     let text = v.to_string();
     let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
     assert!(frac.len() <= 9, "{text}");
