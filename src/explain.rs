@@ -159,7 +159,10 @@ pub struct GroupChange {
     pub value: String,
     pub presence: Presence,
     pub requests: Pair<u64>,
-    pub cost_usd: Pair<Usd>,
+    /// Cost of the priced calls; None on a side whose calls are all unpriced (see
+    /// `unpriced`), never $0 for unknown.
+    pub cost_usd: Pair<Option<Usd>>,
+    pub unpriced: Pair<u64>,
     pub cost_per_request: Pair<Option<Usd>>,
     pub change_usd: Usd,
     #[serde(flatten)]
@@ -218,8 +221,12 @@ fn group_change(value: String, s: &Pair<Sums>, total_change: i64) -> GroupChange
             current: c.requests,
         },
         cost_usd: Pair {
-            baseline: b.cost,
-            current: c.cost,
+            baseline: b.cost_usd(),
+            current: c.cost_usd(),
+        },
+        unpriced: Pair {
+            baseline: b.unpriced(),
+            current: c.unpriced(),
         },
         cost_per_request: cpr,
         change_usd: Usd(change),
@@ -818,7 +825,7 @@ fn sentence(
         (Kind::NewGroup, _) => format!(
             ", which had no requests in the baseline ({} now, {})",
             g.requests.current,
-            g.cost_usd.current.readable()
+            crate::money::with_unpriced(g.cost_usd.current, g.unpriced.current)
         ),
         (Kind::Volume, _) if g.presence == Presence::Vanished => format!(
             ", which stopped ({} requests in the baseline)",
@@ -997,6 +1004,57 @@ mod tests {
     }
 
     #[test]
+    fn unpriced_calls_are_no_volume_and_an_unpriced_group_has_no_cost() {
+        // 2 priced calls at $0.01 -> 3 priced at $0.02 average, plus unpriced calls on
+        // both sides: cost/request is over priced calls (the one definition), the split
+        // counts priced calls, and a group whose calls are all unpriced has no cost.
+        let mixed = |priced: u64, unpriced: u64, cost: i64| Row {
+            group: vec!["support.reply".into()],
+            bucket_ms: None,
+            sums: Sums {
+                requests: priced + unpriced,
+                priced,
+                cost: Usd(cost),
+                ..Default::default()
+            },
+        };
+        let mut unknown = mixed(0, 4, 0);
+        unknown.group = vec!["labs.unpriced".into()];
+        let d = dimension_change(
+            &Dimension::EndpointTag,
+            &[mixed(2, 1, 20_000_000), unknown.clone()],
+            &[mixed(3, 2, 60_000_000), unknown],
+        );
+        let g = d
+            .groups
+            .iter()
+            .find(|g| g.value == "support.reply")
+            .unwrap();
+        assert_eq!(g.cost_per_request.current, Some(Usd(20_000_000)));
+        assert_eq!(g.split, parts(15_000_000, 25_000_000));
+        let u = d
+            .groups
+            .iter()
+            .find(|g| g.value == "labs.unpriced")
+            .unwrap();
+        assert_eq!(
+            u.cost_usd,
+            Pair {
+                baseline: None,
+                current: None
+            }
+        );
+        assert_eq!(
+            u.unpriced,
+            Pair {
+                baseline: 4,
+                current: 4
+            }
+        );
+        assert_eq!(u.cost_per_request.current, None);
+    }
+
+    #[test]
     fn volume_only() {
         // 100 -> 200 requests at $0.01 each: all of the +$1 is volume.
         assert_eq!(split(100, Usd(USD), 200, Usd(2 * USD)), parts(USD, 0));
@@ -1123,7 +1181,10 @@ mod tests {
                 if g.presence == Presence::Both {
                     // Within half a nano of the real-valued Shapley volume effect.
                     let (n0, n1) = (g.requests.baseline as f64, g.requests.current as f64);
-                    let (c0, c1) = (g.cost_usd.baseline.0 as f64, g.cost_usd.current.0 as f64);
+                    let (c0, c1) = (
+                        g.cost_usd.baseline.unwrap().0 as f64,
+                        g.cost_usd.current.unwrap().0 as f64,
+                    );
                     let exact = (n1 - n0) * (c0 / n0 + c1 / n1) / 2.0;
                     assert!(
                         (g.split.volume_usd.0 as f64 - exact).abs() <= 0.5 + exact.abs() * 1e-12

@@ -4,7 +4,7 @@
 
 pub mod explain;
 
-use crate::money::{group_digits, Usd};
+use crate::money::Usd;
 use crate::query::{Answer, Bucket, Dimension, Measure, Query, Row, SumOverflow, Sums};
 use crate::store::{Result, Store, WorkspaceId};
 use serde::Serialize;
@@ -96,32 +96,10 @@ impl Stats {
         self.cost_usd.unwrap_or(Usd::ZERO)
     }
 
-    /// The group's money as the dashboard and the CLI show it (`money_text`).
+    /// The group's money as the dashboard and the CLI show it (`money::with_unpriced`).
     pub fn money_text(&self) -> String {
-        money_text(self.cost_usd, self.unpriced)
+        crate::money::with_unpriced(self.cost_usd, self.unpriced)
     }
-}
-
-/// How a group's money reads, the one way every view shows it: the cost with its
-/// unpriced calls, `$1.23`, `$1.23 + 4 unpriced`, or `unpriced (4 calls)` when no call
-/// of the group has a price. Unknown is never shown as $0.00.
-pub fn money_text(cost: Option<Usd>, unpriced: u64) -> String {
-    match cost {
-        None => unpriced_only(unpriced),
-        Some(c) if unpriced > 0 => format!("{} {}", c.readable(), unpriced_suffix(unpriced)),
-        Some(c) => c.readable(),
-    }
-}
-
-/// The money of a group none of whose calls is priced: `unpriced (4 calls)`.
-pub fn unpriced_only(unpriced: u64) -> String {
-    let s = if unpriced == 1 { "" } else { "s" };
-    format!("unpriced ({} call{s})", group_digits(&unpriced.to_string()))
-}
-
-/// What follows a cost when some of the group's calls are unpriced: `+ 4 unpriced`.
-pub fn unpriced_suffix(unpriced: u64) -> String {
-    format!("+ {} unpriced", group_digits(&unpriced.to_string()))
 }
 
 /// Percentage changes of the headline measures.

@@ -84,18 +84,23 @@ pub fn money(u: Usd) -> Markup {
     html! { span data-usd=(u.to_string()) { (format::usd(u)) } }
 }
 
-/// A group's money with its unpriced calls, as `report::money_text` words it: what every
-/// page shows for a group's spend, so that unknown never reads as $0.00. The exact cost
-/// keeps its own `data-usd` element; the unpriced count follows it.
+/// A group's money with its unpriced calls, as `money::with_unpriced` words it: what
+/// every page shows for a group's spend, so that unknown never reads as $0.00. The exact
+/// cost keeps its own `data-usd` element; the unpriced count follows it.
 pub fn group_money(s: &crate::report::Stats) -> Markup {
-    match s.cost_usd {
+    money_with_unpriced(s.cost_usd, s.unpriced)
+}
+
+pub fn money_with_unpriced(cost: Option<Usd>, unpriced: u64) -> Markup {
+    use crate::money::{unpriced_only, unpriced_suffix};
+    match cost {
         None => html! {
-            span.badge.warn data-unpriced-calls=(s.unpriced) { (crate::report::unpriced_only(s.unpriced)) }
+            span.badge.warn data-unpriced-calls=(unpriced) { (unpriced_only(unpriced)) }
         },
         Some(u) => html! {
             (money(u))
-            @if s.unpriced > 0 {
-                " " span.faint data-unpriced-calls=(s.unpriced) { (crate::report::unpriced_suffix(s.unpriced)) }
+            @if unpriced > 0 {
+                " " span.faint data-unpriced-calls=(unpriced) { (unpriced_suffix(unpriced)) }
             }
         },
     }
