@@ -569,7 +569,7 @@ impl Answer {
 
 /// Total every bucket's groups (checked), then sort and cut the rows as the query asks;
 /// ties broken by group values for stable answers.
-pub fn answer(query: &Query, mut rows: Vec<Row>) -> Result<Answer, SumOverflow> {
+pub fn answer(query: &Query, rows: Vec<Row>) -> Result<Answer, SumOverflow> {
     let mut per_bucket: BTreeMap<Option<i64>, Sums> = BTreeMap::new();
     for r in &rows {
         per_bucket.entry(r.bucket_ms).or_default().add(&r.sums)?;
@@ -584,20 +584,29 @@ pub fn answer(query: &Query, mut rows: Vec<Row>) -> Result<Answer, SumOverflow> 
         })
         .collect();
     let key = query.order_by.unwrap_or(Measure::CostUsd);
-    rows.sort_by(|a, b| {
-        let (ka, kb) = (a.sums.sort_key(key), b.sums.sort_key(key));
+    // Each row's sort key computed once (a key is a JSON value: hundreds of thousands of
+    // groups would build millions of them inside the comparisons).
+    let mut keyed: Vec<(f64, Row)> = rows
+        .into_iter()
+        .map(|r| (r.sums.sort_key(key), r))
+        .collect();
+    keyed.sort_by(|(ka, a), (kb, b)| {
         let by_measure = if query.ascending {
-            ka.total_cmp(&kb)
+            ka.total_cmp(kb)
         } else {
-            kb.total_cmp(&ka)
+            kb.total_cmp(ka)
         };
         a.bucket_ms
             .cmp(&b.bucket_ms)
             .then(by_measure)
             .then_with(|| a.group.cmp(&b.group))
     });
-    let cut = rows.len().saturating_sub(query.limit);
-    rows.truncate(query.limit);
+    let cut = keyed.len().saturating_sub(query.limit);
+    let rows = keyed
+        .into_iter()
+        .take(query.limit)
+        .map(|(_, r)| r)
+        .collect();
     Ok(Answer { rows, totals, cut })
 }
 
@@ -676,6 +685,64 @@ mod tests {
             "measures"
         );
         assert_eq!(field(serde_json::json!({"bucket": "week"})), "bucket");
+    }
+
+    #[test]
+    fn an_answer_totals_every_group_before_the_limit_cuts() {
+        let q = check(serde_json::json!({"groupBy": ["tenantId"], "limit": 2})).unwrap();
+        let row = |t: &str, bucket: Option<i64>, cost: i64| Row {
+            group: vec![t.into()],
+            bucket_ms: bucket,
+            sums: Sums {
+                requests: 1,
+                priced: 1,
+                cost: Usd(cost),
+                ..Default::default()
+            },
+        };
+        let a = answer(
+            &q,
+            (1..=5).map(|i| row(&format!("t{i}"), None, i)).collect(),
+        )
+        .unwrap();
+        assert_eq!(a.rows.len(), 2);
+        assert_eq!(a.rows[0].group, vec!["t5"]);
+        assert_eq!(a.cut, 3);
+        assert_eq!((a.total().requests, a.total().cost), (5, Usd(15)));
+        // Bucketed: one total per bucket, whatever the limit kept.
+        let rows = vec![
+            row("a", Some(0), 1),
+            row("b", Some(0), 2),
+            row("a", Some(3_600_000), 4),
+        ];
+        let a = answer(&q, rows).unwrap();
+        let totals: Vec<(Option<i64>, i64)> = a
+            .totals
+            .iter()
+            .map(|r| (r.bucket_ms, r.sums.cost.0))
+            .collect();
+        assert_eq!(totals, vec![(Some(0), 3), (Some(3_600_000), 4)]);
+        assert_eq!(a.cut, 1);
+    }
+
+    #[test]
+    fn sums_that_overflow_are_an_error_never_a_wrap() {
+        let big = Sums {
+            cost: Usd(i64::MAX - 1),
+            input: u64::MAX - 1,
+            ..Default::default()
+        };
+        let mut s = big;
+        assert_eq!(s.add(&big), Err(SumOverflow));
+        assert_eq!(Sums::total([&big, &big]), Err(SumOverflow));
+        assert_eq!(Sums::minus(&Sums::default(), &big), Err(SumOverflow));
+        let q = check(serde_json::json!({"groupBy": ["tenantId"]})).unwrap();
+        let row = |t: &str| Row {
+            group: vec![t.into()],
+            bucket_ms: None,
+            sums: big,
+        };
+        assert_eq!(answer(&q, vec![row("a"), row("b")]), Err(SumOverflow));
     }
 
     #[test]
