@@ -129,13 +129,13 @@ impl Totals {
             cost_usd: s.cost,
             requests: s.requests,
             cost_per_request: cost_per_request(s),
-            tokens_per_request: ratio(s.input + s.output, s.requests),
+            tokens_per_request: s.tokens_per_request(),
             input_tokens_per_request: ratio(s.input, s.requests),
             output_tokens_per_request: ratio(s.output, s.requests),
             retry_ratio: ratio(s.attempts.saturating_sub(s.requests), s.requests),
             error_share: ratio(s.errors, s.requests),
             cache_hit_rate: ratio(s.cached, s.input),
-            unpriced: s.requests - s.priced,
+            unpriced: s.unpriced(),
         }
     }
 }

@@ -290,7 +290,10 @@ mod tests {
     #[test]
     fn a_group_money_reads_with_its_unpriced_calls_never_zero_for_unknown() {
         assert_eq!(with_unpriced(Some(Usd(1_200_000_000)), 0), "$1.20");
-        assert_eq!(with_unpriced(Some(Usd(1_200_000_000)), 3), "$1.20 + 3 unpriced");
+        assert_eq!(
+            with_unpriced(Some(Usd(1_200_000_000)), 3),
+            "$1.20 + 3 unpriced"
+        );
         assert_eq!(with_unpriced(None, 1), "unpriced (1 call)");
         assert_eq!(with_unpriced(None, 1_500), "unpriced (1,500 calls)");
     }

@@ -551,8 +551,9 @@ async fn retry_storm(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
 async fn unpriced(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
     let q = window(ctx, rule);
     let rows = grouped(ctx, &q, Dimension::Model).await?;
-    let requests: u64 = rows.iter().map(|r| r.sums.requests).sum();
-    let unpriced: u64 = rows.iter().map(|r| r.sums.requests - r.sums.priced).sum();
+    // The window's totals over every model, not the sum of the listed ones.
+    let all = total(ctx, &q).await?;
+    let (requests, unpriced) = (all.requests, all.unpriced());
     if requests < rule.min_requests || unpriced == 0 {
         return Ok(Vec::new());
     }
@@ -562,7 +563,7 @@ async fn unpriced(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>
     }
     let mut models: Vec<(&String, u64)> = rows
         .iter()
-        .map(|r| (&r.group[0], r.sums.requests - r.sums.priced))
+        .map(|r| (&r.group[0], r.sums.unpriced()))
         .filter(|(_, n)| *n > 0)
         .collect();
     models.sort_by_key(|m| std::cmp::Reverse(m.1));
