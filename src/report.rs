@@ -243,7 +243,8 @@ pub async fn top(
             let (stats, previous) = (Stats::of(&r.sums), Stats::of(&prev.unwrap_or_default()));
             TopRow {
                 group: group_map(&q.group_by, &r.group),
-                share_pct: share_pct(r.sums.cost, total.cost),
+                // Unknown for a group with no priced call, not 0%.
+                share_pct: r.sums.cost_usd().and_then(|c| share_pct(c, total.cost)),
                 change: Change::between(&stats, &previous),
                 stats,
                 previous,

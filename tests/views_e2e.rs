@@ -221,6 +221,11 @@ async fn unpriced_groups_show_a_null_cost_with_their_count_never_zero() {
     assert_eq!(unpriced["costUsd"], Value::Null, "{unpriced}");
     assert_eq!(unpriced["unpriced"], json!(3));
     assert_eq!(unpriced["costPerRequest"], Value::Null);
+    assert_eq!(
+        unpriced["sharePct"],
+        Value::Null,
+        "an unknown share, not 0%"
+    );
     let mixed = row(&r.body, "endpointTag", "mixed.ep");
     assert_eq!(nanos(&mixed["costUsd"]), 2_000_000);
     assert_eq!(mixed["unpriced"], json!(1));
