@@ -1230,12 +1230,8 @@ async fn top(store: &dyn Store, args: TopArgs) -> anyhow::Result<()> {
         let s = &row.stats;
         cells.extend([
             s.requests.to_string(),
-            // Unpriced is a state, not $0.
-            if s.unpriced == s.requests {
-                "unpriced".into()
-            } else {
-                usd_text(Some(s.cost_usd))
-            },
+            // Unpriced is a state, not $0: the money always with its unpriced calls.
+            s.money_text(),
             row.share_pct
                 .map(|p| format!("{p:.1}%"))
                 .unwrap_or_else(|| "-".into()),
@@ -1266,12 +1262,11 @@ async fn top(store: &dyn Store, args: TopArgs) -> anyhow::Result<()> {
         report.to,
         args.env,
         args.data_mode,
-        usd_text(Some(report.total.cost_usd)),
+        report.total.money_text(),
         report.total.requests,
-        pct_text(crate::report::change_pct(
-            report.total.cost_usd.0 as f64,
-            report.previous_total.cost_usd.0 as f64
-        )),
+        pct_text(
+            crate::report::Change::between(&report.total, &report.previous_total).cost_usd_pct
+        ),
         args.since,
         report.total.unpriced
     );
@@ -1287,10 +1282,10 @@ async fn query_file(store: &dyn Store, file: &PathBuf, workspace: &str) -> anyho
     let query = request
         .check(jiff::Timestamp::now().as_millisecond())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rows = store.aggregate(ws, query.clone()).await?;
+    let answer = store.aggregate(ws, query.clone()).await?;
     println!(
         "{}",
-        serde_json::to_string_pretty(&crate::http::api::query_answer(&query, &rows))?
+        serde_json::to_string_pretty(&crate::http::api::query_answer(&query, &answer))?
     );
     Ok(())
 }

@@ -126,10 +126,18 @@ pub struct DemoConfig {
 }
 
 impl DemoConfig {
-    /// The spike: three hours, two days before the end, at 14:00 UTC.
+    /// The spike: three hours, two days before the end, at 14:00 UTC; always inside the
+    /// generated window (a shorter window has it in its first three whole hours).
     pub fn spike_window(&self) -> (i64, i64) {
         let day_start = (self.end_ms - 2 * DAY_MS).div_euclid(DAY_MS) * DAY_MS;
-        (day_start + 14 * HOUR_MS, day_start + 17 * HOUR_MS)
+        let start = day_start + 14 * HOUR_MS;
+        let window_start = self.end_ms - self.days.max(1) as i64 * DAY_MS;
+        let start = if start >= window_start && start + 3 * HOUR_MS <= self.end_ms {
+            start
+        } else {
+            (window_start + HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS
+        };
+        (start, (start + 3 * HOUR_MS).min(self.end_ms))
     }
 }
 
@@ -342,5 +350,47 @@ mod tests {
         assert!(events
             .iter()
             .any(|e| e["model"] == json!("acme-classifier-7b")));
+    }
+
+    #[test]
+    fn the_spike_lies_inside_the_generated_window_for_short_demos() {
+        // `demo --days 1` printed (and generated) a spike two days before the end,
+        // outside its one-day window.
+        for days in 1..=3 {
+            for hour in [0, 5, 13, 16, 23] {
+                let end = 1_764_028_800_000 + hour * HOUR_MS + 17 * 60_000;
+                let config = DemoConfig {
+                    days,
+                    events: 2_000,
+                    end_ms: end,
+                    seed: 3,
+                    incidents: true,
+                };
+                let (from, to) = config.spike_window();
+                let start = end - days as i64 * DAY_MS;
+                assert!(
+                    start <= from && from < to && to <= end,
+                    "days {days}, hour {hour}"
+                );
+                assert_eq!(to - from, 3 * HOUR_MS);
+                for e in DemoGenerator::new(config) {
+                    let ts: jiff::Timestamp = e["timestamp"].as_str().unwrap().parse().unwrap();
+                    let ms = ts.as_millisecond();
+                    assert!(ms > start - 60_000 && ms <= end, "event outside the window");
+                }
+            }
+        }
+        // Long demos keep the spike two days before the end at 14:00 UTC.
+        let config = DemoConfig {
+            days: 30,
+            events: 0,
+            end_ms: 1_764_028_800_000 + 20 * HOUR_MS,
+            seed: 1,
+            incidents: true,
+        };
+        assert_eq!(
+            config.spike_window().0,
+            1_764_028_800_000 - 2 * DAY_MS + 14 * HOUR_MS
+        );
     }
 }

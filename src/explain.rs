@@ -45,6 +45,14 @@ pub struct Split {
     pub cost_per_request_usd: Usd,
 }
 
+/// The split of one group's change between two windows. Volume counts priced calls,
+/// the same calls `Sums::cost_per_request` divides by, so that cost = calls x
+/// cost/request holds on both sides; unpriced calls have no known cost and move
+/// neither part.
+fn split_of(b: &Sums, c: &Sums) -> Split {
+    split(b.priced, b.cost, c.priced, c.cost)
+}
+
 /// Round num / den (den > 0) to the nearest integer, halves away from zero.
 fn div_round(num: i128, den: i128) -> i128 {
     let (q, r) = (num / den, num % den);
@@ -90,10 +98,9 @@ fn change_pct(now: f64, before: f64) -> Option<f64> {
     (before != 0.0).then(|| (now - before) / before * 100.0)
 }
 
-/// Cost per request over every request (unpriced ones count as $0 here, as in the
-/// decomposition), exact to the nano.
+/// Cost per request: the one definition (`Sums::cost_per_request`, priced calls only).
 fn cost_per_request(s: &Sums) -> Option<Usd> {
-    (s.requests > 0).then(|| Usd(s.cost.0 / s.requests as i64))
+    s.cost_per_request()
 }
 
 /// The headline measures of one window.
@@ -122,13 +129,13 @@ impl Totals {
             cost_usd: s.cost,
             requests: s.requests,
             cost_per_request: cost_per_request(s),
-            tokens_per_request: ratio(s.input + s.output, s.requests),
+            tokens_per_request: s.tokens_per_request(),
             input_tokens_per_request: ratio(s.input, s.requests),
             output_tokens_per_request: ratio(s.output, s.requests),
             retry_ratio: ratio(s.attempts.saturating_sub(s.requests), s.requests),
             error_share: ratio(s.errors, s.requests),
             cache_hit_rate: ratio(s.cached, s.input),
-            unpriced: s.requests - s.priced,
+            unpriced: s.unpriced(),
         }
     }
 }
@@ -152,7 +159,10 @@ pub struct GroupChange {
     pub value: String,
     pub presence: Presence,
     pub requests: Pair<u64>,
-    pub cost_usd: Pair<Usd>,
+    /// Cost of the priced calls; None on a side whose calls are all unpriced (see
+    /// `unpriced`), never $0 for unknown.
+    pub cost_usd: Pair<Option<Usd>>,
+    pub unpriced: Pair<u64>,
     pub cost_per_request: Pair<Option<Usd>>,
     pub change_usd: Usd,
     #[serde(flatten)]
@@ -181,17 +191,12 @@ pub struct DimensionChange {
 /// The groups of both windows matched by value.
 fn pairs(baseline: &[Row], current: &[Row]) -> Vec<(String, Pair<Sums>)> {
     let mut out: std::collections::BTreeMap<String, Pair<Sums>> = Default::default();
+    // Each group is one row of its window's answer: its sums are taken as they are.
     for r in baseline {
-        out.entry(r.group.join("/"))
-            .or_default()
-            .baseline
-            .add(&r.sums);
+        out.entry(r.group.join("/")).or_default().baseline = r.sums;
     }
     for r in current {
-        out.entry(r.group.join("/"))
-            .or_default()
-            .current
-            .add(&r.sums);
+        out.entry(r.group.join("/")).or_default().current = r.sums;
     }
     out.into_iter().collect()
 }
@@ -216,12 +221,16 @@ fn group_change(value: String, s: &Pair<Sums>, total_change: i64) -> GroupChange
             current: c.requests,
         },
         cost_usd: Pair {
-            baseline: b.cost,
-            current: c.cost,
+            baseline: b.cost_usd(),
+            current: c.cost_usd(),
+        },
+        unpriced: Pair {
+            baseline: b.unpriced(),
+            current: c.unpriced(),
         },
         cost_per_request: cpr,
         change_usd: Usd(change),
-        split: split(b.requests, b.cost, c.requests, c.cost),
+        split: split_of(b, c),
         share_of_change_pct: (total_change != 0)
             .then(|| change as f64 / total_change as f64 * 100.0),
         requests_change_pct: change_pct(c.requests as f64, b.requests as f64),
@@ -466,7 +475,7 @@ pub fn endpoint_findings(e: &EndpointInput, current: (i64, i64)) -> EndpointFind
     let mut f = EndpointFindings {
         endpoint_tag: e.endpoint.clone(),
         change_usd: Usd(c.cost.0 - b.cost.0),
-        split: split(b.requests, b.cost, c.requests, c.cost),
+        split: split_of(b, c),
         requests: pair_of(s, |s| s.requests),
         cost_per_request: pair_of(s, cost_per_request),
         retry_ratio: pair_of(s, |s| {
@@ -562,7 +571,7 @@ pub struct Explanation {
     pub method: &'static str,
 }
 
-pub const METHOD: &str = "two-factor midpoint (Shapley) decomposition of cost = requests x cost/request: volume = Δrequests x mean of both cost/request, cost/request = Δcost/request x mean of both request counts; integer nano-USD, volume rounded to the nearest nano and cost/request taking the rest so the parts add up exactly; groups only in one window are new or vanished";
+pub const METHOD: &str = "two-factor midpoint (Shapley) decomposition of cost = priced requests x cost/request (cost of priced calls / priced calls; unpriced calls have no known cost): volume = Δrequests x mean of both cost/request, cost/request = Δcost/request x mean of both request counts; integer nano-USD, volume rounded to the nearest nano and cost/request taking the rest so the parts add up exactly; groups only in one window are new or vanished";
 
 /// Explain the change from the baseline window to the current one.
 pub fn explain(input: &Input) -> Explanation {
@@ -585,12 +594,7 @@ pub fn explain(input: &Input) -> Explanation {
         baseline: Totals::of(&t.baseline, input.baseline),
         change_usd: Usd(change),
         change_pct: change_pct(t.current.cost.0 as f64, t.baseline.cost.0 as f64),
-        effects: split(
-            t.baseline.requests,
-            t.baseline.cost,
-            t.current.requests,
-            t.current.cost,
-        ),
+        effects: split_of(&t.baseline, &t.current),
         dimensions,
         endpoints,
         drivers,
@@ -821,7 +825,7 @@ fn sentence(
         (Kind::NewGroup, _) => format!(
             ", which had no requests in the baseline ({} now, {})",
             g.requests.current,
-            g.cost_usd.current.readable()
+            crate::money::with_unpriced(g.cost_usd.current, g.unpriced.current)
         ),
         (Kind::Volume, _) if g.presence == Presence::Vanished => format!(
             ", which stopped ({} requests in the baseline)",
@@ -1000,6 +1004,57 @@ mod tests {
     }
 
     #[test]
+    fn unpriced_calls_are_no_volume_and_an_unpriced_group_has_no_cost() {
+        // 2 priced calls at $0.01 -> 3 priced at $0.02 average, plus unpriced calls on
+        // both sides: cost/request is over priced calls (the one definition), the split
+        // counts priced calls, and a group whose calls are all unpriced has no cost.
+        let mixed = |priced: u64, unpriced: u64, cost: i64| Row {
+            group: vec!["support.reply".into()],
+            bucket_ms: None,
+            sums: Sums {
+                requests: priced + unpriced,
+                priced,
+                cost: Usd(cost),
+                ..Default::default()
+            },
+        };
+        let mut unknown = mixed(0, 4, 0);
+        unknown.group = vec!["labs.unpriced".into()];
+        let d = dimension_change(
+            &Dimension::EndpointTag,
+            &[mixed(2, 1, 20_000_000), unknown.clone()],
+            &[mixed(3, 2, 60_000_000), unknown],
+        );
+        let g = d
+            .groups
+            .iter()
+            .find(|g| g.value == "support.reply")
+            .unwrap();
+        assert_eq!(g.cost_per_request.current, Some(Usd(20_000_000)));
+        assert_eq!(g.split, parts(15_000_000, 25_000_000));
+        let u = d
+            .groups
+            .iter()
+            .find(|g| g.value == "labs.unpriced")
+            .unwrap();
+        assert_eq!(
+            u.cost_usd,
+            Pair {
+                baseline: None,
+                current: None
+            }
+        );
+        assert_eq!(
+            u.unpriced,
+            Pair {
+                baseline: 4,
+                current: 4
+            }
+        );
+        assert_eq!(u.cost_per_request.current, None);
+    }
+
+    #[test]
     fn volume_only() {
         // 100 -> 200 requests at $0.01 each: all of the +$1 is volume.
         assert_eq!(split(100, Usd(USD), 200, Usd(2 * USD)), parts(USD, 0));
@@ -1126,7 +1181,10 @@ mod tests {
                 if g.presence == Presence::Both {
                     // Within half a nano of the real-valued Shapley volume effect.
                     let (n0, n1) = (g.requests.baseline as f64, g.requests.current as f64);
-                    let (c0, c1) = (g.cost_usd.baseline.0 as f64, g.cost_usd.current.0 as f64);
+                    let (c0, c1) = (
+                        g.cost_usd.baseline.unwrap().0 as f64,
+                        g.cost_usd.current.unwrap().0 as f64,
+                    );
                     let exact = (n1 - n0) * (c0 / n0 + c1 / n1) / 2.0;
                     assert!(
                         (g.split.volume_usd.0 as f64 - exact).abs() <= 0.5 + exact.abs() * 1e-12
@@ -1137,11 +1195,7 @@ mod tests {
     }
 
     fn two_dims(endpoints: Pair<Vec<Row>>, tenants: Pair<Vec<Row>>) -> Input {
-        let total = |rows: &[Row]| {
-            let mut s = Sums::default();
-            rows.iter().for_each(|r| s.add(&r.sums));
-            s
-        };
+        let total = |rows: &[Row]| Sums::total(rows.iter().map(|r| &r.sums)).unwrap();
         Input {
             current: (7 * 86_400_000, 14 * 86_400_000),
             baseline: (0, 7 * 86_400_000),

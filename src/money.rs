@@ -116,6 +116,28 @@ impl Serialize for Usd {
     }
 }
 
+/// How a group's money reads, the one way every view shows it: the cost of its priced
+/// calls with its unpriced calls, `$1.23`, `$1.23 + 4 unpriced`, or `unpriced (4 calls)`
+/// when no call of the group has a price (`cost` None). Unknown never reads $0.00.
+pub fn with_unpriced(cost: Option<Usd>, unpriced: u64) -> String {
+    match cost {
+        None => unpriced_only(unpriced),
+        Some(c) if unpriced > 0 => format!("{} {}", c.readable(), unpriced_suffix(unpriced)),
+        Some(c) => c.readable(),
+    }
+}
+
+/// The money of a group none of whose calls is priced: `unpriced (4 calls)`.
+pub fn unpriced_only(unpriced: u64) -> String {
+    let s = if unpriced == 1 { "" } else { "s" };
+    format!("unpriced ({} call{s})", group_digits(&unpriced.to_string()))
+}
+
+/// What follows a cost when some of the group's calls are unpriced: `+ 4 unpriced`.
+pub fn unpriced_suffix(unpriced: u64) -> String {
+    format!("+ {} unpriced", group_digits(&unpriced.to_string()))
+}
+
 impl Rate {
     /// Parse USD per 1M tokens, e.g. `"2.5"` or `"0.075"`.
     pub fn parse_per_mtok(text: &str) -> Result<Rate, ParseMoneyError> {
@@ -263,6 +285,17 @@ mod tests {
             "0.0375"
         );
         assert_eq!(Rate::parse_per_token("0.0").unwrap(), Rate(0));
+    }
+
+    #[test]
+    fn a_group_money_reads_with_its_unpriced_calls_never_zero_for_unknown() {
+        assert_eq!(with_unpriced(Some(Usd(1_200_000_000)), 0), "$1.20");
+        assert_eq!(
+            with_unpriced(Some(Usd(1_200_000_000)), 3),
+            "$1.20 + 3 unpriced"
+        );
+        assert_eq!(with_unpriced(None, 1), "unpriced (1 call)");
+        assert_eq!(with_unpriced(None, 1_500), "unpriced (1,500 calls)");
     }
 
     #[test]

@@ -200,6 +200,7 @@ pub struct Query {
 pub struct Sums {
     pub requests: u64,
     pub attempts: u64,
+    /// Cost of the priced calls (`priced` of them); unpriced calls have no cost.
     pub cost: Usd,
     pub priced: u64,
     pub input: u64,
@@ -214,60 +215,124 @@ pub struct Sums {
     pub idless: u64,
 }
 
+/// A sum left the range burnrate holds (i64 money, u64 counts), or a stored value was
+/// out of range (written before ingest had bounds). Shown as a 422 naming the cause on
+/// the request that met it; never a wrapped number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the sums of this window exceed the largest sum burnrate can hold (or it holds values stored out of range before ingest had bounds); narrow the window")]
+pub struct SumOverflow;
+
 impl Sums {
-    /// Fold another group's sums into this one (exact: sums add, first/last combine).
-    pub fn add(&mut self, o: &Sums) {
-        self.requests += o.requests;
-        self.attempts += o.attempts;
-        self.cost = Usd(self.cost.0 + o.cost.0);
-        self.priced += o.priced;
-        self.input += o.input;
-        self.cached += o.cached;
-        self.cache_write += o.cache_write;
-        self.output += o.output;
-        self.reasoning += o.reasoning;
-        self.latency_sum += o.latency_sum;
-        self.latency_count += o.latency_count;
-        self.errors += o.errors;
-        self.usage_missing += o.usage_missing;
-        self.idless += o.idless;
+    /// Fold another group's sums into this one, checked: an overflow is an error, never a
+    /// wrapped total.
+    pub fn add(&mut self, o: &Sums) -> Result<(), SumOverflow> {
+        let u = |a: u64, b: u64| a.checked_add(b).ok_or(SumOverflow);
+        *self = Sums {
+            requests: u(self.requests, o.requests)?,
+            attempts: u(self.attempts, o.attempts)?,
+            cost: Usd(self.cost.0.checked_add(o.cost.0).ok_or(SumOverflow)?),
+            priced: u(self.priced, o.priced)?,
+            input: u(self.input, o.input)?,
+            cached: u(self.cached, o.cached)?,
+            cache_write: u(self.cache_write, o.cache_write)?,
+            output: u(self.output, o.output)?,
+            reasoning: u(self.reasoning, o.reasoning)?,
+            latency_sum: u(self.latency_sum, o.latency_sum)?,
+            latency_count: u(self.latency_count, o.latency_count)?,
+            errors: u(self.errors, o.errors)?,
+            usage_missing: u(self.usage_missing, o.usage_missing)?,
+            idless: u(self.idless, o.idless)?,
+        };
+        Ok(())
+    }
+
+    /// The sums of `a` not in `b` (`b` a part of `a`: the groups a limit kept), checked.
+    pub fn minus(a: &Sums, b: &Sums) -> Result<Sums, SumOverflow> {
+        let u = |a: u64, b: u64| a.checked_sub(b).ok_or(SumOverflow);
+        Ok(Sums {
+            requests: u(a.requests, b.requests)?,
+            attempts: u(a.attempts, b.attempts)?,
+            cost: Usd(a.cost.0.checked_sub(b.cost.0).ok_or(SumOverflow)?),
+            priced: u(a.priced, b.priced)?,
+            input: u(a.input, b.input)?,
+            cached: u(a.cached, b.cached)?,
+            cache_write: u(a.cache_write, b.cache_write)?,
+            output: u(a.output, b.output)?,
+            reasoning: u(a.reasoning, b.reasoning)?,
+            latency_sum: u(a.latency_sum, b.latency_sum)?,
+            latency_count: u(a.latency_count, b.latency_count)?,
+            errors: u(a.errors, b.errors)?,
+            usage_missing: u(a.usage_missing, b.usage_missing)?,
+            idless: u(a.idless, b.idless)?,
+        })
+    }
+
+    /// The sum of many groups' sums, checked.
+    pub fn total<'a>(all: impl IntoIterator<Item = &'a Sums>) -> Result<Sums, SumOverflow> {
+        let mut total = Sums::default();
+        for s in all {
+            total.add(s)?;
+        }
+        Ok(total)
+    }
+
+    /// Calls with no price (unknown model, no rate for the tier).
+    pub fn unpriced(&self) -> u64 {
+        self.requests.saturating_sub(self.priced)
+    }
+
+    /// The group's money: the cost of its priced calls, or None when it has calls and
+    /// none of them is priced (unknown is not $0). Always shown with `unpriced()`.
+    pub fn cost_usd(&self) -> Option<Usd> {
+        (self.priced > 0 || self.requests == 0).then_some(self.cost)
+    }
+
+    /// Cost per request, the one definition every view uses: the cost of the priced
+    /// calls over the number of priced calls (what a call costs where its cost is known;
+    /// unpriced calls would pull it toward $0). None without priced calls.
+    pub fn cost_per_request(&self) -> Option<Usd> {
+        match self.priced {
+            0 => None,
+            n => Some(Usd(self.cost.0 / n as i64)),
+        }
+    }
+
+    /// Input plus output tokens over all calls.
+    pub fn tokens_per_request(&self) -> Option<f64> {
+        ratio(self.input as f64 + self.output as f64, self.requests)
     }
 }
 
+fn ratio(n: f64, d: u64) -> Option<f64> {
+    (d != 0).then(|| n / d as f64)
+}
+
 impl Sums {
-    /// One measure's value as JSON: money exact, ratios as numbers, empty ratios null.
+    /// One measure's value as JSON: money exact, ratios as numbers, empty ratios null,
+    /// and a cost null when every call of the group is unpriced.
     pub fn value(&self, m: Measure) -> serde_json::Value {
         use serde_json::json;
-        let ratio = |n: f64, d: u64| {
-            if d == 0 {
-                serde_json::Value::Null
-            } else {
-                json!(n / d as f64)
-            }
-        };
+        let opt = |v: Option<f64>| v.map_or(serde_json::Value::Null, |v| json!(v));
+        let usd = |u: Option<Usd>| u.map_or(serde_json::Value::Null, |u| json!(u));
         match m {
             Measure::Requests => json!(self.requests),
             Measure::Attempts => json!(self.attempts),
-            Measure::CostUsd => serde_json::to_value(self.cost).unwrap_or_default(),
+            Measure::CostUsd => usd(self.cost_usd()),
             Measure::InputTokens => json!(self.input),
             Measure::OutputTokens => json!(self.output),
             Measure::CachedTokens => json!(self.cached),
             Measure::CacheWriteTokens => json!(self.cache_write),
             Measure::ReasoningTokens => json!(self.reasoning),
-            // Over priced calls only, so unknown models do not dilute it toward 0.
-            Measure::CostPerRequest => match self.priced {
-                0 => serde_json::Value::Null,
-                n => serde_json::to_value(Usd(self.cost.0 / n as i64)).unwrap_or_default(),
-            },
-            Measure::TokensPerRequest => ratio((self.input + self.output) as f64, self.requests),
-            Measure::LatencyAvgMs => ratio(self.latency_sum as f64, self.latency_count),
-            Measure::ErrorRate => ratio(self.errors as f64, self.requests),
-            Measure::RetryRatio => ratio(
+            Measure::CostPerRequest => usd(self.cost_per_request()),
+            Measure::TokensPerRequest => opt(self.tokens_per_request()),
+            Measure::LatencyAvgMs => opt(ratio(self.latency_sum as f64, self.latency_count)),
+            Measure::ErrorRate => opt(ratio(self.errors as f64, self.requests)),
+            Measure::RetryRatio => opt(ratio(
                 self.attempts.saturating_sub(self.requests) as f64,
                 self.requests,
-            ),
-            Measure::Unpriced => json!(self.requests - self.priced),
-            Measure::CacheHitRate => ratio(self.cached as f64, self.input),
+            )),
+            Measure::Unpriced => json!(self.unpriced()),
+            Measure::CacheHitRate => opt(ratio(self.cached as f64, self.input)),
         }
     }
 
@@ -505,22 +570,89 @@ impl QueryRequest {
     }
 }
 
-/// Sort and cut rows as the query asks; ties broken by group values for stable answers.
-pub fn order_and_limit(query: &Query, rows: &mut Vec<Row>) {
+/// An aggregate's answer: the rows the query's order and limit kept, and the exact
+/// totals of every group, cut ones included, so that a total, a share or a concentration
+/// never comes from a cut list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Answer {
+    pub rows: Vec<Row>,
+    /// The sums of all groups: one row per bucket in bucket order (bucket None when the
+    /// query has none), group empty. Empty when nothing matched.
+    pub totals: Vec<Row>,
+    /// How many groups the limit cut off.
+    pub cut: usize,
+}
+
+impl Answer {
+    /// The sums of everything that matched (all buckets, all groups).
+    pub fn total(&self) -> Sums {
+        // Cannot overflow: `answer` checked the sum of these same buckets.
+        Sums::total(self.totals.iter().map(|r| &r.sums)).unwrap_or_default()
+    }
+}
+
+/// Total every bucket's groups (checked), then sort and cut the rows as the query asks;
+/// ties broken by group values for stable answers.
+pub fn answer(query: &Query, rows: Vec<Row>) -> Result<Answer, SumOverflow> {
+    let mut per_bucket: BTreeMap<Option<i64>, Sums> = BTreeMap::new();
+    for r in &rows {
+        per_bucket.entry(r.bucket_ms).or_default().add(&r.sums)?;
+    }
+    Sums::total(per_bucket.values())?;
+    let totals = per_bucket
+        .into_iter()
+        .map(|(bucket_ms, sums)| Row {
+            group: Vec::new(),
+            bucket_ms,
+            sums,
+        })
+        .collect();
     let key = query.order_by.unwrap_or(Measure::CostUsd);
-    rows.sort_by(|a, b| {
-        let (ka, kb) = (a.sums.sort_key(key), b.sums.sort_key(key));
+    // Each row's sort key computed once (a key is a JSON value: hundreds of thousands of
+    // groups would build millions of them inside the comparisons).
+    let mut keyed: Vec<(f64, Row)> = rows
+        .into_iter()
+        .map(|r| (r.sums.sort_key(key), r))
+        .collect();
+    keyed.sort_by(|(ka, a), (kb, b)| {
         let by_measure = if query.ascending {
-            ka.total_cmp(&kb)
+            ka.total_cmp(kb)
         } else {
-            kb.total_cmp(&ka)
+            kb.total_cmp(ka)
         };
         a.bucket_ms
             .cmp(&b.bucket_ms)
             .then(by_measure)
             .then_with(|| a.group.cmp(&b.group))
     });
-    rows.truncate(query.limit);
+    let cut = keyed.len().saturating_sub(query.limit);
+    let rows = keyed
+        .into_iter()
+        .take(query.limit)
+        .map(|(_, r)| r)
+        .collect();
+    Ok(Answer { rows, totals, cut })
+}
+
+impl Filters {
+    /// Narrow to the groups whose `dim` value is one of `values` (labels as an answer
+    /// shows them; a missing-value label selects the calls without one).
+    pub fn restrict(&mut self, dim: &Dimension, values: &[String]) {
+        fn parsed<T>(values: &[String], parse: fn(&str) -> Option<T>) -> Vec<T> {
+            values.iter().filter_map(|v| parse(v)).collect()
+        }
+        match dim {
+            Dimension::Environment => self.environment = parsed(values, Environment::parse),
+            Dimension::DataMode => self.data_mode = parsed(values, DataMode::parse),
+            Dimension::Status => self.status = parsed(values, Status::parse),
+            Dimension::Tag(key) => {
+                self.tags.insert(key.clone(), values.to_vec());
+            }
+            text => {
+                self.text.insert(text.clone(), values.to_vec());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -616,6 +748,64 @@ mod tests {
             Dimension::parse("tag:team.a-b_1"),
             Some(Dimension::Tag("team.a-b_1".into()))
         );
+    }
+
+    #[test]
+    fn an_answer_totals_every_group_before_the_limit_cuts() {
+        let q = check(serde_json::json!({"groupBy": ["tenantId"], "limit": 2})).unwrap();
+        let row = |t: &str, bucket: Option<i64>, cost: i64| Row {
+            group: vec![t.into()],
+            bucket_ms: bucket,
+            sums: Sums {
+                requests: 1,
+                priced: 1,
+                cost: Usd(cost),
+                ..Default::default()
+            },
+        };
+        let a = answer(
+            &q,
+            (1..=5).map(|i| row(&format!("t{i}"), None, i)).collect(),
+        )
+        .unwrap();
+        assert_eq!(a.rows.len(), 2);
+        assert_eq!(a.rows[0].group, vec!["t5"]);
+        assert_eq!(a.cut, 3);
+        assert_eq!((a.total().requests, a.total().cost), (5, Usd(15)));
+        // Bucketed: one total per bucket, whatever the limit kept.
+        let rows = vec![
+            row("a", Some(0), 1),
+            row("b", Some(0), 2),
+            row("a", Some(3_600_000), 4),
+        ];
+        let a = answer(&q, rows).unwrap();
+        let totals: Vec<(Option<i64>, i64)> = a
+            .totals
+            .iter()
+            .map(|r| (r.bucket_ms, r.sums.cost.0))
+            .collect();
+        assert_eq!(totals, vec![(Some(0), 3), (Some(3_600_000), 4)]);
+        assert_eq!(a.cut, 1);
+    }
+
+    #[test]
+    fn sums_that_overflow_are_an_error_never_a_wrap() {
+        let big = Sums {
+            cost: Usd(i64::MAX - 1),
+            input: u64::MAX - 1,
+            ..Default::default()
+        };
+        let mut s = big;
+        assert_eq!(s.add(&big), Err(SumOverflow));
+        assert_eq!(Sums::total([&big, &big]), Err(SumOverflow));
+        assert_eq!(Sums::minus(&Sums::default(), &big), Err(SumOverflow));
+        let q = check(serde_json::json!({"groupBy": ["tenantId"]})).unwrap();
+        let row = |t: &str| Row {
+            group: vec![t.into()],
+            bucket_ms: None,
+            sums: big,
+        };
+        assert_eq!(answer(&q, vec![row("a"), row("b")]), Err(SumOverflow));
     }
 
     #[test]

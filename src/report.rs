@@ -5,7 +5,7 @@
 pub mod explain;
 
 use crate::money::Usd;
-use crate::query::{Bucket, Dimension, Measure, Query, Row, Sums};
+use crate::query::{Answer, Bucket, Dimension, Measure, Query, Row, SumOverflow, Sums};
 use crate::store::{Result, Store, WorkspaceId};
 use serde::Serialize;
 use serde_json::Value;
@@ -59,7 +59,9 @@ fn ratio(n: u64, d: u64) -> Option<f64> {
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub requests: u64,
-    pub cost_usd: Usd,
+    /// Cost of the priced calls; null when the group has calls and none is priced.
+    /// Always read with `unpriced` (see `Sums::cost_usd`).
+    pub cost_usd: Option<Usd>,
     pub cost_per_request: Option<Usd>,
     pub tokens_per_request: Option<f64>,
     pub input_tokens_per_request: Option<f64>,
@@ -75,18 +77,28 @@ impl Stats {
     pub fn of(s: &Sums) -> Stats {
         Stats {
             requests: s.requests,
-            cost_usd: s.cost,
-            cost_per_request: (s.priced > 0).then(|| Usd(s.cost.0 / s.priced as i64)),
-            tokens_per_request: ratio(s.input + s.output, s.requests),
+            cost_usd: s.cost_usd(),
+            cost_per_request: s.cost_per_request(),
+            tokens_per_request: s.tokens_per_request(),
             input_tokens_per_request: ratio(s.input, s.requests),
             output_tokens_per_request: ratio(s.output, s.requests),
             error_rate: ratio(s.errors, s.requests),
             retry_ratio: ratio(s.attempts.saturating_sub(s.requests), s.requests),
             cache_hit_rate: ratio(s.cached, s.input),
-            unpriced: s.requests - s.priced,
+            unpriced: s.unpriced(),
             latency_avg_ms: (s.latency_count > 0)
                 .then(|| s.latency_sum as f64 / s.latency_count as f64),
         }
+    }
+
+    /// The known money (priced calls only; $0 when none is priced), for arithmetic.
+    pub fn priced_cost(&self) -> Usd {
+        self.cost_usd.unwrap_or(Usd::ZERO)
+    }
+
+    /// The group's money as the dashboard and the CLI show it (`money::with_unpriced`).
+    pub fn money_text(&self) -> String {
+        crate::money::with_unpriced(self.cost_usd, self.unpriced)
     }
 }
 
@@ -109,7 +121,7 @@ impl Change {
         };
         Change {
             requests_pct: change_pct(now.requests as f64, before.requests as f64),
-            cost_usd_pct: change_pct(now.cost_usd.0 as f64, before.cost_usd.0 as f64),
+            cost_usd_pct: pct(usd(now.cost_usd), usd(before.cost_usd)),
             cost_per_request_pct: pct(usd(now.cost_per_request), usd(before.cost_per_request)),
             tokens_per_request_pct: pct(now.tokens_per_request, before.tokens_per_request),
         }
@@ -146,14 +158,15 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// `base`'s window and filters grouped by `dims`, every group, largest cost first.
-pub fn by_cost(base: &Query, dims: Vec<Dimension>) -> Query {
+/// `base`'s window and filters grouped by `dims`, the largest `limit` groups by cost
+/// (the answer's totals still cover every group).
+pub fn by_cost(base: &Query, dims: Vec<Dimension>, limit: usize) -> Query {
     Query {
         group_by: dims,
         bucket: None,
         order_by: Some(Measure::CostUsd),
         ascending: false,
-        limit: crate::query::MAX_LIMIT,
+        limit,
         ..base.clone()
     }
 }
@@ -168,12 +181,24 @@ pub fn previous_window(q: &Query) -> Query {
     }
 }
 
-fn total_of(rows: &[Row]) -> Sums {
-    let mut total = Sums::default();
-    for r in rows {
-        total.add(&r.sums);
+/// `q` narrowed to the groups of `rows` (each of its group-by dimensions to the values
+/// the rows show), every one of them kept: how the previous window of a top list is
+/// read exactly for the groups it shows, however many groups there are.
+pub fn only_groups(q: &Query, rows: &[Row]) -> Query {
+    let mut q = q.clone();
+    for (i, d) in q.group_by.clone().iter().enumerate() {
+        let mut values: Vec<String> = rows.iter().map(|r| r.group[i].clone()).collect();
+        values.sort();
+        values.dedup();
+        q.filters.restrict(d, &values);
     }
-    total
+    q.limit = usize::MAX;
+    q
+}
+
+/// A group's share of a total cost, in percent (None when the total is $0).
+pub fn share_pct(cost: Usd, total: Usd) -> Option<f64> {
+    (total.0 > 0).then(|| cost.0 as f64 / total.0 as f64 * 100.0)
 }
 
 fn group_map(dims: &[Dimension], values: &[String]) -> serde_json::Map<String, Value> {
@@ -184,7 +209,8 @@ fn group_map(dims: &[Dimension], values: &[String]) -> serde_json::Map<String, V
 }
 
 /// Top groups of `kind` by cost in the window of `base` (its filters kept), with share
-/// of total and change vs the previous window of equal length.
+/// of total and change vs the previous window of equal length. Totals and shares come
+/// from the store's totals of every group, never from the listed rows.
 pub async fn top(
     store: &dyn Store,
     ws: WorkspaceId,
@@ -192,27 +218,33 @@ pub async fn top(
     kind: TopKind,
     limit: usize,
 ) -> Result<TopReport> {
-    let q = by_cost(base, kind.dimensions());
+    let q = by_cost(base, kind.dimensions(), limit);
+    let mut total_q = previous_window(&q);
+    total_q.group_by.clear();
     // Both windows at once: each read runs on its own connection and core.
-    let (now, before) = tokio::try_join!(
-        store.aggregate(ws, q.clone()),
-        store.aggregate(ws, previous_window(&q))
-    )?;
-    let (total, previous_total) = (total_of(&now), total_of(&before));
-    let rows = now
+    let (now, previous_total) =
+        tokio::try_join!(store.aggregate(ws, q.clone()), store.aggregate(ws, total_q))?;
+    let before = if now.rows.is_empty() {
+        Vec::new()
+    } else {
+        let prev = only_groups(&previous_window(&q), &now.rows);
+        store.aggregate(ws, prev).await?.rows
+    };
+    let previous: std::collections::HashMap<&[String], &Sums> = before
         .iter()
-        .take(limit)
+        .map(|b| (b.group.as_slice(), &b.sums))
+        .collect();
+    let total = now.total();
+    let rows = now
+        .rows
+        .iter()
         .map(|r| {
-            let prev = before
-                .iter()
-                .find(|b| b.group == r.group)
-                .map(|b| b.sums)
-                .unwrap_or_default();
-            let (stats, previous) = (Stats::of(&r.sums), Stats::of(&prev));
+            let prev = previous.get(r.group.as_slice()).copied().copied();
+            let (stats, previous) = (Stats::of(&r.sums), Stats::of(&prev.unwrap_or_default()));
             TopRow {
                 group: group_map(&q.group_by, &r.group),
-                share_pct: (total.cost.0 > 0)
-                    .then(|| r.sums.cost.0 as f64 / total.cost.0 as f64 * 100.0),
+                // Unknown for a group with no priced call, not 0%.
+                share_pct: r.sums.cost_usd().and_then(|c| share_pct(c, total.cost)),
                 change: Change::between(&stats, &previous),
                 stats,
                 previous,
@@ -224,7 +256,7 @@ pub async fn top(
         to: rfc3339(q.to_ms),
         previous_from: rfc3339(q.from_ms - (q.to_ms - q.from_ms)),
         total: Stats::of(&total),
-        previous_total: Stats::of(&previous_total),
+        previous_total: Stats::of(&previous_total.total()),
         rows,
     })
 }
@@ -250,6 +282,9 @@ pub struct Timeseries {
 }
 
 /// Cost and requests per bucket, split by `by` into its top `top_n` groups plus "other".
+/// Three exact reads: the top groups over the window, their buckets, and the buckets'
+/// totals of every group; "other" is the total minus the top groups, so the series
+/// always add up to the total however many groups there are.
 pub async fn timeseries(
     store: &dyn Store,
     ws: WorkspaceId,
@@ -260,9 +295,8 @@ pub async fn timeseries(
 ) -> Result<Timeseries> {
     let mut q = base.clone();
     q.bucket = Some(bucket);
-    q.group_by = by.iter().cloned().collect();
-    q.limit = crate::query::MAX_LIMIT;
-    let rows = store.aggregate(ws, q.clone()).await?;
+    q.group_by.clear();
+    q.limit = usize::MAX;
     let step = bucket.millis();
     let first = q.from_ms.div_euclid(step) * step;
     let starts: Vec<i64> = (0..)
@@ -270,41 +304,76 @@ pub async fn timeseries(
         .take_while(|t| *t < q.to_ms)
         .collect();
     let index = |t: i64| ((t - first) / step) as usize;
-    // Rank groups by total cost over the window; the rest fold into "other".
-    let mut totals: Vec<(String, i64)> = Vec::new();
-    for r in &rows {
-        let key = r.group.first().cloned().unwrap_or_else(|| "all".into());
-        match totals.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, c)) => *c += r.sums.cost.0,
-            None => totals.push((key, r.sums.cost.0)),
-        }
-    }
-    totals.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let kept: Vec<String> = totals.iter().take(top_n).map(|(k, _)| k.clone()).collect();
     let empty = |key: &str| Series {
         key: key.into(),
         cost_usd: vec![Usd::ZERO; starts.len()],
         requests: vec![0; starts.len()],
     };
-    let mut series: Vec<Series> = kept.iter().map(|k| empty(k)).collect();
-    let mut other = empty("other");
+    let add = |s: &mut Series, i: usize, sums: &Sums| -> Result<()> {
+        s.cost_usd[i] = Usd(s.cost_usd[i]
+            .0
+            .checked_add(sums.cost.0)
+            .ok_or(SumOverflow)?);
+        s.requests[i] = s.requests[i]
+            .checked_add(sums.requests)
+            .ok_or(SumOverflow)?;
+        Ok(())
+    };
+    let (totals, split) = match &by {
+        None => (store.aggregate(ws, q.clone()).await?, None),
+        Some(dim) => {
+            let top = store
+                .aggregate(ws, by_cost(base, vec![dim.clone()], top_n))
+                .await?
+                .rows;
+            let mut split = only_groups(&by_cost(base, vec![dim.clone()], top_n), &top);
+            split.bucket = Some(bucket);
+            let keys: Vec<String> = top.iter().map(|r| r.group[0].clone()).collect();
+            if keys.is_empty() {
+                (
+                    store.aggregate(ws, q.clone()).await?,
+                    Some((keys, Vec::new())),
+                )
+            } else {
+                let (totals, rows) =
+                    tokio::try_join!(store.aggregate(ws, q.clone()), store.aggregate(ws, split))?;
+                (totals, Some((keys, rows.rows)))
+            }
+        }
+    };
     let mut total = empty("total");
-    for r in &rows {
-        let Some(i) = r.bucket_ms.map(index).filter(|i| *i < starts.len()) else {
-            continue;
-        };
-        let key = r.group.first().cloned().unwrap_or_else(|| "all".into());
-        let target = match series.iter_mut().find(|s| s.key == key) {
-            Some(s) => s,
-            None => &mut other,
-        };
-        for s in [target, &mut total] {
-            s.cost_usd[i] = Usd(s.cost_usd[i].0 + r.sums.cost.0);
-            s.requests[i] += r.sums.requests;
+    for r in &totals.totals {
+        if let Some(i) = r.bucket_ms.map(index).filter(|i| *i < starts.len()) {
+            add(&mut total, i, &r.sums)?;
         }
     }
-    if other.requests.iter().any(|n| *n > 0) {
-        series.push(other);
+    let mut series = Vec::new();
+    if let Some((keys, rows)) = split {
+        series = keys.iter().map(|k| empty(k)).collect::<Vec<_>>();
+        for r in &rows {
+            let Some(i) = r.bucket_ms.map(index).filter(|i| *i < starts.len()) else {
+                continue;
+            };
+            if let Some(s) = series.iter_mut().find(|s| s.key == r.group[0]) {
+                add(s, i, &r.sums)?;
+            }
+        }
+        let mut other = empty("other");
+        for i in 0..starts.len() {
+            let kept_cost = series.iter().map(|s| s.cost_usd[i].0).sum::<i64>();
+            let kept_requests = series.iter().map(|s| s.requests[i]).sum::<u64>();
+            other.cost_usd[i] = Usd(total.cost_usd[i].0 - kept_cost);
+            other.requests[i] = total.requests[i].saturating_sub(kept_requests);
+        }
+        if other.requests.iter().any(|n| *n > 0) {
+            series.push(other);
+        }
+    } else {
+        let mut all = total.clone();
+        all.key = "all".into();
+        if all.requests.iter().any(|n| *n > 0) {
+            series.push(all);
+        }
     }
     Ok(Timeseries {
         bucket,
@@ -391,7 +460,11 @@ pub async fn prompt_versions(
     base: &Query,
     baseline: Option<&str>,
 ) -> Result<Vec<VersionComparison>> {
-    let q = by_cost(base, vec![Dimension::EndpointTag, Dimension::PromptVersion]);
+    let q = by_cost(
+        base,
+        vec![Dimension::EndpointTag, Dimension::PromptVersion],
+        usize::MAX,
+    );
     let (rows, seen) = tokio::try_join!(
         store.aggregate(ws, q),
         store.versions_seen(ws, base.filters.clone())
@@ -401,6 +474,7 @@ pub async fn prompt_versions(
             .find(|s| s.endpoint_tag == endpoint && s.prompt_version == version)
             .map_or((0, 0), |s| (s.first_ms, s.last_ms))
     };
+    let rows = rows.rows;
     let mut endpoints: Vec<String> = rows.iter().map(|r| r.group[0].clone()).collect();
     endpoints.sort();
     endpoints.dedup();
@@ -512,40 +586,42 @@ struct Shares {
     top: Vec<Share>,
 }
 
-fn shares(rows: &[Row]) -> Shares {
-    let total: i64 = rows.iter().map(|r| r.sums.cost.0).sum();
-    let share = |c: i64| (total > 0).then(|| c as f64 / total as f64 * 100.0);
+/// The shares of the answer's top groups in the total of every group.
+fn shares(answer: &Answer) -> Result<Shares> {
+    let total = answer.total().cost;
+    let rows = &answer.rows;
     let top: Vec<Share> = rows
         .iter()
         .take(5)
         .map(|r| Share {
             key: r.group[0].clone(),
-            share_pct: share(r.sums.cost.0),
+            share_pct: share_pct(r.sums.cost, total),
         })
         .collect();
-    let top1 = rows.first().map(|r| r.sums.cost.0).unwrap_or(0);
-    let top5: i64 = rows.iter().take(5).map(|r| r.sums.cost.0).sum();
-    Shares {
-        top1: share(top1),
-        top5: share(top5),
+    let top1 = rows.first().map(|r| r.sums).unwrap_or_default();
+    let top5 = Sums::total(rows.iter().take(5).map(|r| &r.sums))?;
+    Ok(Shares {
+        top1: share_pct(top1.cost, total),
+        top5: share_pct(top5.cost, total),
         top,
-    }
+    })
 }
 
-/// How much of the spend the largest one and five groups of `by` take, now and before.
+/// How much of the spend the largest one and five groups of `by` take, now and before:
+/// the five largest groups and the store's total of every group, exact at any count.
 pub async fn concentration(
     store: &dyn Store,
     ws: WorkspaceId,
     base: &Query,
     by: Dimension,
 ) -> Result<Concentration> {
-    let q = by_cost(base, vec![by.clone()]);
+    let q = by_cost(base, vec![by.clone()], 5);
     // Both windows at once: each read runs on its own connection and core.
     let (now, before) = tokio::try_join!(
         store.aggregate(ws, q.clone()),
         store.aggregate(ws, previous_window(&q))
     )?;
-    let (now, before) = (shares(&now), shares(&before));
+    let (now, before) = (shares(&now)?, shares(&before)?);
     Ok(Concentration {
         by: by.name(),
         top1_share_pct: now.top1,
@@ -573,8 +649,10 @@ pub struct Summary {
     pub requests: u64,
     pub attempts: u64,
     pub retry_ratio: f64,
-    /// Sum of priced calls only; see `unpriced`.
-    pub cost_usd: Usd,
+    /// Sum of priced calls only, null when every call is unpriced; see `unpriced`.
+    pub cost_usd: Option<Usd>,
+    /// Cost of the priced calls over the priced calls (`Sums::cost_per_request`).
+    pub cost_per_request: Option<Usd>,
     pub tokens: TokenTotals,
     /// Calls with no price (unknown model or no rate for the tier).
     pub unpriced: u64,
@@ -590,17 +668,13 @@ pub async fn summary(store: &dyn Store, ws: WorkspaceId, base: &Query) -> Result
     let mut q = base.clone();
     q.group_by.clear();
     q.bucket = None;
-    let s = store
-        .aggregate(ws, q)
-        .await?
-        .first()
-        .map(|r| r.sums)
-        .unwrap_or_default();
+    let s = store.aggregate(ws, q).await?.total();
     Ok(Summary {
         requests: s.requests,
         attempts: s.attempts,
         retry_ratio: ratio(s.attempts.saturating_sub(s.requests), s.requests).unwrap_or(0.0),
-        cost_usd: s.cost,
+        cost_usd: s.cost_usd(),
+        cost_per_request: s.cost_per_request(),
         tokens: TokenTotals {
             input: s.input,
             cached: s.cached,
@@ -608,7 +682,7 @@ pub async fn summary(store: &dyn Store, ws: WorkspaceId, base: &Query) -> Result
             output: s.output,
             reasoning: s.reasoning,
         },
-        unpriced: s.requests - s.priced,
+        unpriced: s.unpriced(),
         pricing_coverage: ratio(s.priced, s.requests).unwrap_or(1.0),
         usage_missing: s.usage_missing,
         idless: s.idless,

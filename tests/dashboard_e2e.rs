@@ -260,6 +260,20 @@ async fn every_page_shows_the_known_numbers() {
     let c = s.session(&s.read).await;
     let c = Some(c.as_str());
 
+    // The spike marker follows the workspace's spend-spike rule: the fixture's spike
+    // hours hold 5 or 6 calls, under the rule's default minimum of 20 calls...
+    let overview = s.get(&format!("/?{WINDOW}"), c).await;
+    assert_eq!(overview.status, 200);
+    assert!(!overview.body.contains(r#"id="spike""#), "too few calls");
+    // ... and with the minimum lowered to 5 calls, the marker shows the spike.
+    let r = Api::new(&s.server)
+        .put_json(
+            "/v1/alert-rules",
+            &s.admin,
+            &json!({"rules": {"hourly_spend_spike": {"minRequests": 5}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let overview = s.get(&format!("/?{WINDOW}"), c).await;
     assert_eq!(overview.status, 200);
     let b = &overview.body;
@@ -763,4 +777,79 @@ async fn budgets_posture_and_alerts_show_the_api_numbers() {
     // These pages keep the view for the way back but reject what they do not know.
     assert_eq!(s.get("/alerts?range=24h&tenantId=x", c).await.status, 200);
     assert_eq!(s.get("/budgets?colour=red", c).await.status, 400);
+}
+
+#[tokio::test]
+async fn unpriced_groups_read_unpriced_on_the_endpoints_and_models_pages_never_zero() {
+    let s = setup();
+    let api = Api::new(&s.server);
+    let calls = now_calls("mystery", 3, "mystery-9000", "acme", None);
+    let r = api.post("/v1/ingest/batch", &s.ingest, &json!(calls)).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let c = &s.session(&s.read).await;
+    for (page, key) in [
+        ("/endpoints", "mystery.endpoint"),
+        ("/models", "selfhosted/mystery-9000"),
+    ] {
+        let p = s.get(page, Some(c)).await;
+        assert_eq!(p.status, 200, "{page}");
+        let row = section(&p.body, &format!(r#"data-key="{key}""#), "</tr>");
+        assert!(row.contains("unpriced (3 calls)"), "{page}: {row}");
+        assert!(!row.contains("$0.00"), "{page}: {row}");
+    }
+}
+
+#[tokio::test]
+async fn no_spike_marker_on_a_handful_of_events() {
+    // Six calls in a day, one hour holding three of them at 6x the typical hour: too few
+    // calls for the spend-spike rule, so no "SPIKE" on the Overview either.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let s = Setup {
+        server: Server::start(&db, &[]),
+        db: db.clone(),
+        read,
+        admin: String::new(),
+        ingest,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        _dir: dir,
+    };
+    let api = Api::new(&s.server);
+    let events: Vec<Value> = [
+        (2, 0.01),
+        (5, 0.01),
+        (9, 0.01),
+        (14, 0.02),
+        (14, 0.02),
+        (14, 0.02),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (hour, cost))| {
+        json!({
+            "externalRequestId": format!("few-{i}"), "provider": "openai",
+            "model": "gpt-4o-mini", "endpointTag": "support.reply", "inputTokens": 100,
+            "outputTokens": 10, "status": "success", "costUsd": cost,
+            "timestamp": format!("2026-01-10T{hour:02}:{:02}:00Z", i * 5),
+        })
+    })
+    .collect();
+    let r = api
+        .post("/v1/ingest/batch", &s.ingest, &json!(events))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let c = &s.session(&s.read).await;
+    let p = s
+        .get(
+            "/?from=2026-01-10T00:00:00Z&to=2026-01-11T00:00:00Z",
+            Some(c),
+        )
+        .await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains(r#"id="spend""#), "the chart is there");
+    assert!(!p.body.contains(r#"id="spike""#), "no spike on six calls");
 }

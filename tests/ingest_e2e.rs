@@ -636,22 +636,23 @@ async fn the_aggregate_query_groups_filters_and_buckets() {
     assert_eq!(r.status, 200, "{}", r.body);
     // Last 24 h, prod, real: a x2, b x1 (the 30 h old one is out), support.reply x1 (unpriced).
     let rows = r.body["rows"].as_array().unwrap();
-    let by_endpoint: Vec<(String, u64, f64)> = rows
+    let by_endpoint: Vec<(String, u64, Option<f64>)> = rows
         .iter()
         .map(|r| {
             (
                 r["group"]["endpointTag"].as_str().unwrap().to_string(),
                 r["requests"].as_u64().unwrap(),
-                r["costUsd"].as_f64().unwrap(),
+                r["costUsd"].as_f64(),
             )
         })
         .collect();
+    // An endpoint whose calls are all unpriced has no cost (null), never $0.
     assert_eq!(
         by_endpoint,
         vec![
-            ("a".into(), 2, 0.00048),
-            ("b".into(), 1, 0.00024),
-            ("support.reply".into(), 1, 0.0)
+            ("a".into(), 2, Some(0.00048)),
+            ("b".into(), 1, Some(0.00024)),
+            ("support.reply".into(), 1, None)
         ]
     );
     assert_eq!(rows[2]["unpriced"], 1);

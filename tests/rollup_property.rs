@@ -158,7 +158,7 @@ async fn rollups_answer_exactly_what_raw_events_answer() {
         let from_rollups = store.aggregate(1, query.clone()).await.unwrap();
         let from_raw = store.aggregate_raw(1, query.clone()).await.unwrap();
         assert_eq!(from_rollups, from_raw, "query {query:?}");
-        compared += from_raw.len();
+        compared += from_raw.rows.len();
     }
     assert!(
         compared > 1000,
@@ -198,6 +198,11 @@ async fn an_older_rollup_schema_is_replaced_on_open() {
         .unwrap()
         .check(now + 1000)
         .unwrap();
-    assert_eq!(store.aggregate(1, query).await.unwrap()[0].sums.requests, 1);
+    assert_eq!(
+        store.aggregate(1, query).await.unwrap().rows[0]
+            .sums
+            .requests,
+        1
+    );
     store.close().await;
 }

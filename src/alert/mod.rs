@@ -185,6 +185,20 @@ impl Default for AlertSettings {
     }
 }
 
+impl RuleSettings {
+    /// The spend-spike test, the one rule behind the hourly_spend_spike alert and the
+    /// Overview's spike marker: spend over at least `min_requests` calls that is at
+    /// least `threshold` times what was expected. How many times, or None (no spike on
+    /// a handful of calls, nor against an expectation of nothing).
+    pub fn spike_times(&self, requests: u64, cost_nanos: i64, expected_nanos: f64) -> Option<f64> {
+        if requests < self.min_requests || expected_nanos <= 0.0 {
+            return None;
+        }
+        let times = cost_nanos as f64 / expected_nanos;
+        (times >= self.threshold).then_some(times)
+    }
+}
+
 impl AlertSettings {
     pub fn rule(&self, kind: RuleKind) -> &RuleSettings {
         self.rules

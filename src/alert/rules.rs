@@ -8,7 +8,7 @@ use crate::money::Usd;
 use crate::notify::Driver;
 use crate::price::PriceBook;
 use crate::query::{Dimension, Query, Row, Sums};
-use crate::report::{by_cost, rfc3339, Stats};
+use crate::report::{by_cost, only_groups, rfc3339, Stats};
 use crate::store::{Result, Store, WorkspaceId};
 use serde_json::json;
 
@@ -87,7 +87,7 @@ async fn window_and_baseline(
     let q = window(ctx, rule);
     let b = baseline(&q);
     let now_rows = grouped(ctx, &q, dim.clone()).await?;
-    let before_rows = grouped(ctx, &b, dim).await?;
+    let before_rows = same_groups(ctx, &b, dim, &now_rows).await?;
     Ok((q, b, now_rows, before_rows))
 }
 
@@ -106,13 +106,34 @@ fn scoped(q: &Query, dim: Dimension, value: &str) -> Query {
     q
 }
 
+/// The largest groups of `dim` by cost (at most the row limit).
 async fn grouped(ctx: &Context<'_>, q: &Query, dim: Dimension) -> Result<Vec<Row>> {
-    ctx.store.aggregate(ctx.ws, by_cost(q, vec![dim])).await
+    let q = by_cost(q, vec![dim], crate::query::MAX_LIMIT);
+    Ok(ctx.store.aggregate(ctx.ws, q).await?.rows)
 }
 
+/// The groups of `rows` in another window, each of them however many groups there are
+/// (a group the other window's limit would have cut is not mistaken for absent).
+async fn same_groups(
+    ctx: &Context<'_>,
+    q: &Query,
+    dim: Dimension,
+    rows: &[Row],
+) -> Result<Vec<Row>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let q = only_groups(&by_cost(q, vec![dim], 1), rows);
+    Ok(ctx.store.aggregate(ctx.ws, q).await?.rows)
+}
+
+/// The window's total over every group.
 async fn total(ctx: &Context<'_>, q: &Query) -> Result<Sums> {
-    let rows = ctx.store.aggregate(ctx.ws, by_cost(q, vec![])).await?;
-    Ok(rows.first().map(|r| r.sums).unwrap_or_default())
+    Ok(ctx
+        .store
+        .aggregate(ctx.ws, by_cost(q, vec![], 1))
+        .await?
+        .total())
 }
 
 fn sums_of<'r>(rows: &'r [Row], value: &str) -> Option<&'r Sums> {
@@ -159,10 +180,8 @@ pub async fn drivers(ctx: &Context<'_>, now: &Query, before: &Query) -> Result<V
         Dimension::Model,
     ];
     for dim in dims {
-        let (rows_now, rows_before) = (
-            grouped(ctx, now, dim.clone()).await?,
-            grouped(ctx, before, dim.clone()).await?,
-        );
+        let rows_now = grouped(ctx, now, dim.clone()).await?;
+        let rows_before = same_groups(ctx, before, dim.clone(), &rows_now).await?;
         for row in &rows_now {
             let value = &row.group[0];
             let expected = sums_of(&rows_before, value).map_or(0.0, |s| s.cost.0 as f64 * scale);
@@ -368,8 +387,9 @@ async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
     let scale = (q.to_ms - q.from_ms) as f64 / BASELINE_MS as f64;
     let mut groups: Vec<(Option<String>, Sums, Sums)> = Vec::new();
     groups.push((None, total(ctx, &q).await?, total(ctx, &b).await?));
-    let before_rows = grouped(ctx, &b, Dimension::EndpointTag).await?;
-    for row in grouped(ctx, &q, Dimension::EndpointTag).await? {
+    let now_rows = grouped(ctx, &q, Dimension::EndpointTag).await?;
+    let before_rows = same_groups(ctx, &b, Dimension::EndpointTag, &now_rows).await?;
+    for row in now_rows {
         let before = sums_of(&before_rows, &row.group[0])
             .copied()
             .unwrap_or_default();
@@ -378,13 +398,9 @@ async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
     let mut out = Vec::new();
     for (endpoint, now, before) in groups {
         let expected = before.cost.0 as f64 * scale;
-        if now.requests < rule.min_requests || expected <= 0.0 {
+        let Some(times) = rule.spike_times(now.requests, now.cost.0, expected) else {
             continue;
-        }
-        let times = now.cost.0 as f64 / expected;
-        if times < rule.threshold {
-            continue;
-        }
+        };
         let name = endpoint.clone().unwrap_or_else(|| "all endpoints".into());
         let (nq, bq) = match &endpoint {
             Some(e) => (
@@ -429,9 +445,10 @@ async fn concentration(
     dim: Dimension,
 ) -> Result<Vec<Finding>> {
     let (q, b, now_rows, before_rows) = window_and_baseline(ctx, rule, dim.clone()).await?;
-    let sum = |rows: &[Row]| rows.iter().map(|r| r.sums.cost.0).sum::<i64>() as f64;
-    let (total_now, total_before) = (sum(&now_rows), sum(&before_rows));
-    let requests: u64 = now_rows.iter().map(|r| r.sums.requests).sum();
+    // Shares of the totals of every group, never of the listed (possibly cut) rows.
+    let (now_total, before_total) = (total(ctx, &q).await?, total(ctx, &b).await?);
+    let (total_now, total_before) = (now_total.cost.0 as f64, before_total.cost.0 as f64);
+    let requests = now_total.requests;
     if requests < rule.min_requests || total_now <= 0.0 || total_before <= 0.0 {
         return Ok(Vec::new());
     }
@@ -534,8 +551,9 @@ async fn retry_storm(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
 async fn unpriced(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
     let q = window(ctx, rule);
     let rows = grouped(ctx, &q, Dimension::Model).await?;
-    let requests: u64 = rows.iter().map(|r| r.sums.requests).sum();
-    let unpriced: u64 = rows.iter().map(|r| r.sums.requests - r.sums.priced).sum();
+    // The window's totals over every model, not the sum of the listed ones.
+    let all = total(ctx, &q).await?;
+    let (requests, unpriced) = (all.requests, all.unpriced());
     if requests < rule.min_requests || unpriced == 0 {
         return Ok(Vec::new());
     }
@@ -545,7 +563,7 @@ async fn unpriced(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>
     }
     let mut models: Vec<(&String, u64)> = rows
         .iter()
-        .map(|r| (&r.group[0], r.sums.requests - r.sums.priced))
+        .map(|r| (&r.group[0], r.sums.unpriced()))
         .filter(|(_, n)| *n > 0)
         .collect();
     models.sort_by_key(|m| std::cmp::Reverse(m.1));
@@ -593,9 +611,11 @@ async fn long_context(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Find
                     Dimension::Model,
                     Dimension::EndpointTag,
                 ],
+                crate::query::MAX_LIMIT,
             ),
         )
-        .await?;
+        .await?
+        .rows;
     let mut out = Vec::new();
     for row in rows {
         let (provider, model, endpoint) = (&row.group[0], &row.group[1], &row.group[2]);

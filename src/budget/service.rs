@@ -161,8 +161,8 @@ impl Budgets {
                 vec![query],
                 Box::new(move |rows| match rows {
                     Ok(rows) => {
-                        let sums = rows[0].first().map(|r| r.sums).unwrap_or_default();
-                        let unpriced = sums.requests.saturating_sub(sums.priced);
+                        let sums = rows[0].total();
+                        let unpriced = sums.unpriced();
                         counters.load(ws, id, start, sums.cost.nanos(), unpriced);
                     }
                     Err(e) => tracing::error!(error = %e, budget = id, "budget load failed"),
@@ -212,7 +212,7 @@ impl Budgets {
         let mut query = budget.spend_query(starts[0], today);
         query.bucket = Some(Bucket::Hour);
         query.limit = crate::query::MAX_LIMIT;
-        let rows = self.store.aggregate(ws, query).await?;
+        let rows = self.store.aggregate(ws, query).await?.totals;
         let Some(first) = rows
             .iter()
             .filter(|r| r.sums.requests > 0)

@@ -297,11 +297,11 @@ pub async fn query(
     let query = request
         .check(state.now_ms())
         .map_err(|e| ApiError::field(&e.field, e.message))?;
-    let rows = state
+    let answer = state
         .store
         .aggregate(key.workspace_id, query.clone())
         .await?;
-    Ok(Json(query_answer(&query, &rows)).into_response())
+    Ok(Json(query_answer(&query, &answer)).into_response())
 }
 
 fn rfc3339(ms: i64) -> serde_json::Value {
@@ -310,12 +310,34 @@ fn rfc3339(ms: i64) -> serde_json::Value {
         .unwrap_or_default())
 }
 
-/// Rows as JSON objects: the group's dimensions under `group`, then each measure.
-pub fn query_answer(query: &crate::query::Query, rows: &[crate::query::Row]) -> serde_json::Value {
-    let rows: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|row| {
-            let mut out = serde_json::Map::new();
+/// One row's measures as JSON. Money goes with its unpriced count: when `costUsd` is
+/// asked for, `unpriced` is always there too, and `costUsd` is null for a group whose
+/// calls are all unpriced.
+fn measures_json(
+    measures: &[crate::query::Measure],
+    sums: &crate::query::Sums,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    use crate::query::Measure;
+    let mut all = measures.to_vec();
+    if all.contains(&Measure::CostUsd) && !all.contains(&Measure::Unpriced) {
+        all.push(Measure::Unpriced);
+    }
+    for m in all {
+        out.insert(m.name().into(), sums.value(m));
+    }
+}
+
+/// Rows as JSON objects: the group's dimensions under `group`, then each measure; then
+/// the totals of every group (per bucket when bucketed) and how many groups the limit
+/// cut off, so that a total is never summed from cut rows.
+pub fn query_answer(
+    query: &crate::query::Query,
+    answer: &crate::query::Answer,
+) -> serde_json::Value {
+    let row_json = |row: &crate::query::Row, with_group: bool| {
+        let mut out = serde_json::Map::new();
+        if with_group {
             let group: serde_json::Map<String, serde_json::Value> = query
                 .group_by
                 .iter()
@@ -323,15 +345,15 @@ pub fn query_answer(query: &crate::query::Query, rows: &[crate::query::Row]) -> 
                 .map(|(d, v)| (d.name(), json!(v)))
                 .collect();
             out.insert("group".into(), serde_json::Value::Object(group));
-            if let Some(b) = row.bucket_ms {
-                out.insert("bucket".into(), rfc3339(b));
-            }
-            for m in &query.measures {
-                out.insert(m.name().into(), row.sums.value(*m));
-            }
-            serde_json::Value::Object(out)
-        })
-        .collect();
+        }
+        if let Some(b) = row.bucket_ms {
+            out.insert("bucket".into(), rfc3339(b));
+        }
+        measures_json(&query.measures, &row.sums, &mut out);
+        serde_json::Value::Object(out)
+    };
+    let rows: Vec<serde_json::Value> = answer.rows.iter().map(|r| row_json(r, true)).collect();
+    let totals: Vec<serde_json::Value> = answer.totals.iter().map(|r| row_json(r, false)).collect();
     json!({
         "from": rfc3339(query.from_ms),
         "to": rfc3339(query.to_ms),
@@ -339,6 +361,8 @@ pub fn query_answer(query: &crate::query::Query, rows: &[crate::query::Row]) -> 
         "bucket": query.bucket,
         "measures": query.measures,
         "rows": rows,
+        "totals": totals,
+        "rowsCut": answer.cut,
     })
 }
 

@@ -113,6 +113,11 @@ impl From<StoreError> for ApiError {
                 &field,
                 "would push a stored total (one hour's sum for these dimensions) past what can be held exactly; nothing of this request was stored",
             ),
+            StoreError::SumOverflow => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "sum_overflow",
+                StoreError::SumOverflow.to_string(),
+            ),
             StoreError::Database(detail) => {
                 tracing::error!(error = %detail, "store error");
                 ApiError::new(

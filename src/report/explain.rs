@@ -141,30 +141,9 @@ fn check_data(req: &ExplainRequest, seen: &[VersionSeen]) -> Result<(), ExplainE
     Ok(())
 }
 
-/// Sums of every field of `a` not in `b` (the groups a row limit cut off).
-fn minus(a: &Sums, b: &Sums) -> Sums {
-    Sums {
-        requests: a.requests.saturating_sub(b.requests),
-        attempts: a.attempts.saturating_sub(b.attempts),
-        cost: crate::money::Usd(a.cost.0 - b.cost.0),
-        priced: a.priced.saturating_sub(b.priced),
-        input: a.input.saturating_sub(b.input),
-        cached: a.cached.saturating_sub(b.cached),
-        cache_write: a.cache_write.saturating_sub(b.cache_write),
-        output: a.output.saturating_sub(b.output),
-        reasoning: a.reasoning.saturating_sub(b.reasoning),
-        latency_sum: a.latency_sum.saturating_sub(b.latency_sum),
-        latency_count: a.latency_count.saturating_sub(b.latency_count),
-        errors: a.errors.saturating_sub(b.errors),
-        usage_missing: a.usage_missing.saturating_sub(b.usage_missing),
-        idless: a.idless.saturating_sub(b.idless),
-    }
-}
-
-/// One window read: its total and its groups per dimension. The total is the sum of a
-/// dimension's groups (one query less) unless every answer hit the row limit; groups a
-/// limit cut off (users, say) are folded into one "(other)" group so that every
-/// dimension still adds up to the total.
+/// One window read: its total and its groups per dimension. The total is the store's
+/// total of every group; groups a row limit cut off (users, say) are folded into one
+/// "(other)" group so that every dimension still adds up to the total.
 async fn window(
     store: &dyn Store,
     ws: WorkspaceId,
@@ -172,31 +151,24 @@ async fn window(
     dims: &[Dimension],
 ) -> crate::store::Result<(Sums, Vec<Vec<Row>>)> {
     let mut all = Vec::with_capacity(dims.len());
+    let mut total = Sums::default();
     for d in dims {
-        all.push(store.aggregate(ws, by_cost(q, vec![d.clone()])).await?);
-    }
-    let total = match all.iter().find(|rows| rows.len() < MAX_LIMIT) {
-        Some(rows) => super::total_of(rows),
-        None => total(store, ws, q).await?,
-    };
-    for rows in all.iter_mut().filter(|rows| rows.len() >= MAX_LIMIT) {
-        let rest = minus(&total, &super::total_of(rows));
-        rows.push(Row {
-            group: vec!["(other)".into()],
-            bucket_ms: None,
-            sums: rest,
-        });
+        let answer = store
+            .aggregate(ws, by_cost(q, vec![d.clone()], MAX_LIMIT))
+            .await?;
+        total = answer.total();
+        let mut rows = answer.rows;
+        if answer.cut > 0 {
+            let kept = Sums::total(rows.iter().map(|r| &r.sums))?;
+            rows.push(Row {
+                group: vec!["(other)".into()],
+                bucket_ms: None,
+                sums: Sums::minus(&total, &kept)?,
+            });
+        }
+        all.push(rows);
     }
     Ok((total, all))
-}
-
-async fn total(store: &dyn Store, ws: WorkspaceId, q: &Query) -> crate::store::Result<Sums> {
-    Ok(store
-        .aggregate(ws, by_cost(q, vec![]))
-        .await?
-        .first()
-        .map(|r| r.sums)
-        .unwrap_or_default())
 }
 
 /// The top endpoints' sums per prompt version and per model, from one query per window
@@ -223,36 +195,37 @@ async fn endpoint_inputs(
         Dimension::Model,
     ];
     let (baseline, current) = tokio::join!(
-        store.aggregate(ws, by_cost(&narrow(&q.baseline), dims.clone())),
-        store.aggregate(ws, by_cost(&narrow(&q.current), dims))
+        store.aggregate(ws, by_cost(&narrow(&q.baseline), dims.clone(), usize::MAX)),
+        store.aggregate(ws, by_cost(&narrow(&q.current), dims, usize::MAX))
     );
     let rows = Pair {
-        baseline: baseline?,
-        current: current?,
+        baseline: baseline?.rows,
+        current: current?.rows,
     };
     let sums_of = |rows: &[Row], endpoint: &str| {
-        let mut s = Sums::default();
-        rows.iter()
-            .filter(|r| r.group[0] == endpoint)
-            .for_each(|r| s.add(&r.sums));
-        s
+        Sums::total(
+            rows.iter()
+                .filter(|r| r.group[0] == endpoint)
+                .map(|r| &r.sums),
+        )
     };
-    Ok(tops
-        .iter()
-        .map(|e| EndpointInput {
-            endpoint: e.clone(),
-            sums: Pair {
-                baseline: sums_of(&endpoints.baseline, e),
-                current: sums_of(&endpoints.current, e),
-            },
-            versions: mix(&rows, e, 1, |v| {
-                seen.iter()
-                    .find(|s| s.endpoint_tag == *e && s.prompt_version == v)
-                    .map(|s| s.first_ms)
-            }),
-            models: mix(&rows, e, 2, |_| None),
+    tops.iter()
+        .map(|e| {
+            Ok(EndpointInput {
+                endpoint: e.clone(),
+                sums: Pair {
+                    baseline: sums_of(&endpoints.baseline, e)?,
+                    current: sums_of(&endpoints.current, e)?,
+                },
+                versions: mix(&rows, e, 1, |v| {
+                    seen.iter()
+                        .find(|s| s.endpoint_tag == *e && s.prompt_version == v)
+                        .map(|s| s.first_ms)
+                })?,
+                models: mix(&rows, e, 2, |_| None)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// One endpoint's rows folded by the group column `col` (1 = version, 2 = model).
@@ -261,7 +234,7 @@ fn mix(
     endpoint: &str,
     col: usize,
     first_seen: impl Fn(&str) -> Option<i64>,
-) -> Vec<MixInput> {
+) -> crate::store::Result<Vec<MixInput>> {
     let mut out: Vec<MixInput> = Vec::new();
     let sides: [(&Vec<Row>, bool); 2] = [(&rows.baseline, true), (&rows.current, false)];
     for (side, is_baseline) in sides {
@@ -280,13 +253,13 @@ fn mix(
             };
             let sums = &mut out[i].sums;
             if is_baseline {
-                sums.baseline.add(&r.sums);
+                sums.baseline.add(&r.sums)?;
             } else {
-                sums.current.add(&r.sums);
+                sums.current.add(&r.sums)?;
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Explain the change from the baseline window to the current one.

@@ -32,6 +32,15 @@ pub enum StoreError {
     /// request is stored); the event field whose sum it is.
     #[error("{0} would overflow a stored total")]
     WriteOverflow(String),
+    /// A sum of the window left the range burnrate holds (see `query::SumOverflow`).
+    #[error("{}", crate::query::SumOverflow)]
+    SumOverflow,
+}
+
+impl From<crate::query::SumOverflow> for StoreError {
+    fn from(_: crate::query::SumOverflow) -> Self {
+        StoreError::SumOverflow
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -137,7 +146,7 @@ pub type SpendListener =
     std::sync::Arc<dyn Fn(&[crate::budget::counters::SpendEffect]) + Send + Sync>;
 
 /// Rows of aggregate queries read between two commits, handed over before the next one.
-pub type BetweenCommits = Box<dyn FnOnce(Result<Vec<Vec<crate::query::Row>>>) + Send>;
+pub type BetweenCommits = Box<dyn FnOnce(Result<Vec<crate::query::Answer>>) + Send>;
 
 /// A control object (budget, rate cap, alert rule, channel, alert) stored as JSON.
 #[derive(Debug, Clone)]
@@ -304,12 +313,13 @@ pub trait Store: Send + Sync {
     async fn claim_first_start(&self) -> Result<bool>;
 
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage>;
-    /// Answer one aggregate query (the only way stages read events in bulk).
+    /// Answer one aggregate query (the only way stages read events in bulk): the rows
+    /// its limit keeps and the exact totals of all groups.
     async fn aggregate(
         &self,
         workspace: WorkspaceId,
         query: crate::query::Query,
-    ) -> Result<Vec<crate::query::Row>>;
+    ) -> Result<crate::query::Answer>;
     async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>>;
     /// When each (endpoint, prompt version) was first and last seen, over all time, in the
     /// given environments and data modes.

@@ -95,6 +95,11 @@ function assertMoney(shown, apiValue, what) {
   assert.equal(shown.text, formatUsd(apiValue), `${what}: as written`);
 }
 
+/** A group with only unpriced calls reads "unpriced (N calls)", never $0.00. */
+function assertUnpriced(text, count, what) {
+  assert.equal(text.trim(), `unpriced (${count} call${count === 1 ? '' : 's'})`, `${what}: unpriced`);
+}
+
 async function open(pathAndQuery) {
   const r = await page.goto(base + pathAndQuery);
   assert.equal(r.status(), 200, pathAndQuery);
@@ -114,6 +119,9 @@ before(async () => {
   ingest = cli('keys', 'create', '--scope', 'ingest');
   server = await startServer();
   base = server.url;
+  // The fixture's spike hours hold 5 or 6 calls: the spike marker follows the
+  // workspace's spend-spike rule, whose default minimum is 20 calls an hour.
+  await post('/v1/alert-rules', admin, { rules: { hourly_spend_spike: { minRequests: 5 } } }, 'PUT');
   fs.mkdirSync(SHOTS, { recursive: true });
   context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
     executablePath: CHROMIUM,
@@ -176,6 +184,10 @@ test('top endpoints: every row and the total equal /v1/top/endpoints', async () 
   const top = await api(`/v1/top/endpoints?${WINDOW}`);
   for (const row of top.rows) {
     const tr = page.locator(`#top-table tr[data-key="${row.group.endpointTag}"]`);
+    if (row.costUsd === null) {
+      assertUnpriced(await tr.locator('[data-col=spend]').textContent(), row.unpriced, row.group.endpointTag);
+      continue;
+    }
     assertMoney(await moneyIn(tr.locator('[data-col=spend]')), row.costUsd, row.group.endpointTag);
   }
   assertMoney(await moneyIn(page.locator('#top-table [data-col=total]')), top.total.costUsd, 'total');
@@ -217,6 +229,10 @@ test('models: spend per model as in the API, unpriced models with the prices che
   const top = await api(`/v1/top/models?${WINDOW}`);
   for (const row of top.rows) {
     const tr = page.locator(`#top-table tr[data-key="${row.group.provider}/${row.group.model}"]`);
+    if (row.costUsd === null) {
+      assertUnpriced(await tr.locator('[data-col=spend]').textContent(), row.unpriced, row.group.model);
+      continue;
+    }
     assertMoney(await moneyIn(tr.locator('[data-col=spend]')), row.costUsd, row.group.model);
   }
   assert.equal(await page.locator('#unpriced tr[data-unpriced="selfhosted/mystery-9b"]').count(), 1);

@@ -41,13 +41,12 @@ pub struct Spike {
     pub cost: i64,
 }
 
-/// How many times the median a bucket must be to count as a spike.
-pub const SPIKE_FACTOR: i64 = 3;
-
-/// The contiguous run of buckets above `SPIKE_FACTOR` times the median bucket with the
-/// largest cost. The median is over all buckets, or over the non-empty ones when most
-/// are empty (sparse traffic); a window of fewer than six buckets has no spike.
-pub fn spike(totals: &[i64]) -> Option<Spike> {
+/// The contiguous run of spiking buckets with the largest cost. A bucket spikes by the
+/// same rule as the hourly_spend_spike alert (`RuleSettings::spike_times`: its calls at
+/// least the rule's minimum, its cost at least `threshold` times the median bucket).
+/// The median is over all buckets, or over the non-empty ones when most are empty
+/// (sparse traffic); a window of fewer than six buckets has no spike.
+pub fn spike(totals: &[i64], requests: &[u64], rule: &crate::alert::RuleSettings) -> Option<Spike> {
     if totals.len() < 6 {
         return None;
     }
@@ -64,15 +63,18 @@ pub fn spike(totals: &[i64]) -> Option<Spike> {
         }
         median = median_of(&mut nonzero);
     }
-    let threshold = median.saturating_mul(SPIKE_FACTOR);
+    let spikes = |i: usize| {
+        let n = requests.get(i).copied().unwrap_or(0);
+        rule.spike_times(n, totals[i], median as f64).is_some()
+    };
     let mut best: Option<Spike> = None;
     let mut i = 0;
     while i < totals.len() {
-        if totals[i] > threshold {
+        if spikes(i) {
             let start = i;
-            let mut cost = 0;
-            while i < totals.len() && totals[i] > threshold {
-                cost += totals[i];
+            let mut cost = 0i64;
+            while i < totals.len() && spikes(i) {
+                cost = cost.saturating_add(totals[i]);
                 i += 1;
             }
             if best.is_none_or(|b| cost > b.cost) {
@@ -535,6 +537,8 @@ mod tests {
 
     #[test]
     fn spike_is_the_biggest_run_above_three_medians() {
+        let rule = crate::alert::RuleKind::HourlySpendSpike.defaults();
+        let spike = |t: &[i64]| spike(t, &vec![50; t.len()], &rule);
         let mut t = vec![100; 48];
         t[10] = 250;
         t[20] = 400;
@@ -552,6 +556,26 @@ mod tests {
         sparse[30] = 1000;
         assert_eq!(spike(&sparse).map(|s| (s.start, s.end)), Some((30, 31)));
         assert_eq!(spike(&[1, 100, 1, 1, 1]), None);
+    }
+
+    #[test]
+    fn no_spike_on_a_handful_of_calls_as_for_the_alert() {
+        // Six calls over a day: one hour holds three of them and 6x the typical cost.
+        // The alert needs its minimum of calls; so does the marker.
+        let rule = crate::alert::RuleKind::HourlySpendSpike.defaults();
+        let mut totals = vec![0i64; 24];
+        let mut requests = vec![0u64; 24];
+        for (i, cost, n) in [(2, 100, 1), (5, 100, 1), (9, 100, 1), (14, 600, 3)] {
+            totals[i] = cost;
+            requests[i] = n;
+        }
+        assert_eq!(spike(&totals, &requests, &rule), None);
+        // The same shape with enough calls per hour is a spike.
+        let many: Vec<u64> = requests.iter().map(|n| n * rule.min_requests).collect();
+        assert_eq!(
+            spike(&totals, &many, &rule).map(|s| (s.start, s.end)),
+            Some((14, 15))
+        );
     }
 
     #[test]

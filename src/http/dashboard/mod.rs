@@ -139,6 +139,7 @@ impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => PageError::Bad(format!("{what} not found")),
+            StoreError::SumOverflow => PageError::Bad(StoreError::SumOverflow.to_string()),
             other => {
                 tracing::error!(error = %other, "dashboard store error");
                 PageError::Internal

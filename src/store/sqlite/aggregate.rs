@@ -5,8 +5,8 @@ use super::rollup::{table, Family, Grain, DAY_MS, FAMILIES, HOUR_MS, MEASURES, R
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
 use crate::money::Usd;
-use crate::query::{Dimension, Query, Row, Sums};
-use crate::store::{Result, WorkspaceId};
+use crate::query::{Answer, Dimension, Query, Row, Sums};
+use crate::store::{Result, StoreError, WorkspaceId};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -208,12 +208,25 @@ pub(super) fn filter_sql(
         params.extend(values.iter().map(|v| SqlValue::from(v.clone())));
     }
     for (key, values) in &f.tags {
+        // As for text dimensions, "unknown" selects the calls without the tag (what
+        // grouping by the tag labels them).
+        let wants_missing = values
+            .iter()
+            .any(|v| v == Dimension::Tag(key.clone()).missing_label());
         filter.push_str(&format!(
-            " AND json_extract(tags, ?) IN ({})",
-            placeholders(values.len())
+            " AND (json_extract(tags, ?) IN ({}){})",
+            placeholders(values.len()),
+            if wants_missing {
+                " OR json_extract(tags, ?) IS NULL"
+            } else {
+                ""
+            }
         ));
         params.push(tag_path(key).into());
         params.extend(values.iter().map(|v| SqlValue::from(v.clone())));
+        if wants_missing {
+            params.push(tag_path(key).into());
+        }
     }
 }
 
@@ -225,7 +238,7 @@ enum GroupValue {
     Text(Option<String>),
 }
 
-pub fn aggregate(c: &mut Connection, workspace: WorkspaceId, query: &Query) -> Result<Vec<Row>> {
+pub fn aggregate(c: &mut Connection, workspace: WorkspaceId, query: &Query) -> Result<Answer> {
     aggregate_with(c, workspace, query, true)
 }
 
@@ -236,7 +249,7 @@ pub fn aggregate_with(
     workspace: WorkspaceId,
     query: &Query,
     use_rollups: bool,
-) -> Result<Vec<Row>> {
+) -> Result<Answer> {
     let family = if use_rollups {
         choose_family(query)
     } else {
@@ -252,10 +265,12 @@ pub fn aggregate_with(
     for (table_name, time, from, to) in parts {
         let (sql, params) = build(workspace, query, &table_name, time, from, to);
         let mut stmt = c.prepare_cached(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(overflow_or)?;
         let bucketed = query.bucket.is_some() as usize;
         let n = bucketed + query.group_by.len();
-        while let Some(r) = rows.next()? {
+        while let Some(r) = rows.next().map_err(overflow_or)? {
             let bucket_ms = if bucketed == 1 {
                 Some(r.get::<_, i64>(0)?)
             } else {
@@ -268,30 +283,12 @@ pub fn aggregate_with(
                     _ => GroupValue::Id(r.get(bucketed + i)?),
                 });
             }
-            let u = |i: usize| -> rusqlite::Result<u64> {
-                Ok(r.get::<_, Option<i64>>(n + i)?.unwrap_or(0) as u64)
-            };
-            let part = Sums {
-                requests: u(0)?,
-                attempts: u(1)?,
-                cost: Usd(r.get::<_, Option<i64>>(n + 2)?.unwrap_or(0)),
-                priced: u(3)?,
-                input: u(4)?,
-                cached: u(5)?,
-                cache_write: u(6)?,
-                output: u(7)?,
-                reasoning: u(8)?,
-                latency_sum: u(9)?,
-                latency_count: u(10)?,
-                errors: u(11)?,
-                usage_missing: u(12)?,
-                idless: u(13)?,
-            };
-            merged.entry((bucket_ms, group)).or_default().add(&part);
+            let part = sums_of(r, n)?;
+            merged.entry((bucket_ms, group)).or_default().add(&part)?;
         }
     }
     let names = dim_names(c, merged.keys().flat_map(|(_, g)| g.iter()))?;
-    let mut out: Vec<Row> = merged
+    let out: Vec<Row> = merged
         .into_iter()
         .filter(|(_, sums)| sums.requests > 0)
         .map(|((bucket_ms, group), sums)| Row {
@@ -304,8 +301,48 @@ pub fn aggregate_with(
                 .collect(),
         })
         .collect();
-    crate::query::order_and_limit(query, &mut out);
-    Ok(out)
+    Ok(crate::query::answer(query, out)?)
+}
+
+/// The measure columns from `n` on as sums. A negative sum can only come from values
+/// stored out of range (a token count that wrapped before ingest had bounds): it is
+/// refused as an overflow rather than shown as a wrapped number.
+fn sums_of(r: &rusqlite::Row, n: usize) -> Result<Sums> {
+    let u = |i: usize| -> Result<u64> {
+        let v = r.get::<_, Option<i64>>(n + i)?.unwrap_or(0);
+        u64::try_from(v).map_err(|_| StoreError::SumOverflow)
+    };
+    let cost = r.get::<_, Option<i64>>(n + 2)?.unwrap_or(0);
+    if cost < 0 {
+        return Err(StoreError::SumOverflow);
+    }
+    Ok(Sums {
+        requests: u(0)?,
+        attempts: u(1)?,
+        cost: Usd(cost),
+        priced: u(3)?,
+        input: u(4)?,
+        cached: u(5)?,
+        cache_write: u(6)?,
+        output: u(7)?,
+        reasoning: u(8)?,
+        latency_sum: u(9)?,
+        latency_count: u(10)?,
+        errors: u(11)?,
+        usage_missing: u(12)?,
+        idless: u(13)?,
+    })
+}
+
+/// SQLite's SUM() raises "integer overflow" past i64: that is the sum being too large
+/// for this window, not a broken database.
+fn overflow_or(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(_, Some(m)) if m.contains("integer overflow") => {
+            StoreError::SumOverflow
+        }
+        _ => e.into(),
+    }
 }
 
 /// The text a group shows: vocabulary names for codes, dims text for ids, the missing

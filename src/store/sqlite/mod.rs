@@ -76,7 +76,7 @@ impl SqliteStore {
         &self,
         workspace: WorkspaceId,
         query: crate::query::Query,
-    ) -> Result<Vec<crate::query::Row>> {
+    ) -> Result<crate::query::Answer> {
         self.with_conn(move |c| aggregate::aggregate_with(c, workspace, &query, false))
             .await
     }
@@ -437,7 +437,7 @@ impl Store for SqliteStore {
         &self,
         workspace: WorkspaceId,
         query: crate::query::Query,
-    ) -> Result<Vec<crate::query::Row>> {
+    ) -> Result<crate::query::Answer> {
         self.with_conn(move |c| aggregate::aggregate(c, workspace, &query))
             .await
     }

@@ -28,8 +28,12 @@ const EVENT_SELECT: &str = "
 
 fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, StoredEvent)> {
     let code = |i: usize| -> rusqlite::Result<u8> { r.get::<_, u8>(i) };
-    let input: u64 = r.get(13)?;
-    let output: u64 = r.get(16)?;
+    // Token counts are stored as i64. One written before ingest had bounds may have
+    // wrapped negative: its bits read as u64 are what the client sent, so the event
+    // still lists (never an error that hides every event of the page).
+    let tokens = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
+    let input = tokens(13)?;
+    let output = tokens(16)?;
     let ts: i64 = r.get(3)?;
     let tags: Option<String> = r.get(31)?;
     let event = StoredEvent {
@@ -46,11 +50,11 @@ fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, StoredEvent)> 
         tenant_id: r.get(11)?,
         user_id: r.get(12)?,
         input_tokens: input,
-        cached_tokens: r.get(14)?,
-        cache_write_tokens: r.get(15)?,
+        cached_tokens: tokens(14)?,
+        cache_write_tokens: tokens(15)?,
         output_tokens: output,
-        reasoning_tokens: r.get(17)?,
-        total_tokens: input + output,
+        reasoning_tokens: tokens(17)?,
+        total_tokens: input.saturating_add(output),
         image_count: r.get(18)?,
         latency_ms: r.get(19)?,
         status: Status::from_code(code(20)?).map_or("error", Status::as_str),

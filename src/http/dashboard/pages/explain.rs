@@ -212,8 +212,8 @@ fn dimension(ctx: &Ctx, d: &DimensionChange) -> Markup {
                                     Presence::Both => {}
                                 }
                             }
-                            td.num { (money(g.cost_usd.baseline)) }
-                            td.num { (money(g.cost_usd.current)) }
+                            td.num { (super::money_with_unpriced(g.cost_usd.baseline, g.unpriced.baseline)) }
+                            td.num { (super::money_with_unpriced(g.cost_usd.current, g.unpriced.current)) }
                             td.num data-col="change" { (signed(g.change_usd)) }
                             td.num { (pct(g.share_of_change_pct)) }
                             @if g.presence == Presence::Both {

@@ -84,6 +84,28 @@ pub fn money(u: Usd) -> Markup {
     html! { span data-usd=(u.to_string()) { (format::usd(u)) } }
 }
 
+/// A group's money with its unpriced calls, as `money::with_unpriced` words it: what
+/// every page shows for a group's spend, so that unknown never reads as $0.00. The exact
+/// cost keeps its own `data-usd` element; the unpriced count follows it.
+pub fn group_money(s: &crate::report::Stats) -> Markup {
+    money_with_unpriced(s.cost_usd, s.unpriced)
+}
+
+pub fn money_with_unpriced(cost: Option<Usd>, unpriced: u64) -> Markup {
+    use crate::money::{unpriced_only, unpriced_suffix};
+    match cost {
+        None => html! {
+            span.badge.warn data-unpriced-calls=(unpriced) { (unpriced_only(unpriced)) }
+        },
+        Some(u) => html! {
+            (money(u))
+            @if unpriced > 0 {
+                " " span.faint data-unpriced-calls=(unpriced) { (unpriced_suffix(unpriced)) }
+            }
+        },
+    }
+}
+
 pub fn money_opt(u: Option<Usd>) -> Markup {
     match u {
         Some(u) => money(u),
@@ -161,7 +183,7 @@ pub async fn no_data(ctx: &Ctx, q: &Query) -> Result<Markup, PageError> {
     aq.order_by = Some(crate::query::Measure::Requests);
     aq.ascending = false;
     aq.limit = 20;
-    let rows = ctx.state.store.aggregate(ctx.ws(), aq).await?;
+    let rows = ctx.state.store.aggregate(ctx.ws(), aq).await?.rows;
     Ok(html! {
         div.card.empty data-empty {
             h2 { "No requests match this view" }

@@ -1,7 +1,7 @@
 //! Models: spend by provider and model, and the models without a price (counted, never
 //! shown as $0) with what to do about them.
 
-use super::{delta, heading, money, money_opt, no_data, page_handler, share, Sense};
+use super::{delta, heading, money_opt, no_data, page_handler, share, Sense};
 use crate::http::dashboard::{format, Ctx, Page, PageResult};
 use crate::report::{self, TopKind};
 use maud::html;
@@ -58,7 +58,7 @@ async fn body(ctx: &Ctx) -> PageResult {
             }
         }
         div.card.scroll {
-            table.t #top-table data-total-usd=(r.total.cost_usd.to_string()) {
+            table.t #top-table data-total-usd=(r.total.priced_cost().to_string()) {
                 thead { tr {
                     th { "Provider" } th { "Model" } th.num { "Spend" } th.num { "Share" } th.num { "vs before" }
                     th.num { "Requests" } th.num { "Cost / req" } th.num { "Tokens / req" } th.num { "Cache hit" } th.num { "Unpriced" } th {}
@@ -69,7 +69,7 @@ async fn body(ctx: &Ctx) -> PageResult {
                         tr data-key=(format!("{p}/{m}")) {
                             td { (p) }
                             td.name { code { (m) } }
-                            td.num data-col="spend" { (money(row.stats.cost_usd)) }
+                            td.num data-col="spend" { (super::group_money(&row.stats)) }
                             td.num { (share(row.share_pct)) }
                             td.num { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
                             td.num { (format::int(row.stats.requests)) }
@@ -86,9 +86,9 @@ async fn body(ctx: &Ctx) -> PageResult {
                 }
                 tfoot { tr {
                     td colspan="2" { "All models" }
-                    td.num data-col="total" { (money(r.total.cost_usd)) }
+                    td.num data-col="total" { (super::group_money(&r.total)) }
                     td.num { "100%" }
-                    td.num { (delta(report::change_pct(r.total.cost_usd.0 as f64, r.previous_total.cost_usd.0 as f64), Sense::UpIsBad)) }
+                    td.num { (delta(report::Change::between(&r.total, &r.previous_total).cost_usd_pct, Sense::UpIsBad)) }
                     td.num { (format::int(r.total.requests)) }
                     td.num { (money_opt(r.total.cost_per_request)) }
                     td.num { (format::count(r.total.tokens_per_request)) }

@@ -2,7 +2,7 @@
 //! chosen dimension with the spike window marked, where the money went, and the budget
 //! posture.
 
-use super::{delta, delta_pp, heading, money, no_data, page_handler, share, Sense};
+use super::{delta, delta_pp, heading, no_data, page_handler, share, Sense};
 use crate::http::dashboard::chart::{self, Spike, Stack};
 use crate::http::dashboard::{format, Ctx, Page, PageError, PageResult};
 use crate::money::Usd;
@@ -73,6 +73,7 @@ pub async fn stack(
     let keys: Vec<String> = store
         .aggregate(ctx.ws(), tq)
         .await?
+        .rows
         .into_iter()
         .filter(|r| r.sums.cost.0 > 0)
         .map(|r| r.group[0].clone())
@@ -130,7 +131,10 @@ pub async fn body(ctx: &Ctx) -> PageResult {
     }
     let stack = stack?;
     let budgets = super::budgets::load(ctx, false).await?;
-    let spike = chart::spike(&stack.totals);
+    // The marker follows the workspace's spend-spike alert rule (minimum calls, times).
+    let settings = ctx.state.alerts.settings(ctx.ws()).await?;
+    let rule = settings.rule(crate::alert::RuleKind::HourlySpendSpike);
+    let spike = chart::spike(&stack.totals, &stack.requests, rule);
     let explain_href = spike.map(|s| spike_href(ctx, &stack, &s, &q, Page::Explain));
     Ok(html! {
         (title)
@@ -192,7 +196,7 @@ pub async fn body(ctx: &Ctx) -> PageResult {
                             @let tag = row.group.get("endpointTag").and_then(|v| v.as_str()).unwrap_or("");
                             tr {
                                 td.name { a href=(ctx.link(Page::Tenants, &[("endpointTag", Some(tag))])) { (tag) } }
-                                td.num { (money(row.stats.cost_usd)) }
+                                td.num { (super::group_money(&row.stats)) }
                                 td.num { (share(row.share_pct)) }
                                 td.num { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
                                 td.num { (super::money_opt(row.stats.cost_per_request)) }
@@ -261,7 +265,7 @@ fn kpis(ctx: &Ctx, now: &Stats, before: &Stats) -> Markup {
     let opt_usd = |u: Option<Usd>| u.map_or("—".to_string(), format::usd);
     html! {
         div.kpis {
-            (kpi("spend", "Spend", money(now.cost_usd), delta(c.cost_usd_pct, Sense::UpIsBad), format::usd(before.cost_usd), true))
+            (kpi("spend", "Spend", super::group_money(now), delta(c.cost_usd_pct, Sense::UpIsBad), before.money_text(), true))
             (kpi("requests", "Requests", html! { span data-n=(now.requests) { (format::int(now.requests)) } },
                 delta(c.requests_pct, Sense::Neutral), format::int(before.requests), false))
             (kpi("cost-per-request", "Cost / request", super::money_opt(now.cost_per_request),

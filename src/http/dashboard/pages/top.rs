@@ -1,9 +1,7 @@
 //! Top endpoints, and top tenants or users with their concentration: who is behind the
 //! spend, now against the window before.
 
-use super::{
-    delta, heading, money, money_opt, no_data, page_handler, share, spark_cell, sparks, Sense,
-};
+use super::{delta, heading, money_opt, no_data, page_handler, share, spark_cell, sparks, Sense};
 use crate::http::dashboard::{chart, format, Ctx, Page, PageError, PageResult};
 use crate::query::Dimension;
 use crate::report::{self, TopKind, TopReport, TopRow};
@@ -54,12 +52,12 @@ async fn endpoints_body(ctx: &Ctx) -> PageResult {
             @let tag = key_of(first, "endpointTag");
             div.callout.info {
                 span { b { (tag) } " takes " b { (format::share(first.share_pct)) } " of the spend ("
-                    (money(first.stats.cost_usd)) ", " (delta(first.change.cost_usd_pct, Sense::UpIsBad)) " vs before)." }
+                    (super::group_money(&first.stats)) ", " (delta(first.change.cost_usd_pct, Sense::UpIsBad)) " vs before)." }
                 a.go href=(ctx.link(Page::Tenants, &[("endpointTag", Some(tag))])) { "Who is behind it →" }
             }
         }
         div.card.scroll {
-            table.t #top-table data-total-usd=(r.total.cost_usd.to_string()) {
+            table.t #top-table data-total-usd=(r.total.priced_cost().to_string()) {
                 thead { tr {
                     th { "Endpoint" } th.num { "Spend" } th.num { "Share" } th.num { "vs before" } th { "Trend" }
                     th.num { "Requests" } th.num { "Cost / req" } th.num { "vs before" } th.num { "Tokens / req" }
@@ -82,9 +80,9 @@ async fn endpoints_body(ctx: &Ctx) -> PageResult {
                 }
                 tfoot { tr {
                     td { "All endpoints" }
-                    td.num data-col="total" { (money(r.total.cost_usd)) }
+                    td.num data-col="total" { (super::group_money(&r.total)) }
                     td.num { "100%" }
-                    td.num { (delta(report::change_pct(r.total.cost_usd.0 as f64, r.previous_total.cost_usd.0 as f64), Sense::UpIsBad)) }
+                    td.num { (delta(report::Change::between(&r.total, &r.previous_total).cost_usd_pct, Sense::UpIsBad)) }
                     td {}
                     td.num { (format::int(r.total.requests)) }
                     td.num { (money_opt(r.total.cost_per_request)) }
@@ -172,7 +170,7 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
             }
         }
         div.card.scroll {
-            table.t #top-table data-total-usd=(r.total.cost_usd.to_string()) {
+            table.t #top-table data-total-usd=(r.total.priced_cost().to_string()) {
                 thead { tr {
                     th { (noun) } th.num { "Spend" } th.num { "Share" } th.num { "vs before" } th { "Trend" }
                     th.num { "Requests" } th.num { "Cost / req" } th.num { "vs before" } th.num { "Tokens / req" } th.num { "Errors" } th {}
@@ -192,9 +190,9 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
                 }
                 tfoot { tr {
                     td { "All " (lower) "s" }
-                    td.num data-col="total" { (money(r.total.cost_usd)) }
+                    td.num data-col="total" { (super::group_money(&r.total)) }
                     td.num { "100%" }
-                    td.num { (delta(report::change_pct(r.total.cost_usd.0 as f64, r.previous_total.cost_usd.0 as f64), Sense::UpIsBad)) }
+                    td.num { (delta(report::Change::between(&r.total, &r.previous_total).cost_usd_pct, Sense::UpIsBad)) }
                     td {}
                     td.num { (format::int(r.total.requests)) }
                     td.num { (money_opt(r.total.cost_per_request)) }
@@ -219,7 +217,7 @@ fn pp_change(now: Option<f64>, before: Option<f64>) -> Markup {
 /// The numbers of one top-list row that the endpoints and the tenants/users tables share.
 fn stat_cells(row: &TopRow, sparks: &HashMap<String, Vec<i64>>, key: &str) -> Markup {
     html! {
-        td.num data-col="spend" { (money(row.stats.cost_usd)) }
+        td.num data-col="spend" { (super::group_money(&row.stats)) }
         td.num { (share(row.share_pct)) }
         td.num { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
         td { (spark_cell(sparks, key)) }
