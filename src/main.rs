@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         // they are noise that breaks grep and parsers.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    quiet_on_closed_stdout();
     let cli = match burnrate::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -39,4 +40,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `burnrate prices check | head` closes stdout early; Rust ignores SIGPIPE, so `println!`
+/// panics. A reader that has seen enough is no error: exit quietly with the status a
+/// shell gives a command killed by SIGPIPE (128 + 13). Other panics report as usual.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

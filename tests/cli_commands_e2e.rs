@@ -487,3 +487,25 @@ async fn prices_import_refuses_a_file_that_is_not_a_price_book_and_a_mistake_can
         text(&out.stderr).contains("no imported price book version \"fixture-1\"; stored: none")
     );
 }
+
+#[test]
+fn a_reader_that_closes_stdout_early_is_no_panic() {
+    // `burnrate prices list | head -1`: 800 KB of table into a pipe closed after one read.
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let mut child = Command::new(BIN)
+        .args(["--db", db.to_str().unwrap(), "prices", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is dropped here: the next write fails with EPIPE.
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(141), "stderr: {stderr}");
+}

@@ -561,20 +561,20 @@ async fn unpriced(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>
     if ratio <= rule.threshold {
         return Ok(Vec::new());
     }
-    let mut models: Vec<(&String, u64)> = rows
+    let mut models: Vec<(&String, u64, bool)> = rows
         .iter()
-        .map(|r| (&r.group[0], r.sums.unpriced()))
-        .filter(|(_, n)| *n > 0)
+        .map(|r| (&r.group[0], r.sums.unpriced(), r.sums.priced > 0))
+        .filter(|(_, n, _)| *n > 0)
         .collect();
     models.sort_by_key(|m| std::cmp::Reverse(m.1));
     let drivers = models
         .iter()
         .take(3)
-        .map(|(m, n)| Driver {
+        .map(|(m, n, has_price)| Driver {
             dimension: "model".into(),
             value: (*m).clone(),
             share_pct: (*n as f64 / unpriced as f64 * 1000.0).round() / 10.0,
-            detail: format!("{n} unpriced calls; add a price with `burnrate prices import`"),
+            detail: unpriced_advice(*n, *has_price),
         })
         .collect();
     let mut evidence = evidence_window(&q, &baseline(&q));
@@ -587,13 +587,24 @@ async fn unpriced(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>
         severity: Severity::Warning,
         title: format!("{ratio:.1}% of calls have no price"),
         text: format!(
-            "{unpriced} of {requests} calls in the last {} h use models with no price, so their cost is missing from every total (never counted as $0). Run `burnrate prices check`.",
+            "{unpriced} of {requests} calls in the last {} h have no price (an unknown model, or no usage reported), so their cost is missing from every total (never counted as $0). Run `burnrate prices check`.",
             rule.window_minutes / 60
         ),
         evidence,
         drivers,
         link: link("/models", &q, &[]),
     }])
+}
+
+/// What to do about a model's unpriced calls. Other calls of the same model were priced,
+/// so a price exists: these calls lack usage (a success that reported no tokens) or use a
+/// tier without a rate, and a new price would not help.
+fn unpriced_advice(calls: u64, model_has_price: bool) -> String {
+    if model_has_price {
+        format!("{calls} unpriced calls of a priced model: they report no usage (send the provider's usage) or use a tier without a rate")
+    } else {
+        format!("{calls} unpriced calls; add a price with `burnrate prices import`")
+    }
 }
 
 /// Rule 8: prompts whose average size is close to (or past) the model's long-context

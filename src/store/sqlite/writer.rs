@@ -117,7 +117,9 @@ fn event_field(measure: &str) -> &'static str {
 /// full as its own kind (503), an overflow naming the event field.
 fn store_error(e: WriteError) -> StoreError {
     match e {
-        WriteError::Overflow(measure) => StoreError::WriteOverflow(event_field(measure).to_string()),
+        WriteError::Overflow(measure) => {
+            StoreError::WriteOverflow(event_field(measure).to_string())
+        }
         WriteError::Db(e) => StoreError::from(&e),
     }
 }
@@ -149,7 +151,9 @@ fn answer(
                 StoreError::WriteOverflow(field) => {
                     tracing::warn!(field, "ingest refused: a stored total would overflow")
                 }
-                other => tracing::error!(error = %other, jobs = batch.len(), "ingest commit failed"),
+                other => {
+                    tracing::error!(error = %other, jobs = batch.len(), "ingest commit failed")
+                }
             }
             for job in batch {
                 let _ = job.reply.send(Err(error.clone()));
