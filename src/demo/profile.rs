@@ -664,6 +664,18 @@ mod tests {
         assert_ne!(first(3), first(4));
     }
 
+    /// Streaming: what the generator holds between calls is the retries in flight and
+    /// one call's events, however many calls it makes.
+    #[test]
+    fn realistic_holds_only_the_retries_in_flight() {
+        let mut generator = ProfileGenerator::new(Profile::realistic(), config(50_000, 5));
+        let mut held = 0;
+        while generator.next().is_some() {
+            held = held.max(generator.ready.len() + generator.delayed.len());
+        }
+        assert!(held < 10, "{held}");
+    }
+
     /// What one pass over a sample counts.
     #[derive(Default)]
     struct Sample {
