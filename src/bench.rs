@@ -1,7 +1,10 @@
 //! `burnrate bench ...`: benchmarks that start the real server as a child process on
-//! loopback and measure it from outside, the way a client sees it.
+//! loopback and measure it from outside, the way a client sees it. Their data is the
+//! realistic demo profile unless `--profile small` asks for the demo's story.
 
-use crate::demo::{DemoConfig, DemoGenerator};
+use crate::cli::profile::ProfileArgs;
+use crate::demo::profile::Profile;
+use crate::demo::DemoConfig;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use std::io::{BufRead, BufReader};
@@ -35,6 +38,12 @@ pub enum BenchCommand {
         url: Option<String>,
         #[arg(long)]
         key: Option<String>,
+        /// Send the events sorted by timestamp (the small profile always is); by
+        /// default the realistic profile's arrival order, with its late calls.
+        #[arg(long)]
+        time_ordered: bool,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// Latency of every read API call and dashboard page over a store of demo events.
     Query {
@@ -47,6 +56,8 @@ pub enum BenchCommand {
         /// Timed requests per call after 3 warm-up requests.
         #[arg(long, default_value_t = 40)]
         rounds: usize,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// Guard latency at a fixed call rate while ingest runs at a fixed event rate.
     Guard {
@@ -58,6 +69,8 @@ pub enum BenchCommand {
         ingest_rate: u64,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// Latency of GET /v1/explain (7 days against the 7 before, three dimensions) and of
     /// GET /v1/gate over the same store as `bench query`.
@@ -68,6 +81,8 @@ pub enum BenchCommand {
         dir: PathBuf,
         #[arg(long, default_value_t = 40)]
         rounds: usize,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
 }
 
@@ -82,22 +97,71 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             dir,
             url,
             key,
-        } => bench_ingest(events, batch, clients, rps, seconds, dir, url.zip(key)).await,
+            time_ordered,
+            profile,
+        } => {
+            let load = Load {
+                events,
+                batch,
+                clients,
+                time_ordered,
+                profile: profile.resolve(DEFAULT_PROFILE)?,
+            };
+            bench_ingest(load, rps, seconds, dir, url.zip(key)).await
+        }
         BenchCommand::Query {
             events,
             dir,
             rounds,
-        } => bench_query(events, &dir, rounds).await,
+            profile,
+        } => bench_query(events, &dir, rounds, &profile).await,
         BenchCommand::Guard {
             rps,
             ingest_rate,
             seconds,
-        } => bench_guard(rps, ingest_rate, seconds).await,
+            profile,
+        } => bench_guard(rps, ingest_rate, seconds, profile.resolve(DEFAULT_PROFILE)?).await,
         BenchCommand::Explain {
             events,
             dir,
             rounds,
-        } => bench_explain(events, &dir, rounds).await,
+            profile,
+        } => bench_explain(events, &dir, rounds, &profile).await,
+    }
+}
+
+const DEFAULT_PROFILE: &str = "realistic";
+
+/// `events` demo calls over 30 days ending now, of a profile (`None`: the small demo).
+fn demo_events(
+    profile: Option<Profile>,
+    events: u64,
+    seed: u64,
+) -> Box<dyn Iterator<Item = serde_json::Value> + Send> {
+    let config = DemoConfig {
+        days: 30,
+        events,
+        end_ms: jiff::Timestamp::now().as_millisecond(),
+        seed,
+        incidents: true,
+    };
+    crate::demo::profile::events(profile, config)
+}
+
+fn profile_label(profile: &Option<Profile>) -> String {
+    match profile {
+        None => "small demo profile".into(),
+        Some(p) => format!(
+            "realistic profile: {} tenants, {} users, {} endpoints, {} prompt versions, {} models, {:.0}% retries, {:.0}% late by up to {} h",
+            p.tenants,
+            p.users,
+            p.endpoints,
+            p.prompt_versions,
+            p.models,
+            p.retry_share * 100.0,
+            p.late_share * 100.0,
+            p.max_late_ms / 3_600_000
+        ),
     }
 }
 
@@ -184,10 +248,49 @@ fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-async fn bench_ingest(
+/// What `bench ingest` sends: `events` demo calls in bodies of `batch` events.
+struct Load {
     events: usize,
     batch: usize,
     clients: usize,
+    time_ordered: bool,
+    profile: Option<Profile>,
+}
+
+/// The load's request bodies and the size of its events as NDJSON. The small demo
+/// draws times at random, so it is sorted by time as live traffic would be; the
+/// realistic profile is already in arrival order.
+fn ingest_bodies_of(load: &Load) -> (Vec<String>, usize, usize) {
+    let mut events = demo_events(load.profile.clone(), load.events as u64, 1);
+    if load.profile.is_none() || load.time_ordered {
+        let mut all: Vec<serde_json::Value> = events.collect();
+        all.sort_by_cached_key(|e| {
+            e["timestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map_or(0, |t| t.as_millisecond())
+        });
+        events = Box::new(all.into_iter());
+    }
+    let (mut bodies, mut count, mut raw_bytes) = (Vec::new(), 0, 0);
+    let mut chunk = Vec::with_capacity(load.batch);
+    for e in events {
+        count += 1;
+        raw_bytes += e.to_string().len() + 1;
+        chunk.push(e);
+        if chunk.len() == load.batch {
+            bodies.push(serde_json::to_string(&chunk).unwrap_or_default());
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        bodies.push(serde_json::to_string(&chunk).unwrap_or_default());
+    }
+    (bodies, count, raw_bytes)
+}
+
+async fn bench_ingest(
+    load: Load,
     rps: u64,
     seconds: u64,
     dir: Option<PathBuf>,
@@ -206,31 +309,19 @@ async fn bench_ingest(
     };
     let now = jiff::Timestamp::now().as_millisecond();
 
-    println!("generating {events} events in batches of {batch} ...");
-    let generator = DemoGenerator::new(DemoConfig {
-        days: 30,
-        events: events as u64,
-        end_ms: now,
-        seed: 1,
-        incidents: true,
-    });
-    let mut all: Vec<serde_json::Value> = generator.collect();
-    // Live traffic arrives in time order; the generator draws times at random, which
-    // would make every time-keyed index insert land on a random page.
-    all.sort_by_cached_key(|e| {
-        e["timestamp"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map_or(0, |t| t.as_millisecond())
-    });
-    let raw_bytes: usize = all.iter().map(|e| e.to_string().len() + 1).sum();
-    let bodies: Arc<Vec<String>> = Arc::new(
-        all.chunks(batch)
-            .map(|c| serde_json::to_string(c).unwrap())
-            .collect(),
+    let (batch, clients) = (load.batch, load.clients);
+    println!(
+        "generating {} calls in batches of {batch} events ({}) ...",
+        load.events,
+        profile_label(&load.profile)
     );
-    let total_events = all.len();
-    drop(all);
+    let (bodies, total_events, raw_bytes) = ingest_bodies_of(&load);
+    let bodies = Arc::new(bodies);
+    let order = if load.profile.is_none() || load.time_ordered {
+        "time order"
+    } else {
+        "arrival order"
+    };
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients * 2)
@@ -287,9 +378,10 @@ async fn bench_ingest(
     println!();
     println!("machine: {cores} cores");
     println!(
-        "batched ingest: {total_events} events ({accepted} accepted) in {elapsed:.2}s = {:.0} events/s ({clients} clients, {batch} events/batch, synchronous=FULL)",
+        "batched ingest: {total_events} events ({accepted} accepted) in {elapsed:.2}s = {:.0} events/s ({clients} clients, {batch} events/batch, {order}, synchronous=FULL)",
         total_events as f64 / elapsed
     );
+    println!("data: {}", profile_label(&load.profile));
     println!(
         "single event: {} requests, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         latencies.len(),
@@ -369,15 +461,17 @@ fn tempdir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 /// Fill `db` with demo events (30 days) through the normal CLI path; returns the size of
 /// the same events as NDJSON, for comparing storage.
-fn fill_store(db: &Path, events: u64) -> anyhow::Result<u64> {
-    let generator = DemoGenerator::new(DemoConfig {
-        days: 30,
-        events,
-        end_ms: jiff::Timestamp::now().as_millisecond(),
-        seed: 42,
-        incidents: true,
-    });
-    let ndjson_bytes: u64 = generator.map(|e| e.to_string().len() as u64 + 1).sum();
+fn fill_store(db: &Path, events: u64, profile: &ProfileArgs) -> anyhow::Result<u64> {
+    let resolved = profile.resolve(DEFAULT_PROFILE)?;
+    // The small demo draws times at random: written in time order, as live traffic
+    // would be. The realistic profile is written as it arrives, late calls included.
+    let order: &[&str] = match resolved {
+        None => &["--time-ordered"],
+        Some(_) => &[],
+    };
+    let ndjson_bytes: u64 = demo_events(resolved, events, 42)
+        .map(|e| e.to_string().len() as u64 + 1)
+        .sum();
     let count = std::process::Command::new(std::env::current_exe()?)
         .args([
             "--db",
@@ -387,8 +481,9 @@ fn fill_store(db: &Path, events: u64) -> anyhow::Result<u64> {
             &events.to_string(),
             "--seed",
             "42",
-            "--time-ordered",
         ])
+        .args(order)
+        .args(profile.to_args(DEFAULT_PROFILE))
         .status()?;
     if !count.success() {
         bail!("burnrate demo failed");
@@ -406,12 +501,13 @@ fn rss_mb(pid: u32) -> f64 {
 }
 
 /// The store of demo events that `bench query` and `bench explain` share: generated once
-/// into `dir`, reused while a marker says it holds `events`. Returns the database and
-/// the size of the same events as NDJSON.
-fn bench_store(events: u64, dir: &Path) -> anyhow::Result<(PathBuf, u64)> {
+/// into `dir`, reused while a marker says it holds `events` of the same profile. Returns
+/// the database and the size of the same events as NDJSON.
+fn bench_store(events: u64, dir: &Path, profile: &ProfileArgs) -> anyhow::Result<(PathBuf, u64)> {
     std::fs::create_dir_all(dir)?;
     let db = dir.join("query.db");
-    let marker = dir.join(format!("filled-{events}"));
+    let flags = profile.to_args(DEFAULT_PROFILE).join("_").replace("--", "");
+    let marker = dir.join(format!("filled-{events}-{flags}"));
     let ndjson_bytes = if marker.exists() {
         std::fs::read_to_string(&marker)?
             .trim()
@@ -422,11 +518,12 @@ fn bench_store(events: u64, dir: &Path) -> anyhow::Result<(PathBuf, u64)> {
             let _ = std::fs::remove_file(dir.join(f));
         }
         println!(
-            "generating {events} demo events over 30 days (once; kept in {}) ...",
+            "generating {events} demo calls over 30 days, {} (once; kept in {}) ...",
+            profile_label(&profile.resolve(DEFAULT_PROFILE)?),
             dir.display()
         );
         let started = Instant::now();
-        let bytes = fill_store(&db, events)?;
+        let bytes = fill_store(&db, events, profile)?;
         println!("  done in {:.0}s", started.elapsed().as_secs_f64());
         std::fs::write(&marker, bytes.to_string())?;
         bytes
@@ -434,8 +531,13 @@ fn bench_store(events: u64, dir: &Path) -> anyhow::Result<(PathBuf, u64)> {
     Ok((db, ndjson_bytes))
 }
 
-async fn bench_query(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<()> {
-    let (db, ndjson_bytes) = bench_store(events, dir)?;
+async fn bench_query(
+    events: u64,
+    dir: &Path,
+    rounds: usize,
+    profile: &ProfileArgs,
+) -> anyhow::Result<()> {
+    let (db, ndjson_bytes) = bench_store(events, dir, profile)?;
     let key = create_key(&db, "read")?;
     let server = ServerProcess::start(&db, &[])?;
     let client = reqwest::Client::builder()
@@ -568,7 +670,8 @@ async fn bench_query(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<(
     let db_bytes = file_size(&db) + file_size(&dir.join("query.db-wal"));
     println!();
     println!(
-        "store: {events} demo events over 30 days; {:.0} MB on disk vs {:.0} MB as NDJSON ({:.0}%)",
+        "store: {events} demo calls over 30 days ({}); {:.0} MB on disk vs {:.0} MB as NDJSON ({:.0}%)",
+        profile_label(&profile.resolve(DEFAULT_PROFILE)?),
         db_bytes as f64 / 1e6,
         ndjson_bytes as f64 / 1e6,
         db_bytes as f64 / ndjson_bytes.max(1) as f64 * 100.0
@@ -582,10 +685,17 @@ async fn bench_query(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<(
 
 const GUARD_TENANTS: usize = 50;
 
-/// A server with 50 per-tenant budgets, a workspace budget and a rate cap; ingest at
-/// `ingest_rate` events/s in the background, guard calls at `rps` (open loop), each
-/// reserving against its tenant's budget and settled by an event with its id.
-async fn bench_guard(rps: u64, ingest_rate: u64, seconds: u64) -> anyhow::Result<()> {
+/// A server with budgets for the profile's 50 biggest tenants, a workspace budget and a
+/// rate cap; the profile's events of the last day ingested at `ingest_rate` events/s in
+/// the background, guard calls at `rps` (open loop), each reserving against its
+/// tenant's budget. (The small demo names its tenants otherwise: with it only the
+/// workspace budget sees the ingest.)
+async fn bench_guard(
+    rps: u64,
+    ingest_rate: u64,
+    seconds: u64,
+    profile: Option<Profile>,
+) -> anyhow::Result<()> {
     let tmp = tempdir(None)?;
     let db = tmp.join("bench.db");
     let key = create_key(&db, "admin")?;
@@ -603,8 +713,8 @@ async fn bench_guard(rps: u64, ingest_rate: u64, seconds: u64) -> anyhow::Result
     for t in 0..GUARD_TENANTS {
         post(
             "/v1/budgets",
-            serde_json::json!({"name": format!("tenant-{t}"), "period": "day", "limitUsd": 1000,
-                "action": "block", "scope": {"tenantId": format!("tenant-{t}")}}),
+            serde_json::json!({"name": guard_tenant(t), "period": "day", "limitUsd": 1000,
+                "action": "block", "scope": {"tenantId": guard_tenant(t)}}),
         )
         .send()
         .await?
@@ -631,11 +741,11 @@ async fn bench_guard(rps: u64, ingest_rate: u64, seconds: u64) -> anyhow::Result
         "guard decision in process (51 budgets, a commit of 500 events applied every 25 ms meanwhile): p50 {:.1} us, p99 {:.1} us",
         decision_p50, decision_p99
     );
-    let ingest_batches = ingest_bodies(ingest_rate, seconds + 1, now)?;
+    let ingest_batches = ingest_bodies(ingest_rate * (seconds + 1), now, profile);
     let guard_bodies: Vec<String> = (0..rps * seconds)
         .map(|i| {
             serde_json::json!({
-                "endpointTag": "bench.guard", "tenantId": format!("tenant-{}", i as usize % GUARD_TENANTS),
+                "endpointTag": "bench.guard", "tenantId": guard_tenant(i as usize % GUARD_TENANTS),
                 "estimatedCostUsd": 0.002, "externalRequestId": format!("guard-{now}-{i}")
             })
             .to_string()
@@ -769,29 +879,30 @@ fn guard_decision_in_process(now: i64) -> (f64, f64) {
     (us(percentile(&times, 0.5)), us(percentile(&times, 0.99)))
 }
 
+/// The realistic profile's tenant of that rank (its 50 biggest carry about half the
+/// traffic).
+fn guard_tenant(rank: usize) -> String {
+    crate::demo::profile::tenant_name(rank as u32)
+}
+
 const BATCH: u64 = 500;
 
-/// `rate * seconds` demo-like events as JSON batches of 500.
-fn ingest_bodies(rate: u64, seconds: u64, now: i64) -> anyhow::Result<Vec<String>> {
-    let ts = jiff::Timestamp::from_millisecond(now)?.to_string();
-    let batches = (rate * seconds).div_ceil(BATCH);
-    Ok((0..batches)
-        .map(|b| {
-            let events: Vec<serde_json::Value> = (0..BATCH)
-                .map(|i| {
-                    let n = b * BATCH + i;
-                    serde_json::json!({
-                        "externalRequestId": format!("bg-{now}-{n}"), "timestamp": ts,
-                        "provider": "openai", "model": "gpt-4o-mini", "endpointTag": "bench.ingest",
-                        "tenantId": format!("tenant-{}", n as usize % GUARD_TENANTS),
-                        "inputTokens": 1200, "cachedTokens": 200, "outputTokens": 300,
-                        "status": "success"
-                    })
-                })
-                .collect();
-            serde_json::to_string(&events).unwrap_or_default()
-        })
-        .collect())
+/// `calls` demo calls of the last day ending at `now`, as JSON batches of 500 events.
+fn ingest_bodies(calls: u64, now: i64, profile: Option<Profile>) -> Vec<String> {
+    let config = DemoConfig {
+        days: 1,
+        events: calls,
+        end_ms: now,
+        seed: now as u64,
+        incidents: true,
+    };
+    let mut events = crate::demo::profile::events(profile, config).peekable();
+    let mut bodies = Vec::new();
+    while events.peek().is_some() {
+        let batch: Vec<serde_json::Value> = events.by_ref().take(BATCH as usize).collect();
+        bodies.push(serde_json::to_string(&batch).unwrap_or_default());
+    }
+    bodies
 }
 
 /// Send the batches on a schedule of `rate` events/s; returns (events accepted, seconds).
@@ -855,8 +966,31 @@ async fn time_get(
     Ok((ms(percentile(&times, 0.5)), ms(percentile(&times, 0.95))))
 }
 
-async fn bench_explain(events: u64, dir: &Path, rounds: usize) -> anyhow::Result<()> {
-    let (db, _) = bench_store(events, dir)?;
+/// The gate call: the small demo's costly deploy over a week, or the realistic busiest
+/// endpoint's two newest versions over the 30 days (a newer version can be older than
+/// a week, and its baseline then has no calls in the last one).
+/// None when a profile's busiest endpoint has fewer than two versions.
+fn gate_call(profile: &Option<Profile>) -> Option<(&'static str, String)> {
+    let Some(profile) = profile else {
+        return Some((
+            "gate summarize.doc v4 vs v3, 7d",
+            "/v1/gate?dataMode=demo&endpointTag=summarize.doc&candidate=summarize_v4&baseline=summarize_v3".to_string(),
+        ));
+    };
+    let (endpoint, candidate, baseline) = crate::demo::profile::gate_example(profile)?;
+    Some((
+        "gate busiest endpoint's newest versions, 30d",
+        format!("/v1/gate?dataMode=demo&since=30d&endpointTag={endpoint}&candidate={candidate}&baseline={baseline}"),
+    ))
+}
+
+async fn bench_explain(
+    events: u64,
+    dir: &Path,
+    rounds: usize,
+    profile: &ProfileArgs,
+) -> anyhow::Result<()> {
+    let (db, _) = bench_store(events, dir, profile)?;
     let key = create_key(&db, "read")?;
     let server = ServerProcess::start(&db, &[])?;
     let client = reqwest::Client::new();
@@ -887,19 +1021,20 @@ async fn bench_explain(events: u64, dir: &Path, rounds: usize) -> anyhow::Result
             "explain 24h vs 24h, 3 dims",
             format!("/v1/explain?{d}&from={}&to={}", t(now - WEEK / 7), t(now)),
         ),
-        (
-            "gate summarize.doc v4 vs v3, 7d",
-            "/v1/gate?dataMode=demo&endpointTag=summarize.doc&candidate=summarize_v4&baseline=summarize_v3".to_string(),
-        ),
-    ];
+    ]
+    .into_iter()
+    .chain(gate_call(&profile.resolve(DEFAULT_PROFILE)?));
     println!("{:<42} {:>10} {:>10}", "call", "p50 ms", "p95 ms");
-    for (name, path) in &calls {
-        let (p50, p95) = time_get(&client, &server.url, &key, path, rounds).await?;
+    for (name, path) in calls {
+        let (p50, p95) = time_get(&client, &server.url, &key, &path, rounds).await?;
         println!("{name:<42} {p50:>10.2} {p95:>10.2}");
     }
     let rss = rss_mb(server.pid());
     server.stop()?;
     println!();
-    println!("store: {events} demo events over 30 days; server RSS after the run: {rss:.0} MB");
+    println!(
+        "store: {events} demo calls over 30 days ({}); server RSS after the run: {rss:.0} MB",
+        profile_label(&profile.resolve(DEFAULT_PROFILE)?)
+    );
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod control;
 pub mod explain;
+pub mod profile;
 pub mod remote;
 
 use crate::app::{load_prices, system_clock, AppState};
@@ -153,6 +154,7 @@ pub struct ServeArgs {
 pub struct DemoArgs {
     #[arg(long, default_value_t = 30)]
     pub days: u32,
+    /// Calls to generate (a retried call is two events).
     #[arg(long, default_value_t = 60_000)]
     pub events: u64,
     #[arg(long, default_value = "default")]
@@ -163,11 +165,15 @@ pub struct DemoArgs {
     /// set reproducible, as the golden tests need.
     #[arg(long, value_parser = parse_timestamp)]
     pub end: Option<jiff::Timestamp>,
-    /// No spike, no costly prompt deploy, no unpriced model: ordinary traffic only.
+    /// No spike, no costly prompt deploy, no unpriced model: ordinary traffic only (for
+    /// the realistic profile: no unpriced model).
     #[arg(long)]
     pub clean: bool,
+    #[command(flatten)]
+    pub profile: profile::ProfileArgs,
     /// Write the events in timestamp order, as live traffic arrives (slower: they are
-    /// sorted through one temporary file per day). The benchmarks' stores use it.
+    /// sorted through one temporary file per day). The small profile's benchmark stores
+    /// use it; the realistic profile is already in arrival order, late calls included.
     #[arg(long)]
     pub time_ordered: bool,
 }
@@ -375,6 +381,7 @@ async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> 
             end: None,
             clean: false,
             time_ordered: false,
+            profile: Default::default(),
         };
         demo(store.as_ref(), &args).await?;
     }
@@ -598,7 +605,8 @@ fn line_list(lines: &[usize]) -> String {
 }
 
 async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
-    use crate::demo::{DemoConfig, DemoGenerator};
+    use crate::demo::DemoConfig;
+    let profile = args.profile.resolve("small")?;
     let ws = workspace_id(store, &args.workspace).await?;
     let config = DemoConfig {
         days: args.days,
@@ -610,8 +618,9 @@ async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
         seed: args.seed,
         incidents: !args.clean,
     };
-    let (spike_from, spike_to) = config.spike_window();
-    let generator = DemoGenerator::new(config);
+    // Only the small profile tells the spike's story.
+    let spike = profile.is_none().then(|| config.spike_window());
+    let generator = crate::demo::profile::events(profile, config);
     let mut loader = Loader::new(store, ws).await?;
     let progress = indicatif::ProgressBar::new(args.events);
     let spill = std::env::temp_dir().join(format!("burnrate-demo-{}", std::process::id()));
@@ -636,13 +645,12 @@ async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
             .map(|t| t.to_string())
             .unwrap_or_default()
     };
+    let spike = spike
+        .map(|(from, to)| format!("; cost spike {} .. {}", fmt(from), fmt(to)))
+        .unwrap_or_default();
     println!(
-        "demo: {} events written to workspace {:?} (dataMode=demo, {} days); cost spike {} .. {}",
-        loader.accepted,
-        args.workspace,
-        args.days,
-        fmt(spike_from),
-        fmt(spike_to)
+        "demo: {} events written to workspace {:?} (dataMode=demo, {} days){spike}",
+        loader.accepted, args.workspace, args.days,
     );
     Ok(loader.accepted)
 }

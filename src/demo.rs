@@ -2,6 +2,8 @@
 //! tenants, prompt-version deploys, retries, errors, a few unknown models and one visible
 //! cost spike, so the first screen is not empty. Pure: the caller passes the end time.
 
+pub mod profile;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
