@@ -5,18 +5,19 @@ pub mod explain;
 pub mod profile;
 pub mod remote;
 
-use crate::app::{load_prices, system_clock, AppState};
+use crate::app::load_prices;
 use crate::auth;
 use crate::ingest::{self, Item};
+use crate::load::{workspace_id, DemoRun, Loader, CHUNK};
 use crate::price::book::BookFile;
 use crate::price::{self, litellm, Layer, PriceBook};
 use crate::ratelimit::RateConfig;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Scope, Store, StoredBook, WorkspaceId};
+use crate::store::{Scope, Store, StoredBook};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -302,6 +303,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|_| ExitCode::SUCCESS)
         }
         Command::Gate(args) => return Ok(explain::gate(&cli.db, args).await),
+        Command::Serve(args) => return serve(cli.db, args).await.map(|_| ExitCode::SUCCESS),
         _ => {}
     }
     let store: Arc<dyn Store> = Arc::new(
@@ -309,13 +311,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("opening database {}", cli.db.display()))?,
     );
     let result = match cli.command {
-        Command::Serve(args) => serve(store.clone(), &cli.db, args).await,
         Command::Import {
             file,
             workspace,
             allow_rejects,
         } => import(store.as_ref(), &file, &workspace, allow_rejects).await,
-        Command::Demo(args) => demo(store.as_ref(), &args).await.map(|_| ()),
+        Command::Demo(args) => demo(store.as_ref(), args).await,
         Command::Workspaces(cmd) => workspaces(store.as_ref(), cmd).await,
         Command::Keys(cmd) => keys(store.as_ref(), cmd).await,
         Command::Prices(cmd) => prices(store.as_ref(), cmd).await,
@@ -323,7 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query { file, workspace } => query_file(store.as_ref(), &file, &workspace).await,
         Command::Budgets(cmd) => control::budgets(store.clone(), cmd).await,
         Command::Alerts(cmd) => control::alerts(store.clone(), cmd).await,
-        Command::Bench(_) | Command::Explain(_) | Command::Gate(_) => {
+        Command::Serve(_) | Command::Bench(_) | Command::Explain(_) | Command::Gate(_) => {
             unreachable!("handled above")
         }
     };
@@ -349,160 +350,49 @@ pub fn usage_exit_code(e: &clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn workspace_id(store: &dyn Store, name: &str) -> anyhow::Result<WorkspaceId> {
-    match store.workspace(name.to_string()).await? {
-        Some(w) => Ok(w.id),
-        None => {
-            bail!("no workspace named {name:?}; create it with `burnrate workspaces create {name}`")
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down: no new connections, finishing in-flight requests");
-}
-
-async fn serve(store: Arc<dyn Store>, db: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
-    if args.demo && store.event_count().await? == 0 {
-        let args = DemoArgs {
-            days: 30,
-            events: 60_000,
-            workspace: "default".into(),
-            seed: 42,
-            end: None,
-            clean: false,
-            time_ordered: false,
-            profile: Default::default(),
-        };
-        demo(store.as_ref(), &args).await?;
-    }
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    if store.claim_first_start().await? {
-        let key = auth::new_key();
-        store
-            .create_key(
-                "default".into(),
-                Scope::Admin,
-                auth::hash_key(&key),
-                auth::key_prefix(&key),
-                Some("first-start admin".into()),
-            )
-            .await?;
-        print_first_start(db, &addr.to_string(), &key);
-    }
-    let rate = RateConfig {
-        per_second: args.ingest_rate,
-        burst: args.ingest_burst.max(args.ingest_rate),
+/// The server with the flags' settings, until Ctrl-C or SIGTERM.
+async fn serve(db: PathBuf, args: ServeArgs) -> anyhow::Result<()> {
+    let config = crate::server::Config {
+        db,
+        listen: args.listen,
+        demo: args.demo,
+        rate: RateConfig {
+            per_second: args.ingest_rate,
+            burst: args.ingest_burst.max(args.ingest_rate),
+        },
+        reservation_ttl_ms: args.reservation_ttl_secs as i64 * 1000,
+        public_url: args.public_url,
+        alerts: !args.no_alerts,
+        limits: crate::http::server::Limits {
+            header_read_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+            max_connections: args.max_connections as usize,
+        },
     };
-    let state = Arc::new(
-        AppState::new(
-            store.clone(),
-            rate,
-            args.reservation_ttl_secs as i64 * 1000,
-            args.public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{addr}")),
-            system_clock(),
-        )
-        .await?,
-    );
-    let reloader = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                if let Err(e) = state.refresh_prices().await {
-                    tracing::warn!(error = %e, "price book reload failed");
-                }
-                if let Err(e) = state.budgets.reload_all().await {
-                    tracing::warn!(error = %e, "budget reload failed");
-                }
-                if let Err(e) = state.settings.reload_all().await {
-                    tracing::warn!(error = %e, "workspace settings reload failed");
-                }
-            }
-        })
+    crate::server::run(config, crate::server::shutdown_signal()).await
+}
+
+/// Demo traffic as the flags describe it.
+async fn demo(store: &dyn Store, args: DemoArgs) -> anyhow::Result<()> {
+    let profile = args.profile.resolve("small")?;
+    let run = DemoRun {
+        workspace: args.workspace,
+        config: crate::demo::DemoConfig {
+            days: args.days,
+            events: args.events,
+            end_ms: args
+                .end
+                .unwrap_or_else(jiff::Timestamp::now)
+                .as_millisecond(),
+            seed: args.seed,
+            incidents: !args.clean,
+        },
+        profile,
+        time_ordered: args.time_ordered,
     };
-    let evaluator = (!args.no_alerts).then(|| crate::alert::engine::Alerts::spawn(state.clone()));
-    println!("listening on http://{addr}");
-    std::io::stdout().flush()?;
-    tracing::info!(%addr, db = %db.display(), "serving");
-    let limits = crate::http::server::Limits {
-        header_read_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
-        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
-        max_connections: args.max_connections as usize,
-    };
-    crate::http::serve(listener, state, limits, shutdown_signal()).await?;
-    reloader.abort();
-    if let Some(evaluator) = evaluator {
-        evaluator.abort();
-    }
-    tracing::info!("in-flight requests done; closing the store");
-    Ok(())
+    crate::load::demo(store, run).await.map(|_| ())
 }
 
-fn print_first_start(db: &std::path::Path, addr: &str, key: &str) {
-    let event = r#"{"externalRequestId":"hello-1","provider":"openai","model":"gpt-4o-mini","endpointTag":"hello.world","inputTokens":1200,"cachedTokens":200,"outputTokens":300,"status":"success"}"#;
-    println!("new database {} with workspace \"default\"", db.display());
-    println!("admin key (shown once, keep it safe): {key}");
-    println!("post a first event:");
-    println!("  curl -sS http://{addr}/v1/ingest/llm-request -H 'X-API-Key: {key}' -H 'Content-Type: application/json' -d '{event}'");
-    println!("then see it priced:");
-    println!("  curl -sS http://{addr}/v1/events -H 'X-API-Key: {key}'");
-}
-
-/// Validate, price and store items in chunks; shared by `import` and `demo`.
-struct Loader<'a> {
-    store: &'a dyn Store,
-    workspace: WorkspaceId,
-    book: PriceBook,
-    accepted: usize,
-    duplicates: usize,
-    rejected: usize,
-    warnings: usize,
-    settings: crate::settings::IngestSettings,
-}
-
-impl<'a> Loader<'a> {
-    async fn new(store: &'a dyn Store, workspace: WorkspaceId) -> anyhow::Result<Loader<'a>> {
-        Ok(Loader {
-            store,
-            workspace,
-            book: load_prices(store).await?,
-            accepted: 0,
-            duplicates: 0,
-            rejected: 0,
-            warnings: 0,
-            settings: crate::settings::load(store, workspace).await?,
-        })
-    }
-
-    /// Returns the rejected items' positions in `items` with their errors.
-    async fn load(&mut self, items: Vec<Item<'_>>) -> anyhow::Result<Vec<ingest::Rejected>> {
-        let now = jiff::Timestamp::now().as_millisecond();
-        let prepared = ingest::prepare(items, &self.book, &self.settings, now);
-        self.rejected += prepared.rejected.len();
-        self.warnings += prepared.warnings.len() + prepared.warnings_omitted;
-        let outcome = self.store.ingest(self.workspace, prepared.events).await?;
-        self.accepted += outcome.accepted();
-        self.duplicates += outcome.duplicates();
-        Ok(prepared.rejected)
-    }
-}
-
-const CHUNK: usize = 5_000;
 /// Stands in for a line that is not UTF-8 (a NUL can never start a JSON event).
 const INVALID_UTF8: &str = "\0invalid utf-8";
 
@@ -602,107 +492,6 @@ fn line_list(lines: &[usize]) -> String {
         Some(more) if more > 0 => format!("{}, ... and {more} more", shown.join(", ")),
         _ => shown.join(", "),
     }
-}
-
-async fn demo(store: &dyn Store, args: &DemoArgs) -> anyhow::Result<usize> {
-    use crate::demo::DemoConfig;
-    let profile = args.profile.resolve("small")?;
-    let ws = workspace_id(store, &args.workspace).await?;
-    let config = DemoConfig {
-        days: args.days,
-        events: args.events,
-        end_ms: args
-            .end
-            .unwrap_or_else(jiff::Timestamp::now)
-            .as_millisecond(),
-        seed: args.seed,
-        incidents: !args.clean,
-    };
-    // Only the small profile tells the spike's story.
-    let spike = profile.is_none().then(|| config.spike_window());
-    let generator = crate::demo::profile::events(profile, config);
-    let mut loader = Loader::new(store, ws).await?;
-    let progress = indicatif::ProgressBar::new(args.events);
-    let spill = std::env::temp_dir().join(format!("burnrate-demo-{}", std::process::id()));
-    let mut texts: Box<dyn Iterator<Item = String>> = if args.time_ordered {
-        Box::new(in_time_order(generator, spill.clone())?)
-    } else {
-        Box::new(generator.map(|v| v.to_string()))
-    };
-    loop {
-        let batch: Vec<String> = texts.by_ref().take(CHUNK).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let chunk: Vec<Item> = batch.iter().map(|t| ingest::parse_item(t)).collect();
-        progress.inc(chunk.len() as u64);
-        loader.load(chunk).await?;
-    }
-    let _ = std::fs::remove_dir_all(&spill);
-    progress.finish_and_clear();
-    let fmt = |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    };
-    let spike = spike
-        .map(|(from, to)| format!("; cost spike {} .. {}", fmt(from), fmt(to)))
-        .unwrap_or_default();
-    println!(
-        "demo: {} events written to workspace {:?} (dataMode=demo, {} days){spike}",
-        loader.accepted, args.workspace, args.days,
-    );
-    Ok(loader.accepted)
-}
-
-/// The demo's events in timestamp order, as a live app writes them (the generator draws
-/// times at random). Spilled to one file per UTC day, each sorted in memory when read.
-fn in_time_order(
-    events: impl Iterator<Item = serde_json::Value>,
-    dir: std::path::PathBuf,
-) -> anyhow::Result<impl Iterator<Item = String>> {
-    use std::io::{BufRead, Write};
-    std::fs::create_dir_all(&dir)?;
-    let mut files: std::collections::BTreeMap<i64, std::io::BufWriter<std::fs::File>> =
-        Default::default();
-    for e in events {
-        let ms = e["timestamp"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map_or(0, |t| t.as_millisecond());
-        let day = ms.div_euclid(86_400_000);
-        let file = match files.entry(day) {
-            std::collections::btree_map::Entry::Occupied(f) => f.into_mut(),
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                let file = std::fs::File::create(dir.join(format!("{day}.tsv")))?;
-                slot.insert(std::io::BufWriter::new(file))
-            }
-        };
-        writeln!(file, "{ms}\t{e}")?;
-    }
-    let days: Vec<i64> = files.keys().copied().collect();
-    for (_, mut file) in files {
-        file.flush()?;
-    }
-    Ok(days.into_iter().flat_map(move |day| {
-        let path = dir.join(format!("{day}.tsv"));
-        let file = std::fs::File::open(&path).map(std::io::BufReader::new);
-        let mut lines: Vec<(i64, String)> = file
-            .map(|f| {
-                f.lines()
-                    .map_while(Result::ok)
-                    .filter_map(|l| {
-                        let (ms, json) = l.split_once('\t')?;
-                        Some((ms.parse().ok()?, json.to_string()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let _ = std::fs::remove_file(&path);
-        // Stable: the attempts of one call keep their order.
-        lines.sort_by_key(|(ms, _)| *ms);
-        lines.into_iter().map(|(_, json)| json)
-    }))
 }
 
 async fn workspaces(store: &dyn Store, cmd: WorkspaceCommand) -> anyhow::Result<()> {

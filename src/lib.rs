@@ -16,6 +16,8 @@
 //! - `notify`: alert messages rendered for webhook, Slack, PagerDuty; delivery with retries
 //! - `store`: the `Store` trait and its SQLite backend (the only SQL)
 //! - `app`, `http`: the server's state and its axum API (the only axum)
+//! - `server`: the server's lifecycle (store, state, background loops, serve, shutdown)
+//! - `load`: bulk writes outside HTTP (`import`'s lines, demo traffic)
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
 //! - `window`: window lengths ("7d") for the CLI's --since and the API's since= (pure)
@@ -33,12 +35,14 @@ pub mod explain;
 pub mod gate;
 pub mod http;
 pub mod ingest;
+pub mod load;
 pub mod money;
 pub mod notify;
 pub mod price;
 pub mod query;
 pub mod ratelimit;
 pub mod report;
+pub mod server;
 pub mod settings;
 pub mod store;
 pub mod validate;

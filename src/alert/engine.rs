@@ -310,25 +310,6 @@ impl Alerts {
         }
         Ok(())
     }
-
-    /// Evaluate every workspace once a minute until the server stops.
-    pub fn spawn(state: Arc<crate::app::AppState>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Ok(workspaces) = state.store.workspaces().await else {
-                    continue;
-                };
-                for ws in workspaces {
-                    if let Err(e) = state.alerts.evaluate_once(ws.id, &state.prices()).await {
-                        tracing::warn!(error = %e, workspace = ws.id, "alert evaluation failed");
-                    }
-                }
-            }
-        })
-    }
 }
 
 fn alert_body(
