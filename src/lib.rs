@@ -20,6 +20,7 @@
 //! - `load`: bulk writes outside HTTP (`import`'s lines, demo traffic)
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
+//! - `clock`: the services' source of "now" (the system's, or a test's)
 //! - `window`: window lengths ("7d") for the CLI's --since and the API's since= (pure)
 
 pub mod alert;
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod bench;
 pub mod budget;
 pub mod cli;
+pub mod clock;
 pub mod dedupe;
 pub mod demo;
 pub mod event;

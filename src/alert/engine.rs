@@ -41,7 +41,7 @@ pub struct Alerts {
     http: reqwest::Client,
     /// Absolute base of dashboard links in notifications.
     public_url: String,
-    clock: crate::app::Clock,
+    clock: crate::clock::Clock,
     pub retry: RetryPolicy,
 }
 
@@ -50,7 +50,7 @@ impl Alerts {
         store: Arc<dyn Store>,
         budgets: Arc<Budgets>,
         public_url: String,
-        clock: crate::app::Clock,
+        clock: crate::clock::Clock,
     ) -> Alerts {
         Alerts {
             store,

@@ -6,8 +6,9 @@
 
 mod background;
 
-use crate::app::{system_clock, AppState};
+use crate::app::AppState;
 use crate::auth;
+use crate::clock::system_clock;
 use crate::http::server::Limits;
 use crate::load::{self, DemoRun};
 use crate::ratelimit::RateConfig;
