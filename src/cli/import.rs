@@ -24,21 +24,9 @@ pub async fn import(
     allow_rejects: bool,
 ) -> anyhow::Result<()> {
     let ws = workspace_id(store, workspace).await?;
-    let reader: Box<dyn BufRead> = if file == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin()))
-    } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(file).with_context(|| format!("opening {file}"))?,
-        ))
-    };
+    let reader = open_lines(file)?;
     let mut loader = Loader::new(store, ws).await?;
-    let progress = indicatif::ProgressBar::new_spinner();
-    progress.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {human_pos} events read, {per_sec} [{elapsed}]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
+    let progress = spinner();
     let started = std::time::Instant::now();
     // Lines of one chunk, kept as text: the parsed events borrow their strings.
     let mut lines_text: Vec<String> = Vec::with_capacity(CHUNK);
@@ -53,25 +41,10 @@ pub async fn import(
             line_numbers.push(i + 1);
         }
         if lines_text.len() == CHUNK || lines.peek().is_none() {
-            let items: Vec<Item> = lines_text
-                .iter()
-                .map(|text| match text.as_str() {
-                    INVALID_UTF8 => Err(vec![crate::event::FieldError::new(
-                        "body",
-                        "line is not valid UTF-8",
-                    )]),
-                    text => ingest::parse_item(text),
-                })
-                .collect();
-            for bad in loader.load(items).await? {
-                let reasons: Vec<String> = bad
-                    .errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect();
+            for bad in loader.load(items_of(&lines_text)).await? {
                 let line = line_numbers[bad.index];
                 rejected_lines.push(line);
-                progress.suspend(|| eprintln!("line {line}: {}", reasons.join("; ")));
+                progress.suspend(|| eprintln!("line {line}: {}", reasons(&bad)));
             }
             progress.inc(line_numbers.len() as u64);
             line_numbers.clear();
@@ -79,16 +52,8 @@ pub async fn import(
         }
     }
     progress.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
+    print_counts(&loader, started.elapsed().as_secs_f64());
     let total = loader.accepted + loader.duplicates + loader.rejected;
-    println!(
-        "read {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected, {} warnings",
-        total as f64 / secs.max(1e-9),
-        loader.accepted,
-        loader.duplicates,
-        loader.rejected,
-        loader.warnings
-    );
     if rejected_lines.is_empty() {
         return Ok(());
     }
@@ -103,6 +68,64 @@ pub async fn import(
         return Ok(());
     }
     bail!("{message} (--allow-rejects to exit 0)")
+}
+
+/// The file's lines, or stdin's for "-".
+fn open_lines(file: &str) -> anyhow::Result<Box<dyn BufRead>> {
+    Ok(if file == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("opening {file}"))?,
+        ))
+    })
+}
+
+fn spinner() -> indicatif::ProgressBar {
+    let progress = indicatif::ProgressBar::new_spinner();
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {human_pos} events read, {per_sec} [{elapsed}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    progress
+}
+
+/// One chunk's lines parsed into items; a line that was not UTF-8 is an item error.
+fn items_of(lines_text: &[String]) -> Vec<Item<'_>> {
+    lines_text
+        .iter()
+        .map(|text| match text.as_str() {
+            INVALID_UTF8 => Err(vec![crate::event::FieldError::new(
+                "body",
+                "line is not valid UTF-8",
+            )]),
+            text => ingest::parse_item(text),
+        })
+        .collect()
+}
+
+/// "field: message; field: message".
+fn reasons(bad: &ingest::Rejected) -> String {
+    let reasons: Vec<String> = bad
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    reasons.join("; ")
+}
+
+fn print_counts(loader: &Loader, secs: f64) {
+    let total = loader.accepted + loader.duplicates + loader.rejected;
+    println!(
+        "read {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected, {} warnings",
+        total as f64 / secs.max(1e-9),
+        loader.accepted,
+        loader.duplicates,
+        loader.rejected,
+        loader.warnings
+    );
 }
 
 /// "2, 5, 7" or "2, 5, 7, ... and 40 more".

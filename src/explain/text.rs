@@ -129,31 +129,8 @@ pub(super) fn sentence(
             g.requests.current,
             cpr_words(g)
         ),
-        (Kind::PromptVersion, Some(f)) => {
-            let v = cause_row(&f.prompt_versions, f);
-            format!(
-                ", whose {} after promptVersion {} went live{} ({} of its requests now); {}",
-                cpr_words(g),
-                v.map_or("", |v| v.value.as_str()),
-                v.and_then(|v| v.first_seen.as_deref())
-                    .and_then(day_time)
-                    .map(|t| format!(" on {t}"))
-                    .unwrap_or_default(),
-                share_text(v.and_then(|v| v.share.current)),
-                volume_words(g)
-            )
-        }
-        (Kind::ModelMix, Some(f)) => {
-            let m = cause_row(&f.models, f);
-            format!(
-                ", whose {} as its traffic moved to model {} ({} → {} of requests); {}",
-                cpr_words(g),
-                m.map_or("", |m| m.value.as_str()),
-                share_text(m.and_then(|m| m.share.baseline).or(Some(0.0))),
-                share_text(m.and_then(|m| m.share.current)),
-                volume_words(g)
-            )
-        }
+        (Kind::PromptVersion, Some(f)) => prompt_version_tail(g, f),
+        (Kind::ModelMix, Some(f)) => model_mix_tail(g, f),
         (Kind::Retries, Some(f)) => format!(
             ", whose retry ratio went from {} to {} and error share from {} to {}; {} (calls that fail without usage cost nothing, retries count once)",
             share_text(f.retry_ratio.baseline),
@@ -162,19 +139,7 @@ pub(super) fn sentence(
             share_text(f.error_share.current),
             cpr_words(g)
         ),
-        (Kind::Tokens, Some(f)) => {
-            let rel = |p: &Pair<Option<f64>>| match (p.baseline, p.current) {
-                (Some(b), Some(c)) => change_pct(c, b).map_or("n/a".into(), signed_pct),
-                _ => "n/a".into(),
-            };
-            format!(
-                ", whose {} with more tokens per request (input {}, output {}); {}",
-                cpr_words(g),
-                rel(&f.input_tokens_per_request),
-                rel(&f.output_tokens_per_request),
-                volume_words(g)
-            )
-        }
+        (Kind::Tokens, Some(f)) => tokens_tail(g, f),
         (Kind::Cache, Some(f)) => format!(
             ", whose cache hit rate went from {} to {}; {}; {}",
             share_text(f.cache_hit_rate.baseline),
@@ -185,6 +150,53 @@ pub(super) fn sentence(
         _ => format!(", whose {}; {}", cpr_words(g), volume_words(g)),
     };
     format!("{lead}{tail}.")
+}
+
+/// ", whose cost/request rose ... after promptVersion v4 went live on ... (..% of its
+/// requests now); volume ...".
+fn prompt_version_tail(g: &GroupChange, f: &EndpointFindings) -> String {
+    let v = cause_row(&f.prompt_versions, f);
+    format!(
+        ", whose {} after promptVersion {} went live{} ({} of its requests now); {}",
+        cpr_words(g),
+        v.map_or("", |v| v.value.as_str()),
+        v.and_then(|v| v.first_seen.as_deref())
+            .and_then(day_time)
+            .map(|t| format!(" on {t}"))
+            .unwrap_or_default(),
+        share_text(v.and_then(|v| v.share.current)),
+        volume_words(g)
+    )
+}
+
+/// ", whose cost/request rose ... as its traffic moved to model m (a → b of requests);
+/// volume ...".
+fn model_mix_tail(g: &GroupChange, f: &EndpointFindings) -> String {
+    let m = cause_row(&f.models, f);
+    format!(
+        ", whose {} as its traffic moved to model {} ({} → {} of requests); {}",
+        cpr_words(g),
+        m.map_or("", |m| m.value.as_str()),
+        share_text(m.and_then(|m| m.share.baseline).or(Some(0.0))),
+        share_text(m.and_then(|m| m.share.current)),
+        volume_words(g)
+    )
+}
+
+/// ", whose cost/request rose ... with more tokens per request (input +x%, output
+/// +y%); volume ...".
+fn tokens_tail(g: &GroupChange, f: &EndpointFindings) -> String {
+    let rel = |p: &Pair<Option<f64>>| match (p.baseline, p.current) {
+        (Some(b), Some(c)) => change_pct(c, b).map_or("n/a".into(), signed_pct),
+        _ => "n/a".into(),
+    };
+    format!(
+        ", whose {} with more tokens per request (input {}, output {}); {}",
+        cpr_words(g),
+        rel(&f.input_tokens_per_request),
+        rel(&f.output_tokens_per_request),
+        volume_words(g)
+    )
 }
 
 fn cause_row<'a>(rows: &'a [MixRow], f: &EndpointFindings) -> Option<&'a MixRow> {
