@@ -226,33 +226,27 @@ impl Sums {
     /// Fold another group's sums into this one, checked: an overflow is an error, never a
     /// wrapped total.
     pub fn add(&mut self, o: &Sums) -> Result<(), SumOverflow> {
-        let u = |a: u64, b: u64| a.checked_add(b).ok_or(SumOverflow);
-        *self = Sums {
-            requests: u(self.requests, o.requests)?,
-            attempts: u(self.attempts, o.attempts)?,
-            cost: Usd(self.cost.0.checked_add(o.cost.0).ok_or(SumOverflow)?),
-            priced: u(self.priced, o.priced)?,
-            input: u(self.input, o.input)?,
-            cached: u(self.cached, o.cached)?,
-            cache_write: u(self.cache_write, o.cache_write)?,
-            output: u(self.output, o.output)?,
-            reasoning: u(self.reasoning, o.reasoning)?,
-            latency_sum: u(self.latency_sum, o.latency_sum)?,
-            latency_count: u(self.latency_count, o.latency_count)?,
-            errors: u(self.errors, o.errors)?,
-            usage_missing: u(self.usage_missing, o.usage_missing)?,
-            idless: u(self.idless, o.idless)?,
-        };
+        *self = Sums::combine(self, o, u64::checked_add, i64::checked_add)?;
         Ok(())
     }
 
     /// The sums of `a` not in `b` (`b` a part of `a`: the groups a limit kept), checked.
     pub fn minus(a: &Sums, b: &Sums) -> Result<Sums, SumOverflow> {
-        let u = |a: u64, b: u64| a.checked_sub(b).ok_or(SumOverflow);
+        Sums::combine(a, b, u64::checked_sub, i64::checked_sub)
+    }
+
+    /// Every field of `a` and `b` through one checked operation (add or subtract).
+    fn combine(
+        a: &Sums,
+        b: &Sums,
+        count: fn(u64, u64) -> Option<u64>,
+        money: fn(i64, i64) -> Option<i64>,
+    ) -> Result<Sums, SumOverflow> {
+        let u = |x: u64, y: u64| count(x, y).ok_or(SumOverflow);
         Ok(Sums {
             requests: u(a.requests, b.requests)?,
             attempts: u(a.attempts, b.attempts)?,
-            cost: Usd(a.cost.0.checked_sub(b.cost.0).ok_or(SumOverflow)?),
+            cost: Usd(money(a.cost.0, b.cost.0).ok_or(SumOverflow)?),
             priced: u(a.priced, b.priced)?,
             input: u(a.input, b.input)?,
             cached: u(a.cached, b.cached)?,
