@@ -1,5 +1,6 @@
 //! The command line: flags in, library calls out. The only module that knows clap.
 
+pub mod bench;
 pub mod control;
 pub mod explain;
 pub mod profile;
@@ -90,7 +91,7 @@ pub enum Command {
     Alerts(control::AlertCommand),
     /// Benchmarks.
     #[command(subcommand)]
-    Bench(crate::bench::BenchCommand),
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Args)]
