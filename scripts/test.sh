@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
+echo "== rust: format and lints (first: a style failure fails in seconds, not minutes)"
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
 echo "== rust: the server, the Rust SDK, unit and end-to-end tests"
 # The binary first: the end-to-end tests of both crates start it.
 cargo build --locked -p burnrate

@@ -80,7 +80,13 @@ pub fn explain(input: &Input) -> Explanation {
         summary: String::new(),
         method: METHOD,
     };
-    out.summary = text::summary(&out.baseline, &out.current, out.effects, &out.drivers);
+    out.summary = text::summary(
+        &out.baseline,
+        &out.current,
+        out.change_pct,
+        out.effects,
+        &out.drivers,
+    );
     out
 }
 

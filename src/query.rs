@@ -226,33 +226,27 @@ impl Sums {
     /// Fold another group's sums into this one, checked: an overflow is an error, never a
     /// wrapped total.
     pub fn add(&mut self, o: &Sums) -> Result<(), SumOverflow> {
-        let u = |a: u64, b: u64| a.checked_add(b).ok_or(SumOverflow);
-        *self = Sums {
-            requests: u(self.requests, o.requests)?,
-            attempts: u(self.attempts, o.attempts)?,
-            cost: Usd(self.cost.0.checked_add(o.cost.0).ok_or(SumOverflow)?),
-            priced: u(self.priced, o.priced)?,
-            input: u(self.input, o.input)?,
-            cached: u(self.cached, o.cached)?,
-            cache_write: u(self.cache_write, o.cache_write)?,
-            output: u(self.output, o.output)?,
-            reasoning: u(self.reasoning, o.reasoning)?,
-            latency_sum: u(self.latency_sum, o.latency_sum)?,
-            latency_count: u(self.latency_count, o.latency_count)?,
-            errors: u(self.errors, o.errors)?,
-            usage_missing: u(self.usage_missing, o.usage_missing)?,
-            idless: u(self.idless, o.idless)?,
-        };
+        *self = Sums::combine(self, o, u64::checked_add, i64::checked_add)?;
         Ok(())
     }
 
     /// The sums of `a` not in `b` (`b` a part of `a`: the groups a limit kept), checked.
     pub fn minus(a: &Sums, b: &Sums) -> Result<Sums, SumOverflow> {
-        let u = |a: u64, b: u64| a.checked_sub(b).ok_or(SumOverflow);
+        Sums::combine(a, b, u64::checked_sub, i64::checked_sub)
+    }
+
+    /// Every field of `a` and `b` through one checked operation (add or subtract).
+    fn combine(
+        a: &Sums,
+        b: &Sums,
+        count: fn(u64, u64) -> Option<u64>,
+        money: fn(i64, i64) -> Option<i64>,
+    ) -> Result<Sums, SumOverflow> {
+        let u = |x: u64, y: u64| count(x, y).ok_or(SumOverflow);
         Ok(Sums {
             requests: u(a.requests, b.requests)?,
             attempts: u(a.attempts, b.attempts)?,
-            cost: Usd(a.cost.0.checked_sub(b.cost.0).ok_or(SumOverflow)?),
+            cost: Usd(money(a.cost.0, b.cost.0).ok_or(SumOverflow)?),
             priced: u(a.priced, b.priced)?,
             input: u(a.input, b.input)?,
             cached: u(a.cached, b.cached)?,
@@ -336,13 +330,53 @@ impl Sums {
         }
     }
 
-    /// Sort key for a measure (money in nanos, ratios as f64).
-    pub fn sort_key(&self, m: Measure) -> f64 {
-        match self.value(m) {
-            serde_json::Value::Number(n) => n.as_f64().unwrap_or(0.0),
-            _ => f64::NEG_INFINITY,
+    /// Sort key for a measure: its exact value as a fraction (numerator, denominator >
+    /// 0), so money and cost/request sort without rounding. None where `value` is null
+    /// (a cost with every call unpriced, a ratio over nothing): it sorts below any value.
+    pub fn sort_key(&self, m: Measure) -> Option<Fraction> {
+        let whole = |n: u64| Some((n as i128, 1));
+        let ratio = |n: u64, d: u64| (d != 0).then_some((n as i128, d));
+        match m {
+            Measure::Requests => whole(self.requests),
+            Measure::Attempts => whole(self.attempts),
+            Measure::CostUsd => self.cost_usd().map(|c| (c.0 as i128, 1)),
+            Measure::InputTokens => whole(self.input),
+            Measure::OutputTokens => whole(self.output),
+            Measure::CachedTokens => whole(self.cached),
+            Measure::CacheWriteTokens => whole(self.cache_write),
+            Measure::ReasoningTokens => whole(self.reasoning),
+            // Exact: `cost_per_request` shows this quotient rounded down to a nano-USD.
+            Measure::CostPerRequest => {
+                (self.priced != 0).then_some((self.cost.0 as i128, self.priced))
+            }
+            Measure::TokensPerRequest => (self.requests != 0)
+                .then_some((self.input as i128 + self.output as i128, self.requests)),
+            Measure::LatencyAvgMs => ratio(self.latency_sum, self.latency_count),
+            Measure::ErrorRate => ratio(self.errors, self.requests),
+            Measure::RetryRatio => {
+                ratio(self.attempts.saturating_sub(self.requests), self.requests)
+            }
+            Measure::Unpriced => whole(self.unpriced()),
+            Measure::CacheHitRate => ratio(self.cached, self.input),
         }
     }
+}
+
+/// An exact value: numerator / denominator (> 0).
+pub type Fraction = (i128, u64);
+
+/// Order two sort keys exactly, an empty key below every value. Whole parts first, then
+/// the remainders cross-multiplied: each remainder is below its denominator (< 2^64), so
+/// the products stay below 2^128 and nothing is rounded or overflows.
+pub fn cmp_sort_keys(a: Option<Fraction>, b: Option<Fraction>) -> std::cmp::Ordering {
+    let (Some((na, da)), Some((nb, db))) = (a, b) else {
+        return a.is_some().cmp(&b.is_some());
+    };
+    let (da, db) = (da as i128, db as i128);
+    let (ra, rb) = (na.rem_euclid(da) as u128, nb.rem_euclid(db) as u128);
+    na.div_euclid(da)
+        .cmp(&nb.div_euclid(db))
+        .then_with(|| (ra * db as u128).cmp(&(rb * da as u128)))
 }
 
 /// One answer row: the group's values (missing ones as their label), bucket start, sums.
@@ -608,17 +642,16 @@ pub fn answer(query: &Query, rows: Vec<Row>) -> Result<Answer, SumOverflow> {
         })
         .collect();
     let key = query.order_by.unwrap_or(Measure::CostUsd);
-    // Each row's sort key computed once (a key is a JSON value: hundreds of thousands of
-    // groups would build millions of them inside the comparisons).
-    let mut keyed: Vec<(f64, Row)> = rows
+    // Each row's sort key computed once, outside the comparisons.
+    let mut keyed: Vec<(Option<Fraction>, Row)> = rows
         .into_iter()
         .map(|r| (r.sums.sort_key(key), r))
         .collect();
     keyed.sort_by(|(ka, a), (kb, b)| {
         let by_measure = if query.ascending {
-            ka.total_cmp(kb)
+            cmp_sort_keys(*ka, *kb)
         } else {
-            kb.total_cmp(ka)
+            cmp_sort_keys(*kb, *ka)
         };
         a.bucket_ms
             .cmp(&b.bucket_ms)
@@ -658,6 +691,31 @@ impl Filters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sort_keys_compare_exactly() {
+        use std::cmp::Ordering::*;
+        let key = |n: i128, d: u64| Some((n, d));
+        // Costs past 2^53 nanos, one nano apart: equal as f64, not equal as money.
+        assert_eq!(
+            cmp_sort_keys(key((1 << 60) + 1, 1), key(1 << 60, 1)),
+            Greater
+        );
+        // Cost/request 1/3 nano vs 333,333,333 / 1e9: the same nano when rounded down.
+        assert_eq!(
+            cmp_sort_keys(key(1, 3), key(333_333_333, 1_000_000_000)),
+            Greater
+        );
+        assert_eq!(cmp_sort_keys(key(2, 4), key(1, 2)), Equal);
+        assert_eq!(cmp_sort_keys(key(-1, 2), key(0, 7)), Less);
+        // Denominators near u64::MAX: the cross products must not overflow.
+        assert_eq!(
+            cmp_sort_keys(key(i64::MAX as i128, u64::MAX), key(1, 2)),
+            Less
+        );
+        assert_eq!(cmp_sort_keys(None, key(0, 1)), Less);
+        assert_eq!(cmp_sort_keys(None, None), Equal);
+    }
 
     fn check(v: serde_json::Value) -> Result<Query, QueryError> {
         serde_json::from_value::<QueryRequest>(v)

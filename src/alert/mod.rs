@@ -189,12 +189,20 @@ impl RuleSettings {
     /// The spend-spike test, the one rule behind the hourly_spend_spike alert and the
     /// Overview's spike marker: spend over at least `min_requests` calls that is at
     /// least `threshold` times what was expected. How many times, or None (no spike on
-    /// a handful of calls, nor against an expectation of nothing).
-    pub fn spike_times(&self, requests: u64, cost_nanos: i64, expected_nanos: f64) -> Option<f64> {
-        if requests < self.min_requests || expected_nanos <= 0.0 {
+    /// a handful of calls, nor against an expectation of nothing). `cost_nanos` and
+    /// `expected_nanos` may both be multiplied by the same factor (the alert's expected
+    /// spend is a fraction of its baseline's: it passes both sides times the baseline's
+    /// length, so no division rounds money); only the ratio is a float.
+    pub fn spike_times(
+        &self,
+        requests: u64,
+        cost_nanos: i128,
+        expected_nanos: i128,
+    ) -> Option<f64> {
+        if requests < self.min_requests || expected_nanos <= 0 {
             return None;
         }
-        let times = cost_nanos as f64 / expected_nanos;
+        let times = cost_nanos as f64 / expected_nanos as f64;
         (times >= self.threshold).then_some(times)
     }
 }

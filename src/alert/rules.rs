@@ -144,6 +144,30 @@ fn usd(nanos: i64) -> String {
     format!("${:.2}", nanos as f64 / 1e9)
 }
 
+/// `part` as a percent of `whole`: a share for display and for a rule's threshold.
+/// Both are exact integers (nano-USD, or nano-USD times the same window length).
+fn share_pct(part_nanos: i128, whole_nanos: i128) -> f64 {
+    part_nanos as f64 / whole_nanos as f64 * 100.0
+}
+
+/// The change of an amount of money as a percent of its old value, None from nothing:
+/// a ratio for display and for a rule's threshold (the difference is exact).
+fn cost_change_pct(now_nanos: i64, before_nanos: i64) -> Option<f64> {
+    (before_nanos > 0).then(|| {
+        share_pct(
+            now_nanos as i128 - before_nanos as i128,
+            before_nanos.into(),
+        )
+    })
+}
+
+/// `nanos x num / den` rounded down, bounded to the i64 range: a baseline's spend
+/// scaled to another window's length, for display.
+fn scaled(nanos: i64, num: i128, den: i128) -> Usd {
+    let v = nanos as i128 * num / den.max(1);
+    Usd(v.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+}
+
 fn evidence_window(now: &Query, before: &Query) -> serde_json::Value {
     json!({
         "window": {"from": rfc3339(now.from_ms), "to": rfc3339(now.to_ms)},
@@ -168,11 +192,17 @@ fn link(page: &str, q: &Query, scope: &[(&str, &str)]) -> String {
 /// The top 3 groups (by endpoint, tenant, promptVersion or model) behind the rise of
 /// spend from `before` (scaled to the window's length) to `now`, with their share.
 pub async fn drivers(ctx: &Context<'_>, now: &Query, before: &Query) -> Result<Vec<Driver>> {
-    let scale = (now.to_ms - now.from_ms) as f64 / (before.to_ms - before.from_ms).max(1) as f64;
-    let total_now = total(ctx, now).await?.cost.0 as f64;
-    let total_before = total(ctx, before).await?.cost.0 as f64 * scale;
-    let change = total_now - total_before;
-    let mut found: Vec<(f64, Driver)> = Vec::new();
+    // Expected spend is the baseline's cost x now_len / before_len. Every amount below is
+    // multiplied by before_len instead of divided, so it stays an exact integer (i128: a
+    // cost in nanos times a length in ms), and contributions compare exactly.
+    let now_len = (now.to_ms - now.from_ms) as i128;
+    let before_len = (before.to_ms - before.from_ms).max(1) as i128;
+    let excess = |now_nanos: i64, before_nanos: i64| {
+        now_nanos as i128 * before_len - before_nanos as i128 * now_len
+    };
+    let total_now = total(ctx, now).await?.cost.0;
+    let change = excess(total_now, total(ctx, before).await?.cost.0);
+    let mut found: Vec<(i128, Driver)> = Vec::new();
     let dims = [
         Dimension::EndpointTag,
         Dimension::TenantId,
@@ -184,15 +214,15 @@ pub async fn drivers(ctx: &Context<'_>, now: &Query, before: &Query) -> Result<V
         let rows_before = same_groups(ctx, before, dim.clone(), &rows_now).await?;
         for row in &rows_now {
             let value = &row.group[0];
-            let expected = sums_of(&rows_before, value).map_or(0.0, |s| s.cost.0 as f64 * scale);
-            let contribution = row.sums.cost.0 as f64 - expected;
-            if contribution <= 0.0 {
+            let before_cost = sums_of(&rows_before, value).map_or(0, |s| s.cost.0);
+            let contribution = excess(row.sums.cost.0, before_cost);
+            if contribution <= 0 {
                 continue;
             }
-            let share = if change > 0.0 {
-                contribution / change * 100.0
+            let share = if change > 0 {
+                share_pct(contribution, change)
             } else {
-                row.sums.cost.0 as f64 / total_now.max(1.0) * 100.0
+                share_pct(row.sums.cost.0.into(), total_now.max(1).into())
             };
             found.push((
                 contribution,
@@ -203,13 +233,13 @@ pub async fn drivers(ctx: &Context<'_>, now: &Query, before: &Query) -> Result<V
                     detail: format!(
                         "{} now vs {} expected from the baseline",
                         usd(row.sums.cost.0),
-                        usd(expected as i64)
+                        usd(scaled(before_cost, now_len, before_len).0)
                     ),
                 },
             ));
         }
     }
-    found.sort_by(|a, b| b.0.total_cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     Ok(found.into_iter().take(3).map(|(_, d)| d).collect())
 }
 
@@ -232,7 +262,7 @@ async fn version_change(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Fi
                 let (Some(cn), Some(bn)) = (c.cost_per_request, b.cost_per_request) else {
                     continue;
                 };
-                let change = pct_change(cn.0 as f64, bn.0 as f64).unwrap_or(0.0);
+                let change = cost_change_pct(cn.0, bn.0).unwrap_or(0.0);
                 (
                     "costPerRequest",
                     json!(cn),
@@ -287,7 +317,7 @@ async fn version_change(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Fi
                     c.requests,
                     usd(b.cost_per_request.map_or(0, |u| u.0)),
                     b.requests,
-                    pct_change(c.cost_per_request.map_or(0, |u| u.0) as f64, b.cost_per_request.map_or(0, |u| u.0) as f64).unwrap_or(0.0),
+                    cost_change_pct(c.cost_per_request.map_or(0, |u| u.0), b.cost_per_request.map_or(0, |u| u.0)).unwrap_or(0.0),
                     v.current.first_seen
                 ),
             ),
@@ -384,7 +414,7 @@ async fn tokens_rise(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
 async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
     let q = window(ctx, rule);
     let b = baseline(&q);
-    let scale = (q.to_ms - q.from_ms) as f64 / BASELINE_MS as f64;
+    let window_len = (q.to_ms - q.from_ms) as i128;
     let mut groups: Vec<(Option<String>, Sums, Sums)> = Vec::new();
     groups.push((None, total(ctx, &q).await?, total(ctx, &b).await?));
     let now_rows = grouped(ctx, &q, Dimension::EndpointTag).await?;
@@ -397,10 +427,16 @@ async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
     }
     let mut out = Vec::new();
     for (endpoint, now, before) in groups {
-        let expected = before.cost.0 as f64 * scale;
-        let Some(times) = rule.spike_times(now.requests, now.cost.0, expected) else {
+        // Expected spend is the baseline's cost x window / baseline length: the test
+        // compares both sides multiplied by the baseline's length, so nothing rounds.
+        let Some(times) = rule.spike_times(
+            now.requests,
+            now.cost.0 as i128 * BASELINE_MS as i128,
+            before.cost.0 as i128 * window_len,
+        ) else {
             continue;
         };
+        let expected = scaled(before.cost.0, window_len, BASELINE_MS.into());
         let name = endpoint.clone().unwrap_or_else(|| "all endpoints".into());
         let (nq, bq) = match &endpoint {
             Some(e) => (
@@ -411,7 +447,7 @@ async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
         };
         let mut evidence = evidence_window(&q, &b);
         evidence["spendUsd"] = json!(Usd(now.cost.0));
-        evidence["expectedUsd"] = json!(Usd(expected as i64));
+        evidence["expectedUsd"] = json!(expected);
         evidence["times"] = json!(times);
         evidence["requests"] = json!(now.requests);
         let scope: Vec<(&str, &str)> = endpoint
@@ -427,7 +463,7 @@ async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
                 "{name} spent {} in the last {} min vs {} expected from the trailing 7-day hourly average ({times:.1}x, {} calls).",
                 usd(now.cost.0),
                 rule.window_minutes,
-                usd(expected as i64),
+                usd(expected.0),
                 now.requests
             ),
             evidence,
@@ -447,17 +483,17 @@ async fn concentration(
     let (q, b, now_rows, before_rows) = window_and_baseline(ctx, rule, dim.clone()).await?;
     // Shares of the totals of every group, never of the listed (possibly cut) rows.
     let (now_total, before_total) = (total(ctx, &q).await?, total(ctx, &b).await?);
-    let (total_now, total_before) = (now_total.cost.0 as f64, before_total.cost.0 as f64);
+    let (total_now, total_before) = (now_total.cost.0, before_total.cost.0);
     let requests = now_total.requests;
-    if requests < rule.min_requests || total_now <= 0.0 || total_before <= 0.0 {
+    if requests < rule.min_requests || total_now <= 0 || total_before <= 0 {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
     for row in &now_rows {
         let value = &row.group[0];
-        let share_now = row.sums.cost.0 as f64 / total_now * 100.0;
-        let share_before =
-            sums_of(&before_rows, value).map_or(0.0, |s| s.cost.0 as f64 / total_before * 100.0);
+        let share_now = share_pct(row.sums.cost.0.into(), total_now.into());
+        let share_before = sums_of(&before_rows, value)
+            .map_or(0.0, |s| share_pct(s.cost.0.into(), total_before.into()));
         let gain = share_now - share_before;
         if gain <= rule.threshold || value.starts_with('(') {
             continue;

@@ -2,7 +2,7 @@
 //! what the server's and the demo's flags mean for the library (`server::Config`,
 //! `load::DemoRun`).
 
-use super::{control, explain, profile};
+use super::{bench, control, explain, profile};
 use crate::load::DemoRun;
 use crate::ratelimit::RateConfig;
 use clap::{Args, Parser, Subcommand};
@@ -77,7 +77,7 @@ pub enum Command {
     Alerts(control::AlertCommand),
     /// Benchmarks.
     #[command(subcommand)]
-    Bench(crate::bench::BenchCommand),
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Args)]

@@ -8,11 +8,14 @@ use crate::query::Dimension;
 
 /// Drivers at most, and the smallest share of the change one must explain to be listed.
 const MAX_DRIVERS: usize = 6;
-const MIN_DRIVER_SHARE: f64 = 0.05;
+/// Shares of money are per mille, compared in integers (money never goes through f64).
+const MIN_DRIVER_SHARE_PER_MILLE: i64 = 50;
 /// A total change below this share of the spend counts as flat: no drivers.
-const FLAT_SHARE: f64 = 0.005;
+const FLAT_SHARE_PER_MILLE: i64 = 5;
+/// Another dimension's group is "the same change" within this share of it.
+const SAME_DOLLARS_PER_MILLE: i64 = 20;
 /// The few groups whose change explains most of the total: ranked by size, each at
-/// least MIN_DRIVER_SHARE of it, with endpoints refined by their cause. The
+/// least MIN_DRIVER_SHARE_PER_MILLE of it, with endpoints refined by their cause. The
 /// versions or models behind an endpoint's cause are that cause seen from the other
 /// side, so they are left out; a group of another dimension with the same dollars (the
 /// one tenant behind an endpoint's rise, the endpoint's only model) is named in the
@@ -25,13 +28,13 @@ pub(super) fn drivers(
 ) -> Vec<Driver> {
     // A flat total has nothing to explain (its offsetting moves are in the tables).
     let scale = total.abs();
-    if scale == 0 || (scale as f64) < FLAT_SHARE * spend as f64 {
+    if scale == 0 || per_mille(scale, spend, FLAT_SHARE_PER_MILLE).is_lt() {
         return Vec::new();
     }
     let mut candidates: Vec<(&DimensionChange, &GroupChange)> = dims
         .iter()
         .flat_map(|d| d.groups.iter().map(move |g| (d, g)))
-        .filter(|(_, g)| g.change_usd.0.abs() as f64 >= MIN_DRIVER_SHARE * scale as f64)
+        .filter(|(_, g)| per_mille(g.change_usd.0.abs(), scale, MIN_DRIVER_SHARE_PER_MILLE).is_ge())
         .collect();
     // Stable: equal changes keep the order of `by`.
     candidates.sort_by_key(|(_, g)| std::cmp::Reverse(g.change_usd.0.abs()));
@@ -83,9 +86,19 @@ fn same_dollars(out: &[Driver], d: &DimensionChange, g: &GroupChange) -> Option<
     out.iter().position(|k| {
         k.dimension != d.dimension
             && k.contribution_usd.0.signum() == g.change_usd.0.signum()
-            && (k.contribution_usd.0 - g.change_usd.0).abs() as f64
-                <= 0.02 * g.change_usd.0.abs() as f64
+            && per_mille(
+                (k.contribution_usd.0 - g.change_usd.0).abs(),
+                g.change_usd.0.abs(),
+                SAME_DOLLARS_PER_MILLE,
+            )
+            .is_le()
     })
+}
+
+/// How `part` compares with `per_mille`/1000 of `whole`, exactly: cross-multiplied in
+/// i128 (an i64 amount times a thousand cannot overflow it).
+fn per_mille(part: i64, whole: i64, per_mille: i64) -> std::cmp::Ordering {
+    (part as i128 * 1000).cmp(&(whole as i128 * per_mille as i128))
 }
 
 fn driver(

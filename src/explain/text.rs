@@ -204,9 +204,15 @@ fn cause_row<'a>(rows: &'a [MixRow], f: &EndpointFindings) -> Option<&'a MixRow>
     rows.iter().find(|r| &r.value == value)
 }
 
-/// The one paragraph: the total change between the windows' totals, how it splits
-/// (`effects`), then the leading drivers.
-pub(super) fn summary(b: &Totals, c: &Totals, effects: Split, drivers: &[Driver]) -> String {
+/// The one paragraph: the total change between the windows' totals (in percent:
+/// `spend_change_pct`), how it splits (`effects`), then the leading drivers.
+pub(super) fn summary(
+    b: &Totals,
+    c: &Totals,
+    spend_change_pct: Option<f64>,
+    effects: Split,
+    drivers: &[Driver],
+) -> String {
     if b.requests == 0 && c.requests == 0 {
         return "No requests in either window.".into();
     }
@@ -219,7 +225,7 @@ pub(super) fn summary(b: &Totals, c: &Totals, effects: Split, drivers: &[Driver]
             if change > 0 { "rose" } else { "fell" },
             b.cost_usd.readable(),
             c.cost_usd.readable(),
-            change_pct(c.cost_usd.0 as f64, b.cost_usd.0 as f64)
+            spend_change_pct
                 .map(|p| format!(" ({})", signed_pct(p)))
                 .unwrap_or_default()
         )

@@ -27,14 +27,7 @@ impl From<BudgetError> for ApiError {
 }
 
 fn invalid(fields: Vec<FieldError>) -> ApiError {
-    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-    let mut e = ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        format!("invalid fields: {}", names.join(", ")),
-    );
-    e.fields = fields;
-    e
+    ApiError::invalid_request(fields)
 }
 
 /// 204 when something was deleted, else 404 naming it.

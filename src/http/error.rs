@@ -47,11 +47,21 @@ impl ApiError {
         e
     }
 
+    /// An event with fields at fault: a 400 listing every one.
     pub fn invalid_event(fields: Vec<FieldError>) -> ApiError {
+        ApiError::invalid_fields("invalid_event", fields)
+    }
+
+    /// A control request (budget, settings, guard ...) with fields at fault.
+    pub fn invalid_request(fields: Vec<FieldError>) -> ApiError {
+        ApiError::invalid_fields("invalid_request", fields)
+    }
+
+    fn invalid_fields(code: &'static str, fields: Vec<FieldError>) -> ApiError {
         let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
         let mut e = ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_event",
+            code,
             format!("invalid fields: {}", names.join(", ")),
         );
         e.fields = fields;

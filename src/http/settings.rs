@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::state::HttpState;
 use crate::store::Scope;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::Arc;
@@ -31,15 +31,6 @@ pub async fn put_settings(
         .map_err(|e| ApiError::field("body", format!("is not JSON: {e}")))?;
     match state.settings.update(key.workspace_id, &body).await? {
         Ok(settings) => Ok(Json(settings).into_response()),
-        Err(fields) => {
-            let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-            let mut e = ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("invalid fields: {}", names.join(", ")),
-            );
-            e.fields = fields;
-            Err(e)
-        }
+        Err(fields) => Err(ApiError::invalid_request(fields)),
     }
 }

@@ -1,3 +1,6 @@
+//! Tests of pricing: the shared usage vectors (testdata/), resolution of provider and
+//! model names, tiers and the cost of an event.
+
 use super::book::{BookFile, EntryFile};
 use super::*;
 use crate::event::RawEvent;

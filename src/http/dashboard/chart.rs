@@ -65,7 +65,8 @@ pub fn spike(totals: &[i64], requests: &[u64], rule: &crate::alert::RuleSettings
     }
     let spikes = |i: usize| {
         let n = requests.get(i).copied().unwrap_or(0);
-        rule.spike_times(n, totals[i], median as f64).is_some()
+        rule.spike_times(n, totals[i].into(), median.into())
+            .is_some()
     };
     let mut best: Option<Spike> = None;
     let mut i = 0;

@@ -35,6 +35,11 @@ fn now_ms() -> i64 {
 }
 
 impl SqliteStore {
+    /// The writer's queue, or Closed once `close` has run.
+    fn writer(&self) -> Result<mpsc::Sender<writer::WriterJob>> {
+        self.jobs.lock().unwrap().clone().ok_or(StoreError::Closed)
+    }
+
     /// Open (creating if needed) the database at `path` and start its writer.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let mut conn = Connection::open(path)?;
@@ -257,12 +262,7 @@ impl Store for SqliteStore {
         if events.is_empty() && tally.unknown_fields == 0 {
             return Ok(IngestOutcome::default());
         }
-        let sender = self
-            .jobs
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or(StoreError::Closed)?;
+        let sender = self.writer()?;
         let (reply, answer) = oneshot::channel();
         let job = writer::IngestJob {
             workspace,
@@ -552,12 +552,7 @@ impl Store for SqliteStore {
         if !self.write_failing.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let sender = self
-            .jobs
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or(StoreError::Closed)?;
+        let sender = self.writer()?;
         // SQLite alone would say yes too early: a one-row write fits in WAL pages a failed
         // batch left behind while the disk is still full. So first room for a batch.
         let scratch = self.path.with_extension("space-probe");
@@ -597,12 +592,7 @@ impl Store for SqliteStore {
         queries: Vec<crate::query::Query>,
         then: BetweenCommits,
     ) -> Result<()> {
-        let sender = self
-            .jobs
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or(StoreError::Closed)?;
+        let sender = self.writer()?;
         let (done, finished) = oneshot::channel();
         let read = Box::new(move |c: &mut Connection| {
             let rows: Result<Vec<_>> = queries

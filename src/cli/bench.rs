@@ -1,0 +1,78 @@
+//! The flags of `burnrate bench ...` (the command line is the only place that knows
+//! clap); `crate::bench` runs them.
+
+use super::profile::ProfileArgs;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Batched ingest throughput and single-event latency against a fresh server.
+    Ingest {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
+        /// Concurrent clients; enough of them keep the writer busy while others parse.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Single-event requests per second for the latency run.
+        #[arg(long, default_value_t = 2_000)]
+        rps: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Keep the database here instead of a temporary directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Measure a server that is already running (with --key) instead of starting one.
+        #[arg(long, requires = "key")]
+        url: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+        /// Send the events sorted by timestamp (the small profile always is); by
+        /// default the realistic profile's arrival order, with its late calls.
+        #[arg(long)]
+        time_ordered: bool,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Latency of every read API call and dashboard page over a store of demo events.
+    Query {
+        /// Demo events in the store (generated once; an existing store is reused).
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Where the store lives (kept between runs: generating 10M events takes minutes).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Timed requests per call after 3 warm-up requests.
+        #[arg(long, default_value_t = 40)]
+        rounds: usize,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Guard latency at a fixed call rate while ingest runs at a fixed event rate.
+    Guard {
+        /// Guard calls per second (open loop).
+        #[arg(long, default_value_t = 5_000)]
+        rps: u64,
+        /// Events per second ingested meanwhile, in batches of 500.
+        #[arg(long, default_value_t = 20_000)]
+        ingest_rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Latency of GET /v1/explain (7 days against the 7 before, three dimensions) and of
+    /// GET /v1/gate over the same store as `bench query`.
+    Explain {
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 40)]
+        rounds: usize,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+}
