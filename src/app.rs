@@ -1,16 +1,11 @@
 //! The running server's shared state: the store, the current price book (reloaded when
 //! a book is imported, even by another process), the rate limiter and the clock.
 
+use crate::clock::Clock;
 use crate::price::{book::BookFile, Layer, PriceBook};
 use crate::ratelimit::{RateConfig, RateLimiter};
 use crate::store::{Store, StoredBook};
 use std::sync::{Arc, RwLock};
-
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| jiff::Timestamp::now().as_millisecond())
-}
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
@@ -26,8 +21,6 @@ pub struct AppState {
     pub budgets: Arc<crate::budget::service::Budgets>,
     /// Each workspace's ingest settings (unknown fields, required fields).
     pub settings: crate::settings::Settings,
-    /// Dashboard login sessions (in memory).
-    pub sessions: crate::http::dashboard::session::Sessions,
     clock: Clock,
 }
 
@@ -63,7 +56,6 @@ impl AppState {
             price_generation: RwLock::new(generation),
             limiter: RateLimiter::new(rate),
             cpu_permits: tokio::sync::Semaphore::new(parse_threads()),
-            sessions: Default::default(),
             clock,
         })
     }

@@ -737,7 +737,8 @@ async fn bench_guard(
 /// The guard's decision alone (counters, no HTTP): 200,000 calls on this thread while
 /// another thread applies 500-event commits, as the writer does at 20,000 events/s.
 fn guard_decision_in_process(now: i64) -> (f64, f64) {
-    use crate::budget::counters::{Counters, GuardRequest, SpendEffect};
+    use crate::budget::counters::{Counters, GuardRequest};
+    use crate::store::SpendEffect;
     let counters = Arc::new(Counters::new(600_000));
     let budgets: Vec<crate::budget::Budget> = (0..=GUARD_TENANTS)
         .filter_map(|t| {

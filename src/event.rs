@@ -172,6 +172,27 @@ impl<'de> Deserialize<'de> for Unknown {
     }
 }
 
+/// Tag keys: at most this long (the rule below).
+pub const MAX_TAG_KEY_LEN: usize = 64;
+/// The characters a tag key may use, as the docs and error messages say it.
+pub const TAG_KEY_CHARSET: &str = "A-Z a-z 0-9 _ . -";
+
+/// Is `key` a tag key ingest accepts and queries can name: 1 to 64 characters from
+/// `TAG_KEY_CHARSET`. One definition for both sides, so a stored key can always be
+/// queried and a queried key can never break the store's JSON path.
+pub fn is_valid_tag_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_TAG_KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// What an invalid tag key is told.
+pub fn tag_key_rule() -> String {
+    format!("tag keys must be 1 to {MAX_TAG_KEY_LEN} characters from {TAG_KEY_CHARSET}")
+}
+
 /// The contract's top-level field names, for unknown-field suggestions.
 pub const FIELD_NAMES: &[&str] = &[
     "externalRequestId",

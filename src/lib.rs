@@ -16,8 +16,11 @@
 //! - `notify`: alert messages rendered for webhook, Slack, PagerDuty; delivery with retries
 //! - `store`: the `Store` trait and its SQLite backend (the only SQL)
 //! - `app`, `http`: the server's state and its axum API (the only axum)
+//! - `server`: the server's lifecycle (store, state, background loops, serve, shutdown)
+//! - `load`: bulk writes outside HTTP (`import`'s lines, demo traffic)
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
+//! - `clock`: the services' source of "now" (the system's, or a test's)
 //! - `window`: window lengths ("7d") for the CLI's --since and the API's since= (pure)
 
 pub mod alert;
@@ -26,6 +29,7 @@ pub mod auth;
 pub mod bench;
 pub mod budget;
 pub mod cli;
+pub mod clock;
 pub mod dedupe;
 pub mod demo;
 pub mod event;
@@ -33,12 +37,14 @@ pub mod explain;
 pub mod gate;
 pub mod http;
 pub mod ingest;
+pub mod load;
 pub mod money;
 pub mod notify;
 pub mod price;
 pub mod query;
 pub mod ratelimit;
 pub mod report;
+pub mod server;
 pub mod settings;
 pub mod store;
 pub mod validate;

@@ -46,7 +46,7 @@ impl Dimension {
                 // The ingest rule: a key outside it was never stored, and the store's
                 // JSON path is only built from keys of this charset.
                 let key = other.strip_prefix("tag:")?;
-                if !crate::validate::is_valid_tag_key(key) {
+                if !crate::event::is_valid_tag_key(key) {
                     return None;
                 }
                 Dimension::Tag(key.to_string())
@@ -81,7 +81,7 @@ impl Dimension {
     /// the rule; anything else is `unknown` followed by the list of dimensions.
     pub fn problem(s: &str, unknown: &str) -> String {
         match s.strip_prefix("tag:") {
-            Some(_) => crate::validate::tag_key_rule(),
+            Some(_) => crate::event::tag_key_rule(),
             None => format!("{unknown}; use one of: {}", Dimension::EXPECTED),
         }
     }

@@ -12,7 +12,6 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_MODEL_LEN: usize = 128;
 pub const MAX_PROVIDER_LEN: usize = 64;
 pub const MAX_TAGS: usize = 10;
-pub const MAX_TAG_KEY_LEN: usize = 64;
 pub const MAX_TAG_VALUE_LEN: usize = 128;
 pub const MAX_ATTEMPT: u64 = 64;
 /// Events stamped further ahead than this are refused: a skewed clock would otherwise
@@ -28,25 +27,6 @@ pub const MAX_TOKENS: u64 = 10_000_000_000;
 pub const MAX_COST_USD: Usd = Usd(10_000 * 1_000_000_000);
 pub const MAX_LATENCY_MS: u64 = 86_400_000;
 pub const MAX_IMAGE_COUNT: u64 = 10_000;
-/// The characters a tag key may use, as the docs and error messages say it.
-pub const TAG_KEY_CHARSET: &str = "A-Z a-z 0-9 _ . -";
-
-/// Is `key` a tag key ingest accepts and queries can name: 1 to 64 characters from
-/// `TAG_KEY_CHARSET`. One definition for both sides, so a stored key can always be
-/// queried and a queried key can never break the store's JSON path.
-pub fn is_valid_tag_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= MAX_TAG_KEY_LEN
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
-/// What an invalid tag key is told.
-pub fn tag_key_rule() -> String {
-    format!("tag keys must be 1 to {MAX_TAG_KEY_LEN} characters from {TAG_KEY_CHARSET}")
-}
-
 /// `n` with thousands separators, for limits in messages.
 fn grouped(n: u64) -> String {
     let digits = n.to_string();

@@ -166,7 +166,7 @@ const FLOAT_MONEY_ALLOWED: &[(&str, &str, &str, &str)] = &[
         "usedPct, a ratio for display",
     ),
     (
-        "src/cli.rs",
+        "src/cli/top.rs",
         "usd_text",
         "u.as_f64()",
         "money in the CLI's tables (display)",
@@ -190,7 +190,7 @@ const FLOAT_MONEY_ALLOWED: &[(&str, &str, &str, &str)] = &[
         "a percent of the JSON answer, printed in a row that also holds money",
     ),
     (
-        "src/explain.rs",
+        "src/explain/causes.rs",
         "usd_f",
         "u.map(|u| u.0 as f64)",
         "cost/request for `moved` only: a relative change, (now - before) / before, \
@@ -203,13 +203,13 @@ const FLOAT_MONEY_ALLOWED: &[(&str, &str, &str, &str)] = &[
         "the total's change in percent (display)",
     ),
     (
-        "src/explain.rs",
+        "src/explain/split.rs",
         "group_change",
         "change_pct(now.0 as f64, before.0 as f64)",
         "a group's change of cost/request in percent (display)",
     ),
     (
-        "src/explain.rs",
+        "src/explain/text.rs",
         "cpr_words",
         "moved_words(c.0 as f64, b.0 as f64)",
         "cost/request's change in words, `rose 2.9x` (display)",

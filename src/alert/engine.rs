@@ -41,7 +41,7 @@ pub struct Alerts {
     http: reqwest::Client,
     /// Absolute base of dashboard links in notifications.
     public_url: String,
-    clock: crate::app::Clock,
+    clock: crate::clock::Clock,
     pub retry: RetryPolicy,
 }
 
@@ -50,7 +50,7 @@ impl Alerts {
         store: Arc<dyn Store>,
         budgets: Arc<Budgets>,
         public_url: String,
-        clock: crate::app::Clock,
+        clock: crate::clock::Clock,
     ) -> Alerts {
         Alerts {
             store,
@@ -309,25 +309,6 @@ impl Alerts {
             self.store.delete_object(ws, ALERT, old.id).await?;
         }
         Ok(())
-    }
-
-    /// Evaluate every workspace once a minute until the server stops.
-    pub fn spawn(state: Arc<crate::app::AppState>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Ok(workspaces) = state.store.workspaces().await else {
-                    continue;
-                };
-                for ws in workspaces {
-                    if let Err(e) = state.alerts.evaluate_once(ws.id, &state.prices()).await {
-                        tracing::warn!(error = %e, workspace = ws.id, "alert evaluation failed");
-                    }
-                }
-            }
-        })
     }
 }
 

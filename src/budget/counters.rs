@@ -5,47 +5,10 @@
 
 use super::{state_of, Action, Budget, CallDims, FailMode, State};
 use crate::event::{DataMode, Environment};
-use crate::store::WorkspaceId;
+use crate::store::{SpendEffect, WorkspaceId};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-
-/// One committed change of a stored call's cost, as the writer reports it.
-#[derive(Debug, Clone)]
-pub struct SpendEffect {
-    pub workspace: WorkspaceId,
-    pub external_request_id: Option<String>,
-    pub ts_ms: i64,
-    pub environment: Environment,
-    pub data_mode: DataMode,
-    pub endpoint_tag: String,
-    pub tenant_id: Option<String>,
-    pub user_id: Option<String>,
-    pub model: String,
-    pub provider: String,
-    pub tags: BTreeMap<String, String>,
-    /// Change of the call's cost in nano-USD (a replaced attempt can lower it).
-    pub cost_delta: i64,
-    /// +1 when the call became unpriced, -1 when it stopped being unpriced.
-    pub unpriced_delta: i64,
-    /// The call's cost now, for the per-endpoint estimate (new calls only).
-    pub new_call_cost: Option<i64>,
-}
-
-impl SpendEffect {
-    pub fn dims(&self) -> CallDims<'_> {
-        CallDims {
-            environment: Some(self.environment),
-            data_mode: Some(self.data_mode),
-            endpoint_tag: Some(&self.endpoint_tag),
-            tenant_id: self.tenant_id.as_deref(),
-            user_id: self.user_id.as_deref(),
-            model: Some(&self.model),
-            provider: Some(&self.provider),
-            tags: Some(&self.tags),
-        }
-    }
-}
 
 /// Requests per minute per endpoint (and optionally per tenant), checked by the guard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -245,7 +208,7 @@ impl Counters {
         // (workspace, budget id, period start) -> (cost, unpriced)
         let mut deltas: HashMap<(WorkspaceId, i64, i64), (i64, i64)> = HashMap::new();
         for effect in effects {
-            let dims = effect.dims();
+            let dims = CallDims::of_effect(effect);
             for (i, (ws, budget)) in budgets.iter().enumerate() {
                 if *ws != effect.workspace || !budget.scope.matches(&dims) {
                     continue;

@@ -89,6 +89,20 @@ pub struct CallDims<'a> {
 }
 
 impl<'a> CallDims<'a> {
+    /// The call behind a committed cost change.
+    pub fn of_effect(e: &'a crate::store::SpendEffect) -> CallDims<'a> {
+        CallDims {
+            environment: Some(e.environment),
+            data_mode: Some(e.data_mode),
+            endpoint_tag: Some(&e.endpoint_tag),
+            tenant_id: e.tenant_id.as_deref(),
+            user_id: e.user_id.as_deref(),
+            model: Some(&e.model),
+            provider: Some(&e.provider),
+            tags: Some(&e.tags),
+        }
+    }
+
     pub fn of_event(e: &'a crate::event::Event) -> CallDims<'a> {
         CallDims {
             environment: Some(e.environment),
@@ -395,10 +409,10 @@ fn parse_scope(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Scope {
             "model" => scope.model = Some(text),
             "provider" => scope.provider = Some(text),
             other => match other.strip_prefix("tag:") {
-                Some(tag) if crate::validate::is_valid_tag_key(tag) => {
+                Some(tag) if crate::event::is_valid_tag_key(tag) => {
                     scope.tags.insert(tag.to_string(), text);
                 }
-                Some(_) => errors.push(FieldError::new(field, crate::validate::tag_key_rule())),
+                Some(_) => errors.push(FieldError::new(field, crate::event::tag_key_rule())),
                 None => errors.push(FieldError::new(
                     field,
                     format!("unknown scope dimension; use {SCOPE_FIELDS}"),

@@ -16,7 +16,7 @@ pub const RATE_CAP: &str = "rate_cap";
 pub struct Budgets {
     store: Arc<dyn Store>,
     pub counters: Arc<Counters>,
-    clock: crate::app::Clock,
+    clock: crate::clock::Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ impl Budgets {
     pub async fn start(
         store: Arc<dyn Store>,
         reservation_ttl_ms: i64,
-        clock: crate::app::Clock,
+        clock: crate::clock::Clock,
     ) -> anyhow::Result<Arc<Budgets>> {
         let counters = Arc::new(Counters::new(reservation_ttl_ms));
         let listening = counters.clone();

@@ -1,7 +1,8 @@
 //! Budgets at frozen times: validation, thresholds, forecasts, the counters and the guard.
 
-use super::counters::{Counters, GuardRequest, RateCap, SpendEffect};
+use super::counters::{Counters, GuardRequest, RateCap};
 use super::*;
+use crate::store::SpendEffect;
 use serde_json::json;
 
 fn ms(s: &str) -> i64 {

@@ -125,7 +125,7 @@ fn services(store: &Arc<dyn Store>, budgets: Arc<Budgets>) -> Alerts {
         store.clone(),
         budgets,
         "http://127.0.0.1:8080".into(),
-        crate::app::system_clock(),
+        crate::clock::system_clock(),
     )
 }
 
@@ -222,7 +222,7 @@ const RESERVATIONS_NOT_SHOWN: &str =
      ask it with --url and --key, or BURNRATE_URL and BURNRATE_API_KEY)";
 
 pub async fn budgets(store: Arc<dyn Store>, cmd: BudgetCommand) -> anyhow::Result<()> {
-    let budgets = Budgets::start(store.clone(), 600_000, crate::app::system_clock()).await?;
+    let budgets = Budgets::start(store.clone(), 600_000, crate::clock::system_clock()).await?;
     match cmd {
         BudgetCommand::Create(args) => {
             let ws = super::workspace_id(store.as_ref(), &args.workspace).await?;
@@ -349,7 +349,7 @@ fn print_budgets(rows: &[Value]) {
 }
 
 pub async fn alerts(store: Arc<dyn Store>, cmd: AlertCommand) -> anyhow::Result<()> {
-    let budgets = Budgets::start(store.clone(), 600_000, crate::app::system_clock()).await?;
+    let budgets = Budgets::start(store.clone(), 600_000, crate::clock::system_clock()).await?;
     let alerts = services(&store, budgets);
     let ws = |name: String| {
         let store = store.clone();

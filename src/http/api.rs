@@ -2,7 +2,7 @@
 
 use super::authorize;
 use super::error::ApiError;
-use crate::app::AppState;
+use super::state::HttpState;
 use crate::ingest::{self, Item, MAX_BODY_BYTES};
 use crate::store::{EventQuery, IngestOutcome, Scope};
 use axum::body::{Body, Bytes};
@@ -46,7 +46,7 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
 
 /// The common path of both ingest endpoints after the body is split into items.
 async fn ingest_items(
-    state: &AppState,
+    state: &HttpState,
     headers: &HeaderMap,
     body: Body,
     single: bool,
@@ -163,7 +163,7 @@ async fn ingest_items(
 }
 
 pub async fn ingest_one(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -171,7 +171,7 @@ pub async fn ingest_one(
 }
 
 pub async fn ingest_batch(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -182,7 +182,7 @@ pub async fn ingest_batch(
 type Params = Query<HashMap<String, String>>;
 
 pub async fn events(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -245,7 +245,7 @@ pub async fn events(
 }
 
 pub async fn summary(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -264,7 +264,7 @@ pub async fn healthz() -> &'static str {
 
 /// Ready when the database answers reads and takes writes (not while a full disk makes
 /// every ingest fail; it probes again on each call, so it recovers by itself).
-pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
+pub async fn readyz(State(state): State<Arc<HttpState>>) -> Result<&'static str, ApiError> {
     state.store.price_generation().await?;
     state.store.check_writable().await?;
     Ok("ready")
@@ -276,7 +276,7 @@ pub async fn not_found() -> ApiError {
 
 /// `POST /v1/query`: the aggregate query as JSON.
 pub async fn query(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -446,7 +446,7 @@ fn limit_param(
 }
 
 pub async fn top(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     axum::extract::Path(kind): axum::extract::Path<String>,
     headers: HeaderMap,
     Query(params): Params,
@@ -466,7 +466,7 @@ pub async fn top(
 }
 
 pub async fn timeseries(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -509,7 +509,7 @@ pub async fn timeseries(
 }
 
 pub async fn prompt_versions(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -529,7 +529,7 @@ pub async fn prompt_versions(
 }
 
 pub async fn concentration(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -586,7 +586,7 @@ pub fn explain_request(
 
 /// `GET /v1/explain`: why spend changed between two windows.
 pub async fn explain(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -689,7 +689,7 @@ pub fn gate_request(
 
 /// `GET /v1/gate`: is a candidate prompt version more expensive than its baseline?
 pub async fn gate(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {

@@ -2,7 +2,7 @@
 
 use super::authorize;
 use super::error::ApiError;
-use crate::app::AppState;
+use super::state::HttpState;
 use crate::budget::counters::{GuardAnswer, GuardRequest, MAX_ESTIMATE_USD};
 use crate::budget::service::{BudgetError, RATE_CAP};
 use crate::budget::{Budget, Status};
@@ -49,7 +49,7 @@ fn body_json(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 pub async fn create_budget(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -62,7 +62,7 @@ pub async fn create_budget(
 }
 
 pub async fn update_budget(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -77,7 +77,7 @@ pub async fn update_budget(
 }
 
 pub async fn delete_budget(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -107,7 +107,7 @@ pub struct BudgetList {
 
 /// Every budget with its current status.
 pub async fn budgets(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
 ) -> Result<Json<BudgetList>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
@@ -121,7 +121,7 @@ pub async fn budgets(
 }
 
 pub async fn budget(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Budget>, ApiError> {
@@ -131,7 +131,7 @@ pub async fn budget(
 }
 
 pub async fn budget_status(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Status>, ApiError> {
@@ -146,7 +146,7 @@ pub async fn budget_status(
 }
 
 pub async fn create_rate_cap(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -159,7 +159,7 @@ pub async fn create_rate_cap(
 }
 
 pub async fn rate_caps(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
@@ -168,7 +168,7 @@ pub async fn rate_caps(
 }
 
 pub async fn delete_rate_cap(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -184,7 +184,7 @@ pub async fn delete_rate_cap(
 /// May this call go ahead? Answered from memory; a denial is still a 200 (`allow:false`),
 /// so clients read one shape.
 pub async fn guard(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<GuardAnswer>, ApiError> {
@@ -308,7 +308,7 @@ impl From<crate::alert::engine::AlertError> for ApiError {
 
 /// Firing alerts first, then history, each with its evidence and deliveries.
 pub async fn alerts(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
@@ -318,7 +318,7 @@ pub async fn alerts(
 
 /// Evaluate the rules now (they also run every minute); answers what changed.
 pub async fn evaluate_alerts(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
@@ -331,7 +331,7 @@ pub async fn evaluate_alerts(
 
 /// What the rules find at `at` (default now), without storing or sending anything.
 pub async fn findings(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -353,7 +353,7 @@ pub async fn findings(
 }
 
 pub async fn alert_rules(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
@@ -363,7 +363,7 @@ pub async fn alert_rules(
 }
 
 pub async fn change_alert_rules(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -376,7 +376,7 @@ pub async fn change_alert_rules(
 }
 
 pub async fn channels(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
@@ -392,7 +392,7 @@ pub async fn channels(
 
 /// The reply shows a webhook's signing secret once; listings redact it.
 pub async fn add_channel(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -405,7 +405,7 @@ pub async fn add_channel(
 }
 
 pub async fn delete_channel(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -419,7 +419,7 @@ pub async fn delete_channel(
 }
 
 pub async fn test_channel(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {

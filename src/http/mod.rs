@@ -1,4 +1,4 @@
-//! HTTP: the axum router, authentication, and the server's lifecycle. The only module
+//! HTTP: the axum router, authentication and the accept loop. The only module
 //! that knows axum.
 
 pub mod api;
@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod error;
 pub mod server;
 pub mod settings;
+pub mod state;
 
 use crate::app::AppState;
 use crate::store::{KeyInfo, Scope};
@@ -14,9 +15,11 @@ use axum::http::HeaderMap;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use error::ApiError;
+use state::HttpState;
 use std::sync::Arc;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let state = Arc::new(HttpState::new(state));
     Router::new()
         .route("/v1/ingest/llm-request", post(api::ingest_one))
         .route("/v1/ingest/batch", post(api::ingest_batch))
@@ -84,7 +87,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 /// with the CLI stops working at once. Without a key header, read endpoints accept the
 /// dashboard's session cookie (whose key is checked the same way).
 pub async fn authorize(
-    state: &AppState,
+    state: &HttpState,
     headers: &HeaderMap,
     needed: Scope,
 ) -> Result<KeyInfo, ApiError> {
@@ -95,7 +98,9 @@ pub async fn authorize(
             .await?
             .ok_or_else(|| ApiError::unauthorized("invalid or revoked API key"))?,
         // No key header: a dashboard session may read (never ingest) with its key.
-        None if needed == Scope::Read => dashboard::session::key_of(state, headers)
+        None if needed == Scope::Read => state
+            .sessions
+            .key_of(state.store.as_ref(), state.now_ms(), headers)
             .await?
             .ok_or_else(|| {
                 ApiError::unauthorized(

@@ -2,7 +2,7 @@
 
 use super::authorize;
 use super::error::ApiError;
-use crate::app::AppState;
+use super::state::HttpState;
 use crate::store::Scope;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -11,7 +11,7 @@ use axum::Json;
 use std::sync::Arc;
 
 pub async fn get_settings(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Admin).await?;
@@ -22,7 +22,7 @@ pub async fn get_settings(
 /// Fields given replace the stored ones; a field left out keeps its value. Ingest uses
 /// the new settings from the next request.
 pub async fn put_settings(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {

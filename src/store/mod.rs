@@ -3,10 +3,11 @@
 
 pub mod sqlite;
 
-use crate::event::PricedEvent;
+use crate::event::{DataMode, Environment, PricedEvent};
 use crate::money::Usd;
 use async_trait::async_trait;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 pub type WorkspaceId = i64;
 
@@ -140,10 +141,32 @@ impl IngestOutcome {
     }
 }
 
+/// One committed change of a stored call's cost, as the writer reports it to the
+/// `SpendListener` (the budget counters).
+#[derive(Debug, Clone)]
+pub struct SpendEffect {
+    pub workspace: WorkspaceId,
+    pub external_request_id: Option<String>,
+    pub ts_ms: i64,
+    pub environment: Environment,
+    pub data_mode: DataMode,
+    pub endpoint_tag: String,
+    pub tenant_id: Option<String>,
+    pub user_id: Option<String>,
+    pub model: String,
+    pub provider: String,
+    pub tags: BTreeMap<String, String>,
+    /// Change of the call's cost in nano-USD (a replaced attempt can lower it).
+    pub cost_delta: i64,
+    /// +1 when the call became unpriced, -1 when it stopped being unpriced.
+    pub unpriced_delta: i64,
+    /// The call's cost now, for the per-endpoint estimate (new calls only).
+    pub new_call_cost: Option<i64>,
+}
+
 /// Told about each commit's cost changes on the writer, after the commit and before its
 /// replies (the budget counters).
-pub type SpendListener =
-    std::sync::Arc<dyn Fn(&[crate::budget::counters::SpendEffect]) + Send + Sync>;
+pub type SpendListener = std::sync::Arc<dyn Fn(&[SpendEffect]) + Send + Sync>;
 
 /// Rows of aggregate queries read between two commits, handed over before the next one.
 pub type BetweenCommits = Box<dyn FnOnce(Result<Vec<crate::query::Answer>>) + Send>;

@@ -11,6 +11,7 @@ pub mod style;
 pub mod view;
 
 use crate::app::AppState;
+use crate::http::state::HttpState;
 use crate::query::Query as Window;
 use crate::store::{KeyInfo, StoreError, WorkspaceId};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use view::View;
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Router<Arc<HttpState>> {
     Router::new()
         .route("/", get(pages::overview::page))
         .route("/endpoints", get(pages::top::endpoints))
@@ -154,13 +155,18 @@ impl Ctx {
     /// Check the session and read the URL; without a live session, a redirect to the
     /// login page that comes back here afterwards.
     pub async fn load(
-        state: Arc<AppState>,
+        state: Arc<HttpState>,
         headers: &HeaderMap,
         uri: &Uri,
         params: &HashMap<String, String>,
         page: Page,
     ) -> Result<Ctx, Response> {
-        let key = match session::key_of(&state, headers).await {
+        let now = state.now_ms();
+        let key = match state
+            .sessions
+            .key_of(state.store.as_ref(), now, headers)
+            .await
+        {
             Ok(Some(key)) => key,
             Ok(None) => return Err(to_login(uri)),
             Err(e) => {
@@ -173,12 +179,12 @@ impl Ctx {
             return Err(redirect(&fixed.link(page.path(), true, &[]), None));
         }
         Ok(Ctx {
-            now: state.now_ms(),
+            now,
             key,
             view,
             page,
             nonce: crate::auth::random_token(16),
-            state,
+            state: state.app.clone(),
         })
     }
 

@@ -4,8 +4,7 @@
 //! the store on every request, so a revoked key logs its sessions out at once. The key
 //! itself never appears in a URL, a page or a log.
 
-use crate::app::AppState;
-use crate::store::{KeyInfo, Result, Scope};
+use crate::store::{KeyInfo, Result, Scope, Store};
 use axum::http::HeaderMap;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -84,6 +83,29 @@ impl Sessions {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The key behind the request's session cookie, checked against the store now. A
+    /// session whose key was revoked (or whose workspace lost it) is ended on the spot.
+    pub async fn key_of(
+        &self,
+        store: &dyn Store,
+        now_ms: i64,
+        headers: &HeaderMap,
+    ) -> Result<Option<KeyInfo>> {
+        let Some(token) = cookie_token(headers) else {
+            return Ok(None);
+        };
+        let Some(key_hash) = self.key_hash(token, now_ms) else {
+            return Ok(None);
+        };
+        match store.authenticate(key_hash).await? {
+            Some(info) if info.scope.allows(Scope::Read) => Ok(Some(info)),
+            _ => {
+                self.remove(token);
+                Ok(None)
+            }
+        }
+    }
 }
 
 fn live(s: &Session, now_ms: i64) -> bool {
@@ -101,24 +123,6 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.trim().trim_matches('"'))
         .filter(|v| !v.is_empty())
-}
-
-/// The key behind the request's session cookie, checked against the store now. A
-/// session whose key was revoked (or whose workspace lost it) is ended on the spot.
-pub async fn key_of(state: &AppState, headers: &HeaderMap) -> Result<Option<KeyInfo>> {
-    let Some(token) = cookie_token(headers) else {
-        return Ok(None);
-    };
-    let Some(key_hash) = state.sessions.key_hash(token, state.now_ms()) else {
-        return Ok(None);
-    };
-    match state.store.authenticate(key_hash).await? {
-        Some(info) if info.scope.allows(Scope::Read) => Ok(Some(info)),
-        _ => {
-            state.sessions.remove(token);
-            Ok(None)
-        }
-    }
 }
 
 /// Whether the browser reached us over TLS (through a proxy that says so): then the

@@ -4,12 +4,12 @@
 
 use super::rollup::{Contribution, Pending, WriteError};
 use super::schema::DimKind;
-use crate::budget::counters::SpendEffect;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{DataMode, Environment};
 use crate::event::{PricedEvent, Status};
 use crate::store::{
-    FieldTally, IngestOutcome, Result, SpendListener, StoreError, WorkspaceId, WriteResult,
+    FieldTally, IngestOutcome, Result, SpendEffect, SpendListener, StoreError, WorkspaceId,
+    WriteResult,
 };
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use std::collections::HashMap;

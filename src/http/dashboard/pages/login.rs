@@ -1,8 +1,8 @@
 //! Login and logout. The key travels once, in a POST body; the browser keeps only a
 //! random session token in an HttpOnly, SameSite=Strict cookie.
 
-use crate::app::AppState;
 use crate::http::dashboard::{html, layout, redirect, safe_next, session};
+use crate::http::state::HttpState;
 use crate::store::Scope;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -45,19 +45,22 @@ fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
 }
 
 pub async fn form(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let next = safe_next(params.get("next").map(String::as_str)).to_string();
-    if let Ok(Some(_)) = session::key_of(&state, &headers).await {
+    let known = state
+        .sessions
+        .key_of(state.store.as_ref(), state.now_ms(), &headers);
+    if let Ok(Some(_)) = known.await {
         return redirect(&next, None);
     }
     login_page(StatusCode::OK, &next, None)
 }
 
 pub async fn submit(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -102,7 +105,7 @@ pub async fn submit(
     }
 }
 
-pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn logout(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     if !session::same_origin(&headers) {
         return (
             StatusCode::FORBIDDEN,

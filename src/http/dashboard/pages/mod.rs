@@ -21,7 +21,9 @@ use std::collections::HashMap;
 macro_rules! page_handler {
     ($name:ident, $page:expr, $body:path) => {
         pub async fn $name(
-            axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::app::AppState>>,
+            axum::extract::State(state): axum::extract::State<
+                std::sync::Arc<crate::http::state::HttpState>,
+            >,
             headers: axum::http::HeaderMap,
             uri: axum::http::Uri,
             axum::extract::Query(params): axum::extract::Query<

@@ -1,0 +1,139 @@
+//! `burnrate import` (JSONL through the same validation, dedupe and pricing as HTTP
+//! ingest, rejected lines reported by number) and `burnrate demo`.
+
+use super::args::DemoArgs;
+use super::workspace_id;
+use crate::ingest::{self, Item};
+use crate::load::{Loader, CHUNK};
+use crate::store::Store;
+use anyhow::{bail, Context};
+use std::io::BufRead;
+
+/// Demo traffic as the flags describe it.
+pub async fn demo(store: &dyn Store, args: DemoArgs) -> anyhow::Result<()> {
+    crate::load::demo(store, args.into_run()?).await.map(|_| ())
+}
+
+/// Stands in for a line that is not UTF-8 (a NUL can never start a JSON event).
+const INVALID_UTF8: &str = "\0invalid utf-8";
+
+pub async fn import(
+    store: &dyn Store,
+    file: &str,
+    workspace: &str,
+    allow_rejects: bool,
+) -> anyhow::Result<()> {
+    let ws = workspace_id(store, workspace).await?;
+    let reader = open_lines(file)?;
+    let mut loader = Loader::new(store, ws).await?;
+    let progress = spinner();
+    let started = std::time::Instant::now();
+    // Lines of one chunk, kept as text: the parsed events borrow their strings.
+    let mut lines_text: Vec<String> = Vec::with_capacity(CHUNK);
+    let mut line_numbers = Vec::with_capacity(CHUNK);
+    let mut rejected_lines = Vec::new();
+    let mut lines = reader.split(b'\n').enumerate().peekable();
+    while let Some((i, line)) = lines.next() {
+        let line = line?;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            // Invalid UTF-8 stays visible as such: the item parser reports it.
+            lines_text.push(String::from_utf8(line).unwrap_or_else(|_| INVALID_UTF8.to_string()));
+            line_numbers.push(i + 1);
+        }
+        if lines_text.len() == CHUNK || lines.peek().is_none() {
+            for bad in loader.load(items_of(&lines_text)).await? {
+                let line = line_numbers[bad.index];
+                rejected_lines.push(line);
+                progress.suspend(|| eprintln!("line {line}: {}", reasons(&bad)));
+            }
+            progress.inc(line_numbers.len() as u64);
+            line_numbers.clear();
+            lines_text.clear();
+        }
+    }
+    progress.finish_and_clear();
+    print_counts(&loader, started.elapsed().as_secs_f64());
+    let total = loader.accepted + loader.duplicates + loader.rejected;
+    if rejected_lines.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "{} of {total} events rejected (lines {}; reasons above); the accepted ones are stored, \
+         and importing the fixed file again skips them as duplicates",
+        rejected_lines.len(),
+        line_list(&rejected_lines)
+    );
+    if allow_rejects {
+        eprintln!("warning: {message}");
+        return Ok(());
+    }
+    bail!("{message} (--allow-rejects to exit 0)")
+}
+
+/// The file's lines, or stdin's for "-".
+fn open_lines(file: &str) -> anyhow::Result<Box<dyn BufRead>> {
+    Ok(if file == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("opening {file}"))?,
+        ))
+    })
+}
+
+fn spinner() -> indicatif::ProgressBar {
+    let progress = indicatif::ProgressBar::new_spinner();
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {human_pos} events read, {per_sec} [{elapsed}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    progress
+}
+
+/// One chunk's lines parsed into items; a line that was not UTF-8 is an item error.
+fn items_of(lines_text: &[String]) -> Vec<Item<'_>> {
+    lines_text
+        .iter()
+        .map(|text| match text.as_str() {
+            INVALID_UTF8 => Err(vec![crate::event::FieldError::new(
+                "body",
+                "line is not valid UTF-8",
+            )]),
+            text => ingest::parse_item(text),
+        })
+        .collect()
+}
+
+/// "field: message; field: message".
+fn reasons(bad: &ingest::Rejected) -> String {
+    let reasons: Vec<String> = bad
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    reasons.join("; ")
+}
+
+fn print_counts(loader: &Loader, secs: f64) {
+    let total = loader.accepted + loader.duplicates + loader.rejected;
+    println!(
+        "read {total} events in {secs:.1}s ({:.0} events/s): {} accepted, {} duplicates, {} rejected, {} warnings",
+        total as f64 / secs.max(1e-9),
+        loader.accepted,
+        loader.duplicates,
+        loader.rejected,
+        loader.warnings
+    );
+}
+
+/// "2, 5, 7" or "2, 5, 7, ... and 40 more".
+fn line_list(lines: &[usize]) -> String {
+    const SHOWN: usize = 20;
+    let shown: Vec<String> = lines.iter().take(SHOWN).map(usize::to_string).collect();
+    match lines.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{}, ... and {more} more", shown.join(", ")),
+        _ => shown.join(", "),
+    }
+}

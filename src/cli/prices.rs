@@ -1,0 +1,343 @@
+//! `burnrate prices`: list, show how a model resolves, import, versions, remove a
+//! version, check for unpriced models, generate the bundled book from LiteLLM's map.
+
+use super::args::PriceCommand;
+use super::table;
+use crate::app::load_prices;
+use crate::price::book::BookFile;
+use crate::price::{self, litellm, Layer, PriceBook};
+use crate::store::{Store, StoredBook};
+use anyhow::{bail, Context};
+use comfy_table::CellAlignment;
+use std::path::PathBuf;
+
+fn rate_text(r: Option<crate::money::Rate>) -> String {
+    r.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+}
+
+pub async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> {
+    let book = load_prices(store).await?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    match cmd {
+        PriceCommand::List { provider } => list_prices(&book, provider.as_deref(), now),
+        PriceCommand::Show { model, provider } => {
+            show_price(&book, provider.as_deref(), &model, now)?
+        }
+        PriceCommand::Import {
+            file,
+            effective_from,
+        } => import_prices(store, &file, effective_from).await?,
+        PriceCommand::Versions => price_versions(store, &book).await?,
+        PriceCommand::RemoveVersion { version } => remove_price_version(store, &version).await?,
+        PriceCommand::Check => check_prices(store, &book, now).await?,
+        PriceCommand::Generate { .. } => unreachable!("handled in run"),
+    }
+    Ok(())
+}
+
+/// Every model's standard rates in force now, with its long-context bands and tiers.
+fn list_prices(book: &PriceBook, provider: Option<&str>, now: i64) {
+    let mut table = table(&[
+        "provider",
+        "model",
+        "input $/M",
+        "cached $/M",
+        "cache write $/M",
+        "output $/M",
+        "bands",
+        "tiers",
+    ]);
+    for c in 3..=5 {
+        if let Some(col) = table.column_mut(c) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut count = 0;
+    for key in book.keys() {
+        if provider.is_some_and(|p| p != key.provider) {
+            continue;
+        }
+        let Some((entry, _)) = book.lookup(&key.provider, &key.model, now) else {
+            continue;
+        };
+        let base = entry
+            .rows
+            .iter()
+            .find(|r| r.tier == crate::event::ServiceTier::Standard && r.above == 0);
+        let Some(base) = base else { continue };
+        let mut bands: Vec<String> = entry
+            .rows
+            .iter()
+            .filter(|r| r.above > 0)
+            .map(|r| format!(">{}k", r.above / 1000))
+            .collect();
+        bands.dedup();
+        let mut tiers: Vec<&str> = entry
+            .rows
+            .iter()
+            .map(|r| r.tier.as_str())
+            .filter(|t| *t != "standard")
+            .collect();
+        tiers.dedup();
+        table.add_row(vec![
+            key.provider.clone(),
+            key.model.clone(),
+            rate_text(base.input),
+            rate_text(base.cached_input),
+            rate_text(base.cache_write),
+            rate_text(base.output),
+            bands.join(" "),
+            tiers.join(" "),
+        ]);
+        count += 1;
+    }
+    println!("{table}");
+    println!(
+        "{count} models; book versions: {}",
+        book.versions().join(", ")
+    );
+}
+
+/// The models stored events named that have no price, and why.
+async fn check_prices(store: &dyn Store, book: &PriceBook, now: i64) -> anyhow::Result<()> {
+    let unpriced = store.unpriced_models().await?;
+    if unpriced.is_empty() {
+        println!("every event has a price");
+        return Ok(());
+    }
+    let mut table = table(&["provider", "model", "unpriced events", "last seen", "why"]);
+    for m in &unpriced {
+        let why = match book.lookup(&m.provider, &m.model, now) {
+            Some(_) => "no rate for the event's service tier",
+            None => "unknown model",
+        };
+        table.add_row(vec![
+            m.provider.clone(),
+            m.model.clone(),
+            m.events.to_string(),
+            m.last_seen.clone(),
+            why.into(),
+        ]);
+    }
+    println!("{table}");
+    println!("add prices with `burnrate prices import overrides.json` (see docs/price-book-format.md); stored events keep cost null until re-sent");
+    Ok(())
+}
+
+fn show_price(
+    book: &PriceBook,
+    provider: Option<&str>,
+    model: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    let providers: Vec<String> = match provider {
+        Some(p) => vec![p.to_string()],
+        None => {
+            let mut ps: Vec<String> = book
+                .keys()
+                .iter()
+                .filter(|k| k.model == model.to_ascii_lowercase())
+                .map(|k| k.provider.clone())
+                .collect();
+            ps.dedup();
+            if ps.is_empty() {
+                ps = price::model_candidates("openai", model)
+                    .iter()
+                    .map(|(k, _)| k.provider.clone())
+                    .take(1)
+                    .collect();
+            }
+            ps
+        }
+    };
+    for p in providers {
+        let Some((entry, how)) = book.lookup(&p, model, now) else {
+            println!("{p}/{model}: no price (unknown model: cost stays null, counted as unpriced)");
+            continue;
+        };
+        println!(
+            "{p}/{model} -> {}/{} ({})",
+            how.key.provider, how.key.model, how.rule
+        );
+        println!(
+            "  entry {}  mode {}  source {}",
+            entry.id, entry.mode, entry.source
+        );
+        let mut table = table(&[
+            "tier",
+            "input above",
+            "input $/M",
+            "cached $/M",
+            "cache write $/M",
+            "output $/M",
+            "reasoning $/M",
+        ]);
+        for r in &entry.rows {
+            table.add_row(vec![
+                r.tier.as_str().to_string(),
+                r.above.to_string(),
+                rate_text(r.input),
+                rate_text(r.cached_input),
+                rate_text(r.cache_write),
+                rate_text(r.output),
+                rate_text(r.reasoning),
+            ]);
+        }
+        println!("{table}");
+        if let Some(img) = entry.per_image {
+            println!("  per image: ${img}");
+        }
+        for (layer, e) in book.history(&how.key) {
+            let from = jiff::Timestamp::from_millisecond(e.effective_from_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            println!(
+                "  version {} ({:?}) effective from {from}",
+                e.book_version, layer
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn import_prices(
+    store: &dyn Store,
+    file: &PathBuf,
+    effective_from: Option<String>,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let now = jiff::Timestamp::now();
+    let effective = match effective_from {
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .context("--effective-from must be RFC 3339")?,
+        None => now,
+    };
+    let price::import::Prepared { kind, book } =
+        price::import::prepare(value, &file.display().to_string(), now, effective)?;
+    let entries = book.entries.len();
+    store
+        .save_price_book(StoredBook {
+            kind: kind.into(),
+            version: book.version.clone(),
+            body: serde_json::to_string(&book)?,
+            imported_at_ms: None,
+        })
+        .await?;
+    println!("imported {entries} {kind} entries as version {} (a running server picks them up within 2 s; undo with `burnrate prices remove-version {}`)", book.version, book.version);
+    Ok(())
+}
+
+async fn price_versions(store: &dyn Store, book: &PriceBook) -> anyhow::Result<()> {
+    let bundled: BookFile = serde_json::from_str(price::BUNDLED_BOOK)?;
+    let mut table = table(&["kind", "version", "entries", "aliases", "imported at"]);
+    table.add_row(vec![
+        "catalog (bundled)".into(),
+        bundled.version.clone(),
+        bundled.entries.len().to_string(),
+        bundled.aliases.len().to_string(),
+        "-".into(),
+    ]);
+    for stored in store.price_books().await? {
+        let file: Option<BookFile> = serde_json::from_str(&stored.body).ok();
+        let count = |n: Option<usize>| n.map_or("?".into(), |n| n.to_string());
+        table.add_row(vec![
+            stored.kind,
+            stored.version,
+            count(file.as_ref().map(|f| f.entries.len())),
+            count(file.as_ref().map(|f| f.aliases.len())),
+            stored
+                .imported_at_ms
+                .map_or("-".into(), crate::report::rfc3339),
+        ]);
+    }
+    println!("{table}");
+    println!("in force, newest last: {}", book.versions().join(", "));
+    Ok(())
+}
+
+async fn remove_price_version(store: &dyn Store, version: &str) -> anyhow::Result<()> {
+    let bundled: BookFile = serde_json::from_str(price::BUNDLED_BOOK)?;
+    if version == bundled.version {
+        bail!("{version} is the bundled book, built into the binary: it cannot be removed (overrides win over it)");
+    }
+    let removed = store.remove_price_book(version.to_string()).await?;
+    if removed == 0 {
+        let stored: Vec<String> = store
+            .price_books()
+            .await?
+            .into_iter()
+            .map(|b| b.version)
+            .collect();
+        bail!(
+            "no imported price book version {version:?}; stored: {}",
+            if stored.is_empty() {
+                "none".to_string()
+            } else {
+                stored.join(", ")
+            }
+        );
+    }
+    println!("removed version {version} ({removed} import(s)); stored events keep the price they were stored with, a running server drops it within 2 s");
+    Ok(())
+}
+
+pub fn generate_book(
+    litellm_path: &PathBuf,
+    corrections: &PathBuf,
+    out: &PathBuf,
+    package_version: &str,
+    snapshot_date: &str,
+) -> anyhow::Result<()> {
+    let map: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(litellm_path)?)?;
+    let fixes: BookFile = serde_json::from_str(&std::fs::read_to_string(corrections)?)
+        .with_context(|| format!("parsing {}", corrections.display()))?;
+    let version = format!("litellm-{package_version}+{snapshot_date}");
+    let source = serde_json::json!({
+        "name": "LiteLLM model_prices_and_context_window.json",
+        "package": "litellm", "packageVersion": package_version, "snapshotDate": snapshot_date,
+        "license": "MIT (see prices/LICENSE.litellm)", "corrections": corrections.display().to_string(),
+    });
+    let mut converted = litellm::convert(&map, &version, source)?;
+    let (replaced, added) = litellm::apply_corrections(&mut converted.book, &fixes);
+    // The generated book must load; fail here rather than at the next build.
+    let mut check = PriceBook::default();
+    check
+        .add_file(&converted.book, Layer::Catalog)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut text = String::from("{\n");
+    text.push_str(&format!(
+        "\"format\": {},\n\"kind\": \"catalog\",\n\"version\": {},\n",
+        price::book::FORMAT,
+        serde_json::to_string(&version)?
+    ));
+    text.push_str(&format!(
+        "\"source\": {},\n\"aliases\": {},\n\"entries\": [\n",
+        serde_json::to_string(&converted.book.source)?,
+        serde_json::to_string(&converted.book.aliases)?
+    ));
+    // One entry per line: a price change shows as a one-line diff.
+    let lines: Vec<String> = converted
+        .book
+        .entries
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<_, _>>()?;
+    text.push_str(&lines.join(",\n"));
+    text.push_str("\n]\n}\n");
+    std::fs::write(out, text)?;
+    println!(
+        "wrote {} entries to {} (version {version}); {} LiteLLM keys skipped (no token prices), {} collisions, corrections: {replaced} replaced, {added} added",
+        converted.book.entries.len(),
+        out.display(),
+        converted.skipped,
+        converted.collisions.len()
+    );
+    for c in converted.collisions.iter().take(20) {
+        eprintln!("collision (first key kept): {c}");
+    }
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! The server's lifecycle: open the store, fill an empty one with the demo when asked,
+//! claim the first start (an admin key), build the shared state (prices, budgets and
+//! their counters, alerts, settings), start the background loops, serve until shutdown,
+//! then stop the loops and close the store. `run` is what `burnrate serve` calls; `start`
+//! runs the same server in-process (port 0 in tests) and hands back its address.
+
+mod background;
+
+use crate::app::AppState;
+use crate::auth;
+use crate::clock::system_clock;
+use crate::http::server::Limits;
+use crate::load::{self, DemoRun};
+use crate::ratelimit::RateConfig;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Scope, Store};
+use anyhow::Context;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Everything the server needs to know, as the command line (or a test) decided it.
+pub struct Config {
+    /// The SQLite database file.
+    pub db: PathBuf,
+    /// Address to bind, e.g. 127.0.0.1:8080 (port 0: any free port).
+    pub listen: String,
+    /// Fill an empty database with demo traffic first.
+    pub demo: bool,
+    /// Ingest rate and burst per key.
+    pub rate: RateConfig,
+    /// How long a guard reservation waits for its ingest event before it lapses.
+    pub reservation_ttl_ms: i64,
+    /// The dashboard's address as people reach it, for links in alert messages
+    /// (`None`: http:// plus the bound address).
+    pub public_url: Option<String>,
+    /// Evaluate the alert rules every minute.
+    pub alerts: bool,
+    /// Connection limits and timeouts of the accept loop.
+    pub limits: Limits,
+}
+
+/// Serve until `shutdown` resolves, then let in-flight requests end and close the store.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Ready::prepare(config).await?.serve(shutdown).await
+}
+
+/// A server started in-process by `start`.
+pub struct Running {
+    /// The address it listens on (the port chosen when the config said 0).
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Shut down as on SIGTERM and wait until the store is closed.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.done.await.context("the server task panicked")?
+    }
+}
+
+/// Start the server on a task of the current runtime; it serves once this returns.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let ready = Ready::prepare(config).await?;
+    let addr = ready.addr;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(ready.serve(async {
+        let _ = stopped.await;
+    }));
+    Ok(Running { addr, stop, done })
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the shutdown `burnrate serve` waits for.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+}
+
+/// A server with its store open, its state built and its socket bound: what is left is
+/// to serve.
+struct Ready {
+    store: Arc<dyn Store>,
+    state: Arc<AppState>,
+    listener: TcpListener,
+    addr: SocketAddr,
+    db: PathBuf,
+    alerts: bool,
+    limits: Limits,
+}
+
+impl Ready {
+    /// Open the store and get everything ready; on failure the store is closed again.
+    async fn prepare(config: Config) -> anyhow::Result<Ready> {
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&config.db)
+                .with_context(|| format!("opening database {}", config.db.display()))?,
+        );
+        match Ready::prepare_on(store.clone(), config).await {
+            Ok(ready) => Ok(ready),
+            Err(e) => {
+                store.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn prepare_on(store: Arc<dyn Store>, config: Config) -> anyhow::Result<Ready> {
+        if config.demo && store.event_count().await? == 0 {
+            let now = jiff::Timestamp::now().as_millisecond();
+            load::demo(store.as_ref(), DemoRun::serve_default(now)).await?;
+        }
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        claim_first_start(store.as_ref(), &config.db, addr).await?;
+        let public_url = config
+            .public_url
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let state = AppState::new(
+            store.clone(),
+            config.rate,
+            config.reservation_ttl_ms,
+            public_url,
+            system_clock(),
+        )
+        .await?;
+        Ok(Ready {
+            store,
+            state: Arc::new(state),
+            listener,
+            addr,
+            db: config.db,
+            alerts: config.alerts,
+            limits: config.limits,
+        })
+    }
+
+    /// Serve until `shutdown`, stop the background loops, close the store.
+    async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let result = self.serve_until(shutdown).await;
+        store.close().await;
+        result
+    }
+
+    async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let reloader = background::reload_every_2s(self.state.clone());
+        let evaluator = self
+            .alerts
+            .then(|| background::evaluate_alerts_every_minute(self.state.clone()));
+        println!("listening on http://{}", self.addr);
+        std::io::stdout().flush()?;
+        tracing::info!(addr = %self.addr, db = %self.db.display(), "serving");
+        let served = crate::http::serve(self.listener, self.state, self.limits, shutdown).await;
+        reloader.abort();
+        if let Some(evaluator) = evaluator {
+            evaluator.abort();
+        }
+        served?;
+        tracing::info!("in-flight requests done; closing the store");
+        Ok(())
+    }
+}
+
+/// On a new database: create the first admin key and print it once, with a first
+/// event to post.
+async fn claim_first_start(
+    store: &dyn Store,
+    db: &std::path::Path,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
+    if !store.claim_first_start().await? {
+        return Ok(());
+    }
+    let key = auth::new_key();
+    store
+        .create_key(
+            "default".into(),
+            Scope::Admin,
+            auth::hash_key(&key),
+            auth::key_prefix(&key),
+            Some("first-start admin".into()),
+        )
+        .await?;
+    print_first_start(db, &addr.to_string(), &key);
+    Ok(())
+}
+
+fn print_first_start(db: &std::path::Path, addr: &str, key: &str) {
+    let event = r#"{"externalRequestId":"hello-1","provider":"openai","model":"gpt-4o-mini","endpointTag":"hello.world","inputTokens":1200,"cachedTokens":200,"outputTokens":300,"status":"success"}"#;
+    println!("new database {} with workspace \"default\"", db.display());
+    println!("admin key (shown once, keep it safe): {key}");
+    println!("post a first event:");
+    println!("  curl -sS http://{addr}/v1/ingest/llm-request -H 'X-API-Key: {key}' -H 'Content-Type: application/json' -d '{event}'");
+    println!("then see it priced:");
+    println!("  curl -sS http://{addr}/v1/events -H 'X-API-Key: {key}'");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(db: PathBuf) -> Config {
+        Config {
+            db,
+            listen: "127.0.0.1:0".into(),
+            demo: false,
+            rate: RateConfig {
+                per_second: 0.0,
+                burst: 0.0,
+            },
+            reservation_ttl_ms: 600_000,
+            public_url: None,
+            alerts: false,
+            limits: Limits {
+                header_read_timeout: std::time::Duration::from_secs(10),
+                idle_timeout: std::time::Duration::from_secs(60),
+                max_connections: 16,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn starts_in_process_on_port_0_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = start(config(dir.path().join("b.db"))).await.unwrap();
+        assert_ne!(running.addr.port(), 0);
+        let health = reqwest::get(format!("http://{}/healthz", running.addr))
+            .await
+            .unwrap();
+        assert!(health.status().is_success());
+        let addr = running.addr;
+        running.stop().await.unwrap();
+        assert!(reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .is_err());
+    }
+}
