@@ -37,24 +37,14 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             };
             bench_ingest(load, rps, seconds, dir, url.zip(key)).await
         }
-        BenchCommand::Query {
-            events,
-            dir,
-            rounds,
-            profile,
-        } => bench_query(events, &dir, rounds, &profile).await,
+        BenchCommand::Query(b) => bench_query(b.events, &b.dir, b.rounds, &b.profile).await,
         BenchCommand::Guard {
             rps,
             ingest_rate,
             seconds,
             profile,
         } => bench_guard(rps, ingest_rate, seconds, profile.resolve(DEFAULT_PROFILE)?).await,
-        BenchCommand::Explain {
-            events,
-            dir,
-            rounds,
-            profile,
-        } => bench_explain(events, &dir, rounds, &profile).await,
+        BenchCommand::Explain(b) => bench_explain(b.events, &b.dir, b.rounds, &b.profile).await,
     }
 }
 

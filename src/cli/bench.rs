@@ -2,7 +2,7 @@
 //! clap); `crate::bench` runs them.
 
 use super::profile::ProfileArgs;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -37,19 +37,7 @@ pub enum BenchCommand {
         profile: ProfileArgs,
     },
     /// Latency of every read API call and dashboard page over a store of demo events.
-    Query {
-        /// Demo events in the store (generated once; an existing store is reused).
-        #[arg(long, default_value_t = 10_000_000)]
-        events: u64,
-        /// Where the store lives (kept between runs: generating 10M events takes minutes).
-        #[arg(long, default_value = "bench-data")]
-        dir: PathBuf,
-        /// Timed requests per call after 3 warm-up requests.
-        #[arg(long, default_value_t = 40)]
-        rounds: usize,
-        #[command(flatten)]
-        profile: ProfileArgs,
-    },
+    Query(ReadBench),
     /// Guard latency at a fixed call rate while ingest runs at a fixed event rate.
     Guard {
         /// Guard calls per second (open loop).
@@ -65,14 +53,22 @@ pub enum BenchCommand {
     },
     /// Latency of GET /v1/explain (7 days against the 7 before, three dimensions) and of
     /// GET /v1/gate over the same store as `bench query`.
-    Explain {
-        #[arg(long, default_value_t = 10_000_000)]
-        events: u64,
-        #[arg(long, default_value = "bench-data")]
-        dir: PathBuf,
-        #[arg(long, default_value_t = 40)]
-        rounds: usize,
-        #[command(flatten)]
-        profile: ProfileArgs,
-    },
+    Explain(ReadBench),
+}
+
+/// The store a read benchmark measures, and how often: shared by `bench query` and
+/// `bench explain`, which read the same store.
+#[derive(Args)]
+pub struct ReadBench {
+    /// Demo events in the store (generated once; an existing store is reused).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
+    /// Where the store lives (kept between runs: generating 10M events takes minutes).
+    #[arg(long, default_value = "bench-data")]
+    pub dir: PathBuf,
+    /// Timed requests per call after 3 warm-up requests.
+    #[arg(long, default_value_t = 40)]
+    pub rounds: usize,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
