@@ -773,7 +773,7 @@ fn guard_decision_in_process(now: i64) -> (f64, f64) {
                         }
                     })
                     .collect();
-                counters.apply(&effects);
+                counters.apply(1, &effects);
                 std::thread::sleep(Duration::from_millis(25));
             }
         })

@@ -2,12 +2,14 @@
 //! traffic, validated, priced and stored in chunks through the same steps as ingest.
 
 use crate::app::load_prices;
+use crate::budget::counters::Counters;
 use crate::demo::profile::Profile;
 use crate::demo::DemoConfig;
 use crate::ingest::{self, Item};
 use crate::price::PriceBook;
 use crate::store::{Store, WorkspaceId};
 use anyhow::bail;
+use std::sync::Arc;
 
 /// Items per store call: large enough for the writer's group commit to pay off, small
 /// enough that a chunk's texts and parsed events stay a few megabytes.
@@ -23,9 +25,13 @@ pub async fn workspace_id(store: &dyn Store, name: &str) -> anyhow::Result<Works
     }
 }
 
-/// Validate, price and store items in chunks; shared by `import` and `demo`.
-pub struct Loader<'a> {
-    store: &'a dyn Store,
+/// Validate, price and store items in chunks through `ingest::accept`; shared by
+/// `import` and `demo`.
+pub struct Loader {
+    store: Arc<dyn Store>,
+    /// This process's counters: no budget is loaded here (the server re-reads spend
+    /// from the store), but the path is the one every front door takes.
+    counters: Arc<Counters>,
     workspace: WorkspaceId,
     book: PriceBook,
     pub accepted: usize,
@@ -35,17 +41,18 @@ pub struct Loader<'a> {
     settings: crate::settings::IngestSettings,
 }
 
-impl<'a> Loader<'a> {
-    pub async fn new(store: &'a dyn Store, workspace: WorkspaceId) -> anyhow::Result<Loader<'a>> {
+impl Loader {
+    pub async fn new(store: Arc<dyn Store>, workspace: WorkspaceId) -> anyhow::Result<Loader> {
         Ok(Loader {
+            book: load_prices(store.as_ref()).await?,
+            settings: crate::settings::load(store.as_ref(), workspace).await?,
             store,
+            counters: Arc::new(Counters::new(0)),
             workspace,
-            book: load_prices(store).await?,
             accepted: 0,
             duplicates: 0,
             rejected: 0,
             warnings: 0,
-            settings: crate::settings::load(store, workspace).await?,
         })
     }
 
@@ -55,7 +62,16 @@ impl<'a> Loader<'a> {
         let prepared = ingest::prepare(items, &self.book, &self.settings, now);
         self.rejected += prepared.rejected.len();
         self.warnings += prepared.warnings.len() + prepared.warnings_omitted;
-        let outcome = self.store.ingest(self.workspace, prepared.events).await?;
+        let receipt = ingest::accept(
+            self.store.clone(),
+            self.counters.clone(),
+            self.workspace,
+            prepared.events,
+            Default::default(),
+            now,
+        )
+        .await?;
+        let outcome = receipt.outcome;
         self.accepted += outcome.accepted();
         self.duplicates += outcome.duplicates();
         Ok(prepared.rejected)
@@ -92,8 +108,8 @@ impl DemoRun {
 
 /// Write demo traffic with a progress bar and print what was written; returns the
 /// number of events accepted.
-pub async fn demo(store: &dyn Store, run: DemoRun) -> anyhow::Result<usize> {
-    let ws = workspace_id(store, &run.workspace).await?;
+pub async fn demo(store: Arc<dyn Store>, run: DemoRun) -> anyhow::Result<usize> {
+    let ws = workspace_id(store.as_ref(), &run.workspace).await?;
     let (days, events) = (run.config.days, run.config.events);
     // Only the small profile tells the spike's story.
     let spike = run.profile.is_none().then(|| run.config.spike_window());

@@ -5,7 +5,7 @@ use burnrate::ingest;
 use burnrate::price::PriceBook;
 use burnrate::query::QueryRequest;
 use burnrate::store::sqlite::SqliteStore;
-use burnrate::store::Store;
+use burnrate::store::EventStore;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
