@@ -50,6 +50,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|_| ExitCode::SUCCESS)
         }
         Command::Gate(args) => return Ok(explain::gate(&url, args).await),
+        Command::Demo(args) if args.out.is_some() => {
+            return import::demo_to_file(args).map(|_| ExitCode::SUCCESS)
+        }
         Command::Serve(args) => {
             let config = args.into_config(url);
             return crate::server::run(config, crate::server::shutdown_signal())

@@ -113,15 +113,9 @@ pub async fn demo(store: Arc<dyn Store>, run: DemoRun) -> anyhow::Result<usize> 
     let (days, events) = (run.config.days, run.config.events);
     // Only the small profile tells the spike's story.
     let spike = run.profile.is_none().then(|| run.config.spike_window());
-    let generator = crate::demo::profile::events(run.profile, run.config);
     let mut loader = Loader::new(store, ws).await?;
     let progress = indicatif::ProgressBar::new(events);
-    let spill = std::env::temp_dir().join(format!("burnrate-demo-{}", std::process::id()));
-    let mut texts: Box<dyn Iterator<Item = String>> = if run.time_ordered {
-        Box::new(in_time_order(generator, spill.clone())?)
-    } else {
-        Box::new(generator.map(|v| v.to_string()))
-    };
+    let (mut texts, spill) = demo_texts(&run)?;
     loop {
         let batch: Vec<String> = texts.by_ref().take(CHUNK).collect();
         if batch.is_empty() {
@@ -146,6 +140,38 @@ pub async fn demo(store: Arc<dyn Store>, run: DemoRun) -> anyhow::Result<usize> 
         loader.accepted, run.workspace, days,
     );
     Ok(loader.accepted)
+}
+
+/// The run's events as JSON texts, in the order they are written, and the spill
+/// directory to remove afterwards (time order sorts through it).
+fn demo_texts(
+    run: &DemoRun,
+) -> anyhow::Result<(Box<dyn Iterator<Item = String>>, std::path::PathBuf)> {
+    let generator = crate::demo::profile::events(run.profile.clone(), run.config.clone());
+    let spill = std::env::temp_dir().join(format!("burnrate-demo-{}", std::process::id()));
+    let texts: Box<dyn Iterator<Item = String>> = if run.time_ordered {
+        Box::new(in_time_order(generator, spill.clone())?)
+    } else {
+        Box::new(generator.map(|v| v.to_string()))
+    };
+    Ok((texts, spill))
+}
+
+/// Write the run's events to `out` as NDJSON, in the order `demo` would store them;
+/// returns how many.
+pub fn demo_to_file(run: DemoRun, out: &std::path::Path) -> anyhow::Result<u64> {
+    use std::io::Write;
+    let (texts, spill) = demo_texts(&run)?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut written = 0u64;
+    for text in texts {
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        written += 1;
+    }
+    file.flush()?;
+    let _ = std::fs::remove_dir_all(&spill);
+    Ok(written)
 }
 
 /// The demo's events in timestamp order, as a live app writes them (the generator draws

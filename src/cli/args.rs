@@ -176,6 +176,11 @@ pub struct DemoArgs {
     /// use it; the realistic profile is already in arrival order, late calls included.
     #[arg(long)]
     pub time_ordered: bool,
+    /// Write the events to this NDJSON file instead of a store (the same events, in the
+    /// same order, a store would get): sample data for `burnrate import`, other tools
+    /// and the benchmarks' baselines.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]

@@ -15,6 +15,14 @@ pub async fn demo(store: Arc<dyn Store>, args: DemoArgs) -> anyhow::Result<()> {
     crate::load::demo(store, args.into_run()?).await.map(|_| ())
 }
 
+/// `demo --out FILE`: the same traffic as NDJSON, no store opened.
+pub fn demo_to_file(args: DemoArgs) -> anyhow::Result<()> {
+    let out = args.out.clone().context("--out")?;
+    let written = crate::load::demo_to_file(args.into_run()?, &out)?;
+    println!("demo: {written} events written to {}", out.display());
+    Ok(())
+}
+
 /// Stands in for a line that is not UTF-8 (a NUL can never start a JSON event).
 const INVALID_UTF8: &str = "\0invalid utf-8";
 
