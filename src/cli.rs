@@ -48,6 +48,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|_| ExitCode::SUCCESS)
         }
         Command::Gate(args) => return Ok(explain::gate(&url, args).await),
+        Command::Restore { file, replace } => {
+            let bytes = crate::store::restore(&url, &file, replace)?;
+            println!("restored {} ({bytes} bytes) into {url}", file.display());
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Demo(args) if args.out.is_some() => {
             return import::demo_to_file(args).map(|_| ExitCode::SUCCESS)
         }
@@ -67,6 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             allow_rejects,
         } => import::import(store.clone(), &file, &workspace, allow_rejects).await,
         Command::Demo(args) => import::demo(store.clone(), args).await,
+        Command::Backup { file } => backup(store.as_ref(), file).await,
         Command::Workspaces(cmd) => keys::workspaces(store.as_ref(), cmd).await,
         Command::Keys(cmd) => keys::keys(store.as_ref(), cmd).await,
         Command::Prices(cmd) => prices::prices(store.as_ref(), cmd).await,
@@ -76,12 +82,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Budgets(cmd) => control::budgets(store.clone(), cmd).await,
         Command::Alerts(cmd) => control::alerts(store.clone(), cmd).await,
-        Command::Serve(_) | Command::Explain(_) | Command::Gate(_) => {
+        Command::Serve(_) | Command::Explain(_) | Command::Gate(_) | Command::Restore { .. } => {
             unreachable!("handled above")
         }
     };
     store.close().await;
     result.map(|_| ExitCode::SUCCESS)
+}
+
+/// `burnrate backup FILE`: the store as of now, into a new file.
+async fn backup(store: &dyn Store, file: std::path::PathBuf) -> anyhow::Result<()> {
+    let bytes = store.backup_to(file.clone()).await?;
+    println!("backup written to {} ({bytes} bytes)", file.display());
+    Ok(())
 }
 
 /// The exit code of a command line clap refused: 0 for --help and --version, the gate's

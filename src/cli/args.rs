@@ -58,6 +58,20 @@ pub enum Command {
     },
     /// Write demo traffic (dataMode=demo) into the database.
     Demo(DemoArgs),
+    /// Copy the whole store to a new file as of one moment, while a server keeps
+    /// running on it (SQLite's online backup).
+    Backup {
+        /// The backup file to create (never overwritten).
+        file: std::path::PathBuf,
+    },
+    /// Put a backup in place of the store (stop any server using the store first).
+    Restore {
+        /// A file written by `burnrate backup`.
+        file: std::path::PathBuf,
+        /// Overwrite an existing store.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Manage workspaces.
     #[command(subcommand)]
     Workspaces(WorkspaceCommand),

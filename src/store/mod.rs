@@ -6,7 +6,7 @@
 mod open;
 pub mod sqlite;
 
-pub use open::{open, StoreUrl};
+pub use open::{open, restore, StoreUrl};
 
 use crate::event::{DataMode, Environment, PricedEvent};
 use crate::money::Usd;
@@ -369,6 +369,10 @@ pub trait EventStore: Send + Sync {
     /// I/O error) a small probe write tells whether it works again, so readiness
     /// recovers by itself once space returns.
     async fn check_writable(&self) -> Result<()>;
+    /// Copy the whole store (events and control data) to a new file at `to`, as of one
+    /// moment, while it keeps taking writes; returns the copy's size in bytes. Backends
+    /// whose engine has its own backup path say so instead.
+    async fn backup_to(&self, to: std::path::PathBuf) -> Result<u64>;
     /// Finish queued writes and release the store.
     async fn close(&self);
 }

@@ -54,6 +54,14 @@ pub fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+/// Replace (or create) the store `url` names with the backup at `from`, which is checked
+/// first. An existing store is only replaced when `replace`; no server may be using it.
+pub fn restore(url: &str, from: &std::path::Path, replace: bool) -> anyhow::Result<u64> {
+    match StoreUrl::parse(url)? {
+        StoreUrl::Sqlite(path) => super::sqlite::restore(from, &path, replace),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

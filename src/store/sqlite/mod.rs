@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod control;
+mod lifecycle;
 mod read;
 mod rollup;
 pub mod schema;
@@ -18,6 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Ingest jobs that may wait for the writer; beyond this, ingest answers 429.
 const WRITER_QUEUE: usize = 1024;
+
+pub use lifecycle::restore;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -348,6 +351,13 @@ impl EventStore for SqliteStore {
         let result = answer.await.map_err(|_| StoreError::Closed)?;
         self.note_write(&result);
         result
+    }
+
+    async fn backup_to(&self, to: std::path::PathBuf) -> Result<u64> {
+        let from = self.path.clone();
+        tokio::task::spawn_blocking(move || lifecycle::backup(&from, &to))
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?
     }
 
     async fn close(&self) {
