@@ -1,0 +1,120 @@
+//! The store conformance suite: every store test is written once against the `Store`
+//! contract (in `tests/conformance/`) and run against every backend, its answers
+//! compared with a reference computed in plain Rust from the same events.
+//!
+//! Backends: `sqlite` always, plus each store URL in `BURNRATE_CONFORMANCE_STORES`
+//! (comma-separated); `backends()` is the one list and `open_backend` the one way a test
+//! gets a fresh store. A backend joins by making `open_backend` open its kind.
+//!
+//! Randomness: each test's RNG seed derives from `BURNRATE_CONFORMANCE_SEED` (default
+//! below) and the test's name; a failing test prints the backend and the seed to rerun
+//! with.
+
+mod conformance;
+
+use burnrate::store::Store;
+use std::sync::Arc;
+
+/// The base seed when `BURNRATE_CONFORMANCE_SEED` is not set.
+const DEFAULT_SEED: u64 = 20_261_202;
+
+/// Every backend the suite runs on.
+fn backends() -> Vec<String> {
+    let mut kinds = vec!["sqlite".to_string()];
+    if let Ok(listed) = std::env::var("BURNRATE_CONFORMANCE_STORES") {
+        kinds.extend(
+            listed
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+    }
+    kinds
+}
+
+/// A fresh, empty store of one backend, and what keeps it alive.
+struct Backend {
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+/// Open an empty store of `kind`: `sqlite` is a new file in a temporary directory.
+fn open_backend(kind: &str) -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = match kind {
+        "sqlite" => Arc::new(
+            burnrate::store::sqlite::SqliteStore::open(&dir.path().join("conformance.db")).unwrap(),
+        ),
+        other => panic!("no backend opens {other:?} yet (BURNRATE_CONFORMANCE_STORES)"),
+    };
+    Backend { store, _dir: dir }
+}
+
+fn base_seed() -> u64 {
+    match std::env::var("BURNRATE_CONFORMANCE_SEED") {
+        Ok(s) => s.parse().expect("BURNRATE_CONFORMANCE_SEED is a u64"),
+        Err(_) => DEFAULT_SEED,
+    }
+}
+
+/// A test's own seed: the base seed mixed with its name (FNV-1a), so tests differ.
+fn seed(base: u64, test: &str) -> u64 {
+    test.bytes().fold(base ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Says on a failing test (while it unwinds) which backend and seed failed.
+struct OnFailure<'a> {
+    kind: &'a str,
+    test: &'a str,
+    base: u64,
+}
+
+impl Drop for OnFailure<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "conformance test {} failed on backend {}; base seed {} (rerun with BURNRATE_CONFORMANCE_SEED={})",
+                self.test, self.kind, self.base, self.base
+            );
+        }
+    }
+}
+
+/// Instantiate each test function for every backend: `module::test` becomes the test
+/// `test`, run on a fresh store of each backend in turn.
+macro_rules! conformance_tests {
+    ($($module:ident :: $test:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            for kind in backends() {
+                let base = base_seed();
+                let _report = OnFailure { kind: &kind, test: stringify!($test), base };
+                let backend = open_backend(&kind);
+                let store = backend.store.clone();
+                conformance::$module::$test(store, seed(base, stringify!($test))).await;
+                backend.store.close().await;
+            }
+        }
+    )*};
+}
+
+conformance_tests! {
+    aggregate::retries_replacements_and_resends_follow_the_dedupe_rules,
+    aggregate::aggregates_match_the_reference,
+    reads::events_pages_list_every_stored_call_once_newest_first,
+    reads::request_values_and_latencies_are_the_newest_matching_calls,
+    reads::versions_seen_lie_between_the_stored_calls_and_every_attempt,
+    reads::freshness_event_count_and_unpriced_models_follow_the_calls,
+    reads::unknown_fields_are_tallied_per_key,
+    reads::concurrent_resends_of_one_attempt_count_once,
+    control::workspaces_are_created_once_and_paused_by_name,
+    control::keys_authenticate_by_hash_and_revoke_by_id_or_prefix,
+    control::object_ids_count_per_workspace_and_kind_and_are_never_reused,
+    control::price_books_keep_import_order_and_bump_the_generation,
+    control::first_start_is_claimed_once_and_a_fresh_store_is_writable,
+    overflow::a_write_whose_sum_would_overflow_is_refused_naming_the_field,
+    overflow::a_read_whose_sums_overflow_is_sum_overflow,
+}
