@@ -13,6 +13,7 @@
 mod conformance;
 
 use burnrate::store::Store;
+use std::path::Path;
 use std::sync::Arc;
 
 /// The base seed when `BURNRATE_CONFORMANCE_SEED` is not set.
@@ -33,22 +34,33 @@ fn backends() -> Vec<String> {
     kinds
 }
 
-/// A fresh, empty store of one backend, and what keeps it alive.
+/// A fresh, empty store of one backend, and where it lives (to open it again).
 struct Backend {
+    kind: String,
+    dir: tempfile::TempDir,
     store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
 }
 
-/// Open an empty store of `kind`: `sqlite` is a new file in a temporary directory.
-fn open_backend(kind: &str) -> Backend {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = match kind {
+/// Open the store of `kind` kept at `dir`, creating it when new: `sqlite` is a file
+/// there; a server backend would name its database after the directory.
+fn open_at(kind: &str, dir: &Path) -> Arc<dyn Store> {
+    match kind {
         "sqlite" => Arc::new(
-            burnrate::store::sqlite::SqliteStore::open(&dir.path().join("conformance.db")).unwrap(),
+            burnrate::store::sqlite::SqliteStore::open(&dir.join("conformance.db")).unwrap(),
         ),
         other => panic!("no backend opens {other:?} yet (BURNRATE_CONFORMANCE_STORES)"),
-    };
-    Backend { store, _dir: dir }
+    }
+}
+
+/// Open an empty store of `kind` in a new place.
+fn open_backend(kind: &str) -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_at(kind, dir.path());
+    Backend {
+        kind: kind.to_string(),
+        dir,
+        store,
+    }
 }
 
 fn base_seed() -> u64 {
@@ -117,4 +129,26 @@ conformance_tests! {
     control::first_start_is_claimed_once_and_a_fresh_store_is_writable,
     overflow::a_write_whose_sum_would_overflow_is_refused_naming_the_field,
     overflow::a_read_whose_sums_overflow_is_sum_overflow,
+}
+
+/// Like `conformance_tests`, for tests that also open the same store again (after
+/// closing it): each gets a function that does.
+macro_rules! reopening_tests {
+    ($($module:ident :: $test:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            for kind in backends() {
+                let base = base_seed();
+                let _report = OnFailure { kind: &kind, test: stringify!($test), base };
+                let backend = open_backend(&kind);
+                let reopen = || open_at(&backend.kind, backend.dir.path());
+                let seed = seed(base, stringify!($test));
+                conformance::$module::$test(backend.store.clone(), seed, &reopen).await;
+            }
+        }
+    )*};
+}
+
+reopening_tests! {
+    durability::a_reopened_store_answers_as_before,
 }

@@ -3,7 +3,7 @@
 
 use super::gen::{self, pick, HOUR, START};
 use super::reference::{iso, Reference};
-use super::{load, workspaces, Shared};
+use super::{load, workspaces, Loaded, Shared};
 use burnrate::price::PriceBook;
 use burnrate::query::{Answer, Dimension, Filters, Measure, Query};
 use burnrate::store::{EventQuery, StoredEvent, WorkspaceId, WriteResult};
@@ -203,9 +203,28 @@ pub async fn retries_replacements_and_resends_follow_the_dedupe_rules(store: Sha
 /// scenario: each answer equals the reference's, rows, totals and cut.
 pub async fn aggregates_match_the_reference(store: Shared, seed: u64) {
     let loaded = load(&store, seed, 2500).await;
+    let seen = check_queries(&store, &loaded, seed, 400).await;
+    // The queries must reach what they are meant to check.
+    assert!(seen.rows > 3_000, "rows compared: {}", seen.rows);
+    assert!(seen.cut > 50, "answers with cut rows: {}", seen.cut);
+    assert!(seen.tags > 40, "queries on tags: {}", seen.tags);
+    assert!(seen.empty < 200, "empty answers: {}", seen.empty);
+}
+
+/// What a run of random queries compared.
+#[derive(Debug, Default)]
+pub struct Compared {
+    pub rows: usize,
+    pub cut: usize,
+    pub tags: usize,
+    pub empty: usize,
+}
+
+/// Ask `n` random queries of the loaded scenario; each answer must equal the reference's.
+pub async fn check_queries(store: &Shared, loaded: &Loaded, seed: u64, n: usize) -> Compared {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xa99);
-    let (mut rows, mut cut, mut tags, mut empty) = (0, 0, 0, 0);
-    for i in 0..400 {
+    let mut seen = Compared::default();
+    for i in 0..n {
         let ws = *pick(&mut rng, &loaded.workspaces);
         let query = gen::query(&mut rng);
         let expected = loaded.reference.answer(ws, &query).unwrap();
@@ -219,21 +238,17 @@ pub async fn aggregates_match_the_reference(store: Shared, seed: u64) {
                 difference(&query, &got, &expected)
             );
         }
-        rows += expected.rows.len();
-        cut += (expected.cut > 0) as usize;
-        empty += expected.totals.is_empty() as usize;
-        tags += query
+        seen.rows += expected.rows.len();
+        seen.cut += (expected.cut > 0) as usize;
+        seen.empty += expected.totals.is_empty() as usize;
+        seen.tags += query
             .group_by
             .iter()
             .chain(query.filters.text.keys())
             .any(|d| matches!(d, Dimension::Tag(_))) as usize
             + !query.filters.tags.is_empty() as usize;
     }
-    // The queries must reach what they are meant to check.
-    assert!(rows > 3_000, "rows compared: {rows}");
-    assert!(cut > 50, "answers with cut rows: {cut}");
-    assert!(tags > 40, "queries on tags: {tags}");
-    assert!(empty < 200, "empty answers: {empty}");
+    seen
 }
 
 /// Where two answers differ, for the failure message.

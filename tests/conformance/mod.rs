@@ -1,9 +1,10 @@
 //! The conformance suite's parts: the generator (`gen`), the reference (`reference`),
 //! and the tests, each written once against the `Store` contract (`aggregate`, `reads`,
-//! `control`, `overflow`). `tests/store_conformance.rs` runs every test on every backend.
+//! `control`, `overflow`, `durability`). `tests/store_conformance.rs` runs every test on every backend.
 
 pub mod aggregate;
 pub mod control;
+pub mod durability;
 pub mod gen;
 pub mod overflow;
 pub mod reads;
@@ -58,25 +59,29 @@ impl Loaded {
 /// reference.
 pub async fn load(store: &Shared, seed: u64, calls: usize) -> Loaded {
     let workspaces = workspaces(store).await;
-    let mut reference = Reference::default();
-    let mut request_times = Vec::new();
-    for (i, request) in gen::requests(seed, &workspaces, calls)
-        .into_iter()
-        .enumerate()
-    {
-        let expected = reference.ingest(request.workspace, &request.events, i);
+    let mut loaded = Loaded {
+        reference: Reference::default(),
+        workspaces,
+        request_times: Vec::new(),
+    };
+    for request in gen::requests(seed, &loaded.workspaces, calls) {
+        loaded.ingest(store, request).await;
+    }
+    loaded
+}
+
+impl Loaded {
+    /// Write one request to the store and the reference; their outcomes must agree.
+    pub async fn ingest(&mut self, store: &Shared, request: gen::Request) {
+        let i = self.request_times.len();
+        let expected = self.reference.ingest(request.workspace, &request.events, i);
         let start = now_ms();
         let outcome = store
             .ingest(request.workspace, request.events)
             .await
             .unwrap_or_else(|e| panic!("request {i}: {e}"));
-        request_times.push((start, now_ms()));
+        self.request_times.push((start, now_ms()));
         assert_eq!(outcome.results, expected, "dedupe outcomes of request {i}");
-    }
-    Loaded {
-        reference,
-        workspaces,
-        request_times,
     }
 }
 

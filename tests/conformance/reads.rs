@@ -20,7 +20,7 @@ fn ms(rfc3339: &str) -> i64 {
 
 /// Read every page of a listing; checks each page's size and that only the last one
 /// has no cursor. Cursors are passed back as the opaque strings they are.
-async fn all_pages(store: &Shared, ws: WorkspaceId, base: EventQuery) -> Vec<StoredEvent> {
+pub async fn all_pages(store: &Shared, ws: WorkspaceId, base: EventQuery) -> Vec<StoredEvent> {
     let mut out = Vec::new();
     let mut cursor = None;
     for page_no in 0.. {
@@ -56,7 +56,7 @@ async fn all_pages(store: &Shared, ws: WorkspaceId, base: EventQuery) -> Vec<Sto
 
 /// The listed calls are exactly the reference's, each once, newest first, with every
 /// field as stored; receive times fall within the requests that wrote them.
-fn check_listing(loaded: &Loaded, got: &[StoredEvent], expected: Vec<&Call>, what: &str) {
+pub fn check_listing(loaded: &Loaded, got: &[StoredEvent], expected: Vec<&Call>, what: &str) {
     for pair in got.windows(2) {
         assert!(
             ms(&pair[0].timestamp) >= ms(&pair[1].timestamp),
