@@ -565,3 +565,73 @@ pub async fn concurrent_resends_of_one_attempt_count_once(store: Shared, _seed: 
     assert_eq!(page.events[0].attempt as u64, first + 1);
     assert_eq!(page.events[0].input_tokens, 10 * (first + 1));
 }
+
+/// Paging while calls arrive, newer and older than the position reached: every call
+/// stored before the first page is listed exactly once, none twice, newest first. A
+/// cursor is a position in the order, not an offset.
+pub async fn pages_stay_exact_while_calls_arrive(store: Shared, seed: u64) {
+    let mut loaded = load(&store, seed, 500).await;
+    let ws = loaded.workspaces[0];
+    let book = PriceBook::bundled().unwrap();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x9a6e);
+    let before: Vec<Option<String>> = loaded
+        .reference
+        .matching(ws, None, None)
+        .map(|c| c.id.clone())
+        .collect();
+    let mut listed: Vec<StoredEvent> = Vec::new();
+    let mut cursor = None;
+    let mut arrived = 0;
+    loop {
+        let query = EventQuery {
+            cursor: cursor.clone(),
+            limit: 15,
+            ..Default::default()
+        };
+        let page = store.events(ws, query).await.unwrap();
+        listed.extend(page.events);
+        let Some(next) = page.next_cursor else { break };
+        cursor = Some(next);
+        let texts: Vec<String> = (0..3)
+            .map(|_| {
+                arrived += 1;
+                let at = START + rng.random_range(0..3 * gen::DAY);
+                json!({"externalRequestId": format!("late-{arrived}"), "timestamp": iso(at),
+                       "provider": "openai", "model": "gpt-4o", "endpointTag": "e",
+                       "status": "success", "inputTokens": 5})
+                .to_string()
+            })
+            .collect();
+        let events = gen::prepare(&book, &texts);
+        loaded
+            .ingest(
+                &store,
+                gen::Request {
+                    workspace: ws,
+                    events,
+                },
+            )
+            .await;
+    }
+    assert!(arrived > 30, "calls arrived while paging: {arrived}");
+    for pair in listed.windows(2) {
+        assert!(
+            ms(&pair[0].timestamp) >= ms(&pair[1].timestamp),
+            "newest first"
+        );
+    }
+    let mut ids: Vec<&str> = listed
+        .iter()
+        .filter(|e| !e.idless)
+        .map(|e| e.external_request_id.as_str())
+        .collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a call listed twice");
+    for id in before.iter().flatten() {
+        assert!(ids.binary_search(&id.as_str()).is_ok(), "{id} was skipped");
+    }
+    let idless_before = before.iter().filter(|id| id.is_none()).count();
+    assert_eq!(listed.iter().filter(|e| e.idless).count(), idless_before);
+}
