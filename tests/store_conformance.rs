@@ -8,7 +8,7 @@
 //!
 //! Randomness: each test's RNG seed derives from `BURNRATE_CONFORMANCE_SEED` (default
 //! below) and the test's name; a failing test prints the backend and the seed to rerun
-//! with.
+//! with. `BURNRATE_CONFORMANCE_SCALE=N` runs N times the calls and queries.
 
 mod conformance;
 

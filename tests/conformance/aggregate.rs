@@ -224,7 +224,7 @@ pub struct Compared {
 pub async fn check_queries(store: &Shared, loaded: &Loaded, seed: u64, n: usize) -> Compared {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xa99);
     let mut seen = Compared::default();
-    for i in 0..n {
+    for i in 0..n * super::scale() {
         let ws = *pick(&mut rng, &loaded.workspaces);
         let query = gen::query(&mut rng);
         let expected = loaded.reference.answer(ws, &query).unwrap();

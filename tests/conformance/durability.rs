@@ -95,7 +95,7 @@ pub async fn a_reopened_store_answers_as_before(
     );
 
     // The first requests again: every attempt with an id is a duplicate now.
-    let again: Vec<gen::Request> = gen::requests(seed, &loaded.workspaces, 800)
+    let again: Vec<gen::Request> = gen::requests(seed, &loaded.workspaces, 800 * super::scale())
         .into_iter()
         .take(20)
         .collect();

@@ -16,6 +16,18 @@ use std::sync::Arc;
 
 pub type Shared = Arc<dyn Store>;
 
+/// How many times the default numbers of calls and queries to run:
+/// `BURNRATE_CONFORMANCE_SCALE` (default 1), for longer runs than CI's.
+pub fn scale() -> usize {
+    std::env::var("BURNRATE_CONFORMANCE_SCALE")
+        .ok()
+        .map(|s| {
+            s.parse()
+                .expect("BURNRATE_CONFORMANCE_SCALE is a whole number")
+        })
+        .unwrap_or(1)
+}
+
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -64,7 +76,7 @@ pub async fn load(store: &Shared, seed: u64, calls: usize) -> Loaded {
         workspaces,
         request_times: Vec::new(),
     };
-    for request in gen::requests(seed, &loaded.workspaces, calls) {
+    for request in gen::requests(seed, &loaded.workspaces, calls * scale()) {
         loaded.ingest(store, request).await;
     }
     loaded

@@ -141,7 +141,7 @@ pub async fn events_pages_list_every_stored_call_once_newest_first(store: Shared
             &format!("workspace {ws}, pages of {limit}"),
         );
     }
-    for i in 0..25 {
+    for i in 0..super::scale() * 25 {
         let ws = *pick(&mut rng, &loaded.workspaces);
         let (window, filters) = gen::window_and_filters(&mut rng);
         let limit = rng.random_range(1..40);
@@ -220,7 +220,7 @@ pub async fn request_values_and_latencies_are_the_newest_matching_calls(store: S
     let loaded = load(&store, seed, 1500).await;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x7a1);
     let mut compared = 0;
-    for i in 0..80 {
+    for i in 0..super::scale() * 80 {
         let ws = *pick(&mut rng, &loaded.workspaces);
         let (window, filters) = gen::window_and_filters(&mut rng);
         let limit = if rng.random_bool(0.5) {
