@@ -67,14 +67,11 @@ async fn stored(store: &Shared, ws: WorkspaceId, id: &str) -> StoredEvent {
     e
 }
 
-/// Retries as attempt numbers, replacements, resends, id-less calls and one id in two
-/// workspaces, by hand: each outcome, the call each id ends as, and the sums.
-pub async fn retries_replacements_and_resends_follow_the_dedupe_rules(store: Shared, _seed: u64) {
+/// The hand-written requests: (workspace, events, the outcome of each).
+fn dedupe_requests(ws: &[WorkspaceId]) -> Vec<(WorkspaceId, Vec<Value>, Vec<WriteResult>)> {
     use WriteResult::*;
-    let book = PriceBook::bundled().unwrap();
-    let ws = workspaces(&store).await;
     let failed = json!({"status": "rate_limited", "usageMissing": true});
-    let requests: Vec<(WorkspaceId, Vec<Value>, Vec<WriteResult>)> = vec![
+    vec![
         (
             ws[0],
             vec![
@@ -126,7 +123,15 @@ pub async fn retries_replacements_and_resends_follow_the_dedupe_rules(store: Sha
         ),
         // The same id in another workspace is another call.
         (ws[1], vec![call(Some("a"), 1, 0)], vec![Inserted]),
-    ];
+    ]
+}
+
+/// Retries as attempt numbers, replacements, resends, id-less calls and one id in two
+/// workspaces, by hand: each outcome, the call each id ends as, and the sums.
+pub async fn retries_replacements_and_resends_follow_the_dedupe_rules(store: Shared, _seed: u64) {
+    let book = PriceBook::bundled().unwrap();
+    let ws = workspaces(&store).await;
+    let requests = dedupe_requests(&ws);
     let mut reference = Reference::default();
     for (i, (workspace, texts, outcomes)) in requests.into_iter().enumerate() {
         let texts: Vec<String> = texts.iter().map(Value::to_string).collect();
@@ -166,7 +171,12 @@ pub async fn retries_replacements_and_resends_follow_the_dedupe_rules(store: Sha
             "call {id} of workspace {ws}"
         );
     }
-    // The replaced attempt's model, tenant and environment left every sum.
+    check_dedupe_sums(&store, &reference, &ws).await;
+}
+
+/// The replaced attempt's model, tenant and environment left every sum; the other
+/// workspace holds its own call.
+async fn check_dedupe_sums(store: &Shared, reference: &Reference, ws: &[WorkspaceId]) {
     let by = |d: Dimension| everything(vec![d]);
     let groups = |a: &Answer| -> Vec<(String, u64, u64)> {
         a.rows

@@ -358,13 +358,13 @@ pub fn filters(rng: &mut StdRng) -> Filters {
 /// bucket, filters, order by any measure either way, often a small limit.
 pub fn query(rng: &mut StdRng) -> Query {
     let (from_ms, to_ms) = window(rng);
-    let group_by: Vec<Dimension> = (0..rng.random_range(0..=3))
+    // Distinct dimensions in a random order (the answer's group order follows it).
+    let mut group_by: Vec<Dimension> = (0..rng.random_range(0..=3))
         .map(|_| *pick(rng, DIMENSIONS))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .map(|d| Dimension::parse(d).unwrap())
         .collect();
-    let mut group_by = group_by;
     group_by.shuffle(rng);
     let bucket = match rng.random_range(0..3) {
         0 => Some(Bucket::Hour),
