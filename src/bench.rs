@@ -2,7 +2,7 @@
 //! loopback and measure it from outside, the way a client sees it. Their data is the
 //! realistic demo profile unless `--profile small` asks for the demo's story.
 
-use crate::cli::bench::BenchCommand;
+use crate::cli::bench::{Baselines, BenchCommand};
 use crate::cli::profile::ProfileArgs;
 use crate::demo::profile::Profile;
 use crate::demo::DemoConfig;
@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             key,
             time_ordered,
             profile,
+            baselines,
         } => {
             let load = Load {
                 events,
@@ -35,9 +36,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 time_ordered,
                 profile: profile.resolve(DEFAULT_PROFILE)?,
             };
-            bench_ingest(load, rps, seconds, dir, url.zip(key)).await
+            bench_ingest(load, rps, seconds, dir, url.zip(key), baselines).await
         }
-        BenchCommand::Query(b) => bench_query(b.events, &b.dir, b.rounds, &b.profile).await,
+        BenchCommand::Query(b) => {
+            bench_query(b.events, &b.dir, b.rounds, &b.profile, &b.baselines).await
+        }
         BenchCommand::Guard {
             rps,
             ingest_rate,
@@ -49,6 +52,45 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 }
 
 const DEFAULT_PROFILE: &str = "realistic";
+
+/// The baselines' scripts, carried in the binary so `--baselines` runs from anywhere.
+const NAIVE_SQLITE: &str = include_str!("../bench/naive_sqlite.py");
+const DUCKDB_READS: &str = include_str!("../bench/duckdb_reads.py");
+
+/// Run a baseline script with `args` under `python`; it prints one JSON line.
+fn run_baseline(python: &str, script: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    if !out.status.success() {
+        bail!("the baseline script failed under {python} (DuckDB's needs `{python} -m pip install duckdb`)");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .lines()
+        .last()
+        .context("the baseline script printed nothing")?;
+    Ok(serde_json::from_str(last)?)
+}
+
+/// The events of the request bodies as NDJSON, in the order they are sent.
+fn write_ndjson(bodies: &[String], path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for body in bodies {
+        let events: Vec<&serde_json::value::RawValue> = serde_json::from_str(body)?;
+        for e in events {
+            out.write_all(e.get().as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
 
 /// `events` demo calls over 30 days ending now, of a profile (`None`: the small demo).
 fn demo_events(
@@ -213,6 +255,7 @@ async fn bench_ingest(
     seconds: u64,
     dir: Option<PathBuf>,
     target: Option<(String, String)>,
+    baselines: Baselines,
 ) -> anyhow::Result<()> {
     let tmp = tempdir(dir)?;
     let db = tmp.join("bench.db");
@@ -234,6 +277,10 @@ async fn bench_ingest(
         profile_label(&load.profile)
     );
     let (bodies, total_events, raw_bytes) = ingest_bodies_of(&load);
+    let ndjson = tmp.join("events.ndjson");
+    if baselines.baselines {
+        write_ndjson(&bodies, &ndjson)?;
+    }
     let bodies = Arc::new(bodies);
     let order = if load.profile.is_none() || load.time_ordered {
         "time order"
@@ -245,6 +292,17 @@ async fn bench_ingest(
         .pool_max_idle_per_host(clients * 2)
         .build()?;
     let next = Arc::new(AtomicUsize::new(0));
+    // Single events at `rps` for as long as the batch load runs (at most `seconds`).
+    let loading = Arc::new(AtomicBool::new(true));
+    let single = tokio::spawn(single_latency(
+        client.clone(),
+        url.clone(),
+        key.clone(),
+        rps,
+        seconds,
+        now,
+        loading.clone(),
+    ));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -281,14 +339,25 @@ async fn bench_ingest(
         accepted += t.await??;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    loading.store(false, Ordering::Relaxed);
+    let latencies = single.await??;
     let db_bytes = file_size(&db) + file_size(&tmp.join("bench.db-wal"));
-
-    println!("single-event latency at {rps} requests/s for {seconds}s ...");
-    let latencies = single_latency(&client, &url, &key, rps, seconds, now).await?;
+    let rss = server.as_ref().map(|s| rss_mb(s.pid()));
     if let Some(server) = server {
         server.stop()?;
     }
     let db_bytes_after = file_size(&db);
+    let naive = if baselines.baselines {
+        println!("the same events through the naive SQLite script ...");
+        let naive_db = tmp.join("naive.db");
+        let args = [
+            ndjson.to_str().context("path")?,
+            naive_db.to_str().context("path")?,
+        ];
+        Some(run_baseline(&baselines.python, NAIVE_SQLITE, &args)?)
+    } else {
+        None
+    };
 
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -300,8 +369,18 @@ async fn bench_ingest(
         total_events as f64 / elapsed
     );
     println!("data: {}", profile_label(&load.profile));
+    if let Some(naive) = naive {
+        let rate = naive["eventsPerSecond"].as_f64().unwrap_or(0.0);
+        println!(
+            "naive SQLite script, same events, same order: {rate:.0} events/s; burnrate is {:.2}x",
+            total_events as f64 / elapsed / rate.max(1.0)
+        );
+    }
+    if let Some(rss) = rss {
+        println!("server RSS after the load: {rss:.0} MB");
+    }
     println!(
-        "single event: {} requests, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "single event while the batch load ran: {} requests at {rps}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         latencies.len(),
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
@@ -320,12 +399,13 @@ async fn bench_ingest(
 /// Open-loop: requests are sent on schedule whether or not earlier ones finished, so a
 /// slow server shows up as latency instead of hiding behind a slower send rate.
 async fn single_latency(
-    client: &reqwest::Client,
-    url: &str,
-    key: &str,
+    client: reqwest::Client,
+    url: String,
+    key: String,
     rps: u64,
     seconds: u64,
     now: i64,
+    running: Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rps.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -334,6 +414,9 @@ async fn single_latency(
     let ts = jiff::Timestamp::from_millisecond(now)?.to_string();
     for i in 0..count {
         ticker.tick().await;
+        if !running.load(Ordering::Relaxed) {
+            break;
+        }
         let body = serde_json::json!({
             "externalRequestId": format!("single-{now}-{i}"), "timestamp": ts, "provider": "openai",
             "model": "gpt-4o-mini", "endpointTag": "bench.single", "inputTokens": 1200,
@@ -379,7 +462,9 @@ fn tempdir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 /// Fill `db` with demo events (30 days) through the normal CLI path; returns the size of
 /// the same events as NDJSON, for comparing storage.
-fn fill_store(db: &Path, events: u64, profile: &ProfileArgs) -> anyhow::Result<u64> {
+/// Write the demo's events to `ndjson` (`burnrate demo --out`), then load that file into
+/// the store with `burnrate import`: the store and the baselines read the same events.
+fn fill_store(db: &Path, ndjson: &Path, events: u64, profile: &ProfileArgs) -> anyhow::Result<u64> {
     let resolved = profile.resolve(DEFAULT_PROFILE)?;
     // The small demo draws times at random: written in time order, as live traffic
     // would be. The realistic profile is written as it arrives, late calls included.
@@ -387,26 +472,31 @@ fn fill_store(db: &Path, events: u64, profile: &ProfileArgs) -> anyhow::Result<u
         None => &["--time-ordered"],
         Some(_) => &[],
     };
-    let ndjson_bytes: u64 = demo_events(resolved, events, 42)
-        .map(|e| e.to_string().len() as u64 + 1)
-        .sum();
-    let count = std::process::Command::new(std::env::current_exe()?)
-        .args([
-            "--db",
-            db.to_str().context("db path")?,
-            "demo",
-            "--events",
-            &events.to_string(),
-            "--seed",
-            "42",
-        ])
-        .args(order)
-        .args(profile.to_args(DEFAULT_PROFILE))
-        .status()?;
-    if !count.success() {
-        bail!("burnrate demo failed");
-    }
-    Ok(ndjson_bytes)
+    let ndjson_text = ndjson.to_str().context("ndjson path")?;
+    let run = |args: &[&str], what: &str| -> anyhow::Result<()> {
+        let status = std::process::Command::new(std::env::current_exe()?)
+            .args(["--db", db.to_str().context("db path")?])
+            .args(args)
+            .status()?;
+        anyhow::ensure!(status.success(), "burnrate {what} failed");
+        Ok(())
+    };
+    let demo = [
+        "demo",
+        "--events",
+        &events.to_string(),
+        "--seed",
+        "42",
+        "--out",
+        ndjson_text,
+    ];
+    let profile_flags = profile.to_args(DEFAULT_PROFILE);
+    let mut args: Vec<&str> = demo.to_vec();
+    args.extend(order);
+    args.extend(profile_flags.iter().map(String::as_str));
+    run(&args, "demo --out")?;
+    run(&["import", ndjson_text], "import")?;
+    Ok(file_size(ndjson))
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -419,14 +509,21 @@ fn rss_mb(pid: u32) -> f64 {
 }
 
 /// The store of demo events that `bench query` and `bench explain` share: generated once
-/// into `dir`, reused while a marker says it holds `events` of the same profile. Returns
-/// the database and the size of the same events as NDJSON.
-fn bench_store(events: u64, dir: &Path, profile: &ProfileArgs) -> anyhow::Result<(PathBuf, u64)> {
+/// into `dir`, reused while a marker says it holds `events` of the same profile (and,
+/// when `keep_ndjson`, the events file the baselines read is still there). Returns the
+/// database and the size of the same events as NDJSON.
+fn bench_store(
+    events: u64,
+    dir: &Path,
+    profile: &ProfileArgs,
+    keep_ndjson: bool,
+) -> anyhow::Result<(PathBuf, u64)> {
     std::fs::create_dir_all(dir)?;
     let db = dir.join("query.db");
+    let ndjson = dir.join("events.ndjson");
     let flags = profile.to_args(DEFAULT_PROFILE).join("_").replace("--", "");
     let marker = dir.join(format!("filled-{events}-{flags}"));
-    let ndjson_bytes = if marker.exists() {
+    let ndjson_bytes = if marker.exists() && (!keep_ndjson || ndjson.exists()) {
         std::fs::read_to_string(&marker)?
             .trim()
             .parse()
@@ -435,13 +532,17 @@ fn bench_store(events: u64, dir: &Path, profile: &ProfileArgs) -> anyhow::Result
         for f in ["query.db", "query.db-wal", "query.db-shm"] {
             let _ = std::fs::remove_file(dir.join(f));
         }
+        let _ = std::fs::remove_file(&marker);
         println!(
             "generating {events} demo calls over 30 days, {} (once; kept in {}) ...",
             profile_label(&profile.resolve(DEFAULT_PROFILE)?),
             dir.display()
         );
         let started = Instant::now();
-        let bytes = fill_store(&db, events, profile)?;
+        let bytes = fill_store(&db, &ndjson, events, profile)?;
+        if !keep_ndjson {
+            std::fs::remove_file(&ndjson)?;
+        }
         println!("  done in {:.0}s", started.elapsed().as_secs_f64());
         std::fs::write(&marker, bytes.to_string())?;
         bytes
@@ -454,8 +555,9 @@ async fn bench_query(
     dir: &Path,
     rounds: usize,
     profile: &ProfileArgs,
+    baselines: &Baselines,
 ) -> anyhow::Result<()> {
-    let (db, ndjson_bytes) = bench_store(events, dir, profile)?;
+    let (db, ndjson_bytes) = bench_store(events, dir, profile, baselines.baselines)?;
     let key = create_key(&db, "read")?;
     let server = ServerProcess::start(&db, &[])?;
     let client = reqwest::Client::builder()
@@ -536,6 +638,7 @@ async fn bench_query(
     let query_body = serde_json::json!({"from": week, "groupBy": ["model", "endpointTag"], "filters": {"dataMode": "demo"}, "measures": ["requests", "costUsd", "costPerRequest"]});
     println!("{:<34} {:>10} {:>10}", "call", "p50 ms", "p95 ms");
     let mut worst: (String, f64) = (String::new(), 0.0);
+    let mut medians: Vec<(String, f64)> = Vec::new();
     let mut measure = |name: &str, mut times: Vec<Duration>| {
         times.sort();
         let (p50, p95) = (
@@ -543,6 +646,7 @@ async fn bench_query(
             percentile(&times, 0.95).as_secs_f64() * 1e3,
         );
         println!("{name:<34} {p50:>10.2} {p95:>10.2}");
+        medians.push((name.to_string(), p50));
         if p95 > worst.1 {
             worst = (name.to_string(), p95);
         }
@@ -598,6 +702,39 @@ async fn bench_query(
         "server RSS after the run: {rss:.0} MB; slowest p95: {} ({:.1} ms)",
         worst.0, worst.1
     );
+    if baselines.baselines {
+        compare_with_duckdb(&medians, &dir.join("events.ndjson"), now, rounds, baselines)?;
+    }
+    Ok(())
+}
+
+/// DuckDB's median for each call it has an equivalent of, beside burnrate's.
+fn compare_with_duckdb(
+    medians: &[(String, f64)],
+    ndjson: &Path,
+    now: jiff::Timestamp,
+    rounds: usize,
+    baselines: &Baselines,
+) -> anyhow::Result<()> {
+    println!("the same calls as DuckDB GROUP BYs over the same events (in memory) ...");
+    let args = [
+        ndjson.to_str().context("path")?,
+        &now.as_millisecond().to_string(),
+        &rounds.to_string(),
+    ];
+    let duck = run_baseline(&baselines.python, DUCKDB_READS, &args)?;
+    println!(
+        "{:<34} {:>10} {:>10} {:>8}",
+        "call", "burnrate", "duckdb", "ratio"
+    );
+    for (name, ours) in medians {
+        if let Some(theirs) = duck[name.as_str()].as_f64() {
+            println!(
+                "{name:<34} {ours:>10.2} {theirs:>10.2} {:>8.2}",
+                ours / theirs.max(1e-6)
+            );
+        }
+    }
     Ok(())
 }
 
@@ -773,7 +910,7 @@ fn guard_decision_in_process(now: i64) -> (f64, f64) {
                         }
                     })
                     .collect();
-                counters.apply(&effects);
+                counters.apply(1, &effects);
                 std::thread::sleep(Duration::from_millis(25));
             }
         })
@@ -909,7 +1046,7 @@ async fn bench_explain(
     rounds: usize,
     profile: &ProfileArgs,
 ) -> anyhow::Result<()> {
-    let (db, _) = bench_store(events, dir, profile)?;
+    let (db, _) = bench_store(events, dir, profile, false)?;
     let key = create_key(&db, "read")?;
     let server = ServerProcess::start(&db, &[])?;
     let client = reqwest::Client::new();

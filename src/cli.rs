@@ -18,9 +18,7 @@ pub mod top;
 pub use args::{Cli, Command};
 
 use crate::load::workspace_id;
-use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
-use anyhow::Context;
 use args::PriceCommand;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use std::process::ExitCode;
@@ -42,34 +40,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(result) = control::from_server(&cli.command).await {
         return result.map(|_| ExitCode::SUCCESS);
     }
-    // These open the database themselves, or not at all when asking a server.
+    let url = cli.store_url();
+    // These open the store themselves, or not at all when asking a server.
     match cli.command {
         Command::Bench(cmd) => return crate::bench::run(cmd).await.map(|_| ExitCode::SUCCESS),
         Command::Explain(args) => {
-            return explain::explain(&cli.db, args)
+            return explain::explain(&url, args)
                 .await
                 .map(|_| ExitCode::SUCCESS)
         }
-        Command::Gate(args) => return Ok(explain::gate(&cli.db, args).await),
+        Command::Gate(args) => return Ok(explain::gate(&url, args).await),
+        Command::Demo(args) if args.out.is_some() => {
+            return import::demo_to_file(args).map(|_| ExitCode::SUCCESS)
+        }
         Command::Serve(args) => {
-            let config = args.into_config(cli.db);
+            let config = args.into_config(url);
             return crate::server::run(config, crate::server::shutdown_signal())
                 .await
                 .map(|_| ExitCode::SUCCESS);
         }
         _ => {}
     }
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&cli.db)
-            .with_context(|| format!("opening database {}", cli.db.display()))?,
-    );
+    let store: Arc<dyn Store> = crate::store::open(&url)?;
     let result = match cli.command {
         Command::Import {
             file,
             workspace,
             allow_rejects,
-        } => import::import(store.as_ref(), &file, &workspace, allow_rejects).await,
-        Command::Demo(args) => import::demo(store.as_ref(), args).await,
+        } => import::import(store.clone(), &file, &workspace, allow_rejects).await,
+        Command::Demo(args) => import::demo(store.clone(), args).await,
         Command::Workspaces(cmd) => keys::workspaces(store.as_ref(), cmd).await,
         Command::Keys(cmd) => keys::keys(store.as_ref(), cmd).await,
         Command::Prices(cmd) => prices::prices(store.as_ref(), cmd).await,

@@ -117,6 +117,7 @@ const USERS: usize = 600;
 const SPIKE_TENANT: &str = "enterprise-alpha";
 const SPIKE_ENDPOINT: usize = 3; // summarize.doc
 
+#[derive(Debug, Clone)]
 pub struct DemoConfig {
     pub days: u32,
     pub events: u64,

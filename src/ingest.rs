@@ -1,5 +1,10 @@
 //! Ingest: turn a request body (one event, a JSON array, or NDJSON) into validated,
-//! priced events plus a reason for every rejected item. Shared by HTTP and `import`.
+//! priced events plus a reason for every rejected item (`prepare`), then store them and
+//! keep the budget counters exact (`accept`). Shared by HTTP, `import` and the demo.
+
+mod accept;
+
+pub use accept::{accept, Receipt};
 
 use crate::event::{FieldError, PricedEvent, RawEvent};
 use crate::price::PriceBook;

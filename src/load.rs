@@ -2,12 +2,14 @@
 //! traffic, validated, priced and stored in chunks through the same steps as ingest.
 
 use crate::app::load_prices;
+use crate::budget::counters::Counters;
 use crate::demo::profile::Profile;
 use crate::demo::DemoConfig;
 use crate::ingest::{self, Item};
 use crate::price::PriceBook;
 use crate::store::{Store, WorkspaceId};
 use anyhow::bail;
+use std::sync::Arc;
 
 /// Items per store call: large enough for the writer's group commit to pay off, small
 /// enough that a chunk's texts and parsed events stay a few megabytes.
@@ -23,9 +25,13 @@ pub async fn workspace_id(store: &dyn Store, name: &str) -> anyhow::Result<Works
     }
 }
 
-/// Validate, price and store items in chunks; shared by `import` and `demo`.
-pub struct Loader<'a> {
-    store: &'a dyn Store,
+/// Validate, price and store items in chunks through `ingest::accept`; shared by
+/// `import` and `demo`.
+pub struct Loader {
+    store: Arc<dyn Store>,
+    /// This process's counters: no budget is loaded here (the server re-reads spend
+    /// from the store), but the path is the one every front door takes.
+    counters: Arc<Counters>,
     workspace: WorkspaceId,
     book: PriceBook,
     pub accepted: usize,
@@ -35,17 +41,18 @@ pub struct Loader<'a> {
     settings: crate::settings::IngestSettings,
 }
 
-impl<'a> Loader<'a> {
-    pub async fn new(store: &'a dyn Store, workspace: WorkspaceId) -> anyhow::Result<Loader<'a>> {
+impl Loader {
+    pub async fn new(store: Arc<dyn Store>, workspace: WorkspaceId) -> anyhow::Result<Loader> {
         Ok(Loader {
+            book: load_prices(store.as_ref()).await?,
+            settings: crate::settings::load(store.as_ref(), workspace).await?,
             store,
+            counters: Arc::new(Counters::new(0)),
             workspace,
-            book: load_prices(store).await?,
             accepted: 0,
             duplicates: 0,
             rejected: 0,
             warnings: 0,
-            settings: crate::settings::load(store, workspace).await?,
         })
     }
 
@@ -55,7 +62,16 @@ impl<'a> Loader<'a> {
         let prepared = ingest::prepare(items, &self.book, &self.settings, now);
         self.rejected += prepared.rejected.len();
         self.warnings += prepared.warnings.len() + prepared.warnings_omitted;
-        let outcome = self.store.ingest(self.workspace, prepared.events).await?;
+        let receipt = ingest::accept(
+            self.store.clone(),
+            self.counters.clone(),
+            self.workspace,
+            prepared.events,
+            Default::default(),
+            now,
+        )
+        .await?;
+        let outcome = receipt.outcome;
         self.accepted += outcome.accepted();
         self.duplicates += outcome.duplicates();
         Ok(prepared.rejected)
@@ -92,20 +108,14 @@ impl DemoRun {
 
 /// Write demo traffic with a progress bar and print what was written; returns the
 /// number of events accepted.
-pub async fn demo(store: &dyn Store, run: DemoRun) -> anyhow::Result<usize> {
-    let ws = workspace_id(store, &run.workspace).await?;
+pub async fn demo(store: Arc<dyn Store>, run: DemoRun) -> anyhow::Result<usize> {
+    let ws = workspace_id(store.as_ref(), &run.workspace).await?;
     let (days, events) = (run.config.days, run.config.events);
     // Only the small profile tells the spike's story.
     let spike = run.profile.is_none().then(|| run.config.spike_window());
-    let generator = crate::demo::profile::events(run.profile, run.config);
     let mut loader = Loader::new(store, ws).await?;
     let progress = indicatif::ProgressBar::new(events);
-    let spill = std::env::temp_dir().join(format!("burnrate-demo-{}", std::process::id()));
-    let mut texts: Box<dyn Iterator<Item = String>> = if run.time_ordered {
-        Box::new(in_time_order(generator, spill.clone())?)
-    } else {
-        Box::new(generator.map(|v| v.to_string()))
-    };
+    let (mut texts, spill) = demo_texts(&run)?;
     loop {
         let batch: Vec<String> = texts.by_ref().take(CHUNK).collect();
         if batch.is_empty() {
@@ -130,6 +140,38 @@ pub async fn demo(store: &dyn Store, run: DemoRun) -> anyhow::Result<usize> {
         loader.accepted, run.workspace, days,
     );
     Ok(loader.accepted)
+}
+
+/// The run's events as JSON texts, in the order they are written, and the spill
+/// directory to remove afterwards (time order sorts through it).
+fn demo_texts(
+    run: &DemoRun,
+) -> anyhow::Result<(Box<dyn Iterator<Item = String>>, std::path::PathBuf)> {
+    let generator = crate::demo::profile::events(run.profile.clone(), run.config.clone());
+    let spill = std::env::temp_dir().join(format!("burnrate-demo-{}", std::process::id()));
+    let texts: Box<dyn Iterator<Item = String>> = if run.time_ordered {
+        Box::new(in_time_order(generator, spill.clone())?)
+    } else {
+        Box::new(generator.map(|v| v.to_string()))
+    };
+    Ok((texts, spill))
+}
+
+/// Write the run's events to `out` as NDJSON, in the order `demo` would store them;
+/// returns how many.
+pub fn demo_to_file(run: DemoRun, out: &std::path::Path) -> anyhow::Result<u64> {
+    use std::io::Write;
+    let (texts, spill) = demo_texts(&run)?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut written = 0u64;
+    for text in texts {
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        written += 1;
+    }
+    file.flush()?;
+    let _ = std::fs::remove_dir_all(&spill);
+    Ok(written)
 }
 
 /// The demo's events in timestamp order, as a live app writes them (the generator draws

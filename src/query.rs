@@ -615,6 +615,8 @@ pub struct Answer {
     pub totals: Vec<Row>,
     /// How many groups the limit cut off.
     pub cut: usize,
+    /// The last commit this answer includes (`store::CommitSeq`); 0 when not known.
+    pub seen: u64,
 }
 
 impl Answer {
@@ -664,7 +666,12 @@ pub fn answer(query: &Query, rows: Vec<Row>) -> Result<Answer, SumOverflow> {
         .take(query.limit)
         .map(|(_, r)| r)
         .collect();
-    Ok(Answer { rows, totals, cut })
+    Ok(Answer {
+        rows,
+        totals,
+        cut,
+        seen: 0,
+    })
 }
 
 impl Filters {

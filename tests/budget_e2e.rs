@@ -352,3 +352,69 @@ async fn the_rust_sdk_guard_reads_the_server_answer() {
     assert!(denied.retry_after().unwrap().as_secs() > 0);
     assert!((denied.budgets[0].remaining.unwrap() - 0.1).abs() < 1e-9);
 }
+
+/// Spend committed by another process (a CLI import into the same file while the server
+/// runs) reaches the server's counters through the store's commit sequence, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_imported_by_another_process_reaches_the_running_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("other.db");
+    cli(&db, &["workspaces", "list"]);
+    let admin = key(&db, "default", "admin");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let created = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "acme", "scope": {"tenantId": "acme"}, "period": "month",
+                    "limitUsd": 10, "action": "block"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    // $1 through the server itself: counted at once.
+    let stored = api
+        .post(
+            "/v1/ingest/llm-request",
+            &ingest,
+            &call("own-1", "acme", "1"),
+        )
+        .await;
+    assert_eq!(stored.status, 202, "{}", stored.body);
+    // $3 through `burnrate import`, a second process writing the same file.
+    let file = dir.path().join("calls.ndjson");
+    let lines: Vec<String> = (0..3)
+        .map(|i| call(&format!("imported-{i}"), "acme", "1").to_string())
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    cli(&db, &["import", file.to_str().unwrap()]);
+    let spent = || async {
+        let status = api.get(&format!("/v1/budgets/{id}/status"), &admin).await;
+        status.body["spentUsd"].as_f64().unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while spent().await != 4.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import's $3 never reached the counters: {}",
+            spent().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // And it stays exact: one more own call counts once on top.
+    api.post(
+        "/v1/ingest/llm-request",
+        &ingest,
+        &call("own-2", "acme", "1"),
+    )
+    .await;
+    assert_eq!(spent().await, 5.0);
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    assert_eq!(
+        spent().await,
+        5.0,
+        "a refresh must not count anything twice"
+    );
+}

@@ -509,3 +509,59 @@ fn a_reader_that_closes_stdout_early_is_no_panic() {
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
     assert_eq!(out.status.code(), Some(141), "stderr: {stderr}");
 }
+
+/// `demo --out FILE` writes the events a store would get, without opening a store:
+/// importing the file gives the same answers as writing the demo into a store.
+#[test]
+fn demo_out_writes_the_events_a_store_would_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let (direct, imported, never) = (
+        dir.path().join("direct.db"),
+        dir.path().join("imported.db"),
+        dir.path().join("never.db"),
+    );
+    let file = dir.path().join("events.ndjson");
+    // A fixed end an hour ago: both runs draw the same events, all inside the window.
+    let end = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    let demo = [
+        "demo",
+        "--events",
+        "400",
+        "--end",
+        &end,
+        "--profile",
+        "realistic",
+    ];
+    cli(&direct, &demo);
+    let mut to_file = demo.to_vec();
+    to_file.extend(["--out", file.to_str().unwrap()]);
+    let said = cli(&never, &to_file);
+    assert!(!never.exists(), "demo --out must not create a store");
+    let lines = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        said.trim(),
+        format!(
+            "demo: {} events written to {}",
+            lines.lines().count(),
+            file.display()
+        )
+    );
+    cli(&imported, &["import", file.to_str().unwrap()]);
+    // The totals and rows (the window's own from/to differ by the seconds between runs).
+    let top = |db: &std::path::Path| {
+        let args = [
+            "top",
+            "tenants",
+            "--since",
+            "60d",
+            "--data-mode",
+            "demo",
+            "--json",
+        ];
+        let json: Value = serde_json::from_str(&cli(db, &args)).unwrap();
+        (json["total"].clone(), json["rows"].clone())
+    };
+    let answer = top(&direct);
+    assert!(answer.0["requests"].as_u64().unwrap() > 300, "{answer:?}");
+    assert_eq!(answer, top(&imported));
+}

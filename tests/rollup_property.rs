@@ -6,7 +6,7 @@ use burnrate::ingest;
 use burnrate::price::PriceBook;
 use burnrate::query::QueryRequest;
 use burnrate::store::sqlite::SqliteStore;
-use burnrate::store::Store;
+use burnrate::store::EventStore;
 use serde_json::json;
 
 /// Regression: a rollup schema change must rebuild the tables in their new shape, not keep

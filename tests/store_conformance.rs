@@ -3,8 +3,9 @@
 //! compared with a reference computed in plain Rust from the same events.
 //!
 //! Backends: `sqlite` always, plus each store URL in `BURNRATE_CONFORMANCE_STORES`
-//! (comma-separated); `backends()` is the one list and `open_backend` the one way a test
-//! gets a fresh store. A backend joins by making `open_backend` open its kind.
+//! (comma-separated, `{db}` where a fresh database's name goes). `backends()` is the
+//! one list and `open_at` the one way a test gets a store, through `store::open(url)`:
+//! a backend that `store::open` knows joins by being listed.
 //!
 //! Randomness: each test's RNG seed derives from `BURNRATE_CONFORMANCE_SEED` (default
 //! below) and the test's name; a failing test prints the backend and the seed to rerun
@@ -41,15 +42,26 @@ struct Backend {
     store: Arc<dyn Store>,
 }
 
-/// Open the store of `kind` kept at `dir`, creating it when new: `sqlite` is a file
-/// there; a server backend would name its database after the directory.
+/// Open the store of `kind` kept at `dir`, creating it when new, through
+/// `store::open(url)`: `sqlite` is a file there; a listed URL names its database with
+/// `{db}`, which becomes the directory's name (a fresh store per test).
 fn open_at(kind: &str, dir: &Path) -> Arc<dyn Store> {
-    match kind {
-        "sqlite" => Arc::new(
-            burnrate::store::sqlite::SqliteStore::open(&dir.join("conformance.db")).unwrap(),
-        ),
-        other => panic!("no backend opens {other:?} yet (BURNRATE_CONFORMANCE_STORES)"),
-    }
+    let url = match kind {
+        "sqlite" => format!("sqlite://{}", dir.join("conformance.db").display()),
+        url => {
+            assert!(
+                url.contains("{db}"),
+                "{url}: name the database {{db}} so each test gets a fresh one"
+            );
+            let name = dir
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .replace(['.', '-'], "_");
+            url.replace("{db}", &format!("conformance_{name}"))
+        }
+    };
+    burnrate::store::open(&url).unwrap_or_else(|e| panic!("opening {url}: {e:#}"))
 }
 
 /// Open an empty store of `kind` in a new place.

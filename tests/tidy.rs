@@ -88,6 +88,31 @@ fn only_the_cli_knows_clap() {
 }
 
 #[test]
+fn only_the_store_names_a_backend() {
+    let mut bad = Vec::new();
+    for file in sources("src") {
+        if file.path.starts_with("src/store/") {
+            continue;
+        }
+        let code = &file.lexed.code;
+        for ident in ["SqliteStore", "rusqlite"] {
+            for (offset, found) in identifiers(code) {
+                if found == ident {
+                    bad.push(file.at(offset, &format!("names `{ident}`")));
+                }
+            }
+        }
+        for (offset, _) in code.match_indices("store::sqlite") {
+            bad.push(file.at(offset, "names `store::sqlite`"));
+        }
+    }
+    fail_on(
+        bad,
+        "code gets a store from store::open(url); only src/store/ names a backend (ARCHITECTURE.md, Invariants)",
+    );
+}
+
+#[test]
 fn only_the_store_backend_holds_sql() {
     let mut bad = Vec::new();
     for file in sources("src") {

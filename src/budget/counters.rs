@@ -1,11 +1,13 @@
-//! The live spend counters behind budgets and the guard. Kept exact by the store's writer,
-//! which reports every commit's cost changes (`apply`) and answers the initial loads
-//! between two commits (`load`), so a load and the commits around it never overlap.
+//! The live spend counters behind budgets and the guard. Kept exact by commit sequences:
+//! ingest hands every commit's cost changes in with the commit's sequence (`apply`), and a
+//! budget's spend is loaded as "everything up to sequence S" (`begin_load`, then
+//! `finish_load` with the S the read saw), after which only effects past S count. A load
+//! and the commits around it never overlap or leave a gap, whichever process wrote them.
 //! The guard answers from here under one short lock, never from the store.
 
 use super::{state_of, Action, Budget, CallDims, FailMode, State};
 use crate::event::{DataMode, Environment};
-use crate::store::{SpendEffect, WorkspaceId};
+use crate::store::{CommitSeq, SpendEffect, WorkspaceId};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -71,6 +73,9 @@ struct Live {
     budget: Arc<Budget>,
     /// False until the store's spend for the current period has been loaded.
     loaded: bool,
+    /// The period start and commit sequence of the last load: effects of that period at
+    /// or before the sequence are in the loaded total already.
+    loaded_at: (i64, CommitSeq),
     spent: BTreeMap<i64, (i64, u64)>,
     reserved: i64,
     window: Window,
@@ -104,8 +109,26 @@ struct Reservation {
     expires_ms: i64,
 }
 
+/// A load in flight: the effects on its budget and period that arrive while the store is
+/// read, kept so that those the read did not see can be added when it finishes.
+struct PendingLoad {
+    ticket: u64,
+    budget_id: i64,
+    period_start: i64,
+    /// (sequence, cost, unpriced) of each effect since the load began.
+    seen: Vec<(CommitSeq, i64, i64)>,
+}
+
+/// Names one load between `begin_load` and `finish_load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadTicket {
+    ws: WorkspaceId,
+    id: u64,
+}
+
 #[derive(Default)]
 struct Book {
+    pending: Vec<PendingLoad>,
     budgets: Vec<Live>,
     caps: Vec<RateCap>,
     reservations: HashMap<String, Reservation>,
@@ -122,6 +145,7 @@ const RECENT_COSTS: usize = 200;
 pub struct Counters {
     books: Mutex<HashMap<WorkspaceId, Book>>,
     reservation_ttl_ms: i64,
+    next_ticket: std::sync::atomic::AtomicU64,
 }
 
 impl Counters {
@@ -129,6 +153,7 @@ impl Counters {
         Counters {
             books: Mutex::new(HashMap::new()),
             reservation_ttl_ms,
+            next_ticket: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -145,6 +170,7 @@ impl Counters {
                 None => Live {
                     budget: Arc::new(b),
                     loaded: false,
+                    loaded_at: (i64::MIN, 0),
                     spent: BTreeMap::new(),
                     reserved: 0,
                     window: Window::default(),
@@ -154,8 +180,55 @@ impl Counters {
         book.caps = caps;
     }
 
-    /// Set a budget's spend for the period starting at `period_start` as read from the
-    /// store. Must run between two commits (the store's writer calls it).
+    /// Start loading a budget's spend for the period starting at `period_start`: from
+    /// now until `finish_load`, effects on it are also kept aside. Call before the read.
+    pub fn begin_load(&self, ws: WorkspaceId, budget_id: i64, period_start: i64) -> LoadTicket {
+        let id = self
+            .next_ticket
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut books = self.books.lock().unwrap();
+        books.entry(ws).or_default().pending.push(PendingLoad {
+            ticket: id,
+            budget_id,
+            period_start,
+            seen: Vec::new(),
+        });
+        LoadTicket { ws, id }
+    }
+
+    /// Finish a load with the spend the store read up to commit `seq`: the period's
+    /// total becomes that plus every effect kept aside that came after `seq`.
+    pub fn finish_load(&self, ticket: LoadTicket, spent: i64, unpriced: u64, seq: CommitSeq) {
+        let mut books = self.books.lock().unwrap();
+        let Some(book) = books.get_mut(&ticket.ws) else {
+            return;
+        };
+        let Some(at) = book.pending.iter().position(|p| p.ticket == ticket.id) else {
+            return;
+        };
+        let load = book.pending.swap_remove(at);
+        let (mut spent, mut unpriced) = (spent, unpriced);
+        for (effect_seq, cost, unpriced_delta) in load.seen {
+            if effect_seq > seq {
+                spent = spent.saturating_add(cost);
+                unpriced = unpriced.saturating_add_signed(unpriced_delta);
+            }
+        }
+        let Some(live) = book
+            .budgets
+            .iter_mut()
+            .find(|l| l.budget.id == load.budget_id)
+        else {
+            return;
+        };
+        live.spent.retain(|start, _| *start > load.period_start);
+        live.spent.insert(load.period_start, (spent, unpriced));
+        live.loaded = true;
+        live.loaded_at = (load.period_start, seq);
+    }
+
+    /// Set a budget's spend outright as of commit `seq` (where no read races commits:
+    /// tests, benchmarks).
     pub fn load(
         &self,
         ws: WorkspaceId,
@@ -164,14 +237,15 @@ impl Counters {
         spent: i64,
         unpriced: u64,
     ) {
+        let ticket = self.begin_load(ws, budget_id, period_start);
+        self.finish_load(ticket, spent, unpriced, 0);
+    }
+
+    /// Forget a load whose read failed.
+    pub fn abandon_load(&self, ticket: LoadTicket) {
         let mut books = self.books.lock().unwrap();
-        let Some(book) = books.get_mut(&ws) else {
-            return;
-        };
-        if let Some(live) = book.budgets.iter_mut().find(|l| l.budget.id == budget_id) {
-            live.spent.retain(|start, _| *start > period_start);
-            live.spent.insert(period_start, (spent, unpriced));
-            live.loaded = true;
+        if let Some(book) = books.get_mut(&ticket.ws) {
+            book.pending.retain(|p| p.ticket != ticket.id);
         }
     }
 
@@ -199,10 +273,11 @@ impl Counters {
             .collect()
     }
 
-    /// Fold one commit's effects in; settles the reservations of the calls it stored.
-    /// Which budget and period each effect counts against is worked out first, without
-    /// the lock, so the guard never waits behind a large commit's matching.
-    pub fn apply(&self, effects: &[SpendEffect]) {
+    /// Fold in the effects one request's events had in commit `seq`; settles the
+    /// reservations of the calls it stored. Which budget and period each effect counts
+    /// against is worked out first, without the lock, so the guard never waits behind a
+    /// large commit's matching.
+    pub fn apply(&self, seq: CommitSeq, effects: &[SpendEffect]) {
         let budgets = self.snapshot();
         let mut windows = vec![Window::default(); budgets.len()];
         // (workspace, budget id, period start) -> (cost, unpriced)
@@ -237,11 +312,23 @@ impl Counters {
             let Some(book) = books.get_mut(&ws) else {
                 continue;
             };
+            for load in book
+                .pending
+                .iter_mut()
+                .filter(|p| p.budget_id == id && p.period_start == start)
+            {
+                load.seen.push((seq, cost, unpriced));
+            }
             let Some(live) = book.budgets.iter_mut().find(|l| l.budget.id == id) else {
                 continue;
             };
             // Only the current period and later ones are kept; older spend is history.
             if live.spent.keys().next().is_some_and(|first| start < *first) {
+                continue;
+            }
+            // A load that saw this commit has it in its total already.
+            let (loaded_start, loaded_seq) = live.loaded_at;
+            if start == loaded_start && seq <= loaded_seq {
                 continue;
             }
             // Saturating: spend too large to hold stays at the maximum, over every limit,

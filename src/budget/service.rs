@@ -28,15 +28,14 @@ pub enum BudgetError {
 }
 
 impl Budgets {
-    /// Register with the store's writer and load every workspace's budgets.
+    /// Load every workspace's budgets. From then on ingest (`ingest::accept`) hands each
+    /// commit's effects to `counters`.
     pub async fn start(
         store: Arc<dyn Store>,
         reservation_ttl_ms: i64,
         clock: crate::clock::Clock,
     ) -> anyhow::Result<Arc<Budgets>> {
         let counters = Arc::new(Counters::new(reservation_ttl_ms));
-        let listening = counters.clone();
-        store.set_spend_listener(Arc::new(move |effects| listening.apply(effects)));
         let budgets = Arc::new(Budgets {
             store,
             counters,
@@ -130,7 +129,7 @@ impl Budgets {
     }
 
     /// Hand the counters the current definitions and load the spend of budgets that are
-    /// new or changed, between two commits.
+    /// new or changed (exactly: see `load`).
     pub async fn reload(&self, ws: WorkspaceId) -> Result<(), StoreError> {
         let budgets = self.list(ws).await?;
         let caps = self.rate_caps(ws).await?;
@@ -149,26 +148,38 @@ impl Budgets {
         Ok(())
     }
 
+    /// Load a budget's spend in its current period: the store's total up to the commit
+    /// its read saw, plus the effects after that commit (see `Counters::begin_load`).
     async fn load(&self, ws: WorkspaceId, budget: &Budget, now: i64) -> Result<(), StoreError> {
         let (start, end) = budget.window(now);
         let mut query = budget.spend_query(start, end);
         query.measures = vec![Measure::CostUsd, Measure::Requests, Measure::Unpriced];
-        let counters = self.counters.clone();
-        let id = budget.id;
-        self.store
-            .aggregate_between_commits(
-                ws,
-                vec![query],
-                Box::new(move |rows| match rows {
-                    Ok(rows) => {
-                        let sums = rows[0].total();
-                        let unpriced = sums.unpriced();
-                        counters.load(ws, id, start, sums.cost.nanos(), unpriced);
-                    }
-                    Err(e) => tracing::error!(error = %e, budget = id, "budget load failed"),
-                }),
-            )
-            .await
+        let ticket = self.counters.begin_load(ws, budget.id, start);
+        match self.store.aggregate(ws, query).await {
+            Ok(answer) => {
+                let sums = answer.total();
+                let seen = answer.seen;
+                self.counters
+                    .finish_load(ticket, sums.cost.nanos(), sums.unpriced(), seen);
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.abandon_load(ticket);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reload the spend of every budget from the store: what other processes (a CLI
+    /// import, another node) committed reaches the counters this way.
+    pub async fn refresh_spend(&self) -> Result<(), StoreError> {
+        let now = (self.clock)();
+        for ws in self.store.workspaces().await? {
+            for budget in self.list(ws.id).await? {
+                self.load(ws.id, &budget, now).await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn status(

@@ -178,12 +178,15 @@ fn spend_counts_only_in_scope_and_resets_when_the_period_rolls_over() {
         json!({"name": "d", "period": "day", "limitUsd": 10, "scope": {"tenantId": "alpha"}}),
     );
     let c = live(&b, ms("2026-03-18T10:00:00Z"));
-    c.apply(&[
-        effect("alpha", "2026-03-18T10:00:00Z", "4", None),
-        effect("beta", "2026-03-18T10:00:01Z", "100", None),
-        effect("alpha", "2026-03-18T23:59:59Z", "1", None),
-        effect("alpha", "2026-03-19T00:00:30Z", "2", None), // stamped just past midnight
-    ]);
+    c.apply(
+        1,
+        &[
+            effect("alpha", "2026-03-18T10:00:00Z", "4", None),
+            effect("beta", "2026-03-18T10:00:01Z", "100", None),
+            effect("alpha", "2026-03-18T23:59:59Z", "1", None),
+            effect("alpha", "2026-03-19T00:00:30Z", "2", None), // stamped just past midnight
+        ],
+    );
     let spent = |at: &str| c.position(1, 1, ms(at)).unwrap().0;
     assert_eq!(spent("2026-03-18T23:00:00Z"), usd("5"));
     assert_eq!(
@@ -201,7 +204,7 @@ fn a_blocking_budget_denies_what_would_pass_the_limit_and_settles_reservations()
         "scope": {"tenantId": "alpha"}}),
     );
     let c = live(&b, now);
-    c.apply(&[effect("alpha", "2026-03-18T09:00:00Z", "0.5", None)]);
+    c.apply(1, &[effect("alpha", "2026-03-18T09:00:00Z", "0.5", None)]);
     let a = c.guard(1, &guard_req("alpha", Some("0.3"), Some("r1")), now);
     assert!(a.allow && a.reserved);
     assert_eq!(a.budgets[0].remaining, Usd(usd("0.5")));
@@ -213,7 +216,10 @@ fn a_blocking_budget_denies_what_would_pass_the_limit_and_settles_reservations()
     // Other tenants are not in scope.
     assert!(c.guard(1, &guard_req("beta", Some("5"), None), now).allow);
     // The call costs 0.1, not 0.3: settling frees the difference.
-    c.apply(&[effect("alpha", "2026-03-18T10:00:01Z", "0.1", Some("r1"))]);
+    c.apply(
+        1,
+        &[effect("alpha", "2026-03-18T10:00:01Z", "0.1", Some("r1"))],
+    );
     assert_eq!(c.position(1, 1, now).unwrap().1, 0, "reservation settled");
     assert!(
         c.guard(1, &guard_req("alpha", Some("0.3"), Some("r2")), now)
@@ -250,7 +256,7 @@ fn without_an_estimate_the_guard_uses_the_endpoint_p95() {
     let costs: Vec<SpendEffect> = (1..=100)
         .map(|i| effect("a", "2026-03-18T09:00:00Z", &format!("0.{i:03}"), None))
         .collect();
-    c.apply(&costs);
+    c.apply(1, &costs);
     let a = c.guard(1, &guard_req("a", None, None), now);
     assert_eq!(a.estimate_source, "endpoint_p95");
     assert_eq!(a.estimated_cost_usd, Usd(usd("0.095")));
@@ -325,8 +331,8 @@ fn counter_overflow_fails_closed() {
     let c = live(&b, now);
     let mut huge = effect("a", "2026-03-18T09:00:00Z", "0", None);
     huge.cost_delta = i64::MAX - 10;
-    c.apply(&[huge.clone(), huge.clone()]);
-    c.apply(&[huge]);
+    c.apply(1, &[huge.clone(), huge.clone()]);
+    c.apply(1, &[huge]);
     assert_eq!(c.position(1, 1, now).unwrap().0, i64::MAX);
     let denied = c.guard(1, &guard_req("a", Some("0.000000001"), None), now);
     assert_eq!((denied.allow, denied.reason), (false, "budget_exceeded"));
@@ -361,8 +367,55 @@ fn notify_budget_reservations_that_cannot_be_held_are_skipped_exactly() {
     let second = c.guard(1, &guard_req("a", Some("5"), Some("r2")), now);
     assert!(second.allow, "a notify budget never blocks");
     assert_eq!(c.position(1, 1, now).unwrap().1, i64::MAX - 1);
-    c.apply(&[effect("a", "2026-03-18T10:00:01Z", "0.1", Some("r2"))]);
+    c.apply(1, &[effect("a", "2026-03-18T10:00:01Z", "0.1", Some("r2"))]);
     assert_eq!(c.position(1, 1, now).unwrap().1, i64::MAX - 1);
-    c.apply(&[effect("a", "2026-03-18T10:00:02Z", "0.1", Some("r1"))]);
+    c.apply(1, &[effect("a", "2026-03-18T10:00:02Z", "0.1", Some("r1"))]);
     assert_eq!(c.position(1, 1, now).unwrap().1, 0);
+}
+
+/// A budget for tenant alpha's day, configured but not loaded yet.
+fn unloaded() -> (Counters, Budget, i64) {
+    let b = budget(json!({"name": "cap", "period": "day", "limitUsd": 100,
+        "scope": {"tenantId": "alpha"}}));
+    let counters = Counters::new(600_000);
+    counters.configure(1, vec![b.clone()], vec![]);
+    (counters, b, ms("2026-03-18T10:00:00Z"))
+}
+
+#[test]
+fn a_commit_the_load_saw_is_not_counted_twice() {
+    let (c, b, now) = unloaded();
+    let ticket = c.begin_load(1, b.id, b.window(now).0);
+    // Commit 5 lands while the store is read, and the read sees it: its $1 is in the
+    // loaded total already.
+    c.apply(5, &[effect("alpha", "2026-03-18T09:00:00Z", "1", None)]);
+    c.finish_load(ticket, usd("1"), 0, 5);
+    assert_eq!(c.position(1, b.id, now).unwrap().0, usd("1"));
+}
+
+#[test]
+fn a_commit_after_the_loads_snapshot_is_added_to_it() {
+    let (c, b, now) = unloaded();
+    let ticket = c.begin_load(1, b.id, b.window(now).0);
+    // The read saw up to commit 5 ($1); commit 6 ($2) arrived during the read.
+    c.apply(6, &[effect("alpha", "2026-03-18T09:00:00Z", "2", None)]);
+    c.finish_load(ticket, usd("1"), 0, 5);
+    assert_eq!(c.position(1, b.id, now).unwrap().0, usd("3"));
+    // A late effect of a commit the load included (seq 5) is skipped, a later one counts.
+    c.apply(5, &[effect("alpha", "2026-03-18T09:30:00Z", "7", None)]);
+    assert_eq!(c.position(1, b.id, now).unwrap().0, usd("3"));
+    c.apply(7, &[effect("alpha", "2026-03-18T09:40:00Z", "0.5", None)]);
+    assert_eq!(c.position(1, b.id, now).unwrap().0, usd("3.5"));
+}
+
+#[test]
+fn an_abandoned_load_keeps_nothing_aside() {
+    let (c, b, now) = unloaded();
+    let ticket = c.begin_load(1, b.id, b.window(now).0);
+    c.abandon_load(ticket);
+    c.apply(3, &[effect("alpha", "2026-03-18T09:00:00Z", "2", None)]);
+    // Finishing an abandoned ticket changes nothing: the budget is still unloaded.
+    c.finish_load(ticket, usd("9"), 0, 1);
+    let (spent, _, _, loaded) = c.position(1, b.id, now).unwrap();
+    assert_eq!((spent, loaded), (usd("2"), false));
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
     about = "Self-hosted LLM cost attribution and cost control"
 )]
 pub struct Cli {
-    /// The SQLite database file.
+    /// The SQLite database file (short for `--store sqlite://PATH`).
     #[arg(
         long,
         global = true,
@@ -23,8 +23,21 @@ pub struct Cli {
         default_value = "burnrate.db"
     )]
     pub db: PathBuf,
+    /// The store as a URL: `sqlite:///path/to/burnrate.db`. Wins over --db.
+    #[arg(long, global = true, env = "BURNRATE_STORE", value_name = "URL")]
+    pub store: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The store every command opens: --store, else the --db file.
+    pub fn store_url(&self) -> String {
+        match &self.store {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.db.display()),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -163,6 +176,11 @@ pub struct DemoArgs {
     /// use it; the realistic profile is already in arrival order, late calls included.
     #[arg(long)]
     pub time_ordered: bool,
+    /// Write the events to this NDJSON file instead of a store (the same events, in the
+    /// same order, a store would get): sample data for `burnrate import`, other tools
+    /// and the benchmarks' baselines.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -266,9 +284,9 @@ pub enum PriceCommand {
 
 impl ServeArgs {
     /// The server's settings as these flags decide them.
-    pub fn into_config(self, db: PathBuf) -> crate::server::Config {
+    pub fn into_config(self, store: String) -> crate::server::Config {
         crate::server::Config {
-            db,
+            store,
             listen: self.listen,
             demo: self.demo,
             rate: RateConfig {

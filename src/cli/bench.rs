@@ -35,6 +35,8 @@ pub enum BenchCommand {
         time_ordered: bool,
         #[command(flatten)]
         profile: ProfileArgs,
+        #[command(flatten)]
+        baselines: Baselines,
     },
     /// Latency of every read API call and dashboard page over a store of demo events.
     Query(ReadBench),
@@ -71,4 +73,18 @@ pub struct ReadBench {
     pub rounds: usize,
     #[command(flatten)]
     pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub baselines: Baselines,
+}
+
+/// Run the same events through a baseline in the same run: for `bench ingest` a naive
+/// Python script loading them into SQLite (bench/naive_sqlite.py), for `bench query` DuckDB
+/// answering the same calls as GROUP BYs over the raw events (bench/duckdb_reads.py).
+#[derive(Args, Clone)]
+pub struct Baselines {
+    #[arg(long)]
+    pub baselines: bool,
+    /// The Python that runs them (DuckDB's needs `pip install duckdb`).
+    #[arg(long, default_value = "python3", env = "BURNRATE_BENCH_PYTHON")]
+    pub python: String,
 }

@@ -4,15 +4,14 @@
 
 use super::remote::RemoteArgs;
 use super::{parse_since, workspace_id};
-use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, ContentArrangement, Table};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct WindowArgs {
@@ -114,14 +113,13 @@ fn api_error(e: crate::http::error::ApiError) -> anyhow::Error {
     anyhow::anyhow!("{}", e.message)
 }
 
-async fn open(db: &Path, workspace: &str) -> anyhow::Result<(SqliteStore, i64)> {
-    let store =
-        SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
-    let ws = workspace_id(&store, workspace).await?;
+async fn open(url: &str, workspace: &str) -> anyhow::Result<(Arc<dyn Store>, i64)> {
+    let store = crate::store::open(url)?;
+    let ws = workspace_id(store.as_ref(), workspace).await?;
     Ok((store, ws))
 }
 
-pub async fn explain(db: &Path, args: ExplainArgs) -> anyhow::Result<()> {
+pub async fn explain(db: &str, args: ExplainArgs) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now().as_millisecond();
     let mut params = window_params(&args.window, Some("7d"), now)?;
     params.insert("by".into(), args.by.clone());
@@ -138,7 +136,7 @@ pub async fn explain(db: &Path, args: ExplainArgs) -> anyhow::Result<()> {
         None => {
             let request = crate::http::api::explain_request(&params, now).map_err(api_error)?;
             let (store, ws) = open(db, &args.remote.workspace).await?;
-            let result = crate::report::explain::explain(&store, ws, &request).await;
+            let result = crate::report::explain::explain(store.as_ref(), ws, &request).await;
             store.close().await;
             serde_json::to_value(result.map_err(|e| anyhow::anyhow!("{e}"))?)?
         }
@@ -293,7 +291,7 @@ fn s(v: &Value) -> String {
 
 /// Run the gate; the exit code is the verdict's (0 pass, 1 fail, 2 not enough data),
 /// or GATE_ERROR when it could not run.
-pub async fn gate(db: &Path, args: GateArgs) -> ExitCode {
+pub async fn gate(db: &str, args: GateArgs) -> ExitCode {
     match run_gate(db, &args).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -303,7 +301,7 @@ pub async fn gate(db: &Path, args: GateArgs) -> ExitCode {
     }
 }
 
-async fn run_gate(db: &Path, args: &GateArgs) -> anyhow::Result<u8> {
+async fn run_gate(db: &str, args: &GateArgs) -> anyhow::Result<u8> {
     let now = jiff::Timestamp::now().as_millisecond();
     let mut params = window_params(&args.window, None, now)?;
     params.insert("endpointTag".into(), args.endpoint_tag.clone());
@@ -319,7 +317,7 @@ async fn run_gate(db: &Path, args: &GateArgs) -> anyhow::Result<u8> {
         None => {
             let request = crate::http::api::gate_request(&params, now).map_err(api_error)?;
             let (store, ws) = open(db, &args.remote.workspace).await?;
-            let result = crate::report::explain::gate(&store, ws, &request).await;
+            let result = crate::report::explain::gate(store.as_ref(), ws, &request).await;
             store.close().await;
             serde_json::to_value(result.map_err(|e| anyhow::anyhow!("{e}"))?)?
         }

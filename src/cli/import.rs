@@ -8,22 +8,31 @@ use crate::load::{Loader, CHUNK};
 use crate::store::Store;
 use anyhow::{bail, Context};
 use std::io::BufRead;
+use std::sync::Arc;
 
 /// Demo traffic as the flags describe it.
-pub async fn demo(store: &dyn Store, args: DemoArgs) -> anyhow::Result<()> {
+pub async fn demo(store: Arc<dyn Store>, args: DemoArgs) -> anyhow::Result<()> {
     crate::load::demo(store, args.into_run()?).await.map(|_| ())
+}
+
+/// `demo --out FILE`: the same traffic as NDJSON, no store opened.
+pub fn demo_to_file(args: DemoArgs) -> anyhow::Result<()> {
+    let out = args.out.clone().context("--out")?;
+    let written = crate::load::demo_to_file(args.into_run()?, &out)?;
+    println!("demo: {written} events written to {}", out.display());
+    Ok(())
 }
 
 /// Stands in for a line that is not UTF-8 (a NUL can never start a JSON event).
 const INVALID_UTF8: &str = "\0invalid utf-8";
 
 pub async fn import(
-    store: &dyn Store,
+    store: Arc<dyn Store>,
     file: &str,
     workspace: &str,
     allow_rejects: bool,
 ) -> anyhow::Result<()> {
-    let ws = workspace_id(store, workspace).await?;
+    let ws = workspace_id(store.as_ref(), workspace).await?;
     let reader = open_lines(file)?;
     let mut loader = Loader::new(store, ws).await?;
     let progress = spinner();

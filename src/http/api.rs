@@ -4,7 +4,7 @@ use super::authorize;
 use super::error::ApiError;
 use super::state::HttpState;
 use crate::ingest::{self, Item, MAX_BODY_BYTES};
-use crate::store::{EventQuery, IngestOutcome, Scope};
+use crate::store::{EventQuery, Scope};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -102,14 +102,16 @@ async fn ingest_items(
         key_id: Some(key.key_id),
         ..prepared.unknown.clone()
     };
-    if prepared.events.is_empty() {
-        // A request refused whole (reject mode) still counts its key's unknown fields.
-        if tally.unknown_fields > 0 {
-            state
-                .store
-                .ingest_counted(key.workspace_id, Vec::new(), tally)
-                .await?;
-        }
+    let receipt = ingest::accept(
+        state.store.clone(),
+        state.budgets.counters.clone(),
+        key.workspace_id,
+        prepared.events,
+        tally,
+        now,
+    )
+    .await?;
+    if receipt.outcome.results.is_empty() {
         let mut err = if single {
             ApiError::invalid_event(prepared.rejected[0].errors.clone())
         } else {
@@ -124,31 +126,11 @@ async fn ingest_items(
         }
         return Err(err);
     }
-    // Which budget each event counts against, worked out before the events move into
-    // the store: the reply names those the accepted ones touched.
-    let hits = state.budgets.counters.matching(
-        key.workspace_id,
-        prepared
-            .events
-            .iter()
-            .map(|p| crate::budget::CallDims::of_event(&p.event)),
+    let (outcome, warning, exceeded) = (
+        receipt.outcome,
+        receipt.budget_warning,
+        receipt.budget_exceeded,
     );
-    let outcome: IngestOutcome = state
-        .store
-        .ingest_counted(key.workspace_id, prepared.events, tally)
-        .await?;
-    let mut touched: Vec<i64> = hits
-        .iter()
-        .filter(|(i, _)| !matches!(outcome.results[*i], crate::store::WriteResult::Duplicate))
-        .map(|(_, id)| *id)
-        .collect();
-    touched.sort_unstable();
-    touched.dedup();
-    let (warning, exceeded) =
-        state
-            .budgets
-            .counters
-            .states(key.workspace_id, &touched, state.now_ms());
     let mut body = json!({
         "accepted": outcome.accepted(),
         "duplicates": outcome.duplicates(),
@@ -221,22 +203,12 @@ pub async fn events(
         cursor: params.get("cursor").cloned(),
         limit,
     };
-    if query
-        .cursor
-        .as_deref()
-        .is_some_and(|c| c.split_once('.').is_none())
-    {
-        return Err(ApiError::field(
-            "cursor",
-            "is not a cursor returned by this API",
-        ));
-    }
     let page = state
         .store
         .events(key.workspace_id, query)
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound(_) => {
+            crate::store::StoreError::BadCursor => {
                 ApiError::field("cursor", "is not a cursor returned by this API")
             }
             other => other.into(),

@@ -108,6 +108,9 @@ impl From<StoreError> for ApiError {
                 format!("{what} not found"),
             ),
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", what),
+            StoreError::BadCursor => {
+                ApiError::field("cursor", "is not a cursor returned by this API")
+            }
             StoreError::StorageFull(cause) => {
                 tracing::error!(error = %cause, "database cannot be written");
                 let mut e = ApiError::new(

@@ -12,12 +12,21 @@ use tokio::task::JoinHandle;
 const RELOAD_EVERY: Duration = Duration::from_secs(2);
 const EVALUATE_EVERY: Duration = Duration::from_secs(60);
 
+/// Budgets' spend is re-read from the store every this many reloads (10 s): spend that
+/// other processes commit (a CLI import, another node) reaches the guard within this.
+const SPEND_REFRESH_TICKS: u32 = 5;
+
 /// Reload the price book, the budgets and the workspace settings every 2 s; a failed
 /// reload keeps what was loaded before and is retried at the next tick.
 pub fn reload_every_2s(state: Arc<AppState>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        loop {
+        for tick in 1u32.. {
             tokio::time::sleep(RELOAD_EVERY).await;
+            if tick % SPEND_REFRESH_TICKS == 0 {
+                if let Err(e) = state.budgets.refresh_spend().await {
+                    tracing::warn!(error = %e, "budget spend refresh failed");
+                }
+            }
             if let Err(e) = state.refresh_prices().await {
                 tracing::warn!(error = %e, "price book reload failed");
             }

@@ -12,20 +12,18 @@ use crate::clock::system_clock;
 use crate::http::server::Limits;
 use crate::load::{self, DemoRun};
 use crate::ratelimit::RateConfig;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Scope, Store};
 use anyhow::Context;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Everything the server needs to know, as the command line (or a test) decided it.
 pub struct Config {
-    /// The SQLite database file.
-    pub db: PathBuf,
+    /// The store's URL (`store::open`).
+    pub store: String,
     /// Address to bind, e.g. 127.0.0.1:8080 (port 0: any free port).
     pub listen: String,
     /// Fill an empty database with demo traffic first.
@@ -99,7 +97,7 @@ struct Ready {
     state: Arc<AppState>,
     listener: TcpListener,
     addr: SocketAddr,
-    db: PathBuf,
+    store_url: String,
     alerts: bool,
     limits: Limits,
 }
@@ -107,10 +105,7 @@ struct Ready {
 impl Ready {
     /// Open the store and get everything ready; on failure the store is closed again.
     async fn prepare(config: Config) -> anyhow::Result<Ready> {
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&config.db)
-                .with_context(|| format!("opening database {}", config.db.display()))?,
-        );
+        let store = crate::store::open(&config.store)?;
         match Ready::prepare_on(store.clone(), config).await {
             Ok(ready) => Ok(ready),
             Err(e) => {
@@ -123,13 +118,13 @@ impl Ready {
     async fn prepare_on(store: Arc<dyn Store>, config: Config) -> anyhow::Result<Ready> {
         if config.demo && store.event_count().await? == 0 {
             let now = jiff::Timestamp::now().as_millisecond();
-            load::demo(store.as_ref(), DemoRun::serve_default(now)).await?;
+            load::demo(store.clone(), DemoRun::serve_default(now)).await?;
         }
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
-        claim_first_start(store.as_ref(), &config.db, addr).await?;
+        claim_first_start(store.as_ref(), &config.store, addr).await?;
         let public_url = config
             .public_url
             .unwrap_or_else(|| format!("http://{addr}"));
@@ -146,7 +141,7 @@ impl Ready {
             state: Arc::new(state),
             listener,
             addr,
-            db: config.db,
+            store_url: config.store,
             alerts: config.alerts,
             limits: config.limits,
         })
@@ -173,7 +168,7 @@ impl Ready {
             .then(|| background::evaluate_alerts_every_minute(self.state.clone()));
         println!("listening on http://{}", self.addr);
         std::io::stdout().flush()?;
-        tracing::info!(addr = %self.addr, db = %self.db.display(), "serving");
+        tracing::info!(addr = %self.addr, store = %self.store_url, "serving");
         let served = crate::http::serve(self.listener, self.state, self.limits, shutdown).await;
         reloader.abort();
         if let Some(evaluator) = evaluator {
@@ -189,7 +184,7 @@ impl Ready {
 /// event to post.
 async fn claim_first_start(
     store: &dyn Store,
-    db: &std::path::Path,
+    store_url: &str,
     addr: SocketAddr,
 ) -> anyhow::Result<()> {
     if !store.claim_first_start().await? {
@@ -205,13 +200,13 @@ async fn claim_first_start(
             Some("first-start admin".into()),
         )
         .await?;
-    print_first_start(db, &addr.to_string(), &key);
+    print_first_start(store_url, &addr.to_string(), &key);
     Ok(())
 }
 
-fn print_first_start(db: &std::path::Path, addr: &str, key: &str) {
+fn print_first_start(store_url: &str, addr: &str, key: &str) {
     let event = r#"{"externalRequestId":"hello-1","provider":"openai","model":"gpt-4o-mini","endpointTag":"hello.world","inputTokens":1200,"cachedTokens":200,"outputTokens":300,"status":"success"}"#;
-    println!("new database {} with workspace \"default\"", db.display());
+    println!("new store {store_url} with workspace \"default\"");
     println!("admin key (shown once, keep it safe): {key}");
     println!("post a first event:");
     println!("  curl -sS http://{addr}/v1/ingest/llm-request -H 'X-API-Key: {key}' -H 'Content-Type: application/json' -d '{event}'");
@@ -222,10 +217,11 @@ fn print_first_start(db: &std::path::Path, addr: &str, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn config(db: PathBuf) -> Config {
         Config {
-            db,
+            store: format!("sqlite://{}", db.display()),
             listen: "127.0.0.1:0".into(),
             demo: false,
             rate: RateConfig {

@@ -1,7 +1,12 @@
-//! Storage behind one trait: the SQLite backend (embedded default) today, ClickHouse
-//! later. Only `store/<backend>/` holds SQL.
+//! The store contract: what a backend must do, split in two. The event store takes
+//! ingest commits (each with a commit sequence and its cost changes) and answers the
+//! reads; the control store keeps workspaces, keys, control objects and price books.
+//! `open(url)` is the only way code gets a store; only `store/<backend>/` holds SQL.
 
+mod open;
 pub mod sqlite;
+
+pub use open::{open, StoreUrl};
 
 use crate::event::{DataMode, Environment, PricedEvent};
 use crate::money::Usd;
@@ -20,6 +25,9 @@ pub enum StoreError {
     Closed,
     #[error("not found: {0}")]
     NotFound(String),
+    /// A cursor this store did not hand out (cursors are opaque to callers).
+    #[error("not a cursor of this store")]
+    BadCursor,
     #[error("conflict: {0}")]
     Conflict(String),
     /// The database cannot be written: its disk is full or failing (SQLITE_FULL or an I/O
@@ -123,9 +131,19 @@ pub enum WriteResult {
     Duplicate,
 }
 
+/// The position of a commit in a store's history: every ingest commit gets a larger one
+/// than all before it, and every read says which commits it saw (`Answer::seen`). The
+/// budget counters load "spend up to S" and apply only effects after S, so a load and the
+/// commits around it never overlap or leave a gap, in one process or several.
+pub type CommitSeq = u64;
+
 #[derive(Debug, Clone, Default)]
 pub struct IngestOutcome {
     pub results: Vec<WriteResult>,
+    /// The commit that stored this request's events (0 when nothing was written).
+    pub seq: CommitSeq,
+    /// The cost changes of this request's events, for the budget counters.
+    pub effects: Vec<SpendEffect>,
 }
 
 impl IngestOutcome {
@@ -141,8 +159,8 @@ impl IngestOutcome {
     }
 }
 
-/// One committed change of a stored call's cost, as the writer reports it to the
-/// `SpendListener` (the budget counters).
+/// One committed change of a stored call's cost, as ingest reports it to the budget
+/// counters.
 #[derive(Debug, Clone)]
 pub struct SpendEffect {
     pub workspace: WorkspaceId,
@@ -163,13 +181,6 @@ pub struct SpendEffect {
     /// The call's cost now, for the per-endpoint estimate (new calls only).
     pub new_call_cost: Option<i64>,
 }
-
-/// Told about each commit's cost changes on the writer, after the commit and before its
-/// replies (the budget counters).
-pub type SpendListener = std::sync::Arc<dyn Fn(&[SpendEffect]) + Send + Sync>;
-
-/// Rows of aggregate queries read between two commits, handed over before the next one.
-pub type BetweenCommits = Box<dyn FnOnce(Result<Vec<crate::query::Answer>>) + Send>;
 
 /// A control object (budget, rate cap, alert rule, channel, alert) stored as JSON.
 #[derive(Debug, Clone)]
@@ -295,8 +306,10 @@ pub struct FieldTally {
     pub last_unknown: Option<String>,
 }
 
+/// What a backend does with events: store them (deduped, with a commit sequence) and
+/// answer every read of them.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait EventStore: Send + Sync {
     /// Write validated, priced events for one workspace durably; one result per event.
     async fn ingest(
         &self,
@@ -308,7 +321,8 @@ pub trait Store: Send + Sync {
     }
 
     /// `ingest`, adding the request's unknown-field tally to its key's count in the same
-    /// transaction as the events.
+    /// commit as the events. The outcome carries the commit's sequence and the cost
+    /// changes of this request's events.
     async fn ingest_counted(
         &self,
         workspace: WorkspaceId,
@@ -316,28 +330,9 @@ pub trait Store: Send + Sync {
         tally: FieldTally,
     ) -> Result<IngestOutcome>;
 
-    async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>>;
-    async fn create_workspace(&self, name: String) -> Result<Workspace>;
-    async fn workspaces(&self) -> Result<Vec<Workspace>>;
-    async fn workspace(&self, name: String) -> Result<Option<Workspace>>;
-    async fn set_paused(&self, name: String, paused: bool) -> Result<()>;
-    async fn create_key(
-        &self,
-        workspace: String,
-        scope: Scope,
-        key_hash: String,
-        prefix: String,
-        name: Option<String>,
-    ) -> Result<KeyRecord>;
-    async fn keys(&self, workspace: Option<String>) -> Result<Vec<KeyRecord>>;
-    /// Revoke by id or prefix; returns how many keys were revoked.
-    async fn revoke_key(&self, id_or_prefix: String) -> Result<usize>;
-    /// Record once that the first-start admin key was issued; false if it already was.
-    async fn claim_first_start(&self) -> Result<bool>;
-
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage>;
     /// Answer one aggregate query (the only way stages read events in bulk): the rows
-    /// its limit keeps and the exact totals of all groups.
+    /// its limit keeps, the exact totals of all groups, and the commit sequence it saw.
     async fn aggregate(
         &self,
         workspace: WorkspaceId,
@@ -370,6 +365,36 @@ pub trait Store: Send + Sync {
     /// The newest event time and the newest receive time in a workspace (ms), if any.
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>>;
     async fn event_count(&self) -> Result<u64>;
+    /// Ok when the store takes writes. After a write failed for lack of space (or an
+    /// I/O error) a small probe write tells whether it works again, so readiness
+    /// recovers by itself once space returns.
+    async fn check_writable(&self) -> Result<()>;
+    /// Finish queued writes and release the store.
+    async fn close(&self);
+}
+
+/// What a backend keeps besides events: workspaces, API keys, control objects (budgets,
+/// rate caps, alert rules, channels, alerts, settings) and price books.
+#[async_trait]
+pub trait ControlStore: Send + Sync {
+    async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>>;
+    async fn create_workspace(&self, name: String) -> Result<Workspace>;
+    async fn workspaces(&self) -> Result<Vec<Workspace>>;
+    async fn workspace(&self, name: String) -> Result<Option<Workspace>>;
+    async fn set_paused(&self, name: String, paused: bool) -> Result<()>;
+    async fn create_key(
+        &self,
+        workspace: String,
+        scope: Scope,
+        key_hash: String,
+        prefix: String,
+        name: Option<String>,
+    ) -> Result<KeyRecord>;
+    async fn keys(&self, workspace: Option<String>) -> Result<Vec<KeyRecord>>;
+    /// Revoke by id or prefix; returns how many keys were revoked.
+    async fn revoke_key(&self, id_or_prefix: String) -> Result<usize>;
+    /// Record once that the first-start admin key was issued; false if it already was.
+    async fn claim_first_start(&self) -> Result<bool>;
 
     async fn price_books(&self) -> Result<Vec<StoredBook>>;
     async fn save_price_book(&self, book: StoredBook) -> Result<()>;
@@ -378,22 +403,6 @@ pub trait Store: Send + Sync {
     async fn remove_price_book(&self, version: String) -> Result<usize>;
     /// Grows whenever a price book is saved, so servers can reload.
     async fn price_generation(&self) -> Result<i64>;
-    /// Ok when the database takes writes. After a write failed for lack of space (or an
-    /// I/O error) a small probe write tells whether it works again, so readiness
-    /// recovers by itself once space returns.
-    async fn check_writable(&self) -> Result<()>;
-
-    /// Register the one listener for committed cost changes.
-    fn set_spend_listener(&self, listener: SpendListener);
-    /// Run aggregate queries after the last commit's listener call and before the next
-    /// commit, and give the rows to `then` right there: a load of the budget counters
-    /// that no commit can slip past or be counted twice in.
-    async fn aggregate_between_commits(
-        &self,
-        workspace: WorkspaceId,
-        queries: Vec<crate::query::Query>,
-        then: BetweenCommits,
-    ) -> Result<()>;
 
     /// Insert (`id` None) or replace a control object of `kind`; returns its id.
     async fn put_object(
@@ -416,7 +425,9 @@ pub trait Store: Send + Sync {
         kind: &'static str,
         id: i64,
     ) -> Result<bool>;
-
-    /// Finish queued writes and release the database.
-    async fn close(&self);
 }
+
+/// A whole backend: both halves. Code that needs only one half takes that trait.
+pub trait Store: EventStore + ControlStore {}
+
+impl<T: EventStore + ControlStore> Store for T {}

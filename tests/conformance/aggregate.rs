@@ -2,7 +2,7 @@
 //! random events answered exactly as the reference answers them.
 
 use super::gen::{self, pick, HOUR, START};
-use super::reference::{iso, Reference};
+use super::reference::{iso, Effect, Reference};
 use super::{load, workspaces, Loaded, Shared};
 use burnrate::price::PriceBook;
 use burnrate::query::{Answer, Dimension, Filters, Measure, Query};
@@ -136,13 +136,12 @@ pub async fn retries_replacements_and_resends_follow_the_dedupe_rules(store: Sha
     for (i, (workspace, texts, outcomes)) in requests.into_iter().enumerate() {
         let texts: Vec<String> = texts.iter().map(Value::to_string).collect();
         let events = gen::prepare(&book, &texts);
-        assert_eq!(
-            reference.ingest(workspace, &events, i),
-            outcomes,
-            "reference, request {i}"
-        );
+        let (expected, effects) = reference.ingest(workspace, &events, i);
+        assert_eq!(expected, outcomes, "reference, request {i}");
         let got = store.ingest(workspace, events).await.unwrap();
         assert_eq!(got.results, outcomes, "request {i}");
+        let changes: Vec<Effect> = got.effects.iter().map(Effect::of).collect();
+        assert_eq!(changes, effects, "cost changes of request {i}");
     }
     let a = stored(&store, ws[0], "a").await;
     assert_eq!(
@@ -199,7 +198,14 @@ async fn check_dedupe_sums(store: &Shared, reference: &Reference, ws: &[Workspac
     ] {
         let got = store.aggregate(ws[0], query.clone()).await.unwrap();
         assert_eq!(groups(&got), expected, "{:?}", query.group_by);
-        assert_eq!(got, reference.answer(ws[0], &query).unwrap());
+        let expected = reference.answer(ws[0], &query).unwrap();
+        assert_eq!(
+            got,
+            Answer {
+                seen: got.seen,
+                ..expected
+            }
+        );
         assert_eq!(got.total().idless, 2);
         // a, b and the two id-less calls.
         assert_eq!(got.total().input, 300 + 70 + 100 + 100);
@@ -242,6 +248,17 @@ pub async fn check_queries(store: &Shared, loaded: &Loaded, seed: u64, n: usize)
             .aggregate(ws, query.clone())
             .await
             .unwrap_or_else(|e| panic!("query {i} {query:?}: {e}"));
+        // Read-your-writes: the answer saw every acknowledged commit.
+        assert!(
+            got.seen >= loaded.last_seq,
+            "query {i} saw commit {} of {}",
+            got.seen,
+            loaded.last_seq
+        );
+        let expected = Answer {
+            seen: got.seen,
+            ..expected
+        };
         if got != expected {
             panic!(
                 "query {i} of workspace {ws} differs:\n{}",

@@ -10,7 +10,7 @@ pub mod overflow;
 pub mod reads;
 pub mod reference;
 
-use burnrate::store::{Store, WorkspaceId};
+use burnrate::store::{CommitSeq, Store, WorkspaceId, WriteResult};
 use reference::Reference;
 use std::sync::Arc;
 
@@ -53,6 +53,8 @@ pub struct Loaded {
     pub workspaces: Vec<WorkspaceId>,
     /// Each request's [start, end] on the wall clock (ms): where receive times fall.
     pub request_times: Vec<(i64, i64)>,
+    /// The largest commit sequence an acknowledged request returned.
+    pub last_seq: CommitSeq,
 }
 
 impl Loaded {
@@ -75,6 +77,7 @@ pub async fn load(store: &Shared, seed: u64, calls: usize) -> Loaded {
         reference: Reference::default(),
         workspaces,
         request_times: Vec::new(),
+        last_seq: 0,
     };
     for request in gen::requests(seed, &loaded.workspaces, calls * scale()) {
         loaded.ingest(store, request).await;
@@ -86,7 +89,7 @@ impl Loaded {
     /// Write one request to the store and the reference; their outcomes must agree.
     pub async fn ingest(&mut self, store: &Shared, request: gen::Request) {
         let i = self.request_times.len();
-        let expected = self.reference.ingest(request.workspace, &request.events, i);
+        let (expected, effects) = self.reference.ingest(request.workspace, &request.events, i);
         let start = now_ms();
         let outcome = store
             .ingest(request.workspace, request.events)
@@ -94,6 +97,19 @@ impl Loaded {
             .unwrap_or_else(|e| panic!("request {i}: {e}"));
         self.request_times.push((start, now_ms()));
         assert_eq!(outcome.results, expected, "dedupe outcomes of request {i}");
+        let got: Vec<reference::Effect> =
+            outcome.effects.iter().map(reference::Effect::of).collect();
+        assert_eq!(got, effects, "cost changes of request {i}");
+        // Each commit that changed something comes after every earlier one.
+        if expected.iter().any(|r| *r != WriteResult::Duplicate) {
+            assert!(
+                outcome.seq > self.last_seq,
+                "request {i}: commit {} after {}",
+                outcome.seq,
+                self.last_seq
+            );
+        }
+        self.last_seq = self.last_seq.max(outcome.seq);
     }
 }
 

@@ -8,7 +8,9 @@
 use burnrate::event::{Event, PricedEvent, Pricing, Status};
 use burnrate::money::Usd;
 use burnrate::query::{Answer, Dimension, Filters, Measure, Query, Row, SumOverflow, Sums};
-use burnrate::store::{RequestValues, StoredEvent, UnpricedModel, WorkspaceId, WriteResult};
+use burnrate::store::{
+    RequestValues, SpendEffect, StoredEvent, UnpricedModel, WorkspaceId, WriteResult,
+};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
@@ -128,17 +130,24 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// Apply one ingest request, as the store must; one result per event.
+    /// Apply one ingest request, as the store must: one result per event, and the cost
+    /// change of each event that is not a duplicate.
     pub fn ingest(
         &mut self,
         workspace: WorkspaceId,
         events: &[PricedEvent],
         request: usize,
-    ) -> Vec<WriteResult> {
-        events
+    ) -> (Vec<WriteResult>, Vec<Effect>) {
+        let mut effects = Vec::new();
+        let results = events
             .iter()
-            .map(|p| self.ingest_one(workspace, p, request))
-            .collect()
+            .map(|p| {
+                let (result, effect) = self.ingest_one(workspace, p, request);
+                effects.extend(effect);
+                result
+            })
+            .collect();
+        (results, effects)
     }
 
     fn ingest_one(
@@ -146,7 +155,7 @@ impl Reference {
         workspace: WorkspaceId,
         p: &PricedEvent,
         request: usize,
-    ) -> WriteResult {
+    ) -> (WriteResult, Option<Effect>) {
         let e = &p.event;
         let bit = 1u64 << (e.attempt - 1);
         let seen = (
@@ -154,6 +163,15 @@ impl Reference {
             e.prompt_version.clone(),
             e.timestamp_ms,
         );
+        let new_cost = p.pricing.cost.map(|c| c.0);
+        let effect = |old: Option<Option<i64>>, call: &Event| Effect {
+            external_request_id: e.external_request_id.clone(),
+            environment: call.environment.as_str(),
+            data_mode: call.data_mode.as_str(),
+            cost_delta: new_cost.unwrap_or(0) - old.flatten().unwrap_or(0),
+            unpriced_delta: new_cost.is_none() as i64 - old.is_some_and(|c| c.is_none()) as i64,
+            new_call_cost: new_cost.filter(|_| old.is_none()),
+        };
         let existing = e
             .external_request_id
             .as_ref()
@@ -172,17 +190,19 @@ impl Reference {
                 last_request: request,
                 seen: vec![seen],
             });
-            return WriteResult::Inserted;
+            return (WriteResult::Inserted, Some(effect(None, e)));
         };
         let call = &mut self.calls[i];
         if call.mask & bit != 0 {
-            return WriteResult::Duplicate;
+            return (WriteResult::Duplicate, None);
         }
         let rank = |e: &Event| (!e.usage_missing, e.status == Status::Success);
         let replaced = rank(e) > rank(&call.event);
         call.mask |= bit;
         call.last_request = request;
         call.seen.push(seen);
+        let old_cost = call.pricing.cost.map(|c| c.0);
+        let mut change = effect(Some(old_cost), &call.event);
         if replaced {
             let (environment, data_mode) = (call.event.environment, call.event.data_mode);
             call.event = Event {
@@ -191,8 +211,10 @@ impl Reference {
                 ..e.clone()
             };
             call.pricing = p.pricing.clone();
+        } else {
+            (change.cost_delta, change.unpriced_delta) = (0, 0);
         }
-        WriteResult::Attempt { replaced }
+        (WriteResult::Attempt { replaced }, Some(change))
     }
 
     /// The calls of a workspace in [from, to) that match the filters.
@@ -270,6 +292,8 @@ impl Reference {
                 })
                 .collect(),
             cut,
+            // Which commits a store's answer saw is the store's to say.
+            seen: 0,
         })
     }
 
@@ -320,6 +344,33 @@ impl Reference {
                 last_seen: iso(last),
             })
             .collect()
+    }
+}
+
+/// The parts of a `SpendEffect` the contract fixes: whose call, its environment and
+/// data mode (the call's, i.e. its first attempt's), the change of its cost and of its
+/// unpriced count, and a new call's cost. (Which dimensions a replaced attempt's change
+/// is attributed to, when it moves the call to another tenant, is not pinned.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effect {
+    pub external_request_id: Option<String>,
+    pub environment: &'static str,
+    pub data_mode: &'static str,
+    pub cost_delta: i64,
+    pub unpriced_delta: i64,
+    pub new_call_cost: Option<i64>,
+}
+
+impl Effect {
+    pub fn of(e: &SpendEffect) -> Effect {
+        Effect {
+            external_request_id: e.external_request_id.clone(),
+            environment: e.environment.as_str(),
+            data_mode: e.data_mode.as_str(),
+            cost_delta: e.cost_delta,
+            unpriced_delta: e.unpriced_delta,
+            new_call_cost: e.new_call_cost,
+        }
     }
 }
 

@@ -250,6 +250,10 @@ pub fn aggregate_with(
     query: &Query,
     use_rollups: bool,
 ) -> Result<Answer> {
+    // One read transaction: every part of the plan and the commit sequence come from the
+    // same snapshot, so a commit is in all of them or in none.
+    let c = c.transaction()?;
+    let seen = super::writer::commit_seq_seen(&c)?;
     let family = if use_rollups {
         choose_family(query)
     } else {
@@ -287,7 +291,7 @@ pub fn aggregate_with(
             merged.entry((bucket_ms, group)).or_default().add(&part)?;
         }
     }
-    let names = dim_names(c, merged.keys().flat_map(|(_, g)| g.iter()))?;
+    let names = dim_names(&c, merged.keys().flat_map(|(_, g)| g.iter()))?;
     let out: Vec<Row> = merged
         .into_iter()
         .filter(|(_, sums)| sums.requests > 0)
@@ -301,7 +305,9 @@ pub fn aggregate_with(
                 .collect(),
         })
         .collect();
-    Ok(crate::query::answer(query, out)?)
+    let mut answer = crate::query::answer(query, out)?;
+    answer.seen = seen;
+    Ok(answer)
 }
 
 /// The measure columns from `n` on as sums. A negative sum can only come from values

@@ -78,10 +78,24 @@ fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, StoredEvent)> 
     Ok((ts, r.get(0)?, event))
 }
 
-/// Cursor = "ts.rowid" of the last row of the previous page (newest first).
+/// A page's cursor: the position (time, row) of its last row, newest first. Opaque to
+/// callers (the contract says cursors are strings a client hands back unchanged), so
+/// base64 of a versioned text rather than the row id in plain sight.
+fn cursor_of(ts: i64, row: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{ts}:{row}"))
+}
+
 fn parse_cursor(cursor: &str) -> Option<(i64, i64)> {
-    let (ts, id) = cursor.split_once('.')?;
-    Some((ts.parse().ok()?, id.parse().ok()?))
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let mut parts = text.strip_prefix("v1:")?.split(':');
+    let ts = parts.next()?.parse().ok()?;
+    let row = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((ts, row))
 }
 
 pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Result<EventPage> {
@@ -99,7 +113,7 @@ pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Res
         });
     }
     let (before_ts, before_id) = match &q.cursor {
-        Some(c) => parse_cursor(c).ok_or_else(|| StoreError::NotFound("cursor".into()))?,
+        Some(c) => parse_cursor(c).ok_or(StoreError::BadCursor)?,
         None => (i64::MAX, i64::MAX),
     };
     // Column names are unqualified so the aggregate query's filters apply as they are.
@@ -127,7 +141,7 @@ pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Res
     let mut events = Vec::with_capacity(q.limit);
     let mut last = None;
     for (ts, id, event) in rows.into_iter().take(q.limit) {
-        last = Some(format!("{ts}.{id}"));
+        last = Some(cursor_of(ts, id));
         events.push(event);
     }
     Ok(EventPage {

@@ -108,6 +108,10 @@ CREATE TABLE IF NOT EXISTS key_quality (
     last_unknown_field TEXT,
     last_unknown_ms INTEGER
 );
+-- The commit sequence: bumped by every ingest commit, read with every aggregate (the
+-- budget counters' watermark).
+CREATE TABLE IF NOT EXISTS commit_seq (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+INSERT OR IGNORE INTO commit_seq (id, seq) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS price_books (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,

@@ -8,12 +8,10 @@ use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{DataMode, Environment};
 use crate::event::{PricedEvent, Status};
 use crate::store::{
-    FieldTally, IngestOutcome, Result, SpendEffect, SpendListener, StoreError, WorkspaceId,
-    WriteResult,
+    CommitSeq, FieldTally, IngestOutcome, Result, SpendEffect, StoreError, WorkspaceId, WriteResult,
 };
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 pub struct IngestJob {
@@ -24,17 +22,12 @@ pub struct IngestJob {
     pub reply: oneshot::Sender<Result<IngestOutcome>>,
 }
 
-/// Work for the writer thread: writes, or reads that must fall between two commits.
+/// Work for the writer thread: ingest writes, or a probe that must run on the writer's
+/// own connection (the readiness write check).
 pub enum WriterJob {
     Ingest(IngestJob),
-    /// Runs on the writer's connection after the previous commit's listener call and
-    /// before the next commit, so what it reads and what the listener reports never
-    /// overlap or leave a gap.
-    Read(Box<dyn FnOnce(&mut Connection) + Send>),
+    OnWriter(Box<dyn FnOnce(&mut Connection) + Send>),
 }
-
-/// Told about every commit's cost changes, after the commit and before the replies.
-pub type Listener = Arc<Mutex<Option<SpendListener>>>;
 
 /// Most events written in one transaction; more waits for the next commit.
 const MAX_EVENTS_PER_COMMIT: usize = 100_000;
@@ -47,13 +40,13 @@ struct DimCache {
     ids: [HashMap<Box<str>, i64, foldhash::fast::RandomState>; 10],
 }
 
-pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, listener: Listener) {
+pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>) {
     let mut dims = DimCache::default();
     let mut next = None;
     while let Some(first) = next.take().or_else(|| jobs.blocking_recv()) {
         let first = match first {
-            WriterJob::Read(read) => {
-                read(&mut conn);
+            WriterJob::OnWriter(probe) => {
+                probe(&mut conn);
                 continue;
             }
             WriterJob::Ingest(job) => job,
@@ -66,16 +59,15 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, listener: 
                     queued += job.events.len();
                     batch.push(job);
                 }
-                // A read waits for this commit: it must see it.
-                Ok(read) => {
-                    next = Some(read);
+                // A probe runs after this commit, in arrival order.
+                Ok(probe) => {
+                    next = Some(probe);
                     break;
                 }
                 Err(_) => break,
             }
         }
-        let listening = listener.lock().unwrap().clone();
-        let result = commit(&mut conn, &mut dims, &batch, listening.is_some());
+        let result = commit(&mut conn, &mut dims, &batch);
         match result {
             // One request's data (a total it would overflow, say) must not fail the
             // others it happened to share a commit with: each is retried alone, so only
@@ -86,11 +78,11 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, listener: 
                 tracing::warn!(error = %cause, jobs = batch.len(), "group commit failed; committing its requests one by one");
                 for job in batch {
                     let alone = vec![job];
-                    let result = commit(&mut conn, &mut dims, &alone, listening.is_some());
-                    answer(alone, result, &listening, &mut dims);
+                    let result = commit(&mut conn, &mut dims, &alone);
+                    answer(alone, result, &mut dims);
                 }
             }
-            result => answer(batch, result, &listening, &mut dims),
+            result => answer(batch, result, &mut dims),
         }
     }
     // Channel closed: every sender is gone; fold the WAL back before the file is closed.
@@ -124,20 +116,13 @@ fn store_error(e: WriteError) -> StoreError {
     }
 }
 
-type Committed = std::result::Result<(Vec<IngestOutcome>, Vec<SpendEffect>), WriteError>;
+type Committed = std::result::Result<Vec<IngestOutcome>, WriteError>;
 
-/// Tell the budget counters, then each sender, how its commit went.
-fn answer(
-    batch: Vec<IngestJob>,
-    result: Committed,
-    listening: &Option<SpendListener>,
-    dims: &mut DimCache,
-) {
+/// Tell each sender how its commit went: its results, the commit's sequence and its
+/// events' cost changes (which the sender hands to the budget counters).
+fn answer(batch: Vec<IngestJob>, result: Committed, dims: &mut DimCache) {
     match result {
-        Ok((outcomes, effects)) => {
-            if let Some(listen) = listening {
-                listen(&effects);
-            }
+        Ok(outcomes) => {
             for (job, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = job.reply.send(Ok(outcome));
             }
@@ -163,38 +148,58 @@ fn answer(
 }
 
 /// One transaction for a whole batch of jobs; returns each job's outcome.
-fn commit(
-    conn: &mut Connection,
-    dims: &mut DimCache,
-    batch: &[IngestJob],
-    collect_effects: bool,
-) -> Committed {
+fn commit(conn: &mut Connection, dims: &mut DimCache, batch: &[IngestJob]) -> Committed {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut effects = Vec::new();
     let mut rollups = Pending::default();
     {
         // Prepared once per commit: the statement cache would hash the SQL per event.
         let mut insert = tx.prepare(INSERT_EVENT)?;
         for job in batch {
             let mut results = Vec::with_capacity(job.events.len());
+            let mut effects = Vec::with_capacity(job.events.len());
             for priced in &job.events {
                 let (ws, at) = (job.workspace, job.received_at_ms);
                 let (result, change) =
                     write_event(&tx, &mut insert, dims, &mut rollups, ws, at, priced)?;
-                if collect_effects && result != WriteResult::Duplicate {
+                if result != WriteResult::Duplicate {
                     effects.push(spend_effect(ws, priced, change));
                 }
                 results.push(result);
             }
-            outcomes.push(IngestOutcome { results });
+            outcomes.push(IngestOutcome {
+                results,
+                seq: 0,
+                effects,
+            });
             count_unknown_fields(&tx, &job.tally, job.received_at_ms)?;
         }
         // Rollups change in the same transaction as the events they sum.
         rollups.flush(&tx)?;
     }
+    let seq = next_commit_seq(&tx)?;
     tx.commit()?;
-    Ok((outcomes, effects))
+    for outcome in &mut outcomes {
+        outcome.seq = seq;
+    }
+    Ok(outcomes)
+}
+
+/// Take the next commit sequence inside the commit's transaction: every process writing
+/// this file shares one sequence, and a read sees a sequence only with its commit.
+fn next_commit_seq(tx: &Transaction) -> rusqlite::Result<CommitSeq> {
+    let seq: i64 = tx
+        .prepare_cached("UPDATE commit_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq")?
+        .query_row([], |r| r.get(0))?;
+    Ok(seq as CommitSeq)
+}
+
+/// The last committed sequence as this connection's snapshot sees it.
+pub fn commit_seq_seen(conn: &Connection) -> rusqlite::Result<CommitSeq> {
+    let seq: i64 = conn
+        .prepare_cached("SELECT seq FROM commit_seq WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    Ok(seq as CommitSeq)
 }
 
 /// Add a request's unknown fields to its key's count, with the events: as durable as

@@ -1,0 +1,84 @@
+//! `store::open(url)`: the one way code gets a store. A URL names the backend and where
+//! it keeps its data: `sqlite:///path/to/burnrate.db` (or a bare path) for the embedded
+//! store. Nothing above `store/` names a backend.
+
+use super::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A parsed store URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// The embedded store: one SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl StoreUrl {
+    /// `sqlite:///abs/path.db`, `sqlite://relative/path.db`, or a bare path (the short
+    /// form `--db` gives). Other schemes are named in the error.
+    pub fn parse(url: &str) -> anyhow::Result<StoreUrl> {
+        let url = url.trim();
+        anyhow::ensure!(!url.is_empty(), "the store URL is empty");
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            anyhow::ensure!(
+                !path.is_empty(),
+                "sqlite:// needs a file path, e.g. sqlite:///var/lib/burnrate/burnrate.db"
+            );
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            anyhow::bail!(
+                "unsupported store URL scheme `{scheme}://`; this build supports sqlite:///path/to/burnrate.db"
+            );
+        }
+        Ok(StoreUrl::Sqlite(PathBuf::from(url)))
+    }
+
+    /// The URL as text, for logs and errors (no credentials in any supported scheme).
+    pub fn describe(&self) -> String {
+        match self {
+            StoreUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        }
+    }
+}
+
+/// Open (creating what is missing) the store `url` names.
+pub fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    match StoreUrl::parse(url)? {
+        StoreUrl::Sqlite(path) => {
+            use anyhow::Context;
+            let store = super::sqlite::SqliteStore::open(&path)
+                .with_context(|| format!("opening database {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_and_bare_paths_name_the_same_file() {
+        assert_eq!(
+            StoreUrl::parse("sqlite:///var/lib/b.db").unwrap(),
+            StoreUrl::Sqlite("/var/lib/b.db".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite://data/b.db").unwrap(),
+            StoreUrl::Sqlite("data/b.db".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("burnrate.db").unwrap(),
+            StoreUrl::Sqlite("burnrate.db".into())
+        );
+    }
+
+    #[test]
+    fn an_unknown_scheme_or_empty_url_is_refused_by_name() {
+        let e = StoreUrl::parse("postgres://h/db").unwrap_err().to_string();
+        assert!(e.contains("`postgres://`"), "{e}");
+        assert!(StoreUrl::parse("sqlite://").is_err());
+        assert!(StoreUrl::parse("  ").is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! The control half of the SQLite store: workspaces, API keys, control objects and
+//! price books.
+
+use super::{ms_to_rfc3339, now_ms, SqliteStore};
+use crate::store::*;
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+
+fn key_record(r: &rusqlite::Row) -> rusqlite::Result<KeyRecord> {
+    let scope: String = r.get(3)?;
+    Ok(KeyRecord {
+        id: r.get(0)?,
+        workspace: r.get(1)?,
+        prefix: r.get(2)?,
+        scope: Scope::parse(&scope).unwrap_or(Scope::Read),
+        name: r.get(4)?,
+        created_at: ms_to_rfc3339(r.get(5)?),
+        revoked_at: r.get::<_, Option<i64>>(6)?.map(ms_to_rfc3339),
+        unknown_fields: r.get::<_, Option<i64>>(7)?.unwrap_or(0) as u64,
+        last_unknown_field: r.get(8)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "k.id, w.name, k.prefix, k.scope, k.name, k.created_at, k.revoked_at,
+    q.unknown_fields, q.last_unknown_field";
+/// The key tables every key listing joins.
+const KEY_TABLES: &str = "api_keys k JOIN workspaces w ON w.id = k.workspace_id
+    LEFT JOIN key_quality q ON q.key_id = k.id";
+
+#[async_trait]
+impl ControlStore for SqliteStore {
+    async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>> {
+        // One indexed lookup on a cached statement takes microseconds: run it right here.
+        // Handing it to the blocking pool costs more than the query and, under load, puts
+        // milliseconds of queueing on every guard call.
+        self.with_conn_inline(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT k.id, k.workspace_id, k.scope, w.paused FROM api_keys k
+                 JOIN workspaces w ON w.id = k.workspace_id
+                 WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
+            )?
+            .query_row([key_hash], |r| {
+                let scope: String = r.get(2)?;
+                Ok(KeyInfo {
+                    key_id: r.get(0)?,
+                    workspace_id: r.get(1)?,
+                    scope: Scope::parse(&scope).unwrap_or(Scope::Read),
+                    workspace_paused: r.get(3)?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
+    async fn create_workspace(&self, name: String) -> Result<Workspace> {
+        self.with_conn(move |c| {
+            let now = now_ms();
+            let n = c.execute(
+                "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES (?1, 0, ?2)",
+                params![name, now],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("workspace {name} exists")));
+            }
+            Ok(Workspace {
+                id: c.last_insert_rowid(),
+                name,
+                paused: false,
+                created_at: ms_to_rfc3339(now),
+            })
+        })
+        .await
+    }
+
+    async fn workspaces(&self) -> Result<Vec<Workspace>> {
+        self.with_conn(|c| {
+            let mut stmt =
+                c.prepare("SELECT id, name, paused, created_at FROM workspaces ORDER BY name")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Workspace {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    paused: r.get(2)?,
+                    created_at: ms_to_rfc3339(r.get(3)?),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn workspace(&self, name: String) -> Result<Option<Workspace>> {
+        Ok(self
+            .workspaces()
+            .await?
+            .into_iter()
+            .find(|w| w.name == name))
+    }
+
+    async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
+        self.with_conn(move |c| {
+            let n = c.execute(
+                "UPDATE workspaces SET paused = ?2 WHERE name = ?1",
+                params![name, paused],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("workspace {name}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_key(
+        &self,
+        workspace: String,
+        scope: Scope,
+        key_hash: String,
+        prefix: String,
+        name: Option<String>,
+    ) -> Result<KeyRecord> {
+        self.with_conn(move |c| {
+            let ws: i64 = c
+                .query_row(
+                    "SELECT id FROM workspaces WHERE name = ?1",
+                    [&workspace],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("workspace {workspace}")))?;
+            c.execute(
+                "INSERT INTO api_keys (workspace_id, key_hash, prefix, scope, name, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![ws, key_hash, prefix, scope.as_str(), name, now_ms()],
+            )?;
+            let id = c.last_insert_rowid();
+            Ok(c.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM {KEY_TABLES} WHERE k.id = ?1"),
+                [id],
+                key_record,
+            )?)
+        })
+        .await
+    }
+
+    async fn keys(&self, workspace: Option<String>) -> Result<Vec<KeyRecord>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM {KEY_TABLES} WHERE ?1 IS NULL OR w.name = ?1 ORDER BY k.id"
+            ))?;
+            let rows = stmt.query_map([workspace], key_record)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id_or_prefix: String) -> Result<usize> {
+        self.with_conn(move |c| {
+            Ok(c.execute(
+                "UPDATE api_keys SET revoked_at = ?2
+                 WHERE revoked_at IS NULL AND (CAST(id AS TEXT) = ?1 OR prefix = ?1)",
+                params![id_or_prefix, now_ms()],
+            )?)
+        })
+        .await
+    }
+
+    async fn claim_first_start(&self) -> Result<bool> {
+        self.with_conn(|c| {
+            Ok(c.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('first_start_done', '1')",
+                [],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn price_books(&self) -> Result<Vec<StoredBook>> {
+        self.with_conn(|c| {
+            let mut stmt =
+                c.prepare("SELECT kind, version, body, imported_at FROM price_books ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredBook {
+                    kind: r.get(0)?,
+                    version: r.get(1)?,
+                    body: r.get(2)?,
+                    imported_at_ms: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn save_price_book(&self, book: StoredBook) -> Result<()> {
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO price_books (kind, version, body, imported_at) VALUES (?1, ?2, ?3, ?4)",
+                params![book.kind, book.version, book.body, now_ms()],
+            )?;
+            tx.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'price_generation'",
+                [],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_price_book(&self, version: String) -> Result<usize> {
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let removed = tx.execute("DELETE FROM price_books WHERE version = ?1", [version])?;
+            if removed > 0 {
+                tx.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'price_generation'",
+                    [],
+                )?;
+            }
+            tx.commit()?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn price_generation(&self) -> Result<i64> {
+        self.with_conn(|c| {
+            let v: String = c.query_row(
+                "SELECT value FROM meta WHERE key = 'price_generation'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(v.parse().unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn put_object(
+        &self,
+        workspace: WorkspaceId,
+        kind: &'static str,
+        id: Option<i64>,
+        body: serde_json::Value,
+    ) -> Result<i64> {
+        self.with_conn(move |c| {
+            let now = now_ms();
+            let text = body.to_string();
+            match id {
+                None => {
+                    // The next id of this workspace's kind, taken in the same transaction.
+                    let tx = c.transaction()?;
+                    let id: i64 = tx.query_row(
+                        "INSERT INTO object_ids (workspace_id, kind, last_id) VALUES (?1, ?2, 1)
+                         ON CONFLICT (workspace_id, kind) DO UPDATE SET last_id = last_id + 1
+                         RETURNING last_id",
+                        params![workspace, kind],
+                        |r| r.get(0),
+                    )?;
+                    tx.execute(
+                        "INSERT INTO objects (workspace_id, kind, id, body, created_ms, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        params![workspace, kind, id, text, now],
+                    )?;
+                    tx.commit()?;
+                    Ok(id)
+                }
+                Some(id) => {
+                    let n = c.execute(
+                        "UPDATE objects SET body = ?4, updated_ms = ?5
+                         WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
+                        params![id, workspace, kind, text, now],
+                    )?;
+                    if n == 0 {
+                        return Err(StoreError::NotFound(format!("{kind} {id}")));
+                    }
+                    Ok(id)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn objects(
+        &self,
+        workspace: Option<WorkspaceId>,
+        kind: &'static str,
+    ) -> Result<Vec<StoredObject>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, workspace_id, body, created_ms, updated_ms FROM objects
+                 WHERE kind = ?1 AND (?2 IS NULL OR workspace_id = ?2) ORDER BY workspace_id, id",
+            )?;
+            let rows = stmt.query_map(params![kind, workspace], |r| {
+                let body: String = r.get(2)?;
+                Ok(StoredObject {
+                    id: r.get(0)?,
+                    workspace: r.get(1)?,
+                    body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                    created_ms: r.get(3)?,
+                    updated_ms: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn delete_object(
+        &self,
+        workspace: WorkspaceId,
+        kind: &'static str,
+        id: i64,
+    ) -> Result<bool> {
+        self.with_conn(move |c| {
+            Ok(c.execute(
+                "DELETE FROM objects WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
+                params![id, workspace, kind],
+            )? == 1)
+        })
+        .await
+    }
+}
