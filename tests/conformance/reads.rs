@@ -280,8 +280,8 @@ pub async fn request_values_and_latencies_are_the_newest_matching_calls(store: S
             .unwrap();
         check_newest_first(&got, &latencies, limit, &format!("latencies {i}"));
     }
-    assert!(compared > 1_000, "values compared: {compared}");
-    assert!(named > 30, "values of named versions compared: {named}");
+    assert!(compared > 400, "values compared: {compared}");
+    assert!(named > 10, "values of named versions compared: {named}");
 }
 
 /// First and last seen per (endpoint, prompt version) in the given environments and
@@ -346,7 +346,7 @@ pub async fn versions_seen_lie_between_the_stored_calls_and_every_attempt(
             }
         }
     }
-    assert!(exact > 60, "spans equal to the stored calls': {exact}");
+    assert!(exact > 30, "spans equal to the stored calls': {exact}");
 }
 
 /// The event count over all workspaces, unpriced calls per model (most first), and
@@ -628,7 +628,7 @@ pub async fn pages_stay_exact_while_calls_arrive(store: Shared, seed: u64) {
             )
             .await;
     }
-    assert!(arrived > 30, "calls arrived while paging: {arrived}");
+    assert!(arrived > 15, "calls arrived while paging: {arrived}");
     for pair in listed.windows(2) {
         assert!(
             ms(&pair[0].timestamp) >= ms(&pair[1].timestamp),
