@@ -1,11 +1,10 @@
 //! The command line: flags in, library calls out. The only module that knows clap.
 //! `args` holds the flags; each command family has its file (`import`: import and demo,
 //! `keys`: keys and workspaces, `prices`, `top`: top and query, `explain`: explain and
-//! the gate, `control`: budgets and alerts, `bench`: the benchmarks' flags); `serve` is
+//! the gate, `control`: budgets and alerts); `serve` is
 //! `server::run`.
 
 pub mod args;
-pub mod bench;
 pub mod control;
 pub mod explain;
 pub mod import;
@@ -43,7 +42,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let url = cli.store_url();
     // These open the store themselves, or not at all when asking a server.
     match cli.command {
-        Command::Bench(cmd) => return crate::bench::run(cmd).await.map(|_| ExitCode::SUCCESS),
         Command::Explain(args) => {
             return explain::explain(&url, args)
                 .await
@@ -78,7 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Budgets(cmd) => control::budgets(store.clone(), cmd).await,
         Command::Alerts(cmd) => control::alerts(store.clone(), cmd).await,
-        Command::Serve(_) | Command::Bench(_) | Command::Explain(_) | Command::Gate(_) => {
+        Command::Serve(_) | Command::Explain(_) | Command::Gate(_) => {
             unreachable!("handled above")
         }
     };

@@ -18,7 +18,8 @@
 //! - `app`, `http`: the server's state and its axum API (the only axum)
 //! - `server`: the server's lifecycle (store, state, background loops, serve, shutdown)
 //! - `load`: bulk writes outside HTTP (`import`'s lines, demo traffic)
-//! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
+//! - `cli`, `demo`: the command line (the only clap), demo traffic (the benchmarks are
+//!   the `burnrate-bench` workspace member, outside the shipped library)
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
 //! - `clock`: the services' source of "now" (the system's, or a test's)
 //! - `window`: window lengths ("7d") for the CLI's --since and the API's since= (pure)
@@ -26,7 +27,6 @@
 pub mod alert;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod budget;
 pub mod cli;
 pub mod clock;

@@ -2,7 +2,7 @@
 //! what the server's and the demo's flags mean for the library (`server::Config`,
 //! `load::DemoRun`).
 
-use super::{bench, control, explain, profile};
+use super::{control, explain, profile};
 use crate::load::DemoRun;
 use crate::ratelimit::RateConfig;
 use clap::{Args, Parser, Subcommand};
@@ -88,9 +88,6 @@ pub enum Command {
     /// Alerts: list, rule settings, evaluate, channels, test messages.
     #[command(subcommand)]
     Alerts(control::AlertCommand),
-    /// Benchmarks.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
 }
 
 #[derive(Args)]

@@ -1,4 +1,4 @@
-//! The cardinality flags `burnrate demo` and `burnrate bench` share: `--profile small`
+//! The cardinality flags `burnrate demo` and `burnrate-bench` share: `--profile small`
 //! (the demo's story) or `--profile realistic`, whose numbers the other flags change.
 
 use crate::demo::profile::Profile;

@@ -2,16 +2,21 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_burnrate");
 
-pub struct Server {
-    child: Child,
-    pub url: String,
-    pub db: PathBuf,
+/// The shared harness's server (`burnrate-harness`), started from this build's binary;
+/// panics instead of returning errors, as tests want.
+pub struct Server(burnrate_harness::Server);
+
+impl std::ops::Deref for Server {
+    type Target = burnrate_harness::Server;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Server {
@@ -26,66 +31,24 @@ impl Server {
     }
 
     fn spawn(db: &Path, extra: &[&str], stderr: Stdio) -> Server {
-        let mut child = Command::new(BIN)
-            .args([
-                "--db",
-                db.to_str().unwrap(),
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start burnrate");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(url) = line.strip_prefix("listening on ") {
-                break url.to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            url,
-            db: db.to_path_buf(),
-        }
+        let bin = Path::new(BIN);
+        Server(burnrate_harness::Server::spawn(bin, db, extra, stderr).expect("start burnrate"))
     }
 
     /// SIGKILL: no graceful shutdown, the harshest restart.
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    pub fn kill(self) {
+        self.0.kill().unwrap();
     }
 
-    pub fn stop(mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// SIGTERM, then wait for the graceful shutdown.
+    pub fn stop(self) {
+        self.0.stop().unwrap();
     }
 }
 
 /// Run a CLI command against `db`; returns stdout, panics on failure.
 pub fn cli(db: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(["--db", db.to_str().unwrap()])
-        .args(args)
-        .output()
-        .unwrap();
+    let out = burnrate_harness::cli(Path::new(BIN), db, args).unwrap();
     assert!(
         out.status.success(),
         "burnrate {args:?} failed: {}",

@@ -1,15 +1,16 @@
-//! `burnrate bench ...`: benchmarks that start the real server as a child process on
-//! loopback and measure it from outside, the way a client sees it. Their data is the
-//! realistic demo profile unless `--profile small` asks for the demo's story.
+//! The benchmarks: each starts the real `burnrate` binary as a child process on loopback
+//! (through the harness the end-to-end tests use) and measures it from outside, the way a
+//! client sees it. Their data is the realistic demo profile unless `--profile small` asks
+//! for the demo's story.
 
-use crate::cli::bench::{Baselines, BenchCommand};
-use crate::cli::profile::ProfileArgs;
-use crate::demo::profile::Profile;
-use crate::demo::DemoConfig;
+use crate::flags::{Baselines, BenchCommand};
 use anyhow::{bail, Context};
-use std::io::{BufRead, BufReader};
+use burnrate::cli::profile::ProfileArgs;
+use burnrate::demo::profile::Profile;
+use burnrate::demo::DemoConfig;
+use burnrate_harness::Server;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,8 +55,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 const DEFAULT_PROFILE: &str = "realistic";
 
 /// The baselines' scripts, carried in the binary so `--baselines` runs from anywhere.
-const NAIVE_SQLITE: &str = include_str!("../bench/naive_sqlite.py");
-const DUCKDB_READS: &str = include_str!("../bench/duckdb_reads.py");
+const NAIVE_SQLITE: &str = include_str!("../naive_sqlite.py");
+const DUCKDB_READS: &str = include_str!("../duckdb_reads.py");
 
 /// Run a baseline script with `args` under `python`; it prints one JSON line.
 fn run_baseline(python: &str, script: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
@@ -105,7 +106,7 @@ fn demo_events(
         seed,
         incidents: true,
     };
-    crate::demo::profile::events(profile, config)
+    burnrate::demo::profile::events(profile, config)
 }
 
 fn profile_label(profile: &Option<Profile>) -> String {
@@ -125,76 +126,34 @@ fn profile_label(profile: &Option<Profile>) -> String {
     }
 }
 
-/// A `burnrate serve` child process on a free loopback port.
-pub struct ServerProcess {
-    child: Child,
-    pub url: String,
+/// The `burnrate` binary the benchmarks start: `BURNRATE_BIN`, else the one built beside
+/// this binary (`cargo build --release` builds both into target/release).
+fn burnrate_bin() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("BURNRATE_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let me = std::env::current_exe()?;
+    let bin = me.with_file_name(format!("burnrate{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        bin.exists(),
+        "no burnrate binary at {} (build it: cargo build --release, or set BURNRATE_BIN)",
+        bin.display()
+    );
+    Ok(bin)
 }
 
-impl ServerProcess {
-    pub fn start(db: &Path, extra: &[&str]) -> anyhow::Result<ServerProcess> {
-        let exe = std::env::current_exe()?;
-        let mut child = std::process::Command::new(exe)
-            .args([
-                "--db",
-                db.to_str().context("db path")?,
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            match lines.next() {
-                Some(line) => {
-                    if let Some(url) = line?.strip_prefix("listening on ") {
-                        break url.to_string();
-                    }
-                }
-                None => bail!("the server exited before listening"),
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(ServerProcess { child, url })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then wait: the graceful path a real deployment takes.
-    pub fn stop(mut self) -> anyhow::Result<()> {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait()?;
-        Ok(())
-    }
+/// The real server over `db` on a free loopback port, its log discarded.
+fn start_server(db: &Path, extra: &[&str]) -> anyhow::Result<Server> {
+    Ok(Server::spawn(&burnrate_bin()?, db, extra, Stdio::null())?)
 }
 
 fn create_key(db: &Path, scope: &str) -> anyhow::Result<String> {
-    let out = std::process::Command::new(std::env::current_exe()?)
-        .args([
-            "--db",
-            db.to_str().context("db path")?,
-            "keys",
-            "create",
-            "--scope",
-            scope,
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "keys create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    Ok(burnrate_harness::create_key(
+        &burnrate_bin()?,
+        db,
+        "default",
+        scope,
+    )?)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -263,7 +222,7 @@ async fn bench_ingest(
         Some((url, key)) => (None, url, key),
         None => {
             let key = create_key(&db, "ingest")?;
-            let server = ServerProcess::start(&db, &["--ingest-rate", "0"])?;
+            let server = start_server(&db, &["--ingest-rate", "0"])?;
             let url = server.url.clone();
             (Some(server), url, key)
         }
@@ -474,7 +433,7 @@ fn fill_store(db: &Path, ndjson: &Path, events: u64, profile: &ProfileArgs) -> a
     };
     let ndjson_text = ndjson.to_str().context("ndjson path")?;
     let run = |args: &[&str], what: &str| -> anyhow::Result<()> {
-        let status = std::process::Command::new(std::env::current_exe()?)
+        let status = std::process::Command::new(burnrate_bin()?)
             .args(["--db", db.to_str().context("db path")?])
             .args(args)
             .status()?;
@@ -559,7 +518,7 @@ async fn bench_query(
 ) -> anyhow::Result<()> {
     let (db, ndjson_bytes) = bench_store(events, dir, profile, baselines.baselines)?;
     let key = create_key(&db, "read")?;
-    let server = ServerProcess::start(&db, &[])?;
+    let server = start_server(&db, &[])?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
@@ -754,7 +713,7 @@ async fn bench_guard(
     let tmp = tempdir(None)?;
     let db = tmp.join("bench.db");
     let key = create_key(&db, "admin")?;
-    let server = ServerProcess::start(&db, &["--ingest-rate", "0"])?;
+    let server = start_server(&db, &["--ingest-rate", "0"])?;
     let url = server.url.clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -864,10 +823,10 @@ async fn bench_guard(
 /// The guard's decision alone (counters, no HTTP): 200,000 calls on this thread while
 /// another thread applies 500-event commits, as the writer does at 20,000 events/s.
 fn guard_decision_in_process(now: i64) -> (f64, f64) {
-    use crate::budget::counters::{Counters, GuardRequest};
-    use crate::store::SpendEffect;
+    use burnrate::budget::counters::{Counters, GuardRequest};
+    use burnrate::store::SpendEffect;
     let counters = Arc::new(Counters::new(600_000));
-    let budgets: Vec<crate::budget::Budget> = (0..=GUARD_TENANTS)
+    let budgets: Vec<burnrate::budget::Budget> = (0..=GUARD_TENANTS)
         .filter_map(|t| {
             let scope = if t < GUARD_TENANTS {
                 serde_json::json!({"tenantId": format!("tenant-{t}")})
@@ -876,7 +835,7 @@ fn guard_decision_in_process(now: i64) -> (f64, f64) {
             };
             let body = serde_json::json!({"name": format!("b{t}"), "period": "day",
                 "limitUsd": 1_000_000, "action": "block", "scope": scope});
-            crate::budget::parse_budget(t as i64 + 1, &body).ok()
+            burnrate::budget::parse_budget(t as i64 + 1, &body).ok()
         })
         .collect();
     counters.configure(1, budgets.clone(), vec![]);
@@ -896,8 +855,8 @@ fn guard_decision_in_process(now: i64) -> (f64, f64) {
                             workspace: 1,
                             external_request_id: Some(format!("w-{n}")),
                             ts_ms: now,
-                            environment: crate::event::Environment::Prod,
-                            data_mode: crate::event::DataMode::Real,
+                            environment: burnrate::event::Environment::Prod,
+                            data_mode: burnrate::event::DataMode::Real,
                             endpoint_tag: "bench.ingest".into(),
                             tenant_id: Some(format!("tenant-{}", i % GUARD_TENANTS)),
                             user_id: None,
@@ -938,7 +897,7 @@ fn guard_decision_in_process(now: i64) -> (f64, f64) {
 /// The realistic profile's tenant of that rank (its 50 biggest carry about half the
 /// traffic).
 fn guard_tenant(rank: usize) -> String {
-    crate::demo::profile::tenant_name(rank as u32)
+    burnrate::demo::profile::tenant_name(rank as u32)
 }
 
 const BATCH: u64 = 500;
@@ -952,7 +911,7 @@ fn ingest_bodies(calls: u64, now: i64, profile: Option<Profile>) -> Vec<String> 
         seed: now as u64,
         incidents: true,
     };
-    let mut events = crate::demo::profile::events(profile, config).peekable();
+    let mut events = burnrate::demo::profile::events(profile, config).peekable();
     let mut bodies = Vec::new();
     while events.peek().is_some() {
         let batch: Vec<serde_json::Value> = events.by_ref().take(BATCH as usize).collect();
@@ -1033,7 +992,7 @@ fn gate_call(profile: &Option<Profile>) -> Option<(&'static str, String)> {
             "/v1/gate?dataMode=demo&endpointTag=summarize.doc&candidate=summarize_v4&baseline=summarize_v3".to_string(),
         ));
     };
-    let (endpoint, candidate, baseline) = crate::demo::profile::gate_example(profile)?;
+    let (endpoint, candidate, baseline) = burnrate::demo::profile::gate_example(profile)?;
     Some((
         "gate busiest endpoint's newest versions, 30d",
         format!("/v1/gate?dataMode=demo&since=30d&endpointTag={endpoint}&candidate={candidate}&baseline={baseline}"),
@@ -1048,12 +1007,12 @@ async fn bench_explain(
 ) -> anyhow::Result<()> {
     let (db, _) = bench_store(events, dir, profile, false)?;
     let key = create_key(&db, "read")?;
-    let server = ServerProcess::start(&db, &[])?;
+    let server = start_server(&db, &[])?;
     let client = reqwest::Client::new();
     let now = jiff::Timestamp::now().as_millisecond();
     const HOUR: i64 = 3_600_000;
     const WEEK: i64 = 7 * 24 * HOUR;
-    let t = crate::report::rfc3339;
+    let t = burnrate::report::rfc3339;
     let d = "dataMode=demo&by=endpointTag,tenantId,promptVersion";
     let hour = now.div_euclid(HOUR) * HOUR;
     let calls = [

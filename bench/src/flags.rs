@@ -1,9 +1,16 @@
-//! The flags of `burnrate bench ...` (the command line is the only place that knows
-//! clap); `crate::bench` runs them.
+//! The flags of `burnrate-bench ...`; `run` runs them.
 
-use super::profile::ProfileArgs;
-use clap::{Args, Subcommand};
+use burnrate::cli::profile::ProfileArgs;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+
+/// Benchmarks of the real burnrate binary, measured from outside as a client sees it.
+#[derive(Parser)]
+#[command(name = "burnrate-bench", version)]
+pub struct Bench {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
