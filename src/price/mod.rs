@@ -35,13 +35,28 @@ struct Candidate {
 #[derive(Debug, Default)]
 pub struct PriceBook {
     entries: HashMap<ModelKey, Vec<Candidate>>,
-    aliases: HashMap<ModelKey, ModelKey>,
+    /// Per name, its aliases in load order (a later one wins where windows overlap).
+    aliases: HashMap<ModelKey, Vec<Alias>>,
     versions: Vec<String>,
     loaded: usize,
     /// Client provider -> client model -> the candidate keys that exist in this book, in
     /// rule order. Saves the string rewrites on every event; which entry is in force is
     /// still decided per event time.
     resolved: RwLock<HashMap<String, HashMap<String, CandidateKeys>>>,
+}
+
+/// An alias compiled: the window (ms, end exclusive) in which `from` means `target`.
+#[derive(Debug, Clone)]
+struct Alias {
+    from_ms: i64,
+    to_ms: Option<i64>,
+    target: ModelKey,
+}
+
+impl Alias {
+    fn covers(&self, at_ms: i64) -> bool {
+        self.from_ms <= at_ms && self.to_ms.is_none_or(|to| at_ms < to)
+    }
 }
 
 /// Keys to try for one client model name, each with the rule that produced it.
@@ -90,24 +105,17 @@ impl PriceBook {
                 entry: Arc::new(entry),
             });
         }
-        for alias in &file.aliases {
-            self.add_alias(alias);
+        let aliases: Vec<(ModelKey, Alias)> = file
+            .aliases
+            .iter()
+            .map(compile_alias)
+            .collect::<Result<_, _>>()?;
+        for (from, alias) in aliases {
+            self.aliases.entry(from).or_default().push(alias);
         }
         self.versions.push(version.to_string());
         self.resolved.write().unwrap().clear();
         Ok(())
-    }
-
-    fn add_alias(&mut self, alias: &AliasFile) {
-        let from = ModelKey {
-            provider: alias.provider.to_ascii_lowercase(),
-            model: alias.model.to_ascii_lowercase(),
-        };
-        let to = ModelKey {
-            provider: alias.target.provider.to_ascii_lowercase(),
-            model: alias.target.model.to_ascii_lowercase(),
-        };
-        self.aliases.insert(from, to);
     }
 
     pub fn versions(&self) -> &[String] {
@@ -130,13 +138,18 @@ impl PriceBook {
             .collect()
     }
 
-    /// The entry in force at `at_ms` for one exact key.
+    /// The entry in force at `at_ms` for one exact key: the latest start not after
+    /// `at_ms`, among the entries whose end (if any) is after it.
     fn in_force(&self, key: &ModelKey, at_ms: i64) -> Option<&Arc<PriceEntry>> {
         let candidates = self.entries.get(key)?;
         let best_of = |layer: Layer| {
             candidates
                 .iter()
-                .filter(|c| c.layer == layer && c.entry.effective_from_ms <= at_ms)
+                .filter(|c| {
+                    c.layer == layer
+                        && c.entry.effective_from_ms <= at_ms
+                        && c.entry.effective_to_ms.is_none_or(|to| at_ms < to)
+                })
                 .max_by_key(|c| (c.entry.effective_from_ms, c.seq))
         };
         best_of(Layer::Override)
@@ -155,6 +168,7 @@ impl PriceBook {
         self.existing_candidates(provider, model)
             .iter()
             .find_map(|(key, rule)| {
+                let key = self.alias_at(key, at_ms).unwrap_or(key);
                 self.in_force(key, at_ms).map(|e| {
                     (
                         e.clone(),
@@ -167,7 +181,18 @@ impl PriceBook {
             })
     }
 
-    /// The candidate keys (aliases applied) that have entries, from the cache if seen.
+    /// Where an alias of `key` in force at `at_ms` points (the last loaded one wins).
+    fn alias_at(&self, key: &ModelKey, at_ms: i64) -> Option<&ModelKey> {
+        self.aliases
+            .get(key)?
+            .iter()
+            .rev()
+            .find(|a| a.covers(at_ms))
+            .map(|a| &a.target)
+    }
+
+    /// The candidate keys that have entries or aliases, from the cache if seen; which
+    /// alias applies depends on the event's time, so aliases are followed per lookup.
     fn existing_candidates(
         &self,
         provider: &str,
@@ -185,8 +210,7 @@ impl PriceBook {
         let found: Arc<Vec<_>> = Arc::new(
             model_candidates(provider, model)
                 .into_iter()
-                .map(|(key, rule)| (self.aliases.get(&key).cloned().unwrap_or(key), rule))
-                .filter(|(key, _)| self.entries.contains_key(key))
+                .filter(|(key, _)| self.entries.contains_key(key) || self.aliases.contains_key(key))
                 .collect(),
         );
         let mut cache = self.resolved.write().unwrap();
@@ -248,6 +272,43 @@ impl PriceBook {
             .find(|c| c.entry.id == id)
             .map(|c| c.entry.clone())
     }
+}
+
+/// Check and compile one alias of a file: its name, target and window.
+fn compile_alias(alias: &AliasFile) -> Result<(ModelKey, Alias), EntryError> {
+    let err = |field: &str, message: String| EntryError {
+        provider: alias.provider.clone(),
+        model: alias.model.clone(),
+        field: field.to_string(),
+        message,
+    };
+    let time = |field: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(book::parse_time)
+            .transpose()
+            .map_err(|m| err(field, m))
+    };
+    let from_ms = time("effectiveFrom", &alias.effective_from)?.unwrap_or(i64::MIN);
+    let to_ms = time("effectiveTo", &alias.effective_to)?;
+    if to_ms.is_some_and(|to| to <= from_ms) {
+        return Err(err("effectiveTo", "must be after effectiveFrom".into()));
+    }
+    let from = ModelKey {
+        provider: alias.provider.to_ascii_lowercase(),
+        model: alias.model.to_ascii_lowercase(),
+    };
+    let target = ModelKey {
+        provider: alias.target.provider.to_ascii_lowercase(),
+        model: alias.target.model.to_ascii_lowercase(),
+    };
+    Ok((
+        from,
+        Alias {
+            from_ms,
+            to_ms,
+            target,
+        },
+    ))
 }
 
 /// Provider names clients use for the same platform, mapped to the book's names.

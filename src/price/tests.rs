@@ -16,6 +16,9 @@ struct Vectors {
 struct Case {
     name: String,
     entry: Option<EntryFile>,
+    /// Several entries (a model's price history) instead of one `entry`.
+    #[serde(default)]
+    entries: Vec<EntryFile>,
     event: serde_json::Value,
     expected: Expected,
 }
@@ -54,7 +57,7 @@ fn shared_pricing_vectors() {
         .as_millisecond();
     assert!(vectors.cases.len() >= 12);
     for case in vectors.cases {
-        let book = book_with(case.entry.into_iter().collect());
+        let book = book_with(case.entry.into_iter().chain(case.entries).collect());
         let text = case.event.to_string();
         let raw: RawEvent = serde_json::from_str(&text).unwrap();
         let event =
@@ -334,4 +337,160 @@ fn a_success_with_missing_usage_is_unpriced_and_a_failure_without_usage_is_free(
     let mut reported = raw("success");
     reported.client_cost = Some(crate::money::Usd(5));
     assert_eq!(book.price(&reported).cost, Some(crate::money::Usd(5)));
+}
+
+/// The cost the bundled book gives `tokens` (input, cached, output) of `model` at `at`.
+fn bundled_cost_at(model: &str, at: &str, tokens: (u64, u64, u64)) -> Option<String> {
+    let text = format!(
+        r#"{{"provider":"openai","model":"{model}","endpointTag":"e","status":"success","timestamp":"{at}","inputTokens":{},"cachedTokens":{},"outputTokens":{}}}"#,
+        tokens.0, tokens.1, tokens.2
+    );
+    let raw: RawEvent = serde_json::from_str(&text).unwrap();
+    let now = "2026-12-01T00:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    let event = crate::validate::validate(&raw, now).unwrap();
+    bundled().price(&event).cost.map(|c| c.to_string())
+}
+
+#[test]
+fn o3_before_its_june_2025_cut_is_billed_at_the_launch_price() {
+    // 8,000 uncached + 2,000 cached input, 1,000 output.
+    // Before: 8000 x $10/M + 2000 x $2.50/M + 1000 x $40/M = 0.08 + 0.005 + 0.04.
+    // After:  8000 x $2/M  + 2000 x $0.50/M + 1000 x $8/M  = 0.016 + 0.001 + 0.008.
+    for model in ["o3", "o3-2025-04-16"] {
+        assert_eq!(
+            bundled_cost_at(model, "2025-06-09T12:00:00Z", (10_000, 2_000, 1_000)).as_deref(),
+            Some("0.125"),
+            "{model}"
+        );
+        assert_eq!(
+            bundled_cost_at(model, "2025-06-11T12:00:00Z", (10_000, 2_000, 1_000)).as_deref(),
+            Some("0.025"),
+            "{model}"
+        );
+    }
+}
+
+#[test]
+fn claude_sonnet_5_leaves_its_introductory_price_on_2026_09_01() {
+    let book = bundled();
+    let at = |ts: &str| {
+        let ms = ts.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let (entry, _) = book.lookup("anthropic", "claude-sonnet-5", ms).unwrap();
+        let r = cost::applied_rates(&entry, crate::event::ServiceTier::Standard, 1000).unwrap();
+        (r.input.to_string(), r.output.to_string())
+    };
+    assert_eq!(at("2026-08-31T23:59:59Z"), ("2".into(), "10".into()));
+    assert_eq!(at("2026-09-01T00:00:00Z"), ("3".into(), "15".into()));
+}
+
+#[test]
+fn an_entry_past_its_effective_to_is_no_longer_in_force() {
+    let mut retired = EntryFile {
+        provider: "openai".into(),
+        model: "m".into(),
+        effective_from: book::EPOCH.into(),
+        effective_to: Some("2026-01-01T00:00:00Z".into()),
+        ..Default::default()
+    };
+    retired.usd_per_m_tok = vec![book::RateRowFile {
+        tier: "standard".into(),
+        input: Some("1".into()),
+        output: Some("1".into()),
+        ..Default::default()
+    }];
+    let book = book_with(vec![retired]);
+    let ms = |ts: &str| ts.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    assert!(book
+        .lookup("openai", "m", ms("2025-12-31T23:59:59Z"))
+        .is_some());
+    assert!(book
+        .lookup("openai", "m", ms("2026-01-01T00:00:00Z"))
+        .is_none());
+}
+
+#[test]
+fn an_undated_alias_is_billed_at_the_snapshot_it_pointed_to_at_the_time() {
+    let snapshot = |model: &str, input: &str| {
+        let mut e = EntryFile {
+            provider: "openai".into(),
+            model: model.into(),
+            effective_from: book::EPOCH.into(),
+            ..Default::default()
+        };
+        e.usd_per_m_tok = vec![book::RateRowFile {
+            tier: "standard".into(),
+            input: Some(input.into()),
+            output: Some(input.into()),
+            ..Default::default()
+        }];
+        e
+    };
+    let file: BookFile = serde_json::from_value(serde_json::json!({
+        "format": 1, "version": "test",
+        "aliases": [
+            {"provider": "openai", "model": "family", "target": {"provider": "openai", "model": "family-2024-05-13"},
+             "effectiveTo": "2024-10-02T00:00:00Z"},
+            {"provider": "openai", "model": "family", "target": {"provider": "openai", "model": "family-2024-08-06"},
+             "effectiveFrom": "2024-10-02T00:00:00Z"}
+        ]
+    }))
+    .unwrap();
+    let mut book = book_with(vec![
+        snapshot("family-2024-05-13", "5"),
+        snapshot("family-2024-08-06", "2.5"),
+    ]);
+    book.add_file(&file, Layer::Catalog).unwrap();
+    let at = |ts: &str| {
+        let ms = ts.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let (entry, how) = book.lookup("openai", "family", ms).unwrap();
+        (how.key.model, entry.rows[0].input.unwrap().to_string())
+    };
+    assert_eq!(
+        at("2024-10-01T23:59:59Z"),
+        ("family-2024-05-13".into(), "5".into())
+    );
+    assert_eq!(
+        at("2024-10-02T00:00:00Z"),
+        ("family-2024-08-06".into(), "2.5".into())
+    );
+}
+
+#[test]
+fn a_past_price_correction_ends_where_the_generated_price_begins() {
+    let map = serde_json::json!({
+        "o3": {"litellm_provider": "openai", "mode": "chat",
+            "input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06}
+    });
+    let mut book = litellm::convert(&map, "v", serde_json::json!({}))
+        .unwrap()
+        .book;
+    let fixes: BookFile = serde_json::from_value(serde_json::json!({
+        "format": 1,
+        "corrections": [{"provider": "openai", "model": "o3", "effectiveTo": "2025-06-10T00:00:00Z",
+            "usdPerMTok": [{"tier": "standard", "input": "10", "output": "40"}],
+            "source": "https://example.test/o3", "checked": "2026-12-02"}]
+    }))
+    .unwrap();
+    assert_eq!(litellm::apply_corrections(&mut book, &fixes), (0, 1));
+    let spans: Vec<(&str, Option<&str>, Option<&str>)> = book
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.effective_from.as_str(),
+                e.effective_to.as_deref(),
+                e.usd_per_m_tok[0].input.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        vec![
+            (book::EPOCH, Some("2025-06-10T00:00:00Z"), Some("10")),
+            ("2025-06-10T00:00:00Z", None, Some("2")),
+        ]
+    );
 }
