@@ -69,7 +69,7 @@ fn list_prices(book: &PriceBook, provider: Option<&str>, now: i64) {
             .rows
             .iter()
             .filter(|r| r.above > 0)
-            .map(|r| format!(">{}k", r.above / 1000))
+            .map(|r| band_label(r.above))
             .collect();
         bands.dedup();
         let mut tiers: Vec<&str> = entry
@@ -96,6 +96,16 @@ fn list_prices(book: &PriceBook, provider: Option<&str>, now: i64) {
         "{count} models; book versions: {}",
         book.versions().join(", ")
     );
+}
+
+/// `>200k` for a band over 200,000 tokens, `>=200k` for one from 200,000 (stored as
+/// above 199,999).
+fn band_label(above: u64) -> String {
+    if (above + 1).is_multiple_of(1000) {
+        format!(">={}k", (above + 1) / 1000)
+    } else {
+        format!(">{}k", above / 1000)
+    }
 }
 
 /// The models stored events named that have no price, and why.

@@ -100,24 +100,38 @@ fn convert_entry(key: &str, spec: &Map<String, Value>) -> Option<EntryFile> {
             .and_then(|n| Usd::parse(&n.to_string()).ok())
             .map(|u| u.to_string())
     };
+    let usd_per_m_tok = rows
+        .into_iter()
+        .map(|((tier, above), rates)| {
+            let row = RateRowFile::from_rates(ServiceTier::from_code(tier).unwrap(), above, rates);
+            band_from_reach(&provider, row)
+        })
+        .collect();
     Some(EntryFile {
         provider,
         model,
         effective_from: EPOCH.to_string(),
         effective_to: None,
         mode: mode_name(spec.get("mode").and_then(Value::as_str)).to_string(),
-        usd_per_m_tok: rows
-            .into_iter()
-            .map(|((tier, above), rates)| {
-                RateRowFile::from_rates(ServiceTier::from_code(tier).unwrap(), above, rates)
-            })
-            .collect(),
+        usd_per_m_tok,
         per_image_usd: usd("output_cost_per_image"),
         per_request_usd: usd("input_cost_per_request"),
         source: "litellm".to_string(),
         checked: None,
         note: None,
     })
+}
+
+/// LiteLLM names every long-context band `_above_Nk_tokens`, but providers differ on
+/// whether a prompt of exactly N tokens is in it. xAI bills the higher rate from the
+/// prompt that reaches N ("≥200K", https://docs.x.ai/developers/models/grok-4.20-0309),
+/// so its bands become `atLeast`; Anthropic, Google and OpenAI bill prompts over N.
+fn band_from_reach(provider: &str, mut row: RateRowFile) -> RateRowFile {
+    if provider == "xai" && row.above > 0 {
+        row.at_least = Some(row.above);
+        row.above = 0;
+    }
+    row
 }
 
 /// Conversion result: the book and what was skipped or collided, for the generator log.

@@ -341,10 +341,15 @@ fn a_success_with_missing_usage_is_unpriced_and_a_failure_without_usage_is_free(
 
 /// The cost the bundled book gives `tokens` (input, cached, output) of `model` at `at`.
 fn bundled_cost_at(model: &str, at: &str, tokens: (u64, u64, u64)) -> Option<String> {
-    let text = format!(
-        r#"{{"provider":"openai","model":"{model}","endpointTag":"e","status":"success","timestamp":"{at}","inputTokens":{},"cachedTokens":{},"outputTokens":{}}}"#,
+    bundled_cost(&format!(
+        r#""provider":"openai","model":"{model}","timestamp":"{at}","inputTokens":{},"cachedTokens":{},"outputTokens":{}"#,
         tokens.0, tokens.1, tokens.2
-    );
+    ))
+}
+
+/// The cost the bundled book gives a successful event with these JSON fields.
+fn bundled_cost(fields: &str) -> Option<String> {
+    let text = format!(r#"{{"endpointTag":"e","status":"success",{fields}}}"#);
     let raw: RawEvent = serde_json::from_str(&text).unwrap();
     let now = "2026-12-01T00:00:00Z"
         .parse::<jiff::Timestamp>()
@@ -492,5 +497,63 @@ fn a_past_price_correction_ends_where_the_generated_price_begins() {
             (book::EPOCH, Some("2025-06-10T00:00:00Z"), Some("10")),
             ("2025-06-10T00:00:00Z", None, Some("2")),
         ]
+    );
+}
+
+#[test]
+fn an_xai_prompt_that_reaches_200k_tokens_is_billed_at_the_long_context_rate() {
+    let grok = |tier: &str, input: u64| {
+        bundled_cost(&format!(
+            r#""provider":"xai","model":"grok-4.20-0309-reasoning","serviceTier":"{tier}","inputTokens":{input},"outputTokens":1000"#
+        ))
+    };
+    // xAI: $1.25 / $2.50 below 200K, $2.50 / $5.00 for prompts of 200K tokens or more.
+    // 199,999 x 1.25/M + 1,000 x 2.50/M = 0.24999875 + 0.0025
+    assert_eq!(grok("standard", 199_999).as_deref(), Some("0.25249875"));
+    // 200,000 x 2.50/M + 1,000 x 5/M = 0.5 + 0.005 (was 0.2525 at the base rate)
+    assert_eq!(grok("standard", 200_000).as_deref(), Some("0.505"));
+    // Batch is 20% off in both bands: 200,000 x 2/M + 1,000 x 4/M.
+    assert_eq!(grok("batch", 200_000).as_deref(), Some("0.404"));
+}
+
+#[test]
+fn an_anthropic_prompt_bills_the_long_context_rate_only_over_200k_tokens() {
+    let sonnet = |input: u64| {
+        bundled_cost(&format!(
+            r#""provider":"anthropic","model":"claude-sonnet-4-5","inputTokens":{input},"outputTokens":1000"#
+        ))
+    };
+    // 200,000 x 3/M + 1,000 x 15/M; 200,001 x 6/M + 1,000 x 22.50/M.
+    assert_eq!(sonnet(200_000).as_deref(), Some("0.615"));
+    assert_eq!(sonnet(200_001).as_deref(), Some("1.222506"));
+}
+
+#[test]
+fn a_tier_without_rates_for_the_prompts_band_is_unpriced_not_billed_short() {
+    let mut entry = EntryFile {
+        provider: "vertex".into(),
+        model: "m".into(),
+        effective_from: book::EPOCH.into(),
+        ..Default::default()
+    };
+    let row = |tier: &str, above: u64, input: &str| book::RateRowFile {
+        tier: tier.into(),
+        above,
+        input: Some(input.into()),
+        output: Some(input.into()),
+        ..Default::default()
+    };
+    entry.usd_per_m_tok = vec![
+        row("standard", 0, "3"),
+        row("standard", 200_000, "6"),
+        row("batch", 0, "1.5"),
+    ];
+    let book = book_with(vec![entry]);
+    let (entry, _) = book.lookup("vertex", "m", NOW).unwrap();
+    let batch = crate::event::ServiceTier::Batch;
+    assert!(cost::applied_rates(&entry, batch, 200_000).is_ok());
+    assert_eq!(
+        cost::applied_rates(&entry, batch, 200_001),
+        Err(Unpriced::NoRateForTier(batch))
     );
 }
