@@ -1240,3 +1240,30 @@ fn import_counts_warnings_like_ingest() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_dated_snapshot_no_source_lists_is_unpriced_and_prices_check_suggests_the_base() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut guessed = event("guessed");
+    guessed["provider"] = json!("openai");
+    guessed["model"] = json!("gpt-4o-2025-01-01");
+    api.post("/v1/ingest/llm-request", &ingest, &guessed).await;
+    let stored = api
+        .get("/v1/events?externalRequestId=guessed", &read)
+        .await
+        .body;
+    assert_eq!(
+        stored["events"][0]["costUsd"],
+        Value::Null,
+        "not priced as gpt-4o"
+    );
+    let check = cli(&db, &["prices", "check"]);
+    assert!(
+        check.contains("openai/gpt-4o-2025-01-01: no price source lists this snapshot; openai/gpt-4o is priced"),
+        "{check}"
+    );
+}

@@ -108,6 +108,17 @@ fn band_label(above: u64) -> String {
     }
 }
 
+/// What to do about a dated id no source lists: its base model is priced, but a new
+/// snapshot may be billed differently, so only the user can say they bill the same.
+fn snapshot_suggestion(provider: &str, model: &str, base: &price::book::ModelKey) -> String {
+    let alias = serde_json::json!({"provider": provider, "model": model,
+        "target": {"provider": base.provider, "model": base.model}});
+    format!(
+        "{provider}/{model}: no price source lists this snapshot; {}/{} is priced. If the provider bills the snapshot the same, import an overrides file with the alias {alias}",
+        base.provider, base.model
+    )
+}
+
 /// The models stored events named that have no price, and why.
 async fn check_prices(store: &dyn Store, book: &PriceBook, now: i64) -> anyhow::Result<()> {
     let unpriced = store.unpriced_models().await?;
@@ -116,10 +127,17 @@ async fn check_prices(store: &dyn Store, book: &PriceBook, now: i64) -> anyhow::
         return Ok(());
     }
     let mut table = table(&["provider", "model", "unpriced events", "last seen", "why"]);
+    let mut suggestions = Vec::new();
     for m in &unpriced {
         let why = match book.lookup(&m.provider, &m.model, now) {
-            Some(_) => "no rate for the event's service tier",
-            None => "unknown model",
+            Some(_) => "no rate for the event's service tier or prompt size",
+            None => match book.undated_base(&m.provider, &m.model, now) {
+                Some(base) => {
+                    suggestions.push(snapshot_suggestion(&m.provider, &m.model, &base.key));
+                    "snapshot no price source lists (see below)"
+                }
+                None => "unknown model",
+            },
         };
         table.add_row(vec![
             m.provider.clone(),
@@ -130,6 +148,9 @@ async fn check_prices(store: &dyn Store, book: &PriceBook, now: i64) -> anyhow::
         ]);
     }
     println!("{table}");
+    for line in suggestions {
+        println!("{line}");
+    }
     println!("add prices with `burnrate prices import overrides.json` (see docs/price-book-format.md); stored events keep cost null until re-sent");
     Ok(())
 }

@@ -264,6 +264,21 @@ impl PriceBook {
         }
     }
 
+    /// For an unpriced dated id (`gpt-4o-2031-01-01`), the undated model the book prices
+    /// at `at_ms`, to suggest in `prices check`; never used to price an event.
+    pub fn undated_base(&self, provider: &str, model: &str, at_ms: i64) -> Option<Resolution> {
+        if self.lookup(provider, model, at_ms).is_some() {
+            return None;
+        }
+        model_candidates(provider, model)
+            .into_iter()
+            .find_map(|(key, _)| {
+                let undated = strip_date_suffix(&key.model)?;
+                self.lookup(&key.provider, undated, at_ms)
+            })
+            .map(|(_, how)| how)
+    }
+
     /// An entry by its id (for the explorer's cost breakdown).
     pub fn entry_by_id(&self, id: &str) -> Option<Arc<PriceEntry>> {
         self.entries
@@ -339,14 +354,12 @@ pub fn model_candidates(provider: &str, model: &str) -> Vec<(ModelKey, &'static 
         model: m.to_string(),
     };
     let mut out = vec![(key(&provider, &model), "exact")];
-    let mut bases = vec![model.clone()];
 
     // "openai/gpt-4o", "models/gemini-2.5-pro": a provider prefix on the model name.
     if let Some((prefix, rest)) = model.split_once('/') {
         let prefix_provider = canonical_provider(prefix);
         if prefix_provider == provider || prefix == "models" {
             out.push((key(&provider, rest), "provider prefix"));
-            bases.push(rest.to_string());
         } else if provider != "openrouter" && is_known_provider(prefix_provider) {
             out.push((key(prefix_provider, rest), "provider prefix"));
         }
@@ -355,16 +368,11 @@ pub fn model_candidates(provider: &str, model: &str) -> Vec<(ModelKey, &'static 
         for prefix in BEDROCK_REGION_PREFIXES {
             if let Some(rest) = model.strip_prefix(prefix) {
                 out.push((key(&provider, rest), "bedrock region profile"));
-                bases.push(rest.to_string());
             }
         }
     }
-    // Dated snapshots: gpt-4o-mini-2024-07-18 -> gpt-4o-mini, claude-x-20250514 -> claude-x.
-    for base in bases {
-        if let Some(undated) = strip_date_suffix(&base) {
-            out.push((key(&provider, undated), "dated snapshot"));
-        }
-    }
+    // A dated snapshot the book does not list is not priced as its undated model: a new
+    // snapshot can come at a new price. `PriceBook::undated_base` names it for `prices check`.
     out
 }
 

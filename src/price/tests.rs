@@ -143,11 +143,8 @@ fn aliases_resolve_by_explicit_rules_only() {
         Some("us.anthropic.claude-3-5-sonnet-20241022-v2:0".into())
             .or(Some("anthropic.claude-3-5-sonnet-20241022-v2:0".into()))
     );
-    // A dated snapshot the book does not list falls back to its undated model.
-    assert_eq!(
-        rule("openai", "gpt-4o-mini-2031-01-01"),
-        Some(("gpt-4o-mini".into(), "dated snapshot"))
-    );
+    // A dated snapshot the book does not list is unpriced (it may have a new price).
+    assert_eq!(rule("openai", "gpt-4o-mini-2031-01-01"), None);
     // Close names are not guessed.
     assert_eq!(rule("openai", "gpt-4o-mini-fast"), None);
     assert_eq!(rule("openai", "gpt4o"), None);
@@ -556,4 +553,27 @@ fn a_tier_without_rates_for_the_prompts_band_is_unpriced_not_billed_short() {
         cost::applied_rates(&entry, batch, 200_001),
         Err(Unpriced::NoRateForTier(batch))
     );
+}
+
+#[test]
+fn a_dated_snapshot_no_source_lists_is_unpriced_and_its_base_is_suggested() {
+    let book = bundled();
+    for (provider, model, base) in [
+        ("openai", "gpt-4o-2025-01-01", "gpt-4o"),
+        ("anthropic", "claude-opus-4-1-20990101", "claude-opus-4-1"),
+        ("openai", "openai/gpt-4o-mini-20310101", "gpt-4o-mini"),
+    ] {
+        assert!(book.lookup(provider, model, NOW).is_none(), "{model}");
+        let suggested = book.undated_base(provider, model, NOW).unwrap();
+        assert_eq!(
+            suggested.key.model,
+            base.replace("claude-opus-4-1", "claude-opus-4-1-20250805"),
+            "{model}"
+        );
+    }
+    // Listed snapshots still resolve exactly, and nothing is suggested for them.
+    assert!(book.lookup("openai", "gpt-4o-2024-08-06", NOW).is_some());
+    assert!(book
+        .undated_base("openai", "gpt-4o-2024-08-06", NOW)
+        .is_none());
 }
