@@ -210,7 +210,10 @@ impl PriceBook {
         let found: Arc<Vec<_>> = Arc::new(
             model_candidates(provider, model)
                 .into_iter()
-                .filter(|(key, _)| self.entries.contains_key(key) || self.aliases.contains_key(key))
+                .filter(|(key, rule)| {
+                    (self.entries.contains_key(key) || self.aliases.contains_key(key))
+                        && (*rule != REGION_RULE || !self.has_region_premium(key))
+                })
                 .collect(),
         );
         let mut cache = self.resolved.write().unwrap();
@@ -262,6 +265,29 @@ impl PriceBook {
                 ..unpriced
             },
         }
+    }
+
+    /// Whether any region profile of this Bedrock model (`us.`, `eu.`, `global.`, ...)
+    /// is listed at a base price other than the model's own: then an unlisted profile's
+    /// price is unknown (Claude 4.5+ regional profiles cost 10% more than global ones), and
+    /// falling back to the unprefixed model would bill it at a different price silently.
+    fn has_region_premium(&self, base: &ModelKey) -> bool {
+        let base_rate = |key: &ModelKey| {
+            let latest = self.history(key).pop()?.1;
+            latest
+                .rows
+                .iter()
+                .find(|r| r.tier == crate::event::ServiceTier::Standard && r.above == 0)
+                .map(|r| (r.input, r.output))
+        };
+        let own = base_rate(base);
+        BEDROCK_REGION_PREFIXES.iter().any(|prefix| {
+            let profile = ModelKey {
+                provider: base.provider.clone(),
+                model: format!("{prefix}{}", base.model),
+            };
+            self.entries.contains_key(&profile) && base_rate(&profile) != own
+        })
     }
 
     /// For an unpriced dated id (`gpt-4o-2031-01-01`), the undated model the book prices
@@ -339,6 +365,9 @@ fn canonical_provider(provider: &str) -> &str {
     }
 }
 
+/// The rule that prices an unlisted Bedrock region profile as its unprefixed model.
+const REGION_RULE: &str = "bedrock region profile";
+
 /// Region prefixes of Bedrock cross-region inference profiles (us.anthropic.claude-...).
 const BEDROCK_REGION_PREFIXES: &[&str] = &[
     "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.",
@@ -367,7 +396,7 @@ pub fn model_candidates(provider: &str, model: &str) -> Vec<(ModelKey, &'static 
     if provider == "bedrock" {
         for prefix in BEDROCK_REGION_PREFIXES {
             if let Some(rest) = model.strip_prefix(prefix) {
-                out.push((key(&provider, rest), "bedrock region profile"));
+                out.push((key(&provider, rest), REGION_RULE));
             }
         }
     }

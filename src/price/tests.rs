@@ -577,3 +577,83 @@ fn a_dated_snapshot_no_source_lists_is_unpriced_and_its_base_is_suggested() {
         .undated_base("openai", "gpt-4o-2024-08-06", NOW)
         .is_none());
 }
+
+#[test]
+fn an_unlisted_bedrock_region_profile_is_unpriced_when_profiles_carry_a_premium() {
+    let book = bundled();
+    // AWS: global cross-Region inference is ~10% cheaper than geographic profiles for
+    // Claude 4.5+; the book lists us./eu./jp. opus-4-7 at $5.50 against $5 unprefixed, so
+    // an unlisted ca. profile has no known price rather than the unprefixed $5.
+    let (listed, _) = book
+        .lookup("bedrock", "eu.anthropic.claude-opus-4-7", NOW)
+        .unwrap();
+    assert_eq!(listed.rows[0].input.unwrap().to_string(), "5.5");
+    assert!(book
+        .lookup("bedrock", "ca.anthropic.claude-opus-4-7", NOW)
+        .is_none());
+    // Where every listed profile costs the same as the model (Claude 3.5 Sonnet v2), an
+    // unlisted profile still resolves to it.
+    let (entry, how) = book
+        .lookup(
+            "bedrock",
+            "jp.anthropic.claude-3-5-sonnet-20241022-v2:0",
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(
+        (entry.model.as_str(), how.rule),
+        (
+            "anthropic.claude-3-5-sonnet-20241022-v2:0",
+            "bedrock region profile"
+        )
+    );
+}
+
+#[test]
+fn the_models_the_independent_check_found_unpriced_have_their_list_price() {
+    let book = bundled();
+    // (provider as clients send it, model, input, cached input, output) per 1M tokens,
+    // from genai-prices' provider files (sources in prices/corrections.json).
+    let cases = [
+        ("gemini", "gemini-2.0-flash", "0.1", "0.025", "0.4"),
+        ("gemini", "gemini-2.0-flash-lite", "0.075", "0.075", "0.3"),
+        ("gemini", "gemini-1.5-pro", "1.25", "1.25", "5"),
+        ("gemini", "gemini-1.5-flash", "0.075", "0.01875", "0.3"),
+        ("gemini", "gemini-3-pro-preview", "2", "0.2", "12"),
+        (
+            "gemini",
+            "gemini-2.5-pro-preview-05-06",
+            "1.25",
+            "0.125",
+            "10",
+        ),
+        ("xai", "grok-3", "3", "0.75", "15"),
+        ("xai", "grok-3-mini", "0.3", "0.075", "0.5"),
+        ("xai", "grok-4-0709", "3", "0.75", "15"),
+        ("xai", "grok-4", "3", "0.75", "15"),
+        ("xai", "grok-4-fast-reasoning", "0.2", "0.05", "0.5"),
+        ("openai", "o1-mini", "1.1", "0.55", "4.4"),
+        ("openai", "o1-preview", "15", "7.5", "60"),
+        ("openai", "gpt-4.5-preview", "75", "37.5", "150"),
+        ("openai", "chatgpt-4o-latest", "5", "5", "15"),
+    ];
+    for (provider, model, input, cached, output) in cases {
+        assert_eq!(
+            rates_of(&book, provider, model),
+            (input.into(), cached.into(), output.into()),
+            "{provider}/{model}"
+        );
+    }
+}
+
+#[test]
+fn grok_4_bills_the_higher_rate_past_128k_tokens() {
+    let grok = |input: u64| {
+        bundled_cost(&format!(
+            r#""provider":"xai","model":"grok-4","inputTokens":{input},"outputTokens":1000"#
+        ))
+    };
+    // 128,000 x 3/M + 1,000 x 15/M; 128,001 x 6/M + 1,000 x 30/M.
+    assert_eq!(grok(128_000).as_deref(), Some("0.399"));
+    assert_eq!(grok(128_001).as_deref(), Some("0.798006"));
+}
