@@ -316,24 +316,63 @@ async fn remove_price_version(store: &dyn Store, version: &str) -> anyhow::Resul
     Ok(())
 }
 
+/// The inputs of the generated book.
+pub struct Sources<'a> {
+    pub litellm: &'a PathBuf,
+    pub genai_prices: Option<&'a PathBuf>,
+    pub corrections: &'a PathBuf,
+}
+
 pub fn generate_book(
-    litellm_path: &PathBuf,
-    corrections: &PathBuf,
+    sources: Sources<'_>,
     out: &PathBuf,
     package_version: &str,
     snapshot_date: &str,
 ) -> anyhow::Result<()> {
+    let Sources {
+        litellm: litellm_path,
+        genai_prices,
+        corrections,
+    } = sources;
     let map: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(litellm_path)?)?;
     let fixes: BookFile = serde_json::from_str(&std::fs::read_to_string(corrections)?)
         .with_context(|| format!("parsing {}", corrections.display()))?;
+    let genai: Option<price::genai::Export> = genai_prices
+        .map(|path| {
+            let text = std::fs::read_to_string(path)?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        })
+        .transpose()?;
     let version = format!("litellm-{package_version}+{snapshot_date}");
     let source = serde_json::json!({
         "name": "LiteLLM model_prices_and_context_window.json",
         "package": "litellm", "packageVersion": package_version, "snapshotDate": snapshot_date,
         "license": "MIT (see prices/LICENSE.litellm)", "corrections": corrections.display().to_string(),
+        "second": genai.as_ref().map(|g| serde_json::json!({
+            "package": "genai-prices", "packageVersion": g.version,
+            "license": "MIT (see prices/LICENSE.genai-prices)",
+            "use": "models LiteLLM lacks; disagreements in prices/DISAGREEMENTS.md"})),
     });
+    let snapshot_ms = price::book::parse_time(&format!("{snapshot_date}T00:00:00Z"))
+        .map_err(|e| anyhow::anyhow!("--snapshot-date {e}"))?;
     let mut converted = litellm::convert(&map, &version, source)?;
+    let second = genai.as_ref().map(|g| {
+        let (entries, collisions) = price::genai::convert(g);
+        let (added, disagreements) = price::genai::merge(&mut converted.book, entries, snapshot_ms);
+        (g.version.clone(), added, collisions, disagreements)
+    });
     let (replaced, added) = litellm::apply_corrections(&mut converted.book, &fixes);
+    if let Some((genai_version, genai_added, collisions, disagreements)) = &second {
+        let title = format!(
+            "LiteLLM {package_version}, genai-prices {genai_version}, snapshot {snapshot_date}"
+        );
+        let report = price::genai::report(disagreements, &converted.book, snapshot_ms, &title);
+        std::fs::write(out.with_file_name("DISAGREEMENTS.md"), report)?;
+        println!(
+            "genai-prices {genai_version}: {genai_added} entries added for models LiteLLM lacks, {collisions} duplicate names skipped, {} disagreements written to DISAGREEMENTS.md",
+            disagreements.len()
+        );
+    }
     // The generated book must load; fail here rather than at the next build.
     let mut check = PriceBook::default();
     check

@@ -3,6 +3,7 @@
 
 pub mod book;
 pub mod cost;
+pub mod genai;
 pub mod import;
 pub mod litellm;
 

@@ -657,3 +657,130 @@ fn grok_4_bills_the_higher_rate_past_128k_tokens() {
     assert_eq!(grok(128_000).as_deref(), Some("0.399"));
     assert_eq!(grok(128_001).as_deref(), Some("0.798006"));
 }
+
+fn genai_export() -> genai::Export {
+    serde_json::from_value(serde_json::json!({
+        "version": "0.2.3",
+        "providers": [{"id": "x-ai", "pricingUrls": [], "models": [
+            {"id": "m-1", "names": ["m-1", "m-1-latest"], "prices": [
+                {"startDate": null, "inputMtok": {"base": "3", "tiers": [{"start": 128000, "price": "6"}]},
+                 "cacheReadMtok": "0.75", "cacheWriteMtok": null, "outputMtok": "15"},
+                {"startDate": "2026-03-01", "inputMtok": "2", "cacheReadMtok": null,
+                 "cacheWriteMtok": null, "outputMtok": "10"}]},
+            {"id": "no-output", "names": ["no-output"], "prices": [
+                {"startDate": null, "inputMtok": "1", "cacheReadMtok": null, "cacheWriteMtok": null, "outputMtok": null}]}
+        ]}]
+    }))
+    .unwrap()
+}
+
+#[test]
+fn genai_prices_tiers_and_dates_become_bands_and_dated_entries() {
+    let (entries, collisions) = genai::convert(&genai_export());
+    assert_eq!(collisions, 0);
+    type Seen<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Vec<(u64, Option<&'a str>, Option<&'a str>)>,
+    );
+    let seen: Vec<Seen> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.provider.as_str(),
+                e.model.as_str(),
+                e.effective_from.as_str(),
+                e.usd_per_m_tok
+                    .iter()
+                    .map(|r| (r.above, r.input.as_deref(), r.cached_input.as_deref()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let first = vec![
+        (0, Some("3"), Some("0.75")),
+        (128000, Some("6"), Some("0.75")),
+    ];
+    let second = vec![(0, Some("2"), None)];
+    assert_eq!(
+        seen,
+        vec![
+            ("xai", "m-1", book::EPOCH, first.clone()),
+            ("xai", "m-1", "2026-03-01T00:00:00Z", second.clone()),
+            ("xai", "m-1-latest", book::EPOCH, first),
+            ("xai", "m-1-latest", "2026-03-01T00:00:00Z", second),
+        ],
+        "a period without an output price is left out"
+    );
+}
+
+#[test]
+fn genai_prices_fills_what_litellm_lacks_and_lists_where_they_disagree() {
+    let map = serde_json::json!({
+        "xai/m-1": {"litellm_provider": "xai", "mode": "chat",
+            "input_cost_per_token": 2e-06, "output_cost_per_token": 1.2e-05}
+    });
+    let mut book = litellm::convert(&map, "v", serde_json::json!({}))
+        .unwrap()
+        .book;
+    let (entries, _) = genai::convert(&genai_export());
+    let at = "2026-11-25T00:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    let (added, disagreements) = genai::merge(&mut book, entries, at);
+    assert_eq!(added, 2, "m-1-latest's two periods");
+    let rows: Vec<(&str, &str, &str, &str)> = disagreements
+        .iter()
+        .map(|d| {
+            (
+                d.model.as_str(),
+                d.field,
+                d.litellm.as_str(),
+                d.genai.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("m-1", "history", "one price", "price changes on 2026-03-01"),
+            ("m-1", "output", "12", "10"),
+        ]
+    );
+    let report = genai::report(&disagreements, &book, at, "test");
+    assert!(report
+        .contains("| xai | m-1 | output | 12 | 10 | LiteLLM | primary source; not reviewed yet |"));
+    assert!(book
+        .entries
+        .iter()
+        .any(|e| e.model == "m-1-latest" && e.source == "genai-prices 0.2.3"));
+}
+
+#[test]
+fn openrouter_names_are_priced_from_the_second_source() {
+    let book = bundled();
+    let (entry, how) = book.lookup("openrouter", "openai/gpt-4o", NOW).unwrap();
+    assert_eq!(how.rule, "exact");
+    assert_eq!(entry.source, "genai-prices 0.2.3");
+    // genai-prices records OpenRouter's cached-input rate from 2026-10-19 on.
+    let cached_at = |ts: &str| {
+        let ms = ts.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let (entry, _) = book.lookup("openrouter", "openai/gpt-4o", ms).unwrap();
+        let r = cost::applied_rates(&entry, crate::event::ServiceTier::Standard, 1000).unwrap();
+        (
+            r.input.to_string(),
+            r.cached_input.to_string(),
+            r.output.to_string(),
+        )
+    };
+    assert_eq!(
+        cached_at("2026-10-18T00:00:00Z"),
+        ("2.5".into(), "2.5".into(), "10".into())
+    );
+    assert_eq!(
+        cached_at("2026-10-19T00:00:00Z"),
+        ("2.5".into(), "1.25".into(), "10".into())
+    );
+}
