@@ -784,3 +784,75 @@ fn openrouter_names_are_priced_from_the_second_source() {
         ("2.5".into(), "1.25".into(), "10".into())
     );
 }
+
+/// The model names prices/CHECKED.md's tables list (provider, model), as a reviewer
+/// wrote them; names with spaces or wildcards are notes, not models.
+fn checked_models() -> Vec<(String, String)> {
+    let text = include_str!("../../prices/CHECKED.md");
+    let providers = [
+        "openai",
+        "anthropic",
+        "google",
+        "deepseek",
+        "xai",
+        "mistral",
+    ];
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let [provider, models, ..] = cells[..] else {
+            continue;
+        };
+        if !providers.contains(&provider) {
+            continue;
+        }
+        for name in models.split([',', '/']) {
+            let name = name.split('(').next().unwrap_or("").trim();
+            let plain = name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-@".contains(c));
+            if !name.is_empty() && plain && !out.contains(&(provider.into(), name.into())) {
+                out.push((provider.to_string(), name.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// A checked model's standard rates at the book's snapshot: "input / cached / output".
+fn checked_rates(book: &PriceBook, provider: &str, model: &str) -> Option<String> {
+    let at = "2026-11-25T00:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    let (entry, _) = book.lookup(provider, model, at)?;
+    let r = cost::applied_rates(&entry, crate::event::ServiceTier::Standard, 1000).ok()?;
+    Some(format!("{} / {} / {}", r.input, r.cached_input, r.output))
+}
+
+#[test]
+fn a_checked_model_does_not_change_price_without_a_correction_or_review() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/prices/checked-prices.json");
+    let book = bundled();
+    let now: std::collections::BTreeMap<String, String> = checked_models()
+        .into_iter()
+        .filter_map(|(p, m)| Some((format!("{p}/{m}"), checked_rates(&book, &p, &m)?)))
+        .collect();
+    if std::env::var_os("BURNRATE_REVIEWED_CHECKED_PRICES").is_some() {
+        // A reviewer who checked the changes against the providers' pages records them.
+        std::fs::write(path, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
+    }
+    let reviewed: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (key, rates) in &now {
+        let (provider, model) = key.split_once('/').unwrap();
+        let corrected = book
+            .lookup(provider, model, NOW)
+            .is_some_and(|(e, _)| e.source.starts_with("correction:"));
+        assert!(
+            reviewed.get(key) == Some(rates) || corrected,
+            "{key} (listed in prices/CHECKED.md) is now {rates}, reviewed as {:?}: check the provider's page, then add a correction or record the review with BURNRATE_REVIEWED_CHECKED_PRICES=1",
+            reviewed.get(key)
+        );
+    }
+}
