@@ -856,3 +856,35 @@ fn a_checked_model_does_not_change_price_without_a_correction_or_review() {
         );
     }
 }
+
+#[test]
+fn deepseek_v4_is_billed_its_flat_price_before_peak_hours_began() {
+    let v4 = |model: &str, at: &str| {
+        bundled_cost(&format!(
+            r#""provider":"deepseek","model":"{model}","timestamp":"{at}","inputTokens":1000000,"outputTokens":1000000"#
+        ))
+    };
+    // 1M input + 1M output: flat 0.435 + 0.87 before 2026-08-16 16:00 UTC, then the
+    // peak rate 1.32 + 3.96.
+    assert_eq!(
+        v4("deepseek-v4-pro", "2026-08-16T15:59:59Z").as_deref(),
+        Some("1.305")
+    );
+    assert_eq!(
+        v4("deepseek-v4-pro", "2026-08-16T16:00:00Z").as_deref(),
+        Some("5.28")
+    );
+    // v4-flash: 0.14 + 0.28, then 0.44 + 1.32 until 2026-09-10, then 0.30 + 1.20.
+    assert_eq!(
+        v4("deepseek-v4-flash", "2026-08-01T00:00:00Z").as_deref(),
+        Some("0.42")
+    );
+    assert_eq!(
+        v4("deepseek-v4-flash", "2026-09-01T00:00:00Z").as_deref(),
+        Some("1.76")
+    );
+    assert_eq!(
+        v4("deepseek-v4-flash", "2026-09-10T00:00:00Z").as_deref(),
+        Some("1.5")
+    );
+}
