@@ -218,13 +218,29 @@ fn show_price(
         if let Some(img) = entry.per_image {
             println!("  per image: ${img}");
         }
+        // Every period of the price, so a past event's price can be read back.
         for (layer, e) in book.history(&how.key) {
-            let from = jiff::Timestamp::from_millisecond(e.effective_from_ms)
-                .map(|t| t.to_string())
+            let time = |ms: i64| {
+                jiff::Timestamp::from_millisecond(ms)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            };
+            let until = e
+                .effective_to_ms
+                .map(|ms| format!(" until {}", time(ms)))
                 .unwrap_or_default();
+            let base = e
+                .rows
+                .iter()
+                .find(|r| r.tier == crate::event::ServiceTier::Standard && r.above == 0);
             println!(
-                "  version {} ({:?}) effective from {from}",
-                e.book_version, layer
+                "  from {}{until}: input {} / cached {} / output {} $/M (version {}, {:?})",
+                time(e.effective_from_ms),
+                rate_text(base.and_then(|r| r.input)),
+                rate_text(base.and_then(|r| r.cached_input)),
+                rate_text(base.and_then(|r| r.output)),
+                e.book_version,
+                layer
             );
         }
     }
