@@ -371,7 +371,7 @@ const REGION_RULE: &str = "bedrock region profile";
 
 /// Region prefixes of Bedrock cross-region inference profiles (us.anthropic.claude-...).
 const BEDROCK_REGION_PREFIXES: &[&str] = &[
-    "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.",
+    "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.", "in.",
 ];
 
 /// The exact keys tried for a client's provider/model, in order, each with the rule that

@@ -888,3 +888,42 @@ fn deepseek_v4_is_billed_its_flat_price_before_peak_hours_began() {
         Some("1.5")
     );
 }
+
+#[test]
+fn bedrock_in_region_claude_ids_carry_the_regional_premium_over_global() {
+    let book = bundled();
+    let input_at = |model: &str, ts: &str| {
+        let ms = ts.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let (entry, _) = book.lookup("bedrock", model, ms).unwrap();
+        let r = cost::applied_rates(&entry, crate::event::ServiceTier::Standard, 1000).unwrap();
+        (r.input.to_string(), r.output.to_string())
+    };
+    let now = "2026-11-25T00:00:00Z";
+    // Global profile $5 / $25; in-region (unprefixed) and geographic profiles 10% more.
+    assert_eq!(
+        input_at("global.anthropic.claude-opus-4-7", now),
+        ("5".into(), "25".into())
+    );
+    assert_eq!(
+        input_at("anthropic.claude-opus-4-7", now),
+        ("5.5".into(), "27.5".into())
+    );
+    // Sonnet 5: promotional until 2026-08-31, standard from 2026-09-01, regional +10%.
+    let before = "2026-08-31T23:59:59Z";
+    assert_eq!(
+        input_at("global.anthropic.claude-sonnet-5", before),
+        ("2".into(), "10".into())
+    );
+    assert_eq!(
+        input_at("global.anthropic.claude-sonnet-5", now),
+        ("3".into(), "15".into())
+    );
+    assert_eq!(
+        input_at("us.anthropic.claude-sonnet-5", before),
+        ("2.2".into(), "11".into())
+    );
+    assert_eq!(
+        input_at("anthropic.claude-sonnet-5", now),
+        ("3.3".into(), "16.5".into())
+    );
+}
