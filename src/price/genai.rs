@@ -315,12 +315,14 @@ only the models LiteLLM lacks.\n\n| provider | model | field | LiteLLM | genai-p
                 .filter(|e| e.provider == d.provider && e.model == d.model)
         };
         if d.field == "history" {
-            let (took, why) = match ours().find(|e| e.effective_to.is_some()) {
-                Some(e) => (
+            // Dated corrections give the model more than one period.
+            let dated = ours().count() > 1;
+            let (took, why) = match ours().find(|e| e.source.starts_with("correction:")) {
+                Some(e) if dated => (
                     "correction",
                     e.source.trim_start_matches("correction: ").to_string(),
                 ),
-                None => ("LiteLLM (one price)", "change not reviewed yet".to_string()),
+                _ => ("LiteLLM (one price)", "change not reviewed yet".to_string()),
             };
             text.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {took} | {why} |\n",

@@ -927,3 +927,37 @@ fn bedrock_in_region_claude_ids_carry_the_regional_premium_over_global() {
         ("3.3".into(), "16.5".into())
     );
 }
+
+#[test]
+fn grok_4_20_and_gpt_5_6_sol_are_billed_their_price_before_their_cuts() {
+    let cost = |provider: &str, model: &str, at: &str, input: u64| {
+        bundled_cost(&format!(
+            r#""provider":"{provider}","model":"{model}","timestamp":"{at}","inputTokens":{input},"outputTokens":1000000"#
+        ))
+    };
+    // Grok 4.20 before 2026-04-30: $2 / $6, from a 200K-token prompt $4 / $12.
+    let grok = "grok-4.20-0309-reasoning";
+    // 199,999 x 2/M + 1M x 6/M; 200,000 x 4/M + 1M x 12/M; after the cut
+    // 100,000 x 1.25/M + 1M x 2.50/M.
+    assert_eq!(
+        cost("xai", grok, "2026-04-29T12:00:00Z", 199_999).as_deref(),
+        Some("6.399998")
+    );
+    assert_eq!(
+        cost("xai", grok, "2026-04-29T12:00:00Z", 200_000).as_deref(),
+        Some("12.8")
+    );
+    assert_eq!(
+        cost("xai", grok, "2026-04-30T00:00:00Z", 100_000).as_deref(),
+        Some("2.625")
+    );
+    // GPT-5.6 Sol before 2026-08-21: $5 / $30; after: $4 / $20 (100K input + 1M output).
+    assert_eq!(
+        cost("openai", "gpt-5.6-sol", "2026-08-20T12:00:00Z", 100_000).as_deref(),
+        Some("30.5")
+    );
+    assert_eq!(
+        cost("openai", "gpt-5.6-sol", "2026-08-21T00:00:00Z", 100_000).as_deref(),
+        Some("20.4")
+    );
+}
