@@ -819,13 +819,17 @@ fn checked_models() -> Vec<(String, String)> {
     out
 }
 
-/// A checked model's standard rates at the book's snapshot: "input / cached / output".
-fn checked_rates(book: &PriceBook, provider: &str, model: &str) -> Option<String> {
-    let at = "2026-11-25T00:00:00Z"
+/// The bundled book's snapshot date (prices/SOURCE.md).
+fn snapshot_ms() -> i64 {
+    "2026-11-25T00:00:00Z"
         .parse::<jiff::Timestamp>()
         .unwrap()
-        .as_millisecond();
-    let (entry, _) = book.lookup(provider, model, at)?;
+        .as_millisecond()
+}
+
+/// A checked model's standard rates at the book's snapshot: "input / cached / output".
+fn checked_rates(book: &PriceBook, provider: &str, model: &str) -> Option<String> {
+    let (entry, _) = book.lookup(provider, model, snapshot_ms())?;
     let r = cost::applied_rates(&entry, crate::event::ServiceTier::Standard, 1000).ok()?;
     Some(format!("{} / {} / {}", r.input, r.cached_input, r.output))
 }
@@ -847,7 +851,7 @@ fn a_checked_model_does_not_change_price_without_a_correction_or_review() {
     for (key, rates) in &now {
         let (provider, model) = key.split_once('/').unwrap();
         let corrected = book
-            .lookup(provider, model, NOW)
+            .lookup(provider, model, snapshot_ms())
             .is_some_and(|(e, _)| e.source.starts_with("correction:"));
         assert!(
             reviewed.get(key) == Some(rates) || corrected,
