@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate prices/book.json from LiteLLM's price map plus prices/corrections.json.
+# Regenerate prices/book.json from LiteLLM's price map, Pydantic's genai-prices (second
+# source: fills models LiteLLM lacks, disagreements to prices/DISAGREEMENTS.md) and
+# prices/corrections.json. Set GENAI_PRICES=0.2.3 to pin genai-prices' version.
 #   scripts/update-prices.sh                 # the newest litellm on PyPI
 #   scripts/update-prices.sh 1.110.2         # a given version
 #   scripts/update-prices.sh --file map.json --version X --date YYYY-MM-DD
@@ -19,7 +21,9 @@ else
   rm -f prices/source/litellm-*-model_prices_and_context_window.json
   cp "$work/litellm/model_prices_and_context_window_backup.json" "$map"
 fi
-cargo run --quiet --release -- prices generate --litellm "$map" \
+python3 scripts/export-genai-prices.py ${GENAI_PRICES:-}
+genai=$(ls prices/source/genai-prices-*.json)
+cargo run --quiet --release -- prices generate --litellm "$map" --genai-prices "$genai" \
   --corrections prices/corrections.json --out prices/book.json \
   --package-version "$version" --snapshot-date "$date"
 echo "now update prices/SOURCE.md (version $version, date $date) and review: git diff --stat prices/"

@@ -27,13 +27,19 @@ use std::sync::Arc;
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Prices(PriceCommand::Generate {
         litellm,
+        genai_prices,
         corrections,
         out,
         package_version,
         snapshot_date,
     }) = &cli.command
     {
-        prices::generate_book(litellm, corrections, out, package_version, snapshot_date)?;
+        let sources = prices::Sources {
+            litellm,
+            genai_prices: genai_prices.as_ref(),
+            corrections,
+        };
+        prices::generate_book(sources, out, package_version, snapshot_date)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(result) = control::from_server(&cli.command).await {

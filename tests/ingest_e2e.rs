@@ -1240,3 +1240,69 @@ fn import_counts_warnings_like_ingest() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_dated_snapshot_no_source_lists_is_unpriced_and_prices_check_suggests_the_base() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut guessed = event("guessed");
+    guessed["provider"] = json!("openai");
+    guessed["model"] = json!("gpt-4o-2025-01-01");
+    api.post("/v1/ingest/llm-request", &ingest, &guessed).await;
+    let stored = api
+        .get("/v1/events?externalRequestId=guessed", &read)
+        .await
+        .body;
+    assert_eq!(
+        stored["events"][0]["costUsd"],
+        Value::Null,
+        "not priced as gpt-4o"
+    );
+    let check = cli(&db, &["prices", "check"]);
+    assert!(
+        check.contains("openai/gpt-4o-2025-01-01: no price source lists this snapshot; openai/gpt-4o is priced"),
+        "{check}"
+    );
+}
+
+#[tokio::test]
+async fn a_backfilled_o3_call_is_billed_at_the_price_in_force_on_its_day() {
+    let dir = tmp();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    for (id, day) in [("before-cut", "2025-06-09"), ("after-cut", "2025-06-11")] {
+        let mut call = event(id);
+        call["model"] = json!("o3");
+        call["timestamp"] = json!(format!("{day}T12:00:00Z"));
+        call["inputTokens"] = json!(10_000);
+        call["cachedTokens"] = json!(2_000);
+        call["outputTokens"] = json!(1_000);
+        api.post("/v1/ingest/llm-request", &ingest, &call).await;
+    }
+    let cost = |body: &Value| body["events"][0]["costUsd"].as_f64();
+    // 8,000 x $10/M + 2,000 x $2.50/M + 1,000 x $40/M before the 2025-06-10 cut;
+    // 8,000 x $2/M + 2,000 x $0.50/M + 1,000 x $8/M after it.
+    let before = api
+        .get("/v1/events?externalRequestId=before-cut", &read)
+        .await
+        .body;
+    let after = api
+        .get("/v1/events?externalRequestId=after-cut", &read)
+        .await
+        .body;
+    assert_eq!((cost(&before), cost(&after)), (Some(0.125), Some(0.025)));
+    let show = cli(&db, &["prices", "show", "o3", "--provider", "openai"]);
+    assert!(
+        show.contains("until 2025-06-10T00:00:00Z: input 10 / cached 2.5 / output 40"),
+        "{show}"
+    );
+    assert!(
+        show.contains("from 2025-06-10T00:00:00Z: input 2 / cached 0.5 / output 8"),
+        "{show}"
+    );
+}

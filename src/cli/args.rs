@@ -278,10 +278,14 @@ pub enum PriceCommand {
     RemoveVersion { version: String },
     /// Models seen in events that have no price.
     Check,
-    /// Generate prices/book.json from a LiteLLM map and the reviewed corrections.
+    /// Generate prices/book.json from a LiteLLM map, genai-prices and the reviewed corrections.
     Generate {
         #[arg(long)]
         litellm: PathBuf,
+        /// genai-prices exported by scripts/export-genai-prices.py: fills the models LiteLLM
+        /// lacks, and DISAGREEMENTS.md (beside --out) lists where the two differ.
+        #[arg(long)]
+        genai_prices: Option<PathBuf>,
         #[arg(long, default_value = "prices/corrections.json")]
         corrections: PathBuf,
         #[arg(long, default_value = "prices/book.json")]

@@ -69,7 +69,7 @@ fn list_prices(book: &PriceBook, provider: Option<&str>, now: i64) {
             .rows
             .iter()
             .filter(|r| r.above > 0)
-            .map(|r| format!(">{}k", r.above / 1000))
+            .map(|r| band_label(r.above))
             .collect();
         bands.dedup();
         let mut tiers: Vec<&str> = entry
@@ -98,6 +98,27 @@ fn list_prices(book: &PriceBook, provider: Option<&str>, now: i64) {
     );
 }
 
+/// `>200k` for a band over 200,000 tokens, `>=200k` for one from 200,000 (stored as
+/// above 199,999).
+fn band_label(above: u64) -> String {
+    if (above + 1).is_multiple_of(1000) {
+        format!(">={}k", (above + 1) / 1000)
+    } else {
+        format!(">{}k", above / 1000)
+    }
+}
+
+/// What to do about a dated id no source lists: its base model is priced, but a new
+/// snapshot may be billed differently, so only the user can say they bill the same.
+fn snapshot_suggestion(provider: &str, model: &str, base: &price::book::ModelKey) -> String {
+    let alias = serde_json::json!({"provider": provider, "model": model,
+        "target": {"provider": base.provider, "model": base.model}});
+    format!(
+        "{provider}/{model}: no price source lists this snapshot; {}/{} is priced. If the provider bills the snapshot the same, import an overrides file with the alias {alias}",
+        base.provider, base.model
+    )
+}
+
 /// The models stored events named that have no price, and why.
 async fn check_prices(store: &dyn Store, book: &PriceBook, now: i64) -> anyhow::Result<()> {
     let unpriced = store.unpriced_models().await?;
@@ -106,10 +127,17 @@ async fn check_prices(store: &dyn Store, book: &PriceBook, now: i64) -> anyhow::
         return Ok(());
     }
     let mut table = table(&["provider", "model", "unpriced events", "last seen", "why"]);
+    let mut suggestions = Vec::new();
     for m in &unpriced {
         let why = match book.lookup(&m.provider, &m.model, now) {
-            Some(_) => "no rate for the event's service tier",
-            None => "unknown model",
+            Some(_) => "no rate for the event's service tier or prompt size",
+            None => match book.undated_base(&m.provider, &m.model, now) {
+                Some(base) => {
+                    suggestions.push(snapshot_suggestion(&m.provider, &m.model, &base.key));
+                    "snapshot no price source lists (see below)"
+                }
+                None => "unknown model",
+            },
         };
         table.add_row(vec![
             m.provider.clone(),
@@ -120,6 +148,9 @@ async fn check_prices(store: &dyn Store, book: &PriceBook, now: i64) -> anyhow::
         ]);
     }
     println!("{table}");
+    for line in suggestions {
+        println!("{line}");
+    }
     println!("add prices with `burnrate prices import overrides.json` (see docs/price-book-format.md); stored events keep cost null until re-sent");
     Ok(())
 }
@@ -187,13 +218,29 @@ fn show_price(
         if let Some(img) = entry.per_image {
             println!("  per image: ${img}");
         }
+        // Every period of the price, so a past event's price can be read back.
         for (layer, e) in book.history(&how.key) {
-            let from = jiff::Timestamp::from_millisecond(e.effective_from_ms)
-                .map(|t| t.to_string())
+            let time = |ms: i64| {
+                jiff::Timestamp::from_millisecond(ms)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            };
+            let until = e
+                .effective_to_ms
+                .map(|ms| format!(" until {}", time(ms)))
                 .unwrap_or_default();
+            let base = e
+                .rows
+                .iter()
+                .find(|r| r.tier == crate::event::ServiceTier::Standard && r.above == 0);
             println!(
-                "  version {} ({:?}) effective from {from}",
-                e.book_version, layer
+                "  from {}{until}: input {} / cached {} / output {} $/M (version {}, {:?})",
+                time(e.effective_from_ms),
+                rate_text(base.and_then(|r| r.input)),
+                rate_text(base.and_then(|r| r.cached_input)),
+                rate_text(base.and_then(|r| r.output)),
+                e.book_version,
+                layer
             );
         }
     }
@@ -285,24 +332,63 @@ async fn remove_price_version(store: &dyn Store, version: &str) -> anyhow::Resul
     Ok(())
 }
 
+/// The inputs of the generated book.
+pub struct Sources<'a> {
+    pub litellm: &'a PathBuf,
+    pub genai_prices: Option<&'a PathBuf>,
+    pub corrections: &'a PathBuf,
+}
+
 pub fn generate_book(
-    litellm_path: &PathBuf,
-    corrections: &PathBuf,
+    sources: Sources<'_>,
     out: &PathBuf,
     package_version: &str,
     snapshot_date: &str,
 ) -> anyhow::Result<()> {
+    let Sources {
+        litellm: litellm_path,
+        genai_prices,
+        corrections,
+    } = sources;
     let map: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(litellm_path)?)?;
     let fixes: BookFile = serde_json::from_str(&std::fs::read_to_string(corrections)?)
         .with_context(|| format!("parsing {}", corrections.display()))?;
+    let genai: Option<price::genai::Export> = genai_prices
+        .map(|path| {
+            let text = std::fs::read_to_string(path)?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        })
+        .transpose()?;
     let version = format!("litellm-{package_version}+{snapshot_date}");
     let source = serde_json::json!({
         "name": "LiteLLM model_prices_and_context_window.json",
         "package": "litellm", "packageVersion": package_version, "snapshotDate": snapshot_date,
         "license": "MIT (see prices/LICENSE.litellm)", "corrections": corrections.display().to_string(),
+        "second": genai.as_ref().map(|g| serde_json::json!({
+            "package": "genai-prices", "packageVersion": g.version,
+            "license": "MIT (see prices/LICENSE.genai-prices)",
+            "use": "models LiteLLM lacks; disagreements in prices/DISAGREEMENTS.md"})),
     });
+    let snapshot_ms = price::book::parse_time(&format!("{snapshot_date}T00:00:00Z"))
+        .map_err(|e| anyhow::anyhow!("--snapshot-date {e}"))?;
     let mut converted = litellm::convert(&map, &version, source)?;
+    let second = genai.as_ref().map(|g| {
+        let (entries, collisions) = price::genai::convert(g);
+        let (added, disagreements) = price::genai::merge(&mut converted.book, entries, snapshot_ms);
+        (g.version.clone(), added, collisions, disagreements)
+    });
     let (replaced, added) = litellm::apply_corrections(&mut converted.book, &fixes);
+    if let Some((genai_version, genai_added, collisions, disagreements)) = &second {
+        let title = format!(
+            "LiteLLM {package_version}, genai-prices {genai_version}, snapshot {snapshot_date}"
+        );
+        let report = price::genai::report(disagreements, &converted.book, snapshot_ms, &title);
+        std::fs::write(out.with_file_name("DISAGREEMENTS.md"), report)?;
+        println!(
+            "genai-prices {genai_version}: {genai_added} entries added for models LiteLLM lacks, {collisions} duplicate names skipped, {} disagreements written to DISAGREEMENTS.md",
+            disagreements.len()
+        );
+    }
     // The generated book must load; fail here rather than at the next build.
     let mut check = PriceBook::default();
     check

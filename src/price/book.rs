@@ -13,8 +13,13 @@ pub const EPOCH: &str = "1970-01-01T00:00:00Z";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateRowFile {
     pub tier: String,
+    /// The band applies to prompts of more than `above` input tokens ...
     #[serde(default)]
     pub above: u64,
+    /// ... or, for a provider that bills the band from the prompt that *reaches* N
+    /// tokens (xAI), of at least `atLeast` tokens. At most one of the two is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<u64>,
     pub input: Option<String>,
     pub cached_input: Option<String>,
     pub cache_write: Option<String>,
@@ -30,6 +35,10 @@ pub struct EntryFile {
     pub model: String,
     #[serde(default = "epoch")]
     pub effective_from: String,
+    /// When a price stopped applying (exclusive); none = still in force unless a later
+    /// entry of the same model replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_to: Option<String>,
     #[serde(default = "chat")]
     pub mode: String,
     pub usd_per_m_tok: Vec<RateRowFile>,
@@ -66,6 +75,12 @@ pub struct AliasFile {
     pub provider: String,
     pub model: String,
     pub target: ModelKey,
+    /// A dated alias (an undated name that pointed to one snapshot for a while) applies
+    /// from `effectiveFrom` (inclusive) to `effectiveTo` (exclusive); undated = always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +109,8 @@ pub struct BookFile {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateRow {
     pub tier: ServiceTier,
+    /// The row applies when the prompt has more than `above` input tokens (an `atLeast: N`
+    /// row is compiled to `above: N - 1`, the same rule in integers).
     pub above: u64,
     pub input: Option<Rate>,
     pub cached_input: Option<Rate>,
@@ -111,6 +128,8 @@ pub struct PriceEntry {
     pub provider: String,
     pub model: String,
     pub effective_from_ms: i64,
+    /// Exclusive end, when the entry has one.
+    pub effective_to_ms: Option<i64>,
     pub mode: String,
     pub rows: Vec<RateRow>,
     pub per_image: Option<Usd>,
@@ -136,11 +155,17 @@ impl EntryFile {
             field: field.to_string(),
             message,
         };
-        let effective_from_ms = self
-            .effective_from
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| err("effectiveFrom", format!("is not RFC 3339: {e}")))?
-            .as_millisecond();
+        let effective_from_ms =
+            parse_time(&self.effective_from).map_err(|m| err("effectiveFrom", m))?;
+        let effective_to_ms = self
+            .effective_to
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(|m| err("effectiveTo", m))?;
+        if effective_to_ms.is_some_and(|to| to <= effective_from_ms) {
+            return Err(err("effectiveTo", "must be after effectiveFrom".into()));
+        }
         let rate = |field: &str, text: &Option<String>| -> Result<Option<Rate>, EntryError> {
             text.as_deref()
                 .map(|t| Rate::parse_per_mtok(t).map_err(|e| err(field, e.to_string())))
@@ -154,9 +179,19 @@ impl EntryFile {
                     format!("must be one of: {}", ServiceTier::expected()),
                 )
             })?;
+            let above = match (row.above, row.at_least) {
+                (above, None) => above,
+                (0, Some(n)) if n > 0 => n - 1,
+                _ => {
+                    return Err(err(
+                        "atLeast",
+                        "is a positive token count, and excludes above".into(),
+                    ))
+                }
+            };
             rows.push(RateRow {
                 tier,
-                above: row.above,
+                above,
                 input: rate("input", &row.input)?,
                 cached_input: rate("cachedInput", &row.cached_input)?,
                 cache_write: rate("cacheWrite", &row.cache_write)?,
@@ -192,6 +227,7 @@ impl EntryFile {
             provider,
             model,
             effective_from_ms,
+            effective_to_ms,
             mode: self.mode.clone(),
             rows,
             per_image: usd("perImageUsd", &self.per_image_usd)?,
@@ -201,6 +237,13 @@ impl EntryFile {
     }
 }
 
+/// Milliseconds since the epoch of an RFC 3339 time, or why not.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| format!("is not RFC 3339: {e}"))
+}
+
 impl RateRowFile {
     /// A row from compiled rates, for writing a book.
     pub fn from_rates(tier: ServiceTier, above: u64, rates: [Option<Rate>; 5]) -> RateRowFile {
@@ -208,6 +251,7 @@ impl RateRowFile {
         RateRowFile {
             tier: tier.as_str().to_string(),
             above,
+            at_least: None,
             input: text(rates[0]),
             cached_input: text(rates[1]),
             cache_write: text(rates[2]),

@@ -41,7 +41,9 @@ pub struct AppliedRates {
     pub band_above: u64,
 }
 
-/// Pick the row for the request's tier and input size, with the documented fallbacks:
+/// Pick the row for the request's tier and input size (all input tokens count toward a
+/// band: uncached, cache reads and cache writes, as every provider's long-context rule
+/// reads), with the documented fallbacks:
 /// a missing field comes from the standard row of the same band, then the standard base
 /// row; missing cached/cache-write rates mean "no discount" (the input rate).
 pub fn applied_rates(
@@ -56,7 +58,13 @@ pub fn applied_rates(
             .filter(|r| r.tier == t && (r.above == 0 || input_tokens > r.above))
             .max_by_key(|r| r.above)
     };
-    let row = band(tier).ok_or(Unpriced::NoRateForTier(tier))?;
+    // The band is decided by the standard rows (every provider documents its long-context
+    // rule on the standard price); a tier that lists no rates for that band is unpriced
+    // there, never billed at its base rate as if the prompt were short.
+    let standard_band = band(ServiceTier::Standard).map_or(0, |r| r.above);
+    let row = band(tier)
+        .filter(|r| r.above == standard_band)
+        .ok_or(Unpriced::NoRateForTier(tier))?;
     let same_band_standard = entry
         .rows
         .iter()

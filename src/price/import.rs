@@ -46,8 +46,9 @@ pub fn prepare(
     }
     if kind == "catalog" {
         // A new catalogue applies from its effective time on; history is never re-priced.
+        // A past price (one with an end) keeps its own period.
         for e in &mut book.entries {
-            if e.effective_from == EPOCH {
+            if e.effective_from == EPOCH && e.effective_to.is_none() {
                 e.effective_from = effective.to_string();
             }
         }
@@ -175,5 +176,28 @@ mod tests {
         assert_eq!(p.kind, "overrides");
         assert_eq!(p.book.version, "overrides-20261101T000000Z");
         assert_eq!(p.book.entries[0].effective_from, EPOCH);
+    }
+
+    #[test]
+    fn an_imported_catalogue_keeps_the_period_of_its_past_prices() {
+        let book = json!({"format": 1, "entries": [
+            {"provider": "openai", "model": "o3", "effectiveTo": "2025-06-10T00:00:00Z",
+             "usdPerMTok": [{"tier": "standard", "input": "10", "output": "40"}]},
+            {"provider": "openai", "model": "o3",
+             "usdPerMTok": [{"tier": "standard", "input": "2", "output": "8"}]}]});
+        let p = try_prepare(book).unwrap();
+        let periods: Vec<(&str, Option<&str>)> = p
+            .book
+            .entries
+            .iter()
+            .map(|e| (e.effective_from.as_str(), e.effective_to.as_deref()))
+            .collect();
+        assert_eq!(
+            periods,
+            vec![
+                (EPOCH, Some("2025-06-10T00:00:00Z")),
+                ("2026-11-01T00:00:00Z", None)
+            ]
+        );
     }
 }

@@ -100,23 +100,38 @@ fn convert_entry(key: &str, spec: &Map<String, Value>) -> Option<EntryFile> {
             .and_then(|n| Usd::parse(&n.to_string()).ok())
             .map(|u| u.to_string())
     };
+    let usd_per_m_tok = rows
+        .into_iter()
+        .map(|((tier, above), rates)| {
+            let row = RateRowFile::from_rates(ServiceTier::from_code(tier).unwrap(), above, rates);
+            band_from_reach(&provider, row)
+        })
+        .collect();
     Some(EntryFile {
         provider,
         model,
         effective_from: EPOCH.to_string(),
+        effective_to: None,
         mode: mode_name(spec.get("mode").and_then(Value::as_str)).to_string(),
-        usd_per_m_tok: rows
-            .into_iter()
-            .map(|((tier, above), rates)| {
-                RateRowFile::from_rates(ServiceTier::from_code(tier).unwrap(), above, rates)
-            })
-            .collect(),
+        usd_per_m_tok,
         per_image_usd: usd("output_cost_per_image"),
         per_request_usd: usd("input_cost_per_request"),
         source: "litellm".to_string(),
         checked: None,
         note: None,
     })
+}
+
+/// LiteLLM names every long-context band `_above_Nk_tokens`, but providers differ on
+/// whether a prompt of exactly N tokens is in it. xAI bills the higher rate from the
+/// prompt that reaches N ("≥200K", https://docs.x.ai/developers/models/grok-4.20-0309),
+/// so its bands become `atLeast`; Anthropic, Google and OpenAI bill prompts over N.
+fn band_from_reach(provider: &str, mut row: RateRowFile) -> RateRowFile {
+    if provider == "xai" && row.above > 0 {
+        row.at_least = Some(row.above);
+        row.above = 0;
+    }
+    row
 }
 
 /// Conversion result: the book and what was skipped or collided, for the generator log.
@@ -167,25 +182,43 @@ pub fn convert(map: &Value, version: &str, source: Value) -> anyhow::Result<Conv
     })
 }
 
-/// Apply reviewed corrections: each replaces the entry with the same provider, model and
-/// effectiveFrom, or is added. Returns how many replaced and how many were added.
+/// Apply reviewed corrections. A correction with `effectiveTo` is a past price: it is
+/// added, and the generated (undated) entry of the same model then starts where the
+/// latest past price ends, so history and today's price both hold. Every other
+/// correction replaces the entry with the same provider, model and effectiveFrom, or is
+/// added. Returns how many replaced and how many were added.
 pub fn apply_corrections(book: &mut BookFile, corrections: &BookFile) -> (usize, usize) {
     let (mut replaced, mut added) = (0, 0);
-    for fix in &corrections.entries {
-        let mut fix = fix.clone();
-        fix.provider = fix.provider.to_ascii_lowercase();
-        fix.model = fix.model.to_ascii_lowercase();
+    let (past, current): (Vec<&EntryFile>, Vec<&EntryFile>) = corrections
+        .entries
+        .iter()
+        .partition(|e| e.effective_to.is_some());
+    for fix in past {
+        let fix = reviewed(fix);
+        let end = fix
+            .effective_to
+            .clone()
+            .expect("partitioned on effectiveTo");
+        for generated in book.entries.iter_mut().filter(|e| {
+            e.provider == fix.provider
+                && e.model == fix.model
+                && e.effective_to.is_none()
+                && !e.source.starts_with("correction:")
+                && starts_before(&e.effective_from, &end)
+        }) {
+            generated.effective_from = end.clone();
+        }
+        book.entries.push(fix);
+        added += 1;
+    }
+    for fix in current {
+        let fix = reviewed(fix);
         let same = |e: &EntryFile| {
             e.provider == fix.provider
                 && e.model == fix.model
                 && e.effective_from == fix.effective_from
+                && e.effective_to.is_none()
         };
-        let source = format!(
-            "correction: {} (checked {})",
-            fix.source,
-            fix.checked.as_deref().unwrap_or("?")
-        );
-        fix.source = source;
         match book.entries.iter_mut().find(|e| same(e)) {
             Some(slot) => {
                 *slot = fix;
@@ -202,4 +235,26 @@ pub fn apply_corrections(book: &mut BookFile, corrections: &BookFile) -> (usize,
     });
     book.aliases.extend(corrections.aliases.iter().cloned());
     (replaced, added)
+}
+
+/// A correction as the book carries it: lowercase names, source naming the review.
+fn reviewed(fix: &EntryFile) -> EntryFile {
+    let mut fix = fix.clone();
+    fix.provider = fix.provider.to_ascii_lowercase();
+    fix.model = fix.model.to_ascii_lowercase();
+    fix.source = format!(
+        "correction: {} (checked {})",
+        fix.source,
+        fix.checked.as_deref().unwrap_or("?")
+    );
+    fix
+}
+
+/// Whether RFC 3339 time `a` is before `b` (an unreadable time counts as not before:
+/// compiling the book reports it).
+fn starts_before(a: &str, b: &str) -> bool {
+    match (super::book::parse_time(a), super::book::parse_time(b)) {
+        (Ok(a), Ok(b)) => a < b,
+        _ => false,
+    }
 }

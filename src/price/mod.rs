@@ -3,6 +3,7 @@
 
 pub mod book;
 pub mod cost;
+pub mod genai;
 pub mod import;
 pub mod litellm;
 
@@ -35,13 +36,28 @@ struct Candidate {
 #[derive(Debug, Default)]
 pub struct PriceBook {
     entries: HashMap<ModelKey, Vec<Candidate>>,
-    aliases: HashMap<ModelKey, ModelKey>,
+    /// Per name, its aliases in load order (a later one wins where windows overlap).
+    aliases: HashMap<ModelKey, Vec<Alias>>,
     versions: Vec<String>,
     loaded: usize,
     /// Client provider -> client model -> the candidate keys that exist in this book, in
     /// rule order. Saves the string rewrites on every event; which entry is in force is
     /// still decided per event time.
     resolved: RwLock<HashMap<String, HashMap<String, CandidateKeys>>>,
+}
+
+/// An alias compiled: the window (ms, end exclusive) in which `from` means `target`.
+#[derive(Debug, Clone)]
+struct Alias {
+    from_ms: i64,
+    to_ms: Option<i64>,
+    target: ModelKey,
+}
+
+impl Alias {
+    fn covers(&self, at_ms: i64) -> bool {
+        self.from_ms <= at_ms && self.to_ms.is_none_or(|to| at_ms < to)
+    }
 }
 
 /// Keys to try for one client model name, each with the rule that produced it.
@@ -90,24 +106,17 @@ impl PriceBook {
                 entry: Arc::new(entry),
             });
         }
-        for alias in &file.aliases {
-            self.add_alias(alias);
+        let aliases: Vec<(ModelKey, Alias)> = file
+            .aliases
+            .iter()
+            .map(compile_alias)
+            .collect::<Result<_, _>>()?;
+        for (from, alias) in aliases {
+            self.aliases.entry(from).or_default().push(alias);
         }
         self.versions.push(version.to_string());
         self.resolved.write().unwrap().clear();
         Ok(())
-    }
-
-    fn add_alias(&mut self, alias: &AliasFile) {
-        let from = ModelKey {
-            provider: alias.provider.to_ascii_lowercase(),
-            model: alias.model.to_ascii_lowercase(),
-        };
-        let to = ModelKey {
-            provider: alias.target.provider.to_ascii_lowercase(),
-            model: alias.target.model.to_ascii_lowercase(),
-        };
-        self.aliases.insert(from, to);
     }
 
     pub fn versions(&self) -> &[String] {
@@ -130,13 +139,18 @@ impl PriceBook {
             .collect()
     }
 
-    /// The entry in force at `at_ms` for one exact key.
+    /// The entry in force at `at_ms` for one exact key: the latest start not after
+    /// `at_ms`, among the entries whose end (if any) is after it.
     fn in_force(&self, key: &ModelKey, at_ms: i64) -> Option<&Arc<PriceEntry>> {
         let candidates = self.entries.get(key)?;
         let best_of = |layer: Layer| {
             candidates
                 .iter()
-                .filter(|c| c.layer == layer && c.entry.effective_from_ms <= at_ms)
+                .filter(|c| {
+                    c.layer == layer
+                        && c.entry.effective_from_ms <= at_ms
+                        && c.entry.effective_to_ms.is_none_or(|to| at_ms < to)
+                })
                 .max_by_key(|c| (c.entry.effective_from_ms, c.seq))
         };
         best_of(Layer::Override)
@@ -155,6 +169,7 @@ impl PriceBook {
         self.existing_candidates(provider, model)
             .iter()
             .find_map(|(key, rule)| {
+                let key = self.alias_at(key, at_ms).unwrap_or(key);
                 self.in_force(key, at_ms).map(|e| {
                     (
                         e.clone(),
@@ -167,7 +182,18 @@ impl PriceBook {
             })
     }
 
-    /// The candidate keys (aliases applied) that have entries, from the cache if seen.
+    /// Where an alias of `key` in force at `at_ms` points (the last loaded one wins).
+    fn alias_at(&self, key: &ModelKey, at_ms: i64) -> Option<&ModelKey> {
+        self.aliases
+            .get(key)?
+            .iter()
+            .rev()
+            .find(|a| a.covers(at_ms))
+            .map(|a| &a.target)
+    }
+
+    /// The candidate keys that have entries or aliases, from the cache if seen; which
+    /// alias applies depends on the event's time, so aliases are followed per lookup.
     fn existing_candidates(
         &self,
         provider: &str,
@@ -185,8 +211,10 @@ impl PriceBook {
         let found: Arc<Vec<_>> = Arc::new(
             model_candidates(provider, model)
                 .into_iter()
-                .map(|(key, rule)| (self.aliases.get(&key).cloned().unwrap_or(key), rule))
-                .filter(|(key, _)| self.entries.contains_key(key))
+                .filter(|(key, rule)| {
+                    (self.entries.contains_key(key) || self.aliases.contains_key(key))
+                        && (*rule != REGION_RULE || !self.has_region_premium(key))
+                })
                 .collect(),
         );
         let mut cache = self.resolved.write().unwrap();
@@ -240,6 +268,44 @@ impl PriceBook {
         }
     }
 
+    /// Whether any region profile of this Bedrock model (`us.`, `eu.`, `global.`, ...)
+    /// is listed at a base price other than the model's own: then an unlisted profile's
+    /// price is unknown (Claude 4.5+ regional profiles cost 10% more than global ones), and
+    /// falling back to the unprefixed model would bill it at a different price silently.
+    fn has_region_premium(&self, base: &ModelKey) -> bool {
+        let base_rate = |key: &ModelKey| {
+            let latest = self.history(key).pop()?.1;
+            latest
+                .rows
+                .iter()
+                .find(|r| r.tier == crate::event::ServiceTier::Standard && r.above == 0)
+                .map(|r| (r.input, r.output))
+        };
+        let own = base_rate(base);
+        BEDROCK_REGION_PREFIXES.iter().any(|prefix| {
+            let profile = ModelKey {
+                provider: base.provider.clone(),
+                model: format!("{prefix}{}", base.model),
+            };
+            self.entries.contains_key(&profile) && base_rate(&profile) != own
+        })
+    }
+
+    /// For an unpriced dated id (`gpt-4o-2031-01-01`), the undated model the book prices
+    /// at `at_ms`, to suggest in `prices check`; never used to price an event.
+    pub fn undated_base(&self, provider: &str, model: &str, at_ms: i64) -> Option<Resolution> {
+        if self.lookup(provider, model, at_ms).is_some() {
+            return None;
+        }
+        model_candidates(provider, model)
+            .into_iter()
+            .find_map(|(key, _)| {
+                let undated = strip_date_suffix(&key.model)?;
+                self.lookup(&key.provider, undated, at_ms)
+            })
+            .map(|(_, how)| how)
+    }
+
     /// An entry by its id (for the explorer's cost breakdown).
     pub fn entry_by_id(&self, id: &str) -> Option<Arc<PriceEntry>> {
         self.entries
@@ -248,6 +314,43 @@ impl PriceBook {
             .find(|c| c.entry.id == id)
             .map(|c| c.entry.clone())
     }
+}
+
+/// Check and compile one alias of a file: its name, target and window.
+fn compile_alias(alias: &AliasFile) -> Result<(ModelKey, Alias), EntryError> {
+    let err = |field: &str, message: String| EntryError {
+        provider: alias.provider.clone(),
+        model: alias.model.clone(),
+        field: field.to_string(),
+        message,
+    };
+    let time = |field: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(book::parse_time)
+            .transpose()
+            .map_err(|m| err(field, m))
+    };
+    let from_ms = time("effectiveFrom", &alias.effective_from)?.unwrap_or(i64::MIN);
+    let to_ms = time("effectiveTo", &alias.effective_to)?;
+    if to_ms.is_some_and(|to| to <= from_ms) {
+        return Err(err("effectiveTo", "must be after effectiveFrom".into()));
+    }
+    let from = ModelKey {
+        provider: alias.provider.to_ascii_lowercase(),
+        model: alias.model.to_ascii_lowercase(),
+    };
+    let target = ModelKey {
+        provider: alias.target.provider.to_ascii_lowercase(),
+        model: alias.target.model.to_ascii_lowercase(),
+    };
+    Ok((
+        from,
+        Alias {
+            from_ms,
+            to_ms,
+            target,
+        },
+    ))
 }
 
 /// Provider names clients use for the same platform, mapped to the book's names.
@@ -263,9 +366,12 @@ fn canonical_provider(provider: &str) -> &str {
     }
 }
 
+/// The rule that prices an unlisted Bedrock region profile as its unprefixed model.
+const REGION_RULE: &str = "bedrock region profile";
+
 /// Region prefixes of Bedrock cross-region inference profiles (us.anthropic.claude-...).
 const BEDROCK_REGION_PREFIXES: &[&str] = &[
-    "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.",
+    "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.", "in.",
 ];
 
 /// The exact keys tried for a client's provider/model, in order, each with the rule that
@@ -278,14 +384,12 @@ pub fn model_candidates(provider: &str, model: &str) -> Vec<(ModelKey, &'static 
         model: m.to_string(),
     };
     let mut out = vec![(key(&provider, &model), "exact")];
-    let mut bases = vec![model.clone()];
 
     // "openai/gpt-4o", "models/gemini-2.5-pro": a provider prefix on the model name.
     if let Some((prefix, rest)) = model.split_once('/') {
         let prefix_provider = canonical_provider(prefix);
         if prefix_provider == provider || prefix == "models" {
             out.push((key(&provider, rest), "provider prefix"));
-            bases.push(rest.to_string());
         } else if provider != "openrouter" && is_known_provider(prefix_provider) {
             out.push((key(prefix_provider, rest), "provider prefix"));
         }
@@ -293,17 +397,12 @@ pub fn model_candidates(provider: &str, model: &str) -> Vec<(ModelKey, &'static 
     if provider == "bedrock" {
         for prefix in BEDROCK_REGION_PREFIXES {
             if let Some(rest) = model.strip_prefix(prefix) {
-                out.push((key(&provider, rest), "bedrock region profile"));
-                bases.push(rest.to_string());
+                out.push((key(&provider, rest), REGION_RULE));
             }
         }
     }
-    // Dated snapshots: gpt-4o-mini-2024-07-18 -> gpt-4o-mini, claude-x-20250514 -> claude-x.
-    for base in bases {
-        if let Some(undated) = strip_date_suffix(&base) {
-            out.push((key(&provider, undated), "dated snapshot"));
-        }
-    }
+    // A dated snapshot the book does not list is not priced as its undated model: a new
+    // snapshot can come at a new price. `PriceBook::undated_base` names it for `prices check`.
     out
 }
 
