@@ -394,6 +394,15 @@ fn parse_scope(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Scope {
             continue;
         };
         let text = text.to_string();
+        // A wildcard would otherwise be a tenant (user, endpoint...) literally named "*",
+        // a budget that never matches any call: refused until budgets per member exist.
+        if text.contains('*') {
+            errors.push(FieldError::new(
+                field,
+                "wildcards are not supported: a budget names one value per dimension (a budget for each tenant separately is not available yet)",
+            ));
+            continue;
+        }
         match key.as_str() {
             "environment" => match Environment::parse(&text) {
                 Some(e) => scope.environment = e,

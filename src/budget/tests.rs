@@ -419,3 +419,18 @@ fn an_abandoned_load_keeps_nothing_aside() {
     let (spent, _, _, loaded) = c.position(1, b.id, now).unwrap();
     assert_eq!((spent, loaded), (usd("2"), false));
 }
+
+#[test]
+fn a_wildcard_scope_is_refused_instead_of_naming_a_tenant_called_star() {
+    let err = parse_budget(
+        1,
+        &json!({"name": "each", "period": "month", "limitUsd": 1, "scope": {"tenantId": "*"}}),
+    )
+    .unwrap_err();
+    assert_eq!(err[0].field, "scope.tenantId");
+    assert!(
+        err[0].message.contains("wildcards are not supported"),
+        "{}",
+        err[0].message
+    );
+}
