@@ -19,6 +19,8 @@ if [ -x sdk/python/run-tests.sh ]; then
   echo "== python sdk"
   sdk/python/run-tests.sh
 fi
+echo "== otlp ingest: the real openai-v2 instrumentation and OTLP exporter -> the binary"
+tests/otel/run-tests.sh -q
 if [ -x sdk/node/run-tests.sh ]; then
   echo "== node sdk"
   sdk/node/run-tests.sh

@@ -6,6 +6,7 @@
 //! - `dedupe`: what a retry or resend does to a stored logical call (pure)
 //! - `price`: the price book and the cost of an event (pure)
 //! - `ingest`: request bodies to validated, priced events (pure)
+//! - `otlp`: OpenTelemetry GenAI spans (OTLP protobuf or JSON) to ingest events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
 //! - `report`: top lists, time series, prompt versions, concentration (over `query`);
 //!   `report::explain` reads what explain and the gate need
@@ -40,6 +41,7 @@ pub mod ingest;
 pub mod load;
 pub mod money;
 pub mod notify;
+pub mod otlp;
 pub mod price;
 pub mod query;
 pub mod ratelimit;

@@ -4,7 +4,7 @@ use super::authorize;
 use super::error::ApiError;
 use super::state::HttpState;
 use crate::ingest::{self, Item, MAX_BODY_BYTES};
-use crate::store::{EventQuery, IngestOutcome, Scope};
+use crate::store::{EventQuery, IngestOutcome, KeyInfo, Scope};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Read the body up to the ingest limit; past it, 413 without reading the rest.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -44,13 +44,11 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The common path of both ingest endpoints after the body is split into items.
-async fn ingest_items(
+/// The key of an ingest request (ingest scope), refused while its workspace is paused.
+pub(super) async fn ingest_key(
     state: &HttpState,
     headers: &HeaderMap,
-    body: Body,
-    single: bool,
-) -> Result<Response, ApiError> {
+) -> Result<KeyInfo, ApiError> {
     let key = authorize(state, headers, Scope::Ingest).await?;
     if key.workspace_paused {
         return Err(ApiError::new(
@@ -59,39 +57,72 @@ async fn ingest_items(
             "ingest for this workspace is paused by policy",
         ));
     }
-    let bytes = read_body(headers, body).await?;
-    let ndjson = is_ndjson(headers);
-    let now = state.now_ms();
-    let book = state.prices();
-    let settings = state.settings.get(key.workspace_id);
-    // Parsing, validation and pricing of up to 10,000 events is CPU work: off the reactor,
-    // and bounded so it never crowds out the writer.
-    let permit = state.cpu_permits.acquire().await.map_err(|_| {
+    Ok(key)
+}
+
+/// Run parsing, validation and pricing (CPU work on up to 10,000 events) off the
+/// reactor, bounded so that it never crowds out the writer.
+pub(super) async fn off_reactor<T: Send + 'static>(
+    state: &HttpState,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = state.cpu_permits.acquire().await.map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "shutting down",
         )
     })?;
-    let prepared = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let items: Vec<Item> = if single {
-            vec![ingest::parse_single(&bytes)?]
-        } else {
-            ingest::parse_batch(&bytes, ndjson)?
-        };
-        let total = items.len();
-        Ok((ingest::prepare(items, &book, &settings, now), total))
-    })
-    .await
-    .map_err(|_| {
+    tokio::task::spawn_blocking(work).await.map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error",
         )
-    })??;
-    drop(permit);
-    let (prepared, total) = prepared;
+    })?
+}
+
+/// What an ingest request's prepared events became: the reply's parts.
+pub(super) struct Accepted {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<ingest::Rejected>,
+    pub warnings: Vec<ingest::Warning>,
+    pub warnings_omitted: usize,
+    /// Budgets the accepted events touched that are past a warning threshold / exceeded.
+    pub budget_warning: Vec<i64>,
+    pub budget_exceeded: Vec<i64>,
+}
+
+impl Accepted {
+    /// The ingest reply (`{"accepted", "duplicates", "rejected", "warnings", "budget"}`).
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "warnings": self.warnings,
+            "budget": {"warning": self.budget_warning, "exceeded": self.budget_exceeded},
+        });
+        if self.warnings_omitted > 0 {
+            body["warningsOmitted"] = json!(self.warnings_omitted);
+        }
+        body
+    }
+}
+
+/// The path every ingest endpoint shares once its items are validated and priced: the
+/// key's rate limit, the store (dedupe, durability), the budget counters. `total` is the
+/// number of items the request held. A request with no valid event is an error (for
+/// `single`, the one event's field errors).
+pub(super) async fn accept_prepared(
+    state: &HttpState,
+    key: &KeyInfo,
+    prepared: ingest::Prepared,
+    total: usize,
+    single: bool,
+) -> Result<Accepted, ApiError> {
+    let now = state.now_ms();
     if let Err(wait) = state.limiter.take(key.key_id, total, now) {
         return Err(ApiError::too_many(
             wait,
@@ -144,22 +175,47 @@ async fn ingest_items(
         .collect();
     touched.sort_unstable();
     touched.dedup();
-    let (warning, exceeded) =
+    let (budget_warning, budget_exceeded) =
         state
             .budgets
             .counters
             .states(key.workspace_id, &touched, state.now_ms());
-    let mut body = json!({
-        "accepted": outcome.accepted(),
-        "duplicates": outcome.duplicates(),
-        "rejected": prepared.rejected,
-        "warnings": prepared.warnings,
-        "budget": {"warning": warning, "exceeded": exceeded},
-    });
-    if prepared.warnings_omitted > 0 {
-        body["warningsOmitted"] = json!(prepared.warnings_omitted);
-    }
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    Ok(Accepted {
+        accepted: outcome.accepted(),
+        duplicates: outcome.duplicates(),
+        rejected: prepared.rejected,
+        warnings: prepared.warnings,
+        warnings_omitted: prepared.warnings_omitted,
+        budget_warning,
+        budget_exceeded,
+    })
+}
+
+/// Both JSON ingest endpoints: one event, or a batch (array or NDJSON).
+async fn ingest_items(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    single: bool,
+) -> Result<Response, ApiError> {
+    let key = ingest_key(state, headers).await?;
+    let bytes = read_body(headers, body).await?;
+    let ndjson = is_ndjson(headers);
+    let now = state.now_ms();
+    let book = state.prices();
+    let settings = state.settings.get(key.workspace_id);
+    let (prepared, total) = off_reactor(state, move || {
+        let items: Vec<Item> = if single {
+            vec![ingest::parse_single(&bytes)?]
+        } else {
+            ingest::parse_batch(&bytes, ndjson)?
+        };
+        let total = items.len();
+        Ok((ingest::prepare(items, &book, &settings, now), total))
+    })
+    .await?;
+    let accepted = accept_prepared(state, &key, prepared, total, single).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted.body())).into_response())
 }
 
 pub async fn ingest_one(

@@ -5,6 +5,7 @@ pub mod api;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod otlp;
 pub mod server;
 pub mod settings;
 pub mod state;
@@ -23,6 +24,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/ingest/llm-request", post(api::ingest_one))
         .route("/v1/ingest/batch", post(api::ingest_batch))
+        .route("/v1/traces", post(otlp::traces))
         .route("/v1/events", get(api::events))
         .route("/v1/summary", get(api::summary))
         .route("/v1/query", post(api::query))
