@@ -10,6 +10,13 @@ cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 echo "== rust: the server, the Rust SDK, unit and end-to-end tests"
+# tests/prometheus_e2e.rs scrapes the binary with a real Prometheus (Debian's package).
+if ! command -v prometheus >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus
+fi
 # The binary first: the end-to-end tests of both crates start it.
 cargo build --locked -p burnrate
 cargo test --locked --workspace --all-targets

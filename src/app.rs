@@ -21,6 +21,8 @@ pub struct AppState {
     pub budgets: Arc<crate::budget::service::Budgets>,
     /// Each workspace's ingest settings (unknown fields, required fields).
     pub settings: crate::settings::Settings,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<crate::metrics::Metrics>,
     clock: Clock,
 }
 
@@ -40,6 +42,14 @@ impl AppState {
             clock.clone(),
         )
         .await?;
+        // The writer's commit effects feed the budget counters and the metrics' spend
+        // (set before any request is served, so no commit is missed).
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let (counters, sink) = (budgets.counters.clone(), metrics.clone());
+        store.set_spend_listener(Arc::new(move |effects| {
+            counters.apply(effects);
+            sink.apply_effects(effects);
+        }));
         let alerts = crate::alert::engine::Alerts::new(
             store.clone(),
             budgets.clone(),
@@ -51,6 +61,7 @@ impl AppState {
             alerts,
             settings,
             budgets,
+            metrics,
             store,
             prices: RwLock::new(Arc::new(book)),
             price_generation: RwLock::new(generation),

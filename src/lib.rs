@@ -21,6 +21,7 @@
 //! - `load`: bulk writes outside HTTP (`import`'s lines, demo traffic)
 //! - `cli`, `demo`, `bench`: the command line (the only clap), demo traffic, benchmarks
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
+//! - `metrics`: the server's Prometheus metrics (counters in memory, exact spend)
 //! - `clock`: the services' source of "now" (the system's, or a test's)
 //! - `window`: window lengths ("7d") for the CLI's --since and the API's since= (pure)
 
@@ -39,6 +40,7 @@ pub mod gate;
 pub mod http;
 pub mod ingest;
 pub mod load;
+pub mod metrics;
 pub mod money;
 pub mod notify;
 pub mod otlp;

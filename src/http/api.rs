@@ -150,6 +150,13 @@ pub(super) async fn accept_prepared(
                 "no event in the batch is valid",
             )
         };
+        state.metrics.record_ingest(
+            key.workspace_id,
+            Vec::new(),
+            &[],
+            prepared.rejected.len(),
+            now,
+        );
         if !single {
             err.rejected = prepared.rejected;
         }
@@ -164,10 +171,22 @@ pub(super) async fn accept_prepared(
             .iter()
             .map(|p| crate::budget::CallDims::of_event(&p.event)),
     );
+    let samples = prepared
+        .events
+        .iter()
+        .map(crate::metrics::Sample::of)
+        .collect();
     let outcome: IngestOutcome = state
         .store
         .ingest_counted(key.workspace_id, prepared.events, tally)
         .await?;
+    state.metrics.record_ingest(
+        key.workspace_id,
+        samples,
+        &outcome.results,
+        prepared.rejected.len(),
+        state.now_ms(),
+    );
     let mut touched: Vec<i64> = hits
         .iter()
         .filter(|(i, _)| !matches!(outcome.results[*i], crate::store::WriteResult::Duplicate))

@@ -5,6 +5,7 @@ pub mod api;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod metrics;
 pub mod otlp;
 pub mod server;
 pub mod settings;
@@ -70,7 +71,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(metrics::metrics))
         .merge(dashboard::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(api::not_found)
         .with_state(state)
 }
