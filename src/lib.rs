@@ -6,6 +6,7 @@
 //! - `dedupe`: what a retry or resend does to a stored logical call (pure)
 //! - `price`: the price book and the cost of an event (pure)
 //! - `ingest`: request bodies to validated, priced events (pure)
+//! - `openapi`: the OpenAPI document of the JSON API, from the route table and the contract
 //! - `otlp`: OpenTelemetry GenAI spans (OTLP protobuf or JSON) to ingest events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
 //! - `report`: top lists, time series, prompt versions, concentration (over `query`);
@@ -43,6 +44,7 @@ pub mod load;
 pub mod metrics;
 pub mod money;
 pub mod notify;
+pub mod openapi;
 pub mod otlp;
 pub mod price;
 pub mod query;

@@ -237,6 +237,11 @@ async fn ingest_items(
     Ok((StatusCode::ACCEPTED, Json(accepted.body())).into_response())
 }
 
+/// The OpenAPI document (no key: it describes, it holds no data).
+pub async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
 pub async fn ingest_one(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,

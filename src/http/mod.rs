@@ -72,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(api::openapi))
         .merge(dashboard::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
