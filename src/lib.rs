@@ -7,6 +7,7 @@
 //! - `price`: the price book and the cost of an event (pure)
 //! - `ingest`: request bodies to validated, priced events (pure)
 //! - `openapi`: the OpenAPI document of the JSON API, from the route table and the contract
+//! - `export`: stored events as CSV or NDJSON lines (pure)
 //! - `otlp`: OpenTelemetry GenAI spans (OTLP protobuf or JSON) to ingest events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
 //! - `report`: top lists, time series, prompt versions, concentration (over `query`);
@@ -37,6 +38,7 @@ pub mod dedupe;
 pub mod demo;
 pub mod event;
 pub mod explain;
+pub mod export;
 pub mod gate;
 pub mod http;
 pub mod ingest;

@@ -71,7 +71,7 @@ pub const ROUTES: &[Route] = &[
         "get",
         "/v1/events",
         R,
-        "List stored events (filters, cursor)",
+        "List stored events (filters, cursor); format=csv or ndjson streams every match",
         None,
         "Object",
     ),

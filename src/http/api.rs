@@ -267,7 +267,21 @@ pub async fn events(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
+    let format = match params.get("format").map(String::as_str) {
+        None | Some("json") => None,
+        Some(f) => Some(
+            crate::export::Format::parse(f)
+                .ok_or_else(|| ApiError::field("format", "must be json, csv or ndjson"))?,
+        ),
+    };
+    if format.is_some() && params.contains_key("limit") {
+        return Err(ApiError::field(
+            "limit",
+            "does not apply to format=csv or ndjson: an export streams every event",
+        ));
+    }
     let limit = match params.get("limit") {
+        None if format.is_some() => 1000,
         None => 50,
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=1000).contains(&n) => n,
@@ -281,14 +295,17 @@ pub async fn events(
     };
     // Without filter parameters the explorer lists everything (all environments and
     // data modes); with any, the usual window and defaults of the query layer apply.
-    let filtered = params
-        .keys()
-        .any(|k| !matches!(k.as_str(), "limit" | "cursor" | "externalRequestId"));
+    let filtered = params.keys().any(|k| {
+        !matches!(
+            k.as_str(),
+            "limit" | "cursor" | "externalRequestId" | "format"
+        )
+    });
     let (window, filters) = if filtered {
         let base = base_query(
             &params,
             state.now_ms(),
-            &["limit", "cursor", "externalRequestId"],
+            &["limit", "cursor", "externalRequestId", "format"],
         )?;
         (Some((base.from_ms, base.to_ms)), Some(base.filters))
     } else {
@@ -311,6 +328,9 @@ pub async fn events(
             "is not a cursor returned by this API",
         ));
     }
+    if let Some(format) = format {
+        return Ok(export_events(&state, key.workspace_id, query, format));
+    }
     let page = state
         .store
         .events(key.workspace_id, query)
@@ -322,6 +342,52 @@ pub async fn events(
             other => other.into(),
         })?;
     Ok(Json(page).into_response())
+}
+
+/// Every event the query matches, page after page of 1,000 (one page in memory at a
+/// time). A read failing mid-way ends the body with an error, so the client sees a
+/// cut transfer rather than a short file that looks complete.
+fn export_events(
+    state: &HttpState,
+    ws: crate::store::WorkspaceId,
+    query: EventQuery,
+    format: crate::export::Format,
+) -> Response {
+    let store = state.store.clone();
+    let pages = futures_util::stream::unfold(Some((query, true)), move |next| {
+        let store = store.clone();
+        async move {
+            let (mut query, first) = next?;
+            let page = match store.events(ws, query.clone()).await {
+                Ok(page) => page,
+                Err(_) => {
+                    let err = std::io::Error::other("reading events failed; the export is cut");
+                    return Some((Err(err), None));
+                }
+            };
+            let mut text = if first { format.head() } else { String::new() };
+            for event in &page.events {
+                text.push_str(&format.line(event));
+            }
+            let after = page.next_cursor.map(|cursor| {
+                query.cursor = Some(cursor);
+                (query, false)
+            });
+            Some((Ok::<_, std::io::Error>(Bytes::from(text)), after))
+        }
+    });
+    let name = match format {
+        crate::export::Format::Csv => "attachment; filename=\"events.csv\"",
+        crate::export::Format::Ndjson => "attachment; filename=\"events.ndjson\"",
+    };
+    (
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        Body::from_stream(pages),
+    )
+        .into_response()
 }
 
 pub async fn summary(
