@@ -67,8 +67,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import {
             file,
             workspace,
+            format,
             allow_rejects,
-        } => import::import(store.as_ref(), &file, &workspace, allow_rejects).await,
+        } => import::import(store.as_ref(), &file, &workspace, &format, allow_rejects).await,
         Command::Demo(args) => import::demo(store.as_ref(), args).await,
         Command::Workspaces(cmd) => keys::workspaces(store.as_ref(), cmd).await,
         Command::Keys(cmd) => keys::keys(store.as_ref(), cmd).await,

@@ -8,6 +8,7 @@
 //! - `ingest`: request bodies to validated, priced events (pure)
 //! - `openapi`: the OpenAPI document of the JSON API, from the route table and the contract
 //! - `export`: stored events as CSV or NDJSON lines (pure)
+//! - `importers`: other tools' log lines (LiteLLM, a hand-made wrapper) as events (pure)
 //! - `otlp`: OpenTelemetry GenAI spans (OTLP protobuf or JSON) to ingest events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
 //! - `report`: top lists, time series, prompt versions, concentration (over `query`);
@@ -41,6 +42,7 @@ pub mod explain;
 pub mod export;
 pub mod gate;
 pub mod http;
+pub mod importers;
 pub mod ingest;
 pub mod load;
 pub mod metrics;

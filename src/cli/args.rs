@@ -39,6 +39,10 @@ pub enum Command {
         file: String,
         #[arg(long, default_value = "default")]
         workspace: String,
+        /// What the lines are: burnrate (our events), wrapper (a hand-made wrapper's JSON
+        /// log line), litellm (LiteLLM_SpendLogs rows as JSON lines). See docs/importers.md.
+        #[arg(long, default_value = "burnrate")]
+        format: String,
         /// Exit 0 even when lines were rejected.
         #[arg(long)]
         allow_rejects: bool,
