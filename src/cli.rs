@@ -8,6 +8,7 @@ pub mod args;
 pub mod bench;
 pub mod control;
 pub mod explain;
+pub mod export;
 pub mod import;
 pub mod keys;
 pub mod prices;
@@ -70,6 +71,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             allow_rejects,
         } => import::import(store.as_ref(), &file, &workspace, &format, allow_rejects).await,
+        Command::Export {
+            format,
+            workspace,
+            since,
+        } => export::export(store.as_ref(), &workspace, &format, since.as_deref()).await,
         Command::Demo(args) => import::demo(store.as_ref(), args).await,
         Command::Workspaces(cmd) => keys::workspaces(store.as_ref(), cmd).await,
         Command::Keys(cmd) => keys::keys(store.as_ref(), cmd).await,

@@ -81,3 +81,24 @@ async fn a_bad_format_or_a_limit_with_an_export_is_a_400_naming_it() {
         (400, vec!["limit".to_string()])
     );
 }
+
+#[test]
+fn burnrate_export_writes_every_event_and_since_keeps_the_recent_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let mut lines: Vec<String> = (0..1500)
+        .map(|i| event(&format!("x-{i}")).to_string())
+        .collect();
+    let mut old = event("old");
+    old["timestamp"] = json!("2021-01-01T00:00:00Z");
+    lines.push(old.to_string());
+    let file = dir.path().join("e.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    cli(&db, &["import", file.to_str().unwrap()]);
+    let csv = cli(&db, &["export"]);
+    assert_eq!(csv.lines().count(), 1502, "a header and every event");
+    assert!(csv.contains("\nold,2021-01-01T00:00:00Z,"));
+    let recent = cli(&db, &["export", "--format", "ndjson", "--since", "7d"]);
+    assert_eq!(recent.lines().count(), 1500);
+    assert!(!recent.contains("\"old\""));
+}

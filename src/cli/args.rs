@@ -47,6 +47,18 @@ pub enum Command {
         #[arg(long)]
         allow_rejects: bool,
     },
+    /// Write every stored event (or those of the last --since) as CSV or NDJSON to
+    /// stdout; money as exact decimal text.
+    Export {
+        /// csv or ndjson.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Only events of this last window (15m, 24h, 7d, 4w).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Write demo traffic (dataMode=demo) into the database.
     Demo(DemoArgs),
     /// Manage workspaces.
