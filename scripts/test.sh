@@ -10,6 +10,13 @@ cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 echo "== rust: the server, the Rust SDK, unit and end-to-end tests"
+# tests/prometheus_e2e.rs scrapes the binary with a real Prometheus (Debian's package).
+if ! command -v prometheus >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus
+fi
 # The binary first: the end-to-end tests of both crates start it.
 cargo build --locked -p burnrate
 cargo test --locked --workspace --all-targets
@@ -19,6 +26,8 @@ if [ -x sdk/python/run-tests.sh ]; then
   echo "== python sdk"
   sdk/python/run-tests.sh
 fi
+echo "== python end to end: openai-v2 instrumentation + OTLP exporter -> the binary; OpenAPI validation"
+tests/otel/run-tests.sh -q
 if [ -x sdk/node/run-tests.sh ]; then
   echo "== node sdk"
   sdk/node/run-tests.sh

@@ -21,6 +21,11 @@ pub struct AppState {
     pub budgets: Arc<crate::budget::service::Budgets>,
     /// Each workspace's ingest settings (unknown fields, required fields).
     pub settings: crate::settings::Settings,
+    /// Where prepared events go: `ingest::accept` over this store, these counters and the
+    /// metrics.
+    pub ingest: crate::ingest::Ingestor,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<crate::metrics::Metrics>,
     clock: Clock,
 }
 
@@ -40,6 +45,13 @@ impl AppState {
             clock.clone(),
         )
         .await?;
+        // Every commit's cost changes feed the budget counters and the metrics' spend.
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let ingest = crate::ingest::Ingestor {
+            store: store.clone(),
+            counters: budgets.counters.clone(),
+            sinks: vec![metrics.clone()],
+        };
         let alerts = crate::alert::engine::Alerts::new(
             store.clone(),
             budgets.clone(),
@@ -51,6 +63,8 @@ impl AppState {
             alerts,
             settings,
             budgets,
+            metrics,
+            ingest,
             store,
             prices: RwLock::new(Arc::new(book)),
             price_generation: RwLock::new(generation),

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod control;
 pub mod explain;
+pub mod export;
 pub mod import;
 pub mod keys;
 pub mod prices;
@@ -75,8 +76,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import {
             file,
             workspace,
+            format,
             allow_rejects,
-        } => import::import(store.clone(), &file, &workspace, allow_rejects).await,
+        } => import::import(store.clone(), &file, &workspace, &format, allow_rejects).await,
+        Command::Export {
+            format,
+            workspace,
+            since,
+        } => export::export(store.as_ref(), &workspace, &format, since.as_deref()).await,
         Command::Demo(args) => import::demo(store.clone(), args).await,
         Command::Backup { file } => backup(store.as_ref(), file).await,
         Command::Workspaces(cmd) => keys::workspaces(store.as_ref(), cmd).await,

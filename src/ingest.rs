@@ -4,7 +4,7 @@
 
 mod accept;
 
-pub use accept::{accept, Receipt};
+pub use accept::{Ingestor, Receipt, SpendSink};
 
 use crate::event::{FieldError, PricedEvent, RawEvent};
 use crate::price::PriceBook;

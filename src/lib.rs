@@ -6,6 +6,10 @@
 //! - `dedupe`: what a retry or resend does to a stored logical call (pure)
 //! - `price`: the price book and the cost of an event (pure)
 //! - `ingest`: request bodies to validated, priced events (pure)
+//! - `openapi`: the OpenAPI document of the JSON API, from the route table and the contract
+//! - `export`: stored events as CSV or NDJSON lines (pure)
+//! - `importers`: other tools' log lines (LiteLLM, a hand-made wrapper) as events (pure)
+//! - `otlp`: OpenTelemetry GenAI spans (OTLP protobuf or JSON) to ingest events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
 //! - `report`: top lists, time series, prompt versions, concentration (over `query`);
 //!   `report::explain` reads what explain and the gate need
@@ -21,6 +25,7 @@
 //! - `cli`, `demo`: the command line (the only clap), demo traffic (the benchmarks are
 //!   the `burnrate-bench` workspace member, outside the shipped library)
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
+//! - `metrics`: the server's Prometheus metrics (counters in memory, exact spend)
 //! - `clock`: the services' source of "now" (the system's, or a test's)
 //! - `window`: window lengths ("7d") for the CLI's --since and the API's since= (pure)
 
@@ -34,12 +39,17 @@ pub mod dedupe;
 pub mod demo;
 pub mod event;
 pub mod explain;
+pub mod export;
 pub mod gate;
 pub mod http;
+pub mod importers;
 pub mod ingest;
 pub mod load;
+pub mod metrics;
 pub mod money;
 pub mod notify;
+pub mod openapi;
+pub mod otlp;
 pub mod price;
 pub mod query;
 pub mod ratelimit;

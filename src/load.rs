@@ -62,15 +62,14 @@ impl Loader {
         let prepared = ingest::prepare(items, &self.book, &self.settings, now);
         self.rejected += prepared.rejected.len();
         self.warnings += prepared.warnings.len() + prepared.warnings_omitted;
-        let receipt = ingest::accept(
-            self.store.clone(),
-            self.counters.clone(),
-            self.workspace,
-            prepared.events,
-            Default::default(),
-            now,
-        )
-        .await?;
+        let ingestor = ingest::Ingestor {
+            store: self.store.clone(),
+            counters: self.counters.clone(),
+            sinks: Vec::new(),
+        };
+        let receipt = ingestor
+            .accept(self.workspace, prepared.events, Default::default(), now)
+            .await?;
         let outcome = receipt.outcome;
         self.accepted += outcome.accepted();
         self.duplicates += outcome.duplicates();

@@ -7,7 +7,7 @@ use crate::event::FieldError;
 use crate::store::{Store, StoreError, WorkspaceId};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 pub const KIND: &str = "workspace_settings";
@@ -39,7 +39,14 @@ pub struct IngestSettings {
     pub unknown_fields: UnknownFields,
     /// Names from `REQUIRABLE`, sorted, without repeats.
     pub required_fields: Vec<String>,
+    /// OTLP ingest: span or resource attribute names to read an attribution field from,
+    /// tried before the built-in ones (`{"tenantId": ["app.customer"]}`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub otlp_attributes: BTreeMap<String, Vec<String>>,
 }
+
+/// The fields `otlpAttributes` can map.
+pub const OTLP_MAPPABLE: &[&str] = &["endpointTag", "promptVersion", "tenantId", "userId"];
 
 impl IngestSettings {
     /// `current` with the fields `body` gives replaced (a field left out keeps its
@@ -64,9 +71,13 @@ impl IngestSettings {
                     Ok(fields) => next.required_fields = fields,
                     Err(message) => errors.push(FieldError::new(name, message)),
                 },
+                "otlpAttributes" => match otlp_attributes(value) {
+                    Ok(map) => next.otlp_attributes = map,
+                    Err(e) => errors.push(e),
+                },
                 _ => errors.push(FieldError::new(
                     name,
-                    "is not a setting; use unknownFields or requiredFields",
+                    "is not a setting; use unknownFields, requiredFields or otlpAttributes",
                 )),
             }
         }
@@ -101,6 +112,46 @@ fn required(value: &Value) -> Result<Vec<String>, String> {
     fields.sort();
     fields.dedup();
     Ok(fields)
+}
+
+/// `{"tenantId": ["app.customer", ...], ...}`: for each field of `OTLP_MAPPABLE`, up to
+/// 10 attribute names of 1-128 characters.
+fn otlp_attributes(value: &Value) -> Result<BTreeMap<String, Vec<String>>, FieldError> {
+    let Some(obj) = value.as_object() else {
+        return Err(FieldError::new(
+            "otlpAttributes",
+            "must be an object from field name to a list of attribute names",
+        ));
+    };
+    let mut map = BTreeMap::new();
+    for (field, names) in obj {
+        let at = format!("otlpAttributes.{field}");
+        if !OTLP_MAPPABLE.contains(&field.as_str()) {
+            return Err(FieldError::new(
+                &at,
+                format!("is not mappable; use {}", OTLP_MAPPABLE.join(", ")),
+            ));
+        }
+        let list: Option<Vec<String>> = names.as_array().and_then(|a| {
+            a.iter()
+                .map(|n| {
+                    n.as_str()
+                        .filter(|n| (1..=128).contains(&n.len()))
+                        .map(String::from)
+                })
+                .collect()
+        });
+        match list {
+            Some(list) if list.len() <= 10 => map.insert(field.clone(), list),
+            _ => {
+                return Err(FieldError::new(
+                    &at,
+                    "must be a list of at most 10 attribute names of 1 to 128 characters",
+                ))
+            }
+        };
+    }
+    Ok(map)
 }
 
 /// Every workspace's settings as the server uses them.

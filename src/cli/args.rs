@@ -52,9 +52,25 @@ pub enum Command {
         file: String,
         #[arg(long, default_value = "default")]
         workspace: String,
+        /// What the lines are: burnrate (our events), wrapper (a hand-made wrapper's JSON
+        /// log line), litellm (LiteLLM_SpendLogs rows as JSON lines). See docs/importers.md.
+        #[arg(long, default_value = "burnrate")]
+        format: String,
         /// Exit 0 even when lines were rejected.
         #[arg(long)]
         allow_rejects: bool,
+    },
+    /// Write every stored event (or those of the last --since) as CSV or NDJSON to
+    /// stdout; money as exact decimal text.
+    Export {
+        /// csv or ndjson.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Only events of this last window (15m, 24h, 7d, 4w).
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Write demo traffic (dataMode=demo) into the database.
     Demo(DemoArgs),

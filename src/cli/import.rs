@@ -23,15 +23,23 @@ pub fn demo_to_file(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Stands in for a line that is not UTF-8 (a NUL can never start a JSON event).
-const INVALID_UTF8: &str = "\0invalid utf-8";
+/// Marks a line that could not be read, followed by the reason (a NUL can never start
+/// a JSON event).
+const UNREAD: char = '\0';
 
 pub async fn import(
     store: Arc<dyn Store>,
     file: &str,
     workspace: &str,
+    format: &str,
     allow_rejects: bool,
 ) -> anyhow::Result<()> {
+    let format = crate::importers::Format::parse(format).with_context(|| {
+        format!(
+            "--format {format} is not a format; use one of {}",
+            crate::importers::FORMATS
+        )
+    })?;
     let ws = workspace_id(store.as_ref(), workspace).await?;
     let reader = open_lines(file)?;
     let mut loader = Loader::new(store, ws).await?;
@@ -45,8 +53,14 @@ pub async fn import(
     while let Some((i, line)) = lines.next() {
         let line = line?;
         if !line.iter().all(u8::is_ascii_whitespace) {
-            // Invalid UTF-8 stays visible as such: the item parser reports it.
-            lines_text.push(String::from_utf8(line).unwrap_or_else(|_| INVALID_UTF8.to_string()));
+            // A line that is not UTF-8, or another tool's line that is not an object,
+            // stays visible as such: `items_of` reports it.
+            lines_text.push(match String::from_utf8(line) {
+                Ok(text) => format
+                    .convert(&text)
+                    .unwrap_or_else(|reason| format!("{UNREAD}{reason}")),
+                Err(_) => format!("{UNREAD}line is not valid UTF-8"),
+            });
             line_numbers.push(i + 1);
         }
         if lines_text.len() == CHUNK || lines.peek().is_none() {
@@ -101,16 +115,13 @@ fn spinner() -> indicatif::ProgressBar {
     progress
 }
 
-/// One chunk's lines parsed into items; a line that was not UTF-8 is an item error.
+/// One chunk's lines parsed into items; a line that could not be read is an item error.
 fn items_of(lines_text: &[String]) -> Vec<Item<'_>> {
     lines_text
         .iter()
-        .map(|text| match text.as_str() {
-            INVALID_UTF8 => Err(vec![crate::event::FieldError::new(
-                "body",
-                "line is not valid UTF-8",
-            )]),
-            text => ingest::parse_item(text),
+        .map(|text| match text.strip_prefix(UNREAD) {
+            Some(reason) => Err(vec![crate::event::FieldError::new("body", reason)]),
+            None => ingest::parse_item(text),
         })
         .collect()
 }

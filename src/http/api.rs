@@ -4,7 +4,7 @@ use super::authorize;
 use super::error::ApiError;
 use super::state::HttpState;
 use crate::ingest::{self, Item, MAX_BODY_BYTES};
-use crate::store::{EventQuery, Scope};
+use crate::store::{EventQuery, KeyInfo, Scope};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Read the body up to the ingest limit; past it, 413 without reading the rest.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -44,13 +44,11 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The common path of both ingest endpoints after the body is split into items.
-async fn ingest_items(
+/// The key of an ingest request (ingest scope), refused while its workspace is paused.
+pub(super) async fn ingest_key(
     state: &HttpState,
     headers: &HeaderMap,
-    body: Body,
-    single: bool,
-) -> Result<Response, ApiError> {
+) -> Result<KeyInfo, ApiError> {
     let key = authorize(state, headers, Scope::Ingest).await?;
     if key.workspace_paused {
         return Err(ApiError::new(
@@ -59,39 +57,72 @@ async fn ingest_items(
             "ingest for this workspace is paused by policy",
         ));
     }
-    let bytes = read_body(headers, body).await?;
-    let ndjson = is_ndjson(headers);
-    let now = state.now_ms();
-    let book = state.prices();
-    let settings = state.settings.get(key.workspace_id);
-    // Parsing, validation and pricing of up to 10,000 events is CPU work: off the reactor,
-    // and bounded so it never crowds out the writer.
-    let permit = state.cpu_permits.acquire().await.map_err(|_| {
+    Ok(key)
+}
+
+/// Run parsing, validation and pricing (CPU work on up to 10,000 events) off the
+/// reactor, bounded so that it never crowds out the writer.
+pub(super) async fn off_reactor<T: Send + 'static>(
+    state: &HttpState,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = state.cpu_permits.acquire().await.map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "shutting down",
         )
     })?;
-    let prepared = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let items: Vec<Item> = if single {
-            vec![ingest::parse_single(&bytes)?]
-        } else {
-            ingest::parse_batch(&bytes, ndjson)?
-        };
-        let total = items.len();
-        Ok((ingest::prepare(items, &book, &settings, now), total))
-    })
-    .await
-    .map_err(|_| {
+    tokio::task::spawn_blocking(work).await.map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error",
         )
-    })??;
-    drop(permit);
-    let (prepared, total) = prepared;
+    })?
+}
+
+/// What an ingest request's prepared events became: the reply's parts.
+pub(super) struct Accepted {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<ingest::Rejected>,
+    pub warnings: Vec<ingest::Warning>,
+    pub warnings_omitted: usize,
+    /// Budgets the accepted events touched that are past a warning threshold / exceeded.
+    pub budget_warning: Vec<i64>,
+    pub budget_exceeded: Vec<i64>,
+}
+
+impl Accepted {
+    /// The ingest reply (`{"accepted", "duplicates", "rejected", "warnings", "budget"}`).
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "warnings": self.warnings,
+            "budget": {"warning": self.budget_warning, "exceeded": self.budget_exceeded},
+        });
+        if self.warnings_omitted > 0 {
+            body["warningsOmitted"] = json!(self.warnings_omitted);
+        }
+        body
+    }
+}
+
+/// The path every ingest endpoint shares once its items are validated and priced: the
+/// key's rate limit, the store (dedupe, durability), the budget counters. `total` is the
+/// number of items the request held. A request with no valid event is an error (for
+/// `single`, the one event's field errors).
+pub(super) async fn accept_prepared(
+    state: &HttpState,
+    key: &KeyInfo,
+    prepared: ingest::Prepared,
+    total: usize,
+    single: bool,
+) -> Result<Accepted, ApiError> {
+    let now = state.now_ms();
     if let Err(wait) = state.limiter.take(key.key_id, total, now) {
         return Err(ApiError::too_many(
             wait,
@@ -102,16 +133,24 @@ async fn ingest_items(
         key_id: Some(key.key_id),
         ..prepared.unknown.clone()
     };
-    let receipt = ingest::accept(
-        state.store.clone(),
-        state.budgets.counters.clone(),
+    let samples: Vec<_> = prepared
+        .events
+        .iter()
+        .map(crate::metrics::Sample::of)
+        .collect();
+    let receipt = state
+        .ingest
+        .accept(key.workspace_id, prepared.events, tally, now)
+        .await?;
+    let outcome = receipt.outcome;
+    state.metrics.record_ingest(
         key.workspace_id,
-        prepared.events,
-        tally,
-        now,
-    )
-    .await?;
-    if receipt.outcome.results.is_empty() {
+        samples,
+        &outcome.results,
+        prepared.rejected.len(),
+        state.now_ms(),
+    );
+    if outcome.results.is_empty() {
         let mut err = if single {
             ApiError::invalid_event(prepared.rejected[0].errors.clone())
         } else {
@@ -126,22 +165,48 @@ async fn ingest_items(
         }
         return Err(err);
     }
-    let (outcome, warning, exceeded) = (
-        receipt.outcome,
-        receipt.budget_warning,
-        receipt.budget_exceeded,
-    );
-    let mut body = json!({
-        "accepted": outcome.accepted(),
-        "duplicates": outcome.duplicates(),
-        "rejected": prepared.rejected,
-        "warnings": prepared.warnings,
-        "budget": {"warning": warning, "exceeded": exceeded},
-    });
-    if prepared.warnings_omitted > 0 {
-        body["warningsOmitted"] = json!(prepared.warnings_omitted);
-    }
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    let (budget_warning, budget_exceeded) = (receipt.budget_warning, receipt.budget_exceeded);
+    Ok(Accepted {
+        accepted: outcome.accepted(),
+        duplicates: outcome.duplicates(),
+        rejected: prepared.rejected,
+        warnings: prepared.warnings,
+        warnings_omitted: prepared.warnings_omitted,
+        budget_warning,
+        budget_exceeded,
+    })
+}
+
+/// Both JSON ingest endpoints: one event, or a batch (array or NDJSON).
+async fn ingest_items(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    single: bool,
+) -> Result<Response, ApiError> {
+    let key = ingest_key(state, headers).await?;
+    let bytes = read_body(headers, body).await?;
+    let ndjson = is_ndjson(headers);
+    let now = state.now_ms();
+    let book = state.prices();
+    let settings = state.settings.get(key.workspace_id);
+    let (prepared, total) = off_reactor(state, move || {
+        let items: Vec<Item> = if single {
+            vec![ingest::parse_single(&bytes)?]
+        } else {
+            ingest::parse_batch(&bytes, ndjson)?
+        };
+        let total = items.len();
+        Ok((ingest::prepare(items, &book, &settings, now), total))
+    })
+    .await?;
+    let accepted = accept_prepared(state, &key, prepared, total, single).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted.body())).into_response())
+}
+
+/// The OpenAPI document (no key: it describes, it holds no data).
+pub async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
 }
 
 pub async fn ingest_one(
@@ -169,7 +234,21 @@ pub async fn events(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
+    let format = match params.get("format").map(String::as_str) {
+        None | Some("json") => None,
+        Some(f) => Some(
+            crate::export::Format::parse(f)
+                .ok_or_else(|| ApiError::field("format", "must be json, csv or ndjson"))?,
+        ),
+    };
+    if format.is_some() && params.contains_key("limit") {
+        return Err(ApiError::field(
+            "limit",
+            "does not apply to format=csv or ndjson: an export streams every event",
+        ));
+    }
     let limit = match params.get("limit") {
+        None if format.is_some() => 1000,
         None => 50,
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=1000).contains(&n) => n,
@@ -183,14 +262,17 @@ pub async fn events(
     };
     // Without filter parameters the explorer lists everything (all environments and
     // data modes); with any, the usual window and defaults of the query layer apply.
-    let filtered = params
-        .keys()
-        .any(|k| !matches!(k.as_str(), "limit" | "cursor" | "externalRequestId"));
+    let filtered = params.keys().any(|k| {
+        !matches!(
+            k.as_str(),
+            "limit" | "cursor" | "externalRequestId" | "format"
+        )
+    });
     let (window, filters) = if filtered {
         let base = base_query(
             &params,
             state.now_ms(),
-            &["limit", "cursor", "externalRequestId"],
+            &["limit", "cursor", "externalRequestId", "format"],
         )?;
         (Some((base.from_ms, base.to_ms)), Some(base.filters))
     } else {
@@ -203,6 +285,9 @@ pub async fn events(
         cursor: params.get("cursor").cloned(),
         limit,
     };
+    if let Some(format) = format {
+        return Ok(export_events(&state, key.workspace_id, query, format));
+    }
     let page = state
         .store
         .events(key.workspace_id, query)
@@ -214,6 +299,52 @@ pub async fn events(
             other => other.into(),
         })?;
     Ok(Json(page).into_response())
+}
+
+/// Every event the query matches, page after page of 1,000 (one page in memory at a
+/// time). A read failing mid-way ends the body with an error, so the client sees a
+/// cut transfer rather than a short file that looks complete.
+fn export_events(
+    state: &HttpState,
+    ws: crate::store::WorkspaceId,
+    query: EventQuery,
+    format: crate::export::Format,
+) -> Response {
+    let store = state.store.clone();
+    let pages = futures_util::stream::unfold(Some((query, true)), move |next| {
+        let store = store.clone();
+        async move {
+            let (mut query, first) = next?;
+            let page = match store.events(ws, query.clone()).await {
+                Ok(page) => page,
+                Err(_) => {
+                    let err = std::io::Error::other("reading events failed; the export is cut");
+                    return Some((Err(err), None));
+                }
+            };
+            let mut text = if first { format.head() } else { String::new() };
+            for event in &page.events {
+                text.push_str(&format.line(event));
+            }
+            let after = page.next_cursor.map(|cursor| {
+                query.cursor = Some(cursor);
+                (query, false)
+            });
+            Some((Ok::<_, std::io::Error>(Bytes::from(text)), after))
+        }
+    });
+    let name = match format {
+        crate::export::Format::Csv => "attachment; filename=\"events.csv\"",
+        crate::export::Format::Ndjson => "attachment; filename=\"events.ndjson\"",
+    };
+    (
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        Body::from_stream(pages),
+    )
+        .into_response()
 }
 
 pub async fn summary(

@@ -193,6 +193,8 @@ pub async fn guard(
     let answer = state
         .budgets
         .guard(key.workspace_id, &request, state.now_ms());
+    let outcome = if answer.allow { "allow" } else { answer.reason };
+    state.metrics.record_guard(key.workspace_id, outcome);
     Ok(Json(answer))
 }
 

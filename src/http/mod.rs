@@ -5,6 +5,8 @@ pub mod api;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod metrics;
+pub mod otlp;
 pub mod server;
 pub mod settings;
 pub mod state;
@@ -23,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/ingest/llm-request", post(api::ingest_one))
         .route("/v1/ingest/batch", post(api::ingest_batch))
+        .route("/v1/traces", post(otlp::traces))
         .route("/v1/events", get(api::events))
         .route("/v1/summary", get(api::summary))
         .route("/v1/query", post(api::query))
@@ -68,7 +71,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(api::openapi))
         .merge(dashboard::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(api::not_found)
         .with_state(state)
 }

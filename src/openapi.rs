@@ -1,0 +1,506 @@
+//! The OpenAPI 3.1 document served at `GET /openapi.json`, built from the code's own
+//! tables: the routes (`ROUTES`, checked against the router by tests/openapi_e2e.rs), the
+//! event contract's fields (`event::FIELD_NAMES`), its vocabularies (`Status::ALL`, ...)
+//! and the validator's limits. Pure.
+
+use crate::event::{DataMode, Environment, Operation, ServiceTier, Status, FIELD_NAMES};
+use crate::validate;
+use serde_json::{json, Map, Value};
+
+/// One operation: method, path (OpenAPI `{param}` syntax, as axum's), the key scope it
+/// needs (None: no key), a summary, the request body's schema and the 2xx reply's.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub scope: Option<&'static str>,
+    pub summary: &'static str,
+    pub request: Option<&'static str>,
+    pub reply: &'static str,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    scope: Option<&'static str>,
+    summary: &'static str,
+    request: Option<&'static str>,
+    reply: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        scope,
+        summary,
+        request,
+        reply,
+    }
+}
+
+const R: Option<&str> = Some("read");
+const I: Option<&str> = Some("ingest");
+const A: Option<&str> = Some("admin");
+const OBJ: Option<&str> = Some("Object");
+
+/// Every JSON API route of `http::router` (the dashboard's HTML pages are not API).
+pub const ROUTES: &[Route] = &[
+    route(
+        "post",
+        "/v1/ingest/llm-request",
+        I,
+        "Ingest one event",
+        Some("Event"),
+        "IngestReply",
+    ),
+    route(
+        "post",
+        "/v1/ingest/batch",
+        I,
+        "Ingest a JSON array or NDJSON of events",
+        Some("EventBatch"),
+        "IngestReply",
+    ),
+    route(
+        "post",
+        "/v1/traces",
+        I,
+        "OTLP/HTTP trace export (protobuf or JSON); spans with GenAI usage become events",
+        OBJ,
+        "IngestReply",
+    ),
+    route(
+        "get",
+        "/v1/events",
+        R,
+        "List stored events (filters, cursor); format=csv or ndjson streams every match",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/summary",
+        R,
+        "Totals of a window",
+        None,
+        "Object",
+    ),
+    route("post", "/v1/query", R, "The aggregate query", OBJ, "Object"),
+    route(
+        "get",
+        "/v1/top/{kind}",
+        R,
+        "Top endpoints, tenants, users, models, ... with share and change",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/timeseries",
+        R,
+        "Spend over time by a dimension",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/prompt-versions",
+        R,
+        "Prompt versions compared per endpoint",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/concentration",
+        R,
+        "How concentrated spend is",
+        None,
+        "Object",
+    ),
+    route(
+        "post",
+        "/v1/guard",
+        I,
+        "May this call go ahead (budgets, rate caps)?",
+        OBJ,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/budgets",
+        R,
+        "Budgets with their status",
+        None,
+        "Object",
+    ),
+    route("post", "/v1/budgets", A, "Create a budget", OBJ, "Object"),
+    route("get", "/v1/budgets/{id}", R, "One budget", None, "Object"),
+    route(
+        "put",
+        "/v1/budgets/{id}",
+        A,
+        "Change a budget",
+        OBJ,
+        "Object",
+    ),
+    route(
+        "delete",
+        "/v1/budgets/{id}",
+        A,
+        "Delete a budget",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/budgets/{id}/status",
+        R,
+        "A budget's status and forecast",
+        None,
+        "Object",
+    ),
+    route("get", "/v1/rate-caps", R, "Rate caps", None, "Object"),
+    route(
+        "post",
+        "/v1/rate-caps",
+        A,
+        "Create a rate cap",
+        OBJ,
+        "Object",
+    ),
+    route(
+        "delete",
+        "/v1/rate-caps/{id}",
+        A,
+        "Delete a rate cap",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/alerts",
+        R,
+        "Firing and resolved alerts",
+        None,
+        "Object",
+    ),
+    route(
+        "post",
+        "/v1/alerts/evaluate",
+        A,
+        "Evaluate the alert rules now",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/alerts/findings",
+        R,
+        "What the rules find now, without storing",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/alert-rules",
+        R,
+        "The alert rules' settings",
+        None,
+        "Object",
+    ),
+    route(
+        "put",
+        "/v1/alert-rules",
+        A,
+        "Change the alert rules' settings",
+        OBJ,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/channels",
+        R,
+        "Notification channels (redacted)",
+        None,
+        "Object",
+    ),
+    route(
+        "post",
+        "/v1/channels",
+        A,
+        "Add a notification channel",
+        OBJ,
+        "Object",
+    ),
+    route(
+        "delete",
+        "/v1/channels/{id}",
+        A,
+        "Delete a channel",
+        None,
+        "Object",
+    ),
+    route(
+        "post",
+        "/v1/channels/{id}/test",
+        A,
+        "Send a test notification",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/workspace/settings",
+        A,
+        "The workspace's ingest settings",
+        None,
+        "WorkspaceSettings",
+    ),
+    route(
+        "put",
+        "/v1/workspace/settings",
+        A,
+        "Change the workspace's ingest settings",
+        Some("WorkspaceSettings"),
+        "WorkspaceSettings",
+    ),
+    route(
+        "get",
+        "/v1/explain",
+        R,
+        "Why spend changed between two windows",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/gate",
+        R,
+        "Cost gate: candidate vs baseline prompt version",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
+        "/metrics",
+        R,
+        "Prometheus metrics (OpenMetrics text)",
+        None,
+        "Text",
+    ),
+    route(
+        "get",
+        "/openapi.json",
+        None,
+        "This document",
+        None,
+        "Object",
+    ),
+    route("get", "/healthz", None, "Liveness", None, "Object"),
+    route(
+        "get",
+        "/readyz",
+        None,
+        "Readiness (the store is writable)",
+        None,
+        "Object",
+    ),
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for r in ROUTES {
+        let item = paths
+            .entry(r.path)
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("a path item is an object");
+        item.insert(r.method.into(), operation(r));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "burnrate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Self-hosted LLM cost attribution. The event contract: docs/event-contract.md; OTLP ingest: docs/otlp.md.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": schemas(),
+        },
+    })
+}
+
+fn operation(r: &Route) -> Value {
+    let mut op = json!({
+        "summary": r.summary,
+        "operationId": operation_id(r),
+        "responses": {
+            success(r): {"description": "OK", "content": reply_content(r.reply)},
+            "4XX": {"description": "A client error naming the field", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        },
+    });
+    if let Some(scope) = r.scope {
+        op["security"] = json!([{"apiKey": []}, {"bearer": []}]);
+        op["description"] = json!(format!("Needs a key of scope {scope} (or admin)."));
+    }
+    let params: Vec<Value> = r
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    if !params.is_empty() {
+        op["parameters"] = json!(params);
+    }
+    if let Some(schema) = r.request {
+        op["requestBody"] = json!({"required": true, "content": {
+            "application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+    }
+    op
+}
+
+fn success(r: &Route) -> &'static str {
+    match (r.method, r.path) {
+        ("post", "/v1/ingest/llm-request" | "/v1/ingest/batch") => "202",
+        ("post", "/v1/budgets" | "/v1/rate-caps" | "/v1/channels") => "201",
+        _ => "200",
+    }
+}
+
+fn reply_content(schema: &str) -> Value {
+    if schema == "Text" {
+        return json!({"application/openmetrics-text": {"schema": {"type": "string"}}});
+    }
+    json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}})
+}
+
+fn operation_id(r: &Route) -> String {
+    let words: Vec<String> = r
+        .path
+        .split(['/', '-', '.', '{', '}'])
+        .filter(|w| !w.is_empty() && *w != "v1")
+        .map(|w| w.to_string())
+        .collect();
+    format!("{}_{}", r.method, words.join("_"))
+}
+
+fn strings(values: impl Iterator<Item = &'static str>) -> Value {
+    json!({"type": "string", "enum": values.collect::<Vec<_>>()})
+}
+
+fn text(max: usize) -> Value {
+    json!({"type": "string", "maxLength": max})
+}
+
+/// The schema of one contract field; every name of `FIELD_NAMES` has one.
+pub fn field_schema(name: &str) -> Option<Value> {
+    let tokens = json!({"type": "integer", "minimum": 0, "maximum": validate::MAX_TOKENS});
+    let schema = match name {
+        "externalRequestId" | "endpointTag" | "promptVersion" | "tenantId" | "userId"
+        | "errorCode" => text(validate::MAX_ID_LEN),
+        "model" => text(validate::MAX_MODEL_LEN),
+        "provider" => text(validate::MAX_PROVIDER_LEN),
+        "attempt" => json!({"type": "integer", "minimum": 1, "maximum": validate::MAX_ATTEMPT}),
+        "timestamp" => json!({"type": "string", "format": "date-time"}),
+        "inputTokens" | "cachedTokens" | "cacheWriteTokens" | "outputTokens"
+        | "reasoningTokens" | "totalTokens" => tokens,
+        "imageCount" => {
+            json!({"type": "integer", "minimum": 0, "maximum": validate::MAX_IMAGE_COUNT})
+        }
+        "latencyMs" => {
+            json!({"type": "integer", "minimum": 0, "maximum": validate::MAX_LATENCY_MS})
+        }
+        "status" => strings(Status::ALL.iter().map(|s| s.as_str())),
+        "dataMode" => strings(DataMode::ALL.iter().map(|s| s.as_str())),
+        "environment" => strings(Environment::ALL.iter().map(|s| s.as_str())),
+        "operation" => strings(Operation::ALL.iter().map(|s| s.as_str())),
+        "serviceTier" => strings(ServiceTier::ALL.iter().map(|s| s.as_str())),
+        "usageMissing" => json!({"type": "boolean"}),
+        "costUsd" => json!({"type": "number", "minimum": 0, "maximum": 10_000}),
+        "tags" => json!({"type": "object", "maxProperties": validate::MAX_TAGS,
+            "additionalProperties": text(validate::MAX_TAG_VALUE_LEN)}),
+        _ => return None,
+    };
+    Some(schema)
+}
+
+fn schemas() -> Value {
+    let properties: Map<String, Value> = FIELD_NAMES
+        .iter()
+        .map(|name| {
+            let schema = field_schema(name)
+                .unwrap_or_else(|| panic!("contract field {name} has no OpenAPI schema"));
+            (name.to_string(), schema)
+        })
+        .collect();
+    let field_error = json!({"type": "object", "required": ["field", "message"],
+        "properties": {"field": {"type": "string"}, "message": {"type": "string"}}});
+    let indexed = json!({"type": "object", "properties": {
+        "index": {"type": "integer"}, "field": {"type": "string"}, "message": {"type": "string"},
+        "errors": {"type": "array", "items": field_error}}});
+    json!({
+        "Event": {"type": "object", "required": ["provider", "model", "endpointTag", "status"],
+            "properties": properties},
+        "EventBatch": {"type": "array", "items": {"$ref": "#/components/schemas/Event"},
+            "maxItems": crate::ingest::MAX_BATCH_EVENTS},
+        "IngestReply": {"type": "object",
+            "required": ["accepted", "duplicates", "rejected", "warnings", "budget"],
+            "properties": {
+                "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
+                "rejected": {"type": "array", "items": indexed},
+                "warnings": {"type": "array", "items": indexed},
+                "warningsOmitted": {"type": "integer"},
+                "skipped": {"type": "integer", "description": "/v1/traces: spans without GenAI usage"},
+                "budget": {"type": "object", "properties": {
+                    "warning": {"type": "array", "items": {"type": "integer"}},
+                    "exceeded": {"type": "array", "items": {"type": "integer"}}}},
+            }},
+        "WorkspaceSettings": {"type": "object", "properties": {
+            "unknownFields": {"type": "string", "enum": ["warn", "reject"]},
+            "requiredFields": {"type": "array", "items": {"type": "string",
+                "enum": crate::settings::REQUIRABLE}},
+            "otlpAttributes": {"type": "object", "additionalProperties": {
+                "type": "array", "items": {"type": "string"}, "maxItems": 10}},
+        }},
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"},
+                "fields": {"type": "array", "items": field_error}}}}},
+        "Object": {"type": "object"},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_field_is_in_the_event_schema() {
+        let doc = document();
+        let props = doc["components"]["schemas"]["Event"]["properties"]
+            .as_object()
+            .unwrap();
+        for name in FIELD_NAMES {
+            assert!(props.contains_key(*name), "{name}");
+        }
+        assert_eq!(props["status"]["enum"][0], "success");
+        assert_eq!(props["inputTokens"]["maximum"], json!(10_000_000_000u64));
+    }
+
+    #[test]
+    fn every_route_is_one_operation_with_a_unique_id() {
+        let doc = document();
+        let mut ids = std::collections::BTreeSet::new();
+        for r in ROUTES {
+            let op = &doc["paths"][r.path][r.method];
+            assert!(op.is_object(), "{} {}", r.method, r.path);
+            assert!(ids.insert(op["operationId"].as_str().unwrap().to_string()));
+        }
+    }
+}
