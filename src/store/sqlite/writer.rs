@@ -2,7 +2,7 @@
 //! job, writes them in one transaction with one fsync (group commit), then answers each
 //! sender. A 2xx is only sent after that commit.
 
-use super::rollup::{Contribution, Pending, WriteError};
+use super::rollup::{Contribution, Pending, Rollups, Totals, WriteError};
 use super::schema::DimKind;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{DataMode, Environment};
@@ -47,7 +47,12 @@ struct DimCache {
     ids: [HashMap<Box<str>, i64, foldhash::fast::RandomState>; 10],
 }
 
-pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, listener: Listener) {
+pub fn run(
+    mut conn: Connection,
+    mut jobs: mpsc::Receiver<WriterJob>,
+    listener: Listener,
+    rollups: Arc<Rollups>,
+) {
     let mut dims = DimCache::default();
     let mut next = None;
     while let Some(first) = next.take().or_else(|| jobs.blocking_recv()) {
@@ -75,7 +80,7 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, listener: 
             }
         }
         let listening = listener.lock().unwrap().clone();
-        let result = commit(&mut conn, &mut dims, &batch, listening.is_some());
+        let result = commit(&mut conn, &mut dims, &rollups, &batch, listening.is_some());
         match result {
             // One request's data (a total it would overflow, say) must not fail the
             // others it happened to share a commit with: each is retried alone, so only
@@ -86,7 +91,8 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, listener: 
                 tracing::warn!(error = %cause, jobs = batch.len(), "group commit failed; committing its requests one by one");
                 for job in batch {
                     let alone = vec![job];
-                    let result = commit(&mut conn, &mut dims, &alone, listening.is_some());
+                    let result =
+                        commit(&mut conn, &mut dims, &rollups, &alone, listening.is_some());
                     answer(alone, result, &listening, &mut dims);
                 }
             }
@@ -166,13 +172,14 @@ fn answer(
 fn commit(
     conn: &mut Connection,
     dims: &mut DimCache,
+    rollups: &Rollups,
     batch: &[IngestJob],
     collect_effects: bool,
 ) -> Committed {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut effects = Vec::new();
-    let mut rollups = Pending::default();
+    let mut pending = Pending::default();
     {
         // Prepared once per commit: the statement cache would hash the SQL per event.
         let mut insert = tx.prepare(INSERT_EVENT)?;
@@ -181,7 +188,7 @@ fn commit(
             for priced in &job.events {
                 let (ws, at) = (job.workspace, job.received_at_ms);
                 let (result, change) =
-                    write_event(&tx, &mut insert, dims, &mut rollups, ws, at, priced)?;
+                    write_event(&tx, &mut insert, dims, &mut pending, ws, at, priced)?;
                 if collect_effects && result != WriteResult::Duplicate {
                     effects.push(spend_effect(ws, priced, change));
                 }
@@ -190,11 +197,61 @@ fn commit(
             outcomes.push(IngestOutcome { results });
             count_unknown_fields(&tx, &job.tally, job.received_at_ms)?;
         }
-        // Rollups change in the same transaction as the events they sum.
-        rollups.flush(&tx)?;
     }
+    // A total this commit would push past i64 refuses it before anything is stored.
+    let applied = {
+        let totals = rollups.read();
+        totals.check(&pending)?;
+        totals.seq
+    };
+    let seq: i64 = tx
+        .prepare_cached(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'commit_seq'
+             RETURNING CAST(value AS INTEGER)",
+        )?
+        .query_row([], |r| r.get(0))?;
     tx.commit()?;
+    after_commit(conn, rollups, pending, applied, seq);
     Ok((outcomes, effects))
+}
+
+/// Fold a commit into the rollups. When the sequence jumped (another process, such as
+/// `burnrate import`, committed events to the same file since), rebuild them instead.
+fn after_commit(
+    conn: &mut Connection,
+    rollups: &Rollups,
+    pending: Pending,
+    applied: i64,
+    seq: i64,
+) {
+    if seq == applied + 1 {
+        match rollups.apply(pending, seq) {
+            Ok(()) => return,
+            // Checked before the commit, so not expected; the rebuild repairs the totals.
+            Err(e) => tracing::error!(error = %e, "folding a commit into the rollups failed"),
+        }
+    }
+    catch_up(conn, rollups);
+}
+
+/// Rebuild the rollups from the events when they are not at the file's commit sequence.
+pub fn catch_up(conn: &mut Connection, rollups: &Rollups) {
+    let current = super::rollup::commit_seq(conn).ok();
+    if current == Some(rollups.read().seq) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match Totals::rebuild(conn) {
+        Ok(fresh) => {
+            tracing::info!(
+                seq = fresh.seq,
+                ms = started.elapsed().as_millis() as u64,
+                "rollups rebuilt from the events (another process wrote to the file)"
+            );
+            rollups.replace(fresh);
+        }
+        Err(e) => tracing::error!(error = %store_error(e), "rebuilding the rollups failed"),
+    }
 }
 
 /// Add a request's unknown fields to its key's count, with the events: as durable as
