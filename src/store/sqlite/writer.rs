@@ -54,6 +54,7 @@ pub fn run(
     rollups: Arc<Rollups>,
 ) {
     let mut dims = DimCache::default();
+    let dropper = start_dropper();
     let mut next = None;
     while let Some(first) = next.take().or_else(|| jobs.blocking_recv()) {
         let first = match first {
@@ -93,10 +94,10 @@ pub fn run(
                     let alone = vec![job];
                     let result =
                         commit(&mut conn, &mut dims, &rollups, &alone, listening.is_some());
-                    answer(alone, result, &listening, &mut dims);
+                    answer(alone, result, &listening, &mut dims, &dropper);
                 }
             }
-            result => answer(batch, result, &listening, &mut dims),
+            result => answer(batch, result, &listening, &mut dims, &dropper),
         }
     }
     // Channel closed: every sender is gone; fold the WAL back before the file is closed.
@@ -130,23 +131,57 @@ fn store_error(e: WriteError) -> StoreError {
     }
 }
 
-type Committed = std::result::Result<(Vec<IngestOutcome>, Vec<SpendEffect>), WriteError>;
+/// Per job its outcome; per stored (not duplicate) event its cost change, as (job index,
+/// event index, change) when the budget counters listen.
+type Committed =
+    std::result::Result<(Vec<IngestOutcome>, Vec<(usize, usize, CostChange)>), WriteError>;
+
+/// Dropping a batch (thousands of events, each with a few strings and a tag map) is
+/// a good part of the writer's time: another thread does it.
+fn start_dropper() -> std::sync::mpsc::Sender<Vec<Vec<PricedEvent>>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Vec<PricedEvent>>>();
+    let spawned = std::thread::Builder::new()
+        .name("burnrate-drop".into())
+        .spawn(move || {
+            for batch in rx {
+                drop(batch);
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the thread, batches are dropped where they are sent from.
+        tracing::warn!(error = %e, "no thread to free ingested batches");
+    }
+    tx
+}
 
 /// Tell the budget counters, then each sender, how its commit went.
 fn answer(
-    batch: Vec<IngestJob>,
+    mut batch: Vec<IngestJob>,
     result: Committed,
     listening: &Option<SpendListener>,
     dims: &mut DimCache,
+    dropper: &std::sync::mpsc::Sender<Vec<Vec<PricedEvent>>>,
 ) {
     match result {
-        Ok((outcomes, effects)) => {
+        Ok((outcomes, changes)) => {
             if let Some(listen) = listening {
+                // The events are not needed after this: their strings move into the
+                // effects instead of being copied.
+                let effects: Vec<SpendEffect> = changes
+                    .into_iter()
+                    .map(|(j, i, change)| {
+                        let job = &mut batch[j];
+                        spend_effect(job.workspace, &mut job.events[i], change)
+                    })
+                    .collect();
                 listen(&effects);
             }
+            let mut events = Vec::with_capacity(batch.len());
             for (job, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = job.reply.send(Ok(outcome));
+                events.push(job.events);
             }
+            let _ = dropper.send(events);
         }
         Err(e) => {
             // Nothing of this batch is acknowledged; ids handed out inside the
@@ -178,19 +213,19 @@ fn commit(
 ) -> Committed {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut effects = Vec::new();
+    let mut changes = Vec::new();
     let mut pending = Pending::default();
     {
         // Prepared once per commit: the statement cache would hash the SQL per event.
         let mut insert = tx.prepare(INSERT_EVENT)?;
-        for job in batch {
+        for (j, job) in batch.iter().enumerate() {
             let mut results = Vec::with_capacity(job.events.len());
-            for priced in &job.events {
+            for (i, priced) in job.events.iter().enumerate() {
                 let (ws, at) = (job.workspace, job.received_at_ms);
                 let (result, change) =
                     write_event(&tx, &mut insert, dims, &mut pending, ws, at, priced)?;
                 if collect_effects && result != WriteResult::Duplicate {
-                    effects.push(spend_effect(ws, priced, change));
+                    changes.push((j, i, change));
                 }
                 results.push(result);
             }
@@ -212,7 +247,7 @@ fn commit(
         .query_row([], |r| r.get(0))?;
     tx.commit()?;
     after_commit(conn, rollups, pending, applied, seq);
-    Ok((outcomes, effects))
+    Ok((outcomes, changes))
 }
 
 /// Fold a commit into the rollups. When the sequence jumped (another process, such as
@@ -286,8 +321,9 @@ struct CostChange {
 /// The budget-relevant change of one write. A replaced attempt moves the call's whole
 /// cost change to the new attempt's time (retries are seconds apart; at a period edge
 /// the old period keeps the old cost).
-fn spend_effect(workspace: WorkspaceId, p: &PricedEvent, change: CostChange) -> SpendEffect {
-    let e = &p.event;
+fn spend_effect(workspace: WorkspaceId, p: &mut PricedEvent, change: CostChange) -> SpendEffect {
+    let e = &mut p.event;
+    let take = std::mem::take::<String>;
     let new_cost = p.pricing.cost.map(|c| c.nanos());
     let (cost_delta, unpriced_delta) = match (change.old_cost, change.replaced) {
         (None, _) => (new_cost.unwrap_or(0), new_cost.is_none() as i64),
@@ -306,16 +342,16 @@ fn spend_effect(workspace: WorkspaceId, p: &PricedEvent, change: CostChange) -> 
     };
     SpendEffect {
         workspace,
-        external_request_id: e.external_request_id.clone(),
+        external_request_id: e.external_request_id.take(),
         ts_ms: e.timestamp_ms,
         environment,
         data_mode,
-        endpoint_tag: e.endpoint_tag.clone(),
-        tenant_id: e.tenant_id.clone(),
-        user_id: e.user_id.clone(),
-        model: e.model.clone(),
-        provider: e.provider.clone(),
-        tags: e.tags.clone(),
+        endpoint_tag: take(&mut e.endpoint_tag),
+        tenant_id: e.tenant_id.take(),
+        user_id: e.user_id.take(),
+        model: take(&mut e.model),
+        provider: take(&mut e.provider),
+        tags: std::mem::take(&mut e.tags),
         cost_delta,
         unpriced_delta,
         new_call_cost: new_cost.filter(|_| change.old_cost.is_none()),
