@@ -277,3 +277,48 @@ async fn an_older_rollup_schema_is_replaced_on_open() {
     );
     store.close().await;
 }
+
+/// `burnrate import` may write to the file of a running server: the server's in-memory
+/// rollups do not see those commits, so its reads would wait for a sequence that never
+/// comes, or leave the events out. The writer rebuilds them when the sequence jumped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_another_process_commits_are_counted_by_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.db");
+    let server = SqliteStore::open(&path).unwrap();
+    let importer = SqliteStore::open(&path).unwrap();
+    let book = PriceBook::bundled().unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    let hour_ago = jiff::Timestamp::from_millisecond(now - 2 * HOUR)
+        .unwrap()
+        .to_string();
+    let events = |prefix: &str| {
+        let texts: Vec<String> = (0..5)
+            .map(|i| {
+                json!({"externalRequestId": format!("{prefix}{i}"), "timestamp": hour_ago,
+                    "provider": "openai", "model": "gpt-4o", "endpointTag": "e",
+                    "status": "success", "inputTokens": 10})
+                .to_string()
+            })
+            .collect();
+        let items = texts.iter().map(|t| ingest::parse_item(t)).collect();
+        ingest::prepare(items, &book, &Default::default(), now).events
+    };
+    server.ingest(1, events("s")).await.unwrap();
+    importer.ingest(1, events("i")).await.unwrap();
+    // A whole-day window: answered from the rollups.
+    let from = jiff::Timestamp::from_millisecond(now - 3 * DAY)
+        .unwrap()
+        .to_string();
+    let query: QueryRequest =
+        serde_json::from_value(json!({"from": from, "measures": ["requests"]})).unwrap();
+    let query = query.check(now).unwrap();
+    let answer = server.aggregate(1, query.clone()).await.unwrap();
+    assert_eq!(answer.rows[0].sums.requests, 10);
+    // And the server's own next commit lands on top of the rebuilt totals.
+    server.ingest(1, events("t")).await.unwrap();
+    let answer = server.aggregate(1, query).await.unwrap();
+    assert_eq!(answer.rows[0].sums.requests, 15);
+    importer.close().await;
+    server.close().await;
+}

@@ -370,7 +370,9 @@ const INSERT_EVENT: &str =
                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)";
 
 /// The stored call with this id, through its dedupe key (the text decides on a hit).
-const FIND_CALL: &str = "SELECT id FROM events
+/// INDEXED BY: without statistics SQLite's planner prefers (workspace_id, ts) and scans
+/// the workspace's events, per event written.
+pub(super) const FIND_CALL: &str = "SELECT id FROM events INDEXED BY events_by_key
     WHERE dedupe_key = ?1 AND workspace_id = ?2 AND external_request_id = ?3";
 
 fn intern(
@@ -690,4 +692,26 @@ fn merge_attempt(
     ])?;
     change.replaced = true;
     Ok((WriteResult::Attempt { replaced: true }, change))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A regression: the planner chose the time index for the dedupe lookup, so every
+    /// event written scanned the workspace (the writer fell to a few hundred events/s).
+    #[test]
+    fn the_dedupe_lookup_goes_through_the_dedupe_key_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn, 0).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {FIND_CALL}"))
+            .unwrap()
+            .query_map(params![1, 1, "x"], |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(plan.len(), 1, "{plan:?}");
+        assert!(plan[0].contains("events_by_key (dedupe_key=?)"), "{plan:?}");
+    }
 }
