@@ -1162,16 +1162,15 @@ async fn a_request_that_would_overflow_a_rollup_cell_fails_alone() {
             "INSERT INTO events (workspace_id, external_request_id, idless, ts, received_at, attempt,
                 attempt_mask, attempts, provider, model, endpoint, user, input_tokens, cached_tokens,
                 cache_write_tokens, output_tokens, reasoning_tokens, image_count, status, data_mode,
-                environment, operation, service_tier, usage_missing, cost_nanos, dedupe_key)
-             VALUES (1, 'seeded', 0, ?1, ?1, 1, 1, 1, ?2, ?3, ?4, ?5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?6, ?7)",
+                environment, operation, service_tier, usage_missing, cost_nanos)
+             VALUES (1, 'seeded', 0, ?1, ?1, 1, 2, 1, ?2, ?3, ?4, ?5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?6)",
             rusqlite::params![
                 hour + 1000,
                 id(1, "openai"),
                 id(2, "gpt-4o-mini"),
                 id(3, "overflow.cell"),
                 id(6, "seed-user"),
-                seeded,
-                burnrate::store::sqlite::schema::dedupe_key(1, "seeded")
+                seeded
             ],
         )
         .unwrap();

@@ -86,14 +86,11 @@ fn parse_cursor(cursor: &str) -> Option<(i64, i64)> {
 
 pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Result<EventPage> {
     if let Some(ext) = &q.external_request_id {
-        let sql = format!(
-            "{EVENT_SELECT} INDEXED BY events_by_key
-             WHERE e.dedupe_key = ?3 AND e.workspace_id = ?1 AND e.external_request_id = ?2"
-        );
+        let sql =
+            format!("{EVENT_SELECT} WHERE e.workspace_id = ?1 AND e.external_request_id = ?2");
         let mut stmt = c.prepare_cached(&sql)?;
-        let key = super::schema::dedupe_key(workspace, ext);
         let events = stmt
-            .query_map(params![workspace, ext, key], stored_event)?
+            .query_map(params![workspace, ext], stored_event)?
             .map(|r| r.map(|(_, _, e)| e))
             .collect::<rusqlite::Result<_>>()?;
         return Ok(EventPage {

@@ -2,11 +2,9 @@
 
 use rusqlite::Connection;
 
-/// 3: events are deduplicated through `dedupe_key` (a 64-bit hash of workspace and
-/// externalRequestId, the full id compared on a hit) instead of a unique index on the
-/// text. 2: control objects are numbered per workspace and kind (`objects` keyed by
+/// 2: control objects are numbered per workspace and kind (`objects` keyed by
 /// (workspace, kind, id), `object_ids` the sequences); 1 had one rowid for all kinds.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 2;
 /// 7: rollups live in memory (rebuilt from the events at open); a file of an older
 /// version has rollup tables, dropped once.
 const ROLLUPS_VERSION: &str = "7";
@@ -27,8 +25,30 @@ pub enum DimKind {
     PriceBook = 9,
 }
 
-/// One row per logical call.
-const EVENTS_TABLE: &str = r#"
+pub const DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workspaces (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    paused INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id INTEGER PRIMARY KEY,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+    key_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    name TEXT,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS dims (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    UNIQUE (kind, value)
+);
 -- One row per logical call (workspace, externalRequestId). Times in ms since the epoch,
 -- money in integer nano-USD, strings as dims ids.
 CREATE TABLE IF NOT EXISTS events (
@@ -66,36 +86,13 @@ CREATE TABLE IF NOT EXISTS events (
     price_entry INTEGER,
     price_book INTEGER,
     tags TEXT,
-    -- dedupe::key(workspace, externalRequestId): an 8-byte index entry per call where a
-    -- unique index on the text cost ~40; not unique (the writer compares the full id).
-    dedupe_key INTEGER NOT NULL
+    UNIQUE (workspace_id, external_request_id)
 );
-"#;
-
-pub const DDL: &str = r#"
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS workspaces (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    paused INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id INTEGER PRIMARY KEY,
-    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
-    key_hash TEXT NOT NULL UNIQUE,
-    prefix TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    name TEXT,
-    created_at INTEGER NOT NULL,
-    revoked_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS dims (
-    id INTEGER PRIMARY KEY,
-    kind INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    UNIQUE (kind, value)
-);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (workspace_id, ts);
+-- One endpoint's prompt version in a window, newest first, with its latency and the
+-- default filters in the index: p95 latency and the gate read it without a window scan.
+CREATE INDEX IF NOT EXISTS events_by_version
+    ON events (workspace_id, endpoint, prompt_version, ts, environment, data_mode, latency_ms);
 -- The last id given to each (workspace, kind) of control object: a budget's ids run
 -- 1, 2, 3 whatever channels or alerts are created between, and are never reused.
 CREATE TABLE IF NOT EXISTS object_ids (
@@ -120,62 +117,6 @@ CREATE TABLE IF NOT EXISTS price_books (
     imported_at INTEGER NOT NULL
 );
 "#;
-
-/// The indexes of `events`, created after a migration has given the table its shape.
-const EVENT_INDEXES: &str = "
-CREATE INDEX IF NOT EXISTS events_by_key ON events (dedupe_key);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (workspace_id, ts);
--- One endpoint's prompt version in a window, newest first, with its latency and the
--- default filters in the index: p95 latency and the gate read it without a window scan.
-CREATE INDEX IF NOT EXISTS events_by_version
-    ON events (workspace_id, endpoint, prompt_version, ts, environment, data_mode, latency_ms);
-";
-
-/// The columns schema 2's `events` had (all but `dedupe_key`).
-const EVENT_COLUMNS_V2: &str = "id, workspace_id, external_request_id, idless, ts, received_at,
-    attempt, attempt_mask, attempts, provider, model, endpoint, prompt_version, tenant, user,
-    input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
-    image_count, latency_ms, status, error_code, data_mode, environment, operation,
-    service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags";
-
-/// The dedupe key of a call: the first 8 bytes of SHA-256 over the workspace and the
-/// externalRequestId. Stable across processes and versions (it is stored), unlike the
-/// seeded hashers of std or foldhash.
-pub fn dedupe_key(workspace: i64, external_request_id: &str) -> i64 {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
-    hash.update(workspace.to_be_bytes());
-    hash.update(external_request_id.as_bytes());
-    let digest = hash.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(first)
-}
-
-/// Schema 2 -> 3: rebuild `events` without the unique index on the text id, with every
-/// call's dedupe key (computed here: SQLite has no SHA-256).
-fn key_events(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-    tx.execute_batch(&format!(
-        "ALTER TABLE events RENAME TO events_v2;
-         DROP INDEX IF EXISTS events_by_time;
-         DROP INDEX IF EXISTS events_by_version;
-         {EVENTS_TABLE}
-         INSERT INTO events ({EVENT_COLUMNS_V2}, dedupe_key)
-             SELECT {EVENT_COLUMNS_V2}, 0 FROM events_v2;
-         DROP TABLE events_v2;"
-    ))?;
-    let keys: Vec<(i64, i64)> = tx
-        .prepare("SELECT id, workspace_id, external_request_id FROM events")?
-        .query_map([], |r| {
-            Ok((r.get(0)?, dedupe_key(r.get(1)?, &r.get::<_, String>(2)?)))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut update = tx.prepare("UPDATE events SET dedupe_key = ?2 WHERE id = ?1")?;
-    for (id, key) in keys {
-        update.execute([id, key])?;
-    }
-    Ok(())
-}
 
 /// Control objects (budgets, rate caps, channels, alerts, ...): JSON bodies with an id
 /// per workspace and kind.
@@ -231,7 +172,6 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(DDL)?;
     tx.execute_batch(&objects_ddl("objects"))?;
-    tx.execute_batch(EVENTS_TABLE)?;
     let version: Option<i64> = tx
         .query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -247,13 +187,8 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
                 [SCHEMA_VERSION.to_string()],
             )?;
         }
-        Some(old) if old < SCHEMA_VERSION => {
-            if old < 2 {
-                number_objects_per_kind(&tx)?;
-            }
-            if old < 3 {
-                key_events(&tx)?;
-            }
+        Some(1) => {
+            number_objects_per_kind(&tx)?;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
                 [SCHEMA_VERSION.to_string()],
@@ -261,7 +196,6 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         }
         Some(_) => {}
     }
-    tx.execute_batch(EVENT_INDEXES)?;
     tx.execute(
         "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES ('default', 0, ?1)",
         [now_ms],

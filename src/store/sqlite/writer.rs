@@ -364,16 +364,10 @@ const INSERT_EVENT: &str =
                 attempt_mask, attempts, provider, model, endpoint, prompt_version, tenant, user,
                 input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
                 image_count, latency_ms, status, error_code, data_mode, environment, operation,
-                service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags,
-                dedupe_key)
+                service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)";
-
-/// The stored call with this id, through its dedupe key (the text decides on a hit).
-/// INDEXED BY: without statistics SQLite's planner prefers (workspace_id, ts) and scans
-/// the workspace's events, per event written.
-pub(super) const FIND_CALL: &str = "SELECT id FROM events INDEXED BY events_by_key
-    WHERE dedupe_key = ?1 AND workspace_id = ?2 AND external_request_id = ?3";
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)
+             ON CONFLICT (workspace_id, external_request_id) DO NOTHING";
 
 fn intern(
     tx: &Transaction,
@@ -498,26 +492,10 @@ fn write_event(
     let e = &p.event;
     let cols = usage_columns(tx, dims, p)?;
     let (ext_id, idless) = match &e.external_request_id {
-        Some(id) => (std::borrow::Cow::Borrowed(id.as_str()), false),
-        None => (
-            std::borrow::Cow::Owned(format!("idless-{}", crate::auth::random_token(16))),
-            true,
-        ),
+        Some(id) => (id.clone(), false),
+        None => (format!("idless-{}", crate::auth::random_token(16)), true),
     };
-    let key = super::schema::dedupe_key(workspace, &ext_id);
-    // An idless call is new by construction; any other is looked up by its key (an
-    // index probe that finds nothing for a first attempt).
-    let stored: Option<i64> = if idless {
-        None
-    } else {
-        tx.prepare_cached(FIND_CALL)?
-            .query_row(params![key, workspace, ext_id], |r| r.get(0))
-            .optional()?
-    };
-    if let Some(row_id) = stored {
-        return merge_attempt(tx, rollups, workspace, row_id, p, &cols);
-    }
-    insert.execute(params![
+    let inserted = insert.execute(params![
         workspace,
         ext_id,
         idless,
@@ -550,15 +528,17 @@ fn write_event(
         cols.price_entry,
         cols.price_book,
         cols.tags,
-        key,
     ])?;
-    rollups.apply(&contribution(workspace, p, &cols, 1), 1)?;
-    let change = CostChange {
-        old_cost: None,
-        kept: None,
-        replaced: false,
-    };
-    Ok((WriteResult::Inserted, change))
+    if inserted == 1 {
+        rollups.apply(&contribution(workspace, p, &cols, 1), 1)?;
+        let change = CostChange {
+            old_cost: None,
+            kept: None,
+            replaced: false,
+        };
+        return Ok((WriteResult::Inserted, change));
+    }
+    merge_attempt(tx, rollups, workspace, &ext_id, p, &cols)
 }
 
 /// The id is taken: apply the dedupe decision to the stored call.
@@ -566,19 +546,19 @@ fn merge_attempt(
     tx: &Transaction,
     rollups: &mut Pending,
     workspace: WorkspaceId,
-    row_id: i64,
+    ext_id: &str,
     p: &PricedEvent,
     cols: &UsageColumns,
 ) -> std::result::Result<(WriteResult, CostChange), WriteError> {
     let e = &p.event;
-    let (mask, usage_missing, old) = tx
+    let (row_id, mask, usage_missing, old) = tx
         .prepare_cached(
             "SELECT id, attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
                 endpoint, prompt_version, tenant, attempts, cost_nanos, input_tokens, cached_tokens,
                 cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless, user
-             FROM events WHERE id = ?1",
+             FROM events WHERE workspace_id = ?1 AND external_request_id = ?2",
         )?
-        .query_row(params![row_id], |r| {
+        .query_row(params![workspace, ext_id], |r| {
             let old = Contribution {
                 workspace,
                 ts: r.get(3)?,
@@ -602,7 +582,7 @@ fn merge_attempt(
                 usage_missing: r.get(2)?,
                 idless: r.get(20)?,
             };
-            Ok((r.get::<_, i64>(1)?, r.get::<_, bool>(2)?, old))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?, old))
         })
         .optional()?
         .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
@@ -692,26 +672,4 @@ fn merge_attempt(
     ])?;
     change.replaced = true;
     Ok((WriteResult::Attempt { replaced: true }, change))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A regression: the planner chose the time index for the dedupe lookup, so every
-    /// event written scanned the workspace (the writer fell to a few hundred events/s).
-    #[test]
-    fn the_dedupe_lookup_goes_through_the_dedupe_key_index() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        super::super::schema::migrate(&mut conn, 0).unwrap();
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {FIND_CALL}"))
-            .unwrap()
-            .query_map(params![1, 1, "x"], |r| r.get(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(plan.len(), 1, "{plan:?}");
-        assert!(plan[0].contains("events_by_key (dedupe_key=?)"), "{plan:?}");
-    }
 }
