@@ -1129,24 +1129,25 @@ async fn required_tenant_id_rejects_events_without_it() {
     assert_eq!(blamed(&r.body["error"]["fields"]), vec!["tenantId"]);
 }
 
-/// Issue 10, item 1 (write side): SQLite's `x = x + excluded.x` turns an i64 overflow
-/// into a float silently, and a failed group commit failed every request in it. Now the
-/// request that would overflow a rollup cell gets a 400 naming the field, and the good
-/// requests committed with it are stored.
+/// Issue 10, item 1 (write side): a total that would leave i64 must never wrap or turn
+/// into a float, and a failed group commit failed every request in it. Now the request
+/// that would overflow a rollup cell gets a 400 naming the field, the good requests
+/// committed with it are stored, and the totals the server reads keep the old value.
 #[tokio::test]
 async fn a_request_that_would_overflow_a_rollup_cell_fails_alone() {
     let dir = tmp();
     let db = dir.path().join("b.db");
     let ingest = key(&db, "default", "ingest");
     let read = key(&db, "default", "read");
-    // One hour's cost cell a dollar short of i64::MAX nano-USD (as a store written
-    // before the ceilings could hold), for the endpoint the bad event names.
+    // One call of the last hour costing a dollar short of i64::MAX nano-USD (as a store
+    // written before the ceilings could hold), on the endpoint the bad event names; its
+    // tenant and user cells are not the good events' (the rollups sum it at start).
     let hour = jiff::Timestamp::now().as_millisecond() / 3_600_000 * 3_600_000 - 3_600_000;
     let seeded = i64::MAX - 100;
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         c.execute_batch(
-            "INSERT INTO dims (kind, value) VALUES (1, 'openai'), (2, 'gpt-4o-mini'), (3, 'overflow.cell');",
+            "INSERT INTO dims (kind, value) VALUES (1, 'openai'), (2, 'gpt-4o-mini'), (3, 'overflow.cell'), (6, 'seed-user');",
         )
         .unwrap();
         let id = |kind: i64, value: &str| -> i64 {
@@ -1157,15 +1158,20 @@ async fn a_request_that_would_overflow_a_rollup_cell_fails_alone() {
             )
             .unwrap()
         };
-        let (provider, model, endpoint) = (
-            id(1, "openai"),
-            id(2, "gpt-4o-mini"),
-            id(3, "overflow.cell"),
-        );
         c.execute(
-            "INSERT INTO rollup_main_hour VALUES (1, ?1, 0, 0, 0, ?2, ?3, ?4, 0,
-                 1, 1, ?5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
-            rusqlite::params![hour, provider, model, endpoint, seeded],
+            "INSERT INTO events (workspace_id, external_request_id, idless, ts, received_at, attempt,
+                attempt_mask, attempts, provider, model, endpoint, user, input_tokens, cached_tokens,
+                cache_write_tokens, output_tokens, reasoning_tokens, image_count, status, data_mode,
+                environment, operation, service_tier, usage_missing, cost_nanos)
+             VALUES (1, 'seeded', 0, ?1, ?1, 1, 2, 1, ?2, ?3, ?4, ?5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?6)",
+            rusqlite::params![
+                hour + 1000,
+                id(1, "openai"),
+                id(2, "gpt-4o-mini"),
+                id(3, "overflow.cell"),
+                id(6, "seed-user"),
+                seeded
+            ],
         )
         .unwrap();
     }
@@ -1209,18 +1215,29 @@ async fn a_request_that_would_overflow_a_rollup_cell_fails_alone() {
         .iter()
         .map(|e| e["externalRequestId"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 20, "{ids:?}");
+    assert_eq!(ids.len(), 21, "{ids:?}");
     assert!(!ids.contains(&"bad"), "{ids:?}");
+    // The hour's cell, read from the live rollups: the seeded call alone.
+    let window = |t: i64| jiff::Timestamp::from_millisecond(t).unwrap().to_string();
+    let body = json!({"from": window(hour), "to": window(hour + 3_600_000),
+        "groupBy": ["endpointTag"], "filters": {"endpointTag": ["overflow.cell"]},
+        "measures": ["requests"]});
+    let r = api.post("/v1/query", &read, &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["rows"][0]["requests"], json!(1), "{}", r.body);
     server.stop();
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let (kind, value): (String, i64) = c
-        .query_row(
-            "SELECT typeof(cost_nanos), cost_nanos FROM rollup_main_hour WHERE bucket = ?1 AND cost_nanos > 1000000000000",
-            [hour],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+    let store = burnrate::store::sqlite::SqliteStore::open(&db).unwrap();
+    let query = serde_json::from_value::<burnrate::query::QueryRequest>(body)
+        .unwrap()
+        .check(hour + 7_200_000)
         .unwrap();
-    assert_eq!((kind.as_str(), value), ("integer", seeded));
+    use burnrate::store::EventStore;
+    let answer = store.aggregate(1, query).await.unwrap();
+    assert_eq!(
+        (answer.rows[0].sums.requests, answer.rows[0].sums.cost.0),
+        (1, seeded)
+    );
+    store.close().await;
 }
 
 #[test]

@@ -1,7 +1,11 @@
-//! The aggregate query over raw events: one GROUP BY in SQL, exact integer sums.
-//! (Rollup tables will answer the same `Query` faster; this path stays the reference.)
+//! The aggregate query: the in-memory rollups for the whole hours/days of a window, raw
+//! events (one GROUP BY in SQL) for the partial edges and for what no rollup family
+//! holds; exact integer sums. The raw-only path is the reference the tests compare with.
 
-use super::rollup::{table, Family, Grain, DAY_MS, FAMILIES, HOUR_MS, MEASURES, RAW_MEASURES};
+use super::rollup::{
+    commit_seq, Cell, Family, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, N_MEASURES,
+    RAW_MEASURES,
+};
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
 use crate::money::Usd;
@@ -52,12 +56,12 @@ fn placeholders(n: usize) -> String {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Source {
     Raw,
-    Rollup(&'static Family, Grain),
+    Rollup(usize, Grain),
 }
 
 /// The rollup family that holds every dimension the query groups or filters by, if any.
 /// Tags live only in raw events.
-fn choose_family(query: &Query) -> Option<&'static Family> {
+fn choose_family(query: &Query) -> Option<usize> {
     if !query.filters.tags.is_empty()
         || query
             .group_by
@@ -84,54 +88,56 @@ fn choose_family(query: &Query) -> Option<&'static Family> {
     }
     FAMILIES
         .iter()
-        .find(|family| needed.iter().all(|c| family.dims.contains(c)))
+        .position(|family| needed.iter().all(|c| family.dims.contains(c)))
 }
 
-/// Split [from, to) into exact parts: raw events for the partial hours at the edges,
-/// hourly rollups for whole hours, daily rollups for whole UTC days (unless the answer is
-/// bucketed by hour).
-fn plan(query: &Query, family: Option<&'static Family>) -> Vec<(Source, i64, i64)> {
+/// Split [from, to) into exact parts: raw events for the partial hours (or days, for a
+/// family kept by day only) at the edges, hourly rollups for whole hours, daily rollups
+/// for whole UTC days (unless the answer is bucketed by hour).
+fn plan(query: &Query, family: Option<usize>) -> Vec<(Source, i64, i64)> {
     let (from, to) = (query.from_ms, query.to_ms);
-    let Some(family) = family else {
+    let Some(index) = family else {
         return vec![(Source::Raw, from, to)];
     };
+    let family: &Family = &FAMILIES[index];
     let ceil = |t: i64, step: i64| {
         t.div_euclid(step) * step + if t.rem_euclid(step) == 0 { 0 } else { step }
     };
     let floor = |t: i64, step: i64| t.div_euclid(step) * step;
-    let (h0, h1) = (ceil(from, HOUR_MS), floor(to, HOUR_MS));
-    if h0 >= h1 {
-        return vec![(Source::Raw, from, to)];
-    }
-    let mut parts = vec![(Source::Raw, from, h0)];
-    let (d0, d1) = (ceil(h0, DAY_MS), floor(h1, DAY_MS));
-    if query.bucket != Some(crate::query::Bucket::Hour) && d0 < d1 {
-        parts.push((Source::Rollup(family, Grain::Hour), h0, d0));
-        parts.push((Source::Rollup(family, Grain::Day), d0, d1));
-        parts.push((Source::Rollup(family, Grain::Hour), d1, h1));
+    let hourly = query.bucket == Some(crate::query::Bucket::Hour);
+    let mut parts = Vec::new();
+    if family.grains.contains(&Grain::Hour) {
+        let (h0, h1) = (ceil(from, HOUR_MS), floor(to, HOUR_MS));
+        if h0 >= h1 {
+            return vec![(Source::Raw, from, to)];
+        }
+        parts.push((Source::Raw, from, h0));
+        let (d0, d1) = (ceil(h0, DAY_MS), floor(h1, DAY_MS));
+        if !hourly && d0 < d1 {
+            parts.push((Source::Rollup(index, Grain::Hour), h0, d0));
+            parts.push((Source::Rollup(index, Grain::Day), d0, d1));
+            parts.push((Source::Rollup(index, Grain::Hour), d1, h1));
+        } else {
+            parts.push((Source::Rollup(index, Grain::Hour), h0, h1));
+        }
+        parts.push((Source::Raw, h1, to));
     } else {
-        parts.push((Source::Rollup(family, Grain::Hour), h0, h1));
+        let (d0, d1) = (ceil(from, DAY_MS), floor(to, DAY_MS));
+        if hourly || d0 >= d1 {
+            return vec![(Source::Raw, from, to)];
+        }
+        parts.push((Source::Raw, from, d0));
+        parts.push((Source::Rollup(index, Grain::Day), d0, d1));
+        parts.push((Source::Raw, d1, to));
     }
-    parts.push((Source::Raw, h1, to));
     parts.retain(|(_, a, b)| a < b);
     parts
 }
 
-/// SQL and parameters for one part of the query, read from `table` (raw `events` or a
-/// rollup table) whose time column is `time`.
-fn build(
-    workspace: WorkspaceId,
-    query: &Query,
-    table: &str,
-    time: &str,
-    from: i64,
-    to: i64,
-) -> (String, Vec<SqlValue>) {
-    let measures: Vec<String> = if table == "events" {
-        RAW_MEASURES.iter().map(|m| m.to_string()).collect()
-    } else {
-        MEASURES.iter().map(|m| format!("SUM({m})")).collect()
-    };
+/// SQL and parameters for one raw part of the query, [from, to) of `events`.
+fn build(workspace: WorkspaceId, query: &Query, from: i64, to: i64) -> (String, Vec<SqlValue>) {
+    let (table, time) = ("events", "ts");
+    let measures = RAW_MEASURES;
     // Placeholders are positional: SELECT's come first, then WHERE's.
     let mut select_params: Vec<SqlValue> = Vec::new();
     let mut params: Vec<SqlValue> = vec![workspace.into(), from.into(), to.into()];
@@ -238,60 +244,257 @@ enum GroupValue {
     Text(Option<String>),
 }
 
-pub fn aggregate(c: &mut Connection, workspace: WorkspaceId, query: &Query) -> Result<Answer> {
-    aggregate_with(c, workspace, query, true)
-}
+/// Groups while parts are merged: (bucket start, group values) -> sums.
+type Merged = HashMap<(Option<i64>, Vec<GroupValue>), Sums>;
 
-/// Answer `query`, from rollups where they are exact for it when `use_rollups`, else
-/// from raw events only (the reference the property test compares against).
-pub fn aggregate_with(
+/// Longest a read waits for the rollups to catch up with the events it sees.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// After this long behind, `behind` is called (the events came from another process).
+const BEHIND_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Answer `query` from the rollups where they are exact for it, raw events elsewhere.
+/// The rollup part and the raw part come from the same commit: the read snapshot's
+/// `commit_seq` must equal the rollups' `seq` (the writer applies a commit's changes
+/// right after it commits, so a read that sees the next commit first waits for it).
+/// `behind` is called once when the rollups stay behind (commits by another process).
+pub fn aggregate(
     c: &mut Connection,
     workspace: WorkspaceId,
     query: &Query,
-    use_rollups: bool,
+    rollups: &Rollups,
+    behind: &dyn Fn(),
 ) -> Result<Answer> {
-    // One read transaction: every part of the plan and the commit sequence come from the
-    // same snapshot, so a commit is in all of them or in none.
-    let c = c.transaction()?;
-    let seen = super::writer::commit_seq_seen(&c)?;
-    let family = if use_rollups {
-        choose_family(query)
-    } else {
-        None
-    };
-    let mut merged: HashMap<(Option<i64>, Vec<GroupValue>), Sums> = HashMap::new();
-    let parts = plan(query, family)
-        .into_iter()
-        .map(|(source, from, to)| match source {
-            Source::Raw => ("events".to_string(), "ts", from, to),
-            Source::Rollup(f, g) => (table(f, g), "bucket", from, to),
-        });
-    for (table_name, time, from, to) in parts {
-        let (sql, params) = build(workspace, query, &table_name, time, from, to);
-        let mut stmt = c.prepare_cached(&sql)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(params))
-            .map_err(overflow_or)?;
-        let bucketed = query.bucket.is_some() as usize;
-        let n = bucketed + query.group_by.len();
-        while let Some(r) = rows.next().map_err(overflow_or)? {
-            let bucket_ms = if bucketed == 1 {
-                Some(r.get::<_, i64>(0)?)
-            } else {
-                None
-            };
-            let mut group = Vec::with_capacity(query.group_by.len());
-            for (i, d) in query.group_by.iter().enumerate() {
-                group.push(match d {
-                    Dimension::Tag(_) => GroupValue::Text(r.get(bucketed + i)?),
-                    _ => GroupValue::Id(r.get(bucketed + i)?),
-                });
+    let parts = plan(query, choose_family(query));
+    if parts.iter().all(|(source, _, _)| *source == Source::Raw) {
+        return aggregate_raw(c, workspace, query);
+    }
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let tx = c.transaction()?;
+        let totals = rollups.read();
+        // The first read of the transaction: its snapshot starts here, while the totals
+        // cannot change.
+        let seq = commit_seq(&tx)?;
+        if seq == totals.seq {
+            let cells = from_totals(&tx, &totals, workspace, query, &parts)?;
+            drop(totals);
+            let mut merged = Merged::new();
+            merge_cells(query, cells, &mut merged)?;
+            for (source, from, to) in &parts {
+                if *source == Source::Raw {
+                    read_raw(&tx, workspace, query, *from, *to, &mut merged)?;
+                }
             }
-            let part = sums_of(r, n)?;
-            merged.entry((bucket_ms, group)).or_default().add(&part)?;
+            // The answer says which commit it saw (the budget counters' watermark).
+            let mut answer = finish(&tx, query, merged)?;
+            answer.seen = seq as u64;
+            return Ok(answer);
+        }
+        drop(totals);
+        drop(tx);
+        let waited = started.elapsed();
+        if waited > BEHIND_AFTER && !told {
+            behind();
+            told = true;
+        }
+        if waited > CATCH_UP_WAIT {
+            return Err(StoreError::Database(
+                "the rollups did not catch up with the events".into(),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Answer `query` from raw events only (the reference the property test compares with).
+pub fn aggregate_raw(c: &mut Connection, workspace: WorkspaceId, query: &Query) -> Result<Answer> {
+    // One read transaction: the sums and the commit sequence come from one snapshot.
+    let tx = c.transaction()?;
+    let seq = commit_seq(&tx)?;
+    let mut merged = Merged::new();
+    read_raw(
+        &tx,
+        workspace,
+        query,
+        query.from_ms,
+        query.to_ms,
+        &mut merged,
+    )?;
+    let mut answer = finish(&tx, query, merged)?;
+    answer.seen = seq as u64;
+    Ok(answer)
+}
+
+/// Add the GROUP BY over raw events in [from, to) to `merged`.
+fn read_raw(
+    c: &Connection,
+    workspace: WorkspaceId,
+    query: &Query,
+    from: i64,
+    to: i64,
+    merged: &mut Merged,
+) -> Result<()> {
+    let (sql, params) = build(workspace, query, from, to);
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(overflow_or)?;
+    let bucketed = query.bucket.is_some() as usize;
+    let n = bucketed + query.group_by.len();
+    while let Some(r) = rows.next().map_err(overflow_or)? {
+        let bucket_ms = if bucketed == 1 {
+            Some(r.get::<_, i64>(0)?)
+        } else {
+            None
+        };
+        let mut group = Vec::with_capacity(query.group_by.len());
+        for (i, d) in query.group_by.iter().enumerate() {
+            group.push(match d {
+                Dimension::Tag(_) => GroupValue::Text(r.get(bucketed + i)?),
+                _ => GroupValue::Id(r.get(bucketed + i)?),
+            });
+        }
+        let part = sums_of(r, n)?;
+        merged.entry((bucket_ms, group)).or_default().add(&part)?;
+    }
+    Ok(())
+}
+
+/// Rollup cells folded by (bucket start, group ids); at most three group dimensions.
+type CellGroups = HashMap<(Option<i64>, [u32; 3]), Cell>;
+
+/// The ids a filter lets through for one family column (None: no filter on it). A
+/// missing value filters as its label ("unknown", "unversioned"), id 0.
+fn allowed_ids(
+    c: &Connection,
+    f: &crate::query::Filters,
+    column_name: &str,
+) -> Result<Option<std::collections::HashSet<u32>>> {
+    let codes =
+        |codes: Vec<u8>| (!codes.is_empty()).then(|| codes.into_iter().map(u32::from).collect());
+    match column_name {
+        "environment" => return Ok(codes(f.environment.iter().map(|e| e.code()).collect())),
+        "data_mode" => return Ok(codes(f.data_mode.iter().map(|e| e.code()).collect())),
+        "status" => return Ok(codes(f.status.iter().map(|e| e.code()).collect())),
+        _ => {}
+    }
+    let Some((d, values)) = f.text.iter().find(|(d, _)| column(d) == column_name) else {
+        return Ok(None);
+    };
+    let Some(kind) = dim_kind(d) else {
+        return Ok(None);
+    };
+    let mut ids = std::collections::HashSet::new();
+    if values.iter().any(|v| v == d.missing_label()) {
+        ids.insert(0);
+    }
+    let sql = format!(
+        "SELECT id FROM dims WHERE kind = {} AND value IN ({})",
+        kind as u8,
+        placeholders(values.len())
+    );
+    let mut stmt = c.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+    while let Some(r) = rows.next()? {
+        if let Ok(id) = u32::try_from(r.get::<_, i64>(0)?) {
+            ids.insert(id);
         }
     }
-    let names = dim_names(&c, merged.keys().flat_map(|(_, g)| g.iter()))?;
+    Ok(Some(ids))
+}
+
+/// Sum the rollup parts of the plan from `totals`, filtered and grouped as asked.
+fn from_totals(
+    c: &Connection,
+    totals: &Totals,
+    workspace: WorkspaceId,
+    query: &Query,
+    parts: &[(Source, i64, i64)],
+) -> Result<CellGroups> {
+    let mut out = CellGroups::new();
+    let Some(index) = choose_family(query) else {
+        return Ok(out);
+    };
+    let family = &FAMILIES[index];
+    let mut allowed = Vec::with_capacity(family.dims.len());
+    for name in family.dims {
+        allowed.push(allowed_ids(c, &query.filters, name)?);
+    }
+    // choose_family found every grouped dimension in the family.
+    let slots: Vec<usize> = query
+        .group_by
+        .iter()
+        .filter_map(|d| family.dims.iter().position(|c| *c == column(d)))
+        .collect();
+    for (source, from, to) in parts {
+        let Source::Rollup(f, grain) = *source else {
+            continue;
+        };
+        let buckets = &totals.cells[f][grain as usize].buckets;
+        for ((_, start), cells) in buckets.range((workspace, *from)..(workspace, *to)) {
+            let bucket = query
+                .bucket
+                .map(|b| start.div_euclid(b.millis()) * b.millis());
+            for (dims, cell) in cells {
+                let kept = allowed
+                    .iter()
+                    .zip(dims)
+                    .all(|(a, id)| a.as_ref().is_none_or(|ids| ids.contains(id)));
+                if !kept {
+                    continue;
+                }
+                let mut group = [0u32; 3];
+                for (g, slot) in group.iter_mut().zip(&slots) {
+                    *g = dims[*slot];
+                }
+                let total = out.entry((bucket, group)).or_insert([0; N_MEASURES]);
+                for (t, m) in total.iter_mut().zip(cell) {
+                    *t = t.checked_add(*m).ok_or(StoreError::SumOverflow)?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fold rollup groups into `merged`. A negative sum can only come from values stored out
+/// of range: refused as an overflow, as for raw sums.
+fn merge_cells(query: &Query, cells: CellGroups, merged: &mut Merged) -> Result<()> {
+    for ((bucket, ids), cell) in cells {
+        let u = |i: usize| u64::try_from(cell[i]).map_err(|_| StoreError::SumOverflow);
+        if cell[2] < 0 {
+            return Err(StoreError::SumOverflow);
+        }
+        let sums = Sums {
+            requests: u(0)?,
+            attempts: u(1)?,
+            cost: Usd(cell[2]),
+            priced: u(3)?,
+            input: u(4)?,
+            cached: u(5)?,
+            cache_write: u(6)?,
+            output: u(7)?,
+            reasoning: u(8)?,
+            latency_sum: u(9)?,
+            latency_count: u(10)?,
+            errors: u(11)?,
+            usage_missing: u(12)?,
+            idless: u(13)?,
+        };
+        let group = ids
+            .iter()
+            .take(query.group_by.len())
+            .map(|id| GroupValue::Id(i64::from(*id)))
+            .collect();
+        merged.entry((bucket, group)).or_default().add(&sums)?;
+    }
+    Ok(())
+}
+
+/// Name the groups and cut the answer to the query's order and limit.
+fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
+    let names = dim_names(c, merged.keys().flat_map(|(_, g)| g.iter()))?;
     let out: Vec<Row> = merged
         .into_iter()
         .filter(|(_, sums)| sums.requests > 0)
@@ -305,9 +508,7 @@ pub fn aggregate_with(
                 .collect(),
         })
         .collect();
-    let mut answer = crate::query::answer(query, out)?;
-    answer.seen = seen;
-    Ok(answer)
+    Ok(crate::query::answer(query, out)?)
 }
 
 /// The measure columns from `n` on as sums. A negative sum can only come from values

@@ -14,7 +14,7 @@ use crate::event::PricedEvent;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// Ingest jobs that may wait for the writer; beyond this, ingest answers 429.
@@ -25,6 +25,8 @@ pub use lifecycle::restore;
 pub struct SqliteStore {
     path: PathBuf,
     jobs: Mutex<Option<mpsc::Sender<writer::WriterJob>>>,
+    /// In-memory rollups, changed only by the writer (after each commit).
+    rollups: Arc<rollup::Rollups>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
@@ -48,22 +50,64 @@ impl SqliteStore {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn, now_ms())?;
+        let rollups = Arc::new(Self::build_rollups(&mut conn)?);
         // The writer keeps SQLite's auto-checkpoint, which is what lets the WAL restart from
         // the beginning; a background thread copies frames ahead of it so those checkpoints
         // find little left to do and a commit rarely waits on one.
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let writer_rollups = rollups.clone();
         let writer = std::thread::Builder::new()
             .name("burnrate-writer".into())
-            .spawn(move || writer::run(conn, rx))?;
+            .spawn(move || writer::run(conn, rx, writer_rollups))?;
         let checkpointer = Self::start_checkpointer(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             jobs: Mutex::new(Some(tx)),
+            rollups,
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
             write_failing: AtomicBool::new(false),
         })
+    }
+
+    /// The rollups, summed from every event in the file (the start's cost, logged).
+    fn build_rollups(conn: &mut Connection) -> anyhow::Result<rollup::Rollups> {
+        let started = std::time::Instant::now();
+        let totals = rollup::Totals::rebuild(conn)
+            .map_err(|e| anyhow::anyhow!("summing the stored events failed: {e}"))?;
+        let cells: Vec<String> = totals
+            .cell_counts()
+            .iter()
+            .map(|(family, grain, n)| format!("{family}/{grain:?}={n}"))
+            .collect();
+        tracing::info!(
+            seq = totals.seq,
+            ms = started.elapsed().as_millis() as u64,
+            cells = %cells.join(" "),
+            "rollups built from the events"
+        );
+        Ok(rollup::Rollups::new(totals))
+    }
+
+    /// The last commit sequence the rollups include: every read through `aggregate`
+    /// answers as of exactly this many commits (or a later one).
+    pub fn commit_seq(&self) -> i64 {
+        self.rollups.read().seq
+    }
+
+    /// Called by a read whose snapshot is ahead of the rollups for long: another process
+    /// committed to the file. The writer rebuilds them between two commits.
+    fn catch_up_later(&self) -> impl Fn() + Send + 'static {
+        let sender = self.writer().ok();
+        let rollups = self.rollups.clone();
+        move || {
+            if let Some(sender) = &sender {
+                let rollups = rollups.clone();
+                let job = Box::new(move |c: &mut Connection| writer::catch_up(c, &rollups));
+                let _ = sender.try_send(writer::WriterJob::OnWriter(job));
+            }
+        }
     }
 
     /// Keep track of whether writes work: a storage failure marks the store unwritable
@@ -82,7 +126,7 @@ impl SqliteStore {
         workspace: WorkspaceId,
         query: crate::query::Query,
     ) -> Result<crate::query::Answer> {
-        self.with_conn(move |c| aggregate::aggregate_with(c, workspace, &query, false))
+        self.with_conn(move |c| aggregate::aggregate_raw(c, workspace, &query))
             .await
     }
 
@@ -271,7 +315,8 @@ impl EventStore for SqliteStore {
         workspace: WorkspaceId,
         query: crate::query::Query,
     ) -> Result<crate::query::Answer> {
-        self.with_conn(move |c| aggregate::aggregate(c, workspace, &query))
+        let (rollups, behind) = (self.rollups.clone(), self.catch_up_later());
+        self.with_conn(move |c| aggregate::aggregate(c, workspace, &query, &rollups, &behind))
             .await
     }
 
@@ -284,7 +329,8 @@ impl EventStore for SqliteStore {
         workspace: WorkspaceId,
         filters: crate::query::Filters,
     ) -> Result<Vec<VersionSeen>> {
-        self.with_conn(move |c| read::versions_seen(c, workspace, &filters))
+        let rollups = self.rollups.clone();
+        self.with_conn(move |c| read::versions_seen(c, &rollups, workspace, &filters))
             .await
     }
 

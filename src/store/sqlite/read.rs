@@ -5,7 +5,7 @@ use super::ms_to_rfc3339;
 use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
 use crate::money::Usd;
 use crate::store::*;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Dimension ids resolved to their text inline, so a page is one query.
 const EVENT_SELECT: &str = "
@@ -192,42 +192,40 @@ pub fn freshness(c: &mut Connection, workspace: WorkspaceId) -> Result<Option<Fr
     }))
 }
 
+/// When each (endpoint, prompt version) was first and last seen, from the rollups.
 pub fn versions_seen(
     c: &mut Connection,
+    rollups: &super::rollup::Rollups,
     workspace: WorkspaceId,
     f: &crate::query::Filters,
 ) -> Result<Vec<VersionSeen>> {
-    let codes = |v: Vec<u8>| v.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
-    let mut filter = String::from("workspace_id = ?1");
-    if !f.environment.is_empty() {
-        filter.push_str(&format!(
-            " AND environment IN ({})",
-            codes(f.environment.iter().map(|e| e.code()).collect())
-        ));
+    let envs: Vec<i64> = f.environment.iter().map(|e| e.code() as i64).collect();
+    let modes: Vec<i64> = f.data_mode.iter().map(|e| e.code() as i64).collect();
+    let mut spans: std::collections::BTreeMap<(i64, i64), (i64, i64)> = Default::default();
+    for ((ws, endpoint, version, env, mode), (first, last)) in &rollups.read().seen {
+        let kept = *ws == workspace
+            && (envs.is_empty() || envs.contains(env))
+            && (modes.is_empty() || modes.contains(mode));
+        if kept {
+            let span = spans
+                .entry((*endpoint, *version))
+                .or_insert((*first, *last));
+            *span = (span.0.min(*first), span.1.max(*last));
+        }
     }
-    if !f.data_mode.is_empty() {
-        filter.push_str(&format!(
-            " AND data_mode IN ({})",
-            codes(f.data_mode.iter().map(|e| e.code()).collect())
-        ));
+    let mut name = c.prepare_cached("SELECT value FROM dims WHERE id = ?1")?;
+    let mut text =
+        |id: i64| -> Result<Option<String>> { Ok(name.query_row([id], |r| r.get(0)).optional()?) };
+    let mut out = Vec::with_capacity(spans.len());
+    for ((endpoint, version), (first_ms, last_ms)) in spans {
+        out.push(VersionSeen {
+            endpoint_tag: text(endpoint)?.unwrap_or_default(),
+            prompt_version: text(version)?.unwrap_or_else(|| "unversioned".into()),
+            first_ms,
+            last_ms,
+        });
     }
-    let sql = format!(
-        "SELECT (SELECT value FROM dims WHERE id = v.endpoint), (SELECT value FROM dims WHERE id = v.prompt_version),
-            MIN(first_ts), MAX(last_ts)
-         FROM versions_seen v WHERE {filter} GROUP BY endpoint, prompt_version"
-    );
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map([workspace], |r| {
-        Ok(VersionSeen {
-            endpoint_tag: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-            prompt_version: r
-                .get::<_, Option<String>>(1)?
-                .unwrap_or_else(|| "unversioned".into()),
-            first_ms: r.get(2)?,
-            last_ms: r.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(out)
 }
 
 /// The newest `limit` logical calls of the window that match the filters: newest first

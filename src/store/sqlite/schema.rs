@@ -5,8 +5,9 @@ use rusqlite::Connection;
 /// 2: control objects are numbered per workspace and kind (`objects` keyed by
 /// (workspace, kind, id), `object_ids` the sequences); 1 had one rowid for all kinds.
 pub const SCHEMA_VERSION: i64 = 2;
-/// Bumped whenever the rollup tables change shape; a mismatch rebuilds them.
-const ROLLUPS_VERSION: &str = "6";
+/// 7: rollups live in memory (rebuilt from the events at open); a file of an older
+/// version has rollup tables, dropped once.
+const ROLLUPS_VERSION: &str = "7";
 
 /// Dictionary kinds: repeated strings are stored once in `dims` and referenced by id,
 /// which keeps rows small and GROUP BY on integers.
@@ -108,10 +109,6 @@ CREATE TABLE IF NOT EXISTS key_quality (
     last_unknown_field TEXT,
     last_unknown_ms INTEGER
 );
--- The commit sequence: bumped by every ingest commit, read with every aggregate (the
--- budget counters' watermark).
-CREATE TABLE IF NOT EXISTS commit_seq (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
-INSERT OR IGNORE INTO commit_seq (id, seq) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS price_books (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -175,7 +172,6 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(DDL)?;
     tx.execute_batch(&objects_ddl("objects"))?;
-    tx.execute_batch(&super::rollup::ddl())?;
     let version: Option<i64> = tx
         .query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -204,7 +200,13 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES ('default', 0, ?1)",
         [now_ms],
     )?;
-    // Rollups of this version are derived from the events; (re)build them when missing.
+    // Bumped by every ingest commit: which commits an answer includes.
+    tx.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('commit_seq', '0')",
+        [],
+    )?;
+    // Rollups are derived from the events and kept in memory: drop the tables of older
+    // versions.
     let rollups: Option<String> = tx
         .query_row(
             "SELECT value FROM meta WHERE key = 'rollups_version'",
@@ -213,7 +215,6 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         )
         .ok();
     if rollups.as_deref() != Some(ROLLUPS_VERSION) {
-        // Another version may have other columns: drop every rollup table, recreate, refill.
         let old_tables: Vec<String> = tx
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND (name LIKE 'rollup\\_%' ESCAPE '\\' OR name = 'versions_seen')")?
             .query_map([], |r| r.get(0))?
@@ -221,8 +222,6 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         for table in old_tables {
             tx.execute_batch(&format!("DROP TABLE \"{table}\";"))?;
         }
-        tx.execute_batch(&super::rollup::ddl())?;
-        super::rollup::rebuild(&tx)?;
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('rollups_version', ?1)",
             [ROLLUPS_VERSION],

@@ -2,7 +2,7 @@
 //! job, writes them in one transaction with one fsync (group commit), then answers each
 //! sender. A 2xx is only sent after that commit.
 
-use super::rollup::{Contribution, Pending, WriteError};
+use super::rollup::{Contribution, Pending, Rollups, Totals, WriteError};
 use super::schema::DimKind;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{DataMode, Environment};
@@ -12,6 +12,7 @@ use crate::store::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub struct IngestJob {
@@ -22,8 +23,8 @@ pub struct IngestJob {
     pub reply: oneshot::Sender<Result<IngestOutcome>>,
 }
 
-/// Work for the writer thread: ingest writes, or a probe that must run on the writer's
-/// own connection (the readiness write check).
+/// Work for the writer thread: ingest writes, or work that must run on the writer's own
+/// connection between two commits (the readiness write probe, the rollups' catch-up).
 pub enum WriterJob {
     Ingest(IngestJob),
     OnWriter(Box<dyn FnOnce(&mut Connection) + Send>),
@@ -40,13 +41,14 @@ struct DimCache {
     ids: [HashMap<Box<str>, i64, foldhash::fast::RandomState>; 10],
 }
 
-pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>) {
+pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, rollups: Arc<Rollups>) {
     let mut dims = DimCache::default();
+    let dropper = start_dropper();
     let mut next = None;
     while let Some(first) = next.take().or_else(|| jobs.blocking_recv()) {
         let first = match first {
-            WriterJob::OnWriter(probe) => {
-                probe(&mut conn);
+            WriterJob::OnWriter(read) => {
+                read(&mut conn);
                 continue;
             }
             WriterJob::Ingest(job) => job,
@@ -59,15 +61,15 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>) {
                     queued += job.events.len();
                     batch.push(job);
                 }
-                // A probe runs after this commit, in arrival order.
-                Ok(probe) => {
-                    next = Some(probe);
+                // A read waits for this commit: it must see it.
+                Ok(read) => {
+                    next = Some(read);
                     break;
                 }
                 Err(_) => break,
             }
         }
-        let result = commit(&mut conn, &mut dims, &batch);
+        let result = commit(&mut conn, &mut dims, &rollups, &batch);
         match result {
             // One request's data (a total it would overflow, say) must not fail the
             // others it happened to share a commit with: each is retried alone, so only
@@ -78,11 +80,11 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>) {
                 tracing::warn!(error = %cause, jobs = batch.len(), "group commit failed; committing its requests one by one");
                 for job in batch {
                     let alone = vec![job];
-                    let result = commit(&mut conn, &mut dims, &alone);
-                    answer(alone, result, &mut dims);
+                    let result = commit(&mut conn, &mut dims, &rollups, &alone);
+                    answer(alone, result, &mut dims, &dropper);
                 }
             }
-            result => answer(batch, result, &mut dims),
+            result => answer(batch, result, &mut dims, &dropper),
         }
     }
     // Channel closed: every sender is gone; fold the WAL back before the file is closed.
@@ -116,16 +118,52 @@ fn store_error(e: WriteError) -> StoreError {
     }
 }
 
-type Committed = std::result::Result<Vec<IngestOutcome>, WriteError>;
+/// Per job its outcome; per stored (not duplicate) event its cost change, as (job index,
+/// event index, change) when the budget counters listen.
+type Committed =
+    std::result::Result<(Vec<IngestOutcome>, Vec<(usize, usize, CostChange)>), WriteError>;
+
+/// Dropping a batch (thousands of events, each with a few strings and a tag map) is
+/// a good part of the writer's time: another thread does it.
+fn start_dropper() -> std::sync::mpsc::Sender<Vec<Vec<PricedEvent>>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Vec<PricedEvent>>>();
+    let spawned = std::thread::Builder::new()
+        .name("burnrate-drop".into())
+        .spawn(move || {
+            for batch in rx {
+                drop(batch);
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the thread, batches are dropped where they are sent from.
+        tracing::warn!(error = %e, "no thread to free ingested batches");
+    }
+    tx
+}
 
 /// Tell each sender how its commit went: its results, the commit's sequence and its
-/// events' cost changes (which the sender hands to the budget counters).
-fn answer(batch: Vec<IngestJob>, result: Committed, dims: &mut DimCache) {
+/// events' cost changes (which `ingest::accept` hands to the budget counters).
+fn answer(
+    mut batch: Vec<IngestJob>,
+    result: Committed,
+    dims: &mut DimCache,
+    dropper: &std::sync::mpsc::Sender<Vec<Vec<PricedEvent>>>,
+) {
     match result {
-        Ok(outcomes) => {
+        Ok((mut outcomes, changes)) => {
+            // The events are not needed after this: their strings move into the effects
+            // instead of being copied.
+            for (j, i, change) in changes {
+                let job = &mut batch[j];
+                let effect = spend_effect(job.workspace, &mut job.events[i], change);
+                outcomes[j].effects.push(effect);
+            }
+            let mut events = Vec::with_capacity(batch.len());
             for (job, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = job.reply.send(Ok(outcome));
+                events.push(job.events);
             }
+            let _ = dropper.send(events);
         }
         Err(e) => {
             // Nothing of this batch is acknowledged; ids handed out inside the
@@ -148,58 +186,95 @@ fn answer(batch: Vec<IngestJob>, result: Committed, dims: &mut DimCache) {
 }
 
 /// One transaction for a whole batch of jobs; returns each job's outcome.
-fn commit(conn: &mut Connection, dims: &mut DimCache, batch: &[IngestJob]) -> Committed {
+fn commit(
+    conn: &mut Connection,
+    dims: &mut DimCache,
+    rollups: &Rollups,
+    batch: &[IngestJob],
+) -> Committed {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut rollups = Pending::default();
+    let mut changes = Vec::new();
+    let mut pending = Pending::default();
     {
         // Prepared once per commit: the statement cache would hash the SQL per event.
         let mut insert = tx.prepare(INSERT_EVENT)?;
-        for job in batch {
+        for (j, job) in batch.iter().enumerate() {
             let mut results = Vec::with_capacity(job.events.len());
-            let mut effects = Vec::with_capacity(job.events.len());
-            for priced in &job.events {
+            for (i, priced) in job.events.iter().enumerate() {
                 let (ws, at) = (job.workspace, job.received_at_ms);
                 let (result, change) =
-                    write_event(&tx, &mut insert, dims, &mut rollups, ws, at, priced)?;
+                    write_event(&tx, &mut insert, dims, &mut pending, ws, at, priced)?;
                 if result != WriteResult::Duplicate {
-                    effects.push(spend_effect(ws, priced, change));
+                    changes.push((j, i, change));
                 }
                 results.push(result);
             }
             outcomes.push(IngestOutcome {
                 results,
                 seq: 0,
-                effects,
+                effects: Vec::new(),
             });
             count_unknown_fields(&tx, &job.tally, job.received_at_ms)?;
         }
-        // Rollups change in the same transaction as the events they sum.
-        rollups.flush(&tx)?;
     }
-    let seq = next_commit_seq(&tx)?;
-    tx.commit()?;
-    for outcome in &mut outcomes {
-        outcome.seq = seq;
-    }
-    Ok(outcomes)
-}
-
-/// Take the next commit sequence inside the commit's transaction: every process writing
-/// this file shares one sequence, and a read sees a sequence only with its commit.
-fn next_commit_seq(tx: &Transaction) -> rusqlite::Result<CommitSeq> {
+    // A total this commit would push past i64 refuses it before anything is stored.
+    let applied = {
+        let totals = rollups.read();
+        totals.check(&pending)?;
+        totals.seq
+    };
     let seq: i64 = tx
-        .prepare_cached("UPDATE commit_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq")?
+        .prepare_cached(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'commit_seq'
+             RETURNING CAST(value AS INTEGER)",
+        )?
         .query_row([], |r| r.get(0))?;
-    Ok(seq as CommitSeq)
+    tx.commit()?;
+    after_commit(conn, rollups, pending, applied, seq);
+    for outcome in &mut outcomes {
+        outcome.seq = seq as CommitSeq;
+    }
+    Ok((outcomes, changes))
 }
 
-/// The last committed sequence as this connection's snapshot sees it.
-pub fn commit_seq_seen(conn: &Connection) -> rusqlite::Result<CommitSeq> {
-    let seq: i64 = conn
-        .prepare_cached("SELECT seq FROM commit_seq WHERE id = 1")?
-        .query_row([], |r| r.get(0))?;
-    Ok(seq as CommitSeq)
+/// Fold a commit into the rollups. When the sequence jumped (another process, such as
+/// `burnrate import`, committed events to the same file since), rebuild them instead.
+fn after_commit(
+    conn: &mut Connection,
+    rollups: &Rollups,
+    pending: Pending,
+    applied: i64,
+    seq: i64,
+) {
+    if seq == applied + 1 {
+        match rollups.apply(pending, seq) {
+            Ok(()) => return,
+            // Checked before the commit, so not expected; the rebuild repairs the totals.
+            Err(e) => tracing::error!(error = %e, "folding a commit into the rollups failed"),
+        }
+    }
+    catch_up(conn, rollups);
+}
+
+/// Rebuild the rollups from the events when they are not at the file's commit sequence.
+pub fn catch_up(conn: &mut Connection, rollups: &Rollups) {
+    let current = super::rollup::commit_seq(conn).ok();
+    if current == Some(rollups.read().seq) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match Totals::rebuild(conn) {
+        Ok(fresh) => {
+            tracing::info!(
+                seq = fresh.seq,
+                ms = started.elapsed().as_millis() as u64,
+                "rollups rebuilt from the events (another process wrote to the file)"
+            );
+            rollups.replace(fresh);
+        }
+        Err(e) => tracing::error!(error = %store_error(e), "rebuilding the rollups failed"),
+    }
 }
 
 /// Add a request's unknown fields to its key's count, with the events: as durable as
@@ -234,8 +309,9 @@ struct CostChange {
 /// The budget-relevant change of one write. A replaced attempt moves the call's whole
 /// cost change to the new attempt's time (retries are seconds apart; at a period edge
 /// the old period keeps the old cost).
-fn spend_effect(workspace: WorkspaceId, p: &PricedEvent, change: CostChange) -> SpendEffect {
-    let e = &p.event;
+fn spend_effect(workspace: WorkspaceId, p: &mut PricedEvent, change: CostChange) -> SpendEffect {
+    let e = &mut p.event;
+    let take = std::mem::take::<String>;
     let new_cost = p.pricing.cost.map(|c| c.nanos());
     let (cost_delta, unpriced_delta) = match (change.old_cost, change.replaced) {
         (None, _) => (new_cost.unwrap_or(0), new_cost.is_none() as i64),
@@ -254,16 +330,16 @@ fn spend_effect(workspace: WorkspaceId, p: &PricedEvent, change: CostChange) -> 
     };
     SpendEffect {
         workspace,
-        external_request_id: e.external_request_id.clone(),
+        external_request_id: e.external_request_id.take(),
         ts_ms: e.timestamp_ms,
         environment,
         data_mode,
-        endpoint_tag: e.endpoint_tag.clone(),
-        tenant_id: e.tenant_id.clone(),
-        user_id: e.user_id.clone(),
-        model: e.model.clone(),
-        provider: e.provider.clone(),
-        tags: e.tags.clone(),
+        endpoint_tag: take(&mut e.endpoint_tag),
+        tenant_id: e.tenant_id.take(),
+        user_id: e.user_id.take(),
+        model: take(&mut e.model),
+        provider: take(&mut e.provider),
+        tags: std::mem::take(&mut e.tags),
         cost_delta,
         unpriced_delta,
         new_call_cost: new_cost.filter(|_| change.old_cost.is_none()),
