@@ -81,12 +81,14 @@ impl SqliteStore {
             .iter()
             .map(|(family, grain, n)| format!("{family}/{grain:?}={n}"))
             .collect();
-        tracing::info!(
-            seq = totals.seq,
-            ms = started.elapsed().as_millis() as u64,
-            cells = %cells.join(" "),
-            "rollups built from the events"
-        );
+        let ms = started.elapsed().as_millis() as u64;
+        // Said when it is slow enough to explain a slow start; every CLI command opens
+        // the store, and a quick build is not news.
+        if ms >= 1_000 {
+            tracing::info!(seq = totals.seq, ms, cells = %cells.join(" "), "rollups built from the events");
+        } else {
+            tracing::debug!(seq = totals.seq, ms, cells = %cells.join(" "), "rollups built from the events");
+        }
         Ok(rollup::Rollups::new(totals))
     }
 
