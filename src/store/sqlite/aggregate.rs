@@ -462,26 +462,7 @@ fn from_totals(
 /// of range: refused as an overflow, as for raw sums.
 fn merge_cells(query: &Query, cells: CellGroups, merged: &mut Merged) -> Result<()> {
     for ((bucket, ids), cell) in cells {
-        let u = |i: usize| u64::try_from(cell[i]).map_err(|_| StoreError::SumOverflow);
-        if cell[2] < 0 {
-            return Err(StoreError::SumOverflow);
-        }
-        let sums = Sums {
-            requests: u(0)?,
-            attempts: u(1)?,
-            cost: Usd(cell[2]),
-            priced: u(3)?,
-            input: u(4)?,
-            cached: u(5)?,
-            cache_write: u(6)?,
-            output: u(7)?,
-            reasoning: u(8)?,
-            latency_sum: u(9)?,
-            latency_count: u(10)?,
-            errors: u(11)?,
-            usage_missing: u(12)?,
-            idless: u(13)?,
-        };
+        let sums = sums_of_cell(&cell)?;
         let group = ids
             .iter()
             .take(query.group_by.len())
@@ -515,18 +496,23 @@ fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
 /// stored out of range (a token count that wrapped before ingest had bounds): it is
 /// refused as an overflow rather than shown as a wrapped number.
 fn sums_of(r: &rusqlite::Row, n: usize) -> Result<Sums> {
-    let u = |i: usize| -> Result<u64> {
-        let v = r.get::<_, Option<i64>>(n + i)?.unwrap_or(0);
-        u64::try_from(v).map_err(|_| StoreError::SumOverflow)
-    };
-    let cost = r.get::<_, Option<i64>>(n + 2)?.unwrap_or(0);
-    if cost < 0 {
+    let mut cell = [0i64; N_MEASURES];
+    for (i, value) in cell.iter_mut().enumerate() {
+        *value = r.get::<_, Option<i64>>(n + i)?.unwrap_or(0);
+    }
+    sums_of_cell(&cell)
+}
+
+/// The 14 measure sums in `MEASURES` order as `Sums`; a negative one is an overflow.
+fn sums_of_cell(cell: &[i64; N_MEASURES]) -> Result<Sums> {
+    let u = |i: usize| u64::try_from(cell[i]).map_err(|_| StoreError::SumOverflow);
+    if cell[2] < 0 {
         return Err(StoreError::SumOverflow);
     }
     Ok(Sums {
         requests: u(0)?,
         attempts: u(1)?,
-        cost: Usd(cost),
+        cost: Usd(cell[2]),
         priced: u(3)?,
         input: u(4)?,
         cached: u(5)?,
