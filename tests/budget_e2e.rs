@@ -418,3 +418,50 @@ async fn spend_imported_by_another_process_reaches_the_running_budget() {
         "a refresh must not count anything twice"
     );
 }
+
+/// A retry that names another tenant and replaces the stored attempt moves the call's
+/// cost at once: the first tenant's budget gives it back, the second's takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacing_retry_under_another_tenant_moves_the_cost_between_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("moved.db");
+    cli(&db, &["workspaces", "list"]);
+    let admin = key(&db, "default", "admin");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut ids = Vec::new();
+    for tenant in ["alpha", "beta"] {
+        let created = api
+            .post(
+                "/v1/budgets",
+                &admin,
+                &json!({"name": tenant, "scope": {"tenantId": tenant}, "period": "month",
+                        "limitUsd": 10, "action": "notify"}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        ids.push(created.body["id"].as_i64().unwrap());
+    }
+    let spent = |id: i64| {
+        let api = &api;
+        let admin = &admin;
+        async move {
+            let status = api.get(&format!("/v1/budgets/{id}/status"), admin).await;
+            status.body["spentUsd"].as_f64().unwrap()
+        }
+    };
+    // Attempt 1 fails after using tokens, billed to alpha.
+    let mut first = call("moved-1", "alpha", "1");
+    first["status"] = json!("error");
+    first["errorCode"] = json!("timeout");
+    let stored = api.post("/v1/ingest/llm-request", &ingest, &first).await;
+    assert_eq!(stored.status, 202, "{}", stored.body);
+    assert_eq!((spent(ids[0]).await, spent(ids[1]).await), (1.0, 0.0));
+    // Attempt 2 succeeds and replaces it, under beta.
+    let mut second = call("moved-1", "beta", "2");
+    second["attempt"] = json!(2);
+    let stored = api.post("/v1/ingest/llm-request", &ingest, &second).await;
+    assert_eq!(stored.status, 202, "{}", stored.body);
+    assert_eq!((spent(ids[0]).await, spent(ids[1]).await), (0.0, 2.0));
+}

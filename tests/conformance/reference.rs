@@ -155,7 +155,7 @@ impl Reference {
         workspace: WorkspaceId,
         p: &PricedEvent,
         request: usize,
-    ) -> (WriteResult, Option<Effect>) {
+    ) -> (WriteResult, Vec<Effect>) {
         let e = &p.event;
         let bit = 1u64 << (e.attempt - 1);
         let seen = (
@@ -164,14 +164,20 @@ impl Reference {
             e.timestamp_ms,
         );
         let new_cost = p.pricing.cost.map(|c| c.0);
-        let effect = |old: Option<Option<i64>>, call: &Event| Effect {
-            external_request_id: e.external_request_id.clone(),
-            environment: call.environment.as_str(),
-            data_mode: call.data_mode.as_str(),
-            cost_delta: new_cost.unwrap_or(0) - old.flatten().unwrap_or(0),
-            unpriced_delta: new_cost.is_none() as i64 - old.is_some_and(|c| c.is_none()) as i64,
-            new_call_cost: new_cost.filter(|_| old.is_none()),
-        };
+        // `counted`: the attempt whose dimensions and time the change is counted under;
+        // `call`: the stored call, whose environment and data mode every effect keeps.
+        let effect =
+            |counted: &Event, call: &Event, cost: Option<i64>, sign: i64, new: bool| Effect {
+                external_request_id: e.external_request_id.clone(),
+                tenant_id: counted.tenant_id.clone(),
+                endpoint_tag: counted.endpoint_tag.clone(),
+                ts_ms: counted.timestamp_ms,
+                environment: call.environment.as_str(),
+                data_mode: call.data_mode.as_str(),
+                cost_delta: sign * cost.unwrap_or(0),
+                unpriced_delta: sign * cost.is_none() as i64,
+                new_call_cost: cost.filter(|_| new),
+            };
         let existing = e
             .external_request_id
             .as_ref()
@@ -190,11 +196,11 @@ impl Reference {
                 last_request: request,
                 seen: vec![seen],
             });
-            return (WriteResult::Inserted, Some(effect(None, e)));
+            return (WriteResult::Inserted, vec![effect(e, e, new_cost, 1, true)]);
         };
         let call = &mut self.calls[i];
         if call.mask & bit != 0 {
-            return (WriteResult::Duplicate, None);
+            return (WriteResult::Duplicate, Vec::new());
         }
         let rank = |e: &Event| (!e.usage_missing, e.status == Status::Success);
         let replaced = rank(e) > rank(&call.event);
@@ -202,19 +208,22 @@ impl Reference {
         call.last_request = request;
         call.seen.push(seen);
         let old_cost = call.pricing.cost.map(|c| c.0);
-        let mut change = effect(Some(old_cost), &call.event);
-        if replaced {
-            let (environment, data_mode) = (call.event.environment, call.event.data_mode);
-            call.event = Event {
-                environment,
-                data_mode,
-                ..e.clone()
-            };
-            call.pricing = p.pricing.clone();
-        } else {
-            (change.cost_delta, change.unpriced_delta) = (0, 0);
+        if !replaced {
+            // Nothing of the cost changes; the effect settles the attempt's reservation.
+            let mut same = effect(e, &call.event, None, 0, false);
+            same.unpriced_delta = 0;
+            return (WriteResult::Attempt { replaced }, vec![same]);
         }
-        (WriteResult::Attempt { replaced }, Some(change))
+        let retract = effect(&call.event, &call.event, old_cost, -1, false);
+        let add = effect(e, &call.event, new_cost, 1, false);
+        let (environment, data_mode) = (call.event.environment, call.event.data_mode);
+        call.event = Event {
+            environment,
+            data_mode,
+            ..e.clone()
+        };
+        call.pricing = p.pricing.clone();
+        (WriteResult::Attempt { replaced }, vec![retract, add])
     }
 
     /// The calls of a workspace in [from, to) that match the filters.
@@ -347,13 +356,18 @@ impl Reference {
     }
 }
 
-/// The parts of a `SpendEffect` the contract fixes: whose call, its environment and
-/// data mode (the call's, i.e. its first attempt's), the change of its cost and of its
-/// unpriced count, and a new call's cost. (Which dimensions a replaced attempt's change
-/// is attributed to, when it moves the call to another tenant, is not pinned.)
+/// The parts of a `SpendEffect` the contract fixes: whose call, the tenant, endpoint and
+/// time the change is counted under, its environment and data mode (the call's, i.e.
+/// its first attempt's), the change of its cost and of its unpriced count, and a new
+/// call's cost. A replaced attempt is two effects: the old attempt's cost taken back
+/// under the old attempt's tenant, endpoint and time, then the new attempt's whole cost
+/// under its own, so a retry that names another tenant moves the cost exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Effect {
     pub external_request_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub endpoint_tag: String,
+    pub ts_ms: i64,
     pub environment: &'static str,
     pub data_mode: &'static str,
     pub cost_delta: i64,
@@ -365,6 +379,9 @@ impl Effect {
     pub fn of(e: &SpendEffect) -> Effect {
         Effect {
             external_request_id: e.external_request_id.clone(),
+            tenant_id: e.tenant_id.clone(),
+            endpoint_tag: e.endpoint_tag.clone(),
+            ts_ms: e.ts_ms,
             environment: e.environment.as_str(),
             data_mode: e.data_mode.as_str(),
             cost_delta: e.cost_delta,

@@ -153,7 +153,10 @@ fn answer(
         Ok((mut outcomes, changes)) => {
             // The events are not needed after this: their strings move into the effects
             // instead of being copied.
-            for (j, i, change) in changes {
+            for (j, i, mut change) in changes {
+                if let Some(retract) = change.retract.take() {
+                    outcomes[j].effects.push(retract);
+                }
                 let job = &mut batch[j];
                 let effect = spend_effect(job.workspace, &mut job.events[i], change);
                 outcomes[j].effects.push(effect);
@@ -298,27 +301,27 @@ fn count_unknown_fields(tx: &Transaction, tally: &FieldTally, now_ms: i64) -> ru
     Ok(())
 }
 
-/// How a write changed a call's cost: what it was before (None for a new call), and the
-/// environment and data mode the stored call keeps.
+/// How a write changed a call's cost: what it was before (None for a new call), the
+/// environment and data mode the stored call keeps, and for a replaced attempt the old
+/// attempt's cost to take back where it was counted.
 struct CostChange {
     old_cost: Option<Option<i64>>,
     kept: Option<(i64, i64)>,
     replaced: bool,
+    retract: Option<SpendEffect>,
 }
 
-/// The budget-relevant change of one write. A replaced attempt moves the call's whole
-/// cost change to the new attempt's time (retries are seconds apart; at a period edge
-/// the old period keeps the old cost).
+/// The budget-relevant change of one write. A replaced attempt is two effects: the old
+/// attempt's cost taken back under its own dimensions and time (`CostChange::retract`),
+/// and the new attempt's whole cost under its own, so a retry that names another tenant
+/// or lands in the next period moves the cost exactly.
 fn spend_effect(workspace: WorkspaceId, p: &mut PricedEvent, change: CostChange) -> SpendEffect {
     let e = &mut p.event;
     let take = std::mem::take::<String>;
     let new_cost = p.pricing.cost.map(|c| c.nanos());
     let (cost_delta, unpriced_delta) = match (change.old_cost, change.replaced) {
         (None, _) => (new_cost.unwrap_or(0), new_cost.is_none() as i64),
-        (Some(old), true) => (
-            new_cost.unwrap_or(0) - old.unwrap_or(0),
-            new_cost.is_none() as i64 - old.is_none() as i64,
-        ),
+        (Some(_), true) => (new_cost.unwrap_or(0), new_cost.is_none() as i64),
         (Some(_), false) => (0, 0),
     };
     let (environment, data_mode) = match change.kept {
@@ -523,10 +526,47 @@ fn write_event(
             old_cost: None,
             kept: None,
             replaced: false,
+            retract: None,
         };
         return Ok((WriteResult::Inserted, change));
     }
     merge_attempt(tx, rollups, workspace, &ext_id, p, &cols)
+}
+
+/// The effect that takes a replaced attempt's cost back under the dimensions and time
+/// it was counted with (its dimension ids read back as the strings budgets match).
+fn retraction(
+    tx: &Transaction,
+    ext_id: &str,
+    old: &Contribution,
+    tags: Option<String>,
+) -> rusqlite::Result<SpendEffect> {
+    let name = |id: i64| -> rusqlite::Result<Option<String>> {
+        if id == 0 {
+            return Ok(None);
+        }
+        tx.prepare_cached("SELECT value FROM dims WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()
+    };
+    Ok(SpendEffect {
+        workspace: old.workspace,
+        external_request_id: Some(ext_id.to_string()),
+        ts_ms: old.ts,
+        environment: Environment::from_code(old.environment as u8).unwrap_or(Environment::Prod),
+        data_mode: DataMode::from_code(old.data_mode as u8).unwrap_or(DataMode::Real),
+        endpoint_tag: name(old.endpoint)?.unwrap_or_default(),
+        tenant_id: name(old.tenant)?,
+        user_id: name(old.user)?,
+        model: name(old.model)?.unwrap_or_default(),
+        provider: name(old.provider)?.unwrap_or_default(),
+        tags: tags
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
+        cost_delta: -old.cost_nanos.unwrap_or(0),
+        unpriced_delta: -(old.cost_nanos.is_none() as i64),
+        new_call_cost: None,
+    })
 }
 
 /// The id is taken: apply the dedupe decision to the stored call.
@@ -543,7 +583,7 @@ fn merge_attempt(
         .prepare_cached(
             "SELECT id, attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
                 endpoint, prompt_version, tenant, attempts, cost_nanos, input_tokens, cached_tokens,
-                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless, user
+                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless, user, tags
              FROM events WHERE workspace_id = ?1 AND external_request_id = ?2",
         )?
         .query_row(params![workspace, ext_id], |r| {
@@ -570,10 +610,17 @@ fn merge_attempt(
                 usage_missing: r.get(2)?,
                 idless: r.get(20)?,
             };
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?, old))
+            let tags: Option<String> = r.get(22)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, bool>(2)?,
+                (old, tags),
+            ))
         })
         .optional()?
         .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let (old, old_tags) = old;
     let status = old.status as u8;
     let stored = StoredCall {
         attempt_mask: mask as u64,
@@ -589,6 +636,7 @@ fn merge_attempt(
         old_cost: Some(old.cost_nanos),
         kept: Some((old.environment, old.data_mode)),
         replaced: false,
+        retract: None,
     };
     let (replace, new_mask) = match dedupe::decide(stored, incoming) {
         Decision::Duplicate => return Ok((WriteResult::Duplicate, change)),
@@ -612,6 +660,7 @@ fn merge_attempt(
         )?;
         return Ok((WriteResult::Attempt { replaced: false }, change));
     }
+    change.retract = Some(retraction(tx, ext_id, &old, old_tags)?);
     // Environment and data mode belong to the logical call and are not replaced.
     let new = Contribution {
         environment: old.environment,
