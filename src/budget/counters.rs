@@ -227,8 +227,8 @@ impl Counters {
         live.loaded_at = (load.period_start, seq);
     }
 
-    /// Set a budget's spend outright as of commit `seq` (where no read races commits:
-    /// tests, benchmarks).
+    /// Set a budget's spend outright, as read before any commit (where no read races
+    /// commits: tests, benchmarks).
     pub fn load(
         &self,
         ws: WorkspaceId,

@@ -140,7 +140,8 @@ pub type CommitSeq = u64;
 #[derive(Debug, Clone, Default)]
 pub struct IngestOutcome {
     pub results: Vec<WriteResult>,
-    /// The commit that stored this request's events (0 when nothing was written).
+    /// The commit of this request (one that brought only duplicates commits too); 0 when
+    /// nothing reached the store.
     pub seq: CommitSeq,
     /// The cost changes of this request's events, for the budget counters.
     pub effects: Vec<SpendEffect>,
