@@ -82,13 +82,9 @@ impl SqliteStore {
             .map(|(family, grain, n)| format!("{family}/{grain:?}={n}"))
             .collect();
         let ms = started.elapsed().as_millis() as u64;
-        // Said when it is slow enough to explain a slow start; every CLI command opens
-        // the store, and a quick build is not news.
-        if ms >= 1_000 {
-            tracing::info!(seq = totals.seq, ms, cells = %cells.join(" "), "rollups built from the events");
-        } else {
-            tracing::debug!(seq = totals.seq, ms, cells = %cells.join(" "), "rollups built from the events");
-        }
+        // Debug, never info: every CLI command opens the store, and what a command prints
+        // must not depend on how long the build took (RUST_LOG=debug shows it).
+        tracing::debug!(seq = totals.seq, ms, cells = %cells.join(" "), "rollups built from the events");
         Ok(rollup::Rollups::new(totals))
     }
 
