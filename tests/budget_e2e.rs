@@ -353,67 +353,93 @@ async fn the_rust_sdk_guard_reads_the_server_answer() {
     assert!((denied.budgets[0].remaining.unwrap() - 0.1).abs() < 1e-9);
 }
 
+/// A server over a new store with an admin and an ingest key of `default`.
+struct Fixture {
+    dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    admin: String,
+    ingest: String,
+    server: Server,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    cli(&db, &["workspaces", "list"]);
+    let (admin, ingest) = (key(&db, "default", "admin"), key(&db, "default", "ingest"));
+    let server = Server::start(&db, &[]);
+    Fixture {
+        dir,
+        db,
+        admin,
+        ingest,
+        server,
+    }
+}
+
+/// A month budget of $10 on one tenant; its id.
+async fn tenant_budget(api: &Api, admin: &str, tenant: &str, action: &str) -> i64 {
+    let created = api
+        .post(
+            "/v1/budgets",
+            admin,
+            &json!({"name": tenant, "scope": {"tenantId": tenant}, "period": "month",
+                    "limitUsd": 10, "action": action}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    created.body["id"].as_i64().unwrap()
+}
+
+/// What a budget's status says is spent.
+async fn spent_usd(api: &Api, admin: &str, id: i64) -> f64 {
+    let status = api.get(&format!("/v1/budgets/{id}/status"), admin).await;
+    status.body["spentUsd"].as_f64().unwrap()
+}
+
 /// Spend committed by another process (a CLI import into the same file while the server
 /// runs) reaches the server's counters through the store's commit sequence, exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spend_imported_by_another_process_reaches_the_running_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("other.db");
-    cli(&db, &["workspaces", "list"]);
-    let admin = key(&db, "default", "admin");
-    let ingest = key(&db, "default", "ingest");
-    let server = Server::start(&db, &[]);
-    let api = Api::new(&server);
-    let created = api
-        .post(
-            "/v1/budgets",
-            &admin,
-            &json!({"name": "acme", "scope": {"tenantId": "acme"}, "period": "month",
-                    "limitUsd": 10, "action": "block"}),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.body["id"].as_i64().unwrap();
+    let f = fixture();
+    let api = Api::new(&f.server);
+    let id = tenant_budget(&api, &f.admin, "acme", "block").await;
     // $1 through the server itself: counted at once.
     let stored = api
         .post(
             "/v1/ingest/llm-request",
-            &ingest,
+            &f.ingest,
             &call("own-1", "acme", "1"),
         )
         .await;
     assert_eq!(stored.status, 202, "{}", stored.body);
     // $3 through `burnrate import`, a second process writing the same file.
-    let file = dir.path().join("calls.ndjson");
+    let file = f.dir.path().join("calls.ndjson");
     let lines: Vec<String> = (0..3)
         .map(|i| call(&format!("imported-{i}"), "acme", "1").to_string())
         .collect();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    cli(&db, &["import", file.to_str().unwrap()]);
-    let spent = || async {
-        let status = api.get(&format!("/v1/budgets/{id}/status"), &admin).await;
-        status.body["spentUsd"].as_f64().unwrap()
-    };
+    cli(&f.db, &["import", file.to_str().unwrap()]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while spent().await != 4.0 {
+    while spent_usd(&api, &f.admin, id).await != 4.0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the import's $3 never reached the counters: {}",
-            spent().await
+            spent_usd(&api, &f.admin, id).await
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     // And it stays exact: one more own call counts once on top.
     api.post(
         "/v1/ingest/llm-request",
-        &ingest,
+        &f.ingest,
         &call("own-2", "acme", "1"),
     )
     .await;
-    assert_eq!(spent().await, 5.0);
+    assert_eq!(spent_usd(&api, &f.admin, id).await, 5.0);
     tokio::time::sleep(std::time::Duration::from_secs(11)).await;
     assert_eq!(
-        spent().await,
+        spent_usd(&api, &f.admin, id).await,
         5.0,
         "a refresh must not count anything twice"
     );
@@ -423,45 +449,27 @@ async fn spend_imported_by_another_process_reaches_the_running_budget() {
 /// cost at once: the first tenant's budget gives it back, the second's takes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replacing_retry_under_another_tenant_moves_the_cost_between_budgets() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("moved.db");
-    cli(&db, &["workspaces", "list"]);
-    let admin = key(&db, "default", "admin");
-    let ingest = key(&db, "default", "ingest");
-    let server = Server::start(&db, &[]);
-    let api = Api::new(&server);
-    let mut ids = Vec::new();
-    for tenant in ["alpha", "beta"] {
-        let created = api
-            .post(
-                "/v1/budgets",
-                &admin,
-                &json!({"name": tenant, "scope": {"tenantId": tenant}, "period": "month",
-                        "limitUsd": 10, "action": "notify"}),
-            )
-            .await;
-        assert_eq!(created.status, 201, "{}", created.body);
-        ids.push(created.body["id"].as_i64().unwrap());
-    }
-    let spent = |id: i64| {
-        let api = &api;
-        let admin = &admin;
-        async move {
-            let status = api.get(&format!("/v1/budgets/{id}/status"), admin).await;
-            status.body["spentUsd"].as_f64().unwrap()
-        }
+    let f = fixture();
+    let api = Api::new(&f.server);
+    let alpha = tenant_budget(&api, &f.admin, "alpha", "notify").await;
+    let beta = tenant_budget(&api, &f.admin, "beta", "notify").await;
+    let spent = || async {
+        (
+            spent_usd(&api, &f.admin, alpha).await,
+            spent_usd(&api, &f.admin, beta).await,
+        )
     };
     // Attempt 1 fails after using tokens, billed to alpha.
     let mut first = call("moved-1", "alpha", "1");
     first["status"] = json!("error");
     first["errorCode"] = json!("timeout");
-    let stored = api.post("/v1/ingest/llm-request", &ingest, &first).await;
+    let stored = api.post("/v1/ingest/llm-request", &f.ingest, &first).await;
     assert_eq!(stored.status, 202, "{}", stored.body);
-    assert_eq!((spent(ids[0]).await, spent(ids[1]).await), (1.0, 0.0));
+    assert_eq!(spent().await, (1.0, 0.0));
     // Attempt 2 succeeds and replaces it, under beta.
     let mut second = call("moved-1", "beta", "2");
     second["attempt"] = json!(2);
-    let stored = api.post("/v1/ingest/llm-request", &ingest, &second).await;
+    let stored = api.post("/v1/ingest/llm-request", &f.ingest, &second).await;
     assert_eq!(stored.status, 202, "{}", stored.body);
-    assert_eq!((spent(ids[0]).await, spent(ids[1]).await), (0.0, 2.0));
+    assert_eq!(spent().await, (0.0, 2.0));
 }
