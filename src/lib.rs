@@ -51,6 +51,7 @@ pub mod notify;
 pub mod openapi;
 pub mod otlp;
 pub mod price;
+pub mod privacy;
 pub mod query;
 pub mod ratelimit;
 pub mod report;

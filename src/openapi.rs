@@ -467,6 +467,10 @@ fn schemas() -> Value {
                 "enum": crate::settings::REQUIRABLE}},
             "otlpAttributes": {"type": "object", "additionalProperties": {
                 "type": "array", "items": {"type": "string"}, "maxItems": 10}},
+            "piiIds": {"type": "string", "enum": ["pseudonymize", "reject", "allow"],
+                "description": "tenantId, userId and tag values that look like an e-mail address or a phone number: stored as a keyed pseudonym (pii_...), rejected, or stored as sent"},
+            "pseudonymizeAllIds": {"type": "boolean",
+                "description": "pseudonymize every tenantId and userId"},
         }},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"], "properties": {

@@ -189,7 +189,17 @@ pub async fn guard(
     body: axum::body::Bytes,
 ) -> Result<Json<GuardAnswer>, ApiError> {
     let key = authorize(&state, &headers, Scope::Ingest).await?;
-    let request = parse_guard(&body_json(&body)?).map_err(invalid)?;
+    let mut request = parse_guard(&body_json(&body)?).map_err(invalid)?;
+    // The guard names people as ingest stores them: a personal tenantId or userId is
+    // looked up by its pseudonym (or refused, as ingest would refuse it).
+    let settings = state.settings.with_secret(key.workspace_id).await?;
+    crate::budget::pseudonymize_ids(
+        &settings.privacy(),
+        "",
+        &mut request.tenant_id,
+        &mut request.user_id,
+    )
+    .map_err(invalid)?;
     let answer = state
         .budgets
         .guard(key.workspace_id, &request, state.now_ms());
