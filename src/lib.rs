@@ -37,6 +37,7 @@ pub mod cli;
 pub mod clock;
 pub mod dedupe;
 pub mod demo;
+pub mod deploy;
 pub mod event;
 pub mod explain;
 pub mod export;

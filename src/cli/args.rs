@@ -118,6 +118,9 @@ pub enum Command {
     /// Alerts: list, rule settings, evaluate, channels, test messages.
     #[command(subcommand)]
     Alerts(control::AlertCommand),
+    /// Deploy notes: record one (`note`), list them.
+    #[command(subcommand)]
+    Deploy(super::deploy::DeployCommand),
 }
 
 #[derive(Args)]
