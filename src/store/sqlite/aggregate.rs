@@ -468,13 +468,25 @@ fn merge_cells(query: &Query, cells: CellGroups, merged: &mut Merged) -> Result<
     Ok(())
 }
 
-/// Name the groups and cut the answer to the query's order and limit.
+/// Total every group, then name only the groups that can make the cut (a week of
+/// 200,000 users has tens of thousands of groups; a top-50 answer names about 50) and cut
+/// the answer to the query's order and limit.
 fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
-    let names = dim_names(c, merged.keys().flat_map(|(_, g)| g.iter()))?;
-    let out: Vec<Row> = merged
+    let groups: Vec<((Option<i64>, Vec<GroupValue>), Sums)> = merged
         .into_iter()
         .filter(|(_, sums)| sums.requests > 0)
-        .map(|((bucket_ms, group), sums)| Row {
+        .collect();
+    let keys: Vec<(Option<i64>, &Sums)> = groups.iter().map(|((b, _), s)| (*b, s)).collect();
+    let totals = crate::query::bucket_totals(keys.iter().copied())?;
+    let mut kept = crate::query::contenders(query, &keys);
+    kept.sort_unstable();
+    let names = dim_names(c, kept.iter().flat_map(|&i| groups[i].0 .1.iter()))?;
+    let count = groups.len();
+    let out: Vec<Row> = groups
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| kept.binary_search(i).is_ok())
+        .map(|(_, ((bucket_ms, group), sums))| Row {
             bucket_ms,
             sums,
             group: group
@@ -484,7 +496,10 @@ fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
                 .collect(),
         })
         .collect();
-    Ok(crate::query::answer(query, out)?)
+    let mut answer = crate::query::answer(query, out)?;
+    answer.totals = totals;
+    answer.cut = count.saturating_sub(query.limit);
+    Ok(answer)
 }
 
 /// The measure columns from `n` on as sums. A negative sum can only come from values
