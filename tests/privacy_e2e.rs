@@ -284,3 +284,53 @@ async fn opting_in_pseudonymizes_every_tenant_and_user_id() {
     assert_eq!(e["tags"]["team"], "search", "tag values only when personal");
     server.stop();
 }
+
+/// Two processes' handles on one store making the first secret of a workspace at the same
+/// moment end with one secret, the same for both; `workspaces create` makes it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_first_uses_agree_on_one_pseudonym_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    cli(&db, &["workspaces", "create", "acme"]);
+    let url = format!("sqlite://{}", db.display());
+    let (a, b) = (
+        burnrate::store::open(&url).unwrap(),
+        burnrate::store::open(&url).unwrap(),
+    );
+    let acme = a.workspace("acme".into()).await.unwrap().unwrap().id;
+    let made = a
+        .objects(Some(acme), burnrate::privacy::SECRET_KIND)
+        .await
+        .unwrap();
+    assert_eq!(made.len(), 1, "created with the workspace");
+
+    let ws = a.workspace("default".into()).await.unwrap().unwrap().id;
+    assert!(a
+        .objects(Some(ws), burnrate::privacy::SECRET_KIND)
+        .await
+        .unwrap()
+        .is_empty());
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        racers.push(tokio::spawn(async move {
+            let secret = burnrate::privacy::ensure_secret(store.as_ref(), ws)
+                .await
+                .unwrap();
+            secret.pseudonym("bob@example.com")
+        }));
+    }
+    let mut pseudonyms = Vec::new();
+    for r in racers {
+        pseudonyms.push(r.await.unwrap());
+    }
+    pseudonyms.dedup();
+    assert_eq!(pseudonyms.len(), 1, "{pseudonyms:?}");
+    let rows = b
+        .objects(Some(ws), burnrate::privacy::SECRET_KIND)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "losers delete their rows");
+    a.close().await;
+    b.close().await;
+}
