@@ -253,6 +253,15 @@ impl Privacy<'_> {
         }
     }
 
+    /// Would `map` pseudonymize `value` (so the secret is needed)?
+    pub fn needs_secret(&self, value: &str, slot: Slot) -> bool {
+        if is_pseudonym(value) {
+            return false;
+        }
+        let personal = detect(value).is_some() && self.policy == PiiPolicy::Pseudonymize;
+        personal || (slot == Slot::Id && self.all_ids)
+    }
+
     /// Apply `map` to an event's tenantId, userId and tag values in place: how many were
     /// pseudonymized, or every field the policy rejects.
     pub fn apply(&self, event: &mut Event) -> Result<u64, Vec<FieldError>> {

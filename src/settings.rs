@@ -268,14 +268,19 @@ impl Settings {
 /// The stored settings of `ws` with its pseudonym secret (created if it has none), for
 /// the CLI and the loader, which have no running cache.
 pub async fn load(store: &dyn Store, ws: WorkspaceId) -> Result<IngestSettings, StoreError> {
-    let mut settings = store
+    let mut settings = load_stored(store, ws).await?;
+    settings.secret = Some(crate::privacy::ensure_secret(store, ws).await?);
+    Ok(settings)
+}
+
+/// The stored settings of `ws` without the secret (which may not exist yet).
+pub async fn load_stored(store: &dyn Store, ws: WorkspaceId) -> Result<IngestSettings, StoreError> {
+    Ok(store
         .objects(Some(ws), KIND)
         .await?
         .last()
         .map(|o| IngestSettings::from_stored(&o.body))
-        .unwrap_or_default();
-    settings.secret = Some(crate::privacy::ensure_secret(store, ws).await?);
-    Ok(settings)
+        .unwrap_or_default())
 }
 
 /// Apply `body` to the stored settings of `ws`: the new settings, or the body's field

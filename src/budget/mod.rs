@@ -164,6 +164,16 @@ impl Scope {
                 .all(|(k, v)| c.tags.and_then(|t| t.get(k)) == Some(v))
     }
 
+    /// Does any of its tenantId, userId or tag values need the pseudonym secret?
+    pub fn needs_secret(&self, privacy: &Privacy) -> bool {
+        let ids = [&self.tenant_id, &self.user_id].into_iter().flatten();
+        ids.into_iter().any(|v| privacy.needs_secret(v, Slot::Id))
+            || self
+                .tags
+                .values()
+                .any(|v| privacy.needs_secret(v, Slot::TagValue))
+    }
+
     /// Replace a personal tenantId, userId or tag value by its pseudonym (or refuse it),
     /// as ingest does: a budget scoped to "bob@example.com" counts his pseudonymized calls.
     pub fn pseudonymize(&mut self, privacy: &Privacy) -> Result<(), Vec<FieldError>> {

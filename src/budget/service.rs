@@ -80,7 +80,12 @@ impl Budgets {
     ) -> Result<Budget, BudgetError> {
         let mut budget = parse_budget(id.unwrap_or(0), body).map_err(BudgetError::Invalid)?;
         // A scope naming a person is stored as ingest stores the person: by pseudonym.
-        let settings = crate::settings::load(self.store.as_ref(), ws).await?;
+        // The workspace's secret is fetched (or made) only when a value needs it.
+        let mut settings = crate::settings::load_stored(self.store.as_ref(), ws).await?;
+        if budget.scope.needs_secret(&settings.privacy()) {
+            let secret = crate::privacy::ensure_secret(self.store.as_ref(), ws).await?;
+            settings.secret = Some(secret);
+        }
         budget
             .scope
             .pseudonymize(&settings.privacy())

@@ -167,3 +167,17 @@ fn filters_on_a_personal_value_also_match_its_pseudonym() {
 fn the_secret_never_shows_in_debug_output() {
     assert_eq!(format!("{:?}", secret()), "Secret(..)");
 }
+
+#[test]
+fn only_a_value_to_pseudonymize_needs_the_secret() {
+    let s = secret();
+    let p = privacy(PiiPolicy::Pseudonymize, false, &s);
+    assert!(p.needs_secret("bob@example.com", Slot::Id));
+    assert!(!p.needs_secret("acme", Slot::Id));
+    assert!(!p.needs_secret(&s.pseudonym("bob@example.com"), Slot::Id));
+    assert!(!privacy(PiiPolicy::Reject, false, &s).needs_secret("bob@example.com", Slot::Id));
+    assert!(!privacy(PiiPolicy::Allow, false, &s).needs_secret("bob@example.com", Slot::Id));
+    let every = privacy(PiiPolicy::Allow, true, &s);
+    assert!(every.needs_secret("acme", Slot::Id));
+    assert!(!every.needs_secret("acme", Slot::TagValue));
+}
