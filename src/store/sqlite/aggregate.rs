@@ -236,7 +236,9 @@ enum GroupValue {
 
 /// Groups while parts are merged: (bucket start, group values) -> sums. foldhash: a
 /// day of users is tens of thousands of groups, hashed once per part.
-type Merged = HashMap<(Option<i64>, Vec<GroupValue>), Sums, foldhash::fast::RandomState>;
+type Merged = HashMap<GroupKey, Sums, foldhash::fast::RandomState>;
+/// (bucket start, group values).
+type GroupKey = (Option<i64>, Vec<GroupValue>);
 
 /// Longest a read waits for the rollups to catch up with the events it sees.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -476,7 +478,7 @@ fn merge_cells(query: &Query, cells: CellGroups, merged: &mut Merged) -> Result<
 /// 200,000 users has tens of thousands of groups; a top-50 answer names about 50) and cut
 /// the answer to the query's order and limit.
 fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
-    let groups: Vec<((Option<i64>, Vec<GroupValue>), Sums)> = merged
+    let groups: Vec<(GroupKey, Sums)> = merged
         .into_iter()
         .filter(|(_, sums)| sums.requests > 0)
         .collect();
