@@ -56,6 +56,8 @@ fn placeholders(n: usize) -> String {
 enum Source {
     Raw,
     Rollup(usize, Grain),
+    /// Raw events taken away from a daily cell (the part of its day before the window).
+    RawMinus,
 }
 
 /// The rollup family that holds every dimension the query groups or filters by, if any.
@@ -112,7 +114,13 @@ fn plan(query: &Query, family: Option<usize>, hours_from: i64) -> Vec<(Source, i
     }
     for (a, b) in edges {
         let (h0, h1) = (ceil(a, HOUR_MS).max(hours_from), floor(b, HOUR_MS));
-        if h0 < h1 {
+        // An older first day without hourly cells, mostly inside the window: its daily
+        // cell minus the raw events of its hours before the window reads fewer rows.
+        let day = b - DAY_MS;
+        if h0 >= h1 && !hourly && b == d0 && d0 < d1 && a > day && a - day < b - a {
+            parts.push((Source::Rollup(index, Grain::Day), day, b));
+            parts.push((Source::RawMinus, day, a));
+        } else if h0 < h1 {
             parts.push((Source::Raw, a, h0));
             parts.push((Source::Rollup(index, Grain::Hour), h0, h1));
             parts.push((Source::Raw, h1, b));
@@ -281,7 +289,13 @@ pub fn aggregate(
             merge_cells(query, cells, &mut merged)?;
             for (source, from, to) in &parts {
                 if *source == Source::Raw {
-                    read_raw(&tx, workspace, query, *from, *to, &mut merged)?;
+                    read_raw(&tx, workspace, query, *from, *to, &mut merged, 1)?;
+                }
+            }
+            // Last, so every group holds its whole daily cell before a part leaves it.
+            for (source, from, to) in &parts {
+                if *source == Source::RawMinus {
+                    read_raw(&tx, workspace, query, *from, *to, &mut merged, -1)?;
                 }
             }
             // The answer says which commit it saw (the budget counters' watermark).
@@ -318,13 +332,14 @@ pub fn aggregate_raw(c: &mut Connection, workspace: WorkspaceId, query: &Query) 
         query.from_ms,
         query.to_ms,
         &mut merged,
+        1,
     )?;
     let mut answer = finish(&tx, query, merged)?;
     answer.seen = seq as u64;
     Ok(answer)
 }
 
-/// Add the GROUP BY over raw events in [from, to) to `merged`.
+/// Add (`sign` 1) or take away (-1) the GROUP BY over raw events in [from, to).
 fn read_raw(
     c: &Connection,
     workspace: WorkspaceId,
@@ -332,6 +347,7 @@ fn read_raw(
     from: i64,
     to: i64,
     merged: &mut Merged,
+    sign: i8,
 ) -> Result<()> {
     let (sql, params) = build(workspace, query, from, to);
     let mut stmt = c.prepare_cached(&sql)?;
@@ -354,7 +370,13 @@ fn read_raw(
             });
         }
         let part = sums_of(r, n)?;
-        merged.entry((bucket_ms, group)).or_default().add(&part)?;
+        let sums = merged.entry((bucket_ms, group)).or_default();
+        if sign > 0 {
+            sums.add(&part)?;
+        } else {
+            // The daily cell holds these calls, so nothing goes below zero.
+            *sums = Sums::minus(sums, &part)?;
+        }
     }
     Ok(())
 }
