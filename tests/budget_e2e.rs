@@ -473,3 +473,116 @@ async fn a_replacing_retry_under_another_tenant_moves_the_cost_between_budgets()
     assert_eq!(stored.status, 202, "{}", stored.body);
     assert_eq!(spent().await, (0.0, 2.0));
 }
+
+/// A month budget of $10 for each tenant, blocking; its id.
+async fn each_tenant_budget(api: &Api, admin: &str, overrides: Value) -> i64 {
+    let created = api
+        .post(
+            "/v1/budgets",
+            admin,
+            &json!({"name": "each tenant", "scope": {"tenantId": "*"}, "period": "month",
+                    "limitUsd": 10, "action": "block", "overrides": overrides}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["scope"]["tenantId"], "*");
+    created.body["id"].as_i64().unwrap()
+}
+
+/// The guard's answer for `tenant` asking to spend `estimate`, without reserving it.
+async fn guard_for(api: &Api, key: &str, tenant: &str, estimate: f64) -> Value {
+    let answer = api
+        .post(
+            "/v1/guard",
+            key,
+            &json!({"endpointTag": "support.reply", "tenantId": tenant,
+                    "estimatedCostUsd": estimate}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body
+}
+
+/// What one member of a per-member budget has spent, read from the guard's position.
+async fn member_spent(api: &Api, key: &str, tenant: &str) -> f64 {
+    let answer = guard_for(api, key, tenant, 0.0).await;
+    let position = &answer["budgets"][0];
+    assert_eq!(position["member"], tenant, "{answer}");
+    let limit = position["limitUsd"].as_f64().unwrap();
+    ((limit - position["remaining"].as_f64().unwrap()) * 1e6).round() / 1e6
+}
+
+async fn ingest(api: &Api, key: &str, body: &Value) {
+    let stored = api.post("/v1/ingest/llm-request", key, body).await;
+    assert_eq!(stored.status, 202, "{}", stored.body);
+}
+
+/// `tenantId: "*"` was refused (a stopgap); now it is a $10 cap for each tenant on its
+/// own: one tenant over it is blocked with the quota's reason and reset time while
+/// another passes, and a tenant first seen after the budget was made has its own cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_star_budget_caps_each_tenant_separately_including_a_new_one() {
+    let f = fixture();
+    let api = Api::new(&f.server);
+    each_tenant_budget(&api, &f.admin, json!({"acme": 25})).await;
+    ingest(&api, &f.ingest, &call("a-1", "alpha", "9.5")).await;
+    ingest(&api, &f.ingest, &call("b-1", "beta", "2")).await;
+    let alpha = guard_for(&api, &f.ingest, "alpha", 1.0).await;
+    assert_eq!(alpha["allow"], false, "{alpha}");
+    assert_eq!(alpha["reason"], "tenant_quota_exceeded");
+    assert_eq!(alpha["quota"]["member"], "alpha");
+    assert_eq!(alpha["quota"]["dimension"], "tenantId");
+    assert_eq!(alpha["quota"]["limitUsd"].as_f64(), Some(10.0));
+    let resets = alpha["quota"]["resetsAt"].as_str().unwrap();
+    assert!(
+        resets.ends_with("-01T00:00:00Z"),
+        "the month's end: {resets}"
+    );
+    assert!(alpha["quota"]["message"].as_str().unwrap().contains("$10"));
+    let beta = guard_for(&api, &f.ingest, "beta", 1.0).await;
+    assert_eq!(beta["allow"], true, "{beta}");
+    assert_eq!(beta["budgets"][0]["remaining"].as_f64(), Some(8.0));
+    // A tenant nobody named before: capped at $10 of its own.
+    ingest(&api, &f.ingest, &call("n-1", "newco", "10")).await;
+    let newco = guard_for(&api, &f.ingest, "newco", 0.01).await;
+    assert_eq!(newco["reason"], "tenant_quota_exceeded", "{newco}");
+    // acme's override: $25.
+    ingest(&api, &f.ingest, &call("c-1", "acme", "20")).await;
+    let acme = guard_for(&api, &f.ingest, "acme", 1.0).await;
+    assert_eq!(acme["allow"], true, "{acme}");
+    assert_eq!(acme["budgets"][0]["limitUsd"].as_f64(), Some(25.0));
+}
+
+/// Member spend comes back exactly after a restart (one grouped read) and a retry that
+/// replaces an attempt under another tenant moves its cost between the two members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_spend_reloads_exactly_and_follows_a_retry_to_another_tenant() {
+    let f = fixture();
+    let api = Api::new(&f.server);
+    each_tenant_budget(&api, &f.admin, json!({})).await;
+    let mut first = call("moved-1", "alpha", "1");
+    first["status"] = json!("error");
+    first["errorCode"] = json!("timeout");
+    ingest(&api, &f.ingest, &first).await;
+    ingest(&api, &f.ingest, &call("kept-1", "alpha", "0.25")).await;
+    assert_eq!(member_spent(&api, &f.ingest, "alpha").await, 1.25);
+    let mut second = call("moved-1", "beta", "2");
+    second["attempt"] = json!(2);
+    ingest(&api, &f.ingest, &second).await;
+    assert_eq!(member_spent(&api, &f.ingest, "alpha").await, 0.25);
+    assert_eq!(member_spent(&api, &f.ingest, "beta").await, 2.0);
+    let Fixture {
+        dir,
+        db,
+        admin,
+        ingest: key,
+        server,
+    } = f;
+    server.kill();
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    assert_eq!(member_spent(&api, &key, "alpha").await, 0.25);
+    assert_eq!(member_spent(&api, &key, "beta").await, 2.0);
+    assert_eq!(member_spent(&api, &key, "gamma").await, 0.0);
+    drop((dir, admin));
+}

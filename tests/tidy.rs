@@ -186,7 +186,7 @@ const FLOAT_MONEY_ALLOWED: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "src/budget/mod.rs",
-        "state_of",
+        "state_at",
         "spent as f64 * 100.0 / limit as f64",
         "percent of the limit, compared with the budget's thresholds (decimal percents); \
          spend reaching the limit is decided in integers before",

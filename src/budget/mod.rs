@@ -45,6 +45,47 @@ pub struct Scope {
     pub model: Option<String>,
     pub provider: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// `"*"` on this dimension (tenantId, userId or endpointTag): the budget holds for
+    /// each of its values separately (each a *member*), and does not filter on it.
+    pub each: Option<Each>,
+}
+
+/// The dimension whose every value is a member of a per-member budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Each {
+    TenantId,
+    UserId,
+    EndpointTag,
+}
+
+impl Each {
+    pub const ALL: [Each; 3] = [Each::TenantId, Each::UserId, Each::EndpointTag];
+
+    /// Its scope field name.
+    pub fn field(self) -> &'static str {
+        match self {
+            Each::TenantId => "tenantId",
+            Each::UserId => "userId",
+            Each::EndpointTag => "endpointTag",
+        }
+    }
+
+    pub fn dimension(self) -> Dimension {
+        match self {
+            Each::TenantId => Dimension::TenantId,
+            Each::UserId => Dimension::UserId,
+            Each::EndpointTag => Dimension::EndpointTag,
+        }
+    }
+
+    /// The guard's machine-readable reason when a member's cap blocks a call.
+    pub fn quota_reason(self) -> &'static str {
+        match self {
+            Each::TenantId => "tenant_quota_exceeded",
+            Each::UserId => "user_quota_exceeded",
+            Each::EndpointTag => "endpoint_quota_exceeded",
+        }
+    }
 }
 
 /// Written in the same shape `parse_scope` reads: `{"tenantId": "...", "tag:team": "..."}`.
@@ -70,6 +111,9 @@ impl Serialize for Scope {
         }
         for (k, v) in &self.tags {
             map.insert(format!("tag:{k}"), v.clone());
+        }
+        if let Some(each) = self.each {
+            map.insert(each.field().to_string(), "*".to_string());
         }
         map.serialize(s)
     }
@@ -138,6 +182,19 @@ impl Scope {
                 .all(|(k, v)| c.tags.and_then(|t| t.get(k)) == Some(v))
     }
 
+    /// Which member of a per-member budget a call counts against: its value of the
+    /// `"*"` dimension, or the missing-value label (`unknown`) when it has none, as the
+    /// store groups it, so a load and the later effects agree. None for other budgets.
+    pub fn member<'a>(&self, c: &CallDims<'a>) -> Option<&'a str> {
+        let each = self.each?;
+        let value = match each {
+            Each::TenantId => c.tenant_id,
+            Each::UserId => c.user_id,
+            Each::EndpointTag => c.endpoint_tag,
+        };
+        Some(value.unwrap_or(each.dimension().missing_label()))
+    }
+
     /// The same scope as aggregate-query filters (to load spend from the store).
     pub fn filters(&self) -> Filters {
         let mut f = Filters {
@@ -179,9 +236,19 @@ pub struct Budget {
     pub thresholds: Vec<f64>,
     pub action: Action,
     pub fail_mode: FailMode,
+    /// Per-member budgets only: a member's own limit instead of the default.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, Usd>,
 }
 
 impl Budget {
+    /// The limit of one member (an override, else the default); for a budget without
+    /// members, its limit. None = no limit.
+    pub fn member_limit(&self, member: Option<&str>) -> Option<i64> {
+        let own = member.and_then(|m| self.overrides.get(m));
+        Some(own.unwrap_or(&self.limit_usd).nanos())
+    }
+
     /// Spend at `now` is inside this window.
     pub fn window(&self, now_ms: i64) -> (i64, i64) {
         self.period.bounds(now_ms, &self.timezone)
@@ -201,6 +268,17 @@ impl Budget {
             limit: 1,
         }
     }
+
+    /// The aggregate query for each member's spend in [from, to): one group per member
+    /// (None for a budget without members).
+    pub fn member_query(&self, from_ms: i64, to_ms: i64) -> Option<Query> {
+        let each = self.scope.each?;
+        Some(Query {
+            group_by: vec![each.dimension()],
+            limit: usize::MAX,
+            ..self.spend_query(from_ms, to_ms)
+        })
+    }
 }
 
 const BUDGET_FIELDS: &[&str] = &[
@@ -212,6 +290,7 @@ const BUDGET_FIELDS: &[&str] = &[
     "thresholds",
     "action",
     "failMode",
+    "overrides",
 ];
 
 const SCOPE_FIELDS: &str =
@@ -240,6 +319,7 @@ pub fn parse_budget(id: i64, body: &Value) -> Result<Budget, Vec<FieldError>> {
         }
     };
     let scope = parse_scope(obj.get("scope"), &mut errors);
+    let overrides = parse_overrides(obj.get("overrides"), scope.each, &mut errors);
     let period = match obj.get("period").and_then(Value::as_str) {
         Some(p) => Period::parse(p).unwrap_or_else(|| {
             errors.push(FieldError::new(
@@ -296,7 +376,53 @@ pub fn parse_budget(id: i64, body: &Value) -> Result<Budget, Vec<FieldError>> {
         thresholds,
         action,
         fail_mode,
+        overrides,
     })
+}
+
+/// `{"acme": 500, ...}`: members with their own limit; only on a per-member budget.
+fn parse_overrides(
+    value: Option<&Value>,
+    each: Option<Each>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, Usd> {
+    let mut out = BTreeMap::new();
+    let obj = match value {
+        None | Some(Value::Null) => return out,
+        Some(Value::Object(obj)) => obj,
+        Some(_) => {
+            errors.push(FieldError::new(
+                "overrides",
+                "must be an object of member -> limitUsd",
+            ));
+            return out;
+        }
+    };
+    if each.is_none() && !obj.is_empty() {
+        errors.push(FieldError::new(
+            "overrides",
+            "needs a per-member budget: a scope with tenantId, userId or endpointTag \"*\"",
+        ));
+        return out;
+    }
+    for (member, limit) in obj {
+        let field = format!("overrides.{member}");
+        if member.is_empty() || member.len() > 256 {
+            errors.push(FieldError::new(field, "member must be 1 to 256 characters"));
+            continue;
+        }
+        let mut own = Vec::new();
+        let usd = parse_limit(Some(limit), &mut own);
+        if own.is_empty() {
+            out.insert(member.clone(), usd);
+        } else {
+            errors.push(FieldError::new(
+                field,
+                "must be a positive amount in USD with at most 9 decimals",
+            ));
+        }
+    }
+    out
 }
 
 fn parse_choice<T: serde::de::DeserializeOwned>(
@@ -378,6 +504,7 @@ fn parse_scope(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Scope {
         model: None,
         provider: None,
         tags: BTreeMap::new(),
+        each: None,
     };
     let obj = match value {
         None | Some(Value::Null) => return scope,
@@ -394,13 +521,21 @@ fn parse_scope(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Scope {
             continue;
         };
         let text = text.to_string();
-        // A wildcard would otherwise be a tenant (user, endpoint...) literally named "*",
-        // a budget that never matches any call: refused until budgets per member exist.
         if text.contains('*') {
-            errors.push(FieldError::new(
-                field,
-                "wildcards are not supported: a budget names one value per dimension (a budget for each tenant separately is not available yet)",
-            ));
+            // "*" alone on a member dimension: a budget for each value. Anything else
+            // would be a value literally containing '*', a budget that never matches.
+            let each = Each::ALL.into_iter().find(|e| e.field() == key);
+            match each {
+                Some(each) if text == "*" && scope.each.is_none() => scope.each = Some(each),
+                Some(_) if text == "*" => errors.push(FieldError::new(
+                    field,
+                    "only one scope dimension may be \"*\" (a budget for each value of one dimension)",
+                )),
+                _ => errors.push(FieldError::new(
+                    field,
+                    "a wildcard is only the whole value \"*\", on tenantId, userId or endpointTag (a budget for each value)",
+                )),
+            }
             continue;
         }
         match key.as_str() {
@@ -476,7 +611,15 @@ pub struct SpendInput {
 }
 
 pub fn state_of(budget: &Budget, spent: i64) -> (State, Option<f64>) {
-    let limit = budget.limit_usd.nanos();
+    state_at(budget, Some(budget.limit_usd.nanos()), spent)
+}
+
+/// The state of `spent` against `limit` (None = no limit: always ok) and the budget's
+/// thresholds.
+pub fn state_at(budget: &Budget, limit: Option<i64>, spent: i64) -> (State, Option<f64>) {
+    let Some(limit) = limit else {
+        return (State::Ok, None);
+    };
     if spent >= limit {
         return (State::Exceeded, budget.thresholds.last().copied());
     }

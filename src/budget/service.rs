@@ -1,7 +1,7 @@
 //! Budgets and rate caps as the server runs them: stored definitions, the live counters
 //! loaded from the store and kept exact by the writer, and each budget's status.
 
-use super::counters::{Counters, GuardAnswer, GuardRequest, RateCap};
+use super::counters::{Counters, GuardAnswer, GuardRequest, MemberSpend, RateCap};
 use super::period::Period;
 use super::{parse_budget, status, Budget, SpendInput, Status};
 use crate::event::FieldError;
@@ -90,6 +90,11 @@ impl Budgets {
                 "limitUsd".into(),
                 Value::String(budget.limit_usd.to_string()),
             );
+            if !budget.overrides.is_empty() {
+                let overrides = budget.overrides.iter();
+                let text = overrides.map(|(m, usd)| (m.clone(), Value::String(usd.to_string())));
+                o.insert("overrides".into(), Value::Object(text.collect()));
+            }
         }
         let id = self.store.put_object(ws, BUDGET, id, stored).await?;
         self.reload(ws).await?;
@@ -150,17 +155,37 @@ impl Budgets {
 
     /// Load a budget's spend in its current period: the store's total up to the commit
     /// its read saw, plus the effects after that commit (see `Counters::begin_load`).
+    /// A per-member budget loads every member's spend with the same single read, grouped
+    /// by its member dimension.
     async fn load(&self, ws: WorkspaceId, budget: &Budget, now: i64) -> Result<(), StoreError> {
         let (start, end) = budget.window(now);
-        let mut query = budget.spend_query(start, end);
+        let member_query = budget.member_query(start, end);
+        let mut query = member_query.unwrap_or_else(|| budget.spend_query(start, end));
         query.measures = vec![Measure::CostUsd, Measure::Requests, Measure::Unpriced];
+        let per_member = budget.scope.each.is_some();
         let ticket = self.counters.begin_load(ws, budget.id, start);
         match self.store.aggregate(ws, query).await {
             Ok(answer) => {
                 let sums = answer.total();
+                let total = (sums.cost.nanos(), sums.unpriced());
                 let seen = answer.seen;
-                self.counters
-                    .finish_load(ticket, sums.cost.nanos(), sums.unpriced(), seen);
+                if per_member {
+                    let mut members = MemberSpend::with_capacity(answer.rows.len());
+                    for row in answer.rows {
+                        let Some(member) = row.group.into_iter().next() else {
+                            continue;
+                        };
+                        // Summed, not set: a value equal to the missing-value label
+                        // groups with the calls that have none, as effects count them.
+                        let spend = members.entry(member.into_boxed_str()).or_default();
+                        spend.0 = spend.0.saturating_add(row.sums.cost.nanos());
+                        spend.1 = spend.1.saturating_add(row.sums.unpriced());
+                    }
+                    self.counters
+                        .finish_member_load(ticket, total, members, seen);
+                } else {
+                    self.counters.finish_load(ticket, total.0, total.1, seen);
+                }
                 Ok(())
             }
             Err(e) => {
