@@ -586,3 +586,54 @@ async fn member_spend_reloads_exactly_and_follows_a_retry_to_another_tenant() {
     assert_eq!(member_spent(&api, &key, "gamma").await, 0.0);
     drop((dir, admin));
 }
+
+/// A per-member budget's status lists the members over and near their caps, most over
+/// first, a page at a time; never every member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_pages_the_members_over_and_near_their_caps() {
+    let f = fixture();
+    let api = Api::new(&f.server);
+    let id = each_tenant_budget(&api, &f.admin, json!({"acme": 40})).await;
+    let spend = [
+        ("t1", "12"),
+        ("t2", "9"),
+        ("t3", "1"),
+        ("acme", "36"),
+        ("t4", "20"),
+    ];
+    for (tenant, cost) in spend {
+        ingest(&api, &f.ingest, &call(&format!("{tenant}-1"), tenant, cost)).await;
+    }
+    let path = format!("/v1/budgets/{id}/status?membersLimit=2");
+    let first = api.get(&path, &f.admin).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let members = &first.body["members"];
+    assert_eq!(
+        (&members["count"], &members["over"], &members["near"]),
+        (&json!(5), &json!(2), &json!(2)),
+        "{members}"
+    );
+    let names = |m: &Value| -> Vec<String> {
+        let page = m["page"].as_array().unwrap();
+        page.iter()
+            .map(|p| p["member"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(members), vec!["t4", "t1"]);
+    assert_eq!(members["page"][0]["usedPct"].as_f64(), Some(200.0));
+    assert_eq!(first.body["state"], "exceeded");
+    let next = members["nextOffset"].as_u64().unwrap();
+    let path = format!("/v1/budgets/{id}/status?membersLimit=2&membersOffset={next}");
+    let second = api.get(&path, &f.admin).await;
+    assert_eq!(
+        names(&second.body["members"]),
+        vec!["acme", "t2"],
+        "equal shares: more spend first"
+    );
+    assert_eq!(second.body["members"]["nextOffset"], Value::Null);
+    let bad = api
+        .get(&format!("/v1/budgets/{id}/status?membersLimit=0"), &f.admin)
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(blamed(&bad.body["error"]["fields"]), vec!["membersLimit"]);
+}

@@ -193,6 +193,12 @@ const FLOAT_MONEY_ALLOWED: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "src/budget/mod.rs",
+        "new",
+        "spent as f64 * 100.0 / limit as f64",
+        "a member's usedPct, a ratio for display; its state is decided in integers",
+    ),
+    (
+        "src/budget/mod.rs",
         "status",
         "input.spent as f64 * 100.0 / limit as f64",
         "usedPct, a ratio for display",

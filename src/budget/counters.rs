@@ -467,6 +467,75 @@ impl Counters {
         Some((spent, live.reserved_of(Some(member)), unpriced))
     }
 
+    /// A per-member budget's members over and near their caps this period: counted in
+    /// one pass, one page of them sorted most over first (share of their own limit,
+    /// compared exactly), then by spend and name. None for other budgets.
+    pub fn members(
+        &self,
+        ws: WorkspaceId,
+        budget_id: i64,
+        now_ms: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Option<super::Members> {
+        let mut books = self.books.lock().unwrap();
+        let book = books.get_mut(&ws)?;
+        book.expire(now_ms);
+        let live = book.budgets.iter_mut().find(|l| l.budget.id == budget_id)?;
+        live.budget.scope.each?;
+        live.prune(now_ms);
+        let (start, _) = live.window.at(&live.budget, now_ms);
+        let empty = MemberSpend::new();
+        let spent = live.members.get(&start).unwrap_or(&empty);
+        let reserved_only = live
+            .member_reserved
+            .keys()
+            .filter(|m| !spent.contains_key(*m));
+        let names = spent.keys().chain(reserved_only);
+        let mut out = super::Members {
+            offset,
+            limit,
+            ..Default::default()
+        };
+        // (member, limit, spent, reserved, state) of those at warning or over.
+        let mut flagged = Vec::new();
+        for member in names {
+            out.count += 1;
+            let Some(cap) = live.budget.member_limit(Some(member)) else {
+                continue;
+            };
+            let used = spent.get(member).map_or(0, |s| s.0);
+            let state = state_at(&live.budget, Some(cap), used).0;
+            match state {
+                State::Ok => continue,
+                State::Warning => out.near += 1,
+                State::Exceeded => out.over += 1,
+            }
+            let held = live.member_reserved.get(member).copied().unwrap_or(0);
+            flagged.push((member, cap, used, held, state));
+        }
+        flagged.sort_by(|a, b| {
+            let share = |x: &(&Member, i64, i64, i64, State),
+                         y: &(&Member, i64, i64, i64, State)| {
+                (x.2 as i128 * y.1 as i128).cmp(&(y.2 as i128 * x.1 as i128))
+            };
+            share(b, a).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0))
+        });
+        if flagged.len() > offset.saturating_add(limit) {
+            out.next_offset = Some(offset + limit);
+        }
+        out.page = flagged
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(member, cap, used, held, state)| super::MemberStatus {
+                state,
+                ..super::MemberStatus::new(member, None, cap, used, held)
+            })
+            .collect();
+        Some(out)
+    }
+
     /// (index of the call, budget id, member) for every budget of `ws` each call counts
     /// against; matched outside the lock.
     pub fn matching<'a>(

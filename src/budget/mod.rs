@@ -598,6 +598,55 @@ pub struct Status {
     pub projected_exhaustion: Option<String>,
     /// Calls in scope this period whose model has no price (not in `spentUsd`).
     pub unpriced_requests: u64,
+    /// A per-member budget: its members over and near their caps (one page of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Members>,
+}
+
+/// The members of a per-member budget at warning or over their caps: how many there
+/// are in all, and one page of them, most over first (by share of their own limit).
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Members {
+    /// Members with spend or reservations this period.
+    pub count: usize,
+    /// Members at or over their limit.
+    pub over: usize,
+    /// Members past a threshold but under their limit.
+    pub near: usize,
+    pub offset: usize,
+    pub limit: usize,
+    pub page: Vec<MemberStatus>,
+    /// The offset of the next page, if there is one.
+    pub next_offset: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    pub member: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    pub limit_usd: Usd,
+    pub spent_usd: Usd,
+    pub reserved_usd: Usd,
+    pub used_pct: f64,
+    pub state: State,
+}
+
+impl MemberStatus {
+    pub fn new(member: &str, plan: Option<&str>, limit: i64, spent: i64, reserved: i64) -> Self {
+        let used_pct = spent as f64 * 100.0 / limit as f64;
+        MemberStatus {
+            member: member.to_string(),
+            plan: plan.map(str::to_string),
+            limit_usd: Usd(limit),
+            spent_usd: Usd(spent),
+            reserved_usd: Usd(reserved),
+            used_pct,
+            state: State::Ok,
+        }
+    }
 }
 
 /// Spend of the current period plus what the forecast needs.
@@ -664,6 +713,7 @@ pub fn status(budget: &Budget, input: &SpendInput, now_ms: i64) -> Status {
         forecast_method: forecast.method,
         projected_exhaustion: forecast.exhaustion_ms.map(crate::report::rfc3339),
         unpriced_requests: input.unpriced,
+        members: None,
     }
 }
 

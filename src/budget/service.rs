@@ -12,6 +12,10 @@ use std::sync::Arc;
 
 pub const BUDGET: &str = "budget";
 pub const RATE_CAP: &str = "rate_cap";
+/// The page of members a status shows unless asked otherwise (offset, limit).
+pub const MEMBER_PAGE: (usize, usize) = (0, 10);
+/// The most members one status page lists.
+pub const MAX_MEMBER_PAGE: usize = 1_000;
 
 pub struct Budgets {
     store: Arc<dyn Store>,
@@ -212,6 +216,7 @@ impl Budgets {
         ws: WorkspaceId,
         budget: &Budget,
         now: i64,
+        page: (usize, usize),
     ) -> Result<Status, StoreError> {
         let (spent, reserved, unpriced, _) = self
             .counters
@@ -227,7 +232,20 @@ impl Budgets {
             unpriced,
             trailing_days,
         };
-        Ok(status(budget, &input, now))
+        let mut status = status(budget, &input, now);
+        status.members = self.counters.members(ws, budget.id, now, page.0, page.1);
+        if let Some(members) = &status.members {
+            // The limit is each member's: the budget's own state is its members' worst,
+            // and the total has no exhaustion of its own.
+            status.state = match (members.over, members.near) {
+                (0, 0) => super::State::Ok,
+                (0, _) => super::State::Warning,
+                _ => super::State::Exceeded,
+            };
+            status.threshold_reached = None;
+            status.projected_exhaustion = None;
+        }
+        Ok(status)
     }
 
     /// Spend per day (in the budget's zone) of the 7 full days before today; None when

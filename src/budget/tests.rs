@@ -607,3 +607,34 @@ fn ingest_states_name_a_per_member_budget_by_its_touched_members() {
         (vec![], vec![b.id])
     );
 }
+
+#[test]
+fn member_status_pages_the_over_and_near_members_most_over_first() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let (c, b) = per_tenant(now);
+    let spend = [
+        ("alpha", "1"),
+        ("beta", "0.9"),
+        ("gamma", "0.5"),
+        ("acme", "5"),
+        ("delta", "2"),
+    ];
+    for (n, (tenant, cost)) in spend.into_iter().enumerate() {
+        c.apply(
+            n as u64 + 1,
+            &[effect(tenant, "2026-03-18T09:00:00Z", cost, None)],
+        );
+    }
+    let first = c.members(1, b.id, now, 0, 2).unwrap();
+    assert_eq!((first.count, first.over, first.near), (5, 3, 1));
+    let names = |m: &Members| m.page.iter().map(|p| p.member.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&first), vec!["delta", "acme"]);
+    assert_eq!(first.page[0].state, State::Exceeded);
+    assert_eq!(first.page[0].used_pct, 200.0);
+    assert_eq!(first.page[1].limit_usd.nanos(), usd("5"));
+    assert_eq!(first.next_offset, Some(2));
+    let second = c.members(1, b.id, now, 2, 2).unwrap();
+    assert_eq!(names(&second), vec!["alpha", "beta"]);
+    assert_eq!(second.page[1].state, State::Warning);
+    assert_eq!(second.next_offset, None);
+}

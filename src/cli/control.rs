@@ -4,6 +4,7 @@
 
 use super::remote::RemoteArgs;
 use crate::alert::engine::{AlertError, Alerts, ChannelRef};
+use crate::budget::service::MEMBER_PAGE;
 use crate::budget::service::{BudgetError, Budgets, BUDGET};
 use crate::store::Store;
 use anyhow::{bail, Context};
@@ -234,7 +235,7 @@ pub async fn budgets(store: Arc<dyn Store>, cmd: BudgetCommand) -> anyhow::Resul
             let ws = super::workspace_id(store.as_ref(), &out.remote.workspace).await?;
             let mut rows = Vec::new();
             for b in budgets.list(ws).await? {
-                let status = budgets.status(ws, &b, now()).await?;
+                let status = budgets.status(ws, &b, now(), MEMBER_PAGE).await?;
                 rows.push(without_reservations(json!({"budget": b, "status": status})));
             }
             if out.json {
@@ -248,7 +249,7 @@ pub async fn budgets(store: Arc<dyn Store>, cmd: BudgetCommand) -> anyhow::Resul
         BudgetCommand::Status { id, output } => {
             let ws = super::workspace_id(store.as_ref(), &output.remote.workspace).await?;
             let budget = budgets.get(ws, id).await?;
-            let status = budgets.status(ws, &budget, now()).await?;
+            let status = budgets.status(ws, &budget, now(), MEMBER_PAGE).await?;
             let row = without_reservations(json!({"budget": budget, "status": status}));
             if output.json {
                 print(&row["status"]);

@@ -6,6 +6,7 @@
 use super::{heading, money, page_handler};
 use crate::app::AppState;
 use crate::budget::period::Period;
+use crate::budget::service::MEMBER_PAGE;
 use crate::budget::{Action, Budget, State, Status};
 use crate::http::dashboard::chart::{self, Burn, Gauge};
 use crate::http::dashboard::{format, Ctx, Page, PageError, PageResult};
@@ -36,7 +37,7 @@ pub async fn load(ctx: &Ctx, with_spend: bool) -> Result<Vec<Entry>, PageError> 
     for (i, budget) in budgets.into_iter().enumerate() {
         let (state, ws, now) = (ctx.state.clone(), ctx.ws(), ctx.now);
         tasks.spawn(async move {
-            let status = state.budgets.status(ws, &budget, now).await?;
+            let status = state.budgets.status(ws, &budget, now, MEMBER_PAGE).await?;
             let points = match with_spend {
                 true => spend_so_far(&state, ws, &budget, now).await?,
                 false => Vec::new(),
