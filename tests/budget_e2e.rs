@@ -637,3 +637,90 @@ async fn status_pages_the_members_over_and_near_their_caps() {
     assert_eq!(bad.status, 400);
     assert_eq!(blamed(&bad.body["error"]["fields"]), vec!["membersLimit"]);
 }
+
+/// Plans set by CSV import (API), one by one (API) and by the CLI in another process:
+/// a tenant's override beats its plan's limit, which beats the budget's default; a plan
+/// without a limit leaves its tenants uncapped; the guard names the plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_beats_the_plan_which_beats_the_default() {
+    let f = fixture();
+    let api = Api::new(&f.server);
+    let created = api
+        .post(
+            "/v1/budgets",
+            &f.admin,
+            &json!({"name": "by plan", "scope": {"tenantId": "*"}, "period": "month",
+                    "limitUsd": 10, "action": "block", "overrides": {"acme": 500},
+                    "planLimits": {"free": 1, "pro": 50, "enterprise": null}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let csv = "tenantId,plan\nacme,free\nf1,free\np1,pro\ne1,enterprise\n";
+    let imported = api
+        .post_raw(
+            "/v1/plans/import",
+            Some(&f.admin),
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    assert_eq!(imported.body["assigned"], 4);
+    let free = guard_for(&api, &f.ingest, "f1", 2.0).await;
+    assert_eq!(free["reason"], "tenant_quota_exceeded", "{free}");
+    assert_eq!(free["quota"]["plan"], "free");
+    assert_eq!(free["quota"]["limitUsd"].as_f64(), Some(1.0));
+    let acme = guard_for(&api, &f.ingest, "acme", 100.0).await;
+    assert_eq!(
+        acme["allow"], true,
+        "the override beats the free plan: {acme}"
+    );
+    let pro = guard_for(&api, &f.ingest, "p1", 40.0).await;
+    assert_eq!(pro["budgets"][0]["limitUsd"].as_f64(), Some(50.0), "{pro}");
+    assert_eq!(pro["budgets"][0]["plan"], "pro");
+    let enterprise = guard_for(&api, &f.ingest, "e1", 9000.0).await;
+    assert_eq!(enterprise["allow"], true, "{enterprise}");
+    assert_eq!(enterprise["budgets"], json!([]));
+    let nobody = guard_for(&api, &f.ingest, "nobody", 11.0).await;
+    assert_eq!(
+        nobody["reason"], "tenant_quota_exceeded",
+        "the default: {nobody}"
+    );
+    // Off its plan: the default $10 again.
+    let put = api
+        .put_json("/v1/plans/tenants/f1", &f.admin, &json!({"plan": null}))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(guard_for(&api, &f.ingest, "f1", 2.0).await["allow"], true);
+    // The CLI, another process: the running server picks it up on its reload.
+    cli(&f.db, &["plans", "set", "nobody", "pro"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while guard_for(&api, &f.ingest, "nobody", 11.0).await["allow"] != true {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI's plan never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let plans = api.get("/v1/plans", &f.admin).await;
+    assert_eq!(plans.body["tenants"], 4, "{}", plans.body);
+    assert_eq!(
+        plans.body["plans"],
+        json!([{"plan": "enterprise", "tenants": 1}, {"plan": "free", "tenants": 1},
+               {"plan": "pro", "tenants": 2}])
+    );
+    let one = api.get("/v1/plans/tenants/p1", &f.admin).await;
+    assert_eq!(one.body, json!({"tenantId": "p1", "plan": "pro"}));
+    let bad = api
+        .post_raw(
+            "/v1/plans/import",
+            Some(&f.admin),
+            "text/csv",
+            b"tenantId,plan\nx\n".to_vec(),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(blamed(&bad.body["error"]["fields"]), vec!["line 2"]);
+    let listed = cli(&f.db, &["plans", "list"]);
+    assert!(listed.contains("pro\t2 tenants"), "{listed}");
+}

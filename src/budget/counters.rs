@@ -5,6 +5,7 @@
 //! and the commits around it never overlap or leave a gap, whichever process wrote them.
 //! The guard answers from here under one short lock, never from the store.
 
+use super::plans::PlanMap;
 use super::{state_at, Action, Budget, CallDims, FailMode, State};
 use crate::event::{DataMode, Environment};
 use crate::store::{CommitSeq, SpendEffect, WorkspaceId};
@@ -55,6 +56,9 @@ pub struct BudgetPosition {
     pub member: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_usd: Option<crate::money::Usd>,
+    /// A budget for each tenant: the calling tenant's plan, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
 }
 
 /// Why a member's own cap blocked a call, for the app to act on and show its user.
@@ -65,6 +69,8 @@ pub struct Quota {
     /// The member dimension: tenantId, userId or endpointTag.
     pub dimension: &'static str,
     pub member: String,
+    /// The member's plan (a budget for each tenant), if it has one.
+    pub plan: Option<String>,
     pub limit_usd: crate::money::Usd,
     pub spent_usd: crate::money::Usd,
     /// When the period ends and the cap starts again (RFC 3339).
@@ -203,6 +209,16 @@ struct Book {
     recent: HashMap<String, VecDeque<i64>>,
     /// Rate-cap token buckets: (tokens, updated_ms) by cap id and tenant.
     buckets: HashMap<(i64, String), (f64, i64)>,
+    /// Each tenant's plan, for the plan limits of budgets for each tenant.
+    plans: Arc<PlanMap>,
+}
+
+/// The plan of a budget's member, when the budget's members are tenants.
+fn plan_of<'p>(plans: &'p PlanMap, budget: &Budget, member: Option<&str>) -> Option<&'p str> {
+    match budget.by_plan() {
+        true => plans.get(member?).map(|p| &**p),
+        false => None,
+    }
 }
 
 const RECENT_COSTS: usize = 200;
@@ -238,6 +254,12 @@ impl Counters {
             })
             .collect();
         book.caps = caps;
+    }
+
+    /// Replace a workspace's tenant -> plan map.
+    pub fn set_plans(&self, ws: WorkspaceId, plans: Arc<PlanMap>) {
+        let mut books = self.books.lock().unwrap();
+        books.entry(ws).or_default().plans = plans;
     }
 
     /// Start loading a budget's spend for the period starting at `period_start`: from
@@ -501,7 +523,8 @@ impl Counters {
         let mut flagged = Vec::new();
         for member in names {
             out.count += 1;
-            let Some(cap) = live.budget.member_limit(Some(member)) else {
+            let plan = plan_of(&book.plans, &live.budget, Some(member));
+            let Some(cap) = live.budget.member_limit(Some(member), plan) else {
                 continue;
             };
             let used = spent.get(member).map_or(0, |s| s.0);
@@ -512,14 +535,14 @@ impl Counters {
                 State::Exceeded => out.over += 1,
             }
             let held = live.member_reserved.get(member).copied().unwrap_or(0);
-            flagged.push((member, cap, used, held, state));
+            flagged.push((member, plan, cap, used, held, state));
         }
+        // Most over first: spent/limit compared as spent_a * limit_b vs spent_b * limit_a.
         flagged.sort_by(|a, b| {
-            let share = |x: &(&Member, i64, i64, i64, State),
-                         y: &(&Member, i64, i64, i64, State)| {
-                (x.2 as i128 * y.1 as i128).cmp(&(y.2 as i128 * x.1 as i128))
+            let share = |x: &Flagged, y: &Flagged| {
+                (x.3 as i128 * y.2 as i128).cmp(&(y.3 as i128 * x.2 as i128))
             };
-            share(b, a).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0))
+            share(b, a).then(b.3.cmp(&a.3)).then(a.0.cmp(b.0))
         });
         if flagged.len() > offset.saturating_add(limit) {
             out.next_offset = Some(offset + limit);
@@ -528,10 +551,12 @@ impl Counters {
             .into_iter()
             .skip(offset)
             .take(limit)
-            .map(|(member, cap, used, held, state)| super::MemberStatus {
-                state,
-                ..super::MemberStatus::new(member, None, cap, used, held)
-            })
+            .map(
+                |(member, plan, cap, used, held, state)| super::MemberStatus {
+                    state,
+                    ..super::MemberStatus::new(member, plan, cap, used, held)
+                },
+            )
             .collect();
         Some(out)
     }
@@ -580,7 +605,8 @@ impl Counters {
             };
             let member = member.as_deref();
             let spent = live.current_of(member, now_ms).0;
-            let limit = live.budget.member_limit(member);
+            let plan = plan_of(&book.plans, &live.budget, member);
+            let limit = live.budget.member_limit(member, plan);
             let state = state_at(&live.budget, limit, spent).0;
             let seen = worst.entry(*id).or_insert(State::Ok);
             if state_rank(state) > state_rank(*seen) {
@@ -635,8 +661,9 @@ impl Counters {
                 continue;
             }
             let member = live.budget.scope.member(&dims);
+            let plan = plan_of(&book.plans, &live.budget, member);
             // A member without a limit (a plan with none) is not capped by this budget.
-            let Some(limit) = live.budget.member_limit(member) else {
+            let Some(limit) = live.budget.member_limit(member, plan) else {
                 continue;
             };
             live.prune(now_ms);
@@ -652,6 +679,7 @@ impl Counters {
                 state: state_at(b, Some(limit), spent).0,
                 member: member.map(str::to_string),
                 limit_usd: member.map(|_| crate::money::Usd(limit)),
+                plan: plan.map(str::to_string),
             });
             if b.action != Action::Block || !answer.allow {
                 continue;
@@ -671,7 +699,9 @@ impl Counters {
                 answer.retry_after_seconds = Some(((end - now_ms).max(0) as u64).div_ceil(1000));
                 if let (Some(each), Some(member)) = (b.scope.each, member) {
                     answer.reason = each.quota_reason();
-                    answer.quota = Some(quota(b, each, member, limit, spent, end));
+                    let mut quota = quota(b, each, member, limit, spent, end);
+                    quota.plan = plan.map(str::to_string);
+                    answer.quota = Some(quota);
                 }
             }
         }
@@ -723,6 +753,9 @@ impl Counters {
     }
 }
 
+/// (member, plan, limit, spent, reserved, state) of a member at warning or over.
+type Flagged<'a> = (&'a Member, Option<&'a str>, i64, i64, i64, State);
+
 /// Which budget a call counts against, and for a per-member budget its member.
 pub type Hit = (i64, Option<Member>);
 
@@ -749,6 +782,7 @@ fn quota(b: &Budget, each: super::Each, member: &str, limit: i64, spent: i64, en
         budget_id: b.id,
         dimension: each.field(),
         member: member.to_string(),
+        plan: None,
         limit_usd,
         spent_usd,
         message: format!(

@@ -4,6 +4,7 @@
 
 pub mod counters;
 pub mod period;
+pub mod plans;
 pub mod service;
 
 use crate::event::{DataMode, Environment, FieldError};
@@ -239,14 +240,28 @@ pub struct Budget {
     /// Per-member budgets only: a member's own limit instead of the default.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub overrides: BTreeMap<String, Usd>,
+    /// A budget for each tenant only: the limit of each plan's tenants (None: no limit),
+    /// for tenants without an override; tenants without a plan get `limit_usd`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub plan_limits: BTreeMap<String, Option<Usd>>,
 }
 
 impl Budget {
-    /// The limit of one member (an override, else the default); for a budget without
-    /// members, its limit. None = no limit.
-    pub fn member_limit(&self, member: Option<&str>) -> Option<i64> {
-        let own = member.and_then(|m| self.overrides.get(m));
-        Some(own.unwrap_or(&self.limit_usd).nanos())
+    /// The limit of one member on `plan`: its override, else its plan's limit, else the
+    /// default; for a budget without members, its limit. None = no limit.
+    pub fn member_limit(&self, member: Option<&str>, plan: Option<&str>) -> Option<i64> {
+        if let Some(own) = member.and_then(|m| self.overrides.get(m)) {
+            return Some(own.nanos());
+        }
+        match plan.and_then(|p| self.plan_limits.get(p)) {
+            Some(limit) => limit.map(Usd::nanos),
+            None => Some(self.limit_usd.nanos()),
+        }
+    }
+
+    /// Whether this budget's members are tenants, whose plans set their limits.
+    pub fn by_plan(&self) -> bool {
+        self.scope.each == Some(Each::TenantId)
     }
 
     /// Spend at `now` is inside this window.
@@ -291,6 +306,7 @@ const BUDGET_FIELDS: &[&str] = &[
     "action",
     "failMode",
     "overrides",
+    "planLimits",
 ];
 
 const SCOPE_FIELDS: &str =
@@ -320,6 +336,7 @@ pub fn parse_budget(id: i64, body: &Value) -> Result<Budget, Vec<FieldError>> {
     };
     let scope = parse_scope(obj.get("scope"), &mut errors);
     let overrides = parse_overrides(obj.get("overrides"), scope.each, &mut errors);
+    let plan_limits = parse_plan_limits(obj.get("planLimits"), scope.each, &mut errors);
     let period = match obj.get("period").and_then(Value::as_str) {
         Some(p) => Period::parse(p).unwrap_or_else(|| {
             errors.push(FieldError::new(
@@ -377,7 +394,58 @@ pub fn parse_budget(id: i64, body: &Value) -> Result<Budget, Vec<FieldError>> {
         action,
         fail_mode,
         overrides,
+        plan_limits,
     })
+}
+
+/// `{"free": 1, "pro": 50, "enterprise": null}`: a limit per plan (null: none); only on
+/// a budget for each tenant.
+fn parse_plan_limits(
+    value: Option<&Value>,
+    each: Option<Each>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, Option<Usd>> {
+    let mut out = BTreeMap::new();
+    let obj = match value {
+        None | Some(Value::Null) => return out,
+        Some(Value::Object(obj)) => obj,
+        Some(_) => {
+            errors.push(FieldError::new(
+                "planLimits",
+                "must be an object of plan -> limitUsd (or null for no limit)",
+            ));
+            return out;
+        }
+    };
+    if each != Some(Each::TenantId) && !obj.is_empty() {
+        errors.push(FieldError::new(
+            "planLimits",
+            "needs a budget for each tenant: a scope with tenantId \"*\"",
+        ));
+        return out;
+    }
+    for (plan, limit) in obj {
+        let field = format!("planLimits.{plan}");
+        if let Err(e) = plans::check_plan(&field, plan) {
+            errors.push(e);
+            continue;
+        }
+        if limit.is_null() {
+            out.insert(plan.clone(), None);
+            continue;
+        }
+        let mut own = Vec::new();
+        let usd = parse_limit(Some(limit), &mut own);
+        if own.is_empty() {
+            out.insert(plan.clone(), Some(usd));
+        } else {
+            errors.push(FieldError::new(
+                field,
+                "must be a positive amount in USD with at most 9 decimals, or null for no limit",
+            ));
+        }
+    }
+    out
 }
 
 /// `{"acme": 500, ...}`: members with their own limit; only on a per-member budget.

@@ -3,6 +3,7 @@
 
 use super::counters::{Counters, GuardAnswer, GuardRequest, MemberSpend, RateCap};
 use super::period::Period;
+use super::plans::{self, Assignment, PlanMap, PLAN_ASSIGNMENTS};
 use super::{parse_budget, status, Budget, SpendInput, Status};
 use crate::event::FieldError;
 use crate::query::{Bucket, Measure};
@@ -94,6 +95,13 @@ impl Budgets {
                 "limitUsd".into(),
                 Value::String(budget.limit_usd.to_string()),
             );
+            if !budget.plan_limits.is_empty() {
+                let limits = budget.plan_limits.iter().map(|(p, usd)| {
+                    let text = usd.map_or(Value::Null, |u| Value::String(u.to_string()));
+                    (p.clone(), text)
+                });
+                o.insert("planLimits".into(), Value::Object(limits.collect()));
+            }
             if !budget.overrides.is_empty() {
                 let overrides = budget.overrides.iter();
                 let text = overrides.map(|(m, usd)| (m.clone(), Value::String(usd.to_string())));
@@ -142,6 +150,10 @@ impl Budgets {
     pub async fn reload(&self, ws: WorkspaceId) -> Result<(), StoreError> {
         let budgets = self.list(ws).await?;
         let caps = self.rate_caps(ws).await?;
+        if budgets.iter().any(Budget::by_plan) {
+            let plans = self.plans(ws).await?;
+            self.counters.set_plans(ws, Arc::new(plans));
+        }
         self.counters.configure(ws, budgets.clone(), caps);
         let now = (self.clock)();
         for budget in budgets {
@@ -286,6 +298,58 @@ impl Budgets {
             }
         }
         Ok(Some(days))
+    }
+
+    /// Every tenant's plan in `ws`.
+    pub async fn plans(&self, ws: WorkspaceId) -> Result<PlanMap, StoreError> {
+        let batches = self.store.objects(Some(ws), PLAN_ASSIGNMENTS).await?;
+        Ok(plans::fold(&batches))
+    }
+
+    /// Put tenants on plans (None: off their plan) as one stored batch, then fold the
+    /// batches into one when there are many. Checked whole first: a bad name stores
+    /// nothing.
+    pub async fn assign_plans(
+        &self,
+        ws: WorkspaceId,
+        assignments: &[Assignment],
+    ) -> Result<usize, BudgetError> {
+        let mut errors = Vec::new();
+        for (i, (tenant, plan)) in assignments.iter().enumerate() {
+            let field = format!("assignments[{i}]");
+            let plan_ok = plan
+                .as_deref()
+                .map_or(Ok(()), |p| plans::check_plan(&field, p));
+            if let Err(e) = plans::check_tenant(&field, tenant).and(plan_ok) {
+                errors.push(e);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(BudgetError::Invalid(errors));
+        }
+        if assignments.is_empty() {
+            return Ok(0);
+        }
+        let body = plans::batch(assignments);
+        self.store
+            .put_object(ws, PLAN_ASSIGNMENTS, None, body)
+            .await?;
+        let batches = self.store.objects(Some(ws), PLAN_ASSIGNMENTS).await?;
+        if batches.len() > plans::FOLD_AFTER {
+            // Written before the folded batches go: a reader meanwhile sees both, and
+            // the fold sorts where its last batch did, so the answer is the same.
+            let folded = plans::folded(&batches);
+            self.store
+                .put_object(ws, PLAN_ASSIGNMENTS, None, folded)
+                .await?;
+            for batch in &batches {
+                self.store
+                    .delete_object(ws, PLAN_ASSIGNMENTS, batch.id)
+                    .await?;
+            }
+        }
+        self.reload(ws).await?;
+        Ok(assignments.len())
     }
 
     pub fn guard(&self, ws: WorkspaceId, req: &GuardRequest, now: i64) -> GuardAnswer {

@@ -638,3 +638,109 @@ fn member_status_pages_the_over_and_near_members_most_over_first() {
     assert_eq!(second.page[1].state, State::Warning);
     assert_eq!(second.next_offset, None);
 }
+
+fn stored(id: i64, body: serde_json::Value) -> crate::store::StoredObject {
+    crate::store::StoredObject {
+        id,
+        workspace: 1,
+        body,
+        created_ms: 0,
+        updated_ms: 0,
+    }
+}
+
+#[test]
+fn plan_batches_apply_in_written_order_and_a_fold_sorts_where_its_last_batch_did() {
+    let a = stored(1, json!({"assignments": {"acme": "pro", "beta": "free"}}));
+    let b = stored(
+        2,
+        json!({"assignments": {"acme": "enterprise", "beta": null}}),
+    );
+    let c = stored(3, json!({"assignments": {"gamma": "free"}}));
+    let map = plans::fold(&[c.clone(), b.clone(), a.clone()]);
+    assert_eq!(map.get("acme").map(|p| &**p), Some("enterprise"));
+    assert_eq!(map.get("beta"), None, "null takes beta off its plan");
+    // Batches 1 and 2 folded into object 9 while batch 3 was written: 3 still wins
+    // over what the fold holds, because the fold sorts at 2, not at 9.
+    let late = stored(3, json!({"assignments": {"acme": "free"}}));
+    let fold = stored(9, plans::folded(&[a, b]));
+    assert_eq!(fold.body["upTo"], 2);
+    let map = plans::fold(&[fold, late]);
+    assert_eq!(map.get("acme").map(|p| &**p), Some("free"));
+}
+
+#[test]
+fn a_plans_csv_reads_assignments_and_names_every_bad_line() {
+    let rows = plans::parse_csv("tenantId,plan\nacme,pro\n\"a,b\",free\nold,\n").unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("acme".to_string(), Some("pro".to_string())),
+            ("a,b".to_string(), Some("free".to_string())),
+            ("old".to_string(), None),
+        ]
+    );
+    let errors = plans::parse_csv("tenantId,plan\nacme\nx,pro plan\n").unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, vec!["line 2", "line 3"]);
+    let errors = plans::parse_csv("tenant,plan\nacme,pro\n").unwrap_err();
+    assert_eq!(errors[0].field, "line 1");
+}
+
+#[test]
+fn an_override_beats_the_plan_limit_which_beats_the_default() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(
+        json!({"name": "each", "period": "month", "limitUsd": 10, "action": "block",
+        "scope": {"tenantId": "*"}, "overrides": {"acme": 500},
+        "planLimits": {"free": 1, "pro": 50, "enterprise": null}}),
+    );
+    assert_eq!(b.member_limit(Some("acme"), Some("free")), Some(usd("500")));
+    assert_eq!(b.member_limit(Some("x"), Some("pro")), Some(usd("50")));
+    assert_eq!(b.member_limit(Some("x"), Some("enterprise")), None);
+    assert_eq!(b.member_limit(Some("x"), Some("unlisted")), Some(usd("10")));
+    assert_eq!(b.member_limit(Some("x"), None), Some(usd("10")));
+    let c = Counters::new(600_000);
+    c.configure(1, vec![b.clone()], vec![]);
+    let plans: plans::PlanMap = [
+        ("f".into(), "free".into()),
+        ("e".into(), "enterprise".into()),
+    ]
+    .into_iter()
+    .collect();
+    c.set_plans(1, std::sync::Arc::new(plans));
+    let ticket = c.begin_load(1, b.id, b.window(now).0);
+    c.finish_member_load(ticket, (0, 0), Default::default(), 0);
+    let free = c.guard(1, &guard_req("f", Some("2"), None), now);
+    assert_eq!((free.allow, free.reason), (false, "tenant_quota_exceeded"));
+    assert_eq!(free.quota.unwrap().plan.as_deref(), Some("free"));
+    let enterprise = c.guard(1, &guard_req("e", Some("9000"), None), now);
+    assert!(
+        enterprise.allow && enterprise.budgets.is_empty(),
+        "no limit on enterprise"
+    );
+    assert!(c.guard(1, &guard_req("none", Some("10"), None), now).allow);
+    assert!(
+        !c.guard(1, &guard_req("none", Some("10.01"), None), now)
+            .allow
+    );
+}
+
+#[test]
+fn plan_limits_need_a_budget_for_each_tenant() {
+    let errors = parse_budget(
+        1,
+        &json!({"name": "u", "period": "day", "limitUsd": 1, "scope": {"userId": "*"},
+                "planLimits": {"free": 1}}),
+    )
+    .unwrap_err();
+    assert_eq!(errors[0].field, "planLimits");
+    let errors = parse_budget(
+        1,
+        &json!({"name": "t", "period": "day", "limitUsd": 1, "scope": {"tenantId": "*"},
+                "planLimits": {"free": -1, "bad plan": 1}}),
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, vec!["planLimits.bad plan", "planLimits.free"]);
+}

@@ -149,7 +149,7 @@ fn alert_error(what: &str, e: AlertError) -> anyhow::Error {
 }
 
 /// One line per field, as the API's 400 names them.
-fn invalid(what: &str, fields: &[crate::event::FieldError]) -> anyhow::Error {
+pub(super) fn invalid(what: &str, fields: &[crate::event::FieldError]) -> anyhow::Error {
     let lines: Vec<String> = fields
         .iter()
         .map(|f| format!("  {}: {}", f.field, f.message))
