@@ -636,6 +636,15 @@ async fn status_pages_the_members_over_and_near_their_caps() {
         .await;
     assert_eq!(bad.status, 400);
     assert_eq!(blamed(&bad.body["error"]["fields"]), vec!["membersLimit"]);
+    // The CLI, from the database alone: the same counts and the worst first.
+    let shown = cli(&f.db, &["budgets", "status", &id.to_string()]);
+    let summary = format!("budget {id} is per member: 5 members, 2 over their cap, 2 near it");
+    assert!(shown.contains(&summary), "{shown}");
+    let (t4, t1) = (
+        shown.find("  t4: $20 of $10 (200.0%), exceeded"),
+        shown.find("  t1: $12 of $10"),
+    );
+    assert!(t4.is_some() && t4 < t1, "{shown}");
 }
 
 /// Plans set by CSV import (API), one by one (API) and by the CLI in another process:

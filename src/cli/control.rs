@@ -347,6 +347,39 @@ fn print_budgets(rows: &[Value]) {
         ]);
     }
     println!("{table}");
+    for r in rows {
+        print_members(&r["budget"], &r["status"]["members"]);
+    }
+}
+
+/// A budget for each member: how many members are over and near their own caps, and
+/// the worst of them (the status's first page). The limit above is the default.
+fn print_members(budget: &Value, members: &Value) {
+    if members.is_null() {
+        return;
+    }
+    let n = |k: &str| members[k].as_u64().unwrap_or(0);
+    println!(
+        "budget {} is per member: {} members, {} over their cap, {} near it",
+        budget["id"],
+        n("count"),
+        n("over"),
+        n("near")
+    );
+    for m in members["page"].as_array().into_iter().flatten() {
+        let plan = m["plan"]
+            .as_str()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        println!(
+            "  {}{plan}: ${} of ${} ({:.1}%), {}",
+            m["member"].as_str().unwrap_or_default(),
+            m["spentUsd"],
+            m["limitUsd"],
+            m["usedPct"].as_f64().unwrap_or(0.0),
+            m["state"].as_str().unwrap_or_default()
+        );
+    }
 }
 
 pub async fn alerts(store: Arc<dyn Store>, cmd: AlertCommand) -> anyhow::Result<()> {
