@@ -7,6 +7,8 @@
 pub struct StoredCall {
     /// Bit n-1 set = attempt n seen.
     pub attempt_mask: u64,
+    /// The attempt that describes the call now (the winner so far).
+    pub attempt: u8,
     pub has_usage: bool,
     pub success: bool,
 }
@@ -32,18 +34,25 @@ pub fn attempt_bit(attempt: u8) -> u64 {
     1u64 << (attempt.clamp(1, 64) - 1)
 }
 
-/// Decide what to do with an attempt for a call that is already stored. An attempt with
-/// usage beats one without; among equals a success beats a failure; otherwise the call
-/// keeps what it has (the earlier attempt).
+/// How well an attempt describes its call: one with usage beats one without; among
+/// equals a success beats a failure; among equals the lower attempt number wins. The
+/// rank is a total order on the attempts of a call, so the winner does not depend on
+/// the order they arrive in: a backend may decide it at write time (as SQLite does) or
+/// at read time (max rank per call), and both give the same call.
+pub fn rank(attempt: u8, has_usage: bool, success: bool) -> (bool, bool, std::cmp::Reverse<u8>) {
+    (has_usage, success, std::cmp::Reverse(attempt))
+}
+
+/// Decide what to do with an attempt for a call that is already stored: a duplicate if
+/// its number was seen, else a new attempt that describes the call if it ranks higher.
 pub fn decide(stored: StoredCall, incoming: IncomingAttempt) -> Decision {
     let bit = attempt_bit(incoming.attempt);
     if stored.attempt_mask & bit != 0 {
         return Decision::Duplicate;
     }
-    let rank = |has_usage: bool, success: bool| (has_usage, success);
     Decision::NewAttempt {
-        replace: rank(incoming.has_usage, incoming.success)
-            > rank(stored.has_usage, stored.success),
+        replace: rank(incoming.attempt, incoming.has_usage, incoming.success)
+            > rank(stored.attempt, stored.has_usage, stored.success),
         attempt_mask: stored.attempt_mask | bit,
     }
 }
@@ -57,9 +66,11 @@ pub fn attempt_count(mask: u64) -> u32 {
 mod tests {
     use super::*;
 
+    /// A stored call whose winner is the highest attempt in `mask`.
     fn stored(mask: u64, has_usage: bool, success: bool) -> StoredCall {
         StoredCall {
             attempt_mask: mask,
+            attempt: 64 - mask.leading_zeros() as u8,
             has_usage,
             success,
         }
@@ -119,7 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn two_successes_keep_the_first_so_cost_counts_once() {
+    fn two_successes_keep_the_lower_attempt_so_cost_counts_once() {
         assert_eq!(
             decide(stored(0b1, true, true), incoming(2, true, true)),
             Decision::NewAttempt {
@@ -128,6 +139,60 @@ mod tests {
             }
         );
         assert_eq!(attempt_count(0b111), 3);
+    }
+
+    #[test]
+    fn an_equal_lower_attempt_arriving_late_takes_over() {
+        // Attempt 2 arrived first; attempt 1 (same rank) arriving later describes the
+        // call, as if they had arrived in order.
+        assert_eq!(
+            decide(stored(0b10, true, true), incoming(1, true, true)),
+            Decision::NewAttempt {
+                replace: true,
+                attempt_mask: 0b11
+            }
+        );
+    }
+
+    #[test]
+    fn the_winner_does_not_depend_on_arrival_order() {
+        // Every order of four attempts of mixed rank ends with the same winner.
+        let attempts = [
+            incoming(1, false, false),
+            incoming(2, true, false),
+            incoming(3, true, true),
+            incoming(4, true, true),
+        ];
+        let orders = [[0, 1, 2, 3], [3, 2, 1, 0], [2, 3, 0, 1], [1, 3, 0, 2]];
+        for order in orders {
+            let first = attempts[order[0]];
+            let mut call = StoredCall {
+                attempt_mask: attempt_bit(first.attempt),
+                attempt: first.attempt,
+                has_usage: first.has_usage,
+                success: first.success,
+            };
+            for &i in &order[1..] {
+                let a = attempts[i];
+                let Decision::NewAttempt {
+                    replace,
+                    attempt_mask,
+                } = decide(call, a)
+                else {
+                    panic!("not a duplicate");
+                };
+                call.attempt_mask = attempt_mask;
+                if replace {
+                    (call.attempt, call.has_usage, call.success) =
+                        (a.attempt, a.has_usage, a.success);
+                }
+            }
+            assert_eq!(
+                (call.attempt, call.attempt_mask),
+                (3, 0b1111),
+                "order {order:?}"
+            );
+        }
     }
 
     #[test]

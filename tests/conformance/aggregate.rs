@@ -84,8 +84,7 @@ fn dedupe_requests(ws: &[WorkspaceId]) -> Vec<(WorkspaceId, Vec<Value>, Vec<Writ
         (
             ws[0],
             vec![
-                // Usage and success beat no usage: replaces, but the call keeps the
-                // first attempt's environment.
+                // Usage and success beat no usage: replaces, environment included.
                 with(
                     call(Some("a"), 3, 2),
                     json!({"inputTokens": 300, "model": "gpt-4o", "tenantId": "t2", "environment": "staging"}),
@@ -95,7 +94,7 @@ fn dedupe_requests(ws: &[WorkspaceId]) -> Vec<(WorkspaceId, Vec<Value>, Vec<Writ
                     call(Some("a"), 2, 1),
                     json!({"status": "error", "inputTokens": 200}),
                 ),
-                // Equal rank: the call keeps what it has.
+                // Equal rank: the lower attempt number wins, so 3 stays.
                 with(call(Some("a"), 64, 3), json!({"inputTokens": 640})),
                 call(Some("a"), 3, 2),
             ],
@@ -121,8 +120,17 @@ fn dedupe_requests(ws: &[WorkspaceId]) -> Vec<(WorkspaceId, Vec<Value>, Vec<Writ
             ],
             vec![Inserted, Attempt { replaced: true }, Inserted, Inserted],
         ),
-        // The same id in another workspace is another call.
-        (ws[1], vec![call(Some("a"), 1, 0)], vec![Inserted]),
+        // The same id in another workspace is another call. Two equal attempts arriving
+        // out of order: the lower attempt wins when it comes, as if they came in order.
+        (
+            ws[1],
+            vec![
+                call(Some("a"), 1, 0),
+                with(call(Some("c"), 2, 7), json!({"inputTokens": 20})),
+                with(call(Some("c"), 1, 8), json!({"inputTokens": 10})),
+            ],
+            vec![Inserted, Inserted, Attempt { replaced: true }],
+        ),
     ]
 }
 
@@ -154,11 +162,13 @@ pub async fn retries_replacements_and_resends_follow_the_dedupe_rules(store: Sha
         ),
         (3, 4, 300, "gpt-4o", Some("t2"))
     );
-    assert_eq!((a.environment, a.status), ("prod", "success"));
+    assert_eq!((a.environment, a.status), ("staging", "success"));
     assert_eq!(a.timestamp, iso(START + 2 * 60_000));
     let b = stored(&store, ws[0], "b").await;
     assert_eq!((b.attempt, b.attempts, b.input_tokens), (1, 2, 70));
-    for (ws, id) in [(ws[0], "a"), (ws[0], "b"), (ws[1], "a")] {
+    let c = stored(&store, ws[1], "c").await;
+    assert_eq!((c.attempt, c.attempts, c.input_tokens), (1, 2, 10));
+    for (ws, id) in [(ws[0], "a"), (ws[0], "b"), (ws[1], "a"), (ws[1], "c")] {
         let call = reference
             .calls
             .iter()
@@ -193,7 +203,10 @@ async fn check_dedupe_sums(store: &Shared, reference: &Reference, ws: &[Workspac
             by(Dimension::TenantId),
             vec![(s("t1"), 3, 4), (s("t2"), 1, 4)],
         ),
-        (by(Dimension::Environment), vec![(s("prod"), 4, 8)]),
+        (
+            by(Dimension::Environment),
+            vec![(s("prod"), 3, 4), (s("staging"), 1, 4)],
+        ),
         (by(Dimension::Status), vec![(s("success"), 4, 8)]),
     ] {
         let got = store.aggregate(ws[0], query.clone()).await.unwrap();
@@ -211,7 +224,7 @@ async fn check_dedupe_sums(store: &Shared, reference: &Reference, ws: &[Workspac
         assert_eq!(got.total().input, 300 + 70 + 100 + 100);
     }
     let other = store.aggregate(ws[1], everything(vec![])).await.unwrap();
-    assert_eq!((other.total().requests, other.total().input), (1, 100));
+    assert_eq!((other.total().requests, other.total().input), (2, 100 + 10));
 }
 
 /// Random aggregate queries (group-by, buckets, filters with missing-value labels,

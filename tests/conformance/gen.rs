@@ -171,8 +171,8 @@ fn retry(rng: &mut StdRng, e: &Value, attempt: u64) -> Value {
         }
     }
     if rng.random_bool(0.1) {
-        // The call keeps its first attempt's environment and data mode whatever later
-        // attempts say.
+        // A later attempt under another environment or data mode moves the call there
+        // when it wins.
         r["environment"] = json!(pick(rng, &["prod", "staging", "dev"]));
         r["dataMode"] = json!(pick(rng, &["real", "test"]));
     }

@@ -2,8 +2,10 @@
 //! was given, in arrival order. Dedupe follows docs/event-contract.md ("Retries",
 //! `src/dedupe.rs`), restated here independently: the same (id, attempt) again is a
 //! duplicate; a new attempt replaces the stored one when it ranks higher by (has usage,
-//! success), else the call keeps what it has; environment and data mode stay the first
-//! attempt's. Aggregates, ordering and cuts are computed without the library's `answer`.
+//! success, lower attempt number), a total order, so the call ends as its best attempt
+//! whatever the arrival order; the winner describes the whole call, environment and data
+//! mode included. Aggregates, ordering and cuts are computed without the library's
+//! `answer`.
 
 use burnrate::event::{Event, PricedEvent, Pricing, Status};
 use burnrate::money::Usd;
@@ -20,8 +22,7 @@ pub struct Call {
     pub workspace: WorkspaceId,
     /// None for an id-less call (the store names it).
     pub id: Option<String>,
-    /// The attempt whose usage the call carries, with the first attempt's environment
-    /// and data mode.
+    /// The attempt that describes the call (its winner).
     pub event: Event,
     pub pricing: Pricing,
     /// Bit n-1 set = attempt n seen.
@@ -202,7 +203,13 @@ impl Reference {
         if call.mask & bit != 0 {
             return (WriteResult::Duplicate, Vec::new());
         }
-        let rank = |e: &Event| (!e.usage_missing, e.status == Status::Success);
+        let rank = |e: &Event| {
+            (
+                !e.usage_missing,
+                e.status == Status::Success,
+                std::cmp::Reverse(e.attempt),
+            )
+        };
         let replaced = rank(e) > rank(&call.event);
         call.mask |= bit;
         call.last_request = request;
@@ -215,13 +222,8 @@ impl Reference {
             return (WriteResult::Attempt { replaced }, vec![same]);
         }
         let retract = effect(&call.event, &call.event, old_cost, -1, false);
-        let add = effect(e, &call.event, new_cost, 1, false);
-        let (environment, data_mode) = (call.event.environment, call.event.data_mode);
-        call.event = Event {
-            environment,
-            data_mode,
-            ..e.clone()
-        };
+        let add = effect(e, e, new_cost, 1, false);
+        call.event = e.clone();
         call.pricing = p.pricing.clone();
         (WriteResult::Attempt { replaced }, vec![retract, add])
     }
@@ -357,8 +359,8 @@ impl Reference {
 }
 
 /// The parts of a `SpendEffect` the contract fixes: whose call, the tenant, endpoint and
-/// time the change is counted under, its environment and data mode (the call's, i.e.
-/// its first attempt's), the change of its cost and of its unpriced count, and a new
+/// time the change is counted under, its environment and data mode (those of the call
+/// it leaves or joins: the old winner's for a retraction, the new one's otherwise), the change of its cost and of its unpriced count, and a new
 /// call's cost. A replaced attempt is two effects: the old attempt's cost taken back
 /// under the old attempt's tenant, endpoint and time, then the new attempt's whole cost
 /// under its own, so a retry that names another tenant moves the cost exactly.

@@ -304,8 +304,8 @@ fn count_unknown_fields(tx: &Transaction, tally: &FieldTally, now_ms: i64) -> ru
 }
 
 /// How a write changed a call's cost: what it was before (None for a new call), the
-/// environment and data mode the stored call keeps, and for a replaced attempt the old
-/// attempt's cost to take back where it was counted.
+/// environment and data mode of the stored call when an attempt did not replace it, and
+/// for a replaced attempt the old attempt's cost to take back where it was counted.
 struct CostChange {
     old_cost: Option<Option<i64>>,
     kept: Option<(i64, i64)>,
@@ -585,7 +585,8 @@ fn merge_attempt(
         .prepare_cached(
             "SELECT id, attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
                 endpoint, prompt_version, tenant, attempts, cost_nanos, input_tokens, cached_tokens,
-                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless, user, tags
+                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless, user, tags,
+                attempt
              FROM events WHERE workspace_id = ?1 AND external_request_id = ?2",
         )?
         .query_row(params![workspace, ext_id], |r| {
@@ -617,15 +618,16 @@ fn merge_attempt(
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, bool>(2)?,
-                (old, tags),
+                (old, tags, r.get::<_, u8>(23)?),
             ))
         })
         .optional()?
         .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    let (old, old_tags) = old;
+    let (old, old_tags, old_attempt) = old;
     let status = old.status as u8;
     let stored = StoredCall {
         attempt_mask: mask as u64,
+        attempt: old_attempt,
         has_usage: !usage_missing,
         success: status == Status::Success.code(),
     };
@@ -663,20 +665,17 @@ fn merge_attempt(
         return Ok((WriteResult::Attempt { replaced: false }, change));
     }
     change.retract = Some(retraction(tx, ext_id, &old, old_tags)?);
-    // Environment and data mode belong to the logical call and are not replaced.
-    let new = Contribution {
-        environment: old.environment,
-        data_mode: old.data_mode,
-        ..contribution(workspace, p, cols, attempts as i64)
-    };
-    rollups.apply(&new, 1)?;
+    // The winner describes the whole call, environment and data mode included.
+    change.kept = None;
+    rollups.apply(&contribution(workspace, p, cols, attempts as i64), 1)?;
     tx.prepare_cached(
         "UPDATE events SET attempt_mask = ?2, attempts = ?3, attempt = ?4, ts = ?5, provider = ?6,
             model = ?7, endpoint = ?8, prompt_version = ?9, tenant = ?10, user = ?11,
             input_tokens = ?12, cached_tokens = ?13, cache_write_tokens = ?14, output_tokens = ?15,
             reasoning_tokens = ?16, image_count = ?17, latency_ms = ?18, status = ?19,
             error_code = ?20, operation = ?21, service_tier = ?22, usage_missing = ?23,
-            cost_nanos = ?24, cost_source = ?25, price_entry = ?26, price_book = ?27, tags = ?28
+            cost_nanos = ?24, cost_source = ?25, price_entry = ?26, price_book = ?27, tags = ?28,
+            environment = ?29, data_mode = ?30
          WHERE id = ?1",
     )?
     .execute(params![
@@ -708,6 +707,8 @@ fn merge_attempt(
         cols.price_entry,
         cols.price_book,
         cols.tags,
+        e.environment.code(),
+        e.data_mode.code(),
     ])?;
     change.replaced = true;
     Ok((WriteResult::Attempt { replaced: true }, change))
