@@ -4,7 +4,10 @@
 //! tenant off its plan) applied in the order they were written: a CSV import of 100,000
 //! tenants is one object, and a write never rewrites another's, so two processes setting
 //! plans at once lose nothing. When batches pile up they are folded into one object that
-//! records the last batch it covers (`upTo`) and sorts there.
+//! records the last batch it covers (`upTo`) and sorts there. A batch holds its
+//! assignments as one text of `tenant<TAB>plan` lines (an empty plan: off its plan;
+//! neither contains a tab or a newline), not a JSON object: a store reads a 2 MB string
+//! far faster than 100,000 JSON members (measured in `burnrate-bench guard`).
 
 use crate::event::FieldError;
 use crate::store::StoredObject;
@@ -33,13 +36,13 @@ pub fn fold(objects: &[StoredObject]) -> PlanMap {
     batches.sort_by_key(|o| (order(o), o.id));
     let mut plans = PlanMap::new();
     for batch in batches {
-        let Some(assignments) = batch.body.get("assignments").and_then(Value::as_object) else {
+        let Some(lines) = batch.body.get("assignments").and_then(Value::as_str) else {
             continue;
         };
-        for (tenant, plan) in assignments {
-            match plan.as_str() {
-                Some(plan) => plans.insert(tenant.as_str().into(), plan.into()),
-                None => plans.remove(tenant.as_str()),
+        for (tenant, plan) in lines.lines().filter_map(|l| l.split_once('\t')) {
+            match plan.is_empty() {
+                false => plans.insert(tenant.into(), plan.into()),
+                true => plans.remove(tenant),
             };
         }
     }
@@ -48,23 +51,32 @@ pub fn fold(objects: &[StoredObject]) -> PlanMap {
 
 /// The body of one batch.
 pub fn batch(assignments: &[Assignment]) -> Value {
-    let map: Map<String, Value> = assignments
-        .iter()
-        .map(|(t, p)| (t.clone(), p.clone().map_or(Value::Null, Value::String)))
-        .collect();
-    serde_json::json!({ "assignments": map })
+    let lines = assignments.iter().map(|(t, p)| (t.as_str(), p.as_deref()));
+    body(lines, None)
+}
+
+fn body<'a>(lines: impl Iterator<Item = (&'a str, Option<&'a str>)>, up_to: Option<i64>) -> Value {
+    let mut text = String::new();
+    for (tenant, plan) in lines {
+        text.push_str(tenant);
+        text.push('\t');
+        text.push_str(plan.unwrap_or(""));
+        text.push('\n');
+    }
+    let mut body = Map::new();
+    body.insert("assignments".into(), Value::String(text));
+    if let Some(up_to) = up_to {
+        body.insert("upTo".into(), Value::from(up_to));
+    }
+    Value::Object(body)
 }
 
 /// The body of the batch replacing `objects` (all of them folded), sorting after the
 /// last of them.
 pub fn folded(objects: &[StoredObject]) -> Value {
     let plans = fold(objects);
-    let map: Map<String, Value> = plans
-        .into_iter()
-        .map(|(t, p)| (t.into(), Value::String(p.into())))
-        .collect();
     let up_to = objects.iter().map(order).max().unwrap_or(0);
-    serde_json::json!({ "assignments": map, "upTo": up_to })
+    body(plans.iter().map(|(t, p)| (&**t, Some(&**p))), Some(up_to))
 }
 
 /// A plan name: 1 to 64 characters from `A-Z a-z 0-9 _ . -`.

@@ -22,7 +22,12 @@ pub struct Budgets {
     store: Arc<dyn Store>,
     pub counters: Arc<Counters>,
     clock: crate::clock::Clock,
+    /// Each workspace's plan map with the (id, updated) of the batches it was folded
+    /// from: a reload folds again only when they changed.
+    plan_cache: std::sync::Mutex<std::collections::HashMap<WorkspaceId, PlanCache>>,
 }
+
+type PlanCache = (Vec<(i64, i64)>, Arc<PlanMap>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
@@ -45,6 +50,7 @@ impl Budgets {
             store,
             counters,
             clock,
+            plan_cache: Default::default(),
         });
         for ws in budgets.store.workspaces().await? {
             budgets.reload(ws.id).await?;
@@ -151,8 +157,8 @@ impl Budgets {
         let budgets = self.list(ws).await?;
         let caps = self.rate_caps(ws).await?;
         if budgets.iter().any(Budget::by_plan) {
-            let plans = self.plans(ws).await?;
-            self.counters.set_plans(ws, Arc::new(plans));
+            let plans = self.plan_map(ws).await?;
+            self.counters.set_plans(ws, plans);
         }
         self.counters.configure(ws, budgets.clone(), caps);
         let now = (self.clock)();
@@ -301,9 +307,23 @@ impl Budgets {
     }
 
     /// Every tenant's plan in `ws`.
-    pub async fn plans(&self, ws: WorkspaceId) -> Result<PlanMap, StoreError> {
+    pub async fn plans(&self, ws: WorkspaceId) -> Result<Arc<PlanMap>, StoreError> {
+        self.plan_map(ws).await
+    }
+
+    /// The plan map, folded again only when its stored batches changed.
+    async fn plan_map(&self, ws: WorkspaceId) -> Result<Arc<PlanMap>, StoreError> {
         let batches = self.store.objects(Some(ws), PLAN_ASSIGNMENTS).await?;
-        Ok(plans::fold(&batches))
+        let seen: Vec<(i64, i64)> = batches.iter().map(|o| (o.id, o.updated_ms)).collect();
+        if let Some((at, map)) = self.plan_cache.lock().unwrap().get(&ws) {
+            if *at == seen {
+                return Ok(map.clone());
+            }
+        }
+        let map = Arc::new(plans::fold(&batches));
+        let mut cache = self.plan_cache.lock().unwrap();
+        cache.insert(ws, (seen, map.clone()));
+        Ok(map)
     }
 
     /// Put tenants on plans (None: off their plan) as one stored batch, then fold the

@@ -651,18 +651,23 @@ fn stored(id: i64, body: serde_json::Value) -> crate::store::StoredObject {
 
 #[test]
 fn plan_batches_apply_in_written_order_and_a_fold_sorts_where_its_last_batch_did() {
-    let a = stored(1, json!({"assignments": {"acme": "pro", "beta": "free"}}));
-    let b = stored(
-        2,
-        json!({"assignments": {"acme": "enterprise", "beta": null}}),
-    );
-    let c = stored(3, json!({"assignments": {"gamma": "free"}}));
+    let batch = |rows: &[(&str, Option<&str>)]| {
+        let rows: Vec<plans::Assignment> = rows
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.map(str::to_string)))
+            .collect();
+        plans::batch(&rows)
+    };
+    let a = stored(1, batch(&[("acme", Some("pro")), ("beta", Some("free"))]));
+    let b = stored(2, batch(&[("acme", Some("enterprise")), ("beta", None)]));
+    let c = stored(3, batch(&[("gamma", Some("free"))]));
+    assert_eq!(b.body["assignments"], "acme\tenterprise\nbeta\t\n");
     let map = plans::fold(&[c.clone(), b.clone(), a.clone()]);
     assert_eq!(map.get("acme").map(|p| &**p), Some("enterprise"));
     assert_eq!(map.get("beta"), None, "null takes beta off its plan");
     // Batches 1 and 2 folded into object 9 while batch 3 was written: 3 still wins
     // over what the fold holds, because the fold sorts at 2, not at 9.
-    let late = stored(3, json!({"assignments": {"acme": "free"}}));
+    let late = stored(3, batch(&[("acme", Some("free"))]));
     let fold = stored(9, plans::folded(&[a, b]));
     assert_eq!(fold.body["upTo"], 2);
     let map = plans::fold(&[fold, late]);
