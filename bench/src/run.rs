@@ -854,10 +854,11 @@ async fn bench_guard(
     Ok(())
 }
 
-/// A $1,000-a-day blocking budget for each tenant.
+/// A $1,000-a-day blocking budget for each tenant, counting the demo traffic the
+/// benchmark ingests.
 fn each_tenant_budget(name: &str) -> serde_json::Value {
     serde_json::json!({"name": name, "period": "day", "limitUsd": 1000, "action": "block",
-        "scope": {"tenantId": "*"}})
+        "scope": {"tenantId": "*", "dataMode": "demo"}})
 }
 
 /// One per-tenant budget with `members` members in the counters, as a load installs
