@@ -11,6 +11,7 @@ pub mod explain;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod plans;
 pub mod prices;
 pub mod profile;
 pub mod remote;
@@ -97,6 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Budgets(cmd) => control::budgets(store.clone(), cmd).await,
         Command::Alerts(cmd) => control::alerts(store.clone(), cmd).await,
+        Command::Plans(cmd) => plans::plans(store.clone(), cmd).await,
         Command::Serve(_)
         | Command::Explain(_)
         | Command::Gate(_)

@@ -473,3 +473,263 @@ async fn a_replacing_retry_under_another_tenant_moves_the_cost_between_budgets()
     assert_eq!(stored.status, 202, "{}", stored.body);
     assert_eq!(spent().await, (0.0, 2.0));
 }
+
+/// A month budget of $10 for each tenant, blocking; its id.
+async fn each_tenant_budget(api: &Api, admin: &str, overrides: Value) -> i64 {
+    let created = api
+        .post(
+            "/v1/budgets",
+            admin,
+            &json!({"name": "each tenant", "scope": {"tenantId": "*"}, "period": "month",
+                    "limitUsd": 10, "action": "block", "overrides": overrides}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["scope"]["tenantId"], "*");
+    created.body["id"].as_i64().unwrap()
+}
+
+/// The guard's answer for `tenant` asking to spend `estimate`, without reserving it.
+async fn guard_for(api: &Api, key: &str, tenant: &str, estimate: f64) -> Value {
+    let answer = api
+        .post(
+            "/v1/guard",
+            key,
+            &json!({"endpointTag": "support.reply", "tenantId": tenant,
+                    "estimatedCostUsd": estimate}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body
+}
+
+/// What one member of a per-member budget has spent, read from the guard's position.
+async fn member_spent(api: &Api, key: &str, tenant: &str) -> f64 {
+    let answer = guard_for(api, key, tenant, 0.0).await;
+    let position = &answer["budgets"][0];
+    assert_eq!(position["member"], tenant, "{answer}");
+    let limit = position["limitUsd"].as_f64().unwrap();
+    ((limit - position["remaining"].as_f64().unwrap()) * 1e6).round() / 1e6
+}
+
+async fn ingest(api: &Api, key: &str, body: &Value) {
+    let stored = api.post("/v1/ingest/llm-request", key, body).await;
+    assert_eq!(stored.status, 202, "{}", stored.body);
+}
+
+/// `tenantId: "*"` was refused (a stopgap); now it is a $10 cap for each tenant on its
+/// own: one tenant over it is blocked with the quota's reason and reset time while
+/// another passes, and a tenant first seen after the budget was made has its own cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_star_budget_caps_each_tenant_separately_including_a_new_one() {
+    let f = fixture();
+    let api = Api::new(&f.server);
+    each_tenant_budget(&api, &f.admin, json!({"acme": 25})).await;
+    ingest(&api, &f.ingest, &call("a-1", "alpha", "9.5")).await;
+    ingest(&api, &f.ingest, &call("b-1", "beta", "2")).await;
+    let alpha = guard_for(&api, &f.ingest, "alpha", 1.0).await;
+    assert_eq!(alpha["allow"], false, "{alpha}");
+    assert_eq!(alpha["reason"], "tenant_quota_exceeded");
+    assert_eq!(alpha["quota"]["member"], "alpha");
+    assert_eq!(alpha["quota"]["dimension"], "tenantId");
+    assert_eq!(alpha["quota"]["limitUsd"].as_f64(), Some(10.0));
+    let resets = alpha["quota"]["resetsAt"].as_str().unwrap();
+    assert!(
+        resets.ends_with("-01T00:00:00Z"),
+        "the month's end: {resets}"
+    );
+    assert!(alpha["quota"]["message"].as_str().unwrap().contains("$10"));
+    let beta = guard_for(&api, &f.ingest, "beta", 1.0).await;
+    assert_eq!(beta["allow"], true, "{beta}");
+    assert_eq!(beta["budgets"][0]["remaining"].as_f64(), Some(8.0));
+    // A tenant nobody named before: capped at $10 of its own.
+    ingest(&api, &f.ingest, &call("n-1", "newco", "10")).await;
+    let newco = guard_for(&api, &f.ingest, "newco", 0.01).await;
+    assert_eq!(newco["reason"], "tenant_quota_exceeded", "{newco}");
+    // acme's override: $25.
+    ingest(&api, &f.ingest, &call("c-1", "acme", "20")).await;
+    let acme = guard_for(&api, &f.ingest, "acme", 1.0).await;
+    assert_eq!(acme["allow"], true, "{acme}");
+    assert_eq!(acme["budgets"][0]["limitUsd"].as_f64(), Some(25.0));
+}
+
+/// Member spend comes back exactly after a restart (one grouped read) and a retry that
+/// replaces an attempt under another tenant moves its cost between the two members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_spend_reloads_exactly_and_follows_a_retry_to_another_tenant() {
+    let f = fixture();
+    let api = Api::new(&f.server);
+    each_tenant_budget(&api, &f.admin, json!({})).await;
+    let mut first = call("moved-1", "alpha", "1");
+    first["status"] = json!("error");
+    first["errorCode"] = json!("timeout");
+    ingest(&api, &f.ingest, &first).await;
+    ingest(&api, &f.ingest, &call("kept-1", "alpha", "0.25")).await;
+    assert_eq!(member_spent(&api, &f.ingest, "alpha").await, 1.25);
+    let mut second = call("moved-1", "beta", "2");
+    second["attempt"] = json!(2);
+    ingest(&api, &f.ingest, &second).await;
+    assert_eq!(member_spent(&api, &f.ingest, "alpha").await, 0.25);
+    assert_eq!(member_spent(&api, &f.ingest, "beta").await, 2.0);
+    let Fixture {
+        dir,
+        db,
+        admin,
+        ingest: key,
+        server,
+    } = f;
+    server.kill();
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    assert_eq!(member_spent(&api, &key, "alpha").await, 0.25);
+    assert_eq!(member_spent(&api, &key, "beta").await, 2.0);
+    assert_eq!(member_spent(&api, &key, "gamma").await, 0.0);
+    drop((dir, admin));
+}
+
+/// A per-member budget's status lists the members over and near their caps, most over
+/// first, a page at a time; never every member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_pages_the_members_over_and_near_their_caps() {
+    let f = fixture();
+    let api = Api::new(&f.server);
+    let id = each_tenant_budget(&api, &f.admin, json!({"acme": 40})).await;
+    let spend = [
+        ("t1", "12"),
+        ("t2", "9"),
+        ("t3", "1"),
+        ("acme", "36"),
+        ("t4", "20"),
+    ];
+    for (tenant, cost) in spend {
+        ingest(&api, &f.ingest, &call(&format!("{tenant}-1"), tenant, cost)).await;
+    }
+    let path = format!("/v1/budgets/{id}/status?membersLimit=2");
+    let first = api.get(&path, &f.admin).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let members = &first.body["members"];
+    assert_eq!(
+        (&members["count"], &members["over"], &members["near"]),
+        (&json!(5), &json!(2), &json!(2)),
+        "{members}"
+    );
+    let names = |m: &Value| -> Vec<String> {
+        let page = m["page"].as_array().unwrap();
+        page.iter()
+            .map(|p| p["member"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(members), vec!["t4", "t1"]);
+    assert_eq!(members["page"][0]["usedPct"].as_f64(), Some(200.0));
+    assert_eq!(first.body["state"], "exceeded");
+    let next = members["nextOffset"].as_u64().unwrap();
+    let path = format!("/v1/budgets/{id}/status?membersLimit=2&membersOffset={next}");
+    let second = api.get(&path, &f.admin).await;
+    assert_eq!(
+        names(&second.body["members"]),
+        vec!["acme", "t2"],
+        "equal shares: more spend first"
+    );
+    assert_eq!(second.body["members"]["nextOffset"], Value::Null);
+    let bad = api
+        .get(&format!("/v1/budgets/{id}/status?membersLimit=0"), &f.admin)
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(blamed(&bad.body["error"]["fields"]), vec!["membersLimit"]);
+    // The CLI, from the database alone: the same counts and the worst first.
+    let shown = cli(&f.db, &["budgets", "status", &id.to_string()]);
+    let summary = format!("budget {id} is per member: 5 members, 2 over their cap, 2 near it");
+    assert!(shown.contains(&summary), "{shown}");
+    let (t4, t1) = (
+        shown.find("  t4: $20 of $10 (200.0%), exceeded"),
+        shown.find("  t1: $12 of $10"),
+    );
+    assert!(t4.is_some() && t4 < t1, "{shown}");
+}
+
+/// Plans set by CSV import (API), one by one (API) and by the CLI in another process:
+/// a tenant's override beats its plan's limit, which beats the budget's default; a plan
+/// without a limit leaves its tenants uncapped; the guard names the plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_beats_the_plan_which_beats_the_default() {
+    let f = fixture();
+    let api = Api::new(&f.server);
+    let created = api
+        .post(
+            "/v1/budgets",
+            &f.admin,
+            &json!({"name": "by plan", "scope": {"tenantId": "*"}, "period": "month",
+                    "limitUsd": 10, "action": "block", "overrides": {"acme": 500},
+                    "planLimits": {"free": 1, "pro": 50, "enterprise": null}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let csv = "tenantId,plan\nacme,free\nf1,free\np1,pro\ne1,enterprise\n";
+    let imported = api
+        .post_raw(
+            "/v1/plans/import",
+            Some(&f.admin),
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    assert_eq!(imported.body["assigned"], 4);
+    let free = guard_for(&api, &f.ingest, "f1", 2.0).await;
+    assert_eq!(free["reason"], "tenant_quota_exceeded", "{free}");
+    assert_eq!(free["quota"]["plan"], "free");
+    assert_eq!(free["quota"]["limitUsd"].as_f64(), Some(1.0));
+    let acme = guard_for(&api, &f.ingest, "acme", 100.0).await;
+    assert_eq!(
+        acme["allow"], true,
+        "the override beats the free plan: {acme}"
+    );
+    let pro = guard_for(&api, &f.ingest, "p1", 40.0).await;
+    assert_eq!(pro["budgets"][0]["limitUsd"].as_f64(), Some(50.0), "{pro}");
+    assert_eq!(pro["budgets"][0]["plan"], "pro");
+    let enterprise = guard_for(&api, &f.ingest, "e1", 9000.0).await;
+    assert_eq!(enterprise["allow"], true, "{enterprise}");
+    assert_eq!(enterprise["budgets"], json!([]));
+    let nobody = guard_for(&api, &f.ingest, "nobody", 11.0).await;
+    assert_eq!(
+        nobody["reason"], "tenant_quota_exceeded",
+        "the default: {nobody}"
+    );
+    // Off its plan: the default $10 again.
+    let put = api
+        .put_json("/v1/plans/tenants/f1", &f.admin, &json!({"plan": null}))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(guard_for(&api, &f.ingest, "f1", 2.0).await["allow"], true);
+    // The CLI, another process: the running server picks it up on its reload.
+    cli(&f.db, &["plans", "set", "nobody", "pro"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while guard_for(&api, &f.ingest, "nobody", 11.0).await["allow"] != true {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI's plan never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let plans = api.get("/v1/plans", &f.admin).await;
+    assert_eq!(plans.body["tenants"], 4, "{}", plans.body);
+    assert_eq!(
+        plans.body["plans"],
+        json!([{"plan": "enterprise", "tenants": 1}, {"plan": "free", "tenants": 1},
+               {"plan": "pro", "tenants": 2}])
+    );
+    let one = api.get("/v1/plans/tenants/p1", &f.admin).await;
+    assert_eq!(one.body, json!({"tenantId": "p1", "plan": "pro"}));
+    let bad = api
+        .post_raw(
+            "/v1/plans/import",
+            Some(&f.admin),
+            "text/csv",
+            b"tenantId,plan\nx\n".to_vec(),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(blamed(&bad.body["error"]["fields"]), vec!["line 2"]);
+    let listed = cli(&f.db, &["plans", "list"]);
+    assert!(listed.contains("pro\t2 tenants"), "{listed}");
+}

@@ -853,3 +853,55 @@ async fn no_spike_marker_on_a_handful_of_events() {
     assert!(p.body.contains(r#"id="spend""#), "the chart is there");
     assert!(!p.body.contains(r#"id="spike""#), "no spike on six calls");
 }
+
+/// A budget for each tenant shows, on the Budgets page, its members over and near their
+/// own caps (the same counts as its status) and the worst of them first.
+#[tokio::test]
+async fn a_budget_for_each_tenant_shows_its_members_over_and_near_their_caps() {
+    let s = setup();
+    let api = Api::new(&s.server);
+    let r = api
+        .post(
+            "/v1/budgets",
+            &s.admin,
+            &json!({"name": "each tenant", "scope": {"tenantId": "*"}, "period": "month",
+                    "limitUsd": 1, "action": "block"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_i64().unwrap();
+    for (tag, tenant, cost) in [
+        ("o", "t-over", 0.75),
+        ("n", "t-near", 0.45),
+        ("k", "t-ok", 0.1),
+    ] {
+        let calls = json!(now_calls(tag, 2, "race-model", tenant, Some(cost)));
+        let r = api.post("/v1/ingest/batch", &s.ingest, &calls).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let status = api
+        .get(&format!("/v1/budgets/{id}/status"), &s.read)
+        .await
+        .body;
+    assert_eq!(status["members"]["over"], 1, "{status}");
+    assert_eq!(status["members"]["near"], 1, "{status}");
+    let c = s.session(&s.read).await;
+    let page = s.get("/budgets", Some(c.as_str())).await;
+    assert_eq!(page.status, 200);
+    let card = section(&page.body, &format!(r#"id="budget-{id}""#), "</table>");
+    assert!(card.contains(r#"data-members="3""#), "{card}");
+    assert!(card.contains("Each tenant separately"), "{card}");
+    let over = section(card, r#"data-count="over""#, "</span>");
+    assert!(over.contains("<b class=\"tnum\">1</b>"), "{over}");
+    let near = section(card, r#"data-count="near""#, "</span>");
+    assert!(near.contains("<b class=\"tnum\">1</b>"), "{near}");
+    let (first, second) = (
+        card.find(r#"data-member="t-over""#).expect("t-over listed"),
+        card.find(r#"data-member="t-near""#).expect("t-near listed"),
+    );
+    assert!(first < second, "most over first");
+    assert!(
+        !card.contains(r#"data-member="t-ok""#),
+        "only members over or near"
+    );
+}

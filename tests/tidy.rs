@@ -186,10 +186,16 @@ const FLOAT_MONEY_ALLOWED: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "src/budget/mod.rs",
-        "state_of",
+        "state_at",
         "spent as f64 * 100.0 / limit as f64",
         "percent of the limit, compared with the budget's thresholds (decimal percents); \
          spend reaching the limit is decided in integers before",
+    ),
+    (
+        "src/budget/mod.rs",
+        "new",
+        "spent as f64 * 100.0 / limit as f64",
+        "a member's usedPct, a ratio for display; its state is decided in integers",
     ),
     (
         "src/budget/mod.rs",

@@ -57,6 +57,10 @@ pub enum BenchCommand {
         ingest_rate: u64,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Members (tenants) of the per-tenant budget measured in process: its memory,
+        /// load, decision and commit times.
+        #[arg(long, default_value_t = 100_000)]
+        members: usize,
         #[command(flatten)]
         profile: ProfileArgs,
     },

@@ -46,8 +46,12 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             rps,
             ingest_rate,
             seconds,
+            members,
             profile,
-        } => bench_guard(rps, ingest_rate, seconds, profile.resolve(DEFAULT_PROFILE)?).await,
+        } => {
+            let profile = profile.resolve(DEFAULT_PROFILE)?;
+            bench_guard(rps, ingest_rate, seconds, members, profile).await
+        }
         BenchCommand::Explain(b) => bench_explain(b.events, &b.dir, b.rounds, &b.profile).await,
     }
 }
@@ -699,8 +703,8 @@ fn compare_with_duckdb(
 
 const GUARD_TENANTS: usize = 50;
 
-/// A server with budgets for the profile's 50 biggest tenants, a workspace budget and a
-/// rate cap; the profile's events of the last day ingested at `ingest_rate` events/s in
+/// A server with budgets for the profile's 50 biggest tenants, a budget for each tenant
+/// (`"*"`), a workspace budget and a rate cap; the profile's events of the last day ingested at `ingest_rate` events/s in
 /// the background, guard calls at `rps` (open loop), each reserving against its
 /// tenant's budget. (The small demo names its tenants otherwise: with it only the
 /// workspace budget sees the ingest.)
@@ -708,8 +712,10 @@ async fn bench_guard(
     rps: u64,
     ingest_rate: u64,
     seconds: u64,
+    members: usize,
     profile: Option<Profile>,
 ) -> anyhow::Result<()> {
+    guard_members_in_process(members);
     let tmp = tempdir(None)?;
     let db = tmp.join("bench.db");
     let key = create_key(&db, "admin")?;
@@ -741,6 +747,13 @@ async fn bench_guard(
     .send()
     .await?
     .error_for_status()?;
+    let each: serde_json::Value = post("/v1/budgets", each_tenant_budget("each tenant"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let each_id = each["id"].as_i64().context("budget id")?;
     post(
         "/v1/rate-caps",
         serde_json::json!({"endpointTag": "bench.guard", "perTenant": true, "requestsPerMinute": 1000000}),
@@ -800,6 +813,23 @@ async fn bench_guard(
         allowed += allow as usize;
     }
     let (ingested, ingest_secs) = ingest.await??;
+    // A changed definition is loaded again at once: the grouped read of every member.
+    let t = Instant::now();
+    client
+        .put(format!("{url}/v1/budgets/{each_id}"))
+        .header("X-API-Key", &key)
+        .json(&each_tenant_budget("each tenant (renamed)"))
+        .send()
+        .await?
+        .error_for_status()?;
+    let reload_ms = t.elapsed().as_secs_f64() * 1e3;
+    let status: serde_json::Value = client
+        .get(format!("{url}/v1/budgets/{each_id}/status"))
+        .header("X-API-Key", &key)
+        .send()
+        .await?
+        .json()
+        .await?;
     let rss = rss_mb(server.pid());
     server.stop()?;
     latencies.sort();
@@ -817,7 +847,141 @@ async fn bench_guard(
         "ingest meanwhile: {ingested} events in {ingest_secs:.1}s = {:.0} events/s; server RSS {rss:.0} MB",
         ingested as f64 / ingest_secs
     );
+    println!(
+        "per-tenant budget: {} members; reloading it (PUT, one grouped read) took {reload_ms:.1} ms",
+        status["members"]["count"]
+    );
     Ok(())
+}
+
+/// A $1,000-a-day blocking budget for each tenant, counting the demo traffic the
+/// benchmark ingests.
+fn each_tenant_budget(name: &str) -> serde_json::Value {
+    serde_json::json!({"name": name, "period": "day", "limitUsd": 1000, "action": "block",
+        "scope": {"tenantId": "*", "dataMode": "demo"}})
+}
+
+/// One per-tenant budget with `members` members in the counters, as a load installs
+/// them: the memory it takes (this process's RSS before and after), how long installing
+/// the load takes, the guard's decision for random members while another thread applies
+/// 500-event commits over random members, and those commits' time.
+fn guard_members_in_process(members: usize) {
+    use burnrate::budget::counters::{Counters, GuardRequest, MemberSpend};
+    let now = jiff::Timestamp::now().as_millisecond();
+    let mut body = each_tenant_budget("each");
+    body["planLimits"] = serde_json::json!({"free": 1, "pro": 50, "enterprise": null});
+    let budget = burnrate::budget::parse_budget(1, &body).expect("valid budget");
+    let counters = Arc::new(Counters::new(600_000));
+    counters.configure(1, vec![budget.clone()], vec![]);
+    let before = rss_mb(std::process::id());
+    // Every member on a plan (1% enterprise, 9% pro, the rest free), as one stored batch
+    // is read back at a reload: JSON text parsed, then folded.
+    let assignments: Vec<(String, Option<String>)> = (0..members)
+        .map(|m| {
+            let plan = match m % 100 {
+                0 => "enterprise",
+                1..=9 => "pro",
+                _ => "free",
+            };
+            (format!("tenant-{m}"), Some(plan.to_string()))
+        })
+        .collect();
+    let text = burnrate::budget::plans::batch(&assignments).to_string();
+    drop(assignments);
+    let t = Instant::now();
+    let stored = burnrate::store::StoredObject {
+        id: 1,
+        workspace: 1,
+        body: serde_json::from_str(&text).expect("plan batch"),
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    let plans = burnrate::budget::plans::fold(&[stored]);
+    let plans_ms = t.elapsed().as_secs_f64() * 1e3;
+    let plans_kb = text.len() / 1024;
+    drop(text);
+    counters.set_plans(1, Arc::new(plans));
+    let t = Instant::now();
+    let spend: MemberSpend = (0..members)
+        .map(|m| {
+            (
+                format!("tenant-{m}").into_boxed_str(),
+                (1_000 * m as i64, 0),
+            )
+        })
+        .collect();
+    let ticket = counters.begin_load(1, budget.id, budget.window(now).0);
+    counters.finish_member_load(ticket, (0, 0), spend, 1);
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let grown = rss_mb(std::process::id()) - before;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (counters, stop) = (counters.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut times = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let effects: Vec<_> = (0..500)
+                    .map(|_| {
+                        n += 1;
+                        let tenant = format!("tenant-{}", rand::random_range(0..members));
+                        bench_effect(now, format!("w-{n}"), tenant)
+                    })
+                    .collect();
+                let t = Instant::now();
+                counters.apply(2, &effects);
+                times.push(t.elapsed());
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            times
+        })
+    };
+    let mut times = Vec::with_capacity(200_000);
+    for i in 0..200_000u64 {
+        let req = GuardRequest {
+            endpoint_tag: "bench.guard".into(),
+            tenant_id: Some(format!("tenant-{}", rand::random_range(0..members))),
+            estimate: Some(2_000),
+            external_request_id: Some(format!("g-{i}")),
+            ..GuardRequest::default()
+        };
+        let t = Instant::now();
+        std::hint::black_box(counters.guard(1, &req, now));
+        times.push(t.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut commits = writer.join().unwrap_or_default();
+    times.sort();
+    commits.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "per-tenant budget in process, {members} members, each on a plan: +{grown:.1} MB RSS with the plan map ({:.0} bytes a member); the plan batch ({plans_kb} KB of JSON) parsed and folded in {plans_ms:.1} ms; load installed in {load_ms:.1} ms; guard decision p50 {:.1} us, p99 {:.1} us (200,000 calls, random members, 200,000 reservations held); a 500-event commit applied in p50 {:.0} us, p99 {:.0} us ({} commits)",
+        grown * 1024.0 * 1024.0 / members.max(1) as f64,
+        us(percentile(&times, 0.5)),
+        us(percentile(&times, 0.99)),
+        us(percentile(&commits, 0.5)),
+        us(percentile(&commits, 0.99)),
+        commits.len(),
+    );
+}
+
+fn bench_effect(now: i64, id: String, tenant: String) -> burnrate::store::SpendEffect {
+    burnrate::store::SpendEffect {
+        workspace: 1,
+        external_request_id: Some(id),
+        ts_ms: now,
+        environment: burnrate::event::Environment::Prod,
+        data_mode: burnrate::event::DataMode::Real,
+        endpoint_tag: "bench.ingest".into(),
+        tenant_id: Some(tenant),
+        user_id: None,
+        model: "gpt-4o-mini".into(),
+        provider: "openai".into(),
+        tags: Default::default(),
+        cost_delta: 1_000,
+        unpriced_delta: 0,
+        new_call_cost: Some(1_000),
+    }
 }
 
 /// The guard's decision alone (counters, no HTTP): 200,000 calls on this thread while

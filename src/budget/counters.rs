@@ -5,7 +5,8 @@
 //! and the commits around it never overlap or leave a gap, whichever process wrote them.
 //! The guard answers from here under one short lock, never from the store.
 
-use super::{state_of, Action, Budget, CallDims, FailMode, State};
+use super::plans::PlanMap;
+use super::{state_at, Action, Budget, CallDims, FailMode, State};
 use crate::event::{DataMode, Environment};
 use crate::store::{CommitSeq, SpendEffect, WorkspaceId};
 use serde::Serialize;
@@ -50,6 +51,32 @@ pub struct BudgetPosition {
     /// USD left in the period after spend and reservations (the guard contract's name).
     pub remaining: crate::money::Usd,
     pub state: State,
+    /// Per-member budgets: the member this call counts against and its own limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_usd: Option<crate::money::Usd>,
+    /// A budget for each tenant: the calling tenant's plan, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+}
+
+/// Why a member's own cap blocked a call, for the app to act on and show its user.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quota {
+    pub budget_id: i64,
+    /// The member dimension: tenantId, userId or endpointTag.
+    pub dimension: &'static str,
+    pub member: String,
+    /// The member's plan (a budget for each tenant), if it has one.
+    pub plan: Option<String>,
+    pub limit_usd: crate::money::Usd,
+    pub spent_usd: crate::money::Usd,
+    /// When the period ends and the cap starts again (RFC 3339).
+    pub resets_at: String,
+    /// A sentence an app can show its user as is.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +91,16 @@ pub struct GuardAnswer {
     /// client | endpoint_p95 | none
     pub estimate_source: &'static str,
     pub reserved: bool,
+    /// Set when a member's cap (a per-member budget) blocked the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
 }
+
+/// A member of a per-member budget: one value of its `"*"` dimension.
+pub type Member = Box<str>;
+
+/// (spent, unpriced) of each member in one period.
+pub type MemberSpend = HashMap<Member, (i64, u64)>;
 
 /// Spend of one budget, per period start (the current period, and the next one when
 /// events stamped a little ahead arrive before the clock rolls over).
@@ -77,7 +113,11 @@ struct Live {
     /// or before the sequence are in the loaded total already.
     loaded_at: (i64, CommitSeq),
     spent: BTreeMap<i64, (i64, u64)>,
+    /// Per-member budgets: each member's spend, by the same period starts as `spent`.
+    members: BTreeMap<i64, MemberSpend>,
     reserved: i64,
+    /// Per-member budgets: the reservations of each member holding some.
+    member_reserved: HashMap<Member, i64>,
     window: Window,
 }
 
@@ -101,11 +141,42 @@ impl Live {
         let (start, _) = self.window.at(&self.budget, now_ms);
         self.spent.get(&start).copied().unwrap_or((0, 0))
     }
+
+    /// The current period's spend of one member, or of the whole budget (None).
+    fn current_of(&mut self, member: Option<&str>, now_ms: i64) -> (i64, u64) {
+        let Some(member) = member else {
+            return self.current(now_ms);
+        };
+        let (start, _) = self.window.at(&self.budget, now_ms);
+        let spend = self.members.get(&start).and_then(|m| m.get(member));
+        spend.copied().unwrap_or((0, 0))
+    }
+
+    fn reserved_of(&self, member: Option<&str>) -> i64 {
+        match member {
+            Some(m) => self.member_reserved.get(m).copied().unwrap_or(0),
+            None => self.reserved,
+        }
+    }
+
+    fn new(budget: Budget) -> Live {
+        Live {
+            budget: Arc::new(budget),
+            loaded: false,
+            loaded_at: (i64::MIN, 0),
+            spent: BTreeMap::new(),
+            members: BTreeMap::new(),
+            reserved: 0,
+            member_reserved: HashMap::new(),
+            window: Window::default(),
+        }
+    }
 }
 
 struct Reservation {
     amount: i64,
-    budgets: Vec<i64>,
+    /// The budgets it was added to, each with the member it was added to.
+    budgets: Vec<(i64, Option<Member>)>,
     expires_ms: i64,
 }
 
@@ -115,8 +186,8 @@ struct PendingLoad {
     ticket: u64,
     budget_id: i64,
     period_start: i64,
-    /// (sequence, cost, unpriced) of each effect since the load began.
-    seen: Vec<(CommitSeq, i64, i64)>,
+    /// (sequence, member, cost, unpriced) of each effect since the load began.
+    seen: Vec<(CommitSeq, Option<Member>, i64, i64)>,
 }
 
 /// Names one load between `begin_load` and `finish_load`.
@@ -138,6 +209,16 @@ struct Book {
     recent: HashMap<String, VecDeque<i64>>,
     /// Rate-cap token buckets: (tokens, updated_ms) by cap id and tenant.
     buckets: HashMap<(i64, String), (f64, i64)>,
+    /// Each tenant's plan, for the plan limits of budgets for each tenant.
+    plans: Arc<PlanMap>,
+}
+
+/// The plan of a budget's member, when the budget's members are tenants.
+fn plan_of<'p>(plans: &'p PlanMap, budget: &Budget, member: Option<&str>) -> Option<&'p str> {
+    match budget.by_plan() {
+        true => plans.get(member?).map(|p| &**p),
+        false => None,
+    }
 }
 
 const RECENT_COSTS: usize = 200;
@@ -162,22 +243,23 @@ impl Counters {
     pub fn configure(&self, ws: WorkspaceId, budgets: Vec<Budget>, caps: Vec<RateCap>) {
         let mut books = self.books.lock().unwrap();
         let book = books.entry(ws).or_default();
-        let old = std::mem::take(&mut book.budgets);
+        let mut old = std::mem::take(&mut book.budgets);
+        // An unchanged budget keeps its counters, moved rather than copied: a per-member
+        // budget holds one entry per member.
         book.budgets = budgets
             .into_iter()
-            .map(|b| match old.iter().find(|l| *l.budget == b) {
-                Some(same) => same.clone(),
-                None => Live {
-                    budget: Arc::new(b),
-                    loaded: false,
-                    loaded_at: (i64::MIN, 0),
-                    spent: BTreeMap::new(),
-                    reserved: 0,
-                    window: Window::default(),
-                },
+            .map(|b| match old.iter().position(|l| *l.budget == b) {
+                Some(same) => old.swap_remove(same),
+                None => Live::new(b),
             })
             .collect();
         book.caps = caps;
+    }
+
+    /// Replace a workspace's tenant -> plan map.
+    pub fn set_plans(&self, ws: WorkspaceId, plans: Arc<PlanMap>) {
+        let mut books = self.books.lock().unwrap();
+        books.entry(ws).or_default().plans = plans;
     }
 
     /// Start loading a budget's spend for the period starting at `period_start`: from
@@ -199,6 +281,29 @@ impl Counters {
     /// Finish a load with the spend the store read up to commit `seq`: the period's
     /// total becomes that plus every effect kept aside that came after `seq`.
     pub fn finish_load(&self, ticket: LoadTicket, spent: i64, unpriced: u64, seq: CommitSeq) {
+        self.finish(ticket, (spent, unpriced), None, seq)
+    }
+
+    /// `finish_load` for a per-member budget: its total and each member's spend, read
+    /// up to commit `seq` (one grouped query); kept-aside effects after `seq` are added
+    /// to their members.
+    pub fn finish_member_load(
+        &self,
+        ticket: LoadTicket,
+        total: (i64, u64),
+        members: MemberSpend,
+        seq: CommitSeq,
+    ) {
+        self.finish(ticket, total, Some(members), seq)
+    }
+
+    fn finish(
+        &self,
+        ticket: LoadTicket,
+        (spent, unpriced): (i64, u64),
+        mut members: Option<MemberSpend>,
+        seq: CommitSeq,
+    ) {
         let mut books = self.books.lock().unwrap();
         let Some(book) = books.get_mut(&ticket.ws) else {
             return;
@@ -208,10 +313,13 @@ impl Counters {
         };
         let load = book.pending.swap_remove(at);
         let (mut spent, mut unpriced) = (spent, unpriced);
-        for (effect_seq, cost, unpriced_delta) in load.seen {
+        for (effect_seq, member, cost, unpriced_delta) in load.seen {
             if effect_seq > seq {
                 spent = spent.saturating_add(cost);
                 unpriced = unpriced.saturating_add_signed(unpriced_delta);
+                if let (Some(members), Some(member)) = (members.as_mut(), member) {
+                    add(members.entry(member).or_default(), cost, unpriced_delta);
+                }
             }
         }
         let Some(live) = book
@@ -223,6 +331,11 @@ impl Counters {
         };
         live.spent.retain(|start, _| *start > load.period_start);
         live.spent.insert(load.period_start, (spent, unpriced));
+        if live.budget.scope.each.is_some() {
+            live.members.retain(|start, _| *start > load.period_start);
+            let members = members.unwrap_or_default();
+            live.members.insert(load.period_start, members);
+        }
         live.loaded = true;
         live.loaded_at = (load.period_start, seq);
     }
@@ -280,8 +393,9 @@ impl Counters {
     pub fn apply(&self, seq: CommitSeq, effects: &[SpendEffect]) {
         let budgets = self.snapshot();
         let mut windows = vec![Window::default(); budgets.len()];
-        // (workspace, budget id, period start) -> (cost, unpriced)
-        let mut deltas: HashMap<(WorkspaceId, i64, i64), (i64, i64)> = HashMap::new();
+        // (workspace, budget id, period start, member) -> (cost, unpriced)
+        type Slot = (WorkspaceId, i64, i64, Option<Member>);
+        let mut deltas: HashMap<Slot, (i64, i64)> = HashMap::new();
         for effect in effects {
             let dims = CallDims::of_effect(effect);
             for (i, (ws, budget)) in budgets.iter().enumerate() {
@@ -289,7 +403,8 @@ impl Counters {
                     continue;
                 }
                 let (start, _) = windows[i].at(budget, effect.ts_ms);
-                let entry = deltas.entry((*ws, budget.id, start)).or_default();
+                let member = budget.scope.member(&dims).map(Member::from);
+                let entry = deltas.entry((*ws, budget.id, start, member)).or_default();
                 entry.0 = entry.0.saturating_add(effect.cost_delta);
                 entry.1 = entry.1.saturating_add(effect.unpriced_delta);
             }
@@ -308,7 +423,7 @@ impl Counters {
                 }
             }
         }
-        for ((ws, id, start), (cost, unpriced)) in deltas {
+        for ((ws, id, start, member), (cost, unpriced)) in deltas {
             let Some(book) = books.get_mut(&ws) else {
                 continue;
             };
@@ -317,7 +432,7 @@ impl Counters {
                 .iter_mut()
                 .filter(|p| p.budget_id == id && p.period_start == start)
             {
-                load.seen.push((seq, cost, unpriced));
+                load.seen.push((seq, member.clone(), cost, unpriced));
             }
             let Some(live) = book.budgets.iter_mut().find(|l| l.budget.id == id) else {
                 continue;
@@ -333,9 +448,11 @@ impl Counters {
             }
             // Saturating: spend too large to hold stays at the maximum, over every limit,
             // so a blocking budget stays closed rather than wrapping to a negative spend.
-            let entry = live.spent.entry(start).or_insert((0, 0));
-            entry.0 = entry.0.saturating_add(cost);
-            entry.1 = entry.1.saturating_add_signed(unpriced);
+            add(live.spent.entry(start).or_default(), cost, unpriced);
+            if let Some(member) = member {
+                let members = live.members.entry(start).or_default();
+                add(members.entry(member).or_default(), cost, unpriced);
+            }
         }
     }
 
@@ -355,13 +472,102 @@ impl Counters {
         Some((spent, live.reserved, unpriced, live.loaded))
     }
 
-    /// (index of the call, budget id) for every budget of `ws` each call counts against;
-    /// matched outside the lock.
+    /// Spent, reserved and unpriced of one member of a per-member budget this period.
+    pub fn member_position(
+        &self,
+        ws: WorkspaceId,
+        budget_id: i64,
+        member: &str,
+        now_ms: i64,
+    ) -> Option<(i64, i64, u64)> {
+        let mut books = self.books.lock().unwrap();
+        let book = books.get_mut(&ws)?;
+        book.expire(now_ms);
+        let live = book.budgets.iter_mut().find(|l| l.budget.id == budget_id)?;
+        live.prune(now_ms);
+        let (spent, unpriced) = live.current_of(Some(member), now_ms);
+        Some((spent, live.reserved_of(Some(member)), unpriced))
+    }
+
+    /// A per-member budget's members over and near their caps this period: counted in
+    /// one pass, one page of them sorted most over first (share of their own limit,
+    /// compared exactly), then by spend and name. None for other budgets.
+    pub fn members(
+        &self,
+        ws: WorkspaceId,
+        budget_id: i64,
+        now_ms: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Option<super::Members> {
+        let mut books = self.books.lock().unwrap();
+        let book = books.get_mut(&ws)?;
+        book.expire(now_ms);
+        let live = book.budgets.iter_mut().find(|l| l.budget.id == budget_id)?;
+        live.budget.scope.each?;
+        live.prune(now_ms);
+        let (start, _) = live.window.at(&live.budget, now_ms);
+        let empty = MemberSpend::new();
+        let spent = live.members.get(&start).unwrap_or(&empty);
+        let reserved_only = live
+            .member_reserved
+            .keys()
+            .filter(|m| !spent.contains_key(*m));
+        let names = spent.keys().chain(reserved_only);
+        let mut out = super::Members {
+            offset,
+            limit,
+            ..Default::default()
+        };
+        // (member, limit, spent, reserved, state) of those at warning or over.
+        let mut flagged = Vec::new();
+        for member in names {
+            out.count += 1;
+            let plan = plan_of(&book.plans, &live.budget, Some(member));
+            let Some(cap) = live.budget.member_limit(Some(member), plan) else {
+                continue;
+            };
+            let used = spent.get(member).map_or(0, |s| s.0);
+            let state = state_at(&live.budget, Some(cap), used).0;
+            match state {
+                State::Ok => continue,
+                State::Warning => out.near += 1,
+                State::Exceeded => out.over += 1,
+            }
+            let held = live.member_reserved.get(member).copied().unwrap_or(0);
+            flagged.push((member, plan, cap, used, held, state));
+        }
+        // Most over first: spent/limit compared as spent_a * limit_b vs spent_b * limit_a.
+        flagged.sort_by(|a, b| {
+            let share = |x: &Flagged, y: &Flagged| {
+                (x.3 as i128 * y.2 as i128).cmp(&(y.3 as i128 * x.2 as i128))
+            };
+            share(b, a).then(b.3.cmp(&a.3)).then(a.0.cmp(b.0))
+        });
+        if flagged.len() > offset.saturating_add(limit) {
+            out.next_offset = Some(offset + limit);
+        }
+        out.page = flagged
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(
+                |(member, plan, cap, used, held, state)| super::MemberStatus {
+                    state,
+                    ..super::MemberStatus::new(member, plan, cap, used, held)
+                },
+            )
+            .collect();
+        Some(out)
+    }
+
+    /// (index of the call, budget id, member) for every budget of `ws` each call counts
+    /// against; matched outside the lock.
     pub fn matching<'a>(
         &self,
         ws: WorkspaceId,
         calls: impl Iterator<Item = CallDims<'a>>,
-    ) -> Vec<(usize, i64)> {
+    ) -> Vec<(usize, Hit)> {
         let budgets: Vec<Arc<Budget>> = self
             .snapshot()
             .into_iter()
@@ -374,31 +580,43 @@ impl Counters {
         let mut hits = Vec::new();
         for (i, call) in calls.enumerate() {
             for b in budgets.iter().filter(|b| b.scope.matches(&call)) {
-                hits.push((i, b.id));
+                hits.push((i, (b.id, b.scope.member(&call).map(Member::from))));
             }
         }
         hits
     }
 
-    /// Of these budgets, the ones at warning and the ones exceeded now.
-    pub fn states(&self, ws: WorkspaceId, ids: &[i64], now_ms: i64) -> (Vec<i64>, Vec<i64>) {
+    /// Of these budgets (each with the member the calls touched, for a per-member
+    /// budget), the ones at warning and the ones exceeded now; a per-member budget is
+    /// named by the worst of its touched members.
+    pub fn states(&self, ws: WorkspaceId, hits: &[Hit], now_ms: i64) -> (Vec<i64>, Vec<i64>) {
         let (mut warning, mut exceeded) = (Vec::new(), Vec::new());
-        if ids.is_empty() {
+        if hits.is_empty() {
             return (warning, exceeded);
         }
         let mut books = self.books.lock().unwrap();
         let Some(book) = books.get_mut(&ws) else {
             return (warning, exceeded);
         };
-        for live in book
-            .budgets
-            .iter_mut()
-            .filter(|l| ids.contains(&l.budget.id))
-        {
-            let spent = live.current(now_ms).0;
-            match state_of(&live.budget, spent).0 {
-                State::Warning => warning.push(live.budget.id),
-                State::Exceeded => exceeded.push(live.budget.id),
+        let mut worst: BTreeMap<i64, State> = BTreeMap::new();
+        for (id, member) in hits {
+            let Some(live) = book.budgets.iter_mut().find(|l| l.budget.id == *id) else {
+                continue;
+            };
+            let member = member.as_deref();
+            let spent = live.current_of(member, now_ms).0;
+            let plan = plan_of(&book.plans, &live.budget, member);
+            let limit = live.budget.member_limit(member, plan);
+            let state = state_at(&live.budget, limit, spent).0;
+            let seen = worst.entry(*id).or_insert(State::Ok);
+            if state_rank(state) > state_rank(*seen) {
+                *seen = state;
+            }
+        }
+        for (id, state) in worst {
+            match state {
+                State::Warning => warning.push(id),
+                State::Exceeded => exceeded.push(id),
                 State::Ok => {}
             }
         }
@@ -435,23 +653,33 @@ impl Counters {
             estimated_cost_usd: crate::money::Usd(estimate),
             estimate_source,
             reserved: false,
+            quota: None,
         };
-        let mut matched = Vec::new();
+        let mut matched: Vec<(i64, Option<&str>)> = Vec::new();
         for live in book.budgets.iter_mut() {
             if !live.budget.scope.matches(&dims) {
                 continue;
             }
+            let member = live.budget.scope.member(&dims);
+            let plan = plan_of(&book.plans, &live.budget, member);
+            // A member without a limit (a plan with none) is not capped by this budget.
+            let Some(limit) = live.budget.member_limit(member, plan) else {
+                continue;
+            };
             live.prune(now_ms);
-            matched.push(live.budget.id);
-            let (spent, _) = live.current(now_ms);
+            matched.push((live.budget.id, member));
+            let (spent, _) = live.current_of(member, now_ms);
+            let reserved = live.reserved_of(member);
             let b = &live.budget;
-            let limit = b.limit_usd.nanos();
             answer.budgets.push(BudgetPosition {
                 id: b.id,
                 name: b.name.clone(),
                 action: b.action,
-                remaining: super::remaining(limit, spent, live.reserved),
-                state: state_of(b, spent).0,
+                remaining: super::remaining(limit, spent, reserved),
+                state: state_at(b, Some(limit), spent).0,
+                member: member.map(str::to_string),
+                limit_usd: member.map(|_| crate::money::Usd(limit)),
+                plan: plan.map(str::to_string),
             });
             if b.action != Action::Block || !answer.allow {
                 continue;
@@ -464,11 +692,17 @@ impl Counters {
                 }
                 continue;
             }
-            if !fits(limit, &[spent, live.reserved, estimate]) {
+            if !fits(limit, &[spent, reserved, estimate]) {
                 answer.allow = false;
                 answer.reason = "budget_exceeded";
                 let (_, end) = b.window(now_ms);
                 answer.retry_after_seconds = Some(((end - now_ms).max(0) as u64).div_ceil(1000));
+                if let (Some(each), Some(member)) = (b.scope.each, member) {
+                    answer.reason = each.quota_reason();
+                    let mut quota = quota(b, each, member, limit, spent, end);
+                    quota.plan = plan.map(str::to_string);
+                    answer.quota = Some(quota);
+                }
             }
         }
         if answer.allow {
@@ -486,15 +720,21 @@ impl Counters {
                 // only lowers its displayed remaining); the reservation lists only the
                 // budgets it was added to, so releasing it is exact.
                 let mut held = Vec::with_capacity(matched.len());
-                for live in book
-                    .budgets
-                    .iter_mut()
-                    .filter(|l| matched.contains(&l.budget.id))
-                {
-                    if let Some(sum) = live.reserved.checked_add(estimate) {
-                        live.reserved = sum;
-                        held.push(live.budget.id);
+                for (id, member) in matched {
+                    let Some(live) = book.budgets.iter_mut().find(|l| l.budget.id == id) else {
+                        continue;
+                    };
+                    let (Some(total), Some(own)) = (
+                        live.reserved.checked_add(estimate),
+                        live.reserved_of(member).checked_add(estimate),
+                    ) else {
+                        continue;
+                    };
+                    live.reserved = total;
+                    if let Some(member) = member {
+                        live.member_reserved.insert(member.into(), own);
                     }
+                    held.push((id, member.map(Member::from)));
                 }
                 let expires_ms = now_ms.saturating_add(self.reservation_ttl_ms);
                 book.reservations.insert(
@@ -513,6 +753,46 @@ impl Counters {
     }
 }
 
+/// (member, plan, limit, spent, reserved, state) of a member at warning or over.
+type Flagged<'a> = (&'a Member, Option<&'a str>, i64, i64, i64, State);
+
+/// Which budget a call counts against, and for a per-member budget its member.
+pub type Hit = (i64, Option<Member>);
+
+fn add(entry: &mut (i64, u64), cost: i64, unpriced: i64) {
+    // Saturating: spend too large to hold stays at the maximum, over every limit, so a
+    // blocking budget stays closed rather than wrapping to a negative spend.
+    entry.0 = entry.0.saturating_add(cost);
+    entry.1 = entry.1.saturating_add_signed(unpriced);
+}
+
+fn state_rank(state: State) -> u8 {
+    match state {
+        State::Ok => 0,
+        State::Warning => 1,
+        State::Exceeded => 2,
+    }
+}
+
+/// The blocked member's quota: what an app shows its user.
+fn quota(b: &Budget, each: super::Each, member: &str, limit: i64, spent: i64, end: i64) -> Quota {
+    let resets_at = crate::report::rfc3339(end);
+    let (limit_usd, spent_usd) = (crate::money::Usd(limit), crate::money::Usd(spent));
+    Quota {
+        budget_id: b.id,
+        dimension: each.field(),
+        member: member.to_string(),
+        plan: None,
+        limit_usd,
+        spent_usd,
+        message: format!(
+            "The AI usage limit of ${limit_usd} per {} has been reached. It resets at {resets_at}.",
+            b.period.as_str()
+        ),
+        resets_at,
+    }
+}
+
 /// Whether `parts` (spent, reserved, the estimate) add up to at most `limit`. A sum an
 /// i64 cannot hold is over every limit: the guard fails closed, never wraps to allow.
 fn fits(limit: i64, parts: &[i64]) -> bool {
@@ -527,20 +807,31 @@ impl Live {
     fn prune(&mut self, now_ms: i64) {
         let (start, _) = self.window.at(&self.budget, now_ms);
         self.spent.retain(|s, _| *s >= start);
+        self.members.retain(|s, _| *s >= start);
     }
 }
 
 impl Book {
     fn release(&mut self, id: &str) {
-        if let Some(r) = self.reservations.remove(id) {
-            for live in self
-                .budgets
-                .iter_mut()
-                .filter(|l| r.budgets.contains(&l.budget.id))
-            {
-                // It was added to exactly these budgets, so this cannot underflow; saturate
-                // anyway rather than wrap.
-                live.reserved = live.reserved.saturating_sub(r.amount);
+        let Some(r) = self.reservations.remove(id) else {
+            return;
+        };
+        for (budget_id, member) in r.budgets {
+            let Some(live) = self.budgets.iter_mut().find(|l| l.budget.id == budget_id) else {
+                continue;
+            };
+            // It was added to exactly these budgets, so this cannot underflow; saturate
+            // anyway rather than wrap.
+            live.reserved = live.reserved.saturating_sub(r.amount);
+            let Some(member) = member else {
+                continue;
+            };
+            if let Some(own) = live.member_reserved.get_mut(&member) {
+                *own = own.saturating_sub(r.amount);
+                // Only members holding reservations keep an entry.
+                if *own <= 0 {
+                    live.member_reserved.remove(&member);
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod counters;
 pub mod period;
+pub mod plans;
 pub mod service;
 
 use crate::event::{DataMode, Environment, FieldError};
@@ -46,6 +47,47 @@ pub struct Scope {
     pub model: Option<String>,
     pub provider: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// `"*"` on this dimension (tenantId, userId or endpointTag): the budget holds for
+    /// each of its values separately (each a *member*), and does not filter on it.
+    pub each: Option<Each>,
+}
+
+/// The dimension whose every value is a member of a per-member budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Each {
+    TenantId,
+    UserId,
+    EndpointTag,
+}
+
+impl Each {
+    pub const ALL: [Each; 3] = [Each::TenantId, Each::UserId, Each::EndpointTag];
+
+    /// Its scope field name.
+    pub fn field(self) -> &'static str {
+        match self {
+            Each::TenantId => "tenantId",
+            Each::UserId => "userId",
+            Each::EndpointTag => "endpointTag",
+        }
+    }
+
+    pub fn dimension(self) -> Dimension {
+        match self {
+            Each::TenantId => Dimension::TenantId,
+            Each::UserId => Dimension::UserId,
+            Each::EndpointTag => Dimension::EndpointTag,
+        }
+    }
+
+    /// The guard's machine-readable reason when a member's cap blocks a call.
+    pub fn quota_reason(self) -> &'static str {
+        match self {
+            Each::TenantId => "tenant_quota_exceeded",
+            Each::UserId => "user_quota_exceeded",
+            Each::EndpointTag => "endpoint_quota_exceeded",
+        }
+    }
 }
 
 /// Written in the same shape `parse_scope` reads: `{"tenantId": "...", "tag:team": "..."}`.
@@ -71,6 +113,9 @@ impl Serialize for Scope {
         }
         for (k, v) in &self.tags {
             map.insert(format!("tag:{k}"), v.clone());
+        }
+        if let Some(each) = self.each {
+            map.insert(each.field().to_string(), "*".to_string());
         }
         map.serialize(s)
     }
@@ -164,6 +209,19 @@ impl Scope {
                 .all(|(k, v)| c.tags.and_then(|t| t.get(k)) == Some(v))
     }
 
+    /// Which member of a per-member budget a call counts against: its value of the
+    /// `"*"` dimension, or the missing-value label (`unknown`) when it has none, as the
+    /// store groups it, so a load and the later effects agree. None for other budgets.
+    pub fn member<'a>(&self, c: &CallDims<'a>) -> Option<&'a str> {
+        let each = self.each?;
+        let value = match each {
+            Each::TenantId => c.tenant_id,
+            Each::UserId => c.user_id,
+            Each::EndpointTag => c.endpoint_tag,
+        };
+        Some(value.unwrap_or(each.dimension().missing_label()))
+    }
+
     /// Does any of its tenantId, userId or tag values need the pseudonym secret?
     pub fn needs_secret(&self, privacy: &Privacy) -> bool {
         let ids = [&self.tenant_id, &self.user_id].into_iter().flatten();
@@ -237,9 +295,33 @@ pub struct Budget {
     pub thresholds: Vec<f64>,
     pub action: Action,
     pub fail_mode: FailMode,
+    /// Per-member budgets only: a member's own limit instead of the default.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, Usd>,
+    /// A budget for each tenant only: the limit of each plan's tenants (None: no limit),
+    /// for tenants without an override; tenants without a plan get `limit_usd`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub plan_limits: BTreeMap<String, Option<Usd>>,
 }
 
 impl Budget {
+    /// The limit of one member on `plan`: its override, else its plan's limit, else the
+    /// default; for a budget without members, its limit. None = no limit.
+    pub fn member_limit(&self, member: Option<&str>, plan: Option<&str>) -> Option<i64> {
+        if let Some(own) = member.and_then(|m| self.overrides.get(m)) {
+            return Some(own.nanos());
+        }
+        match plan.and_then(|p| self.plan_limits.get(p)) {
+            Some(limit) => limit.map(Usd::nanos),
+            None => Some(self.limit_usd.nanos()),
+        }
+    }
+
+    /// Whether this budget's members are tenants, whose plans set their limits.
+    pub fn by_plan(&self) -> bool {
+        self.scope.each == Some(Each::TenantId)
+    }
+
     /// Spend at `now` is inside this window.
     pub fn window(&self, now_ms: i64) -> (i64, i64) {
         self.period.bounds(now_ms, &self.timezone)
@@ -259,6 +341,17 @@ impl Budget {
             limit: 1,
         }
     }
+
+    /// The aggregate query for each member's spend in [from, to): one group per member
+    /// (None for a budget without members).
+    pub fn member_query(&self, from_ms: i64, to_ms: i64) -> Option<Query> {
+        let each = self.scope.each?;
+        Some(Query {
+            group_by: vec![each.dimension()],
+            limit: usize::MAX,
+            ..self.spend_query(from_ms, to_ms)
+        })
+    }
 }
 
 const BUDGET_FIELDS: &[&str] = &[
@@ -270,6 +363,8 @@ const BUDGET_FIELDS: &[&str] = &[
     "thresholds",
     "action",
     "failMode",
+    "overrides",
+    "planLimits",
 ];
 
 const SCOPE_FIELDS: &str =
@@ -298,6 +393,8 @@ pub fn parse_budget(id: i64, body: &Value) -> Result<Budget, Vec<FieldError>> {
         }
     };
     let scope = parse_scope(obj.get("scope"), &mut errors);
+    let overrides = parse_overrides(obj.get("overrides"), scope.each, &mut errors);
+    let plan_limits = parse_plan_limits(obj.get("planLimits"), scope.each, &mut errors);
     let period = match obj.get("period").and_then(Value::as_str) {
         Some(p) => Period::parse(p).unwrap_or_else(|| {
             errors.push(FieldError::new(
@@ -354,7 +451,104 @@ pub fn parse_budget(id: i64, body: &Value) -> Result<Budget, Vec<FieldError>> {
         thresholds,
         action,
         fail_mode,
+        overrides,
+        plan_limits,
     })
+}
+
+/// `{"free": 1, "pro": 50, "enterprise": null}`: a limit per plan (null: none); only on
+/// a budget for each tenant.
+fn parse_plan_limits(
+    value: Option<&Value>,
+    each: Option<Each>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, Option<Usd>> {
+    let mut out = BTreeMap::new();
+    let obj = match value {
+        None | Some(Value::Null) => return out,
+        Some(Value::Object(obj)) => obj,
+        Some(_) => {
+            errors.push(FieldError::new(
+                "planLimits",
+                "must be an object of plan -> limitUsd (or null for no limit)",
+            ));
+            return out;
+        }
+    };
+    if each != Some(Each::TenantId) && !obj.is_empty() {
+        errors.push(FieldError::new(
+            "planLimits",
+            "needs a budget for each tenant: a scope with tenantId \"*\"",
+        ));
+        return out;
+    }
+    for (plan, limit) in obj {
+        let field = format!("planLimits.{plan}");
+        if let Err(e) = plans::check_plan(&field, plan) {
+            errors.push(e);
+            continue;
+        }
+        if limit.is_null() {
+            out.insert(plan.clone(), None);
+            continue;
+        }
+        let mut own = Vec::new();
+        let usd = parse_limit(Some(limit), &mut own);
+        if own.is_empty() {
+            out.insert(plan.clone(), Some(usd));
+        } else {
+            errors.push(FieldError::new(
+                field,
+                "must be a positive amount in USD with at most 9 decimals, or null for no limit",
+            ));
+        }
+    }
+    out
+}
+
+/// `{"acme": 500, ...}`: members with their own limit; only on a per-member budget.
+fn parse_overrides(
+    value: Option<&Value>,
+    each: Option<Each>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, Usd> {
+    let mut out = BTreeMap::new();
+    let obj = match value {
+        None | Some(Value::Null) => return out,
+        Some(Value::Object(obj)) => obj,
+        Some(_) => {
+            errors.push(FieldError::new(
+                "overrides",
+                "must be an object of member -> limitUsd",
+            ));
+            return out;
+        }
+    };
+    if each.is_none() && !obj.is_empty() {
+        errors.push(FieldError::new(
+            "overrides",
+            "needs a per-member budget: a scope with tenantId, userId or endpointTag \"*\"",
+        ));
+        return out;
+    }
+    for (member, limit) in obj {
+        let field = format!("overrides.{member}");
+        if member.is_empty() || member.len() > 256 {
+            errors.push(FieldError::new(field, "member must be 1 to 256 characters"));
+            continue;
+        }
+        let mut own = Vec::new();
+        let usd = parse_limit(Some(limit), &mut own);
+        if own.is_empty() {
+            out.insert(member.clone(), usd);
+        } else {
+            errors.push(FieldError::new(
+                field,
+                "must be a positive amount in USD with at most 9 decimals",
+            ));
+        }
+    }
+    out
 }
 
 fn parse_choice<T: serde::de::DeserializeOwned>(
@@ -436,6 +630,7 @@ fn parse_scope(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Scope {
         model: None,
         provider: None,
         tags: BTreeMap::new(),
+        each: None,
     };
     let obj = match value {
         None | Some(Value::Null) => return scope,
@@ -452,13 +647,21 @@ fn parse_scope(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Scope {
             continue;
         };
         let text = text.to_string();
-        // A wildcard would otherwise be a tenant (user, endpoint...) literally named "*",
-        // a budget that never matches any call: refused until budgets per member exist.
         if text.contains('*') {
-            errors.push(FieldError::new(
-                field,
-                "wildcards are not supported: a budget names one value per dimension (a budget for each tenant separately is not available yet)",
-            ));
+            // "*" alone on a member dimension: a budget for each value. Anything else
+            // would be a value literally containing '*', a budget that never matches.
+            let each = Each::ALL.into_iter().find(|e| e.field() == key);
+            match each {
+                Some(each) if text == "*" && scope.each.is_none() => scope.each = Some(each),
+                Some(_) if text == "*" => errors.push(FieldError::new(
+                    field,
+                    "only one scope dimension may be \"*\" (a budget for each value of one dimension)",
+                )),
+                _ => errors.push(FieldError::new(
+                    field,
+                    "a wildcard is only the whole value \"*\", on tenantId, userId or endpointTag (a budget for each value)",
+                )),
+            }
             continue;
         }
         match key.as_str() {
@@ -521,6 +724,55 @@ pub struct Status {
     pub projected_exhaustion: Option<String>,
     /// Calls in scope this period whose model has no price (not in `spentUsd`).
     pub unpriced_requests: u64,
+    /// A per-member budget: its members over and near their caps (one page of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Members>,
+}
+
+/// The members of a per-member budget at warning or over their caps: how many there
+/// are in all, and one page of them, most over first (by share of their own limit).
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Members {
+    /// Members with spend or reservations this period.
+    pub count: usize,
+    /// Members at or over their limit.
+    pub over: usize,
+    /// Members past a threshold but under their limit.
+    pub near: usize,
+    pub offset: usize,
+    pub limit: usize,
+    pub page: Vec<MemberStatus>,
+    /// The offset of the next page, if there is one.
+    pub next_offset: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    pub member: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    pub limit_usd: Usd,
+    pub spent_usd: Usd,
+    pub reserved_usd: Usd,
+    pub used_pct: f64,
+    pub state: State,
+}
+
+impl MemberStatus {
+    pub fn new(member: &str, plan: Option<&str>, limit: i64, spent: i64, reserved: i64) -> Self {
+        let used_pct = spent as f64 * 100.0 / limit as f64;
+        MemberStatus {
+            member: member.to_string(),
+            plan: plan.map(str::to_string),
+            limit_usd: Usd(limit),
+            spent_usd: Usd(spent),
+            reserved_usd: Usd(reserved),
+            used_pct,
+            state: State::Ok,
+        }
+    }
 }
 
 /// Spend of the current period plus what the forecast needs.
@@ -534,7 +786,15 @@ pub struct SpendInput {
 }
 
 pub fn state_of(budget: &Budget, spent: i64) -> (State, Option<f64>) {
-    let limit = budget.limit_usd.nanos();
+    state_at(budget, Some(budget.limit_usd.nanos()), spent)
+}
+
+/// The state of `spent` against `limit` (None = no limit: always ok) and the budget's
+/// thresholds.
+pub fn state_at(budget: &Budget, limit: Option<i64>, spent: i64) -> (State, Option<f64>) {
+    let Some(limit) = limit else {
+        return (State::Ok, None);
+    };
     if spent >= limit {
         return (State::Exceeded, budget.thresholds.last().copied());
     }
@@ -579,6 +839,7 @@ pub fn status(budget: &Budget, input: &SpendInput, now_ms: i64) -> Status {
         forecast_method: forecast.method,
         projected_exhaustion: forecast.exhaustion_ms.map(crate::report::rfc3339),
         unpriced_requests: input.unpriced,
+        members: None,
     }
 }
 

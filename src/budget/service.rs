@@ -1,8 +1,9 @@
 //! Budgets and rate caps as the server runs them: stored definitions, the live counters
 //! loaded from the store and kept exact by the writer, and each budget's status.
 
-use super::counters::{Counters, GuardAnswer, GuardRequest, RateCap};
+use super::counters::{Counters, GuardAnswer, GuardRequest, MemberSpend, RateCap};
 use super::period::Period;
+use super::plans::{self, Assignment, PlanMap, PLAN_ASSIGNMENTS};
 use super::{parse_budget, status, Budget, SpendInput, Status};
 use crate::event::FieldError;
 use crate::query::{Bucket, Measure};
@@ -12,12 +13,21 @@ use std::sync::Arc;
 
 pub const BUDGET: &str = "budget";
 pub const RATE_CAP: &str = "rate_cap";
+/// The page of members a status shows unless asked otherwise (offset, limit).
+pub const MEMBER_PAGE: (usize, usize) = (0, 10);
+/// The most members one status page lists.
+pub const MAX_MEMBER_PAGE: usize = 1_000;
 
 pub struct Budgets {
     store: Arc<dyn Store>,
     pub counters: Arc<Counters>,
     clock: crate::clock::Clock,
+    /// Each workspace's plan map with the (id, updated) of the batches it was folded
+    /// from: a reload folds again only when they changed.
+    plan_cache: std::sync::Mutex<std::collections::HashMap<WorkspaceId, PlanCache>>,
 }
+
+type PlanCache = (Vec<(i64, i64)>, Arc<PlanMap>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
@@ -40,6 +50,7 @@ impl Budgets {
             store,
             counters,
             clock,
+            plan_cache: Default::default(),
         });
         for ws in budgets.store.workspaces().await? {
             budgets.reload(ws.id).await?;
@@ -101,6 +112,18 @@ impl Budgets {
                 "limitUsd".into(),
                 Value::String(budget.limit_usd.to_string()),
             );
+            if !budget.plan_limits.is_empty() {
+                let limits = budget.plan_limits.iter().map(|(p, usd)| {
+                    let text = usd.map_or(Value::Null, |u| Value::String(u.to_string()));
+                    (p.clone(), text)
+                });
+                o.insert("planLimits".into(), Value::Object(limits.collect()));
+            }
+            if !budget.overrides.is_empty() {
+                let overrides = budget.overrides.iter();
+                let text = overrides.map(|(m, usd)| (m.clone(), Value::String(usd.to_string())));
+                o.insert("overrides".into(), Value::Object(text.collect()));
+            }
         }
         let id = self.store.put_object(ws, BUDGET, id, stored).await?;
         self.reload(ws).await?;
@@ -144,6 +167,10 @@ impl Budgets {
     pub async fn reload(&self, ws: WorkspaceId) -> Result<(), StoreError> {
         let budgets = self.list(ws).await?;
         let caps = self.rate_caps(ws).await?;
+        if budgets.iter().any(Budget::by_plan) {
+            let plans = self.plan_map(ws).await?;
+            self.counters.set_plans(ws, plans);
+        }
         self.counters.configure(ws, budgets.clone(), caps);
         let now = (self.clock)();
         for budget in budgets {
@@ -161,17 +188,37 @@ impl Budgets {
 
     /// Load a budget's spend in its current period: the store's total up to the commit
     /// its read saw, plus the effects after that commit (see `Counters::begin_load`).
+    /// A per-member budget loads every member's spend with the same single read, grouped
+    /// by its member dimension.
     async fn load(&self, ws: WorkspaceId, budget: &Budget, now: i64) -> Result<(), StoreError> {
         let (start, end) = budget.window(now);
-        let mut query = budget.spend_query(start, end);
+        let member_query = budget.member_query(start, end);
+        let mut query = member_query.unwrap_or_else(|| budget.spend_query(start, end));
         query.measures = vec![Measure::CostUsd, Measure::Requests, Measure::Unpriced];
+        let per_member = budget.scope.each.is_some();
         let ticket = self.counters.begin_load(ws, budget.id, start);
         match self.store.aggregate(ws, query).await {
             Ok(answer) => {
                 let sums = answer.total();
+                let total = (sums.cost.nanos(), sums.unpriced());
                 let seen = answer.seen;
-                self.counters
-                    .finish_load(ticket, sums.cost.nanos(), sums.unpriced(), seen);
+                if per_member {
+                    let mut members = MemberSpend::with_capacity(answer.rows.len());
+                    for row in answer.rows {
+                        let Some(member) = row.group.into_iter().next() else {
+                            continue;
+                        };
+                        // Summed, not set: a value equal to the missing-value label
+                        // groups with the calls that have none, as effects count them.
+                        let spend = members.entry(member.into_boxed_str()).or_default();
+                        spend.0 = spend.0.saturating_add(row.sums.cost.nanos());
+                        spend.1 = spend.1.saturating_add(row.sums.unpriced());
+                    }
+                    self.counters
+                        .finish_member_load(ticket, total, members, seen);
+                } else {
+                    self.counters.finish_load(ticket, total.0, total.1, seen);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -198,6 +245,7 @@ impl Budgets {
         ws: WorkspaceId,
         budget: &Budget,
         now: i64,
+        page: (usize, usize),
     ) -> Result<Status, StoreError> {
         let (spent, reserved, unpriced, _) = self
             .counters
@@ -213,7 +261,20 @@ impl Budgets {
             unpriced,
             trailing_days,
         };
-        Ok(status(budget, &input, now))
+        let mut status = status(budget, &input, now);
+        status.members = self.counters.members(ws, budget.id, now, page.0, page.1);
+        if let Some(members) = &status.members {
+            // The limit is each member's: the budget's own state is its members' worst,
+            // and the total has no exhaustion of its own.
+            status.state = match (members.over, members.near) {
+                (0, 0) => super::State::Ok,
+                (0, _) => super::State::Warning,
+                _ => super::State::Exceeded,
+            };
+            status.threshold_reached = None;
+            status.projected_exhaustion = None;
+        }
+        Ok(status)
     }
 
     /// Spend per day (in the budget's zone) of the 7 full days before today; None when
@@ -254,6 +315,72 @@ impl Budgets {
             }
         }
         Ok(Some(days))
+    }
+
+    /// Every tenant's plan in `ws`.
+    pub async fn plans(&self, ws: WorkspaceId) -> Result<Arc<PlanMap>, StoreError> {
+        self.plan_map(ws).await
+    }
+
+    /// The plan map, folded again only when its stored batches changed.
+    async fn plan_map(&self, ws: WorkspaceId) -> Result<Arc<PlanMap>, StoreError> {
+        let batches = self.store.objects(Some(ws), PLAN_ASSIGNMENTS).await?;
+        let seen: Vec<(i64, i64)> = batches.iter().map(|o| (o.id, o.updated_ms)).collect();
+        if let Some((at, map)) = self.plan_cache.lock().unwrap().get(&ws) {
+            if *at == seen {
+                return Ok(map.clone());
+            }
+        }
+        let map = Arc::new(plans::fold(&batches));
+        let mut cache = self.plan_cache.lock().unwrap();
+        cache.insert(ws, (seen, map.clone()));
+        Ok(map)
+    }
+
+    /// Put tenants on plans (None: off their plan) as one stored batch, then fold the
+    /// batches into one when there are many. Checked whole first: a bad name stores
+    /// nothing.
+    pub async fn assign_plans(
+        &self,
+        ws: WorkspaceId,
+        assignments: &[Assignment],
+    ) -> Result<usize, BudgetError> {
+        let mut errors = Vec::new();
+        for (i, (tenant, plan)) in assignments.iter().enumerate() {
+            let field = format!("assignments[{i}]");
+            let plan_ok = plan
+                .as_deref()
+                .map_or(Ok(()), |p| plans::check_plan(&field, p));
+            if let Err(e) = plans::check_tenant(&field, tenant).and(plan_ok) {
+                errors.push(e);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(BudgetError::Invalid(errors));
+        }
+        if assignments.is_empty() {
+            return Ok(0);
+        }
+        let body = plans::batch(assignments);
+        self.store
+            .put_object(ws, PLAN_ASSIGNMENTS, None, body)
+            .await?;
+        let batches = self.store.objects(Some(ws), PLAN_ASSIGNMENTS).await?;
+        if batches.len() > plans::FOLD_AFTER {
+            // Written before the folded batches go: a reader meanwhile sees both, and
+            // the fold sorts where its last batch did, so the answer is the same.
+            let folded = plans::folded(&batches);
+            self.store
+                .put_object(ws, PLAN_ASSIGNMENTS, None, folded)
+                .await?;
+            for batch in &batches {
+                self.store
+                    .delete_object(ws, PLAN_ASSIGNMENTS, batch.id)
+                    .await?;
+            }
+        }
+        self.reload(ws).await?;
+        Ok(assignments.len())
     }
 
     pub fn guard(&self, ws: WorkspaceId, req: &GuardRequest, now: i64) -> GuardAnswer {

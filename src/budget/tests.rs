@@ -421,16 +421,331 @@ fn an_abandoned_load_keeps_nothing_aside() {
 }
 
 #[test]
-fn a_wildcard_scope_is_refused_instead_of_naming_a_tenant_called_star() {
-    let err = parse_budget(
+fn a_star_scope_is_a_budget_for_each_member_and_reads_back() {
+    let b = budget(json!({"name": "each", "period": "month", "limitUsd": 1,
+        "scope": {"tenantId": "*", "endpointTag": "support.reply"},
+        "overrides": {"acme": "500"}}));
+    assert_eq!(b.scope.each, Some(Each::TenantId));
+    assert_eq!(b.scope.tenant_id, None, "not a tenant literally named *");
+    assert_eq!(b.overrides["acme"].nanos(), usd("500"));
+    let mut stored = serde_json::to_value(&b).unwrap();
+    assert_eq!(stored["scope"]["tenantId"], "*");
+    stored.as_object_mut().unwrap().remove("id");
+    assert_eq!(parse_budget(1, &stored).unwrap(), b);
+    let user =
+        budget(json!({"name": "u", "period": "day", "limitUsd": 1, "scope": {"userId": "*"}}));
+    assert_eq!(user.scope.each, Some(Each::UserId));
+}
+
+#[test]
+fn wildcards_other_than_one_whole_star_are_refused_naming_the_field() {
+    let cases = [
+        (json!({"tenantId": "acme*"}), None, "scope.tenantId"),
+        (json!({"model": "*"}), None, "scope.model"),
+        (
+            json!({"tenantId": "*", "userId": "*"}),
+            None,
+            "scope.userId",
+        ),
+        (
+            json!({"tenantId": "acme"}),
+            Some(json!({"x": 1})),
+            "overrides",
+        ),
+        (
+            json!({"tenantId": "*"}),
+            Some(json!({"x": 0})),
+            "overrides.x",
+        ),
+        (json!({"tenantId": "*"}), Some(json!([1])), "overrides"),
+    ];
+    for (scope, overrides, field) in cases {
+        let mut body = json!({"name": "e", "period": "day", "limitUsd": 1, "scope": scope});
+        if let Some(o) = overrides {
+            body["overrides"] = o;
+        }
+        let errors = parse_budget(1, &body).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec![field], "{body}");
+    }
+}
+
+/// A loaded $1-a-day budget for each tenant (acme has $5).
+fn per_tenant(now: i64) -> (Counters, Budget) {
+    let b = budget(
+        json!({"name": "each", "period": "day", "limitUsd": 1, "action": "block",
+        "scope": {"tenantId": "*"}, "overrides": {"acme": 5}}),
+    );
+    let c = Counters::new(600_000);
+    c.configure(1, vec![b.clone()], vec![]);
+    let ticket = c.begin_load(1, b.id, b.window(now).0);
+    c.finish_member_load(ticket, (0, 0), Default::default(), 0);
+    (c, b)
+}
+
+#[test]
+fn each_tenant_is_capped_separately_including_one_first_seen_later() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let (c, b) = per_tenant(now);
+    c.apply(1, &[effect("alpha", "2026-03-18T09:00:00Z", "1", None)]);
+    let alpha = c.guard(1, &guard_req("alpha", Some("0.01"), None), now);
+    assert!(!alpha.allow);
+    assert_eq!(alpha.reason, "tenant_quota_exceeded");
+    let quota = alpha.quota.unwrap();
+    assert_eq!(
+        (quota.member.as_str(), quota.dimension),
+        ("alpha", "tenantId")
+    );
+    assert_eq!(quota.resets_at, "2026-03-19T00:00:00Z");
+    assert_eq!(quota.limit_usd.nanos(), usd("1"));
+    let beta = c.guard(1, &guard_req("beta", Some("0.99"), None), now);
+    assert!(beta.allow, "beta has spent nothing");
+    assert_eq!(beta.budgets[0].remaining.nanos(), usd("1"));
+    // A tenant nobody configured, first seen now, has the same cap of its own.
+    c.apply(2, &[effect("newco", "2026-03-18T09:30:00Z", "0.6", None)]);
+    let newco = c.guard(1, &guard_req("newco", Some("0.5"), None), now);
+    assert_eq!(
+        (newco.allow, newco.reason),
+        (false, "tenant_quota_exceeded")
+    );
+    // The override: acme has $5.
+    c.apply(3, &[effect("acme", "2026-03-18T09:40:00Z", "4", None)]);
+    assert!(c.guard(1, &guard_req("acme", Some("1"), None), now).allow);
+    assert!(
+        !c.guard(1, &guard_req("acme", Some("1.01"), None), now)
+            .allow
+    );
+    assert_eq!(
+        c.position(1, b.id, now).unwrap().0,
+        usd("5.6"),
+        "the budget's total"
+    );
+}
+
+#[test]
+fn a_member_load_adds_only_the_effects_after_its_sequence_to_their_members() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(json!({"name": "each", "period": "day", "limitUsd": 10,
+        "scope": {"tenantId": "*"}}));
+    let c = Counters::new(600_000);
+    c.configure(1, vec![b.clone()], vec![]);
+    let ticket = c.begin_load(1, b.id, b.window(now).0);
+    // Commit 5 (alpha $1) is in the read; commit 6 (beta $2, alpha $0.5) is not.
+    c.apply(5, &[effect("alpha", "2026-03-18T09:00:00Z", "1", None)]);
+    c.apply(
+        6,
+        &[
+            effect("beta", "2026-03-18T09:00:00Z", "2", None),
+            effect("alpha", "2026-03-18T09:10:00Z", "0.5", None),
+        ],
+    );
+    let read = [("alpha".into(), (usd("1"), 0))].into_iter().collect();
+    c.finish_member_load(ticket, (usd("1"), 0), read, 5);
+    let spent = |m: &str| c.member_position(1, b.id, m, now).unwrap().0;
+    assert_eq!((spent("alpha"), spent("beta")), (usd("1.5"), usd("2")));
+    assert_eq!(c.position(1, b.id, now).unwrap().0, usd("3.5"));
+    // A late effect of a commit the load saw is skipped; a later one counts once.
+    c.apply(5, &[effect("beta", "2026-03-18T09:20:00Z", "7", None)]);
+    c.apply(7, &[effect("beta", "2026-03-18T09:30:00Z", "0.25", None)]);
+    assert_eq!(spent("beta"), usd("2.25"));
+    // A replacing retry under another tenant: taken back from alpha, booked to gamma.
+    let mut back = effect("alpha", "2026-03-18T09:10:00Z", "0", None);
+    back.cost_delta = -usd("0.5");
+    back.new_call_cost = None;
+    c.apply(
+        8,
+        &[back, effect("gamma", "2026-03-18T09:10:00Z", "0.5", None)],
+    );
+    assert_eq!((spent("alpha"), spent("gamma")), (usd("1"), usd("0.5")));
+}
+
+#[test]
+fn reservations_are_held_per_member_and_released_by_the_call() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let (c, b) = per_tenant(now);
+    assert!(
+        c.guard(1, &guard_req("alpha", Some("0.8"), Some("r1")), now)
+            .allow
+    );
+    assert!(
+        !c.guard(1, &guard_req("alpha", Some("0.3"), Some("r2")), now)
+            .allow
+    );
+    assert!(
+        c.guard(1, &guard_req("beta", Some("0.3"), Some("r3")), now)
+            .allow
+    );
+    assert_eq!(
+        c.member_position(1, b.id, "alpha", now).unwrap().1,
+        usd("0.8")
+    );
+    c.apply(
         1,
-        &json!({"name": "each", "period": "month", "limitUsd": 1, "scope": {"tenantId": "*"}}),
+        &[effect("alpha", "2026-03-18T09:00:00Z", "0.7", Some("r1"))],
+    );
+    assert_eq!(
+        c.member_position(1, b.id, "alpha", now).unwrap(),
+        (usd("0.7"), 0, 0)
+    );
+    assert_eq!(
+        c.member_position(1, b.id, "beta", now).unwrap().1,
+        usd("0.3")
+    );
+}
+
+#[test]
+fn ingest_states_name_a_per_member_budget_by_its_touched_members() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let (c, b) = per_tenant(now);
+    c.apply(1, &[effect("alpha", "2026-03-18T09:00:00Z", "1", None)]);
+    c.apply(1, &[effect("beta", "2026-03-18T09:00:00Z", "0.9", None)]);
+    let hit = |m: &str| (b.id, Some(m.into()));
+    assert_eq!(c.states(1, &[hit("gamma")], now), (vec![], vec![]));
+    assert_eq!(c.states(1, &[hit("beta")], now), (vec![b.id], vec![]));
+    assert_eq!(
+        c.states(1, &[hit("beta"), hit("alpha")], now),
+        (vec![], vec![b.id])
+    );
+}
+
+#[test]
+fn member_status_pages_the_over_and_near_members_most_over_first() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let (c, b) = per_tenant(now);
+    let spend = [
+        ("alpha", "1"),
+        ("beta", "0.9"),
+        ("gamma", "0.5"),
+        ("acme", "5"),
+        ("delta", "2"),
+    ];
+    for (n, (tenant, cost)) in spend.into_iter().enumerate() {
+        c.apply(
+            n as u64 + 1,
+            &[effect(tenant, "2026-03-18T09:00:00Z", cost, None)],
+        );
+    }
+    let first = c.members(1, b.id, now, 0, 2).unwrap();
+    assert_eq!((first.count, first.over, first.near), (5, 3, 1));
+    let names = |m: &Members| m.page.iter().map(|p| p.member.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&first), vec!["delta", "acme"]);
+    assert_eq!(first.page[0].state, State::Exceeded);
+    assert_eq!(first.page[0].used_pct, 200.0);
+    assert_eq!(first.page[1].limit_usd.nanos(), usd("5"));
+    assert_eq!(first.next_offset, Some(2));
+    let second = c.members(1, b.id, now, 2, 2).unwrap();
+    assert_eq!(names(&second), vec!["alpha", "beta"]);
+    assert_eq!(second.page[1].state, State::Warning);
+    assert_eq!(second.next_offset, None);
+}
+
+fn stored(id: i64, body: serde_json::Value) -> crate::store::StoredObject {
+    crate::store::StoredObject {
+        id,
+        workspace: 1,
+        body,
+        created_ms: 0,
+        updated_ms: 0,
+    }
+}
+
+#[test]
+fn plan_batches_apply_in_written_order_and_a_fold_sorts_where_its_last_batch_did() {
+    let batch = |rows: &[(&str, Option<&str>)]| {
+        let rows: Vec<plans::Assignment> = rows
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.map(str::to_string)))
+            .collect();
+        plans::batch(&rows)
+    };
+    let a = stored(1, batch(&[("acme", Some("pro")), ("beta", Some("free"))]));
+    let b = stored(2, batch(&[("acme", Some("enterprise")), ("beta", None)]));
+    let c = stored(3, batch(&[("gamma", Some("free"))]));
+    assert_eq!(b.body["assignments"], "acme\tenterprise\nbeta\t\n");
+    let map = plans::fold(&[c.clone(), b.clone(), a.clone()]);
+    assert_eq!(map.get("acme").map(|p| &**p), Some("enterprise"));
+    assert_eq!(map.get("beta"), None, "null takes beta off its plan");
+    // Batches 1 and 2 folded into object 9 while batch 3 was written: 3 still wins
+    // over what the fold holds, because the fold sorts at 2, not at 9.
+    let late = stored(3, batch(&[("acme", Some("free"))]));
+    let fold = stored(9, plans::folded(&[a, b]));
+    assert_eq!(fold.body["upTo"], 2);
+    let map = plans::fold(&[fold, late]);
+    assert_eq!(map.get("acme").map(|p| &**p), Some("free"));
+}
+
+#[test]
+fn a_plans_csv_reads_assignments_and_names_every_bad_line() {
+    let rows = plans::parse_csv("tenantId,plan\nacme,pro\n\"a,b\",free\nold,\n").unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("acme".to_string(), Some("pro".to_string())),
+            ("a,b".to_string(), Some("free".to_string())),
+            ("old".to_string(), None),
+        ]
+    );
+    let errors = plans::parse_csv("tenantId,plan\nacme\nx,pro plan\n").unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, vec!["line 2", "line 3"]);
+    let errors = plans::parse_csv("tenant,plan\nacme,pro\n").unwrap_err();
+    assert_eq!(errors[0].field, "line 1");
+}
+
+#[test]
+fn an_override_beats_the_plan_limit_which_beats_the_default() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(
+        json!({"name": "each", "period": "month", "limitUsd": 10, "action": "block",
+        "scope": {"tenantId": "*"}, "overrides": {"acme": 500},
+        "planLimits": {"free": 1, "pro": 50, "enterprise": null}}),
+    );
+    assert_eq!(b.member_limit(Some("acme"), Some("free")), Some(usd("500")));
+    assert_eq!(b.member_limit(Some("x"), Some("pro")), Some(usd("50")));
+    assert_eq!(b.member_limit(Some("x"), Some("enterprise")), None);
+    assert_eq!(b.member_limit(Some("x"), Some("unlisted")), Some(usd("10")));
+    assert_eq!(b.member_limit(Some("x"), None), Some(usd("10")));
+    let c = Counters::new(600_000);
+    c.configure(1, vec![b.clone()], vec![]);
+    let plans: plans::PlanMap = [
+        ("f".into(), "free".into()),
+        ("e".into(), "enterprise".into()),
+    ]
+    .into_iter()
+    .collect();
+    c.set_plans(1, std::sync::Arc::new(plans));
+    let ticket = c.begin_load(1, b.id, b.window(now).0);
+    c.finish_member_load(ticket, (0, 0), Default::default(), 0);
+    let free = c.guard(1, &guard_req("f", Some("2"), None), now);
+    assert_eq!((free.allow, free.reason), (false, "tenant_quota_exceeded"));
+    assert_eq!(free.quota.unwrap().plan.as_deref(), Some("free"));
+    let enterprise = c.guard(1, &guard_req("e", Some("9000"), None), now);
+    assert!(
+        enterprise.allow && enterprise.budgets.is_empty(),
+        "no limit on enterprise"
+    );
+    assert!(c.guard(1, &guard_req("none", Some("10"), None), now).allow);
+    assert!(
+        !c.guard(1, &guard_req("none", Some("10.01"), None), now)
+            .allow
+    );
+}
+
+#[test]
+fn plan_limits_need_a_budget_for_each_tenant() {
+    let errors = parse_budget(
+        1,
+        &json!({"name": "u", "period": "day", "limitUsd": 1, "scope": {"userId": "*"},
+                "planLimits": {"free": 1}}),
     )
     .unwrap_err();
-    assert_eq!(err[0].field, "scope.tenantId");
-    assert!(
-        err[0].message.contains("wildcards are not supported"),
-        "{}",
-        err[0].message
-    );
+    assert_eq!(errors[0].field, "planLimits");
+    let errors = parse_budget(
+        1,
+        &json!({"name": "t", "period": "day", "limitUsd": 1, "scope": {"tenantId": "*"},
+                "planLimits": {"free": -1, "bad plan": 1}}),
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, vec!["planLimits.bad plan", "planLimits.free"]);
 }

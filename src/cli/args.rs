@@ -118,6 +118,9 @@ pub enum Command {
     /// Alerts: list, rule settings, evaluate, channels, test messages.
     #[command(subcommand)]
     Alerts(control::AlertCommand),
+    /// Plans: which plan each tenant is on (per-plan limits of a budget for each tenant).
+    #[command(subcommand)]
+    Plans(super::plans::PlanCommand),
     /// Deploy notes: record one (`note`), list them.
     #[command(subcommand)]
     Deploy(super::deploy::DeployCommand),

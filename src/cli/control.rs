@@ -4,6 +4,7 @@
 
 use super::remote::RemoteArgs;
 use crate::alert::engine::{AlertError, Alerts, ChannelRef};
+use crate::budget::service::MEMBER_PAGE;
 use crate::budget::service::{BudgetError, Budgets, BUDGET};
 use crate::store::Store;
 use anyhow::{bail, Context};
@@ -148,7 +149,7 @@ fn alert_error(what: &str, e: AlertError) -> anyhow::Error {
 }
 
 /// One line per field, as the API's 400 names them.
-fn invalid(what: &str, fields: &[crate::event::FieldError]) -> anyhow::Error {
+pub(super) fn invalid(what: &str, fields: &[crate::event::FieldError]) -> anyhow::Error {
     let lines: Vec<String> = fields
         .iter()
         .map(|f| format!("  {}: {}", f.field, f.message))
@@ -234,7 +235,7 @@ pub async fn budgets(store: Arc<dyn Store>, cmd: BudgetCommand) -> anyhow::Resul
             let ws = super::workspace_id(store.as_ref(), &out.remote.workspace).await?;
             let mut rows = Vec::new();
             for b in budgets.list(ws).await? {
-                let status = budgets.status(ws, &b, now()).await?;
+                let status = budgets.status(ws, &b, now(), MEMBER_PAGE).await?;
                 rows.push(without_reservations(json!({"budget": b, "status": status})));
             }
             if out.json {
@@ -248,7 +249,7 @@ pub async fn budgets(store: Arc<dyn Store>, cmd: BudgetCommand) -> anyhow::Resul
         BudgetCommand::Status { id, output } => {
             let ws = super::workspace_id(store.as_ref(), &output.remote.workspace).await?;
             let budget = budgets.get(ws, id).await?;
-            let status = budgets.status(ws, &budget, now()).await?;
+            let status = budgets.status(ws, &budget, now(), MEMBER_PAGE).await?;
             let row = without_reservations(json!({"budget": budget, "status": status}));
             if output.json {
                 print(&row["status"]);
@@ -346,6 +347,39 @@ fn print_budgets(rows: &[Value]) {
         ]);
     }
     println!("{table}");
+    for r in rows {
+        print_members(&r["budget"], &r["status"]["members"]);
+    }
+}
+
+/// A budget for each member: how many members are over and near their own caps, and
+/// the worst of them (the status's first page). The limit above is the default.
+fn print_members(budget: &Value, members: &Value) {
+    if members.is_null() {
+        return;
+    }
+    let n = |k: &str| members[k].as_u64().unwrap_or(0);
+    println!(
+        "budget {} is per member: {} members, {} over their cap, {} near it",
+        budget["id"],
+        n("count"),
+        n("over"),
+        n("near")
+    );
+    for m in members["page"].as_array().into_iter().flatten() {
+        let plan = m["plan"]
+            .as_str()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        println!(
+            "  {}{plan}: ${} of ${} ({:.1}%), {}",
+            m["member"].as_str().unwrap_or_default(),
+            m["spentUsd"],
+            m["limitUsd"],
+            m["usedPct"].as_f64().unwrap_or(0.0),
+            m["state"].as_str().unwrap_or_default()
+        );
+    }
 }
 
 pub async fn alerts(store: Arc<dyn Store>, cmd: AlertCommand) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@ use super::authorize;
 use super::error::ApiError;
 use super::state::HttpState;
 use crate::budget::counters::{GuardAnswer, GuardRequest, MAX_ESTIMATE_USD};
-use crate::budget::service::{BudgetError, RATE_CAP};
+use crate::budget::service::{BudgetError, MAX_MEMBER_PAGE, MEMBER_PAGE, RATE_CAP};
 use crate::budget::{Budget, Status};
 use crate::event::{DataMode, Environment, FieldError};
 use crate::money::Usd;
@@ -114,7 +114,10 @@ pub async fn budgets(
     let now = state.now_ms();
     let mut budgets = Vec::new();
     for budget in state.budgets.list(key.workspace_id).await? {
-        let status = state.budgets.status(key.workspace_id, &budget, now).await?;
+        let status = state
+            .budgets
+            .status(key.workspace_id, &budget, now, MEMBER_PAGE)
+            .await?;
         budgets.push(BudgetEntry { budget, status });
     }
     Ok(Json(BudgetList { budgets }))
@@ -130,19 +133,51 @@ pub async fn budget(
     Ok(Json(state.budgets.get(key.workspace_id, id).await?))
 }
 
+/// One budget's status; a per-member budget's page of members over and near their caps
+/// is chosen with `membersOffset` and `membersLimit` (1 to 1,000, default 10).
 pub async fn budget_status(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<Status>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
     let id = parse_id(&id)?;
+    let page = member_page(&params)?;
     let budget = state.budgets.get(key.workspace_id, id).await?;
     let status = state
         .budgets
-        .status(key.workspace_id, &budget, state.now_ms())
+        .status(key.workspace_id, &budget, state.now_ms(), page)
         .await?;
     Ok(Json(status))
+}
+
+/// (offset, limit) of a status's member page from `membersOffset` and `membersLimit`.
+fn member_page(
+    params: &std::collections::HashMap<String, String>,
+) -> Result<(usize, usize), ApiError> {
+    let mut errors = Vec::new();
+    let mut read = |name: &str, default: usize, range: std::ops::RangeInclusive<usize>| match params
+        .get(name)
+        .map(|v| v.parse::<usize>())
+    {
+        None => default,
+        Some(Ok(n)) if range.contains(&n) => n,
+        Some(_) => {
+            let (lo, hi) = (range.start(), range.end());
+            errors.push(FieldError::new(
+                name,
+                format!("must be an integer from {lo} to {hi}"),
+            ));
+            default
+        }
+    };
+    let offset = read("membersOffset", MEMBER_PAGE.0, 0..=usize::MAX / 2);
+    let limit = read("membersLimit", MEMBER_PAGE.1, 1..=MAX_MEMBER_PAGE);
+    match errors.is_empty() {
+        true => Ok((offset, limit)),
+        false => Err(invalid(errors)),
+    }
 }
 
 pub async fn create_rate_cap(

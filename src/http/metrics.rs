@@ -3,6 +3,7 @@
 use super::authorize;
 use super::error::ApiError;
 use super::state::HttpState;
+use crate::budget::service::MEMBER_PAGE;
 use crate::metrics::BudgetGauge;
 use crate::store::Scope;
 use axum::extract::{MatchedPath, Request, State};
@@ -33,7 +34,7 @@ pub async fn metrics(
     let now = state.now_ms();
     let mut gauges = Vec::new();
     for budget in state.budgets.list(ws).await? {
-        let status = state.budgets.status(ws, &budget, now).await?;
+        let status = state.budgets.status(ws, &budget, now, MEMBER_PAGE).await?;
         gauges.push(BudgetGauge {
             id: status.budget_id,
             name: status.name,

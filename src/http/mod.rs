@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod otlp;
+pub mod plans;
 pub mod server;
 pub mod settings;
 pub mod state;
@@ -45,6 +46,16 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(control::delete_budget),
         )
         .route("/v1/budgets/{id}/status", get(control::budget_status))
+        .route("/v1/plans", get(plans::plans))
+        // A CSV of 100,000 tenants is a few MB: past axum's 2 MB default body limit.
+        .route(
+            "/v1/plans/import",
+            post(plans::import).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        )
+        .route(
+            "/v1/plans/tenants/{tenant}",
+            get(plans::tenant_plan).put(plans::set_tenant_plan),
+        )
         .route(
             "/v1/rate-caps",
             get(control::rate_caps).post(control::create_rate_cap),

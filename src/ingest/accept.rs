@@ -77,10 +77,10 @@ impl Ingestor {
         let outcome = commit
             .await
             .map_err(|e| StoreError::Database(format!("ingest task failed: {e}")))??;
-        let mut touched: Vec<i64> = hits
-            .iter()
+        let mut touched: Vec<_> = hits
+            .into_iter()
             .filter(|(i, _)| !matches!(outcome.results[*i], WriteResult::Duplicate))
-            .map(|(_, id)| *id)
+            .map(|(_, hit)| hit)
             .collect();
         touched.sort_unstable();
         touched.dedup();

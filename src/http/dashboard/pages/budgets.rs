@@ -6,7 +6,8 @@
 use super::{heading, money, page_handler};
 use crate::app::AppState;
 use crate::budget::period::Period;
-use crate::budget::{Action, Budget, State, Status};
+use crate::budget::service::MEMBER_PAGE;
+use crate::budget::{Action, Budget, Members, State, Status};
 use crate::http::dashboard::chart::{self, Burn, Gauge};
 use crate::http::dashboard::{format, Ctx, Page, PageError, PageResult};
 use crate::query::Bucket;
@@ -36,7 +37,7 @@ pub async fn load(ctx: &Ctx, with_spend: bool) -> Result<Vec<Entry>, PageError> 
     for (i, budget) in budgets.into_iter().enumerate() {
         let (state, ws, now) = (ctx.state.clone(), ctx.ws(), ctx.now);
         tasks.spawn(async move {
-            let status = state.budgets.status(ws, &budget, now).await?;
+            let status = state.budgets.status(ws, &budget, now, MEMBER_PAGE).await?;
             let points = match with_spend {
                 true => spend_so_far(&state, ws, &budget, now).await?,
                 false => Vec::new(),
@@ -159,10 +160,19 @@ pub fn scope_words(b: &Budget) -> Markup {
                 .map(|(k, v)| (format!("tag {k} ="), v.as_str())),
         )
         .collect();
+    let each = s.each.map(|e| match e {
+        crate::budget::Each::TenantId => "tenant",
+        crate::budget::Each::UserId => "user",
+        crate::budget::Each::EndpointTag => "endpoint",
+    });
     html! {
         span data-scope {
+            @if let Some(word) = each {
+                b data-each=(word) { "Each " (word) " separately" }
+                @if !parts.is_empty() { ": " }
+            }
             @if parts.is_empty() {
-                "All spend of the workspace"
+                @if each.is_none() { "All spend of the workspace" }
             } @else {
                 "Spend of "
                 @for (i, (label, value)) in parts.iter().enumerate() {
@@ -252,7 +262,55 @@ fn counts(entries: &[Entry]) -> Markup {
     }
 }
 
+/// A budget for each member: its members over and near their own caps, and the worst
+/// of them (the status's first page), instead of a total against one limit.
+fn member_card(e: &Entry, m: &Members) -> Markup {
+    let (b, s) = (&e.budget, &e.status);
+    html! {
+        div.card.budget id=(format!("budget-{}", b.id)) data-budget-id=(b.id) data-state=(state_class(s.state)) data-members=(m.count) {
+            div.card-head {
+                h2 { (b.name) }
+                (state_badge(s))
+                @if b.action == Action::Block { span.badge title="The guard denies a member's calls that would take its spend past its own limit" { "blocks each at its limit" } }
+                span.muted { (scope_words(b)) }
+                div.right.muted { span { "per " (b.period.as_str()) ", " (money(b.limit_usd)) " each by default" } }
+            }
+            div.posture-counts {
+                span.pc data-count="members" { b.tnum { (format::int(m.count as u64)) } " members" }
+                span class={ "pc " (if m.over > 0 { "bad" } else { "" }) } data-count="over" { b.tnum { (format::int(m.over as u64)) } " over their cap" }
+                span class={ "pc " (if m.near > 0 { "warn" } else { "" }) } data-count="near" { b.tnum { (format::int(m.near as u64)) } " near it" }
+                span.pc.faint { "total spent " (money(s.spent_usd)) }
+            }
+            @if m.page.is_empty() {
+                p.muted { "No member is near its cap this period." }
+            } @else {
+                table.bd.budget-members {
+                    thead { tr { th { "Member" } th { "Plan" } th.num { "Spent" } th.num { "Limit" } th.num { "Used" } th { "State" } } }
+                    tbody {
+                        @for row in &m.page {
+                            tr data-member=(row.member) {
+                                td { code { (row.member) } }
+                                td { (row.plan.as_deref().unwrap_or("–")) }
+                                td.num { (money(row.spent_usd)) }
+                                td.num { (money(row.limit_usd)) }
+                                td.num.tnum { (format!("{:.1}%", row.used_pct)) }
+                                td { (state_class(row.state)) }
+                            }
+                        }
+                    }
+                }
+                @if m.over + m.near > m.page.len() {
+                    p.muted.small { (m.over + m.near - m.page.len()) " more over or near their caps: GET /v1/budgets/" (b.id) "/status?membersOffset=" (m.page.len()) }
+                }
+            }
+        }
+    }
+}
+
 fn card(ctx: &Ctx, e: &Entry) -> Markup {
+    if let Some(m) = &e.status.members {
+        return member_card(e, m);
+    }
     let (b, s) = (&e.budget, &e.status);
     let start = format::parse_ms(&s.period_start).unwrap_or(0);
     let end = format::parse_ms(&s.period_end).unwrap_or(0);
