@@ -733,3 +733,50 @@ async fn an_override_beats_the_plan_which_beats_the_default() {
     let listed = cli(&f.db, &["plans", "list"]);
     assert!(listed.contains("pro\t2 tenants"), "{listed}");
 }
+
+/// In a workspace that pseudonymizes personal ids (the default), an override and a plan
+/// naming a tenant by e-mail address find that tenant, whose calls and guard requests are
+/// stored and counted under its pseudonym; neither the stored budget nor a reply shows
+/// the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_and_plans_naming_a_personal_tenant_find_its_pseudonym() {
+    let f = fixture();
+    let api = Api::new(&f.server);
+    let created = api
+        .post(
+            "/v1/budgets",
+            &f.admin,
+            &json!({"name": "by plan", "scope": {"tenantId": "*"}, "period": "month",
+                    "limitUsd": 10, "action": "block",
+                    "overrides": {"Bob@Example.com": 500}, "planLimits": {"free": 1}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(
+        !created.body.to_string().contains("xample.com"),
+        "{}",
+        created.body
+    );
+    let csv = "tenantId,plan\ncarol@example.com,free\n";
+    let imported = api
+        .post_raw(
+            "/v1/plans/import",
+            Some(&f.admin),
+            "text/csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    let bob = guard_for(&api, &f.ingest, "bob@example.com", 100.0).await;
+    assert_eq!(bob["allow"], true, "bob's override of $500: {bob}");
+    let carol = guard_for(&api, &f.ingest, "carol@example.com", 2.0).await;
+    assert_eq!(carol["reason"], "tenant_quota_exceeded", "{carol}");
+    assert_eq!(carol["quota"]["plan"], "free", "{carol}");
+    for answer in [&bob, &carol] {
+        assert!(!answer.to_string().contains("xample.com"), "{answer}");
+    }
+    let plan = api
+        .get("/v1/plans/tenants/carol@example.com", &f.admin)
+        .await;
+    assert_eq!(plan.body["plan"], "free", "{}", plan.body);
+}

@@ -4,8 +4,10 @@
 use super::counters::{Counters, GuardAnswer, GuardRequest, MemberSpend, RateCap};
 use super::period::Period;
 use super::plans::{self, Assignment, PlanMap, PLAN_ASSIGNMENTS};
+use super::Each;
 use super::{parse_budget, status, Budget, SpendInput, Status};
 use crate::event::FieldError;
+use crate::privacy::Slot;
 use crate::query::{Bucket, Measure};
 use crate::store::{Store, StoreError, WorkspaceId};
 use serde_json::Value;
@@ -90,9 +92,13 @@ impl Budgets {
         body: &Value,
     ) -> Result<Budget, BudgetError> {
         let mut budget = parse_budget(id.unwrap_or(0), body).map_err(BudgetError::Invalid)?;
-        // A scope naming a person is stored as ingest stores the person: by pseudonym.
-        // The workspace's secret is fetched (or made) only when a value needs it.
-        let mut settings = crate::settings::load_stored(self.store.as_ref(), ws).await?;
+        // A scope naming a person is stored as ingest stores the person: by pseudonym;
+        // so are the members an override names.
+        let member_ids = matches!(budget.scope.each, Some(Each::TenantId | Each::UserId));
+        let override_ids = budget.overrides.keys().filter(|_| member_ids);
+        let mut settings = self
+            .id_settings(ws, override_ids.map(String::as_str))
+            .await?;
         if budget.scope.needs_secret(&settings.privacy()) {
             let secret = crate::privacy::ensure_secret(self.store.as_ref(), ws).await?;
             settings.secret = Some(secret);
@@ -101,6 +107,11 @@ impl Budgets {
             .scope
             .pseudonymize(&settings.privacy())
             .map_err(BudgetError::Invalid)?;
+        if member_ids {
+            let keys = std::mem::take(&mut budget.overrides);
+            let mapped = map_ids(&settings, "overrides", keys.into_iter())?;
+            budget.overrides = mapped.into_iter().collect();
+        }
         let mut stored = serde_json::to_value(&budget).expect("budget serializes");
         // The id is the row's; the body is the definition as `parse_budget` reads it.
         if let Some(o) = stored.as_object_mut() {
@@ -322,6 +333,38 @@ impl Budgets {
         self.plan_map(ws).await
     }
 
+    /// One tenant's plan, the tenant named as given (looked up as ingest stores it).
+    pub async fn plan_of(
+        &self,
+        ws: WorkspaceId,
+        tenant: &str,
+    ) -> Result<Option<String>, BudgetError> {
+        let settings = self.id_settings(ws, [tenant]).await?;
+        let stored = settings.privacy().lookup(tenant, Slot::Id);
+        Ok(self
+            .plan_map(ws)
+            .await?
+            .get(stored.as_str())
+            .map(|p| p.to_string()))
+    }
+
+    /// The workspace's settings, with its pseudonym secret (made if need be) when one of
+    /// `ids` (tenant or user ids) would be pseudonymized.
+    async fn id_settings<'a>(
+        &self,
+        ws: WorkspaceId,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<crate::settings::IngestSettings, BudgetError> {
+        let mut settings = crate::settings::load_stored(self.store.as_ref(), ws).await?;
+        if ids
+            .into_iter()
+            .any(|id| settings.privacy().needs_secret(id, Slot::Id))
+        {
+            settings.secret = Some(crate::privacy::ensure_secret(self.store.as_ref(), ws).await?);
+        }
+        Ok(settings)
+    }
+
     /// The plan map, folded again only when its stored batches changed.
     async fn plan_map(&self, ws: WorkspaceId) -> Result<Arc<PlanMap>, StoreError> {
         let batches = self.store.objects(Some(ws), PLAN_ASSIGNMENTS).await?;
@@ -361,7 +404,12 @@ impl Budgets {
         if assignments.is_empty() {
             return Ok(0);
         }
-        let body = plans::batch(assignments);
+        // Tenants as ingest stores them, so a plan finds a pseudonymized tenant.
+        let settings = self
+            .id_settings(ws, assignments.iter().map(|(t, _)| t.as_str()))
+            .await?;
+        let assignments = map_ids(&settings, "tenantId", assignments.iter().cloned())?;
+        let body = plans::batch(&assignments);
         self.store
             .put_object(ws, PLAN_ASSIGNMENTS, None, body)
             .await?;
@@ -432,4 +480,28 @@ pub fn parse_rate_cap(id: i64, body: &Value) -> Result<RateCap, Vec<FieldError>>
         per_tenant,
         requests_per_minute: rpm.unwrap_or(1) as u32,
     })
+}
+
+/// Each (id, value) with the id as ingest stores it (a pseudonym for a personal one), or
+/// every refused one under `field` (the error never quotes the id).
+fn map_ids<V>(
+    settings: &crate::settings::IngestSettings,
+    field: &str,
+    pairs: impl Iterator<Item = (String, V)>,
+) -> Result<Vec<(String, V)>, BudgetError> {
+    let privacy = settings.privacy();
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for (id, value) in pairs {
+        match privacy.map(field, &id, Slot::Id) {
+            Ok(Some(pseudonym)) => out.push((pseudonym, value)),
+            Ok(None) => out.push((id, value)),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(BudgetError::Invalid(errors))
+    }
 }

@@ -38,8 +38,7 @@ pub async fn tenant_plan(
     Path(tenant): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let map = state.budgets.plans(key.workspace_id).await?;
-    let plan = map.get(tenant.as_str()).map(|p| p.to_string());
+    let plan = state.budgets.plan_of(key.workspace_id, &tenant).await?;
     Ok(Json(json!({"tenantId": tenant, "plan": plan})))
 }
 
