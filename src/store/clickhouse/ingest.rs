@@ -89,7 +89,16 @@ pub async fn ingest(
     events: Vec<PricedEvent>,
     tally: FieldTally,
 ) -> Result<IngestOutcome> {
-    let mut calls = stored_calls(store, ws, &events).await?;
+    // The two reads are independent (the hours of every event, a superset of those of
+    // the attempts that will be stored): one round trip of latency, not two.
+    let all_hours: Vec<i64> = events
+        .iter()
+        .map(|p| p.event.timestamp_ms.div_euclid(HOUR_MS))
+        .collect();
+    let (mut calls, stored_hours) = tokio::try_join!(
+        stored_calls(store, ws, &events),
+        stored_hour_totals(store, ws, all_hours)
+    )?;
     let mut results = Vec::with_capacity(events.len());
     let mut effects = Vec::new();
     let mut new_rows: Vec<&PricedEvent> = Vec::new();
@@ -141,18 +150,14 @@ pub async fn ingest(
             }
         }
     }
-    let hours = hour_totals(&new_rows)?;
-    check_hours(store, ws, &hours).await?;
+    let hours = hour_totals(&new_rows);
+    check_hours(&stored_hours, &hours)?;
     let seq = store.seq.next();
     let received = super::now_ms();
     let rows: Vec<String> = new_rows
         .iter()
         .map(|p| event_row(ws, p, seq, received))
         .collect();
-    store
-        .client
-        .insert(&store.table(schema::EVENTS.name), &rows)
-        .await?;
     let hour_rows: Vec<String> = hours
         .iter()
         .map(|(hour, sums)| {
@@ -165,21 +170,27 @@ pub async fn ingest(
             fields.join("\t")
         })
         .collect();
-    store
-        .client
-        .insert(&store.table(schema::HOUR_TOTALS.name), &hour_rows)
-        .await?;
+    let mut tally_rows = Vec::new();
     if let (Some(key), true) = (tally.key_id, tally.unknown_fields > 0) {
-        let row = format!(
+        tally_rows.push(format!(
             "{key}\t{}\t{}\t{seq}",
             tally.unknown_fields,
             tsv_field(tally.last_unknown.as_deref().unwrap_or(""))
-        );
-        store
-            .client
-            .insert(&store.table(schema::KEY_TALLY.name), &[row])
-            .await?;
+        ));
     }
+    // Three independent inserts at once. They are not one transaction (ClickHouse has
+    // none): a failure between them leaves the hour totals short of the events (the
+    // overflow check is then less strict for that hour) or a tally uncounted.
+    let (events_table, hours_table, tally_table) = (
+        store.table(schema::EVENTS.name),
+        store.table(schema::HOUR_TOTALS.name),
+        store.table(schema::KEY_TALLY.name),
+    );
+    tokio::try_join!(
+        store.client.insert(&events_table, &rows),
+        store.client.insert(&hours_table, &hour_rows),
+        store.client.insert(&tally_table, &tally_rows)
+    )?;
     Ok(IngestOutcome {
         results,
         seq,
@@ -303,7 +314,7 @@ fn measures(p: &PricedEvent) -> [i128; 7] {
 }
 
 /// The new attempts' sums per hour of their time.
-fn hour_totals(rows: &[&PricedEvent]) -> Result<BTreeMap<i64, [i128; 7]>> {
+fn hour_totals(rows: &[&PricedEvent]) -> BTreeMap<i64, [i128; 7]> {
     let mut hours: BTreeMap<i64, [i128; 7]> = BTreeMap::new();
     for p in rows {
         let hour = p.event.timestamp_ms.div_euclid(HOUR_MS);
@@ -312,21 +323,37 @@ fn hour_totals(rows: &[&PricedEvent]) -> Result<BTreeMap<i64, [i128; 7]>> {
             *s += m;
         }
     }
-    Ok(hours)
+    hours
 }
 
 /// Refuse the request (naming the event field) when an hour's stored attempts plus the
 /// new ones would total past i64: every read of that hour would fail. Stored attempts
 /// include replaced ones, so this is at least as strict as the calls' totals.
-async fn check_hours(
+fn check_hours(stored: &HashMap<i64, [i128; 7]>, hours: &BTreeMap<i64, [i128; 7]>) -> Result<()> {
+    for (hour, new) in hours {
+        let old = stored.get(hour).copied().unwrap_or([0; 7]);
+        for m in 0..MEASURES.len() {
+            if old[m] + new[m] > i64::MAX as i128 {
+                return Err(StoreError::WriteOverflow(MEASURES[m].to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the stored attempts of these hours add up to, per hour.
+async fn stored_hour_totals(
     store: &ClickhouseStore,
     ws: WorkspaceId,
-    hours: &BTreeMap<i64, [i128; 7]>,
-) -> Result<()> {
+    mut hours: Vec<i64>,
+) -> Result<HashMap<i64, [i128; 7]>> {
+    let mut stored: HashMap<i64, [i128; 7]> = HashMap::new();
+    hours.sort_unstable();
+    hours.dedup();
     if hours.is_empty() {
-        return Ok(());
+        return Ok(stored);
     }
-    let list: Vec<String> = hours.keys().map(i64::to_string).collect();
+    let list: Vec<String> = hours.iter().map(i64::to_string).collect();
     let sums: Vec<String> = [
         "cost",
         "input",
@@ -345,7 +372,6 @@ async fn check_hours(
         store.table(schema::HOUR_TOTALS.name),
         list.join(",")
     );
-    let mut stored: HashMap<i64, [i128; 7]> = HashMap::new();
     for row in store.client.select(&sql).await? {
         let mut sums = [0i128; 7];
         for (m, s) in sums.iter_mut().enumerate() {
@@ -355,15 +381,7 @@ async fn check_hours(
         }
         stored.insert(num(&row, 0)?, sums);
     }
-    for (hour, new) in hours {
-        let old = stored.get(hour).copied().unwrap_or([0; 7]);
-        for m in 0..MEASURES.len() {
-            if old[m] + new[m] > i64::MAX as i128 {
-                return Err(StoreError::WriteOverflow(MEASURES[m].to_string()));
-            }
-        }
-    }
-    Ok(())
+    Ok(stored)
 }
 
 /// A non-negative sum as (high, low) 32-bit halves, each far inside i64.
