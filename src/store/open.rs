@@ -102,6 +102,20 @@ mod tests {
     }
 
     #[test]
+    fn clickhouse_urls_open_the_clickhouse_backend_and_never_show_the_password() {
+        let url = StoreUrl::parse("clickhouse://ann:s3cret@ch:8123/burnrate?cluster=prod").unwrap();
+        assert!(matches!(url, StoreUrl::Clickhouse(_)));
+        assert_eq!(
+            url.describe(),
+            "clickhouse://ann@ch:8123/burnrate?cluster=prod"
+        );
+        let e = StoreUrl::parse("clickhouse://ch:8123")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("names a database"), "{e}");
+    }
+
+    #[test]
     fn an_unknown_scheme_or_empty_url_is_refused_by_name() {
         let e = StoreUrl::parse("postgres://h/db").unwrap_err().to_string();
         assert!(e.contains("`postgres://`"), "{e}");
