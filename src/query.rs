@@ -627,22 +627,62 @@ impl Answer {
     }
 }
 
-/// Total every bucket's groups (checked), then sort and cut the rows as the query asks;
-/// ties broken by group values for stable answers.
-pub fn answer(query: &Query, rows: Vec<Row>) -> Result<Answer, SumOverflow> {
+/// Each bucket's total of every group (checked, and the grand total too).
+pub fn bucket_totals<'a>(
+    rows: impl Iterator<Item = (Option<i64>, &'a Sums)>,
+) -> Result<Vec<Row>, SumOverflow> {
     let mut per_bucket: BTreeMap<Option<i64>, Sums> = BTreeMap::new();
-    for r in &rows {
-        per_bucket.entry(r.bucket_ms).or_default().add(&r.sums)?;
+    for (bucket_ms, sums) in rows {
+        per_bucket.entry(bucket_ms).or_default().add(sums)?;
     }
     Sums::total(per_bucket.values())?;
-    let totals = per_bucket
+    Ok(per_bucket
         .into_iter()
         .map(|(bucket_ms, sums)| Row {
             group: Vec::new(),
             bucket_ms,
             sums,
         })
+        .collect())
+}
+
+/// Which rows (bucket, sums) can be among an answer's first `limit` before their group
+/// labels are known: the first `limit` by bucket and measure, and every row tied with the
+/// last of those (labels break such ties). A store with many groups names only these.
+pub fn contenders(query: &Query, rows: &[(Option<i64>, &Sums)]) -> Vec<usize> {
+    if rows.len() <= query.limit {
+        return (0..rows.len()).collect();
+    }
+    let key = query.order_by.unwrap_or(Measure::CostUsd);
+    let mut keyed: Vec<(Option<i64>, Option<Fraction>, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (bucket, sums))| (*bucket, sums.sort_key(key), i))
         .collect();
+    let order = |a: &(Option<i64>, Option<Fraction>, usize),
+                 b: &(Option<i64>, Option<Fraction>, usize)| {
+        let by_measure = if query.ascending {
+            cmp_sort_keys(a.1, b.1)
+        } else {
+            cmp_sort_keys(b.1, a.1)
+        };
+        a.0.cmp(&b.0).then(by_measure)
+    };
+    keyed.sort_by(order);
+    let Some(last) = query.limit.checked_sub(1).map(|i| keyed[i]) else {
+        return Vec::new();
+    };
+    keyed
+        .iter()
+        .take_while(|k| order(k, &last) != std::cmp::Ordering::Greater)
+        .map(|k| k.2)
+        .collect()
+}
+
+/// Total every bucket's groups (checked), then sort and cut the rows as the query asks;
+/// ties broken by group values for stable answers.
+pub fn answer(query: &Query, rows: Vec<Row>) -> Result<Answer, SumOverflow> {
+    let totals = bucket_totals(rows.iter().map(|r| (r.bucket_ms, &r.sums)))?;
     let key = query.order_by.unwrap_or(Measure::CostUsd);
     // Each row's sort key computed once, outside the comparisons.
     let mut keyed: Vec<(Option<Fraction>, Row)> = rows
@@ -698,6 +738,36 @@ impl Filters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contenders_are_the_first_rows_by_measure_and_every_tie_at_the_cut() {
+        let sums = |cost: i64| Sums {
+            requests: 1,
+            priced: 1,
+            cost: Usd(cost),
+            ..Default::default()
+        };
+        let all = [sums(3), sums(5), sums(1), sums(3), sums(3)];
+        let rows: Vec<(Option<i64>, &Sums)> = all.iter().map(|s| (None, s)).collect();
+        let query = |limit: usize| Query {
+            from_ms: 0,
+            to_ms: 1,
+            filters: Filters::default(),
+            group_by: Vec::new(),
+            bucket: None,
+            measures: Vec::new(),
+            order_by: None,
+            ascending: false,
+            limit,
+        };
+        let mut two = contenders(&query(2), &rows);
+        two.sort_unstable();
+        // $5, then the three rows tied at $3 (their labels decide which one is second).
+        assert_eq!(two, [0, 1, 3, 4]);
+        assert_eq!(contenders(&query(1), &rows), [1]);
+        assert!(contenders(&query(0), &rows).is_empty());
+        assert_eq!(contenders(&query(9), &rows).len(), 5);
+    }
 
     #[test]
     fn sort_keys_compare_exactly() {

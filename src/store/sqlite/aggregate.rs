@@ -3,8 +3,7 @@
 //! holds; exact integer sums. The raw-only path is the reference the tests compare with.
 
 use super::rollup::{
-    commit_seq, Cell, Family, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, N_MEASURES,
-    RAW_MEASURES,
+    commit_seq, Cell, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, N_MEASURES, RAW_MEASURES,
 };
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
@@ -91,44 +90,35 @@ fn choose_family(query: &Query) -> Option<usize> {
         .position(|family| needed.iter().all(|c| family.dims.contains(c)))
 }
 
-/// Split [from, to) into exact parts: raw events for the partial hours (or days, for a
-/// family kept by day only) at the edges, hourly rollups for whole hours, daily rollups
-/// for whole UTC days (unless the answer is bucketed by hour).
-fn plan(query: &Query, family: Option<usize>) -> Vec<(Source, i64, i64)> {
+/// Split [from, to) into exact parts: daily rollups for whole UTC days (unless the
+/// answer is bucketed by hour), hourly rollups for the whole hours around them from
+/// `hours_from` on (where the family's hourly cells start), raw events for the rest.
+fn plan(query: &Query, family: Option<usize>, hours_from: i64) -> Vec<(Source, i64, i64)> {
     let (from, to) = (query.from_ms, query.to_ms);
     let Some(index) = family else {
         return vec![(Source::Raw, from, to)];
     };
-    let family: &Family = &FAMILIES[index];
     let ceil = |t: i64, step: i64| {
         t.div_euclid(step) * step + if t.rem_euclid(step) == 0 { 0 } else { step }
     };
     let floor = |t: i64, step: i64| t.div_euclid(step) * step;
     let hourly = query.bucket == Some(crate::query::Bucket::Hour);
+    let (d0, d1) = (ceil(from, DAY_MS), floor(to, DAY_MS));
     let mut parts = Vec::new();
-    if family.grains.contains(&Grain::Hour) {
-        let (h0, h1) = (ceil(from, HOUR_MS), floor(to, HOUR_MS));
-        if h0 >= h1 {
-            return vec![(Source::Raw, from, to)];
-        }
-        parts.push((Source::Raw, from, h0));
-        let (d0, d1) = (ceil(h0, DAY_MS), floor(h1, DAY_MS));
-        if !hourly && d0 < d1 {
-            parts.push((Source::Rollup(index, Grain::Hour), h0, d0));
-            parts.push((Source::Rollup(index, Grain::Day), d0, d1));
-            parts.push((Source::Rollup(index, Grain::Hour), d1, h1));
-        } else {
-            parts.push((Source::Rollup(index, Grain::Hour), h0, h1));
-        }
-        parts.push((Source::Raw, h1, to));
-    } else {
-        let (d0, d1) = (ceil(from, DAY_MS), floor(to, DAY_MS));
-        if hourly || d0 >= d1 {
-            return vec![(Source::Raw, from, to)];
-        }
-        parts.push((Source::Raw, from, d0));
+    let mut edges = vec![(from, to)];
+    if !hourly && d0 < d1 {
         parts.push((Source::Rollup(index, Grain::Day), d0, d1));
-        parts.push((Source::Raw, d1, to));
+        edges = vec![(from, d0), (d1, to)];
+    }
+    for (a, b) in edges {
+        let (h0, h1) = (ceil(a, HOUR_MS).max(hours_from), floor(b, HOUR_MS));
+        if h0 < h1 {
+            parts.push((Source::Raw, a, h0));
+            parts.push((Source::Rollup(index, Grain::Hour), h0, h1));
+            parts.push((Source::Raw, h1, b));
+        } else {
+            parts.push((Source::Raw, a, b));
+        }
     }
     parts.retain(|(_, a, b)| a < b);
     parts
@@ -264,8 +254,11 @@ pub fn aggregate(
     rollups: &Rollups,
     behind: &dyn Fn(),
 ) -> Result<Answer> {
-    let parts = plan(query, choose_family(query));
-    if parts.iter().all(|(source, _, _)| *source == Source::Raw) {
+    let family = choose_family(query);
+    if plan(query, family, i64::MIN)
+        .iter()
+        .all(|(source, _, _)| *source == Source::Raw)
+    {
         return aggregate_raw(c, workspace, query);
     }
     let started = std::time::Instant::now();
@@ -277,6 +270,8 @@ pub fn aggregate(
         // cannot change.
         let seq = commit_seq(&tx)?;
         if seq == totals.seq {
+            let hours_from = family.map_or(i64::MAX, |f| totals.hours_from(f, workspace));
+            let parts = plan(query, family, hours_from);
             let cells = from_totals(&tx, &totals, workspace, query, &parts)?;
             drop(totals);
             let mut merged = Merged::new();
@@ -473,13 +468,25 @@ fn merge_cells(query: &Query, cells: CellGroups, merged: &mut Merged) -> Result<
     Ok(())
 }
 
-/// Name the groups and cut the answer to the query's order and limit.
+/// Total every group, then name only the groups that can make the cut (a week of
+/// 200,000 users has tens of thousands of groups; a top-50 answer names about 50) and cut
+/// the answer to the query's order and limit.
 fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
-    let names = dim_names(c, merged.keys().flat_map(|(_, g)| g.iter()))?;
-    let out: Vec<Row> = merged
+    let groups: Vec<((Option<i64>, Vec<GroupValue>), Sums)> = merged
         .into_iter()
         .filter(|(_, sums)| sums.requests > 0)
-        .map(|((bucket_ms, group), sums)| Row {
+        .collect();
+    let keys: Vec<(Option<i64>, &Sums)> = groups.iter().map(|((b, _), s)| (*b, s)).collect();
+    let totals = crate::query::bucket_totals(keys.iter().copied())?;
+    let mut kept = crate::query::contenders(query, &keys);
+    kept.sort_unstable();
+    let names = dim_names(c, kept.iter().flat_map(|&i| groups[i].0 .1.iter()))?;
+    let count = groups.len();
+    let out: Vec<Row> = groups
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| kept.binary_search(i).is_ok())
+        .map(|(_, ((bucket_ms, group), sums))| Row {
             bucket_ms,
             sums,
             group: group
@@ -489,7 +496,10 @@ fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
                 .collect(),
         })
         .collect();
-    Ok(crate::query::answer(query, out)?)
+    let mut answer = crate::query::answer(query, out)?;
+    answer.totals = totals;
+    answer.cut = count.saturating_sub(query.limit);
+    Ok(answer)
 }
 
 /// The measure columns from `n` on as sums. A negative sum can only come from values

@@ -21,21 +21,28 @@ pub enum WriteError {
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
+/// Hours of hourly tenant and user cells: a "last 24 hours" window (and one of the day
+/// before it) is read from cells whenever the newest event is recent.
+const RECENT_HOURS: i64 = 48;
 
-/// A family of rollups: the dimension columns it keeps (names of `events` columns) and
-/// the grains it is kept at.
+/// A family of rollups: the dimension columns it keeps (names of `events` columns), the
+/// grains it is kept at, and how many recent hours its hourly cells cover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Family {
     pub name: &'static str,
     pub dims: &'static [&'static str],
     pub grains: &'static [Grain],
+    /// Hourly cells only for the newest this many hours of a workspace (counted back
+    /// from the hour of its newest event); None = every hour.
+    pub recent_hours: Option<i64>,
 }
 
-/// Model/endpoint/version questions by hour and day; tenants and users by day only and
-/// without the endpoint: at realistic cardinality (5,000 tenants, 200,000 users) an hourly
-/// or per-endpoint cell holds about one event, which would cost memory per event.
-/// Questions these cannot answer exactly (a tenant's endpoints, the partial days at a
-/// window's edges) read raw events.
+/// Model/endpoint/version questions by hour and day; tenants and users without the
+/// endpoint, by day, and by hour for the last two days only: at realistic cardinality
+/// (5,000 tenants, 200,000 users) an hourly cell holds about one event, so hourly cells
+/// for all history would cost memory per event, while the last day's windows (the
+/// on-call view) are the sub-day windows read most. Questions these cannot answer exactly
+/// (a tenant's endpoints, older partial days at a window's edges) read raw events.
 pub const FAMILIES: [Family; 3] = [
     Family {
         name: "main",
@@ -49,16 +56,19 @@ pub const FAMILIES: [Family; 3] = [
             "prompt_version",
         ],
         grains: &[Grain::Hour, Grain::Day],
+        recent_hours: None,
     },
     Family {
         name: "tenant",
         dims: &["environment", "data_mode", "tenant"],
-        grains: &[Grain::Day],
+        grains: &[Grain::Hour, Grain::Day],
+        recent_hours: Some(RECENT_HOURS),
     },
     Family {
         name: "user",
         dims: &["environment", "data_mode", "user"],
-        grains: &[Grain::Day],
+        grains: &[Grain::Hour, Grain::Day],
+        recent_hours: Some(RECENT_HOURS),
     },
 ];
 
@@ -227,6 +237,8 @@ type Key = (usize, Grain, i64, i64, DimIds);
 pub struct Pending {
     sums: HashMap<Key, Cell, Hasher>,
     seen: HashMap<VersionKey, (i64, i64), Hasher>,
+    /// Per workspace, the newest event time this commit stores.
+    newest: HashMap<i64, i64, Hasher>,
 }
 
 impl Pending {
@@ -248,6 +260,8 @@ impl Pending {
         if sign > 0 {
             let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
             *span = (span.0.min(c.ts), span.1.max(c.ts));
+            let newest = self.newest.entry(c.workspace).or_insert(c.ts);
+            *newest = (*newest).max(c.ts);
         }
         Ok(())
     }
@@ -290,6 +304,18 @@ impl Cells {
     pub fn len(&self) -> usize {
         self.buckets.values().map(HashMap::len).sum()
     }
+
+    /// Drop a workspace's buckets that start before `start`.
+    fn drop_before(&mut self, workspace: i64, start: i64) {
+        let old: Vec<(i64, i64)> = self
+            .buckets
+            .range((workspace, i64::MIN)..(workspace, start))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in old {
+            self.buckets.remove(&key);
+        }
+    }
 }
 
 /// The rollups as of commit `seq`.
@@ -301,6 +327,8 @@ pub struct Totals {
     /// Indexed by family, then `Grain as usize`; a grain a family does not keep is empty.
     pub cells: [[Cells; 2]; 3],
     pub seen: HashMap<VersionKey, (i64, i64), Hasher>,
+    /// Per workspace, the hour of its newest event: where a family's recent hours end.
+    pub newest_hour: HashMap<i64, i64, Hasher>,
 }
 
 impl Totals {
@@ -317,10 +345,56 @@ impl Totals {
         Ok(())
     }
 
+    /// Where `family`'s hourly cells of `workspace` start: every hour from there on has
+    /// its cell (i64::MAX: none yet). Hours before it are only in the daily cells.
+    pub fn hours_from(&self, family: usize, workspace: i64) -> i64 {
+        match FAMILIES[family].recent_hours {
+            None => i64::MIN,
+            Some(hours) => self
+                .newest_hour
+                .get(&workspace)
+                .map_or(i64::MAX, |newest| newest - (hours - 1) * HOUR_MS),
+        }
+    }
+
+    /// Whether a change of this cell is kept: the hourly cells of a family with
+    /// `recent_hours` cover only its recent hours.
+    fn keeps(&self, family: usize, grain: Grain, workspace: i64, bucket: i64) -> bool {
+        grain != Grain::Hour || bucket >= self.hours_from(family, workspace)
+    }
+
+    /// Move a workspace's newest hour to `ts`'s hour if that is later.
+    fn see_newest(&mut self, workspace: i64, ts: i64) -> bool {
+        let hour = ts.div_euclid(HOUR_MS) * HOUR_MS;
+        let newest = self.newest_hour.entry(workspace).or_insert(hour);
+        let moved = hour > *newest;
+        *newest = (*newest).max(hour);
+        moved
+    }
+
+    /// Drop the hourly cells that left a workspace's recent hours.
+    fn drop_old_hours(&mut self, workspace: i64) {
+        for (i, family) in FAMILIES.iter().enumerate() {
+            if family.recent_hours.is_some() {
+                let from = self.hours_from(i, workspace);
+                self.cells[i][Grain::Hour as usize].drop_before(workspace, from);
+            }
+        }
+    }
+
     /// Add a committed `pending` (already checked) and record the commit's sequence.
+    /// The recent hours move first, so a change to an hour that just left them is not
+    /// kept (that hour's cells are dropped with it).
     pub fn apply(&mut self, pending: Pending, seq: i64) -> Result<(), WriteError> {
+        for (ws, ts) in pending.newest {
+            if self.see_newest(ws, ts) {
+                self.drop_old_hours(ws);
+            }
+        }
         for ((family, grain, ws, bucket, dims), delta) in pending.sums {
-            self.cells[family][grain as usize].add(ws, bucket, dims, &delta, 1)?;
+            if self.keeps(family, grain, ws, bucket) {
+                self.cells[family][grain as usize].add(ws, bucket, dims, &delta, 1)?;
+            }
         }
         for (key, (first, last)) in pending.seen {
             let span = self.seen.entry(key).or_insert((first, last));
@@ -330,14 +404,18 @@ impl Totals {
         Ok(())
     }
 
-    /// One call's contribution straight into the totals (a rebuild).
+    /// One call's contribution straight into the totals (a rebuild, which drops the
+    /// hours that left the recent ones at its end).
     fn add(&mut self, c: &Contribution) -> Result<(), WriteError> {
         let measures = c.measures();
+        self.see_newest(c.workspace, c.ts);
         for (i, family) in FAMILIES.iter().enumerate() {
             let dims = c.dims(family)?;
             for &grain in family.grains {
                 let bucket = c.ts.div_euclid(grain.millis()) * grain.millis();
-                self.cells[i][grain as usize].add(c.workspace, bucket, dims, &measures, 1)?;
+                if self.keeps(i, grain, c.workspace, bucket) {
+                    self.cells[i][grain as usize].add(c.workspace, bucket, dims, &measures, 1)?;
+                }
             }
         }
         let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
@@ -387,6 +465,10 @@ impl Totals {
                     idless: r.get(20)?,
                 })?;
             }
+        }
+        let workspaces: Vec<i64> = totals.newest_hour.keys().copied().collect();
+        for ws in workspaces {
+            totals.drop_old_hours(ws);
         }
         Ok(totals)
     }
@@ -508,5 +590,50 @@ mod tests {
         assert_eq!(hours.len(), 1);
         assert!(hours.cell(0, 5 * HOUR_MS, &[0; 7]).is_none());
         assert_eq!(hours.cell(0, 30 * HOUR_MS, &[0; 7]).unwrap()[2], 7);
+    }
+
+    #[test]
+    fn tenant_and_user_hours_cover_only_the_recent_ones_and_move_with_the_newest_event() {
+        let (tenant, hour) = (1, Grain::Hour as usize);
+        let call = |h: i64| Contribution {
+            ts: h * HOUR_MS + 60_000,
+            tenant: 9,
+            cost_nanos: Some(5),
+            ..Default::default()
+        };
+        let mut totals = Totals::default();
+        let mut first = Pending::default();
+        for h in [100, 130, 147] {
+            first.apply(&call(h), 1).unwrap();
+        }
+        totals.apply(first, 1).unwrap();
+        // The newest is hour 147: hours 100..=147 are recent, all three kept.
+        assert_eq!(totals.hours_from(tenant, 0), 100 * HOUR_MS);
+        assert_eq!(totals.cells[tenant][hour].len(), 3);
+        // A call at hour 160 moves the recent hours to 113..=160: hour 100 leaves (the
+        // daily cells still hold it); a late call at hour 105 is kept only by day.
+        let mut second = Pending::default();
+        second.apply(&call(160), 1).unwrap();
+        second.apply(&call(105), 1).unwrap();
+        totals.apply(second, 2).unwrap();
+        assert_eq!(totals.hours_from(tenant, 0), 113 * HOUR_MS);
+        let starts: Vec<i64> = totals.cells[tenant][hour]
+            .buckets
+            .keys()
+            .map(|(_, start)| start / HOUR_MS)
+            .collect();
+        assert_eq!(starts, [130, 147, 160]);
+        // The main family keeps every hour; days keep everything.
+        assert_eq!(totals.hours_from(0, 0), i64::MIN);
+        assert_eq!(totals.cells[0][hour].len(), 5);
+        let day_calls: i64 = totals.cells[tenant][Grain::Day as usize]
+            .buckets
+            .values()
+            .flat_map(|cells| cells.values())
+            .map(|cell| cell[0])
+            .sum();
+        assert_eq!(day_calls, 5);
+        // A workspace without events has no hourly cells to read yet.
+        assert_eq!(totals.hours_from(tenant, 7), i64::MAX);
     }
 }
