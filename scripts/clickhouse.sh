@@ -63,7 +63,16 @@ config() {
 XML
 }
 
-up() { curl -fsS "http://127.0.0.1:$1/?query=SELECT%201" >/dev/null 2>&1; }
+# Whether the server on HTTP port $1 answers SELECT 1 (curl, or bash's /dev/tcp without it).
+up() {
+  if command -v curl >/dev/null; then
+    [ "$(curl -fsS "http://127.0.0.1:$1/?query=SELECT%201" 2>/dev/null)" = 1 ]
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+      printf 'GET /?query=SELECT%%201 HTTP/1.0\r\n\r\n' >&3 &&
+      tail -n 1 <&3 | grep -qx 1) 2>/dev/null
+  fi
+}
 
 start() {
   install
