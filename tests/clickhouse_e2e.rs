@@ -93,3 +93,49 @@ async fn serve_on_clickhouse_ingests_dedupes_and_answers_top_endpoints() {
     assert!(!db.exists(), "the SQLite file was not used");
     server.stop();
 }
+
+/// A batch whose ids, quoted in one statement, pass ClickHouse's 256 KiB statement limit
+/// (3,000 ids of 128 characters): all stored, and sent again all duplicates.
+#[tokio::test]
+async fn a_batch_of_long_ids_beyond_one_statement_is_stored_and_deduped() {
+    let Some(store) = clickhouse_store("long_ids") else {
+        eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let ingest = cli(
+        &db,
+        &[
+            "--store",
+            &store,
+            "keys",
+            "create",
+            "--workspace",
+            "default",
+            "--scope",
+            "ingest",
+        ],
+    )
+    .trim()
+    .to_string();
+    let server = Server::start(&db, &["--store", &store]);
+    let api = Api::new(&server);
+    let batch: Vec<Value> = (0..3_000).map(|i| event(&format!("{i:0>128}"))).collect();
+    let batch = Value::Array(batch);
+    let r = api.post("/v1/ingest/batch", &ingest, &batch).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["accepted"].as_u64(), Some(3_000), "{}", r.body);
+    let again = api.post("/v1/ingest/batch", &ingest, &batch).await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    assert_eq!(
+        (
+            again.body["accepted"].as_u64(),
+            again.body["duplicates"].as_u64()
+        ),
+        (Some(0), Some(3_000)),
+        "{}",
+        again.body
+    );
+    server.stop();
+}

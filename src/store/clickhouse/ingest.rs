@@ -240,17 +240,17 @@ async fn stored_calls(
     ids.sort_unstable();
     ids.dedup();
     let mut calls: HashMap<String, Call> = HashMap::new();
-    if ids.is_empty() {
-        return Ok(calls);
+    let mut rows = Vec::new();
+    for list in id_lists(&ids) {
+        let sql = format!(
+            "SELECT id, attempt, usage_missing, status, ts, environment, data_mode, endpoint,
+                tenant, user, model, provider, tag_keys, tag_values, priced, cost
+             FROM {} WHERE ws = {ws} AND idless = 0 AND id IN ({list})",
+            store.table(schema::EVENTS.name),
+        );
+        rows.extend(store.client.select(&sql).await?);
     }
-    let sql = format!(
-        "SELECT id, attempt, usage_missing, status, ts, environment, data_mode, endpoint,
-            tenant, user, model, provider, tag_keys, tag_values, priced, cost
-         FROM {} WHERE ws = {ws} AND idless = 0 AND id IN ({})",
-        store.table(schema::EVENTS.name),
-        ids.iter().map(|id| quote(id)).collect::<Vec<_>>().join(",")
-    );
-    for row in store.client.select(&sql).await? {
+    for row in rows {
         let a = stored_attempt(&row)?;
         let id = text(&row, 0);
         match calls.get_mut(&id) {
@@ -274,6 +274,28 @@ async fn stored_calls(
         }
     }
     Ok(calls)
+}
+
+/// The quoted ids as `IN` lists of at most `MAX_LIST` bytes each: ClickHouse parses at
+/// most `max_query_size` (256 KiB by default) of a statement's text.
+fn id_lists(ids: &[&str]) -> Vec<String> {
+    const MAX_LIST: usize = 100_000;
+    let mut lists: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for id in ids {
+        let quoted = quote(id);
+        if !current.is_empty() && current.len() + quoted.len() + 1 > MAX_LIST {
+            lists.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(',');
+        }
+        current.push_str(&quoted);
+    }
+    if !current.is_empty() {
+        lists.push(current);
+    }
+    lists
 }
 
 fn stored_attempt(row: &[String]) -> Result<Attempt> {
@@ -454,6 +476,19 @@ mod tests {
         assert!(rank(9, true, true) > rank(1, true, false));
         assert!(rank(1, true, true) > rank(2, true, true));
         assert!(rank(1, false, false) > rank(64, false, false));
+    }
+
+    #[test]
+    fn long_id_lists_are_split_below_the_statement_size_limit() {
+        let long: Vec<String> = (0..5_000).map(|i| format!("{i:0>250}")).collect();
+        let ids: Vec<&str> = long.iter().map(String::as_str).collect();
+        let lists = id_lists(&ids);
+        assert!(lists.len() > 10, "{}", lists.len());
+        assert!(lists.iter().all(|l| l.len() <= 100_000));
+        let joined: Vec<String> = lists.join(",").split(',').map(str::to_string).collect();
+        let expected: Vec<String> = ids.iter().map(|id| quote(id)).collect();
+        assert_eq!(joined, expected);
+        assert!(id_lists(&[]).is_empty());
     }
 
     #[test]
