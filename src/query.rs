@@ -372,6 +372,10 @@ pub fn cmp_sort_keys(a: Option<Fraction>, b: Option<Fraction>) -> std::cmp::Orde
     let (Some((na, da)), Some((nb, db))) = (a, b) else {
         return a.is_some().cmp(&b.is_some());
     };
+    // Whole numbers (costs, counts): no division needed, and 128-bit division is slow.
+    if da == db {
+        return na.cmp(&nb);
+    }
     let (da, db) = (da as i128, db as i128);
     let (ra, rb) = (na.rem_euclid(da) as u128, nb.rem_euclid(db) as u128);
     na.div_euclid(da)
@@ -668,13 +672,14 @@ pub fn contenders(query: &Query, rows: &[(Option<i64>, &Sums)]) -> Vec<usize> {
         };
         a.0.cmp(&b.0).then(by_measure)
     };
-    keyed.sort_by(order);
-    let Some(last) = query.limit.checked_sub(1).map(|i| keyed[i]) else {
+    let Some(last) = query.limit.checked_sub(1) else {
         return Vec::new();
     };
+    // Only the row at the cut needs its place; no full sort.
+    let (_, &mut last, _) = keyed.select_nth_unstable_by(last, order);
     keyed
         .iter()
-        .take_while(|k| order(k, &last) != std::cmp::Ordering::Greater)
+        .filter(|k| order(k, &last) != std::cmp::Ordering::Greater)
         .map(|k| k.2)
         .collect()
 }
@@ -767,6 +772,12 @@ mod tests {
         assert_eq!(contenders(&query(1), &rows), [1]);
         assert!(contenders(&query(0), &rows).is_empty());
         assert_eq!(contenders(&query(9), &rows).len(), 5);
+        // Ties on both sides of the cut in any input order are all kept.
+        let many: Vec<Sums> = [1, 3, 3, 9, 3, 0, 3, 3, 7, 3].map(sums).to_vec();
+        let rows: Vec<(Option<i64>, &Sums)> = many.iter().map(|s| (None, s)).collect();
+        let mut three = contenders(&query(3), &rows);
+        three.sort_unstable();
+        assert_eq!(three, [1, 2, 3, 4, 6, 7, 8, 9]);
     }
 
     #[test]

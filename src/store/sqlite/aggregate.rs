@@ -234,8 +234,11 @@ enum GroupValue {
     Text(Option<String>),
 }
 
-/// Groups while parts are merged: (bucket start, group values) -> sums.
-type Merged = HashMap<(Option<i64>, Vec<GroupValue>), Sums>;
+/// Groups while parts are merged: (bucket start, group values) -> sums. foldhash: a
+/// day of users is tens of thousands of groups, hashed once per part.
+type Merged = HashMap<GroupKey, Sums, foldhash::fast::RandomState>;
+/// (bucket start, group values).
+type GroupKey = (Option<i64>, Vec<GroupValue>);
 
 /// Longest a read waits for the rollups to catch up with the events it sees.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -274,7 +277,7 @@ pub fn aggregate(
             let parts = plan(query, family, hours_from);
             let cells = from_totals(&tx, &totals, workspace, query, &parts)?;
             drop(totals);
-            let mut merged = Merged::new();
+            let mut merged = Merged::default();
             merge_cells(query, cells, &mut merged)?;
             for (source, from, to) in &parts {
                 if *source == Source::Raw {
@@ -307,7 +310,7 @@ pub fn aggregate_raw(c: &mut Connection, workspace: WorkspaceId, query: &Query) 
     // One read transaction: the sums and the commit sequence come from one snapshot.
     let tx = c.transaction()?;
     let seq = commit_seq(&tx)?;
-    let mut merged = Merged::new();
+    let mut merged = Merged::default();
     read_raw(
         &tx,
         workspace,
@@ -357,7 +360,10 @@ fn read_raw(
 }
 
 /// Rollup cells folded by (bucket start, group ids); at most three group dimensions.
-type CellGroups = HashMap<(Option<i64>, [u32; 3]), Cell>;
+type CellGroups = HashMap<(Option<i64>, [u32; 3]), Cell, foldhash::fast::RandomState>;
+
+/// Ids a filter lets through; looked up once per rollup cell.
+type IdSet = std::collections::HashSet<u32, foldhash::fast::RandomState>;
 
 /// The ids a filter lets through for one family column (None: no filter on it). A
 /// missing value filters as its label ("unknown", "unversioned"), id 0.
@@ -365,7 +371,7 @@ fn allowed_ids(
     c: &Connection,
     f: &crate::query::Filters,
     column_name: &str,
-) -> Result<Option<std::collections::HashSet<u32>>> {
+) -> Result<Option<IdSet>> {
     let codes =
         |codes: Vec<u8>| (!codes.is_empty()).then(|| codes.into_iter().map(u32::from).collect());
     match column_name {
@@ -380,7 +386,7 @@ fn allowed_ids(
     let Some(kind) = dim_kind(d) else {
         return Ok(None);
     };
-    let mut ids = std::collections::HashSet::new();
+    let mut ids = IdSet::default();
     if values.iter().any(|v| v == d.missing_label()) {
         ids.insert(0);
     }
@@ -407,7 +413,7 @@ fn from_totals(
     query: &Query,
     parts: &[(Source, i64, i64)],
 ) -> Result<CellGroups> {
-    let mut out = CellGroups::new();
+    let mut out = CellGroups::default();
     let Some(index) = choose_family(query) else {
         return Ok(out);
     };
@@ -472,7 +478,7 @@ fn merge_cells(query: &Query, cells: CellGroups, merged: &mut Merged) -> Result<
 /// 200,000 users has tens of thousands of groups; a top-50 answer names about 50) and cut
 /// the answer to the query's order and limit.
 fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
-    let groups: Vec<((Option<i64>, Vec<GroupValue>), Sums)> = merged
+    let groups: Vec<(GroupKey, Sums)> = merged
         .into_iter()
         .filter(|(_, sums)| sums.requests > 0)
         .collect();
