@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod control;
+pub mod deploy;
 pub mod explain;
 pub mod export;
 pub mod import;
@@ -55,6 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|_| ExitCode::SUCCESS)
         }
         Command::Gate(args) => return Ok(explain::gate(&url, args).await),
+        Command::Deploy(cmd) => return deploy::deploy(&url, cmd).await.map(|_| ExitCode::SUCCESS),
         Command::Restore { file, replace } => {
             let bytes = crate::store::restore(&url, &file, replace)?;
             println!("restored {} ({bytes} bytes) into {url}", file.display());
@@ -95,7 +97,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Budgets(cmd) => control::budgets(store.clone(), cmd).await,
         Command::Alerts(cmd) => control::alerts(store.clone(), cmd).await,
-        Command::Serve(_) | Command::Explain(_) | Command::Gate(_) | Command::Restore { .. } => {
+        Command::Serve(_)
+        | Command::Explain(_)
+        | Command::Gate(_)
+        | Command::Restore { .. }
+        | Command::Deploy(_) => {
             unreachable!("handled above")
         }
     };

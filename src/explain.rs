@@ -17,6 +17,7 @@ pub use split::{
     dimension_change, split, DimensionChange, GroupChange, Pair, Presence, Split, Totals,
 };
 
+use crate::deploy::DeployNote;
 use crate::money::Usd;
 use crate::query::{Dimension, Row, Sums};
 use serde::Serialize;
@@ -31,6 +32,8 @@ pub struct Input {
     /// The requested dimensions, in order, with their groups in both windows.
     pub dimensions: Vec<(Dimension, Pair<Vec<Row>>)>,
     pub endpoints: Vec<EndpointInput>,
+    /// Deploy notes from the baseline's start to the current window's end.
+    pub deploys: Vec<DeployNote>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +48,8 @@ pub struct Explanation {
     pub dimensions: Vec<DimensionChange>,
     pub endpoints: Vec<EndpointFindings>,
     pub drivers: Vec<Driver>,
+    /// The deploy notes of both windows, oldest first.
+    pub deploys: Vec<DeployNote>,
     pub summary: String,
     /// How the split is computed, in words.
     pub method: &'static str,
@@ -67,7 +72,9 @@ pub fn explain(input: &Input) -> Explanation {
         .map(|e| endpoint_findings(e, input.current))
         .collect();
     let spend = t.baseline.cost.0.max(t.current.cost.0);
-    let drivers = drivers::drivers(&dimensions, &endpoints, change, spend);
+    let mut drivers = drivers::drivers(&dimensions, &endpoints, change, spend);
+    let span = (input.baseline.0.min(input.current.0), input.current.1);
+    quote_deploys(&mut drivers, &input.deploys, span);
     let mut out = Explanation {
         current: Totals::of(&t.current, input.current),
         baseline: Totals::of(&t.baseline, input.baseline),
@@ -77,6 +84,7 @@ pub fn explain(input: &Input) -> Explanation {
         dimensions,
         endpoints,
         drivers,
+        deploys: input.deploys.clone(),
         summary: String::new(),
         method: METHOD,
     };
@@ -88,6 +96,25 @@ pub fn explain(input: &Input) -> Explanation {
         &out.drivers,
     );
     out
+}
+
+/// A driver inside an endpoint (or an endpoint itself) that a deploy note in `span`
+/// concerns ends with the note: "..., after summarize_v4: 'longer summaries'." A driver
+/// whose cause is a prompt version takes the note naming that version, else the newest
+/// note naming none (`deploy::for_change`).
+fn quote_deploys(drivers: &mut [Driver], notes: &[DeployNote], span: (i64, i64)) {
+    for d in drivers {
+        let endpoint = match (&d.endpoint_tag, d.dimension.as_str()) {
+            (Some(e), _) => e.clone(),
+            (None, "endpointTag") => d.value.clone(),
+            _ => continue,
+        };
+        let version = (d.kind == Kind::PromptVersion).then_some(d.value.as_str());
+        if let Some(n) = crate::deploy::for_change(notes, &endpoint, version, span.0, span.1) {
+            let s = d.sentence.trim_end_matches('.');
+            d.sentence = format!("{s}; {}.", n.mention());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -161,6 +161,8 @@ pub struct Prepared {
     pub warnings_omitted: usize,
     /// The unknown fields of every readable item, accepted or not.
     pub unknown: FieldTally,
+    /// Ids and tag values pseudonymized or rejected as personal data.
+    pub privacy: crate::privacy::Tally,
 }
 
 /// Validate and price every item under the workspace's settings. Pure: the caller
@@ -178,7 +180,9 @@ pub fn prepare(
         warnings: Vec::new(),
         warnings_omitted: 0,
         unknown: FieldTally::default(),
+        privacy: crate::privacy::Tally::default(),
     };
+    let privacy = settings.privacy();
     for (index, item) in items.into_iter().enumerate() {
         let checked = item.and_then(|raw| {
             if let Some(last) = raw.unknown.names.last() {
@@ -186,6 +190,18 @@ pub fn prepare(
                 prepared.unknown.last_unknown = Some(last.clone());
             }
             check(&raw, now_ms, settings)
+        });
+        // Personal data is replaced (or refused) here, before pricing, dedupe and the
+        // store: the one place every front door passes.
+        let checked = checked.and_then(|mut checked| match privacy.apply(&mut checked.event) {
+            Ok(n) => {
+                prepared.privacy.pseudonymized += n;
+                Ok(checked)
+            }
+            Err(errors) => {
+                prepared.privacy.rejected += errors.len() as u64;
+                Err(errors)
+            }
         });
         match checked {
             Ok(checked) => {
@@ -222,6 +238,62 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(policy: crate::privacy::PiiPolicy) -> IngestSettings {
+        IngestSettings {
+            pii_ids: policy,
+            secret: Some(crate::privacy::Secret::random()),
+            ..IngestSettings::default()
+        }
+    }
+
+    const PERSONAL: &str = r#"{"status":"success","provider":"openai","model":"gpt-4o-mini","endpointTag":"chat","inputTokens":10,"outputTokens":5,"tenantId":"bob@example.com","userId":"+1 415 555 0100","tags":{"owner":"alice@example.co.uk","team":"search"}}"#;
+
+    #[test]
+    fn personal_ids_and_tag_values_are_pseudonymized_before_storage() {
+        let settings = settings(crate::privacy::PiiPolicy::Pseudonymize);
+        let items = parse_batch(PERSONAL.as_bytes(), true).unwrap();
+        let prepared = prepare(
+            items,
+            &PriceBook::bundled().unwrap(),
+            &settings,
+            1_767_225_600_000,
+        );
+        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
+        let e = &prepared.events[0].event;
+        let secret = settings.secret.as_ref().unwrap();
+        assert_eq!(
+            e.tenant_id.as_deref(),
+            Some(secret.pseudonym("bob@example.com").as_str())
+        );
+        assert_eq!(
+            e.user_id.as_deref(),
+            Some(secret.pseudonym("+14155550100").as_str())
+        );
+        assert_eq!(e.tags["owner"], secret.pseudonym("alice@example.co.uk"));
+        assert_eq!(e.tags["team"], "search");
+        assert_eq!(prepared.privacy.pseudonymized, 3);
+    }
+
+    #[test]
+    fn policy_reject_refuses_the_event_naming_each_personal_field() {
+        let settings = settings(crate::privacy::PiiPolicy::Reject);
+        let items = parse_batch(PERSONAL.as_bytes(), true).unwrap();
+        let prepared = prepare(
+            items,
+            &PriceBook::bundled().unwrap(),
+            &settings,
+            1_767_225_600_000,
+        );
+        assert!(prepared.events.is_empty());
+        let fields: Vec<&str> = prepared.rejected[0]
+            .errors
+            .iter()
+            .map(|e| e.field.as_str())
+            .collect();
+        assert_eq!(fields, vec!["tenantId", "userId", "tags.owner"]);
+        assert_eq!(prepared.privacy.rejected, 3);
+    }
 
     #[test]
     fn ndjson_reports_a_truncated_last_line_and_keeps_the_rest() {

@@ -105,6 +105,9 @@ pub struct Metrics {
     ingest: Mutex<HashMap<(WorkspaceId, &'static str), u64>>,
     /// (workspace, outcome: allow | budget_exceeded | rate_capped | ...) -> decisions.
     guard: Mutex<HashMap<(WorkspaceId, &'static str), u64>>,
+    /// (workspace, outcome: pseudonymized | rejected) -> ids and tag values that looked
+    /// like personal data.
+    privacy: Mutex<HashMap<(WorkspaceId, &'static str), u64>>,
     /// Receipt time minus the event's timestamp, of accepted events (server-wide).
     lag: Histogram,
     /// Per route and method (server-wide).
@@ -117,6 +120,7 @@ impl Default for Metrics {
             calls: Mutex::default(),
             ingest: Mutex::default(),
             guard: Mutex::default(),
+            privacy: Mutex::default(),
             // 1 s to ~9 days.
             lag: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             http: Family::new_with_constructor(latency_histogram),
@@ -182,6 +186,19 @@ impl Metrics {
             ("rejected", rejected),
         ] {
             *ingest.entry((ws, outcome)).or_default() += n as u64;
+        }
+    }
+
+    /// Ids and tag values of an ingest request that looked like personal data.
+    pub fn record_privacy(&self, ws: WorkspaceId, tally: crate::privacy::Tally) {
+        let mut counts = self.privacy.lock().unwrap();
+        for (outcome, n) in [
+            ("pseudonymized", tally.pseudonymized),
+            ("rejected", tally.rejected),
+        ] {
+            if n > 0 {
+                *counts.entry((ws, outcome)).or_default() += n;
+            }
         }
     }
 
@@ -274,6 +291,11 @@ impl Metrics {
                 "burnrate_guard_decisions",
                 "Guard answers by outcome",
                 &self.guard,
+            ),
+            (
+                "burnrate_personal_ids",
+                "Ids and tag values that looked like e-mail addresses or phone numbers, by outcome",
+                &self.privacy,
             ),
         ] {
             let family = Family::<Labels, Counter>::default();

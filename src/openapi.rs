@@ -158,6 +158,22 @@ pub const ROUTES: &[Route] = &[
         None,
         "Object",
     ),
+    route(
+        "get",
+        "/v1/deploys",
+        R,
+        "Deploy notes in a window (since/from/to, endpointTag)",
+        None,
+        "DeployNotes",
+    ),
+    route(
+        "post",
+        "/v1/deploys",
+        I,
+        "Record a deploy note",
+        Some("DeployNoteRequest"),
+        "DeployNote",
+    ),
     route("get", "/v1/rate-caps", R, "Rate caps", None, "Object"),
     route(
         "post",
@@ -368,7 +384,7 @@ fn operation(r: &Route) -> Value {
 fn success(r: &Route) -> &'static str {
     match (r.method, r.path) {
         ("post", "/v1/ingest/llm-request" | "/v1/ingest/batch") => "202",
-        ("post", "/v1/budgets" | "/v1/rate-caps" | "/v1/channels") => "201",
+        ("post", "/v1/budgets" | "/v1/rate-caps" | "/v1/channels" | "/v1/deploys") => "201",
         _ => "200",
     }
 }
@@ -467,11 +483,30 @@ fn schemas() -> Value {
                 "enum": crate::settings::REQUIRABLE}},
             "otlpAttributes": {"type": "object", "additionalProperties": {
                 "type": "array", "items": {"type": "string"}, "maxItems": 10}},
+            "piiIds": {"type": "string", "enum": ["pseudonymize", "reject", "allow"],
+                "description": "tenantId, userId and tag values that look like an e-mail address or a phone number: stored as a keyed pseudonym (pii_...), rejected, or stored as sent"},
+            "pseudonymizeAllIds": {"type": "boolean",
+                "description": "pseudonymize every tenantId and userId"},
         }},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"},
                 "fields": {"type": "array", "items": field_error}}}}},
+        "DeployNoteRequest": {"type": "object", "required": ["note"], "additionalProperties": false,
+            "properties": {
+                "endpointTag": {"type": "string", "maxLength": crate::deploy::MAX_NAME_CHARS,
+                    "description": "absent: the deploy concerns every endpoint"},
+                "promptVersion": {"type": "string", "maxLength": crate::deploy::MAX_NAME_CHARS},
+                "note": {"type": "string", "minLength": 1, "maxLength": crate::deploy::MAX_NOTE_CHARS},
+                "author": {"type": "string", "maxLength": crate::deploy::MAX_NAME_CHARS},
+                "time": {"type": "string", "format": "date-time",
+                    "description": "default: now; not before 2020, at most 5 minutes ahead"}}},
+        "DeployNote": {"type": "object", "required": ["id", "note", "time"], "properties": {
+            "id": {"type": "integer"}, "endpointTag": {"type": "string"},
+            "promptVersion": {"type": "string"}, "note": {"type": "string"},
+            "author": {"type": "string"}, "time": {"type": "string", "format": "date-time"}}},
+        "DeployNotes": {"type": "object", "properties": {
+            "deploys": {"type": "array", "items": {"$ref": "#/components/schemas/DeployNote"}}}},
         "Object": {"type": "object"},
     })
 }

@@ -4,6 +4,7 @@
 //! so a change made by the CLI (another process) applies within that time.
 
 use crate::event::FieldError;
+use crate::privacy::{PiiPolicy, Privacy, Secret};
 use crate::store::{Store, StoreError, WorkspaceId};
 use serde::Serialize;
 use serde_json::Value;
@@ -43,6 +44,15 @@ pub struct IngestSettings {
     /// tried before the built-in ones (`{"tenantId": ["app.customer"]}`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub otlp_attributes: BTreeMap<String, Vec<String>>,
+    /// Ids and tag values that look like e-mail addresses or phone numbers: pseudonymize
+    /// (default), reject or allow (`privacy`).
+    pub pii_ids: PiiPolicy,
+    /// Pseudonymize every tenantId and userId, personal-looking or not.
+    pub pseudonymize_all_ids: bool,
+    /// The workspace's pseudonym key: a control object of its own (never part of what
+    /// settings replies show), attached by whoever loads the settings for ingest.
+    #[serde(skip)]
+    pub secret: Option<Secret>,
 }
 
 /// The fields `otlpAttributes` can map.
@@ -75,9 +85,20 @@ impl IngestSettings {
                     Ok(map) => next.otlp_attributes = map,
                     Err(e) => errors.push(e),
                 },
+                "piiIds" => match value.as_str().and_then(PiiPolicy::parse) {
+                    Some(policy) => next.pii_ids = policy,
+                    None => errors.push(FieldError::new(
+                        name,
+                        "must be pseudonymize, reject or allow",
+                    )),
+                },
+                "pseudonymizeAllIds" => match value.as_bool() {
+                    Some(all) => next.pseudonymize_all_ids = all,
+                    None => errors.push(FieldError::new(name, "must be true or false")),
+                },
                 _ => errors.push(FieldError::new(
                     name,
-                    "is not a setting; use unknownFields, requiredFields or otlpAttributes",
+                    "is not a setting; use unknownFields, requiredFields, otlpAttributes, piiIds or pseudonymizeAllIds",
                 )),
             }
         }
@@ -96,6 +117,15 @@ impl IngestSettings {
 
     pub fn requires(&self, field: &str) -> bool {
         self.required_fields.iter().any(|f| f == field)
+    }
+
+    /// The privacy rules ingest, the guard, budgets and filters apply for this workspace.
+    pub fn privacy(&self) -> Privacy<'_> {
+        Privacy {
+            policy: self.pii_ids,
+            all_ids: self.pseudonymize_all_ids,
+            secret: self.secret.as_ref(),
+        }
     }
 }
 
@@ -180,17 +210,37 @@ impl Settings {
             .unwrap_or_default()
     }
 
-    /// Reread every workspace's settings: one read of a few rows.
+    /// The settings with the workspace's pseudonym secret, which ingest, the guard,
+    /// budgets and filters need: a workspace without one (created before secrets existed,
+    /// or by another process since the last reload) gets it now.
+    pub async fn with_secret(&self, ws: WorkspaceId) -> Result<Arc<IngestSettings>, StoreError> {
+        let current = self.get(ws);
+        if current.secret.is_some() {
+            return Ok(current);
+        }
+        let secret = crate::privacy::ensure_secret(self.store.as_ref(), ws).await?;
+        let mut cache = self.cache.write().unwrap();
+        let entry = cache.entry(ws).or_insert(current);
+        if entry.secret.is_none() {
+            *entry = Arc::new(IngestSettings {
+                secret: Some(secret),
+                ..(**entry).clone()
+            });
+        }
+        Ok(entry.clone())
+    }
+
+    /// Reread every workspace's settings and secrets: two reads of a few rows.
     pub async fn reload_all(&self) -> Result<(), StoreError> {
-        let mut all = HashMap::new();
+        let mut all: HashMap<WorkspaceId, IngestSettings> = HashMap::new();
         // Ordered by id: if two rows exist (two first writes racing), the newest wins.
         for object in self.store.objects(None, KIND).await? {
-            all.insert(
-                object.workspace,
-                Arc::new(IngestSettings::from_stored(&object.body)),
-            );
+            all.insert(object.workspace, IngestSettings::from_stored(&object.body));
         }
-        *self.cache.write().unwrap() = all;
+        for (ws, secret) in crate::privacy::all_secrets(self.store.as_ref()).await? {
+            all.entry(ws).or_default().secret = Some(secret);
+        }
+        *self.cache.write().unwrap() = all.into_iter().map(|(ws, s)| (ws, Arc::new(s))).collect();
         Ok(())
     }
 
@@ -202,17 +252,29 @@ impl Settings {
     ) -> Result<Result<IngestSettings, Vec<FieldError>>, StoreError> {
         let result = update(self.store.as_ref(), ws, body).await?;
         if let Ok(settings) = &result {
-            self.cache
-                .write()
-                .unwrap()
-                .insert(ws, Arc::new(settings.clone()));
+            let secret = self.with_secret(ws).await?.secret.clone();
+            self.cache.write().unwrap().insert(
+                ws,
+                Arc::new(IngestSettings {
+                    secret,
+                    ..settings.clone()
+                }),
+            );
         }
         Ok(result)
     }
 }
 
-/// The stored settings of `ws` (for the CLI, which has no running cache).
+/// The stored settings of `ws` with its pseudonym secret (created if it has none), for
+/// the CLI and the loader, which have no running cache.
 pub async fn load(store: &dyn Store, ws: WorkspaceId) -> Result<IngestSettings, StoreError> {
+    let mut settings = load_stored(store, ws).await?;
+    settings.secret = Some(crate::privacy::ensure_secret(store, ws).await?);
+    Ok(settings)
+}
+
+/// The stored settings of `ws` without the secret (which may not exist yet).
+pub async fn load_stored(store: &dyn Store, ws: WorkspaceId) -> Result<IngestSettings, StoreError> {
     Ok(store
         .objects(Some(ws), KIND)
         .await?
@@ -265,11 +327,27 @@ mod tests {
         assert_eq!(fields, vec!["colour", "requiredFields", "unknownFields"]);
         assert_eq!(
             serde_json::to_value(&s).unwrap(),
-            json!({"unknownFields": "reject", "requiredFields": ["tenantId", "userId"]})
+            json!({"unknownFields": "reject", "requiredFields": ["tenantId", "userId"],
+                   "piiIds": "pseudonymize", "pseudonymizeAllIds": false})
         );
         assert_eq!(
             IngestSettings::from_stored(&serde_json::to_value(&s).unwrap()),
             s
         );
+    }
+
+    #[test]
+    fn pii_policy_settings_are_checked_by_name() {
+        let s = IngestSettings::default()
+            .updated(&json!({"piiIds": "reject", "pseudonymizeAllIds": true}))
+            .unwrap();
+        assert_eq!(s.pii_ids, PiiPolicy::Reject);
+        assert!(s.pseudonymize_all_ids);
+        let errors = s
+            .updated(&json!({"piiIds": "hash", "pseudonymizeAllIds": "yes"}))
+            .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["piiIds", "pseudonymizeAllIds"]);
+        assert_eq!(IngestSettings::default().pii_ids, PiiPolicy::Pseudonymize);
     }
 }

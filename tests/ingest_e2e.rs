@@ -1011,7 +1011,8 @@ async fn workspace_rejecting_unknown_fields_rejects_the_event() {
     let r = api.get("/v1/workspace/settings", &admin).await;
     assert_eq!(
         r.body,
-        json!({"unknownFields": "warn", "requiredFields": []})
+        json!({"unknownFields": "warn", "requiredFields": [],
+               "piiIds": "pseudonymize", "pseudonymizeAllIds": false})
     );
     let r = api
         .put_json(
@@ -1105,7 +1106,8 @@ async fn required_tenant_id_rejects_events_without_it() {
     let shown: Value = serde_json::from_str(&cli(&db, &["workspaces", "show", "default"])).unwrap();
     assert_eq!(
         shown,
-        json!({"unknownFields": "warn", "requiredFields": ["tenantId"]})
+        json!({"unknownFields": "warn", "requiredFields": ["tenantId"],
+               "piiIds": "pseudonymize", "pseudonymizeAllIds": false})
     );
     let server = Server::start(&db, &[]);
     let api = Api::new(&server);

@@ -251,6 +251,7 @@ fn pct_change(now: f64, before: f64) -> Option<f64> {
 async fn version_change(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
     let q = window(ctx, rule);
     let mut out = Vec::new();
+    let notes = crate::deploy::list(ctx.store, ctx.ws, None).await?;
     for v in crate::report::prompt_versions(ctx.store, ctx.ws, &q, None).await? {
         let Some(base) = &v.baseline else { continue };
         let (c, b) = (&v.current.stats, &base.stats);
@@ -333,6 +334,14 @@ async fn version_change(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Fi
         let mut evidence = evidence_window(&now_q, &before_q);
         evidence["endpointTag"] = json!(endpoint);
         evidence["current"] = json!({"promptVersion": cur, "requests": c.requests, measure: now_value, "firstSeen": v.current.first_seen});
+        // The deploy note of this version (a day before it was first seen onwards), quoted.
+        let mut text = text;
+        if let Some(n) =
+            crate::deploy::for_change(&notes, endpoint, Some(cur), since - 86_400_000, ctx.now + 1)
+        {
+            text = format!("{text} Deploy note: {}.", n.mention());
+            evidence["deploy"] = json!({"note": n, "text": n.mention()});
+        }
         evidence["baselineVersion"] =
             json!({"promptVersion": old, "requests": b.requests, measure: before_value});
         out.push(Finding {

@@ -8,6 +8,7 @@ pub mod service;
 
 use crate::event::{DataMode, Environment, FieldError};
 use crate::money::Usd;
+use crate::privacy::{Privacy, Slot};
 use crate::query::{Dimension, Filters, Query};
 use period::Period;
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,31 @@ impl Serialize for Scope {
     }
 }
 
+/// A tenantId and userId (a budget scope's, a guard request's) mapped as ingest maps
+/// them; errors name `{prefix}tenantId` / `{prefix}userId`.
+pub fn pseudonymize_ids(
+    privacy: &Privacy,
+    prefix: &str,
+    tenant_id: &mut Option<String>,
+    user_id: &mut Option<String>,
+) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    for (name, value) in [("tenantId", tenant_id), ("userId", user_id)] {
+        if let Some(v) = value.as_mut() {
+            match privacy.map(&format!("{prefix}{name}"), v, Slot::Id) {
+                Ok(Some(p)) => *v = p,
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// The dimensions of one call, as budgets and the guard see it.
 #[derive(Debug, Clone, Default)]
 pub struct CallDims<'a> {
@@ -136,6 +162,38 @@ impl Scope {
                 .tags
                 .iter()
                 .all(|(k, v)| c.tags.and_then(|t| t.get(k)) == Some(v))
+    }
+
+    /// Does any of its tenantId, userId or tag values need the pseudonym secret?
+    pub fn needs_secret(&self, privacy: &Privacy) -> bool {
+        let ids = [&self.tenant_id, &self.user_id].into_iter().flatten();
+        ids.into_iter().any(|v| privacy.needs_secret(v, Slot::Id))
+            || self
+                .tags
+                .values()
+                .any(|v| privacy.needs_secret(v, Slot::TagValue))
+    }
+
+    /// Replace a personal tenantId, userId or tag value by its pseudonym (or refuse it),
+    /// as ingest does: a budget scoped to "bob@example.com" counts his pseudonymized calls.
+    pub fn pseudonymize(&mut self, privacy: &Privacy) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if let Err(e) = pseudonymize_ids(privacy, "scope.", &mut self.tenant_id, &mut self.user_id)
+        {
+            errors.extend(e);
+        }
+        for (key, value) in self.tags.iter_mut() {
+            match privacy.map(&format!("scope.tag:{key}"), value, Slot::TagValue) {
+                Ok(Some(p)) => *value = p,
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// The same scope as aggregate-query filters (to load spend from the store).

@@ -78,7 +78,18 @@ impl Budgets {
         id: Option<i64>,
         body: &Value,
     ) -> Result<Budget, BudgetError> {
-        let budget = parse_budget(id.unwrap_or(0), body).map_err(BudgetError::Invalid)?;
+        let mut budget = parse_budget(id.unwrap_or(0), body).map_err(BudgetError::Invalid)?;
+        // A scope naming a person is stored as ingest stores the person: by pseudonym.
+        // The workspace's secret is fetched (or made) only when a value needs it.
+        let mut settings = crate::settings::load_stored(self.store.as_ref(), ws).await?;
+        if budget.scope.needs_secret(&settings.privacy()) {
+            let secret = crate::privacy::ensure_secret(self.store.as_ref(), ws).await?;
+            settings.secret = Some(secret);
+        }
+        budget
+            .scope
+            .pseudonymize(&settings.privacy())
+            .map_err(BudgetError::Invalid)?;
         let mut stored = serde_json::to_value(&budget).expect("budget serializes");
         // The id is the row's; the body is the definition as `parse_budget` reads it.
         if let Some(o) = stored.as_object_mut() {

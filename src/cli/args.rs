@@ -120,6 +120,9 @@ pub enum Command {
     /// Alerts: list, rule settings, evaluate, channels, test messages.
     #[command(subcommand)]
     Alerts(control::AlertCommand),
+    /// Deploy notes: record one (`note`), list them.
+    #[command(subcommand)]
+    Deploy(super::deploy::DeployCommand),
 }
 
 #[derive(Args)]
@@ -239,6 +242,14 @@ pub enum WorkspaceCommand {
         /// Require no field any more.
         #[arg(long, conflicts_with = "require")]
         require_none: bool,
+        /// tenantId, userId and tag values that look like e-mail addresses or phone
+        /// numbers: pseudonymize (store a keyed pseudonym, the default), reject (a 400
+        /// naming the field) or allow (store as sent).
+        #[arg(long, value_parser = ["pseudonymize", "reject", "allow"])]
+        pii_ids: Option<String>,
+        /// Pseudonymize every tenantId and userId, personal-looking or not.
+        #[arg(long, value_name = "true|false")]
+        pseudonymize_all_ids: Option<bool>,
     },
     /// Print a workspace's ingest settings as JSON.
     Show {

@@ -134,8 +134,12 @@ pub async fn explain(db: &str, args: ExplainArgs) -> anyhow::Result<()> {
     let answer = match &args.remote.url {
         Some(_) => args.remote.get("/v1/explain", &params).await?,
         None => {
-            let request = crate::http::api::explain_request(&params, now).map_err(api_error)?;
+            let mut request = crate::http::api::explain_request(&params, now).map_err(api_error)?;
             let (store, ws) = open(db, &args.remote.workspace).await?;
+            let settings = crate::settings::load(store.as_ref(), ws).await?;
+            settings
+                .privacy()
+                .widen_filters(&mut request.window.filters);
             let result = crate::report::explain::explain(store.as_ref(), ws, &request).await;
             store.close().await;
             serde_json::to_value(result.map_err(|e| anyhow::anyhow!("{e}"))?)?
@@ -315,8 +319,12 @@ async fn run_gate(db: &str, args: &GateArgs) -> anyhow::Result<u8> {
     let answer = match &args.remote.url {
         Some(_) => args.remote.get("/v1/gate", &params).await?,
         None => {
-            let request = crate::http::api::gate_request(&params, now).map_err(api_error)?;
+            let mut request = crate::http::api::gate_request(&params, now).map_err(api_error)?;
             let (store, ws) = open(db, &args.remote.workspace).await?;
+            let settings = crate::settings::load(store.as_ref(), ws).await?;
+            settings
+                .privacy()
+                .widen_filters(&mut request.window.filters);
             let result = crate::report::explain::gate(store.as_ref(), ws, &request).await;
             store.close().await;
             serde_json::to_value(result.map_err(|e| anyhow::anyhow!("{e}"))?)?

@@ -11,6 +11,9 @@ pub async fn workspaces(store: &dyn Store, cmd: WorkspaceCommand) -> anyhow::Res
     match cmd {
         WorkspaceCommand::Create { name } => {
             let w = store.create_workspace(name).await?;
+            // The pseudonym secret is made with the workspace (older ones get theirs on
+            // first use).
+            crate::privacy::ensure_secret(store, w.id).await?;
             println!("created workspace {}", w.name);
         }
         WorkspaceCommand::List => {
@@ -33,7 +36,24 @@ pub async fn workspaces(store: &dyn Store, cmd: WorkspaceCommand) -> anyhow::Res
             unknown_fields,
             require,
             require_none,
-        } => configure(store, &name, unknown_fields, require, require_none).await?,
+            pii_ids,
+            pseudonymize_all_ids,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(mode) = unknown_fields {
+                body.insert("unknownFields".into(), mode.into());
+            }
+            if !require.is_empty() || require_none {
+                body.insert("requiredFields".into(), require.into());
+            }
+            if let Some(policy) = pii_ids {
+                body.insert("piiIds".into(), policy.into());
+            }
+            if let Some(all) = pseudonymize_all_ids {
+                body.insert("pseudonymizeAllIds".into(), all.into());
+            }
+            configure(store, &name, serde_json::Value::Object(body)).await?
+        }
         WorkspaceCommand::Show { name } => {
             let ws = workspace_id(store, &name).await?;
             let settings = crate::settings::load(store, ws).await?;
@@ -83,22 +103,8 @@ pub async fn keys(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
 }
 
 /// Change a workspace's ingest settings through the same checks as the API's PUT.
-async fn configure(
-    store: &dyn Store,
-    name: &str,
-    unknown_fields: Option<String>,
-    require: Vec<String>,
-    require_none: bool,
-) -> anyhow::Result<()> {
+async fn configure(store: &dyn Store, name: &str, body: serde_json::Value) -> anyhow::Result<()> {
     let ws = workspace_id(store, name).await?;
-    let mut body = serde_json::Map::new();
-    if let Some(mode) = unknown_fields {
-        body.insert("unknownFields".into(), mode.into());
-    }
-    if !require.is_empty() || require_none {
-        body.insert("requiredFields".into(), require.into());
-    }
-    let body = serde_json::Value::Object(body);
     match crate::settings::update(store, ws, &body).await? {
         Ok(settings) => println!("{}", serde_json::to_string_pretty(&settings)?),
         Err(errors) => {

@@ -38,6 +38,50 @@ impl RemoteArgs {
         }
     }
 
+    /// POST `body` to `path` on the server at --url; a 4xx/5xx becomes its message with
+    /// the fields it names.
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let url = self.url.as_deref().context("no --url")?;
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", url.trim_end_matches('/')))
+            .json(body)
+            .header("X-API-Key", self.key()?)
+            .send()
+            .await
+            .with_context(|| format!("asking {url}"))?;
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("{url} did not answer JSON"))?;
+        if !status.is_success() {
+            let fields: Vec<String> = body["error"]["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    format!(
+                        "{}: {}",
+                        f["field"].as_str().unwrap_or(""),
+                        f["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            bail!(
+                "{}{}",
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("request failed"),
+                if fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", fields.join("; "))
+                }
+            );
+        }
+        Ok(body)
+    }
+
     /// GET `path` with `params` from the server at --url; a 4xx/5xx becomes its message.
     pub async fn get(&self, path: &str, params: &HashMap<String, String>) -> anyhow::Result<Value> {
         let url = self.url.as_deref().context("no --url")?;

@@ -231,6 +231,7 @@ fn two_dims(endpoints: Pair<Vec<Row>>, tenants: Pair<Vec<Row>>) -> Input {
             (Dimension::TenantId, tenants),
         ],
         endpoints: vec![],
+        deploys: vec![],
     }
 }
 
@@ -345,6 +346,33 @@ fn a_new_prompt_version_explains_its_endpoint_and_is_not_listed_again() {
         d.sentence,
         "100% of the rise comes from endpoint summarize.doc, whose cost/request rose 2.9x ($0.01 → $0.029) after promptVersion v4 went live on Jan 10 00:00 UTC (100% of its requests now); volume was flat; the same change is tenant acme."
     );
+    // A deploy note for v4 in the windows ends the sentence; one for another version
+    // does not.
+    let note = |id: i64, version: &str, text: &str| crate::deploy::DeployNote {
+        id,
+        endpoint_tag: Some("summarize.doc".into()),
+        prompt_version: Some(version.into()),
+        note: text.into(),
+        author: Some("ana".into()),
+        time: String::new(),
+        time_ms: 9 * day,
+    };
+    input.deploys = vec![
+        note(1, "v4", "longer summaries for enterprise"),
+        note(2, "v9", "unrelated"),
+    ];
+    let noted = explain(&input);
+    assert!(
+        noted.drivers[0].sentence.ends_with(
+            "the same change is tenant acme; after v4: 'longer summaries for enterprise'."
+        ),
+        "{}",
+        noted.drivers[0].sentence
+    );
+    assert!(noted
+        .summary
+        .contains("after v4: 'longer summaries for enterprise'"));
+    assert_eq!(noted.deploys.len(), 2);
     // The tenant saw the same dollars, and v3/v4 are the cause seen from the side.
     assert_eq!(e.drivers.len(), 1, "{:?}", e.drivers);
     assert_eq!(e.endpoints[0].prompt_versions[0].value, "v4");

@@ -133,6 +133,9 @@ pub(super) async fn accept_prepared(
         key_id: Some(key.key_id),
         ..prepared.unknown.clone()
     };
+    state
+        .metrics
+        .record_privacy(key.workspace_id, prepared.privacy);
     let samples: Vec<_> = prepared
         .events
         .iter()
@@ -189,7 +192,7 @@ async fn ingest_items(
     let ndjson = is_ndjson(headers);
     let now = state.now_ms();
     let book = state.prices();
-    let settings = state.settings.get(key.workspace_id);
+    let settings = state.settings.with_secret(key.workspace_id).await?;
     let (prepared, total) = off_reactor(state, move || {
         let items: Vec<Item> = if single {
             vec![ingest::parse_single(&bytes)?]
@@ -269,11 +272,12 @@ pub async fn events(
         )
     });
     let (window, filters) = if filtered {
-        let base = base_query(
+        let mut base = base_query(
             &params,
             state.now_ms(),
             &["limit", "cursor", "externalRequestId", "format"],
         )?;
+        widen(&state, key.workspace_id, &mut base.filters).await?;
         (Some((base.from_ms, base.to_ms)), Some(base.filters))
     } else {
         (None, None)
@@ -353,7 +357,8 @@ pub async fn summary(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let base = base_query(&params, state.now_ms(), &[])?;
+    let mut base = base_query(&params, state.now_ms(), &[])?;
+    widen(&state, key.workspace_id, &mut base.filters).await?;
     let summary = crate::report::summary(state.store.as_ref(), key.workspace_id, &base).await?;
     let mut body = serde_json::to_value(&summary).unwrap_or_default();
     body["from"] = rfc3339(base.from_ms);
@@ -397,9 +402,10 @@ pub async fn query(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::field("body", format!("is not a valid query: {e}")))?
     };
-    let query = request
+    let mut query = request
         .check(state.now_ms())
         .map_err(|e| ApiError::field(&e.field, e.message))?;
+    widen(&state, key.workspace_id, &mut query.filters).await?;
     let answer = state
         .store
         .aggregate(key.workspace_id, query.clone())
@@ -467,6 +473,22 @@ pub fn query_answer(
         "totals": totals,
         "rowsCut": answer.cut,
     })
+}
+
+/// Read filters on tenantId, userId or a tag naming a personal value (an e-mail, a phone)
+/// also match the pseudonym ingest stored for it (`privacy::Privacy::widen_filters`).
+pub(super) async fn widen(
+    state: &HttpState,
+    ws: crate::store::WorkspaceId,
+    filters: &mut crate::query::Filters,
+) -> Result<(), ApiError> {
+    state
+        .settings
+        .with_secret(ws)
+        .await?
+        .privacy()
+        .widen_filters(filters);
+    Ok(())
 }
 
 /// Filters and window from URL parameters, checked like a POST /v1/query body. Values
@@ -561,7 +583,8 @@ pub async fn top(
             format!("must be one of: {}", crate::report::TopKind::EXPECTED),
         )
     })?;
-    let base = base_query(&params, state.now_ms(), &["limit"])?;
+    let mut base = base_query(&params, state.now_ms(), &["limit"])?;
+    widen(&state, key.workspace_id, &mut base.filters).await?;
     let limit = limit_param(&params, 20, 1000)?;
     let report =
         crate::report::top(state.store.as_ref(), key.workspace_id, &base, kind, limit).await?;
@@ -574,7 +597,8 @@ pub async fn timeseries(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let base = base_query(&params, state.now_ms(), &["bucket", "by", "limit"])?;
+    let mut base = base_query(&params, state.now_ms(), &["bucket", "by", "limit"])?;
+    widen(&state, key.workspace_id, &mut base.filters).await?;
     let bucket = match params.get("bucket").map(String::as_str) {
         None | Some("hour") => crate::query::Bucket::Hour,
         Some("day") => crate::query::Bucket::Day,
@@ -617,7 +641,8 @@ pub async fn prompt_versions(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let base = base_query(&params, state.now_ms(), &["baseline"])?;
+    let mut base = base_query(&params, state.now_ms(), &["baseline"])?;
+    widen(&state, key.workspace_id, &mut base.filters).await?;
     let endpoints = crate::report::prompt_versions(
         state.store.as_ref(),
         key.workspace_id,
@@ -637,7 +662,8 @@ pub async fn concentration(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let base = base_query(&params, state.now_ms(), &["by"])?;
+    let mut base = base_query(&params, state.now_ms(), &["by"])?;
+    widen(&state, key.workspace_id, &mut base.filters).await?;
     let by = match params.get("by").map(String::as_str) {
         None | Some("tenantId") => crate::query::Dimension::TenantId,
         Some("endpointTag") => crate::query::Dimension::EndpointTag,
@@ -694,7 +720,8 @@ pub async fn explain(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let request = explain_request(&params, state.now_ms())?;
+    let mut request = explain_request(&params, state.now_ms())?;
+    widen(&state, key.workspace_id, &mut request.window.filters).await?;
     let explanation =
         crate::report::explain::explain(state.store.as_ref(), key.workspace_id, &request).await?;
     Ok(Json(explanation).into_response())
@@ -797,7 +824,8 @@ pub async fn gate(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let request = gate_request(&params, state.now_ms())?;
+    let mut request = gate_request(&params, state.now_ms())?;
+    widen(&state, key.workspace_id, &mut request.window.filters).await?;
     let report =
         crate::report::explain::gate(state.store.as_ref(), key.workspace_id, &request).await?;
     Ok(Json(report).into_response())

@@ -9,7 +9,7 @@ use crate::budget::{Budget, Status};
 use crate::event::{DataMode, Environment, FieldError};
 use crate::money::Usd;
 use crate::store::Scope;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -181,6 +181,43 @@ pub async fn delete_rate_cap(
     )
 }
 
+/// `POST /v1/deploys`: record a deploy note (an ingest key, as a deploy pipeline holds).
+pub async fn create_deploy(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Ingest).await?;
+    let note = crate::deploy::parse(&body_json(&body)?, state.now_ms()).map_err(invalid)?;
+    let note = crate::deploy::save(state.store.as_ref(), key.workspace_id, note).await?;
+    Ok((StatusCode::CREATED, Json(note)).into_response())
+}
+
+/// `GET /v1/deploys`: the notes of a window (the read endpoints' `since`/`from`/`to`,
+/// default the last 24 h), optionally of one endpoint (with the notes for every endpoint).
+pub async fn deploys(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let endpoint = params.get("endpointTag").cloned();
+    let mut window_params = params.clone();
+    window_params.remove("endpointTag");
+    let window = super::api::base_query(&window_params, state.now_ms(), &[])?;
+    let notes = crate::deploy::list(
+        state.store.as_ref(),
+        key.workspace_id,
+        Some((window.from_ms, window.to_ms)),
+    )
+    .await?;
+    let notes: Vec<_> = notes
+        .into_iter()
+        .filter(|n| endpoint.is_none() || n.endpoint_tag.is_none() || n.endpoint_tag == endpoint)
+        .collect();
+    Ok(Json(json!({ "deploys": notes })))
+}
+
 /// May this call go ahead? Answered from memory; a denial is still a 200 (`allow:false`),
 /// so clients read one shape.
 pub async fn guard(
@@ -189,7 +226,17 @@ pub async fn guard(
     body: axum::body::Bytes,
 ) -> Result<Json<GuardAnswer>, ApiError> {
     let key = authorize(&state, &headers, Scope::Ingest).await?;
-    let request = parse_guard(&body_json(&body)?).map_err(invalid)?;
+    let mut request = parse_guard(&body_json(&body)?).map_err(invalid)?;
+    // The guard names people as ingest stores them: a personal tenantId or userId is
+    // looked up by its pseudonym (or refused, as ingest would refuse it).
+    let settings = state.settings.with_secret(key.workspace_id).await?;
+    crate::budget::pseudonymize_ids(
+        &settings.privacy(),
+        "",
+        &mut request.tenant_id,
+        &mut request.user_id,
+    )
+    .map_err(invalid)?;
     let answer = state
         .budgets
         .guard(key.workspace_id, &request, state.now_ms());

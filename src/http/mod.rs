@@ -50,6 +50,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(control::rate_caps).post(control::create_rate_cap),
         )
         .route("/v1/rate-caps/{id}", delete(control::delete_rate_cap))
+        .route(
+            "/v1/deploys",
+            get(control::deploys).post(control::create_deploy),
+        )
         .route("/v1/alerts", get(control::alerts))
         .route("/v1/alerts/evaluate", post(control::evaluate_alerts))
         .route("/v1/alerts/findings", get(control::findings))

@@ -129,7 +129,7 @@ pub async fn traces(
     let bytes = read_body(&headers, body).await?;
     let now = state.now_ms();
     let book = state.prices();
-    let settings = state.settings.get(key.workspace_id);
+    let settings = state.settings.with_secret(key.workspace_id).await?;
     let mapped = off_reactor(&state, move || {
         prepare(&bytes, encoding, gzip, &settings, &book, now)
     })

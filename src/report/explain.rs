@@ -297,6 +297,8 @@ pub async fn explain(
         .unwrap_or_default();
     dimensions.truncate(req.by.len());
     let endpoints = endpoint_inputs(store, ws, &q, &endpoint_rows, &seen).await?;
+    let span = (q.baseline.from_ms.min(q.current.from_ms), q.current.to_ms);
+    let deploys = crate::deploy::list(store, ws, Some(span)).await?;
     Ok(explain::explain(&Input {
         current: (q.current.from_ms, q.current.to_ms),
         baseline: (q.baseline.from_ms, q.baseline.to_ms),
@@ -306,6 +308,7 @@ pub async fn explain(
         },
         dimensions,
         endpoints,
+        deploys,
     }))
 }
 

@@ -140,8 +140,21 @@ pub fn bucket_label(start: i64, step: i64) -> String {
     }
 }
 
-/// Stacked bars of cost per bucket. `spike_href` makes the marked window a link.
-pub fn stacked(stack: &Stack, spike: Option<&Spike>, spike_href: Option<&str>) -> Markup {
+/// A deploy note on a time chart: when, and the words its tooltip shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub at_ms: i64,
+    pub label: String,
+}
+
+/// Stacked bars of cost per bucket. `spike_href` makes the marked window a link; each
+/// deploy marker inside the chart's buckets is a dashed line, its note the tooltip.
+pub fn stacked(
+    stack: &Stack,
+    spike: Option<&Spike>,
+    spike_href: Option<&str>,
+    markers: &[Marker],
+) -> Markup {
     let n = stack.starts.len().max(1);
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
@@ -217,8 +230,33 @@ pub fn stacked(stack: &Stack, spike: Option<&Spike>, spike_href: Option<&str>) -
                 }
             }
             line class="baseline" x1=(f(LEFT)) x2=(f(W - RIGHT)) y1=(f(TOP + plot_h)) y2=(f(TOP + plot_h)) {}
+            @for (mx, label) in marker_xs(stack, markers, bw) {
+                g class="deploy" data-tip=(label) {
+                    title { (label) }
+                    line x1=(f(mx)) x2=(f(mx)) y1=(f(TOP - 6.0)) y2=(f(TOP + plot_h)) {}
+                    rect class="hit" x=(f(mx - 4.0)) y=(f(TOP - 10.0)) width="8" height=(f(plot_h + 10.0)) {}
+                    text class="deploy-label" x=(f(mx + 3.0)) y=(f(TOP - 2.0)) { "deploy" }
+                }
+            }
         }
     }
+}
+
+/// Where each marker falls on the x axis (LEFT + buckets from the first start), for the
+/// markers inside the chart's buckets.
+fn marker_xs<'a>(stack: &Stack, markers: &'a [Marker], bw: f64) -> Vec<(f64, &'a str)> {
+    let (Some(first), step) = (stack.starts.first(), stack.step_ms.max(1)) else {
+        return Vec::new();
+    };
+    let end = first + step * stack.starts.len() as i64;
+    markers
+        .iter()
+        .filter(|m| m.at_ms >= *first && m.at_ms < end)
+        .map(|m| {
+            let buckets = (m.at_ms - first) as f64 / step as f64;
+            (LEFT + buckets * bw, m.label.as_str())
+        })
+        .collect()
 }
 
 fn tooltip(stack: &Stack, i: usize) -> String {

@@ -125,6 +125,9 @@ pub struct Ctx {
     pub page: Page,
     /// For the one inline script the Content-Security-Policy allows.
     pub nonce: String,
+    /// The workspace's settings with its pseudonym secret: filters naming a personal
+    /// value also match its pseudonym.
+    pub settings: Arc<crate::settings::IngestSettings>,
 }
 
 /// Why a page could not be built.
@@ -178,7 +181,15 @@ impl Ctx {
         if let Some(fixed) = view.canonical() {
             return Err(redirect(&fixed.link(page.path(), true, &[]), None));
         }
+        let settings = match state.settings.with_secret(key.workspace_id).await {
+            Ok(settings) => settings,
+            Err(e) => {
+                tracing::error!(error = %e, "dashboard settings read failed");
+                return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
+            }
+        };
         Ok(Ctx {
+            settings,
             now,
             key,
             view,
@@ -194,7 +205,9 @@ impl Ctx {
 
     /// The window and filters of the URL, checked by the query layer.
     pub fn window(&self) -> Result<Window, PageError> {
-        self.view.query(self.now).map_err(PageError::Bad)
+        let mut window = self.view.query(self.now).map_err(PageError::Bad)?;
+        self.settings.privacy().widen_filters(&mut window.filters);
+        Ok(window)
     }
 
     /// For pages that do not read the window: a parameter they do not know is still

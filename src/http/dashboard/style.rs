@@ -108,6 +108,11 @@ svg.chart .col:hover .hit { fill: rgba(28, 35, 48, .05); }
 svg.chart .spike-band { fill: var(--spike); opacity: .75; }
 svg.chart .spike-label { fill: var(--warn) !important; font-weight: 700; font-size: 10.5px !important; text-transform: uppercase; letter-spacing: .6px; }
 svg.chart a:hover .spike-band { opacity: 1; }
+svg.chart .deploy line { stroke: var(--warn); stroke-width: 1.5; stroke-dasharray: 4 3; }
+svg.chart .deploy .hit { fill: transparent; }
+svg.chart .deploy-label { fill: var(--warn) !important; font-size: 10px !important; font-weight: 600; }
+.deploy-notes { margin: 6px 0 0; padding: 0; list-style: none; font-size: 12.5px; }
+.deploy-notes li { margin: 2px 0; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 18px; font-size: 12.5px; margin-top: 10px; }
 .legend span.sw { width: 10px; height: 10px; border-radius: 2px; display: inline-block; margin-right: 6px; vertical-align: -1px; }
 .legend .v { color: var(--muted); font-variant-numeric: tabular-nums; margin-left: 4px; }

@@ -136,6 +136,7 @@ pub async fn body(ctx: &Ctx) -> PageResult {
     let rule = settings.rule(crate::alert::RuleKind::HourlySpendSpike);
     let spike = chart::spike(&stack.totals, &stack.requests, rule);
     let explain_href = spike.map(|s| spike_href(ctx, &stack, &s, &q, Page::Explain));
+    let deploys = crate::deploy::list(store, ctx.ws(), Some((q.from_ms, q.to_ms))).await?;
     Ok(html! {
         (title)
         (kpis(ctx, &top.total, &top.previous_total))
@@ -167,7 +168,14 @@ pub async fn body(ctx: &Ctx) -> PageResult {
             @if let Some(s) = spike {
                 (spike_callout(ctx, &stack, &s, &q, bucket))
             }
-            (chart::stacked(&stack, spike.as_ref(), explain_href.as_deref()))
+            (chart::stacked(&stack, spike.as_ref(), explain_href.as_deref(), &markers(&deploys)))
+            @if !deploys.is_empty() {
+                ul.deploy-notes #deploys {
+                    @for n in &deploys {
+                        li { span.muted.tnum { (format::time(n.time_ms)) } " " (deploy_words(n)) }
+                    }
+                }
+            }
             div.legend {
                 @let total: i64 = stack.totals.iter().sum();
                 @for (i, (key, values)) in stack.series.iter().enumerate() {
@@ -208,6 +216,29 @@ pub async fn body(ctx: &Ctx) -> PageResult {
             (super::budgets::posture(ctx, &budgets))
         }
     })
+}
+
+/// "summarize.doc: after v4: 'longer summaries' (ana)".
+pub fn deploy_words(n: &crate::deploy::DeployNote) -> String {
+    let mut out = String::new();
+    if let Some(e) = &n.endpoint_tag {
+        out.push_str(&format!("{e}: "));
+    }
+    out.push_str(&n.mention());
+    if let Some(a) = &n.author {
+        out.push_str(&format!(" ({a})"));
+    }
+    out
+}
+
+fn markers(notes: &[crate::deploy::DeployNote]) -> Vec<chart::Marker> {
+    notes
+        .iter()
+        .map(|n| chart::Marker {
+            at_ms: n.time_ms,
+            label: format!("{} {}", format::time(n.time_ms), deploy_words(n)),
+        })
+        .collect()
 }
 
 /// The spike's buckets as a window, as a link to `page` keeping the filters.

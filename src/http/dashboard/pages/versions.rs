@@ -32,6 +32,7 @@ async fn body(ctx: &Ctx) -> PageResult {
     if list.is_empty() {
         return Ok(html! { (title) (no_data(ctx, &q).await?) });
     }
+    let notes = crate::deploy::list(ctx.state.store.as_ref(), ctx.ws(), None).await?;
     let single = list.iter().all(|c| c.baseline.is_none());
     let regressions = list.iter().filter(|c| is_regression(c)).count();
     Ok(html! {
@@ -58,7 +59,7 @@ async fn body(ctx: &Ctx) -> PageResult {
                 } }
                 tbody {
                     @for c in &list {
-                        (row(ctx, c))
+                        (row(ctx, c, &notes))
                     }
                 }
             }
@@ -83,7 +84,24 @@ fn measure(value: String, change: Option<f64>, sense: Sense) -> Markup {
     }
 }
 
-fn row(ctx: &Ctx, c: &VersionComparison) -> Markup {
+/// The deploy note that put this version live: one naming it for this endpoint (or for
+/// every endpoint), whenever it was written.
+fn note_of<'a>(
+    notes: &'a [crate::deploy::DeployNote],
+    c: &VersionComparison,
+) -> Option<&'a crate::deploy::DeployNote> {
+    notes
+        .iter()
+        .filter(|n| n.prompt_version.as_deref() == Some(c.current.prompt_version.as_str()))
+        .filter(|n| {
+            n.endpoint_tag
+                .as_deref()
+                .is_none_or(|e| e == c.endpoint_tag)
+        })
+        .max_by_key(|n| (n.time_ms, n.id))
+}
+
+fn row(ctx: &Ctx, c: &VersionComparison, notes: &[crate::deploy::DeployNote]) -> Markup {
     let cur = &c.current;
     let d = c.delta.as_ref();
     let pick = |f: fn(&report::VersionDelta) -> Option<f64>| d.and_then(f);
@@ -93,7 +111,14 @@ fn row(ctx: &Ctx, c: &VersionComparison) -> Markup {
                 a href=(ctx.link(Page::Tenants, &[("endpointTag", Some(&c.endpoint_tag))])) { (c.endpoint_tag) }
                 @if is_regression(c) { " " span.badge.bad { "regression" } }
             }
-            td { code { (cur.prompt_version) } div.small.faint.tnum { "since " (first_seen(cur)) } }
+            td {
+                code { (cur.prompt_version) } div.small.faint.tnum { "since " (first_seen(cur)) }
+                @if let Some(n) = note_of(notes, c) {
+                    div.small.deploy-note title=(format::time(n.time_ms)) {
+                        "“" (n.note) "”" @if let Some(a) = &n.author { " — " (a) }
+                    }
+                }
+            }
             td {
                 @match &c.baseline {
                     Some(b) => { code { (b.prompt_version) } div.small.faint.tnum { (format::int(b.stats.requests)) " requests" } }
