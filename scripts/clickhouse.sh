@@ -83,7 +83,9 @@ start() {
   config 1 "$http1" "$tcp1"
   config 2 "$http2" "$tcp2"
   for n in 1 2; do
-    (cd "$dir/s$n" && nohup "$bin" --config-file="$dir/s$n/config.xml" >"$dir/s$n/log/stdout.log" 2>&1 &
+    # `cd` apart from the background command, so $! is the server's pid (not a subshell's).
+    (cd "$dir/s$n"
+     nohup "$bin" --config-file="$dir/s$n/config.xml" >"$dir/s$n/log/stdout.log" 2>&1 &
      echo $! >"$dir/s$n/pid")
   done
   for port in "$http1" "$http2"; do
