@@ -17,6 +17,13 @@ if ! command -v prometheus >/dev/null; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus
 fi
+# The store conformance suite also runs on ClickHouse: one server, and two servers as
+# a two-shard cluster (Debian's clickhouse-server, installed and started by
+# scripts/clickhouse.sh on loopback ports, stopped when this script exits).
+scripts/clickhouse.sh start
+trap 'scripts/clickhouse.sh stop' EXIT
+eval "$(scripts/clickhouse.sh env)"
+export BURNRATE_CONFORMANCE_STORES="$BURNRATE_CH_URL,$BURNRATE_CH_CLUSTER_URL"
 # The binary first: the end-to-end tests of both crates start it.
 cargo build --locked -p burnrate
 cargo test --locked --workspace --all-targets

@@ -23,7 +23,9 @@ pub struct Cli {
         default_value = "burnrate.db"
     )]
     pub db: PathBuf,
-    /// The store as a URL: `sqlite:///path/to/burnrate.db`. Wins over --db.
+    /// The store as a URL: `sqlite:///path/to/burnrate.db`, or
+    /// `clickhouse://[user[:password]@]host:port/database[?cluster=NAME]` (docs/scale-out.md).
+    /// Wins over --db.
     #[arg(long, global = true, env = "BURNRATE_STORE", value_name = "URL")]
     pub store: Option<String>,
     #[command(subcommand)]

@@ -3,6 +3,7 @@
 //! reads; the control store keeps workspaces, keys, control objects and price books.
 //! `open(url)` is the only way code gets a store; only `store/<backend>/` holds SQL.
 
+pub mod clickhouse;
 mod open;
 pub mod sqlite;
 

@@ -1,6 +1,7 @@
 //! `store::open(url)`: the one way code gets a store. A URL names the backend and where
 //! it keeps its data: `sqlite:///path/to/burnrate.db` (or a bare path) for the embedded
-//! store. Nothing above `store/` names a backend.
+//! store, `clickhouse://[user[:password]@]host:port/database[?cluster=NAME]` for a
+//! ClickHouse server or cluster. Nothing above `store/` names a backend.
 
 use super::Store;
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ use std::sync::Arc;
 pub enum StoreUrl {
     /// The embedded store: one SQLite file.
     Sqlite(PathBuf),
+    /// A ClickHouse server or cluster over its HTTP interface.
+    Clickhouse(super::clickhouse::ClickhouseUrl),
 }
 
 impl StoreUrl {
@@ -26,18 +29,24 @@ impl StoreUrl {
             );
             return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
         }
+        if let Some(rest) = url.strip_prefix("clickhouse://") {
+            return Ok(StoreUrl::Clickhouse(
+                super::clickhouse::ClickhouseUrl::parse(rest)?,
+            ));
+        }
         if let Some((scheme, _)) = url.split_once("://") {
             anyhow::bail!(
-                "unsupported store URL scheme `{scheme}://`; this build supports sqlite:///path/to/burnrate.db"
+                "unsupported store URL scheme `{scheme}://`; use sqlite:///path/to/burnrate.db or clickhouse://host:port/database"
             );
         }
         Ok(StoreUrl::Sqlite(PathBuf::from(url)))
     }
 
-    /// The URL as text, for logs and errors (no credentials in any supported scheme).
+    /// The URL as text, for logs and errors (never a password).
     pub fn describe(&self) -> String {
         match self {
             StoreUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            StoreUrl::Clickhouse(url) => url.describe(),
         }
     }
 }
@@ -51,6 +60,12 @@ pub fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(|| format!("opening database {}", path.display()))?;
             Ok(Arc::new(store))
         }
+        StoreUrl::Clickhouse(url) => {
+            use anyhow::Context;
+            let store = super::clickhouse::ClickhouseStore::open(&url)
+                .with_context(|| format!("opening {}", url.describe()))?;
+            Ok(Arc::new(store))
+        }
     }
 }
 
@@ -59,6 +74,10 @@ pub fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 pub fn restore(url: &str, from: &std::path::Path, replace: bool) -> anyhow::Result<u64> {
     match StoreUrl::parse(url)? {
         StoreUrl::Sqlite(path) => super::sqlite::restore(from, &path, replace),
+        StoreUrl::Clickhouse(url) => anyhow::bail!(
+            "{} is restored with ClickHouse's own tools (RESTORE, clickhouse-backup); burnrate restore writes the embedded store",
+            url.describe()
+        ),
     }
 }
 
@@ -80,6 +99,20 @@ mod tests {
             StoreUrl::parse("burnrate.db").unwrap(),
             StoreUrl::Sqlite("burnrate.db".into())
         );
+    }
+
+    #[test]
+    fn clickhouse_urls_open_the_clickhouse_backend_and_never_show_the_password() {
+        let url = StoreUrl::parse("clickhouse://ann:s3cret@ch:8123/burnrate?cluster=prod").unwrap();
+        assert!(matches!(url, StoreUrl::Clickhouse(_)));
+        assert_eq!(
+            url.describe(),
+            "clickhouse://ann@ch:8123/burnrate?cluster=prod"
+        );
+        let e = StoreUrl::parse("clickhouse://ch:8123")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("names a database"), "{e}");
     }
 
     #[test]

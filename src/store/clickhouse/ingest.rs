@@ -1,0 +1,501 @@
+//! Ingest: read the stored attempts of the request's calls, decide each event with
+//! `dedupe::decide` (in arrival order, against what the request already stored), check
+//! that no hour's totals would leave i64, then insert the new attempts. The caller holds
+//! the node's write lock.
+
+use super::http::{quote, quote_array, tsv_field};
+use super::{num, schema, text, ClickhouseStore};
+use crate::dedupe;
+use crate::event::{DataMode, Environment, PricedEvent, Status};
+use crate::store::{
+    FieldTally, IngestOutcome, Result, SpendEffect, StoreError, WorkspaceId, WriteResult,
+};
+use std::collections::{BTreeMap, HashMap};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The measures a write is checked on, as the event fields they sum (in this order the
+/// first that would overflow is named).
+const MEASURES: [&str; 7] = [
+    "costUsd",
+    "inputTokens",
+    "cachedTokens",
+    "cacheWriteTokens",
+    "outputTokens",
+    "reasoningTokens",
+    "latencyMs",
+];
+
+/// What a cost change is counted under: one attempt's dimensions.
+#[derive(Debug, Clone)]
+struct Attempt {
+    attempt: u8,
+    has_usage: bool,
+    success: bool,
+    ts_ms: i64,
+    environment: Environment,
+    data_mode: DataMode,
+    endpoint: String,
+    tenant: Option<String>,
+    user: Option<String>,
+    model: String,
+    provider: String,
+    tags: BTreeMap<String, String>,
+    cost: Option<i64>,
+}
+
+impl Attempt {
+    fn of(p: &PricedEvent) -> Attempt {
+        let e = &p.event;
+        Attempt {
+            attempt: e.attempt,
+            has_usage: !e.usage_missing,
+            success: e.status == Status::Success,
+            ts_ms: e.timestamp_ms,
+            environment: e.environment,
+            data_mode: e.data_mode,
+            endpoint: e.endpoint_tag.clone(),
+            tenant: e.tenant_id.clone(),
+            user: e.user_id.clone(),
+            model: e.model.clone(),
+            provider: e.provider.clone(),
+            tags: e.tags.clone(),
+            cost: p.pricing.cost.map(|c| c.0),
+        }
+    }
+}
+
+/// A call as ingest sees it: the attempts stored and its winner.
+struct Call {
+    mask: u64,
+    winner: Attempt,
+}
+
+/// The rank the read side takes the max of: has usage, success, then the lower attempt.
+pub fn rank(attempt: u8, has_usage: bool, success: bool) -> u16 {
+    (has_usage as u16 * 2 + success as u16) * 128 + (64 - attempt.clamp(1, 64) as u16)
+}
+
+/// The read side's order of a call's stored rows: the rank above 54 bits, then the
+/// earlier commit (sequences are microseconds, below 2^54 until the year 2540).
+fn pick(rank: u16, seq: u64) -> u64 {
+    const LOW: u64 = (1 << 54) - 1;
+    ((rank as u64) << 54) | (LOW - seq.min(LOW))
+}
+
+pub async fn ingest(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    events: Vec<PricedEvent>,
+    tally: FieldTally,
+) -> Result<IngestOutcome> {
+    // The two reads are independent (the hours of every event, a superset of those of
+    // the attempts that will be stored): one round trip of latency, not two.
+    let all_hours: Vec<i64> = events
+        .iter()
+        .map(|p| p.event.timestamp_ms.div_euclid(HOUR_MS))
+        .collect();
+    let (mut calls, stored_hours) = tokio::try_join!(
+        stored_calls(store, ws, &events),
+        stored_hour_totals(store, ws, all_hours)
+    )?;
+    let mut results = Vec::with_capacity(events.len());
+    let mut effects = Vec::new();
+    let mut new_rows: Vec<&PricedEvent> = Vec::new();
+    for p in &events {
+        let e = &p.event;
+        let incoming = Attempt::of(p);
+        let call = e
+            .external_request_id
+            .as_ref()
+            .and_then(|id| calls.get_mut(id));
+        let Some(call) = call else {
+            effects.push(effect(ws, p, &incoming, &incoming, incoming.cost, 1, true));
+            if let Some(id) = &e.external_request_id {
+                calls.insert(
+                    id.clone(),
+                    Call {
+                        mask: dedupe::attempt_bit(e.attempt),
+                        winner: incoming,
+                    },
+                );
+            }
+            results.push(WriteResult::Inserted);
+            new_rows.push(p);
+            continue;
+        };
+        // dedupe's rule, with the read side's rank: a total order (the lower attempt
+        // wins among equals), so the call ends the same whatever the arrival order.
+        let bit = dedupe::attempt_bit(e.attempt);
+        match call.mask & bit != 0 {
+            true => results.push(WriteResult::Duplicate),
+            false => {
+                let w = &call.winner;
+                let replace = rank(e.attempt, incoming.has_usage, incoming.success)
+                    > rank(w.attempt, w.has_usage, w.success);
+                call.mask |= bit;
+                if replace {
+                    let old = &call.winner;
+                    effects.push(effect(ws, p, old, old, old.cost, -1, false));
+                    effects.push(effect(ws, p, &incoming, &incoming, incoming.cost, 1, false));
+                    call.winner = incoming;
+                } else {
+                    // Nothing of the cost changes; the effect settles the reservation.
+                    let mut same = effect(ws, p, &incoming, &call.winner, None, 0, false);
+                    same.unpriced_delta = 0;
+                    effects.push(same);
+                }
+                results.push(WriteResult::Attempt { replaced: replace });
+                new_rows.push(p);
+            }
+        }
+    }
+    let hours = hour_totals(&new_rows);
+    check_hours(&stored_hours, &hours)?;
+    let seq = store.seq.next();
+    let received = super::now_ms();
+    let rows: Vec<String> = new_rows
+        .iter()
+        .map(|p| event_row(ws, p, seq, received))
+        .collect();
+    let hour_rows: Vec<String> = hours
+        .iter()
+        .map(|(hour, sums)| {
+            let mut fields = vec![ws.to_string(), hour.to_string()];
+            for s in sums {
+                let (hi, lo) = halves(*s);
+                fields.push(hi.to_string());
+                fields.push(lo.to_string());
+            }
+            fields.join("\t")
+        })
+        .collect();
+    let mut tally_rows = Vec::new();
+    if let (Some(key), true) = (tally.key_id, tally.unknown_fields > 0) {
+        tally_rows.push(format!(
+            "{key}\t{}\t{}\t{seq}",
+            tally.unknown_fields,
+            tsv_field(tally.last_unknown.as_deref().unwrap_or(""))
+        ));
+    }
+    // Three independent inserts at once. They are not one transaction (ClickHouse has
+    // none): a failure between them leaves the hour totals short of the events (the
+    // overflow check is then less strict for that hour) or a tally uncounted.
+    let (events_table, hours_table, tally_table) = (
+        store.table(schema::EVENTS.name),
+        store.table(schema::HOUR_TOTALS.name),
+        store.table(schema::KEY_TALLY.name),
+    );
+    tokio::try_join!(
+        store.client.insert(&events_table, &rows),
+        store.client.insert(&hours_table, &hour_rows),
+        store.client.insert(&tally_table, &tally_rows)
+    )?;
+    Ok(IngestOutcome {
+        results,
+        seq,
+        effects,
+    })
+}
+
+/// One cost change: counted under `counted`'s dimensions and time, in the environment
+/// and data mode of `call` (the winner it leaves or joins).
+fn effect(
+    ws: WorkspaceId,
+    p: &PricedEvent,
+    counted: &Attempt,
+    call: &Attempt,
+    cost: Option<i64>,
+    sign: i64,
+    new: bool,
+) -> SpendEffect {
+    SpendEffect {
+        workspace: ws,
+        external_request_id: p.event.external_request_id.clone(),
+        ts_ms: counted.ts_ms,
+        environment: call.environment,
+        data_mode: call.data_mode,
+        endpoint_tag: counted.endpoint.clone(),
+        tenant_id: counted.tenant.clone(),
+        user_id: counted.user.clone(),
+        model: counted.model.clone(),
+        provider: counted.provider.clone(),
+        tags: counted.tags.clone(),
+        cost_delta: sign * cost.unwrap_or(0),
+        unpriced_delta: sign * cost.is_none() as i64,
+        new_call_cost: cost.filter(|_| new),
+    }
+}
+
+/// The stored attempts of the request's calls (those with an id), by id.
+async fn stored_calls(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    events: &[PricedEvent],
+) -> Result<HashMap<String, Call>> {
+    let mut ids: Vec<&str> = events
+        .iter()
+        .filter_map(|p| p.event.external_request_id.as_deref())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut calls: HashMap<String, Call> = HashMap::new();
+    let mut rows = Vec::new();
+    for list in id_lists(&ids) {
+        let sql = format!(
+            "SELECT id, attempt, usage_missing, status, ts, environment, data_mode, endpoint,
+                tenant, user, model, provider, tag_keys, tag_values, priced, cost
+             FROM {} WHERE ws = {ws} AND idless = 0 AND id IN ({list})",
+            store.table(schema::EVENTS.name),
+        );
+        rows.extend(store.client.select(&sql).await?);
+    }
+    for row in rows {
+        let a = stored_attempt(&row)?;
+        let id = text(&row, 0);
+        match calls.get_mut(&id) {
+            None => {
+                calls.insert(
+                    id,
+                    Call {
+                        mask: dedupe::attempt_bit(a.attempt),
+                        winner: a,
+                    },
+                );
+            }
+            Some(call) => {
+                call.mask |= dedupe::attempt_bit(a.attempt);
+                let w = &call.winner;
+                if rank(a.attempt, a.has_usage, a.success) > rank(w.attempt, w.has_usage, w.success)
+                {
+                    call.winner = a;
+                }
+            }
+        }
+    }
+    Ok(calls)
+}
+
+/// The quoted ids as `IN` lists of at most `MAX_LIST` bytes each: ClickHouse parses at
+/// most `max_query_size` (256 KiB by default) of a statement's text.
+fn id_lists(ids: &[&str]) -> Vec<String> {
+    const MAX_LIST: usize = 100_000;
+    let mut lists: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for id in ids {
+        let quoted = quote(id);
+        if !current.is_empty() && current.len() + quoted.len() + 1 > MAX_LIST {
+            lists.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(',');
+        }
+        current.push_str(&quoted);
+    }
+    if !current.is_empty() {
+        lists.push(current);
+    }
+    lists
+}
+
+fn stored_attempt(row: &[String]) -> Result<Attempt> {
+    let bad = |what: &str| StoreError::Database(format!("clickhouse: a stored {what} is unknown"));
+    let keys = super::http::parse_array(&text(row, 12)).ok_or_else(|| bad("tag list"))?;
+    let values = super::http::parse_array(&text(row, 13)).ok_or_else(|| bad("tag list"))?;
+    Ok(Attempt {
+        attempt: num(row, 1)?,
+        has_usage: num::<u8>(row, 2)? == 0,
+        success: text(row, 3) == Status::Success.as_str(),
+        ts_ms: num(row, 4)?,
+        environment: Environment::parse(&text(row, 5)).ok_or_else(|| bad("environment"))?,
+        data_mode: DataMode::parse(&text(row, 6)).ok_or_else(|| bad("data mode"))?,
+        endpoint: text(row, 7),
+        tenant: super::optional(row, 8),
+        user: super::optional(row, 9),
+        model: text(row, 10),
+        provider: text(row, 11),
+        tags: keys.into_iter().zip(values).collect(),
+        cost: (num::<u8>(row, 14)? == 1)
+            .then(|| num(row, 15))
+            .transpose()?,
+    })
+}
+
+/// The event's values per measure (`MEASURES` order), as i128 so no sum here wraps.
+fn measures(p: &PricedEvent) -> [i128; 7] {
+    let t = &p.event.tokens;
+    [
+        p.pricing.cost.map_or(0, |c| c.0) as i128,
+        t.input as i128,
+        t.cached as i128,
+        t.cache_write as i128,
+        t.output as i128,
+        t.reasoning as i128,
+        p.event.latency_ms.unwrap_or(0) as i128,
+    ]
+}
+
+/// The new attempts' sums per hour of their time.
+fn hour_totals(rows: &[&PricedEvent]) -> BTreeMap<i64, [i128; 7]> {
+    let mut hours: BTreeMap<i64, [i128; 7]> = BTreeMap::new();
+    for p in rows {
+        let hour = p.event.timestamp_ms.div_euclid(HOUR_MS);
+        let sums = hours.entry(hour).or_insert([0; 7]);
+        for (s, m) in sums.iter_mut().zip(measures(p)) {
+            *s += m;
+        }
+    }
+    hours
+}
+
+/// Refuse the request (naming the event field) when an hour's stored attempts plus the
+/// new ones would total past i64: every read of that hour would fail. Stored attempts
+/// include replaced ones, so this is at least as strict as the calls' totals.
+fn check_hours(stored: &HashMap<i64, [i128; 7]>, hours: &BTreeMap<i64, [i128; 7]>) -> Result<()> {
+    for (hour, new) in hours {
+        let old = stored.get(hour).copied().unwrap_or([0; 7]);
+        for m in 0..MEASURES.len() {
+            if old[m] + new[m] > i64::MAX as i128 {
+                return Err(StoreError::WriteOverflow(MEASURES[m].to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the stored attempts of these hours add up to, per hour.
+async fn stored_hour_totals(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    mut hours: Vec<i64>,
+) -> Result<HashMap<i64, [i128; 7]>> {
+    let mut stored: HashMap<i64, [i128; 7]> = HashMap::new();
+    hours.sort_unstable();
+    hours.dedup();
+    if hours.is_empty() {
+        return Ok(stored);
+    }
+    let list: Vec<String> = hours.iter().map(i64::to_string).collect();
+    let sums: Vec<String> = [
+        "cost",
+        "input",
+        "cached",
+        "cache_write",
+        "output",
+        "reasoning",
+        "latency",
+    ]
+    .iter()
+    .map(|m| format!("sum({m}_hi), sum({m}_lo)"))
+    .collect();
+    let sql = format!(
+        "SELECT hour, {} FROM {} WHERE ws = {ws} AND hour IN ({}) GROUP BY hour",
+        sums.join(", "),
+        store.table(schema::HOUR_TOTALS.name),
+        list.join(",")
+    );
+    for row in store.client.select(&sql).await? {
+        let mut sums = [0i128; 7];
+        for (m, s) in sums.iter_mut().enumerate() {
+            let hi: i128 = num(&row, 1 + 2 * m)?;
+            let lo: i128 = num(&row, 2 + 2 * m)?;
+            *s = (hi << 32) + lo;
+        }
+        stored.insert(num(&row, 0)?, sums);
+    }
+    Ok(stored)
+}
+
+/// A non-negative sum as (high, low) 32-bit halves, each far inside i64.
+fn halves(v: i128) -> (i64, i64) {
+    ((v >> 32) as i64, (v & 0xffff_ffff) as i64)
+}
+
+/// One stored attempt as a TabSeparated line (columns of `schema::EVENTS`).
+fn event_row(ws: WorkspaceId, p: &PricedEvent, seq: u64, received: i64) -> String {
+    let e = &p.event;
+    let (id, idless) = match &e.external_request_id {
+        Some(id) => (id.clone(), 0),
+        None => (format!("idless-{}", crate::auth::random_token(16)), 1),
+    };
+    let t = &e.tokens;
+    let s = |v: &str| tsv_field(v);
+    let o = |v: &Option<String>| tsv_field(v.as_deref().unwrap_or(""));
+    let fields = [
+        ws.to_string(),
+        idless.to_string(),
+        s(&id),
+        e.attempt.to_string(),
+        pick(
+            rank(e.attempt, !e.usage_missing, e.status == Status::Success),
+            seq,
+        )
+        .to_string(),
+        seq.to_string(),
+        (u64::MAX - seq).to_string(),
+        e.timestamp_ms.to_string(),
+        received.to_string(),
+        s(&e.provider),
+        s(&e.model),
+        s(&e.endpoint_tag),
+        o(&e.prompt_version),
+        o(&e.tenant_id),
+        o(&e.user_id),
+        t.input.to_string(),
+        t.cached.to_string(),
+        t.cache_write.to_string(),
+        t.output.to_string(),
+        t.reasoning.to_string(),
+        e.image_count.to_string(),
+        e.latency_ms.map_or(-1, i64::from).to_string(),
+        e.status.as_str().to_string(),
+        o(&e.error_code),
+        e.data_mode.as_str().to_string(),
+        e.environment.as_str().to_string(),
+        e.operation.as_str().to_string(),
+        e.service_tier.as_str().to_string(),
+        (e.usage_missing as u8).to_string(),
+        s(&quote_array(e.tags.keys().map(String::as_str))),
+        s(&quote_array(e.tags.values().map(String::as_str))),
+        (p.pricing.cost.is_some() as u8).to_string(),
+        p.pricing.cost.map_or(0, |c| c.0).to_string(),
+        p.pricing.source.map_or("", |c| c.as_str()).to_string(),
+        o(&p.pricing.price_entry_id),
+        o(&p.pricing.price_book_version),
+    ];
+    fields.join("\t")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_orders_usage_then_success_then_the_lower_attempt() {
+        assert!(rank(64, true, false) > rank(1, false, true));
+        assert!(rank(9, true, true) > rank(1, true, false));
+        assert!(rank(1, true, true) > rank(2, true, true));
+        assert!(rank(1, false, false) > rank(64, false, false));
+    }
+
+    #[test]
+    fn long_id_lists_are_split_below_the_statement_size_limit() {
+        let long: Vec<String> = (0..5_000).map(|i| format!("{i:0>250}")).collect();
+        let ids: Vec<&str> = long.iter().map(String::as_str).collect();
+        let lists = id_lists(&ids);
+        assert!(lists.len() > 10, "{}", lists.len());
+        assert!(lists.iter().all(|l| l.len() <= 100_000));
+        let joined: Vec<String> = lists.join(",").split(',').map(str::to_string).collect();
+        let expected: Vec<String> = ids.iter().map(|id| quote(id)).collect();
+        assert_eq!(joined, expected);
+        assert!(id_lists(&[]).is_empty());
+    }
+
+    #[test]
+    fn halves_rebuild_the_value() {
+        for v in [0i128, 1, 4_294_967_296, i64::MAX as i128, u64::MAX as i128] {
+            let (hi, lo) = halves(v);
+            assert_eq!(((hi as i128) << 32) + lo as i128, v);
+        }
+    }
+}

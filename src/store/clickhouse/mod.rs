@@ -1,0 +1,488 @@
+//! The ClickHouse backend: stateless burnrate nodes over one ClickHouse server or
+//! cluster, through its HTTP interface (`reqwest`). Events are stored one row per
+//! attempt and resolved into calls at read time; control data lives in ClickHouse too.
+//!
+//! What is exact where (docs/scale-out.md): on one node, ingest decides each event's
+//! outcome (Inserted / Attempt / Duplicate) and cost changes from the call's stored
+//! attempts read under the node's write lock, so racing requests on one node never
+//! double count. Two nodes racing on one call may both store an attempt: the stored
+//! data stays right (reads pick one winner per call and count distinct attempts), but
+//! both replies may say Inserted and both report cost changes; the budget counters
+//! re-converge from reads every 10 s.
+
+mod control;
+mod http;
+mod ingest;
+mod read;
+mod schema;
+
+use super::*;
+use crate::event::PricedEvent;
+use http::Client;
+use std::sync::Mutex;
+
+/// A parsed `clickhouse://[user[:password]@]host:port/database[?cluster=NAME&shards=...]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClickhouseUrl {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `host:port` of the HTTP interface this node talks to.
+    pub host: String,
+    pub database: String,
+    pub cluster: Option<String>,
+    /// HTTP `host:port` of one node per shard, where the local tables are created at open
+    /// (without a Keeper there is no ON CLUSTER); defaults to `host` alone.
+    pub shards: Vec<String>,
+}
+
+impl std::fmt::Debug for ClickhouseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.write_str(&self.describe())
+    }
+}
+
+/// Names that go into SQL as identifiers: database and cluster.
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(['/', '@', '?']) && port.parse::<u16>().is_ok()
+    })
+}
+
+impl ClickhouseUrl {
+    /// The part after `clickhouse://`.
+    pub fn parse(rest: &str) -> anyhow::Result<ClickhouseUrl> {
+        let example = "clickhouse://[user[:password]@]host:port/database[?cluster=NAME]";
+        let (main, params) = rest.split_once('?').unwrap_or((rest, ""));
+        let (auth, location) = match main.rsplit_once('@') {
+            Some((auth, location)) => (Some(auth), location),
+            None => (None, main),
+        };
+        let (user, password) = match auth {
+            None => (None, None),
+            Some(a) => match a.split_once(':') {
+                Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
+                None => (Some(a.to_string()), None),
+            },
+        };
+        let (host, database) = location
+            .split_once('/')
+            .ok_or_else(|| anyhow::anyhow!("a ClickHouse store URL names a database: {example}"))?;
+        anyhow::ensure!(
+            is_host_port(host),
+            "`{host}` is not host:port; use {example}"
+        );
+        anyhow::ensure!(
+            is_identifier(database),
+            "the database name must be letters, digits and _ (not starting with a digit); use {example}"
+        );
+        let mut url = ClickhouseUrl {
+            user,
+            password,
+            host: host.to_string(),
+            database: database.to_string(),
+            cluster: None,
+            shards: vec![host.to_string()],
+        };
+        for pair in params.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("cluster", name)) => {
+                    anyhow::ensure!(
+                        is_identifier(name),
+                        "the cluster name must be letters, digits and _"
+                    );
+                    url.cluster = Some(name.to_string());
+                }
+                Some(("shards", list)) => {
+                    url.shards = list.split(';').map(str::to_string).collect();
+                    if let Some(bad) = url.shards.iter().find(|s| !is_host_port(s)) {
+                        anyhow::bail!("shards: `{bad}` is not host:port");
+                    }
+                }
+                _ => anyhow::bail!(
+                    "unknown ClickHouse store URL parameter `{pair}`; use cluster=NAME (and shards=host:port;host:port)"
+                ),
+            }
+        }
+        anyhow::ensure!(
+            url.cluster.is_some() || url.shards == [url.host.clone()],
+            "shards= needs cluster=NAME"
+        );
+        Ok(url)
+    }
+
+    /// The URL for logs and errors: the user but never the password.
+    pub fn describe(&self) -> String {
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let cluster = self
+            .cluster
+            .as_ref()
+            .map(|c| format!("?cluster={c}"))
+            .unwrap_or_default();
+        format!(
+            "clickhouse://{user}{}/{}{cluster}",
+            self.host, self.database
+        )
+    }
+}
+
+/// Commit sequences of this node: the wall clock in microseconds, strictly increasing,
+/// never below what the store already holds (read at open). Across nodes they order
+/// commits as well as the clocks agree; an answer's `seen` is this node's newest commit.
+struct Sequencer {
+    last: Mutex<u64>,
+}
+
+impl Sequencer {
+    fn next(&self) -> u64 {
+        let now = jiff::Timestamp::now().as_microsecond().max(0) as u64;
+        let mut last = self.last.lock().unwrap();
+        *last = (*last + 1).max(now);
+        *last
+    }
+
+    fn last(&self) -> u64 {
+        *self.last.lock().unwrap()
+    }
+}
+
+pub struct ClickhouseStore {
+    client: Client,
+    db: String,
+    seq: Sequencer,
+    /// Held for writing by each ingest (read its calls' attempts, decide, insert) and for
+    /// reading by each read, so on this node an answer holds every acknowledged commit
+    /// up to its `seen` and none in flight.
+    lock: tokio::sync::RwLock<()>,
+}
+
+impl ClickhouseStore {
+    /// Connect, create the database and tables on every listed shard (idempotent), make
+    /// sure the `default` workspace exists and pick up the newest commit sequence.
+    pub fn open(url: &ClickhouseUrl) -> anyhow::Result<ClickhouseStore> {
+        let url = url.clone();
+        // `open` is synchronous and may be called on a runtime's thread: set up on a
+        // thread of our own with its own small runtime.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(Self::setup(&url))?;
+            let client = Self::client(&url, &url.host)?;
+            Ok(ClickhouseStore {
+                client,
+                db: url.database.clone(),
+                seq: Sequencer {
+                    last: Mutex::new(rt.block_on(Self::newest_seq(&url))?),
+                },
+                lock: tokio::sync::RwLock::new(()),
+            })
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("opening the ClickHouse store panicked"))?
+    }
+
+    fn client(url: &ClickhouseUrl, host: &str) -> Result<Client> {
+        Client::new(
+            host,
+            url.user.clone(),
+            url.password.clone(),
+            url.cluster.is_some(),
+        )
+    }
+
+    async fn setup(url: &ClickhouseUrl) -> anyhow::Result<()> {
+        let db = &url.database;
+        for host in &url.shards {
+            let client = Self::client(url, host)?;
+            client
+                .execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{host}: {e}"))?;
+            for table in schema::ALL {
+                for statement in schema::create(db, table, url.cluster.as_deref()) {
+                    client
+                        .execute(&statement)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{host}: creating {}: {e}", table.name))?;
+                }
+            }
+        }
+        let client = Self::client(url, &url.host)?;
+        control::ensure_default_workspace(&client, db).await?;
+        Ok(())
+    }
+
+    async fn newest_seq(url: &ClickhouseUrl) -> anyhow::Result<u64> {
+        let client = Self::client(url, &url.host)?;
+        let db = &url.database;
+        let rows = client
+            .select(&format!("SELECT max(seq) FROM {db}.events"))
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// `db.table` as statements name it.
+    fn table(&self, name: &str) -> String {
+        format!("{}.{name}", self.db)
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// A field of an answer row as a number; a malformed one is a database error.
+fn num<T: std::str::FromStr>(row: &[String], i: usize) -> Result<T> {
+    row.get(i)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Database(format!("clickhouse: unexpected value in column {i}")))
+}
+
+fn text(row: &[String], i: usize) -> String {
+    row.get(i).cloned().unwrap_or_default()
+}
+
+/// '' is how a missing optional text is stored.
+fn optional(row: &[String], i: usize) -> Option<String> {
+    row.get(i).filter(|s| !s.is_empty()).cloned()
+}
+
+#[async_trait]
+impl EventStore for ClickhouseStore {
+    async fn ingest_counted(
+        &self,
+        workspace: WorkspaceId,
+        events: Vec<PricedEvent>,
+        tally: FieldTally,
+    ) -> Result<IngestOutcome> {
+        let _write = self.lock.write().await;
+        ingest::ingest(self, workspace, events, tally).await
+    }
+
+    async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage> {
+        let _read = self.lock.read().await;
+        read::events(self, workspace, query).await
+    }
+
+    async fn aggregate(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+    ) -> Result<crate::query::Answer> {
+        let _read = self.lock.read().await;
+        let seen = self.seq.last();
+        let mut answer = read::aggregate(self, workspace, &query).await?;
+        answer.seen = seen;
+        Ok(answer)
+    }
+
+    async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>> {
+        read::unpriced_models(self).await
+    }
+
+    async fn versions_seen(
+        &self,
+        workspace: WorkspaceId,
+        filters: crate::query::Filters,
+    ) -> Result<Vec<VersionSeen>> {
+        read::versions_seen(self, workspace, &filters).await
+    }
+
+    async fn request_values(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+        limit: usize,
+    ) -> Result<Vec<RequestValues>> {
+        let _read = self.lock.read().await;
+        read::request_values(self, workspace, &query, limit).await
+    }
+
+    async fn latencies(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+        limit: usize,
+    ) -> Result<Vec<u32>> {
+        let _read = self.lock.read().await;
+        read::latencies(self, workspace, &query, limit).await
+    }
+
+    async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>> {
+        let _read = self.lock.read().await;
+        read::freshness(self, workspace).await
+    }
+
+    async fn event_count(&self) -> Result<u64> {
+        let _read = self.lock.read().await;
+        read::event_count(self).await
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        self.client.select("SELECT 1").await.map(|_| ())
+    }
+
+    async fn backup_to(&self, _to: std::path::PathBuf) -> Result<u64> {
+        Err(StoreError::Conflict(
+            "a ClickHouse store is backed up with ClickHouse's own tools (BACKUP, clickhouse-backup); burnrate backup copies the embedded store".into(),
+        ))
+    }
+
+    async fn close(&self) {}
+}
+
+#[async_trait]
+impl ControlStore for ClickhouseStore {
+    async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>> {
+        control::authenticate(self, &key_hash).await
+    }
+    async fn create_workspace(&self, name: String) -> Result<Workspace> {
+        let _write = self.lock.write().await;
+        control::create_workspace(self, &name).await
+    }
+    async fn workspaces(&self) -> Result<Vec<Workspace>> {
+        control::workspaces(self).await
+    }
+    async fn workspace(&self, name: String) -> Result<Option<Workspace>> {
+        Ok(control::workspaces(self)
+            .await?
+            .into_iter()
+            .find(|w| w.name == name))
+    }
+    async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
+        let _write = self.lock.write().await;
+        control::set_paused(self, &name, paused).await
+    }
+    async fn create_key(
+        &self,
+        workspace: String,
+        scope: Scope,
+        key_hash: String,
+        prefix: String,
+        name: Option<String>,
+    ) -> Result<KeyRecord> {
+        let _write = self.lock.write().await;
+        control::create_key(self, &workspace, scope, key_hash, prefix, name).await
+    }
+    async fn keys(&self, workspace: Option<String>) -> Result<Vec<KeyRecord>> {
+        control::keys(self, workspace.as_deref()).await
+    }
+    async fn revoke_key(&self, id_or_prefix: String) -> Result<usize> {
+        let _write = self.lock.write().await;
+        control::revoke_key(self, &id_or_prefix).await
+    }
+    async fn claim_first_start(&self) -> Result<bool> {
+        control::claim(self, "first_start").await
+    }
+    async fn price_books(&self) -> Result<Vec<StoredBook>> {
+        control::price_books(self).await
+    }
+    async fn save_price_book(&self, book: StoredBook) -> Result<()> {
+        let _write = self.lock.write().await;
+        control::save_price_book(self, book).await
+    }
+    async fn remove_price_book(&self, version: String) -> Result<usize> {
+        let _write = self.lock.write().await;
+        control::remove_price_book(self, &version).await
+    }
+    async fn price_generation(&self) -> Result<i64> {
+        control::price_generation(self).await
+    }
+    async fn put_object(
+        &self,
+        workspace: WorkspaceId,
+        kind: &'static str,
+        id: Option<i64>,
+        body: serde_json::Value,
+    ) -> Result<i64> {
+        let _write = self.lock.write().await;
+        control::put_object(self, workspace, kind, id, body).await
+    }
+    async fn objects(
+        &self,
+        workspace: Option<WorkspaceId>,
+        kind: &'static str,
+    ) -> Result<Vec<StoredObject>> {
+        control::objects(self, workspace, kind).await
+    }
+    async fn delete_object(
+        &self,
+        workspace: WorkspaceId,
+        kind: &'static str,
+        id: i64,
+    ) -> Result<bool> {
+        let _write = self.lock.write().await;
+        control::delete_object(self, workspace, kind, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_credentials_host_database_and_cluster() {
+        let u = ClickhouseUrl::parse("ann:s3cret@ch1:8123/burnrate?cluster=prod").unwrap();
+        assert_eq!(
+            (
+                u.user.as_deref(),
+                u.password.as_deref(),
+                u.host.as_str(),
+                u.database.as_str(),
+                u.cluster.as_deref()
+            ),
+            (
+                Some("ann"),
+                Some("s3cret"),
+                "ch1:8123",
+                "burnrate",
+                Some("prod")
+            )
+        );
+        assert_eq!(u.shards, vec!["ch1:8123"]);
+        assert!(!format!("{u:?}").contains("s3cret"));
+        assert_eq!(
+            u.describe(),
+            "clickhouse://ann@ch1:8123/burnrate?cluster=prod"
+        );
+        let u = ClickhouseUrl::parse("h:1/db?cluster=c&shards=h:1;g:2").unwrap();
+        assert_eq!(u.shards, vec!["h:1", "g:2"]);
+    }
+
+    #[test]
+    fn bad_clickhouse_urls_are_refused_naming_the_part() {
+        for (url, says) in [
+            ("h:8123", "names a database"),
+            ("h/db", "is not host:port"),
+            ("h:8123/db;drop", "database name"),
+            ("h:8123/db?cluster=a b", "cluster name"),
+            ("h:8123/db?user=x", "unknown ClickHouse store URL parameter"),
+            ("h:8123/db?cluster=c&shards=nope", "not host:port"),
+        ] {
+            let e = ClickhouseUrl::parse(url).unwrap_err().to_string();
+            assert!(e.contains(says), "{url}: {e}");
+        }
+    }
+}

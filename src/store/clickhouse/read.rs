@@ -1,0 +1,546 @@
+//! Reads: every read goes through `calls`, the stored attempts resolved into calls (per
+//! (workspace, call): every column of the row with the largest `pick`, and the number of
+//! distinct attempts), then filters, groups and sums in SQL. Sums come back as 32-bit
+//! halves and are put together and range-checked in Rust, so a sum past i64 / u64 is
+//! `SumOverflow`, never a wrapped number.
+
+use super::http::{parse_array, quote};
+use super::{ms_to_rfc3339, num, optional, schema, text, ClickhouseStore};
+use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
+use crate::money::Usd;
+use crate::query::{Answer, Dimension, Filters, Query, Row, SumOverflow, Sums};
+use crate::store::{
+    EventPage, EventQuery, Freshness, RequestValues, Result, StoreError, StoredEvent,
+    UnpricedModel, VersionSeen, WorkspaceId,
+};
+
+/// The columns a call takes from its winning attempt.
+const WINNER_COLUMNS: [&str; 30] = [
+    "attempt",
+    "ts",
+    "received",
+    "provider",
+    "model",
+    "endpoint",
+    "prompt_version",
+    "tenant",
+    "user",
+    "input",
+    "cached",
+    "cache_write",
+    "output",
+    "reasoning",
+    "image_count",
+    "latency",
+    "status",
+    "error_code",
+    "data_mode",
+    "environment",
+    "operation",
+    "service_tier",
+    "usage_missing",
+    "tag_keys",
+    "tag_values",
+    "priced",
+    "cost",
+    "cost_source",
+    "price_entry_id",
+    "price_book_version",
+];
+
+/// The calls whose attempts match `scope` (a condition on stored rows that holds for
+/// every attempt of a call or for none: workspace, id), as a subquery with `c_` columns.
+fn calls(store: &ClickhouseStore, scope: &str) -> String {
+    let winners: Vec<String> = WINNER_COLUMNS
+        .iter()
+        .map(|c| format!("argMax({c}, pick) AS c_{c}"))
+        .collect();
+    format!(
+        "(SELECT ws AS c_ws, idless AS c_idless, id AS c_id, uniqExact(attempt) AS c_attempts, {}
+          FROM {} WHERE {scope} GROUP BY ws, idless, id)",
+        winners.join(", "),
+        store.table(schema::EVENTS.name)
+    )
+}
+
+/// What a group shows for a call: its value, or the dimension's missing label.
+fn label(d: &Dimension) -> String {
+    let or_missing =
+        |column: &str| format!("if({column} = '', {}, {column})", quote(d.missing_label()));
+    match d {
+        Dimension::EndpointTag => "c_endpoint".into(),
+        Dimension::Provider => "c_provider".into(),
+        Dimension::Model => "c_model".into(),
+        Dimension::Environment => "c_environment".into(),
+        Dimension::DataMode => "c_data_mode".into(),
+        Dimension::Status => "c_status".into(),
+        Dimension::PromptVersion => or_missing("c_prompt_version"),
+        Dimension::TenantId => or_missing("c_tenant"),
+        Dimension::UserId => or_missing("c_user"),
+        Dimension::Tag(key) => format!(
+            "if(has(c_tag_keys, {k}), c_tag_values[indexOf(c_tag_keys, {k})], {})",
+            quote(d.missing_label()),
+            k = quote(key)
+        ),
+    }
+}
+
+/// `expr IN (...)`; an empty list matches nothing (as the reference's `any` over it).
+fn one_of<'a>(expr: &str, values: impl IntoIterator<Item = &'a str>) -> String {
+    let list: Vec<String> = values.into_iter().map(quote).collect();
+    if list.is_empty() {
+        return "0".into();
+    }
+    format!("{expr} IN ({})", list.join(","))
+}
+
+/// The conditions of environment and data mode (empty lists do not filter).
+fn scope_conditions(f: &Filters) -> Vec<String> {
+    let mut out = Vec::new();
+    if !f.environment.is_empty() {
+        out.push(one_of(
+            "c_environment",
+            f.environment.iter().map(|e| e.as_str()),
+        ));
+    }
+    if !f.data_mode.is_empty() {
+        out.push(one_of(
+            "c_data_mode",
+            f.data_mode.iter().map(|e| e.as_str()),
+        ));
+    }
+    out
+}
+
+/// Every filter's condition on the calls.
+fn filter_conditions(f: &Filters) -> Vec<String> {
+    let mut out = scope_conditions(f);
+    if !f.status.is_empty() {
+        out.push(one_of("c_status", f.status.iter().map(|e| e.as_str())));
+    }
+    for (d, values) in &f.text {
+        out.push(one_of(&label(d), values.iter().map(String::as_str)));
+    }
+    for (key, values) in &f.tags {
+        out.push(one_of(
+            &label(&Dimension::Tag(key.clone())),
+            values.iter().map(String::as_str),
+        ));
+    }
+    out
+}
+
+fn window_conditions(window: Option<(i64, i64)>, filters: Option<&Filters>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((from, to)) = window {
+        out.push(format!("c_ts >= {from} AND c_ts < {to}"));
+    }
+    if let Some(f) = filters {
+        out.extend(filter_conditions(f));
+    }
+    out
+}
+
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
+}
+
+/// `sum(expr)` in two halves: the high and low 32 bits of each value.
+fn halves(expr: &str) -> String {
+    format!("sum(intDiv({expr}, 4294967296)), sum(({expr}) % 4294967296)")
+}
+
+/// The sums a group accumulates, in `sums_of`'s order.
+fn sum_columns() -> String {
+    [
+        "count()".to_string(),
+        "sum(c_attempts)".into(),
+        halves("if(c_priced = 1, c_cost, 0)"),
+        "sum(c_priced)".into(),
+        halves("c_input"),
+        halves("c_cached"),
+        halves("c_cache_write"),
+        halves("c_output"),
+        halves("c_reasoning"),
+        halves("if(c_latency >= 0, c_latency, 0)"),
+        "sum(c_latency >= 0)".into(),
+        "sum(c_status != 'success')".into(),
+        "sum(c_usage_missing)".into(),
+        "sum(c_idless)".into(),
+    ]
+    .join(", ")
+}
+
+/// The sums of one answer row from column `at` on, checked into range.
+fn sums_of(row: &[String], at: usize) -> Result<Sums> {
+    let count = |i: usize| -> Result<u64> { num(row, at + i) };
+    let whole = |i: usize| -> Result<i128> {
+        let hi: i128 = num(row, at + i)?;
+        let lo: i128 = num(row, at + i + 1)?;
+        Ok((hi << 32) + lo)
+    };
+    let unsigned = |i: usize| -> Result<u64> {
+        u64::try_from(whole(i)?).map_err(|_| StoreError::from(SumOverflow))
+    };
+    Ok(Sums {
+        requests: count(0)?,
+        attempts: count(1)?,
+        cost: Usd(i64::try_from(whole(2)?).map_err(|_| StoreError::from(SumOverflow))?),
+        priced: count(4)?,
+        input: unsigned(5)?,
+        cached: unsigned(7)?,
+        cache_write: unsigned(9)?,
+        output: unsigned(11)?,
+        reasoning: unsigned(13)?,
+        latency_sum: unsigned(15)?,
+        latency_count: count(17)?,
+        errors: count(18)?,
+        usage_missing: count(19)?,
+        idless: count(20)?,
+    })
+}
+
+pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> Result<Answer> {
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(b) = q.bucket {
+        keys.push(format!("intDiv(c_ts, {ms}) * {ms}", ms = b.millis()));
+    }
+    keys.extend(q.group_by.iter().map(label));
+    let conditions = window_conditions(Some((q.from_ms, q.to_ms)), Some(&q.filters));
+    let mut select = keys.clone();
+    select.push(sum_columns());
+    let group = if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", keys.join(", "))
+    };
+    let sql = format!(
+        "SELECT {} FROM {}{}{group}",
+        select.join(", "),
+        calls(store, &format!("ws = {ws}")),
+        where_clause(&conditions)
+    );
+    let mut rows = Vec::new();
+    for row in store.client.select(&sql).await? {
+        let bucket_ms = match q.bucket {
+            Some(_) => Some(num::<i64>(&row, 0)?),
+            None => None,
+        };
+        let first = bucket_ms.is_some() as usize;
+        let group: Vec<String> = (0..q.group_by.len())
+            .map(|i| text(&row, first + i))
+            .collect();
+        let sums = sums_of(&row, first + group.len())?;
+        // Without a GROUP BY an empty window still answers one row of zeros.
+        if sums.requests > 0 {
+            rows.push(Row {
+                group,
+                bucket_ms,
+                sums,
+            });
+        }
+    }
+    Ok(crate::query::answer(q, rows)?)
+}
+
+/// What a cursor holds: the position (time, id-less, id) of the last call listed.
+fn cursor_of(e: &StoredEvent, ts: i64) -> String {
+    format!(
+        "c1.{ts}.{}.{}",
+        e.idless as u8,
+        hex::encode(e.external_request_id.as_bytes())
+    )
+}
+
+fn parse_cursor(cursor: &str) -> Result<(i64, u8, String)> {
+    let mut parts = cursor
+        .strip_prefix("c1.")
+        .ok_or(StoreError::BadCursor)?
+        .split('.');
+    let ts = parts.next().and_then(|t| t.parse().ok());
+    let idless = parts
+        .next()
+        .and_then(|t| t.parse::<u8>().ok())
+        .filter(|i| *i <= 1);
+    let id = parts
+        .next()
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    match (ts, idless, id, parts.next()) {
+        (Some(ts), Some(idless), Some(id), None) => Ok((ts, idless, id)),
+        _ => Err(StoreError::BadCursor),
+    }
+}
+
+pub async fn events(store: &ClickhouseStore, ws: WorkspaceId, q: EventQuery) -> Result<EventPage> {
+    let scope = match &q.external_request_id {
+        Some(id) => format!("ws = {ws} AND idless = 0 AND id = {}", quote(id)),
+        None => format!("ws = {ws}"),
+    };
+    let mut conditions = window_conditions(q.window, q.filters.as_ref());
+    if let Some(cursor) = &q.cursor {
+        let (ts, idless, id) = parse_cursor(cursor)?;
+        conditions.push(format!(
+            "(c_ts < {ts} OR (c_ts = {ts} AND (c_idless < {idless} OR (c_idless = {idless} AND c_id < {}))))",
+            quote(&id)
+        ));
+    }
+    let columns: Vec<String> = WINNER_COLUMNS.iter().map(|c| format!("c_{c}")).collect();
+    let sql = format!(
+        "SELECT c_idless, c_id, c_attempts, {} FROM {}{} ORDER BY c_ts DESC, c_idless DESC, c_id DESC LIMIT {}",
+        columns.join(", "),
+        calls(store, &scope),
+        where_clause(&conditions),
+        q.limit + 1
+    );
+    let rows = store.client.select(&sql).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut last_ts = 0;
+    for row in rows.iter().take(q.limit) {
+        last_ts = num(row, 4)?;
+        events.push(stored_event(row)?);
+    }
+    let next_cursor = match (rows.len() > q.limit, events.last()) {
+        (true, Some(last)) => Some(cursor_of(last, last_ts)),
+        _ => None,
+    };
+    Ok(EventPage {
+        events,
+        next_cursor,
+    })
+}
+
+/// A vocabulary value read back; an unknown one is a database error.
+fn vocab<T>(row: &[String], i: usize, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(&text(row, i))
+        .ok_or_else(|| StoreError::Database(format!("clickhouse: unknown value in column {i}")))
+}
+
+/// A listed call from `events`' columns: idless, id, attempts, then `WINNER_COLUMNS`.
+fn stored_event(row: &[String]) -> Result<StoredEvent> {
+    let c = |name: &str| 3 + WINNER_COLUMNS.iter().position(|w| *w == name).unwrap_or(0);
+    let array = |name: &str| {
+        parse_array(&text(row, c(name))).ok_or_else(|| {
+            StoreError::Database("clickhouse: a stored tag list is unreadable".into())
+        })
+    };
+    let tags = array("tag_keys")?
+        .into_iter()
+        .zip(array("tag_values")?)
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    let input: u64 = num(row, c("input"))?;
+    let output: u64 = num(row, c("output"))?;
+    let latency: i64 = num(row, c("latency"))?;
+    let cost_source = text(row, c("cost_source"));
+    Ok(StoredEvent {
+        external_request_id: text(row, 1),
+        idless: num::<u8>(row, 0)? == 1,
+        timestamp: ms_to_rfc3339(num(row, c("ts"))?),
+        received_at: ms_to_rfc3339(num(row, c("received"))?),
+        provider: text(row, c("provider")),
+        model: text(row, c("model")),
+        endpoint_tag: text(row, c("endpoint")),
+        prompt_version: optional(row, c("prompt_version")),
+        tenant_id: optional(row, c("tenant")),
+        user_id: optional(row, c("user")),
+        input_tokens: input,
+        cached_tokens: num(row, c("cached"))?,
+        cache_write_tokens: num(row, c("cache_write"))?,
+        output_tokens: output,
+        reasoning_tokens: num(row, c("reasoning"))?,
+        total_tokens: input.saturating_add(output),
+        image_count: num(row, c("image_count"))?,
+        latency_ms: u32::try_from(latency).ok(),
+        status: vocab(row, c("status"), Status::parse)?.as_str(),
+        error_code: optional(row, c("error_code")),
+        data_mode: vocab(row, c("data_mode"), DataMode::parse)?.as_str(),
+        environment: vocab(row, c("environment"), Environment::parse)?.as_str(),
+        operation: vocab(row, c("operation"), Operation::parse)?.as_str(),
+        service_tier: vocab(row, c("service_tier"), ServiceTier::parse)?.as_str(),
+        usage_missing: num::<u8>(row, c("usage_missing"))? == 1,
+        tags,
+        attempt: num(row, c("attempt"))?,
+        attempts: num(row, 2)?,
+        cost_usd: (num::<u8>(row, c("priced"))? == 1)
+            .then(|| num(row, c("cost")).map(Usd))
+            .transpose()?,
+        cost_source: match cost_source.as_str() {
+            "" => None,
+            s => Some(vocab(&[s.to_string()], 0, CostSource::parse)?.as_str()),
+        },
+        price_entry_id: optional(row, c("price_entry_id")),
+        price_book_version: optional(row, c("price_book_version")),
+    })
+}
+
+/// The newest `limit` calls of the query's window and filters: `columns` of each.
+async fn newest(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    q: &Query,
+    limit: usize,
+    columns: &str,
+    extra: Option<&str>,
+) -> Result<Vec<Vec<String>>> {
+    let mut conditions = window_conditions(Some((q.from_ms, q.to_ms)), Some(&q.filters));
+    conditions.extend(extra.map(str::to_string));
+    let sql = format!(
+        "SELECT {columns} FROM {}{} ORDER BY c_ts DESC LIMIT {limit}",
+        calls(store, &format!("ws = {ws}")),
+        where_clause(&conditions)
+    );
+    store.client.select(&sql).await
+}
+
+pub async fn request_values(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    q: &Query,
+    limit: usize,
+) -> Result<Vec<RequestValues>> {
+    let rows = newest(
+        store,
+        ws,
+        q,
+        limit,
+        "c_priced, c_cost, c_input, c_output, c_latency",
+        None,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(RequestValues {
+                cost: (num::<u8>(row, 0)? == 1)
+                    .then(|| num(row, 1).map(Usd))
+                    .transpose()?,
+                input_tokens: num(row, 2)?,
+                output_tokens: num(row, 3)?,
+                latency_ms: u32::try_from(num::<i64>(row, 4)?).ok(),
+            })
+        })
+        .collect()
+}
+
+pub async fn latencies(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    q: &Query,
+    limit: usize,
+) -> Result<Vec<u32>> {
+    let rows = newest(store, ws, q, limit, "c_latency", Some("c_latency >= 0")).await?;
+    rows.iter().map(|row| num(row, 0)).collect()
+}
+
+pub async fn versions_seen(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    f: &Filters,
+) -> Result<Vec<VersionSeen>> {
+    let sql = format!(
+        "SELECT c_endpoint, {} AS version, min(c_ts), max(c_ts) FROM {}{} GROUP BY c_endpoint, version",
+        label(&Dimension::PromptVersion),
+        calls(store, &format!("ws = {ws}")),
+        where_clause(&scope_conditions(f))
+    );
+    let rows = store.client.select(&sql).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(VersionSeen {
+                endpoint_tag: text(row, 0),
+                prompt_version: text(row, 1),
+                first_ms: num(row, 2)?,
+                last_ms: num(row, 3)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn freshness(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Option<Freshness>> {
+    let sql = format!(
+        "SELECT count(), max(c_ts), max(c_received), argMax(c_ts, c_received) FROM {}",
+        calls(store, &format!("ws = {ws}"))
+    );
+    let rows = store.client.select(&sql).await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    if num::<u64>(row, 0)? == 0 {
+        return Ok(None);
+    }
+    let newest_received_ms: i64 = num(row, 2)?;
+    Ok(Some(Freshness {
+        newest_event_ms: num(row, 1)?,
+        newest_received_ms,
+        ingest_lag_ms: newest_received_ms - num::<i64>(row, 3)?,
+    }))
+}
+
+pub async fn event_count(store: &ClickhouseStore) -> Result<u64> {
+    let sql = format!(
+        "SELECT count() FROM (SELECT 1 FROM {} GROUP BY ws, idless, id)",
+        store.table(schema::EVENTS.name)
+    );
+    let rows = store.client.select(&sql).await?;
+    rows.first().map_or(Ok(0), |row| num(row, 0))
+}
+
+pub async fn unpriced_models(store: &ClickhouseStore) -> Result<Vec<UnpricedModel>> {
+    let sql = format!(
+        "SELECT c_provider, c_model, count() AS calls, max(c_ts) FROM {} WHERE c_priced = 0
+         GROUP BY c_provider, c_model ORDER BY calls DESC, c_provider, c_model",
+        calls(store, "1")
+    );
+    let rows = store.client.select(&sql).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(UnpricedModel {
+                provider: text(row, 0),
+                model: text(row, 1),
+                events: num(row, 2)?,
+                last_seen: ms_to_rfc3339(num(row, 3)?),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_bad_cursors() {
+        let cursor = format!("c1.1700000000000.0.{}", hex::encode("a.b'c"));
+        assert_eq!(
+            parse_cursor(&cursor).unwrap(),
+            (1_700_000_000_000, 0, "a.b'c".to_string())
+        );
+        for bad in [
+            "",
+            "not a cursor this store gave",
+            "c1.x.0.61",
+            "c1.1.2.61",
+            "c1.1.0.zz",
+            "c1.1.0.61.9",
+        ] {
+            assert!(
+                matches!(parse_cursor(bad), Err(StoreError::BadCursor)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn filter_values_are_quoted_and_an_empty_list_matches_nothing() {
+        assert_eq!(one_of("c_model", ["a'b"]), r"c_model IN ('a\'b')");
+        assert_eq!(one_of("c_model", []), "0");
+        assert_eq!(
+            label(&Dimension::Tag("team".into())),
+            "if(has(c_tag_keys, 'team'), c_tag_values[indexOf(c_tag_keys, 'team')], 'unknown')"
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The tables, created idempotently at open. Written for ClickHouse 18.16 (Debian's
+//! package) and modern servers alike: plain column types (no DateTime64, Map,
+//! LowCardinality or Nullable; times are Int64 milliseconds, a missing text is ''),
+//! MergeTree-family engines with ORDER BY, no TTL.
+//!
+//! Without a cluster each table is a plain table. With `cluster=NAME`, each table is a
+//! `<name>_local` table on every shard plus a `<name>` Distributed table over the
+//! cluster: events sharded by a hash of (workspace, externalRequestId), so every attempt
+//! of a call lives on one shard; control tables all on the first shard (sharding key 0),
+//! small and read by every node. There is no Keeper in the tests, so no ON CLUSTER: the
+//! node creates the local tables on every shard its URL lists (`shards=`); with a Keeper,
+//! `ON CLUSTER` does the same from one node (docs/scale-out.md).
+
+/// One table: its name, columns, engine and key, and how a cluster shards it.
+pub struct Table {
+    pub name: &'static str,
+    columns: &'static str,
+    engine: &'static str,
+    /// The Distributed sharding expression in cluster mode.
+    sharding: &'static str,
+}
+
+/// Every stored attempt of every call: one row per (workspace, call, attempt). A call is
+/// its winning attempt, chosen at read time as the max `pick`: the attempt's rank (has
+/// usage, success, lower attempt number) above, the first stored copy below (a smaller
+/// commit sequence picks higher). A resend of an (id, attempt) is refused at write time;
+/// a copy two nodes raced to store is merged away keeping the first (`keep`, largest for
+/// the smallest sequence) and never counted twice meanwhile (reads count distinct
+/// attempts and take every column from the one row of the largest `pick`).
+pub const EVENTS: Table = Table {
+    name: "events",
+    columns:
+        "ws Int64, idless UInt8, id String, attempt UInt8, pick UInt64, seq UInt64, keep UInt64,
+        ts Int64, received Int64, provider String, model String, endpoint String,
+        prompt_version String, tenant String, user String,
+        input UInt64, cached UInt64, cache_write UInt64, output UInt64, reasoning UInt64,
+        image_count UInt32, latency Int64, status String, error_code String,
+        data_mode String, environment String, operation String, service_tier String,
+        usage_missing UInt8, tag_keys Array(String), tag_values Array(String),
+        priced UInt8, cost Int64, cost_source String, price_entry_id String,
+        price_book_version String",
+    engine: "ReplacingMergeTree(keep) ORDER BY (ws, idless, id, attempt)",
+    sharding: "cityHash64(ws, id)",
+};
+
+/// Per workspace and hour, what its stored attempts add up to, in 32-bit halves so no
+/// sum wraps: what a write is checked against before it is stored (a total past i64
+/// would make every read of that hour fail).
+pub const HOUR_TOTALS: Table = Table {
+    name: "hour_totals",
+    columns: "ws Int64, hour Int64,
+        cost_hi Int64, cost_lo Int64, input_hi Int64, input_lo Int64,
+        cached_hi Int64, cached_lo Int64, cache_write_hi Int64, cache_write_lo Int64,
+        output_hi Int64, output_lo Int64, reasoning_hi Int64, reasoning_lo Int64,
+        latency_hi Int64, latency_lo Int64",
+    engine: "SummingMergeTree ORDER BY (ws, hour)",
+    sharding: "cityHash64(ws, hour)",
+};
+
+pub const WORKSPACES: Table = Table {
+    name: "workspaces",
+    columns: "id Int64, name String, paused UInt8, created_ms Int64, created_seq UInt64,
+        version UInt64",
+    engine: "ReplacingMergeTree(version) ORDER BY id",
+    sharding: "0",
+};
+
+pub const KEYS: Table = Table {
+    name: "api_keys",
+    columns: "id Int64, workspace_id Int64, key_hash String, prefix String, scope String,
+        name String, has_name UInt8, created_ms Int64, created_seq UInt64, revoked_ms Int64,
+        version UInt64",
+    engine: "ReplacingMergeTree(version) ORDER BY id",
+    sharding: "0",
+};
+
+/// Unknown-field tallies per key: one row per request that had any.
+pub const KEY_TALLY: Table = Table {
+    name: "key_tally",
+    columns: "key_id Int64, unknown_fields UInt64, last_unknown String, seq UInt64",
+    engine: "MergeTree ORDER BY (key_id, seq)",
+    sharding: "0",
+};
+
+pub const OBJECTS: Table = Table {
+    name: "objects",
+    columns: "workspace Int64, kind String, id Int64, body String, created_ms Int64,
+        updated_ms Int64, created_seq UInt64, deleted UInt8, version UInt64",
+    engine: "ReplacingMergeTree(version) ORDER BY (workspace, kind, id)",
+    sharding: "0",
+};
+
+/// Price books: one row per saved book (`book` its sequence, the import order); a
+/// removal is a newer row of the same book with `removed` set.
+pub const PRICE_BOOKS: Table = Table {
+    name: "price_books",
+    columns: "book UInt64, kind String, version_name String, body String, imported_ms Int64,
+        removed UInt8, version UInt64",
+    engine: "ReplacingMergeTree(version) ORDER BY book",
+    sharding: "0",
+};
+
+/// One-time claims (the first start's admin key): the smallest claim wins.
+pub const CLAIMS: Table = Table {
+    name: "claims",
+    columns: "name String, token UInt64, seq UInt64",
+    engine: "MergeTree ORDER BY (name, seq, token)",
+    sharding: "0",
+};
+
+pub const ALL: [&Table; 8] = [
+    &EVENTS,
+    &HOUR_TOTALS,
+    &WORKSPACES,
+    &KEYS,
+    &KEY_TALLY,
+    &OBJECTS,
+    &PRICE_BOOKS,
+    &CLAIMS,
+];
+
+/// The statements that create `table` in database `db` on one server: the plain table,
+/// or (cluster mode) the shard's local table and the Distributed table over `cluster`.
+pub fn create(db: &str, table: &Table, cluster: Option<&str>) -> Vec<String> {
+    let name = table.name;
+    let columns = table.columns;
+    let engine = table.engine;
+    match cluster {
+        None => vec![format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{name} ({columns}) ENGINE = {engine}"
+        )],
+        Some(cluster) => vec![
+            format!("CREATE TABLE IF NOT EXISTS {db}.{name}_local ({columns}) ENGINE = {engine}"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {db}.{name} ({columns}) ENGINE = Distributed({cluster}, {db}, {name}_local, {})",
+                table.sharding
+            ),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_gets_local_tables_and_distributed_tables_sharded_by_call() {
+        let plain = create("burnrate", &EVENTS, None);
+        assert_eq!(plain.len(), 1);
+        assert!(plain[0].contains("burnrate.events (") && plain[0].contains("ReplacingMergeTree"));
+        let cluster = create("burnrate", &EVENTS, Some("prod"));
+        assert!(cluster[0].contains("burnrate.events_local ("));
+        assert!(
+            cluster[1].ends_with("Distributed(prod, burnrate, events_local, cityHash64(ws, id))"),
+            "{}",
+            cluster[1]
+        );
+        let control = create("burnrate", &KEYS, Some("prod"));
+        assert!(control[1].ends_with("api_keys_local, 0)"), "{}", control[1]);
+    }
+}
