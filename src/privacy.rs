@@ -253,6 +253,28 @@ impl Privacy<'_> {
         }
     }
 
+    /// `map` applied to `value` in place: true when it became a pseudonym; a refusal is
+    /// added to `errors`.
+    pub fn map_in_place(
+        &self,
+        field: &str,
+        value: &mut String,
+        slot: Slot,
+        errors: &mut Vec<FieldError>,
+    ) -> bool {
+        match self.map(field, value, slot) {
+            Ok(Some(pseudonym)) => {
+                *value = pseudonym;
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                errors.push(e);
+                false
+            }
+        }
+    }
+
     /// Would `map` pseudonymize `value` (so the secret is needed)?
     pub fn needs_secret(&self, value: &str, slot: Slot) -> bool {
         if is_pseudonym(value) {
@@ -267,15 +289,9 @@ impl Privacy<'_> {
     pub fn apply(&self, event: &mut Event) -> Result<u64, Vec<FieldError>> {
         let mut count = 0;
         let mut errors = Vec::new();
-        let mut one =
-            |field: &str, value: &mut String, slot: Slot| match self.map(field, value, slot) {
-                Ok(Some(p)) => {
-                    *value = p;
-                    count += 1;
-                }
-                Ok(None) => {}
-                Err(e) => errors.push(e),
-            };
+        let mut one = |field: &str, value: &mut String, slot: Slot| {
+            count += self.map_in_place(field, value, slot, &mut errors) as u64;
+        };
         if let Some(v) = event.tenant_id.as_mut() {
             one("tenantId", v, Slot::Id);
         }

@@ -132,11 +132,7 @@ pub fn pseudonymize_ids(
     let mut errors = Vec::new();
     for (name, value) in [("tenantId", tenant_id), ("userId", user_id)] {
         if let Some(v) = value.as_mut() {
-            match privacy.map(&format!("{prefix}{name}"), v, Slot::Id) {
-                Ok(Some(p)) => *v = p,
-                Ok(None) => {}
-                Err(e) => errors.push(e),
-            }
+            privacy.map_in_place(&format!("{prefix}{name}"), v, Slot::Id, &mut errors);
         }
     }
     if errors.is_empty() {
@@ -241,11 +237,12 @@ impl Scope {
             errors.extend(e);
         }
         for (key, value) in self.tags.iter_mut() {
-            match privacy.map(&format!("scope.tag:{key}"), value, Slot::TagValue) {
-                Ok(Some(p)) => *value = p,
-                Ok(None) => {}
-                Err(e) => errors.push(e),
-            }
+            privacy.map_in_place(
+                &format!("scope.tag:{key}"),
+                value,
+                Slot::TagValue,
+                &mut errors,
+            );
         }
         if errors.is_empty() {
             Ok(())

@@ -492,12 +492,9 @@ fn map_ids<V>(
     let privacy = settings.privacy();
     let mut errors = Vec::new();
     let mut out = Vec::new();
-    for (id, value) in pairs {
-        match privacy.map(field, &id, Slot::Id) {
-            Ok(Some(pseudonym)) => out.push((pseudonym, value)),
-            Ok(None) => out.push((id, value)),
-            Err(e) => errors.push(e),
-        }
+    for (mut id, value) in pairs {
+        privacy.map_in_place(field, &mut id, Slot::Id, &mut errors);
+        out.push((id, value));
     }
     if errors.is_empty() {
         Ok(out)
