@@ -8,7 +8,7 @@ use super::rollup::{
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
 use crate::money::Usd;
-use crate::query::{Answer, Dimension, Query, Row, Sums, MAX_GROUP_BY};
+use crate::query::{Answer, Dimension, Query, Row, Sums};
 use crate::store::{Result, StoreError, WorkspaceId};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
@@ -245,12 +245,8 @@ enum GroupValue {
 /// Groups while parts are merged: (bucket start, group values) -> sums. foldhash: a
 /// day of users is tens of thousands of groups, hashed once per part.
 type Merged = HashMap<GroupKey, Sums, foldhash::fast::RandomState>;
-/// (bucket start, group values): a fixed array (a query groups by at most
-/// `MAX_GROUP_BY` dimensions; unused slots are missing ids), so no group allocates.
-type GroupKey = (Option<i64>, [GroupValue; MAX_GROUP_BY]);
-
-const NO_GROUP: [GroupValue; MAX_GROUP_BY] =
-    [GroupValue::Id(0), GroupValue::Id(0), GroupValue::Id(0)];
+/// (bucket start, group values).
+type GroupKey = (Option<i64>, Vec<GroupValue>);
 
 /// Longest a read waits for the rollups to catch up with the events it sees.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -366,12 +362,12 @@ fn read_raw(
         } else {
             None
         };
-        let mut group = NO_GROUP;
-        for ((i, d), slot) in query.group_by.iter().enumerate().zip(group.iter_mut()) {
-            *slot = match d {
+        let mut group = Vec::with_capacity(query.group_by.len());
+        for (i, d) in query.group_by.iter().enumerate() {
+            group.push(match d {
                 Dimension::Tag(_) => GroupValue::Text(r.get(bucketed + i)?),
                 _ => GroupValue::Id(r.get(bucketed + i)?),
-            };
+            });
         }
         let part = sums_of(r, n)?;
         let sums = merged.entry((bucket_ms, group)).or_default();
@@ -490,10 +486,11 @@ fn from_totals(
 fn merge_cells(query: &Query, cells: CellGroups, merged: &mut Merged) -> Result<()> {
     for ((bucket, ids), cell) in cells {
         let sums = sums_of_cell(&cell)?;
-        let mut group = NO_GROUP;
-        for (slot, id) in group.iter_mut().zip(ids).take(query.group_by.len()) {
-            *slot = GroupValue::Id(i64::from(id));
-        }
+        let group = ids
+            .iter()
+            .take(query.group_by.len())
+            .map(|id| GroupValue::Id(i64::from(*id)))
+            .collect();
         merged.entry((bucket, group)).or_default().add(&sums)?;
     }
     Ok(())
