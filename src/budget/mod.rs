@@ -461,16 +461,9 @@ fn parse_plan_limits(
     errors: &mut Vec<FieldError>,
 ) -> BTreeMap<String, Option<Usd>> {
     let mut out = BTreeMap::new();
-    let obj = match value {
-        None | Some(Value::Null) => return out,
-        Some(Value::Object(obj)) => obj,
-        Some(_) => {
-            errors.push(FieldError::new(
-                "planLimits",
-                "must be an object of plan -> limitUsd (or null for no limit)",
-            ));
-            return out;
-        }
+    let shape = "must be an object of plan -> limitUsd (or null for no limit)";
+    let Some(obj) = optional_object(value, "planLimits", shape, errors) else {
+        return out;
     };
     if each != Some(Each::TenantId) && !obj.is_empty() {
         errors.push(FieldError::new(
@@ -503,6 +496,24 @@ fn parse_plan_limits(
     out
 }
 
+/// An optional JSON object field: None when absent or null, or (with an error naming
+/// `field`) when it is not an object.
+fn optional_object<'a>(
+    value: Option<&'a Value>,
+    field: &str,
+    shape: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a serde_json::Map<String, Value>> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(obj)) => Some(obj),
+        Some(_) => {
+            errors.push(FieldError::new(field, shape));
+            None
+        }
+    }
+}
+
 /// `{"acme": 500, ...}`: members with their own limit; only on a per-member budget.
 fn parse_overrides(
     value: Option<&Value>,
@@ -510,16 +521,9 @@ fn parse_overrides(
     errors: &mut Vec<FieldError>,
 ) -> BTreeMap<String, Usd> {
     let mut out = BTreeMap::new();
-    let obj = match value {
-        None | Some(Value::Null) => return out,
-        Some(Value::Object(obj)) => obj,
-        Some(_) => {
-            errors.push(FieldError::new(
-                "overrides",
-                "must be an object of member -> limitUsd",
-            ));
-            return out;
-        }
+    let shape = "must be an object of member -> limitUsd";
+    let Some(obj) = optional_object(value, "overrides", shape, errors) else {
+        return out;
     };
     if each.is_none() && !obj.is_empty() {
         errors.push(FieldError::new(
