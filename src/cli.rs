@@ -11,6 +11,7 @@ pub mod explain;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod margin;
 pub mod plans;
 pub mod prices;
 pub mod profile;
@@ -99,6 +100,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Budgets(cmd) => control::budgets(store.clone(), cmd).await,
         Command::Alerts(cmd) => control::alerts(store.clone(), cmd).await,
         Command::Plans(cmd) => plans::plans(store.clone(), cmd).await,
+        Command::Margin(args) => margin::margin(store.clone(), args).await,
+        Command::Revenue(cmd) => margin::revenue(store.clone(), cmd).await,
         Command::Serve(_)
         | Command::Explain(_)
         | Command::Gate(_)

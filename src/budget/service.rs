@@ -9,6 +9,7 @@ use super::{parse_budget, status, Budget, SpendInput, Status};
 use crate::event::FieldError;
 use crate::privacy::Slot;
 use crate::query::{Bucket, Measure};
+use crate::revenue;
 use crate::store::{Store, StoreError, WorkspaceId};
 use serde_json::Value;
 use std::sync::Arc;
@@ -429,6 +430,61 @@ impl Budgets {
         }
         self.reload(ws).await?;
         Ok(assignments.len())
+    }
+
+    /// Set a plan's monthly price (the plan named as `check_plan` allows).
+    pub async fn define_plan(
+        &self,
+        ws: WorkspaceId,
+        plan: &str,
+        price: crate::money::Usd,
+    ) -> Result<(), BudgetError> {
+        plans::check_plan("plan", plan).map_err(|e| BudgetError::Invalid(vec![e]))?;
+        let existing = self
+            .store
+            .objects(Some(ws), revenue::PLAN_DEFINITION)
+            .await?;
+        let same = existing
+            .iter()
+            .filter(|o| o.body.get("name").and_then(Value::as_str) == Some(plan))
+            .map(|o| o.id)
+            .max();
+        let body = revenue::definition_body(plan, price);
+        self.store
+            .put_object(ws, revenue::PLAN_DEFINITION, same, body)
+            .await?;
+        Ok(())
+    }
+
+    /// Store revenue entries as one batch, their tenants as ingest stores them.
+    pub async fn add_revenue(
+        &self,
+        ws: WorkspaceId,
+        entries: Vec<revenue::Entry>,
+    ) -> Result<usize, BudgetError> {
+        let ids: Vec<String> = entries.iter().map(|e| e.tenant_id.clone()).collect();
+        let settings = self.id_settings(ws, ids.iter().map(String::as_str)).await?;
+        let pairs = entries.into_iter().map(|e| (e.tenant_id.clone(), e));
+        let mapped = map_ids(&settings, "tenantId", pairs)?;
+        let entries: Vec<revenue::Entry> = mapped
+            .into_iter()
+            .map(|(tenant_id, e)| revenue::Entry { tenant_id, ..e })
+            .collect();
+        let body = revenue::batch_body(&entries);
+        self.store
+            .put_object(ws, revenue::REVENUE_ENTRIES, None, body)
+            .await?;
+        Ok(entries.len())
+    }
+
+    /// A tenant id as given, looked up as ingest stores it (its pseudonym when personal).
+    pub async fn stored_tenant(
+        &self,
+        ws: WorkspaceId,
+        tenant: &str,
+    ) -> Result<String, BudgetError> {
+        let settings = self.id_settings(ws, [tenant]).await?;
+        Ok(settings.privacy().lookup(tenant, Slot::Id))
     }
 
     pub fn guard(&self, ws: WorkspaceId, req: &GuardRequest, now: i64) -> GuardAnswer {
