@@ -359,3 +359,102 @@ async fn revenue_for_a_personal_tenant_id_reaches_its_pseudonymized_calls() {
     assert_eq!(nanos(&bob["marginUsd"]), 5 * NANO);
     assert!(!r.body.to_string().contains("bob@"), "{}", r.body);
 }
+
+/// A dashboard session cookie (`name=value`) for `key`.
+async fn session(server: &Server, key: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{}/login", server.url))
+        .form(&[("key", key), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    (http, cookie.split(';').next().unwrap().to_string())
+}
+
+async fn page(server: &Server, key: &str, path: &str) -> (u16, String) {
+    let (http, cookie) = session(server, key).await;
+    let r = http
+        .get(format!("{}{path}", server.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The exact amount of the `data-usd` element inside the element with `attr`.
+fn usd_in(html: &str, attr: &str) -> String {
+    let at = html
+        .find(attr)
+        .unwrap_or_else(|| panic!("{attr} not in the page"));
+    let rest = &html[at..];
+    let v = &rest[rest.find("data-usd=\"").unwrap() + 10..];
+    v[..v.find('"').unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_page_shows_the_margin_caps_and_breakdowns_of_the_api() {
+    let f = fixture().await;
+    let api = Api::new(&f.server);
+    let budget = json!({"name": "AI quota", "scope": {"tenantId": "*"}, "period": "month",
+                        "limitUsd": 10, "planLimits": {"pro": 50}});
+    let r = api.post("/v1/budgets", &f.admin, &budget).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let window = "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z";
+    let (status, html) = page(
+        &f.server,
+        &f.admin,
+        &format!("/tenant?{window}&tenantId=acme"),
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    let m = api
+        .get(&format!("/v1/margin?{window}&tenantId=acme"), &f.admin)
+        .await;
+    let acme = row(&m.body, "acme");
+    for (kpi, field) in [
+        ("revenue", "revenueUsd"),
+        ("cost", "costUsd"),
+        ("margin", "marginUsd"),
+    ] {
+        let shown = usd_in(&html, &format!("data-kpi=\"{kpi}\""));
+        assert_eq!(shown, acme[field].to_string(), "{kpi}");
+    }
+    assert_eq!(usd_in(&html, "data-kpi=\"revenue\""), "200");
+    assert!(html.contains(r#"data-plan="pro""#), "the plan is shown");
+    // Its endpoints, users and models: the top lists of the API with the tenant filter.
+    let users = api
+        .get(&format!("/v1/top/users?{window}&tenantId=acme"), &f.admin)
+        .await;
+    for u in users.body["rows"].as_array().unwrap() {
+        let key = u["group"]["userId"].as_str().unwrap();
+        let shown = usd_in(&html, &format!("data-key=\"{key}\""));
+        assert_eq!(shown, u["costUsd"].to_string(), "user {key}");
+    }
+    assert_eq!(users.body["rows"].as_array().unwrap().len(), 2);
+    // Its cap this period: the per-tenant budget at the pro plan's limit.
+    assert!(html.contains("id=\"caps\""), "{html}");
+    let caps = &html[html.find("id=\"caps\"").unwrap()..];
+    assert!(
+        caps.contains("AI quota") && caps.contains("data-usd=\"50\""),
+        "{caps}"
+    );
+    // Its most expensive requests: each $1.50, none of another tenant's.
+    let top = &html[html.find("id=\"top-requests\"").unwrap()..];
+    assert_eq!(top.matches("data-request=").count(), 10);
+    assert!(
+        !top.contains("data-request=\"g"),
+        "globex's calls are not acme's"
+    );
+    // Every tenant name links to its page: the Tenants list, and this page needs one tenant.
+    let (_, list) = page(&f.server, &f.admin, &format!("/tenants?{window}")).await;
+    assert!(list.contains("href=\"/tenant?"), "{list}");
+    let (status, _) = page(&f.server, &f.admin, &format!("/tenant?{window}")).await;
+    assert_eq!(status, 400);
+}

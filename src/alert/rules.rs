@@ -519,7 +519,7 @@ async fn concentration(
         evidence["sharePct"] = json!({"now": share_now, "baseline": share_before});
         evidence["spendUsd"] = json!(Usd(row.sums.cost.0));
         let page = if dim == Dimension::TenantId {
-            "/tenants"
+            "/tenant"
         } else {
             "/endpoints"
         };
