@@ -353,37 +353,55 @@ pub fn fold(objects: &[StoredObject]) -> HashMap<String, Vec<Entry>> {
 #[error("a revenue sum exceeds the largest amount burnrate holds")]
 pub struct RevenueOverflow;
 
-/// A tenant's revenue over [from, to): its monthly amount (the plan's price, or the
-/// override in force) accrued evenly over each UTC month, plus the one-offs dated in
-/// the window. Each piece of a month is rounded half-up to a nano-USD once; a whole
+/// The UTC months a window [from, to) covers: each covered piece with its month's length.
+/// Computed once per window, then used for every tenant.
+pub struct Months {
+    pub from: i64,
+    pub to: i64,
+    /// (piece start, piece end, length of its month), in order.
+    pieces: Vec<(i64, i64, i64)>,
+}
+
+impl Months {
+    pub fn new(from: i64, to: i64) -> Months {
+        let mut pieces = Vec::new();
+        let mut cursor = from;
+        while cursor < to {
+            let (month_start, month_end) = Period::Month.bounds(cursor, "UTC");
+            let piece_end = month_end.min(to);
+            pieces.push((cursor, piece_end, month_end - month_start));
+            cursor = piece_end;
+        }
+        Months { from, to, pieces }
+    }
+}
+
+/// A tenant's revenue over the window of `months`: its monthly amount (the plan's price,
+/// or the override in force) accrued evenly over each UTC month, plus the one-offs dated
+/// in the window. Each piece of a month is rounded half-up to a nano-USD once; a whole
 /// month is exact.
 pub fn revenue(
     plan_price: Option<Usd>,
     entries: &[Entry],
-    from: i64,
-    to: i64,
+    months: &Months,
 ) -> Result<Usd, RevenueOverflow> {
     let base = plan_price.unwrap_or(Usd::ZERO);
     // (from, monthly amount) steps of the monthly amount, in date order.
     let mut steps: Vec<(i64, Usd)> = vec![(i64::MIN, base)];
-    let mut one_offs: i128 = 0;
+    let mut total: i128 = 0;
     for e in entries {
         match e.kind {
             EntryKind::Override => steps.push((e.date_ms, e.amount_usd.unwrap_or(base))),
-            EntryKind::OneOff if (from..to).contains(&e.date_ms) => {
-                one_offs += e.amount_usd.unwrap_or(Usd::ZERO).0 as i128;
+            EntryKind::OneOff if (months.from..months.to).contains(&e.date_ms) => {
+                total += e.amount_usd.unwrap_or(Usd::ZERO).0 as i128;
             }
             EntryKind::OneOff => {}
         }
     }
-    let mut total: i128 = one_offs;
-    let mut cursor = from;
-    while cursor < to {
-        let (month_start, month_end) = Period::Month.bounds(cursor, "UTC");
-        let month_len = (month_end - month_start) as i128;
-        let piece_end = month_end.min(to);
-        // The steps inside [cursor, piece_end): each span at its own monthly amount.
-        let mut at = cursor;
+    for &(piece_start, piece_end, month_len) in &months.pieces {
+        let month_len = month_len as i128;
+        // The steps inside the piece: each span at its own monthly amount.
+        let mut at = piece_start;
         while at < piece_end {
             let rate = steps.iter().rev().find(|s| s.0 <= at).map_or(base, |s| s.1);
             let next = steps
@@ -395,7 +413,6 @@ pub fn revenue(
             total += (part + month_len / 2).div_euclid(month_len);
             at = next;
         }
-        cursor = piece_end;
     }
     i64::try_from(total).map(Usd).map_err(|_| RevenueOverflow)
 }
@@ -434,10 +451,10 @@ mod tests {
     #[test]
     fn a_whole_month_is_the_plan_price_exactly() {
         let price = Some(Usd(49_990_000_000));
-        let r = revenue(price, &[], ms("2026-11-01"), ms("2026-12-01")).unwrap();
+        let r = revenue(price, &[], &Months::new(ms("2026-11-01"), ms("2026-12-01"))).unwrap();
         assert_eq!(r, Usd(49_990_000_000));
         // Half of a 30-day month.
-        let half = revenue(price, &[], ms("2026-11-01"), ms("2026-11-16")).unwrap();
+        let half = revenue(price, &[], &Months::new(ms("2026-11-01"), ms("2026-11-16"))).unwrap();
         assert_eq!(half, Usd(24_995_000_000));
     }
 
@@ -449,11 +466,21 @@ mod tests {
             entry(EntryKind::OneOff, "2026-12-01", Some(100)),
         ];
         let price = Some(Usd(30_000_000_000));
-        let r = revenue(price, &entries, ms("2026-11-01"), ms("2026-12-01")).unwrap();
+        let r = revenue(
+            price,
+            &entries,
+            &Months::new(ms("2026-11-01"), ms("2026-12-01")),
+        )
+        .unwrap();
         // 15 days at $30/month + 15 days at $90/month - $5.
         assert_eq!(r, Usd(15_000_000_000 + 45_000_000_000 - 5_000_000_000));
         let back = [entry(EntryKind::Override, "2026-11-01", None)];
-        let r = revenue(price, &back, ms("2026-11-01"), ms("2026-12-01")).unwrap();
+        let r = revenue(
+            price,
+            &back,
+            &Months::new(ms("2026-11-01"), ms("2026-12-01")),
+        )
+        .unwrap();
         assert_eq!(r, Usd(30_000_000_000), "a null override is the plan price");
     }
 

@@ -11,6 +11,7 @@ use crate::price::PriceBook;
 use crate::query::{Dimension, Query, Row, Sums};
 use crate::report::margin::RevenueBook;
 use crate::report::{by_cost, only_groups, rfc3339, Stats};
+use crate::revenue::Months;
 use crate::store::{Result, Store, WorkspaceId};
 use serde_json::json;
 
@@ -811,10 +812,11 @@ async fn cost_over_revenue(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec
     let q = query(ctx, start, ctx.now);
     let plans = budgets.plans(ctx.ws).await?;
     let book = RevenueBook::load(ctx.store, ctx.ws, plans).await?;
+    let (so_far, month) = (Months::new(start, ctx.now), Months::new(start, end));
     let mut out = Vec::new();
     for row in grouped(ctx, &q, Dimension::TenantId).await? {
         let tenant = &row.group[0];
-        let revenue = book.revenue(tenant, start, ctx.now)?;
+        let revenue = book.revenue_in(tenant, &so_far)?;
         let cost = row.sums.cost;
         if row.sums.requests < rule.min_requests
             || !crate::revenue::passes_share(cost, revenue, rule.threshold)
@@ -823,7 +825,7 @@ async fn cost_over_revenue(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec
         }
         let share = crate::revenue::cost_share_pct(cost, revenue).unwrap_or_default();
         let projected = crate::budget::forecast::run_rate(cost.0, start, end, ctx.now, i64::MAX);
-        let month_revenue = book.revenue(tenant, start, end)?;
+        let month_revenue = book.revenue_in(tenant, &month)?;
         let scoped_q = scoped(&q, Dimension::TenantId, tenant);
         let mut evidence = json!({"window": {"from": rfc3339(start), "to": rfc3339(ctx.now)}});
         evidence["tenantId"] = json!(tenant);

@@ -6,10 +6,10 @@
 use crate::budget::plans::PlanMap;
 use crate::money::Usd;
 use crate::query::{Bucket, Dimension, Measure, Query, Sums};
-use crate::revenue::{self, Entry};
+use crate::revenue::{self, Entry, Months};
 use crate::store::{Result, Store, StoreError, WorkspaceId};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// What the rest of the report needs about revenue: plan prices and entries.
 pub struct RevenueBook {
@@ -40,9 +40,14 @@ impl RevenueBook {
 
     /// A tenant's revenue over [from, to).
     pub fn revenue(&self, tenant: &str, from: i64, to: i64) -> Result<Usd> {
+        self.revenue_in(tenant, &Months::new(from, to))
+    }
+
+    /// A tenant's revenue over the window of `months` (made once for many tenants).
+    pub fn revenue_in(&self, tenant: &str, months: &Months) -> Result<Usd> {
         let price = self.plan(tenant).and_then(|p| self.prices.get(p)).copied();
         let entries = self.entries.get(tenant).map_or(&[][..], Vec::as_slice);
-        revenue::revenue(price, entries, from, to).map_err(|_| StoreError::SumOverflow)
+        revenue::revenue(price, entries, months).map_err(|_| StoreError::SumOverflow)
     }
 }
 
@@ -119,34 +124,29 @@ pub async fn margin(
     page: (usize, usize),
 ) -> Result<MarginReport> {
     let costs = tenant_costs(store, ws, base).await?;
-    let only: Option<BTreeSet<&str>> = base
-        .filters
-        .text
-        .get(&Dimension::TenantId)
-        .map(|v| v.iter().map(String::as_str).collect());
-    let mut tenants: BTreeSet<&str> = costs.rows.keys().map(String::as_str).collect();
-    tenants.extend(book.plans.keys().map(|t| &**t));
-    tenants.extend(book.entries.keys().map(String::as_str));
-    if let Some(only) = &only {
-        tenants.retain(|t| only.contains(t));
-    }
-    let mut rows = Vec::with_capacity(tenants.len());
+    let tenants = tenants(book, base, &costs);
+    // Each tenant's order key: only the page's tenants become full rows.
+    let months = Months::new(base.from_ms, base.to_ms);
+    let mut keys = Vec::with_capacity(tenants.len());
+    let (mut revenue_total, mut unprofitable) = (Usd::ZERO, 0);
     for tenant in tenants {
-        let sums = costs.rows.get(tenant).copied().unwrap_or_default();
-        rows.push(row(book, tenant, &sums, base.from_ms, base.to_ms)?);
+        let cost = costs.rows.get(tenant).map_or(Usd::ZERO, |s| s.cost);
+        let revenue = book.revenue_in(tenant, &months)?;
+        let margin = minus(revenue, cost)?;
+        revenue_total = plus(revenue_total, revenue)?;
+        unprofitable += usize::from(margin.0 < 0);
+        keys.push((margin, std::cmp::Reverse(cost), tenant));
     }
     // Unprofitable first: lowest margin, then the costlier, then by name.
-    rows.sort_by(|a, b| {
-        (a.margin_usd, std::cmp::Reverse(a.cost_usd), &a.tenant_id).cmp(&(
-            b.margin_usd,
-            std::cmp::Reverse(b.cost_usd),
-            &b.tenant_id,
-        ))
-    });
-    let totals = totals(store, ws, base, &rows, &costs.total).await?;
-    let count = rows.len();
+    keys.sort_unstable();
+    let totals = totals(store, ws, base, (revenue_total, unprofitable), &costs.total).await?;
+    let count = keys.len();
     let (offset, limit) = page;
-    let mut page_rows: Vec<TenantMargin> = rows.into_iter().skip(offset).take(limit).collect();
+    let mut page_rows = Vec::with_capacity(limit.min(count));
+    for (_, _, tenant) in keys.into_iter().skip(offset).take(limit) {
+        let sums = costs.rows.get(tenant).copied().unwrap_or_default();
+        page_rows.push(row(book, tenant, &sums, &months)?);
+    }
     user_days(store, ws, base, &mut page_rows).await?;
     project(store, ws, book, base, &costs, &mut page_rows).await?;
     Ok(MarginReport {
@@ -159,6 +159,34 @@ pub async fn margin(
         tenants: page_rows,
         tenants_cut: costs.cut,
     })
+}
+
+/// The tenants listed: those with cost, a plan or revenue entries; with a tenant filter
+/// only its tenants (never every tenant on a plan), each once.
+fn tenants<'a>(book: &'a RevenueBook, base: &'a Query, costs: &'a TenantCosts) -> Vec<&'a str> {
+    let known = |t: &str| {
+        costs.rows.contains_key(t) || book.plans.contains_key(t) || book.entries.contains_key(t)
+    };
+    let mut all: Vec<&str> = match base.filters.text.get(&Dimension::TenantId) {
+        Some(only) => only
+            .iter()
+            .map(String::as_str)
+            .filter(|t| known(t))
+            .collect(),
+        None => {
+            let with_cost = costs.rows.keys().map(String::as_str);
+            let on_plans = book.plans.keys().map(|t| &**t);
+            let with_entries = book.entries.keys().map(String::as_str);
+            with_cost.chain(on_plans).chain(with_entries).collect()
+        }
+    };
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+fn plus(a: Usd, b: Usd) -> Result<Usd> {
+    a.0.checked_add(b.0).map(Usd).ok_or(StoreError::SumOverflow)
 }
 
 struct TenantCosts {
@@ -184,8 +212,8 @@ async fn tenant_costs(store: &dyn Store, ws: WorkspaceId, base: &Query) -> Resul
     })
 }
 
-fn row(book: &RevenueBook, tenant: &str, sums: &Sums, from: i64, to: i64) -> Result<TenantMargin> {
-    let revenue = book.revenue(tenant, from, to)?;
+fn row(book: &RevenueBook, tenant: &str, sums: &Sums, months: &Months) -> Result<TenantMargin> {
+    let revenue = book.revenue_in(tenant, months)?;
     let cost = sums.cost;
     Ok(TenantMargin {
         tenant_id: tenant.to_string(),
@@ -214,16 +242,9 @@ async fn totals(
     store: &dyn Store,
     ws: WorkspaceId,
     base: &Query,
-    rows: &[TenantMargin],
+    (revenue, unprofitable): (Usd, usize),
     cost: &Sums,
 ) -> Result<MarginTotals> {
-    let mut revenue = Usd::ZERO;
-    for r in rows {
-        revenue.0 = revenue
-            .0
-            .checked_add(r.revenue_usd.0)
-            .ok_or(StoreError::SumOverflow)?;
-    }
     let days = workspace_user_days(store, ws, base).await?;
     Ok(MarginTotals {
         revenue_usd: revenue,
@@ -231,7 +252,7 @@ async fn totals(
         unpriced: cost.unpriced(),
         margin_usd: minus(revenue, cost.cost)?,
         cost_share_pct: revenue::cost_share_pct(cost.cost, revenue),
-        unprofitable: rows.iter().filter(|r| r.margin_usd.0 < 0).count(),
+        unprofitable,
         active_user_days: days,
         cost_per_active_user_day_usd: per(cost.cost, days),
     })
@@ -321,11 +342,12 @@ async fn project(
         let rows = &month_costs.as_ref().unwrap_or(costs).rows;
         rows.get(t).map_or(0, |s| s.cost.0)
     };
+    let month = Months::new(start, end);
     for r in page.iter_mut() {
         let spent = spent_of(&r.tenant_id);
         let forecast = crate::budget::forecast::run_rate(spent, start, end, base.to_ms, i64::MAX);
         let cost = Usd(forecast.total);
-        let revenue = book.revenue(&r.tenant_id, start, end)?;
+        let revenue = book.revenue_in(&r.tenant_id, &month)?;
         r.projected = Some(Projected {
             month_start: super::rfc3339(start),
             month_end: super::rfc3339(end),
