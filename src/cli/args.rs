@@ -126,6 +126,9 @@ pub enum Command {
     /// Deploy notes: record one (`note`), list them.
     #[command(subcommand)]
     Deploy(super::deploy::DeployCommand),
+    /// Tracking quality: shares of events with an externalRequestId, tenantId,
+    /// promptVersion, usage and a price; unknown fields; endpointTag naming lint; score.
+    Doctor(super::doctor::DoctorArgs),
 }
 
 #[derive(Args)]

@@ -8,6 +8,7 @@ pub mod login;
 pub mod models;
 pub mod overview;
 pub mod requests;
+pub mod setup;
 pub mod top;
 pub mod versions;
 
