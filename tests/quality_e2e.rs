@@ -215,6 +215,22 @@ async fn a_known_mix_gives_exact_shares_and_lint_via_the_api_and_doctor() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
+
+    // An id that looks like an e-mail is pseudonymized at ingest and counted here.
+    let mut personal = call(
+        Some("a11"),
+        "billing.summary",
+        Some("acme"),
+        Some("v1"),
+        PRICED,
+    );
+    personal["userId"] = json!("bob@example.com");
+    let r = api.post("/v1/ingest/llm-request", &ingest, &personal).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let after = api.get("/v1/quality", &read).await.body;
+    assert_eq!(after["privacy"], json!({"pseudonymized": 1, "rejected": 0}));
+    assert!(statuses(&after).contains(&("personalIds".into(), "pass".into())));
+    assert_eq!(after["events"], 11);
 }
 
 /// The dashboard's Setup page as a logged-in reader sees it.
@@ -256,6 +272,18 @@ async fn the_setup_page_walks_from_no_event_to_attribution_complete() {
     assert_eq!(login.status(), 303);
     let cookie = login.headers()["set-cookie"].to_str().unwrap();
     let cookie = cookie.split(';').next().unwrap().to_string();
+
+    // An empty workspace's Overview points to Setup.
+    let overview = http
+        .get(format!("{}/", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(overview.contains("New workspace? <a href=\"/setup"), "{overview}");
 
     let page = setup_page(&http, &server.url, &cookie).await;
     assert!(page.contains("data-stage=\"no_events\""), "{page}");
