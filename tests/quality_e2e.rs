@@ -283,7 +283,10 @@ async fn the_setup_page_walks_from_no_event_to_attribution_complete() {
         .text()
         .await
         .unwrap();
-    assert!(overview.contains("New workspace? <a href=\"/setup"), "{overview}");
+    assert!(
+        overview.contains("New workspace? <a href=\"/setup"),
+        "{overview}"
+    );
 
     let page = setup_page(&http, &server.url, &cookie).await;
     assert!(page.contains("data-stage=\"no_events\""), "{page}");
