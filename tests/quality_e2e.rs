@@ -168,6 +168,15 @@ async fn a_known_mix_gives_exact_shares_and_lint_via_the_api_and_doctor() {
         .await;
     assert_eq!(one.body["events"], 3);
     assert_eq!(share(&one.body, "tenantId"), (2, 3));
+    // A tenant filter: its own calls all have a tenant; naming `unknown` keeps the
+    // calls without one, and only those lack it.
+    let acme = api.get("/v1/quality?tenantId=acme", &read).await.body;
+    assert_eq!(share(&acme, "tenantId"), (8, 8));
+    let both = api
+        .get("/v1/quality?tenantId=acme,unknown", &read)
+        .await
+        .body;
+    assert_eq!(share(&both, "tenantId"), (8, 10));
     let bad = api.get("/v1/quality?endpointTags=x", &read).await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.body["error"]["fields"][0]["field"], "endpointTags");
