@@ -62,7 +62,7 @@ fn stages(ctx: &Ctx, r: &Report) -> Markup {
                         code { "burnrate keys create --scope ingest" } "), put it in "
                         code { "BURNRATE_API_KEY" } " and send one:" }
                 }
-                pre.curl { code { (first_event_curl(ctx.state.alerts.public_url())) } }
+                pre.code.curl { (first_event_curl(ctx.state.alerts.public_url())) }
             }
             div data-step="first-priced" data-state=(first_priced) {
                 h2 { "2. First priced event " (mark(first_priced)) }
@@ -78,7 +78,10 @@ fn stages(ctx: &Ctx, r: &Report) -> Markup {
                 h2 { "3. Attribution complete " (mark(complete)) }
                 p {
                     "At least " (target) " of events carry a " code { "tenantId" } " and a " code { "promptVersion" }
-                    ": now " (share_text(r.shares.tenant_id.share)) " and " (share_text(r.shares.prompt_version.share)) "."
+                    @if r.events > 0 {
+                        ": now " (format::ratio(r.shares.tenant_id.share)) " and " (format::ratio(r.shares.prompt_version.share))
+                    }
+                    "."
                 }
             }
         }
@@ -92,10 +95,6 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Priced => "priced",
         Stage::Complete => "complete",
     }
-}
-
-fn share_text(share: Option<f64>) -> String {
-    format::ratio(share)
 }
 
 fn checks(r: &Report) -> Markup {
