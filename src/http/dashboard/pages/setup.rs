@@ -63,6 +63,10 @@ fn stages(ctx: &Ctx, r: &Report) -> Markup {
                         code { "BURNRATE_API_KEY" } " and send one:" }
                 }
                 pre.code.curl { (first_event_curl(ctx.state.alerts.public_url())) }
+                @if r.stage == Stage::NoEvents {
+                    p.faint { "This page counts the window and filters above (environment prod, dataMode real unless changed): events sent with another "
+                        code { "environment" } " or " code { "dataMode" } " show under those filters." }
+                }
             }
             div data-step="first-priced" data-state=(first_priced) {
                 h2 { "2. First priced event " (mark(first_priced)) }
