@@ -4,6 +4,7 @@
 
 pub mod explain;
 pub mod margin;
+pub mod quality;
 
 use crate::money::Usd;
 use crate::query::{Answer, Bucket, Dimension, Measure, Query, Row, SumOverflow, Sums};

@@ -9,6 +9,7 @@ pub mod margin;
 pub mod metrics;
 pub mod otlp;
 pub mod plans;
+pub mod quality;
 pub mod server;
 pub mod settings;
 pub mod state;
@@ -35,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/timeseries", get(api::timeseries))
         .route("/v1/prompt-versions", get(api::prompt_versions))
         .route("/v1/concentration", get(api::concentration))
+        .route("/v1/quality", get(quality::quality))
         .route("/v1/guard", post(control::guard))
         .route(
             "/v1/budgets",
