@@ -458,3 +458,35 @@ async fn the_tenant_page_shows_the_margin_caps_and_breakdowns_of_the_api() {
     let (status, _) = page(&f.server, &f.admin, &format!("/tenant?{window}")).await;
     assert_eq!(status, 400);
 }
+
+/// The list is ordered by margin, so it needs every tenant's cost: a tenant past the
+/// 10,000th by cost (the query layer's largest answer) is still listed and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_past_the_ten_thousandth_by_cost_is_still_in_the_margin_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("many.db");
+    let admin = key(&db, "default", "admin");
+    let server = Server::start(&db, &["--no-alerts"]);
+    let api = Api::new(&server);
+    // 10,001 tenants, the last one the cheapest.
+    let events: Vec<Value> = (0..10_001)
+        .map(|i| {
+            let cost = if i == 10_000 { 0.001 } else { 0.01 };
+            call(&format!("m{i}"), &format!("t{i:05}"), 2, None, cost)
+        })
+        .collect();
+    for chunk in events.chunks(2_000) {
+        let r = api.post("/v1/ingest/batch", &admin, &json!(chunk)).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let r = api.get("/v1/margin?month=2026-11&limit=1", &admin).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["count"], 10_001);
+    assert_eq!(r.body["totals"]["unprofitable"], 10_001);
+    // The cheapest loses least: it is the last of the list.
+    let last = api
+        .get("/v1/margin?month=2026-11&limit=1&offset=10000", &admin)
+        .await;
+    assert_eq!(order(&last.body), ["t10000"], "{}", last.body);
+    assert_eq!(nanos(&last.body["tenants"][0]["marginUsd"]), -1_000_000);
+}

@@ -109,9 +109,6 @@ pub struct MarginReport {
     pub next_offset: Option<usize>,
     /// The page: lowest margin (most unprofitable) first.
     pub tenants: Vec<TenantMargin>,
-    /// Tenants with cost beyond the largest answer (10,000): their cost is in the
-    /// totals, not in the list.
-    pub tenants_cut: usize,
 }
 
 /// The margin of every tenant in `base`'s window (its filters narrow the cost; a
@@ -157,7 +154,6 @@ pub async fn margin(
         offset,
         next_offset: (offset + limit < count).then_some(offset + limit),
         tenants: page_rows,
-        tenants_cut: costs.cut,
     })
 }
 
@@ -192,11 +188,11 @@ fn plus(a: Usd, b: Usd) -> Result<Usd> {
 struct TenantCosts {
     rows: HashMap<String, Sums>,
     total: Sums,
-    cut: usize,
 }
 
 async fn tenant_costs(store: &dyn Store, ws: WorkspaceId, base: &Query) -> Result<TenantCosts> {
-    let mut q = super::by_cost(base, vec![Dimension::TenantId], crate::query::MAX_LIMIT);
+    // Every tenant: the list is ordered by margin, not by cost, so no cost cut will do.
+    let mut q = super::by_cost(base, vec![Dimension::TenantId], usize::MAX);
     q.measures = vec![Measure::CostUsd, Measure::Requests, Measure::Unpriced];
     let answer = store.aggregate(ws, q).await?;
     let total = answer.total();
@@ -205,11 +201,7 @@ async fn tenant_costs(store: &dyn Store, ws: WorkspaceId, base: &Query) -> Resul
         .into_iter()
         .filter_map(|r| Some((r.group.into_iter().next()?, r.sums)))
         .collect();
-    Ok(TenantCosts {
-        rows,
-        total,
-        cut: answer.cut,
-    })
+    Ok(TenantCosts { rows, total })
 }
 
 fn row(book: &RevenueBook, tenant: &str, sums: &Sums, months: &Months) -> Result<TenantMargin> {
@@ -272,14 +264,21 @@ fn user_day_query(base: &Query, group_by: Vec<Dimension>) -> Query {
 }
 
 /// Distinct (user, day) pairs in the window; calls without a userId are no user. Past
-/// one answer's rows, the cut pairs are counted too (from the user rollups, fast).
+/// one answer's rows the cut pairs count too (read from the user rollups, fast), less
+/// the days with calls without a user (their group is the missing-value label).
 async fn workspace_user_days(store: &dyn Store, ws: WorkspaceId, base: &Query) -> Result<u64> {
     let answer = store
         .aggregate(ws, user_day_query(base, vec![Dimension::UserId]))
         .await?;
     let missing = Dimension::UserId.missing_label();
-    let named = answer.rows.iter().filter(|r| r.group[0] != missing).count();
-    Ok((named + answer.cut) as u64)
+    let mut unnamed = user_day_query(base, Vec::new());
+    unnamed
+        .filters
+        .restrict(&Dimension::UserId, &[missing.to_string()]);
+    let unnamed_days = store.aggregate(ws, unnamed).await?.totals;
+    let unnamed_days = unnamed_days.iter().filter(|r| r.sums.requests > 0).count();
+    let groups = answer.rows.len() + answer.cut;
+    Ok(groups.saturating_sub(unnamed_days) as u64)
 }
 
 /// Each page tenant's active user-days, from one answer filtered to the page's tenants.
