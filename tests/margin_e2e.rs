@@ -288,6 +288,11 @@ async fn bad_revenue_and_margin_inputs_are_refused_naming_the_field() {
         (r.status, blamed(&r.body["error"]["fields"])),
         (400, vec!["priceUsd".to_string()])
     );
+    let named = json!({"priceUsd": 1, "name": "x"});
+    let r = api
+        .put_json("/v1/plans/definitions/pro", &f.admin, &named)
+        .await;
+    assert_eq!(blamed(&r.body["error"]["fields"]), ["name"], "{}", r.body);
     let r = api
         .put_json(
             "/v1/plans/definitions/bad%20name",
@@ -406,6 +411,9 @@ async fn the_tenant_page_shows_the_margin_caps_and_breakdowns_of_the_api() {
                         "limitUsd": 10, "planLimits": {"pro": 50}});
     let r = api.post("/v1/budgets", &f.admin, &budget).await;
     assert_eq!(r.status, 201, "{}", r.body);
+    let cap = json!({"endpointTag": "support.reply", "perTenant": true, "requestsPerMinute": 120});
+    let r = api.post("/v1/rate-caps", &f.admin, &cap).await;
+    assert!(r.status < 300, "{}", r.body);
     let window = "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z";
     let (status, html) = page(
         &f.server,
@@ -445,6 +453,7 @@ async fn the_tenant_page_shows_the_margin_caps_and_breakdowns_of_the_api() {
         caps.contains("AI quota") && caps.contains("data-usd=\"50\""),
         "{caps}"
     );
+    assert!(caps.contains("<b>120</b> requests a minute"), "{caps}");
     // Its most expensive requests: each $1.50, none of another tenant's.
     let top = &html[html.find("id=\"top-requests\"").unwrap()..];
     assert_eq!(top.matches("data-request=").count(), 10);

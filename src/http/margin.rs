@@ -46,6 +46,12 @@ pub async fn define(
     let key = authorize(&state, &headers, Scope::Admin).await?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::field("body", format!("is not JSON: {e}")))?;
+    if body.get("name").is_some() {
+        return Err(ApiError::field(
+            "name",
+            "is the plan in the path; leave it out",
+        ));
+    }
     let price = revenue::parse_price(&body).map_err(ApiError::invalid_request)?;
     state
         .budgets

@@ -5,6 +5,7 @@
 //! of its events), and its most expensive requests.
 
 use super::{heading, money, money_opt, page_handler, share};
+use crate::budget::counters::RateCap;
 use crate::budget::service::TenantCap;
 use crate::http::dashboard::{chart, format, Ctx, Page, PageError, PageResult};
 use crate::privacy::Slot;
@@ -55,6 +56,8 @@ async fn body(ctx: &Ctx) -> PageResult {
     };
     let stack = super::overview::stack(ctx, &q, bucket, &Dimension::EndpointTag).await?;
     let caps = ctx.state.budgets.tenant_caps(ws, &stored, ctx.now).await?;
+    let mut rate_caps = ctx.state.budgets.rate_caps(ws).await?;
+    rate_caps.retain(|c| c.per_tenant);
     let top = top_requests(ctx, &q).await?;
     let row = m.tenants.iter().find(|r| r.tenant_id == stored);
     let plan = book.plan(&stored);
@@ -67,7 +70,7 @@ async fn body(ctx: &Ctx) -> PageResult {
             (from_to)
         }))
         (margin_card(row))
-        (caps_card(&caps))
+        (caps_card(&caps, &rate_caps))
         div.card #spend-over-time {
             div.card-head { h2 { "Spend over time, by endpoint" } }
             (chart::stacked(&stack, None, None, &[]))
@@ -112,10 +115,13 @@ fn margin_card(row: Option<&TenantMargin>) -> Markup {
     }
 }
 
-fn caps_card(caps: &[TenantCap]) -> Markup {
+fn caps_card(caps: &[TenantCap], rate_caps: &[RateCap]) -> Markup {
     html! {
         div.card #caps {
             div.card-head { h2 { "Caps" } }
+            @for c in rate_caps {
+                p data-rate-cap=(c.id) { "At most " b { (format::int(c.requests_per_minute.into())) } " requests a minute to " code { (c.endpoint_tag) } " (each tenant)." }
+            }
             @if caps.is_empty() {
                 p.muted data-empty { "No budget caps this tenant." }
             } @else {
