@@ -1,7 +1,8 @@
 //! The command line: flags in, library calls out. The only module that knows clap.
 //! `args` holds the flags; each command family has its file (`import`: import and demo,
 //! `keys`: keys and workspaces, `prices`, `top`: top and query, `explain`: explain and
-//! the gate, `doctor`: tracking quality, `control`: budgets and alerts); `serve` is
+//! the gate, `doctor`: tracking quality, `control`: budgets and alerts, `margin`: margin
+//! and revenue); `serve` is
 //! `server::run`.
 
 pub mod args;
