@@ -244,3 +244,47 @@ async fn a_key_revoked_through_one_node_is_refused_by_the_other_within_5s() {
     }
     n.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_creating_objects_at_the_same_moment_never_share_an_id() {
+    let Some(n) = Nodes::start("ids", &[]) else {
+        return;
+    };
+    let admin = n.key("admin");
+    let mut creates = Vec::new();
+    for i in 0..16 {
+        let url = if i % 2 == 0 {
+            &n.api_a.url
+        } else {
+            &n.api_b.url
+        };
+        let api = Api {
+            http: reqwest::Client::new(),
+            url: url.clone(),
+        };
+        let admin = admin.clone();
+        creates.push(tokio::spawn(async move {
+            let body = json!({"name": format!("b{i}"), "period": "day", "limitUsd": 100 + i});
+            let r = api.post("/v1/budgets", &admin, &body).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body["id"].as_i64().unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for c in creates {
+        ids.push(c.await.unwrap());
+    }
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "every budget got its own id: {ids:?}");
+    let listed = n.api_b.get("/v1/budgets", &admin).await;
+    let names: std::collections::BTreeSet<&str> = listed.body["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["budget"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 16, "{}", listed.body);
+    n.stop();
+}
