@@ -288,3 +288,150 @@ async fn two_nodes_creating_objects_at_the_same_moment_never_share_an_id() {
     assert_eq!(names.len(), 16, "{}", listed.body);
     n.stop();
 }
+
+/// Ask `api`'s guard about one call of `estimate` USD for tenant acme.
+async fn guard(api: &Api, key: &str, id: &str, estimate: f64) -> Value {
+    let r = api
+        .post(
+            "/v1/guard",
+            key,
+            &json!({"endpointTag": "support.reply", "tenantId": "acme",
+                    "estimatedCostUsd": estimate, "externalRequestId": id}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_budget_set_through_one_node_blocks_on_the_other() {
+    let Some(n) = Nodes::start("budget", &[]) else {
+        return;
+    };
+    let (admin, ingest) = (n.key("admin"), n.key("ingest"));
+    let created = n
+        .api_a
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "cap", "period": "month", "limitUsd": 1, "action": "block"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    let r = n
+        .api_a
+        .post("/v1/ingest/llm-request", &ingest, &call("big", "1.5"))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["budget"]["exceeded"], json!([id]), "{}", r.body);
+    // Node B loads the budget and the spend node A took within one reload (2 s).
+    let spent = Instant::now();
+    loop {
+        let answer = guard(&n.api_b, &ingest, "next", 0.01).await;
+        if answer["allow"] == json!(false) {
+            assert_eq!(answer["reason"], "budget_exceeded", "{answer}");
+            break;
+        }
+        assert!(spent.elapsed() < Duration::from_secs(5), "{answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("node B blocked {:?} after node A's spend", spent.elapsed());
+    let r = n
+        .api_b
+        .post("/v1/ingest/llm-request", &ingest, &call("small", "0.01"))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["budget"]["exceeded"], json!([id]), "{}", r.body);
+    n.stop();
+}
+
+/// 50 clients, half on each node, each asking the guard for a $0.50 call and spending
+/// it until refused, on one $10 blocking budget: each node admits only its share of what
+/// is left, so together they stay within the bound of docs/scale-out.md (here, where
+/// estimates equal costs and both nodes reload on the same tick: one call's worth).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_clients_racing_over_two_nodes_overshoot_a_ten_dollar_budget_by_at_most_the_bound() {
+    let Some(n) = Nodes::start("race", &[]) else {
+        return;
+    };
+    let (admin, ingest) = (n.key("admin"), n.key("ingest"));
+    // Each node counts the other from its first reload tick on (2 s).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let created = n
+        .api_a
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "acme cap", "scope": {"tenantId": "acme"}, "period": "month",
+                    "limitUsd": 10, "action": "block"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    let listed = Instant::now();
+    while guard(&n.api_b, &ingest, "probe", 0.0).await["budgets"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            listed.elapsed() < Duration::from_secs(5),
+            "node B loads the budget"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut clients = Vec::new();
+    for c in 0..50 {
+        let url = if c % 2 == 0 {
+            &n.api_a.url
+        } else {
+            &n.api_b.url
+        };
+        let api = Api {
+            http: reqwest::Client::new(),
+            url: url.clone(),
+        };
+        let ingest = ingest.clone();
+        clients.push(tokio::spawn(async move {
+            let mut allowed = 0u32;
+            for k in 0.. {
+                let rid = format!("c{c}-{k}");
+                let answer = guard(&api, &ingest, &rid, 0.5).await;
+                if answer["allow"] != json!(true) {
+                    assert_eq!(answer["reason"], "budget_exceeded", "{answer}");
+                    break;
+                }
+                allowed += 1;
+                let r = api
+                    .post("/v1/ingest/llm-request", &ingest, &call(&rid, "0.5"))
+                    .await;
+                assert_eq!(r.status, 202, "{}", r.body);
+            }
+            allowed
+        }));
+    }
+    let mut allowed = 0;
+    for c in clients {
+        allowed += c.await.unwrap();
+    }
+    let (_, read) = (admin.clone(), n.key("read"));
+    let (requests, cost) = totals(&n.api_a, &read).await;
+    let spent = cost.as_f64().unwrap();
+    eprintln!("admitted {allowed} calls, spent ${spent} of $10");
+    assert_eq!(requests, allowed as u64);
+    assert!(spent <= 10.5, "overshoot past one call: ${spent}");
+    assert!(spent >= 5.0, "at least one node's share was used: ${spent}");
+    // Both nodes converge on the store's spend and refuse.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for api in [&n.api_a, &n.api_b] {
+        let status = api.get(&format!("/v1/budgets/{id}/status"), &admin).await;
+        assert_eq!(
+            status.body["spentUsd"].as_f64(),
+            Some(spent),
+            "{}",
+            status.body
+        );
+    }
+    n.stop();
+}

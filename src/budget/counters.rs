@@ -119,6 +119,9 @@ struct Live {
     /// Per-member budgets: the reservations of each member holding some.
     member_reserved: HashMap<Member, i64>,
     window: Window,
+    /// With several nodes on one store: (period start, this node's ceiling) from the
+    /// last load, for a whole-budget blocking budget (see `Counters::set_nodes`).
+    share: Option<(i64, i64)>,
 }
 
 /// The last period computed for a budget: calendar math in a time zone costs
@@ -169,6 +172,7 @@ impl Live {
             reserved: 0,
             member_reserved: HashMap::new(),
             window: Window::default(),
+            share: None,
         }
     }
 }
@@ -223,10 +227,27 @@ fn plan_of<'p>(plans: &'p PlanMap, budget: &Budget, member: Option<&str>) -> Opt
 
 const RECENT_COSTS: usize = 200;
 
+/// When a node's share of a budget is used up: its loads come every 2 s.
+const SHARE_RETRY_SECONDS: u64 = 2;
+
 pub struct Counters {
     books: Mutex<HashMap<WorkspaceId, Book>>,
     reservation_ttl_ms: i64,
     next_ticket: std::sync::atomic::AtomicU64,
+    /// How many server nodes share the store (1 unless told otherwise).
+    nodes: std::sync::atomic::AtomicU64,
+}
+
+/// A node's ceiling for a blocking budget when `nodes` nodes share it: the spend read
+/// from the store plus an equal part of what was left of the limit. Every node loads on
+/// the same wall-clock tick, so the parts add up to at most the limit (docs/scale-out.md
+/// has the bound); one node keeps no ceiling but the limit.
+pub fn node_share(limit: i64, loaded_spend: i64, nodes: u64) -> Option<i64> {
+    if nodes <= 1 {
+        return None;
+    }
+    let left = limit.saturating_sub(loaded_spend).max(0);
+    Some(loaded_spend.saturating_add(left / nodes as i64))
 }
 
 impl Counters {
@@ -235,7 +256,21 @@ impl Counters {
             books: Mutex::new(HashMap::new()),
             reservation_ttl_ms,
             next_ticket: std::sync::atomic::AtomicU64::new(1),
+            nodes: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// How many nodes (servers) share the store now: from the next load on, each
+    /// whole-budget blocking budget admits on this node only up to its share of what is
+    /// left (`node_share`).
+    pub fn set_nodes(&self, nodes: u64) {
+        let nodes = nodes.max(1);
+        self.nodes
+            .store(nodes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn nodes(&self) -> u64 {
+        self.nodes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Replace a workspace's budgets and caps (after a change); budgets whose definition
@@ -312,6 +347,7 @@ impl Counters {
             return;
         };
         let load = book.pending.swap_remove(at);
+        let loaded_spend = spent;
         let (mut spent, mut unpriced) = (spent, unpriced);
         for (effect_seq, member, cost, unpriced_delta) in load.seen {
             if effect_seq > seq {
@@ -338,6 +374,12 @@ impl Counters {
         }
         live.loaded = true;
         live.loaded_at = (load.period_start, seq);
+        let whole_blocking =
+            live.budget.action == Action::Block && live.budget.scope.each.is_none();
+        live.share = whole_blocking
+            .then(|| node_share(live.budget.limit_usd.nanos(), loaded_spend, self.nodes()))
+            .flatten()
+            .map(|ceiling| (load.period_start, ceiling));
     }
 
     /// Set a budget's spend outright, as read before any commit (where no read races
@@ -692,10 +734,21 @@ impl Counters {
                 }
                 continue;
             }
+            let (start, end) = live.window.at(b, now_ms);
+            let share = live.share.filter(|(at, _)| *at == start).map(|(_, c)| c);
+            if fits(limit, &[spent, reserved, estimate])
+                && share.is_some_and(|ceiling| !fits(ceiling, &[spent, reserved, estimate]))
+            {
+                // This node's share is used up, not the budget: the next load (every
+                // node's, on the same tick) shares out what is left again.
+                answer.allow = false;
+                answer.reason = "budget_exceeded";
+                answer.retry_after_seconds = Some(SHARE_RETRY_SECONDS);
+                continue;
+            }
             if !fits(limit, &[spent, reserved, estimate]) {
                 answer.allow = false;
                 answer.reason = "budget_exceeded";
-                let (_, end) = b.window(now_ms);
                 answer.retry_after_seconds = Some(((end - now_ms).max(0) as u64).div_ceil(1000));
                 if let (Some(each), Some(member)) = (b.scope.each, member) {
                     answer.reason = each.quota_reason();

@@ -749,3 +749,54 @@ fn plan_limits_need_a_budget_for_each_tenant() {
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, vec!["planLimits.bad plan", "planLimits.free"]);
 }
+
+#[test]
+fn with_two_nodes_a_blocking_budget_admits_only_this_nodes_share_of_what_is_left() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(
+        json!({"name": "cap", "period": "day", "limitUsd": 10, "action": "block",
+        "scope": {"tenantId": "alpha"}}),
+    );
+    let c = Counters::new(600_000);
+    c.set_nodes(2);
+    c.configure(1, vec![b.clone()], vec![]);
+    // $4 spent by anyone when loaded: this node may take half of the $6 left.
+    c.load(1, b.id, b.window(now).0, usd("4"), 0);
+    for i in 0..6 {
+        let id = format!("r{i}");
+        assert!(
+            c.guard(1, &guard_req("alpha", Some("0.5"), Some(&id)), now)
+                .allow,
+            "{i}"
+        );
+    }
+    let denied = c.guard(1, &guard_req("alpha", Some("0.5"), Some("r6")), now);
+    assert!(!denied.allow);
+    assert_eq!(denied.reason, "budget_exceeded");
+    assert_eq!(
+        denied.retry_after_seconds,
+        Some(2),
+        "the next load shares out again"
+    );
+    // The next load sees the other node's $3 too: nothing left to share.
+    c.load(1, b.id, b.window(now).0, usd("10"), 0);
+    let denied = c.guard(1, &guard_req("alpha", Some("0.5"), Some("r7")), now);
+    assert_eq!(
+        denied.retry_after_seconds,
+        Some(14 * 3600),
+        "the budget itself is spent"
+    );
+    // Alone again, all that is left is this node's: $4 spent and its $3 reserved.
+    c.set_nodes(1);
+    c.load(1, b.id, b.window(now).0, usd("4"), 0);
+    for i in 10..16 {
+        let id = format!("r{i}");
+        assert!(
+            c.guard(1, &guard_req("alpha", Some("0.5"), Some(&id)), now)
+                .allow,
+            "{i}"
+        );
+    }
+    let denied = c.guard(1, &guard_req("alpha", Some("0.5"), Some("r16")), now);
+    assert_eq!(denied.retry_after_seconds, Some(14 * 3600));
+}

@@ -8,7 +8,7 @@
 //! double count. Two nodes racing on one call may both store an attempt: the stored
 //! data stays right (reads pick one winner per call and count distinct attempts), but
 //! both replies may say Inserted and both report cost changes; the budget counters
-//! re-converge from reads every 10 s.
+//! re-converge from reads at the next reload (2 s with several nodes).
 
 mod control;
 mod http;
