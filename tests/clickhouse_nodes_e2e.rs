@@ -13,6 +13,7 @@ mod common;
 use common::{cli, Api, Server};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Two nodes on one fresh database of the cluster: node A talks to the first shard's
@@ -433,5 +434,96 @@ async fn fifty_clients_racing_over_two_nodes_overshoot_a_ten_dollar_budget_by_at
             status.body
         );
     }
+    n.stop();
+}
+
+/// A local webhook receiver: the bodies it got, and its URL.
+async fn receiver() -> (Arc<Mutex<Vec<Value>>>, String) {
+    let inbox: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let keep = inbox.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let inbox = keep.clone();
+        async move {
+            inbox
+                .lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (inbox, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_evaluating_at_once_fire_and_notify_an_alert_once() {
+    let Some(n) = Nodes::start("alerts", &[]) else {
+        return;
+    };
+    let admin = n.key("admin");
+    let (inbox, url) = receiver().await;
+    let r = n
+        .api_a
+        .post(
+            "/v1/channels",
+            &admin,
+            &json!({"name": "ops", "type": "webhook", "url": url}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Calls of a model no price book knows, stamped now: the unpriced rule fires.
+    let now = jiff::Timestamp::now().as_millisecond();
+    let events: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut e = call(&format!("u{i}"), "0");
+            e.as_object_mut().unwrap().remove("costUsd");
+            e["model"] = json!("mystery-13b");
+            e["timestamp"] = json!(jiff::Timestamp::from_millisecond(now - 1000 * i)
+                .unwrap()
+                .to_string());
+            e
+        })
+        .collect();
+    let r = n
+        .api_a
+        .post("/v1/ingest/batch", &admin, &json!(events))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let findings = n.api_b.get("/v1/alerts/findings", &admin).await;
+    assert!(
+        findings.body.to_string().contains("unpriced_ratio"),
+        "{}",
+        findings.body
+    );
+    // Both nodes evaluate at the same moment, three times over (their minute loops
+    // run too): one alert, one message.
+    let empty = json!({});
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(
+            n.api_a.post("/v1/alerts/evaluate", &admin, &empty),
+            n.api_b.post("/v1/alerts/evaluate", &admin, &empty)
+        );
+        assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
+        // The node holding the lease fires, then refreshes; the other evaluates nothing.
+        let changed = [&a, &b].map(|r| r.body["transitions"].as_u64().unwrap());
+        assert!(changed.contains(&0), "both nodes evaluated: {changed:?}");
+    }
+    let alerts = n.api_b.get("/v1/alerts", &admin).await;
+    let unpriced: Vec<&Value> = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["key"] == "unpriced_ratio")
+        .collect();
+    assert_eq!(unpriced.len(), 1, "{}", alerts.body);
+    assert_eq!(unpriced[0]["deliveries"].as_array().unwrap().len(), 1);
+    let got = inbox.lock().unwrap().clone();
+    let firing: Vec<&Value> = got
+        .iter()
+        .filter(|m| m["type"] == "alert.firing" && m["data"]["alert"]["key"] == "unpriced_ratio")
+        .collect();
+    assert_eq!(firing.len(), 1, "{got:?}");
     n.stop();
 }

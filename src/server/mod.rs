@@ -166,7 +166,11 @@ impl Ready {
     ) -> anyhow::Result<()> {
         let store = self.store.clone();
         let node = self.node.clone();
+        let state = self.state.clone();
         let result = self.serve_until(shutdown).await;
+        if let Err(e) = state.alerts.release_leases().await {
+            tracing::warn!(error = %e, "releasing the alert leases failed");
+        }
         if let Err(e) = node.leave(store.as_ref()).await {
             tracing::warn!(error = %e, "leaving the node registry failed");
         }
