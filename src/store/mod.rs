@@ -35,6 +35,11 @@ pub enum StoreError {
     /// error). Nothing of the write was kept; writes work again once space returns.
     #[error("storage full or failing: {0}")]
     StorageFull(String),
+    /// The store's database server cannot be reached, did not answer in time or is
+    /// overloaded (a ClickHouse server down or restarting): nothing of the request was
+    /// acknowledged, and a retry shortly may succeed. The text is a short cause.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// Any other database failure; the text is a short cause, never SQL.
     #[error("database error: {0}")]
     Database(String),
