@@ -77,11 +77,13 @@ impl Client {
     /// Run a statement that answers nothing (DDL). The body is never empty: an empty POST
     /// is refused by old servers (411).
     pub async fn execute(&self, sql: &str) -> Result<()> {
+        capture::statement(sql, None);
         self.send(self.post(&[], sql.to_string())).await.map(|_| ())
     }
 
     /// Run a SELECT and split its TabSeparated answer into rows of unescaped fields.
     pub async fn select(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        capture::statement(sql, None);
         let text = self
             .send(self.post(&[], format!("{sql} FORMAT TabSeparated")))
             .await?;
@@ -104,7 +106,53 @@ impl Client {
         }
         let mut body = rows.join("\n");
         body.push('\n');
+        capture::statement(&query, Some(&body));
         self.send(self.post(&params, body)).await.map(|_| ())
+    }
+}
+
+/// For tests only: with `BURNRATE_CLICKHOUSE_CAPTURE=FILE` set, every statement sent
+/// (and the start of each insert's rows) is appended to FILE as one JSON line, so the
+/// dialect check (scripts/check-clickhouse-dialect.sh) can run them on a modern
+/// ClickHouse. The file holds stored values: never set it in production.
+mod capture {
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock};
+
+    /// The most of an insert's rows kept (whole lines).
+    const MAX_ROWS_BYTES: usize = 16 * 1024;
+
+    fn file() -> Option<&'static Mutex<std::fs::File>> {
+        static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+        FILE.get_or_init(|| {
+            let path = std::env::var_os("BURNRATE_CLICKHOUSE_CAPTURE")?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()?;
+            Some(Mutex::new(file))
+        })
+        .as_ref()
+    }
+
+    pub fn statement(sql: &str, rows: Option<&str>) {
+        let Some(file) = file() else {
+            return;
+        };
+        let rows = rows.map(|r| match r.len() > MAX_ROWS_BYTES {
+            // Cut after a newline (ASCII, so a character boundary).
+            true => {
+                let head = &r.as_bytes()[..MAX_ROWS_BYTES];
+                &r[..head.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)]
+            }
+            false => r,
+        });
+        let mut line = serde_json::json!({"sql": sql, "rows": rows}).to_string();
+        line.push('\n');
+        // One write per line on a file opened for appending: lines of processes writing
+        // at once do not interleave.
+        let _ = file.lock().unwrap().write_all(line.as_bytes());
     }
 }
 
