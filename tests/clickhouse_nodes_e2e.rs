@@ -527,3 +527,50 @@ async fn two_nodes_evaluating_at_once_fire_and_notify_an_alert_once() {
     assert_eq!(firing.len(), 1, "{got:?}");
     n.stop();
 }
+
+/// Calls guarded on node A and ingested through node B (a load balancer sends them
+/// anywhere): node A never sees their ingest, so it settles their reservations from the
+/// store at each reload. Kept until they lapsed (10 min), they counted twice (as A's
+/// reservations and in the loaded spend) and the budget closed at half its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_guarded_on_one_node_and_ingested_through_the_other_settle_their_reservations() {
+    let Some(n) = Nodes::start("settle", &[]) else {
+        return;
+    };
+    let (admin, ingest, read) = (n.key("admin"), n.key("ingest"), n.key("read"));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let created = n
+        .api_a
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "cap", "scope": {"tenantId": "acme"}, "period": "month",
+                    "limitUsd": 10, "action": "block"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let mut short_waits = 0;
+    for k in 0.. {
+        let rid = format!("x{k}");
+        let answer = guard(&n.api_a, &ingest, &rid, 0.5).await;
+        if answer["allow"] != json!(true) {
+            // This node's share is used up: the next reload shares out what is left.
+            if answer["retryAfterSeconds"] == json!(2) && short_waits < 8 {
+                short_waits += 1;
+                tokio::time::sleep(Duration::from_millis(2_300)).await;
+                continue;
+            }
+            break;
+        }
+        let r = n
+            .api_b
+            .post("/v1/ingest/llm-request", &ingest, &call(&rid, "0.5"))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let (_, cost) = totals(&n.api_a, &read).await;
+    let spent = cost.as_f64().unwrap();
+    eprintln!("spent ${spent} of $10 after {short_waits} waits for a reload");
+    assert!((9.0..=10.0).contains(&spent), "spent ${spent}");
+    n.stop();
+}

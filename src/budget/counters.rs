@@ -498,6 +498,27 @@ impl Counters {
         }
     }
 
+    /// The ids of the reservations held in `ws` (calls guarded here and not yet settled).
+    pub fn reserved_ids(&self, ws: WorkspaceId) -> Vec<String> {
+        let books = self.books.lock().unwrap();
+        books
+            .get(&ws)
+            .map(|b| b.reservations.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Release the reservations of calls already stored (ingested through another node:
+    /// this node saw no effect settle them). Their spend is in the store, so the next
+    /// load counts it; kept, they would count twice until they lapse.
+    pub fn settle_stored(&self, ws: WorkspaceId, stored: &[String]) {
+        let mut books = self.books.lock().unwrap();
+        if let Some(book) = books.get_mut(&ws) {
+            for id in stored {
+                book.release(id);
+            }
+        }
+    }
+
     /// Spent, reserved and unpriced of a budget's current period; None if unknown.
     pub fn position(
         &self,

@@ -369,6 +369,24 @@ pub trait EventStore: Send + Sync {
         query: crate::query::Query,
         limit: usize,
     ) -> Result<Vec<u32>>;
+    /// Which of `ids` (externalRequestIds) have a stored call in `workspace`: how a node
+    /// settles the guard reservations of calls ingested through another node. The
+    /// default asks `events` once per id; a backend several nodes share answers in one
+    /// read.
+    async fn stored_ids(&self, workspace: WorkspaceId, ids: Vec<String>) -> Result<Vec<String>> {
+        let mut stored = Vec::new();
+        for id in ids {
+            let query = EventQuery {
+                external_request_id: Some(id.clone()),
+                limit: 1,
+                ..EventQuery::default()
+            };
+            if !self.events(workspace, query).await?.events.is_empty() {
+                stored.push(id);
+            }
+        }
+        Ok(stored)
+    }
     /// The newest event time and the newest receive time in a workspace (ms), if any.
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>>;
     async fn event_count(&self) -> Result<u64>;

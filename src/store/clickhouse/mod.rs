@@ -330,6 +330,10 @@ impl EventStore for ClickhouseStore {
         read::latencies(self, workspace, &query, limit).await
     }
 
+    async fn stored_ids(&self, workspace: WorkspaceId, ids: Vec<String>) -> Result<Vec<String>> {
+        ingest::stored_ids(self, workspace, &ids).await
+    }
+
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>> {
         let _read = self.lock.read().await;
         read::freshness(self, workspace).await
