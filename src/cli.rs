@@ -1,12 +1,13 @@
 //! The command line: flags in, library calls out. The only module that knows clap.
 //! `args` holds the flags; each command family has its file (`import`: import and demo,
 //! `keys`: keys and workspaces, `prices`, `top`: top and query, `explain`: explain and
-//! the gate, `control`: budgets and alerts); `serve` is
+//! the gate, `doctor`: tracking quality, `control`: budgets and alerts); `serve` is
 //! `server::run`.
 
 pub mod args;
 pub mod control;
 pub mod deploy;
+pub mod doctor;
 pub mod explain;
 pub mod export;
 pub mod import;
@@ -58,6 +59,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gate(args) => return Ok(explain::gate(&url, args).await),
         Command::Deploy(cmd) => return deploy::deploy(&url, cmd).await.map(|_| ExitCode::SUCCESS),
+        Command::Doctor(args) => {
+            return doctor::doctor(&url, args).await.map(|_| ExitCode::SUCCESS)
+        }
         Command::Restore { file, replace } => {
             let bytes = crate::store::restore(&url, &file, replace)?;
             println!("restored {} ({bytes} bytes) into {url}", file.display());
@@ -103,7 +107,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Explain(_)
         | Command::Gate(_)
         | Command::Restore { .. }
-        | Command::Deploy(_) => {
+        | Command::Deploy(_)
+        | Command::Doctor(_) => {
             unreachable!("handled above")
         }
     };

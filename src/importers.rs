@@ -13,9 +13,13 @@ pub enum Format {
     Wrapper,
     /// LiteLLM's `LiteLLM_SpendLogs` rows exported as JSON lines.
     Litellm,
+    /// Langfuse's observations export (JSONL): generations with usage and cost.
+    Langfuse,
+    /// Helicone's request export (`@helicone/export --format jsonl`, or the REST API's rows).
+    Helicone,
 }
 
-pub const FORMATS: &str = "burnrate, wrapper, litellm";
+pub const FORMATS: &str = "burnrate, wrapper, litellm, langfuse, helicone";
 
 impl Format {
     pub fn parse(name: &str) -> Option<Format> {
@@ -23,14 +27,18 @@ impl Format {
             "burnrate" => Some(Format::Burnrate),
             "wrapper" => Some(Format::Wrapper),
             "litellm" => Some(Format::Litellm),
+            "langfuse" => Some(Format::Langfuse),
+            "helicone" => Some(Format::Helicone),
             _ => None,
         }
     }
 
-    /// The event text for one line; `Err` says why the line is not an object.
-    pub fn convert(self, line: &str) -> Result<String, String> {
+    /// The event text for one line, None for a line the format leaves out (a Langfuse
+    /// observation that is not a generation: spans and events carry no usage); `Err`
+    /// says why the line is not an object.
+    pub fn convert(self, line: &str) -> Result<Option<String>, String> {
         if self == Format::Burnrate {
-            return Ok(line.to_string());
+            return Ok(Some(line.to_string()));
         }
         let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
         let Value::Object(row) = value else {
@@ -39,10 +47,21 @@ impl Format {
         let event = match self {
             Format::Wrapper => wrapper(&row),
             Format::Litellm => litellm(&row),
+            Format::Langfuse => match langfuse(&row) {
+                Some(event) => event,
+                None => return Ok(None),
+            },
+            Format::Helicone => helicone(&row),
             Format::Burnrate => unreachable!("returned above"),
         };
-        Ok(Value::Object(event).to_string())
+        Ok(Some(Value::Object(event).to_string()))
     }
+}
+
+/// A tool's own cost of a call when it is above $0, read as exact decimal text (0 is
+/// what these tools record for a model they cannot price: the book prices the call).
+fn positive_cost(v: &Value) -> bool {
+    crate::money::Usd::parse_rounded(&v.to_string()).is_ok_and(|u| u.nanos() > 0)
 }
 
 fn copy(event: &mut Map<String, Value>, field: &str, value: Option<&Value>) {
@@ -112,9 +131,7 @@ fn litellm(row: &Map<String, Value>) -> Map<String, Value> {
     copy(&mut e, "outputTokens", row.get("completion_tokens"));
     copy(&mut e, "userId", row.get("end_user").filter(|v| v != &""));
     // LiteLLM's own cost of the call; 0 is its value for a model it cannot price.
-    let spend = row
-        .get("spend")
-        .filter(|v| crate::money::Usd::parse_rounded(&v.to_string()).is_ok_and(|u| u.nanos() > 0));
+    let spend = row.get("spend").filter(|v| positive_cost(v));
     copy(&mut e, "costUsd", spend);
     let tags = row
         .get("request_tags")
@@ -142,6 +159,203 @@ fn litellm(row: &Map<String, Value>) -> Map<String, Value> {
             e.insert("latencyMs".into(), json!(end - start));
         }
     }
+    e
+}
+
+/// A Langfuse observation (its public API's `ObservationsView`, which the UI's JSONL
+/// export writes too): only `type: GENERATION` rows become events. Langfuse's usage
+/// types are disjoint (`input` excludes `input_*` details such as cached tokens,
+/// `output` excludes `output_*` such as reasoning; cost is the sum over types), so the
+/// contract's totals are their sums.
+fn langfuse(row: &Map<String, Value>) -> Option<Map<String, Value>> {
+    if row.get("type").and_then(Value::as_str) != Some("GENERATION") {
+        return None;
+    }
+    let mut e = Map::new();
+    let meta = row.get("metadata").and_then(Value::as_object);
+    let meta_field = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| meta?.get(*n).filter(|v| v.is_string()))
+    };
+    copy(&mut e, "externalRequestId", row.get("id"));
+    copy(&mut e, "timestamp", row.get("startTime"));
+    copy(&mut e, "model", row.get("model"));
+    let provider = meta_field(&["provider", "ls_provider"])
+        .and_then(Value::as_str)
+        .or_else(|| provider_of_model(row.get("model")?.as_str()?));
+    copy(&mut e, "provider", provider.map(Value::from).as_ref());
+    let endpoint = meta_field(&["endpointTag", "feature"]).or_else(|| row.get("name"));
+    copy(&mut e, "endpointTag", endpoint);
+    copy(&mut e, "tenantId", meta_field(&["tenantId", "tenant_id"]));
+    copy(
+        &mut e,
+        "userId",
+        row.get("userId")
+            .or_else(|| meta_field(&["userId", "user_id"])),
+    );
+    let version = match (
+        row.get("promptName").and_then(Value::as_str),
+        row.get("promptVersion"),
+    ) {
+        (Some(name), Some(v)) if !v.is_null() => Some(json!(format!("{name}-v{v}"))),
+        _ => row.get("version").cloned(),
+    };
+    copy(&mut e, "promptVersion", version.as_ref());
+    langfuse_usage(row, &mut e);
+    let cost = row
+        .get("costDetails")
+        .and_then(|c| c.get("total"))
+        .or_else(|| row.get("calculatedTotalCost"))
+        .filter(|v| positive_cost(v));
+    copy(&mut e, "costUsd", cost);
+    let failed = row.get("level").and_then(Value::as_str) == Some("ERROR");
+    e.insert(
+        "status".into(),
+        json!(if failed { "error" } else { "success" }),
+    );
+    if let (Some(start), Some(end)) = (time_ms(row.get("startTime")), time_ms(row.get("endTime"))) {
+        if end >= start {
+            e.insert("latencyMs".into(), json!(end - start));
+        }
+    }
+    Some(e)
+}
+
+/// `usageDetails` (else the older `usage`: input, output) as the contract's tokens.
+fn langfuse_usage(row: &Map<String, Value>, e: &mut Map<String, Value>) {
+    let details = row
+        .get("usageDetails")
+        .and_then(Value::as_object)
+        .filter(|d| !d.is_empty())
+        .or_else(|| row.get("usage").and_then(Value::as_object));
+    let Some(d) = details else { return };
+    let n = |k: &str| d.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let sum = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        d.iter()
+            .filter(|(k, _)| pred(k))
+            .filter_map(|(_, v)| v.as_u64())
+            .sum()
+    };
+    let input = sum(&|k| k == "input" || k.starts_with("input_") || k.starts_with("cache_"));
+    let output = sum(&|k| k == "output" || k.starts_with("output_"));
+    let cached = n("input_cached_tokens") + n("input_cache_read") + n("cache_read_input_tokens");
+    let written = n("input_cache_creation") + n("cache_creation_input_tokens");
+    let reasoning = n("output_reasoning_tokens") + n("output_reasoning");
+    e.insert("inputTokens".into(), json!(input));
+    e.insert("outputTokens".into(), json!(output));
+    for (field, v) in [
+        ("cachedTokens", cached),
+        ("cacheWriteTokens", written),
+        ("reasoningTokens", reasoning),
+    ] {
+        if v > 0 {
+            e.insert(field.into(), json!(v));
+        }
+    }
+}
+
+/// The provider of a model family whose name says it (Langfuse records no provider):
+/// gpt-*, o1/o3/o4*, chatgpt-*, text-embedding-* (openai), claude-* (anthropic),
+/// gemini-* (google), mistral-*/mixtral-* (mistral). Anything else: none, and the
+/// line is rejected naming provider (set `metadata.provider` in Langfuse).
+fn provider_of_model(model: &str) -> Option<&'static str> {
+    let m = model.to_ascii_lowercase();
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| m.starts_with(p));
+    if starts(&["gpt-", "chatgpt-", "text-embedding-", "o1", "o3", "o4"]) {
+        Some("openai")
+    } else if starts(&["claude-"]) {
+        Some("anthropic")
+    } else if starts(&["gemini-"]) {
+        Some("google")
+    } else if starts(&["mistral-", "mixtral-"]) {
+        Some("mistral")
+    } else {
+        None
+    }
+}
+
+/// A Helicone request row (`HeliconeRequest` of its REST API, what `@helicone/export`
+/// writes): tokens as the provider counted them (`prompt_tokens` excludes the cache for
+/// Anthropic and Bedrock, as their APIs do), the feature from the custom property
+/// `Helicone-Property-Feature` (`request_properties.Feature`), else the request path.
+fn helicone(row: &Map<String, Value>) -> Map<String, Value> {
+    let mut e = Map::new();
+    copy(&mut e, "externalRequestId", row.get("request_id"));
+    copy(
+        &mut e,
+        "timestamp",
+        row.get("request_created_at").map(litellm_time).as_ref(),
+    );
+    let provider = row
+        .get("provider")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
+    copy(
+        &mut e,
+        "provider",
+        provider.as_ref().map(|p| json!(p)).as_ref(),
+    );
+    let model = ["model", "response_model", "request_model"]
+        .iter()
+        .find_map(|k| {
+            row.get(*k)
+                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+        });
+    copy(&mut e, "model", model);
+    let n = |k: &str| row.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let (read, write) = (
+        n("prompt_cache_read_tokens"),
+        n("prompt_cache_write_tokens"),
+    );
+    let cache_outside = matches!(provider.as_deref(), Some("anthropic" | "bedrock"));
+    let input = n("prompt_tokens") + if cache_outside { read + write } else { 0 };
+    if row.get("prompt_tokens").is_some_and(|v| !v.is_null()) {
+        e.insert("inputTokens".into(), json!(input));
+    }
+    copy(&mut e, "outputTokens", row.get("completion_tokens"));
+    for (field, v) in [("cachedTokens", read), ("cacheWriteTokens", write)] {
+        if v > 0 {
+            e.insert(field.into(), json!(v));
+        }
+    }
+    let props = row.get("request_properties").and_then(Value::as_object);
+    let prop = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| props?.get(*n).filter(|v| v.is_string()))
+    };
+    let endpoint =
+        prop(&["Feature", "feature", "Endpoint", "endpoint"]).or_else(|| row.get("request_path"));
+    copy(&mut e, "endpointTag", endpoint);
+    copy(
+        &mut e,
+        "tenantId",
+        prop(&["Tenant", "tenant", "Customer", "customer"]),
+    );
+    copy(
+        &mut e,
+        "userId",
+        row.get("request_user_id")
+            .filter(|v| v.as_str().is_some_and(|s| !s.is_empty())),
+    );
+    copy(
+        &mut e,
+        "promptVersion",
+        row.get("prompt_version")
+            .filter(|v| v.as_str().is_some_and(|s| !s.is_empty())),
+    );
+    let cost = row
+        .get("cost")
+        .or_else(|| row.get("costUSD"))
+        .filter(|v| positive_cost(v));
+    copy(&mut e, "costUsd", cost);
+    copy(&mut e, "latencyMs", row.get("delay_ms"));
+    let ok = row
+        .get("response_status")
+        .and_then(Value::as_f64)
+        .is_none_or(|s| (200.0..300.0).contains(&s));
+    e.insert("status".into(), json!(if ok { "success" } else { "error" }));
     e
 }
 
@@ -185,7 +399,7 @@ mod tests {
     use super::*;
 
     fn convert(format: Format, line: &str) -> Value {
-        serde_json::from_str(&format.convert(line).unwrap()).unwrap()
+        serde_json::from_str(&format.convert(line).unwrap().unwrap()).unwrap()
     }
 
     #[test]
@@ -209,6 +423,35 @@ mod tests {
                    "provider": "openai", "model": "gpt-4o-mini", "inputTokens": 1000,
                    "outputTokens": 200, "costUsd": 0.00024, "endpointTag": "search.rank",
                    "tags": {"team": "search"}, "status": "success", "latencyMs": 840})
+        );
+    }
+
+    #[test]
+    fn a_langfuse_generation_sums_its_disjoint_usage_types_and_names_its_prompt() {
+        let line = r#"{"id":"gen-1","traceId":"t-1","type":"GENERATION","name":"support.reply","startTime":"2026-03-01T10:00:00.000Z","endTime":"2026-03-01T10:00:01.250Z","model":"gpt-4o-mini","usageDetails":{"input":600,"input_cached_tokens":400,"output":150,"output_reasoning_tokens":50,"total":1200},"costDetails":{"input":0.00009,"output":0.00012,"total":0.00021},"level":"DEFAULT","promptName":"reply","promptVersion":3,"metadata":{"tenantId":"acme"}}"#;
+        assert_eq!(
+            convert(Format::Langfuse, line),
+            json!({"externalRequestId": "gen-1", "timestamp": "2026-03-01T10:00:00.000Z",
+                   "model": "gpt-4o-mini", "provider": "openai", "endpointTag": "support.reply",
+                   "tenantId": "acme", "promptVersion": "reply-v3", "inputTokens": 1000,
+                   "outputTokens": 200, "cachedTokens": 400, "reasoningTokens": 50,
+                   "costUsd": 0.00021, "status": "success", "latencyMs": 1250})
+        );
+        let span =
+            r#"{"id":"s-1","type":"SPAN","name":"retrieve","startTime":"2026-03-01T10:00:00Z"}"#;
+        assert_eq!(Format::Langfuse.convert(span), Ok(None));
+    }
+
+    #[test]
+    fn a_helicone_row_adds_anthropic_cache_tokens_to_input_and_reads_its_properties() {
+        let line = r#"{"request_id":"5c0e7c38-1111-4a4e-9f3a-2f1c7c0b9a01","request_created_at":"2026-03-01T10:00:00.000Z","request_path":"/v1/messages","request_user_id":"u-9","request_properties":{"Feature":"support.reply","Tenant":"acme"},"provider":"ANTHROPIC","model":"claude-3-5-haiku-20241022","delay_ms":910,"prompt_tokens":100,"prompt_cache_read_tokens":800,"prompt_cache_write_tokens":100,"completion_tokens":40,"cost":0,"response_status":200}"#;
+        assert_eq!(
+            convert(Format::Helicone, line),
+            json!({"externalRequestId": "5c0e7c38-1111-4a4e-9f3a-2f1c7c0b9a01",
+                   "timestamp": "2026-03-01T10:00:00.000Z", "provider": "anthropic",
+                   "model": "claude-3-5-haiku-20241022", "inputTokens": 1000, "outputTokens": 40,
+                   "cachedTokens": 800, "cacheWriteTokens": 100, "endpointTag": "support.reply",
+                   "tenantId": "acme", "userId": "u-9", "latencyMs": 910, "status": "success"})
         );
     }
 

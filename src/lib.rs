@@ -53,6 +53,7 @@ pub mod openapi;
 pub mod otlp;
 pub mod price;
 pub mod privacy;
+pub mod quality;
 pub mod query;
 pub mod ratelimit;
 pub mod report;

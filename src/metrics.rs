@@ -202,6 +202,17 @@ impl Metrics {
         }
     }
 
+    /// A workspace's ids and tag values pseudonymized and rejected since the start
+    /// (what tracking quality shows).
+    pub fn privacy_counts(&self, ws: WorkspaceId) -> crate::quality::PrivacyCounts {
+        let counts = self.privacy.lock().unwrap();
+        let get = |outcome| counts.get(&(ws, outcome)).copied().unwrap_or(0);
+        crate::quality::PrivacyCounts {
+            pseudonymized: get("pseudonymized"),
+            rejected: get("rejected"),
+        }
+    }
+
     pub fn record_guard(&self, ws: WorkspaceId, reason: &'static str) {
         *self.guard.lock().unwrap().entry((ws, reason)).or_default() += 1;
     }

@@ -117,6 +117,14 @@ pub const ROUTES: &[Route] = &[
         "Object",
     ),
     route(
+        "get",
+        "/v1/quality",
+        R,
+        "Tracking quality of a window (default 7d): shares of events with externalRequestId, tenantId, promptVersion, usage and a price (overall and per endpointTag), unknown fields per key, personal ids counted, endpointTag naming lint, checks, score and Setup stage (docs/quality.md)",
+        None,
+        "Object",
+    ),
+    route(
         "post",
         "/v1/guard",
         I,

@@ -1,4 +1,4 @@
-//! `burnrate import --format wrapper|litellm` on sample files written from the other
+//! `burnrate import --format wrapper|litellm|langfuse|helicone` on sample files written from the other
 //! tool's documented shapes (testdata/importers/), through the real binary.
 
 mod common;
@@ -118,10 +118,135 @@ async fn litellm_spend_logs_import_with_their_tags_and_times() {
             db.to_str().unwrap(),
             "import",
             "--format",
-            "helicone",
+            "langsmith",
             "-",
         ])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("use one of burnrate, wrapper, litellm"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("use one of burnrate, wrapper, litellm, langfuse, helicone"));
+}
+
+#[tokio::test]
+async fn langfuse_generations_import_with_their_usage_types_and_spans_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let out = Command::new(BIN)
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "import",
+            "--format",
+            "langfuse",
+        ])
+        .arg(sample("langfuse-observations.jsonl"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    // gen-a4's model names no provider Langfuse could have recorded: rejected, named.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("line 5: provider"), "{stderr}");
+    assert!(stdout.contains("3 accepted"), "{stdout}");
+    assert!(stdout.contains("skipped 1 lines"), "{stdout}");
+    let e = stored(&db, &["gen-a1", "gen-a2", "gen-a3", "span-1"]).await;
+    // input 600 + cached 400 (Langfuse keeps them apart), output 200.
+    assert_eq!(
+        (
+            &e[0]["inputTokens"],
+            &e[0]["cachedTokens"],
+            &e[0]["outputTokens"],
+            &e[0]["promptVersion"],
+            &e[0]["tenantId"],
+            &e[0]["latencyMs"]
+        ),
+        (
+            &json!(1000),
+            &json!(400),
+            &json!(200),
+            &json!("reply-v3"),
+            &json!("acme"),
+            &json!(1250)
+        )
+    );
+    assert_eq!(
+        (&e[0]["costUsd"], &e[0]["costSource"]),
+        (&json!(0.00021), &json!("client"))
+    );
+    // No cost from Langfuse: the book prices it (30 x $0.80/M + 5 x $4/M).
+    assert_eq!(
+        (&e[1]["provider"], &e[1]["costUsd"], &e[1]["promptVersion"]),
+        (
+            &json!("anthropic"),
+            &json!(0.000044),
+            &json!("summarize_v2")
+        )
+    );
+    assert_eq!(e[2]["status"], json!("error"));
+    assert_eq!(e[3], Value::Null, "a span is not an event");
+}
+
+#[tokio::test]
+async fn helicone_requests_import_with_their_properties_and_provider_token_conventions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    cli(
+        &db,
+        &[
+            "import",
+            "--format",
+            "helicone",
+            &sample("helicone-requests.jsonl"),
+        ],
+    );
+    let ids = [
+        "0b7f6a2e-8c1d-4f3a-9e2b-5d4c3b2a1f01",
+        "0b7f6a2e-8c1d-4f3a-9e2b-5d4c3b2a1f02",
+        "0b7f6a2e-8c1d-4f3a-9e2b-5d4c3b2a1f03",
+    ];
+    let e = stored(&db, &ids).await;
+    assert_eq!(
+        (
+            &e[0]["endpointTag"],
+            &e[0]["tenantId"],
+            &e[0]["userId"],
+            &e[0]["provider"],
+            &e[0]["inputTokens"],
+            &e[0]["cachedTokens"],
+            &e[0]["latencyMs"]
+        ),
+        (
+            &json!("search.rank"),
+            &json!("globex"),
+            &json!("u-17"),
+            &json!("openai"),
+            &json!(1000),
+            &json!(400),
+            &json!(840)
+        )
+    );
+    assert_eq!(
+        (&e[0]["costUsd"], &e[0]["costSource"]),
+        (&json!(0.00024), &json!("client"))
+    );
+    // cost 0 is Helicone's "no price": the book prices it.
+    assert_eq!(
+        (
+            &e[1]["endpointTag"],
+            &e[1]["costUsd"],
+            &e[1]["promptVersion"]
+        ),
+        (
+            &json!("support.reply"),
+            &json!(0.000044),
+            &json!("support_v7")
+        )
+    );
+    // No Feature property: the request path is the endpoint; a 500 is an error.
+    assert_eq!(
+        (&e[2]["endpointTag"], &e[2]["status"]),
+        (&json!("/v1/chat/completions"), &json!("error"))
+    );
 }

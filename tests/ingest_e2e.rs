@@ -1325,3 +1325,75 @@ async fn a_backfilled_o3_call_is_billed_at_the_price_in_force_on_its_day() {
         "{show}"
     );
 }
+
+/// The embedded store dedupes with the writer's in-memory call index, not a UNIQUE index
+/// in the file. Calls stored by another process (a CLI import while the server runs) and
+/// calls in a file of the old schema (which had the UNIQUE index) still count once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_stored_by_another_process_or_under_the_old_schema_count_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calls.db");
+    let ingest = key(&db, "default", "ingest");
+    let read = key(&db, "default", "read");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let first = api
+        .post("/v1/ingest/llm-request", &ingest, &event("served-1"))
+        .await;
+    assert_eq!(first.body["accepted"], 1);
+    // Another process writes the same file: one call the server has, one it has not.
+    let file = dir.path().join("calls.ndjson");
+    let lines = [
+        event("served-1").to_string(),
+        event("imported-1").to_string(),
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    cli(&db, &["import", file.to_str().unwrap()]);
+    for id in ["served-1", "imported-1"] {
+        let again = api
+            .post("/v1/ingest/llm-request", &ingest, &event(id))
+            .await;
+        assert_eq!(again.status, 202, "{}", again.body);
+        assert_eq!(again.body["duplicates"], 1, "{id}: {}", again.body);
+        let found = api
+            .get(&format!("/v1/events?externalRequestId={id}"), &read)
+            .await;
+        assert_eq!(found.body["events"].as_array().unwrap().len(), 1, "{id}");
+    }
+    server.stop();
+    // Schema 2 kept a UNIQUE (workspace_id, external_request_id) index on events.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE UNIQUE INDEX old_call_index ON events (workspace_id, external_request_id);
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let mut retry = event("served-1");
+    retry["attempt"] = json!(2);
+    let merged = api.post("/v1/ingest/llm-request", &ingest, &retry).await;
+    assert_eq!(merged.body["accepted"], 1, "{}", merged.body);
+    let resent = api
+        .post("/v1/ingest/llm-request", &ingest, &event("imported-1"))
+        .await;
+    assert_eq!(resent.body["duplicates"], 1, "{}", resent.body);
+    let found = api
+        .get("/v1/events?externalRequestId=served-1", &read)
+        .await;
+    assert_eq!(found.body["events"][0]["attempts"], 2, "{}", found.body);
+    server.stop();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (rows, unique): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM events),
+                    (SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'events'
+                        AND (sql LIKE '%UNIQUE%' OR name LIKE 'sqlite_autoindex%'))",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, unique), (2, 0), "two calls, no unique index left");
+}

@@ -60,6 +60,11 @@ pub struct Alerts {
 }
 
 impl Alerts {
+    /// The dashboard's base URL as people reach it (`--public-url`), no trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     pub fn new(
         store: Arc<dyn Store>,
         budgets: Arc<Budgets>,

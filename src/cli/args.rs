@@ -55,7 +55,8 @@ pub enum Command {
         #[arg(long, default_value = "default")]
         workspace: String,
         /// What the lines are: burnrate (our events), wrapper (a hand-made wrapper's JSON
-        /// log line), litellm (LiteLLM_SpendLogs rows as JSON lines). See docs/importers.md.
+        /// log line), litellm (LiteLLM_SpendLogs rows as JSON lines), langfuse (Langfuse
+        /// observations, JSONL), helicone (Helicone requests, JSONL). See docs/importers.md.
         #[arg(long, default_value = "burnrate")]
         format: String,
         /// Exit 0 even when lines were rejected.
@@ -126,6 +127,9 @@ pub enum Command {
     /// Deploy notes: record one (`note`), list them.
     #[command(subcommand)]
     Deploy(super::deploy::DeployCommand),
+    /// Tracking quality: shares of events with an externalRequestId, tenantId,
+    /// promptVersion, usage and a price; unknown fields; endpointTag naming lint; score.
+    Doctor(super::doctor::DoctorArgs),
 }
 
 #[derive(Args)]

@@ -82,7 +82,7 @@ pub struct GateArgs {
 /// distinct from pass (0), fail (1) and not enough data (2).
 pub const GATE_ERROR: u8 = 3;
 
-fn window_params(
+pub(super) fn window_params(
     w: &WindowArgs,
     default_since: Option<&str>,
     now: i64,
@@ -109,7 +109,7 @@ fn window_params(
 }
 
 /// The API's error as one line: `by unknown dimension "x"; ...`.
-fn api_error(e: crate::http::error::ApiError) -> anyhow::Error {
+pub(super) fn api_error(e: crate::http::error::ApiError) -> anyhow::Error {
     anyhow::anyhow!("{}", e.message)
 }
 

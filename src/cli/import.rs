@@ -49,21 +49,29 @@ pub async fn import(
     let mut lines_text: Vec<String> = Vec::with_capacity(CHUNK);
     let mut line_numbers = Vec::with_capacity(CHUNK);
     let mut rejected_lines = Vec::new();
+    // Lines the format leaves out (Langfuse spans and events: no usage).
+    let mut skipped = 0u64;
     let mut lines = reader.split(b'\n').enumerate().peekable();
     while let Some((i, line)) = lines.next() {
         let line = line?;
         if !line.iter().all(u8::is_ascii_whitespace) {
             // A line that is not UTF-8, or another tool's line that is not an object,
             // stays visible as such: `items_of` reports it.
-            lines_text.push(match String::from_utf8(line) {
+            let converted = match String::from_utf8(line) {
                 Ok(text) => format
                     .convert(&text)
-                    .unwrap_or_else(|reason| format!("{UNREAD}{reason}")),
-                Err(_) => format!("{UNREAD}line is not valid UTF-8"),
-            });
-            line_numbers.push(i + 1);
+                    .unwrap_or_else(|reason| Some(format!("{UNREAD}{reason}"))),
+                Err(_) => Some(format!("{UNREAD}line is not valid UTF-8")),
+            };
+            match converted {
+                Some(event) => {
+                    lines_text.push(event);
+                    line_numbers.push(i + 1);
+                }
+                None => skipped += 1,
+            }
         }
-        if lines_text.len() == CHUNK || lines.peek().is_none() {
+        if !lines_text.is_empty() && (lines_text.len() == CHUNK || lines.peek().is_none()) {
             for bad in loader.load(items_of(&lines_text)).await? {
                 let line = line_numbers[bad.index];
                 rejected_lines.push(line);
@@ -76,6 +84,11 @@ pub async fn import(
     }
     progress.finish_and_clear();
     print_counts(&loader, started.elapsed().as_secs_f64());
+    if skipped > 0 {
+        println!(
+            "skipped {skipped} lines that are not LLM calls (observations other than generations)"
+        );
+    }
     let total = loader.accepted + loader.duplicates + loader.rejected;
     if rejected_lines.is_empty() {
         return Ok(());

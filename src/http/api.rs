@@ -229,7 +229,7 @@ pub async fn ingest_batch(
 }
 
 /// Query parameters arrive as strings so that every bad one gets a 400 naming it.
-type Params = Query<HashMap<String, String>>;
+pub(super) type Params = Query<HashMap<String, String>>;
 
 pub async fn events(
     State(state): State<Arc<HttpState>>,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod otlp;
 pub mod plans;
+pub mod quality;
 pub mod server;
 pub mod settings;
 pub mod state;
@@ -34,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/timeseries", get(api::timeseries))
         .route("/v1/prompt-versions", get(api::prompt_versions))
         .route("/v1/concentration", get(api::concentration))
+        .route("/v1/quality", get(quality::quality))
         .route("/v1/guard", post(control::guard))
         .route(
             "/v1/budgets",

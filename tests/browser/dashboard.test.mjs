@@ -432,7 +432,7 @@ test('at 800 px wide every nav link and Log out is visible inside the viewport',
   try {
     await open(`/?${WINDOW}`);
     const items = [...(await page.locator('nav.tabs a').all()), page.locator('header form button')];
-    assert.equal(items.length, 10, 'nine pages and Log out');
+    assert.equal(items.length, 11, 'ten pages and Log out');
     for (const item of items) {
       const label = (await item.innerText()).trim();
       assert.ok(await item.isVisible(), `${label} is visible`);

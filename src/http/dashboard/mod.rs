@@ -34,6 +34,7 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/explain", get(pages::explain::page))
         .route("/budgets", get(pages::budgets::page))
         .route("/alerts", get(pages::alerts::page))
+        .route("/setup", get(pages::setup::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
 }
@@ -50,6 +51,7 @@ pub enum Page {
     Explain,
     Budgets,
     Alerts,
+    Setup,
 }
 
 impl Page {
@@ -63,6 +65,7 @@ impl Page {
         Page::Explain,
         Page::Budgets,
         Page::Alerts,
+        Page::Setup,
     ];
 
     pub fn path(self) -> &'static str {
@@ -76,6 +79,7 @@ impl Page {
             Page::Explain => "/explain",
             Page::Budgets => "/budgets",
             Page::Alerts => "/alerts",
+            Page::Setup => "/setup",
         }
     }
 
@@ -90,6 +94,7 @@ impl Page {
             Page::Explain => "Explain",
             Page::Budgets => "Budgets",
             Page::Alerts => "Alerts",
+            Page::Setup => "Setup",
         }
     }
 
@@ -103,7 +108,7 @@ impl Page {
             Page::Models => &[],
             Page::Requests => &["cursor", "q"],
             Page::Explain => &["baselineFrom", "baselineTo", "by"],
-            Page::Budgets | Page::Alerts => &[],
+            Page::Budgets | Page::Alerts | Page::Setup => &[],
         }
     }
 

@@ -2,6 +2,7 @@
 //! and a small pool of reader connections for everything else.
 
 mod aggregate;
+mod calls;
 mod control;
 mod lifecycle;
 mod read;
@@ -25,8 +26,8 @@ pub use lifecycle::restore;
 pub struct SqliteStore {
     path: PathBuf,
     jobs: Mutex<Option<mpsc::Sender<writer::WriterJob>>>,
-    /// In-memory rollups, changed only by the writer (after each commit).
-    rollups: Arc<rollup::Rollups>,
+    /// In-memory rollups and call index, changed only by the writer (after each commit).
+    derived: writer::Derived,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
@@ -50,20 +51,20 @@ impl SqliteStore {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn, now_ms())?;
-        let rollups = Arc::new(Self::build_rollups(&mut conn)?);
+        let derived = Self::build_derived(&mut conn)?;
         // The writer keeps SQLite's auto-checkpoint, which is what lets the WAL restart from
         // the beginning; a background thread copies frames ahead of it so those checkpoints
         // find little left to do and a commit rarely waits on one.
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let writer_rollups = rollups.clone();
+        let writer_derived = derived.clone();
         let writer = std::thread::Builder::new()
             .name("burnrate-writer".into())
-            .spawn(move || writer::run(conn, rx, writer_rollups))?;
+            .spawn(move || writer::run(conn, rx, writer_derived))?;
         let checkpointer = Self::start_checkpointer(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             jobs: Mutex::new(Some(tx)),
-            rollups,
+            derived,
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
@@ -71,11 +72,15 @@ impl SqliteStore {
         })
     }
 
-    /// The rollups, summed from every event in the file (the start's cost, logged).
-    fn build_rollups(conn: &mut Connection) -> anyhow::Result<rollup::Rollups> {
+    /// The rollups, summed from every event in the file, and the index of its calls, in
+    /// one read transaction (the start's cost, logged).
+    fn build_derived(conn: &mut Connection) -> anyhow::Result<writer::Derived> {
         let started = std::time::Instant::now();
-        let totals = rollup::Totals::rebuild(conn)
+        let tx = conn.transaction()?;
+        let totals = rollup::Totals::sum(&tx)
             .map_err(|e| anyhow::anyhow!("summing the stored events failed: {e}"))?;
+        let calls = calls::CallIndex::scan(&tx)?;
+        drop(tx);
         let cells: Vec<String> = totals
             .cell_counts()
             .iter()
@@ -84,25 +89,28 @@ impl SqliteStore {
         let ms = started.elapsed().as_millis() as u64;
         // Debug, never info: every CLI command opens the store, and what a command prints
         // must not depend on how long the build took (RUST_LOG=debug shows it).
-        tracing::debug!(seq = totals.seq, ms, cells = %cells.join(" "), "rollups built from the events");
-        Ok(rollup::Rollups::new(totals))
+        tracing::debug!(seq = totals.seq, ms, cells = %cells.join(" "), calls = calls.len(), "rollups and call index built from the events");
+        Ok(writer::Derived {
+            rollups: Arc::new(rollup::Rollups::new(totals)),
+            calls: Arc::new(std::sync::RwLock::new(calls)),
+        })
     }
 
     /// The last commit sequence the rollups include: every read through `aggregate`
     /// answers as of exactly this many commits (or a later one).
     pub fn commit_seq(&self) -> i64 {
-        self.rollups.read().seq
+        self.derived.rollups.read().seq
     }
 
     /// Called by a read whose snapshot is ahead of the rollups for long: another process
     /// committed to the file. The writer rebuilds them between two commits.
     fn catch_up_later(&self) -> impl Fn() + Send + 'static {
         let sender = self.writer().ok();
-        let rollups = self.rollups.clone();
+        let derived = self.derived.clone();
         move || {
             if let Some(sender) = &sender {
-                let rollups = rollups.clone();
-                let job = Box::new(move |c: &mut Connection| writer::catch_up(c, &rollups));
+                let derived = derived.clone();
+                let job = Box::new(move |c: &mut Connection| writer::catch_up(c, &derived));
                 let _ = sender.try_send(writer::WriterJob::OnWriter(job));
             }
         }
@@ -304,7 +312,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage> {
-        self.with_conn(move |c| read::events(c, workspace, &query))
+        let calls = self.derived.calls.clone();
+        self.with_conn(move |c| read::events(c, &calls, workspace, &query))
             .await
     }
 
@@ -313,7 +322,7 @@ impl EventStore for SqliteStore {
         workspace: WorkspaceId,
         query: crate::query::Query,
     ) -> Result<crate::query::Answer> {
-        let (rollups, behind) = (self.rollups.clone(), self.catch_up_later());
+        let (rollups, behind) = (self.derived.rollups.clone(), self.catch_up_later());
         self.with_conn(move |c| aggregate::aggregate(c, workspace, &query, &rollups, &behind))
             .await
     }
@@ -327,7 +336,7 @@ impl EventStore for SqliteStore {
         workspace: WorkspaceId,
         filters: crate::query::Filters,
     ) -> Result<Vec<VersionSeen>> {
-        let rollups = self.rollups.clone();
+        let rollups = self.derived.rollups.clone();
         self.with_conn(move |c| read::versions_seen(c, &rollups, workspace, &filters))
             .await
     }

@@ -98,15 +98,29 @@ fn parse_cursor(cursor: &str) -> Option<(i64, i64)> {
     parts.next().is_none().then_some((ts, row))
 }
 
-pub fn events(c: &mut Connection, workspace: WorkspaceId, q: &EventQuery) -> Result<EventPage> {
+pub fn events(
+    c: &mut Connection,
+    calls: &std::sync::RwLock<super::calls::CallIndex>,
+    workspace: WorkspaceId,
+    q: &EventQuery,
+) -> Result<EventPage> {
     if let Some(ext) = &q.external_request_id {
-        let sql =
-            format!("{EVENT_SELECT} WHERE e.workspace_id = ?1 AND e.external_request_id = ?2");
+        // The call index names the candidate rows; the stored id decides.
+        let rows: Vec<i64> = {
+            let index = calls.read().unwrap_or_else(|e| e.into_inner());
+            index.candidates(index.key(workspace, ext)).collect()
+        };
+        let sql = format!(
+            "{EVENT_SELECT} WHERE e.id = ?1 AND e.workspace_id = ?2 AND e.external_request_id = ?3"
+        );
         let mut stmt = c.prepare_cached(&sql)?;
-        let events = stmt
-            .query_map(params![workspace, ext], stored_event)?
-            .map(|r| r.map(|(_, _, e)| e))
-            .collect::<rusqlite::Result<_>>()?;
+        let mut events = Vec::new();
+        for row in rows {
+            let found = stmt
+                .query_row(params![row, workspace, ext], stored_event)
+                .optional()?;
+            events.extend(found.map(|(_, _, e)| e));
+        }
         return Ok(EventPage {
             events,
             next_cursor: None,

@@ -423,12 +423,11 @@ impl Totals {
         Ok(())
     }
 
-    /// Recompute every total from the events of `conn`, as of the commit sequence its
-    /// read sees (one read transaction).
-    pub fn rebuild(conn: &mut Connection) -> Result<Totals, WriteError> {
-        let tx = conn.transaction()?;
+    /// Recompute every total from the events `tx` sees, as of its commit sequence (a
+    /// transaction the caller holds).
+    pub fn sum(tx: &Connection) -> Result<Totals, WriteError> {
         let mut totals = Totals {
-            seq: commit_seq(&tx)?,
+            seq: commit_seq(tx)?,
             ..Default::default()
         };
         {

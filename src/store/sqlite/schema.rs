@@ -2,9 +2,10 @@
 
 use rusqlite::Connection;
 
-/// 2: control objects are numbered per workspace and kind (`objects` keyed by
+/// 3: `events` has no UNIQUE (workspace_id, external_request_id); the writer's call index
+/// dedupes. 2: control objects are numbered per workspace and kind (`objects` keyed by
 /// (workspace, kind, id), `object_ids` the sequences); 1 had one rowid for all kinds.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// 7: rollups live in memory (rebuilt from the events at open); a file of an older
 /// version has rollup tables, dropped once.
 const ROLLUPS_VERSION: &str = "7";
@@ -49,9 +50,37 @@ CREATE TABLE IF NOT EXISTS dims (
     value TEXT NOT NULL,
     UNIQUE (kind, value)
 );
--- One row per logical call (workspace, externalRequestId). Times in ms since the epoch,
--- money in integer nano-USD, strings as dims ids.
-CREATE TABLE IF NOT EXISTS events (
+-- The last id given to each (workspace, kind) of control object: a budget's ids run
+-- 1, 2, 3 whatever channels or alerts are created between, and are never reused.
+CREATE TABLE IF NOT EXISTS object_ids (
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+    kind TEXT NOT NULL,
+    last_id INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, kind)
+);
+-- Per API key: how many unknown event fields it sent (misspellings such as tenantID),
+-- and the last one; counted by the writer with the events.
+CREATE TABLE IF NOT EXISTS key_quality (
+    key_id INTEGER PRIMARY KEY,
+    unknown_fields INTEGER NOT NULL,
+    last_unknown_field TEXT,
+    last_unknown_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS price_books (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    version TEXT NOT NULL,
+    body TEXT NOT NULL,
+    imported_at INTEGER NOT NULL
+);
+"#;
+
+/// One row per logical call (workspace, externalRequestId). Times in ms since the epoch,
+/// money in integer nano-USD, strings as dims ids. Which row holds a call is the writer's
+/// in-memory call index (`calls.rs`), not a UNIQUE index: see there for why.
+fn events_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
     id INTEGER PRIMARY KEY,
     workspace_id INTEGER NOT NULL,
     external_request_id TEXT NOT NULL,
@@ -85,38 +114,18 @@ CREATE TABLE IF NOT EXISTS events (
     cost_source INTEGER,
     price_entry INTEGER,
     price_book INTEGER,
-    tags TEXT,
-    UNIQUE (workspace_id, external_request_id)
-);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (workspace_id, ts);
+    tags TEXT
+);"
+    )
+}
+
+/// The events' indexes (after the table, and again after a table rebuild).
+const EVENT_INDEXES: &str =
+    "CREATE INDEX IF NOT EXISTS events_by_time ON events (workspace_id, ts);
 -- One endpoint's prompt version in a window, newest first, with its latency and the
 -- default filters in the index: p95 latency and the gate read it without a window scan.
 CREATE INDEX IF NOT EXISTS events_by_version
-    ON events (workspace_id, endpoint, prompt_version, ts, environment, data_mode, latency_ms);
--- The last id given to each (workspace, kind) of control object: a budget's ids run
--- 1, 2, 3 whatever channels or alerts are created between, and are never reused.
-CREATE TABLE IF NOT EXISTS object_ids (
-    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
-    kind TEXT NOT NULL,
-    last_id INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, kind)
-);
--- Per API key: how many unknown event fields it sent (misspellings such as tenantID),
--- and the last one; counted by the writer with the events.
-CREATE TABLE IF NOT EXISTS key_quality (
-    key_id INTEGER PRIMARY KEY,
-    unknown_fields INTEGER NOT NULL,
-    last_unknown_field TEXT,
-    last_unknown_ms INTEGER
-);
-CREATE TABLE IF NOT EXISTS price_books (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    version TEXT NOT NULL,
-    body TEXT NOT NULL,
-    imported_at INTEGER NOT NULL
-);
-"#;
+    ON events (workspace_id, endpoint, prompt_version, ts, environment, data_mode, latency_ms);";
 
 /// Control objects (budgets, rate caps, channels, alerts, ...): JSON bodies with an id
 /// per workspace and kind.
@@ -148,6 +157,18 @@ fn number_objects_per_kind(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
     )
 }
 
+/// Schema 2 -> 3: rebuild `events` without its UNIQUE constraint (SQLite cannot drop a
+/// table constraint in place); rows keep their ids.
+fn drop_unique_call_index(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(&events_ddl("events_v3"))?;
+    tx.execute_batch(
+        "INSERT INTO events_v3 SELECT * FROM events;
+         DROP TABLE events;
+         ALTER TABLE events_v3 RENAME TO events;",
+    )?;
+    tx.execute_batch(EVENT_INDEXES)
+}
+
 /// Settings for every connection. synchronous=FULL: each commit is fsynced, so a 2xx
 /// survives power loss; group commit keeps that affordable (one fsync per batch of
 /// requests). NORMAL would risk the last commits on power loss.
@@ -171,6 +192,8 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
     // (a deferred transaction could read version 1 beside the first and fail to upgrade).
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(DDL)?;
+    tx.execute_batch(&events_ddl("events"))?;
+    tx.execute_batch(EVENT_INDEXES)?;
     tx.execute_batch(&objects_ddl("objects"))?;
     let version: Option<i64> = tx
         .query_row(
@@ -187,8 +210,11 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
                 [SCHEMA_VERSION.to_string()],
             )?;
         }
-        Some(1) => {
-            number_objects_per_kind(&tx)?;
+        Some(old) if old < SCHEMA_VERSION => {
+            if old < 2 {
+                number_objects_per_kind(&tx)?;
+            }
+            drop_unique_call_index(&tx)?;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
                 [SCHEMA_VERSION.to_string()],

@@ -2,6 +2,7 @@
 //! job, writes them in one transaction with one fsync (group commit), then answers each
 //! sender. A 2xx is only sent after that commit.
 
+use super::calls::CallIndex;
 use super::rollup::{Contribution, Pending, Rollups, Totals, WriteError};
 use super::schema::DimKind;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
@@ -12,7 +13,7 @@ use crate::store::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 pub struct IngestJob {
@@ -41,7 +42,15 @@ struct DimCache {
     ids: [HashMap<Box<str>, i64, foldhash::fast::RandomState>; 10],
 }
 
-pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, rollups: Arc<Rollups>) {
+/// What the writer keeps beside the connection: the rollups it folds commits into and
+/// the index of stored calls it dedupes against (both shared with readers).
+#[derive(Clone)]
+pub struct Derived {
+    pub rollups: Arc<Rollups>,
+    pub calls: Arc<RwLock<CallIndex>>,
+}
+
+pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, derived: Derived) {
     let mut dims = DimCache::default();
     let dropper = start_dropper();
     let mut next = None;
@@ -69,7 +78,7 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, rollups: A
                 Err(_) => break,
             }
         }
-        let result = commit(&mut conn, &mut dims, &rollups, &batch);
+        let result = commit(&mut conn, &mut dims, &derived, &batch);
         match result {
             // One request's data (a total it would overflow, say) must not fail the
             // others it happened to share a commit with: each is retried alone, so only
@@ -80,7 +89,7 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, rollups: A
                 tracing::warn!(error = %cause, jobs = batch.len(), "group commit failed; committing its requests one by one");
                 for job in batch {
                     let alone = vec![job];
-                    let result = commit(&mut conn, &mut dims, &rollups, &alone);
+                    let result = commit(&mut conn, &mut dims, &derived, &alone);
                     answer(alone, result, &mut dims, &dropper);
                 }
             }
@@ -188,14 +197,63 @@ fn answer(
     }
 }
 
+/// Calls this commit stored, by key, until the commit makes them part of the index.
+#[derive(Default)]
+struct NewCalls {
+    rows: HashMap<u64, Vec<i64>, foldhash::fast::RandomState>,
+}
+
+/// The call index as one commit sees it: the shared index plus its own new calls.
+struct CommitCalls<'a> {
+    index: &'a CallIndex,
+    added: NewCalls,
+}
+
+impl CommitCalls<'_> {
+    fn candidates(&self, key: u64) -> Vec<i64> {
+        let added = self.added.rows.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+        self.index
+            .candidates(key)
+            .chain(added.iter().copied())
+            .collect()
+    }
+}
+
+/// Take the write lock and make sure the rollups and the call index describe the file:
+/// when another process (`burnrate import`) committed since this writer's last commit,
+/// re-read what it wrote before deciding anything. Returns the file's sequence.
+fn begin<'c>(
+    conn: &'c mut Connection,
+    derived: &Derived,
+) -> std::result::Result<(Transaction<'c>, i64), WriteError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let file_seq = super::rollup::commit_seq(&tx)?;
+    if file_seq != derived.rollups.read().seq {
+        let totals = Totals::sum(&tx)?;
+        let calls = CallIndex::scan(&tx)?;
+        derived.rollups.replace(totals);
+        *derived.calls.write().unwrap_or_else(|e| e.into_inner()) = calls;
+        tracing::debug!(
+            seq = file_seq,
+            "rollups and call index re-read (another process wrote to the file)"
+        );
+    }
+    Ok((tx, file_seq))
+}
+
 /// One transaction for a whole batch of jobs; returns each job's outcome.
 fn commit(
     conn: &mut Connection,
     dims: &mut DimCache,
-    rollups: &Rollups,
+    derived: &Derived,
     batch: &[IngestJob],
 ) -> Committed {
-    let tx = conn.transaction()?;
+    let (tx, applied) = begin(conn, derived)?;
+    let index = derived.calls.read().unwrap_or_else(|e| e.into_inner());
+    let mut calls = CommitCalls {
+        index: &index,
+        added: NewCalls::default(),
+    };
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut changes = Vec::new();
     let mut pending = Pending::default();
@@ -206,8 +264,12 @@ fn commit(
             let mut results = Vec::with_capacity(job.events.len());
             for (i, priced) in job.events.iter().enumerate() {
                 let (ws, at) = (job.workspace, job.received_at_ms);
-                let (result, change) =
-                    write_event(&tx, &mut insert, dims, &mut pending, ws, at, priced)?;
+                let mut sinks = Sinks {
+                    dims: &mut *dims,
+                    calls: &mut calls,
+                    rollups: &mut pending,
+                };
+                let (result, change) = write_event(&tx, &mut insert, &mut sinks, ws, at, priced)?;
                 if result != WriteResult::Duplicate {
                     changes.push((j, i, change));
                 }
@@ -222,11 +284,7 @@ fn commit(
         }
     }
     // A total this commit would push past i64 refuses it before anything is stored.
-    let applied = {
-        let totals = rollups.read();
-        totals.check(&pending)?;
-        totals.seq
-    };
+    derived.rollups.read().check(&pending)?;
     let seq: i64 = tx
         .prepare_cached(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'commit_seq'
@@ -234,7 +292,16 @@ fn commit(
         )?
         .query_row([], |r| r.get(0))?;
     tx.commit()?;
-    after_commit(conn, rollups, pending, applied, seq);
+    let added = calls.added;
+    drop(index);
+    let mut index = derived.calls.write().unwrap_or_else(|e| e.into_inner());
+    for (key, rows) in added.rows {
+        for row in rows {
+            index.insert(key, row);
+        }
+    }
+    drop(index);
+    after_commit(conn, derived, pending, applied, seq);
     for outcome in &mut outcomes {
         outcome.seq = seq as CommitSeq;
     }
@@ -245,38 +312,44 @@ fn commit(
 /// `burnrate import`, committed events to the same file since), rebuild them instead.
 fn after_commit(
     conn: &mut Connection,
-    rollups: &Rollups,
+    derived: &Derived,
     pending: Pending,
     applied: i64,
     seq: i64,
 ) {
     if seq == applied + 1 {
-        match rollups.apply(pending, seq) {
+        match derived.rollups.apply(pending, seq) {
             Ok(()) => return,
             // Checked before the commit, so not expected; the rebuild repairs the totals.
             Err(e) => tracing::error!(error = %e, "folding a commit into the rollups failed"),
         }
     }
-    catch_up(conn, rollups);
+    catch_up(conn, derived);
 }
 
-/// Rebuild the rollups from the events when they are not at the file's commit sequence.
-pub fn catch_up(conn: &mut Connection, rollups: &Rollups) {
+/// Rebuild the rollups and the call index from the events when they are not at the
+/// file's commit sequence.
+pub fn catch_up(conn: &mut Connection, derived: &Derived) {
     let current = super::rollup::commit_seq(conn).ok();
-    if current == Some(rollups.read().seq) {
+    if current == Some(derived.rollups.read().seq) {
         return;
     }
     let started = std::time::Instant::now();
-    match Totals::rebuild(conn) {
+    let rebuilt = conn
+        .transaction()
+        .map_err(WriteError::from)
+        .and_then(|tx| Ok((Totals::sum(&tx)?, CallIndex::scan(&tx)?)));
+    match rebuilt {
         // Debug: an expected event (another process committed), and a CLI command's
         // output must not depend on whether a server wrote meanwhile.
-        Ok(fresh) => {
+        Ok((fresh, calls)) => {
             tracing::debug!(
                 seq = fresh.seq,
                 ms = started.elapsed().as_millis() as u64,
                 "rollups rebuilt from the events (another process wrote to the file)"
             );
-            rollups.replace(fresh);
+            derived.rollups.replace(fresh);
+            *derived.calls.write().unwrap_or_else(|e| e.into_inner()) = calls;
         }
         Err(e) => tracing::error!(error = %store_error(e), "rebuilding the rollups failed"),
     }
@@ -351,7 +424,7 @@ fn spend_effect(workspace: WorkspaceId, p: &mut PricedEvent, change: CostChange)
     }
 }
 
-/// A new logical call; a taken (workspace, externalRequestId) inserts nothing.
+/// A new logical call (the writer checked the call index: the id is not taken).
 const INSERT_EVENT: &str =
     "INSERT INTO events (workspace_id, external_request_id, idless, ts, received_at, attempt,
                 attempt_mask, attempts, provider, model, endpoint, prompt_version, tenant, user,
@@ -359,8 +432,7 @@ const INSERT_EVENT: &str =
                 image_count, latency_ms, status, error_code, data_mode, environment, operation,
                 service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)
-             ON CONFLICT (workspace_id, external_request_id) DO NOTHING";
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
 
 fn intern(
     tx: &Transaction,
@@ -473,22 +545,36 @@ fn contribution(
     }
 }
 
+/// What one write reads and adds to besides the events table.
+struct Sinks<'a, 'b> {
+    dims: &'a mut DimCache,
+    calls: &'a mut CommitCalls<'b>,
+    rollups: &'a mut Pending,
+}
+
 fn write_event(
     tx: &Transaction,
     insert: &mut Statement,
-    dims: &mut DimCache,
-    rollups: &mut Pending,
+    sinks: &mut Sinks,
     workspace: WorkspaceId,
     received_at_ms: i64,
     p: &PricedEvent,
 ) -> std::result::Result<(WriteResult, CostChange), WriteError> {
     let e = &p.event;
-    let cols = usage_columns(tx, dims, p)?;
+    let cols = usage_columns(tx, sinks.dims, p)?;
     let (ext_id, idless) = match &e.external_request_id {
         Some(id) => (id.clone(), false),
         None => (format!("idless-{}", crate::auth::random_token(16)), true),
     };
-    let inserted = insert.execute(params![
+    let key = sinks.calls.index.key(workspace, &ext_id);
+    if !idless {
+        for row in sinks.calls.candidates(key) {
+            if let Some(stored) = stored_call(tx, row, workspace, &ext_id)? {
+                return merge_attempt(tx, sinks.rollups, &ext_id, stored, p, &cols);
+            }
+        }
+    }
+    insert.execute(params![
         workspace,
         ext_id,
         idless,
@@ -522,17 +608,18 @@ fn write_event(
         cols.price_book,
         cols.tags,
     ])?;
-    if inserted == 1 {
-        rollups.apply(&contribution(workspace, p, &cols, 1), 1)?;
-        let change = CostChange {
-            old_cost: None,
-            kept: None,
-            replaced: false,
-            retract: None,
-        };
-        return Ok((WriteResult::Inserted, change));
-    }
-    merge_attempt(tx, rollups, workspace, &ext_id, p, &cols)
+    let row = tx.last_insert_rowid();
+    sinks.calls.added.rows.entry(key).or_default().push(row);
+    sinks
+        .rollups
+        .apply(&contribution(workspace, p, &cols, 1), 1)?;
+    let change = CostChange {
+        old_cost: None,
+        kept: None,
+        replaced: false,
+        retract: None,
+    };
+    Ok((WriteResult::Inserted, change))
 }
 
 /// The effect that takes a replaced attempt's cost back under the dimensions and time
@@ -571,59 +658,85 @@ fn retraction(
     })
 }
 
+/// A stored call as the dedupe decision and the rollups need it.
+struct StoredRow {
+    row_id: i64,
+    mask: i64,
+    usage_missing: bool,
+    old: Contribution,
+    tags: Option<String>,
+    attempt: u8,
+}
+
+/// The call stored in row `row_id`, if that row is (workspace, ext_id): the call index
+/// gives candidates by hash, the stored id decides.
+fn stored_call(
+    tx: &Transaction,
+    row_id: i64,
+    workspace: WorkspaceId,
+    ext_id: &str,
+) -> rusqlite::Result<Option<StoredRow>> {
+    tx.prepare_cached(
+        "SELECT attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
+            endpoint, prompt_version, tenant, attempts, cost_nanos, input_tokens, cached_tokens,
+            cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless, user, tags,
+            attempt
+         FROM events WHERE id = ?1 AND workspace_id = ?2 AND external_request_id = ?3",
+    )?
+    .query_row(params![row_id, workspace, ext_id], |r| {
+        Ok(StoredRow {
+            row_id,
+            mask: r.get(0)?,
+            usage_missing: r.get(1)?,
+            old: Contribution {
+                workspace,
+                ts: r.get(2)?,
+                environment: r.get(3)?,
+                data_mode: r.get(4)?,
+                status: r.get(5)?,
+                provider: r.get(6)?,
+                model: r.get(7)?,
+                endpoint: r.get(8)?,
+                prompt_version: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
+                tenant: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
+                user: r.get::<_, Option<i64>>(20)?.unwrap_or(0),
+                attempts: r.get(11)?,
+                cost_nanos: r.get(12)?,
+                input: r.get(13)?,
+                cached: r.get(14)?,
+                cache_write: r.get(15)?,
+                output: r.get(16)?,
+                reasoning: r.get(17)?,
+                latency_ms: r.get(18)?,
+                usage_missing: r.get(1)?,
+                idless: r.get(19)?,
+            },
+            tags: r.get(21)?,
+            attempt: r.get(22)?,
+        })
+    })
+    .optional()
+}
+
 /// The id is taken: apply the dedupe decision to the stored call.
 fn merge_attempt(
     tx: &Transaction,
     rollups: &mut Pending,
-    workspace: WorkspaceId,
     ext_id: &str,
+    stored_row: StoredRow,
     p: &PricedEvent,
     cols: &UsageColumns,
 ) -> std::result::Result<(WriteResult, CostChange), WriteError> {
     let e = &p.event;
-    let (row_id, mask, usage_missing, old) = tx
-        .prepare_cached(
-            "SELECT id, attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
-                endpoint, prompt_version, tenant, attempts, cost_nanos, input_tokens, cached_tokens,
-                cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless, user, tags,
-                attempt
-             FROM events WHERE workspace_id = ?1 AND external_request_id = ?2",
-        )?
-        .query_row(params![workspace, ext_id], |r| {
-            let old = Contribution {
-                workspace,
-                ts: r.get(3)?,
-                environment: r.get(4)?,
-                data_mode: r.get(5)?,
-                status: r.get(6)?,
-                provider: r.get(7)?,
-                model: r.get(8)?,
-                endpoint: r.get(9)?,
-                prompt_version: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
-                tenant: r.get::<_, Option<i64>>(11)?.unwrap_or(0),
-                user: r.get::<_, Option<i64>>(21)?.unwrap_or(0),
-                attempts: r.get(12)?,
-                cost_nanos: r.get(13)?,
-                input: r.get(14)?,
-                cached: r.get(15)?,
-                cache_write: r.get(16)?,
-                output: r.get(17)?,
-                reasoning: r.get(18)?,
-                latency_ms: r.get(19)?,
-                usage_missing: r.get(2)?,
-                idless: r.get(20)?,
-            };
-            let tags: Option<String> = r.get(22)?;
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, bool>(2)?,
-                (old, tags, r.get::<_, u8>(23)?),
-            ))
-        })
-        .optional()?
-        .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    let (old, old_tags, old_attempt) = old;
+    let StoredRow {
+        row_id,
+        mask,
+        usage_missing,
+        old,
+        tags: old_tags,
+        attempt: old_attempt,
+    } = stored_row;
+    let workspace = old.workspace;
     let status = old.status as u8;
     let stored = StoredCall {
         attempt_mask: mask as u64,

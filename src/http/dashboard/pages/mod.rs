@@ -8,6 +8,7 @@ pub mod login;
 pub mod models;
 pub mod overview;
 pub mod requests;
+pub mod setup;
 pub mod top;
 pub mod versions;
 
@@ -192,6 +193,7 @@ pub async fn no_data(ctx: &Ctx, q: &Query) -> Result<Markup, PageError> {
             @if rows.is_empty() {
                 p { "Nothing was recorded in this window. Try a longer range: "
                     a href=(ctx.view.link(ctx.page.path(), true, &[("range", Some("30d"))])) { "last 30 days" } "." }
+                p { "New workspace? " a href=(ctx.link(Page::Setup, &[])) { "Setup" } " shows how to send the first event." }
             } @else {
                 p { "This window does have traffic with other settings:" }
                 p {
