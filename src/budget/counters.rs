@@ -119,9 +119,32 @@ struct Live {
     /// Per-member budgets: the reservations of each member holding some.
     member_reserved: HashMap<Member, i64>,
     window: Window,
-    /// With several nodes on one store: (period start, this node's ceiling) from the
-    /// last load, for a whole-budget blocking budget (see `Counters::set_nodes`).
-    share: Option<(i64, i64)>,
+    /// With several nodes on one store, a blocking budget's last load: what this node
+    /// shares out (see `Counters::set_nodes`).
+    share: Option<Share>,
+}
+
+/// What a load of a blocking budget read, when several nodes share the store: each
+/// node's ceiling is that spend plus its part of what was left (`node_share`), for the
+/// whole budget or each member.
+#[derive(Debug, Clone)]
+struct Share {
+    period_start: i64,
+    nodes: u64,
+    total: i64,
+    /// Per-member budgets: each member's spend as read.
+    members: HashMap<Member, i64>,
+}
+
+impl Share {
+    /// This node's ceiling for the budget (`member` None) or one member, of `limit`.
+    fn ceiling(&self, member: Option<&str>, limit: i64) -> Option<i64> {
+        let read = match member {
+            Some(m) => self.members.get(m).copied().unwrap_or(0),
+            None => self.total,
+        };
+        node_share(limit, read, self.nodes)
+    }
 }
 
 /// The last period computed for a budget: calendar math in a time zone costs
@@ -261,8 +284,8 @@ impl Counters {
     }
 
     /// How many nodes (servers) share the store now: from the next load on, each
-    /// whole-budget blocking budget admits on this node only up to its share of what is
-    /// left (`node_share`).
+    /// blocking budget (each member of a per-member one) admits on this node only up to
+    /// its share of what is left (`node_share`).
     pub fn set_nodes(&self, nodes: u64) {
         let nodes = nodes.max(1);
         self.nodes
@@ -347,7 +370,16 @@ impl Counters {
             return;
         };
         let load = book.pending.swap_remove(at);
-        let loaded_spend = spent;
+        let nodes = self.nodes();
+        let mut share = Share {
+            period_start: load.period_start,
+            nodes,
+            total: spent,
+            members: HashMap::new(),
+        };
+        if let (Some(read), true) = (members.as_ref(), nodes > 1) {
+            share.members = read.iter().map(|(m, s)| (m.clone(), s.0)).collect();
+        }
         let (mut spent, mut unpriced) = (spent, unpriced);
         for (effect_seq, member, cost, unpriced_delta) in load.seen {
             if effect_seq > seq {
@@ -374,12 +406,7 @@ impl Counters {
         }
         live.loaded = true;
         live.loaded_at = (load.period_start, seq);
-        let whole_blocking =
-            live.budget.action == Action::Block && live.budget.scope.each.is_none();
-        live.share = whole_blocking
-            .then(|| node_share(live.budget.limit_usd.nanos(), loaded_spend, self.nodes()))
-            .flatten()
-            .map(|ceiling| (load.period_start, ceiling));
+        live.share = (live.budget.action == Action::Block && nodes > 1).then_some(share);
     }
 
     /// Set a budget's spend outright, as read before any commit (where no read races
@@ -756,7 +783,8 @@ impl Counters {
                 continue;
             }
             let (start, end) = live.window.at(b, now_ms);
-            let share = live.share.filter(|(at, _)| *at == start).map(|(_, c)| c);
+            let share = live.share.as_ref().filter(|s| s.period_start == start);
+            let share = share.and_then(|s| s.ceiling(member, limit));
             if fits(limit, &[spent, reserved, estimate])
                 && share.is_some_and(|ceiling| !fits(ceiling, &[spent, reserved, estimate]))
             {

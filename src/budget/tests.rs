@@ -800,3 +800,37 @@ fn with_two_nodes_a_blocking_budget_admits_only_this_nodes_share_of_what_is_left
     let denied = c.guard(1, &guard_req("alpha", Some("0.5"), Some("r16")), now);
     assert_eq!(denied.retry_after_seconds, Some(14 * 3600));
 }
+
+#[test]
+fn with_two_nodes_each_member_of_a_per_member_budget_gets_this_nodes_share() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(
+        json!({"name": "each", "period": "day", "limitUsd": 1, "action": "block",
+        "scope": {"tenantId": "*"}}),
+    );
+    let c = Counters::new(600_000);
+    c.set_nodes(2);
+    c.configure(1, vec![b.clone()], vec![]);
+    let ticket = c.begin_load(1, b.id, b.window(now).0);
+    let members = [("alpha".into(), (usd("0.4"), 0))].into_iter().collect();
+    c.finish_member_load(ticket, (usd("0.4"), 0), members, 0);
+    // alpha read $0.40 of its $1: this node may take half of the $0.60 left.
+    let admitted = |tenant: &str| {
+        (0..10)
+            .take_while(|i| {
+                let id = format!("{tenant}-{i}");
+                c.guard(1, &guard_req(tenant, Some("0.1"), Some(&id)), now)
+                    .allow
+            })
+            .count()
+    };
+    assert_eq!(admitted("alpha"), 3);
+    let denied = c.guard(1, &guard_req("alpha", Some("0.1"), Some("x")), now);
+    assert_eq!(
+        denied.retry_after_seconds,
+        Some(2),
+        "this node's share, not the cap"
+    );
+    // beta had spent nothing: half of its own $1.
+    assert_eq!(admitted("beta"), 5);
+}
