@@ -574,3 +574,36 @@ async fn calls_guarded_on_one_node_and_ingested_through_the_other_settle_their_r
     assert!((9.0..=10.0).contains(&spent), "spent ${spent}");
     n.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rate_cap_holds_across_two_nodes_not_once_per_node() {
+    let Some(n) = Nodes::start("rate", &[]) else {
+        return;
+    };
+    let (admin, ingest) = (n.key("admin"), n.key("ingest"));
+    // Each node counts the other from its first reload tick on (2 s).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let r = n
+        .api_a
+        .post(
+            "/v1/rate-caps",
+            &admin,
+            &json!({"endpointTag": "support.reply", "requestsPerMinute": 10}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Node B loads the cap at its next reload (2 s).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut allowed = 0;
+    for i in 0..40 {
+        let api = if i % 2 == 0 { &n.api_a } else { &n.api_b };
+        let answer = guard(api, &ingest, &format!("r{i}"), 0.0).await;
+        if answer["allow"] == json!(true) {
+            allowed += 1;
+        } else {
+            assert_eq!(answer["reason"], "rate_capped", "{answer}");
+        }
+    }
+    assert_eq!(allowed, 10, "each node holds half of the 10 a minute");
+    n.stop();
+}

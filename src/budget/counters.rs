@@ -808,7 +808,8 @@ impl Counters {
             }
         }
         if answer.allow {
-            if let Err(wait) = book.take_rate(&req.endpoint_tag, req.tenant_id.as_deref(), now_ms) {
+            let (endpoint, tenant) = (&req.endpoint_tag, req.tenant_id.as_deref());
+            if let Err(wait) = book.take_rate(endpoint, tenant, now_ms, self.nodes()) {
                 answer.allow = false;
                 answer.reason = "rate_capped";
                 answer.retry_after_seconds = Some(wait);
@@ -965,7 +966,16 @@ impl Book {
 
     /// Take one request from every cap on this endpoint; Err(seconds to wait) if any is
     /// empty (then none is taken).
-    fn take_rate(&mut self, endpoint: &str, tenant: Option<&str>, now_ms: i64) -> Result<(), u64> {
+    /// Take a token from every cap on `endpoint`. With `nodes` nodes sharing the store
+    /// each holds its part of a cap, `max(1, requests_per_minute / nodes)`, so together
+    /// they admit at most the cap (or one a minute per node when that is more).
+    fn take_rate(
+        &mut self,
+        endpoint: &str,
+        tenant: Option<&str>,
+        now_ms: i64,
+        nodes: u64,
+    ) -> Result<(), u64> {
         let keys: Vec<((i64, String), f64)> = self
             .caps
             .iter()
@@ -976,7 +986,8 @@ impl Book {
                 } else {
                     ""
                 };
-                ((c.id, who.to_string()), c.requests_per_minute as f64)
+                let part = (c.requests_per_minute as f64 / nodes.max(1) as f64).max(1.0);
+                ((c.id, who.to_string()), part)
             })
             .collect();
         let mut wait = 0u64;

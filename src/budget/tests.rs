@@ -834,3 +834,33 @@ fn with_two_nodes_each_member_of_a_per_member_budget_gets_this_nodes_share() {
     // beta had spent nothing: half of its own $1.
     assert_eq!(admitted("beta"), 5);
 }
+
+#[test]
+fn with_two_nodes_a_rate_cap_admits_half_its_requests_per_minute_on_each() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let c = Counters::new(600_000);
+    c.set_nodes(2);
+    let cap = RateCap {
+        id: 7,
+        endpoint_tag: "support.reply".into(),
+        per_tenant: false,
+        requests_per_minute: 10,
+    };
+    c.configure(1, vec![], vec![cap]);
+    let admitted = (0..20)
+        .filter(|_| c.guard(1, &guard_req("a", None, None), now).allow)
+        .count();
+    assert_eq!(admitted, 5);
+    // A cap smaller than the nodes still lets one a minute through on each.
+    let c = Counters::new(600_000);
+    c.set_nodes(3);
+    let cap = RateCap {
+        id: 8,
+        endpoint_tag: "support.reply".into(),
+        per_tenant: false,
+        requests_per_minute: 1,
+    };
+    c.configure(1, vec![], vec![cap]);
+    assert!(c.guard(1, &guard_req("a", None, None), now).allow);
+    assert!(!c.guard(1, &guard_req("a", None, None), now).allow);
+}
