@@ -607,3 +607,27 @@ async fn a_rate_cap_holds_across_two_nodes_not_once_per_node() {
     assert_eq!(allowed, 10, "each node holds half of the 10 a minute");
     n.stop();
 }
+
+/// Two stores on one cluster database, opened in this process through each shard's
+/// server (as two nodes open it), creating the same workspace names at the same moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_creating_one_workspace_name_at_once_create_it_once() {
+    let Some((url_a, url_b)) = cluster_stores("wsname") else {
+        eprintln!("BURNRATE_CH_CLUSTER_URL is not set (scripts/clickhouse.sh env): skipped");
+        return;
+    };
+    let a = burnrate::store::open(&url_a).unwrap();
+    let b = burnrate::store::open(&url_b).unwrap();
+    for name in ["team-a", "team-b", "team-c", "team-d"] {
+        let (ra, rb) = tokio::join!(
+            a.create_workspace(name.to_string()),
+            b.create_workspace(name.to_string())
+        );
+        let created = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(created, 1, "{name}: {ra:?} {rb:?}");
+        let refused = if ra.is_ok() { rb } else { ra };
+        assert!(refused.unwrap_err().to_string().contains("exists"));
+        let listed = b.workspaces().await.unwrap();
+        assert_eq!(listed.iter().filter(|w| w.name == name).count(), 1);
+    }
+}

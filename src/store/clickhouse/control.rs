@@ -107,9 +107,41 @@ async fn workspace_named(store: &ClickhouseStore, name: &str) -> Result<Workspac
         .ok_or_else(|| StoreError::NotFound(format!("workspace {name}")))
 }
 
+/// How long a node waits after claiming a name before reading who claimed it first: a
+/// node claiming at nearly the same moment has its row stored by then.
+const NAME_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+/// Claims older than this are ignored: a claimer that never created its workspace
+/// (stopped between the two) does not hold the name for ever.
+const NAME_CLAIM_MS: u64 = 10_000;
+
+/// Claim a name for this node: every claimer writes a row, waits `NAME_SETTLE`, and the
+/// earliest recent claim (by time, then token) wins; racers all read the same earliest.
+async fn claim_first(store: &ClickhouseStore, name: &str) -> Result<bool> {
+    let token: u64 = rand::rng().random_range(1..u64::MAX);
+    let now = micros_now();
+    let row = format!("{}\t{token}\t{now}", tsv_field(name));
+    let table = store.table(schema::CLAIMS.name);
+    store.client.insert(&table, &[row]).await?;
+    tokio::time::sleep(NAME_SETTLE).await;
+    let sql = format!(
+        "SELECT token FROM {table} WHERE name = {} AND seq >= {} ORDER BY seq, token LIMIT 1",
+        quote(name),
+        now.saturating_sub(NAME_CLAIM_MS * 1_000)
+    );
+    let rows = store.client.select(&sql).await?;
+    Ok(rows.first().and_then(|r| num::<u64>(r, 0).ok()) == Some(token))
+}
+
 pub async fn create_workspace(store: &ClickhouseStore, name: &str) -> Result<Workspace> {
+    let exists = || StoreError::Conflict(format!("workspace {name} exists"));
     if workspace_named(store, name).await.is_ok() {
-        return Err(StoreError::Conflict(format!("workspace {name} exists")));
+        return Err(exists());
+    }
+    // Two nodes creating one name at once: one creates it, the other is told it exists.
+    if !claim_first(store, &format!("workspace/{name}")).await?
+        || workspace_named(store, name).await.is_ok()
+    {
+        return Err(exists());
     }
     let created_ms = now_ms();
     let w = Workspace {

@@ -363,7 +363,7 @@ impl ControlStore for ClickhouseStore {
         control::authenticate(self, &key_hash).await
     }
     async fn create_workspace(&self, name: String) -> Result<Workspace> {
-        let _write = self.lock.write().await;
+        // Not under the write lock: the name's claim waits (control::claim_first).
         control::create_workspace(self, &name).await
     }
     async fn workspaces(&self) -> Result<Vec<Workspace>> {
