@@ -132,6 +132,14 @@ pub type Cell = [i64; N_MEASURES];
 pub type DimIds = [u32; 7];
 type Hasher = foldhash::fast::RandomState;
 
+/// The `events` columns a call's contribution is read from, in `Contribution::from_row`
+/// order (the rebuild and the writer's merge of a new attempt read the same).
+pub const CONTRIBUTION_COLUMNS: &str =
+    "workspace_id, ts, environment, data_mode, status, provider, model, endpoint,
+     COALESCE(prompt_version, 0), COALESCE(tenant, 0), COALESCE(user, 0), attempts,
+     cost_nanos, input_tokens, cached_tokens, cache_write_tokens, output_tokens,
+     reasoning_tokens, latency_ms, usage_missing, idless";
+
 /// What one logical call contributes to the rollups: its dimension ids (0 = missing)
 /// and its measures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -160,6 +168,33 @@ pub struct Contribution {
 }
 
 impl Contribution {
+    /// The contribution of a row read with `CONTRIBUTION_COLUMNS` first.
+    pub fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Contribution> {
+        Ok(Contribution {
+            workspace: r.get(0)?,
+            ts: r.get(1)?,
+            environment: r.get(2)?,
+            data_mode: r.get(3)?,
+            status: r.get(4)?,
+            provider: r.get(5)?,
+            model: r.get(6)?,
+            endpoint: r.get(7)?,
+            prompt_version: r.get(8)?,
+            tenant: r.get(9)?,
+            user: r.get(10)?,
+            attempts: r.get(11)?,
+            cost_nanos: r.get(12)?,
+            input: r.get(13)?,
+            cached: r.get(14)?,
+            cache_write: r.get(15)?,
+            output: r.get(16)?,
+            reasoning: r.get(17)?,
+            latency_ms: r.get(18)?,
+            usage_missing: r.get(19)?,
+            idless: r.get(20)?,
+        })
+    }
+
     fn dim(&self, column: &str) -> i64 {
         match column {
             "environment" => self.environment,
@@ -431,38 +466,10 @@ impl Totals {
             ..Default::default()
         };
         {
-            let mut stmt = tx.prepare(
-                "SELECT workspace_id, ts, environment, data_mode, status, provider, model, endpoint,
-                    COALESCE(prompt_version, 0), COALESCE(tenant, 0), COALESCE(user, 0), attempts,
-                    cost_nanos, input_tokens, cached_tokens, cache_write_tokens, output_tokens,
-                    reasoning_tokens, latency_ms, usage_missing, idless
-                 FROM events",
-            )?;
+            let mut stmt = tx.prepare(&format!("SELECT {CONTRIBUTION_COLUMNS} FROM events"))?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                totals.add(&Contribution {
-                    workspace: r.get(0)?,
-                    ts: r.get(1)?,
-                    environment: r.get(2)?,
-                    data_mode: r.get(3)?,
-                    status: r.get(4)?,
-                    provider: r.get(5)?,
-                    model: r.get(6)?,
-                    endpoint: r.get(7)?,
-                    prompt_version: r.get(8)?,
-                    tenant: r.get(9)?,
-                    user: r.get(10)?,
-                    attempts: r.get(11)?,
-                    cost_nanos: r.get(12)?,
-                    input: r.get(13)?,
-                    cached: r.get(14)?,
-                    cache_write: r.get(15)?,
-                    output: r.get(16)?,
-                    reasoning: r.get(17)?,
-                    latency_ms: r.get(18)?,
-                    usage_missing: r.get(19)?,
-                    idless: r.get(20)?,
-                })?;
+                totals.add(&Contribution::from_row(r)?)?;
             }
         }
         let workspaces: Vec<i64> = totals.newest_hour.keys().copied().collect();

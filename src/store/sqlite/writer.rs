@@ -3,7 +3,7 @@
 //! sender. A 2xx is only sent after that commit.
 
 use super::calls::CallIndex;
-use super::rollup::{Contribution, Pending, Rollups, Totals, WriteError};
+use super::rollup::{Contribution, Pending, Rollups, Totals, WriteError, CONTRIBUTION_COLUMNS};
 use super::schema::DimKind;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{DataMode, Environment};
@@ -734,46 +734,23 @@ fn stored_call(
     workspace: WorkspaceId,
     ext_id: &str,
 ) -> rusqlite::Result<Option<StoredRow>> {
-    tx.prepare_cached(
-        "SELECT attempt_mask, usage_missing, ts, environment, data_mode, status, provider, model,
-            endpoint, prompt_version, tenant, attempts, cost_nanos, input_tokens, cached_tokens,
-            cache_write_tokens, output_tokens, reasoning_tokens, latency_ms, idless, user, tags,
-            attempt
-         FROM events WHERE id = ?1 AND workspace_id = ?2 AND external_request_id = ?3",
-    )?
-    .query_row(params![row_id, workspace, ext_id], |r| {
-        Ok(StoredRow {
-            row_id,
-            mask: r.get(0)?,
-            usage_missing: r.get(1)?,
-            old: Contribution {
-                workspace,
-                ts: r.get(2)?,
-                environment: r.get(3)?,
-                data_mode: r.get(4)?,
-                status: r.get(5)?,
-                provider: r.get(6)?,
-                model: r.get(7)?,
-                endpoint: r.get(8)?,
-                prompt_version: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
-                tenant: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
-                user: r.get::<_, Option<i64>>(20)?.unwrap_or(0),
-                attempts: r.get(11)?,
-                cost_nanos: r.get(12)?,
-                input: r.get(13)?,
-                cached: r.get(14)?,
-                cache_write: r.get(15)?,
-                output: r.get(16)?,
-                reasoning: r.get(17)?,
-                latency_ms: r.get(18)?,
-                usage_missing: r.get(1)?,
-                idless: r.get(19)?,
-            },
-            tags: r.get(21)?,
-            attempt: r.get(22)?,
+    let sql = format!(
+        "SELECT {CONTRIBUTION_COLUMNS}, attempt_mask, tags, attempt FROM events
+         WHERE id = ?1 AND workspace_id = ?2 AND external_request_id = ?3"
+    );
+    tx.prepare_cached(&sql)?
+        .query_row(params![row_id, workspace, ext_id], |r| {
+            let old = Contribution::from_row(r)?;
+            Ok(StoredRow {
+                row_id,
+                mask: r.get(21)?,
+                usage_missing: old.usage_missing,
+                old,
+                tags: r.get(22)?,
+                attempt: r.get(23)?,
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 /// The id is taken: apply the dedupe decision to the stored call.
