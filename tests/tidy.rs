@@ -16,7 +16,7 @@
 //! - SQL: a string literal of `src/` that starts (after whitespace) with the head of a
 //!   statement, uppercase as the code writes SQL: `SELECT x`, `INSERT INTO|OR`, `UPDATE t
 //!   SET`, `DELETE FROM`, `REPLACE INTO`, `CREATE|DROP|ALTER TABLE|INDEX|...`, `PRAGMA x`,
-//!   `WITH t AS`. A statement the code assembles is found by the literal holding its head;
+//!   `WITH t AS`, `VACUUM`. A statement the code assembles is found by the literal holding its head;
 //!   fragments (`" AND ts >= ?"`) are not statements and are not looked for. Lowercase
 //!   SQL would pass. `sql_detector_*` check the detector: it must flag every literal the
 //!   SQLite backend hands to rusqlite, and the SQL rule itself, green over all of
@@ -714,6 +714,7 @@ fn is_sql_statement(text: &str) -> bool {
         ["INSERT", "INTO" | "OR", ..] | ["REPLACE", "INTO", ..] | ["DELETE", "FROM", ..] => true,
         ["UPDATE", _, "SET"] | ["WITH", _, "AS"] => true,
         ["CREATE" | "DROP" | "ALTER", o, ..] => object.contains(o),
+        [w, ..] => w.trim_end_matches(';') == "VACUUM",
         _ => false,
     }
 }
