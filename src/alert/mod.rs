@@ -4,6 +4,7 @@
 //! sends them through `notify`.
 
 pub mod baseline;
+pub mod digests;
 pub mod engine;
 pub mod rules;
 pub mod state;

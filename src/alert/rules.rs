@@ -61,9 +61,15 @@ fn window(ctx: &Context, rule: &RuleSettings) -> Query {
 }
 
 fn query(ctx: &Context, from_ms: i64, to_ms: i64) -> Query {
+    watched(ctx.settings, from_ms, to_ms)
+}
+
+/// The traffic the rules (and digests) watch between two times: the settings'
+/// environment and data mode, measured by cost.
+pub fn watched(settings: &AlertSettings, from_ms: i64, to_ms: i64) -> Query {
     let filters = crate::query::Filters {
-        environment: vec![ctx.settings.environment],
-        data_mode: vec![ctx.settings.data_mode],
+        environment: vec![settings.environment],
+        data_mode: vec![settings.data_mode],
         ..Default::default()
     };
     Query {
