@@ -532,7 +532,29 @@ async fn an_override_imported_while_running_prices_new_events() {
     )
     .unwrap();
     cli(&db, &["prices", "import", overrides.to_str().unwrap()]);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // The server reloads the book within seconds: probe until a new call is priced (a
+    // fixed sleep failed on a loaded machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for probe in 0.. {
+        selfhosted["externalRequestId"] = json!(format!("probe-{probe}"));
+        api.post("/v1/ingest/llm-request", &ingest, &selfhosted)
+            .await;
+        let seen = api
+            .get(
+                &format!("/v1/events?externalRequestId=probe-{probe}"),
+                &read,
+            )
+            .await
+            .body;
+        if !seen["events"][0]["costUsd"].is_null() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the imported override never priced a call"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     selfhosted["externalRequestId"] = json!("after");
     api.post("/v1/ingest/llm-request", &ingest, &selfhosted)
         .await;

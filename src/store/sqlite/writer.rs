@@ -28,11 +28,21 @@ pub struct IngestJob {
 /// connection between two commits (the readiness write probe, the rollups' catch-up).
 pub enum WriterJob {
     Ingest(IngestJob),
-    OnWriter(Box<dyn FnOnce(&mut Connection) + Send>),
+    OnWriter(OnWriter),
 }
 
-/// Most events written in one transaction; more waits for the next commit.
-const MAX_EVENTS_PER_COMMIT: usize = 100_000;
+/// Work run on the writer's connection between two commits.
+pub type OnWriter = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Most events written in one transaction; more waits for the next commit. A commit's
+/// time is what a request queued behind it waits, so this bounds a single event's wait
+/// under a batch load (about two commits) while keeping one fsync per thousands of
+/// events. A single request larger than this still commits whole.
+const MAX_EVENTS_PER_COMMIT: usize = 2_000;
+
+/// Requests of at most this many events (single events, SDK flushes) go first into the
+/// next commit, ahead of batches queued before them.
+const SMALL_JOB_EVENTS: usize = 16;
 
 /// Interned dimension strings, valid for committed rows only (cleared on rollback).
 /// foldhash: this map is hit nine times per event on the single writer thread.
@@ -50,34 +60,82 @@ pub struct Derived {
     pub calls: Arc<RwLock<CallIndex>>,
 }
 
+/// Jobs taken from the channel and not yet committed, and a job that must run on the
+/// writer once everything queued before it is committed.
+#[derive(Default)]
+struct Queue {
+    small: std::collections::VecDeque<IngestJob>,
+    big: std::collections::VecDeque<IngestJob>,
+    on_writer: Option<OnWriter>,
+}
+
+impl Queue {
+    fn has_ingest(&self) -> bool {
+        !self.small.is_empty() || !self.big.is_empty()
+    }
+
+    /// Take a job. Once a job for the writer waits, nothing after it is taken until
+    /// everything before it is committed and it has run.
+    fn take(&mut self, job: WriterJob) {
+        match job {
+            WriterJob::Ingest(job) if job.events.len() <= SMALL_JOB_EVENTS => {
+                self.small.push_back(job)
+            }
+            WriterJob::Ingest(job) => self.big.push_back(job),
+            WriterJob::OnWriter(run) => self.on_writer = Some(run),
+        }
+    }
+
+    /// The next commit: every small job first, then batches in arrival order while they
+    /// fit under the cap (at least one job, and at least one batch when batches wait,
+    /// so small jobs cannot starve them).
+    fn next_commit(&mut self) -> Vec<IngestJob> {
+        let mut batch = Vec::new();
+        let mut events = 0;
+        while let Some(job) = self.small.pop_front() {
+            events += job.events.len();
+            batch.push(job);
+            if events >= MAX_EVENTS_PER_COMMIT {
+                break;
+            }
+        }
+        let mut took_big = false;
+        while let Some(job) = self.big.front() {
+            if took_big && events + job.events.len() > MAX_EVENTS_PER_COMMIT {
+                break;
+            }
+            events += job.events.len();
+            took_big = true;
+            batch.extend(self.big.pop_front());
+        }
+        batch
+    }
+}
+
 pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, derived: Derived) {
     let mut dims = DimCache::default();
     let dropper = start_dropper();
-    let mut next = None;
-    while let Some(first) = next.take().or_else(|| jobs.blocking_recv()) {
-        let first = match first {
-            WriterJob::OnWriter(read) => {
-                read(&mut conn);
-                continue;
+    let mut queue = Queue::default();
+    loop {
+        if !queue.has_ingest() && queue.on_writer.is_none() {
+            match jobs.blocking_recv() {
+                Some(job) => queue.take(job),
+                None => break,
             }
-            WriterJob::Ingest(job) => job,
-        };
-        let mut batch = vec![first];
-        let mut queued: usize = batch[0].events.len();
-        while queued < MAX_EVENTS_PER_COMMIT {
+        }
+        while queue.on_writer.is_none() {
             match jobs.try_recv() {
-                Ok(WriterJob::Ingest(job)) => {
-                    queued += job.events.len();
-                    batch.push(job);
-                }
-                // A read waits for this commit: it must see it.
-                Ok(read) => {
-                    next = Some(read);
-                    break;
-                }
+                Ok(job) => queue.take(job),
                 Err(_) => break,
             }
         }
+        if !queue.has_ingest() {
+            if let Some(run) = queue.on_writer.take() {
+                run(&mut conn);
+            }
+            continue;
+        }
+        let batch = queue.next_commit();
         let result = commit(&mut conn, &mut dims, &derived, &batch);
         match result {
             // One request's data (a total it would overflow, say) must not fail the
@@ -825,4 +883,47 @@ fn merge_attempt(
     ])?;
     change.replaced = true;
     Ok((WriteResult::Attempt { replaced: true }, change))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(events: usize) -> WriterJob {
+        let body = serde_json::json!([{
+            "externalRequestId": "q-1", "provider": "openai", "model": "gpt-4o-mini",
+            "endpointTag": "queue", "inputTokens": 10, "outputTokens": 5, "status": "success"
+        }])
+        .to_string();
+        let items = crate::ingest::parse_batch(body.as_bytes(), false).unwrap();
+        let book = crate::price::PriceBook::bundled().unwrap();
+        let settings = crate::settings::IngestSettings::default();
+        let event = crate::ingest::prepare(items, &book, &settings, 0)
+            .events
+            .remove(0);
+        WriterJob::Ingest(IngestJob {
+            workspace: 1,
+            events: vec![event; events],
+            received_at_ms: 0,
+            tally: FieldTally::default(),
+            reply: oneshot::channel().0,
+        })
+    }
+
+    fn sizes(batch: &[IngestJob]) -> Vec<usize> {
+        batch.iter().map(|j| j.events.len()).collect()
+    }
+
+    #[test]
+    fn single_events_go_first_and_batches_fill_a_commit_up_to_the_cap() {
+        let mut queue = Queue::default();
+        for n in [1000, 1000, 1, 1000, 2, 5000] {
+            queue.take(job(n));
+        }
+        assert_eq!(sizes(&queue.next_commit()), [1, 2, 1000]);
+        assert_eq!(sizes(&queue.next_commit()), [1000, 1000]);
+        // A request larger than the cap still commits whole, alone.
+        assert_eq!(sizes(&queue.next_commit()), [5000]);
+        assert!(!queue.has_ingest());
+    }
 }
