@@ -369,3 +369,35 @@ pub struct Finding {
     /// Dashboard path (with query) of the view that explains it.
     pub link: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn min_usd_and_sigmas_are_rule_settings_checked_by_name() {
+        let s = AlertSettings::from_json(&json!({"rules": {"hourly_spend_spike":
+            {"minUsd": 2.5, "sigmas": 3}}}))
+        .unwrap();
+        let spike = s.rule(RuleKind::HourlySpendSpike);
+        assert_eq!(spike.min_usd, Usd(2_500_000_000));
+        assert_eq!(spike.sigmas, 3.0);
+        // The stored form reads back the same.
+        assert_eq!(AlertSettings::from_json(&s.to_json()).unwrap(), s);
+        let e = AlertSettings::from_json(&json!({"rules": {"retry_storm":
+            {"minUsd": -1, "sigmas": "many"}}}))
+        .unwrap_err();
+        let fields: Vec<&str> = e.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["rules.retry_storm.minUsd", "rules.retry_storm.sigmas"]
+        );
+    }
+
+    #[test]
+    fn the_spend_spike_needs_a_dollar_of_change_by_default() {
+        let d = RuleKind::HourlySpendSpike.defaults();
+        assert_eq!((d.min_usd, d.sigmas), (Usd(1_000_000_000), 4.0));
+    }
+}
