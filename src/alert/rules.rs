@@ -876,3 +876,32 @@ fn scope_query(q: &Query, budget: &crate::budget::Budget) -> Query {
         ..q.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_endpoints_few_extra_errors_are_no_retry_storm() {
+        // 6 errors in 50 calls (12%) against a 4% norm: 3x and over 10%, which used to
+        // fire; 2 expected, so 4 more is within 4 deviations (4 x sqrt 2 = 5.7).
+        assert!(!beyond_chance(6, 50, 0.04, 4.0));
+        // 40 in 200 against the same norm: 8 expected, 32 more is far beyond chance.
+        assert!(beyond_chance(40, 200, 0.04, 4.0));
+        // A norm of none: any count is beyond it (the 10% and 3x tests decide).
+        assert!(beyond_chance(5, 50, 0.0, 4.0));
+    }
+
+    #[test]
+    fn a_longer_prompt_matters_only_when_it_costs_at_least_min_usd_more() {
+        let sums = |requests, cost| Sums {
+            requests,
+            cost: Usd(cost),
+            ..Default::default()
+        };
+        // 100 calls at 3 cents vs a 2 cent norm: $1 more.
+        let (now, before) = (sums(100, 3_000_000_000), sums(700, 14_000_000_000));
+        assert!(costs_more(&now, &before, Usd(1_000_000_000)));
+        assert!(!costs_more(&now, &before, Usd(1_000_000_001)));
+    }
+}
