@@ -160,6 +160,11 @@ async fn a_daily_digest_arrives_at_its_local_time_once_even_across_a_restart() {
         let (status, body) = api.post("/v1/ingest/batch", &calls(tag, n, at)).await;
         assert_eq!(status, 202, "{body}");
     }
+    // And an endpoint that spent $0.50 the day before and nothing in the digest's day.
+    let mut gone = calls("gone", 1, "2026-02-23T13:00:00Z");
+    gone[0]["endpointTag"] = json!("report.weekly");
+    let (status, body) = api.post("/v1/ingest/batch", &gone).await;
+    assert_eq!(status, 202, "{body}");
 
     let evaluate = |at: &'static str| {
         let api = &api;
@@ -194,14 +199,20 @@ async fn a_daily_digest_arrives_at_its_local_time_once_even_across_a_restart() {
     assert_eq!(data["period"]["start"], "2026-02-24T08:00:00Z");
     assert_eq!(data["period"]["end"], "2026-02-25T08:00:00Z");
     assert_eq!(data["spend"]["nowUsd"], json!(2));
-    assert_eq!(data["spend"]["beforeUsd"], json!(1));
+    assert_eq!(data["spend"]["beforeUsd"], json!(1.5));
     assert_eq!(data["movers"][0]["endpointTag"], "chat.assist");
     assert_eq!(data["movers"][0]["changeUsd"], json!(1));
+    assert_eq!(data["movers"][1]["endpointTag"], "report.weekly");
+    assert_eq!(data["movers"][1]["changeUsd"], json!(-0.5));
+    let text = data["text"].as_str().unwrap();
     assert!(
-        message["data"]
-            .to_string()
-            .contains("Spend $2.00 vs $1.00 the period before (+$1.00)"),
-        "{message}"
+        text.starts_with(
+            "Spend $2.00 vs $1.50 the period before (+$0.50).\nTop movers:\n\
+             - chat.assist: $1.00 -> $2.00 (+$1.00)\n\
+             - report.weekly: $0.50 -> $0.00 (-$0.50)\n\
+             Budgets at risk: none\nFiring now: none"
+        ),
+        "{text}"
     );
 
     // Later in the same period: nothing more; nor after a restart.

@@ -112,6 +112,20 @@ impl Alerts {
                     .map_or(Usd(0), |o| o.sums.cost),
             })
             .collect();
+        // Endpoints that spent before and nothing now move too (down to zero).
+        let top_before = store
+            .aggregate(ws, by_cost(&before, vec![Dimension::EndpointTag], MOVERS))
+            .await?
+            .rows;
+        for r in top_before {
+            if !rows.iter().any(|n| n.group == r.group) {
+                movers.push(Mover {
+                    endpoint: r.group[0].clone(),
+                    now: Usd(0),
+                    before: r.sums.cost,
+                });
+            }
+        }
         movers.sort_by_key(|m| std::cmp::Reverse((m.now.0 as i128 - m.before.0 as i128).abs()));
         movers.truncate(MOVERS);
         let summary = Summary {
