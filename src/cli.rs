@@ -1,7 +1,8 @@
 //! The command line: flags in, library calls out. The only module that knows clap.
 //! `args` holds the flags; each command family has its file (`import`: import and demo,
 //! `keys`: keys and workspaces, `prices`, `top`: top and query, `explain`: explain and
-//! the gate, `doctor`: tracking quality, `control`: budgets and alerts); `serve` is
+//! the gate, `doctor`: tracking quality, `control`: budgets and alerts, `margin`: margin
+//! and revenue); `serve` is
 //! `server::run`.
 
 pub mod args;
@@ -12,6 +13,7 @@ pub mod explain;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod margin;
 pub mod plans;
 pub mod prices;
 pub mod profile;
@@ -103,6 +105,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Budgets(cmd) => control::budgets(store.clone(), cmd).await,
         Command::Alerts(cmd) => control::alerts(store.clone(), cmd).await,
         Command::Plans(cmd) => plans::plans(store.clone(), cmd).await,
+        Command::Margin(args) => margin::margin(store.clone(), args).await,
+        Command::Revenue(cmd) => margin::revenue(store.clone(), cmd).await,
         Command::Serve(_)
         | Command::Explain(_)
         | Command::Gate(_)

@@ -15,6 +15,7 @@
 //!   `report::explain` reads what explain and the gate need
 //! - `explain`: why spend changed between two windows, exact volume/cost split (pure)
 //! - `gate`: candidate vs baseline prompt version with a bootstrap interval (pure)
+//! - `revenue`: plan prices, revenue overrides and one-offs per tenant (pure)
 //! - `budget`: budgets, live spend counters, the guard (pure parts and the service)
 //! - `alert`: rules over the query layer, the alert state machine, the engine
 //! - `notify`: alert messages rendered for webhook, Slack, PagerDuty; delivery with retries
@@ -57,6 +58,7 @@ pub mod quality;
 pub mod query;
 pub mod ratelimit;
 pub mod report;
+pub mod revenue;
 pub mod server;
 pub mod settings;
 pub mod store;

@@ -3,6 +3,7 @@
 //! dashboard and `burnrate top` all show these same structures.
 
 pub mod explain;
+pub mod margin;
 pub mod quality;
 
 use crate::money::Usd;

@@ -165,6 +165,21 @@ async fn a_daily_digest_arrives_at_its_local_time_once_even_across_a_restart() {
     gone[0]["endpointTag"] = json!("report.weekly");
     let (status, body) = api.post("/v1/ingest/batch", &gone).await;
     assert_eq!(status, 202, "{body}");
+    // Tenants: globex pays $1 (a one-off at 00:00 UTC on the 25th, inside the digest's
+    // day) for a $0.50 call, profitable; acme pays $0.25 for $1.00
+    // of calls; the tenantless calls ($1.00, tenant unknown) bring no revenue.
+    let mut tenants = calls("tenants", 3, "2026-02-24T14:00:00Z");
+    for (i, tenant) in ["globex", "acme", "acme"].iter().enumerate() {
+        tenants[i]["tenantId"] = json!(tenant);
+        tenants[i]["endpointTag"] = json!("support.reply");
+    }
+    let (status, body) = api.post("/v1/ingest/batch", &tenants).await;
+    assert_eq!(status, 202, "{body}");
+    let revenue = json!({"entries": [
+        {"tenantId": "globex", "type": "oneOff", "date": "2026-02-25", "amountUsd": 1},
+        {"tenantId": "acme", "type": "oneOff", "date": "2026-02-25", "amountUsd": 0.25}]});
+    let (status, body) = api.post("/v1/revenue", &revenue).await;
+    assert!(status < 300, "{status} {body}");
 
     let evaluate = |at: &'static str| {
         let api = &api;
@@ -198,19 +213,39 @@ async fn a_daily_digest_arrives_at_its_local_time_once_even_across_a_restart() {
     let data = &message["data"];
     assert_eq!(data["period"]["start"], "2026-02-24T08:00:00Z");
     assert_eq!(data["period"]["end"], "2026-02-25T08:00:00Z");
-    assert_eq!(data["spend"]["nowUsd"], json!(2));
+    assert_eq!(data["spend"]["nowUsd"], json!(3.5));
     assert_eq!(data["spend"]["beforeUsd"], json!(1.5));
-    assert_eq!(data["movers"][0]["endpointTag"], "chat.assist");
-    assert_eq!(data["movers"][0]["changeUsd"], json!(1));
-    assert_eq!(data["movers"][1]["endpointTag"], "report.weekly");
-    assert_eq!(data["movers"][1]["changeUsd"], json!(-0.5));
+    let movers: Vec<(&str, f64)> = data["movers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["endpointTag"].as_str().unwrap(),
+                m["changeUsd"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        movers,
+        [
+            ("support.reply", 1.5),
+            ("chat.assist", 1.0),
+            ("report.weekly", -0.5)
+        ]
+    );
+    assert_eq!(data["unprofitable"]["count"], json!(2), "{}", data["text"]);
     let text = data["text"].as_str().unwrap();
     assert!(
         text.starts_with(
-            "Spend $2.00 vs $1.50 the period before (+$0.50).\nTop movers:\n\
+            "Spend $3.50 vs $1.50 the period before (+$2.00).\nTop movers:\n\
+             - support.reply: $0.00 -> $1.50 (+$1.50)\n\
              - chat.assist: $1.00 -> $2.00 (+$1.00)\n\
              - report.weekly: $0.50 -> $0.00 (-$0.50)\n\
-             Budgets at risk: none\nFiring now: none"
+             Budgets at risk: none\nUnprofitable tenants:\n\
+             - unknown: margin -$2.00 ($0.00 revenue, $2.00 AI cost)\n\
+             - acme: margin -$0.75 ($0.25 revenue, $1.00 AI cost)\n\
+             Firing now: none"
         ),
         "{text}"
     );

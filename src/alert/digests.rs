@@ -1,6 +1,6 @@
 //! Scheduled digests: for each channel with a `digest` schedule, once per period, a
 //! summary of the watched traffic (spend vs the period before, top movers by endpoint,
-//! budgets at risk, firing alerts, the period's alerts) sent through `notify`. The last
+//! budgets at risk, unprofitable tenants, firing alerts, the period's alerts) sent through `notify`. The last
 //! period sent is a control object per channel (`digest_sent`), so a restart or a
 //! second evaluation in the same period sends nothing again.
 
@@ -9,6 +9,7 @@ use crate::budget::service::MEMBER_PAGE;
 use crate::money::Usd;
 use crate::notify::{self, Mover, NotificationState, Period, Severity, Summary};
 use crate::query::Dimension;
+use crate::report::margin::{margin, RevenueBook};
 use crate::report::{by_cost, only_groups};
 use crate::store::{StoreError, WorkspaceId};
 use serde_json::{json, Value};
@@ -16,6 +17,8 @@ use serde_json::{json, Value};
 pub const DIGEST_SENT: &str = "digest_sent";
 /// Endpoints listed as top movers.
 const MOVERS: usize = 5;
+/// Unprofitable tenants named (the rest are counted).
+const UNPROFITABLE: usize = 5;
 
 impl Alerts {
     /// Send every digest due at `now` that was not sent yet; how many were sent. A
@@ -128,11 +131,14 @@ impl Alerts {
         }
         movers.sort_by_key(|m| std::cmp::Reverse((m.now.0 as i128 - m.before.0 as i128).abs()));
         movers.truncate(MOVERS);
+        let (unprofitable, unprofitable_count) = self.unprofitable(ws, &q).await?;
         let summary = Summary {
             spend,
             spend_before,
             movers,
             budgets_at_risk: self.budgets_at_risk(ws, now).await?,
+            unprofitable,
+            unprofitable_count,
             firing: self.firing(ws).await?,
         };
         let mut n = notify::summary_digest(&self.alert_notifications(ws).await?, period, &summary);
@@ -164,6 +170,33 @@ impl Alerts {
             }
         }
         Ok(out)
+    }
+
+    /// The period's most unprofitable tenants (revenue below AI cost, from the margin
+    /// report: plan prices, overrides and one-offs), at most five, and how many in all.
+    async fn unprofitable(
+        &self,
+        ws: WorkspaceId,
+        q: &crate::query::Query,
+    ) -> Result<(Vec<String>, usize), StoreError> {
+        let plans = self.budgets().plans(ws).await?;
+        let book = RevenueBook::load(self.store(), ws, plans).await?;
+        let report = margin(self.store(), ws, &book, q, (0, UNPROFITABLE)).await?;
+        let lines = report
+            .tenants
+            .iter()
+            .filter(|t| t.margin_usd.0 < 0)
+            .map(|t| {
+                format!(
+                    "{}: margin {} ({} revenue, {} AI cost)",
+                    t.tenant_id,
+                    t.margin_usd.readable(),
+                    t.revenue_usd.readable(),
+                    t.cost_usd.readable()
+                )
+            })
+            .collect();
+        Ok((lines, report.totals.unprofitable))
     }
 
     async fn firing(&self, ws: WorkspaceId) -> Result<Vec<String>, StoreError> {

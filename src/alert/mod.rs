@@ -1,4 +1,4 @@
-//! Alerts: ten built-in rules evaluated every minute over the aggregate query layer,
+//! Alerts: eleven built-in rules evaluated every minute over the aggregate query layer,
 //! each finding carrying its evidence and top drivers; a pure state machine turns
 //! findings into firing and resolved alerts with a cooldown; `engine` stores them and
 //! sends them through `notify`.
@@ -30,10 +30,11 @@ pub enum RuleKind {
     LongContextCliff,
     CacheHitDrop,
     Budget,
+    TenantCostOverRevenue,
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 10] = [
+    pub const ALL: [RuleKind; 11] = [
         RuleKind::CostPerRequestDrift,
         RuleKind::TokensPerRequestRise,
         RuleKind::HourlySpendSpike,
@@ -44,6 +45,7 @@ impl RuleKind {
         RuleKind::LongContextCliff,
         RuleKind::CacheHitDrop,
         RuleKind::Budget,
+        RuleKind::TenantCostOverRevenue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +60,7 @@ impl RuleKind {
             RuleKind::LongContextCliff => "long_context_cliff",
             RuleKind::CacheHitDrop => "cache_hit_drop",
             RuleKind::Budget => "budget",
+            RuleKind::TenantCostOverRevenue => "tenant_cost_over_revenue",
         }
     }
 
@@ -78,6 +81,7 @@ impl RuleKind {
             RuleKind::UnpricedRatio => (1.0, 20, 1440, "% of calls with no price (unknown model)"),
             RuleKind::LongContextCliff => (90.0, 20, 1440, "% of a model's long-context price threshold reached by the average prompt"),
             RuleKind::CacheHitDrop => (15.0, 50, 7 * 1440, "percentage points of cache hit rate lost, new promptVersion vs the previous one"),
+            RuleKind::TenantCostOverRevenue => (30.0, 20, 1440, "% of a tenant's revenue this month so far taken by its AI cost (the window is the UTC month to date; tenants without revenue are on the margin list, not alerted)"),
             RuleKind::Budget => (100.0, 0, 60, "(not used: each budget has its own thresholds) budget thresholds, exceeded, projected exhaustion before the period ends"),
         };
         // Materiality: a rule that compares with a baseline fires only on a change worth

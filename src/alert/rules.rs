@@ -9,7 +9,9 @@ use crate::money::Usd;
 use crate::notify::Driver;
 use crate::price::PriceBook;
 use crate::query::{Dimension, Query, Row, Sums};
+use crate::report::margin::RevenueBook;
 use crate::report::{by_cost, only_groups, rfc3339, Stats};
+use crate::revenue::Months;
 use crate::store::{Result, Store, WorkspaceId};
 use serde_json::json;
 
@@ -48,6 +50,7 @@ pub async fn evaluate(ctx: &Context<'_>) -> Result<Vec<Finding>> {
             RuleKind::UnpricedRatio => unpriced(ctx, rule).await?,
             RuleKind::LongContextCliff => long_context(ctx, rule).await?,
             RuleKind::Budget => budgets(ctx).await?,
+            RuleKind::TenantCostOverRevenue => cost_over_revenue(ctx, rule).await?,
         };
         out.extend(found);
     }
@@ -583,7 +586,7 @@ async fn concentration(
         evidence["sharePct"] = json!({"now": share_now, "baseline": share_before});
         evidence["spendUsd"] = json!(Usd(row.sums.cost.0));
         let page = if dim == Dimension::TenantId {
-            "/tenants"
+            "/tenant"
         } else {
             "/endpoints"
         };
@@ -875,6 +878,62 @@ fn scope_query(q: &Query, budget: &crate::budget::Budget) -> Query {
         filters: budget.scope.filters(),
         ..q.clone()
     }
+}
+
+/// A tenant whose AI cost this UTC month so far passes `threshold`% of its revenue over
+/// the same days (plan price or override accrued, plus one-offs): exact integers compared
+/// (`revenue::passes_share`). Tenants without revenue are left to the margin list.
+async fn cost_over_revenue(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
+    let Some(budgets) = ctx.budgets else {
+        return Ok(Vec::new());
+    };
+    let (start, end) = crate::budget::period::Period::Month.bounds(ctx.now, "UTC");
+    let q = query(ctx, start, ctx.now);
+    let plans = budgets.plans(ctx.ws).await?;
+    let book = RevenueBook::load(ctx.store, ctx.ws, plans).await?;
+    let (so_far, month) = (Months::new(start, ctx.now), Months::new(start, end));
+    let mut out = Vec::new();
+    for row in grouped(ctx, &q, Dimension::TenantId).await? {
+        let tenant = &row.group[0];
+        let revenue = book.revenue_in(tenant, &so_far)?;
+        let cost = row.sums.cost;
+        if row.sums.requests < rule.min_requests
+            || !crate::revenue::passes_share(cost, revenue, rule.threshold)
+        {
+            continue;
+        }
+        let share = crate::revenue::cost_share_pct(cost, revenue).unwrap_or_default();
+        let projected = crate::budget::forecast::run_rate(cost.0, start, end, ctx.now, i64::MAX);
+        let month_revenue = book.revenue_in(tenant, &month)?;
+        let scoped_q = scoped(&q, Dimension::TenantId, tenant);
+        let mut evidence = json!({"window": {"from": rfc3339(start), "to": rfc3339(ctx.now)}});
+        evidence["tenantId"] = json!(tenant);
+        evidence["plan"] = json!(book.plan(tenant));
+        evidence["costUsd"] = json!(cost);
+        evidence["revenueUsd"] = json!(revenue);
+        evidence["costSharePct"] = json!(share);
+        evidence["thresholdPct"] = json!(rule.threshold);
+        evidence["projectedMonthCostUsd"] = json!(Usd(projected.total));
+        evidence["monthRevenueUsd"] = json!(month_revenue);
+        out.push(Finding {
+            rule: rule.kind,
+            key: format!("{}:{tenant}:{}", rule.kind.as_str(), rfc3339(start)),
+            severity: Severity::Warning,
+            title: format!("AI cost of {tenant} is {share:.0}% of its revenue"),
+            text: format!(
+                "Tenant {tenant} cost {} in AI calls this month so far against {} of revenue over the same days ({share:.0}%, above {}%); at its run rate the month ends at {} of cost for {} of revenue.",
+                usd(cost.0),
+                usd(revenue.0),
+                rule.threshold,
+                usd(projected.total),
+                usd(month_revenue.0),
+            ),
+            evidence,
+            drivers: drivers(ctx, &scoped_q, &baseline(&scoped_q)).await?,
+            link: link("/tenant", &q, &[("tenantId", tenant)]),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

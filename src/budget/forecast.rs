@@ -24,7 +24,9 @@ pub fn project(budget: &Budget, input: &SpendInput, start: i64, end: i64, now: i
     }
 }
 
-fn run_rate(spent: i64, start: i64, end: i64, now: i64, limit: i64) -> Forecast {
+/// Spend so far carried to the period's end at its average rate (also each tenant's
+/// month-end projection in `report::margin`).
+pub fn run_rate(spent: i64, start: i64, end: i64, now: i64, limit: i64) -> Forecast {
     let elapsed = (now - start).max(MIN_ELAPSED_MS) as i128;
     let remaining = (end - now).max(0) as i128;
     let total = spent as i128 + spent as i128 * remaining / elapsed;

@@ -9,6 +9,7 @@ use super::{parse_budget, status, Budget, SpendInput, Status};
 use crate::event::FieldError;
 use crate::privacy::Slot;
 use crate::query::{Bucket, Measure};
+use crate::revenue;
 use crate::store::{Store, StoreError, WorkspaceId};
 use serde_json::Value;
 use std::sync::Arc;
@@ -431,6 +432,112 @@ impl Budgets {
         Ok(assignments.len())
     }
 
+    /// Set a plan's monthly price (the plan named as `check_plan` allows).
+    pub async fn define_plan(
+        &self,
+        ws: WorkspaceId,
+        plan: &str,
+        price: crate::money::Usd,
+    ) -> Result<(), BudgetError> {
+        plans::check_plan("plan", plan).map_err(|e| BudgetError::Invalid(vec![e]))?;
+        let existing = self
+            .store
+            .objects(Some(ws), revenue::PLAN_DEFINITION)
+            .await?;
+        let same = existing
+            .iter()
+            .filter(|o| o.body.get("name").and_then(Value::as_str) == Some(plan))
+            .map(|o| o.id)
+            .max();
+        let body = revenue::definition_body(plan, price);
+        self.store
+            .put_object(ws, revenue::PLAN_DEFINITION, same, body)
+            .await?;
+        Ok(())
+    }
+
+    /// Store revenue entries as one batch, their tenants as ingest stores them.
+    pub async fn add_revenue(
+        &self,
+        ws: WorkspaceId,
+        entries: Vec<revenue::Entry>,
+    ) -> Result<usize, BudgetError> {
+        let ids: Vec<String> = entries.iter().map(|e| e.tenant_id.clone()).collect();
+        let settings = self.id_settings(ws, ids.iter().map(String::as_str)).await?;
+        let pairs = entries.into_iter().map(|e| (e.tenant_id.clone(), e));
+        let mapped = map_ids(&settings, "tenantId", pairs)?;
+        let entries: Vec<revenue::Entry> = mapped
+            .into_iter()
+            .map(|(tenant_id, e)| revenue::Entry { tenant_id, ..e })
+            .collect();
+        let body = revenue::batch_body(&entries);
+        self.store
+            .put_object(ws, revenue::REVENUE_ENTRIES, None, body)
+            .await?;
+        Ok(entries.len())
+    }
+
+    /// A tenant id as given, looked up as ingest stores it (its pseudonym when personal).
+    pub async fn stored_tenant(
+        &self,
+        ws: WorkspaceId,
+        tenant: &str,
+    ) -> Result<String, BudgetError> {
+        let settings = self.id_settings(ws, [tenant]).await?;
+        Ok(settings.privacy().lookup(tenant, Slot::Id))
+    }
+
+    /// The caps on one tenant (its stored id) this period: each budget for each tenant
+    /// (its own cap: override, plan limit or the default; None: no limit) and each budget
+    /// naming it alone.
+    pub async fn tenant_caps(
+        &self,
+        ws: WorkspaceId,
+        tenant: &str,
+        now: i64,
+    ) -> Result<Vec<TenantCap>, StoreError> {
+        let plan = self.plan_map(ws).await?.get(tenant).map(|p| p.to_string());
+        let mut out = Vec::new();
+        for budget in self.list(ws).await? {
+            let (spent, reserved, limit) = if budget.by_plan() {
+                let (spent, reserved, _) = self
+                    .counters
+                    .member_position(ws, budget.id, tenant, now)
+                    .unwrap_or_default();
+                (
+                    spent,
+                    reserved,
+                    budget.member_limit(Some(tenant), plan.as_deref()),
+                )
+            } else if budget.scope.tenant_id.as_deref() == Some(tenant) {
+                let status = self.status(ws, &budget, now, MEMBER_PAGE).await?;
+                (
+                    status.spent_usd.0,
+                    status.reserved_usd.0,
+                    Some(budget.limit_usd.0),
+                )
+            } else {
+                continue;
+            };
+            let (state, _) = super::state_at(&budget, limit, spent);
+            let (period_start, period_end) = budget.window(now);
+            out.push(TenantCap {
+                budget_id: budget.id,
+                name: budget.name.clone(),
+                per_tenant: budget.by_plan(),
+                plan: plan.clone().filter(|_| budget.by_plan()),
+                limit_usd: limit.map(crate::money::Usd),
+                spent_usd: crate::money::Usd(spent),
+                reserved_usd: crate::money::Usd(reserved),
+                state,
+                action: budget.action,
+                period_start: crate::report::rfc3339(period_start),
+                period_end: crate::report::rfc3339(period_end),
+            });
+        }
+        Ok(out)
+    }
+
     pub fn guard(&self, ws: WorkspaceId, req: &GuardRequest, now: i64) -> GuardAnswer {
         self.counters.guard(ws, req, now)
     }
@@ -501,4 +608,23 @@ fn map_ids<V>(
     } else {
         Err(BudgetError::Invalid(errors))
     }
+}
+
+/// One cap on a tenant this period (`Budgets::tenant_caps`).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantCap {
+    pub budget_id: i64,
+    pub name: String,
+    /// A budget for each tenant (else a budget naming this tenant).
+    pub per_tenant: bool,
+    pub plan: Option<String>,
+    /// None: the tenant's plan has no limit.
+    pub limit_usd: Option<crate::money::Usd>,
+    pub spent_usd: crate::money::Usd,
+    pub reserved_usd: crate::money::Usd,
+    pub state: super::State,
+    pub action: super::Action,
+    pub period_start: String,
+    pub period_end: String,
 }

@@ -124,6 +124,12 @@ pub enum Command {
     /// Plans: which plan each tenant is on (per-plan limits of a budget for each tenant).
     #[command(subcommand)]
     Plans(super::plans::PlanCommand),
+    /// Revenue, AI cost and margin per tenant for a month, unprofitable first, with
+    /// cost per active user-day and month-end projections.
+    Margin(super::margin::MarginArgs),
+    /// Revenue: plan prices, revenue overrides and one-off amounts (CSV import).
+    #[command(subcommand)]
+    Revenue(super::margin::RevenueCommand),
     /// Deploy notes: record one (`note`), list them.
     #[command(subcommand)]
     Deploy(super::deploy::DeployCommand),

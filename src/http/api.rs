@@ -553,7 +553,7 @@ fn since_param(params: &HashMap<String, String>, now_ms: i64) -> Result<Option<S
     Ok(Some(crate::report::rfc3339(to - length)))
 }
 
-fn limit_param(
+pub(super) fn limit_param(
     params: &HashMap<String, String>,
     default: usize,
     max: usize,
@@ -681,7 +681,10 @@ pub async fn concentration(
 }
 
 /// An RFC 3339 time parameter, if given.
-fn time_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+pub(super) fn time_param(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<i64>, ApiError> {
     params
         .get(name)
         .map(|t| {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod margin;
 pub mod metrics;
 pub mod otlp;
 pub mod plans;
@@ -16,7 +17,7 @@ pub mod state;
 use crate::app::AppState;
 use crate::store::{KeyInfo, Scope};
 use axum::http::HeaderMap;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use error::ApiError;
 use state::HttpState;
@@ -58,6 +59,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/plans/tenants/{tenant}",
             get(plans::tenant_plan).put(plans::set_tenant_plan),
         )
+        .route("/v1/plans/definitions", get(margin::definitions))
+        .route("/v1/plans/definitions/{plan}", put(margin::define))
+        .route(
+            "/v1/revenue",
+            get(margin::entries).post(margin::add_entries),
+        )
+        .route(
+            "/v1/revenue/import",
+            post(margin::import).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        )
+        .route("/v1/margin", get(margin::margin))
         .route(
             "/v1/rate-caps",
             get(control::rate_caps).post(control::create_rate_cap),

@@ -137,6 +137,10 @@ pub struct Summary {
     pub movers: Vec<Mover>,
     /// One line per budget over a threshold or projected to run out.
     pub budgets_at_risk: Vec<String>,
+    /// One line per tenant whose revenue of the period is below its AI cost (the most
+    /// unprofitable first, at most five), and how many there are in all.
+    pub unprofitable: Vec<String>,
+    pub unprofitable_count: usize,
     /// Titles of the alerts firing now.
     pub firing: Vec<String>,
 }
@@ -191,6 +195,14 @@ pub fn summary_digest(notifications: &[Notification], period: Period, s: &Summar
         .collect();
     section("Top movers", movers);
     section("Budgets at risk", s.budgets_at_risk.clone());
+    let mut unprofitable = s.unprofitable.clone();
+    if s.unprofitable_count > unprofitable.len() {
+        unprofitable.push(format!(
+            "and {} more",
+            s.unprofitable_count - unprofitable.len()
+        ));
+    }
+    section("Unprofitable tenants", unprofitable);
     section("Firing now", s.firing.clone());
     n.text = format!("{text}\n{}", n.text);
     n.title = format!(
@@ -210,6 +222,7 @@ pub fn summary_digest(notifications: &[Notification], period: Period, s: &Summar
         )
         .collect::<Vec<_>>());
     n.payload["budgetsAtRisk"] = json!(s.budgets_at_risk);
+    n.payload["unprofitable"] = json!({"tenants": s.unprofitable, "count": s.unprofitable_count});
     n.payload["firing"] = json!(s.firing);
     // The webhook sends the payload: it carries the message as people read it too.
     n.payload["title"] = json!(n.title);

@@ -415,7 +415,7 @@ test('alerts: firing first with the evidence and drivers of /v1/alerts, the hist
   const driver = row.locator('tr[data-dimension=model][data-value=mystery-now]');
   assert.equal(Number(await driver.locator('[data-share]').getAttribute('data-share')), resolved.drivers[0].sharePct);
   assert.equal(await row.locator('[data-channel=ops-hook][data-delivered=true]').count(), 2, 'firing and resolved delivered');
-  assert.equal(await page.locator('#rules tr[data-rule]').count(), 10);
+  assert.equal(await page.locator('#rules tr[data-rule]').count(), 11, 'every rule, tenant_cost_over_revenue included');
   await shot('alerts');
 
   await Promise.all([page.waitForURL(/\/explain\?/), row.locator('a[data-go=explain]').click()]);
@@ -425,6 +425,39 @@ test('alerts: firing first with the evidence and drivers of /v1/alerts, the hist
   assert.equal(url.searchParams.get('baselineFrom'), resolved.evidence.baseline.from);
   assert.equal(url.searchParams.get('baselineTo'), resolved.evidence.baseline.to);
   assert.equal(await page.locator('[data-summary]').count(), 1, 'the explanation opens');
+});
+
+test('tenant page: a tenant name opens its page, whose margin and breakdowns are the API\'s', async () => {
+  const top = await api(`/v1/top/tenants?${WINDOW}`);
+  const tenant = top.rows[0].group.tenantId;
+  await post('/v1/plans/definitions/pro', admin, { priceUsd: 100 }, 'PUT');
+  await post(`/v1/plans/tenants/${tenant}`, admin, { plan: 'pro' }, 'PUT');
+  await post('/v1/revenue', admin, { entries: [{ tenantId: tenant, type: 'oneOff', date: '2026-01-11', amountUsd: 5 }] });
+  await open(`/tenants?${WINDOW}`);
+  await Promise.all([
+    page.waitForURL(/\/tenant\?/),
+    page.click(`#top-table tr[data-key="${tenant}"] td.name a`),
+  ]);
+  assert.equal(new URL(page.url()).searchParams.get('tenantId'), tenant);
+  const margin = await api(`/v1/margin?${WINDOW}&tenantId=${tenant}`);
+  const row = margin.tenants.find((t) => t.tenantId === tenant);
+  assertMoney(await moneyIn(page.locator('[data-kpi=revenue]')), row.revenueUsd, 'revenue');
+  assertMoney(await moneyIn(page.locator('[data-kpi=cost]')), row.costUsd, 'AI cost');
+  assertMoney(await moneyIn(page.locator('[data-kpi=margin]')), row.marginUsd, 'margin');
+  const endpoints = await api(`/v1/top/endpoints?${WINDOW}&tenantId=${tenant}`);
+  assert.equal(await page.locator('#endpoints tbody tr').count(), endpoints.rows.length);
+  for (const r of endpoints.rows) {
+    const tr = page.locator(`#endpoints tr[data-key="${r.group.endpointTag}"]`);
+    assertMoney(await moneyIn(tr.locator('[data-col=spend]')), r.costUsd, r.group.endpointTag);
+  }
+  const models = await api(`/v1/top/models?${WINDOW}&tenantId=${tenant}`);
+  assert.equal(await page.locator('#models tbody tr').count(), models.rows.length);
+  // The most expensive request first: the largest cost among the tenant's events.
+  const { events } = await api(`/v1/events?${WINDOW}&tenantId=${tenant}&limit=1000`);
+  const costs = events.map((e) => e.costUsd).filter((c) => c !== null).sort((a, b) => b - a);
+  assertMoney(await moneyIn(page.locator('#top-requests tbody tr').first()), costs[0], 'top request');
+  assert.equal(await page.locator('#spend-over-time svg').count(), 1);
+  await shot('tenant');
 });
 
 test('at 800 px wide every nav link and Log out is visible inside the viewport', async () => {

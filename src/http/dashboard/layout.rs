@@ -32,7 +32,7 @@ pub fn page(ctx: &Ctx, fresh: Option<Freshness>, body: Markup) -> Markup {
             div.wrap {
                 a.brand href=(ctx.link(Page::Overview, &[])) { span.flame {} "burnrate" }
                 nav.tabs {
-                    @for p in Page::ALL {
+                    @for p in Page::ALL.iter().filter(|p| p.in_nav()) {
                         a class=(if *p == ctx.page { "on" } else { "" }) href=(ctx.link(*p, &[])) { (p.title()) }
                     }
                 }

@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/", get(pages::overview::page))
         .route("/endpoints", get(pages::top::endpoints))
         .route("/tenants", get(pages::top::tenants))
+        .route("/tenant", get(pages::tenant::page))
         .route("/versions", get(pages::versions::page))
         .route("/models", get(pages::models::page))
         .route("/requests", get(pages::requests::page))
@@ -45,6 +46,7 @@ pub enum Page {
     Overview,
     Endpoints,
     Tenants,
+    Tenant,
     Versions,
     Models,
     Requests,
@@ -59,6 +61,7 @@ impl Page {
         Page::Overview,
         Page::Endpoints,
         Page::Tenants,
+        Page::Tenant,
         Page::Versions,
         Page::Models,
         Page::Requests,
@@ -73,6 +76,7 @@ impl Page {
             Page::Overview => "/",
             Page::Endpoints => "/endpoints",
             Page::Tenants => "/tenants",
+            Page::Tenant => "/tenant",
             Page::Versions => "/versions",
             Page::Models => "/models",
             Page::Requests => "/requests",
@@ -88,6 +92,7 @@ impl Page {
             Page::Overview => "Overview",
             Page::Endpoints => "Top endpoints",
             Page::Tenants => "Tenants & users",
+            Page::Tenant => "Tenant",
             Page::Versions => "Prompt versions",
             Page::Models => "Models",
             Page::Requests => "Requests",
@@ -102,7 +107,7 @@ impl Page {
     pub fn own_params(self) -> &'static [&'static str] {
         match self {
             Page::Overview => &["by", "bucket"],
-            Page::Endpoints => &[],
+            Page::Endpoints | Page::Tenant => &[],
             Page::Tenants => &["dim"],
             Page::Versions => &["baseline"],
             Page::Models => &[],
@@ -110,6 +115,11 @@ impl Page {
             Page::Explain => &["baselineFrom", "baselineTo", "by"],
             Page::Budgets | Page::Alerts | Page::Setup => &[],
         }
+    }
+
+    /// Whether the navigation lists the page (one tenant's page opens from a tenant).
+    pub fn in_nav(self) -> bool {
+        self != Page::Tenant
     }
 
     /// Whether the page reads the time range and filters of the URL. Budgets and alerts

@@ -82,6 +82,10 @@ h2 { font-size: 15px; margin: 0; font-weight: 650; }
 .card-head .right { margin-left: auto; display: flex; gap: 10px; align-items: center; font-size: 13px; }
 .grid { display: grid; gap: 16px; }
 .cols-2 { grid-template-columns: 2fr 1fr; }
+.halves { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+@media (max-width: 1000px) { .halves { grid-template-columns: 1fr; } }
+.margin-kpis { display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 16px; }
+.margin-kpis .big { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
 @media (max-width: 1000px) { .cols-2 { grid-template-columns: 1fr; } }
 
 /* KPI cards */

@@ -289,7 +289,13 @@ fn member_card(e: &Entry, m: &Members) -> Markup {
                     tbody {
                         @for row in &m.page {
                             tr data-member=(row.member) {
-                                td { code { (row.member) } }
+                                td {
+                                    @if b.scope.each == Some(crate::budget::Each::TenantId) {
+                                        a href=(format!("/tenant?tenantId={}", crate::http::dashboard::view::encode(&row.member))) { code { (row.member) } }
+                                    } @else {
+                                        code { (row.member) }
+                                    }
+                                }
                                 td { (row.plan.as_deref().unwrap_or("–")) }
                                 td.num { (money(row.spent_usd)) }
                                 td.num { (money(row.limit_usd)) }

@@ -9,6 +9,7 @@ pub mod models;
 pub mod overview;
 pub mod requests;
 pub mod setup;
+pub mod tenant;
 pub mod top;
 pub mod versions;
 

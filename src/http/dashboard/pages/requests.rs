@@ -131,7 +131,15 @@ fn request(ctx: &Ctx, e: &StoredEvent, entry: Option<&PriceEntry>) -> Markup {
                 span.tnum { (format::time_secs(ts)) }
                 span title=(e.endpoint_tag) { (e.endpoint_tag) }
                 span title=(format!("{}/{}", e.provider, e.model)) { span.muted { (e.provider) "/" } (e.model) }
-                span title=(who) { (who) }
+                span title=(who) {
+                    @match &e.tenant_id {
+                        Some(t) => {
+                            a href=(ctx.link(Page::Tenant, &[("tenantId", Some(t))])) title="The tenant's page" { (t) }
+                            @if let Some(u) = &e.user_id { " / " (u) }
+                        }
+                        None => (who),
+                    }
+                }
                 span.num { (format::int(e.input_tokens)) " → " (format::int(e.output_tokens)) }
                 span.num { (e.latency_ms.map(|ms| format::duration(ms as i64)).unwrap_or_else(|| "—".into())) }
                 span { span class=(if ok { "st ok" } else { "st err" }) { (e.status.replace('_', " ")) } }

@@ -179,7 +179,13 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
                     @for row in &r.rows {
                         @let key = key_of(row, dim_name);
                         tr data-key=(key) {
-                            td.name { a href=(ctx.link(Page::Requests, &[(dim_name, Some(key))])) title="Their requests" { (key) } }
+                            td.name {
+                                @if dim_name == "tenantId" {
+                                    a href=(ctx.link(Page::Tenant, &[("tenantId", Some(key))])) title="The tenant's page" { (key) }
+                                } @else {
+                                    a href=(ctx.link(Page::Requests, &[(dim_name, Some(key))])) title="Their requests" { (key) }
+                                }
+                            }
                             (stat_cells(row, &sparks, key))
                             td.links {
                                 a href=(ctx.link(Page::Endpoints, &[(dim_name, Some(key))])) { "endpoints" }
