@@ -24,10 +24,19 @@ scripts/clickhouse.sh start
 trap 'scripts/clickhouse.sh stop' EXIT
 eval "$(scripts/clickhouse.sh env)"
 export BURNRATE_CONFORMANCE_STORES="$BURNRATE_CH_URL,$BURNRATE_CH_CLUSTER_URL"
+# Every statement the ClickHouse backend sends during the tests is captured, then run
+# on a modern ClickHouse (chDB 26.x) below: the servers here are 18.16.
+capture=$(mktemp "${TMPDIR:-/tmp}/burnrate-ch-statements.XXXXXX")
+trap 'scripts/clickhouse.sh stop; rm -f "$capture"' EXIT
+export BURNRATE_CLICKHOUSE_CAPTURE="$capture"
 # The binary first: the end-to-end tests of both crates start it.
 cargo build --locked -p burnrate
 cargo test --locked --workspace --all-targets
+unset BURNRATE_CLICKHOUSE_CAPTURE
 export BURNRATE_BIN="$root/target/debug/burnrate"
+
+echo "== clickhouse: every DDL, insert and read the tests sent, on a modern ClickHouse (chDB)"
+scripts/check-clickhouse-dialect.sh "$capture"
 
 if [ -x sdk/python/run-tests.sh ]; then
   echo "== python sdk"

@@ -135,6 +135,7 @@ conformance_tests! {
     reads::freshness_event_count_and_unpriced_models_follow_the_calls,
     reads::unknown_fields_are_tallied_per_key,
     reads::concurrent_resends_of_one_attempt_count_once,
+    reads::stored_ids_are_the_asked_ids_with_a_stored_call,
     control::workspaces_are_created_once_and_paused_by_name,
     control::keys_authenticate_by_hash_and_revoke_by_id_or_prefix,
     control::object_ids_count_per_workspace_and_kind_and_are_never_reused,

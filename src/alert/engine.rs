@@ -17,6 +17,16 @@ pub const ALERT: &str = "alert";
 pub const SETTINGS: &str = "alert_settings";
 pub const CHANNEL: &str = "channel";
 pub const DELIVERY: &str = "delivery";
+/// Which node evaluates a workspace's rules: one object per workspace (the smallest id
+/// when two were created at once), `{"node": token, "untilMs": ms}`.
+pub const LEASE: &str = "alert_lease";
+
+/// How long a lease holds without renewal: a node killed without releasing it delays
+/// the others' evaluations by at most this.
+const LEASE_MS: i64 = 90_000;
+/// After writing a lease, wait this long before reading who holds it: a node that wrote
+/// at nearly the same moment has its row stored by then, and both read the same holder.
+const LEASE_SETTLE: std::time::Duration = std::time::Duration::from_millis(1_000);
 
 /// Alerts kept per workspace; older resolved ones are dropped.
 const HISTORY: usize = 1000;
@@ -44,6 +54,10 @@ pub struct Alerts {
     public_url: String,
     clock: crate::clock::Clock,
     pub retry: RetryPolicy,
+    /// This process among the nodes that may evaluate (a random token).
+    node: u64,
+    /// One evaluation at a time in this process (the minute loop and the API).
+    evaluating: tokio::sync::Mutex<()>,
 }
 
 impl Alerts {
@@ -73,6 +87,8 @@ impl Alerts {
             public_url: public_url.trim_end_matches('/').to_string(),
             clock,
             retry: RetryPolicy::default(),
+            node: rand::random::<u64>() >> 11,
+            evaluating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -199,12 +215,19 @@ impl Alerts {
         evaluate(&ctx).await
     }
 
-    /// One evaluation: findings, transitions, stored alerts, notifications.
+    /// One evaluation: findings, transitions, stored alerts, notifications. Only the
+    /// node holding the workspace's lease evaluates (others answer 0 transitions), one
+    /// evaluation at a time, so no rule fires or notifies twice across nodes.
     pub async fn evaluate_once(
         &self,
         ws: WorkspaceId,
         book: &PriceBook,
     ) -> Result<usize, StoreError> {
+        let _one = self.evaluating.lock().await;
+        if !self.hold_lease(ws).await? {
+            tracing::debug!(workspace = ws, "alert rules evaluated by another node");
+            return Ok(0);
+        }
         let now = (self.clock)();
         let settings = self.settings(ws).await?;
         let findings = self.findings(ws, book, now).await?;
@@ -246,6 +269,52 @@ impl Alerts {
         self.prune(ws, &stored).await?;
         self.send_digests(ws, now).await?;
         Ok(changed)
+    }
+
+    /// Whether this node holds (or has just taken) the lease on evaluating `ws`'s rules.
+    /// A free or expired lease is written with this node's token, then read back after
+    /// `LEASE_SETTLE`: of nodes taking it at once, every one reads the same holder (the
+    /// newest version of the lowest-id lease object).
+    async fn hold_lease(&self, ws: WorkspaceId) -> Result<bool, StoreError> {
+        let now = wall_ms();
+        let lease = self.lease(ws).await?;
+        let holder = lease.as_ref().map(|l| lease_holder(&l.body));
+        let renewal = match holder {
+            Some((node, until)) if node != self.node && until > now => return Ok(false),
+            Some((node, until)) => node == self.node && until > now,
+            None => false,
+        };
+        let body = json!({"node": self.node, "untilMs": now + LEASE_MS});
+        self.store
+            .put_object(ws, LEASE, lease.map(|l| l.id), body)
+            .await?;
+        if renewal {
+            return Ok(true);
+        }
+        tokio::time::sleep(LEASE_SETTLE).await;
+        let lease = self.lease(ws).await?;
+        Ok(lease.is_some_and(|l| lease_holder(&l.body).0 == self.node))
+    }
+
+    /// The workspace's lease object: the lowest id, should two nodes have created one.
+    async fn lease(&self, ws: WorkspaceId) -> Result<Option<StoredObject>, StoreError> {
+        let leases = self.store.objects(Some(ws), LEASE).await?;
+        Ok(leases.into_iter().min_by_key(|l| l.id))
+    }
+
+    /// Give up this node's leases (at shutdown), so another node evaluates at once.
+    pub async fn release_leases(&self) -> Result<(), StoreError> {
+        for ws in self.store.workspaces().await? {
+            if let Some(l) = self.lease(ws.id).await? {
+                if lease_holder(&l.body).0 == self.node {
+                    let body = json!({"node": self.node, "untilMs": 0});
+                    self.store
+                        .put_object(ws.id, LEASE, Some(l.id), body)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Tell every channel, each delivery recorded with all its attempts.
@@ -338,6 +407,18 @@ impl Alerts {
         }
         Ok(())
     }
+}
+
+/// (node, until ms) of a lease body; a malformed one is free.
+fn lease_holder(body: &Value) -> (u64, i64) {
+    (
+        body["node"].as_u64().unwrap_or(0),
+        body["untilMs"].as_i64().unwrap_or(0),
+    )
+}
+
+fn wall_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
 }
 
 fn alert_body(

@@ -119,6 +119,32 @@ struct Live {
     /// Per-member budgets: the reservations of each member holding some.
     member_reserved: HashMap<Member, i64>,
     window: Window,
+    /// With several nodes on one store, a blocking budget's last load: what this node
+    /// shares out (see `Counters::set_nodes`).
+    share: Option<Share>,
+}
+
+/// What a load of a blocking budget read, when several nodes share the store: each
+/// node's ceiling is that spend plus its part of what was left (`node_share`), for the
+/// whole budget or each member.
+#[derive(Debug, Clone)]
+struct Share {
+    period_start: i64,
+    nodes: u64,
+    total: i64,
+    /// Per-member budgets: each member's spend as read.
+    members: HashMap<Member, i64>,
+}
+
+impl Share {
+    /// This node's ceiling for the budget (`member` None) or one member, of `limit`.
+    fn ceiling(&self, member: Option<&str>, limit: i64) -> Option<i64> {
+        let read = match member {
+            Some(m) => self.members.get(m).copied().unwrap_or(0),
+            None => self.total,
+        };
+        node_share(limit, read, self.nodes)
+    }
 }
 
 /// The last period computed for a budget: calendar math in a time zone costs
@@ -169,6 +195,7 @@ impl Live {
             reserved: 0,
             member_reserved: HashMap::new(),
             window: Window::default(),
+            share: None,
         }
     }
 }
@@ -223,10 +250,27 @@ fn plan_of<'p>(plans: &'p PlanMap, budget: &Budget, member: Option<&str>) -> Opt
 
 const RECENT_COSTS: usize = 200;
 
+/// When a node's share of a budget is used up: its loads come every 2 s.
+const SHARE_RETRY_SECONDS: u64 = 2;
+
 pub struct Counters {
     books: Mutex<HashMap<WorkspaceId, Book>>,
     reservation_ttl_ms: i64,
     next_ticket: std::sync::atomic::AtomicU64,
+    /// How many server nodes share the store (1 unless told otherwise).
+    nodes: std::sync::atomic::AtomicU64,
+}
+
+/// A node's ceiling for a blocking budget when `nodes` nodes share it: the spend read
+/// from the store plus an equal part of what was left of the limit. Every node loads on
+/// the same wall-clock tick, so the parts add up to at most the limit (docs/scale-out.md
+/// has the bound); one node keeps no ceiling but the limit.
+pub fn node_share(limit: i64, loaded_spend: i64, nodes: u64) -> Option<i64> {
+    if nodes <= 1 {
+        return None;
+    }
+    let left = limit.saturating_sub(loaded_spend).max(0);
+    Some(loaded_spend.saturating_add(left / nodes as i64))
 }
 
 impl Counters {
@@ -235,7 +279,21 @@ impl Counters {
             books: Mutex::new(HashMap::new()),
             reservation_ttl_ms,
             next_ticket: std::sync::atomic::AtomicU64::new(1),
+            nodes: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// How many nodes (servers) share the store now: from the next load on, each
+    /// blocking budget (each member of a per-member one) admits on this node only up to
+    /// its share of what is left (`node_share`).
+    pub fn set_nodes(&self, nodes: u64) {
+        let nodes = nodes.max(1);
+        self.nodes
+            .store(nodes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn nodes(&self) -> u64 {
+        self.nodes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Replace a workspace's budgets and caps (after a change); budgets whose definition
@@ -312,6 +370,16 @@ impl Counters {
             return;
         };
         let load = book.pending.swap_remove(at);
+        let nodes = self.nodes();
+        let mut share = Share {
+            period_start: load.period_start,
+            nodes,
+            total: spent,
+            members: HashMap::new(),
+        };
+        if let (Some(read), true) = (members.as_ref(), nodes > 1) {
+            share.members = read.iter().map(|(m, s)| (m.clone(), s.0)).collect();
+        }
         let (mut spent, mut unpriced) = (spent, unpriced);
         for (effect_seq, member, cost, unpriced_delta) in load.seen {
             if effect_seq > seq {
@@ -338,6 +406,7 @@ impl Counters {
         }
         live.loaded = true;
         live.loaded_at = (load.period_start, seq);
+        live.share = (live.budget.action == Action::Block && nodes > 1).then_some(share);
     }
 
     /// Set a budget's spend outright, as read before any commit (where no read races
@@ -452,6 +521,27 @@ impl Counters {
             if let Some(member) = member {
                 let members = live.members.entry(start).or_default();
                 add(members.entry(member).or_default(), cost, unpriced);
+            }
+        }
+    }
+
+    /// The ids of the reservations held in `ws` (calls guarded here and not yet settled).
+    pub fn reserved_ids(&self, ws: WorkspaceId) -> Vec<String> {
+        let books = self.books.lock().unwrap();
+        books
+            .get(&ws)
+            .map(|b| b.reservations.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Release the reservations of calls already stored (ingested through another node:
+    /// this node saw no effect settle them). Their spend is in the store, so the next
+    /// load counts it; kept, they would count twice until they lapse.
+    pub fn settle_stored(&self, ws: WorkspaceId, stored: &[String]) {
+        let mut books = self.books.lock().unwrap();
+        if let Some(book) = books.get_mut(&ws) {
+            for id in stored {
+                book.release(id);
             }
         }
     }
@@ -692,10 +782,22 @@ impl Counters {
                 }
                 continue;
             }
+            let (start, end) = live.window.at(b, now_ms);
+            let share = live.share.as_ref().filter(|s| s.period_start == start);
+            let share = share.and_then(|s| s.ceiling(member, limit));
+            if fits(limit, &[spent, reserved, estimate])
+                && share.is_some_and(|ceiling| !fits(ceiling, &[spent, reserved, estimate]))
+            {
+                // This node's share is used up, not the budget: the next load (every
+                // node's, on the same tick) shares out what is left again.
+                answer.allow = false;
+                answer.reason = "budget_exceeded";
+                answer.retry_after_seconds = Some(SHARE_RETRY_SECONDS);
+                continue;
+            }
             if !fits(limit, &[spent, reserved, estimate]) {
                 answer.allow = false;
                 answer.reason = "budget_exceeded";
-                let (_, end) = b.window(now_ms);
                 answer.retry_after_seconds = Some(((end - now_ms).max(0) as u64).div_ceil(1000));
                 if let (Some(each), Some(member)) = (b.scope.each, member) {
                     answer.reason = each.quota_reason();
@@ -706,7 +808,8 @@ impl Counters {
             }
         }
         if answer.allow {
-            if let Err(wait) = book.take_rate(&req.endpoint_tag, req.tenant_id.as_deref(), now_ms) {
+            let (endpoint, tenant) = (&req.endpoint_tag, req.tenant_id.as_deref());
+            if let Err(wait) = book.take_rate(endpoint, tenant, now_ms, self.nodes()) {
                 answer.allow = false;
                 answer.reason = "rate_capped";
                 answer.retry_after_seconds = Some(wait);
@@ -863,7 +966,16 @@ impl Book {
 
     /// Take one request from every cap on this endpoint; Err(seconds to wait) if any is
     /// empty (then none is taken).
-    fn take_rate(&mut self, endpoint: &str, tenant: Option<&str>, now_ms: i64) -> Result<(), u64> {
+    /// Take a token from every cap on `endpoint`. With `nodes` nodes sharing the store
+    /// each holds its part of a cap, `max(1, requests_per_minute / nodes)`, so together
+    /// they admit at most the cap (or one a minute per node when that is more).
+    fn take_rate(
+        &mut self,
+        endpoint: &str,
+        tenant: Option<&str>,
+        now_ms: i64,
+        nodes: u64,
+    ) -> Result<(), u64> {
         let keys: Vec<((i64, String), f64)> = self
             .caps
             .iter()
@@ -874,7 +986,8 @@ impl Book {
                 } else {
                     ""
                 };
-                ((c.id, who.to_string()), c.requests_per_minute as f64)
+                let part = (c.requests_per_minute as f64 / nodes.max(1) as f64).max(1.0);
+                ((c.id, who.to_string()), part)
             })
             .collect();
         let mut wait = 0u64;

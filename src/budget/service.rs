@@ -245,6 +245,15 @@ impl Budgets {
     pub async fn refresh_spend(&self) -> Result<(), StoreError> {
         let now = (self.clock)();
         for ws in self.store.workspaces().await? {
+            if self.counters.nodes() > 1 {
+                // Before the loads: a call another node stored is then counted once, in
+                // the loaded spend, not also as this node's reservation.
+                let held = self.counters.reserved_ids(ws.id);
+                if !held.is_empty() {
+                    let stored = self.store.stored_ids(ws.id, held).await?;
+                    self.counters.settle_stored(ws.id, &stored);
+                }
+            }
             for budget in self.list(ws.id).await? {
                 self.load(ws.id, &budget, now).await?;
             }

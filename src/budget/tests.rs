@@ -749,3 +749,118 @@ fn plan_limits_need_a_budget_for_each_tenant() {
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, vec!["planLimits.bad plan", "planLimits.free"]);
 }
+
+#[test]
+fn with_two_nodes_a_blocking_budget_admits_only_this_nodes_share_of_what_is_left() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(
+        json!({"name": "cap", "period": "day", "limitUsd": 10, "action": "block",
+        "scope": {"tenantId": "alpha"}}),
+    );
+    let c = Counters::new(600_000);
+    c.set_nodes(2);
+    c.configure(1, vec![b.clone()], vec![]);
+    // $4 spent by anyone when loaded: this node may take half of the $6 left.
+    c.load(1, b.id, b.window(now).0, usd("4"), 0);
+    for i in 0..6 {
+        let id = format!("r{i}");
+        assert!(
+            c.guard(1, &guard_req("alpha", Some("0.5"), Some(&id)), now)
+                .allow,
+            "{i}"
+        );
+    }
+    let denied = c.guard(1, &guard_req("alpha", Some("0.5"), Some("r6")), now);
+    assert!(!denied.allow);
+    assert_eq!(denied.reason, "budget_exceeded");
+    assert_eq!(
+        denied.retry_after_seconds,
+        Some(2),
+        "the next load shares out again"
+    );
+    // The next load sees the other node's $3 too: nothing left to share.
+    c.load(1, b.id, b.window(now).0, usd("10"), 0);
+    let denied = c.guard(1, &guard_req("alpha", Some("0.5"), Some("r7")), now);
+    assert_eq!(
+        denied.retry_after_seconds,
+        Some(14 * 3600),
+        "the budget itself is spent"
+    );
+    // Alone again, all that is left is this node's: $4 spent and its $3 reserved.
+    c.set_nodes(1);
+    c.load(1, b.id, b.window(now).0, usd("4"), 0);
+    for i in 10..16 {
+        let id = format!("r{i}");
+        assert!(
+            c.guard(1, &guard_req("alpha", Some("0.5"), Some(&id)), now)
+                .allow,
+            "{i}"
+        );
+    }
+    let denied = c.guard(1, &guard_req("alpha", Some("0.5"), Some("r16")), now);
+    assert_eq!(denied.retry_after_seconds, Some(14 * 3600));
+}
+
+#[test]
+fn with_two_nodes_each_member_of_a_per_member_budget_gets_this_nodes_share() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let b = budget(
+        json!({"name": "each", "period": "day", "limitUsd": 1, "action": "block",
+        "scope": {"tenantId": "*"}}),
+    );
+    let c = Counters::new(600_000);
+    c.set_nodes(2);
+    c.configure(1, vec![b.clone()], vec![]);
+    let ticket = c.begin_load(1, b.id, b.window(now).0);
+    let members = [("alpha".into(), (usd("0.4"), 0))].into_iter().collect();
+    c.finish_member_load(ticket, (usd("0.4"), 0), members, 0);
+    // alpha read $0.40 of its $1: this node may take half of the $0.60 left.
+    let admitted = |tenant: &str| {
+        (0..10)
+            .take_while(|i| {
+                let id = format!("{tenant}-{i}");
+                c.guard(1, &guard_req(tenant, Some("0.1"), Some(&id)), now)
+                    .allow
+            })
+            .count()
+    };
+    assert_eq!(admitted("alpha"), 3);
+    let denied = c.guard(1, &guard_req("alpha", Some("0.1"), Some("x")), now);
+    assert_eq!(
+        denied.retry_after_seconds,
+        Some(2),
+        "this node's share, not the cap"
+    );
+    // beta had spent nothing: half of its own $1.
+    assert_eq!(admitted("beta"), 5);
+}
+
+#[test]
+fn with_two_nodes_a_rate_cap_admits_half_its_requests_per_minute_on_each() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let c = Counters::new(600_000);
+    c.set_nodes(2);
+    let cap = RateCap {
+        id: 7,
+        endpoint_tag: "support.reply".into(),
+        per_tenant: false,
+        requests_per_minute: 10,
+    };
+    c.configure(1, vec![], vec![cap]);
+    let admitted = (0..20)
+        .filter(|_| c.guard(1, &guard_req("a", None, None), now).allow)
+        .count();
+    assert_eq!(admitted, 5);
+    // A cap smaller than the nodes still lets one a minute through on each.
+    let c = Counters::new(600_000);
+    c.set_nodes(3);
+    let cap = RateCap {
+        id: 8,
+        endpoint_tag: "support.reply".into(),
+        per_tenant: false,
+        requests_per_minute: 1,
+    };
+    c.configure(1, vec![], vec![cap]);
+    assert!(c.guard(1, &guard_req("a", None, None), now).allow);
+    assert!(!c.guard(1, &guard_req("a", None, None), now).allow);
+}

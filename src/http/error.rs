@@ -92,6 +92,8 @@ impl From<BodyError> for ApiError {
 
 /// Retry-After while the database cannot be written: space rarely returns within seconds.
 const STORAGE_RETRY_SECS: u64 = 30;
+/// Retry-After while the store's server cannot be reached (a restart takes seconds).
+const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -120,6 +122,19 @@ impl From<StoreError> for ApiError {
                      nothing of this request was stored: retry later",
                 );
                 e.retry_after = Some(STORAGE_RETRY_SECS);
+                e
+            }
+            StoreError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "store unavailable");
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    format!(
+                        "the store is unavailable ({cause}); nothing of this request was \
+                         acknowledged: retry shortly"
+                    ),
+                );
+                e.retry_after = Some(UNAVAILABLE_RETRY_SECS);
                 e
             }
             StoreError::WriteOverflow(field) => ApiError::field(

@@ -1,7 +1,9 @@
 //! The server's background loops: picking up what other processes change in the
 //! database (price books, budgets, workspace settings) every 2 s, and the alert rules'
-//! evaluation every minute (which also sends the channels' digests that are due). Each runs until the server aborts it at shutdown.
+//! evaluation every minute (which also sends the channels' digests that are due). Each
+//! runs until the server aborts it at shutdown.
 
+use super::nodes::Registration;
 use crate::app::AppState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,17 +14,25 @@ use tokio::task::JoinHandle;
 const RELOAD_EVERY: Duration = Duration::from_secs(2);
 const EVALUATE_EVERY: Duration = Duration::from_secs(60);
 
-/// Budgets' spend is re-read from the store every this many reloads (10 s): spend that
-/// other processes commit (a CLI import, another node) reaches the guard within this.
+/// Alone, budgets' spend is re-read from the store every this many reloads (10 s): spend
+/// that other processes commit (a CLI import) reaches the guard within this. With other
+/// nodes live, every reload (2 s).
 const SPEND_REFRESH_TICKS: u32 = 5;
 
 /// Reload the price book, the budgets and the workspace settings every 2 s; a failed
-/// reload keeps what was loaded before and is retried at the next tick.
-pub fn reload_every_2s(state: Arc<AppState>) -> JoinHandle<()> {
+/// reload keeps what was loaded before and is retried at the next tick. Ticks fall on
+/// multiples of 2 s of the wall clock, so every node sharing the store reloads budget
+/// spend at the same moment (each then admits only its share: `Counters::set_nodes`);
+/// with other nodes live the spend is reloaded every tick, alone every fifth.
+pub fn reload_every_2s(state: Arc<AppState>, node: Arc<Registration>) -> JoinHandle<()> {
     tokio::spawn(async move {
         for tick in 1u32.. {
-            tokio::time::sleep(RELOAD_EVERY).await;
-            if tick % SPEND_REFRESH_TICKS == 0 {
+            tokio::time::sleep(until_next_tick()).await;
+            match node.beat(state.store.as_ref(), wall_ms()).await {
+                Ok(live) => state.budgets.counters.set_nodes(live),
+                Err(e) => tracing::warn!(error = %e, "node registry update failed"),
+            }
+            if tick % SPEND_REFRESH_TICKS == 0 || state.budgets.counters.nodes() > 1 {
                 if let Err(e) = state.budgets.refresh_spend().await {
                     tracing::warn!(error = %e, "budget spend refresh failed");
                 }
@@ -38,6 +48,16 @@ pub fn reload_every_2s(state: Arc<AppState>) -> JoinHandle<()> {
             }
         }
     })
+}
+
+fn wall_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The time to the next multiple of `RELOAD_EVERY` on the wall clock.
+fn until_next_tick() -> Duration {
+    let every = RELOAD_EVERY.as_millis() as i64;
+    Duration::from_millis((every - wall_ms().rem_euclid(every)) as u64)
 }
 
 /// Evaluate every workspace's alert rules once a minute, and send each channel's digest

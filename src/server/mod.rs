@@ -5,6 +5,7 @@
 //! runs the same server in-process (port 0 in tests) and hands back its address.
 
 mod background;
+pub mod nodes;
 
 use crate::app::AppState;
 use crate::auth;
@@ -108,6 +109,8 @@ struct Ready {
     store_url: String,
     alerts: bool,
     limits: Limits,
+    /// This server among the nodes sharing the store.
+    node: Arc<nodes::Registration>,
 }
 
 impl Ready {
@@ -148,8 +151,17 @@ impl Ready {
             clock,
         )
         .await?;
+        // Join the nodes before serving: with others live, the budgets are loaded again
+        // with this node's share of each blocking budget.
+        let node = nodes::Registration::join(store.as_ref()).await?;
+        let live = node.beat(store.as_ref(), wall_ms()).await?;
+        state.budgets.counters.set_nodes(live);
+        if live > 1 {
+            state.budgets.refresh_spend().await?;
+        }
         Ok(Ready {
             store,
+            node: Arc::new(node),
             state: Arc::new(state),
             listener,
             addr,
@@ -165,7 +177,15 @@ impl Ready {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.store.clone();
+        let node = self.node.clone();
+        let state = self.state.clone();
         let result = self.serve_until(shutdown).await;
+        if let Err(e) = state.alerts.release_leases().await {
+            tracing::warn!(error = %e, "releasing the alert leases failed");
+        }
+        if let Err(e) = node.leave(store.as_ref()).await {
+            tracing::warn!(error = %e, "leaving the node registry failed");
+        }
         store.close().await;
         result
     }
@@ -174,7 +194,7 @@ impl Ready {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let reloader = background::reload_every_2s(self.state.clone());
+        let reloader = background::reload_every_2s(self.state.clone(), self.node.clone());
         let evaluator = self
             .alerts
             .then(|| background::evaluate_alerts_every_minute(self.state.clone()));
@@ -190,6 +210,10 @@ impl Ready {
         tracing::info!("in-flight requests done; closing the store");
         Ok(())
     }
+}
+
+fn wall_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
 }
 
 /// On a new database: create the first admin key and print it once, with a first

@@ -35,6 +35,11 @@ pub enum StoreError {
     /// error). Nothing of the write was kept; writes work again once space returns.
     #[error("storage full or failing: {0}")]
     StorageFull(String),
+    /// The store's database server cannot be reached, did not answer in time or is
+    /// overloaded (a ClickHouse server down or restarting): nothing of the request was
+    /// acknowledged, and a retry shortly may succeed. The text is a short cause.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// Any other database failure; the text is a short cause, never SQL.
     #[error("database error: {0}")]
     Database(String),
@@ -364,6 +369,24 @@ pub trait EventStore: Send + Sync {
         query: crate::query::Query,
         limit: usize,
     ) -> Result<Vec<u32>>;
+    /// Which of `ids` (externalRequestIds) have a stored call in `workspace`: how a node
+    /// settles the guard reservations of calls ingested through another node. The
+    /// default asks `events` once per id; a backend several nodes share answers in one
+    /// read.
+    async fn stored_ids(&self, workspace: WorkspaceId, ids: Vec<String>) -> Result<Vec<String>> {
+        let mut stored = Vec::new();
+        for id in ids {
+            let query = EventQuery {
+                external_request_id: Some(id.clone()),
+                limit: 1,
+                ..EventQuery::default()
+            };
+            if !self.events(workspace, query).await?.events.is_empty() {
+                stored.push(id);
+            }
+        }
+        Ok(stored)
+    }
     /// The newest event time and the newest receive time in a workspace (ms), if any.
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>>;
     async fn event_count(&self) -> Result<u64>;

@@ -652,3 +652,30 @@ pub async fn pages_stay_exact_while_calls_arrive(store: Shared, seed: u64) {
     let idless_before = before.iter().filter(|id| id.is_none()).count();
     assert_eq!(listed.iter().filter(|e| e.idless).count(), idless_before);
 }
+
+/// `stored_ids` names exactly the asked ids that have a stored call in the workspace
+/// (how a node settles reservations of calls ingested through another node).
+pub async fn stored_ids_are_the_asked_ids_with_a_stored_call(store: Shared, _seed: u64) {
+    let all = workspaces(&store).await;
+    let (ws, other) = (all[0], all[1]);
+    let book = PriceBook::bundled().unwrap();
+    let event = |id: &str| {
+        json!({"externalRequestId": id, "timestamp": iso(START), "provider": "openai",
+               "model": "gpt-4o", "endpointTag": "e", "status": "success",
+               "inputTokens": 10})
+        .to_string()
+    };
+    store
+        .ingest(ws, gen::prepare(&book, &[event("a"), event("b'quote")]))
+        .await
+        .unwrap();
+    store
+        .ingest(other, gen::prepare(&book, &[event("c")]))
+        .await
+        .unwrap();
+    let asked = ["a", "b'quote", "c", "never"].map(String::from).to_vec();
+    let mut stored = store.stored_ids(ws, asked).await.unwrap();
+    stored.sort();
+    assert_eq!(stored, vec!["a".to_string(), "b'quote".to_string()]);
+    assert!(store.stored_ids(ws, Vec::new()).await.unwrap().is_empty());
+}

@@ -3,9 +3,8 @@
 //! each entity's newest row (argMax by version), so nothing is updated in place and any
 //! node reads what any node wrote. New workspace and key ids are random 53-bit numbers
 //! (unique across nodes without coordination); object ids count per (workspace, kind)
-//! from the largest ever stored, deleted ones included, so an id is never given twice
-//! by one node (two nodes creating an object of one kind at the same moment can pick
-//! the same id: a documented limit).
+//! from the largest ever stored, deleted ones included, each new one claimed in the
+//! claims table (`claim_alone`) so that no two nodes are given the same id.
 
 use super::http::{quote, tsv_field, Client};
 use super::{ms_to_rfc3339, now_ms, num, optional, schema, text, ClickhouseStore};
@@ -108,9 +107,41 @@ async fn workspace_named(store: &ClickhouseStore, name: &str) -> Result<Workspac
         .ok_or_else(|| StoreError::NotFound(format!("workspace {name}")))
 }
 
+/// How long a node waits after claiming a name before reading who claimed it first: a
+/// node claiming at nearly the same moment has its row stored by then.
+const NAME_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+/// Claims older than this are ignored: a claimer that never created its workspace
+/// (stopped between the two) does not hold the name for ever.
+const NAME_CLAIM_MS: u64 = 10_000;
+
+/// Claim a name for this node: every claimer writes a row, waits `NAME_SETTLE`, and the
+/// earliest recent claim (by time, then token) wins; racers all read the same earliest.
+async fn claim_first(store: &ClickhouseStore, name: &str) -> Result<bool> {
+    let token: u64 = rand::rng().random_range(1..u64::MAX);
+    let now = micros_now();
+    let row = format!("{}\t{token}\t{now}", tsv_field(name));
+    let table = store.table(schema::CLAIMS.name);
+    store.client.insert(&table, &[row]).await?;
+    tokio::time::sleep(NAME_SETTLE).await;
+    let sql = format!(
+        "SELECT token FROM {table} WHERE name = {} AND seq >= {} ORDER BY seq, token LIMIT 1",
+        quote(name),
+        now.saturating_sub(NAME_CLAIM_MS * 1_000)
+    );
+    let rows = store.client.select(&sql).await?;
+    Ok(rows.first().and_then(|r| num::<u64>(r, 0).ok()) == Some(token))
+}
+
 pub async fn create_workspace(store: &ClickhouseStore, name: &str) -> Result<Workspace> {
+    let exists = || StoreError::Conflict(format!("workspace {name} exists"));
     if workspace_named(store, name).await.is_ok() {
-        return Err(StoreError::Conflict(format!("workspace {name} exists")));
+        return Err(exists());
+    }
+    // Two nodes creating one name at once: one creates it, the other is told it exists.
+    if !claim_first(store, &format!("workspace/{name}")).await?
+        || workspace_named(store, name).await.is_ok()
+    {
+        return Err(exists());
     }
     let created_ms = now_ms();
     let w = Workspace {
@@ -474,6 +505,46 @@ fn object_line(kind: &str, o: &ObjectRow, version: u64) -> String {
     )
 }
 
+/// Claim `name` for this node alone: true when, after this node's claim row landed, it
+/// is the only claim of `name`. Of two nodes racing, at least one sees the other's row
+/// (each reads after its own insert), so at most one wins; both may lose, and retry.
+async fn claim_alone(store: &ClickhouseStore, name: &str) -> Result<bool> {
+    let token: u64 = rand::rng().random_range(1..u64::MAX);
+    let row = format!("{}\t{token}\t{}", tsv_field(name), micros_now());
+    let table = store.table(schema::CLAIMS.name);
+    store.client.insert(&table, &[row]).await?;
+    let sql = format!("SELECT token FROM {table} WHERE name = {}", quote(name));
+    let rows = store.client.select(&sql).await?;
+    Ok(rows.len() == 1 && rows[0].first().and_then(|t| t.parse::<u64>().ok()) == Some(token))
+}
+
+/// The tries a new object id gets before the store answers busy.
+const ID_TRIES: u32 = 40;
+
+/// A new object id for (workspace, kind): the next after the largest stored, claimed so
+/// that two nodes creating objects of one kind at the same moment never get the same id
+/// (the two rows would be one object). A lost claim moves on to the next id after a
+/// short random pause, so racing nodes fall out of step.
+async fn new_object_id(store: &ClickhouseStore, workspace: WorkspaceId, kind: &str) -> Result<i64> {
+    let sql = format!(
+        "SELECT max(id) FROM {} WHERE workspace = {workspace} AND kind = {}",
+        store.table(schema::OBJECTS.name),
+        quote(kind)
+    );
+    let mut id = 0;
+    for _ in 0..ID_TRIES {
+        let rows = store.client.select(&sql).await?;
+        let last: i64 = rows.first().map_or(Ok(0), |r| num(r, 0))?;
+        id = (id + 1).max(last + 1);
+        if claim_alone(store, &format!("object/{workspace}/{kind}/{id}")).await? {
+            return Ok(id);
+        }
+        let pause = rand::rng().random_range(1..20);
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+    }
+    Err(StoreError::Busy)
+}
+
 pub async fn put_object(
     store: &ClickhouseStore,
     workspace: WorkspaceId,
@@ -494,26 +565,17 @@ pub async fn put_object(
             row.object.updated_ms = now.max(row.object.created_ms);
             row
         }
-        None => {
-            let sql = format!(
-                "SELECT max(id) FROM {} WHERE workspace = {workspace} AND kind = {}",
-                store.table(schema::OBJECTS.name),
-                quote(kind)
-            );
-            let rows = store.client.select(&sql).await?;
-            let last: i64 = rows.first().map_or(Ok(0), |r| num(r, 0))?;
-            ObjectRow {
-                object: StoredObject {
-                    id: last + 1,
-                    workspace,
-                    body,
-                    created_ms: now,
-                    updated_ms: now,
-                },
-                created_seq: version,
-                deleted: false,
-            }
-        }
+        None => ObjectRow {
+            object: StoredObject {
+                id: new_object_id(store, workspace, kind).await?,
+                workspace,
+                body,
+                created_ms: now,
+                updated_ms: now,
+            },
+            created_seq: version,
+            deleted: false,
+        },
     };
     store
         .client

@@ -25,7 +25,8 @@ impl Client {
         sync_inserts: bool,
     ) -> Result<Client> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(20))
             .build()
             .map_err(|_| StoreError::Database("cannot build an HTTP client".into()))?;
@@ -55,28 +56,34 @@ impl Client {
             } else {
                 "request failed"
             };
-            // Unreachable for now: 503 with Retry-After, as a failing disk is.
-            StoreError::StorageFull(format!("clickhouse: {cause}"))
+            // 503 with Retry-After: nothing was acknowledged, a retry may succeed.
+            StoreError::Unavailable(format!("clickhouse: {cause}"))
         })?;
         let status = resp.status();
         let text = resp
             .text()
             .await
-            .map_err(|_| StoreError::Database("clickhouse: reading the answer failed".into()))?;
+            .map_err(|_| StoreError::Unavailable("clickhouse: the answer was cut off".into()))?;
         if status.is_success() {
             return Ok(text);
         }
-        Err(StoreError::Database(short_cause(status.as_u16(), &text)))
+        let cause = short_cause(status.as_u16(), &text);
+        match status.as_u16() == 503 || error_code(&text).is_some_and(is_transient) {
+            true => Err(StoreError::Unavailable(cause)),
+            false => Err(StoreError::Database(cause)),
+        }
     }
 
     /// Run a statement that answers nothing (DDL). The body is never empty: an empty POST
     /// is refused by old servers (411).
     pub async fn execute(&self, sql: &str) -> Result<()> {
+        capture::statement(sql, None);
         self.send(self.post(&[], sql.to_string())).await.map(|_| ())
     }
 
     /// Run a SELECT and split its TabSeparated answer into rows of unescaped fields.
     pub async fn select(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        capture::statement(sql, None);
         let text = self
             .send(self.post(&[], format!("{sql} FORMAT TabSeparated")))
             .await?;
@@ -99,18 +106,88 @@ impl Client {
         }
         let mut body = rows.join("\n");
         body.push('\n');
+        capture::statement(&query, Some(&body));
         self.send(self.post(&params, body)).await.map(|_| ())
     }
+}
+
+/// For tests only: with `BURNRATE_CLICKHOUSE_CAPTURE=FILE` set, every statement sent
+/// (and the start of each insert's rows) is appended to FILE as one JSON line, so the
+/// dialect check (scripts/check-clickhouse-dialect.sh) can run them on a modern
+/// ClickHouse. The file holds stored values: never set it in production.
+mod capture {
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock};
+
+    /// The most of an insert's rows kept (whole lines).
+    const MAX_ROWS_BYTES: usize = 16 * 1024;
+
+    fn file() -> Option<&'static Mutex<std::fs::File>> {
+        static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+        FILE.get_or_init(|| {
+            let path = std::env::var_os("BURNRATE_CLICKHOUSE_CAPTURE")?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()?;
+            Some(Mutex::new(file))
+        })
+        .as_ref()
+    }
+
+    pub fn statement(sql: &str, rows: Option<&str>) {
+        let Some(file) = file() else {
+            return;
+        };
+        let rows = rows.map(|r| match r.len() > MAX_ROWS_BYTES {
+            // Cut after a newline (ASCII, so a character boundary).
+            true => {
+                let head = &r.as_bytes()[..MAX_ROWS_BYTES];
+                &r[..head.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)]
+            }
+            false => r,
+        });
+        let mut line = serde_json::json!({"sql": sql, "rows": rows}).to_string();
+        line.push('\n');
+        // One write per line on a file opened for appending: lines of processes writing
+        // at once do not interleave.
+        let _ = file.lock().unwrap().write_all(line.as_bytes());
+    }
+}
+
+/// The error code of ClickHouse's error answer (`Code: 210, ...`).
+fn error_code(text: &str) -> Option<u32> {
+    text.strip_prefix("Code: ")
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|c| c.parse().ok())
+}
+
+/// Error codes that say a server (or a shard behind a Distributed table) is down, slow
+/// or overloaded, not that the statement is wrong: the store is unavailable for now.
+fn is_transient(code: u32) -> bool {
+    matches!(
+        code,
+        159 // TIMEOUT_EXCEEDED
+            | 160 // TOO_SLOW
+            | 164 // READONLY
+            | 202 // TOO_MANY_SIMULTANEOUS_QUERIES
+            | 203 // NO_FREE_CONNECTION
+            | 209 // SOCKET_TIMEOUT
+            | 210 // NETWORK_ERROR
+            | 241 // MEMORY_LIMIT_EXCEEDED
+            | 242 // TABLE_IS_READ_ONLY
+            | 252 // TOO_MANY_PARTS
+            | 279 // ALL_CONNECTION_TRIES_FAILED
+            | 319 // UNKNOWN_STATUS_OF_INSERT
+            | 999 // KEEPER_EXCEPTION
+    )
 }
 
 /// ClickHouse's error answer reduced to its error code: the text after it can quote the
 /// statement (a syntax error shows where it failed), which must not reach logs.
 fn short_cause(status: u16, text: &str) -> String {
-    let code = text
-        .strip_prefix("Code: ")
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .filter(|c| !c.is_empty());
-    match code {
+    match error_code(text) {
         Some(code) => format!("clickhouse error code {code} (HTTP {status})"),
         None => format!("clickhouse answered HTTP {status}"),
     }
@@ -265,5 +342,16 @@ mod tests {
             short_cause(411, "length required"),
             "clickhouse answered HTTP 411"
         );
+    }
+
+    #[test]
+    fn a_shard_down_or_overloaded_is_transient_a_wrong_statement_is_not() {
+        let shard_down =
+            "Code: 279, e.displayText() = DB::NetException: All connection tries failed";
+        assert_eq!(error_code(shard_down), Some(279));
+        assert!(is_transient(279) && is_transient(252) && is_transient(159));
+        assert_eq!(error_code("Code: 62, Syntax error"), Some(62));
+        assert!(!is_transient(62) && !is_transient(60));
+        assert_eq!(error_code("not an error answer"), None);
     }
 }

@@ -276,6 +276,26 @@ async fn stored_calls(
     Ok(calls)
 }
 
+/// Which of `ids` have a stored attempt in `ws`.
+pub async fn stored_ids(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    ids: &[String],
+) -> Result<Vec<String>> {
+    let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut stored = Vec::new();
+    for list in id_lists(&ids) {
+        let sql = format!(
+            "SELECT DISTINCT id FROM {} WHERE ws = {ws} AND idless = 0 AND id IN ({list})",
+            store.table(schema::EVENTS.name),
+        );
+        stored.extend(store.client.select(&sql).await?.iter().map(|r| text(r, 0)));
+    }
+    Ok(stored)
+}
+
 /// The quoted ids as `IN` lists of at most `MAX_LIST` bytes each: ClickHouse parses at
 /// most `max_query_size` (256 KiB by default) of a statement's text.
 fn id_lists(ids: &[&str]) -> Vec<String> {

@@ -8,7 +8,7 @@
 //! double count. Two nodes racing on one call may both store an attempt: the stored
 //! data stays right (reads pick one winner per call and count distinct attempts), but
 //! both replies may say Inserted and both report cost changes; the budget counters
-//! re-converge from reads every 10 s.
+//! re-converge from reads at the next reload (2 s with several nodes).
 
 mod control;
 mod http;
@@ -330,6 +330,10 @@ impl EventStore for ClickhouseStore {
         read::latencies(self, workspace, &query, limit).await
     }
 
+    async fn stored_ids(&self, workspace: WorkspaceId, ids: Vec<String>) -> Result<Vec<String>> {
+        ingest::stored_ids(self, workspace, &ids).await
+    }
+
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>> {
         let _read = self.lock.read().await;
         read::freshness(self, workspace).await
@@ -359,7 +363,7 @@ impl ControlStore for ClickhouseStore {
         control::authenticate(self, &key_hash).await
     }
     async fn create_workspace(&self, name: String) -> Result<Workspace> {
-        let _write = self.lock.write().await;
+        // Not under the write lock: the name's claim waits (control::claim_first).
         control::create_workspace(self, &name).await
     }
     async fn workspaces(&self) -> Result<Vec<Workspace>> {

@@ -203,6 +203,7 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         )
         .ok()
         .and_then(|v| v.parse().ok());
+    let mut rebuilt_events = false;
     match version {
         None => {
             tx.execute(
@@ -215,6 +216,7 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
                 number_objects_per_kind(&tx)?;
             }
             drop_unique_call_index(&tx)?;
+            rebuilt_events = true;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
                 [SCHEMA_VERSION.to_string()],
@@ -253,5 +255,11 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
             [ROLLUPS_VERSION],
         )?;
     }
-    tx.commit()
+    tx.commit()?;
+    // The rebuilt table left the old one's pages free inside the file: give them back
+    // once (the file would otherwise stay the size of both tables).
+    if rebuilt_events {
+        conn.execute_batch("VACUUM;")?;
+    }
+    Ok(())
 }
