@@ -339,7 +339,7 @@ pub const ROUTES: &[Route] = &[
         "/v1/channels",
         A,
         "Add a notification channel",
-        OBJ,
+        Some("ChannelRequest"),
         "Object",
     ),
     route(
@@ -602,6 +602,23 @@ fn schemas() -> Value {
             "author": {"type": "string"}, "time": {"type": "string", "format": "date-time"}}},
         "DeployNotes": {"type": "object", "properties": {
             "deploys": {"type": "array", "items": {"$ref": "#/components/schemas/DeployNote"}}}},
+        "ChannelRequest": {"type": "object", "required": ["name", "type"], "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["webhook", "slack", "pagerduty"]},
+            "url": {"type": "string", "description": "webhook and slack; pagerduty: optional"},
+            "secret": {"type": "string", "description": "webhook: whsec_ + base64; default: generated, shown once"},
+            "routingKey": {"type": "string", "description": "pagerduty"},
+            "digest": {"type": "object", "required": ["cadence", "time", "timeZone"],
+                "additionalProperties": false,
+                "description": "a daily or weekly summary at a local time (webhook and slack only): spend vs the period before, top movers, budgets at risk, unprofitable tenants, firing alerts",
+                "properties": {
+                    "cadence": {"type": "string", "enum": ["daily", "weekly"]},
+                    "time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                        "description": "local time HH:MM"},
+                    "timeZone": {"type": "string", "description": "IANA time zone, e.g. Europe/Berlin"},
+                    "weekday": {"type": "string", "enum": ["monday", "tuesday", "wednesday",
+                        "thursday", "friday", "saturday", "sunday"],
+                        "description": "weekly only; default monday"}}}}},
         "Object": {"type": "object"},
     })
 }

@@ -142,6 +142,7 @@ fn channel(kind: ChannelKind) -> Channel {
         id: 1,
         name: "test".into(),
         kind,
+        digest: None,
     }
 }
 

@@ -1,5 +1,6 @@
-//! Alerts as the server runs them: settings per workspace, the evaluation every minute,
-//! stored alerts with their history, channels and every delivery attempt.
+//! Alerts as the server runs them: settings per workspace, the evaluation every minute
+//! (which also sends the channels' scheduled digests, `digests.rs`), stored alerts with
+//! their history, channels and every delivery attempt.
 
 use super::rules::{evaluate, Context};
 use super::state::{step, AlertState, Known, Transition};
@@ -65,6 +66,14 @@ impl Alerts {
         &self.public_url
     }
 
+    pub(super) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub(super) fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
     pub fn new(
         store: Arc<dyn Store>,
         budgets: Arc<Budgets>,
@@ -124,6 +133,17 @@ impl Alerts {
         };
         // The row holds the id; a client's own "id" is not kept.
         obj.remove("id");
+        // A digest schedule is checked field by field and stored in its checked form.
+        if let Some(d) = obj.get("digest").filter(|d| !d.is_null()) {
+            let schedule = notify::DigestSchedule::from_json(d).map_err(AlertError::Invalid)?;
+            if obj.get("type") == Some(&json!("pagerduty")) {
+                return Err(AlertError::Invalid(vec![FieldError::new(
+                    "digest",
+                    "PagerDuty pages people; send digests to a webhook or Slack channel",
+                )]));
+            }
+            obj.insert("digest".into(), json!(schedule));
+        }
         // A webhook without a secret gets one (shown once in the reply).
         if obj.get("type") == Some(&json!("webhook")) && !obj.contains_key("secret") {
             obj.insert("secret".into(), json!(notify::new_webhook_secret()));
@@ -142,7 +162,9 @@ impl Alerts {
         }
         channel.kind.check().map_err(AlertError::Invalid)?;
         let id = self.store.put_object(ws, CHANNEL, None, body).await?;
-        Ok(Channel { id, ..channel })
+        let channel = Channel { id, ..channel };
+        self.start_digests(ws, &channel, (self.clock)()).await?;
+        Ok(channel)
     }
 
     pub async fn delete_channel(&self, ws: WorkspaceId, id: i64) -> Result<bool, StoreError> {
@@ -245,6 +267,7 @@ impl Alerts {
             }
         }
         self.prune(ws, &stored).await?;
+        self.send_digests(ws, now).await?;
         Ok(changed)
     }
 
@@ -329,7 +352,7 @@ impl Alerts {
         Ok(())
     }
 
-    async fn send(&self, channel: &Channel, n: &Notification) -> notify::DeliveryReport {
+    pub(super) async fn send(&self, channel: &Channel, n: &Notification) -> notify::DeliveryReport {
         let clock = self.clock.clone();
         let now = move || clock();
         notify::deliver(

@@ -3,11 +3,17 @@
 //! findings into firing and resolved alerts with a cooldown; `engine` stores them and
 //! sends them through `notify`.
 
+pub mod baseline;
+pub mod digests;
 pub mod engine;
 pub mod rules;
 pub mod state;
 
 use crate::event::{DataMode, Environment, FieldError};
+use crate::money::Usd;
+
+/// Robust standard deviations a change must exceed to be unlikely under its baseline.
+pub const DEFAULT_SIGMAS: f64 = 4.0;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -68,7 +74,7 @@ impl RuleKind {
         let (threshold, min_requests, window_minutes, what) = match self {
             RuleKind::CostPerRequestDrift => (30.0, 50, 7 * 1440, "% rise of cost/request, new promptVersion vs the previous one"),
             RuleKind::TokensPerRequestRise => (50.0, 100, 1440, "% rise of input or output tokens/request vs the 7 days before"),
-            RuleKind::HourlySpendSpike => (3.0, 20, 60, "times the trailing 7-day hourly average spend"),
+            RuleKind::HourlySpendSpike => (3.0, 20, 60, "times the usual spend of this hour (median of the same hour on earlier weekdays, or weekend days)"),
             RuleKind::EndpointConcentration => (20.0, 100, 1440, "percentage points of spend share gained by one endpoint vs the 7 days before"),
             RuleKind::TenantConcentration => (20.0, 100, 1440, "percentage points of spend share gained by one tenant vs the 7 days before"),
             RuleKind::RetryStorm => (3.0, 50, 60, "times the 7-day retry ratio or error share (and at least 10%)"),
@@ -78,12 +84,22 @@ impl RuleKind {
             RuleKind::TenantCostOverRevenue => (30.0, 20, 1440, "% of a tenant's revenue this month so far taken by its AI cost (the window is the UTC month to date; tenants without revenue are on the margin list, not alerted)"),
             RuleKind::Budget => (100.0, 0, 60, "(not used: each budget has its own thresholds) budget thresholds, exceeded, projected exhaustion before the period ends"),
         };
+        // Materiality: a rule that compares with a baseline fires only on a change worth
+        // this much money in its window (an hour's spike of $0.07 is noise, not news).
+        let min_usd = match self {
+            RuleKind::HourlySpendSpike => Usd(1_000_000_000),
+            RuleKind::EndpointConcentration | RuleKind::TenantConcentration => Usd(2_000_000_000),
+            RuleKind::TokensPerRequestRise => Usd(100_000_000),
+            _ => Usd(0),
+        };
         RuleSettings {
             kind: self,
             enabled: true,
             threshold,
             min_requests,
             window_minutes,
+            min_usd,
+            sigmas: DEFAULT_SIGMAS,
             cooldown_minutes: 5,
             muted_until_ms: None,
             threshold_means: what,
@@ -101,6 +117,13 @@ pub struct RuleSettings {
     /// No finding on fewer calls than this in the window (no alert on 3 requests).
     pub min_requests: u64,
     pub window_minutes: u64,
+    /// No finding on a change worth less than this in the window (spend above the
+    /// expected, or the cost of the change); 0 where a rule has no money change.
+    pub min_usd: Usd,
+    /// A change must also be beyond this many robust standard deviations of its
+    /// baseline's own history (spend spike: same hour on comparable days; retry storm:
+    /// the binomial spread of the error and retry counts).
+    pub sigmas: f64,
     /// After a resolve, the same alert does not fire again for this long.
     pub cooldown_minutes: u64,
     pub muted_until_ms: Option<i64>,
@@ -143,6 +166,19 @@ impl RuleSettings {
                     .filter(|m| (1..=90 * 1440).contains(m))
                     .ok_or("must be an integer from 1 to 129600")?
             }
+            "minUsd" => {
+                self.min_usd = value
+                    .as_number()
+                    .and_then(|n| Usd::parse(&n.to_string()).ok())
+                    .filter(|u| u.0 >= 0)
+                    .ok_or("must be a dollar amount >= 0")?
+            }
+            "sigmas" => {
+                self.sigmas = value
+                    .as_f64()
+                    .filter(|x| (0.0..=100.0).contains(x))
+                    .ok_or("must be a number from 0 to 100")?
+            }
             "cooldownMinutes" => {
                 self.cooldown_minutes = count(value).ok_or("must be an integer >= 0")?
             }
@@ -161,7 +197,7 @@ impl RuleSettings {
             _ => {
                 return Err(
                     "is not a rule setting; use enabled, threshold, minRequests, \
-                            windowMinutes, cooldownMinutes, mutedUntil"
+                            windowMinutes, minUsd, sigmas, cooldownMinutes, mutedUntil"
                         .into(),
                 )
             }
@@ -336,4 +372,36 @@ pub struct Finding {
     pub drivers: Vec<crate::notify::Driver>,
     /// Dashboard path (with query) of the view that explains it.
     pub link: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn min_usd_and_sigmas_are_rule_settings_checked_by_name() {
+        let s = AlertSettings::from_json(&json!({"rules": {"hourly_spend_spike":
+            {"minUsd": 2.5, "sigmas": 3}}}))
+        .unwrap();
+        let spike = s.rule(RuleKind::HourlySpendSpike);
+        assert_eq!(spike.min_usd, Usd(2_500_000_000));
+        assert_eq!(spike.sigmas, 3.0);
+        // The stored form reads back the same.
+        assert_eq!(AlertSettings::from_json(&s.to_json()).unwrap(), s);
+        let e = AlertSettings::from_json(&json!({"rules": {"retry_storm":
+            {"minUsd": -1, "sigmas": "many"}}}))
+        .unwrap_err();
+        let fields: Vec<&str> = e.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["rules.retry_storm.minUsd", "rules.retry_storm.sigmas"]
+        );
+    }
+
+    #[test]
+    fn the_spend_spike_needs_a_dollar_of_change_by_default() {
+        let d = RuleKind::HourlySpendSpike.defaults();
+        assert_eq!((d.min_usd, d.sigmas), (Usd(1_000_000_000), 4.0));
+    }
 }

@@ -64,9 +64,15 @@ fn window(ctx: &Context, rule: &RuleSettings) -> Query {
 }
 
 fn query(ctx: &Context, from_ms: i64, to_ms: i64) -> Query {
+    watched(ctx.settings, from_ms, to_ms)
+}
+
+/// The traffic the rules (and digests) watch between two times: the settings'
+/// environment and data mode, measured by cost.
+pub fn watched(settings: &AlertSettings, from_ms: i64, to_ms: i64) -> Query {
     let filters = crate::query::Filters {
-        environment: vec![ctx.settings.environment],
-        data_mode: vec![ctx.settings.data_mode],
+        environment: vec![settings.environment],
+        data_mode: vec![settings.data_mode],
         ..Default::default()
     };
     Query {
@@ -395,6 +401,9 @@ async fn tokens_rise(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
             let Some(change) = pct_change(now_v, before_v).filter(|c| *c > rule.threshold) else {
                 continue;
             };
+            if !costs_more(&row.sums, before, rule.min_usd) {
+                continue;
+            }
             let (nq, bq) = (
                 scoped(&q, Dimension::EndpointTag, endpoint),
                 scoped(&b, Dimension::EndpointTag, endpoint),
@@ -422,34 +431,51 @@ async fn tokens_rise(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
     Ok(out)
 }
 
-/// Rule 3: spend of the last hour vs the trailing 7-day hourly average, per endpoint
-/// and overall.
+/// Material: the window cost at least `min_usd` more than its calls would have at the
+/// baseline's cost per request (cross-multiplied by the baseline's calls: exact).
+fn costs_more(now: &Sums, before: &Sums, min_usd: Usd) -> bool {
+    let extra =
+        now.cost.0 as i128 * before.requests as i128 - before.cost.0 as i128 * now.requests as i128;
+    extra >= min_usd.0 as i128 * before.requests as i128
+}
+
+/// Rule 3: spend of the last hour vs the usual spend of the same hour, per endpoint and
+/// overall. The usual is the median of the same window on earlier comparable days
+/// (`baseline::comparable`: weekdays with weekdays, weekends with weekends), so the daily
+/// peak and the weekend dip are expected; a spike is at least `threshold` times it,
+/// at least `minUsd` above it and beyond `sigmas` robust deviations of those days.
 async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
     let q = window(ctx, rule);
+    // The 7 days before stay the evidence's baseline window and the drivers' reference.
     let b = baseline(&q);
-    let window_len = (q.to_ms - q.from_ms) as i128;
-    let mut groups: Vec<(Option<String>, Sums, Sums)> = Vec::new();
-    groups.push((None, total(ctx, &q).await?, total(ctx, &b).await?));
     let now_rows = grouped(ctx, &q, Dimension::EndpointTag).await?;
-    let before_rows = same_groups(ctx, &b, Dimension::EndpointTag, &now_rows).await?;
+    let history = same_window_earlier(ctx, &q, &now_rows).await?;
+    let days: Vec<i64> = history.iter().map(|h| h.0).collect();
+    let days = super::baseline::comparable(ctx.now, &days);
+    let history: Vec<&(i64, Sums, Vec<Row>)> =
+        history.iter().filter(|h| days.contains(&h.0)).collect();
+    let mut groups: Vec<(Option<String>, Sums, Vec<i64>)> = Vec::new();
+    let totals = history.iter().map(|h| h.1.cost.0).collect();
+    groups.push((None, total(ctx, &q).await?, totals));
     for row in now_rows {
-        let before = sums_of(&before_rows, &row.group[0])
-            .copied()
-            .unwrap_or_default();
-        groups.push((Some(row.group[0].clone()), row.sums, before));
+        let samples = history
+            .iter()
+            .map(|h| sums_of(&h.2, &row.group[0]).map_or(0, |s| s.cost.0))
+            .collect();
+        groups.push((Some(row.group[0].clone()), row.sums, samples));
     }
     let mut out = Vec::new();
-    for (endpoint, now, before) in groups {
-        // Expected spend is the baseline's cost x window / baseline length: the test
-        // compares both sides multiplied by the baseline's length, so nothing rounds.
-        let Some(times) = rule.spike_times(
-            now.requests,
-            now.cost.0 as i128 * BASELINE_MS as i128,
-            before.cost.0 as i128 * window_len,
-        ) else {
+    for (endpoint, now, samples) in groups {
+        let Some(usual) = super::baseline::Baseline::of(&samples) else {
             continue;
         };
-        let expected = scaled(before.cost.0, window_len, BASELINE_MS.into());
+        let Some(times) = rule.spike_times(now.requests, now.cost.0.into(), usual.expected.into())
+        else {
+            continue;
+        };
+        if !usual.unusually_high(now.cost.0, rule.sigmas, rule.min_usd.0) {
+            continue;
+        }
         let name = endpoint.clone().unwrap_or_else(|| "all endpoints".into());
         let (nq, bq) = match &endpoint {
             Some(e) => (
@@ -460,9 +486,14 @@ async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
         };
         let mut evidence = evidence_window(&q, &b);
         evidence["spendUsd"] = json!(Usd(now.cost.0));
-        evidence["expectedUsd"] = json!(expected);
+        evidence["expectedUsd"] = json!(Usd(usual.expected));
         evidence["times"] = json!(times);
         evidence["requests"] = json!(now.requests);
+        evidence["usual"] = json!({
+            "days": usual.samples, "medianUsd": Usd(usual.expected),
+            "medianAbsoluteDeviationUsd": Usd(usual.mad), "sigmas": rule.sigmas,
+            "minUsd": rule.min_usd,
+        });
         let scope: Vec<(&str, &str)> = endpoint
             .iter()
             .map(|e| ("endpointTag", e.as_str()))
@@ -473,16 +504,43 @@ async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
             severity: if times >= 2.0 * rule.threshold { Severity::Critical } else { Severity::Warning },
             title: format!("Spend spike on {name}: {times:.1}x the usual hour"),
             text: format!(
-                "{name} spent {} in the last {} min vs {} expected from the trailing 7-day hourly average ({times:.1}x, {} calls).",
+                "{name} spent {} in the last {} min vs {} usual at this time (median of the same window on {} earlier comparable days, deviation {}; {times:.1}x, {} calls).",
                 usd(now.cost.0),
                 rule.window_minutes,
-                usd(expected.0),
+                usd(usual.expected),
+                usual.samples,
+                usd(usual.mad),
                 now.requests
             ),
             evidence,
             drivers: drivers(ctx, &nq, &bq).await?,
             link: link("/", &q, &scope),
         });
+    }
+    Ok(out)
+}
+
+/// `q`'s window on each of the `baseline::DAYS` days before: (days back, the total,
+/// the groups of `rows` by endpoint). Days without a single call (before the data
+/// began) give no sample.
+async fn same_window_earlier(
+    ctx: &Context<'_>,
+    q: &Query,
+    rows: &[Row],
+) -> Result<Vec<(i64, Sums, Vec<Row>)>> {
+    let mut out = Vec::new();
+    for back in 1..=super::baseline::DAYS {
+        let shifted = Query {
+            from_ms: q.from_ms - back * DAY_MS,
+            to_ms: q.to_ms - back * DAY_MS,
+            ..q.clone()
+        };
+        let all = total(ctx, &shifted).await?;
+        if all.requests == 0 {
+            continue;
+        }
+        let groups = same_groups(ctx, &shifted, Dimension::EndpointTag, rows).await?;
+        out.push((back, all, groups));
     }
     Ok(out)
 }
@@ -509,6 +567,14 @@ async fn concentration(
             .map_or(0.0, |s| share_pct(s.cost.0.into(), total_before.into()));
         let gain = share_now - share_before;
         if gain <= rule.threshold || value.starts_with('(') {
+            continue;
+        }
+        // Material: the spend it gained over its old share of today's total, at least
+        // minUsd (both sides times the baseline's total, so nothing rounds).
+        let before_cost = sums_of(&before_rows, value).map_or(0, |s| s.cost.0);
+        let gained = row.sums.cost.0 as i128 * total_before as i128
+            - before_cost as i128 * total_now as i128;
+        if gained < rule.min_usd.0 as i128 * total_before as i128 {
             continue;
         }
         let (nq, bq) = (
@@ -555,12 +621,16 @@ async fn retry_storm(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
         }
         let before = sums_of(&before_rows, endpoint).copied().unwrap_or_default();
         let (n, o) = (Stats::of(&row.sums), Stats::of(&before));
-        let storm = |now: Option<f64>, base: Option<f64>| {
-            let now = now.unwrap_or(0.0);
-            now >= 0.10 && now >= rule.threshold * base.unwrap_or(0.0)
+        let calls = row.sums.requests;
+        let storm = |now: Option<f64>, base: Option<f64>, count: u64| {
+            let (now, base) = (now.unwrap_or(0.0), base.unwrap_or(0.0));
+            now >= 0.10
+                && now >= rule.threshold * base
+                && beyond_chance(count, calls, base, rule.sigmas)
         };
-        let retries = storm(n.retry_ratio, o.retry_ratio);
-        let errors = storm(n.error_rate, o.error_rate);
+        let retried = row.sums.attempts.saturating_sub(calls);
+        let retries = storm(n.retry_ratio, o.retry_ratio, retried);
+        let errors = storm(n.error_rate, o.error_rate, row.sums.errors);
         if !retries && !errors {
             continue;
         }
@@ -594,6 +664,15 @@ async fn retry_storm(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
         });
     }
     Ok(out)
+}
+
+/// `count` events among `calls` are more than `sigmas` standard deviations above what
+/// the baseline's rate predicts (Poisson spread, sqrt of the expected count): a small
+/// endpoint's 6 errors in 50 calls is not a storm when its norm is 4. A baseline of
+/// none predicts none, so any count is beyond it.
+fn beyond_chance(count: u64, calls: u64, base_rate: f64, sigmas: f64) -> bool {
+    let expected = calls as f64 * base_rate;
+    expected <= 0.0 || (count as f64 - expected) > sigmas * expected.sqrt()
 }
 
 /// Rule 7: calls with no price (unknown model): the bill has them, burnrate does not.
@@ -855,4 +934,33 @@ async fn cost_over_revenue(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_endpoints_few_extra_errors_are_no_retry_storm() {
+        // 6 errors in 50 calls (12%) against a 4% norm: 3x and over 10%, which used to
+        // fire; 2 expected, so 4 more is within 4 deviations (4 x sqrt 2 = 5.7).
+        assert!(!beyond_chance(6, 50, 0.04, 4.0));
+        // 40 in 200 against the same norm: 8 expected, 32 more is far beyond chance.
+        assert!(beyond_chance(40, 200, 0.04, 4.0));
+        // A norm of none: any count is beyond it (the 10% and 3x tests decide).
+        assert!(beyond_chance(5, 50, 0.0, 4.0));
+    }
+
+    #[test]
+    fn a_longer_prompt_matters_only_when_it_costs_at_least_min_usd_more() {
+        let sums = |requests, cost| Sums {
+            requests,
+            cost: Usd(cost),
+            ..Default::default()
+        };
+        // 100 calls at 3 cents vs a 2 cent norm: $1 more.
+        let (now, before) = (sums(100, 3_000_000_000), sums(700, 14_000_000_000));
+        assert!(costs_more(&now, &before, Usd(1_000_000_000)));
+        assert!(!costs_more(&now, &before, Usd(1_000_000_001)));
+    }
 }

@@ -30,6 +30,10 @@ pub struct Channel {
     pub name: String,
     #[serde(flatten)]
     pub kind: ChannelKind,
+    /// A daily or weekly summary at a local time (`DigestSchedule::from_json` checks
+    /// it before it is stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<super::DigestSchedule>,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +120,7 @@ impl Channel {
             id: self.id,
             name: self.name.clone(),
             kind,
+            digest: self.digest.clone(),
         }
     }
 }

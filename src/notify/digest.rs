@@ -1,6 +1,9 @@
-//! Digest mode: a period's notifications folded into one message, one line per alert.
+//! Digest mode: a period's notifications folded into one message, one line per alert;
+//! the scheduled digest adds spend vs the period before, top movers, budgets at risk and
+//! the alerts firing now (`summary_digest`).
 
 use super::{rfc3339, Notification, NotificationState, Severity};
+use crate::money::Usd;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -122,4 +125,107 @@ fn payload(lines: &[Line], period: Period) -> serde_json::Value {
         "period": {"start": rfc3339(period.start_ms), "end": rfc3339(period.end_ms)},
         "alerts": alerts,
     })
+}
+
+/// What a scheduled digest says besides the period's alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Spend of the period and of the period of the same length before it.
+    pub spend: Usd,
+    pub spend_before: Usd,
+    /// The endpoints whose spend moved most, either way.
+    pub movers: Vec<Mover>,
+    /// One line per budget over a threshold or projected to run out.
+    pub budgets_at_risk: Vec<String>,
+    /// One line per tenant whose revenue of the period is below its AI cost (the most
+    /// unprofitable first, at most five), and how many there are in all.
+    pub unprofitable: Vec<String>,
+    pub unprofitable_count: usize,
+    /// Titles of the alerts firing now.
+    pub firing: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mover {
+    pub endpoint: String,
+    pub now: Usd,
+    pub before: Usd,
+}
+
+/// The scheduled digest: spend vs the period before, top movers, budgets at risk and
+/// firing alerts, then the period's alert lines of [`digest`]. Pure; money exact.
+pub fn summary_digest(notifications: &[Notification], period: Period, s: &Summary) -> Notification {
+    let mut n = digest(notifications, period);
+    let change = |now: Usd, before: Usd| Usd(now.0.saturating_sub(before.0));
+    let signed = |u: Usd| {
+        if u.0 >= 0 {
+            format!("+{}", u.readable())
+        } else {
+            u.readable()
+        }
+    };
+    let total_change = change(s.spend, s.spend_before);
+    let mut text = format!(
+        "Spend {} vs {} the period before ({}).",
+        s.spend.readable(),
+        s.spend_before.readable(),
+        signed(total_change)
+    );
+    let mut section = |name: &str, lines: Vec<String>| {
+        text.push_str(&format!("\n{name}:"));
+        if lines.is_empty() {
+            text.push_str(" none");
+        }
+        for l in lines {
+            text.push_str(&format!("\n- {l}"));
+        }
+    };
+    let movers = s
+        .movers
+        .iter()
+        .map(|m| {
+            format!(
+                "{}: {} -> {} ({})",
+                m.endpoint,
+                m.before.readable(),
+                m.now.readable(),
+                signed(change(m.now, m.before))
+            )
+        })
+        .collect();
+    section("Top movers", movers);
+    section("Budgets at risk", s.budgets_at_risk.clone());
+    let mut unprofitable = s.unprofitable.clone();
+    if s.unprofitable_count > unprofitable.len() {
+        unprofitable.push(format!(
+            "and {} more",
+            s.unprofitable_count - unprofitable.len()
+        ));
+    }
+    section("Unprofitable tenants", unprofitable);
+    section("Firing now", s.firing.clone());
+    n.text = format!("{text}\n{}", n.text);
+    n.title = format!(
+        "burnrate digest: spend {} ({}), {} alerts firing",
+        s.spend.readable(),
+        signed(total_change),
+        s.firing.len()
+    );
+    n.payload["spend"] =
+        json!({"nowUsd": s.spend, "beforeUsd": s.spend_before, "changeUsd": total_change});
+    n.payload["movers"] = json!(s
+        .movers
+        .iter()
+        .map(
+            |m| json!({"endpointTag": m.endpoint, "nowUsd": m.now, "beforeUsd": m.before,
+                        "changeUsd": change(m.now, m.before)})
+        )
+        .collect::<Vec<_>>());
+    n.payload["budgetsAtRisk"] = json!(s.budgets_at_risk);
+    n.payload["unprofitable"] = json!({"tenants": s.unprofitable, "count": s.unprofitable_count});
+    n.payload["firing"] = json!(s.firing);
+    // The webhook sends the payload: it carries the message as people read it too.
+    n.payload["title"] = json!(n.title);
+    n.payload["text"] = json!(n.text);
+    n
 }

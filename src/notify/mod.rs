@@ -13,6 +13,7 @@ mod channel;
 mod deliver;
 mod digest;
 mod pagerduty;
+mod schedule;
 mod slack;
 mod webhook;
 
@@ -24,7 +25,8 @@ pub use channel::{
     WEBHOOK_SECRET_PREFIX,
 };
 pub use deliver::{deliver, http_client, Attempt, DeliveryReport, RetryPolicy};
-pub use digest::{digest, Period};
+pub use digest::{digest, summary_digest, Mover, Period, Summary};
+pub use schedule::{Cadence, DigestSchedule};
 pub use webhook::{sign, verify, VerifyError};
 
 use serde::{Deserialize, Serialize};

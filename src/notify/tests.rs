@@ -304,6 +304,7 @@ fn channels() -> Vec<Channel> {
             id: 1,
             name: "n".into(),
             kind,
+            digest: None,
         })
         .collect()
 }

@@ -1,6 +1,7 @@
 //! The server's background loops: picking up what other processes change in the
 //! database (price books, budgets, workspace settings) every 2 s, and the alert rules'
-//! evaluation every minute. Each runs until the server aborts it at shutdown.
+//! evaluation every minute (which also sends the channels' digests that are due). Each
+//! runs until the server aborts it at shutdown.
 
 use super::nodes::Registration;
 use crate::app::AppState;
@@ -59,7 +60,8 @@ fn until_next_tick() -> Duration {
     Duration::from_millis((every - wall_ms().rem_euclid(every)) as u64)
 }
 
-/// Evaluate every workspace's alert rules once a minute.
+/// Evaluate every workspace's alert rules once a minute, and send each channel's digest
+/// once its scheduled local time has come (once per period: `alert::digests`).
 pub fn evaluate_alerts_every_minute(state: Arc<AppState>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVALUATE_EVERY);

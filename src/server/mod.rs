@@ -9,7 +9,7 @@ pub mod nodes;
 
 use crate::app::AppState;
 use crate::auth;
-use crate::clock::system_clock;
+use crate::clock::{system_clock, Clock};
 use crate::http::server::Limits;
 use crate::load::{self, DemoRun};
 use crate::ratelimit::RateConfig;
@@ -47,7 +47,10 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    Ready::prepare(config).await?.serve(shutdown).await
+    Ready::prepare(config, system_clock())
+        .await?
+        .serve(shutdown)
+        .await
 }
 
 /// A server started in-process by `start`.
@@ -68,7 +71,12 @@ impl Running {
 
 /// Start the server on a task of the current runtime; it serves once this returns.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let ready = Ready::prepare(config).await?;
+    start_with_clock(config, system_clock()).await
+}
+
+/// `start` with the services reading "now" from `clock` (tests freeze or step time).
+pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running> {
+    let ready = Ready::prepare(config, clock).await?;
     let addr = ready.addr;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(ready.serve(async {
@@ -107,9 +115,9 @@ struct Ready {
 
 impl Ready {
     /// Open the store and get everything ready; on failure the store is closed again.
-    async fn prepare(config: Config) -> anyhow::Result<Ready> {
+    async fn prepare(config: Config, clock: Clock) -> anyhow::Result<Ready> {
         let store = crate::store::open(&config.store)?;
-        match Ready::prepare_on(store.clone(), config).await {
+        match Ready::prepare_on(store.clone(), config, clock).await {
             Ok(ready) => Ok(ready),
             Err(e) => {
                 store.close().await;
@@ -118,7 +126,11 @@ impl Ready {
         }
     }
 
-    async fn prepare_on(store: Arc<dyn Store>, config: Config) -> anyhow::Result<Ready> {
+    async fn prepare_on(
+        store: Arc<dyn Store>,
+        config: Config,
+        clock: Clock,
+    ) -> anyhow::Result<Ready> {
         if config.demo && store.event_count().await? == 0 {
             let now = jiff::Timestamp::now().as_millisecond();
             load::demo(store.clone(), DemoRun::serve_default(now)).await?;
@@ -136,7 +148,7 @@ impl Ready {
             config.rate,
             config.reservation_ttl_ms,
             public_url,
-            system_clock(),
+            clock,
         )
         .await?;
         // Join the nodes before serving: with others live, the budgets are loaded again

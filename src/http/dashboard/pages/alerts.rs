@@ -324,7 +324,7 @@ fn rules_card(settings: &AlertSettings, now: i64) -> Markup {
             table.t {
                 thead { tr {
                     th { "Rule" } th { "Enabled" } th.num { "Threshold" } th { "Meaning" }
-                    th.num { "Min. calls" } th.num { "Window" } th.num { "Cooldown" } th { "Muted" }
+                    th.num { "Min. calls" } th.num { "Min. change" } th.num { "Sigmas" } th.num { "Window" } th.num { "Cooldown" } th { "Muted" }
                 } }
                 tbody {
                     @for r in &settings.rules {
@@ -334,6 +334,8 @@ fn rules_card(settings: &AlertSettings, now: i64) -> Markup {
                             td.num { (r.threshold) }
                             td.small.muted { (r.threshold_means) }
                             td.num { (format::int(r.min_requests)) }
+                            td.num { (r.min_usd.readable()) }
+                            td.num { (r.sigmas) }
                             td.num { (format::duration(r.window_minutes as i64 * 60_000)) }
                             td.num { (format::duration(r.cooldown_minutes as i64 * 60_000)) }
                             td {
