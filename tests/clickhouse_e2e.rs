@@ -7,13 +7,13 @@
 
 mod common;
 
-use common::{cli, event, Api, Server};
+use common::{cli, clickhouse_url, event, Api, Server};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
 /// A fresh database on the test's ClickHouse, or None when none is configured.
 fn clickhouse_store(name: &str) -> Option<String> {
-    let url = std::env::var("BURNRATE_CH_URL").ok()?;
+    let url = clickhouse_url("BURNRATE_CH_URL")?;
     let db = format!("e2e_{name}_{}", std::process::id());
     Some(url.replace("{db}", &db))
 }

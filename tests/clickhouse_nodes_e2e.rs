@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{cli, Api, Server};
+use common::{cli, clickhouse_url, Api, Server};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -31,7 +31,7 @@ struct Nodes {
 
 /// The cluster URL for a fresh database, and the same URL pointing at the second shard.
 fn cluster_stores(name: &str) -> Option<(String, String)> {
-    let url = std::env::var("BURNRATE_CH_CLUSTER_URL").ok()?;
+    let url = clickhouse_url("BURNRATE_CH_CLUSTER_URL")?;
     let db = format!("nodes_{name}_{}", std::process::id());
     let a = url.replace("{db}", &db);
     let shards = a.split("shards=").nth(1)?.split('&').next()?.to_string();

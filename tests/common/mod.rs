@@ -171,3 +171,17 @@ pub fn blamed(errors: &Value) -> Vec<String> {
         .map(|e| e["field"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// A ClickHouse URL from the environment (`scripts/clickhouse.sh env`). Without it a
+/// ClickHouse test skips, except under the README's test command, which sets
+/// `BURNRATE_REQUIRE_CLICKHOUSE=1`: there a missing server fails instead of passing
+/// silently.
+pub fn clickhouse_url(var: &str) -> Option<String> {
+    let url = std::env::var(var).ok();
+    if url.is_none() && std::env::var_os("BURNRATE_REQUIRE_CLICKHOUSE").is_some() {
+        panic!(
+            "{var} is not set, but BURNRATE_REQUIRE_CLICKHOUSE is: the ClickHouse tests must run"
+        );
+    }
+    url
+}
