@@ -4,12 +4,11 @@
 
 mod common;
 
-use axum::body::Bytes;
-use axum::http::HeaderMap;
+use common::webhook::receiver;
 use common::{cli, key, Api, Server};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 const END: &str = "2026-03-01T00:00:00Z";
 
@@ -275,36 +274,10 @@ async fn budget_thresholds_and_exceeded_become_findings() {
     );
 }
 
-/// One request the receiver got: its headers and body.
-type Message = (Vec<(String, String)>, Vec<u8>);
-
-#[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<Message>>>);
-
-async fn receiver() -> (Inbox, String) {
-    let inbox = Inbox::default();
-    let keep = inbox.clone();
-    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-        let inbox = keep.clone();
-        async move {
-            let headers = headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
-                .collect();
-            inbox.0.lock().unwrap().push((headers, body.to_vec()));
-            "ok"
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/burnrate", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (inbox, url)
-}
-
 #[tokio::test]
 async fn a_firing_and_a_resolved_alert_arrive_signed_at_a_webhook() {
     let s = setup().await;
-    let (inbox, url) = receiver().await;
+    let (inbox, url) = receiver("/hooks/burnrate").await;
     let r = s
         .api
         .post(
@@ -352,7 +325,7 @@ async fn a_firing_and_a_resolved_alert_arrive_signed_at_a_webhook() {
         .post("/v1/alerts/evaluate", &s.admin, &json!({}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let received = inbox.0.lock().unwrap().clone();
+    let received = inbox.messages();
     assert_eq!(received.len(), 1, "one alert, one message");
     let (headers, body) = &received[0];
     let now_s = jiff::Timestamp::now().as_second();
@@ -369,7 +342,7 @@ async fn a_firing_and_a_resolved_alert_arrive_signed_at_a_webhook() {
     s.api
         .post("/v1/alerts/evaluate", &s.admin, &json!({}))
         .await;
-    assert_eq!(inbox.0.lock().unwrap().len(), 1);
+    assert_eq!(inbox.len(), 1);
     // Muting the rule makes the finding go away: the alert resolves and says so.
     let r = s
         .api
@@ -383,7 +356,7 @@ async fn a_firing_and_a_resolved_alert_arrive_signed_at_a_webhook() {
     s.api
         .post("/v1/alerts/evaluate", &s.admin, &json!({}))
         .await;
-    let received = inbox.0.lock().unwrap().clone();
+    let received = inbox.messages();
     assert_eq!(received.len(), 2);
     let resolved: Value = serde_json::from_slice(&received[1].1).unwrap();
     assert_eq!(resolved["type"], "alert.resolved");

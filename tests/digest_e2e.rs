@@ -5,62 +5,21 @@
 
 mod common;
 
-use axum::body::Bytes;
-use axum::http::HeaderMap;
-use burnrate::http::server::Limits;
-use burnrate::ratelimit::RateConfig;
 use burnrate::server::{start_with_clock, Config, Running};
 use common::key;
+use common::webhook::receiver;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 fn ms(text: &str) -> i64 {
     text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
 }
 
 fn config(db: &Path) -> Config {
-    Config {
-        store: format!("sqlite://{}", db.display()),
-        listen: "127.0.0.1:0".into(),
-        demo: false,
-        rate: RateConfig {
-            per_second: 0.0,
-            burst: 0.0,
-        },
-        reservation_ttl_ms: 600_000,
-        public_url: None,
-        // The minute loop stays off: the test evaluates at the times it chooses.
-        alerts: false,
-        limits: Limits {
-            header_read_timeout: std::time::Duration::from_secs(10),
-            idle_timeout: std::time::Duration::from_secs(60),
-            max_connections: 16,
-        },
-    }
-}
-
-type Inbox = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
-
-async fn receiver() -> (Inbox, String) {
-    let inbox = Inbox::default();
-    let keep = inbox.clone();
-    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-        let inbox = keep.clone();
-        async move {
-            let headers = headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
-                .collect();
-            inbox.lock().unwrap().push((headers, body.to_vec()));
-            "ok"
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/digest", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (inbox, url)
+    // The minute loop stays off (`embedded`): the test evaluates at the times it chooses.
+    Config::embedded(format!("sqlite://{}", db.display()))
 }
 
 struct Client {
@@ -116,7 +75,7 @@ async fn a_daily_digest_arrives_at_its_local_time_once_even_across_a_restart() {
     };
     let running = start_with_clock(config(&db), clock.clone()).await.unwrap();
     let api = Client::new(&running, &admin);
-    let (inbox, url) = receiver().await;
+    let (inbox, url) = receiver("/hooks/digest").await;
 
     let digest = json!({"cadence": "daily", "time": "09:00", "timeZone": "Europe/Berlin"});
     for (bad, field) in [
@@ -191,13 +150,9 @@ async fn a_daily_digest_arrives_at_its_local_time_once_even_across_a_restart() {
         }
     };
     evaluate("2026-02-25T07:59:00Z").await;
-    assert_eq!(
-        inbox.lock().unwrap().len(),
-        0,
-        "nothing before 09:00 Berlin"
-    );
+    assert_eq!(inbox.len(), 0, "nothing before 09:00 Berlin");
     evaluate("2026-02-25T08:00:30Z").await;
-    let received = inbox.lock().unwrap().clone();
+    let received = inbox.messages();
     assert_eq!(received.len(), 1, "the digest at 09:00 Berlin");
     let (headers, body) = &received[0];
     burnrate::notify::verify(
@@ -252,21 +207,17 @@ async fn a_daily_digest_arrives_at_its_local_time_once_even_across_a_restart() {
 
     // Later in the same period: nothing more; nor after a restart.
     evaluate("2026-02-25T09:30:00Z").await;
-    assert_eq!(inbox.lock().unwrap().len(), 1, "once per period");
+    assert_eq!(inbox.len(), 1, "once per period");
     running.stop().await.unwrap();
     let running = start_with_clock(config(&db), clock.clone()).await.unwrap();
     let api = Client::new(&running, &admin);
     now.store(ms("2026-02-25T10:00:00Z"), Ordering::SeqCst);
     let (status, _) = api.post("/v1/alerts/evaluate", &json!({})).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        inbox.lock().unwrap().len(),
-        1,
-        "a restart does not send it again"
-    );
+    assert_eq!(inbox.len(), 1, "a restart does not send it again");
     // The next day's digest comes at the next 09:00 Berlin.
     now.store(ms("2026-02-26T08:01:00Z"), Ordering::SeqCst);
     api.post("/v1/alerts/evaluate", &json!({})).await;
-    assert_eq!(inbox.lock().unwrap().len(), 2);
+    assert_eq!(inbox.len(), 2);
     running.stop().await.unwrap();
 }

@@ -42,6 +42,31 @@ pub struct Config {
     pub limits: Limits,
 }
 
+impl Config {
+    /// A server embedded in another program (tests, tools) on the store at `store`: any
+    /// free loopback port, no demo, no ingest rate limit, no minute alert loop (the
+    /// embedding program evaluates when it chooses), the default connection limits.
+    pub fn embedded(store: String) -> Config {
+        Config {
+            store,
+            listen: "127.0.0.1:0".into(),
+            demo: false,
+            rate: RateConfig {
+                per_second: 0.0,
+                burst: 0.0,
+            },
+            reservation_ttl_ms: 600_000,
+            public_url: None,
+            alerts: false,
+            limits: Limits {
+                header_read_timeout: std::time::Duration::from_secs(10),
+                idle_timeout: std::time::Duration::from_secs(60),
+                max_connections: 16,
+            },
+        }
+    }
+}
+
 /// Serve until `shutdown` resolves, then let in-flight requests end and close the store.
 pub async fn run(
     config: Config,
@@ -256,23 +281,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn config(db: PathBuf) -> Config {
-        Config {
-            store: format!("sqlite://{}", db.display()),
-            listen: "127.0.0.1:0".into(),
-            demo: false,
-            rate: RateConfig {
-                per_second: 0.0,
-                burst: 0.0,
-            },
-            reservation_ttl_ms: 600_000,
-            public_url: None,
-            alerts: false,
-            limits: Limits {
-                header_read_timeout: std::time::Duration::from_secs(10),
-                idle_timeout: std::time::Duration::from_secs(60),
-                max_connections: 16,
-            },
-        }
+        Config::embedded(format!("sqlite://{}", db.display()))
     }
 
     #[tokio::test]

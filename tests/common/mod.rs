@@ -1,6 +1,8 @@
 //! Test harness: the real `burnrate` binary on port 0 with a temporary database.
 #![allow(dead_code)]
 
+pub mod webhook;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
