@@ -14,6 +14,7 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod margin;
+pub mod migrate;
 pub mod plans;
 pub mod prices;
 pub mod profile;
@@ -69,6 +70,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("restored {} ({bytes} bytes) into {url}", file.display());
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Migrate { from, to, restart } => {
+            let from = from.unwrap_or(url);
+            return migrate::migrate(&from, &to, restart).await;
+        }
         Command::Demo(args) if args.out.is_some() => {
             return import::demo_to_file(args).map(|_| ExitCode::SUCCESS)
         }
@@ -111,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Explain(_)
         | Command::Gate(_)
         | Command::Restore { .. }
+        | Command::Migrate { .. }
         | Command::Deploy(_)
         | Command::Doctor(_) => {
             unreachable!("handled above")

@@ -352,6 +352,37 @@ pub struct Pricing {
 pub struct PricedEvent {
     pub event: Event,
     pub pricing: Pricing,
+    /// Set only when a stored call is copied from another store (`burnrate migrate`):
+    /// what the first store recorded, kept so the copy is the same call.
+    pub copied: Option<Copied>,
+}
+
+/// What a copied call keeps of the store it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    /// When the first store received the call (ms).
+    pub received_at_ms: i64,
+    /// An id-less call's id as the first store assigned it: the copy keeps it, so copying
+    /// the call again (a resumed migration) finds it instead of storing a second call.
+    pub idless_id: Option<String>,
+}
+
+impl PricedEvent {
+    /// The id the call is stored under and whether the store assigned it (id-less):
+    /// the client's id, else a copied call's assigned id, else None (assign a new one).
+    pub fn stored_id(&self) -> Option<(&str, bool)> {
+        match (&self.event.external_request_id, &self.copied) {
+            (Some(id), _) => Some((id, false)),
+            (
+                None,
+                Some(Copied {
+                    idless_id: Some(id),
+                    ..
+                }),
+            ) => Some((id, true)),
+            (None, _) => None,
+        }
+    }
 }
 
 /// One field-level validation failure.

@@ -209,6 +209,7 @@ pub fn prepare(
                 prepared.events.push(PricedEvent {
                     event: checked.event,
                     pricing,
+                    copied: None,
                 });
                 prepared.positions.push(index);
                 prepared.warn(index, checked.warnings);

@@ -23,6 +23,7 @@
 //! - `app`, `http`: the server's state and its axum API (the only axum)
 //! - `server`: the server's lifecycle (store, state, background loops, serve, shutdown)
 //! - `load`: bulk writes outside HTTP (`import`'s lines, demo traffic)
+//! - `migrate`: copy a whole store into another (any backend to any other), resumable
 //! - `cli`, `demo`: the command line (the only clap), demo traffic (the benchmarks are
 //!   the `burnrate-bench` workspace member, outside the shipped library)
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
@@ -48,6 +49,7 @@ pub mod importers;
 pub mod ingest;
 pub mod load;
 pub mod metrics;
+pub mod migrate;
 pub mod money;
 pub mod notify;
 pub mod openapi;

@@ -83,6 +83,20 @@ pub enum Command {
         /// The backup file to create (never overwritten).
         file: std::path::PathBuf,
     },
+    /// Copy this store (or --from) into another: events, workspaces, keys, budgets and
+    /// every other setting, price books. Resumable: run it again to continue.
+    Migrate {
+        /// The store to copy from (default: this command's --store / --db).
+        #[arg(long)]
+        from: Option<String>,
+        /// The store to copy into, e.g. clickhouse://host:8123/burnrate.
+        #[arg(long)]
+        to: String,
+        /// Copy every call again instead of continuing where the last run stopped
+        /// (calls already there are counted once).
+        #[arg(long)]
+        restart: bool,
+    },
     /// Put a backup in place of the store (stop any server using the store first).
     Restore {
         /// A file written by `burnrate backup`.

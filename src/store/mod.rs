@@ -199,6 +199,26 @@ pub struct StoredObject {
     pub updated_ms: i64,
 }
 
+/// A key as stored, its hash included: what `burnrate migrate` copies so that every key
+/// keeps working on the new store. Nothing else reads a hash back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub workspace: String,
+    pub key_hash: String,
+    pub prefix: String,
+    pub scope: Scope,
+    pub name: Option<String>,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+/// A control object with its kind (`ControlStore::every_object`).
+#[derive(Debug, Clone)]
+pub struct KindedObject {
+    pub kind: String,
+    pub object: StoredObject,
+}
+
 /// A stored logical call as read back.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -454,6 +474,22 @@ pub trait ControlStore: Send + Sync {
         kind: &'static str,
         id: i64,
     ) -> Result<bool>;
+
+    // Copying a whole store (`burnrate migrate`): what the calls above cannot give or
+    // take as it was stored (key hashes, object ids and times).
+
+    /// Every key with its hash, oldest first.
+    async fn stored_keys(&self) -> Result<Vec<StoredKey>>;
+    /// Store a copied key as it was (hash, prefix, times, revocation) in its workspace
+    /// (by name, which must exist); nothing when a key with that hash is stored already.
+    /// True when it was added.
+    async fn copy_key(&self, key: StoredKey) -> Result<bool>;
+    /// Every control object of every kind and workspace.
+    async fn every_object(&self) -> Result<Vec<KindedObject>>;
+    /// Store a copied object under its own id and times (`object.workspace` is this
+    /// store's id of its workspace), replacing one with that id; objects created later
+    /// in its workspace and kind get larger ids.
+    async fn copy_object(&self, kind: String, object: StoredObject) -> Result<()>;
 }
 
 /// A whole backend: both halves. Code that needs only one half takes that trait.

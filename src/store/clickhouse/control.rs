@@ -9,7 +9,8 @@
 use super::http::{quote, tsv_field, Client};
 use super::{ms_to_rfc3339, now_ms, num, optional, schema, text, ClickhouseStore};
 use crate::store::{
-    KeyInfo, KeyRecord, Result, Scope, StoreError, StoredBook, StoredObject, Workspace, WorkspaceId,
+    KeyInfo, KeyRecord, KindedObject, Result, Scope, StoreError, StoredBook, StoredKey,
+    StoredObject, Workspace, WorkspaceId,
 };
 use rand::Rng;
 
@@ -445,26 +446,28 @@ pub async fn price_generation(store: &ClickhouseStore) -> Result<i64> {
 
 /// An object's newest row.
 struct ObjectRow {
+    kind: String,
     object: StoredObject,
     created_seq: u64,
     deleted: bool,
 }
 
-/// Objects of `kind` (of one workspace or all), newest rows, deleted ones included,
-/// oldest first.
+/// Objects of `kind` (every kind: None) of one workspace or all, newest rows, deleted
+/// ones included, oldest first.
 async fn object_rows(
     store: &ClickhouseStore,
     workspace: Option<WorkspaceId>,
-    kind: &str,
+    kind: Option<&str>,
     id: Option<i64>,
 ) -> Result<Vec<ObjectRow>> {
-    let mut conditions = vec![format!("kind = {}", quote(kind))];
+    let mut conditions = vec!["1".to_string()];
+    conditions.extend(kind.map(|k| format!("kind = {}", quote(k))));
     conditions.extend(workspace.map(|w| format!("workspace = {w}")));
     conditions.extend(id.map(|i| format!("id = {i}")));
     let sql = format!(
         "SELECT workspace, id, argMax(body, version), argMax(created_ms, version),
             argMax(updated_ms, version), argMax(created_seq, version) AS o_seq,
-            argMax(deleted, version)
+            argMax(deleted, version), kind
          FROM {} WHERE {} GROUP BY workspace, kind, id ORDER BY o_seq, workspace, id",
         store.table(schema::OBJECTS.name),
         conditions.join(" AND ")
@@ -476,6 +479,7 @@ async fn object_rows(
                 StoreError::Database("clickhouse: a stored object is not JSON".into())
             })?;
             Ok(ObjectRow {
+                kind: text(r, 7),
                 object: StoredObject {
                     id: num(r, 1)?,
                     workspace: num(r, 0)?,
@@ -490,12 +494,12 @@ async fn object_rows(
         .collect()
 }
 
-fn object_line(kind: &str, o: &ObjectRow, version: u64) -> String {
+fn object_line(o: &ObjectRow, version: u64) -> String {
     let x = &o.object;
     format!(
         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{version}",
         x.workspace,
-        tsv_field(kind),
+        tsv_field(&o.kind),
         x.id,
         tsv_field(&x.body.to_string()),
         x.created_ms,
@@ -556,7 +560,7 @@ pub async fn put_object(
     let version = store.seq.next();
     let row = match id {
         Some(id) => {
-            let mut rows = object_rows(store, Some(workspace), kind, Some(id)).await?;
+            let mut rows = object_rows(store, Some(workspace), Some(kind), Some(id)).await?;
             let mut row = rows
                 .pop()
                 .filter(|r| !r.deleted)
@@ -566,6 +570,7 @@ pub async fn put_object(
             row
         }
         None => ObjectRow {
+            kind: kind.to_string(),
             object: StoredObject {
                 id: new_object_id(store, workspace, kind).await?,
                 workspace,
@@ -581,7 +586,7 @@ pub async fn put_object(
         .client
         .insert(
             &store.table(schema::OBJECTS.name),
-            &[object_line(kind, &row, version)],
+            &[object_line(&row, version)],
         )
         .await?;
     Ok(row.object.id)
@@ -592,7 +597,7 @@ pub async fn objects(
     workspace: Option<WorkspaceId>,
     kind: &str,
 ) -> Result<Vec<StoredObject>> {
-    Ok(object_rows(store, workspace, kind, None)
+    Ok(object_rows(store, workspace, Some(kind), None)
         .await?
         .into_iter()
         .filter(|r| !r.deleted)
@@ -606,7 +611,7 @@ pub async fn delete_object(
     kind: &str,
     id: i64,
 ) -> Result<bool> {
-    let rows = object_rows(store, Some(workspace), kind, Some(id)).await?;
+    let rows = object_rows(store, Some(workspace), Some(kind), Some(id)).await?;
     let Some(mut row) = rows.into_iter().find(|r| !r.deleted) else {
         return Ok(false);
     };
@@ -616,8 +621,88 @@ pub async fn delete_object(
         .client
         .insert(
             &store.table(schema::OBJECTS.name),
-            &[object_line(kind, &row, store.seq.next())],
+            &[object_line(&row, store.seq.next())],
         )
         .await?;
     Ok(true)
+}
+
+pub async fn stored_keys(store: &ClickhouseStore) -> Result<Vec<StoredKey>> {
+    let workspaces = workspaces(store).await?;
+    let rows = key_rows(store, "1").await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|k| {
+            let ws = workspaces.iter().find(|w| w.id == k.workspace_id)?;
+            Some(StoredKey {
+                workspace: ws.name.clone(),
+                key_hash: k.key_hash,
+                prefix: k.prefix,
+                scope: k.scope,
+                name: k.name,
+                created_ms: k.created_ms,
+                revoked_ms: (k.revoked_ms != 0).then_some(k.revoked_ms),
+            })
+        })
+        .collect())
+}
+
+pub async fn copy_key(store: &ClickhouseStore, key: StoredKey) -> Result<bool> {
+    let having = format!("k_hash = {}", quote(&key.key_hash));
+    if !key_rows(store, &having).await?.is_empty() {
+        return Ok(false);
+    }
+    let ws = workspace_named(store, &key.workspace).await?;
+    let version = store.seq.next();
+    let row = KeyRow {
+        id: random_id(),
+        workspace_id: ws.workspace.id,
+        key_hash: key.key_hash,
+        prefix: key.prefix,
+        scope: key.scope,
+        name: key.name,
+        created_ms: key.created_ms,
+        created_seq: version,
+        revoked_ms: key.revoked_ms.unwrap_or(0),
+    };
+    store
+        .client
+        .insert(&store.table(schema::KEYS.name), &[row.line(version)])
+        .await?;
+    Ok(true)
+}
+
+pub async fn every_object(store: &ClickhouseStore) -> Result<Vec<KindedObject>> {
+    Ok(object_rows(store, None, None, None)
+        .await?
+        .into_iter()
+        .filter(|r| !r.deleted)
+        .map(|r| KindedObject {
+            kind: r.kind,
+            object: r.object,
+        })
+        .collect())
+}
+
+/// New ids take the largest stored id plus one (`new_object_id`), so a copied id is
+/// never given again.
+pub async fn copy_object(
+    store: &ClickhouseStore,
+    kind: String,
+    object: StoredObject,
+) -> Result<()> {
+    let version = store.seq.next();
+    let row = ObjectRow {
+        kind,
+        object,
+        created_seq: version,
+        deleted: false,
+    };
+    store
+        .client
+        .insert(
+            &store.table(schema::OBJECTS.name),
+            &[object_line(&row, version)],
+        )
+        .await
 }

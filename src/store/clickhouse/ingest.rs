@@ -105,15 +105,13 @@ pub async fn ingest(
     for p in &events {
         let e = &p.event;
         let incoming = Attempt::of(p);
-        let call = e
-            .external_request_id
-            .as_ref()
-            .and_then(|id| calls.get_mut(id));
+        let key = call_key(p);
+        let call = key.as_ref().and_then(|k| calls.get_mut(k));
         let Some(call) = call else {
             effects.push(effect(ws, p, &incoming, &incoming, incoming.cost, 1, true));
-            if let Some(id) = &e.external_request_id {
+            if let Some(key) = key {
                 calls.insert(
-                    id.clone(),
+                    key,
                     Call {
                         mask: dedupe::attempt_bit(e.attempt),
                         winner: incoming,
@@ -227,32 +225,43 @@ fn effect(
     }
 }
 
-/// The stored attempts of the request's calls (those with an id), by id.
+/// A call as stored: (id-less, id). An id-less call has a key only when it was copied
+/// from another store with its assigned id (`PricedEvent::stored_id`).
+type CallKey = (bool, String);
+
+fn call_key(p: &PricedEvent) -> Option<CallKey> {
+    p.stored_id().map(|(id, idless)| (idless, id.to_string()))
+}
+
+/// The stored attempts of the request's calls (those with an id), by call.
 async fn stored_calls(
     store: &ClickhouseStore,
     ws: WorkspaceId,
     events: &[PricedEvent],
-) -> Result<HashMap<String, Call>> {
-    let mut ids: Vec<&str> = events
-        .iter()
-        .filter_map(|p| p.event.external_request_id.as_deref())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut calls: HashMap<String, Call> = HashMap::new();
+) -> Result<HashMap<CallKey, Call>> {
+    let mut calls: HashMap<CallKey, Call> = HashMap::new();
     let mut rows = Vec::new();
-    for list in id_lists(&ids) {
-        let sql = format!(
-            "SELECT id, attempt, usage_missing, status, ts, environment, data_mode, endpoint,
-                tenant, user, model, provider, tag_keys, tag_values, priced, cost
-             FROM {} WHERE ws = {ws} AND idless = 0 AND id IN ({list})",
-            store.table(schema::EVENTS.name),
-        );
-        rows.extend(store.client.select(&sql).await?);
+    for idless in [false, true] {
+        let mut ids: Vec<&str> = events
+            .iter()
+            .filter_map(|p| p.stored_id().filter(|k| k.1 == idless).map(|k| k.0))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for list in id_lists(&ids) {
+            let sql = format!(
+                "SELECT idless, id, attempt, usage_missing, status, ts, environment, data_mode,
+                    endpoint, tenant, user, model, provider, tag_keys, tag_values, priced, cost
+                 FROM {} WHERE ws = {ws} AND idless = {} AND id IN ({list})",
+                store.table(schema::EVENTS.name),
+                idless as u8
+            );
+            rows.extend(store.client.select(&sql).await?);
+        }
     }
     for row in rows {
-        let a = stored_attempt(&row)?;
-        let id = text(&row, 0);
+        let a = stored_attempt(&row[1..])?;
+        let id = (num::<u8>(&row, 0)? == 1, text(&row, 1));
         match calls.get_mut(&id) {
             None => {
                 calls.insert(
@@ -434,10 +443,11 @@ fn halves(v: i128) -> (i64, i64) {
 /// One stored attempt as a TabSeparated line (columns of `schema::EVENTS`).
 fn event_row(ws: WorkspaceId, p: &PricedEvent, seq: u64, received: i64) -> String {
     let e = &p.event;
-    let (id, idless) = match &e.external_request_id {
-        Some(id) => (id.clone(), 0),
+    let (id, idless) = match p.stored_id() {
+        Some((id, idless)) => (id.to_string(), idless as u8),
         None => (format!("idless-{}", crate::auth::random_token(16)), 1),
     };
+    let received = p.copied.as_ref().map_or(received, |c| c.received_at_ms);
     let t = &e.tokens;
     let s = |v: &str| tsv_field(v);
     let o = |v: &Option<String>| tsv_field(v.as_deref().unwrap_or(""));

@@ -440,6 +440,20 @@ impl ControlStore for ClickhouseStore {
         let _write = self.lock.write().await;
         control::delete_object(self, workspace, kind, id).await
     }
+    async fn stored_keys(&self) -> Result<Vec<StoredKey>> {
+        control::stored_keys(self).await
+    }
+    async fn copy_key(&self, key: StoredKey) -> Result<bool> {
+        let _write = self.lock.write().await;
+        control::copy_key(self, key).await
+    }
+    async fn every_object(&self) -> Result<Vec<KindedObject>> {
+        control::every_object(self).await
+    }
+    async fn copy_object(&self, kind: String, object: StoredObject) -> Result<()> {
+        let _write = self.lock.write().await;
+        control::copy_object(self, kind, object).await
+    }
 }
 
 #[cfg(test)]

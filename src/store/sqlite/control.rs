@@ -4,7 +4,16 @@
 use super::{ms_to_rfc3339, now_ms, SqliteStore};
 use crate::store::*;
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The id of the workspace named `name`.
+fn workspace_id(c: &Connection, name: &str) -> Result<i64> {
+    c.query_row("SELECT id FROM workspaces WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("workspace {name}")))
+}
 
 fn key_record(r: &rusqlite::Row) -> rusqlite::Result<KeyRecord> {
     let scope: String = r.get(3)?;
@@ -120,14 +129,7 @@ impl ControlStore for SqliteStore {
         name: Option<String>,
     ) -> Result<KeyRecord> {
         self.with_conn(move |c| {
-            let ws: i64 = c
-                .query_row(
-                    "SELECT id FROM workspaces WHERE name = ?1",
-                    [&workspace],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("workspace {workspace}")))?;
+            let ws = workspace_id(c, &workspace)?;
             c.execute(
                 "INSERT INTO api_keys (workspace_id, key_hash, prefix, scope, name, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -318,6 +320,95 @@ impl ControlStore for SqliteStore {
                 "DELETE FROM objects WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
                 params![id, workspace, kind],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn stored_keys(&self) -> Result<Vec<StoredKey>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare(
+                "SELECT w.name, k.key_hash, k.prefix, k.scope, k.name, k.created_at, k.revoked_at
+                 FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id ORDER BY k.id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let scope: String = r.get(3)?;
+                Ok(StoredKey {
+                    workspace: r.get(0)?,
+                    key_hash: r.get(1)?,
+                    prefix: r.get(2)?,
+                    scope: Scope::parse(&scope).unwrap_or(Scope::Read),
+                    name: r.get(4)?,
+                    created_ms: r.get(5)?,
+                    revoked_ms: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn copy_key(&self, key: StoredKey) -> Result<bool> {
+        self.with_conn(move |c| {
+            let ws = workspace_id(c, &key.workspace)?;
+            Ok(c.execute(
+                "INSERT OR IGNORE INTO api_keys
+                     (workspace_id, key_hash, prefix, scope, name, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    ws,
+                    key.key_hash,
+                    key.prefix,
+                    key.scope.as_str(),
+                    key.name,
+                    key.created_ms,
+                    key.revoked_ms
+                ],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn every_object(&self) -> Result<Vec<KindedObject>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare(
+                "SELECT kind, id, workspace_id, body, created_ms, updated_ms FROM objects
+                 ORDER BY workspace_id, kind, id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let body: String = r.get(3)?;
+                Ok(KindedObject {
+                    kind: r.get(0)?,
+                    object: StoredObject {
+                        id: r.get(1)?,
+                        workspace: r.get(2)?,
+                        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                        created_ms: r.get(4)?,
+                        updated_ms: r.get(5)?,
+                    },
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn copy_object(&self, kind: String, object: StoredObject) -> Result<()> {
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let o = &object;
+            tx.execute(
+                "INSERT OR REPLACE INTO objects (workspace_id, kind, id, body, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![o.workspace, kind, o.id, o.body.to_string(), o.created_ms, o.updated_ms],
+            )?;
+            // Ids are never reused: the kind's sequence continues after this one.
+            tx.execute(
+                "INSERT INTO object_ids (workspace_id, kind, last_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (workspace_id, kind) DO UPDATE SET last_id = MAX(last_id, ?3)",
+                params![o.workspace, kind, o.id],
+            )?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }

@@ -599,7 +599,7 @@ fn contribution(
         reasoning: e.tokens.reasoning as i64,
         latency_ms: e.latency_ms.map(i64::from),
         usage_missing: e.usage_missing,
-        idless: e.external_request_id.is_none(),
+        idless: p.stored_id().is_none_or(|(_, idless)| idless),
     }
 }
 
@@ -620,14 +620,24 @@ fn write_event(
 ) -> std::result::Result<(WriteResult, CostChange), WriteError> {
     let e = &p.event;
     let cols = usage_columns(tx, sinks.dims, p)?;
-    let (ext_id, idless) = match &e.external_request_id {
-        Some(id) => (id.clone(), false),
-        None => (format!("idless-{}", crate::auth::random_token(16)), true),
+    // A new id-less call gets a fresh id and cannot be stored yet; every other call
+    // (a client's id, or an id-less call copied with its assigned id) may be.
+    let (ext_id, idless, known) = match p.stored_id() {
+        Some((id, idless)) => (id.to_string(), idless, true),
+        None => (
+            format!("idless-{}", crate::auth::random_token(16)),
+            true,
+            false,
+        ),
     };
+    let received_at_ms = p
+        .copied
+        .as_ref()
+        .map_or(received_at_ms, |c| c.received_at_ms);
     let key = sinks.calls.index.key(workspace, &ext_id);
-    if !idless {
+    if known {
         for row in sinks.calls.candidates(key) {
-            if let Some(stored) = stored_call(tx, row, workspace, &ext_id)? {
+            if let Some(stored) = stored_call(tx, row, workspace, &ext_id, idless)? {
                 return merge_attempt(tx, sinks.rollups, &ext_id, stored, p, &cols);
             }
         }
@@ -733,13 +743,14 @@ fn stored_call(
     row_id: i64,
     workspace: WorkspaceId,
     ext_id: &str,
+    idless: bool,
 ) -> rusqlite::Result<Option<StoredRow>> {
     let sql = format!(
         "SELECT {CONTRIBUTION_COLUMNS}, attempt_mask, tags, attempt FROM events
-         WHERE id = ?1 AND workspace_id = ?2 AND external_request_id = ?3"
+         WHERE id = ?1 AND workspace_id = ?2 AND external_request_id = ?3 AND idless = ?4"
     );
     tx.prepare_cached(&sql)?
-        .query_row(params![row_id, workspace, ext_id], |r| {
+        .query_row(params![row_id, workspace, ext_id, idless], |r| {
             let old = Contribution::from_row(r)?;
             Ok(StoredRow {
                 row_id,
