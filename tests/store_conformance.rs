@@ -141,6 +141,7 @@ conformance_tests! {
     control::object_ids_count_per_workspace_and_kind_and_are_never_reused,
     control::price_books_keep_import_order_and_bump_the_generation,
     control::first_start_is_claimed_once_and_a_fresh_store_is_writable,
+    control::copied_keys_and_objects_keep_their_hashes_ids_and_times,
     overflow::a_write_whose_sum_would_overflow_is_refused_naming_the_field,
     overflow::a_read_whose_sums_overflow_is_sum_overflow,
 }

@@ -2,7 +2,7 @@
 //! start and the readiness probe.
 
 use super::Shared;
-use burnrate::store::{Scope, StoreError, StoredBook};
+use burnrate::store::{Scope, StoreError, StoredBook, StoredKey, StoredObject};
 use serde_json::json;
 
 /// A fresh store has `default`; a name is taken once; pausing goes by name and shows at
@@ -325,4 +325,98 @@ pub async fn first_start_is_claimed_once_and_a_fresh_store_is_writable(store: Sh
     assert!(!store.claim_first_start().await.unwrap());
     assert!(!store.claim_first_start().await.unwrap());
     store.check_writable().await.unwrap();
+}
+
+/// What `burnrate migrate` copies: keys with their hashes, times and revocation (once per
+/// hash); objects under their own ids and times (replacing one with that id), listed with
+/// their kinds; later new objects of a copied kind get larger ids.
+pub async fn copied_keys_and_objects_keep_their_hashes_ids_and_times(store: Shared, _seed: u64) {
+    let ws = store.create_workspace("copied".into()).await.unwrap().id;
+    let key = StoredKey {
+        workspace: "copied".into(),
+        key_hash: "hash-of-a-copied-key".into(),
+        prefix: "br_copied1".into(),
+        scope: Scope::Ingest,
+        name: Some("from the old store".into()),
+        created_ms: 1_700_000_000_000,
+        revoked_ms: None,
+    };
+    let revoked = StoredKey {
+        key_hash: "hash-of-a-revoked-key".into(),
+        prefix: "br_copied2".into(),
+        revoked_ms: Some(1_700_000_100_000),
+        ..key.clone()
+    };
+    assert!(store.copy_key(key.clone()).await.unwrap());
+    assert!(store.copy_key(revoked.clone()).await.unwrap());
+    assert!(!store.copy_key(key.clone()).await.unwrap(), "once per hash");
+    let info = store
+        .authenticate(key.key_hash.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((info.workspace_id, info.scope), (ws, Scope::Ingest));
+    assert!(store
+        .authenticate(revoked.key_hash.clone())
+        .await
+        .unwrap()
+        .is_none());
+    let stored: Vec<StoredKey> = store
+        .stored_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.workspace == "copied")
+        .collect();
+    assert_eq!(stored, vec![key, revoked]);
+
+    let object = |id: i64, n: i64| StoredObject {
+        id,
+        workspace: ws,
+        body: json!({"n": n}),
+        created_ms: 1_700_000_000_000 + id,
+        updated_ms: 1_700_000_500_000 + id,
+    };
+    store
+        .copy_object("budget".into(), object(7, 1))
+        .await
+        .unwrap();
+    store
+        .copy_object("channel".into(), object(2, 2))
+        .await
+        .unwrap();
+    store
+        .copy_object("budget".into(), object(7, 3))
+        .await
+        .unwrap();
+    let mut every: Vec<(String, i64, i64, i64, i64)> = store
+        .every_object()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.object.workspace == ws)
+        .map(|o| {
+            let x = o.object;
+            (
+                o.kind,
+                x.id,
+                x.body["n"].as_i64().unwrap(),
+                x.created_ms,
+                x.updated_ms,
+            )
+        })
+        .collect();
+    every.sort();
+    assert_eq!(
+        every,
+        vec![
+            ("budget".into(), 7, 3, 1_700_000_000_007, 1_700_000_500_007),
+            ("channel".into(), 2, 2, 1_700_000_000_002, 1_700_000_500_002),
+        ]
+    );
+    let next = store
+        .put_object(ws, "budget", None, json!({"n": 4}))
+        .await
+        .unwrap();
+    assert_eq!(next, 8, "after the copied id");
 }
