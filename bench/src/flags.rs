@@ -40,6 +40,13 @@ pub enum BenchCommand {
         /// default the realistic profile's arrival order, with its late calls.
         #[arg(long)]
         time_ordered: bool,
+        /// The servers' store (e.g. clickhouse://127.0.0.1:8123/bench, a database of its
+        /// own); by default a fresh SQLite file in --dir.
+        #[arg(long, conflicts_with = "url")]
+        store: Option<String>,
+        /// Servers started on the store; the clients spread over them.
+        #[arg(long, default_value_t = 1, conflicts_with = "url")]
+        nodes: usize,
         #[command(flatten)]
         profile: ProfileArgs,
         #[command(flatten)]

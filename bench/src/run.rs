@@ -27,6 +27,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             url,
             key,
             time_ordered,
+            store,
+            nodes,
             profile,
             baselines,
         } => {
@@ -37,7 +39,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 time_ordered,
                 profile: profile.resolve(DEFAULT_PROFILE)?,
             };
-            bench_ingest(load, rps, seconds, dir, url.zip(key), baselines).await
+            let target = match url.zip(key) {
+                Some(running) => Target::Running(running),
+                None => Target::Start { store, nodes },
+            };
+            bench_ingest(load, rps, seconds, dir, target, baselines).await
         }
         BenchCommand::Query(b) => {
             bench_query(b.events, &b.dir, b.rounds, &b.profile, &b.baselines).await
@@ -151,13 +157,59 @@ fn start_server(db: &Path, extra: &[&str]) -> anyhow::Result<Server> {
     Ok(Server::spawn(&burnrate_bin()?, db, extra, Stdio::null())?)
 }
 
+/// The servers `bench ingest` measures.
+enum Target {
+    /// One already running: (URL, ingest key).
+    Running((String, String)),
+    /// `nodes` servers started on `store` (None: a fresh SQLite file).
+    Start { store: Option<String>, nodes: usize },
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) ends with ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5); `fields` starts at field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The ClickHouse server processes on this machine (what a ClickHouse store's CPU is).
+fn clickhouse_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("clickhouse"))
+        })
+        .collect()
+}
+
 fn create_key(db: &Path, scope: &str) -> anyhow::Result<String> {
-    Ok(burnrate_harness::create_key(
-        &burnrate_bin()?,
-        db,
-        "default",
-        scope,
-    )?)
+    create_key_with(db, &[], scope)
+}
+
+/// A key made by `burnrate [flags] keys create` (e.g. flags `--store URL`).
+fn create_key_with(db: &Path, flags: &[&str], scope: &str) -> anyhow::Result<String> {
+    let mut args = flags.to_vec();
+    args.extend(["keys", "create", "--workspace", "default", "--scope", scope]);
+    let out = burnrate_harness::cli(&burnrate_bin()?, db, &args)?;
+    anyhow::ensure!(
+        out.status.success(),
+        "creating a key failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -217,20 +269,34 @@ async fn bench_ingest(
     rps: u64,
     seconds: u64,
     dir: Option<PathBuf>,
-    target: Option<(String, String)>,
+    target: Target,
     baselines: Baselines,
 ) -> anyhow::Result<()> {
     let tmp = tempdir(dir)?;
     let db = tmp.join("bench.db");
-    let (server, url, key) = match target {
-        Some((url, key)) => (None, url, key),
-        None => {
-            let key = create_key(&db, "ingest")?;
-            let server = start_server(&db, &["--ingest-rate", "0"])?;
-            let url = server.url.clone();
-            (Some(server), url, key)
+    // The bench's own SQLite file, whose size is reported (None: another store).
+    let mut store_label = Some("SQLite, synchronous=FULL".to_string());
+    let (servers, urls, key) = match target {
+        Target::Running((url, key)) => (Vec::new(), vec![url], key),
+        Target::Start { store, nodes } => {
+            let mut extra = vec!["--ingest-rate", "0"];
+            if let Some(store) = &store {
+                extra.extend(["--store", store.as_str()]);
+                store_label = None;
+                println!(
+                    "store: {}",
+                    burnrate::store::StoreUrl::parse(store)?.describe()
+                );
+            }
+            let key = create_key_with(&db, &extra[2..], "ingest")?;
+            let servers = (0..nodes.max(1))
+                .map(|_| start_server(&db, &extra))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let urls = servers.iter().map(|s| s.url.clone()).collect();
+            (servers, urls, key)
         }
     };
+    let url = urls[0].clone();
     let now = jiff::Timestamp::now().as_millisecond();
 
     let (batch, clients) = (load.batch, load.clients);
@@ -266,14 +332,22 @@ async fn bench_ingest(
         now,
         loading.clone(),
     ));
+    let server_pids: Vec<u32> = servers.iter().map(|s| s.pid()).collect();
+    let clickhouse = clickhouse_pids();
+    let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+    let cpu_before = (
+        cpu(&server_pids),
+        cpu(&clickhouse),
+        cpu_seconds(std::process::id()),
+    );
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    for c in 0..clients {
         let (client, bodies, next, url, key) = (
             client.clone(),
             bodies.clone(),
             next.clone(),
-            url.clone(),
+            urls[c % urls.len()].clone(),
             key.clone(),
         );
         tasks.push(tokio::spawn(async move {
@@ -303,10 +377,15 @@ async fn bench_ingest(
     }
     let elapsed = started.elapsed().as_secs_f64();
     loading.store(false, Ordering::Relaxed);
+    let cpu_used = (
+        cpu(&server_pids) - cpu_before.0,
+        cpu(&clickhouse) - cpu_before.1,
+        cpu_seconds(std::process::id()) - cpu_before.2,
+    );
     let latencies = single.await??;
     let db_bytes = file_size(&db) + file_size(&tmp.join("bench.db-wal"));
-    let rss = server.as_ref().map(|s| rss_mb(s.pid()));
-    if let Some(server) = server {
+    let rss: Vec<f64> = server_pids.iter().map(|p| rss_mb(*p)).collect();
+    for server in servers {
         server.stop()?;
     }
     let db_bytes_after = file_size(&db);
@@ -328,8 +407,17 @@ async fn bench_ingest(
     println!();
     println!("machine: {cores} cores");
     println!(
-        "batched ingest: {total_events} events ({accepted} accepted) in {elapsed:.2}s = {:.0} events/s ({clients} clients, {batch} events/batch, {order}, synchronous=FULL)",
-        total_events as f64 / elapsed
+        "batched ingest: {total_events} events ({accepted} accepted) in {elapsed:.2}s = {:.0} events/s ({clients} clients over {} node(s), {batch} events/batch, {order}, {})",
+        total_events as f64 / elapsed,
+        urls.len(),
+        store_label.as_deref().unwrap_or("the store above")
+    );
+    let millions = total_events as f64 / 1e6;
+    println!(
+        "CPU seconds per million events during the load: burnrate node(s) {:.1}, ClickHouse server(s) {:.1}, this benchmark's clients {:.1}",
+        cpu_used.0 / millions,
+        cpu_used.1 / millions,
+        cpu_used.2 / millions
     );
     println!("data: {}", profile_label(&load.profile));
     if let Some(naive) = naive {
@@ -339,7 +427,7 @@ async fn bench_ingest(
             total_events as f64 / elapsed / rate.max(1.0)
         );
     }
-    if let Some(rss) = rss {
+    for rss in rss {
         println!("server RSS after the load: {rss:.0} MB");
     }
     println!(
@@ -350,6 +438,9 @@ async fn bench_ingest(
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
     let per_million = |b: u64| b as f64 / (total_events as f64 / 1e6) / 1e6;
+    if store_label.is_none() {
+        return Ok(());
+    }
     println!(
         "database: {:.1} MB per million events after checkpoint ({:.1} MB incl. WAL during the run); raw NDJSON {:.1} MB per million",
         per_million(db_bytes_after),

@@ -83,12 +83,24 @@ fn pick(rank: u16, seq: u64) -> u64 {
     ((rank as u64) << 54) | (LOW - seq.min(LOW))
 }
 
-pub async fn ingest(
+/// One request's part of a commit: its events (of the commit's workspace) and its
+/// unknown-field tally.
+pub struct Part<'a> {
+    pub events: &'a [PricedEvent],
+    pub tally: &'a FieldTally,
+}
+
+/// Store the parts' events as one commit: one read of their calls' stored attempts and
+/// hours, the dedupe decisions in order (a later part sees what an earlier one stored),
+/// one insert per table. Returns each part's outcome, all with the commit's sequence.
+/// Any error (an hour past i64, ClickHouse unavailable) fails the whole commit before
+/// anything is inserted, except when an insert itself fails.
+pub async fn ingest_parts(
     store: &ClickhouseStore,
     ws: WorkspaceId,
-    events: Vec<PricedEvent>,
-    tally: FieldTally,
-) -> Result<IngestOutcome> {
+    parts: &[Part<'_>],
+) -> Result<Vec<IngestOutcome>> {
+    let events: Vec<&PricedEvent> = parts.iter().flat_map(|p| p.events.iter()).collect();
     // The two reads are independent (the hours of every event, a superset of those of
     // the attempts that will be stored): one round trip of latency, not two.
     let all_hours: Vec<i64> = events
@@ -100,52 +112,15 @@ pub async fn ingest(
         stored_hour_totals(store, ws, all_hours)
     )?;
     let mut results = Vec::with_capacity(events.len());
-    let mut effects = Vec::new();
+    // The cost changes of each event, in event order.
+    let mut effects: Vec<Vec<SpendEffect>> = Vec::with_capacity(events.len());
     let mut new_rows: Vec<&PricedEvent> = Vec::new();
-    for p in &events {
-        let e = &p.event;
-        let incoming = Attempt::of(p);
-        let key = call_key(p);
-        let call = key.as_ref().and_then(|k| calls.get_mut(k));
-        let Some(call) = call else {
-            effects.push(effect(ws, p, &incoming, &incoming, incoming.cost, 1, true));
-            if let Some(key) = key {
-                calls.insert(
-                    key,
-                    Call {
-                        mask: dedupe::attempt_bit(e.attempt),
-                        winner: incoming,
-                    },
-                );
-            }
-            results.push(WriteResult::Inserted);
+    for &p in &events {
+        let (result, changes, stored) = decide(ws, p, &mut calls);
+        results.push(result);
+        effects.push(changes);
+        if stored {
             new_rows.push(p);
-            continue;
-        };
-        // dedupe's rule, with the read side's rank: a total order (the lower attempt
-        // wins among equals), so the call ends the same whatever the arrival order.
-        let bit = dedupe::attempt_bit(e.attempt);
-        match call.mask & bit != 0 {
-            true => results.push(WriteResult::Duplicate),
-            false => {
-                let w = &call.winner;
-                let replace = rank(e.attempt, incoming.has_usage, incoming.success)
-                    > rank(w.attempt, w.has_usage, w.success);
-                call.mask |= bit;
-                if replace {
-                    let old = &call.winner;
-                    effects.push(effect(ws, p, old, old, old.cost, -1, false));
-                    effects.push(effect(ws, p, &incoming, &incoming, incoming.cost, 1, false));
-                    call.winner = incoming;
-                } else {
-                    // Nothing of the cost changes; the effect settles the reservation.
-                    let mut same = effect(ws, p, &incoming, &call.winner, None, 0, false);
-                    same.unpriced_delta = 0;
-                    effects.push(same);
-                }
-                results.push(WriteResult::Attempt { replaced: replace });
-                new_rows.push(p);
-            }
         }
     }
     let hours = hour_totals(&new_rows);
@@ -168,14 +143,19 @@ pub async fn ingest(
             fields.join("\t")
         })
         .collect();
-    let mut tally_rows = Vec::new();
-    if let (Some(key), true) = (tally.key_id, tally.unknown_fields > 0) {
-        tally_rows.push(format!(
-            "{key}\t{}\t{}\t{seq}",
-            tally.unknown_fields,
-            tsv_field(tally.last_unknown.as_deref().unwrap_or(""))
-        ));
-    }
+    let tally_rows: Vec<String> = parts
+        .iter()
+        .filter_map(
+            |part| match (part.tally.key_id, part.tally.unknown_fields > 0) {
+                (Some(key), true) => Some(format!(
+                    "{key}\t{}\t{}\t{seq}",
+                    part.tally.unknown_fields,
+                    tsv_field(part.tally.last_unknown.as_deref().unwrap_or(""))
+                )),
+                _ => None,
+            },
+        )
+        .collect();
     // Three independent inserts at once. They are not one transaction (ClickHouse has
     // none): a failure between them leaves the hour totals short of the events (the
     // overflow check is then less strict for that hour) or a tally uncounted.
@@ -189,11 +169,71 @@ pub async fn ingest(
         store.client.insert(&hours_table, &hour_rows),
         store.client.insert(&tally_table, &tally_rows)
     )?;
-    Ok(IngestOutcome {
-        results,
-        seq,
-        effects,
-    })
+    // Each part's share of the results and effects, in order.
+    let mut results = results.into_iter();
+    let mut effects = effects.into_iter();
+    Ok(parts
+        .iter()
+        .map(|part| {
+            let n = part.events.len();
+            IngestOutcome {
+                results: results.by_ref().take(n).collect(),
+                seq,
+                effects: effects.by_ref().take(n).flatten().collect(),
+            }
+        })
+        .collect())
+}
+
+/// What one event does to its call (given the calls read and decided so far, which it
+/// updates): its result, its cost changes, and whether its attempt is stored.
+fn decide(
+    ws: WorkspaceId,
+    p: &PricedEvent,
+    calls: &mut HashMap<CallKey, Call>,
+) -> (WriteResult, Vec<SpendEffect>, bool) {
+    let e = &p.event;
+    let incoming = Attempt::of(p);
+    let key = call_key(p);
+    let Some(call) = key.as_ref().and_then(|k| calls.get_mut(k)) else {
+        let effect = effect(ws, p, &incoming, &incoming, incoming.cost, 1, true);
+        if let Some(key) = key {
+            let mask = dedupe::attempt_bit(e.attempt);
+            calls.insert(
+                key,
+                Call {
+                    mask,
+                    winner: incoming,
+                },
+            );
+        }
+        return (WriteResult::Inserted, vec![effect], true);
+    };
+    // dedupe's rule, with the read side's rank: a total order (the lower attempt wins
+    // among equals), so the call ends the same whatever the arrival order.
+    let bit = dedupe::attempt_bit(e.attempt);
+    if call.mask & bit != 0 {
+        return (WriteResult::Duplicate, Vec::new(), false);
+    }
+    let w = &call.winner;
+    let replace = rank(e.attempt, incoming.has_usage, incoming.success)
+        > rank(w.attempt, w.has_usage, w.success);
+    call.mask |= bit;
+    let changes = if replace {
+        let old = &call.winner;
+        let changes = vec![
+            effect(ws, p, old, old, old.cost, -1, false),
+            effect(ws, p, &incoming, &incoming, incoming.cost, 1, false),
+        ];
+        call.winner = incoming;
+        changes
+    } else {
+        // Nothing of the cost changes; the effect settles the reservation.
+        let mut same = effect(ws, p, &incoming, &call.winner, None, 0, false);
+        same.unpriced_delta = 0;
+        vec![same]
+    };
+    (WriteResult::Attempt { replaced: replace }, changes, true)
 }
 
 /// One cost change: counted under `counted`'s dimensions and time, in the environment
@@ -237,7 +277,7 @@ fn call_key(p: &PricedEvent) -> Option<CallKey> {
 async fn stored_calls(
     store: &ClickhouseStore,
     ws: WorkspaceId,
-    events: &[PricedEvent],
+    events: &[&PricedEvent],
 ) -> Result<HashMap<CallKey, Call>> {
     let mut calls: HashMap<CallKey, Call> = HashMap::new();
     let mut rows = Vec::new();

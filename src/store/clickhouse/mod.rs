@@ -19,7 +19,8 @@ mod schema;
 use super::*;
 use crate::event::PricedEvent;
 use http::Client;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// A parsed `clickhouse://[user[:password]@]host:port/database[?cluster=NAME&shards=...]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -157,14 +158,144 @@ impl Sequencer {
     }
 }
 
+#[derive(Clone)]
 pub struct ClickhouseStore {
     client: Client,
     db: String,
-    seq: Sequencer,
-    /// Held for writing by each ingest (read its calls' attempts, decide, insert) and for
+    seq: Arc<Sequencer>,
+    /// Held for writing by each commit (read its calls' attempts, decide, insert) and for
     /// reading by each read, so on this node an answer holds every acknowledged commit
     /// up to its `seen` and none in flight.
-    lock: tokio::sync::RwLock<()>,
+    lock: Arc<tokio::sync::RwLock<()>>,
+    /// Ingest requests waiting for the next commit (group commit, as the SQLite writer).
+    queue: Arc<Mutex<Queue>>,
+    /// Keys found recently, by hash, with when they were read: see `authenticate`.
+    keys_seen: Arc<Mutex<HashMap<String, (KeyInfo, std::time::Instant)>>>,
+}
+
+/// How long a key found in ClickHouse is trusted without asking again: a revocation or
+/// a paused workspace reaches every node within this (the contract allows 5 s).
+const KEY_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One ingest request waiting to be committed.
+struct Job {
+    workspace: WorkspaceId,
+    events: Vec<PricedEvent>,
+    tally: FieldTally,
+    reply: tokio::sync::oneshot::Sender<Result<IngestOutcome>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    /// A committer task is draining `jobs`.
+    committing: bool,
+}
+
+/// The most events one commit takes (the rest wait for the next): bounds the size of its
+/// statements and of a failed commit's retry one request at a time.
+const MAX_EVENTS_PER_COMMIT: usize = 20_000;
+
+impl ClickhouseStore {
+    /// Queue the request for the next commit and wait for its outcome. Every request
+    /// that arrives while a commit runs joins the next one, so concurrent requests cost
+    /// one read and one insert per table together, not each (each is several round
+    /// trips, milliseconds apiece). The committer is a task of its own: a request that
+    /// is cancelled never stops a commit that carries other requests.
+    async fn ingest_queued(
+        &self,
+        workspace: WorkspaceId,
+        events: Vec<PricedEvent>,
+        tally: FieldTally,
+    ) -> Result<IngestOutcome> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut queue = self.queue.lock().unwrap();
+            queue.jobs.push(Job {
+                workspace,
+                events,
+                tally,
+                reply,
+            });
+            !std::mem::replace(&mut queue.committing, true)
+        };
+        if start {
+            let store = self.clone();
+            tokio::spawn(async move { store.commit_queued().await });
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(StoreError::Database(
+                "clickhouse: the commit stopped".into(),
+            ))
+        })
+    }
+
+    /// Commit queued requests until none is left.
+    async fn commit_queued(&self) {
+        loop {
+            let jobs = {
+                let mut queue = self.queue.lock().unwrap();
+                if queue.jobs.is_empty() {
+                    queue.committing = false;
+                    return;
+                }
+                let mut events = 0;
+                let take = queue
+                    .jobs
+                    .iter()
+                    .take_while(|j| {
+                        events += j.events.len();
+                        events <= MAX_EVENTS_PER_COMMIT
+                    })
+                    .count()
+                    .max(1);
+                queue.jobs.drain(..take).collect::<Vec<_>>()
+            };
+            let _write = self.lock.write().await;
+            self.commit(jobs).await;
+        }
+    }
+
+    /// One commit per workspace of `jobs` (in arrival order); when a commit of several
+    /// requests fails, each is committed alone, so one bad request (an hour past i64)
+    /// gets its own error and the others are stored.
+    async fn commit(&self, jobs: Vec<Job>) {
+        let mut by_workspace: BTreeMap<WorkspaceId, Vec<Job>> = BTreeMap::new();
+        for job in jobs {
+            by_workspace.entry(job.workspace).or_default().push(job);
+        }
+        for (ws, jobs) in by_workspace {
+            let parts: Vec<ingest::Part> = jobs
+                .iter()
+                .map(|j| ingest::Part {
+                    events: &j.events,
+                    tally: &j.tally,
+                })
+                .collect();
+            match ingest::ingest_parts(self, ws, &parts).await {
+                Ok(outcomes) => {
+                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(Ok(outcome));
+                    }
+                }
+                Err(e) if jobs.len() == 1 => {
+                    let _ = jobs.into_iter().next().map(|j| j.reply.send(Err(e)));
+                }
+                Err(_) => {
+                    for job in jobs {
+                        let part = ingest::Part {
+                            events: &job.events,
+                            tally: &job.tally,
+                        };
+                        let outcome = ingest::ingest_parts(self, ws, &[part])
+                            .await
+                            .map(|mut o| o.remove(0));
+                        let _ = job.reply.send(outcome);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl ClickhouseStore {
@@ -183,10 +314,12 @@ impl ClickhouseStore {
             Ok(ClickhouseStore {
                 client,
                 db: url.database.clone(),
-                seq: Sequencer {
+                seq: Arc::new(Sequencer {
                     last: Mutex::new(rt.block_on(Self::newest_seq(&url))?),
-                },
-                lock: tokio::sync::RwLock::new(()),
+                }),
+                lock: Arc::new(tokio::sync::RwLock::new(())),
+                queue: Arc::default(),
+                keys_seen: Arc::default(),
             })
         })
         .join()
@@ -277,8 +410,7 @@ impl EventStore for ClickhouseStore {
         events: Vec<PricedEvent>,
         tally: FieldTally,
     ) -> Result<IngestOutcome> {
-        let _write = self.lock.write().await;
-        ingest::ingest(self, workspace, events, tally).await
+        self.ingest_queued(workspace, events, tally).await
     }
 
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage> {
@@ -359,8 +491,24 @@ impl EventStore for ClickhouseStore {
 
 #[async_trait]
 impl ControlStore for ClickhouseStore {
+    /// Each request authenticates: two ClickHouse reads per request would cost more
+    /// than ingest itself, so a key found is trusted for `KEY_FRESH`. Unknown keys are
+    /// never remembered: a key made on another node works at once.
     async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>> {
-        control::authenticate(self, &key_hash).await
+        let now = std::time::Instant::now();
+        if let Some((info, read)) = self.keys_seen.lock().unwrap().get(&key_hash) {
+            if now.duration_since(*read) < KEY_FRESH {
+                return Ok(Some(info.clone()));
+            }
+        }
+        let found = control::authenticate(self, &key_hash).await?;
+        let mut seen = self.keys_seen.lock().unwrap();
+        seen.retain(|_, (_, read)| now.duration_since(*read) < KEY_FRESH);
+        match &found {
+            Some(info) => seen.insert(key_hash, (info.clone(), now)),
+            None => seen.remove(&key_hash),
+        };
+        Ok(found)
     }
     async fn create_workspace(&self, name: String) -> Result<Workspace> {
         // Not under the write lock: the name's claim waits (control::claim_first).
@@ -377,7 +525,9 @@ impl ControlStore for ClickhouseStore {
     }
     async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
         let _write = self.lock.write().await;
-        control::set_paused(self, &name, paused).await
+        let set = control::set_paused(self, &name, paused).await;
+        self.keys_seen.lock().unwrap().clear();
+        set
     }
     async fn create_key(
         &self,
@@ -395,7 +545,10 @@ impl ControlStore for ClickhouseStore {
     }
     async fn revoke_key(&self, id_or_prefix: String) -> Result<usize> {
         let _write = self.lock.write().await;
-        control::revoke_key(self, &id_or_prefix).await
+        let revoked = control::revoke_key(self, &id_or_prefix).await;
+        // This node refuses the key at once; others within `KEY_FRESH`.
+        self.keys_seen.lock().unwrap().clear();
+        revoked
     }
     async fn claim_first_start(&self) -> Result<bool> {
         control::claim(self, "first_start").await
