@@ -2,7 +2,7 @@
 //! `args` holds the flags; each command family has its file (`import`: import and demo,
 //! `keys`: keys and workspaces, `prices`, `top`: top and query, `explain`: explain and
 //! the gate, `doctor`: tracking quality, `control`: budgets and alerts, `margin`: margin
-//! and revenue); `serve` is
+//! and revenue, `reconcile`: the provider's bill); `serve` is
 //! `server::run`.
 
 pub mod args;
@@ -17,6 +17,7 @@ pub mod margin;
 pub mod plans;
 pub mod prices;
 pub mod profile;
+pub mod reconcile;
 pub mod remote;
 pub mod top;
 
@@ -107,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plans(cmd) => plans::plans(store.clone(), cmd).await,
         Command::Margin(args) => margin::margin(store.clone(), args).await,
         Command::Revenue(cmd) => margin::revenue(store.clone(), cmd).await,
+        Command::Reconcile(cmd) => reconcile::reconcile(store.clone(), cmd).await,
         Command::Serve(_)
         | Command::Explain(_)
         | Command::Gate(_)

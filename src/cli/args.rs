@@ -130,6 +130,10 @@ pub enum Command {
     /// Revenue: plan prices, revenue overrides and one-off amounts (CSV import).
     #[command(subcommand)]
     Revenue(super::margin::RevenueCommand),
+    /// Reconciliation with the provider's bill: import its cost reports, show billed
+    /// against attributed per day and provider.
+    #[command(subcommand)]
+    Reconcile(super::reconcile::ReconcileCommand),
     /// Deploy notes: record one (`note`), list them.
     #[command(subcommand)]
     Deploy(super::deploy::DeployCommand),
