@@ -61,7 +61,7 @@ pub async fn reconcile(store: Arc<dyn Store>, cmd: ReconcileCommand) -> anyhow::
             crate::reconcile::price_usage(&mut days, &book);
             let s = report::save(store.as_ref(), ws, format.as_str(), days, now).await?;
             println!(
-                "{} provider days imported from {} ({} to {}; {} replaced an earlier import): {} billed",
+                "{} provider-days imported from {} ({} to {}; {} replaced an earlier import): {} billed",
                 s.days,
                 s.format,
                 s.from,
