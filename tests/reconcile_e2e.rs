@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{blamed, cli, key, Api, Server};
+use common::{blamed, cli, Api, Server};
 use serde_json::{json, Value};
 
 const NANO: i64 = 1_000_000_000;
@@ -107,11 +107,26 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_on(None).await
+}
+
+/// The fixture on SQLite, or on the ClickHouse store URL `store` (keys made there too).
+async fn fixture_on(store: Option<String>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
-    let admin = key(&db, "default", "admin");
-    let read = key(&db, "default", "read");
-    let server = Server::start(&db, &["--no-alerts"]);
+    let mut flags: Vec<String> = Vec::new();
+    if let Some(url) = &store {
+        flags = vec!["--store".into(), url.clone()];
+    }
+    let make_key = |scope: &str| {
+        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        args.extend(["keys", "create", "--workspace", "default", "--scope", scope]);
+        cli(&db, &args).trim().to_string()
+    };
+    let (admin, read) = (make_key("admin"), make_key("read"));
+    let mut extra: Vec<&str> = flags.iter().map(String::as_str).collect();
+    extra.push("--no-alerts");
+    let server = Server::start(&db, &extra);
     let api = Api::new(&server);
     let r = api.post("/v1/ingest/batch", &admin, &json!(calls())).await;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -172,7 +187,22 @@ const WINDOW: &str = "/v1/reconciliation?from=2026-11-01&to=2026-11-08";
 
 #[tokio::test]
 async fn every_format_reconciles_to_hand_computed_numbers() {
-    let f = fixture().await;
+    every_format_on(fixture().await).await;
+}
+
+/// The same on ClickHouse (bill days are control objects there too; the attribution is
+/// its aggregate). Skips without `BURNRATE_CH_URL`, like tests/clickhouse_e2e.rs.
+#[tokio::test]
+async fn every_format_reconciles_the_same_on_clickhouse() {
+    let Some(url) = common::clickhouse_url("BURNRATE_CH_URL") else {
+        eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
+        return;
+    };
+    let store = url.replace("{db}", &format!("e2e_reconcile_{}", std::process::id()));
+    every_format_on(fixture_on(Some(store)).await).await;
+}
+
+async fn every_format_on(f: Fixture) {
     let api = Api::new(&f.server);
     // Formats told from the files (openai-usage named, to test the parameter).
     for (file, format, days) in [
