@@ -2,10 +2,12 @@
 //! `args` holds the flags; each command family has its file (`import`: import and demo,
 //! `keys`: keys and workspaces, `prices`, `top`: top and query, `explain`: explain and
 //! the gate, `doctor`: tracking quality, `control`: budgets and alerts, `margin`: margin
-//! and revenue, `reconcile`: the provider's bill); `serve` is
+//! and revenue, `reconcile`: the provider's bill, `config`: the
+//! burnrate.toml flags file); `serve` is
 //! `server::run`.
 
 pub mod args;
+pub mod config;
 pub mod control;
 pub mod deploy;
 pub mod doctor;
@@ -22,6 +24,7 @@ pub mod remote;
 pub mod top;
 
 pub use args::{Cli, Command};
+pub use config::parse_args;
 
 use crate::load::workspace_id;
 use crate::store::Store;
@@ -47,6 +50,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             corrections,
         };
         prices::generate_book(sources, out, package_version, snapshot_date)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Config(config::ConfigCommand::Example) = &cli.command {
+        print!("{}", config::example());
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(result) = control::from_server(&cli.command).await {
@@ -114,7 +121,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Gate(_)
         | Command::Restore { .. }
         | Command::Deploy(_)
-        | Command::Doctor(_) => {
+        | Command::Doctor(_)
+        | Command::Config(_) => {
             unreachable!("handled above")
         }
     };
