@@ -415,7 +415,7 @@ test('alerts: firing first with the evidence and drivers of /v1/alerts, the hist
   const driver = row.locator('tr[data-dimension=model][data-value=mystery-now]');
   assert.equal(Number(await driver.locator('[data-share]').getAttribute('data-share')), resolved.drivers[0].sharePct);
   assert.equal(await row.locator('[data-channel=ops-hook][data-delivered=true]').count(), 2, 'firing and resolved delivered');
-  assert.equal(await page.locator('#rules tr[data-rule]').count(), 11, 'every rule, tenant_cost_over_revenue included');
+  assert.equal(await page.locator('#rules tr[data-rule]').count(), 12, 'every rule, bill_mismatch included');
   await shot('alerts');
 
   await Promise.all([page.waitForURL(/\/explain\?/), row.locator('a[data-go=explain]').click()]);
@@ -465,7 +465,7 @@ test('at 800 px wide every nav link and Log out is visible inside the viewport',
   try {
     await open(`/?${WINDOW}`);
     const items = [...(await page.locator('nav.tabs a').all()), page.locator('header form button')];
-    assert.equal(items.length, 11, 'ten pages and Log out');
+    assert.equal(items.length, 12, 'eleven pages and Log out');
     for (const item of items) {
       const label = (await item.innerText()).trim();
       assert.ok(await item.isVisible(), `${label} is visible`);
