@@ -460,6 +460,30 @@ test('tenant page: a tenant name opens its page, whose margin and breakdowns are
   await shot('tenant');
 });
 
+test('bill page: each provider day billed against attributed, as /v1/reconciliation has them', async () => {
+  // A bill for the window's two days of provider acme (the fixture's calls), the second
+  // day short of what burnrate saw, and a model burnrate never saw.
+  const csv = 'date,provider,model,amountUsd\n2026-01-10,acme,m1,1.25\n2026-01-11,acme,,0.5\n2026-01-11,acme,never-seen,0.75\n';
+  const r = await fetch(`${base}/v1/reconciliation/import`, {
+    method: 'POST', headers: { 'X-API-Key': admin, 'Content-Type': 'text/csv' }, body: csv,
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  const rec = await api(`/v1/reconciliation?${WINDOW}`);
+  assert.equal(rec.days.length, 2);
+  await open(`/reconciliation?${WINDOW}`);
+  for (const d of rec.days) {
+    const row = page.locator(`#bill-table tr[data-key="${d.day}/${d.provider}"]`);
+    assertMoney(await moneyIn(row.locator('[data-col=billed]')), d.billedUsd, `${d.day} billed`);
+    assertMoney(await moneyIn(row.locator('[data-col=attributed]')), d.attributedUsd, `${d.day} attributed`);
+    assertMoney(await moneyIn(row.locator('[data-col=difference]')), d.differenceUsd, `${d.day} difference`);
+  }
+  // The CSV's own amounts, added by hand: 1.25 and 0.50 + 0.75.
+  assert.equal(toNanos(rec.days.find((d) => d.day === '2026-01-10').billedUsd), 1_250_000_000n);
+  assert.equal(toNanos(rec.days.find((d) => d.day === '2026-01-11').billedUsd), 1_250_000_000n);
+  assert.equal(await page.locator('#bill-table tr.sub[data-key="2026-01-11/acme/never-seen"]').count(), 1);
+  await shot('bill');
+});
+
 test('at 800 px wide every nav link and Log out is visible inside the viewport', async () => {
   await page.setViewportSize({ width: 800, height: 900 });
   try {
