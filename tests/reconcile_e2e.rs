@@ -317,6 +317,22 @@ async fn every_format_on(f: Fixture) {
     .await;
     assert!(page.contains("data-key=\"2026-11-02/anthropic\""), "{page}");
     assert!(page.contains("data-usd=\"5.68456789\""), "{page}");
+    // Every environment unless the URL names one: staging's one call of $0.10.
+    let cell = |page: &str, key: &str, col: &str| -> String {
+        let row = &page[page.find(&format!("data-key=\"{key}\"")).unwrap()..];
+        let at = &row[row.find(&format!("data-col=\"{col}\"")).unwrap()..];
+        let at = &at[at.find("data-usd=\"").unwrap() + 10..];
+        at[..at.find('"').unwrap()].to_string()
+    };
+    assert_eq!(cell(&page, "2026-11-02/openai", "attributed"), "2.6");
+    let window = "from=2026-11-01T00:00:00Z&to=2026-11-08T00:00:00Z";
+    let staging = dashboard(
+        &f.server,
+        &f.read,
+        &format!("/reconciliation?{window}&environment=staging"),
+    )
+    .await;
+    assert_eq!(cell(&staging, "2026-11-02/openai", "attributed"), "0.1");
 }
 
 #[tokio::test]

@@ -11,9 +11,16 @@ page_handler!(page, Page::Reconciliation, body);
 
 async fn body(ctx: &Ctx) -> PageResult {
     let q = ctx.window()?;
-    // The provider bills every environment: only the data mode narrows the attribution.
+    // The provider bills every environment: the attribution counts them all unless the
+    // URL names one (the filter bar's prod is only its default).
+    let chosen = ctx.view.filters.iter().any(|(n, _)| n == "environment");
     let filters = crate::query::Filters {
         data_mode: q.filters.data_mode.clone(),
+        environment: if chosen {
+            q.filters.environment.clone()
+        } else {
+            Vec::new()
+        },
         ..Default::default()
     };
     let r = reconcile::reconciliation(
@@ -26,7 +33,7 @@ async fn body(ctx: &Ctx) -> PageResult {
     .await?;
     let title = heading(
         "Bill",
-        html! { "What each provider billed per UTC day against what burnrate attributed (every environment; the window snapped to whole days)." },
+        html! { "What each provider billed per UTC day against what burnrate attributed (every environment unless one is chosen; the window snapped to whole days)." },
     );
     if r.days.is_empty() {
         return Ok(html! {
