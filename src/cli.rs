@@ -2,10 +2,12 @@
 //! `args` holds the flags; each command family has its file (`import`: import and demo,
 //! `keys`: keys and workspaces, `prices`, `top`: top and query, `explain`: explain and
 //! the gate, `doctor`: tracking quality, `control`: budgets and alerts, `margin`: margin
-//! and revenue); `serve` is
+//! and revenue, `reconcile`: the provider's bill, `config`: the
+//! burnrate.toml flags file); `serve` is
 //! `server::run`.
 
 pub mod args;
+pub mod config;
 pub mod control;
 pub mod deploy;
 pub mod doctor;
@@ -18,10 +20,12 @@ pub mod migrate;
 pub mod plans;
 pub mod prices;
 pub mod profile;
+pub mod reconcile;
 pub mod remote;
 pub mod top;
 
 pub use args::{Cli, Command};
+pub use config::parse_args;
 
 use crate::load::workspace_id;
 use crate::store::Store;
@@ -47,6 +51,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             corrections,
         };
         prices::generate_book(sources, out, package_version, snapshot_date)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Config(config::ConfigCommand::Example) = &cli.command {
+        print!("{}", config::example());
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(result) = control::from_server(&cli.command).await {
@@ -112,13 +120,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plans(cmd) => plans::plans(store.clone(), cmd).await,
         Command::Margin(args) => margin::margin(store.clone(), args).await,
         Command::Revenue(cmd) => margin::revenue(store.clone(), cmd).await,
+        Command::Reconcile(cmd) => reconcile::reconcile(store.clone(), cmd).await,
         Command::Serve(_)
         | Command::Explain(_)
         | Command::Gate(_)
         | Command::Restore { .. }
         | Command::Migrate { .. }
         | Command::Deploy(_)
-        | Command::Doctor(_) => {
+        | Command::Doctor(_)
+        | Command::Config(_) => {
             unreachable!("handled above")
         }
     };

@@ -59,6 +59,7 @@ pub mod privacy;
 pub mod quality;
 pub mod query;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod report;
 pub mod revenue;
 pub mod server;

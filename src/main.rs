@@ -1,6 +1,5 @@
 //! The `burnrate` binary: parse flags, set up logging, run the command.
 
-use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -16,7 +15,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     quiet_on_closed_stdout();
-    let cli = match burnrate::cli::Cli::try_parse() {
+    let cli = match burnrate::cli::parse_args(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

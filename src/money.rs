@@ -40,6 +40,26 @@ impl Usd {
         parse_scaled_with(text, 9, true).map(Usd)
     }
 
+    /// An amount a provider's bill states, possibly negative (a credit), rounded half-up
+    /// past 9 decimals: `"-0.5"`, `"1.25e-3"`.
+    pub fn parse_signed_rounded(text: &str) -> Result<Usd, ParseMoneyError> {
+        let text = text.trim();
+        match text.strip_prefix('-') {
+            Some(rest) => parse_scaled_with(rest, 9, true).map(|n| Usd(-n)),
+            None => parse_scaled_with(text, 9, true).map(Usd),
+        }
+    }
+
+    /// An amount in US cents as decimal text (Anthropic's cost report: `"123.45"` is
+    /// $1.2345), exact: a cent is 10^7 nanos; rounded half-up past a nano.
+    pub fn parse_cents_rounded(text: &str) -> Result<Usd, ParseMoneyError> {
+        let text = text.trim();
+        match text.strip_prefix('-') {
+            Some(rest) => parse_scaled_with(rest, 7, true).map(|n| Usd(-n)),
+            None => parse_scaled_with(text, 7, true).map(Usd),
+        }
+    }
+
     /// Cost of `tokens` at `rate`, exact in femto-dollars, rounded half-up to nanos once.
     pub fn from_femtos(femtos: i128) -> Usd {
         let nanos = (femtos + FEMTOS_PER_NANO / 2).div_euclid(FEMTOS_PER_NANO);

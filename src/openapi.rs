@@ -255,6 +255,22 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "get",
+        "/v1/reconciliation",
+        R,
+        "The provider's bill against burnrate's attribution per UTC day and provider (and model where the report has it): billed, attributed, difference, coverage %, unattributed spend by cause (from, to: YYYY-MM-DD or RFC 3339, default the last 30 days; environment; dataMode, default real)",
+        None,
+        "Object",
+    ),
+    route(
+        "post",
+        "/v1/reconciliation/import",
+        A,
+        "Import a provider's cost report as the body (format=openai-costs|openai-usage|anthropic-cost|csv, sniffed when omitted); a provider's day imported again replaces the stored one",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
         "/v1/deploys",
         R,
         "Deploy notes in a window (since/from/to, endpointTag)",

@@ -5,6 +5,7 @@
 pub mod explain;
 pub mod margin;
 pub mod quality;
+pub mod reconcile;
 
 use crate::money::Usd;
 use crate::query::{Answer, Bucket, Dimension, Measure, Query, Row, SumOverflow, Sums};

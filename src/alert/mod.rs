@@ -1,4 +1,4 @@
-//! Alerts: eleven built-in rules evaluated every minute over the aggregate query layer,
+//! Alerts: twelve built-in rules evaluated every minute over the aggregate query layer,
 //! each finding carrying its evidence and top drivers; a pure state machine turns
 //! findings into firing and resolved alerts with a cooldown; `engine` stores them and
 //! sends them through `notify`.
@@ -31,10 +31,11 @@ pub enum RuleKind {
     CacheHitDrop,
     Budget,
     TenantCostOverRevenue,
+    BillMismatch,
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 11] = [
+    pub const ALL: [RuleKind; 12] = [
         RuleKind::CostPerRequestDrift,
         RuleKind::TokensPerRequestRise,
         RuleKind::HourlySpendSpike,
@@ -46,6 +47,7 @@ impl RuleKind {
         RuleKind::CacheHitDrop,
         RuleKind::Budget,
         RuleKind::TenantCostOverRevenue,
+        RuleKind::BillMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +63,7 @@ impl RuleKind {
             RuleKind::CacheHitDrop => "cache_hit_drop",
             RuleKind::Budget => "budget",
             RuleKind::TenantCostOverRevenue => "tenant_cost_over_revenue",
+            RuleKind::BillMismatch => "bill_mismatch",
         }
     }
 
@@ -82,6 +85,7 @@ impl RuleKind {
             RuleKind::LongContextCliff => (90.0, 20, 1440, "% of a model's long-context price threshold reached by the average prompt"),
             RuleKind::CacheHitDrop => (15.0, 50, 7 * 1440, "percentage points of cache hit rate lost, new promptVersion vs the previous one"),
             RuleKind::TenantCostOverRevenue => (30.0, 20, 1440, "% of a tenant's revenue this month so far taken by its AI cost (the window is the UTC month to date; tenants without revenue are on the margin list, not alerted)"),
+            RuleKind::BillMismatch => (3.0, 0, 7 * 1440, "% by which a day's attributed spend differs from the provider's bill (each billed day in the window; bills come from burnrate reconcile import)"),
             RuleKind::Budget => (100.0, 0, 60, "(not used: each budget has its own thresholds) budget thresholds, exceeded, projected exhaustion before the period ends"),
         };
         // Materiality: a rule that compares with a baseline fires only on a change worth

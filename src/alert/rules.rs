@@ -51,6 +51,7 @@ pub async fn evaluate(ctx: &Context<'_>) -> Result<Vec<Finding>> {
             RuleKind::LongContextCliff => long_context(ctx, rule).await?,
             RuleKind::Budget => budgets(ctx).await?,
             RuleKind::TenantCostOverRevenue => cost_over_revenue(ctx, rule).await?,
+            RuleKind::BillMismatch => bill_mismatch(ctx, rule).await?,
         };
         out.extend(found);
     }
@@ -931,6 +932,86 @@ async fn cost_over_revenue(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec
             evidence,
             drivers: drivers(ctx, &scoped_q, &baseline(&scoped_q)).await?,
             link: link("/tenant", &q, &[("tenantId", tenant)]),
+        });
+    }
+    Ok(out)
+}
+
+/// Each billed day in the window (whole UTC days up to now) whose attributed spend
+/// differs from the provider's bill by more than the threshold's percent of the bill
+/// (and at least `minUsd`), compared in integers. The attribution is the
+/// reconciliation's: every environment, real traffic.
+async fn bill_mismatch(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Finding>> {
+    use crate::report::reconcile;
+    let from = ctx.now - rule.window_minutes as i64 * MINUTE_MS;
+    let filters = reconcile::default_filters();
+    let r = reconcile::reconciliation(ctx.store, ctx.ws, from, ctx.now, &filters).await?;
+    let mut out = Vec::new();
+    for day in r.days {
+        let gap = Usd(day.difference_usd.0.saturating_abs());
+        if !crate::reconcile::mismatch(day.billed_usd, day.attributed_usd, rule.threshold)
+            || gap < rule.min_usd
+        {
+            continue;
+        }
+        let day_ms = crate::reconcile::day_ms(&day.day).unwrap_or(ctx.now);
+        let (day_from, day_to) = (day_ms, day_ms + DAY_MS);
+        let mut scoped_q = Query {
+            filters: filters.clone(),
+            ..query(ctx, day_from, day_to)
+        };
+        scoped_q
+            .filters
+            .text
+            .insert(Dimension::Provider, vec![day.provider.clone()]);
+        let coverage = day.coverage_pct.unwrap_or_default();
+        let direction = if day.difference_usd.0 > 0 {
+            "below"
+        } else {
+            "above"
+        };
+        let mut evidence = json!({"window": {"from": rfc3339(day_from), "to": rfc3339(day_to)}});
+        evidence["day"] = json!(day.day);
+        evidence["provider"] = json!(day.provider);
+        evidence["source"] = json!(day.source);
+        evidence["billedUsd"] = json!(day.billed_usd);
+        evidence["attributedUsd"] = json!(day.attributed_usd);
+        evidence["differenceUsd"] = json!(day.difference_usd);
+        evidence["coveragePct"] = json!(day.coverage_pct);
+        evidence["thresholdPct"] = json!(rule.threshold);
+        evidence["unattributed"] = json!(day.unattributed);
+        evidence["unpricedCalls"] = json!(day.unpriced);
+        evidence["unpricedModels"] = json!(day.unpriced_models);
+        out.push(Finding {
+            rule: rule.kind,
+            key: format!("{}:{}:{}", rule.kind.as_str(), day.provider, day.day),
+            severity: Severity::Warning,
+            title: format!(
+                "{} bill of {} differs from burnrate by {}",
+                day.provider,
+                day.day,
+                usd(day.difference_usd.0)
+            ),
+            text: format!(
+                "On {} {} billed {} and burnrate attributed {} ({coverage:.1}% coverage, {direction} the bill by more than {}%): not reported {}, price gaps {} ({} unpriced calls), other {}, over-attributed {}.",
+                day.day,
+                day.provider,
+                usd(day.billed_usd.0),
+                usd(day.attributed_usd.0),
+                rule.threshold,
+                usd(day.unattributed.not_reported_usd.0),
+                usd(day.unattributed.price_gap_usd.0),
+                day.unpriced,
+                usd(day.unattributed.other_usd.0),
+                usd(day.unattributed.over_attributed_usd.0),
+            ),
+            evidence,
+            drivers: drivers(ctx, &scoped_q, &baseline(&scoped_q)).await?,
+            link: format!(
+                "/reconciliation?from={}&to={}",
+                rfc3339(day_from),
+                rfc3339(day_to)
+            ),
         });
     }
     Ok(out)

@@ -28,6 +28,10 @@ pub struct Cli {
     /// Wins over --db.
     #[arg(long, global = true, env = "BURNRATE_STORE", value_name = "URL")]
     pub store: Option<String>,
+    /// A burnrate.toml holding any flag of any command (`burnrate config example`);
+    /// flags and environment variables win over it.
+    #[arg(long, global = true, env = "BURNRATE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -144,6 +148,14 @@ pub enum Command {
     /// Revenue: plan prices, revenue overrides and one-off amounts (CSV import).
     #[command(subcommand)]
     Revenue(super::margin::RevenueCommand),
+    /// The config file: `example` prints every flag of every command as a commented
+    /// burnrate.toml.
+    #[command(subcommand)]
+    Config(super::config::ConfigCommand),
+    /// Reconciliation with the provider's bill: import its cost reports, show billed
+    /// against attributed per day and provider.
+    #[command(subcommand)]
+    Reconcile(super::reconcile::ReconcileCommand),
     /// Deploy notes: record one (`note`), list them.
     #[command(subcommand)]
     Deploy(super::deploy::DeployCommand),

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod plans;
 pub mod quality;
+pub mod reconcile;
 pub mod server;
 pub mod settings;
 pub mod state;
@@ -70,6 +71,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(margin::import).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
         )
         .route("/v1/margin", get(margin::margin))
+        .route("/v1/reconciliation", get(reconcile::reconciliation))
+        .route(
+            "/v1/reconciliation/import",
+            post(reconcile::import).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        )
         .route(
             "/v1/rate-caps",
             get(control::rate_caps).post(control::create_rate_cap),

@@ -415,7 +415,7 @@ test('alerts: firing first with the evidence and drivers of /v1/alerts, the hist
   const driver = row.locator('tr[data-dimension=model][data-value=mystery-now]');
   assert.equal(Number(await driver.locator('[data-share]').getAttribute('data-share')), resolved.drivers[0].sharePct);
   assert.equal(await row.locator('[data-channel=ops-hook][data-delivered=true]').count(), 2, 'firing and resolved delivered');
-  assert.equal(await page.locator('#rules tr[data-rule]').count(), 11, 'every rule, tenant_cost_over_revenue included');
+  assert.equal(await page.locator('#rules tr[data-rule]').count(), 12, 'every rule, bill_mismatch included');
   await shot('alerts');
 
   await Promise.all([page.waitForURL(/\/explain\?/), row.locator('a[data-go=explain]').click()]);
@@ -460,12 +460,36 @@ test('tenant page: a tenant name opens its page, whose margin and breakdowns are
   await shot('tenant');
 });
 
+test('bill page: each provider day billed against attributed, as /v1/reconciliation has them', async () => {
+  // A bill for the window's two days of provider acme (the fixture's calls), the second
+  // day short of what burnrate saw, and a model burnrate never saw.
+  const csv = 'date,provider,model,amountUsd\n2026-01-10,acme,m1,1.25\n2026-01-11,acme,,0.5\n2026-01-11,acme,never-seen,0.75\n';
+  const r = await fetch(`${base}/v1/reconciliation/import`, {
+    method: 'POST', headers: { 'X-API-Key': admin, 'Content-Type': 'text/csv' }, body: csv,
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  const rec = await api(`/v1/reconciliation?${WINDOW}`);
+  assert.equal(rec.days.length, 2);
+  await open(`/reconciliation?${WINDOW}`);
+  for (const d of rec.days) {
+    const row = page.locator(`#bill-table tr[data-key="${d.day}/${d.provider}"]`);
+    assertMoney(await moneyIn(row.locator('[data-col=billed]')), d.billedUsd, `${d.day} billed`);
+    assertMoney(await moneyIn(row.locator('[data-col=attributed]')), d.attributedUsd, `${d.day} attributed`);
+    assertMoney(await moneyIn(row.locator('[data-col=difference]')), d.differenceUsd, `${d.day} difference`);
+  }
+  // The CSV's own amounts, added by hand: 1.25 and 0.50 + 0.75.
+  assert.equal(toNanos(rec.days.find((d) => d.day === '2026-01-10').billedUsd), 1_250_000_000n);
+  assert.equal(toNanos(rec.days.find((d) => d.day === '2026-01-11').billedUsd), 1_250_000_000n);
+  assert.equal(await page.locator('#bill-table tr.sub[data-key="2026-01-11/acme/never-seen"]').count(), 1);
+  await shot('bill');
+});
+
 test('at 800 px wide every nav link and Log out is visible inside the viewport', async () => {
   await page.setViewportSize({ width: 800, height: 900 });
   try {
     await open(`/?${WINDOW}`);
     const items = [...(await page.locator('nav.tabs a').all()), page.locator('header form button')];
-    assert.equal(items.length, 11, 'ten pages and Log out');
+    assert.equal(items.length, 12, 'eleven pages and Log out');
     for (const item of items) {
       const label = (await item.innerText()).trim();
       assert.ok(await item.isVisible(), `${label} is visible`);

@@ -35,6 +35,7 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/explain", get(pages::explain::page))
         .route("/budgets", get(pages::budgets::page))
         .route("/alerts", get(pages::alerts::page))
+        .route("/reconciliation", get(pages::reconciliation::page))
         .route("/setup", get(pages::setup::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
@@ -53,6 +54,7 @@ pub enum Page {
     Explain,
     Budgets,
     Alerts,
+    Reconciliation,
     Setup,
 }
 
@@ -68,6 +70,7 @@ impl Page {
         Page::Explain,
         Page::Budgets,
         Page::Alerts,
+        Page::Reconciliation,
         Page::Setup,
     ];
 
@@ -83,6 +86,7 @@ impl Page {
             Page::Explain => "/explain",
             Page::Budgets => "/budgets",
             Page::Alerts => "/alerts",
+            Page::Reconciliation => "/reconciliation",
             Page::Setup => "/setup",
         }
     }
@@ -99,6 +103,7 @@ impl Page {
             Page::Explain => "Explain",
             Page::Budgets => "Budgets",
             Page::Alerts => "Alerts",
+            Page::Reconciliation => "Bill",
             Page::Setup => "Setup",
         }
     }
@@ -110,7 +115,7 @@ impl Page {
             Page::Endpoints | Page::Tenant => &[],
             Page::Tenants => &["dim"],
             Page::Versions => &["baseline"],
-            Page::Models => &[],
+            Page::Models | Page::Reconciliation => &[],
             Page::Requests => &["cursor", "q"],
             Page::Explain => &["baselineFrom", "baselineTo", "by"],
             Page::Budgets | Page::Alerts | Page::Setup => &[],

@@ -7,6 +7,7 @@ pub mod explain;
 pub mod login;
 pub mod models;
 pub mod overview;
+pub mod reconciliation;
 pub mod requests;
 pub mod setup;
 pub mod tenant;
