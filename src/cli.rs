@@ -13,6 +13,7 @@ pub mod explain;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod mappings;
 pub mod margin;
 pub mod plans;
 pub mod prices;
@@ -61,6 +62,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gate(args) => return Ok(explain::gate(&url, args).await),
         Command::Deploy(cmd) => return deploy::deploy(&url, cmd).await.map(|_| ExitCode::SUCCESS),
+        Command::Mappings(cmd) => {
+            return mappings::mappings(&url, cmd)
+                .await
+                .map(|_| ExitCode::SUCCESS)
+        }
         Command::Doctor(args) => {
             return doctor::doctor(&url, args).await.map(|_| ExitCode::SUCCESS)
         }
@@ -112,6 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Gate(_)
         | Command::Restore { .. }
         | Command::Deploy(_)
+        | Command::Mappings(_)
         | Command::Doctor(_) => {
             unreachable!("handled above")
         }

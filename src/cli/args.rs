@@ -130,6 +130,10 @@ pub enum Command {
     /// Revenue: plan prices, revenue overrides and one-off amounts (CSV import).
     #[command(subcommand)]
     Revenue(super::margin::RevenueCommand),
+    /// Id mappings: renames and merges of endpointTag, tenantId and userId, applied
+    /// when reading (`add`, `list`, `remove`).
+    #[command(subcommand)]
+    Mappings(super::mappings::MappingCommand),
     /// Deploy notes: record one (`note`), list them.
     #[command(subcommand)]
     Deploy(super::deploy::DeployCommand),
