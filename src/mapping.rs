@@ -325,6 +325,23 @@ impl Rules {
         (value.is_some() || to != label).then_some(to)
     }
 
+    /// Map a call's endpointTag, tenantId and userId in place, as reads would at `ts_ms`:
+    /// the commit effects the budget counters get, and the guard's request.
+    pub fn map_call(
+        &self,
+        endpoint_tag: &mut String,
+        tenant_id: &mut Option<String>,
+        user_id: &mut Option<String>,
+        ts_ms: i64,
+    ) {
+        if self.is_empty() {
+            return;
+        }
+        *endpoint_tag = self.resolve(&Dimension::EndpointTag, endpoint_tag, ts_ms);
+        *tenant_id = self.resolve_opt(&Dimension::TenantId, tenant_id.as_deref(), ts_ms);
+        *user_id = self.resolve_opt(&Dimension::UserId, user_id.as_deref(), ts_ms);
+    }
+
     /// Does a query grouping by `group_by` and filtering on `filters` meet a rule?
     pub fn touches(&self, group_by: &[Dimension], filters: &Filters) -> bool {
         group_by.iter().any(|d| self.has(d))
@@ -394,6 +411,45 @@ impl Rules {
             }
         }
         out
+    }
+}
+
+/// How long a workspace's rules are reused before they are read again: a mapping
+/// written through the same cache applies at once; one written by another process (the
+/// CLI against the same file, another node) within this.
+const RULES_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Each workspace's rules, read at most once per RULES_TTL (reads and the guard ask on
+/// every request).
+#[derive(Default)]
+pub struct RulesCache {
+    map: std::sync::Mutex<
+        std::collections::HashMap<WorkspaceId, (std::time::Instant, std::sync::Arc<Rules>)>,
+    >,
+}
+
+impl RulesCache {
+    pub async fn get<S: ControlStore + ?Sized>(
+        &self,
+        store: &S,
+        ws: WorkspaceId,
+    ) -> Result<std::sync::Arc<Rules>, StoreError> {
+        if let Some((at, rules)) = self.map.lock().expect("rules cache").get(&ws) {
+            if at.elapsed() < RULES_TTL {
+                return Ok(rules.clone());
+            }
+        }
+        let fresh = std::sync::Arc::new(rules(store, ws).await?);
+        self.map
+            .lock()
+            .expect("rules cache")
+            .insert(ws, (std::time::Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// Read the workspace's rules again on the next `get` (after a write).
+    pub fn forget(&self, ws: WorkspaceId) {
+        self.map.lock().expect("rules cache").remove(&ws);
     }
 }
 

@@ -393,3 +393,66 @@ fn the_cli_adds_lists_and_removes_mappings_with_the_api_checks() {
     cli(&db, &["mappings", "remove", &id]);
     assert!(!cli(&db, &["mappings", "list"]).contains("acme-old"));
 }
+
+/// A blocking budget of the new tenant counts the old tenant's spend of its period (its
+/// load reads through the mapping) and the old name's new calls (their commit effects
+/// are mapped); the guard asked under the old name answers for the new one.
+#[tokio::test]
+async fn a_budget_of_the_new_tenant_counts_spend_stored_under_the_old_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let (ingest, admin) = (key(&db, "default", "ingest"), key(&db, "default", "admin"));
+    let server = Server::start(&db, &["--no-alerts"]);
+    let api = Api::new(&server);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let budget = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "new-co", "scope": {"tenantId": "new-co"}, "period": "month",
+                    "limitUsd": 1, "action": "block"}),
+        )
+        .await;
+    assert_eq!(budget.status, 201, "{}", budget.body);
+    let status_path = format!("/v1/budgets/{}/status", budget.body["id"]);
+    let c = |n: i64| n * 1_000_000;
+    let r = api
+        .post(
+            "/v1/ingest/llm-request",
+            &ingest,
+            &call("o1", now - 60_000, "chat", "old-co", None, c(600)),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let spent = || {
+        let (api, admin, path) = (&api, admin.clone(), status_path.clone());
+        async move { nanos(&api.get(&path, &admin).await.body["spentUsd"]) }
+    };
+    assert_eq!(spent().await, 0, "old-co is not new-co yet");
+    let m = api
+        .put_json(
+            "/v1/mappings",
+            &admin,
+            &json!({"dimension": "tenantId", "from": "old-co", "to": "new-co"}),
+        )
+        .await;
+    assert_eq!(m.status, 201, "{}", m.body);
+    assert_eq!(spent().await, c(600));
+    api.post(
+        "/v1/ingest/llm-request",
+        &ingest,
+        &call("o2", now - 30_000, "chat", "old-co", None, c(300)),
+    )
+    .await;
+    assert_eq!(spent().await, c(900));
+    let guard = |tenant: &str, estimate: f64| {
+        let body = json!({"endpointTag": "chat", "tenantId": tenant, "estimatedCostUsd": estimate});
+        let (api, ingest) = (&api, ingest.clone());
+        async move { api.post("/v1/guard", &ingest, &body).await.body["allow"].clone() }
+    };
+    assert_eq!(guard("old-co", 0.05).await, json!(true));
+    assert_eq!(guard("old-co", 0.2).await, json!(false), "0.9 + 0.2 > 1");
+    assert_eq!(guard("new-co", 0.2).await, json!(false));
+    assert_eq!(guard("other", 0.2).await, json!(true));
+    server.stop();
+}

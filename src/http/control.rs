@@ -272,9 +272,20 @@ pub async fn guard(
         &mut request.user_id,
     )
     .map_err(invalid)?;
-    let answer = state
-        .budgets
-        .guard(key.workspace_id, &request, state.now_ms());
+    // Budgets and caps count spend under the mapped names (docs/mappings.md): so does
+    // the call asking.
+    let now = state.now_ms();
+    let rules = state
+        .mappings
+        .get(state.store.as_ref(), key.workspace_id)
+        .await?;
+    rules.map_call(
+        &mut request.endpoint_tag,
+        &mut request.tenant_id,
+        &mut request.user_id,
+        now,
+    );
+    let answer = state.budgets.guard(key.workspace_id, &request, now);
     let outcome = if answer.allow { "allow" } else { answer.reason };
     state.metrics.record_guard(key.workspace_id, outcome);
     Ok(Json(answer))

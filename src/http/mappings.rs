@@ -25,6 +25,7 @@ pub async fn add(
     let mapping = crate::mapping::add(state.store.as_ref(), key.workspace_id, &body)
         .await?
         .map_err(ApiError::invalid_request)?;
+    applied(&state, key.workspace_id).await?;
     Ok((StatusCode::CREATED, Json(mapping)).into_response())
 }
 
@@ -49,8 +50,17 @@ pub async fn remove(
         .parse()
         .map_err(|_| ApiError::field("id", "must be an integer id from this API"))?;
     if crate::mapping::remove(state.store.as_ref(), key.workspace_id, id).await? {
+        applied(&state, key.workspace_id).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(crate::store::StoreError::NotFound(format!("mapping {id}")).into())
     }
+}
+
+/// After a change: the guard reads the rules again and the budgets load their spend
+/// under the new names now, not at the next periodic refresh.
+async fn applied(state: &HttpState, ws: crate::store::WorkspaceId) -> Result<(), ApiError> {
+    state.mappings.forget(ws);
+    state.budgets.refresh_spend().await?;
+    Ok(())
 }

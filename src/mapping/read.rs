@@ -10,18 +10,13 @@
 //! whole (no limit), their group values are mapped and merged with checked adds, and
 //! the query's order and limit are applied to the merged rows.
 
-use super::{rules, Rules, KIND};
+use super::{Rules, RulesCache, KIND};
 use crate::query::{Answer, Dimension, Measure, Query, Row, Sums};
 use crate::store::*;
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// How long a workspace's rules are reused before they are read again: a mapping
-/// written through this store applies at once; one written by another process (the
-/// CLI against the same file, another node) within this.
-const RULES_TTL: Duration = Duration::from_secs(1);
 /// A piece's rows come back whole: the limit applies after the merge.
 const NO_LIMIT: usize = usize::MAX;
 /// Reads of the pieces are repeated (at most this often) until all saw the same commit,
@@ -32,33 +27,23 @@ const MAX_INNER_PAGES: usize = 20;
 
 pub struct Mapped {
     inner: Arc<dyn Store>,
-    cache: Mutex<HashMap<WorkspaceId, (Instant, Arc<Rules>)>>,
+    cache: RulesCache,
 }
 
 impl Mapped {
     pub fn new(inner: Arc<dyn Store>) -> Mapped {
         Mapped {
             inner,
-            cache: Mutex::new(HashMap::new()),
+            cache: RulesCache::default(),
         }
     }
 
     async fn rules(&self, ws: WorkspaceId) -> Result<Arc<Rules>> {
-        if let Some((at, rules)) = self.cache.lock().expect("cache lock").get(&ws) {
-            if at.elapsed() < RULES_TTL {
-                return Ok(rules.clone());
-            }
-        }
-        let rules = Arc::new(rules(self.inner.as_ref(), ws).await?);
-        self.cache
-            .lock()
-            .expect("cache lock")
-            .insert(ws, (Instant::now(), rules.clone()));
-        Ok(rules)
+        self.cache.get(self.inner.as_ref(), ws).await
     }
 
     fn forget(&self, ws: WorkspaceId) {
-        self.cache.lock().expect("cache lock").remove(&ws);
+        self.cache.forget(ws);
     }
 
     /// The stored values of `dim` in `query`'s window and filters (its filter on `dim`
@@ -177,14 +162,13 @@ impl Mapped {
             return Ok(());
         }
         let rules = self.rules(ws).await?;
-        if rules.is_empty() {
-            return Ok(());
-        }
         for e in effects.iter_mut() {
-            let t = e.ts_ms;
-            e.endpoint_tag = rules.resolve(&Dimension::EndpointTag, &e.endpoint_tag, t);
-            e.tenant_id = rules.resolve_opt(&Dimension::TenantId, e.tenant_id.as_deref(), t);
-            e.user_id = rules.resolve_opt(&Dimension::UserId, e.user_id.as_deref(), t);
+            rules.map_call(
+                &mut e.endpoint_tag,
+                &mut e.tenant_id,
+                &mut e.user_id,
+                e.ts_ms,
+            );
         }
         Ok(())
     }
