@@ -11,6 +11,7 @@ mod read;
 pub use read::Mapped;
 
 use crate::event::FieldError;
+use crate::privacy::{PiiPolicy, Privacy, Slot};
 use crate::query::{Dimension, Filters};
 use crate::store::{ControlStore, StoreError, WorkspaceId};
 use serde::Serialize;
@@ -475,14 +476,43 @@ pub async fn rules<S: ControlStore + ?Sized>(
     Ok(Rules::new(list(store, ws).await?))
 }
 
+/// Name a tenantId or userId mapping's values as ingest stores them: a value that looks
+/// like an e-mail or a phone becomes its pseudonym (the raw value is never stored, here
+/// either), under `reject` too (a lookup, as `Privacy::lookup`); under `allow` it stays.
+/// A prefix is kept as written. Endpoint tags are never pseudonymized.
+fn stored_names(mut m: Mapping, privacy: &Privacy) -> Result<Mapping, Vec<FieldError>> {
+    if m.dimension == Dimension::EndpointTag {
+        return Ok(m);
+    }
+    let privacy = Privacy {
+        policy: match privacy.policy {
+            PiiPolicy::Reject => PiiPolicy::Pseudonymize,
+            other => other,
+        },
+        ..*privacy
+    };
+    let mut errors = Vec::new();
+    if m.prefix().is_none() {
+        privacy.map_in_place("from", &mut m.from, Slot::Id, &mut errors);
+    }
+    privacy.map_in_place("to", &mut m.to, Slot::Id, &mut errors);
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Check `body` against the workspace's mappings and store it: the mapping with its id,
-/// or every field at fault.
+/// or every field at fault. `privacy` (the workspace's, with its secret) names personal
+/// values by their pseudonyms, as events store them.
 pub async fn add<S: ControlStore + ?Sized>(
     store: &S,
     ws: WorkspaceId,
     body: &Value,
+    privacy: &Privacy<'_>,
 ) -> Result<Result<Mapping, Vec<FieldError>>, StoreError> {
-    let new = match parse(body) {
+    let new = match parse(body).and_then(|m| stored_names(m, privacy)) {
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
     };

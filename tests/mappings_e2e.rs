@@ -456,3 +456,51 @@ async fn a_budget_of_the_new_tenant_counts_spend_stored_under_the_old_name() {
     assert_eq!(guard("other", 0.2).await, json!(true));
     server.stop();
 }
+
+/// A mapping naming a person by e-mail is stored, and matches, by the pseudonym ingest
+/// stored instead of the address: the raw value reaches neither the events nor the
+/// mapping.
+#[tokio::test]
+async fn a_mapping_names_personal_ids_by_their_pseudonyms() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let (ingest, read, admin) = (
+        key(&db, "default", "ingest"),
+        key(&db, "default", "read"),
+        key(&db, "default", "admin"),
+    );
+    let server = Server::start(&db, &["--no-alerts"]);
+    let api = Api::new(&server);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let c = |n: i64| n * 1_000_000;
+    let r = api
+        .post(
+            "/v1/ingest/llm-request",
+            &ingest,
+            &call(
+                "p1",
+                now - 60_000,
+                "chat",
+                "acme",
+                Some("Dave@Example.com"),
+                c(40),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let m = api
+        .put_json(
+            "/v1/mappings",
+            &admin,
+            &json!({"dimension": "userId", "from": "dave@example.com", "to": "dave"}),
+        )
+        .await;
+    assert_eq!(m.status, 201, "{}", m.body);
+    let from = m.body["from"].as_str().unwrap();
+    assert!(from.starts_with("pii_") && !from.contains('@'), "{from}");
+    let listed = api.get("/v1/mappings", &read).await.body.to_string();
+    assert!(!listed.contains("xample"), "{listed}");
+    let users = api.get("/v1/top/users?since=1h", &read).await.body;
+    assert_eq!(rows(&users, "userId"), vec![("dave".into(), c(40), 1)]);
+    server.stop();
+}

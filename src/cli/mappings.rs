@@ -72,7 +72,12 @@ async fn add(db: &str, args: AddArgs) -> anyhow::Result<()> {
         let store = crate::store::open(db)?;
         let ws = workspace_id(store.as_ref(), &args.remote.workspace).await;
         let saved = match ws {
-            Ok(ws) => crate::mapping::add(store.as_ref(), ws, &body).await,
+            Ok(ws) => match crate::settings::load(store.as_ref(), ws).await {
+                Ok(settings) => {
+                    crate::mapping::add(store.as_ref(), ws, &body, &settings.privacy()).await
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => {
                 store.close().await;
                 return Err(e);

@@ -22,9 +22,15 @@ pub async fn add(
     let key = authorize(&state, &headers, Scope::Admin).await?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::field("body", format!("is not JSON: {e}")))?;
-    let mapping = crate::mapping::add(state.store.as_ref(), key.workspace_id, &body)
-        .await?
-        .map_err(ApiError::invalid_request)?;
+    let settings = state.settings.with_secret(key.workspace_id).await?;
+    let mapping = crate::mapping::add(
+        state.store.as_ref(),
+        key.workspace_id,
+        &body,
+        &settings.privacy(),
+    )
+    .await?
+    .map_err(ApiError::invalid_request)?;
     applied(&state, key.workspace_id).await?;
     Ok((StatusCode::CREATED, Json(mapping)).into_response())
 }
