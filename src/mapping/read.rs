@@ -222,13 +222,12 @@ impl EventStore for Mapped {
             return self.inner.events(workspace, query).await;
         }
         let mut wide = filters.clone();
+        // With a prefix rule any stored value may qualify: the dimension is not filtered
+        // in the store (the key removed: a store may read an empty list as "none").
+        wide.text
+            .retain(|dim, wanted| wanted.is_empty() || !rules.has_prefix_rule(dim, i64::MAX));
         for (dim, wanted) in wide.text.iter_mut() {
-            if wanted.is_empty() || !rules.has(dim) {
-                continue;
-            }
-            if rules.has_prefix_rule(dim, i64::MAX) {
-                wanted.clear();
-            } else {
+            if !wanted.is_empty() && rules.has(dim) {
                 *wanted = rules.candidates(dim, wanted);
             }
         }
