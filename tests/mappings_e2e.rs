@@ -233,6 +233,10 @@ async fn mappings_regroup_history_filter_split_by_time_and_bucket_service_accoun
         ]
     );
     assert_eq!(nanos(&top["total"]["costUsd"]), c(822));
+    // `burnrate top` (the CLI reading the file) agrees with the API.
+    let cli_top: Value =
+        serde_json::from_str(&cli(&db, &["top", "endpoints", "--since", "48h", "--json"])).unwrap();
+    assert_eq!(rows(&cli_top, "endpointTag"), rows(&top, "endpointTag"));
 
     // The time series by endpoint has one support.reply series whose days add up.
     let series = api
@@ -289,6 +293,29 @@ async fn mappings_regroup_history_filter_split_by_time_and_bucket_service_accoun
         rows(&filtered, "endpointTag"),
         vec![("chat".into(), c(650), 3)]
     );
+    // The tenant page of globex shows the merged spend ($0.65) and its requests.
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", api.url))
+        .form(&[("key", read.as_str()), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let tenant_page = api
+        .http
+        .get(format!("{}/tenant?tenantId=globex&range=7d", api.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(tenant_page.contains("$0.65"), "{tenant_page}");
     let page = api
         .get(&format!("/v1/events?{window}&tenantId=globex"), &read)
         .await
