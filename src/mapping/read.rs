@@ -156,12 +156,20 @@ impl Mapped {
     }
 
     /// Map the dimensions of a commit's cost changes as reads map them (at each call's
-    /// time).
-    async fn map_effects(&self, ws: WorkspaceId, effects: &mut [SpendEffect]) -> Result<()> {
+    /// time). The commit is done: when the rules cannot be read the effects stay as
+    /// stored (the counters' next spend refresh, which reads through the mappings,
+    /// corrects them) rather than failing a request whose events are stored.
+    async fn map_effects(&self, ws: WorkspaceId, effects: &mut [SpendEffect]) {
         if effects.is_empty() {
-            return Ok(());
+            return;
         }
-        let rules = self.rules(ws).await?;
+        let rules = match self.rules(ws).await {
+            Ok(rules) => rules,
+            Err(e) => {
+                tracing::warn!(error = %e, "id mappings unreadable; cost changes left unmapped");
+                return;
+            }
+        };
         for e in effects.iter_mut() {
             rules.map_call(
                 &mut e.endpoint_tag,
@@ -170,7 +178,6 @@ impl Mapped {
                 e.ts_ms,
             );
         }
-        Ok(())
     }
 }
 
@@ -205,7 +212,7 @@ impl EventStore for Mapped {
         tally: FieldTally,
     ) -> Result<IngestOutcome> {
         let mut outcome = self.inner.ingest_counted(workspace, events, tally).await?;
-        self.map_effects(workspace, &mut outcome.effects).await?;
+        self.map_effects(workspace, &mut outcome.effects).await;
         Ok(outcome)
     }
 
