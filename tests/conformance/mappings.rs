@@ -216,6 +216,29 @@ pub async fn mapped_reads_match_the_reference_over_rewritten_calls(store: Shared
             "event list {i} of workspace {ws}: {filters:?}\nrules: {:?}",
             rules.get(&ws)
         );
+        // Request values and latencies (the gate, percentiles) select the same calls.
+        let query = burnrate::query::Query {
+            from_ms: window.0,
+            to_ms: window.1,
+            filters: filters.clone(),
+            group_by: Vec::new(),
+            bucket: None,
+            measures: Vec::new(),
+            order_by: None,
+            ascending: false,
+            limit: 1,
+        };
+        let values = store
+            .request_values(ws, query.clone(), 100_000)
+            .await
+            .unwrap();
+        assert_eq!(values.len(), want, "request values {i}: {filters:?}");
+        let timed = expected_ref
+            .matching(ws, Some(window), Some(&filters))
+            .filter(|c| c.event.latency_ms.is_some())
+            .count();
+        let latencies = store.latencies(ws, query, 100_000).await.unwrap();
+        assert_eq!(latencies.len(), timed, "latencies {i}: {filters:?}");
     }
 
     // New commits report their cost changes under the mapped values.
