@@ -24,6 +24,8 @@ pub struct AppState {
     /// Where prepared events go: `ingest::accept` over this store, these counters and the
     /// metrics.
     pub ingest: crate::ingest::Ingestor,
+    /// Each workspace's id mappings, for the guard (reads apply them in the store).
+    pub mappings: crate::mapping::RulesCache,
     /// What `GET /metrics` shows.
     pub metrics: Arc<crate::metrics::Metrics>,
     clock: Clock,
@@ -64,6 +66,7 @@ impl AppState {
             settings,
             budgets,
             metrics,
+            mappings: crate::mapping::RulesCache::default(),
             ingest,
             store,
             prices: RwLock::new(Arc::new(book)),

@@ -15,6 +15,7 @@ pub mod explain;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod mappings;
 pub mod margin;
 pub mod migrate;
 pub mod plans;
@@ -70,6 +71,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gate(args) => return Ok(explain::gate(&url, args).await),
         Command::Deploy(cmd) => return deploy::deploy(&url, cmd).await.map(|_| ExitCode::SUCCESS),
+        Command::Mappings(cmd) => {
+            return mappings::mappings(&url, cmd)
+                .await
+                .map(|_| ExitCode::SUCCESS)
+        }
         Command::Doctor(args) => {
             return doctor::doctor(&url, args).await.map(|_| ExitCode::SUCCESS)
         }
@@ -127,6 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Restore { .. }
         | Command::Migrate { .. }
         | Command::Deploy(_)
+        | Command::Mappings(_)
         | Command::Doctor(_)
         | Command::Config(_) => {
             unreachable!("handled above")

@@ -11,6 +11,8 @@
 //! - `importers`: other tools' log lines (LiteLLM, a hand-made wrapper) as events (pure)
 //! - `otlp`: OpenTelemetry GenAI spans (OTLP protobuf or JSON) to ingest events (pure)
 //! - `query`: the one aggregate query type every reader uses (pure)
+//! - `mapping`: renames and merges of ids (old -> new), applied to every read of the
+//!   store (`mapping::Mapped`, which `store::open` wraps around every backend)
 //! - `report`: top lists, time series, prompt versions, concentration (over `query`);
 //!   `report::explain` reads what explain and the gate need
 //! - `explain`: why spend changed between two windows, exact volume/cost split (pure)
@@ -48,6 +50,7 @@ pub mod http;
 pub mod importers;
 pub mod ingest;
 pub mod load;
+pub mod mapping;
 pub mod metrics;
 pub mod migrate;
 pub mod money;

@@ -271,6 +271,38 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "get",
+        "/v1/mappings",
+        R,
+        "Id mappings (renames and merges of endpointTag, tenantId, userId), oldest first",
+        None,
+        "Mappings",
+    ),
+    route(
+        "put",
+        "/v1/mappings",
+        A,
+        "Add an id mapping: from (a value, or a prefix ending in *) reads as to, from effectiveFrom (truncated to the hour) or for all history",
+        Some("MappingRequest"),
+        "Mapping",
+    ),
+    route(
+        "post",
+        "/v1/mappings",
+        A,
+        "Add an id mapping (as PUT)",
+        Some("MappingRequest"),
+        "Mapping",
+    ),
+    route(
+        "delete",
+        "/v1/mappings/{id}",
+        A,
+        "Remove an id mapping",
+        None,
+        "Object",
+    ),
+    route(
+        "get",
         "/v1/deploys",
         R,
         "Deploy notes in a window (since/from/to, endpointTag)",
@@ -495,7 +527,8 @@ fn operation(r: &Route) -> Value {
 fn success(r: &Route) -> &'static str {
     match (r.method, r.path) {
         ("post", "/v1/ingest/llm-request" | "/v1/ingest/batch") => "202",
-        ("post", "/v1/budgets" | "/v1/rate-caps" | "/v1/channels" | "/v1/deploys") => "201",
+        ("post", "/v1/budgets" | "/v1/rate-caps" | "/v1/channels" | "/v1/deploys")
+        | ("put" | "post", "/v1/mappings") => "201",
         _ => "200",
     }
 }
@@ -616,6 +649,21 @@ fn schemas() -> Value {
             "id": {"type": "integer"}, "endpointTag": {"type": "string"},
             "promptVersion": {"type": "string"}, "note": {"type": "string"},
             "author": {"type": "string"}, "time": {"type": "string", "format": "date-time"}}},
+        "MappingRequest": {"type": "object", "required": ["dimension", "from", "to"],
+            "additionalProperties": false, "properties": {
+                "dimension": {"type": "string", "enum": ["endpointTag", "tenantId", "userId"]},
+                "from": {"type": "string", "minLength": 1, "maxLength": crate::mapping::MAX_VALUE_CHARS,
+                    "description": "the old value (the missing-value label `unknown` maps events without one), or a prefix followed by * (svc:*)"},
+                "to": {"type": "string", "minLength": 1, "maxLength": crate::mapping::MAX_VALUE_CHARS},
+                "effectiveFrom": {"type": "string", "format": "date-time",
+                    "description": "events at or after it are mapped (truncated to the start of its hour); absent: all history"},
+                "note": {"type": "string", "maxLength": crate::mapping::MAX_NOTE_CHARS}}},
+        "Mapping": {"type": "object", "required": ["id", "dimension", "from", "to"], "properties": {
+            "id": {"type": "integer"}, "dimension": {"type": "string"},
+            "from": {"type": "string"}, "to": {"type": "string"},
+            "effectiveFrom": {"type": "string", "format": "date-time"}, "note": {"type": "string"}}},
+        "Mappings": {"type": "object", "properties": {
+            "mappings": {"type": "array", "items": {"$ref": "#/components/schemas/Mapping"}}}},
         "DeployNotes": {"type": "object", "properties": {
             "deploys": {"type": "array", "items": {"$ref": "#/components/schemas/DeployNote"}}}},
         "ChannelRequest": {"type": "object", "required": ["name", "type"], "properties": {

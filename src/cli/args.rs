@@ -156,6 +156,10 @@ pub enum Command {
     /// against attributed per day and provider.
     #[command(subcommand)]
     Reconcile(super::reconcile::ReconcileCommand),
+    /// Id mappings: renames and merges of endpointTag, tenantId and userId, applied
+    /// when reading (`add`, `list`, `remove`).
+    #[command(subcommand)]
+    Mappings(super::mappings::MappingCommand),
     /// Deploy notes: record one (`note`), list them.
     #[command(subcommand)]
     Deploy(super::deploy::DeployCommand),

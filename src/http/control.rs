@@ -272,9 +272,25 @@ pub async fn guard(
         &mut request.user_id,
     )
     .map_err(invalid)?;
-    let answer = state
-        .budgets
-        .guard(key.workspace_id, &request, state.now_ms());
+    // Budgets and caps count spend under the mapped names (docs/mappings.md): so does
+    // the call asking.
+    let now = state.now_ms();
+    // Unreadable rules (the store down) leave the names as sent: the guard answers from
+    // memory and must keep answering.
+    match state
+        .mappings
+        .get(state.store.as_ref(), key.workspace_id)
+        .await
+    {
+        Ok(rules) => rules.map_call(
+            &mut request.endpoint_tag,
+            &mut request.tenant_id,
+            &mut request.user_id,
+            now,
+        ),
+        Err(e) => tracing::warn!(error = %e, "id mappings unreadable; guard request unmapped"),
+    }
+    let answer = state.budgets.guard(key.workspace_id, &request, now);
     let outcome = if answer.allow { "allow" } else { answer.reason };
     state.metrics.record_guard(key.workspace_id, outcome);
     Ok(Json(answer))

@@ -5,6 +5,7 @@ pub mod api;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod mappings;
 pub mod margin;
 pub mod metrics;
 pub mod otlp;
@@ -81,6 +82,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(control::rate_caps).post(control::create_rate_cap),
         )
         .route("/v1/rate-caps/{id}", delete(control::delete_rate_cap))
+        .route(
+            "/v1/mappings",
+            get(mappings::list).put(mappings::add).post(mappings::add),
+        )
+        .route("/v1/mappings/{id}", delete(mappings::remove))
         .route(
             "/v1/deploys",
             get(control::deploys).post(control::create_deploy),

@@ -51,8 +51,14 @@ impl StoreUrl {
     }
 }
 
-/// Open (creating what is missing) the store `url` names.
+/// Open (creating what is missing) the store `url` names. Its reads apply the
+/// workspaces' id mappings (`mapping::Mapped`, docs/mappings.md).
 pub fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let backend = open_backend(url)?;
+    Ok(Arc::new(crate::mapping::Mapped::new(backend)))
+}
+
+fn open_backend(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     match StoreUrl::parse(url)? {
         StoreUrl::Sqlite(path) => {
             use anyhow::Context;
