@@ -143,6 +143,8 @@ conformance_tests! {
     control::first_start_is_claimed_once_and_a_fresh_store_is_writable,
     overflow::a_write_whose_sum_would_overflow_is_refused_naming_the_field,
     overflow::a_read_whose_sums_overflow_is_sum_overflow,
+    lifecycle::erasure_takes_out_a_tenants_and_a_users_calls_exactly,
+    lifecycle::retention_keeps_what_the_rollups_answer_and_says_where_raw_events_end,
 }
 
 /// Like `conformance_tests`, for tests that also open the same store again (after

@@ -313,6 +313,47 @@ pub struct FieldTally {
     pub last_unknown: Option<String>,
 }
 
+/// Whose events an erasure removes: a tenantId or a userId as stored (already mapped
+/// through the workspace's privacy rules by the caller, so a raw e-mail finds its
+/// pseudonym).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Tenant(String),
+    User(String),
+}
+
+impl Subject {
+    /// "tenant" or "user": what an audit record may keep (never the id).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Tenant(_) => "tenant",
+            Subject::User(_) => "user",
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Subject::Tenant(id) | Subject::User(id) => id,
+        }
+    }
+}
+
+/// What a lifecycle change (retention or erasure) removed, exactly: logical calls, their
+/// priced cost and how many were unpriced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    /// Raw events (logical calls) deleted.
+    pub events: u64,
+    /// Calls taken out of the pruned history (erasure only: their raw rows were
+    /// already pruned by retention, their sums were kept until now).
+    pub pruned_history_calls: u64,
+    /// Their cost in nano-USD (priced calls only).
+    pub cost_nanos: i64,
+    /// How many of them (raw and pruned history) were unpriced.
+    pub unpriced: u64,
+}
+
 /// What a backend does with events: store them (deduped, with a commit sequence) and
 /// answer every read of them.
 #[async_trait]
@@ -398,6 +439,20 @@ pub trait EventStore: Send + Sync {
     /// moment, while it keeps taking writes; returns the copy's size in bytes. Backends
     /// whose engine has its own backup path say so instead.
     async fn backup_to(&self, to: std::path::PathBuf) -> Result<u64>;
+    /// Retention: delete a workspace's raw events older than the UTC day that contains
+    /// `before_ms` (whole days only), keeping their sums in the pruned history so every
+    /// aggregate the rollups answer stays exact. Returns what was deleted (0 when
+    /// nothing was older). A backend that cannot keep pruned history refuses
+    /// (`Conflict`) rather than lose sums.
+    async fn prune_before(&self, workspace: WorkspaceId, before_ms: i64) -> Result<Removed>;
+    /// From when a workspace's raw events exist: the end of the pruned range (a UTC day
+    /// start), None when nothing was ever pruned. Raw reads before it count only what
+    /// remains (answers say so in `Answer::raw_from_ms`).
+    async fn raw_from(&self, workspace: WorkspaceId) -> Result<Option<i64>>;
+    /// Erasure: delete every event of one tenant or user of a workspace, raw and in the
+    /// pruned history, so every aggregate afterwards is what the remaining events imply.
+    /// The id itself is removed from the store where nothing else refers to it.
+    async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed>;
     /// Finish queued writes and release the store.
     async fn close(&self);
 }

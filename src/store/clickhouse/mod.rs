@@ -13,6 +13,7 @@
 mod control;
 mod http;
 mod ingest;
+mod lifecycle;
 mod read;
 mod schema;
 
@@ -165,6 +166,8 @@ pub struct ClickhouseStore {
     /// reading by each read, so on this node an answer holds every acknowledged commit
     /// up to its `seen` and none in flight.
     lock: tokio::sync::RwLock<()>,
+    /// Where it was opened: an erasure's mutation runs on every shard's local table.
+    url: ClickhouseUrl,
 }
 
 impl ClickhouseStore {
@@ -187,6 +190,7 @@ impl ClickhouseStore {
                     last: Mutex::new(rt.block_on(Self::newest_seq(&url))?),
                 },
                 lock: tokio::sync::RwLock::new(()),
+                url,
             })
         })
         .join()
@@ -352,6 +356,21 @@ impl EventStore for ClickhouseStore {
         Err(StoreError::Conflict(
             "a ClickHouse store is backed up with ClickHouse's own tools (BACKUP, clickhouse-backup); burnrate backup copies the embedded store".into(),
         ))
+    }
+
+    async fn prune_before(&self, _workspace: WorkspaceId, _before_ms: i64) -> Result<Removed> {
+        Err(StoreError::Conflict(
+            "retention of raw events is not supported on a ClickHouse store yet: its reads are computed from the raw events, so pruning them would change old windows' sums (docs/scale-out.md)".into(),
+        ))
+    }
+
+    async fn raw_from(&self, _workspace: WorkspaceId) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
+    async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed> {
+        let _write = self.lock.write().await;
+        lifecycle::erase(self, workspace, &subject).await
     }
 
     async fn close(&self) {}
