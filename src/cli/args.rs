@@ -83,6 +83,27 @@ pub enum Command {
         /// The backup file to create (never overwritten).
         file: std::path::PathBuf,
     },
+    /// Retention: delete raw events older than the workspace's rawRetentionDays (or
+    /// --days) whole UTC days; the rollups keep their sums, so old windows' totals stay.
+    /// Without --workspace, every workspace that has a retention setting.
+    Prune {
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Days of raw events to keep (7 to 3650); needs --workspace.
+        #[arg(long, requires = "workspace")]
+        days: Option<u32>,
+    },
+    /// Erasure: delete every event of one tenant or user (raw events and pruned
+    /// history), rollups corrected exactly; an audit record (kind erasure) keeps counts,
+    /// cost, time and who, never the id. A raw e-mail finds its pseudonym.
+    Erase {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        tenant: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Put a backup in place of the store (stop any server using the store first).
     Restore {
         /// A file written by `burnrate backup`.
@@ -263,6 +284,10 @@ pub enum WorkspaceCommand {
         /// Pseudonymize every tenantId and userId, personal-looking or not.
         #[arg(long, value_name = "true|false")]
         pseudonymize_all_ids: Option<bool>,
+        /// Retention: keep raw events this many whole UTC days (7 to 3650), or `off`
+        /// to keep every event; older ones are pruned daily, their sums kept.
+        #[arg(long, value_name = "DAYS|off")]
+        raw_retention_days: Option<String>,
     },
     /// Print a workspace's ingest settings as JSON.
     Show {

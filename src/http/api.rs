@@ -363,6 +363,12 @@ pub async fn summary(
     let mut body = serde_json::to_value(&summary).unwrap_or_default();
     body["from"] = rfc3339(base.from_ms);
     body["to"] = rfc3339(base.to_ms);
+    // Retention: from when raw events exist (null when nothing was pruned); totals of
+    // older windows come from the rollups, lists of events only from this time.
+    body["rawFrom"] = match state.store.raw_from(key.workspace_id).await? {
+        Some(ms) => rfc3339(ms),
+        None => serde_json::Value::Null,
+    };
     Ok(Json(body).into_response())
 }
 
@@ -472,6 +478,9 @@ pub fn query_answer(
         "rows": rows,
         "totals": totals,
         "rowsCut": answer.cut,
+        // Set when part of the window was read from raw events that retention pruned:
+        // that part counts only the events from this time on.
+        "rawPrunedBefore": answer.raw_from_ms.map(rfc3339),
     })
 }
 

@@ -5,6 +5,7 @@ pub mod api;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod lifecycle;
 pub mod margin;
 pub mod metrics;
 pub mod otlp;
@@ -96,6 +97,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/workspace/settings",
             get(settings::get_settings).put(settings::put_settings),
         )
+        .route(
+            "/v1/erasure",
+            get(lifecycle::erasures).post(lifecycle::erase),
+        )
+        .route("/v1/retention", get(lifecycle::retention))
         .route("/v1/explain", get(api::explain))
         .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))
