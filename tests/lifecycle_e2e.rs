@@ -108,3 +108,243 @@ async fn a_backup_taken_while_ingesting_restores_to_a_store_that_answers_the_sam
         "{err}"
     );
 }
+
+const DAY_MS: i64 = 86_400_000;
+/// A tenant id that must vanish from the store file after its erasure.
+const ERASED_TENANT: &str = "erase-me-tenant-q7";
+
+fn iso(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
+}
+
+/// Every file of the store (the database, its WAL and shared memory) as bytes.
+fn store_bytes(db: &Path) -> Vec<u8> {
+    let name = db.file_name().unwrap().to_str().unwrap().to_string();
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_str().unwrap().starts_with(&name) {
+            all.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// One priced call at `ts_ms` with a client-given cost (exact, so totals are sums of
+/// these literals).
+fn call(id: &str, ts_ms: i64, tenant: &str, user: &str, cost: &str) -> Value {
+    let mut e = event(id);
+    e["timestamp"] = json!(iso(ts_ms));
+    e["tenantId"] = json!(tenant);
+    e["userId"] = json!(user);
+    e["costUsd"] = json!(cost.parse::<f64>().unwrap());
+    e["tags"] = json!({"team": "x"});
+    e
+}
+
+/// (requests, costUsd) of `top tenants` over the last 30 days, through the API.
+async fn tenant_totals(api: &Api, read: &str) -> (Value, Value) {
+    let top = api.get("/v1/top/tenants?since=30d", read).await;
+    assert_eq!(top.status, 200, "{}", top.body);
+    (
+        top.body["total"]["requests"].clone(),
+        top.body["total"]["costUsd"].clone(),
+    )
+}
+
+/// Retention by the server's own pass, then erasures through the API and the CLI: old
+/// windows keep their totals (the pruned history), event lists say from when raw rows
+/// exist, every erasure takes exactly its calls out (raw and pruned), the audit records
+/// never hold the id, and the id's bytes are gone from the store file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erased_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("life.db");
+    let (ingest, read, admin) = (
+        key(&db, "default", "ingest"),
+        key(&db, "default", "read"),
+        key(&db, "default", "admin"),
+    );
+    cli(
+        &db,
+        &[
+            "workspaces",
+            "configure",
+            "default",
+            "--raw-retention-days",
+            "10",
+        ],
+    );
+    let now = jiff::Timestamp::now().as_millisecond();
+    let raw_from = (now - 10 * DAY_MS).div_euclid(DAY_MS) * DAY_MS;
+    let calls = json!([
+        call("old-1", now - 20 * DAY_MS, ERASED_TENANT, "u-1", "0.25"),
+        call("old-2", now - 20 * DAY_MS, "keeper", "u-2", "0.50"),
+        call("old-3", now - 15 * DAY_MS, ERASED_TENANT, "u-1", "1.00"),
+        call("new-1", now - 2 * DAY_MS, ERASED_TENANT, "u-1", "2.00"),
+        call("new-2", now - 3_600_000, "keeper", "u-2", "4.00"),
+        call(
+            "new-3",
+            now - 7_200_000,
+            "keeper",
+            "ann@example.com",
+            "8.00"
+        ),
+    ]);
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let reply = api.post("/v1/ingest/batch", &ingest, &calls).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    // The pass runs 5 s after the start.
+    let mut retention = Value::Null;
+    for _ in 0..100 {
+        retention = api.get("/v1/retention", &read).await.body;
+        if !retention["rawFrom"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        retention,
+        json!({"rawRetentionDays": 10, "rawFrom": iso(raw_from)})
+    );
+    // Old windows keep their totals: 0.25 + 0.50 + 1.00 + 2.00 + 4.00 + 8.00.
+    assert_eq!(tenant_totals(&api, &read).await, (json!(6), json!(15.75)));
+    let summary = api.get("/v1/summary?since=30d", &read).await;
+    assert_eq!(
+        summary.body["rawFrom"],
+        json!(iso(raw_from)),
+        "{}",
+        summary.body
+    );
+    // The raw events left are the three recent ones.
+    let events = api.get("/v1/events?limit=100", &read).await;
+    let ids: Vec<&str> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["externalRequestId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["new-2", "new-3", "new-1"]);
+    let pseudonym = events.body["events"][1]["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(pseudonym.starts_with("pii_"), "{pseudonym}");
+    // A tag query needs raw events, which exist only from raw_from: it says so.
+    let tagged = api
+        .post(
+            "/v1/query",
+            &read,
+            &json!({"from": iso(now - 30 * DAY_MS), "to": iso(now + 60_000),
+                    "filters": {"tag:team": ["x"]}, "measures": ["requests"]}),
+        )
+        .await;
+    assert_eq!(tagged.status, 200, "{}", tagged.body);
+    assert_eq!(tagged.body["rawPrunedBefore"], json!(iso(raw_from)));
+    assert_eq!(tagged.body["totals"][0]["requests"], json!(3));
+
+    // Bad input: a 4xx naming the field.
+    let short = api
+        .put_json(
+            "/v1/workspace/settings",
+            &admin,
+            &json!({"rawRetentionDays": 3}),
+        )
+        .await;
+    assert_eq!(short.status, 400, "{}", short.body);
+    assert!(short.body.to_string().contains("rawRetentionDays"));
+    for (body, field) in [
+        (json!({}), "tenantId"),
+        (json!({"tenantId": "a", "userId": "b"}), "userId"),
+        (json!({"tenantId": ""}), "tenantId"),
+        (json!({"tenant": "a"}), "tenant"),
+    ] {
+        let bad = api.post("/v1/erasure", &admin, &body).await;
+        assert_eq!(bad.status, 400, "{body}: {}", bad.body);
+        assert_eq!(
+            common::blamed(&bad.body["error"]["fields"]),
+            [field],
+            "{body}"
+        );
+    }
+    let not_admin = api
+        .post("/v1/erasure", &read, &json!({"tenantId": ERASED_TENANT}))
+        .await;
+    assert_eq!(not_admin.status, 403, "{}", not_admin.body);
+
+    // Erase the tenant: one raw call (2.00) and two pruned ones (0.25 + 1.00).
+    let erased = api
+        .post("/v1/erasure", &admin, &json!({"tenantId": ERASED_TENANT}))
+        .await;
+    assert_eq!(erased.status, 201, "{}", erased.body);
+    let record = &erased.body;
+    assert_eq!(
+        (
+            &record["subject"],
+            &record["events"],
+            &record["prunedHistoryCalls"],
+            &record["costUsd"],
+            &record["unpriced"]
+        ),
+        (
+            &json!("tenant"),
+            &json!(1),
+            &json!(2),
+            &json!("3.25"),
+            &json!(0)
+        ),
+        "{record}"
+    );
+    assert!(!record.to_string().contains(ERASED_TENANT));
+    assert_eq!(tenant_totals(&api, &read).await, (json!(3), json!(12.50)));
+
+    // Erase a user by e-mail from the CLI (another process, the server running): the
+    // e-mail finds its pseudonym; the server's answers catch up.
+    let said = cli(&db, &["erase", "--user", "ann@example.com"]);
+    let record: Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(
+        (
+            &record["subject"],
+            &record["events"],
+            &record["costUsd"],
+            &record["by"]
+        ),
+        (&json!("user"), &json!(1), &json!("8"), &json!("cli")),
+        "{record}"
+    );
+    assert!(!said.contains("ann@") && !said.contains(&pseudonym));
+    assert_eq!(tenant_totals(&api, &read).await, (json!(2), json!(4.50)));
+    let audit = api.get("/v1/erasure", &admin).await;
+    assert_eq!(audit.body["erasures"].as_array().unwrap().len(), 2);
+    assert!(!audit.body.to_string().contains(ERASED_TENANT));
+    server.stop();
+
+    // Reopened (rollups summed from the file): the same totals; no trace of the ids.
+    let top: Value =
+        serde_json::from_str(&cli(&db, &["top", "tenants", "--since", "30d", "--json"])).unwrap();
+    assert_eq!(
+        (&top["total"]["requests"], &top["total"]["costUsd"]),
+        (&json!(2), &json!(4.5)),
+        "{top}"
+    );
+    let bytes = store_bytes(&db);
+    assert!(
+        contains(&bytes, "keeper"),
+        "the check can find what is there"
+    );
+    assert!(
+        !contains(&bytes, ERASED_TENANT),
+        "the store holds the erased tenant"
+    );
+    assert!(
+        !contains(&bytes, &pseudonym),
+        "the store holds the erased pseudonym"
+    );
+}
