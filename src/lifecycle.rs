@@ -23,8 +23,11 @@ pub struct Pruned {
     pub retention_days: u32,
     /// Raw events exist from this UTC day on (RFC 3339), when anything was ever pruned.
     pub raw_from: Option<String>,
-    #[serde(flatten)]
-    pub removed: Removed,
+    /// Raw events (logical calls) this run deleted; their sums stay in the rollups.
+    pub events: u64,
+    /// Exact decimal text of their priced cost.
+    pub cost_usd: String,
+    pub unpriced: u64,
 }
 
 /// Prune `ws`'s raw events older than `days` whole UTC days before `now_ms`: everything
@@ -62,7 +65,9 @@ pub async fn prune_one(
         workspace: name.to_string(),
         retention_days: days,
         raw_from,
-        removed,
+        events: removed.events,
+        cost_usd: Usd(removed.cost_nanos).to_string(),
+        unpriced: removed.unpriced,
     })
 }
 

@@ -469,7 +469,7 @@ pub fn query_answer(
     };
     let rows: Vec<serde_json::Value> = answer.rows.iter().map(|r| row_json(r, true)).collect();
     let totals: Vec<serde_json::Value> = answer.totals.iter().map(|r| row_json(r, false)).collect();
-    json!({
+    let mut out = json!({
         "from": rfc3339(query.from_ms),
         "to": rfc3339(query.to_ms),
         "groupBy": query.group_by.iter().map(|d| d.name()).collect::<Vec<_>>(),
@@ -478,10 +478,13 @@ pub fn query_answer(
         "rows": rows,
         "totals": totals,
         "rowsCut": answer.cut,
-        // Set when part of the window was read from raw events that retention pruned:
-        // that part counts only the events from this time on.
-        "rawPrunedBefore": answer.raw_from_ms.map(rfc3339),
-    })
+    });
+    // Only when part of the window was read from raw events that retention pruned: that
+    // part counts only the events from this time on.
+    if let Some(ms) = answer.raw_from_ms {
+        out["rawPrunedBefore"] = rfc3339(ms);
+    }
+    out
 }
 
 /// Read filters on tenantId, userId or a tag naming a personal value (an e-mail, a phone)

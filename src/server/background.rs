@@ -77,10 +77,10 @@ pub fn prune_every_hour(state: Arc<AppState>) -> JoinHandle<()> {
             tick.tick().await;
             match crate::lifecycle::prune_all(state.store.as_ref(), wall_ms()).await {
                 Ok(done) => {
-                    for p in done.iter().filter(|p| p.removed.events > 0) {
+                    for p in done.iter().filter(|p| p.events > 0) {
                         tracing::info!(
                             workspace = %p.workspace,
-                            events = p.removed.events,
+                            events = p.events,
                             raw_from = p.raw_from.as_deref().unwrap_or(""),
                             "retention pruned raw events (their sums stay in the rollups)"
                         );
