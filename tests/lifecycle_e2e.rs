@@ -378,3 +378,143 @@ async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erase
         "the store holds the erased pseudonym"
     );
 }
+
+/// A call of a self-hosted model with no price yet.
+fn selfhosted(id: &str, ts_ms: i64, model: &str, input: u64, output: u64) -> Value {
+    json!({"externalRequestId": id, "timestamp": iso(ts_ms), "provider": "selfhosted",
+           "model": model, "endpointTag": "classify", "tenantId": "acme",
+           "inputTokens": input, "outputTokens": output, "status": "success"})
+}
+
+/// (costUsd, unpriced) of all models over the last day.
+async fn model_totals(api: &Api, read: &str) -> (Value, Value) {
+    let top = api.get("/v1/top/models?since=1d", read).await;
+    assert_eq!(top.status, 200, "{}", top.body);
+    (
+        top.body["total"]["costUsd"].clone(),
+        top.body["total"]["unpriced"].clone(),
+    )
+}
+
+/// After an override prices a self-hosted model, `POST /v1/prices/reprice` prices its
+/// stored calls exactly (by hand: $0.05 per 1M input, $0.10 per 1M output), totals and
+/// a budget's spent move by exactly that, the calls record repricedAt and the entry,
+/// and a second run (or priced calls) changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repricing_prices_the_unpriced_after_an_override_and_moves_totals_and_budgets_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("reprice.db");
+    let (ingest, read, admin) = (
+        key(&db, "default", "ingest"),
+        key(&db, "default", "read"),
+        key(&db, "default", "admin"),
+    );
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let budget = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "acme", "scope": {"tenantId": "acme"}, "period": "month",
+                    "limitUsd": 100, "action": "notify"}),
+        )
+        .await;
+    assert_eq!(budget.status, 201, "{}", budget.body);
+    let id = budget.body["id"].as_i64().unwrap();
+    let spent = || async {
+        let status = api.get(&format!("/v1/budgets/{id}/status"), &admin).await;
+        status.body["spentUsd"].clone()
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let mut priced = call("p1", now - 60_000, "acme", "u", "1.00");
+    priced["tags"] = json!({});
+    let calls = json!([
+        priced,
+        selfhosted("u1", now - 50_000, "acme-llm-7b", 1_000_000, 500_000),
+        selfhosted("u2", now - 40_000, "acme-llm-7b", 200_000, 100_000),
+        selfhosted("u3", now - 30_000, "other-unknown", 10, 1),
+    ]);
+    let reply = api.post("/v1/ingest/batch", &ingest, &calls).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(model_totals(&api, &read).await, (json!(1), json!(3)));
+    assert_eq!(spent().await, json!(1));
+
+    // Bad input names the field.
+    for (body, field) in [
+        (json!({}), "unpriced"),
+        (json!({"unpriced": false}), "unpriced"),
+        (json!({"unpriced": true, "from": "yesterday"}), "from"),
+        (json!({"unpriced": true, "model": 7}), "model"),
+        (json!({"unpriced": true, "entry": "x"}), "entry"),
+    ] {
+        let bad = api.post("/v1/prices/reprice", &admin, &body).await;
+        assert_eq!(bad.status, 400, "{body}: {}", bad.body);
+        assert_eq!(
+            common::blamed(&bad.body["error"]["fields"]),
+            [field],
+            "{body}"
+        );
+    }
+
+    let overrides = dir.path().join("overrides.json");
+    std::fs::write(
+        &overrides,
+        json!({"format": 1, "kind": "overrides", "corrections": [
+            {"provider": "selfhosted", "model": "acme-llm-7b",
+             "effectiveFrom": "2026-01-01T00:00:00Z", "mode": "chat",
+             "usdPerMTok": [{"tier": "standard", "above": 0, "input": "0.05", "output": "0.10"}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    cli(&db, &["prices", "import", overrides.to_str().unwrap()]);
+    // The server reloads prices within 2 s; until then nothing can be priced.
+    let mut summary = Value::Null;
+    for _ in 0..50 {
+        let r = api
+            .post("/v1/prices/reprice", &admin, &json!({"unpriced": true}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        summary = r.body;
+        if summary["repriced"] != json!(0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // u1: 1.0M x 0.05 + 0.5M x 0.10 = 0.10; u2: 0.2M x 0.05 + 0.1M x 0.10 = 0.02.
+    assert_eq!(
+        (
+            &summary["repriced"],
+            &summary["costUsd"],
+            &summary["stillUnpriced"]
+        ),
+        (&json!(2), &json!("0.12"), &json!(1)),
+        "{summary}"
+    );
+    assert_eq!(model_totals(&api, &read).await, (json!(1.12), json!(1)));
+    assert_eq!(
+        spent().await,
+        json!(1.12),
+        "the budget counted the new cost"
+    );
+    let u1 = api.get("/v1/events?externalRequestId=u1", &read).await;
+    let u1 = &u1.body["events"][0];
+    assert_eq!(u1["costUsd"], json!(0.1), "{u1}");
+    assert_eq!(u1["repricedAt"], summary["repricedAt"], "{u1}");
+    assert!(
+        u1["priceEntryId"].as_str().unwrap().contains("acme-llm-7b"),
+        "{u1}"
+    );
+    let p1 = api.get("/v1/events?externalRequestId=p1", &read).await;
+    assert!(p1.body["events"][0].get("repricedAt").is_none());
+
+    // Priced calls are never re-priced: a second run finds only the unknown model.
+    let again = cli(&db, &["prices", "reprice", "--unpriced"]);
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        (&again["repriced"], &again["stillUnpriced"]),
+        (&json!(0), &json!(1)),
+        "{again}"
+    );
+    assert_eq!(model_totals(&api, &read).await, (json!(1.12), json!(1)));
+    server.stop();
+}

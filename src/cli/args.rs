@@ -345,6 +345,27 @@ pub enum PriceCommand {
     RemoveVersion { version: String },
     /// Models seen in events that have no price.
     Check,
+    /// Price the events that were stored unpriced with the current book and overrides
+    /// (after adding a price or an override), exactly: totals and budgets move by the
+    /// new costs; each event records repricedAt and the entry used. Priced events are
+    /// never re-priced.
+    Reprice {
+        /// Re-price the unpriced events (the only mode: priced history is never
+        /// re-priced implicitly).
+        #[arg(long, required = true)]
+        unpriced: bool,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Only events at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only events before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only events of this model (as sent).
+        #[arg(long)]
+        model: Option<String>,
+    },
     /// Generate prices/book.json from a LiteLLM map, genai-prices and the reviewed corrections.
     Generate {
         #[arg(long)]

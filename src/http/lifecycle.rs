@@ -108,3 +108,79 @@ pub async fn retention(
     }))
     .into_response())
 }
+
+/// `POST /v1/prices/reprice` (admin): `{"unpriced": true, "from"?, "to"?, "model"?}`
+/// prices the workspace's unpriced events with the current book and overrides; the
+/// budget counters and metrics get the cost changes of the commit at once.
+pub async fn reprice(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::field("body", format!("is not JSON: {e}")))?;
+    let scope = reprice_scope(&body)?;
+    let (summary, outcome) = crate::lifecycle::reprice_unpriced(
+        state.store.as_ref(),
+        state.prices(),
+        key.workspace_id,
+        scope,
+        state.now_ms(),
+    )
+    .await?;
+    if outcome.seq > 0 {
+        state.ingest.counters.apply(outcome.seq, &outcome.effects);
+        for sink in &state.ingest.sinks {
+            sink.apply(outcome.seq, &outcome.effects);
+        }
+    }
+    Ok(Json(summary).into_response())
+}
+
+/// The body's scope, each field checked: `unpriced` must be true (priced events are
+/// never re-priced here), times are RFC 3339, the model a non-empty string.
+fn reprice_scope(body: &Value) -> Result<crate::store::RepriceScope, ApiError> {
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::field("body", "must be an object"));
+    };
+    if let Some(other) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "unpriced" | "from" | "to" | "model"))
+    {
+        return Err(ApiError::field(
+            other,
+            "is not a field of a re-pricing; use unpriced, from, to, model",
+        ));
+    }
+    if obj.get("unpriced") != Some(&Value::Bool(true)) {
+        return Err(ApiError::field(
+            "unpriced",
+            "must be true: only unpriced events are re-priced (priced history never is)",
+        ));
+    }
+    let time = |field: &str, default: i64| -> Result<i64, ApiError> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::String(t)) => t
+                .parse::<jiff::Timestamp>()
+                .map(|t| t.as_millisecond())
+                .map_err(|_| ApiError::field(field, "must be an RFC 3339 time")),
+            Some(_) => Err(ApiError::field(field, "must be an RFC 3339 time")),
+        }
+    };
+    let model = match obj.get("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) if !m.is_empty() => Some(m.clone()),
+        Some(_) => return Err(ApiError::field("model", "must be a non-empty string")),
+    };
+    let (from_ms, to_ms) = (time("from", i64::MIN)?, time("to", i64::MAX)?);
+    if from_ms >= to_ms {
+        return Err(ApiError::field("to", "must be after from"));
+    }
+    Ok(crate::store::RepriceScope {
+        from_ms,
+        to_ms,
+        model,
+    })
+}

@@ -236,6 +236,10 @@ pub struct StoredEvent {
     pub cost_source: Option<&'static str>,
     pub price_entry_id: Option<String>,
     pub price_book_version: Option<String>,
+    /// When an unpriced call was priced later (`prices reprice`); None when priced at
+    /// ingest or still unpriced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repriced_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -354,6 +358,31 @@ pub struct Removed {
     pub unpriced: u64,
 }
 
+/// Which unpriced calls a re-pricing looks at: a time window and optionally one model
+/// (as the client sent it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepriceScope {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub model: Option<String>,
+}
+
+/// Prices one stored unpriced call with the current book and overrides: Some(pricing
+/// with a cost) when it can be priced now, None when it stays unpriced.
+pub type Pricer =
+    std::sync::Arc<dyn Fn(&StoredEvent) -> Option<crate::event::Pricing> + Send + Sync>;
+
+/// What a re-pricing did: the commit, the calls it priced (and their total cost), the
+/// calls left unpriced, and the cost changes for the budget counters.
+#[derive(Debug, Clone, Default)]
+pub struct RepriceOutcome {
+    pub seq: CommitSeq,
+    pub repriced: u64,
+    pub cost_nanos: i64,
+    pub still_unpriced: u64,
+    pub effects: Vec<SpendEffect>,
+}
+
 /// What a backend does with events: store them (deduped, with a commit sequence) and
 /// answer every read of them.
 #[async_trait]
@@ -453,6 +482,17 @@ pub trait EventStore: Send + Sync {
     /// pruned history, so every aggregate afterwards is what the remaining events imply.
     /// The id itself is removed from the store where nothing else refers to it.
     async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed>;
+    /// Re-pricing: give the workspace's unpriced calls in `scope` the pricing `pricer`
+    /// finds now (one commit; priced calls are never touched), recording when
+    /// (`repricedAt`) and the entry used, with every aggregate adjusted exactly. A
+    /// backend that cannot update stored calls refuses (`Conflict`).
+    async fn reprice_unpriced(
+        &self,
+        workspace: WorkspaceId,
+        scope: RepriceScope,
+        pricer: Pricer,
+        at_ms: i64,
+    ) -> Result<RepriceOutcome>;
     /// Finish queued writes and release the store.
     async fn close(&self);
 }

@@ -106,6 +106,7 @@ impl Call {
             cost_source: p.source.map(|s| s.as_str()),
             price_entry_id: p.price_entry_id.clone(),
             price_book_version: p.price_book_version.clone(),
+            repriced_at: None,
         }
     }
 

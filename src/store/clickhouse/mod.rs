@@ -373,6 +373,18 @@ impl EventStore for ClickhouseStore {
         lifecycle::erase(self, workspace, &subject).await
     }
 
+    async fn reprice_unpriced(
+        &self,
+        _workspace: WorkspaceId,
+        _scope: RepriceScope,
+        _pricer: Pricer,
+        _at_ms: i64,
+    ) -> Result<RepriceOutcome> {
+        Err(StoreError::Conflict(
+            "re-pricing stored calls is not supported on a ClickHouse store yet: a call's attempts are immutable rows resolved at read time (docs/scale-out.md)".into(),
+        ))
+    }
+
     async fn close(&self) {}
 }
 

@@ -375,6 +375,7 @@ fn stored_event(row: &[String]) -> Result<StoredEvent> {
         },
         price_entry_id: optional(row, c("price_entry_id")),
         price_book_version: optional(row, c("price_book_version")),
+        repriced_at: None,
     })
 }
 

@@ -6,6 +6,7 @@ mod calls;
 mod control;
 mod lifecycle;
 mod read;
+mod reprice;
 mod retention;
 mod rollup;
 pub mod schema;
@@ -447,6 +448,19 @@ impl EventStore for SqliteStore {
     async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed> {
         self.on_writer(move |c, derived| retention::erase(c, derived, workspace, &subject))
             .await
+    }
+
+    async fn reprice_unpriced(
+        &self,
+        workspace: WorkspaceId,
+        scope: RepriceScope,
+        pricer: Pricer,
+        at_ms: i64,
+    ) -> Result<RepriceOutcome> {
+        self.on_writer(move |c, derived| {
+            reprice::reprice(c, derived, workspace, &scope, &pricer, at_ms)
+        })
+        .await
     }
 
     async fn close(&self) {

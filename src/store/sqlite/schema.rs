@@ -273,6 +273,16 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         }
         Some(_) => {}
     }
+    // When an unpriced call was priced later (`prices reprice`): added to files of every
+    // version (never in `events_ddl`, whose column list the schema-3 rebuild copies).
+    let has_repriced: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'repriced_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_repriced {
+        tx.execute_batch("ALTER TABLE events ADD COLUMN repriced_at INTEGER;")?;
+    }
     tx.execute(
         "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES ('default', 0, ?1)",
         [now_ms],
