@@ -137,3 +137,77 @@ async fn check_pruned(store: &Shared, loaded: &Loaded, seed: u64, raw_from: i64)
     }
     exact
 }
+
+/// A test pricer: mystery-model (unpriced by the bundled book) at 7 nano-USD per input
+/// and 3 per output token; everything else stays unpriced.
+fn mystery_cost(model: &str, input: u64, output: u64) -> Option<i64> {
+    (model == "mystery-model").then(|| 7 * input as i64 + 3 * output as i64)
+}
+
+/// Re-price the unpriced calls of one workspace with a pricer that knows mystery-model:
+/// exactly those calls become priced (the count, cost and cost changes as the reference
+/// computes them), every answer then equals the reference with those costs, a second
+/// run changes nothing. A backend that cannot update calls refuses with Conflict.
+pub async fn repricing_prices_exactly_the_unpriced_calls_it_can(store: Shared, seed: u64) {
+    let mut loaded = load(&store, seed, 600).await;
+    let ws = loaded.workspaces[0];
+    let pricer: burnrate::store::Pricer = std::sync::Arc::new(|e| {
+        let cost = mystery_cost(&e.model, e.input_tokens, e.output_tokens)?;
+        Some(burnrate::event::Pricing {
+            cost: Some(burnrate::money::Usd(cost)),
+            source: Some(burnrate::event::CostSource::Catalog),
+            price_entry_id: Some("test:mystery-model".into()),
+            price_book_version: Some("test".into()),
+        })
+    });
+    // Everything but the last day: the window must count.
+    let scope = burnrate::store::RepriceScope {
+        from_ms: i64::MIN,
+        to_ms: START + 2 * DAY,
+        model: None,
+    };
+    let result = store
+        .reprice_unpriced(ws, scope.clone(), pricer.clone(), START + 5 * DAY)
+        .await;
+    if let Err(StoreError::Conflict(why)) = &result {
+        assert!(why.contains("re-pricing"), "{why}");
+        return;
+    }
+    let outcome = result.unwrap();
+    let (mut repriced, mut cost, mut still) = (0u64, 0i64, 0u64);
+    for c in loaded.reference.calls.iter_mut() {
+        let in_scope = c.workspace == ws && c.ts() < scope.to_ms && c.pricing.cost.is_none();
+        if !in_scope {
+            continue;
+        }
+        let e = &c.event;
+        match mystery_cost(&e.model, e.tokens.input, e.tokens.output) {
+            Some(nanos) => {
+                repriced += 1;
+                cost += nanos;
+                c.pricing.cost = Some(burnrate::money::Usd(nanos));
+            }
+            None => still += 1,
+        }
+    }
+    assert!(
+        repriced > 5,
+        "the scenario has unpriced mystery-model calls"
+    );
+    assert_eq!(
+        (outcome.repriced, outcome.cost_nanos, outcome.still_unpriced),
+        (repriced, cost, still)
+    );
+    assert_eq!(outcome.effects.len() as u64, repriced);
+    let delta: i64 = outcome.effects.iter().map(|e| e.cost_delta).sum();
+    let unpriced: i64 = outcome.effects.iter().map(|e| e.unpriced_delta).sum();
+    assert_eq!((delta, unpriced), (cost, -(repriced as i64)));
+    assert!(outcome.seq > loaded.last_seq);
+    loaded.last_seq = outcome.seq;
+    check_queries(&store, &loaded, seed, 150).await;
+    let again = store
+        .reprice_unpriced(ws, scope, pricer, START + 5 * DAY)
+        .await
+        .unwrap();
+    assert_eq!((again.repriced, again.still_unpriced), (0, still));
+}
