@@ -363,12 +363,11 @@ pub async fn summary(
     let mut body = serde_json::to_value(&summary).unwrap_or_default();
     body["from"] = rfc3339(base.from_ms);
     body["to"] = rfc3339(base.to_ms);
-    // Retention: from when raw events exist (null when nothing was pruned); totals of
+    // Retention: from when raw events exist (only once something was pruned); totals of
     // older windows come from the rollups, lists of events only from this time.
-    body["rawFrom"] = match state.store.raw_from(key.workspace_id).await? {
-        Some(ms) => rfc3339(ms),
-        None => serde_json::Value::Null,
-    };
+    if let Some(ms) = state.store.raw_from(key.workspace_id).await? {
+        body["rawFrom"] = rfc3339(ms);
+    }
     Ok(Json(body).into_response())
 }
 

@@ -163,7 +163,8 @@ fn events_ddl(table: &str) -> String {
     cost_source INTEGER,
     price_entry INTEGER,
     price_book INTEGER,
-    tags TEXT
+    tags TEXT,
+    repriced_at INTEGER
 );"
     )
 }
@@ -252,6 +253,16 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         )
         .ok()
         .and_then(|v| v.parse().ok());
+    // When an unpriced call was priced later (`prices reprice`): the last column of
+    // `events_ddl`, added to older files first (so a rebuild's `SELECT *` lines up).
+    let has_repriced: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'repriced_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_repriced {
+        tx.execute_batch("ALTER TABLE events ADD COLUMN repriced_at INTEGER;")?;
+    }
     let mut rebuilt_events = false;
     match version {
         None => {
@@ -272,16 +283,6 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
             )?;
         }
         Some(_) => {}
-    }
-    // When an unpriced call was priced later (`prices reprice`): added to files of every
-    // version (never in `events_ddl`, whose column list the schema-3 rebuild copies).
-    let has_repriced: bool = tx.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'repriced_at'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_repriced {
-        tx.execute_batch("ALTER TABLE events ADD COLUMN repriced_at INTEGER;")?;
     }
     tx.execute(
         "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES ('default', 0, ?1)",
