@@ -335,6 +335,42 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn retention_takes_whole_days_in_range_or_null_and_survives_a_round_trip() {
+        let s = IngestSettings::default()
+            .updated(&json!({"rawRetentionDays": 30}))
+            .unwrap();
+        assert_eq!(s.raw_retention_days, Some(30));
+        let stored = serde_json::to_value(&s).unwrap();
+        assert_eq!(stored["rawRetentionDays"], json!(30));
+        assert_eq!(
+            IngestSettings::from_stored(&stored).raw_retention_days,
+            Some(30)
+        );
+        // Another change keeps it; null removes it.
+        let kept = s.updated(&json!({"unknownFields": "warn"})).unwrap();
+        assert_eq!(kept.raw_retention_days, Some(30));
+        let off = kept.updated(&json!({"rawRetentionDays": null})).unwrap();
+        assert_eq!(off.raw_retention_days, None);
+        assert!(serde_json::to_value(&off)
+            .unwrap()
+            .get("rawRetentionDays")
+            .is_none());
+        for bad in [json!(6), json!(3651), json!(7.5), json!("30"), json!(-1)] {
+            let errors = IngestSettings::default()
+                .updated(&json!({"rawRetentionDays": bad}))
+                .unwrap_err();
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert_eq!(errors[0].field, "rawRetentionDays", "{bad}");
+        }
+        for edge in [7, 3650] {
+            let s = IngestSettings::default()
+                .updated(&json!({"rawRetentionDays": edge}))
+                .unwrap();
+            assert_eq!(s.raw_retention_days, Some(edge as u32));
+        }
+    }
+
+    #[test]
     fn updates_keep_what_they_do_not_name_and_name_every_bad_field() {
         let s = IngestSettings::default()
             .updated(&json!({"unknownFields": "reject", "requiredFields": ["userId", "tenantId", "userId"]}))

@@ -652,3 +652,49 @@ fn dim_names<'a>(
     }
     Ok(names)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(from_ms: i64, to_ms: i64) -> Query {
+        Query {
+            from_ms,
+            to_ms,
+            filters: Default::default(),
+            group_by: vec![Dimension::TenantId],
+            bucket: None,
+            measures: vec![],
+            order_by: None,
+            ascending: false,
+            limit: 10,
+        }
+    }
+
+    /// A window starting late on day 1 and ending after day 3: day 1's cell minus its raw
+    /// hours before the window is the cheaper read, but only where raw events exist; a
+    /// pruned day 1 reads its remaining raw rows (and the answer says so).
+    #[test]
+    fn a_day_cell_minus_raw_events_is_used_only_where_raw_events_exist() {
+        let (d1, d2, d4) = (10 * DAY_MS, 11 * DAY_MS, 13 * DAY_MS);
+        let q = window(d1 + 6 * HOUR_MS, d4);
+        let tenant = Some(1);
+        let unpruned = plan(&q, tenant, i64::MAX, i64::MIN);
+        assert!(unpruned.contains(&(Source::RawMinus, d1, d1 + 6 * HOUR_MS)));
+        let pruned = plan(&q, tenant, i64::MAX, d2);
+        assert!(pruned.iter().all(|(s, _, _)| *s != Source::RawMinus));
+        assert!(pruned.contains(&(Source::Raw, d1 + 6 * HOUR_MS, d2)));
+        let starts = pruned
+            .iter()
+            .filter(|(s, _, _)| matches!(s, Source::Raw | Source::RawMinus))
+            .map(|(_, a, _)| *a);
+        assert_eq!(pruned_raw(Some(d2), starts), Some(d2));
+        // A window inside the raw range says nothing.
+        let recent = plan(&window(d2, d4), tenant, i64::MAX, d2);
+        let starts = recent
+            .iter()
+            .filter(|(s, _, _)| *s == Source::Raw)
+            .map(|(_, a, _)| *a);
+        assert_eq!(pruned_raw(Some(d2), starts), None);
+    }
+}
