@@ -114,6 +114,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => export::export(store.as_ref(), &workspace, &format, since.as_deref()).await,
         Command::Demo(args) => import::demo(store.clone(), args).await,
         Command::Backup { file } => backup(store.as_ref(), file).await,
+        Command::Prune { workspace, days } => prune(store.as_ref(), workspace, days).await,
+        Command::Erase {
+            workspace,
+            tenant,
+            user,
+        } => erase(store.as_ref(), &workspace, tenant, user).await,
         Command::Workspaces(cmd) => keys::workspaces(store.as_ref(), cmd).await,
         Command::Keys(cmd) => keys::keys(store.as_ref(), cmd).await,
         Command::Prices(cmd) => prices::prices(store.as_ref(), cmd).await,
@@ -147,6 +153,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn backup(store: &dyn Store, file: std::path::PathBuf) -> anyhow::Result<()> {
     let bytes = store.backup_to(file.clone()).await?;
     println!("backup written to {} ({bytes} bytes)", file.display());
+    Ok(())
+}
+
+/// `burnrate prune`: one workspace (its setting or --days) or every workspace with a
+/// retention setting; prints what each run removed as JSON lines.
+async fn prune(
+    store: &dyn Store,
+    workspace: Option<String>,
+    days: Option<u32>,
+) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let done = match workspace {
+        None => crate::lifecycle::prune_all(store, now).await?,
+        Some(name) => {
+            let ws = workspace_id(store, &name).await?;
+            let setting = crate::settings::load_stored(store, ws)
+                .await?
+                .raw_retention_days;
+            let Some(days) = days.or(setting) else {
+                anyhow::bail!(
+                    "workspace {name} has no rawRetentionDays: pass --days N or set it with `burnrate workspaces configure {name} --raw-retention-days N`"
+                );
+            };
+            anyhow::ensure!(
+                crate::settings::RETENTION_DAYS.contains(&u64::from(days)),
+                "--days must be from {} to {}",
+                crate::settings::RETENTION_DAYS.start(),
+                crate::settings::RETENTION_DAYS.end()
+            );
+            vec![crate::lifecycle::prune_one(store, ws, &name, days, now).await?]
+        }
+    };
+    if done.is_empty() {
+        println!("no workspace has a retention setting (rawRetentionDays); nothing pruned");
+    }
+    for pruned in done {
+        println!("{}", serde_json::to_string(&pruned)?);
+    }
+    Ok(())
+}
+
+/// `burnrate erase --tenant T | --user U`: prints the audit record (without the id).
+async fn erase(
+    store: &dyn Store,
+    workspace: &str,
+    tenant: Option<String>,
+    user: Option<String>,
+) -> anyhow::Result<()> {
+    let subject = match (tenant, user) {
+        (Some(t), None) => crate::store::Subject::Tenant(t),
+        (None, Some(u)) => crate::store::Subject::User(u),
+        _ => anyhow::bail!("pass exactly one of --tenant or --user"),
+    };
+    anyhow::ensure!(!subject.id().is_empty(), "the id to erase is empty");
+    let ws = workspace_id(store, workspace).await?;
+    let settings = crate::settings::load(store, ws).await?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let record = crate::lifecycle::erase(store, &settings, ws, subject, "cli".into(), now).await?;
+    println!("{}", serde_json::to_string(&record)?);
     Ok(())
 }
 

@@ -182,6 +182,7 @@ mod tests {
             cost_source: Some("catalog"),
             price_entry_id: None,
             price_book_version: None,
+            repriced_at: None,
         }
     }
 

@@ -24,6 +24,8 @@
 //! - `store`: the `Store` trait and its SQLite backend (the only SQL)
 //! - `app`, `http`: the server's state and its axum API (the only axum)
 //! - `server`: the server's lifecycle (store, state, background loops, serve, shutdown)
+//! - `lifecycle`: retention (prune old raw events, rollups kept) and erasure with an
+//!   audit record
 //! - `load`: bulk writes outside HTTP (`import`'s lines, demo traffic)
 //! - `migrate`: copy a whole store into another (any backend to any other), resumable
 //! - `cli`, `demo`: the command line (the only clap), demo traffic (the benchmarks are
@@ -49,6 +51,7 @@ pub mod gate;
 pub mod http;
 pub mod importers;
 pub mod ingest;
+pub mod lifecycle;
 pub mod load;
 pub mod mapping;
 pub mod metrics;

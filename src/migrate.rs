@@ -8,6 +8,8 @@
 //! (a control object of kind `migration`); a copy that stops is continued by running the
 //! command again, and a page written twice is harmless, since every copied call has an id
 //! the target dedupes on. At the end both stores' totals per workspace are compared.
+//! Not copied: the pruned history of retention (sums without calls) and when a call was
+//! re-priced (`repricedAt`; the copy carries the price it was given).
 
 use crate::event::{
     Copied, CostSource, DataMode, Environment, Event, Operation, PricedEvent, Pricing, ServiceTier,
@@ -44,6 +46,9 @@ pub struct WorkspaceReport {
     pub name: String,
     pub copied: u64,
     pub already_there: u64,
+    /// Where the source's raw calls start when retention pruned older days (their sums
+    /// stay in the source and are not copied); the totals are compared from there.
+    pub raw_from_ms: Option<i64>,
     pub source: Sums,
     pub target: Sums,
 }
@@ -80,12 +85,16 @@ pub async fn migrate(
             })
             .await
             .with_context(|| format!("copying the calls of workspace {name}"))?;
+        // Retention keeps only the sums of pruned days, which no call carries: the copy
+        // holds the raw calls, and both stores are compared from where they start.
+        let raw_from = from.raw_from(*source_ws).await?;
         report.workspaces.push(WorkspaceReport {
             name: name.clone(),
             copied,
             already_there,
-            source: totals(from, *source_ws).await?,
-            target: totals(to, *target_ws).await?,
+            raw_from_ms: raw_from,
+            source: totals(from, *source_ws, raw_from).await?,
+            target: totals(to, *target_ws, raw_from).await?,
         });
     }
     Ok(report)
@@ -333,16 +342,16 @@ fn ms(text: &str) -> anyhow::Result<i64> {
     Ok(ts.as_millisecond())
 }
 
-/// Everything a workspace holds, summed: the store's own answer over all time, every
-/// environment and data mode.
-async fn totals(store: &dyn Store, ws: WorkspaceId) -> anyhow::Result<Sums> {
+/// Everything a workspace holds from `from` (None: all time), summed: the store's own
+/// answer, every environment and data mode.
+async fn totals(store: &dyn Store, ws: WorkspaceId, from: Option<i64>) -> anyhow::Result<Sums> {
     // From the first time ingest accepts to the end of tomorrow (UTC days: whole days
     // read from the rollups).
     const DAY_MS: i64 = 86_400_000;
     let now = jiff::Timestamp::now().as_millisecond();
     let tomorrow = (now + crate::validate::MAX_FUTURE_MS) / DAY_MS + 1;
     let query = Query {
-        from_ms: crate::validate::MIN_TIMESTAMP_MS,
+        from_ms: from.unwrap_or(crate::validate::MIN_TIMESTAMP_MS),
         to_ms: tomorrow * DAY_MS,
         filters: Filters::default(),
         group_by: Vec::new(),

@@ -621,6 +621,10 @@ pub struct Answer {
     pub cut: usize,
     /// The last commit this answer includes (`store::CommitSeq`); 0 when not known.
     pub seen: u64,
+    /// Set when part of the window had to be read from raw events before the time raw
+    /// events exist from (retention pruned them; the rollups keep their sums): that part
+    /// counts only the events that remain. The time raw events exist from (ms).
+    pub raw_from_ms: Option<i64>,
 }
 
 impl Answer {
@@ -716,6 +720,7 @@ pub fn answer(query: &Query, rows: Vec<Row>) -> Result<Answer, SumOverflow> {
         totals,
         cut,
         seen: 0,
+        raw_from_ms: None,
     })
 }
 

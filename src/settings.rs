@@ -49,11 +49,20 @@ pub struct IngestSettings {
     pub pii_ids: PiiPolicy,
     /// Pseudonymize every tenantId and userId, personal-looking or not.
     pub pseudonymize_all_ids: bool,
+    /// Retention: raw events older than this many whole UTC days are pruned by the
+    /// server's daily pass (their sums stay in the rollups); None keeps every event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_retention_days: Option<u32>,
     /// The workspace's pseudonym key: a control object of its own (never part of what
     /// settings replies show), attached by whoever loads the settings for ingest.
     #[serde(skip)]
     pub secret: Option<Secret>,
 }
+
+/// The retention a workspace may set, in days: at least a week, so retries and late
+/// events of recent calls still find their call (dedupe reads raw events), at most ten
+/// years.
+pub const RETENTION_DAYS: std::ops::RangeInclusive<u64> = 7..=3650;
 
 /// The fields `otlpAttributes` can map.
 pub const OTLP_MAPPABLE: &[&str] = &["endpointTag", "promptVersion", "tenantId", "userId"];
@@ -96,9 +105,23 @@ impl IngestSettings {
                     Some(all) => next.pseudonymize_all_ids = all,
                     None => errors.push(FieldError::new(name, "must be true or false")),
                 },
+                "rawRetentionDays" => match value {
+                    Value::Null => next.raw_retention_days = None,
+                    _ => match value.as_u64().filter(|d| RETENTION_DAYS.contains(d)) {
+                        Some(days) => next.raw_retention_days = Some(days as u32),
+                        None => errors.push(FieldError::new(
+                            name,
+                            format!(
+                                "must be a whole number of days from {} to {}, or null to keep every event",
+                                RETENTION_DAYS.start(),
+                                RETENTION_DAYS.end()
+                            ),
+                        )),
+                    },
+                },
                 _ => errors.push(FieldError::new(
                     name,
-                    "is not a setting; use unknownFields, requiredFields, otlpAttributes, piiIds or pseudonymizeAllIds",
+                    "is not a setting; use unknownFields, requiredFields, otlpAttributes, piiIds, pseudonymizeAllIds or rawRetentionDays",
                 )),
             }
         }
@@ -310,6 +333,42 @@ pub async fn update(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn retention_takes_whole_days_in_range_or_null_and_survives_a_round_trip() {
+        let s = IngestSettings::default()
+            .updated(&json!({"rawRetentionDays": 30}))
+            .unwrap();
+        assert_eq!(s.raw_retention_days, Some(30));
+        let stored = serde_json::to_value(&s).unwrap();
+        assert_eq!(stored["rawRetentionDays"], json!(30));
+        assert_eq!(
+            IngestSettings::from_stored(&stored).raw_retention_days,
+            Some(30)
+        );
+        // Another change keeps it; null removes it.
+        let kept = s.updated(&json!({"unknownFields": "warn"})).unwrap();
+        assert_eq!(kept.raw_retention_days, Some(30));
+        let off = kept.updated(&json!({"rawRetentionDays": null})).unwrap();
+        assert_eq!(off.raw_retention_days, None);
+        assert!(serde_json::to_value(&off)
+            .unwrap()
+            .get("rawRetentionDays")
+            .is_none());
+        for bad in [json!(6), json!(3651), json!(7.5), json!("30"), json!(-1)] {
+            let errors = IngestSettings::default()
+                .updated(&json!({"rawRetentionDays": bad}))
+                .unwrap_err();
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert_eq!(errors[0].field, "rawRetentionDays", "{bad}");
+        }
+        for edge in [7, 3650] {
+            let s = IngestSettings::default()
+                .updated(&json!({"rawRetentionDays": edge}))
+                .unwrap();
+            assert_eq!(s.raw_retention_days, Some(edge as u32));
+        }
+    }
 
     #[test]
     fn updates_keep_what_they_do_not_name_and_name_every_bad_field() {

@@ -108,3 +108,413 @@ async fn a_backup_taken_while_ingesting_restores_to_a_store_that_answers_the_sam
         "{err}"
     );
 }
+
+const DAY_MS: i64 = 86_400_000;
+/// A tenant id that must vanish from the store file after its erasure.
+const ERASED_TENANT: &str = "erase-me-tenant-q7";
+
+fn iso(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
+}
+
+/// Every file of the store (the database, its WAL and shared memory) as bytes.
+fn store_bytes(db: &Path) -> Vec<u8> {
+    let name = db.file_name().unwrap().to_str().unwrap().to_string();
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_str().unwrap().starts_with(&name) {
+            all.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// One priced call at `ts_ms` with a client-given cost (exact, so totals are sums of
+/// these literals).
+fn call(id: &str, ts_ms: i64, tenant: &str, user: &str, cost: &str) -> Value {
+    let mut e = event(id);
+    e["timestamp"] = json!(iso(ts_ms));
+    e["tenantId"] = json!(tenant);
+    e["userId"] = json!(user);
+    e["costUsd"] = json!(cost.parse::<f64>().unwrap());
+    e["tags"] = json!({"team": "x"});
+    e
+}
+
+/// A dashboard page's HTML, logged in with `key`.
+async fn dashboard_page(api: &Api, key: &str, path: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{}/login", api.url))
+        .form(&[("key", key), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = http
+        .get(format!("{}{path}", api.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    page.text().await.unwrap()
+}
+
+/// (requests, costUsd) of `top tenants` over the last 30 days, through the API.
+async fn tenant_totals(api: &Api, read: &str) -> (Value, Value) {
+    let top = api.get("/v1/top/tenants?since=30d", read).await;
+    assert_eq!(top.status, 200, "{}", top.body);
+    (
+        top.body["total"]["requests"].clone(),
+        top.body["total"]["costUsd"].clone(),
+    )
+}
+
+/// Retention by the server's own pass, then erasures through the API and the CLI: old
+/// windows keep their totals (the pruned history), event lists say from when raw rows
+/// exist, every erasure takes exactly its calls out (raw and pruned), the audit records
+/// never hold the id, and the id's bytes are gone from the store file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erased_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("life.db");
+    let (ingest, read, admin) = (
+        key(&db, "default", "ingest"),
+        key(&db, "default", "read"),
+        key(&db, "default", "admin"),
+    );
+    cli(
+        &db,
+        &[
+            "workspaces",
+            "configure",
+            "default",
+            "--raw-retention-days",
+            "10",
+        ],
+    );
+    let now = jiff::Timestamp::now().as_millisecond();
+    let raw_from = (now - 10 * DAY_MS).div_euclid(DAY_MS) * DAY_MS;
+    let calls = json!([
+        call("old-1", now - 20 * DAY_MS, ERASED_TENANT, "u-1", "0.25"),
+        call("old-2", now - 20 * DAY_MS, "keeper", "u-2", "0.50"),
+        call("old-3", now - 15 * DAY_MS, ERASED_TENANT, "u-1", "1.00"),
+        call("new-1", now - 2 * DAY_MS, ERASED_TENANT, "u-1", "2.00"),
+        call("new-2", now - 3_600_000, "keeper", "u-2", "4.00"),
+        call(
+            "new-3",
+            now - 7_200_000,
+            "keeper",
+            "ann@example.com",
+            "8.00"
+        ),
+    ]);
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let reply = api.post("/v1/ingest/batch", &ingest, &calls).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    // The pass runs 5 s after the start.
+    let mut retention = Value::Null;
+    for _ in 0..100 {
+        retention = api.get("/v1/retention", &read).await.body;
+        if !retention["rawFrom"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        retention,
+        json!({"rawRetentionDays": 10, "rawFrom": iso(raw_from)})
+    );
+    // Old windows keep their totals: 0.25 + 0.50 + 1.00 + 2.00 + 4.00 + 8.00.
+    assert_eq!(tenant_totals(&api, &read).await, (json!(6), json!(15.75)));
+    let summary = api.get("/v1/summary?since=30d", &read).await;
+    assert_eq!(
+        summary.body["rawFrom"],
+        json!(iso(raw_from)),
+        "{}",
+        summary.body
+    );
+    // The raw events left are the three recent ones.
+    let events = api.get("/v1/events?limit=100", &read).await;
+    let ids: Vec<&str> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["externalRequestId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["new-2", "new-3", "new-1"]);
+    let pseudonym = events.body["events"][1]["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(pseudonym.starts_with("pii_"), "{pseudonym}");
+    // A tag query needs raw events, which exist only from raw_from: it says so.
+    let tagged = api
+        .post(
+            "/v1/query",
+            &read,
+            &json!({"from": iso(now - 30 * DAY_MS), "to": iso(now + 60_000),
+                    "filters": {"tag:team": ["x"]}, "measures": ["requests"]}),
+        )
+        .await;
+    assert_eq!(tagged.status, 200, "{}", tagged.body);
+    assert_eq!(tagged.body["rawPrunedBefore"], json!(iso(raw_from)));
+    assert_eq!(tagged.body["totals"][0]["requests"], json!(3));
+    // The dashboard's freshness line says it too.
+    let page = dashboard_page(&api, &read, "/tenants").await;
+    assert!(
+        page.contains(&format!(r#"data-raw-from="{}""#, iso(raw_from))),
+        "{page}"
+    );
+
+    // Bad input: a 4xx naming the field.
+    let short = api
+        .put_json(
+            "/v1/workspace/settings",
+            &admin,
+            &json!({"rawRetentionDays": 3}),
+        )
+        .await;
+    assert_eq!(short.status, 400, "{}", short.body);
+    assert!(short.body.to_string().contains("rawRetentionDays"));
+    for (body, field) in [
+        (json!({}), "tenantId"),
+        (json!({"tenantId": "a", "userId": "b"}), "userId"),
+        (json!({"tenantId": ""}), "tenantId"),
+        (json!({"tenant": "a"}), "tenant"),
+    ] {
+        let bad = api.post("/v1/erasure", &admin, &body).await;
+        assert_eq!(bad.status, 400, "{body}: {}", bad.body);
+        assert_eq!(
+            common::blamed(&bad.body["error"]["fields"]),
+            [field],
+            "{body}"
+        );
+    }
+    let not_admin = api
+        .post("/v1/erasure", &read, &json!({"tenantId": ERASED_TENANT}))
+        .await;
+    assert_eq!(not_admin.status, 403, "{}", not_admin.body);
+
+    // Erase the tenant: one raw call (2.00) and two pruned ones (0.25 + 1.00).
+    let erased = api
+        .post("/v1/erasure", &admin, &json!({"tenantId": ERASED_TENANT}))
+        .await;
+    assert_eq!(erased.status, 201, "{}", erased.body);
+    let record = &erased.body;
+    assert_eq!(
+        (
+            &record["subject"],
+            &record["events"],
+            &record["prunedHistoryCalls"],
+            &record["costUsd"],
+            &record["unpriced"]
+        ),
+        (
+            &json!("tenant"),
+            &json!(1),
+            &json!(2),
+            &json!("3.25"),
+            &json!(0)
+        ),
+        "{record}"
+    );
+    assert!(!record.to_string().contains(ERASED_TENANT));
+    assert_eq!(tenant_totals(&api, &read).await, (json!(3), json!(12.50)));
+
+    // Erase a user by e-mail from the CLI (another process, the server running): the
+    // e-mail finds its pseudonym; the server's answers catch up.
+    let said = cli(&db, &["erase", "--user", "ann@example.com"]);
+    let record: Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(
+        (
+            &record["subject"],
+            &record["events"],
+            &record["costUsd"],
+            &record["by"]
+        ),
+        (&json!("user"), &json!(1), &json!("8"), &json!("cli")),
+        "{record}"
+    );
+    assert!(!said.contains("ann@") && !said.contains(&pseudonym));
+    assert_eq!(tenant_totals(&api, &read).await, (json!(2), json!(4.50)));
+    let audit = api.get("/v1/erasure", &admin).await;
+    assert_eq!(audit.body["erasures"].as_array().unwrap().len(), 2);
+    assert!(!audit.body.to_string().contains(ERASED_TENANT));
+    server.stop();
+
+    // Reopened (rollups summed from the file): the same totals; no trace of the ids.
+    let top: Value =
+        serde_json::from_str(&cli(&db, &["top", "tenants", "--since", "30d", "--json"])).unwrap();
+    assert_eq!(
+        (&top["total"]["requests"], &top["total"]["costUsd"]),
+        (&json!(2), &json!(4.5)),
+        "{top}"
+    );
+    let bytes = store_bytes(&db);
+    assert!(
+        contains(&bytes, "keeper"),
+        "the check can find what is there"
+    );
+    assert!(
+        !contains(&bytes, ERASED_TENANT),
+        "the store holds the erased tenant"
+    );
+    assert!(
+        !contains(&bytes, &pseudonym),
+        "the store holds the erased pseudonym"
+    );
+}
+
+/// A call of a self-hosted model with no price yet.
+fn selfhosted(id: &str, ts_ms: i64, model: &str, input: u64, output: u64) -> Value {
+    json!({"externalRequestId": id, "timestamp": iso(ts_ms), "provider": "selfhosted",
+           "model": model, "endpointTag": "classify", "tenantId": "acme",
+           "inputTokens": input, "outputTokens": output, "status": "success"})
+}
+
+/// (costUsd, unpriced) of all models over the last day.
+async fn model_totals(api: &Api, read: &str) -> (Value, Value) {
+    let top = api.get("/v1/top/models?since=1d", read).await;
+    assert_eq!(top.status, 200, "{}", top.body);
+    (
+        top.body["total"]["costUsd"].clone(),
+        top.body["total"]["unpriced"].clone(),
+    )
+}
+
+/// After an override prices a self-hosted model, `POST /v1/prices/reprice` prices its
+/// stored calls exactly (by hand: $0.05 per 1M input, $0.10 per 1M output), totals and
+/// a budget's spent move by exactly that, the calls record repricedAt and the entry,
+/// and a second run (or priced calls) changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repricing_prices_the_unpriced_after_an_override_and_moves_totals_and_budgets_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("reprice.db");
+    let (ingest, read, admin) = (
+        key(&db, "default", "ingest"),
+        key(&db, "default", "read"),
+        key(&db, "default", "admin"),
+    );
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let budget = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "acme", "scope": {"tenantId": "acme"}, "period": "month",
+                    "limitUsd": 100, "action": "notify"}),
+        )
+        .await;
+    assert_eq!(budget.status, 201, "{}", budget.body);
+    let id = budget.body["id"].as_i64().unwrap();
+    let spent = || async {
+        let status = api.get(&format!("/v1/budgets/{id}/status"), &admin).await;
+        status.body["spentUsd"].clone()
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let mut priced = call("p1", now - 60_000, "acme", "u", "1.00");
+    priced["tags"] = json!({});
+    let calls = json!([
+        priced,
+        selfhosted("u1", now - 50_000, "acme-llm-7b", 1_000_000, 500_000),
+        selfhosted("u2", now - 40_000, "acme-llm-7b", 200_000, 100_000),
+        selfhosted("u3", now - 30_000, "other-unknown", 10, 1),
+    ]);
+    let reply = api.post("/v1/ingest/batch", &ingest, &calls).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(model_totals(&api, &read).await, (json!(1), json!(3)));
+    assert_eq!(spent().await, json!(1));
+
+    // Bad input names the field.
+    for (body, field) in [
+        (json!({}), "unpriced"),
+        (json!({"unpriced": false}), "unpriced"),
+        (json!({"unpriced": true, "from": "yesterday"}), "from"),
+        (json!({"unpriced": true, "model": 7}), "model"),
+        (json!({"unpriced": true, "entry": "x"}), "entry"),
+    ] {
+        let bad = api.post("/v1/prices/reprice", &admin, &body).await;
+        assert_eq!(bad.status, 400, "{body}: {}", bad.body);
+        assert_eq!(
+            common::blamed(&bad.body["error"]["fields"]),
+            [field],
+            "{body}"
+        );
+    }
+
+    let overrides = dir.path().join("overrides.json");
+    std::fs::write(
+        &overrides,
+        json!({"format": 1, "kind": "overrides", "corrections": [
+            {"provider": "selfhosted", "model": "acme-llm-7b",
+             "effectiveFrom": "2026-01-01T00:00:00Z", "mode": "chat",
+             "usdPerMTok": [{"tier": "standard", "above": 0, "input": "0.05", "output": "0.10"}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    cli(&db, &["prices", "import", overrides.to_str().unwrap()]);
+    // The server reloads prices within 2 s; until then nothing can be priced.
+    let mut summary = Value::Null;
+    for _ in 0..50 {
+        let r = api
+            .post("/v1/prices/reprice", &admin, &json!({"unpriced": true}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        summary = r.body;
+        if summary["repriced"] != json!(0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // u1: 1.0M x 0.05 + 0.5M x 0.10 = 0.10; u2: 0.2M x 0.05 + 0.1M x 0.10 = 0.02.
+    assert_eq!(
+        (
+            &summary["repriced"],
+            &summary["costUsd"],
+            &summary["stillUnpriced"]
+        ),
+        (&json!(2), &json!("0.12"), &json!(1)),
+        "{summary}"
+    );
+    assert_eq!(model_totals(&api, &read).await, (json!(1.12), json!(1)));
+    assert_eq!(
+        spent().await,
+        json!(1.12),
+        "the budget counted the new cost"
+    );
+    let u1 = api.get("/v1/events?externalRequestId=u1", &read).await;
+    let u1 = &u1.body["events"][0];
+    assert_eq!(u1["costUsd"], json!(0.1), "{u1}");
+    assert_eq!(u1["repricedAt"], summary["repricedAt"], "{u1}");
+    assert!(
+        u1["priceEntryId"].as_str().unwrap().contains("acme-llm-7b"),
+        "{u1}"
+    );
+    let p1 = api.get("/v1/events?externalRequestId=p1", &read).await;
+    assert!(p1.body["events"][0].get("repricedAt").is_none());
+
+    // Priced calls are never re-priced: a second run finds only the unknown model.
+    let again = cli(&db, &["prices", "reprice", "--unpriced"]);
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        (&again["repriced"], &again["stillUnpriced"]),
+        (&json!(0), &json!(1)),
+        "{again}"
+    );
+    assert_eq!(model_totals(&api, &read).await, (json!(1.12), json!(1)));
+    server.stop();
+}

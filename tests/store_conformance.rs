@@ -145,6 +145,9 @@ conformance_tests! {
     control::copied_keys_and_objects_keep_their_hashes_ids_and_times,
     overflow::a_write_whose_sum_would_overflow_is_refused_naming_the_field,
     overflow::a_read_whose_sums_overflow_is_sum_overflow,
+    lifecycle::erasure_takes_out_a_tenants_and_a_users_calls_exactly,
+    lifecycle::retention_keeps_what_the_rollups_answer_and_says_where_raw_events_end,
+    lifecycle::repricing_prices_exactly_the_unpriced_calls_it_can,
 }
 
 /// Like `conformance_tests`, for tests that also open the same store again (after

@@ -101,6 +101,27 @@ pub enum Command {
         #[arg(long)]
         restart: bool,
     },
+    /// Retention: delete raw events older than the workspace's rawRetentionDays (or
+    /// --days) whole UTC days; the rollups keep their sums, so old windows' totals stay.
+    /// Without --workspace, every workspace that has a retention setting.
+    Prune {
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Days of raw events to keep (7 to 3650); needs --workspace.
+        #[arg(long, requires = "workspace")]
+        days: Option<u32>,
+    },
+    /// Erasure: delete every event of one tenant or user (raw events and pruned
+    /// history), rollups corrected exactly; an audit record (kind erasure) keeps counts,
+    /// cost, time and who, never the id. A raw e-mail finds its pseudonym.
+    Erase {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        tenant: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Put a backup in place of the store (stop any server using the store first).
     Restore {
         /// A file written by `burnrate backup`.
@@ -293,6 +314,10 @@ pub enum WorkspaceCommand {
         /// Pseudonymize every tenantId and userId, personal-looking or not.
         #[arg(long, value_name = "true|false")]
         pseudonymize_all_ids: Option<bool>,
+        /// Retention: keep raw events this many whole UTC days (7 to 3650), or `off`
+        /// to keep every event; older ones are pruned daily, their sums kept.
+        #[arg(long, value_name = "DAYS|off")]
+        raw_retention_days: Option<String>,
     },
     /// Print a workspace's ingest settings as JSON.
     Show {
@@ -350,6 +375,27 @@ pub enum PriceCommand {
     RemoveVersion { version: String },
     /// Models seen in events that have no price.
     Check,
+    /// Price the events that were stored unpriced with the current book and overrides
+    /// (after adding a price or an override), exactly: totals and budgets move by the
+    /// new costs; each event records repricedAt and the entry used. Priced events are
+    /// never re-priced.
+    Reprice {
+        /// Re-price the unpriced events (the only mode: priced history is never
+        /// re-priced implicitly).
+        #[arg(long, required = true)]
+        unpriced: bool,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Only events at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only events before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only events of this model (as sent).
+        #[arg(long)]
+        model: Option<String>,
+    },
     /// Generate prices/book.json from a LiteLLM map, genai-prices and the reviewed corrections.
     Generate {
         #[arg(long)]

@@ -38,6 +38,7 @@ pub async fn workspaces(store: &dyn Store, cmd: WorkspaceCommand) -> anyhow::Res
             require_none,
             pii_ids,
             pseudonymize_all_ids,
+            raw_retention_days,
         } => {
             let mut body = serde_json::Map::new();
             if let Some(mode) = unknown_fields {
@@ -51,6 +52,20 @@ pub async fn workspaces(store: &dyn Store, cmd: WorkspaceCommand) -> anyhow::Res
             }
             if let Some(all) = pseudonymize_all_ids {
                 body.insert("pseudonymizeAllIds".into(), all.into());
+            }
+            match raw_retention_days.as_deref() {
+                None => {}
+                Some("off") => {
+                    body.insert("rawRetentionDays".into(), serde_json::Value::Null);
+                }
+                Some(days) => {
+                    let days: u64 = days.parse().map_err(|_| {
+                        anyhow::anyhow!(
+                            "--raw-retention-days: `{days}` is not a number of days or off"
+                        )
+                    })?;
+                    body.insert("rawRetentionDays".into(), days.into());
+                }
             }
             configure(store, &name, serde_json::Value::Object(body)).await?
         }

@@ -46,6 +46,13 @@ pub async fn migrate(from: &str, to: &str, restart: bool) -> anyhow::Result<Exit
             describe(&ws.source),
             describe(&ws.target)
         );
+        if let Some(ms) = ws.raw_from_ms {
+            let from = jiff::Timestamp::from_millisecond(ms)?;
+            println!(
+                "workspace {}: raw events before {from} were pruned (retention); their sums stay in the source only, both stores are compared from then",
+                ws.name
+            );
+        }
         all_match &= ws.matches();
     }
     if all_match {

@@ -30,6 +30,40 @@ pub async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> 
         PriceCommand::Versions => price_versions(store, &book).await?,
         PriceCommand::RemoveVersion { version } => remove_price_version(store, &version).await?,
         PriceCommand::Check => check_prices(store, &book, now).await?,
+        PriceCommand::Reprice {
+            unpriced: _,
+            workspace,
+            from,
+            to,
+            model,
+        } => {
+            let ws = crate::load::workspace_id(store, &workspace).await?;
+            let time = |flag: &str, v: Option<String>, default: i64| -> anyhow::Result<i64> {
+                match v {
+                    None => Ok(default),
+                    Some(t) => Ok(t
+                        .parse::<jiff::Timestamp>()
+                        .map_err(|e| {
+                            anyhow::anyhow!("--{flag}: `{t}` is not an RFC 3339 time: {e}")
+                        })?
+                        .as_millisecond()),
+                }
+            };
+            let scope = crate::store::RepriceScope {
+                from_ms: time("from", from, i64::MIN)?,
+                to_ms: time("to", to, i64::MAX)?,
+                model,
+            };
+            let (summary, _) = crate::lifecycle::reprice_unpriced(
+                store,
+                std::sync::Arc::new(book),
+                ws,
+                scope,
+                now,
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&summary)?);
+        }
         PriceCommand::Generate { .. } => unreachable!("handled in run"),
     }
     Ok(())

@@ -363,6 +363,11 @@ pub async fn summary(
     let mut body = serde_json::to_value(&summary).unwrap_or_default();
     body["from"] = rfc3339(base.from_ms);
     body["to"] = rfc3339(base.to_ms);
+    // Retention: from when raw events exist (only once something was pruned); totals of
+    // older windows come from the rollups, lists of events only from this time.
+    if let Some(ms) = state.store.raw_from(key.workspace_id).await? {
+        body["rawFrom"] = rfc3339(ms);
+    }
     Ok(Json(body).into_response())
 }
 
@@ -463,7 +468,7 @@ pub fn query_answer(
     };
     let rows: Vec<serde_json::Value> = answer.rows.iter().map(|r| row_json(r, true)).collect();
     let totals: Vec<serde_json::Value> = answer.totals.iter().map(|r| row_json(r, false)).collect();
-    json!({
+    let mut out = json!({
         "from": rfc3339(query.from_ms),
         "to": rfc3339(query.to_ms),
         "groupBy": query.group_by.iter().map(|d| d.name()).collect::<Vec<_>>(),
@@ -472,7 +477,13 @@ pub fn query_answer(
         "rows": rows,
         "totals": totals,
         "rowsCut": answer.cut,
-    })
+    });
+    // Only when part of the window was read from raw events that retention pruned: that
+    // part counts only the events from this time on.
+    if let Some(ms) = answer.raw_from_ms {
+        out["rawPrunedBefore"] = rfc3339(ms);
+    }
+    out
 }
 
 /// Read filters on tenantId, userId or a tag naming a personal value (an e-mail, a phone)

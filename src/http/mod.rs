@@ -5,6 +5,7 @@ pub mod api;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod lifecycle;
 pub mod mappings;
 pub mod margin;
 pub mod metrics;
@@ -108,6 +109,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/workspace/settings",
             get(settings::get_settings).put(settings::put_settings),
         )
+        .route(
+            "/v1/erasure",
+            get(lifecycle::erasures).post(lifecycle::erase),
+        )
+        .route("/v1/retention", get(lifecycle::retention))
+        .route("/v1/prices/reprice", post(lifecycle::reprice))
         .route("/v1/explain", get(api::explain))
         .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))

@@ -384,6 +384,34 @@ impl EventStore for Mapped {
         self.inner.backup_to(to).await
     }
 
+    async fn prune_before(&self, workspace: WorkspaceId, before_ms: i64) -> Result<Removed> {
+        self.inner.prune_before(workspace, before_ms).await
+    }
+    async fn raw_from(&self, workspace: WorkspaceId) -> Result<Option<i64>> {
+        self.inner.raw_from(workspace).await
+    }
+    /// Erases the stored value named (mappings do not widen an erasure: the caller
+    /// names what was stored).
+    async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed> {
+        self.inner.erase(workspace, subject).await
+    }
+    /// The commit's cost changes reach the budget counters under mapped names, as
+    /// ingest's do.
+    async fn reprice_unpriced(
+        &self,
+        workspace: WorkspaceId,
+        scope: RepriceScope,
+        pricer: Pricer,
+        at_ms: i64,
+    ) -> Result<RepriceOutcome> {
+        let mut outcome = self
+            .inner
+            .reprice_unpriced(workspace, scope, pricer, at_ms)
+            .await?;
+        self.map_effects(workspace, &mut outcome.effects).await;
+        Ok(outcome)
+    }
+
     async fn close(&self) {
         self.inner.close().await
     }

@@ -60,6 +60,38 @@ fn until_next_tick() -> Duration {
     Duration::from_millis((every - wall_ms().rem_euclid(every)) as u64)
 }
 
+/// Retention's pass: the first this long after the start, then every `PRUNE_EVERY`.
+/// Pruning takes whole UTC days, so an hourly pass prunes each day within an hour of
+/// its passing the limit; a pass with nothing to prune is one indexed count per
+/// workspace with a setting.
+const FIRST_PRUNE_AFTER: Duration = Duration::from_secs(5);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Apply every workspace's `rawRetentionDays` (`lifecycle::prune_all`) now and then.
+pub fn prune_every_hour(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(FIRST_PRUNE_AFTER).await;
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match crate::lifecycle::prune_all(state.store.as_ref(), wall_ms()).await {
+                Ok(done) => {
+                    for p in done.iter().filter(|p| p.events > 0) {
+                        tracing::info!(
+                            workspace = %p.workspace,
+                            events = p.events,
+                            raw_from = p.raw_from.as_deref().unwrap_or(""),
+                            "retention pruned raw events (their sums stay in the rollups)"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+            }
+        }
+    })
+}
+
 /// Evaluate every workspace's alert rules once a minute, and send each channel's digest
 /// once its scheduled local time has come (once per period: `alert::digests`).
 pub fn evaluate_alerts_every_minute(state: Arc<AppState>) -> JoinHandle<()> {

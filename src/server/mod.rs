@@ -223,11 +223,13 @@ impl Ready {
         let evaluator = self
             .alerts
             .then(|| background::evaluate_alerts_every_minute(self.state.clone()));
+        let pruner = background::prune_every_hour(self.state.clone());
         println!("listening on http://{}", self.addr);
         std::io::stdout().flush()?;
         tracing::info!(addr = %self.addr, store = %self.store_url, "serving");
         let served = crate::http::serve(self.listener, self.state, self.limits, shutdown).await;
         reloader.abort();
+        pruner.abort();
         if let Some(evaluator) = evaluator {
             evaluator.abort();
         }

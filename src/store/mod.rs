@@ -256,6 +256,10 @@ pub struct StoredEvent {
     pub cost_source: Option<&'static str>,
     pub price_entry_id: Option<String>,
     pub price_book_version: Option<String>,
+    /// When an unpriced call was priced later (`prices reprice`); None when priced at
+    /// ingest or still unpriced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repriced_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -331,6 +335,72 @@ pub struct FieldTally {
     pub key_id: Option<i64>,
     pub unknown_fields: u64,
     pub last_unknown: Option<String>,
+}
+
+/// Whose events an erasure removes: a tenantId or a userId as stored (already mapped
+/// through the workspace's privacy rules by the caller, so a raw e-mail finds its
+/// pseudonym).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Tenant(String),
+    User(String),
+}
+
+impl Subject {
+    /// "tenant" or "user": what an audit record may keep (never the id).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Tenant(_) => "tenant",
+            Subject::User(_) => "user",
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Subject::Tenant(id) | Subject::User(id) => id,
+        }
+    }
+}
+
+/// What a lifecycle change (retention or erasure) removed, exactly: logical calls, their
+/// priced cost and how many were unpriced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    /// Raw events (logical calls) deleted.
+    pub events: u64,
+    /// Calls taken out of the pruned history (erasure only: their raw rows were
+    /// already pruned by retention, their sums were kept until now).
+    pub pruned_history_calls: u64,
+    /// Their cost in nano-USD (priced calls only).
+    pub cost_nanos: i64,
+    /// How many of them (raw and pruned history) were unpriced.
+    pub unpriced: u64,
+}
+
+/// Which unpriced calls a re-pricing looks at: a time window and optionally one model
+/// (as the client sent it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepriceScope {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub model: Option<String>,
+}
+
+/// Prices one stored unpriced call with the current book and overrides: Some(pricing
+/// with a cost) when it can be priced now, None when it stays unpriced.
+pub type Pricer =
+    std::sync::Arc<dyn Fn(&StoredEvent) -> Option<crate::event::Pricing> + Send + Sync>;
+
+/// What a re-pricing did: the commit, the calls it priced (and their total cost), the
+/// calls left unpriced, and the cost changes for the budget counters.
+#[derive(Debug, Clone, Default)]
+pub struct RepriceOutcome {
+    pub seq: CommitSeq,
+    pub repriced: u64,
+    pub cost_nanos: i64,
+    pub still_unpriced: u64,
+    pub effects: Vec<SpendEffect>,
 }
 
 /// What a backend does with events: store them (deduped, with a commit sequence) and
@@ -418,6 +488,31 @@ pub trait EventStore: Send + Sync {
     /// moment, while it keeps taking writes; returns the copy's size in bytes. Backends
     /// whose engine has its own backup path say so instead.
     async fn backup_to(&self, to: std::path::PathBuf) -> Result<u64>;
+    /// Retention: delete a workspace's raw events older than the UTC day that contains
+    /// `before_ms` (whole days only), keeping their sums in the pruned history so every
+    /// aggregate the rollups answer stays exact. Returns what was deleted (0 when
+    /// nothing was older). A backend that cannot keep pruned history refuses
+    /// (`Conflict`) rather than lose sums.
+    async fn prune_before(&self, workspace: WorkspaceId, before_ms: i64) -> Result<Removed>;
+    /// From when a workspace's raw events exist: the end of the pruned range (a UTC day
+    /// start), None when nothing was ever pruned. Raw reads before it count only what
+    /// remains (answers say so in `Answer::raw_from_ms`).
+    async fn raw_from(&self, workspace: WorkspaceId) -> Result<Option<i64>>;
+    /// Erasure: delete every event of one tenant or user of a workspace, raw and in the
+    /// pruned history, so every aggregate afterwards is what the remaining events imply.
+    /// The id itself is removed from the store where nothing else refers to it.
+    async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed>;
+    /// Re-pricing: give the workspace's unpriced calls in `scope` the pricing `pricer`
+    /// finds now (one commit; priced calls are never touched), recording when
+    /// (`repricedAt`) and the entry used, with every aggregate adjusted exactly. A
+    /// backend that cannot update stored calls refuses (`Conflict`).
+    async fn reprice_unpriced(
+        &self,
+        workspace: WorkspaceId,
+        scope: RepriceScope,
+        pricer: Pricer,
+        at_ms: i64,
+    ) -> Result<RepriceOutcome>;
     /// Finish queued writes and release the store.
     async fn close(&self);
 }

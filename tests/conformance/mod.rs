@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod control;
 pub mod durability;
 pub mod gen;
+pub mod lifecycle;
 pub mod mappings;
 pub mod overflow;
 pub mod reads;

@@ -106,6 +106,7 @@ impl Call {
             cost_source: p.source.map(|s| s.as_str()),
             price_entry_id: p.price_entry_id.clone(),
             price_book_version: p.price_book_version.clone(),
+            repriced_at: None,
         }
     }
 
@@ -228,6 +229,19 @@ impl Reference {
         (WriteResult::Attempt { replaced }, vec![retract, add])
     }
 
+    /// Forget the calls `gone` selects (an erasure); returns them.
+    pub fn remove(&mut self, gone: impl Fn(&Call) -> bool) -> Vec<Call> {
+        let (removed, kept) = std::mem::take(&mut self.calls).into_iter().partition(gone);
+        self.calls = kept;
+        self.by_id = self
+            .calls
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some(((c.workspace, c.id.clone()?), i)))
+            .collect();
+        removed
+    }
+
     /// The calls of a workspace in [from, to) that match the filters.
     pub fn matching<'a>(
         &'a self,
@@ -305,6 +319,7 @@ impl Reference {
             cut,
             // Which commits a store's answer saw is the store's to say.
             seen: 0,
+            raw_from_ms: None,
         })
     }
 

@@ -26,7 +26,15 @@ pub fn shell(title: &str, nonce: &str, content: Markup) -> Markup {
 }
 
 /// A dashboard page: header, filters, freshness, then the page's body.
-pub fn page(ctx: &Ctx, fresh: Option<Freshness>, body: Markup) -> Markup {
+/// What the freshness line shows: the newest event and, when retention pruned raw
+/// events, from when they exist.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fresh {
+    pub newest: Option<Freshness>,
+    pub raw_from_ms: Option<i64>,
+}
+
+pub fn page(ctx: &Ctx, fresh: Fresh, body: Markup) -> Markup {
     let content = html! {
         header.top {
             div.wrap {
@@ -73,7 +81,7 @@ const TEXT_FILTERS: &[(&str, &str)] = &[
     ("tenantId", "Tenant"),
 ];
 
-fn filter_bar(ctx: &Ctx, fresh: Option<Freshness>) -> Markup {
+fn filter_bar(ctx: &Ctx, fresh: Fresh) -> Markup {
     if !ctx.page.uses_window() {
         return html! {
             div.filters.bare { div.wrap { (freshness(ctx, fresh, None)) } }
@@ -185,10 +193,10 @@ fn label_of(name: &str) -> &str {
     }
 }
 
-fn freshness(ctx: &Ctx, fresh: Option<Freshness>, window: Option<&crate::query::Query>) -> Markup {
+fn freshness(ctx: &Ctx, fresh: Fresh, window: Option<&crate::query::Query>) -> Markup {
     html! {
         div.fresh {
-            @match fresh {
+            @match fresh.newest {
                 Some(f) => {
                     @let age = ctx.now - f.newest_event_ms;
                     span data-freshness {
@@ -204,6 +212,11 @@ fn freshness(ctx: &Ctx, fresh: Option<Freshness>, window: Option<&crate::query::
                 span data-window-from=(format::rfc3339(w.from_ms)) data-window-to=(format::rfc3339(w.to_ms)) {
                     "Window " b.tnum { (format::time(w.from_ms)) " – " (format::time(w.to_ms)) " UTC" }
                     " vs the previous " (format::span(w.to_ms - w.from_ms))
+                }
+            }
+            @if let Some(from) = fresh.raw_from_ms {
+                span data-raw-from=(format::rfc3339(from)) title="Retention pruned older raw events; totals and charts of older windows come from the kept rollups, while event lists, tag breakdowns and partial hours before this time count only what remains" {
+                    "Raw events from " b.tnum { (format::time(from)) " UTC" } " (older pruned, totals kept)"
                 }
             }
             span.right {

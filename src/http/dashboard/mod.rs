@@ -246,7 +246,10 @@ impl Ctx {
 
     /// Wrap the page's body in the layout and answer.
     pub async fn finish(&self, body: PageResult) -> Response {
-        let fresh = self.state.store.freshness(self.ws()).await.ok().flatten();
+        let fresh = layout::Fresh {
+            newest: self.state.store.freshness(self.ws()).await.ok().flatten(),
+            raw_from_ms: self.state.store.raw_from(self.ws()).await.ok().flatten(),
+        };
         let (status, body) = match body {
             Ok(m) => (StatusCode::OK, m),
             Err(PageError::Bad(message)) => (StatusCode::BAD_REQUEST, layout::problem(&message)),

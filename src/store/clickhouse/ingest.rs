@@ -347,7 +347,7 @@ pub async fn stored_ids(
 
 /// The quoted ids as `IN` lists of at most `MAX_LIST` bytes each: ClickHouse parses at
 /// most `max_query_size` (256 KiB by default) of a statement's text.
-fn id_lists(ids: &[&str]) -> Vec<String> {
+pub(super) fn id_lists(ids: &[&str]) -> Vec<String> {
     const MAX_LIST: usize = 100_000;
     let mut lists: Vec<String> = Vec::new();
     let mut current = String::new();
@@ -476,7 +476,7 @@ async fn stored_hour_totals(
 }
 
 /// A non-negative sum as (high, low) 32-bit halves, each far inside i64.
-fn halves(v: i128) -> (i64, i64) {
+pub(super) fn halves(v: i128) -> (i64, i64) {
     ((v >> 32) as i64, (v & 0xffff_ffff) as i64)
 }
 

@@ -13,6 +13,7 @@
 mod control;
 mod http;
 mod ingest;
+mod lifecycle;
 mod read;
 mod schema;
 
@@ -171,6 +172,8 @@ pub struct ClickhouseStore {
     queue: Arc<Mutex<Queue>>,
     /// Keys found recently, by hash, with when they were read: see `authenticate`.
     keys_seen: Arc<Mutex<HashMap<String, (KeyInfo, std::time::Instant)>>>,
+    /// Where it was opened: an erasure's mutation runs on every shard's local table.
+    url: ClickhouseUrl,
 }
 
 /// How long a key found in ClickHouse is trusted without asking again: a revocation or
@@ -320,6 +323,7 @@ impl ClickhouseStore {
                 lock: Arc::new(tokio::sync::RwLock::new(())),
                 queue: Arc::default(),
                 keys_seen: Arc::default(),
+                url,
             })
         })
         .join()
@@ -483,6 +487,33 @@ impl EventStore for ClickhouseStore {
     async fn backup_to(&self, _to: std::path::PathBuf) -> Result<u64> {
         Err(StoreError::Conflict(
             "a ClickHouse store is backed up with ClickHouse's own tools (BACKUP, clickhouse-backup); burnrate backup copies the embedded store".into(),
+        ))
+    }
+
+    async fn prune_before(&self, _workspace: WorkspaceId, _before_ms: i64) -> Result<Removed> {
+        Err(StoreError::Conflict(
+            "retention of raw events is not supported on a ClickHouse store yet: its reads are computed from the raw events, so pruning them would change old windows' sums (docs/scale-out.md)".into(),
+        ))
+    }
+
+    async fn raw_from(&self, _workspace: WorkspaceId) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
+    async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed> {
+        let _write = self.lock.write().await;
+        lifecycle::erase(self, workspace, &subject).await
+    }
+
+    async fn reprice_unpriced(
+        &self,
+        _workspace: WorkspaceId,
+        _scope: RepriceScope,
+        _pricer: Pricer,
+        _at_ms: i64,
+    ) -> Result<RepriceOutcome> {
+        Err(StoreError::Conflict(
+            "re-pricing stored calls is not supported on a ClickHouse store yet: a call's attempts are immutable rows resolved at read time (docs/scale-out.md)".into(),
         ))
     }
 

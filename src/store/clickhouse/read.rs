@@ -50,7 +50,7 @@ const WINNER_COLUMNS: [&str; 30] = [
 
 /// The calls whose attempts match `scope` (a condition on stored rows that holds for
 /// every attempt of a call or for none: workspace, id), as a subquery with `c_` columns.
-fn calls(store: &ClickhouseStore, scope: &str) -> String {
+pub(super) fn calls(store: &ClickhouseStore, scope: &str) -> String {
     let winners: Vec<String> = WINNER_COLUMNS
         .iter()
         .map(|c| format!("argMax({c}, pick) AS c_{c}"))
@@ -375,6 +375,7 @@ fn stored_event(row: &[String]) -> Result<StoredEvent> {
         },
         price_entry_id: optional(row, c("price_entry_id")),
         price_book_version: optional(row, c("price_book_version")),
+        repriced_at: None,
     })
 }
 

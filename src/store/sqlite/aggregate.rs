@@ -95,7 +95,13 @@ fn choose_family(query: &Query) -> Option<usize> {
 /// Split [from, to) into exact parts: daily rollups for whole UTC days (unless the
 /// answer is bucketed by hour), hourly rollups for the whole hours around them from
 /// `hours_from` on (where the family's hourly cells start), raw events for the rest.
-fn plan(query: &Query, family: Option<usize>, hours_from: i64) -> Vec<(Source, i64, i64)> {
+/// A day cell minus raw events is used only from `raw_from` on (where raw events exist).
+fn plan(
+    query: &Query,
+    family: Option<usize>,
+    hours_from: i64,
+    raw_from: i64,
+) -> Vec<(Source, i64, i64)> {
     let (from, to) = (query.from_ms, query.to_ms);
     let Some(index) = family else {
         return vec![(Source::Raw, from, to)];
@@ -117,7 +123,14 @@ fn plan(query: &Query, family: Option<usize>, hours_from: i64) -> Vec<(Source, i
         // An older first day without hourly cells, mostly inside the window: its daily
         // cell minus the raw events of its hours before the window reads fewer rows.
         let day = b - DAY_MS;
-        if h0 >= h1 && !hourly && b == d0 && d0 < d1 && a > day && a - day < b - a {
+        if h0 >= h1
+            && !hourly
+            && b == d0
+            && d0 < d1
+            && a > day
+            && a - day < b - a
+            && day >= raw_from
+        {
             parts.push((Source::Rollup(index, Grain::Day), day, b));
             parts.push((Source::RawMinus, day, a));
         } else if h0 < h1 {
@@ -266,7 +279,7 @@ pub fn aggregate(
     behind: &dyn Fn(),
 ) -> Result<Answer> {
     let family = choose_family(query);
-    if plan(query, family, i64::MIN)
+    if plan(query, family, i64::MIN, i64::MIN)
         .iter()
         .all(|(source, _, _)| *source == Source::Raw)
     {
@@ -282,7 +295,8 @@ pub fn aggregate(
         let seq = commit_seq(&tx)?;
         if seq == totals.seq {
             let hours_from = family.map_or(i64::MAX, |f| totals.hours_from(f, workspace));
-            let parts = plan(query, family, hours_from);
+            let raw_from = totals.raw_from(workspace);
+            let parts = plan(query, family, hours_from, raw_from.unwrap_or(i64::MIN));
             let cells = from_totals(&tx, &totals, workspace, query, &parts)?;
             drop(totals);
             let mut merged = Merged::default();
@@ -301,6 +315,10 @@ pub fn aggregate(
             // The answer says which commit it saw (the budget counters' watermark).
             let mut answer = finish(&tx, query, merged)?;
             answer.seen = seq as u64;
+            let raw_parts = parts
+                .iter()
+                .filter(|(source, _, _)| matches!(source, Source::Raw | Source::RawMinus));
+            answer.raw_from_ms = pruned_raw(raw_from, raw_parts.map(|(_, a, _)| *a));
             return Ok(answer);
         }
         drop(totals);
@@ -336,7 +354,19 @@ pub fn aggregate_raw(c: &mut Connection, workspace: WorkspaceId, query: &Query) 
     )?;
     let mut answer = finish(&tx, query, merged)?;
     answer.seen = seq as u64;
+    let raw_from = super::retention::raw_from(&tx, workspace)?;
+    answer.raw_from_ms = pruned_raw(raw_from, [query.from_ms]);
     Ok(answer)
+}
+
+/// `raw_from` when a part read from raw events starts before it (retention pruned
+/// some of what that part would have counted).
+fn pruned_raw(raw_from: Option<i64>, raw_starts: impl IntoIterator<Item = i64>) -> Option<i64> {
+    let from = raw_from?;
+    raw_starts
+        .into_iter()
+        .any(|start| start < from)
+        .then_some(from)
 }
 
 /// Add (`sign` 1) or take away (-1) the GROUP BY over raw events in [from, to).
@@ -621,4 +651,50 @@ fn dim_names<'a>(
         }
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(from_ms: i64, to_ms: i64) -> Query {
+        Query {
+            from_ms,
+            to_ms,
+            filters: Default::default(),
+            group_by: vec![Dimension::TenantId],
+            bucket: None,
+            measures: vec![],
+            order_by: None,
+            ascending: false,
+            limit: 10,
+        }
+    }
+
+    /// A window starting late on day 1 and ending after day 3: day 1's cell minus its raw
+    /// hours before the window is the cheaper read, but only where raw events exist; a
+    /// pruned day 1 reads its remaining raw rows (and the answer says so).
+    #[test]
+    fn a_day_cell_minus_raw_events_is_used_only_where_raw_events_exist() {
+        let (d1, d2, d4) = (10 * DAY_MS, 11 * DAY_MS, 13 * DAY_MS);
+        let q = window(d1 + 6 * HOUR_MS, d4);
+        let tenant = Some(1);
+        let unpruned = plan(&q, tenant, i64::MAX, i64::MIN);
+        assert!(unpruned.contains(&(Source::RawMinus, d1, d1 + 6 * HOUR_MS)));
+        let pruned = plan(&q, tenant, i64::MAX, d2);
+        assert!(pruned.iter().all(|(s, _, _)| *s != Source::RawMinus));
+        assert!(pruned.contains(&(Source::Raw, d1 + 6 * HOUR_MS, d2)));
+        let starts = pruned
+            .iter()
+            .filter(|(s, _, _)| matches!(s, Source::Raw | Source::RawMinus))
+            .map(|(_, a, _)| *a);
+        assert_eq!(pruned_raw(Some(d2), starts), Some(d2));
+        // A window inside the raw range says nothing.
+        let recent = plan(&window(d2, d4), tenant, i64::MAX, d2);
+        let starts = recent
+            .iter()
+            .filter(|(s, _, _)| *s == Source::Raw)
+            .map(|(_, a, _)| *a);
+        assert_eq!(pruned_raw(Some(d2), starts), None);
+    }
 }

@@ -6,6 +6,8 @@ mod calls;
 mod control;
 mod lifecycle;
 mod read;
+mod reprice;
+mod retention;
 mod rollup;
 pub mod schema;
 mod writer;
@@ -114,6 +116,26 @@ impl SqliteStore {
                 let _ = sender.try_send(writer::WriterJob::OnWriter(job));
             }
         }
+    }
+
+    /// Run `f` on the writer's connection between two commits and wait for its answer.
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection, &writer::Derived) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let sender = self.writer()?;
+        let (done, answer) = oneshot::channel();
+        let derived = self.derived.clone();
+        let job = Box::new(move |c: &mut Connection| {
+            let _ = done.send(f(c, &derived));
+        });
+        sender
+            .send(writer::WriterJob::OnWriter(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let result = answer.await.map_err(|_| StoreError::Closed)?;
+        self.note_write(&result);
+        result
     }
 
     /// Keep track of whether writes work: a storage failure marks the store unwritable
@@ -411,6 +433,34 @@ impl EventStore for SqliteStore {
         tokio::task::spawn_blocking(move || lifecycle::backup(&from, &to))
             .await
             .map_err(|e| StoreError::Database(e.to_string()))?
+    }
+
+    async fn prune_before(&self, workspace: WorkspaceId, before_ms: i64) -> Result<Removed> {
+        self.on_writer(move |c, derived| retention::prune(c, derived, workspace, before_ms))
+            .await
+    }
+
+    async fn raw_from(&self, workspace: WorkspaceId) -> Result<Option<i64>> {
+        self.with_conn(move |c| retention::raw_from(c, workspace))
+            .await
+    }
+
+    async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed> {
+        self.on_writer(move |c, derived| retention::erase(c, derived, workspace, &subject))
+            .await
+    }
+
+    async fn reprice_unpriced(
+        &self,
+        workspace: WorkspaceId,
+        scope: RepriceScope,
+        pricer: Pricer,
+        at_ms: i64,
+    ) -> Result<RepriceOutcome> {
+        self.on_writer(move |c, derived| {
+            reprice::reprice(c, derived, workspace, &scope, &pricer, at_ms)
+        })
+        .await
     }
 
     async fn close(&self) {

@@ -8,7 +8,7 @@ use crate::store::*;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Dimension ids resolved to their text inline, so a page is one query.
-const EVENT_SELECT: &str = "
+pub(super) const EVENT_SELECT: &str = "
     SELECT e.id, e.external_request_id, e.idless, e.ts, e.received_at, e.attempt, e.attempts,
         (SELECT value FROM dims WHERE id = e.provider),
         (SELECT value FROM dims WHERE id = e.model),
@@ -23,10 +23,10 @@ const EVENT_SELECT: &str = "
         e.cost_nanos, e.cost_source,
         (SELECT value FROM dims WHERE id = e.price_entry),
         (SELECT value FROM dims WHERE id = e.price_book),
-        e.tags
+        e.tags, e.repriced_at
     FROM events e";
 
-fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, StoredEvent)> {
+pub(super) fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, StoredEvent)> {
     let code = |i: usize| -> rusqlite::Result<u8> { r.get::<_, u8>(i) };
     // Token counts are stored as i64. One written before ingest had bounds may have
     // wrapped negative: its bits read as u64 are what the client sent, so the event
@@ -71,6 +71,7 @@ fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, StoredEvent)> 
             .map(CostSource::as_str),
         price_entry_id: r.get(29)?,
         price_book_version: r.get(30)?,
+        repriced_at: r.get::<_, Option<i64>>(32)?.map(ms_to_rfc3339),
         tags: tags
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default(),

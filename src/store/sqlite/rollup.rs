@@ -140,6 +140,11 @@ pub const CONTRIBUTION_COLUMNS: &str =
      cost_nanos, input_tokens, cached_tokens, cache_write_tokens, output_tokens,
      reasoning_tokens, latency_ms, usage_missing, idless";
 
+/// The dimension columns of `pruned_cells` (and of the prune's GROUP BY over `events`),
+/// in `Contribution` order after the workspace and the hour.
+pub const PRUNED_DIMS: &str = "workspace_id, hour, environment, data_mode, status, provider,
+     model, endpoint, prompt_version, tenant, user";
+
 /// What one logical call contributes to the rollups: its dimension ids (0 = missing)
 /// and its measures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -364,6 +369,10 @@ pub struct Totals {
     pub seen: HashMap<VersionKey, (i64, i64), Hasher>,
     /// Per workspace, the hour of its newest event: where a family's recent hours end.
     pub newest_hour: HashMap<i64, i64, Hasher>,
+    /// Per workspace that retention pruned, from when raw events exist (a UTC day start):
+    /// the pruned history is added to the main family's hours and every family's days,
+    /// never to tenant or user hours, so those start no earlier than this.
+    pub raw_from: HashMap<i64, i64, Hasher>,
 }
 
 impl Totals {
@@ -388,8 +397,14 @@ impl Totals {
             Some(hours) => self
                 .newest_hour
                 .get(&workspace)
-                .map_or(i64::MAX, |newest| newest - (hours - 1) * HOUR_MS),
+                .map_or(i64::MAX, |newest| newest - (hours - 1) * HOUR_MS)
+                .max(self.raw_from(workspace).unwrap_or(i64::MIN)),
         }
+    }
+
+    /// From when a workspace's raw events exist (None: nothing was pruned).
+    pub fn raw_from(&self, workspace: i64) -> Option<i64> {
+        self.raw_from.get(&workspace).copied()
     }
 
     /// Whether a change of this cell is kept: the hourly cells of a family with
@@ -442,19 +457,24 @@ impl Totals {
     /// One call's contribution straight into the totals (a rebuild, which drops the
     /// hours that left the recent ones at its end).
     fn add(&mut self, c: &Contribution) -> Result<(), WriteError> {
-        let measures = c.measures();
         self.see_newest(c.workspace, c.ts);
+        self.add_measures(c, &c.measures())?;
+        let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
+        *span = (span.0.min(c.ts), span.1.max(c.ts));
+        Ok(())
+    }
+
+    /// Add `measures` to every cell `c`'s dimensions and time fall in (that is kept).
+    fn add_measures(&mut self, c: &Contribution, measures: &Cell) -> Result<(), WriteError> {
         for (i, family) in FAMILIES.iter().enumerate() {
             let dims = c.dims(family)?;
             for &grain in family.grains {
                 let bucket = c.ts.div_euclid(grain.millis()) * grain.millis();
                 if self.keeps(i, grain, c.workspace, bucket) {
-                    self.cells[i][grain as usize].add(c.workspace, bucket, dims, &measures, 1)?;
+                    self.cells[i][grain as usize].add(c.workspace, bucket, dims, measures, 1)?;
                 }
             }
         }
-        let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
-        *span = (span.0.min(c.ts), span.1.max(c.ts));
         Ok(())
     }
 
@@ -465,6 +485,14 @@ impl Totals {
             seq: commit_seq(tx)?,
             ..Default::default()
         };
+        // First, so the events' tenant and user hours before it are never kept.
+        {
+            let mut stmt = tx.prepare("SELECT workspace_id, raw_from_ms FROM raw_from")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                totals.raw_from.insert(r.get(0)?, r.get(1)?);
+            }
+        }
         {
             let mut stmt = tx.prepare(&format!("SELECT {CONTRIBUTION_COLUMNS} FROM events"))?;
             let mut rows = stmt.query([])?;
@@ -472,11 +500,57 @@ impl Totals {
                 totals.add(&Contribution::from_row(r)?)?;
             }
         }
+        totals.add_pruned(tx)?;
         let workspaces: Vec<i64> = totals.newest_hour.keys().copied().collect();
         for ws in workspaces {
             totals.drop_old_hours(ws);
         }
         Ok(totals)
+    }
+
+    /// Add retention's pruned history (`pruned_cells`, `pruned_versions`): its hours are
+    /// all before `raw_from`, so they reach the main family's hours and every day.
+    fn add_pruned(&mut self, tx: &Connection) -> Result<(), WriteError> {
+        {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {PRUNED_DIMS}, {} FROM pruned_cells",
+                MEASURES.join(", ")
+            ))?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let c = Contribution {
+                    workspace: r.get(0)?,
+                    ts: r.get(1)?,
+                    environment: r.get(2)?,
+                    data_mode: r.get(3)?,
+                    status: r.get(4)?,
+                    provider: r.get(5)?,
+                    model: r.get(6)?,
+                    endpoint: r.get(7)?,
+                    prompt_version: r.get(8)?,
+                    tenant: r.get(9)?,
+                    user: r.get(10)?,
+                    ..Default::default()
+                };
+                let mut measures = [0; N_MEASURES];
+                for (i, m) in measures.iter_mut().enumerate() {
+                    *m = r.get(11 + i)?;
+                }
+                self.add_measures(&c, &measures)?;
+            }
+        }
+        let mut stmt = tx.prepare(
+            "SELECT workspace_id, endpoint, prompt_version, environment, data_mode, first_ms, last_ms
+             FROM pruned_versions",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            let (first, last): (i64, i64) = (r.get(5)?, r.get(6)?);
+            let span = self.seen.entry(key).or_insert((first, last));
+            *span = (span.0.min(first), span.1.max(last));
+        }
+        Ok(())
     }
 
     /// Cells per family and grain, for the memory figures in logs and benchmarks.

@@ -66,6 +66,55 @@ CREATE TABLE IF NOT EXISTS key_quality (
     last_unknown_field TEXT,
     last_unknown_ms INTEGER
 );
+-- Retention's pruned history: the sums of raw events deleted by retention, per hour and
+-- every rollup dimension (0 = missing), in rollup::MEASURES order. Tenant and user are
+-- kept so an erasure can take a person's share out exactly. Added into the in-memory
+-- rollups at open; several rows may share a key (a late event pruned by a later pass).
+CREATE TABLE IF NOT EXISTS pruned_cells (
+    workspace_id INTEGER NOT NULL,
+    hour INTEGER NOT NULL,
+    environment INTEGER NOT NULL,
+    data_mode INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    provider INTEGER NOT NULL,
+    model INTEGER NOT NULL,
+    endpoint INTEGER NOT NULL,
+    prompt_version INTEGER NOT NULL,
+    tenant INTEGER NOT NULL,
+    user INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    cost_nanos INTEGER NOT NULL,
+    priced INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    latency_sum INTEGER NOT NULL,
+    latency_count INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    usage_missing INTEGER NOT NULL,
+    idless INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pruned_by_tenant ON pruned_cells (workspace_id, tenant);
+CREATE INDEX IF NOT EXISTS pruned_by_user ON pruned_cells (workspace_id, user);
+-- When each prompt version of the pruned events was first and last seen.
+CREATE TABLE IF NOT EXISTS pruned_versions (
+    workspace_id INTEGER NOT NULL,
+    endpoint INTEGER NOT NULL,
+    prompt_version INTEGER NOT NULL,
+    environment INTEGER NOT NULL,
+    data_mode INTEGER NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, endpoint, prompt_version, environment, data_mode)
+);
+-- Per workspace, from when raw events exist (the end of the pruned range, a UTC day).
+CREATE TABLE IF NOT EXISTS raw_from (
+    workspace_id INTEGER PRIMARY KEY,
+    raw_from_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS price_books (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -114,7 +163,8 @@ fn events_ddl(table: &str) -> String {
     cost_source INTEGER,
     price_entry INTEGER,
     price_book INTEGER,
-    tags TEXT
+    tags TEXT,
+    repriced_at INTEGER
 );"
     )
 }
@@ -203,6 +253,16 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         )
         .ok()
         .and_then(|v| v.parse().ok());
+    // When an unpriced call was priced later (`prices reprice`): the last column of
+    // `events_ddl`, added to older files first (so a rebuild's `SELECT *` lines up).
+    let has_repriced: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'repriced_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_repriced {
+        tx.execute_batch("ALTER TABLE events ADD COLUMN repriced_at INTEGER;")?;
+    }
     let mut rebuilt_events = false;
     match version {
         None => {

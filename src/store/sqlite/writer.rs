@@ -132,6 +132,9 @@ pub fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>, derived: D
         if !queue.has_ingest() {
             if let Some(run) = queue.on_writer.take() {
                 run(&mut conn);
+                // An erasure may have deleted dims rows: cached ids must be looked up
+                // again (on-writer jobs are rare, the cache refills in one commit).
+                dims = DimCache::default();
             }
             continue;
         }
@@ -282,11 +285,14 @@ impl CommitCalls<'_> {
 /// re-read what it wrote before deciding anything. Returns the file's sequence.
 fn begin<'c>(
     conn: &'c mut Connection,
+    dims: &mut DimCache,
     derived: &Derived,
 ) -> std::result::Result<(Transaction<'c>, i64), WriteError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let file_seq = super::rollup::commit_seq(&tx)?;
     if file_seq != derived.rollups.read().seq {
+        // Another process may have erased ids (deleting their dims rows).
+        *dims = DimCache::default();
         let totals = Totals::sum(&tx)?;
         let calls = CallIndex::scan(&tx)?;
         derived.rollups.replace(totals);
@@ -306,7 +312,7 @@ fn commit(
     derived: &Derived,
     batch: &[IngestJob],
 ) -> Committed {
-    let (tx, applied) = begin(conn, derived)?;
+    let (tx, applied) = begin(conn, dims, derived)?;
     let index = derived.calls.read().unwrap_or_else(|e| e.into_inner());
     let mut calls = CommitCalls {
         index: &index,

@@ -1,0 +1,227 @@
+//! Data lifecycle beyond backups: retention (prune raw events older than a workspace's
+//! `rawRetentionDays`, the rollups keep their sums) and erasure (delete one tenant's or
+//! user's events everywhere, leaving an audit record that does not identify them). The
+//! server's background pass, `burnrate prune`, `burnrate erase` and `POST /v1/erasure`
+//! all come through here; the store contract does the exact work.
+
+use crate::money::Usd;
+use crate::privacy::Slot;
+use crate::settings::IngestSettings;
+use crate::store::{Removed, Result, Store, Subject, WorkspaceId};
+use serde::Serialize;
+
+/// The control object kind of erasure audit records.
+pub const ERASURE_KIND: &str = "erasure";
+
+const DAY_MS: i64 = 86_400_000;
+
+/// What a retention run did for one workspace.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pruned {
+    pub workspace: String,
+    pub retention_days: u32,
+    /// Raw events exist from this UTC day on (RFC 3339), when anything was ever pruned.
+    pub raw_from: Option<String>,
+    /// Raw events (logical calls) this run deleted; their sums stay in the rollups.
+    pub events: u64,
+    /// Exact decimal text of their priced cost.
+    pub cost_usd: String,
+    pub unpriced: u64,
+}
+
+/// Prune `ws`'s raw events older than `days` whole UTC days before `now_ms`: everything
+/// before the start of the UTC day `days` days ago.
+pub async fn prune(store: &dyn Store, ws: WorkspaceId, days: u32, now_ms: i64) -> Result<Removed> {
+    let before = now_ms - i64::from(days) * DAY_MS;
+    store.prune_before(ws, before).await
+}
+
+/// Prune every workspace that has a retention setting (the server's daily pass and
+/// `burnrate prune` without --days).
+pub async fn prune_all(store: &dyn Store, now_ms: i64) -> Result<Vec<Pruned>> {
+    let mut done = Vec::new();
+    for workspace in store.workspaces().await? {
+        let settings = crate::settings::load_stored(store, workspace.id).await?;
+        let Some(days) = settings.raw_retention_days else {
+            continue;
+        };
+        done.push(prune_one(store, workspace.id, &workspace.name, days, now_ms).await?);
+    }
+    Ok(done)
+}
+
+/// Prune one workspace and say what it did.
+pub async fn prune_one(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    name: &str,
+    days: u32,
+    now_ms: i64,
+) -> Result<Pruned> {
+    let removed = prune(store, ws, days, now_ms).await?;
+    let raw_from = store.raw_from(ws).await?.map(iso);
+    Ok(Pruned {
+        workspace: name.to_string(),
+        retention_days: days,
+        raw_from,
+        events: removed.events,
+        cost_usd: Usd(removed.cost_nanos).to_string(),
+        unpriced: removed.unpriced,
+    })
+}
+
+/// The audit record of one erasure: what and how much, when and by whom, never the id.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureRecord {
+    /// The record's id (control object of kind `erasure`).
+    pub id: i64,
+    /// "tenant" or "user".
+    pub subject: &'static str,
+    pub events: u64,
+    pub pruned_history_calls: u64,
+    /// Exact decimal text of the erased calls' priced cost.
+    pub cost_usd: String,
+    pub unpriced: u64,
+    pub erased_at: String,
+    /// Who asked: "cli" or "key <id>".
+    pub by: String,
+}
+
+/// Erase `subject` (as the client sent it) from `ws`: the stored form is looked up with
+/// the workspace's privacy rules (a raw e-mail finds its pseudonym; under `allow` the
+/// raw value may be stored too, so both are erased), then an audit record is stored.
+pub async fn erase(
+    store: &dyn Store,
+    settings: &IngestSettings,
+    ws: WorkspaceId,
+    subject: Subject,
+    by: String,
+    now_ms: i64,
+) -> Result<ErasureRecord> {
+    let stored = settings.privacy().lookup(subject.id(), Slot::Id);
+    let mut forms = vec![subject.id().to_string()];
+    if stored != subject.id() {
+        forms.push(stored);
+    }
+    let kind = subject.kind();
+    let mut total = Removed::default();
+    for id in forms {
+        let form = match subject {
+            Subject::Tenant(_) => Subject::Tenant(id),
+            Subject::User(_) => Subject::User(id),
+        };
+        let removed = store.erase(ws, form).await?;
+        total.events += removed.events;
+        total.pruned_history_calls += removed.pruned_history_calls;
+        total.cost_nanos = total
+            .cost_nanos
+            .checked_add(removed.cost_nanos)
+            .ok_or(crate::store::StoreError::SumOverflow)?;
+        total.unpriced += removed.unpriced;
+    }
+    let mut record = ErasureRecord {
+        id: 0,
+        subject: kind,
+        events: total.events,
+        pruned_history_calls: total.pruned_history_calls,
+        cost_usd: Usd(total.cost_nanos).to_string(),
+        unpriced: total.unpriced,
+        erased_at: iso(now_ms),
+        by,
+    };
+    let body = serde_json::to_value(&record)
+        .map_err(|e| crate::store::StoreError::Database(e.to_string()))?;
+    record.id = store.put_object(ws, ERASURE_KIND, None, body).await?;
+    Ok(record)
+}
+
+/// What a re-pricing did, as the CLI and the API show it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repriced {
+    /// Calls that were unpriced and are priced now.
+    pub repriced: u64,
+    /// Exact decimal text of their cost (what totals and budgets grew by).
+    pub cost_usd: String,
+    /// Unpriced calls of the scope the current book still cannot price.
+    pub still_unpriced: u64,
+    pub repriced_at: String,
+}
+
+/// Price the unpriced calls of `scope` with `book` (the current book and overrides).
+/// Priced calls are never touched. Returns the summary and the store's outcome (whose
+/// commit and effects the server hands to the budget counters).
+pub async fn reprice_unpriced(
+    store: &dyn Store,
+    book: std::sync::Arc<crate::price::PriceBook>,
+    ws: WorkspaceId,
+    scope: crate::store::RepriceScope,
+    now_ms: i64,
+) -> Result<(Repriced, crate::store::RepriceOutcome)> {
+    let pricer: crate::store::Pricer = std::sync::Arc::new(move |stored| {
+        let event = event_of(stored)?;
+        let pricing = book.price(&event);
+        pricing.cost.is_some().then_some(pricing)
+    });
+    let outcome = store.reprice_unpriced(ws, scope, pricer, now_ms).await?;
+    let summary = Repriced {
+        repriced: outcome.repriced,
+        cost_usd: Usd(outcome.cost_nanos).to_string(),
+        still_unpriced: outcome.still_unpriced,
+        repriced_at: iso(now_ms),
+    };
+    Ok((summary, outcome))
+}
+
+/// The event a stored call was, as far as pricing needs it (None if a stored value no
+/// longer reads: such a call stays unpriced).
+fn event_of(s: &crate::store::StoredEvent) -> Option<crate::event::Event> {
+    use crate::event::*;
+    let timestamp_ms = s
+        .timestamp
+        .parse::<jiff::Timestamp>()
+        .ok()?
+        .as_millisecond();
+    Some(Event {
+        external_request_id: (!s.idless).then(|| s.external_request_id.clone()),
+        attempt: s.attempt,
+        timestamp_ms,
+        provider: s.provider.clone(),
+        model: s.model.clone(),
+        endpoint_tag: s.endpoint_tag.clone(),
+        prompt_version: s.prompt_version.clone(),
+        tenant_id: s.tenant_id.clone(),
+        user_id: s.user_id.clone(),
+        tokens: Tokens {
+            input: s.input_tokens,
+            cached: s.cached_tokens,
+            cache_write: s.cache_write_tokens,
+            output: s.output_tokens,
+            reasoning: s.reasoning_tokens,
+        },
+        image_count: s.image_count,
+        latency_ms: s.latency_ms,
+        status: Status::parse(s.status)?,
+        error_code: s.error_code.clone(),
+        data_mode: DataMode::parse(s.data_mode)?,
+        environment: Environment::parse(s.environment)?,
+        operation: Operation::parse(s.operation)?,
+        service_tier: ServiceTier::parse(s.service_tier)?,
+        usage_missing: s.usage_missing,
+        // An unpriced call had no client cost (that would have priced it).
+        client_cost: None,
+        tags: s
+            .tags
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+    })
+}
+
+fn iso(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}

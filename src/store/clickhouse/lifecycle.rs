@@ -1,0 +1,128 @@
+//! Erasure on ClickHouse: the calls whose winning attempt names the tenant or user are
+//! found (as reads resolve them), their hours' write-check totals are lowered by what
+//! every one of their attempts added, and all their attempts are deleted with a
+//! mutation (`ALTER TABLE ... DELETE`) on every shard's events table, waited for, so
+//! the next read no longer counts them. Reads compute every aggregate from the stored
+//! attempts, so they are exact once the rows are gone.
+//!
+//! Retention is not offered on ClickHouse (see `prune_before`): there is no pruned
+//! history its reads would add.
+
+use super::http::{quote, Client};
+use super::ingest::{halves, id_lists};
+use super::read::calls;
+use super::{num, schema, text, ClickhouseStore};
+use crate::store::{Removed, Result, StoreError, Subject, WorkspaceId};
+
+/// How long an erasure waits for its mutations before it reports failure.
+const MUTATION_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) -> Result<Removed> {
+    let column = match subject {
+        Subject::Tenant(_) => "c_tenant",
+        Subject::User(_) => "c_user",
+    };
+    let chosen = format!(
+        "{} WHERE {column} = {}",
+        calls(store, &format!("ws = {ws}")),
+        quote(subject.id())
+    );
+    let rows = store
+        .client
+        .select(&format!(
+            "SELECT c_idless, c_id, c_priced, c_cost FROM {chosen}"
+        ))
+        .await?;
+    let mut removed = Removed::default();
+    let mut ids: Vec<String> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        removed.events += 1;
+        if num::<u8>(row, 2)? == 1 {
+            let cost: i64 = num(row, 3)?;
+            removed.cost_nanos = removed
+                .cost_nanos
+                .checked_add(cost)
+                .ok_or(StoreError::SumOverflow)?;
+        } else {
+            removed.unpriced += 1;
+        }
+        ids.push(text(row, 1));
+    }
+    if ids.is_empty() {
+        return Ok(removed);
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for list in id_lists(&refs) {
+        let scope = format!("ws = {ws} AND id IN ({list})");
+        lower_hour_totals(store, ws, &scope).await?;
+        delete_everywhere(store, &scope).await?;
+    }
+    Ok(removed)
+}
+
+/// Insert negative rows into the hour totals: what the attempts in `scope` added.
+async fn lower_hour_totals(store: &ClickhouseStore, ws: WorkspaceId, scope: &str) -> Result<()> {
+    let sql = format!(
+        "SELECT intDiv(ts, 3600000), sum(toInt64(cost)), sum(toInt64(input)),
+                sum(toInt64(cached)), sum(toInt64(cache_write)), sum(toInt64(output)),
+                sum(toInt64(reasoning)), sum(if(latency >= 0, latency, 0))
+         FROM {} WHERE {scope} GROUP BY intDiv(ts, 3600000)",
+        store.table(schema::EVENTS.name)
+    );
+    let mut lines = Vec::new();
+    for row in store.client.select(&sql).await? {
+        let mut fields = vec![ws.to_string(), text(&row, 0)];
+        for m in 0..7 {
+            let value: i128 = num(&row, 1 + m)?;
+            let (hi, lo) = halves(-value);
+            fields.push(hi.to_string());
+            fields.push(lo.to_string());
+        }
+        lines.push(fields.join("\t"));
+    }
+    store
+        .client
+        .insert(&store.table(schema::HOUR_TOTALS.name), &lines)
+        .await
+}
+
+/// Delete the rows in `scope` from the events table of every shard and wait until the
+/// mutations are done.
+async fn delete_everywhere(store: &ClickhouseStore, scope: &str) -> Result<()> {
+    let table = match store.url.cluster {
+        Some(_) => format!("{}_local", schema::EVENTS.name),
+        None => schema::EVENTS.name.to_string(),
+    };
+    for host in &store.url.shards {
+        let client = ClickhouseStore::client(&store.url, host)?;
+        client
+            .execute(&format!(
+                "ALTER TABLE {}.{table} DELETE WHERE {scope}",
+                store.db
+            ))
+            .await?;
+        wait_for_mutations(&client, &store.db, &table).await?;
+    }
+    Ok(())
+}
+
+async fn wait_for_mutations(client: &Client, db: &str, table: &str) -> Result<()> {
+    let started = std::time::Instant::now();
+    let sql = format!(
+        "SELECT count() FROM system.mutations WHERE database = {} AND table = {} AND is_done = 0",
+        quote(db),
+        quote(table)
+    );
+    loop {
+        let rows = client.select(&sql).await?;
+        if rows.first().map_or(Ok(0), |r| num::<u64>(r, 0))? == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > MUTATION_WAIT {
+            return Err(StoreError::Unavailable(
+                "the erasure's delete did not finish in time; it continues in ClickHouse".into(),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,213 @@
+//! Lifecycle calls of the contract: erasure (every backend) and retention (backends
+//! that keep a pruned history; the others must refuse, never lose sums). After each,
+//! answers are compared with the reference holding only what remains.
+
+use super::aggregate::check_queries;
+use super::gen::{self, pick, DAY, START};
+use super::reference::Call;
+use super::{load, Loaded, Shared};
+use burnrate::store::{Removed, StoreError, Subject};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// What erasing `gone` calls must report, computed from the reference's calls.
+fn expected_removed(calls: &[Call]) -> Removed {
+    let mut removed = Removed::default();
+    for c in calls {
+        removed.events += 1;
+        match c.pricing.cost {
+            Some(cost) => removed.cost_nanos += cost.0,
+            None => removed.unpriced += 1,
+        }
+    }
+    removed
+}
+
+/// Erase `subject` from `ws` in the store and the reference; the store must report
+/// exactly the reference's removed calls (raw events plus pruned history together).
+async fn erase(store: &Shared, loaded: &mut Loaded, ws: i64, subject: Subject) {
+    let id = subject.id().to_string();
+    let is_tenant = matches!(subject, Subject::Tenant(_));
+    let gone = loaded.reference.remove(|c| {
+        let value = match is_tenant {
+            true => &c.event.tenant_id,
+            false => &c.event.user_id,
+        };
+        c.workspace == ws && value.as_deref() == Some(id.as_str())
+    });
+    assert!(!gone.is_empty(), "the scenario has calls of {id}");
+    let got = store.erase(ws, subject).await.unwrap();
+    let expected = expected_removed(&gone);
+    assert_eq!(
+        (
+            got.events + got.pruned_history_calls,
+            got.cost_nanos,
+            got.unpriced
+        ),
+        (expected.events, expected.cost_nanos, expected.unpriced),
+        "erasing {id}"
+    );
+}
+
+/// Erase one tenant and one user of a workspace: what they removed is exactly their
+/// calls, every answer afterwards equals the reference without them, and erasing again
+/// removes nothing.
+pub async fn erasure_takes_out_a_tenants_and_a_users_calls_exactly(store: Shared, seed: u64) {
+    let mut loaded = load(&store, seed, 600).await;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xe7a5e);
+    let ws = loaded.workspaces[0];
+    let tenant = pick(&mut rng, gen::TENANTS).to_string();
+    erase(&store, &mut loaded, ws, Subject::Tenant(tenant.clone())).await;
+    let user = pick(&mut rng, gen::USERS).to_string();
+    erase(&store, &mut loaded, ws, Subject::User(user)).await;
+    check_queries(&store, &loaded, seed, 150).await;
+    let again = store.erase(ws, Subject::Tenant(tenant)).await.unwrap();
+    assert_eq!(again, Removed::default());
+    // The other workspaces keep their calls of the same tenant.
+    check_queries(&store, &loaded, seed ^ 1, 100).await;
+}
+
+/// Prune the first day of every workspace: the store reports the calls before it,
+/// answers that need no raw event before `raw_from` are unchanged (the rollups keep
+/// the pruned sums), the others say so; an erasure afterwards takes the person out of
+/// the pruned history too. A backend without pruned history refuses with Conflict.
+pub async fn retention_keeps_what_the_rollups_answer_and_says_where_raw_events_end(
+    store: Shared,
+    seed: u64,
+) {
+    let mut loaded = load(&store, seed, 800).await;
+    // Mid-morning of the second day: the whole first day goes, the second stays.
+    let before = START + DAY + 5 * gen::HOUR;
+    let raw_from = before.div_euclid(DAY) * DAY;
+    for &ws in &loaded.workspaces.clone() {
+        let result = store.prune_before(ws, before).await;
+        if let Err(StoreError::Conflict(why)) = &result {
+            assert!(why.contains("retention"), "{why}");
+            assert_eq!(store.raw_from(ws).await.unwrap(), None);
+            return;
+        }
+        let removed = result.unwrap();
+        let pruned: Vec<Call> = loaded
+            .reference
+            .matching(ws, Some((i64::MIN, raw_from)), None)
+            .cloned()
+            .collect();
+        let expected = expected_removed(&pruned);
+        assert_eq!(removed, expected, "workspace {ws}");
+        assert_eq!(store.raw_from(ws).await.unwrap(), Some(raw_from));
+        // Pruning the same range again finds nothing older.
+        let again = store.prune_before(ws, before).await.unwrap();
+        assert_eq!(again, Removed::default());
+    }
+    let exact = check_pruned(&store, &loaded, seed, raw_from).await;
+    assert!(exact > 100, "answers from the rollups alone: {exact}");
+    // A tenant's pruned cells go with its raw events.
+    let ws = loaded.workspaces[0];
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x9e7);
+    let tenant = pick(&mut rng, gen::TENANTS).to_string();
+    erase(&store, &mut loaded, ws, Subject::Tenant(tenant)).await;
+    check_pruned(&store, &loaded, seed ^ 2, raw_from).await;
+}
+
+/// Random queries after pruning: an answer that says nothing of pruned raw events must
+/// equal the reference (which still holds the pruned calls); one that does must have
+/// a window starting before `raw_from`. Returns how many answers were exact.
+async fn check_pruned(store: &Shared, loaded: &Loaded, seed: u64, raw_from: i64) -> usize {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7e7);
+    let mut exact = 0;
+    for i in 0..300 {
+        let ws = *pick(&mut rng, &loaded.workspaces);
+        let query = gen::query(&mut rng);
+        let got = store.aggregate(ws, query.clone()).await.unwrap();
+        match got.raw_from_ms {
+            Some(from) => {
+                assert_eq!(from, raw_from, "query {i}");
+                assert!(query.from_ms < raw_from, "query {i} {query:?}");
+            }
+            None => {
+                let expected = loaded.reference.answer(ws, &query).unwrap();
+                let expected = burnrate::query::Answer {
+                    seen: got.seen,
+                    ..expected
+                };
+                assert_eq!(got, expected, "query {i} {query:?}");
+                exact += 1;
+            }
+        }
+    }
+    exact
+}
+
+/// A test pricer: mystery-model (unpriced by the bundled book) at 7 nano-USD per input
+/// and 3 per output token; everything else stays unpriced.
+fn mystery_cost(model: &str, input: u64, output: u64) -> Option<i64> {
+    (model == "mystery-model").then(|| 7 * input as i64 + 3 * output as i64)
+}
+
+/// Re-price the unpriced calls of one workspace with a pricer that knows mystery-model:
+/// exactly those calls become priced (the count, cost and cost changes as the reference
+/// computes them), every answer then equals the reference with those costs, a second
+/// run changes nothing. A backend that cannot update calls refuses with Conflict.
+pub async fn repricing_prices_exactly_the_unpriced_calls_it_can(store: Shared, seed: u64) {
+    let mut loaded = load(&store, seed, 600).await;
+    let ws = loaded.workspaces[0];
+    let pricer: burnrate::store::Pricer = std::sync::Arc::new(|e| {
+        let cost = mystery_cost(&e.model, e.input_tokens, e.output_tokens)?;
+        Some(burnrate::event::Pricing {
+            cost: Some(burnrate::money::Usd(cost)),
+            source: Some(burnrate::event::CostSource::Catalog),
+            price_entry_id: Some("test:mystery-model".into()),
+            price_book_version: Some("test".into()),
+        })
+    });
+    // Everything but the last day: the window must count.
+    let scope = burnrate::store::RepriceScope {
+        from_ms: i64::MIN,
+        to_ms: START + 2 * DAY,
+        model: None,
+    };
+    let result = store
+        .reprice_unpriced(ws, scope.clone(), pricer.clone(), START + 5 * DAY)
+        .await;
+    if let Err(StoreError::Conflict(why)) = &result {
+        assert!(why.contains("re-pricing"), "{why}");
+        return;
+    }
+    let outcome = result.unwrap();
+    let (mut repriced, mut cost, mut still) = (0u64, 0i64, 0u64);
+    for c in loaded.reference.calls.iter_mut() {
+        let in_scope = c.workspace == ws && c.ts() < scope.to_ms && c.pricing.cost.is_none();
+        if !in_scope {
+            continue;
+        }
+        let e = &c.event;
+        match mystery_cost(&e.model, e.tokens.input, e.tokens.output) {
+            Some(nanos) => {
+                repriced += 1;
+                cost += nanos;
+                c.pricing.cost = Some(burnrate::money::Usd(nanos));
+            }
+            None => still += 1,
+        }
+    }
+    assert!(
+        repriced > 5,
+        "the scenario has unpriced mystery-model calls"
+    );
+    assert_eq!(
+        (outcome.repriced, outcome.cost_nanos, outcome.still_unpriced),
+        (repriced, cost, still)
+    );
+    assert_eq!(outcome.effects.len() as u64, repriced);
+    let delta: i64 = outcome.effects.iter().map(|e| e.cost_delta).sum();
+    let unpriced: i64 = outcome.effects.iter().map(|e| e.unpriced_delta).sum();
+    assert_eq!((delta, unpriced), (cost, -(repriced as i64)));
+    assert!(outcome.seq > loaded.last_seq);
+    loaded.last_seq = outcome.seq;
+    check_queries(&store, &loaded, seed, 150).await;
+    let again = store
+        .reprice_unpriced(ws, scope, pricer, START + 5 * DAY)
+        .await
+        .unwrap();
+    assert_eq!((again.repriced, again.still_unpriced), (0, still));
+}
