@@ -415,7 +415,7 @@ test('alerts: firing first with the evidence and drivers of /v1/alerts, the hist
   const driver = row.locator('tr[data-dimension=model][data-value=mystery-now]');
   assert.equal(Number(await driver.locator('[data-share]').getAttribute('data-share')), resolved.drivers[0].sharePct);
   assert.equal(await row.locator('[data-channel=ops-hook][data-delivered=true]').count(), 2, 'firing and resolved delivered');
-  assert.equal(await page.locator('#rules tr[data-rule]').count(), 11, 'every rule, tenant_cost_over_revenue included');
+  assert.equal(await page.locator('#rules tr[data-rule]').count(), 13, 'every rule, tenant_cost_over_revenue and the abuse rules included');
   await shot('alerts');
 
   await Promise.all([page.waitForURL(/\/explain\?/), row.locator('a[data-go=explain]').click()]);
