@@ -94,17 +94,24 @@ async fn newcomers_in(ctx: &Context<'_>, q: &Query) -> Result<Newcomers> {
     newcomers(&rows, &seen, missing)
 }
 
-/// How many times the usual `now` is (None when the usual is nothing: any material
-/// amount is then a burst, which the `sigmas` and `minUsd` tests still decide).
+/// How many times the usual `now` is, for the text and evidence (None when the usual is
+/// nothing).
 fn times(now_nanos: i64, expected_nanos: i64) -> Option<f64> {
     (expected_nanos > 0).then(|| now_nanos as f64 / expected_nanos as f64)
+}
+
+/// `now >= threshold x expected`, exactly: the threshold in thousandths, amounts in i128.
+/// A usual of nothing is always exceeded (the `sigmas` and `minUsd` tests still decide).
+fn at_least_times(now_nanos: i64, expected_nanos: i64, threshold: f64) -> bool {
+    let milli = (threshold * 1000.0).round() as i128;
+    now_nanos as i128 * 1000 >= milli * expected_nanos.max(0) as i128
 }
 
 /// A jump: at least `threshold` times the usual (or the usual was nothing), at least
 /// `minUsd` above it and beyond `sigmas` robust deviations of the comparable days.
 fn jumped(rule: &RuleSettings, now: &Sums, usual: &Baseline) -> bool {
     now.requests >= rule.min_requests
-        && times(now.cost.0, usual.expected).is_none_or(|t| t >= rule.threshold)
+        && at_least_times(now.cost.0, usual.expected, rule.threshold)
         && usual.unusually_high(now.cost.0, rule.sigmas, rule.min_usd.0)
 }
 
