@@ -111,7 +111,7 @@ impl Page {
             Page::Tenants => &["dim"],
             Page::Versions => &["baseline"],
             Page::Models => &[],
-            Page::Requests => &["cursor", "q"],
+            Page::Requests => &["cursor", "q", "order"],
             Page::Explain => &["baselineFrom", "baselineTo", "by"],
             Page::Budgets | Page::Alerts | Page::Setup => &[],
         }
