@@ -35,6 +35,8 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/explain", get(pages::explain::page))
         .route("/budgets", get(pages::budgets::page))
         .route("/alerts", get(pages::alerts::page))
+        .route("/alerts/ack", post(pages::alerts::acknowledge))
+        .route("/alerts/mute", post(pages::alerts::mute))
         .route("/setup", get(pages::setup::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
@@ -143,6 +145,8 @@ pub struct Ctx {
     /// The workspace's settings with its pseudonym secret: filters naming a personal
     /// value also match its pseudonym.
     pub settings: Arc<crate::settings::IngestSettings>,
+    /// The session's CSRF token, for the forms that change something (admin sessions).
+    pub csrf: String,
 }
 
 /// Why a page could not be built.
@@ -203,8 +207,12 @@ impl Ctx {
                 return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
             }
         };
+        let csrf = session::cookie_token(headers)
+            .map(session::csrf_token)
+            .unwrap_or_default();
         Ok(Ctx {
             settings,
+            csrf,
             now,
             key,
             view,

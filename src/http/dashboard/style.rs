@@ -271,6 +271,8 @@ details.alert-row .title { overflow: hidden; text-overflow: ellipsis; white-spac
 .login .btn { width: 100%; height: 36px; }
 .error { background: var(--bad-bg); color: var(--bad); border-radius: 6px; padding: 8px 12px; margin: 10px 0; font-size: 13px; }
 footer { color: var(--faint); font-size: 12px; padding: 0 0 24px; }
+.actions{display:flex;gap:12px;align-items:flex-end;flex-wrap:wrap;margin:4px 0 12px}
+.actions form{display:flex;gap:8px;align-items:flex-end}
 "#;
 
 /// Hover details for chart columns, auto refresh, and submit-on-change for the filter
