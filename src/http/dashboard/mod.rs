@@ -109,8 +109,9 @@ impl Page {
     pub fn own_params(self) -> &'static [&'static str] {
         match self {
             Page::Overview => &["by", "bucket"],
-            Page::Endpoints | Page::Tenant => &[],
-            Page::Tenants => &["dim"],
+            Page::Endpoints => &["page"],
+            Page::Tenant => &[],
+            Page::Tenants => &["dim", "page"],
             Page::Versions => &["baseline"],
             Page::Models => &[],
             Page::Requests => &["cursor", "q", "order"],
