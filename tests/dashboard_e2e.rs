@@ -1117,3 +1117,83 @@ async fn admin_sessions_acknowledge_and_mute_alerts_with_their_csrf_token_read_s
     let alert = alert_of(&api.get("/v1/alerts", &s.read).await.body);
     assert_eq!(ms(&alert["acknowledgedAt"]), acked);
 }
+
+#[tokio::test]
+async fn most_expensive_requests_are_every_priced_call_of_the_window_by_cost() {
+    let s = setup();
+    let api = Api::new(&s.server);
+    // Every call of the fixture's window, newest first (the reference), then ranked here.
+    let all = api
+        .get(&format!("/v1/events?{WINDOW}&limit=1000"), &s.read)
+        .await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let events = all.body["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["costUsd"].is_null()),
+        "the fixture has unpriced calls"
+    );
+    let mut priced: Vec<(i64, i64, String)> = events
+        .iter()
+        .filter(|e| !e["costUsd"].is_null())
+        .map(|e| {
+            let nanos = (e["costUsd"].as_f64().unwrap() * 1e9).round() as i64;
+            let ts = e["timestamp"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_millisecond();
+            (
+                nanos,
+                ts,
+                e["externalRequestId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    priced.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    // The API in pages of 7: the same costs in the same order, each call once.
+    let mut listed: Vec<(i64, String)> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/events?{WINDOW}&order=cost&limit=7");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = api.get(&path, &s.read).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for e in page.body["events"].as_array().unwrap() {
+            let nanos = (e["costUsd"].as_f64().unwrap() * 1e9).round() as i64;
+            listed.push((nanos, e["externalRequestId"].as_str().unwrap().to_string()));
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let costs = |v: &[(i64, String)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+    let expected: Vec<(i64, String)> = priced.iter().map(|p| (p.0, p.2.clone())).collect();
+    assert_eq!(costs(&listed), costs(&expected));
+    let mut ids: Vec<&String> = listed.iter().map(|x| &x.1).collect();
+    let mut want: Vec<&String> = expected.iter().map(|x| &x.1).collect();
+    (ids.sort(), want.sort());
+    assert_eq!(ids, want, "every priced call once");
+    let r = api
+        .get(&format!("/v1/events?{WINDOW}&order=dear"), &s.read)
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.to_string().contains("order"), "{}", r.body);
+
+    // The Requests page's "Most expensive": the dearest call first.
+    let c = s.session(&s.read).await;
+    let page = s
+        .get(&format!("/requests?{WINDOW}&order=cost"), Some(&c))
+        .await;
+    assert_eq!(page.status, 200);
+    let first = section(&page.body, "data-request-id=\"", "\"");
+    assert_eq!(&first["data-request-id=\"".len()..], expected[0].1);
+    assert!(page.body.contains(r#"class="on" data-order="cost""#));
+    let bad = s
+        .get(&format!("/requests?{WINDOW}&order=dear"), Some(&c))
+        .await;
+    assert_eq!(bad.status, 400);
+}
