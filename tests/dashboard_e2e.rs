@@ -1175,7 +1175,8 @@ async fn most_expensive_requests_are_every_priced_call_of_the_window_by_cost() {
     assert_eq!(costs(&listed), costs(&expected));
     let mut ids: Vec<&String> = listed.iter().map(|x| &x.1).collect();
     let mut want: Vec<&String> = expected.iter().map(|x| &x.1).collect();
-    (ids.sort(), want.sort());
+    ids.sort();
+    want.sort();
     assert_eq!(ids, want, "every priced call once");
     let r = api
         .get(&format!("/v1/events?{WINDOW}&order=dear"), &s.read)
