@@ -52,10 +52,12 @@ pub struct Newcomers {
 pub fn newcomers(rows: &[Row], seen: &[Row], missing: &str) -> Result<Newcomers> {
     let mut out = Newcomers::default();
     let mut top: Vec<(String, Sums)> = Vec::new();
+    // Up to 10,000 users on each side: a set, not a scan per user.
+    let seen: std::collections::HashSet<&str> = seen.iter().map(|s| s.group[0].as_str()).collect();
     for row in rows {
         let user = &row.group[0];
         let is_missing = user == missing;
-        if !is_missing && seen.iter().any(|s| &s.group[0] == user) {
+        if !is_missing && seen.contains(user.as_str()) {
             continue;
         }
         out.sums.add(&row.sums)?;
