@@ -509,6 +509,16 @@ test('sortable columns: a heading click orders the rows by that column, again fo
   const names = await page.locator('#top-table tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-key')));
   assert.deepEqual(names, [...names].sort((a, b) => b.localeCompare(a)), 'names, Z to A first');
   await shot('endpoints-sorted');
+  // Models by spend: the exact amounts of the money cells, dearest first, unpriced last.
+  await open(`/models?${WINDOW}`);
+  await page.locator('#top-table thead th', { hasText: /^Spend$/ }).click();
+  const spend = await page.locator('#top-table tbody tr').evaluateAll((rows) => rows.map((r) => {
+    const usd = r.cells[2].querySelector('[data-usd]');
+    return usd ? Number(usd.getAttribute('data-usd')) : null;
+  }));
+  const models = await api(`/v1/top/models?${WINDOW}`);
+  const want = models.rows.map((r) => r.costUsd).filter((c) => c !== null).sort((a, b) => b - a);
+  assert.deepEqual(spend, [...want, ...models.rows.filter((r) => r.costUsd === null).map(() => null)]);
 });
 
 test('tables page past 100 rows: 130 tenants are 100 on the first page and 30 on the next, as the API orders them', async () => {

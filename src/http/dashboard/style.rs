@@ -321,11 +321,18 @@ pub const JS: &str = r#"
           if (!td) return null;
           var v = td.getAttribute('data-v');
           if (v !== null) return v === '' ? null : parseFloat(v);
+          var usd = td.querySelector('[data-usd]');
+          if (usd) return parseFloat(usd.getAttribute('data-usd'));
           var t = td.textContent.trim();
+          if (/^-?[\d,]+(\.\d+)?\s*%?$/.test(t)) return parseFloat(t.replace(/[,%\s]/g, ''));
           return t === '' || t === '—' ? null : t.toLowerCase();
         };
-        Array.prototype.slice.call(body.rows).map(function (tr, i) { return [key(tr), i, tr]; })
-          .sort(function (a, b) {
+        var keyed = Array.prototype.slice.call(body.rows).map(function (tr, i) { return [key(tr), i, tr]; });
+        // A numeric column: a cell without a number ("unpriced") has no value.
+        if (keyed.some(function (x) { return typeof x[0] === 'number'; })) {
+          keyed.forEach(function (x) { if (typeof x[0] !== 'number') x[0] = null; });
+        }
+        keyed.sort(function (a, b) {
             if (a[0] === null || b[0] === null) return ((a[0] === null) - (b[0] === null)) || a[1] - b[1];
             var c = (typeof a[0] === 'number' && typeof b[0] === 'number') ? a[0] - b[0] : String(a[0]).localeCompare(String(b[0]));
             return (dir === 'ascending' ? c : -c) || a[1] - b[1];

@@ -122,7 +122,7 @@ fn caps_card(caps: &[TenantCap], rate_caps: &[RateCap]) -> Markup {
             @if caps.is_empty() {
                 p.muted data-empty { "No budget caps this tenant." }
             } @else {
-                table.t {
+                table.t.sortable {
                     thead { tr { th { "Budget" } th { "Plan" } th.num { "Spent" } th.num { "Limit" } th { "State" } th { "Action" } th { "Period" } } }
                     tbody {
                         @for c in caps {
@@ -154,7 +154,7 @@ fn top_card(ctx: &Ctx, title: &str, id: &str, r: &TopReport, dims: &[&str]) -> M
     html! {
         div.card.scroll id=(id) {
             div.card-head { h2 { (title) } }
-            table.t {
+            table.t.sortable {
                 thead { tr { th { (title) } th.num { "Spend" } th.num { "Share" } th.num { "Requests" } th.num { "Cost / req" } } }
                 tbody {
                     @for row in &r.rows {
@@ -203,7 +203,7 @@ fn requests_card(ctx: &Ctx, (events, more): &(Vec<StoredEvent>, bool)) -> Markup
                 h2 { "Most expensive requests" }
                 @if *more { a.faint href=(ctx.link(Page::Requests, &[("order", Some("cost"))])) { "all, most expensive first →" } }
             }
-            table.t {
+            table.t.sortable {
                 thead { tr { th { "Time (UTC)" } th { "Endpoint" } th { "Model" } th { "User" } th.num { "Tokens in / out" } th.num { "Cost" } } }
                 tbody {
                     @for e in events {
