@@ -30,6 +30,10 @@ use serde_json::json;
 /// more.
 const JUMP_TOP: usize = 100;
 
+/// Findings of `spend_jump` per dimension and evaluation, the largest jumps (above their
+/// usual spend) first.
+const JUMP_FINDINGS: usize = 5;
+
 /// Days looked back to tell a new user from a returning one.
 const SEEN_DAYS: i64 = 7;
 
@@ -259,6 +263,7 @@ pub async fn spend_jump(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Fi
         let history = same_window_earlier(ctx, &q, dim.clone(), &rows).await?;
         let backs: Vec<i64> = history.iter().map(|h| h.0).collect();
         let days = comparable(ctx.now, &backs);
+        let mut jumps: Vec<(i128, &Row, Baseline)> = Vec::new();
         for row in &rows {
             let value = &row.group[0];
             let samples: Vec<i64> = history
@@ -276,6 +281,12 @@ pub async fn spend_jump(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Fi
             if !jumped(rule, &row.sums, &usual) {
                 continue;
             }
+            jumps.push((row.sums.cost.0 as i128 - usual.expected as i128, row, usual));
+        }
+        // The largest jumps only: many accounts jumping at once (one bot behind them)
+        // is one story, and each finding reads its drivers.
+        jumps.sort_by_key(|j| std::cmp::Reverse(j.0));
+        for (_, row, usual) in jumps.into_iter().take(JUMP_FINDINGS) {
             out.push(jump_finding(ctx, rule, &q, &b, &dim, row, &usual).await?);
         }
     }
