@@ -144,24 +144,27 @@ pub async fn new_user_burst(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Ve
     if now.sums.requests < rule.min_requests || now.sums.cost < rule.min_usd {
         return Ok(Vec::new());
     }
-    // The same window on each earlier day, with its own newcomers.
-    let mut history: Vec<(i64, i64, i64)> = Vec::new();
+    // The same window on each earlier day with traffic (totals: cheap rollup reads),
+    // then the newcomers of the comparable ones only (the costly part).
+    let shifted = |back: i64| Query {
+        from_ms: q.from_ms - back * DAY_MS,
+        to_ms: q.to_ms - back * DAY_MS,
+        ..q.clone()
+    };
+    let mut totals: Vec<(i64, i64)> = Vec::new();
     for back in 1..=DAYS {
-        let shifted = Query {
-            from_ms: q.from_ms - back * DAY_MS,
-            to_ms: q.to_ms - back * DAY_MS,
-            ..q.clone()
-        };
-        let all = total(ctx, &shifted).await?;
-        if all.requests == 0 {
-            continue;
+        let all = total(ctx, &shifted(back)).await?;
+        if all.requests > 0 {
+            totals.push((back, all.cost.0));
         }
-        let then = newcomers_in(ctx, &shifted).await?;
-        history.push((back, then.sums.cost.0, all.cost.0));
     }
-    let backs: Vec<i64> = history.iter().map(|h| h.0).collect();
+    let backs: Vec<i64> = totals.iter().map(|t| t.0).collect();
     let days = comparable(ctx.now, &backs);
-    let history: Vec<&(i64, i64, i64)> = history.iter().filter(|h| days.contains(&h.0)).collect();
+    let mut history: Vec<(i64, i64, i64)> = Vec::new();
+    for (back, all) in totals.into_iter().filter(|t| days.contains(&t.0)) {
+        let then = newcomers_in(ctx, &shifted(back)).await?;
+        history.push((back, then.sums.cost.0, all));
+    }
     let samples: Vec<i64> = history.iter().map(|h| h.1).collect();
     let Some(usual) = Baseline::of(&samples) else {
         return Ok(Vec::new());
