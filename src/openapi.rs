@@ -71,7 +71,7 @@ pub const ROUTES: &[Route] = &[
         "get",
         "/v1/events",
         R,
-        "List stored events (filters, cursor); format=csv or ndjson streams every match",
+        "List stored events (filters, cursor; order=cost for the most expensive first); format=csv or ndjson streams every match",
         None,
         "Object",
     ),

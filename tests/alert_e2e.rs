@@ -225,6 +225,26 @@ async fn each_rule_fires_on_its_incident() {
             }),
             "cache_hit_drop:support.reply:support_v10",
         ),
+        (
+            "leaked key: a burst of new users",
+            calls(400, 50, "bot", |i| json!({"userId": format!("bot-{i}")})),
+            "new_user_burst",
+        ),
+        (
+            "one tenant's hour jumps",
+            calls(
+                400,
+                50,
+                "jump",
+                |i| json!({"tenantId": "initech", "userId": format!("user-{:04}", i % 600)}),
+            ),
+            "spend_jump:tenantId:initech",
+        ),
+        (
+            "one user's hour jumps",
+            calls(400, 50, "user", |_| json!({"userId": "user-0042"})),
+            "spend_jump:userId:user-0042",
+        ),
     ];
     for (name, events, expected) in incidents {
         let s = setup().await;

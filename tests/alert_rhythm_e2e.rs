@@ -2,7 +2,9 @@
 //! (daily peak 4x the trough, a weekend dip, 60 endpoints of which most are small, noise
 //! on volume and sizes), the rules evaluated every hour of the last week at an injected
 //! time; no finding on clean traffic, and findings on injected incidents (one endpoint's
-//! spend 4x for two hours, an endpoint moved to a dearer model).
+//! spend 4x for two hours, an endpoint moved to a dearer model, a burst of calls under
+//! new user ids, one tenant's hour at many times its usual). Users are skewed over
+//! 20,000 ids, so new users appear every hour of clean traffic too.
 //!
 //! Measured on this traffic (168 hourly evaluations of the last week): the rule that
 //! compared an hour with the trailing 7-day hourly average and a 20-call minimum gave
@@ -25,6 +27,7 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 const END: &str = "2026-03-02T00:00:00Z";
 const DAYS: i64 = 21;
 const ENDPOINTS: usize = 60;
+const USERS: usize = 20_000;
 /// Calls per hour at the daily peak of a weekday, over every endpoint.
 const PEAK_CALLS: f64 = 300.0;
 const MODELS: [(&str, &str); 4] = [
@@ -73,6 +76,8 @@ fn event(rng: &mut StdRng, c: &Call) -> Value {
         "externalRequestId": c.id, "provider": c.model.0, "model": c.model.1,
         "endpointTag": format!("ep.{:02}", c.endpoint), "promptVersion": format!("ep{:02}_v1", c.endpoint),
         "tenantId": format!("tenant-{:03}", skewed(rng, 200)),
+        // Users are skewed too, with a long tail: new ones keep appearing every day.
+        "userId": format!("user-{:05}", skewed(rng, USERS)),
         "inputTokens": jitter(rng, input), "outputTokens": jitter(rng, input / 6),
         "status": "success", "environment": "prod", "dataMode": "real",
         "timestamp": at(c.ts),
@@ -260,10 +265,29 @@ async fn rhythmic_clean_traffic_gives_no_false_alert_in_a_week_of_hourly_evaluat
         from,
         to,
     );
+    // A leaked key: 400 calls of ep.00 (gpt-4.1, about 1.3 cents each: some $5) in the
+    // last hour, each under a new user id; new users usually spend under $1 at the peak.
+    let mut bots = incident("bot", 0, model_of(0), 400, to - HOUR_MS, to);
+    for (i, e) in bots.iter_mut().enumerate() {
+        e["userId"] = json!(format!("bot-{i}"));
+    }
+    // One established tenant (the second biggest, under $1 in a peak hour) sends 200
+    // calls of ep.04 (gpt-4.1, about 2.7 cents each: some $5) in the last hour.
+    let mut jump = incident("jump", 4, model_of(4), 200, to - HOUR_MS, to);
+    for e in jump.iter_mut() {
+        e["tenantId"] = json!("tenant-001");
+    }
     s.ingest(runaway).await;
     s.ingest(opus).await;
+    s.ingest(bots).await;
+    s.ingest(jump).await;
     let found = keys(&s.findings(to).await);
-    for expected in ["hourly_spend_spike:ep.00", "hourly_spend_spike:ep.02"] {
+    for expected in [
+        "hourly_spend_spike:ep.00",
+        "hourly_spend_spike:ep.02",
+        "new_user_burst",
+        "spend_jump:tenantId:tenant-001",
+    ] {
         assert!(
             found.contains(&expected.to_string()),
             "expected {expected} in {found:?}"

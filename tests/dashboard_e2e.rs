@@ -905,3 +905,296 @@ async fn a_budget_for_each_tenant_shows_its_members_over_and_near_their_caps() {
         "only members over or near"
     );
 }
+
+/// The value of the first `name="csrf"` field of a page.
+fn csrf_of(body: &str) -> String {
+    let field = section(body, r#"name="csrf" value=""#, r#"">"#);
+    field[r#"name="csrf" value=""#.len()..].to_string()
+}
+
+#[tokio::test]
+async fn admin_sessions_acknowledge_and_mute_alerts_with_their_csrf_token_read_sessions_cannot() {
+    let s = setup();
+    let api = Api::new(&s.server);
+    let r = api
+        .post(
+            "/v1/ingest/batch",
+            &s.ingest,
+            &json!(now_calls("burst", 25, "mystery-now", "t-burst", None)),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    api.post("/v1/alerts/evaluate", &s.admin, &json!({})).await;
+    let alert_of = |alerts: &Value| {
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["rule"] == "unpriced_ratio")
+            .expect("the unpriced rule fired")
+            .clone()
+    };
+    let alert = alert_of(&api.get("/v1/alerts", &s.read).await.body);
+    let id = alert["id"].as_i64().unwrap();
+    assert_eq!(alert["acknowledgedAt"], Value::Null);
+    let id_text = id.to_string();
+
+    let admin = s.session(&s.admin).await;
+    let read = s.session(&s.read).await;
+    let admin_page = s.get("/alerts", Some(&admin)).await;
+    let card = section(
+        &admin_page.body,
+        &format!(r#"id="alert-{id}""#),
+        r#"id="history""#,
+    );
+    assert!(
+        card.contains("data-ack") && card.contains("data-mute"),
+        "{card}"
+    );
+    let token = csrf_of(card);
+    assert_eq!(token.len(), 64, "a SHA-256 in hex: {token}");
+    // A read session sees no forms.
+    let read_page = s.get("/alerts", Some(&read)).await;
+    assert!(!read_page.body.contains("data-actions"));
+    assert!(!read_page.body.contains(r#"name="csrf""#));
+
+    let post = |path: &'static str, cookie: String, form: Vec<(&'static str, String)>| {
+        let req = s
+            .http
+            .post(s.url(path))
+            .header("cookie", cookie)
+            .form(&form);
+        s.send(req)
+    };
+    // Refused: a read session, even with the admin's token; the admin's session without
+    // the token, with another token, or from another site's page; no session at all.
+    let ack = |csrf: &str| vec![("id", id_text.clone()), ("csrf", csrf.to_string())];
+    let refused = [
+        ("read session", read.clone(), ack(&token), "read-only"),
+        (
+            "no token",
+            admin.clone(),
+            vec![("id", id_text.clone())],
+            "csrf",
+        ),
+        ("wrong token", admin.clone(), ack(&"0".repeat(64)), "csrf"),
+        ("empty token", admin.clone(), ack(""), "csrf"),
+    ];
+    for (what, cookie, form, why) in refused {
+        let r = post("/alerts/ack", cookie, form).await;
+        assert_eq!(r.status, 403, "{what}: {}", r.body);
+        assert!(r.body.contains(why), "{what}: {}", r.body);
+    }
+    let cross_site = s
+        .http
+        .post(s.url("/alerts/ack"))
+        .header("cookie", &admin)
+        .header("origin", "https://evil.example")
+        .form(&ack(&token));
+    assert_eq!(s.send(cross_site).await.status, 403);
+    let anonymous = s.http.post(s.url("/alerts/ack")).form(&ack(&token));
+    assert_eq!(s.send(anonymous).await.status, 401);
+    let mute = |rule: &str, minutes: &str, csrf: &str| {
+        vec![
+            ("rule", rule.to_string()),
+            ("minutes", minutes.to_string()),
+            ("csrf", csrf.to_string()),
+        ]
+    };
+    let r = post(
+        "/alerts/mute",
+        read.clone(),
+        mute("unpriced_ratio", "60", &token),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Nothing changed.
+    let alert = alert_of(&api.get("/v1/alerts", &s.read).await.body);
+    assert_eq!(alert["acknowledgedAt"], Value::Null);
+    let rules = api.get("/v1/alert-rules", &s.read).await.body;
+    assert_eq!(rules["rules"]["unpriced_ratio"]["mutedUntil"], Value::Null);
+
+    // Bad fields are named.
+    let r = post(
+        "/alerts/ack",
+        admin.clone(),
+        vec![("id", "x".into()), ("csrf", token.clone())],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.starts_with("id:")),
+        (400, true),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/alerts/ack",
+        admin.clone(),
+        vec![("id", "999999".into()), ("csrf", token.clone())],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.starts_with("id:")),
+        (400, true),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/alerts/mute",
+        admin.clone(),
+        mute("no_such_rule", "60", &token),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.starts_with("rule:")),
+        (400, true),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/alerts/mute",
+        admin.clone(),
+        mute("unpriced_ratio", "7", &token),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.starts_with("minutes:")),
+        (400, true),
+        "{}",
+        r.body
+    );
+
+    // The admin's own page, with its token: acknowledged, then the rule muted for 1 hour.
+    let before = jiff::Timestamp::now().as_millisecond();
+    let r = post("/alerts/ack", admin.clone(), ack(&token)).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("/alerts#alert-{id}").as_str())
+    );
+    let r = post(
+        "/alerts/mute",
+        admin.clone(),
+        mute("unpriced_ratio", "60", &token),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let after = jiff::Timestamp::now().as_millisecond();
+    let ms = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    };
+    let alert = alert_of(&api.get("/v1/alerts", &s.read).await.body);
+    let acked = ms(&alert["acknowledgedAt"]);
+    assert!(before - 1000 <= acked && acked <= after, "{acked}");
+    let rules = api.get("/v1/alert-rules", &s.read).await.body;
+    let until = ms(&rules["rules"]["unpriced_ratio"]["mutedUntil"]);
+    assert!(
+        before - 1000 + 3_600_000 <= until && until <= after + 3_600_000,
+        "muted for an hour: {until}"
+    );
+    let page = s.get("/alerts", Some(&admin)).await;
+    let card = section(
+        &page.body,
+        &format!(r#"id="alert-{id}""#),
+        r#"id="history""#,
+    );
+    assert!(card.contains("data-acknowledged"), "{card}");
+    assert!(!card.contains("data-ack>"), "acknowledged once: {card}");
+    // The acknowledgement outlives the minute's evaluation, which rewrites the alert.
+    let r = api
+        .put_json(
+            "/v1/alert-rules",
+            &s.admin,
+            &json!({"rules": {"unpriced_ratio": {"mutedUntil": null}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    api.post("/v1/alerts/evaluate", &s.admin, &json!({})).await;
+    let alert = alert_of(&api.get("/v1/alerts", &s.read).await.body);
+    assert_eq!(ms(&alert["acknowledgedAt"]), acked);
+}
+
+#[tokio::test]
+async fn most_expensive_requests_are_every_priced_call_of_the_window_by_cost() {
+    let s = setup();
+    let api = Api::new(&s.server);
+    // Every call of the fixture's window, newest first (the reference), then ranked here.
+    let all = api
+        .get(&format!("/v1/events?{WINDOW}&limit=1000"), &s.read)
+        .await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let events = all.body["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["costUsd"].is_null()),
+        "the fixture has unpriced calls"
+    );
+    let mut priced: Vec<(i64, i64, String)> = events
+        .iter()
+        .filter(|e| !e["costUsd"].is_null())
+        .map(|e| {
+            let nanos = (e["costUsd"].as_f64().unwrap() * 1e9).round() as i64;
+            let ts = e["timestamp"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_millisecond();
+            (
+                nanos,
+                ts,
+                e["externalRequestId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    priced.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    // The API in pages of 7: the same costs in the same order, each call once.
+    let mut listed: Vec<(i64, String)> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/events?{WINDOW}&order=cost&limit=7");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = api.get(&path, &s.read).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for e in page.body["events"].as_array().unwrap() {
+            let nanos = (e["costUsd"].as_f64().unwrap() * 1e9).round() as i64;
+            listed.push((nanos, e["externalRequestId"].as_str().unwrap().to_string()));
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let costs = |v: &[(i64, String)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+    let expected: Vec<(i64, String)> = priced.iter().map(|p| (p.0, p.2.clone())).collect();
+    assert_eq!(costs(&listed), costs(&expected));
+    let mut ids: Vec<&String> = listed.iter().map(|x| &x.1).collect();
+    let mut want: Vec<&String> = expected.iter().map(|x| &x.1).collect();
+    ids.sort();
+    want.sort();
+    assert_eq!(ids, want, "every priced call once");
+    let r = api
+        .get(&format!("/v1/events?{WINDOW}&order=dear"), &s.read)
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.to_string().contains("order"), "{}", r.body);
+
+    // The Requests page's "Most expensive": the dearest call first.
+    let c = s.session(&s.read).await;
+    let page = s
+        .get(&format!("/requests?{WINDOW}&order=cost"), Some(&c))
+        .await;
+    assert_eq!(page.status, 200);
+    let first = section(&page.body, "data-request-id=\"", "\"");
+    assert_eq!(&first["data-request-id=\"".len()..], expected[0].1);
+    assert!(page.body.contains(r#"class="on" data-order="cost""#));
+    let bad = s
+        .get(&format!("/requests?{WINDOW}&order=dear"), Some(&c))
+        .await;
+    assert_eq!(bad.status, 400);
+}

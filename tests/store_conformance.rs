@@ -130,6 +130,7 @@ conformance_tests! {
     aggregate::aggregates_match_the_reference,
     mappings::mapped_reads_match_the_reference_over_rewritten_calls,
     reads::events_pages_list_every_stored_call_once_newest_first,
+    reads::costliest_pages_list_every_priced_call_once_by_cost,
     reads::pages_stay_exact_while_calls_arrive,
     reads::request_values_and_latencies_are_the_newest_matching_calls,
     reads::versions_seen_lie_between_the_stored_calls_and_every_attempt,

@@ -172,6 +172,13 @@ const FLOAT_MONEY_ALLOWED: &[(&str, &str, &str, &str)] = &[
          with the rule's threshold; both amounts stay integers",
     ),
     (
+        "src/alert/abuse.rs",
+        "times",
+        "now_nanos as f64 / expected_nanos as f64",
+        "an abuse finding's size, spend over its usual, shown as `4.2x` in the text and \
+         evidence; the threshold is compared in integers (`at_least_times`)",
+    ),
+    (
         "src/alert/rules.rs",
         "usd",
         "nanos as f64 / 1e9",

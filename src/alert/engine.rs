@@ -17,6 +17,9 @@ pub const ALERT: &str = "alert";
 pub const SETTINGS: &str = "alert_settings";
 pub const CHANNEL: &str = "channel";
 pub const DELIVERY: &str = "delivery";
+/// A person's acknowledgement of one alert (`{"alertId": id, "at": time}`), kept apart
+/// from the alert so the minute's evaluation, which rewrites firing alerts, never loses it.
+pub const ACK: &str = "alert_ack";
 /// Which node evaluates a workspace's rules: one object per workspace (the smallest id
 /// when two were created at once), `{"node": token, "untilMs": ms}`.
 pub const LEASE: &str = "alert_lease";
@@ -171,9 +174,40 @@ impl Alerts {
         self.store.delete_object(ws, CHANNEL, id).await
     }
 
+    /// Acknowledge alert `id` at `now` (someone is on it): shown with the alert as
+    /// `acknowledgedAt`; notifications and the state machine are unchanged. NotFound for
+    /// an alert that does not exist.
+    pub async fn acknowledge(&self, ws: WorkspaceId, id: i64, now: i64) -> Result<(), StoreError> {
+        let alerts = self.store.objects(Some(ws), ALERT).await?;
+        if !alerts.iter().any(|a| a.id == id) {
+            return Err(StoreError::NotFound(format!("alert {id}")));
+        }
+        let acks = self.store.objects(Some(ws), ACK).await?;
+        let existing = acks.iter().find(|a| a.body["alertId"] == json!(id));
+        let body = json!({"alertId": id, "at": crate::report::rfc3339(now)});
+        self.store
+            .put_object(ws, ACK, existing.map(|a| a.id), body)
+            .await?;
+        Ok(())
+    }
+
+    /// Mute a rule until `until_ms` (the rule's `mutedUntil` setting, as PUT
+    /// /v1/alert-rules sets it).
+    pub async fn mute(
+        &self,
+        ws: WorkspaceId,
+        rule: RuleKind,
+        until_ms: i64,
+    ) -> Result<AlertSettings, AlertError> {
+        let change =
+            json!({"rules": {rule.as_str(): {"mutedUntil": crate::report::rfc3339(until_ms)}}});
+        self.change_settings(ws, &change).await
+    }
+
     /// Stored alerts, newest first, with their deliveries.
     pub async fn alerts(&self, ws: WorkspaceId) -> Result<Vec<Value>, StoreError> {
         let deliveries = self.store.objects(Some(ws), DELIVERY).await?;
+        let acks = self.store.objects(Some(ws), ACK).await?;
         let mut out: Vec<Value> = self
             .store
             .objects(Some(ws), ALERT)
@@ -189,6 +223,10 @@ impl Alerts {
                     .map(|d| d.body.clone())
                     .collect();
                 v["deliveries"] = json!(mine);
+                v["acknowledgedAt"] = acks
+                    .iter()
+                    .find(|a| a.body["alertId"] == json!(o.id))
+                    .map_or(Value::Null, |a| a.body["at"].clone());
                 v
             })
             .collect();
@@ -404,6 +442,12 @@ impl Alerts {
             .take(excess)
         {
             self.store.delete_object(ws, ALERT, old.id).await?;
+            // Its acknowledgement goes with it.
+            for ack in self.store.objects(Some(ws), ACK).await? {
+                if ack.body["alertId"] == json!(old.id) {
+                    self.store.delete_object(ws, ACK, ack.id).await?;
+                }
+            }
         }
         Ok(())
     }

@@ -1,8 +1,9 @@
-//! Alerts: twelve built-in rules evaluated every minute over the aggregate query layer,
+//! Alerts: fourteen built-in rules evaluated every minute over the aggregate query layer,
 //! each finding carrying its evidence and top drivers; a pure state machine turns
 //! findings into firing and resolved alerts with a cooldown; `engine` stores them and
 //! sends them through `notify`.
 
+pub mod abuse;
 pub mod baseline;
 pub mod digests;
 pub mod engine;
@@ -32,10 +33,12 @@ pub enum RuleKind {
     Budget,
     TenantCostOverRevenue,
     BillMismatch,
+    NewUserBurst,
+    SpendJump,
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 12] = [
+    pub const ALL: [RuleKind; 14] = [
         RuleKind::CostPerRequestDrift,
         RuleKind::TokensPerRequestRise,
         RuleKind::HourlySpendSpike,
@@ -48,6 +51,8 @@ impl RuleKind {
         RuleKind::Budget,
         RuleKind::TenantCostOverRevenue,
         RuleKind::BillMismatch,
+        RuleKind::NewUserBurst,
+        RuleKind::SpendJump,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +69,8 @@ impl RuleKind {
             RuleKind::Budget => "budget",
             RuleKind::TenantCostOverRevenue => "tenant_cost_over_revenue",
             RuleKind::BillMismatch => "bill_mismatch",
+            RuleKind::NewUserBurst => "new_user_burst",
+            RuleKind::SpendJump => "spend_jump",
         }
     }
 
@@ -86,6 +93,8 @@ impl RuleKind {
             RuleKind::CacheHitDrop => (15.0, 50, 7 * 1440, "percentage points of cache hit rate lost, new promptVersion vs the previous one"),
             RuleKind::TenantCostOverRevenue => (30.0, 20, 1440, "% of a tenant's revenue this month so far taken by its AI cost (the window is the UTC month to date; tenants without revenue are on the margin list, not alerted)"),
             RuleKind::BillMismatch => (3.0, 0, 7 * 1440, "% by which a day's attributed spend differs from the provider's bill (each billed day in the window; bills come from burnrate reconcile import)"),
+            RuleKind::NewUserBurst => (3.0, 20, 60, "times the usual spend of new users (no calls in the 7 UTC days before today) and calls without a userId at this hour (median of the same hour on earlier comparable days)"),
+            RuleKind::SpendJump => (3.0, 10, 60, "times the usual spend of one tenant or user at this hour (median of the same hour on earlier comparable days)"),
             RuleKind::Budget => (100.0, 0, 60, "(not used: each budget has its own thresholds) budget thresholds, exceeded, projected exhaustion before the period ends"),
         };
         // Materiality: a rule that compares with a baseline fires only on a change worth
@@ -94,6 +103,7 @@ impl RuleKind {
             RuleKind::HourlySpendSpike => Usd(1_000_000_000),
             RuleKind::EndpointConcentration | RuleKind::TenantConcentration => Usd(2_000_000_000),
             RuleKind::TokensPerRequestRise => Usd(100_000_000),
+            RuleKind::NewUserBurst | RuleKind::SpendJump => Usd(2_000_000_000),
             _ => Usd(0),
         };
         RuleSettings {

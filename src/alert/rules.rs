@@ -16,7 +16,7 @@ use crate::store::{Result, Store, WorkspaceId};
 use serde_json::json;
 
 const MINUTE_MS: i64 = 60_000;
-const DAY_MS: i64 = 86_400_000;
+pub(super) const DAY_MS: i64 = 86_400_000;
 /// Baselines are the 7 days before the window.
 const BASELINE_MS: i64 = 7 * DAY_MS;
 
@@ -52,6 +52,8 @@ pub async fn evaluate(ctx: &Context<'_>) -> Result<Vec<Finding>> {
             RuleKind::Budget => budgets(ctx).await?,
             RuleKind::TenantCostOverRevenue => cost_over_revenue(ctx, rule).await?,
             RuleKind::BillMismatch => bill_mismatch(ctx, rule).await?,
+            RuleKind::NewUserBurst => super::abuse::new_user_burst(ctx, rule).await?,
+            RuleKind::SpendJump => super::abuse::spend_jump(ctx, rule).await?,
         };
         out.extend(found);
     }
@@ -59,7 +61,7 @@ pub async fn evaluate(ctx: &Context<'_>) -> Result<Vec<Finding>> {
 }
 
 /// The rule's window ending now, in the watched environment and data mode.
-fn window(ctx: &Context, rule: &RuleSettings) -> Query {
+pub(super) fn window(ctx: &Context, rule: &RuleSettings) -> Query {
     let from = ctx.now - rule.window_minutes as i64 * MINUTE_MS;
     query(ctx, from, ctx.now)
 }
@@ -103,7 +105,7 @@ async fn window_and_baseline(
 }
 
 /// The 7 days before `q`'s window.
-fn baseline(q: &Query) -> Query {
+pub(super) fn baseline(q: &Query) -> Query {
     Query {
         from_ms: q.from_ms - BASELINE_MS,
         to_ms: q.from_ms,
@@ -111,21 +113,21 @@ fn baseline(q: &Query) -> Query {
     }
 }
 
-fn scoped(q: &Query, dim: Dimension, value: &str) -> Query {
+pub(super) fn scoped(q: &Query, dim: Dimension, value: &str) -> Query {
     let mut q = q.clone();
     q.filters.text.insert(dim, vec![value.to_string()]);
     q
 }
 
 /// The largest groups of `dim` by cost (at most the row limit).
-async fn grouped(ctx: &Context<'_>, q: &Query, dim: Dimension) -> Result<Vec<Row>> {
+pub(super) async fn grouped(ctx: &Context<'_>, q: &Query, dim: Dimension) -> Result<Vec<Row>> {
     let q = by_cost(q, vec![dim], crate::query::MAX_LIMIT);
     Ok(ctx.store.aggregate(ctx.ws, q).await?.rows)
 }
 
 /// The groups of `rows` in another window, each of them however many groups there are
 /// (a group the other window's limit would have cut is not mistaken for absent).
-async fn same_groups(
+pub(super) async fn same_groups(
     ctx: &Context<'_>,
     q: &Query,
     dim: Dimension,
@@ -139,7 +141,7 @@ async fn same_groups(
 }
 
 /// The window's total over every group.
-async fn total(ctx: &Context<'_>, q: &Query) -> Result<Sums> {
+pub(super) async fn total(ctx: &Context<'_>, q: &Query) -> Result<Sums> {
     Ok(ctx
         .store
         .aggregate(ctx.ws, by_cost(q, vec![], 1))
@@ -147,17 +149,17 @@ async fn total(ctx: &Context<'_>, q: &Query) -> Result<Sums> {
         .total())
 }
 
-fn sums_of<'r>(rows: &'r [Row], value: &str) -> Option<&'r Sums> {
+pub(super) fn sums_of<'r>(rows: &'r [Row], value: &str) -> Option<&'r Sums> {
     rows.iter().find(|r| r.group[0] == value).map(|r| &r.sums)
 }
 
-fn usd(nanos: i64) -> String {
+pub(super) fn usd(nanos: i64) -> String {
     format!("${:.2}", nanos as f64 / 1e9)
 }
 
 /// `part` as a percent of `whole`: a share for display and for a rule's threshold.
 /// Both are exact integers (nano-USD, or nano-USD times the same window length).
-fn share_pct(part_nanos: i128, whole_nanos: i128) -> f64 {
+pub(super) fn share_pct(part_nanos: i128, whole_nanos: i128) -> f64 {
     part_nanos as f64 / whole_nanos as f64 * 100.0
 }
 
@@ -179,14 +181,14 @@ fn scaled(nanos: i64, num: i128, den: i128) -> Usd {
     Usd(v.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
 }
 
-fn evidence_window(now: &Query, before: &Query) -> serde_json::Value {
+pub(super) fn evidence_window(now: &Query, before: &Query) -> serde_json::Value {
     json!({
         "window": {"from": rfc3339(now.from_ms), "to": rfc3339(now.to_ms)},
         "baseline": {"from": rfc3339(before.from_ms), "to": rfc3339(before.to_ms)},
     })
 }
 
-fn link(page: &str, q: &Query, scope: &[(&str, &str)]) -> String {
+pub(super) fn link(page: &str, q: &Query, scope: &[(&str, &str)]) -> String {
     let mut link = format!(
         "{page}?from={}&to={}&environment={}&dataMode={}",
         rfc3339(q.from_ms),
@@ -450,7 +452,7 @@ async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
     // The 7 days before stay the evidence's baseline window and the drivers' reference.
     let b = baseline(&q);
     let now_rows = grouped(ctx, &q, Dimension::EndpointTag).await?;
-    let history = same_window_earlier(ctx, &q, &now_rows).await?;
+    let history = same_window_earlier(ctx, &q, Dimension::EndpointTag, &now_rows).await?;
     let days: Vec<i64> = history.iter().map(|h| h.0).collect();
     let days = super::baseline::comparable(ctx.now, &days);
     let history: Vec<&(i64, Sums, Vec<Row>)> =
@@ -522,11 +524,12 @@ async fn spend_spike(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Findi
 }
 
 /// `q`'s window on each of the `baseline::DAYS` days before: (days back, the total,
-/// the groups of `rows` by endpoint). Days without a single call (before the data
-/// began) give no sample.
-async fn same_window_earlier(
+/// the groups of `rows` by `dim`). Days without a single call (before the data began)
+/// give no sample.
+pub(super) async fn same_window_earlier(
     ctx: &Context<'_>,
     q: &Query,
+    dim: Dimension,
     rows: &[Row],
 ) -> Result<Vec<(i64, Sums, Vec<Row>)>> {
     let mut out = Vec::new();
@@ -540,7 +543,7 @@ async fn same_window_earlier(
         if all.requests == 0 {
             continue;
         }
-        let groups = same_groups(ctx, &shifted, Dimension::EndpointTag, rows).await?;
+        let groups = same_groups(ctx, &shifted, dim.clone(), rows).await?;
         out.push((back, all, groups));
     }
     Ok(out)

@@ -4,7 +4,7 @@ use super::authorize;
 use super::error::ApiError;
 use super::state::HttpState;
 use crate::ingest::{self, Item, MAX_BODY_BYTES};
-use crate::store::{EventQuery, KeyInfo, Scope};
+use crate::store::{EventOrder, EventQuery, KeyInfo, Scope};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -263,19 +263,29 @@ pub async fn events(
             }
         },
     };
+    let order = match params.get("order").map(String::as_str) {
+        None | Some("newest") => EventOrder::Newest,
+        Some("cost") => EventOrder::Costliest,
+        Some(_) => {
+            return Err(ApiError::field(
+                "order",
+                "must be newest or cost (most expensive first, priced calls only)",
+            ))
+        }
+    };
     // Without filter parameters the explorer lists everything (all environments and
     // data modes); with any, the usual window and defaults of the query layer apply.
     let filtered = params.keys().any(|k| {
         !matches!(
             k.as_str(),
-            "limit" | "cursor" | "externalRequestId" | "format"
+            "limit" | "cursor" | "externalRequestId" | "format" | "order"
         )
     });
     let (window, filters) = if filtered {
         let mut base = base_query(
             &params,
             state.now_ms(),
-            &["limit", "cursor", "externalRequestId", "format"],
+            &["limit", "cursor", "externalRequestId", "format", "order"],
         )?;
         widen(&state, key.workspace_id, &mut base.filters).await?;
         (Some((base.from_ms, base.to_ms)), Some(base.filters))
@@ -288,6 +298,7 @@ pub async fn events(
         filters,
         cursor: params.get("cursor").cloned(),
         limit,
+        order,
     };
     if let Some(format) = format {
         return Ok(export_events(&state, key.workspace_id, query, format));

@@ -268,9 +268,21 @@ pub struct EventQuery {
     /// Time window and dimension filters of the aggregate query (None = no filter).
     pub window: Option<(i64, i64)>,
     pub filters: Option<crate::query::Filters>,
-    /// Opaque position from a previous page.
+    /// Opaque position from a previous page (of the same order).
     pub cursor: Option<String>,
     pub limit: usize,
+    pub order: EventOrder,
+}
+
+/// How a list of events is ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventOrder {
+    /// Newest first (time, then the store's own tie-break).
+    #[default]
+    Newest,
+    /// Most expensive first (then newest first); only priced calls, whose cost is known:
+    /// an unpriced call's cost is missing, never ranked as $0.
+    Costliest,
 }
 
 #[derive(Debug, Clone, Serialize)]

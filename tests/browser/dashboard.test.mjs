@@ -415,7 +415,7 @@ test('alerts: firing first with the evidence and drivers of /v1/alerts, the hist
   const driver = row.locator('tr[data-dimension=model][data-value=mystery-now]');
   assert.equal(Number(await driver.locator('[data-share]').getAttribute('data-share')), resolved.drivers[0].sharePct);
   assert.equal(await row.locator('[data-channel=ops-hook][data-delivered=true]').count(), 2, 'firing and resolved delivered');
-  assert.equal(await page.locator('#rules tr[data-rule]').count(), 12, 'every rule, bill_mismatch included');
+  assert.equal(await page.locator('#rules tr[data-rule]').count(), 14, 'every rule, bill_mismatch and the abuse rules included');
   await shot('alerts');
 
   await Promise.all([page.waitForURL(/\/explain\?/), row.locator('a[data-go=explain]').click()]);
@@ -505,6 +505,147 @@ test('at 800 px wide every nav link and Log out is visible inside the viewport',
   } finally {
     await page.setViewportSize({ width: 1440, height: 900 });
   }
+});
+
+test('sortable columns: a heading click orders the rows by that column, again for the other way', async () => {
+  await open(`/endpoints?${WINDOW}`);
+  const top = await api(`/v1/top/endpoints?${WINDOW}`);
+  const requests = page.locator('#top-table thead th', { hasText: /^Requests$/ });
+  const shown = async () => page.locator('#top-table tbody tr').evaluateAll(
+    (rows) => rows.map((r) => [r.getAttribute('data-key'), Number(r.cells[5].getAttribute('data-v'))]));
+  // Expected orders from the API's rows, ties kept in the server's order (by spend).
+  const byRequests = (dir) => top.rows
+    .map((r, i) => [r.group.endpointTag, r.requests, i])
+    .sort((a, b) => (dir * (a[1] - b[1])) || a[2] - b[2])
+    .map(([k, n]) => [k, n]);
+  await requests.click();
+  assert.equal(await requests.getAttribute('aria-sort'), 'descending');
+  assert.deepEqual(await shown(), byRequests(-1), 'most requests first');
+  await requests.click();
+  assert.equal(await requests.getAttribute('aria-sort'), 'ascending');
+  const asc = await shown();
+  // Ascending after a descending pass: ties keep the order they had then.
+  assert.deepEqual(asc.map(([, n]) => n), byRequests(1).map(([, n]) => n), 'fewest requests first');
+  assert.deepEqual([...asc.map(([k]) => k)].sort(), top.rows.map((r) => r.group.endpointTag).sort());
+  // Sorting by the name column sorts by text.
+  const name = page.locator('#top-table thead th', { hasText: /^Endpoint$/ });
+  await name.click();
+  const names = await page.locator('#top-table tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-key')));
+  assert.deepEqual(names, [...names].sort((a, b) => b.localeCompare(a)), 'names, Z to A first');
+  await shot('endpoints-sorted');
+  // Models by spend: the exact amounts of the money cells, dearest first, unpriced last.
+  await open(`/models?${WINDOW}`);
+  await page.locator('#top-table thead th', { hasText: /^Spend$/ }).click();
+  const spend = await page.locator('#top-table tbody tr').evaluateAll((rows) => rows.map((r) => {
+    const usd = r.cells[2].querySelector('[data-usd]');
+    return usd ? Number(usd.getAttribute('data-usd')) : null;
+  }));
+  const models = await api(`/v1/top/models?${WINDOW}`);
+  const want = models.rows.map((r) => r.costUsd).filter((c) => c !== null).sort((a, b) => b - a);
+  assert.deepEqual(spend, [...want, ...models.rows.filter((r) => r.costUsd === null).map(() => null)]);
+});
+
+test('tables page past 100 rows: 130 tenants are 100 on the first page and 30 on the next, as the API orders them', async () => {
+  // 130 tenants on 2026-01-20, tenant p-i costing (i + 1) cents: a day of its own.
+  const events = Array.from({ length: 130 }, (_, i) => ({
+    externalRequestId: `page-${i}`, provider: 'openai', model: 'gpt-4.1', endpointTag: 'paging.check',
+    tenantId: `p-${String(i).padStart(3, '0')}`, inputTokens: 10, outputTokens: 1, status: 'success',
+    costUsd: (i + 1) / 100, timestamp: new Date(Date.UTC(2026, 0, 20, 12, 0, i)).toISOString(),
+  }));
+  await post('/v1/ingest/batch', ingest, events);
+  const day = 'from=2026-01-20T00:00:00Z&to=2026-01-21T00:00:00Z';
+  await open(`/tenants?${day}`);
+  const keys = () => page.locator('#top-table tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-key')));
+  const first = await keys();
+  assert.equal(first.length, 100);
+  // Dearest first: p-129 down to p-030.
+  assert.deepEqual(first, Array.from({ length: 100 }, (_, i) => `p-${String(129 - i).padStart(3, '0')}`));
+  assert.equal(await page.locator('#prev-page').count(), 0);
+  await Promise.all([page.waitForURL(/page=2/), page.click('#next-page')]);
+  const second = await keys();
+  assert.deepEqual(second, Array.from({ length: 30 }, (_, i) => `p-${String(29 - i).padStart(3, '0')}`));
+  assert.equal(await page.locator('#next-page').count(), 0, 'the last page');
+  const api2 = await api(`/v1/top/tenants?${day}&limit=200`);
+  assert.deepEqual([...first, ...second], api2.rows.map((r) => r.group.tenantId), 'the API\'s order');
+  assertMoney(await moneyIn(page.locator('#top-table tr[data-key="p-000"] [data-col=spend]')), 0.01, 'p-000');
+  await shot('tenants-page-2');
+  await Promise.all([page.waitForURL((u) => !u.searchParams.has('page')), page.click('#prev-page')]);
+  assert.equal((await keys())[0], 'p-129');
+});
+
+test('date picker: calendar presets set an absolute window, day fields fill the typed fields', async () => {
+  await open(`/endpoints?${WINDOW}`);
+  await page.click('#picker summary');
+  const now = Date.now();
+  await Promise.all([page.waitForURL(/from=/), page.click('#picker a[data-preset="Yesterday"]')]);
+  const today = Math.floor(now / 86400000) * 86400000;
+  const iso = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
+  const win = page.locator('[data-window-from]');
+  assert.equal(await win.getAttribute('data-window-from'), iso(today - 86400000));
+  assert.equal(await win.getAttribute('data-window-to'), iso(today));
+  // Days picked: the 10th to the 11th, both included.
+  await page.click('#picker summary');
+  await page.fill('#picker input[data-fill=from]', '2026-01-10');
+  await page.fill('#picker input[data-fill=to]', '2026-01-11');
+  assert.equal(await page.inputValue('input[name=from]'), '2026-01-10 00:00');
+  assert.equal(await page.inputValue('input[name=to]'), '2026-01-12 00:00');
+  await shot('picker');
+  await page.click('#picker summary');
+  await Promise.all([page.waitForLoadState('load'), page.click('.filters button[type=submit]')]);
+  await page.waitForSelector('[data-window-from="2026-01-10T00:00:00Z"]');
+  assert.equal(await win.getAttribute('data-window-to'), '2026-01-12T00:00:00Z');
+  // The same numbers as the window typed in the URL.
+  const top = await api(`/v1/top/endpoints?${WINDOW}`);
+  assertMoney(await moneyIn(page.locator('#top-table [data-col=total]')), top.total.costUsd, 'total');
+});
+
+test('alerts: an admin session acknowledges and mutes from the page; a read session has no buttons, a forged post is refused', async () => {
+  await open('/alerts');
+  assert.equal(await page.locator('[data-actions]').count(), 0, 'read session: read-only');
+  // Log out, then in with another key (the login page sends a live session on at once).
+  const login = async (k) => {
+    await Promise.all([page.waitForURL(/\/login/), page.click('header form button')]);
+    await page.goto(`${base}/login?next=/alerts`);
+    await page.fill('#key', k);
+    await Promise.all([page.waitForURL(/\/alerts/), page.click('button[type=submit]')]);
+  };
+  await login(admin);
+  try {
+    const { alerts } = await api('/v1/alerts');
+    const alert = alerts.find((a) => a.state === 'firing');
+    const card = page.locator(`#alert-${alert.id}`);
+    // A forged post: the admin's session cookie without the page's token, from this
+    // origin or another one: refused, nothing changes.
+    const [session] = (await context.cookies()).filter((c) => c.name === 'burnrate_session');
+    for (const origin of [base, 'https://evil.example']) {
+      const forged = await fetch(`${base}/alerts/ack`, {
+        method: 'POST', redirect: 'manual', body: `id=${alert.id}`,
+        headers: { Cookie: `burnrate_session=${session.value}`, Origin: origin, 'Content-Type': 'application/x-www-form-urlencoded' },
+      });
+      assert.equal(forged.status, 403, origin);
+    }
+    assert.equal((await api('/v1/alerts')).alerts.find((a) => a.id === alert.id).acknowledgedAt, null);
+
+    const before = Date.now();
+    await Promise.all([page.waitForURL(new RegExp(`#alert-${alert.id}$`)), card.locator('button[data-ack]').click()]);
+    await page.waitForSelector(`#alert-${alert.id} [data-acknowledged]`);
+    const acked = (await api('/v1/alerts')).alerts.find((a) => a.id === alert.id);
+    const at = Date.parse(acked.acknowledgedAt);
+    assert.ok(at >= before - 1000 && at <= Date.now(), `acknowledged now: ${acked.acknowledgedAt}`);
+    assert.equal(await card.locator('button[data-ack]').count(), 0, 'acknowledged once');
+
+    await card.locator('select[name=minutes]').selectOption('60');
+    const muteAt = Date.now();
+    await Promise.all([page.waitForURL(/#rules$/), card.locator('button[data-mute]').click()]);
+    const rules = await api('/v1/alert-rules');
+    const until = Date.parse(rules.rules[alert.rule].mutedUntil);
+    assert.ok(until >= muteAt - 1000 + 3600000 && until <= Date.now() + 3600000, `muted for an hour: ${rules.rules[alert.rule].mutedUntil}`);
+    assert.match(await page.locator(`#rules tr[data-rule="${alert.rule}"]`).textContent(), /until/);
+    await shot('alerts-admin');
+  } finally {
+    await login(key);
+  }
+  assert.equal(await page.locator('[data-actions]').count(), 0, 'read again');
 });
 
 test('no script or style was blocked and no script failed', () => {

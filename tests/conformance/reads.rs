@@ -9,7 +9,7 @@ use burnrate::event::{DataMode, Environment};
 use burnrate::price::PriceBook;
 use burnrate::query::{Dimension, Filters, Measure, Query};
 use burnrate::store::{
-    EventQuery, FieldTally, Scope, StoreError, StoredEvent, WorkspaceId, WriteResult,
+    EventOrder, EventQuery, FieldTally, Scope, StoreError, StoredEvent, WorkspaceId, WriteResult,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -678,4 +678,81 @@ pub async fn stored_ids_are_the_asked_ids_with_a_stored_call(store: Shared, _see
     stored.sort();
     assert_eq!(stored, vec!["a".to_string(), "b'quote".to_string()]);
     assert!(store.stored_ids(ws, Vec::new()).await.unwrap().is_empty());
+}
+
+/// The costliest-first listing: every priced call of the listing exactly once (unpriced
+/// ones, whose cost is unknown, left out), by cost, ties newest first, over pages of
+/// random sizes; its cursors are the store's own.
+pub async fn costliest_pages_list_every_priced_call_once_by_cost(store: Shared, seed: u64) {
+    let loaded = load(&store, seed, 800).await;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xc0);
+    type Listing = (WorkspaceId, Option<(i64, i64)>, Option<Filters>);
+    let mut listings: Vec<Listing> = loaded
+        .workspaces
+        .iter()
+        .map(|ws| (*ws, None, None))
+        .collect();
+    for _ in 0..super::scale() * 10 {
+        let (window, filters) = gen::window_and_filters(&mut rng);
+        listings.push((
+            *pick(&mut rng, &loaded.workspaces),
+            Some(window),
+            Some(filters),
+        ));
+    }
+    for (i, (ws, window, filters)) in listings.into_iter().enumerate() {
+        let limit = rng.random_range(1..60);
+        let base = EventQuery {
+            window,
+            filters: filters.clone(),
+            limit,
+            order: EventOrder::Costliest,
+            ..Default::default()
+        };
+        let got = all_pages(&store, ws, base).await;
+        let what = format!("costliest listing {i} (pages of {limit}): {window:?} {filters:?}");
+        for pair in got.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let (ca, cb) = (a.cost_usd.expect("priced"), b.cost_usd.expect("priced"));
+            assert!(
+                ca > cb || (ca == cb && ms(&a.timestamp) >= ms(&b.timestamp)),
+                "{what}: {} ({ca}) before {} ({cb})",
+                a.external_request_id,
+                b.external_request_id
+            );
+        }
+        let expected: Vec<&Call> = loaded
+            .reference
+            .matching(ws, window, filters.as_ref())
+            .filter(|c| c.stored_event().cost_usd.is_some())
+            .collect();
+        // The same calls as the reference's priced ones, compared field by field in
+        // the newest-first order `check_listing` reads.
+        let mut newest_first = got.clone();
+        newest_first.sort_by_key(|e| std::cmp::Reverse(ms(&e.timestamp)));
+        check_listing(&loaded, &newest_first, expected, &what);
+    }
+    // A newest-first cursor is not a costliest-first one.
+    let newest = store
+        .events(
+            loaded.workspaces[0],
+            EventQuery {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    if let Some(cursor) = newest.next_cursor {
+        let mixed = EventQuery {
+            cursor: Some(cursor),
+            limit: 1,
+            order: EventOrder::Costliest,
+            ..Default::default()
+        };
+        match store.events(loaded.workspaces[0], mixed).await {
+            Err(StoreError::BadCursor) => {}
+            other => panic!("a newest-first cursor in a costliest listing: {other:?}"),
+        }
+    }
 }

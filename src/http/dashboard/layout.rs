@@ -124,6 +124,7 @@ fn filter_bar(ctx: &Ctx, fresh: Fresh) -> Markup {
                         input.time type="text" name="to" placeholder=(if preset.is_some() { "now" } else { "yyyy-mm-dd hh:mm" }) autocomplete="off"
                             value=(v.to.as_deref().and_then(super::view::parse_time).map(format::input_time).unwrap_or_default());
                     }
+                    (picker(ctx, v, path))
                     div.field {
                         span { "Data" }
                         div.seg.mode {
@@ -178,6 +179,30 @@ fn filter_bar(ctx: &Ctx, fresh: Fresh) -> Markup {
                     }
                 }
                 (freshness(ctx, fresh, window.as_ref()))
+            }
+        }
+    }
+}
+
+/// The date picker beside the typed fields: calendar presets (links, so they work
+/// without JavaScript) and two day pickers that fill the typed fields (the end day is
+/// included: `to` becomes the next midnight).
+fn picker(ctx: &Ctx, v: &View, path: &str) -> Markup {
+    html! {
+        details.picker #picker {
+            summary.btn.ghost { "Pick dates" }
+            div.picker-menu {
+                div.presets {
+                    @for (label, from, to) in super::view::calendar_presets(ctx.now) {
+                        @let (from, to) = (format::rfc3339(from), format::rfc3339(to));
+                        a data-preset=(label) href=(v.link(path, true, &[("from", Some(&from)), ("to", Some(&to))])) { (label) }
+                    }
+                }
+                div.days {
+                    label { span { "First day" } input type="date" data-fill="from"; }
+                    label { span { "Last day" } input type="date" data-fill="to"; }
+                    span.faint { "fills the fields; Apply shows it" }
+                }
             }
         }
     }

@@ -36,6 +36,8 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/budgets", get(pages::budgets::page))
         .route("/alerts", get(pages::alerts::page))
         .route("/reconciliation", get(pages::reconciliation::page))
+        .route("/alerts/ack", post(pages::alerts::acknowledge))
+        .route("/alerts/mute", post(pages::alerts::mute))
         .route("/setup", get(pages::setup::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
@@ -112,11 +114,12 @@ impl Page {
     pub fn own_params(self) -> &'static [&'static str] {
         match self {
             Page::Overview => &["by", "bucket"],
-            Page::Endpoints | Page::Tenant => &[],
-            Page::Tenants => &["dim"],
+            Page::Endpoints => &["page"],
+            Page::Tenant => &[],
+            Page::Tenants => &["dim", "page"],
             Page::Versions => &["baseline"],
             Page::Models | Page::Reconciliation => &[],
-            Page::Requests => &["cursor", "q"],
+            Page::Requests => &["cursor", "q", "order"],
             Page::Explain => &["baselineFrom", "baselineTo", "by"],
             Page::Budgets | Page::Alerts | Page::Setup => &[],
         }
@@ -148,6 +151,8 @@ pub struct Ctx {
     /// The workspace's settings with its pseudonym secret: filters naming a personal
     /// value also match its pseudonym.
     pub settings: Arc<crate::settings::IngestSettings>,
+    /// The session's CSRF token, for the forms that change something (admin sessions).
+    pub csrf: String,
 }
 
 /// Why a page could not be built.
@@ -208,8 +213,12 @@ impl Ctx {
                 return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
             }
         };
+        let csrf = session::cookie_token(headers)
+            .map(session::csrf_token)
+            .unwrap_or_default();
         Ok(Ctx {
             settings,
+            csrf,
             now,
             key,
             view,

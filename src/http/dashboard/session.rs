@@ -148,6 +148,28 @@ pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
+/// The CSRF token of a session: derived from its (HttpOnly, never shown) cookie token,
+/// so a page can carry it in its forms and the server can check it without storing
+/// anything, while another site, which cannot read the cookie, cannot compute it.
+pub fn csrf_token(session_token: &str) -> String {
+    crate::auth::hash_key(&format!("burnrate-csrf:{session_token}"))
+}
+
+/// Whether `given` is the CSRF token of the request's session (compared in constant
+/// time: the comparison's duration tells nothing about the right token).
+pub fn csrf_ok(headers: &HeaderMap, given: Option<&str>) -> bool {
+    let (Some(token), Some(given)) = (cookie_token(headers), given) else {
+        return false;
+    };
+    let want = csrf_token(token);
+    want.len() == given.len()
+        && want
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// For the login and logout forms: a browser's `Origin`, when it sends one, must be this
 /// server (no logging someone in or out from another site). Clients without the header
 /// (curl, old browsers) pass; the SameSite=Strict cookie covers the rest.
@@ -201,6 +223,18 @@ mod tests {
         assert!(!set_cookie("t", &h).contains("Secure"));
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         assert!(set_cookie("t", &h).ends_with("; Secure"));
+    }
+
+    #[test]
+    fn the_csrf_token_is_the_sessions_own() {
+        let mut h = HeaderMap::new();
+        h.insert("cookie", "burnrate_session=abc".parse().unwrap());
+        let token = csrf_token("abc");
+        assert!(csrf_ok(&h, Some(&token)));
+        assert!(!csrf_ok(&h, Some(&csrf_token("abd"))), "another session's");
+        assert!(!csrf_ok(&h, Some("")));
+        assert!(!csrf_ok(&h, None));
+        assert!(!csrf_ok(&HeaderMap::new(), Some(&token)), "no session");
     }
 
     #[test]

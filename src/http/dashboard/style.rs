@@ -271,6 +271,18 @@ details.alert-row .title { overflow: hidden; text-overflow: ellipsis; white-spac
 .login .btn { width: 100%; height: 36px; }
 .error { background: var(--bad-bg); color: var(--bad); border-radius: 6px; padding: 8px 12px; margin: 10px 0; font-size: 13px; }
 footer { color: var(--faint); font-size: 12px; padding: 0 0 24px; }
+.actions { display: flex; gap: 12px; align-items: flex-end; flex-wrap: wrap; margin: 4px 0 12px; }
+.actions form { display: flex; gap: 8px; align-items: flex-end; }
+.picker { position: relative; align-self: flex-end; }
+.picker > summary { list-style: none; cursor: pointer; }
+.picker > summary::-webkit-details-marker { display: none; }
+.picker-menu { position: absolute; z-index: 20; top: 40px; left: 0; background: #fff; border: 1px solid #cfd4dc; border-radius: 8px; padding: 10px; box-shadow: 0 6px 24px rgba(0,0,0,.12); min-width: 300px; }
+.picker .presets { display: grid; grid-template-columns: 1fr 1fr; gap: 4px 12px; margin-bottom: 10px; }
+.picker .days { display: flex; gap: 10px; align-items: flex-end; flex-wrap: wrap; font-size: 12.5px; }
+.picker .days label { display: flex; flex-direction: column; gap: 2px; }
+table.sortable th.sort { cursor: pointer; user-select: none; }
+table.sortable th[aria-sort="descending"]::after { content: " \2193"; }
+table.sortable th[aria-sort="ascending"]::after { content: " \2191"; }
 "#;
 
 /// Hover details for chart columns, auto refresh, and submit-on-change for the filter
@@ -289,6 +301,62 @@ pub const JS: &str = r#"
       tip.style.left = x + 'px'; tip.style.top = y + 'px'; tip.style.display = 'block';
     });
     el.addEventListener('mouseleave', function () { if (tip) tip.style.display = 'none'; });
+  });
+  // Sortable tables: a click on a heading orders the rows shown by that column (the
+  // cell's data-v when it has one, else its text), again for the other direction;
+  // cells without a value go last either way.
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    var heads = table.querySelectorAll('thead th');
+    heads.forEach(function (th, col) {
+      if (!th.textContent.trim() || th.hasAttribute('data-nosort')) return;
+      th.classList.add('sort');
+      th.tabIndex = 0;
+      var go = function () {
+        var dir = th.getAttribute('aria-sort') === 'descending' ? 'ascending' : 'descending';
+        heads.forEach(function (h) { h.removeAttribute('aria-sort'); });
+        th.setAttribute('aria-sort', dir);
+        var body = table.tBodies[0];
+        var key = function (tr) {
+          var td = tr.cells[col];
+          if (!td) return null;
+          var v = td.getAttribute('data-v');
+          if (v !== null) return v === '' ? null : parseFloat(v);
+          var usd = td.querySelector('[data-usd]');
+          if (usd) return parseFloat(usd.getAttribute('data-usd'));
+          var t = td.textContent.trim();
+          if (/^-?[\d,]+(\.\d+)?\s*%?$/.test(t)) return parseFloat(t.replace(/[,%\s]/g, ''));
+          return t === '' || t === '—' ? null : t.toLowerCase();
+        };
+        var keyed = Array.prototype.slice.call(body.rows).map(function (tr, i) { return [key(tr), i, tr]; });
+        // A numeric column: a cell without a number ("unpriced") has no value.
+        if (keyed.some(function (x) { return typeof x[0] === 'number'; })) {
+          keyed.forEach(function (x) { if (typeof x[0] !== 'number') x[0] = null; });
+        }
+        keyed.sort(function (a, b) {
+            if (a[0] === null || b[0] === null) return ((a[0] === null) - (b[0] === null)) || a[1] - b[1];
+            var c = (typeof a[0] === 'number' && typeof b[0] === 'number') ? a[0] - b[0] : String(a[0]).localeCompare(String(b[0]));
+            return (dir === 'ascending' ? c : -c) || a[1] - b[1];
+          })
+          .forEach(function (x) { body.appendChild(x[2]); });
+      };
+      th.addEventListener('click', go);
+      th.addEventListener('keydown', function (e) { if (e.key === 'Enter') go(); });
+    });
+  });
+  // The date picker's day fields fill the typed from/to fields (the last day included).
+  document.querySelectorAll('input[data-fill]').forEach(function (input) {
+    input.addEventListener('change', function () {
+      if (!input.value) return;
+      var target = input.form && input.form.elements[input.getAttribute('data-fill')];
+      if (!target) return;
+      var day = input.value;
+      if (input.getAttribute('data-fill') === 'to') {
+        day = new Date(Date.parse(day + 'T00:00:00Z') + 86400000).toISOString().slice(0, 10);
+      }
+      target.value = day + ' 00:00';
+      var range = input.form.elements['range'];
+      if (range) range.remove();
+    });
   });
   document.querySelectorAll('select[data-submit]').forEach(function (s) {
     s.addEventListener('change', function () { s.form.submit(); });

@@ -43,6 +43,34 @@ fn is_filter(name: &str) -> bool {
 }
 
 /// RFC 3339, or `2026-11-23 14:00` / `2026-11-23T14:00` / a date, read as UTC.
+/// The date picker's calendar presets at `now` (UTC): (label, from, to), each an
+/// absolute window the typed fields then show. Weeks start on Monday; "today" and the
+/// current week and month end now.
+pub fn calendar_presets(now_ms: i64) -> Vec<(&'static str, i64, i64)> {
+    let day = now_ms.div_euclid(DAY_MS) * DAY_MS;
+    // 1970-01-01 was a Thursday: Monday is 0.
+    let week = day - (day.div_euclid(DAY_MS) + 3).rem_euclid(7) * DAY_MS;
+    let month_start = |ms: i64| -> i64 {
+        jiff::Timestamp::from_millisecond(ms)
+            .ok()
+            .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date().first_of_month())
+            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map_or(ms, |z| z.timestamp().as_millisecond())
+    };
+    let month = month_start(now_ms);
+    let last_month = month_start(month - 1);
+    vec![
+        ("Last hour", now_ms - 3_600_000, now_ms),
+        ("Today", day, now_ms),
+        ("Yesterday", day - DAY_MS, day),
+        ("This week", week, now_ms),
+        ("Last week", week - 7 * DAY_MS, week),
+        ("This month", month, now_ms),
+        ("Last month", last_month, month),
+        ("Last 90 days", now_ms - 90 * DAY_MS, now_ms),
+    ]
+}
+
 pub fn parse_time(text: &str) -> Option<i64> {
     let text = text.trim().replacen(' ', "T", 1);
     let text = text.as_str();
@@ -191,7 +219,8 @@ impl View {
             out.extend(
                 self.own
                     .iter()
-                    .filter(|(k, _)| k.as_str() != "cursor")
+                    // A new filter starts the list again: no cursor, no page.
+                    .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "page"))
                     .map(|(k, v)| (k.clone(), v.clone())),
             );
         }
@@ -246,7 +275,8 @@ impl View {
     pub fn hidden_own(&self) -> Vec<(String, String)> {
         self.own
             .iter()
-            .filter(|(k, _)| k.as_str() != "cursor")
+            // A new filter starts the list again: no cursor, no page.
+            .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "page"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -277,6 +307,38 @@ pub fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calendar_presets_are_whole_utc_days_weeks_and_months() {
+        let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        // A Wednesday afternoon in March.
+        let now = at("2026-03-04T15:30:00Z");
+        let p: std::collections::HashMap<&str, (i64, i64)> = calendar_presets(now)
+            .into_iter()
+            .map(|(l, f, t)| (l, (f, t)))
+            .collect();
+        assert_eq!(p["Last hour"], (at("2026-03-04T14:30:00Z"), now));
+        assert_eq!(p["Today"], (at("2026-03-04T00:00:00Z"), now));
+        assert_eq!(
+            p["Yesterday"],
+            (at("2026-03-03T00:00:00Z"), at("2026-03-04T00:00:00Z"))
+        );
+        assert_eq!(
+            p["This week"],
+            (at("2026-03-02T00:00:00Z"), now),
+            "from Monday"
+        );
+        assert_eq!(
+            p["Last week"],
+            (at("2026-02-23T00:00:00Z"), at("2026-03-02T00:00:00Z"))
+        );
+        assert_eq!(p["This month"], (at("2026-03-01T00:00:00Z"), now));
+        assert_eq!(
+            p["Last month"],
+            (at("2026-02-01T00:00:00Z"), at("2026-03-01T00:00:00Z"))
+        );
+        assert_eq!(p["Last 90 days"], (at("2025-12-04T15:30:00Z"), now));
+    }
 
     fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

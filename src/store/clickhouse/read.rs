@@ -10,7 +10,7 @@ use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, St
 use crate::money::Usd;
 use crate::query::{Answer, Dimension, Filters, Query, Row, SumOverflow, Sums};
 use crate::store::{
-    EventPage, EventQuery, Freshness, RequestValues, Result, StoreError, StoredEvent,
+    EventOrder, EventPage, EventQuery, Freshness, RequestValues, Result, StoreError, StoredEvent,
     UnpricedModel, VersionSeen, WorkspaceId,
 };
 
@@ -276,22 +276,55 @@ fn parse_cursor(cursor: &str) -> Result<(i64, u8, String)> {
     }
 }
 
+/// Calls after (time, idless, id) in newest-first order.
+fn after_time(ts: i64, idless: u8, id: &str) -> String {
+    format!(
+        "(c_ts < {ts} OR (c_ts = {ts} AND (c_idless < {idless} OR (c_idless = {idless} AND c_id < {}))))",
+        quote(id)
+    )
+}
+
+/// A costliest-first cursor: `k<cost>.` before the newest-first cursor of the same row.
+fn parse_cost_cursor(cursor: &str) -> Result<(i64, i64, u8, String)> {
+    let (cost, rest) = cursor
+        .strip_prefix('k')
+        .and_then(|c| c.split_once('.'))
+        .ok_or(StoreError::BadCursor)?;
+    let cost = cost.parse().map_err(|_| StoreError::BadCursor)?;
+    let (ts, idless, id) = parse_cursor(rest)?;
+    Ok((cost, ts, idless, id))
+}
+
 pub async fn events(store: &ClickhouseStore, ws: WorkspaceId, q: EventQuery) -> Result<EventPage> {
     let scope = match &q.external_request_id {
         Some(id) => format!("ws = {ws} AND idless = 0 AND id = {}", quote(id)),
         None => format!("ws = {ws}"),
     };
     let mut conditions = window_conditions(q.window, q.filters.as_ref());
-    if let Some(cursor) = &q.cursor {
-        let (ts, idless, id) = parse_cursor(cursor)?;
-        conditions.push(format!(
-            "(c_ts < {ts} OR (c_ts = {ts} AND (c_idless < {idless} OR (c_idless = {idless} AND c_id < {}))))",
-            quote(&id)
-        ));
-    }
+    let order = match q.order {
+        EventOrder::Newest => {
+            if let Some(cursor) = &q.cursor {
+                let (ts, idless, id) = parse_cursor(cursor)?;
+                conditions.push(after_time(ts, idless, &id));
+            }
+            "c_ts DESC, c_idless DESC, c_id DESC"
+        }
+        EventOrder::Costliest => {
+            // Only priced calls: an unpriced call's cost is unknown, never $0.
+            conditions.push("c_priced = 1".into());
+            if let Some(cursor) = &q.cursor {
+                let (cost, ts, idless, id) = parse_cost_cursor(cursor)?;
+                conditions.push(format!(
+                    "(c_cost < {cost} OR (c_cost = {cost} AND {}))",
+                    after_time(ts, idless, &id)
+                ));
+            }
+            "c_cost DESC, c_ts DESC, c_idless DESC, c_id DESC"
+        }
+    };
     let columns: Vec<String> = WINNER_COLUMNS.iter().map(|c| format!("c_{c}")).collect();
     let sql = format!(
-        "SELECT c_idless, c_id, c_attempts, {} FROM {}{} ORDER BY c_ts DESC, c_idless DESC, c_id DESC LIMIT {}",
+        "SELECT c_idless, c_id, c_attempts, {} FROM {}{} ORDER BY {order} LIMIT {}",
         columns.join(", "),
         calls(store, &scope),
         where_clause(&conditions),
@@ -305,7 +338,12 @@ pub async fn events(store: &ClickhouseStore, ws: WorkspaceId, q: EventQuery) -> 
         events.push(stored_event(row)?);
     }
     let next_cursor = match (rows.len() > q.limit, events.last()) {
-        (true, Some(last)) => Some(cursor_of(last, last_ts)),
+        (true, Some(last)) => Some(match (q.order, last.cost_usd) {
+            (EventOrder::Costliest, Some(cost)) => {
+                format!("k{}.{}", cost.0, cursor_of(last, last_ts))
+            }
+            _ => cursor_of(last, last_ts),
+        }),
         _ => None,
     };
     Ok(EventPage {

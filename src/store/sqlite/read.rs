@@ -87,6 +87,25 @@ fn cursor_of(ts: i64, row: i64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{ts}:{row}"))
 }
 
+/// A costliest-first page's cursor: the cost, time and row of its last row.
+fn cost_cursor_of(cost: i64, ts: i64, row: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v2:{cost}:{ts}:{row}"))
+}
+
+fn parse_cost_cursor(cursor: &str) -> Option<(i64, i64, i64)> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let mut parts = text.strip_prefix("v2:")?.split(':');
+    let cost = parts.next()?.parse().ok()?;
+    let ts = parts.next()?.parse().ok()?;
+    let row = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((cost, ts, row))
+}
+
 fn parse_cursor(cursor: &str) -> Option<(i64, i64)> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -127,18 +146,48 @@ pub fn events(
             next_cursor: None,
         });
     }
-    let (before_ts, before_id) = match &q.cursor {
-        Some(c) => parse_cursor(c).ok_or(StoreError::BadCursor)?,
-        None => (i64::MAX, i64::MAX),
-    };
     // Column names are unqualified so the aggregate query's filters apply as they are.
-    let mut filter = String::from("workspace_id = ? AND (ts < ? OR (ts = ? AND e.id < ?))");
-    let mut values: Vec<rusqlite::types::Value> = vec![
-        workspace.into(),
-        before_ts.into(),
-        before_ts.into(),
-        before_id.into(),
-    ];
+    let (mut filter, mut values, order) = match q.order {
+        EventOrder::Newest => {
+            let (before_ts, before_id) = match &q.cursor {
+                Some(c) => parse_cursor(c).ok_or(StoreError::BadCursor)?,
+                None => (i64::MAX, i64::MAX),
+            };
+            let values: Vec<rusqlite::types::Value> = vec![
+                workspace.into(),
+                before_ts.into(),
+                before_ts.into(),
+                before_id.into(),
+            ];
+            (
+                String::from("workspace_id = ? AND (ts < ? OR (ts = ? AND e.id < ?))"),
+                values,
+                "e.ts DESC, e.id DESC",
+            )
+        }
+        EventOrder::Costliest => {
+            let (cost, ts, id) = match &q.cursor {
+                Some(c) => parse_cost_cursor(c).ok_or(StoreError::BadCursor)?,
+                None => (i64::MAX, i64::MAX, i64::MAX),
+            };
+            let values: Vec<rusqlite::types::Value> = vec![
+                workspace.into(),
+                cost.into(),
+                cost.into(),
+                ts.into(),
+                ts.into(),
+                id.into(),
+            ];
+            (
+                String::from(
+                    "workspace_id = ? AND cost_nanos IS NOT NULL AND (cost_nanos < ? \
+                     OR (cost_nanos = ? AND (ts < ? OR (ts = ? AND e.id < ?))))",
+                ),
+                values,
+                "e.cost_nanos DESC, e.ts DESC, e.id DESC",
+            )
+        }
+    };
     if let Some((from, to)) = q.window {
         filter.push_str(" AND ts >= ? AND ts < ?");
         values.extend([from.into(), to.into()]);
@@ -147,7 +196,7 @@ pub fn events(
         super::aggregate::filter_sql(f, &mut filter, &mut values);
     }
     values.push((q.limit as i64 + 1).into());
-    let sql = format!("{EVENT_SELECT} WHERE {filter} ORDER BY e.ts DESC, e.id DESC LIMIT ?");
+    let sql = format!("{EVENT_SELECT} WHERE {filter} ORDER BY {order} LIMIT ?");
     let mut stmt = c.prepare_cached(&sql)?;
     let rows: Vec<(i64, i64, StoredEvent)> = stmt
         .query_map(rusqlite::params_from_iter(values), stored_event)?
@@ -156,7 +205,10 @@ pub fn events(
     let mut events = Vec::with_capacity(q.limit);
     let mut last = None;
     for (ts, id, event) in rows.into_iter().take(q.limit) {
-        last = Some(cursor_of(ts, id));
+        last = Some(match (q.order, event.cost_usd) {
+            (EventOrder::Costliest, Some(cost)) => cost_cursor_of(cost.0, ts, id),
+            _ => cursor_of(ts, id),
+        });
         events.push(event);
     }
     Ok(EventPage {

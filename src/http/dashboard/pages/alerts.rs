@@ -1,14 +1,26 @@
 //! Alerts: what is firing (with its evidence, drivers and the views that explain it),
-//! the history with each delivery's outcome, and the rule settings, read-only. The
-//! alerts are those of GET /v1/alerts, the settings those of GET /v1/alert-rules.
+//! the history with each delivery's outcome, and the rule settings. The alerts are
+//! those of GET /v1/alerts, the settings those of GET /v1/alert-rules.
+//!
+//! An admin session can acknowledge a firing alert and mute its rule for a while
+//! (POST /alerts/ack, /alerts/mute): each form carries the session's CSRF token
+//! (`session::csrf_token`) and the browser's Origin must be this server. A read session
+//! sees no forms, and its POSTs are refused.
 
 use super::{heading, money, page_handler, share};
-use crate::alert::AlertSettings;
+use crate::alert::{AlertSettings, RuleKind};
 use crate::http::dashboard::pages::explain::explain_url;
-use crate::http::dashboard::{format, Ctx, Page, PageResult};
+use crate::http::dashboard::{format, redirect, session, Ctx, Page, PageResult};
+use crate::http::state::HttpState;
 use crate::money::Usd;
+use crate::store::{KeyInfo, Scope, StoreError};
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 page_handler!(page, Page::Alerts, body);
 
@@ -111,15 +123,165 @@ fn links(a: &Value, now: i64) -> Markup {
 
 fn alert_card(ctx: &Ctx, a: &Value) -> Markup {
     let id = id_of(a);
+    let rule = a["rule"].as_str().unwrap_or("");
     html! {
-        div.card.alert id=(format!("alert-{id}")) data-alert-id=(id) data-rule=(a["rule"].as_str().unwrap_or("")) data-state="firing" {
+        div.card.alert id=(format!("alert-{id}")) data-alert-id=(id) data-rule=(rule) data-state="firing" {
             div.card-head {
                 (severity_badge(a))
                 h2 { (a["title"].as_str().unwrap_or("")) }
-                code.faint { (a["rule"].as_str().unwrap_or("")) }
+                code.faint { (rule) }
+                @if !a["acknowledgedAt"].is_null() {
+                    span.badge.good data-acknowledged { "acknowledged " (when(ctx, &a["acknowledgedAt"])) }
+                }
                 div.right.muted { "fired " (when(ctx, &a["firedAt"])) }
             }
+            @if admin(ctx) {
+                (actions(ctx, id, rule, a["acknowledgedAt"].is_null()))
+            }
             (details(ctx, a))
+        }
+    }
+}
+
+fn admin(ctx: &Ctx) -> bool {
+    ctx.key.scope == Scope::Admin
+}
+
+/// How long a rule can be muted from the page, in minutes.
+const MUTE_FOR: &[(u64, &str)] = &[
+    (60, "1 hour"),
+    (8 * 60, "8 hours"),
+    (1440, "1 day"),
+    (7 * 1440, "7 days"),
+];
+
+/// Acknowledge and mute, for admin sessions; each form carries the CSRF token.
+fn actions(ctx: &Ctx, id: i64, rule: &str, unacknowledged: bool) -> Markup {
+    html! {
+        div.actions data-actions {
+            @if unacknowledged {
+                form method="post" action="/alerts/ack" {
+                    input type="hidden" name="csrf" value=(ctx.csrf);
+                    input type="hidden" name="id" value=(id);
+                    button.btn type="submit" data-ack { "Acknowledge" }
+                }
+            }
+            form method="post" action="/alerts/mute" {
+                input type="hidden" name="csrf" value=(ctx.csrf);
+                input type="hidden" name="rule" value=(rule);
+                label.field {
+                    span { "Mute " code { (rule) } " for" }
+                    select name="minutes" {
+                        @for (minutes, label) in MUTE_FOR {
+                            option value=(minutes) { (label) }
+                        }
+                    }
+                }
+                button.btn.ghost type="submit" data-mute { "Mute rule" }
+            }
+        }
+    }
+}
+
+/// Why a POST from the page is refused, or the admin key behind it.
+async fn admin_post(
+    state: &HttpState,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<KeyInfo, (StatusCode, &'static str)> {
+    let key = match state
+        .sessions
+        .key_of(state.store.as_ref(), state.now_ms(), headers)
+        .await
+    {
+        Ok(Some(key)) => key,
+        Ok(None) => return Err((StatusCode::UNAUTHORIZED, "sign in first")),
+        Err(e) => {
+            tracing::error!(error = %e, "dashboard session check failed");
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+        }
+    };
+    if !session::same_origin(headers) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "this form must come from this server's own page",
+        ));
+    }
+    // A read session is refused whatever it sends.
+    if key.scope != Scope::Admin {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "a read session is read-only; sign in with an admin key to acknowledge or mute",
+        ));
+    }
+    if !session::csrf_ok(headers, csrf) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "csrf: missing or not this session's token; reload the Alerts page",
+        ));
+    }
+    Ok(key)
+}
+
+fn bad(field: &str, message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{field}: {message}")).into_response()
+}
+
+pub async fn acknowledge(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let key = match admin_post(&state, &headers, form.get("csrf").map(String::as_str)).await {
+        Ok(key) => key,
+        Err(refused) => return refused.into_response(),
+    };
+    let Some(id) = form.get("id").and_then(|v| v.parse::<i64>().ok()) else {
+        return bad("id", "must be the integer id of an alert");
+    };
+    match state
+        .app
+        .alerts
+        .acknowledge(key.workspace_id, id, state.now_ms())
+        .await
+    {
+        Ok(()) => redirect(&format!("/alerts#alert-{id}"), None),
+        Err(StoreError::NotFound(_)) => bad("id", "no alert with this id in the workspace"),
+        Err(e) => {
+            tracing::error!(error = %e, "acknowledging an alert failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+pub async fn mute(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let key = match admin_post(&state, &headers, form.get("csrf").map(String::as_str)).await {
+        Ok(key) => key,
+        Err(refused) => return refused.into_response(),
+    };
+    let Some(rule) = form.get("rule").and_then(|r| RuleKind::parse(r)) else {
+        return bad(
+            "rule",
+            "must be the name of a rule, e.g. hourly_spend_spike",
+        );
+    };
+    let Some(minutes) = form
+        .get("minutes")
+        .and_then(|m| m.parse::<u64>().ok())
+        .filter(|m| MUTE_FOR.iter().any(|(allowed, _)| allowed == m))
+    else {
+        return bad("minutes", "must be 60, 480, 1440 or 10080");
+    };
+    let until = state.now_ms() + minutes as i64 * 60_000;
+    match state.app.alerts.mute(key.workspace_id, rule, until).await {
+        Ok(_) => redirect("/alerts#rules", None),
+        Err(e) => {
+            tracing::error!(error = %e, "muting a rule failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }
 }
@@ -319,7 +481,7 @@ fn rules_card(settings: &AlertSettings, now: i64) -> Markup {
         div.card.scroll #rules {
             div.card-head {
                 h2 { "Rules" }
-                span.muted { "read-only here; change them with PUT /v1/alert-rules (admin key)" }
+                span.muted { "change them with PUT /v1/alert-rules (admin key); an admin session can mute a firing alert's rule above" }
             }
             table.t {
                 thead { tr {

@@ -227,3 +227,71 @@ pub fn heading(title: &str, sub: Markup) -> Markup {
 pub fn step_link(ctx: &Ctx, page: Page, set: &[(&str, Option<&str>)], text: &str) -> Markup {
     html! { a href=(ctx.link(page, set)) { (text) } }
 }
+
+/// Rows per page of a paged top list.
+pub const PAGE_ROWS: usize = 100;
+
+/// The `page` parameter (1 when absent): a top list reads at most `query::MAX_LIMIT`
+/// groups, so the last page is the one that ends there.
+pub fn page_number(ctx: &Ctx) -> Result<usize, PageError> {
+    let last = crate::query::MAX_LIMIT / PAGE_ROWS;
+    match ctx.view.own("page") {
+        None => Ok(1),
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=last).contains(n))
+            .ok_or_else(|| PageError::Bad(format!("page must be an integer from 1 to {last}"))),
+    }
+}
+
+/// How many groups to read for page `page` (one more than it shows: whether another
+/// page follows), at most `query::MAX_LIMIT`.
+pub fn page_limit(page: usize) -> usize {
+    (page * PAGE_ROWS + 1).min(crate::query::MAX_LIMIT)
+}
+
+/// The rows of page `page` out of the first `page_limit(page)` rows, and whether more follow.
+pub fn page_of<T>(mut rows: Vec<T>, page: usize) -> (Vec<T>, bool) {
+    let more = rows.len() > page * PAGE_ROWS;
+    rows.truncate(page * PAGE_ROWS);
+    let start = ((page - 1) * PAGE_ROWS).min(rows.len());
+    (rows.split_off(start), more)
+}
+
+/// Previous and next links of a paged list (nothing on a single page).
+pub fn pager(ctx: &Ctx, page: usize, more: bool) -> Markup {
+    let number = |n: usize| n.to_string();
+    html! {
+        @if page > 1 || more {
+            div.pager #pager data-page=(page) {
+                @if page > 1 {
+                    @let prev = number(page - 1);
+                    a #prev-page href=(ctx.link(ctx.page, &[("page", if page == 2 { None } else { Some(prev.as_str()) })])) { "← Previous" }
+                }
+                span.muted { "Rows " (format::int(((page - 1) * PAGE_ROWS + 1) as u64)) "–" (format::int((page * PAGE_ROWS) as u64)) ", by spend" }
+                @if more {
+                    @let next = number(page + 1);
+                    a.btn.ghost #next-page href=(ctx.link(ctx.page, &[("page", Some(next.as_str()))])) { "Next page →" }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod paging_tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_its_hundred_rows_and_knows_whether_more_follow() {
+        let rows: Vec<usize> = (0..250).collect();
+        let (p1, more) = page_of(rows.clone()[..page_limit(1)].to_vec(), 1);
+        assert_eq!((p1.len(), p1[0], p1[99], more), (100, 0, 99, true));
+        let (p3, more) = page_of(rows.clone(), 3);
+        assert_eq!((p3.len(), p3[0], more), (50, 200, false));
+        let (p4, more) = page_of(rows, 4);
+        assert_eq!((p4.len(), more), (0, false));
+        assert_eq!(page_limit(100), crate::query::MAX_LIMIT);
+    }
+}

@@ -58,7 +58,7 @@ async fn body(ctx: &Ctx) -> PageResult {
             }
         }
         div.card.scroll {
-            table.t #top-table data-total-usd=(r.total.priced_cost().to_string()) {
+            table.t.sortable #top-table data-total-usd=(r.total.priced_cost().to_string()) {
                 thead { tr {
                     th { "Provider" } th { "Model" } th.num { "Spend" } th.num { "Share" } th.num { "vs before" }
                     th.num { "Requests" } th.num { "Cost / req" } th.num { "Tokens / req" } th.num { "Cache hit" } th.num { "Unpriced" } th {}

@@ -11,7 +11,7 @@ use crate::http::dashboard::{format, Ctx, Page, PageError, PageResult};
 use crate::money::Usd;
 use crate::price;
 use crate::price::book::PriceEntry;
-use crate::store::{EventQuery, StoreError, StoredEvent};
+use crate::store::{EventOrder, EventQuery, StoreError, StoredEvent};
 use maud::{html, Markup};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +24,15 @@ async fn body(ctx: &Ctx) -> PageResult {
     let q = ctx.window()?;
     let search = ctx.view.own("q");
     let cursor = ctx.view.own("cursor");
+    let order = match ctx.view.own("order") {
+        None | Some("newest") => EventOrder::Newest,
+        Some("cost") => EventOrder::Costliest,
+        Some(_) => {
+            return Err(PageError::Bad(
+                "order must be newest or cost (most expensive first)".into(),
+            ))
+        }
+    };
     let query = match search {
         Some(id) => EventQuery {
             external_request_id: Some(id.to_string()),
@@ -36,10 +45,13 @@ async fn body(ctx: &Ctx) -> PageResult {
             filters: Some(q.filters.clone()),
             cursor: cursor.map(str::to_string),
             limit: PAGE,
+            order,
         },
     };
     let page = match ctx.state.store.events(ctx.ws(), query).await {
-        Err(StoreError::NotFound(_)) if search.is_none() && cursor.is_some() => {
+        Err(StoreError::NotFound(_) | StoreError::BadCursor)
+            if search.is_none() && cursor.is_some() =>
+        {
             return Err(PageError::Bad("cursor is not one this page made".into()))
         }
         other => other?,
@@ -49,7 +61,18 @@ async fn body(ctx: &Ctx) -> PageResult {
     let mut entries: HashMap<String, Option<Arc<PriceEntry>>> = HashMap::new();
     let status = ctx.view.filter("status").unwrap_or("");
     Ok(html! {
-        (heading("Requests", html! { "Single calls, newest first, with what each part cost and the price entry used. Click a row for the breakdown." }))
+        (heading("Requests", html! { "Single calls, newest or most expensive first, with what each part cost and the price entry used. Click a row for the breakdown." }))
+        @if search.is_none() {
+            div.seg #order {
+                a class=(if order == EventOrder::Newest { "on" } else { "" }) data-order="newest"
+                    href=(ctx.link(Page::Requests, &[("order", None), ("cursor", None)])) { "Newest" }
+                a class=(if order == EventOrder::Costliest { "on" } else { "" }) data-order="cost"
+                    href=(ctx.link(Page::Requests, &[("order", Some("cost")), ("cursor", None)])) { "Most expensive" }
+            }
+            @if order == EventOrder::Costliest {
+                p.muted { "Priced calls of this window, most expensive first; unpriced calls have no known cost and are left out." }
+            }
+        }
         form.search method="get" action="/requests" {
             label.field {
                 span { "externalRequestId" }

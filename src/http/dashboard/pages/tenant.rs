@@ -12,16 +12,13 @@ use crate::privacy::Slot;
 use crate::query::{Bucket, Dimension, Query};
 use crate::report::margin::{self, RevenueBook, TenantMargin};
 use crate::report::{self, TopKind, TopReport};
-use crate::store::{EventQuery, StoredEvent};
+use crate::store::{EventOrder, EventQuery, StoredEvent};
 use maud::{html, Markup};
 
 page_handler!(page, Page::Tenant, body);
 
 const ROWS: usize = 10;
 const TOP_REQUESTS: usize = 10;
-/// How many of the tenant's newest requests in the window the most expensive are picked
-/// from: the store lists events newest first and has no order by cost.
-const SCAN: usize = 2_000;
 
 /// The one tenant the page is about: `tenantId` with a single value.
 fn one_tenant(ctx: &Ctx) -> Result<&str, PageError> {
@@ -125,7 +122,7 @@ fn caps_card(caps: &[TenantCap], rate_caps: &[RateCap]) -> Markup {
             @if caps.is_empty() {
                 p.muted data-empty { "No budget caps this tenant." }
             } @else {
-                table.t {
+                table.t.sortable {
                     thead { tr { th { "Budget" } th { "Plan" } th.num { "Spent" } th.num { "Limit" } th { "State" } th { "Action" } th { "Period" } } }
                     tbody {
                         @for c in caps {
@@ -157,7 +154,7 @@ fn top_card(ctx: &Ctx, title: &str, id: &str, r: &TopReport, dims: &[&str]) -> M
     html! {
         div.card.scroll id=(id) {
             div.card-head { h2 { (title) } }
-            table.t {
+            table.t.sortable {
                 thead { tr { th { (title) } th.num { "Spend" } th.num { "Share" } th.num { "Requests" } th.num { "Cost / req" } } }
                 tbody {
                     @for row in &r.rows {
@@ -177,37 +174,26 @@ fn top_card(ctx: &Ctx, title: &str, id: &str, r: &TopReport, dims: &[&str]) -> M
     }
 }
 
-/// The most expensive of the tenant's newest `SCAN` requests in the window.
+/// The tenant's most expensive requests in the window (priced calls; the store orders
+/// by cost, so every call of the window is ranked, not only the newest).
 async fn top_requests(ctx: &Ctx, q: &Query) -> Result<(Vec<StoredEvent>, bool), PageError> {
-    let mut events = Vec::new();
-    let mut cursor = None;
-    let mut more = false;
-    while events.len() < SCAN {
-        let page = ctx
-            .state
-            .store
-            .events(
-                ctx.ws(),
-                EventQuery {
-                    external_request_id: None,
-                    window: Some((q.from_ms, q.to_ms)),
-                    filters: Some(q.filters.clone()),
-                    cursor,
-                    limit: 1_000,
-                },
-            )
-            .await?;
-        events.extend(page.events);
-        cursor = page.next_cursor;
-        more = cursor.is_some();
-        if !more {
-            break;
-        }
-    }
-    // Costliest first; unpriced calls (no known cost) last.
-    events.sort_by_key(|e| std::cmp::Reverse(e.cost_usd));
-    events.truncate(TOP_REQUESTS);
-    Ok((events, more))
+    let page = ctx
+        .state
+        .store
+        .events(
+            ctx.ws(),
+            EventQuery {
+                external_request_id: None,
+                window: Some((q.from_ms, q.to_ms)),
+                filters: Some(q.filters.clone()),
+                cursor: None,
+                limit: TOP_REQUESTS,
+                order: EventOrder::Costliest,
+            },
+        )
+        .await?;
+    let more = page.next_cursor.is_some();
+    Ok((page.events, more))
 }
 
 fn requests_card(ctx: &Ctx, (events, more): &(Vec<StoredEvent>, bool)) -> Markup {
@@ -215,9 +201,9 @@ fn requests_card(ctx: &Ctx, (events, more): &(Vec<StoredEvent>, bool)) -> Markup
         div.card.scroll #top-requests {
             div.card-head {
                 h2 { "Most expensive requests" }
-                @if *more { span.faint { "of its newest " (format::int(SCAN as u64)) " in this window" } }
+                @if *more { a.faint href=(ctx.link(Page::Requests, &[("order", Some("cost"))])) { "all, most expensive first →" } }
             }
-            table.t {
+            table.t.sortable {
                 thead { tr { th { "Time (UTC)" } th { "Endpoint" } th { "Model" } th { "User" } th.num { "Tokens in / out" } th.num { "Cost" } } }
                 tbody {
                     @for e in events {

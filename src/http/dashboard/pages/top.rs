@@ -1,7 +1,10 @@
 //! Top endpoints, and top tenants or users with their concentration: who is behind the
 //! spend, now against the window before.
 
-use super::{delta, heading, money_opt, no_data, page_handler, share, spark_cell, sparks, Sense};
+use super::{
+    delta, heading, money_opt, no_data, page_handler, page_limit, page_number, page_of, pager,
+    share, spark_cell, sparks, Sense,
+};
 use crate::http::dashboard::{chart, format, Ctx, Page, PageError, PageResult};
 use crate::query::Dimension;
 use crate::report::{self, TopKind, TopReport, TopRow};
@@ -10,8 +13,6 @@ use std::collections::HashMap;
 
 page_handler!(endpoints, Page::Endpoints, endpoints_body);
 page_handler!(tenants, Page::Tenants, tenants_body);
-
-const ROWS: usize = 50;
 
 fn key_of<'a>(row: &'a TopRow, dim: &str) -> &'a str {
     row.group.get(dim).and_then(|v| v.as_str()).unwrap_or("")
@@ -28,14 +29,17 @@ fn window_words(r: &TopReport) -> Markup {
 
 async fn endpoints_body(ctx: &Ctx) -> PageResult {
     let q = ctx.window()?;
-    let r = report::top(
+    let page = page_number(ctx)?;
+    let mut r = report::top(
         ctx.state.store.as_ref(),
         ctx.ws(),
         &q,
         TopKind::Endpoints,
-        ROWS,
+        page_limit(page),
     )
     .await?;
+    let (rows, more) = page_of(std::mem::take(&mut r.rows), page);
+    r.rows = rows;
     let title = heading("Top endpoints", window_words(&r));
     if r.total.requests == 0 {
         return Ok(html! { (title) (no_data(ctx, &q).await?) });
@@ -48,7 +52,7 @@ async fn endpoints_body(ctx: &Ctx) -> PageResult {
     let sparks = sparks(ctx, &q, &Dimension::EndpointTag, &keys).await?;
     Ok(html! {
         (title)
-        @if let Some(first) = r.rows.first() {
+        @if let Some(first) = r.rows.first().filter(|_| page == 1) {
             @let tag = key_of(first, "endpointTag");
             div.callout.info {
                 span { b { (tag) } " takes " b { (format::share(first.share_pct)) } " of the spend ("
@@ -57,9 +61,9 @@ async fn endpoints_body(ctx: &Ctx) -> PageResult {
             }
         }
         div.card.scroll {
-            table.t #top-table data-total-usd=(r.total.priced_cost().to_string()) {
+            table.t.sortable #top-table data-total-usd=(r.total.priced_cost().to_string()) {
                 thead { tr {
-                    th { "Endpoint" } th.num { "Spend" } th.num { "Share" } th.num { "vs before" } th { "Trend" }
+                    th { "Endpoint" } th.num { "Spend" } th.num { "Share" } th.num { "vs before" } th data-nosort { "Trend" }
                     th.num { "Requests" } th.num { "Cost / req" } th.num { "vs before" } th.num { "Tokens / req" }
                     th.num { "Errors" } th.num { "Retries" } th {}
                 } }
@@ -69,7 +73,7 @@ async fn endpoints_body(ctx: &Ctx) -> PageResult {
                         tr data-key=(tag) {
                             td.name { a href=(ctx.link(Page::Tenants, &[("endpointTag", Some(tag))])) title="Who is behind it" { (tag) } }
                             (stat_cells(row, &sparks, tag))
-                            td.num { (format::ratio(row.stats.retry_ratio)) }
+                            td.num data-v=(row.stats.retry_ratio.map(|v| v.to_string()).unwrap_or_default()) { (format::ratio(row.stats.retry_ratio)) }
                             td.links {
                                 a href=(ctx.link(Page::Tenants, &[("endpointTag", Some(tag))])) { "who" }
                                 a href=(ctx.link(Page::Versions, &[("endpointTag", Some(tag))])) { "versions" }
@@ -93,6 +97,7 @@ async fn endpoints_body(ctx: &Ctx) -> PageResult {
                 } }
             }
         }
+        (pager(ctx, page, more))
     })
 }
 
@@ -103,12 +108,16 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
         "userId" => ("userId", TopKind::Users, Dimension::UserId, "User"),
         _ => return Err(PageError::Bad("dim must be tenantId or userId".into())),
     };
+    let page = page_number(ctx)?;
     let store = ctx.state.store.as_ref();
     // The list and the concentration read at once, each on its own connection.
     let (r, conc) = tokio::try_join!(
-        report::top(store, ctx.ws(), &q, kind, ROWS),
+        report::top(store, ctx.ws(), &q, kind, page_limit(page)),
         report::concentration(store, ctx.ws(), &q, dim.clone())
     )?;
+    let mut r = r;
+    let (rows, more) = page_of(std::mem::take(&mut r.rows), page);
+    r.rows = rows;
     let endpoint = ctx.view.filter("endpointTag");
     let title = heading(
         "Tenants & users",
@@ -170,9 +179,9 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
             }
         }
         div.card.scroll {
-            table.t #top-table data-total-usd=(r.total.priced_cost().to_string()) {
+            table.t.sortable #top-table data-total-usd=(r.total.priced_cost().to_string()) {
                 thead { tr {
-                    th { (noun) } th.num { "Spend" } th.num { "Share" } th.num { "vs before" } th { "Trend" }
+                    th { (noun) } th.num { "Spend" } th.num { "Share" } th.num { "vs before" } th data-nosort { "Trend" }
                     th.num { "Requests" } th.num { "Cost / req" } th.num { "vs before" } th.num { "Tokens / req" } th.num { "Errors" } th {}
                 } }
                 tbody {
@@ -208,6 +217,7 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
                 } }
             }
         }
+        (pager(ctx, page, more))
     })
 }
 
@@ -222,15 +232,19 @@ fn pp_change(now: Option<f64>, before: Option<f64>) -> Markup {
 
 /// The numbers of one top-list row that the endpoints and the tenants/users tables share.
 fn stat_cells(row: &TopRow, sparks: &HashMap<String, Vec<i64>>, key: &str) -> Markup {
+    // `data-v`: the exact value the column sorts by (nano-USD for money, no rounding);
+    // empty when there is none, which sorts last.
+    let nanos = |u: Option<crate::money::Usd>| u.map(|u| u.0.to_string()).unwrap_or_default();
+    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     html! {
-        td.num data-col="spend" { (super::group_money(&row.stats)) }
-        td.num { (share(row.share_pct)) }
-        td.num { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
+        td.num data-col="spend" data-v=(nanos(row.stats.cost_usd)) { (super::group_money(&row.stats)) }
+        td.num data-v=(num(row.share_pct)) { (share(row.share_pct)) }
+        td.num data-v=(num(row.change.cost_usd_pct)) { (delta(row.change.cost_usd_pct, Sense::UpIsBad)) }
         td { (spark_cell(sparks, key)) }
-        td.num { (format::int(row.stats.requests)) }
-        td.num { (money_opt(row.stats.cost_per_request)) }
-        td.num { (delta(row.change.cost_per_request_pct, Sense::UpIsBad)) }
-        td.num { (format::count(row.stats.tokens_per_request)) }
-        td.num { (format::ratio(row.stats.error_rate)) }
+        td.num data-v=(row.stats.requests) { (format::int(row.stats.requests)) }
+        td.num data-v=(nanos(row.stats.cost_per_request)) { (money_opt(row.stats.cost_per_request)) }
+        td.num data-v=(num(row.change.cost_per_request_pct)) { (delta(row.change.cost_per_request_pct, Sense::UpIsBad)) }
+        td.num data-v=(num(row.stats.tokens_per_request)) { (format::count(row.stats.tokens_per_request)) }
+        td.num data-v=(num(row.stats.error_rate)) { (format::ratio(row.stats.error_rate)) }
     }
 }
