@@ -1,7 +1,12 @@
 //! Exports of stored events as CSV or NDJSON (`GET /v1/events?format=csv|ndjson`): one
 //! line per event, money as exact decimal text. Pure: the HTTP layer streams the store's
-//! pages through these, so an export of any size holds one page in memory.
+//! pages through these, so an export of any size holds one page in memory. The aggregate
+//! reads (`/v1/top/{kind}`, `/v1/timeseries`, `/v1/query`) answer `format=csv` through
+//! one `Table` writer: the JSON answer's rows, one line each.
 
+use crate::money::Usd;
+use crate::query::{Answer, Query, Sums};
+use crate::report::{Stats, Timeseries, TopReport};
 use crate::store::StoredEvent;
 use std::borrow::Cow;
 
@@ -143,6 +148,199 @@ fn quote(cell: &str) -> Cow<'_, str> {
     }
 }
 
+/// The answer formats of the aggregate reads: JSON (the default) or CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Json,
+    Csv,
+}
+
+impl TableFormat {
+    /// The `format` parameter; None (a 400 naming `format`) for anything else.
+    pub fn parse(text: Option<&str>) -> Option<TableFormat> {
+        match text {
+            None | Some("json") => Some(TableFormat::Json),
+            Some("csv") => Some(TableFormat::Csv),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Rows of text cells under named columns: what an aggregate answer becomes as CSV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// RFC 4180: a header line, then one CRLF-terminated record per row.
+    pub fn to_csv(&self) -> String {
+        let mut out = record(&self.columns);
+        for row in &self.rows {
+            out.push_str(&record(row));
+        }
+        out
+    }
+}
+
+fn record(cells: &[String]) -> String {
+    let mut line = cells.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// A number as JSON writes it (shortest round-trip text); empty when unknown.
+fn num(v: Option<f64>) -> String {
+    v.map(|v| serde_json::Value::from(v).to_string())
+        .unwrap_or_default()
+}
+
+/// Money as the exact decimal text of `money::Usd`, empty when unknown (never 0).
+fn usd(v: Option<Usd>) -> String {
+    opt(&v)
+}
+
+const STATS_COLUMNS: &[&str] = &[
+    "requests",
+    "costUsd",
+    "costPerRequest",
+    "tokensPerRequest",
+    "inputTokensPerRequest",
+    "outputTokensPerRequest",
+    "errorRate",
+    "retryRatio",
+    "cacheHitRate",
+    "unpriced",
+    "latencyAvgMs",
+];
+
+fn stats_cells(s: &Stats) -> Vec<String> {
+    vec![
+        s.requests.to_string(),
+        usd(s.cost_usd),
+        usd(s.cost_per_request),
+        num(s.tokens_per_request),
+        num(s.input_tokens_per_request),
+        num(s.output_tokens_per_request),
+        num(s.error_rate),
+        num(s.retry_ratio),
+        num(s.cache_hit_rate),
+        s.unpriced.to_string(),
+        num(s.latency_avg_ms),
+    ]
+}
+
+/// `/v1/top/{kind}`: one line per row of `rows`, named as the JSON fields; the group's
+/// dimensions first, the previous window's stats as `previous.<field>`, the changes as
+/// `change.<field>`.
+pub fn top_table(dimensions: &[String], report: &TopReport) -> Table {
+    let mut columns: Vec<String> = dimensions.to_vec();
+    columns.extend(STATS_COLUMNS.iter().map(|c| c.to_string()));
+    columns.push("sharePct".into());
+    columns.extend(STATS_COLUMNS.iter().map(|c| format!("previous.{c}")));
+    for c in [
+        "requestsPct",
+        "costUsdPct",
+        "costPerRequestPct",
+        "tokensPerRequestPct",
+    ] {
+        columns.push(format!("change.{c}"));
+    }
+    let rows = report
+        .rows
+        .iter()
+        .map(|r| {
+            let mut cells: Vec<String> = dimensions
+                .iter()
+                .map(|d| match r.group.get(d) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(serde_json::Value::Null) | None => String::new(),
+                    Some(other) => other.to_string(),
+                })
+                .collect();
+            cells.extend(stats_cells(&r.stats));
+            cells.push(num(r.share_pct));
+            cells.extend(stats_cells(&r.previous));
+            let c = &r.change;
+            cells.extend([
+                num(c.requests_pct),
+                num(c.cost_usd_pct),
+                num(c.cost_per_request_pct),
+                num(c.tokens_per_request_pct),
+            ]);
+            cells
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+/// `/v1/timeseries`: one line per (bucket, series), buckets in order, the series in the
+/// JSON answer's order within each bucket. The column of the series is named as `by`
+/// (`series` when the answer is not split).
+pub fn timeseries_table(t: &Timeseries) -> Table {
+    let key = t.by.clone().unwrap_or_else(|| "series".into());
+    let columns = vec!["bucket".into(), key, "costUsd".into(), "requests".into()];
+    let mut rows = Vec::new();
+    for (i, bucket) in t.buckets.iter().enumerate() {
+        for s in &t.series {
+            rows.push(vec![
+                bucket.clone(),
+                s.key.clone(),
+                s.cost_usd[i].to_string(),
+                s.requests[i].to_string(),
+            ]);
+        }
+    }
+    Table { columns, rows }
+}
+
+/// `/v1/query`: one line per row of `rows` (not the totals): the group's dimensions, the
+/// bucket when bucketed, then each measure as in the JSON answer (`unpriced` joins
+/// `costUsd`).
+pub fn query_table(query: &Query, answer: &Answer) -> Table {
+    use crate::query::Measure;
+    let mut measures = query.measures.clone();
+    if measures.contains(&Measure::CostUsd) && !measures.contains(&Measure::Unpriced) {
+        measures.push(Measure::Unpriced);
+    }
+    let mut columns: Vec<String> = query.group_by.iter().map(|d| d.name()).collect();
+    if query.bucket.is_some() {
+        columns.push("bucket".into());
+    }
+    columns.extend(measures.iter().map(|m| m.name().to_string()));
+    let rows = answer
+        .rows
+        .iter()
+        .map(|row| {
+            let mut cells = row.group.clone();
+            if query.bucket.is_some() {
+                cells.push(
+                    row.bucket_ms
+                        .map(crate::report::rfc3339)
+                        .unwrap_or_default(),
+                );
+            }
+            cells.extend(measures.iter().map(|m| measure_text(&row.sums, *m)));
+            cells
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+/// A measure's cell: money from the exact sums, the rest as the JSON answer writes it.
+fn measure_text(sums: &Sums, m: crate::query::Measure) -> String {
+    use crate::query::Measure;
+    match m {
+        Measure::CostUsd => usd(sums.cost_usd()),
+        Measure::CostPerRequest => usd(sums.cost_per_request()),
+        _ => match sums.value(m) {
+            serde_json::Value::Null => String::new(),
+            v => v.to_string(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +407,60 @@ mod tests {
         let line = Format::Ndjson.line(&stored());
         assert!(line.ends_with("}\n"));
         assert!(line.contains("\"costUsd\":0.000240001"), "{line}");
+    }
+
+    #[test]
+    fn tables_write_a_header_then_one_quoted_record_per_row() {
+        let table = Table {
+            columns: vec!["endpointTag".into(), "costUsd".into()],
+            rows: vec![
+                vec!["a,b".into(), Usd(1_500_000_001).to_string()],
+                vec!["say \"hi\"".into(), String::new()],
+            ],
+        };
+        assert_eq!(
+            table.to_csv(),
+            "endpointTag,costUsd\r\n\"a,b\",1.500000001\r\n\"say \"\"hi\"\"\",\r\n"
+        );
+        assert_eq!(TableFormat::parse(None), Some(TableFormat::Json));
+        assert_eq!(TableFormat::parse(Some("csv")), Some(TableFormat::Csv));
+        assert_eq!(TableFormat::parse(Some("ndjson")), None);
+    }
+
+    #[test]
+    fn timeseries_tables_have_one_line_per_bucket_and_series() {
+        let t = Timeseries {
+            bucket: crate::query::Bucket::Day,
+            by: Some("model".into()),
+            buckets: vec!["2026-03-01T00:00:00Z".into(), "2026-03-02T00:00:00Z".into()],
+            series: vec![
+                crate::report::Series {
+                    key: "m1".into(),
+                    cost_usd: vec![Usd(10), Usd(0)],
+                    requests: vec![1, 0],
+                },
+                crate::report::Series {
+                    key: "other".into(),
+                    cost_usd: vec![Usd(2_000_000_000), Usd(3)],
+                    requests: vec![4, 1],
+                },
+            ],
+            total: crate::report::Series {
+                key: "total".into(),
+                cost_usd: vec![Usd(2_000_000_010), Usd(3)],
+                requests: vec![5, 1],
+            },
+        };
+        let table = timeseries_table(&t);
+        assert_eq!(table.columns, ["bucket", "model", "costUsd", "requests"]);
+        assert_eq!(
+            table.rows,
+            [
+                ["2026-03-01T00:00:00Z", "m1", "0.00000001", "1"],
+                ["2026-03-01T00:00:00Z", "other", "2", "4"],
+                ["2026-03-02T00:00:00Z", "m1", "0", "0"],
+                ["2026-03-02T00:00:00Z", "other", "0.000000003", "1"],
+            ]
+        );
     }
 }

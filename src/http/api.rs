@@ -3,6 +3,7 @@
 use super::authorize;
 use super::error::ApiError;
 use super::state::HttpState;
+use crate::export::TableFormat;
 use crate::ingest::{self, Item, MAX_BODY_BYTES};
 use crate::store::{EventOrder, EventQuery, KeyInfo, Scope};
 use axum::body::{Body, Bytes};
@@ -402,9 +403,15 @@ pub async fn not_found() -> ApiError {
 pub async fn query(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
+    Query(params): Params,
     body: Body,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
+    // The query is the body; the URL carries only the answer's format.
+    if let Some(name) = params.keys().find(|k| k.as_str() != "format") {
+        return Err(ApiError::field(name, "is not a parameter of this endpoint"));
+    }
+    let format = table_format(&params)?;
     let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -426,7 +433,32 @@ pub async fn query(
         .store
         .aggregate(key.workspace_id, query.clone())
         .await?;
+    if format == TableFormat::Csv {
+        let table = crate::export::query_table(&query, &answer);
+        return Ok(csv_response(&table, "query.csv"));
+    }
     Ok(Json(query_answer(&query, &answer)).into_response())
+}
+
+/// `format=json|csv` of the aggregate reads (JSON when absent).
+fn table_format(params: &HashMap<String, String>) -> Result<TableFormat, ApiError> {
+    TableFormat::parse(params.get("format").map(String::as_str))
+        .ok_or_else(|| ApiError::field("format", "must be json or csv"))
+}
+
+/// An aggregate answer as a CSV download (the pure writer is `export::Table`).
+fn csv_response(table: &crate::export::Table, filename: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        table.to_csv(),
+    )
+        .into_response()
 }
 
 fn rfc3339(ms: i64) -> serde_json::Value {
@@ -594,22 +626,31 @@ pub(super) fn limit_param(
 
 pub async fn top(
     State(state): State<Arc<HttpState>>,
-    axum::extract::Path(kind): axum::extract::Path<String>,
+    axum::extract::Path(kind_text): axum::extract::Path<String>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let kind = crate::report::TopKind::parse(&kind).ok_or_else(|| {
+    let kind = crate::report::TopKind::parse(&kind_text).ok_or_else(|| {
         ApiError::field(
             "kind",
             format!("must be one of: {}", crate::report::TopKind::EXPECTED),
         )
     })?;
-    let mut base = base_query(&params, state.now_ms(), &["limit"])?;
+    let format = table_format(&params)?;
+    let mut base = base_query(&params, state.now_ms(), &["limit", "format"])?;
     widen(&state, key.workspace_id, &mut base.filters).await?;
     let limit = limit_param(&params, 20, 1000)?;
     let report =
         crate::report::top(state.store.as_ref(), key.workspace_id, &base, kind, limit).await?;
+    if format == TableFormat::Csv {
+        let dims: Vec<String> = kind.dimensions().iter().map(|d| d.name()).collect();
+        let name = format!("top-{kind_text}.csv");
+        return Ok(csv_response(
+            &crate::export::top_table(&dims, &report),
+            &name,
+        ));
+    }
     Ok(Json(report).into_response())
 }
 
@@ -619,7 +660,12 @@ pub async fn timeseries(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let mut base = base_query(&params, state.now_ms(), &["bucket", "by", "limit"])?;
+    let format = table_format(&params)?;
+    let mut base = base_query(
+        &params,
+        state.now_ms(),
+        &["bucket", "by", "limit", "format"],
+    )?;
     widen(&state, key.workspace_id, &mut base.filters).await?;
     let bucket = match params.get("bucket").map(String::as_str) {
         None | Some("hour") => crate::query::Bucket::Hour,
@@ -654,6 +700,10 @@ pub async fn timeseries(
         top_n,
     )
     .await?;
+    if format == TableFormat::Csv {
+        let table = crate::export::timeseries_table(&series);
+        return Ok(csv_response(&table, "timeseries.csv"));
+    }
     Ok(Json(series).into_response())
 }
 
