@@ -183,6 +183,7 @@ table.bd tr.total td { font-weight: 650; border-bottom: 0; border-top: 1px solid
 .st { font-size: 11.5px; font-weight: 600; padding: 1px 7px; border-radius: 999px; }
 .st.ok { background: var(--good-bg); color: var(--good); }
 .st.err { background: var(--bad-bg); color: var(--bad); }
+.csv { display: flex; justify-content: flex-end; padding: 4px 0 12px; font-size: 13px; }
 .pager { display: flex; gap: 12px; justify-content: flex-end; align-items: center; padding: 12px 0; font-size: 13px; }
 .search { display: flex; gap: 10px; align-items: flex-end; margin-bottom: 14px; flex-wrap: wrap; }
 .search input[type=text] { width: 300px; }

@@ -279,6 +279,27 @@ pub fn pager(ctx: &Ctx, page: usize, more: bool) -> Markup {
     }
 }
 
+/// "Download CSV" under a top table: the API's `/v1/top/{kind}?format=csv` for the
+/// window shown (as absolute times) and the view's filters, every row up to the API's
+/// limit. The API reads accept the dashboard's session cookie, so the link just works.
+pub fn csv_link(ctx: &Ctx, kind: &str, q: &Query) -> Markup {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("format".into(), "csv".into()),
+        ("from".into(), crate::report::rfc3339(q.from_ms)),
+        ("to".into(), crate::report::rfc3339(q.to_ms)),
+        ("limit".into(), "1000".into()),
+    ];
+    pairs.extend(ctx.view.filters.iter().cloned());
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", super::view::encode(k), super::view::encode(v)))
+        .collect();
+    let href = format!("/v1/top/{kind}?{}", query.join("&"));
+    html! {
+        div.csv { a.csv-link download href=(href) { "Download CSV" } }
+    }
+}
+
 #[cfg(test)]
 mod paging_tests {
     use super::*;

@@ -98,5 +98,6 @@ async fn body(ctx: &Ctx) -> PageResult {
                 } }
             }
         }
+        (super::csv_link(ctx, "models", &q))
     })
 }

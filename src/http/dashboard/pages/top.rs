@@ -98,6 +98,7 @@ async fn endpoints_body(ctx: &Ctx) -> PageResult {
             }
         }
         (pager(ctx, page, more))
+        (super::csv_link(ctx, "endpoints", &q))
     })
 }
 
@@ -218,6 +219,7 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
             }
         }
         (pager(ctx, page, more))
+        (super::csv_link(ctx, if dim_name == "userId" { "users" } else { "tenants" }, &q))
     })
 }
 
