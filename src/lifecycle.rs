@@ -161,7 +161,7 @@ pub async fn reprice_unpriced(
     now_ms: i64,
 ) -> Result<(Repriced, crate::store::RepriceOutcome)> {
     let pricer: crate::store::Pricer = std::sync::Arc::new(move |stored| {
-        let event = event_of(stored)?;
+        let event = stored.event().ok()?;
         let pricing = book.price(&event);
         pricing.cost.is_some().then_some(pricing)
     });
@@ -173,51 +173,6 @@ pub async fn reprice_unpriced(
         repriced_at: iso(now_ms),
     };
     Ok((summary, outcome))
-}
-
-/// The event a stored call was, as far as pricing needs it (None if a stored value no
-/// longer reads: such a call stays unpriced).
-fn event_of(s: &crate::store::StoredEvent) -> Option<crate::event::Event> {
-    use crate::event::*;
-    let timestamp_ms = s
-        .timestamp
-        .parse::<jiff::Timestamp>()
-        .ok()?
-        .as_millisecond();
-    Some(Event {
-        external_request_id: (!s.idless).then(|| s.external_request_id.clone()),
-        attempt: s.attempt,
-        timestamp_ms,
-        provider: s.provider.clone(),
-        model: s.model.clone(),
-        endpoint_tag: s.endpoint_tag.clone(),
-        prompt_version: s.prompt_version.clone(),
-        tenant_id: s.tenant_id.clone(),
-        user_id: s.user_id.clone(),
-        tokens: Tokens {
-            input: s.input_tokens,
-            cached: s.cached_tokens,
-            cache_write: s.cache_write_tokens,
-            output: s.output_tokens,
-            reasoning: s.reasoning_tokens,
-        },
-        image_count: s.image_count,
-        latency_ms: s.latency_ms,
-        status: Status::parse(s.status)?,
-        error_code: s.error_code.clone(),
-        data_mode: DataMode::parse(s.data_mode)?,
-        environment: Environment::parse(s.environment)?,
-        operation: Operation::parse(s.operation)?,
-        service_tier: ServiceTier::parse(s.service_tier)?,
-        usage_missing: s.usage_missing,
-        // An unpriced call had no client cost (that would have priced it).
-        client_cost: None,
-        tags: s
-            .tags
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect(),
-    })
 }
 
 fn iso(ms: i64) -> String {

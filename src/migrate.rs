@@ -11,14 +11,11 @@
 //! Not copied: the pruned history of retention (sums without calls) and when a call was
 //! re-priced (`repricedAt`; the copy carries the price it was given).
 
-use crate::event::{
-    Copied, CostSource, DataMode, Environment, Event, Operation, PricedEvent, Pricing, ServiceTier,
-    Status, Tokens,
-};
+use crate::event::{Copied, CostSource, PricedEvent, Pricing, Status, Tokens};
 use crate::query::{Filters, Query, Sums};
 use crate::store::{EventQuery, Store, StoredEvent, StoredObject, WorkspaceId, WriteResult};
-use anyhow::{anyhow, bail, Context};
-use serde_json::{json, Value};
+use anyhow::{anyhow, Context};
+use serde_json::json;
 use std::collections::BTreeMap;
 
 /// The calls copied per page (one read of the source, one ingest into the target).
@@ -241,51 +238,14 @@ async fn copy_calls(
 /// A stored call as the event to write into another store: its values, its price as
 /// stored, its receive time and (id-less) its assigned id.
 pub fn copied_call(s: &StoredEvent) -> anyhow::Result<PricedEvent> {
-    let vocabulary =
-        |what: &str, text: &str| anyhow!("a stored call has an unknown {what} `{text}`");
-    let event = Event {
-        external_request_id: (!s.idless).then(|| s.external_request_id.clone()),
-        attempt: s.attempt,
-        timestamp_ms: ms(&s.timestamp)?,
-        provider: s.provider.clone(),
-        model: s.model.clone(),
-        endpoint_tag: s.endpoint_tag.clone(),
-        prompt_version: s.prompt_version.clone(),
-        tenant_id: s.tenant_id.clone(),
-        user_id: s.user_id.clone(),
-        tokens: Tokens {
-            input: s.input_tokens,
-            cached: s.cached_tokens,
-            cache_write: s.cache_write_tokens,
-            output: s.output_tokens,
-            reasoning: s.reasoning_tokens,
-        },
-        image_count: s.image_count,
-        latency_ms: s.latency_ms,
-        status: Status::parse(s.status).ok_or_else(|| vocabulary("status", s.status))?,
-        error_code: s.error_code.clone(),
-        data_mode: DataMode::parse(s.data_mode)
-            .ok_or_else(|| vocabulary("dataMode", s.data_mode))?,
-        environment: Environment::parse(s.environment)
-            .ok_or_else(|| vocabulary("environment", s.environment))?,
-        operation: Operation::parse(s.operation)
-            .ok_or_else(|| vocabulary("operation", s.operation))?,
-        service_tier: ServiceTier::parse(s.service_tier)
-            .ok_or_else(|| vocabulary("serviceTier", s.service_tier))?,
-        usage_missing: s.usage_missing,
-        // Only an input of pricing; the stored price below is what is written.
-        client_cost: None,
-        tags: s
-            .tags
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(v) => Ok((k.clone(), v.clone())),
-                other => bail!("a stored call has a tag `{k}` that is not text: {other}"),
-            })
-            .collect::<anyhow::Result<_>>()?,
-    };
+    let event = s
+        .event()
+        .map_err(|e| anyhow!("a stored call cannot be read back: {e}"))?;
     let source = match s.cost_source {
-        Some(text) => Some(CostSource::parse(text).ok_or_else(|| vocabulary("costSource", text))?),
+        Some(text) => Some(
+            CostSource::parse(text)
+                .ok_or_else(|| anyhow!("a stored call has an unknown costSource `{text}`"))?,
+        ),
         None => None,
     };
     Ok(PricedEvent {

@@ -262,6 +262,62 @@ pub struct StoredEvent {
     pub repriced_at: Option<String>,
 }
 
+impl StoredEvent {
+    /// The event this call was stored from, as far as a store keeps it: the winning
+    /// attempt's values, without a client-reported cost (the price is stored beside it).
+    /// Err names a stored value that no longer reads. Used to price a stored call again
+    /// and to copy it into another store.
+    pub fn event(&self) -> std::result::Result<crate::event::Event, String> {
+        use crate::event::*;
+        let unknown = |what: &str, text: &str| format!("unknown {what} `{text}`");
+        let timestamp_ms = self
+            .timestamp
+            .parse::<jiff::Timestamp>()
+            .map_err(|_| unknown("timestamp", &self.timestamp))?
+            .as_millisecond();
+        Ok(Event {
+            external_request_id: (!self.idless).then(|| self.external_request_id.clone()),
+            attempt: self.attempt,
+            timestamp_ms,
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            endpoint_tag: self.endpoint_tag.clone(),
+            prompt_version: self.prompt_version.clone(),
+            tenant_id: self.tenant_id.clone(),
+            user_id: self.user_id.clone(),
+            tokens: Tokens {
+                input: self.input_tokens,
+                cached: self.cached_tokens,
+                cache_write: self.cache_write_tokens,
+                output: self.output_tokens,
+                reasoning: self.reasoning_tokens,
+            },
+            image_count: self.image_count,
+            latency_ms: self.latency_ms,
+            status: Status::parse(self.status).ok_or_else(|| unknown("status", self.status))?,
+            error_code: self.error_code.clone(),
+            data_mode: DataMode::parse(self.data_mode)
+                .ok_or_else(|| unknown("dataMode", self.data_mode))?,
+            environment: Environment::parse(self.environment)
+                .ok_or_else(|| unknown("environment", self.environment))?,
+            operation: Operation::parse(self.operation)
+                .ok_or_else(|| unknown("operation", self.operation))?,
+            service_tier: ServiceTier::parse(self.service_tier)
+                .ok_or_else(|| unknown("serviceTier", self.service_tier))?,
+            usage_missing: self.usage_missing,
+            client_cost: None,
+            tags: self
+                .tags
+                .iter()
+                .map(|(k, v)| match v.as_str() {
+                    Some(v) => Ok((k.clone(), v.to_string())),
+                    None => Err(format!("tag `{k}` is not text")),
+                })
+                .collect::<std::result::Result<_, String>>()?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub external_request_id: Option<String>,
