@@ -148,30 +148,6 @@ fn call(id: &str, ts_ms: i64, tenant: &str, user: &str, cost: &str) -> Value {
     e
 }
 
-/// A dashboard page's HTML, logged in with `key`.
-async fn dashboard_page(api: &Api, key: &str, path: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = http
-        .post(format!("{}/login", api.url))
-        .form(&[("key", key), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    let cookie = login.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_string();
-    let page = http
-        .get(format!("{}{path}", api.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    page.text().await.unwrap()
-}
-
 /// (requests, costUsd) of `top tenants` over the last 30 days, through the API.
 async fn tenant_totals(api: &Api, read: &str) -> (Value, Value) {
     let top = api.get("/v1/top/tenants?since=30d", read).await;
@@ -274,7 +250,7 @@ async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erase
     assert_eq!(tagged.body["rawPrunedBefore"], json!(iso(raw_from)));
     assert_eq!(tagged.body["totals"][0]["requests"], json!(3));
     // The dashboard's freshness line says it too.
-    let page = dashboard_page(&api, &read, "/tenants").await;
+    let page = common::dashboard_page(&api.url, &read, "/tenants").await;
     assert!(
         page.contains(&format!(r#"data-raw-from="{}""#, iso(raw_from))),
         "{page}"

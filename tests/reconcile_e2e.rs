@@ -158,31 +158,6 @@ fn day<'a>(report: &'a Value, day: &str, provider: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row {day} {provider} in {report}"))
 }
 
-/// A dashboard page's HTML, logged in with `key`.
-async fn dashboard(server: &Server, key: &str, path: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = http
-        .post(format!("{}/login", server.url))
-        .form(&[("key", key), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status().as_u16(), 303);
-    let cookie = login.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_string();
-    let page = http
-        .get(format!("{}{path}", server.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status().as_u16(), 200);
-    page.text().await.unwrap()
-}
-
 const WINDOW: &str = "/v1/reconciliation?from=2026-11-01&to=2026-11-08";
 
 #[tokio::test]
@@ -309,8 +284,8 @@ async fn every_format_on(f: Fixture) {
     assert_eq!(rep["days"][0]["day"], "2026-11-05", "newest day first");
 
     // The dashboard page shows the same numbers.
-    let page = dashboard(
-        &f.server,
+    let page = common::dashboard_page(
+        &f.server.url,
         &f.read,
         "/reconciliation?from=2026-11-01T00:00:00Z&to=2026-11-08T00:00:00Z",
     )
@@ -326,8 +301,8 @@ async fn every_format_on(f: Fixture) {
     };
     assert_eq!(cell(&page, "2026-11-02/openai", "attributed"), "2.6");
     let window = "from=2026-11-01T00:00:00Z&to=2026-11-08T00:00:00Z";
-    let staging = dashboard(
-        &f.server,
+    let staging = common::dashboard_page(
+        &f.server.url,
         &f.read,
         &format!("/reconciliation?{window}&environment=staging"),
     )

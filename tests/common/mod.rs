@@ -187,3 +187,29 @@ pub fn clickhouse_url(var: &str) -> Option<String> {
     }
     url
 }
+
+/// A dashboard page's HTML from the server at `url`, logged in with `key` (its status
+/// must be 200).
+pub async fn dashboard_page(url: &str, key: &str, path: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{url}/login"))
+        .form(&[("key", key), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303, "login");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = http
+        .get(format!("{url}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200, "{path}");
+    page.text().await.unwrap()
+}
