@@ -31,6 +31,37 @@ pub struct Mapped {
 }
 
 impl Mapped {
+    /// A newest-first read of at most `limit` values (`read` asks the inner store): as
+    /// is when no mapping touches the query's filters, else piece by piece between the
+    /// rules' start hours, newest piece first, each asked for what the limit still
+    /// allows.
+    async fn newest_first<T, F, Fut>(
+        &self,
+        workspace: WorkspaceId,
+        query: Query,
+        limit: usize,
+        read: F,
+    ) -> Result<Vec<T>>
+    where
+        F: Fn(Query, usize) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>>>,
+    {
+        let rules = self.rules(workspace).await?;
+        if !rules.touches(&[], &query.filters) {
+            return read(query, limit).await;
+        }
+        let mut out = Vec::new();
+        for span in rules.segments(query.from_ms, query.to_ms).into_iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(piece) = self.piece(workspace, &rules, &query, span).await? {
+                out.extend(read(piece, limit - out.len()).await?);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn new(inner: Arc<dyn Store>) -> Mapped {
         Mapped {
             inner,
@@ -318,24 +349,10 @@ impl EventStore for Mapped {
         query: Query,
         limit: usize,
     ) -> Result<Vec<RequestValues>> {
-        let rules = self.rules(workspace).await?;
-        if !rules.touches(&[], &query.filters) {
-            return self.inner.request_values(workspace, query, limit).await;
-        }
-        let mut out = Vec::new();
-        for span in rules.segments(query.from_ms, query.to_ms).into_iter().rev() {
-            if out.len() >= limit {
-                break;
-            }
-            if let Some(piece) = self.piece(workspace, &rules, &query, span).await? {
-                let more = self
-                    .inner
-                    .request_values(workspace, piece, limit - out.len())
-                    .await?;
-                out.extend(more);
-            }
-        }
-        Ok(out)
+        self.newest_first(workspace, query, limit, |q, n| {
+            self.inner.request_values(workspace, q, n)
+        })
+        .await
     }
 
     async fn latencies(
@@ -344,24 +361,10 @@ impl EventStore for Mapped {
         query: Query,
         limit: usize,
     ) -> Result<Vec<u32>> {
-        let rules = self.rules(workspace).await?;
-        if !rules.touches(&[], &query.filters) {
-            return self.inner.latencies(workspace, query, limit).await;
-        }
-        let mut out = Vec::new();
-        for span in rules.segments(query.from_ms, query.to_ms).into_iter().rev() {
-            if out.len() >= limit {
-                break;
-            }
-            if let Some(piece) = self.piece(workspace, &rules, &query, span).await? {
-                let more = self
-                    .inner
-                    .latencies(workspace, piece, limit - out.len())
-                    .await?;
-                out.extend(more);
-            }
-        }
-        Ok(out)
+        self.newest_first(workspace, query, limit, |q, n| {
+            self.inner.latencies(workspace, q, n)
+        })
+        .await
     }
 
     async fn stored_ids(&self, workspace: WorkspaceId, ids: Vec<String>) -> Result<Vec<String>> {
