@@ -267,10 +267,13 @@ fn bucket_day(start_s: i64, end_s: i64) -> Result<String, String> {
     super::day_text(start_s * 1000).ok_or_else(|| "is outside 2020-01-01 to 2100-12-31".into())
 }
 
-fn openai_costs(
+/// Each result of an OpenAI organization report page (Costs or Usage API: the same
+/// buckets of a day with `results`), read as `T` and handed to `line` with its UTC day
+/// and its place in the file; every problem is collected with its place.
+fn each_openai_result<T: for<'a> Deserialize<'a>>(
     page: &RawValue,
     at: &dyn Fn(&str) -> String,
-    days: &mut Days,
+    mut line: impl FnMut(T, &str, String) -> Result<(), FieldError>,
 ) -> Result<(), Vec<FieldError>> {
     let page: Page<OpenaiBucket> = read(page, &at(""))?;
     let mut errors = Vec::new();
@@ -285,40 +288,9 @@ fn openai_costs(
         };
         for (r, raw) in bucket.results.iter().enumerate() {
             let place = here(&format!(".results[{r}]"));
-            let cost: OpenaiCost = match read(raw, &place) {
-                Ok(c) => c,
-                Err(e) => {
-                    errors.extend(e);
-                    continue;
-                }
-            };
-            if cost.object != "organization.costs.result" {
-                errors.push(FieldError::new(
-                    format!("{place}.object"),
-                    "must be organization.costs.result (this is not a Costs API page)",
-                ));
-                continue;
-            }
-            if !cost.amount.currency.eq_ignore_ascii_case("usd") {
-                errors.push(FieldError::new(
-                    format!("{place}.amount.currency"),
-                    "must be usd (burnrate reconciles USD bills)",
-                ));
-                continue;
-            }
-            match amount(cost.amount.value.get().trim_matches('"'), false) {
-                Ok(usd) => days.add(
-                    "openai",
-                    day.clone(),
-                    BillLine {
-                        model: None,
-                        item: cost.line_item,
-                        project: cost.project_id,
-                        amount_usd: Some(usd),
-                        tokens: None,
-                    },
-                ),
-                Err(m) => errors.push(FieldError::new(format!("{place}.amount.value"), m)),
+            match read::<T>(raw, &place) {
+                Ok(result) => errors.extend(line(result, &place, day.clone()).err()),
+                Err(e) => errors.extend(e),
             }
         }
     }
@@ -329,74 +301,84 @@ fn openai_costs(
     }
 }
 
+fn openai_costs(
+    page: &RawValue,
+    at: &dyn Fn(&str) -> String,
+    days: &mut Days,
+) -> Result<(), Vec<FieldError>> {
+    each_openai_result(page, at, |cost: OpenaiCost, place, day| {
+        if cost.object != "organization.costs.result" {
+            return Err(FieldError::new(
+                format!("{place}.object"),
+                "must be organization.costs.result (this is not a Costs API page)",
+            ));
+        }
+        if !cost.amount.currency.eq_ignore_ascii_case("usd") {
+            return Err(FieldError::new(
+                format!("{place}.amount.currency"),
+                "must be usd (burnrate reconciles USD bills)",
+            ));
+        }
+        match amount(cost.amount.value.get().trim_matches('"'), false) {
+            Ok(usd) => days.add(
+                "openai",
+                day,
+                BillLine {
+                    model: None,
+                    item: cost.line_item,
+                    project: cost.project_id,
+                    amount_usd: Some(usd),
+                    tokens: None,
+                },
+            ),
+            Err(m) => return Err(FieldError::new(format!("{place}.amount.value"), m)),
+        }
+        Ok(())
+    })
+}
+
 fn openai_usage(
     page: &RawValue,
     at: &dyn Fn(&str) -> String,
     days: &mut Days,
 ) -> Result<(), Vec<FieldError>> {
-    let page: Page<OpenaiBucket> = read(page, &at(""))?;
-    let mut errors = Vec::new();
-    for (b, bucket) in page.data.iter().enumerate() {
-        let here = |rest: &str| at(&format!("data[{b}]{rest}"));
-        let day = match bucket_day(bucket.start_time, bucket.end_time) {
-            Ok(d) => d,
-            Err(m) => {
-                errors.push(FieldError::new(here(".end_time"), m));
-                continue;
-            }
-        };
-        for (r, raw) in bucket.results.iter().enumerate() {
-            let place = here(&format!(".results[{r}]"));
-            let usage: OpenaiUsage = match read(raw, &place) {
-                Ok(u) => u,
-                Err(e) => {
-                    errors.extend(e);
-                    continue;
-                }
-            };
-            if usage.object != "organization.usage.completions.result" {
-                errors.push(FieldError::new(
-                    format!("{place}.object"),
-                    "must be organization.usage.completions.result (completions usage only)",
-                ));
-                continue;
-            }
-            if usage.input_cached_tokens > usage.input_tokens {
-                errors.push(FieldError::new(
-                    format!("{place}.input_cached_tokens"),
-                    "must not exceed input_tokens (cached tokens are part of the input)",
-                ));
-                continue;
-            }
-            let tier = match (usage.batch, usage.service_tier.as_deref()) {
-                (Some(true), _) => "batch",
-                (_, Some(t @ ("flex" | "priority"))) => t,
-                _ => "standard",
-            };
-            days.add(
-                "openai",
-                day.clone(),
-                BillLine {
-                    model: usage.model.filter(|m| !m.is_empty()),
-                    item: None,
-                    project: usage.project_id,
-                    amount_usd: None,
-                    tokens: Some(UsageTokens {
-                        input: usage.input_tokens,
-                        cached: usage.input_cached_tokens,
-                        output: usage.output_tokens,
-                        requests: usage.num_model_requests,
-                        tier: tier.to_string(),
-                    }),
-                },
-            );
+    each_openai_result(page, at, |usage: OpenaiUsage, place, day| {
+        if usage.object != "organization.usage.completions.result" {
+            return Err(FieldError::new(
+                format!("{place}.object"),
+                "must be organization.usage.completions.result (completions usage only)",
+            ));
         }
-    }
-    if errors.is_empty() {
+        if usage.input_cached_tokens > usage.input_tokens {
+            return Err(FieldError::new(
+                format!("{place}.input_cached_tokens"),
+                "must not exceed input_tokens (cached tokens are part of the input)",
+            ));
+        }
+        let tier = match (usage.batch, usage.service_tier.as_deref()) {
+            (Some(true), _) => "batch",
+            (_, Some(t @ ("flex" | "priority"))) => t,
+            _ => "standard",
+        };
+        days.add(
+            "openai",
+            day,
+            BillLine {
+                model: usage.model.filter(|m| !m.is_empty()),
+                item: None,
+                project: usage.project_id,
+                amount_usd: None,
+                tokens: Some(UsageTokens {
+                    input: usage.input_tokens,
+                    cached: usage.input_cached_tokens,
+                    output: usage.output_tokens,
+                    requests: usage.num_model_requests,
+                    tier: tier.to_string(),
+                }),
+            },
+        );
         Ok(())
-    } else {
-        Err(errors)
-    }
+    })
 }
 
 fn anthropic(
