@@ -3,7 +3,8 @@
 //! holds; exact integer sums. The raw-only path is the reference the tests compare with.
 
 use super::rollup::{
-    commit_seq, Cell, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, N_MEASURES, RAW_MEASURES,
+    commit_seq, Cell, DimIds, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, N_MEASURES,
+    RAW_MEASURES,
 };
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
@@ -258,8 +259,13 @@ enum GroupValue {
 /// Groups while parts are merged: (bucket start, group values) -> sums. foldhash: a
 /// day of users is tens of thousands of groups, hashed once per part.
 type Merged = HashMap<GroupKey, Sums, foldhash::fast::RandomState>;
-/// (bucket start, group values).
-type GroupKey = (Option<i64>, Vec<GroupValue>);
+/// (bucket start, group values; slots past the query's group-by hold `no_group`'s).
+type GroupKey = (Option<i64>, [GroupValue; 3]);
+
+/// A group key's values before they are filled in.
+fn no_group() -> [GroupValue; 3] {
+    std::array::from_fn(|_| GroupValue::Id(0))
+}
 
 /// Longest a read waits for the rollups to catch up with the events it sees.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -392,12 +398,12 @@ fn read_raw(
         } else {
             None
         };
-        let mut group = Vec::with_capacity(query.group_by.len());
-        for (i, d) in query.group_by.iter().enumerate() {
-            group.push(match d {
+        let mut group = no_group();
+        for (i, (d, g)) in query.group_by.iter().zip(group.iter_mut()).enumerate() {
+            *g = match d {
                 Dimension::Tag(_) => GroupValue::Text(r.get(bucketed + i)?),
                 _ => GroupValue::Id(r.get(bucketed + i)?),
-            });
+            };
         }
         let part = sums_of(r, n)?;
         let sums = merged.entry((bucket_ms, group)).or_default();
@@ -410,9 +416,6 @@ fn read_raw(
     }
     Ok(())
 }
-
-/// Rollup cells folded by (bucket start, group ids); at most three group dimensions.
-type CellGroups = HashMap<(Option<i64>, [u32; 3]), Cell, foldhash::fast::RandomState>;
 
 /// Ids a filter lets through; looked up once per rollup cell.
 type IdSet = std::collections::HashSet<u32, foldhash::fast::RandomState>;
@@ -465,7 +468,7 @@ fn from_totals(
     query: &Query,
     parts: &[(Source, i64, i64)],
 ) -> Result<CellGroups> {
-    let mut out = CellGroups::default();
+    let mut out = CellGroups::new(query);
     let Some(index) = choose_family(query) else {
         return Ok(out);
     };
@@ -474,6 +477,12 @@ fn from_totals(
     for name in family.dims {
         allowed.push(allowed_ids(c, &query.filters, name)?);
     }
+    let keep = |dims: &DimIds| {
+        allowed
+            .iter()
+            .zip(dims)
+            .all(|(a, id)| a.as_ref().is_none_or(|ids| ids.contains(id)))
+    };
     // choose_family found every grouped dimension in the family.
     let slots: Vec<usize> = query
         .group_by
@@ -484,43 +493,101 @@ fn from_totals(
         let Source::Rollup(f, grain) = *source else {
             continue;
         };
-        let buckets = &totals.cells[f][grain as usize].buckets;
-        for ((_, start), cells) in buckets.range((workspace, *from)..(workspace, *to)) {
-            let bucket = query
-                .bucket
-                .map(|b| start.div_euclid(b.millis()) * b.millis());
-            for (dims, cell) in cells {
-                let kept = allowed
-                    .iter()
-                    .zip(dims)
-                    .all(|(a, id)| a.as_ref().is_none_or(|ids| ids.contains(id)));
-                if !kept {
-                    continue;
-                }
+        totals.cells[f][grain as usize].each_in(
+            workspace,
+            (*from, *to),
+            keep,
+            |start, dims, cell| {
+                let bucket = query
+                    .bucket
+                    .map(|b| start.div_euclid(b.millis()) * b.millis());
                 let mut group = [0u32; 3];
                 for (g, slot) in group.iter_mut().zip(&slots) {
                     *g = dims[*slot];
                 }
-                let total = out.entry((bucket, group)).or_insert([0; N_MEASURES]);
-                for (t, m) in total.iter_mut().zip(cell) {
-                    *t = t.checked_add(*m).ok_or(StoreError::SumOverflow)?;
-                }
-            }
-        }
+                out.add((bucket, group), cell)
+            },
+        )?;
     }
     Ok(out)
+}
+
+/// Rollup cells summed per (bucket start, group ids) while the parts are read. With one
+/// group dimension, groups are found through a table indexed by the group's id, so the
+/// common case (a top list over a window: tens of thousands of users, each summed from
+/// a cell per day) hashes nothing; the groups of one id in several buckets are told
+/// apart by a short scan, newest first, which the parts' time order keeps short. Keys
+/// of two or three dimensions go through a hash map.
+struct CellGroups {
+    by_id: bool,
+    /// Per group id (one dimension): 1 + the index in `groups` of its newest group.
+    first: Vec<u32>,
+    /// Per key (several dimensions): 1 + its index in `groups`.
+    index: HashMap<(Option<i64>, [u32; 3]), u32, foldhash::fast::RandomState>,
+    /// Each group's key, its sums, and (one dimension) 1 + the index of the previous
+    /// group of the same id (0: none).
+    groups: Vec<((Option<i64>, [u32; 3]), Cell, u32)>,
+}
+
+impl CellGroups {
+    fn new(query: &Query) -> CellGroups {
+        CellGroups {
+            by_id: query.group_by.len() <= 1,
+            first: Vec::new(),
+            index: HashMap::default(),
+            groups: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, key: (Option<i64>, [u32; 3]), cell: &Cell) -> Result<()> {
+        let at = if self.by_id {
+            self.find_by_id(key)?
+        } else {
+            let next = self.groups.len() as u32 + 1;
+            let at = *self.index.entry(key).or_insert(next);
+            if at == next {
+                self.groups.push((key, [0; N_MEASURES], 0));
+            }
+            at
+        };
+        let total = &mut self.groups[at as usize - 1].1;
+        for (t, m) in total.iter_mut().zip(cell) {
+            *t = t.checked_add(*m).ok_or(StoreError::SumOverflow)?;
+        }
+        Ok(())
+    }
+
+    /// 1 + the index of `key`'s group, which is added when missing.
+    fn find_by_id(&mut self, key: (Option<i64>, [u32; 3])) -> Result<u32> {
+        let id = key.1[0] as usize;
+        if id >= self.first.len() {
+            self.first.resize((id + 1).next_power_of_two(), 0);
+        }
+        let mut at = self.first[id];
+        while at != 0 {
+            let (k, _, previous) = &self.groups[at as usize - 1];
+            if *k == key {
+                return Ok(at);
+            }
+            at = *previous;
+        }
+        self.groups.push((key, [0; N_MEASURES], self.first[id]));
+        let at = u32::try_from(self.groups.len()).map_err(|_| StoreError::SumOverflow)?;
+        self.first[id] = at;
+        Ok(at)
+    }
 }
 
 /// Fold rollup groups into `merged`. A negative sum can only come from values stored out
 /// of range: refused as an overflow, as for raw sums.
 fn merge_cells(query: &Query, cells: CellGroups, merged: &mut Merged) -> Result<()> {
-    for ((bucket, ids), cell) in cells {
+    merged.reserve(cells.groups.len());
+    for ((bucket, ids), cell, _) in cells.groups {
         let sums = sums_of_cell(&cell)?;
-        let group = ids
-            .iter()
-            .take(query.group_by.len())
-            .map(|id| GroupValue::Id(i64::from(*id)))
-            .collect();
+        let mut group = no_group();
+        for (g, id) in group.iter_mut().zip(ids).take(query.group_by.len()) {
+            *g = GroupValue::Id(i64::from(id));
+        }
         merged.entry((bucket, group)).or_default().add(&sums)?;
     }
     Ok(())

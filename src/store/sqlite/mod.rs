@@ -51,7 +51,7 @@ impl SqliteStore {
     /// Open (creating if needed) the database at `path` and start its writer.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let mut conn = Connection::open(path)?;
-        schema::configure(&conn)?;
+        schema::configure(&conn, schema::WRITER_CACHE_MIB)?;
         schema::migrate(&mut conn, now_ms())?;
         let derived = Self::build_derived(&mut conn)?;
         // The writer keeps SQLite's auto-checkpoint, which is what lets the WAL restart from
@@ -164,7 +164,7 @@ impl SqliteStore {
         path: &Path,
     ) -> anyhow::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
         let conn = Connection::open(path)?;
-        schema::configure(&conn)?;
+        schema::configure(&conn, 2)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let handle = std::thread::Builder::new()
             .name("burnrate-checkpoint".into())
@@ -195,7 +195,7 @@ impl SqliteStore {
             return Ok(conn);
         }
         let conn = Connection::open(&self.path)?;
-        schema::configure(&conn)?;
+        schema::configure(&conn, schema::READER_CACHE_MIB)?;
         Ok(conn)
     }
 
