@@ -523,11 +523,14 @@ struct CellGroups {
     /// Per group id (one dimension): 1 + the index in `groups` of its newest group.
     first: Vec<u32>,
     /// Per key (several dimensions): 1 + its index in `groups`.
-    index: HashMap<(Option<i64>, [u32; 3]), u32, foldhash::fast::RandomState>,
+    index: HashMap<CellKey, u32, foldhash::fast::RandomState>,
     /// Each group's key, its sums, and (one dimension) 1 + the index of the previous
     /// group of the same id (0: none).
-    groups: Vec<((Option<i64>, [u32; 3]), Cell, u32)>,
+    groups: Vec<(CellKey, Cell, u32)>,
 }
+
+/// (bucket start, group ids; unused slots 0).
+type CellKey = (Option<i64>, [u32; 3]);
 
 impl CellGroups {
     fn new(query: &Query) -> CellGroups {
@@ -539,7 +542,7 @@ impl CellGroups {
         }
     }
 
-    fn add(&mut self, key: (Option<i64>, [u32; 3]), cell: &Cell) -> Result<()> {
+    fn add(&mut self, key: CellKey, cell: &Cell) -> Result<()> {
         let at = if self.by_id {
             self.find_by_id(key)?
         } else {
@@ -558,7 +561,7 @@ impl CellGroups {
     }
 
     /// 1 + the index of `key`'s group, which is added when missing.
-    fn find_by_id(&mut self, key: (Option<i64>, [u32; 3])) -> Result<u32> {
+    fn find_by_id(&mut self, key: CellKey) -> Result<u32> {
         let id = key.1[0] as usize;
         if id >= self.first.len() {
             self.first.resize((id + 1).next_power_of_two(), 0);

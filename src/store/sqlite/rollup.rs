@@ -443,7 +443,7 @@ impl Bucket {
     /// Fold the open deltas into the packed cells, dropping cells whose sums are all 0.
     fn pack(&mut self) -> Result<(), WriteError> {
         let mut open: Vec<(DimIds, Cell)> = self.open.drain().collect();
-        open.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        open.sort_unstable_by_key(|(dims, _)| *dims);
         let mut merged = Vec::with_capacity(self.packed.len() + open.len());
         let mut open = open.into_iter().peekable();
         for (dims, mut cell) in self.packed.iter() {
