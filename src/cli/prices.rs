@@ -53,6 +53,8 @@ pub async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> 
                 from_ms: time("from", from, i64::MIN)?,
                 to_ms: time("to", to, i64::MAX)?,
                 model,
+                target: crate::store::RepriceTarget::Unpriced,
+                dry_run: false,
             };
             let (summary, _) = crate::lifecycle::reprice_unpriced(
                 store,

@@ -182,5 +182,7 @@ fn reprice_scope(body: &Value) -> Result<crate::store::RepriceScope, ApiError> {
         from_ms,
         to_ms,
         model,
+        target: crate::store::RepriceTarget::Unpriced,
+        dry_run: false,
     })
 }

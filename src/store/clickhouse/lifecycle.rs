@@ -60,14 +60,23 @@ pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) 
     Ok(removed)
 }
 
-/// Insert negative rows into the hour totals: what the attempts in `scope` added.
+/// Insert negative rows into the hour totals: what the attempts in `scope` added. An
+/// attempt counts once, with its newest price: a re-priced copy (`reprice.rs`) added
+/// only its cost change to the totals, so attempt and copy together added the copy.
 async fn lower_hour_totals(store: &ClickhouseStore, ws: WorkspaceId, scope: &str) -> Result<()> {
+    let attempts = format!(
+        "(SELECT argMax(ts, pick) AS ts, argMax(cost, pick) AS cost,
+                 argMax(input, pick) AS input, argMax(cached, pick) AS cached,
+                 argMax(cache_write, pick) AS cache_write, argMax(output, pick) AS output,
+                 argMax(reasoning, pick) AS reasoning, argMax(latency, pick) AS latency
+          FROM {} WHERE {scope} GROUP BY idless, id, attempt)",
+        store.table(schema::EVENTS.name)
+    );
     let sql = format!(
         "SELECT intDiv(ts, 3600000), sum(toInt64(cost)), sum(toInt64(input)),
                 sum(toInt64(cached)), sum(toInt64(cache_write)), sum(toInt64(output)),
                 sum(toInt64(reasoning)), sum(if(latency >= 0, latency, 0))
-         FROM {} WHERE {scope} GROUP BY intDiv(ts, 3600000)",
-        store.table(schema::EVENTS.name)
+         FROM {attempts} GROUP BY intDiv(ts, 3600000)"
     );
     let mut lines = Vec::new();
     for row in store.client.select(&sql).await? {
