@@ -7,7 +7,10 @@
 use crate::money::Usd;
 use crate::privacy::Slot;
 use crate::settings::IngestSettings;
-use crate::store::{Removed, Result, Store, Subject, WorkspaceId};
+use crate::store::{
+    Pricer, Removed, RepriceOutcome, RepriceScope, RepriceTarget, Result, Store, Subject,
+    WorkspaceId,
+};
 use serde::Serialize;
 
 /// The control object kind of erasure audit records.
@@ -157,15 +160,14 @@ pub async fn reprice_unpriced(
     store: &dyn Store,
     book: std::sync::Arc<crate::price::PriceBook>,
     ws: WorkspaceId,
-    scope: crate::store::RepriceScope,
+    mut scope: RepriceScope,
     now_ms: i64,
-) -> Result<(Repriced, crate::store::RepriceOutcome)> {
-    let pricer: crate::store::Pricer = std::sync::Arc::new(move |stored| {
-        let event = stored.event().ok()?;
-        let pricing = book.price(&event);
-        pricing.cost.is_some().then_some(pricing)
-    });
-    let outcome = store.reprice_unpriced(ws, scope, pricer, now_ms).await?;
+) -> Result<(Repriced, RepriceOutcome)> {
+    scope.target = RepriceTarget::Unpriced;
+    scope.dry_run = false;
+    let outcome = store
+        .reprice_unpriced(ws, scope, pricer(book), now_ms)
+        .await?;
     let summary = Repriced {
         repriced: outcome.repriced,
         cost_usd: Usd(outcome.cost_nanos).to_string(),
@@ -173,6 +175,115 @@ pub async fn reprice_unpriced(
         repriced_at: iso(now_ms),
     };
     Ok((summary, outcome))
+}
+
+/// The pricer of a re-pricing: the current book at each call's own timestamp.
+fn pricer(book: std::sync::Arc<crate::price::PriceBook>) -> Pricer {
+    std::sync::Arc::new(move |stored| {
+        let event = stored.event().ok()?;
+        let pricing = book.price(&event);
+        pricing.cost.is_some().then_some(pricing)
+    })
+}
+
+/// The control object kind of price correction audit records.
+pub const CORRECTION_KIND: &str = "price_correction";
+
+/// A deliberate correction of priced history (`prices reprice --entry ID`): what it
+/// changed (or, as a dry run, would change). Confirmed, it is also the audit record.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Correction {
+    /// The audit record's id (control object of kind `price_correction`); None on a
+    /// dry run, which stores nothing.
+    pub id: Option<i64>,
+    pub dry_run: bool,
+    /// The price entry whose calls were priced again with the current book.
+    pub entry: String,
+    /// The window (RFC 3339; None = unbounded) and model the correction was limited to.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub model: Option<String>,
+    /// Calls priced anew, and calls of the entry left as they were (the current book
+    /// prices them the same, or cannot price them).
+    pub repriced: u64,
+    pub unchanged: u64,
+    /// Exact decimal texts: the repriced calls' cost before and after, and after minus
+    /// before (what totals and budgets moved by).
+    pub cost_before_usd: String,
+    pub cost_after_usd: String,
+    pub difference_usd: String,
+    /// When it was committed (or computed, for a dry run).
+    pub at: String,
+    /// Who asked: "cli" or "key <id>".
+    pub by: String,
+}
+
+/// Price again, with `book`, the calls of `ws` priced with `entry` in `scope`'s window
+/// (and model). Without `confirm` a dry run: counts and costs, nothing changed. With it,
+/// one commit (every aggregate corrected; the outcome's effects are for the budget
+/// counters) and an audit record of kind `price_correction`.
+#[allow(clippy::too_many_arguments)]
+pub async fn correct_entry(
+    store: &dyn Store,
+    book: std::sync::Arc<crate::price::PriceBook>,
+    ws: WorkspaceId,
+    mut scope: RepriceScope,
+    entry: String,
+    confirm: bool,
+    by: String,
+    now_ms: i64,
+) -> Result<(Correction, RepriceOutcome)> {
+    scope.target = RepriceTarget::Entry(entry.clone());
+    scope.dry_run = !confirm;
+    let bound = |ms: i64| (ms != i64::MIN && ms != i64::MAX).then(|| iso(ms));
+    let (from, to, model) = (
+        bound(scope.from_ms),
+        bound(scope.to_ms),
+        scope.model.clone(),
+    );
+    let outcome = store
+        .reprice_unpriced(ws, scope, pricer(book), now_ms)
+        .await?;
+    let difference = outcome
+        .cost_nanos
+        .checked_sub(outcome.cost_before_nanos)
+        .ok_or(crate::store::StoreError::SumOverflow)?;
+    let mut record = Correction {
+        id: None,
+        dry_run: !confirm,
+        entry,
+        from,
+        to,
+        model,
+        repriced: outcome.repriced,
+        unchanged: outcome.unchanged,
+        cost_before_usd: Usd(outcome.cost_before_nanos).to_string(),
+        cost_after_usd: Usd(outcome.cost_nanos).to_string(),
+        difference_usd: Usd(difference).to_string(),
+        at: iso(now_ms),
+        by,
+    };
+    if confirm {
+        let body = serde_json::to_value(&record)
+            .map_err(|e| crate::store::StoreError::Database(e.to_string()))?;
+        record.id = Some(store.put_object(ws, CORRECTION_KIND, None, body).await?);
+    }
+    Ok((record, outcome))
+}
+
+/// The workspace's correction audit records, oldest first.
+pub async fn corrections(store: &dyn Store, ws: WorkspaceId) -> Result<Vec<serde_json::Value>> {
+    Ok(store
+        .objects(Some(ws), CORRECTION_KIND)
+        .await?
+        .into_iter()
+        .map(|o| {
+            let mut body = o.body;
+            body["id"] = serde_json::json!(o.id);
+            body
+        })
+        .collect())
 }
 
 fn iso(ms: i64) -> String {

@@ -32,6 +32,8 @@ pub async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> 
         PriceCommand::Check => check_prices(store, &book, now).await?,
         PriceCommand::Reprice {
             unpriced: _,
+            entry,
+            confirm,
             workspace,
             from,
             to,
@@ -56,15 +58,37 @@ pub async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> 
                 target: crate::store::RepriceTarget::Unpriced,
                 dry_run: false,
             };
-            let (summary, _) = crate::lifecycle::reprice_unpriced(
-                store,
-                std::sync::Arc::new(book),
-                ws,
-                scope,
-                now,
-            )
-            .await?;
-            println!("{}", serde_json::to_string(&summary)?);
+            let book = std::sync::Arc::new(book);
+            let line = match entry {
+                None => {
+                    let (summary, _) =
+                        crate::lifecycle::reprice_unpriced(store, book, ws, scope, now).await?;
+                    serde_json::to_string(&summary)?
+                }
+                Some(entry) => {
+                    let (record, _) = crate::lifecycle::correct_entry(
+                        store,
+                        book,
+                        ws,
+                        scope,
+                        entry,
+                        confirm,
+                        "cli".into(),
+                        now,
+                    )
+                    .await?;
+                    serde_json::to_string(&record)?
+                }
+            };
+            println!("{line}");
+        }
+        PriceCommand::Corrections { workspace } => {
+            let ws = crate::load::workspace_id(store, &workspace).await?;
+            let records = crate::lifecycle::corrections(store, ws).await?;
+            println!(
+                "{}",
+                serde_json::to_string(&serde_json::json!({ "corrections": records }))?
+            );
         }
         PriceCommand::Generate { .. } => unreachable!("handled in run"),
     }

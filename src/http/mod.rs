@@ -115,6 +115,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/retention", get(lifecycle::retention))
         .route("/v1/prices/reprice", post(lifecycle::reprice))
+        .route("/v1/prices/corrections", get(lifecycle::corrections))
         .route("/v1/explain", get(api::explain))
         .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))
