@@ -389,7 +389,7 @@ pub enum PriceCommand {
         entry: Option<String>,
         /// Commit the correction (--entry): without it nothing changes and the counts and
         /// costs before and after are shown.
-        #[arg(long, requires = "entry")]
+        #[arg(long)]
         confirm: bool,
         #[arg(long, default_value = "default")]
         workspace: String,

@@ -39,6 +39,9 @@ pub async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> 
             to,
             model,
         } => {
+            if confirm && entry.is_none() {
+                bail!("--confirm commits a correction of priced events: give --entry ID");
+            }
             let ws = crate::load::workspace_id(store, &workspace).await?;
             let time = |flag: &str, v: Option<String>, default: i64| -> anyhow::Result<i64> {
                 match v {
