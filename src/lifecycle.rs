@@ -87,6 +87,9 @@ pub struct ErasureRecord {
     /// Exact decimal text of the erased calls' priced cost.
     pub cost_usd: String,
     pub unpriced: u64,
+    /// Control objects that named the id and were edited or deleted (id mappings, plan
+    /// assignments, revenue entries, budgets' per-member overrides and scopes).
+    pub objects_edited: u64,
     pub erased_at: String,
     /// Who asked: "cli" or "key <id>".
     pub by: String,
@@ -110,11 +113,13 @@ pub async fn erase(
     }
     let kind = subject.kind();
     let mut total = Removed::default();
+    let mut objects_edited = 0;
     for id in forms {
         let form = match subject {
             Subject::Tenant(_) => Subject::Tenant(id),
             Subject::User(_) => Subject::User(id),
         };
+        objects_edited += erase_from_objects(store, ws, &form).await?;
         let removed = store.erase(ws, form).await?;
         total.events += removed.events;
         total.pruned_history_calls += removed.pruned_history_calls;
@@ -131,6 +136,7 @@ pub async fn erase(
         pruned_history_calls: total.pruned_history_calls,
         cost_usd: Usd(total.cost_nanos).to_string(),
         unpriced: total.unpriced,
+        objects_edited,
         erased_at: iso(now_ms),
         by,
     };
@@ -138,6 +144,86 @@ pub async fn erase(
         .map_err(|e| crate::store::StoreError::Database(e.to_string()))?;
     record.id = store.put_object(ws, ERASURE_KIND, None, body).await?;
     Ok(record)
+}
+
+/// Take the id of `subject` (its stored form) out of the workspace's control objects;
+/// returns how many objects were edited or deleted:
+/// - id mappings (`id_mapping`) of its dimension whose `from` or `to` is the id: deleted;
+/// - plan assignments (`plan_assignments`, tenants): the id's lines removed;
+/// - revenue entries (`revenue_entries`, tenants): the id's entries removed;
+/// - budgets (`budget`): the id's per-member override removed; a budget whose scope
+///   names the id (it counts only that person's spend) is deleted.
+async fn erase_from_objects(store: &dyn Store, ws: WorkspaceId, subject: &Subject) -> Result<u64> {
+    use serde_json::Value;
+    let id = subject.id();
+    let (dimension, scope_field) = match subject {
+        Subject::Tenant(_) => ("tenantId", "tenantId"),
+        Subject::User(_) => ("userId", "userId"),
+    };
+    let mut edited = 0;
+    for o in store.objects(Some(ws), crate::mapping::KIND).await? {
+        let names = |f: &str| o.body.get(f).and_then(Value::as_str) == Some(id);
+        let same_dimension = o.body.get("dimension").and_then(Value::as_str) == Some(dimension);
+        if same_dimension && (names("from") || names("to")) {
+            store.delete_object(ws, crate::mapping::KIND, o.id).await?;
+            edited += 1;
+        }
+    }
+    if matches!(subject, Subject::Tenant(_)) {
+        let kind = crate::budget::plans::PLAN_ASSIGNMENTS;
+        for mut o in store.objects(Some(ws), kind).await? {
+            let Some(lines) = o.body.get("assignments").and_then(Value::as_str) else {
+                continue;
+            };
+            let kept: Vec<&str> = lines
+                .lines()
+                .filter(|l| l.split_once('\t').map(|(t, _)| t) != Some(id))
+                .collect();
+            if kept.len() != lines.lines().count() {
+                let text: String = kept.iter().map(|l| format!("{l}\n")).collect();
+                o.body["assignments"] = Value::String(text);
+                store.put_object(ws, kind, Some(o.id), o.body).await?;
+                edited += 1;
+            }
+        }
+        let kind = crate::revenue::REVENUE_ENTRIES;
+        for mut o in store.objects(Some(ws), kind).await? {
+            let Some(entries) = o.body.get_mut("entries").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            let before = entries.len();
+            entries.retain(|e| e.get("tenantId").and_then(Value::as_str) != Some(id));
+            if entries.len() != before {
+                store.put_object(ws, kind, Some(o.id), o.body).await?;
+                edited += 1;
+            }
+        }
+    }
+    let kind = crate::budget::service::BUDGET;
+    for mut o in store.objects(Some(ws), kind).await? {
+        let scoped = o
+            .body
+            .get("scope")
+            .and_then(|s| s.get(scope_field))
+            .and_then(Value::as_str)
+            == Some(id);
+        if scoped {
+            store.delete_object(ws, kind, o.id).await?;
+            edited += 1;
+            continue;
+        }
+        let overridden = o
+            .body
+            .get_mut("overrides")
+            .and_then(Value::as_object_mut)
+            .and_then(|m| m.remove(id))
+            .is_some();
+        if overridden {
+            store.put_object(ws, kind, Some(o.id), o.body).await?;
+            edited += 1;
+        }
+    }
+    Ok(edited)
 }
 
 /// What a re-pricing did, as the CLI and the API show it.

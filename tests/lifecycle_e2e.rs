@@ -285,7 +285,50 @@ async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erase
         .await;
     assert_eq!(not_admin.status, 403, "{}", not_admin.body);
 
-    // Erase the tenant: one raw call (2.00) and two pruned ones (0.25 + 1.00).
+    // A call that names the tenant only in a tag, and five control objects naming it:
+    // an id mapping, a plan assignment, a revenue entry, a budget's per-tenant override
+    // and a budget of that tenant alone.
+    let mut tagged = call("new-4", now - 1_800_000, "keeper", "u-2", "0.125");
+    tagged["tags"] = json!({"team": "x", "customer": ERASED_TENANT});
+    let reply = api
+        .post("/v1/ingest/batch", &ingest, &json!([tagged]))
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let posts = [
+        (
+            "/v1/mappings",
+            json!({"dimension": "tenantId", "from": "old-name-q7", "to": ERASED_TENANT}),
+        ),
+        (
+            "/v1/revenue",
+            json!({"entries": [
+                {"tenantId": ERASED_TENANT, "type": "override", "date": "2026-11-01", "amountUsd": "20"},
+                {"tenantId": "keeper", "type": "override", "date": "2026-11-01", "amountUsd": "30"}]}),
+        ),
+        (
+            "/v1/budgets",
+            json!({"name": "each", "scope": {"tenantId": "*"}, "period": "month",
+                   "limitUsd": 10, "action": "notify",
+                   "overrides": {ERASED_TENANT: 50, "keeper": 60}}),
+        ),
+        (
+            "/v1/budgets",
+            json!({"name": "one", "scope": {"tenantId": ERASED_TENANT}, "period": "month",
+                   "limitUsd": 10, "action": "notify"}),
+        ),
+    ];
+    for (path, body) in posts {
+        let r = api.post(path, &admin, &body).await;
+        assert!(r.status == 200 || r.status == 201, "{path}: {}", r.body);
+    }
+    let csv = format!("tenantId,plan\n{ERASED_TENANT},pro\nkeeper,free\n");
+    let r = api
+        .post_raw("/v1/plans/import", Some(&admin), "text/csv", csv.into())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Erase the tenant: two raw calls (2.00, and 0.125 by the tag) and two pruned ones
+    // (0.25 + 1.00); five objects edited.
     let erased = api
         .post("/v1/erasure", &admin, &json!({"tenantId": ERASED_TENANT}))
         .await;
@@ -297,17 +340,45 @@ async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erase
             &record["events"],
             &record["prunedHistoryCalls"],
             &record["costUsd"],
-            &record["unpriced"]
+            &record["unpriced"],
+            &record["objectsEdited"]
         ),
         (
             &json!("tenant"),
-            &json!(1),
             &json!(2),
-            &json!("3.25"),
-            &json!(0)
+            &json!(2),
+            &json!("3.375"),
+            &json!(0),
+            &json!(5)
         ),
         "{record}"
     );
+    // What did not name the tenant stays: keeper's plan, revenue and override.
+    // Two tenants had plans; keeper keeps "free".
+    let plans = api.get("/v1/plans", &admin).await;
+    assert_eq!(
+        plans.body,
+        json!({"plans": [{"plan": "free", "tenants": 1}], "tenants": 1})
+    );
+    let budgets = api.get("/v1/budgets", &admin).await;
+    let budgets_text = budgets.body.to_string();
+    assert!(budgets_text.contains("keeper"), "{budgets_text}");
+    let revenue = api.get("/v1/revenue?tenantId=keeper", &admin).await;
+    assert!(revenue.body.to_string().contains("30"), "{}", revenue.body);
+    assert!(!budgets_text.contains("\"one\""), "{budgets_text}");
+    for path in [
+        "/v1/plans",
+        "/v1/budgets",
+        "/v1/mappings",
+        "/v1/revenue?tenantId=keeper",
+    ] {
+        let r = api.get(path, &admin).await;
+        assert!(
+            !r.body.to_string().contains(ERASED_TENANT),
+            "{path}: {}",
+            r.body
+        );
+    }
     assert!(!record.to_string().contains(ERASED_TENANT));
     assert_eq!(tenant_totals(&api, &read).await, (json!(3), json!(12.50)));
 

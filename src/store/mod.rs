@@ -648,7 +648,9 @@ pub trait EventStore: Send + Sync {
     /// remains (answers say so in `Answer::raw_from_ms`).
     async fn raw_from(&self, workspace: WorkspaceId) -> Result<Option<i64>>;
     /// Erasure: delete every event of one tenant or user of a workspace, raw and in the
-    /// pruned history, so every aggregate afterwards is what the remaining events imply.
+    /// pruned history, and every raw event holding the id as the value of any tag (the
+    /// pruned history keeps no tags), so every aggregate afterwards is what the
+    /// remaining events imply.
     /// The id itself is removed from the store where nothing else refers to it.
     async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed>;
     /// Re-pricing: give the workspace's calls of `scope` (its target: the unpriced, or

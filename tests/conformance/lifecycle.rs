@@ -28,12 +28,14 @@ fn expected_removed(calls: &[Call]) -> Removed {
 async fn erase(store: &Shared, loaded: &mut Loaded, ws: i64, subject: Subject) {
     let id = subject.id().to_string();
     let is_tenant = matches!(subject, Subject::Tenant(_));
+    // The calls naming the id as tenant (user) or as any tag's value.
     let gone = loaded.reference.remove(|c| {
         let value = match is_tenant {
             true => &c.event.tenant_id,
             false => &c.event.user_id,
         };
-        c.workspace == ws && value.as_deref() == Some(id.as_str())
+        let in_tags = c.event.tags.values().any(|v| *v == id);
+        c.workspace == ws && (value.as_deref() == Some(id.as_str()) || in_tags)
     });
     assert!(!gone.is_empty(), "the scenario has calls of {id}");
     let got = store.erase(ws, subject).await.unwrap();
@@ -49,8 +51,8 @@ async fn erase(store: &Shared, loaded: &mut Loaded, ws: i64, subject: Subject) {
     );
 }
 
-/// Erase one tenant and one user of a workspace: what they removed is exactly their
-/// calls, every answer afterwards equals the reference without them, and erasing again
+/// Erase one tenant and one user of a workspace, and an id only tags carry: what they
+/// removed is exactly their calls (as tenant, user or any tag's value), every answer afterwards equals the reference without them, and erasing again
 /// removes nothing.
 pub async fn erasure_takes_out_a_tenants_and_a_users_calls_exactly(store: Shared, seed: u64) {
     let mut loaded = load(&store, seed, 600).await;
@@ -60,6 +62,9 @@ pub async fn erasure_takes_out_a_tenants_and_a_users_calls_exactly(store: Shared
     erase(&store, &mut loaded, ws, Subject::Tenant(tenant.clone())).await;
     let user = pick(&mut rng, gen::USERS).to_string();
     erase(&store, &mut loaded, ws, Subject::User(user)).await;
+    // An id that only tags carry (no call has it as tenant): the calls tagged with it go.
+    let tagged = pick(&mut rng, gen::TEAMS).to_string();
+    erase(&store, &mut loaded, ws, Subject::Tenant(tagged)).await;
     check_queries(&store, &loaded, seed, 150).await;
     let again = store.erase(ws, Subject::Tenant(tenant)).await.unwrap();
     assert_eq!(again, Removed::default());
