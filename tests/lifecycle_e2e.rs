@@ -327,6 +327,29 @@ async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erase
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
 
+    // The guard sees both budgets of the tenant: the one of it alone, and the per-tenant
+    // one with its plan and override ($50).
+    let limits = || async {
+        let answer = api
+            .post(
+                "/v1/guard",
+                &ingest,
+                &json!({"endpointTag": "support.reply", "tenantId": ERASED_TENANT,
+                        "estimatedCostUsd": 0.01}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let mut limits: Vec<String> = answer.body["budgets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", answer.body))
+            .iter()
+            .map(|b| format!("{}/{}/{}", b["name"], b["plan"], b["limitUsd"]))
+            .collect();
+        limits.sort();
+        limits
+    };
+    assert_eq!(limits().await, [r#""each"/"pro"/50"#, r#""one"/null/null"#]);
+
     // Erase the tenant: two raw calls (2.00, and 0.125 by the tag) and two pruned ones
     // (0.25 + 1.00); five objects edited.
     let erased = api
@@ -352,6 +375,14 @@ async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erase
             &json!(5)
         ),
         "{record}"
+    );
+    // The server follows at once: only the per-tenant budget is left, without the
+    // tenant's plan or override.
+    let left = limits().await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].starts_with(r#""each"/null/"#) && !left[0].ends_with("/50"),
+        "{left:?}"
     );
     // What did not name the tenant stays: keeper's plan, revenue and override.
     // Two tenants had plans; keeper keeps "free".

@@ -33,6 +33,10 @@ pub async fn erase(
         state.now_ms(),
     )
     .await?;
+    // The erasure edited control objects that named the id: this node's budgets, plans
+    // and mapping rules follow at once (other processes at their next reload).
+    state.mappings.forget(key.workspace_id);
+    state.budgets.reload(key.workspace_id).await?;
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
