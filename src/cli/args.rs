@@ -378,7 +378,8 @@ pub enum PriceCommand {
     /// Price the events that were stored unpriced with the current book and overrides
     /// (after adding a price or an override), exactly: totals and budgets move by the
     /// new costs; each event records repricedAt and the entry used. Priced events are
-    /// never re-priced.
+    /// never re-priced implicitly: `--entry ID` corrects the events priced with one
+    /// entry (a dry run; `--confirm` commits it and keeps an audit record).
     Reprice {
         /// Re-price the unpriced events (priced history is never re-priced implicitly).
         #[arg(long, required_unless_present = "entry", conflicts_with = "entry")]
