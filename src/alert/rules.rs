@@ -803,7 +803,7 @@ async fn long_context(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Find
 }
 
 /// Rule 10: each budget threshold and exceeded, once per period, and a projected
-/// exhaustion before the period ends.
+/// exhaustion before the period ends; for a budget for each value, each member's.
 async fn budgets(ctx: &Context<'_>) -> Result<Vec<Finding>> {
     let Some(budgets) = ctx.budgets else {
         return Ok(Vec::new());
@@ -811,8 +811,14 @@ async fn budgets(ctx: &Context<'_>) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     for budget in budgets.list(ctx.ws).await? {
         // A per-member budget's limit is each member's: its total has no threshold to
-        // cross (its members' alerts are not built yet, issue 15).
+        // cross; each member crossing is its own finding (`members.rs`, capped there).
         if budget.scope.each.is_some() {
+            let flagged = budgets
+                .counters
+                .members(ctx.ws, budget.id, ctx.now, 0, usize::MAX)
+                .map(|m| m.page)
+                .unwrap_or_default();
+            out.extend(super::members::findings(&budget, &flagged, ctx.now));
             continue;
         }
         let status = budgets
