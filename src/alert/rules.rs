@@ -900,7 +900,13 @@ async fn cost_over_revenue(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec
     let (start, end) = crate::budget::period::Period::Month.bounds(ctx.now, "UTC");
     let q = query(ctx, start, ctx.now);
     let plans = budgets.plans(ctx.ws).await?;
-    let book = RevenueBook::load(ctx.store, ctx.ws, plans).await?;
+    let book = RevenueBook::load(
+        ctx.store,
+        ctx.ws,
+        plans,
+        budgets.plan_history(ctx.ws).await?,
+    )
+    .await?;
     let (so_far, month) = (Months::new(start, ctx.now), Months::new(start, end));
     let mut out = Vec::new();
     for row in grouped(ctx, &q, Dimension::TenantId).await? {
