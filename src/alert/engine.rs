@@ -62,6 +62,8 @@ pub struct Alerts {
     node: u64,
     /// One evaluation at a time in this process (the minute loop and the API).
     evaluating: tokio::sync::Mutex<()>,
+    /// Who called on each recent day, for `new_user_burst` (made once an hour).
+    seen: super::abuse::SeenCache,
 }
 
 impl Alerts {
@@ -93,6 +95,7 @@ impl Alerts {
             retry: RetryPolicy::default(),
             node: rand::random::<u64>() >> 11,
             evaluating: tokio::sync::Mutex::new(()),
+            seen: Default::default(),
         }
     }
 
@@ -250,6 +253,7 @@ impl Alerts {
             budgets: Some(&self.budgets),
             book,
             now,
+            seen: Some(&self.seen),
         };
         evaluate(&ctx).await
     }

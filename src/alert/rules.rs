@@ -27,6 +27,8 @@ pub struct Context<'a> {
     pub budgets: Option<&'a Budgets>,
     pub book: &'a PriceBook,
     pub now: i64,
+    /// Kept across evaluations by the engine (None: made for this evaluation alone).
+    pub seen: Option<&'a super::abuse::SeenCache>,
 }
 
 /// Every enabled, unmuted rule's findings at `ctx.now`.
