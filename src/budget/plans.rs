@@ -113,6 +113,11 @@ pub fn history(objects: &[StoredObject]) -> PlanHistory {
             out.apply(tenant, (!plan.is_empty()).then_some(plan), from);
         }
     }
+    // A change to the plan already in force changes nothing (a nightly re-import of the
+    // same CSV): dropped, so folds keep one entry per real change.
+    for changes in out.tenants.values_mut() {
+        changes.dedup_by(|later, earlier| later.1 == earlier.1);
+    }
     out
 }
 
@@ -334,6 +339,21 @@ mod tests {
         assert_eq!(h.at("acme", 0), Some("pro"));
         assert_eq!(h.tenants["acme"].len(), 1);
         assert_eq!(h.at("beta", i64::MIN), Some("pro"));
+    }
+
+    #[test]
+    fn setting_the_plan_in_force_again_adds_no_change() {
+        let batches = [
+            object(1, json_lines("acme\tfree\n")),
+            object(2, json_lines("acme\tfree\t1000\n")),
+            object(3, json_lines("acme\tpro\t2000\n")),
+            object(4, json_lines("acme\tpro\t3000\n")),
+        ];
+        let h = history(&batches);
+        assert_eq!(
+            h.tenants["acme"],
+            vec![(ALWAYS, Some("free".into())), (2000, Some("pro".into()))]
+        );
     }
 
     fn json_lines(text: &str) -> Value {
