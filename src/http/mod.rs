@@ -53,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/budgets/{id}/status", get(control::budget_status))
         .route("/v1/plans", get(plans::plans))
+        .route("/v1/plans/history", get(plans::history))
         // A CSV of 100,000 tenants is a few MB: past axum's 2 MB default body limit.
         .route(
             "/v1/plans/import",

@@ -38,7 +38,8 @@ async fn body(ctx: &Ctx) -> PageResult {
     // The id as stored (a pseudonym when it looks personal): margin rows and caps use it.
     let stored = ctx.settings.privacy().lookup(tenant, Slot::Id);
     let plans = ctx.state.budgets.plans(ws).await?;
-    let book = RevenueBook::load(store, ws, plans).await?;
+    let book =
+        RevenueBook::load(store, ws, plans, ctx.state.budgets.plan_history(ws).await?).await?;
     let (m, endpoints, users, versions, models) = tokio::try_join!(
         margin::margin(store, ws, &book, &q, (0, 10)),
         report::top(store, ws, &q, TopKind::Endpoints, ROWS),
