@@ -1,8 +1,8 @@
 //! Exports of stored events as CSV or NDJSON (`GET /v1/events?format=csv|ndjson`): one
 //! line per event, money as exact decimal text. Pure: the HTTP layer streams the store's
 //! pages through these, so an export of any size holds one page in memory. The aggregate
-//! reads (`/v1/top/{kind}`, `/v1/timeseries`, `/v1/query`) answer `format=csv` through
-//! one `Table` writer: the JSON answer's rows, one line each.
+//! reads (`/v1/top/{kind}`, `/v1/timeseries`, `/v1/query`) answer `format=csv|ndjson`
+//! through one `Table` of typed cells: the JSON answer's rows, one line each.
 
 use crate::money::Usd;
 use crate::query::{Answer, Query, Sums};
@@ -148,11 +148,12 @@ fn quote(cell: &str) -> Cow<'_, str> {
     }
 }
 
-/// The answer formats of the aggregate reads: JSON (the default) or CSV.
+/// The answer formats of the aggregate reads: JSON (the default), CSV or NDJSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableFormat {
     Json,
     Csv,
+    Ndjson,
 }
 
 impl TableFormat {
@@ -161,16 +162,76 @@ impl TableFormat {
         match text {
             None | Some("json") => Some(TableFormat::Json),
             Some("csv") => Some(TableFormat::Csv),
+            Some("ndjson") => Some(TableFormat::Ndjson),
             Some(_) => None,
         }
     }
 }
 
-/// Rows of text cells under named columns: what an aggregate answer becomes as CSV.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One cell of a table: what it is decides how CSV and NDJSON write it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Unknown (an unpriced cost, a ratio of nothing): an empty CSV cell, NDJSON null.
+    Null,
+    Text(String),
+    /// A count, ratio or flag: written as the JSON answer writes it.
+    Json(serde_json::Value),
+    /// Money: exact decimal text in both formats (an NDJSON string, so that no JSON
+    /// parser rounds it through a float).
+    Money(Usd),
+}
+
+impl Cell {
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    pub fn money(v: Option<Usd>) -> Cell {
+        v.map_or(Cell::Null, Cell::Money)
+    }
+
+    pub fn number(v: Option<f64>) -> Cell {
+        v.map_or(Cell::Null, |v| Cell::Json(serde_json::Value::from(v)))
+    }
+
+    pub fn int(v: impl Into<serde_json::Value>) -> Cell {
+        Cell::Json(v.into())
+    }
+
+    /// A value of the JSON answer: null stays unknown, a string stays text.
+    pub fn of_json(v: serde_json::Value) -> Cell {
+        match v {
+            serde_json::Value::Null => Cell::Null,
+            serde_json::Value::String(s) => Cell::Text(s),
+            other => Cell::Json(other),
+        }
+    }
+
+    /// The text of the cell in CSV.
+    pub fn csv_text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Text(s) => s.clone(),
+            Cell::Json(v) => v.to_string(),
+            Cell::Money(u) => u.to_string(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Cell::Null => serde_json::Value::Null,
+            Cell::Text(s) => serde_json::Value::String(s.clone()),
+            Cell::Json(v) => v.clone(),
+            Cell::Money(u) => serde_json::Value::String(u.to_string()),
+        }
+    }
+}
+
+/// Rows of cells under named columns: what an aggregate answer becomes as CSV or NDJSON.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub columns: Vec<String>,
-    pub rows: Vec<Vec<String>>,
+    pub rows: Vec<Vec<Cell>>,
 }
 
 impl Table {
@@ -178,9 +239,41 @@ impl Table {
     pub fn to_csv(&self) -> String {
         let mut out = record(&self.columns);
         for row in &self.rows {
-            out.push_str(&record(row));
+            let cells: Vec<String> = row.iter().map(Cell::csv_text).collect();
+            out.push_str(&record(&cells));
         }
         out
+    }
+
+    /// One JSON object per row, keyed by the CSV column names in column order.
+    pub fn to_ndjson(&self) -> String {
+        let mut out = String::new();
+        for row in &self.rows {
+            let fields: Vec<String> = self
+                .columns
+                .iter()
+                .zip(row)
+                .map(|(name, cell)| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String(name.clone()),
+                        cell.json()
+                    )
+                })
+                .collect();
+            out.push('{');
+            out.push_str(&fields.join(","));
+            out.push_str("}\n");
+        }
+        out
+    }
+
+    /// The cells as CSV text (for comparisons).
+    pub fn texts(&self) -> Vec<Vec<String>> {
+        self.rows
+            .iter()
+            .map(|r| r.iter().map(Cell::csv_text).collect())
+            .collect()
     }
 }
 
@@ -188,17 +281,6 @@ fn record(cells: &[String]) -> String {
     let mut line = cells.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",");
     line.push_str("\r\n");
     line
-}
-
-/// A number as JSON writes it (shortest round-trip text); empty when unknown.
-fn num(v: Option<f64>) -> String {
-    v.map(|v| serde_json::Value::from(v).to_string())
-        .unwrap_or_default()
-}
-
-/// Money as the exact decimal text of `money::Usd`, empty when unknown (never 0).
-fn usd(v: Option<Usd>) -> String {
-    opt(&v)
 }
 
 const STATS_COLUMNS: &[&str] = &[
@@ -215,19 +297,19 @@ const STATS_COLUMNS: &[&str] = &[
     "latencyAvgMs",
 ];
 
-fn stats_cells(s: &Stats) -> Vec<String> {
+fn stats_cells(s: &Stats) -> Vec<Cell> {
     vec![
-        s.requests.to_string(),
-        usd(s.cost_usd),
-        usd(s.cost_per_request),
-        num(s.tokens_per_request),
-        num(s.input_tokens_per_request),
-        num(s.output_tokens_per_request),
-        num(s.error_rate),
-        num(s.retry_ratio),
-        num(s.cache_hit_rate),
-        s.unpriced.to_string(),
-        num(s.latency_avg_ms),
+        Cell::int(s.requests),
+        Cell::money(s.cost_usd),
+        Cell::money(s.cost_per_request),
+        Cell::number(s.tokens_per_request),
+        Cell::number(s.input_tokens_per_request),
+        Cell::number(s.output_tokens_per_request),
+        Cell::number(s.error_rate),
+        Cell::number(s.retry_ratio),
+        Cell::number(s.cache_hit_rate),
+        Cell::int(s.unpriced),
+        Cell::number(s.latency_avg_ms),
     ]
 }
 
@@ -251,23 +333,19 @@ pub fn top_table(dimensions: &[String], report: &TopReport) -> Table {
         .rows
         .iter()
         .map(|r| {
-            let mut cells: Vec<String> = dimensions
+            let mut cells: Vec<Cell> = dimensions
                 .iter()
-                .map(|d| match r.group.get(d) {
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(serde_json::Value::Null) | None => String::new(),
-                    Some(other) => other.to_string(),
-                })
+                .map(|d| Cell::of_json(r.group.get(d).cloned().unwrap_or_default()))
                 .collect();
             cells.extend(stats_cells(&r.stats));
-            cells.push(num(r.share_pct));
+            cells.push(Cell::number(r.share_pct));
             cells.extend(stats_cells(&r.previous));
             let c = &r.change;
             cells.extend([
-                num(c.requests_pct),
-                num(c.cost_usd_pct),
-                num(c.cost_per_request_pct),
-                num(c.tokens_per_request_pct),
+                Cell::number(c.requests_pct),
+                Cell::number(c.cost_usd_pct),
+                Cell::number(c.cost_per_request_pct),
+                Cell::number(c.tokens_per_request_pct),
             ]);
             cells
         })
@@ -285,10 +363,10 @@ pub fn timeseries_table(t: &Timeseries) -> Table {
     for (i, bucket) in t.buckets.iter().enumerate() {
         for s in &t.series {
             rows.push(vec![
-                bucket.clone(),
-                s.key.clone(),
-                s.cost_usd[i].to_string(),
-                s.requests[i].to_string(),
+                Cell::text(bucket),
+                Cell::text(&s.key),
+                Cell::Money(s.cost_usd[i]),
+                Cell::int(s.requests[i]),
             ]);
         }
     }
@@ -313,15 +391,14 @@ pub fn query_table(query: &Query, answer: &Answer) -> Table {
         .rows
         .iter()
         .map(|row| {
-            let mut cells = row.group.clone();
+            let mut cells: Vec<Cell> = row.group.iter().map(Cell::text).collect();
             if query.bucket.is_some() {
                 cells.push(
                     row.bucket_ms
-                        .map(crate::report::rfc3339)
-                        .unwrap_or_default(),
+                        .map_or(Cell::Null, |ms| Cell::Text(crate::report::rfc3339(ms))),
                 );
             }
-            cells.extend(measures.iter().map(|m| measure_text(&row.sums, *m)));
+            cells.extend(measures.iter().map(|m| measure_cell(&row.sums, *m)));
             cells
         })
         .collect();
@@ -329,15 +406,12 @@ pub fn query_table(query: &Query, answer: &Answer) -> Table {
 }
 
 /// A measure's cell: money from the exact sums, the rest as the JSON answer writes it.
-fn measure_text(sums: &Sums, m: crate::query::Measure) -> String {
+fn measure_cell(sums: &Sums, m: crate::query::Measure) -> Cell {
     use crate::query::Measure;
     match m {
-        Measure::CostUsd => usd(sums.cost_usd()),
-        Measure::CostPerRequest => usd(sums.cost_per_request()),
-        _ => match sums.value(m) {
-            serde_json::Value::Null => String::new(),
-            v => v.to_string(),
-        },
+        Measure::CostUsd => Cell::money(sums.cost_usd()),
+        Measure::CostPerRequest => Cell::money(sums.cost_per_request()),
+        _ => Cell::of_json(sums.value(m)),
     }
 }
 
@@ -412,19 +486,47 @@ mod tests {
     #[test]
     fn tables_write_a_header_then_one_quoted_record_per_row() {
         let table = Table {
-            columns: vec!["endpointTag".into(), "costUsd".into()],
+            columns: vec!["endpointTag".into(), "costUsd".into(), "requests".into()],
             rows: vec![
-                vec!["a,b".into(), Usd(1_500_000_001).to_string()],
-                vec!["say \"hi\"".into(), String::new()],
+                vec![
+                    Cell::text("a,b"),
+                    Cell::Money(Usd(1_500_000_001)),
+                    Cell::int(3u64),
+                ],
+                vec![Cell::text("say \"hi\""), Cell::Null, Cell::int(0u64)],
             ],
         };
         assert_eq!(
             table.to_csv(),
-            "endpointTag,costUsd\r\n\"a,b\",1.500000001\r\n\"say \"\"hi\"\"\",\r\n"
+            "endpointTag,costUsd,requests\r\n\"a,b\",1.500000001,3\r\n\"say \"\"hi\"\"\",,0\r\n"
         );
         assert_eq!(TableFormat::parse(None), Some(TableFormat::Json));
         assert_eq!(TableFormat::parse(Some("csv")), Some(TableFormat::Csv));
-        assert_eq!(TableFormat::parse(Some("ndjson")), None);
+        assert_eq!(
+            TableFormat::parse(Some("ndjson")),
+            Some(TableFormat::Ndjson)
+        );
+        assert_eq!(TableFormat::parse(Some("CSV")), None);
+    }
+
+    #[test]
+    fn ndjson_tables_write_money_as_exact_strings_and_unknown_as_null() {
+        let table = Table {
+            columns: vec!["endpointTag".into(), "costUsd".into(), "share".into()],
+            rows: vec![
+                vec![
+                    Cell::text("a\"b"),
+                    Cell::Money(Usd(1_500_000_001)),
+                    Cell::number(Some(0.5)),
+                ],
+                vec![Cell::text("c"), Cell::money(None), Cell::number(None)],
+            ],
+        };
+        assert_eq!(
+            table.to_ndjson(),
+            "{\"endpointTag\":\"a\\\"b\",\"costUsd\":\"1.500000001\",\"share\":0.5}\n\
+             {\"endpointTag\":\"c\",\"costUsd\":null,\"share\":null}\n"
+        );
     }
 
     #[test]
@@ -454,7 +556,7 @@ mod tests {
         let table = timeseries_table(&t);
         assert_eq!(table.columns, ["bucket", "model", "costUsd", "requests"]);
         assert_eq!(
-            table.rows,
+            table.texts(),
             [
                 ["2026-03-01T00:00:00Z", "m1", "0.00000001", "1"],
                 ["2026-03-01T00:00:00Z", "other", "2", "4"],

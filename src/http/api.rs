@@ -433,30 +433,39 @@ pub async fn query(
         .store
         .aggregate(key.workspace_id, query.clone())
         .await?;
-    if format == TableFormat::Csv {
+    if format != TableFormat::Json {
         let table = crate::export::query_table(&query, &answer);
-        return Ok(csv_response(&table, "query.csv"));
+        return Ok(table_response(format, &table, "query"));
     }
     Ok(Json(query_answer(&query, &answer)).into_response())
 }
 
-/// `format=json|csv` of the aggregate reads (JSON when absent).
-fn table_format(params: &HashMap<String, String>) -> Result<TableFormat, ApiError> {
+/// `format=json|csv|ndjson` of the aggregate reads (JSON when absent).
+pub(super) fn table_format(params: &HashMap<String, String>) -> Result<TableFormat, ApiError> {
     TableFormat::parse(params.get("format").map(String::as_str))
-        .ok_or_else(|| ApiError::field("format", "must be json or csv"))
+        .ok_or_else(|| ApiError::field("format", "must be json, csv or ndjson"))
 }
 
-/// An aggregate answer as a CSV download (the pure writer is `export::Table`).
-fn csv_response(table: &crate::export::Table, filename: &str) -> Response {
+/// An aggregate answer as a CSV or NDJSON download named `stem.csv` / `stem.ndjson`
+/// (the pure writers are `export::Table`'s).
+pub(super) fn table_response(
+    format: TableFormat,
+    table: &crate::export::Table,
+    stem: &str,
+) -> Response {
+    let (content_type, ext, body) = match format {
+        TableFormat::Ndjson => ("application/x-ndjson", "ndjson", table.to_ndjson()),
+        TableFormat::Csv | TableFormat::Json => ("text/csv; charset=utf-8", "csv", table.to_csv()),
+    };
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{filename}\""),
+                format!("attachment; filename=\"{stem}.{ext}\""),
             ),
         ],
-        table.to_csv(),
+        body,
     )
         .into_response()
 }
@@ -643,13 +652,10 @@ pub async fn top(
     let limit = limit_param(&params, 20, 1000)?;
     let report =
         crate::report::top(state.store.as_ref(), key.workspace_id, &base, kind, limit).await?;
-    if format == TableFormat::Csv {
+    if format != TableFormat::Json {
         let dims: Vec<String> = kind.dimensions().iter().map(|d| d.name()).collect();
-        let name = format!("top-{kind_text}.csv");
-        return Ok(csv_response(
-            &crate::export::top_table(&dims, &report),
-            &name,
-        ));
+        let table = crate::export::top_table(&dims, &report);
+        return Ok(table_response(format, &table, &format!("top-{kind_text}")));
     }
     Ok(Json(report).into_response())
 }
@@ -700,9 +706,9 @@ pub async fn timeseries(
         top_n,
     )
     .await?;
-    if format == TableFormat::Csv {
+    if format != TableFormat::Json {
         let table = crate::export::timeseries_table(&series);
-        return Ok(csv_response(&table, "timeseries.csv"));
+        return Ok(table_response(format, &table, "timeseries"));
     }
     Ok(Json(series).into_response())
 }
