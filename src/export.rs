@@ -4,6 +4,8 @@
 //! reads (`/v1/top/{kind}`, `/v1/timeseries`, `/v1/query`) answer `format=csv|ndjson`
 //! through one `Table` of typed cells: the JSON answer's rows, one line each.
 
+use crate::budget::{Budget, Members, Status};
+use crate::explain::{Explanation, Pair};
 use crate::money::Usd;
 use crate::query::{Answer, Query, Sums};
 use crate::report::{Stats, Timeseries, TopReport};
@@ -413,6 +415,358 @@ fn measure_cell(sums: &Sums, m: crate::query::Measure) -> Cell {
         Measure::CostPerRequest => Cell::money(sums.cost_per_request()),
         _ => Cell::of_json(sums.value(m)),
     }
+}
+
+/// A pair's two sides as `<name>.baseline`, `<name>.current` columns.
+fn pair_columns(columns: &mut Vec<String>, names: &[&str]) {
+    for n in names {
+        columns.push(format!("{n}.baseline"));
+        columns.push(format!("{n}.current"));
+    }
+}
+
+fn pair_cells<T: Copy>(p: &Pair<T>, cell: impl Fn(T) -> Cell) -> [Cell; 2] {
+    [cell(p.baseline), cell(p.current)]
+}
+
+/// A value's serde name (an enum such as a driver's kind or a budget's state).
+fn name_of<T: serde::Serialize>(v: &T) -> Cell {
+    Cell::of_json(serde_json::to_value(v).unwrap_or_default())
+}
+
+fn columns(names: &[&str]) -> Vec<String> {
+    names.iter().map(|c| c.to_string()).collect()
+}
+
+/// The tables of `/v1/explain` (`table=`), each one list of the JSON answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplainTable {
+    /// `drivers`: the ranked findings.
+    Drivers,
+    /// `dimensions[].groups[]`: one line per (dimension, group).
+    Dimensions,
+    /// `endpoints[]`: one line per endpoint, its cause flattened.
+    Endpoints,
+    /// `endpoints[].promptVersions[]` and `.models[]`: one line per (endpoint, kind, value).
+    Mix,
+}
+
+impl ExplainTable {
+    pub const EXPECTED: &'static str = "drivers, dimensions, endpoints, mix";
+
+    /// The `table` parameter (`drivers` when absent).
+    pub fn parse(text: Option<&str>) -> Option<ExplainTable> {
+        match text {
+            None | Some("drivers") => Some(ExplainTable::Drivers),
+            Some("dimensions") => Some(ExplainTable::Dimensions),
+            Some("endpoints") => Some(ExplainTable::Endpoints),
+            Some("mix") => Some(ExplainTable::Mix),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExplainTable::Drivers => "drivers",
+            ExplainTable::Dimensions => "dimensions",
+            ExplainTable::Endpoints => "endpoints",
+            ExplainTable::Mix => "mix",
+        }
+    }
+}
+
+/// One table of an explanation, named as the JSON fields (pairs as `.baseline` and
+/// `.current`).
+pub fn explain_table(which: ExplainTable, e: &Explanation) -> Table {
+    match which {
+        ExplainTable::Drivers => drivers_table(e),
+        ExplainTable::Dimensions => dimensions_table(e),
+        ExplainTable::Endpoints => endpoints_table(e),
+        ExplainTable::Mix => mix_table(e),
+    }
+}
+
+fn drivers_table(e: &Explanation) -> Table {
+    let columns = columns(&[
+        "kind",
+        "dimension",
+        "value",
+        "endpointTag",
+        "contributionUsd",
+        "contributionPct",
+        "sentence",
+    ]);
+    let rows = e
+        .drivers
+        .iter()
+        .map(|d| {
+            vec![
+                name_of(&d.kind),
+                Cell::text(&d.dimension),
+                Cell::text(&d.value),
+                d.endpoint_tag.as_ref().map_or(Cell::Null, Cell::text),
+                Cell::Money(d.contribution_usd),
+                Cell::number(d.contribution_pct),
+                Cell::text(&d.sentence),
+            ]
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+fn dimensions_table(e: &Explanation) -> Table {
+    let mut cols = columns(&["dimension", "value", "presence"]);
+    pair_columns(
+        &mut cols,
+        &["requests", "costUsd", "unpriced", "costPerRequest"],
+    );
+    cols.extend(columns(&[
+        "changeUsd",
+        "volumeUsd",
+        "costPerRequestUsd",
+        "shareOfChangePct",
+        "requestsChangePct",
+        "costPerRequestChangePct",
+    ]));
+    let mut rows = Vec::new();
+    for d in &e.dimensions {
+        for g in &d.groups {
+            let mut row = vec![
+                Cell::text(&d.dimension),
+                Cell::text(&g.value),
+                name_of(&g.presence),
+            ];
+            row.extend(pair_cells(&g.requests, Cell::int));
+            row.extend(pair_cells(&g.cost_usd, Cell::money));
+            row.extend(pair_cells(&g.unpriced, Cell::int));
+            row.extend(pair_cells(&g.cost_per_request, Cell::money));
+            row.extend([
+                Cell::Money(g.change_usd),
+                Cell::Money(g.split.volume_usd),
+                Cell::Money(g.split.cost_per_request_usd),
+                Cell::number(g.share_of_change_pct),
+                Cell::number(g.requests_change_pct),
+                Cell::number(g.cost_per_request_change_pct),
+            ]);
+            rows.push(row);
+        }
+    }
+    Table {
+        columns: cols,
+        rows,
+    }
+}
+
+fn endpoints_table(e: &Explanation) -> Table {
+    let mut cols = columns(&["endpointTag", "changeUsd", "volumeUsd", "costPerRequestUsd"]);
+    pair_columns(
+        &mut cols,
+        &[
+            "requests",
+            "costPerRequest",
+            "retryRatio",
+            "errorShare",
+            "cacheHitRate",
+            "inputTokensPerRequest",
+            "outputTokensPerRequest",
+        ],
+    );
+    cols.extend(columns(&["cause.kind", "cause.dimension", "cause.value"]));
+    let rows = e
+        .endpoints
+        .iter()
+        .map(|f| {
+            let mut row = vec![
+                Cell::text(&f.endpoint_tag),
+                Cell::Money(f.change_usd),
+                Cell::Money(f.split.volume_usd),
+                Cell::Money(f.split.cost_per_request_usd),
+            ];
+            row.extend(pair_cells(&f.requests, Cell::int));
+            row.extend(pair_cells(&f.cost_per_request, Cell::money));
+            for p in [
+                &f.retry_ratio,
+                &f.error_share,
+                &f.cache_hit_rate,
+                &f.input_tokens_per_request,
+                &f.output_tokens_per_request,
+            ] {
+                row.extend(pair_cells(p, Cell::number));
+            }
+            match &f.cause {
+                Some(c) => row.extend([
+                    name_of(&c.kind),
+                    Cell::text(&c.dimension),
+                    Cell::text(&c.value),
+                ]),
+                None => row.extend([Cell::Null, Cell::Null, Cell::Null]),
+            }
+            row
+        })
+        .collect();
+    Table {
+        columns: cols,
+        rows,
+    }
+}
+
+fn mix_table(e: &Explanation) -> Table {
+    let mut cols = columns(&["endpointTag", "dimension", "value"]);
+    pair_columns(&mut cols, &["requests", "share", "costPerRequest"]);
+    cols.extend(columns(&["firstSeen", "newInWindow"]));
+    let mut rows = Vec::new();
+    for f in &e.endpoints {
+        let lists = [("promptVersion", &f.prompt_versions), ("model", &f.models)];
+        for (dimension, list) in lists {
+            for m in list.iter() {
+                let mut row = vec![
+                    Cell::text(&f.endpoint_tag),
+                    Cell::text(dimension),
+                    Cell::text(&m.value),
+                ];
+                row.extend(pair_cells(&m.requests, Cell::int));
+                row.extend(pair_cells(&m.share, Cell::number));
+                row.extend(pair_cells(&m.cost_per_request, Cell::money));
+                row.push(m.first_seen.as_ref().map_or(Cell::Null, Cell::text));
+                row.push(Cell::int(m.new_in_window));
+                rows.push(row);
+            }
+        }
+    }
+    Table {
+        columns: cols,
+        rows,
+    }
+}
+
+/// The tables of `/v1/budgets` (`table=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetTable {
+    /// One line per budget: its definition's headline and its status.
+    Budgets,
+    /// One line per member over or near its cap (per-member budgets' pages).
+    Members,
+}
+
+impl BudgetTable {
+    pub const EXPECTED: &'static str = "budgets, members";
+
+    /// The `table` parameter (`budgets` when absent).
+    pub fn parse(text: Option<&str>) -> Option<BudgetTable> {
+        match text {
+            None | Some("budgets") => Some(BudgetTable::Budgets),
+            Some("members") => Some(BudgetTable::Members),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BudgetTable::Budgets => "budgets",
+            BudgetTable::Members => "members",
+        }
+    }
+}
+
+/// One table of the budget list: each entry is a budget and its status.
+pub fn budget_table(which: BudgetTable, list: &[(Budget, Status)]) -> Table {
+    match which {
+        BudgetTable::Budgets => budgets_table(list),
+        BudgetTable::Members => members_table(list),
+    }
+}
+
+fn budgets_table(list: &[(Budget, Status)]) -> Table {
+    let columns = columns(&[
+        "budgetId",
+        "name",
+        "scope",
+        "period",
+        "action",
+        "periodStart",
+        "periodEnd",
+        "limitUsd",
+        "spentUsd",
+        "reservedUsd",
+        "remainingUsd",
+        "usedPct",
+        "state",
+        "thresholdReached",
+        "forecastUsd",
+        "projectedExhaustion",
+        "unpricedRequests",
+        "members.count",
+        "members.over",
+        "members.near",
+    ]);
+    let rows = list
+        .iter()
+        .map(|(b, s)| {
+            // Through a Value: keys sorted, as the scope reads in any JSON tool.
+            let scope = serde_json::to_value(&b.scope)
+                .unwrap_or_default()
+                .to_string();
+            let members = |f: fn(&Members) -> usize| {
+                s.members.as_ref().map_or(Cell::Null, |m| Cell::int(f(m)))
+            };
+            vec![
+                Cell::int(s.budget_id),
+                Cell::text(&s.name),
+                Cell::Text(scope),
+                name_of(&b.period),
+                name_of(&b.action),
+                Cell::text(&s.period_start),
+                Cell::text(&s.period_end),
+                Cell::Money(s.limit_usd),
+                Cell::Money(s.spent_usd),
+                Cell::Money(s.reserved_usd),
+                Cell::Money(s.remaining_usd),
+                Cell::number(Some(s.used_pct)),
+                name_of(&s.state),
+                Cell::number(s.threshold_reached),
+                Cell::Money(s.forecast_usd),
+                s.projected_exhaustion
+                    .as_ref()
+                    .map_or(Cell::Null, Cell::text),
+                Cell::int(s.unpriced_requests),
+                members(|m| m.count),
+                members(|m| m.over),
+                members(|m| m.near),
+            ]
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+fn members_table(list: &[(Budget, Status)]) -> Table {
+    let columns = columns(&[
+        "budgetId",
+        "budgetName",
+        "member",
+        "plan",
+        "limitUsd",
+        "spentUsd",
+        "reservedUsd",
+        "usedPct",
+        "state",
+    ]);
+    let mut rows = Vec::new();
+    for (_, s) in list {
+        for m in s.members.iter().flat_map(|m| &m.page) {
+            rows.push(vec![
+                Cell::int(s.budget_id),
+                Cell::text(&s.name),
+                Cell::text(&m.member),
+                m.plan.as_ref().map_or(Cell::Null, Cell::text),
+                Cell::Money(m.limit_usd),
+                Cell::Money(m.spent_usd),
+                Cell::Money(m.reserved_usd),
+                Cell::number(Some(m.used_pct)),
+                name_of(&m.state),
+            ]);
+        }
+    }
+    Table { columns, rows }
 }
 
 #[cfg(test)]

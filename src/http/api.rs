@@ -446,6 +446,26 @@ pub(super) fn table_format(params: &HashMap<String, String>) -> Result<TableForm
         .ok_or_else(|| ApiError::field("format", "must be json, csv or ndjson"))
 }
 
+/// `format` and `table` of a read that answers several tables: `table` picks one of them
+/// (parsed by `parse`, its default when absent) and only applies to csv or ndjson.
+pub(super) fn export_params<T>(
+    params: &HashMap<String, String>,
+    parse: fn(Option<&str>) -> Option<T>,
+    expected: &str,
+) -> Result<(TableFormat, T), ApiError> {
+    let format = table_format(params)?;
+    let table = params.get("table").map(String::as_str);
+    if format == TableFormat::Json && table.is_some() {
+        return Err(ApiError::field(
+            "table",
+            "applies only to format=csv or ndjson (the JSON answer holds every table)",
+        ));
+    }
+    let table = parse(table)
+        .ok_or_else(|| ApiError::field("table", format!("must be one of: {expected}")))?;
+    Ok((format, table))
+}
+
 /// An aggregate answer as a CSV or NDJSON download named `stem.csv` / `stem.ndjson`
 /// (the pure writers are `export::Table`'s).
 pub(super) fn table_response(
@@ -801,10 +821,25 @@ pub async fn explain(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
+    let (format, table) = export_params(
+        &params,
+        crate::export::ExplainTable::parse,
+        crate::export::ExplainTable::EXPECTED,
+    )?;
+    // format and table pick the answer's shape; the rest is the explain request the
+    // dashboard and the CLI read too.
+    let mut params = params;
+    params.remove("format");
+    params.remove("table");
     let mut request = explain_request(&params, state.now_ms())?;
     widen(&state, key.workspace_id, &mut request.window.filters).await?;
     let explanation =
         crate::report::explain::explain(state.store.as_ref(), key.workspace_id, &request).await?;
+    if format != TableFormat::Json {
+        let rows = crate::export::explain_table(table, &explanation);
+        let stem = format!("explain-{}", table.name());
+        return Ok(table_response(format, &rows, &stem));
+    }
     Ok(Json(explanation).into_response())
 }
 
