@@ -8,7 +8,7 @@ use crate::budget::{Budget, Members, Status};
 use crate::explain::{Explanation, Pair};
 use crate::money::Usd;
 use crate::query::{Answer, Query, Sums};
-use crate::report::{Stats, Timeseries, TopReport};
+use crate::report::{Stats, Timeseries, TopReport, VersionComparison, VersionStats};
 use crate::store::StoredEvent;
 use std::borrow::Cow;
 
@@ -764,6 +764,113 @@ fn members_table(list: &[(Budget, Status)]) -> Table {
                 Cell::number(Some(m.used_pct)),
                 name_of(&m.state),
             ]);
+        }
+    }
+    Table { columns, rows }
+}
+
+/// The tables of `/v1/prompt-versions` (`table=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionTable {
+    /// One line per endpoint: its current version against its baseline.
+    Comparisons,
+    /// One line per (endpoint, version seen in the window).
+    Versions,
+}
+
+impl VersionTable {
+    pub const EXPECTED: &'static str = "comparisons, versions";
+
+    /// The `table` parameter (`comparisons` when absent).
+    pub fn parse(text: Option<&str>) -> Option<VersionTable> {
+        match text {
+            None | Some("comparisons") => Some(VersionTable::Comparisons),
+            Some("versions") => Some(VersionTable::Versions),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionTable::Comparisons => "comparisons",
+            VersionTable::Versions => "versions",
+        }
+    }
+}
+
+const VERSION_COLUMNS: &[&str] = &["promptVersion", "latencyP95Ms", "firstSeen", "lastSeen"];
+
+fn version_columns(prefix: &str) -> Vec<String> {
+    VERSION_COLUMNS
+        .iter()
+        .take(2)
+        .chain(STATS_COLUMNS)
+        .chain(&VERSION_COLUMNS[2..])
+        .map(|c| format!("{prefix}{c}"))
+        .collect()
+}
+
+fn version_cells(v: Option<&VersionStats>) -> Vec<Cell> {
+    let Some(v) = v else {
+        return vec![Cell::Null; VERSION_COLUMNS.len() + STATS_COLUMNS.len()];
+    };
+    let mut cells = vec![
+        Cell::text(&v.prompt_version),
+        v.latency_p95_ms.map_or(Cell::Null, Cell::int),
+    ];
+    cells.extend(stats_cells(&v.stats));
+    cells.extend([Cell::text(&v.first_seen), Cell::text(&v.last_seen)]);
+    cells
+}
+
+const DELTA_COLUMNS: &[&str] = &[
+    "costPerRequestPct",
+    "inputTokensPerRequestPct",
+    "outputTokensPerRequestPct",
+    "cacheHitRatePct",
+    "errorRatePct",
+    "latencyAvgMsPct",
+    "latencyP95MsPct",
+];
+
+/// One table of the prompt-version comparison, named as the JSON fields (`current.`,
+/// `baseline.` and `delta.` prefixes on a comparison's line).
+pub fn version_table(which: VersionTable, list: &[VersionComparison]) -> Table {
+    let mut columns = vec!["endpointTag".to_string()];
+    let mut rows = Vec::new();
+    match which {
+        VersionTable::Comparisons => {
+            columns.extend(version_columns("current."));
+            columns.extend(version_columns("baseline."));
+            columns.extend(DELTA_COLUMNS.iter().map(|c| format!("delta.{c}")));
+            for c in list {
+                let mut row = vec![Cell::text(&c.endpoint_tag)];
+                row.extend(version_cells(Some(&c.current)));
+                row.extend(version_cells(c.baseline.as_ref()));
+                match &c.delta {
+                    Some(d) => row.extend([
+                        Cell::number(d.cost_per_request_pct),
+                        Cell::number(d.input_tokens_per_request_pct),
+                        Cell::number(d.output_tokens_per_request_pct),
+                        Cell::number(d.cache_hit_rate_pct),
+                        Cell::number(d.error_rate_pct),
+                        Cell::number(d.latency_avg_ms_pct),
+                        Cell::number(d.latency_p95_ms_pct),
+                    ]),
+                    None => row.extend(vec![Cell::Null; DELTA_COLUMNS.len()]),
+                }
+                rows.push(row);
+            }
+        }
+        VersionTable::Versions => {
+            columns.extend(version_columns(""));
+            for c in list {
+                for v in &c.versions {
+                    let mut row = vec![Cell::text(&c.endpoint_tag)];
+                    row.extend(version_cells(Some(v)));
+                    rows.push(row);
+                }
+            }
         }
     }
     Table { columns, rows }

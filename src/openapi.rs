@@ -111,7 +111,7 @@ pub const ROUTES: &[Route] = &[
         "get",
         "/v1/prompt-versions",
         R,
-        "Prompt versions compared per endpoint",
+        "Prompt versions compared per endpoint; format=csv or ndjson answers one table, table=comparisons (default) or versions",
         None,
         "Object",
     ),

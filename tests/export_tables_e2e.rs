@@ -1,8 +1,10 @@
 //! `format=csv|ndjson` with `table=` on the reads that answer several tables
 //! (`/v1/explain`: drivers, dimensions, endpoints, mix; `/v1/budgets`: budgets,
-//! members) against the real binary: every table's cells compared with the JSON answer's
-//! lists cell by cell, CSV parsed with the `csv` crate, NDJSON with serde_json, and the
-//! amounts computed by hand.
+//! members; `/v1/prompt-versions`: comparisons, versions) against the real binary: every
+//! table's cells compared with the JSON answer's lists cell by cell, CSV parsed with the
+//! `csv` crate, NDJSON with serde_json, and the amounts computed by hand. Every
+//! "Download CSV" link of the dashboard pages that show those tables is fetched with the
+//! session cookie alone and has the JSON answer's rows.
 
 mod common;
 use common::*;
@@ -480,4 +482,201 @@ async fn budget_tables_are_the_json_budgets_and_their_members_over_and_near_caps
     );
     assert_eq!(members.header[..3], ["budgetId", "budgetName", "member"]);
     assert_eq!(members.csv[0][1], "each, tenant");
+}
+
+/// How many rows the JSON answer's list behind a table has (`table` as in the link).
+fn json_rows(path: &str, table: Option<&str>, j: &Value) -> usize {
+    let len = |v: &Value| v.as_array().map_or(0, Vec::len);
+    let sum = |list: &Value, f: &dyn Fn(&Value) -> usize| {
+        list.as_array().unwrap().iter().map(f).sum::<usize>()
+    };
+    match (path, table) {
+        (p, None) if p.starts_with("/v1/top/") => len(&j["rows"]),
+        ("/v1/prompt-versions", None) => len(&j["endpoints"]),
+        ("/v1/prompt-versions", Some("versions")) => sum(&j["endpoints"], &|e| len(&e["versions"])),
+        ("/v1/explain", Some("drivers")) => len(&j["drivers"]),
+        ("/v1/explain", Some("dimensions")) => sum(&j["dimensions"], &|d| len(&d["groups"])),
+        ("/v1/explain", Some("endpoints")) => len(&j["endpoints"]),
+        ("/v1/explain", Some("mix")) => sum(&j["endpoints"], &|e| {
+            len(&e["promptVersions"]) + len(&e["models"])
+        }),
+        ("/v1/budgets", None) => len(&j["budgets"]),
+        ("/v1/budgets", Some("members")) => {
+            sum(&j["budgets"], &|b| len(&b["status"]["members"]["page"]))
+        }
+        other => panic!("no list for {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_download_link_of_the_dashboard_serves_its_table_to_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let (ingest, read, admin) = (
+        key(&db, "default", "ingest"),
+        key(&db, "default", "read"),
+        key(&db, "default", "admin"),
+    );
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let r = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "each tenant", "scope": {"tenantId": "*"}, "period": "month",
+                    "limitUsd": 0.0005, "action": "notify"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let now = now_ms();
+    seed_windows(&api, &ingest, now).await;
+    // Two prompt versions of support.reply today, so the versions page has a comparison.
+    let mut versions = Vec::new();
+    for (i, v) in ["sr_v1", "sr_v2", "sr_v2"].iter().enumerate() {
+        let mut e = event(&format!("v-{i}"));
+        e["promptVersion"] = json!(v);
+        e["timestamp"] = json!(ts(now - 3 * HOUR + i as i64 * 60_000));
+        versions.push(e);
+    }
+    let r = api
+        .post("/v1/ingest/batch", &ingest, &json!(versions))
+        .await;
+    assert_eq!(r.body["accepted"], json!(3), "{}", r.body);
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{}/login", api.url))
+        .form(&[("key", read.as_str()), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+
+    let window = format!("from={}&to={}", ts(now - 24 * HOUR), ts(now));
+    let mut seen = Vec::new();
+    for (page, links) in [
+        (format!("/tenant?tenantId=acme&{window}"), 4),
+        (format!("/versions?{window}"), 2),
+        (format!("/explain?{window}"), 4),
+        ("/budgets".to_string(), 2),
+    ] {
+        let html = http
+            .get(format!("{}{page}", api.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let hrefs: Vec<String> = html
+            .split("class=\"csv-link\" download href=\"")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].replace("&amp;", "&"))
+            .collect();
+        assert_eq!(hrefs.len(), links, "{page}: {hrefs:?}");
+        for href in hrefs {
+            // No key header: the session cookie alone reads it.
+            let resp = http
+                .get(format!("{}{href}", api.url))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{href}");
+            assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+            let text = resp.text().await.unwrap();
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            let rows = reader.records().map(Result::unwrap).count();
+            // The same question as JSON (with the read key): the same number of rows.
+            let (path, query) = href.split_once('?').unwrap();
+            let mut table = None;
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|p| match p.split_once('=') {
+                    Some(("format", _)) => false,
+                    Some(("table", t)) => {
+                        table = Some(t);
+                        false
+                    }
+                    _ => true,
+                })
+                .collect();
+            let j = api.get(&format!("{path}?{}", kept.join("&")), &read).await;
+            assert_eq!(j.status, 200, "{href}: {}", j.body);
+            assert_eq!(rows, json_rows(path, table, &j.body), "{page}: {href}");
+            assert!(rows > 0, "{page}: {href} has no rows to compare");
+            seen.push(href);
+        }
+    }
+    // The prompt-version tables, cell by cell against the JSON answer.
+    let path = format!("/v1/prompt-versions?{window}");
+    let j = api.get(&path, &read).await.body;
+    let money = &[
+        "costUsd",
+        "costPerRequest",
+        "current.costUsd",
+        "current.costPerRequest",
+        "baseline.costUsd",
+        "baseline.costPerRequest",
+    ];
+    let comparisons = both(&api, &read, &path, "prompt-versions-comparisons").await;
+    let endpoints = j["endpoints"].as_array().unwrap();
+    assert_eq!(comparisons.csv.len(), endpoints.len());
+    for (i, e) in endpoints.iter().enumerate() {
+        row_matches(&comparisons, i, e, &[], money);
+    }
+    let every = both(
+        &api,
+        &read,
+        &format!("{path}&table=versions"),
+        "prompt-versions-versions",
+    )
+    .await;
+    let mut i = 0;
+    for e in endpoints {
+        for v in e["versions"].as_array().unwrap() {
+            row_matches(
+                &every,
+                i,
+                v,
+                &[("endpointTag", e["endpointTag"].clone())],
+                money,
+            );
+            i += 1;
+        }
+    }
+    assert_eq!(every.csv.len(), i);
+    // By hand: sr_v2 has two calls at $0.00024, sr_v1 one.
+    let version = |name: &str| {
+        every
+            .ndjson
+            .iter()
+            .find(|l| l["promptVersion"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (v1, v2) = (version("sr_v1"), version("sr_v2"));
+    assert_eq!(
+        (
+            &v2["requests"],
+            &v2["costUsd"],
+            &v1["requests"],
+            &v1["costUsd"]
+        ),
+        (&json!(2), &json!("0.00048"), &json!(1), &json!("0.00024"))
+    );
+
+    // The tenant page's tables are the tenant's: its link carries the filter.
+    assert!(
+        seen[0].starts_with("/v1/top/endpoints?format=csv&from="),
+        "{}",
+        seen[0]
+    );
+    assert!(seen[0].contains("tenantId=acme"), "{}", seen[0]);
 }

@@ -739,7 +739,13 @@ pub async fn prompt_versions(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let mut base = base_query(&params, state.now_ms(), &["baseline"])?;
+    let (format, table) = export_params(
+        &params,
+        crate::export::VersionTable::parse,
+        crate::export::VersionTable::EXPECTED,
+    )?;
+    let own = ["baseline", "format", "table"];
+    let mut base = base_query(&params, state.now_ms(), &own)?;
     widen(&state, key.workspace_id, &mut base.filters).await?;
     let endpoints = crate::report::prompt_versions(
         state.store.as_ref(),
@@ -748,6 +754,11 @@ pub async fn prompt_versions(
         params.get("baseline").map(String::as_str),
     )
     .await?;
+    if format != TableFormat::Json {
+        let rows = crate::export::version_table(table, &endpoints);
+        let stem = format!("prompt-versions-{}", table.name());
+        return Ok(table_response(format, &rows, &stem));
+    }
     Ok(Json(
         json!({"from": rfc3339(base.from_ms), "to": rfc3339(base.to_ms), "endpoints": endpoints}),
     )
