@@ -137,7 +137,7 @@ pub const ROUTES: &[Route] = &[
         I,
         "May this call go ahead (budgets, rate caps)? A member's own cap answers reason tenant_quota_exceeded (user_, endpoint_) with quota: member, plan, limitUsd, spentUsd, resetsAt, message",
         OBJ,
-        "Object",
+        "GuardAnswer",
     ),
     route(
         "get",
@@ -153,7 +153,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Create a budget; a scope value \"*\" (tenantId, userId or endpointTag) makes one for each value, with overrides {member: limitUsd} and, for tenants, planLimits {plan: limitUsd or null}",
         OBJ,
-        "Object",
+        "Budget",
     ),
     route("get", "/v1/budgets/{id}", R, "One budget", None, "Budget"),
     route(
@@ -162,7 +162,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Change a budget",
         OBJ,
-        "Object",
+        "Budget",
     ),
     route(
         "delete",
@@ -538,7 +538,7 @@ fn operation(r: &Route) -> Value {
         "summary": r.summary,
         "operationId": operation_id(r),
         "responses": {
-            success(r): {"description": "OK", "content": reply_content(r.reply)},
+            success(r): reply(r),
             "4XX": {"description": "A client error naming the field", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         },
@@ -565,11 +565,20 @@ fn operation(r: &Route) -> Value {
 
 fn success(r: &Route) -> &'static str {
     match (r.method, r.path) {
+        ("delete", _) => "204",
         ("post", "/v1/ingest/llm-request" | "/v1/ingest/batch") => "202",
         ("post", "/v1/budgets" | "/v1/rate-caps" | "/v1/channels" | "/v1/deploys")
         | ("put" | "post", "/v1/mappings") => "201",
         _ => "200",
     }
+}
+
+/// The 2xx reply: a DELETE answers 204 without a body.
+fn reply(r: &Route) -> Value {
+    if r.method == "delete" {
+        return json!({"description": "Deleted"});
+    }
+    json!({"description": "OK", "content": reply_content(r.reply)})
 }
 
 fn reply_content(schema: &str) -> Value {
@@ -768,6 +777,44 @@ fn schema_ref(name: &str) -> Value {
 
 fn array_of(items: Value) -> Value {
     json!({"type": "array", "items": items})
+}
+
+/// `POST /v1/guard`'s answer (`budget::counters::GuardAnswer`).
+fn guard_answer() -> Value {
+    let money = json!({"type": "number"});
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer", "minimum": 0});
+    let state = json!({"type": "string", "enum": ["ok", "warning", "exceeded"]});
+    let mut position = closed(json!({
+        "id": int, "name": string, "action": {"type": "string", "enum": ["notify", "block"]},
+        "remaining": money, "state": state, "member": string, "limitUsd": money,
+        "plan": string,
+    }));
+    position["required"] = json!(["id", "name", "action", "remaining", "state"]);
+    let quota = closed(json!({
+        "budgetId": int, "dimension": string, "member": string, "plan": or_null(string.clone()),
+        "limitUsd": money, "spentUsd": money, "resetsAt": {"type": "string", "format": "date-time"},
+        "message": string,
+    }));
+    let mut answer = closed(json!({
+        "allow": {"type": "boolean"},
+        "reason": {"type": "string", "enum": ["ok", "budget_exceeded", "rate_capped", "budgets_loading",
+            "tenant_quota_exceeded", "user_quota_exceeded", "endpoint_quota_exceeded"]},
+        "budgets": array_of(position), "retryAfterSeconds": or_null(int.clone()),
+        "estimatedCostUsd": money,
+        "estimateSource": {"type": "string", "enum": ["client", "endpoint_p95", "none"]},
+        "reserved": {"type": "boolean"}, "quota": quota,
+    }));
+    answer["required"] = json!([
+        "allow",
+        "reason",
+        "budgets",
+        "retryAfterSeconds",
+        "estimatedCostUsd",
+        "estimateSource",
+        "reserved"
+    ]);
+    answer
 }
 
 /// The replies of the read endpoints, written from the serialized types (`report::Stats`,
@@ -1053,6 +1100,7 @@ fn reply_schemas() -> Map<String, Value> {
             "OpenApi",
             json!({"type": "object", "required": ["openapi", "info", "paths"]}),
         ),
+        ("GuardAnswer", guard_answer()),
     ];
     entries
         .into_iter()

@@ -196,10 +196,11 @@ async fn the_replies_of_the_main_reads_fit_their_documented_schemas() {
             "/v1/budgets",
             &admin,
             &json!({"name": "each", "scope": {"tenantId": "*"}, "period": "month",
-                    "limitUsd": 0.0005, "overrides": {"acme": 1}}),
+                    "limitUsd": 0.0005, "overrides": {"acme": 1}, "action": "block"}),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    let mut replies: Vec<(&str, &str, Value)> = vec![("post", "/v1/budgets", r.body)];
     // Priced and unpriced calls, two prompt versions, a day ago and now (explain's
     // baseline needs the older ones).
     let now = jiff::Timestamp::now().as_millisecond();
@@ -225,7 +226,20 @@ async fn the_replies_of_the_main_reads_fit_their_documented_schemas() {
     let r = api.post("/v1/ingest/batch", &ingest, &json!(events)).await;
     assert_eq!(r.body["accepted"], json!(4), "{}", r.body);
 
-    let mut replies: Vec<(&str, &str, Value)> = Vec::new();
+    // The guard: allowed (acme's own $1 cap) and denied with the quota (beta's $0.0005).
+    for (tenant, allow) in [("acme", true), ("beta", false)] {
+        let body = json!({"endpointTag": "support.reply", "tenantId": tenant,
+                          "estimatedCostUsd": 0.001});
+        let r = api.post("/v1/guard", &ingest, &body).await;
+        assert_eq!(
+            (r.status, &r.body["allow"]),
+            (200, &json!(allow)),
+            "{}",
+            r.body
+        );
+        replies.push(("post", "/v1/guard", r.body));
+    }
+    assert!(replies.last().unwrap().2["quota"].is_object());
     for (method, template, url) in READS {
         let r = api.get(url, &read).await;
         assert_eq!(r.status, 200, "{url}: {}", r.body);
@@ -263,7 +277,10 @@ async fn the_replies_of_the_main_reads_fit_their_documented_schemas() {
 
     // The check can fail: a field the document does not name, a missing one, a string
     // where money is a number.
-    let (_, _, summary) = &replies[1];
+    let (_, _, summary) = replies
+        .iter()
+        .find(|(_, path, _)| *path == "/v1/summary")
+        .unwrap();
     let schema = reply_schema(&doc, "get", "/v1/summary");
     for broken in [
         {
