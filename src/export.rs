@@ -8,6 +8,7 @@ use crate::budget::{Budget, Members, Status};
 use crate::explain::{Explanation, Pair};
 use crate::money::Usd;
 use crate::query::{Answer, Query, Sums};
+use crate::reconcile::DayRow;
 use crate::report::{Stats, Timeseries, TopReport, VersionComparison, VersionStats};
 use crate::store::StoredEvent;
 use std::borrow::Cow;
@@ -874,6 +875,117 @@ pub fn version_table(which: VersionTable, list: &[VersionComparison]) -> Table {
         }
     }
     Table { columns, rows }
+}
+
+/// The tables of `/v1/reconciliation` (`table=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillTable {
+    /// One line per billed day and provider.
+    Days,
+    /// One line per (day, provider, model) of reports split by model.
+    Models,
+}
+
+impl BillTable {
+    pub const EXPECTED: &'static str = "days, models";
+
+    /// The `table` parameter (`days` when absent).
+    pub fn parse(text: Option<&str>) -> Option<BillTable> {
+        match text {
+            None | Some("days") => Some(BillTable::Days),
+            Some("models") => Some(BillTable::Models),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BillTable::Days => "days",
+            BillTable::Models => "models",
+        }
+    }
+}
+
+/// One table of the bill against the attribution, named as the JSON fields.
+pub fn bill_table(which: BillTable, days: &[DayRow]) -> Table {
+    match which {
+        BillTable::Days => {
+            let columns = columns(&[
+                "day",
+                "provider",
+                "source",
+                "billedUsd",
+                "unpricedBillLines",
+                "attributedUsd",
+                "differenceUsd",
+                "coveragePct",
+                "requests",
+                "unpriced",
+                "unpricedModels",
+                "unattributed.notReportedUsd",
+                "unattributed.priceGapUsd",
+                "unattributed.otherUsd",
+                "unattributed.overAttributedUsd",
+                "modelsCut",
+            ]);
+            let rows = days
+                .iter()
+                .map(|d| {
+                    let u = &d.unattributed;
+                    vec![
+                        Cell::text(&d.day),
+                        Cell::text(&d.provider),
+                        Cell::text(&d.source),
+                        Cell::Money(d.billed_usd),
+                        Cell::int(d.unpriced_bill_lines),
+                        Cell::Money(d.attributed_usd),
+                        Cell::Money(d.difference_usd),
+                        Cell::number(d.coverage_pct),
+                        Cell::int(d.requests),
+                        Cell::int(d.unpriced),
+                        // A list in one cell: its JSON text (CSV) or the array (NDJSON).
+                        Cell::int(d.unpriced_models.clone()),
+                        Cell::Money(u.not_reported_usd),
+                        Cell::Money(u.price_gap_usd),
+                        Cell::Money(u.other_usd),
+                        Cell::Money(u.over_attributed_usd),
+                        Cell::int(d.models_cut),
+                    ]
+                })
+                .collect();
+            Table { columns, rows }
+        }
+        BillTable::Models => {
+            let columns = columns(&[
+                "day",
+                "provider",
+                "model",
+                "billedUsd",
+                "attributedUsd",
+                "differenceUsd",
+                "coveragePct",
+                "requests",
+                "unpriced",
+            ]);
+            let mut rows = Vec::new();
+            for d in days {
+                for m in &d.models {
+                    rows.push(vec![
+                        Cell::text(&d.day),
+                        Cell::text(&d.provider),
+                        m.model.as_ref().map_or(Cell::Null, Cell::text),
+                        Cell::Money(m.billed_usd),
+                        Cell::Money(m.attributed_usd),
+                        Cell::Money(m.difference_usd),
+                        Cell::number(m.coverage_pct),
+                        Cell::int(m.requests),
+                        Cell::int(m.unpriced),
+                    ]);
+                }
+            }
+            Table { columns, rows }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -264,7 +264,7 @@ pub const ROUTES: &[Route] = &[
         "get",
         "/v1/reconciliation",
         R,
-        "The provider's bill against burnrate's attribution per UTC day and provider (and model where the report has it): billed, attributed, difference, coverage %, unattributed spend by cause (from, to: YYYY-MM-DD or RFC 3339, default the last 30 days; environment; dataMode, default real)",
+        "The provider's bill against burnrate's attribution per UTC day and provider (and model where the report has it): billed, attributed, difference, coverage %, unattributed spend by cause (from, to: YYYY-MM-DD or RFC 3339, default the last 30 days; environment; dataMode, default real); format=csv or ndjson answers one table, table=days (default) or models",
         None,
         "Object",
     ),
