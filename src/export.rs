@@ -197,7 +197,17 @@ impl Cell {
         v.map_or(Cell::Null, |v| Cell::Json(serde_json::Value::from(v)))
     }
 
+    /// A count or an id (any integer type).
     pub fn int(v: impl Into<serde_json::Value>) -> Cell {
+        Cell::Json(v.into())
+    }
+
+    pub fn flag(v: bool) -> Cell {
+        Cell::Json(v.into())
+    }
+
+    /// A list in one cell: its JSON text in CSV, the array in NDJSON.
+    pub fn list(v: &[String]) -> Cell {
         Cell::Json(v.into())
     }
 
@@ -629,7 +639,7 @@ fn mix_table(e: &Explanation) -> Table {
                 row.extend(pair_cells(&m.share, Cell::number));
                 row.extend(pair_cells(&m.cost_per_request, Cell::money));
                 row.push(m.first_seen.as_ref().map_or(Cell::Null, Cell::text));
-                row.push(Cell::int(m.new_in_window));
+                row.push(Cell::flag(m.new_in_window));
                 rows.push(row);
             }
         }
@@ -943,13 +953,12 @@ pub fn bill_table(which: BillTable, days: &[DayRow]) -> Table {
                         Cell::number(d.coverage_pct),
                         Cell::int(d.requests),
                         Cell::int(d.unpriced),
-                        // A list in one cell: its JSON text (CSV) or the array (NDJSON).
-                        Cell::int(d.unpriced_models.clone()),
+                        Cell::list(&d.unpriced_models),
                         Cell::Money(u.not_reported_usd),
                         Cell::Money(u.price_gap_usd),
                         Cell::Money(u.other_usd),
                         Cell::Money(u.over_attributed_usd),
-                        Cell::int(d.models_cut),
+                        Cell::flag(d.models_cut),
                     ]
                 })
                 .collect();
