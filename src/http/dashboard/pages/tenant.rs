@@ -74,10 +74,10 @@ async fn body(ctx: &Ctx) -> PageResult {
             (chart::stacked(&stack, None, None, &[]))
         }
         div.grid.halves {
-            (top_card(ctx, "Endpoints", "endpoints", &endpoints, &["endpointTag"]))
-            (top_card(ctx, "Users", "users", &users, &["userId"]))
-            (top_card(ctx, "Prompt versions", "versions", &versions, &["endpointTag", "promptVersion"]))
-            (top_card(ctx, "Models", "models", &models, &["provider", "model"]))
+            (top_card(ctx, &q, ("Endpoints", "endpoints", "endpoints"), &endpoints, &["endpointTag"]))
+            (top_card(ctx, &q, ("Users", "users", "users"), &users, &["userId"]))
+            (top_card(ctx, &q, ("Prompt versions", "versions", "prompt-versions"), &versions, &["endpointTag", "promptVersion"]))
+            (top_card(ctx, &q, ("Models", "models", "models"), &models, &["provider", "model"]))
         }
         (requests_card(ctx, &top))
     })
@@ -144,7 +144,14 @@ fn caps_card(caps: &[TenantCap], rate_caps: &[RateCap]) -> Markup {
     }
 }
 
-fn top_card(ctx: &Ctx, title: &str, id: &str, r: &TopReport, dims: &[&str]) -> Markup {
+/// One top table of the tenant: (title, element id, the `/v1/top/{kind}` behind it).
+fn top_card(
+    ctx: &Ctx,
+    q: &Query,
+    (title, id, kind): (&str, &str, &str),
+    r: &TopReport,
+    dims: &[&str],
+) -> Markup {
     let value = |row: &report::TopRow, d: &str| {
         row.group
             .get(d)
@@ -171,6 +178,7 @@ fn top_card(ctx: &Ctx, title: &str, id: &str, r: &TopReport, dims: &[&str]) -> M
                     }
                 }
             }
+            (super::csv_link(ctx, kind, q))
         }
     }
 }
