@@ -1,12 +1,15 @@
 //! Exports of stored events as CSV or NDJSON (`GET /v1/events?format=csv|ndjson`): one
 //! line per event, money as exact decimal text. Pure: the HTTP layer streams the store's
 //! pages through these, so an export of any size holds one page in memory. The aggregate
-//! reads (`/v1/top/{kind}`, `/v1/timeseries`, `/v1/query`) answer `format=csv` through
-//! one `Table` writer: the JSON answer's rows, one line each.
+//! reads (`/v1/top/{kind}`, `/v1/timeseries`, `/v1/query`) answer `format=csv|ndjson`
+//! through one `Table` of typed cells: the JSON answer's rows, one line each.
 
+use crate::budget::{Budget, Members, Status};
+use crate::explain::{Explanation, Pair};
 use crate::money::Usd;
 use crate::query::{Answer, Query, Sums};
-use crate::report::{Stats, Timeseries, TopReport};
+use crate::reconcile::DayRow;
+use crate::report::{Stats, Timeseries, TopReport, VersionComparison, VersionStats};
 use crate::store::StoredEvent;
 use std::borrow::Cow;
 
@@ -148,11 +151,12 @@ fn quote(cell: &str) -> Cow<'_, str> {
     }
 }
 
-/// The answer formats of the aggregate reads: JSON (the default) or CSV.
+/// The answer formats of the aggregate reads: JSON (the default), CSV or NDJSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableFormat {
     Json,
     Csv,
+    Ndjson,
 }
 
 impl TableFormat {
@@ -161,16 +165,86 @@ impl TableFormat {
         match text {
             None | Some("json") => Some(TableFormat::Json),
             Some("csv") => Some(TableFormat::Csv),
+            Some("ndjson") => Some(TableFormat::Ndjson),
             Some(_) => None,
         }
     }
 }
 
-/// Rows of text cells under named columns: what an aggregate answer becomes as CSV.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One cell of a table: what it is decides how CSV and NDJSON write it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Unknown (an unpriced cost, a ratio of nothing): an empty CSV cell, NDJSON null.
+    Null,
+    Text(String),
+    /// A count, ratio or flag: written as the JSON answer writes it.
+    Json(serde_json::Value),
+    /// Money: exact decimal text in both formats (an NDJSON string, so that no JSON
+    /// parser rounds it through a float).
+    Money(Usd),
+}
+
+impl Cell {
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    pub fn money(v: Option<Usd>) -> Cell {
+        v.map_or(Cell::Null, Cell::Money)
+    }
+
+    pub fn number(v: Option<f64>) -> Cell {
+        v.map_or(Cell::Null, |v| Cell::Json(serde_json::Value::from(v)))
+    }
+
+    /// A count or an id (any integer type).
+    pub fn int(v: impl Into<serde_json::Value>) -> Cell {
+        Cell::Json(v.into())
+    }
+
+    pub fn flag(v: bool) -> Cell {
+        Cell::Json(v.into())
+    }
+
+    /// A list in one cell: its JSON text in CSV, the array in NDJSON.
+    pub fn list(v: &[String]) -> Cell {
+        Cell::Json(v.into())
+    }
+
+    /// A value of the JSON answer: null stays unknown, a string stays text.
+    pub fn of_json(v: serde_json::Value) -> Cell {
+        match v {
+            serde_json::Value::Null => Cell::Null,
+            serde_json::Value::String(s) => Cell::Text(s),
+            other => Cell::Json(other),
+        }
+    }
+
+    /// The text of the cell in CSV.
+    pub fn csv_text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Text(s) => s.clone(),
+            Cell::Json(v) => v.to_string(),
+            Cell::Money(u) => u.to_string(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Cell::Null => serde_json::Value::Null,
+            Cell::Text(s) => serde_json::Value::String(s.clone()),
+            Cell::Json(v) => v.clone(),
+            Cell::Money(u) => serde_json::Value::String(u.to_string()),
+        }
+    }
+}
+
+/// Rows of cells under named columns: what an aggregate answer becomes as CSV or NDJSON.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub columns: Vec<String>,
-    pub rows: Vec<Vec<String>>,
+    pub rows: Vec<Vec<Cell>>,
 }
 
 impl Table {
@@ -178,9 +252,41 @@ impl Table {
     pub fn to_csv(&self) -> String {
         let mut out = record(&self.columns);
         for row in &self.rows {
-            out.push_str(&record(row));
+            let cells: Vec<String> = row.iter().map(Cell::csv_text).collect();
+            out.push_str(&record(&cells));
         }
         out
+    }
+
+    /// One JSON object per row, keyed by the CSV column names in column order.
+    pub fn to_ndjson(&self) -> String {
+        let mut out = String::new();
+        for row in &self.rows {
+            let fields: Vec<String> = self
+                .columns
+                .iter()
+                .zip(row)
+                .map(|(name, cell)| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String(name.clone()),
+                        cell.json()
+                    )
+                })
+                .collect();
+            out.push('{');
+            out.push_str(&fields.join(","));
+            out.push_str("}\n");
+        }
+        out
+    }
+
+    /// The cells as CSV text (for comparisons).
+    pub fn texts(&self) -> Vec<Vec<String>> {
+        self.rows
+            .iter()
+            .map(|r| r.iter().map(Cell::csv_text).collect())
+            .collect()
     }
 }
 
@@ -188,17 +294,6 @@ fn record(cells: &[String]) -> String {
     let mut line = cells.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",");
     line.push_str("\r\n");
     line
-}
-
-/// A number as JSON writes it (shortest round-trip text); empty when unknown.
-fn num(v: Option<f64>) -> String {
-    v.map(|v| serde_json::Value::from(v).to_string())
-        .unwrap_or_default()
-}
-
-/// Money as the exact decimal text of `money::Usd`, empty when unknown (never 0).
-fn usd(v: Option<Usd>) -> String {
-    opt(&v)
 }
 
 const STATS_COLUMNS: &[&str] = &[
@@ -215,19 +310,19 @@ const STATS_COLUMNS: &[&str] = &[
     "latencyAvgMs",
 ];
 
-fn stats_cells(s: &Stats) -> Vec<String> {
+fn stats_cells(s: &Stats) -> Vec<Cell> {
     vec![
-        s.requests.to_string(),
-        usd(s.cost_usd),
-        usd(s.cost_per_request),
-        num(s.tokens_per_request),
-        num(s.input_tokens_per_request),
-        num(s.output_tokens_per_request),
-        num(s.error_rate),
-        num(s.retry_ratio),
-        num(s.cache_hit_rate),
-        s.unpriced.to_string(),
-        num(s.latency_avg_ms),
+        Cell::int(s.requests),
+        Cell::money(s.cost_usd),
+        Cell::money(s.cost_per_request),
+        Cell::number(s.tokens_per_request),
+        Cell::number(s.input_tokens_per_request),
+        Cell::number(s.output_tokens_per_request),
+        Cell::number(s.error_rate),
+        Cell::number(s.retry_ratio),
+        Cell::number(s.cache_hit_rate),
+        Cell::int(s.unpriced),
+        Cell::number(s.latency_avg_ms),
     ]
 }
 
@@ -251,23 +346,19 @@ pub fn top_table(dimensions: &[String], report: &TopReport) -> Table {
         .rows
         .iter()
         .map(|r| {
-            let mut cells: Vec<String> = dimensions
+            let mut cells: Vec<Cell> = dimensions
                 .iter()
-                .map(|d| match r.group.get(d) {
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(serde_json::Value::Null) | None => String::new(),
-                    Some(other) => other.to_string(),
-                })
+                .map(|d| Cell::of_json(r.group.get(d).cloned().unwrap_or_default()))
                 .collect();
             cells.extend(stats_cells(&r.stats));
-            cells.push(num(r.share_pct));
+            cells.push(Cell::number(r.share_pct));
             cells.extend(stats_cells(&r.previous));
             let c = &r.change;
             cells.extend([
-                num(c.requests_pct),
-                num(c.cost_usd_pct),
-                num(c.cost_per_request_pct),
-                num(c.tokens_per_request_pct),
+                Cell::number(c.requests_pct),
+                Cell::number(c.cost_usd_pct),
+                Cell::number(c.cost_per_request_pct),
+                Cell::number(c.tokens_per_request_pct),
             ]);
             cells
         })
@@ -285,10 +376,10 @@ pub fn timeseries_table(t: &Timeseries) -> Table {
     for (i, bucket) in t.buckets.iter().enumerate() {
         for s in &t.series {
             rows.push(vec![
-                bucket.clone(),
-                s.key.clone(),
-                s.cost_usd[i].to_string(),
-                s.requests[i].to_string(),
+                Cell::text(bucket),
+                Cell::text(&s.key),
+                Cell::Money(s.cost_usd[i]),
+                Cell::int(s.requests[i]),
             ]);
         }
     }
@@ -313,15 +404,14 @@ pub fn query_table(query: &Query, answer: &Answer) -> Table {
         .rows
         .iter()
         .map(|row| {
-            let mut cells = row.group.clone();
+            let mut cells: Vec<Cell> = row.group.iter().map(Cell::text).collect();
             if query.bucket.is_some() {
                 cells.push(
                     row.bucket_ms
-                        .map(crate::report::rfc3339)
-                        .unwrap_or_default(),
+                        .map_or(Cell::Null, |ms| Cell::Text(crate::report::rfc3339(ms))),
                 );
             }
-            cells.extend(measures.iter().map(|m| measure_text(&row.sums, *m)));
+            cells.extend(measures.iter().map(|m| measure_cell(&row.sums, *m)));
             cells
         })
         .collect();
@@ -329,15 +419,581 @@ pub fn query_table(query: &Query, answer: &Answer) -> Table {
 }
 
 /// A measure's cell: money from the exact sums, the rest as the JSON answer writes it.
-fn measure_text(sums: &Sums, m: crate::query::Measure) -> String {
+fn measure_cell(sums: &Sums, m: crate::query::Measure) -> Cell {
     use crate::query::Measure;
     match m {
-        Measure::CostUsd => usd(sums.cost_usd()),
-        Measure::CostPerRequest => usd(sums.cost_per_request()),
-        _ => match sums.value(m) {
-            serde_json::Value::Null => String::new(),
-            v => v.to_string(),
-        },
+        Measure::CostUsd => Cell::money(sums.cost_usd()),
+        Measure::CostPerRequest => Cell::money(sums.cost_per_request()),
+        _ => Cell::of_json(sums.value(m)),
+    }
+}
+
+/// A pair's two sides as `<name>.baseline`, `<name>.current` columns.
+fn pair_columns(columns: &mut Vec<String>, names: &[&str]) {
+    for n in names {
+        columns.push(format!("{n}.baseline"));
+        columns.push(format!("{n}.current"));
+    }
+}
+
+fn pair_cells<T: Copy>(p: &Pair<T>, cell: impl Fn(T) -> Cell) -> [Cell; 2] {
+    [cell(p.baseline), cell(p.current)]
+}
+
+/// A value's serde name (an enum such as a driver's kind or a budget's state).
+fn name_of<T: serde::Serialize>(v: &T) -> Cell {
+    Cell::of_json(serde_json::to_value(v).unwrap_or_default())
+}
+
+fn columns(names: &[&str]) -> Vec<String> {
+    names.iter().map(|c| c.to_string()).collect()
+}
+
+/// The tables of `/v1/explain` (`table=`), each one list of the JSON answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplainTable {
+    /// `drivers`: the ranked findings.
+    Drivers,
+    /// `dimensions[].groups[]`: one line per (dimension, group).
+    Dimensions,
+    /// `endpoints[]`: one line per endpoint, its cause flattened.
+    Endpoints,
+    /// `endpoints[].promptVersions[]` and `.models[]`: one line per (endpoint, kind, value).
+    Mix,
+}
+
+impl ExplainTable {
+    pub const EXPECTED: &'static str = "drivers, dimensions, endpoints, mix";
+
+    /// The `table` parameter (`drivers` when absent).
+    pub fn parse(text: Option<&str>) -> Option<ExplainTable> {
+        match text {
+            None | Some("drivers") => Some(ExplainTable::Drivers),
+            Some("dimensions") => Some(ExplainTable::Dimensions),
+            Some("endpoints") => Some(ExplainTable::Endpoints),
+            Some("mix") => Some(ExplainTable::Mix),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExplainTable::Drivers => "drivers",
+            ExplainTable::Dimensions => "dimensions",
+            ExplainTable::Endpoints => "endpoints",
+            ExplainTable::Mix => "mix",
+        }
+    }
+}
+
+/// One table of an explanation, named as the JSON fields (pairs as `.baseline` and
+/// `.current`).
+pub fn explain_table(which: ExplainTable, e: &Explanation) -> Table {
+    match which {
+        ExplainTable::Drivers => drivers_table(e),
+        ExplainTable::Dimensions => dimensions_table(e),
+        ExplainTable::Endpoints => endpoints_table(e),
+        ExplainTable::Mix => mix_table(e),
+    }
+}
+
+fn drivers_table(e: &Explanation) -> Table {
+    let columns = columns(&[
+        "kind",
+        "dimension",
+        "value",
+        "endpointTag",
+        "contributionUsd",
+        "contributionPct",
+        "sentence",
+    ]);
+    let rows = e
+        .drivers
+        .iter()
+        .map(|d| {
+            vec![
+                name_of(&d.kind),
+                Cell::text(&d.dimension),
+                Cell::text(&d.value),
+                d.endpoint_tag.as_ref().map_or(Cell::Null, Cell::text),
+                Cell::Money(d.contribution_usd),
+                Cell::number(d.contribution_pct),
+                Cell::text(&d.sentence),
+            ]
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+fn dimensions_table(e: &Explanation) -> Table {
+    let mut cols = columns(&["dimension", "value", "presence"]);
+    pair_columns(
+        &mut cols,
+        &["requests", "costUsd", "unpriced", "costPerRequest"],
+    );
+    cols.extend(columns(&[
+        "changeUsd",
+        "volumeUsd",
+        "costPerRequestUsd",
+        "shareOfChangePct",
+        "requestsChangePct",
+        "costPerRequestChangePct",
+    ]));
+    let mut rows = Vec::new();
+    for d in &e.dimensions {
+        for g in &d.groups {
+            let mut row = vec![
+                Cell::text(&d.dimension),
+                Cell::text(&g.value),
+                name_of(&g.presence),
+            ];
+            row.extend(pair_cells(&g.requests, Cell::int));
+            row.extend(pair_cells(&g.cost_usd, Cell::money));
+            row.extend(pair_cells(&g.unpriced, Cell::int));
+            row.extend(pair_cells(&g.cost_per_request, Cell::money));
+            row.extend([
+                Cell::Money(g.change_usd),
+                Cell::Money(g.split.volume_usd),
+                Cell::Money(g.split.cost_per_request_usd),
+                Cell::number(g.share_of_change_pct),
+                Cell::number(g.requests_change_pct),
+                Cell::number(g.cost_per_request_change_pct),
+            ]);
+            rows.push(row);
+        }
+    }
+    Table {
+        columns: cols,
+        rows,
+    }
+}
+
+fn endpoints_table(e: &Explanation) -> Table {
+    let mut cols = columns(&["endpointTag", "changeUsd", "volumeUsd", "costPerRequestUsd"]);
+    pair_columns(
+        &mut cols,
+        &[
+            "requests",
+            "costPerRequest",
+            "retryRatio",
+            "errorShare",
+            "cacheHitRate",
+            "inputTokensPerRequest",
+            "outputTokensPerRequest",
+        ],
+    );
+    cols.extend(columns(&["cause.kind", "cause.dimension", "cause.value"]));
+    let rows = e
+        .endpoints
+        .iter()
+        .map(|f| {
+            let mut row = vec![
+                Cell::text(&f.endpoint_tag),
+                Cell::Money(f.change_usd),
+                Cell::Money(f.split.volume_usd),
+                Cell::Money(f.split.cost_per_request_usd),
+            ];
+            row.extend(pair_cells(&f.requests, Cell::int));
+            row.extend(pair_cells(&f.cost_per_request, Cell::money));
+            for p in [
+                &f.retry_ratio,
+                &f.error_share,
+                &f.cache_hit_rate,
+                &f.input_tokens_per_request,
+                &f.output_tokens_per_request,
+            ] {
+                row.extend(pair_cells(p, Cell::number));
+            }
+            match &f.cause {
+                Some(c) => row.extend([
+                    name_of(&c.kind),
+                    Cell::text(&c.dimension),
+                    Cell::text(&c.value),
+                ]),
+                None => row.extend([Cell::Null, Cell::Null, Cell::Null]),
+            }
+            row
+        })
+        .collect();
+    Table {
+        columns: cols,
+        rows,
+    }
+}
+
+fn mix_table(e: &Explanation) -> Table {
+    let mut cols = columns(&["endpointTag", "dimension", "value"]);
+    pair_columns(&mut cols, &["requests", "share", "costPerRequest"]);
+    cols.extend(columns(&["firstSeen", "newInWindow"]));
+    let mut rows = Vec::new();
+    for f in &e.endpoints {
+        let lists = [("promptVersion", &f.prompt_versions), ("model", &f.models)];
+        for (dimension, list) in lists {
+            for m in list.iter() {
+                let mut row = vec![
+                    Cell::text(&f.endpoint_tag),
+                    Cell::text(dimension),
+                    Cell::text(&m.value),
+                ];
+                row.extend(pair_cells(&m.requests, Cell::int));
+                row.extend(pair_cells(&m.share, Cell::number));
+                row.extend(pair_cells(&m.cost_per_request, Cell::money));
+                row.push(m.first_seen.as_ref().map_or(Cell::Null, Cell::text));
+                row.push(Cell::flag(m.new_in_window));
+                rows.push(row);
+            }
+        }
+    }
+    Table {
+        columns: cols,
+        rows,
+    }
+}
+
+/// The tables of `/v1/budgets` (`table=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetTable {
+    /// One line per budget: its definition's headline and its status.
+    Budgets,
+    /// One line per member over or near its cap (per-member budgets' pages).
+    Members,
+}
+
+impl BudgetTable {
+    pub const EXPECTED: &'static str = "budgets, members";
+
+    /// The `table` parameter (`budgets` when absent).
+    pub fn parse(text: Option<&str>) -> Option<BudgetTable> {
+        match text {
+            None | Some("budgets") => Some(BudgetTable::Budgets),
+            Some("members") => Some(BudgetTable::Members),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BudgetTable::Budgets => "budgets",
+            BudgetTable::Members => "members",
+        }
+    }
+}
+
+/// One table of the budget list: each entry is a budget and its status.
+pub fn budget_table(which: BudgetTable, list: &[(Budget, Status)]) -> Table {
+    match which {
+        BudgetTable::Budgets => budgets_table(list),
+        BudgetTable::Members => members_table(list),
+    }
+}
+
+fn budgets_table(list: &[(Budget, Status)]) -> Table {
+    let columns = columns(&[
+        "budgetId",
+        "name",
+        "scope",
+        "period",
+        "action",
+        "periodStart",
+        "periodEnd",
+        "limitUsd",
+        "spentUsd",
+        "reservedUsd",
+        "remainingUsd",
+        "usedPct",
+        "state",
+        "thresholdReached",
+        "forecastUsd",
+        "projectedExhaustion",
+        "unpricedRequests",
+        "members.count",
+        "members.over",
+        "members.near",
+    ]);
+    let rows = list
+        .iter()
+        .map(|(b, s)| {
+            // Through a Value: keys sorted, as the scope reads in any JSON tool.
+            let scope = serde_json::to_value(&b.scope)
+                .unwrap_or_default()
+                .to_string();
+            let members = |f: fn(&Members) -> usize| {
+                s.members.as_ref().map_or(Cell::Null, |m| Cell::int(f(m)))
+            };
+            vec![
+                Cell::int(s.budget_id),
+                Cell::text(&s.name),
+                Cell::Text(scope),
+                name_of(&b.period),
+                name_of(&b.action),
+                Cell::text(&s.period_start),
+                Cell::text(&s.period_end),
+                Cell::Money(s.limit_usd),
+                Cell::Money(s.spent_usd),
+                Cell::Money(s.reserved_usd),
+                Cell::Money(s.remaining_usd),
+                Cell::number(Some(s.used_pct)),
+                name_of(&s.state),
+                Cell::number(s.threshold_reached),
+                Cell::Money(s.forecast_usd),
+                s.projected_exhaustion
+                    .as_ref()
+                    .map_or(Cell::Null, Cell::text),
+                Cell::int(s.unpriced_requests),
+                members(|m| m.count),
+                members(|m| m.over),
+                members(|m| m.near),
+            ]
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+fn members_table(list: &[(Budget, Status)]) -> Table {
+    let columns = columns(&[
+        "budgetId",
+        "budgetName",
+        "member",
+        "plan",
+        "limitUsd",
+        "spentUsd",
+        "reservedUsd",
+        "usedPct",
+        "state",
+    ]);
+    let mut rows = Vec::new();
+    for (_, s) in list {
+        for m in s.members.iter().flat_map(|m| &m.page) {
+            rows.push(vec![
+                Cell::int(s.budget_id),
+                Cell::text(&s.name),
+                Cell::text(&m.member),
+                m.plan.as_ref().map_or(Cell::Null, Cell::text),
+                Cell::Money(m.limit_usd),
+                Cell::Money(m.spent_usd),
+                Cell::Money(m.reserved_usd),
+                Cell::number(Some(m.used_pct)),
+                name_of(&m.state),
+            ]);
+        }
+    }
+    Table { columns, rows }
+}
+
+/// The tables of `/v1/prompt-versions` (`table=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionTable {
+    /// One line per endpoint: its current version against its baseline.
+    Comparisons,
+    /// One line per (endpoint, version seen in the window).
+    Versions,
+}
+
+impl VersionTable {
+    pub const EXPECTED: &'static str = "comparisons, versions";
+
+    /// The `table` parameter (`comparisons` when absent).
+    pub fn parse(text: Option<&str>) -> Option<VersionTable> {
+        match text {
+            None | Some("comparisons") => Some(VersionTable::Comparisons),
+            Some("versions") => Some(VersionTable::Versions),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionTable::Comparisons => "comparisons",
+            VersionTable::Versions => "versions",
+        }
+    }
+}
+
+const VERSION_COLUMNS: &[&str] = &["promptVersion", "latencyP95Ms", "firstSeen", "lastSeen"];
+
+fn version_columns(prefix: &str) -> Vec<String> {
+    VERSION_COLUMNS
+        .iter()
+        .take(2)
+        .chain(STATS_COLUMNS)
+        .chain(&VERSION_COLUMNS[2..])
+        .map(|c| format!("{prefix}{c}"))
+        .collect()
+}
+
+fn version_cells(v: Option<&VersionStats>) -> Vec<Cell> {
+    let Some(v) = v else {
+        return vec![Cell::Null; VERSION_COLUMNS.len() + STATS_COLUMNS.len()];
+    };
+    let mut cells = vec![
+        Cell::text(&v.prompt_version),
+        v.latency_p95_ms.map_or(Cell::Null, Cell::int),
+    ];
+    cells.extend(stats_cells(&v.stats));
+    cells.extend([Cell::text(&v.first_seen), Cell::text(&v.last_seen)]);
+    cells
+}
+
+const DELTA_COLUMNS: &[&str] = &[
+    "costPerRequestPct",
+    "inputTokensPerRequestPct",
+    "outputTokensPerRequestPct",
+    "cacheHitRatePct",
+    "errorRatePct",
+    "latencyAvgMsPct",
+    "latencyP95MsPct",
+];
+
+/// One table of the prompt-version comparison, named as the JSON fields (`current.`,
+/// `baseline.` and `delta.` prefixes on a comparison's line).
+pub fn version_table(which: VersionTable, list: &[VersionComparison]) -> Table {
+    let mut columns = vec!["endpointTag".to_string()];
+    let mut rows = Vec::new();
+    match which {
+        VersionTable::Comparisons => {
+            columns.extend(version_columns("current."));
+            columns.extend(version_columns("baseline."));
+            columns.extend(DELTA_COLUMNS.iter().map(|c| format!("delta.{c}")));
+            for c in list {
+                let mut row = vec![Cell::text(&c.endpoint_tag)];
+                row.extend(version_cells(Some(&c.current)));
+                row.extend(version_cells(c.baseline.as_ref()));
+                match &c.delta {
+                    Some(d) => row.extend([
+                        Cell::number(d.cost_per_request_pct),
+                        Cell::number(d.input_tokens_per_request_pct),
+                        Cell::number(d.output_tokens_per_request_pct),
+                        Cell::number(d.cache_hit_rate_pct),
+                        Cell::number(d.error_rate_pct),
+                        Cell::number(d.latency_avg_ms_pct),
+                        Cell::number(d.latency_p95_ms_pct),
+                    ]),
+                    None => row.extend(vec![Cell::Null; DELTA_COLUMNS.len()]),
+                }
+                rows.push(row);
+            }
+        }
+        VersionTable::Versions => {
+            columns.extend(version_columns(""));
+            for c in list {
+                for v in &c.versions {
+                    let mut row = vec![Cell::text(&c.endpoint_tag)];
+                    row.extend(version_cells(Some(v)));
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    Table { columns, rows }
+}
+
+/// The tables of `/v1/reconciliation` (`table=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillTable {
+    /// One line per billed day and provider.
+    Days,
+    /// One line per (day, provider, model) of reports split by model.
+    Models,
+}
+
+impl BillTable {
+    pub const EXPECTED: &'static str = "days, models";
+
+    /// The `table` parameter (`days` when absent).
+    pub fn parse(text: Option<&str>) -> Option<BillTable> {
+        match text {
+            None | Some("days") => Some(BillTable::Days),
+            Some("models") => Some(BillTable::Models),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BillTable::Days => "days",
+            BillTable::Models => "models",
+        }
+    }
+}
+
+/// One table of the bill against the attribution, named as the JSON fields.
+pub fn bill_table(which: BillTable, days: &[DayRow]) -> Table {
+    match which {
+        BillTable::Days => {
+            let columns = columns(&[
+                "day",
+                "provider",
+                "source",
+                "billedUsd",
+                "unpricedBillLines",
+                "attributedUsd",
+                "differenceUsd",
+                "coveragePct",
+                "requests",
+                "unpriced",
+                "unpricedModels",
+                "unattributed.notReportedUsd",
+                "unattributed.priceGapUsd",
+                "unattributed.otherUsd",
+                "unattributed.overAttributedUsd",
+                "modelsCut",
+            ]);
+            let rows = days
+                .iter()
+                .map(|d| {
+                    let u = &d.unattributed;
+                    vec![
+                        Cell::text(&d.day),
+                        Cell::text(&d.provider),
+                        Cell::text(&d.source),
+                        Cell::Money(d.billed_usd),
+                        Cell::int(d.unpriced_bill_lines),
+                        Cell::Money(d.attributed_usd),
+                        Cell::Money(d.difference_usd),
+                        Cell::number(d.coverage_pct),
+                        Cell::int(d.requests),
+                        Cell::int(d.unpriced),
+                        Cell::list(&d.unpriced_models),
+                        Cell::Money(u.not_reported_usd),
+                        Cell::Money(u.price_gap_usd),
+                        Cell::Money(u.other_usd),
+                        Cell::Money(u.over_attributed_usd),
+                        Cell::flag(d.models_cut),
+                    ]
+                })
+                .collect();
+            Table { columns, rows }
+        }
+        BillTable::Models => {
+            let columns = columns(&[
+                "day",
+                "provider",
+                "model",
+                "billedUsd",
+                "attributedUsd",
+                "differenceUsd",
+                "coveragePct",
+                "requests",
+                "unpriced",
+            ]);
+            let mut rows = Vec::new();
+            for d in days {
+                for m in &d.models {
+                    rows.push(vec![
+                        Cell::text(&d.day),
+                        Cell::text(&d.provider),
+                        m.model.as_ref().map_or(Cell::Null, Cell::text),
+                        Cell::Money(m.billed_usd),
+                        Cell::Money(m.attributed_usd),
+                        Cell::Money(m.difference_usd),
+                        Cell::number(m.coverage_pct),
+                        Cell::int(m.requests),
+                        Cell::int(m.unpriced),
+                    ]);
+                }
+            }
+            Table { columns, rows }
+        }
     }
 }
 
@@ -412,19 +1068,47 @@ mod tests {
     #[test]
     fn tables_write_a_header_then_one_quoted_record_per_row() {
         let table = Table {
-            columns: vec!["endpointTag".into(), "costUsd".into()],
+            columns: vec!["endpointTag".into(), "costUsd".into(), "requests".into()],
             rows: vec![
-                vec!["a,b".into(), Usd(1_500_000_001).to_string()],
-                vec!["say \"hi\"".into(), String::new()],
+                vec![
+                    Cell::text("a,b"),
+                    Cell::Money(Usd(1_500_000_001)),
+                    Cell::int(3u64),
+                ],
+                vec![Cell::text("say \"hi\""), Cell::Null, Cell::int(0u64)],
             ],
         };
         assert_eq!(
             table.to_csv(),
-            "endpointTag,costUsd\r\n\"a,b\",1.500000001\r\n\"say \"\"hi\"\"\",\r\n"
+            "endpointTag,costUsd,requests\r\n\"a,b\",1.500000001,3\r\n\"say \"\"hi\"\"\",,0\r\n"
         );
         assert_eq!(TableFormat::parse(None), Some(TableFormat::Json));
         assert_eq!(TableFormat::parse(Some("csv")), Some(TableFormat::Csv));
-        assert_eq!(TableFormat::parse(Some("ndjson")), None);
+        assert_eq!(
+            TableFormat::parse(Some("ndjson")),
+            Some(TableFormat::Ndjson)
+        );
+        assert_eq!(TableFormat::parse(Some("CSV")), None);
+    }
+
+    #[test]
+    fn ndjson_tables_write_money_as_exact_strings_and_unknown_as_null() {
+        let table = Table {
+            columns: vec!["endpointTag".into(), "costUsd".into(), "share".into()],
+            rows: vec![
+                vec![
+                    Cell::text("a\"b"),
+                    Cell::Money(Usd(1_500_000_001)),
+                    Cell::number(Some(0.5)),
+                ],
+                vec![Cell::text("c"), Cell::money(None), Cell::number(None)],
+            ],
+        };
+        assert_eq!(
+            table.to_ndjson(),
+            "{\"endpointTag\":\"a\\\"b\",\"costUsd\":\"1.500000001\",\"share\":0.5}\n\
+             {\"endpointTag\":\"c\",\"costUsd\":null,\"share\":null}\n"
+        );
     }
 
     #[test]
@@ -454,7 +1138,7 @@ mod tests {
         let table = timeseries_table(&t);
         assert_eq!(table.columns, ["bucket", "model", "costUsd", "requests"]);
         assert_eq!(
-            table.rows,
+            table.texts(),
             [
                 ["2026-03-01T00:00:00Z", "m1", "0.00000001", "1"],
                 ["2026-03-01T00:00:00Z", "other", "2", "4"],

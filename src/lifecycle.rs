@@ -7,7 +7,10 @@
 use crate::money::Usd;
 use crate::privacy::Slot;
 use crate::settings::IngestSettings;
-use crate::store::{Removed, Result, Store, Subject, WorkspaceId};
+use crate::store::{
+    Pricer, Removed, RepriceOutcome, RepriceScope, RepriceTarget, Result, Store, Subject,
+    WorkspaceId,
+};
 use serde::Serialize;
 
 /// The control object kind of erasure audit records.
@@ -84,6 +87,9 @@ pub struct ErasureRecord {
     /// Exact decimal text of the erased calls' priced cost.
     pub cost_usd: String,
     pub unpriced: u64,
+    /// Control objects that named the id and were edited or deleted (id mappings, plan
+    /// assignments, revenue entries, budgets' per-member overrides and scopes).
+    pub objects_edited: u64,
     pub erased_at: String,
     /// Who asked: "cli" or "key <id>".
     pub by: String,
@@ -107,11 +113,13 @@ pub async fn erase(
     }
     let kind = subject.kind();
     let mut total = Removed::default();
+    let mut objects_edited = 0;
     for id in forms {
         let form = match subject {
             Subject::Tenant(_) => Subject::Tenant(id),
             Subject::User(_) => Subject::User(id),
         };
+        objects_edited += erase_from_objects(store, ws, &form).await?;
         let removed = store.erase(ws, form).await?;
         total.events += removed.events;
         total.pruned_history_calls += removed.pruned_history_calls;
@@ -128,6 +136,7 @@ pub async fn erase(
         pruned_history_calls: total.pruned_history_calls,
         cost_usd: Usd(total.cost_nanos).to_string(),
         unpriced: total.unpriced,
+        objects_edited,
         erased_at: iso(now_ms),
         by,
     };
@@ -135,6 +144,86 @@ pub async fn erase(
         .map_err(|e| crate::store::StoreError::Database(e.to_string()))?;
     record.id = store.put_object(ws, ERASURE_KIND, None, body).await?;
     Ok(record)
+}
+
+/// Take the id of `subject` (its stored form) out of the workspace's control objects;
+/// returns how many objects were edited or deleted:
+/// - id mappings (`id_mapping`) of its dimension whose `from` or `to` is the id: deleted;
+/// - plan assignments (`plan_assignments`, tenants): the id's lines removed;
+/// - revenue entries (`revenue_entries`, tenants): the id's entries removed;
+/// - budgets (`budget`): the id's per-member override removed; a budget whose scope
+///   names the id (it counts only that person's spend) is deleted.
+async fn erase_from_objects(store: &dyn Store, ws: WorkspaceId, subject: &Subject) -> Result<u64> {
+    use serde_json::Value;
+    let id = subject.id();
+    let (dimension, scope_field) = match subject {
+        Subject::Tenant(_) => ("tenantId", "tenantId"),
+        Subject::User(_) => ("userId", "userId"),
+    };
+    let mut edited = 0;
+    for o in store.objects(Some(ws), crate::mapping::KIND).await? {
+        let names = |f: &str| o.body.get(f).and_then(Value::as_str) == Some(id);
+        let same_dimension = o.body.get("dimension").and_then(Value::as_str) == Some(dimension);
+        if same_dimension && (names("from") || names("to")) {
+            store.delete_object(ws, crate::mapping::KIND, o.id).await?;
+            edited += 1;
+        }
+    }
+    if matches!(subject, Subject::Tenant(_)) {
+        let kind = crate::budget::plans::PLAN_ASSIGNMENTS;
+        for mut o in store.objects(Some(ws), kind).await? {
+            let Some(lines) = o.body.get("assignments").and_then(Value::as_str) else {
+                continue;
+            };
+            let kept: Vec<&str> = lines
+                .lines()
+                .filter(|l| l.split_once('\t').map(|(t, _)| t) != Some(id))
+                .collect();
+            if kept.len() != lines.lines().count() {
+                let text: String = kept.iter().map(|l| format!("{l}\n")).collect();
+                o.body["assignments"] = Value::String(text);
+                store.put_object(ws, kind, Some(o.id), o.body).await?;
+                edited += 1;
+            }
+        }
+        let kind = crate::revenue::REVENUE_ENTRIES;
+        for mut o in store.objects(Some(ws), kind).await? {
+            let Some(entries) = o.body.get_mut("entries").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            let before = entries.len();
+            entries.retain(|e| e.get("tenantId").and_then(Value::as_str) != Some(id));
+            if entries.len() != before {
+                store.put_object(ws, kind, Some(o.id), o.body).await?;
+                edited += 1;
+            }
+        }
+    }
+    let kind = crate::budget::service::BUDGET;
+    for mut o in store.objects(Some(ws), kind).await? {
+        let scoped = o
+            .body
+            .get("scope")
+            .and_then(|s| s.get(scope_field))
+            .and_then(Value::as_str)
+            == Some(id);
+        if scoped {
+            store.delete_object(ws, kind, o.id).await?;
+            edited += 1;
+            continue;
+        }
+        let overridden = o
+            .body
+            .get_mut("overrides")
+            .and_then(Value::as_object_mut)
+            .and_then(|m| m.remove(id))
+            .is_some();
+        if overridden {
+            store.put_object(ws, kind, Some(o.id), o.body).await?;
+            edited += 1;
+        }
+    }
+    Ok(edited)
 }
 
 /// What a re-pricing did, as the CLI and the API show it.
@@ -157,15 +246,14 @@ pub async fn reprice_unpriced(
     store: &dyn Store,
     book: std::sync::Arc<crate::price::PriceBook>,
     ws: WorkspaceId,
-    scope: crate::store::RepriceScope,
+    mut scope: RepriceScope,
     now_ms: i64,
-) -> Result<(Repriced, crate::store::RepriceOutcome)> {
-    let pricer: crate::store::Pricer = std::sync::Arc::new(move |stored| {
-        let event = stored.event().ok()?;
-        let pricing = book.price(&event);
-        pricing.cost.is_some().then_some(pricing)
-    });
-    let outcome = store.reprice_unpriced(ws, scope, pricer, now_ms).await?;
+) -> Result<(Repriced, RepriceOutcome)> {
+    scope.target = RepriceTarget::Unpriced;
+    scope.dry_run = false;
+    let outcome = store
+        .reprice_unpriced(ws, scope, pricer(book), now_ms)
+        .await?;
     let summary = Repriced {
         repriced: outcome.repriced,
         cost_usd: Usd(outcome.cost_nanos).to_string(),
@@ -173,6 +261,115 @@ pub async fn reprice_unpriced(
         repriced_at: iso(now_ms),
     };
     Ok((summary, outcome))
+}
+
+/// The pricer of a re-pricing: the current book at each call's own timestamp.
+fn pricer(book: std::sync::Arc<crate::price::PriceBook>) -> Pricer {
+    std::sync::Arc::new(move |stored| {
+        let event = stored.event().ok()?;
+        let pricing = book.price(&event);
+        pricing.cost.is_some().then_some(pricing)
+    })
+}
+
+/// The control object kind of price correction audit records.
+pub const CORRECTION_KIND: &str = "price_correction";
+
+/// A deliberate correction of priced history (`prices reprice --entry ID`): what it
+/// changed (or, as a dry run, would change). Confirmed, it is also the audit record.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Correction {
+    /// The audit record's id (control object of kind `price_correction`); None on a
+    /// dry run, which stores nothing.
+    pub id: Option<i64>,
+    pub dry_run: bool,
+    /// The price entry whose calls were priced again with the current book.
+    pub entry: String,
+    /// The window (RFC 3339; None = unbounded) and model the correction was limited to.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub model: Option<String>,
+    /// Calls priced anew, and calls of the entry left as they were (the current book
+    /// prices them the same, or cannot price them).
+    pub repriced: u64,
+    pub unchanged: u64,
+    /// Exact decimal texts: the repriced calls' cost before and after, and after minus
+    /// before (what totals and budgets moved by).
+    pub cost_before_usd: String,
+    pub cost_after_usd: String,
+    pub difference_usd: String,
+    /// When it was committed (or computed, for a dry run).
+    pub at: String,
+    /// Who asked: "cli" or "key <id>".
+    pub by: String,
+}
+
+/// Price again, with `book`, the calls of `ws` priced with `entry` in `scope`'s window
+/// (and model). Without `confirm` a dry run: counts and costs, nothing changed. With it,
+/// one commit (every aggregate corrected; the outcome's effects are for the budget
+/// counters) and an audit record of kind `price_correction`.
+#[allow(clippy::too_many_arguments)]
+pub async fn correct_entry(
+    store: &dyn Store,
+    book: std::sync::Arc<crate::price::PriceBook>,
+    ws: WorkspaceId,
+    mut scope: RepriceScope,
+    entry: String,
+    confirm: bool,
+    by: String,
+    now_ms: i64,
+) -> Result<(Correction, RepriceOutcome)> {
+    scope.target = RepriceTarget::Entry(entry.clone());
+    scope.dry_run = !confirm;
+    let bound = |ms: i64| (ms != i64::MIN && ms != i64::MAX).then(|| iso(ms));
+    let (from, to, model) = (
+        bound(scope.from_ms),
+        bound(scope.to_ms),
+        scope.model.clone(),
+    );
+    let outcome = store
+        .reprice_unpriced(ws, scope, pricer(book), now_ms)
+        .await?;
+    let difference = outcome
+        .cost_nanos
+        .checked_sub(outcome.cost_before_nanos)
+        .ok_or(crate::store::StoreError::SumOverflow)?;
+    let mut record = Correction {
+        id: None,
+        dry_run: !confirm,
+        entry,
+        from,
+        to,
+        model,
+        repriced: outcome.repriced,
+        unchanged: outcome.unchanged,
+        cost_before_usd: Usd(outcome.cost_before_nanos).to_string(),
+        cost_after_usd: Usd(outcome.cost_nanos).to_string(),
+        difference_usd: Usd(difference).to_string(),
+        at: iso(now_ms),
+        by,
+    };
+    if confirm {
+        let body = serde_json::to_value(&record)
+            .map_err(|e| crate::store::StoreError::Database(e.to_string()))?;
+        record.id = Some(store.put_object(ws, CORRECTION_KIND, None, body).await?);
+    }
+    Ok((record, outcome))
+}
+
+/// The workspace's correction audit records, oldest first.
+pub async fn corrections(store: &dyn Store, ws: WorkspaceId) -> Result<Vec<serde_json::Value>> {
+    Ok(store
+        .objects(Some(ws), CORRECTION_KIND)
+        .await?
+        .into_iter()
+        .map(|o| {
+            let mut body = o.body;
+            body["id"] = serde_json::json!(o.id);
+            body
+        })
+        .collect())
 }
 
 fn iso(ms: i64) -> String {

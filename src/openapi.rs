@@ -73,7 +73,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "List stored events (filters, cursor; order=cost for the most expensive first); format=csv or ndjson streams every match",
         None,
-        "Object",
+        "Events",
     ),
     route(
         "get",
@@ -81,39 +81,39 @@ pub const ROUTES: &[Route] = &[
         R,
         "Totals of a window",
         None,
-        "Object",
+        "Summary",
     ),
     route(
         "post",
         "/v1/query",
         R,
-        "The aggregate query; ?format=csv answers its rows as CSV (json is the default)",
+        "The aggregate query; ?format=csv or ndjson answers its rows as CSV or NDJSON (json is the default)",
         OBJ,
-        "Object",
+        "QueryAnswer",
     ),
     route(
         "get",
         "/v1/top/{kind}",
         R,
-        "Top endpoints, tenants, users, models, ... with share and change; format=csv answers the rows as CSV (json is the default)",
+        "Top endpoints, tenants, users, models, ... with share and change; format=csv or ndjson answers the rows as CSV or NDJSON (json is the default)",
         None,
-        "Object",
+        "TopReport",
     ),
     route(
         "get",
         "/v1/timeseries",
         R,
-        "Spend over time by a dimension; format=csv answers one line per (bucket, series) (json is the default)",
+        "Spend over time by a dimension; format=csv or ndjson answers one line per (bucket, series) (json is the default)",
         None,
-        "Object",
+        "Timeseries",
     ),
     route(
         "get",
         "/v1/prompt-versions",
         R,
-        "Prompt versions compared per endpoint",
+        "Prompt versions compared per endpoint; format=csv or ndjson answers one table, table=comparisons (default) or versions",
         None,
-        "Object",
+        "PromptVersions",
     ),
     route(
         "get",
@@ -121,7 +121,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "How concentrated spend is",
         None,
-        "Object",
+        "Concentration",
     ),
     route(
         "get",
@@ -129,7 +129,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "Tracking quality of a window (default 7d): shares of events with externalRequestId, tenantId, promptVersion, usage and a price (overall and per endpointTag), unknown fields per key, personal ids counted, endpointTag naming lint, checks, score and Setup stage (docs/quality.md)",
         None,
-        "Object",
+        "Quality",
     ),
     route(
         "post",
@@ -137,15 +137,15 @@ pub const ROUTES: &[Route] = &[
         I,
         "May this call go ahead (budgets, rate caps)? A member's own cap answers reason tenant_quota_exceeded (user_, endpoint_) with quota: member, plan, limitUsd, spentUsd, resetsAt, message",
         OBJ,
-        "Object",
+        "GuardAnswer",
     ),
     route(
         "get",
         "/v1/budgets",
         R,
-        "Budgets with their status",
+        "Budgets with their status (per-member budgets with a page of members over and near their caps: membersOffset, membersLimit); format=csv or ndjson answers one table, table=budgets (default) or members",
         None,
-        "Object",
+        "BudgetList",
     ),
     route(
         "post",
@@ -153,16 +153,16 @@ pub const ROUTES: &[Route] = &[
         A,
         "Create a budget; a scope value \"*\" (tenantId, userId or endpointTag) makes one for each value, with overrides {member: limitUsd} and, for tenants, planLimits {plan: limitUsd or null}",
         OBJ,
-        "Object",
+        "Budget",
     ),
-    route("get", "/v1/budgets/{id}", R, "One budget", None, "Object"),
+    route("get", "/v1/budgets/{id}", R, "One budget", None, "Budget"),
     route(
         "put",
         "/v1/budgets/{id}",
         A,
         "Change a budget",
         OBJ,
-        "Object",
+        "Budget",
     ),
     route(
         "delete",
@@ -178,7 +178,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "A budget's status and forecast; for a budget for each value, its members over and near their caps (members: count, over, near, page most over first; query membersOffset, membersLimit 1-1000)",
         None,
-        "Object",
+        "BudgetStatus",
     ),
     route(
         "get",
@@ -189,10 +189,18 @@ pub const ROUTES: &[Route] = &[
         "Object",
     ),
     route(
+        "get",
+        "/v1/plans/history",
+        R,
+        "A tenant's plan changes (?tenant=), oldest first, each with its effectiveFrom (null: since always), and its plan now",
+        None,
+        "Object",
+    ),
+    route(
         "post",
         "/v1/plans/import",
         A,
-        "Put tenants on plans from a text/csv body of tenantId,plan lines (header first; an empty plan takes a tenant off its plan)",
+        "Put tenants on plans from a text/csv body of tenantId,plan lines, or tenantId,plan,effectiveFrom (header first; an empty plan takes a tenant off its plan)",
         None,
         "Object",
     ),
@@ -208,7 +216,7 @@ pub const ROUTES: &[Route] = &[
         "put",
         "/v1/plans/tenants/{tenant}",
         A,
-        "Put a tenant on a plan: {\"plan\": name}, or null to take it off",
+        "Put a tenant on a plan: {\"plan\": name}, or null to take it off; \"effectiveFrom\" (RFC 3339 time or UTC day) dates the change",
         OBJ,
         "Object",
     ),
@@ -264,7 +272,7 @@ pub const ROUTES: &[Route] = &[
         "get",
         "/v1/reconciliation",
         R,
-        "The provider's bill against burnrate's attribution per UTC day and provider (and model where the report has it): billed, attributed, difference, coverage %, unattributed spend by cause (from, to: YYYY-MM-DD or RFC 3339, default the last 30 days; environment; dataMode, default real)",
+        "The provider's bill against burnrate's attribution per UTC day and provider (and model where the report has it): billed, attributed, difference, coverage %, unattributed spend by cause (from, to: YYYY-MM-DD or RFC 3339, default the last 30 days; environment; dataMode, default real); format=csv or ndjson answers one table, table=days (default) or models",
         None,
         "Object",
     ),
@@ -449,8 +457,16 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/v1/prices/reprice",
         A,
-        "Price the events stored unpriced with the current book and overrides (totals and budgets move by exactly the new costs; priced events are never re-priced)",
+        "Price the events stored unpriced with the current book and overrides (unpriced: true), or correct the events priced with one price entry (entry, a dry run unless confirm: true; 201 with the audit record); totals and budgets move by exactly the cost changes",
         Some("Reprice"),
+        "Object",
+    ),
+    route(
+        "get",
+        "/v1/prices/corrections",
+        A,
+        "The workspace's price correction audit records (entry, window, counts, cost before and after, when, who)",
+        None,
         "Object",
     ),
     route(
@@ -465,9 +481,9 @@ pub const ROUTES: &[Route] = &[
         "get",
         "/v1/explain",
         R,
-        "Why spend changed between two windows",
+        "Why spend changed between two windows; format=csv or ndjson answers one table, table=drivers (default), dimensions, endpoints or mix",
         None,
-        "Object",
+        "Explanation",
     ),
     route(
         "get",
@@ -475,7 +491,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "Cost gate: candidate vs baseline prompt version",
         None,
-        "Object",
+        "GateReport",
     ),
     route(
         "get",
@@ -491,16 +507,16 @@ pub const ROUTES: &[Route] = &[
         None,
         "This document",
         None,
-        "Object",
+        "OpenApi",
     ),
-    route("get", "/healthz", None, "Liveness", None, "Object"),
+    route("get", "/healthz", None, "Liveness", None, "Plain"),
     route(
         "get",
         "/readyz",
         None,
         "Readiness (the store is writable)",
         None,
-        "Object",
+        "Plain",
     ),
 ];
 
@@ -538,7 +554,7 @@ fn operation(r: &Route) -> Value {
         "summary": r.summary,
         "operationId": operation_id(r),
         "responses": {
-            success(r): {"description": "OK", "content": reply_content(r.reply)},
+            success(r): reply(r),
             "4XX": {"description": "A client error naming the field", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         },
@@ -565,6 +581,7 @@ fn operation(r: &Route) -> Value {
 
 fn success(r: &Route) -> &'static str {
     match (r.method, r.path) {
+        ("delete", _) => "204",
         ("post", "/v1/ingest/llm-request" | "/v1/ingest/batch") => "202",
         ("post", "/v1/budgets" | "/v1/rate-caps" | "/v1/channels" | "/v1/deploys")
         | ("put" | "post", "/v1/mappings") => "201",
@@ -572,9 +589,20 @@ fn success(r: &Route) -> &'static str {
     }
 }
 
+/// The 2xx reply: a DELETE answers 204 without a body.
+fn reply(r: &Route) -> Value {
+    if r.method == "delete" {
+        return json!({"description": "Deleted"});
+    }
+    json!({"description": "OK", "content": reply_content(r.reply)})
+}
+
 fn reply_content(schema: &str) -> Value {
     if schema == "Text" {
         return json!({"application/openmetrics-text": {"schema": {"type": "string"}}});
+    }
+    if schema == "Plain" {
+        return json!({"text/plain": {"schema": {"type": "string"}}});
     }
     json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}})
 }
@@ -643,7 +671,7 @@ fn schemas() -> Value {
     let indexed = json!({"type": "object", "properties": {
         "index": {"type": "integer"}, "field": {"type": "string"}, "message": {"type": "string"},
         "errors": {"type": "array", "items": field_error}}});
-    json!({
+    let mut all = json!({
         "Event": {"type": "object", "required": ["provider", "model", "endpointTag", "status"],
             "properties": properties},
         "EventBatch": {"type": "array", "items": {"$ref": "#/components/schemas/Event"},
@@ -675,8 +703,10 @@ fn schemas() -> Value {
                 "maximum": crate::settings::RETENTION_DAYS.end(),
                 "description": "keep raw events this many whole UTC days (older ones are pruned hourly, their sums stay in the rollups); null keeps every event"},
         }},
-        "Reprice": {"type": "object", "required": ["unpriced"], "additionalProperties": false,
+        "Reprice": {"type": "object", "additionalProperties": false,
+            "description": "either unpriced (true) or entry (with confirm; a dry run without it)",
             "properties": {"unpriced": {"type": "boolean", "enum": [true]},
+                "entry": {"type": "string"}, "confirm": {"type": "boolean"},
                 "from": {"type": "string", "format": "date-time"},
                 "to": {"type": "string", "format": "date-time"},
                 "model": {"type": "string"}}},
@@ -735,7 +765,365 @@ fn schemas() -> Value {
                         "thursday", "friday", "saturday", "sunday"],
                         "description": "weekly only; default monday"}}}}},
         "Object": {"type": "object"},
-    })
+    });
+    let map = all.as_object_mut().expect("schemas are an object");
+    map.extend(reply_schemas());
+    all
+}
+
+/// Nullable: `T` or null (an unknown value, never 0).
+fn or_null(schema: Value) -> Value {
+    json!({"anyOf": [schema, {"type": "null"}]})
+}
+
+/// An object whose every listed property is required and nothing else is allowed, so a
+/// reply field missing from the document fails the reply validation of the tests.
+fn closed(properties: Value) -> Value {
+    let required: Vec<String> = properties
+        .as_object()
+        .expect("properties are an object")
+        .keys()
+        .cloned()
+        .collect();
+    json!({"type": "object", "required": required, "properties": properties,
+        "additionalProperties": false})
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn array_of(items: Value) -> Value {
+    json!({"type": "array", "items": items})
+}
+
+/// `POST /v1/guard`'s answer (`budget::counters::GuardAnswer`).
+fn guard_answer() -> Value {
+    let money = json!({"type": "number"});
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer", "minimum": 0});
+    let state = json!({"type": "string", "enum": ["ok", "warning", "exceeded"]});
+    let mut position = closed(json!({
+        "id": int, "name": string, "action": {"type": "string", "enum": ["notify", "block"]},
+        "remaining": money, "state": state, "member": string, "limitUsd": money,
+        "plan": string,
+    }));
+    position["required"] = json!(["id", "name", "action", "remaining", "state"]);
+    let quota = closed(json!({
+        "budgetId": int, "dimension": string, "member": string, "plan": or_null(string.clone()),
+        "limitUsd": money, "spentUsd": money, "resetsAt": {"type": "string", "format": "date-time"},
+        "message": string,
+    }));
+    let mut answer = closed(json!({
+        "allow": {"type": "boolean"},
+        "reason": {"type": "string", "enum": ["ok", "budget_exceeded", "rate_capped", "budgets_loading",
+            "tenant_quota_exceeded", "user_quota_exceeded", "endpoint_quota_exceeded"]},
+        "budgets": array_of(position), "retryAfterSeconds": or_null(int.clone()),
+        "estimatedCostUsd": money,
+        "estimateSource": {"type": "string", "enum": ["client", "endpoint_p95", "none"]},
+        "reserved": {"type": "boolean"}, "quota": quota,
+    }));
+    answer["required"] = json!([
+        "allow",
+        "reason",
+        "budgets",
+        "retryAfterSeconds",
+        "estimatedCostUsd",
+        "estimateSource",
+        "reserved"
+    ]);
+    answer
+}
+
+/// The replies of the read endpoints, written from the serialized types (`report::Stats`,
+/// `report::TopReport`, `explain::Explanation`, `budget::Status`, ...). Money is a JSON
+/// number written from the exact decimal (up to 9 decimals), never through a float.
+fn reply_schemas() -> Map<String, Value> {
+    let money = json!({"type": "number", "description": "USD, exact decimal (nano-USD)"});
+    let money_n = or_null(money.clone());
+    let int = json!({"type": "integer", "minimum": 0});
+    let num_n = or_null(json!({"type": "number"}));
+    let string = json!({"type": "string"});
+    let string_n = or_null(string.clone());
+    let time = json!({"type": "string", "format": "date-time"});
+    let time_n = or_null(time.clone());
+    let stats_props = json!({
+        "requests": int, "costUsd": money_n, "costPerRequest": money_n,
+        "tokensPerRequest": num_n, "inputTokensPerRequest": num_n,
+        "outputTokensPerRequest": num_n, "errorRate": num_n, "retryRatio": num_n,
+        "cacheHitRate": num_n, "unpriced": int, "latencyAvgMs": num_n,
+    });
+    let with = |base: &Value, more: Value| {
+        let mut props = base.as_object().unwrap().clone();
+        props.extend(more.as_object().unwrap().clone());
+        closed(Value::Object(props))
+    };
+    let pair = |schema: &Value| closed(json!({"baseline": schema, "current": schema}));
+    let split = json!({"volumeUsd": money, "costPerRequestUsd": money});
+    let totals = closed(json!({
+        "from": time, "to": time, "costUsd": money, "requests": int,
+        "costPerRequest": money_n, "tokensPerRequest": num_n,
+        "inputTokensPerRequest": num_n, "outputTokensPerRequest": num_n,
+        "retryRatio": num_n, "errorShare": num_n, "cacheHitRate": num_n, "unpriced": int,
+    }));
+    let group_change = with(
+        &split,
+        json!({
+            "value": string, "presence": {"type": "string", "enum": ["both", "new", "vanished"]},
+            "requests": pair(&int), "costUsd": pair(&money_n), "unpriced": pair(&int),
+            "costPerRequest": pair(&money_n), "changeUsd": money,
+            "shareOfChangePct": num_n, "requestsChangePct": num_n,
+            "costPerRequestChangePct": num_n,
+        }),
+    );
+    let mix_row = closed(json!({
+        "value": string, "requests": pair(&int), "share": pair(&num_n),
+        "costPerRequest": pair(&money_n), "firstSeen": time_n, "newInWindow": {"type": "boolean"},
+    }));
+    let cause = closed(json!({"kind": string, "dimension": string, "value": string}));
+    let mut driver = closed(json!({
+        "kind": string, "dimension": string, "value": string, "endpointTag": string,
+        "contributionUsd": money, "contributionPct": num_n, "sentence": string,
+    }));
+    driver["required"] = json!([
+        "kind",
+        "dimension",
+        "value",
+        "contributionUsd",
+        "contributionPct",
+        "sentence"
+    ]);
+    let version_stats = with(
+        &stats_props,
+        json!({
+            "promptVersion": string, "latencyP95Ms": or_null(int.clone()),
+            "firstSeen": time, "lastSeen": time,
+        }),
+    );
+    let delta = closed(json!({
+        "costPerRequestPct": num_n, "inputTokensPerRequestPct": num_n,
+        "outputTokensPerRequestPct": num_n, "cacheHitRatePct": num_n, "errorRatePct": num_n,
+        "latencyAvgMsPct": num_n, "latencyP95MsPct": num_n,
+    }));
+    let member = {
+        let mut m = closed(json!({
+            "member": string, "plan": string, "limitUsd": money, "spentUsd": money,
+            "reservedUsd": money, "usedPct": {"type": "number"},
+            "state": {"type": "string", "enum": ["ok", "warning", "exceeded"]},
+        }));
+        m["required"] = json!([
+            "member",
+            "limitUsd",
+            "spentUsd",
+            "reservedUsd",
+            "usedPct",
+            "state"
+        ]);
+        m
+    };
+    let mut status = closed(json!({
+        "budgetId": int, "name": string, "periodStart": time, "periodEnd": time,
+        "limitUsd": money, "spentUsd": money, "reservedUsd": money, "remainingUsd": money,
+        "usedPct": {"type": "number"},
+        "state": {"type": "string", "enum": ["ok", "warning", "exceeded"]},
+        "thresholdReached": num_n, "forecastUsd": money, "forecastMethod": string,
+        "projectedExhaustion": time_n, "unpricedRequests": int,
+        "members": closed(json!({
+            "count": int, "over": int, "near": int, "offset": int, "limit": int,
+            "page": array_of(member), "nextOffset": or_null(int.clone()),
+        })),
+    }));
+    let required: Vec<Value> = status["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| *k != "members")
+        .cloned()
+        .collect();
+    status["required"] = Value::Array(required);
+    let mut budget = closed(json!({
+        "id": int, "name": string, "scope": {"type": "object"}, "period": string,
+        "timezone": string, "limitUsd": money,
+        "thresholds": array_of(json!({"type": "number"})), "action": string,
+        "failMode": string,
+        "overrides": {"type": "object", "additionalProperties": money},
+        "planLimits": {"type": "object", "additionalProperties": money_n},
+    }));
+    budget["required"] = json!([
+        "id",
+        "name",
+        "scope",
+        "period",
+        "timezone",
+        "limitUsd",
+        "thresholds",
+        "action",
+        "failMode"
+    ]);
+    let mut stored = closed(json!({
+        "externalRequestId": string, "idless": {"type": "boolean"}, "timestamp": time,
+        "receivedAt": time, "provider": string, "model": string, "endpointTag": string,
+        "promptVersion": string_n, "tenantId": string_n, "userId": string_n,
+        "inputTokens": int, "cachedTokens": int, "cacheWriteTokens": int,
+        "outputTokens": int, "reasoningTokens": int, "totalTokens": int, "imageCount": int,
+        "latencyMs": or_null(int.clone()), "status": string, "errorCode": string_n,
+        "dataMode": string, "environment": string, "operation": string,
+        "serviceTier": string, "usageMissing": {"type": "boolean"},
+        "tags": {"type": "object"}, "attempt": int, "attempts": int, "costUsd": money_n,
+        "costSource": string_n, "priceEntryId": string_n, "priceBookVersion": string_n,
+        "repricedAt": time,
+    }));
+    let required: Vec<Value> = stored["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| *k != "repricedAt")
+        .cloned()
+        .collect();
+    stored["required"] = Value::Array(required);
+    let series = closed(json!({"key": string, "costUsd": array_of(money.clone()),
+        "requests": array_of(int.clone())}));
+    let query_row = json!({"type": "object", "properties": {
+        "group": {"type": "object", "additionalProperties": string},
+        "bucket": time,
+        "costUsd": money_n, "costPerRequest": money_n, "unpriced": int},
+        "description": "the measures asked, by name"});
+    let mut top_row = with(
+        &stats_props,
+        json!({
+            "group": {"type": "object"}, "sharePct": num_n, "previous": schema_ref("Stats"),
+            "change": closed(json!({"requestsPct": num_n, "costUsdPct": num_n,
+                "costPerRequestPct": num_n, "tokensPerRequestPct": num_n})),
+        }),
+    );
+    top_row["description"] = json!("one group: its dimensions under group, then its stats");
+    let mut query = closed(json!({
+        "from": time, "to": time, "groupBy": array_of(string.clone()),
+        "bucket": or_null(json!({"type": "string", "enum": ["hour", "day"]})),
+        "measures": array_of(string.clone()), "rows": array_of(query_row.clone()),
+        "totals": array_of(query_row), "rowsCut": int, "rawPrunedBefore": time,
+    }));
+    let required: Vec<Value> = query["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| *k != "rawPrunedBefore")
+        .cloned()
+        .collect();
+    query["required"] = Value::Array(required);
+    let mut summary = closed(json!({
+        "from": time, "to": time, "requests": int, "attempts": int, "errors": int,
+        "idless": int, "usageMissing": int, "unpriced": int, "costUsd": money_n,
+        "costPerRequest": money_n, "pricingCoverage": num_n, "retryRatio": num_n,
+        "tokens": closed(json!({"input": int, "cached": int, "cacheWrite": int,
+            "output": int, "reasoning": int})),
+        "rawFrom": time,
+    }));
+    let required: Vec<Value> = summary["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| *k != "rawFrom")
+        .cloned()
+        .collect();
+    summary["required"] = Value::Array(required);
+    let share = closed(json!({"key": string, "sharePct": num_n}));
+    let entries = [
+        ("Stats", closed(stats_props.clone())),
+        ("StoredEvent", stored),
+        (
+            "Events",
+            closed(json!({"events": array_of(schema_ref("StoredEvent")),
+            "nextCursor": string_n})),
+        ),
+        ("Summary", summary),
+        ("QueryAnswer", query),
+        (
+            "TopReport",
+            closed(json!({
+            "from": time, "to": time, "previousFrom": time,
+            "total": schema_ref("Stats"), "previousTotal": schema_ref("Stats"),
+            "rows": array_of(top_row)})),
+        ),
+        ("Series", series),
+        (
+            "Timeseries",
+            closed(json!({
+            "bucket": {"type": "string", "enum": ["hour", "day"]}, "by": string_n,
+            "buckets": array_of(time.clone()), "series": array_of(schema_ref("Series")),
+            "total": schema_ref("Series")})),
+        ),
+        ("VersionStats", version_stats),
+        (
+            "PromptVersions",
+            closed(json!({"from": time, "to": time,
+            "endpoints": array_of(closed(json!({
+                "endpointTag": string, "current": schema_ref("VersionStats"),
+                "baseline": or_null(schema_ref("VersionStats")), "delta": or_null(delta),
+                "versions": array_of(schema_ref("VersionStats"))})))})),
+        ),
+        (
+            "Concentration",
+            closed(json!({
+            "by": string, "top1SharePct": num_n, "top5SharePct": num_n,
+            "previousTop1SharePct": num_n, "previousTop5SharePct": num_n,
+            "top": array_of(share)})),
+        ),
+        (
+            "Explanation",
+            closed(json!({
+            "current": totals, "baseline": totals, "changeUsd": money, "changePct": num_n,
+            "effects": closed(split.clone()),
+            "dimensions": array_of(with(&split, json!({
+                "dimension": string, "changeUsd": money, "newUsd": money,
+                "vanishedUsd": money, "groups": array_of(group_change)}))),
+            "endpoints": array_of(with(&split, json!({
+                "endpointTag": string, "changeUsd": money, "requests": pair(&int),
+                "costPerRequest": pair(&money_n), "retryRatio": pair(&num_n),
+                "errorShare": pair(&num_n), "cacheHitRate": pair(&num_n),
+                "inputTokensPerRequest": pair(&num_n), "outputTokensPerRequest": pair(&num_n),
+                "promptVersions": array_of(mix_row.clone()), "models": array_of(mix_row),
+                "cause": or_null(cause)}))),
+            "drivers": array_of(driver),
+            "deploys": array_of(schema_ref("DeployNote")),
+            "summary": string, "method": string})),
+        ),
+        (
+            "GateReport",
+            json!({"type": "object",
+            "required": ["endpointTag", "candidateVersion", "baselineVersion", "from", "to",
+                "sampleCap", "verdict", "reason", "metric"],
+            "properties": {"endpointTag": string, "candidateVersion": string,
+                "baselineVersion": string_n, "from": time, "to": time, "sampleCap": int,
+                "verdict": {"type": "string", "enum": ["pass", "fail", "not_enough_data"]},
+                "reason": string, "metric": string}}),
+        ),
+        ("Budget", budget),
+        ("BudgetStatus", status),
+        (
+            "BudgetList",
+            closed(json!({"budgets": array_of(closed(json!({
+            "budget": schema_ref("Budget"), "status": schema_ref("BudgetStatus")})))})),
+        ),
+        (
+            "Quality",
+            json!({"type": "object",
+            "required": ["from", "to", "events", "stage", "score", "checks"],
+            "properties": {"from": time, "to": time, "events": int, "stage": string,
+                "score": int, "checks": array_of(closed(json!({"id": string,
+                    "status": {"type": "string", "enum": ["pass", "warn", "fail"]},
+                    "detail": string})))}}),
+        ),
+        (
+            "OpenApi",
+            json!({"type": "object", "required": ["openapi", "info", "paths"]}),
+        ),
+        ("GuardAnswer", guard_answer()),
+    ];
+    entries
+        .into_iter()
+        .map(|(name, schema)| (name.to_string(), schema))
+        .collect()
 }
 
 #[cfg(test)]

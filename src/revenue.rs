@@ -376,37 +376,48 @@ impl Months {
     }
 }
 
-/// A tenant's revenue over the window of `months`: its monthly amount (the plan's price,
-/// or the override in force) accrued evenly over each UTC month, plus the one-offs dated
-/// in the window. Each piece of a month is rounded half-up to a nano-USD once; a whole
-/// month is exact.
+/// A tenant's revenue over the window of `months`: its monthly amount (the price of the
+/// plan in force, or the override in force) accrued evenly over each UTC month, plus the
+/// one-offs dated in the window. `plan_prices` are the (from, monthly price) steps of the
+/// tenant's plan history in time order (None: no plan, or a plan without a price), so a
+/// plan changed mid-month earns each price for the part of the month it was in force.
+/// Each span of a month is rounded half-up to a nano-USD once; a whole month is exact.
 pub fn revenue(
-    plan_price: Option<Usd>,
+    plan_prices: &[(i64, Option<Usd>)],
     entries: &[Entry],
     months: &Months,
 ) -> Result<Usd, RevenueOverflow> {
-    let base = plan_price.unwrap_or(Usd::ZERO);
-    // (from, monthly amount) steps of the monthly amount, in date order.
-    let mut steps: Vec<(i64, Usd)> = vec![(i64::MIN, base)];
+    // (from, override) steps: Some(amount) beats the plan's price, None goes back to it.
+    let mut overrides: Vec<(i64, Option<Usd>)> = Vec::new();
     let mut total: i128 = 0;
     for e in entries {
         match e.kind {
-            EntryKind::Override => steps.push((e.date_ms, e.amount_usd.unwrap_or(base))),
+            EntryKind::Override => overrides.push((e.date_ms, e.amount_usd)),
             EntryKind::OneOff if (months.from..months.to).contains(&e.date_ms) => {
                 total += e.amount_usd.unwrap_or(Usd::ZERO).0 as i128;
             }
             EntryKind::OneOff => {}
         }
     }
+    let in_force = |steps: &[(i64, Option<Usd>)], at: i64| {
+        steps.iter().rev().find(|s| s.0 <= at).and_then(|s| s.1)
+    };
+    let changes: Vec<i64> = {
+        let mut all: Vec<i64> = overrides.iter().chain(plan_prices).map(|s| s.0).collect();
+        all.sort_unstable();
+        all
+    };
     for &(piece_start, piece_end, month_len) in &months.pieces {
         let month_len = month_len as i128;
-        // The steps inside the piece: each span at its own monthly amount.
+        // The spans inside the piece between changes: each at its own monthly amount.
         let mut at = piece_start;
         while at < piece_end {
-            let rate = steps.iter().rev().find(|s| s.0 <= at).map_or(base, |s| s.1);
-            let next = steps
+            let rate = in_force(&overrides, at)
+                .or_else(|| in_force(plan_prices, at))
+                .unwrap_or(Usd::ZERO);
+            let next = changes
                 .iter()
-                .map(|s| s.0)
+                .copied()
                 .find(|d| *d > at)
                 .map_or(piece_end, |d| d.min(piece_end));
             let part = rate.0 as i128 * (next - at) as i128;
@@ -450,7 +461,7 @@ mod tests {
 
     #[test]
     fn a_whole_month_is_the_plan_price_exactly() {
-        let price = Some(Usd(49_990_000_000));
+        let price = &[(i64::MIN, Some(Usd(49_990_000_000)))];
         let r = revenue(price, &[], &Months::new(ms("2026-11-01"), ms("2026-12-01"))).unwrap();
         assert_eq!(r, Usd(49_990_000_000));
         // Half of a 30-day month.
@@ -465,7 +476,7 @@ mod tests {
             entry(EntryKind::OneOff, "2026-11-20", Some(-5)),
             entry(EntryKind::OneOff, "2026-12-01", Some(100)),
         ];
-        let price = Some(Usd(30_000_000_000));
+        let price = &[(i64::MIN, Some(Usd(30_000_000_000)))];
         let r = revenue(
             price,
             &entries,
@@ -482,6 +493,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r, Usd(30_000_000_000), "a null override is the plan price");
+    }
+
+    #[test]
+    fn a_plan_changed_mid_month_earns_each_price_for_its_days() {
+        // $10/month until 21 Nov, $40/month from then, in a 30-day month: 20 days of
+        // $10 ($6.666666667, rounded half-up) and 10 days of $40 ($13.333333333).
+        let steps = [
+            (i64::MIN, Some(Usd(10_000_000_000))),
+            (ms("2026-11-21"), Some(Usd(40_000_000_000))),
+        ];
+        let nov = Months::new(ms("2026-11-01"), ms("2026-12-01"));
+        let r = revenue(&steps, &[], &nov).unwrap();
+        assert_eq!(r, Usd(6_666_666_667 + 13_333_333_333));
+        // An override in force beats either plan's price; off its plan, nothing.
+        let over = [entry(EntryKind::Override, "2026-11-11", Some(60))];
+        let r = revenue(&steps, &over, &nov).unwrap();
+        // 10 days of $10 ($3.333333333), then 20 days at the $60 override ($40).
+        assert_eq!(r, Usd(3_333_333_333 + 40_000_000_000));
+        let off = [
+            (i64::MIN, Some(Usd(30_000_000_000))),
+            (ms("2026-11-16"), None),
+        ];
+        assert_eq!(revenue(&off, &[], &nov).unwrap(), Usd(15_000_000_000));
     }
 
     #[test]

@@ -287,3 +287,257 @@ async fn ingest_answers_503_while_clickhouse_is_down_and_loses_nothing_acknowled
     assert_eq!(top.body["total"]["requests"], json!(12), "{}", top.body);
     server.stop();
 }
+
+/// One number a ClickHouse query answers, over its HTTP interface at `store`'s host.
+async fn clickhouse_count(store: &str, sql: &str) -> u64 {
+    let host = store
+        .trim_start_matches("clickhouse://")
+        .split('/')
+        .next()
+        .unwrap();
+    let text = reqwest::Client::new()
+        .post(format!("http://{host}/"))
+        .body(sql.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{sql}: {text}"))
+}
+
+/// Erasure on a ClickHouse store through the real server: the calls naming the tenant
+/// (as tenant or as a tag's value) go, the control objects naming it are edited, and
+/// afterwards no row of the events or objects tables holds the id (checked with the
+/// same queries that find it before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_on_clickhouse_leaves_the_id_in_no_table() {
+    let Some(store) = clickhouse_store("erase") else {
+        eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
+        return;
+    };
+    const ERASED: &str = "erase-me-ch-q9";
+    let db_name = store.rsplit('/').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let on_store = |args: &[&str]| {
+        let mut all = vec!["--store", store.as_str()];
+        all.extend_from_slice(args);
+        cli(&db, &all).trim().to_string()
+    };
+    let key =
+        |scope: &str| on_store(&["keys", "create", "--workspace", "default", "--scope", scope]);
+    let (ingest, admin) = (key("ingest"), key("admin"));
+    let server = Server::start(&db, &["--store", &store]);
+    let api = Api::new(&server);
+    let with = |id: &str, tenant: &str, tags: Value, cost: f64| {
+        let mut e = event(id);
+        e["tenantId"] = json!(tenant);
+        e["tags"] = tags;
+        e["costUsd"] = json!(cost);
+        e
+    };
+    let calls = json!([
+        with("e1", ERASED, json!({"team": "x"}), 1.0),
+        with("e2", "keeper", json!({"customer": ERASED}), 0.5),
+        with("e3", "keeper", json!({"team": "x"}), 0.25),
+    ]);
+    let reply = api.post("/v1/ingest/batch", &ingest, &calls).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    for (path, body) in [
+        (
+            "/v1/mappings",
+            json!({"dimension": "tenantId", "from": "old-q9", "to": ERASED}),
+        ),
+        (
+            "/v1/budgets",
+            json!({"name": "each", "scope": {"tenantId": "*"}, "period": "month",
+                   "limitUsd": 10, "action": "notify", "overrides": {ERASED: 5, "keeper": 6}}),
+        ),
+    ] {
+        let r = api.post(path, &admin, &body).await;
+        assert!(r.status == 200 || r.status == 201, "{path}: {}", r.body);
+    }
+    let in_events = format!(
+        "SELECT count() FROM {db_name}.events WHERE tenant = '{ERASED}' OR user = '{ERASED}' OR has(tag_values, '{ERASED}')"
+    );
+    let in_objects =
+        format!("SELECT count() FROM {db_name}.objects WHERE position(body, '{ERASED}') > 0");
+    assert_eq!(clickhouse_count(&store, &in_events).await, 2);
+    assert_eq!(clickhouse_count(&store, &in_objects).await, 2);
+
+    let erased = api
+        .post("/v1/erasure", &admin, &json!({"tenantId": ERASED}))
+        .await;
+    assert_eq!(erased.status, 201, "{}", erased.body);
+    assert_eq!(
+        (
+            &erased.body["events"],
+            &erased.body["costUsd"],
+            &erased.body["objectsEdited"]
+        ),
+        (&json!(2), &json!("1.5"), &json!(2)),
+        "{}",
+        erased.body
+    );
+    assert_eq!(clickhouse_count(&store, &in_events).await, 0);
+    assert_eq!(clickhouse_count(&store, &in_objects).await, 0);
+    // What did not name the id stays: keeper's call e3 and override.
+    let kept = format!("SELECT count() FROM {db_name}.events WHERE tenant = 'keeper'");
+    assert_eq!(clickhouse_count(&store, &kept).await, 1);
+    let budgets = api.get("/v1/budgets", &admin).await;
+    assert!(
+        budgets.body.to_string().contains("keeper"),
+        "{}",
+        budgets.body
+    );
+    server.stop();
+}
+
+/// Run a ClickHouse statement that answers nothing, over its HTTP interface.
+async fn clickhouse_exec(store: &str, sql: &str) {
+    let host = store
+        .trim_start_matches("clickhouse://")
+        .split('/')
+        .next()
+        .unwrap();
+    let reply = reqwest::Client::new()
+        .post(format!("http://{host}/"))
+        .body(sql.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        reply.status().is_success(),
+        "{sql}: {}",
+        reply.text().await.unwrap()
+    );
+}
+
+/// Re-pricing on ClickHouse through the real server: an unpriced call (a failed first
+/// attempt) is priced by an override ($1 / $2 per 1M tokens, by hand: 1M input = $1.00)
+/// with its repricedAt; then a successful second attempt (2M input, 1M output = $4.00)
+/// still wins over it, and totals and a budget's spent are exactly the second attempt's
+/// cost (the first's re-priced cost is taken back, not its original unpriced state); a
+/// merge then keeps the re-priced copy, not the original.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repriced_call_on_clickhouse_survives_merges_and_a_better_attempt_still_wins() {
+    let Some(store) = clickhouse_store("reprice") else {
+        eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
+        return;
+    };
+    let db_name = store.rsplit('/').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let on_store = |args: &[&str]| {
+        let mut all = vec!["--store", store.as_str()];
+        all.extend_from_slice(args);
+        cli(&db, &all).trim().to_string()
+    };
+    let key =
+        |scope: &str| on_store(&["keys", "create", "--workspace", "default", "--scope", scope]);
+    let (ingest, read, admin) = (key("ingest"), key("read"), key("admin"));
+    let server = Server::start(&db, &["--store", &store]);
+    let api = Api::new(&server);
+    let budget = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "acme", "scope": {"tenantId": "acme"}, "period": "month",
+                    "limitUsd": 100, "action": "notify"}),
+        )
+        .await;
+    assert_eq!(budget.status, 201, "{}", budget.body);
+    let status = format!("/v1/budgets/{}/status", budget.body["id"]);
+    let attempt = |n: u8, status: &str, input: u64, output: u64| {
+        json!({"externalRequestId": "r1", "attempt": n, "provider": "selfhosted",
+               "model": "acme-llm-7b", "endpointTag": "classify", "tenantId": "acme",
+               "inputTokens": input, "outputTokens": output, "status": status})
+    };
+    let reply = api
+        .post(
+            "/v1/ingest/batch",
+            &ingest,
+            &json!([attempt(1, "error", 1_000_000, 0)]),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let totals = || async {
+        let top = api.get("/v1/top/models?since=1d", &read).await;
+        (
+            top.body["total"]["costUsd"].clone(),
+            top.body["total"]["unpriced"].clone(),
+        )
+    };
+    assert_eq!(totals().await, (Value::Null, json!(1)));
+
+    let overrides = dir.path().join("overrides.json");
+    std::fs::write(
+        &overrides,
+        json!({"format": 1, "kind": "overrides", "corrections": [
+            {"provider": "selfhosted", "model": "acme-llm-7b",
+             "effectiveFrom": "2026-01-01T00:00:00Z", "mode": "chat",
+             "usdPerMTok": [{"tier": "standard", "above": 0, "input": "1", "output": "2"}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    on_store(&["prices", "import", overrides.to_str().unwrap()]);
+    let mut summary = Value::Null;
+    for _ in 0..50 {
+        let r = api
+            .post("/v1/prices/reprice", &admin, &json!({"unpriced": true}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        summary = r.body;
+        if summary["repriced"] != json!(0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        (&summary["repriced"], &summary["costUsd"]),
+        (&json!(1), &json!("1")),
+        "{summary}"
+    );
+    let r1 = api.get("/v1/events?externalRequestId=r1", &read).await;
+    let r1 = &r1.body["events"][0];
+    assert_eq!(
+        (&r1["costUsd"], &r1["repricedAt"]),
+        (&json!(1), &summary["repricedAt"]),
+        "{r1}"
+    );
+    assert_eq!(totals().await, (json!(1), json!(0)));
+    assert_eq!(api.get(&status, &admin).await.body["spentUsd"], json!(1));
+
+    // The better attempt wins: 2M x $1 + 1M x $2 = $4.00, and only that is spent.
+    let reply = api
+        .post(
+            "/v1/ingest/batch",
+            &ingest,
+            &json!([attempt(2, "success", 2_000_000, 1_000_000)]),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let r1 = api.get("/v1/events?externalRequestId=r1", &read).await;
+    let r1 = &r1.body["events"][0];
+    assert_eq!(
+        (&r1["attempt"], &r1["attempts"], &r1["costUsd"]),
+        (&json!(2), &json!(2), &json!(4)),
+        "{r1}"
+    );
+    assert!(r1.get("repricedAt").is_none(), "{r1}");
+    assert_eq!(totals().await, (json!(4), json!(0)));
+    assert_eq!(api.get(&status, &admin).await.body["spentUsd"], json!(4));
+    // A merge keeps the re-priced copy of attempt 1 (keep + 1), not its original, and
+    // changes no answer.
+    clickhouse_exec(&store, &format!("OPTIMIZE TABLE {db_name}.events FINAL")).await;
+    let rows = format!("SELECT count() FROM {db_name}.events");
+    assert_eq!(clickhouse_count(&store, &rows).await, 2);
+    let first = format!("SELECT cost FROM {db_name}.events WHERE attempt = 1");
+    assert_eq!(clickhouse_count(&store, &first).await, 1_000_000_000);
+    assert_eq!(totals().await, (json!(4), json!(0)));
+    server.stop();
+}

@@ -1,7 +1,8 @@
-//! `format=csv` on the aggregate reads (`/v1/top/{kind}`, `/v1/timeseries`,
-//! `POST /v1/query`) against the real binary: the JSON answer's rows, value for value,
-//! parsed back with the `csv` crate; money as exact decimal text; the dashboard's
-//! "Download CSV" link works with the session cookie alone.
+//! `format=csv` and `format=ndjson` on the aggregate reads (`/v1/top/{kind}`,
+//! `/v1/timeseries`, `POST /v1/query`) against the real binary: the JSON answer's rows,
+//! value for value, parsed back with the `csv` crate (and serde_json per NDJSON line);
+//! money as exact decimal text; the dashboard's "Download CSV" link works with the
+//! session cookie alone.
 
 mod common;
 use common::*;
@@ -229,7 +230,7 @@ async fn a_bad_format_on_an_aggregate_read_is_a_400_naming_format() {
     let api = Api::new(&server);
     for path in [
         "/v1/top/endpoints?format=xml",
-        "/v1/top/models?format=ndjson",
+        "/v1/top/models?format=NDJSON",
         "/v1/timeseries?format=CSV",
     ] {
         let r = api.get(path, &read).await;
@@ -320,4 +321,150 @@ async fn the_dashboard_download_links_serve_the_csv_to_the_session() {
             assert_eq!(csv.rows.len(), n, "{page}: {href}");
         }
     }
+}
+
+/// An NDJSON answer: its content type and its lines as ordered (key, value) lists.
+async fn ndjson_of(req: reqwest::RequestBuilder) -> (String, String, Vec<Vec<(String, Value)>>) {
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let header = |name: &str| resp.headers()[name].to_str().unwrap().to_string();
+    let (content_type, disposition) = (header("content-type"), header("content-disposition"));
+    let text = resp.text().await.unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "{text}");
+    let lines = text
+        .lines()
+        .map(|line| {
+            // Keys in the order the line writes them (serde_json's Map would sort them).
+            let object: Value = serde_json::from_str(line).unwrap();
+            let object = object.as_object().unwrap().clone();
+            let mut keys: Vec<(usize, String)> = object
+                .keys()
+                .map(|k| (line.find(&format!("{}:", json!(k))).unwrap(), k.clone()))
+                .collect();
+            keys.sort();
+            keys.into_iter()
+                .map(|(_, k)| (k.clone(), object[&k].clone()))
+                .collect()
+        })
+        .collect();
+    (content_type, disposition, lines)
+}
+
+/// An NDJSON line against the CSV record of the same row: the same keys in the same
+/// order; null where the cell is empty; money columns as the same exact decimal string.
+fn same_as_csv(line: &[(String, Value)], header: &[String], row: &HashMap<String, String>) {
+    let keys: Vec<&String> = line.iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, header.iter().collect::<Vec<_>>());
+    for (k, v) in line {
+        let cell = &row[k];
+        match v {
+            Value::Null => assert_eq!(cell, "", "{k}"),
+            Value::String(s) => assert_eq!(s, cell, "{k}"),
+            Value::Number(n) => assert_eq!(n.to_string(), *cell, "{k}"),
+            other => panic!("{k}: unexpected {other}"),
+        }
+        let money = k.ends_with("costUsd") || k.ends_with("costPerRequest");
+        if money && !v.is_null() {
+            assert!(v.is_string(), "{k}: money is a decimal string, got {v}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn top_timeseries_and_query_ndjson_are_the_csv_rows_with_money_as_exact_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let (ingest, read) = (key(&db, "default", "ingest"), key(&db, "default", "read"));
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    seed(&api, &ingest).await;
+    let get = |path: &str| {
+        api.http
+            .get(format!("{}{path}", api.url))
+            .header("X-API-Key", &read)
+    };
+
+    let (content_type, disposition, top) =
+        ndjson_of(get("/v1/top/endpoints?since=1h&format=ndjson")).await;
+    assert_eq!(content_type, "application/x-ndjson");
+    assert_eq!(disposition, "attachment; filename=\"top-endpoints.ndjson\"");
+    let top_csv = csv_of(get("/v1/top/endpoints?since=1h&format=csv")).await;
+    let top_json = api.get("/v1/top/endpoints?since=1h", &read).await.body;
+    assert_eq!(top.len(), 3);
+    assert_eq!(top.len(), top_json["rows"].as_array().unwrap().len());
+    for (line, row) in top.iter().zip(&top_csv.rows) {
+        same_as_csv(line, &top_csv.header, row);
+    }
+    for (line, j) in top.iter().zip(top_json["rows"].as_array().unwrap()) {
+        let line: HashMap<&str, &Value> = line.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        assert_eq!(line["endpointTag"], &j["group"]["endpointTag"]);
+        assert_eq!(line["requests"], &j["requests"]);
+        assert_eq!(line["unpriced"], &j["unpriced"]);
+        assert_eq!(line["sharePct"], &j["sharePct"]);
+    }
+    // By hand: 3 x 0.00024 on support.reply, 2 x 0.00024 on search.rank; the unpriced
+    // endpoint's cost is null, never "0".
+    let by_tag: HashMap<String, HashMap<&str, &Value>> = top
+        .iter()
+        .map(|line| {
+            let m: HashMap<&str, &Value> = line.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            (m["endpointTag"].as_str().unwrap().to_string(), m)
+        })
+        .collect();
+    assert_eq!(by_tag["support.reply"]["costUsd"], &json!("0.00072"));
+    assert_eq!(by_tag["support.reply"]["costPerRequest"], &json!("0.00024"));
+    assert_eq!(by_tag["support.reply"]["requests"], &json!(3));
+    assert_eq!(by_tag["search.rank"]["costUsd"], &json!("0.00048"));
+    let odd = &by_tag["say \"hi\", then go"];
+    assert_eq!((odd["costUsd"], odd["unpriced"]), (&Value::Null, &json!(1)));
+
+    // Timeseries: one line per (bucket, series), as the CSV.
+    let (_, disposition, ts) =
+        ndjson_of(get("/v1/timeseries?since=24h&by=model&format=ndjson")).await;
+    assert_eq!(disposition, "attachment; filename=\"timeseries.ndjson\"");
+    let ts_csv = csv_of(get("/v1/timeseries?since=24h&by=model&format=csv")).await;
+    assert_eq!(ts.len(), ts_csv.rows.len());
+    for (line, row) in ts.iter().zip(&ts_csv.rows) {
+        same_as_csv(line, &ts_csv.header, row);
+    }
+    let mini: i64 = ts
+        .iter()
+        .filter(|l| l[1].1 == json!("gpt-4o-mini"))
+        .map(|l| nanos(l[2].1.as_str().unwrap()))
+        .sum();
+    assert_eq!(mini, 5 * 240_000);
+
+    // The aggregate query.
+    let body = json!({"groupBy": ["model"], "measures": ["requests", "costUsd"]});
+    let post = |format: &str| {
+        api.http
+            .post(format!("{}/v1/query?format={format}", api.url))
+            .header("X-API-Key", &read)
+            .json(&body)
+    };
+    let (_, disposition, q) = ndjson_of(post("ndjson")).await;
+    assert_eq!(disposition, "attachment; filename=\"query.ndjson\"");
+    let q_csv = csv_of(post("csv")).await;
+    assert_eq!(q.len(), 2);
+    for (line, row) in q.iter().zip(&q_csv.rows) {
+        same_as_csv(line, &q_csv.header, row);
+    }
+    let models: HashMap<&str, &Vec<(String, Value)>> =
+        q.iter().map(|l| (l[0].1.as_str().unwrap(), l)).collect();
+    assert_eq!(
+        models["gpt-4o-mini"][1..],
+        [
+            ("requests".to_string(), json!(5)),
+            ("costUsd".to_string(), json!("0.0012")),
+            ("unpriced".to_string(), json!(0)),
+        ]
+    );
+    assert_eq!(
+        models["house-model-unpriced"][1..],
+        [
+            ("requests".to_string(), json!(1)),
+            ("costUsd".to_string(), Value::Null),
+            ("unpriced".to_string(), json!(1)),
+        ]
+    );
 }

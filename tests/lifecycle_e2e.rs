@@ -285,7 +285,73 @@ async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erase
         .await;
     assert_eq!(not_admin.status, 403, "{}", not_admin.body);
 
-    // Erase the tenant: one raw call (2.00) and two pruned ones (0.25 + 1.00).
+    // A call that names the tenant only in a tag, and five control objects naming it:
+    // an id mapping, a plan assignment, a revenue entry, a budget's per-tenant override
+    // and a budget of that tenant alone.
+    let mut tagged = call("new-4", now - 1_800_000, "keeper", "u-2", "0.125");
+    tagged["tags"] = json!({"team": "x", "customer": ERASED_TENANT});
+    let reply = api
+        .post("/v1/ingest/batch", &ingest, &json!([tagged]))
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let posts = [
+        (
+            "/v1/mappings",
+            json!({"dimension": "tenantId", "from": "old-name-q7", "to": ERASED_TENANT}),
+        ),
+        (
+            "/v1/revenue",
+            json!({"entries": [
+                {"tenantId": ERASED_TENANT, "type": "override", "date": "2026-11-01", "amountUsd": "20"},
+                {"tenantId": "keeper", "type": "override", "date": "2026-11-01", "amountUsd": "30"}]}),
+        ),
+        (
+            "/v1/budgets",
+            json!({"name": "each", "scope": {"tenantId": "*"}, "period": "month",
+                   "limitUsd": 10, "action": "notify",
+                   "overrides": {ERASED_TENANT: 50, "keeper": 60}}),
+        ),
+        (
+            "/v1/budgets",
+            json!({"name": "one", "scope": {"tenantId": ERASED_TENANT}, "period": "month",
+                   "limitUsd": 10, "action": "notify"}),
+        ),
+    ];
+    for (path, body) in posts {
+        let r = api.post(path, &admin, &body).await;
+        assert!(r.status == 200 || r.status == 201, "{path}: {}", r.body);
+    }
+    let csv = format!("tenantId,plan\n{ERASED_TENANT},pro\nkeeper,free\n");
+    let r = api
+        .post_raw("/v1/plans/import", Some(&admin), "text/csv", csv.into())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // The guard sees both budgets of the tenant: the one of it alone, and the per-tenant
+    // one with its plan and override ($50).
+    let limits = || async {
+        let answer = api
+            .post(
+                "/v1/guard",
+                &ingest,
+                &json!({"endpointTag": "support.reply", "tenantId": ERASED_TENANT,
+                        "estimatedCostUsd": 0.01}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let mut limits: Vec<String> = answer.body["budgets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", answer.body))
+            .iter()
+            .map(|b| format!("{}/{}/{}", b["name"], b["plan"], b["limitUsd"]))
+            .collect();
+        limits.sort();
+        limits
+    };
+    assert_eq!(limits().await, [r#""each"/"pro"/50"#, r#""one"/null/null"#]);
+
+    // Erase the tenant: two raw calls (2.00, and 0.125 by the tag) and two pruned ones
+    // (0.25 + 1.00); five objects edited.
     let erased = api
         .post("/v1/erasure", &admin, &json!({"tenantId": ERASED_TENANT}))
         .await;
@@ -297,17 +363,53 @@ async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erase
             &record["events"],
             &record["prunedHistoryCalls"],
             &record["costUsd"],
-            &record["unpriced"]
+            &record["unpriced"],
+            &record["objectsEdited"]
         ),
         (
             &json!("tenant"),
-            &json!(1),
             &json!(2),
-            &json!("3.25"),
-            &json!(0)
+            &json!(2),
+            &json!("3.375"),
+            &json!(0),
+            &json!(5)
         ),
         "{record}"
     );
+    // The server follows at once: only the per-tenant budget is left, without the
+    // tenant's plan or override.
+    let left = limits().await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].starts_with(r#""each"/null/"#) && !left[0].ends_with("/50"),
+        "{left:?}"
+    );
+    // What did not name the tenant stays: keeper's plan, revenue and override.
+    // Two tenants had plans; keeper keeps "free".
+    let plans = api.get("/v1/plans", &admin).await;
+    assert_eq!(
+        plans.body,
+        json!({"plans": [{"plan": "free", "tenants": 1}], "tenants": 1})
+    );
+    let budgets = api.get("/v1/budgets", &admin).await;
+    let budgets_text = budgets.body.to_string();
+    assert!(budgets_text.contains("keeper"), "{budgets_text}");
+    let revenue = api.get("/v1/revenue?tenantId=keeper", &admin).await;
+    assert!(revenue.body.to_string().contains("30"), "{}", revenue.body);
+    assert!(!budgets_text.contains("\"one\""), "{budgets_text}");
+    for path in [
+        "/v1/plans",
+        "/v1/budgets",
+        "/v1/mappings",
+        "/v1/revenue?tenantId=keeper",
+    ] {
+        let r = api.get(path, &admin).await;
+        assert!(
+            !r.body.to_string().contains(ERASED_TENANT),
+            "{path}: {}",
+            r.body
+        );
+    }
     assert!(!record.to_string().contains(ERASED_TENANT));
     assert_eq!(tenant_totals(&api, &read).await, (json!(3), json!(12.50)));
 
@@ -492,5 +594,174 @@ async fn repricing_prices_the_unpriced_after_an_override_and_moves_totals_and_bu
         "{again}"
     );
     assert_eq!(model_totals(&api, &read).await, (json!(1.12), json!(1)));
+    server.stop();
+}
+
+/// Import an override pricing acme-llm-7b at `input` / `output` USD per 1M tokens.
+fn import_override(db: &Path, dir: &Path, name: &str, input: &str, output: &str) {
+    let file = dir.join(name);
+    std::fs::write(
+        &file,
+        json!({"format": 1, "kind": "overrides", "corrections": [
+            {"provider": "selfhosted", "model": "acme-llm-7b",
+             "effectiveFrom": "2026-01-01T00:00:00Z", "mode": "chat",
+             "usdPerMTok": [{"tier": "standard", "above": 0, "input": input, "output": output}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    cli(db, &["prices", "import", file.to_str().unwrap()]);
+}
+
+/// A mistyped override priced calls wrongly; after the fixed override is imported,
+/// `prices reprice --entry ID` shows what a correction would do and changes nothing,
+/// `--confirm` (here `POST /v1/prices/reprice` with confirm) re-prices exactly those
+/// calls: totals and a budget's spent move by the difference computed by hand, the calls
+/// record repricedAt and their entry, and the audit record is listed by the API and the
+/// CLI. A second correction finds nothing to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_correction_reprices_one_entrys_calls_and_leaves_an_audit_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("correct.db");
+    let (ingest, read, admin) = (
+        key(&db, "default", "ingest"),
+        key(&db, "default", "read"),
+        key(&db, "default", "admin"),
+    );
+    // The mistake: $0.05 / $0.10 per 1M instead of $0.08 / $0.20.
+    import_override(&db, dir.path(), "wrong.json", "0.05", "0.10");
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let budget = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "acme", "scope": {"tenantId": "acme"}, "period": "month",
+                    "limitUsd": 100, "action": "notify"}),
+        )
+        .await;
+    assert_eq!(budget.status, 201, "{}", budget.body);
+    let id = budget.body["id"].as_i64().unwrap();
+    let spent = || async {
+        let status = api.get(&format!("/v1/budgets/{id}/status"), &admin).await;
+        status.body["spentUsd"].clone()
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let mut other = call("p1", now - 60_000, "acme", "u", "1.00");
+    other["tags"] = json!({});
+    let calls = json!([
+        other,
+        selfhosted("c1", now - 50_000, "acme-llm-7b", 1_000_000, 500_000),
+        selfhosted("c2", now - 40_000, "acme-llm-7b", 200_000, 100_000),
+    ]);
+    let reply = api.post("/v1/ingest/batch", &ingest, &calls).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    // c1: 1.0M x 0.05 + 0.5M x 0.10 = 0.10; c2: 0.2M x 0.05 + 0.1M x 0.10 = 0.02.
+    assert_eq!(model_totals(&api, &read).await, (json!(1.12), json!(0)));
+    assert_eq!(spent().await, json!(1.12));
+    let c1 = api.get("/v1/events?externalRequestId=c1", &read).await;
+    let entry = c1.body["events"][0]["priceEntryId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(entry.contains("acme-llm-7b"), "{entry}");
+
+    // Bad input names the field.
+    for (body, field) in [
+        (json!({"entry": ""}), "entry"),
+        (json!({"entry": 7}), "entry"),
+        (json!({"entry": entry, "confirm": "yes"}), "confirm"),
+        (json!({"unpriced": true, "confirm": true}), "confirm"),
+        (json!({"entry": entry, "to": "soon"}), "to"),
+    ] {
+        let bad = api.post("/v1/prices/reprice", &admin, &body).await;
+        assert_eq!(bad.status, 400, "{body}: {}", bad.body);
+        assert_eq!(
+            common::blamed(&bad.body["error"]["fields"]),
+            [field],
+            "{body}"
+        );
+    }
+
+    import_override(&db, dir.path(), "fixed.json", "0.08", "0.20");
+    // c1: 1.0M x 0.08 + 0.5M x 0.20 = 0.18; c2: 0.2M x 0.08 + 0.1M x 0.20 = 0.036.
+    // The server reloads prices within 2 s; the dry run shows the new cost once it did.
+    let mut dry = Value::Null;
+    for _ in 0..50 {
+        let r = api
+            .post("/v1/prices/reprice", &admin, &json!({"entry": entry}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        dry = r.body;
+        if dry["costAfterUsd"] == json!("0.216") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let shown = |v: &Value| {
+        (
+            v["repriced"].clone(),
+            v["costBeforeUsd"].clone(),
+            v["costAfterUsd"].clone(),
+            v["differenceUsd"].clone(),
+        )
+    };
+    let expected = (json!(2), json!("0.12"), json!("0.216"), json!("0.096"));
+    assert_eq!(shown(&dry), expected, "{dry}");
+    assert_eq!((&dry["dryRun"], &dry["id"]), (&json!(true), &Value::Null));
+    // The CLI's dry run says the same; neither changed anything.
+    let cli_dry: Value =
+        serde_json::from_str(&cli(&db, &["prices", "reprice", "--entry", &entry])).unwrap();
+    assert_eq!(shown(&cli_dry), expected, "{cli_dry}");
+    assert_eq!(model_totals(&api, &read).await, (json!(1.12), json!(0)));
+    assert_eq!(spent().await, json!(1.12));
+    let none = api.get("/v1/prices/corrections", &admin).await;
+    assert_eq!(none.body, json!({"corrections": []}));
+    // --confirm without --entry is refused by the CLI.
+    failing(&db, &["prices", "reprice", "--unpriced", "--confirm"]);
+
+    let done = api
+        .post(
+            "/v1/prices/reprice",
+            &admin,
+            &json!({"entry": entry, "confirm": true}),
+        )
+        .await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    assert_eq!(shown(&done.body), expected, "{}", done.body);
+    assert_eq!(done.body["dryRun"], json!(false));
+    assert_eq!(model_totals(&api, &read).await, (json!(1.216), json!(0)));
+    assert_eq!(
+        spent().await,
+        json!(1.216),
+        "the budget counted the difference"
+    );
+    let c1 = api.get("/v1/events?externalRequestId=c1", &read).await;
+    let c1 = &c1.body["events"][0];
+    assert_eq!(c1["costUsd"], json!(0.18), "{c1}");
+    assert_eq!(c1["repricedAt"], done.body["at"], "{c1}");
+    let p1 = api.get("/v1/events?externalRequestId=p1", &read).await;
+    assert!(p1.body["events"][0].get("repricedAt").is_none());
+
+    // The audit record: listed by the API and the CLI, as the commit answered.
+    let listed = api.get("/v1/prices/corrections", &admin).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let records = listed.body["corrections"].as_array().unwrap().clone();
+    assert_eq!(records.len(), 1, "{}", listed.body);
+    assert_eq!(records[0], done.body);
+    assert!(records[0]["by"].as_str().unwrap().starts_with("key "));
+    let from_cli: Value = serde_json::from_str(&cli(&db, &["prices", "corrections"])).unwrap();
+    assert_eq!(from_cli["corrections"], json!(records));
+
+    // Corrected already: a second correction changes nothing.
+    let again = api
+        .post(
+            "/v1/prices/reprice",
+            &admin,
+            &json!({"entry": entry, "confirm": true}),
+        )
+        .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.body["repriced"], json!(0), "{}", again.body);
+    assert_eq!(model_totals(&api, &read).await, (json!(1.216), json!(0)));
     server.stop();
 }

@@ -149,6 +149,7 @@ conformance_tests! {
     lifecycle::erasure_takes_out_a_tenants_and_a_users_calls_exactly,
     lifecycle::retention_keeps_what_the_rollups_answer_and_says_where_raw_events_end,
     lifecycle::repricing_prices_exactly_the_unpriced_calls_it_can,
+    lifecycle::correction_reprices_exactly_the_calls_of_one_entry,
 }
 
 /// Like `conformance_tests`, for tests that also open the same store again (after

@@ -967,14 +967,14 @@ fn guard_members_in_process(members: usize) {
     let before = rss_mb(std::process::id());
     // Every member on a plan (1% enterprise, 9% pro, the rest free), as one stored batch
     // is read back at a reload: JSON text parsed, then folded.
-    let assignments: Vec<(String, Option<String>)> = (0..members)
+    let assignments: Vec<burnrate::budget::plans::Assignment> = (0..members)
         .map(|m| {
             let plan = match m % 100 {
                 0 => "enterprise",
                 1..=9 => "pro",
                 _ => "free",
             };
-            (format!("tenant-{m}"), Some(plan.to_string()))
+            (format!("tenant-{m}"), Some(plan.to_string()), None)
         })
         .collect();
     let text = burnrate::budget::plans::batch(&assignments).to_string();
@@ -987,7 +987,7 @@ fn guard_members_in_process(members: usize) {
         created_ms: 0,
         updated_ms: 0,
     };
-    let plans = burnrate::budget::plans::fold(&[stored]);
+    let plans = burnrate::budget::plans::fold(&[stored], 0);
     let plans_ms = t.elapsed().as_secs_f64() * 1e3;
     let plans_kb = text.len() / 1024;
     drop(text);

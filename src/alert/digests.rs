@@ -180,7 +180,13 @@ impl Alerts {
         q: &crate::query::Query,
     ) -> Result<(Vec<String>, usize), StoreError> {
         let plans = self.budgets().plans(ws).await?;
-        let book = RevenueBook::load(self.store(), ws, plans).await?;
+        let book = RevenueBook::load(
+            self.store(),
+            ws,
+            plans,
+            self.budgets().plan_history(ws).await?,
+        )
+        .await?;
         let report = margin(self.store(), ws, &book, q, (0, UNPROFITABLE)).await?;
         let lines = report
             .tenants

@@ -2,6 +2,7 @@
 //! (which also sends the channels' scheduled digests, `digests.rs`), stored alerts with
 //! their history, channels and every delivery attempt.
 
+use super::members;
 use super::rules::{evaluate, Context};
 use super::state::{step, AlertState, Known, Transition};
 use super::{AlertSettings, Finding, RuleKind, Severity};
@@ -61,6 +62,8 @@ pub struct Alerts {
     node: u64,
     /// One evaluation at a time in this process (the minute loop and the API).
     evaluating: tokio::sync::Mutex<()>,
+    /// Who called on each recent day, for `new_user_burst` (made once an hour).
+    seen: super::abuse::SeenCache,
 }
 
 impl Alerts {
@@ -92,6 +95,7 @@ impl Alerts {
             retry: RetryPolicy::default(),
             node: rand::random::<u64>() >> 11,
             evaluating: tokio::sync::Mutex::new(()),
+            seen: Default::default(),
         }
     }
 
@@ -249,6 +253,7 @@ impl Alerts {
             budgets: Some(&self.budgets),
             book,
             now,
+            seen: Some(&self.seen),
         };
         evaluate(&ctx).await
     }
@@ -271,6 +276,7 @@ impl Alerts {
         let findings = self.findings(ws, book, now).await?;
         let stored = self.store.objects(Some(ws), ALERT).await?;
         let known: Vec<Known> = stored.iter().filter_map(known_of).collect();
+        let findings = self.cap_members(ws, findings, &stored, now).await?;
         let cooldown = |kind: RuleKind| settings.rule(kind).cooldown_minutes as i64 * 60_000;
         let transitions = step(&known, findings, now, cooldown);
         let changed = transitions.len();
@@ -297,7 +303,9 @@ impl Alerts {
                     self.store
                         .put_object(ws, ALERT, Some(id), body.clone())
                         .await?;
-                    if let Some(f) = finding_of(&body) {
+                    // A member alert resolves when its period ends (or its spend is
+                    // erased): no news, and hundreds of them would resolve at once.
+                    if let Some(f) = finding_of(&body).filter(|f| !members::is_member_key(&f.key)) {
                         self.notify(ws, id, &f, NotificationState::Resolved, now)
                             .await?;
                     }
@@ -307,6 +315,65 @@ impl Alerts {
         self.prune(ws, &stored).await?;
         self.send_digests(ws, now).await?;
         Ok(changed)
+    }
+
+    /// Member alerts of budgets for each value (`members.rs`): those already firing stay,
+    /// at most `members::PER_EVALUATION` new ones per budget and evaluation, the rest in
+    /// one summary; every key told is added to its budget period's cover object first,
+    /// so a member is never told twice about one mark in one period.
+    async fn cap_members(
+        &self,
+        ws: WorkspaceId,
+        findings: Vec<Finding>,
+        stored: &[StoredObject],
+        now: i64,
+    ) -> Result<Vec<Finding>, StoreError> {
+        let covers = self.store.objects(Some(ws), members::COVER).await?;
+        let mut told = members::Told::default();
+        for o in &covers {
+            told.covered.extend(members::cover_keys(&o.body));
+        }
+        for o in stored {
+            let Some(key) = o.body["key"].as_str() else {
+                continue;
+            };
+            let Some(group) = members::group_of_key(key) else {
+                continue;
+            };
+            let firing = o.body["state"] == json!("firing");
+            if firing {
+                told.firing.insert(key.to_string());
+            }
+            if let Some(f) = finding_of(&o.body).filter(members::is_summary) {
+                *told.summary_count.entry(group.to_string()).or_default() += 1;
+                if firing {
+                    told.summaries.push(f);
+                }
+            }
+        }
+        let capped = members::cap(findings, &told, members::PER_EVALUATION);
+        for (group, keys) in &capped.newly_told {
+            let existing = covers.iter().find(|o| o.body["group"] == json!(group));
+            let mut all = existing.map_or_else(Vec::new, |o| members::cover_keys(&o.body));
+            all.extend(keys.iter().cloned());
+            let end = capped
+                .findings
+                .iter()
+                .filter(|f| members::group_of_key(&f.key) == Some(group.as_str()))
+                .find_map(|f| ms_of(&f.evidence["periodEnd"]))
+                .unwrap_or(now);
+            let body = members::cover_body(group, end, &all);
+            self.store
+                .put_object(ws, members::COVER, existing.map(|o| o.id), body)
+                .await?;
+        }
+        // Covers of periods that ended are no longer needed.
+        for o in &covers {
+            if o.body["periodEndMs"].as_i64().is_some_and(|end| end <= now) {
+                self.store.delete_object(ws, members::COVER, o.id).await?;
+            }
+        }
+        Ok(capped.findings)
     }
 
     /// Whether this node holds (or has just taken) the lease on evaluating `ws`'s rules.

@@ -7,6 +7,7 @@ pub mod abuse;
 pub mod baseline;
 pub mod digests;
 pub mod engine;
+pub mod members;
 pub mod rules;
 pub mod state;
 

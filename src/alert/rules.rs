@@ -27,6 +27,8 @@ pub struct Context<'a> {
     pub budgets: Option<&'a Budgets>,
     pub book: &'a PriceBook,
     pub now: i64,
+    /// Kept across evaluations by the engine (None: made for this evaluation alone).
+    pub seen: Option<&'a super::abuse::SeenCache>,
 }
 
 /// Every enabled, unmuted rule's findings at `ctx.now`.
@@ -803,7 +805,7 @@ async fn long_context(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec<Find
 }
 
 /// Rule 10: each budget threshold and exceeded, once per period, and a projected
-/// exhaustion before the period ends.
+/// exhaustion before the period ends; for a budget for each value, each member's.
 async fn budgets(ctx: &Context<'_>) -> Result<Vec<Finding>> {
     let Some(budgets) = ctx.budgets else {
         return Ok(Vec::new());
@@ -811,8 +813,14 @@ async fn budgets(ctx: &Context<'_>) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     for budget in budgets.list(ctx.ws).await? {
         // A per-member budget's limit is each member's: its total has no threshold to
-        // cross (its members' alerts are not built yet, issue 15).
+        // cross; each member crossing is its own finding (`members.rs`, capped there).
         if budget.scope.each.is_some() {
+            let flagged = budgets
+                .counters
+                .members(ctx.ws, budget.id, ctx.now, 0, usize::MAX)
+                .map(|m| m.page)
+                .unwrap_or_default();
+            out.extend(super::members::findings(&budget, &flagged, ctx.now));
             continue;
         }
         let status = budgets
@@ -894,7 +902,13 @@ async fn cost_over_revenue(ctx: &Context<'_>, rule: &RuleSettings) -> Result<Vec
     let (start, end) = crate::budget::period::Period::Month.bounds(ctx.now, "UTC");
     let q = query(ctx, start, ctx.now);
     let plans = budgets.plans(ctx.ws).await?;
-    let book = RevenueBook::load(ctx.store, ctx.ws, plans).await?;
+    let book = RevenueBook::load(
+        ctx.store,
+        ctx.ws,
+        plans,
+        budgets.plan_history(ctx.ws).await?,
+    )
+    .await?;
     let (so_far, month) = (Months::new(start, ctx.now), Months::new(start, end));
     let mut out = Vec::new();
     for row in grouped(ctx, &q, Dimension::TenantId).await? {

@@ -83,7 +83,7 @@ pub struct Quota {
 #[serde(rename_all = "camelCase")]
 pub struct GuardAnswer {
     pub allow: bool,
-    /// ok | budget_exceeded | rate_capped | budgets_loading
+    /// ok | budget_exceeded | rate_capped | budgets_loading | tenant_/user_/endpoint_quota_exceeded
     pub reason: &'static str,
     pub budgets: Vec<BudgetPosition>,
     pub retry_after_seconds: Option<u64>,

@@ -3,7 +3,7 @@
 
 use super::counters::{Counters, GuardAnswer, GuardRequest, MemberSpend, RateCap};
 use super::period::Period;
-use super::plans::{self, Assignment, PlanMap, PLAN_ASSIGNMENTS};
+use super::plans::{self, Assignment, PlanHistory, PlanMap, PLAN_ASSIGNMENTS};
 use super::Each;
 use super::{parse_budget, status, Budget, SpendInput, Status};
 use crate::event::FieldError;
@@ -30,7 +30,15 @@ pub struct Budgets {
     plan_cache: std::sync::Mutex<std::collections::HashMap<WorkspaceId, PlanCache>>,
 }
 
-type PlanCache = (Vec<(i64, i64)>, Arc<PlanMap>);
+/// A workspace's plans as last folded: the (id, updated) of the batches they come from,
+/// the history, and the map of the plans in force over [valid.0, valid.1) (None: until
+/// a change comes).
+struct PlanCache {
+    batches: Vec<(i64, i64)>,
+    history: Arc<PlanHistory>,
+    map: Option<Arc<PlanMap>>,
+    valid: (i64, Option<i64>),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
@@ -375,19 +383,65 @@ impl Budgets {
         Ok(settings)
     }
 
-    /// The plan map, folded again only when its stored batches changed.
+    /// The plan map now (each tenant's plan in force), folded again only when its stored
+    /// batches changed, and made again from the history when a dated change comes due.
     async fn plan_map(&self, ws: WorkspaceId) -> Result<Arc<PlanMap>, StoreError> {
+        let now = (self.clock)();
+        let history = self.plan_history(ws).await?;
+        let mut cache = self.plan_cache.lock().unwrap();
+        let Some(entry) = cache.get_mut(&ws) else {
+            return Ok(Arc::new(history.map_at(now).0));
+        };
+        let (from, until) = entry.valid;
+        if !(from <= now && until.is_none_or(|u| now < u)) || entry.map.is_none() {
+            let (map, next) = history.map_at(now);
+            entry.map = Some(Arc::new(map));
+            entry.valid = (now, next);
+        }
+        Ok(entry.map.clone().expect("made above"))
+    }
+
+    /// Every tenant's plan changes, folded again only when the stored batches changed.
+    pub async fn plan_history(&self, ws: WorkspaceId) -> Result<Arc<PlanHistory>, StoreError> {
         let batches = self.store.objects(Some(ws), PLAN_ASSIGNMENTS).await?;
         let seen: Vec<(i64, i64)> = batches.iter().map(|o| (o.id, o.updated_ms)).collect();
-        if let Some((at, map)) = self.plan_cache.lock().unwrap().get(&ws) {
-            if *at == seen {
-                return Ok(map.clone());
+        if let Some(entry) = self.plan_cache.lock().unwrap().get(&ws) {
+            if entry.batches == seen {
+                return Ok(entry.history.clone());
             }
         }
-        let map = Arc::new(plans::fold(&batches));
+        let history = Arc::new(plans::history(&batches));
         let mut cache = self.plan_cache.lock().unwrap();
-        cache.insert(ws, (seen, map.clone()));
-        Ok(map)
+        cache.insert(
+            ws,
+            PlanCache {
+                batches: seen,
+                history: history.clone(),
+                map: None,
+                valid: (i64::MIN, None),
+            },
+        );
+        Ok(history)
+    }
+
+    /// One tenant's plan changes (the tenant named as given, looked up as ingest stores
+    /// it): (effective from, plan), oldest first; `plans::ALWAYS` for since always.
+    pub async fn tenant_history(
+        &self,
+        ws: WorkspaceId,
+        tenant: &str,
+    ) -> Result<(String, Vec<(i64, Option<String>)>), BudgetError> {
+        let stored = self.stored_tenant(ws, tenant).await?;
+        let history = self.plan_history(ws).await?;
+        let changes = history
+            .tenants
+            .get(stored.as_str())
+            .map_or_else(Vec::new, |c| {
+                c.iter()
+                    .map(|(from, plan)| (*from, plan.as_deref().map(str::to_string)))
+                    .collect()
+            });
+        Ok((stored, changes))
     }
 
     /// Put tenants on plans (None: off their plan) as one stored batch, then fold the
@@ -399,7 +453,7 @@ impl Budgets {
         assignments: &[Assignment],
     ) -> Result<usize, BudgetError> {
         let mut errors = Vec::new();
-        for (i, (tenant, plan)) in assignments.iter().enumerate() {
+        for (i, (tenant, plan, _)) in assignments.iter().enumerate() {
             let field = format!("assignments[{i}]");
             let plan_ok = plan
                 .as_deref()
@@ -416,9 +470,23 @@ impl Budgets {
         }
         // Tenants as ingest stores them, so a plan finds a pseudonymized tenant.
         let settings = self
-            .id_settings(ws, assignments.iter().map(|(t, _)| t.as_str()))
+            .id_settings(ws, assignments.iter().map(|(t, _, _)| t.as_str()))
             .await?;
-        let assignments = map_ids(&settings, "tenantId", assignments.iter().cloned())?;
+        let pairs = assignments
+            .iter()
+            .map(|(t, p, f)| (t.clone(), (p.clone(), *f)));
+        let mapped = map_ids(&settings, "tenantId", pairs)?;
+        // Without a date: a tenant's first plan is its plan since always (there is no
+        // history to contradict); a change to a tenant that has one takes effect now.
+        let now = (self.clock)();
+        let history = self.plan_history(ws).await?;
+        let assignments: Vec<Assignment> = mapped
+            .into_iter()
+            .map(|(t, (p, from))| {
+                let from = from.or_else(|| history.knows(&t).then_some(now));
+                (t, p, from)
+            })
+            .collect();
         let body = plans::batch(&assignments);
         self.store
             .put_object(ws, PLAN_ASSIGNMENTS, None, body)

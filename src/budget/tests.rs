@@ -654,7 +654,7 @@ fn plan_batches_apply_in_written_order_and_a_fold_sorts_where_its_last_batch_did
     let batch = |rows: &[(&str, Option<&str>)]| {
         let rows: Vec<plans::Assignment> = rows
             .iter()
-            .map(|(t, p)| (t.to_string(), p.map(str::to_string)))
+            .map(|(t, p)| (t.to_string(), p.map(str::to_string), None))
             .collect();
         plans::batch(&rows)
     };
@@ -662,7 +662,7 @@ fn plan_batches_apply_in_written_order_and_a_fold_sorts_where_its_last_batch_did
     let b = stored(2, batch(&[("acme", Some("enterprise")), ("beta", None)]));
     let c = stored(3, batch(&[("gamma", Some("free"))]));
     assert_eq!(b.body["assignments"], "acme\tenterprise\nbeta\t\n");
-    let map = plans::fold(&[c.clone(), b.clone(), a.clone()]);
+    let map = plans::fold(&[c.clone(), b.clone(), a.clone()], 0);
     assert_eq!(map.get("acme").map(|p| &**p), Some("enterprise"));
     assert_eq!(map.get("beta"), None, "null takes beta off its plan");
     // Batches 1 and 2 folded into object 9 while batch 3 was written: 3 still wins
@@ -670,7 +670,7 @@ fn plan_batches_apply_in_written_order_and_a_fold_sorts_where_its_last_batch_did
     let late = stored(3, batch(&[("acme", Some("free"))]));
     let fold = stored(9, plans::folded(&[a, b]));
     assert_eq!(fold.body["upTo"], 2);
-    let map = plans::fold(&[fold, late]);
+    let map = plans::fold(&[fold, late], 0);
     assert_eq!(map.get("acme").map(|p| &**p), Some("free"));
 }
 
@@ -680,9 +680,9 @@ fn a_plans_csv_reads_assignments_and_names_every_bad_line() {
     assert_eq!(
         rows,
         vec![
-            ("acme".to_string(), Some("pro".to_string())),
-            ("a,b".to_string(), Some("free".to_string())),
-            ("old".to_string(), None),
+            ("acme".to_string(), Some("pro".to_string()), None),
+            ("a,b".to_string(), Some("free".to_string()), None),
+            ("old".to_string(), None, None),
         ]
     );
     let errors = plans::parse_csv("tenantId,plan\nacme\nx,pro plan\n").unwrap_err();

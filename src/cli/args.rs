@@ -378,12 +378,20 @@ pub enum PriceCommand {
     /// Price the events that were stored unpriced with the current book and overrides
     /// (after adding a price or an override), exactly: totals and budgets move by the
     /// new costs; each event records repricedAt and the entry used. Priced events are
-    /// never re-priced.
+    /// never re-priced implicitly: `--entry ID` corrects the events priced with one
+    /// entry (a dry run; `--confirm` commits it and keeps an audit record).
     Reprice {
-        /// Re-price the unpriced events (the only mode: priced history is never
-        /// re-priced implicitly).
-        #[arg(long, required = true)]
+        /// Re-price the unpriced events (priced history is never re-priced implicitly).
+        #[arg(long, required_unless_present = "entry", conflicts_with = "entry")]
         unpriced: bool,
+        /// Correct the priced events: price again, with the current book, the events
+        /// priced with this price entry id (a dry run unless --confirm).
+        #[arg(long)]
+        entry: Option<String>,
+        /// Commit the correction (--entry): without it nothing changes and the counts and
+        /// costs before and after are shown.
+        #[arg(long)]
+        confirm: bool,
         #[arg(long, default_value = "default")]
         workspace: String,
         /// Only events at or after this time (RFC 3339).
@@ -395,6 +403,11 @@ pub enum PriceCommand {
         /// Only events of this model (as sent).
         #[arg(long)]
         model: Option<String>,
+    },
+    /// The workspace's price corrections (audit records of `reprice --entry --confirm`).
+    Corrections {
+        #[arg(long, default_value = "default")]
+        workspace: String,
     },
     /// Generate prices/book.json from a LiteLLM map, genai-prices and the reviewed corrections.
     Generate {

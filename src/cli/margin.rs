@@ -139,7 +139,13 @@ pub async fn margin(store: Arc<dyn Store>, args: MarginArgs) -> anyhow::Result<(
         "--limit must be from 1 to 1000"
     );
     let budgets = Budgets::start(store.clone(), 600_000, crate::clock::system_clock()).await?;
-    let book = RevenueBook::load(store.as_ref(), ws, budgets.plans(ws).await?).await?;
+    let book = RevenueBook::load(
+        store.as_ref(),
+        ws,
+        budgets.plans(ws).await?,
+        budgets.plan_history(ws).await?,
+    )
+    .await?;
     let report =
         margin::margin(store.as_ref(), ws, &book, &base, (args.offset, args.limit)).await?;
     if args.json {

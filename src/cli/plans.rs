@@ -21,15 +21,28 @@ pub enum PlanCommand {
         #[arg(long, default_value = "default")]
         workspace: String,
     },
-    /// Put a tenant on a plan.
+    /// Put a tenant on a plan (without --from: its first plan since always, a change
+    /// from now).
     Set {
         tenant: String,
         plan: String,
+        /// When the plan takes effect: an RFC 3339 time or a UTC day YYYY-MM-DD.
+        #[arg(long)]
+        from: Option<String>,
         #[arg(long, default_value = "default")]
         workspace: String,
     },
     /// Take a tenant off its plan (the budget's default limit applies again).
     Unset {
+        tenant: String,
+        /// When it takes effect: an RFC 3339 time or a UTC day YYYY-MM-DD.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+    /// A tenant's plan changes, oldest first, and its plan now.
+    History {
         tenant: String,
         #[arg(long, default_value = "default")]
         workspace: String,
@@ -71,16 +84,48 @@ pub async fn plans(store: Arc<dyn Store>, cmd: PlanCommand) -> anyhow::Result<()
         PlanCommand::Set {
             tenant,
             plan,
+            from,
             workspace,
         } => {
             let ws = ws_of(workspace).await?;
-            assign(&budgets, ws, vec![(tenant.clone(), Some(plan.clone()))]).await?;
+            let from = effective_from(from.as_deref())?;
+            assign(
+                &budgets,
+                ws,
+                vec![(tenant.clone(), Some(plan.clone()), from)],
+            )
+            .await?;
             println!("{tenant}: {plan}");
         }
-        PlanCommand::Unset { tenant, workspace } => {
+        PlanCommand::Unset {
+            tenant,
+            from,
+            workspace,
+        } => {
             let ws = ws_of(workspace).await?;
-            assign(&budgets, ws, vec![(tenant.clone(), None)]).await?;
+            let from = effective_from(from.as_deref())?;
+            assign(&budgets, ws, vec![(tenant.clone(), None, from)]).await?;
             println!("{tenant}: no plan");
+        }
+        PlanCommand::History { tenant, workspace } => {
+            let ws = ws_of(workspace).await?;
+            let (_, changes) = budgets
+                .tenant_history(ws, &tenant)
+                .await
+                .map_err(|e| match e {
+                    BudgetError::Invalid(fields) => super::control::invalid("tenant", &fields),
+                    BudgetError::Store(e) => e.into(),
+                })?;
+            for (from, plan) in &changes {
+                let when = match *from {
+                    crate::budget::plans::ALWAYS => "since always".to_string(),
+                    at => format!("from {}", crate::report::rfc3339(at)),
+                };
+                println!("{when}\t{}", plan.as_deref().unwrap_or("(no plan)"));
+            }
+            if changes.is_empty() {
+                println!("(never on a plan)");
+            }
         }
         PlanCommand::Import { file, workspace } => {
             let ws = ws_of(workspace).await?;
@@ -103,4 +148,12 @@ async fn assign(
         BudgetError::Invalid(fields) => super::control::invalid("plan", &fields),
         BudgetError::Store(e) => e.into(),
     })
+}
+
+fn effective_from(text: Option<&str>) -> anyhow::Result<Option<i64>> {
+    text.map(|t| {
+        crate::budget::plans::parse_effective_from("--from", t)
+            .map_err(|e| super::control::invalid("plan", &[e]))
+    })
+    .transpose()
 }

@@ -32,11 +32,16 @@ pub async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> 
         PriceCommand::Check => check_prices(store, &book, now).await?,
         PriceCommand::Reprice {
             unpriced: _,
+            entry,
+            confirm,
             workspace,
             from,
             to,
             model,
         } => {
+            if confirm && entry.is_none() {
+                bail!("--confirm commits a correction of priced events: give --entry ID");
+            }
             let ws = crate::load::workspace_id(store, &workspace).await?;
             let time = |flag: &str, v: Option<String>, default: i64| -> anyhow::Result<i64> {
                 match v {
@@ -53,16 +58,40 @@ pub async fn prices(store: &dyn Store, cmd: PriceCommand) -> anyhow::Result<()> 
                 from_ms: time("from", from, i64::MIN)?,
                 to_ms: time("to", to, i64::MAX)?,
                 model,
+                target: crate::store::RepriceTarget::Unpriced,
+                dry_run: false,
             };
-            let (summary, _) = crate::lifecycle::reprice_unpriced(
-                store,
-                std::sync::Arc::new(book),
-                ws,
-                scope,
-                now,
-            )
-            .await?;
-            println!("{}", serde_json::to_string(&summary)?);
+            let book = std::sync::Arc::new(book);
+            let line = match entry {
+                None => {
+                    let (summary, _) =
+                        crate::lifecycle::reprice_unpriced(store, book, ws, scope, now).await?;
+                    serde_json::to_string(&summary)?
+                }
+                Some(entry) => {
+                    let (record, _) = crate::lifecycle::correct_entry(
+                        store,
+                        book,
+                        ws,
+                        scope,
+                        entry,
+                        confirm,
+                        "cli".into(),
+                        now,
+                    )
+                    .await?;
+                    serde_json::to_string(&record)?
+                }
+            };
+            println!("{line}");
+        }
+        PriceCommand::Corrections { workspace } => {
+            let ws = crate::load::workspace_id(store, &workspace).await?;
+            let records = crate::lifecycle::corrections(store, ws).await?;
+            println!(
+                "{}",
+                serde_json::to_string(&serde_json::json!({ "corrections": records }))?
+            );
         }
         PriceCommand::Generate { .. } => unreachable!("handled in run"),
     }

@@ -433,30 +433,59 @@ pub async fn query(
         .store
         .aggregate(key.workspace_id, query.clone())
         .await?;
-    if format == TableFormat::Csv {
+    if format != TableFormat::Json {
         let table = crate::export::query_table(&query, &answer);
-        return Ok(csv_response(&table, "query.csv"));
+        return Ok(table_response(format, &table, "query"));
     }
     Ok(Json(query_answer(&query, &answer)).into_response())
 }
 
-/// `format=json|csv` of the aggregate reads (JSON when absent).
-fn table_format(params: &HashMap<String, String>) -> Result<TableFormat, ApiError> {
+/// `format=json|csv|ndjson` of the aggregate reads (JSON when absent).
+pub(super) fn table_format(params: &HashMap<String, String>) -> Result<TableFormat, ApiError> {
     TableFormat::parse(params.get("format").map(String::as_str))
-        .ok_or_else(|| ApiError::field("format", "must be json or csv"))
+        .ok_or_else(|| ApiError::field("format", "must be json, csv or ndjson"))
 }
 
-/// An aggregate answer as a CSV download (the pure writer is `export::Table`).
-fn csv_response(table: &crate::export::Table, filename: &str) -> Response {
+/// `format` and `table` of a read that answers several tables: `table` picks one of them
+/// (parsed by `parse`, its default when absent) and only applies to csv or ndjson.
+pub(super) fn export_params<T>(
+    params: &HashMap<String, String>,
+    parse: fn(Option<&str>) -> Option<T>,
+    expected: &str,
+) -> Result<(TableFormat, T), ApiError> {
+    let format = table_format(params)?;
+    let table = params.get("table").map(String::as_str);
+    if format == TableFormat::Json && table.is_some() {
+        return Err(ApiError::field(
+            "table",
+            "applies only to format=csv or ndjson (the JSON answer holds every table)",
+        ));
+    }
+    let table = parse(table)
+        .ok_or_else(|| ApiError::field("table", format!("must be one of: {expected}")))?;
+    Ok((format, table))
+}
+
+/// An aggregate answer as a CSV or NDJSON download named `stem.csv` / `stem.ndjson`
+/// (the pure writers are `export::Table`'s).
+pub(super) fn table_response(
+    format: TableFormat,
+    table: &crate::export::Table,
+    stem: &str,
+) -> Response {
+    let (content_type, ext, body) = match format {
+        TableFormat::Ndjson => ("application/x-ndjson", "ndjson", table.to_ndjson()),
+        TableFormat::Csv | TableFormat::Json => ("text/csv; charset=utf-8", "csv", table.to_csv()),
+    };
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{filename}\""),
+                format!("attachment; filename=\"{stem}.{ext}\""),
             ),
         ],
-        table.to_csv(),
+        body,
     )
         .into_response()
 }
@@ -643,13 +672,10 @@ pub async fn top(
     let limit = limit_param(&params, 20, 1000)?;
     let report =
         crate::report::top(state.store.as_ref(), key.workspace_id, &base, kind, limit).await?;
-    if format == TableFormat::Csv {
+    if format != TableFormat::Json {
         let dims: Vec<String> = kind.dimensions().iter().map(|d| d.name()).collect();
-        let name = format!("top-{kind_text}.csv");
-        return Ok(csv_response(
-            &crate::export::top_table(&dims, &report),
-            &name,
-        ));
+        let table = crate::export::top_table(&dims, &report);
+        return Ok(table_response(format, &table, &format!("top-{kind_text}")));
     }
     Ok(Json(report).into_response())
 }
@@ -700,9 +726,9 @@ pub async fn timeseries(
         top_n,
     )
     .await?;
-    if format == TableFormat::Csv {
+    if format != TableFormat::Json {
         let table = crate::export::timeseries_table(&series);
-        return Ok(csv_response(&table, "timeseries.csv"));
+        return Ok(table_response(format, &table, "timeseries"));
     }
     Ok(Json(series).into_response())
 }
@@ -713,7 +739,13 @@ pub async fn prompt_versions(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
-    let mut base = base_query(&params, state.now_ms(), &["baseline"])?;
+    let (format, table) = export_params(
+        &params,
+        crate::export::VersionTable::parse,
+        crate::export::VersionTable::EXPECTED,
+    )?;
+    let own = ["baseline", "format", "table"];
+    let mut base = base_query(&params, state.now_ms(), &own)?;
     widen(&state, key.workspace_id, &mut base.filters).await?;
     let endpoints = crate::report::prompt_versions(
         state.store.as_ref(),
@@ -722,6 +754,11 @@ pub async fn prompt_versions(
         params.get("baseline").map(String::as_str),
     )
     .await?;
+    if format != TableFormat::Json {
+        let rows = crate::export::version_table(table, &endpoints);
+        let stem = format!("prompt-versions-{}", table.name());
+        return Ok(table_response(format, &rows, &stem));
+    }
     Ok(Json(
         json!({"from": rfc3339(base.from_ms), "to": rfc3339(base.to_ms), "endpoints": endpoints}),
     )
@@ -795,10 +832,25 @@ pub async fn explain(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
+    let (format, table) = export_params(
+        &params,
+        crate::export::ExplainTable::parse,
+        crate::export::ExplainTable::EXPECTED,
+    )?;
+    // format and table pick the answer's shape; the rest is the explain request the
+    // dashboard and the CLI read too.
+    let mut params = params;
+    params.remove("format");
+    params.remove("table");
     let mut request = explain_request(&params, state.now_ms())?;
     widen(&state, key.workspace_id, &mut request.window.filters).await?;
     let explanation =
         crate::report::explain::explain(state.store.as_ref(), key.workspace_id, &request).await?;
+    if format != TableFormat::Json {
+        let rows = crate::export::explain_table(table, &explanation);
+        let stem = format!("explain-{}", table.name());
+        return Ok(table_response(format, &rows, &stem));
+    }
     Ok(Json(explanation).into_response())
 }
 

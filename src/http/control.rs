@@ -105,22 +105,42 @@ pub struct BudgetList {
     budgets: Vec<BudgetEntry>,
 }
 
-/// Every budget with its current status.
+/// Every budget with its current status (each per-member budget with one page of its
+/// members over and near their caps: `membersOffset`, `membersLimit`); `format=csv` or
+/// `ndjson` answers one table of it (`table=budgets`, the default, or `members`).
 pub async fn budgets(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
-) -> Result<Json<BudgetList>, ApiError> {
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
+    let own = ["format", "table", "membersOffset", "membersLimit"];
+    if let Some(name) = params.keys().find(|k| !own.contains(&k.as_str())) {
+        return Err(ApiError::field(name, "is not a parameter of this endpoint"));
+    }
+    let (format, table) = super::api::export_params(
+        &params,
+        crate::export::BudgetTable::parse,
+        crate::export::BudgetTable::EXPECTED,
+    )?;
+    let page = member_page(&params)?;
     let now = state.now_ms();
     let mut budgets = Vec::new();
     for budget in state.budgets.list(key.workspace_id).await? {
         let status = state
             .budgets
-            .status(key.workspace_id, &budget, now, MEMBER_PAGE)
+            .status(key.workspace_id, &budget, now, page)
             .await?;
         budgets.push(BudgetEntry { budget, status });
     }
-    Ok(Json(BudgetList { budgets }))
+    if format != crate::export::TableFormat::Json {
+        let list: Vec<(Budget, Status)> =
+            budgets.into_iter().map(|e| (e.budget, e.status)).collect();
+        let rows = crate::export::budget_table(table, &list);
+        let stem = format!("budgets-{}", table.name());
+        return Ok(super::api::table_response(format, &rows, &stem));
+    }
+    Ok(Json(BudgetList { budgets }).into_response())
 }
 
 pub async fn budget(

@@ -33,6 +33,10 @@ pub async fn erase(
         state.now_ms(),
     )
     .await?;
+    // The erasure edited control objects that named the id: this node's budgets, plans
+    // and mapping rules follow at once (other processes at their next reload).
+    state.mappings.forget(key.workspace_id);
+    state.budgets.reload(key.workspace_id).await?;
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
@@ -109,9 +113,12 @@ pub async fn retention(
     .into_response())
 }
 
-/// `POST /v1/prices/reprice` (admin): `{"unpriced": true, "from"?, "to"?, "model"?}`
-/// prices the workspace's unpriced events with the current book and overrides; the
-/// budget counters and metrics get the cost changes of the commit at once.
+/// `POST /v1/prices/reprice` (admin). `{"unpriced": true, "from"?, "to"?, "model"?}`
+/// prices the workspace's unpriced events with the current book and overrides.
+/// `{"entry": ID, "confirm"?: bool, "from"?, "to"?, "model"?}` is the deliberate
+/// correction of the events priced with entry ID: a dry run unless `confirm` is true,
+/// then one commit and an audit record (201). The budget counters and metrics get the
+/// cost changes of a commit at once.
 pub async fn reprice(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
@@ -120,43 +127,114 @@ pub async fn reprice(
     let key = authorize(&state, &headers, Scope::Admin).await?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::field("body", format!("is not JSON: {e}")))?;
-    let scope = reprice_scope(&body)?;
-    let (summary, outcome) = crate::lifecycle::reprice_unpriced(
-        state.store.as_ref(),
-        state.prices(),
-        key.workspace_id,
-        scope,
-        state.now_ms(),
-    )
-    .await?;
+    let (scope, correction) = reprice_scope(&body)?;
+    let (reply, outcome) = match correction {
+        None => {
+            let (summary, outcome) = crate::lifecycle::reprice_unpriced(
+                state.store.as_ref(),
+                state.prices(),
+                key.workspace_id,
+                scope,
+                state.now_ms(),
+            )
+            .await?;
+            ((StatusCode::OK, Json(json!(summary))), outcome)
+        }
+        Some((entry, confirm)) => {
+            let (record, outcome) = crate::lifecycle::correct_entry(
+                state.store.as_ref(),
+                state.prices(),
+                key.workspace_id,
+                scope,
+                entry,
+                confirm,
+                format!("key {}", key.key_id),
+                state.now_ms(),
+            )
+            .await?;
+            let status = match confirm {
+                true => StatusCode::CREATED,
+                false => StatusCode::OK,
+            };
+            ((status, Json(json!(record))), outcome)
+        }
+    };
     if outcome.seq > 0 {
         state.ingest.counters.apply(outcome.seq, &outcome.effects);
         for sink in &state.ingest.sinks {
             sink.apply(outcome.seq, &outcome.effects);
         }
     }
-    Ok(Json(summary).into_response())
+    Ok(reply.into_response())
 }
 
-/// The body's scope, each field checked: `unpriced` must be true (priced events are
-/// never re-priced here), times are RFC 3339, the model a non-empty string.
-fn reprice_scope(body: &Value) -> Result<crate::store::RepriceScope, ApiError> {
+/// `GET /v1/prices/corrections` (admin): every price correction of the workspace, oldest
+/// first.
+pub async fn corrections(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = authorize(&state, &headers, Scope::Admin).await?;
+    let records = crate::lifecycle::corrections(state.store.as_ref(), key.workspace_id).await?;
+    Ok(Json(json!({ "corrections": records })).into_response())
+}
+
+/// A correction's entry id and whether it is confirmed.
+type EntryCorrection = (String, bool);
+
+/// The body's scope, each field checked: either `unpriced: true` (priced events are never
+/// re-priced implicitly) or `entry` (with `confirm`), times RFC 3339, the model a
+/// non-empty string.
+fn reprice_scope(
+    body: &Value,
+) -> Result<(crate::store::RepriceScope, Option<EntryCorrection>), ApiError> {
     let Some(obj) = body.as_object() else {
         return Err(ApiError::field("body", "must be an object"));
     };
-    if let Some(other) = obj
-        .keys()
-        .find(|k| !matches!(k.as_str(), "unpriced" | "from" | "to" | "model"))
-    {
+    if let Some(other) = obj.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "unpriced" | "entry" | "confirm" | "from" | "to" | "model"
+        )
+    }) {
         return Err(ApiError::field(
             other,
-            "is not a field of a re-pricing; use unpriced, from, to, model",
+            "is not a field of a re-pricing; use unpriced or entry (with confirm), from, to, model",
         ));
     }
-    if obj.get("unpriced") != Some(&Value::Bool(true)) {
+    let correction = match (obj.get("unpriced"), obj.get("entry")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                "entry",
+                "give unpriced or entry, not both: a correction of priced events is its own run",
+            ))
+        }
+        (None, Some(Value::String(e))) if !e.is_empty() && e.len() <= 256 => {
+            let confirm = match obj.get("confirm") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(ApiError::field("confirm", "must be true or false")),
+            };
+            Some((e.clone(), confirm))
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::field(
+                "entry",
+                "must be a price entry id (a non-empty string of at most 256 bytes)",
+            ))
+        }
+        (Some(Value::Bool(true)), None) => None,
+        _ => {
+            return Err(ApiError::field(
+                "unpriced",
+                "must be true (only unpriced events are re-priced implicitly), or give entry to correct priced events",
+            ))
+        }
+    };
+    if correction.is_none() && obj.contains_key("confirm") {
         return Err(ApiError::field(
-            "unpriced",
-            "must be true: only unpriced events are re-priced (priced history never is)",
+            "confirm",
+            "belongs to a correction (entry); an unpriced re-pricing needs none",
         ));
     }
     let time = |field: &str, default: i64| -> Result<i64, ApiError> {
@@ -178,9 +256,12 @@ fn reprice_scope(body: &Value) -> Result<crate::store::RepriceScope, ApiError> {
     if from_ms >= to_ms {
         return Err(ApiError::field("to", "must be after from"));
     }
-    Ok(crate::store::RepriceScope {
+    let scope = crate::store::RepriceScope {
         from_ms,
         to_ms,
         model,
-    })
+        target: crate::store::RepriceTarget::Unpriced,
+        dry_run: false,
+    };
+    Ok((scope, correction))
 }

@@ -138,7 +138,13 @@ pub async fn margin(
             .map_err(|_| ApiError::field("offset", "must be an integer >= 0"))?,
     };
     let plans = state.budgets.plans(key.workspace_id).await?;
-    let book = RevenueBook::load(state.store.as_ref(), key.workspace_id, plans).await?;
+    let book = RevenueBook::load(
+        state.store.as_ref(),
+        key.workspace_id,
+        plans,
+        state.budgets.plan_history(key.workspace_id).await?,
+    )
+    .await?;
     let report = margin::margin(
         state.store.as_ref(),
         key.workspace_id,

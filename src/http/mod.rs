@@ -53,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/budgets/{id}/status", get(control::budget_status))
         .route("/v1/plans", get(plans::plans))
+        .route("/v1/plans/history", get(plans::history))
         // A CSV of 100,000 tenants is a few MB: past axum's 2 MB default body limit.
         .route(
             "/v1/plans/import",
@@ -115,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/retention", get(lifecycle::retention))
         .route("/v1/prices/reprice", post(lifecycle::reprice))
+        .route("/v1/prices/corrections", get(lifecycle::corrections))
         .route("/v1/explain", get(api::explain))
         .route("/v1/gate", get(api::gate))
         .route("/healthz", get(api::healthz))

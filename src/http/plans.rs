@@ -42,7 +42,38 @@ pub async fn tenant_plan(
     Ok(Json(json!({"tenantId": tenant, "plan": plan})))
 }
 
-/// Put a tenant on a plan: `{"plan": "pro"}`, or `{"plan": null}` to take it off.
+/// A tenant's plan changes, oldest first (`effectiveFrom` null: since always), and its
+/// plan now: `GET /v1/plans/history?tenant=acme`.
+pub async fn history(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authorize(&state, &headers, Scope::Read).await?;
+    let Some(tenant) = params.get("tenant").filter(|t| !t.is_empty()) else {
+        return Err(ApiError::field("tenant", "is required: the tenantId"));
+    };
+    plans::check_tenant("tenant", tenant).map_err(|e| ApiError::invalid_request(vec![e]))?;
+    let (_, changes) = state
+        .budgets
+        .tenant_history(key.workspace_id, tenant)
+        .await?;
+    let plan_now = state.budgets.plan_of(key.workspace_id, tenant).await?;
+    let changes: Vec<Value> = changes
+        .into_iter()
+        .map(|(from, plan)| {
+            let from = (from != plans::ALWAYS).then(|| crate::report::rfc3339(from));
+            json!({"effectiveFrom": from, "plan": plan})
+        })
+        .collect();
+    Ok(Json(
+        json!({"tenantId": tenant, "plan": plan_now, "history": changes}),
+    ))
+}
+
+/// Put a tenant on a plan: `{"plan": "pro"}`, or `{"plan": null}` to take it off;
+/// `"effectiveFrom"` (an RFC 3339 time or a UTC day) dates the change (without it: the
+/// tenant's first plan is its plan since always, a change takes effect now).
 pub async fn set_tenant_plan(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
@@ -52,13 +83,38 @@ pub async fn set_tenant_plan(
     let key = authorize(&state, &headers, Scope::Admin).await?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::field("body", format!("is not JSON: {e}")))?;
-    let plan = match body.as_object().map(|o| (o.len(), o.get("plan"))) {
-        Some((1, Some(Value::String(p)))) => Some(p.clone()),
-        Some((1, Some(Value::Null))) => None,
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    };
+    if let Some(other) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "plan" | "effectiveFrom"))
+    {
+        return Err(ApiError::field(
+            other.as_str(),
+            "is not a plan assignment field; use plan, effectiveFrom",
+        ));
+    }
+    let plan = match obj.get("plan") {
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(Value::Null) => None,
         _ => {
             return Err(ApiError::field(
                 "plan",
-                "is required, alone: a plan name, or null to take the tenant off its plan",
+                "is required: a plan name, or null to take the tenant off its plan",
+            ))
+        }
+    };
+    let from = match obj.get("effectiveFrom") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(
+            plans::parse_effective_from("effectiveFrom", t)
+                .map_err(|e| ApiError::invalid_request(vec![e]))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::field(
+                "effectiveFrom",
+                "must be an RFC 3339 time or a day YYYY-MM-DD (UTC)",
             ))
         }
     };
@@ -71,9 +127,12 @@ pub async fn set_tenant_plan(
     }
     state
         .budgets
-        .assign_plans(key.workspace_id, &[(tenant.clone(), plan.clone())])
+        .assign_plans(key.workspace_id, &[(tenant.clone(), plan.clone(), from)])
         .await?;
-    Ok(Json(json!({"tenantId": tenant, "plan": plan})))
+    let from = from.map(crate::report::rfc3339);
+    Ok(Json(
+        json!({"tenantId": tenant, "plan": plan, "effectiveFrom": from}),
+    ))
 }
 
 /// `tenantId,plan` lines as the body (text/csv); an empty plan takes a tenant off its

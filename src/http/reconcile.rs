@@ -10,6 +10,7 @@ use crate::report::reconcile as report;
 use crate::store::Scope;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -48,16 +49,29 @@ pub async fn import(
 
 /// Billed against attributed per day and provider: `from`, `to` (a day `YYYY-MM-DD` or
 /// an RFC 3339 time; whole UTC days; default the last 30 days), `environment`,
-/// `dataMode` (default real).
+/// `dataMode` (default real); `format=csv|ndjson` answers one table (`table=days`, the
+/// default, or `models`).
 pub async fn reconciliation(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+    Query(mut params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::Read).await?;
+    let (format, table) = super::api::export_params(
+        &params,
+        crate::export::BillTable::parse,
+        crate::export::BillTable::EXPECTED,
+    )?;
+    params.remove("format");
+    params.remove("table");
     let (from, to, filters) =
         report::params(&params, state.now_ms()).map_err(|(f, m)| ApiError::field(&f, m))?;
     let r =
         report::reconciliation(state.store.as_ref(), key.workspace_id, from, to, &filters).await?;
-    Ok(Json(serde_json::to_value(r).unwrap_or_default()))
+    if format != crate::export::TableFormat::Json {
+        let rows = crate::export::bill_table(table, &r.days);
+        let stem = format!("reconciliation-{}", table.name());
+        return Ok(super::api::table_response(format, &rows, &stem));
+    }
+    Ok(Json(serde_json::to_value(r).unwrap_or_default()).into_response())
 }

@@ -3,7 +3,7 @@
 //! AI cost per active user per day; the month-end projection of each tenant's cost from
 //! its own run rate. The API, the CLI, the tenant page and the margin alert read it.
 
-use crate::budget::plans::PlanMap;
+use crate::budget::plans::{PlanHistory, PlanMap};
 use crate::money::Usd;
 use crate::query::{Bucket, Dimension, Measure, Query, Sums};
 use crate::revenue::{self, Entry, Months};
@@ -13,7 +13,10 @@ use std::collections::HashMap;
 
 /// What the rest of the report needs about revenue: plan prices and entries.
 pub struct RevenueBook {
+    /// Each tenant's plan now.
     pub plans: std::sync::Arc<PlanMap>,
+    /// Each tenant's plan changes: revenue accrues the price of the plan in force.
+    pub history: std::sync::Arc<PlanHistory>,
     pub prices: HashMap<String, Usd>,
     pub entries: HashMap<String, Vec<Entry>>,
 }
@@ -24,11 +27,13 @@ impl RevenueBook {
         store: &dyn Store,
         ws: WorkspaceId,
         plans: std::sync::Arc<PlanMap>,
+        history: std::sync::Arc<PlanHistory>,
     ) -> Result<RevenueBook> {
         let prices = revenue::prices(&store.objects(Some(ws), revenue::PLAN_DEFINITION).await?);
         let entries = revenue::fold(&store.objects(Some(ws), revenue::REVENUE_ENTRIES).await?);
         Ok(RevenueBook {
             plans,
+            history,
             prices,
             entries,
         })
@@ -45,9 +50,22 @@ impl RevenueBook {
 
     /// A tenant's revenue over the window of `months` (made once for many tenants).
     pub fn revenue_in(&self, tenant: &str, months: &Months) -> Result<Usd> {
-        let price = self.plan(tenant).and_then(|p| self.prices.get(p)).copied();
+        let changes = self
+            .history
+            .tenants
+            .get(tenant)
+            .map_or(&[][..], Vec::as_slice);
+        let prices: Vec<(i64, Option<Usd>)> = changes
+            .iter()
+            .map(|(from, plan)| {
+                (
+                    *from,
+                    plan.as_deref().and_then(|p| self.prices.get(p)).copied(),
+                )
+            })
+            .collect();
         let entries = self.entries.get(tenant).map_or(&[][..], Vec::as_slice);
-        revenue::revenue(price, entries, months).map_err(|_| StoreError::SumOverflow)
+        revenue::revenue(&prices, entries, months).map_err(|_| StoreError::SumOverflow)
     }
 }
 
@@ -161,7 +179,7 @@ pub async fn margin(
 /// only its tenants (never every tenant on a plan), each once.
 fn tenants<'a>(book: &'a RevenueBook, base: &'a Query, costs: &'a TenantCosts) -> Vec<&'a str> {
     let known = |t: &str| {
-        costs.rows.contains_key(t) || book.plans.contains_key(t) || book.entries.contains_key(t)
+        costs.rows.contains_key(t) || book.history.knows(t) || book.entries.contains_key(t)
     };
     let mut all: Vec<&str> = match base.filters.text.get(&Dimension::TenantId) {
         Some(only) => only
@@ -171,7 +189,7 @@ fn tenants<'a>(book: &'a RevenueBook, base: &'a Query, costs: &'a TenantCosts) -
             .collect(),
         None => {
             let with_cost = costs.rows.keys().map(String::as_str);
-            let on_plans = book.plans.keys().map(|t| &**t);
+            let on_plans = book.history.tenants.keys().map(|t| &**t);
             let with_entries = book.entries.keys().map(String::as_str);
             with_cost.chain(on_plans).chain(with_entries).collect()
         }

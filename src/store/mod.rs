@@ -446,29 +446,110 @@ pub struct Removed {
     pub unpriced: u64,
 }
 
-/// Which unpriced calls a re-pricing looks at: a time window and optionally one model
-/// (as the client sent it).
+/// Which calls a re-pricing looks at: a time window, optionally one model (as the client
+/// sent it), and which of them (the unpriced, or those priced with one price entry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepriceScope {
     pub from_ms: i64,
     pub to_ms: i64,
     pub model: Option<String>,
+    pub target: RepriceTarget,
+    /// Compute the outcome (counts, costs before and after, effects) and change nothing.
+    pub dry_run: bool,
 }
 
-/// Prices one stored unpriced call with the current book and overrides: Some(pricing
-/// with a cost) when it can be priced now, None when it stays unpriced.
+/// The calls a re-pricing may change: priced history is never re-priced implicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepriceTarget {
+    /// Unpriced calls that the current book prices now (`prices reprice --unpriced`).
+    Unpriced,
+    /// Calls priced with this price entry id, priced again with the current book: the
+    /// deliberate correction (`prices reprice --entry ID --confirm`).
+    Entry(String),
+}
+
+/// Prices one stored call with the current book and overrides: Some(pricing with a
+/// cost) when it can be priced now, None when it cannot.
 pub type Pricer =
     std::sync::Arc<dyn Fn(&StoredEvent) -> Option<crate::event::Pricing> + Send + Sync>;
 
-/// What a re-pricing did: the commit, the calls it priced (and their total cost), the
-/// calls left unpriced, and the cost changes for the budget counters.
+/// What a re-pricing did (or, dry, would do): the commit, the calls it priced anew (their
+/// cost before and after), the calls of the target it left as they were, and the cost
+/// changes for the budget counters.
 #[derive(Debug, Clone, Default)]
 pub struct RepriceOutcome {
+    /// 0 when nothing changed or on a dry run.
     pub seq: CommitSeq,
     pub repriced: u64,
+    /// Their cost after, in nano-USD.
     pub cost_nanos: i64,
+    /// Their cost before (0 for calls that were unpriced).
+    pub cost_before_nanos: i64,
+    /// Unpriced calls of the scope the book still cannot price (target `Unpriced`).
     pub still_unpriced: u64,
+    /// Calls of the entry the book cannot price now or prices the same (target `Entry`).
+    pub unchanged: u64,
     pub effects: Vec<SpendEffect>,
+}
+
+impl RepriceOutcome {
+    /// Count one call that gets `new` nano-USD instead of `old` (None = unpriced), with
+    /// its cost change for the budgets.
+    pub fn add(
+        &mut self,
+        ws: WorkspaceId,
+        ts_ms: i64,
+        call: &StoredEvent,
+        old: Option<i64>,
+        new: i64,
+    ) -> Result<()> {
+        let before = old.unwrap_or(0);
+        self.repriced += 1;
+        self.cost_nanos = self
+            .cost_nanos
+            .checked_add(new)
+            .ok_or(StoreError::SumOverflow)?;
+        self.cost_before_nanos = self
+            .cost_before_nanos
+            .checked_add(before)
+            .ok_or(StoreError::SumOverflow)?;
+        let delta = new.checked_sub(before).ok_or(StoreError::SumOverflow)?;
+        self.effects.push(SpendEffect {
+            workspace: ws,
+            external_request_id: (!call.idless).then(|| call.external_request_id.clone()),
+            ts_ms,
+            environment: Environment::parse(call.environment).unwrap_or(Environment::Prod),
+            data_mode: DataMode::parse(call.data_mode).unwrap_or(DataMode::Real),
+            endpoint_tag: call.endpoint_tag.clone(),
+            tenant_id: call.tenant_id.clone(),
+            user_id: call.user_id.clone(),
+            model: call.model.clone(),
+            provider: call.provider.clone(),
+            tags: call
+                .tags
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
+            cost_delta: delta,
+            unpriced_delta: if old.is_none() { -1 } else { 0 },
+            new_call_cost: None,
+        });
+        Ok(())
+    }
+}
+
+/// The pricing a re-pricing gives `call` (priced now with `old` nano-USD, None =
+/// unpriced): None when the book cannot price it or prices it as it is (same cost and
+/// entry), so it is left alone.
+pub fn repricing(
+    pricer: &Pricer,
+    call: &StoredEvent,
+    old: Option<i64>,
+) -> Option<(crate::event::Pricing, i64)> {
+    let pricing = pricer(call)?;
+    let new = pricing.cost?.0;
+    let same = old == Some(new) && pricing.price_entry_id == call.price_entry_id;
+    (!same).then_some((pricing, new))
 }
 
 /// What a backend does with events: store them (deduped, with a commit sequence) and
@@ -567,13 +648,15 @@ pub trait EventStore: Send + Sync {
     /// remains (answers say so in `Answer::raw_from_ms`).
     async fn raw_from(&self, workspace: WorkspaceId) -> Result<Option<i64>>;
     /// Erasure: delete every event of one tenant or user of a workspace, raw and in the
-    /// pruned history, so every aggregate afterwards is what the remaining events imply.
+    /// pruned history, and every raw event holding the id as the value of any tag (the
+    /// pruned history keeps no tags), so every aggregate afterwards is what the
+    /// remaining events imply.
     /// The id itself is removed from the store where nothing else refers to it.
     async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed>;
-    /// Re-pricing: give the workspace's unpriced calls in `scope` the pricing `pricer`
-    /// finds now (one commit; priced calls are never touched), recording when
-    /// (`repricedAt`) and the entry used, with every aggregate adjusted exactly. A
-    /// backend that cannot update stored calls refuses (`Conflict`).
+    /// Re-pricing: give the workspace's calls of `scope` (its target: the unpriced, or
+    /// those priced with one entry) the pricing `pricer` finds now, in one commit,
+    /// recording when (`repricedAt`) and the entry used, with every aggregate adjusted
+    /// exactly; no other call is touched. A dry run only computes the outcome.
     async fn reprice_unpriced(
         &self,
         workspace: WorkspaceId,

@@ -28,12 +28,14 @@ fn expected_removed(calls: &[Call]) -> Removed {
 async fn erase(store: &Shared, loaded: &mut Loaded, ws: i64, subject: Subject) {
     let id = subject.id().to_string();
     let is_tenant = matches!(subject, Subject::Tenant(_));
+    // The calls naming the id as tenant (user) or as any tag's value.
     let gone = loaded.reference.remove(|c| {
         let value = match is_tenant {
             true => &c.event.tenant_id,
             false => &c.event.user_id,
         };
-        c.workspace == ws && value.as_deref() == Some(id.as_str())
+        let in_tags = c.event.tags.values().any(|v| *v == id);
+        c.workspace == ws && (value.as_deref() == Some(id.as_str()) || in_tags)
     });
     assert!(!gone.is_empty(), "the scenario has calls of {id}");
     let got = store.erase(ws, subject).await.unwrap();
@@ -49,8 +51,8 @@ async fn erase(store: &Shared, loaded: &mut Loaded, ws: i64, subject: Subject) {
     );
 }
 
-/// Erase one tenant and one user of a workspace: what they removed is exactly their
-/// calls, every answer afterwards equals the reference without them, and erasing again
+/// Erase one tenant and one user of a workspace, and an id only tags carry: what they
+/// removed is exactly their calls (as tenant, user or any tag's value), every answer afterwards equals the reference without them, and erasing again
 /// removes nothing.
 pub async fn erasure_takes_out_a_tenants_and_a_users_calls_exactly(store: Shared, seed: u64) {
     let mut loaded = load(&store, seed, 600).await;
@@ -60,6 +62,9 @@ pub async fn erasure_takes_out_a_tenants_and_a_users_calls_exactly(store: Shared
     erase(&store, &mut loaded, ws, Subject::Tenant(tenant.clone())).await;
     let user = pick(&mut rng, gen::USERS).to_string();
     erase(&store, &mut loaded, ws, Subject::User(user)).await;
+    // An id that only tags carry (no call has it as tenant): the calls tagged with it go.
+    let tagged = pick(&mut rng, gen::TEAMS).to_string();
+    erase(&store, &mut loaded, ws, Subject::Tenant(tagged)).await;
     check_queries(&store, &loaded, seed, 150).await;
     let again = store.erase(ws, Subject::Tenant(tenant)).await.unwrap();
     assert_eq!(again, Removed::default());
@@ -147,7 +152,8 @@ fn mystery_cost(model: &str, input: u64, output: u64) -> Option<i64> {
 /// Re-price the unpriced calls of one workspace with a pricer that knows mystery-model:
 /// exactly those calls become priced (the count, cost and cost changes as the reference
 /// computes them), every answer then equals the reference with those costs, a second
-/// run changes nothing. A backend that cannot update calls refuses with Conflict.
+/// run changes nothing. Every backend re-prices (ClickHouse with a re-priced copy of
+/// the winning attempt).
 pub async fn repricing_prices_exactly_the_unpriced_calls_it_can(store: Shared, seed: u64) {
     let mut loaded = load(&store, seed, 600).await;
     let ws = loaded.workspaces[0];
@@ -165,15 +171,13 @@ pub async fn repricing_prices_exactly_the_unpriced_calls_it_can(store: Shared, s
         from_ms: i64::MIN,
         to_ms: START + 2 * DAY,
         model: None,
+        target: burnrate::store::RepriceTarget::Unpriced,
+        dry_run: false,
     };
-    let result = store
+    let outcome = store
         .reprice_unpriced(ws, scope.clone(), pricer.clone(), START + 5 * DAY)
-        .await;
-    if let Err(StoreError::Conflict(why)) = &result {
-        assert!(why.contains("re-pricing"), "{why}");
-        return;
-    }
-    let outcome = result.unwrap();
+        .await
+        .unwrap();
     let (mut repriced, mut cost, mut still) = (0u64, 0i64, 0u64);
     for c in loaded.reference.calls.iter_mut() {
         let in_scope = c.workspace == ws && c.ts() < scope.to_ms && c.pricing.cost.is_none();
@@ -210,4 +214,149 @@ pub async fn repricing_prices_exactly_the_unpriced_calls_it_can(store: Shared, s
         .await
         .unwrap();
     assert_eq!((again.repriced, again.still_unpriced), (0, still));
+}
+
+/// A test correction: every call gets `a` nano-USD per input and `b` per output token
+/// plus 1 (never 0, so a free call changes too), under entry `entry`.
+fn corrector(a: i64, b: i64, entry: &'static str) -> burnrate::store::Pricer {
+    std::sync::Arc::new(move |e| {
+        Some(burnrate::event::Pricing {
+            cost: Some(burnrate::money::Usd(
+                a * e.input_tokens as i64 + b * e.output_tokens as i64 + 1,
+            )),
+            source: Some(burnrate::event::CostSource::Catalog),
+            price_entry_id: Some(entry.into()),
+            price_book_version: Some("test".into()),
+        })
+    })
+}
+
+/// Correct, in the reference, the calls of `ws` priced with `entry` before `to_ms`:
+/// returns (calls changed, cost before, cost after).
+fn correct_reference(
+    loaded: &mut Loaded,
+    ws: i64,
+    entry: &str,
+    to_ms: i64,
+    (a, b, new_entry): (i64, i64, &str),
+) -> (u64, i64, i64) {
+    let (mut n, mut before, mut after) = (0, 0, 0);
+    for c in loaded.reference.calls.iter_mut() {
+        let hit = c.workspace == ws
+            && c.ts() < to_ms
+            && c.pricing.cost.is_some()
+            && c.pricing.price_entry_id.as_deref() == Some(entry);
+        if !hit {
+            continue;
+        }
+        let e = &c.event;
+        let cost = a * e.tokens.input as i64 + b * e.tokens.output as i64 + 1;
+        n += 1;
+        before += c.pricing.cost.unwrap().0;
+        after += cost;
+        c.pricing.cost = Some(burnrate::money::Usd(cost));
+        c.pricing.price_entry_id = Some(new_entry.into());
+        c.pricing.price_book_version = Some("test".into());
+    }
+    (n, before, after)
+}
+
+/// The deliberate correction of priced calls (target `Entry`): a dry run reports what
+/// the commit then does and changes nothing; the commit re-prices exactly the calls of
+/// the entry in the window (costs before and after, cost changes for the budgets as the
+/// reference computes them); a correction of the corrected calls works again (on
+/// ClickHouse a copy of a copy); every answer then equals the reference.
+pub async fn correction_reprices_exactly_the_calls_of_one_entry(store: Shared, seed: u64) {
+    use burnrate::store::{RepriceScope, RepriceTarget};
+    let mut loaded = load(&store, seed, 600).await;
+    let ws = loaded.workspaces[0];
+    let to_ms = START + 2 * DAY;
+    // The entry that priced the most calls of the window.
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for c in &loaded.reference.calls {
+        if let (Some(entry), Some(_)) = (&c.pricing.price_entry_id, c.pricing.cost) {
+            if c.workspace == ws && c.ts() < to_ms {
+                *counts.entry(entry.clone()).or_default() += 1;
+            }
+        }
+    }
+    let (entry, _) = counts.into_iter().max_by_key(|(_, n)| *n).unwrap();
+    let scope = |target: RepriceTarget, dry_run: bool| RepriceScope {
+        from_ms: i64::MIN,
+        to_ms,
+        model: None,
+        target,
+        dry_run,
+    };
+    let first = corrector(11, 13, "test:corrected");
+    let target = RepriceTarget::Entry(entry.clone());
+    let dry = store
+        .reprice_unpriced(
+            ws,
+            scope(target.clone(), true),
+            first.clone(),
+            START + 5 * DAY,
+        )
+        .await
+        .unwrap();
+    let done = store
+        .reprice_unpriced(ws, scope(target, false), first, START + 5 * DAY)
+        .await
+        .unwrap();
+    let (n, before, after) =
+        correct_reference(&mut loaded, ws, &entry, to_ms, (11, 13, "test:corrected"));
+    assert!(n > 5, "the scenario has calls priced with {entry}");
+    for (outcome, what) in [(&dry, "dry run"), (&done, "commit")] {
+        assert_eq!(
+            (
+                outcome.repriced,
+                outcome.cost_before_nanos,
+                outcome.cost_nanos,
+                outcome.unchanged
+            ),
+            (n, before, after, 0),
+            "{what}"
+        );
+        let delta: i64 = outcome.effects.iter().map(|e| e.cost_delta).sum();
+        let unpriced: i64 = outcome.effects.iter().map(|e| e.unpriced_delta).sum();
+        assert_eq!((delta, unpriced), (after - before, 0), "{what}");
+    }
+    assert_eq!(dry.seq, 0, "a dry run commits nothing");
+    assert!(done.seq > loaded.last_seq);
+    loaded.last_seq = done.seq;
+    // The corrected calls again: a correction of a correction.
+    let second = corrector(17, 2, "test:corrected-again");
+    let again = store
+        .reprice_unpriced(
+            ws,
+            scope(RepriceTarget::Entry("test:corrected".into()), false),
+            second,
+            START + 6 * DAY,
+        )
+        .await
+        .unwrap();
+    let (n2, before2, after2) = correct_reference(
+        &mut loaded,
+        ws,
+        "test:corrected",
+        to_ms,
+        (17, 2, "test:corrected-again"),
+    );
+    assert_eq!(
+        (again.repriced, again.cost_before_nanos, again.cost_nanos),
+        (n2, before2, after2)
+    );
+    assert_eq!((n2, before2), (n, after));
+    check_queries(&store, &loaded, seed, 150).await;
+    // The same book again changes nothing: every call is priced as it is.
+    let same = store
+        .reprice_unpriced(
+            ws,
+            scope(RepriceTarget::Entry("test:corrected-again".into()), false),
+            corrector(17, 2, "test:corrected-again"),
+            START + 7 * DAY,
+        )
+        .await
+        .unwrap();
+    assert_eq!((same.repriced, same.unchanged, same.seq), (0, n, 0));
 }

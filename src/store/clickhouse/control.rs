@@ -616,6 +616,9 @@ pub async fn delete_object(
         return Ok(false);
     };
     row.deleted = true;
+    // The tombstone keeps no body: what the object said (an erased id, say) is gone
+    // once a merge drops the older versions.
+    row.object.body = serde_json::json!({});
     row.object.updated_ms = now_ms().max(row.object.created_ms);
     store
         .client

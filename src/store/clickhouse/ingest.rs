@@ -69,6 +69,9 @@ impl Attempt {
 struct Call {
     mask: u64,
     winner: Attempt,
+    /// The winner's stored `pick` (0 for one this request stored: only compared
+    /// between stored rows).
+    pick: u64,
 }
 
 /// The rank the read side takes the max of: has usage, success, then the lower attempt.
@@ -78,7 +81,7 @@ pub fn rank(attempt: u8, has_usage: bool, success: bool) -> u16 {
 
 /// The read side's order of a call's stored rows: the rank above 54 bits, then the
 /// earlier commit (sequences are microseconds, below 2^54 until the year 2540).
-fn pick(rank: u16, seq: u64) -> u64 {
+pub(super) fn pick(rank: u16, seq: u64) -> u64 {
     const LOW: u64 = (1 << 54) - 1;
     ((rank as u64) << 54) | (LOW - seq.min(LOW))
 }
@@ -204,6 +207,7 @@ fn decide(
                 Call {
                     mask,
                     winner: incoming,
+                    pick: 0,
                 },
             );
         }
@@ -291,7 +295,8 @@ async fn stored_calls(
         for list in id_lists(&ids) {
             let sql = format!(
                 "SELECT idless, id, attempt, usage_missing, status, ts, environment, data_mode,
-                    endpoint, tenant, user, model, provider, tag_keys, tag_values, priced, cost
+                    endpoint, tenant, user, model, provider, tag_keys, tag_values, priced, cost,
+                    pick
                  FROM {} WHERE ws = {ws} AND idless = {} AND id IN ({list})",
                 store.table(schema::EVENTS.name),
                 idless as u8
@@ -301,6 +306,7 @@ async fn stored_calls(
     }
     for row in rows {
         let a = stored_attempt(&row[1..])?;
+        let pick: u64 = num(&row, 17)?;
         let id = (num::<u8>(&row, 0)? == 1, text(&row, 1));
         match calls.get_mut(&id) {
             None => {
@@ -309,15 +315,16 @@ async fn stored_calls(
                     Call {
                         mask: dedupe::attempt_bit(a.attempt),
                         winner: a,
+                        pick,
                     },
                 );
             }
             Some(call) => {
                 call.mask |= dedupe::attempt_bit(a.attempt);
-                let w = &call.winner;
-                if rank(a.attempt, a.has_usage, a.success) > rank(w.attempt, w.has_usage, w.success)
-                {
+                // The read side's order: rank, then a re-priced copy over its original.
+                if pick > call.pick {
                     call.winner = a;
+                    call.pick = pick;
                 }
             }
         }
@@ -420,7 +427,10 @@ fn hour_totals(rows: &[&PricedEvent]) -> BTreeMap<i64, [i128; 7]> {
 /// Refuse the request (naming the event field) when an hour's stored attempts plus the
 /// new ones would total past i64: every read of that hour would fail. Stored attempts
 /// include replaced ones, so this is at least as strict as the calls' totals.
-fn check_hours(stored: &HashMap<i64, [i128; 7]>, hours: &BTreeMap<i64, [i128; 7]>) -> Result<()> {
+pub(super) fn check_hours(
+    stored: &HashMap<i64, [i128; 7]>,
+    hours: &BTreeMap<i64, [i128; 7]>,
+) -> Result<()> {
     for (hour, new) in hours {
         let old = stored.get(hour).copied().unwrap_or([0; 7]);
         for m in 0..MEASURES.len() {
@@ -433,7 +443,7 @@ fn check_hours(stored: &HashMap<i64, [i128; 7]>, hours: &BTreeMap<i64, [i128; 7]
 }
 
 /// What the stored attempts of these hours add up to, per hour.
-async fn stored_hour_totals(
+pub(super) async fn stored_hour_totals(
     store: &ClickhouseStore,
     ws: WorkspaceId,
     mut hours: Vec<i64>,
@@ -532,6 +542,8 @@ fn event_row(ws: WorkspaceId, p: &PricedEvent, seq: u64, received: i64) -> Strin
         p.pricing.source.map_or("", |c| c.as_str()).to_string(),
         o(&p.pricing.price_entry_id),
         o(&p.pricing.price_book_version),
+        // Never re-priced: priced (or not) as it arrived.
+        "0".to_string(),
     ];
     fields.join("\t")
 }

@@ -1,4 +1,5 @@
-//! Erasure on ClickHouse: the calls whose winning attempt names the tenant or user are
+//! Erasure on ClickHouse: the calls whose winning attempt names the tenant or user (or
+//! holds the id as the value of any tag) are
 //! found (as reads resolve them), their hours' write-check totals are lowered by what
 //! every one of their attempts added, and all their attempts are deleted with a
 //! mutation (`ALTER TABLE ... DELETE`) on every shard's events table, waited for, so
@@ -22,10 +23,11 @@ pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) 
         Subject::Tenant(_) => "c_tenant",
         Subject::User(_) => "c_user",
     };
+    // The calls that name the id as tenant (user) or as the value of any tag.
+    let id = quote(subject.id());
     let chosen = format!(
-        "{} WHERE {column} = {}",
-        calls(store, &format!("ws = {ws}")),
-        quote(subject.id())
+        "{} WHERE {column} = {id} OR has(c_tag_values, {id})",
+        calls(store, &format!("ws = {ws}"))
     );
     let rows = store
         .client
@@ -48,26 +50,51 @@ pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) 
         }
         ids.push(text(row, 1));
     }
-    if ids.is_empty() {
-        return Ok(removed);
-    }
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     for list in id_lists(&refs) {
         let scope = format!("ws = {ws} AND id IN ({list})");
         lower_hour_totals(store, ws, &scope).await?;
         delete_everywhere(store, &scope).await?;
     }
+    merge_objects(store).await?;
     Ok(removed)
 }
 
-/// Insert negative rows into the hour totals: what the attempts in `scope` added.
+/// Merge the control objects' versions now (`OPTIMIZE ... FINAL` on every shard's
+/// table): the versions an erasure replaced or deleted (`lifecycle::erase` edits the
+/// objects that named the id first) no longer answer any query. Their parts' bytes go
+/// when ClickHouse removes inactive parts (minutes).
+async fn merge_objects(store: &ClickhouseStore) -> Result<()> {
+    let table = match store.url.cluster {
+        Some(_) => format!("{}_local", schema::OBJECTS.name),
+        None => schema::OBJECTS.name.to_string(),
+    };
+    for host in &store.url.shards {
+        let client = ClickhouseStore::client(&store.url, host)?;
+        client
+            .execute(&format!("OPTIMIZE TABLE {}.{table} FINAL", store.db))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Insert negative rows into the hour totals: what the attempts in `scope` added. An
+/// attempt counts once, with its newest price: a re-priced copy (`reprice.rs`) added
+/// only its cost change to the totals, so attempt and copy together added the copy.
 async fn lower_hour_totals(store: &ClickhouseStore, ws: WorkspaceId, scope: &str) -> Result<()> {
+    let attempts = format!(
+        "(SELECT argMax(ts, pick) AS ts, argMax(cost, pick) AS cost,
+                 argMax(input, pick) AS input, argMax(cached, pick) AS cached,
+                 argMax(cache_write, pick) AS cache_write, argMax(output, pick) AS output,
+                 argMax(reasoning, pick) AS reasoning, argMax(latency, pick) AS latency
+          FROM {} WHERE {scope} GROUP BY idless, id, attempt)",
+        store.table(schema::EVENTS.name)
+    );
     let sql = format!(
         "SELECT intDiv(ts, 3600000), sum(toInt64(cost)), sum(toInt64(input)),
                 sum(toInt64(cached)), sum(toInt64(cache_write)), sum(toInt64(output)),
                 sum(toInt64(reasoning)), sum(if(latency >= 0, latency, 0))
-         FROM {} WHERE {scope} GROUP BY intDiv(ts, 3600000)",
-        store.table(schema::EVENTS.name)
+         FROM {attempts} GROUP BY intDiv(ts, 3600000)"
     );
     let mut lines = Vec::new();
     for row in store.client.select(&sql).await? {

@@ -15,6 +15,7 @@ mod http;
 mod ingest;
 mod lifecycle;
 mod read;
+mod reprice;
 mod schema;
 
 use super::*;
@@ -355,9 +356,41 @@ impl ClickhouseStore {
                         .map_err(|e| anyhow::anyhow!("{host}: creating {}: {e}", table.name))?;
                 }
             }
+            Self::upgrade(&client, db, url.cluster.is_some())
+                .await
+                .map_err(|e| anyhow::anyhow!("{host}: upgrading the tables: {e}"))?;
         }
         let client = Self::client(url, &url.host)?;
         control::ensure_default_workspace(&client, db).await?;
+        Ok(())
+    }
+
+    /// Add the columns of `schema::UPGRADES` a table of this server lacks (its local and
+    /// Distributed tables in cluster mode).
+    async fn upgrade(client: &Client, db: &str, cluster: bool) -> Result<()> {
+        for (table, column, kind) in schema::UPGRADES {
+            let mut names = vec![table.name.to_string()];
+            if cluster {
+                names.push(format!("{}_local", table.name));
+            }
+            for name in names {
+                let rows = client
+                    .select(&format!(
+                        "SELECT count() FROM system.columns WHERE database = {} AND table = {} AND name = {}",
+                        http::quote(db),
+                        http::quote(&name),
+                        http::quote(column)
+                    ))
+                    .await?;
+                if rows.first().map_or(Ok(0), |r| num::<u64>(r, 0))? == 0 {
+                    client
+                        .execute(&format!(
+                            "ALTER TABLE {db}.{name} ADD COLUMN {column} {kind}"
+                        ))
+                        .await?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -507,14 +540,13 @@ impl EventStore for ClickhouseStore {
 
     async fn reprice_unpriced(
         &self,
-        _workspace: WorkspaceId,
-        _scope: RepriceScope,
-        _pricer: Pricer,
-        _at_ms: i64,
+        workspace: WorkspaceId,
+        scope: RepriceScope,
+        pricer: Pricer,
+        at_ms: i64,
     ) -> Result<RepriceOutcome> {
-        Err(StoreError::Conflict(
-            "re-pricing stored calls is not supported on a ClickHouse store yet: a call's attempts are immutable rows resolved at read time (docs/scale-out.md)".into(),
-        ))
+        let _write = self.lock.write().await;
+        reprice::reprice(self, workspace, &scope, &pricer, at_ms).await
     }
 
     async fn close(&self) {}

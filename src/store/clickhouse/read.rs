@@ -15,7 +15,7 @@ use crate::store::{
 };
 
 /// The columns a call takes from its winning attempt.
-const WINNER_COLUMNS: [&str; 30] = [
+pub(super) const WINNER_COLUMNS: [&str; 31] = [
     "attempt",
     "ts",
     "received",
@@ -46,6 +46,7 @@ const WINNER_COLUMNS: [&str; 30] = [
     "cost_source",
     "price_entry_id",
     "price_book_version",
+    "repriced",
 ];
 
 /// The calls whose attempts match `scope` (a condition on stored rows that holds for
@@ -359,7 +360,7 @@ fn vocab<T>(row: &[String], i: usize, parse: fn(&str) -> Option<T>) -> Result<T>
 }
 
 /// A listed call from `events`' columns: idless, id, attempts, then `WINNER_COLUMNS`.
-fn stored_event(row: &[String]) -> Result<StoredEvent> {
+pub(super) fn stored_event(row: &[String]) -> Result<StoredEvent> {
     let c = |name: &str| 3 + WINNER_COLUMNS.iter().position(|w| *w == name).unwrap_or(0);
     let array = |name: &str| {
         parse_array(&text(row, c(name))).ok_or_else(|| {
@@ -413,7 +414,9 @@ fn stored_event(row: &[String]) -> Result<StoredEvent> {
         },
         price_entry_id: optional(row, c("price_entry_id")),
         price_book_version: optional(row, c("price_book_version")),
-        repriced_at: None,
+        repriced_at: Some(num::<i64>(row, c("repriced"))?)
+            .filter(|ms| *ms > 0)
+            .map(ms_to_rfc3339),
     })
 }
 

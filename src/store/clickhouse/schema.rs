@@ -27,6 +27,12 @@ pub struct Table {
 /// a copy two nodes raced to store is merged away keeping the first (`keep`, largest for
 /// the smallest sequence) and never counted twice meanwhile (reads count distinct
 /// attempts and take every column from the one row of the largest `pick`).
+///
+/// A re-pricing (`reprice.rs`) stores a copy of a call's winning row with its new price
+/// and `repriced` set (ms; 0 = never re-priced), made as if stored one microsecond before
+/// the row it copies (`seq - 1`, so `pick + 1` and `keep + 1`): it wins the read's argMax
+/// and the merge over the original, while a better-ranked attempt still wins over both.
+/// `repriced` is the last column so an older table gets it with `ADD COLUMN` (`UPGRADES`).
 pub const EVENTS: Table = Table {
     name: "events",
     columns:
@@ -38,7 +44,7 @@ pub const EVENTS: Table = Table {
         data_mode String, environment String, operation String, service_tier String,
         usage_missing UInt8, tag_keys Array(String), tag_values Array(String),
         priced UInt8, cost Int64, cost_source String, price_entry_id String,
-        price_book_version String",
+        price_book_version String, repriced Int64",
     engine: "ReplacingMergeTree(keep) ORDER BY (ws, idless, id, attempt)",
     sharding: "cityHash64(ws, id)",
 };
@@ -107,6 +113,11 @@ pub const CLAIMS: Table = Table {
     engine: "MergeTree ORDER BY (name, seq, token)",
     sharding: "0",
 };
+
+/// Columns added after a table was first released: (table, column, type). A store
+/// created before gets them at open (ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`,
+/// so `open` asks `system.columns` first).
+pub const UPGRADES: [(&Table, &str, &str); 1] = [(&EVENTS, "repriced", "Int64")];
 
 pub const ALL: [&Table; 8] = [
     &EVENTS,

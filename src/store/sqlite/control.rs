@@ -269,11 +269,13 @@ impl ControlStore for SqliteStore {
                     Ok(id)
                 }
                 Some(id) => {
-                    let n = c.execute(
-                        "UPDATE objects SET body = ?4, updated_ms = ?5
-                         WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
-                        params![id, workspace, kind, text, now],
-                    )?;
+                    let n = overwriting(c, |c| {
+                        c.execute(
+                            "UPDATE objects SET body = ?4, updated_ms = ?5
+                             WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
+                            params![id, workspace, kind, text, now],
+                        )
+                    })?;
                     if n == 0 {
                         return Err(StoreError::NotFound(format!("{kind} {id}")));
                     }
@@ -316,10 +318,13 @@ impl ControlStore for SqliteStore {
         id: i64,
     ) -> Result<bool> {
         self.with_conn(move |c| {
-            Ok(c.execute(
-                "DELETE FROM objects WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
-                params![id, workspace, kind],
-            )? == 1)
+            let n = overwriting(c, |c| {
+                c.execute(
+                    "DELETE FROM objects WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
+                    params![id, workspace, kind],
+                )
+            })?;
+            Ok(n == 1)
         })
         .await
     }
@@ -412,4 +417,17 @@ impl ControlStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Run `f` with `secure_delete` on: what a replaced or deleted control object held is
+/// overwritten with zeros, not left in free space (an erasure edits objects that named
+/// the erased id). Control writes are rare, so the extra writes cost nothing noticeable.
+fn overwriting<T>(
+    c: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+) -> Result<T> {
+    c.pragma_update(None, "secure_delete", true)?;
+    let result = f(c);
+    c.pragma_update(None, "secure_delete", false)?;
+    Ok(result?)
 }

@@ -1,15 +1,17 @@
-//! Re-pricing the unpriced on the SQLite store: on the writer's connection, in one
-//! transaction that bumps `commit_seq`, every unpriced call of the scope is offered to
-//! the pricer; those it prices get their cost, source, entry, book and `repriced_at`
-//! (only rows still unpriced: `cost_nanos IS NULL` in the UPDATE too), then the rollups
-//! are rebuilt from the file. Each priced call yields its cost change for the budgets.
+//! Re-pricing on the SQLite store: on the writer's connection, in one transaction that
+//! bumps `commit_seq`, every call of the scope's target (unpriced, or priced with one
+//! entry) is offered to the pricer; those it prices anew get their cost, source, entry,
+//! book and `repriced_at` (only rows still as read: the UPDATE repeats the target's
+//! condition), then the rollups are rebuilt from the file. Each changed call yields its
+//! cost change for the budgets. A dry run rolls the transaction back.
 
 use super::read::{stored_event, EVENT_SELECT};
 use super::schema::DimKind;
 use super::writer::{self, Derived};
-use crate::event::{DataMode, Environment, Pricing};
+use crate::event::Pricing;
 use crate::store::{
-    Pricer, RepriceOutcome, RepriceScope, Result, SpendEffect, StoreError, StoredEvent, WorkspaceId,
+    repricing, Pricer, RepriceOutcome, RepriceScope, RepriceTarget, Result, StoredEvent,
+    WorkspaceId,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -22,24 +24,23 @@ pub fn reprice(
     at_ms: i64,
 ) -> Result<RepriceOutcome> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let candidates = unpriced(&tx, ws, scope)?;
+    let candidates = candidates(&tx, ws, scope)?;
     let mut outcome = RepriceOutcome::default();
     for (row, ts, stored) in candidates {
-        let Some(pricing) = pricer(&stored).filter(|p| p.cost.is_some()) else {
-            outcome.still_unpriced += 1;
+        let old = stored.cost_usd.map(|c| c.0);
+        let Some((pricing, cost)) = repricing(pricer, &stored, old) else {
+            match old {
+                None => outcome.still_unpriced += 1,
+                Some(_) => outcome.unchanged += 1,
+            }
             continue;
         };
-        let cost = pricing.cost.map_or(0, |c| c.0);
-        if write(&tx, row, &pricing, at_ms)? {
-            outcome.repriced += 1;
-            outcome.cost_nanos = outcome
-                .cost_nanos
-                .checked_add(cost)
-                .ok_or(StoreError::SumOverflow)?;
-            outcome.effects.push(effect(ws, ts, &stored, cost));
+        if scope.dry_run || write(&tx, row, old, &pricing, at_ms)? {
+            outcome.add(ws, ts, &stored, old, cost)?;
         }
     }
-    if outcome.repriced == 0 {
+    if outcome.repriced == 0 || scope.dry_run {
+        // Dropping the transaction rolls it back: a dry run changes nothing.
         return Ok(outcome);
     }
     let seq: i64 = tx.query_row(
@@ -54,8 +55,8 @@ pub fn reprice(
     Ok(outcome)
 }
 
-/// The unpriced calls of the scope: (row id, time, the call as listed).
-fn unpriced(
+/// The calls of the scope's target: (row id, time, the call as listed).
+fn candidates(
     tx: &Transaction,
     ws: WorkspaceId,
     scope: &RepriceScope,
@@ -77,14 +78,34 @@ fn unpriced(
             Some(id)
         }
     };
+    // Unpriced: no cost. Entry: priced with that entry (?5; an entry never stored has
+    // no calls).
+    let entry: Option<i64> = match &scope.target {
+        RepriceTarget::Unpriced => None,
+        RepriceTarget::Entry(name) => {
+            let id = tx
+                .query_row(
+                    "SELECT id FROM dims WHERE kind = ?1 AND value = ?2",
+                    params![DimKind::PriceEntry as i64, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(id) = id else {
+                return Ok(Vec::new());
+            };
+            Some(id)
+        }
+    };
     let sql = format!(
         "{EVENT_SELECT} WHERE e.workspace_id = ?1 AND e.ts >= ?2 AND e.ts < ?3
-             AND e.cost_nanos IS NULL AND (?4 IS NULL OR e.model = ?4)
+             AND (?4 IS NULL OR e.model = ?4)
+             AND CASE WHEN ?5 IS NULL THEN e.cost_nanos IS NULL
+                      ELSE e.cost_nanos IS NOT NULL AND e.price_entry = ?5 END
          ORDER BY e.ts, e.id"
     );
     let mut stmt = tx.prepare(&sql)?;
     let rows = stmt
-        .query_map(params![ws, scope.from_ms, scope.to_ms, model], |r| {
+        .query_map(params![ws, scope.from_ms, scope.to_ms, model, entry], |r| {
             let (ts, row, event) = stored_event(r)?;
             Ok((row, ts, event))
         })?
@@ -105,8 +126,14 @@ fn dim(tx: &Transaction, kind: DimKind, value: &str) -> rusqlite::Result<i64> {
     )
 }
 
-/// Store the pricing on a still unpriced row; false when it was priced meanwhile.
-fn write(tx: &Transaction, row: i64, pricing: &Pricing, at_ms: i64) -> rusqlite::Result<bool> {
+/// Store the pricing on a row whose cost is still `old`; false when it changed meanwhile.
+fn write(
+    tx: &Transaction,
+    row: i64,
+    old: Option<i64>,
+    pricing: &Pricing,
+    at_ms: i64,
+) -> rusqlite::Result<bool> {
     let entry = match &pricing.price_entry_id {
         Some(e) => Some(dim(tx, DimKind::PriceEntry, e)?),
         None => None,
@@ -118,39 +145,16 @@ fn write(tx: &Transaction, row: i64, pricing: &Pricing, at_ms: i64) -> rusqlite:
     let changed = tx.execute(
         "UPDATE events SET cost_nanos = ?2, cost_source = ?3, price_entry = ?4, price_book = ?5,
              repriced_at = ?6
-         WHERE id = ?1 AND cost_nanos IS NULL",
+         WHERE id = ?1 AND cost_nanos IS ?7",
         params![
             row,
             pricing.cost.map(|c| c.0),
             pricing.source.map(|s| s.code()),
             entry,
             book,
-            at_ms
+            at_ms,
+            old
         ],
     )?;
     Ok(changed == 1)
-}
-
-/// The cost change of one call that became priced: +cost, one unpriced call fewer.
-fn effect(ws: WorkspaceId, ts: i64, e: &StoredEvent, cost: i64) -> SpendEffect {
-    SpendEffect {
-        workspace: ws,
-        external_request_id: (!e.idless).then(|| e.external_request_id.clone()),
-        ts_ms: ts,
-        environment: Environment::parse(e.environment).unwrap_or(Environment::Prod),
-        data_mode: DataMode::parse(e.data_mode).unwrap_or(DataMode::Real),
-        endpoint_tag: e.endpoint_tag.clone(),
-        tenant_id: e.tenant_id.clone(),
-        user_id: e.user_id.clone(),
-        model: e.model.clone(),
-        provider: e.provider.clone(),
-        tags: e
-            .tags
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect(),
-        cost_delta: cost,
-        unpriced_delta: -1,
-        new_call_cost: None,
-    }
 }

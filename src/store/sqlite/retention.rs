@@ -149,17 +149,38 @@ fn erase_rows(
             |r| r.get(0),
         )
         .optional()?;
-    let Some(dim) = dim else {
-        return Ok(Removed::default());
+    // The calls that name the id as tenant (user) or as the value of any tag. Tags are
+    // not kept in the pruned history, so there only the tenant (user) column counts.
+    // Dims ids are positive: -1 matches no row when the id was never stored as one.
+    let dim_or_none = dim.unwrap_or(-1);
+    let raw = format!(
+        "({column} = ?2 OR (tags IS NOT NULL
+             AND EXISTS (SELECT 1 FROM json_each(events.tags) WHERE json_each.value = ?3)))"
+    );
+    let (events, cost_nanos, unpriced): (i64, i64, i64) = tx.query_row(
+        &format!(
+            "SELECT COUNT(*), COALESCE(SUM(cost_nanos), 0), COUNT(*) - COUNT(cost_nanos)
+             FROM events WHERE workspace_id = ?1 AND {raw}"
+        ),
+        params![ws, dim_or_none, id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let mut removed = Removed {
+        events: events as u64,
+        pruned_history_calls: 0,
+        cost_nanos,
+        unpriced: unpriced as u64,
     };
-    let mut removed = raw_removed(&tx, &format!("{column} = ?2"), ws, dim)?;
+    if events == 0 && dim.is_none() {
+        return Ok(removed);
+    }
     let (calls, cost, unpriced): (i64, i64, i64) = tx.query_row(
         &format!(
             "SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(cost_nanos), 0),
                     COALESCE(SUM(requests - priced), 0)
              FROM pruned_cells WHERE workspace_id = ?1 AND {column} = ?2"
         ),
-        params![ws, dim],
+        params![ws, dim_or_none],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     removed.pruned_history_calls = calls as u64;
@@ -169,23 +190,25 @@ fn erase_rows(
         .ok_or(crate::store::StoreError::SumOverflow)?;
     removed.unpriced += unpriced as u64;
     tx.execute(
-        &format!("DELETE FROM events WHERE workspace_id = ?1 AND {column} = ?2"),
-        params![ws, dim],
+        &format!("DELETE FROM events WHERE workspace_id = ?1 AND {raw}"),
+        params![ws, dim_or_none, id],
     )?;
-    tx.execute(
-        &format!("DELETE FROM pruned_cells WHERE workspace_id = ?1 AND {column} = ?2"),
-        params![ws, dim],
-    )?;
-    let still_used: bool = tx.query_row(
-        &format!(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE {column} = ?1)
-                 OR EXISTS (SELECT 1 FROM pruned_cells WHERE {column} = ?1)"
-        ),
-        [dim],
-        |r| r.get(0),
-    )?;
-    if !still_used {
-        tx.execute("DELETE FROM dims WHERE id = ?1", [dim])?;
+    if let Some(dim) = dim {
+        tx.execute(
+            &format!("DELETE FROM pruned_cells WHERE workspace_id = ?1 AND {column} = ?2"),
+            params![ws, dim],
+        )?;
+        let still_used: bool = tx.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE {column} = ?1)
+                     OR EXISTS (SELECT 1 FROM pruned_cells WHERE {column} = ?1)"
+            ),
+            [dim],
+            |r| r.get(0),
+        )?;
+        if !still_used {
+            tx.execute("DELETE FROM dims WHERE id = ?1", [dim])?;
+        }
     }
     bump_seq(&tx)?;
     tx.commit()?;

@@ -246,6 +246,10 @@ async fn body(ctx: &Ctx) -> PageResult {
         @for e in &entries {
             (card(ctx, e))
         }
+        (super::api_csv_link(ctx, "/v1/budgets", None, &[], "Download CSV"))
+        @if entries.iter().any(|e| e.status.members.is_some()) {
+            (super::api_csv_link(ctx, "/v1/budgets", None, &[("table", "members"), ("membersLimit", "1000")], "Download CSV (members over and near their caps)"))
+        }
     })
 }
 

@@ -68,13 +68,37 @@ async fn body(ctx: &Ctx) -> PageResult {
         }
         (totals(&e))
         (drivers(&e))
+        (csv_link(ctx, &request, "drivers", "Download CSV"))
         @for d in &e.dimensions {
             (dimension(ctx, d))
         }
+        (csv_link(ctx, &request, "dimensions", "Download CSV (every dimension)"))
         @for f in &e.endpoints {
             (endpoint(ctx, f))
         }
+        @if !e.endpoints.is_empty() {
+            (csv_link(ctx, &request, "endpoints", "Download CSV (endpoints)"))
+            (csv_link(ctx, &request, "mix", "Download CSV (prompt versions and models)"))
+        }
     })
+}
+
+/// "Download CSV" of one table of `/v1/explain` for the request this page answered:
+/// its window and filters, its dimensions and its baseline as absolute times.
+fn csv_link(ctx: &Ctx, request: &ExplainRequest, table: &str, label: &str) -> Markup {
+    let by: Vec<String> = request.by.iter().map(|d| d.name()).collect();
+    let by = by.join(",");
+    let (from, to) = (
+        format::rfc3339(request.baseline.0),
+        format::rfc3339(request.baseline.1),
+    );
+    let extra = [
+        ("by", by.as_str()),
+        ("baselineFrom", from.as_str()),
+        ("baselineTo", to.as_str()),
+        ("table", table),
+    ];
+    super::api_csv_link(ctx, "/v1/explain", Some(&request.window), &extra, label)
 }
 
 fn bad(e: ExplainError) -> PageError {

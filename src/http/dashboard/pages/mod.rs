@@ -283,20 +283,38 @@ pub fn pager(ctx: &Ctx, page: usize, more: bool) -> Markup {
 /// window shown (as absolute times) and the view's filters, every row up to the API's
 /// limit. The API reads accept the dashboard's session cookie, so the link just works.
 pub fn csv_link(ctx: &Ctx, kind: &str, q: &Query) -> Markup {
-    let mut pairs: Vec<(String, String)> = vec![
-        ("format".into(), "csv".into()),
-        ("from".into(), crate::report::rfc3339(q.from_ms)),
-        ("to".into(), crate::report::rfc3339(q.to_ms)),
-        ("limit".into(), "1000".into()),
-    ];
-    pairs.extend(ctx.view.filters.iter().cloned());
+    api_csv_link(
+        ctx,
+        &format!("/v1/top/{kind}"),
+        Some(q),
+        &[("limit", "1000")],
+        "Download CSV",
+    )
+}
+
+/// "Download CSV" of an API read: `path?format=csv`, then the window of `q` (absolute
+/// times) and the view's filters when given, then `extra` (a table, its own settings).
+pub fn api_csv_link(
+    ctx: &Ctx,
+    path: &str,
+    q: Option<&Query>,
+    extra: &[(&str, &str)],
+    label: &str,
+) -> Markup {
+    let mut pairs: Vec<(String, String)> = vec![("format".into(), "csv".into())];
+    if let Some(q) = q {
+        pairs.push(("from".into(), crate::report::rfc3339(q.from_ms)));
+        pairs.push(("to".into(), crate::report::rfc3339(q.to_ms)));
+        pairs.extend(ctx.view.filters.iter().cloned());
+    }
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let query: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{}={}", super::view::encode(k), super::view::encode(v)))
         .collect();
-    let href = format!("/v1/top/{kind}?{}", query.join("&"));
+    let href = format!("{path}?{}", query.join("&"));
     html! {
-        div.csv { a.csv-link download href=(href) { "Download CSV" } }
+        div.csv { a.csv-link download href=(href) { (label) } }
     }
 }
 

@@ -31,6 +31,17 @@ async fn body(ctx: &Ctx) -> PageResult {
         &filters,
     )
     .await?;
+    // The download links ask the API the same question: the window and the environment
+    // and data mode the page used (the API takes no other filter).
+    let (from, to) = (format::rfc3339(q.from_ms), format::rfc3339(q.to_ms));
+    let mut extra: Vec<(&str, &str)> = vec![("from", &from), ("to", &to)];
+    for (name, value) in &ctx.view.filters {
+        if (name == "environment" && chosen) || name == "dataMode" {
+            extra.push((name, value));
+        }
+    }
+    let mut by_model = extra.clone();
+    by_model.push(("table", "models"));
     let title = heading(
         "Bill",
         html! { "What each provider billed per UTC day against what burnrate attributed (every environment unless one is chosen; the window snapped to whole days)." },
@@ -80,6 +91,10 @@ async fn body(ctx: &Ctx) -> PageResult {
                     }
                 }
             }
+        }
+        (super::api_csv_link(ctx, "/v1/reconciliation", None, &extra, "Download CSV"))
+        @if r.days.iter().any(|d| !d.models.is_empty()) {
+            (super::api_csv_link(ctx, "/v1/reconciliation", None, &by_model, "Download CSV (per model)"))
         }
     })
 }

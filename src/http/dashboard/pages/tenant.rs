@@ -38,7 +38,8 @@ async fn body(ctx: &Ctx) -> PageResult {
     // The id as stored (a pseudonym when it looks personal): margin rows and caps use it.
     let stored = ctx.settings.privacy().lookup(tenant, Slot::Id);
     let plans = ctx.state.budgets.plans(ws).await?;
-    let book = RevenueBook::load(store, ws, plans).await?;
+    let book =
+        RevenueBook::load(store, ws, plans, ctx.state.budgets.plan_history(ws).await?).await?;
     let (m, endpoints, users, versions, models) = tokio::try_join!(
         margin::margin(store, ws, &book, &q, (0, 10)),
         report::top(store, ws, &q, TopKind::Endpoints, ROWS),
@@ -73,10 +74,10 @@ async fn body(ctx: &Ctx) -> PageResult {
             (chart::stacked(&stack, None, None, &[]))
         }
         div.grid.halves {
-            (top_card(ctx, "Endpoints", "endpoints", &endpoints, &["endpointTag"]))
-            (top_card(ctx, "Users", "users", &users, &["userId"]))
-            (top_card(ctx, "Prompt versions", "versions", &versions, &["endpointTag", "promptVersion"]))
-            (top_card(ctx, "Models", "models", &models, &["provider", "model"]))
+            (top_card(ctx, &q, ("Endpoints", "endpoints", "endpoints"), &endpoints, &["endpointTag"]))
+            (top_card(ctx, &q, ("Users", "users", "users"), &users, &["userId"]))
+            (top_card(ctx, &q, ("Prompt versions", "versions", "prompt-versions"), &versions, &["endpointTag", "promptVersion"]))
+            (top_card(ctx, &q, ("Models", "models", "models"), &models, &["provider", "model"]))
         }
         (requests_card(ctx, &top))
     })
@@ -143,7 +144,14 @@ fn caps_card(caps: &[TenantCap], rate_caps: &[RateCap]) -> Markup {
     }
 }
 
-fn top_card(ctx: &Ctx, title: &str, id: &str, r: &TopReport, dims: &[&str]) -> Markup {
+/// One top table of the tenant: (title, element id, the `/v1/top/{kind}` behind it).
+fn top_card(
+    ctx: &Ctx,
+    q: &Query,
+    (title, id, kind): (&str, &str, &str),
+    r: &TopReport,
+    dims: &[&str],
+) -> Markup {
     let value = |row: &report::TopRow, d: &str| {
         row.group
             .get(d)
@@ -170,6 +178,7 @@ fn top_card(ctx: &Ctx, title: &str, id: &str, r: &TopReport, dims: &[&str]) -> M
                     }
                 }
             }
+            (super::csv_link(ctx, kind, q))
         }
     }
 }

@@ -33,6 +33,10 @@ async fn body(ctx: &Ctx) -> PageResult {
         return Ok(html! { (title) (no_data(ctx, &q).await?) });
     }
     let notes = crate::deploy::list(ctx.state.store.as_ref(), ctx.ws(), None).await?;
+    // The download links ask the API the same question: the same baseline, if chosen.
+    let own: Vec<(&str, &str)> = baseline.iter().map(|b| ("baseline", *b)).collect();
+    let mut every = own.clone();
+    every.push(("table", "versions"));
     let single = list.iter().all(|c| c.baseline.is_none());
     let regressions = list.iter().filter(|c| is_regression(c)).count();
     Ok(html! {
@@ -64,6 +68,8 @@ async fn body(ctx: &Ctx) -> PageResult {
                 }
             }
         }
+        (super::api_csv_link(ctx, "/v1/prompt-versions", Some(&q), &own, "Download CSV"))
+        (super::api_csv_link(ctx, "/v1/prompt-versions", Some(&q), &every, "Download CSV (every version)"))
     })
 }
 
