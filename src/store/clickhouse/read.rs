@@ -1,6 +1,8 @@
 //! Reads: every read goes through `calls`, the stored attempts resolved into calls (per
 //! (workspace, call): every column of the row with the largest `pick`, and the number of
-//! distinct attempts), then filters, groups and sums in SQL. Sums come back as 32-bit
+//! distinct attempts), then filters, groups and sums in SQL. A read of a time window
+//! resolves only the calls with an attempt in the window (`calls_in`), so its cost
+//! follows the window, not the whole history. Sums come back as 32-bit
 //! halves and are put together and range-checked in Rust, so a sum past i64 / u64 is
 //! `SumOverflow`, never a wrapped number.
 
@@ -60,6 +62,43 @@ pub(super) fn calls(store: &ClickhouseStore, scope: &str) -> String {
           FROM {} WHERE {scope} GROUP BY ws, idless, id)",
         winners.join(", "),
         store.table(schema::EVENTS.name)
+    )
+}
+
+/// `calls` narrowed to the calls that can take a time in `window` (`[from, to)`): those
+/// with at least one attempt stored in it; the caller still filters on `c_ts`.
+///
+/// Exact: a call's time `c_ts` is its winning attempt's `ts` (argMax by `pick` takes
+/// every column from one stored row), so a call whose time is in the window has that
+/// row in the window and passes; the call is then resolved from *all* its rows (the
+/// outer condition is on the call's key, not on `ts`), so it resolves exactly as
+/// without the narrowing. A call with no attempt in the window cannot have its time in
+/// it, so leaving it out changes no answer. A call with some attempt in the window but
+/// its winner outside passes and is dropped by the caller's `c_ts` condition, as before.
+/// On a cluster every row of a call is on one shard (sharded by workspace and id), so
+/// the shard's own table (`<events>_local`) answers the inner query: no set crosses the
+/// network, and ClickHouse's default refusal of a Distributed table inside a query over
+/// a Distributed table does not arise.
+fn calls_in(store: &ClickhouseStore, scope: &str, window: Option<(i64, i64)>) -> String {
+    match window {
+        Some((from, to)) => calls_having(store, scope, &format!("ts >= {from} AND ts < {to}")),
+        None => calls(store, scope),
+    }
+}
+
+/// `calls` narrowed to the calls with at least one stored row meeting `row` (a
+/// condition on one attempt's columns), every row of them resolved (see `calls_in`).
+fn calls_having(store: &ClickhouseStore, scope: &str, row: &str) -> String {
+    let local = match store.url.cluster {
+        Some(_) => store.table(&format!("{}_local", schema::EVENTS.name)),
+        None => store.table(schema::EVENTS.name),
+    };
+    calls(
+        store,
+        &format!(
+            "{scope} AND (idless, id) IN (SELECT idless, id FROM {local}
+              WHERE {scope} AND {row})"
+        ),
     )
 }
 
@@ -221,7 +260,7 @@ pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> R
     let sql = format!(
         "SELECT {} FROM {}{}{group}",
         select.join(", "),
-        calls(store, &format!("ws = {ws}")),
+        calls_in(store, &format!("ws = {ws}"), Some((q.from_ms, q.to_ms))),
         where_clause(&conditions)
     );
     let mut rows = Vec::new();
@@ -326,7 +365,7 @@ pub async fn events(store: &ClickhouseStore, ws: WorkspaceId, q: EventQuery) -> 
     let sql = format!(
         "SELECT c_idless, c_id, c_attempts, {} FROM {}{} ORDER BY {order} LIMIT {}",
         columns.join(", "),
-        calls(store, &scope),
+        calls_in(store, &scope, q.window),
         where_clause(&conditions),
         q.limit + 1
     );
@@ -430,7 +469,7 @@ async fn newest(
     conditions.extend(extra.map(str::to_string));
     let sql = format!(
         "SELECT {columns} FROM {}{} ORDER BY c_ts DESC LIMIT {limit}",
-        calls(store, &format!("ws = {ws}")),
+        calls_in(store, &format!("ws = {ws}"), Some((q.from_ms, q.to_ms))),
         where_clause(&conditions)
     );
     store.client.select(&sql).await
@@ -499,7 +538,59 @@ pub async fn versions_seen(
         .collect()
 }
 
+/// How far back from the newest stored time (and receive time) `freshness` looks first.
+const FRESH_LOOKBACK_MS: i64 = 24 * 3_600_000;
+
 pub async fn freshness(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Option<Freshness>> {
+    // The newest stored attempt's time and receive time bound the answer from above:
+    // every call's time and receive time are its winner's, one of its stored rows.
+    let sql = format!(
+        "SELECT count(), max(ts), max(received) FROM {} WHERE ws = {ws}",
+        store.table(schema::EVENTS.name)
+    );
+    let rows = store.client.select(&sql).await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    if num::<u64>(row, 0)? == 0 {
+        return Ok(None);
+    }
+    let (since_ts, since_received) = (
+        num::<i64>(row, 1)?.saturating_sub(FRESH_LOOKBACK_MS),
+        num::<i64>(row, 2)?.saturating_sub(FRESH_LOOKBACK_MS),
+    );
+    // Exact: a call whose time is at least `since_ts` has its winning row there, so it
+    // is among the calls resolved here, and every call left out has an earlier time;
+    // the same holds for receive times. Only when no resolved call's own time (or
+    // receive time) is that recent (every recent attempt lost to an older winner) is
+    // the whole workspace resolved.
+    let narrowed = format!(
+        "SELECT countIf(c_ts >= {since_ts}), maxIf(c_ts, c_ts >= {since_ts}),
+                countIf(c_received >= {since_received}),
+                maxIf(c_received, c_received >= {since_received}),
+                argMaxIf(c_ts, c_received, c_received >= {since_received}) FROM {}",
+        calls_having(
+            store,
+            &format!("ws = {ws}"),
+            &format!("(ts >= {since_ts} OR received >= {since_received})")
+        )
+    );
+    let rows = store.client.select(&narrowed).await?;
+    if let Some(row) = rows.first() {
+        if num::<u64>(row, 0)? > 0 && num::<u64>(row, 2)? > 0 {
+            let newest_received_ms: i64 = num(row, 3)?;
+            return Ok(Some(Freshness {
+                newest_event_ms: num(row, 1)?,
+                newest_received_ms,
+                ingest_lag_ms: newest_received_ms - num::<i64>(row, 4)?,
+            }));
+        }
+    }
+    freshness_of_all(store, ws).await
+}
+
+/// `freshness` from every call of the workspace.
+async fn freshness_of_all(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Option<Freshness>> {
     let sql = format!(
         "SELECT count(), max(c_ts), max(c_received), argMax(c_ts, c_received) FROM {}",
         calls(store, &format!("ws = {ws}"))
