@@ -86,6 +86,52 @@ fn calls_in(store: &ClickhouseStore, scope: &str, window: Option<(i64, i64)>) ->
     }
 }
 
+/// How long a workspace's oldest stored time is reused before it is read again.
+const OLDEST_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The window a read of `window` narrows to, or None when the window spans at least half
+/// of the workspace's history (from its oldest stored attempt to now): then the set of
+/// calls in it is most of the workspace, and building it costs more than it saves (at
+/// 1M realistic events a 30-day window took 19 s narrowed against 9.5 s not). Either
+/// way the answer is the same (`calls_in`); the oldest time is cached for a minute.
+async fn narrowing(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    window: Option<(i64, i64)>,
+) -> Result<Option<(i64, i64)>> {
+    let Some((from, to)) = window else {
+        return Ok(None);
+    };
+    let cached = store
+        .oldest
+        .lock()
+        .map_err(|_| StoreError::Database("clickhouse: a lock was poisoned".into()))?
+        .get(&ws)
+        .filter(|(_, at)| at.elapsed() < OLDEST_FRESH)
+        .map(|(oldest, _)| *oldest);
+    let oldest = match cached {
+        Some(oldest) => oldest,
+        None => {
+            let sql = format!(
+                "SELECT min(ts) FROM {} WHERE ws = {ws}",
+                store.table(schema::EVENTS.name)
+            );
+            let rows = store.client.select(&sql).await?;
+            let oldest = rows.first().map_or(Ok(0), |r| num::<i64>(r, 0))?;
+            store
+                .oldest
+                .lock()
+                .map_err(|_| StoreError::Database("clickhouse: a lock was poisoned".into()))?
+                .insert(ws, (oldest, std::time::Instant::now()));
+            oldest
+        }
+    };
+    let now = super::now_ms();
+    let history = now.saturating_sub(oldest);
+    let covered = to.min(now).saturating_sub(from.max(oldest));
+    Ok((covered.saturating_mul(2) < history).then_some((from, to)))
+}
+
 /// `calls` narrowed to the calls with at least one stored row meeting `row` (a
 /// condition on one attempt's columns), every row of them resolved (see `calls_in`).
 fn calls_having(store: &ClickhouseStore, scope: &str, row: &str) -> String {
@@ -260,7 +306,11 @@ pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> R
     let sql = format!(
         "SELECT {} FROM {}{}{group}",
         select.join(", "),
-        calls_in(store, &format!("ws = {ws}"), Some((q.from_ms, q.to_ms))),
+        calls_in(
+            store,
+            &format!("ws = {ws}"),
+            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?
+        ),
         where_clause(&conditions)
     );
     let mut rows = Vec::new();
@@ -365,7 +415,7 @@ pub async fn events(store: &ClickhouseStore, ws: WorkspaceId, q: EventQuery) -> 
     let sql = format!(
         "SELECT c_idless, c_id, c_attempts, {} FROM {}{} ORDER BY {order} LIMIT {}",
         columns.join(", "),
-        calls_in(store, &scope, q.window),
+        calls_in(store, &scope, narrowing(store, ws, q.window).await?),
         where_clause(&conditions),
         q.limit + 1
     );
@@ -469,7 +519,11 @@ async fn newest(
     conditions.extend(extra.map(str::to_string));
     let sql = format!(
         "SELECT {columns} FROM {}{} ORDER BY c_ts DESC LIMIT {limit}",
-        calls_in(store, &format!("ws = {ws}"), Some((q.from_ms, q.to_ms))),
+        calls_in(
+            store,
+            &format!("ws = {ws}"),
+            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?
+        ),
         where_clause(&conditions)
     );
     store.client.select(&sql).await
