@@ -126,10 +126,14 @@ async fn narrowing(
             oldest
         }
     };
-    let now = super::now_ms();
+    Ok(worth_narrowing((from, to), oldest, super::now_ms()).then_some((from, to)))
+}
+
+/// Whether `[from, to)` covers less than half of the history from `oldest` to `now`.
+fn worth_narrowing((from, to): (i64, i64), oldest: i64, now: i64) -> bool {
     let history = now.saturating_sub(oldest);
     let covered = to.min(now).saturating_sub(from.max(oldest));
-    Ok((covered.saturating_mul(2) < history).then_some((from, to)))
+    covered.saturating_mul(2) < history
 }
 
 /// `calls` narrowed to the calls with at least one stored row meeting `row` (a
@@ -716,6 +720,23 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_window_narrows_only_when_it_spans_less_than_half_the_history() {
+        const DAY: i64 = 86_400_000;
+        let now = 30 * DAY;
+        // 30 days of history: the last day and the last week narrow, the month does not.
+        assert!(worth_narrowing((29 * DAY, now), 0, now));
+        assert!(worth_narrowing((23 * DAY, now), 0, now));
+        assert!(!worth_narrowing((0, now), 0, now));
+        // 15 of 30 days is half: not narrowed; a window reaching past now or before the
+        // oldest time counts only its part inside the history.
+        assert!(!worth_narrowing((15 * DAY, now), 0, now));
+        assert!(worth_narrowing((26 * DAY, now + 100 * DAY), 0, now));
+        assert!(!worth_narrowing((-100 * DAY, 16 * DAY), 0, now));
+        // A window wholly before the history covers none of it.
+        assert!(worth_narrowing((-10 * DAY, -DAY), 0, now));
     }
 
     #[test]
