@@ -135,6 +135,7 @@ conformance_tests! {
     reads::request_values_and_latencies_are_the_newest_matching_calls,
     reads::versions_seen_lie_between_the_stored_calls_and_every_attempt,
     reads::freshness_event_count_and_unpriced_models_follow_the_calls,
+    reads::window_reads_place_a_call_at_its_winning_attempt,
     reads::unknown_fields_are_tallied_per_key,
     reads::concurrent_resends_of_one_attempt_count_once,
     reads::stored_ids_are_the_asked_ids_with_a_stored_call,

@@ -89,6 +89,11 @@ pub struct ReadBench {
     /// Timed requests per call after 3 warm-up requests.
     #[arg(long, default_value_t = 40)]
     pub rounds: usize,
+    /// Read this store instead of a SQLite file in --dir (e.g.
+    /// clickhouse://127.0.0.1:8123/bench, a database of its own); it is filled once, and
+    /// refilled when the marker in --dir for this store is missing.
+    #[arg(long)]
+    pub store: Option<String>,
     #[command(flatten)]
     pub profile: ProfileArgs,
     #[command(flatten)]

@@ -45,9 +45,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             };
             bench_ingest(load, rps, seconds, dir, target, baselines).await
         }
-        BenchCommand::Query(b) => {
-            bench_query(b.events, &b.dir, b.rounds, &b.profile, &b.baselines).await
-        }
+        BenchCommand::Query(b) => bench_query(&b).await,
         BenchCommand::Guard {
             rps,
             ingest_rate,
@@ -58,7 +56,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let profile = profile.resolve(DEFAULT_PROFILE)?;
             bench_guard(rps, ingest_rate, seconds, members, profile).await
         }
-        BenchCommand::Explain(b) => bench_explain(b.events, &b.dir, b.rounds, &b.profile).await,
+        BenchCommand::Explain(b) => {
+            bench_explain(b.events, &b.dir, b.rounds, &b.profile, b.store.as_deref()).await
+        }
     }
 }
 
@@ -518,7 +518,13 @@ fn tempdir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// the same events as NDJSON, for comparing storage.
 /// Write the demo's events to `ndjson` (`burnrate demo --out`), then load that file into
 /// the store with `burnrate import`: the store and the baselines read the same events.
-fn fill_store(db: &Path, ndjson: &Path, events: u64, profile: &ProfileArgs) -> anyhow::Result<u64> {
+fn fill_store(
+    db: &Path,
+    store: &[&str],
+    ndjson: &Path,
+    events: u64,
+    profile: &ProfileArgs,
+) -> anyhow::Result<u64> {
     let resolved = profile.resolve(DEFAULT_PROFILE)?;
     // The small demo draws times at random: written in time order, as live traffic
     // would be. The realistic profile is written as it arrives, late calls included.
@@ -530,6 +536,7 @@ fn fill_store(db: &Path, ndjson: &Path, events: u64, profile: &ProfileArgs) -> a
     let run = |args: &[&str], what: &str| -> anyhow::Result<()> {
         let status = std::process::Command::new(burnrate_bin()?)
             .args(["--db", db.to_str().context("db path")?])
+            .args(store)
             .args(args)
             .status()?;
         anyhow::ensure!(status.success(), "burnrate {what} failed");
@@ -571,12 +578,24 @@ fn bench_store(
     dir: &Path,
     profile: &ProfileArgs,
     keep_ndjson: bool,
+    store: &[&str],
 ) -> anyhow::Result<(PathBuf, u64)> {
     std::fs::create_dir_all(dir)?;
     let db = dir.join("query.db");
     let ndjson = dir.join("events.ndjson");
     let flags = profile.to_args(DEFAULT_PROFILE).join("_").replace("--", "");
-    let marker = dir.join(format!("filled-{events}-{flags}"));
+    // A store other than the SQLite file has a marker of its own (its URL, made a name).
+    let store_mark: String = store
+        .last()
+        .map(|url| {
+            let plain: String = url
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            format!("-{plain}")
+        })
+        .unwrap_or_default();
+    let marker = dir.join(format!("filled-{events}-{flags}{store_mark}"));
     let ndjson_bytes = if marker.exists() && (!keep_ndjson || ndjson.exists()) {
         std::fs::read_to_string(&marker)?
             .trim()
@@ -593,7 +612,7 @@ fn bench_store(
             dir.display()
         );
         let started = Instant::now();
-        let bytes = fill_store(&db, &ndjson, events, profile)?;
+        let bytes = fill_store(&db, store, &ndjson, events, profile)?;
         if !keep_ndjson {
             std::fs::remove_file(&ndjson)?;
         }
@@ -604,16 +623,27 @@ fn bench_store(
     Ok((db, ndjson_bytes))
 }
 
-async fn bench_query(
-    events: u64,
-    dir: &Path,
-    rounds: usize,
-    profile: &ProfileArgs,
-    baselines: &Baselines,
-) -> anyhow::Result<()> {
-    let (db, ndjson_bytes) = bench_store(events, dir, profile, baselines.baselines)?;
-    let key = create_key(&db, "read")?;
-    let server = start_server(&db, &[])?;
+async fn bench_query(b: &crate::flags::ReadBench) -> anyhow::Result<()> {
+    let (events, dir, rounds, profile, baselines) = (
+        b.events,
+        b.dir.as_path(),
+        b.rounds,
+        &b.profile,
+        &b.baselines,
+    );
+    let store: Vec<&str> = match &b.store {
+        Some(url) => vec!["--store", url.as_str()],
+        None => Vec::new(),
+    };
+    let (db, ndjson_bytes) = bench_store(events, dir, profile, baselines.baselines, &store)?;
+    let key = create_key_with(&db, &store, "read")?;
+    let server = start_server(&db, &store)?;
+    if let Some(url) = &b.store {
+        println!(
+            "store: {}",
+            burnrate::store::StoreUrl::parse(url)?.describe()
+        );
+    }
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
@@ -745,13 +775,17 @@ async fn bench_query(
     server.stop()?;
     let db_bytes = file_size(&db) + file_size(&dir.join("query.db-wal"));
     println!();
-    println!(
-        "store: {events} demo calls over 30 days ({}); {:.0} MB on disk vs {:.0} MB as NDJSON ({:.0}%)",
-        profile_label(&profile.resolve(DEFAULT_PROFILE)?),
-        db_bytes as f64 / 1e6,
-        ndjson_bytes as f64 / 1e6,
-        db_bytes as f64 / ndjson_bytes.max(1) as f64 * 100.0
-    );
+    let label = profile_label(&profile.resolve(DEFAULT_PROFILE)?);
+    match &b.store {
+        // Another store's size is its server's business: not a file here.
+        Some(_) => println!("store: {events} demo calls over 30 days ({label})"),
+        None => println!(
+            "store: {events} demo calls over 30 days ({label}); {:.0} MB on disk vs {:.0} MB as NDJSON ({:.0}%)",
+            db_bytes as f64 / 1e6,
+            ndjson_bytes as f64 / 1e6,
+            db_bytes as f64 / ndjson_bytes.max(1) as f64 * 100.0
+        ),
+    }
     println!(
         "server RSS after the run: {rss:.0} MB; slowest p95: {} ({:.1} ms)",
         worst.0, worst.1
@@ -1259,10 +1293,15 @@ async fn bench_explain(
     dir: &Path,
     rounds: usize,
     profile: &ProfileArgs,
+    store: Option<&str>,
 ) -> anyhow::Result<()> {
-    let (db, _) = bench_store(events, dir, profile, false)?;
-    let key = create_key(&db, "read")?;
-    let server = start_server(&db, &[])?;
+    let store: Vec<&str> = match store {
+        Some(url) => vec!["--store", url],
+        None => Vec::new(),
+    };
+    let (db, _) = bench_store(events, dir, profile, false, &store)?;
+    let key = create_key_with(&db, &store, "read")?;
+    let server = start_server(&db, &store)?;
     let client = reqwest::Client::new();
     let now = jiff::Timestamp::now().as_millisecond();
     const HOUR: i64 = 3_600_000;

@@ -756,3 +756,117 @@ pub async fn costliest_pages_list_every_priced_call_once_by_cost(store: Shared, 
         }
     }
 }
+
+/// Calls whose attempts straddle a window's edge count where their winning attempt's
+/// time is, not where a losing attempt's is: a window read (aggregate, listing, request
+/// values, latencies) that narrows to the calls with an attempt in the window must still
+/// resolve each call from all its attempts. Freshness names the newest call's time even
+/// when the newest stored attempt lost to an attempt days older.
+pub async fn window_reads_place_a_call_at_its_winning_attempt(store: Shared, _seed: u64) {
+    let book = PriceBook::bundled().unwrap();
+    let minute = 60_000;
+    let event = |id: &str, attempt: u64, minutes: i64, won: Option<(u64, u64)>| {
+        let mut e = json!({"externalRequestId": id, "attempt": attempt,
+            "timestamp": iso(START + minutes * minute), "provider": "openai",
+            "model": "gpt-4o", "endpointTag": "e"});
+        match won {
+            // A success with usage and a latency: it wins over every failure.
+            Some((input, latency)) => {
+                e["status"] = json!("success");
+                e["inputTokens"] = json!(input);
+                e["latencyMs"] = json!(latency);
+            }
+            None => {
+                e["status"] = json!("error");
+                e["usageMissing"] = json!(true);
+            }
+        }
+        e.to_string()
+    };
+    let ws = store.create_workspace("straddle".into()).await.unwrap().id;
+    // The window is the tenth hour after START: [START + 9 h, START + 10 h).
+    let (from, to) = (START + 9 * 60 * minute, START + 10 * 60 * minute);
+    let texts = [
+        // Lost at + 8:50 (before the window), won at + 9:10 (in it).
+        event("won-inside", 1, 9 * 60 - 10, None),
+        event("won-inside", 2, 10 * 60 - 50, Some((100, 50))),
+        // Lost at + 9:30 (in the window), won at + 10:20 (after it).
+        event("won-after", 1, 10 * 60 - 30, None),
+        event("won-after", 2, 11 * 60 - 40, Some((7, 90))),
+        event("single", 1, 10 * 60 - 20, Some((1000, 70))),
+    ];
+    store.ingest(ws, gen::prepare(&book, &texts)).await.unwrap();
+    let sums = |from_ms: i64, to_ms: i64| {
+        let store = store.clone();
+        async move {
+            let q = window_query(from_ms, to_ms);
+            let t = store.aggregate(ws, q).await.unwrap().total();
+            (t.requests, t.attempts, t.input)
+        }
+    };
+    // By hand: won-inside (2 attempts, 100 in) and single (1, 1000) in the window.
+    assert_eq!(sums(from, to).await, (2, 3, 1100));
+    // won-after belongs to the next hour with both its attempts.
+    assert_eq!(sums(to, to + 60 * minute).await, (1, 2, 7));
+    // The hour before holds nothing: won-inside's losing attempt is not a call there.
+    assert_eq!(sums(from - 60 * minute, from).await, (0, 0, 0));
+    let listed = all_pages(
+        &store,
+        ws,
+        EventQuery {
+            window: Some((from, to)),
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let ids: Vec<(&str, u32)> = listed
+        .iter()
+        .map(|e| (e.external_request_id.as_str(), e.attempts))
+        .collect();
+    assert_eq!(ids, [("single", 1), ("won-inside", 2)]);
+    let values = store
+        .request_values(ws, window_query(from, to), 10)
+        .await
+        .unwrap();
+    let inputs: Vec<u64> = values.iter().map(|v| v.input_tokens).collect();
+    assert_eq!(inputs, [1000, 100]);
+    let latencies = store
+        .latencies(ws, window_query(from, to), 10)
+        .await
+        .unwrap();
+    assert_eq!(latencies, [70, 50]);
+
+    // Freshness: the newest stored attempt (three days on) lost to an attempt at + 2:00;
+    // the newest call's time is that attempt's. The older call is written first, so
+    // the newest receive time is the newest call's alone.
+    let ws = store.create_workspace("stale".into()).await.unwrap().id;
+    let older = [event("older", 1, 60, Some((5, 10)))];
+    store.ingest(ws, gen::prepare(&book, &older)).await.unwrap();
+    let newest = [
+        event("newest", 1, 2 * 60, Some((5, 10))),
+        event("newest", 2, 3 * 24 * 60, None),
+    ];
+    store
+        .ingest(ws, gen::prepare(&book, &newest))
+        .await
+        .unwrap();
+    let f = store.freshness(ws).await.unwrap().unwrap();
+    assert_eq!(f.newest_event_ms, START + 2 * 60 * minute);
+    assert_eq!(f.ingest_lag_ms, f.newest_received_ms - f.newest_event_ms);
+}
+
+/// Every measure of everything in `[from_ms, to_ms)`, no groups.
+fn window_query(from_ms: i64, to_ms: i64) -> Query {
+    Query {
+        from_ms,
+        to_ms,
+        filters: Filters::default(),
+        group_by: Vec::new(),
+        bucket: None,
+        measures: Measure::ALL.to_vec(),
+        order_by: None,
+        ascending: false,
+        limit: 10,
+    }
+}

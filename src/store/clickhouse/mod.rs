@@ -175,6 +175,9 @@ pub struct ClickhouseStore {
     keys_seen: Arc<Mutex<HashMap<String, (KeyInfo, std::time::Instant)>>>,
     /// Where it was opened: an erasure's mutation runs on every shard's local table.
     url: ClickhouseUrl,
+    /// Each workspace's oldest stored attempt time, with when it was read: whether a
+    /// window read narrows (`read::narrowing`). Only speed depends on it.
+    oldest: Arc<Mutex<HashMap<WorkspaceId, (i64, std::time::Instant)>>>,
 }
 
 /// How long a key found in ClickHouse is trusted without asking again: a revocation or
@@ -325,6 +328,7 @@ impl ClickhouseStore {
                 queue: Arc::default(),
                 keys_seen: Arc::default(),
                 url,
+                oldest: Arc::default(),
             })
         })
         .join()

@@ -1,6 +1,8 @@
 //! Reads: every read goes through `calls`, the stored attempts resolved into calls (per
 //! (workspace, call): every column of the row with the largest `pick`, and the number of
-//! distinct attempts), then filters, groups and sums in SQL. Sums come back as 32-bit
+//! distinct attempts), then filters, groups and sums in SQL. A read of a time window
+//! resolves only the calls with an attempt in the window (`calls_in`), so its cost
+//! follows the window, not the whole history. Sums come back as 32-bit
 //! halves and are put together and range-checked in Rust, so a sum past i64 / u64 is
 //! `SumOverflow`, never a wrapped number.
 
@@ -61,6 +63,93 @@ pub(super) fn calls(store: &ClickhouseStore, scope: &str) -> String {
           FROM {} WHERE {scope} GROUP BY ws, idless, id)",
         winners.join(", "),
         store.table(schema::EVENTS.name)
+    )
+}
+
+/// `calls` narrowed to the calls that can take a time in `window` (`[from, to)`): those
+/// with at least one attempt stored in it; the caller still filters on `c_ts`.
+///
+/// Exact: a call's time `c_ts` is its winning attempt's `ts` (argMax by `pick` takes
+/// every column from one stored row), so a call whose time is in the window has that
+/// row in the window and passes; the call is then resolved from *all* its rows (the
+/// outer condition is on the call's key, not on `ts`), so it resolves exactly as
+/// without the narrowing. A call with no attempt in the window cannot have its time in
+/// it, so leaving it out changes no answer. A call with some attempt in the window but
+/// its winner outside passes and is dropped by the caller's `c_ts` condition, as before.
+/// On a cluster every row of a call is on one shard (sharded by workspace and id), so
+/// the shard's own table (`<events>_local`) answers the inner query: no set crosses the
+/// network, and ClickHouse's default refusal of a Distributed table inside a query over
+/// a Distributed table does not arise.
+fn calls_in(store: &ClickhouseStore, scope: &str, window: Option<(i64, i64)>) -> String {
+    match window {
+        Some((from, to)) => calls_having(store, scope, &format!("ts >= {from} AND ts < {to}")),
+        None => calls(store, scope),
+    }
+}
+
+/// How long a workspace's oldest stored time is reused before it is read again.
+const OLDEST_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The window a read of `window` narrows to, or None when the window spans at least half
+/// of the workspace's history (from its oldest stored attempt to now): then the set of
+/// calls in it is most of the workspace, and building it costs more than it saves (at
+/// 1M realistic events a 30-day window took 19 s narrowed against 9.5 s not). Either
+/// way the answer is the same (`calls_in`); the oldest time is cached for a minute.
+async fn narrowing(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    window: Option<(i64, i64)>,
+) -> Result<Option<(i64, i64)>> {
+    let Some((from, to)) = window else {
+        return Ok(None);
+    };
+    let cached = store
+        .oldest
+        .lock()
+        .map_err(|_| StoreError::Database("clickhouse: a lock was poisoned".into()))?
+        .get(&ws)
+        .filter(|(_, at)| at.elapsed() < OLDEST_FRESH)
+        .map(|(oldest, _)| *oldest);
+    let oldest = match cached {
+        Some(oldest) => oldest,
+        None => {
+            let sql = format!(
+                "SELECT min(ts) FROM {} WHERE ws = {ws}",
+                store.table(schema::EVENTS.name)
+            );
+            let rows = store.client.select(&sql).await?;
+            let oldest = rows.first().map_or(Ok(0), |r| num::<i64>(r, 0))?;
+            store
+                .oldest
+                .lock()
+                .map_err(|_| StoreError::Database("clickhouse: a lock was poisoned".into()))?
+                .insert(ws, (oldest, std::time::Instant::now()));
+            oldest
+        }
+    };
+    Ok(worth_narrowing((from, to), oldest, super::now_ms()).then_some((from, to)))
+}
+
+/// Whether `[from, to)` covers less than half of the history from `oldest` to `now`.
+fn worth_narrowing((from, to): (i64, i64), oldest: i64, now: i64) -> bool {
+    let history = now.saturating_sub(oldest);
+    let covered = to.min(now).saturating_sub(from.max(oldest));
+    covered.saturating_mul(2) < history
+}
+
+/// `calls` narrowed to the calls with at least one stored row meeting `row` (a
+/// condition on one attempt's columns), every row of them resolved (see `calls_in`).
+fn calls_having(store: &ClickhouseStore, scope: &str, row: &str) -> String {
+    let local = match store.url.cluster {
+        Some(_) => store.table(&format!("{}_local", schema::EVENTS.name)),
+        None => store.table(schema::EVENTS.name),
+    };
+    calls(
+        store,
+        &format!(
+            "{scope} AND (idless, id) IN (SELECT idless, id FROM {local}
+              WHERE {scope} AND {row})"
+        ),
     )
 }
 
@@ -222,7 +311,11 @@ pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> R
     let sql = format!(
         "SELECT {} FROM {}{}{group}",
         select.join(", "),
-        calls(store, &format!("ws = {ws}")),
+        calls_in(
+            store,
+            &format!("ws = {ws}"),
+            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?
+        ),
         where_clause(&conditions)
     );
     let mut rows = Vec::new();
@@ -327,7 +420,7 @@ pub async fn events(store: &ClickhouseStore, ws: WorkspaceId, q: EventQuery) -> 
     let sql = format!(
         "SELECT c_idless, c_id, c_attempts, {} FROM {}{} ORDER BY {order} LIMIT {}",
         columns.join(", "),
-        calls(store, &scope),
+        calls_in(store, &scope, narrowing(store, ws, q.window).await?),
         where_clause(&conditions),
         q.limit + 1
     );
@@ -433,7 +526,11 @@ async fn newest(
     conditions.extend(extra.map(str::to_string));
     let sql = format!(
         "SELECT {columns} FROM {}{} ORDER BY c_ts DESC LIMIT {limit}",
-        calls(store, &format!("ws = {ws}")),
+        calls_in(
+            store,
+            &format!("ws = {ws}"),
+            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?
+        ),
         where_clause(&conditions)
     );
     store.client.select(&sql).await
@@ -502,7 +599,59 @@ pub async fn versions_seen(
         .collect()
 }
 
+/// How far back from the newest stored time (and receive time) `freshness` looks first.
+const FRESH_LOOKBACK_MS: i64 = 24 * 3_600_000;
+
 pub async fn freshness(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Option<Freshness>> {
+    // The newest stored attempt's time and receive time bound the answer from above:
+    // every call's time and receive time are its winner's, one of its stored rows.
+    let sql = format!(
+        "SELECT count(), max(ts), max(received) FROM {} WHERE ws = {ws}",
+        store.table(schema::EVENTS.name)
+    );
+    let rows = store.client.select(&sql).await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    if num::<u64>(row, 0)? == 0 {
+        return Ok(None);
+    }
+    let (since_ts, since_received) = (
+        num::<i64>(row, 1)?.saturating_sub(FRESH_LOOKBACK_MS),
+        num::<i64>(row, 2)?.saturating_sub(FRESH_LOOKBACK_MS),
+    );
+    // Exact: a call whose time is at least `since_ts` has its winning row there, so it
+    // is among the calls resolved here, and every call left out has an earlier time;
+    // the same holds for receive times. Only when no resolved call's own time (or
+    // receive time) is that recent (every recent attempt lost to an older winner) is
+    // the whole workspace resolved.
+    let narrowed = format!(
+        "SELECT countIf(c_ts >= {since_ts}), maxIf(c_ts, c_ts >= {since_ts}),
+                countIf(c_received >= {since_received}),
+                maxIf(c_received, c_received >= {since_received}),
+                argMaxIf(c_ts, c_received, c_received >= {since_received}) FROM {}",
+        calls_having(
+            store,
+            &format!("ws = {ws}"),
+            &format!("(ts >= {since_ts} OR received >= {since_received})")
+        )
+    );
+    let rows = store.client.select(&narrowed).await?;
+    if let Some(row) = rows.first() {
+        if num::<u64>(row, 0)? > 0 && num::<u64>(row, 2)? > 0 {
+            let newest_received_ms: i64 = num(row, 3)?;
+            return Ok(Some(Freshness {
+                newest_event_ms: num(row, 1)?,
+                newest_received_ms,
+                ingest_lag_ms: newest_received_ms - num::<i64>(row, 4)?,
+            }));
+        }
+    }
+    freshness_of_all(store, ws).await
+}
+
+/// `freshness` from every call of the workspace.
+async fn freshness_of_all(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Option<Freshness>> {
     let sql = format!(
         "SELECT count(), max(c_ts), max(c_received), argMax(c_ts, c_received) FROM {}",
         calls(store, &format!("ws = {ws}"))
@@ -574,6 +723,23 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_window_narrows_only_when_it_spans_less_than_half_the_history() {
+        const DAY: i64 = 86_400_000;
+        let now = 30 * DAY;
+        // 30 days of history: the last day and the last week narrow, the month does not.
+        assert!(worth_narrowing((29 * DAY, now), 0, now));
+        assert!(worth_narrowing((23 * DAY, now), 0, now));
+        assert!(!worth_narrowing((0, now), 0, now));
+        // 15 of 30 days is half: not narrowed; a window reaching past now or before the
+        // oldest time counts only its part inside the history.
+        assert!(!worth_narrowing((15 * DAY, now), 0, now));
+        assert!(worth_narrowing((26 * DAY, now + 100 * DAY), 0, now));
+        assert!(!worth_narrowing((-100 * DAY, 16 * DAY), 0, now));
+        // A window wholly before the history covers none of it.
+        assert!(worth_narrowing((-10 * DAY, -DAY), 0, now));
     }
 
     #[test]
