@@ -66,6 +66,11 @@ impl CallIndex {
         self.keys.len() + self.recent.len() + self.more.values().map(Vec::len).sum::<usize>()
     }
 
+    /// About how many bytes the index takes on the heap (for the memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        12 * self.keys.capacity() + 17 * self.recent.capacity()
+    }
+
     pub fn insert(&mut self, key: u64, row: i64) {
         if self.first(key).is_some() {
             self.more.entry(key).or_default().push(row);

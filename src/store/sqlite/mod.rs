@@ -91,7 +91,15 @@ impl SqliteStore {
         let ms = started.elapsed().as_millis() as u64;
         // Debug, never info: every CLI command opens the store, and what a command prints
         // must not depend on how long the build took (RUST_LOG=debug shows it).
-        tracing::debug!(seq = totals.seq, ms, cells = %cells.join(" "), calls = calls.len(), "rollups and call index built from the events");
+        tracing::debug!(
+            seq = totals.seq,
+            ms,
+            cells = %cells.join(" "),
+            cells_mb = totals.heap_bytes() / 1_000_000,
+            calls = calls.len(),
+            calls_mb = calls.heap_bytes() / 1_000_000,
+            "rollups and call index built from the events"
+        );
         Ok(writer::Derived {
             rollups: Arc::new(rollup::Rollups::new(totals)),
             calls: Arc::new(std::sync::RwLock::new(calls)),

@@ -345,6 +345,19 @@ impl Cells {
         self.buckets.values().map(Bucket::len).sum()
     }
 
+    /// About how many bytes the cells take on the heap (for the memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        let open_slot = std::mem::size_of::<(DimIds, Cell)>() + 1;
+        self.buckets
+            .values()
+            .map(|b| {
+                b.packed.bytes.capacity()
+                    + 4 * b.packed.starts.capacity()
+                    + open_slot * b.open.capacity()
+            })
+            .sum()
+    }
+
     /// Call `f` with (bucket start, ids, sums) for every cell of `workspace`'s buckets
     /// that start in `from..to` and whose ids `keep` accepts (checked before a packed
     /// cell's sums are decoded). A cell can come twice, its packed sums and the changes
@@ -458,6 +471,8 @@ impl Bucket {
         merged.extend(open);
         merged.retain(|(_, cell)| cell.iter().any(|m| *m != 0));
         self.packed = Packed::from_sorted(&merged);
+        // A drained map keeps its slots (~140 bytes each): start small again.
+        self.open = HashMap::default();
         Ok(())
     }
 
@@ -776,6 +791,11 @@ impl Totals {
             *span = (span.0.min(first), span.1.max(last));
         }
         Ok(())
+    }
+
+    /// About how many bytes the cells take on the heap (for the memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        self.cells.iter().flatten().map(Cells::heap_bytes).sum()
     }
 
     /// Cells per family and grain, for the memory figures in logs and benchmarks.
