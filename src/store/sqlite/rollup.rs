@@ -455,7 +455,8 @@ impl Bucket {
 
     /// Fold the open deltas into the packed cells, dropping cells whose sums are all 0.
     fn pack(&mut self) -> Result<(), WriteError> {
-        let mut open: Vec<(DimIds, Cell)> = self.open.drain().collect();
+        // Taken, not drained: a drained map keeps its slots (~140 bytes each).
+        let mut open: Vec<(DimIds, Cell)> = std::mem::take(&mut self.open).into_iter().collect();
         open.sort_unstable_by_key(|(dims, _)| *dims);
         let mut merged = Vec::with_capacity(self.packed.len() + open.len());
         let mut open = open.into_iter().peekable();
@@ -471,8 +472,6 @@ impl Bucket {
         merged.extend(open);
         merged.retain(|(_, cell)| cell.iter().any(|m| *m != 0));
         self.packed = Packed::from_sorted(&merged);
-        // A drained map keeps its slots (~140 bytes each): start small again.
-        self.open = HashMap::default();
         Ok(())
     }
 
