@@ -1,12 +1,13 @@
 //! Rollups: per-hour and per-day sums of events by fixed dimension sets, kept in memory
 //! (derived data: rebuilt from the events at open, never written to the file). The writer
-//! folds each commit's changes into a `Pending` before the commit, checks them against
-//! the totals, and applies them right after the commit together with the commit's
-//! sequence number, so a read can tell which commits the totals include.
+//! records each commit's changes (`Changes`: every call's contribution), checks before
+//! the commit that no total can leave i64, and hands them with the commit's sequence
+//! number to a fold thread, which sums them into cells (`Pending`) and into the totals;
+//! a read can tell which commits the totals include.
 
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{mpsc, Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 
 /// Why a commit's writes failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,9 @@ pub enum WriteError {
     /// float); the measure is named.
     #[error("the {0} total of a rollup cell would overflow")]
     Overflow(&'static str),
+    /// The fold thread did not get commit N (not expected: the writer hands every one).
+    #[error("commit {0} never reached the rollups")]
+    Missing(i64),
 }
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -275,6 +279,43 @@ pub type VersionKey = (i64, i64, i64, i64, i64);
 /// (family index, grain, workspace, bucket start, dimension ids).
 type Key = (usize, Grain, i64, i64, DimIds);
 
+/// Per measure, the sum of the absolute values of contributions: no cell of the
+/// workspace can be further from zero than what was ever added to it.
+pub type Reach = [i128; N_MEASURES];
+
+fn add_reach(reach: &mut Reach, measures: &Cell) {
+    for (r, m) in reach.iter_mut().zip(measures) {
+        *r = r.saturating_add(i128::from(m.unsigned_abs()));
+    }
+}
+
+/// The rollup changes of one commit as the writer records them: each call's
+/// contribution and sign, summed into cells later by the fold thread, and per
+/// workspace how far they can move any cell (`Reach`), which decides the overflow
+/// check before the commit.
+#[derive(Default)]
+pub struct Changes {
+    calls: Vec<(Contribution, i64)>,
+    reach: HashMap<i64, Reach, Hasher>,
+}
+
+impl Changes {
+    /// Add (`sign` = 1) or take back (`sign` = -1) one call's contribution.
+    pub fn apply(&mut self, c: &Contribution, sign: i64) {
+        add_reach(self.reach.entry(c.workspace).or_default(), &c.measures());
+        self.calls.push((*c, sign));
+    }
+
+    /// The changes summed per cell; checked, so a sum that would wrap names its measure.
+    pub fn pending(&self) -> Result<Pending, WriteError> {
+        let mut pending = Pending::default();
+        for (c, sign) in &self.calls {
+            pending.apply(c, *sign)?;
+        }
+        Ok(pending)
+    }
+}
+
 /// The rollup changes of one commit, folded per cell.
 #[derive(Default)]
 pub struct Pending {
@@ -282,6 +323,7 @@ pub struct Pending {
     seen: HashMap<VersionKey, (i64, i64), Hasher>,
     /// Per workspace, the newest event time this commit stores.
     newest: HashMap<i64, i64, Hasher>,
+    reach: HashMap<i64, Reach, Hasher>,
 }
 
 impl Pending {
@@ -289,6 +331,7 @@ impl Pending {
     /// a sum that would wrap fails the commit instead.
     pub fn apply(&mut self, c: &Contribution, sign: i64) -> Result<(), WriteError> {
         let measures = c.measures();
+        add_reach(self.reach.entry(c.workspace).or_default(), &measures);
         for (i, family) in FAMILIES.iter().enumerate() {
             let dims = c.dims(family)?;
             for &grain in family.grains {
@@ -609,7 +652,13 @@ pub struct Totals {
     /// the pruned history is added to the main and tenant families' hours and every day,
     /// never to user hours, so those start no earlier than this.
     pub raw_from: HashMap<i64, i64, Hasher>,
+    /// Per workspace, how far from zero any of its cells can be (the overflow bound).
+    reach: HashMap<i64, Reach, Hasher>,
 }
+
+/// The `seq` of totals a fold failed on: no commit has it, so reads wait for the
+/// rebuild they then ask the writer for.
+const STALE: i64 = -1;
 
 impl Totals {
     /// Whether `pending` can be added without a total leaving i64 (checked before the
@@ -671,6 +720,12 @@ impl Totals {
     /// The recent hours move first, so a change to an hour that just left them is not
     /// kept (that hour's cells are dropped with it).
     pub fn apply(&mut self, pending: Pending, seq: i64) -> Result<(), WriteError> {
+        for (ws, reach) in &pending.reach {
+            let total = self.reach.entry(*ws).or_default();
+            for (t, r) in total.iter_mut().zip(reach) {
+                *t = t.saturating_add(*r);
+            }
+        }
         for (ws, ts) in pending.newest {
             if self.see_newest(ws, ts) {
                 self.drop_old_hours(ws);
@@ -699,8 +754,27 @@ impl Totals {
         Ok(())
     }
 
+    /// Fold the changes of commit `seq` (on the fold thread). A commit a rebuild already
+    /// includes is skipped; a failed fold, or a commit missing before this one, leaves
+    /// the totals STALE until the writer rebuilds them (reads wait and ask for that).
+    fn fold(&mut self, pending: Result<Pending, WriteError>, seq: i64) {
+        if self.seq == STALE || seq <= self.seq {
+            return;
+        }
+        let folded = match pending {
+            Ok(pending) if seq == self.seq + 1 => self.apply(pending, seq),
+            Ok(_) => Err(WriteError::Missing(self.seq + 1)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = folded {
+            tracing::error!(error = %e, seq, "folding a commit into the rollups failed; they will be rebuilt");
+            self.seq = STALE;
+        }
+    }
+
     /// Add `measures` to every cell `c`'s dimensions and time fall in (that is kept).
     fn add_measures(&mut self, c: &Contribution, measures: &Cell) -> Result<(), WriteError> {
+        add_reach(self.reach.entry(c.workspace).or_default(), measures);
         for (i, family) in FAMILIES.iter().enumerate() {
             let dims = c.dims(family)?;
             for &grain in family.grains {
@@ -817,31 +891,147 @@ pub fn commit_seq(conn: &Connection) -> rusqlite::Result<i64> {
     Ok(text.parse().unwrap_or(0))
 }
 
-/// The rollups shared by the writer (the only one who changes them) and the readers.
-#[derive(Default)]
+/// The rollups shared by the writer and the readers, and the fold thread that sums each
+/// commit's changes into them (off the writer thread: summing and packing cells took a
+/// quarter of the writer's time, and a fold waiting for readers no longer holds up the
+/// next commit).
 pub struct Rollups {
     totals: RwLock<Totals>,
+    /// What the totals hold once every commit handed to the fold thread is in.
+    ahead: Mutex<Ahead>,
+    folds: mpsc::Sender<Fold>,
+}
+
+struct Ahead {
+    seq: i64,
+    reach: HashMap<i64, Reach, Hasher>,
+}
+
+enum Fold {
+    Commit(Changes, i64),
+    /// Answered once every commit handed before it is in the totals.
+    Flush(mpsc::SyncSender<()>),
 }
 
 impl Rollups {
-    pub fn new(totals: Totals) -> Rollups {
-        Rollups {
-            totals: RwLock::new(totals),
-        }
+    /// The rollups over `totals`, with their fold thread (which ends with them).
+    pub fn new(totals: Totals) -> Arc<Rollups> {
+        let (folds, jobs) = mpsc::channel();
+        let ahead = Mutex::new(Ahead {
+            seq: totals.seq,
+            reach: totals.reach.clone(),
+        });
+        Arc::new_cyclic(|me: &Weak<Rollups>| {
+            let me = me.clone();
+            let spawned = std::thread::Builder::new()
+                .name("burnrate-fold".into())
+                .spawn(move || fold_commits(me, jobs));
+            if let Err(e) = spawned {
+                // Hand-offs then fold on the writer thread (see `hand_off`).
+                tracing::error!(error = %e, "could not start the rollups' fold thread");
+            }
+            Rollups {
+                totals: RwLock::new(totals),
+                ahead,
+                folds,
+            }
+        })
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, Totals> {
         self.totals.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn apply(&self, pending: Pending, seq: i64) -> Result<(), WriteError> {
-        let mut totals = self.totals.write().unwrap_or_else(|e| e.into_inner());
-        totals.apply(pending, seq)
+    fn ahead(&self) -> std::sync::MutexGuard<'_, Ahead> {
+        self.ahead.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Replace every total (after a rebuild).
+    /// The commit sequence the totals reach once every handed-off commit is folded: the
+    /// writer compares it with the file's to notice another process's commits.
+    pub fn ahead_seq(&self) -> i64 {
+        self.ahead().seq
+    }
+
+    /// Whether `changes` can be committed without any total leaving i64. Decided from
+    /// each workspace's reach when that proves it (always, short of totals near 9.2 *
+    /// 10^18); otherwise, once the fold thread caught up, cell by cell as exactly.
+    pub fn admit(&self, changes: &Changes) -> Result<(), WriteError> {
+        let mut ahead = self.ahead();
+        let fits = changes.reach.iter().all(|(ws, reach)| {
+            let before = ahead.reach.get(ws).copied().unwrap_or_default();
+            before
+                .iter()
+                .zip(reach)
+                .all(|(b, r)| b.saturating_add(*r) <= i128::from(i64::MAX))
+        });
+        if !fits {
+            self.flush();
+            self.read().check(&changes.pending()?)?;
+        }
+        for (ws, reach) in &changes.reach {
+            let total = ahead.reach.entry(*ws).or_default();
+            for (t, r) in total.iter_mut().zip(reach) {
+                *t = t.saturating_add(*r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hand commit `seq`'s changes (admitted before it) to the fold thread.
+    pub fn hand_off(&self, changes: Changes, seq: i64) {
+        self.ahead().seq = seq;
+        if let Err(mpsc::SendError(Fold::Commit(changes, seq))) =
+            self.folds.send(Fold::Commit(changes, seq))
+        {
+            let mut totals = self.totals.write().unwrap_or_else(|e| e.into_inner());
+            totals.fold(changes.pending(), seq);
+        }
+    }
+
+    /// Wait until every handed-off commit is in the totals.
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        if self.folds.send(Fold::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Replace every total (after a rebuild, which includes every commit up to its `seq`).
     pub fn replace(&self, fresh: Totals) {
+        self.flush();
+        *self.ahead() = Ahead {
+            seq: fresh.seq,
+            reach: fresh.reach.clone(),
+        };
         *self.totals.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+}
+
+/// The fold thread: takes every handed-off commit waiting, sums each into cells outside
+/// the lock, then adds them to the totals under one write lock.
+fn fold_commits(rollups: Weak<Rollups>, jobs: mpsc::Receiver<Fold>) {
+    while let Ok(first) = jobs.recv() {
+        let mut commits = Vec::new();
+        let mut flushed = Vec::new();
+        for job in std::iter::once(first).chain(jobs.try_iter()) {
+            match job {
+                Fold::Commit(changes, seq) => commits.push((changes.pending(), seq)),
+                Fold::Flush(done) => flushed.push(done),
+            }
+        }
+        let Some(rollups) = rollups.upgrade() else {
+            return;
+        };
+        {
+            let mut totals = rollups.totals.write().unwrap_or_else(|e| e.into_inner());
+            for (pending, seq) in commits {
+                totals.fold(pending, seq);
+            }
+        }
+        drop(rollups);
+        for done in flushed {
+            let _ = done.send(());
+        }
     }
 }
 
@@ -889,6 +1079,80 @@ mod tests {
             .cell(0, 0, &[0; 7])
             .unwrap();
         assert_eq!((cell[0], cell[2], totals.seq), (1, i64::MAX - 1, 1));
+    }
+
+    fn costing(workspace: i64, cost_nanos: i64) -> Contribution {
+        Contribution {
+            workspace,
+            cost_nanos: Some(cost_nanos),
+            ..Default::default()
+        }
+    }
+
+    /// The main family's hourly cell (all dimensions 0) of `workspace` at hour 0.
+    fn cost_of(rollups: &Rollups, workspace: i64) -> Option<i64> {
+        let totals = rollups.read();
+        let cell = totals.cells[0][Grain::Hour as usize].cell(workspace, 0, &[0; 7]);
+        cell.map(|c| c[2])
+    }
+
+    #[test]
+    fn handed_off_commits_reach_the_totals_in_order_and_a_flush_waits_for_them() {
+        let rollups = Rollups::new(Totals::default());
+        for seq in 1..=50 {
+            let mut changes = Changes::default();
+            changes.apply(&costing(1, 3), 1);
+            rollups.admit(&changes).unwrap();
+            rollups.hand_off(changes, seq);
+        }
+        assert_eq!(rollups.ahead_seq(), 50);
+        rollups.flush();
+        assert_eq!(rollups.read().seq, 50);
+        assert_eq!(cost_of(&rollups, 1), Some(150));
+    }
+
+    #[test]
+    fn a_commit_that_could_overflow_is_checked_cell_by_cell_against_folded_totals() {
+        let rollups = Rollups::new(Totals::default());
+        // Workspace 1 nears i64::MAX; its reach no longer proves a commit safe.
+        let mut near = Changes::default();
+        near.apply(&costing(1, i64::MAX - 10), 1);
+        rollups.admit(&near).unwrap();
+        rollups.hand_off(near, 1);
+        // 10 more still fits: checked exactly (after the fold thread caught up).
+        let mut fits = Changes::default();
+        fits.apply(&costing(1, 10), 1);
+        rollups.admit(&fits).unwrap();
+        rollups.hand_off(fits, 2);
+        // One more nano-USD would wrap the cell: refused, naming the measure.
+        let mut over = Changes::default();
+        over.apply(&costing(1, 1), 1);
+        let err = rollups.admit(&over).unwrap_err();
+        assert!(matches!(err, WriteError::Overflow("cost_nanos")), "{err}");
+        // Another workspace's reach is its own: admitted without waiting.
+        let mut other = Changes::default();
+        other.apply(&costing(2, 1), 1);
+        rollups.admit(&other).unwrap();
+        rollups.hand_off(other, 3);
+        rollups.flush();
+        assert_eq!(cost_of(&rollups, 1), Some(i64::MAX));
+        assert_eq!(cost_of(&rollups, 2), Some(1));
+    }
+
+    #[test]
+    fn a_missing_commit_leaves_the_totals_stale_until_a_rebuild() {
+        let rollups = Rollups::new(Totals::default());
+        let mut changes = Changes::default();
+        changes.apply(&costing(1, 5), 1);
+        rollups.hand_off(changes, 2);
+        rollups.flush();
+        // No read can match STALE; the rebuild replaces the totals whole.
+        assert_eq!(rollups.read().seq, STALE);
+        rollups.replace(Totals {
+            seq: 2,
+            ..Default::default()
+        });
+        assert_eq!((rollups.read().seq, rollups.ahead_seq()), (2, 2));
     }
 
     #[test]

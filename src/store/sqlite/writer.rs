@@ -3,7 +3,7 @@
 //! sender. A 2xx is only sent after that commit.
 
 use super::calls::CallIndex;
-use super::rollup::{Contribution, Pending, Rollups, Totals, WriteError, CONTRIBUTION_COLUMNS};
+use super::rollup::{Changes, Contribution, Rollups, Totals, WriteError, CONTRIBUTION_COLUMNS};
 use super::schema::DimKind;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{DataMode, Environment};
@@ -185,6 +185,7 @@ fn store_error(e: WriteError) -> StoreError {
             StoreError::WriteOverflow(event_field(measure).to_string())
         }
         WriteError::Db(e) => StoreError::from(&e),
+        e @ WriteError::Missing(_) => StoreError::Database(e.to_string()),
     }
 }
 
@@ -290,7 +291,7 @@ fn begin<'c>(
 ) -> std::result::Result<(Transaction<'c>, i64), WriteError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let file_seq = super::rollup::commit_seq(&tx)?;
-    if file_seq != derived.rollups.read().seq {
+    if file_seq != derived.rollups.ahead_seq() {
         // Another process may have erased ids (deleting their dims rows).
         *dims = DimCache::default();
         let totals = Totals::sum(&tx)?;
@@ -320,7 +321,7 @@ fn commit(
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut changes = Vec::new();
-    let mut pending = Pending::default();
+    let mut pending = Changes::default();
     {
         // Prepared once per commit: the statement cache would hash the SQL per event.
         let mut insert = tx.prepare(INSERT_EVENT)?;
@@ -348,7 +349,7 @@ fn commit(
         }
     }
     // A total this commit would push past i64 refuses it before anything is stored.
-    derived.rollups.read().check(&pending)?;
+    derived.rollups.admit(&pending)?;
     let seq: i64 = tx
         .prepare_cached(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'commit_seq'
@@ -372,28 +373,27 @@ fn commit(
     Ok((outcomes, changes))
 }
 
-/// Fold a commit into the rollups. When the sequence jumped (another process, such as
-/// `burnrate import`, committed events to the same file since), rebuild them instead.
+/// Hand a commit's changes to the rollups' fold thread. When the sequence jumped
+/// (another process, such as `burnrate import`, committed events to the same file
+/// since), rebuild them instead.
 fn after_commit(
     conn: &mut Connection,
     derived: &Derived,
-    pending: Pending,
+    changes: Changes,
     applied: i64,
     seq: i64,
 ) {
     if seq == applied + 1 {
-        match derived.rollups.apply(pending, seq) {
-            Ok(()) => return,
-            // Checked before the commit, so not expected; the rebuild repairs the totals.
-            Err(e) => tracing::error!(error = %e, "folding a commit into the rollups failed"),
-        }
+        derived.rollups.hand_off(changes, seq);
+        return;
     }
     catch_up(conn, derived);
 }
 
 /// Rebuild the rollups and the call index from the events when they are not at the
-/// file's commit sequence.
+/// file's commit sequence (once every handed-off commit is folded).
 pub fn catch_up(conn: &mut Connection, derived: &Derived) {
+    derived.rollups.flush();
     let current = super::rollup::commit_seq(conn).ok();
     if current == Some(derived.rollups.read().seq) {
         return;
@@ -613,7 +613,7 @@ fn contribution(
 struct Sinks<'a, 'b> {
     dims: &'a mut DimCache,
     calls: &'a mut CommitCalls<'b>,
-    rollups: &'a mut Pending,
+    rollups: &'a mut Changes,
 }
 
 fn write_event(
@@ -686,7 +686,7 @@ fn write_event(
     sinks.calls.added.rows.entry(key).or_default().push(row);
     sinks
         .rollups
-        .apply(&contribution(workspace, p, &cols, 1), 1)?;
+        .apply(&contribution(workspace, p, &cols, 1), 1);
     let change = CostChange {
         old_cost: None,
         kept: None,
@@ -773,7 +773,7 @@ fn stored_call(
 /// The id is taken: apply the dedupe decision to the stored call.
 fn merge_attempt(
     tx: &Transaction,
-    rollups: &mut Pending,
+    rollups: &mut Changes,
     ext_id: &str,
     stored_row: StoredRow,
     p: &PricedEvent,
@@ -816,7 +816,7 @@ fn merge_attempt(
     };
     let attempts = dedupe::attempt_count(new_mask);
     // The call's old contribution leaves the rollups; its new one enters.
-    rollups.apply(&old, -1)?;
+    rollups.apply(&old, -1);
     if !replace {
         tx.prepare_cached("UPDATE events SET attempt_mask = ?2, attempts = ?3 WHERE id = ?1")?
             .execute(params![row_id, new_mask as i64, attempts])?;
@@ -826,13 +826,13 @@ fn merge_attempt(
                 ..old
             },
             1,
-        )?;
+        );
         return Ok((WriteResult::Attempt { replaced: false }, change));
     }
     change.retract = Some(retraction(tx, ext_id, &old, old_tags)?);
     // The winner describes the whole call, environment and data mode included.
     change.kept = None;
-    rollups.apply(&contribution(workspace, p, cols, attempts as i64), 1)?;
+    rollups.apply(&contribution(workspace, p, cols, attempts as i64), 1);
     tx.prepare_cached(
         "UPDATE events SET attempt_mask = ?2, attempts = ?3, attempt = ?4, ts = ?5, provider = ?6,
             model = ?7, endpoint = ?8, prompt_version = ?9, tenant = ?10, user = ?11,
