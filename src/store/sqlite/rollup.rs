@@ -2,8 +2,8 @@
 //! (derived data: rebuilt from the events at open, never written to the file). The writer
 //! records each commit's changes (`Changes`: every call's contribution), checks before
 //! the commit that no total can leave i64, and hands them with the commit's sequence
-//! number to a fold thread, which sums them into cells (`Pending`) and into the totals;
-//! a read can tell which commits the totals include.
+//! number to a fold thread, which adds them to the totals' cells; a read can tell which
+//! commits the totals include.
 
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashMap};
@@ -316,14 +316,11 @@ impl Changes {
     }
 }
 
-/// The rollup changes of one commit, folded per cell.
+/// The rollup changes of one commit summed per cell: what the exact overflow check
+/// compares with the totals when a workspace's reach cannot rule an overflow out.
 #[derive(Default)]
 pub struct Pending {
     sums: HashMap<Key, Cell, Hasher>,
-    seen: HashMap<VersionKey, (i64, i64), Hasher>,
-    /// Per workspace, the newest event time this commit stores.
-    newest: HashMap<i64, i64, Hasher>,
-    reach: HashMap<i64, Reach, Hasher>,
 }
 
 impl Pending {
@@ -331,7 +328,6 @@ impl Pending {
     /// a sum that would wrap fails the commit instead.
     pub fn apply(&mut self, c: &Contribution, sign: i64) -> Result<(), WriteError> {
         let measures = c.measures();
-        add_reach(self.reach.entry(c.workspace).or_default(), &measures);
         for (i, family) in FAMILIES.iter().enumerate() {
             let dims = c.dims(family)?;
             for &grain in family.grains {
@@ -342,12 +338,6 @@ impl Pending {
                     .or_insert([0; N_MEASURES]);
                 add_cell(entry, &measures, sign)?;
             }
-        }
-        if sign > 0 {
-            let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
-            *span = (span.0.min(c.ts), span.1.max(c.ts));
-            let newest = self.newest.entry(c.workspace).or_insert(c.ts);
-            *newest = (*newest).max(c.ts);
         }
         Ok(())
     }
@@ -716,34 +706,6 @@ impl Totals {
         }
     }
 
-    /// Add a committed `pending` (already checked) and record the commit's sequence.
-    /// The recent hours move first, so a change to an hour that just left them is not
-    /// kept (that hour's cells are dropped with it).
-    pub fn apply(&mut self, pending: Pending, seq: i64) -> Result<(), WriteError> {
-        for (ws, reach) in &pending.reach {
-            let total = self.reach.entry(*ws).or_default();
-            for (t, r) in total.iter_mut().zip(reach) {
-                *t = t.saturating_add(*r);
-            }
-        }
-        for (ws, ts) in pending.newest {
-            if self.see_newest(ws, ts) {
-                self.drop_old_hours(ws);
-            }
-        }
-        for ((family, grain, ws, bucket, dims), delta) in pending.sums {
-            if self.keeps(family, grain, ws, bucket) {
-                self.cells[family][grain as usize].add(ws, bucket, dims, &delta, 1)?;
-            }
-        }
-        for (key, (first, last)) in pending.seen {
-            let span = self.seen.entry(key).or_insert((first, last));
-            *span = (span.0.min(first), span.1.max(last));
-        }
-        self.seq = seq;
-        Ok(())
-    }
-
     /// One call's contribution straight into the totals (a rebuild, which drops the
     /// hours that left the recent ones at its end).
     fn add(&mut self, c: &Contribution) -> Result<(), WriteError> {
@@ -757,19 +719,66 @@ impl Totals {
     /// Fold the changes of commit `seq` (on the fold thread). A commit a rebuild already
     /// includes is skipped; a failed fold, or a commit missing before this one, leaves
     /// the totals STALE until the writer rebuilds them (reads wait and ask for that).
-    fn fold(&mut self, pending: Result<Pending, WriteError>, seq: i64) {
+    fn fold(&mut self, changes: &Changes, seq: i64) {
         if self.seq == STALE || seq <= self.seq {
             return;
         }
-        let folded = match pending {
-            Ok(pending) if seq == self.seq + 1 => self.apply(pending, seq),
-            Ok(_) => Err(WriteError::Missing(self.seq + 1)),
-            Err(e) => Err(e),
+        let folded = if seq == self.seq + 1 {
+            self.apply_changes(changes, seq)
+        } else {
+            Err(WriteError::Missing(self.seq + 1))
         };
         if let Err(e) = folded {
             tracing::error!(error = %e, seq, "folding a commit into the rollups failed; they will be rebuilt");
             self.seq = STALE;
         }
+    }
+
+    /// Add a committed commit's changes call by call, as `apply` adds them summed per
+    /// cell (summing first cost the fold thread a hash-map entry per cell and call, and
+    /// at realistic cardinality most cells of a commit get one call).
+    fn apply_changes(&mut self, changes: &Changes, seq: i64) -> Result<(), WriteError> {
+        for (ws, reach) in &changes.reach {
+            let total = self.reach.entry(*ws).or_default();
+            for (t, r) in total.iter_mut().zip(reach) {
+                *t = t.saturating_add(*r);
+            }
+        }
+        // The recent hours move first (see `apply`).
+        let mut newest: HashMap<i64, i64, Hasher> = HashMap::default();
+        for (c, _) in changes.calls.iter().filter(|(_, sign)| *sign > 0) {
+            let ts = newest.entry(c.workspace).or_insert(c.ts);
+            *ts = (*ts).max(c.ts);
+        }
+        for (ws, ts) in newest {
+            if self.see_newest(ws, ts) {
+                self.drop_old_hours(ws);
+            }
+        }
+        for (c, sign) in &changes.calls {
+            let measures = c.measures();
+            for (i, family) in FAMILIES.iter().enumerate() {
+                let dims = c.dims(family)?;
+                for &grain in family.grains {
+                    let bucket = c.ts.div_euclid(grain.millis()) * grain.millis();
+                    if self.keeps(i, grain, c.workspace, bucket) {
+                        self.cells[i][grain as usize].add(
+                            c.workspace,
+                            bucket,
+                            dims,
+                            &measures,
+                            *sign,
+                        )?;
+                    }
+                }
+            }
+            if *sign > 0 {
+                let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
+                *span = (span.0.min(c.ts), span.1.max(c.ts));
+            }
+        }
+        self.seq = seq;
+        Ok(())
     }
 
     /// Add `measures` to every cell `c`'s dimensions and time fall in (that is kept).
@@ -984,7 +993,7 @@ impl Rollups {
             self.folds.send(Fold::Commit(changes, seq))
         {
             let mut totals = self.totals.write().unwrap_or_else(|e| e.into_inner());
-            totals.fold(changes.pending(), seq);
+            totals.fold(&changes, seq);
         }
     }
 
@@ -1007,15 +1016,15 @@ impl Rollups {
     }
 }
 
-/// The fold thread: takes every handed-off commit waiting, sums each into cells outside
-/// the lock, then adds them to the totals under one write lock.
+/// The fold thread: takes every handed-off commit waiting and adds them to the totals
+/// under one write lock.
 fn fold_commits(rollups: Weak<Rollups>, jobs: mpsc::Receiver<Fold>) {
     while let Ok(first) = jobs.recv() {
         let mut commits = Vec::new();
         let mut flushed = Vec::new();
         for job in std::iter::once(first).chain(jobs.try_iter()) {
             match job {
-                Fold::Commit(changes, seq) => commits.push((changes.pending(), seq)),
+                Fold::Commit(changes, seq) => commits.push((changes, seq)),
                 Fold::Flush(done) => flushed.push(done),
             }
         }
@@ -1024,8 +1033,8 @@ fn fold_commits(rollups: Weak<Rollups>, jobs: mpsc::Receiver<Fold>) {
         };
         {
             let mut totals = rollups.totals.write().unwrap_or_else(|e| e.into_inner());
-            for (pending, seq) in commits {
-                totals.fold(pending, seq);
+            for (changes, seq) in commits {
+                totals.fold(&changes, seq);
             }
         }
         drop(rollups);
@@ -1058,10 +1067,10 @@ mod tests {
             cost_nanos: Some(i64::MAX - 1),
             ..Default::default()
         };
-        let mut first = Pending::default();
-        first.apply(&near, 1).unwrap();
-        totals.check(&first).unwrap();
-        totals.apply(first, 1).unwrap();
+        let mut first = Changes::default();
+        first.apply(&near, 1);
+        totals.check(&first.pending().unwrap()).unwrap();
+        totals.apply_changes(&first, 1).unwrap();
         let mut second = Pending::default();
         second
             .apply(
@@ -1167,13 +1176,13 @@ mod tests {
             ts: 30 * HOUR_MS,
             ..old
         };
-        let mut first = Pending::default();
-        first.apply(&old, 1).unwrap();
-        totals.apply(first, 1).unwrap();
-        let mut second = Pending::default();
-        second.apply(&old, -1).unwrap();
-        second.apply(&new, 1).unwrap();
-        totals.apply(second, 2).unwrap();
+        let mut first = Changes::default();
+        first.apply(&old, 1);
+        totals.apply_changes(&first, 1).unwrap();
+        let mut second = Changes::default();
+        second.apply(&old, -1);
+        second.apply(&new, 1);
+        totals.apply_changes(&second, 2).unwrap();
         let hours = &totals.cells[0][Grain::Hour as usize];
         assert_eq!(hours.len(), 1);
         assert!(hours.cell(0, 5 * HOUR_MS, &[0; 7]).is_none());
@@ -1190,20 +1199,20 @@ mod tests {
             ..Default::default()
         };
         let mut totals = Totals::default();
-        let mut first = Pending::default();
+        let mut first = Changes::default();
         for h in [100, 130, 147] {
-            first.apply(&call(h), 1).unwrap();
+            first.apply(&call(h), 1);
         }
-        totals.apply(first, 1).unwrap();
+        totals.apply_changes(&first, 1).unwrap();
         // The newest is hour 147: hours 100..=147 are recent, all three kept.
         assert_eq!(totals.hours_from(user, 0), 100 * HOUR_MS);
         assert_eq!(totals.cells[user][hour].len(), 3);
         // A call at hour 160 moves the recent hours to 113..=160: hour 100 leaves (the
         // daily cells still hold it); a late call at hour 105 is kept only by day.
-        let mut second = Pending::default();
-        second.apply(&call(160), 1).unwrap();
-        second.apply(&call(105), 1).unwrap();
-        totals.apply(second, 2).unwrap();
+        let mut second = Changes::default();
+        second.apply(&call(160), 1);
+        second.apply(&call(105), 1);
+        totals.apply_changes(&second, 2).unwrap();
         assert_eq!(totals.hours_from(user, 0), 113 * HOUR_MS);
         let starts: Vec<i64> = totals.cells[user][hour]
             .starts(0)
