@@ -120,3 +120,11 @@ def instrumented(server):
     yield captured
     OpenAIInstrumentor().uninstrument()
     provider.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory):
+    """A server of the module's own, for tests that count every stored event."""
+    s = Server(str(tmp_path_factory.mktemp("burnrate")))
+    yield s
+    s.stop()
