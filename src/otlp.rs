@@ -233,23 +233,23 @@ fn map_span(span: &Span, attrs: Attrs, resource: Attrs, names: &AttributeNames) 
     Some(Json::Object(event))
 }
 
-/// The call's id: the provider's response id (`gen_ai.response.id`) when the span has
-/// one, else the trace and span ids. Two instrumentations of one call (OpenLIT's span
-/// around the Anthropic SDK's own span, both with usage) name the same response, so the
-/// second is a duplicate, never a second call; an exporter's retry is one either way.
+/// The call's id: the trace and the provider's response id (`gen_ai.response.id`) when
+/// the span has one, else the trace and span ids. Two instrumentations of one call
+/// (OpenLIT's span around the Anthropic SDK's own span, both with usage) share the trace
+/// and name the same response, so the second is a duplicate, never a second call; the
+/// trace keeps a server that answers every call with the same id (a test double, a
+/// proxy) from folding calls of different requests into one. An exporter's retry is a
+/// duplicate either way.
 fn request_id(span: &Span, attrs: Attrs, provider: Option<&str>) -> String {
+    let trace = hex::encode(&span.trace_id);
     let response = attrs.text(&["gen_ai.response.id"]);
     match (response, provider) {
         (Some(id), Some(provider))
-            if !id.is_empty() && id.len() + provider.len() + 6 <= crate::validate::MAX_ID_LEN =>
+            if format!("otel-{trace}-{provider}-{id}").len() <= crate::validate::MAX_ID_LEN =>
         {
-            format!("otel-{provider}-{id}")
+            format!("otel-{trace}-{provider}-{id}")
         }
-        _ => format!(
-            "otel-{}-{}",
-            hex::encode(&span.trace_id),
-            hex::encode(&span.span_id)
-        ),
+        _ => format!("otel-{trace}-{}", hex::encode(&span.span_id)),
     }
 }
 

@@ -324,7 +324,10 @@ fn two_spans_of_one_response_share_the_request_id_and_a_long_id_falls_back() {
     sdk.span_id = vec![9; 8];
     let mapped = map_request(&export(vec![], vec![openlit, sdk]), &AttributeNames::new());
     let [a, b] = [&mapped.events[0].event, &mapped.events[1].event];
-    assert_eq!(a["externalRequestId"], "otel-anthropic-msg_01");
+    assert_eq!(
+        a["externalRequestId"],
+        "otel-0102030405060708090a0b0c0d0e0f10-anthropic-msg_01"
+    );
     for field in [
         "externalRequestId",
         "inputTokens",
@@ -336,8 +339,22 @@ fn two_spans_of_one_response_share_the_request_id_and_a_long_id_falls_back() {
     }
     assert_eq!(a["inputTokens"], 2530);
 
+    // The same response id in another trace is another call (a server that answers
+    // every call with one id).
+    let mut other = span(vec![
+        s("gen_ai.provider.name", "anthropic"),
+        s("gen_ai.response.id", "msg_01"),
+        i("gen_ai.usage.input_tokens", 10),
+    ]);
+    other.trace_id = vec![7; 16];
+    let event = one(&export(vec![], vec![other]));
+    assert_eq!(
+        event["externalRequestId"],
+        "otel-07070707070707070707070707070707-anthropic-msg_01"
+    );
+
     // An id the contract could not hold (128 characters) is not used.
-    let long = "r".repeat(120);
+    let long = "r".repeat(84); // otel- + 32 + - + openai + - + 84 = 129
     let mut attrs = openai_attrs();
     attrs.push(s("gen_ai.response.id", &long));
     let event = one(&export(vec![], vec![span(attrs)]));

@@ -53,7 +53,7 @@ def test_openlit_spans_become_events_with_its_cost_tokens_and_attribution(fresh_
     server = fresh_server
     ids = _run_app(server, fake)
 
-    chat = _one(server, "otel-openai-" + ids["chat"])
+    chat = _one(server, "otel-%s-openai-%s" % tuple(ids["chat"]))
     assert (chat["provider"], chat["model"], chat["operation"]) == ("openai", "gpt-4o-mini", "chat")
     assert (chat["endpointTag"], chat["tenantId"], chat["promptVersion"]) == (
         "support.reply", "acme", "v7")
@@ -64,7 +64,7 @@ def test_openlit_spans_become_events_with_its_cost_tokens_and_attribution(fresh_
     assert abs(chat["costUsd"] - CHAT_CLIENT_COST) < 1e-12
     assert chat["status"] == "success" and chat["latencyMs"] is not None
 
-    responses = _one(server, "otel-openai-" + ids["responses"])
+    responses = _one(server, "otel-%s-openai-%s" % tuple(ids["responses"]))
     assert (responses["model"], responses["endpointTag"], responses["tenantId"]) == (
         "o4-mini", "support-bot", None)
     assert (responses["inputTokens"], responses["cachedTokens"], responses["outputTokens"],
@@ -75,7 +75,7 @@ def test_openlit_spans_become_events_with_its_cost_tokens_and_attribution(fresh_
     # The Anthropic SDK traces its own call too (a child span with usage, cache inside
     # input) and OpenLIT copies Anthropic's input (cache outside): both name the same
     # response, so they are one call with the cache counted once inside input.
-    claude = _one(server, "otel-anthropic-" + ids["anthropic"])
+    claude = _one(server, "otel-%s-anthropic-%s" % tuple(ids["anthropic"]))
     assert (claude["provider"], claude["model"], claude["endpointTag"], claude["tenantId"]) == (
         "anthropic", "claude-sonnet-4-5", "support.summarize", "beta")
     assert (claude["inputTokens"], claude["cachedTokens"], claude["cacheWriteTokens"],
@@ -92,5 +92,6 @@ def test_openlit_spans_become_events_with_its_cost_tokens_and_attribution(fresh_
     assert (e["operation"], e["inputTokens"], e["outputTokens"], e["costSource"]) == (
         "embeddings", 42, 0, "client")
     assert abs(e["costUsd"] - EMBEDDINGS_CLIENT_COST) < 1e-12
-    # Four calls, four events: the nested Anthropic SDK span was a duplicate.
+    # Four calls, four events: the handlers' spans (no usage) are skipped, the nested
+    # Anthropic SDK span was a duplicate.
     assert len(events) == 4, events
