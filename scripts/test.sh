@@ -44,7 +44,7 @@ if [ -x sdk/python/run-tests.sh ]; then
   echo "== python sdk"
   sdk/python/run-tests.sh
 fi
-echo "== python end to end: openai-v2 instrumentation + OTLP exporter -> the binary; OpenAPI validation"
+echo "== python end to end: openai-v2 and OpenLIT instrumentation + OTLP exporter -> the binary; OpenAPI validation"
 tests/otel/run-tests.sh -q
 if [ -x sdk/node/run-tests.sh ]; then
   echo "== node sdk"

@@ -7,6 +7,8 @@ use crate::event::{DataMode, Environment, Operation, ServiceTier, Status, FIELD_
 use crate::validate;
 use serde_json::{json, Map, Value};
 
+mod control;
+
 /// One operation: method, path (OpenAPI `{param}` syntax, as axum's), the key scope it
 /// needs (None: no key), a summary, the request body's schema and the 2xx reply's.
 pub struct Route {
@@ -186,7 +188,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "How many tenants are on each plan",
         None,
-        "Object",
+        "PlanCounts",
     ),
     route(
         "get",
@@ -194,7 +196,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "A tenant's plan changes (?tenant=), oldest first, each with its effectiveFrom (null: since always), and its plan now",
         None,
-        "Object",
+        "PlanHistory",
     ),
     route(
         "post",
@@ -202,7 +204,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Put tenants on plans from a text/csv body of tenantId,plan lines, or tenantId,plan,effectiveFrom (header first; an empty plan takes a tenant off its plan)",
         None,
-        "Object",
+        "PlanImport",
     ),
     route(
         "get",
@@ -210,7 +212,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "One tenant's plan",
         None,
-        "Object",
+        "TenantPlan",
     ),
     route(
         "put",
@@ -218,7 +220,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Put a tenant on a plan: {\"plan\": name}, or null to take it off; \"effectiveFrom\" (RFC 3339 time or UTC day) dates the change",
         OBJ,
-        "Object",
+        "TenantPlanChange",
     ),
     route(
         "get",
@@ -226,7 +228,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "Every plan's monthly price",
         None,
-        "Object",
+        "PlanDefinitions",
     ),
     route(
         "put",
@@ -234,7 +236,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Define or change a plan's monthly price: {\"priceUsd\": 50}",
         OBJ,
-        "Object",
+        "PlanPrice",
     ),
     route(
         "get",
@@ -242,7 +244,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "One tenant's revenue entries (tenantId=), by date",
         None,
-        "Object",
+        "RevenueEntries",
     ),
     route(
         "post",
@@ -250,7 +252,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Add revenue entries: {\"entries\": [{tenantId, type: override|oneOff, date: YYYY-MM-DD, amountUsd}]}",
         OBJ,
-        "Object",
+        "RevenueAdded",
     ),
     route(
         "post",
@@ -258,7 +260,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Add revenue entries from a text/csv body of tenantId,type,date,amountUsd lines (header first)",
         None,
-        "Object",
+        "RevenueAdded",
     ),
     route(
         "get",
@@ -266,7 +268,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "Revenue, AI cost, margin and cost per active user-day per tenant, unprofitable first (month=YYYY-MM or from/to, filters, offset, limit), with month-end projections",
         None,
-        "Object",
+        "Margin",
     ),
     route(
         "get",
@@ -274,7 +276,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "The provider's bill against burnrate's attribution per UTC day and provider (and model where the report has it): billed, attributed, difference, coverage %, unattributed spend by cause (from, to: YYYY-MM-DD or RFC 3339, default the last 30 days; environment; dataMode, default real); format=csv or ndjson answers one table, table=days (default) or models",
         None,
-        "Object",
+        "Reconciliation",
     ),
     route(
         "post",
@@ -282,7 +284,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Import a provider's cost report as the body (format=openai-costs|openai-usage|anthropic-cost|csv, sniffed when omitted); a provider's day imported again replaces the stored one",
         None,
-        "Object",
+        "ReconciliationImport",
     ),
     route(
         "get",
@@ -332,14 +334,14 @@ pub const ROUTES: &[Route] = &[
         Some("DeployNoteRequest"),
         "DeployNote",
     ),
-    route("get", "/v1/rate-caps", R, "Rate caps", None, "Object"),
+    route("get", "/v1/rate-caps", R, "Rate caps", None, "RateCaps"),
     route(
         "post",
         "/v1/rate-caps",
         A,
         "Create a rate cap",
         OBJ,
-        "Object",
+        "RateCap",
     ),
     route(
         "delete",
@@ -355,7 +357,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "Firing and resolved alerts",
         None,
-        "Object",
+        "Alerts",
     ),
     route(
         "post",
@@ -363,7 +365,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Evaluate the alert rules now",
         None,
-        "Object",
+        "AlertTransitions",
     ),
     route(
         "get",
@@ -371,7 +373,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "What the rules find now, without storing",
         None,
-        "Object",
+        "Findings",
     ),
     route(
         "get",
@@ -379,7 +381,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "The alert rules' settings",
         None,
-        "Object",
+        "AlertRules",
     ),
     route(
         "put",
@@ -387,7 +389,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Change the alert rules' settings",
         OBJ,
-        "Object",
+        "AlertRules",
     ),
     route(
         "get",
@@ -395,7 +397,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "Notification channels (redacted)",
         None,
-        "Object",
+        "Channels",
     ),
     route(
         "post",
@@ -403,7 +405,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Add a notification channel",
         Some("ChannelRequest"),
-        "Object",
+        "Channel",
     ),
     route(
         "delete",
@@ -419,7 +421,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Send a test notification",
         None,
-        "Object",
+        "DeliveryReport",
     ),
     route(
         "get",
@@ -427,7 +429,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "The workspace's ingest settings",
         None,
-        "WorkspaceSettings",
+        "WorkspaceSettingsReply",
     ),
     route(
         "put",
@@ -435,7 +437,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Change the workspace's ingest settings",
         Some("WorkspaceSettings"),
-        "WorkspaceSettings",
+        "WorkspaceSettingsReply",
     ),
     route(
         "post",
@@ -443,7 +445,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Erase one tenant's or user's events (rollups corrected exactly); returns the audit record, which never holds the id",
         Some("Erasure"),
-        "Object",
+        "ErasureRecord",
     ),
     route(
         "get",
@@ -451,7 +453,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "The workspace's erasure audit records (counts, cost, time, who; never the id)",
         None,
-        "Object",
+        "Erasures",
     ),
     route(
         "post",
@@ -459,7 +461,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "Price the events stored unpriced with the current book and overrides (unpriced: true), or correct the events priced with one price entry (entry, a dry run unless confirm: true; 201 with the audit record); totals and budgets move by exactly the cost changes",
         Some("Reprice"),
-        "Object",
+        "RepriceReply",
     ),
     route(
         "get",
@@ -467,7 +469,7 @@ pub const ROUTES: &[Route] = &[
         A,
         "The workspace's price correction audit records (entry, window, counts, cost before and after, when, who)",
         None,
-        "Object",
+        "PriceCorrections",
     ),
     route(
         "get",
@@ -475,7 +477,7 @@ pub const ROUTES: &[Route] = &[
         R,
         "The retention setting (rawRetentionDays) and from when raw events exist (rawFrom)",
         None,
-        "Object",
+        "Retention",
     ),
     route(
         "get",
@@ -583,7 +585,10 @@ fn success(r: &Route) -> &'static str {
     match (r.method, r.path) {
         ("delete", _) => "204",
         ("post", "/v1/ingest/llm-request" | "/v1/ingest/batch") => "202",
-        ("post", "/v1/budgets" | "/v1/rate-caps" | "/v1/channels" | "/v1/deploys")
+        (
+            "post",
+            "/v1/budgets" | "/v1/rate-caps" | "/v1/channels" | "/v1/deploys" | "/v1/erasure",
+        )
         | ("put" | "post", "/v1/mappings") => "201",
         _ => "200",
     }
@@ -726,10 +731,6 @@ fn schemas() -> Value {
                 "author": {"type": "string", "maxLength": crate::deploy::MAX_NAME_CHARS},
                 "time": {"type": "string", "format": "date-time",
                     "description": "default: now; not before 2020, at most 5 minutes ahead"}}},
-        "DeployNote": {"type": "object", "required": ["id", "note", "time"], "properties": {
-            "id": {"type": "integer"}, "endpointTag": {"type": "string"},
-            "promptVersion": {"type": "string"}, "note": {"type": "string"},
-            "author": {"type": "string"}, "time": {"type": "string", "format": "date-time"}}},
         "MappingRequest": {"type": "object", "required": ["dimension", "from", "to"],
             "additionalProperties": false, "properties": {
                 "dimension": {"type": "string", "enum": ["endpointTag", "tenantId", "userId"]},
@@ -739,14 +740,6 @@ fn schemas() -> Value {
                 "effectiveFrom": {"type": "string", "format": "date-time",
                     "description": "events at or after it are mapped (truncated to the start of its hour); absent: all history"},
                 "note": {"type": "string", "maxLength": crate::mapping::MAX_NOTE_CHARS}}},
-        "Mapping": {"type": "object", "required": ["id", "dimension", "from", "to"], "properties": {
-            "id": {"type": "integer"}, "dimension": {"type": "string"},
-            "from": {"type": "string"}, "to": {"type": "string"},
-            "effectiveFrom": {"type": "string", "format": "date-time"}, "note": {"type": "string"}}},
-        "Mappings": {"type": "object", "properties": {
-            "mappings": {"type": "array", "items": {"$ref": "#/components/schemas/Mapping"}}}},
-        "DeployNotes": {"type": "object", "properties": {
-            "deploys": {"type": "array", "items": {"$ref": "#/components/schemas/DeployNote"}}}},
         "ChannelRequest": {"type": "object", "required": ["name", "type"], "properties": {
             "name": {"type": "string"},
             "type": {"type": "string", "enum": ["webhook", "slack", "pagerduty"]},
@@ -768,6 +761,7 @@ fn schemas() -> Value {
     });
     let map = all.as_object_mut().expect("schemas are an object");
     map.extend(reply_schemas());
+    map.extend(control::control_schemas());
     all
 }
 

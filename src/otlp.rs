@@ -162,6 +162,8 @@ const CACHE_READ_INSIDE: &[&str] = &[
 ];
 const CACHE_WRITE_INSIDE: &[&str] = &[
     "gen_ai.usage.cache_creation.input_tokens",
+    // The Anthropic Python SDK's own spans (2.x).
+    "gen_ai.usage.cache_write.input_tokens",
     "llm.token_count.prompt_details.cache_write",
 ];
 /// Older spellings (OpenLIT, OpenLLMetry) copied from the provider's usage object, next
@@ -211,11 +213,7 @@ fn map_span(span: &Span, attrs: Attrs, resource: Attrs, names: &AttributeNames) 
     let mut event = Map::new();
     event.insert(
         "externalRequestId".into(),
-        json!(format!(
-            "otel-{}-{}",
-            hex::encode(&span.trace_id),
-            hex::encode(&span.span_id)
-        )),
+        json!(request_id(span, attrs, provider.as_deref())),
     );
     put(&mut event, "provider", provider.clone().map(Json::from));
     put(&mut event, "model", attrs.text(MODEL).map(Json::from));
@@ -233,6 +231,26 @@ fn map_span(span: &Span, attrs: Attrs, resource: Attrs, names: &AttributeNames) 
             .and_then(|o| operation(&o)),
     );
     Some(Json::Object(event))
+}
+
+/// The call's id: the trace and the provider's response id (`gen_ai.response.id`) when
+/// the span has one, else the trace and span ids. Two instrumentations of one call
+/// (OpenLIT's span around the Anthropic SDK's own span, both with usage) share the trace
+/// and name the same response, so the second is a duplicate, never a second call; the
+/// trace keeps a server that answers every call with the same id (a test double, a
+/// proxy) from folding calls of different requests into one. An exporter's retry is a
+/// duplicate either way.
+fn request_id(span: &Span, attrs: Attrs, provider: Option<&str>) -> String {
+    let trace = hex::encode(&span.trace_id);
+    let response = attrs.text(&["gen_ai.response.id"]);
+    match (response, provider) {
+        (Some(id), Some(provider))
+            if format!("otel-{trace}-{provider}-{id}").len() <= crate::validate::MAX_ID_LEN =>
+        {
+            format!("otel-{trace}-{provider}-{id}")
+        }
+        _ => format!("otel-{trace}-{}", hex::encode(&span.span_id)),
+    }
 }
 
 fn put(event: &mut Map<String, Json>, field: &str, value: Option<Json>) {
@@ -348,7 +366,8 @@ struct Usage {
     total: Option<Count>,
     read: Option<Count>,
     write: Option<Count>,
-    /// The cache counts came in a spelling copied from the provider's usage object.
+    /// The input count is the provider's own: the cache counts came in a spelling
+    /// copied from its usage object, or the span is OpenLIT's.
     copied: bool,
     reasoning: Option<Count>,
 }
@@ -363,8 +382,11 @@ impl Usage {
             attrs.count(CACHE_READ_COPIED),
             attrs.count(CACHE_WRITE_COPIED),
         );
-        let is_copied = inside == (None, None) && copied != (None, None);
-        let (read, write) = if is_copied { copied } else { inside };
+        let older = inside == (None, None) && copied != (None, None);
+        let (read, write) = if older { copied } else { inside };
+        // OpenLIT (the only one that writes a cost) copies the provider's input count
+        // whatever spelling its cache counts have (1.45 writes the current ones).
+        let is_copied = older || attrs.get(COST[0]).is_some();
         Usage {
             input,
             output,

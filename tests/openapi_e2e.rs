@@ -1,8 +1,9 @@
 //! The OpenAPI document: every API route of the router is in it (read from
 //! src/http/mod.rs, so a route added there without a line in `openapi::ROUTES` fails
 //! here), and the binary serves it without a key. tests/otel/test_openapi.py validates it
-//! with openapi-spec-validator. The replies of the main reads are checked against their
-//! documented schemas (closed objects: a field missing from the document fails).
+//! with openapi-spec-validator. The replies of the main reads and of every control route
+//! are checked against their documented schemas (closed objects: a field missing from
+//! the document fails).
 
 mod common;
 use burnrate::openapi::ROUTES;
@@ -298,6 +299,321 @@ async fn the_replies_of_the_main_reads_fit_their_documented_schemas() {
             b["costUsd"] = json!("0.00024");
             b
         },
+    ] {
+        let mut out = Vec::new();
+        problems(&doc, schema, &broken, "$", &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+    }
+}
+
+async fn csv(api: &Api, key: &str, path: &str, body: &str) -> common::Reply {
+    api.post_raw(path, Some(key), "text/csv", body.as_bytes().to_vec())
+        .await
+}
+
+/// Calls every control route for real (plans, revenue, margin, reconciliation, rate caps,
+/// alerts, alert rules, channels, mappings, deploys, settings, erasure, prices,
+/// retention) and checks each 2xx reply against its documented schema.
+#[tokio::test]
+async fn the_replies_of_the_control_routes_fit_their_documented_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let (ingest, read, admin) = (
+        key(&db, "default", "ingest"),
+        key(&db, "default", "read"),
+        key(&db, "default", "admin"),
+    );
+    let server = Server::start(&db, &[]);
+    let api = Api::new(&server);
+    let doc = reqwest::get(format!("{}/openapi.json", server.url))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let now = jiff::Timestamp::now();
+    let today = now.strftime("%Y-%m-%d").to_string();
+    // Priced and unpriced calls of two tenants, one with a user (erased below).
+    let events: Vec<Value> = (0..6)
+        .map(|i| {
+            let mut e = event(&format!("c-{i}"));
+            e["tenantId"] = json!(if i % 2 == 0 { "acme" } else { "beta" });
+            e["userId"] = json!(format!("u-{}", i % 3));
+            if i == 5 {
+                e["model"] = json!("house-model-unpriced");
+            }
+            // Two calls on a day of the provider's bill (testdata/reconcile).
+            if i < 2 {
+                e["timestamp"] = json!("2026-11-02T12:00:00Z");
+            }
+            e
+        })
+        .collect();
+    let r = api.post("/v1/ingest/batch", &ingest, &json!(events)).await;
+    assert_eq!(r.body["accepted"], json!(6), "{}", r.body);
+    // A budget already over its limit, so the budget alert fires.
+    let budget = json!({"name": "tiny", "scope": {}, "period": "month", "limitUsd": 0.0001});
+    let r = api.post("/v1/budgets", &admin, &budget).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let listed = api.get("/v1/events?limit=10", &read).await.body;
+    let entry = listed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["priceEntryId"].as_str())
+        .unwrap()
+        .to_string();
+
+    let mut replies: Vec<(&str, &str, Value)> = Vec::new();
+    let mut expect = |method: &'static str, template: &'static str, r: common::Reply, status| {
+        assert_eq!(r.status, status, "{method} {template}: {}", r.body);
+        replies.push((method, template, r.body));
+    };
+
+    // Plans and revenue.
+    let r = api
+        .put_json(
+            "/v1/plans/definitions/pro",
+            &admin,
+            &json!({"priceUsd": 50}),
+        )
+        .await;
+    expect("put", "/v1/plans/definitions/{plan}", r, 200);
+    let r = api
+        .put_json(
+            "/v1/plans/tenants/acme",
+            &admin,
+            &json!({"plan": "pro", "effectiveFrom": "2026-01-01"}),
+        )
+        .await;
+    expect("put", "/v1/plans/tenants/{tenant}", r, 200);
+    let r = csv(
+        &api,
+        &admin,
+        "/v1/plans/import",
+        "tenantId,plan\nbeta,pro\n",
+    )
+    .await;
+    expect("post", "/v1/plans/import", r, 200);
+    for (template, url) in [
+        ("/v1/plans", "/v1/plans"),
+        ("/v1/plans/history", "/v1/plans/history?tenant=acme"),
+        ("/v1/plans/tenants/{tenant}", "/v1/plans/tenants/acme"),
+        ("/v1/plans/definitions", "/v1/plans/definitions"),
+    ] {
+        expect("get", template, api.get(url, &read).await, 200);
+    }
+    let r = api
+        .post(
+            "/v1/revenue",
+            &admin,
+            &json!({"entries": [{"tenantId": "acme", "type": "oneOff", "date": today,
+                                 "amountUsd": 10}]}),
+        )
+        .await;
+    expect("post", "/v1/revenue", r, 200);
+    let body = format!("tenantId,type,date,amountUsd\nacme,override,{today},40\n");
+    expect(
+        "post",
+        "/v1/revenue/import",
+        csv(&api, &admin, "/v1/revenue/import", &body).await,
+        200,
+    );
+    let r = api.get("/v1/revenue?tenantId=acme", &read).await;
+    expect("get", "/v1/revenue", r, 200);
+    expect("get", "/v1/margin", api.get("/v1/margin", &read).await, 200);
+    // The provider's bill: costs (Nov 2 and 3) and usage by model (Nov 5).
+    for file in ["openai-costs.json", "openai-usage.json"] {
+        let path = format!("{}/testdata/reconcile/{file}", env!("CARGO_MANIFEST_DIR"));
+        let r = api
+            .post_raw(
+                "/v1/reconciliation/import",
+                Some(&admin),
+                "application/json",
+                std::fs::read(path).unwrap(),
+            )
+            .await;
+        expect("post", "/v1/reconciliation/import", r, 200);
+    }
+    let r = api
+        .get("/v1/reconciliation?from=2026-11-01&to=2026-11-07", &read)
+        .await;
+    assert!(r.body["days"][0]["models"]
+        .as_array()
+        .is_some_and(|m| !m.is_empty()));
+    expect("get", "/v1/reconciliation", r, 200);
+    // Rate caps, alerts and their rules, channels.
+    let r = api
+        .post(
+            "/v1/rate-caps",
+            &admin,
+            &json!({"endpointTag": "support.reply", "requestsPerMinute": 10}),
+        )
+        .await;
+    expect("post", "/v1/rate-caps", r, 201);
+    expect(
+        "get",
+        "/v1/rate-caps",
+        api.get("/v1/rate-caps", &read).await,
+        200,
+    );
+    expect(
+        "get",
+        "/v1/alert-rules",
+        api.get("/v1/alert-rules", &read).await,
+        200,
+    );
+    let r = api
+        .put_json(
+            "/v1/alert-rules",
+            &admin,
+            &json!({"rules": {"retry_storm": {"mutedUntil": "2099-01-01T00:00:00Z"}}}),
+        )
+        .await;
+    expect("put", "/v1/alert-rules", r, 200);
+    // A channel first, so the alerts carry their deliveries.
+    let (inbox, url) = common::webhook::receiver("/hook").await;
+    let r = api
+        .post(
+            "/v1/channels",
+            &admin,
+            &json!({"name": "ops", "type": "webhook", "url": url}),
+        )
+        .await;
+    let channel = r.body["id"].clone();
+    expect("post", "/v1/channels", r, 201);
+    let r = api.post("/v1/alerts/evaluate", &admin, &json!({})).await;
+    expect("post", "/v1/alerts/evaluate", r, 200);
+    let r = api.get("/v1/alerts", &read).await;
+    assert!(inbox.len() >= 2, "{}", r.body);
+    assert!(!r.body["alerts"][0]["deliveries"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    expect("get", "/v1/alerts", r, 200);
+    let r = api.get("/v1/alerts/findings", &read).await;
+    expect("get", "/v1/alerts/findings", r, 200);
+    expect(
+        "get",
+        "/v1/channels",
+        api.get("/v1/channels", &read).await,
+        200,
+    );
+    let r = api
+        .post(&format!("/v1/channels/{channel}/test"), &admin, &json!({}))
+        .await;
+    expect("post", "/v1/channels/{id}/test", r, 200);
+    // Mappings, deploys, settings.
+    let mapping = json!({"dimension": "endpointTag", "from": "old.*", "to": "support.reply"});
+    let r = api.post("/v1/mappings", &admin, &mapping).await;
+    expect("post", "/v1/mappings", r, 201);
+    expect(
+        "get",
+        "/v1/mappings",
+        api.get("/v1/mappings", &read).await,
+        200,
+    );
+    let r = api
+        .post(
+            "/v1/deploys",
+            &ingest,
+            &json!({"note": "v2 prompt", "endpointTag": "support.reply", "author": "ci"}),
+        )
+        .await;
+    expect("post", "/v1/deploys", r, 201);
+    expect(
+        "get",
+        "/v1/deploys",
+        api.get("/v1/deploys", &read).await,
+        200,
+    );
+    let r = api.get("/v1/workspace/settings", &admin).await;
+    expect("get", "/v1/workspace/settings", r, 200);
+    let r = api
+        .put_json(
+            "/v1/workspace/settings",
+            &admin,
+            &json!({"unknownFields": "warn", "rawRetentionDays": 400}),
+        )
+        .await;
+    expect("put", "/v1/workspace/settings", r, 200);
+    // Erasure, prices, retention.
+    let r = api
+        .post("/v1/erasure", &admin, &json!({"userId": "u-1"}))
+        .await;
+    expect("post", "/v1/erasure", r, 201);
+    expect(
+        "get",
+        "/v1/erasure",
+        api.get("/v1/erasure", &admin).await,
+        200,
+    );
+    let r = api
+        .post("/v1/prices/reprice", &admin, &json!({"unpriced": true}))
+        .await;
+    expect("post", "/v1/prices/reprice", r, 200);
+    let r = api
+        .post("/v1/prices/reprice", &admin, &json!({"entry": entry}))
+        .await;
+    expect("post", "/v1/prices/reprice", r, 200);
+    let r = api
+        .post(
+            "/v1/prices/reprice",
+            &admin,
+            &json!({"entry": entry, "confirm": true}),
+        )
+        .await;
+    expect("post", "/v1/prices/reprice", r, 201);
+    let r = api.get("/v1/prices/corrections", &admin).await;
+    expect("get", "/v1/prices/corrections", r, 200);
+    expect(
+        "get",
+        "/v1/retention",
+        api.get("/v1/retention", &read).await,
+        200,
+    );
+
+    if let Ok(path) = std::env::var("BURNRATE_DUMP_REPLIES") {
+        let all: Vec<Value> = replies
+            .iter()
+            .map(|(m, t, b)| json!({"route": format!("{m} {t}"), "body": b}))
+            .collect();
+        std::fs::write(path, serde_json::to_string_pretty(&all).unwrap()).unwrap();
+    }
+    let mut failures = Vec::new();
+    for (method, template, body) in &replies {
+        let schema = reply_schema(&doc, method, template);
+        if schema["$ref"] == "#/components/schemas/Object" {
+            failures.push(format!("{method} {template} has no real reply schema"));
+        }
+        let mut out = Vec::new();
+        problems(&doc, schema, body, "$", &mut out);
+        failures.extend(out.into_iter().map(|p| format!("{method} {template}: {p}")));
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    // The check can fail: an alert with a field the document does not name, a channel
+    // of no documented type, a money field as a string, a decimal text as a number.
+    let find = |template: &str| {
+        let (_, _, body) = replies
+            .iter()
+            .find(|(m, t, _)| *m == "get" && *t == template)
+            .unwrap();
+        (reply_schema(&doc, "get", template), body.clone())
+    };
+    let (alerts_schema, mut alerts) = find("/v1/alerts");
+    alerts["alerts"][0]["undocumented"] = json!(1);
+    let (channels_schema, mut channels) = find("/v1/channels");
+    channels["channels"][0]["type"] = json!("carrier-pigeon");
+    let (margin_schema, mut margin) = find("/v1/margin");
+    margin["totals"]["costUsd"] = json!("0.0012");
+    let (erasures_schema, mut erasures) = find("/v1/erasure");
+    erasures["erasures"][0]["costUsd"] = json!(0.00048);
+    for (schema, broken) in [
+        (alerts_schema, alerts),
+        (channels_schema, channels),
+        (margin_schema, margin),
+        (erasures_schema, erasures),
     ] {
         let mut out = Vec::new();
         problems(&doc, schema, &broken, "$", &mut out);

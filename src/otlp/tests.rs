@@ -299,3 +299,67 @@ fn malformed_exports_are_refused_with_the_reason() {
     let err = decode_protobuf(&[0x0a, 0xff, 0xff]).unwrap_err();
     assert!(err.starts_with("invalid OTLP protobuf"), "{err}");
 }
+
+#[test]
+fn two_spans_of_one_response_share_the_request_id_and_a_long_id_falls_back() {
+    // OpenLIT's span (Anthropic's own input, its cost) around the Anthropic SDK's span
+    // (cache inside input): one call, one id, the same tokens.
+    let openlit = span(vec![
+        s("gen_ai.provider.name", "anthropic"),
+        s("gen_ai.response.id", "msg_01"),
+        i("gen_ai.usage.input_tokens", 30),
+        i("gen_ai.usage.output_tokens", 250),
+        i("gen_ai.usage.cache_read.input_tokens", 2000),
+        i("gen_ai.usage.cache_creation.input_tokens", 500),
+        kv("gen_ai.usage.cost", Value::DoubleValue(0.0)),
+    ]);
+    let mut sdk = span(vec![
+        s("gen_ai.provider.name", "anthropic"),
+        s("gen_ai.response.id", "msg_01"),
+        i("gen_ai.usage.input_tokens", 2530),
+        i("gen_ai.usage.output_tokens", 250),
+        i("gen_ai.usage.cache_read.input_tokens", 2000),
+        i("gen_ai.usage.cache_write.input_tokens", 500),
+    ]);
+    sdk.span_id = vec![9; 8];
+    let mapped = map_request(&export(vec![], vec![openlit, sdk]), &AttributeNames::new());
+    let [a, b] = [&mapped.events[0].event, &mapped.events[1].event];
+    assert_eq!(
+        a["externalRequestId"],
+        "otel-0102030405060708090a0b0c0d0e0f10-anthropic-msg_01"
+    );
+    for field in [
+        "externalRequestId",
+        "inputTokens",
+        "cachedTokens",
+        "cacheWriteTokens",
+        "outputTokens",
+    ] {
+        assert_eq!(a[field], b[field], "{field}");
+    }
+    assert_eq!(a["inputTokens"], 2530);
+
+    // The same response id in another trace is another call (a server that answers
+    // every call with one id).
+    let mut other = span(vec![
+        s("gen_ai.provider.name", "anthropic"),
+        s("gen_ai.response.id", "msg_01"),
+        i("gen_ai.usage.input_tokens", 10),
+    ]);
+    other.trace_id = vec![7; 16];
+    let event = one(&export(vec![], vec![other]));
+    assert_eq!(
+        event["externalRequestId"],
+        "otel-07070707070707070707070707070707-anthropic-msg_01"
+    );
+
+    // An id the contract could not hold (128 characters) is not used.
+    let long = "r".repeat(84); // otel- + 32 + - + openai + - + 84 = 129
+    let mut attrs = openai_attrs();
+    attrs.push(s("gen_ai.response.id", &long));
+    let event = one(&export(vec![], vec![span(attrs)]));
+    assert_eq!(
+        event["externalRequestId"],
+        "otel-0102030405060708090a0b0c0d0e0f10-0102030405060708"
+    );
+}

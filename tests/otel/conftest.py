@@ -39,6 +39,7 @@ class Server(object):
         self.db = os.path.join(tmpdir, "burnrate.db")
         self.ingest_key = _cli("keys", "create", "--db", self.db, "--workspace", "default", "--scope", "ingest")
         self.read_key = _cli("keys", "create", "--db", self.db, "--workspace", "default", "--scope", "read")
+        self.admin_key = _cli("keys", "create", "--db", self.db, "--workspace", "default", "--scope", "admin")
         self.proc = subprocess.Popen([BIN, "serve", "--db", self.db, "--listen", "127.0.0.1:0"],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         lines: "queue.Queue[str]" = queue.Queue()
@@ -120,3 +121,11 @@ def instrumented(server):
     yield captured
     OpenAIInstrumentor().uninstrument()
     provider.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory):
+    """A server of the module's own, for tests that count every stored event."""
+    s = Server(str(tmp_path_factory.mktemp("burnrate")))
+    yield s
+    s.stop()

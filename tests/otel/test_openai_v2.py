@@ -19,6 +19,12 @@ CHAT_COST = 0.00036
 
 
 def _request_id(span) -> str:
+    """The trace and the provider's response id when the span has one, else the trace and
+    span ids."""
+    response = span.attributes.get("gen_ai.response.id")
+    if response:
+        return "otel-%032x-%s-%s" % (span.context.trace_id, span.attributes["gen_ai.provider.name"],
+                                     response)
     return "otel-%032x-%016x" % (span.context.trace_id, span.context.span_id)
 
 
