@@ -24,15 +24,14 @@ pub const ERASED_MARKER: &str = "[erased]";
 
 /// The control object kinds whose text may mention a tenant or user by id, searched
 /// whole (every string and every key): alerts (title, text, evidence, drivers, key,
-/// link), delivery records, the member alert covers (member keys) and deploy notes.
-/// Budgets are searched too, in their name only (`erase_from_objects` handles their
+/// link), delivery records and the member alert covers (member keys). Deploy notes are
+/// searched in every field's text (`redact_deploy_note`), budgets in their name only (`erase_from_objects` handles their
 /// scope and overrides). Channels are not: they are the operator's configuration
 /// (addresses, secrets), not derived from events.
-const FREE_TEXT_KINDS: [&str; 4] = [
+const FREE_TEXT_KINDS: [&str; 3] = [
     crate::alert::engine::ALERT,
     crate::alert::engine::DELIVERY,
     crate::alert::members::COVER,
-    crate::deploy::KIND,
 ];
 
 const DAY_MS: i64 = 86_400_000;
@@ -252,7 +251,7 @@ async fn erase_from_objects(
 }
 
 /// Replace every mention of `id` in the free text of the workspace's control objects
-/// (`FREE_TEXT_KINDS` whole, budgets' names) with `ERASED_MARKER`; adds each object
+/// (`FREE_TEXT_KINDS` whole, deploy notes' texts, budgets' names) with `ERASED_MARKER`; adds each object
 /// changed to `edited`. A link holds the id percent-encoded: that form is replaced too.
 async fn erase_from_text(
     store: &dyn Store,
@@ -280,6 +279,17 @@ async fn erase_from_text(
             }
         }
     }
+    let kind = crate::deploy::KIND;
+    for mut o in store.objects(Some(ws), kind).await? {
+        let n: usize = forms
+            .iter()
+            .map(|f| redact_deploy_note(&mut o.body, f))
+            .sum();
+        if n > 0 {
+            store.put_object(ws, kind, Some(o.id), o.body).await?;
+            edited.insert((kind, o.id));
+        }
+    }
     let kind = crate::budget::service::BUDGET;
     for mut o in store.objects(Some(ws), kind).await? {
         let Some(name) = o.body.get_mut("name") else {
@@ -291,6 +301,31 @@ async fn erase_from_text(
         }
     }
     Ok(())
+}
+
+/// Replace `id` with `ERASED_MARKER` in a deploy note's texts (its field names stay), each
+/// cut to its longest allowed length should the marker make it longer, so the note still
+/// reads (`deploy::parse`); returns how many mentions were replaced.
+fn redact_deploy_note(body: &mut Value, id: &str) -> usize {
+    use crate::deploy::{MAX_NAME_CHARS, MAX_NOTE_CHARS};
+    let limits = [
+        ("endpointTag", MAX_NAME_CHARS),
+        ("promptVersion", MAX_NAME_CHARS),
+        ("author", MAX_NAME_CHARS),
+        ("note", MAX_NOTE_CHARS),
+    ];
+    let mut n = 0;
+    for (field, max) in limits {
+        let Some(Value::String(text)) = body.get_mut(field) else {
+            continue;
+        };
+        let (new, k) = redact(text, id);
+        if k > 0 {
+            *text = new.chars().take(max).collect();
+            n += k;
+        }
+    }
+    n
 }
 
 /// Replace `id` with `ERASED_MARKER` in every string and object key of `value`;
@@ -558,6 +593,23 @@ mod tests {
             redact("é bob@example.com é", "bob@example.com"),
             ("é [erased] é".to_string(), 1)
         );
+    }
+
+    #[test]
+    fn a_redacted_deploy_note_still_reads() {
+        // A 500-character note (the most allowed) mentioning a 3-character id: the
+        // 8-character marker would make it 505, so it is cut to 500.
+        let note = format!("ab1 {}", "x".repeat(496));
+        let mut body = json!({"note": note, "author": "ab1", "time": "2026-11-01T00:00:00Z"});
+        assert_eq!(redact_deploy_note(&mut body, "ab1"), 2);
+        let read = crate::deploy::parse(&body, i64::MAX / 2).expect("the note reads");
+        assert_eq!(read.note, format!("[erased] {}", "x".repeat(491)));
+        assert_eq!(read.note.chars().count(), 500);
+        assert_eq!(read.author.as_deref(), Some("[erased]"));
+        // A field name equal to the id is not touched.
+        let mut body = json!({"note": "about the note"});
+        assert_eq!(redact_deploy_note(&mut body, "note"), 1);
+        assert_eq!(body, json!({"note": "about the [erased]"}));
     }
 
     #[test]
