@@ -365,6 +365,9 @@ pub struct Copied {
     /// An id-less call's id as the first store assigned it: the copy keeps it, so copying
     /// the call again (a resumed migration) finds it instead of storing a second call.
     pub idless_id: Option<String>,
+    /// When the first store re-priced the call (ms), if it did: the copy keeps the marker
+    /// with the price, so `GET /v1/events` shows the same `repricedAt` on both stores.
+    pub repriced_at_ms: Option<i64>,
 }
 
 impl PricedEvent {

@@ -30,7 +30,8 @@
 //! - `migrate`: copy a whole store into another (any backend to any other), resumable
 //! - `cli`, `demo`: the command line (the only clap), demo traffic (the benchmarks are
 //!   the `burnrate-bench` workspace member, outside the shipped library)
-//! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets
+//! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets (shared by
+//!   the live nodes)
 //! - `metrics`: the server's Prometheus metrics (counters in memory, exact spend)
 //! - `clock`: the services' source of "now" (the system's, or a test's)
 //! - `window`: window lengths ("7d") for the CLI's --since and the API's since= (pure)

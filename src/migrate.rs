@@ -8,8 +8,8 @@
 //! (a control object of kind `migration`); a copy that stops is continued by running the
 //! command again, and a page written twice is harmless, since every copied call has an id
 //! the target dedupes on. At the end both stores' totals per workspace are compared.
-//! Not copied: the pruned history of retention (sums without calls) and when a call was
-//! re-priced (`repricedAt`; the copy carries the price it was given).
+//! A re-priced call keeps its price and when it was re-priced (`repricedAt`). Not
+//! copied: the pruned history of retention (sums without calls).
 
 use crate::event::{Copied, CostSource, PricedEvent, Pricing, Status, Tokens};
 use crate::query::{Filters, Query, Sums};
@@ -259,6 +259,7 @@ pub fn copied_call(s: &StoredEvent) -> anyhow::Result<PricedEvent> {
         copied: Some(Copied {
             received_at_ms: ms(&s.received_at)?,
             idless_id: s.idless.then(|| s.external_request_id.clone()),
+            repriced_at_ms: s.repriced_at.as_deref().map(ms).transpose()?,
         }),
     })
 }
@@ -283,6 +284,10 @@ fn with_attempts(winner: PricedEvent, attempts: u32) -> Vec<PricedEvent> {
             e.status = Status::Error;
             e.error_code = None;
             e.latency_ms = None;
+            // A placeholder was never re-priced (it never wins the call anyway).
+            if let Some(c) = &mut p.copied {
+                c.repriced_at_ms = None;
+            }
             p.pricing = Pricing {
                 cost: None,
                 source: None,

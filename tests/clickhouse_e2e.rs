@@ -310,9 +310,11 @@ async fn clickhouse_count(store: &str, sql: &str) -> u64 {
 }
 
 /// Erasure on a ClickHouse store through the real server: the calls naming the tenant
-/// (as tenant or as a tag's value) go, the control objects naming it are edited, and
-/// afterwards no row of the events or objects tables holds the id (checked with the
-/// same queries that find it before).
+/// (as tenant or as a tag's value) go, the control objects naming it are edited (a
+/// mapping, a budget override), free text mentioning it reads `[erased]` (a budget
+/// alert's evidence and its member cover, a deploy note), and afterwards no row of the
+/// events or objects tables holds the id (checked with the same queries that find it
+/// before).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_on_clickhouse_leaves_the_id_in_no_table() {
     let Some(store) = clickhouse_store("erase") else {
@@ -355,19 +357,39 @@ async fn erasure_on_clickhouse_leaves_the_id_in_no_table() {
         (
             "/v1/budgets",
             json!({"name": "each", "scope": {"tenantId": "*"}, "period": "month",
-                   "limitUsd": 10, "action": "notify", "overrides": {ERASED: 5, "keeper": 6}}),
+                   "limitUsd": 10, "action": "notify", "overrides": {ERASED: 0.5, "keeper": 6}}),
         ),
     ] {
         let r = api.post(path, &admin, &body).await;
         assert!(r.status == 200 || r.status == 201, "{path}: {}", r.body);
     }
+    // The tenant's $1.00 is over its $0.50 override: a member alert names it.
+    let r = api.post("/v1/alerts/evaluate", &admin, &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alerts = api.get("/v1/alerts", &admin).await;
+    let alert = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["evidence"]["member"] == json!(ERASED))
+        .unwrap_or_else(|| panic!("{}", alerts.body))
+        .clone();
+    let note = api
+        .post(
+            "/v1/deploys",
+            &ingest,
+            &json!({"note": format!("hotfix for {ERASED} after the outage")}),
+        )
+        .await;
+    assert_eq!(note.status, 201, "{}", note.body);
     let in_events = format!(
         "SELECT count() FROM {db_name}.events WHERE tenant = '{ERASED}' OR user = '{ERASED}' OR has(tag_values, '{ERASED}')"
     );
     let in_objects =
         format!("SELECT count() FROM {db_name}.objects WHERE position(body, '{ERASED}') > 0");
     assert_eq!(clickhouse_count(&store, &in_events).await, 2);
-    assert_eq!(clickhouse_count(&store, &in_objects).await, 2);
+    // The mapping, the budget, the alert, its member cover and the deploy note.
+    assert_eq!(clickhouse_count(&store, &in_objects).await, 5);
 
     let erased = api
         .post("/v1/erasure", &admin, &json!({"tenantId": ERASED}))
@@ -379,12 +401,32 @@ async fn erasure_on_clickhouse_leaves_the_id_in_no_table() {
             &erased.body["costUsd"],
             &erased.body["objectsEdited"]
         ),
-        (&json!(2), &json!("1.5"), &json!(2)),
+        (&json!(2), &json!("1.5"), &json!(5)),
         "{}",
         erased.body
     );
     assert_eq!(clickhouse_count(&store, &in_events).await, 0);
     assert_eq!(clickhouse_count(&store, &in_objects).await, 0);
+    // The free text reads the marker where the id stood, the rest as it was.
+    let notes = api.get("/v1/deploys?since=1d", &admin).await;
+    assert_eq!(
+        notes.body["deploys"][0]["note"],
+        json!("hotfix for [erased] after the outage"),
+        "{}",
+        notes.body
+    );
+    let alerts = api.get("/v1/alerts", &admin).await;
+    let after = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == alert["id"])
+        .unwrap_or_else(|| panic!("{}", alerts.body));
+    assert_eq!(
+        (&after["evidence"]["member"], &after["evidence"]["spentUsd"]),
+        (&json!("[erased]"), &alert["evidence"]["spentUsd"]),
+        "{after}"
+    );
     // What did not name the id stays: keeper's call e3 and override.
     let kept = format!("SELECT count() FROM {db_name}.events WHERE tenant = 'keeper'");
     assert_eq!(clickhouse_count(&store, &kept).await, 1);

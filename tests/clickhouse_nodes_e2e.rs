@@ -2,7 +2,8 @@
 //! retries of one call split across the nodes and resends sent to both at once count
 //! once; a read right after a 2xx sees the event on that node, and on the other within
 //! 2 s; a key revoked through one node is refused by the other; a budget set through one
-//! node holds on the other, also with 50 racing clients; alerts are sent once.
+//! node holds on the other, also with 50 racing clients; alerts are sent once; a key's
+//! ingest rate limit and a rate cap hold for both nodes together.
 //!
 //! Runs when `BURNRATE_CH_CLUSTER_URL` names the cluster's store URL with `{db}` and
 //! `shards=` (scripts/test.sh sets it from scripts/clickhouse.sh); without it each test
@@ -605,6 +606,73 @@ async fn a_rate_cap_holds_across_two_nodes_not_once_per_node() {
         }
     }
     assert_eq!(allowed, 10, "each node holds half of the 10 a minute");
+    n.stop();
+}
+
+/// The ingest rate limit of a key holds for the cluster, not per node: started with
+/// `--ingest-rate 4 --ingest-burst 20`, each of the two live nodes holds 2 events a
+/// second and a burst of 10, so over T seconds one key sending through both gets at
+/// most 20 + 4 T events in (a limit per node would let 40 + 8 T through). Both nodes
+/// admit their burst, the refused get 429 with Retry-After, and every admitted event is
+/// stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ingest_rate_limit_of_a_key_holds_across_two_nodes() {
+    let extra = ["--ingest-rate", "4", "--ingest-burst", "20"];
+    let Some(n) = Nodes::start("ingestrate", &extra) else {
+        return;
+    };
+    let (ingest, read) = (n.key("ingest"), n.key("read"));
+    // Each node counts the other from its first reload tick on (2 s).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Four clients per node send one event at a time for 3 s.
+    let apis = [&n.api_a, &n.api_b].map(|api| {
+        Arc::new(Api {
+            http: api.http.clone(),
+            url: api.url.clone(),
+        })
+    });
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (api, ingest) = (apis[c % 2].clone(), ingest.clone());
+        clients.push(tokio::spawn(async move {
+            let (mut admitted, mut refused) = (0u64, 0u64);
+            while started.elapsed() < Duration::from_secs(3) {
+                let id = format!("rate-{c}-{}", admitted + refused);
+                let r = api
+                    .post("/v1/ingest/llm-request", &ingest, &call(&id, "0.001"))
+                    .await;
+                if r.status < 300 {
+                    admitted += 1;
+                } else {
+                    assert_eq!(r.status, 429, "{}", r.body);
+                    assert!(r.retry_after.is_some(), "{}", r.body);
+                    refused += 1;
+                }
+            }
+            (c % 2, admitted, refused)
+        }));
+    }
+    let (mut admitted, mut refused) = ([0u64; 2], [0u64; 2]);
+    for client in clients {
+        let (node, a, r) = client.await.unwrap();
+        admitted[node] += a;
+        refused[node] += r;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let total = admitted[0] + admitted[1];
+    let bound = (20.0 + 4.0 * elapsed).floor() as u64;
+    assert!(
+        total <= bound,
+        "{total} events admitted in {elapsed:.2} s, bound {bound} ({admitted:?} per node)"
+    );
+    assert!(
+        admitted.iter().all(|&a| a >= 10) && refused.iter().all(|&r| r > 0),
+        "each node admits its burst of 10, then refuses: {admitted:?} admitted, {refused:?} refused"
+    );
+    // Nothing admitted is lost: every node reads them all within 2 s.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(totals(&n.api_b, &read).await.0, total);
     n.stop();
 }
 

@@ -457,6 +457,125 @@ async fn retention_and_erasure_keep_totals_exact_and_leave_no_trace_of_the_erase
     );
 }
 
+/// Free text that mentions an erased id: a budget alert whose title, text, key, link
+/// and evidence name a tenant, and a deploy note naming a user. Each erasure replaces
+/// the id with `[erased]` in them (counted in `objectsEdited`, what does not mention it
+/// stays), and afterwards no byte of the store file holds either id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_replaces_the_id_in_alert_evidence_and_deploy_notes() {
+    const TENANT: &str = "erase-me-tenant-t5";
+    const USER: &str = "erase-me-user-u5";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("text.db");
+    let (ingest, admin) = (key(&db, "default", "ingest"), key(&db, "default", "admin"));
+    let server = Server::start(&db, &["--no-alerts"]);
+    let api = Api::new(&server);
+    // A budget for each tenant of $1: the tenant spends $2 (over its cap), keeper $0.50.
+    let budget = api
+        .post(
+            "/v1/budgets",
+            &admin,
+            &json!({"name": "each", "scope": {"tenantId": "*"}, "period": "month",
+                    "limitUsd": 1, "action": "notify"}),
+        )
+        .await;
+    assert_eq!(budget.status, 201, "{}", budget.body);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let calls = json!([
+        call("t-1", now - 60_000, TENANT, "u-keep", "2.00"),
+        call("t-2", now - 50_000, "keeper", USER, "0.50"),
+    ]);
+    let reply = api.post("/v1/ingest/batch", &ingest, &calls).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let note = api
+        .post(
+            "/v1/deploys",
+            &ingest,
+            &json!({"endpointTag": "support.reply", "promptVersion": "v9",
+                    "note": format!("rolled back for {USER} after complaints"),
+                    "author": "dana"}),
+        )
+        .await;
+    assert_eq!(note.status, 201, "{}", note.body);
+    let evaluated = api.post("/v1/alerts/evaluate", &admin, &json!({})).await;
+    assert_eq!(evaluated.status, 200, "{}", evaluated.body);
+    let alerts = api.get("/v1/alerts", &admin).await;
+    let naming: Vec<&Value> = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a.to_string().contains(TENANT))
+        .collect();
+    assert_eq!(naming.len(), 1, "{}", alerts.body);
+    let alert = naming[0].clone();
+    assert_eq!(alert["evidence"]["member"], json!(TENANT), "{alert}");
+    assert!(alert["text"].as_str().unwrap().contains(TENANT), "{alert}");
+
+    // The tenant: its call, the alert and the budget's record of the members it told
+    // (the member alert cover) are the objects naming it.
+    let erased = api
+        .post("/v1/erasure", &admin, &json!({"tenantId": TENANT}))
+        .await;
+    assert_eq!(erased.status, 201, "{}", erased.body);
+    assert_eq!(
+        (&erased.body["events"], &erased.body["objectsEdited"]),
+        (&json!(1), &json!(2)),
+        "{}",
+        erased.body
+    );
+    let alerts = api.get("/v1/alerts", &admin).await;
+    assert!(!alerts.body.to_string().contains(TENANT), "{}", alerts.body);
+    let after = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == alert["id"])
+        .unwrap_or_else(|| panic!("{}", alerts.body));
+    assert_eq!(after["evidence"]["member"], json!("[erased]"), "{after}");
+    // Only the id changed: the same text with the marker in its place.
+    let text = alert["text"].as_str().unwrap().replace(TENANT, "[erased]");
+    assert_eq!(after["text"], json!(text), "{after}");
+    assert_eq!(after["evidence"]["spentUsd"], alert["evidence"]["spentUsd"]);
+
+    // The user: its call and the deploy note mentioning it.
+    let erased = api
+        .post("/v1/erasure", &admin, &json!({"userId": USER}))
+        .await;
+    assert_eq!(erased.status, 201, "{}", erased.body);
+    assert_eq!(
+        (&erased.body["events"], &erased.body["objectsEdited"]),
+        (&json!(1), &json!(1)),
+        "{}",
+        erased.body
+    );
+    let notes = api.get("/v1/deploys?since=1d", &admin).await;
+    assert_eq!(
+        notes.body["deploys"].as_array().unwrap().len(),
+        1,
+        "{}",
+        notes.body
+    );
+    let kept = &notes.body["deploys"][0];
+    assert_eq!(
+        (&kept["note"], &kept["author"], &kept["promptVersion"]),
+        (
+            &json!("rolled back for [erased] after complaints"),
+            &json!("dana"),
+            &json!("v9")
+        ),
+        "{kept}"
+    );
+    server.stop();
+
+    let bytes = store_bytes(&db);
+    assert!(contains(&bytes, "keeper") && contains(&bytes, "after complaints"));
+    assert!(
+        !contains(&bytes, TENANT),
+        "the store holds the erased tenant"
+    );
+    assert!(!contains(&bytes, USER), "the store holds the erased user");
+}
+
 /// A call of a self-hosted model with no price yet.
 fn selfhosted(id: &str, ts_ms: i64, model: &str, input: u64, output: u64) -> Value {
     json!({"externalRequestId": id, "timestamp": iso(ts_ms), "provider": "selfhosted",

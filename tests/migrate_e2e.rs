@@ -1,11 +1,14 @@
 //! `burnrate migrate` end to end: a store with realistic demo traffic (retries, late
 //! calls, an unpriced model, tags, thousands of users), a second workspace of hand-made
 //! calls (id-less ones and a replaced attempt among them), keys (one revoked) and a
-//! budget is copied into another store. The copy is killed mid-way and run again; then a
+//! budget is copied into another store; one of acme's calls was stored unpriced and
+//! re-priced after an override (`prices reprice --unpriced`), and keeps its cost and
+//! `repricedAt` in the copy. The copy is killed mid-way and run again; then a
 //! server on the copy must answer like a server on the original: the same calls with
 //! the same ids, prices and receive times, the same top lists and budget, and every key
 //! working (or refused) as before. Runs into a new SQLite file always, and into
-//! ClickHouse when `BURNRATE_CH_URL` is set (scripts/test.sh sets it).
+//! ClickHouse when `BURNRATE_CH_URL` is set (scripts/test.sh sets it), then from that
+//! ClickHouse copy into a new SQLite file again.
 
 mod common;
 
@@ -15,9 +18,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// The source: 20,000 realistic demo calls in `default`, hand-made calls in `acme`, keys
-/// and a budget. Returns (default ingest key, default read key, acme read key, revoked).
-fn fill_source(db: &Path, dir: &Path) -> (String, String, String, String) {
+/// The source: 20,000 realistic demo calls in `default`, hand-made calls in `acme` (one
+/// re-priced), keys and a budget. Returns (default ingest key, default read key, acme
+/// read key, revoked, the re-pricing's `repricedAt`).
+fn fill_source(db: &Path, dir: &Path) -> (String, String, String, String, String) {
     cli(
         db,
         &[
@@ -49,6 +53,11 @@ fn fill_source(db: &Path, dir: &Path) -> (String, String, String, String) {
     failed.as_object_mut().unwrap().remove("outputTokens");
     let mut retry = call(Some("r-1"), 49, "gpt-4o", 2_000);
     retry["attempt"] = json!(2);
+    // Unpriced when stored; re-priced below at $0.05 / $0.10 per 1M input / output
+    // tokens: 2M input and 1M output make $0.10 + $0.10 = $0.20.
+    let mut selfhosted = call(Some("r-3"), 10, "acme-llm-7b", 2_000_000);
+    selfhosted["provider"] = json!("selfhosted");
+    selfhosted["outputTokens"] = json!(1_000_000);
     let lines = [
         failed,
         retry,
@@ -56,6 +65,7 @@ fn fill_source(db: &Path, dir: &Path) -> (String, String, String, String) {
         call(None, 30, "gpt-4o", 1_000),
         call(None, 30, "gpt-4o", 1_000),
         call(None, 20, "my-finetune-v3", 7_000),
+        selfhosted,
     ];
     let file = dir.join("acme.ndjson");
     let text: Vec<String> = lines.iter().map(Value::to_string).collect();
@@ -64,6 +74,32 @@ fn fill_source(db: &Path, dir: &Path) -> (String, String, String, String) {
         db,
         &["import", file.to_str().unwrap(), "--workspace", "acme"],
     );
+    let overrides = dir.join("overrides.json");
+    let book = json!({"format": 1, "kind": "overrides", "corrections": [
+        {"provider": "selfhosted", "model": "acme-llm-7b",
+         "effectiveFrom": "2026-01-01T00:00:00Z", "mode": "chat",
+         "usdPerMTok": [{"tier": "standard", "above": 0, "input": "0.05", "output": "0.10"}]}]});
+    std::fs::write(&overrides, book.to_string()).unwrap();
+    cli(db, &["prices", "import", overrides.to_str().unwrap()]);
+    let out = cli(
+        db,
+        &[
+            "prices",
+            "reprice",
+            "--unpriced",
+            "--workspace",
+            "acme",
+            "--model",
+            "acme-llm-7b",
+        ],
+    );
+    let summary: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (&summary["repriced"], &summary["costUsd"]),
+        (&json!(1), &json!("0.2")),
+        "{summary}"
+    );
+    let repriced_at = summary["repricedAt"].as_str().unwrap().to_string();
     let ingest = key(db, "default", "ingest");
     let read = key(db, "default", "read");
     let acme = key(db, "acme", "read");
@@ -75,7 +111,7 @@ fn fill_source(db: &Path, dir: &Path) -> (String, String, String, String) {
             "budgets", "create", "--name", "monthly", "--period", "month", "--limit", "500",
         ],
     );
-    (ingest, read, acme, revoked)
+    (ingest, read, acme, revoked, repriced_at)
 }
 
 /// Start `burnrate migrate --to target`, kill it once it reported `pages` pages of
@@ -141,7 +177,7 @@ fn comparable(events: &[Value]) -> Vec<Value> {
 async fn copy_and_compare(target: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("source.db");
-    let (ingest, read, acme, revoked) = fill_source(&db, dir.path());
+    let (ingest, read, acme, revoked, repriced_at) = fill_source(&db, dir.path());
 
     migrate_and_kill(&db, target, 3);
     let out = migrate(&db, &["--to", target]);
@@ -158,7 +194,7 @@ async fn copy_and_compare(target: &str) {
     );
     let out = migrate(&db, &["--to", target, "--restart"]);
     assert!(
-        out.contains("workspace acme: 0 calls copied, 5 already there"),
+        out.contains("workspace acme: 0 calls copied, 6 already there"),
         "{out}"
     );
     assert!(
@@ -172,10 +208,11 @@ async fn copy_and_compare(target: &str) {
     let (before, after) = (Api::new(&original), Api::new(&copy));
 
     // acme: every call equal, id-less ones with the same ids; the retried call carries
-    // its second attempt; the fine-tune stays unpriced.
+    // its second attempt; the fine-tune stays unpriced; the re-priced call keeps its
+    // cost and when it was re-priced.
     let acme_before = all_events(&before, &acme).await;
     let acme_after = all_events(&after, &acme).await;
-    assert_eq!(acme_before.len(), 5);
+    assert_eq!(acme_before.len(), 6);
     assert_eq!(comparable(&acme_before), comparable(&acme_after));
     assert_eq!(acme_after.iter().filter(|e| e["idless"] == true).count(), 3);
     let r1 = acme_after
@@ -195,6 +232,19 @@ async fn copy_and_compare(target: &str) {
         .find(|e| e["model"] == "my-finetune-v3")
         .unwrap();
     assert_eq!(finetune["costUsd"], Value::Null);
+    let r3 = acme_after
+        .iter()
+        .find(|e| e["externalRequestId"] == "r-3")
+        .unwrap();
+    assert_eq!(
+        (&r3["costUsd"], r3["repricedAt"].as_str()),
+        (&json!(0.2), Some(repriced_at.as_str())),
+        "{r3}"
+    );
+    assert!(r3["priceEntryId"].as_str().unwrap().contains("acme-llm-7b"));
+    // Calls never re-priced carry no marker in the copy.
+    let marked = acme_after.iter().filter(|e| e.get("repricedAt").is_some());
+    assert_eq!(marked.count(), 1);
 
     // default: the same top lists and budget, to the nano-dollar.
     let now = jiff::Timestamp::now();
@@ -252,6 +302,29 @@ async fn copy_and_compare(target: &str) {
     );
     original.stop();
     copy.stop();
+
+    // And back out of the copy (ClickHouse into SQLite, when the copy is ClickHouse):
+    // the calls come back equal, the re-priced one with its cost and repricedAt.
+    if target.starts_with("clickhouse://") {
+        let back = dir.path().join("back.db");
+        let out = migrate(
+            &db,
+            &[
+                "--from",
+                target,
+                "--to",
+                &format!("sqlite://{}", back.display()),
+            ],
+        );
+        assert!(
+            out.contains("both stores hold the same calls and cost"),
+            "{out}"
+        );
+        let returned = Server::start(&back, &[]);
+        let acme_back = all_events(&Api::new(&returned), &acme).await;
+        assert_eq!(comparable(&acme_before), comparable(&acme_back));
+        returned.stop();
+    }
 }
 
 #[tokio::test]

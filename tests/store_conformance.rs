@@ -151,6 +151,7 @@ conformance_tests! {
     lifecycle::retention_keeps_what_the_rollups_answer_and_says_where_raw_events_end,
     lifecycle::repricing_prices_exactly_the_unpriced_calls_it_can,
     lifecycle::correction_reprices_exactly_the_calls_of_one_entry,
+    lifecycle::repriced_at_is_kept_by_copies_and_dropped_by_a_better_attempt,
 }
 
 /// Like `conformance_tests`, for tests that also open the same store again (after

@@ -131,8 +131,9 @@ pub fn findings(budget: &Budget, members: &[MemberStatus], now_ms: i64) -> Vec<F
     out
 }
 
-/// A member id in a dashboard link's query (ids may hold `&`, `#`, spaces).
-fn url_escape(text: &str) -> String {
+/// A member id in a dashboard link's query (ids may hold `&`, `#`, spaces). Erasure
+/// looks for this form of an id in links too.
+pub(crate) fn url_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         match b {

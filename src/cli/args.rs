@@ -215,10 +215,11 @@ pub struct ServeArgs {
     /// Fill an empty database with demo traffic first.
     #[arg(long)]
     pub demo: bool,
-    /// Ingest rate per key in events per second (0 = unlimited).
+    /// Ingest rate per key in events per second (0 = unlimited), for all the nodes
+    /// serving one store together: each of N live nodes holds max(1, rate / N).
     #[arg(long, env = "BURNRATE_INGEST_RATE", default_value_t = 50_000.0)]
     pub ingest_rate: f64,
-    /// Ingest burst per key in events.
+    /// Ingest burst per key in events (shared by the live nodes like the rate).
     #[arg(long, env = "BURNRATE_INGEST_BURST", default_value_t = 100_000.0)]
     pub ingest_burst: f64,
     /// How long a guard reservation waits for its ingest event before it lapses.

@@ -29,7 +29,10 @@ pub fn reload_every_2s(state: Arc<AppState>, node: Arc<Registration>) -> JoinHan
         for tick in 1u32.. {
             tokio::time::sleep(until_next_tick()).await;
             match node.beat(state.store.as_ref(), wall_ms()).await {
-                Ok(live) => state.budgets.counters.set_nodes(live),
+                Ok(live) => {
+                    state.budgets.counters.set_nodes(live);
+                    state.limiter.set_nodes(live);
+                }
                 Err(e) => tracing::warn!(error = %e, "node registry update failed"),
             }
             if tick % SPEND_REFRESH_TICKS == 0 || state.budgets.counters.nodes() > 1 {

@@ -181,6 +181,7 @@ impl Ready {
         let node = nodes::Registration::join(store.as_ref()).await?;
         let live = node.beat(store.as_ref(), wall_ms()).await?;
         state.budgets.counters.set_nodes(live);
+        state.limiter.set_nodes(live);
         if live > 1 {
             state.budgets.refresh_spend().await?;
         }

@@ -360,3 +360,108 @@ pub async fn correction_reprices_exactly_the_calls_of_one_entry(store: Shared, s
         .unwrap();
     assert_eq!((same.repriced, same.unchanged, same.seq), (0, n, 0));
 }
+
+/// When a call was re-priced, as the store reads it back (ms).
+fn repriced_ms(call: &burnrate::store::StoredEvent) -> Option<i64> {
+    call.repriced_at
+        .as_deref()
+        .map(|t| t.parse::<jiff::Timestamp>().unwrap().as_millisecond())
+}
+
+/// `repricedAt` on every backend: a copied call (`burnrate migrate`) keeps the time the
+/// first store re-priced it, with its price; a call re-priced here has the re-pricing's
+/// time; and when a better attempt of a re-priced call arrives, the call carries that
+/// attempt's own price and no `repricedAt`.
+pub async fn repriced_at_is_kept_by_copies_and_dropped_by_a_better_attempt(
+    store: Shared,
+    _seed: u64,
+) {
+    let ws = store.create_workspace("repriced".into()).await.unwrap().id;
+    let book = burnrate::price::PriceBook::bundled().unwrap();
+    let text = |id: &str, attempt: u8, status: &str| {
+        serde_json::json!({"externalRequestId": id, "attempt": attempt,
+            "timestamp": "2026-01-05T00:10:00Z", "provider": "selfhosted",
+            "model": "mystery-model", "endpointTag": "a", "status": status,
+            "inputTokens": 1000, "outputTokens": 100})
+        .to_string()
+    };
+    // A copied call, priced and re-priced in the store it comes from.
+    let mut copied = gen::prepare(&book, &[text("copied-1", 1, "success")]);
+    copied[0].pricing.cost = Some(burnrate::money::Usd(7_300));
+    copied[0].copied = Some(burnrate::event::Copied {
+        received_at_ms: START,
+        idless_id: None,
+        repriced_at_ms: Some(START + DAY + 123),
+    });
+    // A failed attempt with usage, stored unpriced (no price for mystery-model).
+    let failed = gen::prepare(&book, &[text("fresh-1", 1, "error")]);
+    assert_eq!(failed[0].pricing.cost, None);
+    store.ingest(ws, copied).await.unwrap();
+    store.ingest(ws, failed).await.unwrap();
+    let pricer: burnrate::store::Pricer = std::sync::Arc::new(|e| {
+        Some(burnrate::event::Pricing {
+            cost: Some(burnrate::money::Usd(mystery_cost(
+                &e.model,
+                e.input_tokens,
+                e.output_tokens,
+            )?)),
+            source: Some(burnrate::event::CostSource::Catalog),
+            price_entry_id: Some("test:mystery-model".into()),
+            price_book_version: Some("test".into()),
+        })
+    });
+    let scope = burnrate::store::RepriceScope {
+        from_ms: i64::MIN,
+        to_ms: i64::MAX,
+        model: None,
+        target: burnrate::store::RepriceTarget::Unpriced,
+        dry_run: false,
+    };
+    let at = START + 2 * DAY + 456;
+    let outcome = store.reprice_unpriced(ws, scope, pricer, at).await.unwrap();
+    assert_eq!(outcome.repriced, 1, "only fresh-1 was unpriced");
+    let calls = |store: Shared| async move {
+        let page = store
+            .events(
+                ws,
+                burnrate::store::EventQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut calls = page.events;
+        calls.sort_by(|a, b| a.external_request_id.cmp(&b.external_request_id));
+        calls
+    };
+    let read = calls(store.clone()).await;
+    // 7 nano-USD per input token and 3 per output token: 7,000 + 300.
+    let got: Vec<_> = read
+        .iter()
+        .map(|c| {
+            (
+                c.external_request_id.as_str(),
+                c.cost_usd.map(|u| u.0),
+                repriced_ms(c),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("copied-1", Some(7_300), Some(START + DAY + 123)),
+            ("fresh-1", Some(7_300), Some(at)),
+        ]
+    );
+    // Attempt 2 succeeded: it wins (usage, then success) and was never re-priced.
+    let better = gen::prepare(&book, &[text("fresh-1", 2, "success")]);
+    store.ingest(ws, better).await.unwrap();
+    let read = calls(store.clone()).await;
+    let fresh = &read[1];
+    assert_eq!(
+        (fresh.attempt, fresh.cost_usd, repriced_ms(fresh)),
+        (2, None, None),
+        "{fresh:?}"
+    );
+}

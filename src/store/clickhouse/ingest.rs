@@ -542,8 +542,13 @@ fn event_row(ws: WorkspaceId, p: &PricedEvent, seq: u64, received: i64) -> Strin
         p.pricing.source.map_or("", |c| c.as_str()).to_string(),
         o(&p.pricing.price_entry_id),
         o(&p.pricing.price_book_version),
-        // Never re-priced: priced (or not) as it arrived.
-        "0".to_string(),
+        // Priced (or not) as it arrived, unless copied from a store that re-priced it
+        // (0 = never re-priced).
+        p.copied
+            .as_ref()
+            .and_then(|c| c.repriced_at_ms)
+            .unwrap_or(0)
+            .to_string(),
     ];
     fields.join("\t")
 }

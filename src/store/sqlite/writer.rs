@@ -494,9 +494,10 @@ const INSERT_EVENT: &str =
                 attempt_mask, attempts, provider, model, endpoint, prompt_version, tenant, user,
                 input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
                 image_count, latency_ms, status, error_code, data_mode, environment, operation,
-                service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags)
+                service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags,
+                repriced_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)";
 
 fn intern(
     tx: &Transaction,
@@ -609,6 +610,11 @@ fn contribution(
     }
 }
 
+/// When a copied call was re-priced in the store it comes from (None for a new call).
+fn repriced_at_ms(p: &PricedEvent) -> Option<i64> {
+    p.copied.as_ref().and_then(|c| c.repriced_at_ms)
+}
+
 /// What one write reads and adds to besides the events table.
 struct Sinks<'a, 'b> {
     dims: &'a mut DimCache,
@@ -681,6 +687,7 @@ fn write_event(
         cols.price_entry,
         cols.price_book,
         cols.tags,
+        repriced_at_ms(p),
     ])?;
     let row = tx.last_insert_rowid();
     sinks.calls.added.rows.entry(key).or_default().push(row);
@@ -840,7 +847,7 @@ fn merge_attempt(
             reasoning_tokens = ?16, image_count = ?17, latency_ms = ?18, status = ?19,
             error_code = ?20, operation = ?21, service_tier = ?22, usage_missing = ?23,
             cost_nanos = ?24, cost_source = ?25, price_entry = ?26, price_book = ?27, tags = ?28,
-            environment = ?29, data_mode = ?30
+            environment = ?29, data_mode = ?30, repriced_at = ?31
          WHERE id = ?1",
     )?
     .execute(params![
@@ -874,6 +881,8 @@ fn merge_attempt(
         cols.tags,
         e.environment.code(),
         e.data_mode.code(),
+        // The winner's price is its own: re-priced only when a copy says so.
+        repriced_at_ms(p),
     ])?;
     change.replaced = true;
     Ok((WriteResult::Attempt { replaced: true }, change))
