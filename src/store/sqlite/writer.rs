@@ -67,6 +67,8 @@ struct Queue {
     small: std::collections::VecDeque<IngestJob>,
     big: std::collections::VecDeque<IngestJob>,
     on_writer: Option<OnWriter>,
+    /// Whether the last commit held small jobs only.
+    small_alone: bool,
 }
 
 impl Queue {
@@ -86,9 +88,10 @@ impl Queue {
         }
     }
 
-    /// The next commit: every small job first, then batches in arrival order while they
-    /// fit under the cap (at least one job, and at least one batch when batches wait,
-    /// so small jobs cannot starve them).
+    /// The next commit: every small job first, alone (a few events commit in well under
+    /// a millisecond, so a single event waits for the commit in progress and its own, not
+    /// for a batch's); then batches in arrival order while they fit under the cap. Small
+    /// jobs commit alone at most every other commit, so batches cannot starve.
     fn next_commit(&mut self) -> Vec<IngestJob> {
         let mut batch = Vec::new();
         let mut events = 0;
@@ -99,6 +102,11 @@ impl Queue {
                 break;
             }
         }
+        if !batch.is_empty() && !self.small_alone {
+            self.small_alone = true;
+            return batch;
+        }
+        self.small_alone = false;
         let mut took_big = false;
         while let Some(job) = self.big.front() {
             if took_big && events + job.events.len() > MAX_EVENTS_PER_COMMIT {
@@ -923,8 +931,15 @@ mod tests {
         for n in [1000, 1000, 1, 1000, 2, 5000] {
             queue.take(job(n));
         }
-        assert_eq!(sizes(&queue.next_commit()), [1, 2, 1000]);
+        // Small jobs commit alone, ahead of the batches queued before them.
+        assert_eq!(sizes(&queue.next_commit()), [1, 2]);
         assert_eq!(sizes(&queue.next_commit()), [1000, 1000]);
+        // Small jobs arriving meanwhile go first again, but not twice in a row alone:
+        // batches waiting join them.
+        queue.take(job(1));
+        assert_eq!(sizes(&queue.next_commit()), [1]);
+        queue.take(job(3));
+        assert_eq!(sizes(&queue.next_commit()), [3, 1000]);
         // A request larger than the cap still commits whole, alone.
         assert_eq!(sizes(&queue.next_commit()), [5000]);
         assert!(!queue.has_ingest());
