@@ -57,8 +57,27 @@ fn placeholders(n: usize) -> String {
 enum Source {
     Raw,
     Rollup(usize, Grain),
-    /// Raw events taken away from a daily cell (the part of its day before the window).
+    /// Raw events taken away from a daily or hourly cell (the part of its day or hour
+    /// before the window).
     RawMinus,
+}
+
+/// What the totals know that decides a query's parts: where the family's hourly cells
+/// start, from when raw events exist, and that no call is newer than `newest_ms`.
+#[derive(Debug, Clone, Copy)]
+struct Reach {
+    hours_from: i64,
+    raw_from: i64,
+    newest_ms: i64,
+}
+
+impl Reach {
+    /// Nothing known: every part that needs knowledge reads raw events.
+    const NONE: Reach = Reach {
+        hours_from: i64::MIN,
+        raw_from: i64::MIN,
+        newest_ms: i64::MAX,
+    };
 }
 
 /// The rollup family that holds every dimension the query groups or filters by, if any.
@@ -96,13 +115,19 @@ fn choose_family(query: &Query) -> Option<usize> {
 /// Split [from, to) into exact parts: daily rollups for whole UTC days (unless the
 /// answer is bucketed by hour), hourly rollups for the whole hours around them from
 /// `hours_from` on (where the family's hourly cells start), raw events for the rest.
-/// A day cell minus raw events is used only from `raw_from` on (where raw events exist).
-fn plan(
-    query: &Query,
-    family: Option<usize>,
-    hours_from: i64,
-    raw_from: i64,
-) -> Vec<(Source, i64, i64)> {
+/// A day or hour cell minus raw events is used only from `raw_from` on (where raw
+/// events exist).
+///
+/// The partial hours at a window's edges are what grows with the data (each holds
+/// an hour's calls): the newest one reads as its whole cell when no call is newer than
+/// the window's end (a window ending now), and the oldest one as its cell minus the raw
+/// events before the window when those are fewer.
+fn plan(query: &Query, family: Option<usize>, reach: Reach) -> Vec<(Source, i64, i64)> {
+    let Reach {
+        hours_from,
+        raw_from,
+        newest_ms,
+    } = reach;
     let (from, to) = (query.from_ms, query.to_ms);
     let Some(index) = family else {
         return vec![(Source::Raw, from, to)];
@@ -120,7 +145,15 @@ fn plan(
         edges = vec![(from, d0), (d1, to)];
     }
     for (a, b) in edges {
+        let whole_end = b % HOUR_MS != 0 && newest_ms < b && floor(b, HOUR_MS) >= hours_from;
+        let b = if whole_end { ceil(b, HOUR_MS) } else { b };
         let (h0, h1) = (ceil(a, HOUR_MS).max(hours_from), floor(b, HOUR_MS));
+        let ha = floor(a, HOUR_MS);
+        let minus_start = a > ha
+            && ha >= hours_from
+            && ha >= raw_from
+            && ha + HOUR_MS <= h1
+            && a - ha < (ha + HOUR_MS) - a;
         // An older first day without hourly cells, mostly inside the window: its daily
         // cell minus the raw events of its hours before the window reads fewer rows.
         let day = b - DAY_MS;
@@ -134,6 +167,10 @@ fn plan(
         {
             parts.push((Source::Rollup(index, Grain::Day), day, b));
             parts.push((Source::RawMinus, day, a));
+        } else if minus_start {
+            parts.push((Source::Rollup(index, Grain::Hour), ha, h1));
+            parts.push((Source::RawMinus, ha, a));
+            parts.push((Source::Raw, h1, b));
         } else if h0 < h1 {
             parts.push((Source::Raw, a, h0));
             parts.push((Source::Rollup(index, Grain::Hour), h0, h1));
@@ -285,7 +322,7 @@ pub fn aggregate(
     behind: &dyn Fn(),
 ) -> Result<Answer> {
     let family = choose_family(query);
-    if plan(query, family, i64::MIN, i64::MIN)
+    if plan(query, family, Reach::NONE)
         .iter()
         .all(|(source, _, _)| *source == Source::Raw)
     {
@@ -300,9 +337,13 @@ pub fn aggregate(
         // cannot change.
         let seq = commit_seq(&tx)?;
         if seq == totals.seq {
-            let hours_from = family.map_or(i64::MAX, |f| totals.hours_from(f, workspace));
             let raw_from = totals.raw_from(workspace);
-            let parts = plan(query, family, hours_from, raw_from.unwrap_or(i64::MIN));
+            let reach = Reach {
+                hours_from: family.map_or(i64::MAX, |f| totals.hours_from(f, workspace)),
+                raw_from: raw_from.unwrap_or(i64::MIN),
+                newest_ms: totals.newest_ms(workspace),
+            };
+            let parts = plan(query, family, reach);
             let cells = from_totals(&tx, &totals, workspace, query, &parts)?;
             drop(totals);
             let mut merged = Merged::default();
@@ -741,6 +782,57 @@ mod tests {
         }
     }
 
+    /// The partial hours of a window inside one day: the newest reads whole when no call
+    /// is newer than the window's end; the oldest as its cell minus the raw minutes
+    /// before the window when those are fewer than the minutes inside it.
+    #[test]
+    fn partial_hours_read_from_cells_where_that_is_exact_and_cheaper() {
+        let (day, m) = (10 * DAY_MS, 60_000);
+        let main = Some(0);
+        let known = |newest_ms| Reach {
+            hours_from: i64::MIN,
+            raw_from: i64::MIN,
+            newest_ms,
+        };
+        let (h10, h14, h15) = (day + 10 * HOUR_MS, day + 14 * HOUR_MS, day + 15 * HOUR_MS);
+        let q = window(h10 + 20 * m, h14 + 40 * m);
+        // Nothing newer than the end: the last hour is its whole cell.
+        assert_eq!(
+            plan(&q, main, known(h14 + 39 * m)),
+            vec![
+                (Source::Rollup(0, Grain::Hour), h10, h15),
+                (Source::RawMinus, h10, h10 + 20 * m),
+            ]
+        );
+        // A call at the end itself (or later): the last partial hour reads raw.
+        assert_eq!(
+            plan(&q, main, known(h14 + 40 * m)),
+            vec![
+                (Source::Rollup(0, Grain::Hour), h10, h14),
+                (Source::RawMinus, h10, h10 + 20 * m),
+                (Source::Raw, h14, h14 + 40 * m),
+            ]
+        );
+        // Starting at :40, the 20 minutes inside are fewer than the 40 before: raw.
+        let late_start = window(h10 + 40 * m, h14 + 40 * m);
+        assert_eq!(
+            plan(&late_start, main, known(i64::MAX)),
+            vec![
+                (Source::Raw, h10 + 40 * m, h10 + HOUR_MS),
+                (Source::Rollup(0, Grain::Hour), h10 + HOUR_MS, h14),
+                (Source::Raw, h14, h14 + 40 * m),
+            ]
+        );
+        // Raw events of the first hour pruned: no cell minus raw there.
+        let pruned = Reach {
+            raw_from: h10 + HOUR_MS,
+            ..known(i64::MAX)
+        };
+        assert!(plan(&q, main, pruned)
+            .iter()
+            .all(|(s, _, _)| *s != Source::RawMinus));
+    }
+
     /// A window starting late on day 1 and ending after day 3: day 1's cell minus its raw
     /// hours before the window is the cheaper read, but only where raw events exist; a
     /// pruned day 1 reads its remaining raw rows (and the answer says so).
@@ -749,9 +841,14 @@ mod tests {
         let (d1, d2, d4) = (10 * DAY_MS, 11 * DAY_MS, 13 * DAY_MS);
         let q = window(d1 + 6 * HOUR_MS, d4);
         let tenant = Some(1);
-        let unpruned = plan(&q, tenant, i64::MAX, i64::MIN);
+        let days_only = |raw_from| Reach {
+            hours_from: i64::MAX,
+            raw_from,
+            newest_ms: i64::MAX,
+        };
+        let unpruned = plan(&q, tenant, days_only(i64::MIN));
         assert!(unpruned.contains(&(Source::RawMinus, d1, d1 + 6 * HOUR_MS)));
-        let pruned = plan(&q, tenant, i64::MAX, d2);
+        let pruned = plan(&q, tenant, days_only(d2));
         assert!(pruned.iter().all(|(s, _, _)| *s != Source::RawMinus));
         assert!(pruned.contains(&(Source::Raw, d1 + 6 * HOUR_MS, d2)));
         let starts = pruned
@@ -760,7 +857,7 @@ mod tests {
             .map(|(_, a, _)| *a);
         assert_eq!(pruned_raw(Some(d2), starts), Some(d2));
         // A window inside the raw range says nothing.
-        let recent = plan(&window(d2, d4), tenant, i64::MAX, d2);
+        let recent = plan(&window(d2, d4), tenant, days_only(d2));
         let starts = recent
             .iter()
             .filter(|(s, _, _)| *s == Source::Raw)

@@ -638,6 +638,9 @@ pub struct Totals {
     pub seen: HashMap<VersionKey, (i64, i64), Hasher>,
     /// Per workspace, the hour of its newest event: where a family's recent hours end.
     pub newest_hour: HashMap<i64, i64, Hasher>,
+    /// Per workspace, no stored call is newer than this (the newest time an attempt was
+    /// added with; a replaced attempt can leave it above the newest call).
+    newest_ms: HashMap<i64, i64, Hasher>,
     /// Per workspace that retention pruned, from when raw events exist (a UTC day start):
     /// the pruned history is added to the main and tenant families' hours and every day,
     /// never to user hours, so those start no earlier than this.
@@ -676,6 +679,11 @@ impl Totals {
         }
     }
 
+    /// No call of `workspace` is newer than this (i64::MAX: unknown).
+    pub fn newest_ms(&self, workspace: i64) -> i64 {
+        self.newest_ms.get(&workspace).copied().unwrap_or(i64::MAX)
+    }
+
     /// From when a workspace's raw events exist (None: nothing was pruned).
     pub fn raw_from(&self, workspace: i64) -> Option<i64> {
         self.raw_from.get(&workspace).copied()
@@ -689,6 +697,8 @@ impl Totals {
 
     /// Move a workspace's newest hour to `ts`'s hour if that is later.
     fn see_newest(&mut self, workspace: i64, ts: i64) -> bool {
+        let newest_ms = self.newest_ms.entry(workspace).or_insert(ts);
+        *newest_ms = (*newest_ms).max(ts);
         let hour = ts.div_euclid(HOUR_MS) * HOUR_MS;
         let newest = self.newest_hour.entry(workspace).or_insert(hour);
         let moved = hour > *newest;
