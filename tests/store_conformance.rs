@@ -128,6 +128,7 @@ macro_rules! conformance_tests {
 conformance_tests! {
     aggregate::retries_replacements_and_resends_follow_the_dedupe_rules,
     aggregate::aggregates_match_the_reference,
+    aggregate::sealed_hours_answer_as_the_raw_events,
     mappings::mapped_reads_match_the_reference_over_rewritten_calls,
     reads::events_pages_list_every_stored_call_once_newest_first,
     reads::costliest_pages_list_every_priced_call_once_by_cost,
