@@ -224,12 +224,14 @@ impl Ready {
             .alerts
             .then(|| background::evaluate_alerts_every_minute(self.state.clone()));
         let pruner = background::prune_every_hour(self.state.clone());
+        let sealer = background::seal_every_minute(self.state.clone(), self.node.clone());
         println!("listening on http://{}", self.addr);
         std::io::stdout().flush()?;
         tracing::info!(addr = %self.addr, store = %self.store_url, "serving");
         let served = crate::http::serve(self.listener, self.state, self.limits, shutdown).await;
         reloader.abort();
         pruner.abort();
+        sealer.abort();
         if let Some(evaluator) = evaluator {
             evaluator.abort();
         }

@@ -56,6 +56,20 @@ impl Registration {
         Ok(live.max(1) as u64)
     }
 
+    /// Whether this node is the live node with the smallest id: the one that seals
+    /// (`background::seal_every_minute`). Nodes agree within a reload tick; two that
+    /// briefly both think so seal the same hours twice, which costs time, never
+    /// exactness (a seal's cells are read only under its own generation).
+    pub async fn is_first(&self, store: &dyn Store, now_ms: i64) -> Result<bool, StoreError> {
+        let nodes = store.objects(Some(self.workspace), NODE).await?;
+        let first = nodes
+            .iter()
+            .filter(|n| n.id == self.id || n.updated_ms >= now_ms - LIVE_MS)
+            .map(|n| n.id)
+            .min();
+        Ok(first.is_none_or(|id| id == self.id))
+    }
+
     pub async fn leave(&self, store: &dyn Store) -> Result<(), StoreError> {
         store.delete_object(self.workspace, NODE, self.id).await?;
         Ok(())

@@ -84,7 +84,11 @@ const FAMILIES: [(&str, &[Dimension]); 3] = [
     ),
     (
         "user",
-        &[Dimension::Environment, Dimension::DataMode, Dimension::UserId],
+        &[
+            Dimension::Environment,
+            Dimension::DataMode,
+            Dimension::UserId,
+        ],
     ),
 ];
 
@@ -358,8 +362,10 @@ mod tests {
         assert_eq!(by(vec![Dimension::TenantId, Dimension::UserId]), None);
         assert_eq!(by(vec![Dimension::Tag("team".into())]), None);
         // A status filter is kept by `main` only; a tag filter by none.
-        let mut status = Filters::default();
-        status.status = vec![crate::event::Status::Success];
+        let status = Filters {
+            status: vec![crate::event::Status::Success],
+            ..Filters::default()
+        };
         assert_eq!(family(&query(vec![Dimension::TenantId], status)), None);
         let mut tags = Filters::default();
         tags.tags.insert("team".into(), vec!["a".into()]);

@@ -89,7 +89,9 @@ impl Client {
         if self.sync_inserts {
             params.push(("insert_distributed_sync", "1"));
         }
-        self.send(self.post(&params, sql.to_string())).await.map(|_| ())
+        self.send(self.post(&params, sql.to_string()))
+            .await
+            .map(|_| ())
     }
 
     /// Run a SELECT and split its TabSeparated answer into rows of unescaped fields.

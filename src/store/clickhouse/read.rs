@@ -8,7 +8,6 @@
 
 use super::http::{parse_array, quote};
 use super::{cells, ms_to_rfc3339, num, optional, schema, text, ClickhouseStore};
-use std::collections::BTreeMap;
 use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
 use crate::money::Usd;
 use crate::query::{Answer, Dimension, Filters, Query, Row, SumOverflow, Sums};
@@ -16,6 +15,7 @@ use crate::store::{
     EventOrder, EventPage, EventQuery, Freshness, RequestValues, Result, StoreError, StoredEvent,
     UnpricedModel, VersionSeen, WorkspaceId,
 };
+use std::collections::BTreeMap;
 
 /// The columns a call takes from its winning attempt.
 pub(super) const WINNER_COLUMNS: [&str; 31] = [
@@ -386,10 +386,7 @@ pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> R
     let mut raw_conditions = Vec::new();
     let source = match family.filter(|_| !trusted.is_empty()) {
         Some(family) => {
-            let mut conditions = vec![
-                cells::scope(ws, family),
-                cells::trusted_condition(&trusted),
-            ];
+            let mut conditions = vec![cells::scope(ws, family), cells::trusted_condition(&trusted)];
             conditions.extend(filter_conditions(&q.filters));
             let sql = grouped(
                 q,
