@@ -149,6 +149,7 @@ conformance_tests! {
     overflow::a_write_whose_sum_would_overflow_is_refused_naming_the_field,
     overflow::a_read_whose_sums_overflow_is_sum_overflow,
     lifecycle::erasure_takes_out_a_tenants_and_a_users_calls_exactly,
+    lifecycle::erasure_in_sealed_hours_is_exact,
     lifecycle::retention_keeps_what_the_rollups_answer_and_says_where_raw_events_end,
     lifecycle::repricing_prices_exactly_the_unpriced_calls_it_can,
     lifecycle::correction_reprices_exactly_the_calls_of_one_entry,
