@@ -54,10 +54,22 @@ pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) 
     for list in id_lists(&refs) {
         let scope = format!("ws = {ws} AND id IN ({list})");
         let hours = lower_hour_totals(store, ws, &scope).await?;
-        delete_everywhere(store, &scope).await?;
+        delete_everywhere(store, schema::EVENTS.name, &scope).await?;
         // After the deletion is done: the erased calls' hours read raw until resealed.
         super::cells::mark(store, ws, hours).await?;
     }
+    // The id as a sealed cell's tenant (user): those cells go, so the id is in no table.
+    // Their hours were marked dirty above, so reads take them raw until resealed.
+    let cell_column = match subject {
+        Subject::Tenant(_) => "c_tenant",
+        Subject::User(_) => "c_user",
+    };
+    delete_everywhere(
+        store,
+        schema::CELLS.name,
+        &format!("ws = {ws} AND {cell_column} = {id}"),
+    )
+    .await?;
     merge_objects(store).await?;
     Ok(removed)
 }
@@ -123,12 +135,12 @@ async fn lower_hour_totals(
     Ok(hours)
 }
 
-/// Delete the rows in `scope` from the events table of every shard and wait until the
-/// mutations are done.
-async fn delete_everywhere(store: &ClickhouseStore, scope: &str) -> Result<()> {
+/// Delete the rows in `scope` from `table` on every shard and wait until the mutations
+/// are done.
+async fn delete_everywhere(store: &ClickhouseStore, table: &str, scope: &str) -> Result<()> {
     let table = match store.url.cluster {
-        Some(_) => format!("{}_local", schema::EVENTS.name),
-        None => schema::EVENTS.name.to_string(),
+        Some(_) => format!("{table}_local"),
+        None => table.to_string(),
     };
     for host in &store.url.shards {
         let client = ClickhouseStore::client(&store.url, host)?;
