@@ -75,3 +75,30 @@ impl Registration {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_live_node_with_the_smallest_id_is_first_and_the_next_one_after_it_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("nodes.db").display());
+        let store = crate::store::open(&url).unwrap();
+        let now = jiff::Timestamp::now().as_millisecond();
+        let (a, b) = (
+            Registration::join(store.as_ref()).await.unwrap(),
+            Registration::join(store.as_ref()).await.unwrap(),
+        );
+        assert!(a.id < b.id);
+        assert!(a.is_first(store.as_ref(), now).await.unwrap());
+        assert!(!b.is_first(store.as_ref(), now).await.unwrap());
+        // A node not touched within LIVE_MS no longer counts: the next one seals.
+        let later = now + LIVE_MS + 1_000;
+        b.beat(store.as_ref(), later).await.unwrap();
+        assert!(b.is_first(store.as_ref(), later).await.unwrap());
+        a.leave(store.as_ref()).await.unwrap();
+        assert!(b.is_first(store.as_ref(), now).await.unwrap());
+        store.close().await;
+    }
+}
