@@ -165,7 +165,33 @@ pub async fn trusted(
             out.push((hour, gen));
         }
     }
-    Ok(out)
+    Ok(capped(out))
+}
+
+/// At most this many runs of hours (consecutive, one generation) are read from cells:
+/// their condition and the raw ranges between them stay far below ClickHouse's 256 KiB
+/// statement limit (about 50 bytes a run, twice 45 a range).
+const MAX_RUNS: usize = 1_000;
+
+/// `trusted` (in hour order) cut after its first `MAX_RUNS` runs; the hours after the
+/// cut read raw (one range), which is exact, only slower.
+fn capped(trusted: Vec<(i64, u64)>) -> Vec<(i64, u64)> {
+    let mut runs = 0;
+    let mut previous: Option<(i64, u64)> = None;
+    let mut keep = trusted.len();
+    for (i, &(hour, gen)) in trusted.iter().enumerate() {
+        if previous != Some((hour - 1, gen)) {
+            runs += 1;
+            if runs > MAX_RUNS {
+                keep = i;
+                break;
+            }
+        }
+        previous = Some((hour, gen));
+    }
+    let mut trusted = trusted;
+    trusted.truncate(keep);
+    trusted
 }
 
 /// Whether a seal of generation `gen` is trusted given its hour's newest dirty mark.
@@ -389,6 +415,20 @@ mod tests {
             "((gen = 7 AND hour >= 1 AND hour < 3) OR (gen = 9 AND hour >= 4 AND hour < 5))"
         );
         assert_eq!(in_ranges("ts", &[]), "0");
+    }
+
+    #[test]
+    fn a_window_reads_at_most_max_runs_runs_of_hours_from_cells() {
+        // Every other hour trusted, each its own run: cut after MAX_RUNS of them.
+        let sparse: Vec<(i64, u64)> = (0..3 * MAX_RUNS as i64).map(|i| (2 * i, 1)).collect();
+        let kept = capped(sparse.clone());
+        assert_eq!(kept, sparse[..MAX_RUNS].to_vec());
+        // One long run (one generation, consecutive hours) is kept whole, and a change of
+        // generation starts a run.
+        let dense: Vec<(i64, u64)> = (0..5_000).map(|h| (h, 7)).collect();
+        assert_eq!(capped(dense.clone()), dense);
+        let gens: Vec<(i64, u64)> = (0..2 * MAX_RUNS as i64).map(|h| (h, h as u64)).collect();
+        assert_eq!(capped(gens.clone()), gens[..MAX_RUNS].to_vec());
     }
 
     #[test]
