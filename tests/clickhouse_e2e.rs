@@ -346,7 +346,12 @@ async fn erasure_on_clickhouse_leaves_the_id_in_no_table() {
         with("e1", ERASED, json!({"team": "x"}), 1.0),
         with("e2", "keeper", json!({"customer": ERASED}), 0.5),
         with("e3", "keeper", json!({"team": "x"}), 0.25),
+        // Two days old: sealed into hourly cells (by tenant, by user) before the erasure.
+        with("e4", ERASED, json!({"team": "x"}), 2.0),
     ]);
+    let mut calls = calls;
+    let two_days_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(48);
+    calls[3]["timestamp"] = json!(two_days_ago.to_string());
     let reply = api.post("/v1/ingest/batch", &ingest, &calls).await;
     assert_eq!(reply.status, 202, "{}", reply.body);
     for (path, body) in [
@@ -387,9 +392,23 @@ async fn erasure_on_clickhouse_leaves_the_id_in_no_table() {
     );
     let in_objects =
         format!("SELECT count() FROM {db_name}.objects WHERE position(body, '{ERASED}') > 0");
-    assert_eq!(clickhouse_count(&store, &in_events).await, 2);
+    assert_eq!(clickhouse_count(&store, &in_events).await, 3);
     // The mapping, the budget, the alert, its member cover and the deploy note.
     assert_eq!(clickhouse_count(&store, &in_objects).await, 5);
+    // Seal the closed hours (as a server's minute loop does): e4's hour gets cells, one
+    // of them naming the tenant.
+    let sealing = burnrate::store::open(&store).unwrap();
+    assert!(
+        sealing
+            .seal(jiff::Timestamp::now().as_millisecond())
+            .await
+            .unwrap()
+            >= 1
+    );
+    let in_cells = format!(
+        "SELECT count() FROM {db_name}.cells WHERE c_tenant = '{ERASED}' OR c_user = '{ERASED}'"
+    );
+    assert_eq!(clickhouse_count(&store, &in_cells).await, 1);
 
     let erased = api
         .post("/v1/erasure", &admin, &json!({"tenantId": ERASED}))
@@ -401,12 +420,13 @@ async fn erasure_on_clickhouse_leaves_the_id_in_no_table() {
             &erased.body["costUsd"],
             &erased.body["objectsEdited"]
         ),
-        (&json!(2), &json!("1.5"), &json!(5)),
+        (&json!(3), &json!("3.5"), &json!(5)),
         "{}",
         erased.body
     );
     assert_eq!(clickhouse_count(&store, &in_events).await, 0);
     assert_eq!(clickhouse_count(&store, &in_objects).await, 0);
+    assert_eq!(clickhouse_count(&store, &in_cells).await, 0);
     // The free text reads the marker where the id stood, the rest as it was.
     let notes = api.get("/v1/deploys?since=1d", &admin).await;
     assert_eq!(

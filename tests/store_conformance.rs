@@ -128,6 +128,7 @@ macro_rules! conformance_tests {
 conformance_tests! {
     aggregate::retries_replacements_and_resends_follow_the_dedupe_rules,
     aggregate::aggregates_match_the_reference,
+    aggregate::sealed_hours_answer_as_the_raw_events,
     mappings::mapped_reads_match_the_reference_over_rewritten_calls,
     reads::events_pages_list_every_stored_call_once_newest_first,
     reads::costliest_pages_list_every_priced_call_once_by_cost,
@@ -148,6 +149,7 @@ conformance_tests! {
     overflow::a_write_whose_sum_would_overflow_is_refused_naming_the_field,
     overflow::a_read_whose_sums_overflow_is_sum_overflow,
     lifecycle::erasure_takes_out_a_tenants_and_a_users_calls_exactly,
+    lifecycle::erasure_in_sealed_hours_is_exact,
     lifecycle::retention_keeps_what_the_rollups_answer_and_says_where_raw_events_end,
     lifecycle::repricing_prices_exactly_the_unpriced_calls_it_can,
     lifecycle::correction_reprices_exactly_the_calls_of_one_entry,

@@ -232,6 +232,10 @@ pub struct ServeArgs {
     /// Do not evaluate alert rules (they run every minute by default).
     #[arg(long)]
     pub no_alerts: bool,
+    /// Do not seal closed hours (a ClickHouse store's pre-summed hourly cells, made every
+    /// minute by default: docs/scale-out.md). Answers stay the same, long windows slower.
+    #[arg(long, env = "BURNRATE_NO_SEAL")]
+    pub no_seal: bool,
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "BURNRATE_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -443,6 +447,7 @@ impl ServeArgs {
             reservation_ttl_ms: self.reservation_ttl_secs as i64 * 1000,
             public_url: self.public_url,
             alerts: !self.no_alerts,
+            seal: !self.no_seal,
             limits: crate::http::server::Limits {
                 header_read_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
                 idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),

@@ -415,6 +415,9 @@ impl EventStore for Mapped {
         Ok(outcome)
     }
 
+    async fn seal(&self, now_ms: i64) -> Result<u64> {
+        self.inner.seal(now_ms).await
+    }
     async fn close(&self) {
         self.inner.close().await
     }

@@ -1,6 +1,7 @@
 //! The server's background loops: picking up what other processes change in the
 //! database (price books, budgets, workspace settings) every 2 s, and the alert rules'
-//! evaluation every minute (which also sends the channels' digests that are due). Each
+//! evaluation every minute (which also sends the channels' digests that are due), and
+//! sealing the closed hours every minute (one node at a time). Each
 //! runs until the server aborts it at shutdown.
 
 use super::nodes::Registration;
@@ -90,6 +91,42 @@ pub fn prune_every_hour(state: Arc<AppState>) -> JoinHandle<()> {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+            }
+        }
+    })
+}
+
+/// Sealing's pass (`EventStore::seal`): the first this long after the start, then every
+/// `SEAL_EVERY`. A store whose reads need no sealing answers at once.
+const FIRST_SEAL_AFTER: Duration = Duration::from_secs(10);
+const SEAL_EVERY: Duration = Duration::from_secs(60);
+
+/// Seal the closed hours once a minute (ClickHouse's sealed hourly cells), on one node
+/// at a time: the live node with the smallest registration id.
+pub fn seal_every_minute(state: Arc<AppState>, node: Arc<Registration>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(FIRST_SEAL_AFTER).await;
+        let mut tick = tokio::time::interval(SEAL_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match node.is_first(state.store.as_ref(), wall_ms()).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "node registry read failed");
+                    continue;
+                }
+            }
+            let started = std::time::Instant::now();
+            match state.store.seal(wall_ms()).await {
+                Ok(0) => {}
+                Ok(hours) => tracing::info!(
+                    hours,
+                    ms = started.elapsed().as_millis() as u64,
+                    "sealed hours"
+                ),
+                Err(e) => tracing::warn!(error = %e, "sealing failed"),
             }
         }
     })

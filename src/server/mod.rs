@@ -38,6 +38,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Evaluate the alert rules every minute.
     pub alerts: bool,
+    /// Seal closed hours every minute (`EventStore::seal`).
+    pub seal: bool,
     /// Connection limits and timeouts of the accept loop.
     pub limits: Limits,
 }
@@ -45,7 +47,8 @@ pub struct Config {
 impl Config {
     /// A server embedded in another program (tests, tools) on the store at `store`: any
     /// free loopback port, no demo, no ingest rate limit, no minute alert loop (the
-    /// embedding program evaluates when it chooses), the default connection limits.
+    /// embedding program evaluates when it chooses) and no sealing loop (it may call
+    /// `EventStore::seal`), the default connection limits.
     pub fn embedded(store: String) -> Config {
         Config {
             store,
@@ -58,6 +61,7 @@ impl Config {
             reservation_ttl_ms: 600_000,
             public_url: None,
             alerts: false,
+            seal: false,
             limits: Limits {
                 header_read_timeout: std::time::Duration::from_secs(10),
                 idle_timeout: std::time::Duration::from_secs(60),
@@ -133,6 +137,7 @@ struct Ready {
     addr: SocketAddr,
     store_url: String,
     alerts: bool,
+    seal: bool,
     limits: Limits,
     /// This server among the nodes sharing the store.
     node: Arc<nodes::Registration>,
@@ -193,6 +198,7 @@ impl Ready {
             addr,
             store_url: config.store,
             alerts: config.alerts,
+            seal: config.seal,
             limits: config.limits,
         })
     }
@@ -225,12 +231,18 @@ impl Ready {
             .alerts
             .then(|| background::evaluate_alerts_every_minute(self.state.clone()));
         let pruner = background::prune_every_hour(self.state.clone());
+        let sealer = self
+            .seal
+            .then(|| background::seal_every_minute(self.state.clone(), self.node.clone()));
         println!("listening on http://{}", self.addr);
         std::io::stdout().flush()?;
         tracing::info!(addr = %self.addr, store = %self.store_url, "serving");
         let served = crate::http::serve(self.listener, self.state, self.limits, shutdown).await;
         reloader.abort();
         pruner.abort();
+        if let Some(sealer) = sealer {
+            sealer.abort();
+        }
         if let Some(evaluator) = evaluator {
             evaluator.abort();
         }

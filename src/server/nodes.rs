@@ -56,8 +56,49 @@ impl Registration {
         Ok(live.max(1) as u64)
     }
 
+    /// Whether this node is the live node with the smallest id: the one that seals
+    /// (`background::seal_every_minute`). Nodes agree within a reload tick; two that
+    /// briefly both think so seal the same hours twice, which costs time, never
+    /// exactness (a seal's cells are read only under its own generation).
+    pub async fn is_first(&self, store: &dyn Store, now_ms: i64) -> Result<bool, StoreError> {
+        let nodes = store.objects(Some(self.workspace), NODE).await?;
+        let first = nodes
+            .iter()
+            .filter(|n| n.id == self.id || n.updated_ms >= now_ms - LIVE_MS)
+            .map(|n| n.id)
+            .min();
+        Ok(first.is_none_or(|id| id == self.id))
+    }
+
     pub async fn leave(&self, store: &dyn Store) -> Result<(), StoreError> {
         store.delete_object(self.workspace, NODE, self.id).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_live_node_with_the_smallest_id_is_first_and_the_next_one_after_it_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("nodes.db").display());
+        let store = crate::store::open(&url).unwrap();
+        let now = jiff::Timestamp::now().as_millisecond();
+        let (a, b) = (
+            Registration::join(store.as_ref()).await.unwrap(),
+            Registration::join(store.as_ref()).await.unwrap(),
+        );
+        assert!(a.id < b.id);
+        assert!(a.is_first(store.as_ref(), now).await.unwrap());
+        assert!(!b.is_first(store.as_ref(), now).await.unwrap());
+        // A node not touched within LIVE_MS no longer counts: the next one seals.
+        let later = now + LIVE_MS + 1_000;
+        b.beat(store.as_ref(), later).await.unwrap();
+        assert!(b.is_first(store.as_ref(), later).await.unwrap());
+        a.leave(store.as_ref()).await.unwrap();
+        assert!(b.is_first(store.as_ref(), now).await.unwrap());
+        store.close().await;
     }
 }

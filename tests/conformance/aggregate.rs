@@ -321,3 +321,49 @@ fn difference(query: &Query, got: &Answer, expected: &Answer) -> String {
     }
     out
 }
+
+/// Sealing never changes an answer: part of a random scenario is stored and every hour
+/// sealed, then the rest arrives (late attempts, retries and replacements of calls in
+/// sealed hours), then the hours are sealed again; after each step random queries
+/// answer as the reference does. A backend that seals (ClickHouse's cells) must reseal
+/// the hours the late events changed and then find nothing left to seal; the embedded
+/// store seals nothing (its rollups are always current).
+pub async fn sealed_hours_answer_as_the_raw_events(store: Shared, seed: u64) {
+    let workspaces = workspaces(&store).await;
+    let mut requests = gen::requests(seed, &workspaces, 1500 * super::scale()).into_iter();
+    let early = requests.len() * 6 / 10;
+    let mut loaded = Loaded {
+        reference: Reference::default(),
+        workspaces,
+        request_times: Vec::new(),
+        last_seq: 0,
+    };
+    for request in requests.by_ref().take(early) {
+        loaded.ingest(&store, request).await;
+    }
+    // Every hour of the scenario is past the sealing horizon.
+    let later = gen::NOW + 10 * gen::DAY;
+    let sealed = store.seal(later).await.unwrap();
+    check_queries(&store, &loaded, seed, 150).await;
+    for request in requests {
+        loaded.ingest(&store, request).await;
+    }
+    check_queries(&store, &loaded, seed ^ 1, 150).await;
+    if sealed > 0 {
+        // The late events' hours are resealed once their marks are older than a seal's
+        // start minus the clock-skew margin (5 s).
+        tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    }
+    let resealed = store.seal(later).await.unwrap();
+    check_queries(&store, &loaded, seed ^ 2, 150).await;
+    if sealed > 0 {
+        assert!(
+            resealed > 0,
+            "hours sealed {sealed}, resealed after late events {resealed}"
+        );
+        assert_eq!(store.seal(later).await.unwrap(), 0, "all hours are clean");
+        check_queries(&store, &loaded, seed ^ 3, 150).await;
+    } else {
+        assert_eq!(resealed, 0);
+    }
+}

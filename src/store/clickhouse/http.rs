@@ -81,6 +81,19 @@ impl Client {
         self.send(self.post(&[], sql.to_string())).await.map(|_| ())
     }
 
+    /// Run an `INSERT ... SELECT`; in cluster mode it waits until every shard has the
+    /// rows, as `insert` does.
+    pub async fn insert_select(&self, sql: &str) -> Result<()> {
+        capture::statement(sql, None);
+        let mut params = Vec::new();
+        if self.sync_inserts {
+            params.push(("insert_distributed_sync", "1"));
+        }
+        self.send(self.post(&params, sql.to_string()))
+            .await
+            .map(|_| ())
+    }
+
     /// Run a SELECT and split its TabSeparated answer into rows of unescaped fields.
     pub async fn select(&self, sql: &str) -> Result<Vec<Vec<String>>> {
         capture::statement(sql, None);

@@ -110,9 +110,10 @@ pub async fn ingest_parts(
         .iter()
         .map(|p| p.event.timestamp_ms.div_euclid(HOUR_MS))
         .collect();
-    let (mut calls, stored_hours) = tokio::try_join!(
+    let started = std::time::Instant::now();
+    let ((mut calls, mut touched), stored_hours) = tokio::try_join!(
         stored_calls(store, ws, &events),
-        stored_hour_totals(store, ws, all_hours)
+        stored_hour_totals(store, ws, all_hours.clone())
     )?;
     let mut results = Vec::with_capacity(events.len());
     // The cost changes of each event, in event order.
@@ -172,6 +173,16 @@ pub async fn ingest_parts(
         store.client.insert(&hours_table, &hour_rows),
         store.client.insert(&tally_table, &tally_rows)
     )?;
+    // Mark dirty, now that the rows are stored, every hour whose sealed cells this
+    // commit may have changed: its events' hours and the hours of the stored attempts
+    // of their calls (the old winner's among them). A slow commit reads its calls'
+    // attempts again: one stored meanwhile by another node may be a winner a seal
+    // counted (cells.rs, `SKEW_MS`).
+    touched.extend(all_hours);
+    if started.elapsed() > super::cells::SLOW_COMMIT {
+        touched.extend(stored_calls(store, ws, &events).await?.1);
+    }
+    super::cells::mark(store, ws, touched).await?;
     // Each part's share of the results and effects, in order.
     let mut results = results.into_iter();
     let mut effects = effects.into_iter();
@@ -277,12 +288,14 @@ fn call_key(p: &PricedEvent) -> Option<CallKey> {
     p.stored_id().map(|(id, idless)| (idless, id.to_string()))
 }
 
-/// The stored attempts of the request's calls (those with an id), by call.
+/// The stored attempts of the request's calls (those with an id), by call, and the
+/// hours of all of them.
 async fn stored_calls(
     store: &ClickhouseStore,
     ws: WorkspaceId,
     events: &[&PricedEvent],
-) -> Result<HashMap<CallKey, Call>> {
+) -> Result<(HashMap<CallKey, Call>, Vec<i64>)> {
+    let mut hours = Vec::new();
     let mut calls: HashMap<CallKey, Call> = HashMap::new();
     let mut rows = Vec::new();
     for idless in [false, true] {
@@ -306,6 +319,7 @@ async fn stored_calls(
     }
     for row in rows {
         let a = stored_attempt(&row[1..])?;
+        hours.push(num::<i64>(&row, 5)?.div_euclid(HOUR_MS));
         let pick: u64 = num(&row, 17)?;
         let id = (num::<u8>(&row, 0)? == 1, text(&row, 1));
         match calls.get_mut(&id) {
@@ -329,7 +343,7 @@ async fn stored_calls(
             }
         }
     }
-    Ok(calls)
+    Ok((calls, hours))
 }
 
 /// Which of `ids` have a stored attempt in `ws`.

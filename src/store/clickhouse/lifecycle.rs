@@ -53,9 +53,23 @@ pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) 
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     for list in id_lists(&refs) {
         let scope = format!("ws = {ws} AND id IN ({list})");
-        lower_hour_totals(store, ws, &scope).await?;
-        delete_everywhere(store, &scope).await?;
+        let hours = lower_hour_totals(store, ws, &scope).await?;
+        delete_everywhere(store, schema::EVENTS.name, &scope).await?;
+        // After the deletion is done: the erased calls' hours read raw until resealed.
+        super::cells::mark(store, ws, hours).await?;
     }
+    // The id as a sealed cell's tenant (user): those cells go, so the id is in no table.
+    // Their hours were marked dirty above, so reads take them raw until resealed.
+    let cell_column = match subject {
+        Subject::Tenant(_) => "c_tenant",
+        Subject::User(_) => "c_user",
+    };
+    delete_everywhere(
+        store,
+        schema::CELLS.name,
+        &format!("ws = {ws} AND {cell_column} = {id}"),
+    )
+    .await?;
     merge_objects(store).await?;
     Ok(removed)
 }
@@ -81,7 +95,12 @@ async fn merge_objects(store: &ClickhouseStore) -> Result<()> {
 /// Insert negative rows into the hour totals: what the attempts in `scope` added. An
 /// attempt counts once, with its newest price: a re-priced copy (`reprice.rs`) added
 /// only its cost change to the totals, so attempt and copy together added the copy.
-async fn lower_hour_totals(store: &ClickhouseStore, ws: WorkspaceId, scope: &str) -> Result<()> {
+/// Returns the attempts' hours.
+async fn lower_hour_totals(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    scope: &str,
+) -> Result<Vec<i64>> {
     let attempts = format!(
         "(SELECT argMax(ts, pick) AS ts, argMax(cost, pick) AS cost,
                  argMax(input, pick) AS input, argMax(cached, pick) AS cached,
@@ -97,7 +116,9 @@ async fn lower_hour_totals(store: &ClickhouseStore, ws: WorkspaceId, scope: &str
          FROM {attempts} GROUP BY intDiv(ts, 3600000)"
     );
     let mut lines = Vec::new();
+    let mut hours = Vec::new();
     for row in store.client.select(&sql).await? {
+        hours.push(num::<i64>(&row, 0)?);
         let mut fields = vec![ws.to_string(), text(&row, 0)];
         for m in 0..7 {
             let value: i128 = num(&row, 1 + m)?;
@@ -110,15 +131,16 @@ async fn lower_hour_totals(store: &ClickhouseStore, ws: WorkspaceId, scope: &str
     store
         .client
         .insert(&store.table(schema::HOUR_TOTALS.name), &lines)
-        .await
+        .await?;
+    Ok(hours)
 }
 
-/// Delete the rows in `scope` from the events table of every shard and wait until the
-/// mutations are done.
-async fn delete_everywhere(store: &ClickhouseStore, scope: &str) -> Result<()> {
+/// Delete the rows in `scope` from `table` on every shard and wait until the mutations
+/// are done.
+async fn delete_everywhere(store: &ClickhouseStore, table: &str, scope: &str) -> Result<()> {
     let table = match store.url.cluster {
-        Some(_) => format!("{}_local", schema::EVENTS.name),
-        None => schema::EVENTS.name.to_string(),
+        Some(_) => format!("{table}_local"),
+        None => table.to_string(),
     };
     for host in &store.url.shards {
         let client = ClickhouseStore::client(&store.url, host)?;

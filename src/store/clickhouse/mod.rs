@@ -10,6 +10,7 @@
 //! both replies may say Inserted and both report cost changes; the budget counters
 //! re-converge from reads at the next reload (2 s with several nodes).
 
+mod cells;
 mod control;
 mod http;
 mod ingest;
@@ -551,6 +552,10 @@ impl EventStore for ClickhouseStore {
     ) -> Result<RepriceOutcome> {
         let _write = self.lock.write().await;
         reprice::reprice(self, workspace, &scope, &pricer, at_ms).await
+    }
+
+    async fn seal(&self, now_ms: i64) -> Result<u64> {
+        cells::seal(self, now_ms).await
     }
 
     async fn close(&self) {}

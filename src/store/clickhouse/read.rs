@@ -7,7 +7,7 @@
 //! `SumOverflow`, never a wrapped number.
 
 use super::http::{parse_array, quote};
-use super::{ms_to_rfc3339, num, optional, schema, text, ClickhouseStore};
+use super::{cells, ms_to_rfc3339, num, optional, schema, text, ClickhouseStore};
 use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
 use crate::money::Usd;
 use crate::query::{Answer, Dimension, Filters, Query, Row, SumOverflow, Sums};
@@ -15,6 +15,7 @@ use crate::store::{
     EventOrder, EventPage, EventQuery, Freshness, RequestValues, Result, StoreError, StoredEvent,
     UnpricedModel, VersionSeen, WorkspaceId,
 };
+use std::collections::BTreeMap;
 
 /// The columns a call takes from its winning attempt.
 pub(super) const WINNER_COLUMNS: [&str; 31] = [
@@ -139,7 +140,7 @@ fn worth_narrowing((from, to): (i64, i64), oldest: i64, now: i64) -> bool {
 
 /// `calls` narrowed to the calls with at least one stored row meeting `row` (a
 /// condition on one attempt's columns), every row of them resolved (see `calls_in`).
-fn calls_having(store: &ClickhouseStore, scope: &str, row: &str) -> String {
+pub(super) fn calls_having(store: &ClickhouseStore, scope: &str, row: &str) -> String {
     let local = match store.url.cluster {
         Some(_) => store.table(&format!("{}_local", schema::EVENTS.name)),
         None => store.table(schema::EVENTS.name),
@@ -245,7 +246,7 @@ fn halves(expr: &str) -> String {
 }
 
 /// The sums a group accumulates, in `sums_of`'s order.
-fn sum_columns() -> String {
+pub(super) fn sum_columns() -> String {
     [
         "count()".to_string(),
         "sum(c_attempts)".into(),
@@ -265,61 +266,68 @@ fn sum_columns() -> String {
     .join(", ")
 }
 
-/// The sums of one answer row from column `at` on, checked into range.
-fn sums_of(row: &[String], at: usize) -> Result<Sums> {
-    let count = |i: usize| -> Result<u64> { num(row, at + i) };
+/// The 14 sums of one answer row from column `at` on (`sum_columns` order), each
+/// 64-bit one put together from its halves, not yet checked into range.
+type Wide = [i128; 14];
+
+fn wide_of(row: &[String], at: usize) -> Result<Wide> {
+    let count = |i: usize| -> Result<i128> { num(row, at + i) };
     let whole = |i: usize| -> Result<i128> {
         let hi: i128 = num(row, at + i)?;
         let lo: i128 = num(row, at + i + 1)?;
         Ok((hi << 32) + lo)
     };
-    let unsigned = |i: usize| -> Result<u64> {
-        u64::try_from(whole(i)?).map_err(|_| StoreError::from(SumOverflow))
-    };
+    Ok([
+        count(0)?,
+        count(1)?,
+        whole(2)?,
+        count(4)?,
+        whole(5)?,
+        whole(7)?,
+        whole(9)?,
+        whole(11)?,
+        whole(13)?,
+        whole(15)?,
+        count(17)?,
+        count(18)?,
+        count(19)?,
+        count(20)?,
+    ])
+}
+
+/// Wide sums checked into range: a sum past i64 / u64 is `SumOverflow`.
+fn sums_from(w: &Wide) -> Result<Sums> {
+    let u = |i: usize| u64::try_from(w[i]).map_err(|_| StoreError::from(SumOverflow));
     Ok(Sums {
-        requests: count(0)?,
-        attempts: count(1)?,
-        cost: Usd(i64::try_from(whole(2)?).map_err(|_| StoreError::from(SumOverflow))?),
-        priced: count(4)?,
-        input: unsigned(5)?,
-        cached: unsigned(7)?,
-        cache_write: unsigned(9)?,
-        output: unsigned(11)?,
-        reasoning: unsigned(13)?,
-        latency_sum: unsigned(15)?,
-        latency_count: count(17)?,
-        errors: count(18)?,
-        usage_missing: count(19)?,
-        idless: count(20)?,
+        requests: u(0)?,
+        attempts: u(1)?,
+        cost: Usd(i64::try_from(w[2]).map_err(|_| StoreError::from(SumOverflow))?),
+        priced: u(3)?,
+        input: u(4)?,
+        cached: u(5)?,
+        cache_write: u(6)?,
+        output: u(7)?,
+        reasoning: u(8)?,
+        latency_sum: u(9)?,
+        latency_count: u(10)?,
+        errors: u(11)?,
+        usage_missing: u(12)?,
+        idless: u(13)?,
     })
 }
 
-pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> Result<Answer> {
-    let mut keys: Vec<String> = Vec::new();
-    if let Some(b) = q.bucket {
-        keys.push(format!("intDiv(c_ts, {ms}) * {ms}", ms = b.millis()));
-    }
-    keys.extend(q.group_by.iter().map(label));
-    let conditions = window_conditions(Some((q.from_ms, q.to_ms)), Some(&q.filters));
-    let mut select = keys.clone();
-    select.push(sum_columns());
-    let group = if keys.is_empty() {
-        String::new()
-    } else {
-        format!(" GROUP BY {}", keys.join(", "))
-    };
-    let sql = format!(
-        "SELECT {} FROM {}{}{group}",
-        select.join(", "),
-        calls_in(
-            store,
-            &format!("ws = {ws}"),
-            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?
-        ),
-        where_clause(&conditions)
-    );
-    let mut rows = Vec::new();
-    for row in store.client.select(&sql).await? {
+/// An aggregate's rows before they are checked: (bucket, group) to wide sums.
+type Groups = BTreeMap<(Option<i64>, Vec<String>), Wide>;
+
+/// Add the rows of `sql` (bucket if asked, the group's labels, then the sums) to
+/// `groups`; a group read twice (from cells and raw) is summed.
+async fn add_groups(
+    store: &ClickhouseStore,
+    q: &Query,
+    sql: &str,
+    groups: &mut Groups,
+) -> Result<()> {
+    for row in store.client.select(sql).await? {
         let bucket_ms = match q.bucket {
             Some(_) => Some(num::<i64>(&row, 0)?),
             None => None,
@@ -328,7 +336,92 @@ pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> R
         let group: Vec<String> = (0..q.group_by.len())
             .map(|i| text(&row, first + i))
             .collect();
-        let sums = sums_of(&row, first + group.len())?;
+        let wide = wide_of(&row, first + group.len())?;
+        let sums = groups.entry((bucket_ms, group)).or_insert([0; 14]);
+        for (s, w) in sums.iter_mut().zip(wide) {
+            *s += w;
+        }
+    }
+    Ok(())
+}
+
+/// `SELECT keys, sums FROM source WHERE conditions GROUP BY keys` for `q`; `time` is
+/// the expression of a row's time in ms (for the bucket).
+fn grouped(q: &Query, time: &str, sums: &str, source: &str, conditions: &[String]) -> String {
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(b) = q.bucket {
+        keys.push(format!("intDiv({time}, {ms}) * {ms}", ms = b.millis()));
+    }
+    keys.extend(q.group_by.iter().map(label));
+    let mut select = keys.clone();
+    select.push(sums.to_string());
+    let group = if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", keys.join(", "))
+    };
+    format!(
+        "SELECT {} FROM {source}{}{group}",
+        select.join(", "),
+        where_clause(conditions)
+    )
+}
+
+/// An aggregate: the window's whole hours that have trusted sealed cells of a family
+/// that answers the query are read from the cells; the rest of the window (its edges,
+/// unsealed and dirty hours) and every query no family answers, from resolved calls.
+pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> Result<Answer> {
+    let family = cells::family(q);
+    let trusted = match family {
+        // Cells hold hours from 0 on (negative times are never sealed).
+        Some(_) => {
+            let first = q.from_ms.max(0).div_euclid(cells::HOUR_MS)
+                + (q.from_ms.max(0).rem_euclid(cells::HOUR_MS) > 0) as i64;
+            let end = q.to_ms.div_euclid(cells::HOUR_MS);
+            cells::trusted(store, ws, first, end).await?
+        }
+        None => Vec::new(),
+    };
+    let mut groups = Groups::new();
+    let mut raw_conditions = Vec::new();
+    let source = match family.filter(|_| !trusted.is_empty()) {
+        Some(family) => {
+            let mut conditions = vec![cells::scope(ws, family), cells::trusted_condition(&trusted)];
+            conditions.extend(filter_conditions(&q.filters));
+            let sql = grouped(
+                q,
+                &format!("hour * {}", cells::HOUR_MS),
+                cells::CELL_SUMS,
+                &store.table(schema::CELLS.name),
+                &conditions,
+            );
+            add_groups(store, q, &sql, &mut groups).await?;
+            // The rest of the window is little (edges, recent and dirty hours): always
+            // narrowed to the calls with an attempt in it.
+            let ranges = cells::raw_ranges(q.from_ms, q.to_ms, &trusted);
+            (!ranges.is_empty()).then(|| {
+                raw_conditions.push(cells::in_ranges("c_ts", &ranges));
+                calls_having(
+                    store,
+                    &format!("ws = {ws}"),
+                    &cells::in_ranges("ts", &ranges),
+                )
+            })
+        }
+        None => {
+            raw_conditions.extend(window_conditions(Some((q.from_ms, q.to_ms)), None));
+            let window = narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?;
+            Some(calls_in(store, &format!("ws = {ws}"), window))
+        }
+    };
+    if let Some(source) = source {
+        raw_conditions.extend(filter_conditions(&q.filters));
+        let sql = grouped(q, "c_ts", &sum_columns(), &source, &raw_conditions);
+        add_groups(store, q, &sql, &mut groups).await?;
+    }
+    let mut rows = Vec::new();
+    for ((bucket_ms, group), wide) in groups {
+        let sums = sums_from(&wide)?;
         // Without a GROUP BY an empty window still answers one row of zeros.
         if sums.requests > 0 {
             rows.push(Row {

@@ -75,6 +75,8 @@ pub async fn reprice(
         .client
         .insert(&store.table(schema::EVENTS.name), &copies)
         .await?;
+    // The re-priced calls' hours read raw until resealed.
+    super::cells::mark(store, ws, hours.keys().copied()).await?;
     Ok(outcome)
 }
 

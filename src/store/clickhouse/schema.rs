@@ -63,6 +63,44 @@ pub const HOUR_TOTALS: Table = Table {
     sharding: "cityHash64(ws, hour)",
 };
 
+/// Sealed hourly cells (`cells.rs`): per workspace, family, hour and seal generation,
+/// the sums of the calls of that hour by the family's dimensions (a dimension the family
+/// does not keep is ''), 64-bit sums in 32-bit halves. Sharded by workspace and hour,
+/// so the rows of one cell are summed on one shard.
+pub const CELLS: Table = Table {
+    name: "cells",
+    columns: "ws Int64, family String, hour Int64, gen UInt64,
+        c_environment String, c_data_mode String, c_status String, c_provider String,
+        c_model String, c_endpoint String, c_prompt_version String, c_tenant String,
+        c_user String,
+        requests UInt64, attempts UInt64, cost_hi Int64, cost_lo Int64, priced UInt64,
+        input_hi Int64, input_lo Int64, cached_hi Int64, cached_lo Int64,
+        cache_write_hi Int64, cache_write_lo Int64, output_hi Int64, output_lo Int64,
+        reasoning_hi Int64, reasoning_lo Int64, latency_hi Int64, latency_lo Int64,
+        latency_count UInt64, errors UInt64, usage_missing UInt64, idless UInt64",
+    engine: "SummingMergeTree ORDER BY (ws, family, hour, gen, c_environment, c_data_mode,
+        c_status, c_provider, c_model, c_endpoint, c_prompt_version, c_tenant, c_user)",
+    sharding: "cityHash64(ws, hour)",
+};
+
+/// One row per seal of a workspace's hour: the generation of its cells (the newest
+/// one is read; a merge keeps only it).
+pub const SEALED: Table = Table {
+    name: "sealed",
+    columns: "ws Int64, hour Int64, gen UInt64",
+    engine: "ReplacingMergeTree(gen) ORDER BY (ws, hour)",
+    sharding: "cityHash64(ws, hour)",
+};
+
+/// Dirty marks: a write changed calls of the hour at `at` (ms, after its rows were
+/// stored). A merge keeps the newest mark of each hour.
+pub const DIRTY: Table = Table {
+    name: "dirty",
+    columns: "ws Int64, hour Int64, at Int64",
+    engine: "ReplacingMergeTree(at) ORDER BY (ws, hour)",
+    sharding: "cityHash64(ws, hour)",
+};
+
 pub const WORKSPACES: Table = Table {
     name: "workspaces",
     columns: "id Int64, name String, paused UInt8, created_ms Int64, created_seq UInt64,
@@ -119,9 +157,12 @@ pub const CLAIMS: Table = Table {
 /// so `open` asks `system.columns` first).
 pub const UPGRADES: [(&Table, &str, &str); 1] = [(&EVENTS, "repriced", "Int64")];
 
-pub const ALL: [&Table; 8] = [
+pub const ALL: [&Table; 11] = [
     &EVENTS,
     &HOUR_TOTALS,
+    &CELLS,
+    &SEALED,
+    &DIRTY,
     &WORKSPACES,
     &KEYS,
     &KEY_TALLY,

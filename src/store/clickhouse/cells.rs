@@ -1,0 +1,443 @@
+//! Sealed hourly cells: per workspace, hour and family (`main`, `tenant`, `user`) the
+//! 14 sums of `query::Sums` of the calls whose time is in that hour, so a read of many
+//! days takes whole hours from pre-summed cells and resolves raw attempts only for the
+//! window's edges and the hours that are not sealed or not clean (docs/scale-out.md,
+//! "Sealed hourly cells").
+//!
+//! Exactness:
+//! - A seal has a generation `gen` (its start time in ms, shifted left 20 bits, plus
+//!   20 random bits: two sealers never share one). It inserts its cells, tagged with
+//!   `gen`, and only then one `sealed` row (workspace, hour, gen) per hour. A read uses
+//!   the cells of the newest generation of a `sealed` row only: a seal that failed half
+//!   way is never read, and a reseal replaces the old cells without subtracting them.
+//! - Every write that can change an hour's calls (ingest, re-pricing, erasure) marks the
+//!   hour dirty *after* its rows are stored: (workspace, hour, time of the mark). A
+//!   sealed hour is trusted only when no mark is newer than its seal's start minus
+//!   `SKEW_MS`: a write the sealer did not see finished after the seal started, so its
+//!   mark is newer (see `ingest::ingest_parts` for the calls' other hours).
+//! - Untrusted, unsealed and partial hours of a window are read raw (`read::calls_in`
+//!   over those time ranges), as are queries the families cannot answer (tags, or
+//!   dimensions of two families).
+
+use super::http::quote;
+use super::{num, schema, ClickhouseStore};
+use crate::query::{Dimension, Query};
+use crate::store::{Result, WorkspaceId};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const HOUR_MS: i64 = 3_600_000;
+/// Hours whose end is at least this far in the past are sealed; the newer ones are read
+/// raw. Late attempts (the realistic profile sends some up to 48 h late) mark their
+/// hours dirty, which are read raw until resealed.
+pub const HORIZON_MS: i64 = 3 * HOUR_MS;
+/// How much older than a seal's start every dirty mark of its hour must be for the seal
+/// to be trusted: covers the clocks of two nodes disagreeing (assumed within 1.5 s, as
+/// NTP keeps them within milliseconds) and a commit that took up to `SLOW_COMMIT` between
+/// its read of the stored attempts and its insert (`ingest::ingest_parts`).
+pub const SKEW_MS: i64 = 5_000;
+/// A commit that took longer than this from its read to its insert reads its calls'
+/// stored attempts again after the insert and marks their hours too: an attempt stored
+/// by another node meanwhile may have been the winner a seal counted.
+pub const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// At most this many hours are sealed by one statement (bounds its time: one resolve of
+/// the hours' calls).
+const BATCH_HOURS: usize = 12;
+/// A generation's low bits: random, so two sealers starting in one millisecond differ.
+const GEN_BITS: u32 = 20;
+
+/// The columns of a cell, in `schema::CELLS` order; the dimension columns carry the
+/// names `read::label` and the filters use on resolved calls.
+const CELL_COLUMNS: &str = "ws, family, hour, gen, c_environment, c_data_mode, c_status,
+    c_provider, c_model, c_endpoint, c_prompt_version, c_tenant, c_user,
+    requests, attempts, cost_hi, cost_lo, priced, input_hi, input_lo, cached_hi, cached_lo,
+    cache_write_hi, cache_write_lo, output_hi, output_lo, reasoning_hi, reasoning_lo,
+    latency_hi, latency_lo, latency_count, errors, usage_missing, idless";
+
+/// The sums a read takes from cells, in `read::sum_columns` order.
+pub const CELL_SUMS: &str = "sum(requests), sum(attempts), sum(cost_hi), sum(cost_lo),
+    sum(priced), sum(input_hi), sum(input_lo), sum(cached_hi), sum(cached_lo),
+    sum(cache_write_hi), sum(cache_write_lo), sum(output_hi), sum(output_lo),
+    sum(reasoning_hi), sum(reasoning_lo), sum(latency_hi), sum(latency_lo),
+    sum(latency_count), sum(errors), sum(usage_missing), sum(idless)";
+
+/// The families and the dimensions each keeps (environment and data mode in all).
+const FAMILIES: [(&str, &[Dimension]); 3] = [
+    (
+        "main",
+        &[
+            Dimension::Environment,
+            Dimension::DataMode,
+            Dimension::Status,
+            Dimension::Provider,
+            Dimension::Model,
+            Dimension::EndpointTag,
+            Dimension::PromptVersion,
+        ],
+    ),
+    (
+        "tenant",
+        &[
+            Dimension::Environment,
+            Dimension::DataMode,
+            Dimension::TenantId,
+        ],
+    ),
+    (
+        "user",
+        &[
+            Dimension::Environment,
+            Dimension::DataMode,
+            Dimension::UserId,
+        ],
+    ),
+];
+
+/// The family whose cells answer `q` (every dimension it groups or filters by kept),
+/// or None (tags, or dimensions of two families): then the whole window is read raw.
+pub fn family(q: &Query) -> Option<&'static str> {
+    if !q.filters.tags.is_empty() {
+        return None;
+    }
+    let mut needed: Vec<&Dimension> = q.group_by.iter().chain(q.filters.text.keys()).collect();
+    if !q.filters.status.is_empty() {
+        needed.push(&Dimension::Status);
+    }
+    FAMILIES
+        .iter()
+        .find(|(_, dims)| needed.iter().all(|d| dims.contains(d)))
+        .map(|(name, _)| *name)
+}
+
+/// A seal generation's start time (ms).
+fn start_ms(gen: u64) -> i64 {
+    (gen >> GEN_BITS) as i64
+}
+
+fn new_gen() -> u64 {
+    let ms = super::now_ms().max(0) as u64;
+    (ms << GEN_BITS) | rand::random_range(0..1u64 << GEN_BITS)
+}
+
+/// Mark the hours dirty (now, after the caller's rows are stored).
+pub async fn mark(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    hours: impl IntoIterator<Item = i64>,
+) -> Result<()> {
+    let hours: BTreeSet<i64> = hours.into_iter().collect();
+    let at = super::now_ms();
+    let rows: Vec<String> = hours.iter().map(|h| format!("{ws}\t{h}\t{at}")).collect();
+    store
+        .client
+        .insert(&store.table(schema::DIRTY.name), &rows)
+        .await
+}
+
+/// The hours of `[first, end)` (hour numbers) whose newest seal is trusted, with that
+/// seal's generation, in hour order.
+pub async fn trusted(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    first: i64,
+    end: i64,
+) -> Result<Vec<(i64, u64)>> {
+    if first >= end {
+        return Ok(Vec::new());
+    }
+    let newest = |table: &str, column: &str| {
+        format!(
+            "SELECT hour, max({column}) FROM {} WHERE ws = {ws} AND hour >= {first} AND hour < {end} GROUP BY hour",
+            store.table(table)
+        )
+    };
+    let (sealed_sql, dirty_sql) = (
+        newest(schema::SEALED.name, "gen"),
+        newest(schema::DIRTY.name, "at"),
+    );
+    let (sealed, dirty) = tokio::try_join!(
+        store.client.select(&sealed_sql),
+        store.client.select(&dirty_sql),
+    )?;
+    let dirty = by_hour::<i64>(&dirty)?;
+    let mut out = Vec::new();
+    for (hour, gen) in by_hour::<u64>(&sealed)? {
+        if clean(dirty.get(&hour).copied(), gen) {
+            out.push((hour, gen));
+        }
+    }
+    Ok(capped(out))
+}
+
+/// At most this many runs of hours (consecutive, one generation) are read from cells:
+/// their condition and the raw ranges between them stay far below ClickHouse's 256 KiB
+/// statement limit (about 50 bytes a run, twice 45 a range).
+const MAX_RUNS: usize = 1_000;
+
+/// `trusted` (in hour order) cut after its first `MAX_RUNS` runs; the hours after the
+/// cut read raw (one range), which is exact, only slower.
+fn capped(trusted: Vec<(i64, u64)>) -> Vec<(i64, u64)> {
+    let mut runs = 0;
+    let mut previous: Option<(i64, u64)> = None;
+    let mut keep = trusted.len();
+    for (i, &(hour, gen)) in trusted.iter().enumerate() {
+        if previous != Some((hour - 1, gen)) {
+            runs += 1;
+            if runs > MAX_RUNS {
+                keep = i;
+                break;
+            }
+        }
+        previous = Some((hour, gen));
+    }
+    let mut trusted = trusted;
+    trusted.truncate(keep);
+    trusted
+}
+
+/// Whether a seal of generation `gen` is trusted given its hour's newest dirty mark.
+fn clean(dirty_at: Option<i64>, gen: u64) -> bool {
+    dirty_at.is_none_or(|at| at <= start_ms(gen) - SKEW_MS)
+}
+
+fn by_hour<T: std::str::FromStr>(rows: &[Vec<String>]) -> Result<BTreeMap<i64, T>> {
+    rows.iter()
+        .map(|r| Ok((num::<i64>(r, 0)?, num::<T>(r, 1)?)))
+        .collect()
+}
+
+/// `[from, to)` minus the trusted hours: the time ranges read raw, in order, adjacent
+/// ones merged.
+pub fn raw_ranges(from: i64, to: i64, trusted: &[(i64, u64)]) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    let mut at = from;
+    for &(hour, _) in trusted {
+        let (start, end) = (hour * HOUR_MS, (hour + 1) * HOUR_MS);
+        if start > at {
+            out.push((at, start.min(to)));
+        }
+        at = at.max(end);
+    }
+    if at < to {
+        out.push((at, to));
+    }
+    out.retain(|(a, b)| a < b);
+    out
+}
+
+/// `column` in any of the ranges (`[a, b)` each); no range matches nothing.
+pub fn in_ranges(column: &str, ranges: &[(i64, i64)]) -> String {
+    if ranges.is_empty() {
+        return "0".into();
+    }
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|(a, b)| format!("({column} >= {a} AND {column} < {b})"))
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+/// The condition on cells: each trusted hour with its generation, consecutive hours of
+/// one generation as one range (a batch of a seal shares one).
+pub fn trusted_condition(trusted: &[(i64, u64)]) -> String {
+    let mut runs: Vec<(i64, i64, u64)> = Vec::new();
+    for &(hour, gen) in trusted {
+        match runs.last_mut() {
+            Some((_, end, g)) if *end == hour && *g == gen => *end += 1,
+            _ => runs.push((hour, hour + 1, gen)),
+        }
+    }
+    let parts: Vec<String> = runs
+        .iter()
+        .map(|(a, b, g)| format!("(gen = {g} AND hour >= {a} AND hour < {b})"))
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+/// The cells table's rows of `family` in workspace `ws`, as a condition.
+pub fn scope(ws: WorkspaceId, family: &str) -> String {
+    format!("ws = {ws} AND family = {}", quote(family))
+}
+
+/// Seal every hour before the horizon (`now_ms` minus `HORIZON_MS`) that has stored
+/// attempts or a dirty mark and no trusted seal: resolve its calls and store their
+/// cells, then its `sealed` row. Returns how many hours were sealed.
+pub async fn seal(store: &ClickhouseStore, now_ms: i64) -> Result<u64> {
+    let horizon = (now_ms - HORIZON_MS).div_euclid(HOUR_MS);
+    let before = |table: &str, column: &str| {
+        format!(
+            "SELECT ws, hour, max({column}) FROM {} WHERE hour >= 0 AND hour < {horizon} GROUP BY ws, hour",
+            store.table(table)
+        )
+    };
+    let sql = [
+        before(schema::HOUR_TOTALS.name, "1"),
+        before(schema::SEALED.name, "gen"),
+        before(schema::DIRTY.name, "at"),
+    ];
+    let (stored, sealed, dirty) = tokio::try_join!(
+        store.client.select(&sql[0]),
+        store.client.select(&sql[1]),
+        store.client.select(&sql[2]),
+    )?;
+    let key = |r: &Vec<String>| -> Result<(WorkspaceId, i64)> { Ok((num(r, 0)?, num(r, 1)?)) };
+    let mut newest_seal = BTreeMap::new();
+    for r in &sealed {
+        newest_seal.insert(key(r)?, num::<u64>(r, 2)?);
+    }
+    let mut newest_mark = BTreeMap::new();
+    for r in &dirty {
+        newest_mark.insert(key(r)?, num::<i64>(r, 2)?);
+    }
+    let mut wanted: BTreeMap<WorkspaceId, Vec<i64>> = BTreeMap::new();
+    let candidates: BTreeSet<(WorkspaceId, i64)> = stored
+        .iter()
+        .chain(&dirty)
+        .map(key)
+        .collect::<Result<_>>()?;
+    for (ws, hour) in candidates {
+        let trusted = newest_seal
+            .get(&(ws, hour))
+            .is_some_and(|gen| clean(newest_mark.get(&(ws, hour)).copied(), *gen));
+        if !trusted {
+            wanted.entry(ws).or_default().push(hour);
+        }
+    }
+    let mut sealed = 0;
+    for (ws, hours) in wanted {
+        for batch in hours.chunks(BATCH_HOURS) {
+            seal_hours(store, ws, batch).await?;
+            sealed += batch.len() as u64;
+        }
+    }
+    Ok(sealed)
+}
+
+/// Seal `hours` of `ws` under one new generation.
+async fn seal_hours(store: &ClickhouseStore, ws: WorkspaceId, hours: &[i64]) -> Result<()> {
+    // The generation (its start) is taken before anything is read.
+    let gen = new_gen();
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for &h in hours {
+        match ranges.last_mut() {
+            Some((_, end)) if *end == h * HOUR_MS => *end += HOUR_MS,
+            _ => ranges.push((h * HOUR_MS, (h + 1) * HOUR_MS)),
+        }
+    }
+    let calls = super::read::calls_having(store, &format!("ws = {ws}"), &in_ranges("ts", &ranges));
+    let only = |family: &str, column: &str| format!("if(f = {}, {column}, '')", quote(family));
+    let sql = format!(
+        "INSERT INTO {} ({CELL_COLUMNS})
+         SELECT {ws}, f, intDiv(c_ts, {HOUR_MS}) AS h, {gen}, c_environment, c_data_mode,
+                {} AS d_status, {} AS d_provider, {} AS d_model, {} AS d_endpoint,
+                {} AS d_version, {} AS d_tenant, {} AS d_user, {}
+         FROM (SELECT *, arrayJoin(['main', 'tenant', 'user']) AS f FROM {calls} WHERE {})
+         GROUP BY f, h, c_environment, c_data_mode, d_status, d_provider, d_model,
+                  d_endpoint, d_version, d_tenant, d_user",
+        store.table(schema::CELLS.name),
+        only("main", "c_status"),
+        only("main", "c_provider"),
+        only("main", "c_model"),
+        only("main", "c_endpoint"),
+        only("main", "c_prompt_version"),
+        only("tenant", "c_tenant"),
+        only("user", "c_user"),
+        super::read::sum_columns(),
+        in_ranges("c_ts", &ranges),
+    );
+    store.client.insert_select(&sql).await?;
+    let rows: Vec<String> = hours.iter().map(|h| format!("{ws}\t{h}\t{gen}")).collect();
+    store
+        .client
+        .insert(&store.table(schema::SEALED.name), &rows)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{Bucket, Filters, Measure};
+
+    fn query(group_by: Vec<Dimension>, filters: Filters) -> Query {
+        Query {
+            from_ms: 0,
+            to_ms: 1,
+            filters,
+            group_by,
+            bucket: Some(Bucket::Day),
+            measures: Measure::ALL.to_vec(),
+            order_by: None,
+            ascending: false,
+            limit: 10,
+        }
+    }
+
+    #[test]
+    fn a_family_answers_only_queries_on_its_own_dimensions() {
+        let none = Filters::default();
+        assert_eq!(family(&query(vec![], none.clone())), Some("main"));
+        let by = |d: Vec<Dimension>| family(&query(d, Filters::default()));
+        assert_eq!(
+            by(vec![Dimension::Model, Dimension::PromptVersion]),
+            Some("main")
+        );
+        assert_eq!(by(vec![Dimension::TenantId]), Some("tenant"));
+        assert_eq!(
+            by(vec![Dimension::UserId, Dimension::Environment]),
+            Some("user")
+        );
+        assert_eq!(by(vec![Dimension::TenantId, Dimension::UserId]), None);
+        assert_eq!(by(vec![Dimension::Tag("team".into())]), None);
+        // A status filter is kept by `main` only; a tag filter by none.
+        let status = Filters {
+            status: vec![crate::event::Status::Success],
+            ..Filters::default()
+        };
+        assert_eq!(family(&query(vec![Dimension::TenantId], status)), None);
+        let mut tags = Filters::default();
+        tags.tags.insert("team".into(), vec!["a".into()]);
+        assert_eq!(family(&query(vec![], tags)), None);
+    }
+
+    #[test]
+    fn raw_ranges_are_the_window_minus_trusted_hours() {
+        const H: i64 = HOUR_MS;
+        // Window 00:30 .. 05:15; hours 1, 2 and 4 trusted.
+        let trusted = [(1, 7), (2, 7), (4, 9)];
+        assert_eq!(
+            raw_ranges(H / 2, 5 * H + H / 4, &trusted),
+            vec![(H / 2, H), (3 * H, 4 * H), (5 * H, 5 * H + H / 4)]
+        );
+        // Nothing trusted: the whole window; all of it trusted: nothing.
+        assert_eq!(raw_ranges(10, 20, &[]), vec![(10, 20)]);
+        assert_eq!(raw_ranges(H, 3 * H, &[(1, 1), (2, 1)]), vec![]);
+        assert_eq!(
+            trusted_condition(&trusted),
+            "((gen = 7 AND hour >= 1 AND hour < 3) OR (gen = 9 AND hour >= 4 AND hour < 5))"
+        );
+        assert_eq!(in_ranges("ts", &[]), "0");
+    }
+
+    #[test]
+    fn a_window_reads_at_most_max_runs_runs_of_hours_from_cells() {
+        // Every other hour trusted, each its own run: cut after MAX_RUNS of them.
+        let sparse: Vec<(i64, u64)> = (0..3 * MAX_RUNS as i64).map(|i| (2 * i, 1)).collect();
+        let kept = capped(sparse.clone());
+        assert_eq!(kept, sparse[..MAX_RUNS].to_vec());
+        // One long run (one generation, consecutive hours) is kept whole, and a change of
+        // generation starts a run.
+        let dense: Vec<(i64, u64)> = (0..5_000).map(|h| (h, 7)).collect();
+        assert_eq!(capped(dense.clone()), dense);
+        let gens: Vec<(i64, u64)> = (0..2 * MAX_RUNS as i64).map(|h| (h, h as u64)).collect();
+        assert_eq!(capped(gens.clone()), gens[..MAX_RUNS].to_vec());
+    }
+
+    #[test]
+    fn a_seal_is_trusted_only_when_every_mark_is_older_than_its_start_minus_the_skew() {
+        let gen = (1_000_000u64 << GEN_BITS) | 12345;
+        assert_eq!(start_ms(gen), 1_000_000);
+        assert!(clean(None, gen));
+        assert!(clean(Some(1_000_000 - SKEW_MS), gen));
+        assert!(!clean(Some(1_000_000 - SKEW_MS + 1), gen));
+        assert!(!clean(Some(2_000_000), gen));
+    }
+}
