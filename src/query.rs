@@ -223,6 +223,34 @@ pub struct Sums {
 pub struct SumOverflow;
 
 impl Sums {
+    /// The 14 measure sums in the stores' order (requests, attempts, cost, priced,
+    /// input, cached, cache write, output, reasoning, latency sum and count, errors,
+    /// usage missing, id-less), each checked into range: money non-negative i64, counts
+    /// u64.
+    pub fn from_measures(m: [i128; 14]) -> Result<Sums, SumOverflow> {
+        let u = |i: usize| u64::try_from(m[i]).map_err(|_| SumOverflow);
+        let cost = i64::try_from(m[2])
+            .ok()
+            .filter(|c| *c >= 0)
+            .ok_or(SumOverflow)?;
+        Ok(Sums {
+            requests: u(0)?,
+            attempts: u(1)?,
+            cost: Usd(cost),
+            priced: u(3)?,
+            input: u(4)?,
+            cached: u(5)?,
+            cache_write: u(6)?,
+            output: u(7)?,
+            reasoning: u(8)?,
+            latency_sum: u(9)?,
+            latency_count: u(10)?,
+            errors: u(11)?,
+            usage_missing: u(12)?,
+            idless: u(13)?,
+        })
+    }
+
     /// Fold another group's sums into this one, checked: an overflow is an error, never a
     /// wrapped total.
     pub fn add(&mut self, o: &Sums) -> Result<(), SumOverflow> {

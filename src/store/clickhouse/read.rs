@@ -10,7 +10,7 @@ use super::http::{parse_array, quote};
 use super::{cells, ms_to_rfc3339, num, optional, schema, text, ClickhouseStore};
 use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
 use crate::money::Usd;
-use crate::query::{Answer, Dimension, Filters, Query, Row, SumOverflow, Sums};
+use crate::query::{Answer, Dimension, Filters, Query, Row, Sums};
 use crate::store::{
     EventOrder, EventPage, EventQuery, Freshness, RequestValues, Result, StoreError, StoredEvent,
     UnpricedModel, VersionSeen, WorkspaceId,
@@ -297,23 +297,7 @@ fn wide_of(row: &[String], at: usize) -> Result<Wide> {
 
 /// Wide sums checked into range: a sum past i64 / u64 is `SumOverflow`.
 fn sums_from(w: &Wide) -> Result<Sums> {
-    let u = |i: usize| u64::try_from(w[i]).map_err(|_| StoreError::from(SumOverflow));
-    Ok(Sums {
-        requests: u(0)?,
-        attempts: u(1)?,
-        cost: Usd(i64::try_from(w[2]).map_err(|_| StoreError::from(SumOverflow))?),
-        priced: u(3)?,
-        input: u(4)?,
-        cached: u(5)?,
-        cache_write: u(6)?,
-        output: u(7)?,
-        reasoning: u(8)?,
-        latency_sum: u(9)?,
-        latency_count: u(10)?,
-        errors: u(11)?,
-        usage_missing: u(12)?,
-        idless: u(13)?,
-    })
+    Ok(Sums::from_measures(*w)?)
 }
 
 /// An aggregate's rows before they are checked: (bucket, group) to wide sums.

@@ -8,7 +8,6 @@ use super::rollup::{
 };
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
-use crate::money::Usd;
 use crate::query::{Answer, Dimension, Query, Row, Sums};
 use crate::store::{Result, StoreError, WorkspaceId};
 use rusqlite::types::Value as SqlValue;
@@ -684,26 +683,7 @@ fn sums_of(r: &rusqlite::Row, n: usize) -> Result<Sums> {
 
 /// The 14 measure sums in `MEASURES` order as `Sums`; a negative one is an overflow.
 fn sums_of_cell(cell: &[i64; N_MEASURES]) -> Result<Sums> {
-    let u = |i: usize| u64::try_from(cell[i]).map_err(|_| StoreError::SumOverflow);
-    if cell[2] < 0 {
-        return Err(StoreError::SumOverflow);
-    }
-    Ok(Sums {
-        requests: u(0)?,
-        attempts: u(1)?,
-        cost: Usd(cell[2]),
-        priced: u(3)?,
-        input: u(4)?,
-        cached: u(5)?,
-        cache_write: u(6)?,
-        output: u(7)?,
-        reasoning: u(8)?,
-        latency_sum: u(9)?,
-        latency_count: u(10)?,
-        errors: u(11)?,
-        usage_missing: u(12)?,
-        idless: u(13)?,
-    })
+    Ok(Sums::from_measures(cell.map(i128::from))?)
 }
 
 /// SQLite's SUM() raises "integer overflow" past i64: that is the sum being too large
