@@ -238,6 +238,37 @@ async fn a_read_never_sees_a_commit_in_the_rollups_and_not_in_the_raw_edges() {
     );
 }
 
+/// A prompt version stored by an acknowledged ingest is among the versions seen at once,
+/// although the rollups' fold thread adds it after the writer answered (regression: the
+/// alert rules read the versions seen right after an ingest and missed a new one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_ingested_is_seen_by_the_next_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let book = PriceBook::bundled().unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    let ts = jiff::Timestamp::from_millisecond(now - HOUR).unwrap().to_string();
+    for i in 0..300 {
+        // A batch, so the fold has thousands of cells to add after the answer.
+        let texts: Vec<String> = (0..50)
+            .map(|j| {
+                json!({"externalRequestId": format!("v{i}-{j}"), "timestamp": ts, "provider": "openai",
+                    "model": "gpt-4o", "endpointTag": "e", "promptVersion": format!("v{i}"),
+                    "userId": format!("u{i}-{j}"), "status": "success", "inputTokens": 10})
+                .to_string()
+            })
+            .collect();
+        let items = texts.iter().map(|t| ingest::parse_item(t)).collect();
+        let prepared = ingest::prepare(items, &book, &Default::default(), now);
+        store.ingest(1, prepared.events).await.unwrap();
+        let seen = store.versions_seen(1, Default::default()).await.unwrap();
+        assert!(
+            seen.iter().any(|v| v.prompt_version == format!("v{i}")),
+            "v{i} missing after its ingest"
+        );
+    }
+}
+
 /// Regression: a rollup schema change must rebuild the tables in their new shape, not keep
 /// an older table with other columns.
 #[tokio::test]

@@ -369,18 +369,30 @@ pub fn aggregate(
         }
         drop(totals);
         drop(tx);
-        let waited = started.elapsed();
-        if waited > BEHIND_AFTER && !told {
-            behind();
-            told = true;
-        }
-        if waited > CATCH_UP_WAIT {
-            return Err(StoreError::Database(
-                "the rollups did not catch up with the events".into(),
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        wait_for_totals(started, &mut told, behind)?;
     }
+}
+
+/// A read whose snapshot is ahead of the totals waits a millisecond for the fold thread;
+/// past `BEHIND_AFTER` it calls `behind` once (another process committed: the writer
+/// rebuilds them), past `CATCH_UP_WAIT` it fails.
+pub(super) fn wait_for_totals(
+    started: std::time::Instant,
+    told: &mut bool,
+    behind: &dyn Fn(),
+) -> Result<()> {
+    let waited = started.elapsed();
+    if waited > BEHIND_AFTER && !*told {
+        behind();
+        *told = true;
+    }
+    if waited > CATCH_UP_WAIT {
+        return Err(StoreError::Database(
+            "the rollups did not catch up with the events".into(),
+        ));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    Ok(())
 }
 
 /// Answer `query` from raw events only (the reference the property test compares with).

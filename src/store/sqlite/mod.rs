@@ -373,8 +373,8 @@ impl EventStore for SqliteStore {
         workspace: WorkspaceId,
         filters: crate::query::Filters,
     ) -> Result<Vec<VersionSeen>> {
-        let rollups = self.derived.rollups.clone();
-        self.with_conn(move |c| read::versions_seen(c, &rollups, workspace, &filters))
+        let (rollups, behind) = (self.derived.rollups.clone(), self.catch_up_later());
+        self.with_conn(move |c| read::versions_seen(c, &rollups, &behind, workspace, &filters))
             .await
     }
 

@@ -259,17 +259,31 @@ pub fn freshness(c: &mut Connection, workspace: WorkspaceId) -> Result<Option<Fr
     }))
 }
 
-/// When each (endpoint, prompt version) was first and last seen, from the rollups.
+/// When each (endpoint, prompt version) was first and last seen, from the rollups once
+/// they hold every commit the connection's snapshot sees (a version stored by an
+/// acknowledged ingest is seen: the fold thread may still be adding it).
 pub fn versions_seen(
     c: &mut Connection,
     rollups: &super::rollup::Rollups,
+    behind: &dyn Fn(),
     workspace: WorkspaceId,
     f: &crate::query::Filters,
 ) -> Result<Vec<VersionSeen>> {
     let envs: Vec<i64> = f.environment.iter().map(|e| e.code() as i64).collect();
     let modes: Vec<i64> = f.data_mode.iter().map(|e| e.code() as i64).collect();
     let mut spans: std::collections::BTreeMap<(i64, i64), (i64, i64)> = Default::default();
-    for ((ws, endpoint, version, env, mode), (first, last)) in &rollups.read().seen {
+    let (started, mut told) = (std::time::Instant::now(), false);
+    let totals = loop {
+        let tx = c.transaction()?;
+        let totals = rollups.read();
+        if super::rollup::commit_seq(&tx)? == totals.seq {
+            break totals;
+        }
+        drop(totals);
+        drop(tx);
+        super::aggregate::wait_for_totals(started, &mut told, behind)?;
+    };
+    for ((ws, endpoint, version, env, mode), (first, last)) in &totals.seen {
         let kept = *ws == workspace
             && (envs.is_empty() || envs.contains(env))
             && (modes.is_empty() || modes.contains(mode));
@@ -280,6 +294,7 @@ pub fn versions_seen(
             *span = (span.0.min(*first), span.1.max(*last));
         }
     }
+    drop(totals);
     let mut name = c.prepare_cached("SELECT value FROM dims WHERE id = ?1")?;
     let mut text =
         |id: i64| -> Result<Option<String>> { Ok(name.query_row([id], |r| r.get(0)).optional()?) };
