@@ -247,7 +247,9 @@ async fn a_version_ingested_is_seen_by_the_next_read() {
     let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
     let book = PriceBook::bundled().unwrap();
     let now = jiff::Timestamp::now().as_millisecond();
-    let ts = jiff::Timestamp::from_millisecond(now - HOUR).unwrap().to_string();
+    let ts = jiff::Timestamp::from_millisecond(now - HOUR)
+        .unwrap()
+        .to_string();
     for i in 0..300 {
         // A batch, so the fold has thousands of cells to add after the answer.
         let texts: Vec<String> = (0..50)

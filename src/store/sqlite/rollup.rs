@@ -720,7 +720,9 @@ impl Totals {
     /// hours that left the recent ones at its end).
     fn add(&mut self, c: &Contribution) -> Result<(), WriteError> {
         self.see_newest(c.workspace, c.ts);
-        self.add_measures(c, &c.measures())?;
+        let measures = c.measures();
+        add_reach(self.reach.entry(c.workspace).or_default(), &measures);
+        self.add_measures(c, &measures, 1)?;
         let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
         *span = (span.0.min(c.ts), span.1.max(c.ts));
         Ok(())
@@ -744,9 +746,9 @@ impl Totals {
         }
     }
 
-    /// Add a committed commit's changes call by call, as `apply` adds them summed per
-    /// cell (summing first cost the fold thread a hash-map entry per cell and call, and
-    /// at realistic cardinality most cells of a commit get one call).
+    /// Add a committed commit's changes call by call (summing them per cell first cost
+    /// the fold thread a hash-map entry per cell and call, and at realistic cardinality
+    /// most cells of a commit get one call).
     fn apply_changes(&mut self, changes: &Changes, seq: i64) -> Result<(), WriteError> {
         for (ws, reach) in &changes.reach {
             let total = self.reach.entry(*ws).or_default();
@@ -754,7 +756,8 @@ impl Totals {
                 *t = t.saturating_add(*r);
             }
         }
-        // The recent hours move first (see `apply`).
+        // The recent hours move first, so a change to an hour that just left them is not
+        // kept (that hour's cells are dropped with it).
         let mut newest: HashMap<i64, i64, Hasher> = HashMap::default();
         for (c, _) in changes.calls.iter().filter(|(_, sign)| *sign > 0) {
             let ts = newest.entry(c.workspace).or_insert(c.ts);
@@ -766,22 +769,7 @@ impl Totals {
             }
         }
         for (c, sign) in &changes.calls {
-            let measures = c.measures();
-            for (i, family) in FAMILIES.iter().enumerate() {
-                let dims = c.dims(family)?;
-                for &grain in family.grains {
-                    let bucket = c.ts.div_euclid(grain.millis()) * grain.millis();
-                    if self.keeps(i, grain, c.workspace, bucket) {
-                        self.cells[i][grain as usize].add(
-                            c.workspace,
-                            bucket,
-                            dims,
-                            &measures,
-                            *sign,
-                        )?;
-                    }
-                }
-            }
+            self.add_measures(c, &c.measures(), *sign)?;
             if *sign > 0 {
                 let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
                 *span = (span.0.min(c.ts), span.1.max(c.ts));
@@ -792,14 +780,20 @@ impl Totals {
     }
 
     /// Add `measures` to every cell `c`'s dimensions and time fall in (that is kept).
-    fn add_measures(&mut self, c: &Contribution, measures: &Cell) -> Result<(), WriteError> {
-        add_reach(self.reach.entry(c.workspace).or_default(), measures);
+    /// `sign` = -1 takes them back (a replaced attempt's old values).
+    fn add_measures(
+        &mut self,
+        c: &Contribution,
+        measures: &Cell,
+        sign: i64,
+    ) -> Result<(), WriteError> {
         for (i, family) in FAMILIES.iter().enumerate() {
             let dims = c.dims(family)?;
             for &grain in family.grains {
                 let bucket = c.ts.div_euclid(grain.millis()) * grain.millis();
                 if self.keeps(i, grain, c.workspace, bucket) {
-                    self.cells[i][grain as usize].add(c.workspace, bucket, dims, measures, 1)?;
+                    let cells = &mut self.cells[i][grain as usize];
+                    cells.add(c.workspace, bucket, dims, measures, sign)?;
                 }
             }
         }
@@ -868,7 +862,8 @@ impl Totals {
                 for (i, m) in measures.iter_mut().enumerate() {
                     *m = r.get(11 + i)?;
                 }
-                self.add_measures(&c, &measures)?;
+                add_reach(self.reach.entry(c.workspace).or_default(), &measures);
+                self.add_measures(&c, &measures, 1)?;
             }
         }
         let mut stmt = tx.prepare(
