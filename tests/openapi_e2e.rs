@@ -175,23 +175,26 @@ const READS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-#[tokio::test]
-async fn the_replies_of_the_main_reads_fit_their_documented_schemas() {
+/// A server on a fresh store (kept while the directory lives), its ingest, read and
+/// admin keys, and the OpenAPI document it serves.
+async fn served() -> (tempfile::TempDir, Server, [String; 3], Value) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("b.db");
-    let (ingest, read, admin) = (
-        key(&db, "default", "ingest"),
-        key(&db, "default", "read"),
-        key(&db, "default", "admin"),
-    );
+    let keys = ["ingest", "read", "admin"].map(|scope| key(&db, "default", scope));
     let server = Server::start(&db, &[]);
-    let api = Api::new(&server);
     let doc = reqwest::get(format!("{}/openapi.json", server.url))
         .await
         .unwrap()
         .json::<Value>()
         .await
         .unwrap();
+    (dir, server, keys, doc)
+}
+
+#[tokio::test]
+async fn the_replies_of_the_main_reads_fit_their_documented_schemas() {
+    let (_dir, server, [ingest, read, admin], doc) = served().await;
+    let api = Api::new(&server);
     let r = api
         .post(
             "/v1/budgets",
@@ -316,21 +319,8 @@ async fn csv(api: &Api, key: &str, path: &str, body: &str) -> common::Reply {
 /// retention) and checks each 2xx reply against its documented schema.
 #[tokio::test]
 async fn the_replies_of_the_control_routes_fit_their_documented_schemas() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("b.db");
-    let (ingest, read, admin) = (
-        key(&db, "default", "ingest"),
-        key(&db, "default", "read"),
-        key(&db, "default", "admin"),
-    );
-    let server = Server::start(&db, &[]);
+    let (_dir, server, [ingest, read, admin], doc) = served().await;
     let api = Api::new(&server);
-    let doc = reqwest::get(format!("{}/openapi.json", server.url))
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
     let now = jiff::Timestamp::now();
     let today = now.strftime("%Y-%m-%d").to_string();
     // Priced and unpriced calls of two tenants, one with a user (erased below).
