@@ -227,10 +227,45 @@ pub async fn top(
     // Both windows at once: each read runs on its own connection and core.
     let (now, previous_total) =
         tokio::try_join!(store.aggregate(ws, q.clone()), store.aggregate(ws, total_q))?;
+    top_of(store, ws, &q, &now, previous_total.total()).await
+}
+
+/// The top list of one dimension and its concentration, as the Tenants & users page
+/// shows both: each window is grouped once for both (at 100,000 users a grouping is most
+/// of the page's time).
+pub async fn top_and_concentration(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    base: &Query,
+    kind: TopKind,
+    limit: usize,
+) -> Result<(TopReport, Concentration)> {
+    let dims = kind.dimensions();
+    let by = dims[0].clone();
+    let q = by_cost(base, dims, limit.max(5));
+    let (now, before) = tokio::try_join!(
+        store.aggregate(ws, q.clone()),
+        store.aggregate(ws, previous_window(&by_cost(base, vec![by.clone()], 5)))
+    )?;
+    let concentration = concentration_of(by, &now, &before)?;
+    let mut report = top_of(store, ws, &q, &now, before.total()).await?;
+    report.rows.truncate(limit);
+    Ok((report, concentration))
+}
+
+/// The top report of `now` (the answer of `q`), each group against its own sums in the
+/// previous window.
+async fn top_of(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    q: &Query,
+    now: &Answer,
+    previous_total: Sums,
+) -> Result<TopReport> {
     let before = if now.rows.is_empty() {
         Vec::new()
     } else {
-        let prev = only_groups(&previous_window(&q), &now.rows);
+        let prev = only_groups(&previous_window(q), &now.rows);
         store.aggregate(ws, prev).await?.rows
     };
     let previous: std::collections::HashMap<&[String], &Sums> = before
@@ -259,7 +294,7 @@ pub async fn top(
         to: rfc3339(q.to_ms),
         previous_from: rfc3339(q.from_ms - (q.to_ms - q.from_ms)),
         total: Stats::of(&total),
-        previous_total: Stats::of(&previous_total.total()),
+        previous_total: Stats::of(&previous_total),
         rows,
     })
 }
@@ -624,7 +659,12 @@ pub async fn concentration(
         store.aggregate(ws, q.clone()),
         store.aggregate(ws, previous_window(&q))
     )?;
-    let (now, before) = (shares(&now)?, shares(&before)?);
+    concentration_of(by, &now, &before)
+}
+
+/// The concentration of two answers grouped by `by` and ordered by cost (now, before).
+fn concentration_of(by: Dimension, now: &Answer, before: &Answer) -> Result<Concentration> {
+    let (now, before) = (shares(now)?, shares(before)?);
     Ok(Concentration {
         by: by.name(),
         top1_share_pct: now.top1,

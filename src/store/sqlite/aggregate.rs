@@ -252,13 +252,25 @@ pub(super) fn filter_sql(
         let Some(kind) = dim_kind(d) else { continue };
         // A missing value filters as its label ("unknown", "unversioned").
         let wants_missing = values.iter().any(|v| v == d.missing_label());
-        filter.push_str(&format!(
-            " AND ({col} IN (SELECT id FROM dims WHERE kind = {kind} AND value IN ({ph})){missing})",
-            col = column(d),
-            kind = kind as u8,
-            ph = placeholders(values.len()),
-            missing = if wants_missing { format!(" OR COALESCE({}, 0) = 0", column(d)) } else { String::new() },
-        ));
+        // One named value compares with `=`: an equality on an index column lets a read
+        // ordered by time walk the index in order (`IN` over a subquery makes SQLite sort
+        // every matching row first, e.g. a prompt version's newest latencies).
+        let one_named = values.len() == 1 && !wants_missing;
+        filter.push_str(&if one_named {
+            format!(
+                " AND {col} = (SELECT id FROM dims WHERE kind = {kind} AND value = ?)",
+                col = column(d),
+                kind = kind as u8,
+            )
+        } else {
+            format!(
+                " AND ({col} IN (SELECT id FROM dims WHERE kind = {kind} AND value IN ({ph})){missing})",
+                col = column(d),
+                kind = kind as u8,
+                ph = placeholders(values.len()),
+                missing = if wants_missing { format!(" OR COALESCE({}, 0) = 0", column(d)) } else { String::new() },
+            )
+        });
         params.extend(values.iter().map(|v| SqlValue::from(v.clone())));
     }
     for (key, values) in &f.tags {
@@ -343,23 +355,28 @@ pub fn aggregate(
                 newest_ms: totals.newest_ms(workspace),
             };
             let parts = plan(query, family, reach);
-            let cells = from_totals(&tx, &totals, workspace, query, &parts)?;
+            let mut groups = from_totals(&tx, &totals, workspace, query, &parts)?;
             drop(totals);
-            let mut merged = Merged::default();
-            merge_cells(query, cells, &mut merged)?;
+            // The raw parts add into the same groups: a query the rollups answer groups
+            // by ids only (no tags), so a raw row's group is a cell's.
+            let mut add_raw = |bucket, group: [GroupValue; 3], cell: &Cell, sign| {
+                groups.add((bucket, cell_ids(group)?), cell, sign)
+            };
             for (source, from, to) in &parts {
                 if *source == Source::Raw {
-                    read_raw(&tx, workspace, query, *from, *to, &mut merged, 1)?;
+                    read_raw(&tx, workspace, query, (*from, *to), 1, &mut add_raw)?;
                 }
             }
             // Last, so every group holds its whole daily cell before a part leaves it.
             for (source, from, to) in &parts {
                 if *source == Source::RawMinus {
-                    read_raw(&tx, workspace, query, *from, *to, &mut merged, -1)?;
+                    read_raw(&tx, workspace, query, (*from, *to), -1, &mut add_raw)?;
                 }
             }
             // The answer says which commit it saw (the budget counters' watermark).
-            let mut answer = finish(&tx, query, merged)?;
+            let mut answer = finish(&tx, query, groups.into_sums()?, |ids| {
+                ids.map(|id| GroupValue::Id(i64::from(id)))
+            })?;
             answer.seen = seq as u64;
             let raw_parts = parts
                 .iter()
@@ -405,12 +422,18 @@ pub fn aggregate_raw(c: &mut Connection, workspace: WorkspaceId, query: &Query) 
         &tx,
         workspace,
         query,
-        query.from_ms,
-        query.to_ms,
-        &mut merged,
+        (query.from_ms, query.to_ms),
         1,
+        &mut |bucket, group, cell, _| {
+            merged
+                .entry((bucket, group))
+                .or_default()
+                .add(&sums_of_cell(cell)?)?;
+            Ok(())
+        },
     )?;
-    let mut answer = finish(&tx, query, merged)?;
+    let groups: Vec<(GroupKey, Sums)> = merged.into_iter().collect();
+    let mut answer = finish(&tx, query, groups, |values| values)?;
     answer.seen = seq as u64;
     let raw_from = super::retention::raw_from(&tx, workspace)?;
     answer.raw_from_ms = pruned_raw(raw_from, [query.from_ms]);
@@ -427,15 +450,18 @@ fn pruned_raw(raw_from: Option<i64>, raw_starts: impl IntoIterator<Item = i64>) 
         .then_some(from)
 }
 
-/// Add (`sign` 1) or take away (-1) the GROUP BY over raw events in [from, to).
+/// Where a raw read's rows go: (bucket start, group values, sums, sign).
+type RawRowSink<'a> = dyn FnMut(Option<i64>, [GroupValue; 3], &Cell, i64) -> Result<()> + 'a;
+
+/// The GROUP BY over raw events in [from, to): each row's (bucket, group, sums) goes to
+/// `add` with `sign` (1: add it, -1: take it away).
 fn read_raw(
     c: &Connection,
     workspace: WorkspaceId,
     query: &Query,
-    from: i64,
-    to: i64,
-    merged: &mut Merged,
-    sign: i8,
+    (from, to): (i64, i64),
+    sign: i64,
+    add: &mut RawRowSink,
 ) -> Result<()> {
     let (sql, params) = build(workspace, query, from, to);
     let mut stmt = c.prepare_cached(&sql)?;
@@ -457,16 +483,21 @@ fn read_raw(
                 _ => GroupValue::Id(r.get(bucketed + i)?),
             };
         }
-        let part = sums_of(r, n)?;
-        let sums = merged.entry((bucket_ms, group)).or_default();
-        if sign > 0 {
-            sums.add(&part)?;
-        } else {
-            // The daily cell holds these calls, so nothing goes below zero.
-            *sums = Sums::minus(sums, &part)?;
-        }
+        add(bucket_ms, group, &cell_of(r, n)?, sign)?;
     }
     Ok(())
+}
+
+/// A group of ids as a cell's (dims ids and codes fit in 32 bits).
+fn cell_ids(group: [GroupValue; 3]) -> Result<[u32; 3]> {
+    let mut ids = [0u32; 3];
+    for (id, value) in ids.iter_mut().zip(group) {
+        *id = match value {
+            GroupValue::Id(id) => u32::try_from(id).map_err(|_| StoreError::SumOverflow)?,
+            GroupValue::Text(_) => unreachable!("the rollups answer no query grouped by a tag"),
+        };
+    }
+    Ok(ids)
 }
 
 /// Ids a filter lets through; looked up once per rollup cell.
@@ -541,6 +572,18 @@ fn from_totals(
         .iter()
         .filter_map(|d| family.dims.iter().position(|c| *c == column(d)))
         .collect();
+    // Sized once: growing a table of 100,000 groups copies and faults in its pages
+    // again at every doubling.
+    let cells: usize = parts
+        .iter()
+        .map(|(source, from, to)| match *source {
+            Source::Rollup(f, grain) => {
+                totals.cells[f][grain as usize].count_in(workspace, (*from, *to))
+            }
+            _ => 0,
+        })
+        .sum();
+    out.groups.reserve(cells.min(1 << 22));
     for (source, from, to) in parts {
         let Source::Rollup(f, grain) = *source else {
             continue;
@@ -557,14 +600,15 @@ fn from_totals(
                 for (g, slot) in group.iter_mut().zip(&slots) {
                     *g = dims[*slot];
                 }
-                out.add((bucket, group), cell)
+                out.add((bucket, group), cell, 1)
             },
         )?;
     }
     Ok(out)
 }
 
-/// Rollup cells summed per (bucket start, group ids) while the parts are read. With one
+/// Rollup cells, and the raw rows of the window's edges, summed per (bucket start,
+/// group ids) while the parts are read: one table for the whole answer. With one
 /// group dimension, groups are found through a table indexed by the group's id, so the
 /// common case (a top list over a window: tens of thousands of users, each summed from
 /// a cell per day) hashes nothing; the groups of one id in several buckets are told
@@ -594,7 +638,8 @@ impl CellGroups {
         }
     }
 
-    fn add(&mut self, key: CellKey, cell: &Cell) -> Result<()> {
+    /// Add `cell` (`sign` 1) or take it away (-1) from `key`'s group.
+    fn add(&mut self, key: CellKey, cell: &Cell, sign: i64) -> Result<()> {
         let at = if self.by_id {
             self.find_by_id(key)?
         } else {
@@ -607,9 +652,18 @@ impl CellGroups {
         };
         let total = &mut self.groups[at as usize - 1].1;
         for (t, m) in total.iter_mut().zip(cell) {
-            *t = t.checked_add(*m).ok_or(StoreError::SumOverflow)?;
+            let m = m.checked_mul(sign).ok_or(StoreError::SumOverflow)?;
+            *t = t.checked_add(m).ok_or(StoreError::SumOverflow)?;
         }
         Ok(())
+    }
+
+    /// Each group's key and sums (a negative sum is refused as an overflow).
+    fn into_sums(self) -> Result<Vec<(CellKey, Sums)>> {
+        self.groups
+            .into_iter()
+            .map(|(key, cell, _)| Ok((key, sums_of_cell(&cell)?)))
+            .collect()
     }
 
     /// 1 + the index of `key`'s group, which is added when missing.
@@ -635,24 +689,17 @@ impl CellGroups {
 
 /// Fold rollup groups into `merged`. A negative sum can only come from values stored out
 /// of range: refused as an overflow, as for raw sums.
-fn merge_cells(query: &Query, cells: CellGroups, merged: &mut Merged) -> Result<()> {
-    merged.reserve(cells.groups.len());
-    for ((bucket, ids), cell, _) in cells.groups {
-        let sums = sums_of_cell(&cell)?;
-        let mut group = no_group();
-        for (g, id) in group.iter_mut().zip(ids).take(query.group_by.len()) {
-            *g = GroupValue::Id(i64::from(id));
-        }
-        merged.entry((bucket, group)).or_default().add(&sums)?;
-    }
-    Ok(())
-}
-
 /// Total every group, then name only the groups that can make the cut (a week of
 /// 200,000 users has tens of thousands of groups; a top-50 answer names about 50) and cut
 /// the answer to the query's order and limit.
-fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
-    let groups: Vec<(GroupKey, Sums)> = merged
+/// `values` gives a kept group's values from its key (ids or values).
+fn finish<K>(
+    c: &Connection,
+    query: &Query,
+    groups: Vec<((Option<i64>, K), Sums)>,
+    values: impl Fn(K) -> [GroupValue; 3],
+) -> Result<Answer> {
+    let groups: Vec<((Option<i64>, K), Sums)> = groups
         .into_iter()
         .filter(|(_, sums)| sums.requests > 0)
         .collect();
@@ -660,13 +707,17 @@ fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
     let totals = crate::query::bucket_totals(keys.iter().copied())?;
     let mut kept = crate::query::contenders(query, &keys);
     kept.sort_unstable();
-    let names = dim_names(c, kept.iter().flat_map(|&i| groups[i].0 .1.iter()))?;
     let count = groups.len();
-    let out: Vec<Row> = groups
+    let kept: Vec<(Option<i64>, [GroupValue; 3], Sums)> = groups
         .into_iter()
         .enumerate()
         .filter(|(i, _)| kept.binary_search(i).is_ok())
-        .map(|(_, ((bucket_ms, group), sums))| Row {
+        .map(|(_, ((bucket_ms, key), sums))| (bucket_ms, values(key), sums))
+        .collect();
+    let names = dim_names(c, kept.iter().flat_map(|(_, group, _)| group.iter()))?;
+    let out: Vec<Row> = kept
+        .into_iter()
+        .map(|(bucket_ms, group, sums)| Row {
             bucket_ms,
             sums,
             group: group
@@ -682,18 +733,18 @@ fn finish(c: &Connection, query: &Query, merged: Merged) -> Result<Answer> {
     Ok(answer)
 }
 
-/// The measure columns from `n` on as sums. A negative sum can only come from values
-/// stored out of range (a token count that wrapped before ingest had bounds): it is
-/// refused as an overflow rather than shown as a wrapped number.
-fn sums_of(r: &rusqlite::Row, n: usize) -> Result<Sums> {
+/// The measure columns from `n` on, in `MEASURES` order.
+fn cell_of(r: &rusqlite::Row, n: usize) -> Result<Cell> {
     let mut cell = [0i64; N_MEASURES];
     for (i, value) in cell.iter_mut().enumerate() {
         *value = r.get::<_, Option<i64>>(n + i)?.unwrap_or(0);
     }
-    sums_of_cell(&cell)
+    Ok(cell)
 }
 
-/// The 14 measure sums in `MEASURES` order as `Sums`; a negative one is an overflow.
+/// The 14 measure sums in `MEASURES` order as `Sums`. A negative sum can only come from
+/// values stored out of range (a token count that wrapped before ingest had bounds): it
+/// is refused as an overflow rather than shown as a wrapped number.
 fn sums_of_cell(cell: &[i64; N_MEASURES]) -> Result<Sums> {
     Ok(Sums::from_measures(cell.map(i128::from))?)
 }

@@ -408,6 +408,16 @@ impl Cells {
         Ok(())
     }
 
+    /// How many cells `workspace`'s buckets that start in `from..to` hold (an upper
+    /// bound on the groups a read of them makes).
+    pub fn count_in(&self, workspace: i64, (from, to): (i64, i64)) -> usize {
+        let range = (workspace, from)..(workspace, to);
+        self.buckets
+            .range(range)
+            .map(|(_, cells)| cells.len())
+            .sum()
+    }
+
     /// Fold every bucket's changes into its packed cells.
     fn pack_all(&mut self) -> Result<(), WriteError> {
         for bucket in self.buckets.values_mut() {

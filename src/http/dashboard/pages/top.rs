@@ -111,12 +111,8 @@ async fn tenants_body(ctx: &Ctx) -> PageResult {
     };
     let page = page_number(ctx)?;
     let store = ctx.state.store.as_ref();
-    // The list and the concentration read at once, each on its own connection.
-    let (r, conc) = tokio::try_join!(
-        report::top(store, ctx.ws(), &q, kind, page_limit(page)),
-        report::concentration(store, ctx.ws(), &q, dim.clone())
-    )?;
-    let mut r = r;
+    let (mut r, conc) =
+        report::top_and_concentration(store, ctx.ws(), &q, kind, page_limit(page)).await?;
     let (rows, more) = page_of(std::mem::take(&mut r.rows), page);
     r.rows = rows;
     let endpoint = ctx.view.filter("endpointTag");
