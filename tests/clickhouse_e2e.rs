@@ -750,3 +750,91 @@ async fn retention_on_clickhouse_keeps_old_windows_and_reports_raw_from() {
     assert!(page.contains("$4.50"), "{page}");
     server.stop();
 }
+
+/// Two nodes pruning one workspace at the same moment prune it once: at most one run
+/// takes the calls (the other answers Conflict, or finds nothing left), the pruned
+/// history holds each call once, and the totals of every old day are unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_pruning_one_workspace_at_once_prune_it_once() {
+    let Some(store) = clickhouse_store("prune_race") else {
+        eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
+        return;
+    };
+    const DAY_MS: i64 = 86_400_000;
+    let db_name = store.rsplit('/').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let key = |scope: &str| {
+        cli(
+            &db,
+            &[
+                "--store",
+                &store,
+                "keys",
+                "create",
+                "--workspace",
+                "default",
+                "--scope",
+                scope,
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    let (ingest, read) = (key("ingest"), key("read"));
+    let server = Server::start(&db, &["--store", &store]);
+    let api = Api::new(&server);
+    let now = jiff::Timestamp::now().as_millisecond();
+    // 60 calls over days 20 to 15 ago at $0.01 each, and one recent call at $1.
+    let mut calls: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut e = event(&format!("race-{i}"));
+            let ts = now - 20 * DAY_MS + i * (DAY_MS / 12);
+            e["timestamp"] = json!(jiff::Timestamp::from_millisecond(ts).unwrap().to_string());
+            e["costUsd"] = json!(0.01);
+            e
+        })
+        .collect();
+    let mut recent = event("race-recent");
+    recent["costUsd"] = json!(1.0);
+    calls.push(recent);
+    let reply = api
+        .post("/v1/ingest/batch", &ingest, &Value::Array(calls))
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let before = api.get("/v1/top/tenants?since=30d", &read).await.body;
+    assert_eq!(
+        (&before["total"]["requests"], &before["total"]["costUsd"]),
+        (&json!(61), &json!(1.6)),
+        "{before}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    let (a, b) = (
+        burnrate::store::open(&store).unwrap(),
+        burnrate::store::open(&store).unwrap(),
+    );
+    let ws = a.workspace("default".into()).await.unwrap().unwrap().id;
+    let cut = now - 10 * DAY_MS;
+    let (ra, rb) = tokio::join!(a.prune_before(ws, cut), b.prune_before(ws, cut));
+    let mut taken = 0;
+    for r in [ra, rb] {
+        match r {
+            Ok(removed) => taken += removed.events,
+            Err(burnrate::store::StoreError::Conflict(why)) => {
+                assert!(why.contains("another node"), "{why}")
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    if taken == 0 {
+        // Both claims lost (each saw the other's): a later run takes the calls.
+        taken = a.prune_before(ws, cut).await.unwrap().events;
+    }
+    assert_eq!(taken, 60);
+    let pruned = format!("SELECT sum(requests) FROM {db_name}.pruned");
+    assert_eq!(clickhouse_count(&store, &pruned).await, 60);
+    let after = api.get("/v1/top/tenants?since=30d", &read).await.body;
+    assert_eq!(after["total"], before["total"], "{before}\n{after}");
+    assert!(a.raw_from(ws).await.unwrap().is_some());
+    server.stop();
+}

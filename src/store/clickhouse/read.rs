@@ -361,21 +361,24 @@ pub(super) fn grouped(
 /// that answers the query are read from the cells; the rest of the window (its edges,
 /// unsealed and dirty hours) and every query no family answers, from resolved calls.
 pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> Result<Answer> {
+    let family = cells::family(q);
+    let trusted = async {
+        match family {
+            // Cells hold hours from 0 on (negative times are never sealed).
+            Some(_) => {
+                let first = q.from_ms.max(0).div_euclid(cells::HOUR_MS)
+                    + (q.from_ms.max(0).rem_euclid(cells::HOUR_MS) > 0) as i64;
+                let end = q.to_ms.div_euclid(cells::HOUR_MS);
+                cells::trusted(store, ws, first, end).await
+            }
+            None => Ok(Vec::new()),
+        }
+    };
     // Retention's pruned history answers the whole hours before the pruned range's end;
     // raw reads leave out the rows a running prune is deleting (`retention.rs`).
-    let prunes = retention::state(store, ws).await?;
+    let (prunes, trusted) = tokio::try_join!(retention::state(store, ws), trusted)?;
+    let trusted = prunes.untouched(trusted);
     let scope = prunes.raw_scope(ws);
-    let family = cells::family(q);
-    let trusted = match family {
-        // Cells hold hours from 0 on (negative times are never sealed).
-        Some(_) => {
-            let first = q.from_ms.max(0).div_euclid(cells::HOUR_MS)
-                + (q.from_ms.max(0).rem_euclid(cells::HOUR_MS) > 0) as i64;
-            let end = q.to_ms.div_euclid(cells::HOUR_MS);
-            prunes.untouched(cells::trusted(store, ws, first, end).await?)
-        }
-        None => Vec::new(),
-    };
     let mut groups = Groups::new();
     let raw_from_ms = retention::add_pruned(store, ws, q, &prunes, &mut groups).await?;
     let mut raw_conditions = Vec::new();

@@ -62,8 +62,8 @@ pub struct Prunes {
     deleting: Vec<Deleting>,
     /// From when raw events exist: the latest cutoff of a finished prune that took calls.
     pub raw_from: Option<i64>,
-    /// Live claims (run, started) that have not reached deleting.
-    claimed: Vec<(u64, i64)>,
+    /// Live claims (runs) that have not reached deleting.
+    claimed: Vec<u64>,
 }
 
 impl Prunes {
@@ -151,7 +151,7 @@ pub async fn state(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Prunes> {
         let started_ms: i64 = num(&row, 2)?;
         let cutoff: i64 = num(&row, 3)?;
         match num::<u8>(&row, 1)? {
-            CLAIMED if started_ms > now - LEASE_MS => prunes.claimed.push((gen, started_ms)),
+            CLAIMED if started_ms > now - LEASE_MS => prunes.claimed.push(gen),
             DELETING => {
                 let list = |i: usize| {
                     parse_array(&text(&row, i)).ok_or_else(|| {
@@ -227,7 +227,7 @@ pub async fn prune(store: &ClickhouseStore, ws: WorkspaceId, before_ms: i64) -> 
     };
     record(store, ws, &run, CLAIMED, 0).await?;
     let live = state(store, ws).await?;
-    let alone = live.deleting.is_empty() && live.claimed.len() == 1 && live.claimed[0].0 == run.gen;
+    let alone = live.deleting.is_empty() && live.claimed == [run.gen];
     if !alone {
         record(store, ws, &run, DROPPED, 0).await?;
         return Err(StoreError::Conflict(
@@ -437,9 +437,7 @@ pub async fn add_pruned(
     if q.from_ms >= end_ms.min(q.to_ms) {
         return Ok(None);
     }
-    let pre_end = q.to_ms.min(end_ms);
-    let first = q.from_ms.div_euclid(HOUR_MS) + (q.from_ms.rem_euclid(HOUR_MS) > 0) as i64;
-    let end = pre_end.div_euclid(HOUR_MS);
+    let (first, end, complete) = pruned_hours(q.from_ms, q.to_ms, end_ms);
     let whole = answers(q) && first < end;
     if whole {
         let gens: Vec<String> = prunes.gens().iter().map(u64::to_string).collect();
@@ -458,8 +456,17 @@ pub async fn add_pruned(
         );
         read::add_groups(store, q, &sql, groups).await?;
     }
-    let complete = whole && first * HOUR_MS == q.from_ms && end * HOUR_MS == pre_end;
-    Ok((!complete).then_some(prunes.raw_from.unwrap_or(end_ms)))
+    Ok((!(whole && complete)).then_some(prunes.raw_from.unwrap_or(end_ms)))
+}
+
+/// The whole hours `[first, end)` of the window `[from, to)` before `end_ms` (the pruned
+/// range's end), and whether they are all of the window's part before it.
+fn pruned_hours(from: i64, to: i64, end_ms: i64) -> (i64, i64, bool) {
+    let pre_end = to.min(end_ms);
+    let first = from.div_euclid(HOUR_MS) + (from.rem_euclid(HOUR_MS) > 0) as i64;
+    let end = pre_end.div_euclid(HOUR_MS);
+    let complete = first * HOUR_MS == from && end * HOUR_MS == pre_end;
+    (first, end, complete)
 }
 
 /// The pruned versions' first and last times of `ws` (endpoint, version label, first,
@@ -546,6 +553,25 @@ mod tests {
             keep: vec!["k'1".into()],
             straddle: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_pruned_history_answers_the_whole_hours_before_raw_from() {
+        const H: i64 = HOUR_MS;
+        let raw_from = 48 * H;
+        // Whole hours to the end of the pruned range: complete.
+        assert_eq!(pruned_hours(10 * H, 60 * H, raw_from), (10, 48, true));
+        assert_eq!(pruned_hours(10 * H, 20 * H, raw_from), (10, 20, true));
+        // A partial first or last hour before raw_from is read raw: not complete.
+        assert_eq!(pruned_hours(10 * H + 1, 60 * H, raw_from), (11, 48, false));
+        assert_eq!(pruned_hours(10 * H, 20 * H - 5, raw_from), (10, 19, false));
+        // Inside one hour: no whole hour.
+        assert_eq!(
+            pruned_hours(10 * H + 1, 10 * H + 9, raw_from),
+            (11, 10, false)
+        );
+        // Negative times round toward minus infinity.
+        assert_eq!(pruned_hours(-H - 1, 0, raw_from), (-1, 0, false));
     }
 
     #[test]
