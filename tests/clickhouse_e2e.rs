@@ -815,7 +815,42 @@ async fn two_nodes_pruning_one_workspace_at_once_prune_it_once() {
     );
     let ws = a.workspace("default".into()).await.unwrap().unwrap().id;
     let cut = now - 10 * DAY_MS;
+    // A third node reads by day and tenant all the while: an answer never moves, before,
+    // during (its delete running) or after a prune.
+    let reader = burnrate::store::open(&store).unwrap();
+    let query = burnrate::query::Query {
+        from_ms: (now - 30 * DAY_MS).div_euclid(DAY_MS) * DAY_MS,
+        to_ms: now + 60_000,
+        filters: Default::default(),
+        group_by: vec![burnrate::query::Dimension::TenantId],
+        bucket: Some(burnrate::query::Bucket::Day),
+        measures: burnrate::query::Measure::ALL.to_vec(),
+        order_by: None,
+        ascending: false,
+        limit: 1_000,
+    };
+    let first = reader.aggregate(ws, query.clone()).await.unwrap();
+    assert_eq!(first.total().requests, 61);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads = tokio::spawn({
+        let done = done.clone();
+        async move {
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let got = reader.aggregate(ws, query.clone()).await.unwrap();
+                assert_eq!(
+                    (&got.rows, &got.totals),
+                    (&first.rows, &first.totals),
+                    "read {n}"
+                );
+                n += 1;
+            }
+            n
+        }
+    });
     let (ra, rb) = tokio::join!(a.prune_before(ws, cut), b.prune_before(ws, cut));
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(reads.await.unwrap() > 0);
     let mut taken = 0;
     for r in [ra, rb] {
         match r {
