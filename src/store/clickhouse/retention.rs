@@ -555,6 +555,85 @@ mod tests {
         }
     }
 
+    /// A run that stopped after storing its pruned rows (deleting, its raw rows still
+    /// there): reads answer as before it; the next prune finishes it (raw rows gone,
+    /// `raw_from` set, answers still the same) and then finds nothing more. Runs on the
+    /// ClickHouse of `BURNRATE_CH_URL` (scripts/clickhouse.sh env), skipped without.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_that_stopped_while_deleting_reads_the_same_and_the_next_prune_finishes_it() {
+        use crate::store::{ControlStore, EventStore};
+        let Ok(url) = std::env::var("BURNRATE_CH_URL") else {
+            eprintln!("BURNRATE_CH_URL is not set: skipped");
+            return;
+        };
+        let db = format!("unit_resume_{}", std::process::id());
+        let rest = url.replace("{db}", &db);
+        let url =
+            super::super::ClickhouseUrl::parse(rest.trim_start_matches("clickhouse://")).unwrap();
+        let store = ClickhouseStore::open(&url).unwrap();
+        let now = super::super::now_ms();
+        let texts: Vec<String> = (0..30)
+            .map(|i| {
+                let ts = jiff::Timestamp::from_millisecond(now - 20 * DAY_MS + i * 7 * HOUR_MS)
+                    .unwrap();
+                serde_json::json!({"externalRequestId": format!("r-{i}"), "timestamp": ts.to_string(),
+                    "provider": "openai", "model": "gpt-4o-mini", "endpointTag": "a", "status": "success",
+                    "tenantId": format!("t{}", i % 3), "inputTokens": 100 + i, "outputTokens": 10,
+                    "costUsd": 0.001 * (i + 1) as f64})
+                .to_string()
+            })
+            .collect();
+        let items = texts.iter().map(|t| crate::ingest::parse_item(t)).collect();
+        let book = crate::price::PriceBook::bundled().unwrap();
+        let prepared = crate::ingest::prepare(items, &book, &Default::default(), now);
+        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
+        let events = prepared.events;
+        let ws = store.workspace("default".into()).await.unwrap().unwrap().id;
+        store.ingest(ws, events).await.unwrap();
+        let query = Query {
+            from_ms: (now - 30 * DAY_MS).div_euclid(DAY_MS) * DAY_MS,
+            to_ms: now,
+            filters: Default::default(),
+            group_by: vec![Dimension::TenantId],
+            bucket: Some(crate::query::Bucket::Day),
+            measures: crate::query::Measure::ALL.to_vec(),
+            order_by: None,
+            ascending: false,
+            limit: 100,
+        };
+        let before = store.aggregate(ws, query.clone()).await.unwrap();
+        // 0.001 * (1 + ... + 30) = $0.465 over 30 calls.
+        assert_eq!(before.total().requests, 30);
+        assert_eq!(before.total().cost.0, 465_000_000);
+        tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+        let started_ms = super::super::now_ms();
+        let mut run = Deleting {
+            gen: new_gen(started_ms),
+            started_ms,
+            cutoff: (now - 10 * DAY_MS).div_euclid(DAY_MS) * DAY_MS,
+            before_seq: ((started_ms - cells::SKEW_MS) as u64) * 1000,
+            keep: Vec::new(),
+            straddle: Vec::new(),
+        };
+        let removed = take(&store, ws, &mut run).await.unwrap().unwrap();
+        assert_eq!((removed.events, removed.cost_nanos), (30, 465_000_000));
+        let same = |a: &crate::query::Answer, b: &crate::query::Answer| {
+            assert_eq!((&a.rows, &a.totals), (&b.rows, &b.totals));
+        };
+        same(&store.aggregate(ws, query.clone()).await.unwrap(), &before);
+        assert_eq!(store.raw_from(ws).await.unwrap(), None, "not done yet");
+        // The next prune finishes the stopped run first, then finds nothing older.
+        let next = store.prune_before(ws, now - 10 * DAY_MS).await.unwrap();
+        assert_eq!(next, Removed::default());
+        assert_eq!(store.raw_from(ws).await.unwrap(), Some(run.cutoff));
+        assert_eq!(read::event_count(&store).await.unwrap(), 0);
+        same(&store.aggregate(ws, query).await.unwrap(), &before);
+        let _ = store
+            .client
+            .execute(&format!("DROP DATABASE IF EXISTS {db}"))
+            .await;
+    }
+
     #[test]
     fn the_pruned_history_answers_the_whole_hours_before_raw_from() {
         const H: i64 = HOUR_MS;
