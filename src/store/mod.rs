@@ -641,7 +641,10 @@ pub trait EventStore: Send + Sync {
     /// `before_ms` (whole days only), keeping their sums in the pruned history so every
     /// aggregate the rollups answer stays exact. Returns what was deleted (0 when
     /// nothing was older). A backend that cannot keep pruned history refuses
-    /// (`Conflict`) rather than lose sums.
+    /// (`Conflict`) rather than lose sums. A backend several nodes share may leave the
+    /// calls written in its last few seconds raw until the next prune (ClickHouse: 5 s,
+    /// its clock-skew margin), and answers `Conflict` while another node prunes the
+    /// same workspace. A later attempt of a pruned call is a new call.
     async fn prune_before(&self, workspace: WorkspaceId, before_ms: i64) -> Result<Removed>;
     /// From when a workspace's raw events exist: the end of the pruned range (a UTC day
     /// start), None when nothing was ever pruned. Raw reads before it count only what

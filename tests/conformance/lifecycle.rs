@@ -74,13 +74,23 @@ pub async fn erasure_takes_out_a_tenants_and_a_users_calls_exactly(store: Shared
 
 /// Prune the first day of every workspace: the store reports the calls before it,
 /// answers that need no raw event before `raw_from` are unchanged (the rollups keep
-/// the pruned sums), the others say so; an erasure afterwards takes the person out of
-/// the pruned history too. A backend without pruned history refuses with Conflict.
+/// the pruned sums), the others say so. Hours sealed before the prune answer from what
+/// remains after it, late calls of a pruned day (a new one, and a new attempt of a
+/// pruned call, which is a new call: its stored attempts are gone) are raw events that
+/// count beside the pruned history, and erasures afterwards take a tenant and a user out
+/// of the pruned history too. A backend without pruned history refuses with Conflict.
 pub async fn retention_keeps_what_the_rollups_answer_and_says_where_raw_events_end(
     store: Shared,
     seed: u64,
 ) {
     let mut loaded = load(&store, seed, 800).await;
+    let later = gen::NOW + 10 * DAY;
+    let sealed = store.seal(later).await.unwrap();
+    // A store several nodes share prunes only rows committed at least its clock-skew
+    // margin (5 s) ago: later ones stay raw until the next prune.
+    if sealed > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    }
     // Mid-morning of the second day: the whole first day goes, the second stays.
     let before = START + DAY + 5 * gen::HOUR;
     let raw_from = before.div_euclid(DAY) * DAY;
@@ -104,14 +114,65 @@ pub async fn retention_keeps_what_the_rollups_answer_and_says_where_raw_events_e
         let again = store.prune_before(ws, before).await.unwrap();
         assert_eq!(again, Removed::default());
     }
+    loaded.reference.forget_ids(|c| c.ts() < raw_from);
     let exact = check_pruned(&store, &loaded, seed, raw_from).await;
     assert!(exact > 100, "answers from the rollups alone: {exact}");
-    // A tenant's pruned cells go with its raw events.
     let ws = loaded.workspaces[0];
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9e7);
     let tenant = pick(&mut rng, gen::TENANTS).to_string();
+    late_calls(&store, &mut loaded, ws, raw_from, &tenant).await;
+    check_pruned(&store, &loaded, seed ^ 3, raw_from).await;
+    if sealed > 0 {
+        // The pruned hours were marked dirty: they are sealed again from what remains.
+        tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+        assert!(store.seal(later).await.unwrap() > 0);
+        check_pruned(&store, &loaded, seed ^ 4, raw_from).await;
+    }
+    // A tenant's and a user's pruned history goes with their raw events.
     erase(&store, &mut loaded, ws, Subject::Tenant(tenant)).await;
+    let user = pick(&mut rng, gen::USERS).to_string();
+    erase(&store, &mut loaded, ws, Subject::User(user)).await;
     check_pruned(&store, &loaded, seed ^ 2, raw_from).await;
+    let versions = store.versions_seen(ws, Default::default()).await.unwrap();
+    assert!(
+        versions.iter().any(|v| v.first_ms < raw_from),
+        "the pruned calls' prompt versions are still seen: {versions:?}"
+    );
+}
+
+/// Two late calls of `tenant` on the pruned day before `raw_from`: a new call, and a
+/// new attempt of a pruned call (a new call too). Both are accepted as new calls.
+async fn late_calls(store: &Shared, loaded: &mut Loaded, ws: i64, raw_from: i64, tenant: &str) {
+    let pruned_id = loaded
+        .reference
+        .matching(ws, Some((i64::MIN, raw_from)), None)
+        .find_map(|c| c.id.clone())
+        .expect("a pruned call with an id");
+    let at = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap().to_string();
+    let text = |id: &str, attempt: u8, ts: i64| {
+        serde_json::json!({"externalRequestId": id, "attempt": attempt, "timestamp": at(ts),
+            "provider": "openai", "model": "gpt-4o-mini", "endpointTag": "a",
+            "tenantId": tenant, "userId": "late-user", "status": "success",
+            "inputTokens": 1000, "outputTokens": 100, "latencyMs": 250})
+        .to_string()
+    };
+    let book = burnrate::price::PriceBook::bundled().unwrap();
+    let events = gen::prepare(
+        &book,
+        &[
+            text("late-new-1", 1, raw_from - DAY + 2 * gen::HOUR + 17),
+            text(&pruned_id, 9, raw_from - DAY + 3 * gen::HOUR + 5),
+        ],
+    );
+    loaded
+        .ingest(
+            store,
+            gen::Request {
+                workspace: ws,
+                events,
+            },
+        )
+        .await;
 }
 
 /// Random queries after pruning: an answer that says nothing of pruned raw events must

@@ -242,6 +242,14 @@ impl Reference {
         removed
     }
 
+    /// Retention: the calls `pruned` selects keep counting in every answer (the pruned
+    /// history) but are no longer found by id, so a later attempt of one is a new call
+    /// (its stored attempts are gone).
+    pub fn forget_ids(&mut self, pruned: impl Fn(&Call) -> bool) {
+        let calls = &self.calls;
+        self.by_id.retain(|_, i| !pruned(&calls[*i]));
+    }
+
     /// The calls of a workspace in [from, to) that match the filters.
     pub fn matching<'a>(
         &'a self,

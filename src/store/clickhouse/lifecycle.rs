@@ -6,8 +6,10 @@
 //! the next read no longer counts them. Reads compute every aggregate from the stored
 //! attempts, so they are exact once the rows are gone.
 //!
-//! Retention is not offered on ClickHouse (see `prune_before`): there is no pruned
-//! history its reads would add.
+//! The erased subject's share of retention's pruned history (`retention.rs`) goes too:
+//! the pruned rows keep tenant and user together, so deleting the rows that name the id
+//! takes exactly its calls out of every answer (tags are not kept there, as on the
+//! embedded store).
 
 use super::http::{quote, Client};
 use super::ingest::{halves, id_lists};
@@ -23,6 +25,9 @@ pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) 
         Subject::Tenant(_) => "c_tenant",
         Subject::User(_) => "c_user",
     };
+    // A prune that stopped while deleting is finished first: its calls are then only
+    // in the pruned history, never counted twice.
+    super::retention::resume(store, ws, 0).await?;
     // The calls that name the id as tenant (user) or as the value of any tag.
     let id = quote(subject.id());
     let chosen = format!(
@@ -70,6 +75,13 @@ pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) 
         &format!("ws = {ws} AND {cell_column} = {id}"),
     )
     .await?;
+    let pruned = super::retention::erase_pruned(store, ws, cell_column, subject.id()).await?;
+    removed.pruned_history_calls = pruned.pruned_history_calls;
+    removed.unpriced += pruned.unpriced;
+    removed.cost_nanos = removed
+        .cost_nanos
+        .checked_add(pruned.cost_nanos)
+        .ok_or(StoreError::SumOverflow)?;
     merge_objects(store).await?;
     Ok(removed)
 }
@@ -137,7 +149,11 @@ async fn lower_hour_totals(
 
 /// Delete the rows in `scope` from `table` on every shard and wait until the mutations
 /// are done.
-async fn delete_everywhere(store: &ClickhouseStore, table: &str, scope: &str) -> Result<()> {
+pub(super) async fn delete_everywhere(
+    store: &ClickhouseStore,
+    table: &str,
+    scope: &str,
+) -> Result<()> {
     let table = match store.url.cluster {
         Some(_) => format!("{table}_local"),
         None => table.to_string(),

@@ -17,6 +17,7 @@ mod ingest;
 mod lifecycle;
 mod read;
 mod reprice;
+mod retention;
 mod schema;
 
 use super::*;
@@ -528,14 +529,13 @@ impl EventStore for ClickhouseStore {
         ))
     }
 
-    async fn prune_before(&self, _workspace: WorkspaceId, _before_ms: i64) -> Result<Removed> {
-        Err(StoreError::Conflict(
-            "retention of raw events is not supported on a ClickHouse store yet: its reads are computed from the raw events, so pruning them would change old windows' sums (docs/scale-out.md)".into(),
-        ))
+    async fn prune_before(&self, workspace: WorkspaceId, before_ms: i64) -> Result<Removed> {
+        let _write = self.lock.write().await;
+        retention::prune(self, workspace, before_ms).await
     }
 
-    async fn raw_from(&self, _workspace: WorkspaceId) -> Result<Option<i64>> {
-        Ok(None)
+    async fn raw_from(&self, workspace: WorkspaceId) -> Result<Option<i64>> {
+        Ok(retention::state(self, workspace).await?.raw_from)
     }
 
     async fn erase(&self, workspace: WorkspaceId, subject: Subject) -> Result<Removed> {
@@ -555,6 +555,8 @@ impl EventStore for ClickhouseStore {
     }
 
     async fn seal(&self, now_ms: i64) -> Result<u64> {
+        // A prune that died while deleting is finished here (an hour later).
+        retention::resume_stale(self).await?;
         cells::seal(self, now_ms).await
     }
 

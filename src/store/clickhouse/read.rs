@@ -7,7 +7,7 @@
 //! `SumOverflow`, never a wrapped number.
 
 use super::http::{parse_array, quote};
-use super::{cells, ms_to_rfc3339, num, optional, schema, text, ClickhouseStore};
+use super::{cells, ms_to_rfc3339, num, optional, retention, schema, text, ClickhouseStore};
 use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
 use crate::money::Usd;
 use crate::query::{Answer, Dimension, Filters, Query, Row, Sums};
@@ -204,7 +204,7 @@ fn scope_conditions(f: &Filters) -> Vec<String> {
 }
 
 /// Every filter's condition on the calls.
-fn filter_conditions(f: &Filters) -> Vec<String> {
+pub(super) fn filter_conditions(f: &Filters) -> Vec<String> {
     let mut out = scope_conditions(f);
     if !f.status.is_empty() {
         out.push(one_of("c_status", f.status.iter().map(|e| e.as_str())));
@@ -301,11 +301,11 @@ fn sums_from(w: &Wide) -> Result<Sums> {
 }
 
 /// An aggregate's rows before they are checked: (bucket, group) to wide sums.
-type Groups = BTreeMap<(Option<i64>, Vec<String>), Wide>;
+pub(super) type Groups = BTreeMap<(Option<i64>, Vec<String>), Wide>;
 
 /// Add the rows of `sql` (bucket if asked, the group's labels, then the sums) to
 /// `groups`; a group read twice (from cells and raw) is summed.
-async fn add_groups(
+pub(super) async fn add_groups(
     store: &ClickhouseStore,
     q: &Query,
     sql: &str,
@@ -331,7 +331,13 @@ async fn add_groups(
 
 /// `SELECT keys, sums FROM source WHERE conditions GROUP BY keys` for `q`; `time` is
 /// the expression of a row's time in ms (for the bucket).
-fn grouped(q: &Query, time: &str, sums: &str, source: &str, conditions: &[String]) -> String {
+pub(super) fn grouped(
+    q: &Query,
+    time: &str,
+    sums: &str,
+    source: &str,
+    conditions: &[String],
+) -> String {
     let mut keys: Vec<String> = Vec::new();
     if let Some(b) = q.bucket {
         keys.push(format!("intDiv({time}, {ms}) * {ms}", ms = b.millis()));
@@ -356,17 +362,25 @@ fn grouped(q: &Query, time: &str, sums: &str, source: &str, conditions: &[String
 /// unsealed and dirty hours) and every query no family answers, from resolved calls.
 pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> Result<Answer> {
     let family = cells::family(q);
-    let trusted = match family {
-        // Cells hold hours from 0 on (negative times are never sealed).
-        Some(_) => {
-            let first = q.from_ms.max(0).div_euclid(cells::HOUR_MS)
-                + (q.from_ms.max(0).rem_euclid(cells::HOUR_MS) > 0) as i64;
-            let end = q.to_ms.div_euclid(cells::HOUR_MS);
-            cells::trusted(store, ws, first, end).await?
+    let trusted = async {
+        match family {
+            // Cells hold hours from 0 on (negative times are never sealed).
+            Some(_) => {
+                let first = q.from_ms.max(0).div_euclid(cells::HOUR_MS)
+                    + (q.from_ms.max(0).rem_euclid(cells::HOUR_MS) > 0) as i64;
+                let end = q.to_ms.div_euclid(cells::HOUR_MS);
+                cells::trusted(store, ws, first, end).await
+            }
+            None => Ok(Vec::new()),
         }
-        None => Vec::new(),
     };
+    // Retention's pruned history answers the whole hours before the pruned range's end;
+    // raw reads leave out the rows a running prune is deleting (`retention.rs`).
+    let (prunes, trusted) = tokio::try_join!(retention::state(store, ws), trusted)?;
+    let trusted = prunes.untouched(trusted);
+    let scope = prunes.raw_scope(ws);
     let mut groups = Groups::new();
+    let raw_from_ms = retention::add_pruned(store, ws, q, &prunes, &mut groups).await?;
     let mut raw_conditions = Vec::new();
     let source = match family.filter(|_| !trusted.is_empty()) {
         Some(family) => {
@@ -385,17 +399,13 @@ pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> R
             let ranges = cells::raw_ranges(q.from_ms, q.to_ms, &trusted);
             (!ranges.is_empty()).then(|| {
                 raw_conditions.push(cells::in_ranges("c_ts", &ranges));
-                calls_having(
-                    store,
-                    &format!("ws = {ws}"),
-                    &cells::in_ranges("ts", &ranges),
-                )
+                calls_having(store, &scope, &cells::in_ranges("ts", &ranges))
             })
         }
         None => {
             raw_conditions.extend(window_conditions(Some((q.from_ms, q.to_ms)), None));
             let window = narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?;
-            Some(calls_in(store, &format!("ws = {ws}"), window))
+            Some(calls_in(store, &scope, window))
         }
     };
     if let Some(source) = source {
@@ -415,7 +425,9 @@ pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> R
             });
         }
     }
-    Ok(crate::query::answer(q, rows)?)
+    let mut answer = crate::query::answer(q, rows)?;
+    answer.raw_from_ms = raw_from_ms;
+    Ok(answer)
 }
 
 /// What a cursor holds: the position (time, id-less, id) of the last call listed.
@@ -652,28 +664,49 @@ pub async fn latencies(
     rows.iter().map(|row| num(row, 0)).collect()
 }
 
+/// How a call's prompt version is labelled (missing: "unversioned").
+pub(super) fn version_label() -> String {
+    label(&Dimension::PromptVersion)
+}
+
+/// First and last times per (endpoint, version) of the calls, and of retention's pruned
+/// calls (their versions are kept with the pruned history).
 pub async fn versions_seen(
     store: &ClickhouseStore,
     ws: WorkspaceId,
     f: &Filters,
 ) -> Result<Vec<VersionSeen>> {
+    let prunes = retention::state(store, ws).await?;
     let sql = format!(
         "SELECT c_endpoint, {} AS version, min(c_ts), max(c_ts) FROM {}{} GROUP BY c_endpoint, version",
-        label(&Dimension::PromptVersion),
-        calls(store, &format!("ws = {ws}")),
+        version_label(),
+        calls(store, &prunes.raw_scope(ws)),
         where_clause(&scope_conditions(f))
     );
-    let rows = store.client.select(&sql).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(VersionSeen {
-                endpoint_tag: text(row, 0),
-                prompt_version: text(row, 1),
-                first_ms: num(row, 2)?,
-                last_ms: num(row, 3)?,
-            })
-        })
-        .collect()
+    let mut seen: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    let mut add = |key: (String, String), first: i64, last: i64| {
+        let span = seen.entry(key).or_insert((first, last));
+        *span = (span.0.min(first), span.1.max(last));
+    };
+    for row in store.client.select(&sql).await? {
+        add((text(&row, 0), text(&row, 1)), num(&row, 2)?, num(&row, 3)?);
+    }
+    for (endpoint, version, first, last) in
+        retention::versions(store, ws, &prunes, &scope_conditions(f)).await?
+    {
+        add((endpoint, version), first, last);
+    }
+    Ok(seen
+        .into_iter()
+        .map(
+            |((endpoint_tag, prompt_version), (first_ms, last_ms))| VersionSeen {
+                endpoint_tag,
+                prompt_version,
+                first_ms,
+                last_ms,
+            },
+        )
+        .collect())
 }
 
 /// How far back from the newest stored time (and receive time) `freshness` looks first.

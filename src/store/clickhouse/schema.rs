@@ -101,6 +101,50 @@ pub const DIRTY: Table = Table {
     sharding: "cityHash64(ws, hour)",
 };
 
+/// Retention's pruned history (`retention.rs`): per workspace, hour and prune
+/// generation, the sums of the calls a prune deleted, by every dimension the reads
+/// group or filter by (tenant and user together, so an erasure takes a person's share
+/// out exactly), in `CELLS`' measure columns. Read only for generations whose record in
+/// `PRUNES` is deleting or done; never resealed, never dropped by a cleanup.
+pub const PRUNED: Table = Table {
+    name: "pruned",
+    columns: "ws Int64, hour Int64, gen UInt64,
+        c_environment String, c_data_mode String, c_status String, c_provider String,
+        c_model String, c_endpoint String, c_prompt_version String, c_tenant String,
+        c_user String,
+        requests UInt64, attempts UInt64, cost_hi Int64, cost_lo Int64, priced UInt64,
+        input_hi Int64, input_lo Int64, cached_hi Int64, cached_lo Int64,
+        cache_write_hi Int64, cache_write_lo Int64, output_hi Int64, output_lo Int64,
+        reasoning_hi Int64, reasoning_lo Int64, latency_hi Int64, latency_lo Int64,
+        latency_count UInt64, errors UInt64, usage_missing UInt64, idless UInt64",
+    engine: "SummingMergeTree ORDER BY (ws, hour, gen, c_environment, c_data_mode, c_status,
+        c_provider, c_model, c_endpoint, c_prompt_version, c_tenant, c_user)",
+    sharding: "cityHash64(ws, hour)",
+};
+
+/// When each prompt version of a prune's calls was first and last seen (per prune
+/// generation; `versions_seen` takes the min and max with the raw calls').
+pub const PRUNED_VERSIONS: Table = Table {
+    name: "pruned_versions",
+    columns: "ws Int64, gen UInt64, c_endpoint String, c_prompt_version String,
+        c_environment String, c_data_mode String, first_ms Int64, last_ms Int64",
+    engine: "MergeTree ORDER BY (ws, gen, c_endpoint, c_prompt_version)",
+    sharding: "cityHash64(ws)",
+};
+
+/// One record per prune of a workspace (`retention.rs`), its newest state kept by a
+/// merge: claimed (0), deleting (1: its pruned rows are stored and its raw rows are being
+/// deleted; `keep` and `straddle` name the calls its delete condition needs), done (2),
+/// dropped (3: lost the claim, found nothing, or failed before deleting). `cutoff` is
+/// the UTC day raw events are kept from, `before_seq` the newest commit it prunes.
+pub const PRUNES: Table = Table {
+    name: "prunes",
+    columns: "ws Int64, gen UInt64, state UInt8, started_ms Int64, cutoff Int64,
+        before_seq UInt64, calls UInt64, keep Array(String), straddle Array(String)",
+    engine: "ReplacingMergeTree(state) ORDER BY (ws, gen)",
+    sharding: "0",
+};
+
 pub const WORKSPACES: Table = Table {
     name: "workspaces",
     columns: "id Int64, name String, paused UInt8, created_ms Int64, created_seq UInt64,
@@ -157,12 +201,15 @@ pub const CLAIMS: Table = Table {
 /// so `open` asks `system.columns` first).
 pub const UPGRADES: [(&Table, &str, &str); 1] = [(&EVENTS, "repriced", "Int64")];
 
-pub const ALL: [&Table; 11] = [
+pub const ALL: [&Table; 14] = [
     &EVENTS,
     &HOUR_TOTALS,
     &CELLS,
     &SEALED,
     &DIRTY,
+    &PRUNED,
+    &PRUNED_VERSIONS,
+    &PRUNES,
     &WORKSPACES,
     &KEYS,
     &KEY_TALLY,
