@@ -307,6 +307,66 @@ pub struct Series {
     pub requests: Vec<u64>,
 }
 
+impl Series {
+    fn empty(key: &str, buckets: usize) -> Series {
+        Series {
+            key: key.into(),
+            cost_usd: vec![Usd::ZERO; buckets],
+            requests: vec![0; buckets],
+        }
+    }
+}
+
+fn add(s: &mut Series, i: usize, sums: &Sums) -> Result<()> {
+    s.cost_usd[i] = Usd(s.cost_usd[i]
+        .0
+        .checked_add(sums.cost.0)
+        .ok_or(SumOverflow)?);
+    s.requests[i] = s.requests[i]
+        .checked_add(sums.requests)
+        .ok_or(SumOverflow)?;
+    Ok(())
+}
+
+/// The start of every bucket of `q`'s window (the first one holds the window's start).
+fn bucket_starts(q: &Query, bucket: Bucket) -> Vec<i64> {
+    let step = bucket.millis();
+    let first = q.from_ms.div_euclid(step) * step;
+    (0..)
+        .map(|i| first + i * step)
+        .take_while(|t| *t < q.to_ms)
+        .collect()
+}
+
+/// Cost and requests per bucket of each of `keys` of `dim` in one read (a row of
+/// sparklines): the series of `keys`, in their order, zero where a key had no call.
+pub async fn key_series(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    base: &Query,
+    bucket: Bucket,
+    dim: &Dimension,
+    keys: &[String],
+) -> Result<Vec<Series>> {
+    let mut q = base.clone();
+    q.bucket = Some(bucket);
+    q.group_by = vec![dim.clone()];
+    q.filters.text.insert(dim.clone(), keys.to_vec());
+    q.limit = usize::MAX;
+    let starts = bucket_starts(&q, bucket);
+    let mut series: Vec<Series> = keys.iter().map(|k| Series::empty(k, starts.len())).collect();
+    for r in &store.aggregate(ws, q).await?.rows {
+        let i = r.bucket_ms.map(|t| ((t - starts[0]) / bucket.millis()) as usize);
+        let Some(i) = i.filter(|i| *i < starts.len()) else {
+            continue;
+        };
+        if let Some(s) = series.iter_mut().find(|s| s.key == r.group[0]) {
+            add(s, i, &r.sums)?;
+        }
+    }
+    Ok(series)
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Timeseries {
@@ -335,28 +395,9 @@ pub async fn timeseries(
     q.bucket = Some(bucket);
     q.group_by.clear();
     q.limit = usize::MAX;
-    let step = bucket.millis();
-    let first = q.from_ms.div_euclid(step) * step;
-    let starts: Vec<i64> = (0..)
-        .map(|i| first + i * step)
-        .take_while(|t| *t < q.to_ms)
-        .collect();
-    let index = |t: i64| ((t - first) / step) as usize;
-    let empty = |key: &str| Series {
-        key: key.into(),
-        cost_usd: vec![Usd::ZERO; starts.len()],
-        requests: vec![0; starts.len()],
-    };
-    let add = |s: &mut Series, i: usize, sums: &Sums| -> Result<()> {
-        s.cost_usd[i] = Usd(s.cost_usd[i]
-            .0
-            .checked_add(sums.cost.0)
-            .ok_or(SumOverflow)?);
-        s.requests[i] = s.requests[i]
-            .checked_add(sums.requests)
-            .ok_or(SumOverflow)?;
-        Ok(())
-    };
+    let starts = bucket_starts(&q, bucket);
+    let index = |t: i64| ((t - starts[0]) / bucket.millis()) as usize;
+    let empty = |key: &str| Series::empty(key, starts.len());
     let (totals, split) = match &by {
         None => (store.aggregate(ws, q.clone()).await?, None),
         Some(dim) => {

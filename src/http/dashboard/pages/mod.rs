@@ -139,8 +139,7 @@ pub fn spark_bucket(q: &Query) -> Bucket {
     }
 }
 
-/// Cost per bucket for each of `keys` of `dim` (a text dimension), in batches small
-/// enough that no aggregate answer is cut at the query layer's row limit.
+/// Cost per bucket for each of `keys` of `dim` (a text dimension).
 pub async fn sparks(
     ctx: &Ctx,
     q: &Query,
@@ -148,22 +147,12 @@ pub async fn sparks(
     keys: &[String],
 ) -> Result<HashMap<String, Vec<i64>>, PageError> {
     let bucket = spark_bucket(q);
-    let buckets = ((q.to_ms - q.from_ms) / bucket.millis() + 2).max(1) as usize;
-    let batch = (crate::query::MAX_LIMIT / buckets).clamp(1, 50);
     let mut out = HashMap::new();
-    for chunk in keys.chunks(batch) {
-        let mut fq = q.clone();
-        fq.filters.text.insert(dim.clone(), chunk.to_vec());
-        let ts = crate::report::timeseries(
-            ctx.state.store.as_ref(),
-            ctx.ws(),
-            &fq,
-            bucket,
-            Some(dim.clone()),
-            chunk.len(),
-        )
-        .await?;
-        for s in ts.series {
+    // In batches: a filter of thousands of values would be one long SQL statement.
+    for chunk in keys.chunks(100) {
+        let store = ctx.state.store.as_ref();
+        let series = crate::report::key_series(store, ctx.ws(), q, bucket, dim, chunk).await?;
+        for s in series {
             out.insert(s.key, s.cost_usd.iter().map(|u| u.0).collect());
         }
     }
