@@ -610,13 +610,24 @@ async fn a_repriced_call_on_clickhouse_survives_merges_and_a_better_attempt_stil
 /// generations; a seal pass run later than the grace (10 minutes) after the newest one
 /// started deletes the older generations' cells and `sealed` rows, keeps the newest,
 /// and the totals read afterwards are still the three calls' ($1.00 + $0.25 + $0.50).
+/// On one server and, when `BURNRATE_CH_CLUSTER_URL` is set, on the two-shard cluster
+/// (the deletes run on every shard's local tables).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn superseded_cell_generations_are_dropped_and_reads_stay_exact() {
     let Some(store) = clickhouse_store("generations") else {
         eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
         return;
     };
-    let db_name = store.rsplit('/').next().unwrap().to_string();
+    generations_are_dropped_on(store).await;
+    if let Some(url) = clickhouse_url("BURNRATE_CH_CLUSTER_URL") {
+        let db = format!("e2e_generations_cluster_{}", std::process::id());
+        generations_are_dropped_on(url.replace("{db}", &db)).await;
+    }
+}
+
+async fn generations_are_dropped_on(store: String) {
+    let db_name = store.rsplit('/').next().unwrap();
+    let db_name = db_name.split('?').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
     let on_store = |args: &[&str]| {
