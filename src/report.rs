@@ -354,9 +354,14 @@ pub async fn key_series(
     q.filters.text.insert(dim.clone(), keys.to_vec());
     q.limit = usize::MAX;
     let starts = bucket_starts(&q, bucket);
-    let mut series: Vec<Series> = keys.iter().map(|k| Series::empty(k, starts.len())).collect();
+    let mut series: Vec<Series> = keys
+        .iter()
+        .map(|k| Series::empty(k, starts.len()))
+        .collect();
     for r in &store.aggregate(ws, q).await?.rows {
-        let i = r.bucket_ms.map(|t| ((t - starts[0]) / bucket.millis()) as usize);
+        let i = r
+            .bucket_ms
+            .map(|t| ((t - starts[0]) / bucket.millis()) as usize);
         let Some(i) = i.filter(|i| *i < starts.len()) else {
             continue;
         };

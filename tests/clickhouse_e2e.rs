@@ -607,6 +607,97 @@ async fn a_repriced_call_on_clickhouse_survives_merges_and_a_better_attempt_stil
     server.stop();
 }
 
+/// Resealing an hour leaves its old generations behind until the sealing node drops
+/// them (`cells::drop_superseded`, run after each seal): an hour of two days ago is
+/// sealed three times (a late call in it before each reseal), so its cells hold three
+/// generations; a seal pass run later than the grace (10 minutes) after the newest one
+/// started deletes the older generations' cells and `sealed` rows, keeps the newest,
+/// and the totals read afterwards are still the three calls' ($1.00 + $0.25 + $0.50).
+/// On one server and, when `BURNRATE_CH_CLUSTER_URL` is set, on the two-shard cluster
+/// (the deletes run on every shard's local tables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superseded_cell_generations_are_dropped_and_reads_stay_exact() {
+    let Some(store) = clickhouse_store("generations") else {
+        eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
+        return;
+    };
+    generations_are_dropped_on(store).await;
+    if let Some(url) = clickhouse_url("BURNRATE_CH_CLUSTER_URL") {
+        let db = format!("e2e_generations_cluster_{}", std::process::id());
+        generations_are_dropped_on(url.replace("{db}", &db)).await;
+    }
+}
+
+async fn generations_are_dropped_on(store: String) {
+    let db_name = store.rsplit('/').next().unwrap();
+    let db_name = db_name.split('?').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let on_store = |args: &[&str]| {
+        let mut all = vec!["--store", store.as_str()];
+        all.extend_from_slice(args);
+        cli(&db, &all).trim().to_string()
+    };
+    let key =
+        |scope: &str| on_store(&["keys", "create", "--workspace", "default", "--scope", scope]);
+    let (ingest, read) = (key("ingest"), key("read"));
+    let server = Server::start(&db, &["--store", &store]);
+    let api = Api::new(&server);
+    let sealing = burnrate::store::open(&store).unwrap();
+    let two_days_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(48);
+    let mut generations = 0;
+    for (id, cost) in [("g1", 1.0), ("g2", 0.25), ("g3", 0.5)] {
+        let mut e = event(id);
+        e["timestamp"] = json!(two_days_ago.to_string());
+        e["costUsd"] = json!(cost);
+        let reply = api.post("/v1/ingest/batch", &ingest, &json!([e])).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        if id == "g3" {
+            // The last seal is trusted: the late call's mark is older than its start
+            // minus the clock-skew margin (5 s), so the final read takes the cells.
+            tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+        }
+        let now = jiff::Timestamp::now().as_millisecond();
+        generations += sealing.seal(now).await.unwrap();
+    }
+    let distinct = format!("SELECT uniqExact(gen) FROM {db_name}.cells");
+    let sealed_rows = format!("SELECT count() FROM {db_name}.sealed");
+    // The server's own seal pass (10 s after its start) may have added one more.
+    assert!(generations >= 3, "hours sealed: {generations}");
+    assert!(clickhouse_count(&store, &distinct).await >= 3);
+    // Within the grace nothing goes.
+    sealing
+        .seal(jiff::Timestamp::now().as_millisecond())
+        .await
+        .unwrap();
+    assert!(clickhouse_count(&store, &distinct).await >= 3);
+    let newest = clickhouse_count(&store, &format!("SELECT max(gen) FROM {db_name}.sealed")).await;
+
+    let later = jiff::Timestamp::now().as_millisecond() + 11 * 60_000;
+    sealing.seal(later).await.unwrap();
+    assert_eq!(clickhouse_count(&store, &distinct).await, 1);
+    assert_eq!(
+        clickhouse_count(&store, &format!("SELECT min(gen) FROM {db_name}.cells")).await,
+        newest
+    );
+    assert_eq!(clickhouse_count(&store, &sealed_rows).await, 1);
+    // The newest generation's main cells still hold the three calls: 1.75 USD.
+    let main_requests = format!("SELECT sum(requests) FROM {db_name}.cells WHERE family = 'main'");
+    assert_eq!(clickhouse_count(&store, &main_requests).await, 3);
+    let top = api.get("/v1/top/endpoints?since=7d", &read).await;
+    assert_eq!(top.status, 200, "{}", top.body);
+    assert_eq!(
+        (
+            &top.body["total"]["requests"],
+            &top.body["total"]["costUsd"]
+        ),
+        (&json!(3), &json!(1.75)),
+        "{}",
+        top.body
+    );
+    server.stop();
+}
+
 /// Retention on a ClickHouse store through the real binary: calls 20 and 15 days old
 /// are pruned by `burnrate prune --days 10` while the server runs; the dashboard's
 /// 30-day number and the API's totals stay what every call adds up to (the pruned

@@ -358,10 +358,10 @@ async fn fifty_clients_racing_over_two_nodes_overshoot_a_ten_dollar_budget_by_at
         return;
     };
     let (admin, ingest) = (n.key("admin"), n.key("ingest"));
-    // Each node counts the other from its first reload tick on (2 s); two ticks leave
-    // room for a tick that a loaded machine delays (a node still counting itself alone
-    // admits the whole headroom: a CI run on a busy machine saw $17).
-    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    // No wait for a reload tick: node A started alone and has not counted node B yet
+    // (its next tick is up to 2 s away, later on a loaded machine), so the budget's load
+    // must count the nodes itself; a node sharing out by its startup count admits the
+    // whole headroom (a CI run on a busy machine saw $17).
     let created = n
         .api_a
         .post(
@@ -373,6 +373,8 @@ async fn fifty_clients_racing_over_two_nodes_overshoot_a_ten_dollar_budget_by_at
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["id"].as_i64().unwrap();
+    // Node B lists the budget from its first load on (within one reload tick): from
+    // then on it enforces its share.
     let listed = Instant::now();
     while guard(&n.api_b, &ingest, "probe", 0.0).await["budgets"]
         .as_array()

@@ -735,20 +735,33 @@ async fn bench_query(b: &crate::flags::ReadBench) -> anyhow::Result<()> {
             worst = (name.to_string(), p95);
         }
     };
-    for (name, path) in &gets {
+    'calls: for (name, path) in &gets {
         let mut times = Vec::with_capacity(rounds);
         for i in 0..rounds + 3 {
             let started = Instant::now();
-            let resp = client
+            let sent = client
                 .get(format!("{}{path}", server.url))
                 .header("X-API-Key", &key)
                 .header("Cookie", &cookie)
                 .send()
-                .await?;
-            let status = resp.status();
-            resp.bytes().await?;
-            if !status.is_success() {
-                bail!("{name}: HTTP {status}");
+                .await;
+            // A call the server does not answer (its request timeout closes the
+            // connection) is reported and skipped, so the other calls are still measured.
+            let failed = match sent {
+                Ok(resp) => {
+                    let status = resp.status();
+                    match resp.bytes().await {
+                        Ok(_) if status.is_success() => None,
+                        Ok(_) => Some(format!("HTTP {status}")),
+                        Err(e) => Some(e.to_string()),
+                    }
+                }
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(error) = failed {
+                let secs = started.elapsed().as_secs_f64();
+                println!("{name:<34} failed after {secs:.1} s: {error}");
+                continue 'calls;
             }
             if i >= 3 {
                 times.push(started.elapsed());

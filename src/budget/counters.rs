@@ -296,6 +296,17 @@ impl Counters {
         self.nodes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether `budget`, with this very definition, is held and loaded (a `configure`
+    /// with it keeps its counters and loads nothing).
+    pub fn holds_loaded(&self, ws: WorkspaceId, budget: &Budget) -> bool {
+        let books = self.books.lock().unwrap();
+        books.get(&ws).is_some_and(|book| {
+            book.budgets
+                .iter()
+                .any(|l| l.loaded && *l.budget == *budget)
+        })
+    }
+
     /// Replace a workspace's budgets and caps (after a change); budgets whose definition
     /// changed need a `load` before they count again.
     pub fn configure(&self, ws: WorkspaceId, budgets: Vec<Budget>, caps: Vec<RateCap>) {
@@ -761,16 +772,24 @@ impl Counters {
             let (spent, _) = live.current_of(member, now_ms);
             let reserved = live.reserved_of(member);
             let b = &live.budget;
-            answer.budgets.push(BudgetPosition {
-                id: b.id,
-                name: b.name.clone(),
-                action: b.action,
-                remaining: super::remaining(limit, spent, reserved),
-                state: state_at(b, Some(limit), spent).0,
-                member: member.map(str::to_string),
-                limit_usd: member.map(|_| crate::money::Usd(limit)),
-                plan: plan.map(str::to_string),
-            });
+            // Listed from its first load on (a fail-closed blocking one also while it
+            // loads, refusing): before that its position is unknown, and a caller that
+            // sees a budget listed can rely on its being enforced from then on (with
+            // several nodes, on this node's share: `Budgets::reload`).
+            let enforced =
+                live.loaded || (b.action == Action::Block && b.fail_mode == FailMode::Closed);
+            if enforced {
+                answer.budgets.push(BudgetPosition {
+                    id: b.id,
+                    name: b.name.clone(),
+                    action: b.action,
+                    remaining: super::remaining(limit, spent, reserved),
+                    state: state_at(b, Some(limit), spent).0,
+                    member: member.map(str::to_string),
+                    limit_usd: member.map(|_| crate::money::Usd(limit)),
+                    plan: plan.map(str::to_string),
+                });
+            }
             if b.action != Action::Block || !answer.allow {
                 continue;
             }

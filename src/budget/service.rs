@@ -5,7 +5,7 @@ use super::counters::{Counters, GuardAnswer, GuardRequest, MemberSpend, RateCap}
 use super::period::Period;
 use super::plans::{self, Assignment, PlanHistory, PlanMap, PLAN_ASSIGNMENTS};
 use super::Each;
-use super::{parse_budget, status, Budget, SpendInput, Status};
+use super::{parse_budget, status, Action, Budget, SpendInput, Status};
 use crate::event::FieldError;
 use crate::privacy::Slot;
 use crate::query::{Bucket, Measure};
@@ -21,9 +21,19 @@ pub const MEMBER_PAGE: (usize, usize) = (0, 10);
 /// The most members one status page lists.
 pub const MAX_MEMBER_PAGE: usize = 1_000;
 
+/// Counts the live nodes sharing the store (`server::nodes::Registration::live`).
+pub type NodeCount = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, StoreError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 pub struct Budgets {
     store: Arc<dyn Store>,
     pub counters: Arc<Counters>,
+    /// Set by a server: asked before a blocking budget is loaded outside the reload tick
+    /// (which counts the nodes itself just before), see `reload`.
+    node_count: std::sync::OnceLock<NodeCount>,
     clock: crate::clock::Clock,
     /// Each workspace's plan map with the (id, updated) of the batches it was folded
     /// from: a reload folds again only when they changed.
@@ -60,6 +70,7 @@ impl Budgets {
         let budgets = Arc::new(Budgets {
             store,
             counters,
+            node_count: std::sync::OnceLock::new(),
             clock,
             plan_cache: Default::default(),
         });
@@ -191,6 +202,14 @@ impl Budgets {
             let plans = self.plan_map(ws).await?;
             self.counters.set_plans(ws, plans);
         }
+        let loads_blocking = budgets
+            .iter()
+            .any(|b| b.action == Action::Block && !self.counters.holds_loaded(ws, b));
+        if loads_blocking {
+            // Before `configure`: the count's read does not lengthen the time a new
+            // budget waits for its load.
+            self.refresh_node_count().await?;
+        }
         self.counters.configure(ws, budgets.clone(), caps);
         let now = (self.clock)();
         for budget in budgets {
@@ -202,6 +221,24 @@ impl Budgets {
                 continue;
             }
             self.load(ws, &budget, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Have `count` asked for the live nodes before each load of a blocking budget
+    /// outside the reload tick (a server sets it once, after joining the nodes).
+    pub fn count_nodes_with(&self, count: NodeCount) {
+        let _ = self.node_count.set(count);
+    }
+
+    /// Count the live nodes now, so the load that follows shares out by the current
+    /// count: without it a budget created through a node that has not yet counted a node
+    /// that joined since its last tick is shared out as if this node were alone (it
+    /// may then admit the whole headroom, as the other node admits its own share).
+    async fn refresh_node_count(&self) -> Result<(), StoreError> {
+        if let Some(count) = self.node_count.get() {
+            let live = count().await?;
+            self.counters.set_nodes(live);
         }
         Ok(())
     }

@@ -864,3 +864,72 @@ fn with_two_nodes_a_rate_cap_admits_half_its_requests_per_minute_on_each() {
     assert!(c.guard(1, &guard_req("a", None, None), now).allow);
     assert!(!c.guard(1, &guard_req("a", None, None), now).allow);
 }
+
+#[test]
+fn a_budget_is_listed_by_the_guard_only_once_it_is_enforced() {
+    let now = ms("2026-03-18T10:00:00Z");
+    let open = budget(
+        json!({"name": "open", "period": "day", "limitUsd": 10, "action": "block",
+        "scope": {"tenantId": "alpha"}}),
+    );
+    let mut closed = budget(
+        json!({"name": "closed", "period": "day", "limitUsd": 10, "action": "block",
+        "failMode": "closed", "scope": {"tenantId": "alpha"}}),
+    );
+    closed.id = open.id + 1;
+    let c = Counters::new(600_000);
+    c.configure(1, vec![open.clone(), closed.clone()], vec![]);
+    assert!(!c.holds_loaded(1, &open));
+    // Loading: the fail-open budget is not listed (its spend is unknown), the
+    // fail-closed one is, refusing.
+    let answer = c.guard(1, &guard_req("alpha", Some("0.5"), None), now);
+    let listed: Vec<i64> = answer.budgets.iter().map(|b| b.id).collect();
+    assert_eq!(listed, vec![closed.id]);
+    assert_eq!(answer.reason, "budgets_loading");
+    c.load(1, open.id, open.window(now).0, 0, 0);
+    c.load(1, closed.id, closed.window(now).0, 0, 0);
+    assert!(c.holds_loaded(1, &open));
+    let answer = c.guard(1, &guard_req("alpha", Some("0.5"), None), now);
+    let listed: Vec<i64> = answer.budgets.iter().map(|b| b.id).collect();
+    assert_eq!(listed, vec![open.id, closed.id]);
+    assert!(answer.allow);
+}
+
+/// A node that has not yet counted a node that joined (its last tick saw itself alone)
+/// creates a blocking budget: the load counts the nodes first, so this node admits only
+/// its half of the $10 ($5: ten $0.50 calls), not the whole budget.
+#[tokio::test]
+async fn a_blocking_budget_loaded_between_ticks_is_shared_by_the_nodes_counted_at_its_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("share.db").display());
+    let store = crate::store::open(&url).unwrap();
+    let ws = store.workspace("default".into()).await.unwrap().unwrap().id;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let clock: crate::clock::Clock = std::sync::Arc::new(move || now);
+    let budgets = service::Budgets::start(store.clone(), 600_000, clock)
+        .await
+        .unwrap();
+    assert_eq!(budgets.counters.nodes(), 1, "alone at its last tick");
+    budgets.count_nodes_with(std::sync::Arc::new(|| Box::pin(async { Ok(2) })));
+    let body = json!({"name": "cap", "period": "month", "limitUsd": 10, "action": "block",
+                      "scope": {"tenantId": "alpha"}});
+    budgets.save(ws, None, &body).await.unwrap();
+    assert_eq!(budgets.counters.nodes(), 2);
+    for i in 0..10 {
+        let id = format!("r{i}");
+        let answer = budgets
+            .counters
+            .guard(ws, &guard_req("alpha", Some("0.5"), Some(&id)), now);
+        assert!(answer.allow, "{i}: {}", answer.reason);
+    }
+    let denied = budgets
+        .counters
+        .guard(ws, &guard_req("alpha", Some("0.5"), Some("r10")), now);
+    assert!(!denied.allow);
+    assert_eq!(
+        (denied.reason, denied.retry_after_seconds),
+        ("budget_exceeded", Some(2)),
+        "this node's share, not the budget, is used up"
+    );
+    store.close().await;
+}

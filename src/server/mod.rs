@@ -183,8 +183,16 @@ impl Ready {
         .await?;
         // Join the nodes before serving: with others live, the budgets are loaded again
         // with this node's share of each blocking budget.
-        let node = nodes::Registration::join(store.as_ref()).await?;
+        let node = Arc::new(nodes::Registration::join(store.as_ref()).await?);
         let live = node.beat(store.as_ref(), wall_ms()).await?;
+        // Every later load of a blocking budget (one created or changed through this
+        // node, or through the CLI) counts the live nodes first: a node that joined since
+        // this node's last tick gets its share from that load on.
+        let (counting_store, counting_node) = (store.clone(), node.clone());
+        state.budgets.count_nodes_with(Arc::new(move || {
+            let (store, node) = (counting_store.clone(), counting_node.clone());
+            Box::pin(async move { node.live(store.as_ref(), wall_ms()).await })
+        }));
         state.budgets.counters.set_nodes(live);
         state.limiter.set_nodes(live);
         if live > 1 {
@@ -192,7 +200,7 @@ impl Ready {
         }
         Ok(Ready {
             store,
-            node: Arc::new(node),
+            node,
             state: Arc::new(state),
             listener,
             addr,

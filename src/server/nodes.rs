@@ -49,11 +49,23 @@ impl Registration {
         for gone in nodes.iter().filter(|n| n.updated_ms < now_ms - FORGET_MS) {
             store.delete_object(self.workspace, NODE, gone.id).await?;
         }
+        Ok(self.count(&nodes, now_ms))
+    }
+
+    /// Count the live nodes now (this one included) without touching anything: what a
+    /// load of a blocking budget's share asks first (`Budgets::count_nodes_with`), so a
+    /// node never shares out a budget by a count older than its last tick.
+    pub async fn live(&self, store: &dyn Store, now_ms: i64) -> Result<u64, StoreError> {
+        let nodes = store.objects(Some(self.workspace), NODE).await?;
+        Ok(self.count(&nodes, now_ms))
+    }
+
+    fn count(&self, nodes: &[crate::store::StoredObject], now_ms: i64) -> u64 {
         let live = nodes
             .iter()
             .filter(|n| n.id == self.id || n.updated_ms >= now_ms - LIVE_MS)
             .count();
-        Ok(live.max(1) as u64)
+        live.max(1) as u64
     }
 
     /// Whether this node is the live node with the smallest id: the one that seals

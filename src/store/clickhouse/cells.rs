@@ -352,6 +352,84 @@ async fn seal_hours(store: &ClickhouseStore, ws: WorkspaceId, hours: &[i64]) -> 
         .await
 }
 
+/// How long after a generation N started the generations of its hour below N may be
+/// dropped. A read picks an hour's newest sealed generation (`trusted`) and then sums
+/// its cells in its next statement; a read that picked G just before N's `sealed` row
+/// landed may still sum G's cells. N's row lands within two statements of N's start
+/// (each at most the client's 30 s timeout), the read's cells statement starts within
+/// one more, and a running SELECT keeps the parts it reads even when a delete rewrites
+/// them; 10 minutes covers that many times over, plus clocks of two nodes disagreeing.
+pub const SUPERSEDED_GRACE_MS: i64 = 10 * 60_000;
+/// At most this many hours per delete statement (about 60 bytes each: far below the
+/// 256 KiB statement limit).
+const DROP_BATCH: usize = 1_000;
+
+/// The hours with generations to drop: (workspace, hour, newest sealed generation N) for
+/// every hour whose N started at least `SUPERSEDED_GRACE_MS` before `now_ms` and that
+/// still holds cells or `sealed` rows of a generation below N. Cells of a generation
+/// that never got its `sealed` row (a seal that failed half way) go too once a newer
+/// generation is sealed; with no newer seal they stay (never read, and a late `sealed`
+/// row of theirs would then be the newest one).
+fn superseded(
+    sealed: &[Vec<String>],
+    cells_oldest: &[Vec<String>],
+    now_ms: i64,
+) -> Result<Vec<(WorkspaceId, i64, u64)>> {
+    let mut oldest: BTreeMap<(WorkspaceId, i64), u64> = BTreeMap::new();
+    for r in cells_oldest {
+        oldest.insert((num(r, 0)?, num(r, 1)?), num(r, 2)?);
+    }
+    let mut out = Vec::new();
+    for r in sealed {
+        let (ws, hour, newest, oldest_sealed): (WorkspaceId, i64, u64, u64) =
+            (num(r, 0)?, num(r, 1)?, num(r, 2)?, num(r, 3)?);
+        let oldest_cell = oldest.get(&(ws, hour)).copied().unwrap_or(newest);
+        let stale = oldest_sealed.min(oldest_cell) < newest;
+        if stale && start_ms(newest) <= now_ms - SUPERSEDED_GRACE_MS {
+            out.push((ws, hour, newest));
+        }
+    }
+    Ok(out)
+}
+
+/// Drop superseded generations (run by the sealing node after each seal): delete the
+/// cells and `sealed` rows of every generation below an hour's newest sealed one, once
+/// that one started `SUPERSEDED_GRACE_MS` ago, in batches of `DROP_BATCH` hours, each a
+/// mutation on every shard listed in the URL, waited for. Only generations strictly
+/// below the newest sealed one go, so what a read picks now is never touched. Returns
+/// how many hours were cleaned.
+pub async fn drop_superseded(store: &ClickhouseStore, now_ms: i64) -> Result<u64> {
+    let sealed_sql = format!(
+        "SELECT ws, hour, max(gen), min(gen) FROM {} GROUP BY ws, hour",
+        store.table(schema::SEALED.name)
+    );
+    let cells_sql = format!(
+        "SELECT ws, hour, min(gen) FROM {} GROUP BY ws, hour",
+        store.table(schema::CELLS.name)
+    );
+    let (sealed, cells_oldest) = tokio::try_join!(
+        store.client.select(&sealed_sql),
+        store.client.select(&cells_sql),
+    )?;
+    let hours = superseded(&sealed, &cells_oldest, now_ms)?;
+    for batch in hours.chunks(DROP_BATCH) {
+        let condition = below_newest(batch);
+        for table in [schema::CELLS.name, schema::SEALED.name] {
+            super::lifecycle::delete_everywhere(store, table, &condition).await?;
+        }
+    }
+    Ok(hours.len() as u64)
+}
+
+/// The rows of generations below each hour's newest: `(ws, hour, newest)` each.
+fn below_newest(hours: &[(WorkspaceId, i64, u64)]) -> String {
+    let parts: Vec<String> = hours
+        .iter()
+        .map(|(ws, hour, newest)| format!("(ws = {ws} AND hour = {hour} AND gen < {newest})"))
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,5 +517,38 @@ mod tests {
         assert!(clean(Some(1_000_000 - SKEW_MS), gen));
         assert!(!clean(Some(1_000_000 - SKEW_MS + 1), gen));
         assert!(!clean(Some(2_000_000), gen));
+    }
+
+    #[test]
+    fn only_generations_below_a_newest_seal_older_than_the_grace_are_dropped() {
+        let gen_at = |ms: i64, low: u64| ((ms as u64) << GEN_BITS) | low;
+        let now = 100 * 60_000;
+        let old = gen_at(now - SUPERSEDED_GRACE_MS, 1);
+        let recent = gen_at(now - SUPERSEDED_GRACE_MS + 1, 2);
+        let older = gen_at(1_000, 3);
+        let row = |v: &[String]| v.to_vec();
+        let s = |x: i64| x.to_string();
+        let sealed = vec![
+            // ws 1 hour 10: resealed by `old` (old enough): the `older` rows go.
+            row(&[s(1), s(10), old.to_string(), older.to_string()]),
+            // ws 1 hour 11: resealed by `recent`: kept for now.
+            row(&[s(1), s(11), recent.to_string(), older.to_string()]),
+            // ws 2 hour 10: one sealed row, but cells of a failed older seal remain.
+            row(&[s(2), s(10), old.to_string(), old.to_string()]),
+            // ws 2 hour 12: sealed once, nothing older anywhere.
+            row(&[s(2), s(12), old.to_string(), old.to_string()]),
+        ];
+        let cells = vec![
+            row(&[s(1), s(10), older.to_string()]),
+            row(&[s(1), s(11), older.to_string()]),
+            row(&[s(2), s(10), older.to_string()]),
+            row(&[s(2), s(12), old.to_string()]),
+        ];
+        let dropped = superseded(&sealed, &cells, now).unwrap();
+        assert_eq!(dropped, vec![(1, 10, old), (2, 10, old)]);
+        assert_eq!(
+            below_newest(&dropped),
+            format!("((ws = 1 AND hour = 10 AND gen < {old}) OR (ws = 2 AND hour = 10 AND gen < {old}))")
+        );
     }
 }

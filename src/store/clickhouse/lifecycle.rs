@@ -148,7 +148,7 @@ async fn lower_hour_totals(
 }
 
 /// Delete the rows in `scope` from `table` on every shard and wait until the mutations
-/// are done.
+/// are done (erasure, retention and `cells::drop_superseded`).
 pub(super) async fn delete_everywhere(
     store: &ClickhouseStore,
     table: &str,
@@ -185,7 +185,7 @@ async fn wait_for_mutations(client: &Client, db: &str, table: &str) -> Result<()
         }
         if started.elapsed() > MUTATION_WAIT {
             return Err(StoreError::Unavailable(
-                "the erasure's delete did not finish in time; it continues in ClickHouse".into(),
+                "a delete did not finish in time; it continues in ClickHouse".into(),
             ));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

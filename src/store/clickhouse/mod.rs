@@ -557,7 +557,12 @@ impl EventStore for ClickhouseStore {
     async fn seal(&self, now_ms: i64) -> Result<u64> {
         // A prune that died while deleting is finished here (an hour later).
         retention::resume_stale(self).await?;
-        cells::seal(self, now_ms).await
+        let sealed = cells::seal(self, now_ms).await?;
+        let dropped = cells::drop_superseded(self, now_ms).await?;
+        if dropped > 0 {
+            tracing::info!(hours = dropped, "dropped superseded cell generations");
+        }
+        Ok(sealed)
     }
 
     async fn close(&self) {}
