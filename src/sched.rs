@@ -6,24 +6,25 @@
 //! changes.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-/// How much nicer than the process background threads are unless
-/// `BURNRATE_BACKGROUND_NICE` says otherwise (0 keeps them at the workers' priority).
-/// Measured (ARCHITECTURE.md, "The guard's latency"): 10 cut the guard's p99; 19 did
-/// worse than 10 in the same runs.
-const DEFAULT_NICE: i32 = 10;
+/// How much nicer than the process background threads are by default (`burnrate serve
+/// --background-nice`, `BURNRATE_BACKGROUND_NICE`; 0 keeps them at the workers'
+/// priority). Measured (ARCHITECTURE.md, "The guard's latency"): 10 cut the guard's
+/// p99; 19 did worse than 10 in the same runs.
+pub const DEFAULT_NICE: i32 = 10;
 
-/// How much background threads add to their nice value (0 to 19), read once.
+/// The step in force: the server sets it from its configuration before its store
+/// starts any thread; other commands keep the default.
+static STEP: AtomicI32 = AtomicI32::new(DEFAULT_NICE);
+
+/// Set how much nicer background threads started from now on are (clamped to 0..=19).
+pub fn set_background_nice(step: i32) {
+    STEP.store(step.clamp(0, 19), Ordering::Relaxed);
+}
+
 fn background_nice() -> i32 {
-    static NICE: OnceLock<i32> = OnceLock::new();
-    *NICE.get_or_init(|| {
-        std::env::var("BURNRATE_BACKGROUND_NICE")
-            .ok()
-            .and_then(|v| v.trim().parse::<i32>().ok())
-            .map_or(DEFAULT_NICE, |n| n.clamp(0, 19))
-    })
+    STEP.load(Ordering::Relaxed)
 }
 
 thread_local! {

@@ -179,3 +179,50 @@ async fn a_guard_call_is_timed_from_the_first_read_of_its_bytes() {
     // At least the 150 ms pause; under twice it (the idle gap would add another 150 ms).
     assert!((0.15..0.3).contains(&sum), "sum {sum} s");
 }
+
+/// Each thread of process `pid` as (name, nice value), from /proc.
+#[cfg(target_os = "linux")]
+fn threads(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the name (which may hold spaces) start at field 3; nice is 19.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        out.push((name.trim().to_string(), fields[16].parse().unwrap()));
+    }
+    out
+}
+
+/// The SQLite writer, the fold thread and the checkpointer run 10 nice levels below the
+/// runtime's workers by default, and at the same level with `--background-nice 0`.
+#[cfg(target_os = "linux")]
+#[test]
+fn background_threads_run_nicer_than_the_workers() {
+    for (extra, expected) in [(&[][..], 10), (&["--background-nice", "0"][..], 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&dir.path().join("b.db"), extra);
+        let all = threads(server.pid());
+        let nice_of = |name: &str| {
+            all.iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("no thread {name}: {all:?}"))
+                .1
+        };
+        // Relative to the workers (this test may itself run under `nice`), at most 19.
+        let workers = nice_of("tokio-rt-worker");
+        for name in ["burnrate-writer", "burnrate-fold", "burnrate-checkp"] {
+            assert_eq!(
+                nice_of(name),
+                (workers + expected).min(19),
+                "{extra:?}: {all:?}"
+            );
+        }
+    }
+}
