@@ -69,6 +69,7 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod report;
 pub mod revenue;
+pub mod sched;
 pub mod server;
 pub mod settings;
 pub mod store;

@@ -925,6 +925,7 @@ async fn bench_guard(
     ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!("guard at {rps} calls/s for {seconds}s while ingesting {ingest_rate} events/s ...");
+    let served_before = guard_histogram(&client, &url, &key).await?;
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rps.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     // Bodies were made before the clock started: the client's work is not the server's.
@@ -950,6 +951,7 @@ async fn bench_guard(
         latencies.push(latency);
         allowed += allow as usize;
     }
+    let served = histogram_delta(&guard_histogram(&client, &url, &key).await?, &served_before);
     let (ingested, ingest_secs) = ingest.await??;
     // A changed definition is loaded again at once: the grouped read of every member.
     let t = Instant::now();
@@ -981,6 +983,14 @@ async fn bench_guard(
         ms(percentile(&latencies, 0.999)),
         ms(latencies.last().copied().unwrap_or_default()),
     );
+    let served_ms = |q: f64| histogram_quantile(&served, q) * 1e3;
+    println!(
+        "guard: {} calls, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms (server-side: burnrate_guard_duration_seconds over the run, from the first read of a request's bytes to its answer handed to the connection; interpolated in its buckets)",
+        served.last().map_or(0, |b| b.1),
+        served_ms(0.5),
+        served_ms(0.99),
+        served_ms(0.999),
+    );
     println!(
         "ingest meanwhile: {ingested} events in {ingest_secs:.1}s = {:.0} events/s; server RSS {rss:.0} MB",
         ingested as f64 / ingest_secs
@@ -990,6 +1000,58 @@ async fn bench_guard(
         status["members"]["count"]
     );
     Ok(())
+}
+
+/// The server's guard histogram from `GET /metrics`: (upper bound in seconds, calls at
+/// or under it), cumulative, `+Inf` last.
+async fn guard_histogram(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+) -> anyhow::Result<Vec<(f64, u64)>> {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .header("X-API-Key", key)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let buckets = burnrate_harness::histogram_buckets(&text, "burnrate_guard_duration_seconds");
+    anyhow::ensure!(!buckets.is_empty(), "/metrics has no guard histogram");
+    Ok(buckets)
+}
+
+/// `after - before`, bucket by bucket (both from the same server, same bounds).
+fn histogram_delta(after: &[(f64, u64)], before: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    after
+        .iter()
+        .zip(before)
+        .map(|(a, b)| (a.0, a.1.saturating_sub(b.1)))
+        .collect()
+}
+
+/// The `q` quantile of a cumulative histogram, interpolated linearly inside its bucket
+/// as Prometheus' `histogram_quantile` does (the lowest bucket from 0; past the last
+/// finite bound, that bound).
+fn histogram_quantile(buckets: &[(f64, u64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0, |b| b.1);
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = q * total as f64;
+    let (mut lower, mut below) = (0.0, 0u64);
+    for &(bound, count) in buckets {
+        if count as f64 >= rank {
+            if bound.is_infinite() {
+                return lower;
+            }
+            let inside = (count - below) as f64;
+            return lower + (bound - lower) * (rank - below as f64) / inside.max(1.0);
+        }
+        (lower, below) = (bound, count);
+    }
+    lower
 }
 
 /// A $1,000-a-day blocking budget for each tenant, counting the demo traffic the

@@ -97,3 +97,21 @@ pub fn create_key(bin: &Path, db: &Path, workspace: &str, scope: &str) -> std::i
     // `keys create` prints the key alone on stdout.
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// The buckets of histogram `name` (no labels) in a Prometheus or OpenMetrics text:
+/// (upper bound in seconds, observations at or under it), cumulative as exposed, in
+/// order, `+Inf` last. Empty when the text has no such histogram.
+pub fn histogram_buckets(text: &str, name: &str) -> Vec<(f64, u64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = match bound {
+                "+Inf" => f64::INFINITY,
+                b => b.parse().ok()?,
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect()
+}

@@ -236,6 +236,12 @@ pub struct ServeArgs {
     /// minute by default: docs/scale-out.md). Answers stay the same, long windows slower.
     #[arg(long, env = "BURNRATE_NO_SEAL")]
     pub no_seal: bool,
+    /// Nice levels the background threads (ingest parsing, the SQLite writer, the
+    /// rollups' fold, the checkpointer) run below the threads serving requests, so the
+    /// guard answers quickly while ingest keeps the cores busy; 0 keeps one priority.
+    #[arg(long, env = "BURNRATE_BACKGROUND_NICE", default_value_t = 10,
+          value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub background_nice: u8,
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "BURNRATE_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -448,6 +454,7 @@ impl ServeArgs {
             public_url: self.public_url,
             alerts: !self.no_alerts,
             seal: !self.no_seal,
+            background_nice: self.background_nice.into(),
             limits: crate::http::server::Limits {
                 header_read_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
                 idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),

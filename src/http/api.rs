@@ -74,6 +74,11 @@ pub(super) async fn off_reactor<T: Send + 'static>(
             "shutting down",
         )
     })?;
+    // The blocking pool's threads that parse yield to the workers serving requests.
+    let work = move || {
+        crate::sched::background("burnrate-parse");
+        work()
+    };
     tokio::task::spawn_blocking(work).await.map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,6 +2,7 @@
 
 use super::authorize;
 use super::error::ApiError;
+use super::server::RequestStart;
 use super::state::HttpState;
 use crate::budget::service::MEMBER_PAGE;
 use crate::metrics::BudgetGauge;
@@ -46,6 +47,8 @@ pub async fn metrics(
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
 
+const GUARD_ROUTE: &str = "/v1/guard";
+
 /// Time each request of a matched route (label: the route's pattern, never the path
 /// with its ids).
 pub async fn track(State(state): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
@@ -56,7 +59,16 @@ pub async fn track(State(state): State<Arc<HttpState>>, req: Request, next: Next
         .to_string();
     let method = req.method().to_string();
     let start = std::time::Instant::now();
+    // The guard's latency target is server-side: timed from the first read of its bytes.
+    let guard_start = (route == GUARD_ROUTE).then(|| {
+        req.extensions()
+            .get::<RequestStart>()
+            .map_or(start, |read| read.0)
+    });
     let response = next.run(req).await;
+    if let Some(read) = guard_start {
+        state.metrics.observe_guard(read.elapsed().as_secs_f64());
+    }
     state
         .metrics
         .observe_http(&route, &method, start.elapsed().as_secs_f64());

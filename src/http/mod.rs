@@ -2,6 +2,7 @@
 //! that knows axum.
 
 pub mod api;
+pub mod arrival;
 pub mod control;
 pub mod dashboard;
 pub mod error;

@@ -40,6 +40,8 @@ pub struct Config {
     pub alerts: bool,
     /// Seal closed hours every minute (`EventStore::seal`).
     pub seal: bool,
+    /// Nice levels background threads run below the request-serving ones (`sched`).
+    pub background_nice: i32,
     /// Connection limits and timeouts of the accept loop.
     pub limits: Limits,
 }
@@ -62,6 +64,7 @@ impl Config {
             public_url: None,
             alerts: false,
             seal: false,
+            background_nice: crate::sched::DEFAULT_NICE,
             limits: Limits {
                 header_read_timeout: std::time::Duration::from_secs(10),
                 idle_timeout: std::time::Duration::from_secs(60),
@@ -146,6 +149,8 @@ struct Ready {
 impl Ready {
     /// Open the store and get everything ready; on failure the store is closed again.
     async fn prepare(config: Config, clock: Clock) -> anyhow::Result<Ready> {
+        // Before the store starts its threads.
+        crate::sched::set_background_nice(config.background_nice);
         let store = crate::store::open(&config.store)?;
         match Ready::prepare_on(store.clone(), config, clock).await {
             Ok(ready) => Ok(ready),

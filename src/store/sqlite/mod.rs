@@ -67,7 +67,10 @@ impl SqliteStore {
         let writer_derived = derived.clone();
         let writer = std::thread::Builder::new()
             .name("burnrate-writer".into())
-            .spawn(move || writer::run(conn, rx, writer_derived))?;
+            .spawn(move || {
+                crate::sched::background("burnrate-writer");
+                writer::run(conn, rx, writer_derived)
+            })?;
         let checkpointer = Self::start_checkpointer(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
@@ -184,6 +187,7 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("burnrate-checkpoint".into())
             .spawn(move || {
+                crate::sched::background("burnrate-checkpoint");
                 // Logged when it starts and stops failing: on a full disk every round fails.
                 let mut failing = false;
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =

@@ -960,7 +960,10 @@ impl Rollups {
             let me = me.clone();
             let spawned = std::thread::Builder::new()
                 .name("burnrate-fold".into())
-                .spawn(move || fold_commits(me, jobs));
+                .spawn(move || {
+                    crate::sched::background("burnrate-fold");
+                    fold_commits(me, jobs)
+                });
             if let Err(e) = spawned {
                 // Hand-offs then fold on the writer thread (see `hand_off`).
                 tracing::error!(error = %e, "could not start the rollups' fold thread");

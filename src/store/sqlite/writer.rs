@@ -209,6 +209,7 @@ fn start_dropper() -> std::sync::mpsc::Sender<Vec<Vec<PricedEvent>>> {
     let spawned = std::thread::Builder::new()
         .name("burnrate-drop".into())
         .spawn(move || {
+            crate::sched::background("burnrate-drop");
             for batch in rx {
                 drop(batch);
             }
