@@ -27,27 +27,9 @@ async fn serve_on_clickhouse_ingests_dedupes_and_answers_top_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     // --db names a file that must stay unused: --store wins.
     let db = dir.path().join("unused.db");
-    let on_store = |args: &[&str]| {
-        let mut all = vec!["--store", store.as_str()];
-        all.extend_from_slice(args);
-        cli(&db, &all).trim().to_string()
-    };
-    let ingest = on_store(&[
-        "keys",
-        "create",
-        "--workspace",
-        "default",
-        "--scope",
-        "ingest",
-    ]);
-    let read = on_store(&[
-        "keys",
-        "create",
-        "--workspace",
-        "default",
-        "--scope",
-        "read",
-    ]);
+    let on_store = |args: &[&str]| store_cli(&db, &store, args);
+    let ingest = store_key(&db, &store, "ingest");
+    let read = store_key(&db, &store, "read");
     let server = Server::start(&db, &["--store", &store]);
     let api = Api::new(&server);
 
@@ -105,21 +87,7 @@ async fn a_batch_of_long_ids_beyond_one_statement_is_stored_and_deduped() {
     };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
-    let ingest = cli(
-        &db,
-        &[
-            "--store",
-            &store,
-            "keys",
-            "create",
-            "--workspace",
-            "default",
-            "--scope",
-            "ingest",
-        ],
-    )
-    .trim()
-    .to_string();
+    let ingest = store_key(&db, &store, "ingest");
     let server = Server::start(&db, &["--store", &store]);
     let api = Api::new(&server);
     let batch: Vec<Value> = (0..3_000).map(|i| event(&format!("{i:0>128}"))).collect();
@@ -214,36 +182,8 @@ async fn ingest_answers_503_while_clickhouse_is_down_and_loses_nothing_acknowled
     let store = direct.replacen(&host, &format!("127.0.0.1:{}", proxy.port), 1);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
-    let ingest = cli(
-        &db,
-        &[
-            "--store",
-            &direct,
-            "keys",
-            "create",
-            "--workspace",
-            "default",
-            "--scope",
-            "ingest",
-        ],
-    )
-    .trim()
-    .to_string();
-    let read = cli(
-        &db,
-        &[
-            "--store",
-            &direct,
-            "keys",
-            "create",
-            "--workspace",
-            "default",
-            "--scope",
-            "read",
-        ],
-    )
-    .trim()
-    .to_string();
+    let ingest = store_key(&db, &direct, "ingest");
+    let read = store_key(&db, &direct, "read");
     let server = Server::start(&db, &["--store", &store]);
     let api = Api::new(&server);
     let mut acked = Vec::new();
@@ -325,13 +265,7 @@ async fn erasure_on_clickhouse_leaves_the_id_in_no_table() {
     let db_name = store.rsplit('/').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
-    let on_store = |args: &[&str]| {
-        let mut all = vec!["--store", store.as_str()];
-        all.extend_from_slice(args);
-        cli(&db, &all).trim().to_string()
-    };
-    let key =
-        |scope: &str| on_store(&["keys", "create", "--workspace", "default", "--scope", scope]);
+    let key = |scope: &str| store_key(&db, &store, scope);
     let (ingest, admin) = (key("ingest"), key("admin"));
     let server = Server::start(&db, &["--store", &store]);
     let api = Api::new(&server);
@@ -497,13 +431,8 @@ async fn a_repriced_call_on_clickhouse_survives_merges_and_a_better_attempt_stil
     let db_name = store.rsplit('/').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
-    let on_store = |args: &[&str]| {
-        let mut all = vec!["--store", store.as_str()];
-        all.extend_from_slice(args);
-        cli(&db, &all).trim().to_string()
-    };
-    let key =
-        |scope: &str| on_store(&["keys", "create", "--workspace", "default", "--scope", scope]);
+    let on_store = |args: &[&str]| store_cli(&db, &store, args);
+    let key = |scope: &str| store_key(&db, &store, scope);
     let (ingest, read, admin) = (key("ingest"), key("read"), key("admin"));
     let server = Server::start(&db, &["--store", &store]);
     let api = Api::new(&server);
@@ -633,13 +562,7 @@ async fn generations_are_dropped_on(store: String) {
     let db_name = db_name.split('?').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
-    let on_store = |args: &[&str]| {
-        let mut all = vec!["--store", store.as_str()];
-        all.extend_from_slice(args);
-        cli(&db, &all).trim().to_string()
-    };
-    let key =
-        |scope: &str| on_store(&["keys", "create", "--workspace", "default", "--scope", scope]);
+    let key = |scope: &str| store_key(&db, &store, scope);
     let (ingest, read) = (key("ingest"), key("read"));
     let server = Server::start(&db, &["--store", &store]);
     let api = Api::new(&server);
@@ -715,13 +638,8 @@ async fn retention_on_clickhouse_keeps_old_windows_and_reports_raw_from() {
     let db_name = store.rsplit('/').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
-    let on_store = |args: &[&str]| {
-        let mut all = vec!["--store", store.as_str()];
-        all.extend_from_slice(args);
-        cli(&db, &all).trim().to_string()
-    };
-    let key =
-        |scope: &str| on_store(&["keys", "create", "--workspace", "default", "--scope", scope]);
+    let on_store = |args: &[&str]| store_cli(&db, &store, args);
+    let key = |scope: &str| store_key(&db, &store, scope);
     let (ingest, read, admin) = (key("ingest"), key("read"), key("admin"));
     let server = Server::start(&db, &["--store", &store]);
     let api = Api::new(&server);
@@ -855,23 +773,7 @@ async fn two_nodes_pruning_one_workspace_at_once_prune_it_once() {
     let db_name = store.rsplit('/').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
-    let key = |scope: &str| {
-        cli(
-            &db,
-            &[
-                "--store",
-                &store,
-                "keys",
-                "create",
-                "--workspace",
-                "default",
-                "--scope",
-                scope,
-            ],
-        )
-        .trim()
-        .to_string()
-    };
+    let key = |scope: &str| store_key(&db, &store, scope);
     let (ingest, read) = (key("ingest"), key("read"));
     let server = Server::start(&db, &["--store", &store]);
     let api = Api::new(&server);
@@ -963,4 +865,18 @@ async fn two_nodes_pruning_one_workspace_at_once_prune_it_once() {
     assert_eq!(after["total"], before["total"], "{before}\n{after}");
     assert!(a.raw_from(ws).await.unwrap().is_some());
     server.stop();
+}
+
+/// What `burnrate --store STORE ARGS` printed, trimmed (`db` names a file that must stay
+/// unused: --store wins).
+fn store_cli(db: &std::path::Path, store: &str, args: &[&str]) -> String {
+    let mut all = vec!["--store", store];
+    all.extend_from_slice(args);
+    cli(db, &all).trim().to_string()
+}
+
+/// A new key of the default workspace on `store`.
+fn store_key(db: &std::path::Path, store: &str, scope: &str) -> String {
+    let args = ["keys", "create", "--workspace", "default", "--scope", scope];
+    store_cli(db, store, &args)
 }
