@@ -152,9 +152,19 @@ fn burnrate_bin() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// The real server over `db` on a free loopback port, its log discarded.
+/// The real server over `db` on a free loopback port, its log (stderr) appended to a
+/// file beside `db` (`<db>.node-N.log`, N counting the nodes this run started), so a
+/// node that exits or errors during a run can be looked at afterwards.
 fn start_server(db: &Path, extra: &[&str]) -> anyhow::Result<Server> {
-    Ok(Server::spawn(&burnrate_bin()?, db, extra, Stdio::null())?)
+    static NODES: AtomicUsize = AtomicUsize::new(0);
+    let n = NODES.fetch_add(1, Ordering::Relaxed);
+    let log = PathBuf::from(format!("{}.node-{n}.log", db.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)?;
+    eprintln!("node {n} log: {}", log.display());
+    Ok(Server::spawn(&burnrate_bin()?, db, extra, Stdio::from(file))?)
 }
 
 /// The servers `bench ingest` measures.
