@@ -12,6 +12,7 @@ use crate::query::{Answer, Bucket, Dimension, Measure, Query, Row, SumOverflow, 
 use crate::store::{Result, Store, WorkspaceId};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// The kinds of top list and the dimensions each groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -508,27 +509,39 @@ pub struct VersionDelta {
 /// Calls read per version for its p95 latency (the newest of the window).
 pub const P95_SAMPLE: usize = 10_000;
 
-/// Nearest-rank p95 of the version's latencies in the window of `base`.
-async fn latency_p95(
+/// Nearest-rank p95 latency of the newest `P95_SAMPLE` calls of each (endpoint, prompt
+/// version) of `wanted` in the window of `base`: one grouped read
+/// (`EventStore::latency_percentiles`), narrowed to the endpoints and version names
+/// asked for (any other pair their product includes is read and not used).
+async fn latency_p95s(
     store: &dyn Store,
     ws: WorkspaceId,
     base: &Query,
-    endpoint: &str,
-    version: &str,
-) -> Result<Option<u32>> {
-    let mut q = base.clone();
-    q.filters
-        .text
-        .insert(Dimension::EndpointTag, vec![endpoint.to_string()]);
-    q.filters
-        .text
-        .insert(Dimension::PromptVersion, vec![version.to_string()]);
-    let mut latencies = store.latencies(ws, q, P95_SAMPLE).await?;
-    if latencies.is_empty() {
-        return Ok(None);
+    wanted: &[(String, String)],
+) -> Result<BTreeMap<(String, String), u32>> {
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    let rank = (latencies.len() * 95).div_ceil(100) - 1;
-    Ok(Some(*latencies.select_nth_unstable(rank).1))
+    let mut q = base.clone();
+    q.group_by = vec![Dimension::EndpointTag, Dimension::PromptVersion];
+    q.bucket = None;
+    for (i, d) in q.group_by.clone().iter().enumerate() {
+        let mut values: Vec<String> = wanted
+            .iter()
+            .map(|w| if i == 0 { w.0.clone() } else { w.1.clone() })
+            .collect();
+        values.sort();
+        values.dedup();
+        q.filters.restrict(d, &values);
+    }
+    let groups = store.latency_percentiles(ws, q, P95_SAMPLE, 95).await?;
+    Ok(groups
+        .into_iter()
+        .filter_map(|g| match <[String; 2]>::try_from(g.group) {
+            Ok([endpoint, version]) => Some(((endpoint, version), g.latency_ms)),
+            Err(_) => None,
+        })
+        .collect())
 }
 
 fn pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -562,7 +575,8 @@ pub async fn prompt_versions(
     let mut endpoints: Vec<String> = rows.iter().map(|r| r.group[0].clone()).collect();
     endpoints.sort();
     endpoints.dedup();
-    let mut out = Vec::new();
+    // Each endpoint's current version and baseline, then their p95s in one read.
+    let mut compared = Vec::new();
     for endpoint in endpoints {
         let mut versions: Vec<VersionStats> = rows
             .iter()
@@ -580,24 +594,30 @@ pub async fn prompt_versions(
                 .cmp(&a.first_seen)
                 .then(a.prompt_version.cmp(&b.prompt_version))
         });
-        let mut current = versions[0].clone();
-        let mut baseline_stats = match baseline {
+        let current = versions[0].clone();
+        let baseline_stats = match baseline {
             Some(name) => versions.iter().find(|v| v.prompt_version == name).cloned(),
             None => versions.get(1).cloned(),
         };
-        let baseline_name = baseline_stats.as_ref().map(|b| b.prompt_version.clone());
-        let (current_p95, baseline_p95) = tokio::try_join!(
-            latency_p95(store, ws, base, &endpoint, &current.prompt_version),
-            async {
-                match &baseline_name {
-                    Some(name) => latency_p95(store, ws, base, &endpoint, name).await,
-                    None => Ok(None),
-                }
-            }
-        )?;
-        current.latency_p95_ms = current_p95;
+        compared.push((endpoint, current, baseline_stats, versions));
+    }
+    let mut wanted = Vec::new();
+    for (endpoint, current, baseline, _) in &compared {
+        for v in std::iter::once(current).chain(baseline) {
+            wanted.push((endpoint.clone(), v.prompt_version.clone()));
+        }
+    }
+    let p95_of = latency_p95s(store, ws, base, &wanted).await?;
+    let mut out = Vec::new();
+    for (endpoint, mut current, mut baseline_stats, versions) in compared {
+        let p95 = |version: &str| {
+            p95_of
+                .get(&(endpoint.clone(), version.to_string()))
+                .copied()
+        };
+        current.latency_p95_ms = p95(&current.prompt_version);
         if let Some(b) = baseline_stats.as_mut() {
-            b.latency_p95_ms = baseline_p95;
+            b.latency_p95_ms = p95(&b.prompt_version);
         }
         let p95s = (
             current.latency_p95_ms,

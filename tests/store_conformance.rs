@@ -134,6 +134,7 @@ conformance_tests! {
     reads::costliest_pages_list_every_priced_call_once_by_cost,
     reads::pages_stay_exact_while_calls_arrive,
     reads::request_values_and_latencies_are_the_newest_matching_calls,
+    reads::latency_percentiles_are_the_nearest_rank_of_each_groups_newest_calls,
     reads::versions_seen_lie_between_the_stored_calls_and_every_attempt,
     reads::freshness_event_count_and_unpriced_models_follow_the_calls,
     reads::window_reads_place_a_call_at_its_winning_attempt,

@@ -164,7 +164,12 @@ fn start_server(db: &Path, extra: &[&str]) -> anyhow::Result<Server> {
         .append(true)
         .open(&log)?;
     eprintln!("node {n} log: {}", log.display());
-    Ok(Server::spawn(&burnrate_bin()?, db, extra, Stdio::from(file))?)
+    Ok(Server::spawn(
+        &burnrate_bin()?,
+        db,
+        extra,
+        Stdio::from(file),
+    )?)
 }
 
 /// The servers `bench ingest` measures.

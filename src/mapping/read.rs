@@ -367,6 +367,26 @@ impl EventStore for Mapped {
         .await
     }
 
+    /// The inner store's one read when no mapping touches the groups or filters; else
+    /// group by group (`latency_percentiles_by_group`) through this store's own mapped
+    /// `aggregate` and `latencies`, so renamed groups merge before they are ranked.
+    async fn latency_percentiles(
+        &self,
+        workspace: WorkspaceId,
+        query: Query,
+        limit: usize,
+        percent: u32,
+    ) -> Result<Vec<GroupLatency>> {
+        let rules = self.rules(workspace).await?;
+        if !rules.touches(&query.group_by, &query.filters) {
+            return self
+                .inner
+                .latency_percentiles(workspace, query, limit, percent)
+                .await;
+        }
+        latency_percentiles_by_group(self, workspace, query, limit, percent).await
+    }
+
     async fn stored_ids(&self, workspace: WorkspaceId, ids: Vec<String>) -> Result<Vec<String>> {
         self.inner.stored_ids(workspace, ids).await
     }

@@ -289,6 +289,115 @@ pub async fn request_values_and_latencies_are_the_newest_matching_calls(store: S
     assert!(named > 10, "values of named versions compared: {named}");
 }
 
+/// The nearest-rank `percent` of `values` (plain: sort, take rank ceil(n * p / 100)).
+fn plain_rank(mut values: Vec<u32>, percent: u32) -> u32 {
+    values.sort();
+    values[(values.len() * percent as usize).div_ceil(100) - 1]
+}
+
+/// The smallest and largest percentile the newest `limit` of `by_time` (groups of one
+/// time, newest first) can give: where the limit cuts through a group of one time, the
+/// calls taken from it are not pinned, so the bounds take its smallest or its largest
+/// latencies (a nearest rank grows with every value). Equal when nothing is cut.
+fn percentile_bounds(by_time: &[Vec<u32>], limit: usize, percent: u32) -> (u32, u32) {
+    let (mut low, mut high) = (Vec::new(), Vec::new());
+    for group in by_time {
+        let take = group.len().min(limit - low.len());
+        let mut sorted = group.clone();
+        sorted.sort();
+        low.extend(&sorted[..take]);
+        high.extend(&sorted[sorted.len() - take..]);
+        if low.len() == limit {
+            break;
+        }
+    }
+    (plain_rank(low, percent), plain_rank(high, percent))
+}
+
+/// One grouped latency read: per group (0-2 dimensions, tags included), the
+/// nearest-rank percentile of its newest `limit` matching calls' latencies, against
+/// the reference ranked in plain Rust; groups without a latency are absent.
+pub async fn latency_percentiles_are_the_nearest_rank_of_each_groups_newest_calls(
+    store: Shared,
+    seed: u64,
+) {
+    let loaded = load(&store, seed, 1500).await;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x95);
+    let dims = [
+        vec![],
+        vec![Dimension::EndpointTag, Dimension::PromptVersion],
+        vec![Dimension::TenantId],
+        vec![Dimension::Model, Dimension::UserId],
+        vec![Dimension::Tag("team".into())],
+        vec![Dimension::Status],
+    ];
+    let (mut groups_compared, mut exact_cut) = (0, 0);
+    for i in 0..super::scale() * 40 {
+        let ws = *pick(&mut rng, &loaded.workspaces);
+        let (window, filters) = gen::window_and_filters(&mut rng);
+        let group_by = dims[i % dims.len()].clone();
+        let limit = match rng.random_range(0..3) {
+            0 => rng.random_range(1..8),
+            1 => rng.random_range(8..60),
+            _ => 100_000,
+        };
+        let percent = *pick(&mut rng, &[50u32, 95, 99, 100, 1]);
+        let mut expected: BTreeMap<Vec<String>, Vec<Vec<u32>>> = BTreeMap::new();
+        for by_time in loaded
+            .reference
+            .newest_first(ws, Some(window), Some(&filters))
+        {
+            let mut at_time: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
+            for c in by_time {
+                if let Some(latency) = c.event.latency_ms {
+                    let labels = group_by
+                        .iter()
+                        .map(|d| super::reference::label(&c.event, d))
+                        .collect();
+                    at_time.entry(labels).or_default().push(latency);
+                }
+            }
+            for (labels, values) in at_time {
+                expected.entry(labels).or_default().push(values);
+            }
+        }
+        let mut query = query_of(window, filters.clone());
+        query.group_by = group_by.clone();
+        let got = store
+            .latency_percentiles(ws, query, limit, percent)
+            .await
+            .unwrap();
+        let what = format!("{i}: by {group_by:?}, limit {limit}, p{percent}, {filters:?}");
+        let got_groups: Vec<&Vec<String>> = got.iter().map(|g| &g.group).collect();
+        let expected_groups: Vec<&Vec<String>> = expected.keys().collect();
+        assert_eq!(got_groups, expected_groups, "{what}: groups");
+        for g in &got {
+            let by_time = &expected[&g.group];
+            let total: usize = by_time.iter().map(Vec::len).sum();
+            assert_eq!(
+                g.calls,
+                total.min(limit) as u64,
+                "{what} {:?}: calls",
+                g.group
+            );
+            let (low, high) = percentile_bounds(by_time, limit, percent);
+            assert!(
+                low <= g.latency_ms && g.latency_ms <= high,
+                "{what} {:?}: {} not in {low}..={high}",
+                g.group,
+                g.latency_ms
+            );
+            groups_compared += 1;
+            exact_cut += (low == high && total > limit) as usize;
+        }
+    }
+    assert!(groups_compared > 100, "groups compared: {groups_compared}");
+    assert!(
+        exact_cut > 10,
+        "groups cut by the limit exactly: {exact_cut}"
+    );
+}
+
 /// First and last seen per (endpoint, prompt version) in the given environments and
 /// data modes: at least the span of the calls as stored, at most that of every
 /// attempt accepted (whether a replaced attempt's time counts is not pinned).

@@ -505,6 +505,17 @@ impl EventStore for ClickhouseStore {
         read::latencies(self, workspace, &query, limit).await
     }
 
+    async fn latency_percentiles(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+        limit: usize,
+        percent: u32,
+    ) -> Result<Vec<GroupLatency>> {
+        let _read = self.lock.read().await;
+        read::latency_percentiles(self, workspace, &query, limit, percent).await
+    }
+
     async fn stored_ids(&self, workspace: WorkspaceId, ids: Vec<String>) -> Result<Vec<String>> {
         ingest::stored_ids(self, workspace, &ids).await
     }

@@ -12,8 +12,8 @@ use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, St
 use crate::money::Usd;
 use crate::query::{Answer, Dimension, Filters, Query, Row, Sums};
 use crate::store::{
-    EventOrder, EventPage, EventQuery, Freshness, RequestValues, Result, StoreError, StoredEvent,
-    UnpricedModel, VersionSeen, WorkspaceId,
+    EventOrder, EventPage, EventQuery, Freshness, GroupLatency, RequestValues, Result, StoreError,
+    StoredEvent, UnpricedModel, VersionSeen, WorkspaceId,
 };
 use std::collections::BTreeMap;
 
@@ -662,6 +662,67 @@ pub async fn latencies(
 ) -> Result<Vec<u32>> {
     let rows = newest(store, ws, q, limit, "c_latency", Some("c_latency >= 0")).await?;
     rows.iter().map(|row| num(row, 0)).collect()
+}
+
+/// `EventStore::latency_percentiles` in one statement: the window's matching calls
+/// with a latency, newest first, the first `limit` of each group kept (`LIMIT n BY`),
+/// then per group the sorted latencies' element at the nearest rank
+/// ceil(n * percent / 100), the rule `store::nearest_rank` states.
+pub async fn latency_percentiles(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    q: &Query,
+    limit: usize,
+    percent: u32,
+) -> Result<Vec<GroupLatency>> {
+    let percent = percent.clamp(1, 100);
+    let keys: Vec<String> = (0..q.group_by.len()).map(|i| format!("g{i}")).collect();
+    let mut select: Vec<String> = q
+        .group_by
+        .iter()
+        .zip(&keys)
+        .map(|(d, k)| format!("{} AS {k}", label(d)))
+        .collect();
+    select.push("c_latency AS l".into());
+    let mut conditions = window_conditions(Some((q.from_ms, q.to_ms)), Some(&q.filters));
+    conditions.push("c_latency >= 0".into());
+    let by = match keys.is_empty() {
+        true => String::new(),
+        false => format!(" BY {}", keys.join(", ")),
+    };
+    let group = match keys.is_empty() {
+        true => String::new(),
+        false => format!(" GROUP BY {}", keys.join(", ")),
+    };
+    let mut outer = keys.clone();
+    outer.push(format!(
+        "count(), arrayElement(arraySort(groupArray(l)), intDiv(count() * {percent} + 99, 100))"
+    ));
+    let sql = format!(
+        "SELECT {} FROM (SELECT {} FROM {}{} ORDER BY c_ts DESC LIMIT {limit}{by}){group}",
+        outer.join(", "),
+        select.join(", "),
+        calls_in(
+            store,
+            &format!("ws = {ws}"),
+            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?
+        ),
+        where_clause(&conditions),
+    );
+    let n = keys.len();
+    let mut out = Vec::new();
+    for row in store.client.select(&sql).await? {
+        let calls: u64 = num(&row, n)?;
+        if calls > 0 {
+            out.push(GroupLatency {
+                group: (0..n).map(|i| text(&row, i)).collect(),
+                calls,
+                latency_ms: num(&row, n + 1)?,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(out)
 }
 
 /// How a call's prompt version is labelled (missing: "unversioned").
