@@ -346,10 +346,12 @@ pub async fn sealed_hours_answer_as_the_raw_events(store: Shared, seed: u64) {
     let later = gen::NOW + 10 * gen::DAY;
     let sealed = store.seal(later).await.unwrap();
     check_queries(&store, &loaded, seed, 150).await;
+    super::reads::check_versions_seen(&store, &loaded).await;
     for request in requests {
         loaded.ingest(&store, request).await;
     }
     check_queries(&store, &loaded, seed ^ 1, 150).await;
+    super::reads::check_versions_seen(&store, &loaded).await;
     if sealed > 0 {
         // The late events' hours are resealed once their marks are older than a seal's
         // start minus the clock-skew margin (5 s).
@@ -357,6 +359,7 @@ pub async fn sealed_hours_answer_as_the_raw_events(store: Shared, seed: u64) {
     }
     let resealed = store.seal(later).await.unwrap();
     check_queries(&store, &loaded, seed ^ 2, 150).await;
+    super::reads::check_versions_seen(&store, &loaded).await;
     if sealed > 0 {
         assert!(
             resealed > 0,
@@ -364,6 +367,7 @@ pub async fn sealed_hours_answer_as_the_raw_events(store: Shared, seed: u64) {
         );
         assert_eq!(store.seal(later).await.unwrap(), 0, "all hours are clean");
         check_queries(&store, &loaded, seed ^ 3, 150).await;
+        super::reads::check_versions_seen(&store, &loaded).await;
         // A pass past the grace of superseded generations (ClickHouse drops the cells of
         // every generation below an hour's newest one 10 minutes after that one started):
         // the answers are the same without them.
@@ -374,6 +378,7 @@ pub async fn sealed_hours_answer_as_the_raw_events(store: Shared, seed: u64) {
             "all hours are clean"
         );
         check_queries(&store, &loaded, seed ^ 4, 150).await;
+        super::reads::check_versions_seen(&store, &loaded).await;
     } else {
         assert_eq!(resealed, 0);
     }

@@ -16,7 +16,7 @@ use burnrate::store::{EventQuery, WorkspaceId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One accepted mapping as the test restates it.
 #[derive(Debug, Clone)]
@@ -237,8 +237,33 @@ pub async fn mapped_reads_match_the_reference_over_rewritten_calls(store: Shared
             .matching(ws, Some(window), Some(&filters))
             .filter(|c| c.event.latency_ms.is_some())
             .count();
-        let latencies = store.latencies(ws, query, 100_000).await.unwrap();
+        let latencies = store.latencies(ws, query.clone(), 100_000).await.unwrap();
         assert_eq!(latencies.len(), timed, "latencies {i}: {filters:?}");
+        // Per mapped endpoint, every call (no limit cuts): the count and the p100 (the
+        // largest latency) of the calls the rules put under each name.
+        let mut per_endpoint: BTreeMap<Vec<String>, (u64, u32)> = BTreeMap::new();
+        for c in expected_ref.matching(ws, Some(window), Some(&filters)) {
+            if let Some(latency) = c.event.latency_ms {
+                let group = vec![c.event.endpoint_tag.clone()];
+                let entry = per_endpoint.entry(group).or_insert((0, 0));
+                *entry = (entry.0 + 1, entry.1.max(latency));
+            }
+        }
+        let grouped = burnrate::query::Query {
+            group_by: vec![Dimension::EndpointTag],
+            ..query
+        };
+        let got: BTreeMap<Vec<String>, (u64, u32)> = store
+            .latency_percentiles(ws, grouped, 100_000, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.group, (g.calls, g.latency_ms)))
+            .collect();
+        assert_eq!(
+            got, per_endpoint,
+            "latency p100 per endpoint {i}: {filters:?}"
+        );
     }
 
     // New commits report their cost changes under the mapped values.

@@ -406,6 +406,13 @@ pub async fn versions_seen_lie_between_the_stored_calls_and_every_attempt(
     seed: u64,
 ) {
     let loaded = load(&store, seed, 1500).await;
+    let exact = check_versions_seen(&store, &loaded).await;
+    assert!(exact > 30, "spans equal to the stored calls': {exact}");
+}
+
+/// `versions_seen` of every workspace in four scopes against the reference's spans (see
+/// the test above); returns how many spans equal the stored calls' exactly.
+pub async fn check_versions_seen(store: &Shared, loaded: &Loaded) -> usize {
     let scopes = [
         Filters::default(),
         Filters {
@@ -460,7 +467,7 @@ pub async fn versions_seen_lie_between_the_stored_calls_and_every_attempt(
             }
         }
     }
-    assert!(exact > 30, "spans equal to the stored calls': {exact}");
+    exact
 }
 
 /// The event count over all workspaces, unpriced calls per model (most first), and

@@ -7,7 +7,7 @@
 //! mode included. Aggregates, ordering and cuts are computed without the library's
 //! `answer`.
 
-use burnrate::event::{Event, PricedEvent, Pricing, Status};
+use burnrate::event::{DataMode, Environment, Event, PricedEvent, Pricing, Status};
 use burnrate::money::Usd;
 use burnrate::query::{Answer, Dimension, Filters, Measure, Query, Row, SumOverflow, Sums};
 use burnrate::store::{
@@ -30,8 +30,9 @@ pub struct Call {
     /// The requests (by index) that inserted the call and that last changed it.
     pub first_request: usize,
     pub last_request: usize,
-    /// (endpoint, prompt version, time) of every attempt accepted for the call.
-    pub seen: Vec<(String, Option<String>, i64)>,
+    /// (endpoint, prompt version, time, environment, data mode) of every attempt
+    /// accepted for the call.
+    pub seen: Vec<(String, Option<String>, i64, Environment, DataMode)>,
 }
 
 impl Call {
@@ -164,6 +165,8 @@ impl Reference {
             e.endpoint_tag.clone(),
             e.prompt_version.clone(),
             e.timestamp_ms,
+            e.environment,
+            e.data_mode,
         );
         let new_cost = p.pricing.cost.map(|c| c.0);
         // `counted`: the attempt whose dimensions and time the change is counted under;
@@ -336,25 +339,32 @@ impl Reference {
     /// attempt accepted for them (the most).
     pub fn versions_seen(&self, workspace: WorkspaceId, f: &Filters) -> VersionSpans {
         let mut spans = VersionSpans::default();
-        let in_scope = |c: &Call| {
-            c.workspace == workspace
-                && (f.environment.is_empty() || f.environment.contains(&c.event.environment))
-                && (f.data_mode.is_empty() || f.data_mode.contains(&c.event.data_mode))
+        let scoped = |env: &Environment, mode: &DataMode| {
+            (f.environment.is_empty() || f.environment.contains(env))
+                && (f.data_mode.is_empty() || f.data_mode.contains(mode))
         };
-        for c in self.calls.iter().filter(|c| in_scope(c)) {
-            let key = |endpoint: &str, version: &Option<String>| {
-                (
-                    endpoint.to_string(),
-                    version.clone().unwrap_or_else(|| "unversioned".into()),
-                )
-            };
-            widen(
-                &mut spans.now,
-                key(&c.event.endpoint_tag, &c.event.prompt_version),
-                c.ts(),
-            );
-            for (endpoint, version, ts) in &c.seen {
-                widen(&mut spans.ever, key(endpoint, version), *ts);
+        let key = |endpoint: &str, version: &Option<String>| {
+            (
+                endpoint.to_string(),
+                version.clone().unwrap_or_else(|| "unversioned".into()),
+            )
+        };
+        for c in self.calls.iter().filter(|c| c.workspace == workspace) {
+            let now = scoped(&c.event.environment, &c.event.data_mode);
+            if now {
+                widen(
+                    &mut spans.now,
+                    key(&c.event.endpoint_tag, &c.event.prompt_version),
+                    c.ts(),
+                );
+            }
+            // The upper bound: every attempt of a call that was ever in scope (by its
+            // winner now or any attempt's environment and data mode), whichever of its
+            // attempts a store kept a sighting of.
+            if now || c.seen.iter().any(|s| scoped(&s.3, &s.4)) {
+                for (endpoint, version, ts, _, _) in &c.seen {
+                    widen(&mut spans.ever, key(endpoint, version), *ts);
+                }
             }
         }
         spans

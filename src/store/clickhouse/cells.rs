@@ -28,8 +28,13 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const HOUR_MS: i64 = 3_600_000;
 /// Hours whose end is at least this far in the past are sealed; the newer ones are read
 /// raw. Late attempts (the realistic profile sends some up to 48 h late) mark their
-/// hours dirty, which are read raw until resealed.
-pub const HORIZON_MS: i64 = 3 * HOUR_MS;
+/// hours dirty, which are read raw until resealed. Exactness never depends on it (a
+/// write the sealer did not see marks its hour after the seal started, so the seal is
+/// not trusted); it only sets how much of a window's newest part every read resolves
+/// raw: the hour in progress and at most these minutes of the one before (it was 3 h:
+/// every read resolved about 3 h of calls). The 5 minutes let the writes of an hour
+/// that just ended land before its first seal, so that seal is usually the last.
+pub const HORIZON_MS: i64 = 5 * 60_000;
 /// How much older than a seal's start every dirty mark of its hour must be for the seal
 /// to be trusted: covers the clocks of two nodes disagreeing (assumed within 1.5 s, as
 /// NTP keeps them within milliseconds) and a commit that took up to `SLOW_COMMIT` between
@@ -269,15 +274,22 @@ pub async fn seal(store: &ClickhouseStore, now_ms: i64) -> Result<u64> {
             store.table(table)
         )
     };
+    // The newest generation whose versions were sealed, per hour (the marker rows).
+    let versions = format!(
+        "SELECT ws, hour, max(gen) FROM {} WHERE c_environment = '' AND hour >= 0
+         AND hour < {horizon} GROUP BY ws, hour",
+        store.table(schema::CELL_VERSIONS.name)
+    );
     let sql = [
         before(schema::HOUR_TOTALS.name, "1"),
         before(schema::SEALED.name, "gen"),
         before(schema::DIRTY.name, "at"),
     ];
-    let (stored, sealed, dirty) = tokio::try_join!(
+    let (stored, sealed, dirty, versions) = tokio::try_join!(
         store.client.select(&sql[0]),
         store.client.select(&sql[1]),
         store.client.select(&sql[2]),
+        store.client.select(&versions),
     )?;
     let key = |r: &Vec<String>| -> Result<(WorkspaceId, i64)> { Ok((num(r, 0)?, num(r, 1)?)) };
     let mut newest_seal = BTreeMap::new();
@@ -288,6 +300,10 @@ pub async fn seal(store: &ClickhouseStore, now_ms: i64) -> Result<u64> {
     for r in &dirty {
         newest_mark.insert(key(r)?, num::<i64>(r, 2)?);
     }
+    let mut versions_gen = BTreeMap::new();
+    for r in &versions {
+        versions_gen.insert(key(r)?, num::<u64>(r, 2)?);
+    }
     let mut wanted: BTreeMap<WorkspaceId, Vec<i64>> = BTreeMap::new();
     let candidates: BTreeSet<(WorkspaceId, i64)> = stored
         .iter()
@@ -295,9 +311,12 @@ pub async fn seal(store: &ClickhouseStore, now_ms: i64) -> Result<u64> {
         .map(key)
         .collect::<Result<_>>()?;
     for (ws, hour) in candidates {
-        let trusted = newest_seal
-            .get(&(ws, hour))
-            .is_some_and(|gen| clean(newest_mark.get(&(ws, hour)).copied(), *gen));
+        // An hour sealed without its versions (by a node older than `cell_versions`) is
+        // sealed again, once, so `versions_seen` stops reading it raw.
+        let trusted = newest_seal.get(&(ws, hour)).is_some_and(|gen| {
+            clean(newest_mark.get(&(ws, hour)).copied(), *gen)
+                && versions_gen.get(&(ws, hour)) == Some(gen)
+        });
         if !trusted {
             wanted.entry(ws).or_default().push(hour);
         }
@@ -323,7 +342,23 @@ async fn seal_hours(store: &ClickhouseStore, ws: WorkspaceId, hours: &[i64]) -> 
             _ => ranges.push((h * HOUR_MS, (h + 1) * HOUR_MS)),
         }
     }
-    let calls = super::read::calls_having(store, &format!("ws = {ws}"), &in_ranges("ts", &ranges));
+    let mut columns = super::read::SUM_INPUTS.to_vec();
+    columns.extend([
+        "environment",
+        "data_mode",
+        "provider",
+        "model",
+        "endpoint",
+        "prompt_version",
+        "tenant",
+        "user",
+    ]);
+    let calls = super::read::calls_having_with(
+        store,
+        &format!("ws = {ws}"),
+        &in_ranges("ts", &ranges),
+        &columns,
+    );
     let only = |family: &str, column: &str| format!("if(f = {}, {column}, '')", quote(family));
     let sql = format!(
         "INSERT INTO {} ({CELL_COLUMNS})
@@ -345,11 +380,86 @@ async fn seal_hours(store: &ClickhouseStore, ws: WorkspaceId, hours: &[i64]) -> 
         in_ranges("c_ts", &ranges),
     );
     store.client.insert_select(&sql).await?;
+    seal_versions(store, ws, gen, hours, &ranges).await?;
     let rows: Vec<String> = hours.iter().map(|h| format!("{ws}\t{h}\t{gen}")).collect();
     store
         .client
         .insert(&store.table(schema::SEALED.name), &rows)
         .await
+}
+
+/// The first and last times per (endpoint, prompt version, environment, data mode) of
+/// the calls in `ranges` (the whole `hours`), per hour, under generation `gen`: what
+/// `read::versions_seen` takes for a trusted hour instead of resolving its calls. Then
+/// one row per hour with an empty environment (no call has one), which says the hour's
+/// versions were sealed: an hour sealed without it (by a node older than this table, or
+/// a seal that failed between the two inserts) is read raw (`versions_sealed`).
+async fn seal_versions(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    gen: u64,
+    hours: &[i64],
+    ranges: &[(i64, i64)],
+) -> Result<()> {
+    let calls = super::read::calls_having_with(
+        store,
+        &format!("ws = {ws}"),
+        &in_ranges("ts", ranges),
+        &[
+            "ts",
+            "endpoint",
+            "prompt_version",
+            "environment",
+            "data_mode",
+        ],
+    );
+    let sql = format!(
+        "INSERT INTO {} (ws, hour, gen, c_endpoint, c_prompt_version, c_environment,
+                         c_data_mode, first_ms, last_ms)
+         SELECT {ws}, intDiv(c_ts, {HOUR_MS}) AS h, {gen}, c_endpoint, c_prompt_version,
+                c_environment, c_data_mode, min(c_ts), max(c_ts)
+         FROM {calls} WHERE {}
+         GROUP BY h, c_endpoint, c_prompt_version, c_environment, c_data_mode",
+        store.table(schema::CELL_VERSIONS.name),
+        in_ranges("c_ts", ranges),
+    );
+    store.client.insert_select(&sql).await?;
+    let sentinels: Vec<String> = hours
+        .iter()
+        .map(|h| format!("{ws}\t{h}\t{gen}\t\t\t\t\t0\t0"))
+        .collect();
+    store
+        .client
+        .insert(&store.table(schema::CELL_VERSIONS.name), &sentinels)
+        .await
+}
+
+/// `trusted` (hour, generation) pairs narrowed to those whose seal stored the hour's
+/// versions (its empty-environment row in `cell_versions`, see `seal_versions`).
+pub async fn versions_sealed(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    trusted: Vec<(i64, u64)>,
+) -> Result<Vec<(i64, u64)>> {
+    if trusted.is_empty() {
+        return Ok(trusted);
+    }
+    let sql = format!(
+        "SELECT DISTINCT hour, gen FROM {} WHERE ws = {ws} AND c_environment = '' AND {}",
+        store.table(schema::CELL_VERSIONS.name),
+        trusted_condition(&trusted)
+    );
+    let sealed: BTreeSet<(i64, u64)> = store
+        .client
+        .select(&sql)
+        .await?
+        .iter()
+        .map(|r| Ok((num(r, 0)?, num(r, 1)?)))
+        .collect::<Result<_>>()?;
+    Ok(trusted
+        .into_iter()
+        .filter(|pair| sealed.contains(pair))
+        .collect())
 }
 
 /// How long after a generation N started the generations of its hour below N may be
@@ -414,7 +524,11 @@ pub async fn drop_superseded(store: &ClickhouseStore, now_ms: i64) -> Result<u64
     let hours = superseded(&sealed, &cells_oldest, now_ms)?;
     for batch in hours.chunks(DROP_BATCH) {
         let condition = below_newest(batch);
-        for table in [schema::CELLS.name, schema::SEALED.name] {
+        for table in [
+            schema::CELLS.name,
+            schema::CELL_VERSIONS.name,
+            schema::SEALED.name,
+        ] {
             super::lifecycle::delete_everywhere(store, table, &condition).await?;
         }
     }

@@ -55,16 +55,91 @@ pub(super) const WINNER_COLUMNS: [&str; 31] = [
 /// The calls whose attempts match `scope` (a condition on stored rows that holds for
 /// every attempt of a call or for none: workspace, id), as a subquery with `c_` columns.
 pub(super) fn calls(store: &ClickhouseStore, scope: &str) -> String {
-    let winners: Vec<String> = WINNER_COLUMNS
+    let mut all = vec!["attempts"];
+    all.extend(WINNER_COLUMNS);
+    calls_with(store, scope, &all)
+}
+
+/// `calls` resolving only `columns` (names of `WINNER_COLUMNS`, or `attempts` for the
+/// number of distinct attempts) besides the key (`c_ws`, `c_idless`, `c_id`): every
+/// `argMax` resolved costs a pass over the rows, so a read asks only for what it uses.
+pub(super) fn calls_with(store: &ClickhouseStore, scope: &str, columns: &[&str]) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let resolved: Vec<String> = columns
         .iter()
-        .map(|c| format!("argMax({c}, pick) AS c_{c}"))
+        .filter(|c| seen.insert(**c))
+        .map(|c| match *c {
+            "attempts" => "uniqExact(attempt) AS c_attempts".to_string(),
+            c => format!("argMax({c}, pick) AS c_{c}"),
+        })
         .collect();
+    let mut select = vec!["ws AS c_ws", "idless AS c_idless", "id AS c_id"]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    select.extend(resolved);
     format!(
-        "(SELECT ws AS c_ws, idless AS c_idless, id AS c_id, uniqExact(attempt) AS c_attempts, {}
-          FROM {} WHERE {scope} GROUP BY ws, idless, id)",
-        winners.join(", "),
+        "(SELECT {} FROM {} WHERE {scope} GROUP BY ws, idless, id)",
+        select.join(", "),
         store.table(schema::EVENTS.name)
     )
+}
+
+/// What a resolved call's sums (`sum_columns`) and its window condition read.
+pub(super) const SUM_INPUTS: [&str; 12] = [
+    "attempts",
+    "ts",
+    "priced",
+    "cost",
+    "input",
+    "cached",
+    "cache_write",
+    "output",
+    "reasoning",
+    "latency",
+    "status",
+    "usage_missing",
+];
+
+/// The resolved columns a dimension's label (`label`) reads.
+fn dimension_columns(d: &Dimension) -> &'static [&'static str] {
+    match d {
+        Dimension::EndpointTag => &["endpoint"],
+        Dimension::Provider => &["provider"],
+        Dimension::Model => &["model"],
+        Dimension::Environment => &["environment"],
+        Dimension::DataMode => &["data_mode"],
+        Dimension::Status => &["status"],
+        Dimension::PromptVersion => &["prompt_version"],
+        Dimension::TenantId => &["tenant"],
+        Dimension::UserId => &["user"],
+        Dimension::Tag(_) => &["tag_keys", "tag_values"],
+    }
+}
+
+/// `base` plus every column grouping by `group_by` and filtering by `f` reads.
+pub(super) fn columns_for(
+    base: &[&'static str],
+    group_by: &[Dimension],
+    f: &Filters,
+) -> Vec<&'static str> {
+    let mut out = base.to_vec();
+    for d in group_by.iter().chain(f.text.keys()) {
+        out.extend(dimension_columns(d));
+    }
+    if !f.tags.is_empty() {
+        out.extend(["tag_keys", "tag_values"]);
+    }
+    if !f.environment.is_empty() {
+        out.push("environment");
+    }
+    if !f.data_mode.is_empty() {
+        out.push("data_mode");
+    }
+    if !f.status.is_empty() {
+        out.push("status");
+    }
+    out
 }
 
 /// `calls` narrowed to the calls that can take a time in `window` (`[from, to)`): those
@@ -81,10 +156,20 @@ pub(super) fn calls(store: &ClickhouseStore, scope: &str) -> String {
 /// the shard's own table (`<events>_local`) answers the inner query: no set crosses the
 /// network, and ClickHouse's default refusal of a Distributed table inside a query over
 /// a Distributed table does not arise.
-fn calls_in(store: &ClickhouseStore, scope: &str, window: Option<(i64, i64)>) -> String {
+fn calls_in(
+    store: &ClickhouseStore,
+    scope: &str,
+    window: Option<(i64, i64)>,
+    columns: &[&str],
+) -> String {
     match window {
-        Some((from, to)) => calls_having(store, scope, &format!("ts >= {from} AND ts < {to}")),
-        None => calls(store, scope),
+        Some((from, to)) => calls_having_with(
+            store,
+            scope,
+            &format!("ts >= {from} AND ts < {to}"),
+            columns,
+        ),
+        None => calls_with(store, scope, columns),
     }
 }
 
@@ -141,16 +226,29 @@ fn worth_narrowing((from, to): (i64, i64), oldest: i64, now: i64) -> bool {
 /// `calls` narrowed to the calls with at least one stored row meeting `row` (a
 /// condition on one attempt's columns), every row of them resolved (see `calls_in`).
 pub(super) fn calls_having(store: &ClickhouseStore, scope: &str, row: &str) -> String {
+    let mut all = vec!["attempts"];
+    all.extend(WINNER_COLUMNS);
+    calls_having_with(store, scope, row, &all)
+}
+
+/// `calls_having` resolving only `columns` (see `calls_with`).
+pub(super) fn calls_having_with(
+    store: &ClickhouseStore,
+    scope: &str,
+    row: &str,
+    columns: &[&str],
+) -> String {
     let local = match store.url.cluster {
         Some(_) => store.table(&format!("{}_local", schema::EVENTS.name)),
         None => store.table(schema::EVENTS.name),
     };
-    calls(
+    calls_with(
         store,
         &format!(
             "{scope} AND (idless, id) IN (SELECT idless, id FROM {local}
               WHERE {scope} AND {row})"
         ),
+        columns,
     )
 }
 
@@ -329,6 +427,19 @@ pub(super) async fn add_groups(
     Ok(())
 }
 
+/// `add_groups` of `sql` when there is one.
+async fn add_groups_of(
+    store: &ClickhouseStore,
+    q: &Query,
+    sql: Option<String>,
+    groups: &mut Groups,
+) -> Result<()> {
+    match sql {
+        Some(sql) => add_groups(store, q, &sql, groups).await,
+        None => Ok(()),
+    }
+}
+
 /// `SELECT keys, sums FROM source WHERE conditions GROUP BY keys` for `q`; `time` is
 /// the expression of a row's time in ms (for the bucket).
 pub(super) fn grouped(
@@ -379,39 +490,51 @@ pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> R
     let (prunes, trusted) = tokio::try_join!(retention::state(store, ws), trusted)?;
     let trusted = prunes.untouched(trusted);
     let scope = prunes.raw_scope(ws);
-    let mut groups = Groups::new();
-    let raw_from_ms = retention::add_pruned(store, ws, q, &prunes, &mut groups).await?;
     let mut raw_conditions = Vec::new();
+    let columns = columns_for(&SUM_INPUTS, &q.group_by, &q.filters);
+    let mut cells_sql = None;
     let source = match family.filter(|_| !trusted.is_empty()) {
         Some(family) => {
             let mut conditions = vec![cells::scope(ws, family), cells::trusted_condition(&trusted)];
             conditions.extend(filter_conditions(&q.filters));
-            let sql = grouped(
+            cells_sql = Some(grouped(
                 q,
                 &format!("hour * {}", cells::HOUR_MS),
                 cells::CELL_SUMS,
                 &store.table(schema::CELLS.name),
                 &conditions,
-            );
-            add_groups(store, q, &sql, &mut groups).await?;
+            ));
             // The rest of the window is little (edges, recent and dirty hours): always
             // narrowed to the calls with an attempt in it.
             let ranges = cells::raw_ranges(q.from_ms, q.to_ms, &trusted);
             (!ranges.is_empty()).then(|| {
                 raw_conditions.push(cells::in_ranges("c_ts", &ranges));
-                calls_having(store, &scope, &cells::in_ranges("ts", &ranges))
+                calls_having_with(store, &scope, &cells::in_ranges("ts", &ranges), &columns)
             })
         }
         None => {
             raw_conditions.extend(window_conditions(Some((q.from_ms, q.to_ms)), None));
             let window = narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?;
-            Some(calls_in(store, &scope, window))
+            Some(calls_in(store, &scope, window, &columns))
         }
     };
-    if let Some(source) = source {
+    let raw_sql = source.map(|source| {
         raw_conditions.extend(filter_conditions(&q.filters));
-        let sql = grouped(q, "c_ts", &sum_columns(), &source, &raw_conditions);
-        add_groups(store, q, &sql, &mut groups).await?;
+        grouped(q, "c_ts", &sum_columns(), &source, &raw_conditions)
+    });
+    // The pruned history, the cells and the raw part are independent statements: sent
+    // at once, each into its own group table, then added together.
+    let (mut groups, mut from_cells, mut from_raw) = (Groups::new(), Groups::new(), Groups::new());
+    let (raw_from_ms, (), ()) = tokio::try_join!(
+        retention::add_pruned(store, ws, q, &prunes, &mut groups),
+        add_groups_of(store, q, cells_sql, &mut from_cells),
+        add_groups_of(store, q, raw_sql, &mut from_raw),
+    )?;
+    for (key, wide) in from_cells.into_iter().chain(from_raw) {
+        let sums = groups.entry(key).or_insert([0; 14]);
+        for (s, w) in sums.iter_mut().zip(wide) {
+            *s += w;
+        }
     }
     let mut rows = Vec::new();
     for ((bucket_ms, group), wide) in groups {
@@ -506,10 +629,17 @@ pub async fn events(store: &ClickhouseStore, ws: WorkspaceId, q: EventQuery) -> 
         }
     };
     let columns: Vec<String> = WINNER_COLUMNS.iter().map(|c| format!("c_{c}")).collect();
+    let mut resolved = vec!["attempts"];
+    resolved.extend(WINNER_COLUMNS);
     let sql = format!(
         "SELECT c_idless, c_id, c_attempts, {} FROM {}{} ORDER BY {order} LIMIT {}",
         columns.join(", "),
-        calls_in(store, &scope, narrowing(store, ws, q.window).await?),
+        calls_in(
+            store,
+            &scope,
+            narrowing(store, ws, q.window).await?,
+            &resolved
+        ),
         where_clause(&conditions),
         q.limit + 1
     );
@@ -608,6 +738,7 @@ async fn newest(
     ws: WorkspaceId,
     q: &Query,
     limit: usize,
+    resolved: &[&'static str],
     columns: &str,
     extra: Option<&str>,
 ) -> Result<Vec<Vec<String>>> {
@@ -618,7 +749,8 @@ async fn newest(
         calls_in(
             store,
             &format!("ws = {ws}"),
-            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?
+            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?,
+            &columns_for(resolved, &[], &q.filters)
         ),
         where_clause(&conditions)
     );
@@ -636,6 +768,7 @@ pub async fn request_values(
         ws,
         q,
         limit,
+        &["ts", "priced", "cost", "input", "output", "latency"],
         "c_priced, c_cost, c_input, c_output, c_latency",
         None,
     )
@@ -660,7 +793,16 @@ pub async fn latencies(
     q: &Query,
     limit: usize,
 ) -> Result<Vec<u32>> {
-    let rows = newest(store, ws, q, limit, "c_latency", Some("c_latency >= 0")).await?;
+    let rows = newest(
+        store,
+        ws,
+        q,
+        limit,
+        &["ts", "latency"],
+        "c_latency",
+        Some("c_latency >= 0"),
+    )
+    .await?;
     rows.iter().map(|row| num(row, 0)).collect()
 }
 
@@ -705,7 +847,8 @@ pub async fn latency_percentiles(
         calls_in(
             store,
             &format!("ws = {ws}"),
-            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?
+            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?,
+            &columns_for(&["ts", "latency"], &q.group_by, &q.filters)
         ),
         where_clause(&conditions),
     );
@@ -730,27 +873,76 @@ pub(super) fn version_label() -> String {
     label(&Dimension::PromptVersion)
 }
 
+/// The bounds of "all time" for `versions_seen`: far past any millisecond an event can
+/// carry (RFC 3339 years 0000-9999) and far from i64's ends, so they print as plain
+/// literals.
+const ALL_TIME: (i64, i64) = (-(1 << 62), 1 << 62);
+
 /// First and last times per (endpoint, version) of the calls, and of retention's pruned
-/// calls (their versions are kept with the pruned history).
+/// calls (their versions are kept with the pruned history). The trusted sealed hours
+/// answer from `cell_versions` (their min and max per hour), every other hour from its
+/// resolved calls, as `aggregate` splits a window: each call's time is in exactly one
+/// hour, so the two parts together see every call once.
 pub async fn versions_seen(
     store: &ClickhouseStore,
     ws: WorkspaceId,
     f: &Filters,
 ) -> Result<Vec<VersionSeen>> {
-    let prunes = retention::state(store, ws).await?;
-    let sql = format!(
-        "SELECT c_endpoint, {} AS version, min(c_ts), max(c_ts) FROM {}{} GROUP BY c_endpoint, version",
-        version_label(),
-        calls(store, &prunes.raw_scope(ws)),
-        where_clause(&scope_conditions(f))
-    );
+    let (prunes, trusted) = tokio::try_join!(
+        retention::state(store, ws),
+        cells::trusted(store, ws, 0, ALL_TIME.1.div_euclid(cells::HOUR_MS))
+    )?;
+    let trusted = cells::versions_sealed(store, ws, prunes.untouched(trusted)).await?;
+    let mut parts = Vec::new();
+    if !trusted.is_empty() {
+        // The empty environment is each hour's marker row (`cells::seal_versions`).
+        let mut conditions = vec![
+            format!("ws = {ws}"),
+            "c_environment != ''".to_string(),
+            cells::trusted_condition(&trusted),
+        ];
+        conditions.extend(scope_conditions(f));
+        parts.push(format!(
+            "SELECT c_endpoint, {} AS version, min(first_ms), max(last_ms) FROM {}{}
+             GROUP BY c_endpoint, version",
+            version_label(),
+            store.table(schema::CELL_VERSIONS.name),
+            where_clause(&conditions)
+        ));
+    }
+    let ranges = cells::raw_ranges(ALL_TIME.0, ALL_TIME.1, &trusted);
+    if !ranges.is_empty() {
+        let mut conditions = vec![cells::in_ranges("c_ts", &ranges)];
+        conditions.extend(scope_conditions(f));
+        let calls = calls_having_with(
+            store,
+            &prunes.raw_scope(ws),
+            &cells::in_ranges("ts", &ranges),
+            &[
+                "ts",
+                "endpoint",
+                "prompt_version",
+                "environment",
+                "data_mode",
+            ],
+        );
+        parts.push(format!(
+            "SELECT c_endpoint, {} AS version, min(c_ts), max(c_ts) FROM {calls}{}
+             GROUP BY c_endpoint, version",
+            version_label(),
+            where_clause(&conditions)
+        ));
+    }
     let mut seen: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     let mut add = |key: (String, String), first: i64, last: i64| {
         let span = seen.entry(key).or_insert((first, last));
         *span = (span.0.min(first), span.1.max(last));
     };
-    for row in store.client.select(&sql).await? {
-        add((text(&row, 0), text(&row, 1)), num(&row, 2)?, num(&row, 3)?);
+    // One statement: the cells' part and the raw part as one UNION ALL.
+    if !parts.is_empty() {
+        for row in store.client.select(&parts.join(" UNION ALL ")).await? {
+            add((text(&row, 0), text(&row, 1)), num(&row, 2)?, num(&row, 3)?);
+        }
     }
     for (endpoint, version, first, last) in
         retention::versions(store, ws, &prunes, &scope_conditions(f)).await?
@@ -801,10 +993,11 @@ pub async fn freshness(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Optio
                 countIf(c_received >= {since_received}),
                 maxIf(c_received, c_received >= {since_received}),
                 argMaxIf(c_ts, c_received, c_received >= {since_received}) FROM {}",
-        calls_having(
+        calls_having_with(
             store,
             &format!("ws = {ws}"),
-            &format!("(ts >= {since_ts} OR received >= {since_received})")
+            &format!("(ts >= {since_ts} OR received >= {since_received})"),
+            &["ts", "received"]
         )
     );
     let rows = store.client.select(&narrowed).await?;
@@ -825,7 +1018,7 @@ pub async fn freshness(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Optio
 async fn freshness_of_all(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Option<Freshness>> {
     let sql = format!(
         "SELECT count(), max(c_ts), max(c_received), argMax(c_ts, c_received) FROM {}",
-        calls(store, &format!("ws = {ws}"))
+        calls_with(store, &format!("ws = {ws}"), &["ts", "received"])
     );
     let rows = store.client.select(&sql).await?;
     let Some(row) = rows.first() else {
@@ -855,7 +1048,7 @@ pub async fn unpriced_models(store: &ClickhouseStore) -> Result<Vec<UnpricedMode
     let sql = format!(
         "SELECT c_provider, c_model, count() AS calls, max(c_ts) FROM {} WHERE c_priced = 0
          GROUP BY c_provider, c_model ORDER BY calls DESC, c_provider, c_model",
-        calls(store, "1")
+        calls_with(store, "1", &["provider", "model", "priced", "ts"])
     );
     let rows = store.client.select(&sql).await?;
     rows.iter()

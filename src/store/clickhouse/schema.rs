@@ -83,6 +83,19 @@ pub const CELLS: Table = Table {
     sharding: "cityHash64(ws, hour)",
 };
 
+/// Sealed first and last times (`cells.rs`): per workspace, hour and seal generation,
+/// when each (endpoint, prompt version, environment, data mode) was first and last seen
+/// among the hour's calls (ms), written by the seal with the cells and read under the
+/// same generation rule, so `versions_seen` reads whole sealed hours from here and
+/// resolves raw calls only for the hours not trusted.
+pub const CELL_VERSIONS: Table = Table {
+    name: "cell_versions",
+    columns: "ws Int64, hour Int64, gen UInt64, c_endpoint String, c_prompt_version String,
+        c_environment String, c_data_mode String, first_ms Int64, last_ms Int64",
+    engine: "MergeTree ORDER BY (ws, hour, gen, c_endpoint, c_prompt_version)",
+    sharding: "cityHash64(ws, hour)",
+};
+
 /// One row per seal of a workspace's hour: the generation of its cells (the newest
 /// one is read; a merge keeps only it).
 pub const SEALED: Table = Table {
@@ -201,10 +214,11 @@ pub const CLAIMS: Table = Table {
 /// so `open` asks `system.columns` first).
 pub const UPGRADES: [(&Table, &str, &str); 1] = [(&EVENTS, "repriced", "Int64")];
 
-pub const ALL: [&Table; 14] = [
+pub const ALL: [&Table; 15] = [
     &EVENTS,
     &HOUR_TOTALS,
     &CELLS,
+    &CELL_VERSIONS,
     &SEALED,
     &DIRTY,
     &PRUNED,
