@@ -604,6 +604,26 @@ async fn generations_are_dropped_on(store: String) {
         newest
     );
     assert_eq!(clickhouse_count(&store, &sealed_rows).await, 1);
+    // The sealed versions go with their generation: only the newest one's remain, its
+    // marker row and the one (endpoint, version, environment, data mode) of the calls.
+    let versions = format!("SELECT uniqExact(gen), min(gen), count() FROM {db_name}.cell_versions");
+    assert_eq!(
+        clickhouse_count(
+            &store,
+            &format!("SELECT min(gen) FROM {db_name}.cell_versions")
+        )
+        .await,
+        newest
+    );
+    assert_eq!(
+        clickhouse_count(
+            &store,
+            &format!("SELECT count() FROM {db_name}.cell_versions")
+        )
+        .await,
+        2,
+        "{versions}"
+    );
     // The newest generation's main cells still hold the three calls: 1.75 USD.
     let main_requests = format!("SELECT sum(requests) FROM {db_name}.cells WHERE family = 'main'");
     assert_eq!(clickhouse_count(&store, &main_requests).await, 3);

@@ -964,13 +964,26 @@ pub async fn versions_seen(
 
 /// How far back from the newest stored time (and receive time) `freshness` looks first.
 const FRESH_LOOKBACK_MS: i64 = 24 * 3_600_000;
+/// ... and at most how many of the newest stored rows (by time, and by receive time).
+const FRESH_ROWS: usize = 10_000;
 
 pub async fn freshness(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Option<Freshness>> {
     // The newest stored attempt's time and receive time bound the answer from above:
     // every call's time and receive time are its winner's, one of its stored rows.
+    // With them, the `FRESH_ROWS`-th newest stored time and receive time: the lookback
+    // starts at the later of the two bounds, so it holds at most about that many rows
+    // even when every row is recent (a whole history imported or migrated in a minute).
+    let events = store.table(schema::EVENTS.name);
+    let nth = |column: &str| {
+        format!(
+            "(SELECT min({column}) FROM (SELECT {column} FROM {events} WHERE ws = {ws}
+              ORDER BY {column} DESC LIMIT {FRESH_ROWS}))"
+        )
+    };
     let sql = format!(
-        "SELECT count(), max(ts), max(received) FROM {} WHERE ws = {ws}",
-        store.table(schema::EVENTS.name)
+        "SELECT count(), max(ts), max(received), {}, {} FROM {events} WHERE ws = {ws}",
+        nth("ts"),
+        nth("received")
     );
     let rows = store.client.select(&sql).await?;
     let Some(row) = rows.first() else {
@@ -980,10 +993,15 @@ pub async fn freshness(store: &ClickhouseStore, ws: WorkspaceId) -> Result<Optio
         return Ok(None);
     }
     let (since_ts, since_received) = (
-        num::<i64>(row, 1)?.saturating_sub(FRESH_LOOKBACK_MS),
-        num::<i64>(row, 2)?.saturating_sub(FRESH_LOOKBACK_MS),
+        num::<i64>(row, 1)?
+            .saturating_sub(FRESH_LOOKBACK_MS)
+            .max(num(row, 3)?),
+        num::<i64>(row, 2)?
+            .saturating_sub(FRESH_LOOKBACK_MS)
+            .max(num(row, 4)?),
     );
-    // Exact: a call whose time is at least `since_ts` has its winning row there, so it
+    // Exact for any `since_ts` and `since_received` at most the newest stored time and
+    // receive time: a call whose time is at least `since_ts` has its winning row there, so it
     // is among the calls resolved here, and every call left out has an earlier time;
     // the same holds for receive times. Only when no resolved call's own time (or
     // receive time) is that recent (every recent attempt lost to an older winner) is
