@@ -297,9 +297,11 @@ pub async fn guard(
     let now = state.now_ms();
     // Unreadable rules (the store down) leave the names as sent: the guard answers from
     // memory and must keep answering.
+    // The cached rules, however old: the server's loop rereads them every second, so
+    // the guard never waits for that read (only a workspace's first call reads them).
     match state
         .mappings
-        .get(state.store.as_ref(), key.workspace_id)
+        .cached(state.store.as_ref(), key.workspace_id)
         .await
     {
         Ok(rules) => rules.map_call(
