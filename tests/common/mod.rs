@@ -221,7 +221,21 @@ pub const KEY_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Ask `check` every 20 ms until it holds; panics naming `what` after `KEY_BOUND`.
 /// Returns how long it took.
-pub async fn within_key_bound<F, Fut>(what: &str, mut check: F) -> std::time::Duration
+pub async fn within_key_bound<F, Fut>(what: &str, check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    within(KEY_BOUND, what, check).await
+}
+
+/// Ask `check` every 20 ms until it holds; panics naming `what` after `bound`.
+/// Returns how long it took.
+pub async fn within<F, Fut>(
+    bound: std::time::Duration,
+    what: &str,
+    mut check: F,
+) -> std::time::Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -231,10 +245,7 @@ where
         if check().await {
             return start.elapsed();
         }
-        assert!(
-            start.elapsed() < KEY_BOUND,
-            "{what}: not within {KEY_BOUND:?}"
-        );
+        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
