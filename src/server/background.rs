@@ -64,12 +64,22 @@ pub fn refresh_keys_and_rules(state: Arc<AppState>) -> JoinHandle<()> {
         let mut tick = tokio::time::interval(crate::keytable::CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rules_read = tokio::time::Instant::now();
+        // Four checks a second: a store that stays down is logged once, not at each.
+        let mut failing = false;
         loop {
             tick.tick().await;
             match state.keys.refresh(state.store.as_ref()).await {
-                Ok(true) => tracing::debug!(keys = state.keys.len(), "key table reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "key table reload failed"),
+                Ok(reloaded) => {
+                    if reloaded || failing {
+                        tracing::debug!(keys = state.keys.len(), reloaded, "key table checked");
+                    }
+                    failing = false;
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "key table check failed; the loaded keys stay");
+                }
+                Err(_) => {}
             }
             if rules_read.elapsed() >= crate::mapping::RULES_TTL {
                 rules_read = tokio::time::Instant::now();
