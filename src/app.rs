@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::price::{book::BookFile, Layer, PriceBook};
 use crate::ratelimit::{RateConfig, RateLimiter};
-use crate::store::{Store, StoredBook};
+use crate::store::{KeyInfo, Store, StoredBook};
 use std::sync::{Arc, RwLock};
 
 pub struct AppState {
@@ -28,6 +28,8 @@ pub struct AppState {
     pub mappings: crate::mapping::RulesCache,
     /// What `GET /metrics` shows.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Every live API key, in memory: requests check their key here (`authenticate`).
+    pub keys: crate::keytable::KeyTable,
     clock: Clock,
 }
 
@@ -61,7 +63,9 @@ impl AppState {
             clock.clone(),
         );
         let settings = crate::settings::Settings::start(store.clone()).await?;
+        let keys = crate::keytable::KeyTable::load(store.as_ref()).await?;
         Ok(AppState {
+            keys,
             alerts,
             settings,
             budgets,
@@ -79,6 +83,20 @@ impl AppState {
 
     pub fn now_ms(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// The live key with this hash: from the key table in memory; a key it lacks is
+    /// asked of the store within `keytable`'s budget.
+    pub async fn authenticate(
+        &self,
+        key_hash: String,
+    ) -> Result<Option<KeyInfo>, crate::store::StoreError> {
+        let (found, answer) = self
+            .keys
+            .authenticate(self.store.as_ref(), key_hash)
+            .await?;
+        self.metrics.record_key_check(answer);
+        Ok(found)
     }
 
     pub fn prices(&self) -> Arc<PriceBook> {

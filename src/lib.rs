@@ -30,6 +30,8 @@
 //! - `migrate`: copy a whole store into another (any backend to any other), resumable
 //! - `cli`, `demo`: the command line (the only clap), demo traffic (the benchmarks are
 //!   the `burnrate-bench` workspace member, outside the shipped library)
+//! - `keytable`: the server's live API keys in memory, reloaded when the store's key
+//!   generation moves (no request waits for a store read to check its key)
 //! - `money`, `auth`, `ratelimit`: exact USD, API keys, per-key token buckets (shared by
 //!   the live nodes)
 //! - `metrics`: the server's Prometheus metrics (counters in memory, exact spend)
@@ -52,6 +54,7 @@ pub mod gate;
 pub mod http;
 pub mod importers;
 pub mod ingest;
+pub mod keytable;
 pub mod lifecycle;
 pub mod load;
 pub mod mapping;

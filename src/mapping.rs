@@ -417,16 +417,23 @@ impl Rules {
 
 /// How long a workspace's rules are reused before they are read again: a mapping
 /// written through the same cache applies at once; one written by another process (the
-/// CLI against the same file, another node) within this.
-const RULES_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// CLI against the same file, another node) within this. `get` reads again when a
+/// request finds them older; the guard's `cached` never waits for that read: the
+/// server's loop (`refresh_cached`) rereads them every `RULES_TTL`.
+pub const RULES_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Each workspace's rules, read at most once per RULES_TTL (reads and the guard ask on
 /// every request).
 #[derive(Default)]
 pub struct RulesCache {
-    map: std::sync::Mutex<
-        std::collections::HashMap<WorkspaceId, (std::time::Instant, std::sync::Arc<Rules>)>,
-    >,
+    map: std::sync::Mutex<CachedRules>,
+}
+
+#[derive(Default)]
+struct CachedRules {
+    rules: std::collections::HashMap<WorkspaceId, (std::time::Instant, std::sync::Arc<Rules>)>,
+    /// Grows at every `forget`: rules read before a write must not be stored after it.
+    forgotten: u64,
 }
 
 impl RulesCache {
@@ -435,22 +442,61 @@ impl RulesCache {
         store: &S,
         ws: WorkspaceId,
     ) -> Result<std::sync::Arc<Rules>, StoreError> {
-        if let Some((at, rules)) = self.map.lock().expect("rules cache").get(&ws) {
+        if let Some((at, rules)) = self.map.lock().expect("rules cache").rules.get(&ws) {
             if at.elapsed() < RULES_TTL {
                 return Ok(rules.clone());
             }
         }
+        self.read(store, ws).await
+    }
+
+    /// The workspace's rules as last read, however old (`refresh_cached` keeps them
+    /// fresh); read now only the first time (or after a write through this cache).
+    pub async fn cached<S: ControlStore + ?Sized>(
+        &self,
+        store: &S,
+        ws: WorkspaceId,
+    ) -> Result<std::sync::Arc<Rules>, StoreError> {
+        if let Some((_, rules)) = self.map.lock().expect("rules cache").rules.get(&ws) {
+            return Ok(rules.clone());
+        }
+        self.read(store, ws).await
+    }
+
+    /// Read every cached workspace's rules again (the server's loop, off the requests'
+    /// path); a workspace whose read fails keeps its rules until the next pass.
+    pub async fn refresh_cached<S: ControlStore + ?Sized>(&self, store: &S) {
+        let workspaces: Vec<WorkspaceId> = {
+            let map = self.map.lock().expect("rules cache");
+            map.rules.keys().copied().collect()
+        };
+        for ws in workspaces {
+            if let Err(e) = self.read(store, ws).await {
+                tracing::warn!(error = %e, "id mappings reread failed; the last read stays");
+            }
+        }
+    }
+
+    async fn read<S: ControlStore + ?Sized>(
+        &self,
+        store: &S,
+        ws: WorkspaceId,
+    ) -> Result<std::sync::Arc<Rules>, StoreError> {
+        let forgotten = self.map.lock().expect("rules cache").forgotten;
         let fresh = std::sync::Arc::new(rules(store, ws).await?);
-        self.map
-            .lock()
-            .expect("rules cache")
-            .insert(ws, (std::time::Instant::now(), fresh.clone()));
+        let mut map = self.map.lock().expect("rules cache");
+        if map.forgotten == forgotten {
+            map.rules
+                .insert(ws, (std::time::Instant::now(), fresh.clone()));
+        }
         Ok(fresh)
     }
 
     /// Read the workspace's rules again on the next `get` (after a write).
     pub fn forget(&self, ws: WorkspaceId) {
-        self.map.lock().expect("rules cache").remove(&ws);
+        let mut map = self.map.lock().expect("rules cache");
+        map.rules.remove(&ws);
+        map.forgotten += 1;
     }
 }
 

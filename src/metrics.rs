@@ -121,10 +121,20 @@ pub struct Metrics {
     http: HistogramFamily,
     /// `POST /v1/guard` served (server-wide): see `observe_guard`.
     guard_latency: Histogram,
+    /// Key checks by answer (server-wide): `keytable::Answer`.
+    key_checks: Family<Labels, Counter>,
+    /// That family's counters, made once: a request adds to one without a lookup.
+    key_answers: [Counter; 3],
 }
 
 impl Default for Metrics {
     fn default() -> Metrics {
+        let key_checks = Family::<Labels, Counter>::default();
+        let key_answers = crate::keytable::Answer::ALL.map(|a| {
+            key_checks
+                .get_or_create(&vec![("answer", a.as_str().to_string())])
+                .clone()
+        });
         Metrics {
             calls: Mutex::default(),
             ingest: Mutex::default(),
@@ -134,6 +144,8 @@ impl Default for Metrics {
             lag: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             http: Family::new_with_constructor(latency_histogram),
             guard_latency: Histogram::new(GUARD_BUCKETS),
+            key_checks,
+            key_answers,
         }
     }
 }
@@ -233,6 +245,11 @@ impl Metrics {
         self.guard_latency.observe(seconds);
     }
 
+    /// One request's key check, by where its answer came from.
+    pub fn record_key_check(&self, answer: crate::keytable::Answer) {
+        self.key_answers[answer as usize].inc();
+    }
+
     pub fn observe_http(&self, route: &str, method: &str, seconds: f64) {
         self.http
             .get_or_create(&vec![
@@ -265,6 +282,13 @@ impl Metrics {
              on its connection to the response handed back to the connection (the kernel's \
              wake-up of the server before the read and the write of the answer are not in it)",
             self.guard_latency.clone(),
+        );
+        registry.register(
+            "burnrate_key_checks",
+            "API key checks by answer: memory (a live key of the key table), store (a key \
+             the table lacked, asked of the store), refused (unknown, answered from memory \
+             without asking: remembered unknown or over the store lookups' budget)",
+            self.key_checks.clone(),
         );
         let mut text = String::new();
         encode(&mut text, &registry).expect("writing to a String cannot fail");

@@ -143,6 +143,7 @@ conformance_tests! {
     reads::stored_ids_are_the_asked_ids_with_a_stored_call,
     control::workspaces_are_created_once_and_paused_by_name,
     control::keys_authenticate_by_hash_and_revoke_by_id_or_prefix,
+    control::live_keys_and_the_key_generation_follow_every_key_and_pause_change,
     control::object_ids_count_per_workspace_and_kind_and_are_never_reused,
     control::price_books_keep_import_order_and_bump_the_generation,
     control::first_start_is_claimed_once_and_a_fresh_store_is_writable,

@@ -355,7 +355,8 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key by id or prefix (br_xxxxxxxx); takes effect at once.
+    /// Revoke a key by id or prefix (br_xxxxxxxx); a running server refuses it within
+    /// 250 ms.
     Revoke { key: String },
 }
 

@@ -295,11 +295,13 @@ pub async fn guard(
     // Budgets and caps count spend under the mapped names (docs/mappings.md): so does
     // the call asking.
     let now = state.now_ms();
+    // The cached rules, however old: the server's loop rereads them every second, so
+    // the guard never waits for that read (only a workspace's first call reads them).
     // Unreadable rules (the store down) leave the names as sent: the guard answers from
     // memory and must keep answering.
     match state
         .mappings
-        .get(state.store.as_ref(), key.workspace_id)
+        .cached(state.store.as_ref(), key.workspace_id)
         .await
     {
         Ok(rules) => rules.map_call(

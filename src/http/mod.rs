@@ -143,9 +143,10 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Check the key and its scope. Keys are looked up on every request so a key revoked
-/// with the CLI stops working at once. Without a key header, read endpoints accept the
-/// dashboard's session cookie (whose key is checked the same way).
+/// Check the key and its scope against the live keys in memory (`keytable`: a key
+/// revoked with the CLI or on another node is refused within 250 ms and one reload).
+/// Without a key header, read endpoints accept the dashboard's session cookie (whose key
+/// is checked the same way).
 pub async fn authorize(
     state: &HttpState,
     headers: &HeaderMap,
@@ -153,14 +154,13 @@ pub async fn authorize(
 ) -> Result<KeyInfo, ApiError> {
     let info = match presented_key(headers).filter(|k| !k.is_empty()) {
         Some(key) => state
-            .store
             .authenticate(crate::auth::hash_key(key))
             .await?
             .ok_or_else(|| ApiError::unauthorized("invalid or revoked API key"))?,
         // No key header: a dashboard session may read (never ingest) with its key.
         None if needed == Scope::Read => state
             .sessions
-            .key_of(state.store.as_ref(), state.now_ms(), headers)
+            .key_of(&state.app, state.now_ms(), headers)
             .await?
             .ok_or_else(|| {
                 ApiError::unauthorized(

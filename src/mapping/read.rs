@@ -478,6 +478,12 @@ impl ControlStore for Mapped {
     async fn revoke_key(&self, id_or_prefix: String) -> Result<usize> {
         self.inner.revoke_key(id_or_prefix).await
     }
+    async fn live_keys(&self) -> Result<Vec<LiveKey>> {
+        self.inner.live_keys().await
+    }
+    async fn key_generation(&self) -> Result<i64> {
+        self.inner.key_generation().await
+    }
     async fn claim_first_start(&self) -> Result<bool> {
         self.inner.claim_first_start().await
     }

@@ -112,3 +112,53 @@ fn every_bad_field_is_named() {
     );
     assert_eq!(fields(json!([])), vec!["body"]);
 }
+
+/// The guard's `cached` rules: read once, then served as they are (no store read) until
+/// the server's loop rereads them (`refresh_cached`), or a write through the cache
+/// forgets them.
+#[tokio::test]
+async fn cached_rules_are_served_until_refreshed_or_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rules.db").display());
+    let store = crate::store::open(&url).unwrap();
+    let ws = store.workspace("default".into()).await.unwrap().unwrap().id;
+    let privacy = Privacy {
+        policy: PiiPolicy::Allow,
+        all_ids: false,
+        secret: None,
+    };
+    let tenant = |rules: &Rules, id: &str| rules.resolve(&Dimension::TenantId, id, T);
+    let cache = RulesCache::default();
+    assert_eq!(
+        tenant(&cache.cached(store.as_ref(), ws).await.unwrap(), "a"),
+        "a"
+    );
+    // Written by "another process": not through this cache.
+    let body = json!({"dimension": "tenantId", "from": "a", "to": "b"});
+    add(store.as_ref(), ws, &body, &privacy)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        tenant(&cache.cached(store.as_ref(), ws).await.unwrap(), "a"),
+        "a",
+        "served as last read, without reading"
+    );
+    cache.refresh_cached(store.as_ref()).await;
+    assert_eq!(
+        tenant(&cache.cached(store.as_ref(), ws).await.unwrap(), "a"),
+        "b"
+    );
+    // A write through the server forgets them: the next call reads the new rules.
+    let body = json!({"dimension": "tenantId", "from": "c", "to": "d"});
+    add(store.as_ref(), ws, &body, &privacy)
+        .await
+        .unwrap()
+        .unwrap();
+    cache.forget(ws);
+    assert_eq!(
+        tenant(&cache.cached(store.as_ref(), ws).await.unwrap(), "c"),
+        "d"
+    );
+    store.close().await;
+}

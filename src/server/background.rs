@@ -1,5 +1,6 @@
 //! The server's background loops: picking up what other processes change in the
-//! database (price books, budgets, workspace settings) every 2 s, and the alert rules'
+//! database (price books, budgets, workspace settings) every 2 s, keys every 250 ms and
+//! the guard's id mapping rules every second, and the alert rules'
 //! evaluation every minute (which also sends the channels' digests that are due), and
 //! sealing the closed hours every minute (one node at a time). Each
 //! runs until the server aborts it at shutdown.
@@ -49,6 +50,40 @@ pub fn reload_every_2s(state: Arc<AppState>, node: Arc<Registration>) -> JoinHan
             }
             if let Err(e) = state.settings.reload_all().await {
                 tracing::warn!(error = %e, "workspace settings reload failed");
+            }
+        }
+    })
+}
+
+/// Keep the key table and the guard's id mapping rules fresh, off the requests' path:
+/// the store's key generation every `keytable::CHECK_EVERY` (the table reloads when it
+/// moved), the mapping rules of every workspace the guard asked for every
+/// `mapping::RULES_TTL`. A failed read keeps what was loaded and is retried.
+pub fn refresh_keys_and_rules(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::keytable::CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rules_read = tokio::time::Instant::now();
+        // Four checks a second: a store that stays down is logged once, not at each.
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match state.keys.refresh(state.store.as_ref()).await {
+                Ok(reloaded) => {
+                    if reloaded || failing {
+                        tracing::debug!(keys = state.keys.len(), reloaded, "key table checked");
+                    }
+                    failing = false;
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "key table check failed; the loaded keys stay");
+                }
+                Err(_) => {}
+            }
+            if rules_read.elapsed() >= crate::mapping::RULES_TTL {
+                rules_read = tokio::time::Instant::now();
+                state.mappings.refresh_cached(state.store.as_ref()).await;
             }
         }
     })

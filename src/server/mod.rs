@@ -240,6 +240,7 @@ impl Ready {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let reloader = background::reload_every_2s(self.state.clone(), self.node.clone());
+        let refresher = background::refresh_keys_and_rules(self.state.clone());
         let evaluator = self
             .alerts
             .then(|| background::evaluate_alerts_every_minute(self.state.clone()));
@@ -252,6 +253,7 @@ impl Ready {
         tracing::info!(addr = %self.addr, store = %self.store_url, "serving");
         let served = crate::http::serve(self.listener, self.state, self.limits, shutdown).await;
         reloader.abort();
+        refresher.abort();
         pruner.abort();
         if let Some(sealer) = sealer {
             sealer.abort();

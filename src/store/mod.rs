@@ -110,6 +110,14 @@ pub struct KeyInfo {
     pub workspace_paused: bool,
 }
 
+/// A key not revoked, with its hash: what a server's key table (`keytable`) holds, so
+/// that no request waits for the store to check its key.
+#[derive(Debug, Clone)]
+pub struct LiveKey {
+    pub key_hash: String,
+    pub info: KeyInfo,
+}
+
 /// A key as listed: never the key itself, only its public prefix.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -770,6 +778,12 @@ pub trait ControlStore: Send + Sync {
     async fn keys(&self, workspace: Option<String>) -> Result<Vec<KeyRecord>>;
     /// Revoke by id or prefix; returns how many keys were revoked.
     async fn revoke_key(&self, id_or_prefix: String) -> Result<usize>;
+    /// Every key not revoked, with its hash and its workspace's pause, oldest first.
+    async fn live_keys(&self) -> Result<Vec<LiveKey>>;
+    /// Moves whenever a key is created, copied or revoked or a workspace is paused or
+    /// resumed, by any process or node: a server reloads `live_keys` when it moves. One
+    /// cheap read, asked every `keytable::CHECK_EVERY`.
+    async fn key_generation(&self) -> Result<i64>;
     /// Record once that the first-start admin key was issued; false if it already was.
     async fn claim_first_start(&self) -> Result<bool>;
 

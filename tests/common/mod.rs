@@ -213,3 +213,39 @@ pub async fn dashboard_page(url: &str, key: &str, path: &str) -> String {
     assert_eq!(page.status().as_u16(), 200, "{path}");
     page.text().await.unwrap()
 }
+
+/// How long a key revoked, or a workspace paused, by the CLI may take to reach a running
+/// server: the key table reads the store's key generation every 250 ms
+/// (`keytable::CHECK_EVERY`) and reloads; the rest is slack for a loaded machine.
+pub const KEY_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ask `check` every 20 ms until it holds; panics naming `what` after `KEY_BOUND`.
+/// Returns how long it took.
+pub async fn within_key_bound<F, Fut>(what: &str, check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    within(KEY_BOUND, what, check).await
+}
+
+/// Ask `check` every 20 ms until it holds; panics naming `what` after `bound`.
+/// Returns how long it took.
+pub async fn within<F, Fut>(
+    bound: std::time::Duration,
+    what: &str,
+    mut check: F,
+) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -190,6 +190,122 @@ pub async fn keys_authenticate_by_hash_and_revoke_by_id_or_prefix(store: Shared,
     }
 }
 
+/// A server's key table loads `live_keys` and reloads it when `key_generation` moves:
+/// every key created, copied or revoked and every pause or resume moves it, and
+/// `live_keys` lists exactly the unrevoked keys by hash with their workspace's pause.
+pub async fn live_keys_and_the_key_generation_follow_every_key_and_pause_change(
+    store: Shared,
+    _seed: u64,
+) {
+    // (hash, key id, workspace id, scope, paused) of the live keys made here.
+    type Live = (String, i64, i64, Scope, bool);
+    let live = || async {
+        let mut keys: Vec<Live> = store
+            .live_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.key_hash.starts_with("lk-"))
+            .map(|k| {
+                let i = k.info;
+                (
+                    k.key_hash,
+                    i.key_id,
+                    i.workspace_id,
+                    i.scope,
+                    i.workspace_paused,
+                )
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    let generation = || async { store.key_generation().await.unwrap() };
+    let default = store.workspace("default".into()).await.unwrap().unwrap().id;
+    let other = store.create_workspace("lk-other".into()).await.unwrap().id;
+
+    let g0 = generation().await;
+    let a = store
+        .create_key(
+            "default".into(),
+            Scope::Ingest,
+            "lk-a".into(),
+            "br_lka".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let g1 = generation().await;
+    assert_ne!(g1, g0, "a key created moves the generation");
+    let b = store
+        .create_key(
+            "lk-other".into(),
+            Scope::Read,
+            "lk-b".into(),
+            "br_lkb".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let g2 = generation().await;
+    assert_ne!(g2, g1, "a second key moves it again");
+    assert_eq!(
+        live().await,
+        vec![
+            ("lk-a".to_string(), a.id, default, Scope::Ingest, false),
+            ("lk-b".to_string(), b.id, other, Scope::Read, false),
+        ]
+    );
+
+    store.set_paused("lk-other".into(), true).await.unwrap();
+    let g3 = generation().await;
+    assert_ne!(g3, g2, "a pause moves the generation");
+    assert_eq!(
+        live().await[1],
+        ("lk-b".to_string(), b.id, other, Scope::Read, true)
+    );
+
+    assert_eq!(store.revoke_key("br_lka".into()).await.unwrap(), 1);
+    let g4 = generation().await;
+    assert_ne!(g4, g3, "a revocation moves the generation");
+    assert_eq!(
+        live().await,
+        vec![("lk-b".to_string(), b.id, other, Scope::Read, true)]
+    );
+
+    store.set_paused("lk-other".into(), false).await.unwrap();
+    let g5 = generation().await;
+    assert_ne!(g5, g4, "a resume moves the generation");
+    let copied = StoredKey {
+        workspace: "default".into(),
+        key_hash: "lk-copied".into(),
+        prefix: "br_lkc".into(),
+        scope: Scope::Admin,
+        name: None,
+        created_ms: 1_700_000_000_000,
+        revoked_ms: None,
+    };
+    assert!(store.copy_key(copied).await.unwrap());
+    assert_ne!(generation().await, g5, "a copied key moves the generation");
+    let keys = live().await;
+    assert_eq!(
+        keys.iter()
+            .map(|k| (k.0.as_str(), k.2, k.3, k.4))
+            .collect::<Vec<_>>(),
+        vec![
+            ("lk-b", other, Scope::Read, false),
+            ("lk-copied", default, Scope::Admin, false)
+        ]
+    );
+    // The copied key's id is the one authentication gives.
+    let info = store
+        .authenticate("lk-copied".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.key_id, keys[1].1);
+}
+
 /// Object ids run 1, 2, 3 per (workspace, kind), whatever else is created, and a
 /// deleted id is never given again; replacing keeps the id; listing is oldest first.
 pub async fn object_ids_count_per_workspace_and_kind_and_are_never_reused(

@@ -190,11 +190,7 @@ impl Ctx {
         page: Page,
     ) -> Result<Ctx, Response> {
         let now = state.now_ms();
-        let key = match state
-            .sessions
-            .key_of(state.store.as_ref(), now, headers)
-            .await
-        {
+        let key = match state.sessions.key_of(&state.app, now, headers).await {
             Ok(Some(key)) => key,
             Ok(None) => return Err(to_login(uri)),
             Err(e) => {

@@ -4,7 +4,8 @@
 //! the store on every request, so a revoked key logs its sessions out at once. The key
 //! itself never appears in a URL, a page or a log.
 
-use crate::store::{KeyInfo, Result, Scope, Store};
+use crate::app::AppState;
+use crate::store::{KeyInfo, Result, Scope};
 use axum::http::HeaderMap;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -84,11 +85,12 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// The key behind the request's session cookie, checked against the store now. A
-    /// session whose key was revoked (or whose workspace lost it) is ended on the spot.
+    /// The key behind the request's session cookie, checked against the live keys now
+    /// (`AppState::authenticate`). A session whose key was revoked (or whose workspace
+    /// lost it) is ended on the spot.
     pub async fn key_of(
         &self,
-        store: &dyn Store,
+        app: &AppState,
         now_ms: i64,
         headers: &HeaderMap,
     ) -> Result<Option<KeyInfo>> {
@@ -98,7 +100,7 @@ impl Sessions {
         let Some(key_hash) = self.key_hash(token, now_ms) else {
             return Ok(None);
         };
-        match store.authenticate(key_hash).await? {
+        match app.authenticate(key_hash).await? {
             Some(info) if info.scope.allows(Scope::Read) => Ok(Some(info)),
             _ => {
                 self.remove(token);

@@ -9,7 +9,7 @@
 use super::http::{quote, tsv_field, Client};
 use super::{ms_to_rfc3339, now_ms, num, optional, schema, text, ClickhouseStore};
 use crate::store::{
-    KeyInfo, KeyRecord, KindedObject, Result, Scope, StoreError, StoredBook, StoredKey,
+    KeyInfo, KeyRecord, KindedObject, LiveKey, Result, Scope, StoreError, StoredBook, StoredKey,
     StoredObject, Workspace, WorkspaceId,
 };
 use rand::Rng;
@@ -247,6 +247,54 @@ pub async fn authenticate(store: &ClickhouseStore, key_hash: &str) -> Result<Opt
         scope: key.scope,
         workspace_paused: ws.paused,
     }))
+}
+
+/// Every key not revoked with its workspace's pause; keys of a workspace that is gone
+/// are left out, as `authenticate` refuses them.
+pub async fn live_keys(store: &ClickhouseStore) -> Result<Vec<LiveKey>> {
+    let workspaces = workspaces(store).await?;
+    Ok(key_rows(store, "k_revoked = 0")
+        .await?
+        .into_iter()
+        .filter_map(|k| {
+            let ws = workspaces.iter().find(|w| w.id == k.workspace_id)?;
+            Some(LiveKey {
+                key_hash: k.key_hash,
+                info: KeyInfo {
+                    key_id: k.id,
+                    workspace_id: ws.id,
+                    scope: k.scope,
+                    workspace_paused: ws.paused,
+                },
+            })
+        })
+        .collect())
+}
+
+/// Every change to a key or a workspace is a new row with a larger version: the
+/// newest version and the row count of both tables, mixed into one number. The count
+/// catches a row written by a node whose clock is behind (a version below the newest);
+/// a merge that drops replaced rows moves it too, which costs one needless reload.
+pub async fn key_generation(store: &ClickhouseStore) -> Result<i64> {
+    let sql = format!(
+        "SELECT max(version), count() FROM {} UNION ALL SELECT max(version), count() FROM {}",
+        store.table(schema::KEYS.name),
+        store.table(schema::WORKSPACES.name)
+    );
+    let mut parts: Vec<(u64, u64)> = Vec::new();
+    for r in store.client.select(&sql).await? {
+        parts.push((num(&r, 0)?, num(&r, 1)?));
+    }
+    // UNION ALL does not keep the order of its parts: sort so both tables always
+    // mix in the same order.
+    parts.sort_unstable();
+    let mut mixed: u64 = 0xcbf2_9ce4_8422_2325;
+    for (version, count) in parts {
+        for n in [version, count] {
+            mixed = (mixed ^ n).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    Ok(mixed as i64)
 }
 
 pub async fn create_key(

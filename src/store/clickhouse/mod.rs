@@ -173,18 +173,12 @@ pub struct ClickhouseStore {
     lock: Arc<tokio::sync::RwLock<()>>,
     /// Ingest requests waiting for the next commit (group commit, as the SQLite writer).
     queue: Arc<Mutex<Queue>>,
-    /// Keys found recently, by hash, with when they were read: see `authenticate`.
-    keys_seen: Arc<Mutex<HashMap<String, (KeyInfo, std::time::Instant)>>>,
     /// Where it was opened: an erasure's mutation runs on every shard's local table.
     url: ClickhouseUrl,
     /// Each workspace's oldest stored attempt time, with when it was read: whether a
     /// window read narrows (`read::narrowing`). Only speed depends on it.
     oldest: Arc<Mutex<HashMap<WorkspaceId, (i64, std::time::Instant)>>>,
 }
-
-/// How long a key found in ClickHouse is trusted without asking again: a revocation or
-/// a paused workspace reaches every node within this (the contract allows 5 s).
-const KEY_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One ingest request waiting to be committed.
 struct Job {
@@ -328,7 +322,6 @@ impl ClickhouseStore {
                 }),
                 lock: Arc::new(tokio::sync::RwLock::new(())),
                 queue: Arc::default(),
-                keys_seen: Arc::default(),
                 url,
                 oldest: Arc::default(),
             })
@@ -581,24 +574,10 @@ impl EventStore for ClickhouseStore {
 
 #[async_trait]
 impl ControlStore for ClickhouseStore {
-    /// Each request authenticates: two ClickHouse reads per request would cost more
-    /// than ingest itself, so a key found is trusted for `KEY_FRESH`. Unknown keys are
-    /// never remembered: a key made on another node works at once.
+    /// Two reads: a server asks only for a key its key table (`keytable`) lacks, at a
+    /// bounded rate; the CLI once per command.
     async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>> {
-        let now = std::time::Instant::now();
-        if let Some((info, read)) = self.keys_seen.lock().unwrap().get(&key_hash) {
-            if now.duration_since(*read) < KEY_FRESH {
-                return Ok(Some(info.clone()));
-            }
-        }
-        let found = control::authenticate(self, &key_hash).await?;
-        let mut seen = self.keys_seen.lock().unwrap();
-        seen.retain(|_, (_, read)| now.duration_since(*read) < KEY_FRESH);
-        match &found {
-            Some(info) => seen.insert(key_hash, (info.clone(), now)),
-            None => seen.remove(&key_hash),
-        };
-        Ok(found)
+        control::authenticate(self, &key_hash).await
     }
     async fn create_workspace(&self, name: String) -> Result<Workspace> {
         // Not under the write lock: the name's claim waits (control::claim_first).
@@ -615,9 +594,7 @@ impl ControlStore for ClickhouseStore {
     }
     async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
         let _write = self.lock.write().await;
-        let set = control::set_paused(self, &name, paused).await;
-        self.keys_seen.lock().unwrap().clear();
-        set
+        control::set_paused(self, &name, paused).await
     }
     async fn create_key(
         &self,
@@ -635,10 +612,13 @@ impl ControlStore for ClickhouseStore {
     }
     async fn revoke_key(&self, id_or_prefix: String) -> Result<usize> {
         let _write = self.lock.write().await;
-        let revoked = control::revoke_key(self, &id_or_prefix).await;
-        // This node refuses the key at once; others within `KEY_FRESH`.
-        self.keys_seen.lock().unwrap().clear();
-        revoked
+        control::revoke_key(self, &id_or_prefix).await
+    }
+    async fn live_keys(&self) -> Result<Vec<LiveKey>> {
+        control::live_keys(self).await
+    }
+    async fn key_generation(&self) -> Result<i64> {
+        control::key_generation(self).await
     }
     async fn claim_first_start(&self) -> Result<bool> {
         control::claim(self, "first_start").await

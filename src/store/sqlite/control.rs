@@ -36,6 +36,17 @@ const KEY_COLUMNS: &str = "k.id, w.name, k.prefix, k.scope, k.name, k.created_at
 const KEY_TABLES: &str = "api_keys k JOIN workspaces w ON w.id = k.workspace_id
     LEFT JOIN key_quality q ON q.key_id = k.id";
 
+/// Move `key_generation` (a `meta` row, made on first use: files from before it have
+/// none), in the transaction that changed a key or a workspace's pause.
+fn bump_key_generation(c: &Connection) -> Result<()> {
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES ('key_generation', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )?;
+    Ok(())
+}
+
 #[async_trait]
 impl ControlStore for SqliteStore {
     async fn authenticate(&self, key_hash: String) -> Result<Option<KeyInfo>> {
@@ -108,13 +119,16 @@ impl ControlStore for SqliteStore {
 
     async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
         self.with_conn(move |c| {
-            let n = c.execute(
+            let tx = c.transaction()?;
+            let n = tx.execute(
                 "UPDATE workspaces SET paused = ?2 WHERE name = ?1",
                 params![name, paused],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("workspace {name}")));
             }
+            bump_key_generation(&tx)?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -129,18 +143,22 @@ impl ControlStore for SqliteStore {
         name: Option<String>,
     ) -> Result<KeyRecord> {
         self.with_conn(move |c| {
-            let ws = workspace_id(c, &workspace)?;
-            c.execute(
+            let tx = c.transaction()?;
+            let ws = workspace_id(&tx, &workspace)?;
+            tx.execute(
                 "INSERT INTO api_keys (workspace_id, key_hash, prefix, scope, name, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![ws, key_hash, prefix, scope.as_str(), name, now_ms()],
             )?;
-            let id = c.last_insert_rowid();
-            Ok(c.query_row(
+            let id = tx.last_insert_rowid();
+            let record = tx.query_row(
                 &format!("SELECT {KEY_COLUMNS} FROM {KEY_TABLES} WHERE k.id = ?1"),
                 [id],
                 key_record,
-            )?)
+            )?;
+            bump_key_generation(&tx)?;
+            tx.commit()?;
+            Ok(record)
         })
         .await
     }
@@ -158,11 +176,52 @@ impl ControlStore for SqliteStore {
 
     async fn revoke_key(&self, id_or_prefix: String) -> Result<usize> {
         self.with_conn(move |c| {
-            Ok(c.execute(
+            let tx = c.transaction()?;
+            let n = tx.execute(
                 "UPDATE api_keys SET revoked_at = ?2
                  WHERE revoked_at IS NULL AND (CAST(id AS TEXT) = ?1 OR prefix = ?1)",
                 params![id_or_prefix, now_ms()],
-            )?)
+            )?;
+            if n > 0 {
+                bump_key_generation(&tx)?;
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn live_keys(&self) -> Result<Vec<LiveKey>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare(
+                "SELECT k.key_hash, k.id, k.workspace_id, k.scope, w.paused FROM api_keys k
+                 JOIN workspaces w ON w.id = k.workspace_id
+                 WHERE k.revoked_at IS NULL ORDER BY k.id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let scope: String = r.get(3)?;
+                Ok(LiveKey {
+                    key_hash: r.get(0)?,
+                    info: KeyInfo {
+                        key_id: r.get(1)?,
+                        workspace_id: r.get(2)?,
+                        scope: Scope::parse(&scope).unwrap_or(Scope::Read),
+                        workspace_paused: r.get(4)?,
+                    },
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn key_generation(&self) -> Result<i64> {
+        self.with_conn(|c| {
+            let v: Option<String> = c
+                .prepare_cached("SELECT value FROM meta WHERE key = 'key_generation'")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
         })
         .await
     }
@@ -354,8 +413,9 @@ impl ControlStore for SqliteStore {
 
     async fn copy_key(&self, key: StoredKey) -> Result<bool> {
         self.with_conn(move |c| {
-            let ws = workspace_id(c, &key.workspace)?;
-            Ok(c.execute(
+            let tx = c.transaction()?;
+            let ws = workspace_id(&tx, &key.workspace)?;
+            let added = tx.execute(
                 "INSERT OR IGNORE INTO api_keys
                      (workspace_id, key_hash, prefix, scope, name, created_at, revoked_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -368,7 +428,12 @@ impl ControlStore for SqliteStore {
                     key.created_ms,
                     key.revoked_ms
                 ],
-            )? == 1)
+            )? == 1;
+            if added {
+                bump_key_generation(&tx)?;
+            }
+            tx.commit()?;
+            Ok(added)
         })
         .await
     }

@@ -191,7 +191,7 @@ async fn admin_post(
 ) -> Result<KeyInfo, (StatusCode, &'static str)> {
     let key = match state
         .sessions
-        .key_of(state.store.as_ref(), state.now_ms(), headers)
+        .key_of(&state.app, state.now_ms(), headers)
         .await
     {
         Ok(Some(key)) => key,

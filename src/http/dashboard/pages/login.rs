@@ -50,9 +50,7 @@ pub async fn form(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let next = safe_next(params.get("next").map(String::as_str)).to_string();
-    let known = state
-        .sessions
-        .key_of(state.store.as_ref(), state.now_ms(), &headers);
+    let known = state.sessions.key_of(&state.app, state.now_ms(), &headers);
     if let Ok(Some(_)) = known.await {
         return redirect(&next, None);
     }
@@ -77,7 +75,7 @@ pub async fn submit(
         return login_page(StatusCode::UNAUTHORIZED, &next, Some("Enter a key."));
     }
     let key_hash = crate::auth::hash_key(key);
-    let info = match state.store.authenticate(key_hash.clone()).await {
+    let info = match state.authenticate(key_hash.clone()).await {
         Ok(info) => info,
         Err(e) => {
             tracing::error!(error = %e, "login: key check failed");
