@@ -518,15 +518,37 @@ async fn single_latency(
     Ok(latencies)
 }
 
-fn tempdir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let dir = dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("burnrate-bench-{}", std::process::id()))
-    });
+/// Where a run keeps its database: the `--dir` given (kept afterwards, for a look at the
+/// file), else a fresh temporary directory removed when the run ends (a bench run writes
+/// gigabytes; left behind, runs fill the disk).
+enum BenchDir {
+    Kept(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl std::ops::Deref for BenchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        match self {
+            BenchDir::Kept(dir) => dir,
+            BenchDir::Temporary(dir) => dir.path(),
+        }
+    }
+}
+
+fn tempdir(dir: Option<PathBuf>) -> anyhow::Result<BenchDir> {
+    let Some(dir) = dir else {
+        return Ok(BenchDir::Temporary(
+            tempfile::Builder::new()
+                .prefix("burnrate-bench-")
+                .tempdir()?,
+        ));
+    };
     std::fs::create_dir_all(&dir)?;
     for f in ["bench.db", "bench.db-wal", "bench.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    Ok(dir)
+    Ok(BenchDir::Kept(dir))
 }
 
 /// Fill `db` with demo events (30 days) through the normal CLI path; returns the size of
