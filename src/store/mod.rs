@@ -396,9 +396,8 @@ pub fn nearest_rank(values: &mut [u32], percent: u32) -> Option<u32> {
 }
 
 /// `EventStore::latency_percentiles` read group by group: the groups from `aggregate`,
-/// then each one's newest latencies through `latencies`, ranked here. The embedded
-/// store answers with it (each group's read is an index range in the process), and
-/// `Mapped` falls back to it when a mapping renames a grouped or filtered dimension.
+/// then each one's newest latencies through `latencies`, ranked here. `Mapped` falls
+/// back to it when a mapping renames a grouped or filtered dimension.
 pub async fn latency_percentiles_by_group<S: EventStore + ?Sized>(
     store: &S,
     workspace: WorkspaceId,
@@ -406,30 +405,54 @@ pub async fn latency_percentiles_by_group<S: EventStore + ?Sized>(
     limit: usize,
     percent: u32,
 ) -> Result<Vec<GroupLatency>> {
+    let mut out = Vec::new();
+    for (group, q) in latency_groups(store, workspace, query).await? {
+        let latencies = store.latencies(workspace, q, limit).await?;
+        out.extend(group_latency(group, latencies, percent));
+    }
+    Ok(out)
+}
+
+/// The groups of `query.group_by` with calls in its window (from `aggregate`, sorted by
+/// group), each with the query narrowed to that group and not grouped: what
+/// `latency_percentiles` reads one `latencies` of per group.
+pub async fn latency_groups<S: EventStore + ?Sized>(
+    store: &S,
+    workspace: WorkspaceId,
+    query: crate::query::Query,
+) -> Result<Vec<(Vec<String>, crate::query::Query)>> {
     let groups = crate::query::Query {
         bucket: None,
         limit: usize::MAX,
         ..query.clone()
     };
-    let rows = store.aggregate(workspace, groups).await?.rows;
-    let mut out = Vec::new();
-    for row in rows {
-        let mut q = query.clone();
-        for (d, value) in query.group_by.iter().zip(&row.group) {
-            q.filters.restrict(d, std::slice::from_ref(value));
-        }
-        q.group_by = Vec::new();
-        let mut latencies = store.latencies(workspace, q, limit).await?;
-        if let Some(latency_ms) = nearest_rank(&mut latencies, percent) {
-            out.push(GroupLatency {
-                group: row.group,
-                calls: latencies.len() as u64,
-                latency_ms,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.group.cmp(&b.group));
-    Ok(out)
+    let mut rows = store.aggregate(workspace, groups).await?.rows;
+    rows.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut q = query.clone();
+            for (d, value) in query.group_by.iter().zip(&row.group) {
+                q.filters.restrict(d, std::slice::from_ref(value));
+            }
+            q.group_by = Vec::new();
+            (row.group, q)
+        })
+        .collect())
+}
+
+/// A group's percentile from its newest latencies; None when it has none.
+pub fn group_latency(
+    group: Vec<String>,
+    mut latencies: Vec<u32>,
+    percent: u32,
+) -> Option<GroupLatency> {
+    let latency_ms = nearest_rank(&mut latencies, percent)?;
+    Some(GroupLatency {
+        group,
+        calls: latencies.len() as u64,
+        latency_ms,
+    })
 }
 
 /// How current the data is: the dashboard's freshness line.

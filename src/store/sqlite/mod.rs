@@ -258,6 +258,11 @@ impl SqliteStore {
     }
 }
 
+/// How many pooled connections one read may use at once: one per core, at most four.
+fn read_lanes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::from(&e)
@@ -400,6 +405,35 @@ impl EventStore for SqliteStore {
     ) -> Result<Vec<u32>> {
         self.with_conn(move |c| read::latencies(c, workspace, &query, limit))
             .await
+    }
+
+    /// The groups' latencies read on up to `READ_LANES` connections at once (each
+    /// group is an index range; one at a time a versions report with a few dozen
+    /// versions spent ~60 ms at 10M events on one core of two).
+    async fn latency_percentiles(
+        &self,
+        workspace: WorkspaceId,
+        query: crate::query::Query,
+        limit: usize,
+        percent: u32,
+    ) -> Result<Vec<GroupLatency>> {
+        let groups = latency_groups(self, workspace, query).await?;
+        let lanes = read_lanes().min(groups.len()).max(1);
+        let per_lane = groups.len().div_ceil(lanes);
+        let mut groups = groups.into_iter();
+        let reads = (0..lanes).map(|_| {
+            let lane: Vec<_> = groups.by_ref().take(per_lane).collect();
+            self.with_conn(move |c| {
+                let mut out = Vec::with_capacity(lane.len());
+                for (group, q) in lane {
+                    let latencies = read::latencies(c, workspace, &q, limit)?;
+                    out.extend(group_latency(group, latencies, percent));
+                }
+                Ok(out)
+            })
+        });
+        let lanes = futures_util::future::try_join_all(reads).await?;
+        Ok(lanes.into_iter().flatten().collect())
     }
 
     async fn freshness(&self, workspace: WorkspaceId) -> Result<Option<Freshness>> {
