@@ -152,6 +152,7 @@ test("workspace paused (402): the app's call succeeds, sending pauses, resumes a
   const paused = new Burnrate({ url: server.url, apiKey: server.ingestKey, flushIntervalMs: 50, pauseOnPaymentRequiredMs: 300, flushOnExit: false, logger: (m) => logs.push(m) });
   const client = paused.wrapOpenAI(new OpenAI({ apiKey: "k", baseURL: fp.url + "/v1" }), { endpointTag: "paused.test" });
   server.cli("workspaces", "pause", "default");
+  await server.waitIngestPaused(true);
   try {
     const t0 = performance.now();
     await paused.withContext({ externalRequestId: "e2e-paused-1" }, () => client.chat.completions.create(CHAT));

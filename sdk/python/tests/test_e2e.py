@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -109,6 +110,28 @@ class Server(object):
                 return evs
             time.sleep(0.05)
         return evs
+
+    def wait_ingest_paused(self, paused: bool, timeout: float = 3.0) -> None:
+        """Wait until ingest answers as a paused (402) or live workspace's would: a pause
+        made with the CLI reaches a running server within 250 ms (its key table), not at
+        once. Probes with an empty batch, which stores nothing (400 when live)."""
+        end = time.monotonic() + timeout
+        while True:
+            req = urllib.request.Request(
+                self.url + "/v1/ingest/batch",
+                data=b"[]",
+                headers={"X-API-Key": self.ingest_key, "Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    status = resp.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            if (status == 402) == paused:
+                return
+            if time.monotonic() > end:
+                pytest.fail("ingest still answers %d %.1f s after the pause changed" % (status, timeout))
+            time.sleep(0.02)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -264,6 +287,7 @@ def test_paused_workspace_pauses_sending_and_app_stays_fast(server, fake):
     br = Burnrate(url=server.url, api_key=server.ingest_key, flush_interval=0.02, pause_seconds=0.5)
     try:
         _cli("workspaces", "pause", "default", "--db", server.db)
+        server.wait_ingest_paused(True)
         rid = "e2e-" + uuid.uuid4().hex
         c = br.wrap(_openai(fake), endpoint_tag="paused.test")
         t = time.perf_counter()

@@ -134,6 +134,30 @@ async fn stored(url: &str, read_key: &str, id: &str) -> Value {
     events[0].clone()
 }
 
+/// Wait until ingest answers as a paused (402) or live workspace's would: a pause made
+/// with the CLI reaches a running server within 250 ms (its key table), not at once.
+/// Probes with an empty batch, which stores nothing (400 when live).
+async fn wait_ingest_paused(url: &str, ingest_key: &str, paused: bool) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let status = reqwest::Client::new()
+            .post(format!("{url}/v1/ingest/batch"))
+            .header("X-API-Key", ingest_key)
+            .header("Content-Type", "application/json")
+            .body("[]")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if (status == 402) == paused {
+            return;
+        }
+        assert!(Instant::now() < deadline, "ingest still answers {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn close(a: &Value, b: f64) -> bool {
     a.as_f64().is_some_and(|a| (a - b).abs() < 1e-12)
 }
@@ -284,6 +308,7 @@ async fn paused_workspace_pauses_sending_then_delivers() {
     let (ingest, read) = (key(&db, "ingest"), key(&db, "read"));
     let server = Server::start(&db);
     cli(&db, &["workspaces", "pause", "default"]);
+    wait_ingest_paused(&server.url, &ingest, true).await;
     let client = Client::builder()
         .url(&server.url)
         .api_key(&ingest)
@@ -311,6 +336,7 @@ async fn paused_workspace_pauses_sending_then_delivers() {
     assert!(s.last_error.unwrap().contains("402"));
 
     cli(&db, &["workspaces", "resume", "default"]);
+    wait_ingest_paused(&server.url, &ingest, false).await;
     assert!(client.flush().await, "{:?}", client.stats());
     let s = client.stats();
     assert_eq!(

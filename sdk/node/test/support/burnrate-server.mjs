@@ -53,6 +53,20 @@ export async function startBurnrate() {
     async eventsById(id) {
       return this.events(`externalRequestId=${encodeURIComponent(id)}`);
     },
+    // Wait until the server's ingest answers as a (paused or live) workspace's would: a
+    // pause or resume made with the CLI reaches a running server within 250 ms (its key
+    // table), not at once. Probes with an empty batch, which stores nothing (400 live,
+    // 402 paused).
+    async waitIngestPaused(paused, timeoutMs = 3000) {
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        const res = await fetch(`${url}/v1/ingest/batch`, { method: "POST", headers: { "x-api-key": ingestKey, "content-type": "application/json" }, body: "[]" });
+        await res.text();
+        if ((res.status === 402) === paused) return;
+        if (Date.now() > end) throw new Error(`ingest still answers ${res.status} ${timeoutMs} ms after the workspace was ${paused ? "paused" : "resumed"}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
