@@ -62,6 +62,52 @@ async fn keys_made_by_the_cli_work_at_once_and_revoked_ones_are_refused_within_t
     assert_eq!(api.get("/v1/summary", &read).await.status, 200);
 }
 
+/// CLI key and pause changes beside a server that commits all the time wait for the
+/// write lock: they once read first and wrote after, so a commit of the server in
+/// between failed them at once with "database is locked".
+#[tokio::test]
+async fn cli_key_changes_beside_a_server_under_ingest_wait_for_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let ingest = key(&db, "default", "ingest");
+    let server = Server::start(&db, &["--ingest-rate", "0"]);
+    let api = Arc::new(Api::new(&server));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for client in 0..2 {
+        let (api, stop, ingest) = (api.clone(), stop.clone(), ingest.clone());
+        senders.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let batch: Vec<_> = (0..50)
+                    .map(|i| event(&format!("c{client}-{n}-{i}")))
+                    .collect();
+                let r = api.post("/v1/ingest/batch", &ingest, &json!(batch)).await;
+                assert_eq!(r.status, 202, "{}", r.body);
+                n += 1;
+            }
+            n
+        }));
+    }
+    cli(&db, &["workspaces", "create", "other"]);
+    let made = tokio::task::spawn_blocking(move || {
+        for i in 0..8 {
+            // `cli` fails the test on a non-zero exit, naming the error.
+            let made = key(&db, "default", "read");
+            cli(&db, &["keys", "revoke", &burnrate::auth::key_prefix(&made)]);
+            let change = if i % 2 == 0 { "pause" } else { "resume" };
+            cli(&db, &["workspaces", change, "other"]);
+        }
+    });
+    made.await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let mut batches = 0;
+    for s in senders {
+        batches += s.await.unwrap();
+    }
+    assert!(batches > 0, "ingest ran beside the CLI");
+}
+
 #[tokio::test]
 async fn a_spray_of_made_up_keys_is_refused_from_memory_and_a_new_key_still_gets_in() {
     let dir = tempfile::tempdir().unwrap();

@@ -36,6 +36,13 @@ const KEY_COLUMNS: &str = "k.id, w.name, k.prefix, k.scope, k.name, k.created_at
 const KEY_TABLES: &str = "api_keys k JOIN workspaces w ON w.id = k.workspace_id
     LEFT JOIN key_quality q ON q.key_id = k.id";
 
+/// A transaction that takes the write lock at its start: one that read first and wrote
+/// later would fail at once ("database is locked", no busy wait) whenever the server's
+/// writer committed in between, as a CLI command beside a running server does.
+fn write_tx(c: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
+    Ok(c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+}
+
 /// Move `key_generation` (a `meta` row, made on first use: files from before it have
 /// none), in the transaction that changed a key or a workspace's pause.
 fn bump_key_generation(c: &Connection) -> Result<()> {
@@ -119,7 +126,7 @@ impl ControlStore for SqliteStore {
 
     async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
         self.with_conn(move |c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let n = tx.execute(
                 "UPDATE workspaces SET paused = ?2 WHERE name = ?1",
                 params![name, paused],
@@ -143,7 +150,7 @@ impl ControlStore for SqliteStore {
         name: Option<String>,
     ) -> Result<KeyRecord> {
         self.with_conn(move |c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let ws = workspace_id(&tx, &workspace)?;
             tx.execute(
                 "INSERT INTO api_keys (workspace_id, key_hash, prefix, scope, name, created_at)
@@ -176,7 +183,7 @@ impl ControlStore for SqliteStore {
 
     async fn revoke_key(&self, id_or_prefix: String) -> Result<usize> {
         self.with_conn(move |c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let n = tx.execute(
                 "UPDATE api_keys SET revoked_at = ?2
                  WHERE revoked_at IS NULL AND (CAST(id AS TEXT) = ?1 OR prefix = ?1)",
@@ -255,7 +262,7 @@ impl ControlStore for SqliteStore {
 
     async fn save_price_book(&self, book: StoredBook) -> Result<()> {
         self.with_conn(move |c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             tx.execute(
                 "INSERT INTO price_books (kind, version, body, imported_at) VALUES (?1, ?2, ?3, ?4)",
                 params![book.kind, book.version, book.body, now_ms()],
@@ -272,7 +279,7 @@ impl ControlStore for SqliteStore {
 
     async fn remove_price_book(&self, version: String) -> Result<usize> {
         self.with_conn(move |c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let removed = tx.execute("DELETE FROM price_books WHERE version = ?1", [version])?;
             if removed > 0 {
                 tx.execute(
@@ -311,7 +318,7 @@ impl ControlStore for SqliteStore {
             match id {
                 None => {
                     // The next id of this workspace's kind, taken in the same transaction.
-                    let tx = c.transaction()?;
+                    let tx = write_tx(c)?;
                     let id: i64 = tx.query_row(
                         "INSERT INTO object_ids (workspace_id, kind, last_id) VALUES (?1, ?2, 1)
                          ON CONFLICT (workspace_id, kind) DO UPDATE SET last_id = last_id + 1
@@ -413,7 +420,7 @@ impl ControlStore for SqliteStore {
 
     async fn copy_key(&self, key: StoredKey) -> Result<bool> {
         self.with_conn(move |c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let ws = workspace_id(&tx, &key.workspace)?;
             let added = tx.execute(
                 "INSERT OR IGNORE INTO api_keys
@@ -464,7 +471,7 @@ impl ControlStore for SqliteStore {
 
     async fn copy_object(&self, kind: String, object: StoredObject) -> Result<()> {
         self.with_conn(move |c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let o = &object;
             tx.execute(
                 "INSERT OR REPLACE INTO objects (workspace_id, kind, id, body, created_ms, updated_ms)
