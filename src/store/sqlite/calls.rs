@@ -23,24 +23,28 @@ const MERGE_AFTER: usize = 1 << 16;
 /// Row ids by call hash. Owned by the writer (the only one who adds to it) and read by
 /// lookups of one call (`/v1/events?externalRequestId=`).
 ///
-/// Most calls sit in two sorted arrays (12 bytes a call); the calls of the latest
+/// Most calls sit in two sorted arrays (8 bytes a call); the calls of the latest
 /// commits in a hash map until there are enough to merge. Why: a hash map alone took
-/// 17-34 bytes a call (its slots grow by doubling), about 300 MB at 10M calls.
+/// 17-34 bytes a call (its slots grow by doubling), about 300 MB at 10M calls. The
+/// arrays keep 48 bits of each hash (the top 16 are the prefix table's, the low 32 are
+/// stored): a hash is only a candidate anyway, and at 10M calls two calls share 48 bits
+/// about once in the whole index (a lookup reads one extra row per 28 million).
 #[derive(Default)]
 pub struct CallIndex {
     hasher: Hasher,
-    /// Sorted keys and, at the same position, the first row stored under each.
-    keys: Vec<u64>,
+    /// The low 32 bits of the sorted short keys (`short`) and, at the same position, the
+    /// first row stored under each.
+    keys: Vec<u32>,
     rows: Vec<u32>,
     /// Where the keys starting with each 16-bit prefix start in `keys` (and, last, the
     /// end): a lookup binary-searches only its prefix's few keys, not all of them (the
     /// whole search missed the cache a dozen times per call).
-    starts: Vec<usize>,
+    starts: Vec<u32>,
     /// The first row under keys added since the last merge (and under any key whose
-    /// row id does not fit 32 bits).
+    /// row id does not fit 32 bits), by the whole key.
     recent: HashMap<u64, i64, Hasher>,
-    /// Further rows under a hash that another id already has (a 64-bit collision: in
-    /// practice empty).
+    /// Further rows under a whole key whose short key another id already has (a 48-bit
+    /// collision: in practice nearly empty).
     more: HashMap<u64, Vec<i64>, Hasher>,
 }
 
@@ -48,7 +52,7 @@ impl CallIndex {
     /// Index every stored call `tx` sees (a transaction the caller holds).
     pub fn scan(tx: &Connection) -> rusqlite::Result<CallIndex> {
         let mut index = CallIndex::default();
-        let mut all = Vec::new();
+        let mut all: Vec<(u64, i64)> = Vec::new();
         let mut stmt = tx.prepare("SELECT id, workspace_id, external_request_id FROM events")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
@@ -57,7 +61,7 @@ impl CallIndex {
         }
         // Rows come in id order, and a stable sort keeps it: the first row of a key is
         // its oldest, as `insert` in id order would have kept it.
-        all.sort_by_key(|(key, _)| *key);
+        all.sort_by_key(|(key, _)| short(*key));
         index.merge(all);
         Ok(index)
     }
@@ -72,9 +76,10 @@ impl CallIndex {
 
     /// About how many bytes the index takes on the heap (for the memory figures).
     pub fn heap_bytes(&self) -> usize {
-        12 * self.keys.capacity()
+        4 * self.keys.capacity()
+            + 4 * self.rows.capacity()
             + 17 * self.recent.capacity()
-            + std::mem::size_of::<usize>() * self.starts.capacity()
+            + 4 * self.starts.capacity()
     }
 
     pub fn insert(&mut self, key: u64, row: i64) {
@@ -85,43 +90,60 @@ impl CallIndex {
         self.recent.insert(key, row);
         if self.recent.len() > MERGE_AFTER.max(self.keys.len() / 8) {
             let mut recent: Vec<(u64, i64)> = self.recent.drain().collect();
-            recent.sort_unstable_by_key(|(key, _)| *key);
+            recent.sort_unstable_by_key(|(key, _)| short(*key));
             self.merge(recent);
         }
     }
 
-    /// Merge `added` (sorted by key, no key already indexed unless it repeats within
-    /// `added`) into the sorted arrays; a repeated key's later rows go to `more`, and a
-    /// row id past 32 bits stays in `recent`.
+    /// The sorted arrays' entries in order, as (short key, row).
+    fn sorted(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let prefixes = self.starts.len().saturating_sub(1);
+        (0..prefixes).flat_map(move |prefix| {
+            let (from, to) = (
+                self.starts[prefix] as usize,
+                self.starts[prefix + 1] as usize,
+            );
+            (from..to).map(move |i| {
+                (
+                    (prefix as u64) << 32 | u64::from(self.keys[i]),
+                    self.rows[i],
+                )
+            })
+        })
+    }
+
+    /// Merge `added` (whole keys sorted by short key, no short key already indexed
+    /// unless it repeats within `added`) into the sorted arrays; a repeated short key's
+    /// later rows go to `more` under their whole key, and a row id past 32 bits stays in
+    /// `recent`.
     fn merge(&mut self, added: Vec<(u64, i64)>) {
-        let total = self.keys.len() + added.len();
-        let (mut keys, mut rows) = (Vec::with_capacity(total), Vec::with_capacity(total));
-        let mut old = self
-            .keys
-            .iter()
-            .copied()
-            .zip(self.rows.iter().copied())
-            .peekable();
+        let mut merged = Sorted::with_capacity(self.keys.len() + added.len());
+        let mut old = self.sorted().peekable();
+        let mut more = Vec::new();
+        let mut recent = Vec::new();
         for (key, row) in added {
-            while let Some(first) = old.next_if(|(k, _)| *k < key) {
-                keys.push(first.0);
-                rows.push(first.1);
+            let short_key = short(key);
+            while let Some((k, r)) = old.next_if(|(k, _)| *k < short_key) {
+                merged.push(k, r);
             }
-            if keys.last() == Some(&key) || old.peek().map(|(k, _)| *k) == Some(key) {
-                self.more.entry(key).or_default().push(row);
+            let taken =
+                merged.last == Some(short_key) || old.peek().map(|(k, _)| *k) == Some(short_key);
+            if taken {
+                more.push((key, row));
             } else if let Ok(small) = u32::try_from(row) {
-                keys.push(key);
-                rows.push(small);
+                merged.push(short_key, small);
             } else {
-                self.recent.insert(key, row);
+                recent.push((key, row));
             }
         }
-        for (key, row) in old {
-            keys.push(key);
-            rows.push(row);
+        for (short_key, row) in old {
+            merged.push(short_key, row);
         }
-        self.starts = prefix_starts(&keys);
-        (self.keys, self.rows) = (keys, rows);
+        for (key, row) in more {
+            self.more.entry(key).or_default().push(row);
+        }
+        self.recent.extend(recent);
+        (self.keys, self.rows, self.starts) = merged.finish();
     }
 
     /// The first row stored under `key`.
@@ -131,7 +153,8 @@ impl CallIndex {
         }
         let prefix = (key >> PREFIX_SHIFT) as usize;
         let (from, to) = (*self.starts.get(prefix)?, *self.starts.get(prefix + 1)?);
-        let i = from + self.keys[from..to].binary_search(&key).ok()?;
+        let (from, to) = (from as usize, to as usize);
+        let i = from + self.keys[from..to].binary_search(&(key as u32)).ok()?;
         Some(i64::from(self.rows[i]))
     }
 
@@ -145,17 +168,51 @@ impl CallIndex {
 /// Keys are grouped by their top 16 bits.
 const PREFIX_SHIFT: u32 = 48;
 
-/// For each 16-bit prefix, the position of its first key in `keys` (sorted), then the end.
-fn prefix_starts(keys: &[u64]) -> Vec<usize> {
-    let mut starts = Vec::with_capacity((1 << 16) + 1);
-    let mut at = 0;
-    for prefix in 0..=(1u64 << 16) {
-        while at < keys.len() && (keys[at] >> PREFIX_SHIFT) < prefix {
-            at += 1;
+/// The 48 bits of a key the sorted arrays keep: its top 16 bits (the prefix) above its
+/// low 32 (the stored part).
+fn short(key: u64) -> u64 {
+    (key >> PREFIX_SHIFT) << 32 | (key & 0xffff_ffff)
+}
+
+/// The sorted arrays being built from entries pushed in short-key order, with their
+/// prefix table (for each 16-bit prefix, the position of its first entry, then the end).
+struct Sorted {
+    keys: Vec<u32>,
+    rows: Vec<u32>,
+    starts: Vec<u32>,
+    last: Option<u64>,
+}
+
+impl Sorted {
+    fn with_capacity(n: usize) -> Sorted {
+        Sorted {
+            keys: Vec::with_capacity(n),
+            rows: Vec::with_capacity(n),
+            starts: Vec::with_capacity((1 << 16) + 1),
+            last: None,
         }
-        starts.push(at);
     }
-    starts
+
+    fn position(&self) -> u32 {
+        u32::try_from(self.keys.len()).expect("under 4 billion calls")
+    }
+
+    fn push(&mut self, short_key: u64, row: u32) {
+        let prefix = (short_key >> 32) as usize;
+        while self.starts.len() <= prefix {
+            self.starts.push(self.position());
+        }
+        self.keys.push(short_key as u32);
+        self.rows.push(row);
+        self.last = Some(short_key);
+    }
+
+    fn finish(mut self) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+        while self.starts.len() <= 1 << 16 {
+            self.starts.push(self.position());
+        }
+        (self.keys, self.rows, self.starts)
+    }
 }
 
 #[cfg(test)]
@@ -192,7 +249,8 @@ mod tests {
         }
         assert_eq!(index.candidates(12345).count(), 0);
         // A collision with a merged key keeps both rows, the first one first.
-        let merged = index.keys[10];
+        let short_key = index.sorted().nth(10).unwrap().0;
+        let merged = (short_key >> 32) << PREFIX_SHIFT | (short_key & 0xffff_ffff);
         let row = index.candidates(merged).next().unwrap();
         index.insert(merged, 999_999_999);
         assert_eq!(
@@ -206,6 +264,30 @@ mod tests {
             index.candidates(77).collect::<Vec<_>>(),
             vec![i64::from(u32::MAX) + 5]
         );
+    }
+
+    /// Two whole keys that share the 48 bits the arrays keep are both candidates for
+    /// the second, and the first finds only its own row, merged or not.
+    #[test]
+    fn keys_sharing_their_short_key_keep_both_rows() {
+        let mut index = CallIndex::default();
+        let (a, b) = (0xABCD_0000_1234_5678u64, 0xABCD_FFFF_1234_5678u64);
+        assert_eq!(short(a), short(b));
+        index.insert(a, 10);
+        index.insert(b, 20);
+        let n = MERGE_AFTER as u64 + 1;
+        for i in 0..n {
+            index.insert(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, 100 + i as i64);
+        }
+        assert!(index.recent.len() < n as usize, "merged");
+        assert_eq!(index.candidates(a).collect::<Vec<_>>(), vec![10]);
+        assert_eq!(index.candidates(b).collect::<Vec<_>>(), vec![10, 20]);
+        assert_eq!(index.len(), n as usize + 2);
+        // The same pair arriving in one scan's merge.
+        let mut fresh = CallIndex::default();
+        fresh.merge(vec![(a, 1), (b, 2)]);
+        assert_eq!(fresh.candidates(a).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(fresh.candidates(b).collect::<Vec<_>>(), vec![1, 2]);
     }
 
     #[test]

@@ -385,7 +385,7 @@ impl Cells {
             .values()
             .map(|b| {
                 b.packed.bytes.capacity()
-                    + 4 * b.packed.starts.capacity()
+                    + 4 * b.packed.marks.capacity()
                     + open_slot * b.open.capacity()
             })
             .sum()
@@ -531,8 +531,7 @@ impl Bucket {
         keep: impl Fn(&DimIds) -> bool,
         mut f: impl FnMut(&DimIds, &Cell) -> Result<(), E>,
     ) -> Result<(), E> {
-        for i in 0..self.packed.len() {
-            let (dims, rest) = self.packed.ids_at(i);
+        for (dims, rest) in self.packed.cells() {
             if keep(&dims) {
                 f(&dims, &Packed::sums(rest))?;
             }
@@ -546,45 +545,92 @@ impl Bucket {
     }
 }
 
-/// Cells sorted by their ids, each stored as variable-length integers (LEB128,
-/// zigzag for the sums): the number of ids up to the last non-zero one, those ids, then
-/// the 14 sums. A user's day cell takes about 30 bytes here plus 4 for its start.
+/// Cells sorted by their ids, one after the other: a length byte (the cell's bytes after
+/// it), the number of ids up to the last non-zero one, those ids (LEB128), a bit mask of
+/// the sums that are stored and those sums (zigzag LEB128; a zero sum is left out, and
+/// the measures that count calls like `requests` does are stored as their difference
+/// from it, mostly zero). A user's day cell takes about 22 bytes. Why this layout (it
+/// was 4 bytes of offset plus every sum, ~31 bytes a cell): at 10M realistic calls the
+/// totals hold ~7M cells, the largest part of the server's memory (ARCHITECTURE.md).
+/// A read walks the cells in order; a lookup of one cell binary-searches `marks` and
+/// walks at most `MARK_EVERY` cells.
 #[derive(Default)]
 struct Packed {
     bytes: Vec<u8>,
-    /// Where each cell starts in `bytes`.
-    starts: Vec<u32>,
+    /// Where every `MARK_EVERY`-th cell starts in `bytes`.
+    marks: Vec<u32>,
+    len: usize,
 }
+
+/// Cells between two entries of `Packed::marks`.
+const MARK_EVERY: usize = 16;
+
+/// The measures stored as their difference from `requests` (index 0 of `MEASURES`): each
+/// counts calls like it (attempts, priced calls, calls with a latency), so the
+/// difference is mostly zero and left out. Wrapping both ways: exact for any values.
+const LIKE_REQUESTS: [usize; 3] = [1, 3, 10];
 
 impl Packed {
     fn from_sorted(cells: &[(DimIds, Cell)]) -> Packed {
         let mut packed = Packed {
-            bytes: Vec::with_capacity(cells.len() * 32),
-            starts: Vec::with_capacity(cells.len()),
+            bytes: Vec::with_capacity(cells.len() * 24),
+            marks: Vec::with_capacity(cells.len().div_ceil(MARK_EVERY)),
+            len: cells.len(),
         };
-        for (dims, cell) in cells {
-            let start = u32::try_from(packed.bytes.len()).expect("a bucket under 4 GB");
-            packed.starts.push(start);
+        let mut one = Vec::with_capacity(256);
+        for (i, (dims, cell)) in cells.iter().enumerate() {
+            if i % MARK_EVERY == 0 {
+                let start = u32::try_from(packed.bytes.len()).expect("a bucket under 4 GB");
+                packed.marks.push(start);
+            }
+            one.clear();
             let used = dims.iter().rposition(|id| *id != 0).map_or(0, |i| i + 1);
-            packed.bytes.push(used as u8);
+            one.push(used as u8);
             for id in &dims[..used] {
-                prost::encoding::encode_varint(u64::from(*id), &mut packed.bytes);
+                prost::encoding::encode_varint(u64::from(*id), &mut one);
             }
-            for m in cell {
-                prost::encoding::encode_varint(((m << 1) ^ (m >> 63)) as u64, &mut packed.bytes);
+            let mut stored = *cell;
+            for i in LIKE_REQUESTS {
+                stored[i] = stored[i].wrapping_sub(cell[0]);
             }
+            let mask = stored
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| **m != 0)
+                .fold(0u64, |mask, (i, _)| mask | 1 << i);
+            prost::encoding::encode_varint(mask, &mut one);
+            for m in stored.iter().filter(|m| **m != 0) {
+                prost::encoding::encode_varint(((m << 1) ^ (m >> 63)) as u64, &mut one);
+            }
+            // At most 1 + 7 * 5 + 3 + 14 * 10 = 179 bytes.
+            packed.bytes.push(one.len() as u8);
+            packed.bytes.extend_from_slice(&one);
         }
         packed.bytes.shrink_to_fit();
         packed
     }
 
     fn len(&self) -> usize {
-        self.starts.len()
+        self.len
     }
 
-    /// The ids of cell `i`, and the bytes after them.
-    fn ids_at(&self, i: usize) -> (DimIds, &[u8]) {
-        let mut bytes = &self.bytes[self.starts[i] as usize..];
+    /// The cells in order from byte `at`: each one's ids and its encoded sums.
+    fn cells_from(&self, at: usize) -> impl Iterator<Item = (DimIds, &[u8])> + '_ {
+        let mut bytes = &self.bytes[at..];
+        std::iter::from_fn(move || {
+            let (&len, rest) = bytes.split_first()?;
+            let (cell, rest) = rest.split_at(len as usize);
+            bytes = rest;
+            Some(Packed::ids(cell))
+        })
+    }
+
+    fn cells(&self) -> impl Iterator<Item = (DimIds, &[u8])> + '_ {
+        self.cells_from(0)
+    }
+
+    /// A cell's ids (the bytes after its length), and the bytes after them.
+    fn ids(mut bytes: &[u8]) -> (DimIds, &[u8]) {
         let used = bytes[0] as usize;
         bytes = &bytes[1..];
         let mut dims = [0u32; 7];
@@ -594,41 +640,40 @@ impl Packed {
         (dims, bytes)
     }
 
-    fn cell_at(&self, i: usize) -> (DimIds, Cell) {
-        let (dims, rest) = self.ids_at(i);
-        (dims, Packed::sums(rest))
-    }
-
-    /// The 14 sums at the front of `bytes`.
+    /// The sums encoded at the front of `bytes`.
+    #[inline]
     fn sums(mut bytes: &[u8]) -> Cell {
+        // Only the stored sums are visited (a user's cell has about 8 of 14): reads
+        // decode every cell of their window.
+        let mut mask = varint(&mut bytes);
         let mut cell = [0i64; N_MEASURES];
-        for m in cell.iter_mut() {
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
             let z = varint(&mut bytes);
-            *m = ((z >> 1) as i64) ^ -((z & 1) as i64);
+            cell[i] = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        }
+        for i in LIKE_REQUESTS {
+            cell[i] = cell[i].wrapping_add(cell[0]);
         }
         cell
     }
 
     fn get(&self, dims: &DimIds) -> Option<Cell> {
-        let i = self.find(dims).ok()?;
-        Some(self.cell_at(i).1)
-    }
-
-    fn find(&self, dims: &DimIds) -> Result<usize, usize> {
-        let (mut low, mut high) = (0, self.len());
-        while low < high {
-            let mid = (low + high) / 2;
-            match self.ids_at(mid).0.cmp(dims) {
-                std::cmp::Ordering::Less => low = mid + 1,
-                std::cmp::Ordering::Greater => high = mid,
-                std::cmp::Ordering::Equal => return Ok(mid),
-            }
-        }
-        Err(low)
+        // The last mark whose cell's ids are not after `dims`: the cell is in its run.
+        let after = self.marks.partition_point(|&at| {
+            let (ids, _) = self.cells_from(at as usize).next().expect("a marked cell");
+            ids <= *dims
+        });
+        let at = *self.marks.get(after.checked_sub(1)?)? as usize;
+        self.cells_from(at)
+            .take(MARK_EVERY)
+            .find(|(ids, _)| ids == dims)
+            .map(|(_, rest)| Packed::sums(rest))
     }
 
     fn iter(&self) -> impl Iterator<Item = (DimIds, Cell)> + '_ {
-        (0..self.len()).map(|i| self.cell_at(i))
+        self.cells().map(|(dims, rest)| (dims, Packed::sums(rest)))
     }
 }
 
@@ -1104,6 +1149,50 @@ mod tests {
         let packed = Packed::from_sorted(&cells);
         let back: Vec<(DimIds, Cell)> = packed.iter().collect();
         assert_eq!(back, cells);
+    }
+
+    /// Lookups walk from the nearest mark: every stored cell is found with its sums,
+    /// ids between, before and after them are not; sums far from `requests` (where the
+    /// stored difference wraps) and all-zero sums come back exactly.
+    #[test]
+    fn packed_cells_are_found_by_their_ids_and_absent_ids_are_not() {
+        assert_eq!(
+            LIKE_REQUESTS.map(|i| MEASURES[i]),
+            ["attempts", "priced", "latency_count"]
+        );
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let cells: Vec<(DimIds, Cell)> = (0..100u32)
+            .map(|i| {
+                // Even ids only, so every odd one is absent.
+                let dims = [1, 2, i * 2 + 2, 0, 0, 0, 0];
+                let cell: Cell = match i % 4 {
+                    0 => [0; N_MEASURES],
+                    1 => std::array::from_fn(|_| next() as i64),
+                    2 => std::array::from_fn(|m| if m == 0 { i64::MIN } else { i64::MAX }),
+                    _ => std::array::from_fn(|m| (next() % 1000) as i64 * (m as i64 % 3)),
+                };
+                (dims, cell)
+            })
+            .collect();
+        let packed = Packed::from_sorted(&cells);
+        assert_eq!(packed.len(), cells.len());
+        assert_eq!(packed.iter().collect::<Vec<_>>(), cells);
+        for (dims, cell) in &cells {
+            assert_eq!(packed.get(dims), Some(*cell), "{dims:?}");
+            let mut absent = *dims;
+            absent[2] += 1;
+            assert_eq!(packed.get(&absent), None, "{absent:?}");
+        }
+        assert_eq!(packed.get(&[1, 2, 0, 0, 0, 0, 0]), None);
+        assert_eq!(packed.get(&[0; 7]), None);
+        assert_eq!(packed.get(&[1, 3, 0, 0, 0, 0, 0]), None);
+        assert_eq!(Packed::default().get(&[1, 2, 2, 0, 0, 0, 0]), None);
     }
 
     #[test]

@@ -246,6 +246,9 @@ pub fn configure(conn: &Connection, cache_mib: u32) -> rusqlite::Result<()> {
 /// Page cache of the writer's connection, and of each reader's.
 pub const WRITER_CACHE_MIB: u32 = 64;
 pub const READER_CACHE_MIB: u32 = 8;
+/// Page cache of the writer's connection while it builds the rollups and the call index
+/// at open (one scan of every event: a cache would only keep the last pages read).
+pub const BUILD_CACHE_MIB: u32 = 2;
 
 /// Create the schema and the `default` workspace if they are missing.
 pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
