@@ -90,7 +90,9 @@ impl CallIndex {
         self.recent.insert(key, row);
         if self.recent.len() > MERGE_AFTER.max(self.keys.len() / 8) {
             let mut recent: Vec<(u64, i64)> = self.recent.drain().collect();
-            recent.sort_unstable_by_key(|(key, _)| short(*key));
+            // By row too: a map drains in no fixed order, and of two keys sharing their
+            // short key the older row must be the one the arrays keep (as `scan` does).
+            recent.sort_unstable_by_key(|(key, row)| (short(*key), *row));
             self.merge(recent);
         }
     }
