@@ -62,7 +62,13 @@ fn lower(step: i32) {
     // On Linux a nice value is per thread: PRIO_PROCESS with a thread id sets only it.
     let tid = rustix::thread::gettid();
     let current = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
-    let nice = (current + step).min(19);
+    // The step counts from the process's own level, taken from the first thread made a
+    // background thread (no thread was lowered before it): a thread started by a
+    // background thread (the fold thread by the writer) inherits its nice value and
+    // must not be lowered twice.
+    static BASE: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| current);
+    let nice = (base + step).min(19);
     if nice <= current {
         return;
     }
@@ -111,5 +117,26 @@ mod tests {
         assert_eq!(after, (before + background_nice()).min(19));
         assert_eq!(name.trim(), "burnrate-test-b", "15 bytes, the first call's");
         assert_eq!(nice_of_this_thread(), caller);
+    }
+
+    /// A background thread started by another (the fold thread by the writer) inherits
+    /// its level and is not lowered a second time.
+    #[test]
+    fn a_background_thread_started_by_one_is_lowered_once() {
+        let caller = nice_of_this_thread();
+        let (outer, inner) = std::thread::spawn(|| {
+            background("burnrate-outer");
+            let inner = std::thread::spawn(|| {
+                background("burnrate-inner");
+                nice_of_this_thread()
+            })
+            .join()
+            .unwrap();
+            (nice_of_this_thread(), inner)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(outer, (caller + background_nice()).min(19));
+        assert_eq!(inner, outer);
     }
 }

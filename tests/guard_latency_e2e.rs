@@ -176,8 +176,10 @@ async fn a_guard_call_is_timed_from_the_first_read_of_its_bytes() {
     // The slow one is past the last finite bound (100 ms), the other well under it.
     let last_finite = buckets[buckets.len() - 2];
     assert_eq!(last_finite, (0.1, 1), "{buckets:?}");
-    // At least the 150 ms pause; under twice it (the idle gap would add another 150 ms).
-    assert!((0.15..0.3).contains(&sum), "sum {sum} s");
+    // The 150 ms pause (less up to 5 ms: on a loaded machine the kernel may stamp the
+    // head's arrival a little after the write returned); under twice it (the idle gap
+    // would add another 150 ms).
+    assert!((0.145..0.3).contains(&sum), "sum {sum} s");
 }
 
 /// Each thread of process `pid` as (name, nice value), from /proc.

@@ -115,9 +115,12 @@ mod tests {
             arrived >= sent - Duration::from_millis(1),
             "stamped before the send"
         );
+        // The kernel's stamp and `SystemTime` read the same clock by different paths
+        // (a loaded CI machine showed the stamp a hair after the readiness check).
         assert!(
-            arrived <= seen_ready,
-            "stamped after the bytes were seen ready"
+            arrived <= seen_ready + Duration::from_millis(1),
+            "stamped after the bytes were seen ready: {:?}",
+            arrived.duration_since(seen_ready)
         );
         let before_read = read_at.duration_since(arrived).unwrap();
         assert!(before_read >= Duration::from_millis(200), "{before_read:?}");

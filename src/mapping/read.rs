@@ -236,6 +236,10 @@ fn event_matches(rules: &Rules, filters: &crate::query::Filters, e: &StoredEvent
 
 #[async_trait]
 impl EventStore for Mapped {
+    async fn warm_up(&self) -> Result<()> {
+        self.inner.warm_up().await
+    }
+
     async fn ingest_counted(
         &self,
         workspace: WorkspaceId,

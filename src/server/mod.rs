@@ -166,6 +166,7 @@ impl Ready {
         config: Config,
         clock: Clock,
     ) -> anyhow::Result<Ready> {
+        store.warm_up().await?;
         if config.demo && store.event_count().await? == 0 {
             let now = jiff::Timestamp::now().as_millisecond();
             load::demo(store.clone(), DemoRun::serve_default(now)).await?;

@@ -644,6 +644,13 @@ pub fn repricing(
 /// answer every read of them.
 #[async_trait]
 pub trait EventStore: Send + Sync {
+    /// Get ready for event reads and writes now: a backend that builds in-memory state
+    /// from its data on first need (the embedded store's rollups and call index) builds
+    /// it here. The server calls this before it listens, so no request waits for it.
+    async fn warm_up(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Write validated, priced events for one workspace durably; one result per event.
     async fn ingest(
         &self,

@@ -17,7 +17,7 @@ use crate::event::PricedEvent;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 /// Ingest jobs that may wait for the writer; beyond this, ingest answers 429.
@@ -28,8 +28,9 @@ pub use lifecycle::restore;
 pub struct SqliteStore {
     path: PathBuf,
     jobs: Mutex<Option<mpsc::Sender<writer::WriterJob>>>,
-    /// In-memory rollups and call index, changed only by the writer (after each commit).
-    derived: writer::Derived,
+    /// In-memory rollups and call index, changed only by the writer (after each commit);
+    /// None until the writer built them (`derived`).
+    derived: tokio::sync::watch::Receiver<writer::Published>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
@@ -53,32 +54,25 @@ impl SqliteStore {
         self.jobs.lock().unwrap().clone().ok_or(StoreError::Closed)
     }
 
-    /// Open (creating if needed) the database at `path` and start its writer.
+    /// Open (creating if needed) the database at `path` and start its writer. The
+    /// rollups and the call index are not built here but before the writer's first job
+    /// (`derived`): a command that only touches control data (`keys create` beside a
+    /// server, say) never waits for the scan of every event, about a minute at 10M.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn, schema::WRITER_CACHE_MIB)?;
         schema::migrate(&mut conn, now_ms())?;
-        // The build scans every event once: through a small page cache, so the writer's
-        // does not start out full of pages no commit will touch (64 MB of the server's
-        // memory at 10M calls, before any ingest).
-        conn.pragma_update(None, "cache_size", -(schema::BUILD_CACHE_MIB as i64 * 1024))?;
-        let derived = Self::build_derived(&mut conn)?;
-        conn.pragma_update(
-            None,
-            "cache_size",
-            -(schema::WRITER_CACHE_MIB as i64 * 1024),
-        )?;
         // Checkpoints run on a thread of their own (copying the WAL's frames into the file
         // took 8% of the writer's time when SQLite's auto-checkpoint ran them inside its
         // commits); the writer's auto-checkpoint stays as a backstop at a larger size.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let writer_derived = derived.clone();
+        let (publish, derived) = tokio::sync::watch::channel(None);
         let writer = std::thread::Builder::new()
             .name("burnrate-writer".into())
             .spawn(move || {
                 crate::sched::background("burnrate-writer");
-                writer::run(conn, rx, writer_derived)
+                writer::run(conn, rx, publish)
             })?;
         let checkpointer = Self::start_checkpointer(path)?;
         Ok(SqliteStore {
@@ -92,49 +86,38 @@ impl SqliteStore {
         })
     }
 
-    /// The rollups, summed from every event in the file, and the index of its calls, in
-    /// one read transaction (the start's cost, logged).
-    fn build_derived(conn: &mut Connection) -> anyhow::Result<writer::Derived> {
-        let started = std::time::Instant::now();
-        let tx = conn.transaction()?;
-        let totals = rollup::Totals::sum(&tx)
-            .map_err(|e| anyhow::anyhow!("summing the stored events failed: {e}"))?;
-        let calls = calls::CallIndex::scan(&tx)?;
-        drop(tx);
-        let cells: Vec<String> = totals
-            .cell_counts()
-            .iter()
-            .map(|(family, grain, n)| format!("{family}/{grain:?}={n}"))
-            .collect();
-        let ms = started.elapsed().as_millis() as u64;
-        // Debug, never info: every CLI command opens the store, and what a command prints
-        // must not depend on how long the build took (RUST_LOG=debug shows it).
-        tracing::debug!(
-            seq = totals.seq,
-            ms,
-            cells = %cells.join(" "),
-            cells_mb = totals.heap_bytes() / 1_000_000,
-            calls = calls.len(),
-            calls_mb = calls.heap_bytes() / 1_000_000,
-            "rollups and call index built from the events"
-        );
-        Ok(writer::Derived {
-            rollups: rollup::Rollups::new(totals),
-            calls: Arc::new(std::sync::RwLock::new(calls)),
-        })
+    /// The rollups and the call index, once the writer built them: a read that needs
+    /// them before then asks the writer to build them now and waits.
+    async fn derived(&self) -> Result<writer::Derived> {
+        let mut built = self.derived.clone();
+        if built.borrow().is_none() {
+            self.writer()?
+                .send(writer::WriterJob::Build)
+                .await
+                .map_err(|_| StoreError::Closed)?;
+        }
+        let built = built
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        match built.as_ref() {
+            Some(Ok(derived)) => Ok(derived.clone()),
+            Some(Err(e)) => Err(StoreError::Database(e.clone())),
+            None => Err(StoreError::Closed),
+        }
     }
 
     /// The last commit sequence the rollups include: every read through `aggregate`
     /// answers as of exactly this many commits (or a later one).
-    pub fn commit_seq(&self) -> i64 {
-        self.derived.rollups.read().seq
+    pub async fn commit_seq(&self) -> Result<i64> {
+        Ok(self.derived().await?.rollups.read().seq)
     }
 
     /// Called by a read whose snapshot is ahead of the rollups for long: another process
     /// committed to the file. The writer rebuilds them between two commits.
-    fn catch_up_later(&self) -> impl Fn() + Send + 'static {
+    fn catch_up_later(&self, derived: &writer::Derived) -> impl Fn() + Send + 'static {
         let sender = self.writer().ok();
-        let derived = self.derived.clone();
+        let derived = derived.clone();
         move || {
             if let Some(sender) = &sender {
                 let derived = derived.clone();
@@ -149,9 +132,9 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection, &writer::Derived) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        let derived = self.derived().await?;
         let sender = self.writer()?;
         let (done, answer) = oneshot::channel();
-        let derived = self.derived.clone();
         let job = Box::new(move |c: &mut Connection| {
             let _ = done.send(f(c, &derived));
         });
@@ -337,6 +320,10 @@ fn ms_to_rfc3339(ms: i64) -> String {
 
 #[async_trait]
 impl EventStore for SqliteStore {
+    async fn warm_up(&self) -> Result<()> {
+        self.derived().await.map(|_| ())
+    }
+
     async fn ingest_counted(
         &self,
         workspace: WorkspaceId,
@@ -367,7 +354,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage> {
-        let calls = self.derived.calls.clone();
+        let calls = self.derived().await?.calls;
         self.with_conn(move |c| read::events(c, &calls, workspace, &query))
             .await
     }
@@ -377,7 +364,8 @@ impl EventStore for SqliteStore {
         workspace: WorkspaceId,
         query: crate::query::Query,
     ) -> Result<crate::query::Answer> {
-        let (rollups, behind) = (self.derived.rollups.clone(), self.catch_up_later());
+        let derived = self.derived().await?;
+        let (rollups, behind) = (derived.rollups.clone(), self.catch_up_later(&derived));
         self.with_conn(move |c| aggregate::aggregate(c, workspace, &query, &rollups, &behind))
             .await
     }
@@ -391,7 +379,8 @@ impl EventStore for SqliteStore {
         workspace: WorkspaceId,
         filters: crate::query::Filters,
     ) -> Result<Vec<VersionSeen>> {
-        let (rollups, behind) = (self.derived.rollups.clone(), self.catch_up_later());
+        let derived = self.derived().await?;
+        let (rollups, behind) = (derived.rollups.clone(), self.catch_up_later(&derived));
         self.with_conn(move |c| read::versions_seen(c, &rollups, &behind, workspace, &filters))
             .await
     }
@@ -544,6 +533,57 @@ impl EventStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn built(store: &SqliteStore) -> bool {
+        store.derived.borrow().is_some()
+    }
+
+    /// Reopened over stored events, the store builds its rollups and call index only
+    /// when an event read or write needs them: control commands (keys, workspaces) on a
+    /// big store answer at once, and the built state answers as it did before.
+    #[tokio::test]
+    async fn control_work_never_builds_the_rollups_and_the_first_event_read_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lazy.db");
+        let now = now_ms();
+        let store = SqliteStore::open(&path).unwrap();
+        let lines: Vec<String> = (0..3)
+            .map(|i| {
+                format!(
+                    r#"{{"externalRequestId":"c{i}","timestamp":"{}","provider":"openai","model":"gpt-4o-mini","endpointTag":"chat","status":"success","inputTokens":1000,"outputTokens":100}}"#,
+                    jiff::Timestamp::from_millisecond(now - 60_000).unwrap()
+                )
+            })
+            .collect();
+        let items = lines.iter().map(|l| crate::ingest::parse_item(l)).collect();
+        let book = crate::price::PriceBook::bundled().unwrap();
+        let prepared = crate::ingest::prepare(items, &book, &Default::default(), now);
+        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
+        let stored = store.ingest(1, prepared.events).await.unwrap();
+        assert_eq!(stored.results.len(), 3, "{stored:?}");
+        store.close().await;
+
+        let store = SqliteStore::open(&path).unwrap();
+        let ws = store.create_workspace("other".into()).await.unwrap();
+        store
+            .create_key(
+                ws.name.clone(),
+                Scope::Ingest,
+                "h".repeat(64),
+                "br_x".into(),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.keys(None).await.unwrap().len(), 1);
+        assert!(!built(&store), "control work built the rollups");
+        let query = crate::query::QueryRequest::default().check(now).unwrap();
+        let answer = store.aggregate(1, query).await.unwrap();
+        assert!(built(&store));
+        assert_eq!(answer.totals[0].sums.requests, 3);
+        assert_eq!(store.commit_seq().await.unwrap(), 1);
+        store.close().await;
+    }
 
     /// rusqlite's text for a bad statement is "{msg} in {sql} at offset N": the old
     /// mapping put the whole SQL (400 KB for 40,000 filter values) into the log.
