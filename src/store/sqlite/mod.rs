@@ -87,14 +87,23 @@ impl SqliteStore {
     }
 
     /// The rollups and the call index, once the writer built them: a read that needs
-    /// them before then asks the writer to build them now and waits.
+    /// them before then asks the writer to build them now and waits. After a failed
+    /// build it asks again and waits for that answer.
     async fn derived(&self) -> Result<writer::Derived> {
         let mut built = self.derived.clone();
-        if built.borrow().is_none() {
+        let (ready, failed) = match &*built.borrow_and_update() {
+            Some(Ok(_)) => (true, false),
+            Some(Err(_)) => (false, true),
+            None => (false, false),
+        };
+        if !ready {
             self.writer()?
                 .send(writer::WriterJob::Build)
                 .await
                 .map_err(|_| StoreError::Closed)?;
+            if failed {
+                built.changed().await.map_err(|_| StoreError::Closed)?;
+            }
         }
         let built = built
             .wait_for(Option::is_some)
