@@ -339,8 +339,7 @@ fn begin<'c>(
     if file_seq != derived.rollups.ahead_seq() {
         // Another process may have erased ids (deleting their dims rows).
         *dims = DimCache::default();
-        let totals = Totals::sum(&tx)?;
-        let calls = CallIndex::scan(&tx)?;
+        let (totals, calls) = scan_events(&tx)?;
         derived.rollups.replace(totals);
         *derived.calls.write().unwrap_or_else(|e| e.into_inner()) = calls;
         tracing::debug!(
@@ -435,22 +434,24 @@ fn after_commit(
     catch_up(conn, derived);
 }
 
-/// The rollups, summed from every event in the file, and the index of its calls, in
-/// one read transaction (the cost of the first event read or write, logged), through a
-/// small page cache: the writer's does not start out full of pages no commit will touch
-/// (64 MB of the server's memory at 10M calls).
+/// Every event `tx` sees, summed into rollup totals and indexed by call. Read through a
+/// small page cache: the writer's would be left full of pages no commit touches (64 MB
+/// of the server's memory at 10M calls).
+fn scan_events(tx: &Connection) -> std::result::Result<(Totals, CallIndex), WriteError> {
+    let cache = |mib: u32| tx.pragma_update(None, "cache_size", -(i64::from(mib) * 1024));
+    cache(schema::BUILD_CACHE_MIB)?;
+    let scanned = Totals::sum(tx).and_then(|totals| Ok((totals, CallIndex::scan(tx)?)));
+    cache(schema::WRITER_CACHE_MIB)?;
+    scanned
+}
+
+/// The rollups and the index of the calls, from every event in the file in one read
+/// transaction (the cost of the first event read or write, logged).
 fn build(conn: &mut Connection) -> std::result::Result<Derived, WriteError> {
     let started = std::time::Instant::now();
-    conn.pragma_update(None, "cache_size", -(schema::BUILD_CACHE_MIB as i64 * 1024))?;
     let tx = conn.transaction()?;
-    let totals = Totals::sum(&tx)?;
-    let calls = CallIndex::scan(&tx)?;
+    let (totals, calls) = scan_events(&tx)?;
     drop(tx);
-    conn.pragma_update(
-        None,
-        "cache_size",
-        -(schema::WRITER_CACHE_MIB as i64 * 1024),
-    )?;
     let cells: Vec<String> = totals
         .cell_counts()
         .iter()
@@ -484,7 +485,7 @@ pub fn catch_up(conn: &mut Connection, derived: &Derived) {
     let rebuilt = conn
         .transaction()
         .map_err(WriteError::from)
-        .and_then(|tx| Ok((Totals::sum(&tx)?, CallIndex::scan(&tx)?)));
+        .and_then(|tx| scan_events(&tx));
     match rebuilt {
         // Debug: an expected event (another process committed), and a CLI command's
         // output must not depend on whether a server wrote meanwhile.
