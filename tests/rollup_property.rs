@@ -179,6 +179,111 @@ async fn rollups_answer_exactly_what_raw_events_answer() {
     store.close().await;
 }
 
+/// A window of users starting on an old day (before the users' recent hourly cells)
+/// reads that day's partial part raw once; the read asks for the day's hourly cells (a
+/// pin), built off the read while commits add, replace and move calls of that day. Once
+/// built, every answer still equals the raw events' answer, and more old days than are
+/// kept at once change nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn old_days_read_by_hour_answer_exactly_while_commits_race_their_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("o.db")).unwrap());
+    let book = std::sync::Arc::new(PriceBook::bundled().unwrap());
+    let mut rng = StdRng::seed_from_u64(20261203);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let today = now.div_euclid(DAY) * DAY;
+    let at = |t: i64| jiff::Timestamp::from_millisecond(t).unwrap().to_string();
+    let event = |rng: &mut StdRng, id: String, ts: i64, attempt: u64| {
+        json!({"externalRequestId": id, "attempt": attempt, "timestamp": at(ts),
+            "provider": "openai", "model": "gpt-4o", "endpointTag": "e",
+            "userId": format!("u{}", rng.random_range(0..40)),
+            "dataMode": pick(rng, &["real", "test"]), "status": "success",
+            "inputTokens": rng.random_range(1..5000), "outputTokens": rng.random_range(0..900)})
+        .to_string()
+    };
+    let ingest_all = |texts: Vec<String>| {
+        let store = store.clone();
+        let book = book.clone();
+        async move {
+            for chunk in texts.chunks(300) {
+                let items = chunk.iter().map(|t| ingest::parse_item(t)).collect();
+                let prepared = ingest::prepare(items, &book, &Default::default(), now);
+                assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
+                store.ingest(1, prepared.events).await.unwrap();
+            }
+        }
+    };
+    // Calls over the last 8 days, the newest now.
+    let mut texts: Vec<String> = (0..4000)
+        .map(|i| {
+            let ts = now - rng.random_range(0..8 * DAY);
+            event(&mut rng, format!("c{i}"), ts, 1)
+        })
+        .collect();
+    texts.push(event(&mut rng, "newest".into(), now - 1000, 1));
+    ingest_all(texts).await;
+    let users = |from: i64, bucket: Option<&str>| {
+        let mut q = json!({"from": at(from), "to": at(now), "groupBy": ["userId"],
+            "measures": ["requests", "costUsd", "inputTokens", "outputTokens"], "limit": 10000});
+        if let Some(b) = bucket {
+            q["bucket"] = json!(b);
+        }
+        serde_json::from_value::<QueryRequest>(q)
+            .unwrap()
+            .check(now)
+            .unwrap()
+    };
+    let old_day = today - 5 * DAY;
+    let compare = |query: burnrate::query::Query| {
+        let store = store.clone();
+        async move {
+            let from_rollups = store.aggregate(1, query.clone()).await.unwrap();
+            let from_raw = store.aggregate_raw(1, query.clone()).await.unwrap();
+            assert_eq!(from_rollups, from_raw, "query {query:?}");
+            from_raw.rows.len()
+        }
+    };
+    // The first read asks for the old day's pin; commits race its build: new calls on
+    // that day, and later attempts that move calls into and out of it.
+    assert!(compare(users(old_day + 3 * HOUR + 17_000, None)).await > 10);
+    let mut racing = Vec::new();
+    for i in 0..600 {
+        let ts = old_day + rng.random_range(0..DAY);
+        racing.push(event(&mut rng, format!("r{i}"), ts, 1));
+        let moved = old_day + rng.random_range(-DAY..2 * DAY);
+        let id = format!("c{}", rng.random_range(0..4000));
+        racing.push(event(&mut rng, id, moved, 2));
+    }
+    ingest_all(racing).await;
+    let mut waited = 0;
+    while !store.pinned_days(1).await.unwrap().contains(&old_day) {
+        assert!(waited < 200, "the old day was never pinned");
+        compare(users(old_day + 3 * HOUR + 17_000, None)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    for _ in 0..60 {
+        let from = old_day + rng.random_range(0..DAY);
+        let bucket = *pick(&mut rng, &[None, Some("day")]);
+        compare(users(from, bucket)).await;
+    }
+    // Old days beyond what is kept at once: each asks for its pin, the first ones give
+    // way, and the answers stay exact throughout.
+    for back in 2..8 {
+        for _ in 0..3 {
+            let from = today - back * DAY + rng.random_range(HOUR..DAY - HOUR);
+            compare(users(from, None)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let pinned = store.pinned_days(1).await.unwrap();
+    assert!(!pinned.is_empty() && pinned.len() <= 4, "{pinned:?}");
+    for _ in 0..40 {
+        let from = today - rng.random_range(2..8) * DAY + rng.random_range(0..DAY);
+        compare(users(from, None)).await;
+    }
+}
+
 /// A read answers whole hours from the in-memory rollups and the partial hours at its
 /// edges from raw events: both parts must come from the same commit. Every commit here
 /// adds one call in a whole hour and one in an edge, so a read that saw a commit in one

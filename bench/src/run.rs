@@ -717,6 +717,10 @@ async fn bench_query(b: &crate::flags::ReadBench) -> anyhow::Result<()> {
         ),
         ("top users 24h".into(), format!("/v1/top/users?{d}")),
         (
+            "top users 7d".into(),
+            format!("/v1/top/users?{d}&from={week}"),
+        ),
+        (
             "top prompt-versions 24h".into(),
             format!("/v1/top/prompt-versions?{d}"),
         ),
@@ -751,6 +755,10 @@ async fn bench_query(b: &crate::flags::ReadBench) -> anyhow::Result<()> {
         (
             "page users 24h".into(),
             format!("/tenants?{d}&range=24h&dim=userId"),
+        ),
+        (
+            "page users 7d".into(),
+            format!("/tenants?{d}&range=7d&dim=userId"),
         ),
         ("page versions 7d".into(), format!("/versions?{d}&range=7d")),
         ("page models 7d".into(), format!("/models?{d}&range=7d")),

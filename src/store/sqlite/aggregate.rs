@@ -3,8 +3,8 @@
 //! holds; exact integer sums. The raw-only path is the reference the tests compare with.
 
 use super::rollup::{
-    commit_seq, Cell, DimIds, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, N_MEASURES,
-    RAW_MEASURES,
+    commit_seq, Cell, DimIds, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, MAX_PINS,
+    N_MEASURES, RAW_MEASURES,
 };
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
@@ -68,6 +68,8 @@ struct Reach {
     hours_from: i64,
     raw_from: i64,
     newest_ms: i64,
+    /// Older days whose every hourly cell the family holds (`rollup::Pin`; i64::MIN pads).
+    pinned: [i64; MAX_PINS],
 }
 
 impl Reach {
@@ -76,6 +78,7 @@ impl Reach {
         hours_from: i64::MIN,
         raw_from: i64::MIN,
         newest_ms: i64::MAX,
+        pinned: [i64::MIN; MAX_PINS],
     };
 }
 
@@ -112,74 +115,154 @@ fn choose_family(query: &Query) -> Option<usize> {
 }
 
 /// Split [from, to) into exact parts: daily rollups for whole UTC days (unless the
-/// answer is bucketed by hour), hourly rollups for the whole hours around them from
-/// `hours_from` on (where the family's hourly cells start), raw events for the rest.
-/// A day or hour cell minus raw events is used only from `raw_from` on (where raw
-/// events exist).
-///
-/// The partial hours at a window's edges are what grows with the data (each holds
-/// an hour's calls): the newest one reads as its whole cell when no call is newer than
-/// the window's end (a window ending now), and the oldest one as its cell minus the raw
-/// events before the window when those are fewer.
+/// answer is bucketed by hour), cells and raw events for the edges around them
+/// (`edge_parts`).
 fn plan(query: &Query, family: Option<usize>, reach: Reach) -> Vec<(Source, i64, i64)> {
-    let Reach {
-        hours_from,
-        raw_from,
-        newest_ms,
-    } = reach;
     let (from, to) = (query.from_ms, query.to_ms);
     let Some(index) = family else {
         return vec![(Source::Raw, from, to)];
     };
-    let ceil = |t: i64, step: i64| {
-        t.div_euclid(step) * step + if t.rem_euclid(step) == 0 { 0 } else { step }
-    };
-    let floor = |t: i64, step: i64| t.div_euclid(step) * step;
     let hourly = query.bucket == Some(crate::query::Bucket::Hour);
     let (d0, d1) = (ceil(from, DAY_MS), floor(to, DAY_MS));
-    let mut parts = Vec::new();
-    let mut edges = vec![(from, to)];
+    // In time order: the groups of a bucketed answer are found fastest that way.
     if !hourly && d0 < d1 {
+        let mut parts = edge_parts(index, from, d0, reach, Some(d0 - DAY_MS));
         parts.push((Source::Rollup(index, Grain::Day), d0, d1));
-        edges = vec![(from, d0), (d1, to)];
+        parts.extend(edge_parts(index, d1, to, reach, Some(d1)));
+        merged(parts)
+    } else {
+        edge_parts(index, from, to, reach, None)
     }
-    for (a, b) in edges {
-        let whole_end = b % HOUR_MS != 0 && newest_ms < b && floor(b, HOUR_MS) >= hours_from;
-        let b = if whole_end { ceil(b, HOUR_MS) } else { b };
-        let (h0, h1) = (ceil(a, HOUR_MS).max(hours_from), floor(b, HOUR_MS));
-        let ha = floor(a, HOUR_MS);
-        let minus_start = a > ha
-            && ha >= hours_from
-            && ha >= raw_from
-            && ha + HOUR_MS <= h1
-            && a - ha < (ha + HOUR_MS) - a;
-        // An older first day without hourly cells, mostly inside the window: its daily
-        // cell minus the raw events of its hours before the window reads fewer rows.
-        let day = b - DAY_MS;
-        if h0 >= h1
-            && !hourly
-            && b == d0
-            && d0 < d1
-            && a > day
-            && a - day < b - a
-            && day >= raw_from
-        {
-            parts.push((Source::Rollup(index, Grain::Day), day, b));
-            parts.push((Source::RawMinus, day, a));
-        } else if minus_start {
-            parts.push((Source::Rollup(index, Grain::Hour), ha, h1));
-            parts.push((Source::RawMinus, ha, a));
-            parts.push((Source::Raw, h1, b));
-        } else if h0 < h1 {
-            parts.push((Source::Raw, a, h0));
-            parts.push((Source::Rollup(index, Grain::Hour), h0, h1));
-            parts.push((Source::Raw, h1, b));
-        } else {
-            parts.push((Source::Raw, a, b));
+}
+
+/// `parts` without empty ones, cells first, then raw events added, then taken away (each
+/// in time order), and adjacent reads of one source as one.
+fn merged(mut parts: Vec<(Source, i64, i64)>) -> Vec<(Source, i64, i64)> {
+    let rank = |s: &Source| match s {
+        Source::Rollup(..) => 0,
+        Source::Raw => 1,
+        Source::RawMinus => 2,
+    };
+    parts.retain(|(_, a, b)| a < b);
+    // A stable sort: each kind keeps its time order.
+    parts.sort_by_key(|(s, _, _)| rank(s));
+    let mut out: Vec<(Source, i64, i64)> = Vec::with_capacity(parts.len());
+    for (source, a, b) in parts {
+        match out.last_mut() {
+            Some((last, _, end)) if *end == a && *last == source => *end = b,
+            _ => out.push((source, a, b)),
         }
     }
-    parts.retain(|(_, a, b)| a < b);
+    out
+}
+
+fn ceil(t: i64, step: i64) -> i64 {
+    t.div_euclid(step) * step + if t.rem_euclid(step) == 0 { 0 } else { step }
+}
+
+fn floor(t: i64, step: i64) -> i64 {
+    t.div_euclid(step) * step
+}
+
+/// Milliseconds of raw events a plan reads (added or taken away): what its time grows
+/// with, since an hour of raw events is an hour of calls.
+fn raw_span(parts: &[(Source, i64, i64)]) -> i64 {
     parts
+        .iter()
+        .filter(|(s, _, _)| matches!(s, Source::Raw | Source::RawMinus))
+        .map(|(_, a, b)| b - a)
+        .sum()
+}
+
+/// The exact reading of [a, b) (shorter than a day, or a window without whole days) that
+/// reads the fewest raw milliseconds: all raw; hourly cells with their partial hours
+/// raw or as a whole cell minus the raw minutes outside [a, b); or, for an edge inside
+/// the day starting at `day` (beside the window's whole days), that daily cell minus
+/// the raw part of the day outside [a, b). So a partial hour costs at most half an
+/// hour of raw events, a partial day without hourly cells at most half a day. A cell
+/// minus raw events needs those raw events (from `raw_from` on); the newest partial
+/// hour or day reads as its whole cell when no call is newer than `b`.
+fn edge_parts(
+    index: usize,
+    a: i64,
+    b: i64,
+    reach: Reach,
+    day: Option<i64>,
+) -> Vec<(Source, i64, i64)> {
+    if a >= b {
+        return Vec::new();
+    }
+    let mut best = vec![(Source::Raw, a, b)];
+    let mut consider = |candidate: Vec<(Source, i64, i64)>| {
+        if raw_span(&candidate) < raw_span(&best) {
+            best = candidate;
+        }
+    };
+    // Hourly cells from the first hour that has one (every hour of a pinned day has
+    // one); raw events before it.
+    let hours_from = match day {
+        Some(day) if reach.pinned.contains(&day) => reach.hours_from.min(day),
+        _ => reach.hours_from,
+    };
+    if hours_from < b {
+        let cells_from = ceil(hours_from.max(floor(a, HOUR_MS)), HOUR_MS);
+        let start = cells_from.max(a);
+        let mut hours = vec![(Source::Raw, a, start)];
+        hours.extend(cell_parts(index, Grain::Hour, start, b, reach));
+        consider(hours);
+    }
+    if let Some(day) = day.filter(|day| *day >= reach.raw_from) {
+        consider(cell_parts(
+            index,
+            Grain::Day,
+            a.max(day),
+            b.min(day + DAY_MS),
+            reach,
+        ));
+    }
+    merged(best)
+}
+
+/// [a, b) from cells of `grain`, every cell it touches existing: whole cells inside; a partial first cell raw, or its cell minus the raw
+/// events before `a` when those are fewer; a partial last cell likewise (or whole when
+/// nothing is newer than `b`). When `a` and `b` share a cell, raw, or the cell minus
+/// both outer pieces.
+fn cell_parts(index: usize, grain: Grain, a: i64, b: i64, reach: Reach) -> Vec<(Source, i64, i64)> {
+    let step = match grain {
+        Grain::Hour => HOUR_MS,
+        Grain::Day => DAY_MS,
+    };
+    let cell = Source::Rollup(index, grain);
+    let (ca, cb) = (floor(a, step), ceil(b, step));
+    // The raw events after `b` in its cell: none when no call is newer than `b`.
+    let after = if reach.newest_ms < b { 0 } else { cb - b };
+    // A cell minus raw events only where they were not pruned (cells keep pruned sums).
+    let (minus_start, minus_end) = (ca >= reach.raw_from, b >= reach.raw_from);
+    if ceil(a, step) > floor(b, step) {
+        // One cell holds [a, b) and neither end is on its border.
+        return if minus_start && (a - ca) + after < b - a {
+            vec![
+                (cell, ca, cb),
+                (Source::RawMinus, ca, a),
+                (Source::RawMinus, b, b + after),
+            ]
+        } else {
+            vec![(Source::Raw, a, b)]
+        };
+    }
+    let (a_up, b_down) = (ceil(a, step), floor(b, step));
+    let mut parts = if minus_start && a - ca < a_up - a {
+        vec![(cell, ca, a_up), (Source::RawMinus, ca, a)]
+    } else {
+        vec![(Source::Raw, a, a_up)]
+    };
+    parts.push((cell, a_up, b_down));
+    parts.extend(if (after == 0 || minus_end) && after < b - b_down {
+        vec![(cell, b_down, cb), (Source::RawMinus, b, b + after)]
+    } else {
+        vec![(Source::Raw, b_down, b)]
+    });
+    merged(parts)
 }
 
 /// SQL and parameters for one raw part of the query, [from, to) of `events`.
@@ -324,13 +407,16 @@ const BEHIND_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 /// The rollup part and the raw part come from the same commit: the read snapshot's
 /// `commit_seq` must equal the rollups' `seq` (the writer applies a commit's changes
 /// right after it commits, so a read that sees the next commit first waits for it).
-/// `behind` is called once when the rollups stay behind (commits by another process).
+/// `behind` is called once when the rollups stay behind (commits by another process);
+/// `pin` with each old day whose raw events the answer read for longer than an hour
+/// and whose hourly cells would have spared that (`pin_day` builds them, off this read).
 pub fn aggregate(
     c: &mut Connection,
     workspace: WorkspaceId,
     query: &Query,
     rollups: &Rollups,
     behind: &dyn Fn(),
+    pin: &dyn Fn(i64),
 ) -> Result<Answer> {
     let family = choose_family(query);
     if plan(query, family, Reach::NONE)
@@ -353,9 +439,12 @@ pub fn aggregate(
                 hours_from: family.map_or(i64::MAX, |f| totals.hours_from(f, workspace)),
                 raw_from: raw_from.unwrap_or(i64::MIN),
                 newest_ms: totals.newest_ms(workspace),
+                pinned: totals.ready_pins(workspace),
             };
             let parts = plan(query, family, reach);
             let mut groups = from_totals(&tx, &totals, workspace, query, &parts)?;
+            let mut to_pin = family.map_or(Vec::new(), |f| days_to_pin(f, &parts, reach));
+            to_pin.retain(|day| !totals.is_pinned(workspace, *day));
             drop(totals);
             // The raw parts add into the same groups: a query the rollups answer groups
             // by ids only (no tags), so a raw row's group is a cell's.
@@ -382,12 +471,124 @@ pub fn aggregate(
                 .iter()
                 .filter(|(source, _, _)| matches!(source, Source::Raw | Source::RawMinus));
             answer.raw_from_ms = pruned_raw(raw_from, raw_parts.map(|(_, a, _)| *a));
+            to_pin.into_iter().for_each(pin);
             return Ok(answer);
         }
         drop(totals);
         drop(tx);
         wait_for_totals(started, &mut told, behind)?;
     }
+}
+
+/// The old days (before `family`'s recent hours, raw events kept) of which `parts`
+/// read more than an hour of raw events within the day: with the day's hourly cells
+/// (a pin) that read is at most half an hour.
+fn days_to_pin(family: usize, parts: &[(Source, i64, i64)], reach: Reach) -> Vec<i64> {
+    if FAMILIES[family].recent_hours.is_none() {
+        return Vec::new();
+    }
+    let mut days: Vec<i64> = parts
+        .iter()
+        .filter(|(s, a, b)| matches!(s, Source::Raw | Source::RawMinus) && b - a > HOUR_MS)
+        .map(|(_, a, b)| (floor(*a, DAY_MS), floor(b - 1, DAY_MS)))
+        .filter(|(day, last)| {
+            day == last && day + DAY_MS <= reach.hours_from && *day >= reach.raw_from
+        })
+        .map(|(day, _)| day)
+        .collect();
+    days.dedup();
+    days
+}
+
+/// Longest a pin's build waits for the rollups to reach its snapshot's commit before
+/// it gives up (a later read asks again).
+const PIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Build a pin (`rollup::Pin`) of `day`: open it at the commit this connection's
+/// snapshot sees (which the rollups then include: from there on every commit's
+/// changes to the day's hours are kept), read the day's raw events by hour for each
+/// family with recent hours from that snapshot, and add them. Nothing happens when the
+/// day is pinned already or the rollups do not reach the snapshot within `PIN_WAIT`.
+pub fn pin_day(
+    c: &mut Connection,
+    rollups: &Rollups,
+    workspace: WorkspaceId,
+    day: i64,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (tx, id) = loop {
+        let tx = c.transaction()?;
+        let opened = {
+            let mut totals = rollups.write();
+            // The snapshot starts here, while the totals cannot change.
+            (commit_seq(&tx)? == totals.seq).then(|| totals.open_pin(workspace, day))
+        };
+        match opened {
+            Some(Some(id)) => break (tx, id),
+            Some(None) => return Ok(()),
+            None if started.elapsed() > PIN_WAIT => return Ok(()),
+            None => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    };
+    let mut cells = Vec::new();
+    for (index, family) in FAMILIES.iter().enumerate() {
+        if family.recent_hours.is_none() {
+            continue;
+        }
+        let group_by: Vec<Dimension> = family.dims.iter().filter_map(|c| dimension(c)).collect();
+        if group_by.len() != family.dims.len() || group_by.len() > 3 {
+            return Err(StoreError::Database(format!(
+                "the {} family cannot be read by hour from raw events",
+                family.name
+            )));
+        }
+        let by_hour = Query {
+            from_ms: day,
+            to_ms: day + DAY_MS,
+            filters: Default::default(),
+            group_by,
+            bucket: Some(crate::query::Bucket::Hour),
+            measures: Vec::new(),
+            order_by: None,
+            ascending: false,
+            limit: usize::MAX,
+        };
+        let span = (day, day + DAY_MS);
+        read_raw(
+            &tx,
+            workspace,
+            &by_hour,
+            span,
+            1,
+            &mut |hour, group, cell, _| {
+                let mut dims: DimIds = [0; 7];
+                dims[..3].copy_from_slice(&cell_ids(group)?);
+                cells.push((index, hour.unwrap_or(day), dims, *cell));
+                Ok(())
+            },
+        )?;
+    }
+    drop(tx);
+    let filled = rollups.write().fill_pin(workspace, id, cells);
+    filled.map_err(|e| StoreError::Database(e.to_string()))?;
+    Ok(())
+}
+
+/// The dimension stored in an `events` column (the inverse of `column`, tags aside).
+fn dimension(column_name: &str) -> Option<Dimension> {
+    [
+        Dimension::EndpointTag,
+        Dimension::PromptVersion,
+        Dimension::TenantId,
+        Dimension::UserId,
+        Dimension::Provider,
+        Dimension::Model,
+        Dimension::Environment,
+        Dimension::DataMode,
+        Dimension::Status,
+    ]
+    .into_iter()
+    .find(|d| column(d) == column_name)
 }
 
 /// A read whose snapshot is ahead of the totals waits a millisecond for the fold thread;
@@ -825,9 +1026,10 @@ mod tests {
         }
     }
 
-    /// The partial hours of a window inside one day: the newest reads whole when no call
-    /// is newer than the window's end; the oldest as its cell minus the raw minutes
-    /// before the window when those are fewer than the minutes inside it.
+    /// The partial hours of a window inside one day: each reads as its cell minus the
+    /// raw minutes outside the window when those are fewer than the minutes inside it
+    /// (and where raw events were not pruned), the newest as its whole cell when no call
+    /// is newer than the window's end.
     #[test]
     fn partial_hours_read_from_cells_where_that_is_exact_and_cheaper() {
         let (day, m) = (10 * DAY_MS, 60_000);
@@ -836,8 +1038,14 @@ mod tests {
             hours_from: i64::MIN,
             raw_from: i64::MIN,
             newest_ms,
+            ..Reach::NONE
         };
-        let (h10, h14, h15) = (day + 10 * HOUR_MS, day + 14 * HOUR_MS, day + 15 * HOUR_MS);
+        let (h10, h11, h14, h15) = (
+            day + 10 * HOUR_MS,
+            day + 11 * HOUR_MS,
+            day + 14 * HOUR_MS,
+            day + 15 * HOUR_MS,
+        );
         let q = window(h10 + 20 * m, h14 + 40 * m);
         // Nothing newer than the end: the last hour is its whole cell.
         assert_eq!(
@@ -847,33 +1055,138 @@ mod tests {
                 (Source::RawMinus, h10, h10 + 20 * m),
             ]
         );
-        // A call at the end itself (or later): the last partial hour reads raw.
+        // A call at the end itself (or later): the last hour's 20 minutes after the
+        // window are fewer than its 40 inside.
         assert_eq!(
             plan(&q, main, known(h14 + 40 * m)),
             vec![
-                (Source::Rollup(0, Grain::Hour), h10, h14),
+                (Source::Rollup(0, Grain::Hour), h10, h15),
                 (Source::RawMinus, h10, h10 + 20 * m),
-                (Source::Raw, h14, h14 + 40 * m),
+                (Source::RawMinus, h14 + 40 * m, h15),
             ]
         );
-        // Starting at :40, the 20 minutes inside are fewer than the 40 before: raw.
-        let late_start = window(h10 + 40 * m, h14 + 40 * m);
+        // Starting at :40 and ending at :10, the minutes inside are the fewer: raw.
+        let late_start = window(h10 + 40 * m, h14 + 10 * m);
         assert_eq!(
             plan(&late_start, main, known(i64::MAX)),
             vec![
-                (Source::Raw, h10 + 40 * m, h10 + HOUR_MS),
-                (Source::Rollup(0, Grain::Hour), h10 + HOUR_MS, h14),
-                (Source::Raw, h14, h14 + 40 * m),
+                (Source::Rollup(0, Grain::Hour), h11, h14),
+                (Source::Raw, h10 + 40 * m, h11),
+                (Source::Raw, h14, h14 + 10 * m),
             ]
         );
         // Raw events of the first hour pruned: no cell minus raw there.
         let pruned = Reach {
-            raw_from: h10 + HOUR_MS,
+            raw_from: h11,
             ..known(i64::MAX)
         };
-        assert!(plan(&q, main, pruned)
+        assert_eq!(
+            plan(&q, main, pruned),
+            vec![
+                (Source::Rollup(0, Grain::Hour), h11, h15),
+                (Source::Raw, h10 + 20 * m, h11),
+                (Source::RawMinus, h14 + 40 * m, h15),
+            ]
+        );
+    }
+
+    /// How many times each moment is counted by a plan: +1 inside a cell part (a cell
+    /// counts its whole hour or day) or a raw part, -1 inside a raw part taken away.
+    fn coverage(parts: &[(Source, i64, i64)], t: i64) -> i64 {
+        parts
             .iter()
-            .all(|(s, _, _)| *s != Source::RawMinus));
+            .filter(|(_, a, b)| *a <= t && t < *b)
+            .map(|(s, _, _)| if *s == Source::RawMinus { -1 } else { 1 })
+            .sum()
+    }
+
+    /// Random windows, families with and without old hourly cells, pruned raw events
+    /// and a newest call anywhere: every plan counts each moment of the window once and
+    /// no moment outside it where a call can be, uses cells only where they exist and
+    /// takes raw events away only where they were kept; with hourly cells everywhere
+    /// it reads at most half an hour of raw events per edge of the window, with daily
+    /// cells only at most half a day.
+    #[test]
+    fn every_plan_counts_each_moment_of_its_window_once_and_reads_little_raw() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let m = 60_000;
+        let base = 100 * DAY_MS;
+        for case in 0..3000 {
+            let from = base + rng.random_range(0..5 * DAY_MS / m) * m + rng.random_range(0..m);
+            let to = from + rng.random_range(1..4 * DAY_MS / m) * m + rng.random_range(0..m);
+            let hourly = rng.random_bool(0.2);
+            let mut q = window(from, to);
+            q.bucket = hourly.then_some(crate::query::Bucket::Hour);
+            let any = |rng: &mut rand::rngs::StdRng, none: i64| {
+                if rng.random_bool(0.5) {
+                    none
+                } else {
+                    base + rng.random_range(0..10 * DAY_MS / HOUR_MS) * HOUR_MS
+                }
+            };
+            let hours_from = any(&mut rng, i64::MIN);
+            let raw_from = floor(any(&mut rng, i64::MIN).max(base - DAY_MS), DAY_MS);
+            let raw_from = if raw_from == base - DAY_MS {
+                i64::MIN
+            } else {
+                raw_from
+            };
+            let newest_ms = if rng.random_bool(0.5) {
+                i64::MAX
+            } else {
+                to + rng.random_range(-HOUR_MS..HOUR_MS)
+            };
+            let reach = Reach {
+                hours_from: hours_from.max(raw_from),
+                raw_from,
+                newest_ms,
+                ..Reach::NONE
+            };
+            let parts = plan(&q, Some(1), reach);
+            let ctx = format!("case {case}: {q:?} {reach:?} -> {parts:?}");
+            for (source, a, b) in &parts {
+                assert!(a < b, "{ctx}");
+                match source {
+                    Source::Rollup(_, Grain::Hour) => {
+                        assert!(*a % HOUR_MS == 0 && *b % HOUR_MS == 0, "{ctx}");
+                        assert!(*a >= reach.hours_from, "{ctx}");
+                    }
+                    Source::Rollup(_, Grain::Day) => {
+                        assert!(*a % DAY_MS == 0 && *b % DAY_MS == 0 && !hourly, "{ctx}");
+                    }
+                    Source::RawMinus => assert!(*a >= raw_from, "{ctx}"),
+                    Source::Raw => {}
+                }
+            }
+            let edges = [from, to];
+            let mut moments: Vec<i64> = (floor(from, DAY_MS) - DAY_MS..ceil(to, DAY_MS) + DAY_MS)
+                .step_by(m as usize / 2)
+                .collect();
+            let borders = parts.iter().flat_map(|(_, a, b)| [*a, *b]);
+            moments.extend(
+                edges
+                    .into_iter()
+                    .chain(borders)
+                    .flat_map(|t| [t - 1, t, t + 1]),
+            );
+            for t in moments {
+                let want = i64::from(from <= t && t < to);
+                if t <= newest_ms || want == 1 {
+                    assert_eq!(coverage(&parts, t), want, "at {t}: {ctx}");
+                }
+            }
+            if raw_from == i64::MIN && newest_ms == i64::MAX {
+                let limit = if reach.hours_from == i64::MIN {
+                    HOUR_MS
+                } else if !hourly && ceil(from, DAY_MS) < floor(to, DAY_MS) && hours_from > to {
+                    DAY_MS
+                } else {
+                    continue;
+                };
+                assert!(raw_span(&parts) <= limit, "{ctx}");
+            }
+        }
     }
 
     /// A window starting late on day 1 and ending after day 3: day 1's cell minus its raw
@@ -888,6 +1201,7 @@ mod tests {
             hours_from: i64::MAX,
             raw_from,
             newest_ms: i64::MAX,
+            ..Reach::NONE
         };
         let unpruned = plan(&q, tenant, days_only(i64::MIN));
         assert!(unpruned.contains(&(Source::RawMinus, d1, d1 + 6 * HOUR_MS)));

@@ -14,10 +14,11 @@ mod writer;
 
 use super::*;
 use crate::event::PricedEvent;
+use rollup::Rollups;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// Ingest jobs that may wait for the writer; beyond this, ingest answers 429.
@@ -122,6 +123,13 @@ impl SqliteStore {
         Ok(self.derived().await?.rollups.read().seq)
     }
 
+    /// The old days of `workspace` whose hourly cells are complete (`rollup::Pin`), for
+    /// tests and the benchmark's figures.
+    pub async fn pinned_days(&self, workspace: WorkspaceId) -> Result<Vec<i64>> {
+        let days = self.derived().await?.rollups.read().ready_pins(workspace);
+        Ok(days.into_iter().filter(|d| *d != i64::MIN).collect())
+    }
+
     /// Called by a read whose snapshot is ahead of the rollups for long: another process
     /// committed to the file. The writer rebuilds them between two commits.
     fn catch_up_later(&self, derived: &writer::Derived) -> impl Fn() + Send + 'static {
@@ -132,6 +140,38 @@ impl SqliteStore {
                 let derived = derived.clone();
                 let job = Box::new(move |c: &mut Connection| writer::catch_up(c, &derived));
                 let _ = sender.try_send(writer::WriterJob::OnWriter(job));
+            }
+        }
+    }
+
+    /// Called by a read with each old day of `workspace` it would rather have read by
+    /// hour: builds the day's pin (`aggregate::pin_day`) on a background thread of its
+    /// own, one build per day at a time. A failed build leaves reads as they were.
+    fn pin_later(&self, rollups: &Arc<Rollups>, workspace: WorkspaceId) -> impl Fn(i64) + Send {
+        let (path, rollups) = (self.path.clone(), rollups.clone());
+        move |day| {
+            let Some(claim) = rollups.claim_pin(workspace, day) else {
+                return;
+            };
+            let (path, rollups) = (path.clone(), rollups.clone());
+            let build = move || {
+                crate::sched::background("burnrate-pin");
+                let _claim = claim;
+                let built = Connection::open(&path)
+                    .map_err(StoreError::from)
+                    .and_then(|mut c| {
+                        schema::configure(&c, schema::READER_CACHE_MIB)?;
+                        aggregate::pin_day(&mut c, &rollups, workspace, day)
+                    });
+                if let Err(e) = built {
+                    tracing::warn!(error = %e, "building an old day's hourly cells failed; its reads stay raw");
+                }
+            };
+            let spawned = std::thread::Builder::new()
+                .name("burnrate-pin".into())
+                .spawn(build);
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start a thread for an old day's hourly cells");
             }
         }
     }
@@ -375,7 +415,8 @@ impl EventStore for SqliteStore {
     ) -> Result<crate::query::Answer> {
         let derived = self.derived().await?;
         let (rollups, behind) = (derived.rollups.clone(), self.catch_up_later(&derived));
-        self.with_conn(move |c| aggregate::aggregate(c, workspace, &query, &rollups, &behind))
+        let pin = self.pin_later(&derived.rollups, workspace);
+        self.with_conn(move |c| aggregate::aggregate(c, workspace, &query, &rollups, &behind, &pin))
             .await
     }
 

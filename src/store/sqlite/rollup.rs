@@ -25,9 +25,10 @@ pub enum WriteError {
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
-/// Hours of hourly tenant and user cells: a "last 24 hours" window (and one of the day
-/// before it) is read from cells whenever the newest event is recent.
-const RECENT_HOURS: i64 = 48;
+/// Hours of hourly user cells: a "last 24 hours" window and the one before it (whose
+/// first partial hour is its cell minus raw minutes, so that cell too) are read from
+/// cells whenever the newest event is within the last hour.
+const RECENT_HOURS: i64 = 50;
 
 /// A family of rollups: the dimension columns it keeps (names of `events` columns), the
 /// grains it is kept at, and how many recent hours its hourly cells cover.
@@ -435,16 +436,35 @@ impl Cells {
         self.buckets.range(range).map(|((_, s), _)| *s).collect()
     }
 
-    /// Drop a workspace's buckets that start before `start`.
-    fn drop_before(&mut self, workspace: i64, start: i64) {
+    /// Drop a workspace's buckets that start before `start`, except those `spare` keeps.
+    fn drop_before(&mut self, workspace: i64, start: i64, spare: impl Fn(i64) -> bool) {
         let old: Vec<(i64, i64)> = self
             .buckets
             .range((workspace, i64::MIN)..(workspace, start))
             .map(|(key, _)| *key)
+            .filter(|(_, bucket)| !spare(*bucket))
             .collect();
         for key in old {
             self.buckets.remove(&key);
         }
+    }
+
+    /// Drop a workspace's buckets that start in `from..to`.
+    fn drop_range(&mut self, workspace: i64, from: i64, to: i64) {
+        if from < to {
+            self.drop_before(workspace, to, |bucket| bucket < from);
+        }
+    }
+
+    /// Fold the changes of a workspace's buckets that start in `from..to` into their
+    /// packed cells.
+    fn pack_range(&mut self, workspace: i64, from: i64, to: i64) -> Result<(), WriteError> {
+        for (_, bucket) in self.buckets.range_mut((workspace, from)..(workspace, to)) {
+            if !bucket.open.is_empty() {
+                bucket.pack()?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -713,7 +733,32 @@ pub struct Totals {
     pub raw_from: HashMap<i64, i64, Hasher>,
     /// Per workspace, how far from zero any of its cells can be (the overflow bound).
     reach: HashMap<i64, Reach, Hasher>,
+    /// Per workspace, the old days whose hourly cells the families with recent hours
+    /// keep anyway (`Pin`), the first opened first.
+    pins: HashMap<i64, Vec<Pin>, Hasher>,
 }
+
+/// Pin ids, unique in the process: a fill from before a rebuild never matches a pin
+/// opened after it.
+static PIN_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// An old day whose hourly cells a family with recent hours (users) keeps although the
+/// day left them: a day a window's edge falls in (a "last 7 days" list of users starts
+/// 7 days ago), so that edge reads at most half an hour of raw events instead of up to
+/// half a day. Opened empty at a commit the totals include (from then on every commit's
+/// changes to the day are kept), then filled with the day's cells as of that commit
+/// (`aggregate::pin_day`, off the request path) and only then `ready` for reads.
+struct Pin {
+    day: i64,
+    id: u64,
+    ready: bool,
+}
+
+/// Pinned days per workspace; a new one drops the first opened. Four: the edges of a
+/// window and of the one before it, for two window lengths (7 and 30 days). A pinned
+/// day costs about 23 bytes per user active in an hour of it (7 MB at 10M calls a
+/// month).
+pub const MAX_PINS: usize = 4;
 
 /// The `seq` of totals a fold failed on: no commit has it, so reads wait for the
 /// rebuild they then ask the writer for.
@@ -756,9 +801,98 @@ impl Totals {
     }
 
     /// Whether a change of this cell is kept: the hourly cells of a family with
-    /// `recent_hours` cover only its recent hours.
+    /// `recent_hours` cover only its recent hours and its pinned days.
     fn keeps(&self, family: usize, grain: Grain, workspace: i64, bucket: i64) -> bool {
-        grain != Grain::Hour || bucket >= self.hours_from(family, workspace)
+        grain != Grain::Hour
+            || bucket >= self.hours_from(family, workspace)
+            || self.is_pinned(workspace, bucket.div_euclid(DAY_MS) * DAY_MS)
+    }
+
+    /// Whether `day` of `workspace` is pinned (ready or still being filled).
+    pub fn is_pinned(&self, workspace: i64, day: i64) -> bool {
+        self.pins
+            .get(&workspace)
+            .is_some_and(|pins| pins.iter().any(|p| p.day == day))
+    }
+
+    /// The pinned days of `workspace` whose hourly cells are complete (i64::MIN pads).
+    pub fn ready_pins(&self, workspace: i64) -> [i64; MAX_PINS] {
+        let mut days = [i64::MIN; MAX_PINS];
+        let ready = self.pins.get(&workspace).into_iter().flatten();
+        for (slot, pin) in days.iter_mut().zip(ready.filter(|p| p.ready)) {
+            *slot = pin.day;
+        }
+        days
+    }
+
+    /// Pin `day` of `workspace` as of these totals' commit (the caller's read snapshot
+    /// must be at `self.seq`): from now on the day's hourly changes are kept. None when
+    /// it is pinned already or the totals are stale. The first opened pin gives way
+    /// when there are `MAX_PINS`.
+    pub fn open_pin(&mut self, workspace: i64, day: i64) -> Option<u64> {
+        if self.seq == STALE || self.is_pinned(workspace, day) {
+            return None;
+        }
+        let pins = self.pins.entry(workspace).or_default();
+        let dropped = (pins.len() >= MAX_PINS).then(|| pins.remove(0));
+        let id = PIN_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        pins.push(Pin {
+            day,
+            id,
+            ready: false,
+        });
+        if let Some(old) = dropped {
+            self.unpin_hours(workspace, old.day);
+        }
+        Some(id)
+    }
+
+    /// Add the cells of pin `id` as of the commit it was opened at (family, hour start,
+    /// ids, sums) and make it ready. False when the pin was dropped or the totals
+    /// rebuilt since (the cells are then not added); on an error the pin is dropped.
+    pub fn fill_pin(
+        &mut self,
+        workspace: i64,
+        id: u64,
+        cells: Vec<(usize, i64, DimIds, Cell)>,
+    ) -> Result<bool, WriteError> {
+        let Some(at) = self
+            .pins
+            .get(&workspace)
+            .and_then(|pins| pins.iter().position(|p| p.id == id))
+        else {
+            return Ok(false);
+        };
+        let day = self.pins[&workspace][at].day;
+        let added = cells.iter().try_for_each(|(family, hour, dims, cell)| {
+            self.cells[*family][Grain::Hour as usize].add(workspace, *hour, *dims, cell, 1)
+        });
+        let packed = added.and_then(|()| {
+            self.cells
+                .iter_mut()
+                .try_for_each(|f| f[Grain::Hour as usize].pack_range(workspace, day, day + DAY_MS))
+        });
+        if let Err(e) = packed {
+            if let Some(pins) = self.pins.get_mut(&workspace) {
+                pins.retain(|p| p.id != id);
+            }
+            self.unpin_hours(workspace, day);
+            return Err(e);
+        }
+        if let Some(pin) = self.pins.get_mut(&workspace).and_then(|p| p.get_mut(at)) {
+            pin.ready = true;
+        }
+        Ok(true)
+    }
+
+    /// Drop the hourly cells of an unpinned `day` that are not in the recent hours.
+    fn unpin_hours(&mut self, workspace: i64, day: i64) {
+        for (i, family) in FAMILIES.iter().enumerate() {
+            if family.recent_hours.is_some() {
+                let to = (day + DAY_MS).min(self.hours_from(i, workspace));
+                self.cells[i][Grain::Hour as usize].drop_range(workspace, day, to);
+            }
+        }
     }
 
     /// Move a workspace's newest hour to `ts`'s hour if that is later.
@@ -777,7 +911,12 @@ impl Totals {
         for (i, family) in FAMILIES.iter().enumerate() {
             if family.recent_hours.is_some() {
                 let from = self.hours_from(i, workspace);
-                self.cells[i][Grain::Hour as usize].drop_before(workspace, from);
+                let pins = self.pins.get(&workspace);
+                let pinned = |start: i64| {
+                    let day = start.div_euclid(DAY_MS) * DAY_MS;
+                    pins.is_some_and(|pins| pins.iter().any(|p| p.day == day))
+                };
+                self.cells[i][Grain::Hour as usize].drop_before(workspace, from, pinned);
             }
         }
     }
@@ -977,6 +1116,8 @@ pub fn commit_seq(conn: &Connection) -> rusqlite::Result<i64> {
 /// next commit).
 pub struct Rollups {
     totals: RwLock<Totals>,
+    /// (workspace, day) of the pins being built (`claim_pin`).
+    building: Mutex<std::collections::HashSet<(i64, i64)>>,
     /// What the totals hold once every commit handed to the fold thread is in.
     ahead: Mutex<Ahead>,
     folds: mpsc::Sender<Fold>,
@@ -1015,6 +1156,7 @@ impl Rollups {
             }
             Rollups {
                 totals: RwLock::new(totals),
+                building: Mutex::default(),
                 ahead,
                 folds,
             }
@@ -1023,6 +1165,21 @@ impl Rollups {
 
     pub fn read(&self) -> RwLockReadGuard<'_, Totals> {
         self.totals.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The totals to change outside a fold (opening and filling a pin).
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Totals> {
+        self.totals.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claim the build of `day`'s pin for `workspace`: false while another build of it
+    /// runs. The claim ends when the returned guard drops.
+    pub fn claim_pin(self: &Arc<Self>, workspace: i64, day: i64) -> Option<PinClaim> {
+        let mut building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        building.insert((workspace, day)).then(|| PinClaim {
+            rollups: self.clone(),
+            key: (workspace, day),
+        })
     }
 
     fn ahead(&self) -> std::sync::MutexGuard<'_, Ahead> {
@@ -1087,6 +1244,23 @@ impl Rollups {
             reach: fresh.reach.clone(),
         };
         *self.totals.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+}
+
+/// A claimed pin build (`Rollups::claim_pin`); dropping it ends the claim.
+pub struct PinClaim {
+    rollups: Arc<Rollups>,
+    key: (i64, i64),
+}
+
+impl Drop for PinClaim {
+    fn drop(&mut self) {
+        let mut building = self
+            .rollups
+            .building
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        building.remove(&self.key);
     }
 }
 
@@ -1351,16 +1525,17 @@ mod tests {
             first.apply(&call(h), 1);
         }
         totals.apply_changes(&first, 1).unwrap();
-        // The newest is hour 147: hours 100..=147 are recent, all three kept.
-        assert_eq!(totals.hours_from(user, 0), 100 * HOUR_MS);
+        // The newest is hour 147: hours 98..=147 are recent, all three kept.
+        assert_eq!(RECENT_HOURS, 50);
+        assert_eq!(totals.hours_from(user, 0), 98 * HOUR_MS);
         assert_eq!(totals.cells[user][hour].len(), 3);
-        // A call at hour 160 moves the recent hours to 113..=160: hour 100 leaves (the
+        // A call at hour 160 moves the recent hours to 111..=160: hour 100 leaves (the
         // daily cells still hold it); a late call at hour 105 is kept only by day.
         let mut second = Changes::default();
         second.apply(&call(160), 1);
         second.apply(&call(105), 1);
         totals.apply_changes(&second, 2).unwrap();
-        assert_eq!(totals.hours_from(user, 0), 113 * HOUR_MS);
+        assert_eq!(totals.hours_from(user, 0), 111 * HOUR_MS);
         let starts: Vec<i64> = totals.cells[user][hour]
             .starts(0)
             .iter()
@@ -1386,5 +1561,80 @@ mod tests {
         assert_eq!(day_calls, 5);
         // A workspace without events has no hourly cells to read yet.
         assert_eq!(totals.hours_from(user, 7), i64::MAX);
+    }
+
+    /// A pinned old day keeps the commits after its opening in its hourly cells, adds
+    /// the day's cells as of the opening when filled, survives the recent hours moving
+    /// on, and gives way (its cells dropped) to the pin opened MAX_PINS later.
+    #[test]
+    fn a_pinned_day_holds_its_hours_exactly_until_it_gives_way() {
+        let (user, hour) = (2, Grain::Hour as usize);
+        let call = |h: i64, u: i64, cost: i64| Contribution {
+            ts: h * HOUR_MS + 60_000,
+            user: u,
+            cost_nanos: Some(cost),
+            ..Default::default()
+        };
+        let cost_at = |totals: &Totals, h: i64, u: u32| {
+            let mut dims = [0u32; 7];
+            dims[2] = u;
+            totals.cells[user][hour]
+                .cell(0, h * HOUR_MS, &dims)
+                .map(|c| c[2])
+        };
+        let mut totals = Totals::default();
+        let mut first = Changes::default();
+        // Day 1 (hours 24..48) is old once the newest call is at hour 200.
+        first.apply(&call(30, 9, 5), 1);
+        first.apply(&call(200, 9, 1), 1);
+        totals.apply_changes(&first, 1).unwrap();
+        assert_eq!(cost_at(&totals, 30, 9), None);
+        let id = totals.open_pin(0, DAY_MS).unwrap();
+        assert_eq!(totals.open_pin(0, DAY_MS), None, "pinned once");
+        assert_eq!(
+            totals.ready_pins(0),
+            [i64::MIN; MAX_PINS],
+            "not ready before its fill"
+        );
+        // A later commit: another call on day 1, and the first one replaced.
+        let mut second = Changes::default();
+        second.apply(&call(30, 9, 5), -1);
+        second.apply(&call(31, 9, 7), 1);
+        second.apply(&call(40, 4, 3), 1);
+        totals.apply_changes(&second, 2).unwrap();
+        // The fill: day 1 as the opening's snapshot saw it (the first call only).
+        let mut dims = [0u32; 7];
+        dims[2] = 9;
+        let base = call(30, 9, 5).measures();
+        assert!(totals
+            .fill_pin(0, id, vec![(user, 30 * HOUR_MS, dims, base)])
+            .unwrap());
+        assert_eq!(totals.ready_pins(0)[0], DAY_MS);
+        assert_eq!(cost_at(&totals, 30, 9), None, "added and taken away");
+        assert_eq!(cost_at(&totals, 31, 9), Some(7));
+        assert_eq!(cost_at(&totals, 40, 4), Some(3));
+        // The recent hours move on; the pinned day stays.
+        let mut third = Changes::default();
+        third.apply(&call(300, 9, 1), 1);
+        totals.apply_changes(&third, 3).unwrap();
+        assert_eq!(cost_at(&totals, 31, 9), Some(7));
+        assert_eq!(
+            cost_at(&totals, 200, 9),
+            None,
+            "hour 200 left the recent hours"
+        );
+        // A fill for a pin these totals never opened (one from before a rebuild) adds
+        // nothing.
+        assert!(!totals
+            .fill_pin(0, id + 1_000, vec![(user, 31 * HOUR_MS, dims, base)])
+            .unwrap());
+        assert_eq!(cost_at(&totals, 31, 9), Some(7));
+        // MAX_PINS more pins: day 1 gives way and its hours go.
+        for day in 2..2 + MAX_PINS as i64 {
+            totals.open_pin(0, day * DAY_MS).unwrap();
+        }
+        assert!(!totals.is_pinned(0, DAY_MS));
+        assert_eq!(cost_at(&totals, 31, 9), None);
+        assert_eq!(cost_at(&totals, 40, 4), None);
     }
 }
