@@ -223,10 +223,10 @@ fn edge_parts(
     merged(best)
 }
 
-/// [a, b) from cells of `grain`, every cell it touches existing: whole cells inside; a partial first cell raw, or its cell minus the raw
-/// events before `a` when those are fewer; a partial last cell likewise (or whole when
-/// nothing is newer than `b`). When `a` and `b` share a cell, raw, or the cell minus
-/// both outer pieces.
+/// [a, b) from cells of `grain`, every cell it touches existing: whole cells inside; a
+/// partial first cell raw, or its cell minus the raw events before `a` when those are
+/// fewer; a partial last cell likewise (or whole when nothing is newer than `b`). When
+/// `a` and `b` share a cell, raw, or the cell minus both outer pieces.
 fn cell_parts(index: usize, grain: Grain, a: i64, b: i64, reach: Reach) -> Vec<(Source, i64, i64)> {
     let step = match grain {
         Grain::Hour => HOUR_MS,
@@ -443,7 +443,7 @@ pub fn aggregate(
             };
             let parts = plan(query, family, reach);
             let mut groups = from_totals(&tx, &totals, workspace, query, &parts)?;
-            let mut to_pin = family.map_or(Vec::new(), |f| days_to_pin(f, &parts, reach));
+            let mut to_pin = family.map_or(Vec::new(), |f| days_to_pin(f, query, &parts, reach));
             to_pin.retain(|day| !totals.is_pinned(workspace, *day));
             drop(totals);
             // The raw parts add into the same groups: a query the rollups answer groups
@@ -482,17 +482,29 @@ pub fn aggregate(
 
 /// The old days (before `family`'s recent hours, raw events kept) of which `parts`
 /// read more than an hour of raw events within the day: with the day's hourly cells
-/// (a pin) that read is at most half an hour.
-fn days_to_pin(family: usize, parts: &[(Source, i64, i64)], reach: Reach) -> Vec<i64> {
-    if FAMILIES[family].recent_hours.is_none() {
+/// (a pin) that read is at most half an hour. Only the days of a window's edges beside
+/// its whole days, where `plan` uses a pin.
+fn days_to_pin(
+    family: usize,
+    query: &Query,
+    parts: &[(Source, i64, i64)],
+    reach: Reach,
+) -> Vec<i64> {
+    let (d0, d1) = (ceil(query.from_ms, DAY_MS), floor(query.to_ms, DAY_MS));
+    let whole_days = query.bucket != Some(crate::query::Bucket::Hour) && d0 < d1;
+    if FAMILIES[family].recent_hours.is_none() || !whole_days {
         return Vec::new();
     }
+    let edge_days = [d0 - DAY_MS, d1];
     let mut days: Vec<i64> = parts
         .iter()
         .filter(|(s, a, b)| matches!(s, Source::Raw | Source::RawMinus) && b - a > HOUR_MS)
         .map(|(_, a, b)| (floor(*a, DAY_MS), floor(b - 1, DAY_MS)))
         .filter(|(day, last)| {
-            day == last && day + DAY_MS <= reach.hours_from && *day >= reach.raw_from
+            day == last
+                && edge_days.contains(day)
+                && day + DAY_MS <= reach.hours_from
+                && *day >= reach.raw_from
         })
         .map(|(day, _)| day)
         .collect();
@@ -554,7 +566,7 @@ pub fn pin_day(
             limit: usize::MAX,
         };
         let span = (day, day + DAY_MS);
-        read_raw(
+        let read = read_raw(
             &tx,
             workspace,
             &by_hour,
@@ -564,14 +576,40 @@ pub fn pin_day(
                 let mut dims: DimIds = [0; 7];
                 dims[..3].copy_from_slice(&cell_ids(group)?);
                 cells.push((index, hour.unwrap_or(day), dims, *cell));
+                if cells.len() == PIN_CHUNK {
+                    if !fill(rollups, workspace, id, &cells, false)? {
+                        return Err(StoreError::Closed);
+                    }
+                    cells.clear();
+                }
                 Ok(())
             },
-        )?;
+        );
+        match read {
+            // The pin gave way (or the totals were rebuilt) while it was read.
+            Err(StoreError::Closed) => return Ok(()),
+            other => other?,
+        }
     }
     drop(tx);
-    let filled = rollups.write().fill_pin(workspace, id, cells);
-    filled.map_err(|e| StoreError::Database(e.to_string()))?;
+    fill(rollups, workspace, id, &cells, true)?;
     Ok(())
+}
+
+/// Cells a pin's build adds under one write lock: reads wait for it, so a few thousand
+/// at a time (a day of users at 10M calls a month is ~300k cells).
+const PIN_CHUNK: usize = 4096;
+
+/// Add `cells` to pin `id` (`Totals::fill_pin`): false when the pin is gone.
+fn fill(
+    rollups: &Rollups,
+    workspace: WorkspaceId,
+    id: u64,
+    cells: &[(usize, i64, DimIds, Cell)],
+    done: bool,
+) -> Result<bool> {
+    let filled = rollups.write().fill_pin(workspace, id, cells, done);
+    filled.map_err(|e| StoreError::Database(e.to_string()))
 }
 
 /// The dimension stored in an `events` column (the inverse of `column`, tags aside).

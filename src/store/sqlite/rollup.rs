@@ -847,14 +847,16 @@ impl Totals {
         Some(id)
     }
 
-    /// Add the cells of pin `id` as of the commit it was opened at (family, hour start,
-    /// ids, sums) and make it ready. False when the pin was dropped or the totals
-    /// rebuilt since (the cells are then not added); on an error the pin is dropped.
+    /// Add cells of pin `id` as of the commit it was opened at (family, hour start, ids,
+    /// sums), some at a time: additions commute with the folds in between. With `done`,
+    /// pack the day's hours and make the pin ready. False when the pin was dropped or
+    /// the totals rebuilt since (nothing is added); on an error the pin is dropped.
     pub fn fill_pin(
         &mut self,
         workspace: i64,
         id: u64,
-        cells: Vec<(usize, i64, DimIds, Cell)>,
+        cells: &[(usize, i64, DimIds, Cell)],
+        done: bool,
     ) -> Result<bool, WriteError> {
         let Some(at) = self
             .pins
@@ -868,9 +870,10 @@ impl Totals {
             self.cells[*family][Grain::Hour as usize].add(workspace, *hour, *dims, cell, 1)
         });
         let packed = added.and_then(|()| {
-            self.cells
-                .iter_mut()
-                .try_for_each(|f| f[Grain::Hour as usize].pack_range(workspace, day, day + DAY_MS))
+            self.cells.iter_mut().try_for_each(|f| match done {
+                true => f[Grain::Hour as usize].pack_range(workspace, day, day + DAY_MS),
+                false => Ok(()),
+            })
         });
         if let Err(e) = packed {
             if let Some(pins) = self.pins.get_mut(&workspace) {
@@ -880,7 +883,7 @@ impl Totals {
             return Err(e);
         }
         if let Some(pin) = self.pins.get_mut(&workspace).and_then(|p| p.get_mut(at)) {
-            pin.ready = true;
+            pin.ready = done;
         }
         Ok(true)
     }
@@ -1606,9 +1609,14 @@ mod tests {
         let mut dims = [0u32; 7];
         dims[2] = 9;
         let base = call(30, 9, 5).measures();
-        assert!(totals
-            .fill_pin(0, id, vec![(user, 30 * HOUR_MS, dims, base)])
-            .unwrap());
+        let first_hour = [(user, 30 * HOUR_MS, dims, base)];
+        assert!(totals.fill_pin(0, id, &first_hour, false).unwrap());
+        assert_eq!(
+            totals.ready_pins(0),
+            [i64::MIN; MAX_PINS],
+            "ready when done"
+        );
+        assert!(totals.fill_pin(0, id, &[], true).unwrap());
         assert_eq!(totals.ready_pins(0)[0], DAY_MS);
         assert_eq!(cost_at(&totals, 30, 9), None, "added and taken away");
         assert_eq!(cost_at(&totals, 31, 9), Some(7));
@@ -1625,9 +1633,8 @@ mod tests {
         );
         // A fill for a pin these totals never opened (one from before a rebuild) adds
         // nothing.
-        assert!(!totals
-            .fill_pin(0, id + 1_000, vec![(user, 31 * HOUR_MS, dims, base)])
-            .unwrap());
+        let stray = [(user, 31 * HOUR_MS, dims, base)];
+        assert!(!totals.fill_pin(0, id + 1_000, &stray, true).unwrap());
         assert_eq!(cost_at(&totals, 31, 9), Some(7));
         // MAX_PINS more pins: day 1 gives way and its hours go.
         for day in 2..2 + MAX_PINS as i64 {
