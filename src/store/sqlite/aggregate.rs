@@ -533,7 +533,8 @@ pub fn pin_day(
         let opened = {
             let mut totals = rollups.write();
             // The snapshot starts here, while the totals cannot change.
-            (commit_seq(&tx)? == totals.seq).then(|| totals.open_pin(workspace, day))
+            let now = std::time::Instant::now();
+            (commit_seq(&tx)? == totals.seq).then(|| totals.open_pin(workspace, day, now))
         };
         match opened {
             Some(Some(id)) => break (tx, id),

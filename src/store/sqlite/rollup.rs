@@ -752,12 +752,18 @@ struct Pin {
     day: i64,
     id: u64,
     ready: bool,
+    opened: std::time::Instant,
 }
 
-/// Pinned days per workspace; a new one drops the first opened. Four: the edges of a
-/// window and of the one before it, for two window lengths (7 and 30 days). A pinned
-/// day costs about 23 bytes per user active in an hour of it (7 MB at 10M calls a
-/// month).
+/// How long a pin stays before a new one may take its place: windows on more days
+/// than `MAX_PINS` (several dashboards at once) read some edges raw instead of building
+/// pins over and over (each build reads a day of raw events).
+pub const PIN_MIN_LIFE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Pinned days per workspace; a new one drops the first opened (see `PIN_MIN_LIFE`).
+/// Four: the edges of a window and of the one before it, for two window lengths (7 and
+/// 30 days). A pinned day costs about 23 bytes per user active in an hour of it (7 MB
+/// at 10M calls a month).
 pub const MAX_PINS: usize = 4;
 
 /// The `seq` of totals a fold failed on: no commit has it, so reads wait for the
@@ -827,19 +833,27 @@ impl Totals {
 
     /// Pin `day` of `workspace` as of these totals' commit (the caller's read snapshot
     /// must be at `self.seq`): from now on the day's hourly changes are kept. None when
-    /// it is pinned already or the totals are stale. The first opened pin gives way
-    /// when there are `MAX_PINS`.
-    pub fn open_pin(&mut self, workspace: i64, day: i64) -> Option<u64> {
+    /// it is pinned already, the totals are stale, or there are `MAX_PINS` and none of
+    /// them is older than `PIN_MIN_LIFE` (else the first opened gives way).
+    pub fn open_pin(&mut self, workspace: i64, day: i64, now: std::time::Instant) -> Option<u64> {
         if self.seq == STALE || self.is_pinned(workspace, day) {
             return None;
         }
         let pins = self.pins.entry(workspace).or_default();
-        let dropped = (pins.len() >= MAX_PINS).then(|| pins.remove(0));
+        let dropped = if pins.len() >= MAX_PINS {
+            let old = pins
+                .iter()
+                .position(|p| now.saturating_duration_since(p.opened) >= PIN_MIN_LIFE)?;
+            Some(pins.remove(old))
+        } else {
+            None
+        };
         let id = PIN_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         pins.push(Pin {
             day,
             id,
             ready: false,
+            opened: now,
         });
         if let Some(old) = dropped {
             self.unpin_hours(workspace, old.day);
@@ -1592,8 +1606,9 @@ mod tests {
         first.apply(&call(200, 9, 1), 1);
         totals.apply_changes(&first, 1).unwrap();
         assert_eq!(cost_at(&totals, 30, 9), None);
-        let id = totals.open_pin(0, DAY_MS).unwrap();
-        assert_eq!(totals.open_pin(0, DAY_MS), None, "pinned once");
+        let start = std::time::Instant::now();
+        let id = totals.open_pin(0, DAY_MS, start).unwrap();
+        assert_eq!(totals.open_pin(0, DAY_MS, start), None, "pinned once");
         assert_eq!(
             totals.ready_pins(0),
             [i64::MIN; MAX_PINS],
@@ -1636,10 +1651,16 @@ mod tests {
         let stray = [(user, 31 * HOUR_MS, dims, base)];
         assert!(!totals.fill_pin(0, id + 1_000, &stray, true).unwrap());
         assert_eq!(cost_at(&totals, 31, 9), Some(7));
-        // MAX_PINS more pins: day 1 gives way and its hours go.
-        for day in 2..2 + MAX_PINS as i64 {
-            totals.open_pin(0, day * DAY_MS).unwrap();
+        // Three more pins fill the four places; a fifth waits until the first has
+        // stood PIN_MIN_LIFE, then day 1 gives way and its hours go.
+        for day in 2..1 + MAX_PINS as i64 {
+            totals.open_pin(0, day * DAY_MS, start).unwrap();
         }
+        let fifth = (1 + MAX_PINS as i64) * DAY_MS;
+        let soon = start + PIN_MIN_LIFE / 2;
+        assert_eq!(totals.open_pin(0, fifth, soon), None);
+        assert_eq!(cost_at(&totals, 31, 9), Some(7));
+        assert!(totals.open_pin(0, fifth, start + PIN_MIN_LIFE).is_some());
         assert!(!totals.is_pinned(0, DAY_MS));
         assert_eq!(cost_at(&totals, 31, 9), None);
         assert_eq!(cost_at(&totals, 40, 4), None);
