@@ -116,7 +116,8 @@ fn choose_family(query: &Query) -> Option<usize> {
 
 /// Split [from, to) into exact parts: daily rollups for whole UTC days (unless the
 /// answer is bucketed by hour), cells and raw events for the edges around them
-/// (`edge_parts`).
+/// (`edge_parts`). A window across a midnight (a "last 24 hours") has edges on both
+/// sides of it even without whole days, so each edge may read its day's cell.
 fn plan(query: &Query, family: Option<usize>, reach: Reach) -> Vec<(Source, i64, i64)> {
     let (from, to) = (query.from_ms, query.to_ms);
     let Some(index) = family else {
@@ -125,7 +126,7 @@ fn plan(query: &Query, family: Option<usize>, reach: Reach) -> Vec<(Source, i64,
     let hourly = query.bucket == Some(crate::query::Bucket::Hour);
     let (d0, d1) = (ceil(from, DAY_MS), floor(to, DAY_MS));
     // In time order: the groups of a bucketed answer are found fastest that way.
-    if !hourly && d0 < d1 {
+    if !hourly && d0 <= d1 {
         let mut parts = edge_parts(index, from, d0, reach, Some(d0 - DAY_MS));
         parts.push((Source::Rollup(index, Grain::Day), d0, d1));
         parts.extend(edge_parts(index, d1, to, reach, Some(d1)));
@@ -175,7 +176,8 @@ fn raw_span(parts: &[(Source, i64, i64)]) -> i64 {
 }
 
 /// The exact reading of [a, b) (shorter than a day, or a window without whole days) that
-/// reads the fewest raw milliseconds: all raw; hourly cells with their partial hours
+/// reads the fewest raw milliseconds (the daily cell where it ties with hourly cells):
+/// all raw; hourly cells with their partial hours
 /// raw or as a whole cell minus the raw minutes outside [a, b); or, for an edge inside
 /// the day starting at `day` (beside the window's whole days), that daily cell minus
 /// the raw part of the day outside [a, b). So a partial hour costs at most half an
@@ -193,32 +195,32 @@ fn edge_parts(
         return Vec::new();
     }
     let mut best = vec![(Source::Raw, a, b)];
-    let mut consider = |candidate: Vec<(Source, i64, i64)>| {
-        if raw_span(&candidate) < raw_span(&best) {
-            best = candidate;
-        }
-    };
     // Hourly cells from the first hour that has one (every hour of a pinned day has
     // one); raw events before it.
     let hours_from = match day {
         Some(day) if reach.pinned.contains(&day) => reach.hours_from.min(day),
         _ => reach.hours_from,
     };
+    let mut by_hours = false;
     if hours_from < b {
         let cells_from = ceil(hours_from.max(floor(a, HOUR_MS)), HOUR_MS);
         let start = cells_from.max(a);
         let mut hours = vec![(Source::Raw, a, start)];
         hours.extend(cell_parts(index, Grain::Hour, start, b, reach));
-        consider(hours);
+        by_hours = raw_span(&hours) < raw_span(&best);
+        if by_hours {
+            best = hours;
+        }
     }
     if let Some(day) = day.filter(|day| *day >= reach.raw_from) {
-        consider(cell_parts(
-            index,
-            Grain::Day,
-            a.max(day),
-            b.min(day + DAY_MS),
-            reach,
-        ));
+        let daily = cell_parts(index, Grain::Day, a.max(day), b.min(day + DAY_MS), reach);
+        // On a tie with hourly cells the daily cell wins: it holds each group once
+        // where they hold it once an hour (today so far, for a window ending now: one
+        // bucket of ~80k users instead of 15 of ~12k each at 10M calls a month).
+        let (daily_raw, best_raw) = (raw_span(&daily), raw_span(&best));
+        if daily_raw < best_raw || (by_hours && daily_raw == best_raw) {
+            best = daily;
+        }
     }
     merged(best)
 }
@@ -1127,6 +1129,43 @@ mod tests {
                 (Source::RawMinus, h14 + 40 * m, h15),
             ]
         );
+    }
+
+    #[test]
+    fn a_last_24_hours_reads_today_so_far_as_one_daily_cell() {
+        let (today, m) = (10 * DAY_MS, 60_000);
+        let reach = |newest_ms| Reach {
+            hours_from: i64::MIN,
+            raw_from: i64::MIN,
+            newest_ms,
+            ..Reach::NONE
+        };
+        let now = today + 14 * HOUR_MS + 40 * m;
+        let last_24_hours = window(now - DAY_MS, now);
+        // Yesterday from 14:40: 20 raw minutes, then by hour; today's 14 hours and 40
+        // minutes as today's cell (nothing is newer than now), not 15 hourly cells.
+        assert_eq!(
+            plan(&last_24_hours, Some(0), reach(now - m)),
+            vec![
+                (Source::Rollup(0, Grain::Hour), now - DAY_MS + 20 * m, today),
+                (Source::Rollup(0, Grain::Day), today, today + DAY_MS),
+                (Source::Raw, now - DAY_MS, now - DAY_MS + 20 * m),
+            ]
+        );
+        // The window before it ends at a call: today's cell would take away 9 hours
+        // and 20 minutes of raw events, its hours 20 minutes.
+        let before = window(now - 2 * DAY_MS, now - DAY_MS);
+        let parts = plan(&before, Some(0), reach(now));
+        assert!(parts
+            .iter()
+            .all(|(source, _, _)| *source != Source::Rollup(0, Grain::Day)));
+        // By hour, the answer needs hours: never a daily cell.
+        let mut by_hour = last_24_hours.clone();
+        by_hour.bucket = Some(crate::query::Bucket::Hour);
+        let parts = plan(&by_hour, Some(0), reach(now - m));
+        assert!(parts
+            .iter()
+            .all(|(source, _, _)| *source != Source::Rollup(0, Grain::Day)));
     }
 
     /// How many times each moment is counted by a plan: +1 inside a cell part (a cell
