@@ -1152,8 +1152,8 @@ mod tests {
                 (Source::Raw, now - DAY_MS, now - DAY_MS + 20 * m),
             ]
         );
-        // The window before it ends at a call: today's cell would take away 9 hours
-        // and 20 minutes of raw events, its hours 20 minutes.
+        // The window before it ends at a call: its end day's cell would take away 9
+        // hours and 20 minutes of raw events, that day's hours 20 minutes.
         let before = window(now - 2 * DAY_MS, now - DAY_MS);
         let parts = plan(&before, Some(0), reach(now));
         assert!(parts
