@@ -179,7 +179,7 @@ fn raw_span(parts: &[(Source, i64, i64)]) -> i64 {
 /// reads the fewest raw milliseconds (the daily cell where it ties with hourly cells):
 /// all raw; hourly cells with their partial hours
 /// raw or as a whole cell minus the raw minutes outside [a, b); or, for an edge inside
-/// the day starting at `day` (beside the window's whole days), that daily cell minus
+/// the day starting at `day` (beside a midnight of the window), that daily cell minus
 /// the raw part of the day outside [a, b). So a partial hour costs at most half an
 /// hour of raw events, a partial day without hourly cells at most half a day. A cell
 /// minus raw events needs those raw events (from `raw_from` on); the newest partial
@@ -485,7 +485,7 @@ pub fn aggregate(
 /// The old days (before `family`'s recent hours, raw events kept) of which `parts`
 /// read more than an hour of raw events within the day: with the day's hourly cells
 /// (a pin) that read is at most half an hour. Only the days of a window's edges beside
-/// its whole days, where `plan` uses a pin.
+/// one of its midnights, where `plan` uses a pin.
 fn days_to_pin(
     family: usize,
     query: &Query,
@@ -493,8 +493,9 @@ fn days_to_pin(
     reach: Reach,
 ) -> Vec<i64> {
     let (d0, d1) = (ceil(query.from_ms, DAY_MS), floor(query.to_ms, DAY_MS));
-    let whole_days = query.bucket != Some(crate::query::Bucket::Hour) && d0 < d1;
-    if FAMILIES[family].recent_hours.is_none() || !whole_days {
+    // As `plan`: edges with a day of their own where the window crosses a midnight.
+    let day_edges = query.bucket != Some(crate::query::Bucket::Hour) && d0 <= d1;
+    if FAMILIES[family].recent_hours.is_none() || !day_edges {
         return Vec::new();
     }
     let edge_days = [d0 - DAY_MS, d1];
