@@ -88,6 +88,31 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
+    /// Wait until the kernel stamps what `server` receives. It turns receive
+    /// timestamps on for the whole machine a moment after the first socket asks (in a
+    /// deferred work item) and off after the last one closes: until then segments carry
+    /// no stamp and a read reports its own time (this test alone failed 5 times in 7).
+    async fn stamps_on(client: &mut TcpStream, server: &TcpStream) {
+        use std::os::fd::AsRawFd;
+        let (fd, mut drain) = (server.as_raw_fd(), [0u8; 64]);
+        for _ in 0..400 {
+            client.write_all(b"w").await.unwrap();
+            server.readable().await.unwrap();
+            let got = server.try_io(tokio::io::Interest::READABLE, || recv(fd, &mut drain));
+            let stamped = matches!(got, Ok((_, Some(_))));
+            // Drain, and clear the readiness: the next `readable` waits for new bytes.
+            while server
+                .try_io(tokio::io::Interest::READABLE, || recv(fd, &mut drain))
+                .is_ok()
+            {}
+            if stamped {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the kernel never stamped a received segment");
+    }
+
     /// Bytes read 200 ms after they arrived carry the time they arrived, not the read's.
     /// The arrival is awaited rather than assumed: on a loaded machine the kernel may
     /// deliver loopback bytes well after the write returned.
@@ -99,6 +124,7 @@ mod tests {
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         assert!(enable(&server));
+        stamps_on(&mut client, &server).await;
         let sent = SystemTime::now();
         client.write_all(b"hello").await.unwrap();
         server.readable().await.unwrap();
