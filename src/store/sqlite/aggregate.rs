@@ -7,6 +7,7 @@ use super::rollup::{
     N_MEASURES, RAW_MEASURES,
 };
 use super::schema::DimKind;
+use super::tag_sets::TAGS_OF_ROW;
 use crate::event::{DataMode, Environment, Status};
 use crate::query::{Answer, Dimension, Query, Row, Sums};
 use crate::store::{Result, StoreError, WorkspaceId};
@@ -38,7 +39,7 @@ fn column(d: &Dimension) -> &'static str {
         Dimension::Environment => "environment",
         Dimension::DataMode => "data_mode",
         Dimension::Status => "status",
-        Dimension::Tag(_) => "tags",
+        Dimension::Tag(_) => "tag_set",
     }
 }
 
@@ -281,7 +282,7 @@ fn build(workspace: WorkspaceId, query: &Query, from: i64, to: i64) -> (String, 
     for d in &query.group_by {
         match d {
             Dimension::Tag(key) => {
-                select.push("json_extract(tags, ?)".to_string());
+                select.push(format!("json_extract({TAGS_OF_ROW}, ?)"));
                 select_params.push(tag_path(key).into());
             }
             other => select.push(format!("COALESCE({}, 0)", column(other))),
@@ -365,12 +366,12 @@ pub(super) fn filter_sql(
             .iter()
             .any(|v| v == Dimension::Tag(key.clone()).missing_label());
         filter.push_str(&format!(
-            " AND (json_extract(tags, ?) IN ({}){})",
+            " AND (json_extract({TAGS_OF_ROW}, ?) IN ({}){})",
             placeholders(values.len()),
             if wants_missing {
-                " OR json_extract(tags, ?) IS NULL"
+                format!(" OR json_extract({TAGS_OF_ROW}, ?) IS NULL")
             } else {
-                ""
+                String::new()
             }
         ));
         params.push(tag_path(key).into());

@@ -10,6 +10,7 @@ mod reprice;
 mod retention;
 mod rollup;
 pub mod schema;
+mod tag_sets;
 mod writer;
 
 use super::*;

@@ -23,7 +23,7 @@ pub(super) const EVENT_SELECT: &str = "
         e.cost_nanos, e.cost_source,
         (SELECT value FROM dims WHERE id = e.price_entry),
         (SELECT value FROM dims WHERE id = e.price_book),
-        e.tags, e.repriced_at
+        (SELECT tags FROM tag_sets WHERE tag_sets.id = e.tag_set), e.repriced_at
     FROM events e";
 
 pub(super) fn stored_event(r: &rusqlite::Row) -> rusqlite::Result<(i64, i64, StoredEvent)> {

@@ -7,12 +7,13 @@
 //! Retention moves whole UTC days of raw events into `pruned_cells` (their sums per
 //! hour and every rollup dimension, tenant and user included) and `pruned_versions`,
 //! and records from when raw events exist (`raw_from`). Erasure deletes one tenant's or
-//! user's raw events and pruned cells, and the id's `dims` row when nothing refers to it
-//! any more, with `secure_delete` on and the WAL truncated after, so the id's bytes are
+//! user's raw events and pruned cells, and the id's `dims` row and the tag sets holding it
+//! when nothing refers to them any more, with `secure_delete` on and the WAL truncated after, so the id's bytes are
 //! not left in the file.
 
 use super::rollup::{DAY_MS, HOUR_MS, MEASURES, PRUNED_DIMS, RAW_MEASURES};
 use super::schema::DimKind;
+use super::tag_sets;
 use super::writer::{self, Derived};
 use crate::store::{Removed, Result, Subject, WorkspaceId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -89,6 +90,7 @@ pub fn prune(
         "DELETE FROM events WHERE workspace_id = ?1 AND ts < ?2",
         params![ws, cutoff],
     )?;
+    tag_sets::collect_after_prune(&tx)?;
     tx.execute(
         "INSERT INTO raw_from (workspace_id, raw_from_ms) VALUES (?1, ?2)
          ON CONFLICT (workspace_id) DO UPDATE SET raw_from_ms = MAX(raw_from_ms, excluded.raw_from_ms)",
@@ -153,10 +155,7 @@ fn erase_rows(
     // not kept in the pruned history, so there only the tenant (user) column counts.
     // Dims ids are positive: -1 matches no row when the id was never stored as one.
     let dim_or_none = dim.unwrap_or(-1);
-    let raw = format!(
-        "({column} = ?2 OR (tags IS NOT NULL
-             AND EXISTS (SELECT 1 FROM json_each(events.tags) WHERE json_each.value = ?3)))"
-    );
+    let raw = format!("({column} = ?2 OR {})", tag_sets::has_value(3));
     let (events, cost_nanos, unpriced): (i64, i64, i64) = tx.query_row(
         &format!(
             "SELECT COUNT(*), COALESCE(SUM(cost_nanos), 0), COUNT(*) - COUNT(cost_nanos)
@@ -172,6 +171,9 @@ fn erase_rows(
         unpriced: unpriced as u64,
     };
     if events == 0 && dim.is_none() {
+        // No call holds it; a tag set no call uses any more may still.
+        tag_sets::forget_value(&tx, id)?;
+        tx.commit()?;
         return Ok(removed);
     }
     let (calls, cost, unpriced): (i64, i64, i64) = tx.query_row(
@@ -210,6 +212,7 @@ fn erase_rows(
             tx.execute("DELETE FROM dims WHERE id = ?1", [dim])?;
         }
     }
+    tag_sets::forget_value(&tx, id)?;
     bump_seq(&tx)?;
     tx.commit()?;
     Ok(removed)

@@ -2,10 +2,11 @@
 
 use rusqlite::Connection;
 
+/// 4: a call's tags are a `tag_sets` id (`events.tag_set`), not inline JSON.
 /// 3: `events` has no UNIQUE (workspace_id, external_request_id); the writer's call index
 /// dedupes. 2: control objects are numbered per workspace and kind (`objects` keyed by
 /// (workspace, kind, id), `object_ids` the sequences); 1 had one rowid for all kinds.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// 7: rollups live in memory (rebuilt from the events at open); a file of an older
 /// version has rollup tables, dropped once.
 const ROLLUPS_VERSION: &str = "7";
@@ -115,6 +116,14 @@ CREATE TABLE IF NOT EXISTS raw_from (
     workspace_id INTEGER PRIMARY KEY,
     raw_from_ms INTEGER NOT NULL
 );
+-- Each distinct set of tags once (`tag_sets.rs`); `hash` finds a set without indexing
+-- its text.
+CREATE TABLE IF NOT EXISTS tag_sets (
+    id INTEGER PRIMARY KEY,
+    hash INTEGER NOT NULL,
+    tags TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tag_sets_by_hash ON tag_sets (hash);
 CREATE TABLE IF NOT EXISTS price_books (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -163,7 +172,7 @@ fn events_ddl(table: &str) -> String {
     cost_source INTEGER,
     price_entry INTEGER,
     price_book INTEGER,
-    tags TEXT,
+    tag_set INTEGER,
     repriced_at INTEGER
 );"
     )
@@ -207,16 +216,55 @@ fn number_objects_per_kind(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
     )
 }
 
-/// Schema 2 -> 3: rebuild `events` without its UNIQUE constraint (SQLite cannot drop a
-/// table constraint in place); rows keep their ids.
-fn drop_unique_call_index(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-    tx.execute_batch(&events_ddl("events_v3"))?;
+/// Schemas 1-3 -> 4: rebuild `events` without its UNIQUE constraint of schema 2 (SQLite
+/// cannot drop a table constraint in place) and with each call's inline tags JSON moved
+/// to `tag_sets`; rows keep their ids.
+fn rebuild_events(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    let inline_tags: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'tags'",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.execute_batch(&events_ddl("events_v4"))?;
+    if inline_tags {
+        intern_inline_tags(tx)?;
+        tx.execute_batch(
+            "INSERT INTO events_v4 SELECT id, workspace_id, external_request_id, idless, ts,
+                 received_at, attempt, attempt_mask, attempts, provider, model, endpoint,
+                 prompt_version, tenant, user, input_tokens, cached_tokens, cache_write_tokens,
+                 output_tokens, reasoning_tokens, image_count, latency_ms, status, error_code,
+                 data_mode, environment, operation, service_tier, usage_missing, cost_nanos,
+                 cost_source, price_entry, price_book,
+                 (SELECT id FROM temp.tag_set_ids t WHERE t.tags = events.tags), repriced_at
+             FROM events;
+             DROP TABLE temp.tag_set_ids;",
+        )?;
+    } else {
+        tx.execute_batch("INSERT INTO events_v4 SELECT * FROM events;")?;
+    }
     tx.execute_batch(
-        "INSERT INTO events_v3 SELECT * FROM events;
-         DROP TABLE events;
-         ALTER TABLE events_v3 RENAME TO events;",
+        "DROP TABLE events;
+         ALTER TABLE events_v4 RENAME TO events;",
     )?;
     tx.execute_batch(EVENT_INDEXES)
+}
+
+/// Each distinct inline tags JSON of `events` as a tag set, and a temporary map from
+/// the JSON to its id for the rebuild.
+fn intern_inline_tags(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TEMP TABLE tag_set_ids (tags TEXT PRIMARY KEY, id INTEGER NOT NULL);",
+    )?;
+    let mut cache = super::tag_sets::TagSetCache::default();
+    let mut distinct = tx.prepare("SELECT DISTINCT tags FROM events WHERE tags IS NOT NULL")?;
+    let mut map = tx.prepare("INSERT INTO temp.tag_set_ids (tags, id) VALUES (?1, ?2)")?;
+    let mut rows = distinct.query([])?;
+    while let Some(row) = rows.next()? {
+        let tags: String = row.get(0)?;
+        let id = super::tag_sets::intern(tx, &mut cache, &tags)?;
+        map.execute(rusqlite::params![tags, id])?;
+    }
+    Ok(())
 }
 
 /// Settings for every connection. synchronous=FULL: each commit is fsynced, so a 2xx
@@ -289,7 +337,7 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
             if old < 2 {
                 number_objects_per_kind(&tx)?;
             }
-            drop_unique_call_index(&tx)?;
+            rebuild_events(&tx)?;
             rebuilt_events = true;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
@@ -336,4 +384,83 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
         conn.execute_batch("VACUUM;")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schema-3 file: tags inline in `events`.
+    fn schema_3_file() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(DDL).unwrap();
+        let old = events_ddl("events").replace("tag_set INTEGER", "tags TEXT");
+        conn.execute_batch(&old).unwrap();
+        conn.execute_batch(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', '3');
+             INSERT INTO workspaces (name, paused, created_at) VALUES ('default', 0, 0);",
+        )
+        .unwrap();
+        for (id, tags) in [
+            ("a", Some(r#"{"plan":"free"}"#)),
+            ("b", Some(r#"{"plan":"pro"}"#)),
+            ("c", Some(r#"{"plan":"free"}"#)),
+            ("d", None),
+        ] {
+            conn.execute(
+                "INSERT INTO events (workspace_id, external_request_id, idless, ts, received_at,
+                     attempt, attempt_mask, attempts, provider, model, endpoint, input_tokens,
+                     cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+                     image_count, status, data_mode, environment, operation, service_tier,
+                     usage_missing, tags)
+                 VALUES (1, ?1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?2)",
+                rusqlite::params![id, tags],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn a_schema_3_file_keeps_every_calls_tags_as_a_shared_tag_set() {
+        let mut conn = schema_3_file();
+        migrate(&mut conn, 0).unwrap();
+        let calls: Vec<(String, Option<String>)> = conn
+            .prepare(
+                "SELECT external_request_id, (SELECT tags FROM tag_sets WHERE id = tag_set)
+                 FROM events ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let free = Some(r#"{"plan":"free"}"#.to_string());
+        assert_eq!(
+            calls,
+            vec![
+                ("a".into(), free.clone()),
+                ("b".into(), Some(r#"{"plan":"pro"}"#.into())),
+                ("c".into(), free),
+                ("d".into(), None),
+            ]
+        );
+        let (sets, version): (i64, String) = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM tag_sets),
+                        (SELECT value FROM meta WHERE key = 'schema_version')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((sets, version.as_str()), (2, "4"));
+        let inline: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'tags'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(inline, 0, "no inline tags column left");
+    }
 }

@@ -5,6 +5,7 @@
 use super::calls::CallIndex;
 use super::rollup::{Changes, Contribution, Rollups, Totals, WriteError, CONTRIBUTION_COLUMNS};
 use super::schema::{self, DimKind};
+use super::tag_sets::TAGS_OF_ROW;
 use crate::dedupe::{self, Decision, IncomingAttempt, StoredCall};
 use crate::event::{DataMode, Environment};
 use crate::event::{PricedEvent, Status};
@@ -57,6 +58,7 @@ const SMALL_JOB_EVENTS: usize = 16;
 struct DimCache {
     /// Indexed by `DimKind as usize`.
     ids: [HashMap<Box<str>, i64, foldhash::fast::RandomState>; 10],
+    tag_sets: super::tag_sets::TagSetCache,
 }
 
 /// What the writer keeps beside the connection: the rollups it folds commits into and
@@ -577,7 +579,7 @@ const INSERT_EVENT: &str =
                 attempt_mask, attempts, provider, model, endpoint, prompt_version, tenant, user,
                 input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
                 image_count, latency_ms, status, error_code, data_mode, environment, operation,
-                service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tags,
+                service_tier, usage_missing, cost_nanos, cost_source, price_entry, price_book, tag_set,
                 repriced_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)";
@@ -621,7 +623,7 @@ struct UsageColumns {
     error_code: Option<i64>,
     price_entry: Option<i64>,
     price_book: Option<i64>,
-    tags: Option<String>,
+    tag_set: Option<i64>,
 }
 
 fn usage_columns(
@@ -656,8 +658,22 @@ fn usage_columns(
             DimKind::PriceBook,
             p.pricing.price_book_version.as_deref(),
         )?,
-        tags: (!e.tags.is_empty()).then(|| serde_json::to_string(&e.tags).unwrap_or_default()),
+        tag_set: tag_set(tx, dims, &e.tags)?,
     })
+}
+
+/// The id of a call's tag set (its tags as JSON, keys sorted by the map), None without
+/// tags.
+fn tag_set(
+    tx: &Transaction,
+    dims: &mut DimCache,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> rusqlite::Result<Option<i64>> {
+    if tags.is_empty() {
+        return Ok(None);
+    }
+    let json = serde_json::to_string(tags).expect("a map of strings serializes");
+    super::tag_sets::intern(tx, &mut dims.tag_sets, &json).map(Some)
 }
 
 /// What a call stored with these columns contributes to the rollups.
@@ -769,7 +785,7 @@ fn write_event(
         p.pricing.source.map(|s| s.code()),
         cols.price_entry,
         cols.price_book,
-        cols.tags,
+        cols.tag_set,
         repriced_at_ms(p),
     ])?;
     let row = tx.last_insert_rowid();
@@ -842,7 +858,7 @@ fn stored_call(
     idless: bool,
 ) -> rusqlite::Result<Option<StoredRow>> {
     let sql = format!(
-        "SELECT {CONTRIBUTION_COLUMNS}, attempt_mask, tags, attempt FROM events
+        "SELECT {CONTRIBUTION_COLUMNS}, attempt_mask, {TAGS_OF_ROW}, attempt FROM events
          WHERE id = ?1 AND workspace_id = ?2 AND external_request_id = ?3 AND idless = ?4"
     );
     tx.prepare_cached(&sql)?
@@ -929,7 +945,7 @@ fn merge_attempt(
             input_tokens = ?12, cached_tokens = ?13, cache_write_tokens = ?14, output_tokens = ?15,
             reasoning_tokens = ?16, image_count = ?17, latency_ms = ?18, status = ?19,
             error_code = ?20, operation = ?21, service_tier = ?22, usage_missing = ?23,
-            cost_nanos = ?24, cost_source = ?25, price_entry = ?26, price_book = ?27, tags = ?28,
+            cost_nanos = ?24, cost_source = ?25, price_entry = ?26, price_book = ?27, tag_set = ?28,
             environment = ?29, data_mode = ?30, repriced_at = ?31
          WHERE id = ?1",
     )?
@@ -961,7 +977,7 @@ fn merge_attempt(
         p.pricing.source.map(|s| s.code()),
         cols.price_entry,
         cols.price_book,
-        cols.tags,
+        cols.tag_set,
         e.environment.code(),
         e.data_mode.code(),
         // The winner's price is its own: re-priced only when a copy says so.
