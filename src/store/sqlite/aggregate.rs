@@ -7,7 +7,6 @@ use super::rollup::{
     N_MEASURES, RAW_MEASURES,
 };
 use super::schema::DimKind;
-use super::tag_sets::TAGS_OF_ROW;
 use crate::event::{DataMode, Environment, Status};
 use crate::query::{Answer, Dimension, Query, Row, Sums};
 use crate::store::{Result, StoreError, WorkspaceId};
@@ -272,8 +271,6 @@ fn cell_parts(index: usize, grain: Grain, a: i64, b: i64, reach: Reach) -> Vec<(
 fn build(workspace: WorkspaceId, query: &Query, from: i64, to: i64) -> (String, Vec<SqlValue>) {
     let (table, time) = ("events", "ts");
     let measures = RAW_MEASURES;
-    // Placeholders are positional: SELECT's come first, then WHERE's.
-    let mut select_params: Vec<SqlValue> = Vec::new();
     let mut params: Vec<SqlValue> = vec![workspace.into(), from.into(), to.into()];
     let mut select = Vec::new();
     if let Some(bucket) = query.bucket {
@@ -281,10 +278,8 @@ fn build(workspace: WorkspaceId, query: &Query, from: i64, to: i64) -> (String, 
     }
     for d in &query.group_by {
         match d {
-            Dimension::Tag(key) => {
-                select.push(format!("json_extract({TAGS_OF_ROW}, ?)"));
-                select_params.push(tag_path(key).into());
-            }
+            // By set: `read_raw` names each set's value of the key.
+            Dimension::Tag(_) => select.push("tag_set".to_string()),
             other => select.push(format!("COALESCE({}, 0)", column(other))),
         }
     }
@@ -303,8 +298,7 @@ fn build(workspace: WorkspaceId, query: &Query, from: i64, to: i64) -> (String, 
             format!(" GROUP BY {}", groups.join(", "))
         },
     );
-    select_params.extend(params);
-    (sql, select_params)
+    (sql, params)
 }
 
 /// Append the dimension filters to a WHERE clause (columns of `events`, unqualified).
@@ -365,13 +359,16 @@ pub(super) fn filter_sql(
         let wants_missing = values
             .iter()
             .any(|v| v == Dimension::Tag(key.clone()).missing_label());
+        // The sets that match, found once (an uncorrelated subquery): each row then only
+        // tests its set id.
         filter.push_str(&format!(
-            " AND (json_extract({TAGS_OF_ROW}, ?) IN ({}){})",
+            " AND (tag_set IN (SELECT id FROM tag_sets WHERE json_extract(tags, ?) IN ({})){})",
             placeholders(values.len()),
             if wants_missing {
-                format!(" OR json_extract({TAGS_OF_ROW}, ?) IS NULL")
+                " OR tag_set IS NULL
+                  OR tag_set IN (SELECT id FROM tag_sets WHERE json_extract(tags, ?) IS NULL)"
             } else {
-                String::new()
+                ""
             }
         ));
         params.push(tag_path(key).into());
@@ -714,6 +711,7 @@ fn read_raw(
         .map_err(overflow_or)?;
     let bucketed = query.bucket.is_some() as usize;
     let n = bucketed + query.group_by.len();
+    let mut tag_sets = TagSetValues::default();
     while let Some(r) = rows.next().map_err(overflow_or)? {
         let bucket_ms = if bucketed == 1 {
             Some(r.get::<_, i64>(0)?)
@@ -723,13 +721,43 @@ fn read_raw(
         let mut group = no_group();
         for (i, (d, g)) in query.group_by.iter().zip(group.iter_mut()).enumerate() {
             *g = match d {
-                Dimension::Tag(_) => GroupValue::Text(r.get(bucketed + i)?),
+                Dimension::Tag(key) => {
+                    GroupValue::Text(tag_sets.value(c, r.get(bucketed + i)?, key)?)
+                }
                 _ => GroupValue::Id(r.get(bucketed + i)?),
             };
         }
         add(bucket_ms, group, &cell_of(r, n)?, sign)?;
     }
     Ok(())
+}
+
+/// The tags of the sets one raw read met, read from `tag_sets` once each.
+#[derive(Default)]
+struct TagSetValues {
+    sets: HashMap<i64, std::collections::BTreeMap<String, String>>,
+}
+
+impl TagSetValues {
+    /// The value of tag `key` in set `id` (None: the set lacks it, or the call has no
+    /// tags).
+    fn value(&mut self, c: &Connection, id: Option<i64>, key: &str) -> Result<Option<String>> {
+        let Some(id) = id else { return Ok(None) };
+        let tags = match self.sets.entry(id) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => {
+                let json: String = c
+                    .prepare_cached("SELECT tags FROM tag_sets WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))?;
+                new.insert(serde_json::from_str(&json).map_err(|e| {
+                    StoreError::Database(format!(
+                        "tag set {id} is not a JSON object of strings: {e}"
+                    ))
+                })?)
+            }
+        };
+        Ok(tags.get(key).cloned())
+    }
 }
 
 /// A group of ids as a cell's (dims ids and codes fit in 32 bits).

@@ -298,8 +298,20 @@ pub const READER_CACHE_MIB: u32 = 8;
 /// at open (one scan of every event: a cache would only keep the last pages read).
 pub const BUILD_CACHE_MIB: u32 = 2;
 
-/// Create the schema and the `default` workspace if they are missing.
+/// Create the schema and the `default` workspace if they are missing; upgrade an older
+/// file.
 pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
+    // An upgrade's rebuild and VACUUM use temporary tables as large as the events: on
+    // disk, not in memory (at 10M calls, a 1.4 GB copy).
+    let temp_store: i64 = conn.query_row("PRAGMA temp_store", [], |r| r.get(0))?;
+    conn.pragma_update(None, "temp_store", 1)?;
+    let migrated = upgrade(conn, now_ms);
+    conn.pragma_update(None, "temp_store", temp_store)?;
+    migrated
+}
+
+/// `migrate` with the connection set for it.
+fn upgrade(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
     // IMMEDIATE: a second process opening an old file waits here, then finds it migrated
     // (a deferred transaction could read version 1 beside the first and fail to upgrade).
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -379,7 +391,8 @@ pub fn migrate(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
     }
     tx.commit()?;
     // The rebuilt table left the old one's pages free inside the file: give them back
-    // once (the file would otherwise stay the size of both tables).
+    // once (the file would otherwise stay the size of both tables). VACUUM builds its
+    // copy as a temporary database (`temp_store` above).
     if rebuilt_events {
         conn.execute_batch("VACUUM;")?;
     }

@@ -65,8 +65,13 @@ pub fn intern(conn: &Connection, cache: &mut TagSetCache, tags: &str) -> rusqlit
 /// After a prune: drop tag sets no call references, when there are enough of them for
 /// orphans to matter (`COLLECT_ABOVE`).
 pub fn collect_after_prune(conn: &Connection) -> rusqlite::Result<usize> {
+    collect_unreferenced(conn, COLLECT_ABOVE)
+}
+
+/// Delete the tag sets no call references, if there are more than `above` sets.
+fn collect_unreferenced(conn: &Connection, above: i64) -> rusqlite::Result<usize> {
     let sets: i64 = conn.query_row("SELECT COUNT(*) FROM tag_sets", [], |r| r.get(0))?;
-    if sets <= COLLECT_ABOVE {
+    if sets <= above {
         return Ok(0);
     }
     // One scan of the events' tag sets.
@@ -149,24 +154,45 @@ mod tests {
         .unwrap();
         let other = intern(&conn, &mut cache, r#"{"customer":"ann@example.com"}"#).unwrap();
         // One call (of another workspace, say) still uses `kept`.
+        call_with(&conn, kept);
+        assert_eq!(forget_value(&conn, "bob@example.com").unwrap(), 1);
+        assert_eq!(set_ids(&conn), vec![kept, other]);
+        assert!(gone < kept);
+    }
+
+    #[test]
+    fn collecting_keeps_exactly_the_sets_calls_use_and_only_past_the_bound() {
+        let conn = store();
+        let mut cache = TagSetCache::default();
+        let ids: Vec<i64> = (0..4)
+            .map(|i| intern(&conn, &mut cache, &format!(r#"{{"s":"{i}"}}"#)).unwrap())
+            .collect();
+        call_with(&conn, ids[1]);
+        call_with(&conn, ids[3]);
+        assert_eq!(collect_unreferenced(&conn, 4).unwrap(), 0, "at the bound");
+        assert_eq!(collect_unreferenced(&conn, 3).unwrap(), 2);
+        assert_eq!(set_ids(&conn), vec![ids[1], ids[3]]);
+    }
+
+    /// A stored call whose tags are set `tag_set`.
+    fn call_with(conn: &Connection, tag_set: i64) {
         conn.execute(
             "INSERT INTO events (workspace_id, external_request_id, idless, ts, received_at,
                  attempt, attempt_mask, attempts, provider, model, endpoint, input_tokens,
                  cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, image_count,
                  status, data_mode, environment, operation, service_tier, usage_missing, tag_set)
              VALUES (1, 'c', 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?1)",
-            [kept],
+            [tag_set],
         )
         .unwrap();
-        assert_eq!(forget_value(&conn, "bob@example.com").unwrap(), 1);
-        let left: Vec<i64> = conn
-            .prepare("SELECT id FROM tag_sets ORDER BY id")
+    }
+
+    fn set_ids(conn: &Connection) -> Vec<i64> {
+        conn.prepare("SELECT id FROM tag_sets ORDER BY id")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(left, vec![kept, other]);
-        assert!(gone < kept);
+            .unwrap()
     }
 }
