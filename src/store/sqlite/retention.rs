@@ -7,9 +7,9 @@
 //! Retention moves whole UTC days of raw events into `pruned_cells` (their sums per
 //! hour and every rollup dimension, tenant and user included) and `pruned_versions`,
 //! and records from when raw events exist (`raw_from`). Erasure deletes one tenant's or
-//! user's raw events and pruned cells, and the id's `dims` row and the tag sets holding it
-//! when nothing refers to them any more, with `secure_delete` on and the WAL truncated after, so the id's bytes are
-//! not left in the file.
+//! user's raw events and pruned cells, and the id's `dims` row and the tag sets holding
+//! it when nothing refers to them any more, with `secure_delete` on and the WAL
+//! truncated after, so the id's bytes are not left in the file.
 
 use super::rollup::{DAY_MS, HOUR_MS, MEASURES, PRUNED_DIMS, RAW_MEASURES};
 use super::schema::DimKind;
