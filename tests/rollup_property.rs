@@ -106,6 +106,7 @@ fn random_query(rng: &mut StdRng, start: i64) -> Value {
         ("userId", &["u1", "u2"][..]),
         ("status", &["success"][..]),
         ("model", &["gpt-4o"][..]),
+        ("tag:team", &["x", "unknown"][..]),
     ] {
         if rng.random_bool(0.2) {
             filters.insert(name.into(), json!(values));

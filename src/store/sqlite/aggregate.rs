@@ -4,7 +4,7 @@
 
 use super::rollup::{
     commit_seq, Cell, DimIds, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, MAX_PINS,
-    N_MEASURES, RAW_MEASURES,
+    N_MEASURES, RAW_MEASURES, TAG_FAMILY,
 };
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
@@ -82,17 +82,9 @@ impl Reach {
     };
 }
 
-/// The rollup family that holds every dimension the query groups or filters by, if any.
-/// Tags live only in raw events.
+/// The rollup family that holds every dimension the query groups or filters by, if any
+/// (tags: the tag family's tag set).
 fn choose_family(query: &Query) -> Option<usize> {
-    if !query.filters.tags.is_empty()
-        || query
-            .group_by
-            .iter()
-            .any(|d| matches!(d, Dimension::Tag(_)))
-    {
-        return None;
-    }
     let f = &query.filters;
     let mut needed: Vec<&str> = query
         .group_by
@@ -104,6 +96,7 @@ fn choose_family(query: &Query) -> Option<usize> {
         ("environment", !f.environment.is_empty()),
         ("data_mode", !f.data_mode.is_empty()),
         ("status", !f.status.is_empty()),
+        ("tag_set", !f.tags.is_empty()),
     ] {
         if filtered {
             needed.push(column);
@@ -434,6 +427,13 @@ pub fn aggregate(
         // cannot change.
         let seq = commit_seq(&tx)?;
         if seq == totals.seq {
+            let tag_sets = totals.tag_sets(workspace);
+            if family == Some(TAG_FAMILY) && tag_sets.is_none() {
+                // Too many tag sets for cells: the raw events answer.
+                drop(totals);
+                drop(tx);
+                return aggregate_raw(c, workspace, query);
+            }
             let raw_from = totals.raw_from(workspace);
             let reach = Reach {
                 hours_from: family.map_or(i64::MAX, |f| totals.hours_from(f, workspace)),
@@ -442,7 +442,7 @@ pub fn aggregate(
                 pinned: totals.ready_pins(workspace),
             };
             let parts = plan(query, family, reach);
-            let mut groups = from_totals(&tx, &totals, workspace, query, &parts)?;
+            let mut groups = from_totals(&tx, &totals, workspace, query, &parts, tag_sets)?;
             let mut to_pin = family.map_or(Vec::new(), |f| days_to_pin(f, query, &parts, reach));
             to_pin.retain(|day| !totals.is_pinned(workspace, *day));
             drop(totals);
@@ -453,24 +453,44 @@ pub fn aggregate(
             };
             for (source, from, to) in &parts {
                 if *source == Source::Raw {
-                    read_raw(&tx, workspace, query, (*from, *to), 1, &mut add_raw)?;
+                    read_raw(
+                        &tx,
+                        workspace,
+                        query,
+                        (*from, *to),
+                        1,
+                        Tags::ById,
+                        &mut add_raw,
+                    )?;
                 }
             }
             // Last, so every group holds its whole daily cell before a part leaves it.
             for (source, from, to) in &parts {
                 if *source == Source::RawMinus {
-                    read_raw(&tx, workspace, query, (*from, *to), -1, &mut add_raw)?;
+                    read_raw(
+                        &tx,
+                        workspace,
+                        query,
+                        (*from, *to),
+                        -1,
+                        Tags::ById,
+                        &mut add_raw,
+                    )?;
                 }
             }
             // The answer says which commit it saw (the budget counters' watermark).
-            let mut answer = finish(&tx, query, groups.into_sums()?, |ids| {
-                ids.map(|id| GroupValue::Id(i64::from(id)))
-            })?;
+            let mut answer = finish_cells(&tx, query, groups.into_sums()?)?;
             answer.seen = seq as u64;
-            let raw_parts = parts
+            let mut raw_starts: Vec<i64> = parts
                 .iter()
-                .filter(|(source, _, _)| matches!(source, Source::Raw | Source::RawMinus));
-            answer.raw_from_ms = pruned_raw(raw_from, raw_parts.map(|(_, a, _)| *a));
+                .filter(|(source, _, _)| matches!(source, Source::Raw | Source::RawMinus))
+                .map(|(_, a, _)| *a)
+                .collect();
+            if family == Some(TAG_FAMILY) {
+                // Tag cells hold no pruned history (it keeps no tags).
+                raw_starts.push(query.from_ms);
+            }
+            answer.raw_from_ms = pruned_raw(raw_from, raw_starts);
             to_pin.into_iter().for_each(pin);
             return Ok(answer);
         }
@@ -574,6 +594,7 @@ pub fn pin_day(
             &by_hour,
             span,
             1,
+            Tags::ById,
             &mut |hour, group, cell, _| {
                 let mut dims: DimIds = [0; 7];
                 dims[..3].copy_from_slice(&cell_ids(group)?);
@@ -665,6 +686,7 @@ pub fn aggregate_raw(c: &mut Connection, workspace: WorkspaceId, query: &Query) 
         query,
         (query.from_ms, query.to_ms),
         1,
+        Tags::ByValue,
         &mut |bucket, group, cell, _| {
             merged
                 .entry((bucket, group))
@@ -694,6 +716,14 @@ fn pruned_raw(raw_from: Option<i64>, raw_starts: impl IntoIterator<Item = i64>) 
 /// Where a raw read's rows go: (bucket start, group values, sums, sign).
 type RawRowSink<'a> = dyn FnMut(Option<i64>, [GroupValue; 3], &Cell, i64) -> Result<()> + 'a;
 
+/// How a raw read groups by a tag: by tag set id (as the tag family's cells, named
+/// after the parts are summed) or by the tag's value.
+#[derive(Clone, Copy, PartialEq)]
+enum Tags {
+    ById,
+    ByValue,
+}
+
 /// The GROUP BY over raw events in [from, to): each row's (bucket, group, sums) goes to
 /// `add` with `sign` (1: add it, -1: take it away).
 fn read_raw(
@@ -702,6 +732,7 @@ fn read_raw(
     query: &Query,
     (from, to): (i64, i64),
     sign: i64,
+    tags: Tags,
     add: &mut RawRowSink,
 ) -> Result<()> {
     let (sql, params) = build(workspace, query, from, to);
@@ -721,6 +752,9 @@ fn read_raw(
         let mut group = no_group();
         for (i, (d, g)) in query.group_by.iter().zip(group.iter_mut()).enumerate() {
             *g = match d {
+                Dimension::Tag(_) if tags == Tags::ById => {
+                    GroupValue::Id(r.get::<_, Option<i64>>(bucketed + i)?.unwrap_or(0))
+                }
                 Dimension::Tag(key) => {
                     GroupValue::Text(tag_sets.value(c, r.get(bucketed + i)?, key)?)
                 }
@@ -742,7 +776,9 @@ impl TagSetValues {
     /// The value of tag `key` in set `id` (None: the set lacks it, or the call has no
     /// tags).
     fn value(&mut self, c: &Connection, id: Option<i64>, key: &str) -> Result<Option<String>> {
-        let Some(id) = id else { return Ok(None) };
+        let Some(id) = id.filter(|id| *id != 0) else {
+            return Ok(None);
+        };
         let tags = match self.sets.entry(id) {
             std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
             std::collections::hash_map::Entry::Vacant(new) => {
@@ -766,7 +802,7 @@ fn cell_ids(group: [GroupValue; 3]) -> Result<[u32; 3]> {
     for (id, value) in ids.iter_mut().zip(group) {
         *id = match value {
             GroupValue::Id(id) => u32::try_from(id).map_err(|_| StoreError::SumOverflow)?,
-            GroupValue::Text(_) => unreachable!("the rollups answer no query grouped by a tag"),
+            GroupValue::Text(_) => unreachable!("raw parts beside cells group tags by set id"),
         };
     }
     Ok(ids)
@@ -815,6 +851,34 @@ fn allowed_ids(
     Ok(Some(ids))
 }
 
+/// The tag sets (of `sets`, the workspace's) whose tags pass every tag filter (None:
+/// no tag filter). Set 0 is the calls without tags.
+fn tag_sets_allowed(
+    c: &Connection,
+    f: &crate::query::Filters,
+    sets: &[u32],
+) -> Result<Option<IdSet>> {
+    if f.tags.is_empty() {
+        return Ok(None);
+    }
+    let mut names = TagSetValues::default();
+    let mut ids = IdSet::default();
+    for &id in sets.iter().chain(&[0]) {
+        let mut passes = true;
+        for (key, values) in &f.tags {
+            let value = names.value(c, Some(i64::from(id)), key)?;
+            let label = Dimension::Tag(key.clone()).missing_label();
+            passes &= values
+                .iter()
+                .any(|v| value.as_deref().map_or(v == label, |value| v == value));
+        }
+        if passes {
+            ids.insert(id);
+        }
+    }
+    Ok(Some(ids))
+}
+
 /// Sum the rollup parts of the plan from `totals`, filtered and grouped as asked.
 fn from_totals(
     c: &Connection,
@@ -822,6 +886,7 @@ fn from_totals(
     workspace: WorkspaceId,
     query: &Query,
     parts: &[(Source, i64, i64)],
+    tag_sets: Option<Vec<u32>>,
 ) -> Result<CellGroups> {
     let mut out = CellGroups::new(query);
     let Some(index) = choose_family(query) else {
@@ -830,7 +895,10 @@ fn from_totals(
     let family = &FAMILIES[index];
     let mut allowed = Vec::with_capacity(family.dims.len());
     for name in family.dims {
-        allowed.push(allowed_ids(c, &query.filters, name)?);
+        allowed.push(match *name {
+            "tag_set" => tag_sets_allowed(c, &query.filters, tag_sets.as_deref().unwrap_or(&[]))?,
+            _ => allowed_ids(c, &query.filters, name)?,
+        });
     }
     let keep = |dims: &DimIds| {
         allowed
@@ -957,6 +1025,32 @@ impl CellGroups {
         self.first[id] = at;
         Ok(at)
     }
+}
+
+/// `finish` for groups of ids (cells and raw parts beside them); a tag's groups, by tag
+/// set, are named by the tag's value and merged first (sets sharing a value are one
+/// group).
+fn finish_cells(c: &Connection, query: &Query, groups: Vec<(CellKey, Sums)>) -> Result<Answer> {
+    let as_values = |ids: [u32; 3]| ids.map(|id| GroupValue::Id(i64::from(id)));
+    if !query
+        .group_by
+        .iter()
+        .any(|d| matches!(d, Dimension::Tag(_)))
+    {
+        return finish(c, query, groups, as_values);
+    }
+    let mut names = TagSetValues::default();
+    let mut merged = Merged::default();
+    for ((bucket, ids), sums) in groups {
+        let mut values = as_values(ids);
+        for (d, value) in query.group_by.iter().zip(values.iter_mut()) {
+            if let (Dimension::Tag(key), GroupValue::Id(id)) = (d, &*value) {
+                *value = GroupValue::Text(names.value(c, Some(*id), key)?);
+            }
+        }
+        merged.entry((bucket, values)).or_default().add(&sums)?;
+    }
+    finish(c, query, merged.into_iter().collect(), |values| values)
 }
 
 /// Fold rollup groups into `merged`. A negative sum can only come from values stored out

@@ -40,6 +40,8 @@ pub struct Family {
     /// Hourly cells only for the newest this many hours of a workspace (counted back
     /// from the hour of its newest event); None = every hour.
     pub recent_hours: Option<i64>,
+    /// Whether retention's pruned history (which keeps no tags) is added to it.
+    pub pruned_history: bool,
 }
 
 /// Model/endpoint/version questions by hour and day; tenants and users without the
@@ -51,7 +53,7 @@ pub struct Family {
 /// tenant window's edges a raw read (at 3M calls, a 7-day top list took 134 ms of CPU
 /// with raw edges and 28 ms on whole days). Questions these cannot answer exactly (a
 /// tenant's endpoints, older partial days of users at a window's edges) read raw events.
-pub const FAMILIES: [Family; 3] = [
+pub const FAMILIES: [Family; 4] = [
     Family {
         name: "main",
         dims: &[
@@ -65,20 +67,42 @@ pub const FAMILIES: [Family; 3] = [
         ],
         grains: &[Grain::Hour, Grain::Day],
         recent_hours: None,
+        pruned_history: true,
     },
     Family {
         name: "tenant",
         dims: &["environment", "data_mode", "tenant"],
         grains: &[Grain::Hour, Grain::Day],
         recent_hours: None,
+        pruned_history: true,
     },
     Family {
         name: "user",
         dims: &["environment", "data_mode", "user"],
         grains: &[Grain::Hour, Grain::Day],
         recent_hours: Some(RECENT_HOURS),
+        pruned_history: true,
+    },
+    // Breakdowns and filters by tag: a cell per tag set (`tag_sets.rs`), named by the
+    // read. Only while a workspace has at most `MAX_TAG_SETS` sets (`Totals::admits`).
+    Family {
+        name: "tag",
+        dims: &["environment", "data_mode", "tag_set"],
+        grains: &[Grain::Hour, Grain::Day],
+        recent_hours: None,
+        pruned_history: false,
     },
 ];
+
+/// The tag family's index in `FAMILIES`.
+pub const TAG_FAMILY: usize = 3;
+
+/// Tag sets a workspace's tag family holds at most: beyond, a tag takes many values
+/// (a session id as a tag) and cells per set would cost memory per call, so the
+/// workspace's tag cells are dropped and its tag reads read raw events. 2,048 sets
+/// active every hour of 30 days are ~1.5M hourly cells (~37 MB); realistic tags (plan,
+/// region, team) make tens.
+pub const MAX_TAG_SETS: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Grain {
@@ -146,7 +170,7 @@ pub const CONTRIBUTION_COLUMNS: &str =
     "workspace_id, ts, environment, data_mode, status, provider, model, endpoint,
      COALESCE(prompt_version, 0), COALESCE(tenant, 0), COALESCE(user, 0), attempts,
      cost_nanos, input_tokens, cached_tokens, cache_write_tokens, output_tokens,
-     reasoning_tokens, latency_ms, usage_missing, idless";
+     reasoning_tokens, latency_ms, usage_missing, idless, COALESCE(tag_set, 0)";
 
 /// The dimension columns of `pruned_cells` (and of the prune's GROUP BY over `events`),
 /// in `Contribution` order after the workspace and the hour.
@@ -178,6 +202,8 @@ pub struct Contribution {
     pub latency_ms: Option<i64>,
     pub usage_missing: bool,
     pub idless: bool,
+    /// The call's `tag_sets` id (0: no tags).
+    pub tag_set: i64,
 }
 
 impl Contribution {
@@ -205,6 +231,7 @@ impl Contribution {
             latency_ms: r.get(18)?,
             usage_missing: r.get(19)?,
             idless: r.get(20)?,
+            tag_set: r.get(21)?,
         })
     }
 
@@ -219,6 +246,7 @@ impl Contribution {
             "prompt_version" => self.prompt_version,
             "tenant" => self.tenant,
             "user" => self.user,
+            "tag_set" => self.tag_set,
             _ => 0,
         }
     }
@@ -720,7 +748,7 @@ pub struct Totals {
     /// nothing later.
     pub seq: i64,
     /// Indexed by family, then `Grain as usize`; a grain a family does not keep is empty.
-    pub cells: [[Cells; 2]; 3],
+    pub cells: [[Cells; 2]; 4],
     pub seen: HashMap<VersionKey, (i64, i64), Hasher>,
     /// Per workspace, the hour of its newest event: where a family's recent hours end.
     pub newest_hour: HashMap<i64, i64, Hasher>,
@@ -736,6 +764,10 @@ pub struct Totals {
     /// Per workspace, the old days whose hourly cells the families with recent hours
     /// keep anyway (`Pin`), the first opened first.
     pins: HashMap<i64, Vec<Pin>, Hasher>,
+    /// Per workspace, the tag sets its tag family holds cells of (`admits`).
+    tag_sets: HashMap<i64, std::collections::HashSet<u32, Hasher>, Hasher>,
+    /// Workspaces with more than `MAX_TAG_SETS` tag sets: no tag cells.
+    many_tag_sets: std::collections::HashSet<i64, Hasher>,
 }
 
 /// Pin ids, unique in the process: a fill from before a rebuild never matches a pin
@@ -794,6 +826,44 @@ impl Totals {
                 .map_or(i64::MAX, |newest| newest - (hours - 1) * HOUR_MS)
                 .max(self.raw_from(workspace).unwrap_or(i64::MIN)),
         }
+    }
+
+    /// Whether `workspace`'s tag family holds tag set `tag_set`: yes while the workspace
+    /// has at most `MAX_TAG_SETS` sets; the first set past that drops its tag cells for
+    /// good (until the next rebuild, which meets the same sets).
+    fn admits(&mut self, workspace: i64, tag_set: i64) -> bool {
+        if self.many_tag_sets.contains(&workspace) {
+            return false;
+        }
+        let Ok(id) = u32::try_from(tag_set) else {
+            return false;
+        };
+        let sets = self.tag_sets.entry(workspace).or_default();
+        if sets.contains(&id) {
+            return true;
+        }
+        if sets.len() < MAX_TAG_SETS {
+            sets.insert(id);
+            return true;
+        }
+        self.tag_sets.remove(&workspace);
+        self.many_tag_sets.insert(workspace);
+        for cells in &mut self.cells[TAG_FAMILY] {
+            cells.drop_range(workspace, i64::MIN, i64::MAX);
+        }
+        false
+    }
+
+    /// The tag sets of `workspace`'s tag cells, None when it has too many for cells.
+    pub fn tag_sets(&self, workspace: i64) -> Option<Vec<u32>> {
+        if self.many_tag_sets.contains(&workspace) {
+            return None;
+        }
+        Some(
+            self.tag_sets
+                .get(&workspace)
+                .map_or_else(Vec::new, |sets| sets.iter().copied().collect()),
+        )
     }
 
     /// No call of `workspace` is newer than this (i64::MAX: unknown).
@@ -944,7 +1014,7 @@ impl Totals {
         self.see_newest(c.workspace, c.ts);
         let measures = c.measures();
         add_reach(self.reach.entry(c.workspace).or_default(), &measures);
-        self.add_measures(c, &measures, 1)?;
+        self.add_measures(c, &measures, 1, false)?;
         let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
         *span = (span.0.min(c.ts), span.1.max(c.ts));
         Ok(())
@@ -991,7 +1061,7 @@ impl Totals {
             }
         }
         for (c, sign) in &changes.calls {
-            self.add_measures(c, &c.measures(), *sign)?;
+            self.add_measures(c, &c.measures(), *sign, false)?;
             if *sign > 0 {
                 let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
                 *span = (span.0.min(c.ts), span.1.max(c.ts));
@@ -1002,14 +1072,22 @@ impl Totals {
     }
 
     /// Add `measures` to every cell `c`'s dimensions and time fall in (that is kept).
-    /// `sign` = -1 takes them back (a replaced attempt's old values).
+    /// `sign` = -1 takes them back (a replaced attempt's old values). `pruned`: pruned
+    /// history, added only to the families that take it.
     fn add_measures(
         &mut self,
         c: &Contribution,
         measures: &Cell,
         sign: i64,
+        pruned: bool,
     ) -> Result<(), WriteError> {
         for (i, family) in FAMILIES.iter().enumerate() {
+            if pruned && !family.pruned_history {
+                continue;
+            }
+            if i == TAG_FAMILY && !self.admits(c.workspace, c.tag_set) {
+                continue;
+            }
             let dims = c.dims(family)?;
             for &grain in family.grains {
                 let bucket = c.ts.div_euclid(grain.millis()) * grain.millis();
@@ -1085,7 +1163,7 @@ impl Totals {
                     *m = r.get(11 + i)?;
                 }
                 add_reach(self.reach.entry(c.workspace).or_default(), &measures);
-                self.add_measures(&c, &measures, 1)?;
+                self.add_measures(&c, &measures, 1, true)?;
             }
         }
         let mut stmt = tx.prepare(
@@ -1426,6 +1504,41 @@ mod tests {
             .cell(0, 0, &[0; 7])
             .unwrap();
         assert_eq!((cell[0], cell[2], totals.seq), (1, i64::MAX - 1, 1));
+    }
+
+    #[test]
+    fn a_workspace_with_too_many_tag_sets_keeps_no_tag_cells_and_others_keep_theirs() {
+        let mut totals = Totals::default();
+        let tagged = |workspace: i64, tag_set: i64| Contribution {
+            tag_set,
+            ..costing(workspace, 5)
+        };
+        totals.add(&tagged(2, 7)).unwrap();
+        for set in 1..=MAX_TAG_SETS as i64 {
+            totals.add(&tagged(1, set)).unwrap();
+        }
+        let tag_cells = |totals: &Totals, ws: i64| {
+            totals.cells[TAG_FAMILY][Grain::Day as usize].count_in(ws, (i64::MIN, i64::MAX))
+        };
+        assert_eq!(totals.tag_sets(1).map(|s| s.len()), Some(MAX_TAG_SETS));
+        assert_eq!(tag_cells(&totals, 1), MAX_TAG_SETS);
+        // Again a known set: still held. One more: the workspace's tag cells go.
+        totals.add(&tagged(1, 1)).unwrap();
+        let set_1 =
+            totals.cells[TAG_FAMILY][Grain::Day as usize].cell(1, 0, &[0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(set_1.map(|c| c[0]), Some(2));
+        totals.add(&tagged(1, MAX_TAG_SETS as i64 + 1)).unwrap();
+        assert_eq!(totals.tag_sets(1), None);
+        assert_eq!(tag_cells(&totals, 1), 0);
+        totals.add(&tagged(1, 1)).unwrap();
+        assert_eq!(tag_cells(&totals, 1), 0, "no tag cell comes back");
+        // The other families and workspaces keep every call.
+        let main = totals.cells[0][Grain::Day as usize]
+            .cell(1, 0, &[0; 7])
+            .unwrap();
+        assert_eq!(main[0], MAX_TAG_SETS as i64 + 3);
+        assert_eq!(totals.tag_sets(2), Some(vec![7]));
+        assert_eq!(tag_cells(&totals, 2), 1);
     }
 
     fn costing(workspace: i64, cost_nanos: i64) -> Contribution {

@@ -706,6 +706,7 @@ fn contribution(
         latency_ms: e.latency_ms.map(i64::from),
         usage_missing: e.usage_missing,
         idless: p.stored_id().is_none_or(|(_, idless)| idless),
+        tag_set: cols.tag_set.unwrap_or(0),
     }
 }
 
@@ -866,11 +867,11 @@ fn stored_call(
             let old = Contribution::from_row(r)?;
             Ok(StoredRow {
                 row_id,
-                mask: r.get(21)?,
+                mask: r.get(22)?,
                 usage_missing: old.usage_missing,
                 old,
-                tags: r.get(22)?,
-                attempt: r.get(23)?,
+                tags: r.get(23)?,
+                attempt: r.get(24)?,
             })
         })
         .optional()
