@@ -51,7 +51,8 @@ pub struct Family {
 /// last day's windows (the on-call view) are the sub-day windows read most. Tenants are
 /// fewer (5,000, skewed): packed, their hours cost a few bytes per event and spare every
 /// tenant window's edges a raw read (at 3M calls, a 7-day top list took 134 ms of CPU
-/// with raw edges and 28 ms on whole days). Questions these cannot answer exactly (a
+/// with raw edges and 28 ms on whole days); tags by tag set, by hour and day. Questions
+/// these cannot answer exactly (a
 /// tenant's endpoints, older partial days of users at a window's edges) read raw events.
 pub const FAMILIES: [Family; 4] = [
     Family {
