@@ -1182,7 +1182,8 @@ async fn a_request_that_would_overflow_a_rollup_cell_fails_alone() {
     let read = key(&db, "default", "read");
     // One call of the last hour costing a dollar short of i64::MAX nano-USD (as a store
     // written before the ceilings could hold), on the endpoint the bad event names; its
-    // tenant and user cells are not the good events' (the rollups sum it at start).
+    // tenant, user and tag-set cells are not the good events' (the rollups sum it at
+    // start).
     let hour = jiff::Timestamp::now().as_millisecond() / 3_600_000 * 3_600_000 - 3_600_000;
     let seeded = i64::MAX - 100;
     {
@@ -1213,6 +1214,11 @@ async fn a_request_that_would_overflow_a_rollup_cell_fails_alone() {
                 id(6, "seed-user"),
                 seeded
             ],
+        )
+        .unwrap();
+        c.execute_batch(
+            "INSERT INTO tag_sets (hash, tags) VALUES (0, '{\"seed\":\"x\"}');
+             UPDATE events SET tag_set = last_insert_rowid() WHERE external_request_id = 'seeded';",
         )
         .unwrap();
     }
