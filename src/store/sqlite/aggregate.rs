@@ -427,8 +427,12 @@ pub fn aggregate(
         // cannot change.
         let seq = commit_seq(&tx)?;
         if seq == totals.seq {
-            let tag_sets = totals.tag_sets(workspace);
-            if family == Some(TAG_FAMILY) && tag_sets.is_none() {
+            // Only a tag read needs the workspace's tag sets (up to MAX_TAG_SETS ids).
+            let tag_sets = match family {
+                Some(TAG_FAMILY) => totals.tag_sets(workspace),
+                _ => Some(Vec::new()),
+            };
+            if tag_sets.is_none() {
                 // Too many tag sets for cells: the raw events answer.
                 drop(totals);
                 drop(tx);
