@@ -150,6 +150,7 @@ conformance_tests! {
     control::copied_keys_and_objects_keep_their_hashes_ids_and_times,
     overflow::a_write_whose_sum_would_overflow_is_refused_naming_the_field,
     overflow::a_read_whose_sums_overflow_is_sum_overflow,
+    overflow::a_refused_part_leaves_the_other_parts_stored_with_their_changes,
     lifecycle::erasure_takes_out_a_tenants_and_a_users_calls_exactly,
     lifecycle::erasure_in_sealed_hours_is_exact,
     lifecycle::retention_keeps_what_the_rollups_answer_and_says_where_raw_events_end,

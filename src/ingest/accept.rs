@@ -65,13 +65,28 @@ impl Ingestor {
         let commit = {
             let me = self.clone();
             tokio::spawn(async move {
-                let mut outcome = me.store.ingest_counted(ws, events, tally).await?;
-                me.counters.apply(outcome.seq, &outcome.effects);
-                for sink in &me.sinks {
-                    sink.apply(outcome.seq, &outcome.effects);
+                let parts = match me.store.ingest_part_size() {
+                    Some(size) if events.len() > size => split_evenly(events, size),
+                    _ => vec![events],
+                };
+                let mut outcome = IngestOutcome::default();
+                let mut failed = None;
+                for part in me.store.ingest_parts(ws, parts, tally).await {
+                    // Every stored part's changes count, also when a later part failed:
+                    // its events are stored (a retry finds them as duplicates).
+                    match part {
+                        Ok(part) => {
+                            me.count(&part);
+                            outcome.results.extend(part.results);
+                            outcome.seq = outcome.seq.max(part.seq);
+                        }
+                        Err(e) => failed = failed.or(Some(e)),
+                    }
                 }
-                outcome.effects = Vec::new();
-                Ok::<_, StoreError>(outcome)
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok::<_, StoreError>(outcome),
+                }
             })
         };
         let outcome = commit
@@ -90,5 +105,46 @@ impl Ingestor {
             budget_warning,
             budget_exceeded,
         })
+    }
+
+    /// Hand one commit's cost changes to the counters and every sink.
+    fn count(&self, committed: &IngestOutcome) {
+        self.counters.apply(committed.seq, &committed.effects);
+        for sink in &self.sinks {
+            sink.apply(committed.seq, &committed.effects);
+        }
+    }
+}
+
+/// `items` in order, in as few parts of at most `size` as can hold them, all of about
+/// the same size (no part much smaller than the others: the writer queues small
+/// requests first, so a small last part could commit before the parts ahead of it).
+fn split_evenly<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let count = items.len().div_ceil(size.max(1)).max(1);
+    let (base, extra) = (items.len() / count, items.len() % count);
+    let mut items = items.into_iter();
+    (0..count)
+        .map(|i| items.by_ref().take(base + usize::from(i < extra)).collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_evenly;
+
+    fn split(n: usize, size: usize) -> Vec<usize> {
+        let parts = split_evenly((0..n).collect(), size);
+        let joined: Vec<usize> = parts.iter().flatten().copied().collect();
+        assert_eq!(joined, (0..n).collect::<Vec<_>>(), "in order, nothing lost");
+        parts.iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn a_big_request_splits_in_order_into_parts_of_about_the_same_size() {
+        assert_eq!(split(1000, 256), [250, 250, 250, 250]);
+        assert_eq!(split(257, 256), [129, 128]);
+        assert_eq!(split(256, 256), [256]);
+        assert_eq!(split(5, 2), [2, 2, 1]);
+        assert_eq!(split(1, 256), [1]);
     }
 }

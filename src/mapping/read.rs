@@ -251,6 +251,23 @@ impl EventStore for Mapped {
         Ok(outcome)
     }
 
+    fn ingest_part_size(&self) -> Option<usize> {
+        self.inner.ingest_part_size()
+    }
+
+    async fn ingest_parts(
+        &self,
+        workspace: WorkspaceId,
+        parts: Vec<Vec<crate::event::PricedEvent>>,
+        tally: FieldTally,
+    ) -> Vec<Result<IngestOutcome>> {
+        let mut outcomes = self.inner.ingest_parts(workspace, parts, tally).await;
+        for outcome in outcomes.iter_mut().flatten() {
+            self.map_effects(workspace, &mut outcome.effects).await;
+        }
+        outcomes
+    }
+
     /// Filters on a mapped dimension select the events that read as the value: the
     /// store is asked for every candidate (all values when a prefix rule may apply) and
     /// each event is checked at its own time. Events are listed as stored. A page may

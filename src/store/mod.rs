@@ -671,6 +671,33 @@ pub trait EventStore: Send + Sync {
         tally: FieldTally,
     ) -> Result<IngestOutcome>;
 
+    /// At most how many events one commit should take from a request, or None for any
+    /// number. A backend whose commits are serial (the embedded store's one writer) says
+    /// how big a part a small request may have to wait behind; `ingest::accept` splits
+    /// bigger requests into parts of about this size (`ingest_parts`).
+    fn ingest_part_size(&self) -> Option<usize> {
+        None
+    }
+
+    /// Write a request split into parts, each its own `ingest_counted` (the tally goes
+    /// with the first), queued in order: a later part never commits before an earlier
+    /// one. One result per part; a part can fail while the parts before it are stored
+    /// (their outcomes still carry the cost changes the budget counters must hear).
+    async fn ingest_parts(
+        &self,
+        workspace: WorkspaceId,
+        parts: Vec<Vec<PricedEvent>>,
+        tally: FieldTally,
+    ) -> Vec<Result<IngestOutcome>> {
+        let mut tally = Some(tally);
+        let mut outcomes = Vec::with_capacity(parts.len());
+        for part in parts {
+            let tally = tally.take().unwrap_or_default();
+            outcomes.push(self.ingest_counted(workspace, part, tally).await);
+        }
+        outcomes
+    }
+
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage>;
     /// Answer one aggregate query (the only way stages read events in bulk): the rows
     /// its limit keeps, the exact totals of all groups, and the commit sequence it saw.

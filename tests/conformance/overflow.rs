@@ -199,3 +199,54 @@ pub async fn a_read_whose_sums_overflow_is_sum_overflow(store: Shared, _seed: u6
         }
     }
 }
+
+/// A request split in parts (`ingest_parts`): the parts commit in order, each with its
+/// own sequence and cost changes; a part that would overflow is refused alone, and the
+/// parts before and after it are stored with their changes (what the budget counters
+/// must hear even though the request as a whole failed).
+pub async fn a_refused_part_leaves_the_other_parts_stored_with_their_changes(
+    store: Shared,
+    _seed: u64,
+) {
+    let book = PriceBook::bundled().unwrap();
+    let ws = store.workspace("default".into()).await.unwrap().unwrap().id;
+    let at = START + HOUR;
+    let priced = |id: &str, nanos: i64| costing(call(&book, id, at, "e", "u"), nanos);
+    let parts = vec![
+        vec![priced("a", 1_000), priced("b", 2_000)],
+        vec![priced("x1", HALF), priced("x2", HALF)],
+        // "a" again: a duplicate only if the first part committed before this one.
+        vec![priced("a", 1_000), priced("c", 4_000)],
+    ];
+    let mut results = store
+        .ingest_parts(ws, parts, Default::default())
+        .await
+        .into_iter();
+    let first = results.next().unwrap().unwrap();
+    assert_eq!(
+        first.results,
+        [WriteResult::Inserted, WriteResult::Inserted]
+    );
+    let costs = |o: &burnrate::store::IngestOutcome| -> Vec<i64> {
+        o.effects.iter().map(|e| e.cost_delta).collect()
+    };
+    assert_eq!(costs(&first), [1_000, 2_000]);
+    refused_naming(results.next().unwrap(), "costUsd");
+    let last = results.next().unwrap().unwrap();
+    assert_eq!(
+        last.results,
+        [WriteResult::Duplicate, WriteResult::Inserted]
+    );
+    assert_eq!(costs(&last), [4_000]);
+    assert!(
+        first.seq > 0 && last.seq > first.seq,
+        "{} then {}",
+        first.seq,
+        last.seq
+    );
+    assert!(results.next().is_none());
+    assert_eq!(ids(&store, ws).await, ["a", "b", "c"]);
+    let all = window(START, START + DAY, vec![], None);
+    let total = store.aggregate(ws, all).await.unwrap().total();
+    assert_eq!((total.requests, total.cost), (3, Usd(7_000)));
+}

@@ -199,6 +199,40 @@ impl SqliteStore {
 
     /// Keep track of whether writes work: a storage failure marks the store unwritable
     /// (so /readyz says not ready), a committed write marks it writable again.
+    /// Hand one request (or part) to the writer; the receiver hears its commit.
+    fn queue_ingest(
+        &self,
+        workspace: WorkspaceId,
+        events: Vec<PricedEvent>,
+        tally: FieldTally,
+    ) -> Result<oneshot::Receiver<Result<IngestOutcome>>> {
+        let sender = self.writer()?;
+        let (reply, answer) = oneshot::channel();
+        let job = writer::IngestJob {
+            workspace,
+            events,
+            received_at_ms: now_ms(),
+            tally,
+            reply,
+        };
+        sender
+            .try_send(writer::WriterJob::Ingest(job))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?;
+        Ok(answer)
+    }
+
+    async fn hear_ingest(
+        &self,
+        answer: oneshot::Receiver<Result<IngestOutcome>>,
+    ) -> Result<IngestOutcome> {
+        let result = answer.await.map_err(|_| StoreError::Closed)?;
+        self.note_write(&result);
+        result
+    }
+
     fn note_write<T>(&self, result: &Result<T>) {
         match result {
             Ok(_) => self.write_failing.store(false, Ordering::Relaxed),
@@ -383,24 +417,40 @@ impl EventStore for SqliteStore {
         if events.is_empty() && tally.unknown_fields == 0 {
             return Ok(IngestOutcome::default());
         }
-        let sender = self.writer()?;
-        let (reply, answer) = oneshot::channel();
-        let job = writer::IngestJob {
-            workspace,
-            events,
-            received_at_ms: now_ms(),
-            tally,
-            reply,
-        };
-        sender
-            .try_send(writer::WriterJob::Ingest(job))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-            })?;
-        let result = answer.await.map_err(|_| StoreError::Closed)?;
-        self.note_write(&result);
-        result
+        let answer = self.queue_ingest(workspace, events, tally)?;
+        self.hear_ingest(answer).await
+    }
+
+    fn ingest_part_size(&self) -> Option<usize> {
+        Some(writer::PART_EVENTS)
+    }
+
+    async fn ingest_parts(
+        &self,
+        workspace: WorkspaceId,
+        parts: Vec<Vec<PricedEvent>>,
+        tally: FieldTally,
+    ) -> Vec<Result<IngestOutcome>> {
+        // Every part is queued before any is awaited: in order, and free to share a
+        // commit with the others.
+        let mut tally = Some(tally);
+        let mut queued = Vec::with_capacity(parts.len());
+        for part in parts {
+            let tally = tally.take().unwrap_or_default();
+            let answer = match queued.last() {
+                Some(Err(e)) => Err(StoreError::clone(e)),
+                _ => self.queue_ingest(workspace, part, tally),
+            };
+            queued.push(answer);
+        }
+        let mut outcomes = Vec::with_capacity(queued.len());
+        for answer in queued {
+            outcomes.push(match answer {
+                Ok(answer) => self.hear_ingest(answer).await,
+                Err(e) => Err(e),
+            });
+        }
+        outcomes
     }
 
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage> {

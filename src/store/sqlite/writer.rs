@@ -42,11 +42,18 @@ pub type Published = Option<std::result::Result<Derived, String>>;
 /// Work run on the writer's connection between two commits.
 pub type OnWriter = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// Most events written in one transaction; more waits for the next commit. A commit's
-/// time is what a request queued behind it waits, so this bounds a single event's wait
-/// under a batch load (about two commits) while keeping one fsync per thousands of
-/// events. A single request larger than this still commits whole.
+/// Most events written in one transaction; more waits for the next commit: one fsync
+/// per thousands of events while nothing small waits (a single request larger than this
+/// still commits whole).
 const MAX_EVENTS_PER_COMMIT: usize = 2_000;
+
+/// Requests come in parts of at most this many events (`EventStore::ingest_part_size`,
+/// split by `ingest::accept`), and a commit ends after the part in progress when a small
+/// request arrives: a single event under a batch load waits for one part (~250 events,
+/// 1-3 ms) and its own commit, not for a commit of thousands. More than twice
+/// `SMALL_JOB_EVENTS`, so every part of a split request is a big job and the parts
+/// commit in order.
+pub const PART_EVENTS: usize = 256;
 
 /// Requests of at most this many events (single events, SDK flushes) go first into the
 /// next commit, ahead of batches queued before them.
@@ -184,8 +191,24 @@ pub fn run(
             }
             continue;
         }
-        let batch = queue.next_commit();
-        let result = commit(&mut conn, &mut dims, derived, &batch);
+        let mut batch = queue.next_commit();
+        let mut small_waiting = || {
+            while queue.on_writer.is_none() {
+                match jobs.try_recv() {
+                    Ok(job) => queue.take(job),
+                    Err(_) => break,
+                }
+            }
+            !queue.small.is_empty()
+        };
+        let result = commit(&mut conn, &mut dims, derived, &batch, &mut small_waiting);
+        if let Ok((outcomes, _)) = &result {
+            // The jobs after a small request arrived wait for the next commit but one,
+            // at the head of the queue.
+            for job in batch.split_off(outcomes.len()).into_iter().rev() {
+                queue.big.push_front(job);
+            }
+        }
         match result {
             // One request's data (a total it would overflow, say) must not fail the
             // others it happened to share a commit with: each is retried alone, so only
@@ -196,7 +219,7 @@ pub fn run(
                 tracing::warn!(error = %cause, jobs = batch.len(), "group commit failed; committing its requests one by one");
                 for job in batch {
                     let alone = vec![job];
-                    let result = commit(&mut conn, &mut dims, derived, &alone);
+                    let result = commit(&mut conn, &mut dims, derived, &alone, &mut || false);
                     answer(alone, result, &mut dims, &dropper);
                 }
             }
@@ -352,12 +375,15 @@ fn begin<'c>(
     Ok((tx, file_seq))
 }
 
-/// One transaction for a whole batch of jobs; returns each job's outcome.
+/// One transaction for a batch of jobs, in order, ending early (after a job) when
+/// `small_waiting` says a small request arrived; returns the outcome of each job
+/// written (the first ones).
 fn commit(
     conn: &mut Connection,
     dims: &mut DimCache,
     derived: &Derived,
     batch: &[IngestJob],
+    small_waiting: &mut dyn FnMut() -> bool,
 ) -> Committed {
     let (tx, applied) = begin(conn, dims, derived)?;
     let index = derived.calls.read().unwrap_or_else(|e| e.into_inner());
@@ -372,6 +398,9 @@ fn commit(
         // Prepared once per commit: the statement cache would hash the SQL per event.
         let mut insert = tx.prepare(INSERT_EVENT)?;
         for (j, job) in batch.iter().enumerate() {
+            if j > 0 && small_waiting() {
+                break;
+            }
             let mut results = Vec::with_capacity(job.events.len());
             for (i, priced) in job.events.iter().enumerate() {
                 let (ws, at) = (job.workspace, job.received_at_ms);
@@ -1011,6 +1040,45 @@ mod tests {
             tally: FieldTally::default(),
             reply: oneshot::channel().0,
         })
+    }
+
+    fn ingest(job: WriterJob) -> IngestJob {
+        match job {
+            WriterJob::Ingest(job) => job,
+            _ => unreachable!("job() makes ingest jobs"),
+        }
+    }
+
+    #[test]
+    fn a_commit_ends_after_the_job_in_progress_when_a_small_request_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
+        schema::configure(&conn, 2).unwrap();
+        schema::migrate(&mut conn, 0).unwrap();
+        let derived = build(&mut conn).unwrap();
+        let mut dims = DimCache::default();
+        let batch: Vec<IngestJob> = (0..3).map(|_| ingest(job(300))).collect();
+        // Asked before every job but the first: a small request arrives after the first.
+        let mut asked = 0;
+        let mut arrives_after_one = || {
+            asked += 1;
+            true
+        };
+        let (outcomes, _) = commit(
+            &mut conn,
+            &mut dims,
+            &derived,
+            &batch,
+            &mut arrives_after_one,
+        )
+        .unwrap();
+        assert_eq!((outcomes.len(), asked), (1, 1));
+        assert_eq!(outcomes[0].seq, 1);
+        // Nothing arriving: the rest commit together, in the next commit.
+        let (outcomes, _) =
+            commit(&mut conn, &mut dims, &derived, &batch[1..], &mut || false).unwrap();
+        assert_eq!(outcomes.len(), 2);
+        assert!(outcomes.iter().all(|o| o.seq == 2));
     }
 
     fn sizes(batch: &[IngestJob]) -> Vec<usize> {
