@@ -1,9 +1,9 @@
-//! Thread scheduling: the threads doing background work (ingest parsing, the SQLite
-//! writer, the rollups' fold, the checkpointer, the dropper) run at a lower priority
-//! than the runtime's workers, which serve requests, so on a machine with few cores a
-//! guard call does not queue behind a commit or a batch being parsed (ARCHITECTURE.md,
-//! "The guard's latency"). Linux only; elsewhere, or where the kernel refuses, nothing
-//! changes.
+//! Thread scheduling: the threads doing background work (ingest parsing, the rollups'
+//! fold, the checkpointer, the dropper) run at a lower priority than the runtime's
+//! workers, which serve requests, so on a machine with few cores a guard call does not
+//! queue behind a batch being parsed or folded (ARCHITECTURE.md, "The guard's latency").
+//! The SQLite writer is not one of them: every ingest answer waits for its commit.
+//! Linux only; elsewhere, or where the kernel refuses, nothing changes.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -64,8 +64,7 @@ fn lower(step: i32) {
     let current = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
     // The step counts from the process's own level, taken from the first thread made a
     // background thread (no thread was lowered before it): a thread started by a
-    // background thread (the fold thread by the writer) inherits its nice value and
-    // must not be lowered twice.
+    // background thread inherits its nice value and must not be lowered twice.
     static BASE: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
     let base = *BASE.get_or_init(|| current);
     let nice = (base + step).min(19);
@@ -119,8 +118,8 @@ mod tests {
         assert_eq!(nice_of_this_thread(), caller);
     }
 
-    /// A background thread started by another (the fold thread by the writer) inherits
-    /// its level and is not lowered a second time.
+    /// A background thread started by another inherits its level and is not lowered a
+    /// second time.
     #[test]
     fn a_background_thread_started_by_one_is_lowered_once() {
         let caller = nice_of_this_thread();

@@ -72,10 +72,12 @@ impl SqliteStore {
         let (publish, derived) = tokio::sync::watch::channel(None);
         let writer = std::thread::Builder::new()
             .name("burnrate-writer".into())
-            .spawn(move || {
-                crate::sched::background("burnrate-writer");
-                writer::run(conn, rx, publish)
-            })?;
+            // The writer keeps the workers' priority, unlike the other background
+            // threads: every acknowledgement waits for it, and at nice +10 it lost the
+            // CPU to the threads serving requests and to the clients, so a single
+            // event's p99 under a batch load was 50-90 ms, not 29 (ARCHITECTURE.md,
+            // "The guard's latency"). Its name comes from the Builder.
+            .spawn(move || writer::run(conn, rx, publish))?;
         let checkpointer = Self::start_checkpointer(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
