@@ -211,15 +211,27 @@ fn otlp_attributes(value: &Value) -> Result<BTreeMap<String, Vec<String>>, Field
 pub struct Settings {
     store: Arc<dyn Store>,
     cache: RwLock<HashMap<WorkspaceId, Arc<IngestSettings>>>,
+    /// Held while a missing secret is made, so requests arriving together make it once.
+    making_secret: tokio::sync::Mutex<()>,
 }
 
 impl Settings {
+    /// Every workspace's settings, and a pseudonym secret for each one without (the
+    /// `default` workspace of a new file, workspaces from before secrets): made here,
+    /// before the server listens, not by the first requests. Why: made on first use,
+    /// the secret's write waited for SQLite's write lock behind the writer's commits,
+    /// and the first single events of a batch load waited 1.2-5.7 s for it (bench
+    /// ingest, realistic profile, 2 cores).
     pub async fn start(store: Arc<dyn Store>) -> Result<Settings, StoreError> {
         let settings = Settings {
             store,
             cache: RwLock::default(),
+            making_secret: tokio::sync::Mutex::new(()),
         };
         settings.reload_all().await?;
+        for workspace in settings.store.workspaces().await? {
+            settings.with_secret(workspace.id).await?;
+        }
         Ok(settings)
     }
 
@@ -237,6 +249,12 @@ impl Settings {
     /// budgets and filters need: a workspace without one (created before secrets existed,
     /// or by another process since the last reload) gets it now.
     pub async fn with_secret(&self, ws: WorkspaceId) -> Result<Arc<IngestSettings>, StoreError> {
+        let current = self.get(ws);
+        if current.secret.is_some() {
+            return Ok(current);
+        }
+        // One request makes it; the others wait for it and find it made.
+        let _making = self.making_secret.lock().await;
         let current = self.get(ws);
         if current.secret.is_some() {
             return Ok(current);
@@ -333,6 +351,46 @@ pub async fn update(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A new file's `default` workspace has no secret; the server's settings make it at
+    /// start, and requests arriving together for a workspace without one (made by
+    /// another process since) make one between them, not one each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn secrets_are_made_at_start_and_once_for_requests_arriving_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = crate::store::open(&url).unwrap();
+        let default = store.workspace("default".into()).await.unwrap().unwrap().id;
+        assert!(crate::privacy::all_secrets(store.as_ref())
+            .await
+            .unwrap()
+            .is_empty());
+        let settings = Arc::new(Settings::start(store.clone()).await.unwrap());
+        let made = crate::privacy::all_secrets(store.as_ref()).await.unwrap();
+        assert_eq!(made.keys().copied().collect::<Vec<_>>(), [default]);
+        assert!(settings.get(default).secret.is_some(), "in use at once");
+
+        let later = store.create_workspace("later".into()).await.unwrap().id;
+        let asked: Vec<_> = (0..8)
+            .map(|_| {
+                let settings = settings.clone();
+                tokio::spawn(async move { settings.with_secret(later).await })
+            })
+            .collect();
+        let mut secrets = Vec::new();
+        for ask in asked {
+            secrets.push(ask.await.unwrap().unwrap().secret.clone().unwrap());
+        }
+        secrets.dedup();
+        assert_eq!(secrets.len(), 1, "every request has the same secret");
+        // Ids count up per workspace and kind: the next one tells how many were written.
+        let kind = crate::privacy::SECRET_KIND;
+        let next = store
+            .put_object(later, kind, None, json!({}))
+            .await
+            .unwrap();
+        assert_eq!(next, 2, "one secret written, not one per request");
+    }
 
     #[test]
     fn retention_takes_whole_days_in_range_or_null_and_survives_a_round_trip() {
