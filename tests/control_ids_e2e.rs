@@ -37,11 +37,13 @@ fn ids(listing: &Value, list: &str, item: Option<&str>) -> Vec<i64> {
 }
 
 /// Rewrite the objects of a database into schema 1: one table numbered by one rowid for
-/// every kind, in creation order (as the old code gave them out).
+/// every kind, in creation order (as the old code gave them out). Without the pseudonym
+/// secret the server made at start: schema 1 predates secrets (the server makes one
+/// again when it starts on the file).
 fn downgrade_to_schema_1(db: &Path) -> Vec<(String, i64)> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let rows: Vec<(i64, String, String, i64, i64)> = conn
-        .prepare("SELECT workspace_id, kind, body, created_ms, updated_ms FROM objects ORDER BY created_ms")
+        .prepare("SELECT workspace_id, kind, body, created_ms, updated_ms FROM objects WHERE kind != 'pseudonym_secret' ORDER BY created_ms")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .unwrap()
