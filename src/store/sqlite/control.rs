@@ -80,7 +80,7 @@ impl ControlStore for SqliteStore {
     }
 
     async fn create_workspace(&self, name: String) -> Result<Workspace> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let now = now_ms();
             let n = c.execute(
                 "INSERT OR IGNORE INTO workspaces (name, paused, created_at) VALUES (?1, 0, ?2)",
@@ -125,7 +125,7 @@ impl ControlStore for SqliteStore {
     }
 
     async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let tx = write_tx(c)?;
             let n = tx.execute(
                 "UPDATE workspaces SET paused = ?2 WHERE name = ?1",
@@ -149,7 +149,7 @@ impl ControlStore for SqliteStore {
         prefix: String,
         name: Option<String>,
     ) -> Result<KeyRecord> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let tx = write_tx(c)?;
             let ws = workspace_id(&tx, &workspace)?;
             tx.execute(
@@ -182,7 +182,7 @@ impl ControlStore for SqliteStore {
     }
 
     async fn revoke_key(&self, id_or_prefix: String) -> Result<usize> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let tx = write_tx(c)?;
             let n = tx.execute(
                 "UPDATE api_keys SET revoked_at = ?2
@@ -234,7 +234,7 @@ impl ControlStore for SqliteStore {
     }
 
     async fn claim_first_start(&self) -> Result<bool> {
-        self.with_conn(|c| {
+        self.with_write_conn(|c| {
             Ok(c.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('first_start_done', '1')",
                 [],
@@ -261,7 +261,7 @@ impl ControlStore for SqliteStore {
     }
 
     async fn save_price_book(&self, book: StoredBook) -> Result<()> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let tx = write_tx(c)?;
             tx.execute(
                 "INSERT INTO price_books (kind, version, body, imported_at) VALUES (?1, ?2, ?3, ?4)",
@@ -278,7 +278,7 @@ impl ControlStore for SqliteStore {
     }
 
     async fn remove_price_book(&self, version: String) -> Result<usize> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let tx = write_tx(c)?;
             let removed = tx.execute("DELETE FROM price_books WHERE version = ?1", [version])?;
             if removed > 0 {
@@ -312,7 +312,7 @@ impl ControlStore for SqliteStore {
         id: Option<i64>,
         body: serde_json::Value,
     ) -> Result<i64> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let now = now_ms();
             let text = body.to_string();
             match id {
@@ -383,7 +383,7 @@ impl ControlStore for SqliteStore {
         kind: &'static str,
         id: i64,
     ) -> Result<bool> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let n = overwriting(c, |c| {
                 c.execute(
                     "DELETE FROM objects WHERE id = ?1 AND workspace_id = ?2 AND kind = ?3",
@@ -419,7 +419,7 @@ impl ControlStore for SqliteStore {
     }
 
     async fn copy_key(&self, key: StoredKey) -> Result<bool> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let tx = write_tx(c)?;
             let ws = workspace_id(&tx, &key.workspace)?;
             let added = tx.execute(
@@ -470,7 +470,7 @@ impl ControlStore for SqliteStore {
     }
 
     async fn copy_object(&self, kind: String, object: StoredObject) -> Result<()> {
-        self.with_conn(move |c| {
+        self.with_write_conn(move |c| {
             let tx = write_tx(c)?;
             let o = &object;
             tx.execute(

@@ -310,6 +310,34 @@ impl SqliteStore {
         result
     }
 
+    /// Run a control write: on the writer's connection, between two commits and ahead
+    /// of queued ingest, once the writer runs (it commits back to back under a load,
+    /// and another connection waiting for SQLite's write lock got it only between two
+    /// of them, after up to seconds); on a pooled connection before that (a command
+    /// that never ingests, a store whose rollups are not built yet).
+    async fn with_write_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        if !matches!(&*self.derived.borrow(), Some(Ok(_))) {
+            return self.with_conn(f).await;
+        }
+        let (done, answer) = oneshot::channel();
+        let job = Box::new(move |c: &mut Connection| {
+            let _ = done.send(f(c));
+        });
+        self.writer()?
+            .send(writer::WriterJob::Control(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let result = answer.await.map_err(|_| StoreError::Closed)?;
+        if matches!(result, Err(StoreError::StorageFull(_))) {
+            self.note_write(&result);
+        }
+        result
+    }
+
     /// Run blocking SQL on a pooled connection off the async threads.
     async fn with_conn<T, F>(&self, f: F) -> Result<T>
     where
@@ -685,6 +713,58 @@ mod tests {
         assert!(built(&store));
         assert_eq!(answer.totals[0].sums.requests, 3);
         assert_eq!(store.commit_seq().await.unwrap(), 1);
+        store.close().await;
+    }
+
+    /// A control write made while ingest requests wait for the writer commits before
+    /// them: between two commits on the writer, not after SQLite's lock came free (the
+    /// writer takes it back within microseconds, and a budget's creation under a batch
+    /// load took up to 2.4 s). Each queued request is a commit of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_control_write_goes_before_queued_ingest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("control.db")).unwrap();
+        store.commit_seq().await.unwrap();
+        let book = crate::price::PriceBook::bundled().unwrap();
+        let now = now_ms();
+        let request = |r: usize| {
+            let lines: Vec<String> = (0..writer::PART_EVENTS * 8)
+                .map(|i| {
+                    format!(
+                        r#"{{"externalRequestId":"r{r}-{i}","provider":"openai","model":"gpt-4o-mini","endpointTag":"chat","userId":"u{i}","status":"success","inputTokens":1000,"outputTokens":100}}"#
+                    )
+                })
+                .collect();
+            let items = lines.iter().map(|l| crate::ingest::parse_item(l)).collect();
+            crate::ingest::prepare(items, &book, &Default::default(), now).events
+        };
+        let requests: Vec<_> = (0..12).map(request).collect();
+        let queued: Vec<_> = requests
+            .into_iter()
+            .map(|events| {
+                store
+                    .queue_ingest(1, events, FieldTally::default())
+                    .unwrap()
+            })
+            .collect();
+        let id = store
+            .put_object(1, "deploy_note", None, serde_json::json!({"note": "n"}))
+            .await
+            .unwrap();
+        assert_eq!(id, 1);
+        let mut answered = 0;
+        for mut answer in queued {
+            let outcome = match answer.try_recv() {
+                Ok(outcome) => {
+                    answered += 1;
+                    outcome
+                }
+                Err(_) => answer.await.unwrap(),
+            };
+            assert_eq!(outcome.unwrap().results.len(), writer::PART_EVENTS * 8);
+        }
+        // The commit in progress when the write arrived, maybe one more: never all 12.
+        assert!(answered <= 3, "{answered} of 12 requests committed first");
         store.close().await;
     }
 

@@ -30,6 +30,12 @@ pub struct IngestJob {
 pub enum WriterJob {
     Ingest(IngestJob),
     OnWriter(OnWriter),
+    /// A control write (a key, a budget, a workspace's settings): runs before the next
+    /// commit, ahead of queued ingest and without waiting for it. Run on another
+    /// connection it waited for SQLite's write lock behind the writer's commits, which
+    /// take it back within microseconds: under a batch load a budget's creation took
+    /// up to 2.4 s (p90 0.55 s).
+    Control(OnWriter),
     /// Build the rollups and the call index if not yet (any job does first): a read
     /// that needs them sends this and waits for them to be published.
     Build,
@@ -83,6 +89,8 @@ struct Queue {
     small: std::collections::VecDeque<IngestJob>,
     big: std::collections::VecDeque<IngestJob>,
     on_writer: Option<OnWriter>,
+    /// Control writes, run before the next commit.
+    control: std::collections::VecDeque<OnWriter>,
     /// Whether the last commit held small jobs only.
     small_alone: bool,
 }
@@ -101,6 +109,7 @@ impl Queue {
             }
             WriterJob::Ingest(job) => self.big.push_back(job),
             WriterJob::OnWriter(run) => self.on_writer = Some(run),
+            WriterJob::Control(run) => self.control.push_back(run),
             WriterJob::Build => {}
         }
     }
@@ -159,6 +168,11 @@ pub fn run(
                 Err(_) => break,
             }
         }
+        // Control writes touch neither the rollups nor the call index: they need no
+        // build, and go before every queued commit.
+        while let Some(run) = queue.control.pop_front() {
+            run(&mut conn);
+        }
         let derived = match &built {
             Some(derived) => derived,
             None => match build(&mut conn) {
@@ -192,6 +206,7 @@ pub fn run(
             continue;
         }
         let mut batch = queue.next_commit();
+        // A small request or a control write waiting ends the commit after its part.
         let mut small_waiting = || {
             while queue.on_writer.is_none() {
                 match jobs.try_recv() {
@@ -199,7 +214,7 @@ pub fn run(
                     Err(_) => break,
                 }
             }
-            !queue.small.is_empty()
+            !queue.small.is_empty() || !queue.control.is_empty()
         };
         let result = commit(&mut conn, &mut dims, derived, &batch, &mut small_waiting);
         if let Ok((outcomes, _)) = &result {
@@ -376,7 +391,7 @@ fn begin<'c>(
 }
 
 /// One transaction for a batch of jobs, in order, ending early (after a job) when
-/// `small_waiting` says a small request arrived; returns the outcome of each job
+/// `small_waiting` says a small request (or a control write) arrived; returns the outcome of each job
 /// written (the first ones).
 fn commit(
     conn: &mut Connection,
