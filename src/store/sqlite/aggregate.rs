@@ -3,7 +3,7 @@
 //! holds; exact integer sums. The raw-only path is the reference the tests compare with.
 
 use super::rollup::{
-    commit_seq, Cell, DimIds, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, MAX_PINS,
+    commit_seq, Cell, DimIds, Family, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, MAX_PINS,
     N_MEASURES, RAW_MEASURES, TAG_FAMILY,
 };
 use super::schema::DimKind;
@@ -446,7 +446,8 @@ pub fn aggregate(
                 pinned: totals.ready_pins(workspace),
             };
             let parts = plan(query, family, reach);
-            let mut groups = from_totals(&tx, &totals, workspace, query, &parts, tag_sets)?;
+            let (ws, lanes) = (workspace, super::read_lanes());
+            let mut groups = from_totals(&tx, &totals, ws, query, &parts, tag_sets, lanes)?;
             let mut to_pin = family.map_or(Vec::new(), |f| days_to_pin(f, query, &parts, reach));
             to_pin.retain(|day| !totals.is_pinned(workspace, *day));
             drop(totals);
@@ -891,10 +892,10 @@ fn from_totals(
     query: &Query,
     parts: &[(Source, i64, i64)],
     tag_sets: Option<Vec<u32>>,
+    most_lanes: usize,
 ) -> Result<CellGroups> {
-    let mut out = CellGroups::new(query);
     let Some(index) = choose_family(query) else {
-        return Ok(out);
+        return Ok(CellGroups::new(query));
     };
     let family = &FAMILIES[index];
     let mut allowed = Vec::with_capacity(family.dims.len());
@@ -904,11 +905,12 @@ fn from_totals(
             _ => allowed_ids(c, &query.filters, name)?,
         });
     }
+    let allowed: Vec<Option<Allowed>> = allowed.into_iter().map(|a| a.map(Allowed::new)).collect();
     let keep = |dims: &DimIds| {
         allowed
             .iter()
             .zip(dims)
-            .all(|(a, id)| a.as_ref().is_none_or(|ids| ids.contains(id)))
+            .all(|(a, id)| a.as_ref().is_none_or(|ids| ids.contains(*id)))
     };
     // choose_family found every grouped dimension in the family.
     let slots: Vec<usize> = query
@@ -916,39 +918,165 @@ fn from_totals(
         .iter()
         .filter_map(|d| family.dims.iter().position(|c| *c == column(d)))
         .collect();
-    // Sized once: growing a table of 100,000 groups copies and faults in its pages
-    // again at every doubling.
-    let cells: usize = parts
-        .iter()
-        .map(|(source, from, to)| match *source {
-            Source::Rollup(f, grain) => {
-                totals.cells[f][grain as usize].count_in(workspace, (*from, *to))
-            }
-            _ => 0,
-        })
-        .sum();
-    out.groups.reserve(cells.min(1 << 22));
+    // Every bucket the parts read, with its cell count, in time order.
+    let mut buckets: Vec<(usize, Grain, i64, usize)> = Vec::new();
     for (source, from, to) in parts {
-        let Source::Rollup(f, grain) = *source else {
-            continue;
-        };
-        totals.cells[f][grain as usize].each_in(
-            workspace,
-            (*from, *to),
-            keep,
-            |start, dims, cell| {
-                let bucket = query
-                    .bucket
-                    .map(|b| start.div_euclid(b.millis()) * b.millis());
-                let mut group = [0u32; 3];
-                for (g, slot) in group.iter_mut().zip(&slots) {
-                    *g = dims[*slot];
-                }
-                out.add((bucket, group), cell, 1)
-            },
-        )?;
+        if let Source::Rollup(f, grain) = *source {
+            let sizes = totals.cells[f][grain as usize].sizes_in(workspace, (*from, *to));
+            buckets.extend(sizes.map(|(start, n)| (f, grain, start, n)));
+        }
     }
-    Ok(out)
+    let add_cell = |out: &mut CellGroups, start: i64, dims: &DimIds, cell: &Cell| {
+        let bucket = query
+            .bucket
+            .map(|b| start.div_euclid(b.millis()) * b.millis());
+        let mut group = [0u32; 3];
+        for (g, slot) in group.iter_mut().zip(&slots) {
+            *g = dims[*slot];
+        }
+        out.add((bucket, group), cell, 1)
+    };
+    let cells: usize = buckets.iter().map(|b| b.3).sum();
+    // A filter on a few tenants or users (the previous window of a top list, a
+    // tenant's page) looks their cells up instead of decoding every cell of the window.
+    if let Some(dims) = few_cells(family, &allowed, buckets.len(), cells) {
+        let mut out = CellGroups::new(query);
+        for &(f, grain, start, _) in &buckets {
+            totals.cells[f][grain as usize].each_of(
+                workspace,
+                (start, start + 1),
+                &dims,
+                |start, dims, cell| add_cell(&mut out, start, dims, cell),
+            )?;
+        }
+        return Ok(out);
+    }
+    let sum_buckets = |buckets: &[(usize, Grain, i64, usize)]| -> Result<CellGroups> {
+        let mut out = CellGroups::new(query);
+        // Sized once: growing a table of 100,000 groups copies and faults in its pages
+        // again at every doubling.
+        let cells: usize = buckets.iter().map(|b| b.3).sum();
+        out.groups.reserve(cells.min(1 << 22));
+        for &(f, grain, start, _) in buckets {
+            totals.cells[f][grain as usize].each_in(
+                workspace,
+                (start, start + 1),
+                keep,
+                |start, dims, cell| add_cell(&mut out, start, dims, cell),
+            )?;
+        }
+        Ok(out)
+    };
+    // Many cells (a week of users: ~900k at 10M calls a month) are summed in lanes of
+    // consecutive buckets on as many cores, then merged: decoding the packed cells is
+    // most of such a read.
+    let lanes = most_lanes
+        .min(cells / CELLS_PER_LANE)
+        .min(buckets.len())
+        .max(1);
+    if lanes == 1 {
+        return sum_buckets(&buckets);
+    }
+    let mut chunks = Vec::with_capacity(lanes);
+    let (mut begin, mut so_far) = (0, 0);
+    for (i, b) in buckets.iter().enumerate() {
+        so_far += b.3;
+        if so_far * lanes >= cells * (chunks.len() + 1) || i + 1 == buckets.len() {
+            chunks.push(&buckets[begin..=i]);
+            begin = i + 1;
+        }
+    }
+    std::thread::scope(|scope| {
+        let others: Vec<_> = chunks[1..]
+            .iter()
+            .map(|chunk| {
+                std::thread::Builder::new()
+                    .name("burnrate-sum".into())
+                    .spawn_scoped(scope, || sum_buckets(chunk))
+            })
+            .collect();
+        let mut out = sum_buckets(chunks[0])?;
+        for other in others {
+            let other = other
+                .map_err(|e| StoreError::Database(format!("no thread to sum cells: {e}")))?
+                .join()
+                .map_err(|_| StoreError::Database("summing cells failed".into()))??;
+            out.merge(other)?;
+        }
+        Ok(out)
+    })
+}
+
+/// Every cell id combination a read's filters allow, when each dimension of the family
+/// is filtered or a closed vocabulary and a lookup per combination and bucket costs
+/// less than decoding the buckets' cells (a lookup binary-searches a bucket's marks and
+/// walks up to 16 cells: about what decoding `CELLS_PER_LOOKUP` cells costs).
+fn few_cells(
+    family: &Family,
+    allowed: &[Option<Allowed>],
+    buckets: usize,
+    cells: usize,
+) -> Option<Vec<DimIds>> {
+    // At least a few dozen lookups per bucket: they cost microseconds in any case.
+    let most = (cells / CELLS_PER_LOOKUP).max(MIN_LOOKUPS) / buckets.max(1);
+    let mut combos: Vec<DimIds> = vec![[0; 7]];
+    for (slot, (name, allowed)) in family.dims.iter().zip(allowed).enumerate() {
+        // A closed vocabulary's cells hold only its codes.
+        let ids: Vec<u32> = match (allowed, *name) {
+            (Some(Allowed::Few(ids)), _) => ids.clone(),
+            (Some(Allowed::Many(ids)), _) if ids.len() <= most => ids.iter().copied().collect(),
+            (None, "environment") => Environment::ALL.iter().map(|e| e.code().into()).collect(),
+            (None, "data_mode") => DataMode::ALL.iter().map(|e| e.code().into()).collect(),
+            (None, "status") => Status::ALL.iter().map(|e| e.code().into()).collect(),
+            _ => return None,
+        };
+        if combos.len() * ids.len() > most {
+            return None;
+        }
+        combos = combos
+            .iter()
+            .flat_map(|combo| {
+                ids.iter().map(move |id| {
+                    let mut combo = *combo;
+                    combo[slot] = *id;
+                    combo
+                })
+            })
+            .collect();
+    }
+    combos.sort_unstable();
+    Some(combos)
+}
+
+/// See `few_cells`.
+const CELLS_PER_LOOKUP: usize = 64;
+const MIN_LOOKUPS: usize = 64;
+
+/// The fewest cells worth a lane of their own (a thread costs tens of microseconds).
+const CELLS_PER_LANE: usize = 100_000;
+
+/// The ids a filter lets through: a few (an environment, a data mode, a tenant) are
+/// compared one by one, which beats hashing when every cell of a read asks.
+enum Allowed {
+    Few(Vec<u32>),
+    Many(IdSet),
+}
+
+impl Allowed {
+    fn new(ids: IdSet) -> Allowed {
+        if ids.len() <= 8 {
+            Allowed::Few(ids.into_iter().collect())
+        } else {
+            Allowed::Many(ids)
+        }
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        match self {
+            Allowed::Few(ids) => ids.contains(&id),
+            Allowed::Many(ids) => ids.contains(&id),
+        }
+    }
 }
 
 /// Rollup cells, and the raw rows of the window's edges, summed per (bucket start,
@@ -998,6 +1126,14 @@ impl CellGroups {
         for (t, m) in total.iter_mut().zip(cell) {
             let m = m.checked_mul(sign).ok_or(StoreError::SumOverflow)?;
             *t = t.checked_add(m).ok_or(StoreError::SumOverflow)?;
+        }
+        Ok(())
+    }
+
+    /// Add every group of `other` (the same query's, over other buckets).
+    fn merge(&mut self, other: CellGroups) -> Result<()> {
+        for (key, cell, _) in other.groups {
+            self.add(key, &cell, 1)?;
         }
         Ok(())
     }
@@ -1193,6 +1329,53 @@ mod tests {
             ascending: false,
             limit: 10,
         }
+    }
+
+    /// A read of many cells summed in lanes (one per core) answers as in one: every
+    /// group's sums equal, whichever lane held its buckets.
+    #[test]
+    fn cells_summed_in_lanes_give_the_sums_of_one_lane() {
+        let rollups = Rollups::new(Totals::default());
+        let (days, users) = (5, 50_000);
+        let mut changes = super::super::rollup::Changes::default();
+        for day in 0..days {
+            for user in 0..users {
+                let call = super::super::rollup::Contribution {
+                    workspace: 1,
+                    ts: day * DAY_MS + (user % 24) * HOUR_MS,
+                    data_mode: (user % 3),
+                    user: 1 + (user * 7 + day) % users,
+                    attempts: 1,
+                    cost_nanos: (user % 5 != 0).then_some(user * 1_000 + day),
+                    input: user + day,
+                    output: 3,
+                    latency_ms: Some(day + 1),
+                    ..Default::default()
+                };
+                changes.apply(&call, 1);
+            }
+        }
+        rollups.admit(&changes).unwrap();
+        rollups.hand_off(changes, 1);
+        rollups.flush();
+        let totals = rollups.read();
+        let conn = Connection::open_in_memory().unwrap();
+        let mut query = window(0, days * DAY_MS);
+        query.group_by = vec![Dimension::UserId];
+        let parts = [(Source::Rollup(2, Grain::Day), 0, days * DAY_MS)];
+        let sums = |lanes| {
+            let groups = from_totals(&conn, &totals, 1, &query, &parts, None, lanes).unwrap();
+            let mut sums = groups.into_sums().unwrap();
+            sums.sort_by_key(|(key, _)| *key);
+            sums
+        };
+        let (one, four) = (sums(1), sums(4));
+        assert_eq!(one.len(), users as usize);
+        assert_eq!(
+            one.iter().map(|(_, s)| s.requests).sum::<u64>(),
+            (days * users) as u64
+        );
+        assert_eq!(one, four);
     }
 
     /// The partial hours of a window inside one day: each reads as its cell minus the

@@ -438,14 +438,36 @@ impl Cells {
         Ok(())
     }
 
-    /// How many cells `workspace`'s buckets that start in `from..to` hold (an upper
-    /// bound on the groups a read of them makes).
-    pub fn count_in(&self, workspace: i64, (from, to): (i64, i64)) -> usize {
+    /// The cells of `dims` (where present) in `workspace`'s buckets that start in
+    /// `from..to`: a lookup each, for reads that name their few cells.
+    pub fn each_of<E>(
+        &self,
+        workspace: i64,
+        (from, to): (i64, i64),
+        dims: &[DimIds],
+        mut f: impl FnMut(i64, &DimIds, &Cell) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for ((_, start), bucket) in self.buckets.range((workspace, from)..(workspace, to)) {
+            for ids in dims {
+                if let Some(cell) = bucket.get(ids) {
+                    f(*start, ids, &cell)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The start and the number of cells of each of `workspace`'s buckets that start in
+    /// `from..to`.
+    pub fn sizes_in(
+        &self,
+        workspace: i64,
+        (from, to): (i64, i64),
+    ) -> impl Iterator<Item = (i64, usize)> + '_ {
         let range = (workspace, from)..(workspace, to);
         self.buckets
             .range(range)
-            .map(|(_, cells)| cells.len())
-            .sum()
+            .map(|((_, start), cells)| (*start, cells.len()))
     }
 
     /// Fold every bucket's changes into its packed cells.
@@ -1519,7 +1541,10 @@ mod tests {
             totals.add(&tagged(1, set)).unwrap();
         }
         let tag_cells = |totals: &Totals, ws: i64| {
-            totals.cells[TAG_FAMILY][Grain::Day as usize].count_in(ws, (i64::MIN, i64::MAX))
+            totals.cells[TAG_FAMILY][Grain::Day as usize]
+                .sizes_in(ws, (i64::MIN, i64::MAX))
+                .map(|(_, n)| n)
+                .sum::<usize>()
         };
         assert_eq!(totals.tag_sets(1).map(|s| s.len()), Some(MAX_TAG_SETS));
         assert_eq!(tag_cells(&totals, 1), MAX_TAG_SETS);
