@@ -807,7 +807,8 @@ pub trait EventStore: Send + Sync {
     /// Seal the closed hours before `now_ms` minus a horizon whose reads a backend
     /// pre-sums (ClickHouse's sealed hourly cells, docs/scale-out.md), and reseal those
     /// a later write changed; returns how many hours were sealed. Answers never depend on
-    /// it, only their speed. A backend whose reads need no sealing answers 0.
+    /// it, only their speed. A backend whose reads need no sealing answers 0 (SQLite
+    /// pins the old days the dashboard's user lists would read raw instead).
     async fn seal(&self, _now_ms: i64) -> Result<u64> {
         Ok(0)
     }

@@ -632,6 +632,28 @@ impl EventStore for SqliteStore {
             .await
     }
 
+    /// Nothing to seal: the totals are always whole. Instead, the old days that a week
+    /// or a month of users ending now (and the windows before them) would read raw are
+    /// pinned ahead (`aggregate::days_to_warm`), off the reads' path.
+    async fn seal(&self, now_ms: i64) -> Result<u64> {
+        let derived = self.derived().await?;
+        let workspaces: Vec<WorkspaceId> =
+            derived.rollups.read().newest_hour.keys().copied().collect();
+        for workspace in workspaces {
+            let days = aggregate::days_to_warm(&derived.rollups.read(), workspace, now_ms);
+            if !days.is_empty() {
+                tracing::debug!(
+                    workspace,
+                    days = days.len(),
+                    "pinning old days ahead of reads"
+                );
+            }
+            days.into_iter()
+                .for_each(self.pin_later(&derived.rollups, workspace));
+        }
+        Ok(0)
+    }
+
     async fn reprice_unpriced(
         &self,
         workspace: WorkspaceId,
