@@ -1359,6 +1359,7 @@ fn dim_names<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::rollup::{Changes, Contribution};
     use super::*;
 
     fn window(from_ms: i64, to_ms: i64) -> Query {
@@ -1375,33 +1376,39 @@ mod tests {
         }
     }
 
-    /// A read of many cells summed in lanes (one per core) answers as in one: every
-    /// group's sums equal, whichever lane held its buckets.
-    #[test]
-    fn cells_summed_in_lanes_give_the_sums_of_one_lane() {
+    /// Totals holding `calls`, folded as one commit.
+    fn folded(calls: impl Iterator<Item = Contribution>) -> std::sync::Arc<Rollups> {
         let rollups = Rollups::new(Totals::default());
-        let (days, users) = (5, 50_000);
-        let mut changes = super::super::rollup::Changes::default();
-        for day in 0..days {
-            for user in 0..users {
-                let call = super::super::rollup::Contribution {
-                    workspace: 1,
-                    ts: day * DAY_MS + (user % 24) * HOUR_MS,
-                    data_mode: (user % 3),
-                    user: 1 + (user * 7 + day) % users,
-                    attempts: 1,
-                    cost_nanos: (user % 5 != 0).then_some(user * 1_000 + day),
-                    input: user + day,
-                    output: 3,
-                    latency_ms: Some(day + 1),
-                    ..Default::default()
-                };
-                changes.apply(&call, 1);
-            }
+        let mut changes = Changes::default();
+        for call in calls {
+            changes.apply(&call, 1);
         }
         rollups.admit(&changes).unwrap();
         rollups.hand_off(changes, 1);
         rollups.flush();
+        rollups
+    }
+
+    /// A read of many cells summed in lanes (one per core) answers as in one: every
+    /// group's sums equal, whichever lane held its buckets.
+    #[test]
+    fn cells_summed_in_lanes_give_the_sums_of_one_lane() {
+        let (days, users) = (5, 50_000);
+        let calls = (0..days).flat_map(|day| {
+            (0..users).map(move |user| Contribution {
+                workspace: 1,
+                ts: day * DAY_MS + (user % 24) * HOUR_MS,
+                data_mode: (user % 3),
+                user: 1 + (user * 7 + day) % users,
+                attempts: 1,
+                cost_nanos: (user % 5 != 0).then_some(user * 1_000 + day),
+                input: user + day,
+                output: 3,
+                latency_ms: Some(day + 1),
+                ..Default::default()
+            })
+        });
+        let rollups = folded(calls);
         let totals = rollups.read();
         let conn = Connection::open_in_memory().unwrap();
         let mut query = window(0, days * DAY_MS);
@@ -1427,21 +1434,13 @@ mod tests {
     /// hours; none when the windows start at midnight (no partial day).
     #[test]
     fn the_days_warmed_ahead_are_the_edges_of_the_dashboards_user_windows() {
-        let rollups = Rollups::new(Totals::default());
-        let mut changes = super::super::rollup::Changes::default();
-        for hour in 0..70 * 24 {
-            let call = super::super::rollup::Contribution {
-                workspace: 1,
-                ts: hour * HOUR_MS,
-                user: 1 + hour % 5,
-                attempts: 1,
-                ..Default::default()
-            };
-            changes.apply(&call, 1);
-        }
-        rollups.admit(&changes).unwrap();
-        rollups.hand_off(changes, 1);
-        rollups.flush();
+        let rollups = folded((0..70 * 24).map(|hour| Contribution {
+            workspace: 1,
+            ts: hour * HOUR_MS,
+            user: 1 + hour % 5,
+            attempts: 1,
+            ..Default::default()
+        }));
         let totals = rollups.read();
         let now = 70 * DAY_MS - HOUR_MS - 26 * 60_000;
         let mut days = days_to_warm(&totals, 1, now);
