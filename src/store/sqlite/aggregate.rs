@@ -1040,11 +1040,14 @@ fn from_totals(
             })
             .collect();
         let mut out = sum_buckets(chunks[0])?;
-        for other in others {
-            let other = other
-                .map_err(|e| StoreError::Database(format!("no thread to sum cells: {e}")))?
-                .join()
-                .map_err(|_| StoreError::Database("summing cells failed".into()))??;
+        for (other, chunk) in others.into_iter().zip(&chunks[1..]) {
+            let other = match other {
+                Ok(lane) => lane
+                    .join()
+                    .map_err(|_| StoreError::Database("summing cells failed".into()))??,
+                // No thread to be had (a process at its limit): this one sums it.
+                Err(_) => sum_buckets(chunk)?,
+            };
             out.merge(other)?;
         }
         Ok(out)
