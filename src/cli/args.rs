@@ -233,7 +233,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_alerts: bool,
     /// Do not seal closed hours (a ClickHouse store's pre-summed hourly cells, made every
-    /// minute by default: docs/scale-out.md). Answers stay the same, long windows slower.
+    /// minute by default: docs/scale-out.md) nor, on SQLite, pin ahead the old days a
+    /// week or a month of users reads by hour. Answers stay the same, some reads slower.
     #[arg(long, env = "BURNRATE_NO_SEAL")]
     pub no_seal: bool,
     /// Nice levels the background threads (ingest parsing, the SQLite writer, the
