@@ -228,27 +228,37 @@ impl Sums {
     /// usage missing, id-less), each checked into range: money non-negative i64, counts
     /// u64.
     pub fn from_measures(m: [i128; 14]) -> Result<Sums, SumOverflow> {
-        let u = |i: usize| u64::try_from(m[i]).map_err(|_| SumOverflow);
-        let cost = i64::try_from(m[2])
-            .ok()
-            .filter(|c| *c >= 0)
-            .ok_or(SumOverflow)?;
-        Ok(Sums {
-            requests: u(0)?,
-            attempts: u(1)?,
-            cost: Usd(cost),
-            priced: u(3)?,
-            input: u(4)?,
-            cached: u(5)?,
-            cache_write: u(6)?,
-            output: u(7)?,
-            reasoning: u(8)?,
-            latency_sum: u(9)?,
-            latency_count: u(10)?,
-            errors: u(11)?,
-            usage_missing: u(12)?,
-            idless: u(13)?,
-        })
+        let mut sums = Sums::default();
+        for (i, value) in m.into_iter().enumerate() {
+            sums.set_measure(i, value)?;
+        }
+        Ok(sums)
+    }
+
+    /// Set the measure at `index` in `from_measures`' order, checked into range.
+    pub fn set_measure(&mut self, index: usize, value: i128) -> Result<(), SumOverflow> {
+        let count = u64::try_from(value).map_err(|_| SumOverflow);
+        match index {
+            0 => self.requests = count?,
+            1 => self.attempts = count?,
+            2 => {
+                let cost = i64::try_from(value).ok().filter(|c| *c >= 0);
+                self.cost = Usd(cost.ok_or(SumOverflow)?);
+            }
+            3 => self.priced = count?,
+            4 => self.input = count?,
+            5 => self.cached = count?,
+            6 => self.cache_write = count?,
+            7 => self.output = count?,
+            8 => self.reasoning = count?,
+            9 => self.latency_sum = count?,
+            10 => self.latency_count = count?,
+            11 => self.errors = count?,
+            12 => self.usage_missing = count?,
+            13 => self.idless = count?,
+            _ => return Err(SumOverflow),
+        }
+        Ok(())
     }
 
     /// Fold another group's sums into this one, checked: an overflow is an error, never a
@@ -714,6 +724,51 @@ pub fn contenders(query: &Query, rows: &[(Option<i64>, &Sums)]) -> Vec<usize> {
         .filter(|k| order(k, &last) != std::cmp::Ordering::Greater)
         .map(|k| k.2)
         .collect()
+}
+
+/// The sort key of the `limit`-th row in the query's order among rows of one bucket
+/// given by their keys, or None when there are at most `limit` rows (all make the cut):
+/// with `reaches`, `contenders` without holding every key (a heap of `limit` keys).
+pub fn cut_key(query: &Query, keys: impl Iterator<Item = Option<Fraction>>) -> Option<Option<Fraction>> {
+    /// A key ordered worst first (the heap's top is the worst key kept).
+    struct Worst(Option<Fraction>, bool);
+    impl Ord for Worst {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            let order = cmp_sort_keys(self.0, other.0);
+            if self.1 { order } else { order.reverse() }
+        }
+    }
+    impl PartialOrd for Worst {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl PartialEq for Worst {
+        fn eq(&self, other: &Self) -> bool {
+            self.cmp(other).is_eq()
+        }
+    }
+    impl Eq for Worst {}
+    let mut best = std::collections::BinaryHeap::with_capacity(query.limit.min(4096) + 1);
+    let mut more = false;
+    for key in keys {
+        best.push(Worst(key, query.ascending));
+        if best.len() > query.limit {
+            best.pop();
+            more = true;
+        }
+    }
+    more.then(|| best.peek().and_then(|w| w.0))
+}
+
+/// Whether a row of one bucket with sort key `key` is among the contenders of a cut at
+/// `cut` (`cut_key`): in the first `limit`, or tied with the last of them.
+pub fn reaches(query: &Query, key: Option<Fraction>, cut: Option<Option<Fraction>>) -> bool {
+    let Some(cut) = cut else {
+        return query.limit > 0;
+    };
+    let order = cmp_sort_keys(key, cut);
+    query.limit > 0 && if query.ascending { order.is_le() } else { order.is_ge() }
 }
 
 /// Total every bucket's groups (checked), then sort and cut the rows as the query asks;

@@ -8,7 +8,7 @@ use super::rollup::{
 };
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
-use crate::query::{Answer, Dimension, Query, Row, Sums};
+use crate::query::{Answer, Dimension, Fraction, Measure, Query, Row, Sums};
 use crate::store::{Result, StoreError, WorkspaceId};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
@@ -441,45 +441,40 @@ pub fn aggregate(
             let raw_from = totals.raw_from(workspace);
             let reach = reach_of(&totals, workspace, family);
             let parts = plan(query, family, reach);
-            let (ws, lanes) = (workspace, super::read_lanes());
-            let mut groups = from_totals(&tx, &totals, ws, query, &parts, tag_sets, lanes)?;
+            let lanes = super::read_lanes();
+            let read = CellRead::new(&tx, &totals, workspace, query, &parts, tag_sets)?;
             let mut to_pin = family.map_or(Vec::new(), |f| days_to_pin(f, query, &parts, reach));
             to_pin.retain(|day| !totals.is_pinned(workspace, *day));
-            drop(totals);
-            // The raw parts add into the same groups: a query the rollups answer groups
-            // by ids only (no tags), so a raw row's group is a cell's.
-            let mut add_raw = |bucket, group: [GroupValue; 3], cell: &Cell, sign| {
-                groups.add((bucket, cell_ids(group)?), cell, sign)
+            let answer = match read {
+                Some(read) if read.is_top_list(query) => {
+                    // Both passes need the raw parts' rows: read before the totals go.
+                    let mut raw = Vec::new();
+                    read_raw_parts(&tx, workspace, query, &parts, &mut |b, ids, cell, sign| {
+                        raw.push((b, ids, *cell, sign));
+                        Ok(())
+                    })?;
+                    let answer = top_from_totals(&tx, &read, query, &raw, lanes)?;
+                    drop(read);
+                    drop(totals);
+                    answer
+                }
+                read => {
+                    let mut groups = match &read {
+                        Some(read) => from_totals(read, query, lanes)?,
+                        None => CellGroups::new(query),
+                    };
+                    drop(read);
+                    drop(totals);
+                    // The raw parts add into the same groups: a query the rollups answer
+                    // groups by ids only (no tags), so a raw row's group is a cell's.
+                    read_raw_parts(&tx, workspace, query, &parts, &mut |b, ids, cell, sign| {
+                        groups.add((b, ids), cell, sign)
+                    })?;
+                    finish_cells(&tx, query, groups.into_sums()?)?
+                }
             };
-            for (source, from, to) in &parts {
-                if *source == Source::Raw {
-                    read_raw(
-                        &tx,
-                        workspace,
-                        query,
-                        (*from, *to),
-                        1,
-                        Tags::ById,
-                        &mut add_raw,
-                    )?;
-                }
-            }
-            // Last, so every group holds its whole daily cell before a part leaves it.
-            for (source, from, to) in &parts {
-                if *source == Source::RawMinus {
-                    read_raw(
-                        &tx,
-                        workspace,
-                        query,
-                        (*from, *to),
-                        -1,
-                        Tags::ById,
-                        &mut add_raw,
-                    )?;
-                }
-            }
             // The answer says which commit it saw (the budget counters' watermark).
-            let mut answer = finish_cells(&tx, query, groups.into_sums()?)?;
+            let mut answer = answer;
             answer.seen = seq as u64;
             let mut raw_starts: Vec<i64> = parts
                 .iter()
@@ -762,6 +757,32 @@ fn pruned_raw(raw_from: Option<i64>, raw_starts: impl IntoIterator<Item = i64>) 
         .then_some(from)
 }
 
+/// A raw part's row as the rollups' groups take it: (bucket start, group ids, sums,
+/// sign).
+type RawRow = (Option<i64>, [u32; 3], Cell, i64);
+
+/// The raw parts of a plan, grouped by ids (as cells are), to `add`: the parts to add
+/// first, then those to take away (so every group holds its whole daily cell before a
+/// part leaves it).
+fn read_raw_parts(
+    c: &Connection,
+    workspace: WorkspaceId,
+    query: &Query,
+    parts: &[(Source, i64, i64)],
+    add: &mut dyn FnMut(Option<i64>, [u32; 3], &Cell, i64) -> Result<()>,
+) -> Result<()> {
+    for (wanted, sign) in [(Source::Raw, 1), (Source::RawMinus, -1)] {
+        for (source, from, to) in parts {
+            if *source == wanted {
+                read_raw(c, workspace, query, (*from, *to), sign, Tags::ById, &mut |b, group, cell, sign| {
+                    add(b, cell_ids(group)?, cell, sign)
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Where a raw read's rows go: (bucket start, group values, sums, sign).
 type RawRowSink<'a> = dyn FnMut(Option<i64>, [GroupValue; 3], &Cell, i64) -> Result<()> + 'a;
 
@@ -928,130 +949,368 @@ fn tag_sets_allowed(
     Ok(Some(ids))
 }
 
-/// Sum the rollup parts of the plan from `totals`, filtered and grouped as asked.
-fn from_totals(
-    c: &Connection,
-    totals: &Totals,
+/// A read of the rollups: the family it sums, what each of the family's columns lets
+/// through, where the grouped dimensions sit in a cell's ids, and every bucket the
+/// plan's rollup parts read, in time order.
+struct CellRead<'a> {
+    totals: &'a Totals,
     workspace: WorkspaceId,
-    query: &Query,
-    parts: &[(Source, i64, i64)],
-    tag_sets: Option<Vec<u32>>,
-    most_lanes: usize,
-) -> Result<CellGroups> {
-    let Some(index) = choose_family(query) else {
-        return Ok(CellGroups::new(query));
-    };
-    let family = &FAMILIES[index];
-    let mut allowed = Vec::with_capacity(family.dims.len());
-    for name in family.dims {
-        allowed.push(match *name {
-            "tag_set" => tag_sets_allowed(c, &query.filters, tag_sets.as_deref().unwrap_or(&[]))?,
-            _ => allowed_ids(c, &query.filters, name)?,
-        });
-    }
-    let allowed: Vec<Option<Allowed>> = allowed.into_iter().map(|a| a.map(Allowed::new)).collect();
-    let keep = |dims: &DimIds| {
-        allowed
-            .iter()
-            .zip(dims)
-            .all(|(a, id)| a.as_ref().is_none_or(|ids| ids.contains(*id)))
-    };
-    // choose_family found every grouped dimension in the family.
-    let slots: Vec<usize> = query
-        .group_by
-        .iter()
-        .filter_map(|d| family.dims.iter().position(|c| *c == column(d)))
-        .collect();
-    // Every bucket the parts read, with its cell count, in time order.
-    let mut buckets: Vec<(usize, Grain, i64, usize)> = Vec::new();
-    for (source, from, to) in parts {
-        if let Source::Rollup(f, grain) = *source {
-            let sizes = totals.cells[f][grain as usize].sizes_in(workspace, (*from, *to));
-            buckets.extend(sizes.map(|(start, n)| (f, grain, start, n)));
+    family: &'static Family,
+    allowed: Vec<Option<Allowed>>,
+    slots: Vec<usize>,
+    buckets: Vec<CellBucket>,
+    /// The cells of all the buckets.
+    cells: usize,
+}
+
+/// (family index, grain, bucket start, cells in the bucket).
+type CellBucket = (usize, Grain, i64, usize);
+
+impl<'a> CellRead<'a> {
+    /// None when no family answers `query` (then every part is raw).
+    fn new(
+        c: &Connection,
+        totals: &'a Totals,
+        workspace: WorkspaceId,
+        query: &Query,
+        parts: &[(Source, i64, i64)],
+        tag_sets: Option<Vec<u32>>,
+    ) -> Result<Option<CellRead<'a>>> {
+        let Some(index) = choose_family(query) else {
+            return Ok(None);
+        };
+        let family = &FAMILIES[index];
+        let mut allowed = Vec::with_capacity(family.dims.len());
+        for name in family.dims {
+            let ids = match *name {
+                "tag_set" => {
+                    tag_sets_allowed(c, &query.filters, tag_sets.as_deref().unwrap_or(&[]))?
+                }
+                _ => allowed_ids(c, &query.filters, name)?,
+            };
+            allowed.push(ids.map(Allowed::new));
         }
+        // choose_family found every grouped dimension in the family.
+        let slots = query
+            .group_by
+            .iter()
+            .filter_map(|d| family.dims.iter().position(|c| *c == column(d)))
+            .collect();
+        let mut buckets = Vec::new();
+        for (source, from, to) in parts {
+            if let Source::Rollup(f, grain) = *source {
+                let sizes = totals.cells[f][grain as usize].sizes_in(workspace, (*from, *to));
+                buckets.extend(sizes.map(|(start, n)| (f, grain, start, n)));
+            }
+        }
+        let cells = buckets.iter().map(|b| b.3).sum();
+        Ok(Some(CellRead {
+            totals,
+            workspace,
+            family,
+            allowed,
+            slots,
+            buckets,
+            cells,
+        }))
     }
+
+    /// A cell's group ids (unused slots 0).
+    fn group_of(&self, dims: &DimIds) -> [u32; 3] {
+        let mut group = [0u32; 3];
+        for (g, slot) in group.iter_mut().zip(&self.slots) {
+            *g = dims[*slot];
+        }
+        group
+    }
+
+    /// Every cell of `buckets` that `allowed` lets through, decoded one after the other.
+    fn each_in(
+        &self,
+        buckets: &[CellBucket],
+        allowed: &[Option<Allowed>],
+        mut f: impl FnMut(i64, &DimIds, &Cell) -> Result<()>,
+    ) -> Result<()> {
+        let keep = |dims: &DimIds| {
+            allowed
+                .iter()
+                .zip(dims)
+                .all(|(a, id)| a.as_ref().is_none_or(|ids| ids.contains(*id)))
+        };
+        for &(family, grain, start, _) in buckets {
+            let cells = &self.totals.cells[family][grain as usize];
+            cells.each_in(self.workspace, (start, start + 1), keep, &mut f)?;
+        }
+        Ok(())
+    }
+
+    /// The cells of `combos` in every bucket, looked up.
+    fn each_of(
+        &self,
+        combos: &[DimIds],
+        mut f: impl FnMut(i64, &DimIds, &Cell) -> Result<()>,
+    ) -> Result<()> {
+        for &(family, grain, start, _) in &self.buckets {
+            let cells = &self.totals.cells[family][grain as usize];
+            cells.each_of(self.workspace, (start, start + 1), combos, &mut f)?;
+        }
+        Ok(())
+    }
+
+    /// The combinations to look up instead of decoding every cell (`few_cells`).
+    fn lookups(&self, allowed: &[Option<Allowed>]) -> Option<Vec<DimIds>> {
+        few_cells(self.family, allowed, self.buckets.len(), self.cells)
+    }
+
+    /// `sum` of the buckets, in lanes of consecutive buckets on as many threads when
+    /// there are many cells (a week of users: ~900k at 10M calls a month; decoding the
+    /// packed cells is most of such a read), the lanes' results merged in order.
+    fn in_lanes<T: Send>(
+        &self,
+        most_lanes: usize,
+        sum: impl Fn(&[CellBucket]) -> Result<T> + Sync,
+        merge: impl Fn(&mut T, T) -> Result<()>,
+    ) -> Result<T> {
+        let buckets = &self.buckets;
+        let lanes = most_lanes
+            .min(self.cells / CELLS_PER_LANE)
+            .min(buckets.len())
+            .max(1);
+        if lanes == 1 {
+            return sum(buckets);
+        }
+        let mut chunks = Vec::with_capacity(lanes);
+        let (mut begin, mut so_far) = (0, 0);
+        for (i, b) in buckets.iter().enumerate() {
+            so_far += b.3;
+            if so_far * lanes >= self.cells * (chunks.len() + 1) || i + 1 == buckets.len() {
+                chunks.push(&buckets[begin..=i]);
+                begin = i + 1;
+            }
+        }
+        let sum = &sum;
+        std::thread::scope(|scope| {
+            let others: Vec<_> = chunks[1..]
+                .iter()
+                .map(|chunk| {
+                    std::thread::Builder::new()
+                        .name("burnrate-sum".into())
+                        .spawn_scoped(scope, move || sum(chunk))
+                })
+                .collect();
+            let mut out = sum(chunks[0])?;
+            for (other, chunk) in others.into_iter().zip(&chunks[1..]) {
+                let other = match other {
+                    Ok(lane) => lane
+                        .join()
+                        .map_err(|_| StoreError::Database("summing cells failed".into()))??,
+                    // No thread to be had (a process at its limit): this one sums it.
+                    Err(_) => sum(chunk)?,
+                };
+                merge(&mut out, other)?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// Whether `query` is a short top list of one dimension over so many cells that
+    /// summing whole groups costs more than two passes (`top_from_totals`).
+    fn is_top_list(&self, query: &Query) -> bool {
+        let one_id = matches!(query.group_by.as_slice(), [d] if !matches!(d, Dimension::Tag(_)));
+        one_id
+            && query.bucket.is_none()
+            && query.limit <= TOP_LIST_MOST_ROWS
+            && self.cells >= TOP_LIST_CELLS
+            && self.lookups(&self.allowed).is_none()
+    }
+}
+
+/// Sum the rollup parts of the plan, filtered and grouped as asked.
+fn from_totals(read: &CellRead, query: &Query, most_lanes: usize) -> Result<CellGroups> {
     let add_cell = |out: &mut CellGroups, start: i64, dims: &DimIds, cell: &Cell| {
         let bucket = query
             .bucket
             .map(|b| start.div_euclid(b.millis()) * b.millis());
-        let mut group = [0u32; 3];
-        for (g, slot) in group.iter_mut().zip(&slots) {
-            *g = dims[*slot];
-        }
-        out.add((bucket, group), cell, 1)
+        out.add((bucket, read.group_of(dims)), cell, 1)
     };
-    let cells: usize = buckets.iter().map(|b| b.3).sum();
     // A filter on a few tenants or users (the previous window of a top list, a
     // tenant's page) looks their cells up instead of decoding every cell of the window.
-    if let Some(dims) = few_cells(family, &allowed, buckets.len(), cells) {
+    if let Some(combos) = read.lookups(&read.allowed) {
         let mut out = CellGroups::new(query);
-        for &(f, grain, start, _) in &buckets {
-            totals.cells[f][grain as usize].each_of(
-                workspace,
-                (start, start + 1),
-                &dims,
-                |start, dims, cell| add_cell(&mut out, start, dims, cell),
-            )?;
-        }
+        read.each_of(&combos, |start, dims, cell| add_cell(&mut out, start, dims, cell))?;
         return Ok(out);
     }
-    let sum_buckets = |buckets: &[(usize, Grain, i64, usize)]| -> Result<CellGroups> {
+    let sum = |buckets: &[CellBucket]| -> Result<CellGroups> {
         let mut out = CellGroups::new(query);
         // Sized once: growing a table of 100,000 groups copies and faults in its pages
         // again at every doubling.
         let cells: usize = buckets.iter().map(|b| b.3).sum();
         out.groups.reserve(cells.min(1 << 22));
-        for &(f, grain, start, _) in buckets {
-            totals.cells[f][grain as usize].each_in(
-                workspace,
-                (start, start + 1),
-                keep,
-                |start, dims, cell| add_cell(&mut out, start, dims, cell),
-            )?;
-        }
+        read.each_in(buckets, &read.allowed, |start, dims, cell| {
+            add_cell(&mut out, start, dims, cell)
+        })?;
         Ok(out)
     };
-    // Many cells (a week of users: ~900k at 10M calls a month) are summed in lanes of
-    // consecutive buckets on as many cores, then merged: decoding the packed cells is
-    // most of such a read.
-    let lanes = most_lanes
-        .min(cells / CELLS_PER_LANE)
-        .min(buckets.len())
-        .max(1);
-    if lanes == 1 {
-        return sum_buckets(&buckets);
-    }
-    let mut chunks = Vec::with_capacity(lanes);
-    let (mut begin, mut so_far) = (0, 0);
-    for (i, b) in buckets.iter().enumerate() {
-        so_far += b.3;
-        if so_far * lanes >= cells * (chunks.len() + 1) || i + 1 == buckets.len() {
-            chunks.push(&buckets[begin..=i]);
-            begin = i + 1;
-        }
-    }
-    std::thread::scope(|scope| {
-        let others: Vec<_> = chunks[1..]
-            .iter()
-            .map(|chunk| {
-                std::thread::Builder::new()
-                    .name("burnrate-sum".into())
-                    .spawn_scoped(scope, || sum_buckets(chunk))
-            })
-            .collect();
-        let mut out = sum_buckets(chunks[0])?;
-        for (other, chunk) in others.into_iter().zip(&chunks[1..]) {
-            let other = match other {
-                Ok(lane) => lane
-                    .join()
-                    .map_err(|_| StoreError::Database("summing cells failed".into()))??,
-                // No thread to be had (a process at its limit): this one sums it.
-                Err(_) => sum_buckets(chunk)?,
-            };
-            out.merge(other)?;
-        }
+    read.in_lanes(most_lanes, sum, CellGroups::merge)
+}
+
+/// A short top list of one dimension over many cells (a week of users), in two passes.
+/// The first sums, per group, only the measures that order it (`OrderSums`, 32 bytes a
+/// group instead of ~150) and every cell into the total; the second looks up the whole
+/// sums of the groups that can make the cut (`query::contenders_by_key`). The answer is
+/// `from_totals`' answer: the same groups make the cut, and the total is the same (a
+/// group whose requests come to 0 holds no sums at all: its raw parts take away exactly
+/// what its cells added).
+fn top_from_totals(
+    c: &Connection,
+    read: &CellRead,
+    query: &Query,
+    raw: &[RawRow],
+    most_lanes: usize,
+) -> Result<Answer> {
+    let measure = query.order_by.unwrap_or(Measure::CostUsd);
+    let fields = order_fields(measure);
+    let slot = read.slots[0];
+    let sum = |buckets: &[CellBucket]| -> Result<OrderSums> {
+        let mut out = OrderSums::new(fields);
+        // Sized once (see `from_totals`); pages untouched cost nothing.
+        out.groups.reserve(buckets.iter().map(|b| b.3).sum::<usize>().min(1 << 22));
+        read.each_in(buckets, &read.allowed, |_, dims, cell| {
+            out.add(dims[slot], cell, 1)
+        })?;
         Ok(out)
-    })
+    };
+    let mut order = read.in_lanes(most_lanes, sum, OrderSums::merge)?;
+    for (_, ids, cell, sign) in raw {
+        order.add(ids[0], cell, *sign)?;
+    }
+    // The groups with requests, by the key they are ordered by.
+    let key_of = |sums: &[i64; 3]| -> Result<Option<Fraction>> {
+        let mut only = Sums::default();
+        for (field, value) in fields.iter().zip(sums) {
+            only.set_measure(*field, i128::from(*value))?;
+        }
+        Ok(only.sort_key(measure))
+    };
+    let counted = || order.groups.iter().filter(|(_, sums)| sums[0] > 0);
+    let keys: Vec<Option<Fraction>> = counted().map(|(_, sums)| key_of(sums)).collect::<Result<_>>()?;
+    let cut = crate::query::cut_key(query, keys.iter().copied());
+    let chosen: IdSet = counted()
+        .zip(&keys)
+        .filter(|(_, key)| crate::query::reaches(query, **key, cut))
+        .map(|((id, _), _)| *id)
+        .collect();
+    // The second pass: the chosen groups' whole sums.
+    let mut groups = CellGroups::new(query);
+    let mut allowed = read.allowed.clone();
+    allowed[slot] = Some(Allowed::new(chosen.clone()));
+    let mut add = |_, dims: &DimIds, cell: &Cell| groups.add((None, read.group_of(dims)), cell, 1);
+    match read.lookups(&allowed) {
+        Some(combos) => read.each_of(&combos, &mut add)?,
+        None => read.each_in(&read.buckets, &allowed, &mut add)?,
+    }
+    for (_, group, cell, sign) in raw.iter().filter(|r| chosen.contains(&r.1[0])) {
+        groups.add((None, *group), cell, *sign)?;
+    }
+    let mut answer = finish_cells(c, query, groups.into_sums()?)?;
+    answer.totals = match keys.is_empty() {
+        true => Vec::new(),
+        false => vec![Row {
+            group: Vec::new(),
+            bucket_ms: None,
+            sums: sums_of_cell(&order.total)?,
+        }],
+    };
+    answer.cut = keys.len().saturating_sub(query.limit);
+    Ok(answer)
+}
+
+/// A top list reads in two passes (`top_from_totals`) from this many cells on...
+const TOP_LIST_CELLS: usize = 50_000;
+/// ...when it shows at most this many rows (the dashboard's pages show 100).
+const TOP_LIST_MOST_ROWS: usize = 1_000;
+
+/// The measures (indices in `MEASURES`) `Sums::sort_key` reads to order groups by `m`,
+/// requests first (a group with no requests is in no answer).
+fn order_fields(m: Measure) -> &'static [usize] {
+    match m {
+        Measure::Requests => &[0],
+        Measure::Attempts | Measure::RetryRatio => &[0, 1],
+        Measure::CostUsd | Measure::CostPerRequest => &[0, 2, 3],
+        Measure::Unpriced => &[0, 3],
+        Measure::InputTokens => &[0, 4],
+        Measure::CachedTokens => &[0, 5],
+        Measure::CacheWriteTokens => &[0, 6],
+        Measure::OutputTokens => &[0, 7],
+        Measure::ReasoningTokens => &[0, 8],
+        Measure::TokensPerRequest => &[0, 4, 7],
+        Measure::LatencyAvgMs => &[0, 9, 10],
+        Measure::ErrorRate => &[0, 11],
+        Measure::CacheHitRate => &[0, 4, 5],
+    }
+}
+
+/// Per group id, the sums of the measures that order it (`order_fields`, at most 3),
+/// and the total of every cell added: the first pass of a top list.
+struct OrderSums {
+    fields: &'static [usize],
+    /// Per group id: 1 + its index in `groups` (0: not met yet).
+    first: Vec<u32>,
+    groups: Vec<(u32, [i64; 3])>,
+    total: Cell,
+}
+
+impl OrderSums {
+    fn new(fields: &'static [usize]) -> OrderSums {
+        OrderSums {
+            fields,
+            first: Vec::new(),
+            groups: Vec::new(),
+            total: [0; N_MEASURES],
+        }
+    }
+
+    /// Add `cell` (`sign` 1) or take it away (-1) from group `id` and the total.
+    fn add(&mut self, id: u32, cell: &Cell, sign: i64) -> Result<()> {
+        for (t, m) in self.total.iter_mut().zip(cell) {
+            let m = m.checked_mul(sign).ok_or(StoreError::SumOverflow)?;
+            *t = t.checked_add(m).ok_or(StoreError::SumOverflow)?;
+        }
+        let fields = self.fields;
+        let sums = self.group(id)?;
+        for (s, field) in sums.iter_mut().zip(fields) {
+            let m = cell[*field].checked_mul(sign).ok_or(StoreError::SumOverflow)?;
+            *s = s.checked_add(m).ok_or(StoreError::SumOverflow)?;
+        }
+        Ok(())
+    }
+
+    /// Add every group and the total of `other` (the same read's, over other buckets).
+    fn merge(&mut self, other: OrderSums) -> Result<()> {
+        for (t, m) in self.total.iter_mut().zip(other.total) {
+            *t = t.checked_add(m).ok_or(StoreError::SumOverflow)?;
+        }
+        for (id, theirs) in other.groups {
+            for (s, m) in self.group(id)?.iter_mut().zip(theirs) {
+                *s = s.checked_add(m).ok_or(StoreError::SumOverflow)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Group `id`'s sums, added when missing.
+    fn group(&mut self, id: u32) -> Result<&mut [i64; 3]> {
+        let index = id as usize;
+        if index >= self.first.len() {
+            self.first.resize((index + 1).next_power_of_two(), 0);
+        }
+        if self.first[index] == 0 {
+            self.groups.push((id, [0; 3]));
+            self.first[index] =
+                u32::try_from(self.groups.len()).map_err(|_| StoreError::SumOverflow)?;
+        }
+        Ok(&mut self.groups[self.first[index] as usize - 1].1)
+    }
 }
 
 /// Every cell id combination a read's filters allow, when each dimension of the family
@@ -1104,6 +1363,7 @@ const CELLS_PER_LANE: usize = 100_000;
 
 /// The ids a filter lets through: a few (an environment, a data mode, a tenant) are
 /// compared one by one, which beats hashing when every cell of a read asks.
+#[derive(Clone)]
 enum Allowed {
     Few(Vec<u32>),
     Many(IdSet),
@@ -1417,8 +1677,11 @@ mod tests {
         let mut query = window(0, days * DAY_MS);
         query.group_by = vec![Dimension::UserId];
         let parts = [(Source::Rollup(2, Grain::Day), 0, days * DAY_MS)];
+        let read = CellRead::new(&conn, &totals, 1, &query, &parts, None)
+            .unwrap()
+            .unwrap();
         let sums = |lanes| {
-            let groups = from_totals(&conn, &totals, 1, &query, &parts, None, lanes).unwrap();
+            let groups = from_totals(&read, &query, lanes).unwrap();
             let mut sums = groups.into_sums().unwrap();
             sums.sort_by_key(|(key, _)| *key);
             sums
@@ -1430,6 +1693,101 @@ mod tests {
             (days * users) as u64
         );
         assert_eq!(one, four);
+    }
+
+    /// A top list read in two passes (`top_from_totals`) answers as whole groups do:
+    /// the same rows in the same order, the same totals and cut, for every order
+    /// measure in both directions, with raw parts that add to groups and one that takes
+    /// a group's whole sums away (it leaves the answer).
+    #[test]
+    fn a_top_list_in_two_passes_answers_as_whole_groups() {
+        let (days, users) = (3, 3_000);
+        let calls = (0..days).flat_map(|day| {
+            (0..users).map(move |user| Contribution {
+                workspace: 1,
+                ts: day * DAY_MS + (user % 24) * HOUR_MS,
+                user: 1 + (user * 7 + day) % users,
+                status: i64::from(user % 11 == 0),
+                attempts: 1 + (user % 4 == 0) as i64,
+                // Ties on cost (user % 97), unpriced users, and one of a kind.
+                cost_nanos: (user % 5 != 0).then_some((user % 97) * 1_000 + day),
+                input: user % 13 + day,
+                cached: user % 7,
+                cache_write: user % 3,
+                output: 3 + user % 17,
+                reasoning: user % 2,
+                latency_ms: (user % 9 != 0).then_some(user % 300 + day),
+                ..Default::default()
+            })
+        });
+        let rollups = folded(calls);
+        let totals = rollups.read();
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE dims (id INTEGER PRIMARY KEY, kind INTEGER, value TEXT)")
+            .unwrap();
+        for id in 1..=users {
+            // Names out of id order: ties are broken by name.
+            let name = format!("u{}", (id * 7_919) % 100_000);
+            conn.execute("INSERT INTO dims VALUES (?1, 1, ?2)", (id, name))
+                .unwrap();
+        }
+        let parts = [(Source::Rollup(2, Grain::Day), 0, days * DAY_MS)];
+        let mut query = window(0, days * DAY_MS);
+        query.group_by = vec![Dimension::UserId];
+        let read = CellRead::new(&conn, &totals, 1, &query, &parts, None)
+            .unwrap()
+            .unwrap();
+        let whole = from_totals(&read, &query, 1).unwrap();
+        let mut raw: Vec<RawRow> = (1..40u32)
+            .map(|user| {
+                let mut cell = [0; N_MEASURES];
+                (cell[0], cell[1], cell[2], cell[3]) = (1, 1, i64::from(user) * 3_000, 1);
+                (None, [user * 61 % 3_000 + 1, 0, 0], cell, 1)
+            })
+            .collect();
+        let gone = whole.groups[17].clone();
+        raw.push((None, gone.0 .1, gone.1, -1));
+        for measure in Measure::ALL {
+            for (ascending, limit) in [(false, 1), (false, 10), (true, 10), (false, 2_999)] {
+                query.order_by = Some(*measure);
+                query.ascending = ascending;
+                query.limit = limit;
+                let mut groups = from_totals(&read, &query, 1).unwrap();
+                for (b, ids, cell, sign) in &raw {
+                    groups.add((*b, *ids), cell, *sign).unwrap();
+                }
+                let expected = finish_cells(&conn, &query, groups.into_sums().unwrap()).unwrap();
+                let got = top_from_totals(&conn, &read, &query, &raw, 1).unwrap();
+                let what = format!("{measure:?} ascending {ascending} limit {limit}");
+                assert_eq!(got.rows, expected.rows, "{what}");
+                assert_eq!(got.totals, expected.totals, "{what}");
+                assert_eq!(got.cut, expected.cut, "{what}");
+                assert!(got.rows.iter().all(|r| r.group[0] != format!("u{}", (gone.0 .1[0] * 7_919) % 100_000)));
+            }
+        }
+        assert_eq!(whole.groups.len(), users as usize);
+    }
+
+    /// The measures `order_fields` names are all a group's sort key reads: a group's
+    /// key from only those sums is its key from all of them, for every measure (a
+    /// missing field would order every group as tied, and the second pass would look
+    /// up every group).
+    #[test]
+    fn a_groups_order_needs_only_its_order_fields() {
+        let cells: Vec<Cell> = (0..200i64)
+            .map(|i| std::array::from_fn(|m| (i * 7 + m as i64 * 13) % (5 + m as i64) * (i % 3)))
+            .collect();
+        for measure in Measure::ALL {
+            let fields = order_fields(*measure);
+            for cell in &cells {
+                let mut only = [0; N_MEASURES];
+                for field in fields {
+                    only[*field] = cell[*field];
+                }
+                let whole = sums_of_cell(cell).unwrap().sort_key(*measure);
+                assert_eq!(sums_of_cell(&only).unwrap().sort_key(*measure), whole, "{measure:?} {cell:?}");
+            }
+        }
     }
 
     /// The days pinned ahead are where a week and a month of users ending now, and the
