@@ -729,13 +729,20 @@ pub fn contenders(query: &Query, rows: &[(Option<i64>, &Sums)]) -> Vec<usize> {
 /// The sort key of the `limit`-th row in the query's order among rows of one bucket
 /// given by their keys, or None when there are at most `limit` rows (all make the cut):
 /// with `reaches`, `contenders` without holding every key (a heap of `limit` keys).
-pub fn cut_key(query: &Query, keys: impl Iterator<Item = Option<Fraction>>) -> Option<Option<Fraction>> {
+pub fn cut_key(
+    query: &Query,
+    keys: impl Iterator<Item = Option<Fraction>>,
+) -> Option<Option<Fraction>> {
     /// A key ordered worst first (the heap's top is the worst key kept).
     struct Worst(Option<Fraction>, bool);
     impl Ord for Worst {
         fn cmp(&self, other: &Self) -> std::cmp::Ordering {
             let order = cmp_sort_keys(self.0, other.0);
-            if self.1 { order } else { order.reverse() }
+            if self.1 {
+                order
+            } else {
+                order.reverse()
+            }
         }
     }
     impl PartialOrd for Worst {
@@ -768,7 +775,12 @@ pub fn reaches(query: &Query, key: Option<Fraction>, cut: Option<Option<Fraction
         return query.limit > 0;
     };
     let order = cmp_sort_keys(key, cut);
-    query.limit > 0 && if query.ascending { order.is_le() } else { order.is_ge() }
+    query.limit > 0
+        && if query.ascending {
+            order.is_le()
+        } else {
+            order.is_ge()
+        }
 }
 
 /// Total every bucket's groups (checked), then sort and cut the rows as the query asks;

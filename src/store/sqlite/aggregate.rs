@@ -761,6 +761,9 @@ fn pruned_raw(raw_from: Option<i64>, raw_starts: impl IntoIterator<Item = i64>) 
 /// sign).
 type RawRow = (Option<i64>, [u32; 3], Cell, i64);
 
+/// Where `read_raw_parts` sends each row (the parts of `RawRow`).
+type RawPartSink<'a> = dyn FnMut(Option<i64>, [u32; 3], &Cell, i64) -> Result<()> + 'a;
+
 /// The raw parts of a plan, grouped by ids (as cells are), to `add`: the parts to add
 /// first, then those to take away (so every group holds its whole daily cell before a
 /// part leaves it).
@@ -769,14 +772,20 @@ fn read_raw_parts(
     workspace: WorkspaceId,
     query: &Query,
     parts: &[(Source, i64, i64)],
-    add: &mut dyn FnMut(Option<i64>, [u32; 3], &Cell, i64) -> Result<()>,
+    add: &mut RawPartSink,
 ) -> Result<()> {
     for (wanted, sign) in [(Source::Raw, 1), (Source::RawMinus, -1)] {
         for (source, from, to) in parts {
             if *source == wanted {
-                read_raw(c, workspace, query, (*from, *to), sign, Tags::ById, &mut |b, group, cell, sign| {
-                    add(b, cell_ids(group)?, cell, sign)
-                })?;
+                read_raw(
+                    c,
+                    workspace,
+                    query,
+                    (*from, *to),
+                    sign,
+                    Tags::ById,
+                    &mut |b, group, cell, sign| add(b, cell_ids(group)?, cell, sign),
+                )?;
             }
         }
     }
@@ -1137,7 +1146,9 @@ fn from_totals(read: &CellRead, query: &Query, most_lanes: usize) -> Result<Cell
     // tenant's page) looks their cells up instead of decoding every cell of the window.
     if let Some(combos) = read.lookups(&read.allowed) {
         let mut out = CellGroups::new(query);
-        read.each_of(&combos, |start, dims, cell| add_cell(&mut out, start, dims, cell))?;
+        read.each_of(&combos, |start, dims, cell| {
+            add_cell(&mut out, start, dims, cell)
+        })?;
         return Ok(out);
     }
     let sum = |buckets: &[CellBucket]| -> Result<CellGroups> {
@@ -1174,7 +1185,8 @@ fn top_from_totals(
     let sum = |buckets: &[CellBucket]| -> Result<OrderSums> {
         let mut out = OrderSums::new(fields);
         // Sized once (see `from_totals`); pages untouched cost nothing.
-        out.groups.reserve(buckets.iter().map(|b| b.3).sum::<usize>().min(1 << 22));
+        out.groups
+            .reserve(buckets.iter().map(|b| b.3).sum::<usize>().min(1 << 22));
         read.each_in(buckets, &read.allowed, |_, dims, cell| {
             out.add(dims[slot], cell, 1)
         })?;
@@ -1193,7 +1205,9 @@ fn top_from_totals(
         Ok(only.sort_key(measure))
     };
     let counted = || order.groups.iter().filter(|(_, sums)| sums[0] > 0);
-    let keys: Vec<Option<Fraction>> = counted().map(|(_, sums)| key_of(sums)).collect::<Result<_>>()?;
+    let keys: Vec<Option<Fraction>> = counted()
+        .map(|(_, sums)| key_of(sums))
+        .collect::<Result<_>>()?;
     let cut = crate::query::cut_key(query, keys.iter().copied());
     let chosen: IdSet = counted()
         .zip(&keys)
@@ -1279,7 +1293,9 @@ impl OrderSums {
         let fields = self.fields;
         let sums = self.group(id)?;
         for (s, field) in sums.iter_mut().zip(fields) {
-            let m = cell[*field].checked_mul(sign).ok_or(StoreError::SumOverflow)?;
+            let m = cell[*field]
+                .checked_mul(sign)
+                .ok_or(StoreError::SumOverflow)?;
             *s = s.checked_add(m).ok_or(StoreError::SumOverflow)?;
         }
         Ok(())
@@ -1745,7 +1761,7 @@ mod tests {
                 (None, [user * 61 % 3_000 + 1, 0, 0], cell, 1)
             })
             .collect();
-        let gone = whole.groups[17].clone();
+        let gone = whole.groups[17];
         raw.push((None, gone.0 .1, gone.1, -1));
         for measure in Measure::ALL {
             for (ascending, limit) in [(false, 1), (false, 10), (true, 10), (false, 2_999)] {
@@ -1762,7 +1778,10 @@ mod tests {
                 assert_eq!(got.rows, expected.rows, "{what}");
                 assert_eq!(got.totals, expected.totals, "{what}");
                 assert_eq!(got.cut, expected.cut, "{what}");
-                assert!(got.rows.iter().all(|r| r.group[0] != format!("u{}", (gone.0 .1[0] * 7_919) % 100_000)));
+                assert!(got
+                    .rows
+                    .iter()
+                    .all(|r| r.group[0] != format!("u{}", (gone.0 .1[0] * 7_919) % 100_000)));
             }
         }
         assert_eq!(whole.groups.len(), users as usize);
@@ -1785,7 +1804,11 @@ mod tests {
                     only[*field] = cell[*field];
                 }
                 let whole = sums_of_cell(cell).unwrap().sort_key(*measure);
-                assert_eq!(sums_of_cell(&only).unwrap().sort_key(*measure), whole, "{measure:?} {cell:?}");
+                assert_eq!(
+                    sums_of_cell(&only).unwrap().sort_key(*measure),
+                    whole,
+                    "{measure:?} {cell:?}"
+                );
             }
         }
     }
