@@ -759,10 +759,16 @@ pub fn cut_key(
     let mut best = std::collections::BinaryHeap::with_capacity(query.limit.min(4096) + 1);
     let mut more = false;
     for key in keys {
-        best.push(Worst(key, query.ascending));
-        if best.len() > query.limit {
-            best.pop();
+        let key = Worst(key, query.ascending);
+        if best.len() == query.limit {
             more = true;
+            // Most keys of a long list are no better than the worst one kept.
+            match best.peek_mut() {
+                Some(mut worst) if key < *worst => *worst = key,
+                _ => continue,
+            }
+        } else {
+            best.push(key);
         }
     }
     more.then(|| best.peek().and_then(|w| w.0))

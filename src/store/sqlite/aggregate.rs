@@ -1188,13 +1188,13 @@ fn top_from_totals(
         out.groups
             .reserve(buckets.iter().map(|b| b.3).sum::<usize>().min(1 << 22));
         read.each_in(buckets, &read.allowed, |_, dims, cell| {
-            out.add(dims[slot], cell, 1)
+            out.add(dims[slot], cell)
         })?;
         Ok(out)
     };
     let mut order = read.in_lanes(most_lanes, sum, OrderSums::merge)?;
     for (_, ids, cell, sign) in raw {
-        order.add(ids[0], cell, *sign)?;
+        order.add_signed(ids[0], cell, *sign)?;
     }
     // The groups with requests, by the key they are ordered by.
     let key_of = |sums: &[i64; 3]| -> Result<Option<Fraction>> {
@@ -1284,21 +1284,26 @@ impl OrderSums {
         }
     }
 
-    /// Add `cell` (`sign` 1) or take it away (-1) from group `id` and the total.
-    fn add(&mut self, id: u32, cell: &Cell, sign: i64) -> Result<()> {
+    /// Add `cell` to group `id` and the total.
+    fn add(&mut self, id: u32, cell: &Cell) -> Result<()> {
         for (t, m) in self.total.iter_mut().zip(cell) {
-            let m = m.checked_mul(sign).ok_or(StoreError::SumOverflow)?;
-            *t = t.checked_add(m).ok_or(StoreError::SumOverflow)?;
+            *t = t.checked_add(*m).ok_or(StoreError::SumOverflow)?;
         }
         let fields = self.fields;
         let sums = self.group(id)?;
         for (s, field) in sums.iter_mut().zip(fields) {
-            let m = cell[*field]
-                .checked_mul(sign)
-                .ok_or(StoreError::SumOverflow)?;
-            *s = s.checked_add(m).ok_or(StoreError::SumOverflow)?;
+            *s = s.checked_add(cell[*field]).ok_or(StoreError::SumOverflow)?;
         }
         Ok(())
+    }
+
+    /// Add `cell` (`sign` 1) or take it away (-1): a raw part's row.
+    fn add_signed(&mut self, id: u32, cell: &Cell, sign: i64) -> Result<()> {
+        let mut signed = [0; N_MEASURES];
+        for (s, m) in signed.iter_mut().zip(cell) {
+            *s = m.checked_mul(sign).ok_or(StoreError::SumOverflow)?;
+        }
+        self.add(id, &signed)
     }
 
     /// Add every group and the total of `other` (the same read's, over other buckets).
