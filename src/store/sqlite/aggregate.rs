@@ -1182,17 +1182,7 @@ fn top_from_totals(
     let measure = query.order_by.unwrap_or(Measure::CostUsd);
     let fields = order_fields(measure);
     let slot = read.slots[0];
-    let sum = |buckets: &[CellBucket]| -> Result<OrderSums> {
-        let mut out = OrderSums::new(fields);
-        // Sized once (see `from_totals`); pages untouched cost nothing.
-        out.groups
-            .reserve(buckets.iter().map(|b| b.3).sum::<usize>().min(1 << 22));
-        read.each_in(buckets, &read.allowed, |_, dims, cell| {
-            out.add(dims[slot], cell)
-        })?;
-        Ok(out)
-    };
-    let mut order = read.in_lanes(most_lanes, sum, OrderSums::merge)?;
+    let mut order = order_sums(read, fields, most_lanes)?;
     for (_, ids, cell, sign) in raw {
         order.add_signed(ids[0], cell, *sign)?;
     }
@@ -1237,6 +1227,22 @@ fn top_from_totals(
     };
     answer.cut = keys.len().saturating_sub(query.limit);
     Ok(answer)
+}
+
+/// The first pass of a top list: every cell of the read into `OrderSums`.
+fn order_sums(read: &CellRead, fields: &'static [usize], most_lanes: usize) -> Result<OrderSums> {
+    let slot = read.slots[0];
+    let sum = |buckets: &[CellBucket]| -> Result<OrderSums> {
+        let mut out = OrderSums::new(fields);
+        // Sized once (see `from_totals`); pages untouched cost nothing.
+        out.groups
+            .reserve(buckets.iter().map(|b| b.3).sum::<usize>().min(1 << 22));
+        read.each_in(buckets, &read.allowed, |_, dims, cell| {
+            out.add(dims[slot], cell)
+        })?;
+        Ok(out)
+    };
+    read.in_lanes(most_lanes, sum, OrderSums::merge)
 }
 
 /// A top list reads in two passes (`top_from_totals`) from this many cells on...
@@ -1714,6 +1720,43 @@ mod tests {
             (days * users) as u64
         );
         assert_eq!(one, four);
+        // A top list's first pass in lanes: the same sums, and the same answer, as in one.
+        let order = |lanes| {
+            let mut order = order_sums(&read, order_fields(Measure::CostUsd), lanes).unwrap();
+            order.groups.sort_unstable();
+            (order.groups, order.total)
+        };
+        let (one, four) = (order(1), order(4));
+        assert_eq!(one.0.len(), users as usize);
+        assert!(
+            one == four,
+            "lanes changed a group's or the total's first-pass sums"
+        );
+        let conn = named_users(users);
+        query.limit = 10;
+        let top = |lanes| top_from_totals(&conn, &read, &query, &[], lanes).unwrap();
+        let (one, four) = (top(1), top(4));
+        assert_eq!(one.rows.len(), 10);
+        assert_eq!(
+            (one.rows, one.totals, one.cut),
+            (four.rows, four.totals, four.cut)
+        );
+    }
+
+    /// An in-memory `dims` table naming users 1..=`users`, out of id order (ties in a
+    /// top list are broken by name).
+    fn named_users(users: i64) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE dims (id INTEGER PRIMARY KEY, kind INTEGER, value TEXT)")
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        for id in 1..=users {
+            let name = format!("u{}", (id * 7_919) % 100_000);
+            tx.execute("INSERT INTO dims VALUES (?1, 1, ?2)", (id, name))
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        conn
     }
 
     /// A top list read in two passes (`top_from_totals`) answers as whole groups do:
@@ -1743,15 +1786,7 @@ mod tests {
         });
         let rollups = folded(calls);
         let totals = rollups.read();
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE dims (id INTEGER PRIMARY KEY, kind INTEGER, value TEXT)")
-            .unwrap();
-        for id in 1..=users {
-            // Names out of id order: ties are broken by name.
-            let name = format!("u{}", (id * 7_919) % 100_000);
-            conn.execute("INSERT INTO dims VALUES (?1, 1, ?2)", (id, name))
-                .unwrap();
-        }
+        let conn = named_users(users);
         let parts = [(Source::Rollup(2, Grain::Day), 0, days * DAY_MS)];
         let mut query = window(0, days * DAY_MS);
         query.group_by = vec![Dimension::UserId];
