@@ -445,7 +445,7 @@ pub fn aggregate(
             let read = CellRead::new(&tx, &totals, workspace, query, &parts, tag_sets)?;
             let mut to_pin = family.map_or(Vec::new(), |f| days_to_pin(f, query, &parts, reach));
             to_pin.retain(|day| !totals.is_pinned(workspace, *day));
-            let answer = match read {
+            let mut answer = match read {
                 Some(read) if read.is_top_list(query) => {
                     // Both passes need the raw parts' rows: read before the totals go.
                     let mut raw = Vec::new();
@@ -474,7 +474,6 @@ pub fn aggregate(
                 }
             };
             // The answer says which commit it saw (the budget counters' watermark).
-            let mut answer = answer;
             answer.seen = seq as u64;
             let mut raw_starts: Vec<i64> = parts
                 .iter()
