@@ -147,7 +147,13 @@ fn retry(rng: &mut StdRng, e: &Value, attempt: u64) -> Value {
         .parse::<jiff::Timestamp>()
         .unwrap()
         .as_millisecond();
-    r["timestamp"] = json!(iso((ts + rng.random_range(0..20 * 60_000)).min(NOW - HOUR)));
+    // Mostly minutes later (sometimes past an hour's end); now and then a resend hours
+    // or days later, so a call's attempts lie hours apart.
+    let later = match rng.random_bool(0.1) {
+        true => rng.random_range(2 * HOUR..2 * DAY),
+        false => rng.random_range(0..20 * 60_000),
+    };
+    r["timestamp"] = json!(iso((ts + later).min(NOW - HOUR)));
     let obj = r.as_object_mut().unwrap();
     for k in ["usageMissing", "errorCode", "costUsd"] {
         obj.remove(k);

@@ -381,11 +381,40 @@ async fn seal_hours(store: &ClickhouseStore, ws: WorkspaceId, hours: &[i64]) -> 
     );
     store.client.insert_select(&sql).await?;
     seal_versions(store, ws, gen, hours, &ranges).await?;
+    name_spanning(store, ws, &ranges).await?;
     let rows: Vec<String> = hours.iter().map(|h| format!("{ws}\t{h}\t{gen}")).collect();
     store
         .client
         .insert(&store.table(schema::SEALED.name), &rows)
         .await
+}
+
+/// Name in `SPANNING` every call with an attempt in `ranges` whose attempts lie in more
+/// than one hour. Ingest names those it sees; this finds the ones it cannot: two
+/// attempts of a call stored by two nodes at the same moment in different hours, each
+/// unseen by the other's read. Until then a raw read of one of those hours may count
+/// such a call in each (`read::calls_in_hours` reads the hours next to its own, so
+/// only attempts two or more hours apart, stored at the same moment, wait for this).
+async fn name_spanning(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    ranges: &[(i64, i64)],
+) -> Result<()> {
+    let local = match store.url.cluster {
+        Some(_) => store.table(&format!("{}_local", schema::EVENTS.name)),
+        None => store.table(schema::EVENTS.name),
+    };
+    let sql = format!(
+        "INSERT INTO {} SELECT ws, idless, id, arrayJoin(hours) FROM
+           (SELECT ws, idless, id, groupUniqArray(intDiv(ts, {HOUR_MS})) AS hours FROM {}
+            WHERE ws = {ws} AND (idless, id) IN
+              (SELECT idless, id FROM {local} WHERE ws = {ws} AND {})
+            GROUP BY ws, idless, id HAVING length(hours) > 1)",
+        store.table(schema::SPANNING.name),
+        store.table(schema::EVENTS.name),
+        in_ranges("ts", ranges)
+    );
+    store.client.insert_select(&sql).await
 }
 
 /// The first and last times per (endpoint, prompt version, environment, data mode) of

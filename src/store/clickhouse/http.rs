@@ -17,6 +17,9 @@ pub struct Client {
     sync_inserts: bool,
 }
 
+/// How long a statement may take before the node gives up on it (503).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Client {
     pub fn new(
         host_port: &str,
@@ -26,7 +29,7 @@ impl Client {
     ) -> Result<Client> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(30))
+            .timeout(REQUEST_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(20))
             .build()
             .map_err(|_| StoreError::Database("cannot build an HTTP client".into()))?;
@@ -84,12 +87,18 @@ impl Client {
     /// Run an `INSERT ... SELECT`; in cluster mode it waits until every shard has the
     /// rows, as `insert` does.
     pub async fn insert_select(&self, sql: &str) -> Result<()> {
+        self.insert_select_within(sql, REQUEST_TIMEOUT).await
+    }
+
+    /// `insert_select` given `timeout` instead of the usual 30 s: a copy of a whole
+    /// table at an upgrade (`ClickhouseStore::ensure_by_hour`).
+    pub async fn insert_select_within(&self, sql: &str, timeout: Duration) -> Result<()> {
         capture::statement(sql, None);
         let mut params = Vec::new();
         if self.sync_inserts {
             params.push(("insert_distributed_sync", "1"));
         }
-        self.send(self.post(&params, sql.to_string()))
+        self.send(self.post(&params, sql.to_string()).timeout(timeout))
             .await
             .map(|_| ())
     }

@@ -65,9 +65,11 @@ impl Attempt {
     }
 }
 
-/// A call as ingest sees it: the attempts stored and its winner.
+/// A call as ingest sees it: the attempts stored, their hours and its winner.
 struct Call {
     mask: u64,
+    /// The hours of its stored attempts and of those this commit stores.
+    hours: Vec<i64>,
     winner: Attempt,
     /// The winner's stored `pick` (0 for one this request stored: only compared
     /// between stored rows).
@@ -160,6 +162,24 @@ pub async fn ingest_parts(
             },
         )
         .collect();
+    // The by-hour copy and the spanning calls first: once a row is in `EVENTS` a
+    // retried commit finds it stored and writes it nowhere again, so the copy must
+    // never lack it. A failure after them leaves rows the retry writes again (one
+    // attempt to every read).
+    let by_hour: Vec<String> = new_rows
+        .iter()
+        .zip(&rows)
+        .map(|(p, row)| format!("{row}\t{}", p.event.timestamp_ms.div_euclid(HOUR_MS)))
+        .collect();
+    let (by_hour_table, spanning_table) = (
+        store.table(schema::EVENTS_BY_HOUR.name),
+        store.table(schema::SPANNING.name),
+    );
+    let spanning = spanning_rows(ws, &calls);
+    tokio::try_join!(
+        store.client.insert(&by_hour_table, &by_hour),
+        store.client.insert(&spanning_table, &spanning),
+    )?;
     // Three independent inserts at once. They are not one transaction (ClickHouse has
     // none): a failure between them leaves the hour totals short of the events (the
     // overflow check is then less strict for that hour) or a tally uncounted.
@@ -180,7 +200,16 @@ pub async fn ingest_parts(
     // counted (cells.rs, `SKEW_MS`).
     touched.extend(all_hours);
     if started.elapsed() > super::cells::SLOW_COMMIT {
-        touched.extend(stored_calls(store, ws, &events).await?.1);
+        // Read again, a call split between hours by another node meanwhile is named now.
+        let (again, hours) = stored_calls(store, ws, &events).await?;
+        touched.extend(hours);
+        store
+            .client
+            .insert(
+                &store.table(schema::SPANNING.name),
+                &spanning_rows(ws, &again),
+            )
+            .await?;
     }
     super::cells::mark(store, ws, touched).await?;
     // Each part's share of the results and effects, in order.
@@ -197,6 +226,28 @@ pub async fn ingest_parts(
             }
         })
         .collect())
+}
+
+/// `SPANNING`'s rows for the calls whose attempts lie in more than one hour: one per
+/// (call, hour). Written for every such call a commit touches, already named or not
+/// (a row written twice is merged away).
+fn spanning_rows(ws: WorkspaceId, calls: &HashMap<CallKey, Call>) -> Vec<String> {
+    let mut rows = Vec::new();
+    for ((idless, id), call) in calls {
+        let mut hours = call.hours.clone();
+        hours.sort_unstable();
+        hours.dedup();
+        if hours.len() > 1 {
+            for hour in hours {
+                rows.push(format!(
+                    "{ws}\t{}\t{}\t{hour}",
+                    *idless as u8,
+                    tsv_field(id)
+                ));
+            }
+        }
+    }
+    rows
 }
 
 /// What one event does to its call (given the calls read and decided so far, which it
@@ -217,6 +268,7 @@ fn decide(
                 key,
                 Call {
                     mask,
+                    hours: vec![incoming.ts_ms.div_euclid(HOUR_MS)],
                     winner: incoming,
                     pick: 0,
                 },
@@ -234,6 +286,7 @@ fn decide(
     let replace = rank(e.attempt, incoming.has_usage, incoming.success)
         > rank(w.attempt, w.has_usage, w.success);
     call.mask |= bit;
+    call.hours.push(incoming.ts_ms.div_euclid(HOUR_MS));
     let changes = if replace {
         let old = &call.winner;
         let changes = vec![
@@ -319,7 +372,8 @@ async fn stored_calls(
     }
     for row in rows {
         let a = stored_attempt(&row[1..])?;
-        hours.push(num::<i64>(&row, 5)?.div_euclid(HOUR_MS));
+        let hour = num::<i64>(&row, 5)?.div_euclid(HOUR_MS);
+        hours.push(hour);
         let pick: u64 = num(&row, 17)?;
         let id = (num::<u8>(&row, 0)? == 1, text(&row, 1));
         match calls.get_mut(&id) {
@@ -328,6 +382,7 @@ async fn stored_calls(
                     id,
                     Call {
                         mask: dedupe::attempt_bit(a.attempt),
+                        hours: vec![hour],
                         winner: a,
                         pick,
                     },
@@ -335,6 +390,7 @@ async fn stored_calls(
             }
             Some(call) => {
                 call.mask |= dedupe::attempt_bit(a.attempt);
+                call.hours.push(hour);
                 // The read side's order: rank, then a re-priced copy over its original.
                 if pick > call.pick {
                     call.winner = a;

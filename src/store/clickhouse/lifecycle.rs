@@ -59,6 +59,8 @@ pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) 
     for list in id_lists(&refs) {
         let scope = format!("ws = {ws} AND id IN ({list})");
         let hours = lower_hour_totals(store, ws, &scope).await?;
+        // The by-hour copy first: a retried erasure finds its calls in `EVENTS`.
+        delete_everywhere(store, schema::EVENTS_BY_HOUR.name, &scope).await?;
         delete_everywhere(store, schema::EVENTS.name, &scope).await?;
         // After the deletion is done: the erased calls' hours read raw until resealed.
         super::cells::mark(store, ws, hours).await?;

@@ -23,7 +23,7 @@ mod schema;
 use super::*;
 use crate::event::PricedEvent;
 use http::Client;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// A parsed `clickhouse://[user[:password]@]host:port/database[?cluster=NAME&shards=...]`.
@@ -175,9 +175,6 @@ pub struct ClickhouseStore {
     queue: Arc<Mutex<Queue>>,
     /// Where it was opened: an erasure's mutation runs on every shard's local table.
     url: ClickhouseUrl,
-    /// Each workspace's oldest stored attempt time, with when it was read: whether a
-    /// window read narrows (`read::narrowing`). Only speed depends on it.
-    oldest: Arc<Mutex<HashMap<WorkspaceId, (i64, std::time::Instant)>>>,
 }
 
 /// One ingest request waiting to be committed.
@@ -323,7 +320,6 @@ impl ClickhouseStore {
                 lock: Arc::new(tokio::sync::RwLock::new(())),
                 queue: Arc::default(),
                 url,
-                oldest: Arc::default(),
             })
         })
         .join()
@@ -358,6 +354,11 @@ impl ClickhouseStore {
             Self::upgrade(&client, db, url.cluster.is_some())
                 .await
                 .map_err(|e| anyhow::anyhow!("{host}: upgrading the tables: {e}"))?;
+            Self::ensure_by_hour(&client, db, url.cluster.as_deref())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("{host}: making {}: {e}", schema::EVENTS_BY_HOUR.name)
+                })?;
         }
         let client = Self::client(url, &url.host)?;
         control::ensure_default_workspace(&client, db).await?;
@@ -388,6 +389,90 @@ impl ClickhouseStore {
                         ))
                         .await?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// How long the fill of `EVENTS_BY_HOUR` at an upgrade may take (10M events: 17 s
+    /// on 2 cores).
+    const FILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    /// Make this server's `EVENTS_BY_HOUR` (its shard-local table in cluster mode) if it
+    /// has none, filled from its `EVENTS` rows, and `SPANNING` with the calls among them
+    /// whose attempts lie in more than one hour. The copy is filled under a name of its
+    /// own and renamed when whole, so a node stopped while filling leaves no partial copy
+    /// (the next open fills again), and of two nodes filling at once the first rename
+    /// wins (the other drops its copy). Every node must run this version before any
+    /// writes again: an older node writes `EVENTS` only (docs/scale-out.md, upgrades).
+    async fn ensure_by_hour(client: &Client, db: &str, cluster: Option<&str>) -> Result<()> {
+        let table = &schema::EVENTS_BY_HOUR;
+        let local = |name: &str| match cluster {
+            Some(_) => format!("{name}_local"),
+            None => name.to_string(),
+        };
+        let by_hour = local(table.name);
+        let exists = || async {
+            let rows = client
+                .select(&format!(
+                    "SELECT count() FROM system.tables WHERE database = {} AND name = {}",
+                    http::quote(db),
+                    http::quote(&by_hour)
+                ))
+                .await?;
+            Ok::<bool, StoreError>(rows.first().map_or(Ok(0), |r| num::<u64>(r, 0))? > 0)
+        };
+        if !exists().await? {
+            // One name for every node's fill: a fill a stopped node left is dropped here
+            // (as is, rarely, one another node is running: its rename then fails and
+            // its open reports it).
+            let filling = format!("{by_hour}_filling");
+            let events = local(schema::EVENTS.name);
+            client
+                .execute(&format!("DROP TABLE IF EXISTS {db}.{filling}"))
+                .await?;
+            client
+                .execute(&schema::create_local_as(db, table, &filling))
+                .await?;
+            let names = schema::column_names(&schema::EVENTS).join(", ");
+            client
+                .insert_select_within(
+                    &format!(
+                        "INSERT INTO {db}.{filling} SELECT {names}, intDiv(ts, {})
+                     FROM {db}.{events}",
+                        cells::HOUR_MS
+                    ),
+                    Self::FILL_TIMEOUT,
+                )
+                .await?;
+            client
+                .insert_select_within(
+                    &format!(
+                        "INSERT INTO {db}.{} SELECT ws, idless, id, arrayJoin(hours) FROM
+                       (SELECT ws, idless, id, groupUniqArray(intDiv(ts, {})) AS hours
+                        FROM {db}.{events} GROUP BY ws, idless, id HAVING length(hours) > 1)",
+                        local(schema::SPANNING.name),
+                        cells::HOUR_MS
+                    ),
+                    Self::FILL_TIMEOUT,
+                )
+                .await?;
+            let renamed = client
+                .execute(&format!("RENAME TABLE {db}.{filling} TO {db}.{by_hour}"))
+                .await;
+            if let Err(e) = renamed {
+                client
+                    .execute(&format!("DROP TABLE IF EXISTS {db}.{filling}"))
+                    .await?;
+                // Another node's copy was renamed first, or this one failed.
+                if !exists().await? {
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(cluster) = cluster {
+            for statement in schema::create(db, table, Some(cluster)) {
+                client.execute(&statement).await?;
             }
         }
         Ok(())

@@ -1,8 +1,8 @@
 //! Reads: every read goes through `calls`, the stored attempts resolved into calls (per
 //! (workspace, call): every column of the row with the largest `pick`, and the number of
 //! distinct attempts), then filters, groups and sums in SQL. A read of a time window
-//! resolves only the calls with an attempt in the window (`calls_in`), so its cost
-//! follows the window, not the whole history. Sums come back as 32-bit
+//! resolves its calls from the window's hours of the by-hour copy (`calls_in_hours`),
+//! so its cost follows the window, not the whole history. Sums come back as 32-bit
 //! halves and are put together and range-checked in Rust, so a sum past i64 / u64 is
 //! `SumOverflow`, never a wrapped number.
 
@@ -64,6 +64,11 @@ pub(super) fn calls(store: &ClickhouseStore, scope: &str) -> String {
 /// number of distinct attempts) besides the key (`c_ws`, `c_idless`, `c_id`): every
 /// `argMax` resolved costs a pass over the rows, so a read asks only for what it uses.
 pub(super) fn calls_with(store: &ClickhouseStore, scope: &str, columns: &[&str]) -> String {
+    calls_from(&store.table(schema::EVENTS.name), scope, columns)
+}
+
+/// `calls_with` over `table` (`EVENTS` or its by-hour copy).
+fn calls_from(table: &str, scope: &str, columns: &[&str]) -> String {
     let mut seen = std::collections::BTreeSet::new();
     let resolved: Vec<String> = columns
         .iter()
@@ -79,9 +84,8 @@ pub(super) fn calls_with(store: &ClickhouseStore, scope: &str, columns: &[&str])
         .collect::<Vec<_>>();
     select.extend(resolved);
     format!(
-        "(SELECT {} FROM {} WHERE {scope} GROUP BY ws, idless, id)",
+        "(SELECT {} FROM {table} WHERE {scope} GROUP BY ws, idless, id)",
         select.join(", "),
-        store.table(schema::EVENTS.name)
     )
 }
 
@@ -142,85 +146,20 @@ pub(super) fn columns_for(
     out
 }
 
-/// `calls` narrowed to the calls that can take a time in `window` (`[from, to)`): those
-/// with at least one attempt stored in it; the caller still filters on `c_ts`.
-///
-/// Exact: a call's time `c_ts` is its winning attempt's `ts` (argMax by `pick` takes
-/// every column from one stored row), so a call whose time is in the window has that
-/// row in the window and passes; the call is then resolved from *all* its rows (the
-/// outer condition is on the call's key, not on `ts`), so it resolves exactly as
-/// without the narrowing. A call with no attempt in the window cannot have its time in
-/// it, so leaving it out changes no answer. A call with some attempt in the window but
-/// its winner outside passes and is dropped by the caller's `c_ts` condition, as before.
-/// On a cluster every row of a call is on one shard (sharded by workspace and id), so
-/// the shard's own table (`<events>_local`) answers the inner query: no set crosses the
-/// network, and ClickHouse's default refusal of a Distributed table inside a query over
-/// a Distributed table does not arise.
+/// `calls` narrowed to those whose time can be in `window` (`[from, to)`), read by hour
+/// (`calls_in_hours`; the caller keeps the calls whose `c_ts` is in the window), or
+/// every call of the scope without a window.
 fn calls_in(
     store: &ClickhouseStore,
+    ws: WorkspaceId,
     scope: &str,
     window: Option<(i64, i64)>,
     columns: &[&str],
 ) -> String {
     match window {
-        Some((from, to)) => calls_having_with(
-            store,
-            scope,
-            &format!("ts >= {from} AND ts < {to}"),
-            columns,
-        ),
+        Some(window) => calls_in_hours(store, ws, scope, &[window], columns),
         None => calls_with(store, scope, columns),
     }
-}
-
-/// How long a workspace's oldest stored time is reused before it is read again.
-const OLDEST_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The window a read of `window` narrows to, or None when the window spans at least half
-/// of the workspace's history (from its oldest stored attempt to now): then the set of
-/// calls in it is most of the workspace, and building it costs more than it saves (at
-/// 1M realistic events a 30-day window took 19 s narrowed against 9.5 s not). Either
-/// way the answer is the same (`calls_in`); the oldest time is cached for a minute.
-async fn narrowing(
-    store: &ClickhouseStore,
-    ws: WorkspaceId,
-    window: Option<(i64, i64)>,
-) -> Result<Option<(i64, i64)>> {
-    let Some((from, to)) = window else {
-        return Ok(None);
-    };
-    let cached = store
-        .oldest
-        .lock()
-        .map_err(|_| StoreError::Database("clickhouse: a lock was poisoned".into()))?
-        .get(&ws)
-        .filter(|(_, at)| at.elapsed() < OLDEST_FRESH)
-        .map(|(oldest, _)| *oldest);
-    let oldest = match cached {
-        Some(oldest) => oldest,
-        None => {
-            let sql = format!(
-                "SELECT min(ts) FROM {} WHERE ws = {ws}",
-                store.table(schema::EVENTS.name)
-            );
-            let rows = store.client.select(&sql).await?;
-            let oldest = rows.first().map_or(Ok(0), |r| num::<i64>(r, 0))?;
-            store
-                .oldest
-                .lock()
-                .map_err(|_| StoreError::Database("clickhouse: a lock was poisoned".into()))?
-                .insert(ws, (oldest, std::time::Instant::now()));
-            oldest
-        }
-    };
-    Ok(worth_narrowing((from, to), oldest, super::now_ms()).then_some((from, to)))
-}
-
-/// Whether `[from, to)` covers less than half of the history from `oldest` to `now`.
-fn worth_narrowing((from, to): (i64, i64), oldest: i64, now: i64) -> bool {
-    let history = now.saturating_sub(oldest);
-    let covered = to.min(now).saturating_sub(from.max(oldest));
-    covered.saturating_mul(2) < history
 }
 
 /// `calls` narrowed to the calls with at least one stored row meeting `row` (a
@@ -250,6 +189,67 @@ pub(super) fn calls_having_with(
         ),
         columns,
     )
+}
+
+/// The calls whose time (their winning attempt's) can be in `ranges` (`[from, to)` in
+/// ms), each resolved from all its rows, read from the by-hour copy
+/// (`schema::EVENTS_BY_HOUR`): the rows of the ranges' hours, not every row of the
+/// workspace. The caller keeps the calls whose `c_ts` is in the ranges.
+///
+/// Exact: it reads every row in the ranges' hours, in the hour before and after each
+/// range, and in every hour `SPANNING` names for a call named in the ranges' hours.
+/// A call whose time is in the ranges has its winning row in their hours, so all its
+/// rows are read: they lie in that one hour, or in the hour next to it (two attempts
+/// two nodes stored at the same moment, before a seal named the call), or in hours
+/// `SPANNING` names (ingest names a call it sees split, the seal the others). It is
+/// resolved as from all its rows and kept. A call read only in part (rows of the hours
+/// around the ranges, or of another call's spanning hours) resolves to one of the rows
+/// read; none of those lies in the ranges (a row there would make the call one of the
+/// above), so the caller drops it. `scope` holds for every row of a call or for none.
+pub(super) fn calls_in_hours(
+    store: &ClickhouseStore,
+    ws: WorkspaceId,
+    scope: &str,
+    ranges: &[(i64, i64)],
+    columns: &[&str],
+) -> String {
+    let spanning = match store.url.cluster {
+        Some(_) => store.table(&format!("{}_local", schema::SPANNING.name)),
+        None => store.table(schema::SPANNING.name),
+    };
+    let hours = format!(
+        "({} OR hour IN (SELECT hour FROM {spanning} WHERE ws = {ws} AND (idless, id) IN
+           (SELECT idless, id FROM {spanning} WHERE ws = {ws} AND {})))",
+        hour_ranges(ranges, 1),
+        hour_ranges(ranges, 0),
+    );
+    calls_from(
+        &store.table(schema::EVENTS_BY_HOUR.name),
+        &format!("{scope} AND {hours}"),
+        columns,
+    )
+}
+
+/// A condition on `hour`: the hours of `ranges` (ms, `[from, to)`), widened by `more`
+/// hours on each side.
+fn hour_ranges(ranges: &[(i64, i64)], more: i64) -> String {
+    // Literals ClickHouse 18.16 reads as Int64 (i64::MIN is read as a float).
+    let bound = |hour: i64| hour.clamp(-(1 << 50), 1 << 50);
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|&(from, to)| {
+            let first = from.div_euclid(cells::HOUR_MS).saturating_sub(more);
+            let last = to
+                .saturating_sub(1)
+                .div_euclid(cells::HOUR_MS)
+                .saturating_add(more);
+            format!("(hour >= {} AND hour <= {})", bound(first), bound(last))
+        })
+        .collect();
+    match parts.is_empty() {
+        true => "0".to_string(),
+        false => format!("({})", parts.join(" OR ")),
+    }
 }
 
 /// What a group shows for a call: its value, or the dimension's missing label.
@@ -509,13 +509,18 @@ pub async fn aggregate(store: &ClickhouseStore, ws: WorkspaceId, q: &Query) -> R
             let ranges = cells::raw_ranges(q.from_ms, q.to_ms, &trusted);
             (!ranges.is_empty()).then(|| {
                 raw_conditions.push(cells::in_ranges("c_ts", &ranges));
-                calls_having_with(store, &scope, &cells::in_ranges("ts", &ranges), &columns)
+                calls_in_hours(store, ws, &scope, &ranges, &columns)
             })
         }
         None => {
             raw_conditions.extend(window_conditions(Some((q.from_ms, q.to_ms)), None));
-            let window = narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?;
-            Some(calls_in(store, &scope, window, &columns))
+            Some(calls_in(
+                store,
+                ws,
+                &scope,
+                Some((q.from_ms, q.to_ms)),
+                &columns,
+            ))
         }
     };
     let raw_sql = source.map(|source| {
@@ -634,12 +639,7 @@ pub async fn events(store: &ClickhouseStore, ws: WorkspaceId, q: EventQuery) -> 
     let sql = format!(
         "SELECT c_idless, c_id, c_attempts, {} FROM {}{} ORDER BY {order} LIMIT {}",
         columns.join(", "),
-        calls_in(
-            store,
-            &scope,
-            narrowing(store, ws, q.window).await?,
-            &resolved
-        ),
+        calls_in(store, ws, &scope, q.window, &resolved),
         where_clause(&conditions),
         q.limit + 1
     );
@@ -748,8 +748,9 @@ async fn newest(
         "SELECT {columns} FROM {}{} ORDER BY c_ts DESC LIMIT {limit}",
         calls_in(
             store,
+            ws,
             &format!("ws = {ws}"),
-            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?,
+            Some((q.from_ms, q.to_ms)),
             &columns_for(resolved, &[], &q.filters)
         ),
         where_clause(&conditions)
@@ -846,8 +847,9 @@ pub async fn latency_percentiles(
         select.join(", "),
         calls_in(
             store,
+            ws,
             &format!("ws = {ws}"),
-            narrowing(store, ws, Some((q.from_ms, q.to_ms))).await?,
+            Some((q.from_ms, q.to_ms)),
             &columns_for(&["ts", "latency"], &q.group_by, &q.filters)
         ),
         where_clause(&conditions),
@@ -914,10 +916,11 @@ pub async fn versions_seen(
     if !ranges.is_empty() {
         let mut conditions = vec![cells::in_ranges("c_ts", &ranges)];
         conditions.extend(scope_conditions(f));
-        let calls = calls_having_with(
+        let calls = calls_in_hours(
             store,
+            ws,
             &prunes.raw_scope(ws),
-            &cells::in_ranges("ts", &ranges),
+            &ranges,
             &[
                 "ts",
                 "endpoint",
@@ -1105,23 +1108,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn a_window_narrows_only_when_it_spans_less_than_half_the_history() {
-        const DAY: i64 = 86_400_000;
-        let now = 30 * DAY;
-        // 30 days of history: the last day and the last week narrow, the month does not.
-        assert!(worth_narrowing((29 * DAY, now), 0, now));
-        assert!(worth_narrowing((23 * DAY, now), 0, now));
-        assert!(!worth_narrowing((0, now), 0, now));
-        // 15 of 30 days is half: not narrowed; a window reaching past now or before the
-        // oldest time counts only its part inside the history.
-        assert!(!worth_narrowing((15 * DAY, now), 0, now));
-        assert!(worth_narrowing((26 * DAY, now + 100 * DAY), 0, now));
-        assert!(!worth_narrowing((-100 * DAY, 16 * DAY), 0, now));
-        // A window wholly before the history covers none of it.
-        assert!(worth_narrowing((-10 * DAY, -DAY), 0, now));
     }
 
     #[test]

@@ -45,7 +45,10 @@ pub async fn reprice(
         outcome.add(ws, ts, &call, old, cost)?;
         hours.entry(ts.div_euclid(HOUR_MS)).or_insert([0; 7])[0] +=
             i128::from(cost) - i128::from(old.unwrap_or(0));
-        copies.push(copy(ws, &row, &pricing, cost, at_ms)?);
+        copies.push((
+            copy(ws, &row, &pricing, cost, at_ms)?,
+            ts.div_euclid(HOUR_MS),
+        ));
     }
     if outcome.repriced == 0 || scope.dry_run {
         return Ok(outcome);
@@ -71,9 +74,19 @@ pub async fn reprice(
         .client
         .insert(&store.table(schema::HOUR_TOTALS.name), &totals)
         .await?;
+    // The by-hour copy before `EVENTS`, as ingest writes (`schema::EVENTS_BY_HOUR`).
+    let by_hour: Vec<String> = copies
+        .iter()
+        .map(|(row, hour)| format!("{row}\t{hour}"))
+        .collect();
     store
         .client
-        .insert(&store.table(schema::EVENTS.name), &copies)
+        .insert(&store.table(schema::EVENTS_BY_HOUR.name), &by_hour)
+        .await?;
+    let rows: Vec<String> = copies.into_iter().map(|(row, _)| row).collect();
+    store
+        .client
+        .insert(&store.table(schema::EVENTS.name), &rows)
         .await?;
     // The re-priced calls' hours read raw until resealed.
     super::cells::mark(store, ws, hours.keys().copied()).await?;

@@ -376,6 +376,8 @@ async fn finish(
             hours.insert(num::<i64>(&row, 0)?);
         }
     }
+    // The by-hour copy first: a resumed run finds its rows in `EVENTS`.
+    delete_everywhere(store, schema::EVENTS_BY_HOUR.name, &rows).await?;
     delete_everywhere(store, schema::EVENTS.name, &rows).await?;
     cells::mark(store, ws, hours).await?;
     let calls = match calls {

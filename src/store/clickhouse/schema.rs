@@ -20,6 +20,21 @@ pub struct Table {
     sharding: &'static str,
 }
 
+/// `EVENTS`' columns, shared by `EVENTS_BY_HOUR` (a macro: `concat!` takes literals).
+macro_rules! event_columns {
+    () => {
+        "ws Int64, idless UInt8, id String, attempt UInt8, pick UInt64, seq UInt64, keep UInt64,
+        ts Int64, received Int64, provider String, model String, endpoint String,
+        prompt_version String, tenant String, user String,
+        input UInt64, cached UInt64, cache_write UInt64, output UInt64, reasoning UInt64,
+        image_count UInt32, latency Int64, status String, error_code String,
+        data_mode String, environment String, operation String, service_tier String,
+        usage_missing UInt8, tag_keys Array(String), tag_values Array(String),
+        priced UInt8, cost Int64, cost_source String, price_entry_id String,
+        price_book_version String, repriced Int64"
+    };
+}
+
 /// Every stored attempt of every call: one row per (workspace, call, attempt). A call is
 /// its winning attempt, chosen at read time as the max `pick`: the attempt's rank (has
 /// usage, success, lower attempt number) above, the first stored copy below (a smaller
@@ -35,17 +50,38 @@ pub struct Table {
 /// `repriced` is the last column so an older table gets it with `ADD COLUMN` (`UPGRADES`).
 pub const EVENTS: Table = Table {
     name: "events",
-    columns:
-        "ws Int64, idless UInt8, id String, attempt UInt8, pick UInt64, seq UInt64, keep UInt64,
-        ts Int64, received Int64, provider String, model String, endpoint String,
-        prompt_version String, tenant String, user String,
-        input UInt64, cached UInt64, cache_write UInt64, output UInt64, reasoning UInt64,
-        image_count UInt32, latency Int64, status String, error_code String,
-        data_mode String, environment String, operation String, service_tier String,
-        usage_missing UInt8, tag_keys Array(String), tag_values Array(String),
-        priced UInt8, cost Int64, cost_source String, price_entry_id String,
-        price_book_version String, repriced Int64",
+    columns: event_columns!(),
     engine: "ReplacingMergeTree(keep) ORDER BY (ws, idless, id, attempt)",
+    sharding: "cityHash64(ws, id)",
+};
+
+/// The same attempts as `EVENTS`, ordered by hour (`hour` = `intDiv(ts, 3600000)`, the
+/// last column): what a read of a few hours (a window's edges, the newest minutes,
+/// dirty hours) resolves its calls from, reading those hours' rows instead of every
+/// row of the workspace (`EVENTS` is ordered by id, and a set of calls of one hour is
+/// spread over all of it). Written before `EVENTS` by every write (ingest, re-pricing),
+/// deleted before it (erasure, retention), so it never lacks a row `EVENTS` has; a row
+/// written twice (a failed commit retried) is one attempt to every read.
+///
+/// A call whose attempts lie in more than one hour is named in `SPANNING`, so a read
+/// of some hours also reads its attempts in the others (`read::calls_in_hours`).
+pub const EVENTS_BY_HOUR: Table = Table {
+    name: "events_by_hour",
+    columns: concat!(event_columns!(), ", hour Int64"),
+    engine: "ReplacingMergeTree(keep) ORDER BY (ws, hour, idless, id, attempt)",
+    sharding: "cityHash64(ws, id)",
+};
+
+/// The calls whose stored attempts lie in more than one hour: one row per (call, hour
+/// with an attempt). Written by ingest (which reads a call's stored attempts before
+/// storing one), by the seal (which resolves every call of its hours from all their
+/// rows, and so also finds a call two nodes split between hours at the same moment),
+/// and filled from `EVENTS` when `EVENTS_BY_HOUR` is created. A row too many only
+/// makes a read look at one more hour.
+pub const SPANNING: Table = Table {
+    name: "spanning",
+    columns: "ws Int64, idless UInt8, id String, hour Int64",
+    engine: "ReplacingMergeTree ORDER BY (ws, idless, id, hour)",
     sharding: "cityHash64(ws, id)",
 };
 
@@ -214,8 +250,11 @@ pub const CLAIMS: Table = Table {
 /// so `open` asks `system.columns` first).
 pub const UPGRADES: [(&Table, &str, &str); 1] = [(&EVENTS, "repriced", "Int64")];
 
-pub const ALL: [&Table; 15] = [
+/// The tables `create` makes at every open; `EVENTS_BY_HOUR` is made (and filled) by
+/// the open itself, once (`ClickhouseStore::ensure_by_hour`).
+pub const ALL: [&Table; 16] = [
     &EVENTS,
+    &SPANNING,
     &HOUR_TOTALS,
     &CELLS,
     &CELL_VERSIONS,
@@ -252,6 +291,24 @@ pub fn create(db: &str, table: &Table, cluster: Option<&str>) -> Vec<String> {
     }
 }
 
+/// The statement that creates `table`'s shard-local table (the plain table without a
+/// cluster) under the name `name`.
+pub fn create_local_as(db: &str, table: &Table, name: &str) -> String {
+    format!(
+        "CREATE TABLE {db}.{name} ({}) ENGINE = {}",
+        table.columns, table.engine
+    )
+}
+
+/// The names of `table`'s columns, in order.
+pub fn column_names(table: &Table) -> Vec<&'static str> {
+    table
+        .columns
+        .split(',')
+        .filter_map(|c| c.split_whitespace().next())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +324,12 @@ mod tests {
             cluster[1].ends_with("Distributed(prod, burnrate, events_local, cityHash64(ws, id))"),
             "{}",
             cluster[1]
+        );
+        let names = column_names(&EVENTS_BY_HOUR);
+        assert_eq!(names.len(), column_names(&EVENTS).len() + 1);
+        assert_eq!(
+            (names[0], names[7], names[names.len() - 1]),
+            ("ws", "ts", "hour")
         );
         let control = create("burnrate", &KEYS, Some("prod"));
         assert!(control[1].ends_with("api_keys_local, 0)"), "{}", control[1]);
