@@ -160,6 +160,8 @@ pub struct Ctx {
 pub enum PageError {
     /// A parameter was wrong: shown to the user with what to fix.
     Bad(String),
+    /// The store is slow or down (ClickHouse): 503, try again shortly.
+    Unavailable,
     /// Details are in the log, not on the page.
     Internal,
 }
@@ -169,6 +171,10 @@ impl From<StoreError> for PageError {
         match e {
             StoreError::NotFound(what) => PageError::Bad(format!("{what} not found")),
             StoreError::SumOverflow => PageError::Bad(StoreError::SumOverflow.to_string()),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(cause = %cause, "dashboard store unavailable");
+                PageError::Unavailable
+            }
             other => {
                 tracing::error!(error = %other, "dashboard store error");
                 PageError::Internal
@@ -258,6 +264,12 @@ impl Ctx {
         let (status, body) = match body {
             Ok(m) => (StatusCode::OK, m),
             Err(PageError::Bad(message)) => (StatusCode::BAD_REQUEST, layout::problem(&message)),
+            Err(PageError::Unavailable) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                layout::problem(
+                    "The store did not answer in time; reload the page in a few seconds.",
+                ),
+            ),
             Err(PageError::Internal) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 layout::problem(
@@ -265,7 +277,14 @@ impl Ctx {
                 ),
             ),
         };
-        html(status, layout::page(self, fresh, body), &self.nonce)
+        let mut response = html(status, layout::page(self, fresh, body), &self.nonce);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // As the API's 503 store_unavailable.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
     }
 }
 
