@@ -546,20 +546,34 @@ async fn a_repriced_call_on_clickhouse_survives_merges_and_a_better_attempt_stil
 /// (the deletes run on every shard's local tables).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn superseded_cell_generations_are_dropped_and_reads_stay_exact() {
-    let Some(store) = clickhouse_store("generations") else {
-        eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
-        return;
-    };
-    generations_are_dropped_on(store).await;
-    if let Some(url) = clickhouse_url("BURNRATE_CH_CLUSTER_URL") {
-        let db = format!("e2e_generations_cluster_{}", std::process::id());
-        generations_are_dropped_on(url.replace("{db}", &db)).await;
+    for store in server_and_cluster("generations") {
+        generations_are_dropped_on(store).await;
     }
 }
 
+/// Fresh store URLs named after `name`: one server, and the two-shard cluster when
+/// `BURNRATE_CH_CLUSTER_URL` is set; none (the test says it skipped) without a server.
+fn server_and_cluster(name: &str) -> Vec<String> {
+    let Some(store) = clickhouse_store(name) else {
+        eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
+        return Vec::new();
+    };
+    let mut stores = vec![store];
+    if let Some(url) = clickhouse_url("BURNRATE_CH_CLUSTER_URL") {
+        let db = format!("e2e_{name}_cluster_{}", std::process::id());
+        stores.push(url.replace("{db}", &db));
+    }
+    stores
+}
+
+/// The database a store URL names.
+fn database_of(url: &str) -> String {
+    let db = url.rsplit('/').next().unwrap();
+    db.split('?').next().unwrap().to_string()
+}
+
 async fn generations_are_dropped_on(store: String) {
-    let db_name = store.rsplit('/').next().unwrap();
-    let db_name = db_name.split('?').next().unwrap().to_string();
+    let db_name = database_of(&store);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
     let key = |scope: &str| store_key(&db, &store, scope);
@@ -909,21 +923,14 @@ fn store_key(db: &std::path::Path, store: &str, scope: &str) -> String {
 /// from all their rows, names it again. Both on one server and on the two-shard cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_split_across_hours_is_resolved_whole_in_raw_reads() {
-    let Some(store) = clickhouse_store("spanning") else {
-        eprintln!("BURNRATE_CH_URL is not set (scripts/clickhouse.sh env): skipped");
-        return;
-    };
-    split_call_on(store).await;
-    if let Some(url) = clickhouse_url("BURNRATE_CH_CLUSTER_URL") {
-        let db = format!("e2e_spanning_cluster_{}", std::process::id());
-        split_call_on(url.replace("{db}", &db)).await;
+    for store in server_and_cluster("spanning") {
+        split_call_on(store).await;
     }
 }
 
 async fn split_call_on(url: String) {
     use burnrate::query::{Filters, Measure, Query};
-    let db_name = url.rsplit('/').next().unwrap();
-    let db_name = db_name.split('?').next().unwrap().to_string();
+    let db_name = database_of(&url);
     let store = burnrate::store::open(&url).unwrap();
     let ws = store.workspace("default".into()).await.unwrap().unwrap().id;
     let book = burnrate::price::PriceBook::bundled().unwrap();
