@@ -400,11 +400,12 @@ impl ClickhouseStore {
 
     /// Make this server's `EVENTS_BY_HOUR` (its shard-local table in cluster mode) if it
     /// has none, filled from its `EVENTS` rows, and `SPANNING` with the calls among them
-    /// whose attempts lie in more than one hour. The copy is filled under a name of its
-    /// own and renamed when whole, so a node stopped while filling leaves no partial copy
-    /// (the next open fills again), and of two nodes filling at once the first rename
-    /// wins (the other drops its copy). Every node must run this version before any
-    /// writes again: an older node writes `EVENTS` only (docs/scale-out.md, upgrades).
+    /// whose attempts lie in more than one hour. The copy is filled under the name
+    /// `<copy>_filling` and renamed when whole, so a node stopped while filling leaves no
+    /// partial copy (the next open drops it and fills again). Of two nodes upgrading at
+    /// once, one may drop the other's fill; that node's open then fails and a restart
+    /// finds the copy made. Every node must run this version before any writes again:
+    /// an older node writes `EVENTS` only (docs/scale-out.md, upgrades).
     async fn ensure_by_hour(client: &Client, db: &str, cluster: Option<&str>) -> Result<()> {
         let table = &schema::EVENTS_BY_HOUR;
         let local = |name: &str| match cluster {

@@ -56,7 +56,8 @@ pub const EVENTS: Table = Table {
 };
 
 /// The same attempts as `EVENTS`, ordered by hour (`hour` = `intDiv(ts, 3600000)`, the
-/// last column): what a read of a few hours (a window's edges, the newest minutes,
+/// last column; times are from 2020 on, so ClickHouse's `intDiv` and Rust's
+/// `div_euclid` give every row the same hour): what a read of a few hours (a window's edges, the newest minutes,
 /// dirty hours) resolves its calls from, reading those hours' rows instead of every
 /// row of the workspace (`EVENTS` is ordered by id, and a set of calls of one hour is
 /// spread over all of it). Written before `EVENTS` by every write (ingest, re-pricing),
