@@ -928,8 +928,23 @@ async fn a_call_split_across_hours_is_resolved_whole_in_raw_reads() {
     }
 }
 
-async fn split_call_on(url: String) {
+/// Every call of `[from, to)` in every environment, as one total.
+fn window(from: i64, to: i64) -> burnrate::query::Query {
     use burnrate::query::{Filters, Measure, Query};
+    Query {
+        from_ms: from,
+        to_ms: to,
+        filters: Filters::default(),
+        group_by: vec![],
+        bucket: None,
+        measures: Measure::ALL.to_vec(),
+        order_by: None,
+        ascending: false,
+        limit: 10,
+    }
+}
+
+async fn split_call_on(url: String) {
     let db_name = database_of(&url);
     let store = burnrate::store::open(&url).unwrap();
     let ws = store.workspace("default".into()).await.unwrap().unwrap().id;
@@ -970,18 +985,8 @@ async fn split_call_on(url: String) {
     let requests = |from: i64, to: i64| {
         let store = store.clone();
         async move {
-            let q = Query {
-                from_ms: from,
-                to_ms: to,
-                filters: Filters::default(),
-                group_by: vec![],
-                bucket: None,
-                measures: Measure::ALL.to_vec(),
-                order_by: None,
-                ascending: false,
-                limit: 10,
-            };
-            store.aggregate(ws, q).await.unwrap().total().requests
+            let answer = store.aggregate(ws, window(from, to)).await.unwrap();
+            answer.total().requests
         }
     };
     // The first attempt's hour alone: the call's time is the winner's, three hours on.
@@ -1032,19 +1037,8 @@ async fn split_call_on(url: String) {
     assert_eq!(clickhouse_count(&url, &rows("events_by_hour")).await, 3);
     assert_eq!(clickhouse_count(&url, &rows("events")).await, 3);
     assert_eq!(clickhouse_count(&url, &names).await, 2);
-    let q = |from: i64, to: i64| Query {
-        from_ms: from,
-        to_ms: to,
-        filters: Filters::default(),
-        group_by: vec![],
-        bucket: None,
-        measures: Measure::ALL.to_vec(),
-        order_by: None,
-        ascending: false,
-        limit: 10,
-    };
     let hour = store
-        .aggregate(ws, q(first_hour, first_hour + HOUR))
+        .aggregate(ws, window(first_hour, first_hour + HOUR))
         .await
         .unwrap();
     assert_eq!(hour.total().requests, 1);
