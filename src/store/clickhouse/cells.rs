@@ -400,10 +400,7 @@ async fn name_spanning(
     ws: WorkspaceId,
     ranges: &[(i64, i64)],
 ) -> Result<()> {
-    let local = match store.url.cluster {
-        Some(_) => store.table(&format!("{}_local", schema::EVENTS.name)),
-        None => store.table(schema::EVENTS.name),
-    };
+    let local = super::read::local_table(store, schema::EVENTS.name);
     let sql = format!(
         "INSERT INTO {} SELECT ws, idless, id, arrayJoin(hours) FROM
            (SELECT ws, idless, id, groupUniqArray(intDiv(ts, {HOUR_MS})) AS hours FROM {}

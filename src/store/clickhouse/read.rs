@@ -177,10 +177,7 @@ pub(super) fn calls_having_with(
     row: &str,
     columns: &[&str],
 ) -> String {
-    let local = match store.url.cluster {
-        Some(_) => store.table(&format!("{}_local", schema::EVENTS.name)),
-        None => store.table(schema::EVENTS.name),
-    };
+    let local = local_table(store, schema::EVENTS.name);
     calls_with(
         store,
         &format!(
@@ -229,7 +226,7 @@ pub(super) fn calls_in_hours(
 
 /// A table as a subquery inside a read of a Distributed table names it: the shard's own
 /// table on a cluster (every row of a call is on one shard), the table otherwise.
-fn local_table(store: &ClickhouseStore, name: &str) -> String {
+pub(super) fn local_table(store: &ClickhouseStore, name: &str) -> String {
     match store.url.cluster {
         Some(_) => store.table(&format!("{name}_local")),
         None => store.table(name),

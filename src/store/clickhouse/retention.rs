@@ -273,10 +273,7 @@ async fn take(
 ) -> Result<Option<Removed>> {
     let (cutoff, before_seq) = (run.cutoff, run.before_seq);
     let events = store.table(schema::EVENTS.name);
-    let local = match store.url.cluster {
-        Some(_) => store.table(&format!("{}_local", schema::EVENTS.name)),
-        None => events.clone(),
-    };
+    let local = read::local_table(store, schema::EVENTS.name);
     // The calls with an old row that stay, or that go but have a row after the cutoff.
     let lists = format!(
         "SELECT id, w_ts < {cutoff} AND m_seq <= {before_seq} FROM
