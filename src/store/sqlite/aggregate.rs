@@ -278,7 +278,7 @@ fn build(workspace: WorkspaceId, query: &Query, from: i64, to: i64) -> (String, 
     }
     let group_count = select.len();
     let mut filter = format!("workspace_id = ? AND {time} >= ? AND {time} < ?");
-    filter_sql(&query.filters, &mut filter, &mut params);
+    filter_sql(&query.filters, &mut filter, &mut params, None);
     let groups: Vec<String> = (1..=group_count).map(|i| i.to_string()).collect();
     let sql = format!(
         "SELECT {select}{comma}{measures} FROM {table} WHERE {filter}{group}",
@@ -295,10 +295,15 @@ fn build(workspace: WorkspaceId, query: &Query, from: i64, to: i64) -> (String, 
 }
 
 /// Append the dimension filters to a WHERE clause (columns of `events`, unqualified).
+/// With a connection, a filter on only a dimension's missing label ("unversioned") that
+/// no stored value spells out compares with `IS NULL`: an index can answer it (an
+/// endpoint's calls without a prompt version, newest first) where the general form
+/// reads every call of the window.
 pub(super) fn filter_sql(
     f: &crate::query::Filters,
     filter: &mut String,
     params: &mut Vec<SqlValue>,
+    c: Option<&Connection>,
 ) {
     let codes = |column: &str, codes: Vec<u8>, filter: &mut String| {
         if !codes.is_empty() {
@@ -325,6 +330,14 @@ pub(super) fn filter_sql(
         let Some(kind) = dim_kind(d) else { continue };
         // A missing value filters as its label ("unknown", "unversioned").
         let wants_missing = values.iter().any(|v| v == d.missing_label());
+        // Events store a missing value as NULL, never 0 (dims ids start at 1).
+        let only_missing = values.len() == 1
+            && wants_missing
+            && c.is_some_and(|c| !spelled_out(c, kind, d.missing_label()));
+        if only_missing {
+            filter.push_str(&format!(" AND {} IS NULL", column(d)));
+            continue;
+        }
         // One named value compares with `=`: an equality on an index column lets a read
         // ordered by time walk the index in order (`IN` over a subquery makes SQLite sort
         // every matching row first, e.g. a prompt version's newest latencies).
@@ -372,6 +385,18 @@ pub(super) fn filter_sql(
     }
 }
 
+/// Whether a stored value of `kind` is literally `label` (a prompt version named
+/// "unversioned"): then a filter on the label also means it. Unknown (an error) counts
+/// as yes, which keeps the general form.
+fn spelled_out(c: &Connection, kind: DimKind, label: &str) -> bool {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM dims WHERE kind = ?1 AND value = ?2)",
+        (kind as u8, label),
+        |r| r.get(0),
+    )
+    .unwrap_or(true)
+}
+
 /// A group column's value while parts are merged: a dims id or code (0 = missing), or
 /// the text of a tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -396,10 +421,21 @@ const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// After this long behind, `behind` is called (the events came from another process).
 const BEHIND_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// What an aggregate reads besides the file, and whom it tells what it found.
+pub struct Read<'a> {
+    pub rollups: &'a Rollups,
+    pub passes: &'a FirstPasses,
+    /// Called when the totals are behind the file (another process wrote).
+    pub behind: &'a dyn Fn(),
+    /// Called with a day whose pin the read would have used.
+    pub pin: &'a dyn Fn(i64),
+}
+
 /// Answer `query` from the rollups where they are exact for it, raw events elsewhere.
 /// The rollup part and the raw part come from the same commit: the read snapshot's
 /// `commit_seq` must equal the rollups' `seq` (the writer applies a commit's changes
 /// right after it commits, so a read that sees the next commit first waits for it).
+/// Top lists' first passes come from `passes` when their buckets did not change.
 /// `behind` is called once when the rollups stay behind (commits by another process);
 /// `pin` with each old day whose raw events the answer read for longer than an hour
 /// and whose hourly cells would have spared that (`pin_day` builds them, off this read).
@@ -407,10 +443,14 @@ pub fn aggregate(
     c: &mut Connection,
     workspace: WorkspaceId,
     query: &Query,
-    rollups: &Rollups,
-    behind: &dyn Fn(),
-    pin: &dyn Fn(i64),
+    read_with: Read,
 ) -> Result<Answer> {
+    let Read {
+        rollups,
+        passes,
+        behind,
+        pin,
+    } = read_with;
     let family = choose_family(query);
     if plan(query, family, Reach::NONE)
         .iter()
@@ -453,7 +493,7 @@ pub fn aggregate(
                         raw.push((b, ids, *cell, sign));
                         Ok(())
                     })?;
-                    let answer = top_from_totals(&tx, &read, query, &raw, lanes)?;
+                    let answer = top_from_totals(&tx, &read, query, &raw, lanes, passes)?;
                     drop(read);
                     drop(totals);
                     answer
@@ -1075,13 +1115,14 @@ impl<'a> CellRead<'a> {
     /// packed cells is most of such a read), the lanes' results merged in order.
     fn in_lanes<T: Send>(
         &self,
+        buckets: &[CellBucket],
         most_lanes: usize,
         sum: impl Fn(&[CellBucket]) -> Result<T> + Sync,
         merge: impl Fn(&mut T, T) -> Result<()>,
     ) -> Result<T> {
-        let buckets = &self.buckets;
+        let cells: usize = buckets.iter().map(|b| b.3).sum();
         let lanes = most_lanes
-            .min(self.cells / CELLS_PER_LANE)
+            .min(cells / CELLS_PER_LANE)
             .min(buckets.len())
             .max(1);
         if lanes == 1 {
@@ -1091,7 +1132,7 @@ impl<'a> CellRead<'a> {
         let (mut begin, mut so_far) = (0, 0);
         for (i, b) in buckets.iter().enumerate() {
             so_far += b.3;
-            if so_far * lanes >= self.cells * (chunks.len() + 1) || i + 1 == buckets.len() {
+            if so_far * lanes >= cells * (chunks.len() + 1) || i + 1 == buckets.len() {
                 chunks.push(&buckets[begin..=i]);
                 begin = i + 1;
             }
@@ -1161,7 +1202,7 @@ fn from_totals(read: &CellRead, query: &Query, most_lanes: usize) -> Result<Cell
         })?;
         Ok(out)
     };
-    read.in_lanes(most_lanes, sum, CellGroups::merge)
+    read.in_lanes(&read.buckets, most_lanes, sum, CellGroups::merge)
 }
 
 /// A short top list of one dimension over many cells (a week of users), in two passes.
@@ -1177,11 +1218,12 @@ fn top_from_totals(
     query: &Query,
     raw: &[RawRow],
     most_lanes: usize,
+    passes: &FirstPasses,
 ) -> Result<Answer> {
     let measure = query.order_by.unwrap_or(Measure::CostUsd);
     let fields = order_fields(measure);
     let slot = read.slots[0];
-    let mut order = order_sums(read, fields, most_lanes)?;
+    let mut order = first_pass(read, fields, most_lanes, passes)?;
     for (_, ids, cell, sign) in raw {
         order.add_signed(ids[0], cell, *sign)?;
     }
@@ -1228,8 +1270,141 @@ fn top_from_totals(
     Ok(answer)
 }
 
-/// The first pass of a top list: every cell of the read into `OrderSums`.
-fn order_sums(read: &CellRead, fields: &'static [usize], most_lanes: usize) -> Result<OrderSums> {
+/// The first pass of a top list over every bucket of the read: its settled buckets (those
+/// that start `SETTLING_MS` or more before the workspace's newest call) and its recent
+/// ones, each summed once and kept in `passes` until one of its buckets changes, then
+/// added together. Why two parts: late calls keep changing the last day or two, and
+/// with them a key of every bucket; the settled part of a week (and all of the week
+/// before it, which a top list's page compares with) stays.
+fn first_pass(
+    read: &CellRead,
+    fields: &'static [usize],
+    most_lanes: usize,
+    passes: &FirstPasses,
+) -> Result<OrderSums> {
+    let settled_before = read
+        .totals
+        .newest_ms(read.workspace)
+        .saturating_sub(SETTLING_MS);
+    let settled = read.buckets.partition_point(|b| b.2 < settled_before);
+    let (old, new) = read.buckets.split_at(settled);
+    let mut order: Option<OrderSums> = None;
+    for part in [old, new].into_iter().filter(|part| !part.is_empty()) {
+        let key = PassKey::of(read, part, fields);
+        let sums = match passes.get(&key) {
+            Some(sums) => sums,
+            None => {
+                let mut sums = order_sums(read, part, fields, most_lanes)?;
+                sums.groups.shrink_to_fit();
+                let sums = std::sync::Arc::new(sums);
+                passes.keep(key, sums.clone());
+                sums
+            }
+        };
+        match &mut order {
+            None => order = Some((*sums).clone()),
+            Some(order) => order.merge_from(&sums)?,
+        }
+    }
+    Ok(order.unwrap_or_else(|| OrderSums::new(fields)))
+}
+
+/// How long before a workspace's newest call a bucket must start to count as settled
+/// (`first_pass`): most late calls (retries, resends, a client's backlog) arrive within
+/// it.
+const SETTLING_MS: i64 = 2 * DAY_MS;
+
+/// First passes of top lists kept for the next read of the same buckets, as long as
+/// none of them changed: the dashboard's top lists of users and tenants sum up to a
+/// million cells per window, and the week before the one shown (its comparison), or the
+/// settled days of the week shown, change rarely. Exact: a kept pass is found only by
+/// the generations of the buckets it summed (`Cells::generation`), which change with
+/// every change of a bucket's sums; the least recently used go first beyond
+/// `FIRST_PASS_BYTES`.
+#[derive(Default)]
+pub struct FirstPasses {
+    kept: std::sync::Mutex<std::collections::VecDeque<(PassKey, std::sync::Arc<OrderSums>)>>,
+}
+
+/// Memory the kept first passes may take (a week of 190k users is ~7 MB).
+const FIRST_PASS_BYTES: usize = 32 << 20;
+
+impl FirstPasses {
+    fn get(&self, key: &PassKey) -> Option<std::sync::Arc<OrderSums>> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let at = kept.iter().position(|(k, _)| k == key)?;
+        let hit = kept.remove(at)?;
+        let sums = hit.1.clone();
+        kept.push_back(hit);
+        Some(sums)
+    }
+
+    fn keep(&self, key: PassKey, sums: std::sync::Arc<OrderSums>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|(k, _)| *k != key);
+        kept.push_back((key, sums));
+        while kept.iter().map(|(_, s)| s.heap_bytes()).sum::<usize>() > FIRST_PASS_BYTES {
+            kept.pop_front();
+        }
+    }
+}
+
+/// What a first pass was summed from: the read's workspace, grouped slot, filters and
+/// ordering measures, and each bucket with its generation.
+#[derive(PartialEq)]
+struct PassKey {
+    workspace: WorkspaceId,
+    family: &'static str,
+    slot: usize,
+    fields: &'static [usize],
+    allowed: Vec<Option<Vec<u32>>>,
+    /// (family, grain, start, generation) per bucket.
+    buckets: Vec<(usize, Grain, i64, u64)>,
+}
+
+impl PassKey {
+    fn of(read: &CellRead, buckets: &[CellBucket], fields: &'static [usize]) -> PassKey {
+        let allowed = read
+            .allowed
+            .iter()
+            .map(|a| {
+                a.as_ref().map(|a| {
+                    let mut ids = a.ids();
+                    ids.sort_unstable();
+                    ids
+                })
+            })
+            .collect();
+        let buckets = buckets
+            .iter()
+            .map(|&(family, grain, start, _)| {
+                let cells = &read.totals.cells[family][grain as usize];
+                (
+                    family,
+                    grain,
+                    start,
+                    cells.generation(read.workspace, start),
+                )
+            })
+            .collect();
+        PassKey {
+            workspace: read.workspace,
+            family: read.family.name,
+            slot: read.slots[0],
+            fields,
+            allowed,
+            buckets,
+        }
+    }
+}
+
+/// The first pass of a top list over `buckets`: every cell into `OrderSums`.
+fn order_sums(
+    read: &CellRead,
+    buckets: &[CellBucket],
+    fields: &'static [usize],
+    most_lanes: usize,
+) -> Result<OrderSums> {
     let slot = read.slots[0];
     let sum = |buckets: &[CellBucket]| -> Result<OrderSums> {
         let mut out = OrderSums::new(fields);
@@ -1241,7 +1416,7 @@ fn order_sums(read: &CellRead, fields: &'static [usize], most_lanes: usize) -> R
         })?;
         Ok(out)
     };
-    read.in_lanes(most_lanes, sum, OrderSums::merge)
+    read.in_lanes(buckets, most_lanes, sum, OrderSums::merge)
 }
 
 /// A top list reads in two passes (`top_from_totals`) from this many cells on...
@@ -1271,6 +1446,7 @@ fn order_fields(m: Measure) -> &'static [usize] {
 
 /// Per group id, the sums of the measures that order it (`order_fields`, at most 3),
 /// and the total of every cell added: the first pass of a top list.
+#[derive(Clone)]
 struct OrderSums {
     fields: &'static [usize],
     /// Per group id: 1 + its index in `groups` (0: not met yet).
@@ -1313,15 +1489,25 @@ impl OrderSums {
 
     /// Add every group and the total of `other` (the same read's, over other buckets).
     fn merge(&mut self, other: OrderSums) -> Result<()> {
+        self.merge_from(&other)
+    }
+
+    fn merge_from(&mut self, other: &OrderSums) -> Result<()> {
         for (t, m) in self.total.iter_mut().zip(other.total) {
             *t = t.checked_add(m).ok_or(StoreError::SumOverflow)?;
         }
-        for (id, theirs) in other.groups {
-            for (s, m) in self.group(id)?.iter_mut().zip(theirs) {
-                *s = s.checked_add(m).ok_or(StoreError::SumOverflow)?;
+        for (id, theirs) in &other.groups {
+            for (s, m) in self.group(*id)?.iter_mut().zip(theirs) {
+                *s = s.checked_add(*m).ok_or(StoreError::SumOverflow)?;
             }
         }
         Ok(())
+    }
+
+    /// About how many bytes it holds on the heap.
+    fn heap_bytes(&self) -> usize {
+        self.first.capacity() * std::mem::size_of::<u32>()
+            + self.groups.capacity() * std::mem::size_of::<(u32, [i64; 3])>()
     }
 
     /// Group `id`'s sums, added when missing.
@@ -1408,6 +1594,13 @@ impl Allowed {
         match self {
             Allowed::Few(ids) => ids.contains(&id),
             Allowed::Many(ids) => ids.contains(&id),
+        }
+    }
+
+    fn ids(&self) -> Vec<u32> {
+        match self {
+            Allowed::Few(ids) => ids.clone(),
+            Allowed::Many(ids) => ids.iter().copied().collect(),
         }
     }
 }
@@ -1721,7 +1914,8 @@ mod tests {
         assert_eq!(one, four);
         // A top list's first pass in lanes: the same sums, and the same answer, as in one.
         let order = |lanes| {
-            let mut order = order_sums(&read, order_fields(Measure::CostUsd), lanes).unwrap();
+            let fields = order_fields(Measure::CostUsd);
+            let mut order = order_sums(&read, &read.buckets, fields, lanes).unwrap();
             order.groups.sort_unstable();
             (order.groups, order.total)
         };
@@ -1733,7 +1927,9 @@ mod tests {
         );
         let conn = named_users(users);
         query.limit = 10;
-        let top = |lanes| top_from_totals(&conn, &read, &query, &[], lanes).unwrap();
+        let top = |lanes| {
+            top_from_totals(&conn, &read, &query, &[], lanes, &FirstPasses::default()).unwrap()
+        };
         let (one, four) = (top(1), top(4));
         assert_eq!(one.rows.len(), 10);
         assert_eq!(
@@ -1812,7 +2008,8 @@ mod tests {
                     groups.add((*b, *ids), cell, *sign).unwrap();
                 }
                 let expected = finish_cells(&conn, &query, groups.into_sums().unwrap()).unwrap();
-                let got = top_from_totals(&conn, &read, &query, &raw, 1).unwrap();
+                let passes = FirstPasses::default();
+                let got = top_from_totals(&conn, &read, &query, &raw, 1, &passes).unwrap();
                 let what = format!("{measure:?} ascending {ascending} limit {limit}");
                 assert_eq!(got.rows, expected.rows, "{what}");
                 assert_eq!(got.totals, expected.totals, "{what}");
@@ -1824,6 +2021,69 @@ mod tests {
             }
         }
         assert_eq!(whole.groups.len(), users as usize);
+    }
+
+    /// A kept first pass answers only while none of its buckets changed: a top list read
+    /// again after a commit that moves one user into the lead (in a settled day, and in
+    /// a recent one) answers as a read that keeps nothing, and unchanged reads reuse it.
+    #[test]
+    fn a_kept_first_pass_gives_way_to_any_change_of_its_buckets() {
+        let (days, users) = (6, 3_000);
+        let call = |day: i64, user: i64, cost: i64| Contribution {
+            workspace: 1,
+            ts: day * DAY_MS + (user % 24) * HOUR_MS,
+            user,
+            attempts: 1,
+            cost_nanos: Some(cost),
+            input: 10,
+            output: 3,
+            ..Default::default()
+        };
+        let calls = (0..days).flat_map(|day| (1..=users).map(move |u| call(day, u, u * 1_000)));
+        let rollups = folded(calls);
+        let conn = named_users(users);
+        let mut query = window(0, days * DAY_MS);
+        query.group_by = vec![Dimension::UserId];
+        query.limit = 5;
+        let parts = [(Source::Rollup(2, Grain::Day), 0, days * DAY_MS)];
+        let passes = FirstPasses::default();
+        let answers = |rollups: &Rollups| {
+            let totals = rollups.read();
+            let read = CellRead::new(&conn, &totals, 1, &query, &parts, None)
+                .unwrap()
+                .unwrap();
+            let kept = top_from_totals(&conn, &read, &query, &[], 1, &passes).unwrap();
+            let fresh =
+                top_from_totals(&conn, &read, &query, &[], 1, &FirstPasses::default()).unwrap();
+            (kept, fresh)
+        };
+        let (kept, fresh) = answers(&rollups);
+        assert_eq!(kept.rows, fresh.rows);
+        assert_eq!(
+            kept.rows[0].group,
+            vec![format!("u{}", (users * 7_919) % 100_000)]
+        );
+        // Two parts (settled days, and the last two) are kept.
+        assert_eq!(passes.kept.lock().unwrap().len(), 2);
+        let (again, _) = answers(&rollups);
+        assert_eq!(again.rows, kept.rows);
+        assert_eq!(passes.kept.lock().unwrap().len(), 2);
+        for (seq, day) in [(2, 0), (3, days - 1)] {
+            let mut changes = Changes::default();
+            changes.apply(&call(day, 7 + seq, 1_000_000_000), 1);
+            rollups.admit(&changes).unwrap();
+            rollups.hand_off(changes, seq);
+            rollups.flush();
+            let (kept, fresh) = answers(&rollups);
+            assert_eq!(kept.rows, fresh.rows, "after a change of day {day}");
+            assert_eq!(kept.totals, fresh.totals, "after a change of day {day}");
+            let lead = format!("u{}", ((7 + seq) * 7_919) % 100_000);
+            assert_eq!(
+                kept.rows[0].group,
+                vec![lead],
+                "after a change of day {day}"
+            );
+        }
     }
 
     /// The measures `order_fields` names are all a group's sort key reads: a group's

@@ -39,6 +39,8 @@ pub struct SqliteStore {
     /// Set when a write failed for lack of space or an I/O error; cleared by the next
     /// write that commits (an ingest or the readiness probe).
     write_failing: AtomicBool,
+    /// Top lists' first passes, kept while their buckets do not change.
+    first_passes: Arc<aggregate::FirstPasses>,
 }
 
 /// How often the checkpoint thread copies the WAL into the file, and the WAL size (in
@@ -87,6 +89,7 @@ impl SqliteStore {
             checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
             write_failing: AtomicBool::new(false),
+            first_passes: Arc::default(),
         })
     }
 
@@ -338,19 +341,26 @@ impl SqliteStore {
         result
     }
 
-    /// Run blocking SQL on a pooled connection off the async threads.
+    /// Run blocking SQL on a pooled connection off the async threads. A caller that
+    /// goes away (a client that hung up, a timed-out request) stops the SQL at its next
+    /// progress check: a read nobody waits for must not keep a core busy.
     async fn with_conn<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let mut conn = self.connection()?;
+        let abandoned = StopOnDrop::default();
+        let stop = abandoned.0.clone();
         let (result, conn) = tokio::task::spawn_blocking(move || {
+            conn.progress_handler(PROGRESS_STEPS, Some(move || stop.load(Ordering::Relaxed)));
             let result = f(&mut conn);
+            conn.progress_handler(0, None::<fn() -> bool>);
             (result, conn)
         })
         .await
         .map_err(|e| StoreError::Database(e.to_string()))?;
+        drop(abandoned);
         // Other writes (keys, objects, price books) run here: a failure from lack of
         // space counts, a success does not (most of these are reads).
         if matches!(result, Err(StoreError::StorageFull(_))) {
@@ -361,6 +371,20 @@ impl SqliteStore {
             pool.push(conn);
         }
         result
+    }
+}
+
+/// SQLite virtual machine steps between two checks of whether a read's caller is gone
+/// (about a millisecond of work; the check is one atomic load).
+const PROGRESS_STEPS: std::ffi::c_int = 100_000;
+
+/// Set when dropped: a read's caller went away before its answer (`with_conn`).
+#[derive(Default)]
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -497,8 +521,17 @@ impl EventStore for SqliteStore {
         let derived = self.derived().await?;
         let (rollups, behind) = (derived.rollups.clone(), self.catch_up_later(&derived));
         let pin = self.pin_later(&derived.rollups, workspace);
-        self.with_conn(move |c| aggregate::aggregate(c, workspace, &query, &rollups, &behind, &pin))
-            .await
+        let passes = self.first_passes.clone();
+        self.with_conn(move |c| {
+            let read = aggregate::Read {
+                rollups: &rollups,
+                passes: &passes,
+                behind: &behind,
+                pin: &pin,
+            };
+            aggregate::aggregate(c, workspace, &query, read)
+        })
+        .await
     }
 
     async fn unpriced_models(&self) -> Result<Vec<UnpricedModel>> {
@@ -735,6 +768,41 @@ mod tests {
         assert!(built(&store));
         assert_eq!(answer.totals[0].sums.requests, 3);
         assert_eq!(store.commit_seq().await.unwrap(), 1);
+        store.close().await;
+    }
+
+    /// A read whose caller went away (a timed-out or hung-up request) stops: its SQL is
+    /// interrupted within milliseconds instead of running on for as long as it takes.
+    #[tokio::test]
+    async fn a_read_nobody_waits_for_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("stop.db")).unwrap();
+        let (ended, end) = std::sync::mpsc::channel();
+        let forever = store.with_conn(move |c| {
+            let started = std::time::Instant::now();
+            // Counts to 10^12: hours of work.
+            let counted = c.query_row(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000000)
+                 SELECT COUNT(*) FROM n",
+                [],
+                |r| r.get::<_, i64>(0),
+            );
+            let _ = ended.send((counted.is_err(), started.elapsed()));
+            Ok(())
+        });
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(200), forever).await;
+        assert!(waited.is_err(), "the read answered");
+        let (failed, took) = end
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        assert!(failed, "the SQL ran to its end");
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+        // The next read on the pool is not interrupted.
+        let one = store
+            .with_conn(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
         store.close().await;
     }
 

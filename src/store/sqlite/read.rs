@@ -193,7 +193,7 @@ pub fn events(
         values.extend([from.into(), to.into()]);
     }
     if let Some(f) = &q.filters {
-        super::aggregate::filter_sql(f, &mut filter, &mut values);
+        super::aggregate::filter_sql(f, &mut filter, &mut values, Some(c));
     }
     values.push((q.limit as i64 + 1).into());
     let sql = format!("{EVENT_SELECT} WHERE {filter} ORDER BY {order} LIMIT ?");
@@ -310,11 +310,9 @@ pub fn versions_seen(
     Ok(out)
 }
 
-/// The newest `limit` logical calls of the window that match the filters: newest first
-/// through the (workspace_id, ts) index, so the cost is bounded by the rows read, not by
-/// the window's size (a rare filter value still scans the window).
-/// The index a query for one endpoint's named prompt versions should use. SQLite's
-/// planner, without statistics, prefers the time index and scans the whole window.
+/// The index a query for one endpoint's prompt versions (named, or "unversioned")
+/// should use. SQLite's planner, without statistics, prefers the time index and scans
+/// the whole window: for an endpoint without versions, every call of the window.
 fn version_index(q: &crate::query::Query) -> &'static str {
     use crate::query::Dimension;
     let named = |d: Dimension| {
@@ -323,14 +321,19 @@ fn version_index(q: &crate::query::Query) -> &'static str {
             .get(&d)
             .is_some_and(|v| !v.iter().any(|x| x == d.missing_label()))
     };
-    if named(Dimension::EndpointTag) && named(Dimension::PromptVersion) {
+    let versions = q.filters.text.contains_key(&Dimension::PromptVersion);
+    if named(Dimension::EndpointTag) && versions {
         "INDEXED BY events_by_version"
     } else {
         ""
     }
 }
 
+/// The newest `limit` logical calls of the window that match the filters: newest first
+/// through the (workspace_id, ts) index, so the cost is bounded by the rows read, not by
+/// the window's size (a rare filter value still scans the window).
 fn window_filter(
+    c: &Connection,
     workspace: WorkspaceId,
     q: &crate::query::Query,
     limit: usize,
@@ -338,7 +341,7 @@ fn window_filter(
     let mut filter = String::from("workspace_id = ? AND ts >= ? AND ts < ?");
     let mut values: Vec<rusqlite::types::Value> =
         vec![workspace.into(), q.from_ms.into(), q.to_ms.into()];
-    super::aggregate::filter_sql(&q.filters, &mut filter, &mut values);
+    super::aggregate::filter_sql(&q.filters, &mut filter, &mut values, Some(c));
     values.push((limit as i64).into());
     (filter, values)
 }
@@ -349,15 +352,25 @@ pub fn latencies(
     q: &crate::query::Query,
     limit: usize,
 ) -> Result<Vec<u32>> {
-    let (filter, values) = window_filter(workspace, q, limit);
+    let (sql, values) = latencies_sql(c, workspace, q, limit);
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn latencies_sql(
+    c: &Connection,
+    workspace: WorkspaceId,
+    q: &crate::query::Query,
+    limit: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let (filter, values) = window_filter(c, workspace, q, limit);
     let sql = format!(
         "SELECT latency_ms FROM events {index}
          WHERE {filter} AND latency_ms IS NOT NULL ORDER BY ts DESC LIMIT ?",
         index = version_index(q)
     );
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    (sql, values)
 }
 
 pub fn request_values(
@@ -366,7 +379,7 @@ pub fn request_values(
     q: &crate::query::Query,
     limit: usize,
 ) -> Result<Vec<RequestValues>> {
-    let (filter, values) = window_filter(workspace, q, limit);
+    let (filter, values) = window_filter(c, workspace, q, limit);
     let sql = format!(
         "SELECT cost_nanos, input_tokens, output_tokens, latency_ms FROM events {index}
          WHERE {filter} ORDER BY ts DESC LIMIT ?",
@@ -382,4 +395,86 @@ pub fn request_values(
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::Dimension;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::EventStore;
+
+    /// Store one call per (endpoint, version, latency); None: no prompt version.
+    async fn stored(store: &SqliteStore, calls: &[(&str, Option<&str>, u32)], now: i64) {
+        let lines: Vec<String> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (endpoint, version, latency))| {
+                let version = version.map_or(String::new(), |v| format!(r#","promptVersion":"{v}""#));
+                format!(
+                    r#"{{"externalRequestId":"{endpoint}-{latency}","timestamp":"{}","provider":"openai","model":"gpt-4o-mini","endpointTag":"{endpoint}"{version},"status":"success","inputTokens":10,"outputTokens":5,"latencyMs":{latency}}}"#,
+                    jiff::Timestamp::from_millisecond(now - 60_000 - i as i64).unwrap()
+                )
+            })
+            .collect();
+        let items = lines.iter().map(|l| crate::ingest::parse_item(l)).collect();
+        let book = crate::price::PriceBook::bundled().unwrap();
+        let prepared = crate::ingest::prepare(items, &book, &Default::default(), now);
+        assert!(prepared.rejected.is_empty(), "{:?}", prepared.rejected);
+        store.ingest(1, prepared.events).await.unwrap();
+    }
+
+    /// The newest latencies of one endpoint's calls without a prompt version come from
+    /// the version index (one row per latency read), not from a scan of every call of
+    /// the window (at 10M calls, an endpoint without versions made the versions report
+    /// take a second per endpoint); and a version literally named "unversioned" is still
+    /// read with them.
+    #[tokio::test]
+    async fn an_endpoints_unversioned_calls_are_read_through_the_version_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("versions.db")).unwrap();
+        let now = jiff::Timestamp::now().as_millisecond();
+        let calls = [
+            ("plain", None, 10),
+            ("plain", None, 20),
+            ("plain", Some("v1"), 900),
+            ("other", None, 700),
+        ];
+        stored(&store, &calls, now).await;
+        let mut q = crate::query::QueryRequest::default().check(now).unwrap();
+        q.filters
+            .restrict(&Dimension::EndpointTag, &["plain".into()]);
+        q.filters
+            .restrict(&Dimension::PromptVersion, &["unversioned".into()]);
+        let plan = |store: &SqliteStore, q: &crate::query::Query| {
+            store
+                .with_conn_inline(|c| {
+                    let (sql, values) = latencies_sql(c, 1, q, 100);
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+                        r.get::<_, String>(3)
+                    })?;
+                    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("; "))
+                })
+                .unwrap()
+        };
+        let read = plan(&store, &q);
+        assert!(
+            read.contains("events_by_version (workspace_id=? AND endpoint=? AND prompt_version=? AND ts>? AND ts<?)"),
+            "{read}"
+        );
+        assert!(!read.contains("TEMP B-TREE"), "{read}");
+        let mut got = store.latencies(1, q.clone(), 100).await.unwrap();
+        got.sort_unstable();
+        assert_eq!(got, vec![10, 20]);
+
+        // A version named "unversioned" is one more call of the label.
+        stored(&store, &[("plain", Some("unversioned"), 30)], now - 5_000).await;
+        let mut got = store.latencies(1, q.clone(), 100).await.unwrap();
+        got.sort_unstable();
+        assert_eq!(got, vec![10, 20, 30]);
+        // Still through the version index, not the window's calls.
+        assert!(plan(&store, &q).contains("events_by_version"));
+        store.close().await;
+    }
 }

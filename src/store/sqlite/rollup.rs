@@ -457,6 +457,14 @@ impl Cells {
         Ok(())
     }
 
+    /// The generation of `workspace`'s bucket at `start` (see `Bucket::generation`);
+    /// 0, which no bucket has, when there is none.
+    pub fn generation(&self, workspace: i64, start: i64) -> u64 {
+        self.buckets
+            .get(&(workspace, start))
+            .map_or(0, |bucket| bucket.generation)
+    }
+
     /// The start and the number of cells of each of `workspace`'s buckets that start in
     /// `from..to`.
     pub fn sizes_in(
@@ -530,11 +538,30 @@ const PACK_AFTER: usize = 64;
 /// realistic cardinality the user and tenant families hold about one cell per active
 /// user per day, which in hash maps alone grew the server's memory by ~200 bytes per
 /// call stored.
-#[derive(Default)]
 struct Bucket {
     packed: Packed,
     /// Deltas added to the packed sums (a cell only here is new since the last pack).
     open: HashMap<DimIds, Cell, Hasher>,
+    /// Which state of its cells the bucket holds: a number no other bucket, and no
+    /// earlier state of this one, ever had (`next_generation`). A result summed from
+    /// buckets stays exact while their generations stay (`aggregate::FirstPasses`).
+    generation: u64,
+}
+
+/// A number never handed out before in this process: a bucket's new generation.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Default for Bucket {
+    fn default() -> Bucket {
+        Bucket {
+            packed: Packed::default(),
+            open: HashMap::default(),
+            generation: next_generation(),
+        }
+    }
 }
 
 impl Bucket {
@@ -554,7 +581,9 @@ impl Bucket {
         }
     }
 
+    /// The only change to a bucket's sums (packing keeps them): a new generation.
     fn add(&mut self, dims: DimIds, delta: &Cell, sign: i64) -> Result<(), WriteError> {
+        self.generation = next_generation();
         let open = self.open.entry(dims).or_insert([0; N_MEASURES]);
         add_cell(open, delta, sign)?;
         // A call that moved away (a replaced attempt) leaves no empty cell behind.
