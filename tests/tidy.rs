@@ -452,6 +452,8 @@ fn sql_detector_examples() {
         "CREATE UNIQUE INDEX IF NOT EXISTS x ON y (z)",
         "PRAGMA wal_checkpoint(TRUNCATE);",
         "WITH recent AS (SELECT 1) SELECT * FROM recent",
+        "WITH RECURSIVE n(i) AS (SELECT 1) SELECT COUNT(*) FROM n",
+        "EXPLAIN QUERY PLAN {sql}",
         "\\\n    SELECT 1",
     ];
     let prose = [
@@ -463,6 +465,7 @@ fn sql_detector_examples() {
         "Select a window",
         "delete this key",
         "WITH CARE",
+        "EXPLAIN why",
         "INSERT COIN",
         "",
     ];
@@ -719,7 +722,8 @@ fn is_sql_statement(text: &str) -> bool {
     match words.as_slice() {
         ["SELECT" | "PRAGMA", _, ..] => true,
         ["INSERT", "INTO" | "OR", ..] | ["REPLACE", "INTO", ..] | ["DELETE", "FROM", ..] => true,
-        ["UPDATE", _, "SET"] | ["WITH", _, "AS"] => true,
+        ["UPDATE", _, "SET"] | ["WITH", _, "AS"] | ["WITH", "RECURSIVE", _] => true,
+        ["EXPLAIN", "QUERY", "PLAN"] => true,
         ["CREATE" | "DROP" | "ALTER", o, ..] => object.contains(o),
         [w, ..] => w.trim_end_matches(';') == "VACUUM",
         _ => false,
