@@ -196,7 +196,9 @@ async fn old_days_read_by_hour_answer_exactly_while_commits_race_their_build() {
     let at = |t: i64| jiff::Timestamp::from_millisecond(t).unwrap().to_string();
     let event = |rng: &mut StdRng, id: String, ts: i64, attempt: u64| {
         json!({"externalRequestId": id, "attempt": attempt, "timestamp": at(ts),
-            "provider": "openai", "model": "gpt-4o", "endpointTag": "e",
+            "provider": "openai", "model": pick(rng, &["gpt-4o", "gpt-4o-mini"]),
+            "endpointTag": pick(rng, &["e", "f", "g"]),
+            "tenantId": format!("t{}", rng.random_range(0..4)),
             "userId": format!("u{}", rng.random_range(0..40)),
             "dataMode": pick(rng, &["real", "test"]), "status": "success",
             "inputTokens": rng.random_range(1..5000), "outputTokens": rng.random_range(0..900)})
@@ -234,14 +236,35 @@ async fn old_days_read_by_hour_answer_exactly_while_commits_race_their_build() {
             .check(now)
             .unwrap()
     };
+    // A tenant's endpoints and models: the tenant_detail family, pinned with the users.
+    let tenant_endpoints = |from: i64, bucket: Option<&str>| {
+        let mut q = json!({"from": at(from), "to": at(now), "groupBy": ["endpointTag", "model"],
+            "filters": {"tenantId": ["t1"], "dataMode": ["real", "test"]},
+            "measures": ["requests", "costUsd", "inputTokens", "outputTokens"], "limit": 10000});
+        if let Some(b) = bucket {
+            q["bucket"] = json!(b);
+        }
+        serde_json::from_value::<QueryRequest>(q)
+            .unwrap()
+            .check(now)
+            .unwrap()
+    };
     let old_day = today - 5 * DAY;
-    let compare = |query: burnrate::query::Query| {
+    let compare_one = |query: burnrate::query::Query| {
         let store = store.clone();
         async move {
             let from_rollups = store.aggregate(1, query.clone()).await.unwrap();
             let from_raw = store.aggregate_raw(1, query.clone()).await.unwrap();
             assert_eq!(from_rollups, from_raw, "query {query:?}");
             from_raw.rows.len()
+        }
+    };
+    let compare = |query: burnrate::query::Query| {
+        let compare_one = &compare_one;
+        let tenant = tenant_endpoints(query.from_ms, query.bucket.map(|_| "day"));
+        async move {
+            assert!(compare_one(tenant).await > 0);
+            compare_one(query).await
         }
     };
     // The first read asks for the old day's pin; commits race its build: new calls on

@@ -3,8 +3,8 @@
 //! holds; exact integer sums. The raw-only path is the reference the tests compare with.
 
 use super::rollup::{
-    commit_seq, Cell, DimIds, Family, Grain, Rollups, Totals, DAY_MS, FAMILIES, HOUR_MS, MAX_PINS,
-    N_MEASURES, RAW_MEASURES, TAG_FAMILY,
+    commit_seq, Cell, Contribution, DimIds, Family, Grain, Rollups, Totals, CONTRIBUTION_COLUMNS,
+    DAY_MS, FAMILIES, HOUR_MS, MAX_PINS, N_MEASURES, RAW_MEASURES, TAG_FAMILY,
 };
 use super::schema::DimKind;
 use crate::event::{DataMode, Environment, Status};
@@ -647,59 +647,68 @@ pub fn pin_day(
             None => std::thread::sleep(std::time::Duration::from_millis(1)),
         }
     };
-    let mut cells = Vec::new();
-    for (index, family) in FAMILIES.iter().enumerate() {
-        if family.recent_hours.is_none() {
-            continue;
-        }
-        let group_by: Vec<Dimension> = family.dims.iter().filter_map(|c| dimension(c)).collect();
-        if group_by.len() != family.dims.len() || group_by.len() > 3 {
-            return Err(StoreError::Database(format!(
-                "the {} family cannot be read by hour from raw events",
-                family.name
-            )));
-        }
-        let by_hour = Query {
-            from_ms: day,
-            to_ms: day + DAY_MS,
-            filters: Default::default(),
-            group_by,
-            bucket: Some(crate::query::Bucket::Hour),
-            measures: Vec::new(),
-            order_by: None,
-            ascending: false,
-            limit: usize::MAX,
-        };
-        let span = (day, day + DAY_MS);
-        let read = read_raw(
-            &tx,
-            workspace,
-            &by_hour,
-            span,
-            1,
-            Tags::ById,
-            &mut |hour, group, cell, _| {
-                let mut dims: DimIds = [0; 7];
-                dims[..3].copy_from_slice(&cell_ids(group)?);
-                cells.push((index, hour.unwrap_or(day), dims, *cell));
-                if cells.len() == PIN_CHUNK {
-                    if !fill(rollups, workspace, id, &cells, false)? {
-                        return Err(StoreError::Closed);
-                    }
-                    cells.clear();
-                }
-                Ok(())
-            },
-        );
-        match read {
-            // The pin gave way (or the totals were rebuilt) while it was read.
-            Err(StoreError::Closed) => return Ok(()),
-            other => other?,
-        }
+    match hourly_cells(&tx, rollups, workspace, (day, id)) {
+        // The pin gave way (or the totals were rebuilt) while it was read.
+        Err(StoreError::Closed) => return Ok(()),
+        other => other?,
     }
     drop(tx);
-    fill(rollups, workspace, id, &cells, true)?;
+    fill(rollups, workspace, id, &[], true)?;
     Ok(())
+}
+
+/// Add the hourly cells of `day` of every family with recent hours to pin `id`, from
+/// the day's calls as the snapshot of `tx` sees them: each call's contribution, as the
+/// fold adds it (so a pinned hour holds what the fold would have kept). The calls come
+/// in time order (the time index), so one hour's cells are summed at a time.
+fn hourly_cells(
+    tx: &Connection,
+    rollups: &Rollups,
+    workspace: WorkspaceId,
+    (day, id): (i64, u64),
+) -> Result<()> {
+    let families: Vec<usize> = (0..FAMILIES.len())
+        .filter(|i| FAMILIES[*i].recent_hours.is_some())
+        .collect();
+    let mut hour_cells: HashMap<(usize, DimIds), Cell, foldhash::fast::RandomState> =
+        HashMap::default();
+    let mut hour = day;
+    let flush = |hour: i64, cells: &mut HashMap<(usize, DimIds), Cell, _>| -> Result<()> {
+        let drained: Vec<(usize, i64, DimIds, Cell)> = std::mem::take(cells)
+            .into_iter()
+            .map(|((family, dims), cell)| (family, hour, dims, cell))
+            .collect();
+        for chunk in drained.chunks(PIN_CHUNK) {
+            if !fill(rollups, workspace, id, chunk, false)? {
+                return Err(StoreError::Closed);
+            }
+        }
+        Ok(())
+    };
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {CONTRIBUTION_COLUMNS} FROM events
+         WHERE workspace_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts"
+    ))?;
+    let mut rows = stmt.query((workspace, day, day + DAY_MS))?;
+    while let Some(row) = rows.next()? {
+        let call = Contribution::from_row(row)?;
+        let call_hour = call.ts.div_euclid(HOUR_MS) * HOUR_MS;
+        if call_hour != hour {
+            flush(hour, &mut hour_cells)?;
+            hour = call_hour;
+        }
+        let measures = call.measures();
+        for &family in &families {
+            let dims = call.dims(&FAMILIES[family]).map_err(overflow)?;
+            let cell = hour_cells.entry((family, dims)).or_insert([0; N_MEASURES]);
+            super::rollup::add_cell(cell, &measures, 1).map_err(overflow)?;
+        }
+    }
+    flush(hour, &mut hour_cells)
+}
+
+fn overflow(e: super::rollup::WriteError) -> StoreError {
+    StoreError::Database(e.to_string())
 }
 
 /// Cells a pin's build adds under one write lock: reads wait for it, so a few thousand
@@ -716,23 +725,6 @@ fn fill(
 ) -> Result<bool> {
     let filled = rollups.write().fill_pin(workspace, id, cells, done);
     filled.map_err(|e| StoreError::Database(e.to_string()))
-}
-
-/// The dimension stored in an `events` column (the inverse of `column`, tags aside).
-fn dimension(column_name: &str) -> Option<Dimension> {
-    [
-        Dimension::EndpointTag,
-        Dimension::PromptVersion,
-        Dimension::TenantId,
-        Dimension::UserId,
-        Dimension::Provider,
-        Dimension::Model,
-        Dimension::Environment,
-        Dimension::DataMode,
-        Dimension::Status,
-    ]
-    .into_iter()
-    .find(|d| column(d) == column_name)
 }
 
 /// A read whose snapshot is ahead of the totals waits a millisecond for the fold thread;
@@ -1537,7 +1529,7 @@ fn few_cells(
 ) -> Option<Vec<DimIds>> {
     // At least a few dozen lookups per bucket: they cost microseconds in any case.
     let most = (cells / CELLS_PER_LOOKUP).max(MIN_LOOKUPS) / buckets.max(1);
-    let mut combos: Vec<DimIds> = vec![[0; 7]];
+    let mut combos: Vec<DimIds> = vec![DimIds::default()];
     for (slot, (name, allowed)) in family.dims.iter().zip(allowed).enumerate() {
         // A closed vocabulary's cells hold only its codes.
         let ids: Vec<u32> = match (allowed, *name) {

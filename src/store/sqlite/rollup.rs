@@ -51,10 +51,12 @@ pub struct Family {
 /// last day's windows (the on-call view) are the sub-day windows read most. Tenants are
 /// fewer (5,000, skewed): packed, their hours cost a few bytes per event and spare every
 /// tenant window's edges a raw read (at 3M calls, a 7-day top list took 134 ms of CPU
-/// with raw edges and 28 ms on whole days); tags by tag set, by hour and day. Questions
-/// these cannot answer exactly (a
-/// tenant's endpoints, older partial days of users at a window's edges) read raw events.
-pub const FAMILIES: [Family; 4] = [
+/// with raw edges and 28 ms on whole days); tags by tag set, by hour and day; and a
+/// tenant's endpoints, models and prompt versions (the tenant page, every view filtered
+/// by a tenant) by day and by hour for the last two days, as users. Questions these
+/// cannot answer exactly (a tenant's users, a user's endpoints, older partial days of
+/// users at a window's edges) read raw events.
+pub const FAMILIES: [Family; 5] = [
     Family {
         name: "main",
         dims: &[
@@ -92,6 +94,26 @@ pub const FAMILIES: [Family; 4] = [
         grains: &[Grain::Hour, Grain::Day],
         recent_hours: None,
         pruned_history: false,
+    },
+    // At 10M realistic calls over 30 days, ~94k cells a day (2.8M in all): a tenant
+    // uses few of the endpoints and models, so its cells per day stay far below its
+    // calls. By the main family's dimensions plus the tenant, behind environment and
+    // data mode as in the other families.
+    Family {
+        name: "tenant_detail",
+        dims: &[
+            "environment",
+            "data_mode",
+            "tenant",
+            "status",
+            "provider",
+            "model",
+            "endpoint",
+            "prompt_version",
+        ],
+        grains: &[Grain::Hour, Grain::Day],
+        recent_hours: Some(RECENT_HOURS),
+        pruned_history: true,
     },
 ];
 
@@ -162,7 +184,7 @@ pub const RAW_MEASURES: [&str; N_MEASURES] = [
 pub type Cell = [i64; N_MEASURES];
 /// A cell's dimension ids (dims ids or codes, 0 = missing) in family order; unused
 /// slots are 0.
-pub type DimIds = [u32; 7];
+pub type DimIds = [u32; 8];
 type Hasher = foldhash::fast::RandomState;
 
 /// The `events` columns a call's contribution is read from, in `Contribution::from_row`
@@ -252,8 +274,8 @@ impl Contribution {
         }
     }
 
-    fn dims(&self, family: &Family) -> Result<DimIds, WriteError> {
-        let mut ids = [0u32; 7];
+    pub(super) fn dims(&self, family: &Family) -> Result<DimIds, WriteError> {
+        let mut ids = [0u32; 8];
         for (slot, column) in ids.iter_mut().zip(family.dims) {
             *slot = u32::try_from(self.dim(column))
                 .map_err(|_| WriteError::Overflow("dimension id"))?;
@@ -261,7 +283,7 @@ impl Contribution {
         Ok(ids)
     }
 
-    fn measures(&self) -> Cell {
+    pub(super) fn measures(&self) -> Cell {
         [
             1,
             self.attempts,
@@ -292,7 +314,7 @@ impl Contribution {
 }
 
 /// Add `delta` times `sign` to `total`, checked: a sum that would wrap names its measure.
-fn add_cell(total: &mut Cell, delta: &Cell, sign: i64) -> Result<(), WriteError> {
+pub(super) fn add_cell(total: &mut Cell, delta: &Cell, sign: i64) -> Result<(), WriteError> {
     for ((t, d), name) in total.iter_mut().zip(delta).zip(MEASURES) {
         *t = d
             .checked_mul(sign)
@@ -702,7 +724,7 @@ impl Packed {
             for m in stored.iter().filter(|m| **m != 0) {
                 prost::encoding::encode_varint(((m << 1) ^ (m >> 63)) as u64, &mut one);
             }
-            // At most 1 + 7 * 5 + 3 + 14 * 10 = 179 bytes.
+            // At most 1 + 8 * 5 + 3 + 14 * 10 = 184 bytes.
             packed.bytes.push(one.len() as u8);
             packed.bytes.extend_from_slice(&one);
         }
@@ -733,7 +755,7 @@ impl Packed {
     fn ids(mut bytes: &[u8]) -> (DimIds, &[u8]) {
         let used = bytes[0] as usize;
         bytes = &bytes[1..];
-        let mut dims = [0u32; 7];
+        let mut dims = [0u32; 8];
         for id in dims.iter_mut().take(used) {
             *id = varint(&mut bytes) as u32;
         }
@@ -800,7 +822,7 @@ pub struct Totals {
     /// nothing later.
     pub seq: i64,
     /// Indexed by family, then `Grain as usize`; a grain a family does not keep is empty.
-    pub cells: [[Cells; 2]; 4],
+    pub cells: [[Cells; 2]; FAMILIES.len()],
     pub seen: HashMap<VersionKey, (i64, i64), Hasher>,
     /// Per workspace, the hour of its newest event: where a family's recent hours end.
     pub newest_hour: HashMap<i64, i64, Hasher>,
@@ -1463,7 +1485,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let dims = [1, 2, i as u32 * 1_000_003, 0, 0, 0, u32::MAX];
+                let dims = [1, 2, i as u32 * 1_000_003, 0, 0, 0, 0, u32::MAX];
                 (dims, std::array::from_fn(|m| v.wrapping_add(m as i64)))
             })
             .collect();
@@ -1491,7 +1513,7 @@ mod tests {
         let cells: Vec<(DimIds, Cell)> = (0..100u32)
             .map(|i| {
                 // Even ids only, so every odd one is absent.
-                let dims = [1, 2, i * 2 + 2, 0, 0, 0, 0];
+                let dims = [1, 2, i * 2 + 2, 0, 0, 0, 0, 0];
                 let cell: Cell = match i % 4 {
                     0 => [0; N_MEASURES],
                     1 => std::array::from_fn(|_| next() as i64),
@@ -1510,10 +1532,10 @@ mod tests {
             absent[2] += 1;
             assert_eq!(packed.get(&absent), None, "{absent:?}");
         }
-        assert_eq!(packed.get(&[1, 2, 0, 0, 0, 0, 0]), None);
-        assert_eq!(packed.get(&[0; 7]), None);
-        assert_eq!(packed.get(&[1, 3, 0, 0, 0, 0, 0]), None);
-        assert_eq!(Packed::default().get(&[1, 2, 2, 0, 0, 0, 0]), None);
+        assert_eq!(packed.get(&[1, 2, 0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(packed.get(&[0; 8]), None);
+        assert_eq!(packed.get(&[1, 3, 0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(Packed::default().get(&[1, 2, 2, 0, 0, 0, 0, 0]), None);
     }
 
     #[test]
@@ -1553,7 +1575,7 @@ mod tests {
         assert!(matches!(err, WriteError::Overflow("cost_nanos")), "{err}");
         // Nothing of the refused commit is in the totals.
         let cell = totals.cells[0][Grain::Hour as usize]
-            .cell(0, 0, &[0; 7])
+            .cell(0, 0, &[0; 8])
             .unwrap();
         assert_eq!((cell[0], cell[2], totals.seq), (1, i64::MAX - 1, 1));
     }
@@ -1580,7 +1602,7 @@ mod tests {
         // Again a known set: still held. One more: the workspace's tag cells go.
         totals.add(&tagged(1, 1)).unwrap();
         let set_1 =
-            totals.cells[TAG_FAMILY][Grain::Day as usize].cell(1, 0, &[0, 0, 1, 0, 0, 0, 0]);
+            totals.cells[TAG_FAMILY][Grain::Day as usize].cell(1, 0, &[0, 0, 1, 0, 0, 0, 0, 0]);
         assert_eq!(set_1.map(|c| c[0]), Some(2));
         totals.add(&tagged(1, MAX_TAG_SETS as i64 + 1)).unwrap();
         assert_eq!(totals.tag_sets(1), None);
@@ -1589,7 +1611,7 @@ mod tests {
         assert_eq!(tag_cells(&totals, 1), 0, "no tag cell comes back");
         // The other families and workspaces keep every call.
         let main = totals.cells[0][Grain::Day as usize]
-            .cell(1, 0, &[0; 7])
+            .cell(1, 0, &[0; 8])
             .unwrap();
         assert_eq!(main[0], MAX_TAG_SETS as i64 + 3);
         assert_eq!(totals.tag_sets(2), Some(vec![7]));
@@ -1607,7 +1629,7 @@ mod tests {
     /// The main family's hourly cell (all dimensions 0) of `workspace` at hour 0.
     fn cost_of(rollups: &Rollups, workspace: i64) -> Option<i64> {
         let totals = rollups.read();
-        let cell = totals.cells[0][Grain::Hour as usize].cell(workspace, 0, &[0; 7]);
+        let cell = totals.cells[0][Grain::Hour as usize].cell(workspace, 0, &[0; 8]);
         cell.map(|c| c[2])
     }
 
@@ -1691,8 +1713,8 @@ mod tests {
         totals.apply_changes(&second, 2).unwrap();
         let hours = &totals.cells[0][Grain::Hour as usize];
         assert_eq!(hours.len(), 1);
-        assert!(hours.cell(0, 5 * HOUR_MS, &[0; 7]).is_none());
-        assert_eq!(hours.cell(0, 30 * HOUR_MS, &[0; 7]).unwrap()[2], 7);
+        assert!(hours.cell(0, 5 * HOUR_MS, &[0; 8]).is_none());
+        assert_eq!(hours.cell(0, 30 * HOUR_MS, &[0; 8]).unwrap()[2], 7);
     }
 
     #[test]
@@ -1761,7 +1783,7 @@ mod tests {
             ..Default::default()
         };
         let cost_at = |totals: &Totals, h: i64, u: u32| {
-            let mut dims = [0u32; 7];
+            let mut dims = [0u32; 8];
             dims[2] = u;
             totals.cells[user][hour]
                 .cell(0, h * HOUR_MS, &dims)
@@ -1789,7 +1811,7 @@ mod tests {
         second.apply(&call(40, 4, 3), 1);
         totals.apply_changes(&second, 2).unwrap();
         // The fill: day 1 as the opening's snapshot saw it (the first call only).
-        let mut dims = [0u32; 7];
+        let mut dims = [0u32; 8];
         dims[2] = 9;
         let base = call(30, 9, 5).measures();
         let first_hour = [(user, 30 * HOUR_MS, dims, base)];
