@@ -225,9 +225,13 @@ async fn old_days_read_by_hour_answer_exactly_while_commits_race_their_build() {
         .collect();
     texts.push(event(&mut rng, "newest".into(), now - 1000, 1));
     ingest_all(texts).await;
-    let users = |from: i64, bucket: Option<&str>| {
-        let mut q = json!({"from": at(from), "to": at(now), "groupBy": ["userId"],
-            "measures": ["requests", "costUsd", "inputTokens", "outputTokens"], "limit": 10000});
+    // `shape` (group-by, filters) over [from, now).
+    let query = |from: i64, bucket: Option<&str>, shape: Value| {
+        let mut q = shape;
+        q["from"] = json!(at(from));
+        q["to"] = json!(at(now));
+        q["measures"] = json!(["requests", "costUsd", "inputTokens", "outputTokens"]);
+        q["limit"] = json!(10000);
         if let Some(b) = bucket {
             q["bucket"] = json!(b);
         }
@@ -236,18 +240,13 @@ async fn old_days_read_by_hour_answer_exactly_while_commits_race_their_build() {
             .check(now)
             .unwrap()
     };
+    let users =
+        |from: i64, bucket: Option<&str>| query(from, bucket, json!({"groupBy": ["userId"]}));
     // A tenant's endpoints and models: the tenant_detail family, pinned with the users.
     let tenant_endpoints = |from: i64, bucket: Option<&str>| {
-        let mut q = json!({"from": at(from), "to": at(now), "groupBy": ["endpointTag", "model"],
-            "filters": {"tenantId": ["t1"], "dataMode": ["real", "test"]},
-            "measures": ["requests", "costUsd", "inputTokens", "outputTokens"], "limit": 10000});
-        if let Some(b) = bucket {
-            q["bucket"] = json!(b);
-        }
-        serde_json::from_value::<QueryRequest>(q)
-            .unwrap()
-            .check(now)
-            .unwrap()
+        let shape = json!({"groupBy": ["endpointTag", "model"],
+            "filters": {"tenantId": ["t1"], "dataMode": ["real", "test"]}});
+        query(from, bucket, shape)
     };
     let old_day = today - 5 * DAY;
     let compare_one = |query: burnrate::query::Query| {
