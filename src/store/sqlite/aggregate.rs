@@ -699,15 +699,16 @@ fn hourly_cells(
         }
         let measures = call.measures();
         for &family in &families {
-            let dims = call.dims(&FAMILIES[family]).map_err(overflow)?;
+            let dims = call.dims(&FAMILIES[family]).map_err(write_error)?;
             let cell = hour_cells.entry((family, dims)).or_insert([0; N_MEASURES]);
-            super::rollup::add_cell(cell, &measures, 1).map_err(overflow)?;
+            super::rollup::add_cell(cell, &measures, 1).map_err(write_error)?;
         }
     }
     flush(hour, &mut hour_cells)
 }
 
-fn overflow(e: super::rollup::WriteError) -> StoreError {
+/// A rollup write that failed (a sum out of range) while a pin was built.
+fn write_error(e: super::rollup::WriteError) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
@@ -724,7 +725,7 @@ fn fill(
     done: bool,
 ) -> Result<bool> {
     let filled = rollups.write().fill_pin(workspace, id, cells, done);
-    filled.map_err(|e| StoreError::Database(e.to_string()))
+    filled.map_err(write_error)
 }
 
 /// A read whose snapshot is ahead of the totals waits a millisecond for the fold thread;
