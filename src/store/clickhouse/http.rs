@@ -51,6 +51,11 @@ impl Client {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<String> {
+        self.attempt(req).await.map_err(|f| f.error)
+    }
+
+    /// Send one statement; a failure keeps ClickHouse's error code beside the store error.
+    async fn attempt(&self, req: reqwest::RequestBuilder) -> std::result::Result<String, Failure> {
         let resp = req.send().await.map_err(|e| {
             let cause = if e.is_timeout() {
                 "timed out"
@@ -60,21 +65,24 @@ impl Client {
                 "request failed"
             };
             // 503 with Retry-After: nothing was acknowledged, a retry may succeed.
-            StoreError::Unavailable(format!("clickhouse: {cause}"))
+            Failure::without_code(StoreError::Unavailable(format!("clickhouse: {cause}")))
         })?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|_| StoreError::Unavailable("clickhouse: the answer was cut off".into()))?;
+        let text = resp.text().await.map_err(|_| {
+            Failure::without_code(StoreError::Unavailable(
+                "clickhouse: the answer was cut off".into(),
+            ))
+        })?;
         if status.is_success() {
             return Ok(text);
         }
         let cause = short_cause(status.as_u16(), &text);
-        match status.as_u16() == 503 || error_code(&text).is_some_and(is_transient) {
-            true => Err(StoreError::Unavailable(cause)),
-            false => Err(StoreError::Database(cause)),
-        }
+        let code = error_code(&text);
+        let error = match status.as_u16() == 503 || code.is_some_and(is_transient) {
+            true => StoreError::Unavailable(cause),
+            false => StoreError::Database(cause),
+        };
+        Err(Failure { code, error })
     }
 
     /// Run a statement that answers nothing (DDL). The body is never empty: an empty POST
@@ -129,9 +137,51 @@ impl Client {
         let mut body = rows.join("\n");
         body.push('\n');
         capture::statement(&query, Some(&body));
-        self.send(self.post(&params, body)).await.map(|_| ())
+        let started = std::time::Instant::now();
+        let mut pause = FIRST_PAUSE;
+        loop {
+            let failure = match self.attempt(self.post(&params, body.clone())).await {
+                Ok(_) => return Ok(()),
+                Err(failure) => failure,
+            };
+            // Too many parts: the table's merges are behind its inserts, and the server
+            // refused the whole insert before writing any of it. Wait for the merges and
+            // send it again, so a burst slows the commit down (the next commit carries
+            // more rows, in fewer parts) instead of failing it. Not in cluster mode: a
+            // Distributed insert one shard refused may be stored on another, and sent
+            // again it would be stored twice there (sums would double); the commit fails
+            // whole instead and its retry is one the dedupe rules absorb.
+            let retry = failure.code == Some(TOO_MANY_PARTS)
+                && !self.sync_inserts
+                && started.elapsed() + pause < TOO_MANY_PARTS_WAIT;
+            if !retry {
+                return Err(failure.error);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
     }
 }
+
+/// A statement that failed: the store error, and ClickHouse's error code when it gave one.
+struct Failure {
+    code: Option<u32>,
+    error: StoreError,
+}
+
+impl Failure {
+    fn without_code(error: StoreError) -> Failure {
+        Failure { code: None, error }
+    }
+}
+
+const TOO_MANY_PARTS: u32 = 252;
+/// How long an insert refused for too many parts is sent again before the commit fails
+/// (503): ClickHouse's own delay of such inserts is at most a second each, and merges
+/// catch up in seconds unless the server is overloaded.
+const TOO_MANY_PARTS_WAIT: Duration = Duration::from_secs(60);
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// For tests only: with `BURNRATE_CLICKHOUSE_CAPTURE=FILE` set, every statement sent
 /// (and the start of each insert's rows) is appended to FILE as one JSON line, so the
@@ -199,7 +249,7 @@ fn is_transient(code: u32) -> bool {
             | 210 // NETWORK_ERROR
             | 241 // MEMORY_LIMIT_EXCEEDED
             | 242 // TABLE_IS_READ_ONLY
-            | 252 // TOO_MANY_PARTS
+            | TOO_MANY_PARTS
             | 279 // ALL_CONNECTION_TRIES_FAILED
             | 319 // UNKNOWN_STATUS_OF_INSERT
             | 999 // KEEPER_EXCEPTION
@@ -364,6 +414,82 @@ mod tests {
             short_cause(411, "length required"),
             "clickhouse answered HTTP 411"
         );
+    }
+
+    /// With merges stopped and a limit of two parts, an insert is refused for too many
+    /// parts (a real server's answer); it is sent again until merges catch up, and
+    /// stored once. A cluster-mode client gives up at once (a Distributed insert may be
+    /// half stored). Runs on the ClickHouse of `BURNRATE_CH_URL`, skipped without.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_insert_refused_for_too_many_parts_is_sent_again_once_merges_catch_up() {
+        let Ok(url) = std::env::var("BURNRATE_CH_URL") else {
+            eprintln!("BURNRATE_CH_URL is not set: skipped");
+            return;
+        };
+        let host = url
+            .trim_start_matches("clickhouse://")
+            .split('/')
+            .next()
+            .unwrap();
+        let client = Client::new(host, None, None, false).unwrap();
+        let db = format!("unit_parts_{}", std::process::id());
+        let table = format!("{db}.parts");
+        client
+            .execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+            .await
+            .unwrap();
+        client
+            .execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .unwrap();
+        client
+            .execute(&format!(
+                "CREATE TABLE {table} (n UInt64) ENGINE = MergeTree ORDER BY n
+                 SETTINGS parts_to_delay_insert = 2, parts_to_throw_insert = 2"
+            ))
+            .await
+            .unwrap();
+        client
+            .execute(&format!("SYSTEM STOP MERGES {table}"))
+            .await
+            .unwrap();
+        for n in [1, 2] {
+            client.insert(&table, &[n.to_string()]).await.unwrap();
+        }
+        let cluster = Client::new(host, None, None, true).unwrap();
+        match cluster.insert(&table, &["3".into()]).await {
+            Err(StoreError::Unavailable(cause)) => assert!(cause.contains("252"), "{cause}"),
+            other => panic!("a cluster-mode insert over the limit: {other:?}"),
+        }
+        let merger = {
+            let (client, table) = (client.clone(), table.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                client
+                    .execute(&format!("SYSTEM START MERGES {table}"))
+                    .await
+                    .unwrap();
+                client
+                    .execute(&format!("OPTIMIZE TABLE {table}"))
+                    .await
+                    .unwrap();
+            })
+        };
+        let started = std::time::Instant::now();
+        client.insert(&table, &["4".into()]).await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(700),
+            "sent again after the merge"
+        );
+        merger.await.unwrap();
+        let rows = client
+            .select(&format!("SELECT count(), sum(n) FROM {table}"))
+            .await;
+        assert_eq!(rows.unwrap(), vec![vec!["3".to_string(), "7".to_string()]]);
+        client
+            .execute(&format!("DROP DATABASE {db}"))
+            .await
+            .unwrap();
     }
 
     #[test]

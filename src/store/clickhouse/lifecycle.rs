@@ -17,8 +17,10 @@ use super::read::calls;
 use super::{num, schema, text, ClickhouseStore};
 use crate::store::{Removed, Result, StoreError, Subject, WorkspaceId};
 
-/// How long an erasure waits for its mutations before it reports failure.
-const MUTATION_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// How long a delete waits for its mutations without progress (no part of the table
+/// rewritten) before it reports failure; and at most, progress or not.
+const MUTATION_STALL: std::time::Duration = std::time::Duration::from_secs(120);
+const MUTATION_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 pub async fn erase(store: &ClickhouseStore, ws: WorkspaceId, subject: &Subject) -> Result<Removed> {
     let column = match subject {
@@ -173,19 +175,38 @@ pub(super) async fn delete_everywhere(
     Ok(())
 }
 
+/// Wait until no mutation of `table` is pending. A mutation rewrites the table's parts
+/// one by one in the server's background pool, shared with every merge: a busy server
+/// can take minutes, so the wait goes on while parts are being rewritten and gives up
+/// when none was for `MUTATION_STALL` (the mutation then continues in ClickHouse, and
+/// the caller's retry waits for it again).
 async fn wait_for_mutations(client: &Client, db: &str, table: &str) -> Result<()> {
     let started = std::time::Instant::now();
+    let mut progressed = started;
+    let mut fewest_parts = u64::MAX;
     let sql = format!(
-        "SELECT count() FROM system.mutations WHERE database = {} AND table = {} AND is_done = 0",
+        "SELECT count(), sum(parts_to_do) FROM system.mutations
+         WHERE database = {} AND table = {} AND is_done = 0",
         quote(db),
         quote(table)
     );
     loop {
         let rows = client.select(&sql).await?;
-        if rows.first().map_or(Ok(0), |r| num::<u64>(r, 0))? == 0 {
+        let (pending, parts) = match rows.first() {
+            Some(row) => (
+                num::<u64>(row, 0)?,
+                num(row, 1).map(|p: i64| p.max(0).unsigned_abs())?,
+            ),
+            None => (0, 0),
+        };
+        if pending == 0 {
             return Ok(());
         }
-        if started.elapsed() > MUTATION_WAIT {
+        if parts < fewest_parts {
+            fewest_parts = parts;
+            progressed = std::time::Instant::now();
+        }
+        if progressed.elapsed() > MUTATION_STALL || started.elapsed() > MUTATION_WAIT {
             return Err(StoreError::Unavailable(
                 "a delete did not finish in time; it continues in ClickHouse".into(),
             ));
