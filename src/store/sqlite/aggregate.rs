@@ -1078,9 +1078,16 @@ impl<'a> CellRead<'a> {
                 .zip(dims)
                 .all(|(a, id)| a.as_ref().is_none_or(|ids| ids.contains(*id)))
         };
+        let runs = runs(self.family, allowed);
         for &(family, grain, start, _) in buckets {
             let cells = &self.totals.cells[family][grain as usize];
-            cells.each_in(self.workspace, (start, start + 1), keep, &mut f)?;
+            let bucket = (start, start + 1);
+            match &runs {
+                Some((runs, len)) => {
+                    cells.each_in_runs(self.workspace, bucket, (runs, *len), keep, &mut f)?
+                }
+                None => cells.each_in(self.workspace, bucket, keep, &mut f)?,
+            }
         }
         Ok(())
     }
@@ -1558,6 +1565,46 @@ fn few_cells(
     combos.sort_unstable();
     Some(combos)
 }
+
+/// The leading ids of every cell a read keeps, when the family's first dimensions are
+/// each filtered or a closed vocabulary, at least one filtered: (the combinations,
+/// sorted, and how many dimensions they name). A bucket's cells are sorted by their ids,
+/// so each combination's cells are one run (`Cells::each_in_runs`): a read of a tenant's
+/// users decodes that tenant's cells, not the cells of every user.
+fn runs(family: &Family, allowed: &[Option<Allowed>]) -> Option<(Vec<DimIds>, usize)> {
+    let mut combos: Vec<DimIds> = vec![DimIds::default()];
+    let (mut len, mut filtered) = (0, false);
+    for (slot, (name, allowed)) in family.dims.iter().zip(allowed).enumerate() {
+        let ids: Vec<u32> = match (allowed, *name) {
+            (Some(allowed), _) => allowed.ids(),
+            (None, "environment") => Environment::ALL.iter().map(|e| e.code().into()).collect(),
+            (None, "data_mode") => DataMode::ALL.iter().map(|e| e.code().into()).collect(),
+            (None, "status") => Status::ALL.iter().map(|e| e.code().into()).collect(),
+            _ => break,
+        };
+        if combos.len() * ids.len() > MOST_RUNS {
+            break;
+        }
+        combos = combos
+            .iter()
+            .flat_map(|combo| {
+                ids.iter().map(move |id| {
+                    let mut combo = *combo;
+                    combo[slot] = *id;
+                    combo
+                })
+            })
+            .collect();
+        filtered |= allowed.is_some();
+        len = slot + 1;
+    }
+    combos.sort_unstable();
+    filtered.then_some((combos, len))
+}
+
+/// The most runs a read seeks per bucket (a seek is a binary search of the bucket's
+/// marks); beyond, the cells are decoded one after the other.
+const MOST_RUNS: usize = 256;
 
 /// See `few_cells`.
 const CELLS_PER_LOOKUP: usize = 64;

@@ -53,9 +53,12 @@ pub struct Family {
 /// tenant window's edges a raw read (at 3M calls, a 7-day top list took 134 ms of CPU
 /// with raw edges and 28 ms on whole days); tags by tag set, by hour and day; and a
 /// tenant's endpoints, models and prompt versions (the tenant page, every view filtered
-/// by a tenant) by day and by hour for the last two days, as users. Questions these
-/// cannot answer exactly (a tenant's users, a user's endpoints, older partial days of
-/// users at a window's edges) read raw events.
+/// by a tenant) by day and by hour for the last two days, as users. Users are kept
+/// under their tenant (a user belongs to one tenant in practice, so that costs the
+/// tenant's id, ~2 bytes a cell, not more cells): a tenant's users are one run of each
+/// bucket's sorted cells (`Cells::each_in_runs`). Questions these cannot answer exactly
+/// (a user's endpoints, older partial days of users at a window's edges) read raw
+/// events.
 pub const FAMILIES: [Family; 5] = [
     Family {
         name: "main",
@@ -81,7 +84,7 @@ pub const FAMILIES: [Family; 5] = [
     },
     Family {
         name: "user",
-        dims: &["environment", "data_mode", "user"],
+        dims: &["environment", "data_mode", "tenant", "user"],
         grains: &[Grain::Hour, Grain::Day],
         recent_hours: Some(RECENT_HOURS),
         pruned_history: true,
@@ -460,6 +463,24 @@ impl Cells {
         Ok(())
     }
 
+    /// `each_in` for the cells whose first `len` ids are one of `runs` (sorted, zeros
+    /// after the first `len` ids): a bucket's packed cells are sorted by their ids, so
+    /// the cells of each run lie together, found by a binary search. A read filtered by
+    /// a tenant decodes that tenant's cells, not every cell of the window.
+    pub fn each_in_runs<E>(
+        &self,
+        workspace: i64,
+        (from, to): (i64, i64),
+        (runs, len): (&[DimIds], usize),
+        keep: impl Fn(&DimIds) -> bool,
+        mut f: impl FnMut(i64, &DimIds, &Cell) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for ((_, start), cells) in self.buckets.range((workspace, from)..(workspace, to)) {
+            cells.each_in_runs(runs, len, &keep, |dims, cell| f(*start, dims, cell))?;
+        }
+        Ok(())
+    }
+
     /// The cells of `dims` (where present) in `workspace`'s buckets that start in
     /// `from..to`: a lookup each, for reads that name their few cells.
     pub fn each_of<E>(
@@ -665,6 +686,34 @@ impl Bucket {
         }
         Ok(())
     }
+
+    /// `each` for the cells whose first `len` ids are one of `runs` (see
+    /// `Cells::each_in_runs`); the open deltas, at most an eighth of the cells, are
+    /// all looked at.
+    fn each_in_runs<E>(
+        &self,
+        runs: &[DimIds],
+        len: usize,
+        keep: impl Fn(&DimIds) -> bool,
+        mut f: impl FnMut(&DimIds, &Cell) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for run in runs {
+            for (dims, rest) in self.packed.cells_from(self.packed.seek(run)) {
+                match dims[..len].cmp(&run[..len]) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Greater => break,
+                    std::cmp::Ordering::Equal if keep(&dims) => f(&dims, &Packed::sums(rest))?,
+                    std::cmp::Ordering::Equal => {}
+                }
+            }
+        }
+        for (dims, cell) in &self.open {
+            if keep(dims) {
+                f(dims, cell)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Cells sorted by their ids, one after the other: a length byte (the cell's bytes after
@@ -781,14 +830,23 @@ impl Packed {
         cell
     }
 
-    fn get(&self, dims: &DimIds) -> Option<Cell> {
-        // The last mark whose cell's ids are not after `dims`: the cell is in its run.
+    /// Where to start walking to find `dims` or the first cell after it: the last marked
+    /// cell whose ids are not after `dims` (0 when every cell is after it).
+    fn seek(&self, dims: &DimIds) -> usize {
         let after = self.marks.partition_point(|&at| {
             let (ids, _) = self.cells_from(at as usize).next().expect("a marked cell");
             ids <= *dims
         });
-        let at = *self.marks.get(after.checked_sub(1)?)? as usize;
-        self.cells_from(at)
+        after
+            .checked_sub(1)
+            .map_or(0, |mark| self.marks[mark] as usize)
+    }
+
+    fn get(&self, dims: &DimIds) -> Option<Cell> {
+        if self.len == 0 {
+            return None;
+        }
+        self.cells_from(self.seek(dims))
             .take(MARK_EVERY)
             .find(|(ids, _)| ids == dims)
             .map(|(_, rest)| Packed::sums(rest))
@@ -1498,6 +1556,62 @@ mod tests {
     /// ids between, before and after them are not; sums far from `requests` (where the
     /// stored difference wraps) and all-zero sums come back exactly.
     #[test]
+    fn a_runs_cells_are_the_cells_with_its_leading_ids_packed_or_open() {
+        // Tenants 1..=40 with users under them, in two environments, packed; then open
+        // deltas: a changed cell, a new user of tenant 7, and a cell of tenant 8.
+        let cell = |v: i64| -> Cell { std::array::from_fn(|m| v + m as i64) };
+        let mut cells = Cells::default();
+        for env in [1, 2] {
+            for tenant in 1..=40u32 {
+                for user in 0..(tenant % 9 + 1) {
+                    let dims = [env, 1, tenant, 100 + user, 0, 0, 0, 0];
+                    cells.add(0, 0, dims, &cell(i64::from(tenant)), 1).unwrap();
+                }
+            }
+        }
+        cells.pack_all().unwrap();
+        for (dims, v) in [
+            ([1, 1, 7, 100], 5),
+            ([2, 1, 7, 999], 6),
+            ([1, 1, 8, 100], 7),
+        ] {
+            let dims = [dims[0], dims[1], dims[2], dims[3], 0, 0, 0, 0];
+            cells.add(0, 0, dims, &cell(v), 1).unwrap();
+        }
+        let collect = |runs: Option<(&[DimIds], usize)>, keep: &dyn Fn(&DimIds) -> bool| {
+            let mut got: BTreeMap<DimIds, Cell> = BTreeMap::new();
+            let mut add = |_: i64, dims: &DimIds, c: &Cell| -> Result<(), WriteError> {
+                add_cell(got.entry(*dims).or_insert([0; N_MEASURES]), c, 1)
+            };
+            match runs {
+                Some(runs) => cells.each_in_runs(0, (0, 1), runs, keep, &mut add),
+                None => cells.each_in(0, (0, 1), keep, &mut add),
+            }
+            .unwrap();
+            got
+        };
+        let runs: Vec<DimIds> = [1, 2]
+            .map(|env| [env, 1, 7, 0, 0, 0, 0, 0])
+            .into_iter()
+            .collect();
+        let of_seven = collect(Some((&runs, 3)), &|d: &DimIds| d[2] == 7);
+        assert_eq!(of_seven, collect(None, &|d: &DimIds| d[2] == 7));
+        // 8 users in each environment, and the open new one.
+        assert_eq!(of_seven.len(), 17);
+        assert_eq!(of_seven[&[1, 1, 7, 100, 0, 0, 0, 0]], {
+            let mut sum = cell(7);
+            add_cell(&mut sum, &cell(5), 1).unwrap();
+            sum
+        });
+        // Runs before, between and after the cells, and the first and last tenants.
+        for tenant in [0, 1, 40, 41] {
+            let runs = [[1, 1, tenant, 0, 0, 0, 0, 0]];
+            let keep = |d: &DimIds| d[0] == 1 && d[2] == tenant;
+            assert_eq!(collect(Some((&runs, 3)), &keep), collect(None, &keep));
+        }
+    }
+
+    #[test]
     fn packed_cells_are_found_by_their_ids_and_absent_ids_are_not() {
         assert_eq!(
             LIKE_REQUESTS.map(|i| MEASURES[i]),
@@ -1784,7 +1898,7 @@ mod tests {
         };
         let cost_at = |totals: &Totals, h: i64, u: u32| {
             let mut dims = [0u32; 8];
-            dims[2] = u;
+            dims[3] = u; // after environment, data mode and tenant
             totals.cells[user][hour]
                 .cell(0, h * HOUR_MS, &dims)
                 .map(|c| c[2])
@@ -1812,7 +1926,7 @@ mod tests {
         totals.apply_changes(&second, 2).unwrap();
         // The fill: day 1 as the opening's snapshot saw it (the first call only).
         let mut dims = [0u32; 8];
-        dims[2] = 9;
+        dims[3] = 9;
         let base = call(30, 9, 5).measures();
         let first_hour = [(user, 30 * HOUR_MS, dims, base)];
         assert!(totals.fill_pin(0, id, &first_hour, false).unwrap());

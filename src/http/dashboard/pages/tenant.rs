@@ -40,23 +40,31 @@ async fn body(ctx: &Ctx) -> PageResult {
     let plans = ctx.state.budgets.plans(ws).await?;
     let book =
         RevenueBook::load(store, ws, plans, ctx.state.budgets.plan_history(ws).await?).await?;
-    let (m, endpoints, users, versions, models) = tokio::try_join!(
-        margin::margin(store, ws, &book, &q, (0, 10)),
-        report::top(store, ws, &q, TopKind::Endpoints, ROWS),
-        report::top(store, ws, &q, TopKind::Users, ROWS),
-        report::top(store, ws, &q, TopKind::PromptVersions, ROWS),
-        report::top(store, ws, &q, TopKind::Models, ROWS),
-    )?;
     let bucket = if q.to_ms - q.from_ms <= 8 * Bucket::Day.millis() {
         Bucket::Hour
     } else {
         Bucket::Day
     };
-    let stack = super::overview::stack(ctx, &q, bucket, &Dimension::EndpointTag).await?;
+    // Every read at once: the chart by hour and the costliest requests can read raw
+    // events (older hours of a tenant's endpoints), the others are cells.
+    let (reads, stack, top) = tokio::join!(
+        async {
+            tokio::try_join!(
+                margin::margin(store, ws, &book, &q, (0, 10)),
+                report::top(store, ws, &q, TopKind::Endpoints, ROWS),
+                report::top(store, ws, &q, TopKind::Users, ROWS),
+                report::top(store, ws, &q, TopKind::PromptVersions, ROWS),
+                report::top(store, ws, &q, TopKind::Models, ROWS),
+            )
+        },
+        super::overview::stack(ctx, &q, bucket, &Dimension::EndpointTag),
+        top_requests(ctx, &q),
+    );
+    let (m, endpoints, users, versions, models) = reads?;
+    let (stack, top) = (stack?, top?);
     let caps = ctx.state.budgets.tenant_caps(ws, &stored, ctx.now).await?;
     let mut rate_caps = ctx.state.budgets.rate_caps(ws).await?;
     rate_caps.retain(|c| c.per_tenant);
-    let top = top_requests(ctx, &q).await?;
     let row = m.tenants.iter().find(|r| r.tenant_id == stored);
     let plan = book.plan(&stored);
     let from_to = html! {
