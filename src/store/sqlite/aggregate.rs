@@ -632,22 +632,25 @@ pub fn pin_day(
     day: i64,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let (tx, id) = loop {
+    let (tx, (id, ends)) = loop {
         let tx = c.transaction()?;
         let opened = {
             let mut totals = rollups.write();
             // The snapshot starts here, while the totals cannot change.
             let now = std::time::Instant::now();
-            (commit_seq(&tx)? == totals.seq).then(|| totals.open_pin(workspace, day, now))
+            (commit_seq(&tx)? == totals.seq).then(|| {
+                let ends = fill_ends(&totals, workspace, day);
+                totals.open_pin(workspace, day, now).map(|id| (id, ends))
+            })
         };
         match opened {
-            Some(Some(id)) => break (tx, id),
+            Some(Some(pin)) => break (tx, pin),
             Some(None) => return Ok(()),
             None if started.elapsed() > PIN_WAIT => return Ok(()),
             None => std::thread::sleep(std::time::Duration::from_millis(1)),
         }
     };
-    match hourly_cells(&tx, rollups, workspace, (day, id)) {
+    match hourly_cells(&tx, rollups, workspace, (day, id), &ends) {
         // The pin gave way (or the totals were rebuilt) while it was read.
         Err(StoreError::Closed) => return Ok(()),
         other => other?,
@@ -661,15 +664,26 @@ pub fn pin_day(
 /// the day's calls as the snapshot of `tx` sees them: each call's contribution, as the
 /// fold adds it (so a pinned hour holds what the fold would have kept). The calls come
 /// in time order (the time index), so one hour's cells are summed at a time.
+/// Where each family's hourly cells of a pinned `day` are to be filled up to: the
+/// hours from `Totals::hours_from` on are kept already (families keep different numbers
+/// of recent hours), and from the pin's opening on the folds keep every hour of the day.
+/// So each family is filled up to the earlier of the day's end and its `hours_from` at
+/// the opening (a family without recent hours, or with the whole day kept: nothing).
+fn fill_ends(totals: &Totals, workspace: WorkspaceId, day: i64) -> [i64; FAMILIES.len()] {
+    std::array::from_fn(|i| match FAMILIES[i].recent_hours {
+        Some(_) => (day + DAY_MS).min(totals.hours_from(i, workspace)),
+        None => day,
+    })
+}
+
 fn hourly_cells(
     tx: &Connection,
     rollups: &Rollups,
     workspace: WorkspaceId,
     (day, id): (i64, u64),
+    ends: &[i64; FAMILIES.len()],
 ) -> Result<()> {
-    let families: Vec<usize> = (0..FAMILIES.len())
-        .filter(|i| FAMILIES[*i].recent_hours.is_some())
-        .collect();
+    let families: Vec<usize> = (0..FAMILIES.len()).filter(|i| ends[*i] > day).collect();
     let mut hour_cells: HashMap<(usize, DimIds), Cell, foldhash::fast::RandomState> =
         HashMap::default();
     let mut hour = day;
@@ -698,7 +712,7 @@ fn hourly_cells(
             hour = call_hour;
         }
         let measures = call.measures();
-        for &family in &families {
+        for &family in families.iter().filter(|f| call.ts < ends[**f]) {
             let dims = call.dims(&FAMILIES[family]).map_err(write_error)?;
             let cell = hour_cells.entry((family, dims)).or_insert([0; N_MEASURES]);
             super::rollup::add_cell(cell, &measures, 1).map_err(write_error)?;
