@@ -434,25 +434,24 @@ mod tests {
         let client = Client::new(host, None, None, false).unwrap();
         let db = format!("unit_parts_{}", std::process::id());
         let table = format!("{db}.parts");
-        client
-            .execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
-            .await
-            .unwrap();
-        client
-            .execute(&format!("DROP TABLE IF EXISTS {table}"))
-            .await
-            .unwrap();
-        client
-            .execute(&format!(
-                "CREATE TABLE {table} (n UInt64) ENGINE = MergeTree ORDER BY n
-                 SETTINGS parts_to_delay_insert = 2, parts_to_throw_insert = 2"
-            ))
-            .await
-            .unwrap();
-        client
-            .execute(&format!("SYSTEM STOP MERGES {table}"))
-            .await
-            .unwrap();
+        let run = |client: Client, statements: Vec<String>| async move {
+            for sql in statements {
+                client.execute(&sql).await.unwrap();
+            }
+        };
+        run(
+            client.clone(),
+            vec![
+                format!("CREATE DATABASE IF NOT EXISTS {db}"),
+                format!("DROP TABLE IF EXISTS {table}"),
+                format!(
+                    "CREATE TABLE {table} (n UInt64) ENGINE = MergeTree ORDER BY n
+                     SETTINGS parts_to_delay_insert = 2, parts_to_throw_insert = 2"
+                ),
+                format!("SYSTEM STOP MERGES {table}"),
+            ],
+        )
+        .await;
         for n in [1, 2] {
             client.insert(&table, &[n.to_string()]).await.unwrap();
         }
@@ -461,20 +460,17 @@ mod tests {
             Err(StoreError::Unavailable(cause)) => assert!(cause.contains("252"), "{cause}"),
             other => panic!("a cluster-mode insert over the limit: {other:?}"),
         }
-        let merger = {
-            let (client, table) = (client.clone(), table.clone());
-            tokio::spawn(async move {
+        let merge = vec![
+            format!("SYSTEM START MERGES {table}"),
+            format!("OPTIMIZE TABLE {table}"),
+        ];
+        let merger = tokio::spawn({
+            let merged = run(client.clone(), merge);
+            async move {
                 tokio::time::sleep(Duration::from_millis(700)).await;
-                client
-                    .execute(&format!("SYSTEM START MERGES {table}"))
-                    .await
-                    .unwrap();
-                client
-                    .execute(&format!("OPTIMIZE TABLE {table}"))
-                    .await
-                    .unwrap();
-            })
-        };
+                merged.await
+            }
+        });
         let started = std::time::Instant::now();
         client.insert(&table, &["4".into()]).await.unwrap();
         assert!(

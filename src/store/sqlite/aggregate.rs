@@ -1557,24 +1557,13 @@ fn few_cells(
         let ids: Vec<u32> = match (allowed, *name) {
             (Some(Allowed::Few(ids)), _) => ids.clone(),
             (Some(Allowed::Many(ids)), _) if ids.len() <= most => ids.iter().copied().collect(),
-            (None, "environment") => Environment::ALL.iter().map(|e| e.code().into()).collect(),
-            (None, "data_mode") => DataMode::ALL.iter().map(|e| e.code().into()).collect(),
-            (None, "status") => Status::ALL.iter().map(|e| e.code().into()).collect(),
-            _ => return None,
+            (Some(Allowed::Many(_)), _) => return None,
+            (None, name) => closed_vocabulary(name)?,
         };
         if combos.len() * ids.len() > most {
             return None;
         }
-        combos = combos
-            .iter()
-            .flat_map(|combo| {
-                ids.iter().map(move |id| {
-                    let mut combo = *combo;
-                    combo[slot] = *id;
-                    combo
-                })
-            })
-            .collect();
+        combos = with_each(&combos, slot, &ids);
     }
     combos.sort_unstable();
     Some(combos)
@@ -1591,29 +1580,44 @@ fn runs(family: &Family, allowed: &[Option<Allowed>]) -> Option<(Vec<DimIds>, us
     for (slot, (name, allowed)) in family.dims.iter().zip(allowed).enumerate() {
         let ids: Vec<u32> = match (allowed, *name) {
             (Some(allowed), _) => allowed.ids(),
-            (None, "environment") => Environment::ALL.iter().map(|e| e.code().into()).collect(),
-            (None, "data_mode") => DataMode::ALL.iter().map(|e| e.code().into()).collect(),
-            (None, "status") => Status::ALL.iter().map(|e| e.code().into()).collect(),
-            _ => break,
+            (None, name) => match closed_vocabulary(name) {
+                Some(ids) => ids,
+                None => break,
+            },
         };
         if combos.len() * ids.len() > MOST_RUNS {
             break;
         }
-        combos = combos
-            .iter()
-            .flat_map(|combo| {
-                ids.iter().map(move |id| {
-                    let mut combo = *combo;
-                    combo[slot] = *id;
-                    combo
-                })
-            })
-            .collect();
+        combos = with_each(&combos, slot, &ids);
         filtered |= allowed.is_some();
         len = slot + 1;
     }
     combos.sort_unstable();
     filtered.then_some((combos, len))
+}
+
+/// Every id a cell can hold in a dimension of a closed vocabulary (None: an open one).
+fn closed_vocabulary(name: &str) -> Option<Vec<u32>> {
+    match name {
+        "environment" => Some(Environment::ALL.iter().map(|e| e.code().into()).collect()),
+        "data_mode" => Some(DataMode::ALL.iter().map(|e| e.code().into()).collect()),
+        "status" => Some(Status::ALL.iter().map(|e| e.code().into()).collect()),
+        _ => None,
+    }
+}
+
+/// Each of `combos` with each of `ids` in `slot`.
+fn with_each(combos: &[DimIds], slot: usize, ids: &[u32]) -> Vec<DimIds> {
+    combos
+        .iter()
+        .flat_map(|combo| {
+            ids.iter().map(move |id| {
+                let mut combo = *combo;
+                combo[slot] = *id;
+                combo
+            })
+        })
+        .collect()
 }
 
 /// The most runs a read seeks per bucket (a seek is a binary search of the bucket's
