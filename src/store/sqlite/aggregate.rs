@@ -660,10 +660,6 @@ pub fn pin_day(
     Ok(())
 }
 
-/// Add the hourly cells of `day` of every family with recent hours to pin `id`, from
-/// the day's calls as the snapshot of `tx` sees them: each call's contribution, as the
-/// fold adds it (so a pinned hour holds what the fold would have kept). The calls come
-/// in time order (the time index), so one hour's cells are summed at a time.
 /// Where each family's hourly cells of a pinned `day` are to be filled up to: the
 /// hours from `Totals::hours_from` on are kept already (families keep different numbers
 /// of recent hours), and from the pin's opening on the folds keep every hour of the day.
@@ -676,6 +672,11 @@ fn fill_ends(totals: &Totals, workspace: WorkspaceId, day: i64) -> [i64; FAMILIE
     })
 }
 
+/// Add the hourly cells of `day` of every family with recent hours to pin `id` (each up
+/// to its end in `ends`), from the day's calls as the snapshot of `tx` sees them: each
+/// call's contribution, as the fold adds it (so a pinned hour holds what the fold would
+/// have kept). The calls come in time order (the time index), so one hour's cells are
+/// summed at a time.
 fn hourly_cells(
     tx: &Connection,
     rollups: &Rollups,
