@@ -1558,10 +1558,10 @@ mod tests {
         assert_eq!(back, cells);
     }
 
-    /// Lookups walk from the nearest mark: every stored cell is found with its sums,
-    /// ids between, before and after them are not; sums far from `requests` (where the
-    /// stored difference wraps) and all-zero sums come back exactly.
     #[test]
+    /// A run's cells, read by seeking the run in the sorted packed cells and walking
+    /// it, are exactly the cells a full scan keeps with the same filter, open deltas
+    /// included, for runs before, between and after the cells.
     fn a_runs_cells_are_the_cells_with_its_leading_ids_packed_or_open() {
         // Tenants 1..=40 with users under them, in two environments, packed; then open
         // deltas: a changed cell, a new user of tenant 7, and a cell of tenant 8.
@@ -1617,6 +1617,9 @@ mod tests {
         }
     }
 
+    /// Lookups walk from the nearest mark: every stored cell is found with its sums,
+    /// ids between, before and after them are not; sums far from `requests` (where the
+    /// stored difference wraps) and all-zero sums come back exactly.
     #[test]
     fn packed_cells_are_found_by_their_ids_and_absent_ids_are_not() {
         assert_eq!(
