@@ -1558,10 +1558,10 @@ mod tests {
         assert_eq!(back, cells);
     }
 
-    #[test]
     /// A run's cells, read by seeking the run in the sorted packed cells and walking
     /// it, are exactly the cells a full scan keeps with the same filter, open deltas
     /// included, for runs before, between and after the cells.
+    #[test]
     fn a_runs_cells_are_the_cells_with_its_leading_ids_packed_or_open() {
         // Tenants 1..=40 with users under them, in two environments, packed; then open
         // deltas: a changed cell, a new user of tenant 7, and a cell of tenant 8.
