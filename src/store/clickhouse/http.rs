@@ -432,7 +432,8 @@ mod tests {
             .next()
             .unwrap();
         let client = Client::new(host, None, None, false).unwrap();
-        let db = format!("unit_parts_{}", std::process::id());
+        // refused_*: the dialect check does not replay statements refused on purpose.
+        let db = format!("refused_parts_{}", std::process::id());
         let table = format!("{db}.parts");
         let run = |client: Client, statements: Vec<String>| async move {
             for sql in statements {
