@@ -426,14 +426,13 @@ mod tests {
             eprintln!("BURNRATE_CH_URL is not set: skipped");
             return;
         };
-        let host = url
-            .trim_start_matches("clickhouse://")
-            .split('/')
-            .next()
-            .unwrap();
-        let client = Client::new(host, None, None, false).unwrap();
         // refused_*: the dialect check does not replay statements refused on purpose.
         let db = format!("refused_parts_{}", std::process::id());
+        let rest = url.replace("{db}", &db);
+        let url =
+            super::super::ClickhouseUrl::parse(rest.trim_start_matches("clickhouse://")).unwrap();
+        let host = url.host.as_str();
+        let client = Client::new(host, None, None, false).unwrap();
         let table = format!("{db}.parts");
         let run = |client: Client, statements: Vec<String>| async move {
             for sql in statements {
