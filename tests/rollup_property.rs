@@ -2,11 +2,13 @@
 //! random queries, the answer from rollups equals the answer from raw events, exactly,
 //! also after a reopen (rollups rebuilt) and while commits race the reads.
 
+use burnrate::event::{DataMode, Environment, Status};
 use burnrate::ingest;
 use burnrate::price::PriceBook;
 use burnrate::query::QueryRequest;
+use burnrate::query::{Dimension, Filters};
 use burnrate::store::sqlite::SqliteStore;
-use burnrate::store::EventStore;
+use burnrate::store::{EventOrder, EventQuery, EventStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -484,4 +486,119 @@ async fn events_another_process_commits_are_counted_by_a_running_server() {
     assert_eq!(answer.rows[0].sums.requests, 15);
     importer.close().await;
     server.close().await;
+}
+
+/// A costliest-first page query: a random window (or none), random filters (the
+/// tenant, endpoint and model ones pick the lists read; a name never stored and a
+/// missing tenant included) and a random page size.
+fn random_costliest(rng: &mut StdRng, start: i64) -> EventQuery {
+    let window = rng.random_bool(0.9).then(|| {
+        let align = |t: i64, rng: &mut StdRng| match rng.random_range(0..3) {
+            0 => t.div_euclid(HOUR) * HOUR,
+            1 => t.div_euclid(DAY) * DAY,
+            _ => t,
+        };
+        let a = align(start - HOUR + rng.random_range(0..4 * DAY), rng);
+        let b = align(start - HOUR + rng.random_range(0..4 * DAY), rng);
+        (a.min(b), a.max(b))
+    });
+    let mut filters = Filters::default();
+    let mut text = |rng: &mut StdRng, d: Dimension, values: &[&str]| {
+        if rng.random_bool(0.3) {
+            let n = rng.random_range(1..=2);
+            let picked = (0..n).map(|_| pick(rng, values).to_string()).collect();
+            filters.text.insert(d, picked);
+        }
+    };
+    text(
+        rng,
+        Dimension::TenantId,
+        &["t1", "t2", "t6", "unknown", "nobody"],
+    );
+    text(rng, Dimension::EndpointTag, &["a", "b", "zzz"]);
+    text(rng, Dimension::Model, &["gpt-4o", "gpt-4o-mini"]);
+    text(rng, Dimension::UserId, &["u1", "u2"]);
+    if rng.random_bool(0.3) {
+        filters.environment = vec![*pick(rng, &[Environment::Prod, Environment::Staging])];
+    }
+    if rng.random_bool(0.3) {
+        filters.data_mode = vec![DataMode::Real];
+    }
+    if rng.random_bool(0.2) {
+        filters.status = vec![Status::Success];
+    }
+    EventQuery {
+        external_request_id: None,
+        window,
+        filters: Some(filters),
+        cursor: None,
+        limit: *pick(rng, &[1, 3, 10, 20, 50, 150]),
+        order: EventOrder::Costliest,
+    }
+}
+
+/// Up to five pages of `query` from the store's costliest lists equal the pages read
+/// from the window's rows, cursors included; the number of calls compared.
+async fn compare_costliest_pages(store: &SqliteStore, mut query: EventQuery) -> usize {
+    let mut compared = 0;
+    for _ in 0..5 {
+        let listed = store.events(1, query.clone()).await.unwrap();
+        let raw = store.events_raw(1, query.clone()).await.unwrap();
+        assert_eq!(
+            serde_json::to_value(&listed).unwrap(),
+            serde_json::to_value(&raw).unwrap(),
+            "query {query:?}"
+        );
+        compared += raw.events.len();
+        match raw.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    compared
+}
+
+/// The most expensive calls of a window come from lists the fold keeps per day (of all
+/// calls, and per tenant, endpoint and model), which let go of calls past their
+/// capacity: every page equals the raw rows' page, while retries replace calls (new
+/// cost, tenant and model) commit by commit, and after a reopen rebuilt the lists.
+#[tokio::test]
+async fn costliest_pages_from_the_lists_equal_the_raw_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+    let book = PriceBook::bundled().unwrap();
+    let mut rng = StdRng::seed_from_u64(20261205);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let start = (now - 4 * DAY).div_euclid(DAY) * DAY + 7 * 60_000 + 13_000;
+    let mut texts = Vec::new();
+    let mut sent = Vec::new();
+    for id in 0..4000 {
+        let e = random_event(&mut rng, id, start);
+        texts.push(e.to_string());
+        sent.push(e);
+    }
+    // Retries of earlier calls arrive in later commits: old values leave the lists.
+    for i in 0..600 {
+        let e = sent[rng.random_range(0..sent.len())].clone();
+        texts.insert(
+            rng.random_range(i..texts.len()),
+            retry(&mut rng, &e, 2).to_string(),
+        );
+    }
+    let mut compared = 0;
+    for chunk in texts.chunks(500) {
+        let items = chunk.iter().map(|t| ingest::parse_item(t)).collect();
+        let prepared = ingest::prepare(items, &book, &Default::default(), now);
+        store.ingest(1, prepared.events).await.unwrap();
+        for _ in 0..15 {
+            compared += compare_costliest_pages(&store, random_costliest(&mut rng, start)).await;
+        }
+    }
+    store.close().await;
+    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+    for _ in 0..60 {
+        compared += compare_costliest_pages(&store, random_costliest(&mut rng, start)).await;
+    }
+    assert!(compared > 10_000, "pages must hold calls ({compared})");
+    store.close().await;
 }

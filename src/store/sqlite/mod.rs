@@ -4,6 +4,7 @@
 mod aggregate;
 mod calls;
 mod control;
+mod costliest;
 mod lifecycle;
 mod read;
 mod reprice;
@@ -244,6 +245,14 @@ impl SqliteStore {
             Err(StoreError::StorageFull(_)) => self.write_failing.store(true, Ordering::Relaxed),
             Err(_) => {}
         }
+    }
+
+    /// A page of calls read from the window's rows only, never the costliest lists: the
+    /// reference for tests.
+    pub async fn events_raw(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage> {
+        let calls = self.derived().await?.calls;
+        self.with_conn(move |c| read::events(c, &calls, None, workspace, &query))
+            .await
     }
 
     /// Answer a query from raw events only, never rollups: the reference for tests.
@@ -508,8 +517,9 @@ impl EventStore for SqliteStore {
     }
 
     async fn events(&self, workspace: WorkspaceId, query: EventQuery) -> Result<EventPage> {
-        let calls = self.derived().await?.calls;
-        self.with_conn(move |c| read::events(c, &calls, workspace, &query))
+        let derived = self.derived().await?;
+        let (calls, rollups) = (derived.calls, derived.rollups);
+        self.with_conn(move |c| read::events(c, &calls, Some(&rollups), workspace, &query))
             .await
     }
 

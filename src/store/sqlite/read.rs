@@ -1,7 +1,10 @@
 //! Read queries of the SQLite backend: the request explorer page, totals, unpriced models,
 //! per-request values for the gate.
 
+use super::costliest::{Candidates, Kind, Selection};
 use super::ms_to_rfc3339;
+use super::rollup::{commit_seq, Rollups, DAY_MS};
+use super::schema::DimKind;
 use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
 use crate::money::Usd;
 use crate::store::*;
@@ -118,9 +121,13 @@ fn parse_cursor(cursor: &str) -> Option<(i64, i64)> {
     parts.next().is_none().then_some((ts, row))
 }
 
+/// A page of stored calls. Most expensive first, the calls come from the costliest
+/// lists the rollups keep (`costliest.rs`) when `lists` is given and they are exact for
+/// the page; otherwise (and newest first) from one read of the window's rows.
 pub fn events(
     c: &mut Connection,
     calls: &std::sync::RwLock<super::calls::CallIndex>,
+    lists: Option<&Rollups>,
     workspace: WorkspaceId,
     q: &EventQuery,
 ) -> Result<EventPage> {
@@ -146,6 +153,27 @@ pub fn events(
             next_cursor: None,
         });
     }
+    if let (EventOrder::Costliest, Some(rollups)) = (q.order, lists) {
+        if let Some(rows) = costliest_from_lists(c, rollups, workspace, q)? {
+            return Ok(page_of(q, rows));
+        }
+    }
+    let rows = rows_of(c, workspace, q, q.window, None)?;
+    Ok(page_of(q, rows))
+}
+
+/// A stored call as a page reads it: (time, row, the call).
+type EventRow = (i64, i64, StoredEvent);
+
+/// Up to `q.limit + 1` calls of `q` in `window` (and among `rows`, when given), in
+/// `q`'s order, after its cursor.
+fn rows_of(
+    c: &Connection,
+    workspace: WorkspaceId,
+    q: &EventQuery,
+    window: Option<(i64, i64)>,
+    rows: Option<&[i64]>,
+) -> Result<Vec<EventRow>> {
     // Column names are unqualified so the aggregate query's filters apply as they are.
     let (mut filter, mut values, order) = match q.order {
         EventOrder::Newest => {
@@ -188,19 +216,39 @@ pub fn events(
             )
         }
     };
-    if let Some((from, to)) = q.window {
+    if let Some((from, to)) = window {
         filter.push_str(" AND ts >= ? AND ts < ?");
         values.extend([from.into(), to.into()]);
+    }
+    if let Some(rows) = rows {
+        // Row ids are integers from the lists, never text: inline, like the codes.
+        let list: Vec<String> = rows.iter().map(i64::to_string).collect();
+        filter.push_str(&format!(" AND e.id IN ({})", list.join(", ")));
     }
     if let Some(f) = &q.filters {
         super::aggregate::filter_sql(f, &mut filter, &mut values, Some(c));
     }
     values.push((q.limit as i64 + 1).into());
-    let sql = format!("{EVENT_SELECT} WHERE {filter} ORDER BY {order} LIMIT ?");
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows: Vec<(i64, i64, StoredEvent)> = stmt
-        .query_map(rusqlite::params_from_iter(values), stored_event)?
-        .collect::<rusqlite::Result<_>>()?;
+    // Named rows are looked up by their ids: no index (SQLite would otherwise pick the
+    // time index and walk the whole window).
+    let table_hint = if rows.is_some() { "NOT INDEXED" } else { "" };
+    let sql = format!("{EVENT_SELECT} {table_hint} WHERE {filter} ORDER BY {order} LIMIT ?");
+    // A statement naming rows is used once: not worth a place in the cache.
+    let read = |stmt: &mut rusqlite::Statement| -> Result<Vec<EventRow>> {
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values), stored_event)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    };
+    match rows {
+        Some(_) => read(&mut c.prepare(&sql)?),
+        None => read(&mut *c.prepare_cached(&sql)?),
+    }
+}
+
+/// The page of `q` from its calls in order (up to `q.limit` of them, and a cursor when
+/// there are more).
+fn page_of(q: &EventQuery, rows: Vec<EventRow>) -> EventPage {
     let more = rows.len() > q.limit;
     let mut events = Vec::with_capacity(q.limit);
     let mut last = None;
@@ -211,10 +259,163 @@ pub fn events(
         });
         events.push(event);
     }
-    Ok(EventPage {
+    EventPage {
         events,
         next_cursor: if more { last } else { None },
-    })
+    }
+}
+
+/// How long a costliest-first read waits for the rollups to reach its snapshot before it
+/// reads the window's rows instead (the fold is a commit behind for about a millisecond).
+const LISTS_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Row ids fetched in one read while the candidates are taken costliest first.
+const FETCH_CHUNK: usize = 64;
+
+/// The calls of a costliest-first page from the costliest lists, exact: the lists'
+/// candidates in the window and filters, then raw rows for each day whose floor is not
+/// below the page's last cost. None when the rollups stay behind the file.
+fn costliest_from_lists(
+    c: &mut Connection,
+    rollups: &Rollups,
+    workspace: WorkspaceId,
+    q: &EventQuery,
+) -> Result<Option<Vec<EventRow>>> {
+    let days = match q.window {
+        Some((from, to)) if from >= to => return Ok(None),
+        Some((from, to)) => (from.div_euclid(DAY_MS), (to - 1).div_euclid(DAY_MS)),
+        None => (i64::MIN, i64::MAX),
+    };
+    let no_filters = crate::query::Filters::default();
+    let filters = q.filters.as_ref().unwrap_or(&no_filters);
+    let (kind, names) = list_kind(filters);
+    let codes = |codes: Vec<u8>| (!codes.is_empty()).then_some(codes);
+    let environments = codes(filters.environment.iter().map(|e| e.code()).collect());
+    let data_modes = codes(filters.data_mode.iter().map(|m| m.code()).collect());
+    let started = std::time::Instant::now();
+    loop {
+        let tx = c.transaction()?;
+        let totals = rollups.read();
+        // The first read of the transaction: its snapshot starts while the totals
+        // cannot change (as `aggregate::aggregate`).
+        if commit_seq(&tx)? != totals.seq {
+            drop(totals);
+            drop(tx);
+            if started.elapsed() > LISTS_WAIT {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            continue;
+        }
+        let values = match names {
+            None => vec![0],
+            Some((dim, names)) => dim_ids(&tx, dim, names)?,
+        };
+        let found = totals.costliest.candidates(&Selection {
+            workspace,
+            kind,
+            values: &values,
+            days,
+            environments: environments.as_deref(),
+            data_modes: data_modes.as_deref(),
+        });
+        drop(totals);
+        return rows_of_candidates(&tx, workspace, q, found).map(Some);
+    }
+}
+
+/// The list a costliest read takes its candidates from: a tenant's, an endpoint's or a
+/// model's when the filters name them (by name: a missing value has no list), else all
+/// calls'. Every filter still applies to the candidates.
+fn list_kind(f: &crate::query::Filters) -> (Kind, Option<(DimKind, &[String])>) {
+    use crate::query::Dimension;
+    let named = [
+        (Dimension::TenantId, Kind::Tenant, DimKind::Tenant),
+        (Dimension::EndpointTag, Kind::Endpoint, DimKind::Endpoint),
+        (Dimension::Model, Kind::Model, DimKind::Model),
+    ];
+    for (dimension, kind, dim) in named {
+        if let Some(values) = f.text.get(&dimension) {
+            if !values.iter().any(|v| v == dimension.missing_label()) {
+                return (kind, Some((dim, values)));
+            }
+        }
+    }
+    (Kind::All, None)
+}
+
+/// The dims ids of `names` of kind `dim` (names never stored have none).
+fn dim_ids(c: &Connection, dim: DimKind, names: &[String]) -> Result<Vec<u32>> {
+    let mut stmt = c.prepare_cached("SELECT id FROM dims WHERE kind = ?1 AND value = ?2")?;
+    let mut ids = Vec::new();
+    for name in names {
+        let id: Option<i64> = stmt
+            .query_row(params![dim as u8, name], |r| r.get(0))
+            .optional()?;
+        ids.extend(id.and_then(|id| u32::try_from(id).ok()));
+    }
+    Ok(ids)
+}
+
+/// The rank of a call in a costliest-first list: (cost, time, row), highest first.
+fn rank(row: &EventRow) -> (i64, i64, i64) {
+    (row.2.cost_usd.map_or(i64::MIN, |c| c.0), row.0, row.1)
+}
+
+/// Up to `q.limit + 1` calls of `q`, costliest first: the candidates read costliest
+/// first until no unread one can make the page, then each run of days whose lists let
+/// go of a call that could (a floor at or above the page's last cost) read raw.
+fn rows_of_candidates(
+    tx: &Connection,
+    workspace: WorkspaceId,
+    q: &EventQuery,
+    found: Candidates,
+) -> Result<Vec<EventRow>> {
+    let wanted = q.limit + 1;
+    let mut rows: Vec<EventRow> = Vec::new();
+    for chunk in found.calls.chunks(FETCH_CHUNK) {
+        if rows.len() >= wanted && chunk[0].0 < rank(&rows[wanted - 1]).0 {
+            break;
+        }
+        let ids: Vec<i64> = chunk.iter().map(|(_, row)| *row).collect();
+        rows.extend(rows_of(tx, workspace, q, q.window, Some(&ids))?);
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(rank(r)));
+        rows.truncate(wanted);
+    }
+    let last_cost = (rows.len() >= wanted).then(|| rank(&rows[wanted - 1]).0);
+    let raw_days: Vec<i64> = found
+        .floors
+        .iter()
+        .filter(|(_, floor)| last_cost.is_none_or(|cost| *floor >= cost))
+        .map(|(day, _)| *day)
+        .collect();
+    let mut seen: std::collections::HashSet<i64> = rows.iter().map(|r| r.1).collect();
+    for (first, last) in runs(&raw_days) {
+        let (mut from, mut to) = (first * DAY_MS, (last + 1) * DAY_MS);
+        if let Some((a, b)) = q.window {
+            (from, to) = (from.max(a), to.min(b));
+        }
+        for row in rows_of(tx, workspace, q, Some((from, to)), None)? {
+            if seen.insert(row.1) {
+                rows.push(row);
+            }
+        }
+    }
+    rows.sort_unstable_by_key(|r| std::cmp::Reverse(rank(r)));
+    rows.truncate(wanted);
+    Ok(rows)
+}
+
+/// Sorted day numbers as runs of consecutive days: (first, last).
+fn runs(days: &[i64]) -> Vec<(i64, i64)> {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &day in days {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == day => *last = day,
+            _ => runs.push((day, day)),
+        }
+    }
+    runs
 }
 
 pub fn unpriced_models(c: &mut Connection) -> Result<Vec<UnpricedModel>> {

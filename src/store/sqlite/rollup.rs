@@ -202,7 +202,7 @@ pub const CONTRIBUTION_COLUMNS: &str =
     "workspace_id, ts, environment, data_mode, status, provider, model, endpoint,
      COALESCE(prompt_version, 0), COALESCE(tenant, 0), COALESCE(user, 0), attempts,
      cost_nanos, input_tokens, cached_tokens, cache_write_tokens, output_tokens,
-     reasoning_tokens, latency_ms, usage_missing, idless, COALESCE(tag_set, 0)";
+     reasoning_tokens, latency_ms, usage_missing, idless, COALESCE(tag_set, 0), id";
 
 /// The dimension columns of `pruned_cells` (and of the prune's GROUP BY over `events`),
 /// in `Contribution` order after the workspace and the hour.
@@ -236,6 +236,8 @@ pub struct Contribution {
     pub idless: bool,
     /// The call's `tag_sets` id (0: no tags).
     pub tag_set: i64,
+    /// The `events` row holding the call (0: none, as for pruned history).
+    pub row: i64,
 }
 
 impl Contribution {
@@ -264,6 +266,7 @@ impl Contribution {
             usage_missing: r.get(19)?,
             idless: r.get(20)?,
             tag_set: r.get(21)?,
+            row: r.get(22)?,
         })
     }
 
@@ -906,6 +909,8 @@ pub struct Totals {
     tag_sets: HashMap<i64, std::collections::HashSet<u32, Hasher>, Hasher>,
     /// Workspaces with more than `MAX_TAG_SETS` tag sets: no tag cells.
     many_tag_sets: std::collections::HashSet<i64, Hasher>,
+    /// The costliest calls of each day per tenant, endpoint and model.
+    pub costliest: super::costliest::Costliest,
 }
 
 /// Pin ids, unique in the process: a fill from before a rebuild never matches a pin
@@ -1153,6 +1158,7 @@ impl Totals {
         let measures = c.measures();
         add_reach(self.reach.entry(c.workspace).or_default(), &measures);
         self.add_measures(c, &measures, 1, false)?;
+        self.costliest.apply(c, 1);
         let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
         *span = (span.0.min(c.ts), span.1.max(c.ts));
         Ok(())
@@ -1200,6 +1206,7 @@ impl Totals {
         }
         for (c, sign) in &changes.calls {
             self.add_measures(c, &c.measures(), *sign, false)?;
+            self.costliest.apply(c, *sign);
             if *sign > 0 {
                 let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
                 *span = (span.0.min(c.ts), span.1.max(c.ts));
@@ -1320,7 +1327,12 @@ impl Totals {
 
     /// About how many bytes the cells take on the heap (for the memory figures).
     pub fn heap_bytes(&self) -> usize {
-        self.cells.iter().flatten().map(Cells::heap_bytes).sum()
+        self.cells
+            .iter()
+            .flatten()
+            .map(Cells::heap_bytes)
+            .sum::<usize>()
+            + self.costliest.heap_bytes()
     }
 
     /// Cells per family and grain, for the memory figures in logs and benchmarks.

@@ -509,6 +509,7 @@ fn build(conn: &mut Connection) -> std::result::Result<Derived, WriteError> {
         ms = started.elapsed().as_millis() as u64,
         cells = %cells.join(" "),
         cells_mb = totals.heap_bytes() / 1_000_000,
+        costliest_mb = totals.costliest.heap_bytes() / 1_000_000,
         calls = calls.len(),
         calls_mb = calls.heap_bytes() / 1_000_000,
         "rollups and call index built from the events"
@@ -726,6 +727,7 @@ fn contribution(
     p: &PricedEvent,
     cols: &UsageColumns,
     attempts: i64,
+    row: i64,
 ) -> Contribution {
     let e = &p.event;
     Contribution {
@@ -751,6 +753,7 @@ fn contribution(
         usage_missing: e.usage_missing,
         idless: p.stored_id().is_none_or(|(_, idless)| idless),
         tag_set: cols.tag_set.unwrap_or(0),
+        row,
     }
 }
 
@@ -837,7 +840,7 @@ fn write_event(
     sinks.calls.added.rows.entry(key).or_default().push(row);
     sinks
         .rollups
-        .apply(&contribution(workspace, p, &cols, 1), 1);
+        .apply(&contribution(workspace, p, &cols, 1, row), 1);
     let change = CostChange {
         old_cost: None,
         kept: None,
@@ -911,11 +914,11 @@ fn stored_call(
             let old = Contribution::from_row(r)?;
             Ok(StoredRow {
                 row_id,
-                mask: r.get(22)?,
+                mask: r.get(23)?,
                 usage_missing: old.usage_missing,
                 old,
-                tags: r.get(23)?,
-                attempt: r.get(24)?,
+                tags: r.get(24)?,
+                attempt: r.get(25)?,
             })
         })
         .optional()
@@ -983,7 +986,10 @@ fn merge_attempt(
     change.retract = Some(retraction(tx, ext_id, &old, old_tags)?);
     // The winner describes the whole call, environment and data mode included.
     change.kept = None;
-    rollups.apply(&contribution(workspace, p, cols, attempts as i64), 1);
+    rollups.apply(
+        &contribution(workspace, p, cols, attempts as i64, row_id),
+        1,
+    );
     tx.prepare_cached(
         "UPDATE events SET attempt_mask = ?2, attempts = ?3, attempt = ?4, ts = ?5, provider = ?6,
             model = ?7, endpoint = ?8, prompt_version = ?9, tenant = ?10, user = ?11,
