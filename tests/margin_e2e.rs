@@ -166,6 +166,13 @@ async fn margin_per_tenant_equals_hand_computed_revenue_minus_cost_unprofitable_
         .await;
     assert_eq!(order(&p.body), ["initech"], "{}", p.body);
     assert_eq!(p.body["nextOffset"], 2);
+    // One tenant (the tenant page's report): its user-days are the totals' too.
+    let one = api
+        .get("/v1/margin?month=2026-11&tenantId=acme", &f.admin)
+        .await;
+    assert_eq!(order(&one.body), ["acme"], "{}", one.body);
+    assert_eq!(one.body["totals"]["activeUserDays"], 4);
+    assert_eq!(row(&one.body, "acme")["activeUserDays"], 4);
     // The same numbers from the CLI, reading the database.
     let out = cli(&f.db, &["margin", "--month", "2026-11"]);
     let (g, a) = (out.find("globex"), out.find("acme"));

@@ -1276,6 +1276,7 @@ impl Totals {
         for cells in totals.cells.iter_mut().flatten() {
             cells.pack_all()?;
         }
+        totals.costliest.shrink();
         Ok(totals)
     }
 
