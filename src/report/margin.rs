@@ -266,28 +266,29 @@ fn totals((revenue, unprofitable): (Usd, usize), cost: &Sums, days: u64) -> Resu
     })
 }
 
-/// The query for (group, user) pairs per UTC day.
-fn user_day_query(base: &Query, group_by: Vec<Dimension>) -> Query {
+/// The query for (group, user) pairs per UTC day, the first `limit` of them as rows.
+fn user_day_query(base: &Query, group_by: Vec<Dimension>, limit: usize) -> Query {
     Query {
         group_by,
         bucket: Some(Bucket::Day),
         measures: vec![Measure::Requests],
         order_by: Some(Measure::Requests),
         ascending: false,
-        limit: crate::query::MAX_LIMIT,
+        limit,
         ..base.clone()
     }
 }
 
-/// Distinct (user, day) pairs in the window; calls without a userId are no user. Past
-/// one answer's rows the cut pairs count too (read from the user rollups, fast), less
-/// the days with calls without a user (their group is the missing-value label).
+/// Distinct (user, day) pairs in the window; calls without a userId are no user: the
+/// answer's groups, counted from one row and the cut (the others are never named:
+/// naming a big tenant's 60k user-days took most of its margin's time), less the days
+/// with calls without a user (their group is the missing-value label).
 async fn workspace_user_days(store: &dyn Store, ws: WorkspaceId, base: &Query) -> Result<u64> {
     let answer = store
-        .aggregate(ws, user_day_query(base, vec![Dimension::UserId]))
+        .aggregate(ws, user_day_query(base, vec![Dimension::UserId], 1))
         .await?;
     let missing = Dimension::UserId.missing_label();
-    let mut unnamed = user_day_query(base, Vec::new());
+    let mut unnamed = user_day_query(base, Vec::new(), crate::query::MAX_LIMIT);
     unnamed
         .filters
         .restrict(&Dimension::UserId, &[missing.to_string()]);
@@ -315,10 +316,24 @@ async fn user_days(
     base: &Query,
     page: &mut [TenantMargin],
 ) -> Result<()> {
+    if let [one] = page {
+        // One tenant: its pairs counted, not listed.
+        let mut q = base.clone();
+        q.filters
+            .restrict(&Dimension::TenantId, std::slice::from_ref(&one.tenant_id));
+        let days = workspace_user_days(store, ws, &q).await?;
+        one.active_user_days = Some(days);
+        one.cost_per_active_user_day_usd = per(one.cost_usd, days);
+        return Ok(());
+    }
     if page.is_empty() {
         return Ok(());
     }
-    let mut q = user_day_query(base, vec![Dimension::TenantId, Dimension::UserId]);
+    let mut q = user_day_query(
+        base,
+        vec![Dimension::TenantId, Dimension::UserId],
+        crate::query::MAX_LIMIT,
+    );
     let ids: Vec<String> = page.iter().map(|r| r.tenant_id.clone()).collect();
     q.filters.restrict(&Dimension::TenantId, &ids);
     let answer = store.aggregate(ws, q).await?;
