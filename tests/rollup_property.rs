@@ -71,7 +71,8 @@ fn retry(rng: &mut StdRng, e: &Value, attempt: u64) -> Value {
     r
 }
 
-fn random_query(rng: &mut StdRng, start: i64) -> Value {
+/// A window around the events' three days, its ends on an hour, a day or neither.
+fn random_window(rng: &mut StdRng, start: i64) -> (i64, i64) {
     let align = |t: i64, rng: &mut StdRng| match rng.random_range(0..3) {
         0 => t.div_euclid(HOUR) * HOUR,
         1 => t.div_euclid(DAY) * DAY,
@@ -79,7 +80,11 @@ fn random_query(rng: &mut StdRng, start: i64) -> Value {
     };
     let a = align(start - HOUR + rng.random_range(0..4 * DAY), rng);
     let b = align(start - HOUR + rng.random_range(0..4 * DAY), rng);
-    let (from, to) = (a.min(b), a.max(b));
+    (a.min(b), a.max(b))
+}
+
+fn random_query(rng: &mut StdRng, start: i64) -> Value {
+    let (from, to) = random_window(rng, start);
     let dims = [
         "endpointTag",
         "promptVersion",
@@ -492,16 +497,7 @@ async fn events_another_process_commits_are_counted_by_a_running_server() {
 /// tenant, endpoint and model ones pick the lists read; a name never stored and a
 /// missing tenant included) and a random page size.
 fn random_costliest(rng: &mut StdRng, start: i64) -> EventQuery {
-    let window = rng.random_bool(0.9).then(|| {
-        let align = |t: i64, rng: &mut StdRng| match rng.random_range(0..3) {
-            0 => t.div_euclid(HOUR) * HOUR,
-            1 => t.div_euclid(DAY) * DAY,
-            _ => t,
-        };
-        let a = align(start - HOUR + rng.random_range(0..4 * DAY), rng);
-        let b = align(start - HOUR + rng.random_range(0..4 * DAY), rng);
-        (a.min(b), a.max(b))
-    });
+    let window = rng.random_bool(0.9).then(|| random_window(rng, start));
     let mut filters = Filters::default();
     let mut text = |rng: &mut StdRng, d: Dimension, values: &[&str]| {
         if rng.random_bool(0.3) {
