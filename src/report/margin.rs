@@ -316,8 +316,14 @@ async fn user_days(
     base: &Query,
     page: &mut [TenantMargin],
 ) -> Result<()> {
-    if page.len() == 1 {
-        return count_each(store, ws, base, page).await;
+    if let [one] = page {
+        // One tenant (the tenant page): its pairs counted, not listed.
+        let mut q = base.clone();
+        q.filters
+            .restrict(&Dimension::TenantId, std::slice::from_ref(&one.tenant_id));
+        let days = workspace_user_days(store, ws, &q).await?;
+        set_user_days(one, days);
+        return Ok(());
     }
     if page.is_empty() {
         return Ok(());
@@ -343,29 +349,15 @@ async fn user_days(
     }
     for r in page.iter_mut() {
         let days = counts.get(r.tenant_id.as_str()).copied().unwrap_or(0);
-        r.active_user_days = Some(days);
-        r.cost_per_active_user_day_usd = per(r.cost_usd, days);
+        set_user_days(r, days);
     }
     Ok(())
 }
 
-/// A page of one tenant's active user-days counted, not listed (`workspace_user_days`
-/// with the tenant as the filter).
-async fn count_each(
-    store: &dyn Store,
-    ws: WorkspaceId,
-    base: &Query,
-    page: &mut [TenantMargin],
-) -> Result<()> {
-    for r in page.iter_mut() {
-        let mut q = base.clone();
-        q.filters
-            .restrict(&Dimension::TenantId, std::slice::from_ref(&r.tenant_id));
-        let days = workspace_user_days(store, ws, &q).await?;
-        r.active_user_days = Some(days);
-        r.cost_per_active_user_day_usd = per(r.cost_usd, days);
-    }
-    Ok(())
+/// A row's active user-days and its cost per active user-day.
+fn set_user_days(row: &mut TenantMargin, days: u64) {
+    row.active_user_days = Some(days);
+    row.cost_per_active_user_day_usd = per(row.cost_usd, days);
 }
 
 /// While the month of the window's end is running, each page tenant's cost of that

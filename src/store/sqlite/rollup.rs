@@ -1328,12 +1328,7 @@ impl Totals {
 
     /// About how many bytes the cells take on the heap (for the memory figures).
     pub fn heap_bytes(&self) -> usize {
-        self.cells
-            .iter()
-            .flatten()
-            .map(Cells::heap_bytes)
-            .sum::<usize>()
-            + self.costliest.heap_bytes()
+        self.cells.iter().flatten().map(Cells::heap_bytes).sum()
     }
 
     /// Cells per family and grain, for the memory figures in logs and benchmarks.
