@@ -325,6 +325,7 @@ async fn totals(store: &dyn Store, ws: WorkspaceId, from: Option<i64>) -> anyhow
         order_by: None,
         ascending: false,
         limit: 1,
+        count_by_first: false,
     };
     Ok(store.aggregate(ws, query).await?.total())
 }

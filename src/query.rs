@@ -193,6 +193,10 @@ pub struct Query {
     pub order_by: Option<Measure>,
     pub ascending: bool,
     pub limit: usize,
+    /// Also count the groups (bucket and group, those the limit cut included) per
+    /// label of the first group-by dimension (`Answer::first_counts`): each tenant's
+    /// (user, day) pairs, counted without naming them.
+    pub count_by_first: bool,
 }
 
 /// The totals a group accumulates; every measure is derived from these exactly.
@@ -642,6 +646,7 @@ impl QueryRequest {
             order_by,
             ascending,
             limit,
+            count_by_first: false,
         })
     }
 }
@@ -657,6 +662,9 @@ pub struct Answer {
     pub totals: Vec<Row>,
     /// How many groups the limit cut off.
     pub cut: usize,
+    /// With `Query::count_by_first`: the number of groups per label of the first
+    /// group-by dimension, in label order; otherwise empty.
+    pub first_counts: Vec<(String, u64)>,
     /// The last commit this answer includes (`store::CommitSeq`); 0 when not known.
     pub seen: u64,
     /// Set when part of the window had to be read from raw events before the time raw
@@ -793,6 +801,7 @@ pub fn reaches(query: &Query, key: Option<Fraction>, cut: Option<Option<Fraction
 /// ties broken by group values for stable answers.
 pub fn answer(query: &Query, rows: Vec<Row>) -> Result<Answer, SumOverflow> {
     let totals = bucket_totals(rows.iter().map(|r| (r.bucket_ms, &r.sums)))?;
+    let first_counts = first_counts(query, rows.iter().filter_map(|r| r.group.first()));
     let key = query.order_by.unwrap_or(Measure::CostUsd);
     // Each row's sort key computed once, outside the comparisons.
     let mut keyed: Vec<(Option<Fraction>, Row)> = rows
@@ -820,9 +829,29 @@ pub fn answer(query: &Query, rows: Vec<Row>) -> Result<Answer, SumOverflow> {
         rows,
         totals,
         cut,
+        first_counts,
         seen: 0,
         raw_from_ms: None,
     })
+}
+
+/// `Answer::first_counts` of groups whose first labels are `firsts` (one per group):
+/// empty unless the query asks for it.
+pub fn first_counts<'a>(
+    query: &Query,
+    firsts: impl Iterator<Item = &'a String>,
+) -> Vec<(String, u64)> {
+    if !query.count_by_first {
+        return Vec::new();
+    }
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for first in firsts {
+        *counts.entry(first).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect()
 }
 
 impl Filters {
@@ -870,6 +899,7 @@ mod tests {
             order_by: None,
             ascending: false,
             limit,
+            count_by_first: false,
         };
         let mut two = contenders(&query(2), &rows);
         two.sort_unstable();

@@ -855,6 +855,7 @@ async fn two_nodes_pruning_one_workspace_at_once_prune_it_once() {
         order_by: None,
         ascending: false,
         limit: 1_000,
+        count_by_first: false,
     };
     let first = reader.aggregate(ws, query.clone()).await.unwrap();
     assert_eq!(first.total().requests, 61);
@@ -941,6 +942,7 @@ fn window(from: i64, to: i64) -> burnrate::query::Query {
         order_by: None,
         ascending: false,
         limit: 10,
+        count_by_first: false,
     }
 }
 

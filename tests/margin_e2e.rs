@@ -506,3 +506,52 @@ async fn a_tenant_past_the_ten_thousandth_by_cost_is_still_in_the_margin_list() 
     assert_eq!(order(&last.body), ["t10000"], "{}", last.body);
     assert_eq!(nanos(&last.body["tenants"][0]["marginUsd"]), -1_000_000);
 }
+
+#[tokio::test]
+async fn active_user_days_are_counted_past_one_answer_of_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("users.db");
+    let admin = key(&db, "default", "admin");
+    let server = Server::start(&db, &["--no-alerts"]);
+    let api = Api::new(&server);
+    // big: 6,000 users on each of two days (12,000 pairs, more than one answer of
+    // 10,000 rows holds); small: 3 users on one day, a user twice that day, and calls
+    // without a user on two days (no user-days).
+    let mut events: Vec<Value> = (0..12_000)
+        .map(|i| {
+            let user = format!("u{}", i % 6_000);
+            call(&format!("b{i}"), "big", 3 + i / 6_000, Some(&user), 0.01)
+        })
+        .collect();
+    for (i, user) in ["a", "b", "c", "a"].iter().enumerate() {
+        events.push(call(&format!("s{i}"), "small", 4, Some(user), 0.03));
+    }
+    events.push(call("n1", "small", 4, None, 0.03));
+    events.push(call("n2", "small", 5, None, 0.03));
+    for chunk in events.chunks(2_000) {
+        let r = api.post("/v1/ingest/batch", &admin, &json!(chunk)).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let r = api.get("/v1/margin?month=2026-11", &admin).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let big = row(&r.body, "big");
+    assert_eq!(big["activeUserDays"], 12_000, "{}", r.body);
+    // $120 over 12,000 user-days: a cent each.
+    assert_eq!(nanos(&big["costPerActiveUserDayUsd"]), 10_000_000);
+    let small = row(&r.body, "small");
+    assert_eq!(small["activeUserDays"], 3, "{}", r.body);
+    // $0.18 over 3 user-days.
+    assert_eq!(nanos(&small["costPerActiveUserDayUsd"]), 60_000_000);
+    assert_eq!(r.body["totals"]["activeUserDays"], 12_003);
+    // The tenant page's query: one tenant, the same count.
+    let one = api
+        .get("/v1/margin?month=2026-11&tenantId=big", &admin)
+        .await;
+    assert_eq!(
+        row(&one.body, "big")["activeUserDays"],
+        12_000,
+        "{}",
+        one.body
+    );
+    assert_eq!(one.body["totals"]["activeUserDays"], 12_000);
+}

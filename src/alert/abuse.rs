@@ -205,6 +205,7 @@ async fn seen_index(ctx: &Context<'_>, q: &Query) -> Result<Arc<SeenIndex>> {
         order_by: None,
         ascending: false,
         limit: usize::MAX,
+        count_by_first: false,
     };
     let rows = ctx.store.aggregate(ctx.ws, by_day).await?.rows;
     let missing = Dimension::UserId.missing_label();

@@ -90,6 +90,7 @@ pub fn watched(settings: &AlertSettings, from_ms: i64, to_ms: i64) -> Query {
         order_by: None,
         ascending: false,
         limit: crate::query::MAX_LIMIT,
+        count_by_first: false,
     }
 }
 

@@ -336,6 +336,7 @@ impl Budget {
             order_by: None,
             ascending: false,
             limit: 1,
+            count_by_first: false,
         }
     }
 

@@ -95,7 +95,7 @@ pub(super) fn control_schemas() -> Map<String, Value> {
     let tenant_margin = closed(json!({
         "tenantId": string, "plan": string_n, "revenueUsd": money, "costUsd": money,
         "unpriced": int, "requests": int, "marginUsd": money, "costSharePct": num_n,
-        "activeUserDays": int_n, "costPerActiveUserDayUsd": money_n,
+        "activeUserDays": int, "costPerActiveUserDayUsd": money_n,
         "projected": or_null(projected),
     }));
     let margin_totals = closed(json!({

@@ -164,6 +164,7 @@ async fn attributed(
         order_by: Some(Measure::CostUsd),
         ascending: false,
         limit: crate::query::MAX_LIMIT,
+        count_by_first: false,
     };
     let per_provider = store
         .aggregate(ws, query(vec![Dimension::Provider]))

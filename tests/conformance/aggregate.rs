@@ -45,6 +45,7 @@ fn everything(group_by: Vec<Dimension>) -> Query {
         order_by: Some(Measure::Requests),
         ascending: false,
         limit: 100,
+        count_by_first: false,
     }
 }
 
@@ -296,6 +297,12 @@ fn difference(query: &Query, got: &Answer, expected: &Answer) -> String {
     let mut out = format!("query: {query:?}\n");
     if got.cut != expected.cut {
         out += &format!("cut: got {}, expected {}\n", got.cut, expected.cut);
+    }
+    if got.first_counts != expected.first_counts {
+        out += &format!(
+            "first_counts:\n  got      {:?}\n  expected {:?}\n",
+            got.first_counts, expected.first_counts
+        );
     }
     if got.totals != expected.totals {
         out += &format!(

@@ -391,6 +391,7 @@ pub fn query(rng: &mut StdRng) -> Query {
         } else {
             10_000
         },
+        count_by_first: rng.random_bool(0.3),
     }
 }
 

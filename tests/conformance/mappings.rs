@@ -227,6 +227,7 @@ pub async fn mapped_reads_match_the_reference_over_rewritten_calls(store: Shared
             order_by: None,
             ascending: false,
             limit: 1,
+            count_by_first: false,
         };
         let values = store
             .request_values(ws, query.clone(), 100_000)

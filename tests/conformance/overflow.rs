@@ -43,6 +43,7 @@ fn window(from_ms: i64, to_ms: i64, group_by: Vec<Dimension>, bucket: Option<Buc
         order_by: None,
         ascending: false,
         limit: 100,
+        count_by_first: false,
     }
 }
 

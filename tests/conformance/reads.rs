@@ -216,6 +216,7 @@ fn query_of(window: (i64, i64), filters: Filters) -> Query {
         order_by: None,
         ascending: false,
         limit: 1,
+        count_by_first: false,
     }
 }
 
@@ -984,5 +985,6 @@ fn window_query(from_ms: i64, to_ms: i64) -> Query {
         order_by: None,
         ascending: false,
         limit: 10,
+        count_by_first: false,
     }
 }

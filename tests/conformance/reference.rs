@@ -316,8 +316,16 @@ impl Reference {
                 .then_with(|| a.group.cmp(&b.group))
         });
         let cut = rows.len().saturating_sub(q.limit);
+        // Groups per first label, cut ones included, when asked.
+        let mut first_counts: BTreeMap<String, u64> = BTreeMap::new();
+        if q.count_by_first {
+            for first in rows.iter().filter_map(|r| r.group.first()) {
+                *first_counts.entry(first.clone()).or_default() += 1;
+            }
+        }
         rows.truncate(q.limit);
         Ok(Answer {
+            first_counts: first_counts.into_iter().collect(),
             rows,
             totals: totals
                 .into_iter()

@@ -586,6 +586,7 @@ mod tests {
             order_by: None,
             ascending: false,
             limit: 10,
+            count_by_first: false,
         }
     }
 

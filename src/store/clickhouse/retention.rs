@@ -610,6 +610,7 @@ mod tests {
             order_by: None,
             ascending: false,
             limit: 100,
+            count_by_first: false,
         };
         let before = store.aggregate(ws, query.clone()).await.unwrap();
         // 0.001 * (1 + ... + 30) = $0.465 over 30 calls.

@@ -12,7 +12,7 @@ use crate::query::{Answer, Dimension, Fraction, Measure, Query, Row, Sums};
 use crate::store::{Result, StoreError, WorkspaceId};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The dims kind behind a text dimension.
 fn dim_kind(d: &Dimension) -> Option<DimKind> {
@@ -571,6 +571,7 @@ pub fn days_to_warm(totals: &Totals, workspace: WorkspaceId, now_ms: i64) -> Vec
                 order_by: None,
                 ascending: false,
                 limit: 1,
+                count_by_first: false,
             };
             let parts = plan(&query, Some(family), reach);
             for day in days_to_pin(family, &query, &parts, reach) {
@@ -1183,6 +1184,7 @@ impl<'a> CellRead<'a> {
         let one_id = matches!(query.group_by.as_slice(), [d] if !matches!(d, Dimension::Tag(_)));
         one_id
             && query.bucket.is_none()
+            && !query.count_by_first
             && query.limit <= TOP_LIST_MOST_ROWS
             && self.cells >= TOP_LIST_CELLS
             && self.lookups(&self.allowed).is_none()
@@ -1784,7 +1786,7 @@ fn finish_cells(c: &Connection, query: &Query, groups: Vec<(CellKey, Sums)>) -> 
 /// 200,000 users has tens of thousands of groups; a top-50 answer names about 50) and cut
 /// the answer to the query's order and limit.
 /// `values` gives a kept group's values from its key (ids or values).
-fn finish<K>(
+fn finish<K: Clone>(
     c: &Connection,
     query: &Query,
     groups: Vec<((Option<i64>, K), Sums)>,
@@ -1794,6 +1796,8 @@ fn finish<K>(
         .into_iter()
         .filter(|(_, sums)| sums.requests > 0)
         .collect();
+    let first_counts =
+        count_by_first(c, query, groups.iter().map(|((_, k), _)| values(k.clone())))?;
     let keys: Vec<(Option<i64>, &Sums)> = groups.iter().map(|((b, _), s)| (*b, s)).collect();
     let totals = crate::query::bucket_totals(keys.iter().copied())?;
     let mut kept = crate::query::contenders(query, &keys);
@@ -1821,7 +1825,32 @@ fn finish<K>(
     let mut answer = crate::query::answer(query, out)?;
     answer.totals = totals;
     answer.cut = count.saturating_sub(query.limit);
+    answer.first_counts = first_counts;
     Ok(answer)
+}
+
+/// `Answer::first_counts` of the groups whose values are `groups`: counted by the
+/// first value's id, and only those ids named (a tenant's 60,000 user-days are counted,
+/// never named).
+fn count_by_first(
+    c: &Connection,
+    query: &Query,
+    groups: impl Iterator<Item = [GroupValue; 3]>,
+) -> Result<Vec<(String, u64)>> {
+    let Some(first) = query.group_by.first().filter(|_| query.count_by_first) else {
+        return Ok(Vec::new());
+    };
+    let mut by_value: HashMap<GroupValue, u64> = HashMap::new();
+    for [value, ..] in groups {
+        *by_value.entry(value).or_default() += 1;
+    }
+    let names = dim_names(c, by_value.keys())?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for (value, n) in by_value {
+        // Two values may share a label (a stored value spelling the missing label).
+        *counts.entry(label(first, value, &names)).or_default() += n;
+    }
+    Ok(counts.into_iter().collect())
 }
 
 /// The measure columns from `n` on, in `MEASURES` order.
@@ -1914,6 +1943,7 @@ mod tests {
             order_by: None,
             ascending: false,
             limit: 10,
+            count_by_first: false,
         }
     }
 
