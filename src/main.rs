@@ -7,6 +7,7 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    with_glibc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BURNRATE_LOG")
@@ -41,6 +42,32 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The tunables glibc's malloc gets unless the environment sets its own: two arenas.
+const GLIBC_TUNABLES: &str = "glibc.malloc.arena_max=2";
+
+/// SQLite allocates through glibc's malloc (Rust code through mimalloc), which gives
+/// each thread that reads its own arena and keeps in each what the thread freed: at 10M
+/// calls, after a run of raw reads, 10 arenas held 17-31 MB each, 250 MB in all with
+/// under 5 MB in use. With two arenas shared by every thread, what one read freed is
+/// what the next one reuses. The limit can only be set before the process starts
+/// (`GLIBC_TUNABLES`; `mallopt` needs unsafe code, which the crate forbids), so the
+/// binary starts itself again once with it, as the first thing it does (the same
+/// process id and arguments). If that fails it carries on as it is.
+fn with_glibc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("GLIBC_TUNABLES").is_none() {
+        use std::os::unix::process::CommandExt;
+        let mut args = std::env::args_os();
+        let Some(name) = args.next() else { return };
+        // `exec` returns only on failure: then this process goes on with glibc's defaults.
+        let _ = std::process::Command::new("/proc/self/exe")
+            .arg0(name)
+            .args(args)
+            .env("GLIBC_TUNABLES", GLIBC_TUNABLES)
+            .exec();
     }
 }
 
