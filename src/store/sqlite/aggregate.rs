@@ -2,6 +2,7 @@
 //! events (one GROUP BY in SQL) for the partial edges and for what no rollup family
 //! holds; exact integer sums. The raw-only path is the reference the tests compare with.
 
+use super::access::{self, Access, Shape};
 use super::rollup::{
     commit_seq, Cell, Contribution, DimIds, Family, Grain, Rollups, Totals, CONTRIBUTION_COLUMNS,
     DAY_MS, FAMILIES, HOUR_MS, MAX_PINS, N_MEASURES, RAW_MEASURES, TAG_FAMILY,
@@ -261,23 +262,25 @@ fn cell_parts(index: usize, grain: Grain, a: i64, b: i64, reach: Reach) -> Vec<(
 }
 
 /// SQL and parameters for one raw part of the query, [from, to) of `events`.
-fn build(workspace: WorkspaceId, query: &Query, from: i64, to: i64) -> (String, Vec<SqlValue>) {
-    let (table, time) = ("events", "ts");
+fn build(
+    workspace: WorkspaceId,
+    query: &Query,
+    (from, to): (i64, i64),
+    access: &Access,
+) -> (String, Vec<SqlValue>) {
+    let (table, time) = (access.table(), "ts");
     let measures = RAW_MEASURES;
     let mut params: Vec<SqlValue> = vec![workspace.into(), from.into(), to.into()];
     let mut select = Vec::new();
     if let Some(bucket) = query.bucket {
         select.push(format!("({time} / {0}) * {0}", bucket.millis()));
     }
-    for d in &query.group_by {
-        match d {
-            // By set: `read_raw` names each set's value of the key.
-            Dimension::Tag(_) => select.push("tag_set".to_string()),
-            other => select.push(format!("COALESCE({}, 0)", column(other))),
-        }
-    }
+    select.extend(group_columns(query));
     let group_count = select.len();
-    let mut filter = format!("workspace_id = ? AND {time} >= ? AND {time} < ?");
+    let mut filter = format!(
+        "{}workspace_id = ? AND {time} >= ? AND {time} < ?",
+        access.condition()
+    );
     filter_sql(&query.filters, &mut filter, &mut params, None);
     let groups: Vec<String> = (1..=group_count).map(|i| i.to_string()).collect();
     let sql = format!(
@@ -456,7 +459,7 @@ pub fn aggregate(
         .iter()
         .all(|(source, _, _)| *source == Source::Raw)
     {
-        return aggregate_raw(c, workspace, query);
+        return aggregate_all_raw(c, rollups, workspace, query);
     }
     let started = std::time::Instant::now();
     let mut told = false;
@@ -476,11 +479,12 @@ pub fn aggregate(
                 // Too many tag sets for cells: the raw events answer.
                 drop(totals);
                 drop(tx);
-                return aggregate_raw(c, workspace, query);
+                return aggregate_all_raw(c, rollups, workspace, query);
             }
             let raw_from = totals.raw_from(workspace);
             let reach = reach_of(&totals, workspace, family);
             let parts = plan(query, family, reach);
+            let raw_parts = raw_parts(&totals, &tx, workspace, query, &parts)?;
             let lanes = super::read_lanes();
             let read = CellRead::new(&tx, &totals, workspace, query, &parts, tag_sets)?;
             let mut to_pin = family.map_or(Vec::new(), |f| days_to_pin(f, query, &parts, reach));
@@ -489,10 +493,16 @@ pub fn aggregate(
                 Some(read) if read.is_top_list(query) => {
                     // Both passes need the raw parts' rows: read before the totals go.
                     let mut raw = Vec::new();
-                    read_raw_parts(&tx, workspace, query, &parts, &mut |b, ids, cell, sign| {
-                        raw.push((b, ids, *cell, sign));
-                        Ok(())
-                    })?;
+                    read_raw_parts(
+                        &tx,
+                        workspace,
+                        query,
+                        &raw_parts,
+                        &mut |b, ids, cell, sign| {
+                            raw.push((b, ids, *cell, sign));
+                            Ok(())
+                        },
+                    )?;
                     let answer = top_from_totals(&tx, &read, query, &raw, lanes, passes)?;
                     drop(read);
                     drop(totals);
@@ -507,9 +517,13 @@ pub fn aggregate(
                     drop(totals);
                     // The raw parts add into the same groups: a query the rollups answer
                     // groups by ids only (no tags), so a raw row's group is a cell's.
-                    read_raw_parts(&tx, workspace, query, &parts, &mut |b, ids, cell, sign| {
-                        groups.add((b, ids), cell, sign)
-                    })?;
+                    read_raw_parts(
+                        &tx,
+                        workspace,
+                        query,
+                        &raw_parts,
+                        &mut |b, ids, cell, sign| groups.add((b, ids), cell, sign),
+                    )?;
                     finish_cells(&tx, query, groups.into_sums()?)?
                 }
             };
@@ -766,17 +780,83 @@ pub(super) fn wait_for_totals(
     Ok(())
 }
 
-/// Answer `query` from raw events only (the reference the property test compares with).
+/// A part of a window read from raw events, with its access.
+type RawPart = ((Source, i64, i64), Access);
+
+/// Per group (labelled), its latencies.
+pub(super) type GroupLatencies = Vec<(Vec<String>, Vec<u32>)>;
+
+/// The parts of `parts` read from raw events, each with its access.
+fn raw_parts(
+    totals: &Totals,
+    tx: &Connection,
+    workspace: WorkspaceId,
+    query: &Query,
+    parts: &[(Source, i64, i64)],
+) -> Result<Vec<RawPart>> {
+    let raw =
+        |(source, _, _): &&(Source, i64, i64)| matches!(source, Source::Raw | Source::RawMinus);
+    parts
+        .iter()
+        .filter(raw)
+        .map(|part @ (_, from, to)| {
+            let access = access::choose(
+                totals,
+                tx,
+                workspace,
+                &query.filters,
+                (*from, *to),
+                Shape::Whole,
+            )?;
+            Ok((*part, access))
+        })
+        .collect()
+}
+
+/// Answer `query`, which no rollup holds, from raw events, by the access the totals
+/// make cheapest.
+fn aggregate_all_raw(
+    c: &mut Connection,
+    rollups: &Rollups,
+    workspace: WorkspaceId,
+    query: &Query,
+) -> Result<Answer> {
+    let window = (query.from_ms, query.to_ms);
+    access::with_access(
+        c,
+        rollups,
+        |tx, totals| match totals {
+            Some(totals) => {
+                access::choose(totals, tx, workspace, &query.filters, window, Shape::Whole)
+            }
+            None => Ok(Access::TimeIndex),
+        },
+        |tx, access| raw_answer(tx, workspace, query, &access),
+    )
+}
+
+/// Answer `query` from raw events only, through the time index (the reference the
+/// property test compares with).
 pub fn aggregate_raw(c: &mut Connection, workspace: WorkspaceId, query: &Query) -> Result<Answer> {
     // One read transaction: the sums and the commit sequence come from one snapshot.
     let tx = c.transaction()?;
-    let seq = commit_seq(&tx)?;
+    raw_answer(&tx, workspace, query, &Access::TimeIndex)
+}
+
+/// `query`'s answer from the raw events `tx` sees, reached by `access`.
+pub(super) fn raw_answer(
+    tx: &Connection,
+    workspace: WorkspaceId,
+    query: &Query,
+    access: &Access,
+) -> Result<Answer> {
+    let seq = commit_seq(tx)?;
     let mut merged = Merged::default();
     read_raw(
-        &tx,
+        tx,
         workspace,
         query,
-        (query.from_ms, query.to_ms),
+        ((query.from_ms, query.to_ms), access),
         1,
         Tags::ByValue,
         &mut |bucket, group, cell, _| {
@@ -788,9 +868,9 @@ pub fn aggregate_raw(c: &mut Connection, workspace: WorkspaceId, query: &Query) 
         },
     )?;
     let groups: Vec<(GroupKey, Sums)> = merged.into_iter().collect();
-    let mut answer = finish(&tx, query, groups, |values| values)?;
+    let mut answer = finish(tx, query, groups, |values| values)?;
     answer.seen = seq as u64;
-    let raw_from = super::retention::raw_from(&tx, workspace)?;
+    let raw_from = super::retention::raw_from(tx, workspace)?;
     answer.raw_from_ms = pruned_raw(raw_from, [query.from_ms]);
     Ok(answer)
 }
@@ -819,17 +899,17 @@ fn read_raw_parts(
     c: &Connection,
     workspace: WorkspaceId,
     query: &Query,
-    parts: &[(Source, i64, i64)],
+    parts: &[RawPart],
     add: &mut RawPartSink,
 ) -> Result<()> {
     for (wanted, sign) in [(Source::Raw, 1), (Source::RawMinus, -1)] {
-        for (source, from, to) in parts {
+        for ((source, from, to), access) in parts {
             if *source == wanted {
                 read_raw(
                     c,
                     workspace,
                     query,
-                    (*from, *to),
+                    ((*from, *to), access),
                     sign,
                     Tags::ById,
                     &mut |b, group, cell, sign| add(b, cell_ids(group)?, cell, sign),
@@ -857,15 +937,15 @@ fn read_raw(
     c: &Connection,
     workspace: WorkspaceId,
     query: &Query,
-    (from, to): (i64, i64),
+    (window, access): ((i64, i64), &Access),
     sign: i64,
     tags: Tags,
     add: &mut RawRowSink,
 ) -> Result<()> {
-    let (sql, params) = build(workspace, query, from, to);
+    let (sql, params) = build(workspace, query, window, access);
     let mut stmt = c.prepare_cached(&sql)?;
     let mut rows = stmt
-        .query(rusqlite::params_from_iter(params))
+        .query(access.params(&params).as_slice())
         .map_err(overflow_or)?;
     let bucketed = query.bucket.is_some() as usize;
     let n = bucketed + query.group_by.len();
@@ -876,21 +956,96 @@ fn read_raw(
         } else {
             None
         };
-        let mut group = no_group();
-        for (i, (d, g)) in query.group_by.iter().zip(group.iter_mut()).enumerate() {
-            *g = match d {
-                Dimension::Tag(_) if tags == Tags::ById => {
-                    GroupValue::Id(r.get::<_, Option<i64>>(bucketed + i)?.unwrap_or(0))
-                }
-                Dimension::Tag(key) => {
-                    GroupValue::Text(tag_sets.value(c, r.get(bucketed + i)?, key)?)
-                }
-                _ => GroupValue::Id(r.get(bucketed + i)?),
-            };
-        }
+        let group = group_of(c, r, query, bucketed, (tags, &mut tag_sets))?;
         add(bucket_ms, group, &cell_of(r, n)?, sign)?;
     }
     Ok(())
+}
+
+/// The group of a raw row whose group columns (as `group_columns` selects them) start
+/// at column `first`.
+fn group_of(
+    c: &Connection,
+    r: &rusqlite::Row,
+    query: &Query,
+    first: usize,
+    (tags, tag_sets): (Tags, &mut TagSetValues),
+) -> Result<[GroupValue; 3]> {
+    let mut group = no_group();
+    for (i, (d, g)) in query.group_by.iter().zip(group.iter_mut()).enumerate() {
+        *g = match d {
+            Dimension::Tag(_) if tags == Tags::ById => {
+                GroupValue::Id(r.get::<_, Option<i64>>(first + i)?.unwrap_or(0))
+            }
+            Dimension::Tag(key) => GroupValue::Text(tag_sets.value(c, r.get(first + i)?, key)?),
+            _ => GroupValue::Id(r.get(first + i)?),
+        };
+    }
+    Ok(group)
+}
+
+/// The columns a raw read selects for `query`'s groups.
+fn group_columns(query: &Query) -> Vec<String> {
+    query
+        .group_by
+        .iter()
+        .map(|d| match d {
+            // By set: `read_raw` names each set's value of the key.
+            Dimension::Tag(_) => "tag_set".to_string(),
+            other => format!("COALESCE({}, 0)", column(other)),
+        })
+        .collect()
+}
+
+/// Per group of `query` (labelled), the latencies of its newest `limit` calls that
+/// have one, newest first, from one read of the rows `access` reaches: for a listed
+/// read, where a read per group would look every listed row up once per group.
+pub(super) fn newest_latencies_by_group(
+    c: &Connection,
+    workspace: WorkspaceId,
+    query: &Query,
+    limit: usize,
+    access: &Access,
+) -> Result<GroupLatencies> {
+    let mut params: Vec<SqlValue> =
+        vec![workspace.into(), query.from_ms.into(), query.to_ms.into()];
+    let mut filter = format!(
+        "{}workspace_id = ? AND ts >= ? AND ts < ? AND latency_ms IS NOT NULL",
+        access.condition()
+    );
+    filter_sql(&query.filters, &mut filter, &mut params, Some(c));
+    let mut select = vec!["ts".to_string(), "latency_ms".to_string()];
+    select.extend(group_columns(query));
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {filter}",
+        select.join(", "),
+        access.table()
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows = stmt.query(access.params(&params).as_slice())?;
+    let mut groups: HashMap<[GroupValue; 3], Vec<(i64, u32)>> = HashMap::new();
+    let mut tag_sets = TagSetValues::default();
+    while let Some(r) = rows.next()? {
+        let group = group_of(c, r, query, 2, (Tags::ByValue, &mut tag_sets))?;
+        groups
+            .entry(group)
+            .or_default()
+            .push((r.get(0)?, r.get(1)?));
+    }
+    let names = dim_names(c, groups.keys().flatten())?;
+    Ok(groups
+        .into_iter()
+        .map(|(group, mut calls)| {
+            calls.sort_unstable_by(|a, b| b.cmp(a));
+            let latencies = calls.into_iter().take(limit).map(|(_, l)| l).collect();
+            let labels = group
+                .into_iter()
+                .zip(&query.group_by)
+                .map(|(g, d)| label(d, g, &names))
+                .collect();
+            (labels, latencies)
+        })
+        .collect())
 }
 
 /// The tags of the sets one raw read met, read from `tag_sets` once each.

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: one file, WAL, a group-commit writer thread for events
 //! and a small pool of reader connections for everything else.
 
+mod access;
 mod aggregate;
 mod calls;
 mod control;
@@ -10,6 +11,7 @@ mod read;
 mod reprice;
 mod retention;
 mod rollup;
+mod row_lists;
 pub mod schema;
 mod tag_sets;
 mod writer;
@@ -565,7 +567,8 @@ impl EventStore for SqliteStore {
         query: crate::query::Query,
         limit: usize,
     ) -> Result<Vec<RequestValues>> {
-        self.with_conn(move |c| read::request_values(c, workspace, &query, limit))
+        let rollups = self.derived().await?.rollups;
+        self.with_conn(move |c| read::request_values(c, &rollups, workspace, &query, limit))
             .await
     }
 
@@ -575,7 +578,8 @@ impl EventStore for SqliteStore {
         query: crate::query::Query,
         limit: usize,
     ) -> Result<Vec<u32>> {
-        self.with_conn(move |c| read::latencies(c, workspace, &query, limit))
+        let rollups = self.derived().await?.rollups;
+        self.with_conn(move |c| read::latencies(c, &rollups, workspace, &query, limit))
             .await
     }
 
@@ -589,16 +593,31 @@ impl EventStore for SqliteStore {
         limit: usize,
         percent: u32,
     ) -> Result<Vec<GroupLatency>> {
+        let rollups = self.derived().await?.rollups;
+        let listed = {
+            let (rollups, query) = (rollups.clone(), query.clone());
+            self.with_conn(move |c| read::listed_latencies(c, &rollups, workspace, &query, limit))
+                .await?
+        };
+        if let Some(groups) = listed {
+            let mut out: Vec<GroupLatency> = groups
+                .into_iter()
+                .filter_map(|(group, latencies)| group_latency(group, latencies, percent))
+                .collect();
+            out.sort_by(|a, b| a.group.cmp(&b.group));
+            return Ok(out);
+        }
         let groups = latency_groups(self, workspace, query).await?;
         let lanes = read_lanes().min(groups.len()).max(1);
         let per_lane = groups.len().div_ceil(lanes);
         let mut groups = groups.into_iter();
         let reads = (0..lanes).map(|_| {
             let lane: Vec<_> = groups.by_ref().take(per_lane).collect();
+            let rollups = rollups.clone();
             self.with_conn(move |c| {
                 let mut out = Vec::with_capacity(lane.len());
                 for (group, q) in lane {
-                    let latencies = read::latencies(c, workspace, &q, limit)?;
+                    let latencies = read::latencies(c, &rollups, workspace, &q, limit)?;
                     out.extend(group_latency(group, latencies, percent));
                 }
                 Ok(out)

@@ -1,9 +1,10 @@
 //! Read queries of the SQLite backend: the request explorer page, totals, unpriced models,
 //! per-request values for the gate.
 
+use super::access::{self, Access, Shape};
 use super::costliest::{Candidates, Kind, Selection};
 use super::ms_to_rfc3339;
-use super::rollup::{commit_seq, Rollups, DAY_MS};
+use super::rollup::{commit_seq, Rollups, Totals, DAY_MS};
 use super::schema::DimKind;
 use crate::event::{CostSource, DataMode, Environment, Operation, ServiceTier, Status};
 use crate::money::Usd;
@@ -158,21 +159,57 @@ pub fn events(
             return Ok(page_of(q, rows));
         }
     }
-    let rows = rows_of(c, workspace, q, q.window, None)?;
+    let rows = match lists {
+        Some(rollups) => access::with_access(
+            c,
+            rollups,
+            |tx, totals| page_access(totals, tx, workspace, q),
+            |tx, access| rows_of(tx, workspace, q, q.window, Rows::Reached(&access)),
+        )?,
+        None => rows_of(c, workspace, q, q.window, Rows::Reached(&Access::TimeIndex))?,
+    };
     Ok(page_of(q, rows))
 }
 
+/// How a page of `q` reaches its rows (the time index when the totals are behind).
+fn page_access(
+    totals: Option<&Totals>,
+    tx: &Connection,
+    workspace: WorkspaceId,
+    q: &EventQuery,
+) -> Result<Access> {
+    let Some(totals) = totals else {
+        return Ok(Access::TimeIndex);
+    };
+    let no_filters = crate::query::Filters::default();
+    let filters = q.filters.as_ref().unwrap_or(&no_filters);
+    let shape = match q.order {
+        EventOrder::Newest => Shape::Newest(q.limit),
+        // No index orders rows by cost: every row of the window is read.
+        EventOrder::Costliest => Shape::Whole,
+    };
+    let window = q.window.unwrap_or((i64::MIN, i64::MAX));
+    access::choose(totals, tx, workspace, filters, window, shape)
+}
+
+/// Which rows a page read looks at: those its access reaches, or the named ones.
+#[derive(Clone, Copy)]
+pub(super) enum Rows<'a> {
+    Reached(&'a Access),
+    Named(&'a [i64]),
+}
+
 /// A stored call as a page reads it: (time, row, the call).
-type EventRow = (i64, i64, StoredEvent);
+pub(super) type EventRow = (i64, i64, StoredEvent);
 
 /// Up to `q.limit + 1` calls of `q` in `window` (and among `rows`, when given), in
 /// `q`'s order, after its cursor.
-fn rows_of(
+pub(super) fn rows_of(
     c: &Connection,
     workspace: WorkspaceId,
     q: &EventQuery,
     window: Option<(i64, i64)>,
-    rows: Option<&[i64]>,
+    rows: Rows,
 ) -> Result<Vec<EventRow>> {
     // Column names are unqualified so the aggregate query's filters apply as they are.
     let (mut filter, mut values, order) = match q.order {
@@ -220,7 +257,7 @@ fn rows_of(
         filter.push_str(" AND ts >= ? AND ts < ?");
         values.extend([from.into(), to.into()]);
     }
-    if let Some(rows) = rows {
+    if let Rows::Named(rows) = rows {
         // Row ids are integers from the lists, never text: inline, like the codes.
         let list: Vec<String> = rows.iter().map(i64::to_string).collect();
         filter.push_str(&format!(" AND e.id IN ({})", list.join(", ")));
@@ -231,18 +268,25 @@ fn rows_of(
     values.push((q.limit as i64 + 1).into());
     // Named rows are looked up by their ids: no index (SQLite would otherwise pick the
     // time index and walk the whole window).
-    let table_hint = if rows.is_some() { "NOT INDEXED" } else { "" };
-    let sql = format!("{EVENT_SELECT} {table_hint} WHERE {filter} ORDER BY {order} LIMIT ?");
-    // A statement naming rows is used once: not worth a place in the cache.
+    let (table_hint, access) = match rows {
+        Rows::Named(_) => ("NOT INDEXED", &Access::TimeIndex),
+        Rows::Reached(Access::TimeIndex) => ("", &Access::TimeIndex),
+        Rows::Reached(access) => ("NOT INDEXED", access),
+    };
+    let sql = format!(
+        "{EVENT_SELECT} {table_hint} WHERE {}{filter} ORDER BY {order} LIMIT ?",
+        access.condition()
+    );
     let read = |stmt: &mut rusqlite::Statement| -> Result<Vec<EventRow>> {
         let rows = stmt
-            .query_map(rusqlite::params_from_iter(values), stored_event)?
+            .query_map(access.params(&values).as_slice(), stored_event)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     };
+    // A statement naming rows is used once: not worth a place in the cache.
     match rows {
-        Some(_) => read(&mut c.prepare(&sql)?),
-        None => read(&mut *c.prepare_cached(&sql)?),
+        Rows::Named(_) => read(&mut c.prepare(&sql)?),
+        Rows::Reached(_) => read(&mut *c.prepare_cached(&sql)?),
     }
 }
 
@@ -309,7 +353,7 @@ fn costliest_from_lists(
         }
         let values = match names {
             None => vec![0],
-            Some((dim, names)) => dim_ids(&tx, dim, names)?,
+            Some((dim, names)) => access::dim_ids(&tx, dim, names)?,
         };
         let found = totals.costliest.candidates(&Selection {
             workspace,
@@ -319,8 +363,10 @@ fn costliest_from_lists(
             environments: environments.as_deref(),
             data_modes: data_modes.as_deref(),
         });
+        // For the days read raw (any of them: a list names rows of every time).
+        let access = page_access(Some(&totals), &tx, workspace, q)?;
         drop(totals);
-        return rows_of_candidates(&tx, workspace, q, found).map(Some);
+        return rows_of_candidates(&tx, workspace, q, found, &access).map(Some);
     }
 }
 
@@ -344,19 +390,6 @@ fn list_kind(f: &crate::query::Filters) -> (Kind, Option<(DimKind, &[String])>) 
     (Kind::All, None)
 }
 
-/// The dims ids of `names` of kind `dim` (names never stored have none).
-fn dim_ids(c: &Connection, dim: DimKind, names: &[String]) -> Result<Vec<u32>> {
-    let mut stmt = c.prepare_cached("SELECT id FROM dims WHERE kind = ?1 AND value = ?2")?;
-    let mut ids = Vec::new();
-    for name in names {
-        let id: Option<i64> = stmt
-            .query_row(params![dim as u8, name], |r| r.get(0))
-            .optional()?;
-        ids.extend(id.and_then(|id| u32::try_from(id).ok()));
-    }
-    Ok(ids)
-}
-
 /// The rank of a call in a costliest-first list: (cost, time, row), highest first.
 fn rank(row: &EventRow) -> (i64, i64, i64) {
     (row.2.cost_usd.map_or(i64::MIN, |c| c.0), row.0, row.1)
@@ -370,6 +403,7 @@ fn rows_of_candidates(
     workspace: WorkspaceId,
     q: &EventQuery,
     found: Candidates,
+    access: &Access,
 ) -> Result<Vec<EventRow>> {
     let wanted = q.limit + 1;
     let mut rows: Vec<EventRow> = Vec::new();
@@ -378,7 +412,7 @@ fn rows_of_candidates(
             break;
         }
         let ids: Vec<i64> = chunk.iter().map(|(_, row)| *row).collect();
-        rows.extend(rows_of(tx, workspace, q, q.window, Some(&ids))?);
+        rows.extend(rows_of(tx, workspace, q, q.window, Rows::Named(&ids))?);
         rows.sort_unstable_by_key(|r| std::cmp::Reverse(rank(r)));
         rows.truncate(wanted);
     }
@@ -395,7 +429,7 @@ fn rows_of_candidates(
         if let Some((a, b)) = q.window {
             (from, to) = (from.max(a), to.min(b));
         }
-        for row in rows_of(tx, workspace, q, Some((from, to)), None)? {
+        for row in rows_of(tx, workspace, q, Some((from, to)), Rows::Reached(access))? {
             if seen.insert(row.1) {
                 rows.push(row);
             }
@@ -538,8 +572,12 @@ fn window_filter(
     workspace: WorkspaceId,
     q: &crate::query::Query,
     limit: usize,
+    access: &Access,
 ) -> (String, Vec<rusqlite::types::Value>) {
-    let mut filter = String::from("workspace_id = ? AND ts >= ? AND ts < ?");
+    let mut filter = format!(
+        "{}workspace_id = ? AND ts >= ? AND ts < ?",
+        access.condition()
+    );
     let mut values: Vec<rusqlite::types::Value> =
         vec![workspace.into(), q.from_ms.into(), q.to_ms.into()];
     super::aggregate::filter_sql(&q.filters, &mut filter, &mut values, Some(c));
@@ -547,16 +585,84 @@ fn window_filter(
     (filter, values)
 }
 
+/// Run a read of the newest `limit` calls of `q` with the access the totals make
+/// cheapest (the version index, when `version_index` names it, is cheaper still).
+fn newest_read<T>(
+    c: &mut Connection,
+    rollups: &Rollups,
+    workspace: WorkspaceId,
+    q: &crate::query::Query,
+    limit: usize,
+    read: impl FnOnce(&Connection, Access) -> Result<T>,
+) -> Result<T> {
+    let window = (q.from_ms, q.to_ms);
+    access::with_access(
+        c,
+        rollups,
+        |tx, totals| match totals {
+            Some(totals) if version_index(q).is_empty() => access::choose(
+                totals,
+                tx,
+                workspace,
+                &q.filters,
+                window,
+                Shape::Newest(limit),
+            ),
+            _ => Ok(Access::TimeIndex),
+        },
+        read,
+    )
+}
+
+/// Per group of `q`, the latencies of its newest `limit` calls, from one read of the
+/// rows its tenant or user lists name, when that is the cheapest access for `q`'s
+/// window (None: not, read each group apart).
+pub fn listed_latencies(
+    c: &mut Connection,
+    rollups: &Rollups,
+    workspace: WorkspaceId,
+    q: &crate::query::Query,
+    limit: usize,
+) -> Result<Option<super::aggregate::GroupLatencies>> {
+    let window = (q.from_ms, q.to_ms);
+    access::with_access(
+        c,
+        rollups,
+        |tx, totals| match totals {
+            Some(totals) => access::choose(totals, tx, workspace, &q.filters, window, Shape::Whole),
+            None => Ok(Access::TimeIndex),
+        },
+        |tx, access| match access {
+            Access::Rows(_) => {
+                super::aggregate::newest_latencies_by_group(tx, workspace, q, limit, &access)
+                    .map(Some)
+            }
+            _ => Ok(None),
+        },
+    )
+}
+
+/// The table clause of a read of `q`'s newest calls by `access`.
+fn newest_table(q: &crate::query::Query, access: &Access) -> &'static str {
+    match access {
+        Access::TimeIndex => version_index(q),
+        _ => "NOT INDEXED",
+    }
+}
+
 pub fn latencies(
     c: &mut Connection,
+    rollups: &Rollups,
     workspace: WorkspaceId,
     q: &crate::query::Query,
     limit: usize,
 ) -> Result<Vec<u32>> {
-    let (sql, values) = latencies_sql(c, workspace, q, limit);
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    newest_read(c, rollups, workspace, q, limit, |tx, access| {
+        let (sql, values) = latencies_sql(tx, workspace, q, limit, &access);
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let rows = stmt.query_map(access.params(&values).as_slice(), |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
 }
 
 fn latencies_sql(
@@ -564,30 +670,44 @@ fn latencies_sql(
     workspace: WorkspaceId,
     q: &crate::query::Query,
     limit: usize,
+    access: &Access,
 ) -> (String, Vec<rusqlite::types::Value>) {
-    let (filter, values) = window_filter(c, workspace, q, limit);
+    let (filter, values) = window_filter(c, workspace, q, limit, access);
     let sql = format!(
         "SELECT latency_ms FROM events {index}
          WHERE {filter} AND latency_ms IS NOT NULL ORDER BY ts DESC LIMIT ?",
-        index = version_index(q)
+        index = newest_table(q, access)
     );
     (sql, values)
 }
 
 pub fn request_values(
     c: &mut Connection,
+    rollups: &Rollups,
     workspace: WorkspaceId,
     q: &crate::query::Query,
     limit: usize,
 ) -> Result<Vec<RequestValues>> {
-    let (filter, values) = window_filter(c, workspace, q, limit);
+    newest_read(c, rollups, workspace, q, limit, |tx, access| {
+        request_values_by(tx, workspace, q, limit, &access)
+    })
+}
+
+fn request_values_by(
+    c: &Connection,
+    workspace: WorkspaceId,
+    q: &crate::query::Query,
+    limit: usize,
+    access: &Access,
+) -> Result<Vec<RequestValues>> {
+    let (filter, values) = window_filter(c, workspace, q, limit, access);
     let sql = format!(
         "SELECT cost_nanos, input_tokens, output_tokens, latency_ms FROM events {index}
          WHERE {filter} ORDER BY ts DESC LIMIT ?",
-        index = version_index(q)
+        index = newest_table(q, access)
     );
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+    let rows = stmt.query_map(access.params(&values).as_slice(), |r| {
         Ok(RequestValues {
             cost: r.get::<_, Option<i64>>(0)?.map(Usd),
             input_tokens: r.get(1)?,
@@ -650,7 +770,7 @@ mod tests {
         let plan = |store: &SqliteStore, q: &crate::query::Query| {
             store
                 .with_conn_inline(|c| {
-                    let (sql, values) = latencies_sql(c, 1, q, 100);
+                    let (sql, values) = latencies_sql(c, 1, q, 100, &Access::TimeIndex);
                     let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
                     let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
                         r.get::<_, String>(3)

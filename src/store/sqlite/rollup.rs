@@ -194,7 +194,7 @@ pub type Cell = [i64; N_MEASURES];
 /// A cell's dimension ids (dims ids or codes, 0 = missing) in family order; unused
 /// slots are 0.
 pub type DimIds = [u32; 8];
-type Hasher = foldhash::fast::RandomState;
+pub(super) type Hasher = foldhash::fast::RandomState;
 
 /// The `events` columns a call's contribution is read from, in `Contribution::from_row`
 /// order (the rebuild and the writer's merge of a new attempt read the same).
@@ -911,6 +911,8 @@ pub struct Totals {
     many_tag_sets: std::collections::HashSet<i64, Hasher>,
     /// The costliest calls of each day per tenant, endpoint and model.
     pub costliest: super::costliest::Costliest,
+    /// The rows of each tenant and user, and the rows per hour.
+    pub row_lists: super::row_lists::RowLists,
 }
 
 /// Pin ids, unique in the process: a fill from before a rebuild never matches a pin
@@ -1159,6 +1161,7 @@ impl Totals {
         add_reach(self.reach.entry(c.workspace).or_default(), &measures);
         self.add_measures(c, &measures, 1, false)?;
         self.costliest.apply(c, 1);
+        self.row_lists.apply(c, 1);
         let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
         *span = (span.0.min(c.ts), span.1.max(c.ts));
         Ok(())
@@ -1207,6 +1210,7 @@ impl Totals {
         for (c, sign) in &changes.calls {
             self.add_measures(c, &c.measures(), *sign, false)?;
             self.costliest.apply(c, *sign);
+            self.row_lists.apply(c, *sign);
             if *sign > 0 {
                 let span = self.seen.entry(c.version_key()).or_insert((c.ts, c.ts));
                 *span = (span.0.min(c.ts), span.1.max(c.ts));
@@ -1277,6 +1281,7 @@ impl Totals {
             cells.pack_all()?;
         }
         totals.costliest.shrink();
+        totals.row_lists.shrink();
         Ok(totals)
     }
 

@@ -292,6 +292,8 @@ pub fn configure(conn: &Connection, cache_mib: u32) -> rusqlite::Result<()> {
         cache_mib * 1024
     ))?;
     conn.set_prepared_statement_cache_capacity(64);
+    // `rarray`: raw reads look up the rows a tenant's or user's list names (`access.rs`).
+    rusqlite::vtab::array::load_module(conn)?;
     Ok(())
 }
 

@@ -510,6 +510,7 @@ fn build(conn: &mut Connection) -> std::result::Result<Derived, WriteError> {
         cells = %cells.join(" "),
         cells_mb = totals.heap_bytes() / 1_000_000,
         costliest_mb = totals.costliest.heap_bytes() / 1_000_000,
+        row_lists_mb = totals.row_lists.heap_bytes() / 1_000_000,
         calls = calls.len(),
         calls_mb = calls.heap_bytes() / 1_000_000,
         "rollups and call index built from the events"
