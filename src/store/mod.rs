@@ -406,11 +406,19 @@ pub async fn latency_percentiles_by_group<S: EventStore + ?Sized>(
     percent: u32,
 ) -> Result<Vec<GroupLatency>> {
     let mut out = Vec::new();
-    for (group, q) in latency_groups(store, workspace, query).await? {
-        let latencies = store.latencies(workspace, q, limit).await?;
+    for LatencyGroup { group, query, .. } in latency_groups(store, workspace, query).await? {
+        let latencies = store.latencies(workspace, query, limit).await?;
         out.extend(group_latency(group, latencies, percent));
     }
     Ok(out)
+}
+
+/// A group of a latency read: its labels, the query narrowed to it, and its calls in
+/// the window.
+pub struct LatencyGroup {
+    pub group: Vec<String>,
+    pub query: crate::query::Query,
+    pub calls: u64,
 }
 
 /// The groups of `query.group_by` with calls in its window (from `aggregate`, sorted by
@@ -420,7 +428,7 @@ pub async fn latency_groups<S: EventStore + ?Sized>(
     store: &S,
     workspace: WorkspaceId,
     query: crate::query::Query,
-) -> Result<Vec<(Vec<String>, crate::query::Query)>> {
+) -> Result<Vec<LatencyGroup>> {
     let groups = crate::query::Query {
         bucket: None,
         limit: usize::MAX,
@@ -436,7 +444,11 @@ pub async fn latency_groups<S: EventStore + ?Sized>(
                 q.filters.restrict(d, std::slice::from_ref(value));
             }
             q.group_by = Vec::new();
-            (row.group, q)
+            LatencyGroup {
+                group: row.group,
+                query: q,
+                calls: row.sums.requests,
+            }
         })
         .collect())
 }

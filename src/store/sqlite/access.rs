@@ -111,12 +111,51 @@ pub fn choose(
     }
     if let Some((of, ids, count)) = listed {
         if LISTED_ROW.saturating_mul(count) < best.0 {
-            let rows = lists.rows_of(workspace, of, &ids);
-            let rows: Vec<Value> = rows.into_iter().map(Value::Integer).collect();
-            best = (0, Some(Access::Rows(std::rc::Rc::new(rows))));
+            best = (0, Some(listed_rows(totals, workspace, of, &ids)));
         }
     }
     Ok(best.1.unwrap_or(Access::TimeIndex))
+}
+
+/// The access for one read of every row of `filters` in `window` (grouped afterwards)
+/// when that costs less than reading each group's newest rows apart through an index,
+/// which walks about `newest` (the groups' rows wanted, summed) divided by the share of
+/// the workspace's rows the filters keep: known for a tenant or user filter, else taken
+/// as all (the walks then stop early). None: read the groups apart.
+pub fn for_one_pass(
+    totals: &Totals,
+    c: &Connection,
+    workspace: WorkspaceId,
+    filters: &Filters,
+    (from, to): (i64, i64),
+    newest: u64,
+) -> Result<Option<Access>> {
+    let lists = &totals.row_lists;
+    let listed = listed_filter(totals, c, workspace, filters)?;
+    let walked = match &listed {
+        Some((_, _, count)) => {
+            let all = lists.in_window(workspace, i64::MIN, i64::MAX);
+            newest.saturating_mul(all) / (*count).max(1)
+        }
+        None => newest,
+    };
+    let apart = INDEX_ROW.saturating_mul(walked.min(lists.in_window(workspace, from, to)));
+    let scan = SCAN_ROW.saturating_mul(lists.table_rows());
+    if let Some((of, ids, count)) = listed {
+        let cost = LISTED_ROW.saturating_mul(count);
+        if cost <= scan && cost < apart {
+            return Ok(Some(listed_rows(totals, workspace, of, &ids)));
+        }
+    }
+    Ok((scan < apart).then_some(Access::Scan))
+}
+
+/// The rows the lists of `ids` name, as an access.
+fn listed_rows(totals: &Totals, workspace: WorkspaceId, of: Of, ids: &[u32]) -> Access {
+    let rows = totals.row_lists.rows_of(workspace, of, ids);
+    Access::Rows(std::rc::Rc::new(
+        rows.into_iter().map(Value::Integer).collect(),
+    ))
 }
 
 /// The tenant or user filter with the shortest lists, when the filters name tenants or
@@ -394,6 +433,50 @@ mod tests {
             }
         }
         assert!(compared > 150, "{compared}");
+
+        // Grouped latencies: in one pass where that is cheaper (a rare user's rows, most
+        // of the table), the same as each group read apart.
+        let mut one_passes = 0;
+        for filters in &filter_sets {
+            for hours in [80, 2] {
+                for by in [
+                    vec![Dimension::EndpointTag],
+                    vec![Dimension::Tag("team".into())],
+                ] {
+                    for limit in [2, 20, 1_000] {
+                        let q = query(now, hours, filters, by.clone());
+                        let got = store
+                            .latency_percentiles(1, q.clone(), limit, 50)
+                            .await
+                            .unwrap();
+                        let apart = crate::store::latency_percentiles_by_group(
+                            &store,
+                            1,
+                            q.clone(),
+                            limit,
+                            50,
+                        )
+                        .await
+                        .unwrap();
+                        assert_eq!(got, apart, "{q:?} limit {limit}");
+                        let newest = got.iter().map(|g| g.calls).sum();
+                        let one_pass = store
+                            .with_conn_inline(|c| {
+                                super::super::read::latencies_in_one_pass(
+                                    c,
+                                    &rollups,
+                                    1,
+                                    &q,
+                                    (limit, newest),
+                                )
+                            })
+                            .unwrap();
+                        one_passes += one_pass.is_some() as usize;
+                    }
+                }
+            }
+        }
+        assert!(one_passes >= 8, "{one_passes}");
 
         // What `choose` picks: a user's rows, a scan of most of the table, the time
         // index for a short window.

@@ -593,13 +593,18 @@ impl EventStore for SqliteStore {
         limit: usize,
         percent: u32,
     ) -> Result<Vec<GroupLatency>> {
+        let groups = latency_groups(self, workspace, query.clone()).await?;
         let rollups = self.derived().await?.rollups;
-        let listed = {
-            let (rollups, query) = (rollups.clone(), query.clone());
-            self.with_conn(move |c| read::listed_latencies(c, &rollups, workspace, &query, limit))
-                .await?
+        // The rows the groups' reads apart would want.
+        let newest: u64 = groups.iter().map(|g| g.calls.min(limit as u64)).sum();
+        let one_pass = {
+            let rollups = rollups.clone();
+            self.with_conn(move |c| {
+                read::latencies_in_one_pass(c, &rollups, workspace, &query, (limit, newest))
+            })
+            .await?
         };
-        if let Some(groups) = listed {
+        if let Some(groups) = one_pass {
             let mut out: Vec<GroupLatency> = groups
                 .into_iter()
                 .filter_map(|(group, latencies)| group_latency(group, latencies, percent))
@@ -607,7 +612,6 @@ impl EventStore for SqliteStore {
             out.sort_by(|a, b| a.group.cmp(&b.group));
             return Ok(out);
         }
-        let groups = latency_groups(self, workspace, query).await?;
         let lanes = read_lanes().min(groups.len()).max(1);
         let per_lane = groups.len().div_ceil(lanes);
         let mut groups = groups.into_iter();
@@ -616,8 +620,8 @@ impl EventStore for SqliteStore {
             let rollups = rollups.clone();
             self.with_conn(move |c| {
                 let mut out = Vec::with_capacity(lane.len());
-                for (group, q) in lane {
-                    let latencies = read::latencies(c, &rollups, workspace, &q, limit)?;
+                for LatencyGroup { group, query, .. } in lane {
+                    let latencies = read::latencies(c, &rollups, workspace, &query, limit)?;
                     out.extend(group_latency(group, latencies, percent));
                 }
                 Ok(out)

@@ -615,29 +615,29 @@ fn newest_read<T>(
 }
 
 /// Per group of `q`, the latencies of its newest `limit` calls, from one read of the
-/// rows its tenant or user lists name, when that is the cheapest access for `q`'s
-/// window (None: not, read each group apart).
-pub fn listed_latencies(
+/// window's rows (a scan, or the rows its tenant or user lists name), when that costs
+/// less than reading each group's `newest` rows apart (None: read them apart).
+pub fn latencies_in_one_pass(
     c: &mut Connection,
     rollups: &Rollups,
     workspace: WorkspaceId,
     q: &crate::query::Query,
-    limit: usize,
+    (limit, newest): (usize, u64),
 ) -> Result<Option<super::aggregate::GroupLatencies>> {
     let window = (q.from_ms, q.to_ms);
+    let one_pass = |tx: &Connection, totals: Option<&Totals>| match totals {
+        Some(totals) => access::for_one_pass(totals, tx, workspace, &q.filters, window, newest),
+        None => Ok(None),
+    };
+    // `with_access` wants an access: the time index stands for "apart".
     access::with_access(
         c,
         rollups,
-        |tx, totals| match totals {
-            Some(totals) => access::choose(totals, tx, workspace, &q.filters, window, Shape::Whole),
-            None => Ok(Access::TimeIndex),
-        },
+        |tx, totals| Ok(one_pass(tx, totals)?.unwrap_or(Access::TimeIndex)),
         |tx, access| match access {
-            Access::Rows(_) => {
-                super::aggregate::newest_latencies_by_group(tx, workspace, q, limit, &access)
-                    .map(Some)
-            }
-            _ => Ok(None),
+            Access::TimeIndex => Ok(None),
+            access => super::aggregate::newest_latencies_by_group(tx, workspace, q, limit, &access)
+                .map(Some),
         },
     )
 }
