@@ -363,8 +363,13 @@ fn costliest_from_lists(
             environments: environments.as_deref(),
             data_modes: data_modes.as_deref(),
         });
-        // For the days read raw (any of them: a list names rows of every time).
-        let access = page_access(Some(&totals), &tx, workspace, q)?;
+        // For the days read raw: a tenant's or user's rows (a list names rows of every
+        // time, so it serves any run of days); a scan pays only for most of the table,
+        // which a run of days rarely is.
+        let access = match page_access(Some(&totals), &tx, workspace, q)? {
+            Access::Scan => Access::TimeIndex,
+            access => access,
+        };
         drop(totals);
         return rows_of_candidates(&tx, workspace, q, found, &access).map(Some);
     }
