@@ -1582,18 +1582,21 @@ const PACK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// under one write lock. Idle (or once a minute), it packs the buckets' open changes,
 /// one bucket per write lock so reads wait for one bucket's pack at most.
 fn fold_commits(rollups: Weak<Rollups>, jobs: mpsc::Receiver<Fold>) {
-    let mut packed_at = std::time::Instant::now();
+    // Whether a commit was folded since the last pack (an idle server takes no lock).
+    let (mut unpacked, mut packed_at) = (false, std::time::Instant::now());
     loop {
         let first = match jobs.recv_timeout(PACK_IDLE) {
             Ok(first) => first,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                pack_open_buckets(&rollups);
-                packed_at = std::time::Instant::now();
+                if std::mem::take(&mut unpacked) {
+                    pack_open_buckets(&rollups);
+                    packed_at = std::time::Instant::now();
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        if packed_at.elapsed() > PACK_EVERY {
+        if packed_at.elapsed() > PACK_EVERY && std::mem::take(&mut unpacked) {
             pack_open_buckets(&rollups);
             packed_at = std::time::Instant::now();
         }
@@ -1612,6 +1615,7 @@ fn fold_commits(rollups: Weak<Rollups>, jobs: mpsc::Receiver<Fold>) {
             let mut totals = rollups.totals.write().unwrap_or_else(|e| e.into_inner());
             for (changes, seq) in commits {
                 totals.fold(&changes, seq);
+                unpacked = true;
             }
         }
         drop(rollups);
