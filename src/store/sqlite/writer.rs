@@ -54,9 +54,9 @@ pub type OnWriter = Box<dyn FnOnce(&mut Connection) + Send>;
 const MAX_EVENTS_PER_COMMIT: usize = 2_000;
 
 /// Requests come in parts of at most this many events (`EventStore::ingest_part_size`,
-/// split by `ingest::accept`), and small requests arriving join the commit in progress
-/// after its part, which then ends: a single event under a batch load waits for one
-/// part (~250 events, 1-3 ms) and that commit, not for a commit of thousands. More than twice
+/// split by `ingest::accept`), and a commit ends after the part in progress when a small
+/// request arrives: a single event under a batch load waits for one part (~250 events,
+/// 1-3 ms) and its own commit, not for a commit of thousands. More than twice
 /// `SMALL_JOB_EVENTS`, so every part of a split request is a big job and the parts
 /// commit in order.
 pub const PART_EVENTS: usize = 256;
