@@ -206,38 +206,23 @@ pub fn run(
             continue;
         }
         let mut batch = queue.next_commit();
-        // Small requests arriving join the commit in progress after its part, and end
-        // it; a control write ends it after its part.
-        let mut arrived = || {
+        // A small request or a control write waiting ends the commit after its part.
+        let mut small_waiting = || {
             while queue.on_writer.is_none() {
                 match jobs.try_recv() {
                     Ok(job) => queue.take(job),
                     Err(_) => break,
                 }
             }
-            if !queue.control.is_empty() {
-                Arrived::Control
-            } else if !queue.small.is_empty() {
-                Arrived::Small(queue.small.drain(..).collect())
-            } else {
-                Arrived::Nothing
-            }
+            !queue.small.is_empty() || !queue.control.is_empty()
         };
-        let mut rest = Vec::new();
-        let result = commit(
-            &mut conn,
-            &mut dims,
-            derived,
-            (&mut batch, &mut rest),
-            &mut arrived,
-        );
+        let result = commit(&mut conn, &mut dims, derived, &batch, &mut small_waiting);
         if let Ok((outcomes, _)) = &result {
-            // The jobs after a control write arrived wait for the next commit.
-            rest.splice(0..0, batch.split_off(outcomes.len()));
-        }
-        // Not written, committed or not: at the head of the queue, in order.
-        for job in rest.into_iter().rev() {
-            queue.big.push_front(job);
+            // The jobs after a small request arrived wait for the next commit but one,
+            // at the head of the queue.
+            for job in batch.split_off(outcomes.len()).into_iter().rev() {
+                queue.big.push_front(job);
+            }
         }
         match result {
             // One request's data (a total it would overflow, say) must not fail the
@@ -248,14 +233,8 @@ pub fn run(
                 let cause = store_error(e);
                 tracing::warn!(error = %cause, jobs = batch.len(), "group commit failed; committing its requests one by one");
                 for job in batch {
-                    let mut alone = vec![job];
-                    let result = commit(
-                        &mut conn,
-                        &mut dims,
-                        derived,
-                        (&mut alone, &mut Vec::new()),
-                        &mut || Arrived::Nothing,
-                    );
+                    let alone = vec![job];
+                    let result = commit(&mut conn, &mut dims, derived, &alone, &mut || false);
                     answer(alone, result, &mut dims, &dropper);
                 }
             }
@@ -411,28 +390,15 @@ fn begin<'c>(
     Ok((tx, file_seq))
 }
 
-/// What arrived while a commit was being written (asked after each of its jobs).
-enum Arrived {
-    Nothing,
-    /// Small requests: written next in the same commit, which then ends. A single
-    /// event under a batch load waits for the part in progress and one commit, not
-    /// also for a commit of its own (one fsync fewer per single event, and fewer,
-    /// larger commits for the batches).
-    Small(Vec<IngestJob>),
-    /// A control write: the commit ends after the job in progress.
-    Control,
-}
-
-/// One transaction for `batch`'s jobs, in order, asking `arrived` after each one: small
-/// requests arrived are written next (the jobs of `batch` after the one in progress
-/// move to `rest`, unwritten) and end the commit; a control write ends it. Returns the
-/// outcome of each job written (the first ones of `batch`).
+/// One transaction for a batch of jobs, in order, ending early (after a job) when
+/// `small_waiting` says a small request (or a control write) arrived; returns the outcome of each job
+/// written (the first ones).
 fn commit(
     conn: &mut Connection,
     dims: &mut DimCache,
     derived: &Derived,
-    (batch, rest): (&mut Vec<IngestJob>, &mut Vec<IngestJob>),
-    arrived: &mut dyn FnMut() -> Arrived,
+    batch: &[IngestJob],
+    small_waiting: &mut dyn FnMut() -> bool,
 ) -> Committed {
     let (tx, applied) = begin(conn, dims, derived)?;
     let index = derived.calls.read().unwrap_or_else(|e| e.into_inner());
@@ -446,22 +412,10 @@ fn commit(
     {
         // Prepared once per commit: the statement cache would hash the SQL per event.
         let mut insert = tx.prepare(INSERT_EVENT)?;
-        let mut ending = false;
-        for j in 0.. {
-            if j > 0 && !ending {
-                match arrived() {
-                    Arrived::Nothing => {}
-                    Arrived::Control => break,
-                    Arrived::Small(small) => {
-                        *rest = batch.split_off(j);
-                        batch.extend(small);
-                        ending = true;
-                    }
-                }
-            }
-            let Some(job) = batch.get(j) else {
+        for (j, job) in batch.iter().enumerate() {
+            if j > 0 && small_waiting() {
                 break;
-            };
+            }
             let mut results = Vec::with_capacity(job.events.len());
             for (i, priced) in job.events.iter().enumerate() {
                 let (ws, at) = (job.workspace, job.received_at_ms);
@@ -1117,77 +1071,36 @@ mod tests {
         }
     }
 
-    fn writer_file(dir: &tempfile::TempDir) -> (Connection, Derived) {
+    #[test]
+    fn a_commit_ends_after_the_job_in_progress_when_a_small_request_arrives() {
+        let dir = tempfile::tempdir().unwrap();
         let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
         schema::configure(&conn, 2).unwrap();
         schema::migrate(&mut conn, 0).unwrap();
         let derived = build(&mut conn).unwrap();
-        (conn, derived)
-    }
-
-    #[test]
-    fn a_small_request_arriving_is_written_next_in_the_commit_in_progress_which_then_ends() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut conn, derived) = writer_file(&dir);
         let mut dims = DimCache::default();
-        let mut batch: Vec<IngestJob> = (0..3).map(|_| ingest(job(300))).collect();
-        // Asked after every job: two small requests arrive during the first.
+        let batch: Vec<IngestJob> = (0..3).map(|_| ingest(job(300))).collect();
+        // Asked before every job but the first: a small request arrives after the first.
         let mut asked = 0;
-        let mut small_after_one = || {
+        let mut arrives_after_one = || {
             asked += 1;
-            Arrived::Small(vec![ingest(job(1)), ingest(job(2))])
+            true
         };
-        let mut rest = Vec::new();
         let (outcomes, _) = commit(
             &mut conn,
             &mut dims,
             &derived,
-            (&mut batch, &mut rest),
-            &mut small_after_one,
+            &batch,
+            &mut arrives_after_one,
         )
         .unwrap();
-        // Asked once: after the small ones nothing more joins.
-        assert_eq!(asked, 1);
-        assert_eq!(sizes(&batch), [300, 1, 2]);
-        let results: Vec<usize> = outcomes.iter().map(|o| o.results.len()).collect();
-        assert_eq!(results, [300, 1, 2]);
-        assert!(outcomes.iter().all(|o| o.seq == 1));
-        // The batches after the one in progress, unwritten, for the next commit.
-        assert_eq!(sizes(&rest), [300, 300]);
-        let (outcomes, _) = commit(
-            &mut conn,
-            &mut dims,
-            &derived,
-            (&mut rest, &mut Vec::new()),
-            &mut || Arrived::Nothing,
-        )
-        .unwrap();
+        assert_eq!((outcomes.len(), asked), (1, 1));
+        assert_eq!(outcomes[0].seq, 1);
+        // Nothing arriving: the rest commit together, in the next commit.
+        let (outcomes, _) =
+            commit(&mut conn, &mut dims, &derived, &batch[1..], &mut || false).unwrap();
         assert_eq!(outcomes.len(), 2);
         assert!(outcomes.iter().all(|o| o.seq == 2));
-        let stored: i64 = conn
-            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
-            .unwrap();
-        // job() makes every event the same call ("q-1"): one row, its retries merged.
-        assert_eq!(stored, 1);
-    }
-
-    #[test]
-    fn a_commit_ends_after_the_job_in_progress_when_a_control_write_arrives() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut conn, derived) = writer_file(&dir);
-        let mut dims = DimCache::default();
-        let mut batch: Vec<IngestJob> = (0..3).map(|_| ingest(job(300))).collect();
-        let mut rest = Vec::new();
-        let (outcomes, _) = commit(
-            &mut conn,
-            &mut dims,
-            &derived,
-            (&mut batch, &mut rest),
-            &mut || Arrived::Control,
-        )
-        .unwrap();
-        assert_eq!((outcomes.len(), rest.len()), (1, 0));
-        assert_eq!(outcomes[0].seq, 1);
     }
 
     fn sizes(batch: &[IngestJob]) -> Vec<usize> {
