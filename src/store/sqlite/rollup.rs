@@ -1596,10 +1596,6 @@ fn fold_commits(rollups: Weak<Rollups>, jobs: mpsc::Receiver<Fold>) {
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        if packed_at.elapsed() > PACK_EVERY && std::mem::take(&mut unpacked) {
-            pack_open_buckets(&rollups);
-            packed_at = std::time::Instant::now();
-        }
         let mut commits = Vec::new();
         let mut flushed = Vec::new();
         for job in std::iter::once(first).chain(jobs.try_iter()) {
@@ -1608,19 +1604,24 @@ fn fold_commits(rollups: Weak<Rollups>, jobs: mpsc::Receiver<Fold>) {
                 Fold::Flush(done) => flushed.push(done),
             }
         }
-        let Some(rollups) = rollups.upgrade() else {
+        let Some(strong) = rollups.upgrade() else {
             return;
         };
         {
-            let mut totals = rollups.totals.write().unwrap_or_else(|e| e.into_inner());
+            let mut totals = strong.totals.write().unwrap_or_else(|e| e.into_inner());
             for (changes, seq) in commits {
                 totals.fold(&changes, seq);
                 unpacked = true;
             }
         }
-        drop(rollups);
+        drop(strong);
         for done in flushed {
             let _ = done.send(());
+        }
+        // After the fold, so a read waiting for these commits does not wait for a pack.
+        if packed_at.elapsed() > PACK_EVERY && std::mem::take(&mut unpacked) {
+            pack_open_buckets(&rollups);
+            packed_at = std::time::Instant::now();
         }
     }
 }
